@@ -1,0 +1,29 @@
+"""The telemetry contract shared by publishers and the ingester: topic layout and payload v1."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+PAYLOAD_VERSION = 1
+TOPIC_ROOT = "fleet"
+TOPIC_LEAF = "telemetry"
+TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MACHINE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def telemetry_topic(tenant: str, machine: str) -> str:
+    """The topic a machine publishes its telemetry on."""
+    return f"{TOPIC_ROOT}/{tenant}/{machine}/{TOPIC_LEAF}"
+
+
+def format_ts(ts: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and a Z, as the contract writes timestamps."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def encode_payload(seq: int, ts: datetime, readings: dict[str, float], **extra: object) -> bytes:
+    """A v1 payload as bytes, ready to publish."""
+    body = {"v": PAYLOAD_VERSION, "seq": seq, "ts": format_ts(ts), "readings": readings, **extra}
+    return json.dumps(body, separators=(",", ":")).encode()

@@ -1,0 +1,37 @@
+"""Domain errors of the shared kernel; the API and the CLI map them to answers."""
+
+
+class ServicecastError(Exception):
+    """Base of every domain error; `code` is stable for clients."""
+
+    code = "error"
+
+
+class NotFound(ServicecastError):
+    """An object that does not exist for the caller."""
+
+    code = "not_found"
+
+
+class CustomerNotFound(NotFound):
+    """No customer with that tenant id."""
+
+    code = "customer_not_found"
+
+
+class MachineNotFound(NotFound):
+    """No machine with that id for the tenant."""
+
+    code = "machine_not_found"
+
+
+class AlreadyExists(ServicecastError):
+    """An object with the same natural key exists already."""
+
+    code = "already_exists"
+
+
+class InvalidInput(ServicecastError):
+    """A value that does not meet the contract."""
+
+    code = "invalid_input"

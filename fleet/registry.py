@@ -1,0 +1,169 @@
+"""The fleet register: customers, machines and their data-use grants."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from sqlalchemy import Connection, Engine, select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from fleet import contract, errors
+from fleet.db import session
+from fleet.tables import Customer, DataUseGrant, Machine, Site, utcnow
+
+PURPOSES = ("service", "offers")
+MachineKey = tuple[str, str]
+
+
+def add_customer(*, engine: Engine, tenant: str, name: str | None = None, offers: bool = False) -> Customer:
+    """Register a customer; it always grants `service`, and `offers` only when asked."""
+    if not contract.TENANT_PATTERN.match(tenant):
+        raise errors.InvalidInput(f"tenant id {tenant!r} must match {contract.TENANT_PATTERN.pattern}")
+    try:
+        with session(engine) as sess:
+            customer = Customer(tenant=tenant, name=name or tenant)
+            sess.add(customer)
+            sess.flush()
+            for purpose in ("service", "offers") if offers else ("service",):
+                sess.add(DataUseGrant(customer_id=customer.id, purpose=purpose, granted_by="cli"))
+    except IntegrityError:
+        raise errors.AlreadyExists(f"customer {tenant!r} exists already") from None
+    return customer
+
+
+def list_customers(*, engine: Engine) -> list[Customer]:
+    """All customers ordered by tenant id."""
+    with session(engine) as sess:
+        return list(sess.scalars(select(Customer).order_by(Customer.tenant)))
+
+
+def get_customer(sess, tenant: str) -> Customer:  # noqa: ANN001
+    """The customer with this tenant id, or CustomerNotFound."""
+    customer = sess.scalar(select(Customer).where(Customer.tenant == tenant))
+    if customer is None:
+        raise errors.CustomerNotFound(f"no customer {tenant!r}")
+    return customer
+
+
+def add_machine(
+    *,
+    engine: Engine,
+    tenant: str,
+    code: str,
+    machine_type: str = "unknown",
+    serial: str | None = None,
+    installed: date | None = None,
+    contract_tier: str = "basic",
+    site: str | None = None,
+) -> Machine:
+    """Register a machine of an existing customer."""
+    if not contract.MACHINE_PATTERN.match(code):
+        raise errors.InvalidInput(f"machine id {code!r} must match {contract.MACHINE_PATTERN.pattern}")
+    try:
+        with session(engine) as sess:
+            customer = get_customer(sess, tenant)
+            site_id = _site_id(sess, customer.id, site) if site else None
+            machine = Machine(
+                customer_id=customer.id,
+                site_id=site_id,
+                code=code,
+                machine_type=machine_type,
+                serial=serial,
+                installed=installed,
+                contract_tier=contract_tier,
+            )
+            sess.add(machine)
+    except IntegrityError:
+        raise errors.AlreadyExists(f"machine {tenant}/{code} exists already") from None
+    return machine
+
+
+def _site_id(sess, customer_id: int, name: str) -> int:  # noqa: ANN001
+    site = sess.scalar(select(Site).where(Site.customer_id == customer_id, Site.name == name))
+    if site is None:
+        site = Site(customer_id=customer_id, name=name)
+        sess.add(site)
+        sess.flush()
+    return site.id
+
+
+def list_machines(*, engine: Engine, tenant: str | None = None) -> list[tuple[str, Machine]]:
+    """Machines with their tenant id, optionally of one customer."""
+    query = select(Customer.tenant, Machine).join(Customer, Machine.customer_id == Customer.id)
+    if tenant:
+        query = query.where(Customer.tenant == tenant)
+    with session(engine) as sess:
+        return [(row[0], row[1]) for row in sess.execute(query.order_by(Customer.tenant, Machine.code))]
+
+
+def lookup_machines(conn: Connection, keys: Iterable[MachineKey]) -> dict[MachineKey, tuple[int, int]]:
+    """Database ids `(customer_id, machine_id)` of the known machines among `keys`."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    query = (
+        select(Customer.tenant, Machine.code, Customer.id, Machine.id)
+        .join(Customer, Machine.customer_id == Customer.id)
+        .where(tuple_(Customer.tenant, Machine.code).in_(keys))
+    )
+    return {(t, c): (cid, mid) for t, c, cid, mid in conn.execute(query)}
+
+
+def known_tenants(conn: Connection, tenants: Iterable[str]) -> set[str]:
+    """Which of these tenant ids are registered customers."""
+    return set(conn.scalars(select(Customer.tenant).where(Customer.tenant.in_(list(tenants)))))
+
+
+def auto_register(engine: Engine, keys: Iterable[MachineKey]) -> None:
+    """Register unseen customers and machines on first sight (the demo's default)."""
+    with session(engine) as sess:
+        for tenant, code in sorted(set(keys)):
+            customer = sess.scalar(select(Customer).where(Customer.tenant == tenant))
+            if customer is None:
+                customer = Customer(tenant=tenant, name=tenant, auto_registered=True)
+                sess.add(customer)
+                sess.flush()
+                sess.add(DataUseGrant(customer_id=customer.id, purpose="service", granted_by="auto-register"))
+            exists = sess.scalar(
+                select(Machine.id).where(Machine.customer_id == customer.id, Machine.code == code)
+            )
+            if exists is None:
+                sess.add(Machine(customer_id=customer.id, code=code, auto_registered=True))
+
+
+def grant(*, engine: Engine, tenant: str, purpose: str, by: str) -> None:
+    """Grant a data-use purpose to a customer (idempotent)."""
+    if purpose not in PURPOSES:
+        raise errors.InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}")
+    with session(engine) as sess:
+        customer = get_customer(sess, tenant)
+        if purpose not in _active_purposes(sess, customer.id):
+            sess.add(DataUseGrant(customer_id=customer.id, purpose=purpose, granted_by=by))
+
+
+def revoke(*, engine: Engine, tenant: str, purpose: str) -> None:
+    """Revoke a data-use purpose; the grant row stays as history."""
+    with session(engine) as sess:
+        customer = get_customer(sess, tenant)
+        for row in sess.scalars(
+            select(DataUseGrant).where(
+                DataUseGrant.customer_id == customer.id,
+                DataUseGrant.purpose == purpose,
+                DataUseGrant.revoked_at.is_(None),
+            )
+        ):
+            row.revoked_at = utcnow()
+
+
+def active_purposes(*, engine: Engine, tenant: str) -> set[str]:
+    """The purposes a customer currently allows."""
+    with session(engine) as sess:
+        return _active_purposes(sess, get_customer(sess, tenant).id)
+
+
+def _active_purposes(sess, customer_id: int) -> set[str]:  # noqa: ANN001
+    query = select(DataUseGrant.purpose).where(
+        DataUseGrant.customer_id == customer_id, DataUseGrant.revoked_at.is_(None)
+    )
+    return set(sess.scalars(query))

@@ -1,0 +1,126 @@
+"""One typed settings object for every process, read from SERVICECAST_* variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///var/servicecast.db"
+SECRET_FIELDS = frozenset({"mqtt_url", "database_url"})
+
+
+class MqttEndpoint:
+    """A parsed `mqtt://[user:pass@]host:port` or `mqtts://…` URL."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"scheme must be mqtt:// or mqtts://, got {parts.scheme or 'none'}://")
+        if not parts.hostname:
+            raise ValueError("no host in MQTT URL")
+        self.tls = parts.scheme == "mqtts"
+        self.host = parts.hostname
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port in MQTT URL: {exc}") from None
+        self.port = port or (8883 if self.tls else 1883)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+
+
+class Settings(BaseSettings):
+    """Effective configuration; validated once at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVICECAST_", extra="ignore")
+
+    log_level: str = "INFO"
+    database_url: str = DEFAULT_DATABASE_URL
+    database_busy_timeout_ms: int = Field(default=5000, ge=0)
+    mqtt_url: SecretStr | None = None
+    mqtt_protocol: str = "5"
+    mqtt_keepalive_s: int = Field(default=30, ge=5)
+    mqtt_session_expiry_s: int = Field(default=3600, ge=0)
+    ingest_client_id: str = "servicecast-ingest"
+    ingest_topic: str = "fleet/+/+/telemetry"
+    ingest_shared_group: str | None = None
+    ingest_auto_register: bool = False
+    ingest_batch_size: int = Field(default=500, ge=1, le=10_000)
+    ingest_batch_ms: int = Field(default=100, ge=1)
+    ingest_queue_size: int = Field(default=2000, ge=10, le=65_535)
+    ingest_max_payload_bytes: int = Field(default=65_536, ge=64)
+    ingest_retry_max_s: float = Field(default=10.0, gt=0)
+    metrics_port: int | None = Field(default=None, ge=0, le=65_535)
+    metrics_host: str = "127.0.0.1"
+    demo_machines: int = Field(default=20, ge=1)
+    demo_messages: int = Field(default=2000, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a SQLAlchemy URL for sqlite:/// or postgresql+psycopg://")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            MqttEndpoint(value.get_secret_value())
+            return value
+        return None
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
+    @field_validator("mqtt_protocol")
+    @classmethod
+    def _mqtt_protocol(cls, value: str) -> str:
+        aliases = {"5": "5", "5.0": "5", "mqttv5": "5", "3.1.1": "3.1.1", "311": "3.1.1", "mqttv311": "3.1.1"}
+        if value.lower() not in aliases:
+            raise ValueError("must be 5 or 3.1.1")
+        return aliases[value.lower()]
+
+    def mqtt_endpoint(self) -> MqttEndpoint | None:
+        """The broker to use, or None when the demo should start its embedded one."""
+        return MqttEndpoint(self.mqtt_url.get_secret_value()) if self.mqtt_url else None
+
+    def subscription(self) -> str:
+        """The topic filter, as a shared subscription when a group is set."""
+        if self.ingest_shared_group:
+            return f"$share/{self.ingest_shared_group}/{self.ingest_topic}"
+        return self.ingest_topic
+
+    def redacted(self) -> dict[str, object]:
+        """Settings as printable values, with passwords masked."""
+        out: dict[str, object] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if name in SECRET_FIELDS and isinstance(value, str):
+                value = redact_url(value)
+            out[f"SERVICECAST_{name.upper()}"] = value
+        return out
+
+
+def redact_url(url: str) -> str:
+    """Mask the password of a URL, keeping the rest readable."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call `get_settings.cache_clear()` after changing the environment."""
+    return Settings()

@@ -1,0 +1,91 @@
+"""The telemetry store: idempotent batch writes, quarantine rows and reads for later stages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from fleet.db import session
+from fleet.tables import Customer, Machine, Quarantine, Telemetry
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_TELEMETRY_KEY = ("customer_id", "machine_id", "seq")
+
+
+def _insert(conn: Connection, table):  # noqa: ANN001, ANN202
+    return _INSERTS[conn.dialect.name](table)
+
+
+def insert_telemetry(conn: Connection, rows: Sequence[dict]) -> int:
+    """Insert rows not stored yet (by `(customer_id, machine_id, seq)`); returns how many were new."""
+    if not rows:
+        return 0
+    table = Telemetry.__table__
+    stmt = (
+        _insert(conn, table)
+        .on_conflict_do_nothing(index_elements=list(_TELEMETRY_KEY))
+        .returning(table.c.seq)
+    )
+    return len(conn.execute(stmt, list(rows)).all())
+
+
+def insert_quarantine(conn: Connection, rows: Sequence[dict]) -> int:
+    """Insert quarantine rows, once per distinct raw message (by digest); returns how many were new."""
+    if not rows:
+        return 0
+    table = Quarantine.__table__
+    stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=["digest"]).returning(table.c.id)
+    return len(conn.execute(stmt, list(rows)).all())
+
+
+def mark_replayed(conn: Connection, ids: Sequence[int], at: datetime) -> None:
+    """Record that these quarantine rows were re-ingested."""
+    if ids:
+        conn.execute(update(Quarantine).where(Quarantine.id.in_(list(ids))).values(replayed_at=at))
+
+
+def pending_quarantine(
+    engine: Engine, *, reason: str | None = None, include_replayed: bool = False, limit: int | None = None
+) -> list[Quarantine]:
+    """Quarantined messages, oldest first, optionally of one reason."""
+    query = select(Quarantine).order_by(Quarantine.id)
+    if reason:
+        query = query.where(Quarantine.reason == reason)
+    if not include_replayed:
+        query = query.where(Quarantine.replayed_at.is_(None))
+    if limit:
+        query = query.limit(limit)
+    with session(engine) as sess:
+        return list(sess.scalars(query))
+
+
+def count_telemetry(engine: Engine) -> int:
+    """Rows in the telemetry table."""
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(Telemetry)) or 0
+
+
+def summary(engine: Engine) -> list[dict]:
+    """Per machine: tenant, machine, messages stored, first and last seq and timestamp."""
+    query = (
+        select(
+            Customer.tenant,
+            Machine.code,
+            func.count(),
+            func.min(Telemetry.seq),
+            func.max(Telemetry.seq),
+            func.max(Telemetry.ts),
+        )
+        .join(Machine, Telemetry.machine_id == Machine.id)
+        .join(Customer, Telemetry.customer_id == Customer.id)
+        .group_by(Customer.tenant, Machine.code)
+        .order_by(Customer.tenant, Machine.code)
+    )
+    with engine.connect() as conn:
+        return [
+            {"tenant": t, "machine": m, "rows": n, "first_seq": lo, "last_seq": hi, "last_ts": ts}
+            for t, m, n, lo, hi, ts in conn.execute(query)
+        ]

@@ -1,0 +1,184 @@
+"""The MQTT side of the ingester: paho-mqtt 2 with a persistent session and manual acknowledgements."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from fleet.settings import MqttEndpoint
+from ingest import metrics
+from ingest.schemas import Envelope
+
+log = logging.getLogger(__name__)
+
+# CONNACK reason codes that retrying cannot fix (MQTT 5 numbering; paho maps 3.1.1 codes 4 and 5 onto them).
+FATAL_CONNACK = {
+    133: "the broker rejected the client id",
+    134: "the broker rejected the user name or password",
+    135: "the broker says this client is not authorised",
+    138: "the broker has banned this client",
+    140: "the broker rejected the authentication method",
+}
+
+
+class MqttSource:
+    """Subscribes with QoS 1, puts each message on a bounded queue, and acks only what it is told to."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: MqttEndpoint,
+        inbox: queue.Queue[Envelope],
+        client_id: str,
+        subscription: str,
+        protocol: str = "5",
+        keepalive_s: int = 30,
+        session_expiry_s: int = 3600,
+    ) -> None:
+        self.endpoint = endpoint
+        self.inbox = inbox
+        self.subscription = subscription
+        self.keepalive_s = keepalive_s
+        self.session_expiry_s = session_expiry_s
+        self.v5 = protocol == "5"
+        self.generation = 0
+        self.connections = 0
+        self.fatal: str | None = None
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.failed = threading.Event()
+        self._receiving = True
+        self._full_logged = False
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=None if self.v5 else False,
+            protocol=MQTTProtocolVersion.MQTTv5 if self.v5 else MQTTProtocolVersion.MQTTv311,
+            manual_ack=True,
+        )
+        if endpoint.username:
+            self.client.username_pw_set(endpoint.username, endpoint.password)
+        if endpoint.tls:
+            self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_queued_messages_set(0)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+
+    def start(self) -> None:
+        """Connect in the background; paho reconnects with backoff from then on."""
+        properties = None
+        if self.v5:
+            properties = Properties(PacketTypes.CONNECT)
+            # Without an expiry the broker ends the session at disconnect and drops what was queued for us.
+            properties.SessionExpiryInterval = self.session_expiry_s
+            # The broker never has more unacked messages in flight to us than the queue can hold.
+            properties.ReceiveMaximum = min(self.inbox.maxsize, 65_535)
+        self.client.connect_async(
+            self.endpoint.host,
+            self.endpoint.port,
+            keepalive=self.keepalive_s,
+            clean_start=False if self.v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+        )
+        self.client.loop_start()
+
+    def stop_receiving(self) -> None:
+        """Leave new messages unacked from now on; the broker keeps them for the next session."""
+        self._receiving = False
+
+    def close(self) -> None:
+        """Send what acks are pending, disconnect cleanly and stop the network thread."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def ack(self, batch: list[Envelope]) -> None:
+        """Acknowledge committed messages that arrived on the current connection."""
+        generation = self.generation
+        for envelope in batch:
+            # A message from an earlier connection is redelivered by the broker; acking its old id is wrong.
+            if envelope.qos and envelope.generation == generation:
+                self.client.ack(envelope.mid, envelope.qos)
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:  # noqa: ANN001
+        if reason_code.is_failure:
+            why = FATAL_CONNACK.get(reason_code.value)
+            if why:
+                self.fatal = f"{why} ({reason_code}); check the credentials in SERVICECAST_MQTT_URL"
+                log.error("cannot connect to %s:%s: %s", self.endpoint.host, self.endpoint.port, self.fatal)
+                self.failed.set()
+                client.disconnect()
+            else:
+                log.warning("broker refused the connection: %s; retrying", reason_code)
+            return
+        self.generation += 1
+        self.connections += 1
+        if self.connections > 1:
+            metrics.RECONNECTS.inc()
+        log.info(
+            "connected to %s:%s (session present: %s), subscribing to %s",
+            self.endpoint.host,
+            self.endpoint.port,
+            _flags.session_present,
+            self.subscription,
+        )
+        client.subscribe(self.subscription, qos=1)
+        self.connected.set()
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:  # noqa: ANN001
+        failed = [str(code) for code in reason_codes if code.is_failure]
+        if failed:
+            codes = ", ".join(failed)
+            self.fatal = f"the broker refused subscribing to {self.subscription} ({codes}); check its ACL"
+            log.error("%s", self.fatal)
+            self.failed.set()
+            return
+        log.info("subscribed to %s", self.subscription)
+        self.subscribed.set()
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:  # noqa: ANN001
+        self.connected.clear()
+        self.subscribed.clear()
+        if self._receiving and not self.failed.is_set():
+            log.warning("disconnected from the broker (%s); reconnecting", reason_code)
+
+    def _on_connect_fail(self, _client, _userdata) -> None:  # noqa: ANN001
+        log.warning("cannot reach the broker at %s:%s; retrying", self.endpoint.host, self.endpoint.port)
+
+    def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
+        if not self._receiving:
+            return
+        try:
+            envelope = Envelope(
+                message.topic, message.payload, message.qos, message.mid, time.time(), self.generation
+            )
+        except UnicodeDecodeError:
+            # A topic that is not UTF-8 still has to reach quarantine, byte for byte.
+            envelope = Envelope(
+                message._topic.decode("utf-8", "replace"),
+                message.payload,
+                message.qos,
+                message.mid,
+                time.time(),
+                self.generation,
+            )
+        try:
+            self.inbox.put_nowait(envelope)
+        except queue.Full:
+            if not self._full_logged:
+                log.warning("ingest queue full; slowing the network loop until the writer catches up")
+                self._full_logged = True
+            # Blocking here pushes back on the broker through TCP; dropping would lose an unacked message.
+            self.inbox.put(envelope)
+        metrics.QUEUE_DEPTH.set(self.inbox.qsize())

@@ -1,0 +1,198 @@
+"""The writer thread: batches envelopes by size and time, commits, then lets them be acknowledged."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+
+from fleet import telemetry
+from ingest import metrics
+from ingest.pipeline import Pipeline, digest
+from ingest.schemas import Envelope, Outcome
+
+log = logging.getLogger(__name__)
+
+# Flush early when the stream pauses this long: a small broker in-flight window must not cost a full linger.
+IDLE_FLUSH_S = 0.01
+DATA_ERRORS = (IntegrityError, DataError)
+
+
+@dataclass
+class WriterStats:
+    """Running totals, for logs, tests and the demo."""
+
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    db_errors: int = 0
+
+
+class BatchWriter:
+    """Drains a bounded queue in batches; nothing is handed to `on_committed` before its commit."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        inbox: queue.Queue[Envelope],
+        on_committed: Callable[[list[Envelope]], None],
+        batch_size: int = 500,
+        batch_s: float = 0.1,
+        retry_max_s: float = 10.0,
+        give_up_s: float = 10.0,
+    ) -> None:
+        self.pipeline = pipeline
+        self.inbox = inbox
+        self.on_committed = on_committed
+        self.batch_size = batch_size
+        self.batch_s = batch_s
+        self.retry_max_s = retry_max_s
+        self.give_up_s = give_up_s
+        self.stats = WriterStats()
+        self.reasons: dict[str, int] = {}
+        self.unflushed = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="servicecast-writer", daemon=True)
+
+    def start(self) -> None:
+        """Start draining."""
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Flush what is queued and stop; False if something stayed uncommitted (it is not acked)."""
+        self._stopping.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive() and self.unflushed == 0
+
+    def _run(self) -> None:
+        while True:
+            batch = self._collect()
+            if not batch:
+                if self._stopping.is_set():
+                    return
+                continue
+            if not self._commit(batch):
+                self.unflushed = len(batch) + self.inbox.qsize()
+                log.error("stopping with %d messages uncommitted; the broker redelivers them", self.unflushed)
+                return
+            self.on_committed(batch)
+
+    def _collect(self) -> list[Envelope]:
+        try:
+            first = self.inbox.get(timeout=0.05 if self._stopping.is_set() else 0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.batch_s
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self.inbox.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self.inbox.get(timeout=min(IDLE_FLUSH_S, remaining)))
+            except queue.Empty:
+                break
+        return batch
+
+    def _commit(self, batch: list[Envelope]) -> bool:
+        """Commit the batch, retrying while the database refuses; False only when stopping gave up."""
+        delay, give_up_at, failures = 0.05, None, 0
+        while True:
+            started = time.perf_counter()
+            try:
+                outcome = self._store(batch)
+            except SQLAlchemyError as exc:
+                failures += 1
+                self.stats.db_errors += 1
+                metrics.DB_ERRORS.inc()
+                if failures == 1 or failures % 20 == 0:
+                    log.warning(
+                        "database refused a batch of %d (try %d): %s", len(batch), failures, _short(exc)
+                    )
+                # Reconnect on the next try: a restarted or failed-over server leaves stale connections.
+                self.pipeline.engine.dispose()
+                if self._stopping.is_set():
+                    give_up_at = give_up_at or time.monotonic() + self.give_up_s
+                    if time.monotonic() > give_up_at:
+                        return False
+                time.sleep(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, self.retry_max_s)
+                continue
+            if failures:
+                log.warning("database accepts writes again after %d failed tries", failures)
+            metrics.BATCH_COMMIT_SECONDS.observe(time.perf_counter() - started)
+            self._count(outcome)
+            return True
+
+    def _store(self, batch: list[Envelope]) -> Outcome:
+        messages = [(e.topic, e.payload, e.received_at) for e in batch]
+        try:
+            return self.pipeline.store(messages)[0]
+        except DATA_ERRORS:
+            if len(batch) == 1:
+                return self._quarantine_rejected(messages[0])
+            log.warning("a batch of %d hit a data error; writing its messages one by one", len(batch))
+        total = Outcome()
+        for message in messages:
+            try:
+                outcome = self.pipeline.store([message])[0]
+            except DATA_ERRORS:
+                outcome = self._quarantine_rejected(message)
+            total.stored += outcome.stored
+            total.duplicates += outcome.duplicates
+            total.quarantined += outcome.quarantined
+            total.lags += outcome.lags
+            for reason, n in outcome.reasons.items():
+                total.reasons[reason] = total.reasons.get(reason, 0) + n
+        return total
+
+    def _quarantine_rejected(self, message: tuple[str, bytes, float]) -> Outcome:
+        topic, payload, received_at = message
+        row = {
+            "topic": topic,
+            "payload": payload,
+            "reason": "db_rejected",
+            "detail": "the database refused this message alone; see the ingester log",
+            "digest": digest(topic, payload),
+            "received_at": datetime.fromtimestamp(received_at, UTC),
+        }
+        with self.pipeline.engine.begin() as conn:
+            telemetry.insert_quarantine(conn, [row])
+        outcome = Outcome(quarantined=1)
+        outcome.add_reason("db_rejected")
+        return outcome
+
+    def _count(self, outcome: Outcome) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.stored += outcome.stored
+        stats.duplicates += outcome.duplicates
+        stats.quarantined += outcome.quarantined
+        metrics.MESSAGES.labels("stored").inc(outcome.stored)
+        metrics.MESSAGES.labels("duplicate").inc(outcome.duplicates)
+        metrics.MESSAGES.labels("quarantined").inc(outcome.quarantined)
+        for reason, n in outcome.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+            metrics.QUARANTINED.labels(reason).inc(n)
+            log.warning("quarantined %d message(s): %s", n, reason)
+        for lag in outcome.lags:
+            metrics.LAG_SECONDS.observe(lag)
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:limit]

@@ -1,0 +1,1 @@
+"""servicecast package: models."""

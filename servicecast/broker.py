@@ -1,0 +1,61 @@
+"""The embedded amqtt broker (MQTT 3.1.1) for the demo and tests: no install, one thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+
+from amqtt.broker import Broker
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedBroker:
+    """An amqtt broker on 127.0.0.1 running in its own event-loop thread."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._loop = asyncio.new_event_loop()
+        self._broker: Broker | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="amqtt-broker", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """`mqtt://127.0.0.1:PORT` for SERVICECAST_MQTT_URL."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> EmbeddedBroker:
+        """Start listening; returns once the port accepts connections."""
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+        self._thread.start()
+        self._broker = Broker(config, loop=self._loop)
+        asyncio.run_coroutine_threadsafe(self._broker.start(), self._loop).result(timeout=30)
+        log.info("embedded amqtt broker listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Shut the broker down and end its thread."""
+        if self._broker is not None:
+            # amqtt reports its own cancelled tasks as errors while shutting down; they are not ours.
+            logging.getLogger("amqtt").setLevel(logging.CRITICAL)
+            asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -1,0 +1,222 @@
+"""The `servicecast` command line: one entry point for every process and admin task."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from fleet import errors, migrate, registry, telemetry
+from fleet.db import engine_from_settings
+from fleet.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="servicecast: predictive maintenance from MQTT telemetry to service offers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+customers_app = typer.Typer(help="Register and list customers (tenants).", no_args_is_help=True)
+machines_app = typer.Typer(help="Register and list machines.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Inspect and replay quarantined messages.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(customers_app, name="customers")
+app.add_typer(machines_app, name="machines")
+app.add_typer(quarantine_app, name="quarantine")
+
+EXIT_BAD_SETTING = 2
+
+
+def load_settings() -> Settings:
+    """Validated settings, or exit 2 with one line naming the variable."""
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "SERVICECAST_" + str(first["loc"][0]).upper() if first["loc"] else "SERVICECAST_*"
+        message = first["msg"].removeprefix("Value error, ")
+        print(f"servicecast: invalid setting {name}: {message}", file=sys.stderr)
+        raise typer.Exit(EXIT_BAD_SETTING) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if settings.log_level != "DEBUG":
+        for chatty in ("amqtt", "transitions", "alembic"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+    return settings
+
+
+def ready_engine(settings: Settings):  # noqa: ANN201
+    """The engine, with migrations applied (every process brings the schema up to date on start)."""
+    engine = engine_from_settings(settings)
+    migrate.ensure_schema(engine)
+    return engine
+
+
+def fail(exc: errors.ServicecastError) -> typer.Exit:
+    """Print a domain error as one line and return the exit to raise."""
+    print(f"servicecast: {exc}", file=sys.stderr)
+    return typer.Exit(1)
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Print the effective settings, secrets redacted."""
+    for name, value in load_settings().redacted().items():
+        typer.echo(f"{name}={'' if value is None else value}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    engine = engine_from_settings(load_settings())
+    migrate.upgrade(engine, revision)
+    typer.echo(f"database at revision {migrate.current_revision(engine)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Step the schema back to REVISION ('base' removes every table)."""
+    engine = engine_from_settings(load_settings())
+    migrate.downgrade(engine, revision)
+    typer.echo(f"database at revision {migrate.current_revision(engine)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision of the database and of this code."""
+    engine = engine_from_settings(load_settings())
+    typer.echo(f"database: {migrate.current_revision(engine)}  code: {migrate.head_revision()}")
+
+
+@customers_app.command("add")
+def customers_add(
+    tenant: str,
+    name: Annotated[str | None, typer.Option(help="Display name (default: the tenant id).")] = None,
+    offers: Annotated[
+        bool, typer.Option("--offers", help="The customer allows sales use of its data.")
+    ] = False,
+) -> None:
+    """Register a customer; TENANT is its id in MQTT topics."""
+    try:
+        registry.add_customer(engine=ready_engine(load_settings()), tenant=tenant, name=name, offers=offers)
+    except errors.ServicecastError as exc:
+        raise fail(exc) from None
+    typer.echo(f"customer {tenant} added (data use: service{', offers' if offers else ''})")
+
+
+@customers_app.command("list")
+def customers_list() -> None:
+    """List customers."""
+    for customer in registry.list_customers(engine=ready_engine(load_settings())):
+        auto = " (auto-registered)" if customer.auto_registered else ""
+        typer.echo(f"{customer.tenant}\t{customer.name}{auto}")
+
+
+@machines_app.command("add")
+def machines_add(
+    tenant: str,
+    machine: str,
+    machine_type: Annotated[str, typer.Option("--type", help="Machine type, e.g. pump.")] = "unknown",
+    serial: Annotated[str | None, typer.Option()] = None,
+    installed: Annotated[str | None, typer.Option(help="Installation date, YYYY-MM-DD.")] = None,
+    tier: Annotated[str, typer.Option(help="Service contract tier.")] = "basic",
+    site: Annotated[str | None, typer.Option(help="Site name (created if new).")] = None,
+) -> None:
+    """Register MACHINE (its id in MQTT topics) for customer TENANT."""
+    try:
+        installed_on = date.fromisoformat(installed) if installed else None
+    except ValueError:
+        print(f"servicecast: --installed {installed!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        raise typer.Exit(EXIT_BAD_SETTING) from None
+    try:
+        registry.add_machine(
+            engine=ready_engine(load_settings()),
+            tenant=tenant,
+            code=machine,
+            machine_type=machine_type,
+            serial=serial,
+            installed=installed_on,
+            contract_tier=tier,
+            site=site,
+        )
+    except errors.ServicecastError as exc:
+        raise fail(exc) from None
+    typer.echo(f"machine {tenant}/{machine} added")
+
+
+@machines_app.command("list")
+def machines_list(tenant: Annotated[str | None, typer.Option(help="Only this customer.")] = None) -> None:
+    """List machines."""
+    for owner, machine in registry.list_machines(engine=ready_engine(load_settings()), tenant=tenant):
+        typer.echo(f"{owner}/{machine.code}\t{machine.machine_type}\t{machine.contract_tier}")
+
+
+@app.command("ingest")
+def ingest(
+    client_id: Annotated[str | None, typer.Option(help="MQTT client id (default from settings).")] = None,
+) -> None:
+    """Subscribe to fleet telemetry and store it until SIGTERM."""
+    from ingest.service import Ingester
+
+    settings = load_settings()
+    endpoint = settings.mqtt_endpoint()
+    if endpoint is None:
+        print("servicecast: invalid setting SERVICECAST_MQTT_URL: required for ingest", file=sys.stderr)
+        raise typer.Exit(EXIT_BAD_SETTING)
+    ingester = Ingester(
+        settings=settings, engine=ready_engine(settings), endpoint=endpoint, client_id=client_id
+    )
+    raise typer.Exit(ingester.run())
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="Include rows already replayed.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
+) -> None:
+    """Show quarantined messages with their reasons."""
+    engine = ready_engine(load_settings())
+    rows = telemetry.pending_quarantine(engine, reason=reason, include_replayed=all_rows, limit=limit)
+    for row in rows:
+        replayed = f"\treplayed {row.replayed_at:%Y-%m-%dT%H:%M:%SZ}" if row.replayed_at else ""
+        preview = row.payload[:80].decode("utf-8", "replace").replace("\n", " ")
+        typer.echo(
+            f"{row.id}\t{row.received_at:%Y-%m-%dT%H:%M:%SZ}\t{row.reason}\t{row.topic}\t{row.detail}"
+            f"\t{preview}{replayed}"
+        )
+    typer.echo(f"{len(rows)} row(s)", err=True)
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,
+) -> None:
+    """Re-ingest quarantined messages after a fix; safe to repeat."""
+    from ingest.quarantine import replay
+
+    settings = load_settings()
+    report = replay(
+        engine=ready_engine(settings),
+        reason=reason,
+        auto_register=settings.ingest_auto_register,
+        max_bytes=settings.ingest_max_payload_bytes,
+    )
+    still = ", ".join(f"{k}: {v}" for k, v in sorted(report.still_quarantined.items())) or "none"
+    typer.echo(
+        f"examined {report.examined}, stored {report.stored}, already stored {report.duplicates}, "
+        f"still quarantined: {still}"
+    )
+
+
+@app.command("demo")
+def demo() -> None:
+    """Run the whole chain on embedded defaults: amqtt broker, SQLite, a publisher and the ingester."""
+    from servicecast.demo import run_demo
+
+    raise typer.Exit(run_demo(load_settings()))

@@ -1,0 +1,98 @@
+"""A QoS-1 MQTT publisher that knows which messages the broker acknowledged."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from fleet.settings import MqttEndpoint
+
+
+class Publisher:
+    """paho-mqtt 2 publisher with a large in-flight window; `wait()` blocks until every PUBACK is in."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str = "",
+        protocol: str = "5",
+        qos: int = 1,
+        max_inflight: int = 1000,
+    ) -> None:
+        endpoint = MqttEndpoint(url)
+        self.qos = qos
+        self.sent: list[mqtt.MQTTMessageInfo] = []
+        self._connected = threading.Event()
+        v5 = protocol == "5"
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else not client_id,
+        )
+        if endpoint.username:
+            self.client.username_pw_set(endpoint.username, endpoint.password)
+        if endpoint.tls:
+            self.client.tls_set()
+        self.client.max_inflight_messages_set(max_inflight)
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(min_delay=0.2, max_delay=2)
+        self.client.on_connect = lambda *_: self._connected.set()
+        self.client.on_disconnect = lambda *_: self._connected.clear()
+        self.client.connect_async(endpoint.host, endpoint.port, keepalive=30)
+        self.client.loop_start()
+        if not self._connected.wait(15):
+            self.client.loop_stop()
+            raise ConnectionError(f"cannot connect to the broker at {endpoint.host}:{endpoint.port}")
+
+    def publish(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
+        """Queue one message; paho resends it after a reconnect until the broker acknowledges it."""
+        info = self.client.publish(topic, payload, qos=self.qos)
+        self.sent.append(info)
+        return info
+
+    def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> int:
+        """Publish (topic, payload) pairs; returns how many."""
+        n = 0
+        for topic, payload in messages:
+            self.publish(topic, payload)
+            n += 1
+        return n
+
+    def acked(self) -> list[bool]:
+        """Per message sent, whether the broker acknowledged it."""
+        return [_acknowledged(info) for info in self.sent]
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Block until the broker acknowledged everything sent; False on timeout."""
+        deadline = time.monotonic() + timeout
+        for info in self.sent:
+            while not _acknowledged(info):
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.01)
+        return True
+
+    def close(self) -> None:
+        """Disconnect and stop the network thread."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    # is_published() raises for a message queued while disconnected, though paho sends it after reconnecting.
+    if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+        raise ValueError("paho refused the message: its queue is full")
+    with info._condition:
+        return info._published

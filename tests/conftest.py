@@ -1,0 +1,106 @@
+"""Shared fixtures: settings, databases (SQLite and PostgreSQL), a real Mosquitto, a log guard."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from fleet import migrate
+from fleet.db import make_engine
+from fleet.settings import get_settings
+from tests import services
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test reads settings anew and starts without the developer's SERVICECAST_* variables."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("SERVICECAST_") and name != "SERVICECAST_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+class _ErrorCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".")[0] in ("fleet", "ingest", "models", "api", "simulators", "servicecast"):
+            self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def fail_on_logged_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test whose run logged an error from our code, unless it says it expects one."""
+    collector = _ErrorCollector()
+    logging.getLogger().addHandler(collector)
+    yield
+    logging.getLogger().removeHandler(collector)
+    if collector.records and "expect_logged_errors" not in request.keywords:
+        messages = "; ".join(f"{r.name}: {r.getMessage()}" for r in collector.records[:5])
+        pytest.fail(f"unexpected errors logged: {messages}")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: ANN001
+    """A SQLAlchemy URL of an empty database: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'servicecast.db'}"
+        return
+    if not services.postgres_available():
+        services.unavailable(f"PostgreSQL at {services.POSTGRES_ADMIN_URL}")
+    db = services.PostgresDatabase().create()
+    request.node.postgres = db
+    try:
+        yield db.url
+    finally:
+        db.drop()
+
+
+@pytest.fixture
+def postgres(request: pytest.FixtureRequest, database_url: str) -> services.PostgresDatabase | None:
+    """The PostgreSQL database behind `database_url`, or None on SQLite."""
+    return getattr(request.node, "postgres", None)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on a migrated empty database."""
+    eng = make_engine(database_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path) -> Iterator[Engine]:  # noqa: ANN001
+    """A migrated SQLite database, for tests that are about logic rather than the backend."""
+    eng = make_engine(f"sqlite:///{tmp_path / 'logic.db'}")
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def mosquitto(tmp_path) -> Iterator[services.Mosquitto]:  # noqa: ANN001
+    """A real Mosquitto on a free port with persistence on and queue limits raised."""
+    if not services.mosquitto_available():
+        services.unavailable("the mosquitto binary")
+    workdir = tmp_path / "mosquitto"
+    workdir.mkdir()
+    broker = services.Mosquitto(workdir).start()
+    yield broker
+    broker.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker for tests that log errors on purpose."""
+    config.addinivalue_line("markers", "expect_logged_errors: the test provokes errors that get logged")

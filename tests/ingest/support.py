@@ -1,0 +1,160 @@
+"""Helpers for ingest tests: messages, fleet registration, an ingester process, waiting."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+
+from fleet import contract
+from fleet.db import session
+from fleet.settings import MqttEndpoint, Settings
+from fleet.tables import Customer, DataUseGrant, Machine, Quarantine, Telemetry
+from ingest.service import Ingester
+
+START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+REPO = Path(__file__).resolve().parents[2]
+
+
+def machine_codes(n: int) -> list[str]:
+    """Machine ids m-000, m-001, …"""
+    return [f"m-{i:03d}" for i in range(n)]
+
+
+def register_fleet(engine: Engine, tenant: str, codes: list[str]) -> None:
+    """Register a customer and its machines in one transaction."""
+    with session(engine) as sess:
+        customer = Customer(tenant=tenant, name=tenant)
+        sess.add(customer)
+        sess.flush()
+        sess.add(DataUseGrant(customer_id=customer.id, purpose="service"))
+        sess.add_all(Machine(customer_id=customer.id, code=code, machine_type="pump") for code in codes)
+
+
+def messages(tenant: str, codes: list[str], per_machine: int, first_seq: int = 1) -> list[tuple[str, bytes]]:
+    """Valid v1 messages, interleaved across machines as a fleet would send them."""
+    out = []
+    for step in range(per_machine):
+        seq = first_seq + step
+        ts = START + timedelta(seconds=seq)
+        for i, code in enumerate(codes):
+            readings = {
+                "temperature_c": 60.0 + (seq % 7) * 0.5 + i * 0.01,
+                "vibration_mm_s": 2.0 + (seq % 5) * 0.1,
+            }
+            out.append((contract.telemetry_topic(tenant, code), contract.encode_payload(seq, ts, readings)))
+    return out
+
+
+def count_rows(engine: Engine) -> int:
+    """Telemetry rows."""
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(Telemetry)) or 0
+
+
+def stored_keys(engine: Engine) -> list[tuple[str, int]]:
+    """(machine code, seq) of every telemetry row, duplicates included if there were any."""
+    query = select(Machine.code, Telemetry.seq).join(Machine, Telemetry.machine_id == Machine.id)
+    with engine.connect() as conn:
+        return [(code, seq) for code, seq in conn.execute(query)]
+
+
+def quarantine_reasons(engine: Engine) -> list[str]:
+    """Reason of every quarantine row."""
+    with engine.connect() as conn:
+        return list(conn.scalars(select(Quarantine.reason).order_by(Quarantine.id)))
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll until the predicate holds; fail with `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def in_process_ingester(
+    database_url: str, engine: Engine, mqtt_url: str, client_id: str, **overrides: object
+) -> Ingester:
+    """An ingester in this process, started and subscribed."""
+    settings = Settings(database_url=database_url, mqtt_url=mqtt_url, **overrides)
+    ingester = Ingester(
+        settings=settings, engine=engine, endpoint=MqttEndpoint(mqtt_url), client_id=client_id
+    )
+    ingester.start()
+    wait_until(ingester.source.subscribed.is_set, 15, "the ingester to subscribe")
+    return ingester
+
+
+class IngestProcess:
+    """`servicecast ingest` as a real process, so that it can be killed with SIGKILL."""
+
+    def __init__(
+        self, workdir: Path, *, database_url: str, mqtt_url: str, client_id: str, **env: str
+    ) -> None:
+        self.workdir = workdir
+        self.client_id = client_id
+        self.env = {
+            **os.environ,
+            "SERVICECAST_DATABASE_URL": database_url,
+            "SERVICECAST_MQTT_URL": mqtt_url,
+            "SERVICECAST_LOG_LEVEL": "INFO",
+            **env,
+        }
+        self.process: subprocess.Popen | None = None
+        self.runs = 0
+
+    @property
+    def log_path(self) -> Path:
+        """The log of the current run."""
+        return self.workdir / f"ingest-{self.client_id}-{self.runs}.log"
+
+    def log(self) -> str:
+        """What the current run has logged so far."""
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def start(self, wait_subscribed: bool = True) -> IngestProcess:
+        """Start the process; by default wait until it has subscribed."""
+        self.runs += 1
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "servicecast", "ingest", "--client-id", self.client_id],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if wait_subscribed:
+            wait_until(
+                lambda: "subscribed to" in self.log() or self.process.poll() is not None, 30, "subscribe"
+            )
+            assert self.process.poll() is None, f"ingester exited early:\n{self.log()}"
+        return self
+
+    def kill9(self) -> None:
+        """SIGKILL: no flush, no ack, no goodbye."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM and the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code once the process ends by itself."""
+        return self.process.wait(timeout=timeout)
+
+    def stop_quietly(self) -> None:
+        """Make sure the process is gone (test teardown)."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)

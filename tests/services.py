@@ -1,0 +1,161 @@
+"""Real services for tests: a Mosquitto broker per test and a fresh PostgreSQL database per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SERVICECAST_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
+)
+
+
+def unavailable(what: str) -> None:
+    """Skip on a developer machine without the service; fail in CI, where it must run."""
+    if IN_CI:
+        pytest.fail(f"{what} is required when CI=true", pytrace=False)
+    pytest.skip(f"{what} not available")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    """Block until something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
+class Mosquitto:
+    """A real Mosquitto on a free port, with persistence on and the queue limits raised."""
+
+    def __init__(self, workdir: Path, *, passwords: dict[str, str] | None = None) -> None:
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.port = free_port()
+        self.workdir = workdir
+        self.config = workdir / "mosquitto.conf"
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            # As root, Mosquitto drops to its own user and then cannot write the persistence file here.
+            "user root",
+            "persistence true",
+            f"persistence_location {workdir}/",
+            "persistence_file mosquitto.db",
+            "autosave_interval 1",
+            "max_queued_messages 0",
+            "max_queued_bytes 0",
+            "max_inflight_messages 0",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        if passwords:
+            password_file = workdir / "passwords"
+            password_file.write_text("".join(f"{u}:{p}\n" for u, p in passwords.items()))
+            subprocess.run(["mosquitto_passwd", "-U", str(password_file)], check=True)
+            lines += ["allow_anonymous false", f"password_file {password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.config.write_text("\n".join(lines) + "\n")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        """The broker's `mqtt://` URL."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> Mosquitto:
+        """Start and wait for the listener."""
+        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
+        try:
+            wait_port(self.port)
+        except TimeoutError:
+            raise RuntimeError(
+                f"mosquitto did not start: {(self.workdir / 'mosquitto.log').read_text()}"
+            ) from None
+        return self
+
+    def stop(self) -> None:
+        """Stop cleanly (SIGTERM makes Mosquitto write its persistence file)."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=15)
+
+    def restart(self, down_for: float = 0.5) -> None:
+        """Stop, stay down a moment, start again on the same port with the same persistence file."""
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+
+def mosquitto_available() -> bool:
+    """Whether a mosquitto binary can be run here."""
+    return bool(shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists())
+
+
+class PostgresDatabase:
+    """A database of its own for one test, dropped afterwards."""
+
+    def __init__(self) -> None:
+        self.name = f"sc_test_{uuid.uuid4().hex[:12]}"
+        self.admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        self.url = make_url(POSTGRES_ADMIN_URL).set(database=self.name).render_as_string(hide_password=False)
+
+    def create(self) -> PostgresDatabase:
+        """CREATE DATABASE."""
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+        return self
+
+    def execute(self, sql: str) -> None:
+        """Run admin SQL (e.g. ALTER DATABASE) on the server."""
+        with self.admin.connect() as conn:
+            conn.execute(text(sql.replace("{db}", f'"{self.name}"')))
+
+    def terminate_connections(self) -> None:
+        """Cut every session to this database (as a failover or restart would)."""
+        self.execute(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{self.name}' "
+            "AND pid <> pg_backend_pid()"
+        )
+
+    def drop(self) -> None:
+        """Cut sessions and DROP DATABASE."""
+        self.terminate_connections()
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}"'))
+        self.admin.dispose()
+
+
+def postgres_available() -> bool:
+    """Whether the test PostgreSQL server answers."""
+    try:
+        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
