@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,17 +20,57 @@ def _insert(conn: Connection, table):  # noqa: ANN001, ANN202
     return _INSERTS[conn.dialect.name](table)
 
 
+_COLUMNS = "customer_id, machine_id, seq, ts, readings, fw, extra, received_at"
+_UPSERT_SQL = {
+    "sqlite": f"INSERT INTO telemetry ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (customer_id, machine_id, seq) DO NOTHING",
+    "postgresql": f"INSERT INTO telemetry ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s) "
+    "ON CONFLICT (customer_id, machine_id, seq) DO NOTHING",
+}
+# Written as SQLAlchemy writes SQLite DateTime ("%Y-%m-%d %H:%M:%S.%f"), so that range queries compare right.
+
+
+def _sqlite_ts(ts: datetime) -> str:
+    if ts.utcoffset():
+        ts = ts.astimezone(UTC)
+    return ts.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 def insert_telemetry(conn: Connection, rows: Sequence[dict]) -> int:
     """Insert rows not stored yet (by `(customer_id, machine_id, seq)`); returns how many were new."""
     if not rows:
         return 0
-    table = Telemetry.__table__
-    stmt = (
-        _insert(conn, table)
-        .on_conflict_do_nothing(index_elements=list(_TELEMETRY_KEY))
-        .returning(table.c.seq)
-    )
-    return len(conn.execute(stmt, list(rows)).all())
+    dumps = json.dumps
+    # Driver-level executemany: SQLAlchemy's per-value type processing would cost more than the insert itself.
+    if conn.dialect.name == "sqlite":
+        params = [
+            (
+                r["customer_id"],
+                r["machine_id"],
+                r["seq"],
+                _sqlite_ts(r["ts"]),
+                dumps(r["readings"]),
+                r.get("fw"),
+                None if r.get("extra") is None else dumps(r["extra"]),
+                _sqlite_ts(r["received_at"]),
+            )
+            for r in rows
+        ]
+    else:
+        params = [
+            (
+                r["customer_id"],
+                r["machine_id"],
+                r["seq"],
+                r["ts"],
+                dumps(r["readings"]),
+                r.get("fw"),
+                None if r.get("extra") is None else dumps(r["extra"]),
+                r["received_at"],
+            )
+            for r in rows
+        ]
+    return conn.exec_driver_sql(_UPSERT_SQL[conn.dialect.name], params).rowcount
 
 
 def insert_quarantine(conn: Connection, rows: Sequence[dict]) -> int:

@@ -181,4 +181,3 @@ class MqttSource:
                 self._full_logged = True
             # Blocking here pushes back on the broker through TCP; dropping would lose an unacked message.
             self.inbox.put(envelope)
-        metrics.QUEUE_DEPTH.set(self.inbox.qsize())

@@ -107,7 +107,7 @@ def parse_message(topic: str, payload: bytes, *, max_bytes: int = 65_536) -> Rea
         # PostgreSQL text and JSONB cannot hold NUL; refusing here keeps one message from blocking a batch.
         return Rejection("bad_value", "payload contains a NUL character (\\u0000)")
     try:
-        body = json.loads(payload)
+        body = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
         return Rejection("malformed_json", f"payload is not UTF-8: {exc.reason} at byte {exc.start}")
     except (ValueError, RecursionError) as exc:

@@ -52,6 +52,7 @@ class Ingester:
             retry_max_s=settings.ingest_retry_max_s,
         )
         self._stop = threading.Event()
+        metrics.QUEUE_DEPTH.set_function(self.inbox.qsize)
 
     @property
     def stats(self):  # noqa: ANN201

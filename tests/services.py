@@ -50,7 +50,14 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 class Mosquitto:
     """A real Mosquitto on a free port, with persistence on and the queue limits raised."""
 
-    def __init__(self, workdir: Path, *, passwords: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        passwords: dict[str, str] | None = None,
+        extra: list[str] | None = None,
+        replace_defaults: bool = False,
+    ) -> None:
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.port = free_port()
         self.workdir = workdir
@@ -77,6 +84,9 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {password_file}"]
         else:
             lines.append("allow_anonymous true")
+        if replace_defaults:
+            lines = [lines[0], "user root", *(line for line in lines if line.startswith("log_"))]
+        lines += extra or []
         self.config.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen | None = None
 

@@ -1,0 +1,102 @@
+"""The `servicecast` command line as an operator uses it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from servicecast.cli import app
+from tests.ingest.support import REPO
+
+runner = CliRunner()
+
+
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """`python -m servicecast ARGS` in a real process with these SERVICECAST_* variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
+    return subprocess.run(
+        [sys.executable, "-m", "servicecast", *args],
+        cwd=REPO,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_help_lists_the_subcommands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("check-config", "db", "customers", "machines", "ingest", "quarantine", "demo"):
+        assert command in result.output
+
+
+def test_check_config_prints_settings_with_secrets_redacted(monkeypatch):
+    monkeypatch.setenv("SERVICECAST_MQTT_URL", "mqtt://ingest:s3cret@broker.example:1883")
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", "postgresql+psycopg://app:hunter2@db.example/servicecast")
+    result = runner.invoke(app, ["check-config"])
+    assert result.exit_code == 0
+    assert "SERVICECAST_MQTT_URL=mqtt://ingest:***@broker.example:1883" in result.output
+    assert "SERVICECAST_DATABASE_URL=postgresql+psycopg://app:***@db.example/servicecast" in result.output
+    assert "s3cret" not in result.output and "hunter2" not in result.output
+    assert "SERVICECAST_INGEST_BATCH_SIZE=500" in result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SERVICECAST_MQTT_URL", "http://broker:1883"),
+        ("SERVICECAST_DATABASE_URL", "mysql://db/servicecast"),
+        ("SERVICECAST_INGEST_BATCH_SIZE", "lots"),
+        ("SERVICECAST_MQTT_PROTOCOL", "4"),
+        ("SERVICECAST_METRICS_PORT", "70000"),
+    ],
+)
+def test_a_bad_setting_exits_2_with_one_line_naming_the_variable(variable, value):
+    result = run_cli("check-config", **{variable: value})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0]
+
+
+def test_ingest_without_a_broker_url_exits_2():
+    result = run_cli("ingest", SERVICECAST_DATABASE_URL="sqlite:///:memory:")
+    assert result.returncode == 2
+    assert "SERVICECAST_MQTT_URL" in result.stderr
+
+
+def test_customers_and_machines_are_registered_and_listed(monkeypatch, tmp_path):
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    assert runner.invoke(app, ["customers", "add", "acme", "--name", "ACME Pumps", "--offers"]).exit_code == 0
+    added = runner.invoke(
+        app,
+        [
+            "machines",
+            "add",
+            "acme",
+            "pump-7",
+            "--type",
+            "pump",
+            "--installed",
+            "2024-03-01",
+            "--site",
+            "Hall 2",
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    assert "acme\tACME Pumps" in runner.invoke(app, ["customers", "list"]).output
+    assert "acme/pump-7\tpump\tbasic" in runner.invoke(app, ["machines", "list"]).output
+
+    again = runner.invoke(app, ["customers", "add", "acme"])
+    assert again.exit_code == 1 and "exists already" in again.output
+    orphan = runner.invoke(app, ["machines", "add", "nobody", "m1"])
+    assert orphan.exit_code == 1 and "no customer 'nobody'" in orphan.output
+    bad_date = runner.invoke(app, ["machines", "add", "acme", "m2", "--installed", "March"])
+    assert bad_date.exit_code == 2
+    bad_id = runner.invoke(app, ["machines", "add", "acme", "pump/8"])
+    assert bad_id.exit_code == 1 and "must match" in bad_id.output

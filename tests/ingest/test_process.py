@@ -1,0 +1,108 @@
+"""The ingester as an operator runs it: embedded broker, credentials, SIGTERM, metrics."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+from servicecast.broker import EmbeddedBroker
+from simulators.publisher import Publisher
+from tests import services
+from tests.ingest.support import (
+    IngestProcess,
+    count_rows,
+    in_process_ingester,
+    machine_codes,
+    messages,
+    register_fleet,
+    wait_until,
+)
+
+
+def test_embedded_amqtt_broker_mqtt311_stores_1000_messages(sqlite_engine, tmp_path):
+    codes = machine_codes(10)
+    register_fleet(sqlite_engine, "acme", codes)
+    url = str(sqlite_engine.url)
+    with EmbeddedBroker() as broker:
+        ingester = in_process_ingester(url, sqlite_engine, broker.url, "ingest-amqtt", mqtt_protocol="3.1.1")
+        try:
+            with Publisher(broker.url, protocol="3.1.1") as publisher:
+                publisher.publish_many(messages("acme", codes, per_machine=100))
+                assert publisher.wait(30)
+            wait_until(lambda: count_rows(sqlite_engine) == 1_000, 30, "1,000 rows")
+        finally:
+            ingester.stop()
+    assert ingester.stats.stored == 1_000
+
+
+@pytest.mark.mosquitto
+@pytest.mark.expect_logged_errors
+def test_bad_credentials_exit_with_a_clear_message(sqlite_engine, tmp_path):
+    if not services.mosquitto_available():
+        services.unavailable("the mosquitto binary")
+    workdir = tmp_path / "auth"
+    workdir.mkdir()
+    broker = services.Mosquitto(workdir, passwords={"acme": "right"}).start()
+    try:
+        wrong = IngestProcess(
+            tmp_path,
+            database_url=str(sqlite_engine.url),
+            mqtt_url=f"mqtt://acme:wrong@127.0.0.1:{broker.port}",
+            client_id="ingest-wrong",
+        )
+        assert wrong.start(wait_subscribed=False).wait_exit(30) == 3
+        # Mosquitto answers a wrong password with "not authorised"; others say "bad user name or password".
+        assert "rejected the user name or password" in wrong.log() or "not authorised" in wrong.log()
+        assert "SERVICECAST_MQTT_URL" in wrong.log()
+
+        right = IngestProcess(
+            tmp_path,
+            database_url=str(sqlite_engine.url),
+            mqtt_url=f"mqtt://acme:right@127.0.0.1:{broker.port}",
+            client_id="ingest-right",
+        )
+        right.start()
+        assert right.terminate() == 0
+    finally:
+        broker.stop()
+
+
+@pytest.mark.mosquitto
+def test_sigterm_flushes_acks_and_exits_0(mosquitto, database_url, engine, tmp_path):
+    codes = machine_codes(20)
+    register_fleet(engine, "acme", codes)
+    batch = messages("acme", codes, per_machine=300)
+    port = services.free_port()
+    ingester = IngestProcess(
+        tmp_path,
+        database_url=database_url,
+        mqtt_url=mosquitto.url,
+        client_id="ingest-term",
+        SERVICECAST_METRICS_PORT=str(port),
+    )
+    try:
+        ingester.start()
+        with Publisher(mosquitto.url) as publisher:
+            publisher.publish_many(batch)
+            assert publisher.wait(30)
+        wait_until(lambda: count_rows(engine) > 0, 30, "the first rows")
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        for name in (
+            'servicecast_ingest_messages_total{outcome="stored"}',
+            "servicecast_ingest_batch_commit_seconds_bucket",
+            "servicecast_ingest_lag_seconds_bucket",
+            "servicecast_ingest_reconnects_total",
+            "servicecast_ingest_queue_depth",
+        ):
+            assert name in scraped
+        assert ingester.terminate() == 0
+        first_run = ingester.log()
+        ingester.start()
+        wait_until(lambda: count_rows(engine) == len(batch), 60, "the rest after the restart")
+        assert ingester.terminate() == 0
+    finally:
+        ingester.stop_quietly()
+    assert "ingester stopped" in first_run
+    # Everything the first run committed it also acked: the second run saw none of it again.
+    assert "0 duplicates" in ingester.log()
