@@ -1,0 +1,29 @@
+"""Every table of servicecast, importable as `fleet.tables.X`; Alembic reads `Base.metadata`."""
+
+from fleet.tables.base import NAMING, Base, BigId, Json, UtcDateTime, utcnow
+from fleet.tables.ground_truth import FailureEvent, MaintenanceEvent, SimulationRunRecord
+from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
+from fleet.tables.register import Customer, DataUseGrant, Machine, Sensor, Site
+from fleet.tables.telemetry import Quarantine, Telemetry
+
+__all__ = [
+    "NAMING",
+    "Base",
+    "BigId",
+    "Customer",
+    "DataUseGrant",
+    "FailureEvent",
+    "Json",
+    "Machine",
+    "MaintenanceEvent",
+    "ModelVersion",
+    "Prediction",
+    "Quarantine",
+    "ScoreState",
+    "Sensor",
+    "SimulationRunRecord",
+    "Site",
+    "Telemetry",
+    "UtcDateTime",
+    "utcnow",
+]

@@ -1,0 +1,46 @@
+"""Telemetry rows and the quarantine of messages that could not be stored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fleet.tables.base import Base, BigId, Json, UtcDateTime
+
+
+class Telemetry(Base):
+    """One message of one machine; `(customer_id, machine_id, seq)` makes writes idempotent."""
+
+    __tablename__ = "telemetry"
+    __table_args__ = (Index("ix_telemetry_machine_ts", "machine_id", "ts"),)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    readings: Mapped[dict] = mapped_column(Json)
+    fw: Mapped[str | None] = mapped_column(String(64))
+    extra: Mapped[dict | None] = mapped_column(Json)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Quarantine(Base):
+    """A message that could not be stored, kept byte for byte with the reason, for replay."""
+
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str] = mapped_column(String(64), index=True)
+    detail: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    replayed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
