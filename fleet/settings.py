@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///var/servicecast.db"
-SECRET_FIELDS = frozenset({"mqtt_url", "database_url"})
+SECRET_FIELDS = frozenset({"mqtt_url", "database_url", "smtp_url", "webhook_url"})
 
 
 class MqttEndpoint:
@@ -55,6 +55,20 @@ class Settings(BaseSettings):
     ingest_retry_max_s: float = Field(default=10.0, gt=0)
     metrics_port: int | None = Field(default=None, ge=0, le=65_535)
     metrics_host: str = "127.0.0.1"
+    public_url: str = "http://127.0.0.1:8000"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65_535)
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    smtp_url: str | None = None
+    mail_from: str = "servicecast@localhost"
+    mail_to: str | None = None
+    route_max_attempts: int = Field(default=8, ge=1, le=50)
+    route_backoff_base_s: float = Field(default=1.0, gt=0)
+    route_backoff_max_s: float = Field(default=300.0, gt=0)
+    route_timeout_s: float = Field(default=10.0, gt=0)
+    alert_escalate_after_min: int = Field(default=60, ge=1)
+    offers_per_account_per_week: int = Field(default=3, ge=0)
     demo_machines: int = Field(default=20, ge=1)
     demo_messages: int = Field(default=2000, ge=1)
 
@@ -104,7 +118,7 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, SecretStr):
-                value = value.get_secret_value()
+                value = value.get_secret_value() if name in SECRET_FIELDS else "***"
             if name in SECRET_FIELDS and isinstance(value, str):
                 value = redact_url(value)
             out[f"SERVICECAST_{name.upper()}"] = value

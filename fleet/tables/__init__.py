@@ -5,8 +5,24 @@ from fleet.tables.ground_truth import FailureEvent, MaintenanceEvent, Simulation
 from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
 from fleet.tables.register import Customer, DataUseGrant, Machine, Sensor, Site
 from fleet.tables.telemetry import Quarantine, Telemetry
+from fleet.tables.workflow import (
+    AccountAssignment,
+    Alert,
+    ApiKey,
+    Offer,
+    OutboxMessage,
+    User,
+    WorkflowEvent,
+)
 
 __all__ = [
+    "AccountAssignment",
+    "Alert",
+    "ApiKey",
+    "Offer",
+    "OutboxMessage",
+    "User",
+    "WorkflowEvent",
     "NAMING",
     "Base",
     "BigId",
