@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from fleet import errors, migrate, registry, telemetry
 from fleet.db import engine_from_settings
 from fleet.settings import Settings, get_settings
+from simulators.cli import simulate_app
 
 app = typer.Typer(
     help="servicecast: predictive maintenance from MQTT telemetry to service offers.",
@@ -27,6 +28,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(customers_app, name="customers")
 app.add_typer(machines_app, name="machines")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(simulate_app, name="simulate")
 
 EXIT_BAD_SETTING = 2
 

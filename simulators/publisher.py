@@ -11,6 +11,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from fleet.settings import MqttEndpoint
 
+WINDOW_TIMEOUT_S = 300
+
 
 class Publisher:
     """paho-mqtt 2 publisher with a large in-flight window; `wait()` blocks until every PUBACK is in."""
@@ -27,6 +29,8 @@ class Publisher:
         endpoint = MqttEndpoint(url)
         self.qos = qos
         self.sent: list[mqtt.MQTTMessageInfo] = []
+        # paho rescans all queued messages on each PUBACK: a deep queue costs O(n^2), so keep one window.
+        self._window = threading.BoundedSemaphore(max_inflight)
         self._connected = threading.Event()
         v5 = protocol == "5"
         self.client = mqtt.Client(
@@ -44,16 +48,24 @@ class Publisher:
         self.client.reconnect_delay_set(min_delay=0.2, max_delay=2)
         self.client.on_connect = lambda *_: self._connected.set()
         self.client.on_disconnect = lambda *_: self._connected.clear()
+        self.client.on_publish = lambda *_: self._window.release()
         self.client.connect_async(endpoint.host, endpoint.port, keepalive=30)
         self.client.loop_start()
         if not self._connected.wait(15):
             self.client.loop_stop()
             raise ConnectionError(f"cannot connect to the broker at {endpoint.host}:{endpoint.port}")
 
-    def publish(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
-        """Queue one message; paho resends it after a reconnect until the broker acknowledges it."""
+    def publish(self, topic: str, payload: bytes, *, track: bool = True) -> mqtt.MQTTMessageInfo:
+        """Queue one message; paho resends it after a reconnect until the broker acknowledges it.
+
+        With `track=False` the caller keeps the returned info itself (long streams must not grow `sent`).
+        It waits while a whole window of messages is unacknowledged.
+        """
+        if not self._window.acquire(timeout=WINDOW_TIMEOUT_S):
+            raise TimeoutError(f"the broker acknowledged nothing for {WINDOW_TIMEOUT_S} s")
         info = self.client.publish(topic, payload, qos=self.qos)
-        self.sent.append(info)
+        if track:
+            self.sent.append(info)
         return info
 
     def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> int:
@@ -88,6 +100,11 @@ class Publisher:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    """Whether the broker acknowledged this message (PUBACK for QoS 1)."""
+    return _acknowledged(info)
 
 
 def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
