@@ -24,10 +24,12 @@ db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 customers_app = typer.Typer(help="Register and list customers (tenants).", no_args_is_help=True)
 machines_app = typer.Typer(help="Register and list machines.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Inspect and replay quarantined messages.", no_args_is_help=True)
+users_app = typer.Typer(help="API users and their keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(customers_app, name="customers")
 app.add_typer(machines_app, name="machines")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(users_app, name="users")
 app.add_typer(simulate_app, name="simulate")
 
 EXIT_BAD_SETTING = 2
@@ -222,3 +224,69 @@ def demo() -> None:
     from servicecast.demo import run_demo
 
     raise typer.Exit(run_demo(load_settings()))
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin, field_service, account_manager or customer.")],
+    customer: Annotated[str | None, typer.Option(help="Tenant id; required for the customer role.")] = None,
+    account: Annotated[
+        list[str] | None, typer.Option(help="Tenant id an account manager looks after.")
+    ] = None,
+    email: Annotated[str | None, typer.Option()] = None,
+    expires_days: Annotated[int | None, typer.Option(help="The key expires after this many days.")] = None,
+) -> None:
+    """Create a user and print its API key (shown once, stored hashed)."""
+    from api import auth
+
+    try:
+        _, token = auth.create_user(
+            engine=ready_engine(load_settings()),
+            name=name,
+            role=role,
+            customer=customer,
+            accounts=tuple(account or ()),
+            email=email,
+            expires_days=expires_days,
+        )
+    except errors.ServicecastError as exc:
+        raise fail(exc) from None
+    typer.echo(token)
+    print(f"user {name} ({role}) added; the key above is shown only once", file=sys.stderr)
+
+
+@users_app.command("key")
+def users_key(
+    name: str, expires_days: Annotated[int | None, typer.Option(help="Expiry in days.")] = None
+) -> None:
+    """Issue another API key for a user."""
+    from api import auth
+
+    try:
+        typer.echo(auth.issue_key(engine=ready_engine(load_settings()), name=name, expires_days=expires_days))
+    except errors.ServicecastError as exc:
+        raise fail(exc) from None
+
+
+@users_app.command("revoke")
+def users_revoke(name: str) -> None:
+    """Revoke every API key of a user."""
+    from api import auth
+
+    n = auth.revoke_keys(engine=ready_engine(load_settings()), name=name)
+    typer.echo(f"revoked {n} key(s) of {name}")
+
+
+@app.command("api")
+def api_server(
+    policy: Annotated[bool, typer.Option(help="Also turn new predictions into alerts and offers.")] = True,
+) -> None:
+    """Serve the HTTP API (and the policy runner) with uvicorn."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = load_settings()
+    ready_engine(settings).dispose()
+    uvicorn.run(create_app(settings, run_policy=policy), host=settings.api_host, port=settings.api_port)

@@ -12,6 +12,7 @@ from fleet.tables.workflow import (
     Offer,
     OutboxMessage,
     User,
+    Watermark,
     WorkflowEvent,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "Offer",
     "OutboxMessage",
     "User",
+    "Watermark",
     "WorkflowEvent",
     "NAMING",
     "Base",

@@ -1,0 +1,173 @@
+"""Field-service alerts from predictions: one open alert per machine and failure mode, with a lifecycle."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.auth import Principal
+from api.errors import Conflict
+from fleet import errors
+from fleet.tables import Alert, Prediction, User, WorkflowEvent
+
+ALERT_MIN_RISK = 0.5
+OPEN_STATES = ("open", "acknowledged", "assigned")
+SEVERITY_RANK = {"medium": 1, "high": 2, "critical": 3}
+FINDINGS = ("confirmed_fault", "no_fault_found", "other")
+
+
+def lead_time_hours(prediction: Prediction) -> float | None:
+    """Hours until the predicted failure: the forecast crossing if there is one, else the RUL."""
+    if prediction.eta is not None:
+        return max(0.0, (prediction.eta - prediction.ts).total_seconds() / 3600)
+    return prediction.rul_hours
+
+
+def severity_for(risk: float, lead_hours: float | None) -> str:
+    """Critical when failure is likely and near, high when likely or near, medium otherwise."""
+    near = lead_hours is not None and lead_hours <= 72
+    if risk >= 0.8 and (near or lead_hours is None):
+        return "critical"
+    if risk >= 0.8 or (risk >= 0.65 and near):
+        return "high"
+    return "medium"
+
+
+def evidence_of(prediction: Prediction) -> dict:
+    """What the technician sees next to the alert: drivers, forecast and model."""
+    return {
+        "prediction_id": prediction.id,
+        "contributions": prediction.contributions or [],
+        "explanation": prediction.explanation,
+        "rul_hours": prediction.rul_hours,
+        "rul_interval": [prediction.rul_low, prediction.rul_high],
+        "eta": prediction.eta.isoformat() if prediction.eta else None,
+        "eta_sensor": prediction.eta_sensor,
+        "anomaly_score": prediction.anomaly_score,
+    }
+
+
+def apply_prediction(sess: Session, prediction: Prediction, now: datetime) -> Alert | None:
+    """Open an alert for a risky prediction, or update the open one for the same machine and mode."""
+    if prediction.status != "ok" or prediction.risk is None or prediction.risk < ALERT_MIN_RISK:
+        return None
+    mode = prediction.failure_mode or "unknown"
+    lead = lead_time_hours(prediction)
+    severity = severity_for(prediction.risk, lead)
+    alert = sess.scalar(
+        select(Alert).where(
+            Alert.machine_id == prediction.machine_id,
+            Alert.failure_mode == mode,
+            Alert.status.in_(OPEN_STATES),
+        )
+    )
+    if alert is None:
+        alert = Alert(
+            customer_id=prediction.customer_id,
+            machine_id=prediction.machine_id,
+            failure_mode=mode,
+            severity=severity,
+            status="open",
+            risk=prediction.risk,
+            count=1,
+            first_prediction_id=prediction.id,
+            first_seen=now,
+        )
+        sess.add(alert)
+        action = "opened"
+    else:
+        alert.count += 1
+        # Severity only rises while an alert is open; a lull does not quietly downgrade it.
+        if SEVERITY_RANK[severity] > SEVERITY_RANK[alert.severity]:
+            alert.severity = severity
+        action = "updated"
+    alert.risk = prediction.risk
+    alert.lead_time_hours = lead
+    alert.eta = prediction.eta
+    alert.evidence = evidence_of(prediction)
+    alert.last_prediction_id = prediction.id
+    alert.model_version = prediction.model_version
+    alert.last_seen = now
+    sess.flush()
+    if action == "opened":
+        _log(sess, alert, "opened", None, {"severity": severity, "risk": prediction.risk})
+    return alert
+
+
+def escalate_overdue(sess: Session, *, now: datetime, after: timedelta) -> list[Alert]:
+    """Escalate critical alerts nobody acknowledged within `after`."""
+    overdue = sess.scalars(
+        select(Alert).where(
+            Alert.status == "open",
+            Alert.severity == "critical",
+            Alert.escalated_at.is_(None),
+            Alert.first_seen <= now - after,
+        )
+    ).all()
+    for alert in overdue:
+        alert.escalated_at = now
+        _log(sess, alert, "escalated", None, {"unacknowledged_for_min": after.total_seconds() / 60})
+    return list(overdue)
+
+
+def acknowledge(sess: Session, alert: Alert, by: Principal, now: datetime) -> Alert:
+    """open → acknowledged."""
+    _require(alert, ("open",), "acknowledge")
+    alert.status, alert.acknowledged_at = "acknowledged", now
+    _log(sess, alert, "acknowledged", by, {})
+    return alert
+
+
+def assign(sess: Session, alert: Alert, assignee_id: int, by: Principal, now: datetime) -> Alert:
+    """open/acknowledged/assigned → assigned to a field-service user (acknowledging it if needed)."""
+    _require(alert, OPEN_STATES, "assign")
+    assignee = sess.get(User, assignee_id)
+    if assignee is None:
+        raise errors.NotFound(f"user {assignee_id} not found")
+    if assignee.role not in ("field_service", "admin") or assignee.disabled_at:
+        raise Conflict(f"user {assignee_id} is not an active field-service user")
+    alert.acknowledged_at = alert.acknowledged_at or now
+    alert.status, alert.assignee_id = "assigned", assignee_id
+    _log(sess, alert, "assigned", by, {"assignee_id": assignee_id})
+    return alert
+
+
+def resolve(
+    sess: Session,
+    alert: Alert,
+    *,
+    finding: str,
+    text: str | None,
+    parts: list[str],
+    by: Principal,
+    now: datetime,
+) -> Alert:
+    """acknowledged/assigned → resolved with a finding, which becomes a label for retraining."""
+    _require(alert, ("acknowledged", "assigned"), "resolve")
+    if finding not in FINDINGS:
+        raise errors.InvalidInput(f"finding must be one of {', '.join(FINDINGS)}")
+    if finding == "other" and not text:
+        raise errors.InvalidInput("a finding of 'other' needs a text")
+    alert.status, alert.resolved_at = "resolved", now
+    alert.finding, alert.finding_text, alert.parts_used = finding, text, parts
+    _log(sess, alert, "resolved", by, {"finding": finding, "parts_used": parts})
+    return alert
+
+
+def _require(alert: Alert, states: tuple[str, ...], action: str) -> None:
+    if alert.status not in states:
+        raise Conflict(f"cannot {action} alert {alert.id}: it is {alert.status}")
+
+
+def _log(sess: Session, alert: Alert, action: str, by: Principal | None, data: dict) -> None:
+    sess.add(
+        WorkflowEvent(
+            subject="alert",
+            subject_id=alert.id,
+            action=action,
+            actor_id=by.user_id if by else None,
+            data=data,
+        )
+    )

@@ -1,0 +1,67 @@
+"""The FastAPI application: built from settings, with its engine in the lifespan."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import make_asgi_app
+
+from api import errors, policy
+from api.routers import admin, alerts, fleet, offers
+from api.schemas import ErrorOut
+from fleet import migrate
+from fleet.db import engine_from_settings
+from fleet.settings import Settings
+
+API_PREFIX = "/api/v1"
+ERROR_RESPONSES = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in (
+        (401, "No valid API key"),
+        (403, "The role may not do this"),
+        (404, "No such object for this caller (missing or another tenant's)"),
+        (409, "The object's state does not allow this, or consent is missing"),
+        (422, "The request does not meet the schema"),
+    )
+}
+
+
+def create_app(settings: Settings, *, run_policy: bool = False) -> FastAPI:
+    """The app; `run_policy` also turns new predictions into alerts and offers in a background thread."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = engine_from_settings(settings)
+        migrate.ensure_schema(engine)
+        app.state.engine, app.state.settings = engine, settings
+        stop = threading.Event()
+        worker = None
+        if run_policy:
+            worker = threading.Thread(
+                target=policy.run_forever,
+                kwargs={"engine": engine, "settings": settings, "stop": stop},
+                name="servicecast-policy",
+                daemon=True,
+            )
+            worker.start()
+        yield
+        stop.set()
+        if worker:
+            worker.join(timeout=10)
+        engine.dispose()
+
+    app = FastAPI(
+        title="servicecast",
+        version="1.0.0",
+        description="Failure predictions turned into field-service alerts and proactive service offers.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for router in (fleet.router, alerts.router, offers.router, admin.router):
+        app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    app.include_router(admin.health)
+    app.mount("/metrics", make_asgi_app())
+    return app

@@ -1,0 +1,130 @@
+"""API keys and who they belong to: roles, and the customers a principal may see."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fleet import errors, registry
+from fleet.db import session
+from fleet.tables import AccountAssignment, ApiKey, User, utcnow
+
+ROLES = ("admin", "field_service", "account_manager", "customer")
+KEY_PREFIX = "sc"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller; `customers` is None for staff who see every customer."""
+
+    user_id: int
+    name: str
+    role: str
+    customers: frozenset[int] | None
+
+    def sees(self, customer_id: int) -> bool:
+        """Whether objects of this customer exist for the caller."""
+        return self.customers is None or customer_id in self.customers
+
+
+def _hash(secret: str) -> str:
+    # Keys are 256-bit random secrets, so a fast hash is enough; slow hashes guard guessable passwords.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_key() -> tuple[str, str, str]:
+    """A fresh key as (full token, prefix, hash of the secret part)."""
+    prefix = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    return f"{KEY_PREFIX}_{prefix}_{secret}", prefix, _hash(secret)
+
+
+def create_user(
+    *,
+    engine: Engine,
+    name: str,
+    role: str,
+    customer: str | None = None,
+    accounts: tuple[str, ...] = (),
+    email: str | None = None,
+    expires_days: int | None = None,
+) -> tuple[User, str]:
+    """Create a user and its first API key; the key is returned once and never stored in clear."""
+    if role not in ROLES:
+        raise errors.InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if (role == "customer") != (customer is not None):
+        raise errors.InvalidInput("--customer is required for the customer role and only for it")
+    try:
+        with session(engine) as sess:
+            customer_id = registry.get_customer(sess, customer).id if customer else None
+            user = User(name=name, role=role, customer_id=customer_id, email=email)
+            sess.add(user)
+            sess.flush()
+            for tenant in accounts:
+                account = registry.get_customer(sess, tenant)
+                sess.add(AccountAssignment(user_id=user.id, customer_id=account.id))
+            token = _add_key(sess, user.id, expires_days)
+    except IntegrityError:
+        raise errors.AlreadyExists(f"user {name!r} exists already") from None
+    return user, token
+
+
+def issue_key(*, engine: Engine, name: str, expires_days: int | None = None) -> str:
+    """Another API key for an existing user."""
+    with session(engine) as sess:
+        user = sess.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise errors.NotFound(f"no user {name!r}")
+        return _add_key(sess, user.id, expires_days)
+
+
+def _add_key(sess: Session, user_id: int, expires_days: int | None) -> str:
+    token, prefix, secret_hash = new_key()
+    expires = utcnow() + timedelta(days=expires_days) if expires_days else None
+    sess.add(ApiKey(user_id=user_id, prefix=prefix, secret_hash=secret_hash, expires_at=expires))
+    return token
+
+
+def revoke_keys(*, engine: Engine, name: str) -> int:
+    """Revoke every key of a user; returns how many were active."""
+    with session(engine) as sess:
+        query = select(ApiKey).join(User, ApiKey.user_id == User.id)
+        keys = sess.scalars(query.where(User.name == name, ApiKey.revoked_at.is_(None))).all()
+        for key in keys:
+            key.revoked_at = utcnow()
+        return len(keys)
+
+
+def authenticate(sess: Session, token: str, now: datetime | None = None) -> Principal | None:
+    """The principal behind a bearer token, or None for a garbage, unknown, expired or revoked key."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return None
+    row = sess.execute(
+        select(ApiKey, User).join(User, ApiKey.user_id == User.id).where(ApiKey.prefix == parts[1])
+    ).first()
+    if row is None:
+        return None
+    key, user = row
+    now = now or utcnow()
+    if not hmac.compare_digest(key.secret_hash, _hash(parts[2])):
+        return None
+    if key.revoked_at or user.disabled_at or (key.expires_at and key.expires_at <= now):
+        return None
+    return Principal(user.id, user.name, user.role, _visible_customers(sess, user))
+
+
+def _visible_customers(sess: Session, user: User) -> frozenset[int] | None:
+    if user.role == "customer":
+        return frozenset({user.customer_id})
+    if user.role == "account_manager":
+        query = select(AccountAssignment.customer_id).where(AccountAssignment.user_id == user.id)
+        return frozenset(sess.scalars(query))
+    return None

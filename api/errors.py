@@ -1,0 +1,70 @@
+"""One error path: domain errors and bad requests become `{"error": code, "detail": text}`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from fleet import errors
+
+STATUS = {
+    errors.NotFound: 404,
+    errors.AlreadyExists: 409,
+    errors.InvalidInput: 422,
+}
+
+
+class Unauthorized(errors.ServicecastError):
+    """No valid credential."""
+
+    code = "unauthorized"
+
+
+class Forbidden(errors.ServicecastError):
+    """The role does not allow this."""
+
+    code = "forbidden"
+
+
+class Conflict(errors.ServicecastError):
+    """The object is not in a state that allows this."""
+
+    code = "conflict"
+
+
+class ConsentMissing(errors.ServicecastError):
+    """The customer has not granted this use of its data."""
+
+    code = "consent_missing"
+
+
+STATUS.update({Unauthorized: 401, Forbidden: 403, Conflict: 409, ConsentMissing: 409})
+
+
+def body(code: str, detail: str) -> dict:
+    """The stable error body."""
+    return {"error": code, "detail": detail}
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on the app."""
+
+    @app.exception_handler(errors.ServicecastError)
+    async def _domain(_request: Request, exc: errors.ServicecastError) -> JSONResponse:
+        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(body(exc.code, str(exc)), status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        detail = f"{where}: {first.get('msg', 'invalid')}"
+        return JSONResponse(body("invalid_request", detail), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)

@@ -1,0 +1,111 @@
+"""The offer event for the CRM (CloudEvents 1.0, JSON) and the outbox rows that carry it.
+
+An approved offer becomes one outbox row per configured destination, written in the approving
+transaction, so the decision and the promise to tell the CRM commit together or not at all.
+`api.routing` then delivers the rows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from fleet.settings import Settings
+from fleet.tables import Customer, Machine, Offer, OutboxMessage, utcnow
+
+SPEC_VERSION = "1.0"
+OFFER_APPROVED = "com.servicecast.offer.approved"
+DATA_SCHEMA_VERSION = 1
+
+
+def offer_event_id(offer: Offer) -> str:
+    """The stable id of an offer's approval event; receivers dedupe by it (it is also `webhook-id`)."""
+    return f"offer-{offer.id}-approved"
+
+
+def destinations(settings: Settings) -> list[str]:
+    """The configured destinations: `webhook` when a URL is set, `email` when SMTP and a recipient are."""
+    out = []
+    if settings.webhook_url:
+        out.append("webhook")
+    if settings.smtp_url and settings.mail_to:
+        out.append("email")
+    return out
+
+
+def offer_event(*, offer: Offer, customer: Customer, machine: Machine, public_url: str) -> dict:
+    """The CloudEvents 1.0 structured-mode event for an approved offer.
+
+    It carries ids, the account, the machine, the prediction's failure mode and risk, the recommended
+    service with price and value, the reason and a link to the evidence; never telemetry readings and
+    never people's data (no user names or e-mail addresses).
+    """
+    base = public_url.rstrip("/")
+    time = offer.decided_at or utcnow()
+    return {
+        "specversion": SPEC_VERSION,
+        "id": offer_event_id(offer),
+        "source": f"{base}/api/v1",
+        "type": OFFER_APPROVED,
+        "subject": f"offers/{offer.id}",
+        "time": _rfc3339(time),
+        "datacontenttype": "application/json",
+        "data": {
+            "schema_version": DATA_SCHEMA_VERSION,
+            "offer_id": offer.id,
+            "prediction_id": offer.prediction_id,
+            "alert_id": offer.alert_id,
+            "account": {"customer_id": customer.id, "tenant": customer.tenant, "name": customer.name},
+            "machine": {
+                "machine_id": machine.id,
+                "code": machine.code,
+                "type": machine.machine_type,
+                "serial": machine.serial,
+            },
+            "failure_mode": offer.failure_mode,
+            "risk": round(float(offer.risk), 4),
+            "model_version": offer.model_version,
+            "recommendation": {"catalog_item": offer.catalog_item, "title": offer.title},
+            "price": {"amount": float(offer.price), "currency": offer.currency or "EUR"},
+            "expected_value": {"amount": float(offer.expected_value), "currency": offer.currency or "EUR"},
+            "reason": offer.reason,
+            "approved_at": _rfc3339(time),
+            "evidence_url": f"{base}/api/v1/offers/{offer.id}",
+        },
+    }
+
+
+def enqueue(
+    sess: Session, *, offer: Offer, customer: Customer, machine: Machine, settings: Settings
+) -> list[OutboxMessage]:
+    """Add one pending outbox row per configured destination to the caller's session; never commits.
+
+    The caller's transaction commits the approval and these rows together (transactional outbox).
+    Returns no rows when no destination is configured.
+    """
+    if offer.id is None:
+        sess.flush()
+    event = offer_event(offer=offer, customer=customer, machine=machine, public_url=settings.public_url)
+    now = utcnow()
+    rows = [
+        OutboxMessage(
+            event_id=event["id"],
+            event_type=event["type"],
+            destination=destination,
+            customer_id=customer.id,
+            offer_id=offer.id,
+            payload=event,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for destination in destinations(settings)
+    ]
+    sess.add_all(rows)
+    return rows
+
+
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,179 @@
+"""Account-manager offers: proposed from predictions behind consent and contact gates, then decided."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api import catalog, events
+from api.alerts import lead_time_hours
+from api.auth import Principal
+from api.errors import Conflict, ConsentMissing
+from fleet.settings import Settings
+from fleet.tables import Alert, Customer, DataUseGrant, Machine, Offer, Prediction, WorkflowEvent
+
+LIVE_STATES = ("proposed", "approved", "sent")
+
+
+def has_offers_grant(sess: Session, customer_id: int) -> bool:
+    """Whether the customer currently allows its data to be used for sales offers."""
+    grant = sess.scalar(
+        select(DataUseGrant.id).where(
+            DataUseGrant.customer_id == customer_id,
+            DataUseGrant.purpose == "offers",
+            DataUseGrant.revoked_at.is_(None),
+        )
+    )
+    return grant is not None
+
+
+def blocking_reason(
+    sess: Session, prediction: Prediction, item: catalog.CatalogItem, settings: Settings, now: datetime
+) -> str | None:
+    """Why no offer may be made now, or None when every gate is open."""
+    if not has_offers_grant(sess, prediction.customer_id):
+        return "consent: the customer has not granted 'offers'"
+    unassigned_critical = sess.scalar(
+        select(Alert.id).where(
+            Alert.machine_id == prediction.machine_id,
+            Alert.severity == "critical",
+            Alert.status.in_(("open", "acknowledged")),
+        )
+    )
+    if unassigned_critical is not None:
+        return "service first: a critical alert on this machine is not assigned yet"
+    week_ago = now - timedelta(days=7)
+    recent = sess.scalar(
+        select(func.count()).where(Offer.customer_id == prediction.customer_id, Offer.created_at >= week_ago)
+    )
+    if recent >= settings.offers_per_account_per_week:
+        return f"contact limit: {recent} offers to this account in 7 days"
+    duplicate = sess.scalar(
+        select(Offer.id).where(
+            Offer.machine_id == prediction.machine_id,
+            Offer.catalog_item == item.key,
+            Offer.status.in_(LIVE_STATES),
+        )
+    )
+    if duplicate is not None:
+        return f"duplicate: offer {duplicate} for the same machine and need is still live"
+    return None
+
+
+def propose(
+    sess: Session, prediction: Prediction, settings: Settings, now: datetime, alert: Alert | None = None
+) -> Offer | None:
+    """An offer for a risky prediction when the catalog has a fitting item and every gate is open."""
+    if prediction.status != "ok" or prediction.risk is None:
+        return None
+    machine = sess.get(Machine, prediction.machine_id)
+    lead = lead_time_hours(prediction)
+    mode = prediction.failure_mode or "unknown"
+    item = catalog.choose(mode=mode, risk=prediction.risk, tier=machine.contract_tier, lead_hours=lead)
+    if item is None or blocking_reason(sess, prediction, item, settings, now) is not None:
+        return None
+    value = catalog.expected_value(risk=prediction.risk, machine_type=machine.machine_type)
+    when = f"within about {lead / 24:.0f} days" if lead is not None else "within the forecast horizon"
+    offer = Offer(
+        customer_id=prediction.customer_id,
+        machine_id=machine.id,
+        prediction_id=prediction.id,
+        alert_id=alert.id if alert else None,
+        failure_mode=mode,
+        catalog_item=item.key,
+        title=item.title,
+        reason=(
+            f"{machine.code} ({machine.machine_type}) shows {mode.replace('_', ' ')} with a "
+            f"{prediction.risk:.0%} risk of failure {when}. Offer: {item.pitch}."
+        ),
+        price=item.price,
+        expected_value=value,
+        risk=prediction.risk,
+        status="proposed",
+        model_version=prediction.model_version,
+        created_at=now,
+    )
+    sess.add(offer)
+    sess.flush()
+    _log(sess, offer, "proposed", None, {"catalog_item": item.key, "price": item.price})
+    return offer
+
+
+def approve(
+    sess: Session,
+    offer: Offer,
+    *,
+    by: Principal,
+    now: datetime,
+    settings: Settings,
+    price: float | None = None,
+    title: str | None = None,
+    reason: str | None = None,
+) -> Offer:
+    """proposed → approved (optionally edited); the outbox row is written in the same transaction."""
+    _require(offer, ("proposed",), "approve")
+    if not has_offers_grant(sess, offer.customer_id):
+        raise ConsentMissing("the customer has withdrawn its consent to offers")
+    edits = {k: v for k, v in {"price": price, "title": title, "reason": reason}.items() if v is not None}
+    for name, value in edits.items():
+        setattr(offer, name, value)
+    offer.status, offer.decided_by, offer.decided_at = "approved", by.user_id, now
+    _log(sess, offer, "approved", by, {"edited": sorted(edits)})
+    customer = sess.get(Customer, offer.customer_id)
+    machine = sess.get(Machine, offer.machine_id)
+    events.enqueue(sess, offer=offer, customer=customer, machine=machine, settings=settings)
+    return offer
+
+
+def reject(sess: Session, offer: Offer, *, by: Principal, now: datetime, reason: str) -> Offer:
+    """proposed → rejected with a reason."""
+    _require(offer, ("proposed",), "reject")
+    offer.status, offer.decided_by, offer.decided_at, offer.reject_reason = (
+        "rejected",
+        by.user_id,
+        now,
+        reason,
+    )
+    _log(sess, offer, "rejected", by, {"reason": reason})
+    return offer
+
+
+def record_outcome(
+    sess: Session, offer: Offer, *, by: Principal, now: datetime, accepted: bool, revenue: float | None
+) -> Offer:
+    """approved/sent → accepted (with revenue) or declined."""
+    _require(offer, ("approved", "sent"), "record the outcome of")
+    offer.status = "accepted" if accepted else "declined"
+    offer.outcome_at, offer.revenue = now, (revenue or 0.0) if accepted else None
+    _log(sess, offer, offer.status, by, {"revenue": offer.revenue})
+    return offer
+
+
+def withdraw_for_customer(sess: Session, customer_id: int, why: str) -> int:
+    """Withdraw every undelivered offer of a customer (e.g. consent revoked); returns how many."""
+    pending = sess.scalars(
+        select(Offer).where(Offer.customer_id == customer_id, Offer.status.in_(("proposed", "approved")))
+    ).all()
+    for offer in pending:
+        offer.status = "withdrawn"
+        _log(sess, offer, "withdrawn", None, {"why": why})
+    return len(pending)
+
+
+def _require(offer: Offer, states: tuple[str, ...], action: str) -> None:
+    if offer.status not in states:
+        raise Conflict(f"cannot {action} offer {offer.id}: it is {offer.status}")
+
+
+def _log(sess: Session, offer: Offer, action: str, by: Principal | None, data: dict) -> None:
+    sess.add(
+        WorkflowEvent(
+            subject="offer",
+            subject_id=offer.id,
+            action=action,
+            actor_id=by.user_id if by else None,
+            data=data,
+        )
+    )

@@ -1,0 +1,68 @@
+"""The policy runner: turns new predictions into alerts and offers, and escalates overdue alerts."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, select
+
+from api import alerts, offers
+from fleet.db import session
+from fleet.settings import Settings
+from fleet.tables import Prediction, Watermark, utcnow
+
+log = logging.getLogger(__name__)
+WATERMARK = "policy.predictions"
+
+
+@dataclass
+class PolicyReport:
+    """What one pass did."""
+
+    predictions: int = 0
+    alerts_opened_or_updated: int = 0
+    offers_proposed: int = 0
+    escalated: int = 0
+
+
+def run_once(
+    *, engine: Engine, settings: Settings, now: datetime | None = None, batch: int = 1000
+) -> PolicyReport:
+    """Process predictions past the watermark in one transaction per batch; safe to repeat after a crash."""
+    report = PolicyReport()
+    now = now or utcnow()
+    while True:
+        with session(engine) as sess:
+            mark = sess.get(Watermark, WATERMARK, with_for_update=True) or Watermark(name=WATERMARK, value=0)
+            sess.add(mark)
+            new = sess.scalars(
+                select(Prediction).where(Prediction.id > mark.value).order_by(Prediction.id).limit(batch)
+            ).all()
+            for prediction in new:
+                alert = alerts.apply_prediction(sess, prediction, now)
+                report.alerts_opened_or_updated += alert is not None
+                report.offers_proposed += offers.propose(sess, prediction, settings, now, alert) is not None
+            if new:
+                mark.value, mark.updated_at = new[-1].id, now
+            report.predictions += len(new)
+        if len(new) < batch:
+            break
+    with session(engine) as sess:
+        after = timedelta(minutes=settings.alert_escalate_after_min)
+        report.escalated = len(alerts.escalate_overdue(sess, now=now, after=after))
+    return report
+
+
+def run_forever(*, engine: Engine, settings: Settings, stop: threading.Event, every_s: float = 2.0) -> None:
+    """Run passes until `stop` is set; a failing pass is logged and retried, never fatal."""
+    while not stop.is_set():
+        try:
+            report = run_once(engine=engine, settings=settings)
+            if report.predictions or report.escalated:
+                log.info("policy pass: %s", report)
+        except Exception:
+            log.exception("policy pass failed; retrying")
+        stop.wait(every_s)

@@ -1,0 +1,1 @@
+"""HTTP routes, thin: they check rights and scope and call the service modules."""

@@ -1,0 +1,93 @@
+"""The caller, the outcome ledger, health and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
+
+from api import schemas
+from api.deps import Admin, PrincipalDep, SessionDep
+from fleet import migrate
+from fleet.tables import Alert, Offer
+
+router = APIRouter(tags=["admin"])
+
+
+@router.get("/me", response_model=schemas.MeOut)
+def me(who: PrincipalDep) -> schemas.MeOut:
+    """Who the API key belongs to and what it may see."""
+    customers = None if who.customers is None else sorted(who.customers)
+    return schemas.MeOut(user_id=who.user_id, name=who.name, role=who.role, customers=customers)
+
+
+@router.get("/ledger", response_model=list[schemas.LedgerRow])
+def ledger(sess: SessionDep, who: Admin) -> list[schemas.LedgerRow]:
+    """Per model version: alert precision from findings, and what the offers earned."""
+    alert_rows = sess.execute(
+        select(
+            Alert.model_version,
+            func.count(),
+            func.count(Alert.finding),
+            func.count().filter(Alert.finding == "confirmed_fault"),
+        ).group_by(Alert.model_version)
+    ).all()
+    offer_rows = sess.execute(
+        select(
+            Offer.model_version,
+            func.count(),
+            func.count().filter(Offer.status == "accepted"),
+            func.coalesce(func.sum(Offer.revenue), 0.0),
+        ).group_by(Offer.model_version)
+    ).all()
+    versions: dict[str | None, schemas.LedgerRow] = {}
+    for version, n, resolved, confirmed in alert_rows:
+        precision = confirmed / resolved if resolved else None
+        versions[version] = schemas.LedgerRow(
+            model_version=version,
+            alerts=n,
+            resolved=resolved,
+            confirmed=confirmed,
+            alert_precision=precision,
+            offers=0,
+            accepted=0,
+            revenue=0.0,
+        )
+    for version, n, accepted, revenue in offer_rows:
+        row = versions.setdefault(
+            version,
+            schemas.LedgerRow(
+                model_version=version,
+                alerts=0,
+                resolved=0,
+                confirmed=0,
+                alert_precision=None,
+                offers=0,
+                accepted=0,
+                revenue=0.0,
+            ),
+        )
+        row.offers, row.accepted, row.revenue = n, accepted, float(revenue)
+    return sorted(versions.values(), key=lambda r: r.model_version or "")
+
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/healthz")
+def healthz() -> dict:
+    """The process answers."""
+    return {"status": "ok"}
+
+
+@health.get("/readyz", responses={503: {"model": schemas.ErrorOut}})
+def readyz(request: Request) -> JSONResponse:
+    """The database answers and its schema is current."""
+    try:
+        revision = migrate.current_revision(request.app.state.engine)
+    except Exception as exc:  # noqa: BLE001
+        return JSONResponse({"error": "not_ready", "detail": f"database: {exc}"[:300]}, status_code=503)
+    if revision != migrate.head_revision():
+        detail = f"schema at {revision}, code expects {migrate.head_revision()}"
+        return JSONResponse({"error": "not_ready", "detail": detail}, status_code=503)
+    return JSONResponse({"status": "ready", "schema": revision})

@@ -1,0 +1,90 @@
+"""Account-manager offers: list, read, approve (with edits), reject, record the outcome."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from api import offers, schemas
+from api.deps import OfferReader, OfferWriter, SessionDep, SettingsDep
+from api.scope import get_visible, restrict
+from fleet import errors
+from fleet.tables import Offer, utcnow
+
+router = APIRouter(prefix="/offers", tags=["offers"])
+NOT_FOUND = {404: {"model": schemas.ErrorOut}}
+Status = Literal["proposed", "approved", "rejected", "sent", "accepted", "declined", "withdrawn"]
+
+
+@router.get("", response_model=list[schemas.OfferOut])
+def list_offers(  # noqa: ANN201
+    sess: SessionDep,
+    who: OfferReader,
+    status: Status | None = None,
+    customer_id: schemas.CustomerFilter = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+):
+    """Offers the caller may see, newest first."""
+    query = restrict(select(Offer), Offer.customer_id, who)
+    if who.role == "customer":
+        # A customer sees what was actually sent to it, not the OEM's internal drafts.
+        query = query.where(Offer.status.in_(("sent", "accepted", "declined")))
+    if status:
+        query = query.where(Offer.status == status)
+    if customer_id is not None:
+        query = query.where(Offer.customer_id == customer_id)
+    return sess.scalars(query.order_by(Offer.id.desc()).limit(limit).offset(offset)).all()
+
+
+def _visible_offer(sess, offer_id: schemas.OfferId, who) -> Offer:  # noqa: ANN001
+    offer = get_visible(sess, Offer, offer_id, who, "offer")
+    if who.role == "customer" and offer.status not in ("sent", "accepted", "declined"):
+        raise errors.NotFound(f"offer {offer_id} not found")
+    return offer
+
+
+@router.get("/{offer_id}", response_model=schemas.OfferOut, responses=NOT_FOUND)
+def get_offer(offer_id: schemas.OfferId, sess: SessionDep, who: OfferReader):  # noqa: ANN201
+    """One offer with its reason, price and value."""
+    return _visible_offer(sess, offer_id, who)
+
+
+@router.post("/{offer_id}/approve", response_model=schemas.OfferOut, responses=NOT_FOUND)
+def approve(  # noqa: ANN201
+    offer_id: schemas.OfferId,
+    body: schemas.ApproveIn,
+    sess: SessionDep,
+    who: OfferWriter,
+    settings: SettingsDep,
+):
+    """Approve (optionally editing price, title, reason); the CRM hand-over is queued in the same commit."""
+    offer = get_visible(sess, Offer, offer_id, who, "offer")
+    return offers.approve(
+        sess,
+        offer,
+        by=who,
+        now=utcnow(),
+        settings=settings,
+        price=body.price,
+        title=body.title,
+        reason=body.reason,
+    )
+
+
+@router.post("/{offer_id}/reject", response_model=schemas.OfferOut, responses=NOT_FOUND)
+def reject(offer_id: schemas.OfferId, body: schemas.RejectIn, sess: SessionDep, who: OfferWriter):  # noqa: ANN201
+    """Reject with a reason."""
+    offer = get_visible(sess, Offer, offer_id, who, "offer")
+    return offers.reject(sess, offer, by=who, now=utcnow(), reason=body.reason)
+
+
+@router.post("/{offer_id}/outcome", response_model=schemas.OfferOut, responses=NOT_FOUND)
+def outcome(offer_id: schemas.OfferId, body: schemas.OutcomeIn, sess: SessionDep, who: OfferWriter):  # noqa: ANN201
+    """Record whether the customer accepted, and the revenue."""
+    offer = get_visible(sess, Offer, offer_id, who, "offer")
+    return offers.record_outcome(
+        sess, offer, by=who, now=utcnow(), accepted=body.accepted, revenue=body.revenue
+    )

@@ -1,0 +1,219 @@
+"""Request and response bodies of the API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+Purpose = Literal["service", "offers"]
+INT32_MAX = 2_147_483_647
+INT64_MAX = 9_223_372_036_854_775_807
+# Ids are bounded to their columns: a larger number would overflow the driver instead of answering 404.
+CustomerId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+MachineId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+AlertId = Annotated[int, Path(ge=1, le=INT64_MAX)]
+OfferId = Annotated[int, Path(ge=1, le=INT64_MAX)]
+CustomerFilter = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
+MachineFilter = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
+
+
+class Out(BaseModel):
+    """Base of response bodies read from ORM rows."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorOut(BaseModel):
+    """Every error answer."""
+
+    error: str
+    detail: str
+
+
+class MeOut(BaseModel):
+    """The caller."""
+
+    user_id: int
+    name: str
+    role: str
+    customers: list[int] | None
+
+
+class CustomerOut(Out):
+    """A customer (tenant) and what it allows its data to be used for."""
+
+    id: int
+    tenant: str
+    name: str
+    purposes: list[str] = []
+
+
+class MachineOut(Out):
+    """A machine with its latest prediction."""
+
+    id: int
+    customer_id: int
+    code: str
+    machine_type: str
+    serial: str | None
+    installed: date | None
+    contract_tier: str
+    risk: float | None = None
+    failure_mode: str | None = None
+    predicted_at: datetime | None = None
+
+
+class TelemetryPoint(BaseModel):
+    """One reading time (or the mean of a bucket when downsampled)."""
+
+    ts: datetime
+    readings: dict[str, float | None]
+
+
+class TelemetryOut(BaseModel):
+    """A machine's telemetry over a range."""
+
+    machine_id: int
+    start: datetime
+    end: datetime
+    rows: int
+    downsampled: bool
+    points: list[TelemetryPoint]
+
+
+class PredictionOut(Out):
+    """One model output for a machine."""
+
+    id: int
+    machine_id: int
+    ts: datetime
+    status: str
+    risk: float | None
+    failure_mode: str | None
+    rul_hours: float | None
+    rul_low: float | None
+    rul_high: float | None
+    eta: datetime | None
+    eta_sensor: str | None
+    anomaly_score: float | None
+    contributions: list | None
+    explanation: str | None
+    model_version: str | None
+
+
+class AlertOut(Out):
+    """A field-service alert with its evidence."""
+
+    id: int
+    customer_id: int
+    machine_id: int
+    failure_mode: str
+    severity: str
+    status: str
+    risk: float
+    lead_time_hours: float | None
+    eta: datetime | None
+    evidence: dict
+    count: int
+    model_version: str | None
+    first_seen: datetime
+    last_seen: datetime
+    assignee_id: int | None
+    acknowledged_at: datetime | None
+    escalated_at: datetime | None
+    resolved_at: datetime | None
+    finding: str | None
+    finding_text: str | None
+    parts_used: list | None
+
+
+class AssignIn(BaseModel):
+    """Whom to send."""
+
+    assignee_id: int = Field(ge=1, le=INT32_MAX)
+
+
+class ResolveKnown(BaseModel):
+    """A finding from the list; a text is optional."""
+
+    finding: Literal["confirmed_fault", "no_fault_found"]
+    text: str | None = Field(default=None, max_length=4000)
+    parts_used: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+
+
+class ResolveOther(BaseModel):
+    """Any other finding, described in words."""
+
+    finding: Literal["other"]
+    text: str = Field(min_length=1, max_length=4000)
+    parts_used: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+
+
+ResolveIn = Annotated[ResolveKnown | ResolveOther, Field(discriminator="finding")]
+
+
+class OfferOut(Out):
+    """A proactive service offer."""
+
+    id: int
+    customer_id: int
+    machine_id: int
+    alert_id: int | None
+    failure_mode: str
+    catalog_item: str
+    title: str
+    reason: str
+    price: float
+    currency: str
+    expected_value: float
+    risk: float
+    status: str
+    model_version: str | None
+    created_at: datetime
+    decided_at: datetime | None
+    reject_reason: str | None
+    outcome_at: datetime | None
+    revenue: float | None
+
+
+class ApproveIn(BaseModel):
+    """An approval, optionally with edits."""
+
+    price: float | None = Field(default=None, ge=0, le=10_000_000)
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    reason: str | None = Field(default=None, min_length=1, max_length=4000)
+
+
+class RejectIn(BaseModel):
+    """Why the account manager will not send it."""
+
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class OutcomeIn(BaseModel):
+    """What the customer said."""
+
+    accepted: bool
+    revenue: float | None = Field(default=None, ge=0, le=100_000_000)
+
+
+class GrantIn(BaseModel):
+    """A data-use purpose to grant or revoke."""
+
+    purpose: Purpose
+
+
+class LedgerRow(BaseModel):
+    """Per model version: how alerts turned out and what offers earned."""
+
+    model_version: str | None
+    alerts: int
+    resolved: int
+    confirmed: int
+    alert_precision: float | None
+    offers: int
+    accepted: int
+    revenue: float

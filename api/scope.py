@@ -1,0 +1,30 @@
+"""Tenancy: every lookup and list goes through the caller's scope, so foreign objects do not exist."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
+
+from api.auth import Principal
+from fleet import errors
+from fleet.tables import Customer
+
+T = TypeVar("T")
+
+
+def restrict(query: Select, column, principal: Principal) -> Select:  # noqa: ANN001
+    """Limit a query to the customers the caller may see."""
+    if principal.customers is None:
+        return query
+    return query.where(column.in_(sorted(principal.customers)))
+
+
+def get_visible(sess: Session, model: type[T], object_id: int, principal: Principal, what: str) -> T:
+    """The object if it exists for this caller; otherwise 404, whether it is missing or foreign."""
+    obj = sess.get(model, object_id)
+    owner = None if obj is None else obj.id if isinstance(obj, Customer) else obj.customer_id
+    if obj is None or not principal.sees(owner):
+        raise errors.NotFound(f"{what} {object_id} not found")
+    return obj

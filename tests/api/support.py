@@ -1,0 +1,114 @@
+"""A small world for API tests: two customers, machines, a user per role, predictions through the policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from api import auth, policy
+from api.app import create_app
+from fleet import registry
+from fleet.db import session
+from fleet.settings import Settings
+from fleet.tables import Alert, Machine, Offer, Prediction
+
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+@dataclass
+class World:
+    """Ids and API keys of what `build_world` created."""
+
+    settings: Settings
+    engine: Engine
+    tokens: dict[str, str] = field(default_factory=dict)
+    customers: dict[str, int] = field(default_factory=dict)
+    machines: dict[str, list[int]] = field(default_factory=dict)
+    alerts: dict[str, list[int]] = field(default_factory=dict)
+    offers: dict[str, list[int]] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
+
+    def client(self) -> TestClient:
+        """A client on the real app (lifespan included)."""
+        return TestClient(create_app(self.settings))
+
+    def headers(self, who: str) -> dict[str, str]:
+        """Authorization header of a user of the world."""
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+def add_prediction(
+    engine: Engine, machine_id: int, *, risk: float, mode: str = "bearing_wear", hours_ahead: float = 120.0
+) -> int:
+    """A prediction row as the scorer would write it; returns its id."""
+    with session(engine) as sess:
+        machine = sess.get(Machine, machine_id)
+        prediction = Prediction(
+            customer_id=machine.customer_id,
+            machine_id=machine_id,
+            ts=NOW,
+            status="ok",
+            horizon_hours=168.0,
+            risk=risk,
+            failure_mode=mode,
+            rul_hours=hours_ahead,
+            rul_low=hours_ahead * 0.7,
+            rul_high=hours_ahead * 1.3,
+            eta=NOW + timedelta(hours=hours_ahead),
+            eta_sensor="vibration_rms_mm_s",
+            contributions=[
+                {"sensor": "vibration_rms_mm_s", "delta": 0.31, "text": "vibration rose 40 % in 3 days"}
+            ],
+            explanation="vibration rose 40 % in 3 days",
+            model_version="test-1",
+        )
+        sess.add(prediction)
+        sess.flush()
+        return prediction.id
+
+
+def build_world(database_url: str, **settings: object) -> World:
+    """Customers acme (offers granted) and globex (offers granted), 3 machines each, one user per role."""
+    world = World(Settings(database_url=database_url, **settings), None)  # type: ignore[arg-type]
+    with world.client() as client:
+        world.engine = client.app.state.engine
+        for tenant in ("acme", "globex"):
+            registry.add_customer(engine=world.engine, tenant=tenant, offers=True)
+            codes = [f"{tenant}-pump-{i}" for i in range(3)]
+            for code in codes:
+                registry.add_machine(
+                    engine=world.engine, tenant=tenant, code=code, machine_type="centrifugal_pump"
+                )
+        with session(world.engine) as sess:
+            for tenant in ("acme", "globex"):
+                customer = registry.get_customer(sess, tenant)
+                world.customers[tenant] = customer.id
+                query = select(Machine.id).where(Machine.customer_id == customer.id).order_by(Machine.id)
+                world.machines[tenant] = list(sess.scalars(query))
+        people = {
+            "admin": ("admin", None, ()),
+            "tech": ("field_service", None, ()),
+            "am-acme": ("account_manager", None, ("acme",)),
+            "am-globex": ("account_manager", None, ("globex",)),
+            "cust-acme": ("customer", "acme", ()),
+            "cust-globex": ("customer", "globex", ()),
+        }
+        for name, (role, customer, accounts) in people.items():
+            user, token = auth.create_user(
+                engine=world.engine, name=name, role=role, customer=customer, accounts=accounts
+            )
+            world.tokens[name], world.users[name] = token, user.id
+        for tenant in ("acme", "globex"):
+            add_prediction(
+                world.engine, world.machines[tenant][0], risk=0.9, hours_ahead=24
+            )  # critical alert
+            add_prediction(world.engine, world.machines[tenant][1], risk=0.75, hours_ahead=240)  # offer
+        policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+        with session(world.engine) as sess:
+            for tenant, cid in world.customers.items():
+                world.alerts[tenant] = list(sess.scalars(select(Alert.id).where(Alert.customer_id == cid)))
+                world.offers[tenant] = list(sess.scalars(select(Offer.id).where(Offer.customer_id == cid)))
+    return world
