@@ -65,3 +65,11 @@ def create_app(settings: Settings, *, run_policy: bool = False) -> FastAPI:
     app.include_router(admin.health)
     app.mount("/metrics", make_asgi_app())
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app as uvicorn workers build it (`--factory`), from SERVICECAST_* settings."""
+    from fleet.settings import get_settings
+
+    settings = get_settings()
+    return create_app(settings, run_policy=settings.api_run_policy)

@@ -14,7 +14,7 @@ from fleet.tables import Customer
 T = TypeVar("T")
 
 
-def restrict(query: Select, column, principal: Principal) -> Select:  # noqa: ANN001
+def restrict(query: Select, column, principal: Principal) -> Select:
     """Limit a query to the customers the caller may see."""
     if principal.customers is None:
         return query

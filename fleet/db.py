@@ -25,7 +25,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
 
 def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+    def _on_connect(dbapi_conn, _record) -> None:
         # Let SQLAlchemy issue BEGIN itself so that transactions are explicit and serialisable.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
@@ -36,11 +36,11 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn) -> None:  # noqa: ANN001
+    def _on_begin(conn) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def engine_from_settings(settings) -> Engine:  # noqa: ANN001
+def engine_from_settings(settings) -> Engine:
     """The engine that the settings name."""
     return make_engine(settings.database_url, busy_timeout_ms=settings.database_busy_timeout_ms)
 

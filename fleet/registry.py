@@ -7,6 +7,7 @@ from datetime import date
 
 from sqlalchemy import Connection, Engine, select, tuple_
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from fleet import contract, errors
 from fleet.db import session
@@ -38,7 +39,7 @@ def list_customers(*, engine: Engine) -> list[Customer]:
         return list(sess.scalars(select(Customer).order_by(Customer.tenant)))
 
 
-def get_customer(sess, tenant: str) -> Customer:  # noqa: ANN001
+def get_customer(sess, tenant: str) -> Customer:
     """The customer with this tenant id, or CustomerNotFound."""
     customer = sess.scalar(select(Customer).where(Customer.tenant == tenant))
     if customer is None:
@@ -79,7 +80,7 @@ def add_machine(
     return machine
 
 
-def _site_id(sess, customer_id: int, name: str) -> int:  # noqa: ANN001
+def _site_id(sess, customer_id: int, name: str) -> int:
     site = sess.scalar(select(Site).where(Site.customer_id == customer_id, Site.name == name))
     if site is None:
         site = Site(customer_id=customer_id, name=name)
@@ -134,26 +135,36 @@ def auto_register(engine: Engine, keys: Iterable[MachineKey]) -> None:
 
 def grant(*, engine: Engine, tenant: str, purpose: str, by: str) -> None:
     """Grant a data-use purpose to a customer (idempotent)."""
+    with session(engine) as sess:
+        grant_purpose(sess, get_customer(sess, tenant).id, purpose, by)
+
+
+def grant_purpose(sess: Session, customer_id: int, purpose: str, by: str) -> None:
+    """Grant a purpose inside the caller's transaction (idempotent)."""
     if purpose not in PURPOSES:
         raise errors.InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}")
-    with session(engine) as sess:
-        customer = get_customer(sess, tenant)
-        if purpose not in _active_purposes(sess, customer.id):
-            sess.add(DataUseGrant(customer_id=customer.id, purpose=purpose, granted_by=by))
+    if purpose not in _active_purposes(sess, customer_id):
+        sess.add(DataUseGrant(customer_id=customer_id, purpose=purpose, granted_by=by))
+        sess.flush()
 
 
 def revoke(*, engine: Engine, tenant: str, purpose: str) -> None:
     """Revoke a data-use purpose; the grant row stays as history."""
     with session(engine) as sess:
-        customer = get_customer(sess, tenant)
-        for row in sess.scalars(
-            select(DataUseGrant).where(
-                DataUseGrant.customer_id == customer.id,
-                DataUseGrant.purpose == purpose,
-                DataUseGrant.revoked_at.is_(None),
-            )
-        ):
-            row.revoked_at = utcnow()
+        revoke_purpose(sess, get_customer(sess, tenant).id, purpose)
+
+
+def revoke_purpose(sess: Session, customer_id: int, purpose: str) -> None:
+    """Revoke a purpose inside the caller's transaction."""
+    for row in sess.scalars(
+        select(DataUseGrant).where(
+            DataUseGrant.customer_id == customer_id,
+            DataUseGrant.purpose == purpose,
+            DataUseGrant.revoked_at.is_(None),
+        )
+    ):
+        row.revoked_at = utcnow()
+    sess.flush()
 
 
 def active_purposes(*, engine: Engine, tenant: str) -> set[str]:
@@ -162,7 +173,12 @@ def active_purposes(*, engine: Engine, tenant: str) -> set[str]:
         return _active_purposes(sess, get_customer(sess, tenant).id)
 
 
-def _active_purposes(sess, customer_id: int) -> set[str]:  # noqa: ANN001
+def purposes_of(sess: Session, customer_id: int) -> set[str]:
+    """The purposes a customer currently allows, inside the caller's transaction."""
+    return _active_purposes(sess, customer_id)
+
+
+def _active_purposes(sess: Session, customer_id: int) -> set[str]:
     query = select(DataUseGrant.purpose).where(
         DataUseGrant.customer_id == customer_id, DataUseGrant.revoked_at.is_(None)
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///var/servicecast.db"
@@ -58,6 +60,8 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65_535)
+    api_workers: int = Field(default=1, ge=1, le=64)
+    api_run_policy: bool = True
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     smtp_url: str | None = None
@@ -138,3 +142,29 @@ def redact_url(url: str) -> str:
 def get_settings() -> Settings:
     """The process-wide settings; tests call `get_settings.cache_clear()` after changing the environment."""
     return Settings()
+
+
+EXIT_BAD_SETTING = 2
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming the first bad variable and what is wrong with it."""
+    first = exc.errors()[0]
+    name = "SERVICECAST_" + str(first["loc"][0]).upper() if first["loc"] else "SERVICECAST_*"
+    return f"invalid setting {name}: {first['msg'].removeprefix('Value error, ')}"
+
+
+def load_or_exit() -> Settings:
+    """Settings for a command-line process: on a bad value, one stderr line and exit code 2."""
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(f"servicecast: {describe_error(exc)}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_SETTING) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if settings.log_level != "DEBUG":
+        for chatty in ("amqtt", "transitions", "alembic"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+    return settings

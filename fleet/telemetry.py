@@ -16,7 +16,7 @@ _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _TELEMETRY_KEY = ("customer_id", "machine_id", "seq")
 
 
-def _insert(conn: Connection, table):  # noqa: ANN001, ANN202
+def _insert(conn: Connection, table):
     return _INSERTS[conn.dialect.name](table)
 
 

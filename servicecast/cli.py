@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from datetime import date
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from fleet import errors, migrate, registry, telemetry
 from fleet.db import engine_from_settings
-from fleet.settings import Settings, get_settings
+from fleet.settings import EXIT_BAD_SETTING, Settings, load_or_exit
 from simulators.cli import simulate_app
 
 app = typer.Typer(
@@ -32,29 +30,13 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(simulate_app, name="simulate")
 
-EXIT_BAD_SETTING = 2
-
 
 def load_settings() -> Settings:
     """Validated settings, or exit 2 with one line naming the variable."""
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "SERVICECAST_" + str(first["loc"][0]).upper() if first["loc"] else "SERVICECAST_*"
-        message = first["msg"].removeprefix("Value error, ")
-        print(f"servicecast: invalid setting {name}: {message}", file=sys.stderr)
-        raise typer.Exit(EXIT_BAD_SETTING) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    if settings.log_level != "DEBUG":
-        for chatty in ("amqtt", "transitions", "alembic"):
-            logging.getLogger(chatty).setLevel(logging.WARNING)
-    return settings
+    return load_or_exit()
 
 
-def ready_engine(settings: Settings):  # noqa: ANN201
+def ready_engine(settings: Settings):
     """The engine, with migrations applied (every process brings the schema up to date on start)."""
     engine = engine_from_settings(settings)
     migrate.ensure_schema(engine)
@@ -280,13 +262,29 @@ def users_revoke(name: str) -> None:
 
 @app.command("api")
 def api_server(
-    policy: Annotated[bool, typer.Option(help="Also turn new predictions into alerts and offers.")] = True,
+    policy: Annotated[bool | None, typer.Option(help="Turn new predictions into alerts and offers.")] = None,
 ) -> None:
-    """Serve the HTTP API (and the policy runner) with uvicorn."""
-    import uvicorn
+    """Serve the HTTP API with uvicorn (SERVICECAST_API_WORKERS processes)."""
+    import os
 
-    from api.app import create_app
+    import uvicorn
 
     settings = load_settings()
     ready_engine(settings).dispose()
-    uvicorn.run(create_app(settings, run_policy=policy), host=settings.api_host, port=settings.api_port)
+    if policy is not None:
+        os.environ["SERVICECAST_API_RUN_POLICY"] = str(policy).lower()
+    # Only the first worker should run the policy loop; more would race on the same predictions.
+    if settings.api_workers > 1 and settings.api_run_policy and policy is not False:
+        print(
+            "servicecast: with several API workers, run the policy in one process: --no-policy here",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_BAD_SETTING)
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        workers=settings.api_workers,
+        log_level=settings.log_level.lower(),
+    )

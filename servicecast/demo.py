@@ -85,7 +85,7 @@ def run_demo(settings: Settings) -> int:
     return 0
 
 
-def _print_summary(engine, ingester: Ingester, elapsed: float) -> None:  # noqa: ANN001
+def _print_summary(engine, ingester: Ingester, elapsed: float) -> None:
     stats = ingester.stats
     typer.echo(
         f"ingested in {elapsed:.1f} s: {stats.stored} stored, {stats.duplicates} duplicates, "

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from fleet import migrate
 from fleet.db import engine_from_settings
-from fleet.settings import MqttEndpoint, Settings, get_settings
+from fleet.settings import MqttEndpoint, Settings, describe_error, get_settings
 from simulators import backfill as backfill_mod
 from simulators import live
 from simulators.config import FleetConfig
@@ -51,9 +51,7 @@ def _settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "SERVICECAST_" + str(first["loc"][0]).upper() if first["loc"] else "SERVICECAST_*"
-        raise usage_error(f"invalid setting {name}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise usage_error(describe_error(exc)) from None
 
 
 def _broker_url(settings: Settings, mqtt_url: str | None) -> str:

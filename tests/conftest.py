@@ -50,7 +50,7 @@ def fail_on_logged_errors(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: ANN001
+def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """A SQLAlchemy URL of an empty database: a SQLite file, or a fresh PostgreSQL database."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'servicecast.db'}"
@@ -81,7 +81,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path) -> Iterator[Engine]:  # noqa: ANN001
+def sqlite_engine(tmp_path) -> Iterator[Engine]:
     """A migrated SQLite database, for tests that are about logic rather than the backend."""
     eng = make_engine(f"sqlite:///{tmp_path / 'logic.db'}")
     migrate.upgrade(eng)
@@ -90,7 +90,7 @@ def sqlite_engine(tmp_path) -> Iterator[Engine]:  # noqa: ANN001
 
 
 @pytest.fixture
-def mosquitto(tmp_path) -> Iterator[services.Mosquitto]:  # noqa: ANN001
+def mosquitto(tmp_path) -> Iterator[services.Mosquitto]:
     """A real Mosquitto on a free port with persistence on and queue limits raised."""
     if not services.mosquitto_available():
         services.unavailable("the mosquitto binary")

@@ -18,7 +18,7 @@ SEVERITY_ORDER = case({"critical": 3, "high": 2, "medium": 1}, value=Alert.sever
 
 
 @router.get("", response_model=list[schemas.AlertOut])
-def list_alerts(  # noqa: ANN201
+def list_alerts(
     sess: SessionDep,
     who: AlertReader,
     status: Literal["open", "acknowledged", "assigned", "resolved", "active"] = "active",
@@ -45,26 +45,26 @@ def list_alerts(  # noqa: ANN201
 
 
 @router.get("/{alert_id}", response_model=schemas.AlertOut, responses=NOT_FOUND)
-def get_alert(alert_id: schemas.AlertId, sess: SessionDep, who: AlertReader):  # noqa: ANN201
+def get_alert(alert_id: schemas.AlertId, sess: SessionDep, who: AlertReader):
     """One alert with its evidence."""
     return get_visible(sess, Alert, alert_id, who, "alert")
 
 
 @router.post("/{alert_id}/ack", response_model=schemas.AlertOut, responses=NOT_FOUND)
-def acknowledge(alert_id: schemas.AlertId, sess: SessionDep, who: AlertWriter):  # noqa: ANN201
+def acknowledge(alert_id: schemas.AlertId, sess: SessionDep, who: AlertWriter):
     """Acknowledge an open alert."""
     return alerts.acknowledge(sess, get_visible(sess, Alert, alert_id, who, "alert"), who, utcnow())
 
 
 @router.post("/{alert_id}/assign", response_model=schemas.AlertOut, responses=NOT_FOUND)
-def assign(alert_id: schemas.AlertId, body: schemas.AssignIn, sess: SessionDep, who: AlertWriter):  # noqa: ANN201
+def assign(alert_id: schemas.AlertId, body: schemas.AssignIn, sess: SessionDep, who: AlertWriter):
     """Assign the alert to a field-service user."""
     alert = get_visible(sess, Alert, alert_id, who, "alert")
     return alerts.assign(sess, alert, body.assignee_id, who, utcnow())
 
 
 @router.post("/{alert_id}/resolve", response_model=schemas.AlertOut, responses=NOT_FOUND)
-def resolve(alert_id: schemas.AlertId, body: schemas.ResolveIn, sess: SessionDep, who: AlertWriter):  # noqa: ANN201
+def resolve(alert_id: schemas.AlertId, body: schemas.ResolveIn, sess: SessionDep, who: AlertWriter):
     """Resolve with a finding (confirmed_fault, no_fault_found, other + text) and the parts used."""
     alert = get_visible(sess, Alert, alert_id, who, "alert")
     return alerts.resolve(

@@ -13,28 +13,22 @@ from api.deps import Admin, FleetReader, SessionDep, TelemetryReader
 from api.errors import ConsentMissing
 from api.offers import withdraw_for_customer
 from api.scope import get_visible, restrict
-from fleet.tables import Customer, DataUseGrant, Machine, Prediction, utcnow
+from fleet import registry
+from fleet.tables import Customer, Machine, Prediction, utcnow
 
 router = APIRouter(tags=["fleet"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
 
-def _purposes(sess, customer_id: int) -> list[str]:  # noqa: ANN001
-    query = select(DataUseGrant.purpose).where(
-        DataUseGrant.customer_id == customer_id, DataUseGrant.revoked_at.is_(None)
-    )
-    return sorted(set(sess.scalars(query)))
-
-
-def _customer_out(sess, customer: Customer) -> schemas.CustomerOut:  # noqa: ANN001
+def _customer_out(sess, customer: Customer) -> schemas.CustomerOut:
     out = schemas.CustomerOut.model_validate(customer)
-    out.purposes = _purposes(sess, customer.id)
+    out.purposes = sorted(registry.purposes_of(sess, customer.id))
     return out
 
 
 @router.get("/customers", response_model=list[schemas.CustomerOut])
-def list_customers(sess: SessionDep, who: FleetReader, limit: Limit = 100, offset: Offset = 0):  # noqa: ANN201
+def list_customers(sess: SessionDep, who: FleetReader, limit: Limit = 100, offset: Offset = 0):
     """Customers the caller may see."""
     query = restrict(select(Customer), Customer.id, who).order_by(Customer.id).limit(limit).offset(offset)
     return [_customer_out(sess, c) for c in sess.scalars(query)]
@@ -45,7 +39,7 @@ def list_customers(sess: SessionDep, who: FleetReader, limit: Limit = 100, offse
     response_model=schemas.CustomerOut,
     responses={404: {"model": schemas.ErrorOut}},
 )
-def get_customer(customer_id: schemas.CustomerId, sess: SessionDep, who: FleetReader):  # noqa: ANN201
+def get_customer(customer_id: schemas.CustomerId, sess: SessionDep, who: FleetReader):
     """One customer with its data-use grants."""
     return _customer_out(sess, get_visible(sess, Customer, customer_id, who, "customer"))
 
@@ -56,12 +50,10 @@ def grant(
     purpose: schemas.Purpose,
     sess: SessionDep,
     who: Admin,
-):  # noqa: ANN201
+):
     """Record that the customer allows this use of its data (idempotent)."""
     customer = get_visible(sess, Customer, customer_id, who, "customer")
-    if purpose not in _purposes(sess, customer.id):
-        sess.add(DataUseGrant(customer_id=customer.id, purpose=purpose, granted_by=who.name))
-        sess.flush()
+    registry.grant_purpose(sess, customer.id, purpose, who.name)
     return _customer_out(sess, customer)
 
 
@@ -71,28 +63,20 @@ def revoke(
     purpose: schemas.Purpose,
     sess: SessionDep,
     who: Admin,
-):  # noqa: ANN201
+):
     """Revoke a use; revoking `offers` withdraws offers not yet sent. `service` cannot be revoked here."""
     customer = get_visible(sess, Customer, customer_id, who, "customer")
     if purpose == "service":
         raise ConsentMissing(
             "revoking 'service' stops servicecast for this customer; ask for erasure instead"
         )
-    for row in sess.scalars(
-        select(DataUseGrant).where(
-            DataUseGrant.customer_id == customer.id,
-            DataUseGrant.purpose == purpose,
-            DataUseGrant.revoked_at.is_(None),
-        )
-    ):
-        row.revoked_at = utcnow()
+    registry.revoke_purpose(sess, customer.id, purpose)
     withdraw_for_customer(sess, customer.id, f"{purpose} consent revoked by {who.name}")
-    sess.flush()
     return _customer_out(sess, customer)
 
 
 @router.get("/machines", response_model=list[schemas.MachineOut])
-def list_machines(  # noqa: ANN201
+def list_machines(
     sess: SessionDep,
     who: FleetReader,
     customer_id: schemas.CustomerFilter = None,
@@ -110,7 +94,7 @@ def list_machines(  # noqa: ANN201
     return [_machine_out(sess, m) for m in machines]
 
 
-def _machine_out(sess, machine: Machine) -> schemas.MachineOut:  # noqa: ANN001
+def _machine_out(sess, machine: Machine) -> schemas.MachineOut:
     out = schemas.MachineOut.model_validate(machine)
     latest = sess.scalar(
         select(Prediction).where(Prediction.machine_id == machine.id).order_by(Prediction.id.desc()).limit(1)
@@ -123,13 +107,13 @@ def _machine_out(sess, machine: Machine) -> schemas.MachineOut:  # noqa: ANN001
 @router.get(
     "/machines/{machine_id}", response_model=schemas.MachineOut, responses={404: {"model": schemas.ErrorOut}}
 )
-def get_machine(machine_id: schemas.MachineId, sess: SessionDep, who: FleetReader):  # noqa: ANN201
+def get_machine(machine_id: schemas.MachineId, sess: SessionDep, who: FleetReader):
     """One machine with its latest prediction."""
     return _machine_out(sess, get_visible(sess, Machine, machine_id, who, "machine"))
 
 
 @router.get("/machines/{machine_id}/telemetry", response_model=schemas.TelemetryOut)
-def machine_telemetry(  # noqa: ANN201
+def machine_telemetry(
     machine_id: schemas.MachineId,
     sess: SessionDep,
     who: TelemetryReader,
@@ -150,7 +134,7 @@ def machine_telemetry(  # noqa: ANN201
 @router.get("/machines/{machine_id}/predictions", response_model=list[schemas.PredictionOut])
 def machine_predictions(
     machine_id: schemas.MachineId, sess: SessionDep, who: FleetReader, limit: Limit = 100
-):  # noqa: ANN201
+):
     """The machine's prediction history, newest first."""
     machine = get_visible(sess, Machine, machine_id, who, "machine")
     query = select(Prediction).where(Prediction.machine_id == machine.id).order_by(Prediction.id.desc())

@@ -19,7 +19,7 @@ Status = Literal["proposed", "approved", "rejected", "sent", "accepted", "declin
 
 
 @router.get("", response_model=list[schemas.OfferOut])
-def list_offers(  # noqa: ANN201
+def list_offers(
     sess: SessionDep,
     who: OfferReader,
     status: Status | None = None,
@@ -39,7 +39,7 @@ def list_offers(  # noqa: ANN201
     return sess.scalars(query.order_by(Offer.id.desc()).limit(limit).offset(offset)).all()
 
 
-def _visible_offer(sess, offer_id: schemas.OfferId, who) -> Offer:  # noqa: ANN001
+def _visible_offer(sess, offer_id: schemas.OfferId, who) -> Offer:
     offer = get_visible(sess, Offer, offer_id, who, "offer")
     if who.role == "customer" and offer.status not in ("sent", "accepted", "declined"):
         raise errors.NotFound(f"offer {offer_id} not found")
@@ -47,13 +47,13 @@ def _visible_offer(sess, offer_id: schemas.OfferId, who) -> Offer:  # noqa: ANN0
 
 
 @router.get("/{offer_id}", response_model=schemas.OfferOut, responses=NOT_FOUND)
-def get_offer(offer_id: schemas.OfferId, sess: SessionDep, who: OfferReader):  # noqa: ANN201
+def get_offer(offer_id: schemas.OfferId, sess: SessionDep, who: OfferReader):
     """One offer with its reason, price and value."""
     return _visible_offer(sess, offer_id, who)
 
 
 @router.post("/{offer_id}/approve", response_model=schemas.OfferOut, responses=NOT_FOUND)
-def approve(  # noqa: ANN201
+def approve(
     offer_id: schemas.OfferId,
     body: schemas.ApproveIn,
     sess: SessionDep,
@@ -75,14 +75,14 @@ def approve(  # noqa: ANN201
 
 
 @router.post("/{offer_id}/reject", response_model=schemas.OfferOut, responses=NOT_FOUND)
-def reject(offer_id: schemas.OfferId, body: schemas.RejectIn, sess: SessionDep, who: OfferWriter):  # noqa: ANN201
+def reject(offer_id: schemas.OfferId, body: schemas.RejectIn, sess: SessionDep, who: OfferWriter):
     """Reject with a reason."""
     offer = get_visible(sess, Offer, offer_id, who, "offer")
     return offers.reject(sess, offer, by=who, now=utcnow(), reason=body.reason)
 
 
 @router.post("/{offer_id}/outcome", response_model=schemas.OfferOut, responses=NOT_FOUND)
-def outcome(offer_id: schemas.OfferId, body: schemas.OutcomeIn, sess: SessionDep, who: OfferWriter):  # noqa: ANN201
+def outcome(offer_id: schemas.OfferId, body: schemas.OutcomeIn, sess: SessionDep, who: OfferWriter):
     """Record whether the customer accepted, and the revenue."""
     offer = get_visible(sess, Offer, offer_id, who, "offer")
     return offers.record_outcome(

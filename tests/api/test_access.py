@@ -49,11 +49,11 @@ ROLE_OF = {"admin": "admin", "tech": "field_service", "am-acme": "account_manage
 
 
 @pytest.fixture
-def world(database_url):  # noqa: ANN001, ANN201
+def world(database_url):
     return build_world(database_url)
 
 
-def object_routes(app) -> list[tuple[str, str]]:  # noqa: ANN001
+def object_routes(app) -> list[tuple[str, str]]:
     """(method, path) of every API operation in the OpenAPI schema that takes an object id."""
     out = []
     for path, operations in app.openapi()["paths"].items():
@@ -62,7 +62,7 @@ def object_routes(app) -> list[tuple[str, str]]:  # noqa: ANN001
     return sorted(out)
 
 
-def fill(path: str, world, tenant: str) -> str:  # noqa: ANN001
+def fill(path: str, world, tenant: str) -> str:
     """The path with ids of `tenant`'s objects."""
     for param, kind in ID_OF.items():
         ids = world.customers[tenant] if kind == "customers" else getattr(world, kind)[tenant][0]

@@ -27,7 +27,7 @@ def test_every_operation_meets_its_schema(tmp_path):
     assert len(operations) >= 15
     calls = {}
 
-    def fuzz(operation) -> None:  # noqa: ANN001
+    def fuzz(operation) -> None:
         label = f"{operation.method.upper()} {operation.path}"
         calls[label] = 0
 
@@ -35,7 +35,7 @@ def test_every_operation_meets_its_schema(tmp_path):
         @settings(
             max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
         )
-        def check(case) -> None:  # noqa: ANN001
+        def check(case) -> None:
             calls[label] += 1
             case.call_and_validate(headers=headers)
 

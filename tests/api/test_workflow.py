@@ -15,11 +15,11 @@ from tests.api.support import NOW, add_prediction, build_world
 
 
 @pytest.fixture
-def world(database_url):  # noqa: ANN001, ANN201
+def world(database_url):
     return build_world(database_url, alert_escalate_after_min=30, webhook_url="http://127.0.0.1:9/hook")
 
 
-def count(engine, model, *where) -> int:  # noqa: ANN001
+def count(engine, model, *where) -> int:
     """Rows of a table matching the conditions."""
     with session(engine) as sess:
         return sess.scalar(select(func.count()).select_from(model).where(*where))
@@ -144,7 +144,7 @@ def test_consent_gate_no_grant_no_offer_then_grant_then_revoke(world):
     assert count(world.engine, OutboxMessage, OutboxMessage.customer_id == world.customers["globex"]) == 0
 
 
-def world_offer_ids(world, machine_id: int) -> list[int]:  # noqa: ANN001
+def world_offer_ids(world, machine_id: int) -> list[int]:
     """Offer ids of a machine."""
     with session(world.engine) as sess:
         return list(sess.scalars(select(Offer.id).where(Offer.machine_id == machine_id)))

@@ -120,7 +120,7 @@ def test_same_messages_delivered_three_times_are_stored_once(mosquitto, database
 class WriteRefusal:
     """Makes the database refuse writes: an exclusive lock on SQLite, read-only sessions on PostgreSQL."""
 
-    def __init__(self, database_url: str, postgres) -> None:  # noqa: ANN001
+    def __init__(self, database_url: str, postgres) -> None:
         self.database_url = database_url
         self.postgres = postgres
         self._lock: sqlite3.Connection | None = None

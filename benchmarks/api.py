@@ -1,0 +1,186 @@
+"""API latency under load: alert list, machine detail and telemetry range at 50 concurrent clients.
+
+python -m benchmarks.api --json [--machines 1000] [--rows 1000000] [--alerts 10000] [--clients 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from api import auth
+from fleet import migrate, telemetry
+from fleet.db import make_engine, session
+from fleet.tables import Alert, Customer, DataUseGrant, Machine
+from tests.services import free_port, wait_port
+
+START = datetime(2026, 10, 1, tzinfo=UTC)
+SEVERITIES = ("critical", "high", "medium")
+
+
+def populate(url: str, machines: int, rows: int, alerts: int) -> tuple[str, list[int]]:
+    """Customers, machines, telemetry and alerts; returns an admin key and the machine ids."""
+    engine = make_engine(url)
+    migrate.ensure_schema(engine)
+    with session(engine) as sess:
+        customers = [Customer(tenant=f"customer-{i:02d}", name=f"Customer {i}") for i in range(20)]
+        sess.add_all(customers)
+        sess.flush()
+        sess.add_all(DataUseGrant(customer_id=c.id, purpose="service") for c in customers)
+        fleet = [
+            Machine(customer_id=customers[i % 20].id, code=f"pump-{i:04d}", machine_type="centrifugal_pump")
+            for i in range(machines)
+        ]
+        sess.add_all(fleet)
+        sess.flush()
+        ids = [(m.customer_id, m.id) for m in fleet]
+    per_machine = rows // machines
+    batch = []
+    for step in range(per_machine):
+        ts = START + timedelta(minutes=step)
+        for customer_id, machine_id in ids:
+            batch.append(
+                {
+                    "customer_id": customer_id,
+                    "machine_id": machine_id,
+                    "seq": step + 1,
+                    "ts": ts,
+                    "readings": {"flow_m3h": 120.0 + step % 17, "bearing_temp_c": 60.0 + step % 11},
+                    "received_at": ts,
+                }
+            )
+            if len(batch) == 20_000:
+                with engine.begin() as conn:
+                    telemetry.insert_telemetry(conn, batch)
+                batch = []
+    if batch:
+        with engine.begin() as conn:
+            telemetry.insert_telemetry(conn, batch)
+    rng = random.Random(7)
+    with session(engine) as sess:
+        sess.add_all(
+            Alert(
+                customer_id=ids[i % machines][0],
+                machine_id=ids[i % machines][1],
+                failure_mode=f"mode-{i // machines}",
+                severity=rng.choice(SEVERITIES),
+                status=rng.choice(("open", "acknowledged", "assigned", "resolved")),
+                risk=round(rng.uniform(0.5, 1.0), 3),
+                lead_time_hours=round(rng.uniform(1, 400), 1),
+                evidence={"explanation": "vibration rose 40 % in 3 days"},
+            )
+            for i in range(alerts)
+        )
+    _, key = auth.create_user(engine=engine, name="bench-admin", role="admin")
+    engine.dispose()
+    return key, [machine_id for _, machine_id in ids]
+
+
+async def load(base: str, key: str, paths: list[str], clients: int, seconds: float) -> dict:
+    """`clients` closed-loop clients requesting random paths for `seconds`; latency percentiles in ms."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+
+        async def one_client(seed: int) -> None:
+            nonlocal errors
+            rng = random.Random(seed)
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.get(rng.choice(paths))
+                latencies.append((time.perf_counter() - started) * 1000)
+                errors += response.status_code != 200
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one_client(i) for i in range(clients)))
+        elapsed = time.perf_counter() - began
+    cuts = statistics.quantiles(latencies, n=100)
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "req_per_s": round(len(latencies) / elapsed),
+        "p50_ms": round(cuts[49], 1),
+        "p95_ms": round(cuts[94], 1),
+        "p99_ms": round(cuts[98], 1),
+    }
+
+
+def main() -> None:
+    """Populate, start uvicorn, load each endpoint, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--machines", type=int, default=1000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--alerts", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/api-bench.db"
+        started = time.perf_counter()
+        key, machine_ids = populate(url, args.machines, args.rows, args.alerts)
+        populate_s = time.perf_counter() - started
+        port = free_port()
+        env = {
+            **os.environ,
+            "SERVICECAST_DATABASE_URL": url,
+            "SERVICECAST_API_PORT": str(port),
+            "SERVICECAST_API_WORKERS": str(args.workers),
+            "SERVICECAST_LOG_LEVEL": "WARNING",
+        }
+        server = subprocess.Popen(
+            [sys.executable, "-m", "servicecast", "api", "--no-policy"],
+            env=env,
+            cwd=Path(__file__).parents[1],
+        )
+        try:
+            wait_port(port, timeout=60)
+            base = f"http://127.0.0.1:{port}"
+            end = START + timedelta(minutes=args.rows // args.machines)
+            window = f"start={START.isoformat()}&end={end.isoformat()}".replace("+", "%2B")
+            endpoints = {
+                "alert_list": ["/api/v1/alerts?limit=50"],
+                "machine_detail": [f"/api/v1/machines/{m}" for m in machine_ids],
+                "telemetry_range": [
+                    f"/api/v1/machines/{m}/telemetry?{window}&max_points=200" for m in machine_ids
+                ],
+            }
+            asyncio.run(load(base, key, endpoints["machine_detail"], 4, 1.0))  # warm up
+            results = {
+                name: asyncio.run(load(base, key, paths, args.clients, args.seconds))
+                for name, paths in endpoints.items()
+            }
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    report = {
+        "db": "sqlite",
+        "machines": args.machines,
+        "telemetry_rows": args.rows,
+        "alerts": args.alerts,
+        "clients": args.clients,
+        "workers": args.workers,
+        "populate_s": round(populate_s, 1),
+        **results,
+    }
+    print(json.dumps(report) if args.json else json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
