@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from api import routing_cli
 from fleet import errors, migrate, registry, telemetry
 from fleet.db import engine_from_settings
 from fleet.settings import EXIT_BAD_SETTING, Settings, load_or_exit
@@ -29,6 +30,7 @@ app.add_typer(machines_app, name="machines")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(simulate_app, name="simulate")
+routing_cli.register(app)
 
 
 def load_settings() -> Settings:

@@ -1,0 +1,163 @@
+"""Transports for outbox events: a signed webhook POST (Standard Webhooks) and an e-mail over SMTP.
+
+Each sender either returns (the destination took the event) or raises `DeliveryError` with a short,
+loggable reason; retry and bookkeeping live in `api.routing`.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import httpx
+from standardwebhooks import Webhook
+
+from fleet.settings import Settings
+
+CONTENT_TYPE = "application/cloudevents+json"
+USER_AGENT = "servicecast-router/1"
+
+
+class DeliveryError(Exception):
+    """The destination did not take the event; the message says why (it becomes `last_error`)."""
+
+
+def event_body(event: dict) -> str:
+    """The exact JSON text that is signed and sent."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def signed_headers(*, secret: str, event_id: str, body: str, at: datetime | None = None) -> dict[str, str]:
+    """The Standard Webhooks headers; `webhook-id` is the event id so that receivers can dedupe."""
+    at = at or datetime.now(UTC)
+    return {
+        "content-type": f"{CONTENT_TYPE}; charset=utf-8",
+        "user-agent": USER_AGENT,
+        "webhook-id": event_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(event_id, at, body),
+    }
+
+
+def post_webhook(client: httpx.Client, *, url: str, secret: str, event: dict) -> None:
+    """POST the event; any 2xx is success, anything else (or a network error) raises `DeliveryError`."""
+    body = event_body(event)
+    headers = signed_headers(secret=secret, event_id=event["id"], body=body)
+    try:
+        response = client.post(url, content=body.encode(), headers=headers)
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}"[:500]) from exc
+    if not 200 <= response.status_code < 300:
+        raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+def message_id(event_id: str, public_url: str) -> str:
+    """The Message-ID of an event's e-mail: the same for every retry, so mail systems can dedupe."""
+    domain = urlsplit(public_url).hostname or "servicecast.local"
+    return f"<{event_id}@{domain}>"
+
+
+def render_email(*, event: dict, mail_from: str, mail_to: str, public_url: str) -> EmailMessage:
+    """A plain-text summary of the offer with the CloudEvent attached as JSON."""
+    data = event["data"]
+    account, machine = data["account"], data["machine"]
+    price, value = data["price"], data["expected_value"]
+    msg = EmailMessage()
+    msg["Subject"] = f"Service offer approved: {data['recommendation']['title']} for {account['name']}"
+    msg["From"] = mail_from
+    msg["To"] = ", ".join(_recipients(mail_to))
+    msg["Message-ID"] = message_id(event["id"], public_url)
+    msg["Date"] = format_datetime(datetime.fromisoformat(event["time"].replace("Z", "+00:00")))
+    msg["X-Servicecast-Event-Id"] = event["id"]
+    msg.set_content(
+        "\n".join(
+            [
+                f"An account manager approved a service offer for {account['name']} ({account['tenant']}).",
+                "",
+                f"Offer:          {data['offer_id']} — {data['recommendation']['title']}"
+                f" ({data['recommendation']['catalog_item']})",
+                f"Machine:        {machine['code']} ({machine['type']}, serial {machine['serial'] or 'n/a'})",
+                f"Failure mode:   {data['failure_mode']}",
+                f"Risk:           {data['risk']:.0%}",
+                f"Price:          {price['amount']:.2f} {price['currency']}",
+                f"Expected value: {value['amount']:.2f} {value['currency']}",
+                f"Reason:         {data['reason']}",
+                f"Evidence:       {data['evidence_url']}",
+                "",
+                f"Event id {event['id']}; the CloudEvent is attached as event.json.",
+            ]
+        )
+        + "\n"
+    )
+    msg.add_attachment(
+        event_body(event).encode(), maintype="application", subtype="cloudevents+json", filename="event.json"
+    )
+    return msg
+
+
+def send_email(*, smtp_url: str, timeout_s: float, message: EmailMessage) -> None:
+    """Send over SMTP (`smtp://`, `smtp://…?starttls=1` or `smtps://`, optional user:password)."""
+    parts = urlsplit(smtp_url)
+    starttls = parse_qs(parts.query).get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
+    try:
+        if parts.scheme == "smtps":
+            client = smtplib.SMTP_SSL(
+                parts.hostname, parts.port or 465, timeout=timeout_s, context=ssl.create_default_context()
+            )
+        else:
+            client = smtplib.SMTP(parts.hostname, parts.port or 25, timeout=timeout_s)
+        with client:
+            if starttls:
+                client.starttls(context=ssl.create_default_context())
+            if parts.username:
+                client.login(unquote(parts.username), unquote(parts.password or ""))
+            client.send_message(message)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryError(f"SMTP {type(exc).__name__}: {exc}"[:500]) from exc
+
+
+def smtp_url_problem(smtp_url: str) -> str | None:
+    """Why an SMTP URL cannot be used, or None."""
+    parts = urlsplit(smtp_url)
+    if parts.scheme not in ("smtp", "smtps"):
+        return f"scheme must be smtp:// or smtps://, got {parts.scheme or 'none'}://"
+    if not parts.hostname:
+        return "no host in SMTP URL"
+    try:
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError as exc:
+        return f"bad port in SMTP URL: {exc}"
+    return None
+
+
+def _recipients(mail_to: str) -> list[str]:
+    return [addr.strip() for addr in mail_to.split(",") if addr.strip()]
+
+
+def config_problem(settings: Settings) -> str | None:
+    """Why the router cannot run with these settings (one line naming the variable), or None."""
+    if not settings.webhook_url and not settings.smtp_url:
+        return (
+            "nothing to route to: set SERVICECAST_WEBHOOK_URL (with SERVICECAST_WEBHOOK_SECRET) "
+            "or SERVICECAST_SMTP_URL and SERVICECAST_MAIL_TO"
+        )
+    if settings.webhook_url:
+        if not settings.webhook_url.startswith(("http://", "https://")):
+            return "invalid setting SERVICECAST_WEBHOOK_URL: must be an http:// or https:// URL"
+        if settings.webhook_secret is None or not settings.webhook_secret.get_secret_value():
+            return "SERVICECAST_WEBHOOK_SECRET is required with SERVICECAST_WEBHOOK_URL (webhooks are signed)"
+        try:
+            Webhook(settings.webhook_secret.get_secret_value())
+        except Exception:  # noqa: BLE001 - the library raises binascii.Error, ValueError, …
+            return "invalid setting SERVICECAST_WEBHOOK_SECRET: must be whsec_ followed by base64"
+    if settings.smtp_url:
+        if problem := smtp_url_problem(settings.smtp_url):
+            return f"invalid setting SERVICECAST_SMTP_URL: {problem}"
+        if not settings.mail_to:
+            return "SERVICECAST_MAIL_TO is required with SERVICECAST_SMTP_URL"
+    return None

@@ -1,0 +1,346 @@
+"""The router: delivers outbox rows (approved offers) to the CRM webhook and by e-mail.
+
+Contract: delivery is at least once. A row is claimed with a lease (its `next_attempt_at` moves past
+the longest an attempt can take), sent outside any database transaction, then marked delivered. A
+router that dies between sending and marking leaves the row pending; once the lease runs out another
+router sends it again with the same event id (`webhook-id` header, e-mail Message-ID). A receiver that
+dedupes by that id therefore applies each event exactly once. Failed attempts are retried with
+exponential backoff and full jitter until `route_max_attempts`, then the row is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import Engine, exists, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from api import delivery, events
+from fleet.db import session
+from fleet.settings import Settings
+from fleet.tables import DataUseGrant, Offer, OutboxMessage, WorkflowEvent, utcnow
+
+log = logging.getLogger(__name__)
+OUTBOX = OutboxMessage.__table__
+# A claimed row stays invisible this long; it must outlast one attempt (connect, send, read, each
+# bounded by route_timeout_s). If it does not, the only harm is a duplicate that receivers dedupe.
+LEASE_TIMEOUTS = 3
+LEASE_MARGIN_S = 5.0
+
+
+@dataclass(slots=True)
+class RouteReport:
+    """What one `deliver_due` pass did."""
+
+    claimed: int = 0
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    cancelled: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        return (
+            f"claimed={self.claimed} delivered={self.delivered} retried={self.retried} "
+            f"dead={self.dead} cancelled={self.cancelled}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A row this router holds the lease on; `attempt` fences our write-back against a later claimant."""
+
+    id: int
+    attempt: int
+    destination: str
+    event_id: str
+    offer_id: int | None
+    payload: dict
+    cancelled: bool = False
+
+
+def backoff_delay(attempt: int, *, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt `attempt` (1-based): full jitter over an exponential window.
+
+    Uniform in [0, min(max_s, base_s * 2 ** (attempt - 1))], so retries spread out and never synchronise.
+    """
+    window = min(max_s, base_s * 2 ** max(attempt - 1, 0))
+    return (rng or random).uniform(0.0, window)
+
+
+def lease_seconds(settings: Settings) -> float:
+    """How long a claimed row stays invisible to other routers."""
+    return LEASE_TIMEOUTS * settings.route_timeout_s + LEASE_MARGIN_S
+
+
+def deliver_due(
+    *,
+    engine: Engine,
+    settings: Settings,
+    now: datetime | None = None,
+    limit: int = 100,
+    stop: threading.Event | None = None,
+    rng: random.Random | None = None,
+) -> RouteReport:
+    """Claim and deliver up to `limit` due rows (pending, `next_attempt_at <= now`), one attempt each.
+
+    Safe with several routers at once: each row is claimed in its own short transaction
+    (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the database write lock on SQLite). At least once: see the
+    module docstring. `now` fixes the clock for tests; signatures always use the real time.
+    """
+    report = RouteReport()
+    attempted: list[int] = []
+    with httpx.Client(timeout=settings.route_timeout_s, follow_redirects=False) as client:
+        while report.claimed < limit and not (stop and stop.is_set()):
+            at = now or utcnow()
+            claim = _claim(engine, at=at, exclude=attempted, lease_s=lease_seconds(settings), report=report)
+            if claim is None:
+                break
+            attempted.append(claim.id)
+            if claim.cancelled:
+                continue
+            try:
+                _send(claim, settings=settings, client=client)
+            except Exception as exc:  # noqa: BLE001 - any failure is an attempt that counts toward the dead letter
+                if not isinstance(exc, delivery.DeliveryError):
+                    log.exception("unexpected error sending %s → %s", claim.event_id, claim.destination)
+                    exc = delivery.DeliveryError(f"internal {type(exc).__name__}: {exc}"[:500])
+                _record_failure(engine, claim, error=str(exc), at=at, now=now, settings=settings, rng=rng)
+                report.errors.append(f"{claim.event_id} → {claim.destination}: {exc}")
+                if claim.attempt >= settings.route_max_attempts:
+                    report.dead += 1
+                else:
+                    report.retried += 1
+            else:
+                _record_success(engine, claim, at=now or utcnow())
+                report.delivered += 1
+    return report
+
+
+def run_router(*, engine: Engine, settings: Settings, stop: threading.Event, poll_s: float = 1.0) -> None:
+    """Deliver due rows until `stop` is set; database outages are waited out, never fatal."""
+    log.info("router started (%s)", ", ".join(events.destinations(settings)) or "no destination")
+    pause = poll_s
+    while not stop.is_set():
+        try:
+            report = deliver_due(engine=engine, settings=settings, stop=stop)
+        except OperationalError as exc:
+            log.warning("router pass failed, database unavailable: %s", str(exc).splitlines()[0])
+            pause = min(max(pause * 2, poll_s), 30.0)
+            stop.wait(pause)
+            continue
+        except Exception:
+            log.exception("router pass failed")
+            stop.wait(max(poll_s, 1.0))
+            continue
+        pause = poll_s
+        if report.claimed:
+            log.info("router pass: %s", report.summary())
+        else:
+            stop.wait(poll_s)
+    log.info("router stopped")
+
+
+def _claim(
+    engine: Engine, *, at: datetime, exclude: list[int], lease_s: float, report: RouteReport
+) -> Claim | None:
+    """Take the lease on the next due row; cancel it instead when consent or the offer is gone."""
+    due = select(OUTBOX.c.id).where(OUTBOX.c.status == "pending", OUTBOX.c.next_attempt_at <= at)
+    if exclude:
+        due = due.where(OUTBOX.c.id.not_in(exclude))
+    due = due.order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id).limit(1)
+    if engine.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    # One UPDATE … RETURNING as the first statement: on SQLite it takes the write lock up front (so the
+    # busy timeout applies), on PostgreSQL the locked row is skipped by every other router.
+    take = (
+        update(OUTBOX)
+        .where(OUTBOX.c.id == due.scalar_subquery())
+        .values(attempts=OUTBOX.c.attempts + 1, next_attempt_at=at + timedelta(seconds=lease_s))
+        .returning(
+            OUTBOX.c.id,
+            OUTBOX.c.attempts,
+            OUTBOX.c.destination,
+            OUTBOX.c.event_id,
+            OUTBOX.c.offer_id,
+            OUTBOX.c.customer_id,
+            OUTBOX.c.payload,
+        )
+    )
+    with session(engine) as sess:
+        row = sess.execute(take).one_or_none()
+        if row is None:
+            return None
+        report.claimed += 1
+        why = _cancel_reason(sess, customer_id=row.customer_id, offer_id=row.offer_id)
+        if why is not None:
+            sess.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id == row.id)
+                .values(status="cancelled", last_error=why, attempts=row.attempts - 1)
+            )
+            _audit(sess, row.offer_id, "delivery_cancelled", at, destination=row.destination, reason=why)
+            report.cancelled += 1
+            log.info("outbox %s (%s → %s) cancelled: %s", row.id, row.event_id, row.destination, why)
+            return Claim(
+                row.id, row.attempts, row.destination, row.event_id, row.offer_id, {}, cancelled=True
+            )
+        return Claim(row.id, row.attempts, row.destination, row.event_id, row.offer_id, row.payload)
+
+
+def _cancel_reason(sess: Session, *, customer_id: int, offer_id: int | None) -> str | None:
+    """Checked at send time: the customer's `offers` consent and the offer must still stand."""
+    if offer_id is None:
+        return None
+    granted = sess.scalar(
+        select(DataUseGrant.id).where(
+            DataUseGrant.customer_id == customer_id,
+            DataUseGrant.purpose == "offers",
+            DataUseGrant.revoked_at.is_(None),
+        )
+    )
+    if granted is None:
+        return "consent revoked"
+    status = sess.scalar(select(Offer.status).where(Offer.id == offer_id))
+    if status in (None, "withdrawn", "rejected"):
+        return f"offer {status or 'deleted'}"
+    return None
+
+
+def _send(claim: Claim, *, settings: Settings, client: httpx.Client) -> None:
+    if claim.destination == "webhook":
+        if not settings.webhook_url or settings.webhook_secret is None:
+            raise delivery.DeliveryError("no SERVICECAST_WEBHOOK_URL/SERVICECAST_WEBHOOK_SECRET configured")
+        delivery.post_webhook(
+            client,
+            url=settings.webhook_url,
+            secret=settings.webhook_secret.get_secret_value(),
+            event=claim.payload,
+        )
+    elif claim.destination == "email":
+        if not settings.smtp_url or not settings.mail_to:
+            raise delivery.DeliveryError("no SERVICECAST_SMTP_URL/SERVICECAST_MAIL_TO configured")
+        message = delivery.render_email(
+            event=claim.payload,
+            mail_from=settings.mail_from,
+            mail_to=settings.mail_to,
+            public_url=settings.public_url,
+        )
+        delivery.send_email(smtp_url=settings.smtp_url, timeout_s=settings.route_timeout_s, message=message)
+    else:
+        raise delivery.DeliveryError(f"unknown destination {claim.destination!r}")
+
+
+def _record_success(engine: Engine, claim: Claim, *, at: datetime) -> None:
+    """Mark delivered (whoever claimed it last), the offer `sent` for its main destination, and audit."""
+    with session(engine) as sess:
+        done = sess.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id == claim.id, OUTBOX.c.status == "pending")
+            .values(status="delivered", delivered_at=at, last_error=None)
+        )
+        if done.rowcount != 1:
+            return
+        _audit(
+            sess,
+            claim.offer_id,
+            "sent",
+            at,
+            destination=claim.destination,
+            event_id=claim.event_id,
+            attempt=claim.attempt,
+        )
+        if claim.offer_id is not None and _is_main_destination(sess, claim):
+            sess.execute(
+                update(Offer)
+                .where(Offer.id == claim.offer_id, Offer.status == "approved")
+                .values(status="sent")
+            )
+    log.info("delivered %s → %s (attempt %d)", claim.event_id, claim.destination, claim.attempt)
+
+
+def _is_main_destination(sess: Session, claim: Claim) -> bool:
+    """The webhook is the CRM hand-off; e-mail counts only when there is no webhook row."""
+    if claim.destination == "webhook":
+        return True
+    webhook = exists().where(OUTBOX.c.event_id == claim.event_id, OUTBOX.c.destination == "webhook")
+    return not sess.scalar(select(webhook))
+
+
+def _record_failure(
+    engine: Engine,
+    claim: Claim,
+    *,
+    error: str,
+    at: datetime,
+    now: datetime | None,
+    settings: Settings,
+    rng: random.Random | None,
+) -> None:
+    """Schedule the retry, or dead-letter after the last attempt; ignored if another router re-claimed."""
+    done_at = now or utcnow()
+    dead = claim.attempt >= settings.route_max_attempts
+    delay = None
+    if dead:
+        values: dict = {"status": "dead", "last_error": error}
+        retry_at = None
+    else:
+        delay = backoff_delay(
+            claim.attempt, base_s=settings.route_backoff_base_s, max_s=settings.route_backoff_max_s, rng=rng
+        )
+        retry_at = done_at + timedelta(seconds=delay)
+        values = {"next_attempt_at": retry_at, "last_error": error}
+    with session(engine) as sess:
+        fenced = sess.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id == claim.id, OUTBOX.c.status == "pending", OUTBOX.c.attempts == claim.attempt)
+            .values(**values)
+        )
+        if fenced.rowcount != 1:
+            return
+        _audit(
+            sess,
+            claim.offer_id,
+            "delivery_failed",
+            at,
+            destination=claim.destination,
+            event_id=claim.event_id,
+            attempt=claim.attempt,
+            error=error,
+            retry_at=retry_at.isoformat() if retry_at else None,
+            delay_s=delay,
+            dead=dead,
+        )
+    if dead:
+        log.error(
+            "dead letter: %s → %s after %d attempts: %s",
+            claim.event_id,
+            claim.destination,
+            claim.attempt,
+            error,
+        )
+    else:
+        log.warning(
+            "attempt %d of %s → %s failed (%s); retry at %s",
+            claim.attempt,
+            claim.event_id,
+            claim.destination,
+            error,
+            retry_at.isoformat(),
+        )
+
+
+def _audit(sess: Session, offer_id: int | None, action: str, at: datetime, **data: object) -> None:
+    if offer_id is not None:
+        sess.add(
+            WorkflowEvent(
+                subject="offer", subject_id=offer_id, action=action, actor_id=None, at=at, data=data
+            )
+        )
