@@ -15,7 +15,10 @@ from fleet.tables import Alert, Prediction, User, WorkflowEvent
 ALERT_MIN_RISK = 0.5
 OPEN_STATES = ("open", "acknowledged", "assigned")
 SEVERITY_RANK = {"medium": 1, "high": 2, "critical": 3}
+QUEUE_RANK = {"critical": 1, "high": 2, "medium": 3}
 FINDINGS = ("confirmed_fault", "no_fault_found", "other")
+# Alerts without a lead time queue after those with one, on every database (NULL order differs).
+NO_LEAD_TIME = 1e9
 
 
 def lead_time_hours(prediction: Prediction) -> float | None:
@@ -85,6 +88,8 @@ def apply_prediction(sess: Session, prediction: Prediction, now: datetime) -> Al
         action = "updated"
     alert.risk = prediction.risk
     alert.lead_time_hours = lead
+    alert.severity_rank = QUEUE_RANK[alert.severity]
+    alert.lead_rank = NO_LEAD_TIME if lead is None else lead
     alert.eta = prediction.eta
     alert.evidence = evidence_of(prediction)
     alert.last_prediction_id = prediction.id

@@ -75,10 +75,12 @@ def populate(url: str, machines: int, rows: int, alerts: int) -> tuple[str, list
                 customer_id=ids[i % machines][0],
                 machine_id=ids[i % machines][1],
                 failure_mode=f"mode-{i // machines}",
-                severity=rng.choice(SEVERITIES),
+                severity=(severity := rng.choice(SEVERITIES)),
+                severity_rank=1 + SEVERITIES.index(severity),
                 status=rng.choice(("open", "acknowledged", "assigned", "resolved")),
                 risk=round(rng.uniform(0.5, 1.0), 3),
-                lead_time_hours=round(rng.uniform(1, 400), 1),
+                lead_time_hours=(lead := round(rng.uniform(1, 400), 1)),
+                lead_rank=lead,
                 evidence={"explanation": "vibration rose 40 % in 3 days"},
             )
             for i in range(alerts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from sqlalchemy import case, select
+from sqlalchemy import select
 
 from api import alerts, schemas
 from api.deps import AlertReader, AlertWriter, SessionDep
@@ -14,7 +14,6 @@ from fleet.tables import Alert, utcnow
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 NOT_FOUND = {404: {"model": schemas.ErrorOut}}
-SEVERITY_ORDER = case({"critical": 3, "high": 2, "medium": 1}, value=Alert.severity, else_=0)
 
 
 @router.get("", response_model=list[schemas.AlertOut])
@@ -39,8 +38,7 @@ def list_alerts(
         query = query.where(Alert.customer_id == customer_id)
     if machine_id is not None:
         query = query.where(Alert.machine_id == machine_id)
-    lead_last = case((Alert.lead_time_hours.is_(None), 1), else_=0)
-    query = query.order_by(SEVERITY_ORDER.desc(), lead_last, Alert.lead_time_hours, Alert.id)
+    query = query.order_by(Alert.severity_rank, Alert.lead_rank, Alert.id)
     return sess.scalars(query.limit(limit).offset(offset)).all()
 
 

@@ -52,15 +52,19 @@ class Alert(Base):
     __table_args__ = (
         Index("ix_alerts_customer_status", "customer_id", "status"),
         Index("ix_alerts_machine_mode_status", "machine_id", "failure_mode", "status"),
+        # The queue order (most severe, then nearest), so a page of the queue is an index walk, not a sort.
+        Index("ix_alerts_queue", "severity_rank", "lead_rank", "id"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
     failure_mode: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(16))
+    severity_rank: Mapped[int] = mapped_column(Integer, default=3)  # 1 critical, 2 high, 3 medium
     status: Mapped[str] = mapped_column(String(16), default="open")
     risk: Mapped[float] = mapped_column(Float)
     lead_time_hours: Mapped[float | None] = mapped_column(Float)
+    lead_rank: Mapped[float] = mapped_column(Float, default=1e9)
     eta: Mapped[datetime | None] = mapped_column(UtcDateTime)
     evidence: Mapped[dict] = mapped_column(Json, default=dict)
     count: Mapped[int] = mapped_column(Integer, default=1)

@@ -98,9 +98,11 @@ def upgrade() -> None:
         sa.Column("machine_id", sa.Integer(), nullable=False),
         sa.Column("failure_mode", sa.String(length=64), nullable=False),
         sa.Column("severity", sa.String(length=16), nullable=False),
+        sa.Column("severity_rank", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("risk", sa.Float(), nullable=False),
         sa.Column("lead_time_hours", sa.Float(), nullable=True),
+        sa.Column("lead_rank", sa.Float(), nullable=False),
         sa.Column("eta", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "evidence",
@@ -155,6 +157,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_alerts_machine_mode_status", ["machine_id", "failure_mode", "status"], unique=False
         )
+        batch_op.create_index("ix_alerts_queue", ["severity_rank", "lead_rank", "id"], unique=False)
 
     op.create_table(
         "offers",
@@ -268,6 +271,7 @@ def downgrade() -> None:
 
     op.drop_table("offers")
     with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_index("ix_alerts_queue")
         batch_op.drop_index("ix_alerts_machine_mode_status")
         batch_op.drop_index("ix_alerts_customer_status")
 
