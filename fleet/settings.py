@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     alert_escalate_after_min: int = Field(default=60, ge=1)
     offers_per_account_per_week: int = Field(default=3, ge=0)
     demo_machines: int = Field(default=20, ge=1)
-    demo_messages: int = Field(default=2000, ge=1)
+    demo_days: float = Field(default=3.0, gt=0, le=365)
+    demo_step_s: int = Field(default=600, ge=1)
 
     @field_validator("database_url")
     @classmethod

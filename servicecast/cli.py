@@ -203,11 +203,13 @@ def quarantine_replay(
 
 
 @app.command("demo")
-def demo() -> None:
-    """Run the whole chain on embedded defaults: amqtt broker, SQLite, a publisher and the ingester."""
+def demo(
+    serve: Annotated[bool, typer.Option(help="Serve the API on the demo data until Ctrl-C.")] = True,
+) -> None:
+    """Simulated fleet → embedded amqtt broker → ingester → SQLite → alerts and offers → the API."""
     from servicecast.demo import run_demo
 
-    raise typer.Exit(run_demo(load_settings()))
+    raise typer.Exit(run_demo(load_settings(), serve=serve))
 
 
 @users_app.command("add")

@@ -3,51 +3,57 @@
 from __future__ import annotations
 
 import logging
-import math
-import random
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import typer
+from sqlalchemy import Engine, func, select
 
-from fleet import contract, migrate, telemetry
-from fleet.db import engine_from_settings
+from api import auth, policy
+from fleet import errors, migrate, telemetry
+from fleet.db import engine_from_settings, session
 from fleet.settings import MqttEndpoint, Settings
+from fleet.tables import Alert, Offer, Quarantine
 from ingest.service import Ingester
 from servicecast.broker import EmbeddedBroker
-from simulators.publisher import Publisher
+from simulators.config import FleetConfig
+from simulators.engine import simulate
+from simulators.live import publish_run
 
 log = logging.getLogger(__name__)
-TENANTS = ("acme", "globex")
+DEMO_USERS = (
+    ("demo-admin", "admin", None, ()),
+    ("demo-tech", "field_service", None, ()),
+    ("demo-am", "account_manager", None, ("acme", "globex", "initech")),
+    ("demo-customer", "customer", "acme", ()),
+)
 
 
-def demo_messages(machines: int, total: int, seed: int = 7) -> Iterator[tuple[str, bytes]]:
-    """Plausible pump telemetry, one message a minute per machine, ending now."""
-    rng = random.Random(seed)
-    per_machine = max(1, total // machines)
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=per_machine)
-    for step in range(per_machine):
-        ts = start + timedelta(minutes=step)
-        load = 0.75 + 0.2 * math.sin(2 * math.pi * (ts.hour * 60 + ts.minute) / 1440)
-        for m in range(machines):
-            readings = {
-                "flow_m3h": round(120 * load + rng.gauss(0, 2), 2),
-                "discharge_pressure_bar": round(6.0 * load + rng.gauss(0, 0.05), 3),
-                "motor_current_a": round(38 * load + rng.gauss(0, 0.5), 2),
-                "bearing_temp_c": round(55 + 10 * load + rng.gauss(0, 0.4), 2),
-                "vibration_rms_mm_s": round(2.2 + rng.gauss(0, 0.1), 3),
-            }
-            topic = contract.telemetry_topic(TENANTS[m % len(TENANTS)], f"pump-{m + 1:03d}")
-            yield topic, contract.encode_payload(step + 1, ts, readings, fw="1.4.2")
-
-
-def run_demo(settings: Settings) -> int:
-    """Start what is missing, publish a small fleet's telemetry, ingest it and print what was stored."""
+def run_demo(settings: Settings, *, serve: bool = True) -> int:
+    """Publish a simulated fleet through a broker into the database, then serve the API on it."""
     if "ingest_auto_register" not in settings.model_fields_set:
         settings = settings.model_copy(update={"ingest_auto_register": True})
     engine = engine_from_settings(settings)
     migrate.ensure_schema(engine)
+    typer.echo(f"database: {settings.database_url}")
+    try:
+        if not _ingest_simulated_fleet(settings, engine):
+            return 1
+        report = policy.run_once(engine=engine, settings=settings)
+        typer.echo(
+            f"policy: {report.alerts_opened_or_updated} alerts, {report.offers_proposed} offers proposed"
+        )
+        _print_summary(engine)
+        keys = _demo_keys(engine, Path("var/demo-keys.txt"))
+    finally:
+        engine.dispose()
+    if serve:
+        _serve(settings, keys)
+    return 0
+
+
+def _ingest_simulated_fleet(settings: Settings, engine: Engine) -> bool:
     broker = None
     endpoint = settings.mqtt_endpoint()
     if endpoint is None:
@@ -55,48 +61,98 @@ def run_demo(settings: Settings) -> int:
         endpoint = MqttEndpoint(broker.url)
         settings = settings.model_copy(update={"mqtt_protocol": "3.1.1"})
         typer.echo(f"embedded MQTT broker (amqtt) on {broker.url}")
-    typer.echo(f"database: {settings.database_url}")
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=settings.demo_days)
+    config = FleetConfig(
+        machines=settings.demo_machines,
+        days=settings.demo_days,
+        seed=7,
+        step_seconds=settings.demo_step_s,
+        start=start,
+        bad_payload_rate=0.002,
+    )
     ingester = Ingester(
         settings=settings, engine=engine, endpoint=endpoint, client_id="servicecast-demo-ingest"
     )
     try:
         ingester.start()
-        if not ingester.source.connected.wait(15):
-            typer.echo("could not connect the ingester to the broker", err=True)
-            return 1
+        if not ingester.source.subscribed.wait(15):
+            typer.echo("could not subscribe the ingester at the broker", err=True)
+            return False
         url = f"mqtt://{endpoint.host}:{endpoint.port}"
         if endpoint.username:
             url = f"mqtt://{endpoint.username}:{endpoint.password or ''}@{endpoint.host}:{endpoint.port}"
         started = time.monotonic()
-        with Publisher(url, protocol=settings.mqtt_protocol) as publisher:
-            sent = publisher.publish_many(demo_messages(settings.demo_machines, settings.demo_messages))
-            publisher.wait(60)
-        typer.echo(f"published {sent} messages from {settings.demo_machines} machines over MQTT (QoS 1)")
-        deadline = time.monotonic() + 60
-        stats = ingester.stats
-        while stats.stored + stats.duplicates + stats.quarantined < sent and time.monotonic() < deadline:
+        sent = publish_run(
+            simulate(config), url=url, database_url=settings.database_url, protocol=settings.mqtt_protocol
+        )
+        typer.echo(
+            f"published {sent.valid} messages (+{sent.invalid} deliberately bad) from "
+            f"{config.machines} simulated machines over MQTT, QoS 1"
+        )
+        stats, deadline = ingester.stats, time.monotonic() + 120
+        while stats.stored + stats.duplicates + stats.quarantined < sent.sent and time.monotonic() < deadline:
             time.sleep(0.1)
-        elapsed = time.monotonic() - started
+        typer.echo(
+            f"ingested in {time.monotonic() - started:.1f} s: {stats.stored} stored, "
+            f"{stats.duplicates} duplicates, {stats.quarantined} quarantined"
+        )
     finally:
         ingester.stop()
         if broker:
             broker.stop()
-    _print_summary(engine, ingester, elapsed)
-    return 0
+    return True
 
 
-def _print_summary(engine, ingester: Ingester, elapsed: float) -> None:
-    stats = ingester.stats
-    typer.echo(
-        f"ingested in {elapsed:.1f} s: {stats.stored} stored, {stats.duplicates} duplicates, "
-        f"{stats.quarantined} quarantined, {stats.batches} batches"
-    )
+def _print_summary(engine: Engine) -> None:
     rows = telemetry.summary(engine)
-    typer.echo(f"\n{'tenant':<10}{'machine':<12}{'rows':>6}{'seq':>12}  last reading")
-    for row in rows[:10]:
+    typer.echo(f"\n{'tenant':<10}{'machine':<17}{'rows':>6}{'seq':>12}  last reading")
+    for row in rows[:8]:
         seqs = f"{row['first_seq']}..{row['last_seq']}"
         last = f"{row['last_ts']:%Y-%m-%d %H:%M}"
-        typer.echo(f"{row['tenant']:<10}{row['machine']:<12}{row['rows']:>6}{seqs:>12}  {last}")
-    if len(rows) > 10:
-        typer.echo(f"… and {len(rows) - 10} more machines")
-    typer.echo(f"\ntelemetry rows in the database: {telemetry.count_telemetry(engine)}")
+        typer.echo(f"{row['tenant']:<10}{row['machine']:<17}{row['rows']:>6}{seqs:>12}  {last}")
+    if len(rows) > 8:
+        typer.echo(f"… and {len(rows) - 8} more machines")
+    with session(engine) as sess:
+        counts = {name: sess.scalar(select(func.count()).select_from(t)) for name, t in _COUNTED}
+    typer.echo("\n" + ", ".join(f"{name}: {n}" for name, n in counts.items()))
+
+
+_COUNTED = (("quarantined messages", Quarantine), ("alerts", Alert), ("offers", Offer))
+
+
+def _demo_keys(engine: Engine, path: Path) -> dict[str, str]:
+    """A user per role with a fresh key each run; written to a file only the owner can read."""
+    keys = {}
+    for name, role, customer, accounts in DEMO_USERS:
+        try:
+            _, keys[name] = auth.create_user(
+                engine=engine, name=name, role=role, customer=customer, accounts=accounts
+            )
+        except errors.AlreadyExists:
+            keys[name] = auth.issue_key(engine=engine, name=name)
+        except errors.NotFound:
+            continue  # e.g. a demo fleet without that customer
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{name}\t{key}\n" for name, key in keys.items()))
+    path.chmod(0o600)
+    typer.echo(f"\nAPI keys (also in {path}):")
+    for name, key in keys.items():
+        typer.echo(f"  {name:<14} {key}")
+    return keys
+
+
+def _serve(settings: Settings, keys: dict[str, str]) -> None:
+    import uvicorn
+
+    from api.app import create_app
+
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    header = f"Authorization: Bearer {keys['demo-tech']}"
+    typer.echo(f"\nAPI on {base}/docs — try:\n  curl -H '{header}' {base}/api/v1/alerts")
+    typer.echo("Ctrl-C stops the demo.")
+    uvicorn.run(
+        create_app(settings, run_policy=True),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+    )
