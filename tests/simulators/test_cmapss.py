@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from simulators.cmapss import cmapss_failures, iter_cmapss_messages, read_cmapss
+from tests import services
+from tests.data import FD001
 from tests.simulators.helpers import contract_problem
-
-FD001 = Path("/work/shared/data/cmapss/train_FD001.txt")
 
 
 @pytest.fixture(scope="module")
 def fd001():
     if not FD001.exists():
-        pytest.skip(f"{FD001} not present")
+        services.unavailable(f"the C-MAPSS file {FD001}")
     return read_cmapss(FD001)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,9 +16,10 @@ from simulators.config import FleetConfig
 from simulators.engine import simulate
 from simulators.live import publish_messages, publish_run, replay_cmapss
 from simulators.messages import iter_messages
+from tests import services
+from tests.data import FD001
 from tests.ingest.support import count_rows, in_process_ingester, quarantine_reasons, stored_keys, wait_until
 
-FD001 = Path("/work/shared/data/cmapss/train_FD001.txt")
 # How the ingester names each kind of bad payload the simulator sends.
 REASONS = {
     "malformed_json": "malformed_json",
@@ -73,7 +73,7 @@ def test_speed_paces_publishing_by_simulated_time(mosquitto):
 @pytest.fixture(scope="module")
 def fd001_head():
     if not FD001.exists():
-        pytest.skip(f"{FD001} not present")
+        services.unavailable(f"the C-MAPSS file {FD001}")
     df = read_cmapss(FD001)
     return df[df["unit"] <= 3]
 
