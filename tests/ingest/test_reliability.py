@@ -217,3 +217,29 @@ def test_broker_restart_midstream_reconnects_and_stores_what_the_broker_kept(mos
     keys = stored_keys(engine)
     assert Counter(keys).most_common(1)[0][1] == 1
     assert set(keys) == expected_keys(acked)
+
+
+def test_two_replicas_on_a_shared_subscription_split_the_stream_without_duplicates(
+    mosquitto, database_url, engine
+):
+    codes = machine_codes(20)
+    register_fleet(engine, "acme", codes)
+    batch = messages("acme", codes, per_machine=200)
+    replicas = [
+        in_process_ingester(database_url, engine, mosquitto.url, f"ingest-{i}", ingest_shared_group="ingest")
+        for i in (1, 2)
+    ]
+    try:
+        assert replicas[0].source.subscription == "$share/ingest/fleet/+/+/telemetry"
+        with Publisher(mosquitto.url) as publisher:
+            publisher.publish_many(batch)
+            assert publisher.wait(60)
+        wait_until(lambda: count_rows(engine) == len(batch), 60, "every message stored")
+        time.sleep(0.5)
+    finally:
+        for replica in replicas:
+            replica.stop()
+    shares = [replica.stats.stored for replica in replicas]
+    assert sum(shares) == len(batch) and min(shares) > 0, f"the stream was not shared: {shares}"
+    assert sum(replica.stats.duplicates for replica in replicas) == 0
+    assert set(stored_keys(engine)) == expected_keys(batch)
