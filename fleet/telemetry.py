@@ -36,40 +36,30 @@ def _sqlite_ts(ts: datetime) -> str:
     return ts.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+def _as_is(ts: datetime) -> datetime:
+    return ts
+
+
 def insert_telemetry(conn: Connection, rows: Sequence[dict]) -> int:
     """Insert rows not stored yet (by `(customer_id, machine_id, seq)`); returns how many were new."""
     if not rows:
         return 0
     dumps = json.dumps
+    ts = _sqlite_ts if conn.dialect.name == "sqlite" else _as_is
     # Driver-level executemany: SQLAlchemy's per-value type processing would cost more than the insert itself.
-    if conn.dialect.name == "sqlite":
-        params = [
-            (
-                r["customer_id"],
-                r["machine_id"],
-                r["seq"],
-                _sqlite_ts(r["ts"]),
-                dumps(r["readings"]),
-                r.get("fw"),
-                None if r.get("extra") is None else dumps(r["extra"]),
-                _sqlite_ts(r["received_at"]),
-            )
-            for r in rows
-        ]
-    else:
-        params = [
-            (
-                r["customer_id"],
-                r["machine_id"],
-                r["seq"],
-                r["ts"],
-                dumps(r["readings"]),
-                r.get("fw"),
-                None if r.get("extra") is None else dumps(r["extra"]),
-                r["received_at"],
-            )
-            for r in rows
-        ]
+    params = [
+        (
+            r["customer_id"],
+            r["machine_id"],
+            r["seq"],
+            ts(r["ts"]),
+            dumps(r["readings"]),
+            r.get("fw"),
+            None if r.get("extra") is None else dumps(r["extra"]),
+            ts(r["received_at"]),
+        )
+        for r in rows
+    ]
     return conn.exec_driver_sql(_UPSERT_SQL[conn.dialect.name], params).rowcount
 
 

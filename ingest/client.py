@@ -111,7 +111,7 @@ class MqttSource:
             if envelope.qos and envelope.generation == generation:
                 self.client.ack(envelope.mid, envelope.qos)
 
-    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
             why = FATAL_CONNACK.get(reason_code.value)
             if why:
@@ -136,7 +136,7 @@ class MqttSource:
         client.subscribe(self.subscription, qos=1)
         self.connected.set()
 
-    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:  # noqa: ANN001
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
         failed = [str(code) for code in reason_codes if code.is_failure]
         if failed:
             codes = ", ".join(failed)
@@ -147,32 +147,24 @@ class MqttSource:
         log.info("subscribed to %s", self.subscription)
         self.subscribed.set()
 
-    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         self.connected.clear()
         self.subscribed.clear()
         if self._receiving and not self.failed.is_set():
             log.warning("disconnected from the broker (%s); reconnecting", reason_code)
 
-    def _on_connect_fail(self, _client, _userdata) -> None:  # noqa: ANN001
+    def _on_connect_fail(self, _client, _userdata) -> None:
         log.warning("cannot reach the broker at %s:%s; retrying", self.endpoint.host, self.endpoint.port)
 
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
         if not self._receiving:
             return
         try:
-            envelope = Envelope(
-                message.topic, message.payload, message.qos, message.mid, time.time(), self.generation
-            )
+            topic = message.topic
         except UnicodeDecodeError:
-            # A topic that is not UTF-8 still has to reach quarantine, byte for byte.
-            envelope = Envelope(
-                message._topic.decode("utf-8", "replace"),
-                message.payload,
-                message.qos,
-                message.mid,
-                time.time(),
-                self.generation,
-            )
+            # A topic that is not UTF-8 still has to reach quarantine, byte for byte in its payload.
+            topic = message._topic.decode("utf-8", "replace")
+        envelope = Envelope(topic, message.payload, message.qos, message.mid, time.time(), self.generation)
         try:
             self.inbox.put_nowait(envelope)
         except queue.Full:

@@ -24,6 +24,18 @@ def digest(topic: str, payload: bytes) -> str:
     return hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
 
 
+def quarantine_row(topic: str, payload: bytes, rejection: Rejection, received_at: datetime) -> dict:
+    """The quarantine row of a rejected message, keyed by its digest."""
+    return {
+        "topic": topic,
+        "payload": payload,
+        "reason": rejection.reason,
+        "detail": rejection.detail,
+        "digest": digest(topic, payload),
+        "received_at": received_at,
+    }
+
+
 class Pipeline:
     """The one code path from raw messages to telemetry and quarantine rows."""
 
@@ -48,16 +60,7 @@ class Pipeline:
         for (topic, payload, received_at), result in zip(messages, results, strict=True):
             at = datetime.fromtimestamp(received_at, UTC)
             if isinstance(result, Rejection):
-                quarantine_rows.append(
-                    {
-                        "topic": topic,
-                        "payload": payload,
-                        "reason": result.reason,
-                        "detail": result.detail,
-                        "digest": digest(topic, payload),
-                        "received_at": at,
-                    }
-                )
+                quarantine_rows.append(quarantine_row(topic, payload, result, at))
                 continue
             customer_id, machine_id = self._ids[(result.tenant, result.machine)]
             key = (machine_id, result.seq)

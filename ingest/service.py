@@ -55,7 +55,7 @@ class Ingester:
         metrics.QUEUE_DEPTH.set_function(self.inbox.qsize)
 
     @property
-    def stats(self):  # noqa: ANN201
+    def stats(self):
         """The writer's running totals."""
         return self.writer.stats
 

@@ -15,8 +15,8 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from fleet import telemetry
 from ingest import metrics
-from ingest.pipeline import Pipeline, digest
-from ingest.schemas import Envelope, Outcome
+from ingest.pipeline import Pipeline, quarantine_row
+from ingest.schemas import Envelope, Outcome, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -162,18 +162,12 @@ class BatchWriter:
 
     def _quarantine_rejected(self, message: tuple[str, bytes, float]) -> Outcome:
         topic, payload, received_at = message
-        row = {
-            "topic": topic,
-            "payload": payload,
-            "reason": "db_rejected",
-            "detail": "the database refused this message alone; see the ingester log",
-            "digest": digest(topic, payload),
-            "received_at": datetime.fromtimestamp(received_at, UTC),
-        }
+        rejection = Rejection("db_rejected", "the database refused this message alone; see the ingester log")
         with self.pipeline.engine.begin() as conn:
+            row = quarantine_row(topic, payload, rejection, datetime.fromtimestamp(received_at, UTC))
             telemetry.insert_quarantine(conn, [row])
         outcome = Outcome(quarantined=1)
-        outcome.add_reason("db_rejected")
+        outcome.add_reason(rejection.reason)
         return outcome
 
     def _count(self, outcome: Outcome) -> None:
