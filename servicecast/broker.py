@@ -51,6 +51,7 @@ class EmbeddedBroker:
             # amqtt reports its own cancelled tasks as errors while shutting down; they are not ours.
             logging.getLogger("amqtt").setLevel(logging.CRITICAL)
             asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(timeout=30)
+            asyncio.run_coroutine_threadsafe(_cancel_leftovers(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
@@ -59,3 +60,12 @@ class EmbeddedBroker:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+async def _cancel_leftovers() -> None:
+    """Cancel tasks amqtt leaves behind at shutdown, so the loop closes without 'Task was destroyed'."""
+    current = asyncio.current_task()
+    leftovers = [task for task in asyncio.all_tasks() if task is not current]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
