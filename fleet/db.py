@@ -17,7 +17,10 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+        # Sized to FastAPI's thread pool (40): overflow connections would be opened and closed per request.
+        engine = create_engine(
+            url, connect_args={"timeout": busy_timeout_ms / 1000}, pool_size=40, max_overflow=10
+        )
         _tune_sqlite(engine, busy_timeout_ms)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
