@@ -13,7 +13,6 @@ from api.scope import get_visible, restrict
 from fleet.tables import Alert, utcnow
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
-NOT_FOUND = {404: {"model": schemas.ErrorOut}}
 
 
 @router.get("", response_model=list[schemas.AlertOut])
@@ -42,26 +41,26 @@ def list_alerts(
     return sess.scalars(query.limit(limit).offset(offset)).all()
 
 
-@router.get("/{alert_id}", response_model=schemas.AlertOut, responses=NOT_FOUND)
+@router.get("/{alert_id}", response_model=schemas.AlertOut)
 def get_alert(alert_id: schemas.AlertId, sess: SessionDep, who: AlertReader):
     """One alert with its evidence."""
     return get_visible(sess, Alert, alert_id, who, "alert")
 
 
-@router.post("/{alert_id}/ack", response_model=schemas.AlertOut, responses=NOT_FOUND)
+@router.post("/{alert_id}/ack", response_model=schemas.AlertOut)
 def acknowledge(alert_id: schemas.AlertId, sess: SessionDep, who: AlertWriter):
     """Acknowledge an open alert."""
     return alerts.acknowledge(sess, get_visible(sess, Alert, alert_id, who, "alert"), who, utcnow())
 
 
-@router.post("/{alert_id}/assign", response_model=schemas.AlertOut, responses=NOT_FOUND)
+@router.post("/{alert_id}/assign", response_model=schemas.AlertOut)
 def assign(alert_id: schemas.AlertId, body: schemas.AssignIn, sess: SessionDep, who: AlertWriter):
     """Assign the alert to a field-service user."""
     alert = get_visible(sess, Alert, alert_id, who, "alert")
     return alerts.assign(sess, alert, body.assignee_id, who, utcnow())
 
 
-@router.post("/{alert_id}/resolve", response_model=schemas.AlertOut, responses=NOT_FOUND)
+@router.post("/{alert_id}/resolve", response_model=schemas.AlertOut)
 def resolve(alert_id: schemas.AlertId, body: schemas.ResolveIn, sess: SessionDep, who: AlertWriter):
     """Resolve with a finding (confirmed_fault, no_fault_found, other + text) and the parts used."""
     alert = get_visible(sess, Alert, alert_id, who, "alert")

@@ -34,11 +34,7 @@ def list_customers(sess: SessionDep, who: FleetReader, limit: Limit = 100, offse
     return [_customer_out(sess, c) for c in sess.scalars(query)]
 
 
-@router.get(
-    "/customers/{customer_id}",
-    response_model=schemas.CustomerOut,
-    responses={404: {"model": schemas.ErrorOut}},
-)
+@router.get("/customers/{customer_id}", response_model=schemas.CustomerOut)
 def get_customer(customer_id: schemas.CustomerId, sess: SessionDep, who: FleetReader):
     """One customer with its data-use grants."""
     return _customer_out(sess, get_visible(sess, Customer, customer_id, who, "customer"))
@@ -104,9 +100,7 @@ def _machine_out(sess, machine: Machine) -> schemas.MachineOut:
     return out
 
 
-@router.get(
-    "/machines/{machine_id}", response_model=schemas.MachineOut, responses={404: {"model": schemas.ErrorOut}}
-)
+@router.get("/machines/{machine_id}", response_model=schemas.MachineOut)
 def get_machine(machine_id: schemas.MachineId, sess: SessionDep, who: FleetReader):
     """One machine with its latest prediction."""
     return _machine_out(sess, get_visible(sess, Machine, machine_id, who, "machine"))

@@ -14,7 +14,6 @@ from fleet import errors
 from fleet.tables import Offer, utcnow
 
 router = APIRouter(prefix="/offers", tags=["offers"])
-NOT_FOUND = {404: {"model": schemas.ErrorOut}}
 Status = Literal["proposed", "approved", "rejected", "sent", "accepted", "declined", "withdrawn"]
 
 
@@ -46,13 +45,13 @@ def _visible_offer(sess, offer_id: schemas.OfferId, who) -> Offer:
     return offer
 
 
-@router.get("/{offer_id}", response_model=schemas.OfferOut, responses=NOT_FOUND)
+@router.get("/{offer_id}", response_model=schemas.OfferOut)
 def get_offer(offer_id: schemas.OfferId, sess: SessionDep, who: OfferReader):
     """One offer with its reason, price and value."""
     return _visible_offer(sess, offer_id, who)
 
 
-@router.post("/{offer_id}/approve", response_model=schemas.OfferOut, responses=NOT_FOUND)
+@router.post("/{offer_id}/approve", response_model=schemas.OfferOut)
 def approve(
     offer_id: schemas.OfferId,
     body: schemas.ApproveIn,
@@ -74,14 +73,14 @@ def approve(
     )
 
 
-@router.post("/{offer_id}/reject", response_model=schemas.OfferOut, responses=NOT_FOUND)
+@router.post("/{offer_id}/reject", response_model=schemas.OfferOut)
 def reject(offer_id: schemas.OfferId, body: schemas.RejectIn, sess: SessionDep, who: OfferWriter):
     """Reject with a reason."""
     offer = get_visible(sess, Offer, offer_id, who, "offer")
     return offers.reject(sess, offer, by=who, now=utcnow(), reason=body.reason)
 
 
-@router.post("/{offer_id}/outcome", response_model=schemas.OfferOut, responses=NOT_FOUND)
+@router.post("/{offer_id}/outcome", response_model=schemas.OfferOut)
 def outcome(offer_id: schemas.OfferId, body: schemas.OutcomeIn, sess: SessionDep, who: OfferWriter):
     """Record whether the customer accepted, and the revenue."""
     offer = get_visible(sess, Offer, offer_id, who, "offer")
