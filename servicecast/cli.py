@@ -12,6 +12,7 @@ from api import routing_cli
 from fleet import errors, migrate, registry, telemetry
 from fleet.db import engine_from_settings
 from fleet.settings import EXIT_BAD_SETTING, Settings, load_or_exit
+from models import cli as models_cli
 from simulators.cli import simulate_app
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(simulate_app, name="simulate")
 routing_cli.register(app)
+models_cli.register(app)
 
 
 def load_settings() -> Settings:

@@ -1,0 +1,141 @@
+"""Command-line entry points of the models package; `register(app)` mounts them on the servicecast CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from fleet import migrate
+from fleet.db import engine_from_settings
+from fleet.settings import load_or_exit
+
+
+def _engine():  # noqa: ANN202
+    engine = engine_from_settings(load_or_exit())
+    migrate.ensure_schema(engine)
+    return engine
+
+
+def train(
+    machine_type: Annotated[str | None, typer.Option("--machine-type", help="only this type")] = None,
+    no_activate: Annotated[bool, typer.Option("--no-activate", help="register without promoting")] = False,
+) -> None:
+    """Train one model per machine type on stored telemetry and ground truth, register and activate it."""
+    from models.training import train_from_store
+
+    versions = train_from_store(_engine(), machine_type=machine_type, activate=not no_activate)
+    if not versions:
+        typer.echo("nothing to train: no telemetry for that machine type", err=True)
+        raise typer.Exit(1)
+    for mtype, version in versions.items():
+        typer.echo(f"{mtype}: {version}")
+
+
+def evaluate(
+    machines: Annotated[int, typer.Option(help="simulated fleet size")] = 200,
+    days: Annotated[float, typer.Option(help="simulated days")] = 150.0,
+    train_days: Annotated[float, typer.Option(help="days of the training period")] = 90.0,
+    seed: Annotated[int, typer.Option()] = 7,
+    step_seconds: Annotated[int, typer.Option()] = 3600,
+    out: Annotated[Path, typer.Option(help="report folder")] = Path("var/reports/models"),
+) -> None:
+    """Backtest on a seeded simulated fleet (train early, test later) and write report.md + backtest.json."""
+    from models.evaluate import backtest, write_report
+    from simulators.config import FleetConfig
+    from simulators.engine import simulate
+
+    config = FleetConfig(machines=machines, days=days, seed=seed, step_seconds=step_seconds)
+    run = simulate(config)
+    split = pd.Timestamp(config.start) + pd.Timedelta(days=train_days)
+    result = backtest(run.telemetry(max_rows=50_000_000), run.failures, run.maintenance, split=split)
+    path = write_report(result, out)
+    p = result["pooled"]
+    typer.echo(
+        f"precision {p['precision']:.3f}, recall>=24h {p['precursor']['recall_min_lead']:.3f}, "
+        f"false alarms/machine-month {p['false_alarms_per_machine_month']:.3f}; report: {path}"
+    )
+
+
+def score(
+    once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
+    interval: Annotated[float, typer.Option(help="seconds between passes")] = 30.0,
+) -> None:
+    """Rescore machines with new telemetry using the active model of their type."""
+    from models import scoring
+
+    engine = _engine()
+    if once:
+        report = scoring.score_once(engine=engine)
+        typer.echo(
+            f"scored {report.machines} machines in {report.seconds:.1f} s ({dict(report.statuses)}); "
+            f"{report.skipped_no_model} without a model"
+        )
+        return
+    scoring.run(engine=engine, interval_s=interval)
+
+
+models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True)
+
+
+@models_app.command("list")
+def list_models(machine_type: Annotated[str | None, typer.Option("--machine-type")] = None) -> None:
+    """Registered versions, newest first; * marks the active one of each type."""
+    from models import registry
+
+    for v in registry.list_versions(_engine(), machine_type):
+        mark = "*" if v.active else " "
+        typer.echo(
+            f"{mark} {v.version}  {v.machine_type}  threshold={v.metrics.get('threshold')}  {v.created_at}"
+        )
+
+
+@models_app.command("promote")
+def promote(version: str) -> None:
+    """Make a version the active one of its machine type."""
+    from models import registry
+
+    try:
+        info = registry.promote(_engine(), version)
+    except registry.ModelNotFound as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{info.machine_type}: {info.version} active")
+
+
+@models_app.command("rollback")
+def rollback(machine_type: str) -> None:
+    """Re-activate the version promoted before the current one."""
+    from models import registry
+
+    try:
+        info = registry.rollback(_engine(), machine_type)
+    except registry.ModelNotFound as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{info.machine_type}: {info.version} active")
+
+
+def evaluate_cmapss(
+    train_path: Annotated[Path, typer.Option("--train", help="C-MAPSS training file")],
+    test_path: Annotated[Path, typer.Option("--test", help="C-MAPSS test file")],
+    rul_path: Annotated[Path, typer.Option("--rul", help="true RUL file of the test units")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = True,
+) -> None:
+    """Evaluate the C-MAPSS RUL model on a train/test/RUL triple."""
+    from models.cmapss import evaluate_cmapss as run
+
+    result = run(train_path, test_path, rul_path)
+    typer.echo(json.dumps(result, default=float) if as_json else str(result))
+
+
+def register(app: typer.Typer) -> None:
+    """Add train, evaluate, score, models list|promote|rollback and evaluate-cmapss to `app`."""
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("score")(score)
+    app.add_typer(models_app, name="models")
+    app.command("evaluate-cmapss")(evaluate_cmapss)

@@ -1,0 +1,117 @@
+"""Alerts from risk series, and how they line up with ground-truth failures.
+
+An alert starts at a machine's first row whose risk reaches the threshold; rows above the threshold
+belong to the same alert until the risk stays below it for `reset_hours`. An alert is right when the
+machine fails, or a maintenance visit finds a wear mode (`caught`), within the horizon after it starts.
+A failure is detected with at least `min_lead_hours` when an alert started between `horizon` and
+`min_lead_hours` before it; lead time = failure time - the earliest such alert start.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def alert_starts(
+    machines: np.ndarray,
+    ts: pd.Series | np.ndarray,
+    risk: np.ndarray,
+    threshold: float,
+    *,
+    reset_hours: float = 24.0,
+) -> pd.DataFrame:
+    """One row per alert: machine and start time."""
+    frame = pd.DataFrame({"machine": np.asarray(machines).astype(str), "ts": pd.to_datetime(ts, utc=True)})
+    frame = frame[np.nan_to_num(np.asarray(risk, dtype=float), nan=-1.0) >= threshold]
+    frame = frame.sort_values(["machine", "ts"], kind="mergesort")
+    gap = frame.groupby("machine", sort=False)["ts"].diff().dt.total_seconds() / 3600.0
+    starts = frame[gap.isna().to_numpy() | (gap.to_numpy() > reset_hours)]
+    return starts.rename(columns={"ts": "start"}).reset_index(drop=True)
+
+
+def _next_event(alerts: pd.DataFrame, events: pd.DataFrame, horizon_hours: float) -> np.ndarray:
+    """True for alerts followed by an event of their machine within the horizon."""
+    if not len(alerts) or not len(events):
+        return np.zeros(len(alerts), dtype=bool)
+    left = alerts.assign(pos=np.arange(len(alerts))).sort_values("start")
+    right = events.sort_values("event_ts")
+    merged = pd.merge_asof(
+        left, right, left_on="start", right_on="event_ts", by="machine", direction="forward"
+    )
+    hours = (merged["event_ts"] - merged["start"]).dt.total_seconds() / 3600.0
+    hit = np.zeros(len(alerts), dtype=bool)
+    hit[merged["pos"].to_numpy()] = (hours <= horizon_hours).fillna(False).to_numpy()
+    return hit
+
+
+def _events(failures: pd.DataFrame, maintenance: pd.DataFrame | None) -> pd.DataFrame:
+    parts = [pd.DataFrame({"machine": failures["machine"].astype(str), "event_ts": failures["ts"]})]
+    if maintenance is not None and len(maintenance):
+        found = maintenance[maintenance["found_mode"].notna()]
+        parts.append(pd.DataFrame({"machine": found["machine"].astype(str), "event_ts": found["ts"]}))
+    events = pd.concat(parts, ignore_index=True)
+    events["event_ts"] = pd.to_datetime(events["event_ts"], utc=True).dt.as_unit("ns")
+    return events
+
+
+def lead_times(alerts: pd.DataFrame, failures: pd.DataFrame, horizon_hours: float) -> np.ndarray:
+    """Per failure: hours between the earliest alert in its horizon and the failure (NaN if none)."""
+    if not len(failures):
+        return np.zeros(0)
+    f = pd.DataFrame(
+        {
+            "machine": failures["machine"].astype(str).to_numpy(),
+            "fts": pd.to_datetime(failures["ts"], utc=True).dt.as_unit("ns").to_numpy(),
+        }
+    )
+    f["pos"] = np.arange(len(f))
+    a = alerts.assign(start=pd.to_datetime(alerts["start"], utc=True).dt.as_unit("ns"))
+    pairs = f.merge(a, on="machine", how="inner")
+    hours = (pairs["fts"] - pairs["start"]).dt.total_seconds() / 3600.0
+    pairs = pairs[(hours > 0) & (hours <= horizon_hours)].assign(lead=hours)
+    lead = np.full(len(f), np.nan)
+    best = pairs.groupby("pos")["lead"].max()
+    lead[best.index.to_numpy(dtype=np.int64)] = best.to_numpy(dtype=float)
+    return lead
+
+
+def alert_metrics(
+    alerts: pd.DataFrame,
+    failures: pd.DataFrame,
+    maintenance: pd.DataFrame | None,
+    *,
+    horizon_hours: float,
+    machine_months: float,
+    min_lead_hours: float = 24.0,
+) -> dict:
+    """Precision, false alarms per machine-month, recall at the minimum lead and median lead, per kind."""
+    alerts = alerts.assign(start=pd.to_datetime(alerts["start"], utc=True).dt.as_unit("ns"))
+    right = _next_event(alerts, _events(failures, maintenance), horizon_hours)
+    strict = _next_event(alerts, _events(failures, None), horizon_hours)
+    n = len(alerts)
+    out = {
+        "alerts": n,
+        "true_alerts": int(right.sum()),
+        "precision": float(right.mean()) if n else None,
+        "precision_failures_only": float(strict.mean()) if n else None,
+        "false_alarms": int(n - right.sum()),
+        "false_alarms_per_machine_month": float((n - right.sum()) / machine_months)
+        if machine_months
+        else None,
+    }
+    for kind, mask in (
+        ("precursor", failures["has_precursor"].astype(bool)),
+        ("sudden", ~failures["has_precursor"].astype(bool)),
+    ):
+        lead = lead_times(alerts, failures[mask.to_numpy()], horizon_hours)
+        ok = lead >= min_lead_hours
+        out[kind] = {
+            "failures": int(len(lead)),
+            "detected": int(np.sum(~np.isnan(lead))),
+            "detected_min_lead": int(ok.sum()),
+            "recall_min_lead": float(ok.mean()) if len(lead) else None,
+            "recall_any_lead": float(np.mean(~np.isnan(lead))) if len(lead) else None,
+            "median_lead_hours": float(np.nanmedian(lead)) if np.any(~np.isnan(lead)) else None,
+        }
+    return out

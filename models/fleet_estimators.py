@@ -1,0 +1,334 @@
+"""Estimators for the simulated fleet on `FleetFeatures` tables, scikit-learn contract.
+
+Each takes the raw long panel in `fit(X, y)` / `predict*(X)` (y: `labels.make_targets`), and offers
+`fit_table` / `*_table` so that `FleetModel` computes the features once for all of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.isotonic import IsotonicRegression
+from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
+
+from models.fleet_features import FleetFeatures
+from models.labels import within
+
+
+def _machines(X: pd.DataFrame, features: FleetFeatures) -> np.ndarray:
+    return X[features.machine_col].astype(str).to_numpy()
+
+
+def _subsample(
+    mask: np.ndarray, positive: np.ndarray, max_rows: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows to train on (all positives, negatives thinned to max_rows) and weights that undo the thinning."""
+    rng = np.random.default_rng(seed)
+    pos = np.flatnonzero(mask & positive)
+    neg = np.flatnonzero(mask & ~positive)
+    keep = max(1, max_rows - len(pos))
+    rate = min(1.0, keep / max(1, len(neg)))
+    if rate < 1.0:
+        neg = np.sort(rng.choice(neg, size=keep, replace=False))
+    rows = np.sort(np.concatenate([pos, neg]))
+    weights = np.where(positive[rows], 1.0, 1.0 / rate)
+    return rows, weights
+
+
+class _TableEstimator(BaseEstimator):
+    """Shared plumbing: fit the features on X (unless given fitted ones), then fit on the table."""
+
+    features: FleetFeatures | None
+
+    def _features_for(self, X: pd.DataFrame) -> FleetFeatures:
+        return clone(self.features or FleetFeatures()).fit(X)
+
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame):  # noqa: ANN201 - returns self
+        """Fit the features, then the model on every usable row."""
+        with threadpool_limits(1):  # boosting oversubscribes small shared boxes; scale out with processes
+            feats = self._features_for(X)
+            return self.fit_table(feats.transform(X), y, feats, _machines(X, feats))
+
+    def _table(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "features_")
+        return self.features_.transform(X)
+
+
+class FailureClassifier(ClassifierMixin, _TableEstimator):
+    """Calibrated probability of a failure within `horizon_hours`, and the most likely failure mode.
+
+    Gradient-boosted trees, cross-fitted by machine: `folds` models each trained on the other folds'
+    machines and calibrated (isotonic) on their own fold; the risk is the mean of the calibrated models.
+    """
+
+    def __init__(
+        self,
+        *,
+        features: FleetFeatures | None = None,
+        horizon_hours: float = 168.0,
+        folds: int = 3,
+        max_rows: int = 150_000,
+        max_iter: int = 150,
+        learning_rate: float = 0.1,
+        max_leaf_nodes: int = 31,
+        random_state: int = 0,
+    ):
+        self.features = features
+        self.horizon_hours = horizon_hours
+        self.folds = folds
+        self.max_rows = max_rows
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.random_state = random_state
+
+    def _booster(self, seed: int) -> HistGradientBoostingClassifier:
+        return HistGradientBoostingClassifier(
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            early_stopping=False,
+            random_state=seed,
+        )
+
+    def fit_table(
+        self, table: pd.DataFrame, y: pd.DataFrame, features: FleetFeatures, machines: np.ndarray
+    ) -> FailureClassifier:
+        """Fit on a precomputed feature table; keeps the out-of-fold risk of every usable row in `oof_`."""
+        self.features_ = features
+        self.columns_ = list(table.columns)
+        positive, known = within(y, self.horizon_hours)
+        usable = known & features.sufficient(table)
+        x = table.to_numpy(dtype=float)
+        self.classes_ = np.array([False, True])
+        self.models_, self.calibrators_ = [], []
+        self.oof_ = np.full(len(table), np.nan)
+        self.base_rate_ = float(positive[usable].mean()) if usable.any() else 0.0
+        names = np.unique(machines[usable])
+        fold_of = dict(
+            zip(
+                names,
+                np.random.default_rng(self.random_state).permutation(len(names)) % self.folds,
+                strict=True,
+            )
+        )
+        row_fold = np.array([fold_of.get(m, -1) for m in machines])
+        if positive[usable].sum() >= 2 and len(names) >= self.folds:
+            for k in range(self.folds):
+                # Unweighted on purpose: the isotonic step, fitted on all held-out rows, restores the base
+                # rate, and weighted binning costs more than the boosting itself.
+                train, _ = _subsample(
+                    usable & (row_fold != k), positive, self.max_rows, self.random_state + k
+                )
+                held = usable & (row_fold == k)
+                model = self._booster(self.random_state + k).fit(x[train], positive[train])
+                raw = model.predict_proba(x[held])[:, 1]
+                iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, positive[held])
+                self.oof_[held] = iso.predict(raw)
+                self.models_.append(model)
+                self.calibrators_.append(iso)
+        self.reference_ = table.loc[usable & ~positive].median().reindex(self.columns_).to_numpy()
+        self._fit_modes(x, y, positive & usable)
+        return self
+
+    def _fit_modes(self, x: np.ndarray, y: pd.DataFrame, rows: np.ndarray) -> None:
+        modes = y["mode"].to_numpy(dtype=object)
+        labels = modes[rows].astype(str)
+        self.modes_ = np.unique(labels) if len(labels) else np.array([], dtype=object)
+        self.mode_model_ = None
+        if len(self.modes_) >= 2:
+            picked, _ = _subsample(
+                rows, np.zeros(len(rows), dtype=bool), self.max_rows // 3, self.random_state
+            )
+            clf = HistGradientBoostingClassifier(
+                max_iter=max(10, self.max_iter // 2), max_leaf_nodes=15, random_state=self.random_state
+            )
+            self.mode_model_ = clf.fit(x[picked], modes[picked].astype(str))
+
+    def risk_table(self, table: pd.DataFrame) -> np.ndarray:
+        """Probability of failure within the horizon for each row of a feature table."""
+        check_is_fitted(self, "models_")
+        if not self.models_:
+            return np.full(len(table), self.base_rate_)
+        x = table.reindex(columns=self.columns_).to_numpy(dtype=float)
+        risks = [
+            iso.predict(m.predict_proba(x)[:, 1])
+            for m, iso in zip(self.models_, self.calibrators_, strict=True)
+        ]
+        return np.mean(risks, axis=0)
+
+    def mode_table(self, table: pd.DataFrame) -> np.ndarray:
+        """Most likely failure mode per row (None when no failure was seen in training)."""
+        check_is_fitted(self, "models_")
+        if self.mode_model_ is None:
+            return np.full(len(table), self.modes_[0] if len(self.modes_) else None, dtype=object)
+        return self.mode_model_.predict(table.reindex(columns=self.columns_).to_numpy(dtype=float)).astype(
+            object
+        )
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Columns: no failure, failure within the horizon."""
+        with threadpool_limits(1):
+            risk = self.risk_table(self._table(X))
+        return np.column_stack([1.0 - risk, risk])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """True where the risk is at least one half."""
+        return self.predict_proba(X)[:, 1] >= 0.5
+
+    def predict_mode(self, X: pd.DataFrame) -> np.ndarray:
+        """The most likely failure mode per row."""
+        return self.mode_table(self._table(X))
+
+
+class FleetRUL(RegressorMixin, _TableEstimator):
+    """Remaining useful life in hours (capped at `cap_hours`) with a split-conformal interval.
+
+    Boosted trees (squared error on log1p hours) trained on rows leading to precursor failures (exact
+    RUL) and on rows known healthy for longer than the cap (target = cap); rows before sudden failures or
+    caught degradations are left out. The interval comes from residual quantiles on held-out machines.
+    """
+
+    def __init__(
+        self,
+        *,
+        features: FleetFeatures | None = None,
+        cap_hours: float = 336.0,
+        interval: float = 0.8,
+        max_rows: int = 80_000,
+        max_iter: int = 100,
+        random_state: int = 0,
+    ):
+        self.features = features
+        self.cap_hours = cap_hours
+        self.interval = interval
+        self.max_rows = max_rows
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def fit_table(
+        self, table: pd.DataFrame, y: pd.DataFrame, features: FleetFeatures, machines: np.ndarray
+    ) -> FleetRUL:
+        """Fit on 3/4 of the machines, calibrate the interval on the other quarter."""
+        self.features_ = features
+        self.columns_ = list(table.columns)
+        ttf = y["ttf_h"].to_numpy(dtype=float)
+        exact = (ttf <= self.cap_hours) & y["precursor"].to_numpy() & ~y["caught"].to_numpy()
+        healthy = (np.nan_to_num(ttf, nan=np.inf) > self.cap_hours) & (
+            y["censor_h"].to_numpy() > self.cap_hours
+        )
+        usable = (exact | healthy) & features.sufficient(table)
+        rows, _ = _subsample(usable, exact, self.max_rows, self.random_state)
+        target = np.log1p(np.where(exact, ttf, self.cap_hours)[rows])
+        x = table.to_numpy(dtype=float)[rows]
+        self.model_ = None
+        self.band_ = (0.0, 0.0)
+        if len(rows) < 20 or not exact[rows].any():
+            self.constant_ = float(np.expm1(np.median(target))) if len(rows) else self.cap_hours
+            return self
+        names = np.unique(machines[rows])
+        held_names = np.random.default_rng(self.random_state).permutation(names)[: max(1, len(names) // 4)]
+        held = np.isin(machines[rows], held_names)
+        fit_rows = ~held if (~held).any() else np.ones(len(rows), dtype=bool)
+        self.model_ = HistGradientBoostingRegressor(
+            max_iter=self.max_iter, max_leaf_nodes=15, random_state=self.random_state
+        ).fit(x[fit_rows], target[fit_rows])
+        if held.any():
+            resid = target[held] - self.model_.predict(x[held])
+            tail = (1 - self.interval) / 2
+            self.band_ = (float(np.quantile(resid, tail)), float(np.quantile(resid, 1 - tail)))
+        return self
+
+    def interval_table(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """RUL point, lower and upper bound in hours, per row."""
+        check_is_fitted(self, "band_")
+        if self.model_ is None:
+            c = np.full(len(table), self.constant_)
+            return c, c.copy(), c.copy()
+        z = self.model_.predict(table.reindex(columns=self.columns_).to_numpy(dtype=float))
+        clip = (0.0, self.cap_hours)
+        mid = np.clip(np.expm1(z), *clip)
+        return mid, np.clip(np.expm1(z + self.band_[0]), *clip), np.clip(np.expm1(z + self.band_[1]), *clip)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """RUL in hours per row."""
+        return self.interval_table(self._table(X))[0]
+
+    def predict_interval(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper RUL bounds per row."""
+        _, low, high = self.interval_table(self._table(X))
+        return low, high
+
+
+class AnomalyScorer(_TableEstimator):
+    """Robust z-scores of each sensor's deviation from its own earlier days; no failure history needed.
+
+    Score = largest |z| over sensors, squashed to [0, 1) as z / (z + 6). With labels at fit time it also
+    learns an isotonic map from score to the probability of failure within the horizon (the fallback risk).
+    """
+
+    def __init__(
+        self, *, features: FleetFeatures | None = None, horizon_hours: float = 168.0, scale: float = 6.0
+    ):
+        self.features = features
+        self.horizon_hours = horizon_hours
+        self.scale = scale
+
+    def _kinds(self) -> list[str]:
+        return [f"{s}__{k}" for s in self.features_.sensors_ for k in ("dev24", "trend")]
+
+    def fit_table(
+        self, table: pd.DataFrame, y: pd.DataFrame | None, features: FleetFeatures, machines: np.ndarray
+    ) -> AnomalyScorer:
+        """Learn the centre and spread of healthy rows, and the score-to-risk map when labels are given."""
+        self.features_ = features
+        usable = features.sufficient(table)
+        healthy = usable
+        if y is not None:
+            positive, known = within(y, self.horizon_hours)
+            healthy = usable & known & ~positive
+        values = table.loc[healthy, self._kinds()] if healthy.any() else table[self._kinds()]
+        self.center_ = values.median().fillna(0.0).to_numpy()
+        mad = (values - self.center_).abs().median().fillna(0.0).to_numpy() * 1.4826
+        self.spread_ = np.where(mad > 1e-9, mad, 1.0)
+        self.risk_map_ = None
+        if y is not None and (positive & known & usable).any():
+            score = self.score_table(table)[usable & known]
+            self.risk_map_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(
+                score, positive[usable & known]
+            )
+        return self
+
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame | None = None) -> AnomalyScorer:
+        """Fit the features, then the healthy reference (labels optional)."""
+        feats = self._features_for(X)
+        return self.fit_table(feats.transform(X), y, feats, _machines(X, feats))
+
+    def zscores_table(self, table: pd.DataFrame) -> np.ndarray:
+        """|z| per sensor (largest of its deviation and trend), NaN where the sensor has no data."""
+        check_is_fitted(self, "center_")
+        z = np.abs((table.reindex(columns=self._kinds()).to_numpy(dtype=float) - self.center_) / self.spread_)
+        z = z.reshape(len(table), -1, 2)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isnan(z).all(axis=2), np.nan, np.nanmax(np.nan_to_num(z, nan=-1.0), axis=2))
+
+    def score_table(self, table: pd.DataFrame) -> np.ndarray:
+        """Anomaly score in [0, 1) per row."""
+        z = self.zscores_table(table)
+        zmax = np.nanmax(np.where(np.isnan(z), -np.inf, z), axis=1) if z.shape[1] else np.zeros(len(table))
+        zmax = np.where(np.isfinite(zmax), zmax, 0.0)
+        return zmax / (zmax + self.scale)
+
+    def risk_table(self, table: pd.DataFrame) -> np.ndarray | None:
+        """Fallback risk from the anomaly score, or None when no labels were available at fit time."""
+        score = self.score_table(table)
+        return None if self.risk_map_ is None else self.risk_map_.predict(score)
+
+    def score_samples(self, X: pd.DataFrame) -> np.ndarray:
+        """Anomaly score in [0, 1) per row (higher is stranger)."""
+        return self.score_table(self._table(X))

@@ -1,0 +1,226 @@
+"""One machine type's model bundle: features once, then risk, mode, RUL, trend ETA, anomaly, evidence.
+
+This is the artifact the registry stores and the scorer runs. `score(panel)` answers per machine at its
+latest row; `risk_rows(panel)` answers at every row (backtests). Both go through the same features.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
+
+from models import explain
+from models.fleet_estimators import AnomalyScorer, FailureClassifier, FleetRUL
+from models.fleet_features import FleetFeatures
+from models.labels import within
+from models.trend import TrendForecaster
+
+log = logging.getLogger(__name__)
+
+OK, INSUFFICIENT, FALLBACK = "ok", "insufficient_data", "fallback"
+SCORE_COLUMNS = [
+    "machine",
+    "ts",
+    "status",
+    "risk",
+    "alert",
+    "failure_mode",
+    "rul_hours",
+    "rul_low",
+    "rul_high",
+    "eta_h",
+    "eta_low_h",
+    "eta_high_h",
+    "eta_sensor",
+    "trend_method",
+    "anomaly_score",
+    "contributions",
+    "explanation",
+]
+
+
+class FleetModel(BaseEstimator):
+    """All fleet models of one machine type, fitted on one feature table.
+
+    `threshold_` (alert threshold on the risk) is 0.5 after `fit`; training sets it from out-of-fold
+    alerts on the training period (`models.training.choose_threshold`). With `statsmodels_top` > 0 the
+    trend of the riskiest machines of a batch is refitted with statsmodels Holt; the rest use the
+    vectorised Holt.
+    """
+
+    def __init__(
+        self,
+        *,
+        features: FleetFeatures | None = None,
+        horizon_hours: float = 168.0,
+        rul_cap_hours: float = 336.0,
+        folds: int = 3,
+        max_rows: int = 150_000,
+        max_iter: int = 150,
+        statsmodels_top: int = 5,
+        n_threads: int | None = 1,
+        random_state: int = 0,
+    ):
+        self.features = features
+        self.horizon_hours = horizon_hours
+        self.rul_cap_hours = rul_cap_hours
+        self.folds = folds
+        self.max_rows = max_rows
+        self.max_iter = max_iter
+        self.statsmodels_top = statsmodels_top
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> FleetModel:
+        """Fit features and every model on a panel of one type with its targets (`labels.make_targets`)."""
+        # One OpenMP thread per process by default: boosting on a shared 2-core box is faster without
+        # oversubscription; scale out with processes (one per machine type or shard).
+        with threadpool_limits(self.n_threads):
+            return self._fit(X, y)
+
+    def _fit(self, X: pd.DataFrame, y: pd.DataFrame) -> FleetModel:
+        self.features_ = clone(self.features or FleetFeatures()).fit(X)
+        table = self.features_.transform(X)
+        machines = X[self.features_.machine_col].astype(str).to_numpy()
+        positive, known = within(y, self.horizon_hours)
+        self.classifier_ = None
+        if (positive & known & self.features_.sufficient(table)).sum() >= 2:
+            self.classifier_ = FailureClassifier(
+                horizon_hours=self.horizon_hours,
+                folds=self.folds,
+                max_rows=self.max_rows,
+                max_iter=self.max_iter,
+                random_state=self.random_state,
+            ).fit_table(table, y, self.features_, machines)
+        rul = FleetRUL(
+            cap_hours=self.rul_cap_hours, max_iter=max(10, self.max_iter // 2), random_state=self.random_state
+        )
+        self.rul_ = rul.fit_table(table, y, self.features_, machines)
+        self.trend_ = TrendForecaster().fit_table(table, y, self.features_)
+        self.anomaly_ = AnomalyScorer(horizon_hours=self.horizon_hours).fit_table(
+            table, y, self.features_, machines
+        )
+        self.threshold_ = 0.5
+        return self
+
+    def risk_rows(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Risk at every row (NaN where data are insufficient), and the anomaly score."""
+        check_is_fitted(self, "features_")
+        with threadpool_limits(self.n_threads):
+            return self._risk_rows(X)
+
+    def _risk_rows(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        table = self.features_.transform(X)
+        ok = self.features_.sufficient(table)
+        anomaly = self.anomaly_.score_table(table)
+        if self.classifier_ is not None:
+            risk = self.classifier_.risk_table(table)
+        else:
+            fallback = self.anomaly_.risk_table(table)
+            risk = np.full(len(table), np.nan) if fallback is None else fallback
+        return np.where(ok, risk, np.nan), np.where(ok, anomaly, np.nan)
+
+    def score(self, X: pd.DataFrame) -> pd.DataFrame:
+        """One row per machine (ordered by machine) at its latest row: status, risk and the evidence."""
+        check_is_fitted(self, "features_")
+        with threadpool_limits(self.n_threads):
+            return self._score(X)
+
+    def _score(self, X: pd.DataFrame) -> pd.DataFrame:
+        feats = self.features_
+        full = feats.transform(X)
+        last = feats.last_rows(X)
+        table = full.iloc[last]
+        out = pd.DataFrame(
+            {"machine": X[feats.machine_col].to_numpy()[last], "ts": X[feats.time_col].iloc[last].to_numpy()}
+        )
+        ok = feats.sufficient(table)
+        out["anomaly_score"] = self.anomaly_.score_table(table)
+        risk, status, contrib = self._risk(table)
+        out["status"] = np.where(ok, status, INSUFFICIENT)
+        out["risk"] = np.where(ok, risk, np.nan)
+        out["alert"] = out["risk"].to_numpy() >= self.threshold_
+        out["failure_mode"] = self.classifier_.mode_table(table) if self.classifier_ is not None else None
+        rul, low, high = self.rul_.interval_table(table)
+        out["rul_hours"], out["rul_low"], out["rul_high"] = rul, low, high
+        trend = self._trend(full, X, out["risk"].to_numpy())
+        for col in ("eta_h", "eta_low_h", "eta_high_h", "eta_sensor"):
+            out[col] = trend[col].to_numpy()
+        out["trend_method"] = trend["method"].to_numpy()
+        records, texts = explain.explain_rows(feats.sensors_, table, contrib)
+        out["contributions"] = records
+        out["explanation"] = [
+            _sentence(s, r, t, h, c, feats.min_history_hours)
+            for s, r, t, h, c in zip(
+                out["status"], out["risk"], texts, table["history_h"], table["coverage"], strict=True
+            )
+        ]
+        blank = ~ok
+        for col in (
+            "risk",
+            "rul_hours",
+            "rul_low",
+            "rul_high",
+            "eta_h",
+            "eta_low_h",
+            "eta_high_h",
+            "anomaly_score",
+        ):
+            out.loc[blank, col] = np.nan
+        out.loc[blank, ["failure_mode", "eta_sensor"]] = None
+        out.loc[blank, "contributions"] = pd.Series(
+            [None] * int(blank.sum()), index=out.index[blank], dtype=object
+        )
+        out.loc[blank, "alert"] = False
+        return out[SCORE_COLUMNS]
+
+    def _risk(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Risk, status and contributions; the anomaly fallback when the classifier is absent or fails."""
+        n = len(table)
+        if self.classifier_ is not None:
+            try:
+                risk = self.classifier_.risk_table(table)
+                if np.all(np.isfinite(risk)):
+                    return (
+                        risk,
+                        np.full(n, OK, dtype=object),
+                        explain.contributions(self.classifier_, table, risk),
+                    )
+            except Exception as exc:  # noqa: BLE001 - a broken model must not stop the fleet's scoring
+                log.warning("classifier failed on %d machines (%s); anomaly fallback used", n, exc)
+        fallback = self.anomaly_.risk_table(table)
+        risk = np.full(n, np.nan) if fallback is None else fallback
+        z = np.nan_to_num(self.anomaly_.zscores_table(table))
+        share = z / np.maximum(z.sum(axis=1, keepdims=True), 1e-9)
+        contrib = share * np.nan_to_num(risk)[:, None]
+        return risk, np.full(n, FALLBACK, dtype=object), contrib
+
+    def _trend(self, full: pd.DataFrame, X: pd.DataFrame, risk: np.ndarray) -> pd.DataFrame:
+        trend = self.trend_.predict_table(full, X)
+        if self.statsmodels_top > 0 and np.any(risk >= self.threshold_):
+            top = np.argsort(-np.nan_to_num(risk, nan=-1.0))[: self.statsmodels_top]
+            top = top[risk[top] >= self.threshold_]
+            keys = trend.index.to_numpy()[top]
+            mask = X[self.features_.machine_col].isin(keys).to_numpy()
+            refit = self.trend_.predict_table(full[mask], X[mask], method="statsmodels")
+            trend = trend.copy()
+            trend.loc[refit.index] = refit
+        return trend
+
+
+def _sentence(
+    status: str, risk: float, evidence: str, history_h: float, coverage: float, needed_h: float
+) -> str:
+    if status == INSUFFICIENT and history_h < needed_h:
+        return f"insufficient data: {history_h:.0f} h of readings, {needed_h:.0f} h needed"
+    if status == INSUFFICIENT:
+        return f"insufficient data: {coverage:.0%} of the last day's readings present (stopped or silent)"
+    head = f"risk {risk:.2f}" if np.isfinite(risk) else "no risk estimate"
+    if status == FALLBACK:
+        head += " (fallback: anomaly score, no failure model)"
+    return f"{head}: {evidence}" if evidence else head

@@ -1,0 +1,83 @@
+"""Training targets from ground truth: for every panel row, the time until the machine's next failure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+TARGET_COLUMNS = ["ttf_h", "mode", "precursor", "caught", "censor_h"]
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, utc=True).dt.as_unit("ns")
+
+
+def make_targets(
+    panel: pd.DataFrame,
+    failures: pd.DataFrame,
+    maintenance: pd.DataFrame | None = None,
+    *,
+    until: pd.Timestamp | None = None,
+    machine_col: str = "machine",
+    time_col: str = "ts",
+) -> pd.DataFrame:
+    """Per row (same index as `panel`): hours to the next event, its mode, whether it had a precursor.
+
+    Events are failures and, when `maintenance` is given, preventive visits that found a wear mode
+    (`caught`: the degradation was real, a visit stopped it). Only events before `until` (default: the
+    panel's end) count, so a model trained up to `until` never sees later ground truth; `censor_h` is the
+    time from the row to `until` (a row with no event inside its horizon is a known negative only when
+    the horizon ends before `until`).
+    """
+    ts = _utc(panel[time_col])
+    end = pd.Timestamp(until).tz_convert("UTC") if until is not None else ts.max()
+    events = failures[[machine_col, "ts", "mode", "has_precursor"]].rename(
+        columns={"has_precursor": "precursor"}
+    )
+    events = events.assign(caught=False)
+    if maintenance is not None and len(maintenance):
+        found = maintenance[maintenance["found_mode"].notna()]
+        caught = pd.DataFrame(
+            {
+                machine_col: found[machine_col].to_numpy(),
+                "ts": found["ts"].to_numpy(),
+                "mode": found["found_mode"].to_numpy(),
+                "precursor": True,
+                "caught": True,
+            }
+        )
+        events = pd.concat([events, caught], ignore_index=True) if len(events) else caught
+    events = events.assign(ts=_utc(events["ts"]), **{machine_col: events[machine_col].astype(str)})
+    events = events[events["ts"] <= end].rename(columns={"ts": "event_ts"}).sort_values("event_ts")
+    left = pd.DataFrame({machine_col: panel[machine_col].astype(str).to_numpy(), "t": ts.to_numpy()})
+    left["pos"] = np.arange(len(panel))
+    left = left.sort_values("t", kind="mergesort")
+    merged = pd.merge_asof(
+        left,
+        events,
+        left_on="t",
+        right_on="event_ts",
+        by=machine_col,
+        direction="forward",
+        allow_exact_matches=True,
+    )
+    merged = merged.set_index("pos").sort_index()
+    hours = (merged["event_ts"] - merged["t"]).dt.total_seconds().to_numpy() / 3600.0
+    return pd.DataFrame(
+        {
+            "ttf_h": hours,
+            "mode": merged["mode"].to_numpy(dtype=object),
+            "precursor": merged["precursor"].fillna(False).astype(bool).to_numpy(),
+            "caught": merged["caught"].fillna(False).astype(bool).to_numpy(),
+            "censor_h": ((end - merged["t"]).dt.total_seconds() / 3600.0).to_numpy(),
+        },
+        index=panel.index,
+    )
+
+
+def within(y: pd.DataFrame, horizon_hours: float) -> tuple[np.ndarray, np.ndarray]:
+    """Binary label (an event within the horizon) and whether that label is known (not censored)."""
+    ttf = y["ttf_h"].to_numpy(dtype=float)
+    positive = ttf <= horizon_hours
+    known = positive | (y["censor_h"].to_numpy(dtype=float) >= horizon_hours)
+    return positive, known

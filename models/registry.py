@@ -1,0 +1,148 @@
+"""Versioned model artifacts in `model_versions`: one active version per machine type, promote, rollback."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select, update
+
+from fleet.db import session
+from fleet.tables import ModelVersion, utcnow
+
+
+class ModelNotFound(LookupError):
+    """No such model version (or no active one for a machine type)."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered version without its artifact."""
+
+    version: str
+    machine_type: str
+    kind: str
+    active: bool
+    created_at: datetime | None
+    promoted_at: datetime | None
+    train_start: datetime | None
+    train_end: datetime | None
+    params: dict
+    metrics: dict
+
+
+def _info(row: ModelVersion) -> VersionInfo:
+    return VersionInfo(
+        row.version,
+        row.machine_type,
+        row.kind,
+        row.active,
+        row.created_at,
+        row.promoted_at,
+        row.train_start,
+        row.train_end,
+        dict(row.params or {}),
+        dict(row.metrics or {}),
+    )
+
+
+def register(
+    engine: Engine,
+    *,
+    model: object,
+    machine_type: str,
+    kind: str = "fleet",
+    train_start: datetime | None = None,
+    train_end: datetime | None = None,
+    params: dict | None = None,
+    metrics: dict | None = None,
+    activate: bool = True,
+) -> str:
+    """Pickle and store a fitted model; returns its version id (`type-YYYYmmddHHMMSS-hash`)."""
+    artifact = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    now = utcnow()
+    digest = hashlib.sha256(artifact + uuid.uuid4().bytes).hexdigest()[:8]  # unique even for twin artifacts
+    version = f"{machine_type}-{now:%Y%m%d%H%M%S}-{digest}"
+    with session(engine) as sess:
+        sess.add(
+            ModelVersion(
+                version=version,
+                machine_type=machine_type,
+                kind=kind,
+                created_at=now,
+                train_start=train_start,
+                train_end=train_end,
+                params=params or {},
+                metrics=metrics or {},
+                artifact=artifact,
+                active=False,
+            )
+        )
+    if activate:
+        promote(engine, version)
+    return version
+
+
+def promote(engine: Engine, version: str) -> VersionInfo:
+    """Make `version` the active one of its machine type (the previous one stays for rollback)."""
+    with session(engine) as sess:
+        row = sess.scalars(select(ModelVersion).where(ModelVersion.version == version)).first()
+        if row is None:
+            raise ModelNotFound(f"no model version {version!r}")
+        sess.execute(
+            update(ModelVersion).where(ModelVersion.machine_type == row.machine_type).values(active=False)
+        )
+        row.active = True
+        row.promoted_at = utcnow()
+        sess.flush()
+        return _info(row)
+
+
+def rollback(engine: Engine, machine_type: str) -> VersionInfo:
+    """Re-activate the version promoted before the active one of `machine_type`."""
+    with session(engine) as sess:
+        rows = sess.scalars(
+            select(ModelVersion)
+            .where(ModelVersion.machine_type == machine_type, ModelVersion.promoted_at.is_not(None))
+            .order_by(ModelVersion.promoted_at.desc(), ModelVersion.id.desc())
+        ).all()
+    current = next((r for r in rows if r.active), None)
+    earlier = [r for r in rows if not r.active and (current is None or r.promoted_at <= current.promoted_at)]
+    if not earlier:
+        raise ModelNotFound(f"no earlier promoted version of {machine_type!r} to roll back to")
+    return promote(engine, earlier[0].version)
+
+
+def list_versions(engine: Engine, machine_type: str | None = None) -> list[VersionInfo]:
+    """Every registered version, newest first."""
+    query = select(ModelVersion).order_by(ModelVersion.id.desc())
+    if machine_type:
+        query = query.where(ModelVersion.machine_type == machine_type)
+    with session(engine) as sess:
+        return [_info(r) for r in sess.scalars(query)]
+
+
+def load(engine: Engine, version: str) -> object:
+    """The unpickled model of a version (artifacts are our own, written by `register`)."""
+    with session(engine) as sess:
+        artifact = sess.scalar(select(ModelVersion.artifact).where(ModelVersion.version == version))
+    if artifact is None:
+        raise ModelNotFound(f"no model version {version!r}")
+    return pickle.loads(artifact)
+
+
+def active_versions(engine: Engine) -> dict[str, str]:
+    """Active version per machine type."""
+    with session(engine) as sess:
+        rows = sess.execute(
+            select(ModelVersion.machine_type, ModelVersion.version).where(ModelVersion.active)
+        )
+        return {t: v for t, v in rows}
+
+
+def load_active(engine: Engine) -> dict[str, tuple[str, object]]:
+    """(version, model) per machine type, for the scorer."""
+    return {t: (v, load(engine, v)) for t, v in active_versions(engine).items()}

@@ -1,0 +1,160 @@
+"""Training: fit one `FleetModel` per machine type on a period, pick its alert threshold, register it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from fleet.tables import FailureEvent, Machine, MaintenanceEvent, Telemetry
+from models import events, registry
+from models.fleet_model import FleetModel
+from models.labels import make_targets
+
+
+def choose_threshold(
+    model: FleetModel,
+    panel: pd.DataFrame,
+    failures: pd.DataFrame,
+    maintenance: pd.DataFrame | None,
+    *,
+    min_precision: float = 0.85,
+    max_false_alarms: float = 0.08,
+    min_lead_hours: float = 24.0,
+) -> tuple[float, dict]:
+    """Lowest threshold whose out-of-fold training alerts keep precision and false alarms in bounds.
+
+    Falls back to the best F1 (precursor recall at the minimum lead vs precision) when none does.
+    """
+    clf = model.classifier_
+    if clf is None or clf.oof_ is None or np.all(np.isnan(clf.oof_)):
+        return 0.5, {}
+    feats = model.features_
+    machines = panel[feats.machine_col].astype(str).to_numpy()
+    ts = pd.to_datetime(panel[feats.time_col], utc=True)
+    seen = np.unique(machines[~np.isnan(clf.oof_)])
+    f = failures[failures["machine"].astype(str).isin(seen)]
+    m = None if maintenance is None else maintenance[maintenance["machine"].astype(str).isin(seen)]
+    days = (ts.max() - ts.min()).total_seconds() / 86400.0
+    months = len(seen) * days / 30.0
+    best, best_f1, chosen = None, -1.0, None
+    for thr in np.round(np.arange(0.1, 0.96, 0.05), 2):
+        alerts = events.alert_starts(machines, ts, clf.oof_, thr)
+        stats = events.alert_metrics(
+            alerts,
+            f,
+            m,
+            horizon_hours=model.horizon_hours,
+            machine_months=months,
+            min_lead_hours=min_lead_hours,
+        )
+        precision = stats["precision"] or 0.0
+        recall = stats["precursor"]["recall_min_lead"] or 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        if f1 > best_f1:
+            best, best_f1 = (float(thr), stats), f1
+        fa = stats["false_alarms_per_machine_month"] or 0.0
+        if chosen is None and precision >= min_precision and fa <= max_false_alarms:
+            chosen = (float(thr), stats)
+    return chosen or best
+
+
+def train_type(
+    panel: pd.DataFrame,
+    failures: pd.DataFrame,
+    maintenance: pd.DataFrame | None,
+    *,
+    until: pd.Timestamp | None = None,
+    **params: object,
+) -> tuple[FleetModel, dict]:
+    """Fit on one type's rows before `until` (later ground truth unseen); threshold from OOF alerts."""
+    ts = pd.to_datetime(panel["ts"], utc=True)
+    if until is not None:
+        panel = panel[ts < until].reset_index(drop=True)
+        failures = failures[pd.to_datetime(failures["ts"], utc=True) < until]
+        if maintenance is not None:
+            maintenance = maintenance[pd.to_datetime(maintenance["ts"], utc=True) < until]
+    y = make_targets(panel, failures, maintenance, until=until)
+    model = FleetModel(**params).fit(panel, y)
+    threshold, stats = choose_threshold(model, panel, failures, maintenance)
+    model.threshold_ = threshold
+    if model.classifier_ is not None:
+        model.classifier_.oof_ = None  # training-period scores: not part of the artifact
+    metrics = {"threshold": threshold, "train_alerts": stats, "rows": int(len(panel))}
+    return model, metrics
+
+
+def ground_truth_by_id(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Failures and maintenance of every stored run, keyed by machine id (as the scorer's panels are)."""
+    f, m = FailureEvent, MaintenanceEvent
+    with engine.connect() as conn:
+        failures = pd.DataFrame(
+            conn.execute(
+                select(f.machine_id, f.ts, f.mode, f.has_precursor, Machine.machine_type).join(
+                    Machine, Machine.id == f.machine_id
+                )
+            ).all(),
+            columns=["machine", "ts", "mode", "has_precursor", "machine_type"],
+        )
+        maint = pd.DataFrame(
+            conn.execute(
+                select(m.machine_id, m.ts, m.kind, m.found_mode, Machine.machine_type).join(
+                    Machine, Machine.id == m.machine_id
+                )
+            ).all(),
+            columns=["machine", "ts", "kind", "found_mode", "machine_type"],
+        )
+    for frame in (failures, maint):
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        frame["machine"] = frame["machine"].astype(str)
+    failures["has_precursor"] = failures["has_precursor"].astype(bool)
+    return failures, maint
+
+
+def train_from_store(
+    engine: Engine, *, machine_type: str | None = None, activate: bool = True, **params: object
+) -> dict[str, str]:
+    """Train on all stored telemetry and ground truth, per machine type; returns the registered versions."""
+    from models.scoring import read_panel  # the scorer's reader: one code path for both
+
+    failures, maint = ground_truth_by_id(engine)
+    with engine.connect() as conn:
+        machines = pd.DataFrame(
+            conn.execute(select(Machine.id, Machine.machine_type)).all(), columns=["id", "type"]
+        )
+    versions = {}
+    for mtype, group in machines.groupby("type"):
+        if machine_type and mtype != machine_type:
+            continue
+        with engine.connect() as conn:
+            ids = group["id"].tolist()
+            panel = read_panel(conn, ids, pd.Timestamp(0, tz="UTC").to_pydatetime(), _sensors(conn, ids))
+        if panel.empty:
+            continue
+        panel = panel.dropna(axis=1, how="all")
+        model, metrics = train_type(
+            panel,
+            failures[failures["machine_type"] == mtype],
+            maint[maint["machine_type"] == mtype],
+            **params,
+        )
+        versions[mtype] = registry.register(
+            engine,
+            model=model,
+            machine_type=mtype,
+            train_start=panel["ts"].min().to_pydatetime(),
+            train_end=panel["ts"].max().to_pydatetime(),
+            params=model.get_params(deep=False) | {"features": None},
+            metrics=metrics,
+            activate=activate,
+        )
+    return versions
+
+
+def _sensors(conn, ids: list[int]) -> list[str]:  # noqa: ANN001
+    """Reading names seen in a sample of these machines' stored telemetry."""
+    names: dict[str, None] = {}
+    query = select(Telemetry.readings).where(Telemetry.machine_id.in_(ids[:50])).limit(5000)
+    for (readings,) in conn.execute(query):
+        names.update(dict.fromkeys(readings or {}))
+    return list(names)

@@ -1,0 +1,211 @@
+"""Sensor-trend forecasts: when will a key sensor's deviation cross its failure limit, with an interval.
+
+Two paths with one result shape: a vectorised Holt linear trend (fixed smoothing, every machine at once,
+used when scoring thousands of machines) and statsmodels' Holt/ETS fitted per machine and sensor (used
+where affordable, e.g. for the machines at risk). A series too short, flat, or whose fit fails falls back
+and says so in `method`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils.validation import check_is_fitted
+
+from models.fleet_features import FleetFeatures, time_ns
+
+log = logging.getLogger(__name__)
+Z80 = 1.2816
+
+
+def holt_vectorised(
+    series: np.ndarray, alpha: float, beta: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Holt's linear trend over rows of a 2-D array (NaN skipped): final level, trend, residual sd."""
+    n, t = series.shape
+    level = np.where(np.isnan(series[:, 0]), 0.0, series[:, 0])
+    trend = np.zeros(n)
+    sq, cnt = np.zeros(n), np.zeros(n)
+    for j in range(1, t):
+        x = series[:, j]
+        ok = ~np.isnan(x)
+        pred = level + trend
+        err = np.where(ok, x - pred, 0.0)
+        sq += err**2
+        cnt += ok
+        new_level = np.where(ok, pred + alpha * err, pred)
+        trend = np.where(ok, beta * (new_level - level) + (1 - beta) * trend, trend)
+        level = new_level
+    sd = np.sqrt(np.divide(sq, cnt, out=np.zeros(n), where=cnt > 0))
+    return level, trend, sd
+
+
+def crossing(level, trend, sd, limit, max_steps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
+    """Steps until level + trend·h reaches limit (NaN if moving away or too far), and an 80 % band."""
+    sign = np.sign(limit)
+    gap = (limit - level) * sign
+    speed = trend * sign
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.where(gap <= 0, 0.0, np.where(speed > 0, gap / speed, np.nan))
+        low = np.where(gap - Z80 * sd <= 0, 0.0, np.where(speed > 0, (gap - Z80 * sd) / speed, np.nan))
+        high = np.where(speed > 0, (gap + Z80 * sd) / speed, np.nan)
+    eta = np.where(eta <= max_steps, eta, np.nan)
+    low = np.clip(np.nan_to_num(low, nan=0.0), 0.0, np.nan_to_num(eta, nan=0.0))
+    high = np.minimum(np.fmax(np.nan_to_num(high, nan=max_steps), eta), max_steps)
+    return eta, np.where(np.isnan(eta), np.nan, low), np.where(np.isnan(eta), np.nan, high)
+
+
+class TrendForecaster(BaseEstimator):
+    """Expected time each machine's key sensor crosses its limit (hours from its last row), with a band.
+
+    The limit of a sensor is the median 6-hour deviation seen just before precursor failures in training
+    (only sensors that move clearly); without failure history, `fallback_sigmas` robust sd of healthy rows.
+    """
+
+    def __init__(
+        self,
+        *,
+        features: FleetFeatures | None = None,
+        history_hours: float = 48.0,
+        alpha: float = 0.3,
+        beta: float = 0.1,
+        max_hours: float = 720.0,
+        min_points: int = 12,
+        method: str = "vectorised",
+        fallback_sigmas: float = 8.0,
+    ):
+        self.features = features
+        self.history_hours = history_hours
+        self.alpha = alpha
+        self.beta = beta
+        self.max_hours = max_hours
+        self.min_points = min_points
+        self.method = method
+        self.fallback_sigmas = fallback_sigmas
+
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame | None = None) -> TrendForecaster:
+        """Fit the features and learn one limit per sensor."""
+        feats = clone(self.features or FleetFeatures()).fit(X)
+        return self.fit_table(feats.transform(X), y, feats)
+
+    def fit_table(
+        self, table: pd.DataFrame, y: pd.DataFrame | None, features: FleetFeatures
+    ) -> TrendForecaster:
+        """Learn the limits from a precomputed feature table."""
+        self.features_ = features
+        cols = [f"{s}__dev6" for s in features.sensors_]
+        values = table[cols].to_numpy(dtype=float)
+        centre = np.nanmedian(values, axis=0) if len(values) else np.zeros(len(cols))
+        spread = np.nanmedian(np.abs(values - centre), axis=0) * 1.4826 if len(values) else np.ones(len(cols))
+        spread = np.where(np.isfinite(spread) & (spread > 1e-6), spread, 1e-2)
+        self.limits_ = {}
+        if y is not None:
+            ttf = y["ttf_h"].to_numpy(dtype=float)
+            near = (ttf <= 6.0) & y["precursor"].to_numpy() & ~y["caught"].to_numpy()
+            if near.sum() >= 3:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a sensor without data near failures
+                    at_failure = np.nanmedian(values[near], axis=0)
+                for s, v, sd in zip(features.sensors_, at_failure, spread, strict=True):
+                    if np.isfinite(v) and abs(v) > 4 * sd:
+                        self.limits_[s] = float(v)
+        if not self.limits_:
+            self.limits_ = {
+                s: float(self.fallback_sigmas * sd) for s, sd in zip(features.sensors_, spread, strict=True)
+            }
+        return self
+
+    def _layout(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """Sorted machines, kept rows, and each kept row's cell in a machines × steps grid."""
+        feats = self.features_
+        codes, uniques = pd.factorize(X[feats.machine_col].to_numpy(), sort=True)
+        order = np.lexsort((time_ns(X[feats.time_col]), codes))
+        codes = codes[order]
+        n_rows = feats.rows(self.history_hours)
+        counts = np.bincount(codes, minlength=len(uniques))
+        pos_from_end = np.cumsum(counts)[codes] - np.arange(len(codes))
+        keep = pos_from_end <= n_rows
+        return np.asarray(uniques), order[keep], codes[keep], n_rows - pos_from_end[keep], n_rows
+
+    def _series(self, table: pd.DataFrame, layout: tuple, sensor: str) -> np.ndarray:
+        """Each machine's last `history_hours` of 6-hour deviation, left-padded with NaN."""
+        machines, rows, row_code, col, n_rows = layout
+        out = np.full((len(machines), n_rows), np.nan)
+        out[row_code, col] = table[f"{sensor}__dev6"].to_numpy(dtype=float)[rows]
+        return out
+
+    def predict_table(
+        self, table: pd.DataFrame, X: pd.DataFrame, *, method: str | None = None
+    ) -> pd.DataFrame:
+        """Per machine: eta_h, eta_low_h, eta_high_h (hours from its last row), eta_sensor and method."""
+        check_is_fitted(self, "limits_")
+        method = method or self.method
+        step = self.features_.step_hours_
+        best = None
+        layout = self._layout(X)
+        machines = layout[0]
+        for sensor, limit in self.limits_.items():
+            series = self._series(table, layout, sensor)
+            enough = (~np.isnan(series)).sum(axis=1) >= self.min_points
+            level, trend, sd = holt_vectorised(series, self.alpha, self.beta)
+            how = np.where(enough, "holt_vectorised", "too_short").astype(object)
+            if method == "statsmodels":
+                level, trend, sd, how = _statsmodels_holt(series, enough, level, trend, sd, how)
+            eta, low, high = crossing(level, trend, sd, limit, self.max_hours / step)
+            eta[~enough] = np.nan
+            frame = pd.DataFrame(
+                {"eta_h": eta * step, "eta_low_h": low * step, "eta_high_h": high * step, "method": how},
+                index=pd.Index(machines, name="machine"),
+            )
+            frame["eta_sensor"] = np.where(np.isnan(eta), None, sensor)
+            if best is None:
+                best = frame
+            else:
+                sooner = frame["eta_h"].to_numpy() < np.nan_to_num(best["eta_h"].to_numpy(), nan=np.inf)
+                best = best.copy()
+                best.loc[sooner] = frame.loc[sooner]
+        if best is None:
+            keys = np.sort(pd.unique(X[self.features_.machine_col].to_numpy()))
+            best = pd.DataFrame(
+                {
+                    "eta_h": np.nan,
+                    "eta_low_h": np.nan,
+                    "eta_high_h": np.nan,
+                    "method": "no_limit",
+                    "eta_sensor": None,
+                },
+                index=pd.Index(keys, name="machine"),
+            )
+        return best
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per machine, ordered by machine: crossing time of the earliest sensor, its band and the method."""
+        check_is_fitted(self, "limits_")
+        return self.predict_table(self.features_.transform(X), X)
+
+
+def _statsmodels_holt(series, enough, level, trend, sd, how):  # noqa: ANN001, ANN202
+    """Replace vectorised estimates by statsmodels Holt fits where the series allows; fallbacks recorded."""
+    from statsmodels.tsa.holtwinters import Holt
+
+    level, trend, sd, how = level.copy(), trend.copy(), sd.copy(), how.copy()
+    for i in np.flatnonzero(enough):
+        y = pd.Series(series[i]).interpolate(limit_direction="both").to_numpy()
+        if np.ptp(y) < 1e-9:
+            how[i] = "fallback_flat"
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = Holt(y, initialization_method="estimated").fit()
+            level[i], trend[i] = float(fit.level[-1]), float(fit.trend[-1])
+            sd[i] = float(np.std(fit.resid))
+            how[i] = "statsmodels_holt"
+        except Exception as exc:  # noqa: BLE001 - any fit failure falls back to the vectorised estimate
+            log.info("statsmodels Holt failed (%s); vectorised Holt kept", exc)
+            how[i] = "fallback_holt_vectorised"
+    return level, trend, sd, how
