@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.audit import log_event, require_state
 from api.auth import Principal
 from api.errors import Conflict
 from fleet import errors
-from fleet.tables import Alert, Prediction, User, WorkflowEvent
+from fleet.tables import Alert, Prediction, User
 
 ALERT_MIN_RISK = 0.5
 OPEN_STATES = ("open", "acknowledged", "assigned")
@@ -97,7 +98,7 @@ def apply_prediction(sess: Session, prediction: Prediction, now: datetime) -> Al
     alert.last_seen = now
     sess.flush()
     if action == "opened":
-        _log(sess, alert, "opened", None, {"severity": severity, "risk": prediction.risk})
+        log_event(sess, "alert", alert.id, "opened", None, {"severity": severity, "risk": prediction.risk})
     return alert
 
 
@@ -113,21 +114,23 @@ def escalate_overdue(sess: Session, *, now: datetime, after: timedelta) -> list[
     ).all()
     for alert in overdue:
         alert.escalated_at = now
-        _log(sess, alert, "escalated", None, {"unacknowledged_for_min": after.total_seconds() / 60})
+        log_event(
+            sess, "alert", alert.id, "escalated", None, {"unacknowledged_for_min": after.total_seconds() / 60}
+        )
     return list(overdue)
 
 
 def acknowledge(sess: Session, alert: Alert, by: Principal, now: datetime) -> Alert:
     """open → acknowledged."""
-    _require(alert, ("open",), "acknowledge")
+    require_state("alert", alert, ("open",), "acknowledge")
     alert.status, alert.acknowledged_at = "acknowledged", now
-    _log(sess, alert, "acknowledged", by, {})
+    log_event(sess, "alert", alert.id, "acknowledged", by, {})
     return alert
 
 
 def assign(sess: Session, alert: Alert, assignee_id: int, by: Principal, now: datetime) -> Alert:
     """open/acknowledged/assigned → assigned to a field-service user (acknowledging it if needed)."""
-    _require(alert, OPEN_STATES, "assign")
+    require_state("alert", alert, OPEN_STATES, "assign")
     assignee = sess.get(User, assignee_id)
     if assignee is None:
         raise errors.NotFound(f"user {assignee_id} not found")
@@ -135,7 +138,7 @@ def assign(sess: Session, alert: Alert, assignee_id: int, by: Principal, now: da
         raise Conflict(f"user {assignee_id} is not an active field-service user")
     alert.acknowledged_at = alert.acknowledged_at or now
     alert.status, alert.assignee_id = "assigned", assignee_id
-    _log(sess, alert, "assigned", by, {"assignee_id": assignee_id})
+    log_event(sess, "alert", alert.id, "assigned", by, {"assignee_id": assignee_id})
     return alert
 
 
@@ -150,29 +153,12 @@ def resolve(
     now: datetime,
 ) -> Alert:
     """acknowledged/assigned → resolved with a finding, which becomes a label for retraining."""
-    _require(alert, ("acknowledged", "assigned"), "resolve")
+    require_state("alert", alert, ("acknowledged", "assigned"), "resolve")
     if finding not in FINDINGS:
         raise errors.InvalidInput(f"finding must be one of {', '.join(FINDINGS)}")
     if finding == "other" and not text:
         raise errors.InvalidInput("a finding of 'other' needs a text")
     alert.status, alert.resolved_at = "resolved", now
     alert.finding, alert.finding_text, alert.parts_used = finding, text, parts
-    _log(sess, alert, "resolved", by, {"finding": finding, "parts_used": parts})
+    log_event(sess, "alert", alert.id, "resolved", by, {"finding": finding, "parts_used": parts})
     return alert
-
-
-def _require(alert: Alert, states: tuple[str, ...], action: str) -> None:
-    if alert.status not in states:
-        raise Conflict(f"cannot {action} alert {alert.id}: it is {alert.status}")
-
-
-def _log(sess: Session, alert: Alert, action: str, by: Principal | None, data: dict) -> None:
-    sess.add(
-        WorkflowEvent(
-            subject="alert",
-            subject_id=alert.id,
-            action=action,
-            actor_id=by.user_id if by else None,
-            data=data,
-        )
-    )

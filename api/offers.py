@@ -9,10 +9,11 @@ from sqlalchemy.orm import Session
 
 from api import catalog, events
 from api.alerts import lead_time_hours
+from api.audit import log_event, require_state
 from api.auth import Principal
-from api.errors import Conflict, ConsentMissing
+from api.errors import ConsentMissing
 from fleet.settings import Settings
-from fleet.tables import Alert, Customer, DataUseGrant, Machine, Offer, Prediction, WorkflowEvent
+from fleet.tables import Alert, Customer, DataUseGrant, Machine, Offer, Prediction
 
 LIVE_STATES = ("proposed", "approved", "sent")
 
@@ -97,7 +98,7 @@ def propose(
     )
     sess.add(offer)
     sess.flush()
-    _log(sess, offer, "proposed", None, {"catalog_item": item.key, "price": item.price})
+    log_event(sess, "offer", offer.id, "proposed", None, {"catalog_item": item.key, "price": item.price})
     return offer
 
 
@@ -113,14 +114,14 @@ def approve(
     reason: str | None = None,
 ) -> Offer:
     """proposed → approved (optionally edited); the outbox row is written in the same transaction."""
-    _require(offer, ("proposed",), "approve")
+    require_state("offer", offer, ("proposed",), "approve")
     if not has_offers_grant(sess, offer.customer_id):
         raise ConsentMissing("the customer has withdrawn its consent to offers")
     edits = {k: v for k, v in {"price": price, "title": title, "reason": reason}.items() if v is not None}
     for name, value in edits.items():
         setattr(offer, name, value)
     offer.status, offer.decided_by, offer.decided_at = "approved", by.user_id, now
-    _log(sess, offer, "approved", by, {"edited": sorted(edits)})
+    log_event(sess, "offer", offer.id, "approved", by, {"edited": sorted(edits)})
     customer = sess.get(Customer, offer.customer_id)
     machine = sess.get(Machine, offer.machine_id)
     events.enqueue(sess, offer=offer, customer=customer, machine=machine, settings=settings)
@@ -129,14 +130,14 @@ def approve(
 
 def reject(sess: Session, offer: Offer, *, by: Principal, now: datetime, reason: str) -> Offer:
     """proposed → rejected with a reason."""
-    _require(offer, ("proposed",), "reject")
+    require_state("offer", offer, ("proposed",), "reject")
     offer.status, offer.decided_by, offer.decided_at, offer.reject_reason = (
         "rejected",
         by.user_id,
         now,
         reason,
     )
-    _log(sess, offer, "rejected", by, {"reason": reason})
+    log_event(sess, "offer", offer.id, "rejected", by, {"reason": reason})
     return offer
 
 
@@ -144,10 +145,10 @@ def record_outcome(
     sess: Session, offer: Offer, *, by: Principal, now: datetime, accepted: bool, revenue: float | None
 ) -> Offer:
     """approved/sent → accepted (with revenue) or declined."""
-    _require(offer, ("approved", "sent"), "record the outcome of")
+    require_state("offer", offer, ("approved", "sent"), "record the outcome of")
     offer.status = "accepted" if accepted else "declined"
     offer.outcome_at, offer.revenue = now, (revenue or 0.0) if accepted else None
-    _log(sess, offer, offer.status, by, {"revenue": offer.revenue})
+    log_event(sess, "offer", offer.id, offer.status, by, {"revenue": offer.revenue})
     return offer
 
 
@@ -158,22 +159,5 @@ def withdraw_for_customer(sess: Session, customer_id: int, why: str) -> int:
     ).all()
     for offer in pending:
         offer.status = "withdrawn"
-        _log(sess, offer, "withdrawn", None, {"why": why})
+        log_event(sess, "offer", offer.id, "withdrawn", None, {"why": why})
     return len(pending)
-
-
-def _require(offer: Offer, states: tuple[str, ...], action: str) -> None:
-    if offer.status not in states:
-        raise Conflict(f"cannot {action} offer {offer.id}: it is {offer.status}")
-
-
-def _log(sess: Session, offer: Offer, action: str, by: Principal | None, data: dict) -> None:
-    sess.add(
-        WorkflowEvent(
-            subject="offer",
-            subject_id=offer.id,
-            action=action,
-            actor_id=by.user_id if by else None,
-            data=data,
-        )
-    )

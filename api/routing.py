@@ -21,10 +21,10 @@ from sqlalchemy import Engine, exists, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from api import delivery, events
+from api import audit, delivery, events
 from fleet.db import session
 from fleet.settings import Settings
-from fleet.tables import DataUseGrant, Offer, OutboxMessage, WorkflowEvent, utcnow
+from fleet.tables import DataUseGrant, Offer, OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 OUTBOX = OutboxMessage.__table__
@@ -339,8 +339,4 @@ def _record_failure(
 
 def _audit(sess: Session, offer_id: int | None, action: str, at: datetime, **data: object) -> None:
     if offer_id is not None:
-        sess.add(
-            WorkflowEvent(
-                subject="offer", subject_id=offer_id, action=action, actor_id=None, at=at, data=data
-            )
-        )
+        audit.log_event(sess, "offer", offer_id, action, None, data, at=at)

@@ -11,20 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+from benchmarks.report import round_floats
 from models.cmapss import cross_validate_cmapss
 
 DEFAULT_TRAIN = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cmapss" / "train_FD001.txt"
-
-
-def _round(value: object) -> object:
-    """Floats to 3 decimals, recursively, for a readable report."""
-    if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, dict):
-        return {k: _round(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_round(v) for v in value]
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": result["seconds"],
         "seconds_per_fold": [f["seconds"] for f in result["folds"]],
     }
-    report = _round(report)
+    report = round_floats(report, 3)
     if args.json:
         print(json.dumps(report))
     else:

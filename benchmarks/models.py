@@ -17,19 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.report import round_floats
 from models.evaluate import backtest, write_report
 from simulators.config import FleetConfig
 from simulators.engine import simulate
-
-
-def _round(value: object) -> object:
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {k: _round(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_round(v) for v in value]
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         write_report(result, args.report)
     if args.json:
-        print(json.dumps(_round(report)))
+        print(json.dumps(round_floats(report, 4)))
     else:
-        for key, value in _round(report).items():
+        for key, value in round_floats(report, 4).items():
             print(f"{key}: {value}")
     return 0
 
