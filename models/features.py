@@ -19,21 +19,21 @@ from sklearn.utils.validation import check_is_fitted
 HEALTH = "health"
 
 
-def _group_starts(units: np.ndarray) -> np.ndarray:
-    """Position of the first row of each row's unit, for rows already sorted by unit."""
+def group_starts(units: np.ndarray) -> np.ndarray:
+    """Position of the first row of each row's unit (or group), for rows already sorted by it."""
     new = np.ones(len(units), dtype=bool)
     new[1:] = units[1:] != units[:-1]
     return np.flatnonzero(new)[np.cumsum(new) - 1]
 
 
-def _csum(a: np.ndarray) -> np.ndarray:
+def prefix_sums(a: np.ndarray) -> np.ndarray:
     """Cumulative sum along rows with a leading zero row, so sum(a[lo:hi]) = c[hi] - c[lo]."""
     return np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])
 
 
-def _range_sum(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def range_sum(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """sum(a[lo:hi]) for each pair of bounds."""
-    c = _csum(a)
+    c = prefix_sums(a)
     return c[hi] - c[lo]
 
 
@@ -44,7 +44,7 @@ def _window_stats(z: np.ndarray, starts: np.ndarray, window: int | None) -> tupl
     lo = starts if window is None else np.maximum(idx - window + 1, starts)
     pos = (idx - starts).astype(float)[:, None]
     cnt = (idx + 1 - lo).astype(float)[:, None]
-    sy, sxy, sx, sxx = (_range_sum(v, lo, idx + 1) for v in (z, pos * z, pos, pos**2))
+    sy, sxy, sx, sxx = (range_sum(v, lo, idx + 1) for v in (z, pos * z, pos, pos**2))
     den = cnt * sxx - sx**2
     slope = np.divide(cnt * sxy - sx * sy, den, out=np.zeros_like(sy), where=den > 1e-9)
     return sy / cnt, slope
@@ -164,7 +164,7 @@ class WindowFeatures(TransformerMixin, BaseEstimator):
         if self.health_ is not None:
             z = np.column_stack([z, self.health_.predict(z)])
             names.append(HEALTH)
-        starts = _group_starts(frame[self.unit_col].to_numpy())
+        starts = group_starts(frame[self.unit_col].to_numpy())
         blocks: dict[str, np.ndarray] = {"last": z}
         for w in sorted(set(self.windows) | set(self.slope_windows)):
             mean, slope = _window_stats(z, starts, w)
@@ -179,7 +179,7 @@ class WindowFeatures(TransformerMixin, BaseEstimator):
         blocks[f"ewm{self.ewm_span}"] = _ewm(z, starts, self.ewm_span)
         idx = np.arange(len(z))
         first = np.minimum(starts + self.baseline, idx + 1)
-        base = _range_sum(z, starts, first) / (first - starts)[:, None]
+        base = range_sum(z, starts, first) / (first - starts)[:, None]
         blocks["drift"] = blocks[f"ewm{self.ewm_span}"] - base
         columns = {f"{s}__{k}": v[:, j] for k, v in blocks.items() for j, s in enumerate(names)}
         columns["age"] = (idx - starts + 1).astype(float)

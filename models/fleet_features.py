@@ -17,20 +17,11 @@ from scipy.signal import lfilter
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from models.features import group_starts, prefix_sums, range_sum
+
 RUNNING = "running"
 META = {"tenant", "machine", "machine_id", "customer_id", "machine_type", "seq", "ts", "state"}
 KINDS = ("dev6", "dev24", "vol24", "slope24", "ewm_fast", "trend", "level")
-
-
-def group_starts(keys: np.ndarray) -> np.ndarray:
-    """Position of the first row of each row's group, for rows sorted by group."""
-    new = np.ones(len(keys), dtype=bool)
-    new[1:] = keys[1:] != keys[:-1]
-    return np.flatnonzero(new)[np.cumsum(new) - 1]
-
-
-def _csum(a: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])
 
 
 def rolling_mean(x: np.ndarray, starts: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -38,7 +29,7 @@ def rolling_mean(x: np.ndarray, starts: np.ndarray, w: int) -> tuple[np.ndarray,
     idx = np.arange(len(x))
     lo = np.maximum(idx - w + 1, starts)
     ok = ~np.isnan(x)
-    cs, cn = _csum(np.where(ok, x, 0.0)), _csum(ok.astype(float))
+    cs, cn = prefix_sums(np.where(ok, x, 0.0)), prefix_sums(ok.astype(float))
     n = cn[idx + 1] - cn[lo]
     with np.errstate(invalid="ignore", divide="ignore"):
         return (cs[idx + 1] - cs[lo]) / n, n
@@ -50,7 +41,7 @@ def rolling_slope(z: np.ndarray, starts: np.ndarray, w: int) -> np.ndarray:
     lo = np.maximum(idx - w + 1, starts)
     pos = (idx - starts).astype(float)[:, None]
     cnt = (idx + 1 - lo).astype(float)[:, None]
-    sy, sxy, sx, sxx = (_csum(v)[idx + 1] - _csum(v)[lo] for v in (z, pos * z, pos, pos**2))
+    sy, sxy, sx, sxx = (range_sum(v, lo, idx + 1) for v in (z, pos * z, pos, pos**2))
     den = cnt * sxx - sx**2
     return np.divide(cnt * sxy - sx * sy, den, out=np.zeros_like(sy), where=den > 1e-9)
 
