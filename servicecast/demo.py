@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
+from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
 from api import auth, policy
@@ -55,12 +56,12 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
 
 def _ingest_simulated_fleet(settings: Settings, engine: Engine) -> bool:
     broker = None
-    endpoint = settings.mqtt_endpoint()
-    if endpoint is None:
+    if settings.mqtt_url is None:
         broker = EmbeddedBroker().start()
-        endpoint = MqttEndpoint(broker.url)
-        settings = settings.model_copy(update={"mqtt_protocol": "3.1.1"})
+        settings = settings.model_copy(update={"mqtt_url": SecretStr(broker.url), "mqtt_protocol": "3.1.1"})
         typer.echo(f"embedded MQTT broker (amqtt) on {broker.url}")
+    url = settings.mqtt_url.get_secret_value()
+    endpoint = MqttEndpoint(url)
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=settings.demo_days)
     config = FleetConfig(
         machines=settings.demo_machines,
@@ -78,9 +79,6 @@ def _ingest_simulated_fleet(settings: Settings, engine: Engine) -> bool:
         if not ingester.source.subscribed.wait(15):
             typer.echo("could not subscribe the ingester at the broker", err=True)
             return False
-        url = f"mqtt://{endpoint.host}:{endpoint.port}"
-        if endpoint.username:
-            url = f"mqtt://{endpoint.username}:{endpoint.password or ''}@{endpoint.host}:{endpoint.port}"
         started = time.monotonic()
         sent = publish_run(
             simulate(config), url=url, database_url=settings.database_url, protocol=settings.mqtt_protocol
