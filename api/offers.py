@@ -12,22 +12,16 @@ from api.alerts import lead_time_hours
 from api.audit import log_event, require_state
 from api.auth import Principal
 from api.errors import ConsentMissing
+from fleet import registry
 from fleet.settings import Settings
-from fleet.tables import Alert, Customer, DataUseGrant, Machine, Offer, Prediction
+from fleet.tables import Alert, Customer, Machine, Offer, Prediction
 
 LIVE_STATES = ("proposed", "approved", "sent")
 
 
 def has_offers_grant(sess: Session, customer_id: int) -> bool:
     """Whether the customer currently allows its data to be used for sales offers."""
-    grant = sess.scalar(
-        select(DataUseGrant.id).where(
-            DataUseGrant.customer_id == customer_id,
-            DataUseGrant.purpose == "offers",
-            DataUseGrant.revoked_at.is_(None),
-        )
-    )
-    return grant is not None
+    return "offers" in registry.purposes_of(sess, customer_id)
 
 
 def blocking_reason(

@@ -21,10 +21,10 @@ from sqlalchemy import Engine, exists, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from api import audit, delivery, events
+from api import audit, delivery, events, offers
 from fleet.db import session
 from fleet.settings import Settings
-from fleet.tables import DataUseGrant, Offer, OutboxMessage, utcnow
+from fleet.tables import Offer, OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 OUTBOX = OutboxMessage.__table__
@@ -199,14 +199,7 @@ def _cancel_reason(sess: Session, *, customer_id: int, offer_id: int | None) -> 
     """Checked at send time: the customer's `offers` consent and the offer must still stand."""
     if offer_id is None:
         return None
-    granted = sess.scalar(
-        select(DataUseGrant.id).where(
-            DataUseGrant.customer_id == customer_id,
-            DataUseGrant.purpose == "offers",
-            DataUseGrant.revoked_at.is_(None),
-        )
-    )
-    if granted is None:
+    if not offers.has_offers_grant(sess, customer_id):
         return "consent revoked"
     status = sess.scalar(select(Offer.status).where(Offer.id == offer_id))
     if status in (None, "withdrawn", "rejected"):
