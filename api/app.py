@@ -7,9 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
 
 from api import errors, policy
+from api.console import actions as console_actions
+from api.console import pages as console_pages
+from api.console.render import HERE as CONSOLE_DIR
 from api.routers import admin, alerts, fleet, offers
 from api.schemas import ErrorOut
 from fleet import migrate
@@ -63,6 +67,9 @@ def create_app(settings: Settings, *, run_policy: bool = False) -> FastAPI:
     for router in (fleet.router, alerts.router, offers.router, admin.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(admin.health)
+    app.include_router(console_pages.router)
+    app.include_router(console_actions.router)
+    app.mount("/static", StaticFiles(directory=CONSOLE_DIR / "static"), name="static")
     app.mount("/metrics", make_asgi_app())
     return app
 

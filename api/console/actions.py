@@ -1,0 +1,235 @@
+"""Console actions (POST forms): sign in and out, alert and offer workflow, consent, users, models.
+
+Every action calls the same domain functions as the JSON API, so the rules and the audit log are one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse
+from pydantic import TypeAdapter
+
+from api import alerts, auth, offers, schemas
+from api.console import views
+from api.console.login import KEY_COOKIE, PageSession, Viewer, require, safe_next
+from api.console.pages import admin_page
+from api.console.render import FLASH_COOKIE, PageRoute, page, redirect
+from api.offers import withdraw_for_customer
+from api.scope import get_visible
+from fleet import errors, registry
+from fleet.tables import Alert, Customer, Offer, utcnow
+from models import registry as model_registry
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+Text = Annotated[str, Form(max_length=4000)]
+OptionalText = Annotated[str, Form(max_length=4000)]
+_resolve = TypeAdapter(schemas.ResolveIn)
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    sess: PageSession,
+    api_key: Annotated[str, Form(max_length=200)],
+    next: Annotated[str, Form(max_length=2000)] = "",
+):  # noqa: A002
+    """Check the key and keep it in an HttpOnly, same-site cookie."""
+    principal = auth.authenticate(sess, api_key.strip())
+    if principal is None:
+        context = {"next": next, "error": "That API key is unknown, expired or revoked."}
+        return page(request, "login.html", context, status_code=401)
+    response = RedirectResponse(safe_next(next, principal), status_code=303)
+    response.set_cookie(
+        KEY_COOKIE,
+        api_key.strip(),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout():
+    """Forget the key."""
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(KEY_COOKIE, path="/")
+    response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+@router.post("/alerts/{alert_id}/ack")
+def acknowledge(alert_id: schemas.AlertId, sess: PageSession, who: Viewer):
+    """Acknowledge an open alert."""
+    require(who, "alerts:write")
+    alert = get_visible(sess, Alert, alert_id, who, "alert")
+    alerts.acknowledge(sess, alert, who, utcnow())
+    return redirect(f"/alerts/{alert.id}", f"Alert {alert.id} acknowledged.")
+
+
+@router.post("/alerts/{alert_id}/assign")
+def assign(
+    alert_id: schemas.AlertId,
+    sess: PageSession,
+    who: Viewer,
+    assignee_id: Annotated[int, Form(ge=1, le=schemas.INT32_MAX)],
+):
+    """Send a technician."""
+    require(who, "alerts:write")
+    alert = get_visible(sess, Alert, alert_id, who, "alert")
+    alerts.assign(sess, alert, assignee_id, who, utcnow())
+    name = views.user_names(sess, {assignee_id}).get(assignee_id, assignee_id)
+    return redirect(f"/alerts/{alert.id}", f"Alert {alert.id} assigned to {name}.")
+
+
+@router.post("/alerts/{alert_id}/resolve")
+def resolve(
+    alert_id: schemas.AlertId,
+    sess: PageSession,
+    who: Viewer,
+    finding: Annotated[Literal["confirmed_fault", "no_fault_found", "other"], Form()],
+    text: OptionalText = "",
+    parts_used: OptionalText = "",
+):
+    """Close the alert with what the technician found; the finding becomes a training label."""
+    require(who, "alerts:write")
+    alert = get_visible(sess, Alert, alert_id, who, "alert")
+    parts = [p.strip() for p in parts_used.replace("\n", ",").split(",") if p.strip()]
+    body = _resolve.validate_python({"finding": finding, "text": text.strip() or None, "parts_used": parts})
+    alerts.resolve(
+        sess, alert, finding=body.finding, text=body.text, parts=body.parts_used, by=who, now=utcnow()
+    )
+    return redirect(f"/alerts/{alert.id}", f"Alert {alert.id} resolved: {finding.replace('_', ' ')}.")
+
+
+@router.post("/offers/{offer_id}/approve")
+def approve(
+    request: Request,
+    offer_id: schemas.OfferId,
+    sess: PageSession,
+    who: Viewer,
+    price: Annotated[str, Form(max_length=32)] = "",
+    title: Annotated[str, Form(max_length=400)] = "",
+    reason: OptionalText = "",
+):
+    """Approve, with the edits made in the form; the CRM hand-over is queued in the same commit."""
+    require(who, "offers:write")
+    offer = get_visible(sess, Offer, offer_id, who, "offer")
+    edits = schemas.ApproveIn(
+        price=price.strip() or None,
+        title=title.strip() if title.strip() and title.strip() != offer.title else None,
+        reason=reason.strip() if reason.strip() and reason.strip() != offer.reason else None,
+    )
+    if edits.price is not None and edits.price == offer.price:
+        edits.price = None
+    offers.approve(
+        sess,
+        offer,
+        by=who,
+        now=utcnow(),
+        settings=request.app.state.settings,
+        price=edits.price,
+        title=edits.title,
+        reason=edits.reason,
+    )
+    return redirect(f"/offers/{offer.id}", f"Offer {offer.id} approved; it goes to the CRM.")
+
+
+@router.post("/offers/{offer_id}/reject")
+def reject(offer_id: schemas.OfferId, sess: PageSession, who: Viewer, reason: Text):
+    """Reject with a reason."""
+    require(who, "offers:write")
+    offer = get_visible(sess, Offer, offer_id, who, "offer")
+    body = schemas.RejectIn(reason=reason.strip())
+    offers.reject(sess, offer, by=who, now=utcnow(), reason=body.reason)
+    return redirect(f"/offers/{offer.id}", f"Offer {offer.id} rejected.")
+
+
+@router.post("/offers/{offer_id}/outcome")
+def outcome(
+    offer_id: schemas.OfferId,
+    sess: PageSession,
+    who: Viewer,
+    accepted: Annotated[Literal["yes", "no"], Form()],
+    revenue: Annotated[str, Form(max_length=32)] = "",
+):
+    """Record the customer's answer and the revenue."""
+    require(who, "offers:write")
+    offer = get_visible(sess, Offer, offer_id, who, "offer")
+    body = schemas.OutcomeIn(accepted=accepted == "yes", revenue=revenue.strip() or None)
+    offers.record_outcome(sess, offer, by=who, now=utcnow(), accepted=body.accepted, revenue=body.revenue)
+    return redirect(f"/offers/{offer.id}", f"Outcome of offer {offer.id} recorded: {offer.status}.")
+
+
+@router.post("/customers/{customer_id}/grants/{purpose}")
+def change_grant(
+    customer_id: schemas.CustomerId,
+    purpose: schemas.Purpose,
+    sess: PageSession,
+    who: Viewer,
+    action: Annotated[Literal["grant", "revoke"], Form()],
+):
+    """Record or withdraw a customer's consent; withdrawing `offers` withdraws unsent offers."""
+    require(who, "admin")
+    customer = get_visible(sess, Customer, customer_id, who, "customer")
+    if action == "grant":
+        registry.grant_purpose(sess, customer.id, purpose, who.name)
+        return redirect("/admin", f"{customer.name} now allows '{purpose}'.")
+    if purpose == "service":
+        raise errors.InvalidInput(
+            "revoking 'service' stops servicecast for this customer; ask for erasure instead"
+        )
+    registry.revoke_purpose(sess, customer.id, purpose)
+    withdrawn = withdraw_for_customer(sess, customer.id, f"{purpose} consent revoked by {who.name}")
+    return redirect(
+        "/admin", f"{customer.name} no longer allows '{purpose}'; {withdrawn} unsent offers withdrawn."
+    )
+
+
+@router.post("/admin/users")
+def add_user(
+    request: Request,
+    sess: PageSession,
+    who: Viewer,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    role: Annotated[Literal["admin", "field_service", "account_manager", "customer"], Form()],
+    customer: Annotated[str, Form(max_length=64)] = "",
+    accounts: Annotated[str, Form(max_length=2000)] = "",
+    email: Annotated[str, Form(max_length=320)] = "",
+):
+    """Create a user and show its API key once."""
+    require(who, "admin")
+    tenants = tuple(t.strip() for t in accounts.split(",") if t.strip()) if role == "account_manager" else ()
+    user, key = auth.create_user(
+        engine=request.app.state.engine,
+        name=name.strip(),
+        role=role,
+        customer=customer.strip() or None,
+        accounts=tenants,
+        email=email.strip() or None,
+    )
+    sess.commit()  # end the page's read snapshot so the list shows the new user
+    # Rendered, not redirected: the key must not travel in a cookie or a URL.
+    return admin_page(request, sess, who, new_key={"name": user.name, "role": user.role, "key": key})
+
+
+@router.post("/admin/users/{name}/revoke")
+def revoke_user_keys(request: Request, name: str, who: Viewer):
+    """Revoke every key of a user."""
+    require(who, "admin")
+    count = auth.revoke_keys(engine=request.app.state.engine, name=name)
+    return redirect("/admin", f"{count} API keys of {name} revoked.")
+
+
+@router.post("/admin/models/{version}/promote")
+def promote(request: Request, version: str, who: Viewer):
+    """Make a model version the active one of its machine type."""
+    require(who, "admin")
+    try:
+        info = model_registry.promote(request.app.state.engine, version)
+    except model_registry.ModelNotFound as exc:
+        raise errors.NotFound(str(exc)) from None
+    return redirect("/admin", f"Model {info.version} is now active for {info.machine_type}.")

@@ -1,0 +1,371 @@
+"""Console pages (GET): fleet, alerts, machines, offers, accounts, admin."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import func, select
+
+from api import schemas, telemetry_view
+from api.alerts import OPEN_STATES
+from api.console import charts, views
+from api.console.login import HOME, KEY_COOKIE, PageSession, Viewer, require, viewer
+from api.console.render import PageRoute, page, sensor_label
+from api.scope import get_visible, restrict
+from fleet import errors, registry
+from fleet.tables import (
+    AccountAssignment,
+    Alert,
+    ApiKey,
+    Customer,
+    Machine,
+    Offer,
+    User,
+    WorkflowEvent,
+    utcnow,
+)
+from models import registry as model_registry
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+ALERT_TABS = {
+    "active": OPEN_STATES,
+    "open": ("open",),
+    "acknowledged": ("acknowledged",),
+    "assigned": ("assigned",),
+    "resolved": ("resolved",),
+}
+CHART_DAYS = (1, 7, 30)
+CHART_POINTS = 480
+KEY_CHART_WIDTH = 1280  # the key sensor's chart spans the page; a wider canvas keeps its text unstretched
+
+
+def _optional_id(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and 0 < int(value) <= schemas.INT32_MAX else None
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, sess: PageSession):
+    """The caller's own start page, or the sign-in page."""
+    token = request.cookies.get(KEY_COOKIE)
+    if token:
+        try:
+            who = viewer(request, sess)
+        except Exception:  # noqa: BLE001 - any failure means: sign in again
+            who = None
+        if who is not None:
+            return RedirectResponse(HOME[who.role], status_code=303)
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: Annotated[str | None, Query(max_length=2000)] = None):  # noqa: A002
+    """Sign in with an API key."""
+    return page(request, "login.html", {"next": next or ""})
+
+
+@router.get("/fleet", response_class=HTMLResponse)
+def fleet(
+    request: Request,
+    sess: PageSession,
+    who: Viewer,
+    customer: Annotated[str | None, Query(max_length=12)] = None,
+    site: Annotated[str | None, Query(max_length=12)] = None,
+    machine_type: Annotated[str | None, Query(alias="type", max_length=64)] = None,
+):
+    """Machines by risk, filtered by customer, site and type."""
+    require(who, "fleet:read")
+    chosen = {"customer": _optional_id(customer), "site": _optional_id(site), "type": machine_type or None}
+    rows = views.fleet_rows(
+        sess, who, customer_id=chosen["customer"], site_id=chosen["site"], machine_type=chosen["type"]
+    )
+    context = {"who": who, "rows": rows, "chosen": chosen, **views.filter_choices(sess, who)}
+    return page(request, "fleet.html", context)
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alert_queue(
+    request: Request,
+    sess: PageSession,
+    who: Viewer,
+    status: Literal["active", "open", "acknowledged", "assigned", "resolved"] = "active",
+    severity: Literal["critical", "high", "medium", ""] = "",
+):
+    """The alert queue: severity first, then the shortest lead time."""
+    require(who, "alerts:read")
+    rows = views.alert_rows(sess, who, states=ALERT_TABS[status], severity=severity or None)
+    names = views.user_names(sess, {a.assignee_id for a, _, _ in rows})
+    context = {"who": who, "rows": rows, "status": status, "severity": severity, "names": names}
+    context["tabs"] = list(ALERT_TABS)
+    return page(request, "alerts.html", context)
+
+
+@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+def alert_page(request: Request, alert_id: schemas.AlertId, sess: PageSession, who: Viewer):
+    """One alert: its evidence, its history and what can be done with it."""
+    require(who, "alerts:read")
+    alert = get_visible(sess, Alert, alert_id, who, "alert")
+    machine = sess.get(Machine, alert.machine_id)
+    customer = sess.get(Customer, alert.customer_id)
+    history = _history(sess, "alert", alert.id)
+    staff = views.field_staff(sess)
+    names = views.user_names(sess, {alert.assignee_id} | {e.actor_id for e in history})
+    context = {
+        "who": who,
+        "alert": alert,
+        "machine": machine,
+        "customer": customer,
+        "history": history,
+        "staff": staff,
+        "names": names,
+    }
+    return page(request, "alert.html", context)
+
+
+@router.get("/machines/{machine_id}", response_class=HTMLResponse)
+def machine_page(
+    request: Request,
+    machine_id: schemas.MachineId,
+    sess: PageSession,
+    who: Viewer,
+    days: Annotated[int, Query(ge=1, le=30)] = 7,
+):
+    """A machine: sensor charts with the forecast to the limit, risk history, explanation, alerts, offers."""
+    require(who, "fleet:read")
+    machine = get_visible(sess, Machine, machine_id, who, "machine")
+    days = min(CHART_DAYS, key=lambda d: abs(d - days))
+    customer = sess.get(Customer, machine.customer_id)
+    latest = views.latest_prediction(sess, machine.id)
+    end = views.last_reading(sess, machine.id) or utcnow()
+    end = telemetry_view.aware(end) + timedelta(seconds=1)
+    start = end - timedelta(days=days)
+    sensor_charts, rows, downsampled = [], 0, False
+    if who.role in ("admin", "field_service", "customer"):
+        window = telemetry_view.window(sess, machine.id, start, end, CHART_POINTS)
+        rows, downsampled = window.rows, window.downsampled
+        sensor_charts = _sensor_charts(request, sess, machine, latest, window, start, end)
+    predictions = views.predictions_between(sess, machine.id, start, end)
+    alerts = views.alert_rows(
+        sess, who, states=(*OPEN_STATES, "resolved"), severity=None, limit=20, machine_id=machine.id
+    )
+    offers = (
+        views.offer_rows(
+            sess,
+            who,
+            states=tuple(views.CUSTOMER_VISIBLE_OFFERS + ("proposed", "approved")),
+            limit=20,
+            machine_id=machine.id,
+        )
+        if who.role in ("admin", "account_manager", "customer")
+        else []
+    )
+    risk_chart = charts.render(
+        charts.Chart(
+            title=f"Failure risk of {machine.code}",
+            lines=[charts.Line("risk", [(p.ts, p.risk) for p in predictions], "series risk")],
+            start=start,
+            end=end,
+            y_range=(0.0, 1.0),
+            limit=0.5,
+            limit_label="alert threshold",
+            marks=[(a.first_seen, f"alert {a.id} opened") for a, _, _ in alerts],
+        )
+    )
+    context = {
+        "who": who,
+        "machine": machine,
+        "customer": customer,
+        "latest": latest,
+        "days": days,
+        "chart_days": CHART_DAYS,
+        "sensor_charts": sensor_charts,
+        "risk_chart": risk_chart,
+        "rows": rows,
+        "downsampled": downsampled,
+        "alerts": alerts,
+        "offers": offers,
+        "start": start,
+        "end": end,
+        "purposes": registry.purposes_of(sess, machine.customer_id),
+    }
+    return page(request, "machine.html", context)
+
+
+def _sensor_charts(request, sess, machine, latest, window, start, end) -> list[dict]:  # noqa: ANN001
+    sensors = sorted({k for p in window.points for k in p.readings})
+    key = latest.eta_sensor if latest is not None and latest.eta is not None else None
+    limits = views.trend_limits(sess, latest.model_version if latest else None)
+    out = []
+    for sensor in sorted(sensors, key=lambda s: (s != key, s)):
+        points = [(p.ts, p.readings.get(sensor)) for p in window.points]
+        chart = charts.Chart(
+            title=f"{sensor} of {machine.code}", lines=[charts.Line(sensor, points)], start=start, end=end
+        )
+        note = None
+        if sensor == key and sensor in limits:
+            chart, note = _with_forecast(sess, machine, latest, chart, points, limits[sensor])
+        out.append({"sensor": sensor, "svg": charts.render(chart), "note": note, "key": sensor == key})
+    return out
+
+
+def _with_forecast(sess, machine, latest, chart, points, limit: float):  # noqa: ANN001, ANN202
+    """Draw the trend forecast: from the recent level to the limit, reached at the predicted time."""
+    last = telemetry_view.aware(latest.ts)
+    reference = telemetry_view.window(
+        sess, machine.id, last - timedelta(days=6), last - timedelta(days=2), 48
+    )
+    base = [p.readings.get(chart.lines[0].label) for p in reference.points]
+    base = [v for v in base if v is not None]
+    recent = [v for t, v in points if v is not None and t >= last - timedelta(hours=6)]
+    if not base or not recent:
+        return chart, None
+    level = sum(base) / len(base)
+    limit_value = level + limit * max(abs(level), 1e-6)
+    eta = telemetry_view.aware(latest.eta)
+    low = telemetry_view.aware(latest.eta_low or latest.eta)
+    high = telemetry_view.aware(latest.eta_high or latest.eta)
+    chart.limit, chart.limit_label = limit_value, f"limit ({limit * 100:+.0f} % on its usual level)"
+    chart.forecast = charts.Forecast(start=last, value=sum(recent) / len(recent), eta=eta, low=low, high=high)
+    note = (
+        f"Forecast: {sensor_label(chart.lines[0].label)} reaches its limit {limit_value:.3g} around "
+        f"{eta:%Y-%m-%d %H:%M} UTC (80 % band {low:%d %b %H:%M} – {high:%d %b %H:%M})."
+    )
+    return chart, note
+
+
+@router.get("/offers", response_class=HTMLResponse)
+def offer_inbox(
+    request: Request,
+    sess: PageSession,
+    who: Viewer,
+    tab: Literal["proposed", "approved", "sent", "outcome", "closed"] | None = None,
+):
+    """The offers inbox by stage, with the customer's consent state beside each offer."""
+    require(who, "offers:read")
+    tab = tab or ("sent" if who.role == "customer" else "proposed")
+    rows = views.offer_rows(sess, who, states=views.OFFER_TABS[tab])
+    consent = views.consent(sess, {c.id for _, _, c in rows})
+    counts = views.offer_counts(sess, who)
+    tabs = [t for t in views.OFFER_TABS if who.role != "customer" or t in ("sent", "outcome")]
+    context = {"who": who, "rows": rows, "tab": tab, "tabs": tabs, "counts": counts, "consent": consent}
+    return page(request, "offers.html", context)
+
+
+@router.get("/offers/{offer_id}", response_class=HTMLResponse)
+def offer_page(request: Request, offer_id: schemas.OfferId, sess: PageSession, who: Viewer):
+    """One offer: reason, price, value, evidence, consent; approve (with edits) or reject."""
+    require(who, "offers:read")
+    offer = get_visible(sess, Offer, offer_id, who, "offer")
+    if who.role == "customer" and offer.status not in views.CUSTOMER_VISIBLE_OFFERS:
+        raise errors.NotFound(f"offer {offer_id} not found")
+    alert = sess.get(Alert, offer.alert_id) if offer.alert_id else None
+    history = _history(sess, "offer", offer.id)
+    context = {
+        "who": who,
+        "offer": offer,
+        "machine": sess.get(Machine, offer.machine_id),
+        "customer": sess.get(Customer, offer.customer_id),
+        "purposes": registry.purposes_of(sess, offer.customer_id),
+        "alert": alert,
+        "prediction": views.latest_prediction(sess, offer.machine_id),
+        "history": history,
+        "names": views.user_names(sess, {e.actor_id for e in history} | {offer.decided_by}),
+    }
+    return page(request, "offer.html", context)
+
+
+@router.get("/accounts", response_class=HTMLResponse)
+def accounts(request: Request, sess: PageSession, who: Viewer):
+    """The accounts the caller looks after, with consent, machines at risk, open alerts and offers."""
+    require(who, "fleet:read")
+    customers = sess.scalars(restrict(select(Customer), Customer.id, who).order_by(Customer.name)).all()
+    consent = views.consent(sess, {c.id for c in customers})
+    fleet_rows = views.fleet_rows(sess, who, limit=5000)
+    summary = {c.id: {"machines": 0, "at_risk": 0, "open_alerts": 0} for c in customers}
+    for row in fleet_rows:
+        s = summary.get(row.machine.customer_id)
+        if s is not None:
+            s["machines"] += 1
+            s["at_risk"] += bool(row.prediction and row.prediction.risk and row.prediction.risk >= 0.5)
+            s["open_alerts"] += row.open_alerts
+    context = {"who": who, "customers": customers, "consent": consent, "summary": summary}
+    return page(request, "accounts.html", context)
+
+
+@router.get("/accounts/{customer_id}", response_class=HTMLResponse)
+def account_page(request: Request, customer_id: schemas.CustomerId, sess: PageSession, who: Viewer):
+    """One account: consent state, machines by risk, open alerts and the offer history."""
+    require(who, "fleet:read")
+    customer = get_visible(sess, Customer, customer_id, who, "customer")
+    context = {
+        "who": who,
+        "customer": customer,
+        "purposes": registry.purposes_of(sess, customer.id),
+        "rows": views.fleet_rows(sess, who, customer_id=customer.id),
+        "alerts": views.alert_rows(sess, who, states=OPEN_STATES, severity=None, customer_id=customer.id),
+        "offers": views.offer_rows(sess, who, states=views.ALL_OFFER_STATES, customer_id=customer.id)
+        if who.role in ("admin", "account_manager", "customer")
+        else [],
+    }
+    return page(request, "account.html", context)
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin(request: Request, sess: PageSession, who: Viewer):
+    """Customers and their grants, users and roles, model versions with their figures."""
+    return admin_page(request, sess, who)
+
+
+def admin_page(request: Request, sess, who, new_key: dict | None = None) -> HTMLResponse:  # noqa: ANN001
+    """The admin page, optionally showing a key just created (once)."""
+    require(who, "admin")
+    customers = sess.scalars(select(Customer).order_by(Customer.name)).all()
+    versions = model_registry.list_versions(request.app.state.engine)
+    users = sess.scalars(select(User).order_by(User.role, User.name)).all()
+    active_keys = dict(
+        sess.execute(
+            select(ApiKey.user_id, func.count()).where(ApiKey.revoked_at.is_(None)).group_by(ApiKey.user_id)
+        ).all()
+    )
+    accounts: dict[int, list[str]] = {}
+    names = {c.id: c.tenant for c in customers}
+    for user_id, customer_id in sess.execute(
+        select(AccountAssignment.user_id, AccountAssignment.customer_id)
+    ):
+        accounts.setdefault(user_id, []).append(names.get(customer_id, str(customer_id)))
+    context = {
+        "who": who,
+        "customers": customers,
+        "consent": views.consent(sess, {c.id for c in customers}),
+        "users": users,
+        "active_keys": active_keys,
+        "accounts": accounts,
+        "tenants": names,
+        "versions": versions,
+        "figures": {v.version: _figures(v.metrics) for v in versions},
+        "new_key": new_key,
+    }
+    return page(request, "admin.html", context)
+
+
+def _figures(metrics: dict) -> list[str]:
+    """A model version's alert figures on its training window, in words."""
+    alerts = metrics.get("train_alerts") or {}
+    precursor = alerts.get("precursor") or {}
+    figures = [
+        ("recall ≥ 24 h ahead", precursor.get("recall_min_lead"), "{:.2f}"),
+        ("precision", alerts.get("precision"), "{:.2f}"),
+        ("false alarms per machine-month", alerts.get("false_alarms_per_machine_month"), "{:.3f}"),
+        ("median lead", precursor.get("median_lead_hours"), "{:.0f} h"),
+        ("threshold", metrics.get("threshold"), "{:.2f}"),
+    ]
+    return [f"{name} {fmt.format(value)}" for name, value, fmt in figures if isinstance(value, int | float)]
+
+
+def _history(sess, subject: str, subject_id: int) -> list[WorkflowEvent]:  # noqa: ANN001
+    query = select(WorkflowEvent).where(
+        WorkflowEvent.subject == subject, WorkflowEvent.subject_id == subject_id
+    )
+    return sess.scalars(query.order_by(WorkflowEvent.id)).all()

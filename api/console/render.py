@@ -1,0 +1,151 @@
+"""Templates, flash messages, and the route class that turns domain errors into pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from api.deps import RIGHTS
+from api.errors import Forbidden
+from fleet import errors
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+FLASH_COOKIE = "servicecast_flash"
+
+
+class LoginRequired(Exception):
+    """No valid console session: the caller goes to the login page."""
+
+
+def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime(fmt) + " UTC"
+
+
+def _hours(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.0f} h" if value < 72 else f"{value / 24:.1f} d"
+
+
+def _money(value: float | None, currency: str = "EUR") -> str:
+    return "—" if value is None else f"{currency} {value:,.0f}"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f} %"
+
+
+def _label(value: str | None) -> str:
+    return "—" if not value else value.replace("_", " ")
+
+
+UNITS = {"_mm_s": "mm/s", "_c": "°C", "_m3_h": "m³/h", "_bar": "bar", "_a": "A", "_rpm": "rpm", "_pct": "%"}
+
+
+def sensor_label(name: str | None) -> str:
+    """A sensor name as a technician reads it: `bearing_temp_c` → `bearing temp (°C)`."""
+    if not name:
+        return "—"
+    for suffix, unit in UNITS.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return f"{_label(name[: -len(suffix)])} ({unit})"
+    return _label(name)
+
+
+templates.env.filters.update(
+    when=_when, hours=_hours, money=_money, pct=_pct, label=_label, sensor=sensor_label
+)
+templates.env.globals["can"] = lambda who, right: who is not None and who.role in RIGHTS[right]
+
+
+def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    """Render a page, consuming the flash message set by the previous action."""
+    flash = request.cookies.get(FLASH_COOKIE)
+    context = {"who": None, "flash": _read_flash(flash), **context}
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    if flash:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+def _read_flash(raw: str | None) -> dict | None:
+    if not raw or ":" not in raw:
+        return None
+    kind, _, text = raw.partition(":")
+    from urllib.parse import unquote
+
+    return {"kind": "error" if kind == "error" else "ok", "text": unquote(text)[:500]}
+
+
+def redirect(url: str, message: str | None = None, *, error: bool = False) -> RedirectResponse:
+    """303 to a page (Post/Redirect/Get), with a one-time message for it."""
+    response = RedirectResponse(url, status_code=303)
+    if message:
+        value = f"{'error' if error else 'ok'}:{quote(message)}"
+        response.set_cookie(FLASH_COOKIE, value, httponly=True, samesite="strict", path="/")
+    return response
+
+
+def _back(request: Request) -> str:
+    """Where a failed form action returns: the page it was posted from, on this site only."""
+    referer = request.headers.get("referer", "")
+    origin = f"{request.url.scheme}://{request.url.netloc}"
+    if referer.startswith(origin + "/"):
+        return referer[len(origin) :]
+    return request.url.path
+
+
+def _first_problem(exc: ValidationError | RequestValidationError) -> str:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+    return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid input"))
+
+
+class PageRoute(APIRoute):
+    """A console route: errors answer as pages (or as a message on the form's page), never as JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoginRequired:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+            except errors.NotFound as exc:
+                return error_page(request, 404, "Not found", str(exc))
+            except Forbidden as exc:
+                return error_page(request, 403, "Not allowed", str(exc))
+            except (errors.ServicecastError, ValidationError, RequestValidationError) as exc:
+                text = str(exc) if isinstance(exc, errors.ServicecastError) else _first_problem(exc)
+                if request.method == "POST":
+                    return redirect(_back(request), text, error=True)
+                return error_page(request, 400, "That did not work", text)
+            except HTTPException as exc:
+                return error_page(request, exc.status_code, "Not found", str(exc.detail))
+
+        return handle
+
+
+def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+    """A page that says what went wrong, in the console's frame."""
+    who = getattr(request.state, "principal", None)
+    context = {"who": who, "title": title, "detail": detail, "status": status}
+    return page(request, "error.html", context, status_code=status)

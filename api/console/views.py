@@ -1,0 +1,197 @@
+"""What the console pages show, read through the caller's scope."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.alerts import OPEN_STATES
+from api.auth import Principal
+from api.scope import restrict
+from fleet import registry
+from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, Prediction, Site, Telemetry, User
+
+CUSTOMER_VISIBLE_OFFERS = ("sent", "accepted", "declined")
+OFFER_TABS = {
+    "proposed": ("proposed",),
+    "approved": ("approved",),
+    "sent": ("sent",),
+    "outcome": ("accepted", "declined"),
+    "closed": ("rejected", "withdrawn"),
+}
+ALL_OFFER_STATES = tuple(s for states in OFFER_TABS.values() for s in states)
+
+
+@dataclass
+class FleetRow:
+    """A machine in the overview, with its latest prediction and open alerts."""
+
+    machine: Machine
+    customer: str
+    site: str | None
+    prediction: Prediction | None
+    open_alerts: int
+
+
+def fleet_rows(
+    sess: Session,
+    who: Principal,
+    *,
+    customer_id: int | None = None,
+    site_id: int | None = None,
+    machine_type: str | None = None,
+    limit: int = 200,
+) -> list[FleetRow]:
+    """Machines by latest risk, highest first; machines without a prediction last."""
+    latest = (
+        select(Prediction.machine_id, func.max(Prediction.id).label("pid"))
+        .group_by(Prediction.machine_id)
+        .subquery()
+    )
+    open_alerts = (
+        select(Alert.machine_id, func.count().label("n"))
+        .where(Alert.status.in_(OPEN_STATES))
+        .group_by(Alert.machine_id)
+        .subquery()
+    )
+    query = (
+        select(Machine, Customer.name, Site.name, Prediction, open_alerts.c.n)
+        .join(Customer, Customer.id == Machine.customer_id)
+        .outerjoin(Site, Site.id == Machine.site_id)
+        .outerjoin(latest, latest.c.machine_id == Machine.id)
+        .outerjoin(Prediction, Prediction.id == latest.c.pid)
+        .outerjoin(open_alerts, open_alerts.c.machine_id == Machine.id)
+    )
+    query = restrict(query, Machine.customer_id, who)
+    if customer_id is not None:
+        query = query.where(Machine.customer_id == customer_id)
+    if site_id is not None:
+        query = query.where(Machine.site_id == site_id)
+    if machine_type:
+        query = query.where(Machine.machine_type == machine_type)
+    query = query.order_by(Prediction.risk.desc().nulls_last(), Machine.id).limit(limit)
+    return [FleetRow(m, c, s, p, n or 0) for m, c, s, p, n in sess.execute(query)]
+
+
+def filter_choices(sess: Session, who: Principal) -> dict:
+    """Customers, sites and machine types the caller may filter by."""
+    customers = sess.scalars(restrict(select(Customer), Customer.id, who).order_by(Customer.name)).all()
+    sites = sess.scalars(restrict(select(Site), Site.customer_id, who).order_by(Site.name)).all()
+    types = sess.scalars(
+        restrict(select(Machine.machine_type).distinct(), Machine.customer_id, who).order_by(
+            Machine.machine_type
+        )
+    ).all()
+    return {"customers": customers, "sites": sites, "types": types}
+
+
+def alert_rows(
+    sess: Session, who: Principal, *, states: tuple[str, ...], severity: str | None, limit: int = 200, **where
+) -> list[tuple[Alert, Machine, str]]:
+    """Alerts by severity, then the shortest lead time, with their machine and customer name."""
+    query = (
+        select(Alert, Machine, Customer.name)
+        .join(Machine, Machine.id == Alert.machine_id)
+        .join(Customer, Customer.id == Alert.customer_id)
+        .where(Alert.status.in_(states))
+    )
+    query = restrict(query, Alert.customer_id, who)
+    if severity:
+        query = query.where(Alert.severity == severity)
+    for column, value in where.items():
+        query = query.where(getattr(Alert, column) == value)
+    query = query.order_by(Alert.severity_rank, Alert.lead_rank, Alert.id).limit(limit)
+    return [tuple(row) for row in sess.execute(query)]
+
+
+def offer_rows(
+    sess: Session, who: Principal, *, states: tuple[str, ...], limit: int = 200, **where
+) -> list[tuple[Offer, Machine, Customer]]:
+    """Offers newest first, with machine and customer; customers see only what was sent to them."""
+    if who.role == "customer":
+        states = tuple(s for s in states if s in CUSTOMER_VISIBLE_OFFERS)
+    query = (
+        select(Offer, Machine, Customer)
+        .join(Machine, Machine.id == Offer.machine_id)
+        .join(Customer, Customer.id == Offer.customer_id)
+        .where(Offer.status.in_(states))
+    )
+    query = restrict(query, Offer.customer_id, who)
+    for column, value in where.items():
+        query = query.where(getattr(Offer, column) == value)
+    return [tuple(row) for row in sess.execute(query.order_by(Offer.id.desc()).limit(limit))]
+
+
+def offer_counts(sess: Session, who: Principal) -> dict[str, int]:
+    """How many offers each inbox tab holds."""
+    query = restrict(select(Offer.status, func.count()).group_by(Offer.status), Offer.customer_id, who)
+    by_status = dict(sess.execute(query).all())
+    return {tab: sum(by_status.get(s, 0) for s in states) for tab, states in OFFER_TABS.items()}
+
+
+def consent(sess: Session, customer_ids: set[int]) -> dict[int, set[str]]:
+    """Active data-use purposes per customer."""
+    return {cid: registry.purposes_of(sess, cid) for cid in customer_ids}
+
+
+def field_staff(sess: Session) -> list[User]:
+    """Users an alert can be assigned to."""
+    query = select(User).where(User.role.in_(("field_service", "admin")), User.disabled_at.is_(None))
+    return sess.scalars(query.order_by(User.name)).all()
+
+
+def user_names(sess: Session, ids: set[int | None]) -> dict[int, str]:
+    """Display names of users by id."""
+    ids = {i for i in ids if i is not None}
+    if not ids:
+        return {}
+    return dict(sess.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
+
+
+def last_reading(sess: Session, machine_id: int) -> datetime | None:
+    """Time of the machine's newest telemetry row."""
+    return sess.scalar(select(func.max(Telemetry.ts)).where(Telemetry.machine_id == machine_id))
+
+
+def predictions_between(sess: Session, machine_id: int, start: datetime, end: datetime) -> list[Prediction]:
+    """The machine's predictions in a window, oldest first (at most 2,000, the newest kept)."""
+    query = (
+        select(Prediction)
+        .where(Prediction.machine_id == machine_id, Prediction.ts >= start, Prediction.ts <= end)
+        .order_by(Prediction.ts.desc())
+        .limit(2000)
+    )
+    return list(reversed(sess.scalars(query).all()))
+
+
+def latest_prediction(sess: Session, machine_id: int) -> Prediction | None:
+    """The machine's newest prediction."""
+    query = select(Prediction).where(Prediction.machine_id == machine_id).order_by(Prediction.id.desc())
+    return sess.scalar(query.limit(1))
+
+
+_LIMITS: dict[str, dict[str, float]] = {}
+
+
+def trend_limits(sess: Session, version: str | None) -> dict[str, float]:
+    """The relative deviation limits the trend forecaster of a model version uses, per sensor."""
+    if not version:
+        return {}
+    if version not in _LIMITS:
+        row = sess.execute(select(ModelVersion.params).where(ModelVersion.version == version)).first()
+        if row is None:
+            return {}
+        limits = (row.params or {}).get("trend_limits")
+        if limits is None:  # versions registered before the limits were recorded: read the artifact
+            trend = getattr(pickle.loads(sess.scalar(_artifact(version))), "trend_", None)
+            limits = getattr(trend, "limits_", None) or {}
+        _LIMITS[version] = {str(k): float(v) for k, v in limits.items()}
+    return _LIMITS[version]
+
+
+def _artifact(version: str):  # noqa: ANN202
+    return select(ModelVersion.artifact).where(ModelVersion.version == version)

@@ -1,0 +1,146 @@
+"""Real parts for console tests: the app served by uvicorn, the router, a CRM stand-in, headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.api.routing_support import SECRET, WebhookReceiver
+from tests.api.support import World
+from tests.console.seed import build_console_world
+from tests.services import free_port, unavailable, wait_port
+
+ROOT = Path(__file__).resolve().parents[2]
+VIEWPORT = {"width": 1366, "height": 768}
+# Debian's Chromium run as root in a container: no sandbox, and none of the background calls to Google.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str | None:
+    """The Chromium the tests drive: SERVICECAST_CHROMIUM, else Debian's."""
+    return (
+        os.environ.get("SERVICECAST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+
+
+@dataclass
+class Console:
+    """The served console: its base URL, the world behind it, and the CRM stand-in."""
+
+    url: str
+    world: World
+    receiver: WebhookReceiver
+    screenshots: Path
+
+    def shoot(self, page, name: str) -> Path:  # noqa: ANN001
+        """Save a 1366×768 screenshot of the page for the README."""
+        path = self.screenshots / f"{name}.png"
+        page.screenshot(path=str(path))
+        return path
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """The app in its own uvicorn process on a seeded SQLite file, with `servicecast route` beside it."""
+    tmp = tmp_path_factory.mktemp("console")
+    database_url = f"sqlite:///{tmp / 'console.db'}"
+    receiver = WebhookReceiver().start()
+    port = free_port()
+    settings = {
+        "webhook_url": receiver.url,
+        "webhook_secret": SECRET,
+        "public_url": f"http://127.0.0.1:{port}",
+        "route_backoff_base_s": "0.05",
+    }
+    world = build_console_world(database_url, **settings)
+    world.engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
+    env.update({f"SERVICECAST_{k.upper()}": str(v) for k, v in settings.items()})
+    env.update(
+        SERVICECAST_DATABASE_URL=database_url,
+        SERVICECAST_API_PORT=str(port),
+        SERVICECAST_API_RUN_POLICY="false",
+        SERVICECAST_LOG_LEVEL="WARNING",
+    )
+    log = (tmp / "servers.log").open("wb")
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "servicecast", cmd, *args], env=env, cwd=ROOT, stdout=log, stderr=log
+        )
+        for cmd, args in (("api", ()), ("route", ("--poll", "0.1")))
+    ]
+    screenshots = Path(os.environ.get("SERVICECAST_SCREENSHOT_DIR", ROOT / "var" / "screenshots"))
+    screenshots.mkdir(parents=True, exist_ok=True)
+    try:
+        wait_port(port, timeout=60)
+        yield Console(f"http://127.0.0.1:{port}", world, receiver, screenshots)
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(15)
+        receiver.stop()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium driven by Playwright; CI must have it (`make test` installs Debian's)."""
+    path = chromium_path()
+    if path is None:
+        unavailable("Chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class ConsoleLog:
+    """What the browser reported; a test may expect one HTTP error status it provokes on purpose."""
+
+    problems: list[str] = field(default_factory=list)
+    expected_statuses: set[int] = field(default_factory=set)
+
+    def on_console(self, msg) -> None:  # noqa: ANN001
+        if msg.type != "error":
+            return
+        # Chromium logs every 4xx document as "Failed to load resource: ... status of 404 (Not Found)".
+        if any(f"status of {status} " in msg.text for status in self.expected_statuses):
+            return
+        self.problems.append(f"console {msg.type}: {msg.text}")
+
+
+@pytest.fixture
+def browser_log() -> ConsoleLog:
+    """The console messages of the test's page."""
+    return ConsoleLog()
+
+
+@pytest.fixture
+def page(browser, browser_log: ConsoleLog) -> Iterator[object]:  # noqa: ANN001
+    """A fresh 1366×768 page; any console error or uncaught script error fails the test."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.on("console", browser_log.on_console)
+    page.on("pageerror", lambda exc: browser_log.problems.append(f"page error: {exc}"))
+    yield page
+    context.close()
+    assert browser_log.problems == [], browser_log.problems

@@ -1,0 +1,155 @@
+"""The console in headless Chromium: each role's pages, alert and offer workflows, tenancy, chart speed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from fleet.db import session
+from fleet.tables import Alert
+from tests.api.routing_support import wait_for
+from tests.console.conftest import Console, ConsoleLog
+from tests.console.seed import MONTH_MINUTES
+
+pytestmark = pytest.mark.slow
+
+
+def sign_in(page: Page, console: Console, who: str) -> None:
+    """Sign in through the login form with the user's API key."""
+    page.goto(f"{console.url}/login")
+    page.get_by_label("API key").fill(console.world.tokens[who])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+
+def nav_links(page: Page) -> list[str]:
+    return page.locator("header nav a").all_inner_texts()
+
+
+def test_a_garbage_key_is_refused_and_pages_ask_to_sign_in(
+    page: Page, console: Console, browser_log: ConsoleLog
+) -> None:
+    browser_log.expected_statuses.add(401)
+    page.goto(f"{console.url}/alerts")
+    expect(page).to_have_url(f"{console.url}/login?next=/alerts")
+    page.get_by_label("API key").fill("sc_nothing_here")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("unknown, expired or revoked")
+    console.shoot(page, "login")
+
+
+@pytest.mark.parametrize(
+    ("who", "home", "heading", "links"),
+    [
+        ("admin", "/admin", "Administration", ["Alerts", "Fleet", "Offers", "Accounts", "Admin"]),
+        ("tech", "/alerts", "Alert queue", ["Alerts", "Fleet"]),
+        ("am-acme", "/offers", "Offers inbox", ["Alerts", "Fleet", "Offers", "Accounts"]),
+        ("cust-acme", "/fleet", "Fleet by risk", ["Fleet", "Offers", "Alerts"]),
+    ],
+)
+def test_each_role_lands_on_its_own_page(
+    page: Page, console: Console, who: str, home: str, heading: str, links: list[str]
+) -> None:
+    sign_in(page, console, who)
+    expect(page).to_have_url(f"{console.url}{home}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    assert nav_links(page) == links
+    if who == "admin":
+        expect(page.locator("#customers")).to_contain_text("acme")
+        expect(page.locator("#models")).to_contain_text("test-1")
+        console.shoot(page, "admin")
+    if who == "tech":
+        page.goto(f"{console.url}/fleet")
+        expect(page.locator("#fleet tbody tr")).to_have_count(6)
+        console.shoot(page, "fleet")
+
+
+def test_field_service_acknowledges_assigns_and_resolves_an_alert(page: Page, console: Console) -> None:
+    world = console.world
+    alert_id = world.alerts["globex"][0]
+    sign_in(page, console, "tech")
+    queue = page.locator(f"tr[data-alert='{alert_id}']")
+    expect(queue).to_contain_text("critical")
+    console.shoot(page, "alerts")
+    queue.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator("#alert-status")).to_contain_text("acknowledged")
+    page.get_by_label("Assign to").select_option(label="tech (field service)")
+    page.get_by_role("button", name="Assign", exact=True).click()
+    expect(page.locator("#alert-status")).to_contain_text("assigned to tech")
+    page.get_by_label("Confirmed fault").check()
+    page.get_by_label("What was found").fill("outer race spalled")
+    page.get_by_label("Parts used (comma-separated)").fill("bearing 6204, seal kit")
+    console.shoot(page, "alert")
+    page.get_by_role("button", name="Resolve").click()
+    expect(page.locator("#alert-status")).to_contain_text("resolved")
+    expect(page.get_by_role("status")).to_contain_text(f"Alert {alert_id} resolved")
+    with session(world.engine) as sess:
+        alert = sess.get(Alert, alert_id)
+        assert (alert.status, alert.finding, alert.finding_text) == (
+            "resolved",
+            "confirmed_fault",
+            "outer race spalled",
+        )
+        assert alert.parts_used == ["bearing 6204", "seal kit"]
+
+
+def test_account_manager_approves_an_offer_and_the_crm_receives_it(page: Page, console: Console) -> None:
+    world = console.world
+    offer_id = world.offers["acme"][0]
+    sign_in(page, console, "am-acme")
+    row = page.locator(f"tr[data-offer='{offer_id}']")
+    expect(row).to_contain_text("offers allowed")
+    console.shoot(page, "offers")
+    row.get_by_role("link").first.click()
+    expect(page.locator("#offer-status")).to_contain_text("proposed")
+    page.get_by_label("Price (EUR)").fill("1234.50")
+    console.shoot(page, "offer")
+    page.get_by_role("button", name="Approve and send to CRM").click()
+    expect(page.locator("#offer-status")).to_contain_text("approved")
+    expect(page.locator("#offer-price")).to_contain_text("1,234")
+    wait_for(lambda: len(console.receiver.accepted) >= 1, timeout=30, what="the CRM to receive the offer")
+    events = [e for e in console.receiver.accepted.values() if e["data"]["offer_id"] == offer_id]
+    assert len(events) == 1 and console.receiver.bad_signatures == 0
+    assert events[0]["data"]["price"] == {"amount": 1234.5, "currency": "EUR"}
+    page.goto(f"{console.url}/accounts/{world.customers['acme']}")
+    expect(page.locator("#consent")).to_contain_text("offers allowed")
+    console.shoot(page, "account")
+
+
+def test_a_customer_sees_only_its_own_machines(page: Page, console: Console, browser_log: ConsoleLog) -> None:
+    browser_log.expected_statuses.add(404)
+    world = console.world
+    sign_in(page, console, "cust-acme")
+    codes = page.locator("#fleet tbody th").all_inner_texts()
+    assert sorted(codes) == [f"acme-pump-{i}" for i in range(3)]
+    console.shoot(page, "customer-fleet")
+    foreign = world.machines["globex"][0]
+    response = page.goto(f"{console.url}/machines/{foreign}")
+    assert response.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("Not found")
+    expect(page.locator("main")).not_to_contain_text("globex")
+
+
+def test_a_machine_page_charts_30_days_of_minute_readings_in_under_a_second(
+    page: Page, console: Console
+) -> None:
+    machine_id = console.world.machines["acme"][0]
+    sign_in(page, console, "tech")
+    page.goto(f"{console.url}/machines/{machine_id}?days=7")  # warm the server's caches as a user would
+    started = time.perf_counter()
+    page.goto(f"{console.url}/machines/{machine_id}?days=30")
+    page.locator("figure[data-sensor] svg.chart path.series").nth(2).wait_for()
+    elapsed = time.perf_counter() - started
+    print(f"30-day machine page: {elapsed:.3f} s")
+    assert elapsed < 1.0, f"the 30-day machine page took {elapsed:.2f} s"
+    expect(page.locator("#chart-summary")).to_contain_text(f"{MONTH_MINUTES} readings")
+    key = page.locator("figure.key")
+    expect(key).to_have_attribute("data-sensor", "vibration_rms_mm_s")
+    expect(key.locator("line.limit")).to_have_count(1)
+    expect(key.locator("polygon.band")).to_have_count(1)
+    expect(key).to_contain_text("reaches its limit")
+    points = key.locator("path.series").get_attribute("d").count("L") + 1
+    assert 400 <= points <= 480  # downsampled on the server, not 43,200 points
+    console.shoot(page, "machine")

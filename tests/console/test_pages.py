@@ -1,0 +1,189 @@
+"""Console pages over HTTP: sign-in, roles, tenancy, and bad form input answered on the page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from api.app import create_app
+from api.console.login import KEY_COOKIE
+from fleet.db import session
+from fleet.tables import Alert, Offer, OutboxMessage
+from tests.api.support import World, build_world
+
+
+@pytest.fixture
+def world(database_url: str) -> World:
+    return build_world(database_url, webhook_url="http://127.0.0.1:9/crm")
+
+
+@pytest.fixture
+def client(world: World) -> Iterator[TestClient]:
+    with TestClient(create_app(world.settings)) as client:
+        yield client
+
+
+def sign_in(client: TestClient, world: World, who: str) -> None:
+    client.cookies.clear()
+    response = client.post("/login", data={"api_key": world.tokens[who]}, follow_redirects=False)
+    assert response.status_code == 303
+
+
+def flash(html: str) -> str:
+    found = re.search(r'<p class="flash (?:ok|error)"[^>]*>(.*?)</p>', html, re.S)
+    return found.group(1).strip() if found else ""
+
+
+def heading(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", re.search(r"<h1>(.*?)</h1>", html, re.S).group(1)).strip()
+
+
+def test_pages_ask_to_sign_in_and_the_cookie_is_http_only_and_same_site(
+    client: TestClient, world: World
+) -> None:
+    response = client.get("/fleet?type=pump", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (303, "/login?next=/fleet%3Ftype%3Dpump")
+    client.cookies.set(KEY_COOKIE, "sc_abc_garbage")
+    assert client.get("/alerts", follow_redirects=False).headers["location"].startswith("/login")
+    refused = client.post("/login", data={"api_key": "sc_abc_garbage"})
+    assert refused.status_code == 401 and "unknown, expired or revoked" in refused.text
+    client.cookies.clear()
+    response = client.post(
+        "/login", data={"api_key": world.tokens["tech"], "next": "/fleet?type=pump"}, follow_redirects=False
+    )
+    assert response.headers["location"] == "/fleet?type=pump"
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    for target in ("//evil.example/", "https://evil.example/", "/login"):
+        client.cookies.clear()
+        response = client.post(
+            "/login", data={"api_key": world.tokens["tech"], "next": target}, follow_redirects=False
+        )
+        assert response.headers["location"] == "/alerts"  # never off-site
+
+
+@pytest.mark.parametrize(
+    ("who", "path", "status"),
+    [
+        ("tech", "/offers", 403),
+        ("tech", "/admin", 403),
+        ("am-acme", "/admin", 403),
+        ("cust-acme", "/admin", 403),
+    ],
+)
+def test_a_role_without_the_right_gets_a_page_saying_so(
+    client: TestClient, world: World, who: str, path: str, status: int
+) -> None:
+    sign_in(client, world, who)
+    response = client.get(path)
+    assert response.status_code == status
+    assert (
+        response.headers["content-type"].startswith("text/html") and heading(response.text) == "Not allowed"
+    )
+
+
+@pytest.mark.parametrize("who", ["am-acme", "cust-acme"])
+def test_another_tenants_objects_are_not_found_and_lists_hold_none_of_them(
+    client: TestClient, world: World, who: str
+) -> None:
+    sign_in(client, world, who)
+    foreign = {
+        f"/machines/{world.machines['globex'][0]}",
+        f"/alerts/{world.alerts['globex'][0]}",
+        f"/offers/{world.offers['globex'][0]}",
+        f"/accounts/{world.customers['globex']}",
+    }
+    for path in foreign:
+        response = client.get(path)
+        assert (response.status_code, heading(response.text)) == (404, "Not found"), path
+        assert "globex-pump" not in response.text
+    for path in ("/fleet", "/alerts?status=active", "/offers?tab=proposed", "/offers?tab=sent", "/accounts"):
+        assert "globex" not in client.get(path).text, path
+
+
+def test_field_service_form_mistakes_come_back_as_messages(client: TestClient, world: World) -> None:
+    alert_id = world.alerts["acme"][0]
+    sign_in(client, world, "tech")
+    page = f"/alerts/{alert_id}"
+    headers = {"referer": f"http://testserver{page}"}
+    early = client.post(f"{page}/resolve", data={"finding": "confirmed_fault"}, headers=headers)
+    assert early.url.path == page and "cannot resolve alert" in flash(early.text)
+    assert "Alert" in flash(client.post(f"{page}/ack", headers=headers).text)
+    no_text = client.post(f"{page}/resolve", data={"finding": "other", "text": " "}, headers=headers)
+    assert "text" in flash(no_text.text) and no_text.status_code == 200
+    customer_user = world.users["cust-acme"]
+    wrong = client.post(f"{page}/assign", data={"assignee_id": str(customer_user)}, headers=headers)
+    assert "not an active field-service user" in flash(wrong.text)
+    bad = client.post(f"{page}/resolve", data={"finding": "maybe"}, headers=headers)
+    assert bad.status_code == 200 and "finding" in flash(bad.text)
+    with session(world.engine) as sess:
+        assert sess.get(Alert, alert_id).status == "acknowledged"
+
+
+def test_approving_edits_the_offer_queues_the_crm_event_and_bad_prices_are_refused(
+    client: TestClient, world: World
+) -> None:
+    offer_id = world.offers["acme"][0]
+    sign_in(client, world, "am-acme")
+    page = f"/offers/{offer_id}"
+    headers = {"referer": f"http://testserver{page}"}
+    for price in ("-5", "abc", "1e12"):
+        refused = client.post(f"{page}/approve", data={"price": price}, headers=headers)
+        assert refused.url.path == page and flash(refused.text), price
+    approved = client.post(
+        f"{page}/approve", data={"price": "999", "title": "Bearing kit, fitted"}, headers=headers
+    )
+    assert "approved" in flash(approved.text)
+    with session(world.engine) as sess:
+        offer = sess.get(Offer, offer_id)
+        assert (offer.status, offer.price, offer.title) == ("approved", 999.0, "Bearing kit, fitted")
+        assert sess.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.offer_id == offer_id)
+        )
+    again = client.post(f"{page}/approve", data={}, headers=headers)
+    assert "cannot approve offer" in flash(again.text)
+
+
+def test_revoking_consent_in_the_admin_page_withdraws_offers_and_blocks_approval(
+    client: TestClient, world: World
+) -> None:
+    sign_in(client, world, "admin")
+    acme = world.customers["acme"]
+    page = client.post(f"/customers/{acme}/grants/offers", data={"action": "revoke"})
+    assert "1 unsent offers withdrawn" in flash(page.text)
+    sign_in(client, world, "am-acme")
+    offer_page = client.get(f"/offers/{world.offers['acme'][0]}").text
+    assert "no offer consent" in offer_page and "withdrawn" in offer_page
+    assert "Approve and send to CRM" not in offer_page
+
+
+def test_an_admin_adds_a_user_whose_key_is_shown_once_and_works(client: TestClient, world: World) -> None:
+    sign_in(client, world, "admin")
+    page = client.post("/admin/users", data={"name": "dana", "role": "field_service"})
+    key = re.search(r'<code id="new-key">([^<]+)</code>', page.text).group(1)
+    assert "dana" in page.text and "API key for dana" in page.text
+    assert "new-key" not in client.get("/admin").text
+    duplicate = client.post(
+        "/admin/users",
+        data={"name": "dana", "role": "field_service"},
+        headers={"referer": "http://testserver/admin"},
+    )
+    assert "exists already" in flash(duplicate.text)
+    client.cookies.clear()
+    assert (
+        client.post("/login", data={"api_key": key}, follow_redirects=False).headers["location"] == "/alerts"
+    )
+
+
+def test_a_customer_sees_sent_offers_only(client: TestClient, world: World) -> None:
+    sign_in(client, world, "cust-acme")
+    offer_id = world.offers["acme"][0]
+    assert client.get(f"/offers/{offer_id}").status_code == 404  # still an internal draft
+    with session(world.engine) as sess:
+        sess.get(Offer, offer_id).status = "sent"
+    assert client.get(f"/offers/{offer_id}").status_code == 200
+    assert f'data-offer="{offer_id}"' in client.get("/offers?tab=sent").text
