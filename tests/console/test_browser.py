@@ -153,3 +153,34 @@ def test_a_machine_page_charts_30_days_of_minute_readings_in_under_a_second(
     points = key.locator("path.series").get_attribute("d").count("L") + 1
     assert 400 <= points <= 480  # downsampled on the server, not 43,200 points
     console.shoot(page, "machine")
+
+
+UNLABELLED_CONTROLS = """() => [
+  ...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+  .map(el => el.outerHTML.slice(0, 80))"""
+PAGE_OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
+
+
+@pytest.mark.parametrize(
+    ("who", "paths"),
+    [
+        ("tech", ["/alerts", "/fleet", "/machines/{m}"]),
+        ("am-acme", ["/offers", "/offers/{o}", "/accounts/{c}"]),
+        ("admin", ["/admin"]),
+    ],
+)
+def test_pages_fit_a_tablet_and_every_control_has_a_label(
+    page: Page, console: Console, who: str, paths: list[str]
+) -> None:
+    world = console.world
+    ids = {"m": world.machines["acme"][0], "o": world.offers["acme"][-1], "c": world.customers["acme"]}
+    page.set_viewport_size({"width": 768, "height": 1024})
+    sign_in(page, console, who)
+    for path in paths:
+        page.goto(console.url + path.format(**ids))
+        assert page.evaluate(PAGE_OVERFLOW) <= 0, f"{path} scrolls sideways on a tablet"
+        assert page.evaluate(UNLABELLED_CONTROLS) == [], path
+        assert page.locator("html").get_attribute("lang") == "en"
+        for chart in page.locator("svg.chart").all():
+            assert chart.get_attribute("aria-label")
