@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -99,11 +101,20 @@ def revoke_keys(*, engine: Engine, name: str) -> int:
         keys = sess.scalars(query.where(User.name == name, ApiKey.revoked_at.is_(None))).all()
         for key in keys:
             key.revoked_at = utcnow()
-        return len(keys)
+        user_ids = {key.user_id for key in keys}
+    # This process forgets the keys at once; other processes within `CACHE_SECONDS`.
+    for user_id in user_ids:
+        principals.forget_user(user_id)
+    return len(keys)
 
 
 def authenticate(sess: Session, token: str, now: datetime | None = None) -> Principal | None:
     """The principal behind a bearer token, or None for a garbage, unknown, expired or revoked key."""
+    found = _lookup(sess, token, now or utcnow())
+    return None if found is None else found[0]
+
+
+def _lookup(sess: Session, token: str, now: datetime) -> tuple[Principal, datetime | None] | None:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
@@ -113,12 +124,11 @@ def authenticate(sess: Session, token: str, now: datetime | None = None) -> Prin
     if row is None:
         return None
     key, user = row
-    now = now or utcnow()
     if not hmac.compare_digest(key.secret_hash, _hash(parts[2])):
         return None
     if key.revoked_at or user.disabled_at or (key.expires_at and key.expires_at <= now):
         return None
-    return Principal(user.id, user.name, user.role, _visible_customers(sess, user))
+    return Principal(user.id, user.name, user.role, _visible_customers(sess, user)), key.expires_at
 
 
 def _visible_customers(sess: Session, user: User) -> frozenset[int] | None:
@@ -128,3 +138,65 @@ def _visible_customers(sess: Session, user: User) -> frozenset[int] | None:
         query = select(AccountAssignment.customer_id).where(AccountAssignment.user_id == user.id)
         return frozenset(sess.scalars(query))
     return None
+
+
+CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    principal: Principal
+    key_expires: datetime | None
+    stale_at: float
+
+
+class PrincipalCache:
+    """Recently authenticated keys, so that a request costs no key lookup in the database.
+
+    Entries are found by the SHA-256 of the whole token and live `ttl` seconds. A key's own expiry is
+    checked on every hit; a revocation, a disabled user or a changed account assignment reaches this
+    process at once when made here (`revoke_keys`), and within `ttl` seconds when made by another.
+    """
+
+    def __init__(
+        self, ttl: float = CACHE_SECONDS, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ):
+        self.ttl, self.size, self.clock = ttl, size, clock
+        self._entries: dict[str, _Entry] = {}
+
+    def get(self, token: str, now: datetime | None = None) -> Principal | None:
+        """The cached principal of a token, or None if it is unknown here, stale or past its expiry."""
+        entry = self._entries.get(_hash(token))
+        if entry is None or entry.stale_at <= self.clock():
+            return None
+        if entry.key_expires is not None and entry.key_expires <= (now or utcnow()):
+            return None
+        return entry.principal
+
+    def authenticate(self, engine: Engine, token: str) -> Principal | None:
+        """`authenticate` through the cache: the database is asked only on a miss."""
+        principal = self.get(token)
+        if principal is not None:
+            return principal
+        with session(engine) as sess:
+            found = _lookup(sess, token, utcnow())
+        if found is None:
+            return None
+        if len(self._entries) >= self.size:
+            self._entries.clear()  # a burst of distinct keys: start over rather than track ages
+        self._entries[_hash(token)] = _Entry(found[0], found[1], self.clock() + self.ttl)
+        return found[0]
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop every cached key of a user."""
+        for digest, entry in list(self._entries.items()):
+            if entry.principal.user_id == user_id:
+                self._entries.pop(digest, None)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._entries.clear()
+
+
+# One per process: uvicorn workers each have their own, which is why revocations elsewhere take `ttl`.
+principals = PrincipalCache()

@@ -15,7 +15,7 @@ router = APIRouter(tags=["admin"])
 
 
 @router.get("/me", response_model=schemas.MeOut)
-def me(who: PrincipalDep) -> schemas.MeOut:
+async def me(who: PrincipalDep) -> schemas.MeOut:
     """Who the API key belongs to and what it may see."""
     customers = None if who.customers is None else sorted(who.customers)
     return schemas.MeOut(user_id=who.user_id, name=who.name, role=who.role, customers=customers)
@@ -75,7 +75,7 @@ health = APIRouter(tags=["health"])
 
 
 @health.get("/healthz")
-def healthz() -> dict:
+async def healthz() -> dict:
     """The process answers."""
     return {"status": "ok"}
 

@@ -6,14 +6,15 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
 
 from api import schemas, telemetry_view
-from api.deps import Admin, FleetReader, SessionDep, TelemetryReader
+from api.deps import Admin, FleetReader, ReaderDep, SessionDep, TelemetryReader
 from api.errors import ConsentMissing
 from api.offers import withdraw_for_customer
+from api.routers import columns
 from api.scope import get_visible, restrict
-from fleet import registry
+from fleet import errors, registry
 from fleet.tables import Customer, Machine, Prediction, utcnow
 
 router = APIRouter(tags=["fleet"])
@@ -27,15 +28,16 @@ def _customer_out(sess, customer: Customer) -> schemas.CustomerOut:
     return out
 
 
+# Read routes are async and query on the event loop (see deps.get_reader); writes stay sync.
 @router.get("/customers", response_model=list[schemas.CustomerOut])
-def list_customers(sess: SessionDep, who: FleetReader, limit: Limit = 100, offset: Offset = 0):
+async def list_customers(sess: ReaderDep, who: FleetReader, limit: Limit = 100, offset: Offset = 0):
     """Customers the caller may see."""
     query = restrict(select(Customer), Customer.id, who).order_by(Customer.id).limit(limit).offset(offset)
     return [_customer_out(sess, c) for c in sess.scalars(query)]
 
 
 @router.get("/customers/{customer_id}", response_model=schemas.CustomerOut)
-def get_customer(customer_id: schemas.CustomerId, sess: SessionDep, who: FleetReader):
+async def get_customer(customer_id: schemas.CustomerId, sess: ReaderDep, who: FleetReader):
     """One customer with its data-use grants."""
     return _customer_out(sess, get_visible(sess, Customer, customer_id, who, "customer"))
 
@@ -71,9 +73,22 @@ def revoke(
     return _customer_out(sess, customer)
 
 
+# A machine and its latest prediction in one Core query on the tables (no ORM objects, no query per
+# machine); built once, so SQLAlchemy finds its compiled form without walking it again per request.
+_M, _P = Machine.__table__, Prediction.__table__
+_LATEST = select(func.max(_P.c.id)).where(_P.c.machine_id == _M.c.id).correlate(_M).scalar_subquery()
+MACHINES = select(
+    *columns(schemas.MachineOut, _M),
+    _P.c.risk,
+    _P.c.failure_mode,
+    _P.c.ts.label("predicted_at"),
+).outerjoin(_P, _P.c.id == _LATEST)
+MACHINE_BY_ID = MACHINES.where(_M.c.id == bindparam("machine_id"))
+
+
 @router.get("/machines", response_model=list[schemas.MachineOut])
-def list_machines(
-    sess: SessionDep,
+async def list_machines(
+    sess: ReaderDep,
     who: FleetReader,
     customer_id: schemas.CustomerFilter = None,
     machine_type: Annotated[str | None, Query(max_length=64)] = None,
@@ -81,35 +96,27 @@ def list_machines(
     offset: Offset = 0,
 ):
     """Machines the caller may see, with their latest prediction."""
-    query = restrict(select(Machine), Machine.customer_id, who)
+    query = restrict(MACHINES, _M.c.customer_id, who)
     if customer_id is not None:
-        query = query.where(Machine.customer_id == customer_id)
+        query = query.where(_M.c.customer_id == customer_id)
     if machine_type:
-        query = query.where(Machine.machine_type == machine_type)
-    machines = sess.scalars(query.order_by(Machine.id).limit(limit).offset(offset)).all()
-    return [_machine_out(sess, m) for m in machines]
-
-
-def _machine_out(sess, machine: Machine) -> schemas.MachineOut:
-    out = schemas.MachineOut.model_validate(machine)
-    latest = sess.scalar(
-        select(Prediction).where(Prediction.machine_id == machine.id).order_by(Prediction.id.desc()).limit(1)
-    )
-    if latest is not None:
-        out.risk, out.failure_mode, out.predicted_at = latest.risk, latest.failure_mode, latest.ts
-    return out
+        query = query.where(_M.c.machine_type == machine_type)
+    return [row._asdict() for row in sess.execute(query.order_by(_M.c.id).limit(limit).offset(offset))]
 
 
 @router.get("/machines/{machine_id}", response_model=schemas.MachineOut)
-def get_machine(machine_id: schemas.MachineId, sess: SessionDep, who: FleetReader):
+async def get_machine(machine_id: schemas.MachineId, sess: ReaderDep, who: FleetReader):
     """One machine with its latest prediction."""
-    return _machine_out(sess, get_visible(sess, Machine, machine_id, who, "machine"))
+    row = sess.execute(MACHINE_BY_ID, {"machine_id": machine_id}).first()
+    if row is None or not who.sees(row.customer_id):
+        raise errors.NotFound(f"machine {machine_id} not found")
+    return row._asdict()
 
 
 @router.get("/machines/{machine_id}/telemetry", response_model=schemas.TelemetryOut)
-def machine_telemetry(
+async def machine_telemetry(
     machine_id: schemas.MachineId,
-    sess: SessionDep,
+    sess: ReaderDep,
     who: TelemetryReader,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -126,8 +133,8 @@ def machine_telemetry(
 
 
 @router.get("/machines/{machine_id}/predictions", response_model=list[schemas.PredictionOut])
-def machine_predictions(
-    machine_id: schemas.MachineId, sess: SessionDep, who: FleetReader, limit: Limit = 100
+async def machine_predictions(
+    machine_id: schemas.MachineId, sess: ReaderDep, who: FleetReader, limit: Limit = 100
 ):
     """The machine's prediction history, newest first."""
     machine = get_visible(sess, Machine, machine_id, who, "machine")

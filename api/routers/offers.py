@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from api import offers, schemas
-from api.deps import OfferReader, OfferWriter, SessionDep, SettingsDep
+from api.deps import OfferReader, OfferWriter, ReaderDep, SessionDep, SettingsDep
+from api.routers import columns
 from api.scope import get_visible, restrict
 from fleet import errors
 from fleet.tables import Offer, utcnow
@@ -17,9 +18,14 @@ router = APIRouter(prefix="/offers", tags=["offers"])
 Status = Literal["proposed", "approved", "rejected", "sent", "accepted", "declined", "withdrawn"]
 
 
+_O = Offer.__table__  # Core columns: the ORM's per-row machinery costs more than the query
+OFFER_COLUMNS = columns(schemas.OfferOut, _O)
+
+
+# Read routes are async and query on the event loop (see deps.get_reader); writes stay sync.
 @router.get("", response_model=list[schemas.OfferOut])
-def list_offers(
-    sess: SessionDep,
+async def list_offers(
+    sess: ReaderDep,
     who: OfferReader,
     status: Status | None = None,
     customer_id: schemas.CustomerFilter = None,
@@ -27,15 +33,16 @@ def list_offers(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ):
     """Offers the caller may see, newest first."""
-    query = restrict(select(Offer), Offer.customer_id, who)
+    query = restrict(select(*OFFER_COLUMNS), _O.c.customer_id, who)
     if who.role == "customer":
         # A customer sees what was actually sent to it, not the OEM's internal drafts.
-        query = query.where(Offer.status.in_(("sent", "accepted", "declined")))
+        query = query.where(_O.c.status.in_(("sent", "accepted", "declined")))
     if status:
-        query = query.where(Offer.status == status)
+        query = query.where(_O.c.status == status)
     if customer_id is not None:
-        query = query.where(Offer.customer_id == customer_id)
-    return sess.scalars(query.order_by(Offer.id.desc()).limit(limit).offset(offset)).all()
+        query = query.where(_O.c.customer_id == customer_id)
+    query = query.order_by(_O.c.id.desc()).limit(limit).offset(offset)
+    return [row._asdict() for row in sess.execute(query)]
 
 
 def _visible_offer(sess, offer_id: schemas.OfferId, who) -> Offer:
@@ -46,7 +53,7 @@ def _visible_offer(sess, offer_id: schemas.OfferId, who) -> Offer:
 
 
 @router.get("/{offer_id}", response_model=schemas.OfferOut)
-def get_offer(offer_id: schemas.OfferId, sess: SessionDep, who: OfferReader):
+async def get_offer(offer_id: schemas.OfferId, sess: ReaderDep, who: OfferReader):
     """One offer with its reason, price and value."""
     return _visible_offer(sess, offer_id, who)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 
+from api import auth
 from api.app import API_PREFIX
 from api.deps import RIGHTS
 from fleet.db import session
@@ -127,29 +129,65 @@ def test_roles_get_403_exactly_where_they_lack_the_right(world):
                     }
 
 
-def test_missing_garbage_expired_and_revoked_keys_get_401(world):
+def test_missing_garbage_expired_and_revoked_keys_get_401(world, monkeypatch):
+    clock = [0.0]  # the principal cache's clock, moved by hand
+    monkeypatch.setattr(auth.principals, "clock", lambda: clock[0])
     with world.client() as client:
         url = f"{API_PREFIX}/alerts"
+
+        def status(who: str) -> int:
+            return client.get(url, headers=world.headers(who)).status_code
+
         assert client.get(url).status_code == 401
         for token in ("garbage", "sc_deadbeef_nope", world.tokens["tech"][:-2] + "xx", "Bearer sc__"):
             response = client.get(url, headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 401, token
             assert response.json()["error"] == "unauthorized"
             assert response.headers["www-authenticate"] == "Bearer"
-        assert client.get(url, headers=world.headers("tech")).status_code == 200
-        prefix = world.tokens["tech"].split("_")[1]
+        # Revoked in this process (CLI, console): 401 on the next request, cached or not.
+        assert status("am-acme") == 200
+        assert auth.revoke_keys(engine=world.engine, name="am-acme") == 1
+        assert status("am-acme") == 401
+        # A key that expires while cached stops at its expiry; the cache checks it on every hit.
         with session(world.engine) as sess:
             sess.execute(
                 update(ApiKey)
-                .where(ApiKey.prefix == prefix)
-                .values(expires_at=utcnow() - timedelta(seconds=1))
+                .where(ApiKey.prefix == _prefix(world, "cust-acme"))
+                .values(expires_at=utcnow() + timedelta(seconds=1))
             )
-        assert client.get(url, headers=world.headers("tech")).status_code == 401
-        with session(world.engine) as sess:
-            sess.execute(
-                update(ApiKey).where(ApiKey.prefix == prefix).values(expires_at=None, revoked_at=utcnow())
-            )
-        assert client.get(url, headers=world.headers("tech")).status_code == 401
+        assert status("cust-acme") == 200
+        time.sleep(1.1)
+        assert status("cust-acme") == 401
+        # Expired or revoked by another process: served from the cache for at most CACHE_SECONDS.
+        for change in ({"expires_at": utcnow() - timedelta(seconds=1)}, {"revoked_at": utcnow()}):
+            with session(world.engine) as sess:
+                sess.execute(update(ApiKey).values(expires_at=None, revoked_at=None))
+            clock[0] += auth.CACHE_SECONDS
+            assert status("tech") == 200
+            with session(world.engine) as sess:
+                sess.execute(update(ApiKey).where(ApiKey.prefix == _prefix(world, "tech")).values(**change))
+            clock[0] += auth.CACHE_SECONDS - 0.1
+            assert status("tech") == 200, change
+            clock[0] += 0.1
+            assert status("tech") == 401, change
+
+
+def _prefix(world, who: str) -> str:
+    return world.tokens[who].split("_")[1]
+
+
+def test_the_principal_cache_is_bounded_and_forgets_users(world):
+    cache = auth.PrincipalCache(size=2)
+    admin = cache.authenticate(world.engine, world.tokens["admin"])
+    assert admin is not None and cache.get(world.tokens["admin"]) == admin
+    assert cache.authenticate(world.engine, "sc_deadbeef_nope") is None
+    assert cache.get("sc_deadbeef_nope") is None  # failures are not cached
+    cache.authenticate(world.engine, world.tokens["tech"])
+    cache.forget_user(admin.user_id)
+    assert cache.get(world.tokens["admin"]) is None and cache.get(world.tokens["tech"]) is not None
+    cache.authenticate(world.engine, world.tokens["admin"])
+    cache.authenticate(world.engine, world.tokens["am-acme"])  # a third key: the cache starts over
+    assert cache.get(world.tokens["am-acme"]) is not None and cache.get(world.tokens["tech"]) is None
 
 
 def test_errors_have_one_shape(world):
