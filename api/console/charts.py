@@ -11,6 +11,7 @@ from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 720, 220
 LEFT, RIGHT, TOP, BOTTOM = 58, 14, 14, 30
+DOT_POINTS = 60
 
 
 @dataclass
@@ -140,6 +141,12 @@ def render(chart: Chart) -> Markup:
             )
     for line in chart.lines:
         path = _path(line.points, x, y)
+        finite = [(t, v) for t, v in line.points if v is not None and math.isfinite(v)]
+        if len(finite) <= DOT_POINTS:  # sparse series (e.g. a few predictions) show as dots too
+            parts.extend(
+                f'<circle class="dot {escape(line.css)}" cx="{x(t):.1f}" cy="{y(v):.1f}" r="3"/>'
+                for t, v in finite
+            )
         if path:
             parts.append(
                 f'<path class="{escape(line.css)}" d="{path}"><title>{escape(line.label)}</title></path>'

@@ -23,6 +23,15 @@ from fleet import errors
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 FLASH_COOKIE = "servicecast_flash"
+# Pages carry no script and load only our own stylesheet; nobody may frame them; nothing is cached.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 
 class LoginRequired(Exception):
@@ -79,6 +88,7 @@ def page(request: Request, name: str, context: dict[str, Any], status_code: int 
     flash = request.cookies.get(FLASH_COOKIE)
     context = {"who": None, "flash": _read_flash(flash), **context}
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    response.headers.update(PAGE_HEADERS)
     if flash:
         response.delete_cookie(FLASH_COOKIE, path="/")
     return response

@@ -58,6 +58,9 @@ def test_pages_ask_to_sign_in_and_the_cookie_is_http_only_and_same_site(
     assert response.headers["location"] == "/fleet?type=pump"
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
+    page = client.get("/fleet")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
     for target in ("//evil.example/", "https://evil.example/", "/login"):
         client.cookies.clear()
         response = client.post(
