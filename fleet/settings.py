@@ -73,9 +73,17 @@ class Settings(BaseSettings):
     route_timeout_s: float = Field(default=10.0, gt=0)
     alert_escalate_after_min: int = Field(default=60, ge=1)
     offers_per_account_per_week: int = Field(default=3, ge=0)
-    demo_machines: int = Field(default=20, ge=1)
-    demo_days: float = Field(default=3.0, gt=0, le=365)
-    demo_step_s: int = Field(default=600, ge=1)
+    demo_machines: int = Field(default=200, ge=1, le=5000)
+    demo_days: float = Field(default=30.0, gt=0, le=365)
+    demo_step_s: int = Field(default=3600, ge=60, le=86_400)
+    demo_live_hours: float = Field(default=6.0, gt=0, le=720)
+
+    @field_validator("demo_step_s")
+    @classmethod
+    def _demo_step_s(cls, value: int) -> int:
+        if 86_400 % value:
+            raise ValueError("must divide a day (86,400 s), e.g. 600, 900, 3600")
+        return value
 
     @field_validator("database_url")
     @classmethod

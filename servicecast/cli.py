@@ -11,7 +11,7 @@ import typer
 from api import routing_cli
 from fleet import errors, migrate, registry, telemetry
 from fleet.db import engine_from_settings
-from fleet.settings import EXIT_BAD_SETTING, Settings, load_or_exit
+from fleet.settings import EXIT_BAD_SETTING, Settings, get_settings, load_or_exit
 from models import cli as models_cli
 from simulators.cli import simulate_app
 
@@ -206,9 +206,11 @@ def quarantine_replay(
 
 @app.command("demo")
 def demo(
-    serve: Annotated[bool, typer.Option(help="Serve the API on the demo data until Ctrl-C.")] = True,
+    serve: Annotated[
+        bool, typer.Option(help="Serve the console and API on the demo data until Ctrl-C.")
+    ] = True,
 ) -> None:
-    """Simulated fleet → embedded amqtt broker → ingester → SQLite → alerts and offers → the API."""
+    """Simulated history and trained models, live telemetry over MQTT, alerts and offers, then the console."""
     from servicecast.demo import run_demo
 
     raise typer.Exit(run_demo(load_settings(), serve=serve))
@@ -279,6 +281,7 @@ def api_server(
     ready_engine(settings).dispose()
     if policy is not None:
         os.environ["SERVICECAST_API_RUN_POLICY"] = str(policy).lower()
+        get_settings.cache_clear()  # a single worker builds its app in this process, from fresh settings
     # Only the first worker should run the policy loop; more would race on the same predictions.
     if settings.api_workers > 1 and settings.api_run_policy and policy is not False:
         print(

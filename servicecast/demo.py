@@ -1,153 +1,180 @@
-"""`servicecast demo`: the whole chain on embedded defaults, for a newcomer."""
+"""`servicecast demo`: a populated fleet and the live chain on embedded defaults, then the console."""
 
 from __future__ import annotations
 
-import logging
 import time
-from datetime import UTC, datetime, timedelta
+from collections import Counter
 from pathlib import Path
 
 import typer
-from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import make_url
 
 from api import auth, policy
-from fleet import errors, migrate, telemetry
+from api.alerts import OPEN_STATES
+from fleet import errors, migrate, registry
 from fleet.db import engine_from_settings, session
-from fleet.settings import MqttEndpoint, Settings
-from fleet.tables import Alert, Offer, Quarantine
-from ingest.service import Ingester
-from servicecast.broker import EmbeddedBroker
-from simulators.config import FleetConfig
-from simulators.engine import simulate
-from simulators.live import publish_run
+from fleet.settings import Settings, redact_url
+from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, Prediction, Quarantine, Telemetry
+from models import scoring
+from servicecast import demo_fleet
 
-log = logging.getLogger(__name__)
+KEYS_FILE = Path("var/demo-keys.txt")
+# name, role, its customer, the accounts it looks after, and how the login table describes it
 DEMO_USERS = (
-    ("demo-admin", "admin", None, ()),
-    ("demo-tech", "field_service", None, ()),
-    ("demo-am", "account_manager", None, ("acme", "globex", "initech")),
-    ("demo-customer", "customer", "acme", ()),
+    ("demo-admin", "admin", None, (), "everything: customers, grants, models"),
+    ("demo-tech", "field_service", None, (), "alerts queue: ack, assign, resolve"),
+    ("demo-am", "account_manager", None, ("acme", "globex", "initech"), "offers of acme, globex, initech"),
+    ("demo-customer", "customer", "acme", (), "acme's own machines"),
 )
 
 
 def run_demo(settings: Settings, *, serve: bool = True) -> int:
-    """Publish a simulated fleet through a broker into the database, then serve the API on it."""
+    """Backfill a fleet, train, publish live telemetry through a broker, act on predictions, serve the app."""
+    started = time.monotonic()
     if "ingest_auto_register" not in settings.model_fields_set:
         settings = settings.model_copy(update={"ingest_auto_register": True})
+    fresh = _fresh_database(settings)
     engine = engine_from_settings(settings)
     migrate.ensure_schema(engine)
-    typer.echo(f"database: {settings.database_url}")
+    typer.echo(f"database: {redact_url(settings.database_url)}{' (new for this run)' if fresh else ''}")
     try:
-        if not _ingest_simulated_fleet(settings, engine):
-            return 1
-        report = policy.run_once(engine=engine, settings=settings)
-        typer.echo(
-            f"policy: {report.alerts_opened_or_updated} alerts, {report.offers_proposed} offers proposed"
-        )
+        fleet = demo_fleet.plan(settings)
+        demo_fleet.register_customers(engine)
+        if demo_fleet.has_telemetry(engine):
+            typer.echo(
+                "history: the database holds telemetry already; reusing it and its models (point "
+                "SERVICECAST_DATABASE_URL at an empty database, or unset it, for a new demo fleet)"
+            )
+            demo_fleet.ensure_models(engine)
+        else:
+            demo_fleet.store_history(fleet, engine)
+            demo_fleet.train(engine)
+        live_settings, broker = demo_fleet.start_broker(settings)
+        try:
+            if not demo_fleet.publish_live(fleet, live_settings, engine):
+                return 1
+        finally:
+            stopping = demo_fleet.stop_broker(broker)
+        _score_and_act(engine, settings)
         _print_summary(engine)
-        keys = _demo_keys(engine, Path("var/demo-keys.txt"))
+        keys = _demo_keys(engine, KEYS_FILE)
     finally:
         engine.dispose()
+    typer.echo(f"\nready in {time.monotonic() - started:.0f} s")
+    _print_login(settings, keys, serve=serve)
     if serve:
-        _serve(settings, keys)
+        _serve(settings)
+    if stopping:
+        stopping.join(timeout=30)
     return 0
 
 
-def _ingest_simulated_fleet(settings: Settings, engine: Engine) -> bool:
-    broker = None
-    if settings.mqtt_url is None:
-        broker = EmbeddedBroker().start()
-        settings = settings.model_copy(update={"mqtt_url": SecretStr(broker.url), "mqtt_protocol": "3.1.1"})
-        typer.echo(f"embedded MQTT broker (amqtt) on {broker.url}")
-    url = settings.mqtt_url.get_secret_value()
-    endpoint = MqttEndpoint(url)
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=settings.demo_days)
-    config = FleetConfig(
-        machines=settings.demo_machines,
-        days=settings.demo_days,
-        seed=7,
-        step_seconds=settings.demo_step_s,
-        start=start,
-        bad_payload_rate=0.002,
-    )
-    ingester = Ingester(
-        settings=settings, engine=engine, endpoint=endpoint, client_id="servicecast-demo-ingest"
-    )
-    try:
-        ingester.start()
-        if not ingester.source.subscribed.wait(15):
-            typer.echo("could not subscribe the ingester at the broker", err=True)
-            return False
-        started = time.monotonic()
-        sent = publish_run(
-            simulate(config), url=url, database_url=settings.database_url, protocol=settings.mqtt_protocol
-        )
-        typer.echo(
-            f"published {sent.valid} messages (+{sent.invalid} deliberately bad) from "
-            f"{config.machines} simulated machines over MQTT, QoS 1"
-        )
-        stats, deadline = ingester.stats, time.monotonic() + 120
-        while stats.stored + stats.duplicates + stats.quarantined < sent.sent and time.monotonic() < deadline:
-            time.sleep(0.1)
-        typer.echo(
-            f"ingested in {time.monotonic() - started:.1f} s: {stats.stored} stored, "
-            f"{stats.duplicates} duplicates, {stats.quarantined} quarantined"
-        )
-    finally:
-        ingester.stop()
-        if broker:
-            broker.stop()
+def _fresh_database(settings: Settings) -> bool:
+    """Delete the default SQLite file so each run starts clean; a configured database is never touched."""
+    if "database_url" in settings.model_fields_set:
+        return False
+    path = Path(make_url(settings.database_url).database or "")
+    if not path.name:
+        return False
+    for stale in (path, *(path.with_name(path.name + tail) for tail in ("-wal", "-shm", "-journal"))):
+        stale.unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     return True
 
 
+def _score_and_act(engine: Engine, settings: Settings) -> None:
+    """Score every machine with new telemetry, then turn the predictions into alerts and offers."""
+    scored = scoring.score_once(engine=engine)
+    statuses = ", ".join(f"{n} {status}" for status, n in scored.statuses.most_common()) or "none"
+    typer.echo(
+        f"scored {scored.machines} machines in {scored.seconds:.1f} s ({statuses}); "
+        f"{scored.skipped_no_model} without a model"
+    )
+    report = policy.run_once(engine=engine, settings=settings)
+    typer.echo(
+        f"policy: {report.predictions} predictions → {report.alerts_opened_or_updated} alerts opened or "
+        f"updated, {report.offers_proposed} offers proposed"
+    )
+
+
 def _print_summary(engine: Engine) -> None:
-    rows = telemetry.summary(engine)
-    typer.echo(f"\n{'tenant':<10}{'machine':<17}{'rows':>6}{'seq':>12}  last reading")
-    for row in rows[:8]:
-        seqs = f"{row['first_seq']}..{row['last_seq']}"
-        last = f"{row['last_ts']:%Y-%m-%d %H:%M}"
-        typer.echo(f"{row['tenant']:<10}{row['machine']:<17}{row['rows']:>6}{seqs:>12}  {last}")
-    if len(rows) > 8:
-        typer.echo(f"… and {len(rows) - 8} more machines")
+    """What the console will show: per customer its machines, consent, open alerts and offers."""
     with session(engine) as sess:
-        counts = {name: sess.scalar(select(func.count()).select_from(t)) for name, t in _COUNTED}
-    typer.echo("\n" + ", ".join(f"{name}: {n}" for name, n in counts.items()))
+        customers = sess.execute(select(Customer.id, Customer.tenant).order_by(Customer.tenant)).all()
+        machines = _count_by(sess, Machine.customer_id)
+        alerts = _count_by(sess, Alert.customer_id, Alert.status.in_(OPEN_STATES))
+        proposed = _count_by(sess, Offer.customer_id, Offer.status == "proposed")
+        grants = {cid: "offers" in registry.purposes_of(sess, cid) for cid, _ in customers}
+        severity = Counter(dict(sess.execute(_grouped(Alert.severity, Alert.status.in_(OPEN_STATES))).all()))
+        totals = {
+            name: sess.scalar(select(func.count()).select_from(table))
+            for name, table in (
+                ("telemetry rows", Telemetry),
+                ("quarantined messages", Quarantine),
+                ("model versions", ModelVersion),
+                ("predictions", Prediction),
+            )
+        }
+    typer.echo(
+        f"\n{'customer':<10}{'machines':>10}  {'offers grant':<12}{'open alerts':>13}{'proposed offers':>17}"
+    )
+    for cid, tenant in customers:
+        grant = "yes" if grants[cid] else "no"
+        typer.echo(f"{tenant:<10}{machines[cid]:>10}  {grant:<12}{alerts[cid]:>13}{proposed[cid]:>17}")
+    by_severity = ", ".join(f"{n} {s}" for s in ("critical", "high", "medium") if (n := severity[s]))
+    typer.echo(
+        f"{sum(machines.values())} machines, "
+        + ", ".join(f"{n:,} {name}" for name, n in totals.items())
+        + f"; {sum(alerts.values())} open alerts ({by_severity or 'none'}), "
+        f"{sum(proposed.values())} proposed offers"
+    )
 
 
-_COUNTED = (("quarantined messages", Quarantine), ("alerts", Alert), ("offers", Offer))
+def _grouped(column, *where):  # noqa: ANN001, ANN202
+    return select(column, func.count()).where(*where).group_by(column)
+
+
+def _count_by(sess, column, *where) -> Counter:  # noqa: ANN001
+    return Counter(dict(sess.execute(_grouped(column, *where)).all()))
 
 
 def _demo_keys(engine: Engine, path: Path) -> dict[str, str]:
-    """A user per role with a fresh key each run; written to a file only the owner can read."""
+    """A user per role (created once) with a fresh key each run; written to a file only the owner can read."""
     keys = {}
-    for name, role, customer, accounts in DEMO_USERS:
+    for name, role, customer, accounts, _ in DEMO_USERS:
         try:
             _, keys[name] = auth.create_user(
                 engine=engine, name=name, role=role, customer=customer, accounts=accounts
             )
         except errors.AlreadyExists:
             keys[name] = auth.issue_key(engine=engine, name=name)
-        except errors.NotFound:
-            continue  # e.g. a demo fleet without that customer
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{name}\t{key}\n" for name, key in keys.items()))
     path.chmod(0o600)
-    typer.echo(f"\nAPI keys (also in {path}):")
-    for name, key in keys.items():
-        typer.echo(f"  {name:<14} {key}")
     return keys
 
 
-def _serve(settings: Settings, keys: dict[str, str]) -> None:
+def _print_login(settings: Settings, keys: dict[str, str], *, serve: bool) -> None:
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    if serve:
+        typer.echo(f"\nconsole: {base}/   (API docs: {base}/docs)")
+    typer.echo(f"log in with one of these API keys (also in {KEYS_FILE}):")
+    roles = {name: (role, what) for name, role, _, _, what in DEMO_USERS}
+    for name, key in keys.items():
+        role, what = roles[name]
+        typer.echo(f"  {role:<16}{name:<15}{key}   {what}")
+    if serve:
+        typer.echo("Ctrl-C stops the demo.")
+    else:
+        typer.echo("(--no-serve: not serving; `servicecast demo` serves the console on this data)")
+
+
+def _serve(settings: Settings) -> None:
     import uvicorn
 
     from api.app import create_app
 
-    base = f"http://{settings.api_host}:{settings.api_port}"
-    header = f"Authorization: Bearer {keys['demo-tech']}"
-    typer.echo(f"\nAPI on {base}/docs — try:\n  curl -H '{header}' {base}/api/v1/alerts")
-    typer.echo("Ctrl-C stops the demo.")
     uvicorn.run(
         create_app(settings, run_policy=True),
         host=settings.api_host,

@@ -2,50 +2,175 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from fleet import registry
 from fleet.db import make_engine
-from fleet.tables import Machine, Quarantine, Telemetry
+from fleet.settings import get_settings
+from fleet.tables import (
+    Alert,
+    Customer,
+    Machine,
+    ModelVersion,
+    Offer,
+    Prediction,
+    Quarantine,
+    Telemetry,
+    User,
+)
+from servicecast import demo_fleet
 from servicecast.cli import app
+from servicecast.demo_fleet import CUSTOMERS
 from tests.ingest.support import wait_until
 from tests.services import free_port, wait_port
 
+PINNED_NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
+TINY = {"SERVICECAST_DEMO_MACHINES": "5", "SERVICECAST_DEMO_DAYS": "0.5", "SERVICECAST_DEMO_LIVE_HOURS": "3"}
 
-def test_demo_ingests_a_simulated_fleet_and_hands_out_keys(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SERVICECAST_DATABASE_URL", f"sqlite:///{tmp_path / 'demo.db'}")
-    monkeypatch.setenv("SERVICECAST_DEMO_MACHINES", "5")
-    monkeypatch.setenv("SERVICECAST_DEMO_DAYS", "0.5")
+
+def _demo(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> str:
+    """Run `servicecast demo --no-serve` in-process with these settings; returns its output."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
     result = CliRunner().invoke(app, ["demo", "--no-serve"])
     assert result.exit_code == 0, result.output
-    assert "embedded MQTT broker (amqtt)" in result.output
-    engine = make_engine(f"sqlite:///{tmp_path / 'demo.db'}")
+    return result.output
+
+
+def _counts(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    tables = {
+        "telemetry": Telemetry,
+        "machines": Machine,
+        "quarantined": Quarantine,
+        "users": User,
+        "customers": Customer,
+        "models": ModelVersion,
+        "predictions": Prediction,
+    }
     with engine.connect() as conn:
-        rows = conn.scalar(select(func.count()).select_from(Telemetry))
-        machines = conn.scalar(select(func.count()).select_from(Machine))
-        quarantined = conn.scalar(select(func.count()).select_from(Quarantine))
+        counts = {name: conn.scalar(select(func.count()).select_from(t)) for name, t in tables.items()}
     engine.dispose()
-    assert (machines, rows) == (5, 5 * 72)
-    assert f"published {rows} messages (+{quarantined} deliberately bad)" in result.output
+    return counts
+
+
+def test_tiny_demo_backfills_trains_publishes_live_and_hands_out_keys(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    output = _demo(monkeypatch, {"SERVICECAST_DATABASE_URL": url, **TINY})
+    counts = _counts(url)
+    assert "embedded MQTT broker (amqtt)" in output
+    assert "history: 5 machines of 4 customers over 0.5 days, a message every 1 h: 60 rows" in output
+    # 12 hourly steps backfilled, then 3 published live through the broker and ingested
+    assert (counts["machines"], counts["telemetry"]) == (5, 5 * 15)
+    assert f"live: published 15 messages (+{counts['quarantined']} deliberately bad)" in output
+    assert "ingested" in output and "15 stored, 0 duplicates" in output
+    assert counts["customers"] == len(CUSTOMERS)
+    assert counts["models"] == 3 and counts["predictions"] == 5
     keys = (tmp_path / "var" / "demo-keys.txt").read_text().splitlines()
     assert [line.split("\t")[0] for line in keys] == ["demo-admin", "demo-tech", "demo-am", "demo-customer"]
     assert oct((tmp_path / "var" / "demo-keys.txt").stat().st_mode)[-3:] == "600"
+    assert "(--no-serve: not serving" in output
 
 
-def test_demo_serves_the_api_until_interrupted(tmp_path):
+def test_rerun_rebuilds_the_default_database_and_reuses_a_configured_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    default = tmp_path / "var" / "servicecast.db"
+    url = f"sqlite:///{default}"
+    first = _demo(monkeypatch, TINY)
+    assert "(new for this run)" in first
+    engine = make_engine(url)
+    registry.add_customer(engine=engine, tenant="left-over")
+    engine.dispose()
+    before = _counts(url)
+
+    second = _demo(monkeypatch, TINY)  # default database: rebuilt, the left-over customer is gone
+    assert "(new for this run)" in second
+    assert _counts(url) == before | {"customers": before["customers"] - 1}
+
+    engine = make_engine(url)
+    registry.add_customer(engine=engine, tenant="kept")
+    engine.dispose()
+    third = _demo(monkeypatch, {"SERVICECAST_DATABASE_URL": url, **TINY})  # configured: never deleted
+    assert "(new for this run)" not in third
+    assert "holds telemetry already; reusing it" in third
+    assert "models: reusing the active versions" in third
+    assert "0 stored, 15 duplicates" in third
+    after = _counts(url)
+    same = ("telemetry", "machines", "users", "customers", "models", "predictions")
+    assert {k: after[k] for k in same} == {k: before[k] for k in same}  # "kept" replaced "left-over"
+    engine = make_engine(url)
+    assert "kept" in {c.tenant for c in registry.list_customers(engine=engine)}
+    engine.dispose()
+    assert after["users"] == 4
+    keys = dict(line.split("\t") for line in (tmp_path / "var" / "demo-keys.txt").read_text().splitlines())
+    assert set(keys) == {"demo-admin", "demo-tech", "demo-am", "demo-customer"}
+
+
+@pytest.mark.slow
+def test_populated_demo_has_models_predictions_alerts_and_offers_only_where_granted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # The simulated history ends at the current hour; pin the clock so the fleet is the same on every run.
+    monkeypatch.setattr(demo_fleet, "plan", functools.partial(demo_fleet.plan, now=PINNED_NOW))
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    env = {
+        "SERVICECAST_DEMO_MACHINES": "100",
+        "SERVICECAST_DEMO_DAYS": "10",
+        "SERVICECAST_DEMO_LIVE_HOURS": "6",
+    }
+    output = _demo(monkeypatch, {"SERVICECAST_DATABASE_URL": url, **env})
+    assert "models: 3 trained and activated" in output
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        active = conn.execute(select(ModelVersion.machine_type).where(ModelVersion.active)).scalars().all()
+        predictions = conn.scalar(select(func.count()).select_from(Prediction))
+        tenants = dict(conn.execute(select(Customer.tenant, Customer.id)).all())
+        open_alerts = dict(
+            conn.execute(
+                select(Alert.customer_id, func.count())
+                .where(Alert.status == "open")
+                .group_by(Alert.customer_id)
+            ).all()
+        )
+        proposed = dict(
+            conn.execute(
+                select(Offer.customer_id, func.count())
+                .where(Offer.status == "proposed")
+                .group_by(Offer.customer_id)
+            ).all()
+        )
+    granted = {t: "offers" in registry.active_purposes(engine=engine, tenant=t) for t in tenants}
+    engine.dispose()
+    assert sorted(active) == ["air_compressor", "centrifugal_pump", "cnc_spindle"]
+    assert predictions == 100
+    assert sum(open_alerts.values()) >= 1
+    assert granted == {tenant: offers for tenant, _, offers in CUSTOMERS}
+    # the account manager's accounts: acme and globex allow offers, initech does not
+    assert proposed.get(tenants["acme"], 0) + proposed.get(tenants["globex"], 0) >= 1
+    assert open_alerts.get(tenants["initech"], 0) >= 1, "initech needs risky machines for the check below"
+    assert proposed.get(tenants["initech"], 0) == 0
+    assert f"{sum(proposed.values())} proposed offers" in output
+
+
+def test_demo_serves_the_app_until_interrupted(tmp_path):
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")},
         "SERVICECAST_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}",
         "SERVICECAST_DEMO_MACHINES": "3",
         "SERVICECAST_DEMO_DAYS": "0.25",
+        "SERVICECAST_DEMO_LIVE_HOURS": "2",
         "SERVICECAST_API_PORT": str(port),
     }
     demo = subprocess.Popen(
@@ -60,14 +185,18 @@ def test_demo_serves_the_api_until_interrupted(tmp_path):
         keys = dict(
             line.split("\t") for line in (tmp_path / "var" / "demo-keys.txt").read_text().splitlines()
         )
-        headers = {"Authorization": f"Bearer {keys['demo-tech']}"}
-        wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200, 30, "readiness")
-        machines = httpx.get(f"http://127.0.0.1:{port}/api/v1/machines", headers=headers).json()
-        assert len(machines) == 3
-        denied = httpx.get(f"http://127.0.0.1:{port}/api/v1/offers", headers=headers)
-        assert denied.status_code == 403
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30, "readiness")
+        tech = {"Authorization": f"Bearer {keys['demo-tech']}"}
+        assert len(httpx.get(f"{base}/api/v1/machines", headers=tech).json()) == 3
+        assert httpx.get(f"{base}/api/v1/offers", headers=tech).status_code == 403
+        am = {"Authorization": f"Bearer {keys['demo-am']}"}
+        assert httpx.get(f"{base}/api/v1/offers", headers=am).status_code == 200
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=30) == 0
+        output = demo.stdout.read()
+        assert f"console: {base}/" in output
+        assert keys["demo-tech"] in output and keys["demo-customer"] in output
     finally:
         if demo.poll() is None:
             demo.kill()
