@@ -4,9 +4,10 @@ python -m benchmarks.score --machines 10000 --json [--days 8] [--database-url UR
 
 Steps: simulate `--machines` machines for `--days` days at hourly steps and backfill them into the store;
 train one model per machine type on a separate, smaller seeded fleet and register it; then time one
-`score_once` pass: read each machine's last week of telemetry, features, risk + mode, RUL, trend ETA
-(vectorised Holt for all, statsmodels Holt for the riskiest 20 per batch), anomaly score, per-sensor
-contributions and explanation, predictions written and watermarks moved.
+`score_once` pass over a store no pass has scored yet (no state, nothing cached): find the due machines,
+read each one's last `history_hours_read` of telemetry (the features' lookback), features, risk + mode,
+RUL, trend ETA (vectorised Holt for all, statsmodels Holt for the riskiest 5 per batch), anomaly score,
+per-sensor contributions and explanation, predictions written and watermarks moved.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         "database": engine.dialect.name,
         "machines": args.machines,
         "telemetry_rows": stored.rows,
-        "history_hours_read": scoring.history_hours(next(iter(registry.load_active(engine).values()))[1]),
+        "history_hours_read": {
+            t: scoring.history_hours(m) for t, (_, m) in registry.load_active(engine).items()
+        },
         "scored": report.machines,
         "statuses": dict(report.statuses),
         "seconds": round(report.seconds, 2),

@@ -68,6 +68,7 @@ def explain_rows(
         items = []
         for j in order[i]:
             c, d = float(contrib[i, j]), float(dev[i, j])
+            c = c if np.isfinite(c) else 0.0
             items.append(
                 {
                     "sensor": sensors[j],

@@ -191,7 +191,8 @@ class FleetRUL(RegressorMixin, _TableEstimator):
 
     Boosted trees (squared error on log1p hours) trained on rows leading to precursor failures (exact
     RUL) and on rows known healthy for longer than the cap (target = cap); rows before sudden failures or
-    caught degradations are left out. The interval comes from residual quantiles on held-out machines.
+    caught degradations are left out. The interval: split-conformal residual quantiles of held-out
+    machines' rows leading to a failure, per quantile band (`bins`) of the predicted RUL.
     """
 
     def __init__(
@@ -200,6 +201,7 @@ class FleetRUL(RegressorMixin, _TableEstimator):
         features: FleetFeatures | None = None,
         cap_hours: float = 336.0,
         interval: float = 0.8,
+        bins: int = 4,
         max_rows: int = 80_000,
         max_iter: int = 100,
         random_state: int = 0,
@@ -207,6 +209,7 @@ class FleetRUL(RegressorMixin, _TableEstimator):
         self.features = features
         self.cap_hours = cap_hours
         self.interval = interval
+        self.bins = bins
         self.max_rows = max_rows
         self.max_iter = max_iter
         self.random_state = random_state
@@ -228,6 +231,7 @@ class FleetRUL(RegressorMixin, _TableEstimator):
         x = table.to_numpy(dtype=float)[rows]
         self.model_ = None
         self.band_ = (0.0, 0.0)
+        self.edges_, self.bands_ = None, None
         if len(rows) < 20 or not exact[rows].any():
             self.constant_ = float(np.expm1(np.median(target))) if len(rows) else self.cap_hours
             return self
@@ -238,7 +242,23 @@ class FleetRUL(RegressorMixin, _TableEstimator):
         self.model_ = HistGradientBoostingRegressor(
             max_iter=self.max_iter, max_leaf_nodes=15, random_state=self.random_state
         ).fit(x[fit_rows], target[fit_rows])
-        if held.any():
+        # Split-conformal band from held-out machines' rows that lead to a failure (where a RUL is read;
+        # healthy rows at the cap are easy and would make it too narrow), per band of predicted RUL.
+        calib = held & exact[rows]
+        if calib.sum() >= 20:
+            pred = self.model_.predict(x[calib])
+            resid = target[calib] - pred
+            self.edges_ = np.quantile(pred, np.linspace(0, 1, self.bins + 1)[1:-1])
+            which = np.searchsorted(self.edges_, pred)
+            tail = (1 - self.interval) / 2
+            self.bands_ = np.array(
+                [
+                    np.quantile(resid[which == b] if (which == b).sum() >= 10 else resid, [tail, 1 - tail])
+                    for b in range(self.bins)
+                ]
+            )
+            self.band_ = (float(np.quantile(resid, tail)), float(np.quantile(resid, 1 - tail)))
+        elif held.any():  # too few failures held out: one band from every held-out row
             resid = target[held] - self.model_.predict(x[held])
             tail = (1 - self.interval) / 2
             self.band_ = (float(np.quantile(resid, tail)), float(np.quantile(resid, 1 - tail)))
@@ -251,9 +271,14 @@ class FleetRUL(RegressorMixin, _TableEstimator):
             c = np.full(len(table), self.constant_)
             return c, c.copy(), c.copy()
         z = self.model_.predict(table.reindex(columns=self.columns_).to_numpy(dtype=float))
+        if getattr(self, "bands_", None) is not None:
+            band = self.bands_[np.searchsorted(self.edges_, z)]
+        else:
+            band = np.tile(np.asarray(self.band_, dtype=float), (len(z), 1))
+        band = np.column_stack([np.minimum(band[:, 0], 0.0), np.maximum(band[:, 1], 0.0)])  # hold the point
         clip = (0.0, self.cap_hours)
         mid = np.clip(np.expm1(z), *clip)
-        return mid, np.clip(np.expm1(z + self.band_[0]), *clip), np.clip(np.expm1(z + self.band_[1]), *clip)
+        return mid, np.clip(np.expm1(z + band[:, 0]), *clip), np.clip(np.expm1(z + band[:, 1]), *clip)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """RUL in hours per row."""

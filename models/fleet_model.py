@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from models import explain
 from models.fleet_estimators import AnomalyScorer, FailureClassifier, FleetRUL
-from models.fleet_features import FleetFeatures
+from models.fleet_features import FleetFeatures, Prepared
 from models.labels import within
 from models.trend import TrendForecaster
 
@@ -133,12 +133,10 @@ class FleetModel(BaseEstimator):
 
     def _score(self, X: pd.DataFrame) -> pd.DataFrame:
         feats = self.features_
-        full = feats.transform(X)
-        last = feats.last_rows(X)
-        table = full.iloc[last]
-        out = pd.DataFrame(
-            {"machine": X[feats.machine_col].to_numpy()[last], "ts": X[feats.time_col].iloc[last].to_numpy()}
-        )
+        prep = feats.prepare(X)
+        table = feats.transform_last(X, prep)
+        last = prep.order[prep.last]
+        out = pd.DataFrame({"machine": prep.machines, "ts": X[feats.time_col].iloc[last].to_numpy()})
         ok = feats.sufficient(table)
         out["anomaly_score"] = self.anomaly_.score_table(table)
         risk, status, contrib = self._risk(table)
@@ -148,7 +146,7 @@ class FleetModel(BaseEstimator):
         out["failure_mode"] = self.classifier_.mode_table(table) if self.classifier_ is not None else None
         rul, low, high = self.rul_.interval_table(table)
         out["rul_hours"], out["rul_low"], out["rul_high"] = rul, low, high
-        trend = self._trend(full, X, out["risk"].to_numpy())
+        trend = self._trend(prep, out["risk"].to_numpy())
         for col in ("eta_h", "eta_low_h", "eta_high_h", "eta_sensor"):
             out[col] = trend[col].to_numpy()
         out["trend_method"] = trend["method"].to_numpy()
@@ -200,16 +198,21 @@ class FleetModel(BaseEstimator):
         contrib = share * np.nan_to_num(risk)[:, None]
         return risk, np.full(n, FALLBACK, dtype=object), contrib
 
-    def _trend(self, full: pd.DataFrame, X: pd.DataFrame, risk: np.ndarray) -> pd.DataFrame:
-        trend = self.trend_.predict_table(full, X)
+    def _trend(self, prep: Prepared, risk: np.ndarray) -> pd.DataFrame:
+        """Vectorised Holt for all machines; statsmodels Holt refits the riskiest ones' earliest sensor."""
+        series = self.features_.recent(prep, self.trend_.history_hours)
+        trend = self.trend_.predict_series(prep.machines, series)
         if self.statsmodels_top > 0 and np.any(risk >= self.threshold_):
             top = np.argsort(-np.nan_to_num(risk, nan=-1.0))[: self.statsmodels_top]
             top = top[risk[top] >= self.threshold_]
-            keys = trend.index.to_numpy()[top]
-            mask = X[self.features_.machine_col].isin(keys).to_numpy()
-            refit = self.trend_.predict_table(full[mask], X[mask], method="statsmodels")
+            sensor_of = trend["eta_sensor"].to_numpy()[top]
             trend = trend.copy()
-            trend.loc[refit.index] = refit
+            for sensor in pd.unique(sensor_of[pd.notna(sensor_of)]):
+                rows = top[sensor_of == sensor]
+                refit = self.trend_.predict_series(
+                    prep.machines[rows], series[:, rows], method="statsmodels", sensors=[sensor]
+                )
+                trend.loc[refit.index] = refit
         return trend
 
 

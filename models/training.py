@@ -131,7 +131,7 @@ def train_from_store(
             panel = read_panel(conn, ids, pd.Timestamp(0, tz="UTC").to_pydatetime(), _sensors(conn, ids))
         if panel.empty:
             continue
-        panel = panel.dropna(axis=1, how="all")
+        panel = panel.dropna(axis=1, how="all").assign(machine_type=mtype)  # picks the reference days
         model, metrics = train_type(
             panel,
             failures[failures["machine_type"] == mtype],

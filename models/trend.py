@@ -119,42 +119,46 @@ class TrendForecaster(BaseEstimator):
             }
         return self
 
-    def _layout(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-        """Sorted machines, kept rows, and each kept row's cell in a machines × steps grid."""
-        feats = self.features_
-        codes, uniques = pd.factorize(X[feats.machine_col].to_numpy(), sort=True)
-        order = np.lexsort((time_ns(X[feats.time_col]), codes))
-        codes = codes[order]
-        n_rows = feats.rows(self.history_hours)
-        counts = np.bincount(codes, minlength=len(uniques))
-        pos_from_end = np.cumsum(counts)[codes] - np.arange(len(codes))
-        keep = pos_from_end <= n_rows
-        return np.asarray(uniques), order[keep], codes[keep], n_rows - pos_from_end[keep], n_rows
-
-    def _series(self, table: pd.DataFrame, layout: tuple, sensor: str) -> np.ndarray:
-        """Each machine's last `history_hours` of 6-hour deviation, left-padded with NaN."""
-        machines, rows, row_code, col, n_rows = layout
-        out = np.full((len(machines), n_rows), np.nan)
-        out[row_code, col] = table[f"{sensor}__dev6"].to_numpy(dtype=float)[rows]
-        return out
-
     def predict_table(
         self, table: pd.DataFrame, X: pd.DataFrame, *, method: str | None = None
     ) -> pd.DataFrame:
         """Per machine: eta_h, eta_low_h, eta_high_h (hours from its last row), eta_sensor and method."""
         check_is_fitted(self, "limits_")
+        feats = self.features_
+        codes, machines = pd.factorize(X[feats.machine_col].to_numpy(), sort=True)
+        order = np.lexsort((time_ns(X[feats.time_col]), codes))
+        codes = codes[order]
+        n = feats.rows(self.history_hours)
+        from_end = np.cumsum(np.bincount(codes, minlength=len(machines)))[codes] - np.arange(len(codes))
+        keep = from_end <= n
+        series = np.full((len(feats.sensors_), len(machines), n), np.nan)
+        cols = [f"{s}__dev6" for s in feats.sensors_]
+        series[:, codes[keep], n - from_end[keep]] = table[cols].to_numpy(dtype=float)[order[keep]].T
+        return self.predict_series(np.asarray(machines), series, method=method)
+
+    def predict_series(
+        self,
+        machines: np.ndarray,
+        series: np.ndarray,
+        *,
+        method: str | None = None,
+        sensors: list[str] | None = None,
+    ) -> pd.DataFrame:
+        """As `predict_table`, from each machine's recent 6-hour deviations (`FleetFeatures.recent`);
+        `sensors` limits the forecast to some of the sensors that have a limit."""
+        check_is_fitted(self, "limits_")
         method = method or self.method
         step = self.features_.step_hours_
         best = None
-        layout = self._layout(X)
-        machines = layout[0]
         for sensor, limit in self.limits_.items():
-            series = self._series(table, layout, sensor)
-            enough = (~np.isnan(series)).sum(axis=1) >= self.min_points
-            level, trend, sd = holt_vectorised(series, self.alpha, self.beta)
+            if sensors is not None and sensor not in sensors:
+                continue
+            values = series[self.features_.sensors_.index(sensor)]
+            enough = (~np.isnan(values)).sum(axis=1) >= self.min_points
+            level, trend, sd = holt_vectorised(values, self.alpha, self.beta)
             how = np.where(enough, "holt_vectorised", "too_short").astype(object)
             if method == "statsmodels":
-                level, trend, sd, how = _statsmodels_holt(series, enough, level, trend, sd, how)
+                level, trend, sd, how = _statsmodels_holt(values, enough, level, trend, sd, how)
             eta, low, high = crossing(level, trend, sd, limit, self.max_hours / step)
             eta[~enough] = np.nan
             frame = pd.DataFrame(
@@ -169,7 +173,6 @@ class TrendForecaster(BaseEstimator):
                 best = best.copy()
                 best.loc[sooner] = frame.loc[sooner]
         if best is None:
-            keys = np.sort(pd.unique(X[self.features_.machine_col].to_numpy()))
             best = pd.DataFrame(
                 {
                     "eta_h": np.nan,
@@ -178,7 +181,7 @@ class TrendForecaster(BaseEstimator):
                     "method": "no_limit",
                     "eta_sensor": None,
                 },
-                index=pd.Index(keys, name="machine"),
+                index=pd.Index(machines, name="machine"),
             )
         return best
 

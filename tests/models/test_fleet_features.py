@@ -54,3 +54,50 @@ def test_missing_sensor_gives_nan_features_not_an_error() -> None:
     table = feats.transform(panel.drop(columns=["flow_m3h"]))
     assert table["flow_m3h__dev24"].isna().all()
     assert table["bearing_temp_c__dev24"].notna().any()
+
+
+def test_a_panel_cut_to_the_lookback_gives_the_full_history_features() -> None:
+    """What the scorer reads (one lookback per machine) is all a row's features depend on."""
+    panel = pump_panel()
+    feats = FleetFeatures().fit(panel)
+    full = feats.transform(panel)
+    for day in (9, 17, 26):
+        end = panel["ts"].min() + pd.Timedelta(days=day, hours=5)
+        start = end - pd.Timedelta(hours=feats.lookback_hours())
+        cut = panel[(panel["ts"] > start) & (panel["ts"] <= end)]
+        last = feats.transform_last(cut)
+        assert list(last.index) == list(cut.groupby("machine")["ts"].idxmax().sort_index())
+        at_end = last.index[cut.loc[last.index, "ts"] == end]  # a machine silent at `end` reads less
+        assert len(at_end) >= 10
+        np.testing.assert_allclose(
+            last.loc[at_end].to_numpy(), full.loc[at_end].to_numpy(), rtol=1e-7, atol=1e-9, equal_nan=True
+        )
+        # one row fewer than the lookback changes the features of rows that depend on all of it
+        shorter = feats.transform_last(cut[cut["ts"] > start + pd.Timedelta(hours=feats.step_hours_)])
+        assert not np.allclose(shorter.loc[at_end].to_numpy(), last.loc[at_end].to_numpy(), equal_nan=True)
+
+
+def test_stopped_rows_and_gaps_are_skipped_by_every_window() -> None:
+    panel = pump_panel().copy()
+    feats = FleetFeatures().fit(panel)
+    first = panel["machine"] == panel["machine"].iloc[0]
+    hole = first & (panel["ts"] >= panel["ts"].min() + pd.Timedelta(days=20))
+    hole &= panel["ts"] < panel["ts"].min() + pd.Timedelta(days=20, hours=10)
+    panel.loc[hole, "vibration_rms_mm_s"] = np.nan
+    table = feats.transform(panel)
+    after = table.loc[hole[hole].index[-1] + 1]
+    for kind in ("dev6", "dev24", "vol24", "slope24", "ewm_fast", "trend"):
+        assert np.isfinite(after[f"vibration_rms_mm_s__{kind}"]), kind
+
+
+def test_recent_deviations_are_the_dev6_column() -> None:
+    panel = pump_panel()
+    feats = FleetFeatures().fit(panel)
+    full = feats.transform(panel)
+    prep = feats.prepare(panel)
+    series = feats.recent(prep, 12.0)
+    assert series.shape == (len(feats.sensors_), panel["machine"].nunique(), 12)
+    machine = prep.machines[3]
+    rows = panel.index[panel["machine"] == machine][-12:]
+    for j, s in enumerate(feats.sensors_):
+        np.testing.assert_allclose(series[j, 3], full.loc[rows, f"{s}__dev6"].to_numpy(), equal_nan=True)
