@@ -192,6 +192,7 @@ def main() -> None:
         else:
             key, machine_ids = populate(url, args.machines, args.rows, args.alerts)
         populate_s = time.perf_counter() - started
+        load_before = os.getloadavg()
         port = free_port()
         env = {
             **os.environ,
@@ -227,6 +228,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
+        load_after = os.getloadavg()
     for figures in results.values():
         figures["vs_healthz"] = round(figures["req_per_s"] / results["healthz"]["req_per_s"], 2)
     report = {
@@ -238,6 +240,9 @@ def main() -> None:
         "workers": args.workers,
         "seconds": args.seconds,
         "populate_s": round(populate_s, 1),
+        # 1-minute load average before and after the run: the machine is shared, and figures move with it.
+        "load_avg": [round(load_before[0], 2), round(load_after[0], 2)],
+        "cores": os.cpu_count(),
         **results,
     }
     print(json.dumps(report) if args.json else json.dumps(report, indent=2))

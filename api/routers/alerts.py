@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from sqlalchemy import select
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import DBAPIError
 
-from api import alerts, schemas
+from api import alert_json, alerts, auth, schemas
 from api.deps import AlertReader, AlertWriter, ReaderDep, SessionDep
 from api.routers import columns
 from api.scope import get_visible, restrict
@@ -20,7 +22,32 @@ _A = Alert.__table__  # Core columns: the ORM's per-row machinery costs more tha
 ALERT_COLUMNS = columns(schemas.AlertOut, _A)
 
 
+@lru_cache(maxsize=512)
+def _page_query(
+    dialect: str, who: auth.Principal, status: str, severity: str | None, by_customer: bool, by_machine: bool
+):
+    """The list's SELECT for one shape of request, with the ids, limit and offset as parameters.
+
+    Built once per shape and caller: building a Select and its cache key per request costs ~0.2 ms.
+    """
+    fast = alert_json.supports(dialect)
+    query = restrict(
+        alert_json.select_rows(dialect) if fast else select(*ALERT_COLUMNS), _A.c.customer_id, who
+    )
+    query = query.where(_A.c.status.in_(alerts.OPEN_STATES) if status == "active" else _A.c.status == status)
+    if severity:
+        query = query.where(_A.c.severity == severity)
+    if by_customer:
+        query = query.where(_A.c.customer_id == bindparam("customer_id"))
+    if by_machine:
+        query = query.where(_A.c.machine_id == bindparam("machine_id"))
+    query = query.order_by(_A.c.severity_rank, _A.c.lead_rank, _A.c.id)
+    return fast, query.limit(bindparam("limit")).offset(bindparam("offset"))
+
+
 # Read routes are async and query on the event loop (see deps.get_reader); writes stay sync.
+# The list answers JSON that the database wrote (api.alert_json); `response_model` documents it, and
+# FastAPI sends a Response that a route returns as it is, without validating it again.
 @router.get("", response_model=list[schemas.AlertOut])
 async def list_alerts(
     sess: ReaderDep,
@@ -33,17 +60,18 @@ async def list_alerts(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ):
     """Alerts by severity, then shortest lead time; `active` means not resolved."""
-    query = restrict(select(*ALERT_COLUMNS), _A.c.customer_id, who)
-    query = query.where(_A.c.status.in_(alerts.OPEN_STATES) if status == "active" else _A.c.status == status)
-    if severity:
-        query = query.where(_A.c.severity == severity)
-    if customer_id is not None:
-        query = query.where(_A.c.customer_id == customer_id)
-    if machine_id is not None:
-        query = query.where(_A.c.machine_id == machine_id)
-    query = query.order_by(_A.c.severity_rank, _A.c.lead_rank, _A.c.id)
+    dialect = sess.get_bind().dialect.name
+    fast, query = _page_query(dialect, who, status, severity, customer_id is not None, machine_id is not None)
+    params = {"customer_id": customer_id, "machine_id": machine_id, "limit": limit, "offset": offset}
+    if fast:
+        try:
+            return Response(alert_json.render(sess.execute(query, params)), media_type="application/json")
+        except DBAPIError:
+            # SQLite's json() refuses evidence that Python wrote with NaN in it: answer through the schema.
+            sess.rollback()
+            query = query.with_only_columns(*ALERT_COLUMNS)
     # Plain dicts: pydantic validates them several times faster than rows read through from_attributes.
-    return [row._asdict() for row in sess.execute(query.limit(limit).offset(offset))]
+    return [row._asdict() for row in sess.execute(query, params)]
 
 
 @router.get("/{alert_id}", response_model=schemas.AlertOut)
