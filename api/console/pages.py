@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from api import schemas, telemetry_view
 from api.alerts import OPEN_STATES
 from api.console import charts, views
-from api.console.login import HOME, KEY_COOKIE, PageSession, Viewer, require, viewer
-from api.console.render import PageRoute, page, sensor_label
+from api.console.login import HOME, PageSession, Viewer, require, viewer
+from api.console.render import LoginRequired, PageRoute, page, sensor_label
 from api.scope import get_visible, restrict
 from fleet import errors, registry
 from fleet.tables import (
@@ -49,15 +49,11 @@ def _optional_id(value: str | None) -> int | None:
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, sess: PageSession):
     """The caller's own start page, or the sign-in page."""
-    token = request.cookies.get(KEY_COOKIE)
-    if token:
-        try:
-            who = viewer(request, sess)
-        except Exception:  # noqa: BLE001 - any failure means: sign in again
-            who = None
-        if who is not None:
-            return RedirectResponse(HOME[who.role], status_code=303)
-    return RedirectResponse("/login", status_code=303)
+    try:
+        who = viewer(request, sess)
+    except LoginRequired:
+        return RedirectResponse("/login", status_code=303)
+    return RedirectResponse(HOME[who.role], status_code=303)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -145,19 +141,13 @@ def machine_page(
     if who.role in ("admin", "field_service", "customer"):
         window = telemetry_view.window(sess, machine.id, start, end, CHART_POINTS)
         rows, downsampled = window.rows, window.downsampled
-        sensor_charts = _sensor_charts(request, sess, machine, latest, window, start, end)
+        sensor_charts = _sensor_charts(sess, machine, latest, window, start, end)
     predictions = views.predictions_between(sess, machine.id, start, end)
     alerts = views.alert_rows(
         sess, who, states=(*OPEN_STATES, "resolved"), severity=None, limit=20, machine_id=machine.id
     )
     offers = (
-        views.offer_rows(
-            sess,
-            who,
-            states=tuple(views.CUSTOMER_VISIBLE_OFFERS + ("proposed", "approved")),
-            limit=20,
-            machine_id=machine.id,
-        )
+        views.offer_rows(sess, who, states=views.ALL_OFFER_STATES, limit=20, machine_id=machine.id)
         if who.role in ("admin", "account_manager", "customer")
         else []
     )
@@ -193,8 +183,8 @@ def machine_page(
     return page(request, "machine.html", context)
 
 
-def _sensor_charts(request, sess, machine, latest, window, start, end) -> list[dict]:  # noqa: ANN001
-    sensors = sorted({k for p in window.points for k in p.readings})
+def _sensor_charts(sess, machine, latest, window, start, end) -> list[dict]:  # noqa: ANN001
+    sensors = {k for p in window.points for k in p.readings}
     key = latest.eta_sensor if latest is not None and latest.eta is not None else None
     limits = views.trend_limits(sess, latest.model_version if latest else None)
     out = []
