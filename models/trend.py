@@ -99,8 +99,12 @@ class TrendForecaster(BaseEstimator):
         self.features_ = features
         cols = [f"{s}__dev6" for s in features.sensors_]
         values = table[cols].to_numpy(dtype=float)
-        centre = np.nanmedian(values, axis=0) if len(values) else np.zeros(len(cols))
-        spread = np.nanmedian(np.abs(values - centre), axis=0) * 1.4826 if len(values) else np.ones(len(cols))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a sensor with no deviation yet (short history)
+            centre = np.nanmedian(values, axis=0) if len(values) else np.zeros(len(cols))
+            spread = (
+                np.nanmedian(np.abs(values - centre), axis=0) * 1.4826 if len(values) else np.ones(len(cols))
+            )
         spread = np.where(np.isfinite(spread) & (spread > 1e-6), spread, 1e-2)
         self.limits_ = {}
         if y is not None:
