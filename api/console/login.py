@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
 
 from api import auth
 from api.console.render import LoginRequired
-from api.deps import RIGHTS
+from api.deps import RIGHTS, SessionDep
 from api.errors import Forbidden
-from fleet.db import session
 
 KEY_COOKIE = "servicecast_key"
 HOME = {
@@ -23,14 +20,9 @@ HOME = {
 }
 
 
-def page_session(request: Request) -> Iterator[Session]:
-    """A session per page or action: committed when it returns, rolled back when it raises."""
-    with session(request.app.state.engine) as sess:
-        yield sess
-
-
-# scope="function": commit before the response goes out, so a redirect never outruns its own write.
-PageSession = Annotated[Session, Depends(page_session, scope="function")]
+# The API's own session dependency: committed before the response goes out, so a redirect never
+# outruns its own write.
+PageSession = SessionDep
 
 
 def viewer(request: Request, sess: PageSession) -> auth.Principal:

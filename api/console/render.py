@@ -6,7 +6,7 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -98,8 +98,6 @@ def _read_flash(raw: str | None) -> dict | None:
     if not raw or ":" not in raw:
         return None
     kind, _, text = raw.partition(":")
-    from urllib.parse import unquote
-
     return {"kind": "error" if kind == "error" else "ok", "text": unquote(text)[:500]}
 
 
