@@ -135,7 +135,7 @@ def offer_counts(sess: Session, who: Principal) -> dict[str, int]:
 
 def consent(sess: Session, customer_ids: set[int]) -> dict[int, set[str]]:
     """Active data-use purposes per customer."""
-    return {cid: registry.purposes_of(sess, cid) for cid in customer_ids}
+    return registry.purposes_by_customer(sess, customer_ids)
 
 
 def field_staff(sess: Session) -> list[User]:
