@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 
 from api import schemas, telemetry_view
-from api.alerts import OPEN_STATES
+from api.alerts import ALERT_MIN_RISK, OPEN_STATES
 from api.console import charts, views
 from api.console.login import HOME, PageSession, Viewer, require, viewer
 from api.console.render import LoginRequired, PageRoute, page, sensor_label
@@ -158,7 +158,7 @@ def machine_page(
             start=start,
             end=end,
             y_range=(0.0, 1.0),
-            limit=0.5,
+            limit=ALERT_MIN_RISK,
             limit_label="alert threshold",
             marks=[(a.first_seen, f"alert {a.id} opened") for a, _, _ in alerts],
         )
@@ -272,14 +272,7 @@ def accounts(request: Request, sess: PageSession, who: Viewer):
     require(who, "fleet:read")
     customers = sess.scalars(restrict(select(Customer), Customer.id, who).order_by(Customer.name)).all()
     consent = views.consent(sess, {c.id for c in customers})
-    fleet_rows = views.fleet_rows(sess, who, limit=5000)
-    summary = {c.id: {"machines": 0, "at_risk": 0, "open_alerts": 0} for c in customers}
-    for row in fleet_rows:
-        s = summary.get(row.machine.customer_id)
-        if s is not None:
-            s["machines"] += 1
-            s["at_risk"] += bool(row.prediction and row.prediction.risk and row.prediction.risk >= 0.5)
-            s["open_alerts"] += row.open_alerts
+    summary = views.account_summary(sess, [c.id for c in customers])
     context = {"who": who, "customers": customers, "consent": consent, "summary": summary}
     return page(request, "accounts.html", context)
 

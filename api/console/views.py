@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.alerts import OPEN_STATES
+from api.alerts import ALERT_MIN_RISK, OPEN_STATES
 from api.auth import Principal
 from api.scope import restrict
 from fleet import registry
@@ -47,24 +47,15 @@ def fleet_rows(
     limit: int = 200,
 ) -> list[FleetRow]:
     """Machines by latest risk, highest first; machines without a prediction last."""
-    latest = (
-        select(Prediction.machine_id, func.max(Prediction.id).label("pid"))
-        .group_by(Prediction.machine_id)
-        .subquery()
-    )
-    open_alerts = (
-        select(Alert.machine_id, func.count().label("n"))
-        .where(Alert.status.in_(OPEN_STATES))
-        .group_by(Alert.machine_id)
-        .subquery()
-    )
+    latest = _latest_predictions()
+    open_alerts = _open_alerts_by("machine_id")
     query = (
         select(Machine, Customer.name, Site.name, Prediction, open_alerts.c.n)
         .join(Customer, Customer.id == Machine.customer_id)
         .outerjoin(Site, Site.id == Machine.site_id)
         .outerjoin(latest, latest.c.machine_id == Machine.id)
         .outerjoin(Prediction, Prediction.id == latest.c.pid)
-        .outerjoin(open_alerts, open_alerts.c.machine_id == Machine.id)
+        .outerjoin(open_alerts, open_alerts.c.key == Machine.id)
     )
     query = restrict(query, Machine.customer_id, who)
     if customer_id is not None:
@@ -75,6 +66,41 @@ def fleet_rows(
         query = query.where(Machine.machine_type == machine_type)
     query = query.order_by(Prediction.risk.desc().nulls_last(), Machine.id).limit(limit)
     return [FleetRow(m, c, s, p, n or 0) for m, c, s, p, n in sess.execute(query)]
+
+
+def _latest_predictions():  # noqa: ANN202
+    """Each machine's newest prediction id, as a subquery (machine_id, pid)."""
+    query = select(Prediction.machine_id, func.max(Prediction.id).label("pid"))
+    return query.group_by(Prediction.machine_id).subquery()
+
+
+def _open_alerts_by(column: str):  # noqa: ANN202
+    """Open alerts counted per `column` of the alerts table, as a subquery (key, n)."""
+    key = getattr(Alert, column)
+    query = select(key.label("key"), func.count().label("n")).where(Alert.status.in_(OPEN_STATES))
+    return query.group_by(key).subquery()
+
+
+def account_summary(sess: Session, customer_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per customer: machines, machines whose latest risk would raise an alert, open alerts."""
+    summary = {cid: {"machines": 0, "at_risk": 0, "open_alerts": 0} for cid in customer_ids}
+    if not customer_ids:
+        return summary
+    latest = _latest_predictions()
+    at_risk = func.count(Prediction.id).filter(Prediction.risk >= ALERT_MIN_RISK)
+    machines = (
+        select(Machine.customer_id, func.count(), at_risk)
+        .outerjoin(latest, latest.c.machine_id == Machine.id)
+        .outerjoin(Prediction, Prediction.id == latest.c.pid)
+        .where(Machine.customer_id.in_(customer_ids))
+        .group_by(Machine.customer_id)
+    )
+    for cid, n, risky in sess.execute(machines):
+        summary[cid].update(machines=n, at_risk=risky)
+    alerts = _open_alerts_by("customer_id")
+    for cid, n in sess.execute(select(alerts.c.key, alerts.c.n).where(alerts.c.key.in_(customer_ids))):
+        summary[cid]["open_alerts"] = n
+    return summary
 
 
 def filter_choices(sess: Session, who: Principal) -> dict:

@@ -190,3 +190,18 @@ def test_a_customer_sees_sent_offers_only(client: TestClient, world: World) -> N
         sess.get(Offer, offer_id).status = "sent"
     assert client.get(f"/offers/{offer_id}").status_code == 200
     assert f'data-offer="{offer_id}"' in client.get("/offers?tab=sent").text
+
+
+def test_the_accounts_page_counts_machines_at_risk_and_open_alerts(client: TestClient, world: World) -> None:
+    sign_in(client, world, "am-acme")
+    page = client.get("/accounts").text
+    row = re.search(r'<tr>\s*<th scope="row"><a href="/accounts/(\d+)">.*?</tr>', page, re.S)
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td>(.*?)</td>", row.group(0), re.S)]
+    acme = world.customers["acme"]
+    with session(world.engine) as sess:
+        open_alerts = sess.scalar(
+            select(func.count()).select_from(Alert).where(Alert.customer_id == acme, Alert.status == "open")
+        )
+    # Three machines; the two with predictions of risk 0.9 and 0.75 are over the alert threshold.
+    assert (int(row.group(1)), cells[1:]) == (acme, ["3", "2", str(open_alerts)])
+    assert open_alerts >= 1 and "globex" not in page
