@@ -144,7 +144,9 @@ def train_from_store(
             machine_type=mtype,
             train_start=panel["ts"].min().to_pydatetime(),
             train_end=panel["ts"].max().to_pydatetime(),
-            params=model.get_params(deep=False) | {"features": None},
+            # The trend limits go beside the artifact so that readers (the console) need not unpickle it.
+            params=model.get_params(deep=False)
+            | {"features": None, "trend_limits": dict(model.trend_.limits_)},
             metrics=metrics,
             activate=activate,
         )

@@ -28,6 +28,7 @@ from fleet.tables import (
     Telemetry,
     User,
 )
+from models import registry as model_registry
 from servicecast import demo_fleet
 from servicecast.cli import app
 from servicecast.demo_fleet import CUSTOMERS
@@ -134,6 +135,7 @@ def test_populated_demo_has_models_predictions_alerts_and_offers_only_where_gran
     engine = make_engine(url)
     with engine.connect() as conn:
         active = conn.execute(select(ModelVersion.machine_type).where(ModelVersion.active)).scalars().all()
+        recorded = conn.execute(select(ModelVersion.version, ModelVersion.params)).all()
         predictions = conn.scalar(select(func.count()).select_from(Prediction))
         tenants = dict(conn.execute(select(Customer.tenant, Customer.id)).all())
         open_alerts = dict(
@@ -151,6 +153,8 @@ def test_populated_demo_has_models_predictions_alerts_and_offers_only_where_gran
             ).all()
         )
     granted = {t: "offers" in registry.active_purposes(engine=engine, tenant=t) for t in tenants}
+    for version, params in recorded:  # the limits beside the artifact are the model's own
+        assert params["trend_limits"] == model_registry.load(engine, version).trend_.limits_
     engine.dispose()
     assert sorted(active) == ["air_compressor", "centrifugal_pump", "cnc_spindle"]
     assert predictions == 100

@@ -200,23 +200,24 @@ def latest_prediction(sess: Session, machine_id: int) -> Prediction | None:
     return sess.scalar(query.limit(1))
 
 
-_LIMITS: dict[str, dict[str, float]] = {}
+_LIMITS: dict[tuple[str, str], dict[str, float]] = {}
 
 
 def trend_limits(sess: Session, version: str | None) -> dict[str, float]:
     """The relative deviation limits the trend forecaster of a model version uses, per sensor."""
     if not version:
         return {}
-    if version not in _LIMITS:
+    key = (str(sess.get_bind().url), version)  # a version is immutable, but only within its database
+    if key not in _LIMITS:
         row = sess.execute(select(ModelVersion.params).where(ModelVersion.version == version)).first()
         if row is None:
             return {}
         limits = (row.params or {}).get("trend_limits")
-        if limits is None:  # versions registered before the limits were recorded: read the artifact
+        if limits is None:  # registered without them (e.g. by hand or before they were recorded)
             trend = getattr(pickle.loads(sess.scalar(_artifact(version))), "trend_", None)
             limits = getattr(trend, "limits_", None) or {}
-        _LIMITS[version] = {str(k): float(v) for k, v in limits.items()}
-    return _LIMITS[version]
+        _LIMITS[key] = {str(k): float(v) for k, v in limits.items()}
+    return _LIMITS[key]
 
 
 def _artifact(version: str):  # noqa: ANN202
