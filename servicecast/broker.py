@@ -40,10 +40,15 @@ class EmbeddedBroker:
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
         }
         self._thread.start()
-        self._broker = Broker(config, loop=self._loop)
+        self._broker = asyncio.run_coroutine_threadsafe(self._create(config), self._loop).result(timeout=30)
         asyncio.run_coroutine_threadsafe(self._broker.start(), self._loop).result(timeout=30)
         log.info("embedded amqtt broker listening on %s", self.url)
         return self
+
+    async def _create(self, config: dict) -> Broker:
+        # On the broker's own loop: amqtt makes futures on the current loop, and a thread that once ran
+        # asyncio.run() has none left.
+        return Broker(config, loop=self._loop)
 
     def stop(self) -> None:
         """Shut the broker down and end its thread."""
