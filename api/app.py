@@ -41,6 +41,7 @@ def create_app(settings: Settings, *, run_policy: bool = False) -> FastAPI:
         engine = engine_from_settings(settings)
         migrate.ensure_schema(engine)
         app.state.engine, app.state.settings = engine, settings
+        app.state.reader = engine_from_settings(settings, read_only=True)
         stop = threading.Event()
         worker = None
         if run_policy:
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, run_policy: bool = False) -> FastAPI:
         stop.set()
         if worker:
             worker.join(timeout=10)
+        app.state.reader.dispose()
         engine.dispose()
 
     app = FastAPI(

@@ -11,22 +11,38 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
-    """An engine tuned for a write-heavy ingester on either backend."""
+def make_engine(url: str, *, busy_timeout_ms: int = 5000, read_only: bool = False) -> Engine:
+    """An engine tuned for a write-heavy ingester on either backend.
+
+    `read_only` gives an engine for short reads: every statement runs in autocommit (no BEGIN and no
+    ROLLBACK around it, which cost more than an indexed lookup) and the database refuses writes.
+    """
     parsed = make_url(url)
+    # A read-only engine never opens a transaction, so returning a connection needs no rollback.
+    reset = {"pool_reset_on_return": None} if read_only else {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # Sized to FastAPI's thread pool (40): overflow connections would be opened and closed per request.
         engine = create_engine(
-            url, connect_args={"timeout": busy_timeout_ms / 1000}, pool_size=40, max_overflow=10
+            url, connect_args={"timeout": busy_timeout_ms / 1000}, pool_size=40, max_overflow=10, **reset
         )
-        _tune_sqlite(engine, busy_timeout_ms)
+        _tune_sqlite(engine, busy_timeout_ms, read_only)
         return engine
+    if read_only:
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=5,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"options": "-c default_transaction_read_only=on"},
+            **reset,
+        )
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+def _tune_sqlite(engine: Engine, busy_timeout_ms: int, read_only: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:
         # Let SQLAlchemy issue BEGIN itself so that transactions are explicit and serialisable.
@@ -36,16 +52,23 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
+
+    if read_only:
+        return  # without BEGIN, each statement is its own transaction and sees the latest commit
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def engine_from_settings(settings) -> Engine:
+def engine_from_settings(settings, *, read_only: bool = False) -> Engine:
     """The engine that the settings name."""
-    return make_engine(settings.database_url, busy_timeout_ms=settings.database_busy_timeout_ms)
+    return make_engine(
+        settings.database_url, busy_timeout_ms=settings.database_busy_timeout_ms, read_only=read_only
+    )
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import date
 from typing import Annotated
@@ -296,4 +297,6 @@ def api_server(
         port=settings.api_port,
         workers=settings.api_workers,
         log_level=settings.log_level.lower(),
+        # uvicorn formats each access line before the logger drops it; skip that when nobody reads it.
+        access_log=logging.getLevelName(settings.log_level.upper()) <= logging.INFO,
     )

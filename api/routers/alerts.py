@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
 
 from api import alert_json, alerts, auth, schemas
-from api.deps import AlertReader, AlertWriter, ReaderDep, SessionDep
+from api.deps import AlertReader, AlertWriter, ConnectionDep, ReaderDep, SessionDep
 from api.routers import columns
 from api.scope import get_visible, restrict
 from fleet.tables import Alert, utcnow
@@ -50,7 +50,7 @@ def _page_query(
 # FastAPI sends a Response that a route returns as it is, without validating it again.
 @router.get("", response_model=list[schemas.AlertOut])
 async def list_alerts(
-    sess: ReaderDep,
+    conn: ConnectionDep,
     who: AlertReader,
     status: Literal["open", "acknowledged", "assigned", "resolved", "active"] = "active",
     severity: Literal["critical", "high", "medium"] | None = None,
@@ -60,18 +60,18 @@ async def list_alerts(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ):
     """Alerts by severity, then shortest lead time; `active` means not resolved."""
-    dialect = sess.get_bind().dialect.name
-    fast, query = _page_query(dialect, who, status, severity, customer_id is not None, machine_id is not None)
+    fast, query = _page_query(
+        conn.dialect.name, who, status, severity, customer_id is not None, machine_id is not None
+    )
     params = {"customer_id": customer_id, "machine_id": machine_id, "limit": limit, "offset": offset}
     if fast:
         try:
-            return Response(alert_json.render(sess.execute(query, params)), media_type="application/json")
+            return Response(alert_json.render(conn.execute(query, params)), media_type="application/json")
         except DBAPIError:
-            # SQLite's json() refuses evidence that Python wrote with NaN in it: answer through the schema.
-            sess.rollback()
+            # SQLite's json() refuses evidence that Python wrote with NaN in it: go through the schema.
             query = query.with_only_columns(*ALERT_COLUMNS)
     # Plain dicts: pydantic validates them several times faster than rows read through from_attributes.
-    return [row._asdict() for row in sess.execute(query, params)]
+    return [row._asdict() for row in conn.execute(query, params)]
 
 
 @router.get("/{alert_id}", response_model=schemas.AlertOut)

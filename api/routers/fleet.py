@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import bindparam, func, select
 
 from api import schemas, telemetry_view
-from api.deps import Admin, FleetReader, ReaderDep, SessionDep, TelemetryReader
+from api.deps import Admin, ConnectionDep, FleetReader, ReaderDep, SessionDep, TelemetryReader
 from api.errors import ConsentMissing
 from api.offers import withdraw_for_customer
 from api.routers import columns
@@ -88,7 +88,7 @@ MACHINE_BY_ID = MACHINES.where(_M.c.id == bindparam("machine_id"))
 
 @router.get("/machines", response_model=list[schemas.MachineOut])
 async def list_machines(
-    sess: ReaderDep,
+    conn: ConnectionDep,
     who: FleetReader,
     customer_id: schemas.CustomerFilter = None,
     machine_type: Annotated[str | None, Query(max_length=64)] = None,
@@ -101,13 +101,13 @@ async def list_machines(
         query = query.where(_M.c.customer_id == customer_id)
     if machine_type:
         query = query.where(_M.c.machine_type == machine_type)
-    return [row._asdict() for row in sess.execute(query.order_by(_M.c.id).limit(limit).offset(offset))]
+    return [row._asdict() for row in conn.execute(query.order_by(_M.c.id).limit(limit).offset(offset))]
 
 
 @router.get("/machines/{machine_id}", response_model=schemas.MachineOut)
-async def get_machine(machine_id: schemas.MachineId, sess: ReaderDep, who: FleetReader):
+async def get_machine(machine_id: schemas.MachineId, conn: ConnectionDep, who: FleetReader):
     """One machine with its latest prediction."""
-    row = sess.execute(MACHINE_BY_ID, {"machine_id": machine_id}).first()
+    row = conn.execute(MACHINE_BY_ID, {"machine_id": machine_id}).first()
     if row is None or not who.sees(row.customer_id):
         raise errors.NotFound(f"machine {machine_id} not found")
     return row._asdict()
