@@ -14,6 +14,7 @@ from api import errors, policy
 from api.console import actions as console_actions
 from api.console import pages as console_pages
 from api.console.render import HERE as CONSOLE_DIR
+from api.page_cache import VersionedPages
 from api.routers import admin, alerts, fleet, offers
 from api.schemas import ErrorOut
 from fleet import migrate
@@ -42,6 +43,7 @@ def create_app(settings: Settings, *, run_policy: bool = False) -> FastAPI:
         migrate.ensure_schema(engine)
         app.state.engine, app.state.settings = engine, settings
         app.state.reader = engine_from_settings(settings, read_only=True)
+        app.state.alert_pages = VersionedPages("alerts")
         stop = threading.Event()
         worker = None
         if run_policy:

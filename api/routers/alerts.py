@@ -5,14 +5,16 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
 
 from api import alert_json, alerts, auth, schemas
 from api.deps import AlertReader, AlertWriter, ConnectionDep, ReaderDep, SessionDep
+from api.page_cache import VersionedPages
 from api.routers import columns
 from api.scope import get_visible, restrict
+from fleet import changes
 from fleet.tables import Alert, utcnow
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -47,9 +49,11 @@ def _page_query(
 
 # Read routes are async and query on the event loop (see deps.get_reader); writes stay sync.
 # The list answers JSON that the database wrote (api.alert_json); `response_model` documents it, and
-# FastAPI sends a Response that a route returns as it is, without validating it again.
+# FastAPI sends a Response that a route returns as it is, without validating it again. A page is kept
+# per worker until the alerts table changes (api.page_cache): queues are read far more than written.
 @router.get("", response_model=list[schemas.AlertOut])
 async def list_alerts(
+    request: Request,
     conn: ConnectionDep,
     who: AlertReader,
     status: Literal["open", "acknowledged", "assigned", "resolved", "active"] = "active",
@@ -65,11 +69,20 @@ async def list_alerts(
     )
     params = {"customer_id": customer_id, "machine_id": machine_id, "limit": limit, "offset": offset}
     if fast:
-        try:
-            return Response(alert_json.render(conn.execute(query, params)), media_type="application/json")
-        except DBAPIError:
-            # SQLite's json() refuses evidence that Python wrote with NaN in it: go through the schema.
-            query = query.with_only_columns(*ALERT_COLUMNS)
+        pages: VersionedPages = request.app.state.alert_pages
+        version = changes.version(conn, "alerts")  # before the rows: see VersionedPages
+        key = (who.customers, status, severity, customer_id, machine_id, limit, offset)
+        body = pages.get(key, version)
+        if body is None:
+            try:
+                body = alert_json.render(conn.execute(query, params))
+            except DBAPIError:
+                # SQLite's json() refuses evidence that Python wrote with NaN in it: go through the schema.
+                query = query.with_only_columns(*ALERT_COLUMNS)
+            else:
+                pages.put(key, version, body)
+        if body is not None:
+            return Response(body, media_type="application/json")
     # Plain dicts: pydantic validates them several times faster than rows read through from_attributes.
     return [row._asdict() for row in conn.execute(query, params)]
 

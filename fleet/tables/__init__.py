@@ -1,6 +1,7 @@
 """Every table of servicecast, importable as `fleet.tables.X`; Alembic reads `Base.metadata`."""
 
 from fleet.tables.base import NAMING, Base, BigId, Json, UtcDateTime, utcnow
+from fleet.tables.changes import ChangeCounter
 from fleet.tables.ground_truth import FailureEvent, MaintenanceEvent, SimulationRunRecord
 from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
 from fleet.tables.register import Customer, DataUseGrant, Machine, Sensor, Site
@@ -28,6 +29,7 @@ __all__ = [
     "NAMING",
     "Base",
     "BigId",
+    "ChangeCounter",
     "Customer",
     "DataUseGrant",
     "FailureEvent",

@@ -1,4 +1,4 @@
-"""The read path: key lookups collapse, and the read pool survives a burst of cold keys."""
+"""The read path: cached alert pages stay current, key lookups collapse, the pool survives a burst."""
 
 from __future__ import annotations
 
@@ -7,17 +7,87 @@ import threading
 
 import httpx
 import pytest
-from sqlalchemy import event
+from prometheus_client import REGISTRY
+from sqlalchemy import event, update
 
 from api import auth
 from api.app import API_PREFIX, create_app
 from api.deps import _authenticate_once
+from api.page_cache import VersionedPages
+from fleet import changes
+from fleet.db import session
+from fleet.tables import Alert
 from tests.api.support import build_world
 
 
 @pytest.fixture
 def world(database_url):
     return build_world(database_url)
+
+
+def statuses(client, headers) -> dict[int, str]:
+    """Alert id → status of the whole active queue as the caller sees it."""
+    response = client.get(f"{API_PREFIX}/alerts?limit=1000&status=active", headers=headers)
+    assert response.status_code == 200
+    return {alert["id"]: alert["status"] for alert in response.json()}
+
+
+def test_every_write_to_alerts_raises_the_change_counter(world):
+    def version() -> int:
+        with world.engine.connect() as conn:
+            return changes.version(conn, "alerts")
+
+    before = version()
+    alert_id = world.alerts["acme"][0]
+    with session(world.engine) as sess:
+        sess.execute(update(Alert).where(Alert.id == alert_id).values(count=Alert.count + 1))
+    after_update = version()
+    with session(world.engine) as sess:
+        sess.delete(sess.get(Alert, alert_id))
+    assert before < after_update < version()
+
+
+def cache_hits() -> float:
+    """Alert pages served from the cache so far in this process."""
+    labels = {"page": "alerts", "result": "hit"}
+    return REGISTRY.get_sample_value("servicecast_api_page_cache_total", labels) or 0
+
+
+def test_a_cached_page_follows_writes_from_the_api_and_from_other_processes(world):
+    tech, alert_id = world.headers("tech"), world.alerts["acme"][0]
+    with world.client() as client:
+        assert statuses(client, tech)[alert_id] == "open"
+        hits = cache_hits()
+        assert statuses(client, tech)[alert_id] == "open"
+        assert cache_hits() == hits + 1, "the second read is served from the cache"
+        assert client.post(f"{API_PREFIX}/alerts/{alert_id}/ack", headers=tech).status_code == 200
+        assert statuses(client, tech)[alert_id] == "acknowledged"
+        # A write by another process (the policy, a second worker) goes through no code of this one.
+        with session(world.engine) as sess:
+            sess.execute(update(Alert).where(Alert.id == alert_id).values(status="resolved"))
+        assert alert_id not in statuses(client, tech)
+
+
+def test_cached_pages_are_kept_per_caller_scope(world):
+    acme, globex = set(world.alerts["acme"]), set(world.alerts["globex"])
+    with world.client() as client:
+        assert set(statuses(client, world.headers("admin"))) == acme | globex
+        assert set(statuses(client, world.headers("cust-acme"))) == acme
+        assert set(statuses(client, world.headers("cust-globex"))) == globex
+        assert set(statuses(client, world.headers("am-acme"))) == acme
+
+
+def test_versioned_pages_serve_only_the_same_version_and_forget_the_least_recent():
+    pages = VersionedPages("test", size=2)
+    pages.put("a", 1, b"A1")
+    assert pages.get("a", 1) == b"A1"
+    assert pages.get("a", 2) is None, "a page read at another version is not current"
+    pages.put("b", 1, b"B1")
+    pages.get("a", 1)
+    pages.put("c", 1, b"C1")
+    assert (pages.get("a", 1), pages.get("b", 1), pages.get("c", 1)) == (b"A1", None, b"C1")
+    pages.put("d", None, b"D")
+    assert pages.get("d", None) is None, "no counter, no caching"
 
 
 def test_concurrent_misses_of_one_key_look_it_up_once(world):

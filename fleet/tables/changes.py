@@ -1,0 +1,19 @@
+"""A change counter per watched table, raised by database triggers, so readers can cache against it."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fleet.tables.base import Base
+
+# Tables whose every insert, update and delete raises their counter (migration 0005 adds the triggers).
+WATCHED = ("alerts",)
+
+
+class ChangeCounter(Base):
+    """How many write statements (PostgreSQL) or written rows (SQLite) a table has seen."""
+
+    __tablename__ = "change_counters"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
