@@ -12,7 +12,7 @@ WATCHED = ("alerts",)
 
 
 class ChangeCounter(Base):
-    """How many write statements (PostgreSQL) or written rows (SQLite) a table has seen."""
+    """How many rows of a table have been written: it only grows, in the same transaction as the rows."""
 
     __tablename__ = "change_counters"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)

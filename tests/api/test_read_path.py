@@ -17,6 +17,7 @@ from api.page_cache import VersionedPages
 from fleet import changes
 from fleet.db import session
 from fleet.tables import Alert
+from tests import services
 from tests.api.support import build_world
 
 
@@ -45,6 +46,36 @@ def test_every_write_to_alerts_raises_the_change_counter(world):
     with session(world.engine) as sess:
         sess.delete(sess.get(Alert, alert_id))
     assert before < after_update < version()
+
+
+@pytest.fixture
+def pg_world():
+    """The world on a fresh PostgreSQL database only."""
+    if not services.postgres_available():
+        services.unavailable(f"PostgreSQL at {services.POSTGRES_ADMIN_URL}")
+    db = services.PostgresDatabase().create()
+    try:
+        yield build_world(db.url)
+    finally:
+        db.drop()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_an_uncommitted_alert_write_holds_up_no_other(pg_world):
+    # The counter is raised at commit: raised at the write, its row lock would make every other alert
+    # write wait for the first transaction to end (the policy's batches run up to 1,000 predictions).
+    first, second = pg_world.alerts["acme"][0], pg_world.alerts["globex"][0]
+    with pg_world.engine.connect() as conn:
+        before = changes.version(conn, "alerts")
+    bump = update(Alert).values(count=Alert.count + 1)
+    with pg_world.engine.connect() as slow, pg_world.engine.connect() as quick:
+        slow.execute(bump.where(Alert.id == first))
+        quick.exec_driver_sql("SET lock_timeout = '2s'")
+        quick.execute(bump.where(Alert.id == second))
+        quick.commit()
+        slow.commit()
+    with pg_world.engine.connect() as conn:
+        assert changes.version(conn, "alerts") == before + 2
 
 
 def cache_hits() -> float:

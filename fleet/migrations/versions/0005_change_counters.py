@@ -40,8 +40,15 @@ def upgrade() -> None:
             """
         )
         for table in WATCHED:
+            # Deferred to commit: an immediate trigger would hold the counter row's lock from a
+            # transaction's first alert write to its commit, and every other alert write would wait.
             op.execute(
-                f"CREATE TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table}"
+                f"CREATE CONSTRAINT TRIGGER {table}_changed AFTER INSERT OR UPDATE OR DELETE ON {table}"
+                " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+                " EXECUTE FUNCTION servicecast_bump_change_counter()"
+            )
+            op.execute(
+                f"CREATE TRIGGER {table}_truncated AFTER TRUNCATE ON {table}"
                 " FOR EACH STATEMENT EXECUTE FUNCTION servicecast_bump_change_counter()"
             )
         return
@@ -56,6 +63,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table in WATCHED:
+            op.execute(f"DROP TRIGGER {table}_truncated ON {table}")
             op.execute(f"DROP TRIGGER {table}_changed ON {table}")
         op.execute("DROP FUNCTION servicecast_bump_change_counter()")
     else:
