@@ -278,6 +278,8 @@ def api_server(
 
     import uvicorn
 
+    from servicecast import serve
+
     settings = load_settings()
     ready_engine(settings).dispose()
     if policy is not None:
@@ -290,13 +292,21 @@ def api_server(
             file=sys.stderr,
         )
         raise typer.Exit(EXIT_BAD_SETTING)
-    uvicorn.run(
-        "api.app:app_from_env",
-        factory=True,
+    options = serve.ServeOptions(
         host=settings.api_host,
         port=settings.api_port,
-        workers=settings.api_workers,
         log_level=settings.log_level.lower(),
         # uvicorn formats each access line before the logger drops it; skip that when nobody reads it.
         access_log=logging.getLevelName(settings.log_level.upper()) <= logging.INFO,
+    )
+    if settings.api_workers > 1:
+        serve.serve(options, settings.api_workers)
+        return
+    uvicorn.run(
+        serve.APP,
+        factory=True,
+        host=options.host,
+        port=options.port,
+        log_level=options.log_level,
+        access_log=options.access_log,
     )
