@@ -1,6 +1,9 @@
 """API latency under load: alert list, machine detail and telemetry range at 50 concurrent clients.
 
 python -m benchmarks.api --json [--machines 1000] [--rows 1000000] [--alerts 10000] [--clients 50]
+
+The alert list is loaded twice: alone, and while another process updates alerts (`--alert-writes` per
+second), which makes the API's cached pages stale and read again; both figures are printed.
 """
 
 from __future__ import annotations
@@ -11,16 +14,19 @@ import json
 import os
 import random
 import re
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from api import auth
 from fleet import migrate, telemetry
@@ -100,11 +106,15 @@ def _request(path: str, key: str) -> bytes:
 
 
 async def _one_client(
-    port: int, requests: list[bytes], seed: int, deadline: float, latencies: list[float]
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    requests: list[bytes],
+    seed: int,
+    deadline: float,
+    latencies: list[float],
 ) -> int:
     """One keep-alive connection doing request -> full response in a loop; returns the non-200 count."""
     rng = random.Random(seed)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = connection
     errors = 0
     clock = time.perf_counter
     try:
@@ -124,18 +134,49 @@ async def _one_client(
 _CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
 
 
-async def load(port: int, key: str, paths: list[str], clients: int, seconds: float) -> dict:
+async def _connect(port: int, clients: int, gap_ms: float) -> list:
+    """`clients` connections, opened `gap_ms` apart, or all in the same instant with 0."""
+    if not gap_ms:
+        return await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(clients)))
+    connections = []
+    for _ in range(clients):
+        connections.append(await asyncio.open_connection("127.0.0.1", port))
+        await asyncio.sleep(gap_ms / 1000)
+    return connections
+
+
+def connections_per_worker(port: int) -> list[int] | None:
+    """How many of the established connections to `port` each server process holds (from `ss`)."""
+    try:
+        listing = subprocess.run(
+            ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sorted(Counter(re.findall(r"pid=(\d+)", listing)).values())
+
+
+async def load(
+    port: int, key: str, paths: list[str], clients: int, seconds: float, gap_ms: float = 0.0
+) -> dict:
     """`clients` closed-loop HTTP/1.1 keep-alive clients on random paths for `seconds`; latency in ms.
 
     A raw asyncio client rather than httpx: it needs a tenth of the CPU per request, and the load
-    generator shares the machine with the server.
+    generator shares the machine with the server. The clients connect all at once (or `gap_ms`
+    apart); how the connections fell on the workers is reported, as the tail latency depends on it.
     """
     requests = [_request(path, key) for path in paths]
+    connections = await _connect(port, clients, gap_ms)
+    split = connections_per_worker(port)
     latencies: list[float] = []
+    cpu_before = _cpu_seconds()
     began = time.perf_counter()
     deadline = began + seconds
     errors = await asyncio.gather(
-        *(_one_client(port, requests, seed, deadline, latencies) for seed in range(clients))
+        *(_one_client(c, requests, seed, deadline, latencies) for seed, c in enumerate(connections))
     )
     elapsed = time.perf_counter() - began
     cuts = statistics.quantiles(latencies, n=100)
@@ -146,7 +187,35 @@ async def load(port: int, key: str, paths: list[str], clients: int, seconds: flo
         "p50_ms": round(cuts[49], 1),
         "p95_ms": round(cuts[94], 1),
         "p99_ms": round(cuts[98], 1),
+        # The load generator shares the cores with the server: how much of them it took.
+        "client_cpu_cores": round((_cpu_seconds() - cpu_before) / elapsed, 2),
+        "connections_per_worker": split,
     }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def write_alerts(url: str, per_second: float, stop: threading.Event, done: list[int]) -> None:
+    """Update one alert after another at `per_second` until `stop`, as the policy and technicians do.
+
+    Each update raises the alerts change counter, so the API's cached pages go stale and are read again.
+    """
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        ids = list(conn.scalars(select(Alert.id).order_by(Alert.id)))
+    bump = update(Alert).where(Alert.id == bindparam("alert_id")).values(count=Alert.count + 1)
+    next_at, count = time.perf_counter(), 0
+    while not stop.is_set():
+        with engine.begin() as conn:
+            conn.execute(bump, {"alert_id": ids[count % len(ids)]})
+        count += 1
+        next_at += 1 / per_second
+        stop.wait(max(0.0, next_at - time.perf_counter()))
+    engine.dispose()
+    done.append(count)
 
 
 def existing(url: str) -> tuple[str, list[int]]:
@@ -180,6 +249,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--connect-gap-ms", type=float, default=0.0, help="between client connects; 0 connects all at once"
+    )
+    parser.add_argument(
+        "--alert-writes", type=float, default=50.0, help="alert updates per second in the last round"
+    )
     parser.add_argument("--db", type=Path, help="SQLite file to keep; filled only if it does not exist")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -220,10 +295,24 @@ def main() -> None:
             }
             check(f"http://127.0.0.1:{port}", key, endpoints)
             for paths in endpoints.values():  # warm up every worker's caches and connection pool
-                asyncio.run(load(port, key, paths, args.clients, 1.0))
+                asyncio.run(load(port, key, paths, args.clients, 1.0, args.connect_gap_ms))
             results = {
-                name: asyncio.run(load(port, key, paths, args.clients, args.seconds))
+                name: asyncio.run(load(port, key, paths, args.clients, args.seconds, args.connect_gap_ms))
                 for name, paths in endpoints.items()
+            }
+            stop, writes = threading.Event(), []
+            writer = threading.Thread(target=write_alerts, args=(url, args.alert_writes, stop, writes))
+            writer.start()
+            try:
+                during = asyncio.run(
+                    load(port, key, endpoints["alert_list"], args.clients, args.seconds, args.connect_gap_ms)
+                )
+            finally:
+                stop.set()
+                writer.join()
+            results["alert_list_while_writing"] = {
+                **during,
+                "alert_writes_per_s": round(writes[0] / args.seconds, 1),
             }
         finally:
             server.terminate()
@@ -239,6 +328,7 @@ def main() -> None:
         "clients": args.clients,
         "workers": args.workers,
         "seconds": args.seconds,
+        "connect_gap_ms": args.connect_gap_ms,
         "populate_s": round(populate_s, 1),
         # 1-minute load average before and after the run: the machine is shared, and figures move with it.
         "load_avg": [round(load_before[0], 2), round(load_after[0], 2)],
