@@ -7,12 +7,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet.tables.base import Base
 
-# Tables whose every insert, update and delete raises their counter (migration 0005 adds the triggers).
-WATCHED = ("alerts",)
-
 
 class ChangeCounter(Base):
-    """How many rows of a table have been written: it only grows, in the same transaction as the rows."""
+    """How many rows of a table have been written: it only grows, in the same transaction as the rows.
+
+    Triggers raise it on every insert, update and delete; migration 0005 watches `alerts`.
+    """
 
     __tablename__ = "change_counters"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
