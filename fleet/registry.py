@@ -143,7 +143,7 @@ def grant_purpose(sess: Session, customer_id: int, purpose: str, by: str) -> Non
     """Grant a purpose inside the caller's transaction (idempotent)."""
     if purpose not in PURPOSES:
         raise errors.InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}")
-    if purpose not in _active_purposes(sess, customer_id):
+    if purpose not in purposes_of(sess, customer_id):
         sess.add(DataUseGrant(customer_id=customer_id, purpose=purpose, granted_by=by))
         sess.flush()
 
@@ -170,12 +170,12 @@ def revoke_purpose(sess: Session, customer_id: int, purpose: str) -> None:
 def active_purposes(*, engine: Engine, tenant: str) -> set[str]:
     """The purposes a customer currently allows."""
     with session(engine) as sess:
-        return _active_purposes(sess, get_customer(sess, tenant).id)
+        return purposes_of(sess, get_customer(sess, tenant).id)
 
 
 def purposes_of(sess: Session, customer_id: int) -> set[str]:
     """The purposes a customer currently allows, inside the caller's transaction."""
-    return _active_purposes(sess, customer_id)
+    return purposes_by_customer(sess, [customer_id])[customer_id]
 
 
 def purposes_by_customer(sess: Session, customer_ids: Iterable[int]) -> dict[int, set[str]]:
@@ -190,7 +190,3 @@ def purposes_by_customer(sess: Session, customer_ids: Iterable[int]) -> dict[int
     for customer_id, purpose in sess.execute(query):
         found[customer_id].add(purpose)
     return found
-
-
-def _active_purposes(sess: Session, customer_id: int) -> set[str]:
-    return purposes_by_customer(sess, [customer_id])[customer_id]

@@ -105,8 +105,8 @@ def _print_summary(engine: Engine) -> None:
         machines = _count_by(sess, Machine.customer_id)
         alerts = _count_by(sess, Alert.customer_id, Alert.status.in_(OPEN_STATES))
         proposed = _count_by(sess, Offer.customer_id, Offer.status == "proposed")
-        grants = {cid: "offers" in registry.purposes_of(sess, cid) for cid, _ in customers}
-        severity = Counter(dict(sess.execute(_grouped(Alert.severity, Alert.status.in_(OPEN_STATES))).all()))
+        purposes = registry.purposes_by_customer(sess, [cid for cid, _ in customers])
+        severity = _count_by(sess, Alert.severity, Alert.status.in_(OPEN_STATES))
         totals = {
             name: sess.scalar(select(func.count()).select_from(table))
             for name, table in (
@@ -120,7 +120,7 @@ def _print_summary(engine: Engine) -> None:
         f"\n{'customer':<10}{'machines':>10}  {'offers grant':<12}{'open alerts':>13}{'proposed offers':>17}"
     )
     for cid, tenant in customers:
-        grant = "yes" if grants[cid] else "no"
+        grant = "yes" if "offers" in purposes[cid] else "no"
         typer.echo(f"{tenant:<10}{machines[cid]:>10}  {grant:<12}{alerts[cid]:>13}{proposed[cid]:>17}")
     by_severity = ", ".join(f"{n} {s}" for s in ("critical", "high", "medium") if (n := severity[s]))
     typer.echo(

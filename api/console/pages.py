@@ -236,7 +236,7 @@ def offer_inbox(
     require(who, "offers:read")
     tab = tab or ("sent" if who.role == "customer" else "proposed")
     rows = views.offer_rows(sess, who, states=views.OFFER_TABS[tab])
-    consent = views.consent(sess, {c.id for _, _, c in rows})
+    consent = registry.purposes_by_customer(sess, {c.id for _, _, c in rows})
     counts = views.offer_counts(sess, who)
     tabs = [t for t in views.OFFER_TABS if who.role != "customer" or t in ("sent", "outcome")]
     context = {"who": who, "rows": rows, "tab": tab, "tabs": tabs, "counts": counts, "consent": consent}
@@ -271,7 +271,7 @@ def accounts(request: Request, sess: PageSession, who: Viewer):
     """The accounts the caller looks after, with consent, machines at risk, open alerts and offers."""
     require(who, "fleet:read")
     customers = sess.scalars(restrict(select(Customer), Customer.id, who).order_by(Customer.name)).all()
-    consent = views.consent(sess, {c.id for c in customers})
+    consent = registry.purposes_by_customer(sess, {c.id for c in customers})
     summary = views.account_summary(sess, [c.id for c in customers])
     context = {"who": who, "customers": customers, "consent": consent, "summary": summary}
     return page(request, "accounts.html", context)
@@ -321,7 +321,7 @@ def admin_page(request: Request, sess, who, new_key: dict | None = None) -> HTML
     context = {
         "who": who,
         "customers": customers,
-        "consent": views.consent(sess, {c.id for c in customers}),
+        "consent": registry.purposes_by_customer(sess, {c.id for c in customers}),
         "users": users,
         "active_keys": active_keys,
         "accounts": accounts,

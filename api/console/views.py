@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from api.alerts import ALERT_MIN_RISK, OPEN_STATES
 from api.auth import Principal
 from api.scope import restrict
-from fleet import registry
 from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, Prediction, Site, Telemetry, User
 
 CUSTOMER_VISIBLE_OFFERS = ("sent", "accepted", "declined")
@@ -157,11 +156,6 @@ def offer_counts(sess: Session, who: Principal) -> dict[str, int]:
     query = restrict(select(Offer.status, func.count()).group_by(Offer.status), Offer.customer_id, who)
     by_status = dict(sess.execute(query).all())
     return {tab: sum(by_status.get(s, 0) for s in states) for tab, states in OFFER_TABS.items()}
-
-
-def consent(sess: Session, customer_ids: set[int]) -> dict[int, set[str]]:
-    """Active data-use purposes per customer."""
-    return registry.purposes_by_customer(sess, customer_ids)
 
 
 def field_staff(sess: Session) -> list[User]:
