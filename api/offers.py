@@ -12,11 +12,22 @@ from api.alerts import lead_time_hours
 from api.audit import log_event, require_state
 from api.auth import Principal
 from api.errors import ConsentMissing
-from fleet import registry
+from api.scope import get_visible
+from fleet import errors, registry
 from fleet.settings import Settings
 from fleet.tables import Alert, Customer, Machine, Offer, Prediction
 
 LIVE_STATES = ("proposed", "approved", "sent")
+# A customer sees what was actually sent to it, not the OEM's internal drafts.
+CUSTOMER_VISIBLE = ("sent", "accepted", "declined")
+
+
+def get_visible_offer(sess: Session, offer_id: int, who: Principal) -> Offer:
+    """The offer if the caller may see it: within its scope and, for a customer, sent to it; else 404."""
+    offer = get_visible(sess, Offer, offer_id, who, "offer")
+    if who.role == "customer" and offer.status not in CUSTOMER_VISIBLE:
+        raise errors.NotFound(f"offer {offer_id} not found")
+    return offer
 
 
 def has_offers_grant(sess: Session, customer_id: int) -> bool:
@@ -144,6 +155,12 @@ def record_outcome(
     offer.outcome_at, offer.revenue = now, (revenue or 0.0) if accepted else None
     log_event(sess, "offer", offer.id, offer.status, by, {"revenue": offer.revenue})
     return offer
+
+
+def revoke_consent(sess: Session, customer_id: int, purpose: str, by: Principal) -> int:
+    """Revoke a data-use purpose and withdraw the customer's undelivered offers; returns how many."""
+    registry.revoke_purpose(sess, customer_id, purpose)
+    return withdraw_for_customer(sess, customer_id, f"{purpose} consent revoked by {by.name}")
 
 
 def withdraw_for_customer(sess: Session, customer_id: int, why: str) -> int:

@@ -16,7 +16,7 @@ from api.console import views
 from api.console.login import KEY_COOKIE, PageSession, Viewer, require, safe_next
 from api.console.pages import admin_page
 from api.console.render import FLASH_COOKIE, PageRoute, page, redirect
-from api.offers import withdraw_for_customer
+from api.offers import revoke_consent
 from api.scope import get_visible
 from fleet import errors, registry
 from fleet.tables import Alert, Customer, Offer, utcnow
@@ -182,8 +182,7 @@ def change_grant(
         raise errors.InvalidInput(
             "revoking 'service' stops servicecast for this customer; ask for erasure instead"
         )
-    registry.revoke_purpose(sess, customer.id, purpose)
-    withdrawn = withdraw_for_customer(sess, customer.id, f"{purpose} consent revoked by {who.name}")
+    withdrawn = revoke_consent(sess, customer.id, purpose, who)
     return redirect(
         "/admin", f"{customer.name} no longer allows '{purpose}'; {withdrawn} unsent offers withdrawn."
     )

@@ -14,15 +14,15 @@ from api.alerts import ALERT_MIN_RISK, OPEN_STATES
 from api.console import charts, views
 from api.console.login import HOME, PageSession, Viewer, require, viewer
 from api.console.render import LoginRequired, PageRoute, page, sensor_label
+from api.offers import get_visible_offer
 from api.scope import get_visible, restrict
-from fleet import errors, registry
+from fleet import registry
 from fleet.tables import (
     AccountAssignment,
     Alert,
     ApiKey,
     Customer,
     Machine,
-    Offer,
     User,
     WorkflowEvent,
     utcnow,
@@ -247,9 +247,7 @@ def offer_inbox(
 def offer_page(request: Request, offer_id: schemas.OfferId, sess: PageSession, who: Viewer):
     """One offer: reason, price, value, evidence, consent; approve (with edits) or reject."""
     require(who, "offers:read")
-    offer = get_visible(sess, Offer, offer_id, who, "offer")
-    if who.role == "customer" and offer.status not in views.CUSTOMER_VISIBLE_OFFERS:
-        raise errors.NotFound(f"offer {offer_id} not found")
+    offer = get_visible_offer(sess, offer_id, who)
     alert = sess.get(Alert, offer.alert_id) if offer.alert_id else None
     history = _history(sess, "offer", offer.id)
     context = {

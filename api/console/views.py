@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 
 from api.alerts import ALERT_MIN_RISK, OPEN_STATES
 from api.auth import Principal
+from api.offers import CUSTOMER_VISIBLE
 from api.scope import restrict
 from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, Prediction, Site, Telemetry, User
 
-CUSTOMER_VISIBLE_OFFERS = ("sent", "accepted", "declined")
 OFFER_TABS = {
     "proposed": ("proposed",),
     "approved": ("approved",),
@@ -138,7 +138,7 @@ def offer_rows(
 ) -> list[tuple[Offer, Machine, Customer]]:
     """Offers newest first, with machine and customer; customers see only what was sent to them."""
     if who.role == "customer":
-        states = tuple(s for s in states if s in CUSTOMER_VISIBLE_OFFERS)
+        states = tuple(s for s in states if s in CUSTOMER_VISIBLE)
     query = (
         select(Offer, Machine, Customer)
         .join(Machine, Machine.id == Offer.machine_id)

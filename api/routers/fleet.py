@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, select
 from api import schemas, telemetry_view
 from api.deps import Admin, ConnectionDep, FleetReader, ReaderDep, SessionDep, TelemetryReader
 from api.errors import ConsentMissing
-from api.offers import withdraw_for_customer
+from api.offers import revoke_consent
 from api.routers import columns
 from api.scope import get_visible, restrict
 from fleet import errors, registry
@@ -68,8 +68,7 @@ def revoke(
         raise ConsentMissing(
             "revoking 'service' stops servicecast for this customer; ask for erasure instead"
         )
-    registry.revoke_purpose(sess, customer.id, purpose)
-    withdraw_for_customer(sess, customer.id, f"{purpose} consent revoked by {who.name}")
+    revoke_consent(sess, customer.id, purpose, who)
     return _customer_out(sess, customer)
 
 

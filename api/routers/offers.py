@@ -11,7 +11,6 @@ from api import offers, schemas
 from api.deps import OfferReader, OfferWriter, ReaderDep, SessionDep, SettingsDep
 from api.routers import columns
 from api.scope import get_visible, restrict
-from fleet import errors
 from fleet.tables import Offer, utcnow
 
 router = APIRouter(prefix="/offers", tags=["offers"])
@@ -35,8 +34,7 @@ async def list_offers(
     """Offers the caller may see, newest first."""
     query = restrict(select(*OFFER_COLUMNS), _O.c.customer_id, who)
     if who.role == "customer":
-        # A customer sees what was actually sent to it, not the OEM's internal drafts.
-        query = query.where(_O.c.status.in_(("sent", "accepted", "declined")))
+        query = query.where(_O.c.status.in_(offers.CUSTOMER_VISIBLE))
     if status:
         query = query.where(_O.c.status == status)
     if customer_id is not None:
@@ -45,17 +43,10 @@ async def list_offers(
     return [row._asdict() for row in sess.execute(query)]
 
 
-def _visible_offer(sess, offer_id: schemas.OfferId, who) -> Offer:
-    offer = get_visible(sess, Offer, offer_id, who, "offer")
-    if who.role == "customer" and offer.status not in ("sent", "accepted", "declined"):
-        raise errors.NotFound(f"offer {offer_id} not found")
-    return offer
-
-
 @router.get("/{offer_id}", response_model=schemas.OfferOut)
 async def get_offer(offer_id: schemas.OfferId, sess: ReaderDep, who: OfferReader):
     """One offer with its reason, price and value."""
-    return _visible_offer(sess, offer_id, who)
+    return offers.get_visible_offer(sess, offer_id, who)
 
 
 @router.post("/{offer_id}/approve", response_model=schemas.OfferOut)
