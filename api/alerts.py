@@ -15,6 +15,8 @@ from fleet.tables import Alert, Prediction, User
 
 ALERT_MIN_RISK = 0.5
 OPEN_STATES = ("open", "acknowledged", "assigned")
+# The queue: most severe first, then the nearest failure (index ix_alerts_queue walks it in this order).
+QUEUE_ORDER = (Alert.severity_rank, Alert.lead_rank, Alert.id)
 SEVERITY_RANK = {"medium": 1, "high": 2, "critical": 3}
 QUEUE_RANK = {"critical": 1, "high": 2, "medium": 3}
 FINDINGS = ("confirmed_fault", "no_fault_found", "other")

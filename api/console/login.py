@@ -38,9 +38,14 @@ def viewer(request: Request, sess: PageSession) -> auth.Principal:
 Viewer = Annotated[auth.Principal, Depends(viewer)]
 
 
+def allows(who: auth.Principal, right: str) -> bool:
+    """Whether the caller's role has `right` (the API's own table of rights)."""
+    return who.role in RIGHTS[right]
+
+
 def require(who: auth.Principal, right: str) -> None:
     """403 page unless the caller's role has `right`."""
-    if who.role not in RIGHTS[right]:
+    if not allows(who, right):
         raise Forbidden(f"the {who.role.replace('_', ' ')} role may not open this page")
 
 

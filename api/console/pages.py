@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from api import schemas, telemetry_view
 from api.alerts import ALERT_MIN_RISK, OPEN_STATES
 from api.console import charts, views
-from api.console.login import HOME, PageSession, Viewer, require, viewer
+from api.console.login import HOME, PageSession, Viewer, allows, require, viewer
 from api.console.render import LoginRequired, PageRoute, page, sensor_label
 from api.offers import get_visible_offer
 from api.scope import get_visible, restrict
@@ -138,7 +138,7 @@ def machine_page(
     end = telemetry_view.aware(end) + timedelta(seconds=1)
     start = end - timedelta(days=days)
     sensor_charts, rows, downsampled = [], 0, False
-    if who.role in ("admin", "field_service", "customer"):
+    if allows(who, "telemetry:read"):
         window = telemetry_view.window(sess, machine.id, start, end, CHART_POINTS)
         rows, downsampled = window.rows, window.downsampled
         sensor_charts = _sensor_charts(sess, machine, latest, window, start, end)
@@ -148,7 +148,7 @@ def machine_page(
     )
     offers = (
         views.offer_rows(sess, who, states=views.ALL_OFFER_STATES, limit=20, machine_id=machine.id)
-        if who.role in ("admin", "account_manager", "customer")
+        if allows(who, "offers:read")
         else []
     )
     risk_chart = charts.render(
@@ -287,7 +287,7 @@ def account_page(request: Request, customer_id: schemas.CustomerId, sess: PageSe
         "rows": views.fleet_rows(sess, who, customer_id=customer.id),
         "alerts": views.alert_rows(sess, who, states=OPEN_STATES, severity=None, customer_id=customer.id),
         "offers": views.offer_rows(sess, who, states=views.ALL_OFFER_STATES, customer_id=customer.id)
-        if who.role in ("admin", "account_manager", "customer")
+        if allows(who, "offers:read")
         else [],
     }
     return page(request, "account.html", context)

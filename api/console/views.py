@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.alerts import ALERT_MIN_RISK, OPEN_STATES
+from api.alerts import ALERT_MIN_RISK, OPEN_STATES, QUEUE_ORDER
 from api.auth import Principal
 from api.offers import CUSTOMER_VISIBLE
 from api.scope import restrict
@@ -129,7 +129,7 @@ def alert_rows(
         query = query.where(Alert.severity == severity)
     for column, value in where.items():
         query = query.where(getattr(Alert, column) == value)
-    query = query.order_by(Alert.severity_rank, Alert.lead_rank, Alert.id).limit(limit)
+    query = query.order_by(*QUEUE_ORDER).limit(limit)
     return [tuple(row) for row in sess.execute(query)]
 
 

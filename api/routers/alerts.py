@@ -43,7 +43,7 @@ def _page_query(
         query = query.where(_A.c.customer_id == bindparam("customer_id"))
     if by_machine:
         query = query.where(_A.c.machine_id == bindparam("machine_id"))
-    query = query.order_by(_A.c.severity_rank, _A.c.lead_rank, _A.c.id)
+    query = query.order_by(*alerts.QUEUE_ORDER)
     return fast, query.limit(bindparam("limit")).offset(bindparam("offset"))
 
 
