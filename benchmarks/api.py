@@ -21,7 +21,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from api import auth
 from fleet import migrate, telemetry
 from fleet.db import make_engine, session
 from fleet.tables import Alert, Customer, DataUseGrant, Machine
-from tests.services import free_port, wait_port
+from tests.services import connections_by_pid, free_port, wait_port
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 SEVERITIES = ("critical", "high", "medium")
@@ -146,17 +145,11 @@ async def _connect(port: int, clients: int, gap_ms: float) -> list:
 
 
 def connections_per_worker(port: int) -> list[int] | None:
-    """How many of the established connections to `port` each server process holds (from `ss`)."""
+    """How many of the established connections to `port` each server process holds."""
     try:
-        listing = subprocess.run(
-            ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        return sorted(connections_by_pid(port).values())
     except (OSError, subprocess.CalledProcessError):
         return None
-    return sorted(Counter(re.findall(r"pid=(\d+)", listing)).values())
 
 
 async def load(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def listeners(port: int) -> list[set[int]]:
+    """The listening sockets on `port`, each as the pids of the processes that hold it (from `ss`)."""
+    return [
+        {int(pid) for pid in re.findall(r"pid=(\d+)", line)} for line in _ss("-ltnpH", f"( sport = :{port} )")
+    ]
+
+
+def connections_by_pid(port: int) -> Counter:
+    """Established connections to `port` per server process (from `ss`)."""
+    lines = _ss("-tnpH", "state", "established", f"( sport = :{port} )")
+    return Counter(pid for line in lines for pid in re.findall(r"pid=(\d+)", line))
+
+
+def _ss(*args: str) -> list[str]:
+    return subprocess.run(["ss", *args], capture_output=True, text=True, check=True).stdout.splitlines()
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:
