@@ -27,6 +27,12 @@ RIGHTS: dict[str, frozenset[str]] = {
     "admin": frozenset({"admin"}),
 }
 
+
+def has_right(who: auth.Principal | None, right: str) -> bool:
+    """Whether the caller's role has `right`; nobody signed in has none."""
+    return who is not None and who.role in RIGHTS[right]
+
+
 _bearer = HTTPBearer(auto_error=False, description="An API key from `servicecast users add`")
 
 
@@ -141,7 +147,7 @@ def allowed(right: str) -> Callable[[auth.Principal], Awaitable[auth.Principal]]
     # get_principal itself rather than depending on it: each level of dependencies costs ~0.05 ms.
     async def check(request: Request, credentials: Credentials) -> auth.Principal:
         principal = await get_principal(request, credentials)
-        if principal.role not in RIGHTS[right]:
+        if not has_right(principal, right):
             raise Forbidden(f"the {principal.role} role may not use {right}")
         return principal
 

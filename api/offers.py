@@ -158,7 +158,14 @@ def record_outcome(
 
 
 def revoke_consent(sess: Session, customer_id: int, purpose: str, by: Principal) -> int:
-    """Revoke a data-use purpose and withdraw the customer's undelivered offers; returns how many."""
+    """Revoke a data-use purpose and withdraw the customer's undelivered offers; returns how many.
+
+    `service` is refused: without it servicecast stops for the customer, which is an erasure.
+    """
+    if purpose == "service":
+        raise ConsentMissing(
+            "revoking 'service' stops servicecast for this customer; ask for erasure instead"
+        )
     registry.revoke_purpose(sess, customer_id, purpose)
     return withdraw_for_customer(sess, customer_id, f"{purpose} consent revoked by {by.name}")
 

@@ -178,10 +178,6 @@ def change_grant(
     if action == "grant":
         registry.grant_purpose(sess, customer.id, purpose, who.name)
         return redirect("/admin", f"{customer.name} now allows '{purpose}'.")
-    if purpose == "service":
-        raise errors.InvalidInput(
-            "revoking 'service' stops servicecast for this customer; ask for erasure instead"
-        )
     withdrawn = revoke_consent(sess, customer.id, purpose, who)
     return redirect(
         "/admin", f"{customer.name} no longer allows '{purpose}'; {withdrawn} unsent offers withdrawn."

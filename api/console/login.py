@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from api import auth
 from api.console.render import LoginRequired
-from api.deps import RIGHTS, SessionDep
+from api.deps import SessionDep, has_right
 from api.errors import Forbidden
 
 KEY_COOKIE = "servicecast_key"
@@ -38,14 +38,9 @@ def viewer(request: Request, sess: PageSession) -> auth.Principal:
 Viewer = Annotated[auth.Principal, Depends(viewer)]
 
 
-def allows(who: auth.Principal, right: str) -> bool:
-    """Whether the caller's role has `right` (the API's own table of rights)."""
-    return who.role in RIGHTS[right]
-
-
 def require(who: auth.Principal, right: str) -> None:
     """403 page unless the caller's role has `right`."""
-    if not allows(who, right):
+    if not has_right(who, right):
         raise Forbidden(f"the {who.role.replace('_', ' ')} role may not open this page")
 
 

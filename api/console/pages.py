@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 from api import schemas, telemetry_view
 from api.alerts import ALERT_MIN_RISK, OPEN_STATES
 from api.console import charts, views
-from api.console.login import HOME, PageSession, Viewer, allows, require, viewer
+from api.console.login import HOME, PageSession, Viewer, require, viewer
 from api.console.render import LoginRequired, PageRoute, page, sensor_label
+from api.deps import has_right
 from api.offers import get_visible_offer
 from api.scope import get_visible, restrict
 from fleet import registry
@@ -138,7 +139,7 @@ def machine_page(
     end = telemetry_view.aware(end) + timedelta(seconds=1)
     start = end - timedelta(days=days)
     sensor_charts, rows, downsampled = [], 0, False
-    if allows(who, "telemetry:read"):
+    if has_right(who, "telemetry:read"):
         window = telemetry_view.window(sess, machine.id, start, end, CHART_POINTS)
         rows, downsampled = window.rows, window.downsampled
         sensor_charts = _sensor_charts(sess, machine, latest, window, start, end)
@@ -148,7 +149,7 @@ def machine_page(
     )
     offers = (
         views.offer_rows(sess, who, states=views.ALL_OFFER_STATES, limit=20, machine_id=machine.id)
-        if allows(who, "offers:read")
+        if has_right(who, "offers:read")
         else []
     )
     risk_chart = charts.render(
@@ -287,7 +288,7 @@ def account_page(request: Request, customer_id: schemas.CustomerId, sess: PageSe
         "rows": views.fleet_rows(sess, who, customer_id=customer.id),
         "alerts": views.alert_rows(sess, who, states=OPEN_STATES, severity=None, customer_id=customer.id),
         "offers": views.offer_rows(sess, who, states=views.ALL_OFFER_STATES, customer_id=customer.id)
-        if allows(who, "offers:read")
+        if has_right(who, "offers:read")
         else [],
     }
     return page(request, "account.html", context)

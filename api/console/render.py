@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from api.deps import RIGHTS
+from api.deps import has_right
 from api.errors import Forbidden
 from fleet import errors
 
@@ -80,7 +80,7 @@ def sensor_label(name: str | None) -> str:
 templates.env.filters.update(
     when=_when, hours=_hours, money=_money, pct=_pct, label=_label, sensor=sensor_label
 )
-templates.env.globals["can"] = lambda who, right: who is not None and who.role in RIGHTS[right]
+templates.env.globals["can"] = has_right
 
 
 def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:

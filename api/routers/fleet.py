@@ -10,7 +10,6 @@ from sqlalchemy import bindparam, func, select
 
 from api import schemas, telemetry_view
 from api.deps import Admin, ConnectionDep, FleetReader, ReaderDep, SessionDep, TelemetryReader
-from api.errors import ConsentMissing
 from api.offers import revoke_consent
 from api.routers import columns
 from api.scope import get_visible, restrict
@@ -64,10 +63,6 @@ def revoke(
 ):
     """Revoke a use; revoking `offers` withdraws offers not yet sent. `service` cannot be revoked here."""
     customer = get_visible(sess, Customer, customer_id, who, "customer")
-    if purpose == "service":
-        raise ConsentMissing(
-            "revoking 'service' stops servicecast for this customer; ask for erasure instead"
-        )
     revoke_consent(sess, customer.id, purpose, who)
     return _customer_out(sess, customer)
 

@@ -9,8 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api.app import create_app
+from api.app import API_PREFIX, create_app
 from api.console.login import KEY_COOKIE
+from fleet import registry
 from fleet.db import session
 from fleet.tables import Alert, Offer, OutboxMessage
 from tests.api.support import World, build_world
@@ -162,6 +163,23 @@ def test_revoking_consent_in_the_admin_page_withdraws_offers_and_blocks_approval
     offer_page = client.get(f"/offers/{world.offers['acme'][0]}").text
     assert "no offer consent" in offer_page and "withdrawn" in offer_page
     assert "Approve and send to CRM" not in offer_page
+
+
+def test_service_consent_cannot_be_revoked_from_the_console_or_the_api(
+    client: TestClient, world: World
+) -> None:
+    acme = world.customers["acme"]
+    answer = client.delete(f"{API_PREFIX}/customers/{acme}/grants/service", headers=world.headers("admin"))
+    assert answer.status_code == 409 and "ask for erasure" in answer.json()["detail"]
+    sign_in(client, world, "admin")
+    page = client.post(
+        f"/customers/{acme}/grants/service",
+        data={"action": "revoke"},
+        headers={"referer": "http://testserver/admin"},
+    )
+    assert "ask for erasure" in flash(page.text)
+    with session(world.engine) as sess:
+        assert "service" in registry.purposes_of(sess, acme)
 
 
 def test_an_admin_adds_a_user_whose_key_is_shown_once_and_works(client: TestClient, world: World) -> None:
