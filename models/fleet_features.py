@@ -259,11 +259,6 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         columns[:, -1] = np.minimum((at - first + 1) * self.step_hours_, cap)
         return columns
 
-    def last_rows(self, X: pd.DataFrame) -> np.ndarray:
-        """Positions of each machine's latest row, ordered by machine."""
-        prep = self.prepare(X)
-        return prep.order[prep.last]
-
     def sufficient(self, table: pd.DataFrame) -> np.ndarray:
         """True where a row has enough history and recent readings to be scored."""
         return ((table["history_h"] >= self.min_history_hours) & (table["coverage"] >= 0.5)).to_numpy()

@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
-from models.fleet_features import FleetFeatures, time_ns
+from models.fleet_features import FleetFeatures
 
 log = logging.getLogger(__name__)
 Z80 = 1.2816
@@ -123,23 +123,6 @@ class TrendForecaster(BaseEstimator):
             }
         return self
 
-    def predict_table(
-        self, table: pd.DataFrame, X: pd.DataFrame, *, method: str | None = None
-    ) -> pd.DataFrame:
-        """Per machine: eta_h, eta_low_h, eta_high_h (hours from its last row), eta_sensor and method."""
-        check_is_fitted(self, "limits_")
-        feats = self.features_
-        codes, machines = pd.factorize(X[feats.machine_col].to_numpy(), sort=True)
-        order = np.lexsort((time_ns(X[feats.time_col]), codes))
-        codes = codes[order]
-        n = feats.rows(self.history_hours)
-        from_end = np.cumsum(np.bincount(codes, minlength=len(machines)))[codes] - np.arange(len(codes))
-        keep = from_end <= n
-        series = np.full((len(feats.sensors_), len(machines), n), np.nan)
-        cols = [f"{s}__dev6" for s in feats.sensors_]
-        series[:, codes[keep], n - from_end[keep]] = table[cols].to_numpy(dtype=float)[order[keep]].T
-        return self.predict_series(np.asarray(machines), series, method=method)
-
     def predict_series(
         self,
         machines: np.ndarray,
@@ -148,8 +131,9 @@ class TrendForecaster(BaseEstimator):
         method: str | None = None,
         sensors: list[str] | None = None,
     ) -> pd.DataFrame:
-        """As `predict_table`, from each machine's recent 6-hour deviations (`FleetFeatures.recent`);
-        `sensors` limits the forecast to some of the sensors that have a limit."""
+        """Per machine: eta_h, eta_low_h, eta_high_h (hours from its last row), eta_sensor and method,
+        from each machine's recent 6-hour deviations (`FleetFeatures.recent`); `sensors` limits the
+        forecast to some of the sensors that have a limit."""
         check_is_fitted(self, "limits_")
         method = method or self.method
         step = self.features_.step_hours_
@@ -192,7 +176,8 @@ class TrendForecaster(BaseEstimator):
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per machine, ordered by machine: crossing time of the earliest sensor, its band and the method."""
         check_is_fitted(self, "limits_")
-        return self.predict_table(self.features_.transform(X), X)
+        prep = self.features_.prepare(X)
+        return self.predict_series(prep.machines, self.features_.recent(prep, self.history_hours))
 
 
 def _statsmodels_holt(series, enough, level, trend, sd, how):  # noqa: ANN001, ANN202
