@@ -4,7 +4,7 @@ from fleet.tables.base import NAMING, Base, BigId, Json, UtcDateTime, utcnow
 from fleet.tables.changes import ChangeCounter
 from fleet.tables.ground_truth import FailureEvent, MaintenanceEvent, SimulationRunRecord
 from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
-from fleet.tables.register import Customer, DataUseGrant, Machine, Sensor, Site
+from fleet.tables.register import Customer, DataUseGrant, Machine, MachineCredential, Sensor, Site
 from fleet.tables.telemetry import Quarantine, Telemetry
 from fleet.tables.workflow import (
     AccountAssignment,
@@ -35,6 +35,7 @@ __all__ = [
     "FailureEvent",
     "Json",
     "Machine",
+    "MachineCredential",
     "MaintenanceEvent",
     "ModelVersion",
     "Prediction",

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -81,4 +82,18 @@ class DataUseGrant(Base):
     purpose: Mapped[str] = mapped_column(String(32))
     granted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     granted_by: Mapped[str | None] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # True when nobody declared it: auto-registration assumes `service` so that a demo device's data is kept.
+    assumed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class MachineCredential(Base):
+    """A machine's own broker identity: its MQTT user name and a Mosquitto hash of its password."""
+
+    __tablename__ = "machine_credentials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"), unique=True)
+    username: Mapped[str] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
