@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
 
-from api import errors, policy
+from api import errors
 from api.console import actions as console_actions
 from api.console import pages as console_pages
 from api.console.render import HERE as CONSOLE_DIR
@@ -34,8 +33,8 @@ ERROR_RESPONSES = {
 }
 
 
-def create_app(settings: Settings, *, run_policy: bool = False) -> FastAPI:
-    """The app; `run_policy` also turns new predictions into alerts and offers in a background thread."""
+def create_app(settings: Settings) -> FastAPI:
+    """The app: HTTP only (`servicecast policy` turns predictions into alerts and offers)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,20 +43,7 @@ def create_app(settings: Settings, *, run_policy: bool = False) -> FastAPI:
         app.state.engine, app.state.settings = engine, settings
         app.state.reader = engine_from_settings(settings, read_only=True)
         app.state.alert_pages = VersionedPages("alerts")
-        stop = threading.Event()
-        worker = None
-        if run_policy:
-            worker = threading.Thread(
-                target=policy.run_forever,
-                kwargs={"engine": engine, "settings": settings, "stop": stop},
-                name="servicecast-policy",
-                daemon=True,
-            )
-            worker.start()
         yield
-        stop.set()
-        if worker:
-            worker.join(timeout=10)
         app.state.reader.dispose()
         engine.dispose()
 
@@ -82,5 +68,4 @@ def app_from_env() -> FastAPI:
     """The app as uvicorn workers build it (`--factory`), from SERVICECAST_* settings."""
     from fleet.settings import get_settings
 
-    settings = get_settings()
-    return create_app(settings, run_policy=settings.api_run_policy)
+    return create_app(get_settings())

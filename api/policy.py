@@ -27,6 +27,13 @@ class PolicyReport:
     offers_proposed: int = 0
     escalated: int = 0
 
+    def summary(self) -> str:
+        """One line for logs and `servicecast policy --once`."""
+        return (
+            f"{self.predictions} predictions: {self.alerts_opened_or_updated} alerts opened or updated, "
+            f"{self.offers_proposed} offers proposed, {self.escalated} alerts escalated"
+        )
+
 
 def run_once(
     *, engine: Engine, settings: Settings, now: datetime | None = None, batch: int = 1000
@@ -58,11 +65,13 @@ def run_once(
 
 def run_forever(*, engine: Engine, settings: Settings, stop: threading.Event, every_s: float = 2.0) -> None:
     """Run passes until `stop` is set; a failing pass is logged and retried, never fatal."""
+    log.info("policy started")
     while not stop.is_set():
         try:
             report = run_once(engine=engine, settings=settings)
             if report.predictions or report.escalated:
-                log.info("policy pass: %s", report)
+                log.info("policy pass: %s", report.summary())
         except Exception:
             log.exception("policy pass failed; retrying")
         stop.wait(every_s)
+    log.info("policy stopped")

@@ -270,7 +270,7 @@ def main() -> None:
             "SERVICECAST_LOG_LEVEL": "WARNING",
         }
         server = subprocess.Popen(
-            [sys.executable, "-m", "servicecast", "api", "--no-policy"],
+            [sys.executable, "-m", "servicecast", "api"],
             env=env,
             cwd=Path(__file__).parents[1],
         )

@@ -61,7 +61,6 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65_535)
     api_workers: int = Field(default=1, ge=1, le=64)
-    api_run_policy: bool = True
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     smtp_url: str | None = None

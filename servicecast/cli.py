@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from api import routing_cli
+from api import policy_cli, routing_cli
 from fleet import errors, migrate, registry, telemetry
 from fleet.db import engine_from_settings
-from fleet.settings import EXIT_BAD_SETTING, Settings, get_settings, load_or_exit
+from fleet.settings import EXIT_BAD_SETTING, Settings, load_or_exit
 from models import cli as models_cli
 from simulators.cli import simulate_app
 
@@ -33,6 +33,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(simulate_app, name="simulate")
 routing_cli.register(app)
+policy_cli.register(app)
 models_cli.register(app)
 
 
@@ -270,28 +271,14 @@ def users_revoke(name: str) -> None:
 
 
 @app.command("api")
-def api_server(
-    policy: Annotated[bool | None, typer.Option(help="Turn new predictions into alerts and offers.")] = None,
-) -> None:
-    """Serve the HTTP API with uvicorn (SERVICECAST_API_WORKERS processes)."""
-    import os
-
+def api_server() -> None:
+    """Serve the HTTP API and the console with uvicorn (SERVICECAST_API_WORKERS processes)."""
     import uvicorn
 
     from servicecast import serve
 
     settings = load_settings()
     ready_engine(settings).dispose()
-    if policy is not None:
-        os.environ["SERVICECAST_API_RUN_POLICY"] = str(policy).lower()
-        get_settings.cache_clear()  # a single worker builds its app in this process, from fresh settings
-    # Only the first worker should run the policy loop; more would race on the same predictions.
-    if settings.api_workers > 1 and settings.api_run_policy and policy is not False:
-        print(
-            "servicecast: with several API workers, run the policy in one process: --no-policy here",
-            file=sys.stderr,
-        )
-        raise typer.Exit(EXIT_BAD_SETTING)
     options = serve.ServeOptions(
         host=settings.api_host,
         port=settings.api_port,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -64,7 +65,7 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
     typer.echo(f"\nready in {time.monotonic() - started:.0f} s")
     _print_login(settings, keys, serve=serve)
     if serve:
-        _serve(settings)
+        _serve_and_act(settings)
     if stopping:
         stopping.join(timeout=30)
     return 0
@@ -170,14 +171,24 @@ def _print_login(settings: Settings, keys: dict[str, str], *, serve: bool) -> No
         typer.echo("(--no-serve: not serving; `servicecast demo` serves the console on this data)")
 
 
-def _serve(settings: Settings) -> None:
+def _serve_and_act(settings: Settings) -> None:
+    """Serve the app until Ctrl-C, with the policy loop in a thread (as `servicecast policy` runs it)."""
     import uvicorn
 
     from api.app import create_app
 
-    uvicorn.run(
-        create_app(settings, run_policy=True),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level="warning",
+    engine = engine_from_settings(settings)
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=policy.run_forever,
+        kwargs={"engine": engine, "settings": settings, "stop": stop},
+        name="servicecast-policy",
+        daemon=True,
     )
+    worker.start()
+    try:
+        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+        engine.dispose()

@@ -35,7 +35,16 @@ def test_two_workers_each_listen_share_connections_and_are_replaced_when_killed(
     env.update(
         SERVICECAST_DATABASE_URL=database_url, SERVICECAST_API_PORT=str(port), SERVICECAST_API_WORKERS="2"
     )
-    server = subprocess.Popen([sys.executable, "-m", "servicecast", "api", "--no-policy"], env=env, cwd=ROOT)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "servicecast",
+            "api",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
     try:
         wait_until(lambda: len(worker_pids(port)) == 2, 60, "two workers, a listening socket each")
         # 40 clients connecting at once: the kernel spreads them over both workers' sockets.

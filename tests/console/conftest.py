@@ -74,7 +74,6 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     env.update(
         SERVICECAST_DATABASE_URL=database_url,
         SERVICECAST_API_PORT=str(port),
-        SERVICECAST_API_RUN_POLICY="false",
         SERVICECAST_LOG_LEVEL="WARNING",
     )
     log = (tmp / "servers.log").open("wb")

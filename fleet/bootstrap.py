@@ -1,0 +1,78 @@
+"""Start-up of every command-line process: settings, the engine, exit codes, a loop until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from fleet import migrate
+from fleet.db import engine_from_settings
+from fleet.settings import EXIT_BAD_SETTING, Settings, describe_error, get_settings
+
+log = logging.getLogger(__name__)
+EXIT_LOOP_DIED = 1
+CHATTY_LOGGERS = ("amqtt", "transitions", "alembic")
+
+
+def fail(message: str, *, code: int = EXIT_BAD_SETTING, prog: str = "servicecast") -> SystemExit:
+    """Print `prog: message` as one stderr line and return the exit to raise."""
+    print(f"{prog}: {message}", file=sys.stderr)
+    return SystemExit(code)
+
+
+def load_settings(*, prog: str = "servicecast") -> Settings:
+    """Validated settings with logging set up, or exit 2 with one line naming the bad variable."""
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        raise fail(describe_error(exc), prog=prog) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if settings.log_level != "DEBUG":
+        for chatty in CHATTY_LOGGERS:
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+    return settings
+
+
+def ready_engine(settings: Settings) -> Engine:
+    """The engine, with migrations applied (every process brings the schema up to date on start)."""
+    engine = engine_from_settings(settings)
+    migrate.ensure_schema(engine)
+    return engine
+
+
+@contextmanager
+def engine_for(settings: Settings) -> Iterator[Engine]:
+    """`ready_engine`, disposed when the block ends."""
+    engine = ready_engine(settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def run_until_stopped(loop: Callable[[threading.Event], None], *, name: str) -> int:
+    """Run `loop(stop)` in a thread until SIGTERM or SIGINT sets `stop`: 0 then, 1 if the loop ended first."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    worker = threading.Thread(target=loop, args=(stop,), name=name, daemon=True)
+    try:
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.5)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stop.is_set():
+        return 0
+    # A process that looks alive but does nothing is the worst failure: leave, so a supervisor restarts it.
+    log.error("%s ended without being asked to; exiting %d", name, EXIT_LOOP_DIED)
+    return EXIT_LOOP_DIED
