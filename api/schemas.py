@@ -49,6 +49,8 @@ class CustomerOut(Out):
     tenant: str
     name: str
     purposes: list[str] = []
+    # Purposes auto-registration assumed for a device seen on the broker; nobody has declared them yet.
+    assumed: list[str] = []
 
 
 class MachineOut(Out):

@@ -125,7 +125,12 @@ def auto_register(engine: Engine, keys: Iterable[MachineKey]) -> None:
                 customer = Customer(tenant=tenant, name=tenant, auto_registered=True)
                 sess.add(customer)
                 sess.flush()
-                sess.add(DataUseGrant(customer_id=customer.id, purpose="service", granted_by="auto-register"))
+                # Nobody declared it: assumed so that a demo device's data is kept, and shown as such.
+                sess.add(
+                    DataUseGrant(
+                        customer_id=customer.id, purpose="service", granted_by="auto-register", assumed=True
+                    )
+                )
             exists = sess.scalar(
                 select(Machine.id).where(Machine.customer_id == customer.id, Machine.code == code)
             )
@@ -143,9 +148,12 @@ def grant_purpose(sess: Session, customer_id: int, purpose: str, by: str) -> Non
     """Grant a purpose inside the caller's transaction (idempotent)."""
     if purpose not in PURPOSES:
         raise errors.InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}")
-    if purpose not in purposes_of(sess, customer_id):
-        sess.add(DataUseGrant(customer_id=customer_id, purpose=purpose, granted_by=by))
-        sess.flush()
+    declared = purposes_of(sess, customer_id) - assumed_by_customer(sess, [customer_id])[customer_id]
+    if purpose in declared:
+        return
+    revoke_purpose(sess, customer_id, purpose)  # a declared grant replaces an assumed one
+    sess.add(DataUseGrant(customer_id=customer_id, purpose=purpose, granted_by=by))
+    sess.flush()
 
 
 def revoke(*, engine: Engine, tenant: str, purpose: str) -> None:
@@ -186,6 +194,20 @@ def purposes_by_customer(sess: Session, customer_ids: Iterable[int]) -> dict[int
         return found
     query = select(DataUseGrant.customer_id, DataUseGrant.purpose).where(
         DataUseGrant.customer_id.in_(ids), DataUseGrant.revoked_at.is_(None)
+    )
+    for customer_id, purpose in sess.execute(query):
+        found[customer_id].add(purpose)
+    return found
+
+
+def assumed_by_customer(sess: Session, customer_ids: Iterable[int]) -> dict[int, set[str]]:
+    """The active purposes of each customer that auto-registration assumed and nobody declared."""
+    ids = sorted(set(customer_ids))
+    found: dict[int, set[str]] = {cid: set() for cid in ids}
+    if not ids:
+        return found
+    query = select(DataUseGrant.customer_id, DataUseGrant.purpose).where(
+        DataUseGrant.customer_id.in_(ids), DataUseGrant.revoked_at.is_(None), DataUseGrant.assumed.is_(True)
     )
     for customer_id, purpose in sess.execute(query):
         found[customer_id].add(purpose)

@@ -14,6 +14,7 @@ from fleet import errors, migrate, registry, telemetry
 from fleet.db import engine_from_settings
 from fleet.settings import EXIT_BAD_SETTING, Settings, load_or_exit
 from models import cli as models_cli
+from servicecast import evaluate_cli
 from simulators.cli import simulate_app
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ app.add_typer(simulate_app, name="simulate")
 routing_cli.register(app)
 policy_cli.register(app)
 models_cli.register(app)
+evaluate_cli.register(app)
 
 
 def load_settings() -> Settings:

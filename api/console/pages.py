@@ -321,6 +321,7 @@ def admin_page(request: Request, sess, who, new_key: dict | None = None) -> HTML
         "who": who,
         "customers": customers,
         "consent": registry.purposes_by_customer(sess, {c.id for c in customers}),
+        "assumed": registry.assumed_by_customer(sess, {c.id for c in customers}),
         "users": users,
         "active_keys": active_keys,
         "accounts": accounts,

@@ -24,6 +24,7 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 def _customer_out(sess, customer: Customer) -> schemas.CustomerOut:
     out = schemas.CustomerOut.model_validate(customer)
     out.purposes = sorted(registry.purposes_of(sess, customer.id))
+    out.assumed = sorted(registry.assumed_by_customer(sess, [customer.id])[customer.id])
     return out
 
 
