@@ -109,7 +109,7 @@ def bare_paho(url: str, messages: list[tuple[str, bytes]]) -> float:
 @contextlib.contextmanager
 def broker() -> Iterator[tuple[str, str]]:
     """A Mosquitto in a temp dir if the binary is there, else the embedded amqtt broker."""
-    from tests import services
+    from benchmarks import services
 
     if services.mosquitto_available():
         with tempfile.TemporaryDirectory() as tmp:
