@@ -167,6 +167,8 @@ def revoke_consent(sess: Session, customer_id: int, purpose: str, by: Principal)
             "revoking 'service' stops servicecast for this customer; ask for erasure instead"
         )
     registry.revoke_purpose(sess, customer_id, purpose)
+    if purpose != "offers":
+        return 0
     return withdraw_for_customer(sess, customer_id, f"{purpose} consent revoked by {by.name}")
 
 

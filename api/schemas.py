@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-Purpose = Literal["service", "offers"]
+Purpose = Literal["service", "offers", "product_improvement"]
 INT32_MAX = 2_147_483_647
 INT64_MAX = 9_223_372_036_854_775_807
 # Ids are bounded to their columns: a larger number would overflow the driver instead of answering 404.

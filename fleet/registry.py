@@ -13,12 +13,21 @@ from fleet import contract, errors
 from fleet.db import session
 from fleet.tables import Customer, DataUseGrant, Machine, Site, utcnow
 
-PURPOSES = ("service", "offers")
+# service: running the service at all; offers: sales use; product_improvement: pooling the customer's
+# telemetry into models that also serve other customers.
+PURPOSES = ("service", "offers", "product_improvement")
 MachineKey = tuple[str, str]
 
 
-def add_customer(*, engine: Engine, tenant: str, name: str | None = None, offers: bool = False) -> Customer:
-    """Register a customer; it always grants `service`, and `offers` only when asked."""
+def add_customer(
+    *,
+    engine: Engine,
+    tenant: str,
+    name: str | None = None,
+    offers: bool = False,
+    product_improvement: bool = False,
+) -> Customer:
+    """Register a customer; it always grants `service`, `offers` and `product_improvement` only when asked."""
     if not contract.TENANT_PATTERN.match(tenant):
         raise errors.InvalidInput(f"tenant id {tenant!r} must match {contract.TENANT_PATTERN.pattern}")
     try:
@@ -26,7 +35,8 @@ def add_customer(*, engine: Engine, tenant: str, name: str | None = None, offers
             customer = Customer(tenant=tenant, name=name or tenant)
             sess.add(customer)
             sess.flush()
-            for purpose in ("service", "offers") if offers else ("service",):
+            wanted = {"service": True, "offers": offers, "product_improvement": product_improvement}
+            for purpose in (p for p in PURPOSES if wanted[p]):
                 sess.add(DataUseGrant(customer_id=customer.id, purpose=purpose, granted_by="cli"))
     except IntegrityError:
         raise errors.AlreadyExists(f"customer {tenant!r} exists already") from None
@@ -184,6 +194,14 @@ def active_purposes(*, engine: Engine, tenant: str) -> set[str]:
 def purposes_of(sess: Session, customer_id: int) -> set[str]:
     """The purposes a customer currently allows, inside the caller's transaction."""
     return purposes_by_customer(sess, [customer_id])[customer_id]
+
+
+def customers_granting(conn: Connection | Session, purpose: str) -> set[int]:
+    """Ids of the customers that currently allow `purpose`."""
+    query = select(DataUseGrant.customer_id).where(
+        DataUseGrant.purpose == purpose, DataUseGrant.revoked_at.is_(None)
+    )
+    return set(conn.scalars(query))
 
 
 def purposes_by_customer(sess: Session, customer_ids: Iterable[int]) -> dict[int, set[str]]:

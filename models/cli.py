@@ -26,11 +26,12 @@ def train(
     """Train one model per machine type on stored telemetry and ground truth, register and activate it."""
     from models.training import train_from_store
 
-    versions = train_from_store(_engine(), machine_type=machine_type, activate=not no_activate)
-    if not versions:
-        typer.echo("nothing to train: no telemetry for that machine type", err=True)
+    report = train_from_store(_engine(), machine_type=machine_type, activate=not no_activate)
+    typer.echo(report.pooling())
+    if not report.versions:
+        typer.echo("nothing to train: no pooled telemetry for that machine type", err=True)
         raise typer.Exit(1)
-    for mtype, version in versions.items():
+    for mtype, version in report.versions.items():
         typer.echo(f"{mtype}: {version}")
 
 

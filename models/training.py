@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from fleet import registry as fleet_registry
 from fleet.tables import FailureEvent, Machine, MaintenanceEvent, Telemetry
 from models import events, registry
 from models.fleet_model import FleetModel
@@ -80,7 +83,8 @@ def train_type(
     model.threshold_ = threshold
     if model.classifier_ is not None:
         model.classifier_.oof_ = None  # training-period scores: not part of the artifact
-    metrics = {"threshold": threshold, "train_alerts": stats, "rows": int(len(panel))}
+    machines = int(panel["machine"].nunique())
+    metrics = {"threshold": threshold, "train_alerts": stats, "rows": int(len(panel)), "machines": machines}
     return model, metrics
 
 
@@ -111,21 +115,45 @@ def ground_truth_by_id(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
     return failures, maint
 
 
+@dataclass(frozen=True)
+class TrainingReport:
+    """The versions a training run registered, and whose machines it pooled or left out."""
+
+    versions: dict[str, str] = field(default_factory=dict)
+    customers_used: int = 0
+    machines_used: int = 0
+    customers_left_out: int = 0
+    machines_left_out: int = 0
+
+    def pooling(self) -> str:
+        """Whose machines the run used, in one line."""
+        return (
+            f"pooled {self.machines_used} machines of {self.customers_used} customers that grant "
+            f"product_improvement; left out {self.machines_left_out} machines of "
+            f"{self.customers_left_out} customers that do not"
+        )
+
+
 def train_from_store(
     engine: Engine, *, machine_type: str | None = None, activate: bool = True, **params: object
-) -> dict[str, str]:
-    """Train on all stored telemetry and ground truth, per machine type; returns the registered versions."""
+) -> TrainingReport:
+    """Train per machine type on stored data of the customers that grant `product_improvement` only."""
     from models.scoring import read_panel  # the scorer's reader: one code path for both
 
     failures, maint = ground_truth_by_id(engine)
     with engine.connect() as conn:
         machines = pd.DataFrame(
-            conn.execute(select(Machine.id, Machine.machine_type)).all(), columns=["id", "type"]
+            conn.execute(select(Machine.id, Machine.machine_type, Machine.customer_id)).all(),
+            columns=["id", "type", "customer"],
         )
+        pooled = fleet_registry.customers_granting(conn, "product_improvement")
+    if machine_type:
+        machines = machines[machines["type"] == machine_type]
+    granted = machines["customer"].isin(pooled)
+    left_out = machines[~granted]
+    machines = machines[granted]
     versions = {}
     for mtype, group in machines.groupby("type"):
-        if machine_type and mtype != machine_type:
-            continue
         with engine.connect() as conn:
             ids = group["id"].tolist()
             panel = read_panel(conn, ids, pd.Timestamp(0, tz="UTC").to_pydatetime(), _sensors(conn, ids))
@@ -150,7 +178,13 @@ def train_from_store(
             metrics=metrics,
             activate=activate,
         )
-    return versions
+    return TrainingReport(
+        versions=versions,
+        customers_used=int(machines["customer"].nunique()),
+        machines_used=len(machines),
+        customers_left_out=int(left_out["customer"].nunique()),
+        machines_left_out=len(left_out),
+    )
 
 
 def _sensors(conn, ids: list[int]) -> list[str]:  # noqa: ANN001

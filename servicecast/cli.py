@@ -94,13 +94,28 @@ def customers_add(
     offers: Annotated[
         bool, typer.Option("--offers", help="The customer allows sales use of its data.")
     ] = False,
+    product_improvement: Annotated[
+        bool,
+        typer.Option(
+            "--product-improvement", help="The customer allows pooling its data into models for all."
+        ),
+    ] = False,
 ) -> None:
     """Register a customer; TENANT is its id in MQTT topics."""
+    engine = ready_engine(load_settings())
     try:
-        registry.add_customer(engine=ready_engine(load_settings()), tenant=tenant, name=name, offers=offers)
+        registry.add_customer(
+            engine=engine,
+            tenant=tenant,
+            name=name,
+            offers=offers,
+            product_improvement=product_improvement,
+        )
     except errors.ServicecastError as exc:
         raise fail(exc) from None
-    typer.echo(f"customer {tenant} added (data use: service{', offers' if offers else ''})")
+    purposes = registry.active_purposes(engine=engine, tenant=tenant)
+    granted = ", ".join(p for p in registry.PURPOSES if p in purposes)
+    typer.echo(f"customer {tenant} added (data use: {granted})")
 
 
 @customers_app.command("list")

@@ -27,12 +27,13 @@ from simulators.engine import SimulationRun, simulate
 from simulators.live import publish_messages
 from simulators.messages import Message, iter_messages
 
-# tenant, display name, whether it grants the `offers` data use (initech does not: consent shows both ways)
+# tenant, display name, whether it grants `offers` and `product_improvement` (initech does not allow
+# offers and umbrella does not let its data be pooled into training: consent shows both ways)
 CUSTOMERS = (
-    ("acme", "ACME Pumps", True),
-    ("globex", "Globex Corporation", True),
-    ("initech", "Initech", False),
-    ("umbrella", "Umbrella Manufacturing", True),
+    ("acme", "ACME Pumps", True, True),
+    ("globex", "Globex Corporation", True, True),
+    ("initech", "Initech", False, True),
+    ("umbrella", "Umbrella Manufacturing", True, False),
 )
 SEED = 7
 FAILURE_RATE = 12.0  # failure initiations per machine-year: a busy fleet, so there is something to act on
@@ -90,16 +91,18 @@ def plan(settings: Settings, now: datetime | None = None) -> DemoFleet:
         start=last - timedelta(seconds=(history + live - 1) * step),
         failure_rate=FAILURE_RATE,
         bad_payload_rate=BAD_PAYLOAD_RATE,
-        tenants=tuple(tenant for tenant, _, _ in CUSTOMERS),
+        tenants=tuple(tenant for tenant, *_ in CUSTOMERS),
     )
     return DemoFleet(simulate(config), history)
 
 
 def register_customers(engine: Engine) -> None:
     """The demo's customers with their grants; ones already registered are left as they are."""
-    for tenant, name, offers in CUSTOMERS:
+    for tenant, name, offers, pooled in CUSTOMERS:
         try:
-            registry.add_customer(engine=engine, tenant=tenant, name=name, offers=offers)
+            registry.add_customer(
+                engine=engine, tenant=tenant, name=name, offers=offers, product_improvement=pooled
+            )
         except errors.AlreadyExists:
             continue
 
@@ -129,8 +132,10 @@ def _every(seconds: int) -> str:
 def train(engine: Engine) -> None:
     """One model per machine type from the stored history, registered and activated."""
     started = time.monotonic()
-    versions = train_from_store(engine, **TRAINING)
+    report = train_from_store(engine, **TRAINING)
+    versions = report.versions
     typer.echo(f"models: {len(versions)} trained and activated in {time.monotonic() - started:.1f} s")
+    typer.echo(f"  {report.pooling()}")
     thresholds = {v.version: v.metrics.get("threshold") for v in model_registry.list_versions(engine)}
     for machine_type, version in sorted(versions.items()):
         typer.echo(f"  {machine_type:<18} {version}  alert threshold {thresholds.get(version)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,13 +20,28 @@ def _insert_missing(conn: Connection, table, rows: list[dict], key: list[str]) -
         conn.execute(_INSERTS[conn.dialect.name](table).on_conflict_do_nothing(index_elements=key), rows)
 
 
-def register_machines(engine: Engine, machines: pd.DataFrame) -> MachineIds:
-    """Add the customers (granting `service`), sites and machines not registered yet; ids by (tenant, code).
+def simulated_purposes(tenants: Collection[str]) -> dict[str, tuple[str, ...]]:
+    """Every simulated customer grants `product_improvement` but the last of several, so its effect shows."""
+    ordered = sorted(tenants)
+    pooled = ordered[:-1] if len(ordered) > 1 else ordered
+    return {t: ("service", "product_improvement") if t in pooled else ("service",) for t in ordered}
+
+
+def register_machines(
+    engine: Engine,
+    machines: pd.DataFrame,
+    *,
+    purposes: Mapping[str, Collection[str]] | None = None,
+    granted_by: str = "simulator",
+) -> MachineIds:
+    """Add the customers, sites and machines not registered yet; ids by (tenant, code).
 
     `machines` has columns tenant and machine, and optionally machine_type, serial, installed,
-    contract_tier and site (as `SimulationRun.machines`). Existing rows are left as they are.
+    contract_tier and site (as `SimulationRun.machines`). A new customer grants `purposes[tenant]`
+    (`service` always; default `simulated_purposes`). Existing rows are left as they are.
     """
     tenants = sorted(set(machines["tenant"]))
+    purposes = simulated_purposes(tenants) if purposes is None else purposes
     with engine.begin() as conn:
         known = registry.known_tenants(conn, tenants)
         new = [t for t in tenants if t not in known]
@@ -32,7 +49,10 @@ def register_machines(engine: Engine, machines: pd.DataFrame) -> MachineIds:
         query = select(Customer.tenant, Customer.id).where(Customer.tenant.in_(tenants))
         customer_ids = {tenant: cid for tenant, cid in conn.execute(query)}
         grants = [
-            {"customer_id": customer_ids[t], "purpose": "service", "granted_by": "simulator"} for t in new
+            {"customer_id": customer_ids[t], "purpose": p, "granted_by": granted_by}
+            for t in new
+            for p in registry.PURPOSES
+            if p == "service" or p in purposes.get(t, ())
         ]
         if grants:
             conn.execute(DataUseGrant.__table__.insert(), grants)

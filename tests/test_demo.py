@@ -159,7 +159,8 @@ def test_populated_demo_has_models_predictions_alerts_and_offers_only_where_gran
     assert sorted(active) == ["air_compressor", "centrifugal_pump", "cnc_spindle"]
     assert predictions == 100
     assert sum(open_alerts.values()) >= 1
-    assert granted == {tenant: offers for tenant, _, offers in CUSTOMERS}
+    assert granted == {tenant: offers for tenant, _, offers, _ in CUSTOMERS}
+    assert "of 3 customers that grant product_improvement; left out" in output  # umbrella's machines
     # the account manager's accounts: acme and globex allow offers, initech does not
     assert proposed.get(tenants["acme"], 0) + proposed.get(tenants["globex"], 0) >= 1
     assert open_alerts.get(tenants["initech"], 0) >= 1, "initech needs risky machines for the check below"
