@@ -28,10 +28,10 @@ import httpx
 from sqlalchemy import bindparam, select, update
 
 from api import auth
+from benchmarks.services import connections_by_pid, free_port, wait_port
 from fleet import migrate, telemetry
 from fleet.db import make_engine, session
 from fleet.tables import Alert, Customer, DataUseGrant, Machine
-from tests.services import connections_by_pid, free_port, wait_port
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 SEVERITIES = ("critical", "high", "medium")

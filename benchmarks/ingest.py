@@ -13,23 +13,31 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pandas as pd
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy.engine import make_url
 
+from benchmarks.services import Mosquitto
 from fleet import contract, migrate
 from fleet.db import make_engine
 from fleet.settings import MqttEndpoint, Settings
 from ingest.service import Ingester
 from simulators.publisher import Publisher
-from tests.ingest.support import START, machine_codes, register_fleet
-from tests.services import Mosquitto
+from simulators.registration import register_machines
 
 MACHINES = 100
+START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+def machine_codes(n: int) -> list[str]:
+    """Machine ids m-000, m-001, …"""
+    return [f"m-{i:03d}" for i in range(n)]
 
 
 def backlog(tenant: str, n: int) -> list[tuple[str, bytes]]:
@@ -123,7 +131,9 @@ def measure_ingest(
     """Messages per second the full ingester drains, commit before ack."""
     engine = make_engine(database_url)
     migrate.ensure_schema(engine)
-    register_fleet(engine, tenant, machine_codes(MACHINES))
+    register_machines(
+        engine, pd.DataFrame({"tenant": tenant, "machine": machine_codes(MACHINES)}), purposes={tenant: ()}
+    )
     settings = Settings(database_url=database_url, mqtt_url=url, ingest_topic=f"fleet/{tenant}/+/telemetry")
     client_id = f"bench-ingest-{tenant}"
     first = Ingester(settings=settings, engine=engine, endpoint=MqttEndpoint(url), client_id=client_id)
