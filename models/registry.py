@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
 
 from fleet.db import session
 from fleet.tables import ModelVersion, utcnow
@@ -132,6 +133,21 @@ def load(engine: Engine, version: str) -> object:
     if artifact is None:
         raise ModelNotFound(f"no model version {version!r}")
     return pickle.loads(artifact)
+
+
+def trend_limits(sess: Session, version: str) -> dict[str, float]:
+    """Per sensor, the limit on its deviation from its usual level that `version`'s trend forecast crosses.
+
+    Training records them beside the artifact; a version registered without them is unpickled once here.
+    """
+    row = sess.execute(select(ModelVersion.params).where(ModelVersion.version == version)).first()
+    if row is None:
+        raise ModelNotFound(f"no model version {version!r}")
+    limits = (row.params or {}).get("trend_limits")
+    if limits is None:
+        artifact = sess.scalar(select(ModelVersion.artifact).where(ModelVersion.version == version))
+        limits = getattr(getattr(pickle.loads(artifact), "trend_", None), "limits_", None) or {}
+    return {str(sensor): float(limit) for sensor, limit in limits.items()}
 
 
 def active_versions(engine: Engine) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +12,8 @@ from api.alerts import ALERT_MIN_RISK, OPEN_STATES, QUEUE_ORDER
 from api.auth import Principal
 from api.offers import CUSTOMER_VISIBLE
 from api.scope import restrict
-from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, Prediction, Site, Telemetry, User
+from fleet.tables import Alert, Customer, Machine, Offer, Prediction, Site, Telemetry, User
+from models import registry as model_registry
 
 OFFER_TABS = {
     "proposed": ("proposed",),
@@ -203,16 +203,8 @@ def trend_limits(sess: Session, version: str | None) -> dict[str, float]:
         return {}
     key = (str(sess.get_bind().url), version)  # a version is immutable, but only within its database
     if key not in _LIMITS:
-        row = sess.execute(select(ModelVersion.params).where(ModelVersion.version == version)).first()
-        if row is None:
+        try:
+            _LIMITS[key] = model_registry.trend_limits(sess, version)
+        except model_registry.ModelNotFound:
             return {}
-        limits = (row.params or {}).get("trend_limits")
-        if limits is None:  # registered without them (e.g. by hand or before they were recorded)
-            trend = getattr(pickle.loads(sess.scalar(_artifact(version))), "trend_", None)
-            limits = getattr(trend, "limits_", None) or {}
-        _LIMITS[key] = {str(k): float(v) for k, v in limits.items()}
     return _LIMITS[key]
-
-
-def _artifact(version: str):  # noqa: ANN202
-    return select(ModelVersion.artifact).where(ModelVersion.version == version)
