@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -33,6 +34,21 @@ def get_visible_offer(sess: Session, offer_id: int, who: Principal) -> Offer:
 def has_offers_grant(sess: Session, customer_id: int) -> bool:
     """Whether the customer currently allows its data to be used for sales offers."""
     return "offers" in registry.purposes_of(sess, customer_id)
+
+
+def risk_scope(sess: Session, who: Principal) -> Principal:
+    """The caller as far as predictions and risk go: an account manager's customers that grant `offers`."""
+    if who.role != "account_manager":
+        return who
+    consent = registry.purposes_by_customer(sess, who.customers or ())
+    return dataclasses.replace(who, customers=frozenset(c for c, p in consent.items() if "offers" in p))
+
+
+def hide_risk(machine: dict, scope: Principal) -> dict:
+    """A machine row without its latest prediction when `scope` (from `risk_scope`) may not see it."""
+    if not scope.sees(machine["customer_id"]):
+        machine.update(risk=None, failure_mode=None, predicted_at=None)
+    return machine
 
 
 def blocking_reason(

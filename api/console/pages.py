@@ -15,7 +15,7 @@ from api.console import charts, views
 from api.console.login import HOME, PageSession, Viewer, require, viewer
 from api.console.render import LoginRequired, PageRoute, page, sensor_label
 from api.deps import has_right
-from api.offers import get_visible_offer
+from api.offers import get_visible_offer, risk_scope
 from api.scope import get_visible, restrict
 from fleet import registry
 from fleet.tables import (
@@ -103,7 +103,7 @@ def alert_queue(
 def alert_page(request: Request, alert_id: schemas.AlertId, sess: PageSession, who: Viewer):
     """One alert: its evidence, its history and what can be done with it."""
     require(who, "alerts:read")
-    alert = get_visible(sess, Alert, alert_id, who, "alert")
+    alert = get_visible(sess, Alert, alert_id, risk_scope(sess, who), "alert")
     machine = sess.get(Machine, alert.machine_id)
     customer = sess.get(Customer, alert.customer_id)
     history = _history(sess, "alert", alert.id)
@@ -134,7 +134,8 @@ def machine_page(
     machine = get_visible(sess, Machine, machine_id, who, "machine")
     days = min(CHART_DAYS, key=lambda d: abs(d - days))
     customer = sess.get(Customer, machine.customer_id)
-    latest = views.latest_prediction(sess, machine.id)
+    risk_hidden = not risk_scope(sess, who).sees(machine.customer_id)
+    latest = None if risk_hidden else views.latest_prediction(sess, machine.id)
     end = views.last_reading(sess, machine.id) or utcnow()
     end = telemetry_view.aware(end) + timedelta(seconds=1)
     start = end - timedelta(days=days)
@@ -143,7 +144,7 @@ def machine_page(
         window = telemetry_view.window(sess, machine.id, start, end, CHART_POINTS)
         rows, downsampled = window.rows, window.downsampled
         sensor_charts = _sensor_charts(sess, machine, latest, window, start, end)
-    predictions = views.predictions_between(sess, machine.id, start, end)
+    predictions = [] if risk_hidden else views.predictions_between(sess, machine.id, start, end)
     alerts = views.alert_rows(
         sess, who, states=(*OPEN_STATES, "resolved"), severity=None, limit=20, machine_id=machine.id
     )
@@ -169,6 +170,7 @@ def machine_page(
         "machine": machine,
         "customer": customer,
         "latest": latest,
+        "risk_hidden": risk_hidden,
         "days": days,
         "chart_days": CHART_DAYS,
         "sensor_charts": sensor_charts,
@@ -258,7 +260,9 @@ def offer_page(request: Request, offer_id: schemas.OfferId, sess: PageSession, w
         "customer": sess.get(Customer, offer.customer_id),
         "purposes": registry.purposes_of(sess, offer.customer_id),
         "alert": alert,
-        "prediction": views.latest_prediction(sess, offer.machine_id),
+        "prediction": views.latest_prediction(sess, offer.machine_id)
+        if risk_scope(sess, who).sees(offer.customer_id)
+        else None,
         "history": history,
         "names": views.user_names(sess, {e.actor_id for e in history} | {offer.decided_by}),
     }
@@ -271,7 +275,7 @@ def accounts(request: Request, sess: PageSession, who: Viewer):
     require(who, "fleet:read")
     customers = sess.scalars(restrict(select(Customer), Customer.id, who).order_by(Customer.name)).all()
     consent = registry.purposes_by_customer(sess, {c.id for c in customers})
-    summary = views.account_summary(sess, [c.id for c in customers])
+    summary = views.account_summary(sess, who, [c.id for c in customers])
     context = {"who": who, "customers": customers, "consent": consent, "summary": summary}
     return page(request, "accounts.html", context)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from api.alerts import ALERT_MIN_RISK, OPEN_STATES, QUEUE_ORDER
 from api.auth import Principal
-from api.offers import CUSTOMER_VISIBLE
+from api.offers import CUSTOMER_VISIBLE, risk_scope
 from api.scope import restrict
 from fleet.tables import Alert, Customer, Machine, Offer, Prediction, Site, Telemetry, User
 from models import registry as model_registry
@@ -34,6 +34,7 @@ class FleetRow:
     site: str | None
     prediction: Prediction | None
     open_alerts: int
+    risk_hidden: bool = False  # an account manager's view of a customer without `offers` consent
 
 
 def fleet_rows(
@@ -45,7 +46,8 @@ def fleet_rows(
     machine_type: str | None = None,
     limit: int = 200,
 ) -> list[FleetRow]:
-    """Machines by latest risk, highest first; machines without a prediction last."""
+    """Machines by latest risk, highest first; machines without a prediction (or hidden risk) last."""
+    scope = risk_scope(sess, who)
     latest = _latest_predictions()
     open_alerts = _open_alerts_by("machine_id")
     query = (
@@ -63,8 +65,14 @@ def fleet_rows(
         query = query.where(Machine.site_id == site_id)
     if machine_type:
         query = query.where(Machine.machine_type == machine_type)
-    query = query.order_by(Prediction.risk.desc().nulls_last(), Machine.id).limit(limit)
-    return [FleetRow(m, c, s, p, n or 0) for m, c, s, p, n in sess.execute(query)]
+    risk = Prediction.risk
+    if scope is not who:  # hidden risk must not show in the order either
+        risk = case((Machine.customer_id.in_(sorted(scope.customers)), Prediction.risk), else_=None)
+    query = query.order_by(risk.desc().nulls_last(), Machine.id).limit(limit)
+    return [
+        FleetRow(m, c, s, p, n or 0) if scope.sees(m.customer_id) else FleetRow(m, c, s, None, 0, True)
+        for m, c, s, p, n in sess.execute(query)
+    ]
 
 
 def _latest_predictions():  # noqa: ANN202
@@ -80,8 +88,10 @@ def _open_alerts_by(column: str):  # noqa: ANN202
     return query.group_by(key).subquery()
 
 
-def account_summary(sess: Session, customer_ids: list[int]) -> dict[int, dict[str, int]]:
-    """Per customer: machines, machines whose latest risk would raise an alert, open alerts."""
+def account_summary(
+    sess: Session, who: Principal, customer_ids: list[int]
+) -> dict[int, dict[str, int | None]]:
+    """Per customer: machines, machines at alert risk and open alerts (None where its risk is hidden)."""
     summary = {cid: {"machines": 0, "at_risk": 0, "open_alerts": 0} for cid in customer_ids}
     if not customer_ids:
         return summary
@@ -99,6 +109,10 @@ def account_summary(sess: Session, customer_ids: list[int]) -> dict[int, dict[st
     alerts = _open_alerts_by("customer_id")
     for cid, n in sess.execute(select(alerts.c.key, alerts.c.n).where(alerts.c.key.in_(customer_ids))):
         summary[cid]["open_alerts"] = n
+    scope = risk_scope(sess, who)
+    for cid in customer_ids:
+        if not scope.sees(cid):
+            summary[cid].update(at_risk=None, open_alerts=None)
     return summary
 
 
@@ -124,7 +138,7 @@ def alert_rows(
         .join(Customer, Customer.id == Alert.customer_id)
         .where(Alert.status.in_(states))
     )
-    query = restrict(query, Alert.customer_id, who)
+    query = restrict(query, Alert.customer_id, risk_scope(sess, who))  # an alert carries risk
     if severity:
         query = query.where(Alert.severity == severity)
     for column, value in where.items():

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from api import alert_json, alerts, auth, schemas
 from api.deps import AlertReader, AlertWriter, ConnectionDep, ReaderDep, SessionDep
+from api.offers import risk_scope
 from api.page_cache import VersionedPages
 from api.routers import columns
 from api.scope import get_visible, restrict
@@ -64,6 +65,7 @@ async def list_alerts(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ):
     """Alerts by severity, then shortest lead time; `active` means not resolved."""
+    who = risk_scope(conn, who)  # an alert carries risk: an account manager's only with consent
     fast, query = _page_query(
         conn.dialect.name, who, status, severity, customer_id is not None, machine_id is not None
     )
@@ -90,7 +92,7 @@ async def list_alerts(
 @router.get("/{alert_id}", response_model=schemas.AlertOut)
 async def get_alert(alert_id: schemas.AlertId, sess: ReaderDep, who: AlertReader):
     """One alert with its evidence."""
-    return get_visible(sess, Alert, alert_id, who, "alert")
+    return get_visible(sess, Alert, alert_id, risk_scope(sess, who), "alert")
 
 
 @router.post("/{alert_id}/ack", response_model=schemas.AlertOut)

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, select
 
 from api import schemas, telemetry_view
 from api.deps import Admin, ConnectionDep, FleetReader, ReaderDep, SessionDep, TelemetryReader
-from api.offers import revoke_consent
+from api.offers import hide_risk, revoke_consent, risk_scope
 from api.routers import columns
 from api.scope import get_visible, restrict
 from fleet import errors, registry
@@ -90,13 +90,15 @@ async def list_machines(
     limit: Limit = 100,
     offset: Offset = 0,
 ):
-    """Machines the caller may see, with their latest prediction."""
+    """Machines the caller may see, with their latest prediction (an account manager's only with consent)."""
     query = restrict(MACHINES, _M.c.customer_id, who)
     if customer_id is not None:
         query = query.where(_M.c.customer_id == customer_id)
     if machine_type:
         query = query.where(_M.c.machine_type == machine_type)
-    return [row._asdict() for row in conn.execute(query.order_by(_M.c.id).limit(limit).offset(offset))]
+    rows = conn.execute(query.order_by(_M.c.id).limit(limit).offset(offset)).all()
+    scope = risk_scope(conn, who)
+    return [hide_risk(row._asdict(), scope) for row in rows]
 
 
 @router.get("/machines/{machine_id}", response_model=schemas.MachineOut)
@@ -105,7 +107,7 @@ async def get_machine(machine_id: schemas.MachineId, conn: ConnectionDep, who: F
     row = conn.execute(MACHINE_BY_ID, {"machine_id": machine_id}).first()
     if row is None or not who.sees(row.customer_id):
         raise errors.NotFound(f"machine {machine_id} not found")
-    return row._asdict()
+    return hide_risk(row._asdict(), risk_scope(conn, who))
 
 
 @router.get("/machines/{machine_id}/telemetry", response_model=schemas.TelemetryOut)
@@ -133,5 +135,7 @@ async def machine_predictions(
 ):
     """The machine's prediction history, newest first."""
     machine = get_visible(sess, Machine, machine_id, who, "machine")
+    if not risk_scope(sess, who).sees(machine.customer_id):
+        return []
     query = select(Prediction).where(Prediction.machine_id == machine.id).order_by(Prediction.id.desc())
     return sess.scalars(query.limit(limit)).all()

@@ -198,3 +198,35 @@ def test_errors_have_one_shape(world):
         assert missing.status_code == 404 and missing.json()["error"] == "not_found"
         nowhere = client.get(f"{API_PREFIX}/nowhere", headers=world.headers("admin"))
         assert nowhere.status_code == 404 and set(nowhere.json()) == {"error", "detail"}
+
+
+def test_account_managers_see_no_risk_of_customers_without_offers_consent(world):
+    globex = world.customers["globex"]
+    machine = world.machines["globex"][0]
+    alert = world.alerts["globex"][0]
+    with world.client() as client:
+
+        def get(who: str, path: str):
+            response = client.get(API_PREFIX + path, headers=world.headers(who))
+            return response.status_code, response.json()
+
+        assert get("am-globex", f"/machines/{machine}")[1]["risk"] == 0.9
+        revoked = client.delete(
+            f"{API_PREFIX}/customers/{globex}/grants/offers", headers=world.headers("admin")
+        )
+        assert revoked.status_code == 200
+        status, rows = get("am-globex", "/machines")
+        assert status == 200 and len(rows) == 3  # the machines themselves stay visible
+        assert all(
+            r["risk"] is None and r["failure_mode"] is None and r["predicted_at"] is None for r in rows
+        )
+        status, row = get("am-globex", f"/machines/{machine}")
+        assert status == 200 and row["risk"] is None and row["failure_mode"] is None
+        assert get("am-globex", f"/machines/{machine}/predictions") == (200, [])
+        assert get("am-globex", "/alerts") == (200, [])
+        assert get("am-globex", f"/alerts/{alert}")[0] == 404
+        # Field service still works the alert, and the other account's manager still sees his risk.
+        assert get("tech", f"/machines/{machine}")[1]["risk"] == 0.9
+        assert get("tech", f"/alerts/{alert}")[0] == 200
+        assert get("am-acme", f"/machines/{world.machines['acme'][0]}")[1]["risk"] == 0.9
+        assert len(get("am-acme", "/alerts")[1]) >= 1
