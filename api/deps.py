@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, CursorResult, Engine, Executable
 from sqlalchemy.orm import Session
@@ -42,15 +45,18 @@ def get_session(request: Request) -> Iterator[Session]:
         yield sess
 
 
-async def get_reader(request: Request) -> AsyncIterator[Session]:
-    """A session for a read-only route that queries on the event loop; on the read-only engine.
+class ReadSession(Session):
+    """A session on the read-only engine: closing it early never drops a write."""
 
-    The reads it serves are a few indexed lookups, shorter than the two thread-pool hops a sync
-    session and a sync route would cost. It closes as soon as the route returns (`scope="function"`),
-    before the response is sent: a connection held across an await could exhaust the pool, and a
-    pool checkout waiting on the event loop would stall every request of the worker.
+
+async def get_reader(request: Request) -> AsyncIterator[Session]:
+    """A session on the read-only engine, for a plain `def` read route (run in the thread pool).
+
+    Async, as it does no I/O: a session connects at its first query, which runs in the route's thread,
+    and closing it returns the connection without a rollback (the read-only engine is in autocommit
+    and resets nothing on return). A sync dependency would cost two more thread-pool hops.
     """
-    sess = Session(request.app.state.reader)
+    sess = ReadSession(request.app.state.reader)
     try:
         yield sess
     finally:
@@ -60,9 +66,8 @@ async def get_reader(request: Request) -> AsyncIterator[Session]:
 class ReadConnection:
     """A read-only connection checked out at its first query, not when the dependency is solved.
 
-    Dependencies are solved in parameter order, and the caller's key may be looked up in a thread (an
-    await) after this one: a connection checked out eagerly would then be held across that await, and
-    50 requests at once would hold the whole pool while their key lookups wait for a connection.
+    The checkout (a ping on PostgreSQL) then happens in the route's thread, never on the event loop,
+    and no connection is held while the caller's key is looked up.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -76,7 +81,7 @@ class ReadConnection:
         return self._conn.execute(statement, parameters)
 
     def close(self) -> None:
-        """Give the connection back to the pool, if one was taken."""
+        """Give the connection back to the pool, if one was taken (no I/O: see `get_reader`)."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -89,6 +94,33 @@ async def get_connection(request: Request) -> AsyncIterator[ReadConnection]:
         yield conn
     finally:
         conn.close()
+
+
+def _releasing(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(endpoint)
+    def route(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return endpoint(*args, **kwargs)
+        finally:
+            for value in kwargs.values():
+                if isinstance(value, ReadSession | ReadConnection):
+                    value.close()
+
+    return route
+
+
+class ReadRoute(APIRoute):
+    """A route whose sync endpoint gives its read connection back before it leaves its thread.
+
+    FastAPI validates a sync route's answer in one more thread-pool hop and runs dependency exits only
+    after it: a connection still held then would wait for a thread while every thread waits for a
+    connection, and a burst of requests larger than the read pool would stall for good.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = _releasing(endpoint)
+        super().__init__(path, endpoint, **kwargs)
 
 
 def get_settings(request: Request) -> Settings:

@@ -12,7 +12,7 @@ import typer
 from api import policy_cli, routing_cli
 from fleet import errors, migrate, registry, telemetry
 from fleet.db import engine_from_settings
-from fleet.settings import EXIT_BAD_SETTING, Settings, load_or_exit
+from fleet.bootstrap import fail, load_settings, ready_engine
 from models import cli as models_cli
 from servicecast import evaluate_cli
 from simulators.cli import simulate_app
@@ -37,24 +37,6 @@ routing_cli.register(app)
 policy_cli.register(app)
 models_cli.register(app)
 evaluate_cli.register(app)
-
-
-def load_settings() -> Settings:
-    """Validated settings, or exit 2 with one line naming the variable."""
-    return load_or_exit()
-
-
-def ready_engine(settings: Settings):
-    """The engine, with migrations applied (every process brings the schema up to date on start)."""
-    engine = engine_from_settings(settings)
-    migrate.ensure_schema(engine)
-    return engine
-
-
-def fail(exc: errors.ServicecastError) -> typer.Exit:
-    """Print a domain error as one line and return the exit to raise."""
-    print(f"servicecast: {exc}", file=sys.stderr)
-    return typer.Exit(1)
 
 
 @app.command("check-config")
@@ -140,8 +122,7 @@ def machines_add(
     try:
         installed_on = date.fromisoformat(installed) if installed else None
     except ValueError:
-        print(f"servicecast: --installed {installed!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
-        raise typer.Exit(EXIT_BAD_SETTING) from None
+        raise fail(f"--installed {installed!r} is not a date (YYYY-MM-DD)") from None
     try:
         registry.add_machine(
             engine=ready_engine(load_settings()),
@@ -175,8 +156,7 @@ def ingest(
     settings = load_settings()
     endpoint = settings.mqtt_endpoint()
     if endpoint is None:
-        print("servicecast: invalid setting SERVICECAST_MQTT_URL: required for ingest", file=sys.stderr)
-        raise typer.Exit(EXIT_BAD_SETTING)
+        raise fail("invalid setting SERVICECAST_MQTT_URL: required for ingest")
     ingester = Ingester(
         settings=settings, engine=ready_engine(settings), endpoint=endpoint, client_id=client_id
     )

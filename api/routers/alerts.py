@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
 
 from api import alert_json, alerts, auth, schemas
-from api.deps import AlertReader, AlertWriter, ConnectionDep, ReaderDep, SessionDep
+from api.deps import AlertReader, AlertWriter, ConnectionDep, ReaderDep, ReadRoute, SessionDep
 from api.offers import risk_scope
 from api.page_cache import VersionedPages
 from api.routers import columns
@@ -18,7 +18,7 @@ from api.scope import get_visible, restrict
 from fleet import changes
 from fleet.tables import Alert, utcnow
 
-router = APIRouter(prefix="/alerts", tags=["alerts"])
+router = APIRouter(prefix="/alerts", tags=["alerts"], route_class=ReadRoute)
 
 
 _A = Alert.__table__  # Core columns: the ORM's per-row machinery costs more than the query
@@ -48,12 +48,12 @@ def _page_query(
     return fast, query.limit(bindparam("limit")).offset(bindparam("offset"))
 
 
-# Read routes are async and query on the event loop (see deps.get_reader); writes stay sync.
+# Every route that queries is a plain `def`: FastAPI runs it in its thread pool, off the event loop.
 # The list answers JSON that the database wrote (api.alert_json); `response_model` documents it, and
 # FastAPI sends a Response that a route returns as it is, without validating it again. A page is kept
 # per worker until the alerts table changes (api.page_cache): queues are read far more than written.
 @router.get("", response_model=list[schemas.AlertOut])
-async def list_alerts(
+def list_alerts(
     request: Request,
     conn: ConnectionDep,
     who: AlertReader,
@@ -90,7 +90,7 @@ async def list_alerts(
 
 
 @router.get("/{alert_id}", response_model=schemas.AlertOut)
-async def get_alert(alert_id: schemas.AlertId, sess: ReaderDep, who: AlertReader):
+def get_alert(alert_id: schemas.AlertId, sess: ReaderDep, who: AlertReader):
     """One alert with its evidence."""
     return get_visible(sess, Alert, alert_id, risk_scope(sess, who), "alert")
 

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Query
 from sqlalchemy import bindparam, func, select
 
 from api import schemas, telemetry_view
-from api.deps import Admin, ConnectionDep, FleetReader, ReaderDep, SessionDep, TelemetryReader
+from api.deps import Admin, ConnectionDep, FleetReader, ReaderDep, ReadRoute, SessionDep, TelemetryReader
 from api.offers import hide_risk, revoke_consent, risk_scope
 from api.routers import columns
 from api.scope import get_visible, restrict
 from fleet import errors, registry
 from fleet.tables import Customer, Machine, Prediction, utcnow
 
-router = APIRouter(tags=["fleet"])
+router = APIRouter(tags=["fleet"], route_class=ReadRoute)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
@@ -28,16 +28,16 @@ def _customer_out(sess, customer: Customer) -> schemas.CustomerOut:
     return out
 
 
-# Read routes are async and query on the event loop (see deps.get_reader); writes stay sync.
+# Every route that queries is a plain `def`: FastAPI runs it in its thread pool, off the event loop.
 @router.get("/customers", response_model=list[schemas.CustomerOut])
-async def list_customers(sess: ReaderDep, who: FleetReader, limit: Limit = 100, offset: Offset = 0):
+def list_customers(sess: ReaderDep, who: FleetReader, limit: Limit = 100, offset: Offset = 0):
     """Customers the caller may see."""
     query = restrict(select(Customer), Customer.id, who).order_by(Customer.id).limit(limit).offset(offset)
     return [_customer_out(sess, c) for c in sess.scalars(query)]
 
 
 @router.get("/customers/{customer_id}", response_model=schemas.CustomerOut)
-async def get_customer(customer_id: schemas.CustomerId, sess: ReaderDep, who: FleetReader):
+def get_customer(customer_id: schemas.CustomerId, sess: ReaderDep, who: FleetReader):
     """One customer with its data-use grants."""
     return _customer_out(sess, get_visible(sess, Customer, customer_id, who, "customer"))
 
@@ -82,7 +82,7 @@ MACHINE_BY_ID = MACHINES.where(_M.c.id == bindparam("machine_id"))
 
 
 @router.get("/machines", response_model=list[schemas.MachineOut])
-async def list_machines(
+def list_machines(
     conn: ConnectionDep,
     who: FleetReader,
     customer_id: schemas.CustomerFilter = None,
@@ -102,7 +102,7 @@ async def list_machines(
 
 
 @router.get("/machines/{machine_id}", response_model=schemas.MachineOut)
-async def get_machine(machine_id: schemas.MachineId, conn: ConnectionDep, who: FleetReader):
+def get_machine(machine_id: schemas.MachineId, conn: ConnectionDep, who: FleetReader):
     """One machine with its latest prediction."""
     row = conn.execute(MACHINE_BY_ID, {"machine_id": machine_id}).first()
     if row is None or not who.sees(row.customer_id):
@@ -111,7 +111,7 @@ async def get_machine(machine_id: schemas.MachineId, conn: ConnectionDep, who: F
 
 
 @router.get("/machines/{machine_id}/telemetry", response_model=schemas.TelemetryOut)
-async def machine_telemetry(
+def machine_telemetry(
     machine_id: schemas.MachineId,
     sess: ReaderDep,
     who: TelemetryReader,
@@ -130,9 +130,7 @@ async def machine_telemetry(
 
 
 @router.get("/machines/{machine_id}/predictions", response_model=list[schemas.PredictionOut])
-async def machine_predictions(
-    machine_id: schemas.MachineId, sess: ReaderDep, who: FleetReader, limit: Limit = 100
-):
+def machine_predictions(machine_id: schemas.MachineId, sess: ReaderDep, who: FleetReader, limit: Limit = 100):
     """The machine's prediction history, newest first."""
     machine = get_visible(sess, Machine, machine_id, who, "machine")
     if not risk_scope(sess, who).sees(machine.customer_id):

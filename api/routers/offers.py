@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from api import offers, schemas
-from api.deps import OfferReader, OfferWriter, ReaderDep, SessionDep, SettingsDep
+from api.deps import OfferReader, OfferWriter, ReaderDep, ReadRoute, SessionDep, SettingsDep
 from api.routers import columns
 from api.scope import get_visible, restrict
 from fleet.tables import Offer, utcnow
 
-router = APIRouter(prefix="/offers", tags=["offers"])
+router = APIRouter(prefix="/offers", tags=["offers"], route_class=ReadRoute)
 Status = Literal["proposed", "approved", "rejected", "sent", "accepted", "declined", "withdrawn"]
 
 
@@ -21,9 +21,9 @@ _O = Offer.__table__  # Core columns: the ORM's per-row machinery costs more tha
 OFFER_COLUMNS = columns(schemas.OfferOut, _O)
 
 
-# Read routes are async and query on the event loop (see deps.get_reader); writes stay sync.
+# Every route that queries is a plain `def`: FastAPI runs it in its thread pool, off the event loop.
 @router.get("", response_model=list[schemas.OfferOut])
-async def list_offers(
+def list_offers(
     sess: ReaderDep,
     who: OfferReader,
     status: Status | None = None,
@@ -44,7 +44,7 @@ async def list_offers(
 
 
 @router.get("/{offer_id}", response_model=schemas.OfferOut)
-async def get_offer(offer_id: schemas.OfferId, sess: ReaderDep, who: OfferReader):
+def get_offer(offer_id: schemas.OfferId, sess: ReaderDep, who: OfferReader):
     """One offer with its reason, price and value."""
     return offers.get_visible_offer(sess, offer_id, who)
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
+import uvicorn
 from prometheus_client import REGISTRY
 from sqlalchemy import event, update
 
@@ -166,3 +171,64 @@ def test_a_burst_larger_than_the_pool_with_cold_keys_is_served(world):
     runner.join(timeout=60)
     assert not runner.is_alive(), "the burst did not finish: the read pool is starved"
     assert [r.status_code for r in responses] == [200] * 80
+
+
+@contextmanager
+def telemetry_locked(engine, seconds: float, *others) -> Iterator[None]:
+    """Reads of the telemetry table wait on a real lock, released by a timer thread after `seconds`."""
+    if engine.dialect.name == "sqlite":
+        # In WAL mode only an exclusive locking mode keeps readers out (they wait their busy timeout),
+        # and it can be taken only while no other connection is open.
+        for other in others:
+            other.dispose()
+        holder = sqlite3.connect(engine.url.database, isolation_level=None, check_same_thread=False)
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("DELETE FROM telemetry WHERE machine_id < 0")
+        release = holder.close
+    else:
+        holder = engine.connect()
+        holder.exec_driver_sql("LOCK TABLE telemetry IN ACCESS EXCLUSIVE MODE")
+        release = holder.close  # rolls back, which ends the lock
+    timer = threading.Timer(seconds, release)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.join()
+
+
+@contextmanager
+def served(app) -> Iterator[str]:
+    """The app served by one uvicorn worker in a thread, as `servicecast api` serves it; yields its URL."""
+    port = services.free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    services.wait_port(port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_a_slow_telemetry_read_does_not_stall_other_requests_of_the_worker(world):
+    machine = world.machines["acme"][0]
+    app = create_app(world.settings)
+    with served(app) as base, httpx.Client(base_url=base, headers=world.headers("tech"), timeout=30) as client:
+        path = f"{API_PREFIX}/machines/{machine}/telemetry"
+        assert client.get(path).status_code == 200  # the key is cached: the next read waits only on the lock
+        slow: list[httpx.Response] = []
+        with telemetry_locked(world.engine, 1.5, app.state.reader, app.state.engine):
+            began = time.perf_counter()
+            reader = threading.Thread(target=lambda: slow.append(client.get(path)))
+            reader.start()
+            time.sleep(0.3)
+            asked = time.perf_counter()
+            assert client.get("/healthz").status_code == 200
+            healthz_s = time.perf_counter() - asked
+            reader.join(timeout=30)
+        slow_s = time.perf_counter() - began
+    assert slow and slow[0].status_code == 200 and slow_s >= 1.4, "the telemetry read waited for the lock"
+    assert healthz_s < 0.5, f"/healthz took {healthz_s:.2f} s while a telemetry read was in flight"
