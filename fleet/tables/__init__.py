@@ -5,6 +5,7 @@ from fleet.tables.changes import ChangeCounter
 from fleet.tables.ground_truth import FailureEvent, MaintenanceEvent, SimulationRunRecord
 from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
 from fleet.tables.register import Customer, DataUseGrant, Machine, MachineCredential, Sensor, Site
+from fleet.tables.sessions import ConsoleSession
 from fleet.tables.telemetry import Quarantine, Telemetry
 from fleet.tables.workflow import (
     AccountAssignment,
@@ -30,6 +31,7 @@ __all__ = [
     "Base",
     "BigId",
     "ChangeCounter",
+    "ConsoleSession",
     "Customer",
     "DataUseGrant",
     "FailureEvent",
