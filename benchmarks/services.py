@@ -58,6 +58,7 @@ class Mosquitto:
         passwords: dict[str, str] | None = None,
         extra: list[str] | None = None,
         replace_defaults: bool = False,
+        auth: list[str] | None = None,
     ) -> None:
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.port = free_port()
@@ -83,6 +84,8 @@ class Mosquitto:
             password_file.write_text("".join(f"{u}:{p}\n" for u, p in passwords.items()))
             subprocess.run(["mosquitto_passwd", "-U", str(password_file)], check=True)
             lines += ["allow_anonymous false", f"password_file {password_file}"]
+        elif auth:
+            lines += auth
         else:
             lines.append("allow_anonymous true")
         if replace_defaults:
@@ -107,6 +110,10 @@ class Mosquitto:
                 f"mosquitto did not start: {(self.workdir / 'mosquitto.log').read_text()}"
             ) from None
         return self
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto rereads its password and ACL files and drops clients they no longer admit."""
+        self.process.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         """Stop cleanly (SIGTERM makes Mosquitto write its persistence file)."""

@@ -14,7 +14,7 @@ from fleet import errors, migrate, registry, telemetry
 from fleet.db import engine_from_settings
 from fleet.bootstrap import fail, load_settings, ready_engine
 from models import cli as models_cli
-from servicecast import evaluate_cli
+from servicecast import broker_cli, evaluate_cli
 from simulators.cli import simulate_app
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ routing_cli.register(app)
 policy_cli.register(app)
 models_cli.register(app)
 evaluate_cli.register(app)
+broker_cli.register(machines_app)
 
 
 @app.command("check-config")

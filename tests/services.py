@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -23,6 +24,18 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get(
     "SERVICECAST_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
 )
+
+
+def shipped_auth(config: Path, workdir: Path) -> list[str]:
+    """The authentication lines of a shipped Mosquitto config, with their files looked up in `workdir`."""
+    keep = []
+    for line in config.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if key in ("password_file", "acl_file"):
+            keep.append(f"{key} {workdir / Path(value).name}")
+        elif key == "allow_anonymous":
+            keep.append(line)
+    return keep
 
 
 def unavailable(what: str) -> None:
