@@ -16,7 +16,7 @@ from api.console.render import HERE as CONSOLE_DIR
 from api.page_cache import VersionedPages
 from api.routers import admin, alerts, fleet, offers
 from api.schemas import ErrorOut
-from fleet import migrate
+from fleet import bootstrap
 from fleet.db import engine_from_settings
 from fleet.settings import Settings
 
@@ -38,8 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = engine_from_settings(settings)
-        migrate.ensure_schema(engine)
+        engine = bootstrap.ready_engine(settings)
         app.state.engine, app.state.settings = engine, settings
         app.state.reader = engine_from_settings(settings, read_only=True)
         app.state.alert_pages = VersionedPages("alerts")

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
 from typing import Annotated
 
 import typer
 from sqlalchemy import Engine
 
 from api import delivery, routing
-from fleet import migrate
-from fleet.db import engine_from_settings
-from fleet.settings import EXIT_BAD_SETTING, Settings, load_or_exit
+from fleet import bootstrap
+from fleet.settings import Settings
 
 BATCH = 100
 
@@ -30,25 +26,18 @@ def route(
     poll: Annotated[float, typer.Option(help="Seconds between polls when nothing is due.", min=0.05)] = 1.0,
 ) -> None:
     """Deliver approved offers from the outbox to the CRM webhook and by e-mail (at least once)."""
-    settings = load_or_exit()
+    settings = bootstrap.load_settings()
     if problem := delivery.config_problem(settings):
-        print(f"servicecast: {problem}", file=sys.stderr)
-        raise typer.Exit(EXIT_BAD_SETTING)
-    engine = engine_from_settings(settings)
-    try:
-        migrate.ensure_schema(engine)
+        raise bootstrap.fail(problem)
+    with bootstrap.engine_for(settings) as engine:
         if once:
             typer.echo(_drain(engine, settings).summary())
             return
-        stop = threading.Event()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            routing.run_router(engine=engine, settings=settings, stop=stop, poll_s=poll)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    finally:
-        engine.dispose()
+        code = bootstrap.run_until_stopped(
+            lambda stop: routing.run_router(engine=engine, settings=settings, stop=stop, poll_s=poll),
+            name="servicecast-route",
+        )
+    raise typer.Exit(code)
 
 
 def _drain(engine: Engine, settings: Settings) -> routing.RouteReport:

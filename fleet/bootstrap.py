@@ -17,11 +17,11 @@ from fleet.db import engine_from_settings
 from fleet.settings import EXIT_BAD_SETTING, Settings, describe_error, get_settings
 
 log = logging.getLogger(__name__)
-EXIT_LOOP_DIED = 1
+EXIT_ERROR = 1  # the command was refused (e.g. exists already) or its loop ended unasked
 CHATTY_LOGGERS = ("amqtt", "transitions", "alembic")
 
 
-def fail(message: str, *, code: int = EXIT_BAD_SETTING, prog: str = "servicecast") -> SystemExit:
+def fail(message: object, *, code: int = EXIT_BAD_SETTING, prog: str = "servicecast") -> SystemExit:
     """Print `prog: message` as one stderr line and return the exit to raise."""
     print(f"{prog}: {message}", file=sys.stderr)
     return SystemExit(code)
@@ -74,5 +74,5 @@ def run_until_stopped(loop: Callable[[threading.Event], None], *, name: str) -> 
     if stop.is_set():
         return 0
     # A process that looks alive but does nothing is the worst failure: leave, so a supervisor restarts it.
-    log.error("%s ended without being asked to; exiting %d", name, EXIT_LOOP_DIED)
-    return EXIT_LOOP_DIED
+    log.error("%s ended without being asked to; exiting %d", name, EXIT_ERROR)
+    return EXIT_ERROR

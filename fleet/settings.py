@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
@@ -160,19 +158,3 @@ def describe_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     name = "SERVICECAST_" + str(first["loc"][0]).upper() if first["loc"] else "SERVICECAST_*"
     return f"invalid setting {name}: {first['msg'].removeprefix('Value error, ')}"
-
-
-def load_or_exit() -> Settings:
-    """Settings for a command-line process: on a bad value, one stderr line and exit code 2."""
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        print(f"servicecast: {describe_error(exc)}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_SETTING) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    if settings.log_level != "DEBUG":
-        for chatty in ("amqtt", "transitions", "alembic"):
-            logging.getLogger(chatty).setLevel(logging.WARNING)
-    return settings

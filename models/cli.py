@@ -7,16 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 
-from fleet import migrate
-from fleet.db import engine_from_settings
-from fleet.settings import load_or_exit
+from fleet import bootstrap
 
 
-def _engine():  # noqa: ANN202
-    engine = engine_from_settings(load_or_exit())
-    migrate.ensure_schema(engine)
-    return engine
+def _engine() -> Engine:
+    return bootstrap.ready_engine(bootstrap.load_settings())
 
 
 def train(

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from api import auth, policy
 from api.alerts import OPEN_STATES
-from fleet import errors, migrate, registry
+from fleet import bootstrap, errors, registry
 from fleet.db import engine_from_settings, session
 from fleet.settings import Settings, redact_url
 from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, Prediction, Quarantine, Telemetry
@@ -36,8 +36,7 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
     if "ingest_auto_register" not in settings.model_fields_set:
         settings = settings.model_copy(update={"ingest_auto_register": True})
     fresh = _fresh_database(settings)
-    engine = engine_from_settings(settings)
-    migrate.ensure_schema(engine)
+    engine = bootstrap.ready_engine(settings)
     typer.echo(f"database: {redact_url(settings.database_url)}{' (new for this run)' if fresh else ''}")
     try:
         fleet = demo_fleet.plan(settings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,17 +10,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from fleet import migrate
-from fleet.db import engine_from_settings
-from fleet.settings import MqttEndpoint, Settings, describe_error, get_settings
+from fleet import bootstrap
+from fleet.settings import MqttEndpoint, Settings
 from simulators import backfill as backfill_mod
 from simulators import live
 from simulators.config import FleetConfig
 from simulators.engine import SimulationRun, simulate
 
-EXIT_USAGE = 2
+PROG = "servicecast simulate"
 simulate_app = typer.Typer(
     help="Simulate a fleet with known failures (live over MQTT or backfilled), or replay C-MAPSS.",
     no_args_is_help=True,
@@ -41,17 +38,9 @@ Speed = Annotated[
 ]
 
 
-def usage_error(message: str) -> typer.Exit:
+def usage_error(message: str) -> SystemExit:
     """Print one line to stderr and return the exit (code 2) to raise."""
-    print(f"servicecast simulate: {message}", file=sys.stderr)
-    return typer.Exit(EXIT_USAGE)
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        raise usage_error(describe_error(exc)) from None
+    return bootstrap.fail(message, prog=PROG)
 
 
 def _broker_url(settings: Settings, mqtt_url: str | None) -> str:
@@ -133,7 +122,7 @@ def fleet(
     """Simulate MACHINES machines over DAYS days: publish live over MQTT, or --backfill the database."""
     if backfill and speed is not None:
         raise usage_error("--speed applies to live publishing; leave it out with --backfill")
-    settings = _settings()
+    settings = bootstrap.load_settings(prog=PROG)
     url = None if backfill else _broker_url(settings, mqtt_url)
     try:
         config = FleetConfig(
@@ -151,11 +140,11 @@ def fleet(
     run = simulate(config)
     typer.echo(f"fleet: {machines} machines, {config.steps:,} steps of {step_seconds} s, seed {seed}")
     if backfill:
-        engine = engine_from_settings(settings)
-        migrate.ensure_schema(engine)
-        with _progress(machines * config.steps, "backfill") as progress:
+        with (
+            bootstrap.engine_for(settings) as engine,
+            _progress(machines * config.steps, "backfill") as progress,
+        ):
             report = backfill_mod.backfill(run, engine, progress=progress)
-        engine.dispose()
         typer.echo(
             f"backfill: {report.rows:,} rows ({report.readings:,} readings), {report.stored:,} new, "
             f"in {report.seconds:.1f} s: {report.rows_per_s:,.0f} rows/s, "
@@ -176,8 +165,7 @@ def fleet(
                     progress=progress,
                 )
             except ConnectionError as exc:
-                print(f"servicecast simulate: {exc}", file=sys.stderr)
-                raise typer.Exit(1) from None
+                raise bootstrap.fail(exc, code=bootstrap.EXIT_ERROR, prog=PROG) from None
         _echo_publish(report)
     typer.echo(_failures_line(run) + (f"; ground truth: run {report.run_id}" if report.run_id else ""))
 
@@ -188,10 +176,8 @@ def _echo_publish(report: live.PublishReport) -> None:
         f"in {report.seconds:.1f} s ({report.acked_per_s:,.0f} msg/s)"
     )
     if report.acked < report.sent:
-        print(
-            f"servicecast simulate: {report.sent - report.acked} messages not acknowledged", file=sys.stderr
-        )
-        raise typer.Exit(1)
+        message = f"{report.sent - report.acked} messages not acknowledged"
+        raise bootstrap.fail(message, code=bootstrap.EXIT_ERROR, prog=PROG)
 
 
 @simulate_app.command("replay-cmapss")
@@ -206,7 +192,7 @@ def replay_cmapss(
     ground_truth: GroundTruth = True,
 ) -> None:
     """Publish FILE: each unit a machine (engine-001, …), each cycle a message; it fails at its last cycle."""
-    settings = _settings()
+    settings = bootstrap.load_settings(prog=PROG)
     url = _broker_url(settings, mqtt_url)
     try:
         report = live.replay_cmapss(
@@ -223,8 +209,7 @@ def replay_cmapss(
     except ValueError as exc:
         raise usage_error(str(exc)) from None
     except ConnectionError as exc:
-        print(f"servicecast simulate: {exc}", file=sys.stderr)
-        raise typer.Exit(1) from None
+        raise bootstrap.fail(exc, code=bootstrap.EXIT_ERROR, prog=PROG) from None
     _echo_publish(report)
     if report.run_id:
         typer.echo(f"ground truth: run {report.run_id}")
