@@ -11,8 +11,8 @@ import typer
 
 from api import policy_cli, routing_cli
 from fleet import errors, migrate, registry, telemetry
+from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import engine_from_settings
-from fleet.bootstrap import fail, load_settings, ready_engine
 from models import cli as models_cli
 from servicecast import broker_cli, evaluate_cli
 from simulators.cli import simulate_app
@@ -95,7 +95,7 @@ def customers_add(
             product_improvement=product_improvement,
         )
     except errors.ServicecastError as exc:
-        raise fail(exc) from None
+        raise fail(exc, code=EXIT_ERROR) from None
     purposes = registry.active_purposes(engine=engine, tenant=tenant)
     granted = ", ".join(p for p in registry.PURPOSES if p in purposes)
     typer.echo(f"customer {tenant} added (data use: {granted})")
@@ -136,7 +136,7 @@ def machines_add(
             site=site,
         )
     except errors.ServicecastError as exc:
-        raise fail(exc) from None
+        raise fail(exc, code=EXIT_ERROR) from None
     typer.echo(f"machine {tenant}/{machine} added")
 
 
@@ -187,7 +187,8 @@ def quarantine_list(
 def quarantine_replay(
     reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,
 ) -> None:
-    """Re-ingest quarantined messages after a fix; safe to repeat."""
+    """Re-ingest quarantined messages after a fix, a page at a time; safe to repeat."""
+    from ingest.contract import Limits
     from ingest.quarantine import replay
 
     settings = load_settings()
@@ -195,13 +196,17 @@ def quarantine_replay(
         engine=ready_engine(settings),
         reason=reason,
         auto_register=settings.ingest_auto_register,
-        max_bytes=settings.ingest_max_payload_bytes,
+        limits=Limits.from_settings(settings),
     )
     still = ", ".join(f"{k}: {v}" for k, v in sorted(report.still_quarantined.items())) or "none"
     typer.echo(
         f"examined {report.examined}, stored {report.stored}, already stored {report.duplicates}, "
         f"still quarantined: {still}"
     )
+    if report.not_replayable:
+        typer.echo(
+            f"{report.not_replayable} row(s) keep only a prefix of a too-large payload and cannot be replayed"
+        )
 
 
 @app.command("demo")
@@ -241,7 +246,7 @@ def users_add(
             expires_days=expires_days,
         )
     except errors.ServicecastError as exc:
-        raise fail(exc) from None
+        raise fail(exc, code=EXIT_ERROR) from None
     typer.echo(token)
     print(f"user {name} ({role}) added; the key above is shown only once", file=sys.stderr)
 
@@ -256,7 +261,7 @@ def users_key(
     try:
         typer.echo(auth.issue_key(engine=ready_engine(load_settings()), name=name, expires_days=expires_days))
     except errors.ServicecastError as exc:
-        raise fail(exc) from None
+        raise fail(exc, code=EXIT_ERROR) from None
 
 
 @users_app.command("revoke")
