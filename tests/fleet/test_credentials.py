@@ -99,6 +99,9 @@ def test_the_cli_prints_the_password_once_and_writes_the_broker_files(tmp_path, 
     assert password not in text and "i-secret" not in text
     assert (tmp_path / "broker" / "passwords").stat().st_mode & 0o777 == 0o640
     assert (tmp_path / "broker" / "servicecast.acl").read_text() == credentials.acl("ingest-1")
+    (tmp_path / "broker" / "passwords").chmod(0o600)
+    assert runner.invoke(app, ["machines", "broker-config", "--out", str(tmp_path / "broker")]).exit_code == 0
+    assert (tmp_path / "broker" / "passwords").stat().st_mode & 0o777 == 0o600
 
     revoked = runner.invoke(app, ["machines", "credentials", "acme", "pump-1", "--revoke"])
     assert revoked.exit_code == 0 and "revoked" in revoked.output

@@ -189,10 +189,13 @@ def test_a_revoked_credential_is_refused_at_connect_and_its_connection_dropped(s
 
 
 def test_a_rotated_credential_replaces_the_old_one(secured: Secured) -> None:
+    connected = secured.connect("m1")
     output = secured.cli("machines", "credentials", "acme", "m1")
     rotated = re.search(r"^password: (\S+)$", output, re.M).group(1)
     assert rotated != secured.passwords["m1"]
     secured.rewrite_and_reload()
+    assert connected.disconnected.wait(10), "the connection made with the old password stayed up"
+    connected.close()
     old = secured.connect("m1")
     old.close()
     assert old.connack == "Not authorized"
