@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from api import policy
 from api.app import API_PREFIX
 from fleet.db import session
-from fleet.tables import Alert, Offer, OutboxMessage, WorkflowEvent
+from fleet.tables import Alert, Offer, OutboxMessage, Prediction, WorkflowEvent
 from tests.api.support import NOW, add_prediction, build_world
 
 
@@ -43,8 +43,16 @@ def test_hundred_risky_predictions_make_one_alert_with_count_100(world):
 def test_low_risk_and_insufficient_data_make_no_alert(world):
     machine = world.machines["globex"][2]
     add_prediction(world.engine, machine, risk=0.2)
-    policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+    # As the scorer writes it (no risk), and with a risk that alone would open an alert and an offer.
+    for risk in (None, 0.95):
+        stale = add_prediction(world.engine, machine, risk=0.95, mode="seal_leak", hours_ahead=200)
+        with session(world.engine) as sess:
+            row = sess.get(Prediction, stale)
+            row.status, row.risk = "insufficient_data", risk
+    report = policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+    assert report.predictions == 3
     assert count(world.engine, Alert, Alert.machine_id == machine) == 0
+    assert world_offer_ids(world, machine) == []
 
 
 def test_unacknowledged_critical_alert_escalates_after_the_configured_time(world):
@@ -159,6 +167,23 @@ def test_offer_gates_duplicates_service_first_and_weekly_limit(world):
     add_prediction(world.engine, critical_machine, risk=0.72, mode="seal_leak", hours_ahead=400)
     policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
     assert world_offer_ids(world, critical_machine) == [], "service first: its critical alert is unassigned"
+
+    # acme has one offer; two more on another machine reach its limit of 3 in 7 days.
+    other = world.machines["acme"][2]
+    add_prediction(world.engine, other, risk=0.75, mode="bearing_wear", hours_ahead=240)
+    add_prediction(world.engine, other, risk=0.65, mode="overheating", hours_ahead=240)
+    policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+    assert len(world_offer_ids(world, other)) == 2
+    assert count(world.engine, Offer, Offer.customer_id == world.customers["acme"]) == 3
+    add_prediction(world.engine, machine, risk=0.55, mode="overheating", hours_ahead=240)  # an inspection
+    policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+    assert len(world_offer_ids(world, machine)) == 1, "the fourth offer in a week waits"
+    assert count(world.engine, Offer, Offer.customer_id == world.customers["globex"]) == 1  # per account
+    # The same prediction passes every other gate: with room for a fourth, it becomes an offer.
+    add_prediction(world.engine, machine, risk=0.55, mode="overheating", hours_ahead=240)
+    roomier = world.settings.model_copy(update={"offers_per_account_per_week": 4})
+    policy.run_once(engine=world.engine, settings=roomier, now=NOW)
+    assert len(world_offer_ids(world, machine)) == 2
 
 
 def test_account_manager_approves_edits_rejects_and_records_the_outcome(world):
