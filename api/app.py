@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -13,12 +14,14 @@ from api import errors
 from api.console import actions as console_actions
 from api.console import pages as console_pages
 from api.console.render import HERE as CONSOLE_DIR
+from api.console.throttle import SignInThrottle
 from api.page_cache import VersionedPages
 from api.routers import admin, alerts, fleet, offers
 from api.schemas import ErrorOut
 from fleet import bootstrap
 from fleet.db import engine_from_settings
 from fleet.settings import Settings
+from fleet.tables import utcnow
 
 API_PREFIX = "/api/v1"
 ERROR_RESPONSES = {
@@ -53,6 +56,12 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    # The console's sessions and sign-in throttle read the time here, so tests can move it.
+    app.state.clock = utcnow
+    app.state.sign_ins = SignInThrottle(
+        limit=settings.console_sign_in_max_failures,
+        window=timedelta(minutes=settings.console_sign_in_window_min),
+    )
     for router in (fleet.router, alerts.router, offers.router, admin.router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(admin.health)

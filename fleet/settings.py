@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=0, le=65_535)
     metrics_host: str = "127.0.0.1"
     public_url: str = "http://127.0.0.1:8000"
+    console_session_idle_min: int = Field(default=30, ge=1, le=10_080)
+    console_session_max_h: int = Field(default=12, ge=1, le=720)
+    console_sign_in_max_failures: int = Field(default=5, ge=1, le=1000)
+    console_sign_in_window_min: int = Field(default=15, ge=1, le=1440)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65_535)
     api_workers: int = Field(default=1, ge=1, le=64)

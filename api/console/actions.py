@@ -11,9 +11,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from pydantic import TypeAdapter
 
-from api import alerts, auth, offers, schemas
-from api.console import views
-from api.console.login import KEY_COOKIE, PageSession, Viewer, require, safe_next
+from api import alerts, audit, auth, offers, schemas
+from api.console import sessions, views
+from api.console.login import Actor, PageSession, SameSite, now, require, safe_next
 from api.console.pages import admin_page
 from api.console.render import FLASH_COOKIE, PageRoute, page, redirect
 from api.offers import revoke_consent
@@ -28,41 +28,58 @@ OptionalText = Annotated[str, Form(max_length=4000)]
 _resolve = TypeAdapter(schemas.ResolveIn)
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[SameSite])
 def login(
     request: Request,
     sess: PageSession,
     api_key: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form(max_length=2000)] = "",
 ):  # noqa: A002
-    """Check the key and keep it in an HttpOnly, same-site cookie."""
-    principal = auth.authenticate(sess, api_key.strip())
-    if principal is None:
+    """Check the key and start a server-side session; its random id goes into an HttpOnly cookie."""
+    settings, at = request.app.state.settings, now(request)
+    client = request.client.host if request.client else "unknown"
+    wait = request.app.state.sign_ins.retry_after(client, at)
+    if wait is not None:
+        minutes = -(-wait // 60)
+        context = {"next": next, "error": f"Too many failed sign-ins from your address: wait {minutes} min."}
+        response = page(request, "login.html", context, status_code=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    found = auth.identify(sess, api_key.strip(), at)
+    if found is None:
+        request.app.state.sign_ins.failed(client, at)
+        audit.log_event(sess, "user", 0, "sign_in_failed", None, {"client": client, **_key_prefix(api_key)})
         context = {"next": next, "error": "That API key is unknown, expired or revoked."}
         return page(request, "login.html", context, status_code=401)
+    principal, key_id = found
+    session_id, _ = sessions.start(sess, key_id=key_id, settings=settings, now=at)
+    audit.log_event(sess, "user", principal.user_id, "sign_in", principal, {"client": client})
     response = RedirectResponse(safe_next(next, principal), status_code=303)
-    response.set_cookie(
-        KEY_COOKIE,
-        api_key.strip(),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
+    sessions.set_cookie(response, session_id, settings)
     return response
 
 
+def _key_prefix(api_key: str) -> dict[str, str]:
+    """The public part of a key-shaped string, to tell attempts on one key apart; never its secret."""
+    parts = api_key.strip().split("_", 2)
+    if len(parts) == 3 and parts[0] == auth.KEY_PREFIX and parts[1].isalnum() and len(parts[1]) <= 16:
+        return {"key_prefix": parts[1]}
+    return {}
+
+
 @router.post("/logout")
-def logout():
-    """Forget the key."""
+def logout(request: Request, sess: PageSession, who: Actor):
+    """End the session on the server, so its cookie is worthless wherever it was copied to."""
+    settings = request.app.state.settings
+    sessions.end(sess, request.cookies[sessions.cookie_name(settings)])
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(KEY_COOKIE, path="/")
+    sessions.clear_cookie(response, settings)
     response.delete_cookie(FLASH_COOKIE, path="/")
     return response
 
 
 @router.post("/alerts/{alert_id}/ack")
-def acknowledge(alert_id: schemas.AlertId, sess: PageSession, who: Viewer):
+def acknowledge(alert_id: schemas.AlertId, sess: PageSession, who: Actor):
     """Acknowledge an open alert."""
     require(who, "alerts:write")
     alert = get_visible(sess, Alert, alert_id, who, "alert")
@@ -74,7 +91,7 @@ def acknowledge(alert_id: schemas.AlertId, sess: PageSession, who: Viewer):
 def assign(
     alert_id: schemas.AlertId,
     sess: PageSession,
-    who: Viewer,
+    who: Actor,
     assignee_id: Annotated[int, Form(ge=1, le=schemas.INT32_MAX)],
 ):
     """Send a technician."""
@@ -89,7 +106,7 @@ def assign(
 def resolve(
     alert_id: schemas.AlertId,
     sess: PageSession,
-    who: Viewer,
+    who: Actor,
     finding: Annotated[Literal["confirmed_fault", "no_fault_found", "other"], Form()],
     text: OptionalText = "",
     parts_used: OptionalText = "",
@@ -110,7 +127,7 @@ def approve(
     request: Request,
     offer_id: schemas.OfferId,
     sess: PageSession,
-    who: Viewer,
+    who: Actor,
     price: Annotated[str, Form(max_length=32)] = "",
     title: Annotated[str, Form(max_length=400)] = "",
     reason: OptionalText = "",
@@ -139,7 +156,7 @@ def approve(
 
 
 @router.post("/offers/{offer_id}/reject")
-def reject(offer_id: schemas.OfferId, sess: PageSession, who: Viewer, reason: Text):
+def reject(offer_id: schemas.OfferId, sess: PageSession, who: Actor, reason: Text):
     """Reject with a reason."""
     require(who, "offers:write")
     offer = get_visible(sess, Offer, offer_id, who, "offer")
@@ -152,7 +169,7 @@ def reject(offer_id: schemas.OfferId, sess: PageSession, who: Viewer, reason: Te
 def outcome(
     offer_id: schemas.OfferId,
     sess: PageSession,
-    who: Viewer,
+    who: Actor,
     accepted: Annotated[Literal["yes", "no"], Form()],
     revenue: Annotated[str, Form(max_length=32)] = "",
 ):
@@ -169,16 +186,17 @@ def change_grant(
     customer_id: schemas.CustomerId,
     purpose: schemas.Purpose,
     sess: PageSession,
-    who: Viewer,
+    who: Actor,
     action: Annotated[Literal["grant", "revoke"], Form()],
+    reference: Annotated[str, Form(max_length=200)] = "",
 ):
-    """Record or withdraw a customer's consent; withdrawing `offers` withdraws unsent offers."""
+    """Record or withdraw a customer's consent and its declaration; revoking `offers` withdraws offers."""
     require(who, "admin")
     customer = get_visible(sess, Customer, customer_id, who, "customer")
     if action == "grant":
-        registry.grant_purpose(sess, customer.id, purpose, who.name)
+        registry.grant_purpose(sess, customer.id, purpose, who, reference=reference.strip() or None)
         return redirect("/admin", f"{customer.name} now allows '{purpose}'.")
-    withdrawn = revoke_consent(sess, customer.id, purpose, who)
+    withdrawn = revoke_consent(sess, customer.id, purpose, who, reference=reference.strip() or None)
     return redirect(
         "/admin", f"{customer.name} no longer allows '{purpose}'; {withdrawn} unsent offers withdrawn."
     )
@@ -188,7 +206,7 @@ def change_grant(
 def add_user(
     request: Request,
     sess: PageSession,
-    who: Viewer,
+    who: Actor,
     name: Annotated[str, Form(min_length=1, max_length=200)],
     role: Annotated[Literal["admin", "field_service", "account_manager", "customer"], Form()],
     customer: Annotated[str, Form(max_length=64)] = "",
@@ -205,6 +223,7 @@ def add_user(
         customer=customer.strip() or None,
         accounts=tenants,
         email=email.strip() or None,
+        by=who,
     )
     sess.commit()  # end the page's read snapshot so the list shows the new user
     # Rendered, not redirected: the key must not travel in a cookie or a URL.
@@ -212,19 +231,19 @@ def add_user(
 
 
 @router.post("/admin/users/{name}/revoke")
-def revoke_user_keys(request: Request, name: str, who: Viewer):
+def revoke_user_keys(request: Request, name: str, who: Actor):
     """Revoke every key of a user."""
     require(who, "admin")
-    count = auth.revoke_keys(engine=request.app.state.engine, name=name)
+    count = auth.revoke_keys(engine=request.app.state.engine, name=name, by=who)
     return redirect("/admin", f"{count} API keys of {name} revoked.")
 
 
 @router.post("/admin/models/{version}/promote")
-def promote(request: Request, version: str, who: Viewer):
+def promote(request: Request, version: str, who: Actor):
     """Make a model version the active one of its machine type."""
     require(who, "admin")
     try:
-        info = model_registry.promote(request.app.state.engine, version)
+        info = model_registry.promote(request.app.state.engine, version, by=who)
     except model_registry.ModelNotFound as exc:
         raise errors.NotFound(str(exc)) from None
     return redirect("/admin", f"Model {info.version} is now active for {info.machine_type}.")

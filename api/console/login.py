@@ -1,17 +1,20 @@
-"""Console sign-in: an API key exchanged for an HttpOnly cookie, and the per-page caller."""
+"""Console sign-in: the per-page caller from the session cookie, and the one check of every form post."""
 
 from __future__ import annotations
 
+import hmac
+from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Request
 
 from api import auth
-from api.console.render import LoginRequired
+from api.console import sessions
+from api.console.render import LoginRequired, SessionEnded
 from api.deps import SessionDep, has_right
 from api.errors import Forbidden
 
-KEY_COOKIE = "servicecast_key"
 HOME = {
     "admin": "/admin",
     "field_service": "/alerts",
@@ -25,17 +28,59 @@ HOME = {
 PageSession = SessionDep
 
 
+def now(request: Request) -> datetime:
+    """The time the console's sessions and sign-in throttle go by (`app.state.clock`)."""
+    return request.app.state.clock()
+
+
 def viewer(request: Request, sess: PageSession) -> auth.Principal:
-    """The signed-in caller; the login page for a missing, expired or revoked key."""
-    token = request.cookies.get(KEY_COOKIE)
-    principal = auth.authenticate(sess, token) if token else None
-    if principal is None:
+    """The signed-in caller; the login page without a session cookie, a 401 one for a dead session."""
+    settings = request.app.state.settings
+    session_id = request.cookies.get(sessions.cookie_name(settings))
+    if not session_id:
         raise LoginRequired
-    request.state.principal = principal
-    return principal
+    current = sessions.resume(sess, session_id, settings=settings, now=now(request))
+    if current is None:
+        raise SessionEnded
+    request.state.principal, request.state.csrf_token = current.principal, current.csrf_token
+    return current.principal
 
 
 Viewer = Annotated[auth.Principal, Depends(viewer)]
+
+
+def same_site(request: Request) -> None:
+    """403 for a request that another site's page sent, as its Origin or Sec-Fetch-Site header says."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise Forbidden("this form was sent from another site")
+    origin = request.headers.get("origin")
+    if origin is None:  # not a browser, or an old one: the CSRF token still has to match
+        return
+    public = urlsplit(request.app.state.settings.public_url)
+    # The Host header is the address the browser itself sent the form to: another site cannot set it.
+    if origin not in (
+        f"{public.scheme}://{public.netloc}",
+        f"{request.url.scheme}://{request.headers.get('host')}",
+    ):
+        raise Forbidden("this form was sent from another site")
+
+
+SameSite = Depends(same_site)
+
+
+def form_caller(
+    request: Request, sess: PageSession, csrf_token: Annotated[str, Form(max_length=200)] = ""
+) -> auth.Principal:
+    """The caller of a state-changing form: same site, a live session, and that session's CSRF token."""
+    same_site(request)
+    who = viewer(request, sess)
+    if not hmac.compare_digest(csrf_token.encode(), request.state.csrf_token.encode()):
+        raise Forbidden("this form is out of date or not from this console: reload the page and try again")
+    return who
+
+
+# Every console POST but the sign-in takes its caller from here.
+Actor = Annotated[auth.Principal, Depends(form_caller)]
 
 
 def require(who: auth.Principal, right: str) -> None:

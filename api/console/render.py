@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from api.console import sessions
 from api.deps import has_right
 from api.errors import Forbidden
 from fleet import errors
@@ -35,7 +36,11 @@ PAGE_HEADERS = {
 
 
 class LoginRequired(Exception):
-    """No valid console session: the caller goes to the login page."""
+    """No session cookie: the caller goes to the login page."""
+
+
+class SessionEnded(LoginRequired):
+    """A session cookie whose session was ended, expired or its key revoked: a 401 login page."""
 
 
 def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -86,7 +91,8 @@ templates.env.globals["can"] = has_right
 def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     """Render a page, consuming the flash message set by the previous action."""
     flash = request.cookies.get(FLASH_COOKIE)
-    context = {"who": None, "flash": _read_flash(flash), **context}
+    csrf_token = getattr(request.state, "csrf_token", "")  # set with the caller by `login.viewer`
+    context = {"who": None, "flash": _read_flash(flash), "csrf_token": csrf_token, **context}
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
     response.headers.update(PAGE_HEADERS)
     if flash:
@@ -132,10 +138,12 @@ class PageRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             try:
                 return await handler(request)
+            except SessionEnded:
+                return session_ended(request, target if request.method == "GET" else "")
             except LoginRequired:
-                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
             except errors.NotFound as exc:
                 return error_page(request, 404, "Not found", str(exc))
@@ -150,6 +158,17 @@ class PageRoute(APIRoute):
                 return error_page(request, exc.status_code, "Not found", str(exc.detail))
 
         return handle
+
+
+def session_ended(request: Request, target: str) -> HTMLResponse:
+    """The sign-in page with 401, for a cookie whose session is over; the browser forgets the cookie."""
+    context = {
+        "next": target,
+        "error": "Your session has ended (signed out, timed out or revoked). Sign in again.",
+    }
+    response = page(request, "login.html", context, status_code=401)
+    sessions.clear_cookie(response, request.app.state.settings)
+    return response
 
 
 def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
