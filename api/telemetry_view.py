@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import TextClause, func, select, text
 from sqlalchemy.orm import Session
 
 from api import schemas
+from fleet import errors
+from fleet.settings import Settings
 from fleet.tables import Telemetry
 
 
@@ -22,6 +25,19 @@ def shift(ts: datetime, delta: timedelta) -> datetime:
 def aware(ts: datetime) -> datetime:
     """A query timestamp without an offset is taken as UTC."""
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+
+
+def check_limits(*, start: datetime, end: datetime, max_points: int, settings: Settings) -> None:
+    """Refuse (422) a window or a point count beyond the limits: a read's cost grows with both."""
+    if max_points > settings.api_telemetry_max_points:
+        raise errors.InvalidInput(
+            f"max_points is above {settings.api_telemetry_max_points} (SERVICECAST_API_TELEMETRY_MAX_POINTS)"
+        )
+    if end - start > timedelta(days=settings.api_telemetry_max_window_days):
+        raise errors.InvalidInput(
+            f"the window is longer than {settings.api_telemetry_max_window_days:g} days "
+            "(SERVICECAST_API_TELEMETRY_MAX_WINDOW_DAYS)"
+        )
 
 
 def window(
@@ -41,25 +57,48 @@ def window(
         return out
     out.downsampled = True
     sensors = _sensors(sess, in_range)
-    width_ms = max(1, int((end - start).total_seconds() * 1000 / max_points))
+    # Rounded up: rounded down, the last few milliseconds of the window made one bucket too many.
+    width_ms = max(1, math.ceil((end - start) / timedelta(milliseconds=1) / max_points))
     width = timedelta(milliseconds=width_ms)
     # Averaged in the database: decoding every row's JSON in Python would cost ~20 µs a row.
     dialect = sess.get_bind().dialect.name
-    bucket, value = _BUCKET[dialect], _VALUE[dialect]
-    columns = ", ".join(f"avg({value.format(p=f':s{i}')})" for i in range(len(sensors)))
-    sql = text(
-        f"SELECT {bucket} AS b, {columns} FROM telemetry "
+    params = {"machine": machine_id, "start": _param(start, dialect), "end": _param(end, dialect)}
+    # Each value is scaled by 2^-k with 2^k > rows before summing: the sum of the largest finite
+    # readings then cannot overflow, and a power of two scales without rounding.
+    k = out.rows.bit_length()
+    params.update(width_ms=width_ms, scale=2.0**-k, unscale=2.0**k)
+    buckets: dict[int, dict[str, float | None]] = {}
+    # A column per sensor, at most SENSORS_PER_QUERY at once: the databases cap a select's columns.
+    for first in range(0, len(sensors), SENSORS_PER_QUERY):
+        chunk = sensors[first : first + SENSORS_PER_QUERY]
+        for row in sess.execute(_mean_query(dialect, len(chunk)), params | _keys(chunk, dialect)):
+            readings = buckets.setdefault(int(row[0]), {})
+            for name, value in zip(chunk, row[1:], strict=True):
+                readings[name] = None if value is None else round(float(value), 4)
+    out.points = [
+        schemas.TelemetryPoint(ts=start + width * bucket, readings=readings)
+        for bucket, readings in sorted(buckets.items())
+    ]
+    return out
+
+
+SENSORS_PER_QUERY = 500
+
+
+def _mean_query(dialect: str, sensors: int) -> TextClause:
+    value = _VALUE[dialect]
+    means = ", ".join(
+        f"sum({value.format(p=f':s{i}')} * :scale) / count({value.format(p=f':s{i}')}) * :unscale"
+        for i in range(sensors)
+    )
+    return text(
+        f"SELECT {_BUCKET[dialect]} AS b, {means} FROM telemetry "
         "WHERE machine_id = :machine AND ts >= :start AND ts < :end GROUP BY b ORDER BY b"
     )
-    params = {"machine": machine_id, "start": _param(start, dialect), "end": _param(end, dialect)}
-    params["width_ms"] = width_ms
-    params.update({f"s{i}": _key(name, dialect) for i, name in enumerate(sensors)})
-    for row in sess.execute(sql, params):
-        readings = {
-            n: (None if v is None else round(float(v), 4)) for n, v in zip(sensors, row[1:], strict=True)
-        }
-        out.points.append(schemas.TelemetryPoint(ts=start + width * int(row[0]), readings=readings))
-    return out
+
+
+def _keys(sensors: list[str], dialect: str) -> dict[str, str]:
+    return {f"s{i}": _key(name, dialect) for i, name in enumerate(sensors)}
 
 
 _BUCKET = {

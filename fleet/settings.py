@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     mail_from: str = "servicecast@localhost"
     mail_to: str | None = None
     route_max_attempts: int = Field(default=8, ge=1, le=50)
+    api_telemetry_max_window_days: float = Field(default=31.0, gt=0, le=3660)
+    api_telemetry_max_points: int = Field(default=5000, ge=10, le=100_000)
     route_backoff_base_s: float = Field(default=1.0, gt=0)
     route_backoff_max_s: float = Field(default=300.0, gt=0)
     route_timeout_s: float = Field(default=10.0, gt=0)

@@ -9,7 +9,16 @@ from fastapi import APIRouter, Query
 from sqlalchemy import bindparam, func, select
 
 from api import schemas, telemetry_view
-from api.deps import Admin, ConnectionDep, FleetReader, ReaderDep, ReadRoute, SessionDep, TelemetryReader
+from api.deps import (
+    Admin,
+    ConnectionDep,
+    FleetReader,
+    ReaderDep,
+    ReadRoute,
+    SessionDep,
+    SettingsDep,
+    TelemetryReader,
+)
 from api.offers import hide_risk, revoke_consent, risk_scope
 from api.routers import columns
 from api.scope import get_visible, restrict
@@ -48,10 +57,11 @@ def grant(
     purpose: schemas.Purpose,
     sess: SessionDep,
     who: Admin,
+    reference: schemas.Reference = None,
 ):
-    """Record that the customer allows this use of its data (idempotent)."""
+    """Record that the customer allows this use of its data (idempotent); `reference`: its declaration."""
     customer = get_visible(sess, Customer, customer_id, who, "customer")
-    registry.grant_purpose(sess, customer.id, purpose, who.name)
+    registry.grant_purpose(sess, customer.id, purpose, who, reference=reference)
     return _customer_out(sess, customer)
 
 
@@ -61,10 +71,11 @@ def revoke(
     purpose: schemas.Purpose,
     sess: SessionDep,
     who: Admin,
+    reference: schemas.Reference = None,
 ):
     """Revoke a use; revoking `offers` withdraws offers not yet sent. `service` cannot be revoked here."""
     customer = get_visible(sess, Customer, customer_id, who, "customer")
-    revoke_consent(sess, customer.id, purpose, who)
+    revoke_consent(sess, customer.id, purpose, who, reference=reference)
     return _customer_out(sess, customer)
 
 
@@ -115,17 +126,23 @@ def machine_telemetry(
     machine_id: schemas.MachineId,
     sess: ReaderDep,
     who: TelemetryReader,
+    settings: SettingsDep,
     start: datetime | None = None,
     end: datetime | None = None,
-    max_points: Annotated[int, Query(ge=10, le=5000)] = 500,
+    max_points: Annotated[int, Query(ge=10)] = 500,
 ):
-    """Telemetry over [start, end) (default: 24 h), averaged into at most `max_points` buckets."""
-    machine = get_visible(sess, Machine, machine_id, who, "machine")
+    """Telemetry over [start, end) (default: 24 h), averaged into at most `max_points` buckets.
+
+    The window and `max_points` are limited by SERVICECAST_API_TELEMETRY_MAX_WINDOW_DAYS and
+    SERVICECAST_API_TELEMETRY_MAX_POINTS (422 beyond them).
+    """
     day = timedelta(days=1)
     if end is None:
         end = telemetry_view.shift(telemetry_view.aware(start), day) if start else utcnow()
     end = telemetry_view.aware(end)
     start = telemetry_view.aware(start) if start else telemetry_view.shift(end, -day)
+    telemetry_view.check_limits(start=start, end=end, max_points=max_points, settings=settings)
+    machine = get_visible(sess, Machine, machine_id, who, "machine")
     return telemetry_view.window(sess, machine.id, start, end, max_points)
 
 

@@ -216,7 +216,8 @@ def served(app) -> Iterator[str]:
 def test_a_slow_telemetry_read_does_not_stall_other_requests_of_the_worker(world):
     machine = world.machines["acme"][0]
     app = create_app(world.settings)
-    with served(app) as base, httpx.Client(base_url=base, headers=world.headers("tech"), timeout=30) as client:
+    headers = world.headers("tech")
+    with served(app) as base, httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         path = f"{API_PREFIX}/machines/{machine}/telemetry"
         assert client.get(path).status_code == 200  # the key is cached: the next read waits only on the lock
         slow: list[httpx.Response] = []

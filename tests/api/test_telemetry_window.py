@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from api import telemetry_view
 from fleet import registry, telemetry
 from fleet.db import session
+from tests.api.support import World, build_world
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -65,3 +66,97 @@ def test_short_windows_are_the_raw_rows_and_empty_windows_are_empty(engine: Engi
     assert (out.rows, out.downsampled, len(out.points)) == (60, False, 60)
     assert out.points[7].readings == rows[7]["readings"]
     assert (empty.rows, empty.points) == (0, [])
+
+
+def _rows(machine, readings_at) -> list[dict]:
+    return [
+        {
+            "customer_id": machine.customer_id,
+            "machine_id": machine.id,
+            "seq": i + 1,
+            "ts": ts,
+            "readings": readings,
+            "received_at": START,
+        }
+        for i, (ts, readings) in enumerate(readings_at)
+    ]
+
+
+def test_the_buckets_of_a_window_never_outnumber_max_points(engine: Engine) -> None:
+    # 30 days and 1 s, as the console asks: a bucket width rounded down made a 481st bucket of 480.
+    registry.add_customer(engine=engine, tenant="acme")
+    machine = registry.add_machine(engine=engine, tenant="acme", code="pump-1", machine_type="pump")
+    end = START + timedelta(days=30, seconds=1)
+    times = [START + timedelta(minutes=i) for i in range(30 * 24 * 60 + 1)] + [
+        end - timedelta(milliseconds=10)
+    ]
+    with engine.begin() as conn:
+        telemetry.insert_telemetry(conn, _rows(machine, ((ts, {"v": 1.0}) for ts in times)))
+    with session(engine) as sess:
+        out = telemetry_view.window(sess, machine.id, START, end, 480)
+    assert out.rows == len(times) and out.downsampled
+    assert len(out.points) == 480
+    assert out.points[-1].ts < end
+
+
+def test_thousands_of_sensors_are_averaged_without_exceeding_the_column_limit(engine: Engine) -> None:
+    # SQLite allows 2,000 result columns, PostgreSQL 1,664 target entries: one column per sensor failed.
+    registry.add_customer(engine=engine, tenant="acme")
+    machine = registry.add_machine(engine=engine, tenant="acme", code="pump-1", machine_type="pump")
+    names = [f"s{i:04d}" for i in range(3000)]
+    readings = (
+        (START + timedelta(minutes=i), {n: float(i + k) for k, n in enumerate(names)}) for i in range(40)
+    )
+    with engine.begin() as conn:
+        telemetry.insert_telemetry(conn, _rows(machine, readings))
+    with session(engine) as sess:
+        out = telemetry_view.window(sess, machine.id, START, START + timedelta(minutes=40), 10)
+    assert out.downsampled and len(out.points) == 10
+    for bucket, point in enumerate(out.points):
+        assert set(point.readings) == set(names)
+        # bucket b holds minutes 4b..4b+3: the mean of i + k over them is 4b + 1.5 + k
+        assert point.readings["s0000"] == pytest.approx(4 * bucket + 1.5)
+        assert point.readings["s2999"] == pytest.approx(4 * bucket + 1.5 + 2999)
+
+
+def test_the_mean_of_the_largest_finite_readings_is_finite(engine: Engine) -> None:
+    # Summed as they are, two readings of 1.7e308 overflow: inf on SQLite, an error on PostgreSQL.
+    registry.add_customer(engine=engine, tenant="acme")
+    machine = registry.add_machine(engine=engine, tenant="acme", code="pump-1", machine_type="pump")
+    big = 1.7e308
+    values = [big, big, -big, -big, big, -big, 1.5, 2.5]
+    with engine.begin() as conn:
+        points = ((START + timedelta(minutes=i), {"v": v, "w": 1e-300}) for i, v in enumerate(values))
+        telemetry.insert_telemetry(conn, _rows(machine, points))
+    with session(engine) as sess:
+        out = telemetry_view.window(sess, machine.id, START, START + timedelta(minutes=8), 4)
+    assert [p.readings["v"] for p in out.points] == [big, -big, 0.0, 2.0]
+    assert [p.readings["w"] for p in out.points] == [0.0] * 4  # rounded to 4 decimals, as every mean
+
+
+@pytest.fixture
+def world(database_url: str) -> World:
+    """Six machines and a user per role; telemetry reads limited to 2 days and 100 points."""
+    return build_world(database_url, api_telemetry_max_window_days=2, api_telemetry_max_points=100)
+
+
+def test_a_window_or_a_point_count_beyond_the_limits_is_refused_with_422(world: World) -> None:
+    machine = world.machines["acme"][0]
+    path = f"/api/v1/machines/{machine}/telemetry"
+
+    def query(start: datetime, end: datetime, points: int) -> str:
+        return f"{path}?start={start:%Y-%m-%dT%H:%M:%SZ}&end={end:%Y-%m-%dT%H:%M:%SZ}&max_points={points}"
+
+    with world.client() as client:
+        get = lambda url: client.get(url, headers=world.headers("tech"))  # noqa: E731
+        assert get(query(START, START + timedelta(days=2), 100)).status_code == 200
+        too_long = get(query(START, START + timedelta(days=2, seconds=1), 100))
+        assert too_long.status_code == 422
+        assert too_long.json() == {
+            "error": "invalid_input",
+            "detail": "the window is longer than 2 days (SERVICECAST_API_TELEMETRY_MAX_WINDOW_DAYS)",
+        }
+        too_many = get(query(START, START + timedelta(days=1), 101))
+        assert too_many.status_code == 422
+        assert too_many.json()["detail"] == "max_points is above 100 (SERVICECAST_API_TELEMETRY_MAX_POINTS)"
+        assert get(f"{path}?start={START:%Y-%m-%dT%H:%M:%SZ}&max_points=100").status_code == 200  # 1 day
