@@ -50,13 +50,12 @@ def test_score_writes_predictions_and_moves_watermarks(store) -> None:
     assert all(p.rul_low <= p.rul_hours <= p.rul_high for p in scored)
 
     assert scoring.score_once(engine=store).machines == 0  # nothing new
+    mid = min(p.machine_id for p in scored)  # a scored pump: its new telemetry must be rescored
     with store.begin() as conn:
-        mid, cid, seq, ts = conn.execute(
-            select(
-                Telemetry.machine_id, Telemetry.customer_id, func.max(Telemetry.seq), func.max(Telemetry.ts)
-            )
-            .group_by(Telemetry.machine_id, Telemetry.customer_id)
-            .limit(1)
+        cid, seq, ts = conn.execute(
+            select(Telemetry.customer_id, func.max(Telemetry.seq), func.max(Telemetry.ts))
+            .where(Telemetry.machine_id == mid)
+            .group_by(Telemetry.customer_id)
         ).one()
         row = {
             "customer_id": cid,
@@ -70,9 +69,16 @@ def test_score_writes_predictions_and_moves_watermarks(store) -> None:
         }
         insert_telemetry(conn, [row])
     again = scoring.score_once(engine=store)
-    assert again.machines == (1 if mid in {p.machine_id for p in preds} else 0)
+    assert again.machines == 1
+    assert count_predictions(store, mid) == 2
     with session(store) as sess:
         assert sess.get(ScoreState, preds[0].machine_id).last_seq > 0
+
+
+def count_predictions(engine, machine_id: int) -> int:
+    """Predictions written for one machine."""
+    with session(engine) as sess:
+        return sess.scalar(select(func.count()).where(Prediction.machine_id == machine_id))
 
 
 def test_a_failing_model_falls_back_to_the_anomaly_score(store) -> None:
