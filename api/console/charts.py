@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from markupsafe import Markup, escape
@@ -51,36 +52,52 @@ class Chart:
     width: int = WIDTH
 
 
+# Values up to ±1.8e308 are finite, but their differences are not: ranges are computed on halves.
+_MAX = sys.float_info.max
+
+
 def _nice_range(values: list[float]) -> tuple[float, float]:
     low, high = min(values), max(values)
     if math.isclose(low, high):
         pad = abs(low) * 0.05 or 1.0
-        return low - pad, high + pad
-    pad = (high - low) * 0.08
-    return low - pad, high + pad
+    else:
+        pad = (high / 2 - low / 2) * 0.16
+    return max(low - pad, -_MAX), min(high + pad, _MAX)
 
 
 def _ticks(low: float, high: float, count: int = 4) -> list[float]:
-    step = (high - low) / count
-    magnitude = 10 ** math.floor(math.log10(step)) if step > 0 else 1
+    step = (high / 2 - low / 2) / count * 2
+    if not step > 0 or not math.isfinite(low / step):
+        return []
+    magnitude = 10 ** math.floor(math.log10(step))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= step)
     first = math.ceil(low / step) * step
     return [first + i * step for i in range(count + 2) if first + i * step <= high]
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return f"{value:,.0f}" if 1e4 <= abs(value) < 1e15 else f"{value:.3g}"
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def render(chart: Chart) -> Markup:
     """The chart as an accessible SVG element that scales to its container."""
+    # A limit or forecast computed from extreme readings may have overflowed: it is left out.
+    chart = replace(
+        chart,
+        limit=chart.limit if _finite(chart.limit) else None,
+        forecast=chart.forecast if chart.forecast is not None and _finite(chart.forecast.value) else None,
+    )
     end = chart.end
     if chart.forecast is not None:
         end = max(end, chart.forecast.high)
     span = max((end - chart.start).total_seconds(), 1.0)
     width = chart.width
     plot_w, plot_h = width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    values = [v for line in chart.lines for _, v in line.points if v is not None and math.isfinite(v)]
+    values = [v for line in chart.lines for _, v in line.points if _finite(v)]
     if chart.limit is not None:
         values.append(chart.limit)
     if chart.forecast is not None:
@@ -90,8 +107,10 @@ def render(chart: Chart) -> Markup:
     def x(t: datetime) -> float:
         return LEFT + (t - chart.start).total_seconds() / span * plot_w
 
+    half_span = high / 2 - low / 2 or 1.0
+
     def y(v: float) -> float:
-        return TOP + (high - v) / (high - low) * plot_h
+        return TOP + (high / 2 - v / 2) / half_span * plot_h
 
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {HEIGHT}" role="img" preserveAspectRatio="none" '
@@ -141,7 +160,7 @@ def render(chart: Chart) -> Markup:
             )
     for line in chart.lines:
         path = _path(line.points, x, y)
-        finite = [(t, v) for t, v in line.points if v is not None and math.isfinite(v)]
+        finite = [(t, v) for t, v in line.points if _finite(v)]
         if len(finite) <= DOT_POINTS:  # sparse series (e.g. a few predictions) show as dots too
             parts.extend(
                 f'<circle class="dot {escape(line.css)}" cx="{x(t):.1f}" cy="{y(v):.1f}" r="3"/>'
@@ -158,7 +177,7 @@ def render(chart: Chart) -> Markup:
 def _path(points: Sequence[tuple[datetime, float | None]], x, y) -> str:  # noqa: ANN001
     out, pen_down = [], False
     for t, v in points:
-        if v is None or not math.isfinite(v):
+        if not _finite(v):
             pen_down = False
             continue
         out.append(f"{'L' if pen_down else 'M'}{x(t):.1f} {y(v):.2f}")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from api.console import charts
 
@@ -53,3 +56,53 @@ def test_the_forecast_runs_from_the_last_level_to_the_limit_and_widens_the_time_
     right_edge = charts.WIDTH - charts.RIGHT
     assert float(x2) < right_edge  # the axis runs to the end of the band, past the ETA
     assert '<polygon class="band"' in svg and "expected to reach it 2026-11-06 00:00 UTC" in svg
+
+
+BIG = 1.7976931348623157e308  # the largest finite float
+
+
+def _numbers(svg: str) -> list[float]:
+    """Every coordinate and size in the SVG's attributes and paths."""
+    attributes = re.findall(r' (?:x|y|x1|x2|y1|y2|cx|cy|width|height)="([^"]+)"', svg)
+    paths = re.findall(r'd="([^"]+)"', svg) + re.findall(r'points="([^"]+)"', svg)
+    words = [w for p in paths for w in re.split(r"[ ,ML]+", p) if w]
+    return [float(v) for v in attributes + words]
+
+
+def _assert_drawable(svg: str) -> None:
+    numbers = _numbers(svg)
+    assert numbers and all(math.isfinite(v) for v in numbers)
+    assert "nan" not in svg.lower() and "inf" not in svg.lower()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [BIG, -BIG, 0.0, 5.0],
+        [BIG] * 3,
+        [-BIG, None, -BIG],
+        [1.7e308, 1.6e308],
+        [5e-324, 0.0],
+        [1e300, -1e-300],
+    ],
+)
+def test_any_finite_values_are_drawn_inside_the_plot(values: list[float | None]) -> None:
+    chart = charts.Chart("vibration", [charts.Line("v", _points(values))], START, START + timedelta(days=1))
+    svg = charts.render(chart)
+    _assert_drawable(svg)
+    path = re.search(r'<path class="series" d="([^"]+)"', svg)
+    ys = [float(v) for v in re.findall(r"[ML][\d.-]+ ([\d.-]+)", path.group(1))] if path else []
+    ys += [float(v) for v in re.findall(r'<circle class="dot series" cx="[^"]+" cy="([^"]+)"', svg)]
+    assert ys and all(charts.TOP <= y <= charts.HEIGHT - charts.BOTTOM for y in ys)
+
+
+def test_an_extreme_limit_and_forecast_are_drawn_and_an_infinite_one_is_left_out() -> None:
+    end = START + timedelta(days=2)
+    eta = end + timedelta(days=1)
+    forecast = charts.Forecast(start=end, value=-BIG, eta=eta, low=eta, high=eta + timedelta(hours=6))
+    line = charts.Line("v", _points([1.0, BIG, -BIG]))
+    _assert_drawable(charts.render(charts.Chart("v", [line], START, end, limit=BIG, forecast=forecast)))
+    infinite = charts.Chart("v", [line], START, end, limit=math.inf, forecast=forecast)
+    svg = charts.render(infinite)
+    _assert_drawable(svg)
+    assert 'class="limit"' not in svg and 'class="forecast"' not in svg
