@@ -1,32 +1,11 @@
-"""The audit trail of alerts and offers, and the state checks every transition makes."""
+"""The audit trail of every workflow (`log_event`, written by `fleet.audit`), and the state checks."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy.orm import Session
-
-from api.auth import Principal
 from api.errors import Conflict
-from fleet.tables import WorkflowEvent
+from fleet.audit import record as log_event
 
-
-def log_event(
-    sess: Session,
-    subject: str,
-    subject_id: int,
-    action: str,
-    by: Principal | None,
-    data: dict,
-    at: datetime | None = None,
-) -> None:
-    """Record who did what to an alert or offer (no actor for the system)."""
-    event = WorkflowEvent(
-        subject=subject, subject_id=subject_id, action=action, actor_id=by.user_id if by else None, data=data
-    )
-    if at is not None:
-        event.at = at
-    sess.add(event)
+__all__ = ["log_event", "require_state"]
 
 
 def require_state(subject: str, obj, states: tuple[str, ...], action: str) -> None:  # noqa: ANN001

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import errors, registry
+from fleet import audit, errors, registry
 from fleet.db import session
 from fleet.tables import AccountAssignment, ApiKey, User, utcnow
 
@@ -57,6 +57,7 @@ def create_user(
     accounts: tuple[str, ...] = (),
     email: str | None = None,
     expires_days: int | None = None,
+    by: audit.Actor | None = None,
 ) -> tuple[User, str]:
     """Create a user and its first API key; the key is returned once and never stored in clear."""
     if role not in ROLES:
@@ -72,35 +73,46 @@ def create_user(
             for tenant in accounts:
                 account = registry.get_customer(sess, tenant)
                 sess.add(AccountAssignment(user_id=user.id, customer_id=account.id))
-            token = _add_key(sess, user.id, expires_days)
+            created = {"name": name, "role": role, "customer": customer, "accounts": sorted(accounts)}
+            audit.record(sess, "user", user.id, "user_created", by, after=created)
+            token = _add_key(sess, user, expires_days, by)
     except IntegrityError:
         raise errors.AlreadyExists(f"user {name!r} exists already") from None
     return user, token
 
 
-def issue_key(*, engine: Engine, name: str, expires_days: int | None = None) -> str:
+def issue_key(
+    *, engine: Engine, name: str, expires_days: int | None = None, by: audit.Actor | None = None
+) -> str:
     """Another API key for an existing user."""
     with session(engine) as sess:
         user = sess.scalar(select(User).where(User.name == name))
         if user is None:
             raise errors.NotFound(f"no user {name!r}")
-        return _add_key(sess, user.id, expires_days)
+        return _add_key(sess, user, expires_days, by)
 
 
-def _add_key(sess: Session, user_id: int, expires_days: int | None) -> str:
+def _add_key(sess: Session, user: User, expires_days: int | None, by: audit.Actor | None) -> str:
     token, prefix, secret_hash = new_key()
     expires = utcnow() + timedelta(days=expires_days) if expires_days else None
-    sess.add(ApiKey(user_id=user_id, prefix=prefix, secret_hash=secret_hash, expires_at=expires))
+    key = ApiKey(user_id=user.id, prefix=prefix, secret_hash=secret_hash, expires_at=expires)
+    sess.add(key)
+    sess.flush()
+    # The key's public prefix only: the secret never reaches the trail.
+    after = {"user": user.name, "prefix": prefix, "expires_at": expires.isoformat() if expires else None}
+    audit.record(sess, "api_key", key.id, "key_created", by, after=after)
     return token
 
 
-def revoke_keys(*, engine: Engine, name: str) -> int:
+def revoke_keys(*, engine: Engine, name: str, by: audit.Actor | None = None) -> int:
     """Revoke every key of a user; returns how many were active."""
     with session(engine) as sess:
         query = select(ApiKey).join(User, ApiKey.user_id == User.id)
         keys = sess.scalars(query.where(User.name == name, ApiKey.revoked_at.is_(None))).all()
         for key in keys:
             key.revoked_at = utcnow()
+            after = {"user": name, "prefix": key.prefix, "revoked_at": key.revoked_at.isoformat()}
+            audit.record(sess, "api_key", key.id, "key_revoked", by, before={"revoked_at": None}, after=after)
         user_ids = {key.user_id for key in keys}
     # This process forgets the keys at once; other processes within `CACHE_SECONDS`.
     for user_id in user_ids:

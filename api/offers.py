@@ -15,6 +15,7 @@ from api.auth import Principal
 from api.errors import ConsentMissing
 from api.scope import get_visible
 from fleet import errors, registry
+from fleet.audit import Actor
 from fleet.settings import Settings
 from fleet.tables import Alert, Customer, Machine, Offer, Prediction
 
@@ -139,10 +140,12 @@ def approve(
     if not has_offers_grant(sess, offer.customer_id):
         raise ConsentMissing("the customer has withdrawn its consent to offers")
     edits = {k: v for k, v in {"price": price, "title": title, "reason": reason}.items() if v is not None}
+    before = {"price": offer.price, "title": offer.title, "reason": offer.reason}
     for name, value in edits.items():
         setattr(offer, name, value)
     offer.status, offer.decided_by, offer.decided_at = "approved", by.user_id, now
-    log_event(sess, "offer", offer.id, "approved", by, {"edited": sorted(edits)})
+    after = {"price": offer.price, "title": offer.title, "reason": offer.reason}
+    log_event(sess, "offer", offer.id, "approved", by, {"edited": sorted(edits)}, before=before, after=after)
     customer = sess.get(Customer, offer.customer_id)
     machine = sess.get(Machine, offer.machine_id)
     events.enqueue(sess, offer=offer, customer=customer, machine=machine, settings=settings)
@@ -173,7 +176,9 @@ def record_outcome(
     return offer
 
 
-def revoke_consent(sess: Session, customer_id: int, purpose: str, by: Principal) -> int:
+def revoke_consent(
+    sess: Session, customer_id: int, purpose: str, by: Actor, *, reference: str | None = None
+) -> int:
     """Revoke a data-use purpose and withdraw the customer's undelivered offers; returns how many.
 
     `service` is refused: without it servicecast stops for the customer, which is an erasure.
@@ -182,7 +187,7 @@ def revoke_consent(sess: Session, customer_id: int, purpose: str, by: Principal)
         raise ConsentMissing(
             "revoking 'service' stops servicecast for this customer; ask for erasure instead"
         )
-    registry.revoke_purpose(sess, customer_id, purpose)
+    registry.revoke_purpose(sess, customer_id, purpose, by, reference=reference)
     if purpose != "offers":
         return 0
     return withdraw_for_customer(sess, customer_id, f"{purpose} consent revoked by {by.name}")

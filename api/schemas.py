@@ -17,6 +17,8 @@ MachineId = Annotated[int, Path(ge=1, le=INT32_MAX)]
 AlertId = Annotated[int, Path(ge=1, le=INT64_MAX)]
 OfferId = Annotated[int, Path(ge=1, le=INT64_MAX)]
 CustomerFilter = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
+# The customer's declaration behind a consent change (a contract clause, a letter), kept in the audit trail.
+Reference = Annotated[str | None, Query(min_length=1, max_length=200)]
 MachineFilter = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import contract, errors
+from fleet import audit, contract, errors
 from fleet.db import session
 from fleet.tables import Customer, DataUseGrant, Machine, Site, utcnow
 
@@ -26,8 +26,13 @@ def add_customer(
     name: str | None = None,
     offers: bool = False,
     product_improvement: bool = False,
+    reference: str | None = None,
+    by: audit.Actor | None = None,
 ) -> Customer:
-    """Register a customer; it always grants `service`, `offers` and `product_improvement` only when asked."""
+    """Register a customer; it always grants `service`, `offers` and `product_improvement` only when asked.
+
+    `reference` names the customer's declaration (contract clause, letter) in the audit trail.
+    """
     if not contract.TENANT_PATTERN.match(tenant):
         raise errors.InvalidInput(f"tenant id {tenant!r} must match {contract.TENANT_PATTERN.pattern}")
     try:
@@ -36,8 +41,14 @@ def add_customer(
             sess.add(customer)
             sess.flush()
             wanted = {"service": True, "offers": offers, "product_improvement": product_improvement}
-            for purpose in (p for p in PURPOSES if wanted[p]):
-                sess.add(DataUseGrant(customer_id=customer.id, purpose=purpose, granted_by="cli"))
+            purposes = [p for p in PURPOSES if wanted[p]]
+            for purpose in purposes:
+                sess.add(DataUseGrant(customer_id=customer.id, purpose=purpose, granted_by=_name(by)))
+            sess.flush()
+            after = {"purposes": sorted(purposes)}
+            audit.record(
+                sess, "customer", customer.id, "customer_added", by, {"reference": reference}, after=after
+            )
     except IntegrityError:
         raise errors.AlreadyExists(f"customer {tenant!r} exists already") from None
     return customer
@@ -148,32 +159,74 @@ def auto_register(engine: Engine, keys: Iterable[MachineKey]) -> None:
                 sess.add(Machine(customer_id=customer.id, code=code, auto_registered=True))
 
 
-def grant(*, engine: Engine, tenant: str, purpose: str, by: str) -> None:
+def _name(by: audit.Actor | None) -> str:
+    return by.name if by is not None else "system"
+
+
+def grant(
+    *, engine: Engine, tenant: str, purpose: str, by: audit.Actor | str, reference: str | None = None
+) -> None:
     """Grant a data-use purpose to a customer (idempotent)."""
     with session(engine) as sess:
-        grant_purpose(sess, get_customer(sess, tenant).id, purpose, by)
+        grant_purpose(sess, get_customer(sess, tenant).id, purpose, audit.as_actor(by), reference=reference)
 
 
-def grant_purpose(sess: Session, customer_id: int, purpose: str, by: str) -> None:
-    """Grant a purpose inside the caller's transaction (idempotent)."""
+def grant_purpose(
+    sess: Session, customer_id: int, purpose: str, by: audit.Actor, *, reference: str | None = None
+) -> None:
+    """Grant a purpose inside the caller's transaction (idempotent); a change is audited with `reference`."""
     if purpose not in PURPOSES:
         raise errors.InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}")
     declared = purposes_of(sess, customer_id) - assumed_by_customer(sess, [customer_id])[customer_id]
     if purpose in declared:
         return
-    revoke_purpose(sess, customer_id, purpose)  # a declared grant replaces an assumed one
-    sess.add(DataUseGrant(customer_id=customer_id, purpose=purpose, granted_by=by))
+    before = purposes_of(sess, customer_id)
+    _end_grants(sess, customer_id, purpose)  # a declared grant replaces an assumed one
+    sess.add(DataUseGrant(customer_id=customer_id, purpose=purpose, granted_by=by.name))
     sess.flush()
+    _audit_consent(sess, customer_id, "consent_granted", purpose, by, reference, before)
 
 
-def revoke(*, engine: Engine, tenant: str, purpose: str) -> None:
+def revoke(
+    *, engine: Engine, tenant: str, purpose: str, by: audit.Actor | str, reference: str | None = None
+) -> None:
     """Revoke a data-use purpose; the grant row stays as history."""
     with session(engine) as sess:
-        revoke_purpose(sess, get_customer(sess, tenant).id, purpose)
+        revoke_purpose(sess, get_customer(sess, tenant).id, purpose, audit.as_actor(by), reference=reference)
 
 
-def revoke_purpose(sess: Session, customer_id: int, purpose: str) -> None:
-    """Revoke a purpose inside the caller's transaction."""
+def revoke_purpose(
+    sess: Session, customer_id: int, purpose: str, by: audit.Actor | None, *, reference: str | None = None
+) -> None:
+    """Revoke a purpose inside the caller's transaction; a change is audited with `reference`."""
+    before = purposes_of(sess, customer_id)
+    if purpose in before:
+        _end_grants(sess, customer_id, purpose)
+        _audit_consent(sess, customer_id, "consent_revoked", purpose, by, reference, before)
+
+
+def _audit_consent(
+    sess: Session,
+    customer_id: int,
+    action: str,
+    purpose: str,
+    by: audit.Actor | None,
+    reference: str | None,
+    before: set[str],
+) -> None:
+    audit.record(
+        sess,
+        "customer",
+        customer_id,
+        action,
+        by,
+        {"purpose": purpose, "reference": reference},
+        before={"purposes": sorted(before)},
+        after={"purposes": sorted(purposes_of(sess, customer_id))},
+    )
+
+
+def _end_grants(sess: Session, customer_id: int, purpose: str) -> None:
     for row in sess.scalars(
         select(DataUseGrant).where(
             DataUseGrant.customer_id == customer_id,

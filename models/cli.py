@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from fleet import bootstrap
+from fleet import audit, bootstrap
 
 
 def _engine() -> Engine:
@@ -71,7 +71,7 @@ def promote(version: str) -> None:
     from models import registry
 
     try:
-        info = registry.promote(_engine(), version)
+        info = registry.promote(_engine(), version, by=audit.operator())
     except registry.ModelNotFound as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
@@ -84,7 +84,7 @@ def rollback(machine_type: str) -> None:
     from models import registry
 
     try:
-        info = registry.rollback(_engine(), machine_type)
+        info = registry.rollback(_engine(), machine_type, by=audit.operator())
     except registry.ModelNotFound as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from fleet import audit
 from fleet.db import session
 from fleet.tables import ModelVersion, utcnow
 
@@ -87,22 +88,41 @@ def register(
     return version
 
 
-def promote(engine: Engine, version: str) -> VersionInfo:
+def promote(engine: Engine, version: str, *, by: audit.Actor | None = None) -> VersionInfo:
     """Make `version` the active one of its machine type (the previous one stays for rollback)."""
+    return _activate(engine, version, "promoted", by)
+
+
+def _activate(engine: Engine, version: str, action: str, by: audit.Actor | None) -> VersionInfo:
+    """Make `version` active and audit which version it replaced."""
     with session(engine) as sess:
         row = sess.scalars(select(ModelVersion).where(ModelVersion.version == version)).first()
         if row is None:
             raise ModelNotFound(f"no model version {version!r}")
+        active = select(ModelVersion.version).where(
+            ModelVersion.machine_type == row.machine_type, ModelVersion.active
+        )
+        before = sess.scalar(active)
         sess.execute(
             update(ModelVersion).where(ModelVersion.machine_type == row.machine_type).values(active=False)
         )
         row.active = True
         row.promoted_at = utcnow()
         sess.flush()
+        audit.record(
+            sess,
+            "model_version",
+            row.id,
+            action,
+            by,
+            {"machine_type": row.machine_type},
+            before={"active": before},
+            after={"active": version},
+        )
         return _info(row)
 
 
-def rollback(engine: Engine, machine_type: str) -> VersionInfo:
+def rollback(engine: Engine, machine_type: str, *, by: audit.Actor | None = None) -> VersionInfo:
     """Re-activate the version promoted before the active one of `machine_type`."""
     with session(engine) as sess:
         rows = sess.scalars(
@@ -114,7 +134,7 @@ def rollback(engine: Engine, machine_type: str) -> VersionInfo:
     earlier = [r for r in rows if not r.active and (current is None or r.promoted_at <= current.promoted_at)]
     if not earlier:
         raise ModelNotFound(f"no earlier promoted version of {machine_type!r} to roll back to")
-    return promote(engine, earlier[0].version)
+    return _activate(engine, earlier[0].version, "rolled_back", by)
 
 
 def list_versions(engine: Engine, machine_type: str | None = None) -> list[VersionInfo]:

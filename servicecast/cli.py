@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from api import policy_cli, routing_cli
-from fleet import errors, migrate, registry, telemetry
+from fleet import audit, errors, migrate, registry, telemetry
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import engine_from_settings
 from models import cli as models_cli
@@ -27,6 +27,11 @@ customers_app = typer.Typer(help="Register and list customers (tenants).", no_ar
 machines_app = typer.Typer(help="Register and list machines.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Inspect and replay quarantined messages.", no_args_is_help=True)
 users_app = typer.Typer(help="API users and their keys.", no_args_is_help=True)
+Purpose = Annotated[str, typer.Argument(help="service, offers or product_improvement.")]
+Reference = Annotated[
+    str | None,
+    typer.Option(help="The customer's declaration: contract clause, letter; kept in the audit trail."),
+]
 app.add_typer(db_app, name="db")
 app.add_typer(customers_app, name="customers")
 app.add_typer(machines_app, name="machines")
@@ -83,6 +88,7 @@ def customers_add(
             "--product-improvement", help="The customer allows pooling its data into models for all."
         ),
     ] = False,
+    reference: Reference = None,
 ) -> None:
     """Register a customer; TENANT is its id in MQTT topics."""
     engine = ready_engine(load_settings())
@@ -93,12 +99,46 @@ def customers_add(
             name=name,
             offers=offers,
             product_improvement=product_improvement,
+            reference=reference,
+            by=audit.operator(),
         )
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
+    typer.echo(f"customer {tenant} added (data use: {_purposes(engine, tenant)})")
+
+
+def _purposes(engine, tenant: str) -> str:  # noqa: ANN001
     purposes = registry.active_purposes(engine=engine, tenant=tenant)
-    granted = ", ".join(p for p in registry.PURPOSES if p in purposes)
-    typer.echo(f"customer {tenant} added (data use: {granted})")
+    return ", ".join(p for p in registry.PURPOSES if p in purposes)
+
+
+@customers_app.command("grant")
+def customers_grant(tenant: str, purpose: Purpose, reference: Reference = None) -> None:
+    """Record that customer TENANT allows PURPOSE (offers, product_improvement, service)."""
+    engine = ready_engine(load_settings())
+    try:
+        registry.grant(
+            engine=engine, tenant=tenant, purpose=purpose, by=audit.operator(), reference=reference
+        )
+    except errors.ServicecastError as exc:
+        raise fail(exc, code=EXIT_ERROR) from None
+    typer.echo(f"customer {tenant} allows: {_purposes(engine, tenant)}")
+
+
+@customers_app.command("revoke")
+def customers_revoke(tenant: str, purpose: Purpose, reference: Reference = None) -> None:
+    """Revoke PURPOSE of customer TENANT; revoking offers withdraws its offers not yet sent."""
+    from api.offers import revoke_consent
+    from fleet.db import session
+
+    engine = ready_engine(load_settings())
+    try:
+        with session(engine) as sess:
+            customer = registry.get_customer(sess, tenant)
+            withdrawn = revoke_consent(sess, customer.id, purpose, audit.operator(), reference=reference)
+    except errors.ServicecastError as exc:
+        raise fail(exc, code=EXIT_ERROR) from None
+    typer.echo(f"customer {tenant} allows: {_purposes(engine, tenant)}; {withdrawn} unsent offers withdrawn")
 
 
 @customers_app.command("list")
@@ -239,6 +279,7 @@ def users_add(
             accounts=tuple(account or ()),
             email=email,
             expires_days=expires_days,
+            by=audit.operator(),
         )
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
@@ -254,7 +295,8 @@ def users_key(
     from api import auth
 
     try:
-        typer.echo(auth.issue_key(engine=ready_engine(load_settings()), name=name, expires_days=expires_days))
+        engine = ready_engine(load_settings())
+        typer.echo(auth.issue_key(engine=engine, name=name, expires_days=expires_days, by=audit.operator()))
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
 
@@ -264,7 +306,7 @@ def users_revoke(name: str) -> None:
     """Revoke every API key of a user."""
     from api import auth
 
-    n = auth.revoke_keys(engine=ready_engine(load_settings()), name=name)
+    n = auth.revoke_keys(engine=ready_engine(load_settings()), name=name, by=audit.operator())
     typer.echo(f"revoked {n} key(s) of {name}")
 
 

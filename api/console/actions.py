@@ -188,14 +188,15 @@ def change_grant(
     sess: PageSession,
     who: Actor,
     action: Annotated[Literal["grant", "revoke"], Form()],
+    reference: Annotated[str, Form(max_length=200)] = "",
 ):
-    """Record or withdraw a customer's consent; withdrawing `offers` withdraws unsent offers."""
+    """Record or withdraw a customer's consent and its declaration; revoking `offers` withdraws offers."""
     require(who, "admin")
     customer = get_visible(sess, Customer, customer_id, who, "customer")
     if action == "grant":
-        registry.grant_purpose(sess, customer.id, purpose, who.name)
+        registry.grant_purpose(sess, customer.id, purpose, who, reference=reference.strip() or None)
         return redirect("/admin", f"{customer.name} now allows '{purpose}'.")
-    withdrawn = revoke_consent(sess, customer.id, purpose, who)
+    withdrawn = revoke_consent(sess, customer.id, purpose, who, reference=reference.strip() or None)
     return redirect(
         "/admin", f"{customer.name} no longer allows '{purpose}'; {withdrawn} unsent offers withdrawn."
     )
@@ -222,6 +223,7 @@ def add_user(
         customer=customer.strip() or None,
         accounts=tenants,
         email=email.strip() or None,
+        by=who,
     )
     sess.commit()  # end the page's read snapshot so the list shows the new user
     # Rendered, not redirected: the key must not travel in a cookie or a URL.
@@ -232,7 +234,7 @@ def add_user(
 def revoke_user_keys(request: Request, name: str, who: Actor):
     """Revoke every key of a user."""
     require(who, "admin")
-    count = auth.revoke_keys(engine=request.app.state.engine, name=name)
+    count = auth.revoke_keys(engine=request.app.state.engine, name=name, by=who)
     return redirect("/admin", f"{count} API keys of {name} revoked.")
 
 
@@ -241,7 +243,7 @@ def promote(request: Request, version: str, who: Actor):
     """Make a model version the active one of its machine type."""
     require(who, "admin")
     try:
-        info = model_registry.promote(request.app.state.engine, version)
+        info = model_registry.promote(request.app.state.engine, version, by=who)
     except model_registry.ModelNotFound as exc:
         raise errors.NotFound(str(exc)) from None
     return redirect("/admin", f"Model {info.version} is now active for {info.machine_type}.")

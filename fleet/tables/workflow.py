@@ -114,17 +114,23 @@ class Offer(Base):
 
 
 class WorkflowEvent(Base):
-    """Who did what to an alert or offer, and when: the audit log."""
+    """The audit trail: who did what to which object and when, with the values before and after."""
+
+    # Append-only: triggers refuse UPDATE and DELETE (migration 0009). `actor_id` is no foreign key and
+    # `actor` keeps the name, so a row outlives the user it names (and no ON DELETE ever updates it).
 
     __tablename__ = "workflow_events"
     __table_args__ = (Index("ix_workflow_events_subject", "subject", "subject_id"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    subject: Mapped[str] = mapped_column(String(16))
-    subject_id: Mapped[int] = mapped_column(BigId)
+    subject: Mapped[str] = mapped_column(String(16))  # alert, offer, customer, user, api_key, model_version
+    subject_id: Mapped[int | None] = mapped_column(BigId)
     action: Mapped[str] = mapped_column(String(32))
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str | None] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     data: Mapped[dict] = mapped_column(Json, default=dict)
+    before: Mapped[dict | None] = mapped_column(Json)
+    after: Mapped[dict | None] = mapped_column(Json)
 
 
 class OutboxMessage(Base):
