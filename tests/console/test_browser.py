@@ -95,6 +95,22 @@ def test_field_service_acknowledges_assigns_and_resolves_an_alert(page: Page, co
         assert alert.parts_used == ["bearing 6204", "seal kit"]
 
 
+def test_signing_out_ends_the_session_and_a_copied_cookie_gets_the_sign_in_page(
+    page: Page, console: Console, browser_log: ConsoleLog
+) -> None:
+    browser_log.expected_statuses.add(401)
+    sign_in(page, console, "tech")
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "servicecast_session"]
+    assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (True, "Lax", "/")
+    assert console.world.tokens["tech"] not in cookie["value"]
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{console.url}/login")
+    page.context.add_cookies([cookie])  # as if it had been copied before the sign-out
+    response = page.goto(f"{console.url}/alerts")
+    assert response.status == 401
+    expect(page.get_by_role("alert")).to_contain_text("Your session has ended")
+
+
 def test_account_manager_approves_an_offer_and_the_crm_receives_it(page: Page, console: Console) -> None:
     world = console.world
     offer_id = world.offers["acme"][0]

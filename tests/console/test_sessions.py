@@ -112,7 +112,7 @@ def test_a_cookie_replayed_after_logout_gets_the_sign_in_page_with_401(
     client.cookies.set(COOKIE, cookie)
     replay = client.get("/alerts", follow_redirects=False)
     assert (replay.status_code, heading(replay.text)) == (401, "Sign in")
-    assert "session has ended" in replay.text
+    assert "session has ended" in replay.text and 'name="next" value="/alerts"' in replay.text
     alert_id = world.alerts["acme"][0]
     client.cookies.set(COOKIE, cookie)
     acted = client.post(f"/alerts/{alert_id}/ack", data={"csrf_token": token}, follow_redirects=False)
