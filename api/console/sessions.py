@@ -72,7 +72,7 @@ def _digest(session_id: str) -> str:
 
 
 def start(sess: Session, *, key_id: int, settings: Settings, now: datetime) -> tuple[str, str]:
-    """A new session on an API key: (session id for the cookie, CSRF token); ended ones are purged."""
+    """A new session on an API key: (session id, CSRF token); expired, idle and revoked ones are purged."""
     idle_since = now - timedelta(minutes=settings.console_session_idle_min)
     revoked = select(ApiKey.id).where(ApiKey.revoked_at.is_not(None))
     sess.execute(
@@ -112,7 +112,7 @@ def resume(sess: Session, session_id: str, *, settings: Settings, now: datetime)
     idle = timedelta(minutes=settings.console_session_idle_min)
     principal = auth.principal_of(sess, key, user, now)
     if principal is None or now >= console.expires_at or now - console.last_seen_at >= idle:
-        return None  # its row goes with the next sign-in's purge
+        return None  # its row goes with a later sign-in's purge
     if now - console.last_seen_at >= TOUCH_EVERY:
         console.last_seen_at = now
     return Current(principal, console.csrf_token)
