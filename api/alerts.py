@@ -154,7 +154,7 @@ def resolve(
     by: Principal,
     now: datetime,
 ) -> Alert:
-    """acknowledged/assigned → resolved with a finding, which becomes a label for retraining."""
+    """acknowledged/assigned → resolved with the technician's finding."""
     require_state("alert", alert, ("acknowledged", "assigned"), "resolve")
     if finding not in FINDINGS:
         raise errors.InvalidInput(f"finding must be one of {', '.join(FINDINGS)}")

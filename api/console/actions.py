@@ -111,7 +111,7 @@ def resolve(
     text: OptionalText = "",
     parts_used: OptionalText = "",
 ):
-    """Close the alert with what the technician found; the finding becomes a training label."""
+    """Close the alert with what the technician found (confirmed fault, no fault found, other)."""
     require(who, "alerts:write")
     alert = get_visible(sess, Alert, alert_id, who, "alert")
     parts = [p.strip() for p in parts_used.replace("\n", ",").split(",") if p.strip()]
