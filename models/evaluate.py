@@ -17,8 +17,6 @@ from models import events, metrics
 from models.labels import make_targets, within
 from models.training import train_type
 
-PLOTS_NOTE = "matplotlib is not installed in this environment: the report has tables only, no plots."
-
 
 def backtest(
     panel: pd.DataFrame,
@@ -146,7 +144,7 @@ def write_report(result: dict, folder: Path) -> Path:
     lines = [
         "# Fleet failure-forecast backtest",
         "",
-        f"Trained before {result['split']}, tested from then to {result['end']}. {PLOTS_NOTE}",
+        f"Trained before {result['split']}, tested from then to {result['end']}.",
         "",
         "| metric | pooled |",
         "|---|---|",
