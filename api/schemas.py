@@ -204,12 +204,6 @@ class OutcomeIn(BaseModel):
     revenue: float | None = Field(default=None, ge=0, le=100_000_000)
 
 
-class GrantIn(BaseModel):
-    """A data-use purpose to grant or revoke."""
-
-    purpose: Purpose
-
-
 class LedgerRow(BaseModel):
     """Per model version: how alerts turned out and what offers earned."""
 

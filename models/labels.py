@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-TARGET_COLUMNS = ["ttf_h", "mode", "precursor", "caught", "censor_h"]
-
 
 def _utc(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True).dt.as_unit("ns")

@@ -21,7 +21,6 @@ BAD_PAYLOAD_KINDS = (
     "readings_not_object",
 )
 BAD_PAYLOAD_COLUMNS = ["tenant", "machine", "seq", "ts", "kind"]
-PANEL_COLUMNS = ["tenant", "machine", "machine_type", "seq", "ts", "state", *SENSOR_COLUMNS]
 _NS = 1_000_000_000
 
 
