@@ -8,9 +8,8 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import make_asgi_app
 
-from api import errors
+from api import errors, exposure
 from api.console import actions as console_actions
 from api.console import pages as console_pages
 from api.console.render import HERE as CONSOLE_DIR
@@ -54,6 +53,10 @@ def create_app(settings: Settings) -> FastAPI:
         version="1.0.0",
         description="Failure predictions turned into field-service alerts and proactive service offers.",
         lifespan=lifespan,
+        # Served by api.exposure, publicly, to admins only or not at all (SERVICECAST_API_DOCS).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     errors.install(app)
     # The console's sessions and sign-in throttle read the time here, so tests can move it.
@@ -68,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(console_pages.router)
     app.include_router(console_actions.router)
     app.mount("/static", StaticFiles(directory=CONSOLE_DIR / "static"), name="static")
-    app.mount("/metrics", make_asgi_app())
+    exposure.install(app, settings)
     return app
 
 

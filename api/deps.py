@@ -88,7 +88,7 @@ class ReadConnection:
 
 
 async def get_connection(request: Request) -> AsyncIterator[ReadConnection]:
-    """A read-only connection for a route that reads with Core only: a session costs ~0.1 ms more."""
+    """A read-only connection for a route that reads with Core only (cheaper than a session)."""
     conn = ReadConnection(request.app.state.reader)
     try:
         yield conn
@@ -176,7 +176,7 @@ def allowed(right: str) -> Callable[[auth.Principal], Awaitable[auth.Principal]]
     """A dependency that lets the caller through only if its role has `right` (403 otherwise)."""
 
     # Async because it does no I/O: a sync dependency would cost a thread-pool hop per request. It calls
-    # get_principal itself rather than depending on it: each level of dependencies costs ~0.05 ms.
+    # get_principal itself rather than depending on it: each level of dependencies costs time per request.
     async def check(request: Request, credentials: Credentials) -> auth.Principal:
         principal = await get_principal(request, credentials)
         if not has_right(principal, right):

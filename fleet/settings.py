@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -63,6 +64,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65_535)
     api_workers: int = Field(default=1, ge=1, le=64)
+    api_docs: Literal["public", "admin", "off"] = "public"
+    api_metrics: Literal["public", "admin", "off"] = "public"
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     smtp_url: str | None = None

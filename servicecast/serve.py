@@ -48,9 +48,9 @@ def serve(options: ServeOptions, workers: int) -> None:
     """Run `workers` processes until SIGINT or SIGTERM, starting a new one for any that dies.
 
     uvicorn's own workers share one listening socket, and a worker that wakes for new connections
-    accepts every one waiting: 50 clients connecting together were split as unevenly as 9/41, and the
-    busier worker's clients waited twice as long. With a socket per worker the kernel spreads new
-    connections over the workers by their addresses.
+    accepts every one waiting, so clients connecting together can pile onto one worker (measured in
+    docs/benchmarks.md). With a socket per worker the kernel spreads new connections over the workers
+    by their addresses.
     """
     context = multiprocessing.get_context("spawn")
     stopping = False

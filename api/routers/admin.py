@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
@@ -12,6 +14,7 @@ from fleet import migrate
 from fleet.tables import Alert, Offer
 
 router = APIRouter(tags=["admin"])
+log = logging.getLogger(__name__)
 
 
 @router.get("/me", response_model=schemas.MeOut)
@@ -85,8 +88,10 @@ def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is current."""
     try:
         revision = migrate.current_revision(request.app.state.engine)
-    except Exception as exc:  # noqa: BLE001
-        return JSONResponse({"error": "not_ready", "detail": f"database: {exc}"[:300]}, status_code=503)
+    except Exception:  # noqa: BLE001
+        # The cause (host, driver message) is for the operator's log, not for whoever asks.
+        log.warning("readyz: the database does not answer", exc_info=True)
+        return JSONResponse({"error": "not_ready", "detail": "database unavailable"}, status_code=503)
     if revision != migrate.head_revision():
         detail = f"schema at {revision}, code expects {migrate.head_revision()}"
         return JSONResponse({"error": "not_ready", "detail": detail}, status_code=503)
