@@ -75,6 +75,7 @@ class Mosquitto:
             "max_queued_messages 0",
             "max_queued_bytes 0",
             "max_inflight_messages 0",
+            "max_packet_size 262144",  # as deploy/mosquitto.conf
             "log_dest stderr",
             "log_type error",
             "log_type warning",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -53,6 +54,11 @@ class Settings(BaseSettings):
     ingest_batch_ms: int = Field(default=100, ge=1)
     ingest_queue_size: int = Field(default=2000, ge=10, le=65_535)
     ingest_max_payload_bytes: int = Field(default=65_536, ge=64)
+    ingest_queue_bytes: int = Field(default=64 * 2**20, ge=2**16)
+    ingest_quarantine_prefix_bytes: int = Field(default=1024, ge=0)
+    ingest_max_readings: int = Field(default=256, ge=1)
+    ingest_future_margin_s: float = Field(default=300.0, ge=0)
+    ingest_ts_floor: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     ingest_retry_max_s: float = Field(default=10.0, gt=0)
     metrics_port: int | None = Field(default=None, ge=0, le=65_535)
     metrics_host: str = "127.0.0.1"
@@ -90,6 +96,11 @@ class Settings(BaseSettings):
         if 86_400 % value:
             raise ValueError("must divide a day (86,400 s), e.g. 600, 900, 3600")
         return value
+
+    @field_validator("ingest_ts_floor")
+    @classmethod
+    def _ingest_ts_floor(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
     @field_validator("database_url")
     @classmethod

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet.db import session
@@ -63,6 +63,15 @@ def insert_telemetry(conn: Connection, rows: Sequence[dict]) -> int:
     return conn.exec_driver_sql(_UPSERT_SQL[conn.dialect.name], params).rowcount
 
 
+def stored_rows(conn: Connection, keys: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int], dict]:
+    """Stored ts, readings, fw and extra by (machine_id, seq), for (customer_id, machine_id, seq) keys."""
+    t = Telemetry.__table__.c
+    query = select(t.machine_id, t.seq, t.ts, t.readings, t.fw, t.extra).where(
+        tuple_(t.customer_id, t.machine_id, t.seq).in_(list(keys))
+    )
+    return {(row.machine_id, row.seq): row._asdict() for row in conn.execute(query)}
+
+
 def insert_quarantine(conn: Connection, rows: Sequence[dict]) -> int:
     """Insert quarantine rows, once per distinct raw message (by digest); returns how many were new."""
     if not rows:
@@ -91,6 +100,24 @@ def pending_quarantine(
         query = query.limit(limit)
     with session(engine) as sess:
         return list(sess.scalars(query))
+
+
+def quarantine_pages(
+    engine: Engine, *, reason: str | None = None, page_size: int = 500
+) -> Iterator[list[Quarantine]]:
+    """Quarantined messages not replayed yet, oldest first, a page at a time (keyset, not offset)."""
+    after = 0
+    while True:
+        query = select(Quarantine).where(Quarantine.replayed_at.is_(None), Quarantine.id > after)
+        if reason:
+            query = query.where(Quarantine.reason == reason)
+        with session(engine) as sess:
+            page = list(sess.scalars(query.order_by(Quarantine.id).limit(page_size)))
+            sess.expunge_all()
+        if not page:
+            return
+        yield page
+        after = page[-1].id
 
 
 def count_telemetry(engine: Engine) -> int:

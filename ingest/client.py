@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
 import ssl
 import threading
 import time
@@ -15,6 +14,7 @@ from paho.mqtt.properties import Properties
 
 from fleet.settings import MqttEndpoint
 from ingest import metrics
+from ingest.inbox import Inbox
 from ingest.schemas import Envelope
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class MqttSource:
         self,
         *,
         endpoint: MqttEndpoint,
-        inbox: queue.Queue[Envelope],
+        inbox: Inbox,
         client_id: str,
         subscription: str,
         protocol: str = "5",
@@ -165,11 +165,7 @@ class MqttSource:
             # A topic that is not UTF-8 still has to reach quarantine, byte for byte in its payload.
             topic = message._topic.decode("utf-8", "replace")
         envelope = Envelope(topic, message.payload, message.qos, message.mid, time.time(), self.generation)
-        try:
-            self.inbox.put_nowait(envelope)
-        except queue.Full:
-            if not self._full_logged:
-                log.warning("ingest queue full; slowing the network loop until the writer catches up")
-                self._full_logged = True
-            # Blocking here pushes back on the broker through TCP; dropping would lose an unacked message.
-            self.inbox.put(envelope)
+        # Blocking here pushes back on the broker through TCP; dropping would lose an unacked message.
+        if self.inbox.put(envelope) and not self._full_logged:
+            log.warning("ingest queue full; slowed the network loop until the writer caught up")
+            self._full_logged = True

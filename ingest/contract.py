@@ -3,20 +3,51 @@
 from __future__ import annotations
 
 import json
-import math
-from datetime import datetime
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from fleet import contract
 from ingest.schemas import Reading, Rejection
 
 KNOWN_FIELDS = frozenset({"v", "seq", "ts", "readings", "fw"})
 MAX_SEQ = 2**63 - 1
-MAX_SENSOR_NAME = 64
 MAX_FW = 64
+FLOAT_MAX = sys.float_info.max
+# Topics and sensor names already checked; bounded so that a flood of new names cannot grow them forever.
+_CACHE_LIMIT = 100_000
+_topics: dict[str, tuple[str, str]] = {}
+_sensor_names: set[str] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the ingester accepts beyond the shape of v1: sizes, counts and a plausible time range."""
+
+    max_bytes: int = 65_536
+    max_readings: int = 256
+    future_margin: timedelta = timedelta(minutes=5)
+    ts_floor: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+
+    @classmethod
+    def from_settings(cls, settings) -> Limits:
+        """The limits of SERVICECAST_INGEST_*."""
+        return cls(
+            max_bytes=settings.ingest_max_payload_bytes,
+            max_readings=settings.ingest_max_readings,
+            future_margin=timedelta(seconds=settings.ingest_future_margin_s),
+            ts_floor=settings.ingest_ts_floor,
+        )
+
+
+DEFAULT_LIMITS = Limits()
 
 
 def parse_topic(topic: str) -> tuple[str, str] | Rejection:
     """`fleet/{tenant}/{machine}/telemetry` → (tenant, machine)."""
+    known = _topics.get(topic)
+    if known is not None:
+        return known
     parts = topic.split("/")
     if len(parts) != 4 or parts[0] != contract.TOPIC_ROOT or parts[3] != contract.TOPIC_LEAF:
         return Rejection("bad_topic", f"topic {topic[:200]!r} is not fleet/{{tenant}}/{{machine}}/telemetry")
@@ -25,20 +56,17 @@ def parse_topic(topic: str) -> tuple[str, str] | Rejection:
         return Rejection("bad_topic", f"tenant id {tenant[:80]!r} has characters outside [A-Za-z0-9._-]")
     if not contract.MACHINE_PATTERN.match(machine):
         return Rejection("bad_topic", f"machine id {machine[:140]!r} has characters outside [A-Za-z0-9._-]")
+    if len(_topics) >= _CACHE_LIMIT:
+        _topics.clear()
+    _topics[topic] = tenant, machine
     return tenant, machine
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def parse_ts(raw: object) -> datetime | Rejection:
-    """An ISO 8601 timestamp with an offset (or Z) → aware datetime."""
-    if not isinstance(raw, str):
+def parse_ts(
+    raw: object, limits: Limits = DEFAULT_LIMITS, latest: datetime | None = None
+) -> datetime | Rejection:
+    """An ISO 8601 timestamp with an offset (or Z), from the floor to `latest` → aware datetime in UTC."""
+    if type(raw) is not str:
         return Rejection("wrong_type", f"ts must be an ISO 8601 string, got {type(raw).__name__}")
     try:
         ts = datetime.fromisoformat(raw)
@@ -46,74 +74,115 @@ def parse_ts(raw: object) -> datetime | Rejection:
         return Rejection("bad_timestamp", f"ts {raw[:60]!r} is not ISO 8601")
     if ts.tzinfo is None:
         return Rejection("bad_timestamp", f"ts {raw[:60]!r} has no UTC offset (end it with Z)")
-    return ts
+    # Compared before any conversion: converting year 1 or 9999 with an offset to UTC overflows.
+    if ts < limits.ts_floor:
+        return Rejection("bad_timestamp", f"ts {raw[:60]!r} is before {limits.ts_floor.isoformat()}")
+    if latest is None:
+        latest = datetime.now(UTC) + limits.future_margin
+    if ts > latest:
+        return Rejection(
+            "bad_timestamp",
+            f"ts {raw[:60]!r} is in the future (later than {latest.isoformat()} by our clock)",
+        )
+    return ts if ts.tzinfo is UTC else ts.astimezone(UTC)
 
 
-def _check_readings(raw: object) -> dict | Rejection:
-    if not isinstance(raw, dict):
+def _check_readings(raw: object, max_readings: int) -> dict | Rejection:
+    if type(raw) is not dict:
         return Rejection("wrong_type", f"readings must be an object, got {type(raw).__name__}")
+    if len(raw) > max_readings:
+        return Rejection("bad_value", f"readings has {len(raw)} sensors, the limit is {max_readings}")
+    names = _sensor_names
     for name, value in raw.items():
-        if len(name) > MAX_SENSOR_NAME or not name:
-            return Rejection(
-                "bad_value", f"sensor name {name[:80]!r} must have 1 to {MAX_SENSOR_NAME} characters"
-            )
-        if value is None:
-            continue
-        if not _is_number(value):
-            return Rejection("wrong_type", f"readings.{name} must be a number, got {type(value).__name__}")
-        if not math.isfinite(value):
-            return Rejection("bad_value", f"readings.{name} is {value}, not a finite number")
+        if name not in names:
+            if not contract.SENSOR_PATTERN.match(name):
+                return Rejection("bad_value", f"sensor name {name[:80]!r} is not 1 to 64 of [A-Za-z0-9_]")
+            if len(names) >= _CACHE_LIMIT:
+                names.clear()
+            names.add(name)
+        kind = type(value)
+        if kind is float:
+            if value - value != 0.0:  # inf - inf and nan - nan are nan
+                return Rejection("bad_value", f"readings.{name} is {value}, not a finite number")
+        elif kind is int:
+            if not -FLOAT_MAX <= value <= FLOAT_MAX:
+                return Rejection("bad_value", f"readings.{name} is an integer outside the float range")
+        elif value is not None:
+            return Rejection("wrong_type", f"readings.{name} must be a number, got {kind.__name__}")
     return raw
 
 
-def parse_payload(body: object) -> tuple[int, datetime, dict, str | None, dict | None] | Rejection:
-    """Check a decoded JSON body against contract v1."""
-    if not isinstance(body, dict):
-        return Rejection("wrong_type", f"payload must be a JSON object, got {type(body).__name__}")
-    version = body.get("v", contract.PAYLOAD_VERSION)
-    if version != contract.PAYLOAD_VERSION or isinstance(version, bool):
-        return Rejection("unsupported_version", f"payload version {version!r} is not supported (expected 1)")
-    for name in ("seq", "ts", "readings"):
-        if name not in body:
-            return Rejection("missing_field", f"{name} is required")
-    seq = body["seq"]
-    if not _is_int(seq):
-        return Rejection("wrong_type", f"seq must be an integer, got {type(seq).__name__}")
-    if not 0 <= seq <= MAX_SEQ:
-        return Rejection("bad_value", f"seq {seq} is outside 0..2^63-1")
-    ts = parse_ts(body["ts"])
-    if isinstance(ts, Rejection):
-        return ts
-    readings = _check_readings(body["readings"])
-    if isinstance(readings, Rejection):
-        return readings
-    fw = body.get("fw")
-    if fw is not None and not isinstance(fw, str):
-        return Rejection("wrong_type", f"fw must be a string, got {type(fw).__name__}")
-    if fw is not None and len(fw) > MAX_FW:
-        return Rejection("bad_value", f"fw has {len(fw)} characters, the limit is {MAX_FW}")
-    extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS} or None
-    return seq, ts, readings, fw, extra
-
-
-def parse_message(topic: str, payload: bytes, *, max_bytes: int = 65_536) -> Reading | Rejection:
-    """Topic and raw bytes → a Reading, or a Rejection with a precise reason."""
-    where = parse_topic(topic)
-    if isinstance(where, Rejection):
-        return where
-    if len(payload) > max_bytes:
-        return Rejection("too_large", f"payload has {len(payload)} bytes, the limit is {max_bytes}")
+def _unicode_problem(payload: bytes, body: object) -> Rejection | None:
+    """A NUL or a lone surrogate from a JSON escape: text neither store can hold."""
     if b"\\u0000" in payload:
         # PostgreSQL text and JSONB cannot hold NUL; refusing here keeps one message from blocking a batch.
         return Rejection("bad_value", "payload contains a NUL character (\\u0000)")
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return Rejection("bad_value", f"payload has a string that is not valid UTF-8: {exc.reason}")
+    except RecursionError:
+        return Rejection("bad_value", "payload is nested too deeply")
+    return None
+
+
+def parse_payload(
+    body: object, limits: Limits = DEFAULT_LIMITS, latest: datetime | None = None
+) -> tuple[int, datetime, dict, str | None, dict | None] | Rejection:
+    """Check a decoded JSON body against contract v1."""
+    if type(body) is not dict:
+        return Rejection("wrong_type", f"payload must be a JSON object, got {type(body).__name__}")
+    version = body.get("v", contract.PAYLOAD_VERSION)
+    if version != contract.PAYLOAD_VERSION or isinstance(version, bool):
+        return Rejection(
+            "unsupported_version", f"payload version {repr(version)[:40]} is not supported (expected 1)"
+        )
+    try:
+        seq, ts, readings = body["seq"], body["ts"], body["readings"]
+    except KeyError as exc:
+        return Rejection("missing_field", f"{exc.args[0]} is required")
+    if type(seq) is not int:
+        return Rejection("wrong_type", f"seq must be an integer, got {type(seq).__name__}")
+    if not 0 <= seq <= MAX_SEQ:
+        return Rejection("bad_value", f"seq {str(seq)[:40]} is outside 0..2^63-1")
+    ts = parse_ts(ts, limits, latest)
+    if type(ts) is Rejection:
+        return ts
+    readings = _check_readings(readings, limits.max_readings)
+    if type(readings) is Rejection:
+        return readings
+    fw = body.get("fw")
+    if fw is not None:
+        if type(fw) is not str:
+            return Rejection("wrong_type", f"fw must be a string, got {type(fw).__name__}")
+        if len(fw) > MAX_FW:
+            return Rejection("bad_value", f"fw has {len(fw)} characters, the limit is {MAX_FW}")
+    known = 3 + ("v" in body) + (fw is not None or "fw" in body)
+    extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS} if len(body) > known else None
+    return seq, ts, readings, fw, extra
+
+
+def parse_message(
+    topic: str, payload: bytes, *, limits: Limits = DEFAULT_LIMITS, now: datetime | None = None
+) -> Reading | Rejection:
+    """Topic and raw bytes → a Reading, or a Rejection with a precise reason; never raises."""
+    where = parse_topic(topic)
+    if type(where) is Rejection:
+        return where
+    if len(payload) > limits.max_bytes:
+        return Rejection("too_large", f"payload has {len(payload)} bytes, the limit is {limits.max_bytes}")
     try:
         body = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError as exc:
         return Rejection("malformed_json", f"payload is not UTF-8: {exc.reason} at byte {exc.start}")
     except (ValueError, RecursionError) as exc:
-        return Rejection("malformed_json", f"payload is not JSON: {exc}")
-    parsed = parse_payload(body)
-    if isinstance(parsed, Rejection):
+        return Rejection("malformed_json", f"payload is not JSON: {str(exc)[:200]}")
+    if b"\\u" in payload:
+        problem = _unicode_problem(payload, body)
+        if problem is not None:
+            return problem
+    parsed = parse_payload(body, limits, None if now is None else now + limits.future_margin)
+    if type(parsed) is Rejection:
         return parsed
     seq, ts, readings, fw, extra = parsed
     return Reading(where[0], where[1], seq, ts, readings, fw, extra)

@@ -1,8 +1,13 @@
-"""Prometheus metrics of the ingester, exposed on SERVICECAST_METRICS_PORT."""
+"""Prometheus metrics and readiness of the ingester, served on SERVICECAST_METRICS_PORT."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 MESSAGES = Counter("servicecast_ingest_messages", "Messages handled by the ingester, by outcome", ["outcome"])
 QUARANTINED = Counter("servicecast_ingest_quarantined", "Messages put in quarantine, by reason", ["reason"])
@@ -20,7 +25,39 @@ RECONNECTS = Counter("servicecast_ingest_reconnects", "Connections to the broker
 DB_ERRORS = Counter("servicecast_ingest_db_errors", "Failed batch commits (retried)")
 QUEUE_DEPTH = Gauge("servicecast_ingest_queue_depth", "Messages received and not yet committed")
 
+# Readiness: a mapping of part → state, and whether every part is as it should be.
+Readiness = Callable[[], tuple[bool, dict[str, str]]]
 
-def serve(port: int, host: str = "127.0.0.1") -> None:
-    """Expose /metrics for Prometheus on host:port."""
-    start_http_server(port, addr=host)
+
+def _handler(ready: Readiness) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, generate_latest())
+            elif path == "/readyz":
+                ok, parts = ready()
+                body = json.dumps({"ready": ok, **parts}).encode()
+                self._send(200 if ok else 503, "application/json", body)
+            else:
+                self._send(404, "text/plain", b"not found: try /metrics or /readyz\n")
+
+        def _send(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass  # scrapes every few seconds would drown the ingester's own log
+
+    return Handler
+
+
+def serve(port: int, host: str = "127.0.0.1", *, ready: Readiness) -> ThreadingHTTPServer:
+    """Serve /metrics (Prometheus) and /readyz (200 or 503 with what is wrong) on host:port."""
+    server = ThreadingHTTPServer((host, port), _handler(ready))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="servicecast-metrics", daemon=True).start()
+    return server

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fleet import registry, telemetry
 from ingest import contract
+from ingest.contract import DEFAULT_LIMITS, Limits
 from ingest.schemas import Outcome, Reading, Rejection
 
 log = logging.getLogger(__name__)
@@ -24,71 +25,144 @@ def digest(topic: str, payload: bytes) -> str:
     return hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
 
 
-def quarantine_row(topic: str, payload: bytes, rejection: Rejection, received_at: datetime) -> dict:
-    """The quarantine row of a rejected message, keyed by its digest."""
+def _text(value: str) -> str:
+    """Text any store can hold: no lone surrogates, no NUL."""
+    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
+def quarantine_row(
+    topic: str, payload: bytes, rejection: Rejection, received_at: datetime, *, keep_bytes: int | None = None
+) -> dict:
+    """The quarantine row of a rejected message, keyed by its digest; at most `keep_bytes` of a large one."""
+    detail, original_size = rejection.detail, None
+    if keep_bytes is not None and len(payload) > keep_bytes:
+        detail += f"; kept the first {keep_bytes} bytes (sha256 {hashlib.sha256(payload).hexdigest()})"
+        original_size = len(payload)
     return {
-        "topic": topic,
-        "payload": payload,
+        "topic": _text(topic),
+        "payload": payload if original_size is None else payload[:keep_bytes],
+        "original_size": original_size,
         "reason": rejection.reason,
-        "detail": rejection.detail,
+        "detail": _text(detail),
         "digest": digest(topic, payload),
         "received_at": received_at,
     }
 
 
+def _number(value: object) -> object:
+    return float(value) if type(value) is int and abs(value) < 2**1023 else value
+
+
+def _normal(value: object) -> object:
+    """JSON as the stores give it back: PostgreSQL may turn 1e300 into an integer, 2.0 into 2."""
+    if type(value) is dict:
+        return {k: _normal(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_normal(v) for v in value]
+    return _number(value)
+
+
+def same_content(stored: dict, row: dict) -> bool:
+    """Whether a stored telemetry row carries what `row` would have written (ts, readings, fw, extra)."""
+    return (
+        stored["ts"] == row["ts"]
+        and stored["fw"] == row["fw"]
+        and _normal(stored["readings"]) == _normal(row["readings"])
+        and _normal(stored["extra"]) == _normal(row["extra"])
+    )
+
+
+def conflict(row: dict, stored: dict) -> Rejection:
+    """The rejection of a message whose key is taken by a row with other content."""
+    return Rejection(
+        "seq_conflict",
+        f"seq {row['seq']} of this machine is stored already with other content (stored ts "
+        f"{stored['ts'].isoformat()}, this ts {row['ts'].isoformat()}); a restarted seq needs a new one",
+    )
+
+
 class Pipeline:
     """The one code path from raw messages to telemetry and quarantine rows."""
 
-    def __init__(self, *, engine: Engine, auto_register: bool = False, max_bytes: int = 65_536) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        auto_register: bool = False,
+        limits: Limits = DEFAULT_LIMITS,
+        keep_bytes: int = 1024,
+    ) -> None:
         self.engine = engine
         self.auto_register = auto_register
-        self.max_bytes = max_bytes
+        self.limits = limits
+        self.keep_bytes = keep_bytes
         self._ids: dict[registry.MachineKey, tuple[int, int]] = {}
 
     def store(self, messages: Sequence[RawMessage]) -> tuple[Outcome, list[Reading | Rejection]]:
         """Write a batch; returns the counts and, per message, its reading or why it was quarantined."""
+        now, limits, parse = datetime.now(UTC), self.limits, contract.parse_message
         results: list[Reading | Rejection] = [
-            contract.parse_message(topic, payload, max_bytes=self.max_bytes) for topic, payload, _ in messages
+            parse(topic, payload, limits=limits, now=now) for topic, payload, _ in messages
         ]
-        keys = {(r.tenant, r.machine) for r in results if isinstance(r, Reading)}
+        keys = {(r.tenant, r.machine) for r in results if type(r) is Reading}
         self._resolve(keys)
         unknown = keys - self._ids.keys()
         if unknown:
             results = self._reject_unknown(results, unknown)
-        rows, seen = [], set()
-        quarantine_rows = []
-        for (topic, payload, received_at), result in zip(messages, results, strict=True):
-            at = datetime.fromtimestamp(received_at, UTC)
-            if isinstance(result, Rejection):
-                quarantine_rows.append(quarantine_row(topic, payload, result, at))
+        rows: list[dict] = []
+        origin: list[int] = []  # index in `messages` of each row
+        seen: dict[tuple[int, int], dict] = {}
+        for i, result in enumerate(results):
+            if type(result) is not Reading:
                 continue
             customer_id, machine_id = self._ids[(result.tenant, result.machine)]
+            row = {
+                "customer_id": customer_id,
+                "machine_id": machine_id,
+                "seq": result.seq,
+                "ts": result.ts,
+                "readings": result.readings,
+                "fw": result.fw,
+                "extra": result.extra,
+                "received_at": datetime.fromtimestamp(messages[i][2], UTC),
+            }
             key = (machine_id, result.seq)
-            if key in seen:
-                continue
-            seen.add(key)
-            rows.append(
-                {
-                    "customer_id": customer_id,
-                    "machine_id": machine_id,
-                    "seq": result.seq,
-                    "ts": result.ts,
-                    "readings": result.readings,
-                    "fw": result.fw,
-                    "extra": result.extra,
-                    "received_at": at,
-                }
-            )
+            first = seen.get(key)
+            if first is None:
+                seen[key] = row
+                rows.append(row)
+                origin.append(i)
+            elif not same_content(first, row):
+                results[i] = conflict(row, first)
         with self.engine.begin() as conn:
             stored = telemetry.insert_telemetry(conn, rows)
+            if stored < len(rows):
+                # Fewer new rows than sent: tell redeliveries (same content) from a reused seq.
+                found = telemetry.stored_rows(
+                    conn, [(r["customer_id"], r["machine_id"], r["seq"]) for r in rows]
+                )
+                for row, i in zip(rows, origin, strict=True):
+                    old = found[(row["machine_id"], row["seq"])]
+                    if not same_content(old, row):
+                        results[i] = conflict(row, old)
+            quarantine_rows = [
+                quarantine_row(
+                    topic, payload, result, datetime.fromtimestamp(at, UTC), keep_bytes=self._keep(result)
+                )
+                for (topic, payload, at), result in zip(messages, results, strict=True)
+                if type(result) is Rejection
+            ]
             telemetry.insert_quarantine(conn, quarantine_rows)
         committed = datetime.now(UTC)
         outcome = Outcome(stored=stored, quarantined=len(quarantine_rows))
         outcome.duplicates = len(messages) - len(quarantine_rows) - stored
-        for rejection in (r for r in results if isinstance(r, Rejection)):
+        for rejection in (r for r in results if type(r) is Rejection):
             outcome.add_reason(rejection.reason)
         outcome.lags = [(committed - row["ts"]).total_seconds() for row in rows]
         return outcome, results
+
+    def _keep(self, rejection: Rejection) -> int | None:
+        return self.keep_bytes if rejection.reason == "too_large" else None
 
     def _resolve(self, keys: set[registry.MachineKey]) -> None:
         missing = keys - self._ids.keys()

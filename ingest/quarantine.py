@@ -8,10 +8,11 @@ from sqlalchemy import Engine, update
 
 from fleet import telemetry
 from fleet.tables import Quarantine, utcnow
+from ingest.contract import DEFAULT_LIMITS, Limits
 from ingest.pipeline import Pipeline
 from ingest.schemas import Reading, Rejection
 
-REPLAY_CHUNK = 500
+REPLAY_PAGE = 500
 
 
 @dataclass
@@ -21,20 +22,32 @@ class ReplayReport:
     examined: int = 0
     stored: int = 0
     duplicates: int = 0
+    not_replayable: int = 0
     still_quarantined: dict[str, int] = field(default_factory=dict)
 
 
 def replay(
-    *, engine: Engine, reason: str | None = None, auto_register: bool = False, max_bytes: int = 65_536
+    *,
+    engine: Engine,
+    reason: str | None = None,
+    auto_register: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+    page_size: int = REPLAY_PAGE,
 ) -> ReplayReport:
-    """Run quarantined messages through the ingest pipeline again; idempotent, so safe to repeat."""
-    pipeline = Pipeline(engine=engine, auto_register=auto_register, max_bytes=max_bytes)
+    """Run quarantined messages through the ingest pipeline again, a page at a time; safe to repeat.
+
+    Rows that keep only a prefix of their payload (`original_size` set) cannot be replayed; they are
+    counted in `not_replayable` and stay as they are.
+    """
+    pipeline = Pipeline(engine=engine, auto_register=auto_register, limits=limits)
     report = ReplayReport()
-    rows = telemetry.pending_quarantine(engine, reason=reason)
-    for start in range(0, len(rows), REPLAY_CHUNK):
-        chunk = rows[start : start + REPLAY_CHUNK]
+    for page in telemetry.quarantine_pages(engine, reason=reason, page_size=page_size):
+        report.examined += len(page)
+        chunk = [row for row in page if row.original_size is None]
+        report.not_replayable += len(page) - len(chunk)
+        if not chunk:
+            continue
         outcome, results = pipeline.store([(r.topic, r.payload, r.received_at.timestamp()) for r in chunk])
-        report.examined += len(chunk)
         report.stored += outcome.stored
         report.duplicates += outcome.duplicates
         done = [row.id for row, result in zip(chunk, results, strict=True) if isinstance(result, Reading)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
 import signal
 import threading
 
@@ -12,14 +11,16 @@ from sqlalchemy import Engine
 from fleet.settings import MqttEndpoint, Settings
 from ingest import metrics
 from ingest.client import MqttSource
+from ingest.contract import Limits
+from ingest.inbox import Inbox
 from ingest.pipeline import Pipeline
-from ingest.schemas import Envelope
 from ingest.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FATAL = 3
+EXIT_WRITER_DIED = 4
 
 
 class Ingester:
@@ -29,7 +30,7 @@ class Ingester:
         self, *, settings: Settings, engine: Engine, endpoint: MqttEndpoint, client_id: str | None = None
     ) -> None:
         self.settings = settings
-        self.inbox: queue.Queue[Envelope] = queue.Queue(maxsize=settings.ingest_queue_size)
+        self.inbox = Inbox(max_messages=settings.ingest_queue_size, max_bytes=settings.ingest_queue_bytes)
         self.source = MqttSource(
             endpoint=endpoint,
             inbox=self.inbox,
@@ -43,7 +44,8 @@ class Ingester:
             pipeline=Pipeline(
                 engine=engine,
                 auto_register=settings.ingest_auto_register,
-                max_bytes=settings.ingest_max_payload_bytes,
+                limits=Limits.from_settings(settings),
+                keep_bytes=settings.ingest_quarantine_prefix_bytes,
             ),
             inbox=self.inbox,
             on_committed=self.source.ack,
@@ -77,10 +79,16 @@ class Ingester:
         )
         return flushed
 
+    def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Whether this ingester stores what it receives: its writer runs and it is subscribed."""
+        writer = "running" if self.writer.alive else "dead"
+        broker = "subscribed" if self.source.subscribed.is_set() else "not subscribed"
+        return writer == "running" and broker == "subscribed", {"writer": writer, "broker": broker}
+
     def run(self) -> int:
-        """Run until SIGTERM/SIGINT or a fatal broker answer; returns the process exit code."""
+        """Run until SIGTERM/SIGINT, a fatal broker answer or a dead writer; returns the exit code."""
         if self.settings.metrics_port is not None:
-            metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
+            metrics.serve(self.settings.metrics_port, self.settings.metrics_host, ready=self.readiness)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self._stop.set())
         self.start()
@@ -89,5 +97,11 @@ class Ingester:
                 self.stop()
                 log.error("giving up: %s", self.source.fatal)
                 return EXIT_FATAL
+            if not self.writer.alive:
+                # Alive but storing nothing is the worst state: exit so that a supervisor restarts us.
+                self.source.stop_receiving()
+                self.source.close()
+                log.error("exiting: the writer thread died; unacknowledged messages will be redelivered")
+                return EXIT_WRITER_DIED
         self.stop()
         return EXIT_OK

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -11,10 +10,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from fleet import telemetry
 from ingest import metrics
+from ingest.inbox import Inbox
 from ingest.pipeline import Pipeline, quarantine_row
 from ingest.schemas import Envelope, Outcome, Rejection
 
@@ -22,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # Flush early when the stream pauses this long: a small broker in-flight window must not cost a full linger.
 IDLE_FLUSH_S = 0.01
+# The database is away, locked or read-only (a failover): retry the whole batch, acknowledge nothing.
+UNAVAILABLE = (OperationalError, InterfaceError, InternalError, DisconnectionError, PoolTimeout)
 DATA_ERRORS = (IntegrityError, DataError)
 
 
@@ -43,7 +53,7 @@ class BatchWriter:
         self,
         *,
         pipeline: Pipeline,
-        inbox: queue.Queue[Envelope],
+        inbox: Inbox,
         on_committed: Callable[[list[Envelope]], None],
         batch_size: int = 500,
         batch_s: float = 0.1,
@@ -60,6 +70,7 @@ class BatchWriter:
         self.stats = WriterStats()
         self.reasons: dict[str, int] = {}
         self.unflushed = 0
+        self.died = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="servicecast-writer", daemon=True)
 
@@ -73,7 +84,20 @@ class BatchWriter:
         self._thread.join(timeout)
         return not self._thread.is_alive() and self.unflushed == 0
 
+    @property
+    def alive(self) -> bool:
+        """Whether the thread runs (or has not been started yet) and has not died."""
+        return not self.died.is_set()
+
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:
+            # Nothing is acked from now on; the process must notice and exit (see Ingester.run).
+            self.died.set()
+            log.exception("the writer thread died; %d messages stay unacknowledged", self.inbox.qsize())
+
+    def _loop(self) -> None:
         while True:
             batch = self._collect()
             if not batch:
@@ -87,26 +111,12 @@ class BatchWriter:
             self.on_committed(batch)
 
     def _collect(self) -> list[Envelope]:
-        try:
-            first = self.inbox.get(timeout=0.05 if self._stopping.is_set() else 0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.batch_s
-        while len(batch) < self.batch_size:
-            try:
-                batch.append(self.inbox.get_nowait())
-                continue
-            except queue.Empty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self.inbox.get(timeout=min(IDLE_FLUSH_S, remaining)))
-            except queue.Empty:
-                break
-        return batch
+        return self.inbox.get_batch(
+            self.batch_size,
+            wait_s=0.05 if self._stopping.is_set() else 0.2,
+            linger_s=self.batch_s,
+            idle_s=IDLE_FLUSH_S,
+        )
 
     def _commit(self, batch: list[Envelope]) -> bool:
         """Commit the batch, retrying while the database refuses; False only when stopping gave up."""
@@ -115,7 +125,7 @@ class BatchWriter:
             started = time.perf_counter()
             try:
                 outcome = self._store(batch)
-            except SQLAlchemyError as exc:
+            except UNAVAILABLE as exc:
                 failures += 1
                 self.stats.db_errors += 1
                 metrics.DB_ERRORS.inc()
@@ -142,16 +152,20 @@ class BatchWriter:
         messages = [(e.topic, e.payload, e.received_at) for e in batch]
         try:
             return self.pipeline.store(messages)[0]
-        except DATA_ERRORS:
+        except UNAVAILABLE:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one message must not stop ingest for everyone
             if len(batch) == 1:
-                return self._quarantine_rejected(messages[0])
-            log.warning("a batch of %d hit a data error; writing its messages one by one", len(batch))
+                return self._quarantine_failed(messages[0], exc)
+            log.warning("a batch of %d failed (%s); writing its messages one by one", len(batch), _short(exc))
         total = Outcome()
         for message in messages:
             try:
                 outcome = self.pipeline.store([message])[0]
-            except DATA_ERRORS:
-                outcome = self._quarantine_rejected(message)
+            except UNAVAILABLE:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                outcome = self._quarantine_failed(message, exc)
             total.stored += outcome.stored
             total.duplicates += outcome.duplicates
             total.quarantined += outcome.quarantined
@@ -160,11 +174,16 @@ class BatchWriter:
                 total.reasons[reason] = total.reasons.get(reason, 0) + n
         return total
 
-    def _quarantine_rejected(self, message: tuple[str, bytes, float]) -> Outcome:
+    def _quarantine_failed(self, message: tuple[str, bytes, float], exc: Exception) -> Outcome:
+        """Quarantine one message that failed on its own: the database refused it, or our code raised."""
         topic, payload, received_at = message
-        rejection = Rejection("db_rejected", "the database refused this message alone; see the ingester log")
+        if isinstance(exc, DATA_ERRORS):
+            rejection = Rejection("db_rejected", f"the database refused this message alone: {_short(exc)}")
+        else:
+            log.error("storing one message raised; quarantined as internal_error", exc_info=exc)
+            rejection = Rejection("internal_error", f"{type(exc).__name__}: {_short(exc, 2000)}")
+        row = quarantine_row(topic, payload, rejection, datetime.fromtimestamp(received_at, UTC))
         with self.pipeline.engine.begin() as conn:
-            row = quarantine_row(topic, payload, rejection, datetime.fromtimestamp(received_at, UTC))
             telemetry.insert_quarantine(conn, [row])
         outcome = Outcome(quarantined=1)
         outcome.add_reason(rejection.reason)

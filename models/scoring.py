@@ -1,9 +1,11 @@
 """The scoring loop: rescore machines with new telemetry and write one `predictions` row per machine.
 
-Watermark: `score_state.last_seq` per machine. A machine is due when its newest stored seq is above it;
-the scorer reads only the history the active model's features depend on (`history_hours`), scores the
-due machines of a type in batches, writes predictions and moves the watermarks (to the newest seq it
-read) in one transaction, so a crash rescores a batch at worst and never skips one.
+Watermark: `score_state.last_received_at` per machine, the newest arrival time (the ingester's clock,
+which no device can set) scored. A machine is due when its newest stored `received_at` is later; the
+scorer reads only the history the active model's features depend on (`history_hours`), scores the due
+machines of a type in batches, writes predictions and moves the watermarks (to the newest arrival seen
+when the pass began) in one transaction, so a crash rescores a batch at worst and never skips one. A
+spoofed `seq` or `ts` moves nothing: `ts` only picks the history window, within the contract's bounds.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet.tables import Machine, Prediction, ScoreState, Telemetry, utcnow
@@ -57,35 +59,36 @@ def history_hours(model: FleetModel) -> float:
 
 
 def due_machines(engine: Engine) -> pd.DataFrame:
-    """Machines whose newest stored seq is above their watermark: id, customer, type, newest seq and ts.
+    """Machines with rows that arrived after their watermark: id, customer, type, newest arrival and ts.
 
-    Two index look-ups per machine (newest seq on the primary key, newest ts on (machine_id, ts)), not a
-    scan of the telemetry table.
+    Two index look-ups per machine (newest arrival on (machine_id, received_at), newest ts on
+    (machine_id, ts)), not a scan of the telemetry table.
     """
-    newest_seq = (
-        select(func.max(Telemetry.seq))
-        .where(Telemetry.customer_id == Machine.customer_id, Telemetry.machine_id == Machine.id)
-        .scalar_subquery()
+    newest_arrival = (
+        select(func.max(Telemetry.received_at)).where(Telemetry.machine_id == Machine.id).scalar_subquery()
     )
     newest_ts = select(func.max(Telemetry.ts)).where(Telemetry.machine_id == Machine.id).scalar_subquery()
     machines = (
         select(
             Machine.id.label("machine_id"),
             Machine.customer_id,
-            newest_seq.label("max_seq"),
+            newest_arrival.label("max_received"),
             newest_ts.label("max_ts"),
             Machine.machine_type,
-            func.coalesce(ScoreState.last_seq, 0).label("last_seq"),
+            ScoreState.last_received_at,
         )
         .outerjoin(ScoreState, ScoreState.machine_id == Machine.id)
         .subquery()
     )
-    query = select(machines).where(machines.c.max_seq > machines.c.last_seq).order_by(machines.c.machine_id)
+    due = or_(
+        machines.c.last_received_at.is_(None) & machines.c.max_received.is_not(None),
+        machines.c.max_received > machines.c.last_received_at,
+    )
+    query = select(machines).where(due).order_by(machines.c.machine_id)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = pd.DataFrame(
-        rows, columns=["machine_id", "customer_id", "max_seq", "max_ts", "machine_type", "last_seq"]
-    )
+    columns = ["machine_id", "customer_id", "max_received", "max_ts", "machine_type", "last_received_at"]
+    frame = pd.DataFrame(rows, columns=columns)
     frame["max_ts"] = pd.to_datetime(frame["max_ts"], utc=True, format="ISO8601")
     return frame
 
@@ -182,12 +185,16 @@ def prediction_rows(scores: pd.DataFrame, due: pd.DataFrame, version: str, horiz
     return rows
 
 
-def _advance(conn: Connection, seqs: dict[int, int]) -> None:
-    rows = [{"machine_id": int(m), "last_seq": int(s), "scored_at": utcnow()} for m, s in seqs.items()]
+def _advance(conn: Connection, batch: pd.DataFrame) -> None:
+    now = utcnow()
+    rows = [
+        {"machine_id": int(m), "last_received_at": pd.Timestamp(at).to_pydatetime(), "scored_at": now}
+        for m, at in zip(batch["machine_id"].tolist(), batch["max_received"].tolist(), strict=True)
+    ]
     stmt = _INSERTS[conn.dialect.name](ScoreState.__table__)
     stmt = stmt.on_conflict_do_update(
         index_elements=["machine_id"],
-        set_={"last_seq": stmt.excluded.last_seq, "scored_at": stmt.excluded.scored_at},
+        set_={"last_received_at": stmt.excluded.last_received_at, "scored_at": stmt.excluded.scored_at},
     )
     conn.execute(stmt, rows)
 
@@ -233,7 +240,7 @@ def score_once(*, engine: Engine, models: Models | None = None, batch_machines: 
             rows = prediction_rows(scores, batch, version, model.horizon_hours)
             with engine.begin() as conn:
                 conn.execute(Prediction.__table__.insert(), rows)
-                _advance(conn, panel.groupby("machine")["seq"].max().to_dict())
+                _advance(conn, batch)
             report.machines += len(scores)
             report.predictions += len(rows)
             report.statuses.update(scores["status"])

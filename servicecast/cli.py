@@ -227,7 +227,8 @@ def quarantine_list(
 def quarantine_replay(
     reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,
 ) -> None:
-    """Re-ingest quarantined messages after a fix; safe to repeat."""
+    """Re-ingest quarantined messages after a fix, a page at a time; safe to repeat."""
+    from ingest.contract import Limits
     from ingest.quarantine import replay
 
     settings = load_settings()
@@ -235,13 +236,17 @@ def quarantine_replay(
         engine=ready_engine(settings),
         reason=reason,
         auto_register=settings.ingest_auto_register,
-        max_bytes=settings.ingest_max_payload_bytes,
+        limits=Limits.from_settings(settings),
     )
     still = ", ".join(f"{k}: {v}" for k, v in sorted(report.still_quarantined.items())) or "none"
     typer.echo(
         f"examined {report.examined}, stored {report.stored}, already stored {report.duplicates}, "
         f"still quarantined: {still}"
     )
+    if report.not_replayable:
+        typer.echo(
+            f"{report.not_replayable} row(s) keep only a prefix of a too-large payload and cannot be replayed"
+        )
 
 
 @app.command("demo")

@@ -64,5 +64,6 @@ class ScoreState(Base):
 
     __tablename__ = "score_state"
     machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True)
-    last_seq: Mapped[int] = mapped_column(BigId, default=0)
+    # Newest `received_at` (the ingester's clock) scored: a device's seq or ts cannot move it.
+    last_received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     scored_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

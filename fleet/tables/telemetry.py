@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     String,
     Text,
@@ -21,7 +22,11 @@ class Telemetry(Base):
     """One message of one machine; `(customer_id, machine_id, seq)` makes writes idempotent."""
 
     __tablename__ = "telemetry"
-    __table_args__ = (Index("ix_telemetry_machine_ts", "machine_id", "ts"),)
+    __table_args__ = (
+        Index("ix_telemetry_machine_ts", "machine_id", "ts"),
+        # The scorer's watermark: the newest arrival per machine, a time the device cannot set.
+        Index("ix_telemetry_machine_received", "machine_id", "received_at"),
+    )
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -33,12 +38,17 @@ class Telemetry(Base):
 
 
 class Quarantine(Base):
-    """A message that could not be stored, kept byte for byte with the reason, for replay."""
+    """A message that could not be stored, kept byte for byte with the reason, for replay.
+
+    Of a `too_large` message only a prefix is kept: `original_size` then says how large it was, and such a
+    row cannot be replayed.
+    """
 
     __tablename__ = "quarantine"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(Text)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+    original_size: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(64), index=True)
     detail: Mapped[str] = mapped_column(Text)
     digest: Mapped[str] = mapped_column(String(64), unique=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from fleet import contract
 from fleet.db import session
@@ -158,3 +158,20 @@ class IngestProcess:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+def poison_everything(engine) -> None:
+    """SQLite refuses seq 13 and any quarantine row: nowhere left to put that message."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TRIGGER poison BEFORE INSERT ON telemetry WHEN NEW.seq = 13 "
+                "BEGIN SELECT RAISE(ABORT, 'seq 13 refused'); END"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER no_quarantine BEFORE INSERT ON quarantine "
+                "BEGIN SELECT RAISE(ABORT, 'quarantine refused'); END"
+            )
+        )

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from fleet import contract as fleet_contract
-from ingest.contract import parse_message
+from fleet.settings import Settings
+from ingest.contract import Limits, parse_message
 from ingest.schemas import Reading, Rejection
 
 TOPIC = "fleet/acme/pump-7/telemetry"
@@ -81,10 +82,79 @@ def test_bad_input_is_rejected_with_a_precise_reason(topic, payload, reason, det
 
 
 def test_oversized_payload_is_rejected_before_parsing():
-    result = parse_message(TOPIC, body(readings={f"s{i}": float(i) for i in range(200)}), max_bytes=512)
+    result = parse_message(
+        TOPIC, body(readings={f"s{i}": float(i) for i in range(200)}), limits=Limits(max_bytes=512)
+    )
     assert isinstance(result, Rejection) and result.reason == "too_large"
 
 
 def test_deeply_nested_json_is_answered_not_raised():
-    result = parse_message(TOPIC, b"[" * 100_000 + b"]" * 100_000, max_bytes=1_000_000)
+    result = parse_message(TOPIC, b"[" * 100_000 + b"]" * 100_000, limits=Limits(max_bytes=1_000_000))
     assert isinstance(result, Rejection) and result.reason == "malformed_json"
+
+
+def raw_body(**fields: str) -> bytes:
+    """A valid payload with some fields replaced by raw JSON text (to send what json.dumps would not)."""
+    parts = {"v": "1", "seq": "42", "ts": '"2026-11-23T08:00:00.000Z"', "readings": '{"temperature_c": 71.3}'}
+    parts.update(fields)
+    return ("{" + ", ".join(f'"{k}": {v}' for k, v in parts.items()) + "}").encode()
+
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "detail_part"),
+    [
+        (raw_body(readings='{"t": ' + "9" * 400 + "}"), "bad_value", "outside the float range"),
+        (raw_body(readings='{"t": -' + "9" * 400 + "}"), "bad_value", "outside the float range"),
+        (raw_body(readings='{"t": 1e400}'), "bad_value", "finite"),
+        (raw_body(ts='"0001-01-01T00:00:00+01:00"'), "bad_timestamp", "before"),
+        (raw_body(ts='"9999-12-31T23:59:59-01:00"'), "bad_timestamp", "in the future"),
+        (raw_body(ts='"1999-12-31T23:59:59Z"'), "bad_timestamp", "before"),
+        (raw_body(ts='"2026-11-23T09:05:01Z"'), "bad_timestamp", "in the future"),
+        (raw_body(fw='"\\ud800"'), "bad_value", "UTF-8"),
+        (raw_body(readings='{"t\\udfff": 1.0}'), "bad_value", "UTF-8"),
+        (raw_body(note='{"deep": ["\\ud83d"]}'), "bad_value", "UTF-8"),
+        (raw_body(readings="{" + ", ".join(f'"s{i}": 1' for i in range(257)) + "}"), "bad_value", "257"),
+        (raw_body(readings='{"temp c": 1.0}'), "bad_value", "sensor name"),
+        (raw_body(readings='{"t.x": 1.0}'), "bad_value", "sensor name"),
+        (raw_body(readings='{"t\'); DROP": 1.0}'), "bad_value", "sensor name"),
+        (raw_body(seq=str(2**63)), "bad_value", "seq"),
+        (raw_body(seq=str(10**400)), "bad_value", "seq"),
+    ],
+)
+def test_what_the_store_cannot_hold_or_cannot_be_true_is_rejected(payload, reason, detail_part):
+    result = parse_message(TOPIC, payload, now=NOW)
+    assert isinstance(result, Rejection), result
+    assert (result.reason, detail_part in result.detail) == (reason, True), result
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        raw_body(ts='"2026-11-23T09:04:59Z"'),  # inside the default margin of 5 minutes
+        raw_body(ts='"2000-01-01T00:00:00Z"'),  # old data stays welcome
+        raw_body(fw='"\\ud83d\\ude00 1.2"'),  # a surrogate pair is one valid character
+        raw_body(readings='{"t": ' + "9" * 300 + "}"),  # a huge integer inside the float range
+        raw_body(readings="{" + ", ".join(f'"s{i}": 1' for i in range(256)) + "}"),
+    ],
+)
+def test_edge_values_the_store_can_hold_are_accepted(payload):
+    assert isinstance(parse_message(TOPIC, payload, now=NOW), Reading)
+
+
+def test_limits_come_from_settings():
+    limits = Limits.from_settings(
+        Settings(ingest_max_readings=2, ingest_future_margin_s=0, ingest_ts_floor="2026-11-23T08:30:00Z")
+    )
+    assert parse_message(TOPIC, raw_body(readings='{"a": 1, "b": 2, "c": 3}'), limits=limits, now=NOW).reason
+    late = parse_message(TOPIC, raw_body(ts='"2026-11-23T09:00:01Z"'), limits=limits, now=NOW)
+    assert late.reason == "bad_timestamp"
+    early = parse_message(TOPIC, raw_body(), limits=limits, now=NOW)
+    assert early.reason == "bad_timestamp"
+
+
+def test_timestamps_are_normalised_to_utc():
+    result = parse_message(TOPIC, raw_body(ts='"2026-11-23T09:00:00+01:00"'), now=NOW)
+    assert result.ts == datetime(2026, 11, 23, 8, 0, tzinfo=UTC) and result.ts.tzinfo is UTC

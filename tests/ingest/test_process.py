@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import urllib.request
 
 import pytest
@@ -15,6 +17,7 @@ from tests.ingest.support import (
     in_process_ingester,
     machine_codes,
     messages,
+    poison_everything,
     register_fleet,
     wait_until,
 )
@@ -88,6 +91,8 @@ def test_sigterm_flushes_acks_and_exits_0(mosquitto, database_url, engine, tmp_p
             assert publisher.wait(30)
         wait_until(lambda: count_rows(engine) > 0, 30, "the first rows")
         scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        ready = urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert (ready.status, json.loads(ready.read())["ready"]) == (200, True)
         for name in (
             'servicecast_ingest_messages_total{outcome="stored"}',
             "servicecast_ingest_batch_commit_seconds_bucket",
@@ -105,4 +110,25 @@ def test_sigterm_flushes_acks_and_exits_0(mosquitto, database_url, engine, tmp_p
         ingester.stop_quietly()
     assert "ingester stopped" in first_run
     # Everything the first run committed it also acked: the second run saw none of it again.
-    assert "0 duplicates" in ingester.log()
+    assert re.search(r"\b0 duplicates", ingester.log()), ingester.log()[-500:]
+
+
+@pytest.mark.mosquitto
+@pytest.mark.expect_logged_errors
+def test_the_process_exits_non_zero_within_seconds_when_its_writer_dies(mosquitto, sqlite_engine, tmp_path):
+    codes = machine_codes(2)
+    register_fleet(sqlite_engine, "acme", codes)
+    poison_everything(sqlite_engine)
+    ingester = IngestProcess(
+        tmp_path, database_url=str(sqlite_engine.url), mqtt_url=mosquitto.url, client_id="ingest-dies"
+    )
+    try:
+        ingester.start()
+        with Publisher(mosquitto.url) as publisher:
+            publisher.publish_many(messages("acme", codes, per_machine=20))
+            assert publisher.wait(30)
+        assert ingester.wait_exit(15) == 4
+    finally:
+        ingester.stop_quietly()
+    assert "the writer thread died" in ingester.log()
+    assert count_rows(sqlite_engine) < 40

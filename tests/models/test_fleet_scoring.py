@@ -72,7 +72,50 @@ def test_score_writes_predictions_and_moves_watermarks(store) -> None:
     assert again.machines == 1
     assert count_predictions(store, mid) == 2
     with session(store) as sess:
-        assert sess.get(ScoreState, preds[0].machine_id).last_seq > 0
+        assert sess.get(ScoreState, preds[0].machine_id).last_received_at is not None
+
+
+def _add_row(engine, machine_id: int, customer_id: int, seq: int, ts) -> None:
+    row = {
+        "customer_id": customer_id,
+        "machine_id": machine_id,
+        "seq": seq,
+        "ts": ts,
+        "readings": {"flow_m3h": 100.0},
+        "fw": None,
+        "extra": None,
+        "received_at": utcnow(),
+    }
+    with engine.begin() as conn:
+        insert_telemetry(conn, [row])
+
+
+def _due_pumps(engine) -> list[int]:
+    due = scoring.due_machines(engine)
+    return due.loc[due["machine_type"] == PUMP, "machine_id"].tolist()
+
+
+def test_one_spoofed_seq_does_not_freeze_the_watermark(store) -> None:
+    registry.register(store, model=pump_model(), machine_type=PUMP)
+    scoring.score_once(engine=store)
+    assert _due_pumps(store) == []
+    with store.connect() as conn:
+        mid, cid, seq, ts = conn.execute(
+            select(
+                Telemetry.machine_id, Telemetry.customer_id, func.max(Telemetry.seq), func.max(Telemetry.ts)
+            )
+            .join(Prediction, Prediction.machine_id == Telemetry.machine_id)
+            .group_by(Telemetry.machine_id, Telemetry.customer_id)
+            .limit(1)
+        ).one()
+    _add_row(store, mid, cid, 2**60, ts + timedelta(hours=1))
+    assert _due_pumps(store) == [mid]
+    scoring.score_once(engine=store)
+    assert _due_pumps(store) == []
+    # The device's next honest message has a far lower seq: it must still make the machine due.
+    _add_row(store, mid, cid, seq + 1, ts + timedelta(hours=2))
+    assert _due_pumps(store) == [mid]
+    assert scoring.score_once(engine=store).machines == 1
 
 
 def count_predictions(engine, machine_id: int) -> int:
