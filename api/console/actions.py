@@ -48,7 +48,8 @@ def login(
     found = auth.identify(sess, api_key.strip(), at)
     if found is None:
         request.app.state.sign_ins.failed(client, at)
-        audit.log_event(sess, "user", 0, "sign_in_failed", None, {"client": client, **_key_prefix(api_key)})
+        attempt = {"client": client, **_key_prefix(api_key)}
+        audit.log_event(sess, "user", None, "sign_in_failed", None, attempt)
         context = {"next": next, "error": "That API key is unknown, expired or revoked."}
         return page(request, "login.html", context, status_code=401)
     principal, key_id = found
