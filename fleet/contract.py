@@ -11,7 +11,7 @@ TOPIC_ROOT = "fleet"
 TOPIC_LEAF = "telemetry"
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MACHINE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-# Sensor names become JSON paths and column names in the store's queries, so they stay identifiers.
+# Sensor names become JSON paths in the scorer's queries, so they stay identifiers.
 SENSOR_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
 
 
