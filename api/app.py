@@ -9,7 +9,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, exposure
+from api import auth, errors, exposure
 from api.console import actions as console_actions
 from api.console import pages as console_pages
 from api.console.render import HERE as CONSOLE_DIR
@@ -43,7 +43,8 @@ def create_app(settings: Settings) -> FastAPI:
         engine = bootstrap.ready_engine(settings)
         app.state.engine, app.state.settings = engine, settings
         app.state.reader = engine_from_settings(settings, read_only=True)
-        app.state.alert_pages = VersionedPages("alerts")
+        app.state.alert_pages = VersionedPages("alerts", settings.api_page_cache_bytes)
+        auth.principals.max_bytes = settings.api_key_cache_bytes
         yield
         app.state.reader.dispose()
         engine.dispose()

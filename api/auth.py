@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -172,6 +174,13 @@ class _Entry:
     principal: Principal
     key_expires: datetime | None
     stale_at: float
+    bytes: int
+
+
+def _entry_bytes(principal: Principal) -> int:
+    # The entry, its digest, the principal and its strings (~0.5 kB), plus the ids of its customers.
+    customers = principal.customers
+    return 512 + (0 if customers is None else sys.getsizeof(customers) + 32 * len(customers))
 
 
 class PrincipalCache:
@@ -180,13 +189,21 @@ class PrincipalCache:
     Entries are found by the SHA-256 of the whole token and live `ttl` seconds. A key's own expiry is
     checked on every hit; a revocation, a disabled user or a changed account assignment reaches this
     process at once when made here (`revoke_keys`), and within `ttl` seconds when made by another.
+    At most `size` entries and about `max_bytes` of memory (an account manager's principal holds all
+    its customers' ids) are kept; the oldest go first.
     """
 
     def __init__(
-        self, ttl: float = CACHE_SECONDS, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl: float = CACHE_SECONDS,
+        size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = 8 * 2**20,
     ):
-        self.ttl, self.size, self.clock = ttl, size, clock
+        self.ttl, self.size, self.clock, self.max_bytes = ttl, size, clock, max_bytes
+        self.bytes = 0
         self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()  # lookups that miss store from the thread pool
 
     def get(self, token: str, now: datetime | None = None) -> Principal | None:
         """The cached principal of a token, or None if it is unknown here, stale or past its expiry."""
@@ -206,20 +223,38 @@ class PrincipalCache:
             found = _lookup(sess, token, utcnow())
         if found is None:
             return None
-        if len(self._entries) >= self.size:
-            self._entries.clear()  # a burst of distinct keys: start over rather than track ages
-        self._entries[_hash(token)] = _Entry(found[0], found[1], self.clock() + self.ttl)
+        self._store(_hash(token), _Entry(found[0], found[1], self.clock() + self.ttl, _entry_bytes(found[0])))
         return found[0]
+
+    def _store(self, digest: str, entry: _Entry) -> None:
+        if entry.bytes > self.max_bytes:
+            return
+        with self._lock:
+            self._drop(digest)
+            while self._entries and (
+                len(self._entries) >= self.size or self.bytes + entry.bytes > self.max_bytes
+            ):
+                self._drop(next(iter(self._entries)))
+            self._entries[digest] = entry
+            self.bytes += entry.bytes
+
+    def _drop(self, digest: str) -> None:
+        entry = self._entries.pop(digest, None)
+        if entry is not None:
+            self.bytes -= entry.bytes
 
     def forget_user(self, user_id: int) -> None:
         """Drop every cached key of a user."""
-        for digest, entry in list(self._entries.items()):
-            if entry.principal.user_id == user_id:
-                self._entries.pop(digest, None)
+        with self._lock:
+            for digest, entry in list(self._entries.items()):
+                if entry.principal.user_id == user_id:
+                    self._drop(digest)
 
     def clear(self) -> None:
         """Forget everything."""
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
+            self.bytes = 0
 
 
 # One per process: uvicorn workers each have their own, which is why revocations elsewhere take `ttl`.

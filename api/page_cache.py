@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 
@@ -10,33 +12,50 @@ from prometheus_client import Counter
 LOOKUPS = Counter("servicecast_api_page_cache", "Cached page lookups, by page and result", ["page", "result"])
 
 
+def approximate_bytes(key: Hashable) -> int:
+    """Memory a key holds: the tuple and each part (a frozenset of customer ids counts its members too)."""
+    parts = key if isinstance(key, tuple) else ()
+    size = sys.getsizeof(key) + sum(sys.getsizeof(part) for part in parts)
+    # a frozenset's getsizeof counts its hash table, not the ints it holds
+    return size + sum(32 * len(part) for part in (key, *parts) if isinstance(part, frozenset))
+
+
 class VersionedPages:
     """The latest bodies by request, each served only while its table's change counter stays the same.
 
     Read the counter before the data: a body read after a concurrent write is then kept under the
-    older counter and simply missed next time, never served as current when it is not.
+    older counter and simply missed next time, never served as current when it is not. Bodies and keys
+    together stay within `max_bytes`, the least recently used going first; routes run in several
+    threads, so every change holds a lock.
     """
 
-    def __init__(self, page: str, size: int = 256) -> None:
-        self.size = size
-        self._bodies: OrderedDict[Hashable, tuple[int, bytes]] = OrderedDict()
+    def __init__(self, page: str, max_bytes: int) -> None:
+        self.max_bytes, self.bytes = max_bytes, 0
+        self._bodies: OrderedDict[Hashable, tuple[int, bytes, int]] = OrderedDict()
+        self._lock = threading.Lock()
         self._hits, self._misses = LOOKUPS.labels(page, "hit"), LOOKUPS.labels(page, "miss")
 
     def get(self, key: Hashable, version: int | None) -> bytes | None:
         """The body kept for `key` at this version, or None."""
-        found = self._bodies.get(key)
-        if found is None or version is None or found[0] != version:
-            self._misses.inc()
-            return None
+        with self._lock:
+            found = self._bodies.get(key)
+            if found is None or version is None or found[0] != version:
+                self._misses.inc()
+                return None
+            self._bodies.move_to_end(key)
         self._hits.inc()
-        self._bodies.move_to_end(key)
         return found[1]
 
     def put(self, key: Hashable, version: int | None, body: bytes) -> None:
-        """Keep `body` for `key` at this version, dropping the least recently used beyond `size`."""
-        if version is None:
+        """Keep `body` for `key` at this version; a body larger than the whole budget is not kept."""
+        size = len(body) + approximate_bytes(key)
+        if version is None or size > self.max_bytes:
             return
-        self._bodies[key] = (version, body)
-        self._bodies.move_to_end(key)
-        while len(self._bodies) > self.size:
-            self._bodies.popitem(last=False)
+        with self._lock:
+            old = self._bodies.pop(key, None)
+            if old is not None:
+                self.bytes -= old[2]
+            self._bodies[key] = (version, body, size)
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                self.bytes -= self._bodies.popitem(last=False)[1][2]

@@ -72,14 +72,16 @@ class Settings(BaseSettings):
     api_workers: int = Field(default=1, ge=1, le=64)
     api_docs: Literal["public", "admin", "off"] = "public"
     api_metrics: Literal["public", "admin", "off"] = "public"
+    api_telemetry_max_window_days: float = Field(default=31.0, gt=0, le=3660)
+    api_telemetry_max_points: int = Field(default=5000, ge=10, le=100_000)
+    api_page_cache_bytes: int = Field(default=32 * 2**20, ge=0)
+    api_key_cache_bytes: int = Field(default=8 * 2**20, ge=0)
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     smtp_url: str | None = None
     mail_from: str = "servicecast@localhost"
     mail_to: str | None = None
     route_max_attempts: int = Field(default=8, ge=1, le=50)
-    api_telemetry_max_window_days: float = Field(default=31.0, gt=0, le=3660)
-    api_telemetry_max_points: int = Field(default=5000, ge=10, le=100_000)
     route_backoff_base_s: float = Field(default=1.0, gt=0)
     route_backoff_max_s: float = Field(default=300.0, gt=0)
     route_timeout_s: float = Field(default=10.0, gt=0)

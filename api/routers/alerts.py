@@ -9,12 +9,12 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
 
-from api import alert_json, alerts, auth, schemas
+from api import alert_json, alerts, schemas
 from api.deps import AlertReader, AlertWriter, ConnectionDep, ReaderDep, ReadRoute, SessionDep
 from api.offers import risk_scope
 from api.page_cache import VersionedPages
 from api.routers import columns
-from api.scope import get_visible, restrict
+from api.scope import bound_customers, get_visible, restrict_bound
 from fleet import changes
 from fleet.tables import Alert, utcnow
 
@@ -25,18 +25,19 @@ _A = Alert.__table__  # Core columns: the ORM's per-row machinery costs more tha
 ALERT_COLUMNS = columns(schemas.AlertOut, _A)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=256)
 def _page_query(
-    dialect: str, who: auth.Principal, status: str, severity: str | None, by_customer: bool, by_machine: bool
+    dialect: str, restricted: bool, status: str, severity: str | None, by_customer: bool, by_machine: bool
 ):
     """The list's SELECT for one shape of request, with the ids, limit and offset as parameters.
 
-    Built once per shape and caller: building a Select and its cache key per request costs ~0.2 ms.
+    Built once per shape: building a Select and its cache key per request costs ~0.2 ms. The caller's
+    customers are a parameter too, so that the cache holds no caller's ids.
     """
     fast = alert_json.supports(dialect)
-    query = restrict(
-        alert_json.select_rows(dialect) if fast else select(*ALERT_COLUMNS), _A.c.customer_id, who
-    )
+    query = alert_json.select_rows(dialect) if fast else select(*ALERT_COLUMNS)
+    if restricted:
+        query = restrict_bound(query, _A.c.customer_id)
     query = query.where(_A.c.status.in_(alerts.OPEN_STATES) if status == "active" else _A.c.status == status)
     if severity:
         query = query.where(_A.c.severity == severity)
@@ -66,10 +67,18 @@ def list_alerts(
 ):
     """Alerts by severity, then shortest lead time; `active` means not resolved."""
     who = risk_scope(conn, who)  # an alert carries risk: an account manager's only with consent
+    customers = bound_customers(who)
     fast, query = _page_query(
-        conn.dialect.name, who, status, severity, customer_id is not None, machine_id is not None
+        conn.dialect.name,
+        customers is not None,
+        status,
+        severity,
+        customer_id is not None,
+        machine_id is not None,
     )
     params = {"customer_id": customer_id, "machine_id": machine_id, "limit": limit, "offset": offset}
+    if customers is not None:
+        params["customers"] = customers
     if fast:
         pages: VersionedPages = request.app.state.alert_pages
         version = changes.version(conn, "alerts")  # before the rows: see VersionedPages

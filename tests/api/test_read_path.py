@@ -13,15 +13,15 @@ import httpx
 import pytest
 import uvicorn
 from prometheus_client import REGISTRY
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 
 from api import auth
 from api.app import API_PREFIX, create_app
 from api.deps import _authenticate_once
-from api.page_cache import VersionedPages
+from api.page_cache import VersionedPages, approximate_bytes
 from fleet import changes
 from fleet.db import session
-from fleet.tables import Alert
+from fleet.tables import AccountAssignment, Alert, Customer, User
 from tests import services
 from tests.api.support import build_world
 
@@ -114,16 +114,54 @@ def test_cached_pages_are_kept_per_caller_scope(world):
 
 
 def test_versioned_pages_serve_only_the_same_version_and_forget_the_least_recent():
-    pages = VersionedPages("test", size=2)
-    pages.put("a", 1, b"A1")
-    assert pages.get("a", 1) == b"A1"
+    body = {name: name.encode() * 1000 for name in "abcd"}
+    pages = VersionedPages("test", max_bytes=2 * (1000 + approximate_bytes("a")) + 10)  # two bodies
+    pages.put("a", 1, body["a"])
+    assert pages.get("a", 1) == body["a"]
     assert pages.get("a", 2) is None, "a page read at another version is not current"
-    pages.put("b", 1, b"B1")
+    pages.put("b", 1, body["b"])
     pages.get("a", 1)
-    pages.put("c", 1, b"C1")
-    assert (pages.get("a", 1), pages.get("b", 1), pages.get("c", 1)) == (b"A1", None, b"C1")
-    pages.put("d", None, b"D")
+    pages.put("c", 1, body["c"])
+    assert (pages.get("a", 1), pages.get("b", 1), pages.get("c", 1)) == (body["a"], None, body["c"])
+    assert pages.bytes <= pages.max_bytes
+    pages.put("d", None, body["d"])
     assert pages.get("d", None) is None, "no counter, no caching"
+    pages.put("e", 1, b"e" * pages.max_bytes)
+    assert pages.get("e", 1) is None and pages.get("a", 1) == body["a"], (
+        "a body beyond the budget is not kept"
+    )
+
+
+def test_the_alert_page_cache_stays_within_its_byte_budget(database_url):
+    # 256 pages of up to 1,000 alerts each were kept whatever their size: hundreds of MB per worker.
+    budget = 200_000
+    world = build_world(database_url, api_page_cache_bytes=budget)
+    machine, customer = world.machines["acme"][0], world.customers["acme"]
+    with session(world.engine) as sess:
+        sess.add_all(
+            Alert(
+                customer_id=customer,
+                machine_id=machine,
+                failure_mode=f"mode-{i}",
+                severity="high",
+                severity_rank=2,
+                status="open",
+                risk=0.8,
+                lead_rank=float(i),
+                evidence={"explanation": "x" * 1000},
+            )
+            for i in range(300)
+        )
+    tech = world.headers("tech")
+    with world.client() as client:
+        for offset in range(30):
+            response = client.get(f"{API_PREFIX}/alerts?limit=100&offset={offset}", headers=tech)
+            assert response.status_code == 200 and len(response.content) > 100_000
+        pages = client.app.state.alert_pages
+        assert sum(len(entry[1]) for entry in pages._bodies.values()) <= budget
+        hits = cache_hits()
+        client.get(f"{API_PREFIX}/alerts?limit=100&offset=29", headers=tech)
+        assert cache_hits() == hits + 1, "the latest page is still served from the cache"
 
 
 def test_concurrent_misses_of_one_key_look_it_up_once(world):
@@ -233,3 +271,22 @@ def test_a_slow_telemetry_read_does_not_stall_other_requests_of_the_worker(world
         slow_s = time.perf_counter() - began
     assert slow and slow[0].status_code == 200 and slow_s >= 1.4, "the telemetry read waited for the lock"
     assert healthz_s < 0.5, f"/healthz took {healthz_s:.2f} s while a telemetry read was in flight"
+
+
+def test_the_key_cache_stays_within_its_byte_budget(sqlite_engine):
+    # An account manager's principal holds every assigned customer's id; the cache counted only keys.
+    with session(sqlite_engine) as sess:
+        customers = [Customer(tenant=f"c{i:04d}", name=f"Customer {i}") for i in range(2000)]
+        sess.add_all(customers)
+    auth.create_user(engine=sqlite_engine, name="am", role="account_manager")
+    with session(sqlite_engine) as sess:
+        user_id = sess.scalar(select(User.id).where(User.name == "am"))
+        sess.add_all(AccountAssignment(user_id=user_id, customer_id=c.id) for c in customers)
+    tokens = [auth.issue_key(engine=sqlite_engine, name="am") for _ in range(20)]
+    cache = auth.PrincipalCache()
+    cache.max_bytes = 500_000
+    for token in tokens:
+        assert len(cache.authenticate(sqlite_engine, token).customers) == 2000
+    held = sum(len(entry.principal.customers) for entry in cache._entries.values())
+    assert 0 < held * 32 <= cache.max_bytes, f"{held} customer ids held"
+    assert cache.get(tokens[-1]) is not None, "the latest key is kept"
