@@ -13,9 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Select, Text, cast, func, literal_column, select
+from sqlalchemy import Select, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from api import schemas
+from fleet import dialect
 from fleet.tables import Alert
 
 _A = Alert.__table__
@@ -28,64 +31,40 @@ _HEAD = FIELDS[: FIELDS.index(_FLOATS[0])]
 _TAIL = FIELDS[FIELDS.index(_FLOATS[-1]) + 1 :]
 assert FIELDS == (*_HEAD, *_FLOATS, *_TAIL), "AlertOut's floats must stay next to each other"
 
-# pydantic writes an aware UTC datetime as 2026-11-23T08:00:00Z, or ...08:00:00.120000Z when it has
-# microseconds. SQLite holds UtcDateTime as naive UTC text '2026-11-23 08:00:00.120000'.
-_ISO = {
-    "sqlite": (
-        "CASE WHEN substr({c}, 21) IN ('', '000000')"
-        " THEN substr({c}, 1, 10) || 'T' || substr({c}, 12, 8) || 'Z'"
-        " ELSE substr({c}, 1, 10) || 'T' || substr({c}, 12) || 'Z' END"
-    ),
-    "postgresql": (
-        "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-        " || CASE WHEN to_char({c}, 'US') = '000000' THEN '' ELSE to_char({c}, '.US') END || 'Z'"
-    ),
-}
-# A JSON column goes in as JSON, not as a string holding JSON (PostgreSQL's jsonb already does).
-_EMBED = {"sqlite": "json({c})", "postgresql": "{c}"}
 
-
-def _pg_object(*pairs):
-    # As text: psycopg would otherwise parse the json value into a dict.
-    return cast(func.json_build_object(*pairs), Text)
-
-
-_OBJECT = {"sqlite": func.json_object, "postgresql": _pg_object}
-
-
-def _value(name: str, dialect: str):
+def _value(name: str, d: Dialect):
     column = f"alerts.{name}"
-    if name in _TIMES:
-        return literal_column(_ISO[dialect].format(c=column))
+    if name in _TIMES:  # as pydantic writes an aware UTC datetime
+        return literal_column(dialect.iso_text(column, d))
     if name in _JSON:
-        return literal_column(_EMBED[dialect].format(c=column))
+        return literal_column(dialect.json_value(column, d))
     return _A.c[name]
 
 
-def _object(names: Sequence[str], dialect: str):
-    pairs = [part for name in names for part in (literal_column(f"'{name}'"), _value(name, dialect))]
-    return _OBJECT[dialect](*pairs)
+def _object(names: Sequence[str], d: Dialect):
+    pairs = [part for name in names for part in (literal_column(f"'{name}'"), _value(name, d))]
+    return dialect.json_object(d, *pairs)
 
 
-def _build(dialect: str) -> Select:
+def _build(d: Dialect) -> Select:
     return select(
-        _object(_HEAD, dialect).label("head"),
+        _object(_HEAD, d).label("head"),
         *(_A.c[name] for name in _FLOATS),
-        _object(_TAIL, dialect).label("tail"),
+        _object(_TAIL, d).label("tail"),
     )
 
 
-_SELECTS = {dialect: _build(dialect) for dialect in _OBJECT}
+_SELECTS = {d.name: _build(d) for d in (sqlite.dialect(), postgresql.dialect())}
 
 
-def supports(dialect: str) -> bool:
+def supports(backend: str) -> bool:
     """Whether this module can build the list on the backend."""
-    return dialect in _SELECTS
+    return backend in _SELECTS
 
 
-def select_rows(dialect: str) -> Select:
+def select_rows(backend: str) -> Select:
     """SELECT of the alerts table, one row per alert, for `render`; add WHERE, ORDER BY and LIMIT."""
-    return _SELECTS[dialect]
+    return _SELECTS[backend]
 
 
 def _number(value: float | None) -> str:

@@ -1,0 +1,149 @@
+"""The SQLite and PostgreSQL differences in one place: timestamps, epoch and JSON SQL, upserts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import Connection, Table, Text, cast, func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.dml import Insert
+
+from fleet.tables import UtcDateTime
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_TS = UtcDateTime()
+
+
+def insert(conn: Connection, table: Table) -> Insert:
+    """The backend's INSERT, which knows ON CONFLICT (upserts)."""
+    return _INSERTS[conn.dialect.name](table)
+
+
+def ts_binder(dialect: Dialect) -> Callable[[datetime], object]:
+    """UtcDateTime's own bind conversion (SQLite: naive UTC text), for statements below SQLAlchemy's types."""
+    return _TS.dialect_impl(dialect).bind_processor(dialect)
+
+
+def ts_param(ts: datetime, dialect: Dialect) -> object:
+    """One aware timestamp as the column type binds it."""
+    return ts_binder(dialect)(ts)
+
+
+def ts_texts(values: np.ndarray, dialect: Dialect) -> list[str]:
+    """UTC datetime64 values as text input for the column: what `ts_binder` stores, vectorised."""
+    text = np.datetime_as_string(np.asarray(values, dtype="datetime64[us]"), unit="us").tolist()
+    suffix = "" if dialect.name == "sqlite" else "+00"
+    return [s.replace("T", " ") + suffix for s in text]
+
+
+def epoch_ms(column: str, dialect: Dialect) -> str:
+    """SQL: a stored timestamp as whole milliseconds since 1970 (integer)."""
+    if dialect.name == "sqlite":
+        return f"CAST(round((julianday({column}) - 2440587.5) * 86400000.0) AS INTEGER)"
+    return f"round(extract(epoch from {column}) * 1000)::bigint"
+
+
+def ms_bucket(column: str, *, start: str, width_ms: str, dialect: Dialect) -> str:
+    """SQL: whole milliseconds from the bound `start` to `column`, divided as integers by `width_ms`.
+
+    Integer milliseconds, not float days: a row on a bucket boundary must land in the later bucket.
+    """
+    if dialect.name == "sqlite":
+        return f"CAST(round((julianday({column}) - julianday({start})) * 86400000.0) AS INTEGER) / {width_ms}"
+    return (
+        f"CAST(floor(extract(epoch FROM ({column} - CAST({start} AS timestamptz))) * 1000 / {width_ms}) "
+        "AS INTEGER)"
+    )
+
+
+def json_key(name: str, dialect: Dialect) -> str:
+    """A JSON object key as a path value to bind (a quoted path on SQLite), so that any name is safe."""
+    if dialect.name == "sqlite":
+        return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return name
+
+
+def literal(value: str) -> str:
+    """A string as an SQL literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def json_number(column: str, key: str, dialect: Dialect) -> str:
+    """SQL: the number under `key` (a bound parameter or a `literal` of `json_key`) of a JSON column."""
+    if dialect.name == "sqlite":
+        return f"json_extract({column}, {key})"
+    return f"({column} ->> {key})::float8"
+
+
+def json_text(column: str, key: str, dialect: Dialect) -> str:
+    """SQL: the text under `key` (as for `json_number`) of a JSON column."""
+    if dialect.name == "sqlite":
+        return f"json_extract({column}, {key})"
+    return f"({column} ->> {key})"
+
+
+def as_int(condition: str, dialect: Dialect) -> str:
+    """SQL: a condition as 1 or 0."""
+    return condition if dialect.name == "sqlite" else f"({condition})::int"
+
+
+def iso_text(column: str, dialect: Dialect) -> str:
+    """SQL: a stored timestamp as pydantic writes it (…T08:00:00Z, or …T08:00:00.120000Z)."""
+    if dialect.name == "sqlite":  # UtcDateTime's text: '2026-11-23 08:00:00.120000'
+        c = column
+        return (
+            f"CASE WHEN substr({c}, 21) IN ('', '000000')"
+            f" THEN substr({c}, 1, 10) || 'T' || substr({c}, 12, 8) || 'Z'"
+            f" ELSE substr({c}, 1, 10) || 'T' || substr({c}, 12) || 'Z' END"
+        )
+    return (
+        f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        f" || CASE WHEN to_char({column}, 'US') = '000000' THEN '' ELSE to_char({column}, '.US') END || 'Z'"
+    )
+
+
+def json_value(column: str, dialect: Dialect) -> str:
+    """SQL: a JSON column as a JSON value inside a built object, not as a string holding JSON."""
+    return f"json({column})" if dialect.name == "sqlite" else column
+
+
+def json_object(dialect: Dialect, *pairs):  # noqa: ANN002, ANN201
+    """SQL: a JSON object of key/value pairs, as text."""
+    if dialect.name == "sqlite":
+        return func.json_object(*pairs)
+    return cast(func.json_build_object(*pairs), Text)  # as text: psycopg would parse json into a dict
+
+
+def insert_new(
+    conn: Connection, *, table: str, columns: Sequence[str], key: Sequence[str], rows: list
+) -> int:
+    """Insert driver-level rows (tuples in `columns` order) whose `key` is not stored yet; returns how many.
+
+    Below SQLAlchemy: its per-value type processing would cost more than the insert. SQLite takes an
+    executemany; PostgreSQL a COPY into a session-local stage table, then one INSERT … SELECT that skips
+    what is stored (COPY itself cannot skip conflicts). Timestamps come as `ts_param` or `ts_texts` give them.
+    """
+    if not rows:
+        return 0
+    names = ", ".join(columns)
+    conflict = f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        if conn.dialect.name == "sqlite":
+            marks = ", ".join("?" for _ in columns)
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}", rows)
+            return cursor.rowcount
+        stage = f"{table}_stage"
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {conflict}")
+        return cursor.rowcount
+    finally:
+        cursor.close()
