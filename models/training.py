@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from fleet import panels
 from fleet import registry as fleet_registry
-from fleet.tables import FailureEvent, Machine, MaintenanceEvent, Telemetry
+from fleet.tables import FailureEvent, Machine, MaintenanceEvent
 from models import events, registry
 from models.fleet_model import FleetModel
 from models.labels import make_targets
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def choose_threshold(
@@ -138,8 +142,6 @@ def train_from_store(
     engine: Engine, *, machine_type: str | None = None, activate: bool = True, **params: object
 ) -> TrainingReport:
     """Train per machine type on stored data of the customers that grant `product_improvement` only."""
-    from models.scoring import read_panel  # the scorer's reader: one code path for both
-
     failures, maint = ground_truth_by_id(engine)
     with engine.connect() as conn:
         machines = pd.DataFrame(
@@ -156,7 +158,8 @@ def train_from_store(
     for mtype, group in machines.groupby("type"):
         with engine.connect() as conn:
             ids = group["id"].tolist()
-            panel = read_panel(conn, ids, pd.Timestamp(0, tz="UTC").to_pydatetime(), _sensors(conn, ids))
+            sensors = panels.sensor_names(conn, machine_ids=ids[:50])
+            panel = panels.read_panel(conn, machine_ids=ids, since=_EPOCH, sensors=sensors)
         if panel.empty:
             continue
         panel = panel.dropna(axis=1, how="all").assign(machine_type=mtype)  # picks the reference days
@@ -185,12 +188,3 @@ def train_from_store(
         customers_left_out=int(left_out["customer"].nunique()),
         machines_left_out=len(left_out),
     )
-
-
-def _sensors(conn, ids: list[int]) -> list[str]:  # noqa: ANN001
-    """Reading names seen in a sample of these machines' stored telemetry."""
-    names: dict[str, None] = {}
-    query = select(Telemetry.readings).where(Telemetry.machine_id.in_(ids[:50])).limit(5000)
-    for (readings,) in conn.execute(query):
-        names.update(dict.fromkeys(readings or {}))
-    return list(names)

@@ -141,7 +141,9 @@ def machine_page(
     start = end - timedelta(days=days)
     sensor_charts, rows, downsampled = [], 0, False
     if has_right(who, "telemetry:read"):
-        window = telemetry_view.window(sess, machine.id, start, end, CHART_POINTS)
+        window = telemetry_view.window(
+            sess, machine_id=machine.id, start=start, end=end, max_points=CHART_POINTS
+        )
         rows, downsampled = window.rows, window.downsampled
         sensor_charts = _sensor_charts(sess, machine, latest, window, start, end)
     predictions = [] if risk_hidden else views.predictions_between(sess, machine.id, start, end)
@@ -207,7 +209,11 @@ def _with_forecast(sess, machine, latest, chart, points, limit: float):  # noqa:
     """Draw the trend forecast: from the recent level to the limit, reached at the predicted time."""
     last = telemetry_view.aware(latest.ts)
     reference = telemetry_view.window(
-        sess, machine.id, last - timedelta(days=6), last - timedelta(days=2), 48
+        sess,
+        machine_id=machine.id,
+        start=last - timedelta(days=6),
+        end=last - timedelta(days=2),
+        max_points=48,
     )
     base = [p.readings.get(chart.lines[0].label) for p in reference.points]
     base = [v for v in base if v is not None]

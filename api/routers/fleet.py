@@ -143,7 +143,7 @@ def machine_telemetry(
     start = telemetry_view.aware(start) if start else telemetry_view.shift(end, -day)
     telemetry_view.check_limits(start=start, end=end, max_points=max_points, settings=settings)
     machine = get_visible(sess, Machine, machine_id, who, "machine")
-    return telemetry_view.window(sess, machine.id, start, end, max_points)
+    return telemetry_view.window(sess, machine_id=machine.id, start=start, end=end, max_points=max_points)
 
 
 @router.get("/machines/{machine_id}/predictions", response_model=list[schemas.PredictionOut])

@@ -47,7 +47,7 @@ def test_long_windows_are_bucket_means_of_the_machines_own_rows(engine: Engine) 
     machine, _, rows = _store(engine, 3000)
     end = START + timedelta(minutes=3000)
     with session(engine) as sess:
-        out = telemetry_view.window(sess, machine, START, end, 100)
+        out = telemetry_view.window(sess, machine_id=machine, start=START, end=end, max_points=100)
     assert out.rows == 3000 and out.downsampled and len(out.points) == 100
     frame = pd.DataFrame([r["readings"] for r in rows], index=[r["ts"] for r in rows])
     width = (end - START) / 100
@@ -61,8 +61,10 @@ def test_long_windows_are_bucket_means_of_the_machines_own_rows(engine: Engine) 
 def test_short_windows_are_the_raw_rows_and_empty_windows_are_empty(engine: Engine) -> None:
     machine, _, rows = _store(engine, 300)
     with session(engine) as sess:
-        out = telemetry_view.window(sess, machine, START, START + timedelta(minutes=60), 100)
-        empty = telemetry_view.window(sess, machine, START, START, 100)
+        out = telemetry_view.window(
+            sess, machine_id=machine, start=START, end=START + timedelta(minutes=60), max_points=100
+        )
+        empty = telemetry_view.window(sess, machine_id=machine, start=START, end=START, max_points=100)
     assert (out.rows, out.downsampled, len(out.points)) == (60, False, 60)
     assert out.points[7].readings == rows[7]["readings"]
     assert (empty.rows, empty.points) == (0, [])
@@ -93,7 +95,7 @@ def test_the_buckets_of_a_window_never_outnumber_max_points(engine: Engine) -> N
     with engine.begin() as conn:
         telemetry.insert_telemetry(conn, _rows(machine, ((ts, {"v": 1.0}) for ts in times)))
     with session(engine) as sess:
-        out = telemetry_view.window(sess, machine.id, START, end, 480)
+        out = telemetry_view.window(sess, machine_id=machine.id, start=START, end=end, max_points=480)
     assert out.rows == len(times) and out.downsampled
     assert len(out.points) == 480
     assert out.points[-1].ts < end
@@ -110,7 +112,9 @@ def test_thousands_of_sensors_are_averaged_without_exceeding_the_column_limit(en
     with engine.begin() as conn:
         telemetry.insert_telemetry(conn, _rows(machine, readings))
     with session(engine) as sess:
-        out = telemetry_view.window(sess, machine.id, START, START + timedelta(minutes=40), 10)
+        out = telemetry_view.window(
+            sess, machine_id=machine.id, start=START, end=START + timedelta(minutes=40), max_points=10
+        )
     assert out.downsampled and len(out.points) == 10
     for bucket, point in enumerate(out.points):
         assert set(point.readings) == set(names)
@@ -129,7 +133,9 @@ def test_the_mean_of_the_largest_finite_readings_is_finite(engine: Engine) -> No
         points = ((START + timedelta(minutes=i), {"v": v, "w": 1e-300}) for i, v in enumerate(values))
         telemetry.insert_telemetry(conn, _rows(machine, points))
     with session(engine) as sess:
-        out = telemetry_view.window(sess, machine.id, START, START + timedelta(minutes=8), 4)
+        out = telemetry_view.window(
+            sess, machine_id=machine.id, start=START, end=START + timedelta(minutes=8), max_points=4
+        )
     assert [p.readings["v"] for p in out.points] == [big, -big, 0.0, 2.0]
     assert [p.readings["w"] for p in out.points] == [0.0] * 4  # rounded to 4 decimals, as every mean
 

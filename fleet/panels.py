@@ -1,0 +1,135 @@
+"""Telemetry reads for the later stages: sensor names, long panels (scoring, training), chart windows."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, func, select, text
+
+from fleet import dialect
+from fleet.tables import Telemetry
+
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+# A column per sensor, at most this many in one select: the databases cap a select's columns.
+SENSORS_PER_QUERY = 500
+
+
+def sensor_names(
+    conn: Connection,
+    *,
+    machine_ids: Sequence[int],
+    start: datetime | None = None,
+    end: datetime | None = None,
+    rows: int = 50,
+) -> list[str]:
+    """Reading names in the first and last `rows` rows of these machines (in [start, end) if given).
+
+    In the order first seen; rows come by (machine_id, ts), so the (machine_id, ts) index serves it.
+    """
+    where = [Telemetry.machine_id.in_(list(machine_ids))]
+    if start is not None:
+        where.append(Telemetry.ts >= start)
+    if end is not None:
+        where.append(Telemetry.ts < end)
+    names: dict[str, None] = {}
+    for order in ((Telemetry.machine_id, Telemetry.ts), (Telemetry.machine_id.desc(), Telemetry.ts.desc())):
+        for readings in conn.scalars(select(Telemetry.readings).where(*where).order_by(*order).limit(rows)):
+            names.update(dict.fromkeys(readings or {}))
+    return list(names)
+
+
+def read_panel(
+    conn: Connection, *, machine_ids: Sequence[int], since: datetime, sensors: Sequence[str]
+) -> pd.DataFrame:
+    """Telemetry of these machines from `since` as a long panel (machine = machine id).
+
+    The database extracts each sensor from the JSON readings, the time as epoch milliseconds and whether
+    the machine was running, so every column is numeric and the rows become one float array in a single
+    call: no JSON, timestamp text or per-row Python objects on this side. `state` is "running" or
+    "stopped" (what the features distinguish).
+    """
+    bad = [s for s in sensors if not _NAME.match(s)]
+    if bad:
+        raise ValueError(f"sensor names must be identifiers: {bad}")
+    d = conn.dialect
+    picks = "".join(
+        f", {dialect.json_number('readings', dialect.literal(dialect.json_key(s, d)), d)}" for s in sensors
+    )
+    state = dialect.json_text("extra", dialect.literal(dialect.json_key("state", d)), d)
+    running = dialect.as_int(f"coalesce({state}, 'running') = 'running'", d)
+    marks = ",".join(str(int(m)) for m in machine_ids)
+    sql = (
+        f"SELECT machine_id, seq, {dialect.epoch_ms('ts', d)}, {running}{picks} FROM telemetry "
+        f"WHERE machine_id IN ({marks}) AND ts >= :since"
+    )
+    rows = conn.execute(text(sql), {"since": dialect.ts_param(since, d)}).cursor.fetchall()
+    values = np.array(rows, dtype=float).reshape(len(rows), 4 + len(sensors))  # None -> NaN
+    frame = pd.DataFrame({"machine": values[:, 0].astype(np.int64), "seq": values[:, 1].astype(np.int64)})
+    frame["ts"] = pd.to_datetime(values[:, 2].astype(np.int64), unit="ms", utc=True)
+    frame["state"] = np.where(values[:, 3] > 0, "running", "stopped").astype(object)
+    for j, s in enumerate(sensors):
+        frame[s] = values[:, 4 + j]
+    return frame
+
+
+@dataclass
+class Window:
+    """A machine's rows in [start, end): every row, or bucket means when there were too many."""
+
+    rows: int = 0
+    downsampled: bool = False
+    points: list[tuple[datetime, dict]] = field(default_factory=list)
+
+
+def read_window(
+    conn: Connection, *, machine_id: int, start: datetime, end: datetime, max_points: int
+) -> Window:
+    """Rows in [start, end), as bucket means when there are more than `max_points`; empty if end <= start."""
+    out = Window()
+    if end <= start:
+        return out
+    in_range = (Telemetry.machine_id == machine_id, Telemetry.ts >= start, Telemetry.ts < end)
+    out.rows = conn.scalar(select(func.count()).select_from(Telemetry).where(*in_range)) or 0
+    if out.rows <= max_points:
+        query = select(Telemetry.ts, Telemetry.readings).where(*in_range).order_by(Telemetry.ts)
+        out.points = [(ts, readings) for ts, readings in conn.execute(query)]
+        return out
+    out.downsampled = True
+    sensors = sorted(sensor_names(conn, machine_ids=[machine_id], start=start, end=end))
+    # Rounded up: rounded down, the last few milliseconds of the window made one bucket too many.
+    width_ms = max(1, math.ceil((end - start) / timedelta(milliseconds=1) / max_points))
+    width = timedelta(milliseconds=width_ms)
+    # Averaged in the database: decoding every row's JSON in Python would cost ~20 µs a row.
+    d = conn.dialect
+    params = {"machine": machine_id, "start": dialect.ts_param(start, d), "end": dialect.ts_param(end, d)}
+    # Each value is scaled by 2^-k with 2^k > rows before summing: the sum of the largest finite
+    # readings then cannot overflow, and a power of two scales without rounding.
+    k = out.rows.bit_length()
+    params.update(width_ms=width_ms, scale=2.0**-k, unscale=2.0**k)
+    buckets: dict[int, dict[str, float | None]] = {}
+    for first in range(0, len(sensors), SENSORS_PER_QUERY):
+        chunk = sensors[first : first + SENSORS_PER_QUERY]
+        keys = {f"s{i}": dialect.json_key(name, d) for i, name in enumerate(chunk)}
+        for row in conn.execute(_mean_query(d, len(chunk)), params | keys):
+            readings = buckets.setdefault(int(row[0]), {})
+            for name, value in zip(chunk, row[1:], strict=True):
+                readings[name] = None if value is None else round(float(value), 4)
+    out.points = [(start + width * bucket, readings) for bucket, readings in sorted(buckets.items())]
+    return out
+
+
+def _mean_query(d, sensors: int):  # noqa: ANN001, ANN202
+    # The ingest contract admits only numbers and nulls as readings, so no type check per value is needed.
+    values = [dialect.json_number("readings", f":s{i}", d) for i in range(sensors)]
+    means = ", ".join(f"sum({v} * :scale) / count({v}) * :unscale" for v in values)
+    bucket = dialect.ms_bucket("ts", start=":start", width_ms=":width_ms", dialect=d)
+    return text(
+        f"SELECT {bucket} AS b, {means} FROM telemetry "
+        "WHERE machine_id = :machine AND ts >= :start AND ts < :end GROUP BY b ORDER BY b"
+    )
