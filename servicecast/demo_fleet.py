@@ -14,7 +14,7 @@ import typer
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from fleet import errors, registry
+from fleet import audit, errors, registry
 from fleet.settings import MqttEndpoint, Settings
 from fleet.tables import Telemetry
 from ingest.service import Ingester
@@ -101,7 +101,12 @@ def register_customers(engine: Engine) -> None:
     for tenant, name, offers, pooled in CUSTOMERS:
         try:
             registry.add_customer(
-                engine=engine, tenant=tenant, name=name, offers=offers, product_improvement=pooled
+                engine=engine,
+                tenant=tenant,
+                name=name,
+                offers=offers,
+                product_improvement=pooled,
+                by=audit.Operator("demo"),
             )
         except errors.AlreadyExists:
             continue
