@@ -32,6 +32,7 @@ from models import registry as model_registry
 from servicecast import demo_fleet
 from servicecast.cli import app
 from servicecast.demo_fleet import CUSTOMERS
+from tests.api.support import add_prediction
 from tests.ingest.support import wait_until
 from tests.services import free_port, wait_port
 
@@ -193,7 +194,20 @@ def test_demo_serves_the_app_until_interrupted(tmp_path):
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30, "readiness")
         tech = {"Authorization": f"Bearer {keys['demo-tech']}"}
-        assert len(httpx.get(f"{base}/api/v1/machines", headers=tech).json()) == 3
+        machines = httpx.get(f"{base}/api/v1/machines", headers=tech).json()
+        assert len(machines) == 3
+        # While it serves, the demo's policy loop turns a new prediction into an alert.
+        engine = make_engine(env["SERVICECAST_DATABASE_URL"])
+        add_prediction(engine, machines[0]["id"], risk=0.97, mode="demo_check", hours_ahead=30)
+        engine.dispose()
+        wait_until(
+            lambda: any(
+                a["failure_mode"] == "demo_check"
+                for a in httpx.get(f"{base}/api/v1/alerts", headers=tech).json()
+            ),
+            30,
+            "the alert from the demo's policy loop",
+        )
         assert httpx.get(f"{base}/api/v1/offers", headers=tech).status_code == 403
         am = {"Authorization": f"Bearer {keys['demo-am']}"}
         assert httpx.get(f"{base}/api/v1/offers", headers=am).status_code == 200
