@@ -3,7 +3,10 @@
 python -m benchmarks.api --json [--machines 1000] [--rows 1000000] [--alerts 10000] [--clients 50]
 
 The alert list is loaded twice: alone, and while another process updates alerts (`--alert-writes` per
-second), which makes the API's cached pages stale and read again; both figures are printed.
+second), which makes the API's cached pages stale and read again; both figures are printed. The last
+round has 5 clients (`--long-clients`) read the longest window the API allows over a machine with a
+reading every minute of it, averaged into `--long-points` points, while the other clients read
+/healthz: an answer that is not 200 with exactly that many points counts as an error.
 """
 
 from __future__ import annotations
@@ -13,9 +16,6 @@ import asyncio
 import json
 import os
 import random
-import re
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,12 +25,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Engine, bindparam, select, update
 
 from api import auth
-from benchmarks.services import connections_by_pid, free_port, wait_port
+from benchmarks.api_load import Clients, load, load_groups
+from benchmarks.services import free_port, wait_port
 from fleet import migrate, telemetry
 from fleet.db import make_engine, session
+from fleet.settings import Settings
 from fleet.tables import Alert, Customer, DataUseGrant, Machine
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -92,103 +94,56 @@ def populate(url: str, machines: int, rows: int, alerts: int) -> tuple[str, list
             )
             for i in range(alerts)
         )
+    _fill_window(engine, *ids[0])
     _, key = auth.create_user(engine=engine, name="bench-admin", role="admin")
     engine.dispose()
     return key, [machine_id for _, machine_id in ids]
 
 
-def _request(path: str, key: str) -> bytes:
-    return (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
-        "Accept: application/json\r\n\r\n"
-    ).encode()
+LONG_CODE = "long-window"
 
 
-async def _one_client(
-    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    requests: list[bytes],
-    seed: int,
-    deadline: float,
-    latencies: list[float],
-) -> int:
-    """One keep-alive connection doing request -> full response in a loop; returns the non-200 count."""
-    rng = random.Random(seed)
-    reader, writer = connection
-    errors = 0
-    clock = time.perf_counter
-    try:
-        while clock() < deadline:
-            started = clock()
-            writer.write(rng.choice(requests))
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(_CONTENT_LENGTH.search(head).group(1))
-            await reader.readexactly(length)
-            latencies.append((clock() - started) * 1000)
-            errors += head[9:12] != b"200"
-    finally:
-        writer.close()
-    return errors
+def max_window() -> timedelta:
+    """The longest telemetry window the API answers, by its settings' default."""
+    return timedelta(days=Settings.model_fields["api_telemetry_max_window_days"].default)
 
 
-_CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
+def _fill_window(engine: Engine, customer_id: int, _machine_id: int) -> None:
+    """A machine with a reading every minute over the whole maximum window, from START."""
+    with session(engine) as sess:
+        machine = Machine(customer_id=customer_id, code=LONG_CODE, machine_type="centrifugal_pump")
+        sess.add(machine)
+        sess.flush()
+        machine_id = machine.id
+    minutes = int(max_window() / timedelta(minutes=1))
+    for first in range(0, minutes, 20_000):
+        batch = [
+            {
+                "customer_id": customer_id,
+                "machine_id": machine_id,
+                "seq": step + 1,
+                "ts": START + timedelta(minutes=step),
+                "readings": {"flow_m3h": 120.0 + step % 17, "bearing_temp_c": 60.0 + step % 11},
+                "received_at": START + timedelta(minutes=step),
+            }
+            for step in range(first, min(first + 20_000, minutes))
+        ]
+        with engine.begin() as conn:
+            telemetry.insert_telemetry(conn, batch)
 
 
-async def _connect(port: int, clients: int, gap_ms: float) -> list:
-    """`clients` connections, opened `gap_ms` apart, or all in the same instant with 0."""
-    if not gap_ms:
-        return await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(clients)))
-    connections = []
-    for _ in range(clients):
-        connections.append(await asyncio.open_connection("127.0.0.1", port))
-        await asyncio.sleep(gap_ms / 1000)
-    return connections
+def long_machine(url: str) -> int:
+    """The id of the machine whose telemetry fills the maximum window."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        found = conn.scalar(select(Machine.id).where(Machine.code == LONG_CODE))
+    engine.dispose()
+    return found
 
 
-def connections_per_worker(port: int) -> list[int] | None:
-    """How many of the established connections to `port` each server process holds."""
-    try:
-        return sorted(connections_by_pid(port).values())
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-async def load(
-    port: int, key: str, paths: list[str], clients: int, seconds: float, gap_ms: float = 0.0
-) -> dict:
-    """`clients` closed-loop HTTP/1.1 keep-alive clients on random paths for `seconds`; latency in ms.
-
-    A raw asyncio client rather than httpx: it needs a tenth of the CPU per request, and the load
-    generator shares the machine with the server. The clients connect all at once (or `gap_ms`
-    apart); how the connections fell on the workers is reported, as the tail latency depends on it.
-    """
-    requests = [_request(path, key) for path in paths]
-    connections = await _connect(port, clients, gap_ms)
-    split = connections_per_worker(port)
-    latencies: list[float] = []
-    cpu_before = _cpu_seconds()
-    began = time.perf_counter()
-    deadline = began + seconds
-    errors = await asyncio.gather(
-        *(_one_client(c, requests, seed, deadline, latencies) for seed, c in enumerate(connections))
-    )
-    elapsed = time.perf_counter() - began
-    cuts = statistics.quantiles(latencies, n=100)
-    return {
-        "requests": len(latencies),
-        "errors": sum(errors),
-        "req_per_s": round(len(latencies) / elapsed),
-        "p50_ms": round(cuts[49], 1),
-        "p95_ms": round(cuts[94], 1),
-        "p99_ms": round(cuts[98], 1),
-        # The load generator shares the cores with the server: how much of them it took.
-        "client_cpu_cores": round((_cpu_seconds() - cpu_before) / elapsed, 2),
-        "connections_per_worker": split,
-    }
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def has_points(count: int):  # noqa: ANN201
+    """A check of a telemetry answer: exactly `count` points."""
+    return lambda body: len(json.loads(body)["points"]) == count
 
 
 def write_alerts(url: str, per_second: float, stop: threading.Event, done: list[int]) -> None:
@@ -215,7 +170,7 @@ def existing(url: str) -> tuple[str, list[int]]:
     """A fresh admin key and the machine ids of a database that `populate` filled earlier."""
     engine = make_engine(url)
     with session(engine) as sess:
-        ids = list(sess.scalars(select(Machine.id).order_by(Machine.id)))
+        ids = list(sess.scalars(select(Machine.id).where(Machine.code != LONG_CODE).order_by(Machine.id)))
     key = auth.issue_key(engine=engine, name="bench-admin")
     engine.dispose()
     return key, ids
@@ -233,6 +188,21 @@ def check(base: str, key: str, endpoints: dict[str, list[str]]) -> None:
                 raise SystemExit(f"{name}: {paths[0]} answered no rows")
 
 
+def _long_reads(port: int, key: str, url: str, args: argparse.Namespace) -> dict:
+    """5 clients read the whole maximum window of the long machine while 45 others read /healthz."""
+    days = max_window() / timedelta(days=1)
+    window = f"start={START.isoformat()}&end={(START + max_window()).isoformat()}".replace("+", "%2B")
+    path = f"/api/v1/machines/{long_machine(url)}/telemetry?{window}&max_points={args.long_points}"
+    groups = {
+        "long_telemetry": Clients([path], args.long_clients, has_points(args.long_points)),
+        "healthz_beside_long_telemetry": Clients(["/healthz"], args.clients - args.long_clients),
+    }
+    asyncio.run(load_groups(port, key, {"warm": Clients([path], args.long_clients)}, 1.0))
+    figures = asyncio.run(load_groups(port, key, groups, args.seconds, args.connect_gap_ms))
+    figures["long_telemetry"].update(window_days=days, points=args.long_points)
+    return figures
+
+
 def main() -> None:
     """Populate, start uvicorn, load each endpoint and /healthz, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -247,6 +217,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--alert-writes", type=float, default=50.0, help="alert updates per second in the last round"
+    )
+    parser.add_argument("--long-clients", type=int, default=5, help="clients reading the longest window")
+    parser.add_argument(
+        "--long-points", type=int, default=5000, help="points they ask for (at most the API's maximum)"
     )
     parser.add_argument("--db", type=Path, help="SQLite file to keep; filled only if it does not exist")
     parser.add_argument("--json", action="store_true")
@@ -307,6 +281,7 @@ def main() -> None:
                 **during,
                 "alert_writes_per_s": round(writes[0] / args.seconds, 1),
             }
+            results.update(_long_reads(port, key, url, args))
         finally:
             server.terminate()
             server.wait(timeout=30)
