@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse
 from pydantic import TypeAdapter
 
@@ -248,3 +248,14 @@ def promote(request: Request, version: str, who: Actor):
     except model_registry.ModelNotFound as exc:
         raise errors.NotFound(str(exc)) from None
     return redirect("/admin", f"Model {info.version} is now active for {info.machine_type}.")
+
+
+@router.post("/admin/models/{machine_type}/rollback")
+def rollback(request: Request, machine_type: Annotated[str, Path(max_length=64)], who: Actor):
+    """Re-activate the version promoted before the active one of a machine type."""
+    require(who, "admin")
+    try:
+        info = model_registry.rollback(request.app.state.engine, machine_type, by=who)
+    except model_registry.ModelNotFound as exc:
+        raise errors.NotFound(str(exc)) from None
+    return redirect("/admin", f"Model {info.version} is active again for {info.machine_type}.")

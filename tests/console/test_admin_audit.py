@@ -28,10 +28,14 @@ def test_admin_page_actions_are_audited_with_the_admin_and_the_declaration(datab
         client.post("/admin/users", data={"name": "dana", "role": "field_service"})
         client.post("/admin/users/dana/revoke")
         client.post(f"/admin/models/{second}/promote")
+        assert "Roll back" in client.get("/admin").text
+        page = client.post("/admin/models/pump/rollback")
+        assert f"Model {first} is active again for pump." in flash(page.text)
     with session(world.engine) as sess:
         rows = sess.scalars(select(WorkflowEvent).where(WorkflowEvent.actor == "admin")).all()
     by_action = {row.action: row for row in rows}
-    assert {"consent_granted", "user_created", "key_created", "key_revoked", "promoted"} <= set(by_action)
+    expected = {"consent_granted", "user_created", "key_created", "key_revoked", "promoted", "rolled_back"}
+    assert expected <= set(by_action)
     assert all(row.actor_id == world.users["admin"] for row in rows)
     grant = by_action["consent_granted"]
     assert grant.data == {"purpose": "product_improvement", "reference": "DPA §4.2"}
@@ -39,3 +43,5 @@ def test_admin_page_actions_are_audited_with_the_admin_and_the_declaration(datab
     assert by_action["user_created"].after["name"] == "dana"
     promoted = by_action["promoted"]
     assert (promoted.before, promoted.after) == ({"active": first}, {"active": second})
+    rolled_back = by_action["rolled_back"]
+    assert (rolled_back.before, rolled_back.after) == ({"active": second}, {"active": first})
