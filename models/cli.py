@@ -23,7 +23,9 @@ def train(
     """Train one model per machine type on stored telemetry and ground truth, register and activate it."""
     from models.training import train_from_store
 
-    report = train_from_store(_engine(), machine_type=machine_type, activate=not no_activate)
+    report = train_from_store(
+        _engine(), machine_type=machine_type, activate=not no_activate, by=audit.operator()
+    )
     typer.echo(report.pooling())
     if not report.versions:
         typer.echo("nothing to train: no pooled telemetry for that machine type", err=True)

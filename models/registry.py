@@ -62,6 +62,7 @@ def register(
     params: dict | None = None,
     metrics: dict | None = None,
     activate: bool = True,
+    by: audit.Actor | None = None,
 ) -> str:
     """Pickle and store a fitted model; returns its version id (`type-YYYYmmddHHMMSS-hash`)."""
     artifact = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
@@ -84,7 +85,7 @@ def register(
             )
         )
     if activate:
-        promote(engine, version)
+        promote(engine, version, by=by)
     return version
 
 

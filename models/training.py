@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select
 
 from fleet import panels
 from fleet import registry as fleet_registry
+from fleet.audit import Actor
 from fleet.tables import FailureEvent, Machine, MaintenanceEvent
 from models import events, registry
 from models.fleet_model import FleetModel
@@ -139,7 +140,12 @@ class TrainingReport:
 
 
 def train_from_store(
-    engine: Engine, *, machine_type: str | None = None, activate: bool = True, **params: object
+    engine: Engine,
+    *,
+    machine_type: str | None = None,
+    activate: bool = True,
+    by: Actor | None = None,
+    **params: object,
 ) -> TrainingReport:
     """Train per machine type on stored data of the customers that grant `product_improvement` only."""
     failures, maint = ground_truth_by_id(engine)
@@ -180,6 +186,7 @@ def train_from_store(
             | {"features": None, "trend_limits": dict(model.trend_.limits_)},
             metrics=metrics,
             activate=activate,
+            by=by,
         )
     return TrainingReport(
         versions=versions,

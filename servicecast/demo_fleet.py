@@ -137,7 +137,7 @@ def _every(seconds: int) -> str:
 def train(engine: Engine) -> None:
     """One model per machine type from the stored history, registered and activated."""
     started = time.monotonic()
-    report = train_from_store(engine, **TRAINING)
+    report = train_from_store(engine, by=audit.Operator("demo"), **TRAINING)
     versions = report.versions
     typer.echo(f"models: {len(versions)} trained and activated in {time.monotonic() - started:.1f} s")
     typer.echo(f"  {report.pooling()}")

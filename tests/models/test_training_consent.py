@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from fleet import registry
-from fleet.tables import Machine, Telemetry
+from fleet import audit, registry
+from fleet.tables import Machine, Telemetry, WorkflowEvent
 from models import registry as model_registry
 from models.training import train_from_store
 from simulators.backfill import backfill
@@ -32,7 +32,7 @@ def test_training_leaves_out_the_machines_of_customers_without_product_improveme
     assert len(pooled) == 1
     assert 0 < len(used) < len(pumps)
 
-    report = train_from_store(engine, machine_type=PUMP, **FAST)
+    report = train_from_store(engine, machine_type=PUMP, by=audit.Operator("cli:test"), **FAST)
 
     assert report.customers_used == 1 and report.customers_left_out == 1
     assert report.machines_used == len(used)
@@ -40,3 +40,6 @@ def test_training_leaves_out_the_machines_of_customers_without_product_improveme
     version = report.versions[PUMP]
     metrics = next(v.metrics for v in model_registry.list_versions(engine) if v.version == version)
     assert metrics["rows"] == rows_used
+    with engine.connect() as conn:
+        promoted = conn.execute(select(WorkflowEvent).where(WorkflowEvent.action == "promoted")).one()
+    assert (promoted.actor, promoted.after) == ("cli:test", {"active": version})
