@@ -132,7 +132,9 @@ def measure_ingest(
     engine = make_engine(database_url)
     migrate.ensure_schema(engine)
     register_machines(
-        engine, pd.DataFrame({"tenant": tenant, "machine": machine_codes(MACHINES)}), purposes={tenant: ()}
+        engine=engine,
+        machines=pd.DataFrame({"tenant": tenant, "machine": machine_codes(MACHINES)}),
+        purposes={tenant: ()},
     )
     settings = Settings(database_url=database_url, mqtt_url=url, ingest_topic=f"fleet/{tenant}/+/telemetry")
     client_id = f"bench-ingest-{tenant}"

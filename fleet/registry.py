@@ -5,18 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from sqlalchemy import Connection, Engine, select, tuple_
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import audit, contract, errors
+from fleet import audit, contract, errors, registration
 from fleet.db import session
-from fleet.tables import Customer, DataUseGrant, Machine, Site, utcnow
-
-# service: running the service at all; offers: sales use; product_improvement: pooling the customer's
-# telemetry into models that also serve other customers.
-PURPOSES = ("service", "offers", "product_improvement")
-MachineKey = tuple[str, str]
+from fleet.registration import MachineKey, lookup_machines  # noqa: F401 - the ingester's look-up
+from fleet.tables import Customer, DataUseGrant, Machine, utcnow
+from fleet.tables.register import PURPOSES
 
 
 def add_customer(
@@ -80,34 +77,23 @@ def add_machine(
     site: str | None = None,
 ) -> Machine:
     """Register a machine of an existing customer."""
-    if not contract.MACHINE_PATTERN.match(code):
-        raise errors.InvalidInput(f"machine id {code!r} must match {contract.MACHINE_PATTERN.pattern}")
-    try:
-        with session(engine) as sess:
-            customer = get_customer(sess, tenant)
-            site_id = _site_id(sess, customer.id, site) if site else None
-            machine = Machine(
-                customer_id=customer.id,
-                site_id=site_id,
-                code=code,
-                machine_type=machine_type,
-                serial=serial,
-                installed=installed,
-                contract_tier=contract_tier,
-            )
-            sess.add(machine)
-    except IntegrityError:
-        raise errors.AlreadyExists(f"machine {tenant}/{code} exists already") from None
-    return machine
-
-
-def _site_id(sess, customer_id: int, name: str) -> int:
-    site = sess.scalar(select(Site).where(Site.customer_id == customer_id, Site.name == name))
-    if site is None:
-        site = Site(customer_id=customer_id, name=name)
-        sess.add(site)
-        sess.flush()
-    return site.id
+    registration.check_key(tenant, code)
+    with session(engine) as sess:
+        customer = get_customer(sess, tenant)
+        if sess.scalar(select(Machine.id).where(Machine.customer_id == customer.id, Machine.code == code)):
+            raise errors.AlreadyExists(f"machine {tenant}/{code} exists already")
+    spec = {
+        "tenant": tenant,
+        "machine": code,
+        "machine_type": machine_type,
+        "serial": serial,
+        "installed": installed,
+        "contract_tier": contract_tier,
+        "site": site,
+    }
+    ids = registration.register_machines(engine=engine, machines=[spec])
+    with session(engine) as sess:
+        return sess.get_one(Machine, ids[(tenant, code)][1])
 
 
 def list_machines(*, engine: Engine, tenant: str | None = None) -> list[tuple[str, Machine]]:
@@ -119,44 +105,21 @@ def list_machines(*, engine: Engine, tenant: str | None = None) -> list[tuple[st
         return [(row[0], row[1]) for row in sess.execute(query.order_by(Customer.tenant, Machine.code))]
 
 
-def lookup_machines(conn: Connection, keys: Iterable[MachineKey]) -> dict[MachineKey, tuple[int, int]]:
-    """Database ids `(customer_id, machine_id)` of the known machines among `keys`."""
-    keys = list(keys)
-    if not keys:
-        return {}
-    query = (
-        select(Customer.tenant, Machine.code, Customer.id, Machine.id)
-        .join(Customer, Machine.customer_id == Customer.id)
-        .where(tuple_(Customer.tenant, Machine.code).in_(keys))
-    )
-    return {(t, c): (cid, mid) for t, c, cid, mid in conn.execute(query)}
-
-
 def known_tenants(conn: Connection, tenants: Iterable[str]) -> set[str]:
     """Which of these tenant ids are registered customers."""
     return set(conn.scalars(select(Customer.tenant).where(Customer.tenant.in_(list(tenants)))))
 
 
 def auto_register(engine: Engine, keys: Iterable[MachineKey]) -> None:
-    """Register unseen customers and machines on first sight (the demo's default)."""
-    with session(engine) as sess:
-        for tenant, code in sorted(set(keys)):
-            customer = sess.scalar(select(Customer).where(Customer.tenant == tenant))
-            if customer is None:
-                customer = Customer(tenant=tenant, name=tenant, auto_registered=True)
-                sess.add(customer)
-                sess.flush()
-                # Nobody declared it: assumed so that a demo device's data is kept, and shown as such.
-                sess.add(
-                    DataUseGrant(
-                        customer_id=customer.id, purpose="service", granted_by="auto-register", assumed=True
-                    )
-                )
-            exists = sess.scalar(
-                select(Machine.id).where(Machine.customer_id == customer.id, Machine.code == code)
-            )
-            if exists is None:
-                sess.add(Machine(customer_id=customer.id, code=code, auto_registered=True))
+    """Register unseen customers and machines on first sight (the demo's default).
+
+    Nobody declared the new customers' `service` grant: it is assumed so that a demo device's data is kept,
+    and shown as such.
+    """
+    machines = [{"tenant": tenant, "machine": code} for tenant, code in sorted(set(keys))]
+    registration.register_machines(
+        engine=engine, machines=machines, granted_by="auto-register", first_sight=True
+    )
 
 
 def _name(by: audit.Actor | None) -> str:

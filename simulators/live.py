@@ -130,7 +130,9 @@ def publish_run(
     if database_url:
         engine = _engine(database_url)
         try:
-            run_id = ground_truth.write_run(engine, run, register_machines(engine, run.machines))
+            run_id = ground_truth.write_run(
+                engine, run, register_machines(engine=engine, machines=run.machines)
+            )
         finally:
             engine.dispose()
     report = publish_messages(
@@ -182,7 +184,7 @@ def replay_cmapss(
         }
         engine = _engine(database_url)
         try:
-            ids = register_machines(engine, machines)
+            ids = register_machines(engine=engine, machines=machines)
             run_id = ground_truth.write_events(
                 engine, kind="cmapss", seed=None, config=config, ids=ids, failures=failures
             )

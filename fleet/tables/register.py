@@ -72,6 +72,11 @@ class Sensor(Base):
     high_limit: Mapped[float | None] = mapped_column(Float)
 
 
+# service: running the service at all; offers: sales use; product_improvement: pooling the customer's
+# telemetry into models that also serve other customers.
+PURPOSES = ("service", "offers", "product_improvement")
+
+
 class DataUseGrant(Base):
     """What a customer allows its machine data to be used for (`service`, `offers`)."""
 

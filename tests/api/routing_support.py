@@ -20,9 +20,10 @@ from sqlalchemy import Engine
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from api import events
+from fleet import registration
 from fleet.db import session
 from fleet.settings import Settings
-from fleet.tables import Customer, DataUseGrant, Machine, Offer, Telemetry, User
+from fleet.tables import Customer, Machine, Offer, Telemetry, User
 from tests.services import free_port
 
 SECRET = "whsec_" + base64.b64encode(b"servicecast-test-secret-32-bytes").decode()
@@ -161,22 +162,20 @@ def approved_offers(
 ) -> list[int]:
     """A customer with `offers` consent, a machine with telemetry, approved offers (outbox rows enqueued)."""
     now = datetime.now(UTC)
+    spec = {
+        "tenant": tenant,
+        "customer_name": f"{tenant.title()} Industries",
+        "machine": f"{tenant}-pump-1",
+        "machine_type": "pump",
+        "serial": "SN-7",
+    }
+    ids = registration.register_machines(
+        engine=engine, machines=[spec], purposes={tenant: ("offers",)}, granted_by="test"
+    )
+    customer_id, machine_id = ids[(tenant, spec["machine"])]
     with session(engine) as sess:
-        customer = Customer(tenant=tenant, name=f"{tenant.title()} Industries")
-        sess.add(customer)
-        sess.flush()
-        sess.add_all(
-            [
-                DataUseGrant(customer_id=customer.id, purpose=p, granted_by="test")
-                for p in ("service", "offers")
-            ]
-        )
+        customer, machine = sess.get_one(Customer, customer_id), sess.get_one(Machine, machine_id)
         sess.add(User(name=f"amy-{tenant}", email=PERSON_EMAIL, role="account_manager"))
-        machine = Machine(
-            customer_id=customer.id, code=f"{tenant}-pump-1", machine_type="pump", serial="SN-7"
-        )
-        sess.add(machine)
-        sess.flush()
         sess.add(
             Telemetry(
                 customer_id=customer.id,

@@ -13,10 +13,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select, text
 
-from fleet import contract
-from fleet.db import session
+from fleet import contract, registration
 from fleet.settings import MqttEndpoint, Settings
-from fleet.tables import Customer, DataUseGrant, Machine, Quarantine, Telemetry
+from fleet.tables import Machine, Quarantine, Telemetry
 from ingest.service import Ingester
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -29,13 +28,9 @@ def machine_codes(n: int) -> list[str]:
 
 
 def register_fleet(engine: Engine, tenant: str, codes: list[str]) -> None:
-    """Register a customer and its machines in one transaction."""
-    with session(engine) as sess:
-        customer = Customer(tenant=tenant, name=tenant)
-        sess.add(customer)
-        sess.flush()
-        sess.add(DataUseGrant(customer_id=customer.id, purpose="service"))
-        sess.add_all(Machine(customer_id=customer.id, code=code, machine_type="pump") for code in codes)
+    """Register a customer (granting `service`) and its pumps in one transaction."""
+    machines = [{"tenant": tenant, "machine": code, "machine_type": "pump"} for code in codes]
+    registration.register_machines(engine=engine, machines=machines, granted_by="test")
 
 
 def messages(tenant: str, codes: list[str], per_machine: int, first_seq: int = 1) -> list[tuple[str, bytes]]:

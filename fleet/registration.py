@@ -1,0 +1,139 @@
+"""Registration of customers, sites and machines in bulk, idempotently: every way of registering calls it."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from datetime import date, datetime
+
+from sqlalchemy import Connection, Engine, select, tuple_
+
+from fleet import contract, dialect, errors
+from fleet.tables import Customer, DataUseGrant, Machine, Site
+from fleet.tables.register import PURPOSES
+
+MachineKey = tuple[str, str]
+MachineIds = dict[MachineKey, tuple[int, int]]
+_CHUNK = 5000  # rows per statement, below SQLite's bound-parameter limit
+
+
+def check_key(tenant: str, code: str) -> None:
+    """Refuse (InvalidInput) a tenant or machine id that could not appear in an MQTT topic."""
+    if not contract.TENANT_PATTERN.match(tenant):
+        raise errors.InvalidInput(f"tenant id {tenant!r} must match {contract.TENANT_PATTERN.pattern}")
+    if not contract.MACHINE_PATTERN.match(code):
+        raise errors.InvalidInput(f"machine id {code!r} must match {contract.MACHINE_PATTERN.pattern}")
+
+
+def register_machines(
+    *,
+    engine: Engine,
+    machines: Iterable[Mapping[str, object]],
+    purposes: Mapping[str, Collection[str]] | None = None,
+    granted_by: str = "system",
+    first_sight: bool = False,
+) -> MachineIds:
+    """Add the customers, sites and machines not registered yet, in one transaction; ids by (tenant, machine).
+
+    Each of `machines` has `tenant` and `machine`, and optionally machine_type, serial, installed,
+    contract_tier, site and customer_name (default: the tenant id). A new customer grants `service` and
+    `purposes[tenant]`. `first_sight` (auto-registration) marks what it adds as auto-registered and its
+    grants as assumed: nobody declared them. Rows registered already are left as they are, grants too.
+    """
+    records = list(machines)
+    for row in records:
+        check_key(str(row["tenant"]), str(row["machine"]))
+    purposes = purposes or {}
+    unknown = {p for wanted in purposes.values() for p in wanted} - set(PURPOSES)
+    if unknown:
+        raise errors.InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}")
+    tenants = sorted({str(row["tenant"]) for row in records})
+    with engine.begin() as conn:
+        names = {str(r["tenant"]): str(r["customer_name"]) for r in records if r.get("customer_name")}
+        new = _customers(conn, tenants, names, first_sight)
+        customer_ids = _customer_ids(conn, tenants)
+        grants = [
+            {"customer_id": customer_ids[t], "purpose": p, "granted_by": granted_by, "assumed": first_sight}
+            for t in sorted(new)
+            for p in PURPOSES
+            if p == "service" or p in purposes.get(t, ())
+        ]
+        if grants:
+            conn.execute(DataUseGrant.__table__.insert(), grants)
+        site_ids = _sites(conn, records, customer_ids)
+        rows = [_machine(row, customer_ids, site_ids, first_sight) for row in records]
+        for i in range(0, len(rows), _CHUNK):
+            _insert_missing(conn, Machine, rows[i : i + _CHUNK], ["customer_id", "code"])
+        return lookup_machines(conn, [(str(r["tenant"]), str(r["machine"])) for r in records])
+
+
+def _insert_missing(conn: Connection, table: type, rows: list[dict], key: list[str]) -> None:
+    if rows:
+        conn.execute(dialect.insert(conn, table.__table__).on_conflict_do_nothing(index_elements=key), rows)
+
+
+def _customers(conn: Connection, tenants: list[str], names: dict[str, str], first_sight: bool) -> set[str]:
+    """Insert the customers not registered yet; returns their tenant ids."""
+    if not tenants:
+        return set()
+    rows = [{"tenant": t, "name": names.get(t, t), "auto_registered": first_sight} for t in tenants]
+    table = Customer.__table__
+    stmt = dialect.insert(conn, table).on_conflict_do_nothing(index_elements=["tenant"])
+    return set(conn.scalars(stmt.returning(table.c.tenant), rows))
+
+
+def _customer_ids(conn: Connection, tenants: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for i in range(0, len(tenants), _CHUNK):
+        query = select(Customer.tenant, Customer.id).where(Customer.tenant.in_(tenants[i : i + _CHUNK]))
+        found.update({tenant: cid for tenant, cid in conn.execute(query)})
+    return found
+
+
+def _sites(
+    conn: Connection, records: list[Mapping], customer_ids: dict[str, int]
+) -> dict[tuple[int, str], int]:
+    pairs = sorted({(customer_ids[str(r["tenant"])], str(r["site"])) for r in records if r.get("site")})
+    if not pairs:
+        return {}
+    _insert_missing(conn, Site, [{"customer_id": c, "name": s} for c, s in pairs], ["customer_id", "name"])
+    query = select(Site.customer_id, Site.name, Site.id).where(
+        Site.customer_id.in_(sorted({c for c, _ in pairs}))
+    )
+    return {(c, name): sid for c, name, sid in conn.execute(query)}
+
+
+def _machine(
+    row: Mapping, customer_ids: dict[str, int], site_ids: dict[tuple[int, str], int], first_sight: bool
+) -> dict:
+    customer_id = customer_ids[str(row["tenant"])]
+    site = row.get("site")
+    return {
+        "customer_id": customer_id,
+        "site_id": site_ids.get((customer_id, str(site))) if site else None,
+        "code": str(row["machine"]),
+        "machine_type": row.get("machine_type") or "unknown",
+        "serial": row.get("serial"),
+        "installed": _day(row.get("installed")),
+        "contract_tier": row.get("contract_tier") or "basic",
+        "auto_registered": first_sight,
+    }
+
+
+def _day(value: object) -> date | None:
+    if value is None or value != value:  # NaT and NaN are not equal to themselves
+        return None
+    return value.date() if isinstance(value, datetime) else value  # type: ignore[return-value]
+
+
+def lookup_machines(conn: Connection, keys: Iterable[MachineKey]) -> MachineIds:
+    """Database ids `(customer_id, machine_id)` of the registered machines among `keys`."""
+    keys = sorted(set(keys))
+    ids: MachineIds = {}
+    for i in range(0, len(keys), _CHUNK):
+        query = (
+            select(Customer.tenant, Machine.code, Customer.id, Machine.id)
+            .join(Customer, Machine.customer_id == Customer.id)
+            .where(tuple_(Customer.tenant, Machine.code).in_(keys[i : i + _CHUNK]))
+        )
+        ids.update({(t, c): (cid, mid) for t, c, cid, mid in conn.execute(query)})
+    return ids
