@@ -204,6 +204,21 @@ class OutcomeIn(BaseModel):
     revenue: float | None = Field(default=None, ge=0, le=100_000_000)
 
 
+class AuditEventOut(Out):
+    """One row of the audit trail: who did what to which object, when, and the values before and after."""
+
+    id: int
+    at: datetime
+    subject: str
+    subject_id: int | None
+    action: str
+    actor_id: int | None
+    actor: str | None
+    data: dict
+    before: dict | None
+    after: dict | None
+
+
 class LedgerRow(BaseModel):
     """Per model version: how alerts turned out and what offers earned."""
 

@@ -1,17 +1,18 @@
-"""The caller, the outcome ledger, health and readiness."""
+"""The caller, the outcome ledger, the audit trail, health and readiness."""
 
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
 from api import schemas
 from api.deps import Admin, PrincipalDep, SessionDep
 from fleet import migrate
-from fleet.tables import Alert, Offer
+from fleet.tables import Alert, Offer, WorkflowEvent
 
 router = APIRouter(tags=["admin"])
 log = logging.getLogger(__name__)
@@ -72,6 +73,26 @@ def ledger(sess: SessionDep, who: Admin) -> list[schemas.LedgerRow]:
         )
         row.offers, row.accepted, row.revenue = n, accepted, float(revenue)
     return sorted(versions.values(), key=lambda r: r.model_version or "")
+
+
+@router.get("/audit", response_model=list[schemas.AuditEventOut])
+def audit_trail(
+    sess: SessionDep,
+    who: Admin,
+    subject: Annotated[str | None, Query(max_length=16)] = None,
+    subject_id: Annotated[int | None, Query(ge=0, le=schemas.INT64_MAX)] = None,
+    action: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[WorkflowEvent]:
+    """The audit trail, newest first, optionally of one subject (and object) or action."""
+    query = select(WorkflowEvent)
+    for column, value in ((WorkflowEvent.subject, subject), (WorkflowEvent.subject_id, subject_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if action:
+        query = query.where(WorkflowEvent.action == action)
+    return list(sess.scalars(query.order_by(WorkflowEvent.id.desc()).limit(limit).offset(offset)))
 
 
 health = APIRouter(tags=["health"])

@@ -46,6 +46,7 @@ LISTS = {
     "/machines": "fleet:read",
     "/alerts": "alerts:read",
     "/offers": "offers:read",
+    "/audit": "admin",
 }
 ROLE_OF = {"admin": "admin", "tech": "field_service", "am-acme": "account_manager", "cust-acme": "customer"}
 

@@ -197,3 +197,30 @@ def test_an_edited_approval_records_the_old_and_new_price_and_text(world) -> Non
     }
     assert row.data == {"edited": ["price", "reason"]}
     assert utcnow() - row.at < timedelta(minutes=1)
+
+
+def test_admins_read_the_trail_newest_first_and_nobody_else_does(world) -> None:
+    acme = world.customers["acme"]
+    with world.client() as client:
+        client.put(
+            f"{API_PREFIX}/customers/{acme}/grants/product_improvement",
+            params={"reference": "DPA 1"},
+            headers=world.headers("admin"),
+        )
+        answer = client.get(
+            f"{API_PREFIX}/audit",
+            params={"subject": "customer", "subject_id": acme},
+            headers=world.headers("admin"),
+        )
+        assert answer.status_code == 200
+        newest = answer.json()[0]
+        assert newest["action"] == "consent_granted" and newest["actor"] == "admin"
+        assert newest["data"]["reference"] == "DPA 1" and "product_improvement" in newest["after"]["purposes"]
+        assert {row["subject_id"] for row in answer.json()} == {acme}
+        everything = client.get(
+            f"{API_PREFIX}/audit", params={"limit": 500}, headers=world.headers("admin")
+        ).json()
+        assert [row["id"] for row in everything] == sorted((row["id"] for row in everything), reverse=True)
+        assert {"user_created", "key_created", "opened", "proposed"} <= {row["action"] for row in everything}
+        for who in ("tech", "am-acme", "cust-acme"):
+            assert client.get(f"{API_PREFIX}/audit", headers=world.headers(who)).status_code == 403
