@@ -3,6 +3,7 @@
 from fleet.tables.base import NAMING, Base, BigId, Json, UtcDateTime, utcnow
 from fleet.tables.changes import ChangeCounter
 from fleet.tables.ground_truth import FailureEvent, MaintenanceEvent, SimulationRunRecord
+from fleet.tables.machine_types import MachineTypeVersion
 from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
 from fleet.tables.register import Customer, DataUseGrant, Machine, MachineCredential, Sensor, Site
 from fleet.tables.sessions import ConsoleSession
@@ -38,6 +39,7 @@ __all__ = [
     "Json",
     "Machine",
     "MachineCredential",
+    "MachineTypeVersion",
     "MaintenanceEvent",
     "ModelVersion",
     "Prediction",
