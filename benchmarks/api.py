@@ -30,10 +30,10 @@ from sqlalchemy import Engine, bindparam, select, update
 from api import auth
 from benchmarks.api_load import Clients, load, load_groups
 from benchmarks.services import free_port, wait_port
-from fleet import migrate, telemetry
+from fleet import migrate, registration, telemetry
 from fleet.db import make_engine, session
 from fleet.settings import Settings
-from fleet.tables import Alert, Customer, DataUseGrant, Machine
+from fleet.tables import Alert, Machine
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 SEVERITIES = ("critical", "high", "medium")
@@ -43,18 +43,17 @@ def populate(url: str, machines: int, rows: int, alerts: int) -> tuple[str, list
     """Customers, machines, telemetry and alerts; returns an admin key and the machine ids."""
     engine = make_engine(url)
     migrate.ensure_schema(engine)
-    with session(engine) as sess:
-        customers = [Customer(tenant=f"customer-{i:02d}", name=f"Customer {i}") for i in range(20)]
-        sess.add_all(customers)
-        sess.flush()
-        sess.add_all(DataUseGrant(customer_id=c.id, purpose="service") for c in customers)
-        fleet = [
-            Machine(customer_id=customers[i % 20].id, code=f"pump-{i:04d}", machine_type="centrifugal_pump")
-            for i in range(machines)
-        ]
-        sess.add_all(fleet)
-        sess.flush()
-        ids = [(m.customer_id, m.id) for m in fleet]
+    fleet = [
+        {
+            "tenant": f"customer-{i % 20:02d}",
+            "customer_name": f"Customer {i % 20}",
+            "machine": f"pump-{i:04d}",
+            "machine_type": "centrifugal_pump",
+        }
+        for i in range(machines)
+    ]
+    registered = registration.register_machines(engine=engine, machines=fleet, granted_by="benchmark")
+    ids = [registered[(m["tenant"], m["machine"])] for m in fleet]
     per_machine = rows // machines
     batch = []
     for step in range(per_machine):
@@ -94,7 +93,7 @@ def populate(url: str, machines: int, rows: int, alerts: int) -> tuple[str, list
             )
             for i in range(alerts)
         )
-    _fill_window(engine, *ids[0])
+    _fill_window(engine, fleet[0]["tenant"])
     _, key = auth.create_user(engine=engine, name="bench-admin", role="admin")
     engine.dispose()
     return key, [machine_id for _, machine_id in ids]
@@ -108,13 +107,11 @@ def max_window() -> timedelta:
     return timedelta(days=Settings.model_fields["api_telemetry_max_window_days"].default)
 
 
-def _fill_window(engine: Engine, customer_id: int, _machine_id: int) -> None:
+def _fill_window(engine: Engine, tenant: str) -> None:
     """A machine with a reading every minute over the whole maximum window, from START."""
-    with session(engine) as sess:
-        machine = Machine(customer_id=customer_id, code=LONG_CODE, machine_type="centrifugal_pump")
-        sess.add(machine)
-        sess.flush()
-        machine_id = machine.id
+    spec = {"tenant": tenant, "machine": LONG_CODE, "machine_type": "centrifugal_pump"}
+    registered = registration.register_machines(engine=engine, machines=[spec], granted_by="benchmark")
+    customer_id, machine_id = registered[(tenant, LONG_CODE)]
     minutes = int(max_window() / timedelta(minutes=1))
     for first in range(0, minutes, 20_000):
         batch = [
