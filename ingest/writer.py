@@ -35,6 +35,14 @@ UNAVAILABLE = (OperationalError, InterfaceError, InternalError, DisconnectionErr
 DATA_ERRORS = (IntegrityError, DataError)
 
 
+def error_kinds(dbapi) -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(unavailable, refused) errors as SQLAlchemy wraps them and as the driver raises them below it."""
+    return (
+        (*UNAVAILABLE, dbapi.OperationalError, dbapi.InterfaceError, dbapi.InternalError),
+        (*DATA_ERRORS, dbapi.IntegrityError, dbapi.DataError),
+    )
+
+
 @dataclass
 class WriterStats:
     """Running totals, for logs, tests and the demo."""
@@ -68,6 +76,7 @@ class BatchWriter:
         self.retry_max_s = retry_max_s
         self.give_up_s = give_up_s
         self.stats = WriterStats()
+        self._unavailable, self._refused = error_kinds(pipeline.engine.dialect.dbapi)
         self.reasons: dict[str, int] = {}
         self.unflushed = 0
         self.died = threading.Event()
@@ -125,7 +134,7 @@ class BatchWriter:
             started = time.perf_counter()
             try:
                 outcome = self._store(batch)
-            except UNAVAILABLE as exc:
+            except self._unavailable as exc:
                 failures += 1
                 self.stats.db_errors += 1
                 metrics.DB_ERRORS.inc()
@@ -152,7 +161,7 @@ class BatchWriter:
         messages = [(e.topic, e.payload, e.received_at) for e in batch]
         try:
             return self.pipeline.store(messages)[0]
-        except UNAVAILABLE:
+        except self._unavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - one message must not stop ingest for everyone
             if len(batch) == 1:
@@ -162,7 +171,7 @@ class BatchWriter:
         for message in messages:
             try:
                 outcome = self.pipeline.store([message])[0]
-            except UNAVAILABLE:
+            except self._unavailable:
                 raise
             except Exception as exc:  # noqa: BLE001
                 outcome = self._quarantine_failed(message, exc)
@@ -177,7 +186,7 @@ class BatchWriter:
     def _quarantine_failed(self, message: tuple[str, bytes, float], exc: Exception) -> Outcome:
         """Quarantine one message that failed on its own: the database refused it, or our code raised."""
         topic, payload, received_at = message
-        if isinstance(exc, DATA_ERRORS):
+        if isinstance(exc, self._refused):
             rejection = Rejection("db_rejected", f"the database refused this message alone: {_short(exc)}")
         else:
             log.error("storing one message raised; quarantined as internal_error", exc_info=exc)
