@@ -15,6 +15,7 @@ def make_targets(
     failures: pd.DataFrame,
     maintenance: pd.DataFrame | None = None,
     *,
+    no_faults: pd.DataFrame | None = None,
     until: pd.Timestamp | None = None,
     machine_col: str = "machine",
     time_col: str = "ts",
@@ -25,7 +26,8 @@ def make_targets(
     (`caught`: the degradation was real, a visit stopped it). Only events before `until` (default: the
     panel's end) count, so a model trained up to `until` never sees later ground truth; `censor_h` is the
     time from the row to `until` (a row with no event inside its horizon is a known negative only when
-    the horizon ends before `until`).
+    the horizon ends before `until`). `no_faults` are technicians' "no fault found" findings (machine, ts):
+    `cleared_h` is the time from the row to the next one before `until`, which `within` reads.
     """
     ts = _utc(panel[time_col])
     end = pd.Timestamp(until).tz_convert("UTC") if until is not None else ts.max()
@@ -61,9 +63,11 @@ def make_targets(
     )
     merged = merged.set_index("pos").sort_index()
     hours = (merged["event_ts"] - merged["t"]).dt.total_seconds().to_numpy() / 3600.0
+    cleared = _hours_to_next(left, no_faults, machine_col=machine_col, end=end)
     return pd.DataFrame(
         {
             "ttf_h": hours,
+            "cleared_h": cleared,
             "mode": merged["mode"].to_numpy(dtype=object),
             "precursor": merged["precursor"].fillna(False).astype(bool).to_numpy(),
             "caught": merged["caught"].fillna(False).astype(bool).to_numpy(),
@@ -73,9 +77,36 @@ def make_targets(
     )
 
 
+def _hours_to_next(
+    left: pd.DataFrame, marks: pd.DataFrame | None, *, machine_col: str, end: pd.Timestamp
+) -> np.ndarray:
+    """Per panel row (in `pos` order): hours to the machine's next mark at or before `end` (NaN if none)."""
+    out = np.full(len(left), np.nan)
+    if marks is None or not len(marks):
+        return out
+    right = pd.DataFrame(
+        {machine_col: marks[machine_col].astype(str).to_numpy(), "mark_ts": _utc(marks["ts"]).to_numpy()}
+    )
+    right = right[right["mark_ts"] <= end].sort_values("mark_ts")
+    if not len(right):
+        return out
+    merged = pd.merge_asof(
+        left, right, left_on="t", right_on="mark_ts", by=machine_col, direction="forward"
+    ).set_index("pos")
+    out[merged.index.to_numpy()] = (merged["mark_ts"] - merged["t"]).dt.total_seconds().to_numpy() / 3600.0
+    return out
+
+
 def within(y: pd.DataFrame, horizon_hours: float) -> tuple[np.ndarray, np.ndarray]:
-    """Binary label (an event within the horizon) and whether that label is known (not censored)."""
+    """Binary label (an event within the horizon) and whether that label is known (not censored).
+
+    A row within the horizon before a "no fault found" finding is a known negative even where the end of
+    the data would censor it, unless an event within its horizon makes it positive: the finding is what
+    a technician saw, a later failure is what happened.
+    """
     ttf = y["ttf_h"].to_numpy(dtype=float)
     positive = ttf <= horizon_hours
     known = positive | (y["censor_h"].to_numpy(dtype=float) >= horizon_hours)
+    if "cleared_h" in y:
+        known |= y["cleared_h"].to_numpy(dtype=float) <= horizon_hours
     return positive, known

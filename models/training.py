@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from fleet import panels
+from fleet import labels, panels
 from fleet import registry as fleet_registry
 from fleet.audit import Actor
-from fleet.tables import FailureEvent, Machine, MaintenanceEvent
+from fleet.tables import Machine
 from models import events, registry
 from models.fleet_model import FleetModel
-from models.labels import make_targets
+from models.labels import make_targets, within
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -72,6 +72,7 @@ def train_type(
     failures: pd.DataFrame,
     maintenance: pd.DataFrame | None,
     *,
+    no_faults: pd.DataFrame | None = None,
     until: pd.Timestamp | None = None,
     **params: object,
 ) -> tuple[FleetModel, dict]:
@@ -82,42 +83,61 @@ def train_type(
         failures = failures[pd.to_datetime(failures["ts"], utc=True) < until]
         if maintenance is not None:
             maintenance = maintenance[pd.to_datetime(maintenance["ts"], utc=True) < until]
-    y = make_targets(panel, failures, maintenance, until=until)
+        if no_faults is not None:
+            no_faults = no_faults[pd.to_datetime(no_faults["ts"], utc=True) < until]
+    y = make_targets(panel, failures, maintenance, no_faults=no_faults, until=until)
     model = FleetModel(**params).fit(panel, y)
     threshold, stats = choose_threshold(model, panel, failures, maintenance)
     model.threshold_ = threshold
     if model.classifier_ is not None:
         model.classifier_.oof_ = None  # training-period scores: not part of the artifact
     machines = int(panel["machine"].nunique())
-    metrics = {"threshold": threshold, "train_alerts": stats, "rows": int(len(panel)), "machines": machines}
+    positive, known = within(y, model.horizon_hours)
+    metrics = {
+        "threshold": threshold,
+        "train_alerts": stats,
+        "rows": int(len(panel)),
+        "machines": machines,
+        "labelled_rows": {"positive": int(positive.sum()), "negative": int((known & ~positive).sum())},
+    }
     return model, metrics
 
 
-def ground_truth_by_id(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Failures and maintenance of every stored run, keyed by machine id (as the scorer's panels are)."""
-    f, m = FailureEvent, MaintenanceEvent
+@dataclass(frozen=True)
+class GroundTruth:
+    """The label store's events as training reads them, keyed by machine id (as the scorer's panels are)."""
+
+    failures: pd.DataFrame  # machine, ts, mode, has_precursor, machine_type
+    maintenance: pd.DataFrame  # machine, ts, kind, found_mode, machine_type
+    no_faults: pd.DataFrame  # machine, ts, machine_type
+
+    def of_type(self, machine_type: str) -> GroundTruth:
+        """Only the events of one machine type."""
+        return GroundTruth(
+            *(f[f["machine_type"] == machine_type] for f in (self.failures, self.maintenance, self.no_faults))
+        )
+
+
+def ground_truth_by_id(engine: Engine) -> GroundTruth:
+    """Every label, whatever its source (simulator, import, finding): the only ground truth training reads."""
     with engine.connect() as conn:
-        failures = pd.DataFrame(
-            conn.execute(
-                select(f.machine_id, f.ts, f.mode, f.has_precursor, Machine.machine_type).join(
-                    Machine, Machine.id == f.machine_id
-                )
-            ).all(),
-            columns=["machine", "ts", "mode", "has_precursor", "machine_type"],
-        )
-        maint = pd.DataFrame(
-            conn.execute(
-                select(m.machine_id, m.ts, m.kind, m.found_mode, Machine.machine_type).join(
-                    Machine, Machine.id == m.machine_id
-                )
-            ).all(),
-            columns=["machine", "ts", "kind", "found_mode", "machine_type"],
-        )
-    for frame in (failures, maint):
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-        frame["machine"] = frame["machine"].astype(str)
-    failures["has_precursor"] = failures["has_precursor"].astype(bool)
-    return failures, maint
+        frame = labels.read(conn)
+    named = frame["mode"].fillna(frame["component"].mask(frame["component"] == "")).fillna("unknown")
+    frame = frame.assign(machine=frame["machine_id"].astype(str), mode=named)
+    failures = frame[frame["kind"] == "failure"]
+    # A failure whose precursor nobody recorded (imports, findings) counts as one that showed signs.
+    failures = failures.assign(has_precursor=failures["precursor"].fillna(True).astype(bool))
+    visits = frame[frame["kind"].isin(("replacement", "maintenance"))]
+    visits = visits.assign(found_mode=visits["mode"].where(visits["kind"] == "replacement"))
+    return GroundTruth(
+        failures=failures[["machine", "ts", "mode", "has_precursor", "machine_type"]].reset_index(drop=True),
+        maintenance=visits.assign(kind=visits["activity"].fillna(visits["kind"]))[
+            ["machine", "ts", "kind", "found_mode", "machine_type"]
+        ].reset_index(drop=True),
+        no_faults=frame[frame["kind"] == "no_fault"][["machine", "ts", "machine_type"]].reset_index(
+            drop=True
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -148,7 +168,7 @@ def train_from_store(
     **params: object,
 ) -> TrainingReport:
     """Train per machine type on stored data of the customers that grant `product_improvement` only."""
-    failures, maint = ground_truth_by_id(engine)
+    truth = ground_truth_by_id(engine)
     with engine.connect() as conn:
         machines = pd.DataFrame(
             conn.execute(select(Machine.id, Machine.machine_type, Machine.customer_id)).all(),
@@ -169,11 +189,9 @@ def train_from_store(
         if panel.empty:
             continue
         panel = panel.dropna(axis=1, how="all").assign(machine_type=mtype)  # picks the reference days
+        of_type = truth.of_type(mtype)
         model, metrics = train_type(
-            panel,
-            failures[failures["machine_type"] == mtype],
-            maint[maint["machine_type"] == mtype],
-            **params,
+            panel, of_type.failures, of_type.maintenance, no_faults=of_type.no_faults, **params
         )
         versions[mtype] = registry.register(
             engine,

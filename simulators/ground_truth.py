@@ -1,4 +1,4 @@
-"""Ground truth in the database: the run record, its failure and maintenance events, and reading them back."""
+"""Ground truth in the database: the run record, and its failures and maintenance as labels, read back."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
-from fleet.tables import Customer, FailureEvent, Machine, MaintenanceEvent, SimulationRunRecord, utcnow
+from fleet import labels
+from fleet.tables import SimulationRunRecord, utcnow
 from simulators.config import FleetConfig
 from simulators.engine import SimulationRun
 from simulators.registration import MachineIds
 from simulators.timeline import FAILURE_COLUMNS, MAINTENANCE_COLUMNS
-
-BATCH = 5000
 
 
 def config_dict(config: FleetConfig) -> dict:
@@ -57,6 +56,46 @@ def _when(value: object) -> datetime | None:
     return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
 
+def run_ref(run_id: int) -> str:
+    """The `ref` of the labels a simulation run wrote."""
+    return f"run:{run_id}"
+
+
+def _failure(f: dict, ids: MachineIds, ref: str) -> dict:
+    customer_id, machine_id = ids[(f["tenant"], f["machine"])]
+    # A simulated failure mode names the one part it wears, so it is the component too.
+    return {
+        "customer_id": customer_id,
+        "machine_id": machine_id,
+        "ts": _when(f["ts"]),
+        "kind": "failure",
+        "component": f["mode"],
+        "mode": f["mode"],
+        "source": "simulator",
+        "ref": ref,
+        "precursor": bool(f["has_precursor"]),
+        "onset": _when(f["onset"]),
+        "end": _when(f["repaired"]),
+    }
+
+
+def _visit(m: dict, ids: MachineIds, ref: str) -> dict:
+    customer_id, machine_id = ids[(m["tenant"], m["machine"])]
+    found = None if m["found_mode"] is None or pd.isna(m["found_mode"]) else m["found_mode"]
+    return {
+        "customer_id": customer_id,
+        "machine_id": machine_id,
+        "ts": _when(m["ts"]),
+        "kind": "maintenance" if found is None else "replacement",
+        "component": found or "",
+        "mode": found,
+        "source": "simulator",
+        "ref": ref,
+        "activity": m["kind"],
+        "end": _when(m["end"]),
+    }
+
+
 def write_events(
     engine: Engine,
     *,
@@ -67,53 +106,17 @@ def write_events(
     failures: pd.DataFrame,
     maintenance: pd.DataFrame | None = None,
 ) -> int:
-    """Store a run record and its events for registered machines (`ids`), once; returns the run id."""
+    """Store a run record and its events as labels (source `simulator`) of registered machines, once."""
     with engine.begin() as conn:
         run_id = record_run(conn, kind=kind, seed=seed, config=config)
-        done = conn.scalar(
-            select(FailureEvent.id).where(FailureEvent.run_id == run_id).limit(1)
-        ) or conn.scalar(select(MaintenanceEvent.id).where(MaintenanceEvent.run_id == run_id).limit(1))
-        if done is not None:
+        ref = run_ref(run_id)
+        if labels.any_with_ref(conn, ref):
             return run_id
-        rows = []
-        for f in failures.to_dict("records"):
-            customer_id, machine_id = ids[(f["tenant"], f["machine"])]
-            rows.append(
-                {
-                    "run_id": run_id,
-                    "customer_id": customer_id,
-                    "machine_id": machine_id,
-                    "ts": _when(f["ts"]),
-                    "mode": f["mode"],
-                    "has_precursor": bool(f["has_precursor"]),
-                    "onset": _when(f["onset"]),
-                    "repaired": _when(f["repaired"]),
-                }
-            )
-        _insert(conn, FailureEvent, rows)
-        rows = []
-        for m in [] if maintenance is None else maintenance.to_dict("records"):
-            customer_id, machine_id = ids[(m["tenant"], m["machine"])]
-            rows.append(
-                {
-                    "run_id": run_id,
-                    "customer_id": customer_id,
-                    "machine_id": machine_id,
-                    "ts": _when(m["ts"]),
-                    "end": _when(m["end"]),
-                    "kind": m["kind"],
-                    "found_mode": None
-                    if m["found_mode"] is None or pd.isna(m["found_mode"])
-                    else m["found_mode"],
-                }
-            )
-        _insert(conn, MaintenanceEvent, rows)
+        rows = [_failure(f, ids, ref) for f in failures.to_dict("records")]
+        if maintenance is not None:
+            rows += [_visit(m, ids, ref) for m in maintenance.to_dict("records")]
+        labels.write(conn, rows)
     return run_id
-
-
-def _insert(conn: Connection, table, rows: list[dict]) -> None:  # noqa: ANN001
-    for i in range(0, len(rows), BATCH):
-        conn.execute(table.__table__.insert(), rows[i : i + BATCH])
 
 
 def write_run(engine: Engine, run: SimulationRun, ids: MachineIds) -> int:
@@ -144,44 +147,18 @@ def list_runs(engine: Engine) -> pd.DataFrame:
 
 def read_failures(engine: Engine, run_id: int) -> pd.DataFrame:
     """A run's failures with the columns and order of `SimulationRun.failures`."""
-    e = FailureEvent
-    query = (
-        select(
-            Customer.tenant,
-            Machine.code,
-            Machine.machine_type,
-            e.ts,
-            e.mode,
-            e.has_precursor,
-            e.onset,
-            e.repaired,
-        )
-        .join(Customer, e.customer_id == Customer.id)
-        .join(Machine, e.machine_id == Machine.id)
-        .where(e.run_id == run_id)
-        .order_by(e.ts, Machine.code)
-    )
-    frame = _frame(engine, query, FAILURE_COLUMNS, ("ts", "onset", "repaired"))
+    with engine.connect() as conn:
+        frame = labels.read(conn, kinds=("failure",), ref=run_ref(run_id))
+    frame = frame.rename(columns={"precursor": "has_precursor", "end": "repaired"})
+    frame = frame.sort_values(["ts", "machine"], kind="mergesort").reset_index(drop=True)
     frame["has_precursor"] = frame["has_precursor"].astype(bool)
-    return frame
+    return frame[FAILURE_COLUMNS]
 
 
 def read_maintenance(engine: Engine, run_id: int) -> pd.DataFrame:
     """A run's maintenance visits and repairs with the columns and order of `SimulationRun.maintenance`."""
-    e = MaintenanceEvent
-    query = (
-        select(Customer.tenant, Machine.code, Machine.machine_type, e.ts, e.end, e.kind, e.found_mode)
-        .join(Customer, e.customer_id == Customer.id)
-        .join(Machine, e.machine_id == Machine.id)
-        .where(e.run_id == run_id)
-        .order_by(e.ts, Machine.code, e.kind)
-    )
-    return _frame(engine, query, MAINTENANCE_COLUMNS, ("ts", "end"))
-
-
-def _frame(engine: Engine, query, columns: list[str], times: tuple[str, ...]) -> pd.DataFrame:  # noqa: ANN001
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(query).all(), columns=columns)
-    for col in times:
-        frame[col] = pd.to_datetime(frame[col], utc=True)
-    return frame
+        frame = labels.read(conn, kinds=("maintenance", "replacement"), ref=run_ref(run_id))
+    frame = frame.drop(columns="kind").rename(columns={"activity": "kind", "mode": "found_mode"})
+    frame = frame.sort_values(["ts", "machine", "kind"], kind="mergesort").reset_index(drop=True)
+    return frame[MAINTENANCE_COLUMNS]

@@ -2,7 +2,8 @@
 
 from fleet.tables.base import NAMING, Base, BigId, Json, UtcDateTime, utcnow
 from fleet.tables.changes import ChangeCounter
-from fleet.tables.ground_truth import FailureEvent, MaintenanceEvent, SimulationRunRecord
+from fleet.tables.ground_truth import SimulationRunRecord
+from fleet.tables.labels import Label
 from fleet.tables.machine_types import MachineTypeVersion
 from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
 from fleet.tables.register import Customer, DataUseGrant, Machine, MachineCredential, Sensor, Site
@@ -35,12 +36,11 @@ __all__ = [
     "ConsoleSession",
     "Customer",
     "DataUseGrant",
-    "FailureEvent",
     "Json",
+    "Label",
     "Machine",
     "MachineCredential",
     "MachineTypeVersion",
-    "MaintenanceEvent",
     "ModelVersion",
     "Prediction",
     "Quarantine",

@@ -85,8 +85,7 @@ def test_ground_truth_tables_match_the_migrations(database_url, engine):
     assert diff == [], f"tables and migrations disagree: {diff}"
     migrate.downgrade(engine, "0001")
     tables = set(inspect(engine).get_table_names())
-    assert "telemetry" in tables and not {"simulation_runs", "failure_events", "maintenance_events"} & tables
+    assert "telemetry" in tables and not {"simulation_runs", "labels"} & tables
     migrate.upgrade(engine)
-    assert {"simulation_runs", "failure_events", "maintenance_events"} <= set(
-        inspect(engine).get_table_names()
-    )
+    tables = set(inspect(engine).get_table_names())
+    assert {"simulation_runs", "labels"} <= tables and not {"failure_events", "maintenance_events"} & tables
