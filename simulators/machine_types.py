@@ -1,9 +1,16 @@
-"""Machine types: sensors with units and bounds, operating regimes, and failure modes with their physics."""
+"""Machine types of the simulated fleet, read from its types file (`fleet_types.yaml`) and its physics.
+
+The product part of the file (sensors, components, failure modes, codes) is what `servicecast types apply`
+stores; the `simulation:` block adds what only the simulator needs (noise, rounding, wear rates, effects).
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+
+from fleet import type_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,126 +71,64 @@ class MachineType:
         return next(m for m in self.modes if m.name == name)
 
 
-def _mul(sensor: str, size: float) -> Effect:
-    return Effect(sensor, "mul", size)
+TYPES_FILE = Path(__file__).with_name("fleet_types.yaml")
 
 
-def _add(sensor: str, size: float) -> Effect:
-    return Effect(sensor, "add", size)
+def load(path: str | Path = TYPES_FILE) -> dict[str, MachineType]:
+    """The simulated types of a types file: its definitions (checked as `types apply` checks them) with
+    each type's `simulation:` block."""
+    parsed = type_files.read(path)
+    try:
+        return {
+            name: _machine_type(definition, parsed.simulation[name])
+            for name, definition in parsed.definitions.items()
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{parsed.source}: simulation block of a type is incomplete or wrong: {exc!r}"
+        ) from exc
 
 
-PUMP = MachineType(
-    name="centrifugal_pump",
-    prefix="pump",
-    serial_code="CP",
-    sensors=(
-        Sensor("flow_m3h", 1.2, 2, 0.0, 600.0, 150.0),
-        Sensor("discharge_pressure_bar", 0.05, 3, 0.0, 25.0, 7.0),
-        Sensor("motor_current_a", 0.6, 2, 0.0, 600.0, 80.0),
-        Sensor("bearing_temp_c", 0.3, 2, -40.0, 200.0, 50.0),
-        Sensor("vibration_rms_mm_s", 0.08, 3, 0.0, 50.0, 2.0),
-    ),
-    regimes=("day demand (peak 14:00 local)", "night demand", "weekend (-5 %)"),
-    modes=(
+def _machine_type(definition: dict, sim: dict) -> MachineType:
+    sensors = tuple(
+        Sensor(
+            name=s["name"],
+            noise_sd=float(sim["sensors"][s["name"]]["noise_sd"]),
+            decimals=int(sim["sensors"][s["name"]]["decimals"]),
+            lower=float(s["range"][0]),
+            upper=float(s["range"][1]),
+            scale=float(sim["sensors"][s["name"]]["scale"]),
+        )
+        for s in definition["sensors"]
+    )
+    described = {m["name"]: m["description"] for m in definition.get("failure_modes", [])}
+    modes = tuple(
         FailureMode(
-            "bearing_wear",
-            0.45,
-            20.0,
-            (_mul("vibration_rms_mm_s", 3.5), _add("bearing_temp_c", 22.0), _mul("motor_current_a", 0.05)),
-            "rolling-element bearing wear: vibration and bearing temperature rise exponentially",
-        ),
-        FailureMode(
-            "seal_leak",
-            0.30,
-            10.0,
-            (_mul("discharge_pressure_bar", -0.30), _mul("flow_m3h", -0.25), _mul("motor_current_a", -0.04)),
-            "mechanical seal leak: discharge pressure and delivered flow drop",
-        ),
-        FailureMode(
-            "impeller_fouling",
-            0.20,
-            8.0,
-            (_mul("flow_m3h", -0.35), _mul("motor_current_a", 0.20), _mul("vibration_rms_mm_s", 0.30)),
-            "impeller fouling: flow drops while the motor draws more current",
-        ),
-    ),
-    sudden_mode="coupling_failure",
-)
-
-COMPRESSOR = MachineType(
-    name="air_compressor",
-    prefix="compressor",
-    serial_code="AC",
-    sensors=(
-        Sensor("discharge_temp_c", 0.5, 2, -40.0, 200.0, 85.0),
-        Sensor("pressure_bar", 0.04, 3, 0.0, 16.0, 8.0),
-        Sensor("oil_temp_c", 0.4, 2, -40.0, 150.0, 65.0),
-        Sensor("motor_current_a", 1.0, 2, 0.0, 600.0, 100.0),
-        Sensor("duty_cycle_pct", 1.5, 2, 0.0, 100.0, 60.0),
-    ),
-    regimes=("on-shift load 06-22 local weekdays", "off-shift load", "weekend load", "load/unload cycling"),
-    modes=(
-        FailureMode(
-            "clogged_filter",
-            0.20,
-            8.0,
-            (
-                _mul("motor_current_a", 0.25),
-                _add("duty_cycle_pct", 25.0),
-                _add("pressure_bar", -0.4),
-                _add("discharge_temp_c", 5.0),
+            name=name,
+            rate_per_day=float(mode["rate_per_day"]),
+            threshold=float(mode["threshold"]),
+            effects=tuple(
+                Effect(str(sensor), str(kind), float(size)) for sensor, kind, size in mode["effects"]
             ),
-            "clogged intake filter: current and duty cycle up, pressure slightly down",
-        ),
-        FailureMode(
-            "overheating",
-            0.35,
-            15.0,
-            (_add("discharge_temp_c", 30.0), _add("oil_temp_c", 22.0), _mul("motor_current_a", 0.05)),
-            "fouled oil cooler: discharge and oil temperatures climb",
-        ),
-        FailureMode(
-            "valve_leak",
-            0.25,
-            10.0,
-            (_add("pressure_bar", -1.2), _add("duty_cycle_pct", 20.0), _mul("motor_current_a", 0.10)),
-            "leaking inlet/check valve: pressure drops, the compressor runs loaded longer",
-        ),
-    ),
-    sudden_mode="motor_trip",
-)
+            description=described[name],
+        )
+        for name, mode in sim["modes"].items()
+    )
+    if sim["sudden_mode"] not in described:
+        raise ValueError(f"sudden mode {sim['sudden_mode']!r} is not among the failure modes")
+    return MachineType(
+        name=definition["name"],
+        prefix=sim["prefix"],
+        serial_code=sim["serial_code"],
+        sensors=sensors,
+        regimes=tuple(sim["regimes"]),
+        modes=modes,
+        sudden_mode=sim["sudden_mode"],
+    )
 
-CNC = MachineType(
-    name="cnc_spindle",
-    prefix="cnc",
-    serial_code="CS",
-    sensors=(
-        Sensor("spindle_load_pct", 1.5, 2, 0.0, 150.0, 50.0),
-        Sensor("vibration_rms_mm_s", 0.05, 3, 0.0, 50.0, 1.5),
-        Sensor("spindle_temp_c", 0.3, 2, -40.0, 150.0, 40.0),
-        Sensor("rpm", 0.002, 0, 0.0, 40_000.0, 10_000.0),  # relative noise: the speed loop is tight
-    ),
-    regimes=("cutting (job speed and load)", "idle between jobs", "off shift", "2-3 shifts weekdays"),
-    modes=(
-        FailureMode(
-            "bearing_wear",
-            0.40,
-            20.0,
-            (_mul("vibration_rms_mm_s", 3.0), _add("spindle_temp_c", 15.0)),
-            "spindle bearing wear: vibration and spindle temperature rise exponentially",
-        ),
-        FailureMode(
-            "overheating",
-            0.35,
-            15.0,
-            (_add("spindle_temp_c", 25.0), _mul("spindle_load_pct", 0.15)),
-            "lubrication/cooling loss: spindle temperature climbs, load rises with friction",
-        ),
-    ),
-    sudden_mode="spindle_crash",
-)
 
-MACHINE_TYPES: dict[str, MachineType] = {t.name: t for t in (PUMP, COMPRESSOR, CNC)}
+MACHINE_TYPES: dict[str, MachineType] = load()
+PUMP, COMPRESSOR, CNC = (MACHINE_TYPES[n] for n in ("centrifugal_pump", "air_compressor", "cnc_spindle"))
 
 # Union of all sensor columns in the long panel, in a stable order.
 SENSOR_COLUMNS: tuple[str, ...] = tuple(

@@ -1,0 +1,192 @@
+"""Machine types as data: apply a types file as new versions, and read what a type says about its sensors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.orm import Session
+
+from fleet import type_files
+from fleet.db import session
+from fleet.errors import NotFound
+from fleet.tables import MachineTypeVersion
+
+
+class MachineTypeNotFound(NotFound):
+    """No machine type (or version of it) with that name."""
+
+    code = "machine_type_not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class SensorSpec:
+    """What a type says about one sensor: its words, unit, expected range and the OEM's limits."""
+
+    name: str
+    unit: str = ""
+    display_name: str = ""
+    low: float | None = None
+    high: float | None = None
+    warning: float | None = None
+    alarm: float | None = None
+    bad: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How a person reads the sensor: 'bearing temperature (°C)'."""
+        words = self.display_name or self.name.replace("_", " ")
+        return f"{words} ({self.unit})" if self.unit else words
+
+    @property
+    def words(self) -> str:
+        """The display name alone, for sentences."""
+        return self.display_name or self.name.replace("_", " ")
+
+    @property
+    def oem_limit(self) -> float | None:
+        """The limit a trend is forecast to: the OEM's alarm limit, else its warning limit."""
+        return self.alarm if self.alarm is not None else self.warning
+
+    @classmethod
+    def from_definition(cls, d: dict) -> SensorSpec:
+        """The spec of one sensor entry of a stored definition."""
+        low, high = d.get("range") or (None, None)
+        return cls(
+            name=d["name"],
+            unit=d.get("unit", ""),
+            display_name=d.get("display_name", ""),
+            low=low,
+            high=high,
+            warning=d.get("warning"),
+            alarm=d.get("alarm"),
+            bad=d.get("bad"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TypeVersion:
+    """One stored version of a type's definition."""
+
+    name: str
+    version: int
+    definition: dict
+    applied_at: datetime
+    source: str | None
+
+    @property
+    def sensors(self) -> dict[str, SensorSpec]:
+        """This version's sensors by name, in file order."""
+        return {s["name"]: SensorSpec.from_definition(s) for s in self.definition["sensors"]}
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What applying a file did to one type: the version it is at and whether that version is new."""
+
+    name: str
+    version: int
+    changed: bool
+
+
+def digest(definition: dict) -> str:
+    """A stable fingerprint of a definition: the same content gives the same digest whatever its order."""
+    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def apply_file(*, engine: Engine, path: str | Path) -> list[Applied]:
+    """Check a types file and store each changed type as its next version (nothing at all on a problem)."""
+    parsed = type_files.read(path)
+    return apply_definitions(engine=engine, definitions=parsed.definitions, source=parsed.source)
+
+
+def apply_definitions(*, engine: Engine, definitions: dict[str, dict], source: str | None) -> list[Applied]:
+    """Store checked definitions: an unchanged type keeps its version, a changed one gets the next."""
+    out = []
+    with session(engine) as sess:
+        for name, definition in definitions.items():
+            fingerprint = digest(definition)
+            latest = _latest_row(sess, name)
+            if latest is not None and latest.digest == fingerprint:
+                out.append(Applied(name, latest.version, changed=False))
+                continue
+            version = 1 if latest is None else latest.version + 1
+            sess.add(
+                MachineTypeVersion(
+                    name=name,
+                    version=version,
+                    digest=fingerprint,
+                    definition=definition,
+                    source=(source or "")[-255:] or None,
+                )
+            )
+            out.append(Applied(name, version, changed=True))
+    return out
+
+
+def _latest_row(sess: Session, name: str) -> MachineTypeVersion | None:
+    query = select(MachineTypeVersion).where(MachineTypeVersion.name == name)
+    return sess.scalar(query.order_by(MachineTypeVersion.version.desc()).limit(1))
+
+
+def _version(row: MachineTypeVersion) -> TypeVersion:
+    return TypeVersion(row.name, row.version, row.definition, row.applied_at, row.source)
+
+
+def get(sess: Session, name: str, version: int | None = None) -> TypeVersion:
+    """A type's definition: the newest version, or the one asked for."""
+    if version is None:
+        row = _latest_row(sess, name)
+    else:
+        query = select(MachineTypeVersion).where(
+            MachineTypeVersion.name == name, MachineTypeVersion.version == version
+        )
+        row = sess.scalar(query)
+    if row is None:
+        asked = name if version is None else f"{name} version {version}"
+        raise MachineTypeNotFound(f"no machine type {asked!r}; apply a types file first")
+    return _version(row)
+
+
+def list_types(*, engine: Engine) -> list[TypeVersion]:
+    """Every type's newest version (versions count up from 1), by name."""
+    newest = (
+        select(MachineTypeVersion.name, func.max(MachineTypeVersion.version).label("v"))
+        .group_by(MachineTypeVersion.name)
+        .subquery()
+    )
+    query = select(MachineTypeVersion).join(
+        newest, (newest.c.name == MachineTypeVersion.name) & (newest.c.v == MachineTypeVersion.version)
+    )
+    with session(engine) as sess:
+        return [_version(row) for row in sess.scalars(query.order_by(MachineTypeVersion.name))]
+
+
+def sensor_specs(conn: Session | Connection, name: str) -> dict[str, SensorSpec]:
+    """Every sensor the type has ever had, as its newest version describes it.
+
+    A sensor removed from a type keeps the words and unit of the last version that had it, so data
+    stored under an older version still read and chart as before.
+    """
+    query = (
+        select(MachineTypeVersion.definition)
+        .where(MachineTypeVersion.name == name)
+        .order_by(MachineTypeVersion.version)
+    )
+    specs: dict[str, SensorSpec] = {}
+    for definition in conn.execute(query).scalars():
+        for s in definition.get("sensors", []):
+            specs[s["name"]] = SensorSpec.from_definition(s)
+    return specs
+
+
+def to_yaml(definition: dict) -> str:
+    """A definition as a types file holding just that type (reads back to the same definition)."""
+    import yaml
+
+    return yaml.safe_dump({"machine_types": [definition]}, sort_keys=False, allow_unicode=True)

@@ -1,0 +1,314 @@
+"""Machine-type files (YAML or TOML): read, check every field, and say where a problem is (file:line)."""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleet.errors import InvalidInput
+
+SEVERITIES = ("info", "warning", "error", "critical")
+BAD_DIRECTIONS = ("high", "low")
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+# Keys the store keeps per level; `simulation` is read by the simulator only and never stored.
+TYPE_KEYS = {"name", "display_name", "description", "sensors", "components", "failure_modes", "codes"}
+SIMULATION = "simulation"
+SENSOR_KEYS = {"name", "unit", "display_name", "range", "warning", "alarm", "bad"}
+COMPONENT_KEYS = {"name", "display_name"}
+MODE_KEYS = {"name", "component", "description"}
+CODE_KEYS = {"code", "severity", "text"}
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong in a types file, with where it is."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}"
+
+
+class TypesFileError(InvalidInput):
+    """A types file that cannot be applied; every problem found is listed with its line."""
+
+    code = "invalid_types_file"
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class TypesFile:
+    """The checked definitions of a file (what the store keeps) and each type's simulation block."""
+
+    source: str
+    definitions: dict[str, dict]
+    simulation: dict[str, dict]
+
+
+def read(path: str | Path) -> TypesFile:
+    """Read and check a YAML (.yaml/.yml) or TOML (.toml) types file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TypesFileError([Problem(str(path), None, "file", exc.strerror or str(exc))]) from exc
+    return parse(text, source=str(path), toml=path.suffix.lower() == ".toml")
+
+
+def parse(text: str, *, source: str, toml: bool = False) -> TypesFile:
+    """Check a types file's text; raise `TypesFileError` naming every problem's line and field."""
+    data, lines, problems = (_load_toml if toml else _load_yaml)(text, source)
+    if not problems:
+        problems = _Checker(source, lines).check(data)
+    if problems:
+        raise TypesFileError(problems)
+    definitions, simulation = {}, {}
+    for item in data["machine_types"]:
+        definitions[item["name"]] = {k: _stored(v) for k, v in item.items() if k != SIMULATION}
+        simulation[item["name"]] = item.get(SIMULATION) or {}
+    return TypesFile(source, definitions, simulation)
+
+
+def _stored(value: Any) -> Any:
+    """Values as the store keeps them: codes as text, whole-number floats left as written."""
+    if isinstance(value, list):
+        return [_stored(v) for v in value]
+    if isinstance(value, dict):
+        return {k: str(v) if k == "code" else _stored(v) for k, v in value.items()}
+    return value
+
+
+def _load_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        return None, {}, [Problem(source, line, "file", f"not valid YAML: {getattr(exc, 'problem', exc)}")]
+    lines: dict[Path_, int] = {}
+    problems: list[Problem] = []
+    if node is not None:
+        _yaml_lines(node, (), lines, problems, source)
+    return data, lines, problems
+
+
+def _yaml_lines(node: yaml.Node, path: Path_, lines: dict, problems: list, source: str) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key, value in node.value:
+            name = key.value
+            if name in seen:
+                problems.append(
+                    Problem(source, key.start_mark.line + 1, _field(path + (name,)), "given twice")
+                )
+            seen.add(name)
+            lines[path + (name,)] = key.start_mark.line + 1
+            _yaml_lines(value, path + (name,), lines, problems, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _yaml_lines(item, path + (i,), lines, problems, source)
+
+
+def _load_toml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"at line (\d+)", str(exc))
+        line = int(found.group(1)) if found else None
+        return None, {}, [Problem(source, line, "file", f"not valid TOML: {exc}")]
+    return data, _toml_lines(text), []
+
+
+def _toml_lines(text: str) -> dict[Path_, int]:
+    """Line of each table header and key, found by scanning (tomllib reports no positions)."""
+    lines: dict[Path_, int] = {}
+    counts: dict[Path_, int] = {}
+    prefix: Path_ = ()
+    for n, raw in enumerate(text.splitlines(), 1):
+        s = raw.strip()
+        header = re.match(r"^(\[\[?)\s*([^\]]+?)\s*\]\]?", s)
+        if header:
+            path: Path_ = ()
+            parts = [p.strip().strip("\"'") for p in header.group(2).split(".")]
+            for i, part in enumerate(parts):
+                path += (part,)
+                if i == len(parts) - 1 and header.group(1) == "[[":
+                    counts[path] = counts.get(path, 0) + 1
+                    lines.setdefault(path, n)
+                if path in counts:
+                    path += (counts[path] - 1,)
+            lines[path] = n
+            prefix = path
+            continue
+        key = re.match(r"^([A-Za-z0-9_\-.\"']+)\s*=", s)
+        if key:
+            parts = tuple(p.strip().strip("\"'") for p in key.group(1).split("."))
+            lines[prefix + parts] = n
+    return lines
+
+
+def _field(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "file"
+
+
+class _Checker:
+    """Collects every problem of a parsed file rather than stopping at the first."""
+
+    def __init__(self, source: str, lines: dict[Path_, int]):
+        self.source, self.lines, self.problems = source, lines, []
+
+    def bad(self, path: Path_, message: str) -> None:
+        line = next((self.lines[path[:i]] for i in range(len(path), -1, -1) if path[:i] in self.lines), None)
+        self.problems.append(Problem(self.source, line, _field(path), message))
+
+    def check(self, data: Any) -> list[Problem]:
+        if not isinstance(data, dict) or not isinstance(data.get("machine_types"), list):
+            self.bad(("machine_types",), "a list of machine types is required at the top level")
+            return self.problems
+        for key in set(data) - {"machine_types"}:
+            self.bad((key,), "unknown key (expected only machine_types)")
+        names = set()
+        for i, item in enumerate(data["machine_types"]):
+            path = ("machine_types", i)
+            if not self.mapping(path, item, TYPE_KEYS | {SIMULATION}, required=("name", "sensors")):
+                continue
+            self.unique(path + ("name",), item.get("name"), names)
+            for key in ("display_name", "description"):
+                self.text(path + (key,), item.get(key), optional=True)
+            if isinstance(item.get(SIMULATION), (dict, type(None))) is False:
+                self.bad(path + (SIMULATION,), "must be a mapping")
+            self.sensors(path + ("sensors",), item.get("sensors"))
+            comps = self.items(path + ("components",), item.get("components"), COMPONENT_KEYS, self.component)
+            self.items(
+                path + ("failure_modes",),
+                item.get("failure_modes"),
+                MODE_KEYS,
+                lambda p, m, comps=comps: self.mode(p, m, comps),
+            )
+            self.items(path + ("codes",), item.get("codes"), CODE_KEYS, self.code, key="code")
+        return self.problems
+
+    def mapping(self, path: Path_, value: Any, allowed: set[str], *, required: tuple[str, ...]) -> bool:
+        if not isinstance(value, dict):
+            self.bad(path, "must be a mapping")
+            return False
+        for key in sorted(set(value) - allowed):
+            self.bad(path + (key,), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        for key in required:
+            if key not in value:
+                self.bad(path + (key,), "is required")
+        return True
+
+    def unique(self, path: Path_, value: Any, seen: set, *, pattern: bool = True) -> None:
+        if pattern and (not isinstance(value, str) or not NAME.match(value)):
+            if value is not None:
+                self.bad(path, f"{value!r} is not a name (letters, digits, _ . -; starting with a letter)")
+            return
+        if value in seen:
+            self.bad(path, f"{value!r} is defined twice")
+        seen.add(value)
+
+    def text(self, path: Path_, value: Any, *, optional: bool = False) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, str) or (not value.strip() and not optional):
+            self.bad(path, "must be text")
+
+    def number(self, path: Path_, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.bad(path, f"{value!r} is not a finite number")
+            return False
+        return True
+
+    def items(self, path: Path_, values: Any, allowed: set[str], each, *, key: str = "name") -> set:  # noqa: ANN001
+        seen: set = set()
+        if values is None:
+            return seen
+        if not isinstance(values, list):
+            self.bad(path, "must be a list")
+            return seen
+        required = {"name": ("name",), "code": ("code", "severity", "text")}[key]
+        for i, value in enumerate(values):
+            if self.mapping(path + (i,), value, allowed, required=required):
+                self.unique(path + (i, key), value.get(key), seen, pattern=key == "name")
+                each(path + (i,), value)
+        return seen
+
+    def sensors(self, path: Path_, values: Any) -> None:
+        if isinstance(values, list) and not values:
+            self.bad(path, "at least one sensor is required")
+        self.items(path, values, SENSOR_KEYS, self.sensor)
+
+    def sensor(self, path: Path_, s: dict) -> None:
+        if "unit" not in s:
+            self.bad(path + ("unit",), 'is required (use "" for a number without unit)')
+        elif not isinstance(s["unit"], str):
+            self.bad(path + ("unit",), "must be text")
+        self.text(path + ("display_name",), s.get("display_name"), optional=True)
+        rng = s.get("range")
+        if rng is not None:
+            ok = isinstance(rng, list) and len(rng) == 2
+            if not ok or not all(self.number(path + ("range", i), v) for i, v in enumerate(rng)):
+                if not ok:
+                    self.bad(path + ("range",), "must be [low, high]")
+            elif rng[0] >= rng[1]:
+                self.bad(path + ("range",), f"low {rng[0]} must be below high {rng[1]}")
+        limits = {k: s[k] for k in ("warning", "alarm") if k in s and self.number(path + (k,), s[k])}
+        bad = s.get("bad")
+        if bad is not None and bad not in BAD_DIRECTIONS:
+            self.bad(path + ("bad",), f"{bad!r} must be one of {', '.join(BAD_DIRECTIONS)}")
+        elif limits and bad is None:
+            self.bad(path + ("bad",), "is required with warning/alarm limits: high or low")
+        elif len(limits) == 2 and bad is not None:
+            later = (
+                limits["alarm"] >= limits["warning"]
+                if bad == "high"
+                else limits["alarm"] <= limits["warning"]
+            )
+            if not later:
+                self.bad(path + ("alarm",), f"an alarm limit comes after the warning limit when {bad} is bad")
+
+    def component(self, path: Path_, c: dict) -> None:
+        self.text(path + ("display_name",), c.get("display_name"), optional=True)
+
+    def mode(self, path: Path_, m: dict, components: set) -> None:
+        if "component" not in m:
+            self.bad(path + ("component",), "is required")
+        elif m["component"] not in components:
+            self.bad(path + ("component",), f"{m['component']!r} is not one of this type's components")
+        if "description" not in m:
+            self.bad(path + ("description",), "is required: say in plain words what fails")
+        else:
+            self.text(path + ("description",), m["description"])
+
+    def code(self, path: Path_, c: dict) -> None:
+        if (
+            c.get("code") is not None
+            and not isinstance(c["code"], (str, int))
+            or isinstance(c.get("code"), bool)
+        ):
+            self.bad(path + ("code",), "must be text or a whole number")
+        if "severity" in c and c["severity"] not in SEVERITIES:
+            self.bad(path + ("severity",), f"{c['severity']!r} must be one of {', '.join(SEVERITIES)}")
+        if "text" in c:
+            self.text(path + ("text",), c["text"])

@@ -1,0 +1,265 @@
+"""Machine types as data: a types file round-trips through the store, errors name their line, versions."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fleet import audit, machine_types, panels, registry, telemetry, type_files
+from fleet.db import session
+from simulators.machine_types import TYPES_FILE
+
+SMALL = """\
+machine_types:
+  - name: press
+    display_name: Hydraulic press
+    sensors:
+      - name: oil_temp_c
+        unit: °C
+        display_name: oil temperature
+        range: [0, 120]
+        warning: 70
+        alarm: 80
+        bad: high
+      - {name: pressure_bar, unit: bar, range: [0, 400]}
+    components:
+      - {name: pump, display_name: hydraulic pump}
+    failure_modes:
+      - {name: pump_wear, component: pump, description: "the pump wears: oil runs hotter"}
+    codes:
+      - {code: 17, severity: warning, text: oil hot}
+"""
+
+SMALL_TOML = """\
+[[machine_types]]
+name = "press"
+display_name = "Hydraulic press"
+
+[[machine_types.sensors]]
+name = "oil_temp_c"
+unit = "°C"
+display_name = "oil temperature"
+range = [0, 120]
+warning = 70
+alarm = 80
+bad = "high"
+
+[[machine_types.sensors]]
+name = "pressure_bar"
+unit = "bar"
+range = [0, 400]
+
+[[machine_types.components]]
+name = "pump"
+display_name = "hydraulic pump"
+
+[[machine_types.failure_modes]]
+name = "pump_wear"
+component = "pump"
+description = "the pump wears: oil runs hotter"
+
+[[machine_types.codes]]
+code = 17
+severity = "warning"
+text = "oil hot"
+"""
+
+
+T, S0, S1 = "machine_types[0]", "machine_types[0].sensors[0]", "machine_types[0].sensors[1]"
+
+
+def _as_file(data: dict) -> dict[str, dict]:
+    """What the store must give back for a file: every type minus its simulation block, codes as text."""
+    out = {}
+    for t in data["machine_types"]:
+        t = {k: v for k, v in t.items() if k != "simulation"}
+        if "codes" in t:
+            t["codes"] = [{**c, "code": str(c["code"])} for c in t["codes"]]
+        out[t["name"]] = t
+    return out
+
+
+def test_the_simulated_fleets_file_reads_back_as_written(engine) -> None:
+    applied = machine_types.apply_file(engine=engine, path=TYPES_FILE)
+    assert {(a.name, a.version, a.changed) for a in applied} == {
+        ("centrifugal_pump", 1, True),
+        ("air_compressor", 1, True),
+        ("cnc_spindle", 1, True),
+    }
+    expected = _as_file(yaml.safe_load(TYPES_FILE.read_text(encoding="utf-8")))
+    with session(engine) as sess:
+        stored = {name: machine_types.get(sess, name).definition for name in expected}
+    assert stored == expected
+    # `types show` prints a types file that applies as no change
+    for name, definition in stored.items():
+        again = type_files.parse(machine_types.to_yaml(definition), source="show")
+        assert again.definitions == {name: definition}
+        assert machine_types.apply_definitions(engine=engine, definitions=again.definitions, source="x") == [
+            machine_types.Applied(name, 1, changed=False)
+        ]
+
+
+def test_a_toml_file_reads_back_as_written_and_equals_its_yaml_twin(engine, tmp_path: Path) -> None:
+    path = tmp_path / "press.toml"
+    path.write_text(SMALL_TOML, encoding="utf-8")
+    machine_types.apply_file(engine=engine, path=path)
+    with session(engine) as sess:
+        stored = machine_types.get(sess, "press").definition
+    assert stored == _as_file(tomllib.loads(SMALL_TOML))["press"]
+    assert stored == type_files.parse(SMALL, source="yaml").definitions["press"]
+
+
+@pytest.mark.parametrize(
+    ("line", "old", "new", "expected"),
+    [
+        (6, "unit: °C", "unt: °C", f"f.yaml:6: {S0}.unt: unknown key"),
+        (6, "unit: °C", "unt: °C", f"f.yaml:5: {S0}.unit: is required"),
+        (
+            11,
+            "bad: high",
+            "bad: up",
+            f"f.yaml:11: {S0}.bad: 'up' must be one of high, low",
+        ),
+        (
+            10,
+            "alarm: 80",
+            "alarm: 60",
+            f"f.yaml:10: {S0}.alarm: an alarm limit comes after",
+        ),
+        (12, "range: [0, 400]", "range: [400, 0]", f"f.yaml:12: {S1}.range: low 400"),
+        (
+            16,
+            "component: pump,",
+            "component: valve,",
+            f"f.yaml:16: {T}.failure_modes[0].component",
+        ),
+        (18, "severity: warning", "severity: loud", f"f.yaml:18: {T}.codes[0].severity: 'loud'"),
+        (
+            12,
+            "name: pressure_bar",
+            "name: oil_temp_c",
+            f"f.yaml:12: {S1}.name: 'oil_temp_c'",
+        ),
+    ],
+)
+def test_a_yaml_error_names_file_line_and_field(line: int, old: str, new: str, expected: str) -> None:
+    text = SMALL.replace(old, new, 1)
+    assert old in SMALL.splitlines()[line - 1] or line == 5  # the case points at the line it edits
+    with pytest.raises(type_files.TypesFileError) as caught:
+        type_files.parse(text, source="f.yaml")
+    assert any(str(p).startswith(expected) for p in caught.value.problems), caught.value.problems
+
+
+def test_every_problem_of_a_file_is_reported_at_once() -> None:
+    text = SMALL.replace("bad: high", "bad: up").replace("severity: warning", "severity: loud")
+    with pytest.raises(type_files.TypesFileError) as caught:
+        type_files.parse(text, source="f.yaml")
+    assert [p.line for p in caught.value.problems] == [11, 18]
+
+
+def test_yaml_syntax_errors_and_keys_given_twice_name_their_line() -> None:
+    with pytest.raises(type_files.TypesFileError, match=r"^f.yaml:8: file: not valid YAML"):
+        type_files.parse(
+            SMALL.replace("display_name: oil temperature", "display_name: [oil"), source="f.yaml"
+        )
+    with pytest.raises(
+        type_files.TypesFileError, match=r"^f.yaml:7: machine_types\[0\]\.sensors\[0\]\.unit: given"
+    ):
+        type_files.parse(SMALL.replace("display_name: oil temperature", "unit: K"), source="f.yaml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('bad = "high"', 'bad = "up"', f"f.toml:12: {S0}.bad: 'up' must be one of"),
+        ('unit = "bar"', 'unt = "bar"', f"f.toml:16: {S1}.unt: unknown key"),
+        (
+            'component = "pump"',
+            'component = "valve"',
+            f"f.toml:25: {T}.failure_modes[0].component",
+        ),
+        (
+            'severity = "warning"',
+            "severity = 3",
+            f"f.toml:30: {T}.codes[0].severity: 3 must be one",
+        ),
+        (
+            "range = [0, 400]",
+            'range = "wide"',
+            f"f.toml:17: {S1}.range: must be [low, high]",
+        ),
+        ("alarm = 80", "alarm = [", "f.toml:12: file: not valid TOML"),
+    ],
+)
+def test_a_toml_error_names_file_line_and_field(old: str, new: str, expected: str) -> None:
+    with pytest.raises(type_files.TypesFileError) as caught:
+        type_files.parse(SMALL_TOML.replace(old, new, 1), source="f.toml", toml=True)
+    assert any(str(p).startswith(expected) for p in caught.value.problems), caught.value.problems
+
+
+def test_a_file_with_a_problem_changes_nothing(engine, tmp_path: Path) -> None:
+    path = tmp_path / "types.yaml"
+    path.write_text(SMALL + SMALL.replace("machine_types:\n", "").replace("name: press", "name: lathe"))
+    path.write_text(path.read_text().replace("name: lathe\n", "name: lathe\n    colour: red\n", 1))
+    with pytest.raises(type_files.TypesFileError, match="colour: unknown key"):
+        machine_types.apply_file(engine=engine, path=path)
+    assert machine_types.list_types(engine=engine) == []
+
+
+def test_the_same_file_twice_is_one_version_and_a_change_is_the_next(engine, tmp_path: Path) -> None:
+    path = tmp_path / "press.yaml"
+    path.write_text(SMALL, encoding="utf-8")
+    assert machine_types.apply_file(engine=engine, path=path) == [machine_types.Applied("press", 1, True)]
+    assert machine_types.apply_file(engine=engine, path=path) == [machine_types.Applied("press", 1, False)]
+    path.write_text(
+        SMALL.replace("display_name: oil temperature", "display_name: oil temp"), encoding="utf-8"
+    )
+    assert machine_types.apply_file(engine=engine, path=path) == [machine_types.Applied("press", 2, True)]
+    [listed] = machine_types.list_types(engine=engine)
+    assert (listed.name, listed.version) == ("press", 2)
+    with session(engine) as sess:
+        assert machine_types.get(sess, "press", 1).sensors["oil_temp_c"].label == "oil temperature (°C)"
+        assert machine_types.get(sess, "press").sensors["oil_temp_c"].label == "oil temp (°C)"
+        with pytest.raises(machine_types.MachineTypeNotFound):
+            machine_types.get(sess, "press", 3)
+
+
+def test_a_sensor_removed_from_a_type_keeps_its_data_and_its_words(engine, tmp_path: Path) -> None:
+    path = tmp_path / "press.yaml"
+    path.write_text(SMALL, encoding="utf-8")
+    machine_types.apply_file(engine=engine, path=path)
+    registry.add_customer(engine=engine, tenant="acme", name="Acme", by=audit.Operator("test"))
+    machine = registry.add_machine(engine=engine, tenant="acme", code="press-1", machine_type="press")
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    rows = [
+        {
+            "customer_id": machine.customer_id,
+            "machine_id": machine.id,
+            "seq": i,
+            "ts": start + timedelta(minutes=10 * i),
+            "readings": {"oil_temp_c": 50.0 + i, "pressure_bar": 200.0},
+            "received_at": start + timedelta(minutes=10 * i),
+        }
+        for i in range(3)
+    ]
+    with engine.begin() as conn:
+        telemetry.insert_telemetry(conn, rows)
+    # version 2 drops oil_temp_c
+    path.write_text(
+        SMALL.replace("range: [0, 120]", "range: [0, 130]").replace("- name: oil_temp_c", "- name: oil_t")
+    )
+    assert machine_types.apply_file(engine=engine, path=path) == [machine_types.Applied("press", 2, True)]
+    with engine.connect() as conn:
+        names = panels.sensor_names(conn, machine_ids=[machine.id])
+        panel = panels.read_panel(conn, machine_ids=[machine.id], since=start, sensors=names)
+        specs = machine_types.sensor_specs(conn, "press")
+    assert set(names) == {"oil_temp_c", "pressure_bar"}
+    assert panel["oil_temp_c"].tolist() == [50.0, 51.0, 52.0]
+    assert specs["oil_temp_c"].label == "oil temperature (°C)" and specs["oil_temp_c"].alarm == 80
+    assert specs["oil_t"].high == 130
+    [(_, listed)] = registry.list_machines(engine=engine, tenant="acme")
+    assert listed.machine_type == "press"
