@@ -1,0 +1,175 @@
+"""What every CSV import shares: column mapping, rows with their line numbers, times, rejects and reports."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fleet import errors
+
+_SETTINGS = ("tenant", "kind", "time_format", "timezone", "delimiter", "age_at")
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """How a file's columns and values map to an import's fields; an unmapped field reads its own name."""
+
+    columns: dict[str, str] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    tenant: str | None = None
+    kind: str | None = None
+    time_format: str | None = None
+    timezone: str = "UTC"
+    delimiter: str = ","
+    age_at: str | None = None
+
+    def column(self, name: str) -> str:
+        """The file's column for field `name`."""
+        return self.columns.get(name, name)
+
+    def merged(self, **overrides: object) -> ColumnMap:
+        """This map with the given settings (None: keep) and `columns` entries replaced."""
+        values = {k: getattr(self, k) for k in _SETTINGS}
+        values.update({k: v for k, v in overrides.items() if k in _SETTINGS and v is not None})
+        columns = self.columns | dict(overrides.get("columns") or {})
+        return ColumnMap(columns=columns, kinds=self.kinds, **values)  # type: ignore[arg-type]
+
+
+def load_map(path: Path | None) -> ColumnMap:
+    """A mapping file (TOML: settings at the top, `[columns]` field = file column, `[kinds]` value = kind)."""
+    if path is None:
+        return ColumnMap()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise errors.InvalidInput(f"mapping file {path}: {exc}") from None
+    unknown = set(data) - {*_SETTINGS, "columns", "kinds"}
+    if unknown:
+        raise errors.InvalidInput(f"mapping file {path}: unknown keys {', '.join(sorted(unknown))}")
+    return ColumnMap(
+        columns={str(k): str(v) for k, v in data.get("columns", {}).items()},
+        kinds={str(k): str(v) for k, v in data.get("kinds", {}).items()},
+        **{k: str(data[k]) for k in _SETTINGS if k in data},
+    )
+
+
+def parse_columns(pairs: list[str] | None) -> dict[str, str]:
+    """`field=column` option values as a dict."""
+    out = {}
+    for pair in pairs or []:
+        name, sep, column = pair.partition("=")
+        if not sep or not name.strip() or not column.strip():
+            raise errors.InvalidInput(f"--column {pair!r} is not FIELD=COLUMN")
+        out[name.strip()] = column.strip()
+    return out
+
+
+def read_rows(path: Path, mapping: ColumnMap, *, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """Rows of a CSV file (gzip if named .gz) as (line number, {column: text}); checks the header first."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        raw = opener(path, "rb").read()  # type: ignore[operator]
+    except OSError as exc:
+        raise errors.InvalidInput(f"cannot read {path}: {exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise errors.InvalidInput(f"{path} is not UTF-8 text: {exc}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=mapping.delimiter)
+    header = reader.fieldnames or []
+    missing = [f"{mapping.column(n)!r} ({n})" for n in required if mapping.column(n) not in header]
+    if missing:
+        raise errors.InvalidInput(
+            f"{path}: no column {', '.join(missing)} in the header {header}; "
+            "map them with --column or a mapping file"
+        )
+    for row in reader:
+        yield reader.line_num, row
+
+
+def text(row: Mapping[str, str | None], mapping: ColumnMap, name: str) -> str:
+    """The stripped value of field `name` ('' when the file has no such column or the cell is empty)."""
+    return (row.get(mapping.column(name)) or "").strip()
+
+
+def parse_time(value: str, mapping: ColumnMap) -> datetime:
+    """A timestamp in UTC: ISO 8601 or `time_format`; one without an offset is in `mapping.timezone`."""
+    if not value:
+        raise ValueError("no time")
+    try:
+        ts = (
+            datetime.strptime(value, mapping.time_format)
+            if mapping.time_format
+            else datetime.fromisoformat(value)
+        )
+    except ValueError:
+        wanted = mapping.time_format or "ISO 8601, e.g. 2015-01-05 06:00:00"
+        raise ValueError(f"time {value!r} is not {wanted}") from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=zone(mapping.timezone))
+    return ts.astimezone(UTC)
+
+
+def zone(name: str) -> ZoneInfo:
+    """The time zone called `name` (InvalidInput if unknown)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise errors.InvalidInput(f"unknown time zone {name!r}") from None
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A bad line of the file and why."""
+
+    line: int
+    reason: str
+    row: dict
+
+
+@dataclass
+class ImportReport:
+    """What an import read, found new or stored already, refused, and whether it wrote anything."""
+
+    rows: int = 0
+    new: int = 0
+    existing: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    written: bool = False
+
+    def summary(self, noun: str) -> str:
+        """One line for the operator."""
+        verb = "imported" if self.written else "would import (dry run)"
+        return (
+            f"{self.rows} rows: {verb} {self.new} new {noun}, {self.existing} stored already, "
+            f"{len(self.rejects)} rejected"
+        )
+
+
+class ImportRefused(errors.InvalidInput):
+    """A file with bad rows, refused whole: nothing was written; `report.rejects` says every line and why."""
+
+    def __init__(self, path: Path, report: ImportReport) -> None:
+        lines = "; ".join(f"line {r.line}: {r.reason}" for r in report.rejects[:20])
+        more = f"; and {len(report.rejects) - 20} more" if len(report.rejects) > 20 else ""
+        super().__init__(f"{path}: {len(report.rejects)} bad rows, nothing imported: {lines}{more}")
+        self.report = report
+
+
+def write_rejects(path: Path, rejects: list[Reject]) -> None:
+    """The refused rows as CSV: line, reason, then the row's own columns."""
+    columns: list[str] = []
+    for r in rejects:
+        columns += [c for c in r.row if c not in columns and c is not None]
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["line", "reason", *columns])
+        for r in rejects:
+            writer.writerow([r.line, r.reason, *(r.row.get(c, "") for c in columns)])

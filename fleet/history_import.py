@@ -1,0 +1,104 @@
+"""Service history from an ERP/CRM export (CSV): failures, replacements, maintenance visits as labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from fleet import csv_import, labels, registration
+from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject
+from fleet.tables.labels import LABEL_KINDS
+
+NAME_LIMIT = 64  # characters of a component or failure mode (the label columns' width)
+
+
+def _kind(row: dict, mapping: ColumnMap) -> str:
+    value = csv_import.text(row, mapping, "kind") if mapping.kind is None else mapping.kind
+    kind = mapping.kinds.get(value, value)
+    if kind not in LABEL_KINDS:
+        raise ValueError(
+            f"kind {value!r} is not one of {', '.join(LABEL_KINDS)} (map the file's values under [kinds])"
+        )
+    return kind
+
+
+def _parse(line: int, row: dict, mapping: ColumnMap, source: str) -> dict:
+    """One file row as a label (machine still as (tenant, code)); ValueError with the reason if it is bad."""
+    if None in row:
+        raise ValueError("more fields than the header has")
+    tenant = csv_import.text(row, mapping, "tenant") or mapping.tenant or ""
+    machine = csv_import.text(row, mapping, "machine")
+    if not tenant or not machine:
+        raise ValueError("no tenant" if not tenant else "no machine")
+    component = csv_import.text(row, mapping, "component")
+    mode = csv_import.text(row, mapping, "mode") or None
+    for name, value in (("component", component), ("mode", mode or "")):
+        if len(value) > NAME_LIMIT:
+            raise ValueError(f"{name} longer than {NAME_LIMIT} characters")
+    return {
+        "key": (tenant, machine),
+        "ts": csv_import.parse_time(csv_import.text(row, mapping, "ts"), mapping),
+        "kind": _kind(row, mapping),
+        "component": component,
+        "mode": mode,
+        "activity": csv_import.text(row, mapping, "activity")[:NAME_LIMIT] or None,
+        "source": "import",
+        "ref": csv_import.text(row, mapping, "ref")[:300] or f"{source}:{line}",
+    }
+
+
+def import_history(
+    *,
+    engine: Engine,
+    path: Path,
+    mapping: ColumnMap,
+    dry_run: bool = False,
+    reject_file: Path | None = None,
+) -> ImportReport:
+    """Import a history file as labels (source `import`), idempotent on tenant, machine, time, kind, part.
+
+    A file with bad rows is refused whole (ImportRefused lists every line and reason) unless `reject_file`
+    is given: then the good rows are imported and the bad ones written there. A dry run writes nothing.
+    """
+    required = (
+        ("ts", "machine") + (() if mapping.kind else ("kind",)) + (() if mapping.tenant else ("tenant",))
+    )
+    report = ImportReport()
+    parsed: list[tuple[int, dict, dict]] = []
+    for line, row in csv_import.read_rows(path, mapping, required=required):
+        report.rows += 1
+        try:
+            parsed.append((line, row, _parse(line, row, mapping, Path(path).name)))
+        except ValueError as exc:
+            report.rejects.append(Reject(line, str(exc), row))
+    with engine.begin() as conn:
+        ids = registration.lookup_machines(conn, {p["key"] for _, _, p in parsed})
+        good, first_line = [], {}
+        for line, row, p in parsed:
+            if p["key"] not in ids:
+                tenant, code = p["key"]
+                reason = f"machine {tenant}/{code} is not registered (servicecast machines import)"
+                report.rejects.append(Reject(line, reason, row))
+                continue
+            customer_id, machine_id = ids[p.pop("key")]
+            key = (machine_id, p["ts"], p["kind"], p["component"])
+            if key in first_line:
+                reason = f"same machine, time, kind and component as line {first_line[key]}"
+                report.rejects.append(Reject(line, reason, row))
+                continue
+            first_line[key] = line
+            good.append(p | {"customer_id": customer_id, "machine_id": machine_id})
+        report.rejects.sort(key=lambda r: r.line)
+        if report.rejects and reject_file is None:
+            raise ImportRefused(path, report)
+        if dry_run:
+            report.existing = len(labels.stored_keys(conn, list(first_line)))
+            report.new = len(good) - report.existing
+            return report
+        if report.rejects:
+            csv_import.write_rejects(reject_file, report.rejects)  # before the commit: no silent half-import
+        report.new = labels.write(conn, good)
+        report.existing = len(good) - report.new
+        report.written = True
+    return report

@@ -1,0 +1,108 @@
+"""Machines from an ERP/CRM export (CSV): model (machine type), commissioning date, through registration."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from fleet import contract, csv_import, errors, registration
+from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject
+
+_DAYS_PER_YEAR = 365.25
+
+
+def _installed(row: dict, mapping: ColumnMap) -> date | None:
+    """The commissioning date: the `installed` column, else `age_at` minus the `age` column (years)."""
+    installed = csv_import.text(row, mapping, "installed")
+    if installed:
+        try:
+            return date.fromisoformat(installed[:10])
+        except ValueError:
+            raise ValueError(f"installed {installed!r} is not a date (YYYY-MM-DD)") from None
+    age = csv_import.text(row, mapping, "age")
+    if not age:
+        return None
+    try:
+        years = float(age)
+    except ValueError:
+        raise ValueError(f"age {age!r} is not a number of years") from None
+    if not 0 <= years <= 200:
+        raise ValueError(f"age {age!r} is not between 0 and 200 years")
+    at = date.fromisoformat(mapping.age_at) if mapping.age_at else date.today()
+    return at - timedelta(days=round(years * _DAYS_PER_YEAR))
+
+
+def _parse(row: dict, mapping: ColumnMap) -> dict:
+    if None in row:
+        raise ValueError("more fields than the header has")
+    tenant = csv_import.text(row, mapping, "tenant") or mapping.tenant or ""
+    machine = csv_import.text(row, mapping, "machine")
+    if not contract.TENANT_PATTERN.match(tenant):
+        raise ValueError(f"tenant {tenant!r} must match {contract.TENANT_PATTERN.pattern}")
+    if not contract.MACHINE_PATTERN.match(machine):
+        raise ValueError(f"machine {machine!r} must match {contract.MACHINE_PATTERN.pattern}")
+    out = {"tenant": tenant, "machine": machine, "installed": _installed(row, mapping)}
+    for name in ("machine_type", "serial", "site", "customer_name", "contract_tier"):
+        value = csv_import.text(row, mapping, name)
+        if len(value) > 64:
+            raise ValueError(f"{name} longer than 64 characters")
+        if value:
+            out[name] = value
+    return out
+
+
+def import_machines(
+    *,
+    engine: Engine,
+    path: Path,
+    mapping: ColumnMap,
+    purposes: Collection[str] = (),
+    dry_run: bool = False,
+    reject_file: Path | None = None,
+) -> ImportReport:
+    """Register the file's machines (idempotent on tenant and machine); customers it creates grant `purposes`.
+
+    Bad rows refuse the whole file (ImportRefused) unless `reject_file` is given, as for history imports.
+    """
+    if mapping.age_at:
+        try:
+            date.fromisoformat(mapping.age_at)
+        except ValueError:
+            raise errors.InvalidInput(f"age_at {mapping.age_at!r} is not a date") from None
+    report = ImportReport()
+    good, first_line = [], {}
+    required = ("machine",) + (() if mapping.tenant else ("tenant",))
+    for line, row in csv_import.read_rows(path, mapping, required=required):
+        report.rows += 1
+        try:
+            parsed = _parse(row, mapping)
+        except ValueError as exc:
+            report.rejects.append(Reject(line, str(exc), row))
+            continue
+        key = (parsed["tenant"], parsed["machine"])
+        if key in first_line:
+            report.rejects.append(Reject(line, f"same tenant and machine as line {first_line[key]}", row))
+            continue
+        first_line[key] = line
+        good.append(parsed)
+    if report.rejects and reject_file is None:
+        raise ImportRefused(path, report)
+    with engine.connect() as conn:
+        report.existing = len(registration.lookup_machines(conn, list(first_line)))
+    report.new = len(good) - report.existing
+    if dry_run:
+        return report
+    if report.rejects:
+        csv_import.write_rejects(reject_file, report.rejects)
+    tenants = {row["tenant"] for row in good}
+    registration.register_machines(
+        engine=engine,
+        machines=good,
+        purposes={t: tuple(purposes) for t in tenants},
+        granted_by=f"import:{Path(path).name}",
+    )
+    report.written = True
+    return report

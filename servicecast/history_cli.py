@@ -1,0 +1,117 @@
+"""`servicecast history import` and `servicecast machines import`: a fleet's records from ERP/CRM CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fleet import csv_import, errors, history_import, machine_import
+from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
+
+history_app = typer.Typer(help="Service history (failures, replacements, maintenance) as labels.")
+File = Annotated[Path, typer.Argument(help="CSV file (gzip if it ends in .gz), one header line.")]
+MappingFile = Annotated[
+    Path | None, typer.Option("--mapping", help="TOML: tenant, kind, time_format, …, [columns], [kinds].")
+]
+Columns = Annotated[
+    list[str] | None, typer.Option("--column", help="FIELD=COLUMN, e.g. ts=datetime (repeatable).")
+]
+Tenant = Annotated[str | None, typer.Option(help="Tenant of every row (when the file has no tenant column).")]
+TimeFormat = Annotated[str | None, typer.Option(help="strptime format of the times (default ISO 8601).")]
+TimeZone = Annotated[str | None, typer.Option("--timezone", help="Zone of times without offset (UTC).")]
+Delimiter = Annotated[str | None, typer.Option(help="Field separator (default ',').")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Check and count; write nothing.")]
+RejectFile = Annotated[
+    Path | None,
+    typer.Option(help="Import the good rows and write the bad ones here (default: refuse the whole file)."),
+]
+
+
+def register(app: typer.Typer, machines_app: typer.Typer) -> None:
+    """Add `history import` to the CLI and `import` to `servicecast machines`."""
+    app.add_typer(history_app, name="history")
+    history_app.command("import")(history_import_command)
+    machines_app.command("import")(machines_import_command)
+
+
+def _run(load, noun: str):  # noqa: ANN001, ANN202
+    try:
+        report = load()
+    except csv_import.ImportRefused as exc:
+        for reject in exc.report.rejects:
+            typer.echo(f"line {reject.line}: {reject.reason}", err=True)
+        raise fail(f"{len(exc.report.rejects)} bad rows: nothing imported", code=EXIT_ERROR) from None
+    except errors.ServicecastError as exc:
+        raise fail(exc, code=EXIT_ERROR) from None
+    typer.echo(report.summary(noun))
+    return report
+
+
+def history_import_command(
+    file: File,
+    mapping: MappingFile = None,
+    column: Columns = None,
+    tenant: Tenant = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Kind of every row: failure, replacement, maintenance or no_fault.")
+    ] = None,
+    time_format: TimeFormat = None,
+    timezone: TimeZone = None,
+    delimiter: Delimiter = None,
+    dry_run: DryRun = False,
+    reject_file: RejectFile = None,
+) -> None:
+    """Import FILE's failures, part replacements and maintenance visits as labels (source `import`)."""
+    engine = ready_engine(load_settings())
+
+    def load() -> csv_import.ImportReport:
+        columns = csv_import.parse_columns(column)
+        overrides = dict(tenant=tenant, kind=kind, time_format=time_format, timezone=timezone)
+        cmap = csv_import.load_map(mapping).merged(columns=columns, delimiter=delimiter, **overrides)
+        return history_import.import_history(
+            engine=engine, path=file, mapping=cmap, dry_run=dry_run, reject_file=reject_file
+        )
+
+    report = _run(load, "labels")
+    if report.rejects and report.written:
+        typer.echo(f"{len(report.rejects)} bad rows written to {reject_file}")
+
+
+def machines_import_command(
+    file: File,
+    mapping: MappingFile = None,
+    column: Columns = None,
+    tenant: Tenant = None,
+    age_at: Annotated[
+        str | None, typer.Option(help="Date an `age` column (years) counts back from (default today).")
+    ] = None,
+    purposes: Annotated[
+        list[str] | None,
+        typer.Option("--purpose", help="offers or product_improvement, granted by customers it creates."),
+    ] = None,
+    delimiter: Delimiter = None,
+    dry_run: DryRun = False,
+    reject_file: RejectFile = None,
+) -> None:
+    """Register FILE's machines: machine, tenant, machine_type (model), installed or age, site, serial."""
+    engine = ready_engine(load_settings())
+
+    def load() -> csv_import.ImportReport:
+        columns = csv_import.parse_columns(column)
+        cmap = csv_import.load_map(mapping).merged(
+            columns=columns, tenant=tenant, age_at=age_at, delimiter=delimiter
+        )
+        return machine_import.import_machines(
+            engine=engine,
+            path=file,
+            mapping=cmap,
+            purposes=purposes or (),
+            dry_run=dry_run,
+            reject_file=reject_file,
+        )
+
+    report = _run(load, "machines")
+    if report.rejects and report.written:
+        typer.echo(f"{len(report.rejects)} bad rows written to {reject_file}")

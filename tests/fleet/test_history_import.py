@@ -1,0 +1,195 @@
+"""Service history and machine imports on SQLite and PostgreSQL: idempotent, all-or-nothing, dry run."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from fleet import history_import, labels, machine_import
+from fleet.csv_import import ColumnMap, ImportRefused, load_map
+from fleet.tables import Customer, DataUseGrant, Label, Machine
+
+# The shape of the Azure predictive-maintenance files (PdM_machines, PdM_failures, PdM_maint).
+MACHINES = "machineID,model,age\n1,model3,18\n2,model4,7\n3,model3,8\n"
+FAILURES = "datetime,machineID,failure\n2015-01-05 06:00:00,1,comp4\n2015-03-19 06:00:00,2,comp1\n"
+FAILURES += "2015-03-19 06:00:00,2,comp2\n2015-02-06 06:00:00,3,comp1\n"
+MAINT = "datetime,machineID,comp\n2014-06-01 06:00:00,1,comp2\n2015-01-05 06:00:00,1,comp4\n"
+AZURE = """tenant = "azure"
+age_at = "2015-01-01"
+
+[columns]
+ts = "datetime"
+machine = "machineID"
+machine_type = "model"
+"""
+
+
+def _gz(tmp_path, name: str, body: str):  # noqa: ANN202
+    path = tmp_path / name
+    with gzip.open(path, "wt", encoding="utf-8") as out:
+        out.write(body)
+    return path
+
+
+@pytest.fixture
+def azure(tmp_path, engine):  # noqa: ANN201
+    """The machines registered from a PdM_machines-shaped file; returns the mapping of that data set."""
+    (tmp_path / "azure.toml").write_text(AZURE)
+    cmap = load_map(tmp_path / "azure.toml")
+    report = machine_import.import_machines(
+        engine=engine,
+        path=_gz(tmp_path, "PdM_machines.csv.gz", MACHINES),
+        mapping=cmap,
+        purposes=["product_improvement"],
+    )
+    assert (report.rows, report.new, report.existing, report.written) == (3, 3, 0, True)
+    return cmap
+
+
+def _count(engine, table) -> int:  # noqa: ANN001
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(table))
+
+
+def test_azure_shaped_files_import_through_a_mapping_and_a_second_import_adds_nothing(
+    tmp_path, engine, azure
+):
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Machine.code, Machine.machine_type, Machine.installed).order_by(Machine.code)
+        )
+        assert rows.all() == [
+            ("1", "model3", date(1997, 1, 1)),
+            ("2", "model4", date(2008, 1, 1)),
+            ("3", "model3", date(2007, 1, 1)),
+        ]
+        grants = conn.execute(select(DataUseGrant.purpose).join(Customer).where(Customer.tenant == "azure"))
+        assert sorted(g for (g,) in grants) == ["product_improvement", "service"]
+    failures = _gz(tmp_path, "PdM_failures.csv.gz", FAILURES)
+    fmap = azure.merged(kind="failure", columns={"component": "failure"})
+    mmap = azure.merged(kind="maintenance", columns={"component": "comp"})
+    first = history_import.import_history(engine=engine, path=failures, mapping=fmap)
+    maint = history_import.import_history(
+        engine=engine, path=_gz(tmp_path, "PdM_maint.csv.gz", MAINT), mapping=mmap
+    )
+    assert (first.new, first.existing, maint.new) == (4, 0, 2)
+    again = history_import.import_history(engine=engine, path=failures, mapping=fmap)
+    assert (again.rows, again.new, again.existing, again.written) == (4, 0, 4, True)
+    with engine.connect() as conn:
+        stored = labels.read(conn)
+    assert len(stored) == 6 and set(stored["source"]) == {"import"}
+    first_failure = stored[stored["kind"] == "failure"].iloc[0]
+    assert first_failure["ts"] == datetime(2015, 1, 5, 6, tzinfo=UTC)
+    assert (first_failure["machine"], first_failure["component"], first_failure["ref"]) == (
+        "1",
+        "comp4",
+        "PdM_failures.csv.gz:2",
+    )
+    # A failure and the replacement after it share machine, time and component: two labels, not a clash.
+    assert (
+        len(stored[(stored["machine"] == "1") & (stored["ts"] == datetime(2015, 1, 5, 6, tzinfo=UTC))]) == 2
+    )
+    again = machine_import.import_machines(
+        engine=engine, path=tmp_path / "PdM_machines.csv.gz", mapping=azure
+    )
+    assert (again.new, again.existing) == (0, 3)
+
+
+BAD = """tenant,machine,ts,kind,component
+acme,1,2026-01-03T06:00:00Z,failure,pump
+acme,1,yesterday,failure,pump
+acme,9,2026-01-04T06:00:00Z,failure,pump
+acme,1,2026-01-05T06:00:00Z,breakdown,pump
+acme,1,2026-01-06T06:00:00+01:00,maintenance,
+acme,1,2026-01-06T05:00:00Z,maintenance,
+"""
+REASONS = [
+    (3, "time 'yesterday' is not ISO 8601, e.g. 2015-01-05 06:00:00"),
+    (4, "machine acme/9 is not registered (servicecast machines import)"),
+    (
+        5,
+        "kind 'breakdown' is not one of failure, replacement, maintenance, no_fault "
+        "(map the file's values under [kinds])",
+    ),
+    (7, "same machine, time, kind and component as line 6"),
+]
+
+
+@pytest.fixture
+def acme(tmp_path, engine) -> None:
+    (tmp_path / "m.csv").write_text("tenant,machine,machine_type,installed\nacme,1,pump,2020-05-01\n")
+    machine_import.import_machines(engine=engine, path=tmp_path / "m.csv", mapping=ColumnMap())
+
+
+def test_a_file_with_bad_rows_is_refused_whole_with_every_line_and_reason(tmp_path, engine, acme):
+    (tmp_path / "bad.csv").write_text(BAD)
+    with pytest.raises(ImportRefused) as refused:
+        history_import.import_history(engine=engine, path=tmp_path / "bad.csv", mapping=ColumnMap())
+    assert [(r.line, r.reason) for r in refused.value.report.rejects] == REASONS
+    assert "line 3: time 'yesterday'" in str(refused.value) and "nothing imported" in str(refused.value)
+    assert _count(engine, Label) == 0
+
+
+def test_with_a_reject_file_the_good_rows_go_in_and_the_bad_ones_to_the_file(tmp_path, engine, acme):
+    (tmp_path / "bad.csv").write_text(BAD)
+    rejects = tmp_path / "rejects.csv"
+    report = history_import.import_history(
+        engine=engine, path=tmp_path / "bad.csv", mapping=ColumnMap(), reject_file=rejects
+    )
+    assert (report.rows, report.new, len(report.rejects), report.written) == (6, 2, 4, True)
+    with open(rejects, newline="") as f:
+        lines = list(csv.DictReader(f))
+    assert [(int(r["line"]), r["reason"]) for r in lines] == REASONS
+    assert lines[0]["ts"] == "yesterday" and lines[1]["machine"] == "9"
+    with engine.connect() as conn:
+        stored = labels.read(conn)
+    assert list(stored["kind"]) == ["failure", "maintenance"] and list(stored["component"]) == ["pump", ""]
+
+
+def test_a_dry_run_counts_and_writes_nothing(tmp_path, engine, acme):
+    (tmp_path / "h.csv").write_text(BAD.splitlines()[0] + "\n" + BAD.splitlines()[1] + "\n")
+    dry = history_import.import_history(
+        engine=engine, path=tmp_path / "h.csv", mapping=ColumnMap(), dry_run=True
+    )
+    assert (dry.rows, dry.new, dry.existing, dry.written) == (1, 1, 0, False)
+    assert _count(engine, Label) == 0
+    (tmp_path / "m.csv").write_text("tenant,machine\nacme,1\nnewco,7\n")
+    dry = machine_import.import_machines(
+        engine=engine, path=tmp_path / "m.csv", mapping=ColumnMap(), dry_run=True
+    )
+    assert (dry.new, dry.existing, dry.written) == (1, 1, False)
+    assert _count(engine, Machine) == 1 and _count(engine, Customer) == 1
+
+
+def test_kinds_tenant_and_time_format_come_from_a_mapping_file(tmp_path, engine, acme):
+    (tmp_path / "erp.toml").write_text(
+        'tenant = "acme"\ntime_format = "%d.%m.%Y %H:%M"\ntimezone = "Europe/Berlin"\ndelimiter = ";"\n'
+        '[columns]\nts = "Datum"\nmachine = "Anlage"\nkind = "Art"\ncomponent = "Teil"\n'
+        '[kinds]\nAusfall = "failure"\n"Teiletausch" = "replacement"\n'
+    )
+    (tmp_path / "erp.csv").write_text(
+        "Datum;Anlage;Art;Teil\n05.01.2026 07:30;1;Ausfall;Lager\n06.01.2026 08:00;1;Teiletausch;Dichtung\n"
+    )
+    report = history_import.import_history(
+        engine=engine, path=tmp_path / "erp.csv", mapping=load_map(tmp_path / "erp.toml")
+    )
+    assert report.new == 2
+    with engine.connect() as conn:
+        stored = labels.read(conn)
+    assert list(stored["ts"]) == [
+        datetime(2026, 1, 5, 6, 30, tzinfo=UTC),
+        datetime(2026, 1, 6, 7, tzinfo=UTC),
+    ]
+    assert list(stored["kind"]) == ["failure", "replacement"]
+
+
+def test_a_missing_column_refuses_the_file_before_any_row(tmp_path, engine, acme):
+    (tmp_path / "h.csv").write_text("when,machine,kind\n2026-01-01,1,failure\n")
+    with pytest.raises(Exception, match=r"no column 'ts' \(ts\)"):
+        history_import.import_history(
+            engine=engine, path=tmp_path / "h.csv", mapping=ColumnMap(tenant="acme")
+        )
