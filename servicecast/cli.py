@@ -14,7 +14,7 @@ from fleet import audit, errors, migrate, registry, telemetry
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import engine_from_settings
 from models import cli as models_cli
-from servicecast import broker_cli, evaluate_cli
+from servicecast import broker_cli, evaluate_cli, types_cli
 from simulators.cli import simulate_app
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ routing_cli.register(app)
 policy_cli.register(app)
 models_cli.register(app)
 evaluate_cli.register(app)
+types_cli.register(app)
 broker_cli.register(machines_app)
 
 

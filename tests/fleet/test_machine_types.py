@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import Result
+from typer.testing import CliRunner
 
 from fleet import audit, machine_types, panels, registry, telemetry, type_files
 from fleet.db import session
+from servicecast.cli import app
 from simulators.machine_types import TYPES_FILE
 
 SMALL = """\
@@ -263,3 +266,30 @@ def test_a_sensor_removed_from_a_type_keeps_its_data_and_its_words(engine, tmp_p
     assert specs["oil_t"].high == 130
     [(_, listed)] = registry.list_machines(engine=engine, tenant="acme")
     assert listed.machine_type == "press"
+
+
+def test_the_types_commands_apply_list_show_and_refuse_a_bad_file(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", database_url)
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(app, ["types", *args])
+
+    good = tmp_path / "press.yaml"
+    good.write_text(SMALL, encoding="utf-8")
+    first = run("apply", str(good))
+    assert first.exit_code == 0, first.output
+    assert first.output == "press\tversion 1\tnew version\n"
+    assert run("apply", str(good)).output == "press\tversion 1\tunchanged\n"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMALL.replace("bad: high", "bad: up"), encoding="utf-8")
+    refused = run("apply", str(bad))
+    assert refused.exit_code == 1
+    assert f"{bad}:11: {S0}.bad: 'up' must be one of high, low" in refused.output
+    assert "press\tversion 1\t2 sensors\t1 failure modes" in run("list").output
+    shown = run("show", "press")
+    assert shown.exit_code == 0
+    assert type_files.parse(shown.output, source="show").definitions == _as_file(yaml.safe_load(SMALL))
+    missing = run("show", "lathe")
+    assert missing.exit_code == 1 and "no machine type 'lathe'" in missing.output
