@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import Connection, Table, Text, cast, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from fleet.tables import UtcDateTime
@@ -122,28 +123,35 @@ def insert_new(
 ) -> int:
     """Insert driver-level rows (tuples in `columns` order) whose `key` is not stored yet; returns how many.
 
-    Below SQLAlchemy: its per-value type processing would cost more than the insert. SQLite takes an
+    Below SQLAlchemy's per-value type processing, which would cost more than the insert. SQLite takes an
     executemany; PostgreSQL a COPY into a session-local stage table, then one INSERT … SELECT that skips
-    what is stored (COPY itself cannot skip conflicts). Timestamps come as `ts_param` or `ts_texts` give them.
+    what is stored (COPY itself cannot skip conflicts). Timestamps come as `ts_param` or `ts_texts` give
+    them. Errors are raised as SQLAlchemy's (IntegrityError, DataError …), as from any other statement.
     """
     if not rows:
         return 0
     names = ", ".join(columns)
     conflict = f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+    if conn.dialect.name == "sqlite":
+        marks = ", ".join("?" for _ in columns)
+        return conn.exec_driver_sql(
+            f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}", rows
+        ).rowcount
+    stage = f"{table}_stage"
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    copy_sql = f"COPY {stage} ({names}) FROM STDIN"
+    dbapi = conn.dialect.loaded_dbapi
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        if conn.dialect.name == "sqlite":
-            marks = ", ".join("?" for _ in columns)
-            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}", rows)
-            return cursor.rowcount
-        stage = f"{table}_stage"
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
-        with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+        with cursor.copy(copy_sql) as copy:
             for row in rows:
                 copy.write_row(row)
-        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {conflict}")
-        return cursor.rowcount
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(copy_sql, None, exc, dbapi.Error) from None
     finally:
         cursor.close()
+    return conn.exec_driver_sql(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {conflict}"
+    ).rowcount

@@ -4,40 +4,35 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from sqlalchemy import Connection, Engine, func, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
+from fleet import dialect
 from fleet.db import session
 from fleet.tables import Customer, Machine, Quarantine, Telemetry
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-_TELEMETRY_KEY = ("customer_id", "machine_id", "seq")
+COLUMNS = ("customer_id", "machine_id", "seq", "ts", "readings", "fw", "extra", "received_at")
+KEY = ("customer_id", "machine_id", "seq")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def _insert(conn: Connection, table):
-    return _INSERTS[conn.dialect.name](table)
+def write_rows(conn: Connection, rows: list[tuple]) -> int:
+    """The one telemetry upsert: store rows whose key is new; returns how many were new.
+
+    Rows are driver-level tuples in `COLUMNS` order: JSON as text, timestamps as `dialect.ts_param` or
+    `dialect.ts_texts` give them. Ingest and backfill both write through here.
+    """
+    return dialect.insert_new(conn, table="telemetry", columns=COLUMNS, key=KEY, rows=rows)
 
 
-_COLUMNS = "customer_id, machine_id, seq, ts, readings, fw, extra, received_at"
-_UPSERT_SQL = {
-    "sqlite": f"INSERT INTO telemetry ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (customer_id, machine_id, seq) DO NOTHING",
-    "postgresql": f"INSERT INTO telemetry ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s) "
-    "ON CONFLICT (customer_id, machine_id, seq) DO NOTHING",
-}
-# Written as SQLAlchemy writes SQLite DateTime ("%Y-%m-%d %H:%M:%S.%f"), so that range queries compare right.
-
-
-def _sqlite_ts(ts: datetime) -> str:
-    if ts.utcoffset():
-        ts = ts.astimezone(UTC)
-    return ts.replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _as_is(ts: datetime) -> datetime:
-    return ts
+def _ts_column(values: list[datetime], on: Dialect) -> list[str]:
+    """Aware timestamps as the column's text input, the whole column at once (`dialect.ts_texts`)."""
+    micros = np.fromiter(((v - _EPOCH) // _MICROSECOND for v in values), dtype=np.int64, count=len(values))
+    return dialect.ts_texts(micros.astype("datetime64[us]"), on)
 
 
 def insert_telemetry(conn: Connection, rows: Sequence[dict]) -> int:
@@ -45,22 +40,23 @@ def insert_telemetry(conn: Connection, rows: Sequence[dict]) -> int:
     if not rows:
         return 0
     dumps = json.dumps
-    ts = _sqlite_ts if conn.dialect.name == "sqlite" else _as_is
-    # Driver-level executemany: SQLAlchemy's per-value type processing would cost more than the insert itself.
+    # A column at a time: binding each timestamp through the column type cost more than its insert.
+    ts = _ts_column([r["ts"] for r in rows], conn.dialect)
+    received = _ts_column([r["received_at"] for r in rows], conn.dialect)
     params = [
         (
             r["customer_id"],
             r["machine_id"],
             r["seq"],
-            ts(r["ts"]),
+            t,
             dumps(r["readings"]),
             r.get("fw"),
             None if r.get("extra") is None else dumps(r["extra"]),
-            ts(r["received_at"]),
+            at,
         )
-        for r in rows
+        for r, t, at in zip(rows, ts, received, strict=True)
     ]
-    return conn.exec_driver_sql(_UPSERT_SQL[conn.dialect.name], params).rowcount
+    return write_rows(conn, params)
 
 
 def stored_rows(conn: Connection, keys: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int], dict]:
@@ -77,7 +73,7 @@ def insert_quarantine(conn: Connection, rows: Sequence[dict]) -> int:
     if not rows:
         return 0
     table = Quarantine.__table__
-    stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=["digest"]).returning(table.c.id)
+    stmt = dialect.insert(conn, table).on_conflict_do_nothing(index_elements=["digest"]).returning(table.c.id)
     return len(conn.execute(stmt, list(rows)).all())
 
 
@@ -118,6 +114,15 @@ def quarantine_pages(
             return
         yield page
         after = page[-1].id
+
+
+def count_stored(engine: Engine, *, machine_ids: Sequence[int], seqs: tuple[int, int]) -> int:
+    """Rows stored for these machines with seq in the inclusive range `seqs`."""
+    query = select(func.count()).where(
+        Telemetry.machine_id.in_(list(machine_ids)), Telemetry.seq.between(*seqs)
+    )
+    with engine.connect() as conn:
+        return conn.scalar(query) or 0
 
 
 def count_telemetry(engine: Engine) -> int:

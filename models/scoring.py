@@ -11,7 +11,6 @@ spoofed `seq` or `ts` moves nothing: `ts` only picks the history window, within 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,14 +20,13 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from fleet import dialect, panels
 from fleet.tables import Machine, Prediction, ScoreState, Telemetry, utcnow
 from models import registry
 from models.fleet_model import FleetModel
 
 log = logging.getLogger(__name__)
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 Models = dict[str, tuple[str, FleetModel]]
 
 
@@ -89,47 +87,7 @@ def due_machines(engine: Engine) -> pd.DataFrame:
         rows = conn.execute(query).all()
     columns = ["machine_id", "customer_id", "max_received", "max_ts", "machine_type", "last_received_at"]
     frame = pd.DataFrame(rows, columns=columns)
-    frame["max_ts"] = pd.to_datetime(frame["max_ts"], utc=True, format="ISO8601")
-    return frame
-
-
-_NAME = re.compile(r"^[A-Za-z0-9_]+$")
-
-
-def read_panel(conn: Connection, machine_ids: list[int], since: datetime, sensors: list[str]) -> pd.DataFrame:
-    """Telemetry of these machines from `since` as a long panel (machine = machine id).
-
-    The database extracts each sensor from the JSON readings (json_extract / ->>), the time as epoch
-    milliseconds and whether the machine was running, so every column is numeric and the rows become one
-    float array in a single call: no JSON, timestamp text or per-row Python objects on this side. `state`
-    is "running" or "stopped" (what the features distinguish).
-    """
-    bad = [s for s in sensors if not _NAME.match(s)]
-    if bad:
-        raise ValueError(f"sensor names must be identifiers: {bad}")
-    marks = ",".join(str(int(m)) for m in machine_ids)
-    if conn.dialect.name == "sqlite":
-        picks = "".join(f", json_extract(readings, '$.{s}')" for s in sensors)
-        epoch_ms = "CAST(round((julianday(ts) - 2440587.5) * 86400000.0) AS INTEGER)"
-        running = "coalesce(json_extract(extra, '$.state'), 'running') = 'running'"
-        param: object = pd.Timestamp(since).tz_convert("UTC").tz_localize(None).isoformat(" ", "microseconds")
-        mark = "?"
-    else:
-        picks = "".join(f", (readings->>'{s}')::float8" for s in sensors)
-        epoch_ms = "round(extract(epoch from ts) * 1000)::bigint"
-        running = "(coalesce(extra->>'state', 'running') = 'running')::int"
-        param, mark = since, "%s"
-    sql = (
-        f"SELECT machine_id, seq, {epoch_ms}, {running}{picks} FROM telemetry "
-        f"WHERE machine_id IN ({marks}) AND ts >= {mark}"
-    )
-    rows = conn.exec_driver_sql(sql, (param,)).cursor.fetchall()
-    values = np.array(rows, dtype=float).reshape(len(rows), 4 + len(sensors))  # None -> NaN
-    frame = pd.DataFrame({"machine": values[:, 0].astype(np.int64), "seq": values[:, 1].astype(np.int64)})
-    frame["ts"] = pd.to_datetime(values[:, 2].astype(np.int64), unit="ms", utc=True)
-    frame["state"] = np.where(values[:, 3] > 0, "running", "stopped").astype(object)
-    for j, s in enumerate(sensors):
-        frame[s] = values[:, 4 + j]
+    frame["max_ts"] = pd.to_datetime(frame["max_ts"], utc=True)
     return frame
 
 
@@ -191,7 +149,7 @@ def _advance(conn: Connection, batch: pd.DataFrame) -> None:
         {"machine_id": int(m), "last_received_at": pd.Timestamp(at).to_pydatetime(), "scored_at": now}
         for m, at in zip(batch["machine_id"].tolist(), batch["max_received"].tolist(), strict=True)
     ]
-    stmt = _INSERTS[conn.dialect.name](ScoreState.__table__)
+    stmt = dialect.insert(conn, ScoreState.__table__)
     stmt = stmt.on_conflict_do_update(
         index_elements=["machine_id"],
         set_={"last_received_at": stmt.excluded.last_received_at, "scored_at": stmt.excluded.scored_at},
@@ -206,7 +164,12 @@ def _read_batch(engine: Engine, job: Job) -> pd.DataFrame:
     _, model, batch = job
     since = batch["max_ts"].min().to_pydatetime() - timedelta(hours=history_hours(model))
     with engine.connect() as conn:
-        return read_panel(conn, batch["machine_id"].tolist(), since, list(model.features_.sensors_))
+        return panels.read_panel(
+            conn,
+            machine_ids=batch["machine_id"].tolist(),
+            since=since,
+            sensors=list(model.features_.sensors_),
+        )
 
 
 def score_once(*, engine: Engine, models: Models | None = None, batch_machines: int = 2500) -> ScoreReport:

@@ -12,21 +12,15 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Engine
+from sqlalchemy.engine import Dialect
 
-from fleet.tables import Telemetry
+from fleet import dialect, telemetry
 from simulators import ground_truth
 from simulators.engine import SimulationRun
 from simulators.machine_types import MACHINE_TYPES, SENSOR_COLUMNS
 from simulators.registration import register_machines
 
-COLUMNS = "customer_id, machine_id, seq, ts, readings, fw, extra, received_at"
-SQLITE_INSERT = (
-    f"INSERT INTO telemetry ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (customer_id, machine_id, seq) DO NOTHING"
-)
-PG_STAGE = "telemetry_backfill_stage"
-JSON_NULL = "null"  # what SQLAlchemy's JSON type writes for None, so backfilled rows match ingested ones
 Progress = Callable[[int], None]
 
 
@@ -73,18 +67,17 @@ def backfill(
 ) -> BackfillReport:
     """Register the fleet, store its ground truth and every telemetry row; re-running stores nothing new."""
     started = time.perf_counter()
-    ids = register_machines(engine, run.machines)
+    ids = register_machines(engine=engine, machines=run.machines)
     run_id = ground_truth.write_run(engine, run, ids)
     keys = list(zip(run.machines["tenant"], run.machines["machine"], strict=True))
     customer_ids = np.array([ids[k][0] for k in keys], dtype=np.int64)
     machine_ids = np.array([ids[k][1] for k in keys], dtype=np.int64)
-    write = _pg_write if engine.dialect.name == "postgresql" else _sqlite_write
     rows = stored = readings = 0
     chunks = _chunks(run, engine, customer_ids, machine_ids, chunk_machines, chunk_steps)
     for chunk in _prefetch(chunks):
         if not chunk.complete:
             with engine.begin() as conn:
-                stored += write(conn, chunk.rows)
+                stored += telemetry.write_rows(conn, chunk.rows)
         rows += chunk.size
         readings += chunk.readings
         if progress:
@@ -108,25 +101,17 @@ def _chunks(
     chunk_machines: int,
     chunk_steps: int,
 ) -> Iterator[Chunk]:
-    sqlite = engine.dialect.name == "sqlite"
     for panel in run.iter_panels(chunk_machines=chunk_machines, chunk_steps=chunk_steps):
         codes = panel["machine"].cat.codes.to_numpy()
-        if _stored_rows(engine, machine_ids[np.unique(codes)], panel["seq"]) == len(panel):
+        present = telemetry.count_stored(
+            engine,
+            machine_ids=machine_ids[np.unique(codes)].tolist(),
+            seqs=(int(panel["seq"].min()), int(panel["seq"].max())),
+        )
+        if present == len(panel):
             yield Chunk(len(panel), [], _count_readings(panel), True)
             continue
-        yield panel_rows(panel, customer_ids, machine_ids, sqlite=sqlite)
-
-
-def _stored_rows(engine: Engine, machine_ids: np.ndarray, seq: pd.Series) -> int:
-    """Rows already stored for these machines in the chunk's seq range."""
-    query = select(func.count()).where(
-        and_(
-            Telemetry.machine_id.in_(machine_ids.tolist()),
-            Telemetry.seq.between(int(seq.min()), int(seq.max())),
-        )
-    )
-    with engine.connect() as conn:
-        return conn.scalar(query) or 0
+        yield panel_rows(panel, customer_ids, machine_ids, backend=engine.dialect)
 
 
 def _count_readings(panel: pd.DataFrame) -> int:
@@ -134,7 +119,7 @@ def _count_readings(panel: pd.DataFrame) -> int:
 
 
 def panel_rows(
-    panel: pd.DataFrame, customer_ids: np.ndarray, machine_ids: np.ndarray, *, sqlite: bool
+    panel: pd.DataFrame, customer_ids: np.ndarray, machine_ids: np.ndarray, *, backend: Dialect
 ) -> Chunk:
     """Telemetry rows for a panel chunk: readings JSON of the non-NaN values, `state` in extra when down."""
     n = len(panel)
@@ -160,10 +145,10 @@ def panel_rows(
     extra = np.where(
         (state != "running").to_numpy(),
         np.array([json.dumps({"state": s}) for s in state.cat.categories], dtype=object)[state.cat.codes],
-        JSON_NULL,
+        None,  # SQL NULL, as the ingester writes a message without extra fields
     )
     received = datetime.now(UTC)
-    received_at = _ts_text([np.datetime64(received.replace(tzinfo=None), "us")], sqlite)[0]
+    received_at = dialect.ts_texts([np.datetime64(received.replace(tzinfo=None), "us")], backend)[0]
     seq = panel["seq"].to_numpy()
     order = np.lexsort((seq, machine_ids[codes], customer_ids[codes]))
     rows = list(
@@ -171,7 +156,7 @@ def panel_rows(
             customer_ids[codes][order].tolist(),
             machine_ids[codes][order].tolist(),
             seq[order].tolist(),
-            _ts_column(panel["ts"], sqlite)[order].tolist(),
+            _ts_column(panel["ts"], backend)[order].tolist(),
             readings[order].tolist(),
             [None] * n,
             extra[order].tolist(),
@@ -191,46 +176,11 @@ def _format_full(names: tuple[str, ...], values: np.ndarray) -> list[str]:
     return [template % row for row in zip(*columns, strict=True)]
 
 
-def _ts_column(ts: pd.Series, sqlite: bool) -> np.ndarray:
+def _ts_column(ts: pd.Series, backend: Dialect) -> np.ndarray:
     """Timestamps as the text each backend stores; formatted once per distinct value (mostly one per step)."""
     raw = ts.to_numpy(dtype="datetime64[us]")
     distinct, inverse = np.unique(raw, return_inverse=True)
-    return np.array(_ts_text(distinct, sqlite), dtype=object)[inverse]
-
-
-def _ts_text(values, sqlite: bool) -> list[str]:  # noqa: ANN001
-    # SQLAlchemy keeps SQLite timestamps as naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'.
-    text = np.datetime_as_string(np.asarray(values, dtype="datetime64[us]"), unit="us").tolist()
-    return [s.replace("T", " ") + ("" if sqlite else "+00") for s in text]
-
-
-def _sqlite_write(conn: Connection, rows: list[tuple]) -> int:
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.executemany(SQLITE_INSERT, rows)
-        return cursor.rowcount
-    finally:
-        cursor.close()
-
-
-def _pg_write(conn: Connection, rows: list[tuple]) -> int:
-    """COPY into a session-local stage table, then insert what is new (COPY itself cannot skip conflicts)."""
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {PG_STAGE} (LIKE telemetry INCLUDING DEFAULTS) "
-            "ON COMMIT DELETE ROWS"
-        )
-        with cursor.copy(f"COPY {PG_STAGE} ({COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(
-            f"INSERT INTO telemetry ({COLUMNS}) SELECT {COLUMNS} FROM {PG_STAGE} "
-            "ON CONFLICT (customer_id, machine_id, seq) DO NOTHING"
-        )
-        return cursor.rowcount
-    finally:
-        cursor.close()
+    return np.array(dialect.ts_texts(distinct, backend), dtype=object)[inverse]
 
 
 def _prefetch(chunks: Iterator[Chunk], depth: int = 2) -> Iterator[Chunk]:
