@@ -10,16 +10,18 @@ from sqlalchemy.orm import Session
 from api.audit import log_event, require_state
 from api.auth import Principal
 from api.errors import Conflict
-from fleet import errors
+from fleet import errors, labels
 from fleet.tables import Alert, Prediction, User
+from models import events
 
+# Risk that opens an alert when the prediction's model version has no trained threshold (cold start).
 ALERT_MIN_RISK = 0.5
 OPEN_STATES = ("open", "acknowledged", "assigned")
 # The queue: most severe first, then the nearest failure (index ix_alerts_queue walks it in this order).
 QUEUE_ORDER = (Alert.severity_rank, Alert.lead_rank, Alert.id)
 SEVERITY_RANK = {"medium": 1, "high": 2, "critical": 3}
 QUEUE_RANK = {"critical": 1, "high": 2, "medium": 3}
-FINDINGS = ("confirmed_fault", "no_fault_found", "other")
+FINDINGS = ("confirmed_fault", "replaced_before_failure", "no_fault_found", "other")
 # Alerts without a lead time queue after those with one, on every database (NULL order differs).
 NO_LEAD_TIME = 1e9
 
@@ -55,20 +57,33 @@ def evidence_of(prediction: Prediction) -> dict:
     }
 
 
-def apply_prediction(sess: Session, prediction: Prediction, now: datetime) -> Alert | None:
-    """Open an alert for a risky prediction, or update the open one for the same machine and mode."""
-    if prediction.status != "ok" or prediction.risk is None or prediction.risk < ALERT_MIN_RISK:
+def apply_prediction(
+    sess: Session, prediction: Prediction, now: datetime, *, threshold: float = ALERT_MIN_RISK
+) -> Alert | None:
+    """Open an alert for a prediction at the threshold, or update the open one of its machine and mode.
+
+    A risk that stayed below the threshold for `events.RESET_HOURS` ended the episode: the next one opens
+    a new alert (the backtest counts alerts the same way); the earlier alert stays for its finding.
+    """
+    if prediction.status != "ok" or prediction.risk is None or prediction.risk < threshold:
         return None
     mode = prediction.failure_mode or "unknown"
     lead = lead_time_hours(prediction)
     severity = severity_for(prediction.risk, lead)
-    alert = sess.scalar(
-        select(Alert).where(
+    row = sess.execute(
+        select(Alert, Prediction.ts)
+        .outerjoin(Prediction, Prediction.id == Alert.last_prediction_id)
+        .where(
             Alert.machine_id == prediction.machine_id,
             Alert.failure_mode == mode,
             Alert.status.in_(OPEN_STATES),
         )
-    )
+        .order_by(Alert.id.desc())
+        .limit(1)
+    ).first()
+    alert = row[0] if row else None
+    if row and row[1] is not None and prediction.ts - row[1] > timedelta(hours=events.RESET_HOURS):
+        alert = None
     if alert is None:
         alert = Alert(
             customer_id=prediction.customer_id,
@@ -153,8 +168,10 @@ def resolve(
     parts: list[str],
     by: Principal,
     now: datetime,
+    component: str | None = None,
+    mode: str | None = None,
 ) -> Alert:
-    """acknowledged/assigned → resolved with the technician's finding."""
+    """acknowledged/assigned → resolved with the technician's finding, which becomes a label for training."""
     require_state("alert", alert, ("acknowledged", "assigned"), "resolve")
     if finding not in FINDINGS:
         raise errors.InvalidInput(f"finding must be one of {', '.join(FINDINGS)}")
@@ -162,5 +179,9 @@ def resolve(
         raise errors.InvalidInput("a finding of 'other' needs a text")
     alert.status, alert.resolved_at = "resolved", now
     alert.finding, alert.finding_text, alert.parts_used = finding, text, parts
-    log_event(sess, "alert", alert.id, "resolved", by, {"finding": finding, "parts_used": parts})
+    labelled = labels.record_finding(
+        sess.connection(), alert=alert, finding=finding, at=now, component=component, mode=mode
+    )
+    data = {"finding": finding, "parts_used": parts, "labelled": labelled}
+    log_event(sess, "alert", alert.id, "resolved", by, data)
     return alert

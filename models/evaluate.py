@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models import events, metrics
+from models import champion, events, metrics
 from models.labels import make_targets, within
 from models.training import train_type
 
@@ -40,11 +40,9 @@ def backtest(
         started = time.perf_counter()
         model, train_metrics = train_type(part, f_type, m_type, until=split, **params)
         fit_s = time.perf_counter() - started
-        risk, _ = model.risk_rows(part)
+        risk, alerts = champion.window_alerts(model, part, split)
         ts = pd.to_datetime(part["ts"], utc=True)
         test = (ts >= split).to_numpy()
-        machines = part["machine"].astype(str).to_numpy()
-        alerts = events.alert_starts(machines[test], ts[test], risk[test], model.threshold_)
         f_test = f_type[
             (pd.to_datetime(f_type["ts"], utc=True) >= split + pd.Timedelta(hours=min_lead_hours))
         ]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+RESET_HOURS = 24.0  # the live policy opens a new alert after the same quiet time
+
 
 def alert_starts(
     machines: np.ndarray,
@@ -19,7 +21,7 @@ def alert_starts(
     risk: np.ndarray,
     threshold: float,
     *,
-    reset_hours: float = 24.0,
+    reset_hours: float = RESET_HOURS,
 ) -> pd.DataFrame:
     """One row per alert: machine and start time."""
     frame = pd.DataFrame({"machine": np.asarray(machines).astype(str), "ts": pd.to_datetime(ts, utc=True)})

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import pickle
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from fleet import audit
+from fleet import audit, machine_types
 from fleet.db import session
 from fleet.tables import ModelVersion, utcnow
 
@@ -34,6 +35,8 @@ class VersionInfo:
     train_end: datetime | None
     params: dict
     metrics: dict
+    threshold: float | None = None
+    comparison: dict | None = None
 
 
 def _info(row: ModelVersion) -> VersionInfo:
@@ -48,6 +51,8 @@ def _info(row: ModelVersion) -> VersionInfo:
         row.train_end,
         dict(row.params or {}),
         dict(row.metrics or {}),
+        row.threshold,
+        dict(row.comparison) if row.comparison else None,
     )
 
 
@@ -61,10 +66,13 @@ def register(
     train_end: datetime | None = None,
     params: dict | None = None,
     metrics: dict | None = None,
+    comparison: dict | None = None,
     activate: bool = True,
     by: audit.Actor | None = None,
+    detail: dict | None = None,
 ) -> str:
-    """Pickle and store a fitted model; returns its version id (`type-YYYYmmddHHMMSS-hash`)."""
+    """Pickle and store a fitted model with its operating threshold; returns `type-YYYYmmddHHMMSS-hash`."""
+    threshold = getattr(model, "threshold_", None)
     artifact = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     now = utcnow()
     digest = hashlib.sha256(artifact + uuid.uuid4().bytes).hexdigest()[:8]  # unique even for twin artifacts
@@ -82,19 +90,43 @@ def register(
                 metrics=metrics or {},
                 artifact=artifact,
                 active=False,
+                threshold=None if threshold is None else float(threshold),
+                comparison=comparison,
             )
         )
     if activate:
-        promote(engine, version, by=by)
+        promote(engine, version, by=by, detail=detail)
     return version
 
 
-def promote(engine: Engine, version: str, *, by: audit.Actor | None = None) -> VersionInfo:
+def promote(
+    engine: Engine, version: str, *, by: audit.Actor | None = None, detail: dict | None = None
+) -> VersionInfo:
     """Make `version` the active one of its machine type (the previous one stays for rollback)."""
-    return _activate(engine, version, "promoted", by)
+    return _activate(engine, version, "promoted", by, detail)
 
 
-def _activate(engine: Engine, version: str, action: str, by: audit.Actor | None) -> VersionInfo:
+def refuse(
+    engine: Engine, version: str, *, by: audit.Actor | None = None, detail: dict | None = None
+) -> None:
+    """Audit that a registered candidate was left inactive (champion/challenger said no)."""
+    with session(engine) as sess:
+        row = sess.scalars(select(ModelVersion).where(ModelVersion.version == version)).first()
+        if row is None:
+            raise ModelNotFound(f"no model version {version!r}")
+        audit.record(
+            sess,
+            "model_version",
+            row.id,
+            "not_promoted",
+            by,
+            {"machine_type": row.machine_type} | (detail or {}),
+        )
+
+
+def _activate(
+    engine: Engine, version: str, action: str, by: audit.Actor | None, detail: dict | None = None
+) -> VersionInfo:
     """Make `version` active and audit which version it replaced."""
     with session(engine) as sess:
         row = sess.scalars(select(ModelVersion).where(ModelVersion.version == version)).first()
@@ -116,7 +148,7 @@ def _activate(engine: Engine, version: str, action: str, by: audit.Actor | None)
             row.id,
             action,
             by,
-            {"machine_type": row.machine_type},
+            {"machine_type": row.machine_type} | (detail or {}),
             before={"active": before},
             after={"active": version},
         )
@@ -148,12 +180,16 @@ def list_versions(engine: Engine, machine_type: str | None = None) -> list[Versi
 
 
 def load(engine: Engine, version: str) -> object:
-    """The unpickled model of a version (artifacts are our own, written by `register`)."""
+    """The unpickled model of a version (artifacts are our own, written by `register`), told what its
+    machine type now says about its sensors (words, OEM limits): a type change reaches a model here."""
     with session(engine) as sess:
-        artifact = sess.scalar(select(ModelVersion.artifact).where(ModelVersion.version == version))
-    if artifact is None:
-        raise ModelNotFound(f"no model version {version!r}")
-    return pickle.loads(artifact)
+        columns = select(ModelVersion.artifact, ModelVersion.machine_type)
+        row = sess.execute(columns.where(ModelVersion.version == version)).first()
+        if row is None:
+            raise ModelNotFound(f"no model version {version!r}")
+        specs = machine_types.sensor_specs(sess, row.machine_type)
+    model = pickle.loads(row.artifact)
+    return model.use_types(specs) if hasattr(model, "use_types") else model
 
 
 def trend_limits(sess: Session, version: str) -> dict[str, float]:
@@ -169,6 +205,16 @@ def trend_limits(sess: Session, version: str) -> dict[str, float]:
         artifact = sess.scalar(select(ModelVersion.artifact).where(ModelVersion.version == version))
         limits = getattr(getattr(pickle.loads(artifact), "trend_", None), "limits_", None) or {}
     return {str(sensor): float(limit) for sensor, limit in limits.items()}
+
+
+def thresholds(sess: Session, versions: Iterable[str]) -> dict[str, float]:
+    """The operating threshold each of `versions` was trained and backtested with (if it has one)."""
+    rows = sess.execute(
+        select(ModelVersion.version, ModelVersion.threshold).where(
+            ModelVersion.version.in_(list(versions)), ModelVersion.threshold.is_not(None)
+        )
+    )
+    return {v: float(t) for v, t in rows}
 
 
 def active_versions(engine: Engine) -> dict[str, str]:

@@ -30,6 +30,9 @@ class ModelVersion(Base):
     artifact: Mapped[bytes] = mapped_column(LargeBinary)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     promoted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The live alert threshold: chosen on the training window, backtested, read by the policy.
+    threshold: Mapped[float | None] = mapped_column(Float)
+    comparison: Mapped[dict | None] = mapped_column(Json)  # candidate vs champion on a held-out window
 
 
 class Prediction(Base):
