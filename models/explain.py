@@ -7,25 +7,12 @@ failure). One extra model call per sensor for the whole batch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
 from models.fleet_estimators import FailureClassifier
-
-LABELS = {
-    "vibration_rms_mm_s": "vibration",
-    "bearing_temp_c": "bearing temperature",
-    "motor_current_a": "motor current",
-    "discharge_pressure_bar": "discharge pressure",
-    "flow_m3h": "flow",
-    "discharge_temp_c": "discharge temperature",
-    "pressure_bar": "pressure",
-    "oil_temp_c": "oil temperature",
-    "duty_cycle_pct": "duty cycle",
-    "spindle_load_pct": "spindle load",
-    "spindle_temp_c": "spindle temperature",
-    "rpm": "speed",
-}
 
 
 def contributions(classifier: FailureClassifier, table: pd.DataFrame, risk: np.ndarray) -> np.ndarray:
@@ -44,9 +31,11 @@ def contributions(classifier: FailureClassifier, table: pd.DataFrame, risk: np.n
     return out
 
 
-def describe(sensor: str, dev: float, slope: float, contribution: float) -> str:
-    """E.g. 'vibration rose 40 % against the same hours of earlier days, trend +12 %/day, +0.31 risk'."""
-    name = LABELS.get(sensor, sensor)
+def describe(sensor: str, dev: float, slope: float, contribution: float, words: str | None = None) -> str:
+    """E.g. 'vibration rose 40 % against the same hours of earlier days, trend +12 %/day, +0.31 risk'.
+
+    `words` is the sensor's display name from its machine type; without one the name is spelled out."""
+    name = words or sensor.replace("_", " ")
     if not np.isfinite(dev):
         return f"{name}: no recent readings, {contribution:+.2f} risk"
     verb = "rose" if dev >= 0 else "fell"
@@ -57,9 +46,16 @@ def describe(sensor: str, dev: float, slope: float, contribution: float) -> str:
 
 
 def explain_rows(
-    sensors: list[str], table: pd.DataFrame, contrib: np.ndarray, top: int = 3
+    sensors: list[str],
+    table: pd.DataFrame,
+    contrib: np.ndarray,
+    top: int = 3,
+    *,
+    words: Mapping[str, str] | None = None,
 ) -> tuple[list[list[dict]], list[str]]:
-    """Per row: contributions as JSON-ready dicts (largest first) and the top sentences joined."""
+    """Per row: contributions as JSON-ready dicts (largest first) and the top sentences joined;
+    `words` names sensors as their machine type's display names do."""
+    words = words or {}
     dev = table.reindex(columns=[f"{s}__dev24" for s in sensors]).to_numpy(dtype=float)
     slope = table.reindex(columns=[f"{s}__slope24" for s in sensors]).to_numpy(dtype=float)
     order = np.argsort(-np.abs(contrib), axis=1)
@@ -74,7 +70,7 @@ def explain_rows(
                     "sensor": sensors[j],
                     "contribution": round(c, 4),
                     "deviation": round(d, 4) if np.isfinite(d) else None,
-                    "text": describe(sensors[j], d, float(slope[i, j]), c),
+                    "text": describe(sensors[j], d, float(slope[i, j]), c, words.get(sensors[j])),
                 }
             )
         records.append(items)

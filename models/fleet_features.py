@@ -213,14 +213,15 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         index = X.index[prep.order[prep.last]]
         return pd.DataFrame(self._columns(prep, prep.last), columns=self.feature_names_, index=index)
 
-    def recent(self, prep: Prepared, hours: float) -> np.ndarray:
+    def recent(self, prep: Prepared, hours: float, *, raw: bool = False) -> np.ndarray:
         """The short-window deviation (`dev6`) of each machine's last `hours`: sensors × machines × steps,
-        left-padded with NaN; machines in `prep.machines` order."""
+        left-padded with NaN; machines in `prep.machines` order. `raw` gives the short-window mean of the
+        readings themselves instead (in the sensor's unit, for limits given in it)."""
         n = self.rows(hours)
         counts = np.bincount(prep.keys, minlength=len(prep.machines))
         from_end = np.cumsum(counts)[prep.keys] - np.arange(len(prep.keys))
         rows = np.flatnonzero(from_end <= n)
-        dev6, _ = rolling_mean(prep.dev, prep.starts, self.rows(self.short_hours), rows)
+        dev6, _ = rolling_mean(prep.raw if raw else prep.dev, prep.starts, self.rows(self.short_hours), rows)
         out = np.full((len(self.sensors_), len(prep.machines), n), np.nan)
         out[:, prep.keys[rows], n - from_end[rows]] = dev6.T
         return out

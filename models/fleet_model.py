@@ -7,6 +7,7 @@ latest row; `risk_rows(panel)` answers at every row (backtests). Both go through
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from fleet.machine_types import SensorSpec
 from models import explain
 from models.fleet_estimators import AnomalyScorer, FailureClassifier, FleetRUL
 from models.fleet_features import FleetFeatures, Prepared
@@ -108,6 +110,18 @@ class FleetModel(BaseEstimator):
         self.threshold_ = 0.5
         return self
 
+    def use_types(self, sensors: Mapping[str, SensorSpec]) -> FleetModel:
+        """Take sensor words and OEM limits from the machine type (`fleet.machine_types.sensor_specs`):
+        explanations use the display names, the trend forecast the OEM limit where one is given."""
+        self.sensor_specs_ = dict(sensors)
+        return self
+
+    def _oem_limits(self) -> dict[str, tuple[float, str]]:
+        specs = getattr(self, "sensor_specs_", {})  # a model pickled before types were data has none
+        return {
+            s: (spec.oem_limit, spec.bad or "high") for s, spec in specs.items() if spec.oem_limit is not None
+        }
+
     def risk_rows(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Risk at every row (NaN where data are insufficient), and the anomaly score."""
         check_is_fitted(self, "features_")
@@ -150,7 +164,8 @@ class FleetModel(BaseEstimator):
         for col in ("eta_h", "eta_low_h", "eta_high_h", "eta_sensor"):
             out[col] = trend[col].to_numpy()
         out["trend_method"] = trend["method"].to_numpy()
-        records, texts = explain.explain_rows(feats.sensors_, table, contrib)
+        words = {s: spec.words for s, spec in getattr(self, "sensor_specs_", {}).items()}
+        records, texts = explain.explain_rows(feats.sensors_, table, contrib, words=words)
         out["contributions"] = records
         out["explanation"] = [
             _sentence(s, r, t, h, c, feats.min_history_hours)
@@ -200,8 +215,11 @@ class FleetModel(BaseEstimator):
 
     def _trend(self, prep: Prepared, risk: np.ndarray) -> pd.DataFrame:
         """Vectorised Holt for all machines; statsmodels Holt refits the riskiest ones' earliest sensor."""
-        series = self.features_.recent(prep, self.trend_.history_hours)
-        trend = self.trend_.predict_series(prep.machines, series)
+        hours = self.trend_.history_hours
+        series = self.features_.recent(prep, hours)
+        oem = self._oem_limits()
+        raw = self.features_.recent(prep, hours, raw=True) if oem else None
+        trend = self.trend_.predict_series(prep.machines, series, raw=raw, oem_limits=oem)
         if self.statsmodels_top > 0 and np.any(risk >= self.threshold_):
             top = np.argsort(-np.nan_to_num(risk, nan=-1.0))[: self.statsmodels_top]
             top = top[risk[top] >= self.threshold_]
@@ -210,7 +228,12 @@ class FleetModel(BaseEstimator):
             for sensor in pd.unique(sensor_of[pd.notna(sensor_of)]):
                 rows = top[sensor_of == sensor]
                 refit = self.trend_.predict_series(
-                    prep.machines[rows], series[:, rows], method="statsmodels", sensors=[sensor]
+                    prep.machines[rows],
+                    series[:, rows],
+                    method="statsmodels",
+                    sensors=[sensor],
+                    raw=None if raw is None else raw[:, rows],
+                    oem_limits=oem,
                 )
                 trend.loc[refit.index] = refit
         return trend

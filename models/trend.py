@@ -44,9 +44,19 @@ def holt_vectorised(
     return level, trend, sd
 
 
-def crossing(level, trend, sd, limit, max_steps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # noqa: ANN001
-    """Steps until level + trend·h reaches limit (NaN if moving away or too far), and an 80 % band."""
-    sign = np.sign(limit)
+def crossing(
+    level: np.ndarray,
+    trend: np.ndarray,
+    sd: np.ndarray,
+    limit: float,
+    max_steps: float,
+    direction: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps until level + trend·h reaches limit (NaN if moving away or too far), and an 80 % band.
+
+    `direction` is +1 when rising to the limit is bad and -1 when falling is; by default the sign of the
+    limit (a limit on a deviation from the usual level)."""
+    sign = np.sign(limit) if direction is None else direction
     gap = (limit - level) * sign
     speed = trend * sign
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -62,8 +72,10 @@ def crossing(level, trend, sd, limit, max_steps: float) -> tuple[np.ndarray, np.
 class TrendForecaster(BaseEstimator):
     """Expected time each machine's key sensor crosses its limit (hours from its last row), with a band.
 
-    The limit of a sensor is the median 6-hour deviation seen just before precursor failures in training
-    (only sensors that move clearly); without failure history, `fallback_sigmas` robust sd of healthy rows.
+    The learned limit of a sensor is the median 6-hour deviation seen just before precursor failures in
+    training (only sensors that move clearly); without failure history, `fallback_sigmas` robust sd of
+    healthy rows. Where the machine type gives an OEM limit for a sensor (`oem_limits` of
+    `predict_series`), that limit replaces the learned one and the forecast runs on the readings.
     """
 
     def __init__(
@@ -130,24 +142,35 @@ class TrendForecaster(BaseEstimator):
         *,
         method: str | None = None,
         sensors: list[str] | None = None,
+        raw: np.ndarray | None = None,
+        oem_limits: dict[str, tuple[float, str]] | None = None,
     ) -> pd.DataFrame:
         """Per machine: eta_h, eta_low_h, eta_high_h (hours from its last row), eta_sensor and method,
         from each machine's recent 6-hour deviations (`FleetFeatures.recent`); `sensors` limits the
-        forecast to some of the sensors that have a limit."""
+        forecast to some of the sensors that have a limit. `oem_limits` (sensor: (limit, 'high' or 'low'
+        is bad), in the sensor's unit) beat the learned limits; they need `raw`, the recent readings
+        (`FleetFeatures.recent(..., raw=True)`)."""
         check_is_fitted(self, "limits_")
         method = method or self.method
         step = self.features_.step_hours_
+        known = self.features_.sensors_
+        oem = {s: v for s, v in (oem_limits or {}).items() if s in known} if raw is not None else {}
         best = None
-        for sensor, limit in self.limits_.items():
+        for sensor in dict.fromkeys([*self.limits_, *oem]):
             if sensors is not None and sensor not in sensors:
                 continue
-            values = series[self.features_.sensors_.index(sensor)]
+            if sensor in oem:
+                limit, bad = oem[sensor]
+                values, direction = raw[known.index(sensor)], 1.0 if bad == "high" else -1.0
+            else:
+                limit, direction = self.limits_[sensor], None
+                values = series[known.index(sensor)]
             enough = (~np.isnan(values)).sum(axis=1) >= self.min_points
             level, trend, sd = holt_vectorised(values, self.alpha, self.beta)
             how = np.where(enough, "holt_vectorised", "too_short").astype(object)
             if method == "statsmodels":
                 level, trend, sd, how = _statsmodels_holt(values, enough, level, trend, sd, how)
-            eta, low, high = crossing(level, trend, sd, limit, self.max_hours / step)
+            eta, low, high = crossing(level, trend, sd, limit, self.max_hours / step, direction)
             eta[~enough] = np.nan
             frame = pd.DataFrame(
                 {"eta_h": eta * step, "eta_low_h": low * step, "eta_high_h": high * step, "method": how},

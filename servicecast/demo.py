@@ -41,6 +41,7 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
     try:
         fleet = demo_fleet.plan(settings)
         demo_fleet.register_customers(engine)
+        demo_fleet.apply_types(engine)
         if demo_fleet.has_telemetry(engine):
             typer.echo(
                 "history: the database holds telemetry already; reusing it and its models (point "

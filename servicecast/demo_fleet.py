@@ -14,7 +14,7 @@ import typer
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from fleet import audit, errors, registry
+from fleet import audit, errors, machine_types, registry
 from fleet.settings import MqttEndpoint, Settings
 from fleet.tables import Telemetry
 from ingest.service import Ingester
@@ -25,6 +25,7 @@ from simulators.backfill import backfill
 from simulators.config import FleetConfig
 from simulators.engine import SimulationRun, simulate
 from simulators.live import publish_messages
+from simulators.machine_types import TYPES_FILE
 from simulators.messages import Message, iter_messages
 
 # tenant, display name, whether it grants `offers` and `product_improvement` (initech does not allow
@@ -110,6 +111,12 @@ def register_customers(engine: Engine) -> None:
             )
         except errors.AlreadyExists:
             continue
+
+
+def apply_types(engine: Engine) -> None:
+    """The simulated types, applied as `servicecast types apply simulators/fleet_types.yaml` does."""
+    applied = machine_types.apply_file(engine=engine, path=TYPES_FILE)
+    typer.echo("types: " + ", ".join(f"{a.name} v{a.version}" for a in applied))
 
 
 def has_telemetry(engine: Engine) -> bool:
