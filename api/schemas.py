@@ -141,11 +141,13 @@ class AssignIn(BaseModel):
 
 
 class ResolveKnown(BaseModel):
-    """A finding from the list; a text is optional."""
+    """A finding from the list (it becomes a training label); a text is optional."""
 
-    finding: Literal["confirmed_fault", "no_fault_found"]
+    finding: Literal["confirmed_fault", "replaced_before_failure", "no_fault_found"]
     text: str | None = Field(default=None, max_length=4000)
     parts_used: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+    component: str | None = Field(default=None, max_length=64)
+    mode: str | None = Field(default=None, max_length=64)
 
 
 class ResolveOther(BaseModel):
@@ -154,6 +156,8 @@ class ResolveOther(BaseModel):
     finding: Literal["other"]
     text: str = Field(min_length=1, max_length=4000)
     parts_used: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=100)
+    component: str | None = Field(default=None, max_length=64)
+    mode: str | None = Field(default=None, max_length=64)
 
 
 ResolveIn = Annotated[ResolveKnown | ResolveOther, Field(discriminator="finding")]

@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import Connection, select, tuple_
 
 from fleet import dialect, errors
-from fleet.tables import Customer, Label, Machine, utcnow
+from fleet.tables import Alert, Customer, Label, Machine, utcnow
 from fleet.tables.labels import LABEL_KINDS, LABEL_SOURCES
 
 KEY = ("machine_id", "ts", "kind", "component")
@@ -130,3 +130,41 @@ def read(
 def any_with_ref(conn: Connection, ref: str) -> bool:
     """Whether some label came from `ref` (a run, a file line, an alert)."""
     return conn.scalar(select(Label.id).where(Label.ref == ref).limit(1)) is not None
+
+
+# A technician's finding on a resolved alert, as the label kind it becomes ('other' becomes none).
+FINDING_KINDS = {
+    "confirmed_fault": "failure",
+    "replaced_before_failure": "replacement",
+    "no_fault_found": "no_fault",
+}
+
+
+def record_finding(
+    conn: Connection,
+    *,
+    alert: Alert,
+    finding: str,
+    at: datetime,
+    component: str | None = None,
+    mode: str | None = None,
+) -> bool:
+    """Store a resolved alert's finding as a label (source `finding`, ref `alert:ID`); False if it makes none.
+
+    The failure mode defaults to the alert's; the component to the mode (a no-fault finding names none).
+    """
+    kind = FINDING_KINDS.get(finding)
+    if kind is None:
+        return False
+    mode = mode or (None if alert.failure_mode == "unknown" else alert.failure_mode)
+    row = {
+        "customer_id": alert.customer_id,
+        "machine_id": alert.machine_id,
+        "ts": at,
+        "kind": kind,
+        "component": component or ("" if kind == "no_fault" else mode or ""),
+        "mode": mode,
+        "source": "finding",
+        "ref": f"alert:{alert.id}",
+    }
+    return write(conn, [row]) == 1

@@ -27,7 +27,7 @@ def make_targets(
     panel's end) count, so a model trained up to `until` never sees later ground truth; `censor_h` is the
     time from the row to `until` (a row with no event inside its horizon is a known negative only when
     the horizon ends before `until`). `no_faults` are technicians' "no fault found" findings (machine, ts):
-    `cleared_h` is the time from the row to the next one before `until`, which `within` reads.
+    `cleared_h` is the time from the row to the next one (up to `until` if given), which `within` reads.
     """
     ts = _utc(panel[time_col])
     end = pd.Timestamp(until).tz_convert("UTC") if until is not None else ts.max()
@@ -63,7 +63,8 @@ def make_targets(
     )
     merged = merged.set_index("pos").sort_index()
     hours = (merged["event_ts"] - merged["t"]).dt.total_seconds().to_numpy() / 3600.0
-    cleared = _hours_to_next(left, no_faults, machine_col=machine_col, end=end)
+    # A finding made after the last row still clears the rows before it; only a backtest's `until` hides it.
+    cleared = _hours_to_next(left, no_faults, machine_col=machine_col, end=None if until is None else end)
     return pd.DataFrame(
         {
             "ttf_h": hours,
@@ -78,16 +79,18 @@ def make_targets(
 
 
 def _hours_to_next(
-    left: pd.DataFrame, marks: pd.DataFrame | None, *, machine_col: str, end: pd.Timestamp
+    left: pd.DataFrame, marks: pd.DataFrame | None, *, machine_col: str, end: pd.Timestamp | None
 ) -> np.ndarray:
-    """Per panel row (in `pos` order): hours to the machine's next mark at or before `end` (NaN if none)."""
+    """Per panel row (in `pos` order): hours to the machine's next mark, at or before `end` if given."""
     out = np.full(len(left), np.nan)
     if marks is None or not len(marks):
         return out
     right = pd.DataFrame(
         {machine_col: marks[machine_col].astype(str).to_numpy(), "mark_ts": _utc(marks["ts"]).to_numpy()}
     )
-    right = right[right["mark_ts"] <= end].sort_values("mark_ts")
+    if end is not None:
+        right = right[right["mark_ts"] <= end.tz_convert("UTC")]
+    right = right.sort_values("mark_ts")
     if not len(right):
         return out
     merged = pd.merge_asof(

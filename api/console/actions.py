@@ -108,17 +108,37 @@ def resolve(
     alert_id: schemas.AlertId,
     sess: PageSession,
     who: Actor,
-    finding: Annotated[Literal["confirmed_fault", "no_fault_found", "other"], Form()],
+    finding: Annotated[
+        Literal["confirmed_fault", "replaced_before_failure", "no_fault_found", "other"], Form()
+    ],
     text: OptionalText = "",
     parts_used: OptionalText = "",
+    component: Annotated[str, Form(max_length=64)] = "",
+    mode: Annotated[str, Form(max_length=64)] = "",
 ):
-    """Close the alert with what the technician found (confirmed fault, no fault found, other)."""
+    """Close the alert with what the technician found (failure, worn part replaced, no fault found, other)."""
     require(who, "alerts:write")
     alert = get_visible(sess, Alert, alert_id, who, "alert")
     parts = [p.strip() for p in parts_used.replace("\n", ",").split(",") if p.strip()]
-    body = _resolve.validate_python({"finding": finding, "text": text.strip() or None, "parts_used": parts})
+    body = _resolve.validate_python(
+        {
+            "finding": finding,
+            "text": text.strip() or None,
+            "parts_used": parts,
+            "component": component.strip() or None,
+            "mode": mode.strip() or None,
+        }
+    )
     alerts.resolve(
-        sess, alert, finding=body.finding, text=body.text, parts=body.parts_used, by=who, now=utcnow()
+        sess,
+        alert,
+        finding=body.finding,
+        text=body.text,
+        parts=body.parts_used,
+        component=body.component,
+        mode=body.mode,
+        by=who,
+        now=utcnow(),
     )
     return redirect(f"/alerts/{alert.id}", f"Alert {alert.id} resolved: {finding.replace('_', ' ')}.")
 

@@ -119,8 +119,16 @@ def assign(alert_id: schemas.AlertId, body: schemas.AssignIn, sess: SessionDep, 
 
 @router.post("/{alert_id}/resolve", response_model=schemas.AlertOut)
 def resolve(alert_id: schemas.AlertId, body: schemas.ResolveIn, sess: SessionDep, who: AlertWriter):
-    """Resolve with a finding (confirmed_fault, no_fault_found, other + text) and the parts used."""
+    """Resolve with a finding (confirmed_fault, replaced_before_failure, no_fault_found, other + text)."""
     alert = get_visible(sess, Alert, alert_id, who, "alert")
     return alerts.resolve(
-        sess, alert, finding=body.finding, text=body.text, parts=body.parts_used, by=who, now=utcnow()
+        sess,
+        alert,
+        finding=body.finding,
+        text=body.text,
+        parts=body.parts_used,
+        component=body.component,
+        mode=body.mode,
+        by=who,
+        now=utcnow(),
     )

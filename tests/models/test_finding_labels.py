@@ -1,0 +1,127 @@
+"""Findings teach the model: a resolved alert's finding becomes a label that the next training reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from api import policy
+from api.app import API_PREFIX
+from fleet import audit, labels, registry
+from fleet.db import session
+from fleet.tables import Alert, Machine, Telemetry
+from models import registry as model_registry
+from models.labels import make_targets, within
+from models.training import train_from_store
+from simulators.backfill import backfill
+from simulators.config import FleetConfig
+from simulators.engine import simulate
+from tests.api.support import add_prediction, build_world
+from tests.models.fleet_support import FAST, PUMP
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def test_a_no_fault_finding_makes_the_censored_rows_before_it_known_negatives():
+    ts = pd.date_range(T0, periods=48, freq="h")
+    panel = pd.DataFrame({"machine": ["a"] * 48 + ["b"] * 48, "ts": list(ts) * 2})
+    failures = pd.DataFrame(
+        {"machine": ["b"], "ts": [ts[40]], "mode": ["seal_leak"], "has_precursor": [True]}
+    )
+    no_faults = pd.DataFrame({"machine": ["a", "b"], "ts": [ts[30], ts[47]]})
+    before = within(make_targets(panel, failures), 24)
+    after = within(make_targets(panel, failures, no_faults=no_faults), 24)
+    # a: rows 6..30 lie within 24 h before the finding; rows after 23 were censored (the data ends at 47).
+    gained = after[1] & ~before[1]
+    assert list(np.flatnonzero(gained[:48])) == list(range(24, 31))
+    # b: rows 16..40 are positive (the failure at 40 wins over the later finding); 41..47 become known.
+    assert list(np.flatnonzero(gained[48:])) == list(range(41, 48))
+    assert (after[0] == before[0]).all()
+    # A backtest up to `until` does not see a finding after it.
+    hidden = within(make_targets(panel, failures, no_faults=no_faults, until=ts[29]), 24)
+    assert not (hidden[1] & (panel["machine"] == "a").to_numpy() & (panel["ts"] > ts[5]).to_numpy()).any()
+
+
+def _pooled_pump_without_recent_failure(engine, end: datetime, horizon: timedelta) -> int:  # noqa: ANN001
+    with engine.connect() as conn:
+        pooled = registry.customers_granting(conn, "product_improvement")
+        pumps = conn.execute(
+            select(Machine.id).where(Machine.machine_type == PUMP, Machine.customer_id.in_(pooled))
+        ).scalars()
+        stored = labels.read(conn)
+    recent = stored[stored["ts"] >= pd.Timestamp(end - 2 * horizon)]
+    return next(m for m in pumps if m not in set(recent["machine_id"]))
+
+
+def test_a_finding_through_the_api_becomes_a_label_that_the_next_training_reads(database_url):
+    world = build_world(database_url)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    config = FleetConfig(
+        machines=12,
+        days=20,
+        seed=5,
+        step_seconds=3600,
+        failure_rate=20.0,
+        tenants=("north", "south"),
+        start=now - timedelta(days=20),
+    )
+    backfill(simulate(config), world.engine)
+    operator = audit.Operator("cli:test")
+    first = train_from_store(world.engine, machine_type=PUMP, by=operator, **FAST)
+    horizon = timedelta(hours=168)
+    machine = _pooled_pump_without_recent_failure(world.engine, now, horizon)
+    add_prediction(world.engine, machine, risk=0.9, mode="seal_leak", hours_ahead=48)
+    policy.run_once(engine=world.engine, settings=world.settings, now=now)
+    with session(world.engine) as sess:
+        alert_id = sess.scalar(select(Alert.id).where(Alert.machine_id == machine))
+    tech = world.headers("tech")
+    with world.client() as client:
+        client.post(f"{API_PREFIX}/alerts/{alert_id}/ack", headers=tech).raise_for_status()
+        resolved = client.post(
+            f"{API_PREFIX}/alerts/{alert_id}/resolve", json={"finding": "no_fault_found"}, headers=tech
+        )
+    assert resolved.status_code == 200, resolved.text
+    with world.engine.connect() as conn:
+        found = labels.read(conn, ref=f"alert:{alert_id}")
+        at = found["ts"].iloc[0].to_pydatetime()
+        window = conn.execute(
+            select(Telemetry.ts).where(Telemetry.machine_id == machine, Telemetry.ts >= at - horizon)
+        ).all()
+    assert found[["kind", "source", "mode", "component"]].to_dict("records") == [
+        {"kind": "no_fault", "source": "finding", "mode": "seal_leak", "component": ""}
+    ]
+
+    second = train_from_store(world.engine, machine_type=PUMP, by=operator, **FAST)
+
+    metrics = {v.version: v.metrics for v in model_registry.list_versions(world.engine)}
+    before = metrics[first.versions[PUMP]]["labelled_rows"]
+    after = metrics[second.versions[PUMP]]["labelled_rows"]
+    # The machine's rows within the horizon before the finding were censored (the data ends there); the
+    # finding makes each of them a known negative, and nothing else changes.
+    assert len(window) > 100
+    assert after == {"positive": before["positive"], "negative": before["negative"] + len(window)}
+
+
+def test_confirmed_and_replaced_findings_become_positive_labels_and_other_none(database_url):
+    world = build_world(database_url)
+    tech = world.headers("tech")
+    findings = [
+        ("acme", {"finding": "confirmed_fault", "component": "bearing", "mode": "bearing_wear"}),
+        ("globex", {"finding": "replaced_before_failure", "component": "seal"}),
+    ]
+    with world.client() as client:
+        for tenant, body in findings:
+            alert_id = world.alerts[tenant][0]
+            client.post(f"{API_PREFIX}/alerts/{alert_id}/ack", headers=tech).raise_for_status()
+            client.post(f"{API_PREFIX}/alerts/{alert_id}/resolve", json=body, headers=tech).raise_for_status()
+    with world.engine.connect() as conn:
+        stored = labels.read(conn)
+    records = stored[["kind", "component", "mode", "source"]].to_dict("records")
+    assert sorted(records, key=lambda r: r["kind"]) == [
+        {"kind": "failure", "component": "bearing", "mode": "bearing_wear", "source": "finding"},
+        {"kind": "replacement", "component": "seal", "mode": "bearing_wear", "source": "finding"},
+    ]
+    assert sorted(stored["ref"]) == sorted(f"alert:{world.alerts[t][0]}" for t in ("acme", "globex"))
