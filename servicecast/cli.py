@@ -14,7 +14,7 @@ from fleet import audit, errors, migrate, registry, telemetry
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import engine_from_settings
 from models import cli as models_cli
-from servicecast import broker_cli, evaluate_cli, types_cli
+from servicecast import broker_cli, evaluate_cli, history_cli, types_cli
 from simulators.cli import simulate_app
 
 app = typer.Typer(
@@ -44,6 +44,7 @@ models_cli.register(app)
 evaluate_cli.register(app)
 types_cli.register(app)
 broker_cli.register(machines_app)
+history_cli.register(app, machines_app)
 
 
 @app.command("check-config")

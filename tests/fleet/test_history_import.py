@@ -193,3 +193,36 @@ def test_a_missing_column_refuses_the_file_before_any_row(tmp_path, engine, acme
         history_import.import_history(
             engine=engine, path=tmp_path / "h.csv", mapping=ColumnMap(tenant="acme")
         )
+
+
+def test_the_cli_imports_machines_and_history_and_refuses_a_bad_file_with_its_lines(
+    tmp_path, database_url, engine, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from servicecast.cli import app
+
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", database_url)
+    runner = CliRunner()
+    machines = _gz(tmp_path, "PdM_machines.csv.gz", MACHINES)
+    failures = _gz(tmp_path, "PdM_failures.csv.gz", FAILURES)
+    azure = ["--tenant", "azure", "--column", "machine=machineID"]
+    result = runner.invoke(
+        app,
+        ["machines", "import", str(machines), *azure, "--column", "machine_type=model", "--column", "age=age"]
+        + ["--age-at", "2015-01-01", "--purpose", "product_improvement"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 rows: imported 3 new machines, 0 stored already, 0 rejected" in result.output
+    history = ["history", "import", str(failures), *azure, "--column", "ts=datetime"]
+    history += ["--column", "component=failure", "--kind", "failure"]
+    dry = runner.invoke(app, [*history, "--dry-run"])
+    assert "4 rows: would import (dry run) 4 new labels" in dry.output and _count(engine, Label) == 0
+    assert runner.invoke(app, history).exit_code == 0 and _count(engine, Label) == 4
+    (tmp_path / "bad.csv").write_text(
+        "datetime,machineID,failure\n2015-01-05 06:00:00,1,comp4\nnever,1,comp1\n"
+    )
+    bad = runner.invoke(app, [*history[:2], str(tmp_path / "bad.csv"), *history[3:]])
+    assert bad.exit_code == 1
+    assert "line 3: time 'never' is not ISO 8601" in bad.output and "nothing imported" in bad.output
+    assert _count(engine, Label) == 4
