@@ -72,14 +72,14 @@ def literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def json_number(column: str, key: str, dialect: Dialect) -> str:
+def json_number(column: str, key: str, *, dialect: Dialect) -> str:
     """SQL: the number under `key` (a bound parameter or a `literal` of `json_key`) of a JSON column."""
     if dialect.name == "sqlite":
         return f"json_extract({column}, {key})"
     return f"({column} ->> {key})::float8"
 
 
-def json_text(column: str, key: str, dialect: Dialect) -> str:
+def json_text(column: str, key: str, *, dialect: Dialect) -> str:
     """SQL: the text under `key` (as for `json_number`) of a JSON column."""
     if dialect.name == "sqlite":
         return f"json_extract({column}, {key})"

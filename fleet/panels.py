@@ -59,9 +59,10 @@ def read_panel(
         raise ValueError(f"sensor names must be identifiers: {bad}")
     d = conn.dialect
     picks = "".join(
-        f", {dialect.json_number('readings', dialect.literal(dialect.json_key(s, d)), d)}" for s in sensors
+        f", {dialect.json_number('readings', dialect.literal(dialect.json_key(s, d)), dialect=d)}"
+        for s in sensors
     )
-    state = dialect.json_text("extra", dialect.literal(dialect.json_key("state", d)), d)
+    state = dialect.json_text("extra", dialect.literal(dialect.json_key("state", d)), dialect=d)
     running = dialect.as_int(f"coalesce({state}, 'running') = 'running'", d)
     marks = ",".join(str(int(m)) for m in machine_ids)
     sql = (
@@ -126,7 +127,7 @@ def read_window(
 
 def _mean_query(d, sensors: int):  # noqa: ANN001, ANN202
     # The ingest contract admits only numbers and nulls as readings, so no type check per value is needed.
-    values = [dialect.json_number("readings", f":s{i}", d) for i in range(sensors)]
+    values = [dialect.json_number("readings", f":s{i}", dialect=d) for i in range(sensors)]
     means = ", ".join(f"sum({v} * :scale) / count({v}) * :unscale" for v in values)
     bucket = dialect.ms_bucket("ts", start=":start", width_ms=":width_ms", dialect=d)
     return text(

@@ -52,7 +52,7 @@ def replay(
         report.duplicates += outcome.duplicates
         done = [row.id for row, result in zip(chunk, results, strict=True) if isinstance(result, Reading)]
         with engine.begin() as conn:
-            telemetry.mark_replayed(conn, done, utcnow())
+            telemetry.mark_replayed(conn, ids=done, at=utcnow())
             for row, result in zip(chunk, results, strict=True):
                 if isinstance(result, Rejection):
                     report.still_quarantined[result.reason] = (
