@@ -7,8 +7,8 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, Engine, select, tuple_
 
-from fleet import contract, dialect, errors
-from fleet.tables import Customer, DataUseGrant, Machine, Site
+from fleet import audit, contract, dialect, errors
+from fleet.tables import Customer, DataUseGrant, Machine, Site, WorkflowEvent
 from fleet.tables.register import PURPOSES
 
 MachineKey = tuple[str, str]
@@ -59,11 +59,29 @@ def register_machines(
         ]
         if grants:
             conn.execute(DataUseGrant.__table__.insert(), grants)
+            conn.execute(
+                WorkflowEvent.__table__.insert(),
+                _audit_rows(new, customer_ids, grants, granted_by, first_sight),
+            )
         site_ids = _sites(conn, records, customer_ids)
         rows = [_machine(row, customer_ids, site_ids, first_sight) for row in records]
         for i in range(0, len(rows), _CHUNK):
             _insert_missing(conn, Machine, rows[i : i + _CHUNK], ["customer_id", "code"])
         return lookup_machines(conn, [(str(r["tenant"]), str(r["machine"])) for r in records])
+
+
+def _audit_rows(
+    new: set[str], customer_ids: dict[str, int], grants: list[dict], granted_by: str, first_sight: bool
+) -> list[dict]:
+    """A `customer_added` audit row per new customer, with the purposes it was registered with."""
+    by, data = audit.Operator(granted_by), {"assumed": True} if first_sight else {}
+    purposes: dict[int, list[str]] = {}
+    for grant in grants:
+        purposes.setdefault(grant["customer_id"], []).append(grant["purpose"])
+    return [
+        audit.entry("customer", cid, "customer_added", by, data, after={"purposes": sorted(purposes[cid])})
+        for cid in (customer_ids[t] for t in sorted(new))
+    ]
 
 
 def _insert_missing(conn: Connection, table: type, rows: list[dict], key: list[str]) -> None:

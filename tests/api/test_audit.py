@@ -224,3 +224,22 @@ def test_admins_read_the_trail_newest_first_and_nobody_else_does(world) -> None:
         assert {"user_created", "key_created", "opened", "proposed"} <= {row["action"] for row in everything}
         for who in ("tech", "am-acme", "cust-acme"):
             assert client.get(f"{API_PREFIX}/audit", headers=world.headers(who)).status_code == 403
+
+
+def test_bulk_registration_records_the_consent_it_grants(engine) -> None:
+    from fleet import registration, registry
+
+    registration.register_machines(
+        engine=engine,
+        machines=[{"tenant": "acme", "machine": "m1"}, {"tenant": "globex", "machine": "m1"}],
+        purposes={"acme": ("product_improvement",)},
+        granted_by="history-import",
+    )
+    registry.auto_register(engine, [("newco", "m9")])
+    registration.register_machines(engine=engine, machines=[{"tenant": "acme", "machine": "m2"}])
+    rows = [(r.actor, r.action, r.before, r.after, r.data) for r in trail(engine, "customer")]
+    assert rows == [
+        ("history-import", "customer_added", None, {"purposes": ["product_improvement", "service"]}, {}),
+        ("history-import", "customer_added", None, {"purposes": ["service"]}, {}),
+        ("auto-register", "customer_added", None, {"purposes": ["service"]}, {"assumed": True}),
+    ]
