@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine
 
+from api.app import create_app
 from tests.api.support import build_world
 
 DOCS = ("/docs", "/redoc", "/openapi.json")
@@ -48,3 +49,16 @@ def test_docs_and_metrics_are_public_admin_only_or_off_as_set(tmp_path, docs, me
                 assert "# TYPE" in admin.text
             if admin.status_code == 200 and path == "/openapi.json":
                 assert "/api/v1/alerts" in admin.json()["paths"]
+
+
+def test_admin_only_docs_open_in_the_browser_of_a_signed_in_admin(tmp_path) -> None:
+    from tests.console.test_pages import ConsoleClient, sign_in
+
+    world = build_world(f"sqlite:///{tmp_path / 'exposure.db'}", api_docs="admin", api_metrics="admin")
+    with ConsoleClient(create_app(world.settings)) as client:
+        sign_in(client, world, "tech")
+        assert client.get("/docs").status_code == 403
+        sign_in(client, world, "admin")
+        assert client.get("/docs").status_code == 200 and client.get("/metrics").status_code == 200
+        client.post("/logout")
+        assert client.get("/openapi.json").status_code == 401
