@@ -117,6 +117,7 @@ def alert_page(request: Request, alert_id: schemas.AlertId, sess: PageSession, w
         "history": history,
         "staff": staff,
         "names": names,
+        "specs": views.sensor_specs(sess, machine.machine_type),
     }
     return page(request, "alert.html", context)
 
@@ -140,12 +141,13 @@ def machine_page(
     end = telemetry_view.aware(end) + timedelta(seconds=1)
     start = end - timedelta(days=days)
     sensor_charts, rows, downsampled = [], 0, False
+    specs = views.sensor_specs(sess, machine.machine_type)
     if has_right(who, "telemetry:read"):
         window = telemetry_view.window(
             sess, machine_id=machine.id, start=start, end=end, max_points=CHART_POINTS
         )
         rows, downsampled = window.rows, window.downsampled
-        sensor_charts = _sensor_charts(sess, machine, latest, window, start, end)
+        sensor_charts = _sensor_charts(sess, machine, latest, window, start, end, specs)
     predictions = [] if risk_hidden else views.predictions_between(sess, machine.id, start, end)
     alerts = views.alert_rows(
         sess, who, states=(*OPEN_STATES, "resolved"), severity=None, limit=20, machine_id=machine.id
@@ -184,29 +186,42 @@ def machine_page(
         "start": start,
         "end": end,
         "purposes": registry.purposes_of(sess, machine.customer_id),
+        "specs": specs,
     }
     return page(request, "machine.html", context)
 
 
-def _sensor_charts(sess, machine, latest, window, start, end) -> list[dict]:  # noqa: ANN001
+def _sensor_charts(sess, machine, latest, window, start, end, specs) -> list[dict]:  # noqa: ANN001
+    """A chart per sensor read (also one its type no longer lists), with the OEM limit where the type
+    gives one; the key sensor's chart adds the trend forecast to its limit (OEM, else learned)."""
     sensors = {k for p in window.points for k in p.readings}
     key = latest.eta_sensor if latest is not None and latest.eta is not None else None
     limits = views.trend_limits(sess, latest.model_version if latest else None)
     out = []
     for sensor in sorted(sensors, key=lambda s: (s != key, s)):
         points = [(p.ts, p.readings.get(sensor)) for p in window.points]
+        spec = specs.get(sensor)
         chart = charts.Chart(
-            title=f"{sensor} of {machine.code}", lines=[charts.Line(sensor, points)], start=start, end=end
+            title=f"{sensor_label(sensor, specs)} of {machine.code}",
+            lines=[charts.Line(sensor, points)],
+            start=start,
+            end=end,
+            unit=spec.unit if spec else "",
         )
         note = None
-        if sensor == key and sensor in limits:
-            chart, note = _with_forecast(sess, machine, latest, chart, points, limits[sensor])
+        if spec is not None and spec.oem_limit is not None:
+            kind = "alarm" if spec.alarm is not None else "warning"
+            chart.limit = spec.oem_limit
+            chart.limit_label = f"OEM {kind} limit {spec.oem_limit:g} {spec.unit}".rstrip()
+        if sensor == key and (chart.limit is not None or sensor in limits):
+            chart, note = _with_forecast(sess, machine, latest, chart, points, limits.get(sensor), specs)
         out.append({"sensor": sensor, "svg": charts.render(chart), "note": note, "key": sensor == key})
     return out
 
 
-def _with_forecast(sess, machine, latest, chart, points, limit: float):  # noqa: ANN001, ANN202
-    """Draw the trend forecast: from the recent level to the limit, reached at the predicted time."""
+def _with_forecast(sess, machine, latest, chart, points, limit: float | None, specs):  # noqa: ANN001, ANN202
+    """Draw the trend forecast: from the recent level to the limit, reached at the predicted time; the
+    chart's OEM limit if it has one, else the learned `limit` on the deviation from the usual level."""
     last = telemetry_view.aware(latest.ts)
     reference = telemetry_view.window(
         sess,
@@ -218,17 +233,20 @@ def _with_forecast(sess, machine, latest, chart, points, limit: float):  # noqa:
     base = [p.readings.get(chart.lines[0].label) for p in reference.points]
     base = [v for v in base if v is not None]
     recent = [v for t, v in points if v is not None and t >= last - timedelta(hours=6)]
-    if not base or not recent:
+    if not recent or (chart.limit is None and not base):
         return chart, None
-    level = sum(base) / len(base)
-    limit_value = level + limit * max(abs(level), 1e-6)
+    if chart.limit is not None:
+        limit_value = chart.limit
+    else:
+        level = sum(base) / len(base)
+        limit_value = level + limit * max(abs(level), 1e-6)
+        chart.limit, chart.limit_label = limit_value, f"limit ({limit * 100:+.0f} % on its usual level)"
     eta = telemetry_view.aware(latest.eta)
     low = telemetry_view.aware(latest.eta_low or latest.eta)
     high = telemetry_view.aware(latest.eta_high or latest.eta)
-    chart.limit, chart.limit_label = limit_value, f"limit ({limit * 100:+.0f} % on its usual level)"
     chart.forecast = charts.Forecast(start=last, value=sum(recent) / len(recent), eta=eta, low=low, high=high)
     note = (
-        f"Forecast: {sensor_label(chart.lines[0].label)} reaches its limit {limit_value:.3g} around "
+        f"Forecast: {sensor_label(chart.lines[0].label, specs)} reaches its limit {limit_value:.3g} around "
         f"{eta:%Y-%m-%d %H:%M} UTC (80 % band {low:%d %b %H:%M} – {high:%d %b %H:%M})."
     )
     return chart, note

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from api.console import sessions
 from api.deps import has_right
 from api.errors import Forbidden
 from fleet import errors
+from fleet.machine_types import SensorSpec
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -69,17 +70,13 @@ def _label(value: str | None) -> str:
     return "—" if not value else value.replace("_", " ")
 
 
-UNITS = {"_mm_s": "mm/s", "_c": "°C", "_m3_h": "m³/h", "_bar": "bar", "_a": "A", "_rpm": "rpm", "_pct": "%"}
-
-
-def sensor_label(name: str | None) -> str:
-    """A sensor name as a technician reads it: `bearing_temp_c` → `bearing temp (°C)`."""
+def sensor_label(name: str | None, specs: Mapping[str, SensorSpec] | None = None) -> str:
+    """A sensor as a technician reads it: its machine type's display name and unit, e.g. `bearing
+    temperature (°C)`; a sensor its type does not describe is spelled out (`oil_temp_c` → `oil temp c`)."""
     if not name:
         return "—"
-    for suffix, unit in UNITS.items():
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return f"{_label(name[: -len(suffix)])} ({unit})"
-    return _label(name)
+    spec = (specs or {}).get(name)
+    return spec.label if spec is not None else _label(name)
 
 
 templates.env.filters.update(

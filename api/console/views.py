@@ -12,6 +12,7 @@ from api.alerts import ALERT_MIN_RISK, OPEN_STATES, QUEUE_ORDER
 from api.auth import Principal
 from api.offers import CUSTOMER_VISIBLE, risk_scope
 from api.scope import restrict
+from fleet import machine_types
 from fleet.tables import Alert, Customer, Machine, Offer, Prediction, Site, Telemetry, User
 from models import registry as model_registry
 
@@ -206,6 +207,11 @@ def latest_prediction(sess: Session, machine_id: int) -> Prediction | None:
     """The machine's newest prediction."""
     query = select(Prediction).where(Prediction.machine_id == machine_id).order_by(Prediction.id.desc())
     return sess.scalar(query.limit(1))
+
+
+def sensor_specs(sess: Session, machine_type: str) -> dict[str, machine_types.SensorSpec]:
+    """Words, units and OEM limits of every sensor the machine type has had (empty for an unknown type)."""
+    return machine_types.sensor_specs(sess, machine_type)
 
 
 _LIMITS: dict[tuple[str, str], dict[str, float]] = {}
