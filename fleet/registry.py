@@ -220,8 +220,10 @@ def customers_granting(conn: Connection | Session, purpose: str) -> set[int]:
     return set(conn.scalars(query))
 
 
-def purposes_by_customer(sess: Session, customer_ids: Iterable[int]) -> dict[int, set[str]]:
-    """The purposes each of these customers currently allows, in one query."""
+def purposes_by_customer(
+    sess: Session, customer_ids: Iterable[int], *, assumed_only: bool = False
+) -> dict[int, set[str]]:
+    """The purposes each of these customers currently allows (or only the assumed ones), in one query."""
     ids = sorted(set(customer_ids))
     found: dict[int, set[str]] = {cid: set() for cid in ids}
     if not ids:
@@ -229,6 +231,8 @@ def purposes_by_customer(sess: Session, customer_ids: Iterable[int]) -> dict[int
     query = select(DataUseGrant.customer_id, DataUseGrant.purpose).where(
         DataUseGrant.customer_id.in_(ids), DataUseGrant.revoked_at.is_(None)
     )
+    if assumed_only:
+        query = query.where(DataUseGrant.assumed.is_(True))
     for customer_id, purpose in sess.execute(query):
         found[customer_id].add(purpose)
     return found
@@ -236,13 +240,4 @@ def purposes_by_customer(sess: Session, customer_ids: Iterable[int]) -> dict[int
 
 def assumed_by_customer(sess: Session, customer_ids: Iterable[int]) -> dict[int, set[str]]:
     """The active purposes of each customer that auto-registration assumed and nobody declared."""
-    ids = sorted(set(customer_ids))
-    found: dict[int, set[str]] = {cid: set() for cid in ids}
-    if not ids:
-        return found
-    query = select(DataUseGrant.customer_id, DataUseGrant.purpose).where(
-        DataUseGrant.customer_id.in_(ids), DataUseGrant.revoked_at.is_(None), DataUseGrant.assumed.is_(True)
-    )
-    for customer_id, purpose in sess.execute(query):
-        found[customer_id].add(purpose)
-    return found
+    return purposes_by_customer(sess, customer_ids, assumed_only=True)
