@@ -162,6 +162,8 @@ def revoke_purpose(
     sess: Session, customer_id: int, purpose: str, by: audit.Actor | None, *, reference: str | None = None
 ) -> None:
     """Revoke a purpose inside the caller's transaction; a change is audited with `reference`."""
+    if purpose not in PURPOSES:
+        raise errors.InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}")
     before = purposes_of(sess, customer_id)
     if purpose in before:
         _end_grants(sess, customer_id, purpose)

@@ -145,10 +145,17 @@ def customers_revoke(tenant: str, purpose: Purpose, reference: Reference = None)
 
 @customers_app.command("list")
 def customers_list() -> None:
-    """List customers."""
-    for customer in registry.list_customers(engine=ready_engine(load_settings())):
+    """List customers with the data uses they allow."""
+    from fleet.db import session
+
+    engine = ready_engine(load_settings())
+    customers = registry.list_customers(engine=engine)
+    with session(engine) as sess:
+        consent = registry.purposes_by_customer(sess, [c.id for c in customers])
+    for customer in customers:
         auto = " (auto-registered)" if customer.auto_registered else ""
-        typer.echo(f"{customer.tenant}\t{customer.name}{auto}")
+        granted = ", ".join(p for p in registry.PURPOSES if p in consent[customer.id])
+        typer.echo(f"{customer.tenant}\t{customer.name}{auto}\t{granted}")
 
 
 @machines_app.command("add")

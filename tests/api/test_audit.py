@@ -94,6 +94,9 @@ def test_consent_from_the_command_line_names_the_operator(monkeypatch, tmp_path)
     assert "data use: service, product_improvement" in added.output
     cli("customers", "grant", "acme", "offers", "--reference", "mail of 1 Dec")
     cli("customers", "revoke", "acme", "product_improvement")
+    wrong = runner.invoke(app, ["customers", "revoke", "acme", "marketing"])
+    assert wrong.exit_code == 1 and "purpose must be one of" in wrong.output
+    assert "acme\tacme\tservice, offers" in cli("customers", "list").output
     from fleet.db import make_engine
 
     engine = make_engine(f"sqlite:///{tmp_path / 'cli.db'}")
