@@ -14,18 +14,18 @@ import typer
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from fleet import audit, errors, machine_types, registry
+from fleet import audit, errors, registry
 from fleet.settings import MqttEndpoint, Settings
 from fleet.tables import Telemetry
 from ingest.service import Ingester
 from models import registry as model_registry
 from models.training import train_from_store
 from servicecast.broker import EmbeddedBroker
+from simulators import machine_types as simulated_types
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
 from simulators.engine import SimulationRun, simulate
 from simulators.live import publish_messages
-from simulators.machine_types import TYPES_FILE
 from simulators.messages import Message, iter_messages
 
 # tenant, display name, whether it grants `offers` and `product_improvement` (initech does not allow
@@ -115,8 +115,7 @@ def register_customers(engine: Engine) -> None:
 
 def apply_types(engine: Engine) -> None:
     """The simulated types, applied as `servicecast types apply simulators/fleet_types.yaml` does."""
-    applied = machine_types.apply_file(engine=engine, path=TYPES_FILE)
-    typer.echo("types: " + ", ".join(f"{a.name} v{a.version}" for a in applied))
+    typer.echo(simulated_types.apply_to_store(engine))
 
 
 def has_telemetry(engine: Engine) -> bool:

@@ -15,6 +15,7 @@ from fleet import bootstrap
 from fleet.settings import MqttEndpoint, Settings
 from simulators import backfill as backfill_mod
 from simulators import live
+from simulators import machine_types as simulated_types
 from simulators.config import FleetConfig
 from simulators.engine import SimulationRun, simulate
 
@@ -144,6 +145,7 @@ def fleet(
             bootstrap.engine_for(settings) as engine,
             _progress(machines * config.steps, "backfill") as progress,
         ):
+            typer.echo(simulated_types.apply_to_store(engine))
             report = backfill_mod.backfill(run, engine, progress=progress)
         typer.echo(
             f"backfill: {report.rows:,} rows ({report.readings:,} readings), {report.stored:,} new, "

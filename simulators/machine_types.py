@@ -10,6 +10,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Engine
+
+from fleet import machine_types as type_store
 from fleet import type_files
 
 
@@ -87,6 +90,12 @@ def load(path: str | Path = TYPES_FILE) -> dict[str, MachineType]:
         raise ValueError(
             f"{parsed.source}: simulation block of a type is incomplete or wrong: {exc!r}"
         ) from exc
+
+
+def apply_to_store(engine: Engine) -> str:
+    """Store this file's types as `servicecast types apply` does; one line naming their versions."""
+    applied = type_store.apply_file(engine=engine, path=TYPES_FILE)
+    return "types: " + ", ".join(f"{a.name} v{a.version}" for a in applied)
 
 
 def _machine_type(definition: dict, sim: dict) -> MachineType:

@@ -74,6 +74,7 @@ def test_tiny_demo_backfills_trains_publishes_live_and_hands_out_keys(tmp_path, 
     counts = _counts(url)
     assert "embedded MQTT broker (amqtt)" in output
     assert "history: 5 machines of 4 customers over 0.5 days, a message every 1 h: 60 rows" in output
+    assert "types: centrifugal_pump v1, air_compressor v1, cnc_spindle v1" in output  # as `types apply`
     # 12 hourly steps backfilled, then 3 published live through the broker and ingested
     assert (counts["machines"], counts["telemetry"]) == (5, 5 * 15)
     assert f"live: published 15 messages (+{counts['quarantined']} deliberately bad)" in output

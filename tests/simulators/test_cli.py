@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
+from fleet import machine_types
 from fleet.db import make_engine
 from fleet.settings import get_settings
 from simulators.cli import simulate_app
@@ -54,3 +55,17 @@ def test_live_mode_publishes_to_the_broker_it_is_given(monkeypatch, tmp_path, mo
     assert result.exit_code == 0, result.output
     assert "864 valid + 0 invalid messages, 864 acked" in result.stdout
     assert "ground truth: run 1" in result.stdout
+
+
+def test_backfill_applies_the_simulated_fleets_types_file_as_types_apply_does(monkeypatch, tmp_path):
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    out, _ = _backfill(monkeypatch, url, seed=7)
+    assert "types: centrifugal_pump v1, air_compressor v1, cnc_spindle v1" in out
+    again, _ = _backfill(monkeypatch, url, seed=7)
+    assert "types: centrifugal_pump v1, air_compressor v1, cnc_spindle v1" in again  # unchanged: no v2
+    engine = make_engine(url)
+    try:
+        stored = {t.name: t.version for t in machine_types.list_types(engine=engine)}
+    finally:
+        engine.dispose()
+    assert stored == {"air_compressor": 1, "centrifugal_pump": 1, "cnc_spindle": 1}
