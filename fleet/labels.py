@@ -138,6 +138,8 @@ FINDING_KINDS = {
     "replaced_before_failure": "replacement",
     "no_fault_found": "no_fault",
 }
+# Findings that prove an alert right (the ledger's alert precision counts them).
+RIGHT_ALERT_FINDINGS = tuple(f for f, kind in FINDING_KINDS.items() if kind != "no_fault")
 
 
 def record_finding(

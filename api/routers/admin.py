@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from api import schemas
 from api.deps import Admin, PrincipalDep, SessionDep
-from fleet import migrate
+from fleet import labels, migrate
 from fleet.tables import Alert, Offer, WorkflowEvent
 
 router = APIRouter(tags=["admin"])
@@ -33,7 +33,7 @@ def ledger(sess: SessionDep, who: Admin) -> list[schemas.LedgerRow]:
             Alert.model_version,
             func.count(),
             func.count(Alert.finding),
-            func.count().filter(Alert.finding == "confirmed_fault"),
+            func.count().filter(Alert.finding.in_(labels.RIGHT_ALERT_FINDINGS)),
         ).group_by(Alert.model_version)
     ).all()
     offer_rows = sess.execute(

@@ -117,6 +117,9 @@ def test_confirmed_and_replaced_findings_become_positive_labels_and_other_none(d
             alert_id = world.alerts[tenant][0]
             client.post(f"{API_PREFIX}/alerts/{alert_id}/ack", headers=tech).raise_for_status()
             client.post(f"{API_PREFIX}/alerts/{alert_id}/resolve", json=body, headers=tech).raise_for_status()
+        ledger = client.get(f"{API_PREFIX}/ledger", headers=world.headers("admin")).json()
+    # A worn part replaced before it failed is an alert that was right, as a confirmed failure is.
+    assert [(r["model_version"], r["resolved"], r["confirmed"]) for r in ledger] == [("test-1", 2, 2)]
     with world.engine.connect() as conn:
         stored = labels.read(conn)
     records = stored[["kind", "component", "mode", "source"]].to_dict("records")
