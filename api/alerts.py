@@ -12,11 +12,12 @@ from api.auth import Principal
 from api.errors import Conflict
 from fleet import errors, labels
 from fleet.tables import Alert, Prediction, User
-from models import events
+from models import cold_start, events
 
-# Risk that opens an alert when the prediction's model version has no trained threshold (cold start).
+# Risk that opens an alert when the prediction's model version has no stored threshold.
 ALERT_MIN_RISK = 0.5
 OPEN_STATES = ("open", "acknowledged", "assigned")
+ALERTING = ("ok", cold_start.STATUS)  # prediction statuses that carry a risk to alert on
 # The queue: most severe first, then the nearest failure (index ix_alerts_queue walks it in this order).
 QUEUE_ORDER = (Alert.severity_rank, Alert.lead_rank, Alert.id)
 SEVERITY_RANK = {"medium": 1, "high": 2, "critical": 3}
@@ -54,6 +55,7 @@ def evidence_of(prediction: Prediction) -> dict:
         "eta": prediction.eta.isoformat() if prediction.eta else None,
         "eta_sensor": prediction.eta_sensor,
         "anomaly_score": prediction.anomaly_score,
+        "no_failure_history": prediction.status == cold_start.STATUS,
     }
 
 
@@ -65,7 +67,7 @@ def apply_prediction(
     A risk that stayed below the threshold for `events.RESET_HOURS` ended the episode: the next one opens
     a new alert (the backtest counts alerts the same way); the earlier alert stays for its finding.
     """
-    if prediction.status != "ok" or prediction.risk is None or prediction.risk < threshold:
+    if prediction.status not in ALERTING or prediction.risk is None or prediction.risk < threshold:
         return None
     mode = prediction.failure_mode or "unknown"
     lead = lead_time_hours(prediction)

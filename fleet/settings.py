@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     route_backoff_max_s: float = Field(default=300.0, gt=0)
     route_timeout_s: float = Field(default=10.0, gt=0)
     alert_escalate_after_min: int = Field(default=60, ge=1)
+    # Training: the alert threshold is the lowest whose training-window alerts reach this precision.
+    model_precision_target: float = Field(default=0.85, gt=0, le=1)
+    # Champion/challenger: the candidate is compared with the active version on the last days held out.
+    train_holdout_days: float = Field(default=7.0, ge=0)  # 0: no window held out, no comparison
+    # Cold start: a type's supervised model takes over once it has this many failure labels.
+    cold_start_min_failures: int = Field(default=5, ge=1)
     offers_per_account_per_week: int = Field(default=3, ge=0)
     demo_machines: int = Field(default=200, ge=1, le=5000)
     demo_days: float = Field(default=30.0, gt=0, le=365)

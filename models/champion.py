@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Engine
 
-from models import events
+from fleet.audit import Actor
+from models import events, registry
 
 METRIC = "alert_episode_f1"
+COLD_START_KIND = "cold_start"  # the registry kind of a version that alerts without failure history
 
 
 def window_alerts(model, part: pd.DataFrame, start: pd.Timestamp) -> tuple[np.ndarray, pd.DataFrame]:  # noqa: ANN001
@@ -90,3 +93,90 @@ def compare(
 
 def _rank(figures: dict) -> tuple[float, float]:
     return (round(figures["f1"], 6), -round(figures["false_alarms_per_machine_month"], 6))
+
+
+def register_candidate(
+    engine: Engine,
+    *,
+    model,  # noqa: ANN001
+    metrics: dict,
+    machine_type: str,
+    panel: pd.DataFrame,
+    failures: pd.DataFrame,
+    maintenance: pd.DataFrame | None,
+    start: pd.Timestamp | None,
+    activate: bool = True,
+    force: bool = False,
+    by: Actor | None = None,
+) -> tuple[str, dict | None]:
+    """Register a candidate trained before `start`; activate it if it beats the champion there (or forced).
+
+    A cold-start champion (no failure history) is replaced without comparison: labels now exist. With
+    no `start` (no window held out) there is nothing to compare on and the candidate goes live.
+    """
+    if start is None:
+        args = {"model": model, "metrics": metrics, "machine_type": machine_type, "panel": panel}
+        return _register(engine, **args, start=None, go=activate, by=by), None
+    active = {v.version: v for v in registry.list_versions(engine, machine_type) if v.active}
+    champ = next(iter(active.values()), None)
+    if champ is not None and champ.kind == COLD_START_KIND:
+        champ = None
+    comparison = compare(
+        candidate=model,
+        champion=None if champ is None else registry.load(engine, champ.version),
+        champion_version=None if champ is None else champ.version,
+        panel=panel,
+        failures=failures,
+        maintenance=maintenance,
+        start=start,
+    )
+    comparison["forced"] = bool(force and not comparison["at_least_as_good"])
+    go = activate and (force or comparison["at_least_as_good"])
+    detail = {"comparison": _summary(comparison), "forced": comparison["forced"]}
+    args = {"model": model, "metrics": metrics, "machine_type": machine_type, "panel": panel}
+    version = _register(engine, **args, start=start, go=go, by=by, comparison=comparison, detail=detail)
+    if activate and not go:
+        registry.refuse(engine, version, by=by, detail=detail)
+    return version, comparison
+
+
+def _register(
+    engine: Engine,
+    *,
+    model,  # noqa: ANN001
+    metrics: dict,
+    machine_type: str,
+    panel: pd.DataFrame,
+    start: pd.Timestamp | None,
+    go: bool,
+    by: Actor | None,
+    comparison: dict | None = None,
+    detail: dict | None = None,
+) -> str:
+    """Store the candidate with its window, figures and comparison; activate it if `go`."""
+    ts = pd.to_datetime(panel["ts"], utc=True)
+    return registry.register(
+        engine,
+        model=model,
+        machine_type=machine_type,
+        train_start=ts.min().to_pydatetime(),
+        train_end=(ts.max() if start is None else start).to_pydatetime(),
+        # The trend limits go beside the artifact so that readers (the console) need not unpickle it.
+        params=model.get_params(deep=False) | {"features": None, "trend_limits": dict(model.trend_.limits_)},
+        metrics=metrics,
+        comparison=comparison,
+        activate=go,
+        by=by,
+        detail=detail,
+    )
+
+
+def _summary(comparison: dict) -> dict:
+    """The comparison in a few figures, for the audit trail."""
+    champ = comparison["champion"]
+    return {
+        "metric": comparison["metric"],
+        "candidate": round(comparison["candidate"]["f1"], 4),
+        "champion": None if champ is None else round(champ["f1"], 4),
+        "champion_version": None if champ is None else champ["version"],
+    }

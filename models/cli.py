@@ -19,19 +19,48 @@ def _engine() -> Engine:
 def train(
     machine_type: Annotated[str | None, typer.Option("--machine-type", help="only this type")] = None,
     no_activate: Annotated[bool, typer.Option("--no-activate", help="register without promoting")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="activate even if worse than the active version (audited)")
+    ] = False,
 ) -> None:
-    """Train one model per machine type on stored telemetry and ground truth, register and activate it."""
+    """Train one model per machine type; activate it only if it beats the active one on a held-out window."""
     from models.training import train_from_store
 
+    settings = bootstrap.load_settings()
     report = train_from_store(
-        _engine(), machine_type=machine_type, activate=not no_activate, by=audit.operator()
+        bootstrap.ready_engine(settings),
+        machine_type=machine_type,
+        activate=not no_activate,
+        force=force,
+        by=audit.operator(),
+        precision_target=settings.model_precision_target,
+        holdout_days=settings.train_holdout_days,
+        min_failures=settings.cold_start_min_failures,
     )
     typer.echo(report.pooling())
     if not report.versions:
         typer.echo("nothing to train: no pooled telemetry for that machine type", err=True)
         raise typer.Exit(1)
     for mtype, version in report.versions.items():
-        typer.echo(f"{mtype}: {version}")
+        typer.echo(f"{mtype}: {version}  {_verdict(mtype, report)}")
+    typer.echo(f"peak memory {report.peak_rss_mib:.0f} MiB")
+
+
+def _verdict(mtype: str, report) -> str:  # noqa: ANN001
+    """What became of a type's new version, with the champion/challenger figures."""
+    if mtype in report.cold_start:
+        return "cold start (too few failure labels): OEM limits, trend and anomaly alerts"
+    c = report.comparisons[mtype]
+    if c is None:
+        return "no window held out (SERVICECAST_TRAIN_HOLDOUT_DAYS=0): not compared"
+    champ = c["champion"]
+    figures = f"{c['metric']} {c['candidate']['f1']:.3f}"
+    if champ is not None:
+        figures += f" vs {champ['f1']:.3f} of {champ['version']}"
+    verdict = "at least as good as the active version" if c["at_least_as_good"] else "worse: not activated"
+    if c["forced"]:
+        verdict = "activated by --force"
+    return f"{verdict} ({figures} on {c['window']['start'][:10]}..{c['window']['end'][:10]})"
 
 
 def score(

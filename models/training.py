@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ from fleet import labels, panels
 from fleet import registry as fleet_registry
 from fleet.audit import Actor
 from fleet.tables import Machine
-from models import events, registry
+from models import champion, cold_start, events
 from models.fleet_model import FleetModel
 from models.labels import make_targets, within
 
@@ -74,6 +75,7 @@ def train_type(
     *,
     no_faults: pd.DataFrame | None = None,
     until: pd.Timestamp | None = None,
+    precision_target: float = 0.85,
     **params: object,
 ) -> tuple[FleetModel, dict]:
     """Fit on one type's rows before `until` (later ground truth unseen); threshold from OOF alerts."""
@@ -87,7 +89,7 @@ def train_type(
             no_faults = no_faults[pd.to_datetime(no_faults["ts"], utc=True) < until]
     y = make_targets(panel, failures, maintenance, no_faults=no_faults, until=until)
     model = FleetModel(**params).fit(panel, y)
-    threshold, stats = choose_threshold(model, panel, failures, maintenance)
+    threshold, stats = choose_threshold(model, panel, failures, maintenance, min_precision=precision_target)
     model.threshold_ = threshold
     if model.classifier_ is not None:
         model.classifier_.oof_ = None  # training-period scores: not part of the artifact
@@ -95,6 +97,7 @@ def train_type(
     positive, known = within(y, model.horizon_hours)
     metrics = {
         "threshold": threshold,
+        "precision_target": precision_target,
         "train_alerts": stats,
         "rows": int(len(panel)),
         "machines": machines,
@@ -149,6 +152,9 @@ class TrainingReport:
     machines_used: int = 0
     customers_left_out: int = 0
     machines_left_out: int = 0
+    comparisons: dict[str, dict] = field(default_factory=dict)  # champion/challenger per type
+    cold_start: tuple[str, ...] = ()  # types too short of failure labels for the supervised model
+    peak_rss_mib: float = 0.0  # the process's peak resident memory when the run ended
 
     def pooling(self) -> str:
         """Whose machines the run used, in one line."""
@@ -164,10 +170,19 @@ def train_from_store(
     *,
     machine_type: str | None = None,
     activate: bool = True,
+    force: bool = False,
     by: Actor | None = None,
+    precision_target: float = 0.85,
+    holdout_days: float = 0.0,
+    min_failures: int = 1,
     **params: object,
 ) -> TrainingReport:
-    """Train per machine type on stored data of the customers that grant `product_improvement` only."""
+    """Train per machine type on stored data of the customers that grant `product_improvement` only.
+
+    A type with fewer than `min_failures` failure labels on those machines gets a cold-start version;
+    otherwise, with `holdout_days` > 0, the candidate trains before the last `holdout_days` and goes live
+    only if it alerts at least as well as the champion there (without, it trains on all and goes live).
+    """
     truth = ground_truth_by_id(engine)
     with engine.connect() as conn:
         machines = pd.DataFrame(
@@ -180,7 +195,7 @@ def train_from_store(
     granted = machines["customer"].isin(pooled)
     left_out = machines[~granted]
     machines = machines[granted]
-    versions = {}
+    versions, comparisons, cold = {}, {}, []
     for mtype, group in machines.groupby("type"):
         with engine.connect() as conn:
             ids = group["id"].tolist()
@@ -190,20 +205,39 @@ def train_from_store(
             continue
         panel = panel.dropna(axis=1, how="all").assign(machine_type=mtype)  # picks the reference days
         of_type = truth.of_type(mtype)
+        failures = int(of_type.failures["machine"].isin({str(i) for i in ids}).sum())
+        if failures < min_failures:
+            versions[mtype] = cold_start.register(
+                engine,
+                panel=panel,
+                machine_type=mtype,
+                failures=failures,
+                activate=activate,
+                by=by,
+            )
+            cold.append(str(mtype))
+            continue
+        start = champion.holdout_start(panel, holdout_days) if holdout_days > 0 else None
         model, metrics = train_type(
-            panel, of_type.failures, of_type.maintenance, no_faults=of_type.no_faults, **params
+            panel,
+            of_type.failures,
+            of_type.maintenance,
+            no_faults=of_type.no_faults,
+            until=start,
+            precision_target=precision_target,
+            **params,
         )
-        versions[mtype] = registry.register(
+        versions[mtype], comparisons[mtype] = champion.register_candidate(
             engine,
             model=model,
-            machine_type=mtype,
-            train_start=panel["ts"].min().to_pydatetime(),
-            train_end=panel["ts"].max().to_pydatetime(),
-            # The trend limits go beside the artifact so that readers (the console) need not unpickle it.
-            params=model.get_params(deep=False)
-            | {"features": None, "trend_limits": dict(model.trend_.limits_)},
             metrics=metrics,
+            machine_type=mtype,
+            panel=panel,
+            failures=of_type.failures,
+            maintenance=of_type.maintenance,
+            start=start,
             activate=activate,
+            force=force,
             by=by,
         )
     return TrainingReport(
@@ -212,4 +246,7 @@ def train_from_store(
         machines_used=len(machines),
         customers_left_out=int(left_out["customer"].nunique()),
         machines_left_out=len(left_out),
+        comparisons=comparisons,
+        cold_start=tuple(cold),
+        peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
     )

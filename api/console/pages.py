@@ -356,6 +356,7 @@ def admin_page(request: Request, sess, who, new_key: dict | None = None) -> HTML
         "tenants": names,
         "versions": versions,
         "figures": {v.version: _figures(v.metrics) for v in versions},
+        "comparisons": {v.version: _comparison(v) for v in versions},
         "new_key": new_key,
     }
     return page(request, "admin.html", context)
@@ -373,6 +374,22 @@ def _figures(metrics: dict) -> list[str]:
         ("threshold", metrics.get("threshold"), "{:.2f}"),
     ]
     return [f"{name} {fmt.format(value)}" for name, value, fmt in figures if isinstance(value, int | float)]
+
+
+def _comparison(v: model_registry.VersionInfo) -> str:
+    """Champion/challenger figures stored with the version, in words."""
+    if v.kind == "cold_start":
+        return f"cold start: no failure history yet ({v.metrics.get('failure_labels', 0)} failure labels)"
+    c = v.comparison
+    if not c:
+        return ""
+    champ = c["champion"]
+    text = f"{c['metric'].replace('_', ' ')} {c['candidate']['f1']:.2f}"
+    text += " (no champion)" if champ is None else f" vs {champ['f1']:.2f} of {champ['version']}"
+    text += f", {c['window']['start'][:10]} – {c['window']['end'][:10]}"
+    verdict = "at least as good" if c["at_least_as_good"] else "worse: refused"
+    verdict = "worse: activated by --force" if c.get("forced") else verdict
+    return f"{text} · {verdict}"
 
 
 def _history(sess, subject: str, subject_id: int) -> list[WorkflowEvent]:  # noqa: ANN001

@@ -1,0 +1,163 @@
+"""Cold start: a machine type without failure history still protects the fleet.
+
+Until a type has `Settings.cold_start_min_failures` failure labels, training registers a `ColdStartModel`:
+the OEM's warning/alarm limits of the type's sensors (machine types as data), the trend forecast to the
+limit and the anomaly score, with no supervised risk. Its risk is 1.0 at an alarm limit, 0.9 at a
+warning limit, 0.85 when the trend crosses a limit within 72 h, else the anomaly score; it alerts from
+0.8 (an anomaly score of 0.8 is a deviation of 24 robust sd). Its predictions carry the status
+`cold_start` and say "no failure history yet". Once the labels exist, the supervised model takes over.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from fleet import machine_types
+from fleet.audit import Actor
+from models import champion, registry
+from models.fleet_model import FleetModel
+from models.labels import make_targets
+
+STATUS = "cold_start"
+NOTE = "no failure history yet"
+ALARM_RISK, WARNING_RISK, TREND_RISK, THRESHOLD = 1.0, 0.9, 0.85, 0.8
+TREND_HOURS = 72.0
+
+
+class ColdStartModel(FleetModel):
+    """OEM limits, trend to limit and anomaly score of one type, fitted on its telemetry alone."""
+
+    def __init__(
+        self,
+        *,
+        limits: dict[str, dict] | None = None,
+        horizon_hours: float = 168.0,
+        statsmodels_top: int = 0,
+        n_threads: int | None = 1,
+        random_state: int = 0,
+    ):
+        super().__init__(
+            horizon_hours=horizon_hours,
+            statsmodels_top=statsmodels_top,
+            n_threads=n_threads,
+            random_state=random_state,
+        )
+        self.limits = limits
+
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame | None = None) -> ColdStartModel:
+        """Learn the healthy reference from telemetry; `y` is ignored (there is no failure history)."""
+        none = pd.DataFrame(
+            {
+                "machine": [],
+                "ts": pd.to_datetime([], utc=True),
+                "mode": [],
+                "has_precursor": pd.Series([], dtype=bool),
+            }
+        )
+        super().fit(X, make_targets(X, none, None))
+        self.limits_ = {s: dict(v) for s, v in (self.limits or {}).items() if s in self.features_.sensors_}
+        self.threshold_ = THRESHOLD
+        return self
+
+    def _limit_risk(self, values: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the risk from the OEM limits and the sensor that set it."""
+        risk = np.zeros(len(values))
+        sensor = np.full(len(values), None, dtype=object)
+        for name, limit in self.limits_.items():
+            if name not in values:
+                continue
+            x = values[name].to_numpy(dtype=float)
+            sign = -1.0 if limit.get("bad") == "low" else 1.0
+            for key, level in (("warning", WARNING_RISK), ("alarm", ALARM_RISK)):
+                if limit.get(key) is None:
+                    continue
+                beyond = np.nan_to_num(sign * (x - float(limit[key])), nan=-1.0) >= 0
+                sensor = np.where(beyond & (level > risk), f"limit:{name}", sensor)
+                risk = np.where(beyond, np.maximum(risk, level), risk)
+        return risk, sensor
+
+    def _risk_rows(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Limit risk or anomaly score per row (the trend is forecast for a machine's latest row only)."""
+        _, anomaly = super()._risk_rows(X)
+        limit, _ = self._limit_risk(X)
+        return np.where(
+            np.isnan(anomaly), np.where(limit > 0, limit, np.nan), np.fmax(limit, anomaly)
+        ), anomaly
+
+    def _score(self, X: pd.DataFrame) -> pd.DataFrame:
+        out = super()._score(X)
+        feats = self.features_
+        latest = X.sort_values(feats.time_col, kind="mergesort").groupby(feats.machine_col, sort=True).last()
+        latest = latest.reindex(out["machine"].to_numpy())
+        limit, sensor = self._limit_risk(latest)
+        soon = np.nan_to_num(out["eta_h"].to_numpy(dtype=float), nan=np.inf) <= TREND_HOURS
+        anomaly = np.nan_to_num(out["anomaly_score"].to_numpy(dtype=float))
+        trend = np.where(soon, TREND_RISK, 0.0)
+        risk = np.maximum.reduce([limit, trend, anomaly])
+        mode = np.where(
+            limit >= np.maximum(trend, anomaly),
+            sensor,
+            np.where(trend >= anomaly, "trend:" + out["eta_sensor"].fillna("").astype(str), "anomaly"),
+        )
+        ok = out["status"].to_numpy() != "insufficient_data"
+        out.loc[ok, "risk"] = risk[ok]
+        out.loc[ok, "status"] = STATUS
+        out.loc[ok, "alert"] = risk[ok] >= self.threshold_
+        out.loc[ok, "failure_mode"] = mode[ok]
+        out.loc[ok, "explanation"] = [
+            f"{NOTE}: {_reason(m, r, latest, self.limits_, e)}"
+            for m, r, e in zip(mode[ok], risk[ok], out.loc[ok, "eta_h"], strict=True)
+        ]
+        return out
+
+
+def _reason(mode: str, risk: float, latest: pd.DataFrame, limits: dict, eta_h: float) -> str:
+    """Why a cold-start risk is what it is, in one phrase."""
+    kind, _, sensor = mode.partition(":")
+    if kind == "limit":
+        level = "alarm" if risk >= ALARM_RISK else "warning"
+        return f"{sensor} beyond the OEM {level} limit {limits[sensor][level]}"
+    if kind == "trend":
+        return f"{sensor} forecast to cross its limit in {eta_h:.0f} h"
+    return f"anomaly score {risk:.2f}"
+
+
+def oem_limits(engine: Engine, machine_type: str) -> dict[str, dict]:
+    """The warning and alarm limits the type's definition gives, per sensor (empty when none)."""
+    with engine.connect() as conn:
+        specs = machine_types.sensor_specs(conn, machine_type)
+    return {
+        name: {"warning": s.warning, "alarm": s.alarm, "bad": s.bad or "high"}
+        for name, s in specs.items()
+        if s.warning is not None or s.alarm is not None
+    }
+
+
+def register(
+    engine: Engine,
+    *,
+    panel: pd.DataFrame,
+    machine_type: str,
+    failures: int,
+    activate: bool = True,
+    by: Actor | None = None,
+) -> str:
+    """Fit and register a cold-start version; it goes live unless a supervised version already is."""
+    model = ColdStartModel(limits=oem_limits(engine, machine_type)).fit(panel)
+    live = [v for v in registry.list_versions(engine, machine_type) if v.active]
+    supervised = any(v.kind != champion.COLD_START_KIND for v in live)
+    return registry.register(
+        engine,
+        model=model,
+        machine_type=machine_type,
+        kind=champion.COLD_START_KIND,
+        train_start=pd.to_datetime(panel["ts"], utc=True).min().to_pydatetime(),
+        train_end=pd.to_datetime(panel["ts"], utc=True).max().to_pydatetime(),
+        params=model.get_params(deep=False) | {"trend_limits": dict(model.trend_.limits_)},
+        metrics={"threshold": THRESHOLD, "failure_labels": failures, "rows": int(len(panel))},
+        activate=activate and not supervised,
+        by=by,
+        detail={"cold_start": True, "failure_labels": failures},
+    )
