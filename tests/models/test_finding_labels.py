@@ -128,3 +128,28 @@ def test_confirmed_and_replaced_findings_become_positive_labels_and_other_none(d
         {"kind": "replacement", "component": "seal", "mode": "bearing_wear", "source": "finding"},
     ]
     assert sorted(stored["ref"]) == sorted(f"alert:{world.alerts[t][0]}" for t in ("acme", "globex"))
+
+
+def test_the_console_resolve_form_records_a_replaced_part_as_a_label(database_url):
+    from api.app import create_app
+    from tests.console.test_pages import ConsoleClient, flash, sign_in
+
+    world = build_world(database_url)
+    alert_id = world.alerts["acme"][0]
+    page = f"/alerts/{alert_id}"
+    with ConsoleClient(create_app(world.settings)) as client:
+        sign_in(client, world, "tech")
+        client.post(f"{page}/ack", headers={"referer": f"http://testserver{page}"})
+        form = client.get(page).text
+        assert 'value="replaced_before_failure"' in form and 'name="component"' in form
+        done = client.post(
+            f"{page}/resolve",
+            data={"finding": "replaced_before_failure", "component": "impeller", "mode": "seal_leak"},
+            headers={"referer": f"http://testserver{page}"},
+        )
+        assert "resolved" in flash(done.text)
+    with world.engine.connect() as conn:
+        stored = labels.read(conn, ref=f"alert:{alert_id}")
+    assert stored[["kind", "component", "mode", "source"]].to_dict("records") == [
+        {"kind": "replacement", "component": "impeller", "mode": "seal_leak", "source": "finding"}
+    ]
