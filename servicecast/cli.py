@@ -14,7 +14,7 @@ from fleet import audit, errors, migrate, registry, telemetry
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import engine_from_settings
 from models import cli as models_cli
-from servicecast import broker_cli, evaluate_cli, history_cli, types_cli
+from servicecast import broker_cli, customers_cli, evaluate_cli, history_cli, types_cli
 from simulators.cli import simulate_app
 
 app = typer.Typer(
@@ -23,21 +23,15 @@ app = typer.Typer(
     add_completion=False,
 )
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
-customers_app = typer.Typer(help="Register and list customers (tenants).", no_args_is_help=True)
 machines_app = typer.Typer(help="Register and list machines.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Inspect and replay quarantined messages.", no_args_is_help=True)
 users_app = typer.Typer(help="API users and their keys.", no_args_is_help=True)
-Purpose = Annotated[str, typer.Argument(help="service, offers or product_improvement.")]
-Reference = Annotated[
-    str | None,
-    typer.Option(help="The customer's declaration: contract clause, letter; kept in the audit trail."),
-]
 app.add_typer(db_app, name="db")
-app.add_typer(customers_app, name="customers")
 app.add_typer(machines_app, name="machines")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(simulate_app, name="simulate")
+customers_cli.register(app)
 routing_cli.register(app)
 policy_cli.register(app)
 models_cli.register(app)
@@ -75,87 +69,6 @@ def db_current() -> None:
     """Show the schema revision of the database and of this code."""
     engine = engine_from_settings(load_settings())
     typer.echo(f"database: {migrate.current_revision(engine)}  code: {migrate.head_revision()}")
-
-
-@customers_app.command("add")
-def customers_add(
-    tenant: str,
-    name: Annotated[str | None, typer.Option(help="Display name (default: the tenant id).")] = None,
-    offers: Annotated[
-        bool, typer.Option("--offers", help="The customer allows sales use of its data.")
-    ] = False,
-    product_improvement: Annotated[
-        bool,
-        typer.Option(
-            "--product-improvement", help="The customer allows pooling its data into models for all."
-        ),
-    ] = False,
-    reference: Reference = None,
-) -> None:
-    """Register a customer; TENANT is its id in MQTT topics."""
-    engine = ready_engine(load_settings())
-    try:
-        registry.add_customer(
-            engine=engine,
-            tenant=tenant,
-            name=name,
-            offers=offers,
-            product_improvement=product_improvement,
-            reference=reference,
-            by=audit.operator(),
-        )
-    except errors.ServicecastError as exc:
-        raise fail(exc, code=EXIT_ERROR) from None
-    typer.echo(f"customer {tenant} added (data use: {_purposes(engine, tenant)})")
-
-
-def _purposes(engine, tenant: str) -> str:  # noqa: ANN001
-    purposes = registry.active_purposes(engine=engine, tenant=tenant)
-    return ", ".join(p for p in registry.PURPOSES if p in purposes)
-
-
-@customers_app.command("grant")
-def customers_grant(tenant: str, purpose: Purpose, reference: Reference = None) -> None:
-    """Record that customer TENANT allows PURPOSE (offers, product_improvement, service)."""
-    engine = ready_engine(load_settings())
-    try:
-        registry.grant(
-            engine=engine, tenant=tenant, purpose=purpose, by=audit.operator(), reference=reference
-        )
-    except errors.ServicecastError as exc:
-        raise fail(exc, code=EXIT_ERROR) from None
-    typer.echo(f"customer {tenant} allows: {_purposes(engine, tenant)}")
-
-
-@customers_app.command("revoke")
-def customers_revoke(tenant: str, purpose: Purpose, reference: Reference = None) -> None:
-    """Revoke PURPOSE of customer TENANT; revoking offers withdraws its offers not yet sent."""
-    from api.offers import revoke_consent
-    from fleet.db import session
-
-    engine = ready_engine(load_settings())
-    try:
-        with session(engine) as sess:
-            customer = registry.get_customer(sess, tenant)
-            withdrawn = revoke_consent(sess, customer.id, purpose, audit.operator(), reference=reference)
-    except errors.ServicecastError as exc:
-        raise fail(exc, code=EXIT_ERROR) from None
-    typer.echo(f"customer {tenant} allows: {_purposes(engine, tenant)}; {withdrawn} unsent offers withdrawn")
-
-
-@customers_app.command("list")
-def customers_list() -> None:
-    """List customers with the data uses they allow."""
-    from fleet.db import session
-
-    engine = ready_engine(load_settings())
-    customers = registry.list_customers(engine=engine)
-    with session(engine) as sess:
-        consent = registry.purposes_by_customer(sess, [c.id for c in customers])
-    for customer in customers:
-        auto = " (auto-registered)" if customer.auto_registered else ""
-        granted = ", ".join(p for p in registry.PURPOSES if p in consent[customer.id])
-        typer.echo(f"{customer.tenant}\t{customer.name}{auto}\t{granted}")
 
 
 @machines_app.command("add")
