@@ -293,3 +293,14 @@ def test_the_types_commands_apply_list_show_and_refuse_a_bad_file(
     assert type_files.parse(shown.output, source="show").definitions == _as_file(yaml.safe_load(SMALL))
     missing = run("show", "lathe")
     assert missing.exit_code == 1 and "no machine type 'lathe'" in missing.output
+
+
+def test_the_readmes_example_is_a_valid_types_file_and_its_error_is_the_one_printed() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Machine types") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml"))]
+    assert list(type_files.parse(example, source="types.yaml").definitions) == ["centrifugal_pump"]
+    with pytest.raises(type_files.TypesFileError) as caught:
+        type_files.parse(example.replace("bad: high", "bad: up"), source="types.yaml")
+    [problem] = caught.value.problems
+    assert f"`{problem}`" in section
