@@ -7,6 +7,8 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import orjson
+
 from fleet import contract
 from ingest.schemas import Reading, Rejection
 
@@ -172,17 +174,41 @@ def parse_message(
     if len(payload) > limits.max_bytes:
         return Rejection("too_large", f"payload has {len(payload)} bytes, the limit is {limits.max_bytes}")
     try:
-        body = json.loads(payload.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        return Rejection("malformed_json", f"payload is not UTF-8: {exc.reason} at byte {exc.start}")
-    except (ValueError, RecursionError) as exc:
-        return Rejection("malformed_json", f"payload is not JSON: {str(exc)[:200]}")
-    if b"\\u" in payload:
-        problem = _unicode_problem(payload, body)
-        if problem is not None:
-            return problem
+        # orjson refuses everything the store cannot hold as JSON (NaN, numbers beyond a double, lone
+        # surrogates, invalid UTF-8, nesting beyond 1024): those take the slower path that says why.
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        return _parse_strictly(where, payload, limits, now, exc)
+    if b"\\u0000" in payload:
+        # PostgreSQL text and JSONB cannot hold NUL; refusing here keeps one message from blocking a batch.
+        return Rejection("bad_value", "payload contains a NUL character (\\u0000)")
+    return _reading(where, body, limits, now)
+
+
+def _reading(
+    where: tuple[str, str], body: object, limits: Limits, now: datetime | None
+) -> Reading | Rejection:
     parsed = parse_payload(body, limits, None if now is None else now + limits.future_margin)
     if type(parsed) is Rejection:
         return parsed
     seq, ts, readings, fw, extra = parsed
     return Reading(where[0], where[1], seq, ts, readings, fw, extra)
+
+
+def _parse_strictly(
+    where: tuple[str, str], payload: bytes, limits: Limits, now: datetime | None, fast_error: Exception
+) -> Rejection:
+    """The precise reason for a payload the fast parser refused."""
+    try:
+        body = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return Rejection("malformed_json", f"payload is not UTF-8: {exc.reason} at byte {exc.start}")
+    except (ValueError, RecursionError) as exc:
+        return Rejection("malformed_json", f"payload is not JSON: {str(exc)[:200]}")
+    problem = _unicode_problem(payload, body) if b"\\u" in payload else None
+    if problem is None:
+        problem = _reading(where, body, limits, now)
+    if type(problem) is Rejection:
+        return problem
+    # Valid for Python's parser, yet NaN, an infinity or a number beyond a double sits outside `readings`.
+    return Rejection("bad_value", f"payload has a value the store cannot hold: {str(fast_error)[:200]}")

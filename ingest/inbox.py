@@ -8,6 +8,8 @@ from collections import deque
 
 from ingest.schemas import Envelope
 
+_NEVER = 2**62
+
 
 class Inbox:
     """A FIFO of envelopes; `put` blocks while either bound is reached, the writer takes whole batches."""
@@ -20,6 +22,9 @@ class Inbox:
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
+        # How many waiting messages wake the writer: 1 while it waits for a first one, the rest of its
+        # batch while it collects, never while it writes. Waking it per message cost more than the message.
+        self._wake_at = _NEVER
 
     def qsize(self) -> int:
         """Messages waiting."""
@@ -41,25 +46,34 @@ class Inbox:
                 self._not_full.wait()
             items.append(envelope)
             self._bytes += size
-            self._not_empty.notify()
+            if len(items) >= self._wake_at:
+                self._wake_at = _NEVER
+                self._not_empty.notify()
         return waited
 
     def get_batch(self, max_n: int, *, wait_s: float, linger_s: float, idle_s: float) -> list[Envelope]:
-        """Up to `max_n` envelopes: waits `wait_s` for the first, then up to `linger_s` for more, but stops
-        when none arrives for `idle_s`."""
+        """Up to `max_n` envelopes: waits `wait_s` for the first, then up to `linger_s` for the rest, but
+        stops early when none arrives for `idle_s`."""
+        items = self._items
         with self._lock:
-            if not self._items and not self._not_empty.wait(wait_s) and not self._items:
-                return []
-            batch = self._take(max_n)
+            if not items:
+                self._wake_at = 1
+                self._not_empty.wait(wait_s)
+                self._wake_at = _NEVER
+                if not items:
+                    return []
             deadline = time.monotonic() + linger_s
-            while len(batch) < max_n:
-                if self._items:
-                    batch += self._take(max_n - len(batch))
-                    continue
+            while len(items) < max_n:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not (self._not_empty.wait(min(idle_s, remaining)) or self._items):
+                if remaining <= 0:
                     break
-            return batch
+                before = len(items)
+                self._wake_at = max_n
+                self._not_empty.wait(min(idle_s, remaining))
+                self._wake_at = _NEVER
+                if len(items) == before:
+                    break  # the stream paused: commit what there is rather than wait out the linger
+            return self._take(max_n)
 
     def _take(self, n: int) -> list[Envelope]:
         items = self._items

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 MESSAGES = Counter("servicecast_ingest_messages", "Messages handled by the ingester, by outcome", ["outcome"])
@@ -24,6 +25,24 @@ LAG_SECONDS = Histogram(
 RECONNECTS = Counter("servicecast_ingest_reconnects", "Connections to the broker after the first")
 DB_ERRORS = Counter("servicecast_ingest_db_errors", "Failed batch commits (retried)")
 QUEUE_DEPTH = Gauge("servicecast_ingest_queue_depth", "Messages received and not yet committed")
+
+
+def observe_many(histogram: Histogram, values: list[float]) -> None:
+    """`histogram.observe(v)` for every value, with one increment per bucket instead of one per value.
+
+    Histogram.observe walks its bounds in Python for each value: for a batch of lags that cost more than
+    the rest of the batch's bookkeeping. Counts the way observe does (first bound >= value).
+    """
+    if not values:
+        return
+    amounts = np.asarray(values, dtype=float)
+    bounds = histogram._upper_bounds  # noqa: SLF001 - no public bulk observe in prometheus_client
+    counts = np.bincount(np.searchsorted(bounds, amounts, side="left"), minlength=len(bounds))
+    for bucket, n in zip(histogram._buckets, counts.tolist(), strict=True):  # noqa: SLF001
+        if n:
+            bucket.inc(n)
+    histogram._sum.inc(float(amounts.sum()))  # noqa: SLF001
+
 
 # Readiness: a mapping of part → state, and whether every part is as it should be.
 Readiness = Callable[[], tuple[bool, dict[str, str]]]

@@ -211,8 +211,7 @@ class BatchWriter:
             self.reasons[reason] = self.reasons.get(reason, 0) + n
             metrics.QUARANTINED.labels(reason).inc(n)
             log.warning("quarantined %d message(s): %s", n, reason)
-        for lag in outcome.lags:
-            metrics.LAG_SECONDS.observe(lag)
+        metrics.observe_many(metrics.LAG_SECONDS, outcome.lags)
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:
