@@ -187,7 +187,7 @@ def revoke_consent(
         raise ConsentMissing(
             "revoking 'service' stops servicecast for this customer; ask for erasure instead"
         )
-    registry.revoke_purpose(sess, customer_id, purpose, by, reference=reference)
+    registry.revoke_purpose(sess, customer_id=customer_id, purpose=purpose, by=by, reference=reference)
     if purpose != "offers":
         return 0
     return withdraw_for_customer(sess, customer_id, f"{purpose} consent revoked by {by.name}")

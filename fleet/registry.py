@@ -131,11 +131,14 @@ def grant(
 ) -> None:
     """Grant a data-use purpose to a customer (idempotent)."""
     with session(engine) as sess:
-        grant_purpose(sess, get_customer(sess, tenant).id, purpose, audit.as_actor(by), reference=reference)
+        customer_id = get_customer(sess, tenant).id
+        grant_purpose(
+            sess, customer_id=customer_id, purpose=purpose, by=audit.as_actor(by), reference=reference
+        )
 
 
 def grant_purpose(
-    sess: Session, customer_id: int, purpose: str, by: audit.Actor, *, reference: str | None = None
+    sess: Session, *, customer_id: int, purpose: str, by: audit.Actor, reference: str | None = None
 ) -> None:
     """Grant a purpose inside the caller's transaction (idempotent); a change is audited with `reference`."""
     if purpose not in PURPOSES:
@@ -155,11 +158,14 @@ def revoke(
 ) -> None:
     """Revoke a data-use purpose; the grant row stays as history."""
     with session(engine) as sess:
-        revoke_purpose(sess, get_customer(sess, tenant).id, purpose, audit.as_actor(by), reference=reference)
+        customer_id = get_customer(sess, tenant).id
+        revoke_purpose(
+            sess, customer_id=customer_id, purpose=purpose, by=audit.as_actor(by), reference=reference
+        )
 
 
 def revoke_purpose(
-    sess: Session, customer_id: int, purpose: str, by: audit.Actor | None, *, reference: str | None = None
+    sess: Session, *, customer_id: int, purpose: str, by: audit.Actor | None, reference: str | None = None
 ) -> None:
     """Revoke a purpose inside the caller's transaction; a change is audited with `reference`."""
     if purpose not in PURPOSES:

@@ -215,7 +215,9 @@ def change_grant(
     require(who, "admin")
     customer = get_visible(sess, Customer, customer_id, who, "customer")
     if action == "grant":
-        registry.grant_purpose(sess, customer.id, purpose, who, reference=reference.strip() or None)
+        registry.grant_purpose(
+            sess, customer_id=customer.id, purpose=purpose, by=who, reference=reference.strip() or None
+        )
         return redirect("/admin", f"{customer.name} now allows '{purpose}'.")
     withdrawn = revoke_consent(sess, customer.id, purpose, who, reference=reference.strip() or None)
     return redirect(

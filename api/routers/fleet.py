@@ -61,7 +61,7 @@ def grant(
 ):
     """Record that the customer allows this use of its data (idempotent); `reference`: its declaration."""
     customer = get_visible(sess, Customer, customer_id, who, "customer")
-    registry.grant_purpose(sess, customer.id, purpose, who, reference=reference)
+    registry.grant_purpose(sess, customer_id=customer.id, purpose=purpose, by=who, reference=reference)
     return _customer_out(sess, customer)
 
 
