@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from api import audit, delivery, events, offers
+from fleet import dialect
 from fleet.db import session
 from fleet.settings import Settings
 from fleet.tables import Offer, OutboxMessage, utcnow
@@ -156,8 +157,7 @@ def _claim(
     if exclude:
         due = due.where(OUTBOX.c.id.not_in(exclude))
     due = due.order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id).limit(1)
-    if engine.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+    due = dialect.skip_locked(due, engine.dialect)
     # One UPDATE … RETURNING as the first statement: on SQLite it takes the write lock up front (so the
     # busy timeout applies), on PostgreSQL the locked row is skipped by every other router.
     take = (

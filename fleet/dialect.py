@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Connection, Table, Text, cast, func
+from sqlalchemy import Connection, Select, Table, Text, cast, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -21,6 +21,14 @@ _TS = UtcDateTime()
 def insert(conn: Connection, table: Table) -> Insert:
     """The backend's INSERT, which knows ON CONFLICT (upserts)."""
     return _INSERTS[conn.dialect.name](table)
+
+
+def skip_locked(query: Select, dialect: Dialect) -> Select:
+    """The query, locking its rows and skipping those another transaction holds (PostgreSQL).
+
+    SQLite has no row locks: a writer holds the whole database, so the query stays as it is.
+    """
+    return query.with_for_update(skip_locked=True) if dialect.name == "postgresql" else query
 
 
 def ts_binder(dialect: Dialect) -> Callable[[datetime], object]:
