@@ -91,9 +91,7 @@ def list_models(machine_type: Annotated[str | None, typer.Option("--machine-type
 
     for v in registry.list_versions(_engine(), machine_type):
         mark = "*" if v.active else " "
-        typer.echo(
-            f"{mark} {v.version}  {v.machine_type}  threshold={v.metrics.get('threshold')}  {v.created_at}"
-        )
+        typer.echo(f"{mark} {v.version}  {v.machine_type}  {v.kind}  threshold={v.threshold}  {v.created_at}")
 
 
 @models_app.command("promote")

@@ -19,6 +19,7 @@ from models.fleet_model import FleetModel
 from models.labels import make_targets, within
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CHUNK_MACHINES = 50
 
 
 def choose_threshold(
@@ -143,6 +144,22 @@ def ground_truth_by_id(engine: Engine) -> GroundTruth:
     )
 
 
+def read_type_panel(engine: Engine, ids: list[int], *, chunk_machines: int = CHUNK_MACHINES) -> pd.DataFrame:
+    """The machines' whole history, read `chunk_machines` at a time.
+
+    The driver's row tuples cost several times the float panel they become; reading by machine chunks
+    keeps one chunk of them alive at a time instead of the whole type's.
+    """
+    with engine.connect() as conn:
+        sensors = panels.sensor_names(conn, machine_ids=ids[:50])
+    parts = []
+    for start in range(0, len(ids), chunk_machines):
+        with engine.connect() as conn:
+            chunk = ids[start : start + chunk_machines]
+            parts.append(panels.read_panel(conn, machine_ids=chunk, since=_EPOCH, sensors=sensors))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 @dataclass(frozen=True)
 class TrainingReport:
     """The versions a training run registered, and whose machines it pooled or left out."""
@@ -197,10 +214,8 @@ def train_from_store(
     machines = machines[granted]
     versions, comparisons, cold = {}, {}, []
     for mtype, group in machines.groupby("type"):
-        with engine.connect() as conn:
-            ids = group["id"].tolist()
-            sensors = panels.sensor_names(conn, machine_ids=ids[:50])
-            panel = panels.read_panel(conn, machine_ids=ids, since=_EPOCH, sensors=sensors)
+        ids = group["id"].tolist()
+        panel = read_type_panel(engine, ids)
         if panel.empty:
             continue
         panel = panel.dropna(axis=1, how="all").assign(machine_type=mtype)  # picks the reference days
