@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import yaml
 from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fleet import type_files
 from fleet.db import session
-from fleet.errors import NotFound
+from fleet.errors import AlreadyExists, NotFound
 from fleet.tables import MachineTypeVersion
 
 
@@ -107,6 +109,15 @@ def apply_file(*, engine: Engine, path: str | Path) -> list[Applied]:
 
 def apply_definitions(*, engine: Engine, definitions: dict[str, dict], source: str | None) -> list[Applied]:
     """Store checked definitions: an unchanged type keeps its version, a changed one gets the next."""
+    try:
+        return _apply(engine, definitions, source)
+    except IntegrityError:  # another apply stored the same next version first
+        raise AlreadyExists(
+            "machine types were applied at the same time by someone else; apply again"
+        ) from None
+
+
+def _apply(engine: Engine, definitions: dict[str, dict], source: str | None) -> list[Applied]:
     out = []
     with session(engine) as sess:
         for name, definition in definitions.items():
@@ -187,6 +198,4 @@ def sensor_specs(conn: Session | Connection, name: str) -> dict[str, SensorSpec]
 
 def to_yaml(definition: dict) -> str:
     """A definition as a types file holding just that type (reads back to the same definition)."""
-    import yaml
-
     return yaml.safe_dump({"machine_types": [definition]}, sort_keys=False, allow_unicode=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -12,33 +11,7 @@ from typing import Any
 import yaml
 
 from fleet.errors import InvalidInput
-
-SEVERITIES = ("info", "warning", "error", "critical")
-BAD_DIRECTIONS = ("high", "low")
-NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-# Keys the store keeps per level; `simulation` is read by the simulator only and never stored.
-TYPE_KEYS = {"name", "display_name", "description", "sensors", "components", "failure_modes", "codes"}
-SIMULATION = "simulation"
-SENSOR_KEYS = {"name", "unit", "display_name", "range", "warning", "alarm", "bad"}
-COMPONENT_KEYS = {"name", "display_name"}
-MODE_KEYS = {"name", "component", "description"}
-CODE_KEYS = {"code", "severity", "text"}
-
-Path_ = tuple[str | int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong in a types file, with where it is."""
-
-    file: str
-    line: int | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}"
+from fleet.type_checks import SIMULATION, Checker, Path_, Problem, field_name
 
 
 class TypesFileError(InvalidInput):
@@ -74,7 +47,7 @@ def parse(text: str, *, source: str, toml: bool = False) -> TypesFile:
     """Check a types file's text; raise `TypesFileError` naming every problem's line and field."""
     data, lines, problems = (_load_toml if toml else _load_yaml)(text, source)
     if not problems:
-        problems = _Checker(source, lines).check(data)
+        problems = Checker(source, lines).check(data)
     if problems:
         raise TypesFileError(problems)
     definitions, simulation = {}, {}
@@ -105,7 +78,30 @@ def _load_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Prob
     problems: list[Problem] = []
     if node is not None:
         _yaml_lines(node, (), lines, problems, source)
+        _codes_as_written(node, data)
     return data, lines, problems
+
+
+def _codes_as_written(node: yaml.Node, data: Any) -> None:
+    """Alarm codes as the file spells them: YAML would read `0101` as the octal number 65."""
+    types = _child(node, "machine_types")
+    if not isinstance(types, yaml.SequenceNode) or not isinstance(data.get("machine_types"), list):
+        return
+    for type_node, item in zip(types.value, data["machine_types"], strict=False):
+        codes = _child(type_node, "codes")
+        if not isinstance(codes, yaml.SequenceNode) or not isinstance(item, dict):
+            continue
+        for code_node, code in zip(codes.value, item.get("codes") or [], strict=False):
+            written = _child(code_node, "code")
+            if isinstance(written, yaml.ScalarNode) and isinstance(code.get("code"), int | float):
+                code["code"] = written.value
+
+
+def _child(node: yaml.Node, key: str) -> yaml.Node | None:
+    """The value node of `key` in a mapping node (None for anything else)."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return next((v for k, v in node.value if k.value == key), None)
 
 
 def _yaml_lines(node: yaml.Node, path: Path_, lines: dict, problems: list, source: str) -> None:
@@ -116,7 +112,7 @@ def _yaml_lines(node: yaml.Node, path: Path_, lines: dict, problems: list, sourc
             name = key.value
             if name in seen:
                 problems.append(
-                    Problem(source, key.start_mark.line + 1, _field(path + (name,)), "given twice")
+                    Problem(source, key.start_mark.line + 1, field_name(path + (name,)), "given twice")
                 )
             seen.add(name)
             lines[path + (name,)] = key.start_mark.line + 1
@@ -162,153 +158,3 @@ def _toml_lines(text: str) -> dict[Path_, int]:
             parts = tuple(p.strip().strip("\"'") for p in key.group(1).split("."))
             lines[prefix + parts] = n
     return lines
-
-
-def _field(path: Path_) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "file"
-
-
-class _Checker:
-    """Collects every problem of a parsed file rather than stopping at the first."""
-
-    def __init__(self, source: str, lines: dict[Path_, int]):
-        self.source, self.lines, self.problems = source, lines, []
-
-    def bad(self, path: Path_, message: str) -> None:
-        line = next((self.lines[path[:i]] for i in range(len(path), -1, -1) if path[:i] in self.lines), None)
-        self.problems.append(Problem(self.source, line, _field(path), message))
-
-    def check(self, data: Any) -> list[Problem]:
-        if not isinstance(data, dict) or not isinstance(data.get("machine_types"), list):
-            self.bad(("machine_types",), "a list of machine types is required at the top level")
-            return self.problems
-        for key in set(data) - {"machine_types"}:
-            self.bad((key,), "unknown key (expected only machine_types)")
-        names = set()
-        for i, item in enumerate(data["machine_types"]):
-            path = ("machine_types", i)
-            if not self.mapping(path, item, TYPE_KEYS | {SIMULATION}, required=("name", "sensors")):
-                continue
-            self.unique(path + ("name",), item.get("name"), names)
-            for key in ("display_name", "description"):
-                self.text(path + (key,), item.get(key), optional=True)
-            if isinstance(item.get(SIMULATION), (dict, type(None))) is False:
-                self.bad(path + (SIMULATION,), "must be a mapping")
-            self.sensors(path + ("sensors",), item.get("sensors"))
-            comps = self.items(path + ("components",), item.get("components"), COMPONENT_KEYS, self.component)
-            self.items(
-                path + ("failure_modes",),
-                item.get("failure_modes"),
-                MODE_KEYS,
-                lambda p, m, comps=comps: self.mode(p, m, comps),
-            )
-            self.items(path + ("codes",), item.get("codes"), CODE_KEYS, self.code, key="code")
-        return self.problems
-
-    def mapping(self, path: Path_, value: Any, allowed: set[str], *, required: tuple[str, ...]) -> bool:
-        if not isinstance(value, dict):
-            self.bad(path, "must be a mapping")
-            return False
-        for key in sorted(set(value) - allowed):
-            self.bad(path + (key,), f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        for key in required:
-            if key not in value:
-                self.bad(path + (key,), "is required")
-        return True
-
-    def unique(self, path: Path_, value: Any, seen: set, *, pattern: bool = True) -> None:
-        if pattern and (not isinstance(value, str) or not NAME.match(value)):
-            if value is not None:
-                self.bad(path, f"{value!r} is not a name (letters, digits, _ . -; starting with a letter)")
-            return
-        if value in seen:
-            self.bad(path, f"{value!r} is defined twice")
-        seen.add(value)
-
-    def text(self, path: Path_, value: Any, *, optional: bool = False) -> None:
-        if value is None and optional:
-            return
-        if not isinstance(value, str) or (not value.strip() and not optional):
-            self.bad(path, "must be text")
-
-    def number(self, path: Path_, value: Any) -> bool:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.bad(path, f"{value!r} is not a finite number")
-            return False
-        return True
-
-    def items(self, path: Path_, values: Any, allowed: set[str], each, *, key: str = "name") -> set:  # noqa: ANN001
-        seen: set = set()
-        if values is None:
-            return seen
-        if not isinstance(values, list):
-            self.bad(path, "must be a list")
-            return seen
-        required = {"name": ("name",), "code": ("code", "severity", "text")}[key]
-        for i, value in enumerate(values):
-            if self.mapping(path + (i,), value, allowed, required=required):
-                self.unique(path + (i, key), value.get(key), seen, pattern=key == "name")
-                each(path + (i,), value)
-        return seen
-
-    def sensors(self, path: Path_, values: Any) -> None:
-        if isinstance(values, list) and not values:
-            self.bad(path, "at least one sensor is required")
-        self.items(path, values, SENSOR_KEYS, self.sensor)
-
-    def sensor(self, path: Path_, s: dict) -> None:
-        if "unit" not in s:
-            self.bad(path + ("unit",), 'is required (use "" for a number without unit)')
-        elif not isinstance(s["unit"], str):
-            self.bad(path + ("unit",), "must be text")
-        self.text(path + ("display_name",), s.get("display_name"), optional=True)
-        rng = s.get("range")
-        if rng is not None:
-            ok = isinstance(rng, list) and len(rng) == 2
-            if not ok or not all(self.number(path + ("range", i), v) for i, v in enumerate(rng)):
-                if not ok:
-                    self.bad(path + ("range",), "must be [low, high]")
-            elif rng[0] >= rng[1]:
-                self.bad(path + ("range",), f"low {rng[0]} must be below high {rng[1]}")
-        limits = {k: s[k] for k in ("warning", "alarm") if k in s and self.number(path + (k,), s[k])}
-        bad = s.get("bad")
-        if bad is not None and bad not in BAD_DIRECTIONS:
-            self.bad(path + ("bad",), f"{bad!r} must be one of {', '.join(BAD_DIRECTIONS)}")
-        elif limits and bad is None:
-            self.bad(path + ("bad",), "is required with warning/alarm limits: high or low")
-        elif len(limits) == 2 and bad is not None:
-            later = (
-                limits["alarm"] >= limits["warning"]
-                if bad == "high"
-                else limits["alarm"] <= limits["warning"]
-            )
-            if not later:
-                self.bad(path + ("alarm",), f"an alarm limit comes after the warning limit when {bad} is bad")
-
-    def component(self, path: Path_, c: dict) -> None:
-        self.text(path + ("display_name",), c.get("display_name"), optional=True)
-
-    def mode(self, path: Path_, m: dict, components: set) -> None:
-        if "component" not in m:
-            self.bad(path + ("component",), "is required")
-        elif m["component"] not in components:
-            self.bad(path + ("component",), f"{m['component']!r} is not one of this type's components")
-        if "description" not in m:
-            self.bad(path + ("description",), "is required: say in plain words what fails")
-        else:
-            self.text(path + ("description",), m["description"])
-
-    def code(self, path: Path_, c: dict) -> None:
-        if (
-            c.get("code") is not None
-            and not isinstance(c["code"], (str, int))
-            or isinstance(c.get("code"), bool)
-        ):
-            self.bad(path + ("code",), "must be text or a whole number")
-        if "severity" in c and c["severity"] not in SEVERITIES:
-            self.bad(path + ("severity",), f"{c['severity']!r} must be one of {', '.join(SEVERITIES)}")
-        if "text" in c:
-            self.text(path + ("text",), c["text"])

@@ -11,7 +11,7 @@ import yaml
 from click.testing import Result
 from typer.testing import CliRunner
 
-from fleet import audit, machine_types, panels, registry, telemetry, type_files
+from fleet import audit, errors, machine_types, panels, registry, telemetry, type_files
 from fleet.db import session
 from servicecast.cli import app
 from simulators.machine_types import TYPES_FILE
@@ -304,3 +304,25 @@ def test_the_readmes_example_is_a_valid_types_file_and_its_error_is_the_one_prin
         type_files.parse(example.replace("bad: high", "bad: up"), source="types.yaml")
     [problem] = caught.value.problems
     assert f"`{problem}`" in section
+
+
+def test_alarm_codes_are_kept_as_written_even_where_yaml_reads_a_number() -> None:
+    for written in ("0101", "0x1F", "17", "E-17"):
+        parsed = type_files.parse(SMALL.replace("code: 17", f"code: {written}"), source="f.yaml")
+        assert parsed.definitions["press"]["codes"][0]["code"] == written
+
+
+def test_two_applies_racing_for_the_same_next_version_store_one_and_refuse_the_other(
+    engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "press.yaml"
+    path.write_text(SMALL, encoding="utf-8")
+    machine_types.apply_file(engine=engine, path=path)
+    # the second apply read the versions before the first one committed: it saw none
+    monkeypatch.setattr(machine_types, "_latest_row", lambda sess, name: None)
+    path.write_text(SMALL.replace("oil temperature", "oil temp"), encoding="utf-8")
+    with pytest.raises(errors.AlreadyExists, match="apply again"):
+        machine_types.apply_file(engine=engine, path=path)
+    monkeypatch.undo()
+    [listed] = machine_types.list_types(engine=engine)
+    assert (listed.version, listed.sensors["oil_temp_c"].words) == (1, "oil temperature")

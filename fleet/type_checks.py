@@ -1,0 +1,187 @@
+"""The rules of a machine-types file, checked field by field; each problem keeps its file, line and field."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+SEVERITIES = ("info", "warning", "error", "critical")
+BAD_DIRECTIONS = ("high", "low")
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+# Keys the store keeps per level; `simulation` is read by the simulator only and never stored.
+TYPE_KEYS = {"name", "display_name", "description", "sensors", "components", "failure_modes", "codes"}
+SIMULATION = "simulation"
+SENSOR_KEYS = {"name", "unit", "display_name", "range", "warning", "alarm", "bad"}
+COMPONENT_KEYS = {"name", "display_name"}
+MODE_KEYS = {"name", "component", "description"}
+CODE_KEYS = {"code", "severity", "text"}
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong in a types file, with where it is."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}"
+
+
+def field_name(path: Path_) -> str:
+    """A field's path as a person writes it: `machine_types[0].sensors[2].unit`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "file"
+
+
+class Checker:
+    """Collects every problem of a parsed file rather than stopping at the first."""
+
+    def __init__(self, source: str, lines: dict[Path_, int]):
+        self.source, self.lines, self.problems = source, lines, []
+
+    def bad(self, path: Path_, message: str) -> None:
+        line = next((self.lines[path[:i]] for i in range(len(path), -1, -1) if path[:i] in self.lines), None)
+        self.problems.append(Problem(self.source, line, field_name(path), message))
+
+    def check(self, data: Any) -> list[Problem]:
+        """Every problem of a parsed file (an empty list when it can be applied)."""
+        if not isinstance(data, dict) or not isinstance(data.get("machine_types"), list):
+            self.bad(("machine_types",), "a list of machine types is required at the top level")
+            return self.problems
+        for key in set(data) - {"machine_types"}:
+            self.bad((key,), "unknown key (expected only machine_types)")
+        names = set()
+        for i, item in enumerate(data["machine_types"]):
+            path = ("machine_types", i)
+            if not self.mapping(path, item, TYPE_KEYS | {SIMULATION}, required=("name", "sensors")):
+                continue
+            self.unique(path + ("name",), item.get("name"), names)
+            for key in ("display_name", "description"):
+                self.text(path + (key,), item.get(key), optional=True)
+            if not isinstance(item.get(SIMULATION) or {}, dict):
+                self.bad(path + (SIMULATION,), "must be a mapping")
+            self.sensors(path + ("sensors",), item.get("sensors"))
+            comps = self.items(path + ("components",), item.get("components"), COMPONENT_KEYS, self.component)
+            self.items(
+                path + ("failure_modes",),
+                item.get("failure_modes"),
+                MODE_KEYS,
+                lambda p, m, comps=comps: self.mode(p, m, comps),
+            )
+            self.items(path + ("codes",), item.get("codes"), CODE_KEYS, self.code, key="code")
+        return self.problems
+
+    def mapping(self, path: Path_, value: Any, allowed: set[str], *, required: tuple[str, ...]) -> bool:
+        if not isinstance(value, dict):
+            self.bad(path, "must be a mapping")
+            return False
+        for key in sorted(set(value) - allowed):
+            self.bad(path + (key,), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        for key in required:
+            if key not in value:
+                self.bad(path + (key,), "is required")
+        return True
+
+    def unique(self, path: Path_, value: Any, seen: set, *, pattern: bool = True) -> None:
+        if pattern and (not isinstance(value, str) or not NAME.match(value)):
+            if value is not None:
+                self.bad(path, f"{value!r} is not a name (letters, digits, _ . -; starting with a letter)")
+            return
+        if value in seen:
+            self.bad(path, f"{value!r} is defined twice")
+        seen.add(value)
+
+    def text(self, path: Path_, value: Any, *, optional: bool = False) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, str) or (not value.strip() and not optional):
+            self.bad(path, "must be text")
+
+    def number(self, path: Path_, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.bad(path, f"{value!r} is not a finite number")
+            return False
+        return True
+
+    def items(self, path: Path_, values: Any, allowed: set[str], each, *, key: str = "name") -> set:  # noqa: ANN001
+        seen: set = set()
+        if values is None:
+            return seen
+        if not isinstance(values, list):
+            self.bad(path, "must be a list")
+            return seen
+        required = {"name": ("name",), "code": ("code", "severity", "text")}[key]
+        for i, value in enumerate(values):
+            if self.mapping(path + (i,), value, allowed, required=required):
+                self.unique(path + (i, key), value.get(key), seen, pattern=key == "name")
+                each(path + (i,), value)
+        return seen
+
+    def sensors(self, path: Path_, values: Any) -> None:
+        if isinstance(values, list) and not values:
+            self.bad(path, "at least one sensor is required")
+        self.items(path, values, SENSOR_KEYS, self.sensor)
+
+    def sensor(self, path: Path_, s: dict) -> None:
+        if "unit" not in s:
+            self.bad(path + ("unit",), 'is required (use "" for a number without unit)')
+        elif not isinstance(s["unit"], str):
+            self.bad(path + ("unit",), "must be text")
+        self.text(path + ("display_name",), s.get("display_name"), optional=True)
+        rng = s.get("range")
+        if rng is not None:
+            ok = isinstance(rng, list) and len(rng) == 2
+            if not ok or not all(self.number(path + ("range", i), v) for i, v in enumerate(rng)):
+                if not ok:
+                    self.bad(path + ("range",), "must be [low, high]")
+            elif rng[0] >= rng[1]:
+                self.bad(path + ("range",), f"low {rng[0]} must be below high {rng[1]}")
+        limits = {k: s[k] for k in ("warning", "alarm") if k in s and self.number(path + (k,), s[k])}
+        bad = s.get("bad")
+        if bad is not None and bad not in BAD_DIRECTIONS:
+            self.bad(path + ("bad",), f"{bad!r} must be one of {', '.join(BAD_DIRECTIONS)}")
+        elif limits and bad is None:
+            self.bad(path + ("bad",), "is required with warning/alarm limits: high or low")
+        elif len(limits) == 2 and bad is not None:
+            later = (
+                limits["alarm"] >= limits["warning"]
+                if bad == "high"
+                else limits["alarm"] <= limits["warning"]
+            )
+            if not later:
+                self.bad(path + ("alarm",), f"an alarm limit comes after the warning limit when {bad} is bad")
+
+    def component(self, path: Path_, c: dict) -> None:
+        self.text(path + ("display_name",), c.get("display_name"), optional=True)
+
+    def mode(self, path: Path_, m: dict, components: set) -> None:
+        if "component" not in m:
+            self.bad(path + ("component",), "is required")
+        elif m["component"] not in components:
+            self.bad(path + ("component",), f"{m['component']!r} is not one of this type's components")
+        if "description" not in m:
+            self.bad(path + ("description",), "is required: say in plain words what fails")
+        else:
+            self.text(path + ("description",), m["description"])
+
+    def code(self, path: Path_, c: dict) -> None:
+        if (
+            c.get("code") is not None
+            and not isinstance(c["code"], (str, int))
+            or isinstance(c.get("code"), bool)
+        ):
+            self.bad(path + ("code",), "must be text or a whole number")
+        if "severity" in c and c["severity"] not in SEVERITIES:
+            self.bad(path + ("severity",), f"{c['severity']!r} must be one of {', '.join(SEVERITIES)}")
+        if "text" in c:
+            self.text(path + ("text",), c["text"])
