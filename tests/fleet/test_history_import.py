@@ -226,3 +226,25 @@ def test_the_cli_imports_machines_and_history_and_refuses_a_bad_file_with_its_li
     assert bad.exit_code == 1
     assert "line 3: time 'never' is not ISO 8601" in bad.output and "nothing imported" in bad.output
     assert _count(engine, Label) == 4
+
+
+def test_a_machines_file_with_bad_rows_is_refused_whole_or_imported_without_them(tmp_path, engine):
+    (tmp_path / "m.csv").write_text(
+        "tenant,machine,machine_type,installed\nacme,1,pump,2020-05-01\nacme,bad/id,pump,\n"
+        "acme,2,pump,spring\nacme,1,pump,\n"
+    )
+    reasons = [
+        (3, "machine 'bad/id' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+        (4, "installed 'spring' is not a date (YYYY-MM-DD)"),
+        (5, "same tenant and machine as line 2"),
+    ]
+    with pytest.raises(ImportRefused) as refused:
+        machine_import.import_machines(engine=engine, path=tmp_path / "m.csv", mapping=ColumnMap())
+    assert [(r.line, r.reason) for r in refused.value.report.rejects] == reasons
+    assert _count(engine, Machine) == 0 and _count(engine, Customer) == 0
+    report = machine_import.import_machines(
+        engine=engine, path=tmp_path / "m.csv", mapping=ColumnMap(), reject_file=tmp_path / "r.csv"
+    )
+    assert (report.new, len(report.rejects)) == (1, 3) and _count(engine, Machine) == 1
+    with open(tmp_path / "r.csv", newline="") as f:
+        assert [(int(r["line"]), r["reason"]) for r in csv.DictReader(f)] == reasons
