@@ -61,3 +61,8 @@ def test_charts_and_evidence_name_sensors_and_limits_as_the_type_says(
     evidence = client.get(f"/alerts/{alert}").text
     assert '<th scope="row">vibration (mm/s)</th>' in evidence
     assert "<strong>vibration (mm/s)</strong> reaches its limit" in evidence
+
+    # version 2 drops the temperature sensor: its readings still chart, under the words it had
+    path.write_text(PUMP_TYPE.split("      - {name: temperature_c")[0], encoding="utf-8")
+    assert machine_types.apply_file(engine=world.engine, path=path)[0].version == 2
+    assert "casing temperature (°C)" in _captions(client.get(f"/machines/{machine}").text)
