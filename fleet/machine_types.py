@@ -178,6 +178,12 @@ def list_types(*, engine: Engine) -> list[TypeVersion]:
         return [_version(row) for row in sess.scalars(query.order_by(MachineTypeVersion.name))]
 
 
+def defined(conn: Session | Connection, names: list[str]) -> set[str]:
+    """Which of these type names have a stored definition."""
+    query = select(MachineTypeVersion.name).where(MachineTypeVersion.name.in_(names)).distinct()
+    return set(conn.execute(query).scalars())
+
+
 def sensor_specs(conn: Session | Connection, name: str) -> dict[str, SensorSpec]:
     """Every sensor the type has ever had, as its newest version describes it.
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from api import policy_cli, routing_cli
-from fleet import audit, errors, migrate, registry, telemetry
+from fleet import audit, errors, machine_types, migrate, registry, telemetry
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import engine_from_settings
 from models import cli as models_cli
@@ -75,7 +75,9 @@ def db_current() -> None:
 def machines_add(
     tenant: str,
     machine: str,
-    machine_type: Annotated[str, typer.Option("--type", help="Machine type, e.g. pump.")] = "unknown",
+    machine_type: Annotated[
+        str, typer.Option("--type", help="Machine type, as defined by `servicecast types apply`.")
+    ] = "unknown",
     serial: Annotated[str | None, typer.Option()] = None,
     installed: Annotated[str | None, typer.Option(help="Installation date, YYYY-MM-DD.")] = None,
     tier: Annotated[str, typer.Option(help="Service contract tier.")] = "basic",
@@ -86,9 +88,10 @@ def machines_add(
         installed_on = date.fromisoformat(installed) if installed else None
     except ValueError:
         raise fail(f"--installed {installed!r} is not a date (YYYY-MM-DD)") from None
+    engine = ready_engine(load_settings())
     try:
         registry.add_machine(
-            engine=ready_engine(load_settings()),
+            engine=engine,
             tenant=tenant,
             code=machine,
             machine_type=machine_type,
@@ -100,6 +103,12 @@ def machines_add(
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
     typer.echo(f"machine {tenant}/{machine} added")
+    with engine.connect() as conn:
+        if not machine_types.defined(conn, [machine_type]):
+            typer.echo(
+                f"note: machine type {machine_type!r} is not defined yet: servicecast types apply FILE "
+                "gives its sensors' names, units and limits"
+            )
 
 
 @machines_app.command("list")

@@ -326,3 +326,19 @@ def test_two_applies_racing_for_the_same_next_version_store_one_and_refuse_the_o
     monkeypatch.undo()
     [listed] = machine_types.list_types(engine=engine)
     assert (listed.version, listed.sensors["oil_temp_c"].words) == (1, "oil temperature")
+
+
+def test_registering_a_machine_of_a_type_not_defined_yet_says_how_to_define_it(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", database_url)
+    runner = CliRunner()
+    assert runner.invoke(app, ["customers", "add", "acme"]).exit_code == 0
+    early = runner.invoke(app, ["machines", "add", "acme", "press-1", "--type", "press"])
+    assert early.exit_code == 0 and "machine acme/press-1 added" in early.output
+    assert "machine type 'press' is not defined yet: servicecast types apply FILE" in early.output
+    path = tmp_path / "press.yaml"
+    path.write_text(SMALL, encoding="utf-8")
+    assert runner.invoke(app, ["types", "apply", str(path)]).exit_code == 0
+    later = runner.invoke(app, ["machines", "add", "acme", "press-2", "--type", "press"])
+    assert later.exit_code == 0 and "not defined" not in later.output
