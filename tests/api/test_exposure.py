@@ -58,7 +58,9 @@ def test_admin_only_docs_open_in_the_browser_of_a_signed_in_admin(tmp_path) -> N
     with ConsoleClient(create_app(world.settings)) as client:
         sign_in(client, world, "tech")
         assert client.get("/docs").status_code == 403
+        assert 'href="/docs"' not in client.get("/alerts").text  # the console links only what opens
         sign_in(client, world, "admin")
         assert client.get("/docs").status_code == 200 and client.get("/metrics").status_code == 200
+        assert 'href="/docs"' in client.get("/admin").text
         client.post("/logout")
         assert client.get("/openapi.json").status_code == 401
