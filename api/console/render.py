@@ -72,7 +72,7 @@ def _label(value: str | None) -> str:
 
 def sensor_label(name: str | None, specs: Mapping[str, SensorSpec] | None = None) -> str:
     """A sensor as a technician reads it: its machine type's display name and unit, e.g. `bearing
-    temperature (°C)`; a sensor its type does not describe is spelled out (`oil_temp_c` → `oil temp c`)."""
+    temperature (°C)`; a sensor its type does not describe is spelled out (`coolant_temp_c` → `coolant temp c`)."""
     if not name:
         return "—"
     spec = (specs or {}).get(name)
