@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     model_precision_target: float = Field(default=0.85, gt=0, le=1)
     # Champion/challenger: the candidate is compared with the active version on the last days held out.
     train_holdout_days: float = Field(default=7.0, ge=0)  # 0: no window held out, no comparison
+    # Training memory grows with a type's rows: above this many, a seeded sample of whole machines trains.
+    train_max_rows: int = Field(default=500_000, ge=10_000)
     # Cold start: a type's supervised model takes over once it has this many failure labels.
     cold_start_min_failures: int = Field(default=5, ge=1)
     offers_per_account_per_week: int = Field(default=3, ge=0)

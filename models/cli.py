@@ -36,6 +36,7 @@ def train(
         precision_target=settings.model_precision_target,
         holdout_days=settings.train_holdout_days,
         min_failures=settings.cold_start_min_failures,
+        max_type_rows=settings.train_max_rows,
     )
     typer.echo(report.pooling())
     if not report.versions:

@@ -8,18 +8,19 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from fleet import labels, panels
 from fleet import registry as fleet_registry
 from fleet.audit import Actor
-from fleet.tables import Machine
+from fleet.tables import Machine, Telemetry
 from models import champion, cold_start, events
 from models.fleet_model import FleetModel
 from models.labels import make_targets, within
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK_MACHINES = 50
+MAX_TYPE_ROWS = 500_000  # rows of one type trained on (peak memory measured in docs/benchmarks.md)
 
 
 def choose_threshold(
@@ -144,6 +145,28 @@ def ground_truth_by_id(engine: Engine) -> GroundTruth:
     )
 
 
+def sample_machines(engine: Engine, ids: list[int], *, max_rows: int, seed: int = 0) -> list[int]:
+    """All of `ids`, or a seeded sample of whole machines whose rows stay within `max_rows`.
+
+    Memory while training grows with a type's rows (panel and feature table); whole machines keep every
+    machine's history, which its causal features need.
+    """
+    with engine.connect() as conn:
+        counts = dict(
+            conn.execute(
+                select(Telemetry.machine_id, func.count())
+                .where(Telemetry.machine_id.in_(ids))
+                .group_by(Telemetry.machine_id)
+            ).all()
+        )
+    rows = np.array([counts.get(i, 0) for i in ids])
+    if rows.sum() <= max_rows:
+        return list(ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    keep = order[np.cumsum(rows[order]) <= max_rows]
+    return sorted(int(ids[k]) for k in (keep if len(keep) else order[:1]))
+
+
 def read_type_panel(engine: Engine, ids: list[int], *, chunk_machines: int = CHUNK_MACHINES) -> pd.DataFrame:
     """The machines' whole history, read `chunk_machines` at a time.
 
@@ -192,6 +215,7 @@ def train_from_store(
     precision_target: float = 0.85,
     holdout_days: float = 0.0,
     min_failures: int = 1,
+    max_type_rows: int = MAX_TYPE_ROWS,
     **params: object,
 ) -> TrainingReport:
     """Train per machine type on stored data of the customers that grant `product_improvement` only.
@@ -199,6 +223,7 @@ def train_from_store(
     A type with fewer than `min_failures` failure labels on those machines gets a cold-start version;
     otherwise, with `holdout_days` > 0, the candidate trains before the last `holdout_days` and goes live
     only if it alerts at least as well as the champion there (without, it trains on all and goes live).
+    A type with more than `max_type_rows` rows trains on a seeded sample of whole machines within it.
     """
     truth = ground_truth_by_id(engine)
     with engine.connect() as conn:
@@ -215,12 +240,12 @@ def train_from_store(
     versions, comparisons, cold = {}, {}, []
     for mtype, group in machines.groupby("type"):
         ids = group["id"].tolist()
-        panel = read_type_panel(engine, ids)
+        of_type = truth.of_type(mtype)
+        failures = int(of_type.failures["machine"].isin({str(i) for i in ids}).sum())
+        panel = read_type_panel(engine, sample_machines(engine, ids, max_rows=max_type_rows))
         if panel.empty:
             continue
         panel = panel.dropna(axis=1, how="all").assign(machine_type=mtype)  # picks the reference days
-        of_type = truth.of_type(mtype)
-        failures = int(of_type.failures["machine"].isin({str(i) for i in ids}).sum())
         if failures < min_failures:
             versions[mtype] = cold_start.register(
                 engine,
