@@ -204,4 +204,6 @@ def sensor_specs(conn: Session | Connection, name: str) -> dict[str, SensorSpec]
 
 def to_yaml(definition: dict) -> str:
     """A definition as a types file holding just that type (reads back to the same definition)."""
-    return yaml.safe_dump({"machine_types": [definition]}, sort_keys=False, allow_unicode=True)
+    doc = {"machine_types": [definition]}
+    # flow style for the innermost lists and mappings: one line per sensor range, code, component
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=None, width=110)
