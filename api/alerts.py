@@ -12,12 +12,12 @@ from api.auth import Principal
 from api.errors import Conflict
 from fleet import errors, labels
 from fleet.tables import Alert, Prediction, User
-from models import cold_start, events
+from models import champion, events
 
 # Risk that opens an alert when the prediction's model version has no stored threshold.
 ALERT_MIN_RISK = 0.5
 OPEN_STATES = ("open", "acknowledged", "assigned")
-ALERTING = ("ok", cold_start.STATUS)  # prediction statuses that carry a risk to alert on
+ALERTING = ("ok", champion.COLD_START_STATUS)  # prediction statuses that carry a risk to alert on
 # The queue: most severe first, then the nearest failure (index ix_alerts_queue walks it in this order).
 QUEUE_ORDER = (Alert.severity_rank, Alert.lead_rank, Alert.id)
 SEVERITY_RANK = {"medium": 1, "high": 2, "critical": 3}
@@ -55,7 +55,7 @@ def evidence_of(prediction: Prediction) -> dict:
         "eta": prediction.eta.isoformat() if prediction.eta else None,
         "eta_sensor": prediction.eta_sensor,
         "anomaly_score": prediction.anomaly_score,
-        "no_failure_history": prediction.status == cold_start.STATUS,
+        "no_failure_history": prediction.status == champion.COLD_START_STATUS,
     }
 
 

@@ -17,6 +17,7 @@ from models import events, registry
 
 METRIC = "alert_episode_f1"
 COLD_START_KIND = "cold_start"  # the registry kind of a version that alerts without failure history
+COLD_START_STATUS = "cold_start"  # the status of its predictions (the API reads it without sklearn)
 
 
 def window_alerts(model, part: pd.DataFrame, start: pd.Timestamp) -> tuple[np.ndarray, pd.DataFrame]:  # noqa: ANN001

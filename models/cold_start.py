@@ -20,7 +20,7 @@ from models import champion, registry
 from models.fleet_model import FleetModel
 from models.labels import make_targets
 
-STATUS = "cold_start"
+STATUS = champion.COLD_START_STATUS
 NOTE = "no failure history yet"
 ALARM_RISK, WARNING_RISK, TREND_RISK, THRESHOLD = 1.0, 0.9, 0.85, 0.8
 TREND_HOURS = 72.0
