@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import type_files
+from fleet import audit, type_files
 from fleet.db import session
 from fleet.errors import AlreadyExists, NotFound
 from fleet.tables import MachineTypeVersion
@@ -101,23 +101,24 @@ def digest(definition: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def apply_file(*, engine: Engine, path: str | Path) -> list[Applied]:
+def apply_file(*, engine: Engine, path: str | Path, by: audit.Actor | None = None) -> list[Applied]:
     """Check a types file and store each changed type as its next version (nothing at all on a problem)."""
     parsed = type_files.read(path)
-    return apply_definitions(engine=engine, definitions=parsed.definitions, source=parsed.source)
+    return apply_definitions(engine=engine, definitions=parsed.definitions, source=parsed.source, by=by)
 
 
-def apply_definitions(*, engine: Engine, definitions: dict[str, dict], source: str | None) -> list[Applied]:
-    """Store checked definitions: an unchanged type keeps its version, a changed one gets the next."""
+def apply_definitions(
+    *, engine: Engine, definitions: dict[str, dict], source: str | None, by: audit.Actor | None = None
+) -> list[Applied]:
+    """Store checked definitions: an unchanged type keeps its version, a changed one gets the next,
+    recorded in the audit trail with who applied it."""
     try:
-        return _apply(engine, definitions, source)
+        return _apply(engine, definitions, source, by)
     except IntegrityError:  # another apply stored the same next version first
-        raise AlreadyExists(
-            "machine types were applied at the same time by someone else; apply again"
-        ) from None
+        raise AlreadyExists("the types were applied by someone else at the same time; apply again") from None
 
 
-def _apply(engine: Engine, definitions: dict[str, dict], source: str | None) -> list[Applied]:
+def _apply(engine: Engine, definitions: dict[str, dict], source: str | None, by: audit.Actor | None) -> list:
     out = []
     with session(engine) as sess:
         for name, definition in definitions.items():
@@ -126,17 +127,18 @@ def _apply(engine: Engine, definitions: dict[str, dict], source: str | None) -> 
             if latest is not None and latest.digest == fingerprint:
                 out.append(Applied(name, latest.version, changed=False))
                 continue
-            version = 1 if latest is None else latest.version + 1
-            sess.add(
-                MachineTypeVersion(
-                    name=name,
-                    version=version,
-                    digest=fingerprint,
-                    definition=definition,
-                    source=(source or "")[-255:] or None,
-                )
+            row = MachineTypeVersion(
+                name=name,
+                version=1 if latest is None else latest.version + 1,
+                digest=fingerprint,
+                definition=definition,
+                source=(source or "")[-255:] or None,
             )
-            out.append(Applied(name, version, changed=True))
+            sess.add(row)
+            sess.flush()
+            data = {"name": name, "version": row.version, "source": row.source, "digest": fingerprint}
+            audit.record(sess, "machine_type", row.id, "applied", by, data)
+            out.append(Applied(name, row.version, changed=True))
     return out
 
 

@@ -115,7 +115,7 @@ def register_customers(engine: Engine) -> None:
 
 def apply_types(engine: Engine) -> None:
     """The simulated types, applied as `servicecast types apply simulators/fleet_types.yaml` does."""
-    typer.echo(simulated_types.apply_to_store(engine))
+    typer.echo(simulated_types.apply_to_store(engine, audit.Operator("demo")))
 
 
 def has_telemetry(engine: Engine) -> bool:

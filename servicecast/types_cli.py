@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fleet import errors, machine_types
+from fleet import audit, errors, machine_types
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import session
 
@@ -28,7 +28,7 @@ def types_apply(
     """Store the types of FILE: a changed type gets a new version, an unchanged one stays as it is."""
     engine = ready_engine(load_settings())
     try:
-        applied = machine_types.apply_file(engine=engine, path=file)
+        applied = machine_types.apply_file(engine=engine, path=file, by=audit.operator())
     except errors.ServicecastError as exc:
         raise fail(f"{file} was not applied, nothing changed:\n{exc}", code=EXIT_ERROR) from None
     finally:

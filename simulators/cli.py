@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from fleet import bootstrap
+from fleet import audit, bootstrap
 from fleet.settings import MqttEndpoint, Settings
 from simulators import backfill as backfill_mod
 from simulators import live
@@ -145,7 +145,7 @@ def fleet(
             bootstrap.engine_for(settings) as engine,
             _progress(machines * config.steps, "backfill") as progress,
         ):
-            typer.echo(simulated_types.apply_to_store(engine))
+            typer.echo(simulated_types.apply_to_store(engine, audit.operator()))
             report = backfill_mod.backfill(run, engine, progress=progress)
         typer.echo(
             f"backfill: {report.rows:,} rows ({report.readings:,} readings), {report.stored:,} new, "

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from fleet import machine_types as type_store
 from fleet import type_files
+from fleet.audit import Actor
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +93,9 @@ def load(path: str | Path = TYPES_FILE) -> dict[str, MachineType]:
         ) from exc
 
 
-def apply_to_store(engine: Engine) -> str:
+def apply_to_store(engine: Engine, by: Actor) -> str:
     """Store this file's types as `servicecast types apply` does; one line naming their versions."""
-    applied = type_store.apply_file(engine=engine, path=TYPES_FILE)
+    applied = type_store.apply_file(engine=engine, path=TYPES_FILE, by=by)
     return "types: " + ", ".join(f"{a.name} v{a.version}" for a in applied)
 
 

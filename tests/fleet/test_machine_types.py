@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import Result
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from fleet import audit, errors, machine_types, panels, registry, telemetry, type_files
 from fleet.db import session
+from fleet.tables import WorkflowEvent
 from servicecast.cli import app
 from simulators.machine_types import TYPES_FILE
 
@@ -342,3 +344,22 @@ def test_registering_a_machine_of_a_type_not_defined_yet_says_how_to_define_it(
     assert runner.invoke(app, ["types", "apply", str(path)]).exit_code == 0
     later = runner.invoke(app, ["machines", "add", "acme", "press-2", "--type", "press"])
     assert later.exit_code == 0 and "not defined" not in later.output
+
+
+def test_each_new_version_is_in_the_audit_trail_with_who_applied_it(engine, tmp_path: Path) -> None:
+    path = tmp_path / "press.yaml"
+    path.write_text(SMALL, encoding="utf-8")
+    alice = audit.Operator("cli:alice")
+    machine_types.apply_file(engine=engine, path=path, by=alice)
+    machine_types.apply_file(engine=engine, path=path, by=alice)  # unchanged: nothing to record
+    path.write_text(SMALL.replace("oil temperature", "oil temp"), encoding="utf-8")
+    machine_types.apply_file(engine=engine, path=path, by=audit.Operator("cli:bob"))
+    with session(engine) as sess:
+        rows = sess.scalars(
+            select(WorkflowEvent).where(WorkflowEvent.subject == "machine_type").order_by(WorkflowEvent.id)
+        ).all()
+        trail = [(r.action, r.actor, r.data["name"], r.data["version"], r.data["source"]) for r in rows]
+    assert trail == [
+        ("applied", "cli:alice", "press", 1, str(path)),
+        ("applied", "cli:bob", "press", 2, str(path)),
+    ]
