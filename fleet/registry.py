@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from fleet import audit, contract, errors, registration
 from fleet.db import session
-from fleet.registration import MachineKey, lookup_machines  # noqa: F401 - the ingester's look-up
+from fleet.registration import MachineKey
 from fleet.tables import Customer, DataUseGrant, Machine, utcnow
 from fleet.tables.register import PURPOSES
 

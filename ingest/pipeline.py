@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from fleet import registry, telemetry
+from fleet import registration, registry, telemetry
 from ingest import contract
 from ingest.contract import DEFAULT_LIMITS, Limits
 from ingest.schemas import Outcome, Reading, Rejection
@@ -102,7 +102,7 @@ class Pipeline:
         self.auto_register = auto_register
         self.limits = limits
         self.keep_bytes = keep_bytes
-        self._ids: dict[registry.MachineKey, tuple[int, int]] = {}
+        self._ids: dict[registration.MachineKey, tuple[int, int]] = {}
 
     def store(self, messages: Sequence[RawMessage]) -> tuple[Outcome, list[Reading | Rejection]]:
         """Write a batch; returns the counts and, per message, its reading or why it was quarantined."""
@@ -170,12 +170,12 @@ class Pipeline:
     def _keep(self, rejection: Rejection) -> int | None:
         return self.keep_bytes if rejection.reason == "too_large" else None
 
-    def _resolve(self, keys: set[registry.MachineKey]) -> None:
+    def _resolve(self, keys: set[registration.MachineKey]) -> None:
         missing = keys - self._ids.keys()
         if not missing:
             return
         with self.engine.connect() as conn:
-            self._ids.update(registry.lookup_machines(conn, missing))
+            self._ids.update(registration.lookup_machines(conn, missing))
         missing -= self._ids.keys()
         if missing and self.auto_register:
             try:
@@ -183,10 +183,10 @@ class Pipeline:
             except IntegrityError:
                 log.info("another process registered some of %d new machines first", len(missing))
             with self.engine.connect() as conn:
-                self._ids.update(registry.lookup_machines(conn, missing))
+                self._ids.update(registration.lookup_machines(conn, missing))
 
     def _reject_unknown(
-        self, results: list[Reading | Rejection], unknown: set[registry.MachineKey]
+        self, results: list[Reading | Rejection], unknown: set[registration.MachineKey]
     ) -> list[Reading | Rejection]:
         with self.engine.connect() as conn:
             tenants = registry.known_tenants(conn, {tenant for tenant, _ in unknown})
