@@ -8,11 +8,13 @@ import time
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from fleet import contract, registry
 from fleet.tables import Quarantine
 from ingest.pipeline import Pipeline
 from ingest.quarantine import replay
+from servicecast.cli import app
 from simulators.publisher import Publisher
 from tests.ingest.support import (
     START,
@@ -147,3 +149,12 @@ def test_replay_reads_page_by_page(engine):
     report = replay(engine=engine, page_size=3)
     assert (report.examined, report.stored) == (7, 7)
     assert replay(engine=engine).examined == 0
+
+
+def test_cli_replay_says_which_rows_it_cannot_replay(engine, database_url, monkeypatch):
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", database_url)
+    register_fleet(engine, "acme", ["m-000"])
+    Pipeline(engine=engine).store([(TOPIC, raw(note=json.dumps("z" * 70_000)), time.time())])
+    replayed = CliRunner().invoke(app, ["quarantine", "replay"])
+    assert replayed.exit_code == 0, replayed.output
+    assert "1 row(s) keep only a prefix of a too-large payload and cannot be replayed" in replayed.output
