@@ -11,10 +11,10 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
 from fleet import labels
+from fleet.registration import MachineIds
 from fleet.tables import SimulationRunRecord, utcnow
 from simulators.config import FleetConfig
 from simulators.engine import SimulationRun
-from simulators.registration import MachineIds
 from simulators.timeline import FAILURE_COLUMNS, MAINTENANCE_COLUMNS
 
 

@@ -10,8 +10,6 @@ from sqlalchemy import Engine
 from fleet import registration
 from fleet.registration import MachineIds
 
-__all__ = ["MachineIds", "register_machines", "simulated_purposes"]
-
 
 def simulated_purposes(tenants: Collection[str]) -> dict[str, tuple[str, ...]]:
     """Every simulated customer grants `product_improvement` but the last of several, so its effect shows."""
