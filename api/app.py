@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.engine, app.state.settings = engine, settings
         app.state.reader = engine_from_settings(settings, read_only=True)
         app.state.alert_pages = VersionedPages("alerts", settings.api_page_cache_bytes)
+        app.state.telemetry_reads = asyncio.Semaphore(settings.api_telemetry_concurrency)
         auth.principals.max_bytes = settings.api_key_cache_bytes
         yield
         app.state.reader.dispose()

@@ -123,6 +123,17 @@ class ReadRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
 
 
+async def telemetry_slot(request: Request) -> AsyncIterator[None]:
+    """One of the worker's SERVICECAST_API_TELEMETRY_CONCURRENCY telemetry read slots, awaited on the loop.
+
+    Waiting holds no thread, and the slot is kept until the answer is written. A long read holds the
+    GIL for much of its Python part: several at once keep the event loop, and with it every other
+    request of the worker, waiting for it.
+    """
+    async with request.app.state.telemetry_reads:
+        yield
+
+
 def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     return request.app.state.settings
@@ -134,6 +145,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReaderDep = Annotated[Session, Depends(get_reader, scope="function")]
 ConnectionDep = Annotated[ReadConnection, Depends(get_connection, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+TelemetrySlot = Annotated[None, Depends(telemetry_slot, scope="function")]
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

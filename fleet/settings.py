@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     api_metrics: Literal["public", "admin", "off"] = "public"
     api_telemetry_max_window_days: float = Field(default=31.0, gt=0, le=3660)
     api_telemetry_max_points: int = Field(default=5000, ge=10, le=100_000)
+    api_telemetry_concurrency: int = Field(default=1, ge=1, le=64)
     api_page_cache_bytes: int = Field(default=32 * 2**20, ge=0)
     api_key_cache_bytes: int = Field(default=8 * 2**20, ge=0)
     webhook_url: str | None = None

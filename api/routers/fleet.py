@@ -18,6 +18,7 @@ from api.deps import (
     SessionDep,
     SettingsDep,
     TelemetryReader,
+    TelemetrySlot,
 )
 from api.offers import hide_risk, revoke_consent, risk_scope
 from api.routers import columns
@@ -127,6 +128,7 @@ def machine_telemetry(
     sess: ReaderDep,
     who: TelemetryReader,
     settings: SettingsDep,
+    _slot: TelemetrySlot,
     start: datetime | None = None,
     end: datetime | None = None,
     max_points: Annotated[int, Query(ge=10)] = 500,

@@ -15,7 +15,7 @@ import uvicorn
 from prometheus_client import REGISTRY
 from sqlalchemy import event, select, update
 
-from api import auth
+from api import auth, telemetry_view
 from api.app import API_PREFIX, create_app
 from api.deps import _authenticate_once
 from api.page_cache import VersionedPages, approximate_bytes
@@ -290,3 +290,37 @@ def test_the_key_cache_stays_within_its_byte_budget(sqlite_engine):
     held = sum(len(entry.principal.customers) for entry in cache._entries.values())
     assert 0 < held * 32 <= cache.max_bytes, f"{held} customer ids held"
     assert cache.get(tokens[-1]) is not None, "the latest key is kept"
+
+
+def test_telemetry_reads_in_flight_per_worker_are_limited(world, monkeypatch):
+    # Each long read holds the GIL for its Python part; several at once kept the event loop waiting
+    # (loop lag p95 19 ms with 3 reads of 5,000 points in flight, 7 ms with 1).
+    app = create_app(world.settings.model_copy(update={"api_telemetry_concurrency": 1}))
+    path = f"{API_PREFIX}/machines/{world.machines['acme'][0]}/telemetry"
+    running, most, lock = [0], [0], threading.Lock()
+    window = telemetry_view.window
+
+    def slow_window(*args, **kwargs):  # the real read, made to last 0.3 s so that reads would overlap
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.3)
+            return window(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(telemetry_view, "window", slow_window)
+    headers = world.headers("tech")
+    answers: list[int] = []
+    with served(app) as base, httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        readers = [
+            threading.Thread(target=lambda: answers.append(client.get(path).status_code)) for _ in range(4)
+        ]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(timeout=30)
+    assert answers == [200] * 4
+    assert most[0] == 1, f"{most[0]} telemetry reads ran at once"
