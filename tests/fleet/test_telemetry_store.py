@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from fleet import telemetry
+from fleet import registration, telemetry
 from fleet.db import session
-from fleet.tables import Machine, Telemetry
+from fleet.tables import Customer, Machine, Telemetry
+from simulators.backfill import backfill
+from simulators.config import FleetConfig
+from simulators.engine import simulate
 from tests.ingest.support import register_fleet
 
 
@@ -52,3 +55,24 @@ def test_rows_round_trip_and_are_idempotent(engine):
     assert (stored[0].fw, stored[2].extra) == ("1.0", {"note": "ü"})
     assert stored[1].extra is None
     assert window == [2]
+
+
+def test_backfilled_and_ingested_rows_store_a_missing_extra_alike(engine):
+    """Both write through `write_rows`; a running machine's row has SQL NULL extra, not JSON null."""
+    run = simulate(FleetConfig(machines=5, days=2, seed=11, step_seconds=3600, failure_rate=150.0))
+    backfill(run, engine)
+    with engine.connect() as conn:
+        tenant, code = conn.execute(
+            select(Customer.tenant, Machine.code).join(Customer, Customer.id == Machine.customer_id).limit(1)
+        ).one()
+        customer_id, machine_id = registration.lookup_machines(conn, [(tenant, code)])[(tenant, code)]
+    now = datetime.now(UTC)
+    row = {"customer_id": customer_id, "machine_id": machine_id, "seq": 10**6, "ts": now, "readings": {}}
+    with engine.begin() as conn:
+        assert telemetry.insert_telemetry(conn, [row | {"received_at": now}]) == 1
+    with engine.connect() as conn:
+        no_extra = conn.scalar(text("SELECT count(*) FROM telemetry WHERE extra IS NULL"))
+        running = conn.scalar(text("SELECT count(*) FROM telemetry WHERE seq < 1000000"))
+    stopped = sum(1 for state in run.telemetry()["state"] if state != "running")
+    assert stopped > 0
+    assert no_extra == running - stopped + 1
