@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 PAYLOAD_VERSION = 1
 TOPIC_ROOT = "fleet"
 TOPIC_LEAF = "telemetry"
+EVENTS_LEAF = "events"
 TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MACHINE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Sensor names become JSON paths in the scorer's queries, so they stay identifiers.
@@ -20,6 +21,11 @@ def telemetry_topic(tenant: str, machine: str) -> str:
     return f"{TOPIC_ROOT}/{tenant}/{machine}/{TOPIC_LEAF}"
 
 
+def events_topic(tenant: str, machine: str) -> str:
+    """The topic a machine publishes its alarm and error codes on."""
+    return f"{TOPIC_ROOT}/{tenant}/{machine}/{EVENTS_LEAF}"
+
+
 def format_ts(ts: datetime) -> str:
     """ISO 8601 in UTC with milliseconds and a Z, as the contract writes timestamps."""
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
@@ -28,4 +34,10 @@ def format_ts(ts: datetime) -> str:
 def encode_payload(seq: int, ts: datetime, readings: dict[str, float], **extra: object) -> bytes:
     """A v1 payload as bytes, ready to publish."""
     body = {"v": PAYLOAD_VERSION, "seq": seq, "ts": format_ts(ts), "readings": readings, **extra}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def encode_event(seq: int, ts: datetime, code: str, **optional: object) -> bytes:
+    """An events v1 payload as bytes (`severity`, `text` and any other field as keywords)."""
+    body = {"v": PAYLOAD_VERSION, "seq": seq, "ts": format_ts(ts), "code": code, **optional}
     return json.dumps(body, separators=(",", ":")).encode()

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     mqtt_keepalive_s: int = Field(default=30, ge=5)
     mqtt_session_expiry_s: int = Field(default=3600, ge=0)
     ingest_client_id: str = "servicecast-ingest"
-    ingest_topic: str = "fleet/+/+/telemetry"
+    ingest_topic: str = "fleet/+/+/+"
     ingest_shared_group: str | None = None
     ingest_auto_register: bool = False
     ingest_batch_size: int = Field(default=500, ge=1, le=10_000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,15 +11,20 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from fleet import contract
-from ingest.schemas import Reading, Rejection
+from fleet.type_checks import SEVERITIES
+from ingest.schemas import Event, Reading, Rejection
 
 KNOWN_FIELDS = frozenset({"v", "seq", "ts", "readings", "fw"})
+EVENT_FIELDS = frozenset({"v", "seq", "ts", "code", "severity", "text"})
 MAX_SEQ = 2**63 - 1
 MAX_FW = 64
+MAX_EVENT_TEXT = 1024
+CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 FLOAT_MAX = sys.float_info.max
 # Topics and sensor names already checked; bounded so that a flood of new names cannot grow them forever.
 _CACHE_LIMIT = 100_000
-_topics: dict[str, tuple[str, str]] = {}
+_KINDS = frozenset({contract.TOPIC_LEAF, contract.EVENTS_LEAF})
+_topics: dict[str, tuple[str, str, str]] = {}
 _sensor_names: set[str] = set()
 
 
@@ -45,14 +51,16 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def parse_topic(topic: str) -> tuple[str, str] | Rejection:
-    """`fleet/{tenant}/{machine}/telemetry` → (tenant, machine)."""
+def parse_topic(topic: str) -> tuple[str, str, str] | Rejection:
+    """`fleet/{tenant}/{machine}/telemetry` or `…/events` → (tenant, machine, kind)."""
     known = _topics.get(topic)
     if known is not None:
         return known
     parts = topic.split("/")
-    if len(parts) != 4 or parts[0] != contract.TOPIC_ROOT or parts[3] != contract.TOPIC_LEAF:
-        return Rejection("bad_topic", f"topic {topic[:200]!r} is not fleet/{{tenant}}/{{machine}}/telemetry")
+    if len(parts) != 4 or parts[0] != contract.TOPIC_ROOT or parts[3] not in _KINDS:
+        return Rejection(
+            "bad_topic", f"topic {topic[:200]!r} is not fleet/{{tenant}}/{{machine}}/telemetry or …/events"
+        )
     tenant, machine = parts[1], parts[2]
     if not contract.TENANT_PATTERN.match(tenant):
         return Rejection("bad_topic", f"tenant id {tenant[:80]!r} has characters outside [A-Za-z0-9._-]")
@@ -60,8 +68,8 @@ def parse_topic(topic: str) -> tuple[str, str] | Rejection:
         return Rejection("bad_topic", f"machine id {machine[:140]!r} has characters outside [A-Za-z0-9._-]")
     if len(_topics) >= _CACHE_LIMIT:
         _topics.clear()
-    _topics[topic] = tenant, machine
-    return tenant, machine
+    _topics[topic] = tenant, machine, parts[3]
+    return tenant, machine, parts[3]
 
 
 def parse_ts(
@@ -128,10 +136,8 @@ def _unicode_problem(payload: bytes, body: object) -> Rejection | None:
     return None
 
 
-def parse_payload(
-    body: object, limits: Limits = DEFAULT_LIMITS, latest: datetime | None = None
-) -> tuple[int, datetime, dict, str | None, dict | None] | Rejection:
-    """Check a decoded JSON body against contract v1."""
+def _shape(body: object) -> Rejection | None:
+    """An object of contract version 1, or why not: what every message kind checks first."""
     if type(body) is not dict:
         return Rejection("wrong_type", f"payload must be a JSON object, got {type(body).__name__}")
     version = body.get("v", contract.PAYLOAD_VERSION)
@@ -139,26 +145,82 @@ def parse_payload(
         return Rejection(
             "unsupported_version", f"payload version {repr(version)[:40]} is not supported (expected 1)"
         )
-    try:
-        seq, ts, readings = body["seq"], body["ts"], body["readings"]
-    except KeyError as exc:
-        return Rejection("missing_field", f"{exc.args[0]} is required")
+    return None
+
+
+def _check_seq(seq: object) -> int | Rejection:
     if type(seq) is not int:
         return Rejection("wrong_type", f"seq must be an integer, got {type(seq).__name__}")
     if not 0 <= seq <= MAX_SEQ:
         return Rejection("bad_value", f"seq {str(seq)[:40]} is outside 0..2^63-1")
+    return seq
+
+
+def _optional_text(body: dict, name: str, limit: int) -> str | None | Rejection:
+    value = body.get(name)
+    if value is not None:
+        if type(value) is not str:
+            return Rejection("wrong_type", f"{name} must be a string, got {type(value).__name__}")
+        if len(value) > limit:
+            return Rejection("bad_value", f"{name} has {len(value)} characters, the limit is {limit}")
+    return value
+
+
+def parse_event(
+    body: object, limits: Limits = DEFAULT_LIMITS, latest: datetime | None = None
+) -> tuple[int, datetime, str, str | None, str | None, dict | None] | Rejection:
+    """Check a decoded JSON body against the events contract v1: seq, ts, code, optional severity and text."""
+    problem = _shape(body)
+    if problem is not None:
+        return problem
+    try:
+        seq, ts, code = body["seq"], body["ts"], body["code"]
+    except KeyError as exc:
+        return Rejection("missing_field", f"{exc.args[0]} is required")
+    seq = _check_seq(seq)
+    if type(seq) is Rejection:
+        return seq
+    ts = parse_ts(ts, limits, latest)
+    if type(ts) is Rejection:
+        return ts
+    if type(code) is not str:
+        return Rejection("wrong_type", f"code must be a string, got {type(code).__name__}")
+    if not CODE_PATTERN.match(code):
+        return Rejection("bad_value", f"code {code[:80]!r} is not 1 to 64 of [A-Za-z0-9._:-]")
+    severity = body.get("severity")
+    if severity is not None and severity not in SEVERITIES:
+        allowed = ", ".join(SEVERITIES)
+        return Rejection("bad_value", f"severity {str(severity)[:40]!r} is not one of {allowed}")
+    text = _optional_text(body, "text", MAX_EVENT_TEXT)
+    if type(text) is Rejection:
+        return text
+    extra = {k: v for k, v in body.items() if k not in EVENT_FIELDS} or None
+    return seq, ts, code, severity, text, extra
+
+
+def parse_payload(
+    body: object, limits: Limits = DEFAULT_LIMITS, latest: datetime | None = None
+) -> tuple[int, datetime, dict, str | None, dict | None] | Rejection:
+    """Check a decoded JSON body against contract v1."""
+    problem = _shape(body)
+    if problem is not None:
+        return problem
+    try:
+        seq, ts, readings = body["seq"], body["ts"], body["readings"]
+    except KeyError as exc:
+        return Rejection("missing_field", f"{exc.args[0]} is required")
+    seq = _check_seq(seq)
+    if type(seq) is Rejection:
+        return seq
     ts = parse_ts(ts, limits, latest)
     if type(ts) is Rejection:
         return ts
     readings = _check_readings(readings, limits.max_readings)
     if type(readings) is Rejection:
         return readings
-    fw = body.get("fw")
-    if fw is not None:
-        if type(fw) is not str:
-            return Rejection("wrong_type", f"fw must be a string, got {type(fw).__name__}")
-        if len(fw) > MAX_FW:
-            return Rejection("bad_value", f"fw has {len(fw)} characters, the limit is {MAX_FW}")
+    fw = _optional_text(body, "fw", MAX_FW)
+    if type(fw) is Rejection:
+        return fw
     known = 3 + ("v" in body) + (fw is not None or "fw" in body)
     extra = {k: v for k, v in body.items() if k not in KNOWN_FIELDS} if len(body) > known else None
     return seq, ts, readings, fw, extra
@@ -166,8 +228,8 @@ def parse_payload(
 
 def parse_message(
     topic: str, payload: bytes, *, limits: Limits = DEFAULT_LIMITS, now: datetime | None = None
-) -> Reading | Rejection:
-    """Topic and raw bytes → a Reading, or a Rejection with a precise reason; never raises."""
+) -> Reading | Event | Rejection:
+    """Topic and raw bytes → a Reading or an Event, or a Rejection with a precise reason; never raises."""
     where = parse_topic(topic)
     if type(where) is Rejection:
         return where
@@ -186,9 +248,13 @@ def parse_message(
 
 
 def _reading(
-    where: tuple[str, str], body: object, limits: Limits, now: datetime | None
-) -> Reading | Rejection:
-    parsed = parse_payload(body, limits, None if now is None else now + limits.future_margin)
+    where: tuple[str, str, str], body: object, limits: Limits, now: datetime | None
+) -> Reading | Event | Rejection:
+    latest = None if now is None else now + limits.future_margin
+    if where[2] == contract.EVENTS_LEAF:
+        parsed = parse_event(body, limits, latest)
+        return parsed if type(parsed) is Rejection else Event(where[0], where[1], *parsed)
+    parsed = parse_payload(body, limits, latest)
     if type(parsed) is Rejection:
         return parsed
     seq, ts, readings, fw, extra = parsed
@@ -196,7 +262,7 @@ def _reading(
 
 
 def _parse_strictly(
-    where: tuple[str, str], payload: bytes, limits: Limits, now: datetime | None, fast_error: Exception
+    where: tuple[str, str, str], payload: bytes, limits: Limits, now: datetime | None, fast_error: Exception
 ) -> Rejection:
     """The precise reason for a payload the fast parser refused."""
     try:

@@ -11,10 +11,10 @@ import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from fleet import registration, registry, telemetry
+from fleet import events_store, registration, registry, telemetry
 from ingest import contract
 from ingest.contract import DEFAULT_LIMITS, Limits
-from ingest.schemas import Outcome, Reading, Rejection
+from ingest.schemas import Event, Outcome, Reading, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,17 @@ def same_content(stored: dict, row: dict) -> bool:
     )
 
 
+def same_event(stored: dict, row: dict) -> bool:
+    """Whether a stored event row carries what `row` would have written."""
+    return (
+        stored["ts"] == row["ts"]
+        and stored["code"] == row["code"]
+        and stored["severity"] == row["severity"]
+        and stored["text"] == row["text"]
+        and _normal(stored["extra"]) == _normal(row["extra"])
+    )
+
+
 def conflict(row: dict, stored: dict) -> Rejection:
     """The rejection of a message whose key is taken by a row with other content."""
     return Rejection(
@@ -104,13 +115,13 @@ class Pipeline:
         self.keep_bytes = keep_bytes
         self._ids: dict[registration.MachineKey, tuple[int, int]] = {}
 
-    def store(self, messages: Sequence[RawMessage]) -> tuple[Outcome, list[Reading | Rejection]]:
-        """Write a batch; returns the counts and, per message, its reading or why it was quarantined."""
+    def store(self, messages: Sequence[RawMessage]) -> tuple[Outcome, list[Reading | Event | Rejection]]:
+        """Write a batch; returns the counts and, per message, what it carried or why it was quarantined."""
         now, limits, parse = datetime.now(UTC), self.limits, contract.parse_message
-        results: list[Reading | Rejection] = [
+        results: list[Reading | Event | Rejection] = [
             parse(topic, payload, limits=limits, now=now) for topic, payload, _ in messages
         ]
-        keys = {(r.tenant, r.machine) for r in results if type(r) is Reading}
+        keys = {(r.tenant, r.machine) for r in results if type(r) is not Rejection}
         self._resolve(keys)
         unknown = keys - self._ids.keys()
         if unknown:
@@ -118,7 +129,11 @@ class Pipeline:
         rows: list[dict] = []
         origin: list[int] = []  # index in `messages` of each row
         seen: dict[tuple[int, int], dict] = {}
+        events = _Events()
         for i, result in enumerate(results):
+            if type(result) is Event:
+                events.add(i, result, self._ids[(result.tenant, result.machine)], messages[i][2], results)
+                continue
             if type(result) is not Reading:
                 continue
             customer_id, machine_id = self._ids[(result.tenant, result.machine)]
@@ -151,6 +166,7 @@ class Pipeline:
                     old = found[(row["machine_id"], row["seq"])]
                     if not same_content(old, row):
                         results[i] = conflict(row, old)
+            stored += events.write(conn, results)
             quarantine_rows = [
                 quarantine_row(
                     topic, payload, result, datetime.fromtimestamp(at, UTC), keep_bytes=self._keep(result)
@@ -186,13 +202,13 @@ class Pipeline:
                 self._ids.update(registration.lookup_machines(conn, missing))
 
     def _reject_unknown(
-        self, results: list[Reading | Rejection], unknown: set[registration.MachineKey]
-    ) -> list[Reading | Rejection]:
+        self, results: list[Reading | Event | Rejection], unknown: set[registration.MachineKey]
+    ) -> list[Reading | Event | Rejection]:
         with self.engine.connect() as conn:
             tenants = registry.known_tenants(conn, {tenant for tenant, _ in unknown})
-        out: list[Reading | Rejection] = []
+        out: list[Reading | Event | Rejection] = []
         for r in results:
-            if not isinstance(r, Reading) or (r.tenant, r.machine) not in unknown:
+            if type(r) is Rejection or (r.tenant, r.machine) not in unknown:
                 out.append(r)
             elif r.tenant in tenants:
                 out.append(
@@ -201,3 +217,57 @@ class Pipeline:
             else:
                 out.append(Rejection("unknown_customer", f"customer {r.tenant!r} is not registered"))
         return out
+
+
+class _Events:
+    """The event rows of one batch, first of each (machine, seq) only, and where each came from."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self.origin: list[int] = []
+        self.seen: dict[tuple[int, int], dict] = {}
+
+    def add(self, i: int, event: Event, ids: tuple[int, int], received: float, results: list) -> None:
+        """Take the event of message `i`, or mark it a conflict with an earlier one of the batch."""
+        row = {
+            "customer_id": ids[0],
+            "machine_id": ids[1],
+            "seq": event.seq,
+            "ts": event.ts,
+            "code": event.code,
+            "severity": event.severity,
+            "text": event.text,
+            "extra": event.extra,
+            "received_at": datetime.fromtimestamp(received, UTC),
+        }
+        first = self.seen.get((ids[1], event.seq))
+        if first is None:
+            self.seen[(ids[1], event.seq)] = row
+            self.rows.append(row)
+            self.origin.append(i)
+        elif not same_event(first, row):
+            results[i] = conflict(row, first)
+
+    def write(self, conn, results: list) -> int:
+        """Store the new rows; a key taken by other content turns its message into a seq_conflict."""
+        stored = events_store.insert_events(conn, self.rows, dumps=json_text)
+        if stored < len(self.rows):
+            found = events_store.stored_events(
+                conn, [(r["customer_id"], r["machine_id"], r["seq"]) for r in self.rows]
+            )
+            for row, i in zip(self.rows, self.origin, strict=True):
+                old = found[(row["machine_id"], row["seq"])]
+                if not same_event(old, row):
+                    results[i] = conflict(row, old)
+        if self.rows:
+            self._note_undeclared(conn)
+        return stored
+
+    def _note_undeclared(self, conn) -> None:
+        codes: dict[int, set[str]] = {}
+        for row in self.rows:
+            codes.setdefault(row["machine_id"], set()).add(row["code"])
+        for machine_id, unknown in events_store.undeclared_codes(conn, codes).items():
+            log.warning(
+                "machine %d sent codes its type does not declare (stored): %s", machine_id, sorted(unknown)
+            )

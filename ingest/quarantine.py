@@ -10,7 +10,7 @@ from fleet import telemetry
 from fleet.tables import Quarantine, utcnow
 from ingest.contract import DEFAULT_LIMITS, Limits
 from ingest.pipeline import Pipeline
-from ingest.schemas import Reading, Rejection
+from ingest.schemas import Rejection
 
 REPLAY_PAGE = 500
 
@@ -50,7 +50,9 @@ def replay(
         outcome, results = pipeline.store([(r.topic, r.payload, r.received_at.timestamp()) for r in chunk])
         report.stored += outcome.stored
         report.duplicates += outcome.duplicates
-        done = [row.id for row, result in zip(chunk, results, strict=True) if isinstance(result, Reading)]
+        done = [
+            row.id for row, result in zip(chunk, results, strict=True) if not isinstance(result, Rejection)
+        ]
         with engine.begin() as conn:
             telemetry.mark_replayed(conn, ids=done, at=utcnow())
             for row, result in zip(chunk, results, strict=True):

@@ -32,6 +32,20 @@ class Reading:
 
 
 @dataclass(frozen=True, slots=True)
+class Event:
+    """An alarm or error code that meets the events contract v1."""
+
+    tenant: str
+    machine: str
+    seq: int
+    ts: datetime
+    code: str
+    severity: str | None = None
+    text: str | None = None
+    extra: dict | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """Why a message cannot be stored; `reason` is a stable code, `detail` says exactly what."""
 

@@ -2,6 +2,7 @@
 
 from fleet.tables.base import NAMING, Base, BigId, Json, UtcDateTime, utcnow
 from fleet.tables.changes import ChangeCounter
+from fleet.tables.events import MachineEvent
 from fleet.tables.ground_truth import SimulationRunRecord
 from fleet.tables.labels import Label
 from fleet.tables.machine_types import MachineTypeVersion
@@ -40,6 +41,7 @@ __all__ = [
     "Label",
     "Machine",
     "MachineCredential",
+    "MachineEvent",
     "MachineTypeVersion",
     "ModelVersion",
     "Prediction",

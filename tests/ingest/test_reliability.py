@@ -235,7 +235,7 @@ def test_two_replicas_on_a_shared_subscription_split_the_stream_without_duplicat
         for i in (1, 2)
     ]
     try:
-        assert replicas[0].source.subscription == "$share/ingest/fleet/+/+/telemetry"
+        assert replicas[0].source.subscription == "$share/ingest/fleet/+/+/+"
         with Publisher(mosquitto.url) as publisher:
             publisher.publish_many(batch)
             assert publisher.wait(60)

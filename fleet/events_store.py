@@ -1,0 +1,94 @@
+"""The machine events store: idempotent batch writes of alarm and error codes, and reads for features."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select, tuple_
+
+from fleet import dialect
+from fleet.tables import Machine, MachineEvent, MachineTypeVersion
+
+COLUMNS = ("customer_id", "machine_id", "seq", "ts", "code", "severity", "text", "extra", "received_at")
+KEY = ("customer_id", "machine_id", "seq")
+
+
+def insert_events(
+    conn: Connection, rows: Sequence[dict], *, dumps: Callable[[object], str] = json.dumps
+) -> int:
+    """Insert event rows not stored yet (by `(customer_id, machine_id, seq)`); returns how many were new."""
+    if not rows:
+        return 0
+    bind = dialect.ts_binder(conn.dialect)
+    params = [
+        (
+            r["customer_id"],
+            r["machine_id"],
+            r["seq"],
+            bind(r["ts"]),
+            r["code"],
+            r.get("severity"),
+            r.get("text"),
+            None if r.get("extra") is None else dumps(r["extra"]),
+            bind(r["received_at"]),
+        )
+        for r in rows
+    ]
+    return dialect.insert_new(conn, table="machine_events", columns=COLUMNS, key=KEY, rows=params)
+
+
+def stored_events(conn: Connection, keys: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int], dict]:
+    """Stored ts, code, severity, text and extra by (machine_id, seq), for (customer_id, machine_id, seq)."""
+    e = MachineEvent.__table__.c
+    query = select(e.machine_id, e.seq, e.ts, e.code, e.severity, e.text, e.extra).where(
+        tuple_(e.customer_id, e.machine_id, e.seq).in_(list(keys))
+    )
+    return {(row.machine_id, row.seq): row._asdict() for row in conn.execute(query)}
+
+
+def undeclared_codes(conn: Connection, codes: dict[int, set[str]]) -> dict[int, set[str]]:
+    """Of each machine's codes, those its type declares codes yet not this one (any version of the type)."""
+    types = dict(
+        conn.execute(select(Machine.id, Machine.machine_type).where(Machine.id.in_(list(codes)))).all()
+    )
+    query = select(MachineTypeVersion.name, MachineTypeVersion.definition).where(
+        MachineTypeVersion.name.in_(set(types.values()))
+    )
+    declared: dict[str, set[str]] = {}
+    for name, definition in conn.execute(query):
+        for item in definition.get("codes") or []:
+            declared.setdefault(name, set()).add(str(item["code"]))
+    out = {}
+    for machine_id, seen in codes.items():
+        known = declared.get(types.get(machine_id))
+        if known and seen - known:
+            out[machine_id] = seen - known
+    return out
+
+
+def code_counts(
+    conn: Connection, *, machine_ids: Sequence[int], start: datetime, end: datetime
+) -> dict[tuple[int, str], int]:
+    """Events per (machine_id, code) with start <= ts < end."""
+    e = MachineEvent
+    query = (
+        select(e.machine_id, e.code, func.count())
+        .where(e.machine_id.in_(list(machine_ids)), e.ts >= start, e.ts < end)
+        .group_by(e.machine_id, e.code)
+    )
+    return {(m, code): n for m, code, n in conn.execute(query)}
+
+
+def last_seen(
+    conn: Connection, *, machine_ids: Sequence[int], before: datetime
+) -> dict[tuple[int, str], datetime]:
+    """The newest ts per (machine_id, code) before `before`."""
+    e = MachineEvent
+    query = (
+        select(e.machine_id, e.code, func.max(e.ts))
+        .where(e.machine_id.in_(list(machine_ids)), e.ts < before)
+        .group_by(e.machine_id, e.code)
+    )
+    return {(m, code): ts for m, code, ts in conn.execute(query)}
