@@ -1,0 +1,61 @@
+"""`servicecast telemetry import`: a machine builder's stored readings and events, through the contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fleet import csv_import, errors
+from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
+from ingest import telemetry_import
+from ingest.contract import Limits
+from servicecast import history_cli
+
+telemetry_app = typer.Typer(help="Readings and events from files.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `telemetry import` to the CLI."""
+    app.add_typer(telemetry_app, name="telemetry")
+    telemetry_app.command("import")(telemetry_import_command)
+
+
+def telemetry_import_command(
+    file: history_cli.File,
+    mapping: history_cli.MappingFile = None,
+    column: history_cli.Columns = None,
+    tenant: history_cli.Tenant = None,
+    kind: Annotated[
+        str | None, typer.Option(help="telemetry (default: every unmapped column a reading) or events.")
+    ] = None,
+    time_format: history_cli.TimeFormat = None,
+    timezone: history_cli.TimeZone = None,
+    delimiter: history_cli.Delimiter = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=50_000, help="Rows per transaction.")] = 5000,
+    reject_file: Annotated[Path | None, typer.Option(help="Also write the refused rows here (CSV).")] = None,
+) -> None:
+    """Store FILE's rows as the messages machines would send; bad rows are quarantined and listed by line."""
+    settings = load_settings()
+    engine = ready_engine(settings)
+    try:
+        columns = csv_import.parse_columns(column)
+        overrides = dict(tenant=tenant, kind=kind, time_format=time_format, timezone=timezone)
+        cmap = csv_import.load_map(mapping).merged(columns=columns, delimiter=delimiter, **overrides)
+        report = telemetry_import.import_file(
+            engine=engine,
+            path=file,
+            mapping=cmap,
+            batch_size=batch_size,
+            limits=Limits.from_settings(settings),
+        )
+    except errors.ServicecastError as exc:
+        raise fail(exc, code=EXIT_ERROR) from None
+    for reject in report.rejects[:50]:
+        typer.echo(f"line {reject.line}: {reject.reason}", err=True)
+    if len(report.rejects) > 50:
+        typer.echo(f"… and {len(report.rejects) - 50} more (see `servicecast quarantine list`)", err=True)
+    if reject_file and report.rejects:
+        csv_import.write_rejects(reject_file, report.rejects)
+    typer.echo(report.summary("messages") + "; the rejected rows are quarantined")

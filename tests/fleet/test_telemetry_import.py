@@ -1,0 +1,109 @@
+"""`servicecast telemetry import`: readings and events from CSV through the contract (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from fleet.tables import MachineEvent, Telemetry
+from servicecast.cli import app
+from tests.ingest.support import quarantine_reasons, register_fleet
+
+TELEMETRY = """datetime,machineID,volt,rotate
+2015-01-01 06:00:00,1,170.5,440.5
+2015-01-01 07:00:00,1,171.0,oops
+2015-01-01 08:00:00,1,172.0,
+2015-01-01 08:00:00,1,173.0,441
+yesterday,1,1.0,1.0
+2015-01-01 09:00:00,7,1.0,1.0
+2015-01-01 09:00:00,1,nan,2.0
+2015-01-01 10:00:00,1,174.0,442.0
+"""
+EVENTS = """datetime,machineID,errorID
+2015-01-01 06:00:00,1,error1
+2015-01-01 06:00:00,1,error2
+2015-01-01 07:00:00,1,bad code
+2015-01-01 08:00:00,1,error1
+"""
+AZURE = ["--tenant", "acme", "--column", "ts=datetime", "--column", "machine=machineID"]
+
+
+def run(database_url: str, path, *options: str):
+    """`servicecast telemetry import` with the given options; returns the result."""
+    env = {"SERVICECAST_DATABASE_URL": database_url}
+    return CliRunner().invoke(app, ["telemetry", "import", str(path), *AZURE, *options], env=env)
+
+
+def at(hour: int) -> datetime:
+    """2015-01-01 at this hour, UTC."""
+    return datetime(2015, 1, 1, hour, tzinfo=UTC)
+
+
+def test_readings_import_quarantines_bad_rows_by_line_and_stores_the_rest_once(
+    database_url, engine, tmp_path
+):
+    register_fleet(engine, "acme", ["1"])
+    path = tmp_path / "telemetry.csv"
+    path.write_text(TELEMETRY)
+
+    first = run(database_url, path)
+    assert first.exit_code == 0, first.output
+    assert "8 rows: imported 3 new messages, 0 stored already, 5 rejected" in first.stdout
+    for line, reason in [
+        (3, "wrong_type: readings.rotate must be a number"),
+        (5, "seq_conflict"),
+        (6, "bad_timestamp"),
+        (7, "unknown_machine"),
+        (8, "wrong_type: readings.volt must be a number, got str"),
+    ]:
+        assert f"line {line}: {reason}" in first.stderr
+    with engine.connect() as conn:
+        rows = conn.execute(select(Telemetry.ts, Telemetry.readings).order_by(Telemetry.ts)).all()
+    assert [(ts, readings) for ts, readings in rows] == [
+        (at(6), {"volt": 170.5, "rotate": 440.5}),
+        (at(8), {"volt": 172.0, "rotate": None}),
+        (at(10), {"volt": 174.0, "rotate": 442.0}),
+    ]
+    assert sorted(quarantine_reasons(engine)) == [
+        "bad_timestamp",
+        "seq_conflict",
+        "unknown_machine",
+        "wrong_type",
+        "wrong_type",
+    ]
+
+    again = run(database_url, path)
+    assert again.exit_code == 0, again.output
+    assert "8 rows: imported 0 new messages, 3 stored already, 5 rejected" in again.stdout
+    with engine.connect() as conn:
+        assert len(conn.execute(select(Telemetry.seq)).all()) == 3
+    assert len(quarantine_reasons(engine)) == 5
+
+
+def test_events_import_keeps_codes_at_the_same_time_and_refuses_a_bad_code(database_url, engine, tmp_path):
+    register_fleet(engine, "acme", ["1"])
+    path = tmp_path / "errors.csv"
+    path.write_text(EVENTS)
+
+    first = run(database_url, path, "--kind", "events", "--column", "code=errorID")
+    assert first.exit_code == 0, first.output
+    assert "4 rows: imported 3 new messages, 0 stored already, 1 rejected" in first.stdout
+    assert "line 4: bad_value: code 'bad code'" in first.stderr
+    again = run(database_url, path, "--kind", "events", "--column", "code=errorID")
+    assert "4 rows: imported 0 new messages, 3 stored already, 1 rejected" in again.stdout
+    with engine.connect() as conn:
+        rows = conn.execute(select(MachineEvent.ts, MachineEvent.code).order_by(MachineEvent.seq)).all()
+    assert [tuple(r) for r in rows] == [(at(6), "error1"), (at(6), "error2"), (at(8), "error1")]
+    assert quarantine_reasons(engine) == ["bad_value"]
+
+
+def test_a_file_without_the_mapped_columns_is_refused_before_anything_is_stored(
+    database_url, engine, tmp_path
+):
+    path = tmp_path / "telemetry.csv"
+    path.write_text("time,machine,volt\n2015-01-01 06:00:00,1,1.0\n")
+    result = run(database_url, path)
+    assert result.exit_code != 0
+    assert "'datetime' (ts) in the header" in result.output
