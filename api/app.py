@@ -74,6 +74,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(console_pages.router)
     app.include_router(console_actions.router)
     app.mount("/static", StaticFiles(directory=CONSOLE_DIR / "static"), name="static")
+    openapi = app.openapi
+
+    def openapi_with_limits() -> dict:
+        if app.openapi_schema is None:
+            fleet.document_limits(openapi(), settings=settings, prefix=API_PREFIX)
+        return app.openapi_schema
+
+    app.openapi = openapi_with_limits
     exposure.install(app, settings)
     return app
 

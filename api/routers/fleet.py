@@ -24,6 +24,7 @@ from api.offers import hide_risk, revoke_consent, risk_scope
 from api.routers import columns
 from api.scope import get_visible, restrict
 from fleet import errors, registry
+from fleet.settings import Settings
 from fleet.tables import Customer, Machine, Prediction, utcnow
 
 router = APIRouter(tags=["fleet"], route_class=ReadRoute)
@@ -122,7 +123,17 @@ def get_machine(machine_id: schemas.MachineId, conn: ConnectionDep, who: FleetRe
     return hide_risk(row._asdict(), risk_scope(conn, who))
 
 
-@router.get("/machines/{machine_id}/telemetry", response_model=schemas.TelemetryOut)
+TELEMETRY_PATH = "/machines/{machine_id}/telemetry"
+
+
+def document_limits(schema: dict, *, settings: Settings, prefix: str) -> None:
+    """Write the configured `max_points` limit into the OpenAPI schema, where clients and fuzzers read it."""
+    for parameter in schema["paths"][prefix + TELEMETRY_PATH]["get"]["parameters"]:
+        if parameter["name"] == "max_points":
+            parameter["schema"]["maximum"] = settings.api_telemetry_max_points
+
+
+@router.get(TELEMETRY_PATH, response_model=schemas.TelemetryOut)
 def machine_telemetry(
     machine_id: schemas.MachineId,
     sess: ReaderDep,

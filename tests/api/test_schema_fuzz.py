@@ -37,7 +37,11 @@ def test_every_operation_meets_its_schema(tmp_path):
         )
         def check(case) -> None:
             calls[label] += 1
-            case.call_and_validate(headers=headers)
+            response = case.call(headers=headers)
+            # The one limit OpenAPI cannot state, as it spans two parameters: start and end too far apart.
+            if response.status_code == 422 and "SERVICECAST_API_TELEMETRY_MAX_WINDOW_DAYS" in response.text:
+                return
+            case.validate_response(response)
 
         check()
 

@@ -166,3 +166,6 @@ def test_a_window_or_a_point_count_beyond_the_limits_is_refused_with_422(world: 
         assert too_many.status_code == 422
         assert too_many.json()["detail"] == "max_points is above 100 (SERVICECAST_API_TELEMETRY_MAX_POINTS)"
         assert get(f"{path}?start={START:%Y-%m-%dT%H:%M:%SZ}&max_points=100").status_code == 200  # 1 day
+        spec = client.get("/openapi.json").json()
+        parameters = spec["paths"]["/api/v1/machines/{machine_id}/telemetry"]["get"]["parameters"]
+        assert {p["name"]: p["schema"].get("maximum") for p in parameters}["max_points"] == 100
