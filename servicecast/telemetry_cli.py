@@ -58,4 +58,5 @@ def telemetry_import_command(
         typer.echo(f"… and {len(report.rejects) - 50} more (see `servicecast quarantine list`)", err=True)
     if reject_file and report.rejects:
         csv_import.write_rejects(reject_file, report.rejects)
-    typer.echo(report.summary("messages") + "; the rejected rows are quarantined")
+    quarantined = "; the rejected rows are quarantined" if report.rejects else ""
+    typer.echo(report.summary("messages") + quarantined)
