@@ -12,7 +12,7 @@ from api.auth import Principal
 from api.errors import Conflict
 from fleet import errors, labels
 from fleet.tables import Alert, Prediction, User
-from models import champion, events
+from models import champion, episodes
 
 # Risk that opens an alert when the prediction's model version has no stored threshold.
 ALERT_MIN_RISK = 0.5
@@ -64,7 +64,7 @@ def apply_prediction(
 ) -> Alert | None:
     """Open an alert for a prediction at the threshold, or update the open one of its machine and mode.
 
-    A risk that stayed below the threshold for `events.RESET_HOURS` ended the episode: the next one opens
+    A risk that stayed below the threshold for `episodes.RESET_HOURS` ended the episode: the next one opens
     a new alert (the backtest counts alerts the same way); the earlier alert stays for its finding.
     """
     if prediction.status not in ALERTING or prediction.risk is None or prediction.risk < threshold:
@@ -84,7 +84,7 @@ def apply_prediction(
         .limit(1)
     ).first()
     alert = row[0] if row else None
-    if row and row[1] is not None and prediction.ts - row[1] > timedelta(hours=events.RESET_HOURS):
+    if row and row[1] is not None and prediction.ts - row[1] > timedelta(hours=episodes.RESET_HOURS):
         alert = None
     if alert is None:
         alert = Alert(

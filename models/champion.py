@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from fleet.audit import Actor
-from models import events, registry
+from models import episodes, registry
 
 METRIC = "alert_episode_f1"
 COLD_START_KIND = "cold_start"  # the registry kind of a version that alerts without failure history
@@ -26,7 +26,7 @@ def window_alerts(model, part: pd.DataFrame, start: pd.Timestamp) -> tuple[np.nd
     ts = pd.to_datetime(part["ts"], utc=True)
     test = (ts >= start).to_numpy()
     machines = part["machine"].astype(str).to_numpy()
-    return risk, events.alert_starts(machines[test], ts[test], risk[test], model.threshold_)
+    return risk, episodes.alert_starts(machines[test], ts[test], risk[test], model.threshold_)
 
 
 def holdout_start(panel: pd.DataFrame, days: float) -> pd.Timestamp:
@@ -51,7 +51,7 @@ def window_figures(
     f = failures[pd.to_datetime(failures["ts"], utc=True) >= start + pd.Timedelta(hours=min_lead_hours)]
     m = None if maintenance is None else maintenance[pd.to_datetime(maintenance["ts"], utc=True) >= start]
     months = panel["machine"].nunique() * (end - start).total_seconds() / 86400.0 / 30.0
-    stats = events.alert_metrics(
+    stats = episodes.alert_metrics(
         alerts, f, m, horizon_hours=model.horizon_hours, machine_months=months, min_lead_hours=min_lead_hours
     )
     precision = stats["precision"] or 0.0

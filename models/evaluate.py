@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models import champion, events, metrics
+from models import champion, episodes, metrics
 from models.labels import make_targets, within
 from models.training import train_type
 
@@ -48,7 +48,7 @@ def backtest(
         ]
         m_test = None if m_type is None else m_type[pd.to_datetime(m_type["ts"], utc=True) >= split]
         months = part["machine"].nunique() * (end - split).total_seconds() / 86400.0 / 30.0
-        stats = events.alert_metrics(
+        stats = episodes.alert_metrics(
             alerts,
             f_test,
             m_test,
@@ -83,7 +83,7 @@ def backtest(
         if pooled_alerts
         else pd.DataFrame(columns=["machine", "start"])
     )
-    out["pooled"] = events.alert_metrics(
+    out["pooled"] = episodes.alert_metrics(
         alerts,
         pd.concat(pooled_fail, ignore_index=True),
         pd.concat(pooled_maint, ignore_index=True) if pooled_maint else None,

@@ -14,7 +14,7 @@ from fleet import labels, panels
 from fleet import registry as fleet_registry
 from fleet.audit import Actor
 from fleet.tables import Machine, Telemetry
-from models import champion, cold_start, events
+from models import champion, cold_start, episodes
 from models.fleet_model import FleetModel
 from models.labels import make_targets, within
 
@@ -50,8 +50,8 @@ def choose_threshold(
     months = len(seen) * days / 30.0
     best, best_f1, chosen = None, -1.0, None
     for thr in np.round(np.arange(0.1, 0.96, 0.05), 2):
-        alerts = events.alert_starts(machines, ts, clf.oof_, thr)
-        stats = events.alert_metrics(
+        alerts = episodes.alert_starts(machines, ts, clf.oof_, thr)
+        stats = episodes.alert_metrics(
             alerts,
             f,
             m,

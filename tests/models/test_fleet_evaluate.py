@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models import events
+from models import episodes
 from models.evaluate import backtest, write_report
 from tests.models.fleet_support import FAST, fleet
 
@@ -21,10 +21,10 @@ def test_alert_episodes_precision_recall_and_lead() -> None:
     risk = np.zeros(400)
     risk[100:140] = 0.9  # one alert, 100 h before the failure at 200 h
     risk[300:302] = 0.9  # a false alarm
-    alerts = events.alert_starts(np.array(["m1"] * 400), ts, risk, 0.5)
+    alerts = episodes.alert_starts(np.array(["m1"] * 400), ts, risk, 0.5)
     assert list(alerts["start"]) == _hours(100, 300)
     failures = pd.DataFrame({"machine": ["m1", "m2"], "ts": _hours(200, 50), "has_precursor": [True, False]})
-    stats = events.alert_metrics(alerts, failures, None, horizon_hours=168, machine_months=2.0)
+    stats = episodes.alert_metrics(alerts, failures, None, horizon_hours=168, machine_months=2.0)
     assert stats["precision"] == 0.5 and stats["false_alarms_per_machine_month"] == 0.5
     assert stats["precursor"] == {
         "failures": 1,
