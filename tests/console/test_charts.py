@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from api.app import create_app
 from api.console import charts
+from fleet import telemetry
+from fleet.db import session
+from fleet.tables import Machine
+from tests.api.support import build_world
+from tests.console.test_pages import ConsoleClient, sign_in
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -106,3 +112,33 @@ def test_an_extreme_limit_and_forecast_are_drawn_and_an_infinite_one_is_left_out
     svg = charts.render(infinite)
     _assert_drawable(svg)
     assert 'class="limit"' not in svg and 'class="forecast"' not in svg
+
+
+def test_a_machine_page_with_the_largest_finite_readings_is_drawn(database_url: str) -> None:
+    # One reading of ±1.7e308 made the machine page answer 500 (OverflowError in the chart's ticks).
+    world = build_world(database_url)
+    machine = world.machines["acme"][0]
+    now = datetime.now(UTC).replace(microsecond=0)
+    with session(world.engine) as sess:
+        customer = sess.get(Machine, machine).customer_id
+    rows = [
+        {
+            "customer_id": customer,
+            "machine_id": machine,
+            "seq": i + 1,
+            "ts": now - timedelta(hours=10 - i),
+            "readings": {"vibration_rms_mm_s": value},
+            "received_at": now,
+        }
+        for i, value in enumerate([1.0, BIG, -BIG, 2.0, BIG])
+    ]
+    with world.engine.begin() as conn:
+        telemetry.insert_telemetry(conn, rows)
+    with ConsoleClient(create_app(world.settings)) as client:
+        sign_in(client, world, "tech")
+        page = client.get(f"/machines/{machine}")
+    assert page.status_code == 200
+    svgs = re.findall(r"<svg.*?</svg>", page.text, re.S)
+    assert any("vibration" in svg for svg in svgs)
+    for svg in svgs:
+        _assert_drawable(svg)
