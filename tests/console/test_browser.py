@@ -78,7 +78,7 @@ def test_field_service_acknowledges_assigns_and_resolves_an_alert(page: Page, co
     page.get_by_label("Assign to").select_option(label="tech (field service)")
     page.get_by_role("button", name="Assign", exact=True).click()
     expect(page.locator("#alert-status")).to_contain_text("assigned to tech")
-    page.get_by_label("Confirmed fault").check()
+    page.get_by_label("Confirmed failure").check()
     page.get_by_label("What was found").fill("outer race spalled")
     page.get_by_label("Parts used (comma-separated)").fill("bearing 6204, seal kit")
     console.shoot(page, "alert")
