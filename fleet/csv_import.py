@@ -83,15 +83,19 @@ def read_rows(path: Path, mapping: ColumnMap, *, required: tuple[str, ...]) -> I
     except UnicodeDecodeError as exc:
         raise errors.InvalidInput(f"{path} is not UTF-8 text: {exc}") from None
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=mapping.delimiter)
-    header = reader.fieldnames or []
+    check_header(path, reader.fieldnames or [], mapping, required=required)
+    for row in reader:
+        yield reader.line_num, row
+
+
+def check_header(path: Path, header: list[str], mapping: ColumnMap, *, required: tuple[str, ...]) -> None:
+    """InvalidInput naming every required field whose mapped column the file lacks."""
     missing = [f"{mapping.column(n)!r} ({n})" for n in required if mapping.column(n) not in header]
     if missing:
         raise errors.InvalidInput(
             f"{path}: no column {', '.join(missing)} in the header {header}; "
             "map them with --column or a mapping file"
         )
-    for row in reader:
-        yield reader.line_num, row
 
 
 def text(row: Mapping[str, str | None], mapping: ColumnMap, name: str) -> str:

@@ -64,7 +64,7 @@ def _messages(
     own = {mapping.column(name) for name in (*KEYS, *EVENT_FIELDS)}
     same_ms: dict[tuple[str, str, int], int] = {}
     received = time.time()
-    for line, row in csv_import.read_rows(path, mapping, required=required):
+    for line, row in _rows(path, mapping, required):
         tenant = mapping.tenant or csv_import.text(row, mapping, "tenant")
         machine = csv_import.text(row, mapping, "machine")
         raw_ts = csv_import.text(row, mapping, "ts")
@@ -85,6 +85,34 @@ def _messages(
             body["readings"] = {k: _number(v) for k, v in row.items() if k not in own and k is not None}
             topic = contract.telemetry_topic(tenant, machine)
         yield line, row, (topic, orjson.dumps(body), received)
+
+
+def _rows(path: Path, mapping: ColumnMap, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+    """(line, {column: text}) of a CSV file, or (row number from 1, …) of a Parquet file."""
+    if Path(path).suffix.lower() != ".parquet":
+        yield from csv_import.read_rows(path, mapping, required=required)
+        return
+    from pyarrow import ArrowException, parquet  # only an import of Parquet pays for loading pyarrow
+
+    try:
+        table = parquet.ParquetFile(path)
+    except (OSError, ArrowException) as exc:
+        raise errors.InvalidInput(f"cannot read {path} as Parquet: {exc}") from None
+    csv_import.check_header(path, table.schema_arrow.names, mapping, required=required)
+    number = 0
+    for batch in table.iter_batches(batch_size=10_000):
+        for row in batch.to_pylist():
+            number += 1
+            yield number, {k: _cell_text(v) for k, v in row.items()}
+
+
+def _cell_text(value: object) -> str:
+    """A Parquet value as the text a CSV cell would hold, so that both take one path."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return repr(value) if type(value) is float else str(value)
 
 
 def _seq(row: dict, mapping: ColumnMap) -> object:

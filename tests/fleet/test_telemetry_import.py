@@ -107,3 +107,30 @@ def test_a_file_without_the_mapped_columns_is_refused_before_anything_is_stored(
     result = run(database_url, path)
     assert result.exit_code != 0
     assert "'datetime' (ts) in the header" in result.output
+
+
+def test_parquet_rows_take_the_same_path_and_a_bad_row_is_named_by_its_number(database_url, engine, tmp_path):
+    import pyarrow as pa
+    from pyarrow import parquet
+
+    register_fleet(engine, "acme", ["1"])
+    path = tmp_path / "telemetry.parquet"
+    table = pa.table(
+        {
+            "datetime": pa.array([at(6), at(7), at(8)], type=pa.timestamp("us")),
+            "machineID": [1, 1, 1],
+            "volt": [170.5, float("nan"), 172.25],
+        }
+    )
+    parquet.write_table(table, path)
+
+    first = run(database_url, path)
+    assert first.exit_code == 0, first.output
+    assert "3 rows: imported 2 new messages, 0 stored already, 1 rejected" in first.stdout
+    assert "line 2: wrong_type: readings.volt must be a number, got str" in first.stderr
+    again = run(database_url, path)
+    assert "3 rows: imported 0 new messages, 2 stored already, 1 rejected" in again.stdout
+    with engine.connect() as conn:
+        rows = conn.execute(select(Telemetry.ts, Telemetry.readings).order_by(Telemetry.ts)).all()
+    assert [tuple(r) for r in rows] == [(at(6), {"volt": 170.5}), (at(8), {"volt": 172.25})]
+    assert quarantine_reasons(engine) == ["wrong_type"]
