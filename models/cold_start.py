@@ -86,8 +86,8 @@ class ColdStartModel(FleetModel):
             np.isnan(anomaly), np.where(limit > 0, limit, np.nan), np.fmax(limit, anomaly)
         ), anomaly
 
-    def _score(self, X: pd.DataFrame) -> pd.DataFrame:
-        out = super()._score(X)
+    def _predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        out = super()._predict_frame(X)
         feats = self.features_
         latest = X.sort_values(feats.time_col, kind="mergesort").groupby(feats.machine_col, sort=True).last()
         latest = latest.reindex(out["machine"].to_numpy())

@@ -1,7 +1,7 @@
 """One machine type's model bundle: features once, then risk, mode, RUL, trend ETA, anomaly, evidence.
 
-This is the artifact the registry stores and the scorer runs. `score(panel)` answers per machine at its
-latest row; `risk_rows(panel)` answers at every row (backtests). Both go through the same features.
+This is the artifact the registry stores and the scorer runs. `predict_frame(panel)` answers per machine
+at its latest row; `risk_rows(panel)` answers at every row (backtests). Both go through the same features.
 """
 
 from __future__ import annotations
@@ -139,13 +139,13 @@ class FleetModel(BaseEstimator):
             risk = np.full(len(table), np.nan) if fallback is None else fallback
         return np.where(ok, risk, np.nan), np.where(ok, anomaly, np.nan)
 
-    def score(self, X: pd.DataFrame) -> pd.DataFrame:
+    def predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """One row per machine (ordered by machine) at its latest row: status, risk and the evidence."""
         check_is_fitted(self, "features_")
         with threadpool_limits(self.n_threads):
-            return self._score(X)
+            return self._predict_frame(X)
 
-    def _score(self, X: pd.DataFrame) -> pd.DataFrame:
+    def _predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         feats = self.features_
         prep = feats.prepare(X)
         table = feats.transform_last(X, prep)

@@ -111,7 +111,7 @@ def _labels(values: pd.Series) -> list[str | None]:
 
 
 def prediction_rows(scores: pd.DataFrame, due: pd.DataFrame, version: str, horizon: float) -> list[dict]:
-    """`predictions` rows from `FleetModel.score` output (machine = machine id)."""
+    """`predictions` rows from `FleetModel.predict_frame` output (machine = machine id)."""
     customers = dict(zip(due["machine_id"].tolist(), due["customer_id"].tolist(), strict=True))
     ts = pd.Series(pd.to_datetime(scores["ts"], utc=True)).reset_index(drop=True)
     scores = scores.reset_index(drop=True)
@@ -199,7 +199,7 @@ def score_once(*, engine: Engine, models: Models | None = None, batch_machines: 
             pending = reader.submit(_read_batch, engine, jobs[k + 1]) if k + 1 < len(jobs) else None
             if panel.empty:
                 continue
-            scores = model.score(panel)
+            scores = model.predict_frame(panel)
             rows = prediction_rows(scores, batch, version, model.horizon_hours)
             with engine.begin() as conn:
                 conn.execute(Prediction.__table__.insert(), rows)

@@ -39,7 +39,7 @@ def _output(est: object, X: pd.DataFrame) -> np.ndarray:
         return est.score_samples(X)
     if isinstance(est, TrendForecaster):
         return est.predict(X)[["eta_h", "eta_low_h", "eta_high_h"]].to_numpy(dtype=float)
-    scores = est.score(X)
+    scores = est.predict_frame(X)
     return scores[["risk", "rul_hours", "anomaly_score", "eta_h"]].to_numpy(dtype=float)
 
 

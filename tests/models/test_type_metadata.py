@@ -72,7 +72,7 @@ def test_a_loaded_model_explains_and_forecasts_with_its_stored_type(engine, tmp_
     version = registry.register(engine, model=model, machine_type=PUMP)
     panel = pump_panel()
     machine_types.apply_file(engine=engine, path=TYPES_FILE)
-    stock = registry.load(engine, version).score(panel)
+    stock = registry.load(engine, version).predict_frame(panel)
     assert stock["explanation"].str.contains("vibration|bearing temperature|flow|motor current").any()
 
     # a new version of the type: other words, and an OEM alarm limit every bearing reading is above
@@ -86,7 +86,7 @@ def test_a_loaded_model_explains_and_forecasts_with_its_stored_type(engine, tmp_
     changed.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     assert machine_types.apply_file(engine=engine, path=changed)[0] == machine_types.Applied(PUMP, 2, True)
 
-    scored = registry.load(engine, version).score(panel)
+    scored = registry.load(engine, version).predict_frame(panel)
     ok = scored["status"] != "insufficient_data"
     assert ok.any()
     texts = [c["text"] for row in scored.loc[ok, "contributions"] for c in row]
