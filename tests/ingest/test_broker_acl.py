@@ -141,9 +141,13 @@ def test_a_machine_publishes_only_on_its_own_topics_and_reads_none(secured: Secu
         assert watcher.subscribe("fleet/#") == "Granted QoS 1"
         m1.subscribe("fleet/#")  # granted, but the ACL lets no message through to it
         assert m1.publish(contract.telemetry_topic("acme", "m2"), payload(1, 99.0)) == "Not authorized"
-        assert m1.publish("fleet/acme/m2/events", b'{"code": "E1"}') == "Not authorized"
+        assert m1.publish(contract.events_topic("acme", "m2"), contract.encode_event(1, START, "E1")) == (
+            "Not authorized"
+        )
         assert m1.publish("fleet/globex/m1/telemetry", payload(1, 99.0)) == "Not authorized"
-        assert not m1.publish("fleet/acme/m1/events", b'{"code": "E1"}').is_failure
+        assert not m1.publish(
+            contract.events_topic("acme", "m1"), contract.encode_event(1, START, "E1")
+        ).is_failure
         assert not m1.publish(contract.telemetry_topic("acme", "m1"), payload(1, 50.0)).is_failure
         # The broker handles one connection's packets in order: once the watcher has m1's last message,
         # none of the refused ones can still arrive.
