@@ -19,8 +19,8 @@ ALERT_MIN_RISK = 0.5
 OPEN_STATES = ("open", "acknowledged", "assigned")
 ALERTING = ("ok", champion.COLD_START_STATUS)  # prediction statuses that carry a risk to alert on
 # The queue: most severe first, then the nearest failure (index ix_alerts_queue walks it in this order).
-QUEUE_ORDER = (Alert.severity_rank, Alert.lead_rank, Alert.id)
-SEVERITY_RANK = {"medium": 1, "high": 2, "critical": 3}
+QUEUE_ORDER = (Alert.queue_rank, Alert.lead_rank, Alert.id)
+SEVERITY_LEVEL = {"medium": 1, "high": 2, "critical": 3}  # higher is more severe
 QUEUE_RANK = {"critical": 1, "high": 2, "medium": 3}
 FINDINGS = ("confirmed_fault", "replaced_before_failure", "no_fault_found", "other")
 # Alerts without a lead time queue after those with one, on every database (NULL order differs).
@@ -103,12 +103,12 @@ def apply_prediction(
     else:
         alert.count += 1
         # Severity only rises while an alert is open; a lull does not quietly downgrade it.
-        if SEVERITY_RANK[severity] > SEVERITY_RANK[alert.severity]:
+        if SEVERITY_LEVEL[severity] > SEVERITY_LEVEL[alert.severity]:
             alert.severity = severity
         action = "updated"
     alert.risk = prediction.risk
     alert.lead_time_hours = lead
-    alert.severity_rank = QUEUE_RANK[alert.severity]
+    alert.queue_rank = QUEUE_RANK[alert.severity]
     alert.lead_rank = NO_LEAD_TIME if lead is None else lead
     alert.eta = prediction.eta
     alert.evidence = evidence_of(prediction)

@@ -84,7 +84,7 @@ def populate(url: str, machines: int, rows: int, alerts: int) -> tuple[str, list
                 machine_id=ids[i % machines][1],
                 failure_mode=f"mode-{i // machines}",
                 severity=(severity := rng.choice(SEVERITIES)),
-                severity_rank=1 + SEVERITIES.index(severity),
+                queue_rank=1 + SEVERITIES.index(severity),
                 status=rng.choice(("open", "acknowledged", "assigned", "resolved")),
                 risk=round(rng.uniform(0.5, 1.0), 3),
                 lead_time_hours=(lead := round(rng.uniform(1, 400), 1)),

@@ -60,7 +60,8 @@ class Alert(Base):
     machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
     failure_mode: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(16))
-    severity_rank: Mapped[int] = mapped_column(Integer, default=3)  # 1 critical, 2 high, 3 medium
+    # Place in the field-service queue (1 critical, 2 high, 3 medium); the column keeps its first name.
+    queue_rank: Mapped[int] = mapped_column("severity_rank", Integer, default=3)
     status: Mapped[str] = mapped_column(String(16), default="open")
     risk: Mapped[float] = mapped_column(Float)
     lead_time_hours: Mapped[float | None] = mapped_column(Float)

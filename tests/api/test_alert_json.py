@@ -12,7 +12,7 @@ from fleet.db import session
 from fleet.tables import Alert
 from tests.api.support import NOW, World, build_world
 
-QUEUE = (Alert.severity_rank, Alert.lead_rank, Alert.id)
+QUEUE = (Alert.queue_rank, Alert.lead_rank, Alert.id)
 
 
 def _add_alerts(world: World) -> None:
@@ -29,7 +29,7 @@ def _add_alerts(world: World) -> None:
                     customer_id=customer,
                     machine_id=machine,
                     severity=severity,
-                    severity_rank=rank,
+                    queue_rank=rank,
                     status=status,
                     lead_rank=1e9 if lead is None else lead,
                     **fields,

@@ -144,7 +144,7 @@ def test_the_alert_page_cache_stays_within_its_byte_budget(database_url):
                 machine_id=machine,
                 failure_mode=f"mode-{i}",
                 severity="high",
-                severity_rank=2,
+                queue_rank=2,
                 status="open",
                 risk=0.8,
                 lead_rank=float(i),
