@@ -22,6 +22,10 @@ LAG_SECONDS = Histogram(
     "Device timestamp to commit",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
 )
+UNDECLARED_CODES = Counter(
+    "servicecast_ingest_undeclared_codes",
+    "Events with a code their machine's type does not declare (stored all the same; redeliveries count)",
+)
 RECONNECTS = Counter("servicecast_ingest_reconnects", "Connections to the broker after the first")
 DB_ERRORS = Counter("servicecast_ingest_db_errors", "Failed batch commits (retried)")
 QUEUE_DEPTH = Gauge("servicecast_ingest_queue_depth", "Messages received and not yet committed")

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from fleet import events_store, registration, registry, telemetry
-from ingest import contract
+from ingest import contract, metrics
 from ingest.contract import DEFAULT_LIMITS, Limits
 from ingest.schemas import Event, Outcome, Reading, Rejection
 
@@ -268,6 +268,9 @@ class _Events:
         for row in self.rows:
             codes.setdefault(row["machine_id"], set()).add(row["code"])
         for machine_id, unknown in events_store.undeclared_codes(conn, codes).items():
+            metrics.UNDECLARED_CODES.inc(
+                sum(r["machine_id"] == machine_id and r["code"] in unknown for r in self.rows)
+            )
             log.warning(
                 "machine %d sent codes its type does not declare (stored): %s", machine_id, sorted(unknown)
             )

@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from fleet import contract, events_store, machine_types, registration
@@ -96,6 +97,7 @@ def test_a_code_its_type_does_not_declare_is_stored_and_logged(engine, caplog):
     machine_types.apply_file(engine=engine, path=TYPES_FILE)
     machines = [{"tenant": "acme", "machine": "m-000", "machine_type": "centrifugal_pump"}]
     registration.register_machines(engine=engine, machines=machines, granted_by="test")
+    before = REGISTRY.get_sample_value("servicecast_ingest_undeclared_codes_total") or 0.0
     with caplog.at_level(logging.WARNING, logger="ingest.pipeline"):
         outcome, _ = Pipeline(engine=engine).store(
             [(*event("m-000", 1, "P101"), time.time()), (*event("m-000", 2, "X999"), time.time())]
@@ -103,6 +105,7 @@ def test_a_code_its_type_does_not_declare_is_stored_and_logged(engine, caplog):
     assert outcome.stored == 2
     assert [e[2] for e in stored_events(engine)] == ["P101", "X999"]
     assert "does not declare (stored): ['X999']" in caplog.text
+    assert REGISTRY.get_sample_value("servicecast_ingest_undeclared_codes_total") == before + 1
 
 
 @pytest.mark.mosquitto
