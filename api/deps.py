@@ -134,7 +134,7 @@ async def telemetry_slot(request: Request) -> AsyncIterator[None]:
         yield
 
 
-def get_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     return request.app.state.settings
 
@@ -144,7 +144,7 @@ def get_settings(request: Request) -> Settings:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReaderDep = Annotated[Session, Depends(get_reader, scope="function")]
 ConnectionDep = Annotated[ReadConnection, Depends(get_connection, scope="function")]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 TelemetrySlot = Annotated[None, Depends(telemetry_slot, scope="function")]
 
 
