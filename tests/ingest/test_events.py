@@ -10,10 +10,11 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from fleet import contract, events_store, machine_types, registration
+from fleet import contract, events_store, machine_types, registration, registry
 from fleet.tables import Machine, MachineEvent
 from ingest.contract import parse_message
 from ingest.pipeline import Pipeline
+from ingest.quarantine import replay
 from ingest.schemas import Event, Rejection
 from simulators.publisher import Publisher
 from tests.ingest.support import (
@@ -175,3 +176,14 @@ def test_counts_per_code_and_last_seen_read_back(engine):
         (machine_id, "E1"): START + timedelta(minutes=7),
         (machine_id, "E2"): START + timedelta(minutes=8),
     }
+
+
+def test_a_quarantined_event_is_replayed_once_its_machine_is_registered(engine):
+    register_fleet(engine, "acme", ["m-000"])
+    Pipeline(engine=engine).store([(*event("m-late", 1, "E7"), time.time())])
+    assert quarantine_reasons(engine) == ["unknown_machine"]
+    registry.add_machine(engine=engine, tenant="acme", code="m-late")
+    report = replay(engine=engine, reason="unknown_machine")
+    assert (report.examined, report.stored) == (1, 1)
+    assert [e[:3] for e in stored_events(engine)] == [("m-late", 1, "E7")]
+    assert replay(engine=engine).examined == 0
