@@ -13,7 +13,7 @@ from api import alerts, offers
 from fleet.db import session
 from fleet.settings import Settings
 from fleet.tables import Prediction, Watermark, utcnow
-from models import registry
+from models import versions
 
 log = logging.getLogger(__name__)
 WATERMARK = "policy.predictions"
@@ -49,7 +49,7 @@ def run_once(
             new = sess.scalars(
                 select(Prediction).where(Prediction.id > mark.value).order_by(Prediction.id).limit(batch)
             ).all()
-            trained = registry.thresholds(sess, {p.model_version for p in new if p.model_version})
+            trained = versions.thresholds(sess, {p.model_version for p in new if p.model_version})
             for prediction in new:
                 threshold = trained.get(prediction.model_version or "", alerts.ALERT_MIN_RISK)
                 alert = alerts.apply_prediction(sess, prediction, now, threshold=threshold)

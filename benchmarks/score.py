@@ -22,7 +22,7 @@ import pandas as pd
 
 from fleet import migrate
 from fleet.db import make_engine
-from models import registry, scoring
+from models import scoring
 from models.training import train_type
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
@@ -39,7 +39,7 @@ def train_all(engine, machines: int, seed: int) -> dict[str, str]:  # noqa: ANN0
         f = run.failures[run.failures["machine_type"] == mtype]
         m = run.maintenance[run.maintenance["machine_type"] == mtype]
         model, metrics = train_type(part, f, m, max_rows=50_000, max_iter=100)
-        versions[str(mtype)] = registry.register(
+        versions[str(mtype)] = versions.register(
             engine, model=model, machine_type=str(mtype), metrics=metrics
         )
     return versions
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "machines": args.machines,
         "telemetry_rows": stored.rows,
         "history_hours_read": {
-            t: scoring.history_hours(m) for t, (_, m) in registry.load_active(engine).items()
+            t: scoring.history_hours(m) for t, (_, m) in versions.load_active(engine).items()
         },
         "scored": report.machines,
         "statuses": dict(report.statuses),

@@ -13,7 +13,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from fleet.audit import Actor
-from models import episodes, registry
+from models import episodes, versions
 
 METRIC = "alert_episode_f1"
 COLD_START_KIND = "cold_start"  # the registry kind of a version that alerts without failure history
@@ -118,13 +118,13 @@ def register_candidate(
     if start is None:
         args = {"model": model, "metrics": metrics, "machine_type": machine_type, "panel": panel}
         return _register(engine, **args, start=None, go=activate, by=by), None
-    active = {v.version: v for v in registry.list_versions(engine, machine_type) if v.active}
+    active = {v.version: v for v in versions.list_versions(engine, machine_type) if v.active}
     champ = next(iter(active.values()), None)
     if champ is not None and champ.kind == COLD_START_KIND:
         champ = None
     comparison = compare(
         candidate=model,
-        champion=None if champ is None else registry.load(engine, champ.version),
+        champion=None if champ is None else versions.load(engine, champ.version),
         champion_version=None if champ is None else champ.version,
         panel=panel,
         failures=failures,
@@ -137,7 +137,7 @@ def register_candidate(
     args = {"model": model, "metrics": metrics, "machine_type": machine_type, "panel": panel}
     version = _register(engine, **args, start=start, go=go, by=by, comparison=comparison, detail=detail)
     if activate and not go:
-        registry.refuse(engine, version, by=by, detail=detail)
+        versions.refuse(engine, version, by=by, detail=detail)
     return version, comparison
 
 
@@ -156,7 +156,7 @@ def _register(
 ) -> str:
     """Store the candidate with its window, figures and comparison; activate it if `go`."""
     ts = pd.to_datetime(panel["ts"], utc=True)
-    return registry.register(
+    return versions.register(
         engine,
         model=model,
         machine_type=machine_type,

@@ -88,9 +88,9 @@ models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True
 @models_app.command("list")
 def list_models(machine_type: Annotated[str | None, typer.Option("--machine-type")] = None) -> None:
     """Registered versions, newest first; * marks the active one of each type."""
-    from models import registry
+    from models import versions
 
-    for v in registry.list_versions(_engine(), machine_type):
+    for v in versions.list_versions(_engine(), machine_type):
         mark = "*" if v.active else " "
         typer.echo(f"{mark} {v.version}  {v.machine_type}  {v.kind}  threshold={v.threshold}  {v.created_at}")
 
@@ -98,11 +98,11 @@ def list_models(machine_type: Annotated[str | None, typer.Option("--machine-type
 @models_app.command("promote")
 def promote(version: str) -> None:
     """Make a version the active one of its machine type."""
-    from models import registry
+    from models import versions
 
     try:
-        info = registry.promote(_engine(), version, by=audit.operator())
-    except registry.ModelNotFound as exc:
+        info = versions.promote(_engine(), version, by=audit.operator())
+    except versions.ModelNotFound as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{info.machine_type}: {info.version} active")
@@ -111,11 +111,11 @@ def promote(version: str) -> None:
 @models_app.command("rollback")
 def rollback(machine_type: str) -> None:
     """Re-activate the version promoted before the current one."""
-    from models import registry
+    from models import versions
 
     try:
-        info = registry.rollback(_engine(), machine_type, by=audit.operator())
-    except registry.ModelNotFound as exc:
+        info = versions.rollback(_engine(), machine_type, by=audit.operator())
+    except versions.ModelNotFound as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{info.machine_type}: {info.version} active")

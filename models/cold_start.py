@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from fleet import machine_types
 from fleet.audit import Actor
-from models import champion, registry
+from models import champion, versions
 from models.fleet_model import FleetModel
 from models.labels import make_targets
 
@@ -146,9 +146,9 @@ def register(
 ) -> str:
     """Fit and register a cold-start version; it goes live unless a supervised version already is."""
     model = ColdStartModel(limits=oem_limits(engine, machine_type)).fit(panel)
-    live = [v for v in registry.list_versions(engine, machine_type) if v.active]
+    live = [v for v in versions.list_versions(engine, machine_type) if v.active]
     supervised = any(v.kind != champion.COLD_START_KIND for v in live)
-    return registry.register(
+    return versions.register(
         engine,
         model=model,
         machine_type=machine_type,

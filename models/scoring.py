@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, func, or_, select
 
 from fleet import dialect, panels
 from fleet.tables import Machine, Prediction, ScoreState, Telemetry, utcnow
-from models import registry
+from models import versions
 from models.fleet_model import FleetModel
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def score_once(*, engine: Engine, models: Models | None = None, batch_machines: 
     written in one transaction; rows that arrive after a batch was read stay above its watermark.
     """
     started = time.perf_counter()
-    models = registry.load_active(engine) if models is None else models
+    models = versions.load_active(engine) if models is None else models
     due = due_machines(engine)
     report = ScoreReport()
     jobs: list[Job] = []

@@ -18,7 +18,7 @@ from fleet import audit, errors, registry
 from fleet.settings import MqttEndpoint, Settings
 from fleet.tables import Telemetry
 from ingest.service import Ingester
-from models import registry as model_registry
+from models import versions as model_versions
 from models.training import train_from_store
 from servicecast.broker import EmbeddedBroker
 from simulators import machine_types as simulated_types
@@ -147,14 +147,14 @@ def train(engine: Engine) -> None:
     versions = report.versions
     typer.echo(f"models: {len(versions)} trained and activated in {time.monotonic() - started:.1f} s")
     typer.echo(f"  {report.pooling()}")
-    thresholds = {v.version: v.metrics.get("threshold") for v in model_registry.list_versions(engine)}
+    thresholds = {v.version: v.metrics.get("threshold") for v in model_versions.list_versions(engine)}
     for machine_type, version in sorted(versions.items()):
         typer.echo(f"  {machine_type:<18} {version}  alert threshold {thresholds.get(version)}")
 
 
 def ensure_models(engine: Engine) -> None:
     """Train unless the (reused) database has active models already."""
-    active = model_registry.active_versions(engine)
+    active = model_versions.active_versions(engine)
     if active:
         typer.echo(f"models: reusing the active versions {', '.join(sorted(active.values()))}")
         return

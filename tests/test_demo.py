@@ -28,7 +28,7 @@ from fleet.tables import (
     Telemetry,
     User,
 )
-from models import registry as model_registry
+from models import versions as model_versions
 from servicecast import demo_fleet
 from servicecast.cli import app
 from servicecast.demo_fleet import CUSTOMERS
@@ -156,7 +156,7 @@ def test_populated_demo_has_models_predictions_alerts_and_offers_only_where_gran
         )
     granted = {t: "offers" in registry.active_purposes(engine=engine, tenant=t) for t in tenants}
     for version, params in recorded:  # the limits beside the artifact are the model's own
-        assert params["trend_limits"] == model_registry.load(engine, version).trend_.limits_
+        assert params["trend_limits"] == model_versions.load(engine, version).trend_.limits_
     engine.dispose()
     assert sorted(active) == ["air_compressor", "centrifugal_pump", "cnc_spindle"]
     assert predictions == 100

@@ -20,7 +20,7 @@ from api.offers import revoke_consent
 from api.scope import get_visible
 from fleet import errors, registry
 from fleet.tables import Alert, Customer, Offer, utcnow
-from models import registry as model_registry
+from models import versions as model_versions
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Text = Annotated[str, Form(max_length=4000)]
@@ -266,8 +266,8 @@ def promote(request: Request, version: str, who: Actor):
     """Make a model version the active one of its machine type."""
     require(who, "admin")
     try:
-        info = model_registry.promote(request.app.state.engine, version, by=who)
-    except model_registry.ModelNotFound as exc:
+        info = model_versions.promote(request.app.state.engine, version, by=who)
+    except model_versions.ModelNotFound as exc:
         raise errors.NotFound(str(exc)) from None
     return redirect("/admin", f"Model {info.version} is now active for {info.machine_type}.")
 
@@ -277,7 +277,7 @@ def rollback(request: Request, machine_type: Annotated[str, Path(max_length=64)]
     """Re-activate the version promoted before the active one of a machine type."""
     require(who, "admin")
     try:
-        info = model_registry.rollback(request.app.state.engine, machine_type, by=who)
-    except model_registry.ModelNotFound as exc:
+        info = model_versions.rollback(request.app.state.engine, machine_type, by=who)
+    except model_versions.ModelNotFound as exc:
         raise errors.NotFound(str(exc)) from None
     return redirect("/admin", f"Model {info.version} is active again for {info.machine_type}.")

@@ -28,7 +28,7 @@ from fleet.tables import (
     WorkflowEvent,
     utcnow,
 )
-from models import registry as model_registry
+from models import versions as model_versions
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 ALERT_TABS = {
@@ -332,7 +332,7 @@ def admin_page(request: Request, sess, who, new_key: dict | None = None) -> HTML
     """The admin page, optionally showing a key just created (once)."""
     require(who, "admin")
     customers = sess.scalars(select(Customer).order_by(Customer.name)).all()
-    versions = model_registry.list_versions(request.app.state.engine)
+    versions = model_versions.list_versions(request.app.state.engine)
     users = sess.scalars(select(User).order_by(User.role, User.name)).all()
     active_keys = dict(
         sess.execute(
@@ -376,7 +376,7 @@ def _figures(metrics: dict) -> list[str]:
     return [f"{name} {fmt.format(value)}" for name, value, fmt in figures if isinstance(value, int | float)]
 
 
-def _comparison(v: model_registry.VersionInfo) -> str:
+def _comparison(v: model_versions.VersionInfo) -> str:
     """Champion/challenger figures stored with the version, in words."""
     if v.kind == "cold_start":
         return f"cold start: no failure history yet ({v.metrics.get('failure_labels', 0)} failure labels)"

@@ -14,7 +14,7 @@ from api.offers import CUSTOMER_VISIBLE, risk_scope
 from api.scope import restrict
 from fleet import machine_types
 from fleet.tables import Alert, Customer, Machine, Offer, Prediction, Site, Telemetry, User
-from models import registry as model_registry
+from models import versions as model_versions
 
 OFFER_TABS = {
     "proposed": ("proposed",),
@@ -224,7 +224,7 @@ def trend_limits(sess: Session, version: str | None) -> dict[str, float]:
     key = (str(sess.get_bind().url), version)  # a version is immutable, but only within its database
     if key not in _LIMITS:
         try:
-            _LIMITS[key] = model_registry.trend_limits(sess, version)
-        except model_registry.ModelNotFound:
+            _LIMITS[key] = model_versions.trend_limits(sess, version)
+        except model_versions.ModelNotFound:
             return {}
     return _LIMITS[key]

@@ -15,7 +15,7 @@ from api.app import API_PREFIX
 from fleet import audit
 from fleet.db import session
 from fleet.tables import Offer, WorkflowEvent, utcnow
-from models import registry as model_registry
+from models import versions as model_versions
 from servicecast.cli import app
 from tests.api.support import build_world
 
@@ -159,8 +159,8 @@ def test_model_promotion_and_rollback_record_the_versions_before_and_after(monke
     from fleet.db import make_engine
 
     engine = make_engine(url)
-    first = model_registry.register(engine, model={"w": 1}, machine_type="pump")
-    second = model_registry.register(engine, model={"w": 2}, machine_type="pump", activate=False)
+    first = model_versions.register(engine, model={"w": 1}, machine_type="pump")
+    second = model_versions.register(engine, model={"w": 2}, machine_type="pump", activate=False)
     cli("models", "promote", second)
     cli("models", "rollback", "pump")
     trained, promoted, rolled_back = trail(engine, "model_version")

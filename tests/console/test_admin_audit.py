@@ -7,7 +7,7 @@ from sqlalchemy import select
 from api.app import create_app
 from fleet.db import session
 from fleet.tables import WorkflowEvent
-from models import registry as model_registry
+from models import versions as model_versions
 from tests.api.support import build_world
 from tests.console.test_pages import ConsoleClient, flash, sign_in
 
@@ -15,8 +15,8 @@ from tests.console.test_pages import ConsoleClient, flash, sign_in
 def test_admin_page_actions_are_audited_with_the_admin_and_the_declaration(database_url) -> None:
     world = build_world(database_url)
     acme = world.customers["acme"]
-    first = model_registry.register(world.engine, model={"w": 1}, machine_type="pump")
-    second = model_registry.register(world.engine, model={"w": 2}, machine_type="pump", activate=False)
+    first = model_versions.register(world.engine, model={"w": 1}, machine_type="pump")
+    second = model_versions.register(world.engine, model={"w": 2}, machine_type="pump", activate=False)
     with ConsoleClient(create_app(world.settings)) as client:
         sign_in(client, world, "admin")
         assert "Grant product improvement" in client.get("/admin").text

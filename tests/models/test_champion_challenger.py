@@ -7,7 +7,7 @@ from sqlalchemy import select
 from api.app import create_app
 from fleet import audit
 from fleet.tables import WorkflowEvent
-from models import registry
+from models import versions
 from models.training import train_from_store
 from simulators.backfill import backfill
 from tests.api.support import build_world
@@ -29,15 +29,15 @@ def test_a_worse_candidate_is_registered_but_not_activated_unless_forced(engine)
     first = train_from_store(engine, machine_type=PUMP, by=by, holdout_days=7.0, **FAST)
     champion = first.versions[PUMP]
     assert first.comparisons[PUMP]["champion"] is None and first.comparisons[PUMP]["at_least_as_good"]
-    assert registry.active_versions(engine)[PUMP] == champion
+    assert versions.active_versions(engine)[PUMP] == champion
 
     worse = train_from_store(engine, machine_type=PUMP, by=by, holdout_days=7.0, **WORSE)
     comparison = worse.comparisons[PUMP]
     assert comparison["champion"]["version"] == champion
     assert comparison["candidate"]["f1"] < comparison["champion"]["f1"]
     assert not comparison["at_least_as_good"] and not comparison["forced"]
-    assert registry.active_versions(engine)[PUMP] == champion
-    stored = {v.version: v for v in registry.list_versions(engine, PUMP)}
+    assert versions.active_versions(engine)[PUMP] == champion
+    stored = {v.version: v for v in versions.list_versions(engine, PUMP)}
     candidate = stored[worse.versions[PUMP]]
     assert not candidate.active and candidate.comparison == comparison
     assert candidate.threshold == candidate.metrics["threshold"]
@@ -46,7 +46,7 @@ def test_a_worse_candidate_is_registered_but_not_activated_unless_forced(engine)
 
     forced = train_from_store(engine, machine_type=PUMP, by=by, holdout_days=7.0, force=True, **WORSE)
     assert forced.comparisons[PUMP]["forced"]
-    assert registry.active_versions(engine)[PUMP] == forced.versions[PUMP]
+    assert versions.active_versions(engine)[PUMP] == forced.versions[PUMP]
     promoted = [e for e in _actions(engine, "promoted") if e.after == {"active": forced.versions[PUMP]}]
     assert promoted[0].actor == "cli:test" and promoted[0].data["forced"] is True
 
@@ -71,6 +71,6 @@ def test_the_admin_page_shows_the_comparison_stored_with_a_version(database_url)
 
 
 def _register(engine, *, comparison: dict | None) -> str:
-    return registry.register(
+    return versions.register(
         engine, model={"w": 1}, machine_type="pump", comparison=comparison, activate=False
     )

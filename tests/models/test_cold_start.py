@@ -13,7 +13,7 @@ from fleet import audit, machine_types, telemetry
 from fleet.dialect import ts_texts
 from fleet.settings import get_settings
 from fleet.tables import Alert, Label, Machine, Telemetry, utcnow
-from models import cold_start, registry, scoring
+from models import cold_start, scoring, versions
 from models.training import train_from_store
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
@@ -57,7 +57,7 @@ def test_a_type_without_failure_labels_opens_limit_alerts(engine) -> None:
         engine, machine_type=PUMP, by=audit.Operator("cli:test"), holdout_days=7.0, **FAST
     )
     assert report.cold_start == (PUMP,) and not report.comparisons
-    (live,) = [v for v in registry.list_versions(engine, PUMP) if v.active]
+    (live,) = [v for v in versions.list_versions(engine, PUMP) if v.active]
     assert live.kind == "cold_start" and live.threshold == cold_start.THRESHOLD
 
     settings = get_settings()
@@ -80,9 +80,9 @@ def test_the_supervised_model_takes_over_once_the_type_has_enough_failure_labels
     by = audit.Operator("cli:test")
     cold = train_from_store(engine, machine_type=PUMP, by=by, holdout_days=7.0, min_failures=10_000, **FAST)
     assert cold.cold_start == (PUMP,)
-    assert registry.active_versions(engine)[PUMP] == cold.versions[PUMP]
+    assert versions.active_versions(engine)[PUMP] == cold.versions[PUMP]
 
     supervised = train_from_store(engine, machine_type=PUMP, by=by, holdout_days=7.0, min_failures=5, **FAST)
     assert supervised.cold_start == () and supervised.comparisons[PUMP]["champion"] is None
-    (live,) = [v for v in registry.list_versions(engine, PUMP) if v.active]
+    (live,) = [v for v in versions.list_versions(engine, PUMP) if v.active]
     assert live.version == supervised.versions[PUMP] and live.kind == "fleet"

@@ -13,7 +13,7 @@ from api.app import API_PREFIX
 from fleet import audit, labels, registry
 from fleet.db import session
 from fleet.tables import Alert, Machine, Telemetry
-from models import registry as model_registry
+from models import versions as model_versions
 from models.labels import make_targets, within
 from models.training import train_from_store
 from simulators.backfill import backfill
@@ -96,7 +96,7 @@ def test_a_finding_through_the_api_becomes_a_label_that_the_next_training_reads(
 
     second = train_from_store(world.engine, machine_type=PUMP, by=operator, **FAST)
 
-    metrics = {v.version: v.metrics for v in model_registry.list_versions(world.engine)}
+    metrics = {v.version: v.metrics for v in model_versions.list_versions(world.engine)}
     before = metrics[first.versions[PUMP]]["labelled_rows"]
     after = metrics[second.versions[PUMP]]["labelled_rows"]
     # The machine's rows within the horizon before the finding were censored (the data ends there); the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from typer.testing import CliRunner
 
-from models import registry
+from models import versions
 from models.cli import register
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
@@ -29,8 +29,8 @@ def test_commands_are_registered() -> None:
 def test_score_once_and_model_management(sqlite_engine, monkeypatch) -> None:
     monkeypatch.setenv("SERVICECAST_DATABASE_URL", str(sqlite_engine.url))
     backfill(simulate(FleetConfig(machines=6, days=8, seed=4, step_seconds=3600)), sqlite_engine)
-    first = registry.register(sqlite_engine, model=pump_model(), machine_type=PUMP)
-    second = registry.register(sqlite_engine, model=pump_model(), machine_type=PUMP, activate=False)
+    first = versions.register(sqlite_engine, model=pump_model(), machine_type=PUMP)
+    second = versions.register(sqlite_engine, model=pump_model(), machine_type=PUMP, activate=False)
     runner, app = CliRunner(), _app()
 
     result = runner.invoke(app, ["score", "--once"])
@@ -40,8 +40,8 @@ def test_score_once_and_model_management(sqlite_engine, monkeypatch) -> None:
     listed = runner.invoke(app, ["models", "list"])
     assert f"* {first}" in listed.output and f"  {second}" in listed.output
     assert runner.invoke(app, ["models", "promote", second]).exit_code == 0
-    assert registry.active_versions(sqlite_engine)[PUMP] == second
+    assert versions.active_versions(sqlite_engine)[PUMP] == second
     assert runner.invoke(app, ["models", "rollback", PUMP]).exit_code == 0
-    assert registry.active_versions(sqlite_engine)[PUMP] == first
+    assert versions.active_versions(sqlite_engine)[PUMP] == first
     missing = runner.invoke(app, ["models", "promote", "nope"])
     assert missing.exit_code == 1

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from fleet.db import session
 from fleet.tables import Prediction, ScoreState, Telemetry, utcnow
 from fleet.telemetry import insert_telemetry
-from models import registry, scoring
+from models import scoring, versions
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
 from simulators.engine import simulate
@@ -30,7 +30,7 @@ def store(engine):
 
 
 def test_score_writes_predictions_and_moves_watermarks(store) -> None:
-    version = registry.register(store, model=pump_model(), machine_type=PUMP)
+    version = versions.register(store, model=pump_model(), machine_type=PUMP)
     report = scoring.score_once(engine=store)
     pumps, tiny_pumps = store.pumps
     assert report.machines == pumps + tiny_pumps  # other types wait for a model
@@ -96,7 +96,7 @@ def _due_pumps(engine) -> list[int]:
 
 
 def test_one_spoofed_seq_does_not_freeze_the_watermark(store) -> None:
-    registry.register(store, model=pump_model(), machine_type=PUMP)
+    versions.register(store, model=pump_model(), machine_type=PUMP)
     scoring.score_once(engine=store)
     assert _due_pumps(store) == []
     with store.connect() as conn:

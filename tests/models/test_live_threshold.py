@@ -11,7 +11,7 @@ from fleet import telemetry
 from fleet.db import session
 from fleet.settings import get_settings
 from fleet.tables import Alert, Prediction
-from models import champion, registry, scoring
+from models import champion, scoring, versions
 from models.training import train_type
 from simulators.backfill import panel_rows
 from simulators.registration import register_machines
@@ -33,7 +33,7 @@ def test_replaying_a_backtest_window_opens_the_alerts_the_backtest_counted(engin
     _, counted = champion.window_alerts(model, panel, split)
     assert model.threshold_ != 0.5 and len(counted) >= 3  # a window where the two thresholds differ
 
-    version = registry.register(engine, model=model, machine_type=PUMP)
+    version = versions.register(engine, model=model, machine_type=PUMP)
     ids = register_machines(engine=engine, machines=run.machines)
     pairs = [ids[k] for k in zip(run.machines["tenant"], run.machines["machine"], strict=True)]
     customer_ids = np.array([c for c, _ in pairs], dtype=np.int64)

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from fleet import audit, registry
 from fleet.tables import Machine, Telemetry, WorkflowEvent
-from models import registry as model_registry
+from models import versions as model_versions
 from models.training import train_from_store
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
@@ -38,7 +38,7 @@ def test_training_leaves_out_the_machines_of_customers_without_product_improveme
     assert report.machines_used == len(used)
     assert report.machines_left_out == len(pumps) - len(used)
     version = report.versions[PUMP]
-    metrics = next(v.metrics for v in model_registry.list_versions(engine) if v.version == version)
+    metrics = next(v.metrics for v in model_versions.list_versions(engine) if v.version == version)
     assert metrics["rows"] == rows_used
     with engine.connect() as conn:
         promoted = conn.execute(select(WorkflowEvent).where(WorkflowEvent.action == "promoted")).one()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from fleet.tables import Machine, Telemetry
-from models import registry
+from models import versions
 from models.training import sample_machines, train_from_store
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
@@ -32,6 +32,6 @@ def test_a_type_above_the_row_budget_trains_on_whole_machines_within_it(engine) 
     assert sample_machines(engine, ids, max_rows=sum(rows.values())) == ids
 
     report = train_from_store(engine, machine_type=PUMP, max_type_rows=budget, **FAST)
-    (version,) = registry.list_versions(engine, PUMP)
+    (version,) = versions.list_versions(engine, PUMP)
     assert version.version == report.versions[PUMP] and version.metrics["rows"] <= budget
     assert report.peak_rss_mib > 0

@@ -8,7 +8,7 @@ import numpy as np
 import yaml
 
 from fleet import machine_types
-from models import explain, registry
+from models import explain, versions
 from simulators.machine_types import TYPES_FILE
 from tests.models.fleet_support import PUMP, pump_model, pump_panel
 
@@ -69,10 +69,10 @@ def test_explanations_use_the_display_name_or_spell_the_sensor_out() -> None:
 
 def test_a_loaded_model_explains_and_forecasts_with_its_stored_type(engine, tmp_path: Path) -> None:
     model = pump_model()
-    version = registry.register(engine, model=model, machine_type=PUMP)
+    version = versions.register(engine, model=model, machine_type=PUMP)
     panel = pump_panel()
     machine_types.apply_file(engine=engine, path=TYPES_FILE)
-    stock = registry.load(engine, version).predict_frame(panel)
+    stock = versions.load(engine, version).predict_frame(panel)
     assert stock["explanation"].str.contains("vibration|bearing temperature|flow|motor current").any()
 
     # a new version of the type: other words, and an OEM alarm limit every bearing reading is above
@@ -86,7 +86,7 @@ def test_a_loaded_model_explains_and_forecasts_with_its_stored_type(engine, tmp_
     changed.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     assert machine_types.apply_file(engine=engine, path=changed)[0] == machine_types.Applied(PUMP, 2, True)
 
-    scored = registry.load(engine, version).predict_frame(panel)
+    scored = versions.load(engine, version).predict_frame(panel)
     ok = scored["status"] != "insufficient_data"
     assert ok.any()
     texts = [c["text"] for row in scored.loc[ok, "contributions"] for c in row]
