@@ -51,7 +51,7 @@ def test_the_check_finds_a_forbidden_import_in_a_function_body(tmp_path: Path) -
         (tmp_path / package).mkdir()
     nested = "def evaluate():\n    from simulators.engine import simulate\n"
     (tmp_path / "models" / "cli.py").write_text(nested)
-    (tmp_path / "api" / "app.py").write_text("import benchmarks.api\nfrom models import registry\n")
+    (tmp_path / "api" / "app.py").write_text("import benchmarks.api\nfrom models import versions\n")
     (tmp_path / "benchmarks" / "api.py").write_text("from tests.services import free_port\n")
     (tmp_path / "servicecast" / "cli.py").write_text("from api import app\nfrom simulators import cli\n")
     assert violations(tmp_path) == [
