@@ -71,8 +71,9 @@ def _label(value: str | None) -> str:
 
 
 def sensor_label(name: str | None, specs: Mapping[str, SensorSpec] | None = None) -> str:
-    """A sensor as a technician reads it: its machine type's display name and unit, e.g. `bearing
-    temperature (°C)`; a sensor its type does not describe is spelled out (`coolant_temp_c` → `coolant temp c`)."""
+    """A sensor as a technician reads it: its type's display name and unit, e.g. `bearing temperature (°C)`.
+
+    A sensor its type does not describe is spelled out (`coolant_temp_c` → `coolant temp c`)."""
     if not name:
         return "—"
     spec = (specs or {}).get(name)
