@@ -166,15 +166,15 @@ def _optional_text(body: dict, name: str, limit: int) -> str | None | Rejection:
     return value
 
 
-def parse_event(
-    body: object, limits: Limits = DEFAULT_LIMITS, latest: datetime | None = None
-) -> tuple[int, datetime, str, str | None, str | None, dict | None] | Rejection:
-    """Check a decoded JSON body against the events contract v1: seq, ts, code, optional severity and text."""
+def _common_head(
+    body: object, payload_field: str, limits: Limits, latest: datetime | None
+) -> tuple[int, datetime, object] | Rejection:
+    """What both message kinds share: an object with `v`, a valid `seq` and `ts`, and their own field."""
     problem = _shape(body)
     if problem is not None:
         return problem
     try:
-        seq, ts, code = body["seq"], body["ts"], body["code"]
+        seq, ts, own = body["seq"], body["ts"], body[payload_field]
     except KeyError as exc:
         return Rejection("missing_field", f"{exc.args[0]} is required")
     seq = _check_seq(seq)
@@ -183,6 +183,17 @@ def parse_event(
     ts = parse_ts(ts, limits, latest)
     if type(ts) is Rejection:
         return ts
+    return seq, ts, own
+
+
+def parse_event(
+    body: object, limits: Limits = DEFAULT_LIMITS, latest: datetime | None = None
+) -> tuple[int, datetime, str, str | None, str | None, dict | None] | Rejection:
+    """Check a decoded JSON body against the events contract v1: seq, ts, code, optional severity and text."""
+    head = _common_head(body, "code", limits, latest)
+    if type(head) is Rejection:
+        return head
+    seq, ts, code = head
     if type(code) is not str:
         return Rejection("wrong_type", f"code must be a string, got {type(code).__name__}")
     if not CODE_PATTERN.match(code):
@@ -202,19 +213,10 @@ def parse_payload(
     body: object, limits: Limits = DEFAULT_LIMITS, latest: datetime | None = None
 ) -> tuple[int, datetime, dict, str | None, dict | None] | Rejection:
     """Check a decoded JSON body against contract v1."""
-    problem = _shape(body)
-    if problem is not None:
-        return problem
-    try:
-        seq, ts, readings = body["seq"], body["ts"], body["readings"]
-    except KeyError as exc:
-        return Rejection("missing_field", f"{exc.args[0]} is required")
-    seq = _check_seq(seq)
-    if type(seq) is Rejection:
-        return seq
-    ts = parse_ts(ts, limits, latest)
-    if type(ts) is Rejection:
-        return ts
+    head = _common_head(body, "readings", limits, latest)
+    if type(head) is Rejection:
+        return head
+    seq, ts, readings = head
     readings = _check_readings(readings, limits.max_readings)
     if type(readings) is Rejection:
         return readings
