@@ -95,6 +95,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             server.wait(15)
         receiver.stop()
         log.close()
+        # A 500 in a browser test shows only "Internal Server Error": report the servers' traceback.
+        text = (tmp / "servers.log").read_text(errors="replace")
+        if "Traceback" in text:
+            print(f"servers.log of the console app:\n{text[-20_000:]}")
 
 
 @pytest.fixture(scope="module")
