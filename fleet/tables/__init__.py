@@ -8,6 +8,7 @@ from fleet.tables.labels import Label
 from fleet.tables.machine_types import MachineTypeVersion
 from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
 from fleet.tables.register import Customer, DataUseGrant, Machine, MachineCredential, Sensor, Site
+from fleet.tables.sales import CrmOutcome, NotificationSubscription
 from fleet.tables.sessions import ConsoleSession
 from fleet.tables.telemetry import Quarantine, Telemetry
 from fleet.tables.workflow import (
@@ -35,6 +36,7 @@ __all__ = [
     "BigId",
     "ChangeCounter",
     "ConsoleSession",
+    "CrmOutcome",
     "Customer",
     "DataUseGrant",
     "Json",
@@ -43,6 +45,7 @@ __all__ = [
     "MachineCredential",
     "MachineEvent",
     "MachineTypeVersion",
+    "NotificationSubscription",
     "ModelVersion",
     "Prediction",
     "Quarantine",

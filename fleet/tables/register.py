@@ -29,6 +29,8 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(200))
     auto_registered: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    segment: Mapped[str | None] = mapped_column(String(32))  # a catalog segment (its price points)
+    language: Mapped[str | None] = mapped_column(String(8))  # of its offers' text: en, de
 
 
 class Site(Base):

@@ -112,6 +112,17 @@ class Offer(Base):
     reject_reason: Mapped[str | None] = mapped_column(Text)
     outcome_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     revenue: Mapped[float | None] = mapped_column(Float)
+    outcome_reason: Mapped[str | None] = mapped_column(Text)
+    # The offer policy's log: what it saw, what it could have chosen, and how likely this choice was.
+    language: Mapped[str | None] = mapped_column(String(8))
+    catalog_version: Mapped[int | None] = mapped_column(Integer)
+    list_price: Mapped[float | None] = mapped_column(Float)
+    price_level: Mapped[int | None] = mapped_column(Integer)
+    policy: Mapped[str | None] = mapped_column(String(32))
+    propensity: Mapped[float | None] = mapped_column(Float)
+    context: Mapped[dict | None] = mapped_column(Json)
+    alternatives: Mapped[list | None] = mapped_column(Json)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class WorkflowEvent(Base):
