@@ -5,6 +5,7 @@ from fleet.tables.changes import ChangeCounter
 from fleet.tables.events import MachineEvent
 from fleet.tables.ground_truth import SimulationRunRecord
 from fleet.tables.labels import Label
+from fleet.tables.lifecycle import ArchivedRange, ArchiveFile, ErasureReceipt, Rollup, RollupDirty
 from fleet.tables.machine_types import MachineTypeVersion
 from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
 from fleet.tables.register import Customer, DataUseGrant, Machine, MachineCredential, Sensor, Site
@@ -26,6 +27,11 @@ __all__ = [
     "AccountAssignment",
     "Alert",
     "ApiKey",
+    "ArchiveFile",
+    "ArchivedRange",
+    "ErasureReceipt",
+    "Rollup",
+    "RollupDirty",
     "Offer",
     "OutboxMessage",
     "User",

@@ -33,6 +33,8 @@ class ModelVersion(Base):
     # The live alert threshold: chosen on the training window, backtested, read by the policy.
     threshold: Mapped[float | None] = mapped_column(Float)
     comparison: Mapped[dict | None] = mapped_column(Json)  # candidate vs champion on a held-out window
+    # Set when data it was trained on was erased: the console shows that it needs retraining.
+    retrain_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Prediction(Base):

@@ -1,0 +1,76 @@
+"""Data lifecycle: telemetry rollups and their dirty log, the Parquet archive's files and keys, erasures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fleet.tables.base import Base, BigId, Json, UtcDateTime
+
+
+class Rollup(Base):
+    """Count, sum, min, max and last of one sensor of one machine over one bucket of `width_s` seconds."""
+
+    __tablename__ = "telemetry_rollups"
+    __table_args__ = (Index("ix_telemetry_rollups_customer_id", "customer_id"),)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True)
+    width_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    sensor: Mapped[str] = mapped_column(String(128), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    n: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[float | None] = mapped_column(Float)
+    lo: Mapped[float | None] = mapped_column(Float)
+    hi: Mapped[float | None] = mapped_column(Float)
+    last_ts: Mapped[datetime] = mapped_column(UtcDateTime)
+    last: Mapped[float | None] = mapped_column(Float)
+
+
+class RollupDirty(Base):
+    """An hour of a machine whose rows changed since its rollups were computed (an insert trigger logs it)."""
+
+    __tablename__ = "rollup_dirty"
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+
+
+class ArchiveFile(Base):
+    """One Parquet file of archived telemetry of one customer and month; readers list files only from here."""
+
+    __tablename__ = "archive_files"
+    __table_args__ = (Index("ix_archive_files_customer_id", "customer_id", "ts_min"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    month: Mapped[str] = mapped_column(String(7))
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    readings: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    ts_min: Mapped[datetime] = mapped_column(UtcDateTime)
+    ts_max: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ArchivedRange(Base):
+    """Seqs `seq_lo`..`seq_hi` of a machine, all archived: the idempotency keys of rows moved to Parquet."""
+
+    __tablename__ = "archived_ranges"
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True)
+    seq_lo: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq_hi: Mapped[int] = mapped_column(BigInteger)
+    file_id: Mapped[int] = mapped_column(ForeignKey("archive_files.id", ondelete="CASCADE"), index=True)
+
+
+class ErasureReceipt(Base):
+    """What an erasure removed, per data class, under the pseudonym that replaced the customer in the audit."""
+
+    __tablename__ = "erasure_receipts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    by: Mapped[str] = mapped_column(String(200))
+    counts: Mapped[dict] = mapped_column(Json)
+    kept: Mapped[dict] = mapped_column(Json)  # what could not be erased, and why
