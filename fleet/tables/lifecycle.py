@@ -65,7 +65,7 @@ class ArchivedRange(Base):
 
 
 class ErasureReceipt(Base):
-    """What an erasure removed, per data class, under the pseudonym that replaced the customer in the audit."""
+    """What an erasure removed per data class, under the pseudonym that replaced the customer in the audit."""
 
     __tablename__ = "erasure_receipts"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

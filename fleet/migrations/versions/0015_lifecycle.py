@@ -58,7 +58,9 @@ _PG_TRIGGERS = (
 
 def _owner_columns() -> list[sa.Column]:
     return [
-        sa.Column("machine_id", sa.Integer(), sa.ForeignKey("machines.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "machine_id", sa.Integer(), sa.ForeignKey("machines.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column(
             "customer_id", sa.Integer(), sa.ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
         ),
@@ -106,7 +108,9 @@ def upgrade() -> None:
     op.create_index("ix_archive_files_customer_id", "archive_files", ["customer_id", "ts_min"])
     op.create_table(
         "archived_ranges",
-        sa.Column("machine_id", sa.Integer(), sa.ForeignKey("machines.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "machine_id", sa.Integer(), sa.ForeignKey("machines.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("seq_lo", sa.BigInteger(), nullable=False),
         sa.Column("seq_hi", sa.BigInteger(), nullable=False),
         sa.Column(
@@ -152,5 +156,6 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION telemetry_rollup_dirty()")
     with op.batch_alter_table("model_versions") as batch:
         batch.drop_column("retrain_reason")
-    for table in ("erasure_receipts", "archived_ranges", "archive_files", "rollup_dirty", "telemetry_rollups"):
+    for table in ("erasure_receipts", "archived_ranges", "archive_files", "rollup_dirty"):
         op.drop_table(table)
+    op.drop_table("telemetry_rollups")
