@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from fleet import events_store, registration, registry, telemetry
@@ -115,8 +115,13 @@ class Pipeline:
         self.keep_bytes = keep_bytes
         self._ids: dict[registration.MachineKey, tuple[int, int]] = {}
 
-    def store(self, messages: Sequence[RawMessage]) -> tuple[Outcome, list[Reading | Event | Rejection]]:
-        """Write a batch; returns the counts and, per message, what it carried or why it was quarantined."""
+    def store(
+        self, messages: Sequence[RawMessage], *, also: Callable[[Connection], None] | None = None
+    ) -> tuple[Outcome, list[Reading | Event | Rejection]]:
+        """Write a batch; returns the counts and, per message, what it carried or why it was quarantined.
+
+        `also` writes more in the same transaction (a Sparkplug host's node state commits with its data).
+        """
         now, limits, parse = datetime.now(UTC), self.limits, contract.parse_message
         results: list[Reading | Event | Rejection] = [
             parse(topic, payload, limits=limits, now=now) for topic, payload, _ in messages
@@ -175,6 +180,8 @@ class Pipeline:
                 if type(result) is Rejection
             ]
             telemetry.insert_quarantine(conn, quarantine_rows)
+            if also is not None:
+                also(conn)
         committed = datetime.now(UTC)
         outcome = Outcome(stored=stored, quarantined=len(quarantine_rows))
         outcome.duplicates = len(messages) - len(quarantine_rows) - stored
