@@ -1,0 +1,1 @@
+"""Sparkplug B primary host application: protobuf births, deaths and data into the ingest pipeline."""

@@ -1,0 +1,111 @@
+"""Sparkplug B topics and protobuf payloads → plain values; never raises on bad input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from ingest.schemas import Rejection
+from ingest.sparkplug import sparkplug_b_pb2 as pb
+
+NAMESPACE = "spBv1.0"
+NODE_KINDS = frozenset({"NBIRTH", "NDEATH", "NDATA", "NCMD"})
+DEVICE_KINDS = frozenset({"DBIRTH", "DDEATH", "DDATA", "DCMD"})
+# Signed integer types travel as two's complement in an unsigned field (int_value 32 bits, long_value 64).
+_SIGNED32 = {pb.Int8, pb.Int16, pb.Int32}
+_NUMERIC = {pb.Int8, pb.Int16, pb.Int32, pb.Int64, pb.UInt8, pb.UInt16, pb.UInt32, pb.UInt64, pb.Float}
+_NUMERIC |= {pb.Double, pb.DateTime}
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """`spBv1.0/{group}/{kind}/{edge node}[/{device}]`, or `spBv1.0/STATE/{host}` (kind STATE)."""
+
+    group: str
+    kind: str
+    edge_node: str
+    device: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One metric as sent: name (births) or alias (data), its time, and its value as Python."""
+
+    name: str | None
+    alias: int | None
+    timestamp: int | None
+    datatype: int
+    historical: bool
+    value: object
+
+
+def parse_topic(topic: str) -> Topic | Rejection:
+    """The parts of a Sparkplug B topic, or why it is not one."""
+    parts = topic.split("/")
+    if len(parts) == 3 and parts[0] == NAMESPACE and parts[1] == "STATE":
+        return Topic("", "STATE", parts[2])
+    if len(parts) not in (4, 5) or parts[0] != NAMESPACE or not all(parts):
+        why = f"topic {topic[:200]!r} is not spBv1.0/group/KIND/node[/device]"
+        return Rejection("sparkplug_bad_topic", why)
+    kind = parts[2]
+    if (len(parts) == 4 and kind not in NODE_KINDS) or (len(parts) == 5 and kind not in DEVICE_KINDS):
+        why = f"topic {topic[:200]!r} has no valid message type for its level"
+        return Rejection("sparkplug_bad_topic", why)
+    return Topic(parts[1], kind, parts[3], parts[4] if len(parts) == 5 else None)
+
+
+def _value(metric: pb.Payload.Metric, datatype: int) -> object:
+    if metric.is_null:
+        return None
+    which = metric.WhichOneof("value")
+    if which is None:
+        return None
+    value = getattr(metric, which)
+    if which == "int_value" and datatype in _SIGNED32 and value >= 2**31:
+        return value - 2**32
+    if which == "long_value" and datatype == pb.Int64 and value >= 2**63:
+        return value - 2**64
+    if which in ("dataset_value", "template_value", "extension_value"):
+        return None  # structured values have no place among a machine's numeric sensors
+    return value
+
+
+def decode_payload(payload: bytes) -> tuple[int | None, int | None, list[Metric]] | Rejection:
+    """(timestamp ms, seq, metrics) of a protobuf payload, or why it cannot be read."""
+    try:
+        message = pb.Payload.FromString(payload)
+    except (DecodeError, ValueError, RecursionError) as exc:
+        return Rejection("sparkplug_bad_payload", f"payload is not a Sparkplug B protobuf: {str(exc)[:200]}")
+    metrics = [
+        Metric(
+            m.name if m.HasField("name") else None,
+            m.alias if m.HasField("alias") else None,
+            m.timestamp if m.HasField("timestamp") else None,
+            m.datatype,
+            m.is_historical,
+            _value(m, m.datatype),
+        )
+        for m in message.metrics
+    ]
+    return (
+        message.timestamp if message.HasField("timestamp") else None,
+        message.seq if message.HasField("seq") else None,
+        metrics,
+    )
+
+
+def rebirth_request(timestamp_ms: int) -> bytes:
+    """An NCMD payload asking an edge node for a rebirth (`Node Control/Rebirth` = true)."""
+    message = pb.Payload(timestamp=timestamp_ms)
+    metric = message.metrics.add()
+    metric.name = "Node Control/Rebirth"
+    metric.timestamp = timestamp_ms
+    metric.datatype = pb.Boolean
+    metric.boolean_value = True
+    return message.SerializeToString()
+
+
+def is_numeric(datatype: int) -> bool:
+    """Whether a metric of this datatype carries a number (Boolean counts as 0/1 elsewhere)."""
+    return datatype in _NUMERIC

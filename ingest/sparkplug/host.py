@@ -1,0 +1,103 @@
+"""The Sparkplug B primary host: STATE birth and will, `spBv1.0/#`, rebirth requests, the batch writer."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+from prometheus_client import Counter
+from sqlalchemy import Engine
+
+from fleet.settings import MqttEndpoint, Settings
+from ingest.client import MqttSource
+from ingest.contract import Limits
+from ingest.pipeline import Pipeline
+from ingest.service import Ingester
+from ingest.sparkplug.decode import NAMESPACE, rebirth_request
+from ingest.sparkplug.mapping import Mapping
+from ingest.sparkplug.pipeline import SparkplugPipeline
+
+log = logging.getLogger(__name__)
+
+REBIRTHS = Counter("servicecast_sparkplug_rebirth_requests", "NCMD Node Control/Rebirth requests sent")
+
+
+def state_topic(host_id: str) -> str:
+    """Where a Sparkplug 3.0 host publishes its STATE."""
+    return f"{NAMESPACE}/STATE/{host_id}"
+
+
+def state_payload(online: bool, timestamp_ms: int) -> bytes:
+    """The Sparkplug 3.0 STATE payload: JSON with `online` and `timestamp` (ms)."""
+    return orjson.dumps({"online": online, "timestamp": timestamp_ms})
+
+
+class SparkplugSource(MqttSource):
+    """An MQTT source that is also a primary host: STATE online when connected, offline as its will."""
+
+    def __init__(self, *, host_id: str, **kwargs) -> None:
+        super().__init__(subscription=f"{NAMESPACE}/#", **kwargs)
+        self.host_id = host_id
+        # The will and the online STATE carry the same timestamp, as the specification asks.
+        self.state_ts = int(time.time() * 1000)
+        self.client.will_set(state_topic(host_id), state_payload(False, self.state_ts), qos=1, retain=True)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        super()._on_connect(client, userdata, flags, reason_code, properties)
+        if not reason_code.is_failure:
+            # After the subscription, so that our own retained STATE ends as online for every reader.
+            client.publish(state_topic(self.host_id), state_payload(True, self.state_ts), qos=1, retain=True)
+
+    def request_rebirth(self, group: str, edge_node: str) -> None:
+        """NCMD `Node Control/Rebirth` = true to one edge node."""
+        REBIRTHS.inc()
+        log.warning("asking %s/%s for a rebirth", group, edge_node)
+        payload = rebirth_request(int(time.time() * 1000))
+        self.client.publish(f"{NAMESPACE}/{group}/NCMD/{edge_node}", payload, qos=0)
+
+    def close(self) -> None:
+        """Say offline (a clean disconnect sends no will), then disconnect."""
+        info = self.client.publish(
+            state_topic(self.host_id), state_payload(False, self.state_ts), qos=1, retain=True
+        )
+        if self.connected.is_set():
+            info.wait_for_publish(timeout=5)
+        super().close()
+
+
+class SparkplugHost(Ingester):
+    """An ingester whose source is a Sparkplug primary host and whose pipeline decodes Sparkplug B."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        endpoint: MqttEndpoint,
+        mapping: Mapping,
+        host_id: str,
+        client_id: str | None = None,
+    ) -> None:
+        super().__init__(settings=settings, engine=engine, endpoint=endpoint, client_id=client_id)
+        self.source = SparkplugSource(
+            host_id=host_id,
+            endpoint=endpoint,
+            inbox=self.inbox,
+            client_id=client_id or f"servicecast-sparkplug-{host_id}",
+            protocol=settings.mqtt_protocol,
+            keepalive_s=settings.mqtt_keepalive_s,
+            session_expiry_s=settings.mqtt_session_expiry_s,
+        )
+        self.writer.on_committed = self.source.ack
+        self.writer.pipeline = SparkplugPipeline(
+            pipeline=Pipeline(
+                engine=engine,
+                auto_register=settings.ingest_auto_register,
+                limits=Limits.from_settings(settings),
+                keep_bytes=settings.ingest_quarantine_prefix_bytes,
+            ),
+            mapping=mapping,
+            host_id=host_id,
+            on_rebirth=self.source.request_rebirth,
+        )

@@ -1,0 +1,87 @@
+"""The map file: group / edge node / device → tenant and machine; metric names → sensors and events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from fleet.type_checks import SEVERITIES
+
+
+@dataclass(frozen=True, slots=True)
+class EventRule:
+    """A metric that raises an event with this code whenever it arrives true (or non-zero)."""
+
+    code: str
+    severity: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one Sparkplug edge node's (or device's) metrics go."""
+
+    tenant: str
+    machine: str
+    sensors: dict[str, str] = field(default_factory=dict)
+    events: dict[str, EventRule] = field(default_factory=dict)
+
+
+class MapError(ValueError):
+    """The map file is not valid; the message says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """Targets by (group, edge node, device or None for the node's own metrics)."""
+
+    targets: dict[tuple[str, str, str | None], Target]
+
+    def target(self, group: str, edge_node: str, device: str | None) -> Target | None:
+        """The target of these metrics, or None when the map does not name them."""
+        return self.targets.get((group, edge_node, device))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Mapping:
+        """Read and check a map file (YAML)."""
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise MapError(f"cannot read the Sparkplug map {path}: {exc}") from exc
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "map") -> Mapping:
+        """Check a decoded map: a `machines` list, each with group, edge_node, tenant, machine."""
+        if not isinstance(data, dict) or not isinstance(data.get("machines"), list):
+            raise MapError(f"{where}: expected a mapping with a 'machines' list")
+        targets: dict[tuple[str, str, str | None], Target] = {}
+        for i, entry in enumerate(data["machines"]):
+            at = f"{where}: machines[{i}]"
+            if not isinstance(entry, dict):
+                raise MapError(f"{at} is not a mapping")
+            missing = [k for k in ("group", "edge_node", "tenant", "machine") if not entry.get(k)]
+            if missing:
+                raise MapError(f"{at} lacks {', '.join(missing)}")
+            key = (str(entry["group"]), str(entry["edge_node"]), entry.get("device"))
+            if key in targets:
+                raise MapError(f"{at} maps {'/'.join(k for k in key if k)} a second time")
+            sensors = entry.get("sensors") or {}
+            events = entry.get("events") or {}
+            if not isinstance(sensors, dict) or not isinstance(events, dict):
+                raise MapError(f"{at}: sensors and events map metric names to sensors and event codes")
+            rules = {}
+            for metric, rule in events.items():
+                rule = rule if isinstance(rule, dict) else {"code": rule}
+                severity = rule.get("severity")
+                if not rule.get("code") or (severity is not None and severity not in SEVERITIES):
+                    raise MapError(f"{at}: event {metric!r} needs a code and a severity among {SEVERITIES}")
+                rules[str(metric)] = EventRule(str(rule["code"]), severity)
+            targets[key] = Target(
+                str(entry["tenant"]),
+                str(entry["machine"]),
+                {str(k): str(v) for k, v in sensors.items()},
+                rules,
+            )
+        return cls(targets)

@@ -1,0 +1,167 @@
+"""One host's view of each edge node: births, aliases, seq and bdSeq, and what each message becomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from fleet import contract
+from ingest.schemas import Rejection
+from ingest.sparkplug.decode import Metric, Topic
+from ingest.sparkplug.mapping import Mapping, Target
+
+# The idempotency key of a row: (metric ms << 21) | (Sparkplug seq << 13) | index. It is made from the
+# message alone, so a redelivery after a crash, a second host or a seq wrap (0-255) gives the same key;
+# two different messages collide only if they share a millisecond and seq mod 256.
+_TS_LIMIT = 1 << 42  # ms, the year 2109
+_INDEX_LIMIT = 1 << 13
+
+
+@dataclass(slots=True)
+class Translation:
+    """What one Sparkplug message becomes: JSON contract messages, or a rejection; maybe a rebirth request."""
+
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    rejection: Rejection | None = None
+    rebirth: bool = False
+
+
+def key(ms: int, seq: int, index: int = 0) -> int:
+    """The per-machine `seq` the store keys a Sparkplug-born row by."""
+    return (ms << 21) | (seq << 13) | index
+
+
+def _bd_seq(metrics: list[Metric]) -> int | None:
+    for m in metrics:
+        if m.name == "bdSeq" and type(m.value) is int:
+            return m.value
+    return None
+
+
+def _number(value: object) -> object:
+    if type(value) is bool:
+        return 1.0 if value else 0.0
+    if isinstance(value, bytes):
+        return "<bytes>"  # the contract refuses it by name: a map pointing a sensor at a Bytes metric
+    return value
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def translate(
+    target: Target, topic_text: str, ts: int, seq: int, metrics: list[tuple[str, Metric]]
+) -> list[tuple[str, bytes]] | Rejection:
+    """Named metrics of one message → telemetry (one message per metric time) and event messages."""
+    groups: dict[tuple[int, bool], dict] = {}
+    events: list[tuple[int, str, str | None]] = []
+    for name, m in metrics:
+        ms = m.timestamp if m.timestamp is not None else ts
+        if ms >= _TS_LIMIT:
+            return Rejection("sparkplug_bad_payload", f"metric {name!r} has timestamp {ms}, beyond 2109")
+        sensor = target.sensors.get(name)
+        if sensor is not None:
+            groups.setdefault((ms, m.historical), {})[sensor] = _number(m.value)
+            continue
+        rule = target.events.get(name)
+        if rule is not None and m.value not in (None, False, 0, 0.0, ""):
+            events.append((ms, rule.code, rule.severity))
+    if len(events) >= _INDEX_LIMIT:
+        return Rejection("sparkplug_bad_payload", f"{len(events)} event metrics in one message")
+    out = []
+    telemetry_topic = contract.telemetry_topic(target.tenant, target.machine)
+    for (ms, historical), readings in groups.items():
+        origin = {"topic": topic_text, "seq": seq, "historical": historical}
+        body = {"v": 1, "seq": key(ms, seq), "ts": _iso(ms), "readings": readings, "sparkplug": origin}
+        out.append((telemetry_topic, orjson.dumps(body)))
+    events_topic = f"{contract.TOPIC_ROOT}/{target.tenant}/{target.machine}/{contract.EVENTS_LEAF}"
+    for i, (ms, code, severity) in enumerate(events, start=1):
+        body = {"v": 1, "seq": key(ms, seq, i), "ts": _iso(ms), "code": code}
+        body["sparkplug"] = {"topic": topic_text, "seq": seq}
+        if severity:
+            body["severity"] = severity
+        out.append((events_topic, orjson.dumps(body)))
+    return out
+
+
+class Sessions:
+    """Applies messages to node states (plain JSON-able dicts, so that they can be stored as they are)."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self.mapping = mapping
+
+    def handle(
+        self, state: dict | None, topic: Topic, text: str, ts: int | None, seq: int | None, metrics: list
+    ) -> tuple[dict | None, Translation]:
+        """The node's new state and what the message becomes; `state` is not modified."""
+        kind = topic.kind
+        if kind in ("NCMD", "DCMD", "STATE"):
+            return state, Translation()
+        if kind == "NDEATH":
+            return self._death(state, metrics), Translation()
+        if ts is None or seq is None or not 0 <= seq <= 255:
+            why = f"{kind} without a timestamp or with seq {seq} outside 0-255"
+            return state, Translation(rejection=Rejection("sparkplug_bad_payload", why))
+        if kind == "NBIRTH":
+            state = {"bd_seq": _bd_seq(metrics), "online": True, "seq": seq, "ts": ts, "aliases": {}}
+            state["rebirth_pending"] = False
+        elif state is None or not state.get("online"):
+            state = dict(state or {"online": False, "seq": 0, "ts": 0, "aliases": {}, "bd_seq": None})
+            rebirth = not state.get("rebirth_pending")
+            state["rebirth_pending"] = True
+            why = f"{kind} from {topic.group}/{topic.edge_node} before its NBIRTH (or after its NDEATH)"
+            return state, Translation(rejection=Rejection("sparkplug_no_birth", why), rebirth=rebirth)
+        else:
+            state = {**state, "aliases": dict(state["aliases"])}
+        rebirth = kind != "NBIRTH" and self._check_seq(state, seq, ts)
+        aliases = state["aliases"]
+        if kind in ("NBIRTH", "DBIRTH"):
+            for m in metrics:
+                if m.name is not None and m.alias is not None:
+                    aliases[str(m.alias)] = m.name
+        named = []
+        for m in metrics:
+            name = m.name if m.name is not None else aliases.get(str(m.alias))
+            if name is None:
+                rebirth = rebirth or not state["rebirth_pending"]
+                state["rebirth_pending"] = True
+                why = f"{kind} metric alias {m.alias} was not in the birth of {topic.group}/{topic.edge_node}"
+                rejection = Rejection("sparkplug_unknown_alias", why)
+                return state, Translation(rejection=rejection, rebirth=rebirth)
+            named.append((name, m))
+        if kind == "DDEATH":
+            return state, Translation(rebirth=rebirth)
+        target = self.mapping.target(topic.group, topic.edge_node, topic.device)
+        if target is None:
+            where = "/".join(p for p in (topic.group, topic.edge_node, topic.device) if p)
+            why = f"the Sparkplug map names no machine for {where}"
+            return state, Translation(rejection=Rejection("sparkplug_unmapped", why), rebirth=rebirth)
+        out = translate(target, text, ts, seq, named)
+        if type(out) is Rejection:
+            return state, Translation(rejection=out, rebirth=rebirth)
+        return state, Translation(out, rebirth=rebirth)
+
+    @staticmethod
+    def _check_seq(state: dict, seq: int, ts: int) -> bool:
+        """Advance the node's seq; True when a gap calls for a rebirth request (one per gap)."""
+        if seq == (state["seq"] + 1) % 256:
+            state["seq"], state["ts"] = seq, max(state["ts"], ts)
+            return False
+        if ts <= state["ts"]:
+            # An earlier message again: the broker redelivers what a killed host had not acknowledged.
+            # Its key is made from the message, so storing it again is a duplicate; the state stays.
+            return False
+        rebirth = not state["rebirth_pending"]
+        state["rebirth_pending"] = True
+        state["seq"], state["ts"] = seq, ts
+        return rebirth
+
+    @staticmethod
+    def _death(state: dict | None, metrics: list[Metric]) -> dict | None:
+        """An NDEATH ends the session only when its bdSeq is the current birth's (else it is stale)."""
+        if state is None or not state.get("online") or _bd_seq(metrics) != state.get("bd_seq"):
+            return state
+        return {**state, "online": False}
