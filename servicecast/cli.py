@@ -14,7 +14,15 @@ from fleet import audit, errors, machine_types, migrate, registry, telemetry
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import engine_from_settings
 from models import cli as models_cli
-from servicecast import broker_cli, customers_cli, evaluate_cli, history_cli, telemetry_cli, types_cli
+from servicecast import (
+    bridge_cli,
+    broker_cli,
+    customers_cli,
+    evaluate_cli,
+    history_cli,
+    telemetry_cli,
+    types_cli,
+)
 from simulators.cli import simulate_app
 
 app = typer.Typer(
@@ -40,6 +48,7 @@ types_cli.register(app)
 broker_cli.register(machines_app)
 history_cli.register(app, machines_app)
 telemetry_cli.register(app)
+bridge_cli.register(app)
 
 
 @app.command("check-config")

@@ -1,0 +1,282 @@
+"""The OPC UA edge bridge: subscribe to a machine's mapped nodes, buffer JSON contract messages, publish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from asyncua import Client, ua
+
+from fleet import contract
+from ingest.contract import CODE_PATTERN, parse_message
+from ingest.opcua import metrics
+from ingest.opcua.buffer import Buffer
+from ingest.opcua.mapping import Mapping, Variable
+from ingest.opcua.publisher import Publisher
+from ingest.schemas import Rejection
+
+log = logging.getLogger(__name__)
+# OPC UA Part 5's severity bands (1-1000) onto servicecast's four levels.
+SEVERITY_BANDS = ((801, "critical"), (601, "error"), (401, "warning"), (0, "info"))
+IDENTIFICATION_CODE = "opcua.identification"
+
+
+class NodesMissing(RuntimeError):
+    """Nodes named by the map that the server does not have."""
+
+
+@dataclass(frozen=True)
+class ServerAccess:
+    """How to reach and authenticate to the machine's OPC UA server."""
+
+    endpoint: str
+    username: str | None = None
+    password: str | None = None
+    security: str | None = None  # asyncua's "Policy,Mode,cert,key[,server_cert]"
+    application_uri: str = "urn:servicecast:opcua-bridge"
+    timeout_s: float = 10.0
+
+
+def severity(value: object) -> str:
+    """The servicecast severity of an OPC UA event severity (1-1000)."""
+    number = value if isinstance(value, int) else 0
+    return next(level for floor, level in SEVERITY_BANDS if number >= floor)
+
+
+def _ts(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+class Translator:
+    """Turns OPC UA notifications into JSON contract messages in the buffer (asyncua calls it on its loop)."""
+
+    def __init__(self, *, mapping: Mapping, buffer: Buffer, publisher: Publisher, nodes: dict[str, Variable]):
+        self.mapping = mapping
+        self.buffer = buffer
+        self.publisher = publisher
+        self.by_node = nodes  # resolved node id string -> its map entry
+        self.seen = buffer.last_seen()
+        self.telemetry_topic = contract.telemetry_topic(mapping.tenant, mapping.machine)
+        self.events_topic = contract.events_topic(mapping.tenant, mapping.machine)
+        self._pending: dict[datetime, tuple[dict[str, float | None], dict[str, str]]] = {}
+        self._flush_scheduled = False
+
+    def datachange_notification(self, node, val, data) -> None:  # noqa: ANN001
+        """One changed value, joined with the others of its source time in this publish, then buffered."""
+        metrics.CHANGES.labels(kind="data").inc()
+        key = node.nodeid.to_string()
+        variable = self.by_node[key]
+        value = data.monitored_item.Value
+        ts = _ts(value.SourceTimestamp or value.ServerTimestamp)
+        stamp = ts.isoformat()
+        if self.seen.get(key, "") >= stamp:
+            # The initial value of a new subscription (after a restart or reconnect) that was sent already.
+            metrics.SKIPPED.labels(reason="already_sent").inc()
+            return
+        self.seen[key] = stamp
+        readings, seen = self._pending.setdefault(ts, ({}, {}))
+        readings[variable.sensor] = self._number(variable, val)
+        seen[key] = stamp
+        if not self._flush_scheduled:
+            # asyncua hands over every item of one publish response before the loop runs anything else.
+            asyncio.get_running_loop().call_soon(self.flush)
+            self._flush_scheduled = True
+
+    def _number(self, variable: Variable, val: object) -> float | None:
+        if isinstance(val, ua.LocalizedText):
+            val = val.Text
+        if isinstance(val, str) and val in variable.values:
+            return variable.values[val]
+        if isinstance(val, bool):
+            return float(val)
+        if isinstance(val, int | float) and val - val == 0:
+            return val
+        metrics.SKIPPED.labels(reason="not_a_number").inc()
+        log.warning(
+            "%s (%s) sent %r, not a number the map knows; stored as null", variable.node, variable.sensor, val
+        )
+        return None
+
+    def flush(self) -> None:
+        """Buffer the readings collected in this publish, one message per source time."""
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, {}
+        for ts, (readings, seen) in sorted(pending.items()):
+            self._add(
+                self.telemetry_topic, lambda seq, ts=ts, r=readings: contract.encode_payload(seq, ts, r), seen
+            )
+
+    def event_notification(self, event) -> None:  # noqa: ANN001
+        """An alarm or condition event becomes one servicecast event."""
+        metrics.CHANGES.labels(kind="event").inc()
+        fields = event.get_event_props_as_fields_dict()
+        condition = _text(fields.get("ConditionName")) or _text(fields.get("SourceName")) or "alarm"
+        code = self._code(condition)
+        extra: dict[str, object] = {"source": _text(fields.get("SourceName")) or None, "condition": condition}
+        active = fields.get("ActiveState/Id")
+        if active is not None:
+            extra["active"] = bool(getattr(active, "Value", active))
+        event_id = fields.get("EventId")
+        if event_id is not None and isinstance(getattr(event_id, "Value", None), bytes):
+            extra["event_id"] = event_id.Value.hex()
+        ts = _ts(getattr(fields.get("Time"), "Value", None))
+        level = severity(getattr(fields.get("Severity"), "Value", None))
+        text = _text(fields.get("Message"))[:1024] or None
+
+        def build(seq: int) -> bytes:
+            return contract.encode_event(seq, ts, code, severity=level, text=text, **extra)
+
+        self._add(self.events_topic, build)
+
+    def _code(self, condition: str) -> str:
+        for alarm in self.mapping.alarms:
+            if condition in alarm.codes:
+                return alarm.codes[condition]
+        cleaned = re.sub(r"[^A-Za-z0-9._:-]", "_", condition)[:64]
+        return cleaned if CODE_PATTERN.match(cleaned) else "alarm"
+
+    def identification(self, values: dict[str, object]) -> None:
+        """The machine's identification as read at start, as one info event."""
+        text = ", ".join(f"{k}: {v}" for k, v in values.items())[:1024] or None
+        now = datetime.now(UTC)
+        ident = {k: str(v) for k, v in values.items()}
+
+        def build(seq: int) -> bytes:
+            return contract.encode_event(
+                seq, now, IDENTIFICATION_CODE, severity="info", text=text, identification=ident
+            )
+
+        self._add(self.events_topic, build)
+
+    def status_change_notification(self, status) -> None:  # noqa: ANN001
+        """The server ended or changed the subscription."""
+        log.warning("OPC UA subscription status changed: %s", status)
+
+    def _add(self, topic: str, build, seen: dict[str, str] | None = None) -> None:  # noqa: ANN001
+        def checked(seq: int) -> bytes:
+            payload = build(seq)
+            # The ingester's own check: a message it would quarantine is refused here, where it is logged.
+            parsed = parse_message(topic, payload)
+            if type(parsed) is Rejection:
+                raise ValueError(f"{parsed.reason}: {parsed.detail}")
+            return payload
+
+        try:
+            if self.buffer.add(topic, checked, seen) is not None:
+                self.publisher.wake()
+        except ValueError as exc:
+            metrics.SKIPPED.labels(reason="invalid").inc()
+            log.error("a message for %s would be quarantined, not sent: %s", topic, exc)
+
+
+def _text(value: object) -> str:
+    value = getattr(value, "Value", value)
+    if isinstance(value, ua.LocalizedText):
+        return value.Text or ""
+    return "" if value is None else str(value)
+
+
+async def resolve(client: Client, mapping: Mapping) -> dict[str, str]:
+    """Map each node id of the map to the server's `ns=…` form; NodesMissing names every one it lacks."""
+    namespaces = await client.get_namespace_array()
+    resolved, missing = {}, []
+    for raw in mapping.nodes():
+        text = raw
+        if raw.startswith("nsu="):
+            uri, _, rest = raw[4:].partition(";")
+            if uri not in namespaces:
+                missing.append(f"{raw} (namespace {uri} is not on the server)")
+                continue
+            text = f"ns={namespaces.index(uri)};{rest}"
+        try:
+            await client.get_node(text).read_node_class()
+        except ua.UaStatusCodeError as exc:
+            missing.append(f"{raw} ({type(exc).__name__})")
+            continue
+        resolved[raw] = ua.NodeId.from_string(text).to_string()
+    if missing:
+        raise NodesMissing("the server has no node " + "; no node ".join(missing))
+    return resolved
+
+
+async def connect(access: ServerAccess) -> Client:
+    """A connected asyncua client that reconnects and re-creates its subscriptions by itself.
+
+    An unreachable server (the machine is off) is retried with backoff; a refusal (credentials,
+    security) raises, since retrying cannot fix it.
+    """
+    delay = 1.0
+    while True:
+        client = Client(access.endpoint, timeout=access.timeout_s, auto_reconnect=True)
+        client.application_uri = access.application_uri
+        if access.username:
+            client.set_user(access.username)
+            client.set_password(access.password or "")
+        try:
+            if access.security:
+                await client.set_security_string(access.security)
+            await client.connect()
+            return client
+        except (OSError, TimeoutError) as exc:
+            log.warning(
+                "cannot reach the OPC UA server at %s (%s); retrying in %.0f s",
+                access.endpoint,
+                exc or type(exc).__name__,
+                delay,
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publisher: Publisher) -> None:
+    """Connect, check the map, subscribe, and bridge until cancelled (or the broker refuses us)."""
+    sender = asyncio.create_task(publisher.run(), name="publisher")
+    client = await connect(access)
+    try:
+        resolved = await resolve(client, mapping)
+        nodes = {resolved[v.node]: v for v in mapping.variables}
+        translator = Translator(mapping=mapping, buffer=buffer, publisher=publisher, nodes=nodes)
+        values = {}
+        for name, node in mapping.identification.items():
+            values[name] = _text(await client.get_node(resolved[node]).read_value())
+        if values:
+            translator.identification(values)
+        params = ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=mapping.publishing_interval_ms,
+            RequestedLifetimeCount=10_000,
+            RequestedMaxKeepAliveCount=10,
+            MaxNotificationsPerPublish=0,
+            PublishingEnabled=True,
+            Priority=0,
+        )
+        subscription = await client.create_subscription(params, translator)
+        for variable in mapping.variables:
+            await subscription.subscribe_data_change(
+                client.get_node(resolved[variable.node]),
+                sampling_interval=variable.sampling_interval_ms,
+                queuesize=100,
+            )
+        for alarm in mapping.alarms:
+            await subscription.subscribe_alarms_and_conditions(
+                client.get_node(resolved[alarm.source]), ua.ObjectIds.AlarmConditionType
+            )
+        log.info(
+            "bridging %d variable(s) and %d alarm source(s) of %s to %s/%s",
+            len(mapping.variables),
+            len(mapping.alarms),
+            access.endpoint,
+            mapping.tenant,
+            mapping.machine,
+        )
+        await sender
+    finally:
+        sender.cancel()
+        try:
+            await client.disconnect()
+        except Exception:  # noqa: BLE001
+            log.debug("disconnect from the OPC UA server failed", exc_info=True)

@@ -1,0 +1,18 @@
+"""Prometheus metrics of the OPC UA bridge, served on --metrics-port."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+BUFFERED = Gauge(
+    "servicecast_bridge_buffered_messages", "Messages in the on-disk buffer, not yet acknowledged"
+)
+DROPPED = Counter(
+    "servicecast_bridge_dropped_messages", "Messages lost because the buffer was full, by policy", ["policy"]
+)
+PUBLISHED = Counter("servicecast_bridge_published_messages", "Messages the broker acknowledged (PUBACK)")
+CHANGES = Counter("servicecast_bridge_opcua_notifications", "Notifications from the OPC UA server", ["kind"])
+SKIPPED = Counter(
+    "servicecast_bridge_skipped_values", "Values not sent, by reason (already sent, not a number)", ["reason"]
+)
+BROKER_UP = Gauge("servicecast_bridge_broker_connected", "1 while connected to the MQTT broker")

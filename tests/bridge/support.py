@@ -1,0 +1,130 @@
+"""Bridge test helpers: a broker checking the machine's identity, the bridge as a process, the store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+
+from fleet import credentials, registration
+from fleet.tables import Machine, MachineEvent, Telemetry
+from simulators.opcua_machine import MachineServer
+from tests import services
+from tests.ingest.support import REPO, wait_until
+
+EXAMPLE_MAP = REPO / "docs" / "examples" / "opcua-machine.yaml"
+TENANT, MACHINE = "acme", "press-7"
+INGEST_USER, INGEST_PASSWORD = credentials.DEFAULT_INGEST_USER, "ingest-secret"
+
+
+@dataclass
+class Broker:
+    """Mosquitto with per-machine passwords and the ACL that `machines broker-config` writes."""
+
+    mosquitto: services.Mosquitto
+    machine_url: str  # the bridge's own identity, acme/press-7
+    ingest_url: str
+
+
+def secured_broker(engine: Engine, workdir: Path) -> Broker:
+    """Register acme/press-7, issue its credential, and start a Mosquitto that checks it."""
+    registration.register_machines(
+        engine=engine,
+        machines=[{"tenant": TENANT, "machine": MACHINE, "machine_type": "press"}],
+        granted_by="test",
+    )
+    issued = credentials.issue(engine=engine, tenant=TENANT, machine=MACHINE)
+    workdir.mkdir(exist_ok=True)
+    credentials.write_broker_config(
+        engine=engine, out=workdir, ingest_user=INGEST_USER, ingest_password=INGEST_PASSWORD
+    )
+    auth = [
+        "allow_anonymous false",
+        f"password_file {workdir / credentials.PASSWORD_FILE}",
+        f"acl_file {workdir / credentials.ACL_FILE}",
+    ]
+    broker = services.Mosquitto(workdir, auth=auth).start()
+    user = issued.username.replace("/", "%2F")
+    return Broker(
+        broker,
+        f"mqtt://{user}:{issued.password}@127.0.0.1:{broker.port}",
+        f"mqtt://{INGEST_USER}:{INGEST_PASSWORD}@127.0.0.1:{broker.port}",
+    )
+
+
+class BridgeProcess:
+    """`servicecast bridge opcua` as a real process, so that it can be killed with SIGKILL."""
+
+    def __init__(self, workdir: Path, server: MachineServer, mqtt_url: str, *args: str, **env: str) -> None:
+        self.workdir = workdir
+        self.args = [
+            "--endpoint", server.endpoint, "--map", str(EXAMPLE_MAP), "--mqtt-url", mqtt_url,
+            "--buffer", str(workdir / "bridge-buffer.db"), *args,
+        ]  # fmt: skip
+        self.env = {**os.environ, "SERVICECAST_LOG_LEVEL": "INFO", **env}
+        self.process: subprocess.Popen | None = None
+        self.runs = 0
+
+    @property
+    def log_path(self) -> Path:
+        """The log of the current run."""
+        return self.workdir / f"bridge-{self.runs}.log"
+
+    def log(self) -> str:
+        """What the current run has logged so far."""
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def start(self, wait_bridging: bool = True) -> BridgeProcess:
+        """Start; by default wait until it has subscribed to the machine's nodes."""
+        self.runs += 1
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "servicecast", "bridge", "opcua", *self.args],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if wait_bridging:
+            wait_until(lambda: "bridging" in self.log() or self.process.poll() is not None, 30, "the bridge")
+            assert self.process.poll() is None, f"bridge exited early:\n{self.log()}"
+        return self
+
+    def kill9(self) -> None:
+        """SIGKILL: no flush, no goodbye."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def terminate(self) -> int:
+        """SIGTERM and the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def stop_quietly(self) -> None:
+        """Make sure the process is gone (test teardown)."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def stored_readings(engine: Engine) -> list[tuple[int, str, float, str]]:
+    """(seq, sensor, value, ts) of every reading of acme/press-7, one row per sensor value."""
+    query = (
+        select(Telemetry.seq, Telemetry.ts, Telemetry.readings)
+        .join(Machine, Telemetry.machine_id == Machine.id)
+        .where(Machine.code == MACHINE)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [(seq, k, v, ts.isoformat(timespec="milliseconds")) for seq, ts, r in rows for k, v in r.items()]
+
+
+def stored_events(engine: Engine) -> list[MachineEvent]:
+    """Every event of acme/press-7, by seq."""
+    with engine.connect() as conn:
+        return list(conn.execute(select(MachineEvent).order_by(MachineEvent.seq)).all())

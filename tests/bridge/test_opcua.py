@@ -1,0 +1,118 @@
+"""The OPC UA edge bridge against a real asyncua server, a real Mosquitto and the real ingester (MS2)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine
+
+from fleet.contract import format_ts
+from simulators.opcua_machine import MachineServer
+from tests import services
+from tests.bridge.support import BridgeProcess, Broker, secured_broker, stored_events, stored_readings
+from tests.ingest.support import in_process_ingester, wait_until
+
+pytestmark = pytest.mark.mosquitto
+
+
+@pytest.fixture
+def machine() -> Iterator[MachineServer]:
+    """The example press on a free port, anonymous access."""
+    server = MachineServer(port=services.free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def broker(engine: Engine, tmp_path) -> Iterator[Broker]:
+    if not services.mosquitto_available():
+        services.unavailable("the mosquitto binary")
+    secured = secured_broker(engine, tmp_path / "broker")
+    yield secured
+    secured.mosquitto.stop()
+
+
+@pytest.fixture
+def ingester(broker: Broker, engine: Engine, database_url: str) -> Iterator[object]:
+    running = in_process_ingester(database_url, engine, broker.ingest_url, "ingest-bridge-test")
+    yield running
+    running.stop()
+
+
+def expected(server: MachineServer) -> Counter:
+    """Every change the machine made, as the store keeps it: (sensor, value, ts in ms)."""
+    return Counter((c.sensor, c.value, format_ts(c.ts)) for c in server.changes)
+
+
+def stored(engine: Engine) -> Counter:
+    return Counter((sensor, value, _z(ts)) for _seq, sensor, value, ts in stored_readings(engine))
+
+
+def _z(iso: str) -> str:
+    return iso.replace("+00:00", "Z")
+
+
+def all_stored_once(server: MachineServer, engine: Engine) -> bool:
+    have = stored(engine)
+    return all(have[key] >= 1 for key in expected(server))
+
+
+def assert_each_change_once(server: MachineServer, engine: Engine) -> None:
+    have = stored(engine)
+    missing = [key for key in expected(server) if have[key] == 0]
+    assert not missing, f"{len(missing)} change(s) never stored, e.g. {missing[:3]}"
+    twice = [key for key, n in have.items() if n > 1]
+    assert not twice, f"stored more than once: {twice[:3]}"
+    seqs = [seq for seq, *_ in stored_readings(engine)]
+    assert len({(s, k) for s, k, *_ in stored_readings(engine)}) == len(seqs)
+
+
+class Changer:
+    """Changes the machine's values every `period` s in a thread until stopped."""
+
+    def __init__(self, server: MachineServer, period: float = 0.2) -> None:
+        self.server, self.period = server, period
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopping.wait(self.period):
+            self.server.step()
+
+    def __enter__(self) -> Changer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=10)
+
+
+def test_values_identification_and_alarms_arrive_in_the_store(
+    machine: MachineServer, broker: Broker, ingester, engine: Engine, tmp_path
+) -> None:
+    bridge = BridgeProcess(tmp_path, machine, broker.machine_url).start()
+    try:
+        machine.step(12)
+        machine.alarm(active=True)
+        machine.alarm(active=False)
+        wait_until(lambda: all_stored_once(machine, engine), 30, "every change in the store")
+        wait_until(lambda: len(stored_events(engine)) >= 3, 30, "identification and two alarm events")
+        assert bridge.terminate() == 0
+    finally:
+        bridge.stop_quietly()
+    assert_each_change_once(machine, engine)
+    assert {s for _, s, _, _ in stored_readings(engine)} == {
+        "machine_state", "spindle_temp_c", "spindle_speed_rpm", "vibration_mm_s",
+    }  # fmt: skip
+    assert any(sensor == "machine_state" and value == 3.0 for _, sensor, value, _ in stored_readings(engine))
+    ident, raised, cleared = stored_events(engine)
+    assert (ident.code, ident.severity) == ("opcua.identification", "info")
+    assert ident.extra["identification"]["serial_number"] == "SN-4711"
+    assert ident.extra["identification"]["manufacturer"] == "Example Presses GmbH"
+    assert (raised.code, raised.severity, raised.extra["active"]) == ("spindle_overtemp", "error", True)
+    assert raised.text.startswith("Spindle temperature above")
+    assert (cleared.code, cleared.severity, cleared.extra["active"]) == ("spindle_overtemp", "info", False)
