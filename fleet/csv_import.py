@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fleet import errors
 
-_SETTINGS = ("tenant", "kind", "time_format", "timezone", "delimiter", "age_at")
+_SETTINGS = ("tenant", "kind", "time_format", "timezone", "delimiter", "age_at", "machine_type")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class ColumnMap:
     timezone: str = "UTC"
     delimiter: str = ","
     age_at: str | None = None
+    machine_type: str | None = None  # every machine of the file is of this type (no type column)
 
     def column(self, name: str) -> str:
         """The file's column for field `name`."""

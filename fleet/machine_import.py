@@ -51,6 +51,8 @@ def _parse(row: dict, mapping: ColumnMap) -> dict:
             raise ValueError(f"{name} longer than 64 characters")
         if value:
             out[name] = value
+    if "machine_type" not in out and mapping.machine_type:
+        out["machine_type"] = mapping.machine_type
     return out
 
 

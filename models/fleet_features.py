@@ -18,6 +18,7 @@ from scipy.signal import lfilter
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from models.event_features import PREFIX as EVENT_PREFIX
 from models.features import group_starts, prefix_sums, range_sum
 
 RUNNING = "running"
@@ -102,6 +103,7 @@ class Prepared:
     dev: np.ndarray  # deviation from the same hour of the baseline days
     last: np.ndarray  # sorted position of each machine's latest row
     machines: np.ndarray  # machine keys, sorted
+    extra: np.ndarray  # event columns (`models.event_features`), passed through: rows × extras
 
 
 class FleetFeatures(TransformerMixin, BaseEstimator):
@@ -140,10 +142,15 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: object = None) -> FleetFeatures:
         """Pick the sensors this type reports, the step size, and fleet-wide level scales."""
         running = _running(X)
+        self.extras_ = [c for c in X.columns if str(c).startswith(EVENT_PREFIX)]
         if self.sensors is not None:
             candidates = list(self.sensors)
         else:
-            candidates = [c for c in X.columns if c not in META and pd.api.types.is_float_dtype(X[c])]
+            candidates = [
+                c
+                for c in X.columns
+                if c not in META and c not in self.extras_ and pd.api.types.is_float_dtype(X[c])
+            ]
             candidates = [c for c in candidates if X.loc[running, c].notna().mean() > 0.5]
         values = X.loc[running, candidates].astype(float)
         self.sensors_ = list(candidates)
@@ -153,11 +160,15 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         self.floor_ = np.maximum(np.abs(self.median_) * 0.05, 1e-6)
         self.step_hours_ = _step_hours(X, self.machine_col, self.time_col)
         self.baseline_days_ = tuple(int(d) for d in self.baseline_days or _type_baseline(X))
-        self.feature_names_ = [f"{s}__{k}" for s in self.sensors_ for k in KINDS] + [
-            "since_stop_h",
-            "coverage",
-            "history_h",
-        ]
+        self.feature_names_ = (
+            [f"{s}__{k}" for s in self.sensors_ for k in KINDS]
+            + [
+                "since_stop_h",
+                "coverage",
+                "history_h",
+            ]
+            + self.extras_
+        )
         return self
 
     def lookback_hours(self) -> float:
@@ -198,7 +209,20 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         dev = (raw - base) / np.maximum(np.abs(base), self.floor_)
         last = np.ones(len(keys), dtype=bool)
         last[:-1] = keys[1:] != keys[:-1]
-        return Prepared(order, keys, starts, running, raw, dev, np.flatnonzero(last), np.asarray(uniques))
+        extras = getattr(self, "extras_", [])  # a model pickled before event features has none
+        extra = (
+            np.column_stack(
+                [
+                    X[c].to_numpy(dtype=float)[order] if c in X.columns else np.full(len(X), np.nan)
+                    for c in extras
+                ]
+            )
+            if extras
+            else np.zeros((len(X), 0))
+        )
+        return Prepared(
+            order, keys, starts, running, raw, dev, np.flatnonzero(last), np.asarray(uniques), extra
+        )
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Feature table with one row per input row, same order and index."""
@@ -255,9 +279,11 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         k = len(KINDS)
         for i, b in enumerate(blocks):
             columns[:, i : k * len(self.sensors_) : k] = b
-        columns[:, -3] = np.minimum(since, cap)
-        columns[:, -2] = n24.sum(axis=1) / max(1, wday * len(self.sensors_)) if len(self.sensors_) else 0.0
-        columns[:, -1] = np.minimum((at - first + 1) * self.step_hours_, cap)
+        n = k * len(self.sensors_)
+        columns[:, n] = np.minimum(since, cap)
+        columns[:, n + 1] = n24.sum(axis=1) / max(1, wday * len(self.sensors_)) if len(self.sensors_) else 0.0
+        columns[:, n + 2] = np.minimum((at - first + 1) * self.step_hours_, cap)
+        columns[:, n + 3 :] = prep.extra[at]
         return columns
 
     def sufficient(self, table: pd.DataFrame) -> np.ndarray:

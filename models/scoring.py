@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, func, or_, select
 
 from fleet import dialect, panels
 from fleet.tables import Machine, Prediction, ScoreState, Telemetry, utcnow
-from models import versions
+from models import event_features, versions
 from models.fleet_model import FleetModel
 
 log = logging.getLogger(__name__)
@@ -164,12 +164,13 @@ def _read_batch(engine: Engine, job: Job) -> pd.DataFrame:
     _, model, batch = job
     since = batch["max_ts"].min().to_pydatetime() - timedelta(hours=history_hours(model))
     with engine.connect() as conn:
-        return panels.read_panel(
+        panel = panels.read_panel(
             conn,
             machine_ids=batch["machine_id"].tolist(),
             since=since,
             sensors=list(model.features_.sensors_),
         )
+        return event_features.add(conn, panel, getattr(model.features_, "extras_", []))
 
 
 def score_once(*, engine: Engine, models: Models | None = None, batch_machines: int = 2500) -> ScoreReport:

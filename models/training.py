@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -14,7 +15,7 @@ from fleet import labels, panels
 from fleet import registry as fleet_registry
 from fleet.audit import Actor
 from fleet.tables import Machine, Telemetry
-from models import champion, cold_start, episodes
+from models import champion, cold_start, episodes, event_features
 from models.fleet_model import FleetModel
 from models.labels import make_targets, within
 
@@ -216,6 +217,8 @@ def train_from_store(
     holdout_days: float = 0.0,
     min_failures: int = 1,
     max_type_rows: int = MAX_TYPE_ROWS,
+    machine_ids: Collection[int] | None = None,
+    events: bool = False,
     **params: object,
 ) -> TrainingReport:
     """Train per machine type on stored data of the customers that grant `product_improvement` only.
@@ -224,6 +227,8 @@ def train_from_store(
     otherwise, with `holdout_days` > 0, the candidate trains before the last `holdout_days` and goes live
     only if it alerts at least as well as the champion there (without, it trains on all and goes live).
     A type with more than `max_type_rows` rows trains on a seeded sample of whole machines within it.
+    `machine_ids` limits training to those machines; `events` adds the event features its type declares
+    (`models.event_features`: code counts, time since each code, time since each component's last visit).
     """
     truth = ground_truth_by_id(engine)
     with engine.connect() as conn:
@@ -234,6 +239,8 @@ def train_from_store(
         pooled = fleet_registry.customers_granting(conn, "product_improvement")
     if machine_type:
         machines = machines[machines["type"] == machine_type]
+    if machine_ids is not None:
+        machines = machines[machines["id"].isin(list(machine_ids))]
     granted = machines["customer"].isin(pooled)
     left_out = machines[~granted]
     machines = machines[granted]
@@ -246,6 +253,9 @@ def train_from_store(
         if panel.empty:
             continue
         panel = panel.dropna(axis=1, how="all").assign(machine_type=mtype)  # picks the reference days
+        if events:
+            with engine.connect() as conn:
+                panel = event_features.add(conn, panel, event_features.columns_of_type(conn, mtype))
         if failures < min_failures:
             versions[mtype] = cold_start.register(
                 engine,
