@@ -47,7 +47,7 @@ class SparkplugPipeline:
         results: list[Rejection | None] = []
         for (topic, text, payload), (_, _, received) in zip(decoded, messages, strict=True):
             rejection = topic if type(topic) is Rejection else None
-            if rejection is None:
+            if rejection is None and topic.kind != "STATE":  # STATE is JSON, and no data
                 body = decode_payload(payload)
                 if type(body) is Rejection:
                     rejection = body

@@ -40,6 +40,11 @@ def _bd_seq(metrics: list[Metric]) -> int | None:
     return None
 
 
+def _control(name: str) -> bool:
+    """Metrics every node sends about itself, which need no machine: bdSeq, controls, properties."""
+    return name == "bdSeq" or name.startswith(("Node Control/", "Device Control/", "Properties/"))
+
+
 def _number(value: object) -> object:
     if type(value) is bool:
         return 1.0 if value else 0.0
@@ -135,6 +140,8 @@ class Sessions:
         if kind == "DDEATH":
             return state, Translation(rebirth=rebirth)
         target = self.mapping.target(topic.group, topic.edge_node, topic.device)
+        if target is None and all(_control(name) for name, _ in named):
+            return state, Translation(rebirth=rebirth)
         if target is None:
             where = "/".join(p for p in (topic.group, topic.edge_node, topic.device) if p)
             why = f"the Sparkplug map names no machine for {where}"

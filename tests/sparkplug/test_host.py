@@ -1,0 +1,150 @@
+"""The Sparkplug B host against a real Mosquitto and a pysparkplug-encoded edge node (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from fleet.tables import Machine, MachineEvent, Telemetry
+from ingest.sparkplug.session import key
+from tests.ingest.support import quarantine_reasons, register_fleet, wait_until
+from tests.sparkplug.support import MAP, T0, EdgeNode, HostProcess, in_process_host
+
+pytestmark = pytest.mark.mosquitto
+
+
+def rows(engine) -> list[tuple[int, dict, dict]]:
+    """(seq, readings, extra) of m-000's telemetry, in seq order."""
+    query = select(Telemetry.seq, Telemetry.readings, Telemetry.extra).join(Machine).order_by(Telemetry.seq)
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(query.where(Machine.code == "m-000"))]
+
+
+@pytest.fixture
+def fleet(engine):
+    register_fleet(engine, "acme", ["m-000"])
+    return engine
+
+
+@pytest.fixture
+def edge(mosquitto):
+    node = EdgeNode(mosquitto.url)
+    yield node
+    node.close()
+
+
+@pytest.fixture
+def host(mosquitto, database_url, fleet):
+    running = in_process_host(database_url, fleet, mosquitto.url)
+    yield running
+    running.stop()
+
+
+def test_birth_then_data_by_alias_stored_under_the_mapped_machine_and_sensors(host, edge, fleet):
+    edge.birth(T0)
+    edge.data(T0 + 1000, 71.5, alarm=True)
+    wait_until(lambda: len(rows(fleet)) == 2, 20, "the birth's values and the data")
+    (birth_seq, birth, _), (data_seq, data, extra) = rows(fleet)
+    assert birth == {"temperature_c": 60.0, "vibration_mm_s": 2.0}
+    assert data == {"temperature_c": 71.5, "vibration_mm_s": 2.5}
+    assert (birth_seq, data_seq) == (key(T0, 1), key(T0 + 1000, 2))
+    assert extra["sparkplug"]["topic"] == "spBv1.0/plant1/DDATA/line4/press-7"
+    with fleet.connect() as conn:
+        assert list(conn.scalars(select(MachineEvent.code))) == ["E_OVERTEMP"]
+    assert quarantine_reasons(fleet) == []
+    assert edge.rebirth_requests() == 0
+
+
+def test_seq_wraps_at_255_without_a_rebirth(host, edge, fleet):
+    edge.birth(T0)
+    for i in range(300):
+        edge.data(T0 + 10 * (i + 1), 60.0 + i % 7)
+    wait_until(lambda: len(rows(fleet)) == 301, 30, "all 301 rows")
+    assert edge.rebirth_requests() == 0
+    assert quarantine_reasons(fleet) == []
+
+
+def test_a_gap_asks_for_exactly_one_rebirth_until_the_birth_arrives(host, edge, fleet):
+    edge.birth(T0)
+    edge.data(T0 + 10, 61.0)
+    edge.seq += 5  # five messages lost before the broker
+    for i in range(3):
+        edge.data(T0 + 20 + i, 62.0)
+    wait_until(lambda: len(rows(fleet)) == 5, 20, "rows of the data on both sides of the gap")
+    wait_until(lambda: edge.rebirth_requests() >= 1, 10, "a rebirth request")
+    edge.seq += 2  # a second gap before the rebirth: no second request
+    edge.data(T0 + 40, 63.0)
+    wait_until(lambda: len(rows(fleet)) == 6, 20, "the row after the second gap")
+    assert edge.rebirth_requests() == 1
+    edge.birth(T0 + 50)
+    edge.seq += 3  # a gap after the rebirth is a new gap
+    edge.data(T0 + 60, 64.0)
+    wait_until(lambda: edge.rebirth_requests() == 2, 10, "the second gap's request")
+
+
+def test_data_before_birth_is_quarantined_and_asks_for_a_rebirth(host, edge, fleet):
+    edge.seq = 17
+    edge.data(T0, 61.0)
+    edge.data(T0 + 1, 61.0)
+    wait_until(lambda: len(quarantine_reasons(fleet)) == 2, 20, "the data in quarantine")
+    assert quarantine_reasons(fleet) == ["sparkplug_no_birth", "sparkplug_no_birth"]
+    wait_until(lambda: edge.rebirth_requests() == 1, 10, "one rebirth request")
+    assert rows(fleet) == []
+
+
+def test_ndeath_with_a_stale_bdseq_is_ignored(host, edge, fleet):
+    edge.bd_seq = 4
+    edge.birth(T0)
+    edge.death(3)  # the will of an earlier connection, delivered late
+    edge.data(T0 + 10, 61.0)
+    wait_until(lambda: len(rows(fleet)) == 2, 20, "data after the stale death")
+    edge.death(4)
+    edge.data(T0 + 20, 62.0)
+    wait_until(lambda: quarantine_reasons(fleet) == ["sparkplug_no_birth"], 20, "data after the real death")
+    assert len(rows(fleet)) == 2
+
+
+def test_host_state_is_a_retained_qos1_json_birth_with_its_will(mosquitto, database_url, fleet):
+    host = in_process_host(database_url, fleet, mosquitto.url, host_id="scada-2")
+    edge = EdgeNode(mosquitto.url)
+    try:
+        wait_until(lambda: any(b'"online":true' in p for _, p, _ in edge.states), 10, "the online STATE")
+        topic, payload, retained = next(s for s in edge.states if b'"online":true' in s[1])
+        assert topic == "spBv1.0/STATE/scada-2" and retained
+        online = json.loads(payload)
+        assert set(online) == {"online", "timestamp"} and type(online["timestamp"]) is int
+        host.stop()
+        wait_until(lambda: any(b'"online":false' in p for _, p, _ in edge.states), 10, "the offline STATE")
+        offline = json.loads(next(p for _, p, _ in edge.states if b'"online":false' in p))
+        assert offline == {"online": False, "timestamp": online["timestamp"]}
+    finally:
+        edge.close()
+
+
+def test_kill9_of_the_host_mid_stream_loses_and_duplicates_nothing(mosquitto, database_url, fleet, tmp_path):
+    map_file = tmp_path / "map.yaml"
+    map_file.write_text(yaml.safe_dump(MAP))
+    host = HostProcess(tmp_path, database_url=database_url, mqtt_url=mosquitto.url, map_file=map_file)
+    edge = EdgeNode(mosquitto.url)
+    try:
+        host.start()
+        edge.birth(T0)
+        total = 3000
+        for i in range(total):
+            edge.data(T0 + i + 1, 60.0 + i % 9)
+            if i == 600:
+                wait_until(lambda: len(rows(fleet)) > 200, 30, "rows before the kill")
+                host.kill9()
+        assert len(rows(fleet)) < total, "the kill came too late to test anything"
+        host.start()
+        wait_until(lambda: len(rows(fleet)) >= total + 1, 120, "every row after the restart")
+        seqs = [seq for seq, _, _ in rows(fleet)]
+        assert len(seqs) == len(set(seqs)) == total + 1
+        assert quarantine_reasons(fleet) == []
+        assert edge.rebirth_requests() == 0
+    finally:
+        host.stop()
+        edge.close()
