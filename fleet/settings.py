@@ -100,6 +100,19 @@ class Settings(BaseSettings):
     demo_days: float = Field(default=30.0, gt=0, le=365)
     demo_step_s: int = Field(default=3600, ge=60, le=86_400)
     demo_live_hours: float = Field(default=6.0, gt=0, le=720)
+    # Data lifecycle (fleet/archive.py, fleet/retention.py): telemetry older than hot_days moves to Parquet.
+    hot_days: float = Field(default=14.0, gt=0)
+    archive_url: str = "var/archive"  # a folder, or any fsspec URL (s3://bucket/prefix, memory://…)
+    # Retention per data class in days; None keeps forever. Audit lines are kept at least audit_floor_days.
+    retain_archive_days: float | None = Field(default=None, gt=0)
+    retain_rollup_minute_days: float | None = Field(default=30.0, gt=0)
+    retain_rollup_hour_days: float | None = Field(default=730.0, gt=0)
+    retain_rollup_day_days: float | None = Field(default=None, gt=0)
+    retain_quarantine_days: float | None = Field(default=90.0, gt=0)
+    retain_predictions_days: float | None = Field(default=365.0, gt=0)
+    retain_workflow_events_days: float | None = Field(default=None, gt=0)
+    retain_audit_days: float | None = Field(default=None, gt=0)
+    audit_floor_days: float = Field(default=3650.0, gt=0)
 
     @field_validator("demo_step_s")
     @classmethod

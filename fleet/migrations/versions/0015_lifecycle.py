@@ -38,7 +38,9 @@ _PG_TRIGGERS = (
        BEGIN
          INSERT INTO rollup_dirty (machine_id, customer_id, hour)
          SELECT DISTINCT machine_id, customer_id, date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-         FROM new_rows ON CONFLICT DO NOTHING;
+         FROM new_rows
+         -- An update, not DO NOTHING: it locks the mark, so a refresh deleting it waits for this commit.
+         ON CONFLICT (machine_id, hour) DO UPDATE SET customer_id = EXCLUDED.customer_id;
          RETURN NULL;
        END $$""",
     """CREATE TRIGGER telemetry_rollup_dirty AFTER INSERT ON telemetry REFERENCING NEW TABLE AS new_rows

@@ -1,0 +1,263 @@
+"""The Parquet archive: telemetry older than the hot window moves to files per tenant and month.
+
+A move writes the file first, then in one transaction registers it, records its keys as seq ranges in
+`archived_ranges` and deletes exactly those rows. A kill between the two leaves an unregistered file,
+which readers never list and the next run deletes; so a rerun loses and duplicates nothing. The insert
+trigger of migration 0015 skips a row whose key lies in an archived range: a re-sent message then counts
+as a duplicate, as it would while its row was hot.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
+
+from fleet import archive_format
+from fleet.tables import ArchivedRange, ArchiveFile, Customer, Machine, Telemetry
+
+FILES_PER_BATCH_ROWS = 500_000
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where archive files live: an fsspec filesystem and the root path within it."""
+
+    fs: fsspec.AbstractFileSystem
+    root: str
+
+    def path(self, relative: str) -> str:
+        """The filesystem path of a file registered by its `relative` path."""
+        return f"{self.root.rstrip('/')}/{relative}"
+
+
+@lru_cache(maxsize=8)
+def location(url: str) -> Location:
+    """The archive at `url`: a folder (relative to the working directory) or any fsspec URL."""
+    if "://" not in url:
+        url = str(Path(url).resolve())
+    fs, root = fsspec.core.url_to_fs(url)
+    return Location(fs, root)
+
+
+@dataclass
+class Report:
+    """What one archive run moved."""
+
+    files: int = 0
+    rows: int = 0
+    readings: int = 0
+    bytes: int = 0
+    orphans_removed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def readings_per_s(self) -> float:
+        """Readings (sensor values) moved per second."""
+        return self.readings / self.seconds if self.seconds else 0.0
+
+
+def seq_ranges(machine_ids: np.ndarray, seqs: np.ndarray) -> list[tuple[int, int, int]]:
+    """(machine, first seq, last seq) of each run of consecutive seqs, per machine."""
+    order = np.lexsort((seqs, machine_ids))
+    m, s = machine_ids[order], seqs[order]
+    breaks = np.flatnonzero((np.diff(m) != 0) | (np.diff(s) != 1)) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(s)]]) - 1
+    return [(int(m[a]), int(s[a]), int(s[b])) for a, b in zip(starts, ends, strict=True)]
+
+
+def _month(ts: pd.Series) -> pd.Series:
+    return ts.dt.strftime("%Y-%m")
+
+
+def _registered(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.scalars(select(ArchiveFile.path)))
+
+
+def remove_orphans(engine: Engine, where: Location) -> int:
+    """Delete files under the archive root that no committed move registered (left by a killed run)."""
+    if not where.fs.exists(where.root):
+        return 0
+    registered = {where.path(p) for p in _registered(engine)}
+    found = [p for p in where.fs.find(where.root) if p.endswith(".parquet")]
+    orphans = [p for p in found if p not in registered and "/" + p not in registered]
+    for path in orphans:
+        where.fs.rm(path)
+    return len(orphans)
+
+
+def _candidates(engine: Engine, before: datetime) -> list[tuple[int, str, int, int]]:
+    """(customer id, tenant, machine id, rows) of machines with hot rows older than `before`."""
+    query = (
+        select(Telemetry.customer_id, Customer.tenant, Telemetry.machine_id, func.count())
+        .join(Customer, Customer.id == Telemetry.customer_id)
+        .where(Telemetry.ts < before)
+        .group_by(Telemetry.customer_id, Customer.tenant, Telemetry.machine_id)
+        .order_by(Telemetry.customer_id, Telemetry.machine_id)
+    )
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(query)]
+
+
+def _batches(candidates, max_rows: int):
+    """Groups of one customer's machines of at most about `max_rows` rows."""
+    group: list[int] = []
+    rows = 0
+    current = None
+    for customer_id, tenant, machine_id, n in candidates:
+        if group and ((customer_id, tenant) != current or rows + n > max_rows):
+            yield current, group
+            group, rows = [], 0
+        current = (customer_id, tenant)
+        group.append(machine_id)
+        rows += n
+    if group:
+        yield current, group
+
+
+def _write(where: Location, relative: str, table: pa.Table) -> int:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, **archive_format.write_options(table))
+    data = buffer.getvalue()
+    where.fs.makedirs(where.path(relative).rsplit("/", 1)[0], exist_ok=True)
+    where.fs.pipe_file(where.path(relative), data)
+    return len(data)
+
+
+def _commit(conn: Connection, *, customer_id: int, month: str, relative: str, frame: pd.DataFrame, size: int):
+    readings = int(sum(sum(v is not None for v in r.values()) for r in frame["readings"]))
+    file_id = conn.execute(
+        insert(ArchiveFile)
+        .values(
+            customer_id=customer_id,
+            month=month,
+            path=relative,
+            rows=len(frame),
+            readings=readings,
+            bytes=size,
+            ts_min=frame["ts"].min().to_pydatetime(),
+            ts_max=frame["ts"].max().to_pydatetime(),
+            created_at=datetime.now(UTC),
+        )
+        .returning(ArchiveFile.id)
+    ).scalar_one()
+    ranges = seq_ranges(frame["machine_id"].to_numpy(), frame["seq"].to_numpy())
+    conn.execute(
+        insert(ArchivedRange),
+        [{"machine_id": m, "seq_lo": lo, "seq_hi": hi, "file_id": file_id} for m, lo, hi in ranges],
+    )
+    # A run of consecutive seqs has no gap a late row could fill: these deletes take exactly the file's rows.
+    deleted = conn.execute(
+        text("DELETE FROM telemetry WHERE machine_id = :m AND seq BETWEEN :lo AND :hi"),
+        [{"m": m, "lo": lo, "hi": hi} for m, lo, hi in ranges],
+    ).rowcount
+    if deleted != len(frame):
+        raise RuntimeError(f"archive move deleted {deleted} rows for a file of {len(frame)}; rolled back")
+    return readings
+
+
+def run(
+    engine: Engine,
+    *,
+    url: str,
+    before: datetime,
+    max_rows: int = FILES_PER_BATCH_ROWS,
+    after_write: Callable[[str], None] | None = None,
+) -> Report:
+    """Move hot rows with ts < `before` to Parquet; idempotent, and safe to kill and rerun.
+
+    Run one archiver at a time: it deletes files no move registered. `after_write` is called between a
+    file's write and its commit (the crash test kills the process there).
+    """
+    from fleet import history  # history reads through this module
+
+    started = time.perf_counter()
+    where = location(url)
+    report = Report(orphans_removed=remove_orphans(engine, where))
+    for (customer_id, tenant), machines in _batches(_candidates(engine, before), max_rows):
+        with engine.connect() as conn:
+            frame = history.read_hot(conn, machine_ids=machines, end=before, customer_id=customer_id)
+        for month, part in frame.groupby(_month(frame["ts"]), sort=True):
+            relative = f"tenant={tenant}/month={month}/part-{uuid.uuid4().hex}.parquet"
+            size = _write(where, relative, archive_format.encode(part))
+            if after_write:
+                after_write(relative)
+            with engine.begin() as conn:
+                report.readings += _commit(
+                    conn, customer_id=customer_id, month=month, relative=relative, frame=part, size=size
+                )
+            report.files += 1
+            report.rows += len(part)
+            report.bytes += size
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def files_for(
+    conn: Connection, *, machine_ids: Sequence[int], start: datetime | None, end: datetime | None
+) -> list[str]:
+    """Registered files of these machines' customers that may hold rows in [start, end)."""
+    owners = select(Machine.customer_id).where(Machine.id.in_(list(machine_ids)))
+    query = select(ArchiveFile.path).where(ArchiveFile.customer_id.in_(owners))
+    if start is not None:
+        query = query.where(ArchiveFile.ts_max >= start)
+    if end is not None:
+        query = query.where(ArchiveFile.ts_min < end)
+    return list(conn.scalars(query.order_by(ArchiveFile.id)))
+
+
+def read(
+    conn: Connection,
+    *,
+    url: str,
+    machine_ids: Sequence[int],
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pd.DataFrame:
+    """Archived rows of these machines in [start, end), as `history.read_hot` gives hot ones."""
+    from fleet import history
+
+    paths = files_for(conn, machine_ids=machine_ids, start=start, end=end)
+    if not paths:
+        return history.empty()
+    where = location(url)
+    filters = [("machine_id", "in", [int(m) for m in machine_ids])]
+    if start is not None:
+        filters.append(("ts", ">=", pd.Timestamp(start)))
+    if end is not None:
+        filters.append(("ts", "<", pd.Timestamp(end)))
+    frames = []
+    for relative in paths:
+        table = pq.read_table(where.path(relative), filesystem=where.fs, filters=filters)
+        if table.num_rows:
+            frames.append(archive_format.decode(table))
+    if not frames:
+        return history.empty()
+    return pd.concat(frames, ignore_index=True)
+
+
+def delete_files(conn: Connection, *, customer_id: int, url: str) -> tuple[int, int]:
+    """Delete a customer's archive files and their registrations; returns (files, rows) removed."""
+    where = location(url)
+    rows = list(
+        conn.execute(select(ArchiveFile.path, ArchiveFile.rows).where(ArchiveFile.customer_id == customer_id))
+    )
+    for path, _ in rows:
+        if where.fs.exists(where.path(path)):
+            where.fs.rm(where.path(path))
+    conn.execute(delete(ArchiveFile).where(ArchiveFile.customer_id == customer_id))
+    return len(rows), sum(n for _, n in rows)

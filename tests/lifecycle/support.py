@@ -1,0 +1,60 @@
+"""A small fleet with irregular, seeded telemetry, written through the store's one write path."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from sqlalchemy import Engine, select
+
+from fleet import registration, telemetry
+from fleet.tables import Customer, Machine
+
+START = datetime(2026, 9, 28, 22, 0, tzinfo=UTC)
+
+
+def register(engine: Engine, tenant: str, codes: list[str]) -> dict[str, tuple[int, int]]:
+    """Register a customer's pumps; returns code -> (customer id, machine id)."""
+    machines = [{"tenant": tenant, "machine": code, "machine_type": "pump"} for code in codes]
+    registration.register_machines(engine=engine, machines=machines, granted_by="test")
+    with engine.connect() as conn:
+        query = (
+            select(Machine.code, Machine.customer_id, Machine.id)
+            .join(Customer, Customer.id == Machine.customer_id)
+            .where(Customer.tenant == tenant)
+        )
+        return {code: (cid, mid) for code, cid, mid in conn.execute(query)}
+
+
+def rows(
+    ids: tuple[int, int], *, seqs: range, start: datetime = START, step_s: float = 61.0, seed: int = 0
+) -> list[dict]:
+    """Messages with two rounded sensors, an occasional null or missing one, jittered timestamps."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for seq in seqs:
+        ts = start + timedelta(seconds=seq * step_s, microseconds=int(rng.integers(0, 999_999)))
+        readings: dict = {"temperature_c": round(float(rng.normal(60, 5)), 2)}
+        if seq % 7:
+            readings["vibration_mm_s"] = float(rng.normal(2, 0.3))  # full precision: stored as float64
+        if seq % 11 == 0:
+            readings["pressure_bar"] = None
+        out.append(
+            {
+                "customer_id": ids[0],
+                "machine_id": ids[1],
+                "seq": seq,
+                "ts": ts,
+                "readings": readings,
+                "fw": "1.2" if seq % 2 else None,
+                "extra": {"state": "stopped"} if seq % 13 == 0 else None,
+                "received_at": ts + timedelta(milliseconds=int(rng.integers(1, 5000))),
+            }
+        )
+    return out
+
+
+def write(engine: Engine, batch: list[dict]) -> int:
+    """Store rows as ingest would; returns how many were new."""
+    with engine.begin() as conn:
+        return telemetry.insert_telemetry(conn, batch)
