@@ -1,85 +1,178 @@
-"""The service catalog and the downtime economics that price an offer's value to the customer."""
+"""The service catalog as data (api/catalog.yaml): items, price points, pitch texts, downtime economics."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import string
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fleet.errors import InvalidInput
+from fleet.type_checks import Path_, Problem, field_name
+
+DEFAULT_FILE = Path(__file__).with_name("catalog.yaml")
+LANGUAGES = ("en", "de")
+PLACEHOLDERS = frozenset({"machine", "machine_type", "failure", "risk", "time_to_failure", "price", "value"})
+DEFAULT_SEGMENT = "default"
+Money = Annotated[float, Field(gt=0, le=10_000_000)]
 
 
-@dataclass(frozen=True, slots=True)
-class CatalogItem:
-    """Something the OEM sells: when it fits, what it costs, how to say it."""
+class CatalogFileError(InvalidInput):
+    """A catalog file that cannot be used; every problem is listed with its line."""
 
-    key: str
-    title: str
-    price: float
-    min_risk: float
-    modes: frozenset[str] | None = None
-    tiers: frozenset[str] | None = None
-    min_lead_hours: float = 0.0
-    pitch: str = ""
+    code = "invalid_catalog_file"
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
 
 
-@dataclass(frozen=True, slots=True)
-class Downtime:
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(_Strict):
+    """The title and body templates of an item in one language."""
+
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1)
+
+    @field_validator("title", "body")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"not a valid template: {exc}") from exc
+        unknown = names - PLACEHOLDERS
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{sorted(unknown)[0]}}}; use {', '.join(sorted(PLACEHOLDERS))}"
+            )
+        return value
+
+
+class Downtime(_Strict):
     """What an unplanned failure of a machine type costs its owner."""
 
-    hours: float
-    cost_per_hour: float
+    hours: float = Field(gt=0)
+    cost_per_hour: Money
 
 
-# Checked in order: the first item that fits a prediction is offered.
-DEFAULT_CATALOG = (
-    CatalogItem(
-        "contract_upgrade",
-        "Upgrade to the Premium service contract",
-        3600.0,
-        0.8,
-        tiers=frozenset({"basic"}),
-        min_lead_hours=72,
-        pitch="priority visits and parts on site, so predicted faults are fixed before they stop production",
-    ),
-    CatalogItem(
-        "wear_part_replacement",
-        "Planned replacement of the worn part",
-        2400.0,
-        0.7,
-        modes=frozenset({"bearing_wear", "seal_leak", "valve_leak", "impeller_fouling", "clogged_filter"}),
-        pitch="replace the worn part at a planned stop instead of after a breakdown",
-    ),
-    CatalogItem(
-        "spare_parts_kit",
-        "Spare-parts kit on site",
-        1200.0,
-        0.6,
-        pitch="keep the parts for this failure mode on site so a repair takes hours, not days",
-    ),
-    CatalogItem(
-        "inspection_visit",
-        "Inspection visit by a service technician",
-        450.0,
-        0.5,
-        pitch="a technician checks the machine and confirms the finding before anything is replaced",
-    ),
-)
+class CatalogItem(_Strict):
+    """Something the OEM sells: when it fits, its price points per segment, how to say it."""
 
-DOWNTIME = {
-    "centrifugal_pump": Downtime(16, 900.0),
-    "air_compressor": Downtime(12, 1200.0),
-    "cnc_spindle": Downtime(24, 2500.0),
-}
-DEFAULT_DOWNTIME = Downtime(16, 1000.0)
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    min_risk: float = Field(ge=0, le=1)
+    modes: frozenset[str] | None = None
+    tiers: frozenset[str] | None = None
+    min_lead_hours: float = Field(default=0.0, ge=0)
+    prices: dict[str, Annotated[tuple[Money, ...], Field(min_length=1, max_length=3)]]
+    text: dict[str, Text]
+
+    @field_validator("text")
+    @classmethod
+    def _every_language(cls, value: dict[str, Text]) -> dict[str, Text]:
+        missing = [lang for lang in LANGUAGES if lang not in value]
+        if missing:
+            raise ValueError(f"needs a text in {', '.join(missing)}")
+        return value
+
+    @property
+    def price(self) -> float:
+        """The list price: the first price point of the default segment."""
+        return self.price_points(DEFAULT_SEGMENT)[0]
+
+    def price_points(self, segment: str | None) -> tuple[float, ...]:
+        """The segment's price points (the first is its list price), else the default segment's."""
+        return self.prices.get(segment or DEFAULT_SEGMENT) or self.prices[DEFAULT_SEGMENT]
 
 
-def choose(
-    *,
-    mode: str,
-    risk: float,
-    tier: str,
-    lead_hours: float | None,
-    catalog: tuple[CatalogItem, ...] = DEFAULT_CATALOG,
-) -> CatalogItem | None:
-    """The first catalog item that fits this prediction, or None."""
-    for item in catalog:
+class PolicyChoice(_Strict):
+    """Which offer policy proposes (api/offer_policy.py) and its bounded exploration share."""
+
+    name: Literal["first_fit", "thompson"] = "first_fit"
+    exploration: float = Field(default=0.05, ge=0, le=0.5)
+
+
+class Catalog(_Strict):
+    """A checked catalog file."""
+
+    version: int = Field(ge=1)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    offer_expiry_days: int = Field(default=30, ge=1, le=365)
+    policy: PolicyChoice = PolicyChoice()
+    segments: tuple[str, ...] = Field(min_length=1)
+    downtime: dict[str, Downtime]
+    failures: dict[str, dict[str, str]] = Field(default_factory=dict)
+    items: tuple[CatalogItem, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Catalog:
+        if DEFAULT_SEGMENT not in self.downtime:
+            raise ValueError("downtime needs a `default` entry")
+        keys = [item.key for item in self.items]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"item keys must be unique, got {keys}")
+        for item in self.items:
+            if DEFAULT_SEGMENT not in item.prices:
+                raise ValueError(f"item {item.key}: prices need a `default` segment")
+            unknown = set(item.prices) - set(self.segments) - {DEFAULT_SEGMENT}
+            if unknown:
+                raise ValueError(f"item {item.key}: unknown segment {sorted(unknown)[0]}")
+        return self
+
+    def item(self, key: str) -> CatalogItem | None:
+        """The item with this key, or None."""
+        return next((item for item in self.items if item.key == key), None)
+
+
+def parse(text: str, *, source: str = "catalog") -> Catalog:
+    """Check a catalog file's YAML; raise `CatalogFileError` naming every problem's line and field."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise CatalogFileError([Problem(source, line, "file", f"not valid YAML: {exc}")]) from exc
+    lines: dict[Path_, int] = {}
+    if node is not None:
+        _node_lines(node, (), lines)
+    try:
+        return Catalog.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            path = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+            problems.append(Problem(source, _line_of(path, lines), field_name(path), error["msg"]))
+        raise CatalogFileError(problems) from None
+
+
+def read(path: str | Path) -> Catalog:
+    """Read and check a catalog file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogFileError([Problem(str(path), None, "file", exc.strerror or str(exc))]) from exc
+    return parse(text, source=str(path))
+
+
+@cache
+def default() -> Catalog:
+    """The shipped catalog (read once)."""
+    return read(DEFAULT_FILE)
+
+
+def eligible(
+    *, mode: str, risk: float, tier: str, lead_hours: float | None, catalog: Catalog | None = None
+) -> list[CatalogItem]:
+    """Every item that fits this prediction, in catalog order."""
+    out = []
+    for item in (catalog or default()).items:
         if risk < item.min_risk:
             continue
         if item.modes is not None and mode not in item.modes:
@@ -88,11 +181,84 @@ def choose(
             continue
         if lead_hours is not None and lead_hours < item.min_lead_hours:
             continue
-        return item
-    return None
+        out.append(item)
+    return out
 
 
-def expected_value(*, risk: float, machine_type: str) -> float:
+def choose(
+    *, mode: str, risk: float, tier: str, lead_hours: float | None, catalog: Catalog | None = None
+) -> CatalogItem | None:
+    """The first catalog item that fits this prediction (the static policy), or None."""
+    fits = eligible(mode=mode, risk=risk, tier=tier, lead_hours=lead_hours, catalog=catalog)
+    return fits[0] if fits else None
+
+
+def expected_value(*, risk: float, machine_type: str, catalog: Catalog | None = None) -> float:
     """Avoided downtime cost: probability of the failure times what the failure would cost."""
-    downtime = DOWNTIME.get(machine_type, DEFAULT_DOWNTIME)
+    table = (catalog or default()).downtime
+    downtime = table.get(machine_type, table[DEFAULT_SEGMENT])
     return round(risk * downtime.hours * downtime.cost_per_hour, 2)
+
+
+def format_money(amount: float, currency: str, language: str = "en") -> str:
+    """Money as a person writes it, with cents: `EUR 1,850.50` (en), `1.850,50 EUR` (de)."""
+    text = f"{amount:,.2f}"
+    if language == "de":
+        return text.replace(",", "_").replace(".", ",").replace("_", ".") + f" {currency}"
+    return f"{currency} {text}"
+
+
+def time_to_failure(lead_hours: float | None, language: str = "en") -> str:
+    """The time-to-failure phrase of an offer, from the lead time every page shows."""
+    if lead_hours is None:
+        return "innerhalb des Prognosehorizonts" if language == "de" else "within the forecast horizon"
+    amount = f"{lead_hours:.0f} h" if lead_hours < 72 else f"{lead_hours / 24:.0f} d"
+    return f"innerhalb von etwa {amount}" if language == "de" else f"within about {amount}"
+
+
+def render(
+    item: CatalogItem,
+    *,
+    language: str,
+    machine: str,
+    machine_type: str,
+    mode: str,
+    risk: float,
+    lead_hours: float | None,
+    price: float,
+    value: float,
+    catalog: Catalog | None = None,
+) -> tuple[str, str]:
+    """The offer's title and text in `language` (falls back to English), as a person would write them."""
+    catalog = catalog or default()
+    language = language if language in item.text else "en"
+    failures = catalog.failures.get(language, {})
+    fields = {
+        "machine": machine,
+        "machine_type": machine_type.replace("_", " "),
+        "failure": failures.get(mode, mode.replace("_", " ")),
+        "risk": f"{risk * 100:.0f} %",
+        "time_to_failure": time_to_failure(lead_hours, language),
+        "price": format_money(price, catalog.currency, language),
+        "value": format_money(value, catalog.currency, language),
+    }
+    text = item.text[language]
+    return text.title.format(**fields), " ".join(text.body.format(**fields).split())
+
+
+def _node_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            lines[path + (key.value,)] = key.start_mark.line + 1
+            _node_lines(value, path + (key.value,), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _node_lines(item, path + (i,), lines)
+
+
+def _line_of(path: Path_, lines: dict[Path_, Any]) -> int | None:
+    """The line of the deepest part of `path` the file has (a missing field points at its parent)."""
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api import catalog, events
+from api import catalog, events, offer_ledger, offer_policy
 from api.alerts import lead_time_hours
 from api.audit import log_event, require_state
 from api.auth import Principal
@@ -73,32 +74,88 @@ def blocking_reason(
     )
     if recent >= settings.offers_per_account_per_week:
         return f"contact limit: {recent} offers to this account in 7 days"
-    duplicate = sess.scalar(
-        select(Offer.id).where(
-            Offer.machine_id == prediction.machine_id,
-            Offer.catalog_item == item.key,
-            Offer.status.in_(LIVE_STATES),
-        )
-    )
+    duplicate = _live_duplicate(sess, prediction.machine_id, item.key)
     if duplicate is not None:
         return f"duplicate: offer {duplicate} for the same machine and need is still live"
     return None
 
 
+def _live_duplicate(sess: Session, machine_id: int, item_key: str) -> int | None:
+    return sess.scalar(
+        select(Offer.id).where(
+            Offer.machine_id == machine_id, Offer.catalog_item == item_key, Offer.status.in_(LIVE_STATES)
+        )
+    )
+
+
+def offer_context(sess: Session, prediction: Prediction, machine: Machine, customer: Customer, now: datetime):
+    """What the offer policy may know about this prediction's customer and machine."""
+    decided = sess.execute(
+        select(func.count(), func.count(Offer.revenue)).where(
+            Offer.customer_id == customer.id, Offer.status.in_(offer_ledger.DECIDED)
+        )
+    ).one()
+    last = sess.scalar(select(func.max(Offer.decided_at)).where(Offer.customer_id == customer.id))
+    return offer_policy.Context(
+        machine_type=machine.machine_type,
+        mode=prediction.failure_mode or "unknown",
+        risk=float(prediction.risk),
+        lead_hours=lead_time_hours(prediction),
+        segment=customer.segment,
+        tier=machine.contract_tier,
+        month=now.month,
+        days_since_contact=None if last is None else (now - last).total_seconds() / 86400,
+        offers_before=int(decided[0]),
+        accepted_before=int(decided[1]),
+    )
+
+
 def propose(
-    sess: Session, prediction: Prediction, settings: Settings, now: datetime, alert: Alert | None = None
+    sess: Session,
+    prediction: Prediction,
+    settings: Settings,
+    now: datetime,
+    alert: Alert | None = None,
+    *,
+    policy: offer_policy.OfferPolicy | None = None,
+    rng: np.random.Generator | None = None,
 ) -> Offer | None:
-    """An offer for a risky prediction when the catalog has a fitting item and every gate is open."""
+    """An offer for a risky prediction when the catalog has a fitting item and every gate is open.
+
+    `policy` chooses the item and price point among the fitting ones (first fit at list price when None);
+    the context, the alternatives and the choice's probability are kept with the offer.
+    """
     if prediction.status != "ok" or prediction.risk is None:
         return None
     machine = sess.get(Machine, prediction.machine_id)
+    customer = sess.get(Customer, prediction.customer_id)
     lead = lead_time_hours(prediction)
     mode = prediction.failure_mode or "unknown"
-    item = catalog.choose(mode=mode, risk=prediction.risk, tier=machine.contract_tier, lead_hours=lead)
-    if item is None or blocking_reason(sess, prediction, item, settings, now) is not None:
+    cat = catalog.default()
+    fits = catalog.eligible(mode=mode, risk=prediction.risk, tier=machine.contract_tier, lead_hours=lead)
+    if not fits or blocking_reason(sess, prediction, fits[0], settings, now) is not None:
         return None
+    fits = [item for item in fits if _live_duplicate(sess, machine.id, item.key) is None]
+    if not fits:
+        return None
+    ctx = offer_context(sess, prediction, machine, customer, now)
+    proposal = (policy or offer_policy.FirstFit()).propose(
+        ctx, offer_policy.arms_for(fits, customer.segment), rng or np.random.default_rng()
+    )
+    arm, item = proposal.arm, cat.item(proposal.arm.item)
     value = catalog.expected_value(risk=prediction.risk, machine_type=machine.machine_type)
-    when = f"within about {lead / 24:.0f} days" if lead is not None else "within the forecast horizon"
+    language = customer.language or "en"
+    title, text = catalog.render(
+        item,
+        language=language,
+        machine=machine.code,
+        machine_type=machine.machine_type,
+        mode=mode,
+        risk=prediction.risk,
+        lead_hours=lead,
+        price=arm.price,
+        value=value,
+    )
     offer = Offer(
         customer_id=prediction.customer_id,
         machine_id=machine.id,
@@ -106,21 +163,40 @@ def propose(
         alert_id=alert.id if alert else None,
         failure_mode=mode,
         catalog_item=item.key,
-        title=item.title,
-        reason=(
-            f"{machine.code} ({machine.machine_type}) shows {mode.replace('_', ' ')} with a "
-            f"{prediction.risk:.0%} risk of failure {when}. Offer: {item.pitch}."
-        ),
-        price=item.price,
+        title=title,
+        reason=text,
+        price=arm.price,
+        list_price=arm.list_price,
+        price_level=arm.level,
+        currency=cat.currency,
+        catalog_version=cat.version,
+        language=language,
         expected_value=value,
         risk=prediction.risk,
         status="proposed",
         model_version=prediction.model_version,
         created_at=now,
+        expires_at=now + timedelta(days=cat.offer_expiry_days),
+        policy=proposal.policy,
+        propensity=proposal.propensity,
+        context=ctx.as_dict(),
+        alternatives=proposal.logged_alternatives(),
     )
     sess.add(offer)
     sess.flush()
-    log_event(sess, "offer", offer.id, "proposed", None, {"catalog_item": item.key, "price": item.price})
+    log_event(
+        sess,
+        "offer",
+        offer.id,
+        "proposed",
+        None,
+        {
+            "catalog_item": item.key,
+            "price": arm.price,
+            "policy": proposal.policy,
+            "propensity": proposal.propensity,
+        },
+    )
     return offer
 
 

@@ -7,9 +7,10 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 from sqlalchemy import Engine, select
 
-from api import alerts, offers
+from api import alerts, catalog, offer_ledger, offer_policy, offers
 from fleet.db import session
 from fleet.settings import Settings
 from fleet.tables import Prediction, Watermark, utcnow
@@ -42,6 +43,7 @@ def run_once(
     """Process predictions past the watermark in one transaction per batch; safe to repeat after a crash."""
     report = PolicyReport()
     now = now or utcnow()
+    rng = np.random.default_rng()
     while True:
         with session(engine) as sess:
             mark = sess.get(Watermark, WATERMARK, with_for_update=True) or Watermark(name=WATERMARK, value=0)
@@ -50,11 +52,13 @@ def run_once(
                 select(Prediction).where(Prediction.id > mark.value).order_by(Prediction.id).limit(batch)
             ).all()
             trained = versions.thresholds(sess, {p.model_version for p in new if p.model_version})
+            chooser = _offer_policy(sess, settings) if new else None
             for prediction in new:
                 threshold = trained.get(prediction.model_version or "", alerts.ALERT_MIN_RISK)
                 alert = alerts.apply_prediction(sess, prediction, now, threshold=threshold)
                 report.alerts_opened_or_updated += alert is not None
-                report.offers_proposed += offers.propose(sess, prediction, settings, now, alert) is not None
+                offer = offers.propose(sess, prediction, settings, now, alert, policy=chooser, rng=rng)
+                report.offers_proposed += offer is not None
             if new:
                 mark.value, mark.updated_at = new[-1].id, now
             report.predictions += len(new)
@@ -64,6 +68,13 @@ def run_once(
         after = timedelta(minutes=settings.alert_escalate_after_min)
         report.escalated = len(alerts.escalate_overdue(sess, now=now, after=after))
     return report
+
+
+def _offer_policy(sess, settings: Settings) -> offer_policy.OfferPolicy:
+    """The configured offer policy, trained on the outcome ledger as it stands."""
+    chosen = catalog.default().policy
+    rows = offer_ledger.from_offers(sess).rows() if chosen.name != "first_fit" else ()
+    return offer_policy.build(chosen.name, exploration=chosen.exploration, rows=rows)
 
 
 def run_forever(*, engine: Engine, settings: Settings, stop: threading.Event, every_s: float = 2.0) -> None:

@@ -1,0 +1,87 @@
+"""The outcome ledger: every decided offer with the context, arm and propensity it was proposed with.
+
+The offer policy learns from it, and off-policy estimates are computed from it. The same `Ledger` is
+filled from the offers table (`from_offers`) and by the market simulation, so both share one code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.offer_policy import Arm, Context
+from fleet.tables import Offer
+
+DECIDED = ("accepted", "declined", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One offer the customer answered (or let expire): what was known, done, and earned."""
+
+    context: Context
+    arm: Arm
+    propensity: float
+    revenue: float
+    alternatives: tuple[Arm, ...] = ()
+
+
+@dataclass
+class Ledger:
+    """Decided offers in the order their outcomes arrived."""
+
+    entries: list[Entry] = field(default_factory=list)
+
+    def add(self, entry: Entry) -> None:
+        """Record one outcome."""
+        self.entries.append(entry)
+
+    def rows(self) -> list[tuple[Context, Arm, float]]:
+        """(context, arm, revenue) rows, as the policy learns from them."""
+        return [(e.context, e.arm, e.revenue) for e in self.entries]
+
+    def revenue(self) -> float:
+        """Accepted revenue over every entry."""
+        return sum(e.revenue for e in self.entries)
+
+
+def arm_of(offer: Offer) -> Arm:
+    """The action an offer records: its item at its approved price (an edited price is the action)."""
+    level = offer.price_level or 0
+    return Arm(offer.catalog_item, level, float(offer.price), float(offer.list_price or offer.price))
+
+
+def from_offers(sess: Session, *, limit: int = 100_000) -> Ledger:
+    """The ledger of decided offers that carry a policy log (context and propensity)."""
+    query = (
+        select(Offer)
+        .where(Offer.status.in_(DECIDED), Offer.context.is_not(None), Offer.propensity.is_not(None))
+        .order_by(Offer.outcome_at, Offer.id)
+        .limit(limit)
+    )
+    ledger = Ledger()
+    for offer in sess.scalars(query):
+        revenue = float(offer.revenue or 0.0) if offer.status == "accepted" else 0.0
+        ledger.add(Entry(Context(**offer.context), arm_of(offer), float(offer.propensity), revenue))
+    return ledger
+
+
+def ips_estimate(
+    entries: Sequence[Entry], target: Callable[[Context, Sequence[Arm]], np.ndarray]
+) -> tuple[float, float]:
+    """Inverse-propensity and self-normalised estimates of the target policy's total revenue on these logs.
+
+    `target(context, alternatives)` gives the target policy's probabilities over the logged alternatives.
+    """
+    weights, rewards = np.zeros(len(entries)), np.zeros(len(entries))
+    for i, entry in enumerate(entries):
+        probs = target(entry.context, entry.alternatives)
+        chosen = next(j for j, a in enumerate(entry.alternatives) if a.key == entry.arm.key)
+        weights[i], rewards[i] = probs[chosen] / entry.propensity, entry.revenue
+    ips = float((weights * rewards).sum())
+    snips = float((weights * rewards).sum() / weights.sum() * len(entries)) if weights.sum() else 0.0
+    return ips, snips

@@ -1,0 +1,74 @@
+"""The catalog file: checked with line numbers, and offers written as a person would write them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from api import catalog
+
+SHIPPED = catalog.DEFAULT_FILE.read_text(encoding="utf-8")
+
+
+def _line(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_the_shipped_catalog_is_valid_versioned_and_has_every_language() -> None:
+    cat = catalog.default()
+    assert cat.version >= 2 and cat.currency == "EUR"
+    for item in cat.items:
+        assert set(catalog.LANGUAGES) <= set(item.text)
+        assert all(1 <= len(points) <= 3 for points in item.prices.values())
+
+
+def test_every_problem_is_reported_with_its_line_and_field() -> None:
+    broken = (
+        SHIPPED.replace("min_risk: 0.6", "min_risk: 1.6")
+        .replace("Inspection visit for {machine}", "Inspection visit for {machine_code}")
+        .replace("default: [450.00, 405.00, 495.00]", "default: [450.00, 405.00, 495.00, 520.00]")
+    )
+    with pytest.raises(catalog.CatalogFileError) as caught:
+        catalog.parse(broken, source="catalog.yaml")
+    found = {(p.line, p.field) for p in caught.value.problems}
+    assert (_line(broken, "min_risk: 1.6"), "items[2].min_risk") in found
+    assert (_line(broken, "{machine_code}"), "items[3].text.en.title") in found
+    assert (_line(broken, "520.00"), "items[3].prices.default") in found
+    assert "catalog.yaml:" in str(caught.value) and "{machine_code}" in str(caught.value)
+
+
+def test_bad_yaml_and_an_unknown_field_name_their_line() -> None:
+    with pytest.raises(catalog.CatalogFileError) as caught:
+        catalog.parse(SHIPPED.replace("currency: EUR", "currency: EUR\ncolour: blue"), source="c.yaml")
+    assert [(p.line, p.field) for p in caught.value.problems] == [
+        (_line(SHIPPED, "currency: EUR") + 1, "colour")
+    ]
+    with pytest.raises(catalog.CatalogFileError) as caught:
+        catalog.parse("version: [1\n", source="c.yaml")
+    assert caught.value.problems[0].line == 2 and "YAML" in caught.value.problems[0].message
+
+
+def test_money_has_its_currency_and_cents() -> None:
+    assert catalog.format_money(1850.5, "EUR") == "EUR 1,850.50"
+    assert catalog.format_money(1850.5, "EUR", "de") == "1.850,50 EUR"
+
+
+@pytest.mark.parametrize("language", catalog.LANGUAGES)
+def test_offer_text_has_no_internal_names_in_either_language(language: str) -> None:
+    cat = catalog.default()
+    for item in cat.items:
+        title, text = catalog.render(
+            item,
+            language=language,
+            machine="Pump 7",
+            machine_type="centrifugal_pump",
+            mode="impeller_fouling",
+            risk=0.734,
+            lead_hours=130.0,
+            price=1850.5,
+            value=9000.0,
+        )
+        assert "Pump 7" in title and "73 %" in text
+        assert not re.search(r"[a-z]+_[a-z]+", title + text), (title, text)
+        assert ("EUR 1,850.50" if language == "en" else "1.850,50 EUR") in text
