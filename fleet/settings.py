@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # Cold start: a type's supervised model takes over once it has this many failure labels.
     cold_start_min_failures: int = Field(default=5, ge=1)
     offers_per_account_per_week: int = Field(default=3, ge=0)
+    # Inbound CRM outcomes (api/routers/crm.py): Standard Webhooks secret and how old a delivery may be.
+    crm_inbound_secret: SecretStr | None = None
+    crm_replay_window_s: int = Field(default=300, ge=1, le=86_400)
     demo_machines: int = Field(default=200, ge=1, le=5000)
     demo_days: float = Field(default=30.0, gt=0, le=365)
     demo_step_s: int = Field(default=3600, ge=60, le=86_400)
