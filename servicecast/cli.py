@@ -20,6 +20,7 @@ from servicecast import (
     customers_cli,
     evaluate_cli,
     history_cli,
+    sparkplug_cli,
     telemetry_cli,
     types_cli,
 )
@@ -49,6 +50,7 @@ broker_cli.register(machines_app)
 history_cli.register(app, machines_app)
 telemetry_cli.register(app)
 bridge_cli.register(app)
+app.command("sparkplug")(sparkplug_cli.sparkplug)
 
 
 @app.command("check-config")
