@@ -242,13 +242,21 @@ def reject(sess: Session, offer: Offer, *, by: Principal, now: datetime, reason:
 
 
 def record_outcome(
-    sess: Session, offer: Offer, *, by: Principal, now: datetime, accepted: bool, revenue: float | None
+    sess: Session,
+    offer: Offer,
+    *,
+    by: Principal | None,
+    now: datetime,
+    accepted: bool,
+    revenue: float | None,
+    reason: str | None = None,
 ) -> Offer:
-    """approved/sent → accepted (with revenue) or declined."""
+    """approved/sent → accepted (with revenue) or declined (with the reason, if given); `by` None: the CRM."""
     require_state("offer", offer, ("approved", "sent"), "record the outcome of")
     offer.status = "accepted" if accepted else "declined"
     offer.outcome_at, offer.revenue = now, (revenue or 0.0) if accepted else None
-    log_event(sess, "offer", offer.id, offer.status, by, {"revenue": offer.revenue})
+    offer.outcome_reason = reason
+    log_event(sess, "offer", offer.id, offer.status, by, {"revenue": offer.revenue, "reason": reason})
     return offer
 
 

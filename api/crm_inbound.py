@@ -1,0 +1,109 @@
+"""Offer outcomes sent back by the CRM as signed webhooks (Standard Webhooks), applied once per webhook id."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from standardwebhooks import Webhook
+
+from api import offers
+from api.errors import Unauthorized
+from fleet import errors
+from fleet.tables import CrmOutcome, Offer
+
+
+class BadSignature(Unauthorized):
+    """The delivery is not signed with our secret."""
+
+    code = "bad_signature"
+
+
+class StaleTimestamp(Unauthorized):
+    """The delivery's timestamp is outside the replay window."""
+
+    code = "stale_timestamp"
+
+
+class OutcomeIn(BaseModel):
+    """What the CRM says became of an offer: won (with the amount) or lost (with a reason)."""
+
+    model_config = ConfigDict(extra="ignore")
+    offer_id: int = Field(ge=1)
+    outcome: Literal["won", "lost"]
+    amount: float | None = Field(default=None, ge=0, le=100_000_000)
+    reason: str | None = Field(default=None, max_length=2000)
+    date: datetime
+
+
+def verify(*, secret: str, body: bytes, headers: dict[str, str], now: datetime, window_s: int) -> str:
+    """The webhook id of a correctly signed, fresh delivery; raises `BadSignature` or `StaleTimestamp`."""
+    webhook_id, stamp, signatures = (
+        headers.get(k, "") for k in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    )
+    if not webhook_id or not stamp.isdigit() or not signatures:
+        raise BadSignature("webhook-id, webhook-timestamp and webhook-signature headers are required")
+    at = datetime.fromtimestamp(int(stamp), UTC)
+    expected = Webhook(secret).sign(webhook_id, at, body.decode("utf-8", "replace")).split(",", 1)[1]
+    given = [part.split(",", 1)[1] for part in signatures.split() if part.startswith("v1,")]
+    if not any(hmac.compare_digest(base64.b64decode(expected), _b64(sig)) for sig in given):
+        raise BadSignature("signature does not match")
+    # Checked after the signature, so an attacker cannot learn our clock from the answers.
+    if abs((now - at).total_seconds()) > window_s:
+        raise StaleTimestamp(f"timestamp is more than {window_s} s from now; refusing a possible replay")
+    return webhook_id
+
+
+def _b64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        return b""
+
+
+def apply(sess: Session, *, webhook_id: str, body: bytes, now: datetime) -> tuple[CrmOutcome, bool]:
+    """Record the outcome and decide the offer; a webhook id seen before changes nothing (returns False)."""
+    seen = sess.query(CrmOutcome).filter_by(webhook_id=webhook_id).one_or_none()
+    if seen is not None:
+        return seen, False
+    try:
+        data = OutcomeIn.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise errors.InvalidInput(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    offer = sess.get(Offer, data.offer_id)
+    if offer is None:
+        raise errors.NotFound(f"offer {data.offer_id} not found")
+    won = data.outcome == "won"
+    offers.record_outcome(
+        sess,
+        offer,
+        by=None,
+        now=data.date,
+        accepted=won,
+        revenue=(data.amount if data.amount is not None else offer.price) if won else None,
+        reason=data.reason,
+    )
+    row = CrmOutcome(
+        webhook_id=webhook_id,
+        customer_id=offer.customer_id,
+        offer_id=offer.id,
+        outcome=data.outcome,
+        amount=data.amount,
+        reason=data.reason,
+        occurred_at=data.date,
+        received_at=now,
+        payload=data.model_dump(mode="json"),
+    )
+    try:
+        with sess.begin_nested():
+            sess.add(row)
+    except IntegrityError:  # the same webhook id committed by a concurrent delivery
+        sess.rollback()
+        return sess.query(CrmOutcome).filter_by(webhook_id=webhook_id).one(), False
+    return row, True
