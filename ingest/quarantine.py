@@ -11,6 +11,7 @@ from fleet.tables import Quarantine, utcnow
 from ingest.contract import DEFAULT_LIMITS, Limits
 from ingest.pipeline import Pipeline
 from ingest.schemas import Rejection
+from ingest.sparkplug.decode import REASON_PREFIX as SPARKPLUG
 
 REPLAY_PAGE = 500
 
@@ -23,6 +24,7 @@ class ReplayReport:
     stored: int = 0
     duplicates: int = 0
     not_replayable: int = 0
+    sparkplug: int = 0
     still_quarantined: dict[str, int] = field(default_factory=dict)
 
 
@@ -37,14 +39,17 @@ def replay(
     """Run quarantined messages through the ingest pipeline again, a page at a time; safe to repeat.
 
     Rows that keep only a prefix of their payload (`original_size` set) cannot be replayed; they are
-    counted in `not_replayable` and stay as they are.
+    counted in `not_replayable` and stay as they are. Rows the Sparkplug host quarantined hold protobuf,
+    not JSON, and need the node's birth to be read: they are counted in `sparkplug` and stay as they are.
     """
     pipeline = Pipeline(engine=engine, auto_register=auto_register, limits=limits)
     report = ReplayReport()
     for page in telemetry.quarantine_pages(engine, reason=reason, page_size=page_size):
         report.examined += len(page)
-        chunk = [row for row in page if row.original_size is None]
-        report.not_replayable += len(page) - len(chunk)
+        sparkplug = [row for row in page if row.reason.startswith(SPARKPLUG)]
+        chunk = [row for row in page if row.original_size is None and not row.reason.startswith(SPARKPLUG)]
+        report.sparkplug += len(sparkplug)
+        report.not_replayable += len(page) - len(chunk) - len(sparkplug)
         if not chunk:
             continue
         outcome, results = pipeline.store([(r.topic, r.payload, r.received_at.timestamp()) for r in chunk])

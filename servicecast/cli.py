@@ -190,6 +190,8 @@ def quarantine_replay(
         typer.echo(
             f"{report.not_replayable} row(s) keep only a prefix of a too-large payload and cannot be replayed"
         )
+    if report.sparkplug:
+        typer.echo(f"{report.sparkplug} row(s) from the Sparkplug host hold protobuf, not JSON: not replayed")
 
 
 @app.command("demo")

@@ -10,6 +10,7 @@ from ingest.schemas import Rejection
 from ingest.sparkplug import sparkplug_b_pb2 as pb
 
 NAMESPACE = "spBv1.0"
+REASON_PREFIX = "sparkplug_"  # every quarantine reason of the Sparkplug host starts so
 NODE_KINDS = frozenset({"NBIRTH", "NDEATH", "NDATA", "NCMD"})
 DEVICE_KINDS = frozenset({"DBIRTH", "DDEATH", "DDATA", "DCMD"})
 # Signed integer types travel as two's complement in an unsigned field (int_value 32 bits, long_value 64).

@@ -113,6 +113,7 @@ class Sessions:
         if kind == "NBIRTH":
             state = {"bd_seq": _bd_seq(metrics), "online": True, "seq": seq, "ts": ts, "aliases": {}}
             state["rebirth_pending"] = False
+            state["devices"] = {}  # device → online; every device is reborn after its node
         elif state is None or not state.get("online"):
             state = dict(state or {"online": False, "seq": 0, "ts": 0, "aliases": {}, "bd_seq": None})
             rebirth = not state.get("rebirth_pending")
@@ -120,8 +121,15 @@ class Sessions:
             why = f"{kind} from {topic.group}/{topic.edge_node} before its NBIRTH (or after its NDEATH)"
             return state, Translation(rejection=Rejection("sparkplug_no_birth", why), rebirth=rebirth)
         else:
-            state = {**state, "aliases": dict(state["aliases"])}
+            state = {**state, "aliases": dict(state["aliases"]), "devices": dict(state.get("devices", {}))}
+        redelivered = kind != "NBIRTH" and ts <= state["ts"]  # see _check_seq
         rebirth = kind != "NBIRTH" and self._check_seq(state, seq, ts)
+        if kind == "DDATA" and not state["devices"].get(topic.device) and not redelivered:
+            rebirth = rebirth or not state["rebirth_pending"]
+            state["rebirth_pending"] = True
+            where = f"{topic.group}/{topic.edge_node}/{topic.device}"
+            why = f"DDATA from {where} before its DBIRTH (or after its DDEATH)"
+            return state, Translation(rejection=Rejection("sparkplug_no_birth", why), rebirth=rebirth)
         aliases = state["aliases"]
         if kind in ("NBIRTH", "DBIRTH"):
             for m in metrics:
@@ -137,6 +145,8 @@ class Sessions:
                 rejection = Rejection("sparkplug_unknown_alias", why)
                 return state, Translation(rejection=rejection, rebirth=rebirth)
             named.append((name, m))
+        if kind in ("DBIRTH", "DDEATH"):
+            state["devices"][topic.device] = kind == "DBIRTH"
         if kind == "DDEATH":
             return state, Translation(rebirth=rebirth)
         target = self.mapping.target(topic.group, topic.edge_node, topic.device)

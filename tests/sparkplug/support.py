@@ -15,8 +15,10 @@ import pysparkplug as spb
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.settings import MqttEndpoint, Settings
+from ingest.pipeline import Pipeline
 from ingest.sparkplug.host import SparkplugHost
 from ingest.sparkplug.mapping import Mapping
+from ingest.sparkplug.pipeline import SparkplugPipeline
 from tests.ingest.support import REPO, wait_until
 
 GROUP, NODE, DEVICE = "plant1", "line4", "press-7"
@@ -111,6 +113,11 @@ class EdgeNode:
         payload = spb.DData(timestamp=ts, seq=self._next(), metrics=tuple(metrics))
         self._send(f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}", payload.encode())
 
+    def device_death(self, ts: int) -> None:
+        """DDEATH of the device (in the node's seq)."""
+        payload = spb.DDeath(timestamp=ts, seq=self._next())
+        self._send(f"spBv1.0/{GROUP}/DDEATH/{NODE}/{DEVICE}", payload.encode())
+
     def death(self, bd_seq: int) -> None:
         """NDEATH with this bdSeq (the broker would send it as the node's will)."""
         payload = spb.NDeath(
@@ -122,6 +129,35 @@ class EdgeNode:
         """Disconnect."""
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class RecordingEdgeNode(EdgeNode):
+    """The same edge node without a broker: its messages are kept in `sent` for a pipeline to store."""
+
+    def __init__(self) -> None:
+        self.qos, self.seq, self.bd_seq = 1, 0, 0
+        self.sent: list[tuple[str, bytes]] = []
+
+    def _send(self, topic: str, payload: bytes) -> None:
+        self.sent.append((topic, payload))
+
+    def take(self) -> list[tuple[str, bytes, float]]:
+        """What was sent since the last take, as the pipeline's raw messages."""
+        out = [(topic, payload, time.time()) for topic, payload in self.sent]
+        self.sent.clear()
+        return out
+
+
+def sparkplug_pipeline(engine, host_id: str = "scada") -> tuple[SparkplugPipeline, list[tuple[str, str]]]:
+    """A Sparkplug pipeline on this store with the test map; the list receives its rebirth requests."""
+    rebirths: list[tuple[str, str]] = []
+    pipeline = SparkplugPipeline(
+        pipeline=Pipeline(engine=engine),
+        mapping=Mapping.from_dict(MAP),
+        host_id=host_id,
+        on_rebirth=lambda group, node: rebirths.append((group, node)),
+    )
+    return pipeline, rebirths
 
 
 def in_process_host(database_url: str, engine, mqtt_url: str, host_id: str = "scada") -> SparkplugHost:

@@ -1,0 +1,74 @@
+"""Sparkplug state rules through the pipeline on a real store (SQLite, PostgreSQL), no broker needed."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from fleet import sparkplug_state
+from fleet.tables import Machine, Quarantine, Telemetry
+from ingest.quarantine import replay
+from tests.ingest.support import quarantine_reasons, register_fleet
+from tests.sparkplug.support import DEVICE, GROUP, NODE, T0, RecordingEdgeNode, sparkplug_pipeline
+
+
+def readings(engine) -> list[dict]:
+    query = select(Telemetry.readings).join(Machine).where(Machine.code == "m-000").order_by(Telemetry.seq)
+    with engine.connect() as conn:
+        return list(conn.scalars(query))
+
+
+def test_ddeath_marks_the_device_offline_until_its_next_dbirth(engine):
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, rebirths = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    edge.birth(T0)
+    edge.data(T0 + 10, 61.0)
+    edge.device_death(T0 + 20)
+    pipeline.store(edge.take())
+    with engine.connect() as conn:
+        state = sparkplug_state.load(conn, "scada", [(GROUP, NODE)])[(GROUP, NODE)]
+    assert state["devices"] == {DEVICE: False} and state["online"]
+    edge.data(T0 + 30, 62.0)
+    edge.data(T0 + 40, 63.0)
+    pipeline.store(edge.take())
+    assert quarantine_reasons(engine) == ["sparkplug_no_birth", "sparkplug_no_birth"]
+    assert rebirths == [(GROUP, NODE)]  # one request for both
+    assert [r["temperature_c"] for r in readings(engine)] == [60.0, 61.0]
+    edge.birth(T0 + 50)
+    edge.data(T0 + 60, 64.0)
+    pipeline.store(edge.take())
+    assert [r["temperature_c"] for r in readings(engine)] == [60.0, 61.0, 60.0, 64.0]
+    assert rebirths == [(GROUP, NODE)]
+
+
+def test_ddata_of_a_device_without_a_dbirth_is_quarantined_and_asks_for_a_rebirth(engine):
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, rebirths = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    edge.birth(T0)
+    messages = edge.take()
+    pipeline.store(messages[:1])  # the NBIRTH only: its device's DBIRTH was lost
+    edge.seq = 2
+    edge.data(T0 + 10, 61.0)
+    pipeline.store(edge.take())
+    assert quarantine_reasons(engine) == ["sparkplug_no_birth"]
+    assert rebirths == [(GROUP, NODE)]
+
+
+def test_quarantine_replay_leaves_sparkplug_rows_as_they_are(engine):
+    """Without the check, replay reads the protobuf as JSON and renames the reason (to bad_topic)."""
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, _ = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    edge.seq = 9
+    edge.data(T0, 61.0)  # before any birth
+    pipeline.store(edge.take())
+    with engine.connect() as conn:
+        before = conn.execute(select(Quarantine.reason, Quarantine.detail, Quarantine.payload)).one()
+    report = replay(engine=engine)
+    with engine.connect() as conn:
+        after = conn.execute(select(Quarantine.reason, Quarantine.detail, Quarantine.payload)).one()
+        assert conn.scalar(select(Quarantine.replayed_at)) is None
+    assert after == before and after.reason == "sparkplug_no_birth"
+    assert (report.examined, report.sparkplug, report.stored, report.not_replayable) == (1, 1, 0, 0)
+    assert report.still_quarantined == {}
