@@ -126,13 +126,35 @@ def json_object(dialect: Dialect, *pairs):  # noqa: ANN002, ANN201
     return cast(func.json_build_object(*pairs), Text)  # as text: psycopg would parse json into a dict
 
 
+# Rows and parameters per SQLite INSERT: far below SQLITE_MAX_VARIABLE_NUMBER (32766 since SQLite 3.32).
+_SQLITE_ROWS, _SQLITE_PARAMS = 512, 8192
+
+
+def _insert_sqlite(conn: Connection, head: str, conflict: str, width: int, rows: list) -> int:
+    """Multi-row INSERTs of 2^k rows each, so that the driver's statement cache holds a few shapes only.
+
+    Not executemany: it releases the GIL around every row's step, and each release hands the GIL to the
+    MQTT thread and waits to get it back; one statement per 512 rows releases it once.
+    """
+    chunk = max(1, min(_SQLITE_ROWS, _SQLITE_PARAMS // width))
+    marks = "(" + ", ".join(["?"] * width) + ")"
+    stored, at = 0, 0
+    while at < len(rows):
+        n = min(chunk, 1 << ((len(rows) - at).bit_length() - 1))
+        values = ", ".join([marks] * n)
+        params = [v for row in rows[at : at + n] for v in row]
+        stored += conn.exec_driver_sql(f"{head} {values} {conflict}", tuple(params)).rowcount
+        at += n
+    return stored
+
+
 def insert_new(
     conn: Connection, *, table: str, columns: Sequence[str], key: Sequence[str], rows: list
 ) -> int:
     """Insert driver-level rows (tuples in `columns` order) whose `key` is not stored yet; returns how many.
 
-    Below SQLAlchemy's per-value type processing, which would cost more than the insert. SQLite takes an
-    executemany; PostgreSQL a COPY into a session-local stage table, then one INSERT … SELECT that skips
+    Below SQLAlchemy's per-value type processing, which would cost more than the insert. SQLite takes
+    multi-row INSERTs; PostgreSQL a COPY into a session-local stage table, then one INSERT … SELECT that skips
     what is stored (COPY itself cannot skip conflicts). Timestamps come as `ts_param` or `ts_texts` give
     them. Errors are raised as SQLAlchemy's (IntegrityError, DataError …), as from any other statement.
     """
@@ -141,10 +163,7 @@ def insert_new(
     names = ", ".join(columns)
     conflict = f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
     if conn.dialect.name == "sqlite":
-        marks = ", ".join("?" for _ in columns)
-        return conn.exec_driver_sql(
-            f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}", rows
-        ).rowcount
+        return _insert_sqlite(conn, f"INSERT INTO {table} ({names}) VALUES", conflict, len(columns), rows)
     stage = f"{table}_stage"
     conn.exec_driver_sql(
         f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"

@@ -65,3 +65,17 @@ def test_insert_new_skips_stored_keys(engine):
     with engine.connect() as conn:
         stored = conn.execute(select(Customer.tenant, Customer.created_at).order_by(Customer.id)).all()
     assert stored == [(f"t{i}", ts.astimezone(UTC)) for i, ts in enumerate(STAMPS)]
+
+
+def test_insert_new_counts_across_statement_chunks(engine):
+    """SQLite writes 2^k-row statements: 1337 rows span 512, 512, 256, 32, 16, 8, 1; none lost or doubled."""
+    columns = ("tenant", "name", "auto_registered", "created_at")
+    at = dialect.ts_param(STAMPS[0], engine.dialect)
+    rows = [(f"t{i}", f"name {i}", False, at) for i in range(1337)]
+    for batch, new in ((rows[:700], 700), (rows, 637)):
+        with engine.begin() as conn:
+            stored = dialect.insert_new(conn, table="customers", columns=columns, key=["tenant"], rows=batch)
+        assert stored == new
+    with engine.connect() as conn:
+        names = conn.execute(select(Customer.tenant, Customer.name).order_by(Customer.id)).all()
+    assert names == [(f"t{i}", f"name {i}") for i in range(1337)]
