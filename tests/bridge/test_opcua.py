@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -63,7 +67,7 @@ def all_stored_once(server: MachineServer, engine: Engine) -> bool:
 def assert_each_change_once(server: MachineServer, engine: Engine) -> None:
     have = stored(engine)
     missing = [key for key in expected(server) if have[key] == 0]
-    assert not missing, f"{len(missing)} change(s) never stored, e.g. {missing[:3]}"
+    assert not missing, f"{len(missing)} of {len(server.changes)} change(s) never stored, e.g. {missing[:3]}"
     twice = [key for key, n in have.items() if n > 1]
     assert not twice, f"stored more than once: {twice[:3]}"
     seqs = [seq for seq, *_ in stored_readings(engine)]
@@ -116,3 +120,77 @@ def test_values_identification_and_alarms_arrive_in_the_store(
     assert (raised.code, raised.severity, raised.extra["active"]) == ("spindle_overtemp", "error", True)
     assert raised.text.startswith("Spindle temperature above")
     assert (cleared.code, cleared.severity, cleared.extra["active"]) == ("spindle_overtemp", "info", False)
+
+
+def buffered(bridge: BridgeProcess) -> int:
+    """Messages waiting in the bridge's buffer file."""
+    with sqlite3.connect(bridge.workdir / "bridge-buffer.db") as db:
+        return db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_a_30_s_broker_outage_loses_and_duplicates_nothing(
+    machine: MachineServer, broker: Broker, ingester, engine: Engine, tmp_path
+) -> None:
+    bridge = BridgeProcess(tmp_path, machine, broker.machine_url).start()
+    try:
+        with Changer(machine):
+            wait_until(lambda: len(stored_readings(engine)) > 10, 30, "the first readings")
+            broker.mosquitto.stop()
+            time.sleep(30)
+            during = buffered(bridge)
+            broker.mosquitto.start()
+            time.sleep(1)
+        assert during > 100, "the changes of the outage waited in the buffer"
+        wait_until(lambda: all_stored_once(machine, engine), 90, "every change after the outage")
+        wait_until(lambda: buffered(bridge) == 0, 30, "an empty buffer")
+        assert bridge.terminate() == 0
+    finally:
+        bridge.stop_quietly()
+    assert_each_change_once(machine, engine)
+    assert "buffering on disk" in bridge.log()
+
+
+def buffered_seqs(bridge: BridgeProcess) -> set[int]:
+    """The seq of every message in the bridge's buffer file."""
+    with sqlite3.connect(bridge.workdir / "bridge-buffer.db") as db:
+        return {json.loads(payload)["seq"] for (payload,) in db.execute("SELECT payload FROM outbox")}
+
+
+def test_sigkill_then_restart_loses_nothing_it_buffered_and_duplicates_nothing(
+    machine: MachineServer, broker: Broker, ingester, engine: Engine, tmp_path
+) -> None:
+    bridge = BridgeProcess(tmp_path, machine, broker.machine_url).start()
+    try:
+        with Changer(machine, period=0.05):
+            wait_until(lambda: len(stored_readings(engine)) > 10, 30, "the first readings")
+            broker.mosquitto.stop()
+            time.sleep(3)
+        time.sleep(1.5)  # the server's last publishing interval reaches the bridge's buffer
+        bridge.kill9()
+        waiting = buffered_seqs(bridge)
+        assert len(waiting) > 10
+        broker.mosquitto.start()
+        bridge.start()
+        with Changer(machine, period=0.05):
+            time.sleep(2)
+            killed_at = datetime.now(UTC)
+            bridge.kill9()  # mid-stream: messages in flight, not yet acknowledged
+            waiting |= buffered_seqs(bridge)
+            bridge.start()
+            restarted_at = datetime.now(UTC)
+            time.sleep(2)
+        # What the machine changed while no bridge was subscribed (and in the server's last publishing
+        # interval before the kill) never reached the bridge: OPC UA has no queue for a dead session.
+        unseen = [c for c in machine.changes if killed_at - timedelta(seconds=1) <= c.ts <= restarted_at]
+        machine.changes = [c for c in machine.changes if c not in unseen]
+        try:
+            wait_until(lambda: all_stored_once(machine, engine), 60, "every change after the restarts")
+        except AssertionError:
+            assert_each_change_once(machine, engine)
+        wait_until(lambda: buffered(bridge) == 0, 30, "an empty buffer")
+        assert bridge.terminate() == 0
+    finally:
+        bridge.stop_quietly()
+    assert_each_change_once(machine, engine)
+    assert waiting <= {seq for seq, *_ in stored_readings(engine)}, "a buffered message was lost"

@@ -1,0 +1,117 @@
+"""What the bridge says at start: a node missing on the server, a refused OPC UA login, a bad map."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.opcua import mapping
+from simulators.opcua_machine import MachineServer
+from tests import services
+from tests.bridge.support import EXAMPLE_MAP
+from tests.ingest.support import REPO
+
+MISSING = "nsu=urn:servicecast:example:press;s=Press7.Monitoring.OilPressure"
+
+
+def run_bridge(server: MachineServer, map_file: Path, tmp_path: Path, *args: str, **env: str):
+    """Run the bridge to its exit (the broker is never reached: nothing listens on its port)."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "servicecast",
+            "bridge",
+            "opcua",
+            "--endpoint",
+            server.endpoint,
+            "--map",
+            str(map_file),
+            "--mqtt-url",
+            f"mqtt://127.0.0.1:{services.free_port()}",
+            "--buffer",
+            str(tmp_path / "buffer.db"),
+            *args,
+        ],  # fmt: skip
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def machine() -> Iterator[MachineServer]:
+    server = MachineServer(port=services.free_port()).start()
+    yield server
+    server.stop()
+
+
+def test_a_node_missing_on_the_server_stops_the_bridge_naming_it(machine: MachineServer, tmp_path) -> None:
+    text = EXAMPLE_MAP.read_text().replace(
+        "nsu=urn:servicecast:example:press;s=Press7.Monitoring.Vibration", MISSING
+    )
+    broken = tmp_path / "map.yaml"
+    broken.write_text(
+        text.replace("nsu=urn:servicecast:example:press;s=Press7\n", "nsu=urn:nowhere;s=Press7\n")
+    )
+    result = run_bridge(machine, broken, tmp_path)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("servicecast: the server has no node ")
+    assert f"{MISSING} (BadNodeIdUnknown)" in last
+    assert "nsu=urn:nowhere;s=Press7 (namespace urn:nowhere is not on the server)" in last
+    assert machine.endpoint in last
+
+
+def test_a_refused_opcua_login_is_fatal_and_named(tmp_path) -> None:
+    server = MachineServer(port=services.free_port(), users={"bridge": "s3cret"}).start()
+    try:
+        result = run_bridge(
+            server, EXAMPLE_MAP, tmp_path, "--user", "bridge", SERVICECAST_OPCUA_PASSWORD="wrong"
+        )
+    finally:
+        server.stop()
+    assert result.returncode == 1, result.stderr
+    assert f"the OPC UA server at {server.endpoint} refused the bridge" in result.stderr
+
+
+def test_the_example_map_is_valid_and_maps_a_machinery_style_machine() -> None:
+    the_map = mapping.load(EXAMPLE_MAP)
+    assert (the_map.tenant, the_map.machine) == ("acme", "press-7")
+    assert set(the_map.identification) == {"manufacturer", "serial_number", "product_instance_uri"}
+    assert the_map.variables[0].values == {
+        "NotAvailable": 0,
+        "OutOfService": 1,
+        "NotExecuting": 2,
+        "Executing": 3,
+    }
+    assert the_map.alarms[0].codes == {"SpindleOverTemperature": "spindle_overtemp"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"tenant": "a/b"}, "tenant 'a/b'"),
+        ({"variables": [{"node": "ns=2;s=X", "sensor": "bad name"}]}, "variables[0].sensor 'bad name'"),
+        (
+            {"variables": [{"node": "Press7.X", "sensor": "x"}]},
+            "variables[0].node: 'Press7.X' is not an OPC UA",
+        ),
+        (
+            {"variables": [{"node": "ns=2;s=X", "sensor": "x", "sampling_interval_ms": 0}]},
+            "sampling interval 0",
+        ),
+        ({"alarms": [{"source": "ns=2;s=X", "codes": {"A": "bad code!"}}]}, "alarms[0].codes.A 'bad code!'"),
+    ],
+)
+def test_a_bad_map_is_refused_with_the_entry_named(change: dict, message: str) -> None:
+    raw = {"tenant": "acme", "machine": "m1", "variables": [{"node": "ns=2;s=X", "sensor": "x"}], **change}
+    with pytest.raises(mapping.MapError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        mapping.parse(raw)
