@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from asyncua.crypto import cert_gen
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.opcua import mapping
 from simulators.opcua_machine import MachineServer
 from tests import services
 from tests.bridge.support import EXAMPLE_MAP
-from tests.ingest.support import REPO
+from tests.ingest.support import REPO, wait_until
 
 MISSING = "nsu=urn:servicecast:example:press;s=Press7.Monitoring.OilPressure"
 
@@ -115,3 +122,81 @@ def test_a_bad_map_is_refused_with_the_entry_named(change: dict, message: str) -
     raw = {"tenant": "acme", "machine": "m1", "variables": [{"node": "ns=2;s=X", "sensor": "x"}], **change}
     with pytest.raises(mapping.MapError, match=message.replace("[", r"\[").replace("]", r"\]")):
         mapping.parse(raw)
+
+
+def published_events(
+    broker: services.Mosquitto, server: MachineServer, tmp_path: Path, *args: str, **env: str
+):
+    """Run the bridge until it has published the machine's identification event; that event's JSON."""
+    got: list[bytes] = []
+    subscriber = mqtt.Client(CallbackAPIVersion.VERSION2)
+    subscriber.on_message = lambda _c, _u, message: got.append(message.payload)
+    subscriber.connect("127.0.0.1", broker.port)
+    subscriber.subscribe("fleet/acme/press-7/events", qos=1)
+    subscriber.loop_start()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "servicecast",
+            "bridge",
+            "opcua",
+            "--endpoint",
+            server.endpoint,
+            "--map",
+            str(EXAMPLE_MAP),
+            "--mqtt-url",
+            broker.url,
+            "--buffer",
+            str(tmp_path / "buffer.db"),
+            *args,
+        ],  # fmt: skip
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: got or process.poll() is not None, 30, "the identification event")
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+        subscriber.loop_stop()
+        subscriber.disconnect()
+    assert got, stderr
+    return json.loads(got[0])
+
+
+@pytest.mark.mosquitto
+def test_user_and_password_log_in(mosquitto: services.Mosquitto, tmp_path) -> None:
+    server = MachineServer(port=services.free_port(), users={"bridge": "s3cret"}).start()
+    try:
+        event = published_events(
+            mosquitto, server, tmp_path, "--user", "bridge", SERVICECAST_OPCUA_PASSWORD="s3cret"
+        )
+    finally:
+        server.stop()
+    assert event["identification"]["serial_number"] == "SN-4711"
+
+
+@pytest.mark.mosquitto
+def test_basic256sha256_sign_and_encrypt(mosquitto: services.Mosquitto, tmp_path) -> None:
+    def certificate(name: str, uri: str, use) -> tuple[str, str]:  # noqa: ANN001
+        key, cert = tmp_path / f"{name}-key.pem", tmp_path / f"{name}-cert.der"
+        asyncio.run(cert_gen.setup_self_signed_certificate(key, cert, uri, socket.gethostname(), [use], {}))
+        return str(cert), str(key)
+
+    server_cert, server_key = certificate(
+        "server", "urn:servicecast:example:press", ExtendedKeyUsageOID.SERVER_AUTH
+    )
+    client_cert, client_key = certificate(
+        "client", "urn:servicecast:opcua-bridge", ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    server = MachineServer(port=services.free_port(), security=(server_cert, server_key)).start()
+    try:
+        security = f"Basic256Sha256,SignAndEncrypt,{client_cert},{client_key},{server_cert}"
+        event = published_events(mosquitto, server, tmp_path, "--security", security)
+    finally:
+        server.stop()
+    assert event["identification"]["manufacturer"] == "Example Presses GmbH"
