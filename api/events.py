@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fleet.settings import Settings
@@ -16,6 +17,8 @@ from fleet.tables import Customer, Machine, Offer, OutboxMessage, utcnow
 
 SPEC_VERSION = "1.0"
 OFFER_APPROVED = "com.servicecast.offer.approved"
+# An offer the CRM already has was closed on our side: it must stop selling it.
+OFFER_CLOSED = {kind: f"com.servicecast.offer.{kind}" for kind in ("rejected", "withdrawn", "expired")}
 DATA_SCHEMA_VERSION = 1
 
 
@@ -74,6 +77,80 @@ def offer_event(*, offer: Offer, customer: Customer, machine: Machine, public_ur
             "evidence_url": f"{base}/api/v1/offers/{offer.id}",
         },
     }
+
+
+def crm_has(sess: Session, offer: Offer) -> bool:
+    """Whether the CRM received this offer: its approval reached the webhook (or e-mail without one)."""
+    delivered = select(OutboxMessage.id).where(
+        OutboxMessage.event_id == offer_event_id(offer), OutboxMessage.status == "delivered"
+    )
+    return sess.scalar(delivered.limit(1)) is not None
+
+
+def closing_event(
+    *, offer: Offer, kind: str, public_url: str, at: datetime, why: str, ids_only: bool
+) -> dict:
+    """The CloudEvent that tells the CRM an offer it has is closed; `ids_only` after consent was revoked."""
+    base = public_url.rstrip("/")
+    data: dict = {
+        "schema_version": DATA_SCHEMA_VERSION,
+        "offer_id": offer.id,
+        "customer_id": offer.customer_id,
+        "status": kind,
+    }
+    if not ids_only:
+        data |= {
+            "machine_id": offer.machine_id,
+            "reason": why,
+            "evidence_url": f"{base}/api/v1/offers/{offer.id}",
+        }
+    return {
+        "specversion": SPEC_VERSION,
+        "id": f"offer-{offer.id}-{kind}",
+        "source": f"{base}/api/v1",
+        "type": OFFER_CLOSED[kind],
+        "subject": f"offers/{offer.id}",
+        "time": _rfc3339(at),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def enqueue_closing(
+    sess: Session,
+    *,
+    offer: Offer,
+    kind: str,
+    settings: Settings,
+    at: datetime,
+    why: str,
+    ids_only: bool = False,
+) -> OutboxMessage | None:
+    """Tell the CRM an offer it has is closed (webhook only); an offer it never got stays unknown to it."""
+    if not settings.webhook_url or not crm_has(sess, offer):
+        return None
+    event = closing_event(
+        offer=offer, kind=kind, public_url=settings.public_url, at=at, why=why, ids_only=ids_only
+    )
+    queued = select(OutboxMessage.id).where(
+        OutboxMessage.event_id == event["id"], OutboxMessage.destination == "webhook"
+    )
+    if sess.scalar(queued) is not None:
+        return None
+    row = OutboxMessage(
+        event_id=event["id"],
+        event_type=event["type"],
+        destination="webhook",
+        customer_id=offer.customer_id,
+        offer_id=offer.id,
+        payload=event,
+        status="pending",
+        attempts=0,
+        next_attempt_at=at,
+        created_at=at,
+    )
+    sess.add(row)
+    return row
 
 
 def enqueue(

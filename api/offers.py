@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api import catalog, events, offer_ledger, offer_policy
+from api import catalog, events, offer_ledger, offer_lifecycle, offer_policy
 from api.alerts import lead_time_hours
 from api.audit import log_event, require_state
 from api.auth import Principal
@@ -17,8 +17,8 @@ from api.errors import ConsentMissing
 from api.scope import get_visible
 from fleet import errors, registry
 from fleet.audit import Actor
-from fleet.settings import Settings
-from fleet.tables import Alert, Customer, Machine, Offer, Prediction
+from fleet.settings import Settings, get_settings
+from fleet.tables import Alert, Customer, Machine, Offer, Prediction, utcnow
 
 LIVE_STATES = ("proposed", "approved", "sent")
 # A customer sees what was actually sent to it, not the OEM's internal drafts.
@@ -68,12 +68,9 @@ def blocking_reason(
     )
     if unassigned_critical is not None:
         return "service first: a critical alert on this machine is not assigned yet"
-    week_ago = now - timedelta(days=7)
-    recent = sess.scalar(
-        select(func.count()).where(Offer.customer_id == prediction.customer_id, Offer.created_at >= week_ago)
-    )
+    recent = offer_lifecycle.contacts_in_week(sess, prediction.customer_id, now)
     if recent >= settings.offers_per_account_per_week:
-        return f"contact limit: {recent} offers to this account in 7 days"
+        return f"contact limit: {recent} contacts (offers sent, field visits) with this account in 7 days"
     duplicate = _live_duplicate(sess, prediction.machine_id, item.key)
     if duplicate is not None:
         return f"duplicate: offer {duplicate} for the same machine and need is still live"
@@ -261,11 +258,18 @@ def record_outcome(
 
 
 def revoke_consent(
-    sess: Session, customer_id: int, purpose: str, by: Actor, *, reference: str | None = None
+    sess: Session,
+    customer_id: int,
+    purpose: str,
+    by: Actor,
+    *,
+    reference: str | None = None,
+    settings: Settings | None = None,
 ) -> int:
-    """Revoke a data-use purpose and withdraw the customer's undelivered offers; returns how many.
+    """Revoke a data-use purpose and withdraw the customer's open offers; returns how many.
 
-    `service` is refused: without it servicecast stops for the customer, which is an erasure.
+    The CRM is told of the withdrawn offers it has, by ids only. `service` is refused: without it
+    servicecast stops for the customer, which is an erasure.
     """
     if purpose == "service":
         raise ConsentMissing(
@@ -274,15 +278,11 @@ def revoke_consent(
     registry.revoke_purpose(sess, customer_id=customer_id, purpose=purpose, by=by, reference=reference)
     if purpose != "offers":
         return 0
-    return withdraw_for_customer(sess, customer_id, f"{purpose} consent revoked by {by.name}")
-
-
-def withdraw_for_customer(sess: Session, customer_id: int, why: str) -> int:
-    """Withdraw every undelivered offer of a customer (e.g. consent revoked); returns how many."""
-    pending = sess.scalars(
-        select(Offer).where(Offer.customer_id == customer_id, Offer.status.in_(("proposed", "approved")))
-    ).all()
-    for offer in pending:
-        offer.status = "withdrawn"
-        log_event(sess, "offer", offer.id, "withdrawn", None, {"why": why})
-    return len(pending)
+    return offer_lifecycle.withdraw_for_customer(
+        sess,
+        customer_id,
+        why=f"{purpose} consent revoked by {by.name}",
+        now=utcnow(),
+        settings=settings or get_settings(),
+        ids_only=True,
+    )

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from sqlalchemy import Engine, select
 
-from api import alerts, catalog, offer_ledger, offer_policy, offers
+from api import alerts, catalog, offer_ledger, offer_lifecycle, offer_policy, offers
 from fleet.db import session
 from fleet.settings import Settings
 from fleet.tables import Prediction, Watermark, utcnow
@@ -27,13 +27,16 @@ class PolicyReport:
     predictions: int = 0
     alerts_opened_or_updated: int = 0
     offers_proposed: int = 0
+    offers_withdrawn: int = 0
+    offers_expired: int = 0
     escalated: int = 0
 
     def summary(self) -> str:
         """One line for logs and `servicecast policy --once`."""
         return (
             f"{self.predictions} predictions: {self.alerts_opened_or_updated} alerts opened or updated, "
-            f"{self.offers_proposed} offers proposed, {self.escalated} alerts escalated"
+            f"{self.offers_proposed} offers proposed, {self.offers_withdrawn} withdrawn, "
+            f"{self.offers_expired} expired, {self.escalated} alerts escalated"
         )
 
 
@@ -57,6 +60,9 @@ def run_once(
                 threshold = trained.get(prediction.model_version or "", alerts.ALERT_MIN_RISK)
                 alert = alerts.apply_prediction(sess, prediction, now, threshold=threshold)
                 report.alerts_opened_or_updated += alert is not None
+                report.offers_withdrawn += offer_lifecycle.follow_prediction(
+                    sess, prediction, threshold=threshold, now=now, settings=settings
+                )
                 offer = offers.propose(sess, prediction, settings, now, alert, policy=chooser, rng=rng)
                 report.offers_proposed += offer is not None
             if new:
@@ -64,6 +70,9 @@ def run_once(
             report.predictions += len(new)
         if len(new) < batch:
             break
+    with session(engine) as sess:
+        withdrawn, report.offers_expired = offer_lifecycle.sweep(sess, now=now, settings=settings)
+        report.offers_withdrawn += withdrawn
     with session(engine) as sess:
         after = timedelta(minutes=settings.alert_escalate_after_min)
         report.escalated = len(alerts.escalate_overdue(sess, now=now, after=after))
@@ -83,7 +92,7 @@ def run_forever(*, engine: Engine, settings: Settings, stop: threading.Event, ev
     while not stop.is_set():
         try:
             report = run_once(engine=engine, settings=settings)
-            if report.predictions or report.escalated:
+            if report.predictions or report.escalated or report.offers_withdrawn or report.offers_expired:
                 log.info("policy pass: %s", report.summary())
         except Exception:
             log.exception("policy pass failed; retrying")

@@ -120,7 +120,7 @@ def deliver_due(
                 else:
                     report.retried += 1
             else:
-                _record_success(engine, claim, at=now or utcnow())
+                _record_success(engine, claim, at=now or utcnow(), settings=settings)
                 report.delivered += 1
     return report
 
@@ -171,6 +171,7 @@ def _claim(
             OUTBOX.c.event_id,
             OUTBOX.c.offer_id,
             OUTBOX.c.customer_id,
+            OUTBOX.c.event_type,
             OUTBOX.c.payload,
         )
     )
@@ -179,7 +180,9 @@ def _claim(
         if row is None:
             return None
         report.claimed += 1
-        why = _cancel_reason(sess, customer_id=row.customer_id, offer_id=row.offer_id)
+        why = _cancel_reason(
+            sess, customer_id=row.customer_id, offer_id=row.offer_id, event_type=row.event_type
+        )
         if why is not None:
             sess.execute(
                 update(OUTBOX)
@@ -195,14 +198,17 @@ def _claim(
         return Claim(row.id, row.attempts, row.destination, row.event_id, row.offer_id, row.payload)
 
 
-def _cancel_reason(sess: Session, *, customer_id: int, offer_id: int | None) -> str | None:
-    """Checked at send time: the customer's `offers` consent and the offer must still stand."""
-    if offer_id is None:
+def _cancel_reason(sess: Session, *, customer_id: int, offer_id: int | None, event_type: str) -> str | None:
+    """Checked at send time: an approval goes out only while the consent and the offer still stand.
+
+    Closing events (withdrawn, expired) always go: the CRM has the offer and must learn it is closed.
+    """
+    if offer_id is None or event_type != events.OFFER_APPROVED:
         return None
     if not offers.has_offers_grant(sess, customer_id):
         return "consent revoked"
     status = sess.scalar(select(Offer.status).where(Offer.id == offer_id))
-    if status in (None, "withdrawn", "rejected"):
+    if status in (None, "withdrawn", "rejected", "expired"):
         return f"offer {status or 'deleted'}"
     return None
 
@@ -231,7 +237,7 @@ def _send(claim: Claim, *, settings: Settings, client: httpx.Client) -> None:
         raise delivery.DeliveryError(f"unknown destination {claim.destination!r}")
 
 
-def _record_success(engine: Engine, claim: Claim, *, at: datetime) -> None:
+def _record_success(engine: Engine, claim: Claim, *, at: datetime, settings: Settings) -> None:
     """Mark delivered (whoever claimed it last), the offer `sent` for its main destination, and audit."""
     with session(engine) as sess:
         done = sess.execute(
@@ -256,7 +262,26 @@ def _record_success(engine: Engine, claim: Claim, *, at: datetime) -> None:
                 .where(Offer.id == claim.offer_id, Offer.status == "approved")
                 .values(status="sent")
             )
+            _close_if_gone_meanwhile(sess, claim, at=at, settings=settings)
     log.info("delivered %s → %s (attempt %d)", claim.event_id, claim.destination, claim.attempt)
+
+
+def _close_if_gone_meanwhile(sess: Session, claim: Claim, *, at: datetime, settings: Settings) -> None:
+    """An approval that was in flight while its offer was withdrawn or expired: tell the CRM it is closed."""
+    if claim.payload.get("type") != events.OFFER_APPROVED:
+        return
+    offer = sess.get(Offer, claim.offer_id)
+    if offer is not None and offer.status in ("withdrawn", "expired"):
+        ids_only = not offers.has_offers_grant(sess, offer.customer_id)
+        events.enqueue_closing(
+            sess,
+            offer=offer,
+            kind=offer.status,
+            settings=settings,
+            at=at,
+            why="closed while it was sent",
+            ids_only=ids_only,
+        )
 
 
 def _is_main_destination(sess: Session, claim: Claim) -> bool:

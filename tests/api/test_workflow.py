@@ -158,6 +158,29 @@ def world_offer_ids(world, machine_id: int) -> list[int]:
         return list(sess.scalars(select(Offer.id).where(Offer.machine_id == machine_id)))
 
 
+def real_contacts(world, tenant: str, *, offers_sent: int, visits: int) -> None:
+    """Offers delivered to the customer and technicians' visits (resolved alerts) within the last days."""
+    customer_id = world.customers[tenant]
+    with session(world.engine) as sess:
+        offer_ids = list(sess.scalars(select(Offer.id).where(Offer.customer_id == customer_id)))[:offers_sent]
+        for offer_id in offer_ids:
+            sess.add(
+                OutboxMessage(
+                    event_id=f"offer-{offer_id}-approved",
+                    event_type="com.servicecast.offer.approved",
+                    destination="webhook",
+                    customer_id=customer_id,
+                    offer_id=offer_id,
+                    payload={},
+                    status="delivered",
+                    delivered_at=NOW - timedelta(days=2),
+                )
+            )
+        alerts = sess.scalars(select(Alert).where(Alert.customer_id == customer_id)).all()[:visits]
+        for alert in alerts:
+            alert.resolved_at = NOW - timedelta(days=1)
+
+
 def test_offer_gates_duplicates_service_first_and_weekly_limit(world):
     machine = world.machines["acme"][1]  # already has a live offer for bearing wear
     add_prediction(world.engine, machine, risk=0.78, hours_ahead=240)
@@ -168,16 +191,18 @@ def test_offer_gates_duplicates_service_first_and_weekly_limit(world):
     policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
     assert world_offer_ids(world, critical_machine) == [], "service first: its critical alert is unassigned"
 
-    # acme has one offer; two more on another machine reach its limit of 3 in 7 days.
+    # Proposals are no contacts: two more offers for acme on another machine are proposed.
     other = world.machines["acme"][2]
     add_prediction(world.engine, other, risk=0.75, mode="bearing_wear", hours_ahead=240)
     add_prediction(world.engine, other, risk=0.65, mode="overheating", hours_ahead=240)
     policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
     assert len(world_offer_ids(world, other)) == 2
     assert count(world.engine, Offer, Offer.customer_id == world.customers["acme"]) == 3
+    # Three real contacts in 7 days (two offers delivered, one technician's visit) reach acme's limit of 3.
+    real_contacts(world, "acme", offers_sent=2, visits=1)
     add_prediction(world.engine, machine, risk=0.55, mode="overheating", hours_ahead=240)  # an inspection
     policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
-    assert len(world_offer_ids(world, machine)) == 1, "the fourth offer in a week waits"
+    assert len(world_offer_ids(world, machine)) == 1, "the offer after the third contact in a week waits"
     assert count(world.engine, Offer, Offer.customer_id == world.customers["globex"]) == 1  # per account
     # The same prediction passes every other gate: with room for a fourth, it becomes an offer.
     add_prediction(world.engine, machine, risk=0.55, mode="overheating", hours_ahead=240)

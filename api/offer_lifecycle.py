@@ -1,0 +1,103 @@
+"""Offers follow the machine and the clock: withdrawn when the need is gone, expired when unanswered.
+
+The CRM hears of a closed offer only if it already has it (`events.enqueue_closing`); after consent to
+offers was revoked that event carries ids only. The contact budget counts real contacts: offers that
+reached the customer and technicians' visits, never mere proposals.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api import events
+from api.audit import log_event
+from fleet.settings import Settings
+from fleet.tables import Alert, Offer, OutboxMessage, Prediction
+
+UNSENT = ("proposed", "approved")
+OPEN = ("proposed", "approved", "sent")
+
+
+def withdraw(
+    sess: Session, offer: Offer, *, why: str, now: datetime, settings: Settings, ids_only: bool = False
+) -> None:
+    """Withdraw an open offer and, if the CRM has it, queue the `withdrawn` event."""
+    offer.status = "withdrawn"
+    log_event(sess, "offer", offer.id, "withdrawn", None, {"why": why}, at=now)
+    events.enqueue_closing(
+        sess, offer=offer, kind="withdrawn", settings=settings, at=now, why=why, ids_only=ids_only
+    )
+
+
+def withdraw_for_customer(
+    sess: Session, customer_id: int, *, why: str, now: datetime, settings: Settings, ids_only: bool
+) -> int:
+    """Withdraw every open offer of a customer (e.g. consent revoked); returns how many."""
+    pending = sess.scalars(
+        select(Offer).where(Offer.customer_id == customer_id, Offer.status.in_(OPEN))
+    ).all()
+    for offer in pending:
+        withdraw(sess, offer, why=why, now=now, settings=settings, ids_only=ids_only)
+    return len(pending)
+
+
+def follow_prediction(
+    sess: Session, prediction: Prediction, *, threshold: float, now: datetime, settings: Settings
+) -> int:
+    """Withdraw the machine's unsent offers once its risk fell below the alert threshold; returns how many."""
+    if prediction.status != "ok" or prediction.risk is None or prediction.risk >= threshold:
+        return 0
+    unsent = sess.scalars(
+        select(Offer).where(Offer.machine_id == prediction.machine_id, Offer.status.in_(UNSENT))
+    ).all()
+    why = f"risk fell to {prediction.risk:.0%}, below the alert threshold of {threshold:.0%}"
+    for offer in unsent:
+        withdraw(sess, offer, why=why, now=now, settings=settings)
+    return len(unsent)
+
+
+def sweep(sess: Session, *, now: datetime, settings: Settings) -> tuple[int, int]:
+    """Withdraw unsent offers whose alert was resolved "no fault found"; expire unanswered ones.
+
+    Returns (withdrawn, expired).
+    """
+    no_fault = sess.scalars(
+        select(Offer)
+        .join(Alert, Alert.id == Offer.alert_id)
+        .where(Offer.status.in_(UNSENT), Alert.status == "resolved", Alert.finding == "no_fault_found")
+    ).all()
+    for offer in no_fault:
+        withdraw(sess, offer, why="the technician found no fault", now=now, settings=settings)
+    due = sess.scalars(select(Offer).where(Offer.status.in_(OPEN), Offer.expires_at <= now)).all()
+    for offer in due:
+        offer.status = "expired"
+        offer.outcome_at = now
+        log_event(
+            sess, "offer", offer.id, "expired", None, {"expires_at": offer.expires_at.isoformat()}, at=now
+        )
+        events.enqueue_closing(
+            sess, offer=offer, kind="expired", settings=settings, at=now, why="no answer in time"
+        )
+    return len(no_fault), len(due)
+
+
+def contacts_in_week(sess: Session, customer_id: int, now: datetime) -> int:
+    """Real contacts with the customer in the last 7 days: offers delivered to it and technicians' visits."""
+    since = now - timedelta(days=7)
+    sent = sess.scalar(
+        select(func.count(func.distinct(OutboxMessage.event_id))).where(
+            OutboxMessage.customer_id == customer_id,
+            OutboxMessage.event_type == events.OFFER_APPROVED,
+            OutboxMessage.status == "delivered",
+            OutboxMessage.delivered_at > since,
+        )
+    )
+    visits = sess.scalar(
+        select(func.count()).where(
+            Alert.customer_id == customer_id, Alert.resolved_at > since, Alert.resolved_at <= now
+        )
+    )
+    return int(sent) + int(visits)

@@ -1,0 +1,148 @@
+"""Offers follow the machine: withdrawn on "no fault found" or falling risk, expired, and told to the CRM
+only when it has them; the contact budget counts real contacts only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from api import offer_lifecycle, offers, policy, routing
+from fleet.audit import operator
+from fleet.db import session
+from fleet.tables import Alert, Offer, OutboxMessage
+from tests.api.routing_support import SECRET, WebhookReceiver, approved_offers, settings_for
+from tests.api.support import NOW, add_prediction, build_world
+
+
+@pytest.fixture
+def receiver():
+    recv = WebhookReceiver().start()
+    yield recv
+    recv.stop()
+
+
+def _offers(engine: Engine, customer_id: int) -> list[Offer]:
+    with session(engine) as sess:
+        rows = sess.scalars(select(Offer).where(Offer.customer_id == customer_id).order_by(Offer.id)).all()
+        sess.expunge_all()
+        return list(rows)
+
+
+def test_proposals_are_not_contacts_but_sent_offers_and_visits_are(database_url) -> None:
+    world = build_world(database_url)
+    acme, machines = world.customers["acme"], world.machines["acme"]
+    # Four more fitting predictions (five proposals): with a budget of 3 contacts, proposals do not use it.
+    for machine, risk, mode in [
+        (machines[1], 0.65, "overheating"),
+        (machines[2], 0.75, "bearing_wear"),
+        (machines[2], 0.65, "overheating"),
+        (machines[2], 0.55, "overheating"),
+    ]:
+        add_prediction(world.engine, machine, risk=risk, mode=mode, hours_ahead=240)
+    policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+    assert len(_offers(world.engine, acme)) == 5  # without a single contact yet
+    with session(world.engine) as sess:
+        assert offer_lifecycle.contacts_in_week(sess, acme, NOW) == 0
+        # A technician's visit (a resolved alert) and a delivered offer are contacts.
+        sess.scalars(select(Alert).where(Alert.customer_id == acme)).first().resolved_at = NOW - timedelta(
+            days=1
+        )
+        sess.add(
+            OutboxMessage(
+                event_id="offer-1-approved",
+                event_type="com.servicecast.offer.approved",
+                destination="webhook",
+                customer_id=acme,
+                offer_id=_offers(world.engine, acme)[0].id,
+                payload={},
+                status="delivered",
+                delivered_at=NOW - timedelta(days=3),
+            )
+        )
+    with session(world.engine) as sess:
+        assert offer_lifecycle.contacts_in_week(sess, acme, NOW) == 2
+        assert offer_lifecycle.contacts_in_week(sess, acme, NOW + timedelta(days=6, hours=23)) == 0
+
+
+def test_no_fault_found_withdraws_the_unsent_offer_and_the_crm_never_hears_of_it(
+    database_url, receiver
+) -> None:
+    world = build_world(database_url, webhook_url=receiver.url, webhook_secret=SECRET)
+    machine = world.machines["acme"][1]
+    (offer,) = [o for o in _offers(world.engine, world.customers["acme"]) if o.machine_id == machine]
+    assert offer.status == "proposed" and offer.alert_id is not None
+    with session(world.engine) as sess:
+        alert = sess.get(Alert, offer.alert_id)
+        alert.status, alert.finding, alert.resolved_at = "resolved", "no_fault_found", NOW
+    report = policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+    assert report.offers_withdrawn == 1
+    assert _offers(world.engine, world.customers["acme"])[0].status == "withdrawn"
+    routing.deliver_due(engine=world.engine, settings=world.settings)
+    assert receiver.requests == []
+
+
+def test_falling_risk_withdraws_unsent_offers_of_the_machine(database_url) -> None:
+    world = build_world(database_url)
+    machine = world.machines["acme"][1]
+    add_prediction(world.engine, machine, risk=0.2, hours_ahead=900)
+    report = policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+    assert report.offers_withdrawn == 1
+    assert [o.status for o in _offers(world.engine, world.customers["acme"])] == ["withdrawn"]
+
+
+def test_expiry_tells_the_crm_only_of_the_offer_it_has(engine: Engine, receiver: WebhookReceiver) -> None:
+    settings = settings_for(webhook_url=receiver.url, webhook_secret=SECRET)
+    sent, unsent = approved_offers(engine, settings, count=2, enqueue=False)
+    now = datetime.now(UTC)
+    with session(engine) as sess:
+        for offer_id in (sent, unsent):
+            sess.get(Offer, offer_id).expires_at = now - timedelta(minutes=1)
+        offer, customer = sess.get(Offer, sent), None
+        from api import events
+        from fleet.tables import Customer, Machine
+
+        customer, machine = sess.get(Customer, offer.customer_id), sess.get(Machine, offer.machine_id)
+        events.enqueue(sess, offer=offer, customer=customer, machine=machine, settings=settings)
+    routing.deliver_due(engine=engine, settings=settings)  # the CRM now has `sent` only
+    with session(engine) as sess:
+        assert offer_lifecycle.sweep(sess, now=now, settings=settings) == (0, 2)
+    routing.deliver_due(engine=engine, settings=settings)
+    assert set(receiver.accepted) == {f"offer-{sent}-approved", f"offer-{sent}-expired"}
+    expired = receiver.accepted[f"offer-{sent}-expired"]
+    assert (
+        expired["type"] == "com.servicecast.offer.expired"
+        and expired["data"]["reason"] == "no answer in time"
+    )
+
+
+def test_consent_revocation_withdraws_with_ids_only_and_unsent_offers_stay_unknown(
+    engine: Engine, receiver: WebhookReceiver
+) -> None:
+    settings = settings_for(webhook_url=receiver.url, webhook_secret=SECRET)
+    sent, unsent = approved_offers(engine, settings, count=2, enqueue=False)
+    with session(engine) as sess:
+        from api import events
+        from fleet.tables import Customer, Machine
+
+        offer = sess.get(Offer, sent)
+        customer, machine = sess.get(Customer, offer.customer_id), sess.get(Machine, offer.machine_id)
+        events.enqueue(sess, offer=offer, customer=customer, machine=machine, settings=settings)
+        customer_id = customer.id
+    routing.deliver_due(engine=engine, settings=settings)
+    with session(engine) as sess:
+        assert offers.revoke_consent(sess, customer_id, "offers", operator(), settings=settings) == 2
+    routing.deliver_due(engine=engine, settings=settings)
+    assert set(receiver.accepted) == {f"offer-{sent}-approved", f"offer-{sent}-withdrawn"}
+    withdrawn = receiver.accepted[f"offer-{sent}-withdrawn"]["data"]
+    assert withdrawn == {
+        "schema_version": 1,
+        "offer_id": sent,
+        "customer_id": customer_id,
+        "status": "withdrawn",
+    }
+    with session(engine) as sess:
+        statuses = dict(sess.execute(select(Offer.id, Offer.status)).all())
+        assert statuses == {sent: "withdrawn", unsent: "withdrawn"}
+        assert sess.scalar(select(func.count()).select_from(OutboxMessage)) == 2
