@@ -40,3 +40,10 @@ def save(conn: Connection, host_id: str, states: dict[NodeKey, dict]) -> None:
         set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
     )
     conn.execute(stmt, rows)
+
+
+def rebirth_pending(conn: Connection, host_id: str) -> list[NodeKey]:
+    """Edge nodes this host has asked (or meant to ask) for a rebirth that has not come yet."""
+    table = SparkplugNode.__table__
+    query = select(table.c.group_id, table.c.edge_node, table.c.state).where(table.c.host_id == host_id)
+    return sorted((g, e) for g, e, state in conn.execute(query) if state.get("rebirth_pending"))

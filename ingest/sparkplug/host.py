@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import orjson
 from prometheus_client import Counter
 from sqlalchemy import Engine
 
+from fleet import sparkplug_state
 from fleet.settings import MqttEndpoint, Settings
 from ingest.client import MqttSource
 from ingest.contract import Limits
@@ -19,6 +21,7 @@ from ingest.sparkplug.mapping import Mapping
 from ingest.sparkplug.pipeline import SparkplugPipeline
 
 log = logging.getLogger(__name__)
+NodeKey = sparkplug_state.NodeKey
 
 REBIRTHS = Counter("servicecast_sparkplug_rebirth_requests", "NCMD Node Control/Rebirth requests sent")
 
@@ -36,18 +39,31 @@ def state_payload(online: bool, timestamp_ms: int) -> bytes:
 class SparkplugSource(MqttSource):
     """An MQTT source that is also a primary host: STATE online when connected, offline as its will."""
 
-    def __init__(self, *, host_id: str, **kwargs) -> None:
+    def __init__(self, *, host_id: str, pending: Callable[[], list[NodeKey]], **kwargs) -> None:
         super().__init__(subscription=f"{NAMESPACE}/#", **kwargs)
         self.host_id = host_id
-        # The will and the online STATE carry the same timestamp, as the specification asks.
-        self.state_ts = int(time.time() * 1000)
-        self.client.will_set(state_topic(host_id), state_payload(False, self.state_ts), qos=1, retain=True)
+        self.pending = pending
+        self.state_ts = 0
+        self.client.on_pre_connect = self._on_pre_connect
+
+    def _on_pre_connect(self, client, _userdata) -> None:
+        # Each connection has a new STATE timestamp, carried by its will and its online STATE alike.
+        self.state_ts = max(int(time.time() * 1000), self.state_ts + 1)
+        client.will_set(state_topic(self.host_id), state_payload(False, self.state_ts), qos=1, retain=True)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         super()._on_connect(client, userdata, flags, reason_code, properties)
         if not reason_code.is_failure:
             # After the subscription, so that our own retained STATE ends as online for every reader.
             client.publish(state_topic(self.host_id), state_payload(True, self.state_ts), qos=1, retain=True)
+            # A request committed as pending may never have been sent (a crash between commit and publish).
+            try:
+                pending = self.pending()
+            except Exception as exc:  # the network thread must live on; the next connect retries
+                log.error("cannot read the edge nodes waiting for a rebirth: %s", exc)
+                return
+            for group, edge_node in pending:
+                self.request_rebirth(group, edge_node)
 
     def request_rebirth(self, group: str, edge_node: str) -> None:
         """NCMD `Node Control/Rebirth` = true to one edge node."""
@@ -82,6 +98,7 @@ class SparkplugHost(Ingester):
         super().__init__(settings=settings, engine=engine, endpoint=endpoint, client_id=client_id)
         self.source = SparkplugSource(
             host_id=host_id,
+            pending=lambda: self._rebirth_pending(engine, host_id),
             endpoint=endpoint,
             inbox=self.inbox,
             client_id=client_id or f"servicecast-sparkplug-{host_id}",
@@ -101,3 +118,8 @@ class SparkplugHost(Ingester):
             host_id=host_id,
             on_rebirth=self.source.request_rebirth,
         )
+
+    @staticmethod
+    def _rebirth_pending(engine: Engine, host_id: str) -> list[NodeKey]:
+        with engine.connect() as conn:
+            return sparkplug_state.rebirth_pending(conn, host_id)

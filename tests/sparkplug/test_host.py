@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 
+import paho.mqtt.client as mqtt
 import pytest
 import yaml
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import select
 
+from fleet import sparkplug_state
+from fleet.settings import MqttEndpoint
 from fleet.tables import Machine, MachineEvent, Telemetry
+from ingest.sparkplug.host import REBIRTHS
 from ingest.sparkplug.session import key
 from tests.ingest.support import quarantine_reasons, register_fleet, wait_until
-from tests.sparkplug.support import MAP, T0, EdgeNode, HostProcess, in_process_host
+from tests.sparkplug.support import GROUP, MAP, NODE, T0, EdgeNode, HostProcess, in_process_host
 
 pytestmark = pytest.mark.mosquitto
 
@@ -145,6 +150,64 @@ def test_kill9_of_the_host_mid_stream_loses_and_duplicates_nothing(mosquitto, da
         assert len(seqs) == len(set(seqs)) == total + 1
         assert quarantine_reasons(fleet) == []
         assert edge.rebirth_requests() == 0
+    finally:
+        host.stop()
+        edge.close()
+
+
+def take_over(url: str, client_id: str) -> None:
+    """Connect with another client's id: the broker drops that client as if its network failed."""
+    endpoint = MqttEndpoint(url)
+    intruder = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+    )
+    intruder.connect(endpoint.host, endpoint.port)
+    intruder.loop_start()
+    wait_until(intruder.is_connected, 10, "the intruder's connection")
+    intruder.disconnect()
+    intruder.loop_stop()
+
+
+def test_each_connection_has_a_new_state_timestamp_shared_by_its_birth_and_will(
+    mosquitto, database_url, fleet
+):
+    host = in_process_host(database_url, fleet, mosquitto.url, host_id="scada-3")
+    edge = EdgeNode(mosquitto.url)
+
+    def states() -> list[dict]:
+        return [json.loads(p) for _, p, _ in list(edge.states)]
+
+    try:
+        wait_until(lambda: len(states()) == 1, 10, "the first online STATE")
+        for expected in (3, 5):
+            take_over(mosquitto.url, "sparkplug-scada-3")
+            wait_until(lambda n=expected: len(states()) >= n, 20, "offline, then online again")
+        seen = states()
+        assert [s["online"] for s in seen] == [True, False, True, False, True]
+        stamps = [s["timestamp"] for s in seen]
+        # The will of each connection carries that connection's online timestamp; each connection a new one.
+        assert stamps[0] == stamps[1] < stamps[2] == stamps[3] < stamps[4]
+    finally:
+        host.stop()
+        edge.close()
+
+
+def test_a_rebirth_committed_as_pending_is_sent_when_the_host_connects(mosquitto, database_url, fleet):
+    """A crash between committing `rebirth_pending` and publishing the NCMD must not leave a node unasked."""
+    state = {"online": True, "seq": 7, "ts": T0, "aliases": {}, "bd_seq": 0, "devices": {}}
+    with fleet.begin() as conn:
+        pending, done = {**state, "rebirth_pending": True}, {**state, "rebirth_pending": False}
+        sparkplug_state.save(conn, "scada", {(GROUP, NODE): pending, (GROUP, "line5"): done})
+    sent = REBIRTHS._value.get()
+    edge = EdgeNode(mosquitto.url)
+    host = in_process_host(database_url, fleet, mosquitto.url)
+    try:
+        wait_until(lambda: edge.rebirth_requests() == 1, 10, "the pending rebirth request")
+        edge.birth(T0 + 10)
+        edge.data(T0 + 20, 61.0)
+        wait_until(lambda: len(rows(fleet)) == 2, 20, "the rebirth's values and data")
+        assert edge.rebirth_requests() == 1
+        assert REBIRTHS._value.get() - sent == 1  # none to line5, whose state has no rebirth pending
     finally:
         host.stop()
         edge.close()
