@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from api import schemas
 from fleet import errors, panels
-from fleet.settings import Settings
+from fleet.settings import Settings, get_settings
 
 
 def shift(ts: datetime, delta: timedelta) -> datetime:
@@ -42,7 +42,12 @@ def window(
 ) -> schemas.TelemetryOut:
     """Rows in [start, end), as bucket means when there are more than `max_points`; empty if end <= start."""
     found = panels.read_window(
-        sess.connection(), machine_id=machine_id, start=start, end=end, max_points=max_points
+        sess.connection(),
+        machine_id=machine_id,
+        start=start,
+        end=end,
+        max_points=max_points,
+        archive_url=get_settings().archive_url,  # long windows from rollups, archived rows included
     )
     return schemas.TelemetryOut(
         machine_id=machine_id,

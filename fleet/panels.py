@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, func, select, text
 
-from fleet import dialect
+from fleet import archive, dialect, history, windows
 from fleet.tables import Telemetry
 
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -89,12 +89,26 @@ class Window:
 
 
 def read_window(
-    conn: Connection, *, machine_id: int, start: datetime, end: datetime, max_points: int
+    conn: Connection,
+    *,
+    machine_id: int,
+    start: datetime,
+    end: datetime,
+    max_points: int,
+    archive_url: str | None = None,
 ) -> Window:
-    """Rows in [start, end), as bucket means when there are more than `max_points`; empty if end <= start."""
+    """Rows in [start, end), as bucket means when there are more than `max_points`; empty if end <= start.
+
+    Given the archive's URL, archived rows count too, and a window whose buckets are an hour or longer
+    is served from the hour rollups (`fleet.windows`).
+    """
     out = Window()
     if end <= start:
         return out
+    if archive_url is not None:
+        found = _lifecycle_window(conn, machine_id, start, end, max_points, archive_url)
+        if found is not None:
+            return found
     in_range = (Telemetry.machine_id == machine_id, Telemetry.ts >= start, Telemetry.ts < end)
     out.rows = conn.scalar(select(func.count()).select_from(Telemetry).where(*in_range)) or 0
     if out.rows <= max_points:
@@ -123,6 +137,32 @@ def read_window(
                 readings[name] = None if value is None else round(float(value), 4)
     out.points = [(start + width * bucket, readings) for bucket, readings in sorted(buckets.items())]
     return out
+
+
+def _lifecycle_window(
+    conn: Connection, machine_id: int, start: datetime, end: datetime, max_points: int, archive_url: str
+) -> Window | None:
+    """The window from rollups or from hot + archived rows; None when the hot table's SQL serves it."""
+    width = timedelta(milliseconds=max(1, math.ceil((end - start) / timedelta(milliseconds=1) / max_points)))
+    sums = None
+    if width >= timedelta(hours=1):
+        sums = windows.from_rollups(
+            conn, machine_id=machine_id, start=start, end=end, width=width, archive_url=archive_url
+        )
+        if sums is not None and sums.rows <= max_points:
+            sums = None  # few rows: every one of them, below
+    if sums is None:
+        if not archive.files_for(conn, machine_ids=[machine_id], start=start, end=end):
+            return None
+        rows = history.read_rows(
+            conn, machine_ids=[machine_id], start=start, end=end, archive_url=archive_url
+        )
+        if len(rows) <= max_points:
+            points = [(ts.to_pydatetime(), r) for ts, r in zip(rows["ts"], rows["readings"], strict=True)]
+            return Window(rows=len(rows), downsampled=False, points=points)
+        sums = windows.Sums(start, width)
+        sums.add_rows(rows)
+    return Window(rows=sums.rows, downsampled=True, points=sums.points())
 
 
 def _mean_query(d, sensors: int):  # noqa: ANN001, ANN202

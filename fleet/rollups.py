@@ -20,6 +20,7 @@ from fleet import history
 from fleet.tables import Rollup, RollupDirty
 
 MINUTE, HOUR, DAY = 60, 3600, 86_400
+MESSAGES = "*"  # the rollup "sensor" counting messages (sensor names are [A-Za-z0-9_]+)
 WIDTHS = {"minute": MINUTE, "hour": HOUR, "day": DAY}
 _STATS = ["n", "total", "lo", "hi", "last_ts", "last"]
 
@@ -42,7 +43,11 @@ def aggregate(frame: pd.DataFrame, width_s: int) -> pd.DataFrame:
     out["last_ts"] = (
         long.groupby(["machine_id", "customer_id", "sensor", "bucket"], sort=True)["ts"].max().to_numpy()
     )
-    return out[columns]
+    messages = frame.assign(bucket=frame["ts"].dt.floor(f"{width_s}s"))
+    keys = ["machine_id", "customer_id", "bucket"]
+    counted = messages.groupby(keys, sort=True)["ts"].agg(n="count", last_ts="max").reset_index()
+    counted = counted.assign(sensor=MESSAGES, total=None, lo=None, hi=None, last=None)
+    return pd.concat([out[columns], counted[columns]], ignore_index=True)
 
 
 def _combine(hours: pd.DataFrame, width_s: int) -> pd.DataFrame:
@@ -74,7 +79,7 @@ def _records(frame: pd.DataFrame, width_s: int) -> list[dict]:
         r["bucket"], r["last_ts"] = _utc(r["bucket"]), _utc(r["last_ts"])
         r["n"] = int(r["n"])
         for key in ("total", "lo", "hi", "last"):
-            r[key] = None if r[key] is None or not np.isfinite(r[key]) else float(r[key])
+            r[key] = None if r[key] is None or not np.isfinite(float(r[key])) else float(r[key])
     return records
 
 

@@ -35,9 +35,19 @@ def _stored(engine, machine_ids, width_s: int) -> pd.DataFrame:
     return got.drop(columns="mean").reset_index(drop=True)
 
 
+def _messages(engine, machine_ids, width_s: int) -> dict:
+    with engine.connect() as conn:
+        raw = history.read_hot(conn, machine_ids=machine_ids)
+    return raw.groupby(["machine_id", raw["ts"].dt.floor(f"{width_s}s")]).size().to_dict()
+
+
 def _check(engine, machine_ids) -> None:
     for width in (rollups.HOUR, rollups.DAY):
         expected, got = _expected(engine, machine_ids, width), _stored(engine, machine_ids, width)
+        counts = got[got["sensor"] == rollups.MESSAGES]
+        keys = zip(counts["machine_id"], counts["bucket"], strict=True)
+        assert dict(zip(keys, counts["n"], strict=True)) == _messages(engine, machine_ids, width)
+        got = got[got["sensor"] != rollups.MESSAGES].reset_index(drop=True)
         assert len(got) == len(expected)
         pd.testing.assert_frame_equal(got[expected.columns], expected, check_dtype=False, rtol=1e-12)
 
@@ -67,6 +77,7 @@ def test_minute_rollups_only_where_raw_is_finer(engine, tmp_path):
     support.write(engine, support.rows(ids["p1"], seqs=range(1000, 1400), step_s=7.0, seed=3))
     rollups.refresh(engine, archive_url=str(tmp_path / "archive"))
     minutes = _stored(engine, [ids["p1"][1]], rollups.MINUTE)
+    minutes = minutes[minutes["sensor"] != rollups.MESSAGES]
     expected = _expected(engine, [ids["p1"][1]], rollups.MINUTE)
     fine = expected[expected["bucket"] >= support.START + timedelta(seconds=1000 * 7 - 3600)]
     assert len(minutes) > 0 and np.all(minutes["bucket"] >= fine["bucket"].min())

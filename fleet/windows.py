@@ -1,0 +1,119 @@
+"""Chart windows beyond the hot table's SQL: bucket means from hour rollups, and from hot + archived rows.
+
+A long window reads the hour rollups of its whole, clean hours and the raw rows (hot and archived) of
+the partial hours at its edges and of hours whose rollups are being refreshed: fresh and cheap, a few
+thousand rollup rows instead of tens of thousands of JSON rows. A rollup hour falls into the chart
+bucket its start falls in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import Connection
+
+from fleet import history, rollups
+
+HOUR = timedelta(hours=1)
+
+
+def _hour_floor(ts: datetime) -> datetime:
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_ceil(ts: datetime) -> datetime:
+    floor = _hour_floor(ts)
+    return floor if floor == ts else floor + HOUR
+
+
+def _spans(pieces: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    merged: list[list[datetime]] = []
+    for a, b in sorted(p for p in pieces if p[0] < p[1]):
+        if merged and merged[-1][1] >= a:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return [(a, b) for a, b in merged]
+
+
+class Sums:
+    """Per chart bucket and sensor: sum and count, and the messages counted."""
+
+    def __init__(self, start: datetime, width: timedelta) -> None:
+        self.start, self.width = start, width
+        self.total: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.count: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.rows = 0
+        self.sensors: set[str] = set()
+
+    def add_rows(self, frame: pd.DataFrame) -> None:
+        """Raw rows (`history.read_rows`)."""
+        self.rows += len(frame)
+        for ts, readings in zip(frame["ts"], frame["readings"], strict=True):
+            b = (ts.to_pydatetime() - self.start) // self.width
+            for name, value in readings.items():
+                self.sensors.add(name)
+                if value is not None:
+                    self.total[b][name] += value
+                    self.count[b][name] += 1
+
+    def add_rollups(self, frame: pd.DataFrame) -> None:
+        """Rollup rows (`rollups.read`), each into the bucket its start falls in."""
+        for bucket, sensor, n, total in zip(
+            frame["bucket"], frame["sensor"], frame["n"], frame["total"], strict=True
+        ):
+            if sensor == rollups.MESSAGES:
+                self.rows += int(n)
+                continue
+            b = (bucket.to_pydatetime() - self.start) // self.width
+            self.sensors.add(sensor)
+            if total is not None and not math.isnan(total):
+                self.total[b][sensor] += total
+                self.count[b][sensor] += int(n)
+
+    def points(self) -> list[tuple[datetime, dict]]:
+        """(bucket start, {sensor: mean or None}) for every bucket with a reading, in time order."""
+        out = []
+        for b in sorted(set(self.total) | set(self.count)):
+            readings: dict[str, float | None] = {}
+            for name in sorted(self.sensors):
+                n = self.count[b].get(name, 0)
+                mean = self.total[b].get(name, 0.0) / n if n else None
+                readings[name] = None if mean is None or not math.isfinite(mean) else round(mean, 4)
+            out.append((self.start + self.width * b, readings))
+        return out
+
+
+def from_rollups(
+    conn: Connection, *, machine_id: int, start: datetime, end: datetime, width: timedelta, archive_url: str
+) -> Sums | None:
+    """Bucket sums of [start, end) from hour rollups plus raw edges and dirty hours; None if no whole hour."""
+    first, last = _hour_ceil(start), _hour_floor(end)
+    if first >= last:
+        return None
+    dirty = set(rollups.pending(conn, machine_id=machine_id, start=first, end=last))
+    sums = Sums(start, width)
+    found = rollups.read(conn, machine_ids=[machine_id], width_s=rollups.HOUR, start=first, end=last)
+    if dirty:
+        found = found[~found["bucket"].isin(pd.to_datetime(sorted(dirty), utc=True))]
+    sums.add_rollups(found)
+    raw = [(start, first), (last, end), *((h, h + HOUR) for h in dirty)]
+    for a, b in _spans(raw):
+        sums.add_rows(
+            history.read_rows(conn, machine_ids=[machine_id], start=a, end=b, archive_url=archive_url)
+        )
+    return sums
+
+
+def from_rows(
+    conn: Connection, *, machine_id: int, start: datetime, end: datetime, width: timedelta, archive_url: str
+) -> Sums:
+    """Bucket sums of [start, end) from every raw row, hot and archived."""
+    sums = Sums(start, width)
+    sums.add_rows(
+        history.read_rows(conn, machine_ids=[machine_id], start=start, end=end, archive_url=archive_url)
+    )
+    return sums
