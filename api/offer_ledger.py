@@ -66,7 +66,12 @@ def from_offers(sess: Session, *, limit: int = 100_000) -> Ledger:
     ledger = Ledger()
     for offer in sess.scalars(query):
         revenue = float(offer.revenue or 0.0) if offer.status == "accepted" else 0.0
-        ledger.add(Entry(Context(**offer.context), arm_of(offer), float(offer.propensity), revenue))
+        alternatives = tuple(
+            Arm(a["item"], a["level"], a["price"], a["list_price"]) for a in offer.alternatives or ()
+        )
+        ledger.add(
+            Entry(Context(**offer.context), arm_of(offer), float(offer.propensity), revenue, alternatives)
+        )
     return ledger
 
 

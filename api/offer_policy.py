@@ -69,7 +69,17 @@ class Proposal:
 
     def logged_alternatives(self) -> list[dict]:
         """The alternatives as stored with the offer."""
-        return [{"arm": a.key, "price": a.price, "probability": round(p, 6)} for a, p in self.alternatives]
+        return [
+            {
+                "arm": a.key,
+                "item": a.item,
+                "level": a.level,
+                "price": a.price,
+                "list_price": a.list_price,
+                "probability": p,
+            }
+            for a, p in self.alternatives
+        ]
 
 
 def features(ctx: Context) -> np.ndarray:
