@@ -10,6 +10,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+WRITE_LOCK_OPTION = "servicecast_write_lock"
+
 
 def make_engine(url: str, *, busy_timeout_ms: int = 5000, read_only: bool = False) -> Engine:
     """An engine tuned for a write-heavy ingester on either backend.
@@ -61,7 +63,18 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int, read_only: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN")
+        immediate = conn.get_execution_options().get(WRITE_LOCK_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def for_writing(engine: Engine) -> Engine:
+    """The engine for a transaction that reads, then writes: on SQLite it takes the write lock at BEGIN.
+
+    A deferred SQLite transaction that read first cannot upgrade to a write once another connection has
+    committed meanwhile: it fails at once with "database is locked", the busy timeout never applies.
+    Taking the lock up front waits (up to the busy timeout) instead. PostgreSQL ignores the option.
+    """
+    return engine.execution_options(**{WRITE_LOCK_OPTION: True})
 
 
 def engine_from_settings(settings, *, read_only: bool = False) -> Engine:

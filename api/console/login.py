@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Form, Request
+from sqlalchemy.orm import Session
 
 from api import auth
 from api.console import sessions
 from api.console.render import LoginRequired, SessionEnded
-from api.deps import SessionDep, has_right
+from api.deps import has_right
 from api.errors import Forbidden
+from fleet.db import for_writing, session
 
 HOME = {
     "admin": "/admin",
@@ -23,9 +26,19 @@ HOME = {
 }
 
 
-# The API's own session dependency: committed before the response goes out, so a redirect never
-# outruns its own write.
-PageSession = SessionDep
+def page_session(request: Request) -> Iterator[Session]:
+    """The request's session; a form post's takes SQLite's write lock as it begins (`for_writing`).
+
+    A post reads (its session, its object) before it writes: deferred, that upgrade fails at once when
+    another process (ingester, scorer, policy, router) committed in between.
+    """
+    engine = request.app.state.engine
+    with session(for_writing(engine) if request.method == "POST" else engine) as sess:
+        yield sess
+
+
+# Committed before the response goes out (scope="function"), so a redirect never outruns its own write.
+PageSession = Annotated[Session, Depends(page_session, scope="function")]
 
 
 def now(request: Request) -> datetime:
@@ -39,9 +52,14 @@ def viewer(request: Request, sess: PageSession) -> auth.Principal:
     session_id = request.cookies.get(sessions.cookie_name(settings))
     if not session_id:
         raise LoginRequired
-    current = sessions.resume(sess, session_id, settings=settings, now=now(request))
+    at = now(request)
+    current = sessions.resume(sess, session_id, settings=settings, now=at)
     if current is None:
         raise SessionEnded
+    if current.touch_due and request.method == "POST":
+        sessions.touch(sess, session_id, now=at)  # the post's transaction holds the write lock already
+    elif current.touch_due:
+        sessions.touch_aside(request.app.state.engine, session_id, now=at)
     request.state.principal, request.state.csrf_token = current.principal, current.csrf_token
     return current.principal
 
@@ -76,6 +94,9 @@ def form_caller(
     who = viewer(request, sess)
     if not hmac.compare_digest(csrf_token.encode(), request.state.csrf_token.encode()):
         raise Forbidden("this form is out of date or not from this console: reload the page and try again")
+    # Checked: end this transaction, so that the action's own takes the write lock afresh and an action
+    # that writes through the engine (new user, revoked keys, promoted model) is not locked out by it.
+    sess.commit()
     return who
 
 

