@@ -1,4 +1,4 @@
-"""The README's "Onboarding a fleet" walkthrough runs as written, from an empty folder to a cold-start alert."""
+"""The README's "Onboarding a fleet" walkthrough runs as written, from an empty folder to an alert."""
 
 from __future__ import annotations
 
