@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 
 from fleet import csv_import, errors, history_import, machine_import
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
@@ -36,9 +38,17 @@ def register(app: typer.Typer, machines_app: typer.Typer) -> None:
     machines_app.command("import")(machines_import_command)
 
 
-def _run(load, noun: str):  # noqa: ANN001, ANN202
+def _run(
+    load: Callable[[Engine, dict[str, str]], csv_import.ImportReport],
+    *,
+    noun: str,
+    column: list[str] | None,
+    reject_file: Path | None,
+) -> None:
+    """Open the store, import with `load(engine, columns)`, report; bad rows refuse the file or go aside."""
+    engine = ready_engine(load_settings())
     try:
-        report = load()
+        report = load(engine, csv_import.parse_columns(column))
     except csv_import.ImportRefused as exc:
         for reject in exc.report.rejects:
             typer.echo(f"line {reject.line}: {reject.reason}", err=True)
@@ -46,7 +56,8 @@ def _run(load, noun: str):  # noqa: ANN001, ANN202
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
     typer.echo(report.summary(noun))
-    return report
+    if report.rejects and report.written:
+        typer.echo(f"{len(report.rejects)} bad rows written to {reject_file}")
 
 
 def history_import_command(
@@ -64,19 +75,15 @@ def history_import_command(
     reject_file: RejectFile = None,
 ) -> None:
     """Import FILE's failures, part replacements and maintenance visits as labels (source `import`)."""
-    engine = ready_engine(load_settings())
 
-    def load() -> csv_import.ImportReport:
-        columns = csv_import.parse_columns(column)
+    def load(engine: Engine, columns: dict[str, str]) -> csv_import.ImportReport:
         overrides = dict(tenant=tenant, kind=kind, time_format=time_format, timezone=timezone)
         cmap = csv_import.load_map(mapping).merged(columns=columns, delimiter=delimiter, **overrides)
         return history_import.import_history(
             engine=engine, path=file, mapping=cmap, dry_run=dry_run, reject_file=reject_file
         )
 
-    report = _run(load, "labels")
-    if report.rejects and report.written:
-        typer.echo(f"{len(report.rejects)} bad rows written to {reject_file}")
+    _run(load, noun="labels", column=column, reject_file=reject_file)
 
 
 def machines_import_command(
@@ -96,10 +103,8 @@ def machines_import_command(
     reject_file: RejectFile = None,
 ) -> None:
     """Register FILE's machines: machine, tenant, machine_type (model), installed or age, site, serial."""
-    engine = ready_engine(load_settings())
 
-    def load() -> csv_import.ImportReport:
-        columns = csv_import.parse_columns(column)
+    def load(engine: Engine, columns: dict[str, str]) -> csv_import.ImportReport:
         cmap = csv_import.load_map(mapping).merged(
             columns=columns, tenant=tenant, age_at=age_at, delimiter=delimiter
         )
@@ -112,6 +117,4 @@ def machines_import_command(
             reject_file=reject_file,
         )
 
-    report = _run(load, "machines")
-    if report.rejects and report.written:
-        typer.echo(f"{len(report.rejects)} bad rows written to {reject_file}")
+    _run(load, noun="machines", column=column, reject_file=reject_file)
