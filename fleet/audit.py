@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -69,18 +69,7 @@ def entry(
     }
 
 
-def record(
-    sess: Session,
-    subject: str,
-    subject_id: int | None,
-    action: str,
-    by: Actor | None,
-    data: dict | None = None,
-    at: datetime | None = None,
-    *,
-    before: dict | None = None,
-    after: dict | None = None,
-) -> None:
-    """Add an audit row in the caller's transaction, so it commits or rolls back with the change."""
+def record(sess: Session, *args: Any, **kwargs: Any) -> None:
+    """Add the row `entry(*args, **kwargs)` in the caller's transaction: it commits or rolls back with it."""
     # No code path updates or deletes an audit row, and the database refuses both (migration 0009).
-    sess.add(WorkflowEvent(**entry(subject, subject_id, action, by, data, at, before=before, after=after)))
+    sess.add(WorkflowEvent(**entry(*args, **kwargs)))
