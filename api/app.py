@@ -16,7 +16,7 @@ from api.console import pages as console_pages
 from api.console.render import HERE as CONSOLE_DIR
 from api.console.throttle import SignInThrottle
 from api.page_cache import VersionedPages
-from api.routers import admin, alerts, crm, fleet, offers
+from api.routers import admin, alerts, crm, fleet, notifications, offers
 from api.schemas import ErrorOut
 from fleet import bootstrap
 from fleet.db import engine_from_settings
@@ -68,7 +68,14 @@ def create_app(settings: Settings) -> FastAPI:
         limit=settings.console_sign_in_max_failures,
         window=timedelta(minutes=settings.console_sign_in_window_min),
     )
-    for router in (fleet.router, alerts.router, offers.router, admin.router, crm.router):
+    for router in (
+        fleet.router,
+        alerts.router,
+        offers.router,
+        admin.router,
+        crm.router,
+        notifications.router,
+    ):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(admin.health)
     app.include_router(console_pages.router)

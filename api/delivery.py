@@ -56,6 +56,18 @@ def post_webhook(client: httpx.Client, *, url: str, secret: str, event: dict) ->
         raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}")
 
 
+def post_incoming_webhook(client: httpx.Client, *, url: str | None, text: str) -> None:
+    """POST `{"text": …}` to a Teams/Slack-style incoming webhook; non-2xx raises `DeliveryError`."""
+    if not url:
+        raise DeliveryError("the subscription has no webhook URL")
+    try:
+        response = client.post(url, json={"text": text}, headers={"user-agent": USER_AGENT})
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}"[:500]) from exc
+    if not 200 <= response.status_code < 300:
+        raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}")
+
+
 def message_id(event_id: str, public_url: str) -> str:
     """The Message-ID of an event's e-mail: the same for every retry, so mail systems can dedupe."""
     domain = urlsplit(public_url).hostname or "servicecast.local"

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from sqlalchemy import Engine, select
 
-from api import alerts, catalog, offer_ledger, offer_lifecycle, offer_policy, offers
+from api import alerts, catalog, notifications, offer_ledger, offer_lifecycle, offer_policy, offers
 from fleet.db import session
 from fleet.settings import Settings
 from fleet.tables import Prediction, Watermark, utcnow
@@ -30,13 +30,15 @@ class PolicyReport:
     offers_withdrawn: int = 0
     offers_expired: int = 0
     escalated: int = 0
+    notifications: int = 0
 
     def summary(self) -> str:
         """One line for logs and `servicecast policy --once`."""
         return (
             f"{self.predictions} predictions: {self.alerts_opened_or_updated} alerts opened or updated, "
             f"{self.offers_proposed} offers proposed, {self.offers_withdrawn} withdrawn, "
-            f"{self.offers_expired} expired, {self.escalated} alerts escalated"
+            f"{self.offers_expired} expired, {self.escalated} alerts escalated, "
+            f"{self.notifications} notifications queued"
         )
 
 
@@ -76,6 +78,8 @@ def run_once(
     with session(engine) as sess:
         after = timedelta(minutes=settings.alert_escalate_after_min)
         report.escalated = len(alerts.escalate_overdue(sess, now=now, after=after))
+    with session(engine) as sess:
+        report.notifications = notifications.enqueue_due(sess, now=now, public_url=settings.public_url)
     return report
 
 

@@ -21,11 +21,11 @@ from sqlalchemy import Engine, exists, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from api import audit, delivery, events, offers
+from api import audit, delivery, events, notifications, offers
 from fleet import dialect
 from fleet.db import session
 from fleet.settings import Settings
-from fleet.tables import Offer, OutboxMessage, utcnow
+from fleet.tables import NotificationSubscription, Offer, OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 OUTBOX = OutboxMessage.__table__
@@ -65,6 +65,7 @@ class Claim:
     offer_id: int | None
     payload: dict
     cancelled: bool = False
+    address: str | None = None  # a notification's e-mail address or incoming-webhook URL
 
 
 def backoff_delay(attempt: int, *, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
@@ -183,6 +184,10 @@ def _claim(
         why = _cancel_reason(
             sess, customer_id=row.customer_id, offer_id=row.offer_id, event_type=row.event_type
         )
+        address = None
+        if (sub_id := notifications.subscription_id(row.destination)) is not None:
+            sub = sess.get(NotificationSubscription, sub_id)
+            why, address = ("unsubscribed", None) if sub is None else (why, sub.address)
         if why is not None:
             sess.execute(
                 update(OUTBOX)
@@ -195,7 +200,9 @@ def _claim(
             return Claim(
                 row.id, row.attempts, row.destination, row.event_id, row.offer_id, {}, cancelled=True
             )
-        return Claim(row.id, row.attempts, row.destination, row.event_id, row.offer_id, row.payload)
+        return Claim(
+            row.id, row.attempts, row.destination, row.event_id, row.offer_id, row.payload, address=address
+        )
 
 
 def _cancel_reason(sess: Session, *, customer_id: int, offer_id: int | None, event_type: str) -> str | None:
@@ -214,7 +221,19 @@ def _cancel_reason(sess: Session, *, customer_id: int, offer_id: int | None, eve
 
 
 def _send(claim: Claim, *, settings: Settings, client: httpx.Client) -> None:
-    if claim.destination == "webhook":
+    if claim.destination.startswith(notifications.PREFIX + "webhook"):
+        delivery.post_incoming_webhook(client, url=claim.address, text=claim.payload["text"])
+    elif claim.destination.startswith(notifications.PREFIX + "email"):
+        if not settings.smtp_url:
+            raise delivery.DeliveryError("no SERVICECAST_SMTP_URL configured for e-mail notifications")
+        message = notifications.render_email(
+            claim.payload,
+            mail_from=settings.mail_from,
+            mail_to=claim.address,
+            message_id=delivery.message_id(f"{claim.event_id}.{claim.destination}", settings.public_url),
+        )
+        delivery.send_email(smtp_url=settings.smtp_url, timeout_s=settings.route_timeout_s, message=message)
+    elif claim.destination == "webhook":
         if not settings.webhook_url or settings.webhook_secret is None:
             raise delivery.DeliveryError("no SERVICECAST_WEBHOOK_URL/SERVICECAST_WEBHOOK_SECRET configured")
         delivery.post_webhook(

@@ -1,0 +1,137 @@
+"""Technician notifications: alert events (new critical, escalated, assigned) to the people who subscribe.
+
+Each pass reads the alert events of the audit trail past a watermark and writes one outbox row per
+matching subscription, keyed by the event and the subscription, so an event notifies each person once
+(the outbox's unique (event id, destination) holds that even when a pass repeats). The router delivers
+the rows by e-mail or incoming webhook (Teams/Slack style) with the offers' retries and backoff; a row
+whose subscription was deleted meanwhile is cancelled at send time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.message import EmailMessage
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.alerts import SEVERITY_LEVEL
+from fleet.tables import (
+    Alert,
+    Customer,
+    Machine,
+    NotificationSubscription,
+    OutboxMessage,
+    Watermark,
+    WorkflowEvent,
+)
+
+WATERMARK = "notify.alert_events"
+# Audit rows of concurrent transactions can commit out of id order: each pass looks back this many ids.
+LOOK_BACK = 500
+CHANNELS = ("email", "webhook")
+PREFIX = "notify-"
+HEADLINE = {
+    "opened": "New critical alert",
+    "escalated": "Alert escalated",
+    "assigned": "Alert assigned",
+}
+
+
+def destination(sub: NotificationSubscription) -> str:
+    """The outbox destination of a subscription's rows, e.g. `notify-email:12`."""
+    return f"{PREFIX}{sub.channel}:{sub.id}"
+
+
+def subscription_id(dest: str) -> int | None:
+    """The subscription behind an outbox destination, or None for an offer destination."""
+    if not dest.startswith(PREFIX):
+        return None
+    return int(dest.rsplit(":", 1)[1])
+
+
+def matches(sub: NotificationSubscription, event: WorkflowEvent, alert: Alert, site_id: int | None) -> bool:
+    """Whether the subscription covers this alert event (made since it exists; customer, site, severity)."""
+    if event.at < sub.created_at:
+        return False
+    if sub.customer_id is not None and sub.customer_id != alert.customer_id:
+        return False
+    if sub.site_id is not None and sub.site_id != site_id:
+        return False
+    return SEVERITY_LEVEL[alert.severity] >= SEVERITY_LEVEL[sub.min_severity]
+
+
+def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
+    """Queue notifications for alert events past the watermark; returns how many rows were added."""
+    mark = sess.get(Watermark, WATERMARK, with_for_update=True) or Watermark(name=WATERMARK, value=0)
+    sess.add(mark)
+    found = sess.scalars(
+        select(WorkflowEvent)
+        .where(
+            WorkflowEvent.id > mark.value - LOOK_BACK,
+            WorkflowEvent.subject == "alert",
+            WorkflowEvent.action.in_(tuple(HEADLINE)),
+        )
+        .order_by(WorkflowEvent.id)
+    ).all()
+    subs = sess.scalars(select(NotificationSubscription)).all()
+    added = 0
+    for event in found:
+        mark.value = max(mark.value, event.id)
+        alert = sess.get(Alert, event.subject_id)
+        if alert is None or (event.action == "opened" and (event.data or {}).get("severity") != "critical"):
+            continue
+        machine = sess.get(Machine, alert.machine_id)
+        wanted = [s for s in subs if matches(s, event, alert, machine.site_id)]
+        if not wanted:
+            continue
+        event_id = f"alert-{alert.id}-{event.action}-{event.id}"
+        queued = set(
+            sess.scalars(select(OutboxMessage.destination).where(OutboxMessage.event_id == event_id))
+        )
+        customer = sess.get(Customer, alert.customer_id)
+        payload = _payload(event_id, event, alert, machine, customer, public_url)
+        for sub in wanted:
+            if destination(sub) in queued:
+                continue
+            sess.add(
+                OutboxMessage(
+                    event_id=event_id,
+                    event_type=f"com.servicecast.alert.{event.action}",
+                    destination=destination(sub),
+                    customer_id=alert.customer_id,
+                    payload=payload,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+            )
+            added += 1
+    mark.updated_at = now
+    return added
+
+
+def _payload(
+    event_id: str, event: WorkflowEvent, alert: Alert, machine: Machine, customer: Customer, url: str
+):
+    link = f"{url.rstrip('/')}/alerts/{alert.id}"
+    lead = (
+        "" if alert.lead_time_hours is None else f", failure expected in about {alert.lead_time_hours:.0f} h"
+    )
+    failure = alert.failure_mode.replace("_", " ")
+    text = (
+        f"{HEADLINE[event.action]}: {machine.code} of {customer.name} — {failure}, "
+        f"{alert.severity}, risk {alert.risk * 100:.0f} %{lead}. {link}"
+    )
+    return {"id": event_id, "alert_id": alert.id, "action": event.action, "text": text, "link": link}
+
+
+def render_email(payload: dict, *, mail_from: str, mail_to: str, message_id: str) -> EmailMessage:
+    """The notification as a plain-text e-mail."""
+    msg = EmailMessage()
+    msg["Subject"] = payload["text"].split(" — ", 1)[0]
+    msg["From"], msg["To"], msg["Message-ID"] = mail_from, mail_to, message_id
+    msg["X-Servicecast-Event-Id"] = payload["id"]
+    msg.set_content(payload["text"] + "\n")
+    return msg

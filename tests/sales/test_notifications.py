@@ -1,0 +1,126 @@
+"""Technician notifications: once per alert event to each subscriber, by real SMTP and a local webhook,
+retried on failure, none for people who did not subscribe or unsubscribed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import select
+
+from api import policy, routing
+from api.app import API_PREFIX
+from fleet.db import session
+from fleet.tables import Alert, OutboxMessage, utcnow
+from tests.api.routing_support import SmtpSink
+from tests.api.support import add_prediction, build_world
+from tests.services import free_port
+
+
+class IncomingWebhook:
+    """A Teams/Slack-style incoming webhook on a free port: keeps each JSON body, fails the first N posts."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail_first, self.posts, self.bodies = fail_first, 0, []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.posts += 1
+                status = 500 if receiver.posts <= receiver.fail_first else 200
+                if status == 200:
+                    receiver.bodies.append(json.loads(body))
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/abc"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sink():
+    smtp = SmtpSink()
+    smtp.controller.start()
+    yield smtp
+    smtp.controller.stop()
+
+
+@pytest.fixture
+def hook():
+    receiver = IncomingWebhook(fail_first=2)
+    yield receiver
+    receiver.stop()
+
+
+def _route_all(world) -> None:
+    for _ in range(50):
+        routing.deliver_due(engine=world.engine, settings=world.settings)
+        with session(world.engine) as sess:
+            if not sess.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending")).all():
+                return
+        threading.Event().wait(0.1)
+    raise AssertionError("notifications still pending")
+
+
+def test_each_alert_event_notifies_each_subscriber_once_and_nobody_else(database_url, sink, hook) -> None:
+    world = build_world(
+        database_url,
+        smtp_url=sink.url,
+        route_backoff_base_s=0.05,
+        route_backoff_max_s=0.2,
+        route_timeout_s=2.0,
+        alert_escalate_after_min=10**6,  # the world's alerts of last week would escalate now: not this test
+    )
+    acme, globex = world.customers["acme"], world.customers["globex"]
+    tech, am_globex = world.headers("tech"), world.headers("am-globex")
+    with world.client() as client:
+        subscribe = f"{API_PREFIX}/notifications/subscriptions"
+        mail = {"customer_id": acme, "channel": "email", "address": "tech@oem.example"}
+        assert client.post(subscribe, json=mail, headers=tech).status_code == 201
+        webhook = {"customer_id": acme, "channel": "webhook", "address": hook.url, "min_severity": "high"}
+        assert client.post(subscribe, json=webhook, headers=tech).status_code == 201
+        other = {"customer_id": globex, "channel": "email", "address": "am@oem.example"}
+        assert client.post(subscribe, json=other, headers=am_globex).status_code == 201
+        foreign = {"customer_id": acme, "channel": "email", "address": "am@oem.example"}
+        assert client.post(subscribe, json=foreign, headers=am_globex).status_code == 404
+        gone = client.post(subscribe, json={**mail, "address": "gone@oem.example"}, headers=tech).json()
+
+        add_prediction(world.engine, world.machines["acme"][2], risk=0.92, mode="seal_leak", hours_ahead=20)
+        policy.run_once(engine=world.engine, settings=world.settings, now=utcnow())
+        policy.run_once(
+            engine=world.engine, settings=world.settings, now=utcnow()
+        )  # a repeated pass adds nothing
+        assert client.delete(f"{subscribe}/{gone['id']}", headers=tech).status_code == 204
+        _route_all(world)
+
+        assert [m["To"] for m in sink.messages] == ["tech@oem.example"]
+        assert sink.messages[0]["Subject"] == "New critical alert: acme-pump-2 of acme"
+        assert len(hook.bodies) == 1 and hook.posts == 3, "two failures, then delivered once"
+        assert "seal leak, critical, risk 92 %" in hook.bodies[0]["text"]
+
+        with session(world.engine) as sess:
+            alert_id = sess.scalar(select(Alert.id).where(Alert.machine_id == world.machines["acme"][2]))
+            statuses = sorted(sess.scalars(select(OutboxMessage.status)).all())
+        assert statuses == ["cancelled", "delivered", "delivered"]  # the unsubscribed address got nothing
+        assigned = client.post(
+            f"{API_PREFIX}/alerts/{alert_id}/assign", json={"assignee_id": world.users["tech"]}, headers=tech
+        )
+        assert assigned.status_code == 200
+        policy.run_once(engine=world.engine, settings=world.settings, now=utcnow())
+        _route_all(world)
+    assert [m["Subject"] for m in sink.messages][1:] == ["Alert assigned: acme-pump-2 of acme"]
+    assert len(hook.bodies) == 2 and hook.bodies[1]["text"].startswith("Alert assigned")
