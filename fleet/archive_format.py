@@ -98,7 +98,7 @@ def write_options(table: pa.Table) -> dict:
         use_dictionary=["customer_id", "machine_id", "fw", "extra", "null_keys"],
         column_encoding=encoding,
         store_decimal_as_integer=True,
-        row_group_size=1_000_000,
+        row_group_size=100_000,  # small enough for a machine and time filter to skip groups
     )
 
 

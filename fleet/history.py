@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import numpy as np
+import orjson
 import pandas as pd
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, text
 
-from fleet import archive
-from fleet.tables import Telemetry
+from fleet import archive, dialect
 
 ROW_COLUMNS = ("customer_id", "machine_id", "seq", "ts", "readings", "fw", "extra", "received_at")
 
@@ -32,22 +33,55 @@ def read_hot(
     end: datetime | None = None,
     customer_id: int | None = None,
 ) -> pd.DataFrame:
-    """Rows of the telemetry table for these machines in [start, end), sorted by machine, time and seq."""
-    t = Telemetry.__table__.c
-    query = select(*(t[c] for c in ROW_COLUMNS)).where(t.machine_id.in_(list(machine_ids)))
+    """Rows of the telemetry table for these machines in [start, end), sorted by machine, time and seq.
+
+    Below SQLAlchemy's per-value types: JSON and timestamps are decoded a column at a time.
+    """
+    d = conn.dialect
+    where = [f"machine_id IN ({','.join(str(int(m)) for m in machine_ids) or 'NULL'})"]
+    params: dict = {}
     if start is not None:
-        query = query.where(t.ts >= start)
+        where.append("ts >= :start")
+        params["start"] = dialect.ts_param(start, d)
     if end is not None:
-        query = query.where(t.ts < end)
+        where.append("ts < :end")
+        params["end"] = dialect.ts_param(end, d)
     if customer_id is not None:
-        query = query.where(t.customer_id == customer_id)
-    rows = conn.execute(query.order_by(t.machine_id, t.ts, t.seq)).all()
+        where.append("customer_id = :customer")
+        params["customer"] = int(customer_id)
+    sql = (
+        f"SELECT {', '.join(ROW_COLUMNS)} FROM telemetry WHERE {' AND '.join(where)} "
+        "ORDER BY machine_id, ts, seq"
+    )
+    rows = conn.execute(text(sql), params).fetchall()
     if not rows:
         return empty()
-    frame = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
-    for c in ("ts", "received_at"):
-        frame[c] = pd.to_datetime(frame[c], utc=True)
+    columns = dict(zip(ROW_COLUMNS, zip(*rows, strict=True), strict=True))
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.array(columns["customer_id"], dtype=np.int64),
+            "machine_id": np.array(columns["machine_id"], dtype=np.int64),
+            "seq": np.array(columns["seq"], dtype=np.int64),
+            "ts": _timestamps(columns["ts"]),
+            "readings": _json(columns["readings"]),
+            "fw": list(columns["fw"]),
+            "extra": _json(columns["extra"]),
+            "received_at": _timestamps(columns["received_at"]),
+        }
+    )
     return frame
+
+
+def _timestamps(values: tuple) -> pd.DatetimeIndex:
+    """SQLite's naive UTC text or PostgreSQL's aware datetimes, as one UTC column."""
+    if values and isinstance(values[0], str):
+        return pd.to_datetime(values, format="ISO8601", utc=True)
+    return pd.to_datetime(list(values), utc=True)
+
+
+def _json(values: tuple) -> list:
+    """SQLite's JSON text (or PostgreSQL's decoded JSONB) as Python objects."""
+    return [orjson.loads(v) if isinstance(v, str | bytes) else v for v in values]
 
 
 def read_rows(

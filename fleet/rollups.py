@@ -14,12 +14,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, insert, select, tuple_
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, tuple_
 
 from fleet import history
 from fleet.tables import Rollup, RollupDirty
 
 MINUTE, HOUR, DAY = 60, 3600, 86_400
+FINER_ROWS_PER_HOUR = 120
 MESSAGES = "*"  # the rollup "sensor" counting messages (sensor names are [A-Za-z0-9_]+)
 WIDTHS = {"minute": MINUTE, "hour": HOUR, "day": DAY}
 _STATS = ["n", "total", "lo", "hi", "last_ts", "last"]
@@ -94,47 +95,75 @@ def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
     return [(a, b) for a, b in spans]
 
 
-def _replace(
-    conn: Connection, machine_id: int, widths: Sequence[int], start: datetime, end: datetime
-) -> None:
+def _replace(conn: Connection, width_s: int, spans: list[tuple[int, datetime, datetime]]) -> None:
+    """Delete rollups of one width in these (machine, start, end) spans."""
     r = Rollup.__table__.c
-    conn.execute(
-        delete(Rollup).where(
-            r.machine_id == machine_id, r.width_s.in_(list(widths)), r.bucket >= start, r.bucket < end
-        )
+    stmt = delete(Rollup).where(
+        r.machine_id == bindparam("m"),
+        r.width_s == width_s,
+        r.bucket >= bindparam("a"),
+        r.bucket < bindparam("b"),
     )
+    conn.execute(stmt, [{"m": m, "a": a, "b": b} for m, a, b in spans])
 
 
-def _refresh_machine(conn: Connection, machine_id: int, hours: list[datetime], archive_url: str) -> None:
-    for start, end in _runs(hours):
-        rows = history.read_rows(
-            conn, machine_ids=[machine_id], start=start, end=end, archive_url=archive_url
-        )
-        hourly = aggregate(rows, HOUR)
-        minutes = aggregate(rows, MINUTE)
-        # Minute rollups only where the raw rows are finer than a minute: elsewhere they would copy them.
-        finer = minutes.groupby(minutes["bucket"].dt.floor("3600s"))["n"].transform("max") > 1
-        _replace(conn, machine_id, (MINUTE, HOUR), start, end)
-        for frame, width in ((hourly, HOUR), (minutes[finer], MINUTE)):
-            if len(frame):
-                conn.execute(insert(Rollup), _records(frame, width))
+def _insert(conn: Connection, frame: pd.DataFrame, width_s: int) -> None:
+    if len(frame):
+        conn.execute(insert(Rollup), _records(frame, width_s))
+
+
+def _rows(conn: Connection, marks: dict[int, list[datetime]], archive_url: str) -> pd.DataFrame:
+    """Rows of the marked hours: one read per distinct span (steady state: every machine, the same hour)."""
+    by_span: dict[tuple[datetime, datetime], list[int]] = {}
+    for machine_id, hours in marks.items():
+        by_span.setdefault((min(hours), max(hours) + timedelta(hours=1)), []).append(machine_id)
+    frames = [
+        history.read_rows(conn, machine_ids=ids, start=a, end=b, archive_url=archive_url)
+        for (a, b), ids in by_span.items()
+    ]
+    rows = pd.concat([f for f in frames if len(f)] or [history.empty()], ignore_index=True)
+    keep = _keys(rows["machine_id"], rows["ts"].dt.floor("3600s")).isin(_marked(marks))
+    return rows[keep].reset_index(drop=True)
+
+
+def _keys(machine_ids, times) -> pd.MultiIndex:  # noqa: ANN001
+    return pd.MultiIndex.from_arrays([np.asarray(machine_ids, dtype=np.int64), pd.DatetimeIndex(times)])
+
+
+def _marked(marks: dict[int, list[datetime]]) -> pd.MultiIndex:
+    pairs = [(m, h) for m, hours in marks.items() for h in hours]
+    return _keys([m for m, _ in pairs], pd.to_datetime([h for _, h in pairs], utc=True))
+
+
+def _refresh_batch(conn: Connection, marks: dict[int, list[datetime]], archive_url: str) -> None:
+    rows = _rows(conn, marks, archive_url)
+    spans = [(m, a, b) for m, hours in marks.items() for a, b in _runs(hours)]
+    _replace(conn, HOUR, spans)
+    _replace(conn, MINUTE, spans)
+    _insert(conn, aggregate(rows, HOUR), HOUR)
+    # Minute rollups only for hours with at least two rows a minute: elsewhere they would copy the rows.
+    per_hour = rows.groupby([rows["machine_id"], rows["ts"].dt.floor("3600s")])["seq"].transform("size")
+    if (per_hour >= FINER_ROWS_PER_HOUR).any():
+        _insert(conn, aggregate(rows[per_hour >= FINER_ROWS_PER_HOUR], MINUTE), MINUTE)
+    days = {(m, datetime(h.year, h.month, h.day, tzinfo=UTC)) for m, hours in marks.items() for h in hours}
+    day_spans = [(m, d, d + timedelta(days=1)) for m, d in sorted(days)]
     r = Rollup.__table__.c
-    for day in sorted({datetime(h.year, h.month, h.day, tzinfo=UTC) for h in hours}):
-        after = day + timedelta(days=1)
-        query = select(*(r[c] for c in ("machine_id", "customer_id", "sensor", "bucket", *_STATS))).where(
-            r.machine_id == machine_id, r.width_s == HOUR, r.bucket >= day, r.bucket < after
-        )
-        found = pd.DataFrame(
-            conn.execute(query).all(), columns=["machine_id", "customer_id", "sensor", "bucket", *_STATS]
-        )
-        _replace(conn, machine_id, (DAY,), day, after)
-        if len(found):
-            found["bucket"] = pd.to_datetime(found["bucket"], utc=True)
-            found["last_ts"] = pd.to_datetime(found["last_ts"], utc=True)
-            conn.execute(insert(Rollup), _records(_combine(found, DAY), DAY))
+    columns = ["machine_id", "customer_id", "sensor", "bucket", *_STATS]
+    first, last = min(d for _, d in days), max(d for _, d in days) + timedelta(days=1)
+    query = select(*(r[c] for c in columns)).where(
+        r.machine_id.in_(list(marks)), r.width_s == HOUR, r.bucket >= first, r.bucket < last
+    )
+    found = pd.DataFrame(conn.execute(query).all(), columns=columns)
+    _replace(conn, DAY, day_spans)
+    if len(found):
+        found["bucket"] = pd.to_datetime(found["bucket"], utc=True)
+        found["last_ts"] = pd.to_datetime(found["last_ts"], utc=True)
+        touched = _keys([m for m, _ in days], pd.to_datetime([d for _, d in days], utc=True))
+        found = found[_keys(found["machine_id"], found["bucket"].dt.floor("86400s")).isin(touched)]
+        _insert(conn, _combine(found, DAY), DAY)
 
 
-def refresh(engine: Engine, *, archive_url: str, batch: int = 2000) -> int:
+def refresh(engine: Engine, *, archive_url: str, batch: int = 5000) -> int:
     """Recompute the rollups of every dirty hour, `batch` marks a transaction; returns hours refreshed."""
     done = 0
     while True:
@@ -155,8 +184,7 @@ def refresh(engine: Engine, *, archive_url: str, batch: int = 2000) -> int:
             by_machine: dict[int, list[datetime]] = {}
             for machine_id, hour in marks:
                 by_machine.setdefault(machine_id, []).append(hour)
-            for machine_id, hours in by_machine.items():
-                _refresh_machine(conn, machine_id, hours, archive_url)
+            _refresh_batch(conn, by_machine, archive_url)
             done += len(marks)
 
 
