@@ -31,7 +31,8 @@ def _pg_function(allow: bool) -> str:
         else ""
     )
     return (
-        "CREATE OR REPLACE FUNCTION servicecast_refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+        "CREATE OR REPLACE FUNCTION servicecast_refuse_audit_change() RETURNS trigger\n"
+        "LANGUAGE plpgsql AS $$\n"
         f"BEGIN\n{maintenance}RAISE EXCEPTION '{REFUSAL}' USING ERRCODE = 'insufficient_privilege';\nEND $$"
     )
 
@@ -47,16 +48,16 @@ def _sqlite_triggers(allow: bool) -> None:
 
 
 def upgrade() -> None:
+    op.execute("CREATE TABLE audit_maintenance (reason VARCHAR(64) NOT NULL)")  # unused on PostgreSQL
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_pg_function(allow=True))
-        return
-    op.execute("CREATE TABLE audit_maintenance (reason VARCHAR(64) NOT NULL)")
-    _sqlite_triggers(allow=True)
+    else:
+        _sqlite_triggers(allow=True)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_pg_function(allow=False))
-        return
-    _sqlite_triggers(allow=False)
+    else:
+        _sqlite_triggers(allow=False)
     op.execute("DROP TABLE audit_maintenance")
