@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import struct
 import threading
 import time
 
@@ -18,6 +19,9 @@ from ingest.inbox import Inbox
 from ingest.schemas import Envelope
 
 log = logging.getLogger(__name__)
+
+# A PUBACK: fixed header, remaining length 2, packet id (success, as in MQTT 3.1.1 and 5).
+_PUBACK = struct.Struct("!BBH")
 
 # CONNACK reason codes that retrying cannot fix (MQTT 5 numbering; paho maps 3.1.1 codes 4 and 5 onto them).
 FATAL_CONNACK = {
@@ -106,9 +110,16 @@ class MqttSource:
     def ack(self, batch: list[Envelope]) -> None:
         """Acknowledge committed messages that arrived on the current connection."""
         generation = self.generation
-        for envelope in batch:
-            # A message from an earlier connection is redelivered by the broker; acking its old id is wrong.
-            if envelope.qos and envelope.generation == generation:
+        # A message from an earlier connection is redelivered by the broker; acking its old id is wrong.
+        current = [e for e in batch if e.qos and e.generation == generation]
+        mids = [e.mid for e in current if e.qos == 1]
+        if mids:
+            # One queued write for the batch's PUBACKs: `client.ack` queues each alone and wakes paho's loop
+            # with a syscall per message, and each syscall hands the GIL to the network thread and back.
+            pubacks = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
+            self.client._packet_queue(mqtt.PUBACK, pubacks, 0, 1)  # paho-mqtt 2.x (pinned <3) internal
+        for envelope in current:
+            if envelope.qos == 2:
                 self.client.ack(envelope.mid, envelope.qos)
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
