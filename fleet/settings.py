@@ -113,8 +113,7 @@ class Settings(BaseSettings):
     retain_rollup_day_days: float | None = Field(default=None, gt=0)
     retain_quarantine_days: float | None = Field(default=90.0, gt=0)
     retain_predictions_days: float | None = Field(default=365.0, gt=0)
-    retain_workflow_events_days: float | None = Field(default=None, gt=0)
-    retain_audit_days: float | None = Field(default=None, gt=0)
+    retain_audit_days: float | None = Field(default=None, gt=0)  # the workflow events are the audit trail
     audit_floor_days: float = Field(default=3650.0, gt=0)
 
     @field_validator("demo_step_s")

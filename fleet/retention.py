@@ -1,0 +1,86 @@
+"""Retention per data class: what is older than its setting goes; `dry_run` only counts it.
+
+Hot telemetry older than `hot_days` moves to the archive (rollups refreshed first); archive files,
+rollups per resolution, quarantine rows, predictions and audit rows past their days are deleted. Audit
+rows (the workflow events) are kept at least `audit_floor_days`, whatever `retain_audit_days` says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.sql import ColumnElement
+
+from fleet import archive, audit_maintenance, rollups
+from fleet.settings import Settings
+from fleet.tables import ArchiveFile, Prediction, Quarantine, Rollup, Telemetry, WorkflowEvent
+
+
+@dataclass
+class Step:
+    """One data class: its cutoff and the rows (or files) older than it."""
+
+    data_class: str
+    cutoff: datetime
+    count: int
+    action: str  # "delete" or "archive"
+
+
+@dataclass
+class Plan:
+    """What a retention run removes (or would remove, when dry)."""
+
+    now: datetime
+    dry_run: bool
+    steps: list[Step] = field(default_factory=list)
+
+
+def _classes(settings: Settings) -> list[tuple[str, float | None, type, ColumnElement, list]]:
+    audit_days = max(settings.retain_audit_days or 0.0, settings.audit_floor_days)
+    return [
+        ("archive", settings.retain_archive_days, ArchiveFile, ArchiveFile.ts_max, []),
+        ("rollup_minute", settings.retain_rollup_minute_days, Rollup, Rollup.bucket, [Rollup.width_s == 60]),
+        ("rollup_hour", settings.retain_rollup_hour_days, Rollup, Rollup.bucket, [Rollup.width_s == 3600]),
+        ("rollup_day", settings.retain_rollup_day_days, Rollup, Rollup.bucket, [Rollup.width_s == 86_400]),
+        ("quarantine", settings.retain_quarantine_days, Quarantine, Quarantine.received_at, []),
+        ("predictions", settings.retain_predictions_days, Prediction, Prediction.ts, []),
+        ("audit", audit_days if settings.retain_audit_days else None, WorkflowEvent, WorkflowEvent.at, []),
+    ]
+
+
+def run(engine: Engine, *, settings: Settings, now: datetime, dry_run: bool = False) -> Plan:
+    """Apply (or, dry, count) every data class's retention as of `now`."""
+    plan = Plan(now=now, dry_run=dry_run)
+    hot_cutoff = now - timedelta(days=settings.hot_days)
+    with engine.connect() as conn:
+        hot = conn.scalar(select(func.count()).select_from(Telemetry).where(Telemetry.ts < hot_cutoff)) or 0
+    plan.steps.append(Step("telemetry_hot", hot_cutoff, hot, "archive"))
+    if not dry_run and hot:
+        rollups.refresh(engine, archive_url=settings.archive_url)
+        archive.run(engine, url=settings.archive_url, before=hot_cutoff)
+    for name, days, table, column, extra in _classes(settings):
+        if days is None:
+            continue
+        cutoff = now - timedelta(days=days)
+        where = [column < cutoff, *extra]
+        paths: list[str] = []
+        with engine.begin() as conn:
+            count = conn.scalar(select(func.count()).select_from(table).where(*where)) or 0
+            plan.steps.append(Step(name, cutoff, count, "delete"))
+            if dry_run or not count:
+                continue
+            if table is ArchiveFile:
+                paths = list(conn.scalars(select(ArchiveFile.path).where(*where)))
+            if table is WorkflowEvent:
+                with audit_maintenance.allowed(conn, "retention"):
+                    conn.execute(delete(table).where(*where))
+            else:
+                conn.execute(delete(table).where(*where))
+        # Files go after the commit: a crash between leaves unregistered files the next archive run removes.
+        where_files = archive.location(settings.archive_url)
+        for path in paths:
+            if where_files.fs.exists(where_files.path(path)):
+                where_files.fs.rm(where_files.path(path))
+    return plan
