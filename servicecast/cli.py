@@ -20,6 +20,7 @@ from servicecast import (
     customers_cli,
     evaluate_cli,
     history_cli,
+    market_cli,
     sparkplug_cli,
     telemetry_cli,
     types_cli,
@@ -40,6 +41,7 @@ app.add_typer(machines_app, name="machines")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
 app.add_typer(simulate_app, name="simulate")
+market_cli.register(simulate_app)
 customers_cli.register(app)
 routing_cli.register(app)
 policy_cli.register(app)

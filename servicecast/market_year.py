@@ -8,7 +8,7 @@ customer in any 7 days.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +38,8 @@ class YearResult:
     withdrawn: int = 0
     expired: int = 0
     blocked_by_budget: int = 0
+    alerts: int = 0
+    findings: Counter = field(default_factory=Counter)  # technicians' findings on their visits
 
 
 @dataclass
@@ -73,6 +75,7 @@ def run_year(
     for day in range(days):
         for opp in visits.get(day, ()):
             contacts[world.machines[opp.machine].customer].append(day)
+            result.findings[opp.finding] += 1
         for sent, send_day in answers.pop(day, ()):
             _answer(world, sent, send_day, day, result, history, contacts, tiers, policy)
             live.discard(sent.opp.machine)
@@ -88,6 +91,7 @@ def run_year(
             due = day + opp.answer_delay if opp.answers else day + EXPIRY_DAYS
             answers[due].append((sent, day))
         for opp in by_day.get(day, ()):
+            result.alerts += 1
             sent = _propose(
                 world, opp, day, cat, policy, rng, result, contacts, history, tiers, live, budget_per_week
             )
