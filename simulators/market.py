@@ -203,3 +203,18 @@ def _year_of(spec: MachineSpec, rng: np.random.Generator, days: int) -> list[Opp
                 )
             )
     return out
+
+
+def next_year(world: Market, years: int = 1, *, days: int = 365) -> Market:
+    """The same customers and machines `years` on: new faults, findings and answers, same behaviour."""
+    rng = np.random.default_rng([world.seed, years])
+    later = Market(
+        seed=world.seed,
+        customers=world.customers,
+        machines=world.machines,
+        start=date(world.start.year + years, 1, 1),
+    )
+    for spec in later.machines:
+        later.opportunities.extend(_year_of(spec, rng, days))
+    later.opportunities.sort(key=lambda o: (o.day, o.machine))
+    return later

@@ -35,3 +35,14 @@ def test_a_customer_buys_less_at_a_higher_price_and_after_more_contacts() -> Non
 
     assert p(1080.0, 0) > p(1200.0, 0) > p(1320.0, 0)
     assert p(1200.0, 0) > p(1200.0, 3)
+
+
+def test_next_year_keeps_the_customers_and_draws_new_opportunities() -> None:
+    first = market.build(4)
+    second = market.next_year(first)
+    assert second.customers is first.customers and second.machines is first.machines
+    assert (
+        second.opportunities != first.opportunities
+        and second.opportunities == market.next_year(first).opportunities
+    )
+    assert second.month(0) == 1 and second.start.year == first.start.year + 1
