@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api import estimate
 from fleet.settings import Settings
-from fleet.tables import Customer, Machine, Offer, OutboxMessage, utcnow
+from fleet.tables import Customer, Machine, Offer, OutboxMessage, Prediction, utcnow
 
 SPEC_VERSION = "1.0"
 OFFER_APPROVED = "com.servicecast.offer.approved"
@@ -37,7 +38,14 @@ def destinations(settings: Settings) -> list[str]:
     return out
 
 
-def offer_event(*, offer: Offer, customer: Customer, machine: Machine, public_url: str) -> dict:
+def offer_event(
+    *,
+    offer: Offer,
+    customer: Customer,
+    machine: Machine,
+    public_url: str,
+    prediction: Prediction | None = None,
+) -> dict:
     """The CloudEvents 1.0 structured-mode event for an approved offer.
 
     It carries ids, the account, the machine, the prediction's failure mode and risk, the recommended
@@ -75,8 +83,26 @@ def offer_event(*, offer: Offer, customer: Customer, machine: Machine, public_ur
             "reason": offer.reason,
             "approved_at": _rfc3339(time),
             "evidence_url": f"{base}/api/v1/offers/{offer.id}",
+            "time_to_failure": _time_to_failure(prediction, time),
         },
     }
+
+
+def _time_to_failure(prediction: Prediction | None, at: datetime) -> dict | None:
+    """The prediction's estimate as the console shows it: times, band, and the same words."""
+    found = estimate.of(prediction)
+    if found is None:
+        return None
+    times = {
+        name: None if value is None else _rfc3339(value)
+        for name, value in (
+            ("expected", found.expected),
+            ("earliest", found.earliest),
+            ("latest", found.latest),
+            ("estimated_at", found.made_at),
+        )
+    }
+    return {**times, "text": estimate.words(found, at)}
 
 
 def crm_has(sess: Session, offer: Offer) -> bool:
@@ -163,7 +189,10 @@ def enqueue(
     """
     if offer.id is None:
         sess.flush()
-    event = offer_event(offer=offer, customer=customer, machine=machine, public_url=settings.public_url)
+    prediction = sess.get(Prediction, offer.prediction_id) if offer.prediction_id else None
+    event = offer_event(
+        offer=offer, customer=customer, machine=machine, public_url=settings.public_url, prediction=prediction
+    )
     now = utcnow()
     rows = [
         OutboxMessage(

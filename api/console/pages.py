@@ -24,6 +24,7 @@ from fleet.tables import (
     ApiKey,
     Customer,
     Machine,
+    Prediction,
     User,
     WorkflowEvent,
     utcnow,
@@ -93,7 +94,7 @@ def alert_queue(
     """The alert queue: severity first, then the shortest lead time."""
     require(who, "alerts:read")
     rows = views.alert_rows(sess, who, states=ALERT_TABS[status], severity=severity or None)
-    names = views.user_names(sess, {a.assignee_id for a, _, _ in rows})
+    names = views.user_names(sess, {a.assignee_id for a, *_ in rows})
     context = {"who": who, "rows": rows, "status": status, "severity": severity, "names": names}
     context["tabs"] = list(ALERT_TABS)
     return page(request, "alerts.html", context)
@@ -118,6 +119,7 @@ def alert_page(request: Request, alert_id: schemas.AlertId, sess: PageSession, w
         "staff": staff,
         "names": names,
         "specs": views.sensor_specs(sess, machine.machine_type),
+        "prediction": sess.get(Prediction, alert.last_prediction_id) if alert.last_prediction_id else None,
     }
     return page(request, "alert.html", context)
 
@@ -166,7 +168,7 @@ def machine_page(
             y_range=(0.0, 1.0),
             limit=ALERT_MIN_RISK,
             limit_label="alert threshold",
-            marks=[(a.first_seen, f"alert {a.id} opened") for a, _, _ in alerts],
+            marks=[(a.first_seen, f"alert {a.id} opened") for a, *_ in alerts],
         )
     )
     context = {
@@ -277,6 +279,7 @@ def offer_page(request: Request, offer_id: schemas.OfferId, sess: PageSession, w
     offer = get_visible_offer(sess, offer_id, who)
     alert = sess.get(Alert, offer.alert_id) if offer.alert_id else None
     history = _history(sess, "offer", offer.id)
+    sees_risk = risk_scope(sess, who).sees(offer.customer_id)
     context = {
         "who": who,
         "offer": offer,
@@ -284,9 +287,9 @@ def offer_page(request: Request, offer_id: schemas.OfferId, sess: PageSession, w
         "customer": sess.get(Customer, offer.customer_id),
         "purposes": registry.purposes_of(sess, offer.customer_id),
         "alert": alert,
-        "prediction": views.latest_prediction(sess, offer.machine_id)
-        if risk_scope(sess, who).sees(offer.customer_id)
-        else None,
+        "prediction": views.latest_prediction(sess, offer.machine_id) if sees_risk else None,
+        # the estimate the offer was made on: the same words as its alert, machine page and CRM event
+        "made_on": sess.get(Prediction, offer.prediction_id) if offer.prediction_id else None,
         "history": history,
         "names": views.user_names(sess, {e.actor_id for e in history} | {offer.decided_by}),
     }

@@ -13,9 +13,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from api import estimate
 from api.console import sessions
 from api.deps import has_right
 from api.errors import Forbidden
@@ -59,7 +61,7 @@ def _hours(value: float | None) -> str:
 
 
 def _money(value: float | None, currency: str = "EUR") -> str:
-    return "—" if value is None else f"{currency} {value:,.0f}"
+    return "—" if value is None else f"{currency} {value:,.2f}"  # a price keeps its cents
 
 
 def _pct(value: float | None) -> str:
@@ -80,6 +82,18 @@ def sensor_label(name: str | None, specs: Mapping[str, SensorSpec] | None = None
     return spec.label if spec is not None else _label(name)
 
 
+def time_to_failure(prediction, now: datetime) -> Markup:  # noqa: ANN001
+    """The prediction's time-to-failure estimate, worded as everywhere else, marked up for the page."""
+    if prediction is None:
+        return Markup('<span class="muted">—</span>')
+    found = estimate.of(prediction)
+    expected = "" if found is None else estimate.stamp(found.expected)
+    css = "ttf overdue" if found is not None and found.overdue(now) else "ttf"
+    text = escape(estimate.words(found, now))
+    return Markup(f'<span class="{css}" data-expected="{expected}">{text}</span>')
+
+
+templates.env.globals["ttf"] = time_to_failure
 templates.env.filters.update(
     when=_when, hours=_hours, money=_money, pct=_pct, label=_label, sensor=sensor_label
 )
@@ -91,6 +105,7 @@ def page(request: Request, name: str, context: dict[str, Any], status_code: int 
     flash = request.cookies.get(FLASH_COOKIE)
     csrf_token = getattr(request.state, "csrf_token", "")  # set with the caller by `login.viewer`
     context = {"who": None, "flash": _read_flash(flash), "csrf_token": csrf_token, **context}
+    context.setdefault("now", request.app.state.clock())  # what "overdue" is judged against
     response = templates.TemplateResponse(request, name, context, status_code=status_code)
     response.headers.update(PAGE_HEADERS)
     if flash:

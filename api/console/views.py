@@ -131,12 +131,13 @@ def filter_choices(sess: Session, who: Principal) -> dict:
 
 def alert_rows(
     sess: Session, who: Principal, *, states: tuple[str, ...], severity: str | None, limit: int = 200, **where
-) -> list[tuple[Alert, Machine, str]]:
-    """Alerts by severity, then the shortest lead time, with their machine and customer name."""
+) -> list[tuple[Alert, Machine, str, Prediction | None]]:
+    """Alerts by severity, then the shortest lead time, with machine, customer name and latest prediction."""
     query = (
-        select(Alert, Machine, Customer.name)
+        select(Alert, Machine, Customer.name, Prediction)
         .join(Machine, Machine.id == Alert.machine_id)
         .join(Customer, Customer.id == Alert.customer_id)
+        .outerjoin(Prediction, Prediction.id == Alert.last_prediction_id)
         .where(Alert.status.in_(states))
     )
     query = restrict(query, Alert.customer_id, risk_scope(sess, who))  # an alert carries risk

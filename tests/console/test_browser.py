@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from playwright.sync_api import Page, expect
 
 from fleet.db import session
-from fleet.tables import Alert
+from fleet.tables import Alert, Machine, Offer
 from tests.api.routing_support import wait_for
 from tests.console.conftest import Console, ConsoleLog
 from tests.console.seed import MONTH_MINUTES
@@ -192,3 +194,58 @@ def test_pages_fit_a_tablet_and_every_control_has_a_label(
         assert page.locator("html").get_attribute("lang") == "en"
         for chart in page.locator("svg.chart").all():
             assert chart.get_attribute("aria-label")
+
+
+def test_one_estimate_on_fleet_list_alert_machine_offer_and_in_the_crm_event(
+    page: Page, console: Console
+) -> None:
+    world = console.world
+    offer_id = world.offers["globex"][0]
+    with session(world.engine) as sess:
+        offer = sess.get(Offer, offer_id)
+        machine = sess.get(Machine, offer.machine_id)
+        alert_id, machine_id, code = offer.alert_id, machine.id, machine.code
+    assert alert_id is not None
+    sign_in(page, console, "admin")
+    seen = {}
+    page.goto(f"{console.url}/fleet")
+    row = page.locator("#fleet tbody tr").filter(has=page.get_by_role("link", name=code, exact=True))
+    seen["fleet"] = row.locator(".ttf").inner_text()
+    page.goto(f"{console.url}/alerts")
+    seen["queue"] = page.locator(f"tr[data-alert='{alert_id}'] .ttf").inner_text()
+    page.goto(f"{console.url}/alerts/{alert_id}")
+    seen["alert"] = page.locator("#alert-ttf .ttf").inner_text()
+    page.goto(f"{console.url}/machines/{machine_id}")
+    seen["machine"] = page.locator("#machine-ttf .ttf").inner_text()
+    page.goto(f"{console.url}/offers/{offer_id}")
+    seen["offer"] = page.locator("#offer-ttf .ttf").inner_text()
+    page.get_by_role("button", name="Approve and send to CRM").click()
+    expect(page.locator("#offer-status")).to_contain_text("approved")
+    wait_for(
+        lambda: any(e["data"]["offer_id"] == offer_id for e in console.receiver.accepted.values()),
+        timeout=30,
+        what="the CRM to receive the offer",
+    )
+    (event,) = [e for e in console.receiver.accepted.values() if e["data"]["offer_id"] == offer_id]
+    seen["crm"] = event["data"]["time_to_failure"]["text"]
+    assert len(set(seen.values())) == 1, seen
+    expected = datetime.fromisoformat(event["data"]["time_to_failure"]["expected"])
+    words = "overdue since " if expected <= datetime.now(UTC) else "failure expected around "
+    assert seen["crm"].startswith(words + expected.strftime("%Y-%m-%d %H:%M UTC")), seen["crm"]
+
+
+def test_an_estimate_already_past_reads_overdue_on_every_page(page: Page, console: Console) -> None:
+    world = console.world
+    alert_id, machine_id = world.alerts["acme"][0], world.machines["acme"][0]
+    sign_in(page, console, "tech")  # its failure was expected 24 h after 23 Nov 2026 08:00: long past
+    for path, where in (
+        ("/fleet", "#fleet"),
+        ("/alerts", f"tr[data-alert='{alert_id}']"),
+        (f"/alerts/{alert_id}", "#alert-ttf"),
+        (f"/machines/{machine_id}", "#machine-ttf"),
+    ):
+        page.goto(console.url + path)
+        texts = page.locator(f"{where} .ttf.overdue").all_inner_texts()
+        assert "overdue since 2026-11-24 08:00 UTC (estimated 2026-11-23 08:00 UTC)" in texts, (path, texts)
+    past = page.locator(".ttf:not(.overdue)").all_inner_texts()
+    assert not [t for t in past if "2026-11-2" in t.split("(")[0]], past  # no past time worded as to come

@@ -1,0 +1,61 @@
+"""The one time-to-failure estimate of a prediction, and the one way every page and message words it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from fleet.tables import Prediction
+
+
+@dataclass(frozen=True, slots=True)
+class TimeToFailure:
+    """When the failure is expected (remaining useful life from the prediction's time), with its band."""
+
+    made_at: datetime
+    expected: datetime
+    earliest: datetime | None
+    latest: datetime | None
+
+    def overdue(self, now: datetime) -> bool:
+        """Whether the expected time has passed: it is then never shown as a time to come."""
+        return self.expected <= now
+
+
+def of(prediction: Prediction | None) -> TimeToFailure | None:
+    """The prediction's estimate; None when it carries no remaining life."""
+    if prediction is None or prediction.rul_hours is None:
+        return None
+    made = _utc(prediction.ts)
+
+    def at(hours: float | None) -> datetime | None:
+        return None if hours is None else made + timedelta(hours=max(0.0, hours))
+
+    return TimeToFailure(made, at(prediction.rul_hours), at(prediction.rul_low), at(prediction.rul_high))
+
+
+def stamp(value: datetime) -> str:
+    """A time as every estimate shows it: `2026-11-24 08:00 UTC`."""
+    return _utc(value).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def band(estimate: TimeToFailure) -> str:
+    """The estimate's 80 % band in words, or "" when the model gave none."""
+    if estimate.earliest is None or estimate.latest is None:
+        return ""
+    return f"80 % band {stamp(estimate.earliest)} – {stamp(estimate.latest)}"
+
+
+def words(estimate: TimeToFailure | None, now: datetime) -> str:
+    """The estimate in one line, the same on every page, in the offer and in the CRM event."""
+    if estimate is None:
+        return "no failure expected by the model"
+    made = f"estimated {stamp(estimate.made_at)}"
+    if estimate.overdue(now):
+        return f"overdue since {stamp(estimate.expected)} ({made})"
+    spread = band(estimate)
+    return f"failure expected around {stamp(estimate.expected)} ({spread + '; ' if spread else ''}{made})"
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
