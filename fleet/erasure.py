@@ -1,0 +1,242 @@
+"""Erasure of a customer: every row and archive file, audit lines pseudonymised, a receipt of counts.
+
+Deleting the customer's row cascades (every customer-owned table's foreign key says ON DELETE CASCADE):
+machines and through them telemetry, rollups, events, labels, credentials; predictions, alerts, offers,
+outbox payloads, grants, users with their keys and sessions. Rows that only name the tenant (quarantined
+messages by topic or payload, Sparkplug node state) are deleted by name. Audit lines stay, a legal record,
+with the customer's ids, codes and user names replaced by the receipt's pseudonym; model versions of its
+machines' types are marked as needing retraining and lose the tenant's codes from their metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, delete, func, or_, select, update
+
+from fleet import archive, audit, audit_maintenance
+from fleet.tables import (
+    Alert,
+    ArchiveFile,
+    Base,
+    Customer,
+    ErasureReceipt,
+    Machine,
+    ModelVersion,
+    Offer,
+    Quarantine,
+    User,
+    WorkflowEvent,
+)
+from fleet.tables.sparkplug import SparkplugNode
+
+_ID_KEYS = {"customer_id": "customers", "machine_id": "machines", "user_id": "users"}
+
+
+class NotConfirmed(ValueError):
+    """The confirmation does not repeat the tenant id."""
+
+
+@dataclass
+class Erased:
+    """Ids, codes and names of one customer, gathered before its rows go."""
+
+    customer_id: int
+    tenant: str
+    machine_ids: set[int]
+    machine_codes: set[str]
+    machine_types: set[str]
+    user_ids: set[int]
+    user_names: set[str]
+    alert_ids: set[int]
+    offer_ids: set[int]
+    pseudonym: str
+
+    def scrub_text(self, text: str) -> str:
+        """The text with every code and name of the customer replaced by the pseudonym."""
+        words = sorted({self.tenant, *self.machine_codes, *self.user_names} - {""}, key=len, reverse=True)
+        return re.sub("|".join(re.escape(w) for w in words), self.pseudonym, text) if words else text
+
+    def scrub(self, value: object) -> object:
+        """A JSON value with codes, names and the customer's ids under id keys replaced."""
+        if value is None:
+            return None
+        value = json.loads(self.scrub_text(json.dumps(value)))
+        return self._ids(value)
+
+    def _ids(self, value: object) -> object:
+        ids = {"customers": {self.customer_id}, "machines": self.machine_ids, "users": self.user_ids}
+        if isinstance(value, dict):
+            return {
+                k: self.pseudonym if k in _ID_KEYS and v in ids[_ID_KEYS[k]] else self._ids(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self._ids(v) for v in value]
+        return value
+
+
+def _gather(conn: Connection, tenant: str) -> Erased | None:
+    customer_id = conn.scalar(select(Customer.id).where(Customer.tenant == tenant))
+    if customer_id is None:
+        return None
+    machines = conn.execute(
+        select(Machine.id, Machine.code, Machine.machine_type).where(Machine.customer_id == customer_id)
+    ).all()
+    users = conn.execute(select(User.id, User.name, User.email).where(User.customer_id == customer_id)).all()
+    return Erased(
+        customer_id=customer_id,
+        tenant=tenant,
+        machine_ids={m.id for m in machines},
+        machine_codes={m.code for m in machines},
+        machine_types={m.machine_type for m in machines},
+        user_ids={u.id for u in users},
+        user_names={u.name for u in users} | {u.email for u in users if u.email},
+        alert_ids=set(conn.scalars(select(Alert.id).where(Alert.customer_id == customer_id))),
+        offer_ids=set(conn.scalars(select(Offer.id).where(Offer.customer_id == customer_id))),
+        pseudonym=f"erased-{secrets.token_hex(6)}",
+    )
+
+
+def _counts(conn: Connection, who: Erased) -> dict[str, int]:
+    """Rows per table that belong to the customer (by customer or machine id), before the cascade."""
+    counts: dict[str, int] = {}
+    for table in Base.metadata.sorted_tables:
+        c = table.c
+        if "customer_id" in c and table.name not in ("erasure_receipts",):
+            where = c.customer_id == who.customer_id
+        elif "machine_id" in c and who.machine_ids:
+            where = c.machine_id.in_(list(who.machine_ids))
+        elif "user_id" in c and who.user_ids:
+            where = c.user_id.in_(list(who.user_ids))
+        elif table.name == "customers":
+            where = c.id == who.customer_id
+        else:
+            continue
+        n = conn.scalar(select(func.count()).select_from(table).where(where)) or 0
+        if n:
+            counts[table.name] = n
+    return counts
+
+
+def _quarantine_ids(conn: Connection, who: Erased) -> list[int]:
+    """Quarantined messages naming the tenant or its machines in their topic or payload."""
+    names = [w.encode() for w in {who.tenant, *who.machine_codes} if w]
+    found, after = [], 0
+    while True:
+        page = conn.execute(
+            select(Quarantine.id, Quarantine.topic, Quarantine.payload)
+            .where(Quarantine.id > after)
+            .order_by(Quarantine.id)
+            .limit(1000)
+        ).all()
+        if not page:
+            return found
+        for qid, topic, payload in page:
+            raw = topic.encode() + b"\0" + bytes(payload or b"")
+            if any(n in raw for n in names):
+                found.append(qid)
+        after = page[-1].id
+
+
+def _pseudonymise_audit(conn: Connection, who: Erased) -> int:
+    w = WorkflowEvent.__table__.c
+    by_subject = [
+        (w.subject == "customer") & (w.subject_id == who.customer_id),
+        w.subject.in_(["machine"]) & w.subject_id.in_(list(who.machine_ids) or [-1]),
+        w.subject.in_(["user", "api_key"]) & w.subject_id.in_(list(who.user_ids) or [-1]),
+        (w.subject == "alert") & w.subject_id.in_(list(who.alert_ids) or [-1]),
+        (w.subject == "offer") & w.subject_id.in_(list(who.offer_ids) or [-1]),
+        w.actor_id.in_(list(who.user_ids) or [-1]),
+    ]
+    changed = 0
+    rows = conn.execute(select(w.id, w.subject_id, w.actor, w.data, w.before, w.after)).all()
+    mentions = conn.execute(select(w.id).where(or_(*by_subject))).scalars().all()
+    named = set(mentions)
+    with audit_maintenance.allowed(conn, "erasure"):
+        for row in rows:
+            texts = json.dumps([row.actor, row.data, row.before, row.after])
+            if row.id not in named and who.scrub_text(texts) == texts:
+                continue
+            values = {
+                "actor": who.scrub_text(row.actor) if row.actor else row.actor,
+                "data": who.scrub(row.data) or {},
+                "before": who.scrub(row.before),
+                "after": who.scrub(row.after),
+            }
+            if row.id in named:
+                values.update(subject_id=None, actor_id=None)
+            conn.execute(update(WorkflowEvent).where(w.id == row.id).values(**values))
+            changed += 1
+    return changed
+
+
+def _mark_models(conn: Connection, who: Erased) -> int:
+    marked = 0
+    versions = conn.execute(
+        select(ModelVersion.id, ModelVersion.metrics, ModelVersion.params, ModelVersion.comparison).where(
+            ModelVersion.machine_type.in_(list(who.machine_types) or [""])
+        )
+    ).all()
+    for vid, metrics, params, comparison in versions:
+        conn.execute(
+            update(ModelVersion)
+            .where(ModelVersion.id == vid)
+            .values(
+                metrics=who.scrub(metrics) or {},
+                params=who.scrub(params) or {},
+                comparison=who.scrub(comparison),
+                retrain_reason=f"trained with data of an erased customer ({who.pseudonym})",
+            )
+        )
+        marked += 1
+    return marked
+
+
+def erase(engine: Engine, *, tenant: str, confirm: str, by: str, archive_url: str, now: datetime) -> dict:
+    """Erase one customer; returns the receipt (pseudonym, counts per class, what was kept and why)."""
+    if confirm != tenant:
+        raise NotConfirmed("--confirm must repeat the tenant id")
+    with engine.begin() as conn:
+        who = _gather(conn, tenant)
+        if who is None:
+            raise LookupError(f"no customer {tenant!r}")
+        counts = _counts(conn, who)
+        files = list(conn.scalars(select(ArchiveFile.path).where(ArchiveFile.customer_id == who.customer_id)))
+        archived_rows = conn.scalar(
+            select(func.coalesce(func.sum(ArchiveFile.rows), 0)).where(
+                ArchiveFile.customer_id == who.customer_id
+            )
+        )
+        quarantined = _quarantine_ids(conn, who)
+        conn.execute(delete(Quarantine).where(Quarantine.id.in_(quarantined)))
+        nodes = conn.execute(delete(SparkplugNode).where(SparkplugNode.group_id == tenant)).rowcount
+        counts.update(
+            archive_files=len(files),
+            archive_rows=int(archived_rows or 0),
+            quarantine=len(quarantined),
+            sparkplug_nodes=nodes,
+            model_versions_marked=_mark_models(conn, who),
+            audit_lines_pseudonymised=_pseudonymise_audit(conn, who),
+        )
+        conn.execute(delete(Customer).where(Customer.id == who.customer_id))  # the cascade
+        entry = audit.entry("customer", None, "erased", audit.as_actor(by), {"pseudonym": who.pseudonym}, now)
+        conn.execute(WorkflowEvent.__table__.insert().values(**entry))
+        kept = {
+            "audit": "audit lines are a legal record: kept, with the customer's ids, codes and user names "
+            "replaced by the pseudonym"
+        }
+        receipt = {"pseudonym": who.pseudonym, "at": now, "by": by, "counts": counts, "kept": kept}
+        conn.execute(ErasureReceipt.__table__.insert().values(**receipt))
+    where = archive.location(archive_url)  # after the commit: registrations are gone, files follow
+    for path in files:
+        if where.fs.exists(where.path(path)):
+            where.fs.rm(where.path(path))
+    tenant_dir = where.path(f"tenant={tenant}")
+    if where.fs.exists(tenant_dir):
+        where.fs.rm(tenant_dir, recursive=True)
+    return receipt
