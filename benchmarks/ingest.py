@@ -1,6 +1,7 @@
 """Ingest throughput against the bare paho ceiling, both draining the same backlog on the same broker.
 
 python -m benchmarks.ingest --messages 100000 --json [--rounds 3] [--database-url URL] [--broker-url URL]
+python -m benchmarks.ingest --protocol sparkplug …: the Sparkplug host against a bare protobuf decoder
 """
 
 from __future__ import annotations
@@ -166,6 +167,9 @@ def main() -> None:
     parser.add_argument("--broker-url", help="default: a Mosquitto started for the run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians reported")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--protocol", choices=("json", "sparkplug"), default="json", help="what machines send"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,6 +185,15 @@ def main() -> None:
             # Alternating the two, round after round, keeps a drifting machine load from favouring either.
             for _ in range(args.rounds):
                 tenant = f"bench{uuid.uuid4().hex[:8]}"
+                if args.protocol == "sparkplug":
+                    from benchmarks import ingest_sparkplug
+
+                    ceiling, rate, batches = ingest_sparkplug.measure_round(
+                        url, database_url, tenant, args.messages
+                    )
+                    ceilings.append(ceiling)
+                    ingests.append(rate)
+                    continue
                 ceilings.append(measure_ceiling(url, backlog(tenant, args.messages)))
                 rate, batches = measure_ingest(url, database_url, backlog(tenant, args.messages), tenant)
                 ingests.append(rate)
@@ -189,6 +202,7 @@ def main() -> None:
                 broker.stop()
     ceiling, ingest = statistics.median(ceilings), statistics.median(ingests)
     result = {
+        "protocol": args.protocol,
         "messages": args.messages,
         "machines": MACHINES,
         "rounds": args.rounds,
