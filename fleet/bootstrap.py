@@ -18,7 +18,7 @@ from fleet.settings import EXIT_BAD_SETTING, Settings, describe_error, get_setti
 
 log = logging.getLogger(__name__)
 EXIT_ERROR = 1  # the command was refused (e.g. exists already) or its loop ended unasked
-CHATTY_LOGGERS = ("amqtt", "transitions", "alembic")
+CHATTY_LOGGERS = ("amqtt", "transitions", "alembic", "asyncua")
 
 
 def fail(message: object, *, code: int = EXIT_BAD_SETTING, prog: str = "servicecast") -> SystemExit:

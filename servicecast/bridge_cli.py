@@ -66,8 +66,6 @@ def opcua(
 ) -> None:
     """Subscribe to a machine's mapped OPC UA nodes and publish its readings and alarms until SIGTERM."""
     settings = load_settings()
-    if settings.log_level != "DEBUG":
-        logging.getLogger("asyncua").setLevel(logging.WARNING)
     if buffer_full not in ("drop-oldest", "drop-newest"):
         raise fail(f"--buffer-full {buffer_full!r} must be drop-oldest or drop-newest")
     try:
@@ -87,7 +85,9 @@ def opcua(
     path = buffer_file or Path("var") / f"{name}.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = Buffer(path, max_messages=buffer_max, drop_oldest=buffer_full == "drop-oldest")
-    publisher = Publisher(endpoint=broker, client_id=client_id or name, buffer=buffer)
+    publisher = Publisher(
+        endpoint=broker, client_id=client_id or name, buffer=buffer, protocol=settings.mqtt_protocol
+    )
     access = bridge.ServerAccess(
         endpoint=endpoint,
         username=user,

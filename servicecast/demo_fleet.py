@@ -21,6 +21,7 @@ from ingest.service import Ingester
 from models import versions as model_versions
 from models.training import train_from_store
 from servicecast.broker import EmbeddedBroker
+from servicecast.demo_opcua import DemoOpcUaMachine
 from simulators import machine_types as simulated_types
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
@@ -191,6 +192,7 @@ def publish_live(fleet: DemoFleet, settings: Settings, engine: Engine) -> bool:
             typer.echo("could not subscribe the ingester at the broker", err=True)
             return False
         started = time.monotonic()
+        press = DemoOpcUaMachine(url, settings.mqtt_protocol).start()
         sent = publish_messages(
             fleet.live_messages(),
             url=url,
@@ -202,6 +204,7 @@ def publish_live(fleet: DemoFleet, settings: Settings, engine: Engine) -> bool:
             f"live: published {sent.valid} messages (+{sent.invalid} deliberately bad) from "
             f"{fleet.run.config.machines} machines, the last {fleet.live_steps} steps, over MQTT QoS 1"
         )
+        press.stop()
         _wait_for(ingester, sent.sent, deadline=time.monotonic() + 120)
         stats = ingester.stats
         typer.echo(

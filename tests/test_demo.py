@@ -21,6 +21,7 @@ from fleet.tables import (
     Alert,
     Customer,
     Machine,
+    MachineEvent,
     ModelVersion,
     Offer,
     Prediction,
@@ -61,8 +62,12 @@ def _counts(url: str) -> dict[str, int]:
         "models": ModelVersion,
         "predictions": Prediction,
     }
+    press = select(Machine.id).where(Machine.code == "press-7").scalar_subquery()
     with engine.connect() as conn:
         counts = {name: conn.scalar(select(func.count()).select_from(t)) for name, t in tables.items()}
+        # The OPC UA machine, bridged in-process from its simulated server (servicecast/demo_opcua.py).
+        counts["press_telemetry"] = conn.scalar(select(func.count()).where(Telemetry.machine_id == press))
+        counts["press_events"] = conn.scalar(select(func.count()).where(MachineEvent.machine_id == press))
     engine.dispose()
     return counts
 
@@ -76,9 +81,13 @@ def test_tiny_demo_backfills_trains_publishes_live_and_hands_out_keys(tmp_path, 
     assert "history: 5 machines of 4 customers over 0.5 days, a message every 1 h: 60 rows" in output
     assert "types: centrifugal_pump v1, air_compressor v1, cnc_spindle v1" in output  # as `types apply`
     # 12 hourly steps backfilled, then 3 published live through the broker and ingested
-    assert (counts["machines"], counts["telemetry"]) == (5, 5 * 15)
+    # and beside them acme/press-7 over OPC UA: its initial values, 40 changes, identification and an alarm
+    assert (counts["machines"], counts["telemetry"]) == (5 + 1, 5 * 15 + counts["press_telemetry"])
+    assert counts["press_telemetry"] >= 40 and counts["press_events"] == 3
+    assert "OPC UA: acme/press-7 bridged from opc.tcp://127.0.0.1:" in output
     assert f"live: published 15 messages (+{counts['quarantined']} deliberately bad)" in output
-    assert "ingested" in output and "15 stored, 0 duplicates" in output
+    bridged = counts["press_telemetry"] + counts["press_events"]
+    assert "ingested" in output and f"{15 + bridged} stored, 0 duplicates" in output
     assert counts["customers"] == len(CUSTOMERS)
     assert counts["models"] == 3 and counts["predictions"] == 5
     keys = (tmp_path / "var" / "demo-keys.txt").read_text().splitlines()
@@ -109,9 +118,12 @@ def test_rerun_rebuilds_the_default_database_and_reuses_a_configured_one(tmp_pat
     assert "(new for this run)" not in third
     assert "holds telemetry already; reusing it" in third
     assert "models: reusing the active versions" in third
-    assert "0 stored, 15 duplicates" in third
     after = _counts(url)
-    same = ("telemetry", "machines", "users", "customers", "models", "predictions")
+    # The fleet's replayed steps are duplicates; the OPC UA press's new shift is new data (new seqs).
+    bridged = sum(after[k] - before[k] for k in ("press_telemetry", "press_events"))
+    assert bridged > 40 and f"{bridged} stored, 15 duplicates" in third
+    assert after["telemetry"] - after["press_telemetry"] == before["telemetry"] - before["press_telemetry"]
+    same = ("machines", "users", "customers", "models", "predictions")
     assert {k: after[k] for k in same} == {k: before[k] for k in same}  # "kept" replaced "left-over"
     engine = make_engine(url)
     assert "kept" in {c.tenant for c in registry.list_customers(engine=engine)}
@@ -196,7 +208,8 @@ def test_demo_serves_the_app_until_interrupted(tmp_path):
         wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30, "readiness")
         tech = {"Authorization": f"Bearer {keys['demo-tech']}"}
         machines = httpx.get(f"{base}/api/v1/machines", headers=tech).json()
-        assert len(machines) == 3
+        assert len(machines) == 3 + 1  # and acme/press-7, bridged over OPC UA
+        assert "press-7" in {m["code"] for m in machines}
         # While it serves, the demo's policy loop turns a new prediction into an alert.
         engine = make_engine(env["SERVICECAST_DATABASE_URL"])
         add_prediction(engine, machines[0]["id"], risk=0.97, mode="demo_check", hours_ahead=30)

@@ -32,6 +32,7 @@ class Publisher:
         endpoint: MqttEndpoint,
         client_id: str,
         buffer: Buffer,
+        protocol: str = "5",
         window: int = 100,
         keepalive_s: int = 30,
     ) -> None:
@@ -49,7 +50,7 @@ class Publisher:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
+            protocol=MQTTProtocolVersion.MQTTv5 if protocol == "5" else MQTTProtocolVersion.MQTTv311,
         )
         if endpoint.username:
             self.client.username_pw_set(endpoint.username, endpoint.password)

@@ -1,0 +1,95 @@
+"""The demo's OPC UA machine: a simulated press served over OPC UA and bridged in-process to the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import typer
+
+from fleet.settings import MqttEndpoint
+from ingest.opcua import bridge, mapping
+from ingest.opcua.buffer import Buffer
+from ingest.opcua.publisher import Publisher
+from simulators.opcua_machine import MachineServer
+
+EXAMPLE_MAP = Path(__file__).resolve().parents[1] / "docs" / "examples" / "opcua-machine.yaml"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DemoOpcUaMachine:
+    """acme/press-7 of the example map: its changes and alarms arrive through `bridge opcua`'s code."""
+
+    def __init__(self, mqtt_url: str, protocol: str, steps: int = 40, period_s: float = 0.05) -> None:
+        self.map = mapping.load(EXAMPLE_MAP)
+        self.server = MachineServer(port=_free_port())
+        self.mqtt_url, self.protocol = mqtt_url, protocol
+        self.steps, self.period_s = steps, period_s
+        self._dir = tempfile.TemporaryDirectory(prefix="servicecast-demo-opcua-")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="servicecast-demo-opcua", daemon=True
+        )
+        self._shift = threading.Thread(target=self._run_shift, name="servicecast-demo-press", daemon=True)
+
+    def start(self) -> DemoOpcUaMachine:
+        """Serve the press, bridge it, and let it work a short shift in the background."""
+        self.server.start()
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._setup(), self._loop).result(timeout=10)
+        self._shift.start()
+        return self
+
+    async def _setup(self) -> None:
+        # The buffer's SQLite connection belongs to the loop's thread, as in `servicecast bridge opcua`.
+        self.buffer = Buffer(Path(self._dir.name) / "buffer.db", max_messages=10_000)
+        self.publisher = Publisher(
+            endpoint=MqttEndpoint(self.mqtt_url),
+            client_id="servicecast-demo-opcua",
+            buffer=self.buffer,
+            protocol=self.protocol,
+        )
+        access = bridge.ServerAccess(endpoint=self.server.endpoint)
+        run = bridge.run(access=access, mapping=self.map, buffer=self.buffer, publisher=self.publisher)
+        self._task = asyncio.get_running_loop().create_task(run)
+
+    def _run_shift(self) -> None:
+        time.sleep(1.0)  # the bridge subscribes
+        for i in range(self.steps):
+            self.server.step()
+            if i == self.steps // 2:
+                self.server.alarm(active=True)
+            time.sleep(self.period_s)
+        self.server.alarm(active=False)
+
+    def stop(self, deadline_s: float = 10.0) -> None:
+        """Wait until the broker has taken every message, then stop the bridge and the server."""
+        self._shift.join(timeout=deadline_s)
+        time.sleep(1.0)  # the server's last publishing interval reaches the buffer
+        end = time.monotonic() + deadline_s
+        while self.buffer.count and time.monotonic() < end:
+            time.sleep(0.05)
+        typer.echo(
+            f"OPC UA: {self.map.tenant}/{self.map.machine} bridged from {self.server.endpoint}: "
+            f"{len(self.server.changes)} value changes and {self.server.alarms} alarm events over MQTT"
+            + (f", {self.buffer.count} left unsent" if self.buffer.count else "")
+        )
+        self._loop.call_soon_threadsafe(self._task.cancel)
+        time.sleep(0.3)
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self.server.stop()
+        self._dir.cleanup()
+
+    async def _close(self) -> None:
+        self.buffer.close()
