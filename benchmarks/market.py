@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from api import catalog
 from api.offer_ledger import ips_estimate
@@ -80,16 +81,19 @@ def best_static_table(world: sim.Market, cat: catalog.Catalog) -> dict[tuple, st
 
 
 def ci95(values: list[float]) -> tuple[float, float]:
-    """Normal 95 % interval of the mean (t would widen it a little for 10 seeds)."""
+    """Student-t 95 % interval of the mean over seeds."""
     mean = statistics.fmean(values)
-    half = 1.96 * statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+    if len(values) < 2:
+        return round(mean, 4), round(mean, 4)
+    half = float(stats.t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / len(values) ** 0.5
     return round(mean - half, 4), round(mean + half, 4)
 
 
 def off_policy(world: sim.Market, cat: catalog.Catalog, seed: int) -> dict:
-    """IPS and self-normalised IPS of a frozen learned policy on ε-greedy logs, and its true revenue."""
+    """IPS and self-normalised IPS of a learned policy on next year's ε-greedy logs, and its true revenue."""
     first = run_year(world, EpsilonGreedy(epsilon=0.3), rng=np.random.default_rng(seed + 1), cat=cat)
     learned = ThompsonPolicy(exploration=EXPLORATION).fit(first.ledger.rows())
+    world = sim.next_year(world)  # the logs to evaluate on come from a year the policy never saw
     logged = run_year(world, EpsilonGreedy(epsilon=0.3), rng=np.random.default_rng(seed + 2), cat=cat)
     rng = np.random.default_rng(seed + 3)
     probabilities = {}
@@ -152,16 +156,25 @@ def run(seeds: tuple[int, ...], *, machines: int, customers: int, png: Path | No
     curves: dict[str, list[np.ndarray]] = defaultdict(list)
     for seed in seeds:
         world = sim.build(seed, machines=machines, customers=customers)
+        later = sim.next_year(world)
         results: dict[str, YearResult] = {}
-        for policy in (
-            FirstFit(),
-            StaticTable(best_static_table(world, cat)),
-            ThompsonPolicy(exploration=EXPLORATION),
-        ):
+        second: dict[str, YearResult] = {}
+        learner = ThompsonPolicy(exploration=EXPLORATION)
+        for policy in (FirstFit(), StaticTable(best_static_table(world, cat)), learner):
             results[policy.name] = run_year(world, policy, rng=np.random.default_rng(seed), cat=cat)
             curves[policy.name].append(np.array(results[policy.name].daily))
+        # Year two: the learner goes on from what it learned; the static tables are rebuilt in hindsight.
+        for policy in (FirstFit(), StaticTable(best_static_table(later, cat)), learner):
+            second[policy.name] = run_year(later, policy, rng=np.random.default_rng(seed + 7), cat=cat)
         ope = off_policy(world, cat, seed)
-        per_seed.append({"seed": seed, "ope": ope, **{name: _counts(r) for name, r in results.items()}})
+        per_seed.append(
+            {
+                "seed": seed,
+                "ope": ope,
+                **{name: _counts(r) for name, r in results.items()},
+                "year2": {name: _counts(r) for name, r in second.items()},
+            }
+        )
         print(
             f"seed {seed}: " + ", ".join(f"{n} {r.revenue:,.0f}" for n, r in results.items()), file=sys.stderr
         )
@@ -170,6 +183,14 @@ def run(seeds: tuple[int, ...], *, machines: int, customers: int, png: Path | No
     best = [s["best_static"]["revenue"] for s in per_seed]
     uplift = [lv / sv - 1.0 for lv, sv in zip(learning, static, strict=True)]
     over_best = [lv / bv - 1.0 for lv, bv in zip(learning, best, strict=True)]
+    expected_uplift = [
+        s["thompson"]["expected_revenue"] / s["first_fit"]["expected_revenue"] - 1.0 for s in per_seed
+    ]
+    year2 = {
+        n: [s["year2"][n]["revenue"] for s in per_seed] for n in ("thompson", "first_fit", "best_static")
+    }
+    uplift2 = [lv / sv - 1.0 for lv, sv in zip(year2["thompson"], year2["first_fit"], strict=True)]
+    over_best2 = [lv / bv - 1.0 for lv, bv in zip(year2["thompson"], year2["best_static"], strict=True)]
     out = {
         "uplift": round(statistics.fmean(uplift), 4),
         "uplift_ci95": ci95(uplift),
@@ -185,6 +206,15 @@ def run(seeds: tuple[int, ...], *, machines: int, customers: int, png: Path | No
         "static_revenue_ci95": ci95(static),
         "best_static_revenue": round(statistics.fmean(best), 2),
         "best_static_revenue_ci95": ci95(best),
+        "expected_uplift": round(statistics.fmean(expected_uplift), 4),
+        "expected_uplift_ci95": ci95(expected_uplift),
+        "year2_learning_revenue": round(statistics.fmean(year2["thompson"]), 2),
+        "year2_static_revenue": round(statistics.fmean(year2["first_fit"]), 2),
+        "year2_best_static_revenue": round(statistics.fmean(year2["best_static"]), 2),
+        "year2_uplift": round(statistics.fmean(uplift2), 4),
+        "year2_uplift_ci95": ci95(uplift2),
+        "year2_uplift_over_best_static": round(statistics.fmean(over_best2), 4),
+        "year2_uplift_over_best_static_ci95": ci95(over_best2),
         "ope_estimate": round(statistics.fmean(s["ope"]["ips"] for s in per_seed), 2),
         "ope_snips": round(statistics.fmean(s["ope"]["snips"] for s in per_seed), 2),
         "ope_truth": round(statistics.fmean(s["ope"]["truth"] for s in per_seed), 2),
@@ -200,6 +230,7 @@ def run(seeds: tuple[int, ...], *, machines: int, customers: int, png: Path | No
 def _counts(r: YearResult) -> dict:
     return {
         "revenue": round(r.revenue, 2),
+        "expected_revenue": round(r.expected_revenue, 2),
         "proposed": r.proposed,
         "sent": r.sent,
         "accepted": r.accepted,

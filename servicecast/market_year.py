@@ -28,6 +28,7 @@ class YearResult:
     policy: str
     seed: int
     revenue: float = 0.0
+    expected_revenue: float = 0.0  # the market's acceptance probability times the price, per answer
     daily: list[float] = field(default_factory=list)  # cumulative accepted revenue at each day's end
     ledger: Ledger = field(default_factory=Ledger)
     # Per ledger entry, the hidden situation it was answered in (opportunity, contacts in 30 days, NFF known)
@@ -152,6 +153,7 @@ def _answer(world, sent, send_day, day, result, history, contacts, tiers, policy
             contacts_30d=recent,
             found_no_fault=no_fault,
         )
+        result.expected_revenue += p * arm.price
         if opp.draw < p:
             revenue = arm.price
             result.accepted += 1
