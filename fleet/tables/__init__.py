@@ -11,7 +11,7 @@ from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
 from fleet.tables.register import Customer, DataUseGrant, Machine, MachineCredential, Sensor, Site
 from fleet.tables.sales import CrmOutcome, NotificationSubscription
 from fleet.tables.sessions import ConsoleSession
-from fleet.tables.sparkplug import SparkplugNode
+from fleet.tables.sparkplug import SparkplugCredential, SparkplugNode
 from fleet.tables.telemetry import Quarantine, Telemetry
 from fleet.tables.workflow import (
     AccountAssignment,
@@ -43,6 +43,7 @@ __all__ = [
     "BigId",
     "ChangeCounter",
     "ConsoleSession",
+    "SparkplugCredential",
     "SparkplugNode",
     "CrmOutcome",
     "Customer",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fleet.tables.base import Base, Json, UtcDateTime
+from fleet.tables.base import Base, Json, UtcDateTime, utcnow
 
 
 class SparkplugNode(Base):
@@ -19,3 +19,14 @@ class SparkplugNode(Base):
     edge_node: Mapped[str] = mapped_column(String(128), primary_key=True)
     state: Mapped[dict] = mapped_column(Json)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SparkplugCredential(Base):
+    """Broker identity of an edge node (`spBv1.0/{group}/{edge node}`) or a host (`spBv1.0/STATE/{host}`)."""
+
+    __tablename__ = "sparkplug_credentials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(300), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
