@@ -20,6 +20,7 @@ from servicecast import (
     customers_cli,
     evaluate_cli,
     history_cli,
+    lifecycle_cli,
     market_cli,
     sparkplug_cli,
     telemetry_cli,
@@ -51,6 +52,7 @@ types_cli.register(app)
 broker_cli.register(machines_app)
 history_cli.register(app, machines_app)
 telemetry_cli.register(app)
+lifecycle_cli.register(app, customers_cli.customers_app)
 bridge_cli.register(app)
 app.command("sparkplug")(sparkplug_cli.sparkplug)
 

@@ -1,0 +1,85 @@
+"""`servicecast retention run`, `rollups refresh`, `customers erase` and `customers export`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fleet import audit, erasure, export, retention, rollups
+from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
+
+retention_app = typer.Typer(
+    help="Retention per data class (settings SERVICECAST_RETAIN_*).", no_args_is_help=True
+)
+rollups_app = typer.Typer(help="Telemetry rollups (minute, hour, day).", no_args_is_help=True)
+
+
+def register(app: typer.Typer, customers_app: typer.Typer) -> None:
+    """Add the lifecycle commands to the CLI and to its `customers` group."""
+    app.add_typer(retention_app, name="retention")
+    app.add_typer(rollups_app, name="rollups")
+    customers_app.command("erase")(customers_erase)
+    customers_app.command("export")(customers_export)
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
+) -> None:
+    """Archive hot telemetry past SERVICECAST_HOT_DAYS and delete what is past each class's days."""
+    settings = load_settings()
+    plan = retention.run(ready_engine(settings), settings=settings, now=datetime.now(UTC), dry_run=dry_run)
+    verb = "would" if dry_run else "did"
+    for step in plan.steps:
+        typer.echo(
+            f"{step.data_class}: {verb} {step.action} {step.count} older than {step.cutoff:%Y-%m-%d %H:%M}"
+        )
+
+
+@rollups_app.command("refresh")
+def rollups_refresh() -> None:
+    """Recompute the rollups of every hour that got rows since the last refresh."""
+    settings = load_settings()
+    hours = rollups.refresh(ready_engine(settings), archive_url=settings.archive_url)
+    typer.echo(f"refreshed {hours} machine-hour(s)")
+
+
+def customers_erase(
+    tenant: str,
+    confirm: Annotated[str, typer.Option("--confirm", help="The tenant id again.")],
+) -> None:
+    """Erase every trace of TENANT (rows, archive files); audit lines keep a pseudonym; prints the receipt."""
+    settings = load_settings()
+    try:
+        receipt = erasure.erase(
+            ready_engine(settings),
+            tenant=tenant,
+            confirm=confirm,
+            by=audit.operator().name,
+            archive_url=settings.archive_url,
+            now=datetime.now(UTC),
+        )
+    except (erasure.NotConfirmed, LookupError) as exc:
+        raise fail(exc, code=EXIT_ERROR) from None
+    typer.echo(json.dumps(receipt, default=str, indent=2))
+
+
+def customers_export(tenant: str, directory: Path) -> None:
+    """Write TENANT's data (Parquet, CSV, manifest) as one ZIP into DIRECTORY."""
+    settings = load_settings()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"servicecast-export-{tenant}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.zip"
+    try:
+        with path.open("wb") as out:
+            for chunk in export.stream(
+                ready_engine(settings), tenant=tenant, archive_url=settings.archive_url
+            ):
+                out.write(chunk)
+    except LookupError as exc:
+        path.unlink(missing_ok=True)
+        raise fail(exc, code=EXIT_ERROR) from None
+    typer.echo(str(path))

@@ -1,0 +1,41 @@
+"""The lifecycle commands as an operator runs them: retention, rollups, export, erase."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+from sqlalchemy import func, select
+
+from fleet.tables import Customer, Telemetry
+from tests.fleet.test_cli import run_cli
+from tests.lifecycle import support
+
+
+def test_retention_export_and_erase_from_the_command_line(engine, database_url, tmp_path):
+    ids = support.register(engine, "acme", ["p1"])
+    support.write(engine, support.rows(ids["p1"], seqs=range(0, 300), step_s=600.0))
+    env = {"SERVICECAST_DATABASE_URL": database_url, "SERVICECAST_ARCHIVE_URL": str(tmp_path / "archive")}
+
+    dry = run_cli("retention", "run", "--dry-run", **env)
+    assert dry.returncode == 0, dry.stderr
+    assert "telemetry_hot: would archive 300" in dry.stdout
+    done = run_cli("retention", "run", **env)
+    assert done.returncode == 0 and "telemetry_hot: did archive 300" in done.stdout, done.stderr
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Telemetry)) == 0
+    assert run_cli("rollups", "refresh", **env).returncode == 0
+
+    out = run_cli("customers", "export", "acme", str(tmp_path / "out"), **env)
+    assert out.returncode == 0, out.stderr
+    manifest = json.loads(zipfile.ZipFile(out.stdout.strip()).read("manifest.json"))
+    assert manifest["telemetry"]["rows"] == 300
+
+    refused = run_cli("customers", "erase", "acme", "--confirm", "acm", **env)
+    assert refused.returncode != 0 and "--confirm must repeat the tenant id" in refused.stderr
+    erased = run_cli("customers", "erase", "acme", "--confirm", "acme", **env)
+    assert erased.returncode == 0, erased.stderr
+    receipt = json.loads(erased.stdout)
+    assert receipt["counts"]["archive_rows"] == 300 and receipt["pseudonym"].startswith("erased-")
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Customer)) == 0
