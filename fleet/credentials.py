@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 
 from fleet import errors
 from fleet.db import session
-from fleet.tables import Customer, Machine, MachineCredential, utcnow
+from fleet.tables import Customer, Machine, MachineCredential, SparkplugCredential, utcnow
 
 PASSWORD_FILE = "passwords"
 ACL_FILE = "servicecast.acl"
@@ -74,6 +74,80 @@ def revoke(*, engine: Engine, tenant: str, machine: str) -> None:
         row.revoked_at = utcnow()
 
 
+def edge_node_username(group: str, edge_node: str) -> str:
+    """`spBv1.0/{group}/{edge node}`: two '/', so never a machine's `tenant/machine`."""
+    if group == "STATE":
+        raise errors.InvalidInput("a Sparkplug group must not be called STATE (spBv1.0/STATE is the hosts')")
+    return f"spBv1.0/{_sparkplug_id(group)}/{_sparkplug_id(edge_node)}"
+
+
+def host_username(host_id: str) -> str:
+    """`spBv1.0/STATE/{host id}`, the name of a Sparkplug host's own identity."""
+    return f"spBv1.0/STATE/{_sparkplug_id(host_id)}"
+
+
+def _sparkplug_id(part: str) -> str:
+    # '/', '+' and '#' are not allowed by Sparkplug; ':' and spaces would break Mosquitto's files.
+    if not part or any(c in part for c in "/+#:") or any(c.isspace() for c in part):
+        raise errors.InvalidInput(f"Sparkplug id {part!r} must be non-empty, without / + # : or spaces")
+    return part
+
+
+def issue_sparkplug(*, engine: Engine, username: str) -> Issued:
+    """Issue or rotate the credential of an edge node or a host (`edge_node_username`, `host_username`)."""
+    password = secrets.token_urlsafe(32)
+    with session(engine) as sess:
+        row = sess.scalar(select(SparkplugCredential).where(SparkplugCredential.username == username))
+        if row is None:
+            row = SparkplugCredential(username=username)
+            sess.add(row)
+        row.password_hash = mosquitto_hash(password)
+        row.issued_at = utcnow()
+        row.revoked_at = None
+        return Issued(username=username, password=password)
+
+
+def revoke_sparkplug(*, engine: Engine, username: str) -> None:
+    """Revoke an edge node's or host's credential."""
+    with session(engine) as sess:
+        row = sess.scalar(
+            select(SparkplugCredential).where(
+                SparkplugCredential.username == username, SparkplugCredential.revoked_at.is_(None)
+            )
+        )
+        if row is None:
+            raise errors.NotFound(f"{username} has no credential to revoke")
+        row.revoked_at = utcnow()
+
+
+def _sparkplug_rows(engine: Engine) -> list[tuple[str, str]]:
+    query = (
+        select(SparkplugCredential.username, SparkplugCredential.password_hash)
+        .where(SparkplugCredential.revoked_at.is_(None))
+        .order_by(SparkplugCredential.username)
+    )
+    with session(engine) as sess:
+        return [tuple(row) for row in sess.execute(query)]
+
+
+def sparkplug_acl(usernames: list[str]) -> str:
+    """ACL lines of each Sparkplug identity: a node writes and reads only its own topics, a host all."""
+    lines = ["", "# Sparkplug B: an edge node writes and reads only its own topics; a host reads them all."]
+    for username in usernames:
+        _, first, second = username.split("/")
+        lines += ["", f"user {username}"]
+        if first == "STATE":
+            lines += ["topic read spBv1.0/#", f"topic write spBv1.0/STATE/{second}"]
+            lines += ["topic write spBv1.0/+/NCMD/+", "topic write spBv1.0/+/DCMD/+/+"]
+            continue
+        group, node = first, second
+        lines += [f"topic write spBv1.0/{group}/{kind}/{node}" for kind in ("NBIRTH", "NDATA", "NDEATH")]
+        lines += [f"topic write spBv1.0/{group}/{kind}/{node}/+" for kind in ("DBIRTH", "DDATA", "DDEATH")]
+        lines += [f"topic read spBv1.0/{group}/NCMD/{node}", f"topic read spBv1.0/{group}/DCMD/{node}/+"]
+        lines += ["topic read spBv1.0/STATE/+"]
+    return "\n".join(lines) + "\n" if usernames else ""
+
+
 def _machine_id(sess, tenant: str, machine: str) -> int:  # noqa: ANN001
     machine_id = sess.scalar(
         select(Machine.id)
@@ -98,6 +172,7 @@ def password_file(*, engine: Engine, ingest_user: str, ingest_password: str) -> 
         machines = sess.execute(query).all()
     lines = [f"{ingest_user}:{mosquitto_hash(ingest_password)}"]
     lines += [f"{username}:{password_hash}" for username, password_hash in machines]
+    lines += [f"{username}:{password_hash}" for username, password_hash in _sparkplug_rows(engine)]
     return "\n".join(lines) + "\n"
 
 
@@ -123,7 +198,7 @@ def write_broker_config(*, engine: Engine, out: Path, ingest_user: str, ingest_p
         out / PASSWORD_FILE: password_file(
             engine=engine, ingest_user=ingest_user, ingest_password=ingest_password
         ),
-        out / ACL_FILE: acl(ingest_user),
+        out / ACL_FILE: acl(ingest_user) + sparkplug_acl([name for name, _ in _sparkplug_rows(engine)]),
     }
     for path, text in files.items():
         _replace(path, text)

@@ -17,6 +17,7 @@ def register(machines_app: typer.Typer) -> None:
     """Add the credential commands to `servicecast machines`."""
     machines_app.command("credentials")(machine_credentials)
     machines_app.command("broker-config")(broker_config)
+    machines_app.command("sparkplug-credentials")(sparkplug_credentials)
 
 
 def machine_credentials(
@@ -35,6 +36,33 @@ def machine_credentials(
         raise fail(exc, code=EXIT_ERROR) from None
     if revoke:
         typer.echo(f"credential of {tenant}/{machine} revoked; {APPLY}")
+        return
+    typer.echo(f"username: {issued.username}")
+    typer.echo(f"password: {issued.password}")
+    typer.echo(f"The password is shown only now (the database keeps its hash); {APPLY}.", err=True)
+
+
+def sparkplug_credentials(
+    group: Annotated[str | None, typer.Argument(help="The edge node's Sparkplug group id.")] = None,
+    edge_node: Annotated[str | None, typer.Argument(help="The edge node id.")] = None,
+    host: Annotated[str | None, typer.Option(help="A Sparkplug host id, instead of an edge node.")] = None,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Revoke the credential.")] = False,
+) -> None:
+    """Issue or rotate a Sparkplug edge node's (GROUP EDGE_NODE) or host's (--host) credential."""
+    node = group is not None and edge_node is not None
+    if (host is None) != node or (host is not None and group is not None):
+        raise fail("give GROUP and EDGE_NODE, or --host HOST_ID")
+    engine = ready_engine(load_settings())
+    try:
+        name = credentials.host_username(host) if host else credentials.edge_node_username(group, edge_node)
+        if revoke:
+            credentials.revoke_sparkplug(engine=engine, username=name)
+        else:
+            issued = credentials.issue_sparkplug(engine=engine, username=name)
+    except errors.ServicecastError as exc:
+        raise fail(exc, code=EXIT_ERROR) from None
+    if revoke:
+        typer.echo(f"credential of {name} revoked; {APPLY}")
         return
     typer.echo(f"username: {issued.username}")
     typer.echo(f"password: {issued.password}")
