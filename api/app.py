@@ -16,7 +16,7 @@ from api.console import pages as console_pages
 from api.console.render import HERE as CONSOLE_DIR
 from api.console.throttle import SignInThrottle
 from api.page_cache import VersionedPages
-from api.routers import admin, alerts, crm, export, fleet, notifications, offers
+from api.routers import admin, alerts, catalog, crm, export, fleet, notifications, offers
 from api.schemas import ErrorOut
 from fleet import bootstrap
 from fleet.db import engine_from_settings
@@ -76,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
         crm.router,
         notifications.router,
         export.router,
+        catalog.router,
     ):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(admin.health)

@@ -72,3 +72,15 @@ def test_offer_text_has_no_internal_names_in_either_language(language: str) -> N
         assert "Pump 7" in title and "73 %" in text
         assert not re.search(r"[a-z]+_[a-z]+", title + text), (title, text)
         assert ("EUR 1,850.50" if language == "en" else "1.850,50 EUR") in text
+
+
+def test_the_api_shows_the_catalog_in_force_to_account_managers_only(database_url) -> None:
+    from api.app import API_PREFIX
+    from tests.api.support import build_world
+
+    world = build_world(database_url)
+    with world.client() as client:
+        shown = client.get(f"{API_PREFIX}/catalog", headers=world.headers("am-acme"))
+        assert shown.status_code == 200 and shown.json()["version"] == catalog.default().version
+        assert [i["key"] for i in shown.json()["items"]][0] == "contract_upgrade"
+        assert client.get(f"{API_PREFIX}/catalog", headers=world.headers("cust-acme")).status_code == 403
