@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from fleet import errors
@@ -43,6 +43,11 @@ class ConsentMissing(errors.ServicecastError):
 STATUS.update({Unauthorized: 401, Forbidden: 403, Conflict: 409, ConsentMissing: 409})
 
 
+def wants_page(request: Request) -> bool:
+    """A browser asking for something outside the JSON API (an unknown or mistyped console address)."""
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
 def body(code: str, detail: str) -> dict:
     """The stable error body."""
     return {"error": code, "detail": detail}
@@ -65,6 +70,11 @@ def install(app: FastAPI) -> None:
         return JSONResponse(body("invalid_request", detail), status_code=422)
 
     @app.exception_handler(HTTPException)
-    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        if wants_page(request):
+            # Imported here: the console's templates import this module.
+            from api.console.render import http_error_page
+
+            return http_error_page(request, exc.status_code, exc.headers)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)

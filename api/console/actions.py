@@ -15,7 +15,7 @@ from api import alerts, audit, auth, offers, schemas
 from api.console import sessions, views
 from api.console.login import Actor, PageSession, SameSite, now, require, safe_next
 from api.console.pages import admin_page
-from api.console.render import FLASH_COOKIE, PageRoute, page, redirect
+from api.console.render import FLASH_COOKIE, PageRoute, confirm_page, page, redirect
 from api.offers import revoke_consent
 from api.scope import get_visible
 from fleet import errors, registry
@@ -24,7 +24,11 @@ from models import versions as model_versions
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Text = Annotated[str, Form(max_length=4000)]
+# A destructive form comes back as a confirmation page unless it carries confirmed=yes.
+Confirmed = Annotated[str, Form(max_length=3)]
 OptionalText = Annotated[str, Form(max_length=4000)]
+# A destructive form comes back as a confirmation page unless it carries confirmed=yes.
+Confirmed = Annotated[str, Form(max_length=3)]
 _resolve = TypeAdapter(schemas.ResolveIn)
 
 
@@ -177,11 +181,27 @@ def approve(
 
 
 @router.post("/offers/{offer_id}/reject")
-def reject(offer_id: schemas.OfferId, sess: PageSession, who: Actor, reason: Text):
-    """Reject with a reason."""
+def reject(
+    request: Request,
+    offer_id: schemas.OfferId,
+    sess: PageSession,
+    who: Actor,
+    reason: Text,
+    confirmed: Confirmed = "",
+):
+    """Reject with a reason, once confirmed."""
     require(who, "offers:write")
     offer = get_visible(sess, Offer, offer_id, who, "offer")
     body = schemas.RejectIn(reason=reason.strip())
+    if confirmed != "yes":
+        return confirm_page(
+            request,
+            title=f"Reject offer {offer.id}?",
+            detail=f"“{offer.title}” will not be sent to the customer. Reason: {body.reason}",
+            button="Yes, reject the offer",
+            fields={"reason": body.reason},
+            back=f"/offers/{offer.id}",
+        )
     offers.reject(sess, offer, by=who, now=utcnow(), reason=body.reason)
     return redirect(f"/offers/{offer.id}", f"Offer {offer.id} rejected.")
 
@@ -209,11 +229,23 @@ def change_grant(
     sess: PageSession,
     who: Actor,
     action: Annotated[Literal["grant", "revoke"], Form()],
+    request: Request,
     reference: Annotated[str, Form(max_length=200)] = "",
+    confirmed: Confirmed = "",
 ):
-    """Record or withdraw a customer's consent and its declaration; revoking `offers` withdraws offers."""
+    """Record or withdraw (once confirmed) a customer's consent; revoking `offers` withdraws offers."""
     require(who, "admin")
     customer = get_visible(sess, Customer, customer_id, who, "customer")
+    if action == "revoke" and confirmed != "yes" and purpose != "service":
+        consequence = " Its unsent offers are withdrawn." if purpose == "offers" else ""
+        return confirm_page(
+            request,
+            title=f"Stop using {customer.name}'s data for {purpose.replace('_', ' ')}?",
+            detail=f"The customer's declaration is withdrawn from now on.{consequence}",
+            button="Yes, revoke the consent",
+            fields={"action": "revoke", "reference": reference},
+            back="/admin",
+        )
     if action == "grant":
         registry.grant_purpose(
             sess, customer_id=customer.id, purpose=purpose, by=who, reference=reference.strip() or None
@@ -254,9 +286,18 @@ def add_user(
 
 
 @router.post("/admin/users/{name}/revoke")
-def revoke_user_keys(request: Request, name: str, who: Actor):
-    """Revoke every key of a user."""
+def revoke_user_keys(request: Request, name: str, who: Actor, confirmed: Confirmed = ""):
+    """Revoke every key of a user, once confirmed."""
     require(who, "admin")
+    if confirmed != "yes":
+        return confirm_page(
+            request,
+            title=f"Revoke every API key of {name}?",
+            detail=f"{name} is signed out everywhere and can sign in again only with a new key.",
+            button="Yes, revoke the keys",
+            fields={},
+            back="/admin",
+        )
     count = auth.revoke_keys(engine=request.app.state.engine, name=name, by=who)
     return redirect("/admin", f"{count} API keys of {name} revoked.")
 

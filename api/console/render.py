@@ -184,6 +184,34 @@ def session_ended(request: Request, target: str) -> HTMLResponse:
     return response
 
 
+def confirm_page(
+    request: Request, *, title: str, detail: str, button: str, fields: Mapping[str, str], back: str
+) -> HTMLResponse:
+    """The second step of a destructive form: what will happen, and the same form again to confirm it."""
+    context = {"title": title, "detail": detail, "button": button, "fields": fields, "back": back}
+    context |= {"who": getattr(request.state, "principal", None), "action": request.url.path}
+    return page(request, "confirm.html", context)
+
+
+HTTP_WORDS = {
+    404: ("Page not found", "No page has this address: check the link, or start from your home page."),
+    405: (
+        "That cannot be done from here",
+        "This address only takes a form sent by the console (for example after a reload): "
+        "go back to the page and use its buttons.",
+    ),
+}
+
+
+def http_error_page(request: Request, status: int, headers: Mapping[str, str] | None = None) -> HTMLResponse:
+    """An unknown address (404) or a method the address does not take (405), as a console page."""
+    words = HTTP_WORDS.get(status, ("That did not work", "The console could not answer this request."))
+    title, detail = words
+    response = error_page(request, status, title, detail)
+    response.headers.update(headers or {})
+    return response
+
+
 def error_page(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
     """A page that says what went wrong, in the console's frame."""
     who = getattr(request.state, "principal", None)

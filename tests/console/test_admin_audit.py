@@ -26,7 +26,7 @@ def test_admin_page_actions_are_audited_with_the_admin_and_the_declaration(datab
         )
         assert "now allows &#39;product_improvement&#39;" in flash(page.text)
         client.post("/admin/users", data={"name": "dana", "role": "field_service"})
-        client.post("/admin/users/dana/revoke")
+        client.post("/admin/users/dana/revoke", data={"confirmed": "yes"})
         client.post(f"/admin/models/{second}/promote")
         assert "Roll back" in client.get("/admin").text
         page = client.post("/admin/models/pump/rollback")

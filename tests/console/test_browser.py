@@ -249,3 +249,33 @@ def test_an_estimate_already_past_reads_overdue_on_every_page(page: Page, consol
         assert "overdue since 2026-11-24 08:00 UTC (estimated 2026-11-23 08:00 UTC)" in texts, (path, texts)
     past = page.locator(".ttf:not(.overdue)").all_inner_texts()
     assert not [t for t in past if "2026-11-2" in t.split("(")[0]], past  # no past time worded as to come
+
+
+def test_unknown_addresses_and_wrong_methods_answer_console_pages(
+    page: Page, console: Console, browser_log: ConsoleLog
+) -> None:
+    browser_log.expected_statuses.update({404, 405})
+    sign_in(page, console, "admin")
+    for path, status, heading in (
+        ("/no-such-page", 404, "Page not found"),
+        ("/admin/users", 405, "That cannot be done from here"),  # e.g. a reload after adding a user
+    ):
+        answer = page.goto(console.url + path)
+        assert answer.status == status and answer.headers["content-type"].startswith("text/html")
+        expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+        expect(page.get_by_role("link", name="Back to your start page")).to_have_attribute("href", "/")
+
+
+def test_revoking_a_users_keys_asks_first_and_cancel_changes_nothing(page: Page, console: Console) -> None:
+    sign_in(page, console, "admin")
+    revoke = page.locator("form[action='/admin/users/cust-globex/revoke'] button")
+    revoke.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Revoke every API key of cust-globex?")
+    console.shoot(page, "confirm")
+    page.get_by_role("link", name="Cancel").click()
+    expect(page).to_have_url(f"{console.url}/admin")
+    expect(revoke).to_have_count(1)  # still has its keys
+    revoke.click()
+    page.get_by_role("button", name="Yes, revoke the keys").click()
+    expect(page.get_by_role("status")).to_contain_text("API keys of cust-globex revoked")
+    expect(revoke).to_have_count(0)

@@ -181,7 +181,10 @@ def test_revoking_keys_in_the_console_ends_the_users_sessions(client: TestClient
     sign_in(tech, world, "tech")
     assert tech.get("/alerts").status_code == 200
     _, token = sign_in(client, world, "admin")
-    client.post("/admin/users/tech/revoke", data={"csrf_token": token})
+    asked = client.post("/admin/users/tech/revoke", data={"csrf_token": token})
+    assert "Revoke every API key of tech?" in asked.text
+    assert tech.get("/alerts", follow_redirects=False).status_code == 200  # not before it is confirmed
+    client.post("/admin/users/tech/revoke", data={"csrf_token": token, "confirmed": "yes"})
     assert tech.get("/alerts", follow_redirects=False).status_code == 401
 
 
