@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, make_asgi_app
 
 from api import auth
@@ -17,6 +20,7 @@ from fleet.db import session
 from fleet.settings import Settings
 
 OPENAPI_URL = "/openapi.json"
+DOCS_FILES = "/docs-files"
 
 
 async def admin_only(request: Request, credentials: Credentials) -> None:
@@ -46,13 +50,28 @@ def install(app: FastAPI, settings: Settings) -> None:
         async def openapi() -> JSONResponse:
             return JSONResponse(app.openapi())
 
+        # The viewers' files come with the app (no CDN): the docs work offline and behind a firewall.
+        app.mount(DOCS_FILES, StaticFiles(directory=resources.files("fastapi_offline") / "static"))
+
         @app.get("/docs", include_in_schema=False, dependencies=guard)
         async def swagger() -> HTMLResponse:
-            return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} API")
+            return get_swagger_ui_html(
+                openapi_url=OPENAPI_URL,
+                title=f"{app.title} API",
+                swagger_js_url=f"{DOCS_FILES}/swagger-ui-bundle.js",
+                swagger_css_url=f"{DOCS_FILES}/swagger-ui.css",
+                swagger_favicon_url="/static/favicon.svg",
+            )
 
         @app.get("/redoc", include_in_schema=False, dependencies=guard)
         async def redoc() -> HTMLResponse:
-            return get_redoc_html(openapi_url=OPENAPI_URL, title=f"{app.title} API")
+            return get_redoc_html(
+                openapi_url=OPENAPI_URL,
+                title=f"{app.title} API",
+                redoc_js_url=f"{DOCS_FILES}/redoc.standalone.js",
+                redoc_favicon_url="/static/favicon.svg",
+                with_google_fonts=False,
+            )
 
     if settings.api_metrics == "public":
         app.mount("/metrics", make_asgi_app())

@@ -279,3 +279,22 @@ def test_revoking_a_users_keys_asks_first_and_cancel_changes_nothing(page: Page,
     page.get_by_role("button", name="Yes, revoke the keys").click()
     expect(page.get_by_role("status")).to_contain_text("API keys of cust-globex revoked")
     expect(revoke).to_have_count(0)
+
+
+def test_the_api_docs_render_with_the_network_blocked(page: Page, console: Console) -> None:
+    outside: list[str] = []
+
+    def only_the_app(route) -> None:  # noqa: ANN001
+        if route.request.url.startswith(console.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_app)
+    page.goto(f"{console.url}/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("servicecast")
+    expect(page.locator(".opblock").first).to_be_visible()
+    page.goto(f"{console.url}/redoc")
+    expect(page.locator("h1").first).to_contain_text("servicecast")
+    assert outside == []
