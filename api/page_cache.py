@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from prometheus_client import Counter
 
@@ -26,13 +26,16 @@ class VersionedPages:
     Read the counter before the data: a body read after a concurrent write is then kept under the
     older counter and simply missed next time, never served as current when it is not. Bodies and keys
     together stay within `max_bytes`, the least recently used going first; routes run in several
-    threads, so every change holds a lock.
+    threads, so every change holds a lock. Requests that miss the same key at the same version
+    together wait for one of them to read it (`get_or_build`): after a write, every request in flight
+    misses at once.
     """
 
     def __init__(self, page: str, max_bytes: int) -> None:
         self.max_bytes, self.bytes = max_bytes, 0
         self._bodies: OrderedDict[Hashable, tuple[int, bytes, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self._building: dict[tuple[Hashable, int], _Build] = {}
         self._hits, self._misses = LOOKUPS.labels(page, "hit"), LOOKUPS.labels(page, "miss")
 
     def get(self, key: Hashable, version: int | None) -> bytes | None:
@@ -45,6 +48,34 @@ class VersionedPages:
             self._bodies.move_to_end(key)
         self._hits.inc()
         return found[1]
+
+    def get_or_build(
+        self, key: Hashable, version: int | None, build: Callable[[], bytes | None]
+    ) -> bytes | None:
+        """The body for `key` at this version: kept, being built by another request, or built now.
+
+        `build` returns None when it cannot build the body; that None is everyone's answer then.
+        """
+        body = self.get(key, version)
+        if body is not None or version is None:
+            return body if body is not None else build()
+        with self._lock:
+            pending = self._building.get((key, version))
+            owner = pending is None
+            if owner:
+                pending = self._building[key, version] = _Build()
+        if not owner:
+            pending.done.wait()
+            return pending.body
+        try:
+            pending.body = build()
+        finally:
+            with self._lock:
+                del self._building[key, version]
+            pending.done.set()
+        if pending.body is not None:
+            self.put(key, version, pending.body)
+        return pending.body
 
     def put(self, key: Hashable, version: int | None, body: bytes) -> None:
         """Keep `body` for `key` at this version; a body larger than the whole budget is not kept."""
@@ -59,3 +90,13 @@ class VersionedPages:
             self.bytes += size
             while self.bytes > self.max_bytes:
                 self.bytes -= self._bodies.popitem(last=False)[1][2]
+
+
+class _Build:
+    """A body one request is reading for the others that missed the same key and version."""
+
+    __slots__ = ("body", "done")
+
+    def __init__(self) -> None:
+        self.body: bytes | None = None
+        self.done = threading.Event()

@@ -6,11 +6,19 @@ from functools import lru_cache
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import DBAPIError
 
 from api import alert_json, alerts, schemas
-from api.deps import AlertReader, AlertWriter, ConnectionDep, ReaderDep, ReadRoute, SessionDep
+from api.deps import (
+    AlertReader,
+    AlertWriter,
+    ConnectionDep,
+    ReadConnection,
+    ReaderDep,
+    ReadRoute,
+    SessionDep,
+)
 from api.offers import risk_scope
 from api.page_cache import VersionedPages
 from api.routers import columns
@@ -83,19 +91,20 @@ def list_alerts(
         pages: VersionedPages = request.app.state.alert_pages
         version = changes.version(conn, "alerts")  # before the rows: see VersionedPages
         key = (who.customers, status, severity, customer_id, machine_id, limit, offset)
-        body = pages.get(key, version)
-        if body is None:
-            try:
-                body = alert_json.render(conn.execute(query, params))
-            except DBAPIError:
-                # SQLite's json() refuses evidence that Python wrote with NaN in it: go through the schema.
-                query = query.with_only_columns(*ALERT_COLUMNS)
-            else:
-                pages.put(key, version, body)
+        body = pages.get_or_build(key, version, lambda: _render(conn, query, params))
         if body is not None:
             return Response(body, media_type="application/json")
+        query = query.with_only_columns(*ALERT_COLUMNS)
     # Plain dicts: pydantic validates them several times faster than rows read through from_attributes.
     return [row._asdict() for row in conn.execute(query, params)]
+
+
+def _render(conn: ReadConnection, query: Select, params: dict) -> bytes | None:
+    """The page as JSON the database wrote, or None for a page the schema has to write."""
+    try:
+        return alert_json.render(conn.execute(query, params))
+    except DBAPIError:
+        return None  # SQLite's json() refuses evidence that Python wrote with NaN in it
 
 
 @router.get("/{alert_id}", response_model=schemas.AlertOut)

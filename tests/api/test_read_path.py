@@ -132,6 +132,35 @@ def test_versioned_pages_serve_only_the_same_version_and_forget_the_least_recent
     )
 
 
+def test_requests_missing_one_page_together_read_it_once():
+    pages = VersionedPages("test", max_bytes=2**20)
+    started, release, builds = threading.Event(), threading.Event(), []
+
+    def build() -> bytes:
+        builds.append(1)
+        started.set()
+        release.wait(10)
+        return b"page at version 1"
+
+    answers: list[bytes | None] = []
+    threads = [threading.Thread(target=lambda: answers.append(pages.get_or_build("k", 1, build)))]
+    threads[0].start()
+    assert started.wait(10)
+    # These miss while the first read is under way: they wait for it instead of reading the page again.
+    threads += [
+        threading.Thread(target=lambda: answers.append(pages.get_or_build("k", 1, build))) for _ in range(7)
+    ]
+    for thread in threads[1:]:
+        thread.start()
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert answers == [b"page at version 1"] * 8 and len(builds) == 1
+    assert pages.get_or_build("k", 2, lambda: b"page at version 2") == b"page at version 2"
+    assert pages.get_or_build("n", 1, lambda: None) is None, "a page that cannot be built is nobody's"
+    assert pages.get_or_build("n", 1, lambda: b"built") == b"built"
+
+
 def test_the_alert_page_cache_stays_within_its_byte_budget(database_url):
     # 256 pages of up to 1,000 alerts each were kept whatever their size: hundreds of MB per worker.
     budget = 200_000
