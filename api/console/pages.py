@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -40,6 +41,7 @@ ALERT_TABS = {
     "resolved": ("resolved",),
 }
 CHART_DAYS = (1, 7, 30)
+FLEET_PAGE = 100
 CHART_POINTS = 480
 KEY_CHART_WIDTH = 1280  # the key sensor's chart spans the page; a wider canvas keeps its text unstretched
 
@@ -72,14 +74,28 @@ def fleet(
     customer: Annotated[str | None, Query(max_length=12)] = None,
     site: Annotated[str | None, Query(max_length=12)] = None,
     machine_type: Annotated[str | None, Query(alias="type", max_length=64)] = None,
+    q: Annotated[str, Query(max_length=100)] = "",
+    page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
 ):
-    """Machines by risk, filtered by customer, site and type."""
+    """Machines by risk, found by machine, serial, customer or site, filtered by customer, site and type."""
     require(who, "fleet:read")
     chosen = {"customer": _optional_id(customer), "site": _optional_id(site), "type": machine_type or None}
+    chosen["q"] = q.strip()
     rows = views.fleet_rows(
-        sess, who, customer_id=chosen["customer"], site_id=chosen["site"], machine_type=chosen["type"]
+        sess,
+        who,
+        customer_id=chosen["customer"],
+        site_id=chosen["site"],
+        machine_type=chosen["type"],
+        search=chosen["q"] or None,
+        limit=FLEET_PAGE + 1,  # one more tells whether a next page exists
+        offset=(page_no - 1) * FLEET_PAGE,
     )
-    context = {"who": who, "rows": rows, "chosen": chosen, **views.filter_choices(sess, who)}
+    context = {"who": who, "rows": rows[:FLEET_PAGE], "chosen": chosen, "page_no": page_no}
+    context |= {"more": len(rows) > FLEET_PAGE, "first": (page_no - 1) * FLEET_PAGE + 1}
+    context |= views.filter_choices(sess, who, chosen["customer"])
+    query = {k: v for k, v in (("customer", customer), ("site", site), ("type", machine_type), ("q", q)) if v}
+    context["query"] = urlencode(query)
     return page(request, "fleet.html", context)
 
 

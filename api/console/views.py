@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from api.alerts import ALERT_MIN_RISK, OPEN_STATES, QUEUE_ORDER
@@ -45,9 +45,14 @@ def fleet_rows(
     customer_id: int | None = None,
     site_id: int | None = None,
     machine_type: str | None = None,
+    search: str | None = None,
     limit: int = 200,
+    offset: int = 0,
 ) -> list[FleetRow]:
-    """Machines by latest risk, highest first; machines without a prediction (or hidden risk) last."""
+    """Machines by latest risk, highest first; machines without a prediction (or hidden risk) last.
+
+    `search` matches part of the machine's code or serial, or of its customer's or site's name.
+    """
     scope = risk_scope(sess, who)
     latest = _latest_predictions()
     open_alerts = _open_alerts_by("machine_id")
@@ -66,10 +71,14 @@ def fleet_rows(
         query = query.where(Machine.site_id == site_id)
     if machine_type:
         query = query.where(Machine.machine_type == machine_type)
+    if search:
+        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        fields = (Machine.code, Machine.serial, Customer.name, Customer.tenant, Site.name)
+        query = query.where(or_(*(func.lower(f).like(pattern, escape="\\") for f in fields)))
     risk = Prediction.risk
     if scope is not who:  # hidden risk must not show in the order either
         risk = case((Machine.customer_id.in_(sorted(scope.customers)), Prediction.risk), else_=None)
-    query = query.order_by(risk.desc().nulls_last(), Machine.id).limit(limit)
+    query = query.order_by(risk.desc().nulls_last(), Machine.id).limit(limit).offset(offset)
     return [
         FleetRow(m, c, s, p, n or 0) if scope.sees(m.customer_id) else FleetRow(m, c, s, None, 0, True)
         for m, c, s, p, n in sess.execute(query)
@@ -117,10 +126,13 @@ def account_summary(
     return summary
 
 
-def filter_choices(sess: Session, who: Principal) -> dict:
-    """Customers, sites and machine types the caller may filter by."""
+def filter_choices(sess: Session, who: Principal, customer_id: int | None = None) -> dict:
+    """Customers, sites (of the chosen customer only) and machine types the caller may filter by."""
     customers = sess.scalars(restrict(select(Customer), Customer.id, who).order_by(Customer.name)).all()
-    sites = sess.scalars(restrict(select(Site), Site.customer_id, who).order_by(Site.name)).all()
+    sites = restrict(select(Site), Site.customer_id, who).order_by(Site.name)
+    if customer_id is not None:
+        sites = sites.where(Site.customer_id == customer_id)
+    sites = sess.scalars(sites).all()
     types = sess.scalars(
         restrict(select(Machine.machine_type).distinct(), Machine.customer_id, who).order_by(
             Machine.machine_type

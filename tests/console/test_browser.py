@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from playwright.sync_api import Page, expect
 
+from fleet import registration
 from fleet.db import session
 from fleet.tables import Alert, Machine, Offer
 from tests.api.routing_support import wait_for
@@ -298,3 +299,47 @@ def test_the_api_docs_render_with_the_network_blocked(page: Page, console: Conso
     page.goto(f"{console.url}/redoc")
     expect(page.locator("h1").first).to_contain_text("servicecast")
     assert outside == []
+
+
+def test_fleet_search_by_machine_serial_customer_and_site_and_paging_past_200_machines(
+    page: Page, console: Console
+) -> None:
+    # Runs last in this module: the 250 machines it adds would change the other tests' fleet pages.
+    fleet = [
+        {
+            "tenant": "initech",
+            "customer_name": "Initech",
+            "machine": f"initech-{i:04d}",
+            "machine_type": "centrifugal_pump",
+            "serial": f"SN-{i:05d}",
+            "site": "Plant North" if i % 2 else "Plant South",
+        }
+        for i in range(250)
+    ]
+    registration.register_machines(engine=console.world.engine, machines=fleet, granted_by="test")
+    sign_in(page, console, "admin")
+    page.goto(f"{console.url}/fleet")
+    codes: list[str] = []
+    while True:
+        codes += page.locator("#fleet tbody th").all_inner_texts()
+        following = page.get_by_role("link", name="Next page")
+        if not following.count():
+            break
+        following.click()
+    assert len(codes) == len(set(codes)) == 256  # 250 and the world's 6
+    expect(page.locator("#fleet-count")).to_have_text("Machines 201–256, highest risk first.")
+
+    def search(words: str) -> list[str]:
+        page.goto(f"{console.url}/fleet")
+        page.get_by_label("Search").fill(words)
+        page.get_by_role("button", name="Filter").click()
+        return page.locator("#fleet tbody th").all_inner_texts()
+
+    assert search("SN-00042") == ["initech-0042"]
+    assert search("initech-0007") == ["initech-0007"]
+    assert sorted(search("globex")) == [f"globex-pump-{i}" for i in range(3)]
+    north = search("plant north")
+    page.get_by_role("link", name="Next page").click()
+    north += page.locator("#fleet tbody th").all_inner_texts()
+    assert len(north) == 125 and all(int(code[-4:]) % 2 for code in north)
+    expect(page.get_by_label("Search")).to_have_value("plant north")  # kept across pages
