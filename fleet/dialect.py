@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import Connection, Select, Table, Text, cast, func
+from sqlalchemy import Connection, Select, Table, Text, cast, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -29,6 +29,15 @@ def skip_locked(query: Select, dialect: Dialect) -> Select:
     SQLite has no row locks: a writer holds the whole database, so the query stays as it is.
     """
     return query.with_for_update(skip_locked=True) if dialect.name == "postgresql" else query
+
+
+def serialize(conn: Connection, key: int) -> None:
+    """Hold `key` until this transaction ends: transactions taking the same key run their writes in turn.
+
+    PostgreSQL: a transaction-level advisory lock. SQLite: nothing to do, one writer holds the database.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def ts_binder(dialect: Dialect) -> Callable[[datetime], object]:

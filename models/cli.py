@@ -64,22 +64,42 @@ def _verdict(mtype: str, report) -> str:  # noqa: ANN001
     return f"{verdict} ({figures} on {c['window']['start'][:10]}..{c['window']['end'][:10]})"
 
 
+def _shard(text: str | None):  # noqa: ANN202 - a scoring.Shard; models.scoring loads on demand
+    from models.scoring import ALL, Shard
+
+    if text is None:
+        return ALL
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def score(
     once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
     interval: Annotated[float, typer.Option(help="seconds between passes")] = 30.0,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="score only shard I of N (0 <= I < N): run N scorers, one per shard; one policy process",
+        ),
+    ] = None,
 ) -> None:
     """Rescore machines with new telemetry using the active model of their type."""
+    part = _shard(shard)
     from models import scoring
 
     engine = _engine()
     if once:
-        report = scoring.score_once(engine=engine)
+        report = scoring.score_once(engine=engine, shard=part)
         typer.echo(
-            f"scored {report.machines} machines in {report.seconds:.1f} s ({dict(report.statuses)}); "
-            f"{report.skipped_no_model} without a model"
+            f"shard {part}: scored {report.machines} machines in {report.seconds:.1f} s "
+            f"({dict(report.statuses)}); {report.skipped_no_model} without a model"
         )
         return
-    scoring.run(engine=engine, interval_s=interval)
+    scoring.run(engine=engine, interval_s=interval, shard=part)
 
 
 models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True)

@@ -6,6 +6,12 @@ scorer reads only the history the active model's features depend on (`history_ho
 machines of a type in batches, writes predictions and moves the watermarks (to the newest arrival seen
 when the pass began) in one transaction, so a crash rescores a batch at worst and never skips one. A
 spoofed `seq` or `ts` moves nothing: `ts` only picks the history window, within the contract's bounds.
+
+Shards: `Shard(i, n)` scores the machines whose id hashes to bucket i of n, so n scorer processes split
+the fleet without overlap. The watermark is per machine, hence per shard too: shards never write the same
+`score_state` row, a restarted shard resumes from its machines' watermarks, and a fleet re-split into
+another n keeps every watermark. The policy reads predictions by id: shards write their batches in turn
+(`dialect.serialize`), so a prediction id never becomes visible after a larger one.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, cast, func, or_, select, true
 
 from fleet import dialect, panels
 from fleet.tables import Machine, Prediction, ScoreState, Telemetry, utcnow
@@ -28,6 +34,49 @@ from models.fleet_model import FleetModel
 
 log = logging.getLogger(__name__)
 Models = dict[str, tuple[str, FleetModel]]
+PREDICTIONS_LOCK = 7_304_117_001  # serialises prediction writes across scorer shards (PostgreSQL)
+_MIX, _SPACE = 2_654_435_761, 2**32  # Fibonacci hashing (Knuth): consecutive ids spread evenly over shards
+
+
+def _bucket(machine_id, count: int):  # noqa: ANN001, ANN202 - an int, or an SQL BIGINT expression
+    """The machine's shard: one integer formula for Python and SQL; consecutive ids take turns."""
+    return (machine_id * _MIX) % _SPACE * count // _SPACE
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count`: the machines whose id hashes to bucket `index` of `count`."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError(f"shard count must be at least 1, got {self.count}")
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard index must be in 0..{self.count - 1} of {self.count}, not {self.index}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`i/n` as a shard, e.g. `0/3`; a ValueError that says what is wrong otherwise."""
+        index, sep, count = text.partition("/")
+        if not (sep and index.strip().isdigit() and count.strip().isdigit()):
+            raise ValueError(f"shard must be written i/n with whole numbers, e.g. 0/3; got {text!r}")
+        return cls(int(index), int(count))
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def owns(self, machine_id: int) -> bool:
+        """Whether this shard scores the machine (the same rule as `where`)."""
+        return _bucket(machine_id, self.count) == self.index
+
+    def where(self, machine_id: ColumnElement) -> ColumnElement[bool]:
+        """SQL: the machine id column belongs to this shard."""
+        return _bucket(cast(machine_id, BigInteger), self.count) == self.index
+
+
+ALL = Shard()
 
 
 @dataclass
@@ -56,8 +105,8 @@ def history_hours(model: FleetModel) -> float:
     return feats.lookback_hours() - feats.step_hours_ / 2
 
 
-def due_machines(engine: Engine) -> pd.DataFrame:
-    """Machines with rows that arrived after their watermark: id, customer, type, newest arrival and ts.
+def due_machines(engine: Engine, shard: Shard = ALL) -> pd.DataFrame:
+    """The shard's machines with rows that arrived after their watermark: id, customer, type, arrival, ts.
 
     Two index look-ups per machine (newest arrival on (machine_id, received_at), newest ts on
     (machine_id, ts)), not a scan of the telemetry table.
@@ -76,6 +125,7 @@ def due_machines(engine: Engine) -> pd.DataFrame:
             ScoreState.last_received_at,
         )
         .outerjoin(ScoreState, ScoreState.machine_id == Machine.id)
+        .where(shard.where(Machine.id) if shard.count > 1 else true())
         .subquery()
     )
     due = or_(
@@ -173,8 +223,17 @@ def _read_batch(engine: Engine, job: Job) -> pd.DataFrame:
         return event_features.add(conn, panel, getattr(model.features_, "extras_", []))
 
 
-def score_once(*, engine: Engine, models: Models | None = None, batch_machines: int = 2500) -> ScoreReport:
-    """Score every due machine once with the active model of its type; returns counts and timing.
+def write_batch(conn: Connection, rows: list[dict], batch: pd.DataFrame) -> None:
+    """Insert a batch's predictions and move its watermarks in the caller's transaction, shards in turn."""
+    dialect.serialize(conn, PREDICTIONS_LOCK)
+    conn.execute(Prediction.__table__.insert(), rows)
+    _advance(conn, batch)
+
+
+def score_once(
+    *, engine: Engine, models: Models | None = None, batch_machines: int = 2500, shard: Shard = ALL
+) -> ScoreReport:
+    """Score every due machine of the shard once with the active model of its type; returns counts and timing.
 
     A reader thread fetches the next batch while this one is scored (the database works without the
     GIL), so reading and scoring overlap on two cores. Each batch's predictions and watermarks are
@@ -182,7 +241,7 @@ def score_once(*, engine: Engine, models: Models | None = None, batch_machines: 
     """
     started = time.perf_counter()
     models = versions.load_active(engine) if models is None else models
-    due = due_machines(engine)
+    due = due_machines(engine, shard)
     report = ScoreReport()
     jobs: list[Job] = []
     for machine_type, group in due.groupby("machine_type", sort=True):
@@ -203,8 +262,7 @@ def score_once(*, engine: Engine, models: Models | None = None, batch_machines: 
             scores = model.predict_frame(panel)
             rows = prediction_rows(scores, batch, version, model.horizon_hours)
             with engine.begin() as conn:
-                conn.execute(Prediction.__table__.insert(), rows)
-                _advance(conn, batch)
+                write_batch(conn, rows, batch)
             report.machines += len(scores)
             report.predictions += len(rows)
             report.statuses.update(scores["status"])
@@ -213,14 +271,20 @@ def score_once(*, engine: Engine, models: Models | None = None, batch_machines: 
 
 
 def run(
-    *, engine: Engine, interval_s: float = 30.0, once: bool = False, max_passes: int | None = None
+    *,
+    engine: Engine,
+    interval_s: float = 30.0,
+    once: bool = False,
+    max_passes: int | None = None,
+    shard: Shard = ALL,
 ) -> None:
     """Score in passes until stopped; reloads the active models each pass (promotion takes effect at once)."""
     passes = 0
     while True:
-        report = score_once(engine=engine)
+        report = score_once(engine=engine, shard=shard)
         log.info(
-            "scored %d machines in %.1f s (%s); %d without a model",
+            "shard %s: scored %d machines in %.1f s (%s); %d without a model",
+            shard,
             report.machines,
             report.seconds,
             dict(report.statuses),
