@@ -13,6 +13,7 @@ import pandas as pd
 from sqlalchemy import Connection, func, select, text
 
 from fleet import archive, dialect, history, windows
+from fleet.settings import get_settings
 from fleet.tables import Telemetry
 
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
@@ -45,7 +46,12 @@ def sensor_names(
 
 
 def read_panel(
-    conn: Connection, *, machine_ids: Sequence[int], since: datetime, sensors: Sequence[str]
+    conn: Connection,
+    *,
+    machine_ids: Sequence[int],
+    since: datetime,
+    sensors: Sequence[str],
+    archive_url: str | None = None,
 ) -> pd.DataFrame:
     """Telemetry of these machines from `since` as a long panel (machine = machine id).
 
@@ -76,6 +82,28 @@ def read_panel(
     frame["state"] = np.where(values[:, 3] > 0, "running", "stopped").astype(object)
     for j, s in enumerate(sensors):
         frame[s] = values[:, 4 + j]
+    # Archived rows too (settings' archive unless named): training reads a type's whole history.
+    if archive.files_for(conn, machine_ids=machine_ids, start=since, end=None):
+        url = archive_url if archive_url is not None else get_settings().archive_url
+        cold = archive.read(conn, url=url, machine_ids=machine_ids, start=since)
+        if len(cold):
+            both = pd.concat([frame, _as_panel(cold, sensors)], ignore_index=True)
+            frame = both.drop_duplicates(["machine", "seq"]).sort_values(["machine", "ts"], kind="stable")
+            frame = frame.reset_index(drop=True)
+    return frame
+
+
+def _as_panel(rows: pd.DataFrame, sensors: Sequence[str]) -> pd.DataFrame:
+    """Telemetry rows (`history.read_rows`) in `read_panel`'s columns: times to the millisecond as there."""
+    frame = pd.DataFrame(
+        {"machine": rows["machine_id"].to_numpy(np.int64), "seq": rows["seq"].to_numpy(np.int64)}
+    )
+    frame["ts"] = rows["ts"].dt.round("ms").to_numpy()
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    running = [(e or {}).get("state", "running") == "running" for e in rows["extra"]]
+    frame["state"] = np.where(running, "running", "stopped").astype(object)
+    for s in sensors:
+        frame[s] = np.array([r.get(s) for r in rows["readings"]], dtype=float)
     return frame
 
 

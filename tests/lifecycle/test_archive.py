@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
-from fleet import archive, archive_format, history, rollups
+from fleet import archive, archive_format, history, panels, rollups
 from fleet.tables import ArchivedRange, ArchiveFile, Telemetry
 from tests.lifecycle import support
 
@@ -87,3 +87,28 @@ def test_resent_messages_whose_rows_are_archived_store_nothing(engine, tmp_path)
         assert conn.scalar(select(func.count()).select_from(ArchiveFile)) == 2
         stored = history.read_rows(conn, machine_ids=[ids["p1"][1]], archive_url=url)
     assert list(stored["seq"]) == list(range(2000))
+
+
+def test_training_and_scoring_panels_include_archived_rows(engine, tmp_path):
+    ids = support.register(engine, "acme", ["p1", "p2"])
+    machines = [ids["p1"][1], ids["p2"][1]]
+    support.write(
+        engine, support.rows(ids["p1"], seqs=range(1000)) + support.rows(ids["p2"], seqs=range(900), seed=2)
+    )
+    sensors = ["temperature_c", "vibration_mm_s"]
+    since = support.START + timedelta(hours=3)
+    url = str(tmp_path / "archive")
+
+    def panel():
+        with engine.connect() as conn:
+            found = panels.read_panel(
+                conn, machine_ids=machines, since=since, sensors=sensors, archive_url=url
+            )
+        return found.sort_values(["machine", "ts"]).reset_index(drop=True)
+
+    before = panel()
+    archive.run(engine, url=url, before=support.START + timedelta(hours=10))
+    after = panel()
+    # SQLite's julianday arithmetic may round to the neighbouring millisecond; the archive rounds exactly.
+    assert ((after["ts"] - before["ts"]).abs() <= pd.Timedelta(milliseconds=1)).all()
+    pd.testing.assert_frame_equal(after.drop(columns="ts"), before.drop(columns="ts"))
