@@ -15,9 +15,8 @@ from fleet.settings import MqttEndpoint
 from ingest.opcua import bridge, mapping
 from ingest.opcua.buffer import Buffer
 from ingest.opcua.publisher import Publisher
+from simulators.opcua_machine import MAP as EXAMPLE_MAP
 from simulators.opcua_machine import MachineServer
-
-EXAMPLE_MAP = Path(__file__).resolve().parents[1] / "docs" / "examples" / "opcua-machine.yaml"
 
 
 def _free_port() -> int:

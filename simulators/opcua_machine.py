@@ -7,14 +7,16 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from asyncua import Server, ua
-from asyncua.server.user_managers import UserManager
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
 
 NAMESPACE = "urn:servicecast:example:press"
 STATES = ("NotAvailable", "OutOfService", "NotExecuting", "Executing")
 ALARM = "SpindleOverTemperature"
+MAP = Path(__file__).with_name("opcua-machine.yaml")  # its bridge map: package data, the README example
 log = logging.getLogger(__name__)
 
 

@@ -13,11 +13,11 @@ from sqlalchemy import Engine, select
 
 from fleet import credentials, registration
 from fleet.tables import Machine, MachineEvent, Telemetry
+from simulators.opcua_machine import MAP as EXAMPLE_MAP
 from simulators.opcua_machine import MachineServer
 from tests import services
 from tests.ingest.support import REPO, wait_until
 
-EXAMPLE_MAP = REPO / "docs" / "examples" / "opcua-machine.yaml"
 TENANT, MACHINE = "acme", "press-7"
 INGEST_USER, INGEST_PASSWORD = credentials.DEFAULT_INGEST_USER, "ingest-secret"
 
