@@ -34,7 +34,7 @@ class OutcomeIn(BaseModel):
     """What the CRM says became of an offer: won (with the amount) or lost (with a reason)."""
 
     model_config = ConfigDict(extra="ignore")
-    offer_id: int = Field(ge=1)
+    offer_id: int = Field(ge=1, le=2**63 - 1)
     outcome: Literal["won", "lost"]
     amount: float | None = Field(default=None, ge=0, le=100_000_000)
     reason: str | None = Field(default=None, max_length=2000)

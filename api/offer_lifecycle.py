@@ -101,3 +101,16 @@ def contacts_in_week(sess: Session, customer_id: int, now: datetime) -> int:
         )
     )
     return int(sent) + int(visits)
+
+
+def last_contact(sess: Session, customer_id: int) -> datetime | None:
+    """When the customer was last contacted for real: an offer delivered or a technician's visit."""
+    sent = sess.scalar(
+        select(func.max(OutboxMessage.delivered_at)).where(
+            OutboxMessage.customer_id == customer_id,
+            OutboxMessage.event_type == events.OFFER_APPROVED,
+            OutboxMessage.status == "delivered",
+        )
+    )
+    visit = sess.scalar(select(func.max(Alert.resolved_at)).where(Alert.customer_id == customer_id))
+    return max((t for t in (sent, visit) if t is not None), default=None)

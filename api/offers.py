@@ -92,7 +92,7 @@ def offer_context(sess: Session, prediction: Prediction, machine: Machine, custo
             Offer.customer_id == customer.id, Offer.status.in_(offer_ledger.DECIDED)
         )
     ).one()
-    last = sess.scalar(select(func.max(Offer.decided_at)).where(Offer.customer_id == customer.id))
+    last = offer_lifecycle.last_contact(sess, customer.id)
     return offer_policy.Context(
         machine_type=machine.machine_type,
         mode=prediction.failure_mode or "unknown",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from api.deps import AlertReader, SessionDep
+from api.errors import Forbidden
+from api.schemas import INT32_MAX
 from api.scope import get_visible
 from fleet import errors
 from fleet.tables import Customer, NotificationSubscription, Site
@@ -16,31 +19,41 @@ from fleet.tables import Customer, NotificationSubscription, Site
 router = APIRouter(prefix="/notifications/subscriptions", tags=["notifications"])
 
 
-class SubscriptionIn(BaseModel):
-    """What to be told of and where."""
-
+class _Scope(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    customer_id: int | None = Field(default=None, ge=1)
-    site_id: int | None = Field(default=None, ge=1)
+    customer_id: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    site_id: int | None = Field(default=None, ge=1, le=INT32_MAX)
     min_severity: Literal["medium", "high", "critical"] = "critical"
-    channel: Literal["email", "webhook"]
-    address: str = Field(min_length=3, max_length=500)
-
-    @model_validator(mode="after")
-    def _address_fits_channel(self) -> SubscriptionIn:
-        if self.channel == "email" and "@" not in self.address:
-            raise ValueError("an e-mail subscription needs an e-mail address")
-        if self.channel == "webhook" and not self.address.startswith(("https://", "http://")):
-            raise ValueError("a webhook subscription needs an http(s) URL")
-        return self
 
 
-class SubscriptionOut(SubscriptionIn):
+class EmailSubscriptionIn(_Scope):
+    """Be told by e-mail."""
+
+    channel: Literal["email"]
+    address: str = Field(pattern=r"^[^@ \t\r\n]+@[^@ \t\r\n]+$", max_length=320)
+
+
+class WebhookSubscriptionIn(_Scope):
+    """Be told through a Teams/Slack-style incoming webhook."""
+
+    channel: Literal["webhook"]
+    address: str = Field(pattern=r"^https?://[^ \t\r\n]+$", max_length=500)
+
+
+SubscriptionIn = Annotated[EmailSubscriptionIn | WebhookSubscriptionIn, Field(discriminator="channel")]
+
+
+class SubscriptionOut(BaseModel):
     """A stored subscription."""
 
     model_config = ConfigDict(from_attributes=True)
     id: int
     user_id: int
+    customer_id: int | None
+    site_id: int | None
+    min_severity: str
+    channel: str
+    address: str
 
 
 @router.get("", response_model=list[SubscriptionOut])
@@ -64,7 +77,7 @@ def subscribe(body: SubscriptionIn, sess: SessionDep, who: AlertReader):
     if customer_id is not None:
         get_visible(sess, Customer, customer_id, who, "customer")
     elif who.customers is not None:
-        raise errors.InvalidInput("name a customer_id: you see only some customers")
+        raise Forbidden("name a customer_id: you see only some customers")
     sub = NotificationSubscription(user_id=who.user_id, **(body.model_dump() | {"customer_id": customer_id}))
     sess.add(sub)
     sess.flush()
@@ -72,7 +85,9 @@ def subscribe(body: SubscriptionIn, sess: SessionDep, who: AlertReader):
 
 
 @router.delete("/{subscription_id}", status_code=204)
-def unsubscribe(subscription_id: int, sess: SessionDep, who: AlertReader) -> None:
+def unsubscribe(
+    subscription_id: Annotated[int, PathParam(ge=1, le=INT32_MAX)], sess: SessionDep, who: AlertReader
+) -> None:
     """Delete one of the caller's subscriptions (an admin: anyone's); pending notifications are cancelled."""
     sub = sess.get(NotificationSubscription, subscription_id)
     if sub is None or (who.role != "admin" and sub.user_id != who.user_id):
