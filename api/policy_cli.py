@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from api import policy
+from api import catalog, policy
 from fleet import bootstrap
 
 
@@ -23,6 +23,10 @@ def run(
 ) -> None:
     """Open and update alerts, propose offers and escalate overdue alerts from new predictions."""
     settings = bootstrap.load_settings()
+    try:
+        catalog.default()  # a broken catalog stops the start with every problem and its line
+    except catalog.CatalogFileError as exc:
+        raise bootstrap.fail(f"invalid catalog:\n{exc}") from None
     with bootstrap.engine_for(settings) as engine:
         if once:
             typer.echo(policy.run_once(engine=engine, settings=settings).summary())
