@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import sys
 import threading
@@ -12,16 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from fleet import audit, errors, registry
 from fleet.db import session
 from fleet.tables import AccountAssignment, ApiKey, User, utcnow
 
+log = logging.getLogger(__name__)
+
 ROLES = ("admin", "field_service", "account_manager", "customer")
 KEY_PREFIX = "sc"
+# A key's last use is written at most this often: a busy key must not make every lookup a write.
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,43 @@ def revoke_keys(*, engine: Engine, name: str, by: audit.Actor | None = None) -> 
     return len(keys)
 
 
+def set_disabled(*, engine: Engine, name: str, disabled: bool, by: audit.Actor | None = None) -> bool:
+    """Disable a user (its keys and console sessions stop working) or enable it again; False if unchanged."""
+    with session(engine) as sess:
+        user = sess.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise errors.NotFound(f"no user {name!r}")
+        if (user.disabled_at is not None) == disabled:
+            return False
+        before = {"disabled_at": user.disabled_at.isoformat() if user.disabled_at else None}
+        user.disabled_at = utcnow() if disabled else None
+        after = {"disabled_at": user.disabled_at.isoformat() if user.disabled_at else None}
+        action = "user_disabled" if disabled else "user_enabled"
+        audit.record(sess, "user", user.id, action, by, before=before, after=after)
+        user_id = user.id
+    principals.forget_user(user_id)
+    return True
+
+
+def _use_due(last_used_at: datetime | None, now: datetime) -> bool:
+    return last_used_at is None or now - last_used_at >= LAST_USED_EVERY
+
+
+def _note_use(key_id: int, now: datetime):  # noqa: ANN202
+    """UPDATE of a key's last use, unless another request or process wrote it within LAST_USED_EVERY."""
+    stale = or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_EVERY)
+    return update(ApiKey).where(ApiKey.id == key_id, stale).values(last_used_at=now)
+
+
+def note_use(engine: Engine, key_id: int, now: datetime) -> None:
+    """Record that a key authenticated a request; a database too busy to take it refuses no request."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(_note_use(key_id, now))
+    except OperationalError as exc:
+        log.warning("could not record the use of API key %d: %s", key_id, str(exc).splitlines()[0])
+
+
 def authenticate(sess: Session, token: str, now: datetime | None = None) -> Principal | None:
     """The principal behind a bearer token, or None for a garbage, unknown, expired or revoked key."""
     found = _lookup(sess, token, now or utcnow())
@@ -129,9 +171,15 @@ def authenticate(sess: Session, token: str, now: datetime | None = None) -> Prin
 
 
 def identify(sess: Session, token: str, now: datetime | None = None) -> tuple[Principal, int] | None:
-    """`authenticate`, with the id of the key: a console session hangs on the key it was made with."""
-    found = _lookup(sess, token, now or utcnow())
-    return None if found is None else (found[0], found[2])
+    """`authenticate` for a sign-in, in its writing session: the id of the key (a console session hangs
+    on the key it was made with), and the key's use recorded."""
+    now = now or utcnow()
+    found = _lookup(sess, token, now)
+    if found is None:
+        return None
+    if _use_due(found[3], now):
+        sess.execute(_note_use(found[2], now))
+    return found[0], found[2]
 
 
 def principal_of(sess: Session, key: ApiKey, user: User, now: datetime) -> Principal | None:
@@ -141,7 +189,10 @@ def principal_of(sess: Session, key: ApiKey, user: User, now: datetime) -> Princ
     return Principal(user.id, user.name, user.role, _visible_customers(sess, user))
 
 
-def _lookup(sess: Session, token: str, now: datetime) -> tuple[Principal, datetime | None, int] | None:
+def _lookup(
+    sess: Session, token: str, now: datetime
+) -> tuple[Principal, datetime | None, int, datetime | None] | None:
+    """(principal, key expiry, key id, key's last use) of a valid token."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
@@ -154,7 +205,7 @@ def _lookup(sess: Session, token: str, now: datetime) -> tuple[Principal, dateti
     if not hmac.compare_digest(key.secret_hash, _hash(parts[2])):
         return None
     principal = principal_of(sess, key, user, now)
-    return None if principal is None else (principal, key.expires_at, key.id)
+    return None if principal is None else (principal, key.expires_at, key.id, key.last_used_at)
 
 
 def _visible_customers(sess: Session, user: User) -> frozenset[int] | None:
@@ -214,15 +265,19 @@ class PrincipalCache:
             return None
         return entry.principal
 
-    def authenticate(self, engine: Engine, token: str) -> Principal | None:
-        """`authenticate` through the cache: the database is asked only on a miss."""
+    def authenticate(self, engine: Engine, token: str, writer: Engine | None = None) -> Principal | None:
+        """`authenticate` through the cache: the database is asked only on a miss, and then the key's
+        use is recorded through `writer` (at most once a minute)."""
         principal = self.get(token)
         if principal is not None:
             return principal
+        now = utcnow()
         with session(engine) as sess:
-            found = _lookup(sess, token, utcnow())
+            found = _lookup(sess, token, now)
         if found is None:
             return None
+        if writer is not None and _use_due(found[3], now):
+            note_use(writer, found[2], now)
         self._store(_hash(token), _Entry(found[0], found[1], self.clock() + self.ttl, _entry_bytes(found[0])))
         return found[0]
 

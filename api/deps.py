@@ -152,7 +152,9 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 _lookups: dict[tuple[Engine, str], asyncio.Future[auth.Principal | None]] = {}
 
 
-async def _authenticate_once(engine: Engine, token: str) -> auth.Principal | None:
+async def _authenticate_once(
+    engine: Engine, token: str, writer: Engine | None = None
+) -> auth.Principal | None:
     """The key looked up in a thread once, however many requests with it miss the cache together.
 
     When a busy client's cached key goes stale, all its requests in flight miss at the same moment;
@@ -160,7 +162,8 @@ async def _authenticate_once(engine: Engine, token: str) -> auth.Principal | Non
     """
     pending = _lookups.get((engine, token))
     if pending is None:
-        pending = asyncio.ensure_future(run_in_threadpool(auth.principals.authenticate, engine, token))
+        lookup = run_in_threadpool(auth.principals.authenticate, engine, token, writer)
+        pending = asyncio.ensure_future(lookup)
         _lookups[engine, token] = pending
         pending.add_done_callback(lambda _: _lookups.pop((engine, token), None))
     # shield: a request cancelled while waiting must not cancel the lookup the others wait for
@@ -175,7 +178,7 @@ async def get_principal(request: Request, credentials: Credentials) -> auth.Prin
     # A key seen in the last few seconds costs no database round trip and no thread-pool hop.
     principal = auth.principals.get(token)
     if principal is None:
-        principal = await _authenticate_once(request.app.state.reader, token)
+        principal = await _authenticate_once(request.app.state.reader, token, request.app.state.engine)
     if principal is None:
         raise Unauthorized("the API key is unknown, expired or revoked")
     return principal

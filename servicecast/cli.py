@@ -264,6 +264,31 @@ def users_revoke(name: str) -> None:
     typer.echo(f"revoked {n} key(s) of {name}")
 
 
+@users_app.command("disable")
+def users_disable(name: str) -> None:
+    """Disable a user: its keys and console sessions stop working (`users enable` undoes it)."""
+    _set_disabled(name, disabled=True)
+
+
+@users_app.command("enable")
+def users_enable(name: str) -> None:
+    """Let a disabled user in again."""
+    _set_disabled(name, disabled=False)
+
+
+def _set_disabled(name: str, *, disabled: bool) -> None:
+    from api import auth
+
+    try:
+        changed = auth.set_disabled(
+            engine=ready_engine(load_settings()), name=name, disabled=disabled, by=audit.operator()
+        )
+    except errors.ServicecastError as exc:
+        raise fail(exc, code=EXIT_ERROR) from None
+    state = "disabled" if disabled else "enabled"
+    typer.echo(f"{name} {state}" if changed else f"{name} was {state} already")
+
+
 @app.command("api")
 def api_server() -> None:
     """Serve the HTTP API and the console with uvicorn (SERVICECAST_API_WORKERS processes)."""
