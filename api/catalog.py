@@ -212,8 +212,14 @@ def time_to_failure(lead_hours: float | None, language: str = "en") -> str:
     """The time-to-failure phrase of an offer, from the lead time every page shows."""
     if lead_hours is None:
         return "innerhalb des Prognosehorizonts" if language == "de" else "within the forecast horizon"
-    amount = f"{lead_hours:.0f} h" if lead_hours < 72 else f"{lead_hours / 24:.0f} d"
-    return f"innerhalb von etwa {amount}" if language == "de" else f"within about {amount}"
+    hours, days = round(lead_hours), round(lead_hours / 24)
+    if language == "de":
+        return (
+            f"innerhalb von etwa {hours} Stunden" if lead_hours < 72 else f"innerhalb von etwa {days} Tagen"
+        )
+    if lead_hours < 72:
+        return f"within about {hours} hour{'' if hours == 1 else 's'}"
+    return f"within about {days} days"
 
 
 def render(
