@@ -43,3 +43,35 @@ def test_the_approved_edited_price_is_the_action_the_ledger_learns(database_url)
         "wear_part_replacement@1",
         "wear_part_replacement@2",
     ]
+
+
+def test_the_learning_policy_proposes_from_the_stored_ledger_and_logs_its_propensity(database_url) -> None:
+    import numpy as np
+
+    from api import offer_policy, offers
+    from fleet.settings import Settings
+    from fleet.tables import Prediction
+    from tests.api.support import NOW, add_prediction
+
+    world = build_world(database_url)
+    offer_id, am = world.offers["acme"][0], world.headers("am-acme")
+    with world.client() as client:  # one decided offer in the ledger: approved, then lost
+        assert client.post(f"{API_PREFIX}/offers/{offer_id}/approve", json={}, headers=am).is_success
+        lost = {"accepted": False, "revenue": None}
+        assert client.post(f"{API_PREFIX}/offers/{offer_id}/outcome", json=lost, headers=am).is_success
+    prediction_id = add_prediction(world.engine, world.machines["acme"][2], risk=0.75, hours_ahead=240)
+    with session(world.engine) as sess:
+        ledger = offer_ledger.from_offers(sess)
+        assert len(ledger.entries) == 1 and ledger.revenue() == 0.0
+        chooser = offer_policy.build("thompson", exploration=0.2, rows=ledger.rows())
+        prediction = sess.get(Prediction, prediction_id)
+        offer = offers.propose(
+            sess, prediction, Settings(), NOW, policy=chooser, rng=np.random.default_rng(3)
+        )
+        assert offer is not None and offer.policy == "thompson"
+        probabilities = [a["probability"] for a in offer.alternatives]
+        assert abs(sum(probabilities) - 1.0) < 1e-9 and min(probabilities) >= 0.2 / len(probabilities) - 1e-9
+        chosen = next(
+            a for a in offer.alternatives if a["item"] == offer.catalog_item and a["price"] == offer.price
+        )
+        assert offer.propensity == chosen["probability"]
