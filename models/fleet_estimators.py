@@ -62,6 +62,8 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
 
     Gradient-boosted trees, cross-fitted by machine: `folds` models each trained on the other folds'
     machines and calibrated (isotonic) on their own fold; the risk is the mean of the calibrated models.
+    Negative rows within the horizon before a technician's "no fault found" (`cleared_h`) are the model's
+    own false alarms: they are never thinned and weigh `no_fault_weight` in the boosting.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         max_iter: int = 150,
         learning_rate: float = 0.1,
         max_leaf_nodes: int = 31,
+        no_fault_weight: float = 5.0,
         random_state: int = 0,
     ):
         self.features = features
@@ -83,6 +86,7 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         self.max_iter = max_iter
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
+        self.no_fault_weight = no_fault_weight
         self.random_state = random_state
 
     def _booster(self, seed: int) -> HistGradientBoostingClassifier:
@@ -104,6 +108,8 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         self.columns_ = list(table.columns)
         positive, known = within(y, self.horizon_hours)
         usable = known & features.sufficient(table)
+        cleared = y["cleared_h"].to_numpy(dtype=float) if "cleared_h" in y else np.full(len(y), np.nan)
+        hard = usable & ~positive & (cleared <= self.horizon_hours)
         x = table.to_numpy(dtype=float)
         self.classes_ = np.array([False, True])
         self.models_, self.calibrators_ = [], []
@@ -120,13 +126,16 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         row_fold = np.array([fold_of.get(m, -1) for m in machines])
         if positive[usable].sum() >= 2 and len(names) >= self.folds:
             for k in range(self.folds):
-                # Unweighted on purpose: the isotonic step, fitted on all held-out rows, restores the base
-                # rate, and weighted binning costs more than the boosting itself.
+                # The thinning is not undone by weights on purpose: the isotonic step, fitted on all
+                # held-out rows, restores the base rate, and weighted binning costs more than the boosting.
                 train, _ = _subsample(
-                    usable & (row_fold != k), positive, self.max_rows, self.random_state + k
+                    usable & (row_fold != k), positive | hard, self.max_rows, self.random_state + k
                 )
                 held = usable & (row_fold == k)
-                model = self._booster(self.random_state + k).fit(x[train], positive[train])
+                weight = np.where(hard[train], self.no_fault_weight, 1.0) if hard.any() else None
+                model = self._booster(self.random_state + k).fit(
+                    x[train], positive[train], sample_weight=weight
+                )
                 raw = model.predict_proba(x[held])[:, 1]
                 iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, positive[held])
                 self.oof_[held] = iso.predict(raw)
@@ -187,12 +196,13 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
 
 
 class FleetRUL(RegressorMixin, _TableEstimator):
-    """Remaining useful life in hours (capped at `cap_hours`) with a split-conformal interval.
+    """Remaining useful life in hours (capped at `cap_hours`) with a conformal interval.
 
     Boosted trees (squared error on log1p hours) trained on rows leading to precursor failures (exact
     RUL) and on rows known healthy for longer than the cap (target = cap); rows before sudden failures or
-    caught degradations are left out. The interval: split-conformal residual quantiles of held-out
-    machines' rows leading to a failure, per quantile band (`bins`) of the predicted RUL.
+    caught degradations are left out. The interval: conformal residual quantiles, per quantile band
+    (`bins`) of the predicted RUL, of out-of-fold predictions (`calibration_folds` folds by machine) on
+    the rows where a RUL is read: those within `calibrate_hours` (default: the cap) before a failure.
     """
 
     def __init__(
@@ -202,6 +212,8 @@ class FleetRUL(RegressorMixin, _TableEstimator):
         cap_hours: float = 336.0,
         interval: float = 0.8,
         bins: int = 4,
+        calibration_folds: int = 3,
+        calibrate_hours: float | None = None,
         max_rows: int = 80_000,
         max_iter: int = 100,
         random_state: int = 0,
@@ -210,14 +222,21 @@ class FleetRUL(RegressorMixin, _TableEstimator):
         self.cap_hours = cap_hours
         self.interval = interval
         self.bins = bins
+        self.calibration_folds = calibration_folds
+        self.calibrate_hours = calibrate_hours
         self.max_rows = max_rows
         self.max_iter = max_iter
         self.random_state = random_state
 
+    def _booster(self) -> HistGradientBoostingRegressor:
+        return HistGradientBoostingRegressor(
+            max_iter=self.max_iter, max_leaf_nodes=15, random_state=self.random_state
+        )
+
     def fit_table(
         self, table: pd.DataFrame, y: pd.DataFrame, features: FleetFeatures, machines: np.ndarray
     ) -> FleetRUL:
-        """Fit on 3/4 of the machines, calibrate the interval on the other quarter."""
+        """Fit on every usable row; calibrate the interval on out-of-fold predictions by machine."""
         self.features_ = features
         self.columns_ = list(table.columns)
         ttf = y["ttf_h"].to_numpy(dtype=float)
@@ -235,33 +254,40 @@ class FleetRUL(RegressorMixin, _TableEstimator):
         if len(rows) < 20 or not exact[rows].any():
             self.constant_ = float(np.expm1(np.median(target))) if len(rows) else self.cap_hours
             return self
+        self.model_ = self._booster().fit(x, target)
+        read_h = self.cap_hours if self.calibrate_hours is None else self.calibrate_hours
+        calib = exact[rows] & (ttf[rows] <= read_h)
         names = np.unique(machines[rows])
-        held_names = np.random.default_rng(self.random_state).permutation(names)[: max(1, len(names) // 4)]
-        held = np.isin(machines[rows], held_names)
-        fit_rows = ~held if (~held).any() else np.ones(len(rows), dtype=bool)
-        self.model_ = HistGradientBoostingRegressor(
-            max_iter=self.max_iter, max_leaf_nodes=15, random_state=self.random_state
-        ).fit(x[fit_rows], target[fit_rows])
-        # Split-conformal band from held-out machines' rows that lead to a failure (where a RUL is read;
-        # healthy rows at the cap are easy and would make it too narrow), per band of predicted RUL.
-        calib = held & exact[rows]
-        if calib.sum() >= 20:
-            pred = self.model_.predict(x[calib])
-            resid = target[calib] - pred
-            self.edges_ = np.quantile(pred, np.linspace(0, 1, self.bins + 1)[1:-1])
-            which = np.searchsorted(self.edges_, pred)
-            tail = (1 - self.interval) / 2
-            self.bands_ = np.array(
-                [
-                    np.quantile(resid[which == b] if (which == b).sum() >= 10 else resid, [tail, 1 - tail])
-                    for b in range(self.bins)
-                ]
-            )
-            self.band_ = (float(np.quantile(resid, tail)), float(np.quantile(resid, 1 - tail)))
-        elif held.any():  # too few failures held out: one band from every held-out row
-            resid = target[held] - self.model_.predict(x[held])
-            tail = (1 - self.interval) / 2
-            self.band_ = (float(np.quantile(resid, tail)), float(np.quantile(resid, 1 - tail)))
+        if len(names) < 2 or not calib.any():
+            return self
+        fold_of = dict(
+            zip(names, np.random.default_rng(self.random_state).permutation(len(names)), strict=True)
+        )
+        fold = np.array([fold_of[m] for m in machines[rows]]) % min(self.calibration_folds, len(names))
+        oof = np.full(len(rows), np.nan)
+        for k in np.unique(fold):
+            out = fold == k
+            if (calib & out).any() and (~out).any():
+                oof[calib & out] = self._booster().fit(x[~out], target[~out]).predict(x[calib & out])
+        # Residuals of machines each model never saw, on rows where a RUL is read (healthy rows at the cap
+        # are easy and would make the band too narrow), per band of predicted RUL.
+        calib &= ~np.isnan(oof)
+        resid = target[calib] - oof[calib]
+        tail = (1 - self.interval) / 2
+        if calib.sum() < 20:
+            if calib.any():
+                self.band_ = (float(np.quantile(resid, tail)), float(np.quantile(resid, 1 - tail)))
+            return self
+        pred = oof[calib]
+        self.edges_ = np.quantile(pred, np.linspace(0, 1, self.bins + 1)[1:-1])
+        which = np.searchsorted(self.edges_, pred)
+        self.bands_ = np.array(
+            [
+                np.quantile(resid[which == b] if (which == b).sum() >= 10 else resid, [tail, 1 - tail])
+                for b in range(self.bins)
+            ]
+        )
+        self.band_ = (float(np.quantile(resid, tail)), float(np.quantile(resid, 1 - tail)))
         return self
 
     def interval_table(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -64,6 +64,7 @@ class FleetModel(BaseEstimator):
         folds: int = 3,
         max_rows: int = 150_000,
         max_iter: int = 150,
+        no_fault_weight: float = 5.0,
         statsmodels_top: int = 5,
         n_threads: int | None = 1,
         random_state: int = 0,
@@ -74,6 +75,7 @@ class FleetModel(BaseEstimator):
         self.folds = folds
         self.max_rows = max_rows
         self.max_iter = max_iter
+        self.no_fault_weight = no_fault_weight
         self.statsmodels_top = statsmodels_top
         self.n_threads = n_threads
         self.random_state = random_state
@@ -97,10 +99,14 @@ class FleetModel(BaseEstimator):
                 folds=self.folds,
                 max_rows=self.max_rows,
                 max_iter=self.max_iter,
+                no_fault_weight=self.no_fault_weight,
                 random_state=self.random_state,
             ).fit_table(table, y, self.features_, machines)
         rul = FleetRUL(
-            cap_hours=self.rul_cap_hours, max_iter=max(10, self.max_iter // 2), random_state=self.random_state
+            cap_hours=self.rul_cap_hours,
+            calibrate_hours=self.horizon_hours,  # the band is read on alerts, within the horizon of a failure
+            max_iter=max(10, self.max_iter // 2),
+            random_state=self.random_state,
         )
         self.rul_ = rul.fit_table(table, y, self.features_, machines)
         self.trend_ = TrendForecaster().fit_table(table, y, self.features_)

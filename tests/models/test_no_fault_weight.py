@@ -1,0 +1,39 @@
+"""A "no fault found" finding teaches the classifier: its false alarm's rows weigh more as negatives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models import episodes
+from models.fleet_model import FleetModel
+from models.labels import make_targets
+from tests.models.fleet_support import FAST, fleet, pump_data
+
+
+def test_rows_before_a_no_fault_finding_get_a_lower_risk_after_retraining() -> None:
+    run = fleet(40, 30.0)
+    panel, y = pump_data(40, 30.0)
+    params = {**FAST, "max_iter": 40}
+    before = FleetModel(**params).fit(panel, y)
+    risk, _ = before.risk_rows(panel)
+    ts = pd.to_datetime(panel["ts"], utc=True)
+    alerts = episodes.alert_starts(panel["machine"].astype(str).to_numpy(), ts, risk, 0.5)
+    wrong = alerts[~episodes.right_alerts(alerts, run.failures, run.maintenance, horizon_hours=168.0)]
+    assert len(wrong) >= 3
+    no_faults = pd.DataFrame({"machine": wrong["machine"], "ts": wrong["start"] + pd.Timedelta(hours=24)})
+
+    taught = make_targets(panel, run.failures, run.maintenance, no_faults=no_faults)
+    # No event moves: the findings only make censored rows known and weigh the rows they clear.
+    assert (taught["ttf_h"].fillna(-1) == y["ttf_h"].fillna(-1)).all()
+    cleared = (taught["cleared_h"].to_numpy() <= 168.0) & (taught["ttf_h"].fillna(np.inf).to_numpy() > 168.0)
+    hard = cleared & ~np.isnan(risk)
+    assert hard.sum() > 100
+    alerting = {}
+    for name, weight in (("weighted", 5.0), ("unweighted", 1.0)):
+        retrained, _ = FleetModel(**params, no_fault_weight=weight).fit(panel, taught).risk_rows(panel)
+        alerting[name] = np.mean(retrained[hard] >= 0.5)
+    alerting["before"] = np.mean(risk[hard] >= 0.5)
+    # Share of the cleared rows that would still alert: the findings' rows alone lower it (they were
+    # censored or thinned before); their weight lowers it further.
+    assert alerting["weighted"] < 0.7 * alerting["unweighted"] < 0.7 * alerting["before"], alerting
