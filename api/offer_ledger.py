@@ -10,11 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
+from api.events import OFFER_APPROVED
 from api.offer_policy import Arm, Context
-from fleet.tables import Offer
+from fleet.tables import Offer, OutboxMessage
 
 DECIDED = ("accepted", "declined", "expired")
 
@@ -56,10 +57,24 @@ def arm_of(offer: Offer) -> Arm:
 
 
 def from_offers(sess: Session, *, limit: int = 100_000) -> Ledger:
-    """The ledger of decided offers that carry a policy log (context and propensity)."""
+    """The ledger of decided offers that carry a policy log (context and propensity).
+
+    An expired offer counts only if the customer had it (its approval was delivered): one that expired
+    before anyone sent it says nothing about the customer.
+    """
+    delivered = exists().where(
+        OutboxMessage.offer_id == Offer.id,
+        OutboxMessage.event_type == OFFER_APPROVED,
+        OutboxMessage.status == "delivered",
+    )
     query = (
         select(Offer)
-        .where(Offer.status.in_(DECIDED), Offer.context.is_not(None), Offer.propensity.is_not(None))
+        .where(
+            Offer.status.in_(DECIDED),
+            or_(Offer.status != "expired", delivered),
+            Offer.context.is_not(None),
+            Offer.propensity.is_not(None),
+        )
         .order_by(Offer.outcome_at, Offer.id)
         .limit(limit)
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from api import offer_ledger
 from api.app import API_PREFIX
 from fleet.db import session
@@ -75,3 +77,36 @@ def test_the_learning_policy_proposes_from_the_stored_ledger_and_logs_its_propen
             a for a in offer.alternatives if a["item"] == offer.catalog_item and a["price"] == offer.price
         )
         assert offer.propensity == chosen["probability"]
+
+
+def test_an_offer_that_expired_unsent_teaches_nothing_one_sent_teaches_a_no(database_url) -> None:
+    from datetime import timedelta
+
+    from fleet.tables import OutboxMessage
+    from tests.api.support import NOW, add_prediction
+
+    world = build_world(database_url)
+    add_prediction(world.engine, world.machines["acme"][2], risk=0.75, hours_ahead=240)
+    from api import policy
+
+    policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+    with session(world.engine) as sess:
+        unsent, sent = sess.scalars(select(Offer).where(Offer.customer_id == world.customers["acme"])).all()
+        sent.status = "sent"
+        sess.add(
+            OutboxMessage(
+                event_id=f"offer-{sent.id}-approved",
+                event_type="com.servicecast.offer.approved",
+                destination="webhook",
+                customer_id=sent.customer_id,
+                offer_id=sent.id,
+                payload={},
+                status="delivered",
+                delivered_at=NOW,
+            )
+        )
+    policy.run_once(engine=world.engine, settings=world.settings, now=NOW + timedelta(days=31))
+    with session(world.engine) as sess:
+        assert {o.status for o in sess.scalars(select(Offer))} >= {"expired"}
+        entries = offer_ledger.from_offers(sess).entries
+    assert [(e.arm.item, e.revenue) for e in entries] == [(sent.catalog_item, 0.0)]
