@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from api import offer_ledger
+from api import offer_ledger, policy
 from api.app import API_PREFIX
 from fleet.db import session
 from fleet.tables import Offer
@@ -87,8 +87,6 @@ def test_an_offer_that_expired_unsent_teaches_nothing_one_sent_teaches_a_no(data
 
     world = build_world(database_url)
     add_prediction(world.engine, world.machines["acme"][2], risk=0.75, hours_ahead=240)
-    from api import policy
-
     policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
     with session(world.engine) as sess:
         unsent, sent = sess.scalars(select(Offer).where(Offer.customer_id == world.customers["acme"])).all()
