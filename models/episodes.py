@@ -57,6 +57,14 @@ def _events(failures: pd.DataFrame, maintenance: pd.DataFrame | None) -> pd.Data
     return events
 
 
+def right_alerts(
+    alerts: pd.DataFrame, failures: pd.DataFrame, maintenance: pd.DataFrame | None, *, horizon_hours: float
+) -> np.ndarray:
+    """Per alert (machine, start): whether its machine fails, or wear is found, within the horizon."""
+    alerts = alerts.assign(start=pd.to_datetime(alerts["start"], utc=True).dt.as_unit("ns"))
+    return _next_event(alerts, _events(failures, maintenance), horizon_hours)
+
+
 def lead_times(alerts: pd.DataFrame, failures: pd.DataFrame, horizon_hours: float) -> np.ndarray:
     """Per failure: hours between the earliest alert in its horizon and the failure (NaN if none)."""
     if not len(failures):
@@ -89,7 +97,7 @@ def alert_metrics(
 ) -> dict:
     """Precision, false alarms per machine-month, recall at the minimum lead and median lead, per kind."""
     alerts = alerts.assign(start=pd.to_datetime(alerts["start"], utc=True).dt.as_unit("ns"))
-    right = _next_event(alerts, _events(failures, maintenance), horizon_hours)
+    right = right_alerts(alerts, failures, maintenance, horizon_hours=horizon_hours)
     strict = _next_event(alerts, _events(failures, None), horizon_hours)
     n = len(alerts)
     out = {

@@ -24,10 +24,14 @@ def backtest(
     maintenance: pd.DataFrame | None,
     *,
     split: pd.Timestamp,
+    no_faults: pd.DataFrame | None = None,
     min_lead_hours: float = 24.0,
     **params: object,
 ) -> dict:
-    """Per machine type and pooled: alert precision/recall, lead time, false alarms, Brier, RUL RMSE."""
+    """Per machine type and pooled: alert precision/recall, lead time, false alarms, Brier, RUL RMSE.
+
+    `no_faults` (machine, ts, machine_type) are technicians' findings; training sees those before `split`.
+    """
     ts_all = pd.to_datetime(panel["ts"], utc=True)
     end = ts_all.max()
     out: dict = {"split": split.isoformat(), "end": end.isoformat(), "types": {}}
@@ -38,7 +42,8 @@ def backtest(
         f_type = failures[failures["machine_type"] == mtype]
         m_type = None if maintenance is None else maintenance[maintenance["machine_type"] == mtype]
         started = time.perf_counter()
-        model, train_metrics = train_type(part, f_type, m_type, until=split, **params)
+        nf_type = None if no_faults is None else no_faults[no_faults["machine_type"] == mtype]
+        model, train_metrics = train_type(part, f_type, m_type, no_faults=nf_type, until=split, **params)
         fit_s = time.perf_counter() - started
         risk, alerts = champion.window_alerts(model, part, split)
         ts = pd.to_datetime(part["ts"], utc=True)

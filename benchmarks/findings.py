@@ -1,0 +1,158 @@
+"""Technicians in a simulated run: an earlier model's alerts resolved with findings through the product path.
+
+An earlier model, trained before `review_start`, scores the training period from then on; the live
+policy's alert step (`api.alerts.apply_prediction`) opens its alerts in a store of their own. A
+technician visits each alert `visit_hours` after it opened and resolves it through the alert workflow
+(`api.alerts.resolve`): "no fault found" when the machine neither failed nor had wear found within the
+horizon after the alert opened (its true state); alerts that were right stay with the simulator's
+failure labels. Only alerts whose horizon ends before `split` are visited, so no finding knows the test
+period. The findings come back from the label store as training reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, select
+
+from api import alerts as alert_workflow
+from api.auth import Principal
+from fleet import migrate
+from fleet.db import make_engine, session
+from fleet.tables import Alert, Prediction
+from models import episodes, scoring, versions
+from models.training import ground_truth_by_id, train_type
+from simulators.registration import register_machines
+
+TECHNICIAN = Principal(user_id=0, name="simulated technician", role="field_service", customers=None)
+
+
+@dataclass(frozen=True)
+class Findings:
+    """The no-fault findings as training reads them (machine named as in the panel), and their counts."""
+
+    no_faults: pd.DataFrame  # machine, ts, machine_type
+    alerts: int  # alerts the earlier model opened in the reviewed period
+    visited: int  # of them, alerts whose horizon ended before the split
+    no_fault_found: int
+
+
+def _open_alerts(engine: Engine, model, part: pd.DataFrame, ids: dict, start, end, mtype: str) -> None:  # noqa: ANN001
+    """Predictions of `model` on its alerting rows in [start, end), through the live policy."""
+    version = versions.register(engine, model=model, machine_type=mtype)
+    risk, _ = model.risk_rows(part)
+    ts = pd.to_datetime(part["ts"], utc=True)
+    rows = ((ts >= start) & (ts < end)).to_numpy() & (np.nan_to_num(risk, nan=-1.0) >= model.threshold_)
+    if not rows.any():
+        return
+    keys = zip(part["tenant"].to_numpy()[rows], part["machine"].to_numpy()[rows], strict=True)
+    pairs = [ids[(t, str(m))] for t, m in keys]
+    due = pd.DataFrame({"customer_id": [c for c, _ in pairs], "machine_id": [m for _, m in pairs]})
+    # Below the threshold the policy opens nothing, so only the alerting rows are written.
+    scores = pd.DataFrame({"machine": due["machine_id"], "ts": ts[rows].to_numpy(), "status": "ok"})
+    scores["risk"] = risk[rows]
+    for col in ("failure_mode", "eta_sensor"):
+        scores[col] = None
+    for col in ("rul_hours", "rul_low", "rul_high", "eta_h", "eta_low_h", "eta_high_h", "anomaly_score"):
+        scores[col] = np.nan
+    scores["contributions"], scores["explanation"] = None, ""
+    scores = scores.sort_values("ts", kind="mergesort")
+    with engine.begin() as conn:
+        conn.execute(
+            Prediction.__table__.insert(),
+            scoring.prediction_rows(scores, due.drop_duplicates(), version, model.horizon_hours),
+        )
+    # The live policy's alert step at the version's threshold (its offer step needs grants these lack).
+    with session(engine) as sess:
+        query = select(Prediction).where(Prediction.model_version == version).order_by(Prediction.id)
+        for prediction in sess.scalars(query):
+            alert_workflow.apply_prediction(sess, prediction, prediction.ts, threshold=model.threshold_)
+
+
+def _visit(engine: Engine, names: dict, failures, maintenance, *, horizon_hours, visit_hours, until) -> int:  # noqa: ANN001
+    """Resolve each alert whose horizon ends before `until` by the machine's true state; returns how many."""
+    with session(engine) as sess:
+        opened = sess.execute(
+            select(Alert, Prediction.ts).join(Prediction, Prediction.id == Alert.first_prediction_id)
+        ).all()
+        frame = pd.DataFrame(
+            {"machine": [names[a.machine_id] for a, _ in opened], "start": [t for _, t in opened]}
+        )
+        right = episodes.right_alerts(frame, failures, maintenance, horizon_hours=horizon_hours)
+        visited = 0
+        for (alert, started), ok in zip(opened, right, strict=True):
+            started = pd.to_datetime(started, utc=True)
+            if started + pd.Timedelta(hours=horizon_hours) >= until:
+                continue
+            visited += 1
+            if ok:
+                continue
+            at = (started + pd.Timedelta(hours=visit_hours)).to_pydatetime()
+            alert_workflow.acknowledge(sess, alert, TECHNICIAN, at)
+            alert_workflow.resolve(
+                sess, alert, finding="no_fault_found", text=None, parts=[], by=TECHNICIAN, now=at
+            )
+    return visited
+
+
+def review(
+    run,  # noqa: ANN001 - simulators.engine.SimulationRun
+    panel: pd.DataFrame,
+    *,
+    split: pd.Timestamp,
+    review_days: float = 60.0,
+    visit_hours: float = 24.0,
+    engine: Engine | None = None,
+    **params: object,
+) -> Findings:
+    """Findings on the alerts an earlier model opens in the `review_days` before `split`.
+
+    The alerts and findings live in `engine`'s store (migrated, without the run's machines), else in a
+    temporary SQLite file.
+    """
+    if engine is not None:
+        return _review(
+            engine, run, panel, split=split, review_days=review_days, visit_hours=visit_hours, **params
+        )
+    with TemporaryDirectory(prefix="servicecast-findings-") as folder:
+        engine = make_engine(f"sqlite:///{Path(folder) / 'store.db'}")
+        try:
+            migrate.upgrade(engine)
+            return _review(
+                engine, run, panel, split=split, review_days=review_days, visit_hours=visit_hours, **params
+            )
+        finally:
+            engine.dispose()
+
+
+def _review(
+    engine: Engine, run, panel: pd.DataFrame, *, split, review_days, visit_hours, **params
+) -> Findings:  # noqa: ANN001
+    start = split - pd.Timedelta(days=review_days)
+    ids = register_machines(engine=engine, machines=run.machines)
+    names = {m: str(code) for (_, code), (_, m) in ids.items()}
+    for mtype, part in panel.groupby("machine_type", observed=True, sort=True):
+        part = part[pd.to_datetime(part["ts"], utc=True) < split].reset_index(drop=True)
+        f_type = run.failures[run.failures["machine_type"] == mtype]
+        m_type = run.maintenance[run.maintenance["machine_type"] == mtype]
+        model, _ = train_type(part, f_type, m_type, until=start, **params)
+        _open_alerts(engine, model, part, ids, start, split, str(mtype))
+    horizon = float(params.get("horizon_hours", 168.0))
+    visited = _visit(
+        engine,
+        names,
+        run.failures,
+        run.maintenance,
+        horizon_hours=horizon,
+        visit_hours=visit_hours,
+        until=split,
+    )
+    truth = ground_truth_by_id(engine)
+    with session(engine) as sess:
+        opened = len(sess.scalars(select(Alert.id)).all())
+    no_faults = truth.no_faults.assign(machine=truth.no_faults["machine"].astype(int).map(names))
+    return Findings(no_faults=no_faults, alerts=opened, visited=visited, no_fault_found=len(no_faults))
