@@ -16,7 +16,12 @@ from sqlalchemy import Engine, func, select, text
 from fleet import contract, registration
 from fleet.settings import MqttEndpoint, Settings
 from fleet.tables import Machine, Quarantine, Telemetry
+from ingest.inbox import Inbox
+from ingest.pipeline import Pipeline
+from ingest.schemas import Envelope
 from ingest.service import Ingester
+from ingest.writer import BatchWriter
+from simulators.publisher import Publisher
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
@@ -74,6 +79,29 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def publish_acked(url: str, stream: list[tuple[str, bytes]], timeout: float = 60) -> None:
+    """Publish at QoS 1 and return once the broker has acknowledged every message."""
+    with Publisher(url) as publisher:
+        publisher.publish_many(stream)
+        assert publisher.wait(timeout), "the broker did not acknowledge every message"
+
+
+def drain_with_writer(pipeline: Pipeline, batch: list[tuple[str, bytes]]) -> BatchWriter:
+    """Queue the batch, let a writer store it through `pipeline` until every message is handed back for
+    acking, stop the writer; returns it for its stats."""
+    inbox = Inbox(max_messages=10_000, max_bytes=2**26)
+    acked: list[Envelope] = []
+    writer = BatchWriter(pipeline=pipeline, inbox=inbox, on_committed=acked.extend)
+    for mid, (topic, payload) in enumerate(batch, start=1):
+        inbox.put(Envelope(topic, payload, 1, mid, time.time()))
+    writer.start()
+    try:
+        wait_until(lambda: len(acked) == len(batch), 30, "every message committed and handed back for acking")
+    finally:
+        assert writer.stop(10)
+    return writer
 
 
 def in_process_ingester(

@@ -15,13 +15,13 @@ from fleet.tables import Quarantine
 from ingest.pipeline import Pipeline
 from ingest.quarantine import replay
 from servicecast.cli import app
-from simulators.publisher import Publisher
 from tests.ingest.support import (
     START,
     count_rows,
     in_process_ingester,
     machine_codes,
     messages,
+    publish_acked,
     quarantine_reasons,
     register_fleet,
     stored_keys,
@@ -63,9 +63,7 @@ def test_hostile_payloads_are_quarantined_and_good_ones_after_them_are_stored(
     stream = before + [(TOPIC, payload) for payload, _ in HOSTILE] + [(TOPIC, large)] + after
     ingester = in_process_ingester(database_url, engine, mosquitto.url, "ingest-hostile")
     try:
-        with Publisher(mosquitto.url) as publisher:
-            publisher.publish_many(stream)
-            assert publisher.wait(30)
+        publish_acked(mosquitto.url, stream, 30)
         wait_until(lambda: count_rows(engine) == 200, 30, "the good messages before and after the bad ones")
         stats = ingester.stats
         wait_until(lambda: stats.quarantined == len(HOSTILE) + 1, 30, "every hostile message quarantined")

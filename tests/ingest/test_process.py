@@ -18,6 +18,7 @@ from tests.ingest.support import (
     machine_codes,
     messages,
     poison_everything,
+    publish_acked,
     register_fleet,
     wait_until,
 )
@@ -86,9 +87,7 @@ def test_sigterm_flushes_acks_and_exits_0(mosquitto, database_url, engine, tmp_p
     )
     try:
         ingester.start()
-        with Publisher(mosquitto.url) as publisher:
-            publisher.publish_many(batch)
-            assert publisher.wait(30)
+        publish_acked(mosquitto.url, batch, 30)
         wait_until(lambda: count_rows(engine) > 0, 30, "the first rows")
         scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         ready = urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
@@ -124,9 +123,7 @@ def test_the_process_exits_non_zero_within_seconds_when_its_writer_dies(mosquitt
     )
     try:
         ingester.start()
-        with Publisher(mosquitto.url) as publisher:
-            publisher.publish_many(messages("acme", codes, per_machine=20))
-            assert publisher.wait(30)
+        publish_acked(mosquitto.url, messages("acme", codes, per_machine=20), 30)
         assert ingester.wait_exit(15) == 4
     finally:
         ingester.stop_quietly()

@@ -20,6 +20,7 @@ from tests.ingest.support import (
     in_process_ingester,
     machine_codes,
     messages,
+    publish_acked,
     quarantine_reasons,
     register_fleet,
     stored_keys,
@@ -87,9 +88,7 @@ def test_bad_messages_are_quarantined_and_the_stream_goes_on(mosquitto, database
     ingester = in_process_ingester(database_url, engine, mosquitto.url, "ingest-bad")
     try:
         started = time.monotonic()
-        with Publisher(mosquitto.url) as publisher:
-            publisher.publish_many(stream)
-            assert publisher.wait(60)
+        publish_acked(mosquitto.url, stream, 60)
         stats = ingester.stats
         wait_until(lambda: stats.stored + stats.quarantined >= len(stream), 60, "every message handled")
         elapsed = time.monotonic() - started
@@ -236,9 +235,7 @@ def test_two_replicas_on_a_shared_subscription_split_the_stream_without_duplicat
     ]
     try:
         assert replicas[0].source.subscription == "$share/ingest/fleet/+/+/+"
-        with Publisher(mosquitto.url) as publisher:
-            publisher.publish_many(batch)
-            assert publisher.wait(60)
+        publish_acked(mosquitto.url, batch, 60)
         wait_until(lambda: count_rows(engine) == len(batch), 60, "every message stored")
         time.sleep(0.5)
     finally:

@@ -13,14 +13,13 @@ from sqlalchemy import select, text
 from fleet.settings import MqttEndpoint, Settings
 from fleet.tables import Quarantine
 from ingest import metrics
-from ingest.inbox import Inbox
 from ingest.pipeline import Pipeline
 from ingest.schemas import Envelope
 from ingest.service import Ingester
-from ingest.writer import BatchWriter
 from tests import services
 from tests.ingest.support import (
     count_rows,
+    drain_with_writer,
     machine_codes,
     messages,
     poison_everything,
@@ -40,17 +39,8 @@ def test_a_row_the_database_refuses_is_quarantined_and_its_batch_is_stored(sqlit
                 "BEGIN SELECT RAISE(ABORT, 'seq 13 refused'); END"
             )
         )
-    inbox = Inbox(max_messages=10_000, max_bytes=2**26)
-    acked: list[Envelope] = []
-    writer = BatchWriter(pipeline=Pipeline(engine=sqlite_engine), inbox=inbox, on_committed=acked.extend)
     batch = messages("acme", machine_codes(5), per_machine=20)
-    for mid, (topic, payload) in enumerate(batch, start=1):
-        inbox.put(Envelope(topic, payload, 1, mid, time.time()))
-    writer.start()
-    try:
-        wait_until(lambda: len(acked) == len(batch), 30, "every message committed and handed back for acking")
-    finally:
-        assert writer.stop(10)
+    writer = drain_with_writer(Pipeline(engine=sqlite_engine), batch)
     assert count_rows(sqlite_engine) == len(batch) - 5
     assert quarantine_reasons(sqlite_engine) == ["db_rejected"] * 5
     assert writer.stats.quarantined == 5 and writer.stats.stored == len(batch) - 5
@@ -70,17 +60,8 @@ def test_a_message_our_code_fails_on_is_quarantined_as_internal_error_and_its_ba
     engine,
 ):
     register_fleet(engine, "acme", machine_codes(5))
-    inbox = Inbox(max_messages=10_000, max_bytes=2**26)
-    acked: list[Envelope] = []
-    writer = BatchWriter(pipeline=RaisingPipeline(engine=engine), inbox=inbox, on_committed=acked.extend)
     batch = messages("acme", machine_codes(5), per_machine=20)
-    for mid, (topic, payload) in enumerate(batch, start=1):
-        inbox.put(Envelope(topic, payload, 1, mid, time.time()))
-    writer.start()
-    try:
-        wait_until(lambda: len(acked) == len(batch), 30, "every message committed and handed back for acking")
-    finally:
-        assert writer.stop(10)
+    writer = drain_with_writer(RaisingPipeline(engine=engine), batch)
     assert writer.alive
     assert count_rows(engine) == len(batch) - 5
     assert quarantine_reasons(engine) == ["internal_error"] * 5
