@@ -234,6 +234,13 @@ class ThompsonPolicy:
         self.cov_chol_ = np.linalg.cholesky(np.linalg.inv(hessian))
         self._stale = False
 
+    def expected_revenue(self, ctx: Context, arms: Sequence[Arm]) -> np.ndarray:
+        """Each arm's price times its acceptance probability under the posterior mean."""
+        if self._stale:
+            self._refit()
+        phi = np.vstack([arm_features(ctx, arm, self.items) for arm in arms])
+        return np.array([arm.price for arm in arms]) / (1.0 + np.exp(-(phi @ self.coef_)))
+
     def choice_probabilities(self, ctx: Context, arms: Sequence[Arm], rng: np.random.Generator) -> np.ndarray:
         """Each arm's probability of being chosen (exploration share plus its Thompson win share)."""
         if self._stale:

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 
 from api import catalog
-from api.offer_ledger import ips_estimate
+from api.offer_ledger import doubly_robust_estimate, ips_estimate
 from api.offer_policy import Arm, Context, EpsilonGreedy, FirstFit, Proposal, ThompsonPolicy, arms_for
 from servicecast.market_year import YearResult, run_year
 from simulators import market as sim
@@ -103,6 +103,9 @@ def off_policy(world: sim.Market, cat: catalog.Catalog, seed: int) -> dict:
         return probabilities[id(ctx)]
 
     ips, snips = ips_estimate(logged.ledger.entries, target)
+    dr = doubly_robust_estimate(
+        logged.ledger.entries, lambda ctx, arms: probabilities[id(ctx)], learned.expected_revenue
+    )
     truth = 0.0
     for entry, (opp, recent, no_fault) in zip(logged.ledger.entries, logged.situations, strict=True):
         if not opp.answers:
@@ -117,7 +120,7 @@ def off_policy(world: sim.Market, cat: catalog.Catalog, seed: int) -> dict:
                 found_no_fault=no_fault,
             )
             truth += p * accept * arm.price
-    return {"ips": ips, "snips": snips, "truth": truth}
+    return {"ips": ips, "snips": snips, "dr": dr, "truth": truth}
 
 
 def _plot(curves: dict[str, list[np.ndarray]], png: Path) -> None:
@@ -216,6 +219,10 @@ def run(seeds: tuple[int, ...], *, machines: int, customers: int, png: Path | No
         "year2_uplift_over_best_static": round(statistics.fmean(over_best2), 4),
         "year2_uplift_over_best_static_ci95": ci95(over_best2),
         "ope_estimate": round(statistics.fmean(s["ope"]["ips"] for s in per_seed), 2),
+        "ope_doubly_robust": round(statistics.fmean(s["ope"]["dr"] for s in per_seed), 2),
+        "ope_doubly_robust_relative_error_ci95": ci95(
+            [s["ope"]["dr"] / s["ope"]["truth"] - 1.0 for s in per_seed]
+        ),
         "ope_snips": round(statistics.fmean(s["ope"]["snips"] for s in per_seed), 2),
         "ope_truth": round(statistics.fmean(s["ope"]["truth"] for s in per_seed), 2),
         "ope_relative_error": ci95([s["ope"]["ips"] / s["ope"]["truth"] - 1.0 for s in per_seed]),
