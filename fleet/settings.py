@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     console_session_max_h: int = Field(default=12, ge=1, le=720)
     console_sign_in_max_failures: int = Field(default=5, ge=1, le=1000)
     console_sign_in_window_min: int = Field(default=15, ge=1, le=1440)
+    # A machine whose last message arrived longer ago than this is "silent" (judged on arrival time).
+    machine_silent_after_min: int = Field(default=30, ge=1, le=100_000)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65_535)
     api_workers: int = Field(default=1, ge=1, le=64)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 
-from api import schemas, telemetry_view
+from api import connectivity, schemas, telemetry_view
 from api.alerts import ALERT_MIN_RISK, OPEN_STATES
 from api.console import charts, views
 from api.console.login import HOME, PageSession, Viewer, require, viewer
@@ -26,6 +26,7 @@ from fleet.tables import (
     Customer,
     Machine,
     Prediction,
+    Site,
     User,
     WorkflowEvent,
     utcnow,
@@ -92,6 +93,9 @@ def fleet(
         offset=(page_no - 1) * FLEET_PAGE,
     )
     context = {"who": who, "rows": rows[:FLEET_PAGE], "chosen": chosen, "page_no": page_no}
+    at, quiet = request.app.state.clock(), silent_after(request)
+    judge = connectivity.judge
+    context["links"] = {r.machine.id: judge(r.last_received, at, silent_after=quiet) for r in rows}
     context |= {"more": len(rows) > FLEET_PAGE, "first": (page_no - 1) * FLEET_PAGE + 1}
     context |= views.filter_choices(sess, who, chosen["customer"])
     query = {k: v for k, v in (("customer", customer), ("site", site), ("type", machine_type), ("q", q)) if v}
@@ -113,6 +117,8 @@ def alert_queue(
     names = views.user_names(sess, {a.assignee_id for a, *_ in rows})
     context = {"who": who, "rows": rows, "status": status, "severity": severity, "names": names}
     context["tabs"] = list(ALERT_TABS)
+    by_status = views.alert_counts(sess, who, severity=severity or None)
+    context["counts"] = {tab: sum(by_status.get(s, 0) for s in states) for tab, states in ALERT_TABS.items()}
     return page(request, "alerts.html", context)
 
 
@@ -125,7 +131,8 @@ def alert_page(request: Request, alert_id: schemas.AlertId, sess: PageSession, w
     customer = sess.get(Customer, alert.customer_id)
     history = _history(sess, "alert", alert.id)
     staff = views.field_staff(sess)
-    names = views.user_names(sess, {alert.assignee_id} | {e.actor_id for e in history})
+    assignees = {(e.data or {}).get("assignee_id") for e in history}
+    names = views.user_names(sess, {alert.assignee_id} | {e.actor_id for e in history} | assignees)
     context = {
         "who": who,
         "alert": alert,
@@ -155,8 +162,8 @@ def machine_page(
     customer = sess.get(Customer, machine.customer_id)
     risk_hidden = not risk_scope(sess, who).sees(machine.customer_id)
     latest = None if risk_hidden else views.latest_prediction(sess, machine.id)
-    end = views.last_reading(sess, machine.id) or utcnow()
-    end = telemetry_view.aware(end) + timedelta(seconds=1)
+    last = views.last_message(sess, machine.id)
+    end = telemetry_view.aware(last.ts if last else utcnow()) + timedelta(seconds=1)
     start = end - timedelta(days=days)
     sensor_charts, rows, downsampled = [], 0, False
     specs = views.sensor_specs(sess, machine.machine_type)
@@ -165,7 +172,8 @@ def machine_page(
             sess, machine_id=machine.id, start=start, end=end, max_points=CHART_POINTS
         )
         rows, downsampled = window.rows, window.downsampled
-        sensor_charts = _sensor_charts(sess, machine, latest, window, start, end, specs)
+        now = request.app.state.clock()
+        sensor_charts = _sensor_charts(sess, machine, latest, window, start, end, specs, now)
     predictions = [] if risk_hidden else views.predictions_between(sess, machine.id, start, end)
     alerts = views.alert_rows(
         sess, who, states=(*OPEN_STATES, "resolved"), severity=None, limit=20, machine_id=machine.id
@@ -205,11 +213,21 @@ def machine_page(
         "end": end,
         "purposes": registry.purposes_of(sess, machine.customer_id),
         "specs": specs,
+        "site": sess.get(Site, machine.site_id) if machine.site_id else None,
+        "last": last,
+        "link": connectivity.of_machine(
+            sess, machine.id, request.app.state.clock(), silent_after=silent_after(request)
+        ),
     }
     return page(request, "machine.html", context)
 
 
-def _sensor_charts(sess, machine, latest, window, start, end, specs) -> list[dict]:  # noqa: ANN001
+def silent_after(request: Request) -> timedelta:
+    """How long without a message makes a machine silent (SERVICECAST_MACHINE_SILENT_AFTER_MIN)."""
+    return timedelta(minutes=request.app.state.settings.machine_silent_after_min)
+
+
+def _sensor_charts(sess, machine, latest, window, start, end, specs, now) -> list[dict]:  # noqa: ANN001
     """A chart per sensor read (also one its type no longer lists), with the OEM limit where the type
     gives one; the key sensor's chart adds the trend forecast to its limit (OEM, else learned)."""
     sensors = {k for p in window.points for k in p.readings}
@@ -232,12 +250,12 @@ def _sensor_charts(sess, machine, latest, window, start, end, specs) -> list[dic
             chart.limit = spec.oem_limit
             chart.limit_label = f"OEM {kind} limit {spec.oem_limit:g} {spec.unit}".rstrip()
         if sensor == key and (chart.limit is not None or sensor in limits):
-            chart, note = _with_forecast(sess, machine, latest, chart, points, limits.get(sensor), specs)
+            chart, note = _with_forecast(sess, machine, latest, chart, points, limits.get(sensor), specs, now)
         out.append({"sensor": sensor, "svg": charts.render(chart), "note": note, "key": sensor == key})
     return out
 
 
-def _with_forecast(sess, machine, latest, chart, points, limit: float | None, specs):  # noqa: ANN001, ANN202
+def _with_forecast(sess, machine, latest, chart, points, limit: float | None, specs, now):  # noqa: ANN001, ANN202
     """Draw the trend forecast: from the recent level to the limit, reached at the predicted time; the
     chart's OEM limit if it has one, else the learned `limit` on the deviation from the usual level."""
     last = telemetry_view.aware(latest.ts)
@@ -259,15 +277,32 @@ def _with_forecast(sess, machine, latest, chart, points, limit: float | None, sp
         level = sum(base) / len(base)
         limit_value = level + limit * max(abs(level), 1e-6)
         chart.limit, chart.limit_label = limit_value, f"limit ({limit * 100:+.0f} % on its usual level)"
+    name = sensor_label(chart.lines[0].label, specs)
+    if (since := _above_since(points, limit_value)) is not None:  # crossed: no forecast of the crossing
+        return chart, f"{name} is above its limit {limit_value:.3g} since {since:%Y-%m-%d %H:%M} UTC."
     eta = telemetry_view.aware(latest.eta)
+    if eta <= now:
+        return chart, f"{name} was forecast to reach its limit {limit_value:.3g} by {eta:%Y-%m-%d %H:%M} UTC."
     low = telemetry_view.aware(latest.eta_low or latest.eta)
     high = telemetry_view.aware(latest.eta_high or latest.eta)
     chart.forecast = charts.Forecast(start=last, value=sum(recent) / len(recent), eta=eta, low=low, high=high)
     note = (
-        f"Forecast: {sensor_label(chart.lines[0].label, specs)} reaches its limit {limit_value:.3g} around "
+        f"Forecast: {name} reaches its limit {limit_value:.3g} around "
         f"{eta:%Y-%m-%d %H:%M} UTC (80 % band {low:%d %b %H:%M} – {high:%d %b %H:%M})."
     )
     return chart, note
+
+
+def _above_since(points, limit: float):  # noqa: ANN001, ANN202
+    """When the series' latest stretch at or above `limit` began, or None if its last value is below."""
+    since = None
+    for t, v in reversed(points):
+        if v is None:
+            continue
+        if v < limit:
+            break
+        since = t
+    return since
 
 
 @router.get("/offers", response_class=HTMLResponse)

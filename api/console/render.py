@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from api import estimate
+from api import connectivity, estimate
 from api.console import sessions
 from api.deps import has_right
 from api.errors import Forbidden
@@ -93,7 +93,14 @@ def time_to_failure(prediction, now: datetime) -> Markup:  # noqa: ANN001
     return Markup(f'<span class="{css}" data-expected="{expected}">{text}</span>')
 
 
+def link_state(found: connectivity.Connectivity) -> Markup:
+    """A machine's connectivity as a badge, worded as on every page."""
+    css = "link-" + found.state.replace(" ", "-")
+    return Markup(f'<span class="badge {css}">{escape(connectivity.words(found))}</span>')
+
+
 templates.env.globals["ttf"] = time_to_failure
+templates.env.globals["link_state"] = link_state
 templates.env.filters.update(
     when=_when, hours=_hours, money=_money, pct=_pct, label=_label, sensor=sensor_label
 )

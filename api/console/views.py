@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
+from api import connectivity
 from api.alerts import ALERT_MIN_RISK, OPEN_STATES, QUEUE_ORDER
 from api.auth import Principal
 from api.offers import CUSTOMER_VISIBLE, risk_scope
@@ -36,6 +37,7 @@ class FleetRow:
     prediction: Prediction | None
     open_alerts: int
     risk_hidden: bool = False  # an account manager's view of a customer without `offers` consent
+    last_received: datetime | None = None  # when its newest message arrived
 
 
 def fleet_rows(
@@ -57,7 +59,7 @@ def fleet_rows(
     latest = _latest_predictions()
     open_alerts = _open_alerts_by("machine_id")
     query = (
-        select(Machine, Customer.name, Site.name, Prediction, open_alerts.c.n)
+        select(Machine, Customer.name, Site.name, Prediction, open_alerts.c.n, connectivity.last_arrival())
         .join(Customer, Customer.id == Machine.customer_id)
         .outerjoin(Site, Site.id == Machine.site_id)
         .outerjoin(latest, latest.c.machine_id == Machine.id)
@@ -80,8 +82,10 @@ def fleet_rows(
         risk = case((Machine.customer_id.in_(sorted(scope.customers)), Prediction.risk), else_=None)
     query = query.order_by(risk.desc().nulls_last(), Machine.id).limit(limit).offset(offset)
     return [
-        FleetRow(m, c, s, p, n or 0) if scope.sees(m.customer_id) else FleetRow(m, c, s, None, 0, True)
-        for m, c, s, p, n in sess.execute(query)
+        FleetRow(m, c, s, p, n or 0, False, at)
+        if scope.sees(m.customer_id)
+        else FleetRow(m, c, s, None, 0, True, at)
+        for m, c, s, p, n, at in sess.execute(query)
     ]
 
 
@@ -161,6 +165,15 @@ def alert_rows(
     return [tuple(row) for row in sess.execute(query)]
 
 
+def alert_counts(sess: Session, who: Principal, *, severity: str | None) -> dict[str, int]:
+    """How many alerts the caller may see, per status (for the queue's tab counts)."""
+    query = select(Alert.status, func.count()).group_by(Alert.status)
+    query = restrict(query, Alert.customer_id, risk_scope(sess, who))
+    if severity:
+        query = query.where(Alert.severity == severity)
+    return dict(sess.execute(query).all())
+
+
 def offer_rows(
     sess: Session, who: Principal, *, states: tuple[str, ...], limit: int = 200, **where
 ) -> list[tuple[Offer, Machine, Customer]]:
@@ -200,9 +213,10 @@ def user_names(sess: Session, ids: set[int | None]) -> dict[int, str]:
     return dict(sess.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
 
 
-def last_reading(sess: Session, machine_id: int) -> datetime | None:
-    """Time of the machine's newest telemetry row."""
-    return sess.scalar(select(func.max(Telemetry.ts)).where(Telemetry.machine_id == machine_id))
+def last_message(sess: Session, machine_id: int) -> Telemetry | None:
+    """The machine's newest telemetry row (by its readings' time)."""
+    query = select(Telemetry).where(Telemetry.machine_id == machine_id).order_by(Telemetry.ts.desc())
+    return sess.scalar(query.limit(1))
 
 
 def predictions_between(sess: Session, machine_id: int, start: datetime, end: datetime) -> list[Prediction]:

@@ -142,3 +142,14 @@ def test_a_machine_page_with_the_largest_finite_readings_is_drawn(database_url: 
     assert any("vibration" in svg for svg in svgs)
     for svg in svgs:
         _assert_drawable(svg)
+
+
+def test_a_limit_already_crossed_is_dated_from_the_start_of_the_stretch_above_it() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from api.console.pages import _above_since
+
+    t0 = datetime(2026, 11, 20, tzinfo=UTC)
+    points = [(t0 + timedelta(hours=h), v) for h, v in enumerate([1.0, 5.0, 2.0, 5.5, None, 6.0, 7.0])]
+    assert _above_since(points, 5.0) == t0 + timedelta(hours=3)
+    assert _above_since(points[:3], 5.0) is None

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from fleet import machine_types
-from tests.api.support import World
+from tests.api.support import NOW, World
 from tests.console.seed import build_console_world
 
 PUMP_TYPE = """\
@@ -31,6 +31,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 @pytest.fixture
 def client(world: World) -> Iterator[TestClient]:
     with TestClient(create_app(world.settings)) as client:
+        client.app.state.clock = lambda: NOW  # the world's time: its forecasts are still to come
         response = client.post("/login", data={"api_key": world.tokens["tech"]})
         assert response.status_code == 200
         yield client

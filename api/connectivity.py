@@ -1,0 +1,75 @@
+"""Whether a machine is still sending: online, degraded (a fraction of its usual rate) or silent since when.
+
+Judged on when messages arrived (`received_at`), never on the readings' own time: a replay or an
+import of old data is not silence, and a machine whose clock is wrong is not online because of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api import estimate
+from fleet.tables import Machine, Telemetry
+
+DEGRADED_BELOW = 0.5  # of the usual hourly rate, over the last hour
+RATE_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class Connectivity:
+    """A machine's connectivity: its state, since when (silent) and its share of the usual rate."""
+
+    state: str  # "online" | "degraded" | "silent" | "no data"
+    last_received: datetime | None
+    share: float | None = None
+
+
+def words(found: Connectivity) -> str:
+    """The state as every page says it."""
+    if found.state == "silent":
+        return f"silent since {estimate.stamp(found.last_received)}"
+    if found.state == "degraded":
+        return f"degraded: {found.share * 100:.0f} % of its usual rate in the last hour"
+    return found.state
+
+
+def judge(
+    last_received: datetime | None,
+    now: datetime,
+    *,
+    silent_after: timedelta,
+    last_hour: int | None = None,
+    usual_per_hour: float | None = None,
+) -> Connectivity:
+    """The state from the last arrival and, where counted, the last hour against the usual rate."""
+    if last_received is None:
+        return Connectivity("no data", None)
+    if now - last_received >= silent_after:
+        return Connectivity("silent", last_received)
+    if last_hour is not None and usual_per_hour:
+        share = last_hour / usual_per_hour
+        if share < DEGRADED_BELOW:
+            return Connectivity("degraded", last_received, share)
+    return Connectivity("online", last_received)
+
+
+def of_machine(sess: Session, machine_id: int, now: datetime, *, silent_after: timedelta) -> Connectivity:
+    """A machine's state, with its rate in the last hour against the 24 hours before it."""
+    arrived = Telemetry.received_at
+    mine = Telemetry.machine_id == machine_id
+    last = sess.scalar(select(func.max(arrived)).where(mine))
+    hour_ago = now - timedelta(hours=1)
+    recent = sess.scalar(select(func.count()).where(mine, arrived > hour_ago, arrived <= now))
+    day_before = (arrived > hour_ago - RATE_WINDOW, arrived <= hour_ago)
+    before = sess.scalar(select(func.count()).where(mine, *day_before))
+    usual = before / (RATE_WINDOW / timedelta(hours=1)) if before else None
+    return judge(last, now, silent_after=silent_after, last_hour=recent, usual_per_hour=usual)
+
+
+def last_arrival():  # noqa: ANN201 - a SQLAlchemy scalar subquery
+    """A correlated subquery: the newest arrival time of `Machine.id` (an index lookup per machine)."""
+    return select(func.max(Telemetry.received_at)).where(Telemetry.machine_id == Machine.id).scalar_subquery()
