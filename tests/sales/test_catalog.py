@@ -84,3 +84,26 @@ def test_the_api_shows_the_catalog_in_force_to_account_managers_only(database_ur
         assert shown.status_code == 200 and shown.json()["version"] == catalog.default().version
         assert [i["key"] for i in shown.json()["items"]][0] == "contract_upgrade"
         assert client.get(f"{API_PREFIX}/catalog", headers=world.headers("cust-acme")).status_code == 403
+
+
+def test_an_admin_sets_a_customers_segment_and_language_and_its_offers_follow(database_url) -> None:
+    from api import policy
+    from api.app import API_PREFIX
+    from fleet.db import session
+    from fleet.tables import Offer
+    from tests.api.support import NOW, add_prediction, build_world
+
+    world = build_world(database_url)
+    acme = world.customers["acme"]
+    with world.client() as client:
+        path = f"{API_PREFIX}/catalog/customers/{acme}"
+        profile = {"segment": "small", "language": "de"}
+        assert client.put(path, json=profile, headers=world.headers("am-acme")).status_code == 403
+        assert client.put(path, json={"segment": "huge"}, headers=world.headers("admin")).status_code == 409
+        assert client.put(path, json=profile, headers=world.headers("admin")).json() == profile
+    add_prediction(world.engine, world.machines["acme"][2], risk=0.75, hours_ahead=240)
+    policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+    with session(world.engine) as sess:
+        offer = sess.query(Offer).filter_by(machine_id=world.machines["acme"][2]).one()
+        assert (offer.language, offer.price, offer.context["segment"]) == ("de", 2300.0, "small")
+        assert offer.title.startswith("Geplanter Tausch") and "2.300,00 EUR" in offer.reason
