@@ -33,10 +33,14 @@ def choose_threshold(
     min_precision: float = 0.85,
     max_false_alarms: float = 0.08,
     min_lead_hours: float = 24.0,
+    plateau_middle: bool = False,
 ) -> tuple[float, dict]:
     """Lowest threshold whose out-of-fold training alerts keep precision and false alarms in bounds.
 
-    Falls back to the best F1 (precursor recall at the minimum lead vs precision) when none does.
+    Falls back to the best F1 (precursor recall at the minimum lead vs precision) when none does. With
+    `plateau_middle`, the middle of the run of higher thresholds that open the very same training alerts:
+    where out-of-fold risks are nearly 0 or 1, the lowest of them sits at the edge of the noise that a
+    model averaged over folds shows on new machines.
     """
     clf = model.classifier_
     if clf is None or clf.oof_ is None or np.all(np.isnan(clf.oof_)):
@@ -49,7 +53,7 @@ def choose_threshold(
     m = None if maintenance is None else maintenance[maintenance["machine"].astype(str).isin(seen)]
     days = (ts.max() - ts.min()).total_seconds() / 86400.0
     months = len(seen) * days / 30.0
-    best, best_f1, chosen = None, -1.0, None
+    best, best_f1, chosen, tried = None, -1.0, None, []
     for thr in np.round(np.arange(0.1, 0.96, 0.05), 2):
         alerts = episodes.alert_starts(machines, ts, clf.oof_, thr)
         stats = episodes.alert_metrics(
@@ -68,7 +72,18 @@ def choose_threshold(
         fa = stats["false_alarms_per_machine_month"] or 0.0
         if chosen is None and precision >= min_precision and fa <= max_false_alarms:
             chosen = (float(thr), stats)
-    return chosen or best
+        tried.append((float(thr), stats))
+    picked = chosen or best
+    if not plateau_middle:
+        return picked
+    same = [t for t, st in tried if t >= picked[0] and _opens(st) == _opens(picked[1])]
+    run = [t for k, t in enumerate(same) if np.isclose(t, picked[0] + 0.05 * k)]
+    return next((t, st) for t, st in tried if t == run[len(run) // 2])
+
+
+def _opens(stats: dict) -> tuple:
+    """What a threshold's training alerts are: how many, how many right, which failures they caught."""
+    return stats["alerts"], stats["true_alerts"], stats["precursor"]["detected_min_lead"]
 
 
 def train_type(
@@ -79,6 +94,8 @@ def train_type(
     no_faults: pd.DataFrame | None = None,
     until: pd.Timestamp | None = None,
     precision_target: float = 0.85,
+    min_lead_hours: float = 24.0,
+    plateau_middle: bool = False,
     **params: object,
 ) -> tuple[FleetModel, dict]:
     """Fit on one type's rows before `until` (later ground truth unseen); threshold from OOF alerts."""
@@ -92,7 +109,15 @@ def train_type(
             no_faults = no_faults[pd.to_datetime(no_faults["ts"], utc=True) < until]
     y = make_targets(panel, failures, maintenance, no_faults=no_faults, until=until)
     model = FleetModel(**params).fit(panel, y)
-    threshold, stats = choose_threshold(model, panel, failures, maintenance, min_precision=precision_target)
+    threshold, stats = choose_threshold(
+        model,
+        panel,
+        failures,
+        maintenance,
+        min_precision=precision_target,
+        min_lead_hours=min_lead_hours,
+        plateau_middle=plateau_middle,
+    )
     model.threshold_ = threshold
     if model.classifier_ is not None:
         model.classifier_.oof_ = None  # training-period scores: not part of the artifact
@@ -219,6 +244,8 @@ def train_from_store(
     max_type_rows: int = MAX_TYPE_ROWS,
     machine_ids: Collection[int] | None = None,
     events: bool = False,
+    min_lead_hours: float = 24.0,
+    plateau_middle: bool = False,
     **params: object,
 ) -> TrainingReport:
     """Train per machine type on stored data of the customers that grant `product_improvement` only.
@@ -227,8 +254,10 @@ def train_from_store(
     otherwise, with `holdout_days` > 0, the candidate trains before the last `holdout_days` and goes live
     only if it alerts at least as well as the champion there (without, it trains on all and goes live).
     A type with more than `max_type_rows` rows trains on a seeded sample of whole machines within it.
-    `machine_ids` limits training to those machines; `events` adds the event features its type declares
-    (`models.event_features`: code counts, time since each code, time since each component's last visit).
+    The threshold counts a failure as alerted only `min_lead_hours` ahead (`choose_threshold`, also for
+    `plateau_middle`). `machine_ids` limits training to those machines; `events` adds the event features
+    its type declares (`models.event_features`: code counts, time since each code, time since each
+    component's last visit).
     """
     truth = ground_truth_by_id(engine)
     with engine.connect() as conn:
@@ -275,6 +304,8 @@ def train_from_store(
             no_faults=of_type.no_faults,
             until=start,
             precision_target=precision_target,
+            min_lead_hours=min_lead_hours,
+            plateau_middle=plateau_middle,
             **params,
         )
         versions[mtype], comparisons[mtype] = champion.register_candidate(
