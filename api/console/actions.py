@@ -237,7 +237,11 @@ def change_grant(
     require(who, "admin")
     customer = get_visible(sess, Customer, customer_id, who, "customer")
     if action == "revoke" and confirmed != "yes" and purpose != "service":
-        consequence = " Its unsent offers are withdrawn." if purpose == "offers" else ""
+        consequence = (
+            " Its open offers are withdrawn; the CRM is told, by ids only, of those it has."
+            if purpose == "offers"
+            else ""
+        )
         return confirm_page(
             request,
             title=f"Stop using {customer.name}'s data for {purpose.replace('_', ' ')}?",
@@ -253,7 +257,7 @@ def change_grant(
         return redirect("/admin", f"{customer.name} now allows '{purpose}'.")
     withdrawn = revoke_consent(sess, customer.id, purpose, who, reference=reference.strip() or None)
     return redirect(
-        "/admin", f"{customer.name} no longer allows '{purpose}'; {withdrawn} unsent offers withdrawn."
+        "/admin", f"{customer.name} no longer allows '{purpose}'; {withdrawn} open offers withdrawn."
     )
 
 

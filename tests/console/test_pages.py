@@ -168,11 +168,11 @@ def test_revoking_consent_in_the_admin_page_withdraws_offers_and_blocks_approval
     sign_in(client, world, "admin")
     acme = world.customers["acme"]
     asked = client.post(f"/customers/{acme}/grants/offers", data={"action": "revoke"})
-    assert "Stop using" in asked.text and "unsent offers are withdrawn" in asked.text
+    assert "Stop using" in asked.text and "open offers are withdrawn" in asked.text
     with session(world.engine) as sess:
         assert "offers" in registry.purposes_of(sess, acme)  # nothing happens before the confirmation
     page = client.post(f"/customers/{acme}/grants/offers", data={"action": "revoke", "confirmed": "yes"})
-    assert "1 unsent offers withdrawn" in flash(page.text)
+    assert "1 open offers withdrawn" in flash(page.text)
     sign_in(client, world, "am-acme")
     offer_page = client.get(f"/offers/{world.offers['acme'][0]}").text
     assert "no offer consent" in offer_page and "withdrawn" in offer_page
