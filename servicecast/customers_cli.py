@@ -76,7 +76,7 @@ def customers_grant(tenant: str, purpose: Purpose, reference: Reference = None) 
 
 @customers_app.command("revoke")
 def customers_revoke(tenant: str, purpose: Purpose, reference: Reference = None) -> None:
-    """Revoke PURPOSE of customer TENANT; revoking offers withdraws its offers not yet sent."""
+    """Revoke PURPOSE of customer TENANT; revoking offers withdraws its open offers."""
     from api.offers import revoke_consent
 
     engine = ready_engine(load_settings())
@@ -86,7 +86,7 @@ def customers_revoke(tenant: str, purpose: Purpose, reference: Reference = None)
             withdrawn = revoke_consent(sess, customer.id, purpose, audit.operator(), reference=reference)
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
-    typer.echo(f"customer {tenant} allows: {_purposes(engine, tenant)}; {withdrawn} unsent offers withdrawn")
+    typer.echo(f"customer {tenant} allows: {_purposes(engine, tenant)}; {withdrawn} open offers withdrawn")
 
 
 @customers_app.command("list")

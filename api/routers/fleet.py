@@ -75,7 +75,7 @@ def revoke(
     who: Admin,
     reference: schemas.Reference = None,
 ):
-    """Revoke a use; revoking `offers` withdraws offers not yet sent. `service` cannot be revoked here."""
+    """Revoke a use; revoking `offers` withdraws open offers (the CRM hears by ids only). Not `service`."""
     customer = get_visible(sess, Customer, customer_id, who, "customer")
     revoke_consent(sess, customer.id, purpose, who, reference=reference)
     return _customer_out(sess, customer)
