@@ -20,9 +20,16 @@ COLD_START_KIND = "cold_start"  # the registry kind of a version that alerts wit
 COLD_START_STATUS = "cold_start"  # the status of its predictions (the API reads it without sklearn)
 
 
-def window_alerts(model, part: pd.DataFrame, start: pd.Timestamp) -> tuple[np.ndarray, pd.DataFrame]:  # noqa: ANN001
-    """Every row's risk, and the alerts the model's own threshold opens on rows from `start` on."""
-    risk, _ = model.risk_rows(part)
+def window_alerts(
+    model,  # noqa: ANN001
+    part: pd.DataFrame,
+    start: pd.Timestamp,
+    *,
+    risk: np.ndarray | None = None,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Every row's risk (given, or computed), and the alerts the model's threshold opens from `start` on."""
+    if risk is None:
+        risk, _ = model.risk_rows(part)
     ts = pd.to_datetime(part["ts"], utc=True)
     test = (ts >= start).to_numpy()
     machines = part["machine"].astype(str).to_numpy()
