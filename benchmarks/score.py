@@ -22,7 +22,7 @@ import pandas as pd
 
 from fleet import migrate
 from fleet.db import make_engine
-from models import scoring
+from models import scoring, versions
 from models.training import train_type
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
@@ -33,16 +33,16 @@ def train_all(engine, machines: int, seed: int) -> dict[str, str]:  # noqa: ANN0
     """Fit and register one model per type on a separate fleet (60 days, hourly)."""
     run = simulate(FleetConfig(machines=machines, days=60, seed=seed + 1000, step_seconds=3600))
     panel = run.telemetry(max_rows=20_000_000)
-    versions = {}
+    registered = {}
     for mtype, part in panel.groupby("machine_type", observed=True):
         part = part.dropna(axis=1, how="all").reset_index(drop=True)
         f = run.failures[run.failures["machine_type"] == mtype]
         m = run.maintenance[run.maintenance["machine_type"] == mtype]
         model, metrics = train_type(part, f, m, max_rows=50_000, max_iter=100)
-        versions[str(mtype)] = versions.register(
+        registered[str(mtype)] = versions.register(
             engine, model=model, machine_type=str(mtype), metrics=metrics
         )
-    return versions
+    return registered
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     stored = backfill(run, engine)
     backfill_s = time.perf_counter() - started
     started = time.perf_counter()
-    versions = train_all(engine, args.train_machines, args.seed)
+    registered = train_all(engine, args.train_machines, args.seed)
     train_s = time.perf_counter() - started
     report = scoring.score_once(engine=engine)
     result = {
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "machines_per_s": round(report.machines_per_s, 1),
         "backfill_seconds": round(backfill_s, 1),
         "train_seconds": round(train_s, 1),
-        "versions": versions,
+        "versions": registered,
         "when": pd.Timestamp.now(tz="UTC").isoformat(),
     }
     engine.dispose()
