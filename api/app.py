@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import auth, errors, exposure
 from api.console import actions as console_actions
+from api.console import ledger as console_ledger
 from api.console import pages as console_pages
 from api.console.render import HERE as CONSOLE_DIR
 from api.console.throttle import SignInThrottle
@@ -82,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.health)
     app.include_router(console_pages.router)
     app.include_router(console_actions.router)
+    app.include_router(console_ledger.router)
     app.mount("/static", StaticFiles(directory=CONSOLE_DIR / "static"), name="static")
     openapi = app.openapi
 

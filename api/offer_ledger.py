@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import exists, or_, select
+from sqlalchemy import Exists, exists, or_, select
 from sqlalchemy.orm import Session
 
 from api.events import OFFER_APPROVED
@@ -56,22 +56,26 @@ def arm_of(offer: Offer) -> Arm:
     return Arm(offer.catalog_item, level, float(offer.price), float(offer.list_price or offer.price))
 
 
+def delivered() -> Exists:
+    """Whether the offer reached the customer: its `offer.approved` message was delivered to the CRM."""
+    return exists().where(
+        OutboxMessage.offer_id == Offer.id,
+        OutboxMessage.event_type == OFFER_APPROVED,
+        OutboxMessage.status == "delivered",
+    )
+
+
 def from_offers(sess: Session, *, limit: int = 100_000) -> Ledger:
     """The ledger of decided offers that carry a policy log (context and propensity).
 
     An expired offer counts only if the customer had it (its approval was delivered): one that expired
     before anyone sent it says nothing about the customer.
     """
-    delivered = exists().where(
-        OutboxMessage.offer_id == Offer.id,
-        OutboxMessage.event_type == OFFER_APPROVED,
-        OutboxMessage.status == "delivered",
-    )
     query = (
         select(Offer)
         .where(
             Offer.status.in_(DECIDED),
-            or_(Offer.status != "expired", delivered),
+            or_(Offer.status != "expired", delivered()),
             Offer.context.is_not(None),
             Offer.propensity.is_not(None),
         )
