@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 
 from fleet import archive_format
-from fleet.tables import ArchivedRange, ArchiveFile, Customer, Machine, Telemetry
+from fleet.tables import ArchivedRange, ArchiveFile, Customer, Telemetry
 
 FILES_PER_BATCH_ROWS = 500_000
 
@@ -210,9 +210,10 @@ def run(
 def files_for(
     conn: Connection, *, machine_ids: Sequence[int], start: datetime | None, end: datetime | None
 ) -> list[str]:
-    """Registered files of these machines' customers that may hold rows in [start, end)."""
-    owners = select(Machine.customer_id).where(Machine.id.in_(list(machine_ids)))
-    query = select(ArchiveFile.path).where(ArchiveFile.customer_id.in_(owners))
+    """Registered files holding rows of these machines that may fall in [start, end)."""
+    # The archived key runs name their file: only files with rows of these machines are opened.
+    holding = select(ArchivedRange.file_id).where(ArchivedRange.machine_id.in_(list(machine_ids)))
+    query = select(ArchiveFile.path).where(ArchiveFile.id.in_(holding))
     if start is not None:
         query = query.where(ArchiveFile.ts_max >= start)
     if end is not None:
