@@ -22,6 +22,13 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="activate even if worse than the active version (audited)")
     ] = False,
+    event_features: Annotated[
+        bool,
+        typer.Option(
+            "--event-features",
+            help="add the codes and components the type declares as features (events, history)",
+        ),
+    ] = False,
 ) -> None:
     """Train one model per machine type; activate it only if it beats the active one on a held-out window."""
     from models.training import train_from_store
@@ -37,6 +44,7 @@ def train(
         holdout_days=settings.train_holdout_days,
         min_failures=settings.cold_start_min_failures,
         max_type_rows=settings.train_max_rows,
+        events=event_features,
     )
     typer.echo(report.pooling())
     if not report.versions:

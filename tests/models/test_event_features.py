@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from benchmarks import azure_onboard
 from benchmarks.azure_onboard import TYPES
 from fleet import csv_import, history_import, machine_types
 from fleet.tables import Machine
 from ingest import telemetry_import
-from models import event_features
+from models import event_features, scoring, versions
 from models.fleet_features import FleetFeatures
+from servicecast.cli import app
 from tests.ingest.support import register_fleet
+from tests.models.test_azure_pdm import _slice
 
 EVENTS = "datetime,machineID,errorID\n2015-01-02 06:00:00,1,error1\n2015-01-02 20:00:00,1,error1\n"
 EVENTS += "2015-01-03 05:00:00,1,error3\n"
@@ -49,3 +54,18 @@ def test_counts_and_times_come_from_the_imported_events_and_history(engine, tmp_
     assert feats.sensors_ == ["volt"] and feats.extras_ == columns  # passed through, not read as sensors
     table = feats.transform(out)
     np.testing.assert_array_equal(table["ev:count24:error1"], out["ev:count24:error1"])
+
+
+@pytest.mark.timeout(900)  # a training run: under a minute of CPU, more wall time on a loaded box
+def test_servicecast_train_with_event_features_trains_on_them_and_the_scorer_reads_them(
+    sqlite_engine, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", str(sqlite_engine.url))
+    azure_onboard.onboard(sqlite_engine, _slice(tmp_path))
+    result = CliRunner().invoke(app, ["train", "--event-features"])
+    assert result.exit_code == 0, result.output
+    (version, model), *_ = versions.load_active(sqlite_engine).values()
+    with sqlite_engine.connect() as conn:
+        assert model.features_.extras_ == event_features.columns_of_type(conn, "azure_machine")
+    report = scoring.score_once(engine=sqlite_engine)
+    assert report.machines == 4 and report.statuses["ok"] == 4
