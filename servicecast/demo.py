@@ -176,6 +176,7 @@ def _serve_and_act(settings: Settings) -> None:
     import uvicorn
 
     from api.app import create_app
+    from ingest import quarantine
 
     engine = engine_from_settings(settings)
     stop = threading.Event()
@@ -187,7 +188,9 @@ def _serve_and_act(settings: Settings) -> None:
     )
     worker.start()
     try:
-        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+        app = create_app(settings)
+        app.state.replay_quarantine = quarantine.replay  # the console's replay button
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
     finally:
         stop.set()
         worker.join(timeout=10)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import uvicorn
 
 log = logging.getLogger(__name__)
-APP = "api.app:app_from_env"
+APP = "servicecast.serve:app_from_env"
 RESTART_DELAY_S = 1.0
 
 
@@ -84,3 +84,13 @@ def serve(options: ServeOptions, workers: int) -> None:
                 process.kill()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def app_from_env():  # noqa: ANN201 - a FastAPI app
+    """The API app as uvicorn workers build it, given what only the composition root may: ingest's replay."""
+    from api.app import app_from_env as bare_app
+    from ingest import quarantine
+
+    app = bare_app()
+    app.state.replay_quarantine = quarantine.replay  # the console's replay button (api may not import ingest)
+    return app

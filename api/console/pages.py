@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from api import connectivity, schemas, telemetry_view
 from api.alerts import ALERT_MIN_RISK, OPEN_STATES
-from api.console import charts, views
+from api.console import admin_screens, charts, views
 from api.console.login import HOME, PageSession, Viewer, require, viewer
 from api.console.render import LoginRequired, PageRoute, page, sensor_label
 from api.deps import has_right
@@ -34,6 +34,7 @@ from fleet.tables import (
 from models import versions as model_versions
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+router.include_router(admin_screens.router)
 ALERT_TABS = {
     "active": OPEN_STATES,
     "open": ("open",),

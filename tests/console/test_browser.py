@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
-from fleet import registration
+from fleet import registration, telemetry
 from fleet.db import session
-from fleet.tables import Alert, Machine, Offer
+from fleet.tables import Alert, Machine, Offer, Telemetry
 from tests.api.routing_support import wait_for
 from tests.console.conftest import Console, ConsoleLog
 from tests.console.seed import MONTH_MINUTES
@@ -370,3 +373,52 @@ def test_a_machine_that_stopped_sending_reads_silent_since_its_last_message(
     expect(page.locator("dl.facts")).to_contain_text(
         "readings of 2026-11-23 07:59 UTC, received 2026-11-23 07:59 UTC"
     )
+
+
+def test_an_admin_replays_the_quarantine_from_the_console(page: Page, console: Console) -> None:
+    world = console.world
+    held = {"seq": 900_001, "ts": "2026-11-23T08:00:00.000Z", "readings": {"flow_m3_h": 119.5}}
+    payload = json.dumps(held).encode()
+    row = {
+        "topic": "fleet/acme/acme-pump-2/telemetry",
+        "payload": payload,
+        "reason": "unknown_machine",
+        "detail": "acme-pump-2 was not registered yet",
+        "digest": hashlib.sha256(payload).hexdigest(),
+        "received_at": datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
+    }
+    with world.engine.begin() as conn:
+        assert telemetry.insert_quarantine(conn, [row]) == 1
+    sign_in(page, console, "admin")
+    page.get_by_role("link", name="Quarantine").click()
+    page.get_by_role("link", name="unknown machine (1)").click()
+    expect(page.locator("#quarantine tbody tr")).to_have_count(1)
+    expect(page.locator("#quarantine")).to_contain_text("acme-pump-2 was not registered yet")
+    console.shoot(page, "quarantine")
+    page.get_by_role("button", name="Replay these messages").click()
+    expect(page.get_by_role("status")).to_contain_text("Replayed 1 messages: 1 stored")
+    expect(page.locator("#quarantine")).to_contain_text("Nothing held back.")
+    with session(world.engine) as sess:
+        stored = sess.scalar(select(Telemetry).where(Telemetry.seq == 900_001))
+        assert stored.machine_id == world.machines["acme"][2] and stored.readings == {"flow_m3_h": 119.5}
+
+
+def test_the_audit_trail_filters_by_actor_object_and_time(
+    page: Page, console: Console, browser_log: ConsoleLog
+) -> None:
+    browser_log.expected_statuses.add(422)
+    sign_in(page, console, "admin")
+    page.goto(f"{console.url}/admin/audit")
+    page.get_by_label("Who").fill("admin")
+    page.get_by_label("Object").select_option(label="user")
+    page.get_by_label("From").fill(datetime.now(UTC).strftime("%Y-%m-%d"))
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("#audit tbody tr")
+    expect(rows.first).to_contain_text("sign in")
+    assert all("admin" in r and "user" in r for r in rows.all_inner_texts())
+    console.shoot(page, "audit")
+    page.get_by_label("Number").fill("seven")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#subject-id-error")).to_have_text("A number, e.g. 42.")
+    expect(page.get_by_label("Number")).to_have_value("seven")  # what was typed is kept
+    expect(page.get_by_label("Who")).to_have_value("admin")

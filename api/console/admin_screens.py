@@ -1,0 +1,87 @@
+"""Console screens for what admins do beside the admin page: the quarantine and the audit trail."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import func, select
+
+from api.console.login import Actor, PageSession, Viewer, require
+from api.console.render import PageRoute, page, redirect
+from fleet.tables import Quarantine, WorkflowEvent
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+SHOWN = 200
+
+
+@router.get("/admin/quarantine", response_class=HTMLResponse)
+def quarantine(
+    request: Request, sess: PageSession, who: Viewer, reason: Annotated[str, Query(max_length=64)] = ""
+):
+    """Messages held back, newest first, by reason; replay once the cause is fixed."""
+    require(who, "admin")
+    waiting = Quarantine.replayed_at.is_(None)
+    by_reason = select(Quarantine.reason, func.count()).where(waiting).group_by(Quarantine.reason)
+    counts = dict(sess.execute(by_reason).all())
+    query = select(Quarantine).where(waiting).order_by(Quarantine.id.desc()).limit(SHOWN)
+    if reason:
+        query = query.where(Quarantine.reason == reason)
+    context = {"who": who, "rows": sess.scalars(query).all(), "counts": counts, "reason": reason}
+    context["can_replay"] = hasattr(request.app.state, "replay_quarantine")
+    return page(request, "quarantine.html", context)
+
+
+@router.post("/admin/quarantine/replay")
+def replay(request: Request, who: Actor, reason: Annotated[str, Form(max_length=64)] = ""):
+    """Run the held messages (of one reason, or all) through ingest again; safe to repeat."""
+    require(who, "admin")
+    run = getattr(request.app.state, "replay_quarantine", None)
+    if run is None:  # the app was built without ingest (e.g. in a test): say what to run instead
+        return redirect("/admin/quarantine", "Replay is not available here.", error=True)
+    report = run(engine=request.app.state.engine, reason=reason or None)
+    left = sum(report.still_quarantined.values())
+    text = f"Replayed {report.examined} messages: {report.stored} stored, {report.duplicates} already stored"
+    return redirect(f"/admin/quarantine?reason={reason}", f"{text}, {left} still held.")
+
+
+@router.get("/admin/audit", response_class=HTMLResponse)
+def audit(
+    request: Request,
+    sess: PageSession,
+    who: Viewer,
+    actor: Annotated[str, Query(max_length=200)] = "",
+    subject: Annotated[str, Query(max_length=16)] = "",
+    subject_id: Annotated[str, Query(max_length=12)] = "",
+    since: Annotated[str, Query(max_length=16)] = "",
+    until: Annotated[str, Query(max_length=16)] = "",
+):
+    """Who did what to which object and when, newest first, filtered by actor, object and time."""
+    require(who, "admin")
+    problems: dict[str, str] = {}
+    query = select(WorkflowEvent).order_by(WorkflowEvent.id.desc()).limit(SHOWN)
+    if actor.strip():
+        query = query.where(WorkflowEvent.actor == actor.strip())
+    if subject:
+        query = query.where(WorkflowEvent.subject == subject)
+    if subject_id.strip():
+        if subject_id.strip().isdigit():
+            query = query.where(WorkflowEvent.subject_id == int(subject_id))
+        else:
+            problems["subject_id"] = "A number, e.g. 42."
+    for name, value, compare in (("since", since, "__ge__"), ("until", until, "__lt__")):
+        if value:
+            try:
+                day = datetime.fromisoformat(value).replace(tzinfo=UTC)  # a day, read in UTC
+            except ValueError:
+                problems[name] = "A date like 2026-11-23."
+                continue
+            day = day + timedelta(days=1) if name == "until" else day
+            query = query.where(getattr(WorkflowEvent.at, compare)(day))
+    subjects = sess.scalars(select(WorkflowEvent.subject).distinct().order_by(WorkflowEvent.subject)).all()
+    chosen = {"actor": actor, "subject": subject, "subject_id": subject_id, "since": since, "until": until}
+    rows = [] if problems else sess.scalars(query).all()
+    context = {"who": who, "rows": rows, "chosen": chosen, "subjects": subjects, "problems": problems}
+    return page(request, "audit.html", context, status_code=422 if problems else 200)
