@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, Engine, delete, func, insert, select, text
+from sqlalchemy import Connection, Engine, func, insert, select, text
 
 from fleet import archive_format
 from fleet.tables import ArchivedRange, ArchiveFile, Customer, Telemetry
@@ -62,11 +62,6 @@ class Report:
     bytes: int = 0
     orphans_removed: int = 0
     seconds: float = 0.0
-
-    @property
-    def readings_per_s(self) -> float:
-        """Readings (sensor values) moved per second."""
-        return self.readings / self.seconds if self.seconds else 0.0
 
 
 def seq_ranges(machine_ids: np.ndarray, seqs: np.ndarray) -> list[tuple[int, int, int]]:
@@ -249,16 +244,3 @@ def read(
     if not frames:
         return history.empty()
     return pd.concat(frames, ignore_index=True)
-
-
-def delete_files(conn: Connection, *, customer_id: int, url: str) -> tuple[int, int]:
-    """Delete a customer's archive files and their registrations; returns (files, rows) removed."""
-    where = location(url)
-    rows = list(
-        conn.execute(select(ArchiveFile.path, ArchiveFile.rows).where(ArchiveFile.customer_id == customer_id))
-    )
-    for path, _ in rows:
-        if where.fs.exists(where.path(path)):
-            where.fs.rm(where.path(path))
-    conn.execute(delete(ArchiveFile).where(ArchiveFile.customer_id == customer_id))
-    return len(rows), sum(n for _, n in rows)

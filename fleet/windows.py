@@ -106,14 +106,3 @@ def from_rollups(
             history.read_rows(conn, machine_ids=[machine_id], start=a, end=b, archive_url=archive_url)
         )
     return sums
-
-
-def from_rows(
-    conn: Connection, *, machine_id: int, start: datetime, end: datetime, width: timedelta, archive_url: str
-) -> Sums:
-    """Bucket sums of [start, end) from every raw row, hot and archived."""
-    sums = Sums(start, width)
-    sums.add_rows(
-        history.read_rows(conn, machine_ids=[machine_id], start=start, end=end, archive_url=archive_url)
-    )
-    return sums
