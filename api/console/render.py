@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from api import connectivity, estimate
+from api import catalog, connectivity, estimate
 from api.console import sessions
 from api.deps import has_right
 from api.errors import Forbidden
@@ -61,7 +61,7 @@ def _hours(value: float | None) -> str:
 
 
 def _money(value: float | None, currency: str = "EUR") -> str:
-    return "—" if value is None else f"{currency} {value:,.2f}"  # a price keeps its cents
+    return "—" if value is None else catalog.format_money(value, currency)
 
 
 def _pct(value: float | None) -> str:

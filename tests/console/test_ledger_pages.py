@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from api.app import create_app
 from api.catalog import format_money
+from api.console import render
 from fleet.db import session
 from fleet.tables import DataUseGrant
 from tests.api.support import NOW, World, build_world
@@ -122,6 +123,8 @@ def test_an_account_manager_sees_only_their_accounts(client: ConsoleClient, worl
     acme, globex = world.customers["acme"], world.customers["globex"]
     sign_in(client, world, "am-acme")
     assert list(ledger_table(client.get("/ledger").text)) == [str(acme), "total"]
+    assert 'href="/ledger"' in client.get("/accounts").text
+    assert f'href="/ledger/{acme}"' in client.get(f"/accounts/{acme}").text
     assert [r["account"] for r in csv_rows(client, "/ledger.csv")] == ["acme", "All accounts shown"]
     assert client.get(f"/ledger/{globex}").status_code == 404
     assert client.get(f"/ledger.csv?account={globex}").status_code == 404
@@ -150,3 +153,10 @@ def test_without_offers_consent_an_account_manager_sees_no_alert_figures(
     }
     csv_row = csv_rows(client, "/ledger.csv")[0]
     assert (csv_row["alerts"], csv_row["downtime_avoided_cost"]) == ("", "")
+
+
+def test_console_money_is_the_catalogs_with_cents() -> None:
+    # Already with cents before (commit bf763e9); now the console calls the one formatter.
+    for value in (0.5, 1850.5, 1_234_567.0):
+        assert render.templates.env.filters["money"](value, "EUR") == format_money(value, "EUR")
+    assert render.templates.env.filters["money"](1850.5, "EUR") == "EUR 1,850.50"
