@@ -249,6 +249,19 @@ def parse_message(
     return _reading(where, body, limits, now)
 
 
+def parse_body(
+    topic: str, body: object, *, limits: Limits = DEFAULT_LIMITS, now: datetime | None = None
+) -> Reading | Event | Rejection:
+    """Topic and an already-decoded body (as JSON parsing gives it) → Reading, Event or Rejection.
+
+    The same checks as `parse_message` after its JSON parse, for bodies built by a protocol bridge.
+    """
+    where = parse_topic(topic)
+    if type(where) is Rejection:
+        return where
+    return _reading(where, body, limits, now)
+
+
 def _reading(
     where: tuple[str, str, str], body: object, limits: Limits, now: datetime | None
 ) -> Reading | Event | Rejection:

@@ -116,16 +116,23 @@ class Pipeline:
         self._ids: dict[registration.MachineKey, tuple[int, int]] = {}
 
     def store(
-        self, messages: Sequence[RawMessage], *, also: Callable[[Connection], None] | None = None
+        self,
+        messages: Sequence[RawMessage],
+        *,
+        also: Callable[[Connection], None] | None = None,
+        parsed: list[Reading | Event | Rejection] | None = None,
     ) -> tuple[Outcome, list[Reading | Event | Rejection]]:
         """Write a batch; returns the counts and, per message, what it carried or why it was quarantined.
 
         `also` writes more in the same transaction (a Sparkplug host's node state commits with its data).
+        `parsed`: what each message is, checked by the caller through the contract (`contract.parse_body`).
         """
         now, limits, parse = datetime.now(UTC), self.limits, contract.parse_message
-        results: list[Reading | Event | Rejection] = [
-            parse(topic, payload, limits=limits, now=now) for topic, payload, _ in messages
-        ]
+        results: list[Reading | Event | Rejection] = (
+            parsed
+            if parsed is not None
+            else [parse(topic, payload, limits=limits, now=now) for topic, payload, _ in messages]
+        )
         keys = {(r.tenant, r.machine) for r in results if type(r) is not Rejection}
         self._resolve(keys)
         unknown = keys - self._ids.keys()

@@ -9,7 +9,7 @@ import pytest
 
 from fleet import contract as fleet_contract
 from fleet.settings import Settings
-from ingest.contract import Limits, parse_message
+from ingest.contract import Limits, parse_body, parse_message
 from ingest.schemas import Reading, Rejection
 
 TOPIC = "fleet/acme/pump-7/telemetry"
@@ -158,3 +158,12 @@ def test_limits_come_from_settings():
 def test_timestamps_are_normalised_to_utc():
     result = parse_message(TOPIC, raw_body(ts='"2026-11-23T09:00:00+01:00"'), now=NOW)
     assert result.ts == datetime(2026, 11, 23, 8, 0, tzinfo=UTC) and result.ts.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"readings": {"t": True}}, {"readings": {"t c": 1}}, {"ts": "2026-11-23T09:05:01Z"}, {"seq": -1}],
+)
+def test_a_decoded_body_gets_the_same_answer_as_its_json(fields):
+    payload = body(**fields)
+    assert parse_body(TOPIC, json.loads(payload), now=NOW) == parse_message(TOPIC, payload, now=NOW)
