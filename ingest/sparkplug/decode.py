@@ -29,16 +29,9 @@ class Topic:
     device: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Metric:
-    """One metric as sent: name (births) or alias (data), its time, and its value as Python."""
-
-    name: str | None
-    alias: int | None
-    timestamp: int | None
-    datatype: int
-    historical: bool
-    value: object
+# One metric as sent: (name in births, alias in data, its time in ms, is_historical, its value as Python).
+# A plain tuple: a DDATA carries several, and an object per metric cost more than the protobuf parse.
+Metric = tuple[str | None, int | None, int | None, bool, object]
 
 
 def parse_topic(topic: str) -> Topic | Rejection:
@@ -57,10 +50,8 @@ def parse_topic(topic: str) -> Topic | Rejection:
 
 
 def _value(metric: pb.Payload.Metric, datatype: int) -> object:
-    if metric.is_null:
-        return None
     which = metric.WhichOneof("value")
-    if which is None:
+    if which is None or metric.is_null:
         return None
     value = getattr(metric, which)
     if which == "int_value" and datatype in _SIGNED32 and value >= 2**31:
@@ -78,17 +69,22 @@ def decode_payload(payload: bytes) -> tuple[int | None, int | None, list[Metric]
         message = pb.Payload.FromString(payload)
     except (DecodeError, ValueError, RecursionError) as exc:
         return Rejection("sparkplug_bad_payload", f"payload is not a Sparkplug B protobuf: {str(exc)[:200]}")
-    metrics = [
-        Metric(
-            m.name if m.HasField("name") else None,
-            m.alias if m.HasField("alias") else None,
-            m.timestamp if m.HasField("timestamp") else None,
-            m.datatype,
-            m.is_historical,
-            _value(m, m.datatype),
-        )
-        for m in message.metrics
-    ]
+    metrics = []
+    for m in message.metrics:
+        # Unset fields read as "" or 0; HasField (slow) only tells those apart from an explicit "" or 0.
+        name, alias, ms = m.name, m.alias, m.timestamp
+        if not name and not m.HasField("name"):
+            name = None
+        if not alias and not m.HasField("alias"):
+            alias = None
+        if not ms and not m.HasField("timestamp"):
+            ms = None
+        which = m.WhichOneof("value")
+        if which == "double_value" and not m.is_null:
+            value = m.double_value  # the common case, without a call
+        else:
+            value = _value(m, m.datatype)
+        metrics.append((name, alias, ms, m.is_historical, value))
     return (
         message.timestamp if message.HasField("timestamp") else None,
         message.seq if message.HasField("seq") else None,

@@ -6,14 +6,16 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+import orjson
 from sqlalchemy import Connection
 
 from fleet import sparkplug_state, telemetry
+from ingest.contract import parse_body
 from ingest.pipeline import Pipeline, RawMessage, quarantine_row
-from ingest.schemas import Outcome, Rejection
+from ingest.schemas import Event, Outcome, Reading, Rejection
 from ingest.sparkplug.decode import decode_payload, parse_topic
 from ingest.sparkplug.mapping import Mapping
-from ingest.sparkplug.session import Sessions
+from ingest.sparkplug.session import Sessions, own
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +40,14 @@ class SparkplugPipeline:
         """Decode, apply to node states, write values, rejections and states in one transaction."""
         decoded = [(parse_topic(topic), topic, payload) for topic, payload, _ in messages]
         self._load({(t.group, t.edge_node) for t, _, _ in decoded if type(t) is not Rejection and t.group})
-        # States are replaced, never changed in place: a batch that fails leaves the committed ones intact.
+        # Each node's state is copied once per batch and changed in place by the session step; a batch that
+        # fails leaves the committed ones intact.
         working = dict(self._states)
         touched: set[NodeKey] = set()
         rebirths: list[NodeKey] = []
         json_messages: list[RawMessage] = []
+        parsed: list[Reading | Event | Rejection] = []
+        now, limits = datetime.now(UTC), self.pipeline.limits
         rejected: list[dict] = []
         results: list[Rejection | None] = []
         for (topic, text, payload), (_, _, received) in zip(decoded, messages, strict=True):
@@ -53,14 +58,17 @@ class SparkplugPipeline:
                     rejection = body
                 else:
                     node = (topic.group, topic.edge_node)
-                    state, out = self.sessions.handle(working.get(node), topic, text, *body)
-                    if state is not working.get(node):
-                        working[node] = state
+                    if node not in touched:
                         touched.add(node)
+                        working[node] = own(working.get(node))
+                    working[node], out = self.sessions.handle(working[node], topic, text, *body)
                     if out.rebirth:
                         rebirths.append(node)
                     rejection = out.rejection
-                    json_messages += [(t, p, received) for t, p in out.messages]
+                    for t, body in out.messages:
+                        # Checked as dicts through the contract; the JSON text is kept for a quarantine row.
+                        parsed.append(parse_body(t, body, limits=limits, now=now))
+                        json_messages.append((t, orjson.dumps(body), received))
             results.append(rejection)
             if rejection is not None:
                 at = datetime.fromtimestamp(received, UTC)
@@ -70,7 +78,7 @@ class SparkplugPipeline:
             sparkplug_state.save(conn, self.host_id, {k: working[k] for k in touched if working[k]})
             telemetry.insert_quarantine(conn, rejected)
 
-        outcome, _ = self.pipeline.store(json_messages, also=also)
+        outcome, _ = self.pipeline.store(json_messages, also=also, parsed=parsed)
         self._states = working
         for reason in (r.reason for r in results if r is not None):
             outcome.add_reason(reason)

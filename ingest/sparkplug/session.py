@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import orjson
-
 from fleet import contract
 from ingest.schemas import Rejection
 from ingest.sparkplug.decode import Metric, Topic
@@ -21,9 +19,10 @@ _INDEX_LIMIT = 1 << 13
 
 @dataclass(slots=True)
 class Translation:
-    """What one Sparkplug message becomes: JSON contract messages, or a rejection; maybe a rebirth request."""
+    """What one Sparkplug message becomes: contract messages (topic, body as JSON would give it), or a
+    rejection; maybe a rebirth request."""
 
-    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    messages: list[tuple[str, dict]] = field(default_factory=list)
     rejection: Rejection | None = None
     rebirth: bool = False
 
@@ -34,9 +33,9 @@ def key(ms: int, seq: int, index: int = 0) -> int:
 
 
 def _bd_seq(metrics: list[Metric]) -> int | None:
-    for m in metrics:
-        if m.name == "bdSeq" and type(m.value) is int:
-            return m.value
+    for name, _, _, _, value in metrics:
+        if name == "bdSeq" and type(value) is int:
+            return value
     return None
 
 
@@ -48,6 +47,8 @@ def _control(name: str) -> bool:
 def _number(value: object) -> object:
     if type(value) is bool:
         return 1.0 if value else 0.0
+    if type(value) is float and value - value != 0.0:
+        return None  # a Float or Double NaN or infinity is a missing value (the JSON contract refuses them)
     if isinstance(value, bytes):
         return "<bytes>"  # the contract refuses it by name: a map pointing a sensor at a Bytes metric
     return value
@@ -59,20 +60,21 @@ def _iso(ms: int) -> str:
 
 def translate(
     target: Target, topic_text: str, ts: int, seq: int, metrics: list[tuple[str, Metric]]
-) -> list[tuple[str, bytes]] | Rejection:
+) -> list[tuple[str, dict]] | Rejection:
     """Named metrics of one message → telemetry (one message per metric time) and event messages."""
     groups: dict[tuple[int, bool], dict] = {}
     events: list[tuple[int, str, str | None]] = []
-    for name, m in metrics:
-        ms = m.timestamp if m.timestamp is not None else ts
+    for name, (_, _, ms, historical, value) in metrics:
+        ms = ms if ms is not None else ts
         if ms >= _TS_LIMIT:
             return Rejection("sparkplug_bad_payload", f"metric {name!r} has timestamp {ms}, beyond 2109")
         sensor = target.sensors.get(name)
         if sensor is not None:
-            groups.setdefault((ms, m.historical), {})[sensor] = _number(m.value)
+            finite = type(value) is float and value - value == 0.0  # the common case, without a call
+            groups.setdefault((ms, historical), {})[sensor] = value if finite else _number(value)
             continue
         rule = target.events.get(name)
-        if rule is not None and m.value not in (None, False, 0, 0.0, ""):
+        if rule is not None and value not in (None, False, 0, 0.0, ""):
             events.append((ms, rule.code, rule.severity))
     if len(events) >= _INDEX_LIMIT:
         return Rejection("sparkplug_bad_payload", f"{len(events)} event metrics in one message")
@@ -81,15 +83,22 @@ def translate(
     for (ms, historical), readings in groups.items():
         origin = {"topic": topic_text, "seq": seq, "historical": historical}
         body = {"v": 1, "seq": key(ms, seq), "ts": _iso(ms), "readings": readings, "sparkplug": origin}
-        out.append((telemetry_topic, orjson.dumps(body)))
+        out.append((telemetry_topic, body))
     events_topic = f"{contract.TOPIC_ROOT}/{target.tenant}/{target.machine}/{contract.EVENTS_LEAF}"
     for i, (ms, code, severity) in enumerate(events, start=1):
         body = {"v": 1, "seq": key(ms, seq, i), "ts": _iso(ms), "code": code}
         body["sparkplug"] = {"topic": topic_text, "seq": seq}
         if severity:
             body["severity"] = severity
-        out.append((events_topic, orjson.dumps(body)))
+        out.append((events_topic, body))
     return out
+
+
+def own(state: dict | None) -> dict | None:
+    """A copy of a node state that `Sessions.handle` may change without touching the original."""
+    if state is None:
+        return None
+    return {**state, "aliases": dict(state["aliases"]), "devices": dict(state.get("devices", {}))}
 
 
 class Sessions:
@@ -101,7 +110,8 @@ class Sessions:
     def handle(
         self, state: dict | None, topic: Topic, text: str, ts: int | None, seq: int | None, metrics: list
     ) -> tuple[dict | None, Translation]:
-        """The node's new state and what the message becomes; `state` is not modified."""
+        """The node's new state and what the message becomes; `state` may be changed in place, so the caller
+        hands in its own copy (`own`) once per batch."""
         kind = topic.kind
         if kind in ("NCMD", "DCMD", "STATE"):
             return state, Translation()
@@ -121,7 +131,7 @@ class Sessions:
             why = f"{kind} from {topic.group}/{topic.edge_node} before its NBIRTH (or after its NDEATH)"
             return state, Translation(rejection=Rejection("sparkplug_no_birth", why), rebirth=rebirth)
         else:
-            state = {**state, "aliases": dict(state["aliases"]), "devices": dict(state.get("devices", {}))}
+            state.setdefault("devices", {})
         redelivered = kind != "NBIRTH" and ts <= state["ts"]  # see _check_seq
         rebirth = kind != "NBIRTH" and self._check_seq(state, seq, ts)
         if kind == "DDATA" and not state["devices"].get(topic.device) and not redelivered:
@@ -132,16 +142,16 @@ class Sessions:
             return state, Translation(rejection=Rejection("sparkplug_no_birth", why), rebirth=rebirth)
         aliases = state["aliases"]
         if kind in ("NBIRTH", "DBIRTH"):
-            for m in metrics:
-                if m.name is not None and m.alias is not None:
-                    aliases[str(m.alias)] = m.name
+            for name, alias, *_ in metrics:
+                if name is not None and alias is not None:
+                    aliases[str(alias)] = name
         named = []
         for m in metrics:
-            name = m.name if m.name is not None else aliases.get(str(m.alias))
+            name = m[0] if m[0] is not None else aliases.get(str(m[1]))
             if name is None:
                 rebirth = rebirth or not state["rebirth_pending"]
                 state["rebirth_pending"] = True
-                why = f"{kind} metric alias {m.alias} was not in the birth of {topic.group}/{topic.edge_node}"
+                why = f"{kind} metric alias {m[1]} was not in the birth of {topic.group}/{topic.edge_node}"
                 rejection = Rejection("sparkplug_unknown_alias", why)
                 return state, Translation(rejection=rejection, rebirth=rebirth)
             named.append((name, m))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pysparkplug as spb
 from sqlalchemy import select
 
 from fleet import sparkplug_state
@@ -72,3 +73,20 @@ def test_quarantine_replay_leaves_sparkplug_rows_as_they_are(engine):
     assert after == before and after.reason == "sparkplug_no_birth"
     assert (report.examined, report.sparkplug, report.stored, report.not_replayable) == (1, 1, 0, 0)
     assert report.still_quarantined == {}
+
+
+def test_values_go_through_the_contract_checks_and_nan_is_a_missing_value(engine):
+    """Without the NaN rule the contract (now called on the values, no JSON round trip) refuses NaN."""
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, _ = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    edge.birth(T0)
+    edge.data(T0 + 10, float("nan"))
+    text = spb.Metric(T0 + 20, None, spb.DataType.STRING, value="hot", alias=10)
+    payload = spb.DData(timestamp=T0 + 20, seq=edge._next(), metrics=(text,))
+    edge.sent.append((f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}", payload.encode()))
+    pipeline.store(edge.take())
+    assert [r["temperature_c"] for r in readings(engine)] == [60.0, None]
+    assert quarantine_reasons(engine) == ["wrong_type"]  # the contract's reason for a text reading
+    with engine.connect() as conn:
+        assert conn.scalar(select(Quarantine.topic)) == "fleet/acme/m-000/telemetry"
