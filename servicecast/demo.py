@@ -11,14 +11,14 @@ import typer
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
-from api import auth, policy
+from api import auth, policy, routing
 from api.alerts import OPEN_STATES
 from fleet import bootstrap, errors, registry
 from fleet.db import engine_from_settings, session
 from fleet.settings import Settings, redact_url
 from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, Prediction, Quarantine, Telemetry
 from models import scoring
-from servicecast import demo_fleet
+from servicecast import demo_crm, demo_fleet
 
 KEYS_FILE = Path("var/demo-keys.txt")
 # name, role, its customer, the accounts it looks after, and how the login table describes it
@@ -178,20 +178,28 @@ def _serve_and_act(settings: Settings) -> None:
     from api.app import create_app
     from ingest import quarantine
 
+    settings = demo_crm.settings_with_receiver(settings)
     engine = engine_from_settings(settings)
     stop = threading.Event()
-    worker = threading.Thread(
-        target=policy.run_forever,
-        kwargs={"engine": engine, "settings": settings, "stop": stop},
-        name="servicecast-policy",
-        daemon=True,
-    )
-    worker.start()
+    loops = {"policy": policy.run_forever, "route": routing.run_router}  # as `servicecast policy` and `route`
+    workers = [
+        threading.Thread(
+            target=loop,
+            kwargs={"engine": engine, "settings": settings, "stop": stop},
+            name=f"servicecast-{name}",
+            daemon=True,
+        )
+        for name, loop in loops.items()
+    ]
+    for worker in workers:
+        worker.start()
     try:
         app = create_app(settings)
         app.state.replay_quarantine = quarantine.replay  # the console's replay button
+        demo_crm.install(app, settings)  # where the router delivers, and /admin/crm to see it
         uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
     finally:
         stop.set()
-        worker.join(timeout=10)
+        for worker in workers:
+            worker.join(timeout=10)
         engine.dispose()
