@@ -113,7 +113,7 @@ def render(chart: Chart) -> Markup:
         return TOP + (high / 2 - v / 2) / half_span * plot_h
 
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {HEIGHT}" role="img" preserveAspectRatio="none" '
+        f'<svg class="chart" viewBox="0 0 {width} {HEIGHT}" role="img" '
         f'aria-label="{escape(chart.title)}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(chart.title)}</title>",
         f"<desc>{escape(_describe(chart, values))}</desc>",

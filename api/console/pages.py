@@ -45,7 +45,10 @@ ALERT_TABS = {
 CHART_DAYS = (1, 7, 30)
 FLEET_PAGE = 100
 CHART_POINTS = 480
-KEY_CHART_WIDTH = 1280  # the key sensor's chart spans the page; a wider canvas keeps its text unstretched
+# Canvas widths near the drawn widths at 1366 px, so chart text shows near its own size (charts keep
+# their aspect ratio): the key sensor's chart spans the page, the others share a row.
+KEY_CHART_WIDTH = 1280
+SENSOR_CHART_WIDTH = 480
 
 
 def _optional_id(value: str | None) -> int | None:
@@ -230,9 +233,11 @@ def silent_after(request: Request) -> timedelta:
 
 def _sensor_charts(sess, machine, latest, window, start, end, specs, now) -> list[dict]:  # noqa: ANN001
     """A chart per sensor read (also one its type no longer lists), with the OEM limit where the type
-    gives one; the key sensor's chart adds the trend forecast to its limit (OEM, else learned)."""
+    gives one; the key sensor (the one carrying most of the risk) comes first and spans the page; the
+    forecast sensor's chart adds the trend forecast to its limit (OEM, else learned)."""
     sensors = {k for p in window.points for k in p.readings}
-    key = latest.eta_sensor if latest is not None and latest.eta is not None else None
+    forecast = latest.eta_sensor if latest is not None and latest.eta is not None else None
+    key = _risk_carrier(latest) or forecast
     limits = views.trend_limits(sess, latest.model_version if latest else None)
     out = []
     for sensor in sorted(sensors, key=lambda s: (s != key, s)):
@@ -244,16 +249,27 @@ def _sensor_charts(sess, machine, latest, window, start, end, specs, now) -> lis
             start=start,
             end=end,
             unit=spec.unit if spec else "",
+            width=KEY_CHART_WIDTH if sensor == key else SENSOR_CHART_WIDTH,
         )
         note = None
         if spec is not None and spec.oem_limit is not None:
             kind = "alarm" if spec.alarm is not None else "warning"
             chart.limit = spec.oem_limit
             chart.limit_label = f"OEM {kind} limit {spec.oem_limit:g} {spec.unit}".rstrip()
-        if sensor == key and (chart.limit is not None or sensor in limits):
+        if sensor == forecast and (chart.limit is not None or sensor in limits):
             chart, note = _with_forecast(sess, machine, latest, chart, points, limits.get(sensor), specs, now)
         out.append({"sensor": sensor, "svg": charts.render(chart), "note": note, "key": sensor == key})
     return out
+
+
+def _risk_carrier(latest) -> str | None:  # noqa: ANN001
+    """The sensor whose contribution to the latest prediction's risk is the largest, if it names any."""
+    weights = {}
+    for c in (latest.contributions or []) if latest is not None else []:
+        value = c.get("contribution", c.get("delta")) if isinstance(c, dict) else None
+        if c.get("sensor") and isinstance(value, int | float):
+            weights[c["sensor"]] = value
+    return max(weights, key=weights.get) if weights else None
 
 
 def _with_forecast(sess, machine, latest, chart, points, limit: float | None, specs, now):  # noqa: ANN001, ANN202

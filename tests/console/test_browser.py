@@ -170,11 +170,20 @@ def test_a_machine_page_charts_30_days_of_minute_readings(page: Page, console: C
     # The world's forecast (23 Nov 2026) is past by the server's clock: no band drawn, no time to come.
     expect(key.locator("polygon.band")).to_have_count(0)
     expect(key).to_contain_text("was forecast to reach its limit")
+    shapes = page.evaluate(CHART_SHAPES)
+    assert all(abs(drawn - meant) < 0.02 for drawn, meant, _ in shapes), shapes  # never stretched
+    assert min(label for *_, label in shapes) >= 10, shapes  # axis labels at least 10 px high
     points = key.locator("path.series").get_attribute("d").count("L") + 1
     assert 400 <= points <= 480  # downsampled on the server, not 43,200 points
     console.shoot(page, "machine")
 
 
+# Per chart: drawn width/height, the viewBox's width/height, the smallest tick label's height in px.
+CHART_SHAPES = """() => [...document.querySelectorAll('svg.chart')].map(svg => {
+  const box = svg.getBoundingClientRect(), view = svg.viewBox.baseVal;
+  const labels = [...svg.querySelectorAll('text.tick')].map(t => t.getBoundingClientRect().height);
+  return [box.width / box.height, view.width / view.height, Math.min(...labels)];
+})"""
 UNLABELLED_CONTROLS = """() => [
   ...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
   .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())

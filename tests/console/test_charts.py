@@ -153,3 +153,19 @@ def test_a_limit_already_crossed_is_dated_from_the_start_of_the_stretch_above_it
     points = [(t0 + timedelta(hours=h), v) for h, v in enumerate([1.0, 5.0, 2.0, 5.5, None, 6.0, 7.0])]
     assert _above_since(points, 5.0) == t0 + timedelta(hours=3)
     assert _above_since(points[:3], 5.0) is None
+
+
+def test_the_key_sensor_is_the_one_carrying_most_of_the_risk() -> None:
+    from api.console.pages import _risk_carrier
+    from fleet.tables import Prediction
+
+    latest = Prediction(
+        eta_sensor="bearing_temp_c",
+        contributions=[
+            {"sensor": "bearing_temp_c", "contribution": 0.12},
+            {"sensor": "vibration_rms_mm_s", "contribution": 0.83},
+            {"sensor": "flow_m3_h", "delta": -0.9},
+        ],
+    )
+    assert _risk_carrier(latest) == "vibration_rms_mm_s"
+    assert _risk_carrier(Prediction(contributions=[])) is None and _risk_carrier(None) is None
