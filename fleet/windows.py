@@ -13,9 +13,9 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
-from fleet import history, rollups
+from fleet import dialect, history, rollups
 
 HOUR = timedelta(hours=1)
 
@@ -61,18 +61,18 @@ class Sums:
                     self.count[b][name] += 1
 
     def add_rollups(self, frame: pd.DataFrame) -> None:
-        """Rollup rows (`rollups.read`), each into the bucket its start falls in."""
-        for bucket, sensor, n, total in zip(
-            frame["bucket"], frame["sensor"], frame["n"], frame["total"], strict=True
-        ):
-            if sensor == rollups.MESSAGES:
-                self.rows += int(n)
-                continue
-            b = (bucket.to_pydatetime() - self.start) // self.width
-            self.sensors.add(sensor)
-            if total is not None and not math.isnan(total):
-                self.total[b][sensor] += total
-                self.count[b][sensor] += int(n)
+        """Rollup rows (bucket, sensor, n, total), each into the chart bucket its start falls in."""
+        if not len(frame):
+            return
+        messages = frame["sensor"] == rollups.MESSAGES
+        self.rows += int(frame.loc[messages, "n"].sum())
+        values = frame[~messages & frame["total"].notna()]
+        self.sensors.update(frame.loc[~messages, "sensor"].unique())
+        index = (values["bucket"] - pd.Timestamp(self.start)) // pd.Timedelta(self.width)
+        grouped = values.groupby([index, values["sensor"]], sort=False)[["n", "total"]].sum()
+        for (b, sensor), n, total in zip(grouped.index, grouped["n"], grouped["total"], strict=True):
+            self.total[int(b)][sensor] += float(total)
+            self.count[int(b)][sensor] += int(n)
 
     def points(self) -> list[tuple[datetime, dict]]:
         """(bucket start, {sensor: mean or None}) for every bucket with a reading, in time order."""
@@ -87,6 +87,22 @@ class Sums:
         return out
 
 
+def _hour_rollups(conn: Connection, machine_id: int, start: datetime, end: datetime) -> pd.DataFrame:
+    """(bucket, sensor, n, total) of a machine's hour rollups, below SQLAlchemy's per-value types."""
+    d = conn.dialect
+    rows = conn.execute(
+        text(
+            "SELECT bucket, sensor, n, total FROM telemetry_rollups WHERE machine_id = :m AND width_s = :w "
+            "AND bucket >= :a AND bucket < :b"
+        ),
+        {"m": machine_id, "w": rollups.HOUR, "a": dialect.ts_param(start, d), "b": dialect.ts_param(end, d)},
+    ).cursor.fetchall()  # driver tuples: Row objects cost pandas a lookup each
+    frame = pd.DataFrame(rows, columns=["bucket", "sensor", "n", "total"])
+    frame["bucket"] = history.timestamps(tuple(frame["bucket"]))
+    frame["total"] = frame["total"].astype(float)
+    return frame
+
+
 def from_rollups(
     conn: Connection, *, machine_id: int, start: datetime, end: datetime, width: timedelta, archive_url: str
 ) -> Sums | None:
@@ -96,7 +112,7 @@ def from_rollups(
         return None
     dirty = set(rollups.pending(conn, machine_id=machine_id, start=first, end=last))
     sums = Sums(start, width)
-    found = rollups.read(conn, machine_ids=[machine_id], width_s=rollups.HOUR, start=first, end=last)
+    found = _hour_rollups(conn, machine_id, first, last)
     if dirty:
         found = found[~found["bucket"].isin(pd.to_datetime(sorted(dirty), utc=True))]
     sums.add_rollups(found)
