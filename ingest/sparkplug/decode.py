@@ -29,6 +29,9 @@ class Topic:
     device: str | None = None
 
 
+# Topics already parsed; bounded so that a flood of new names cannot grow it forever.
+_CACHE_LIMIT = 100_000
+_topics: dict[str, Topic] = {}
 # One metric as sent: (name in births, alias in data, its time in ms, is_historical, its value as Python).
 # A plain tuple: a DDATA carries several, and an object per metric cost more than the protobuf parse.
 Metric = tuple[str | None, int | None, int | None, bool, object]
@@ -36,6 +39,18 @@ Metric = tuple[str | None, int | None, int | None, bool, object]
 
 def parse_topic(topic: str) -> Topic | Rejection:
     """The parts of a Sparkplug B topic, or why it is not one."""
+    known = _topics.get(topic)
+    if known is not None:
+        return known
+    parsed = _parse_topic(topic)
+    if type(parsed) is Topic:
+        if len(_topics) >= _CACHE_LIMIT:
+            _topics.clear()
+        _topics[topic] = parsed
+    return parsed
+
+
+def _parse_topic(topic: str) -> Topic | Rejection:
     parts = topic.split("/")
     if len(parts) == 3 and parts[0] == NAMESPACE and parts[1] == "STATE":
         return Topic("", "STATE", parts[2])

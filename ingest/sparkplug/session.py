@@ -70,8 +70,11 @@ def translate(
             return Rejection("sparkplug_bad_payload", f"metric {name!r} has timestamp {ms}, beyond 2109")
         sensor = target.sensors.get(name)
         if sensor is not None:
+            group = groups.get((ms, historical))
+            if group is None:
+                group = groups[(ms, historical)] = {}
             finite = type(value) is float and value - value == 0.0  # the common case, without a call
-            groups.setdefault((ms, historical), {})[sensor] = value if finite else _number(value)
+            group[sensor] = value if finite else _number(value)
             continue
         rule = target.events.get(name)
         if rule is not None and value not in (None, False, 0, 0.0, ""):
