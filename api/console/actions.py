@@ -266,27 +266,57 @@ def add_user(
     request: Request,
     sess: PageSession,
     who: Actor,
-    name: Annotated[str, Form(min_length=1, max_length=200)],
-    role: Annotated[Literal["admin", "field_service", "account_manager", "customer"], Form()],
+    name: Annotated[str, Form(max_length=200)] = "",
+    role: Annotated[str, Form(max_length=32)] = "",
     customer: Annotated[str, Form(max_length=64)] = "",
     accounts: Annotated[str, Form(max_length=2000)] = "",
     email: Annotated[str, Form(max_length=320)] = "",
 ):
-    """Create a user and show its API key once."""
+    """Create a user and show its API key once; a problem is named beside its field, the input kept."""
     require(who, "admin")
-    tenants = tuple(t.strip() for t in accounts.split(",") if t.strip()) if role == "account_manager" else ()
-    user, key = auth.create_user(
-        engine=request.app.state.engine,
-        name=name.strip(),
-        role=role,
-        customer=customer.strip() or None,
-        accounts=tenants,
-        email=email.strip() or None,
-        by=who,
-    )
+    values = {"name": name, "role": role, "customer": customer, "accounts": accounts, "email": email}
+    problems = _user_form_problems(values)
+    if not problems:
+        tenants = (
+            tuple(t.strip() for t in accounts.split(",") if t.strip()) if role == "account_manager" else ()
+        )
+        try:
+            user, key = auth.create_user(
+                engine=request.app.state.engine,
+                name=name.strip(),
+                role=role,
+                customer=customer.strip() or None,
+                accounts=tenants,
+                email=email.strip() or None,
+                by=who,
+            )
+        except errors.AlreadyExists:
+            problems["name"] = f"A user named {name.strip()} exists already: choose another name."
+        except errors.NotFound as exc:  # an unknown customer or account
+            problems["customer" if role == "customer" else "accounts"] = f"{str(exc).capitalize()}."
+        except errors.InvalidInput as exc:
+            problems["email" if "mail" in str(exc) else "name"] = f"{str(exc).capitalize()}."
     sess.commit()  # end the page's read snapshot so the list shows the new user
+    if problems:
+        return admin_page(
+            request, sess, who, user_form={"values": values, "errors": problems}, status_code=422
+        )
     # Rendered, not redirected: the key must not travel in a cookie or a URL.
     return admin_page(request, sess, who, new_key={"name": user.name, "role": user.role, "key": key})
+
+
+def _user_form_problems(values: dict[str, str]) -> dict[str, str]:
+    """What is missing or wrong in the add-user form, in words, by field."""
+    problems = {}
+    if not values["name"].strip():
+        problems["name"] = "Give the user a name."
+    if values["role"] not in auth.ROLES:
+        problems["role"] = "Choose one of the roles."
+    if values["role"] == "customer" and not values["customer"].strip():
+        problems["customer"] = "A customer's user needs its customer: the tenant id, e.g. acme."
+    if values["role"] == "account_manager" and not values["accounts"].strip():
+        problems["accounts"] = "An account manager needs at least one account: tenant ids, e.g. acme, globex."
+    return problems
 
 
 @router.post("/admin/users/{name}/revoke")

@@ -399,7 +399,14 @@ def admin(request: Request, sess: PageSession, who: Viewer):
     return admin_page(request, sess, who)
 
 
-def admin_page(request: Request, sess, who, new_key: dict | None = None) -> HTMLResponse:  # noqa: ANN001
+def admin_page(  # noqa: ANN201
+    request: Request,
+    sess,  # noqa: ANN001
+    who,  # noqa: ANN001
+    new_key: dict | None = None,
+    user_form: dict | None = None,
+    status_code: int = 200,
+):
     """The admin page, optionally showing a key just created (once)."""
     require(who, "admin")
     customers = sess.scalars(select(Customer).order_by(Customer.name)).all()
@@ -429,8 +436,9 @@ def admin_page(request: Request, sess, who, new_key: dict | None = None) -> HTML
         "figures": {v.version: _figures(v.metrics) for v in versions},
         "comparisons": {v.version: _comparison(v) for v in versions},
         "new_key": new_key,
+        "user_form": user_form or {"values": {}, "errors": {}},
     }
-    return page(request, "admin.html", context)
+    return page(request, "admin.html", context, status_code=status_code)
 
 
 def _figures(metrics: dict) -> list[str]:

@@ -431,3 +431,25 @@ def test_the_audit_trail_filters_by_actor_object_and_time(
     expect(page.locator("#subject-id-error")).to_have_text("A number, e.g. 42.")
     expect(page.get_by_label("Number")).to_have_value("seven")  # what was typed is kept
     expect(page.get_by_label("Who")).to_have_value("admin")
+
+
+def test_a_form_error_is_named_beside_its_field_and_keeps_what_was_typed(
+    page: Page, console: Console, browser_log: ConsoleLog
+) -> None:
+    browser_log.expected_statuses.add(422)
+    sign_in(page, console, "admin")
+    form = page.locator("#add-user")
+    form.get_by_label("Name").fill("erin")
+    form.locator("select[name=role]").select_option(label="account manager")
+    form.get_by_label("Accounts (for account managers)").fill("acme, nosuchco")
+    form.get_by_label("E-mail").fill("erin@example.com")
+    form.get_by_role("button", name="Add user").click()
+    expect(page.locator("#accounts-error")).to_contain_text("nosuchco")
+    assert "_" not in page.locator("#accounts-error").inner_text()  # plain words, no internal names
+    expect(form.get_by_label("Name")).to_have_value("erin")
+    expect(form.get_by_label("Accounts (for account managers)")).to_have_value("acme, nosuchco")
+    expect(form.get_by_label("E-mail")).to_have_value("erin@example.com")
+    expect(form.locator("select[name=role]")).to_have_value("account_manager")
+    form.get_by_label("Accounts (for account managers)").fill("acme")
+    form.get_by_role("button", name="Add user").click()
+    expect(page.get_by_role("status")).to_contain_text("API key for erin")
