@@ -99,20 +99,20 @@ def downgrade() -> None:
     op.drop_table("notification_subscriptions")
     op.drop_index("ix_crm_outcomes_customer_id", table_name="crm_outcomes")
     op.drop_table("crm_outcomes")
-    with op.batch_alter_table("offers") as batch:
-        for name in (
-            "outcome_reason",
-            "expires_at",
-            "alternatives",
-            "context",
-            "propensity",
-            "policy",
-            "price_level",
-            "list_price",
-            "catalog_version",
-            "language",
-        ):
-            batch.drop_column(name)
-    with op.batch_alter_table("customers") as batch:
-        batch.drop_column("language")
-        batch.drop_column("segment")
+    # Plain DROP COLUMN (SQLite >= 3.35), not a batch rebuild: rebuilding customers or offers drops the old
+    # table, and with foreign keys on that cascades to every machine's labels, alerts and offers.
+    for name in (
+        "outcome_reason",
+        "expires_at",
+        "alternatives",
+        "context",
+        "propensity",
+        "policy",
+        "price_level",
+        "list_price",
+        "catalog_version",
+        "language",
+    ):
+        op.drop_column("offers", name)
+    op.drop_column("customers", "language")
+    op.drop_column("customers", "segment")
