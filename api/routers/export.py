@@ -23,7 +23,8 @@ def export_data(request: Request, who: FleetReader, settings: SettingsDep, tenan
     with engine.connect() as conn:
         if tenant is None:
             if who.customers is None or len(who.customers) != 1:
-                raise errors.InvalidInput("name the customer: ?tenant=…")
+                # 404, not 422: the request is well-formed, it just names no customer of the caller's.
+                raise errors.NotFound("no customer named: add ?tenant=CODE to export one customer's data")
             tenant = conn.scalar(select(Customer.tenant).where(Customer.id == next(iter(who.customers))))
         customer_id = conn.scalar(select(Customer.id).where(Customer.tenant == tenant))
     if customer_id is None or not who.sees(customer_id):

@@ -45,6 +45,8 @@ def test_export_round_trips_and_holds_no_other_tenants_rows(database_url, tmp_pa
             client.get("/api/v1/export?tenant=nobody", headers=world.headers("cust-acme")).status_code == 404
         )
         assert client.get("/api/v1/export", headers=world.headers("tech")).status_code == 403
+        unnamed = client.get("/api/v1/export", headers=world.headers("admin"))
+        assert unnamed.status_code == 404 and "?tenant=" in unnamed.text
         other = client.get("/api/v1/export?tenant=globex", headers=world.headers("admin"))
         assert other.status_code == 200
 
