@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,13 +91,24 @@ def connect_persistent(client: mqtt.Client, endpoint: MqttEndpoint) -> None:
 
 def measure_ceiling(url: str, batch: list[tuple[str, bytes]]) -> float:
     """Messages per second a bare paho subscriber drains (json.loads only, auto-ack)."""
+    tenant_filter = batch[0][0].split("/")[0] + "/" + batch[0][0].split("/")[1] + "/+/telemetry"
+    return drain_bare(url, batch, tenant_filter, json.loads, f"bench-bare-{uuid.uuid4().hex[:6]}")
+
+
+def drain_bare(
+    url: str,
+    batch: list[tuple[str, bytes]],
+    topic_filter: str,
+    decode: Callable[[bytes], object],
+    client_id: str,
+) -> float:
+    """Messages per second a bare paho subscriber drains from a queued backlog, decoding each (auto-ack)."""
     endpoint = MqttEndpoint(url)
-    client_id = f"bench-bare-{uuid.uuid4().hex[:6]}"
     subscribed = threading.Event()
     client = bare_client(endpoint, client_id)
     client.on_subscribe = lambda *_: subscribed.set()
     connect_persistent(client, endpoint)
-    client.subscribe(batch[0][0].split("/")[0] + "/" + batch[0][0].split("/")[1] + "/+/telemetry", qos=1)
+    client.subscribe(topic_filter, qos=1)
     client.loop_start()
     subscribed.wait(10)
     client.disconnect()
@@ -108,7 +120,7 @@ def measure_ceiling(url: str, batch: list[tuple[str, bytes]]) -> float:
 
     def on_message(_c, _u, message: mqtt.MQTTMessage) -> None:
         nonlocal received
-        json.loads(message.payload)
+        decode(message.payload)
         received += 1
         if received == len(batch):
             done.set()

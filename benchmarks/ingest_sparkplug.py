@@ -5,14 +5,18 @@ Run through `python -m benchmarks.ingest --protocol sparkplug` (same options as 
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
-import paho.mqtt.client as mqtt
 import pandas as pd
 
-from benchmarks.ingest import MACHINES, bare_client, connect_persistent, machine_codes, queue_backlog
+from benchmarks.ingest import (
+    MACHINES,
+    bare_client,
+    drain_bare,
+    machine_codes,
+    queue_backlog,
+)
 from fleet import migrate
 from fleet.db import make_engine
 from fleet.settings import MqttEndpoint, Settings
@@ -74,41 +78,10 @@ def mapping(group: str, tenant: str) -> Mapping:
 
 def measure_ceiling(url: str, batch: list[tuple[str, bytes]], group: str) -> float:
     """Messages per second a bare paho subscriber drains, decoding each protobuf payload (auto-ack)."""
-    endpoint = MqttEndpoint(url)
     client_id = f"bench-bare-spb-{uuid.uuid4().hex[:6]}"
-    subscribed = threading.Event()
-    client = bare_client(endpoint, client_id)
-    client.on_subscribe = lambda *_: subscribed.set()
-    connect_persistent(client, endpoint)
-    client.subscribe(f"{NAMESPACE}/{group}/#", qos=1)
-    client.loop_start()
-    subscribed.wait(10)
-    client.disconnect()
-    client.loop_stop()
-    queue_backlog(url, batch)
-
-    received = 0
-    done = threading.Event()
-
-    def on_message(_c, _u, message: mqtt.MQTTMessage) -> None:
-        nonlocal received
-        pb.Payload.FromString(message.payload)
-        received += 1
-        if received == len(batch):
-            done.set()
-
-    client = bare_client(endpoint, client_id)
-    client.on_message = on_message
-    started = time.perf_counter()
-    connect_persistent(client, endpoint)
-    client.loop_start()
-    if not done.wait(600):
-        raise RuntimeError(f"bare subscriber got {received} of {len(batch)}")
-    elapsed = time.perf_counter() - started
-    client.disconnect()
-    client.loop_stop()
+    rate = drain_bare(url, batch, f"{NAMESPACE}/{group}/#", pb.Payload.FromString, client_id)
     end_session(url, client_id)
-    return len(batch) / elapsed
+    return rate
 
 
 def measure_host(
