@@ -112,7 +112,8 @@ def _alerting(pooled: dict) -> dict:
 def _with_findings(run, panel: pd.DataFrame, split: pd.Timestamp, before: dict, review_days: float) -> dict:  # noqa: ANN001
     """The backtest retrained with technicians' no-fault findings on training-period alerts."""
     found = findings.review(run, panel, split=split, review_days=review_days)
-    after = backtest(panel, run.failures, run.maintenance, split=split, no_faults=found.no_faults)["pooled"]
+    retrained = backtest(panel, run.failures, run.maintenance, split=split, no_faults=found.no_faults)
+    after = retrained["pooled"]
     delta = None
     if before["precision"] is not None and after["precision"] is not None:
         delta = after["precision"] - before["precision"]
@@ -123,6 +124,7 @@ def _with_findings(run, panel: pd.DataFrame, split: pd.Timestamp, before: dict, 
         "no_fault_found": found.no_fault_found,
         "before": _alerting(before),
         "after": _alerting(after),
+        "thresholds_after": {t: v["threshold"] for t, v in retrained["types"].items()},
         "precision_delta": delta,
     }
 
