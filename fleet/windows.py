@@ -90,15 +90,17 @@ class Sums:
 def _hour_rollups(conn: Connection, machine_id: int, start: datetime, end: datetime) -> pd.DataFrame:
     """(bucket, sensor, n, total) of a machine's hour rollups, below SQLAlchemy's per-value types."""
     d = conn.dialect
+    # Buckets as epoch milliseconds: pandas parses PostgreSQL's aware datetimes one object at a time
+    # (~50 ms for a 30-day chart's 7,000 rollup rows), integers in one vectorised call.
     rows = conn.execute(
         text(
-            "SELECT bucket, sensor, n, total FROM telemetry_rollups WHERE machine_id = :m AND width_s = :w "
-            "AND bucket >= :a AND bucket < :b"
+            f"SELECT {dialect.epoch_ms('bucket', d)}, sensor, n, total FROM telemetry_rollups "
+            "WHERE machine_id = :m AND width_s = :w AND bucket >= :a AND bucket < :b"
         ),
         {"m": machine_id, "w": rollups.HOUR, "a": dialect.ts_param(start, d), "b": dialect.ts_param(end, d)},
     ).cursor.fetchall()  # driver tuples: Row objects cost pandas a lookup each
     frame = pd.DataFrame(rows, columns=["bucket", "sensor", "n", "total"])
-    frame["bucket"] = history.timestamps(tuple(frame["bucket"]))
+    frame["bucket"] = pd.to_datetime(frame["bucket"].to_numpy(dtype="int64"), unit="ms", utc=True)
     frame["total"] = frame["total"].astype(float)
     return frame
 
