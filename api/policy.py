@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from sqlalchemy import Engine, select
 
-from api import alerts, catalog, notifications, offer_ledger, offer_lifecycle, offer_policy, offers
+from api import alerts, catalog, notifications, offer_ledger, offer_lifecycle, offer_policy, offers, silence
 from fleet.db import session
 from fleet.settings import Settings
 from fleet.tables import Prediction, Watermark, utcnow
@@ -31,6 +31,8 @@ class PolicyReport:
     offers_expired: int = 0
     escalated: int = 0
     notifications: int = 0
+    no_data_opened: int = 0
+    no_data_resolved: int = 0
 
     def summary(self) -> str:
         """One line for logs and `servicecast policy --once`."""
@@ -38,7 +40,8 @@ class PolicyReport:
             f"{self.predictions} predictions: {self.alerts_opened_or_updated} alerts opened or updated, "
             f"{self.offers_proposed} offers proposed, {self.offers_withdrawn} withdrawn, "
             f"{self.offers_expired} expired, {self.escalated} alerts escalated, "
-            f"{self.notifications} notifications queued"
+            f"{self.notifications} notifications queued, {self.no_data_opened} no-data alerts opened, "
+            f"{self.no_data_resolved} resolved"
         )
 
 
@@ -76,6 +79,9 @@ def run_once(
         withdrawn, report.offers_expired = offer_lifecycle.sweep(sess, now=now, settings=settings)
         report.offers_withdrawn += withdrawn
     with session(engine) as sess:
+        quiet = timedelta(minutes=settings.machine_silent_after_min)
+        report.no_data_opened, report.no_data_resolved = silence.sweep(sess, now=now, silent_after=quiet)
+    with session(engine) as sess:
         after = timedelta(minutes=settings.alert_escalate_after_min)
         report.escalated = len(alerts.escalate_overdue(sess, now=now, after=after))
     with session(engine) as sess:
@@ -96,7 +102,8 @@ def run_forever(*, engine: Engine, settings: Settings, stop: threading.Event, ev
     while not stop.is_set():
         try:
             report = run_once(engine=engine, settings=settings)
-            if report.predictions or report.escalated or report.offers_withdrawn or report.offers_expired:
+            moved = report.offers_withdrawn or report.offers_expired or report.no_data_opened
+            if report.predictions or report.escalated or moved or report.no_data_resolved:
                 log.info("policy pass: %s", report.summary())
         except Exception:
             log.exception("policy pass failed; retrying")
