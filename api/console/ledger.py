@@ -207,7 +207,7 @@ def _context(who: Principal, ledger: Ledger, customer: Customer | None) -> dict:
         "action": "/ledger" if customer is None else f"/ledger/{customer.id}",
         "csv": f"/ledger.csv?{query}" + ("" if customer is None else f"&account={customer.id}"),
         "chart": month_chart(ledger),
-        "section": "accounts",
+        "section": "ledger",
     }
 
 
