@@ -254,10 +254,13 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=60)
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="how many of the fixed unseen seeds")
     parser.add_argument("--dev", action="store_true", help="development seeds 1–3, never the unseen ones")
-    parser.add_argument("--png", type=Path, default=PNG, help="cumulative-revenue chart ('' for none)")
+    # A str, not a Path: Path("") is Path("."), which is truthy and made savefig write a file named ".png".
+    parser.add_argument("--png", default=str(PNG), help="cumulative-revenue chart ('' for none)")
     args = parser.parse_args()
     seeds = DEV_SEEDS if args.dev else SEEDS[: args.seeds]
-    out = run(seeds, machines=args.machines, customers=args.customers, png=args.png or None)
+    out = run(
+        seeds, machines=args.machines, customers=args.customers, png=Path(args.png) if args.png else None
+    )
     print(json.dumps(out, indent=None if args.json else 2))
 
 
