@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -10,6 +11,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from api import estimate
 from fleet.errors import InvalidInput
 from fleet.type_checks import Path_, Problem, field_name
 
@@ -208,20 +210,6 @@ def format_money(amount: float, currency: str, language: str = "en") -> str:
     return f"{currency} {text}"
 
 
-def time_to_failure(lead_hours: float | None, language: str = "en") -> str:
-    """The time-to-failure phrase of an offer, from the lead time every page shows."""
-    if lead_hours is None:
-        return "innerhalb des Prognosehorizonts" if language == "de" else "within the forecast horizon"
-    hours, days = round(lead_hours), round(lead_hours / 24)
-    if language == "de":
-        return (
-            f"innerhalb von etwa {hours} Stunden" if lead_hours < 72 else f"innerhalb von etwa {days} Tagen"
-        )
-    if lead_hours < 72:
-        return f"within about {hours} hour{'' if hours == 1 else 's'}"
-    return f"within about {days} days"
-
-
 def render(
     item: CatalogItem,
     *,
@@ -230,7 +218,8 @@ def render(
     machine_type: str,
     mode: str,
     risk: float,
-    lead_hours: float | None,
+    time_to_failure: estimate.TimeToFailure | None,
+    now: datetime,
     price: float,
     value: float,
     catalog: Catalog | None = None,
@@ -244,7 +233,7 @@ def render(
         "machine_type": machine_type.replace("_", " "),
         "failure": failures.get(mode, mode.replace("_", " ")),
         "risk": f"{risk * 100:.0f} %",
-        "time_to_failure": time_to_failure(lead_hours, language),
+        "time_to_failure": estimate.words(time_to_failure, now, language),
         "price": format_money(price, catalog.currency, language),
         "value": format_money(value, catalog.currency, language),
     }

@@ -39,22 +39,45 @@ def stamp(value: datetime) -> str:
     return _utc(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def band(estimate: TimeToFailure) -> str:
+def band(estimate: TimeToFailure, language: str = "en") -> str:
     """The estimate's 80 % band in words, or "" when the model gave none."""
     if estimate.earliest is None or estimate.latest is None:
         return ""
-    return f"80 % band {stamp(estimate.earliest)} – {stamp(estimate.latest)}"
+    return f"{_WORDS[_lang(language)]['band']} {stamp(estimate.earliest)} – {stamp(estimate.latest)}"
 
 
-def words(estimate: TimeToFailure | None, now: datetime) -> str:
-    """The estimate in one line, the same on every page, in the offer and in the CRM event."""
+def words(estimate: TimeToFailure | None, now: datetime, language: str = "en") -> str:
+    """The estimate in one line, the same on every page, in the offer and in the CRM event (en or de)."""
+    say = _WORDS[_lang(language)]
     if estimate is None:
-        return "no failure expected by the model"
-    made = f"estimated {stamp(estimate.made_at)}"
+        return say["none"]
+    made = f"{say['made']} {stamp(estimate.made_at)}"
     if estimate.overdue(now):
-        return f"overdue since {stamp(estimate.expected)} ({made})"
-    spread = band(estimate)
-    return f"failure expected around {stamp(estimate.expected)} ({spread + '; ' if spread else ''}{made})"
+        return f"{say['overdue']} {stamp(estimate.expected)} ({made})"
+    spread = band(estimate, language)
+    return f"{say['expected']} {stamp(estimate.expected)} ({spread + '; ' if spread else ''}{made})"
+
+
+_WORDS = {
+    "en": {
+        "none": "no failure expected by the model",
+        "made": "estimated",
+        "overdue": "overdue since",
+        "expected": "failure expected around",
+        "band": "80 % band",
+    },
+    "de": {
+        "none": "laut Modell kein Ausfall zu erwarten",
+        "made": "geschätzt",
+        "overdue": "überfällig seit",
+        "expected": "Ausfall erwartet gegen",
+        "band": "80-%-Band",
+    },
+}
+
+
+def _lang(language: str) -> str:
+    return language if language in _WORDS else "en"
 
 
 def _utc(value: datetime) -> datetime:

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api import catalog, events, offer_ledger, offer_lifecycle, offer_policy
+from api import catalog, estimate, events, offer_ledger, offer_lifecycle, offer_policy
 from api.alerts import lead_time_hours
 from api.audit import log_event, require_state
 from api.auth import Principal
@@ -149,7 +149,8 @@ def propose(
         machine_type=machine.machine_type,
         mode=mode,
         risk=prediction.risk,
-        lead_hours=lead,
+        time_to_failure=estimate.of(prediction),
+        now=now,
         price=arm.price,
         value=value,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -65,7 +66,8 @@ def test_offer_text_has_no_internal_names_in_either_language(language: str) -> N
             machine_type="centrifugal_pump",
             mode="impeller_fouling",
             risk=0.734,
-            lead_hours=130.0,
+            time_to_failure=None,
+            now=datetime(2026, 11, 23, 8, tzinfo=UTC),
             price=1850.5,
             value=9000.0,
         )
