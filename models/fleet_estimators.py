@@ -38,6 +38,23 @@ def _subsample(
     return rows, weights
 
 
+def _thin_stably(
+    mask: np.ndarray, positive: np.ndarray, kept: np.ndarray, max_rows: int, seed: int
+) -> np.ndarray:
+    """All positive and `kept` rows, and the other negatives thinned to max_rows by a per-row draw.
+
+    Each row's draw depends on the seed and its position only, so adding `kept` rows (findings) leaves
+    the other negatives' sample as it was: a retrained model differs by the findings, not by a new sample.
+    """
+    draw = np.random.default_rng(seed).random(len(mask))
+    pos = np.flatnonzero(mask & (positive | kept))
+    neg = np.flatnonzero(mask & ~positive & ~kept)
+    neg = np.sort(
+        neg[np.argsort(draw[neg], kind="stable")[: max(1, max_rows - int((mask & positive).sum()))]]
+    )
+    return np.sort(np.concatenate([pos, neg]))
+
+
 class _TableEstimator(BaseEstimator):
     """Shared plumbing: fit the features on X (unless given fitted ones), then fit on the table."""
 
@@ -128,8 +145,8 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
             for k in range(self.folds):
                 # The thinning is not undone by weights on purpose: the isotonic step, fitted on all
                 # held-out rows, restores the base rate, and weighted binning costs more than the boosting.
-                train, _ = _subsample(
-                    usable & (row_fold != k), positive | hard, self.max_rows, self.random_state + k
+                train = _thin_stably(
+                    usable & (row_fold != k), positive, hard, self.max_rows, self.random_state + k
                 )
                 held = usable & (row_fold == k)
                 weight = np.where(hard[train], self.no_fault_weight, 1.0) if hard.any() else None

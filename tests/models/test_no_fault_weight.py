@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from models import episodes
+from models.fleet_estimators import _thin_stably
 from models.fleet_model import FleetModel
 from models.labels import make_targets
 from tests.models.fleet_support import FAST, fleet, pump_data
@@ -37,3 +38,17 @@ def test_rows_before_a_no_fault_finding_get_a_lower_risk_after_retraining() -> N
     # Share of the cleared rows that would still alert: the findings' rows alone lower it (they were
     # censored or thinned before); their weight lowers it further.
     assert alerting["weighted"] < 0.7 * alerting["unweighted"] < 0.7 * alerting["before"], alerting
+
+
+def test_findings_add_their_rows_without_redrawing_the_other_negatives() -> None:
+    rng = np.random.default_rng(3)
+    mask = rng.random(20_000) < 0.9
+    positive = rng.random(20_000) < 0.02
+    kept = np.zeros(20_000, dtype=bool)
+    before = _thin_stably(mask, positive, kept, 5_000, seed=1)
+    kept[rng.choice(np.flatnonzero(mask & ~positive), size=300, replace=False)] = True
+    after = _thin_stably(mask, positive, kept, 5_000, seed=1)
+
+    assert set(np.flatnonzero(mask & (positive | kept))) <= set(after)
+    # The ordinary negatives sampled before are still there, bar the findings' own rows.
+    assert set(before) - set(np.flatnonzero(kept)) <= set(after)
