@@ -29,6 +29,7 @@ ROUTE_RIGHT = {
     ("GET", "/customers/{customer_id}"): "fleet:read",
     ("PUT", "/customers/{customer_id}/grants/{purpose}"): "admin",
     ("DELETE", "/customers/{customer_id}/grants/{purpose}"): "admin",
+    ("PUT", "/catalog/customers/{customer_id}"): "admin",
     ("GET", "/machines/{machine_id}"): "fleet:read",
     ("GET", "/machines/{machine_id}/telemetry"): "telemetry:read",
     ("GET", "/machines/{machine_id}/predictions"): "fleet:read",
