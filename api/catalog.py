@@ -6,14 +6,13 @@ import string
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from api import estimate
 from fleet.errors import InvalidInput
-from fleet.type_checks import Path_, Problem, field_name
+from fleet.type_checks import Problem, compose_yaml, field_name, line_of
 
 DEFAULT_FILE = Path(__file__).with_name("catalog.yaml")
 LANGUAGES = ("en", "de")
@@ -134,23 +133,16 @@ class Catalog(_Strict):
 
 def parse(text: str, *, source: str = "catalog") -> Catalog:
     """Check a catalog file's YAML; raise `CatalogFileError` naming every problem's line and field."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise CatalogFileError([Problem(source, line, "file", f"not valid YAML: {exc}")]) from exc
-    lines: dict[Path_, int] = {}
-    if node is not None:
-        _node_lines(node, (), lines)
+    _node, data, lines, problems = compose_yaml(text, source)
+    if problems:
+        raise CatalogFileError(problems)
     try:
         return Catalog.model_validate(data if data is not None else {})
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             path = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
-            problems.append(Problem(source, _line_of(path, lines), field_name(path), error["msg"]))
+            problems.append(Problem(source, line_of(path, lines), field_name(path), error["msg"]))
         raise CatalogFileError(problems) from None
 
 
@@ -239,21 +231,3 @@ def render(
     }
     text = item.text[language]
     return text.title.format(**fields), " ".join(text.body.format(**fields).split())
-
-
-def _node_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            lines[path + (key.value,)] = key.start_mark.line + 1
-            _node_lines(value, path + (key.value,), lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _node_lines(item, path + (i,), lines)
-
-
-def _line_of(path: Path_, lines: dict[Path_, Any]) -> int | None:
-    """The line of the deepest part of `path` the file has (a missing field points at its parent)."""
-    while path and path not in lines:
-        path = path[:-1]
-    return lines.get(path)

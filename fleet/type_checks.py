@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 SEVERITIES = ("info", "warning", "error", "critical")
 BAD_DIRECTIONS = ("high", "low")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
@@ -43,6 +45,50 @@ def field_name(path: Path_) -> str:
     return out or "file"
 
 
+def line_of(path: Path_, lines: dict[Path_, int]) -> int | None:
+    """The line of the deepest part of `path` the file has (a missing field points at its parent)."""
+    return next((lines[path[:i]] for i in range(len(path), -1, -1) if path[:i] in lines), None)
+
+
+def compose_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, dict[Path_, int], list[Problem]]:
+    """A YAML file's nodes, data and the line of every field, with its problems (not YAML, a key twice)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        return (
+            None,
+            None,
+            {},
+            [Problem(source, line, "file", f"not valid YAML: {getattr(exc, 'problem', exc)}")],
+        )
+    lines: dict[Path_, int] = {}
+    problems: list[Problem] = []
+    if node is not None:
+        _yaml_lines(node, (), lines, problems, source)
+    return node, data, lines, problems
+
+
+def _yaml_lines(node: yaml.Node, path: Path_, lines: dict, problems: list, source: str) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key, value in node.value:
+            name = key.value
+            if name in seen:
+                problems.append(
+                    Problem(source, key.start_mark.line + 1, field_name(path + (name,)), "given twice")
+                )
+            seen.add(name)
+            lines[path + (name,)] = key.start_mark.line + 1
+            _yaml_lines(value, path + (name,), lines, problems, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _yaml_lines(item, path + (i,), lines, problems, source)
+
+
 class Checker:
     """Collects every problem of a parsed file rather than stopping at the first."""
 
@@ -50,8 +96,7 @@ class Checker:
         self.source, self.lines, self.problems = source, lines, []
 
     def bad(self, path: Path_, message: str) -> None:
-        line = next((self.lines[path[:i]] for i in range(len(path), -1, -1) if path[:i] in self.lines), None)
-        self.problems.append(Problem(self.source, line, field_name(path), message))
+        self.problems.append(Problem(self.source, line_of(path, self.lines), field_name(path), message))
 
     def check(self, data: Any) -> list[Problem]:
         """Every problem of a parsed file (an empty list when it can be applied)."""

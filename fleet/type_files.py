@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from fleet.errors import InvalidInput
-from fleet.type_checks import SIMULATION, Checker, Path_, Problem, field_name
+from fleet.type_checks import SIMULATION, Checker, Path_, Problem, compose_yaml
 
 
 class TypesFileError(InvalidInput):
@@ -67,17 +67,8 @@ def _stored(value: Any) -> Any:
 
 
 def _load_yaml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        return None, {}, [Problem(source, line, "file", f"not valid YAML: {getattr(exc, 'problem', exc)}")]
-    lines: dict[Path_, int] = {}
-    problems: list[Problem] = []
+    node, data, lines, problems = compose_yaml(text, source)
     if node is not None:
-        _yaml_lines(node, (), lines, problems, source)
         _codes_as_written(node, data)
     return data, lines, problems
 
@@ -102,24 +93,6 @@ def _child(node: yaml.Node, key: str) -> yaml.Node | None:
     if not isinstance(node, yaml.MappingNode):
         return None
     return next((v for k, v in node.value if k.value == key), None)
-
-
-def _yaml_lines(node: yaml.Node, path: Path_, lines: dict, problems: list, source: str) -> None:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for key, value in node.value:
-            name = key.value
-            if name in seen:
-                problems.append(
-                    Problem(source, key.start_mark.line + 1, field_name(path + (name,)), "given twice")
-                )
-            seen.add(name)
-            lines[path + (name,)] = key.start_mark.line + 1
-            _yaml_lines(value, path + (name,), lines, problems, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _yaml_lines(item, path + (i,), lines, problems, source)
 
 
 def _load_toml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Problem]]:

@@ -50,6 +50,15 @@ def test_bad_yaml_and_an_unknown_field_name_their_line() -> None:
     assert caught.value.problems[0].line == 2 and "YAML" in caught.value.problems[0].message
 
 
+def test_a_field_given_twice_is_refused_at_its_second_line() -> None:
+    """YAML itself keeps the last of two equal keys silently; the catalog, like the types file, says so."""
+    with pytest.raises(catalog.CatalogFileError) as caught:
+        catalog.parse(SHIPPED.replace("currency: EUR", "currency: EUR\ncurrency: USD"), source="c.yaml")
+    assert [(p.line, p.field, p.message) for p in caught.value.problems] == [
+        (_line(SHIPPED, "currency: EUR") + 1, "currency", "given twice")
+    ]
+
+
 def test_money_has_its_currency_and_cents() -> None:
     assert catalog.format_money(1850.5, "EUR") == "EUR 1,850.50"
     assert catalog.format_money(1850.5, "EUR", "de") == "1.850,50 EUR"
