@@ -138,10 +138,8 @@ def drain_bare(
     return len(batch) / elapsed
 
 
-def measure_ingest(
-    url: str, database_url: str, batch: list[tuple[str, bytes]], tenant: str
-) -> tuple[float, int]:
-    """Messages per second the full ingester drains, commit before ack."""
+def fresh_store(database_url: str, tenant: str):
+    """The benchmark's store: schema migrated, `tenant`'s machines registered."""
     engine = make_engine(database_url)
     migrate.ensure_schema(engine)
     register_machines(
@@ -149,6 +147,14 @@ def measure_ingest(
         machines=pd.DataFrame({"tenant": tenant, "machine": machine_codes(MACHINES)}),
         purposes={tenant: ()},
     )
+    return engine
+
+
+def measure_ingest(
+    url: str, database_url: str, batch: list[tuple[str, bytes]], tenant: str
+) -> tuple[float, int]:
+    """Messages per second the full ingester drains, commit before ack."""
+    engine = fresh_store(database_url, tenant)
     settings = Settings(database_url=database_url, mqtt_url=url, ingest_topic=f"fleet/{tenant}/+/telemetry")
     client_id = f"bench-ingest-{tenant}"
     first = Ingester(settings=settings, engine=engine, endpoint=MqttEndpoint(url), client_id=client_id)

@@ -8,23 +8,19 @@ from __future__ import annotations
 import time
 import uuid
 
-import pandas as pd
-
 from benchmarks.ingest import (
     MACHINES,
     bare_client,
     drain_bare,
+    fresh_store,
     machine_codes,
     queue_backlog,
 )
-from fleet import migrate
-from fleet.db import make_engine
 from fleet.settings import MqttEndpoint, Settings
 from ingest.sparkplug import sparkplug_b_pb2 as pb
 from ingest.sparkplug.decode import NAMESPACE
 from ingest.sparkplug.host import SparkplugHost
 from ingest.sparkplug.mapping import Mapping
-from simulators.registration import register_machines
 
 T0 = 1_795_000_000_000  # ms
 SENSORS = ("flow_m3h", "discharge_pressure_bar", "motor_current_a", "bearing_temp_c", "vibration_rms_mm_s")
@@ -88,13 +84,7 @@ def measure_host(
     url: str, database_url: str, batch: list[tuple[str, bytes]], tenant: str, group: str
 ) -> tuple[float, int]:
     """Messages per second the Sparkplug host drains (decode, aliases, seq, store; commit before ack)."""
-    engine = make_engine(database_url)
-    migrate.ensure_schema(engine)
-    register_machines(
-        engine=engine,
-        machines=pd.DataFrame({"tenant": tenant, "machine": machine_codes(MACHINES)}),
-        purposes={tenant: ()},
-    )
+    engine = fresh_store(database_url, tenant)
     settings = Settings(database_url=database_url, mqtt_url=url)
     options = {
         "settings": settings,
