@@ -245,7 +245,7 @@ def _sensor_charts(sess, machine, latest, window, start, end, specs, now) -> lis
         spec = specs.get(sensor)
         chart = charts.Chart(
             title=f"{sensor_label(sensor, specs)} of {machine.code}",
-            lines=[charts.Line(sensor, points)],
+            lines=[charts.Line(sensor_label(sensor, specs), points)],
             start=start,
             end=end,
             unit=spec.unit if spec else "",
@@ -257,7 +257,9 @@ def _sensor_charts(sess, machine, latest, window, start, end, specs, now) -> lis
             chart.limit = spec.oem_limit
             chart.limit_label = f"OEM {kind} limit {spec.oem_limit:g} {spec.unit}".rstrip()
         if sensor == forecast and (chart.limit is not None or sensor in limits):
-            chart, note = _with_forecast(sess, machine, latest, chart, points, limits.get(sensor), specs, now)
+            chart, note = _with_forecast(
+                sess, machine, latest, sensor, chart, points, limits.get(sensor), specs, now
+            )
         out.append({"sensor": sensor, "svg": charts.render(chart), "note": note, "key": sensor == key})
     return out
 
@@ -272,7 +274,7 @@ def _risk_carrier(latest) -> str | None:  # noqa: ANN001
     return max(weights, key=weights.get) if weights else None
 
 
-def _with_forecast(sess, machine, latest, chart, points, limit: float | None, specs, now):  # noqa: ANN001, ANN202
+def _with_forecast(sess, machine, latest, sensor, chart, points, limit: float | None, specs, now):  # noqa: ANN001, ANN202
     """Draw the trend forecast: from the recent level to the limit, reached at the predicted time; the
     chart's OEM limit if it has one, else the learned `limit` on the deviation from the usual level."""
     last = telemetry_view.aware(latest.ts)
@@ -283,7 +285,7 @@ def _with_forecast(sess, machine, latest, chart, points, limit: float | None, sp
         end=last - timedelta(days=2),
         max_points=48,
     )
-    base = [p.readings.get(chart.lines[0].label) for p in reference.points]
+    base = [p.readings.get(sensor) for p in reference.points]
     base = [v for v in base if v is not None]
     recent = [v for t, v in points if v is not None and t >= last - timedelta(hours=6)]
     if not recent or (chart.limit is None and not base):
@@ -294,7 +296,7 @@ def _with_forecast(sess, machine, latest, chart, points, limit: float | None, sp
         level = sum(base) / len(base)
         limit_value = level + limit * max(abs(level), 1e-6)
         chart.limit, chart.limit_label = limit_value, f"limit ({limit * 100:+.0f} % on its usual level)"
-    name = sensor_label(chart.lines[0].label, specs)
+    name = sensor_label(sensor, specs)
     if (since := _above_since(points, limit_value)) is not None:  # crossed: no forecast of the crossing
         return chart, f"{name} is above its limit {limit_value:.3g} since {since:%Y-%m-%d %H:%M} UTC."
     eta = telemetry_view.aware(latest.eta)
