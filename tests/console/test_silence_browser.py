@@ -22,7 +22,7 @@ def test_a_silent_machine_gets_the_state_and_a_no_data_alert(page: Page, console
     row = page.locator("table.alerts tbody tr").filter(has_text="no data")
     expect(row).to_have_count(1)
     expect(row.get_by_role("link", name="acme-pump-0", exact=True)).to_be_visible()
-    row.get_by_role("link", name="Open").click()
+    row.get_by_role("link", name="Open", exact=True).click()
     expect(page.locator("h1")).to_contain_text("no data on acme-pump-0")
     expect(page.locator("p.explain")).to_have_text(
         "No message has arrived since 2026-11-23 07:59 UTC (silent after 30 min)."
