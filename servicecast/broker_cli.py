@@ -34,12 +34,7 @@ def machine_credentials(
             issued = credentials.issue(engine=engine, tenant=tenant, machine=machine)
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
-    if revoke:
-        typer.echo(f"credential of {tenant}/{machine} revoked; {APPLY}")
-        return
-    typer.echo(f"username: {issued.username}")
-    typer.echo(f"password: {issued.password}")
-    typer.echo(f"The password is shown only now (the database keeps its hash); {APPLY}.", err=True)
+    _report(f"{tenant}/{machine}", None if revoke else issued)
 
 
 def sparkplug_credentials(
@@ -61,7 +56,12 @@ def sparkplug_credentials(
             issued = credentials.issue_sparkplug(engine=engine, username=name)
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
-    if revoke:
+    _report(name, None if revoke else issued)
+
+
+def _report(name: str, issued: credentials.Issued | None) -> None:
+    """Say that `name`'s credential is revoked (None), or show the new one once."""
+    if issued is None:
         typer.echo(f"credential of {name} revoked; {APPLY}")
         return
     typer.echo(f"username: {issued.username}")
