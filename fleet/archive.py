@@ -5,6 +5,11 @@ A move writes the file first, then in one transaction registers it, records its 
 which readers never list and the next run deletes; so a rerun loses and duplicates nothing. The insert
 trigger of migration 0015 skips a row whose key lies in an archived range: a re-sent message then counts
 as a duplicate, as it would while its row was hot.
+
+On PostgreSQL (telemetry partitioned by week, `fleet.partitions`) a week wholly older than the cutoff moves
+as one: its files are written, then one transaction registers them all and drops the partition instead of
+deleting its rows. If a row of that week changed meanwhile (a late message) the drop is skipped and its
+files discarded, and the rows move by key like those of the week the cutoff falls in.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, func, insert, select, text
 
-from fleet import archive_format
+from fleet import archive_format, partitions
 from fleet.tables import ArchivedRange, ArchiveFile, Customer, Telemetry
 
 FILES_PER_BATCH_ROWS = 500_000
@@ -61,6 +66,7 @@ class Report:
     readings: int = 0
     bytes: int = 0
     orphans_removed: int = 0
+    partitions_dropped: int = 0
     seconds: float = 0.0
 
 
@@ -95,12 +101,12 @@ def remove_orphans(engine: Engine, where: Location) -> int:
     return len(orphans)
 
 
-def _candidates(engine: Engine, before: datetime) -> list[tuple[int, str, int, int]]:
-    """(customer id, tenant, machine id, rows) of machines with hot rows older than `before`."""
+def _candidates(engine: Engine, before: datetime, start: datetime | None) -> list[tuple[int, str, int, int]]:
+    """(customer id, tenant, machine id, rows) of machines with hot rows in [start, before)."""
     query = (
         select(Telemetry.customer_id, Customer.tenant, Telemetry.machine_id, func.count())
         .join(Customer, Customer.id == Telemetry.customer_id)
-        .where(Telemetry.ts < before)
+        .where(Telemetry.ts < before, *([Telemetry.ts >= start] if start is not None else []))
         .group_by(Telemetry.customer_id, Customer.tenant, Telemetry.machine_id)
         .order_by(Telemetry.customer_id, Telemetry.machine_id)
     )
@@ -133,36 +139,108 @@ def _write(where: Location, relative: str, table: pa.Table) -> int:
     return len(data)
 
 
-def _commit(conn: Connection, *, customer_id: int, month: str, relative: str, frame: pd.DataFrame, size: int):
-    readings = int(sum(sum(v is not None for v in r.values()) for r in frame["readings"]))
+@dataclass(frozen=True)
+class _File:
+    """One written (not yet registered) archive file: what its registration records."""
+
+    customer_id: int
+    month: str
+    relative: str
+    rows: int
+    readings: int
+    bytes: int
+    ts_min: datetime
+    ts_max: datetime
+    ranges: list[tuple[int, int, int]]
+
+
+def _files(engine: Engine, where: Location, *, before, start, max_rows, after_write):
+    """Write the hot rows in [start, before) to files, a customer's machines and a month each; yields them."""
+    from fleet import history  # history reads through this module
+
+    for (customer_id, tenant), machines in _batches(_candidates(engine, before, start), max_rows):
+        with engine.connect() as conn:
+            frame = history.read_hot(
+                conn, machine_ids=machines, start=start, end=before, customer_id=customer_id
+            )
+        for month, part in frame.groupby(_month(frame["ts"]), sort=True):
+            relative = f"tenant={tenant}/month={month}/part-{uuid.uuid4().hex}.parquet"
+            size = _write(where, relative, archive_format.encode(part))
+            if after_write:
+                after_write(relative)
+            yield _File(
+                customer_id=customer_id,
+                month=month,
+                relative=relative,
+                rows=len(part),
+                readings=int(sum(sum(v is not None for v in r.values()) for r in part["readings"])),
+                bytes=size,
+                ts_min=part["ts"].min().to_pydatetime(),
+                ts_max=part["ts"].max().to_pydatetime(),
+                ranges=seq_ranges(part["machine_id"].to_numpy(), part["seq"].to_numpy()),
+            )
+
+
+def _register(conn: Connection, file: _File) -> None:
+    """Register a written file and its keys as archived seq ranges."""
     file_id = conn.execute(
         insert(ArchiveFile)
         .values(
-            customer_id=customer_id,
-            month=month,
-            path=relative,
-            rows=len(frame),
-            readings=readings,
-            bytes=size,
-            ts_min=frame["ts"].min().to_pydatetime(),
-            ts_max=frame["ts"].max().to_pydatetime(),
+            customer_id=file.customer_id,
+            month=file.month,
+            path=file.relative,
+            rows=file.rows,
+            readings=file.readings,
+            bytes=file.bytes,
+            ts_min=file.ts_min,
+            ts_max=file.ts_max,
             created_at=datetime.now(UTC),
         )
         .returning(ArchiveFile.id)
     ).scalar_one()
-    ranges = seq_ranges(frame["machine_id"].to_numpy(), frame["seq"].to_numpy())
     conn.execute(
         insert(ArchivedRange),
-        [{"machine_id": m, "seq_lo": lo, "seq_hi": hi, "file_id": file_id} for m, lo, hi in ranges],
+        [{"machine_id": m, "seq_lo": lo, "seq_hi": hi, "file_id": file_id} for m, lo, hi in file.ranges],
     )
+
+
+def _commit(conn: Connection, file: _File) -> None:
+    """Register a file and delete exactly its rows from the hot table."""
+    _register(conn, file)
     # A run of consecutive seqs has no gap a late row could fill: these deletes take exactly the file's rows.
     deleted = conn.execute(
         text("DELETE FROM telemetry WHERE machine_id = :m AND seq BETWEEN :lo AND :hi"),
-        [{"m": m, "lo": lo, "hi": hi} for m, lo, hi in ranges],
+        [{"m": m, "lo": lo, "hi": hi} for m, lo, hi in file.ranges],
     ).rowcount
-    if deleted != len(frame):
-        raise RuntimeError(f"archive move deleted {deleted} rows for a file of {len(frame)}; rolled back")
-    return readings
+    if deleted != file.rows:
+        raise RuntimeError(f"archive move deleted {deleted} rows for a file of {file.rows}; rolled back")
+
+
+def _count(report: Report, file: _File) -> None:
+    report.files += 1
+    report.rows += file.rows
+    report.readings += file.readings
+    report.bytes += file.bytes
+
+
+def _move_partition(
+    engine: Engine, where: Location, part: partitions.Partition, report: Report, **how
+) -> None:
+    """Move a whole week: write its files, then register them and drop the partition in one transaction."""
+    mark = partitions.watch(engine, part)
+    written = list(_files(engine, where, before=part.hi, start=part.lo, **how))
+    with engine.begin() as conn:
+        dropped = partitions.drop_unchanged(conn, part, mark=mark)
+        if dropped:
+            for file in written:
+                _register(conn, file)
+    if dropped:
+        for file in written:
+            _count(report, file)
+        report.partitions_dropped += 1
+        return
+    for file in written:  # never registered: the rows move by key below, with new files
+        where.fs.rm(where.path(file.relative))
 
 
 def run(
@@ -178,26 +256,17 @@ def run(
     Run one archiver at a time: it deletes files no move registered. `after_write` is called between a
     file's write and its commit (the crash test kills the process there).
     """
-    from fleet import history  # history reads through this module
-
     started = time.perf_counter()
     where = location(url)
     report = Report(orphans_removed=remove_orphans(engine, where))
-    for (customer_id, tenant), machines in _batches(_candidates(engine, before), max_rows):
-        with engine.connect() as conn:
-            frame = history.read_hot(conn, machine_ids=machines, end=before, customer_id=customer_id)
-        for month, part in frame.groupby(_month(frame["ts"]), sort=True):
-            relative = f"tenant={tenant}/month={month}/part-{uuid.uuid4().hex}.parquet"
-            size = _write(where, relative, archive_format.encode(part))
-            if after_write:
-                after_write(relative)
-            with engine.begin() as conn:
-                report.readings += _commit(
-                    conn, customer_id=customer_id, month=month, relative=relative, frame=part, size=size
-                )
-            report.files += 1
-            report.rows += len(part)
-            report.bytes += size
+    how = {"max_rows": max_rows, "after_write": after_write}
+    partitions.split_default(engine)  # PostgreSQL: old rows get their weeks, which may then move whole
+    for part in partitions.whole_before(engine, before):
+        _move_partition(engine, where, part, report, **how)
+    for file in _files(engine, where, before=before, start=None, **how):
+        with engine.begin() as conn:
+            _commit(conn, file)
+        _count(report, file)
     report.seconds = time.perf_counter() - started
     return report
 

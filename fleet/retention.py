@@ -3,6 +3,8 @@
 Hot telemetry older than `hot_days` moves to the archive (rollups refreshed first); archive files,
 rollups per resolution, quarantine rows, predictions and audit rows past their days are deleted. Audit
 rows (the workflow events) are kept at least `audit_floor_days`, whatever `retain_audit_days` says.
+On PostgreSQL a run also makes the telemetry partitions of the coming weeks, and the archive step drops
+the partitions of weeks wholly past the hot window (`fleet.partitions`, `fleet.archive`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.sql import ColumnElement
 
-from fleet import archive, audit_maintenance, rollups
+from fleet import archive, audit_maintenance, partitions, rollups
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile, Prediction, Quarantine, Rollup, Telemetry, WorkflowEvent
 
@@ -57,6 +59,8 @@ def run(engine: Engine, *, settings: Settings, now: datetime, dry_run: bool = Fa
     with engine.connect() as conn:
         hot = conn.scalar(select(func.count()).select_from(Telemetry).where(Telemetry.ts < hot_cutoff)) or 0
     plan.steps.append(Step("telemetry_hot", hot_cutoff, hot, "archive"))
+    if not dry_run:
+        partitions.maintain(engine, now=now)
     if not dry_run and hot:
         rollups.refresh(engine, archive_url=settings.archive_url)
         archive.run(engine, url=settings.archive_url, before=hot_cutoff)

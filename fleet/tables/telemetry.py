@@ -19,7 +19,11 @@ from fleet.tables.base import Base, BigId, Json, UtcDateTime
 
 
 class Telemetry(Base):
-    """One message of one machine; `(customer_id, machine_id, seq)` makes writes idempotent."""
+    """One message of one machine; `(customer_id, machine_id, seq)` makes writes idempotent.
+
+    On PostgreSQL the table is partitioned by week of `ts` and its primary key holds `ts` too (migration
+    0019, `fleet.partitions`); the write path (`fleet.dialect.insert_new`) keeps the three-column key unique.
+    """
 
     __tablename__ = "telemetry"
     __table_args__ = (

@@ -1,0 +1,251 @@
+"""PostgreSQL's weekly telemetry partitions: the conversion migration, idempotency across partitions, and the
+archive and retention dropping whole partitions."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+
+from fleet import archive, history, migrate, partitions, retention, telemetry
+from fleet.db import make_engine
+from fleet.settings import Settings
+from fleet.tables import ArchiveFile, RollupDirty, Telemetry
+from tests import services
+from tests.lifecycle import support
+
+pytestmark = pytest.mark.postgres
+
+WEEK1 = datetime(2026, 9, 28, tzinfo=UTC)  # the Monday of support.START
+WEEK2, WEEK3 = WEEK1 + partitions.WEEK, WEEK1 + 2 * partitions.WEEK
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """An empty PostgreSQL database of this test's own (the partitions exist on PostgreSQL only)."""
+    if not services.postgres_available():
+        services.unavailable(f"PostgreSQL at {services.POSTGRES_ADMIN_URL}")
+    db = services.PostgresDatabase().create()
+    try:
+        yield db.url
+    finally:
+        db.drop()
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[Engine]:
+    """A migrated PostgreSQL store."""
+    engine = make_engine(pg_url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _rows(engine: Engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("SELECT * FROM telemetry ORDER BY machine_id, seq"))]
+
+
+def _indexes(engine: Engine) -> dict[str, list[str]]:
+    """Index name -> its columns, of the telemetry table."""
+    query = text(
+        "SELECT i.relname, array_agg(a.attname::text ORDER BY k.ord) FROM pg_index x "
+        "JOIN pg_class i ON i.oid = x.indexrelid "
+        "CROSS JOIN unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord) "
+        "JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum "
+        "WHERE x.indrelid = 'telemetry'::regclass GROUP BY i.relname"
+    )
+    with engine.connect() as conn:
+        return {name: list(columns) for name, columns in conn.execute(query)}
+
+
+def _foreign_keys(engine: Engine) -> dict[str, str]:
+    query = text(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'telemetry'::regclass AND contype = 'f'"
+    )
+    with engine.connect() as conn:
+        return dict(conn.execute(query).all())
+
+
+def _where(engine: Engine, machine_id: int, seq: int) -> str:
+    """The partition holding a stored row."""
+    with engine.connect() as conn:
+        return conn.scalar(
+            text("SELECT tableoid::regclass::text FROM telemetry WHERE machine_id = :m AND seq = :s"),
+            {"m": machine_id, "s": seq},
+        )
+
+
+def _count(engine: Engine, *where) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(Telemetry).where(*where)) or 0
+
+
+def _names(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return {p.name for p in partitions.listing(conn)}
+
+
+def test_the_migration_converts_a_populated_table(pg_url):
+    engine = make_engine(pg_url)
+    migrate.upgrade(engine, "0018")
+    ids = support.register(engine, "acme", ["p1", "p2"])
+    p1, p2 = ids["p1"], ids["p2"]
+    support.write(engine, support.rows(p1, seqs=range(3000), step_s=600.0))  # 3 weeks: 4 partitions
+    support.write(engine, support.rows(p2, seqs=range(500), step_s=600.0, seed=1))
+    rows, indexes, keys = _rows(engine), _indexes(engine), _foreign_keys(engine)
+    assert indexes["pk_telemetry"] == ["customer_id", "machine_id", "seq"]
+
+    migrate.upgrade(engine)
+
+    assert _rows(engine) == rows
+    assert _indexes(engine) == {**indexes, "pk_telemetry": ["customer_id", "machine_id", "seq", "ts"]}
+    assert _foreign_keys(engine) == keys
+    with engine.connect() as conn:
+        placed = conn.execute(text("SELECT tableoid::regclass::text, ts FROM telemetry")).all()
+    assert {name for name, _ in placed} == {
+        f"telemetry_p{w:%Y%m%d}" for w in (WEEK1, WEEK2, WEEK3, WEEK3 + partitions.WEEK)
+    }
+    assert all(name == f"telemetry_p{partitions.week_of(ts):%Y%m%d}" for name, ts in placed)
+
+    # New rows land in their week's partition; a week without one (years back) in the default partition.
+    now = datetime.now(UTC)
+    new = support.rows(p1, seqs=range(3000, 3001), start=now - timedelta(seconds=3000 * 600), step_s=600.0)
+    assert support.write(engine, new) == 1
+    assert _where(engine, p1[1], 3000) == f"telemetry_p{partitions.week_of(now):%Y%m%d}"
+    old = support.rows(p2, seqs=range(900, 901), start=datetime(2015, 3, 4, tzinfo=UTC))
+    assert support.write(engine, old) == 1
+    assert _where(engine, p2[1], 900) == "telemetry_default"
+    assert partitions.split_default(engine) == ["telemetry_p20150302"]
+    assert _where(engine, p2[1], 900) == "telemetry_p20150302"
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(RollupDirty)) > 0  # the rollup trigger is on
+
+    # A key stored in one partition is a duplicate in any other: same seq, three weeks later.
+    moved = support.rows(p1, seqs=range(10, 11), start=support.START + timedelta(days=21))
+    assert support.write(engine, moved) == 0
+    assert support.write(engine, support.rows(p1, seqs=range(10, 11), step_s=600.0)) == 0  # same ts
+    assert _count(engine) == len(rows) + 2
+
+    migrate.downgrade(engine, "0018")
+    assert _indexes(engine) == indexes
+    assert len(_rows(engine)) == len(rows) + 2
+    engine.dispose()
+
+
+def test_a_key_written_by_two_transactions_at_once_is_stored_once(pg):
+    ids = support.register(pg, "acme", ["p1"])
+    first = support.rows(ids["p1"], seqs=range(7, 8))
+    other = support.rows(ids["p1"], seqs=range(7, 8), start=support.START + timedelta(days=9))
+    with pg.connect() as a:
+        a.begin()
+        assert telemetry.insert_telemetry(a, first) == 1  # not committed yet
+        stored = []
+        writer = threading.Thread(target=lambda: stored.append(support.write(pg, other)))
+        writer.start()
+        while writer.is_alive() and not _waiting_on_the_machine_lock(pg):
+            writer.join(0.05)
+        a.commit()
+    writer.join()
+    assert stored == [0]
+    assert _count(pg) == 1 and _where(pg, ids["p1"][1], 7) == "telemetry_default"
+
+
+def _waiting_on_the_machine_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                )
+            )
+        )
+
+
+def test_the_archive_drops_whole_weeks_and_deletes_the_rest_by_key(pg, tmp_path):
+    ids = support.register(pg, "acme", ["p1", "p2"])
+    machines = [ids["p1"][1], ids["p2"][1]]
+    rows = support.rows(ids["p1"], seqs=range(2500), step_s=600.0)  # 17 days: weeks 1 and 2, part of 3
+    support.write(pg, rows + support.rows(ids["p2"], seqs=range(1200), step_s=600.0, seed=3))
+    with pg.connect() as conn:
+        before_move = history.read_hot(conn, machine_ids=machines)
+    url = str(tmp_path / "archive")
+
+    report = archive.run(pg, url=url, before=WEEK3)
+    assert report.partitions_dropped == 2 and report.rows == int((before_move["ts"] < WEEK3).sum())
+    names = _names(pg)
+    assert (
+        f"telemetry_p{WEEK3:%Y%m%d}" in names
+        and not {f"telemetry_p{w:%Y%m%d}" for w in (WEEK1, WEEK2)} & names
+    )
+    assert _count(pg, Telemetry.ts < WEEK3) == 0
+    with pg.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM telemetry_default")) == 0
+        assert history.read_rows(conn, machine_ids=machines, archive_url=url).shape[0] == len(before_move)
+    assert support.write(pg, rows[:40] + rows[1000:1040]) == 0  # archived from dropped partitions
+
+    cutoff = WEEK3 + timedelta(days=2, hours=5)  # inside week 3: its older rows go by key
+    report = archive.run(pg, url=url, before=cutoff)
+    assert report.partitions_dropped == 0 and report.rows > 0
+    assert _count(pg, Telemetry.ts < cutoff) == 0 and f"telemetry_p{WEEK3:%Y%m%d}" in _names(pg)
+    with pg.connect() as conn:
+        everything = history.read_rows(conn, machine_ids=machines, archive_url=url)
+    keys = ["machine_id", "seq"]
+    assert sorted(map(tuple, everything[keys].to_numpy())) == sorted(map(tuple, before_move[keys].to_numpy()))
+
+
+def test_a_late_row_in_a_week_being_moved_keeps_its_partition_and_loses_nothing(pg, tmp_path):
+    ids = support.register(pg, "acme", ["p1"])
+    rows = support.rows(ids["p1"], seqs=range(1500), step_s=600.0)
+    late = rows.pop(100)  # arrives while its week's files are being written
+    support.write(pg, rows)
+    url = str(tmp_path / "archive")
+    sent = []
+
+    def deliver(relative: str) -> None:
+        if not sent:
+            sent.append(support.write(pg, [late]))
+
+    report = archive.run(pg, url=url, before=WEEK2, after_write=deliver)
+    assert sent == [1] and report.partitions_dropped == 0
+    assert f"telemetry_p{WEEK1:%Y%m%d}" in _names(pg)  # kept: moved by key instead, late row included
+    assert _count(pg, Telemetry.ts < WEEK2) == 0
+    with pg.connect() as conn:
+        registered = set(conn.scalars(select(ArchiveFile.path)))
+        stored = history.read_rows(conn, machine_ids=[ids["p1"][1]], archive_url=url)
+    where = archive.location(url)
+    on_disk = {p.split(where.root.rstrip("/") + "/", 1)[1] for p in where.fs.find(where.root)}
+    assert on_disk == registered  # the dropped attempt's files are gone
+    assert list(stored["seq"]) == list(range(1500))
+
+
+def test_retention_with_a_fake_clock_drops_the_weeks_past_the_hot_window(pg, tmp_path):
+    ids = support.register(pg, "acme", ["p1"])
+    rows = support.rows(ids["p1"], seqs=range(30 * 24 * 6), step_s=600.0)  # 30 days
+    support.write(pg, rows)
+    now = support.START + timedelta(days=30)  # hot window 14 days: cutoff 2026-10-14 22:00, in week 3
+    settings = Settings(archive_url=str(tmp_path / "archive"), hot_days=14)
+
+    dry = retention.run(pg, settings=settings, now=now, dry_run=True)
+    assert _names(pg) == {f"telemetry_p{w:%Y%m%d}" for w in _ahead(datetime.now(UTC))}  # dry: unchanged
+
+    retention.run(pg, settings=settings, now=now)
+    names = _names(pg)
+    assert not {f"telemetry_p{w:%Y%m%d}" for w in (WEEK1, WEEK2)} & names  # wholly past: dropped
+    assert {f"telemetry_p{w:%Y%m%d}" for w in (WEEK3, *_ahead(now))} <= names  # partial, and ahead
+    assert _count(pg, Telemetry.ts < now - timedelta(days=14)) == 0
+    assert {s.data_class: s.count for s in dry.steps}["telemetry_hot"] == sum(
+        r["ts"] < now - timedelta(days=14) for r in rows
+    )
+    with pg.connect() as conn:
+        stored = history.read_rows(conn, machine_ids=[ids["p1"][1]], archive_url=settings.archive_url)
+    assert list(stored["seq"]) == list(range(len(rows)))
+
+
+def _ahead(now: datetime) -> list[datetime]:
+    return [partitions.week_of(now) + i * partitions.WEEK for i in range(partitions.AHEAD_WEEKS + 1)]
