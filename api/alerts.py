@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api import connectivity
 from api.audit import log_event, require_state
 from api.auth import Principal
 from api.errors import Conflict
@@ -179,9 +180,15 @@ def resolve(
         raise errors.InvalidInput(f"finding must be one of {', '.join(FINDINGS)}")
     if finding == "other" and not text:
         raise errors.InvalidInput("a finding of 'other' needs a text")
+    about_messages = alert.failure_mode in connectivity.MODES
+    if about_messages and labels.FINDING_KINDS.get(finding) in ("failure", "replacement"):
+        raise errors.InvalidInput(
+            "this alert is about the machine's messages, not about a part: resolve it with "
+            "'no fault found' or 'other' and say what stopped the data"
+        )
     alert.status, alert.resolved_at = "resolved", now
     alert.finding, alert.finding_text, alert.parts_used = finding, text, parts
-    labelled = labels.record_finding(
+    labelled = not about_messages and labels.record_finding(
         sess.connection(), alert=alert, finding=finding, at=now, component=component, mode=mode
     )
     data = {"finding": finding, "parts_used": parts, "labelled": labelled}

@@ -1,7 +1,9 @@
 """Whether a machine is still sending: online, degraded (a fraction of its usual rate) or silent since when.
 
-Judged on when messages arrived (`received_at`), never on the readings' own time: a replay or an
-import of old data is not silence, and a machine whose clock is wrong is not online because of it.
+Silence and the last hour's rate are judged on when messages arrived (`received_at`), never on the
+readings' own time: a replay or an import of old data is not silence, and a machine whose clock is wrong
+is not online because of it. The usual rate is the readings the machine took in the 24 hours before that
+hour (by their own time), so a history backfilled or imported in one go does not inflate it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from sqlalchemy.orm import Session
 from api import estimate
 from fleet.tables import Machine, Telemetry
 
-DEGRADED_BELOW = 0.5  # of the usual hourly rate, over the last hour
+# The alerts about a machine's messages rather than its parts: a finding names no failed component.
+NO_DATA = "no_data"
+LOW_DATA_RATE = "low_data_rate"
+MODES = (NO_DATA, LOW_DATA_RATE)
 RATE_WINDOW = timedelta(hours=24)
 
 
@@ -33,8 +38,13 @@ def words(found: Connectivity) -> str:
     if found.state == "silent":
         return f"silent since {estimate.stamp(found.last_received)}"
     if found.state == "degraded":
-        return f"degraded: {found.share * 100:.0f} % of its usual rate in the last hour"
+        return f"degraded: {share_words(found.share)} of its usual rate in the last hour"
     return found.state
+
+
+def share_words(share: float) -> str:
+    """A share of the usual rate as pages and alerts say it: `25 %`."""
+    return f"{share * 100:.0f} %"
 
 
 def judge(
@@ -42,6 +52,7 @@ def judge(
     now: datetime,
     *,
     silent_after: timedelta,
+    degraded_below: float = 0.0,
     last_hour: int | None = None,
     usual_per_hour: float | None = None,
 ) -> Connectivity:
@@ -52,22 +63,31 @@ def judge(
         return Connectivity("silent", last_received)
     if last_hour is not None and usual_per_hour:
         share = last_hour / usual_per_hour
-        if share < DEGRADED_BELOW:
+        if share < degraded_below:
             return Connectivity("degraded", last_received, share)
     return Connectivity("online", last_received)
 
 
-def of_machine(sess: Session, machine_id: int, now: datetime, *, silent_after: timedelta) -> Connectivity:
-    """A machine's state, with its rate in the last hour against the 24 hours before it."""
+def of_machine(
+    sess: Session, machine_id: int, now: datetime, *, silent_after: timedelta, degraded_below: float
+) -> Connectivity:
+    """A machine's state: its arrivals in the last hour against the readings it took in the day before."""
     arrived = Telemetry.received_at
     mine = Telemetry.machine_id == machine_id
     last = sess.scalar(select(func.max(arrived)).where(mine))
     hour_ago = now - timedelta(hours=1)
     recent = sess.scalar(select(func.count()).where(mine, arrived > hour_ago, arrived <= now))
-    day_before = (arrived > hour_ago - RATE_WINDOW, arrived <= hour_ago)
+    day_before = (Telemetry.ts > hour_ago - RATE_WINDOW, Telemetry.ts <= hour_ago)
     before = sess.scalar(select(func.count()).where(mine, *day_before))
     usual = before / (RATE_WINDOW / timedelta(hours=1)) if before else None
-    return judge(last, now, silent_after=silent_after, last_hour=recent, usual_per_hour=usual)
+    return judge(
+        last,
+        now,
+        silent_after=silent_after,
+        degraded_below=degraded_below,
+        last_hour=recent,
+        usual_per_hour=usual,
+    )
 
 
 def last_arrival():  # noqa: ANN201 - a SQLAlchemy scalar subquery

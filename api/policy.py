@@ -33,6 +33,8 @@ class PolicyReport:
     notifications: int = 0
     no_data_opened: int = 0
     no_data_resolved: int = 0
+    low_rate_opened: int = 0
+    low_rate_resolved: int = 0
 
     def summary(self) -> str:
         """One line for logs and `servicecast policy --once`."""
@@ -41,7 +43,8 @@ class PolicyReport:
             f"{self.offers_proposed} offers proposed, {self.offers_withdrawn} withdrawn, "
             f"{self.offers_expired} expired, {self.escalated} alerts escalated, "
             f"{self.notifications} notifications queued, {self.no_data_opened} no-data alerts opened, "
-            f"{self.no_data_resolved} resolved"
+            f"{self.no_data_resolved} resolved, {self.low_rate_opened} low-data-rate alerts opened, "
+            f"{self.low_rate_resolved} resolved"
         )
 
 
@@ -82,6 +85,10 @@ def run_once(
         quiet = timedelta(minutes=settings.machine_silent_after_min)
         report.no_data_opened, report.no_data_resolved = silence.sweep(sess, now=now, silent_after=quiet)
     with session(engine) as sess:
+        below = settings.machine_degraded_below
+        rates = silence.sweep_rates(sess, now=now, silent_after=quiet, degraded_below=below)
+        report.low_rate_opened, report.low_rate_resolved = rates
+    with session(engine) as sess:
         after = timedelta(minutes=settings.alert_escalate_after_min)
         report.escalated = len(alerts.escalate_overdue(sess, now=now, after=after))
     with session(engine) as sess:
@@ -103,7 +110,8 @@ def run_forever(*, engine: Engine, settings: Settings, stop: threading.Event, ev
         try:
             report = run_once(engine=engine, settings=settings)
             moved = report.offers_withdrawn or report.offers_expired or report.no_data_opened
-            if report.predictions or report.escalated or moved or report.no_data_resolved:
+            rates = report.low_rate_opened or report.low_rate_resolved
+            if report.predictions or report.escalated or moved or report.no_data_resolved or rates:
                 log.info("policy pass: %s", report.summary())
         except Exception:
             log.exception("policy pass failed; retrying")

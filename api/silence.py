@@ -1,4 +1,5 @@
-"""The "no data" alert: one open per live machine gone silent, resolved by the policy when data arrives again.
+"""The "no data" alert: one open per live machine gone silent, resolved by the policy when data arrives again;
+and the "low data rate" alert: one open per live machine sending under its share of its usual rate.
 
 Judged on arrival time (`received_at`), as the connectivity state on the pages is. Only a machine that has
 been live gets one: its last two messages arrived about as far apart as their readings were taken. Backfilled
@@ -13,14 +14,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import alerts, estimate
+from api import alerts, connectivity, estimate
 from api.audit import log_event
-from api.connectivity import last_arrival
-from fleet.tables import Alert, Machine, Telemetry
+from api.connectivity import LOW_DATA_RATE, NO_DATA, last_arrival
+from fleet.tables import Alert, Machine, Telemetry, Watermark
 
-MODE = "no_data"
+MODE = NO_DATA
 SEVERITY = "high"
+LOW_RATE_SEVERITY = "medium"
 PACED = 0.5  # arrivals at least this share of the readings' spacing apart are live, not a burst
+# The rate check counts a day of messages per machine: the policy loop runs it this often, not every pass.
+RATE_EVERY = timedelta(minutes=5)
+RATE_MARK = "policy.data_rate"
 
 
 def sweep(sess: Session, *, now: datetime, silent_after: timedelta) -> tuple[int, int]:
@@ -39,6 +44,50 @@ def sweep(sess: Session, *, now: datetime, silent_after: timedelta) -> tuple[int
             _open(sess, machine_id, customer_id, now, last, silent_after)
             opened += 1
     return opened, resolved
+
+
+def sweep_rates(
+    sess: Session, *, now: datetime, silent_after: timedelta, degraded_below: float
+) -> tuple[int, int]:
+    """Open a "low data rate" alert per live machine that is degraded; resolve those back online.
+
+    At most every RATE_EVERY (judged on `now`); a silent machine is left to the "no data" alert.
+    """
+    stamp = int(now.timestamp())
+    mark = sess.get(Watermark, RATE_MARK, with_for_update=True)
+    if mark is not None and 0 <= stamp - mark.value < RATE_EVERY.total_seconds():
+        return 0, 0
+    if mark is None:
+        mark = Watermark(name=RATE_MARK)
+        sess.add(mark)
+    mark.value, mark.updated_at = stamp, now
+    pending = (Alert.failure_mode == LOW_DATA_RATE, Alert.status.in_(alerts.OPEN_STATES))
+    open_ = dict(sess.execute(select(Alert.machine_id, Alert).where(*pending)).all())
+    rows = sess.execute(select(Machine.id, Machine.customer_id, last_arrival().label("last"))).all()
+    opened = resolved = 0
+    for machine_id, customer_id, last in rows:
+        alert = open_.get(machine_id)
+        if last is None or (alert is None and now - last >= silent_after):
+            continue
+        found = connectivity.of_machine(
+            sess, machine_id, now, silent_after=silent_after, degraded_below=degraded_below
+        )
+        if alert is not None and found.state == "online":
+            _resolve_rate(sess, alert, now)
+            resolved += 1
+        elif alert is None and found.state == "degraded" and _was_live(sess, machine_id):
+            _open_rate(sess, machine_id, customer_id, now, found.share, degraded_below)
+            opened += 1
+    return opened, resolved
+
+
+def degraded(sess: Session, machine_ids: list[int]) -> dict[int, float]:
+    """Of these machines, those with an open "low data rate" alert, with the share of the usual rate found."""
+    pending = (Alert.failure_mode == LOW_DATA_RATE, Alert.status.in_(alerts.OPEN_STATES))
+    found = sess.execute(
+        select(Alert.machine_id, Alert.evidence).where(*pending, Alert.machine_id.in_(machine_ids))
+    )
+    return {machine_id: (evidence or {}).get("share", 0.0) for machine_id, evidence in found}
 
 
 def _was_live(sess: Session, machine_id: int) -> bool:
@@ -88,3 +137,40 @@ def _resolve(sess: Session, alert: Alert, now: datetime, last: datetime) -> None
     alert.evidence = {**(alert.evidence or {}), "explanation": explanation}
     alert.status, alert.resolved_at, alert.last_seen = "resolved", now, now
     log_event(sess, "alert", alert.id, "resolved", None, {"data_arrived": last.isoformat()})
+
+
+def _open_rate(
+    sess: Session, machine_id: int, customer_id: int, now: datetime, share: float, below: float
+) -> None:
+    rate = connectivity.share_words(share)
+    text = (
+        f"Only {rate} of its usual rate arrived in the hour before {estimate.stamp(now)} "
+        f"(degraded below {connectivity.share_words(below)})."
+    )
+    alert = Alert(
+        customer_id=customer_id,
+        machine_id=machine_id,
+        failure_mode=LOW_DATA_RATE,
+        severity=LOW_RATE_SEVERITY,
+        queue_rank=alerts.QUEUE_RANK[LOW_RATE_SEVERITY],
+        lead_rank=alerts.NO_LEAD_TIME,
+        status="open",
+        risk=0.0,
+        count=1,
+        evidence={"explanation": text, "share": round(share, 4)},
+        first_seen=now,
+        last_seen=now,
+    )
+    sess.add(alert)
+    sess.flush()
+    log_event(
+        sess, "alert", alert.id, "opened", None, {"severity": LOW_RATE_SEVERITY, "share": round(share, 4)}
+    )
+
+
+def _resolve_rate(sess: Session, alert: Alert, now: datetime) -> None:
+    before = (alert.evidence or {}).get("explanation", "")
+    explanation = f"{before} Back to its usual rate at {estimate.stamp(now)}.".strip()
+    alert.evidence = {**(alert.evidence or {}), "explanation": explanation}
+    alert.status, alert.resolved_at, alert.last_seen = "resolved", now, now
+    log_event(sess, "alert", alert.id, "resolved", None, {"rate_back": now.isoformat()})

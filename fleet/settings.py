@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     console_sign_in_window_min: int = Field(default=15, ge=1, le=1440)
     # A machine whose last message arrived longer ago than this is "silent" (judged on arrival time).
     machine_silent_after_min: int = Field(default=30, ge=1, le=100_000)
+    # A machine whose last hour brought less than this share of its usual rate is "degraded"; a live one gets
+    # a "low data rate" alert (the usual rate: its readings of the day before that hour).
+    machine_degraded_below: float = Field(default=0.5, gt=0, lt=1)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65_535)
     api_workers: int = Field(default=1, ge=1, le=64)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 
-from api import connectivity, schemas, telemetry_view
+from api import connectivity, schemas, silence, telemetry_view
 from api.alerts import ALERT_MIN_RISK, OPEN_STATES
 from api.console import admin_screens, charts, views
 from api.console.login import HOME, PageSession, Viewer, require, viewer
@@ -99,7 +99,11 @@ def fleet(
     context = {"who": who, "rows": rows[:FLEET_PAGE], "chosen": chosen, "page_no": page_no}
     at, quiet = request.app.state.clock(), silent_after(request)
     judge = connectivity.judge
-    context["links"] = {r.machine.id: judge(r.last_received, at, silent_after=quiet) for r in rows}
+    links = {r.machine.id: judge(r.last_received, at, silent_after=quiet) for r in rows}
+    for machine_id, share in silence.degraded(sess, list(links)).items():  # judged by the policy's rate check
+        if links[machine_id].state == "online":
+            links[machine_id] = connectivity.Connectivity("degraded", links[machine_id].last_received, share)
+    context["links"] = links
     context |= {"more": len(rows) > FLEET_PAGE, "first": (page_no - 1) * FLEET_PAGE + 1}
     context |= views.filter_choices(sess, who, chosen["customer"])
     query = {k: v for k, v in (("customer", customer), ("site", site), ("type", machine_type), ("q", q)) if v}
@@ -147,6 +151,7 @@ def alert_page(request: Request, alert_id: schemas.AlertId, sess: PageSession, w
         "names": names,
         "specs": views.sensor_specs(sess, machine.machine_type),
         "prediction": sess.get(Prediction, alert.last_prediction_id) if alert.last_prediction_id else None,
+        "about_messages": alert.failure_mode in connectivity.MODES,
     }
     return page(request, "alert.html", context)
 
@@ -220,7 +225,11 @@ def machine_page(
         "site": sess.get(Site, machine.site_id) if machine.site_id else None,
         "last": last,
         "link": connectivity.of_machine(
-            sess, machine.id, request.app.state.clock(), silent_after=silent_after(request)
+            sess,
+            machine.id,
+            request.app.state.clock(),
+            silent_after=silent_after(request),
+            degraded_below=request.app.state.settings.machine_degraded_below,
         ),
     }
     return page(request, "machine.html", context)

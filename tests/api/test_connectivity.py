@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import func, select, update
 
-from api import connectivity, policy, silence
-from fleet import migrate, registration, telemetry
+from api import alerts, auth, connectivity, policy, silence
+from fleet import errors, migrate, registration, telemetry
 from fleet.db import make_engine, session
 from fleet.settings import Settings
-from fleet.tables import Alert, Telemetry
+from fleet.tables import Alert, Label, Telemetry
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 QUIET = timedelta(minutes=30)
@@ -42,7 +43,7 @@ def machine_sending(database_url: str, arrivals: list[datetime], *, ts_shift: ti
 def state(database_url: str, arrivals: list[datetime], **kwargs: object) -> connectivity.Connectivity:
     engine, machine_id = machine_sending(database_url, arrivals, **kwargs)
     with session(engine) as sess:
-        return connectivity.of_machine(sess, machine_id, NOW, silent_after=QUIET)
+        return connectivity.of_machine(sess, machine_id, NOW, silent_after=QUIET, degraded_below=0.5)
 
 
 def every_minute(hours: float, *, until: datetime = NOW, step: int = 1) -> list[datetime]:
@@ -59,6 +60,16 @@ def test_a_machine_sending_a_quarter_of_its_usual_rate_is_degraded(database_url:
     found = state(database_url, day_before + every_minute(1, step=4))
     assert found.state == "degraded"
     assert connectivity.words(found) == "degraded: 25 % of its usual rate in the last hour"
+
+
+def test_days_backfilled_at_once_do_not_make_a_live_machine_look_degraded(database_url: str) -> None:
+    # an import two hours ago of three days of minute readings (one arrival time), then live data
+    imported = [NOW - timedelta(hours=2)] * (3 * 24 * 60)
+    engine, machine_id = machine_sending(database_url, imported + every_minute(1))
+    readings_taken_at(engine, [NOW - timedelta(hours=1, minutes=m + 1) for m in range(len(imported))])
+    with session(engine) as sess:
+        found = connectivity.of_machine(sess, machine_id, NOW, silent_after=QUIET, degraded_below=0.5)
+    assert found.state == "online"  # counted by arrival, the day before would hold three days of readings
 
 
 def test_silence_is_judged_on_arrival_time_not_on_the_readings_time(database_url: str) -> None:
@@ -129,3 +140,82 @@ def test_a_replay_sent_in_one_burst_raises_no_no_data_alert(database_url: str) -
     readings_taken_at(engine, [at - timedelta(hours=6 - i) for i, at in enumerate(burst)])
     policy_pass(engine, database_url, NOW)
     assert no_data_alerts(engine) == []
+
+
+def test_a_no_data_alert_takes_no_component_finding_and_makes_no_training_label(database_url: str) -> None:
+    engine, _ = machine_sending(database_url, every_minute(2, until=NOW - timedelta(minutes=45)))
+    policy_pass(engine, database_url, NOW)
+    user, _ = auth.create_user(engine=engine, name="tech", role="field_service")
+    tech = auth.Principal(user.id, user.name, user.role, None)
+    with session(engine) as sess:
+        alert = sess.scalar(select(Alert).where(Alert.failure_mode == silence.MODE))
+        alerts.acknowledge(sess, alert, tech, NOW)
+    for finding in ("confirmed_fault", "replaced_before_failure"):  # a failed or replaced part: none here
+        with pytest.raises(errors.InvalidInput, match="not about a part"), session(engine) as sess:
+            alert = sess.scalar(select(Alert).where(Alert.failure_mode == silence.MODE))
+            alerts.resolve(
+                sess, alert, finding=finding, text=None, parts=[], by=tech, now=NOW, component="pump"
+            )
+    with session(engine) as sess:
+        alert = sess.scalar(select(Alert).where(Alert.failure_mode == silence.MODE))
+        text = "the site's router was switched off"
+        alerts.resolve(sess, alert, finding="other", text=text, parts=[], by=tech, now=NOW)
+    with session(engine) as sess:
+        assert sess.scalar(select(Alert.status).where(Alert.failure_mode == silence.MODE)) == "resolved"
+        assert sess.scalar(select(func.count()).select_from(Label)) == 0  # silence is no failure label
+
+
+def rate_alerts(engine) -> list[tuple[str, str, str]]:  # noqa: ANN001
+    with session(engine) as sess:
+        mode = connectivity.LOW_DATA_RATE
+        found = sess.scalars(select(Alert).where(Alert.failure_mode == mode).order_by(Alert.id)).all()
+        return [(a.status, a.severity, a.evidence["explanation"]) for a in found]
+
+
+def test_a_live_machine_sending_a_quarter_of_its_rate_gets_a_low_data_rate_alert(database_url: str) -> None:
+    day_before = every_minute(24, until=NOW - timedelta(hours=1))
+    engine, machine_id = machine_sending(database_url, day_before + every_minute(1, step=4))
+    settings = Settings(database_url=database_url, machine_silent_after_min=30, machine_degraded_below=0.2)
+    report = policy.run_once(engine=engine, settings=settings, now=NOW)
+    assert report.low_rate_opened == 0  # 25 % is above this threshold
+    policy_pass(engine, database_url, NOW + silence.RATE_EVERY)  # the default threshold: below half
+    policy_pass(engine, database_url, NOW + silence.RATE_EVERY * 2)  # one open alert, not one a pass
+    # at 08:05 the last hour holds 14 of the every-4-minutes messages, the day before 1,436 readings
+    opened = (
+        "Only 23 % of its usual rate arrived in the hour before 2026-11-23 08:05 UTC (degraded below 50 %)."
+    )
+    assert rate_alerts(engine) == [("open", "medium", opened)]
+    back = [NOW + timedelta(minutes=m) for m in range(1, 61)]  # every minute again for an hour
+    with session(engine) as sess:
+        customer_id = sess.scalar(select(Alert.customer_id))
+    rows = [
+        {
+            "customer_id": customer_id,
+            "machine_id": machine_id,
+            "seq": 10_000 + i,
+            "ts": at,
+            "readings": {},
+            "received_at": at,
+        }
+        for i, at in enumerate(back)
+    ]
+    with engine.begin() as conn:
+        telemetry.insert_telemetry(conn, rows)
+    report = policy.run_once(engine=engine, settings=settings, now=back[-1])
+    assert report.low_rate_resolved == 1
+    assert rate_alerts(engine) == [
+        ("resolved", "medium", f"{opened} Back to its usual rate at 2026-11-23 09:00 UTC.")
+    ]
+
+
+def test_a_replayed_day_at_a_quarter_rate_raises_no_low_data_rate_alert(database_url: str) -> None:
+    # the same counts, but the last hour's messages came in one burst: no live machine, no alert
+    day_before = every_minute(24, until=NOW - timedelta(hours=1))
+    burst = [NOW - timedelta(seconds=s) for s in range(15)]
+    engine, _ = machine_sending(database_url, day_before + burst)
+    with engine.begin() as conn:  # the burst's readings were taken four minutes apart in the last hour
+        for i in range(15):
+            taken = NOW - timedelta(hours=1) + timedelta(minutes=4 * i + 1)
+            conn.execute(update(Telemetry).where(Telemetry.seq == len(day_before) + 1 + i).values(ts=taken))
+    policy_pass(engine, database_url, NOW)
+    assert rate_alerts(engine) == []
