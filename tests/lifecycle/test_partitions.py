@@ -4,16 +4,18 @@ archive and retention dropping whole partitions."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from fleet import archive, history, migrate, partitions, retention, telemetry
+from fleet import archive, contract, history, migrate, partitions, retention, telemetry
 from fleet.db import make_engine
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile, RollupDirty, Telemetry
+from ingest.pipeline import Pipeline
 from tests import services
 from tests.lifecycle import support
 
@@ -249,3 +251,22 @@ def test_retention_with_a_fake_clock_drops_the_weeks_past_the_hot_window(pg, tmp
 
 def _ahead(now: datetime) -> list[datetime]:
     return [partitions.week_of(now) + i * partitions.WEEK for i in range(partitions.AHEAD_WEEKS + 1)]
+
+
+def test_ingest_tells_a_redelivery_from_a_reused_seq_in_another_partition(pg):
+    support.register(pg, "acme", ["m-000"])
+    topic = contract.telemetry_topic("acme", "m-000")
+    pipeline = Pipeline(engine=pg)
+    first = [(topic, contract.encode_payload(1, WEEK1 + timedelta(hours=3), {"t": 1.0}), time.time())]
+    assert pipeline.store(first)[0].stored == 1
+    partitions.split_default(pg)  # week 1 gets its partition; week 3 has none: its rows go to the default
+    later = [(topic, contract.encode_payload(1, WEEK3 + timedelta(hours=3), {"t": 2.0}), time.time())]
+    outcome, results = pipeline.store(first + later)
+    assert (outcome.stored, outcome.duplicates, outcome.quarantined) == (0, 1, 1)
+    assert results[1].reason == "seq_conflict"
+    assert _count(pg) == 1 and _where(pg, _machine_id(pg), 1) == f"telemetry_p{WEEK1:%Y%m%d}"
+
+
+def _machine_id(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(text("SELECT id FROM machines"))
