@@ -4,9 +4,11 @@ An earlier model, trained before `review_start`, scores the training period from
 policy's alert step (`api.alerts.apply_prediction`) opens its alerts in a store of their own. A
 technician visits each alert `visit_hours` after it opened and resolves it through the alert workflow
 (`api.alerts.resolve`): "no fault found" when the machine neither failed nor had wear found within the
-horizon after the alert opened (its true state); alerts that were right stay with the simulator's
-failure labels. Only alerts whose horizon ends before `split` are visited, so no finding knows the test
-period. The findings come back from the label store as training reads them.
+horizon after the alert opened and no wear was under way at the visit (`_wearing`: a technician sees a
+degradation that fails later than the horizon; such an alert is resolved "other", which makes no label);
+alerts that were right stay with the simulator's failure labels. Only alerts whose horizon ends before
+`split` are visited, so no finding knows the test period. The findings come back from the label store
+as training reads them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tempfile import TemporaryDirectory
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sqlalchemy import Engine, select
 
 from api import alerts as alert_workflow
@@ -28,6 +31,7 @@ from models import episodes, scoring, versions
 from models.training import ground_truth_by_id, train_type
 from simulators.registration import register_machines
 
+WEAR_SEEN = "wear seen, the alert came early for a failure later than its horizon; left in service"
 TECHNICIAN = Principal(user_id=0, name="simulated technician", role="field_service", customers=None)
 
 
@@ -91,12 +95,37 @@ def _visit(engine: Engine, names: dict, failures, maintenance, *, horizon_hours,
             visited += 1
             if ok:
                 continue
-            at = (started + pd.Timedelta(hours=visit_hours)).to_pydatetime()
-            alert_workflow.acknowledge(sess, alert, TECHNICIAN, at)
+            at = pd.Timestamp(started + pd.Timedelta(hours=visit_hours))
+            worn = _wearing(names[alert.machine_id], at, failures, maintenance, horizon_hours=horizon_hours)
+            alert_workflow.acknowledge(sess, alert, TECHNICIAN, at.to_pydatetime())
             alert_workflow.resolve(
-                sess, alert, finding="no_fault_found", text=None, parts=[], by=TECHNICIAN, now=at
+                sess,
+                alert,
+                finding="other" if worn else "no_fault_found",
+                text=WEAR_SEEN if worn else None,
+                parts=[],
+                by=TECHNICIAN,
+                now=at.to_pydatetime(),
             )
     return visited
+
+
+def _wearing(machine: str, at: pd.Timestamp, failures, maintenance, *, horizon_hours: float) -> bool:  # noqa: ANN001
+    """Whether wear is under way on the machine at `at`: what a technician there would see.
+
+    A precursor failure whose degradation began by `at`, or a preventive visit that found wear within
+    twice the horizon after `at` (the ground truth keeps no onset for a caught wear; a mode takes 7 to
+    11 days from onset to failure at its nominal rate).
+    """
+    f = failures[(failures["machine"].astype(str) == machine) & failures["has_precursor"].astype(bool)]
+    onset, ts = pd.to_datetime(f["onset"], utc=True), pd.to_datetime(f["ts"], utc=True)
+    if ((onset <= at) & (ts >= at)).any():
+        return True
+    if maintenance is None or not len(maintenance):
+        return False
+    found = maintenance[(maintenance["machine"].astype(str) == machine) & maintenance["found_mode"].notna()]
+    when = pd.to_datetime(found["ts"], utc=True)
+    return bool(((when >= at) & (when <= at + pd.Timedelta(hours=2 * horizon_hours))).any())
 
 
 def review(
@@ -156,3 +185,23 @@ def _review(
         opened = len(sess.scalars(select(Alert.id)).all())
     no_faults = truth.no_faults.assign(machine=truth.no_faults["machine"].astype(int).map(names))
     return Findings(no_faults=no_faults, alerts=opened, visited=visited, no_fault_found=len(no_faults))
+
+
+def paired_summary(deltas: list[float], *, draws: int = 10_000, seed: int = 0) -> dict:
+    """Mean of paired after-minus-before differences with a 95 % t interval and a bootstrap one.
+
+    Each difference comes from one pair that shares everything (simulation, folds, classifier seed) but
+    the findings, so the seed-to-seed spread cancels within a pair and only the findings' effect varies.
+    """
+    d = np.asarray([x for x in deltas if x is not None], dtype=float)
+    out = {"pairs": len(d), "improved": int((d > 0).sum()), "worse": int((d < 0).sum())}
+    if not len(d):
+        return out | {"mean": None, "t95": None, "bootstrap95": None}
+    out["mean"] = float(d.mean())
+    if len(d) < 2:
+        return out | {"t95": None, "bootstrap95": None}
+    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    means = np.random.default_rng(seed).choice(d, size=(draws, len(d)), replace=True).mean(axis=1)
+    out["t95"] = [out["mean"] - half, out["mean"] + half]
+    out["bootstrap95"] = [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
+    return out
