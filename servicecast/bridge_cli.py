@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -97,6 +98,9 @@ def opcua(
     )
     if metrics_port is not None:
         start_http_server(metrics_port, addr=settings.metrics_host)
+    # The ~200k objects imported so far (asyncua's generated address space) live as long as the process:
+    # frozen, no collection walks them, and the interpreter's exit takes ~0.1 s of CPU instead of ~1.1 s.
+    gc.freeze()
     try:
         raise typer.Exit(asyncio.run(_run(access, the_map, buffer, publisher)))
     finally:

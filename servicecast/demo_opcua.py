@@ -82,13 +82,14 @@ class DemoOpcUaMachine:
             f"{len(self.server.changes)} value changes and {self.server.alarms} alarm events over MQTT"
             + (f", {self.buffer.count} left unsent" if self.buffer.count else "")
         )
-        self._loop.call_soon_threadsafe(self._task.cancel)
-        time.sleep(0.3)
-        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=5)
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=15)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self.server.stop()
         self._dir.cleanup()
 
     async def _close(self) -> None:
+        # The bridge's stop says goodbye to the server and flushes, each bounded; then the buffer may close.
+        self._task.cancel()
+        await asyncio.wait({self._task})
         self.buffer.close()

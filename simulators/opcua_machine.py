@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +73,16 @@ class MachineServer:
         self._call(self.server.stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """A hung machine: connections stay open (the kernel even accepts new ones), nothing is answered."""
+        resume = threading.Event()
+        self._loop.call_soon_threadsafe(resume.wait)
+        try:
+            yield
+        finally:
+            resume.set()
 
     def step(self, n: int = 1) -> None:
         """Change every monitoring variable n times (and the state now and then), recording each change."""

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 # OPC UA Part 5's severity bands (1-1000) onto servicecast's four levels.
 SEVERITY_BANDS = ((801, "critical"), (601, "error"), (401, "warning"), (0, "info"))
 IDENTIFICATION_CODE = "opcua.identification"
+GOODBYE_S = 2.0  # on stop, how long the OPC UA server may take to close the session
+FLUSH_S = 3.0  # on stop, how long the publisher keeps sending what the buffer holds
 
 
 class NodesMissing(RuntimeError):
@@ -233,38 +235,68 @@ async def connect(access: ServerAccess) -> Client:
         delay = min(delay * 2, 30.0)
 
 
-async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publisher: Publisher) -> None:
-    """Connect, check the map, subscribe, and bridge until cancelled (or the broker refuses us)."""
-    sender = asyncio.create_task(publisher.run(), name="publisher")
-    client = await connect(access)
-    try:
-        resolved = await resolve(client, mapping)
-        nodes = {resolved[v.node]: v for v in mapping.variables}
-        translator = Translator(mapping=mapping, buffer=buffer, publisher=publisher, nodes=nodes)
-        values = {}
-        for name, node in mapping.identification.items():
-            values[name] = _text(await client.get_node(resolved[node]).read_value())
-        if values:
-            translator.identification(values)
-        params = ua.CreateSubscriptionParameters(
-            RequestedPublishingInterval=mapping.publishing_interval_ms,
-            RequestedLifetimeCount=10_000,
-            RequestedMaxKeepAliveCount=10,
-            MaxNotificationsPerPublish=0,
-            PublishingEnabled=True,
-            Priority=0,
+async def _subscribe(client: Client, mapping: Mapping, buffer: Buffer, publisher: Publisher) -> None:
+    """Check the map against the server, buffer the identification, subscribe to values and alarms."""
+    resolved = await resolve(client, mapping)
+    nodes = {resolved[v.node]: v for v in mapping.variables}
+    translator = Translator(mapping=mapping, buffer=buffer, publisher=publisher, nodes=nodes)
+    values = {}
+    for name, node in mapping.identification.items():
+        values[name] = _text(await client.get_node(resolved[node]).read_value())
+    if values:
+        translator.identification(values)
+    params = ua.CreateSubscriptionParameters(
+        RequestedPublishingInterval=mapping.publishing_interval_ms,
+        RequestedLifetimeCount=10_000,
+        RequestedMaxKeepAliveCount=10,
+        MaxNotificationsPerPublish=0,
+        PublishingEnabled=True,
+        Priority=0,
+    )
+    subscription = await client.create_subscription(params, translator)
+    for variable in mapping.variables:
+        await subscription.subscribe_data_change(
+            client.get_node(resolved[variable.node]),
+            sampling_interval=variable.sampling_interval_ms,
+            queuesize=100,
         )
-        subscription = await client.create_subscription(params, translator)
-        for variable in mapping.variables:
-            await subscription.subscribe_data_change(
-                client.get_node(resolved[variable.node]),
-                sampling_interval=variable.sampling_interval_ms,
-                queuesize=100,
-            )
-        for alarm in mapping.alarms:
-            await subscription.subscribe_alarms_and_conditions(
-                client.get_node(resolved[alarm.source]), ua.ObjectIds.AlarmConditionType
-            )
+    for alarm in mapping.alarms:
+        await subscription.subscribe_alarms_and_conditions(
+            client.get_node(resolved[alarm.source]), ua.ObjectIds.AlarmConditionType
+        )
+
+
+async def _goodbye(client: Client, endpoint: str) -> None:
+    """Close the session; a server that is gone or does not answer within GOODBYE_S is left behind.
+
+    asyncua waits its request timeout for each closing request, and its reconnect supervisor retries
+    an unreachable server until then; the bridge's stop must not wait for either.
+    """
+    closing = asyncio.ensure_future(client.disconnect())
+    await asyncio.wait({closing}, timeout=GOODBYE_S)
+    if not closing.done():
+        log.warning(
+            "the OPC UA server at %s did not answer the goodbye in %.0f s; dropped", endpoint, GOODBYE_S
+        )
+        client.disconnect_socket()  # fails the requests still waiting for an answer
+        closing.cancel()
+        await asyncio.wait({closing}, timeout=GOODBYE_S)
+    elif not closing.cancelled() and closing.exception() is not None:
+        log.debug("disconnect from the OPC UA server failed", exc_info=closing.exception())
+
+
+async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publisher: Publisher) -> None:
+    """Connect, check the map, subscribe, and bridge until cancelled (or the broker refuses us).
+
+    Cancelling is a graceful stop bounded in time: the goodbye to the OPC UA server takes at most
+    about 2 x GOODBYE_S, then the publisher sends what the buffer holds for at most FLUSH_S; what the
+    broker has not acknowledged by then stays in the buffer for the next start.
+    """
+    sender = asyncio.create_task(publisher.run(), name="publisher")
+    client = None
+    try:
+        client = await connect(access)
+        await _subscribe(client, mapping, buffer, publisher)
         log.info(
             "bridging %d variable(s) and %d alarm source(s) of %s to %s/%s",
             len(mapping.variables),
@@ -273,10 +305,9 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
             mapping.tenant,
             mapping.machine,
         )
-        await sender
+        await asyncio.shield(sender)  # a stop must not cancel the sender: it flushes below
     finally:
-        sender.cancel()
-        try:
-            await client.disconnect()
-        except Exception:  # noqa: BLE001
-            log.debug("disconnect from the OPC UA server failed", exc_info=True)
+        if client is not None:
+            await _goodbye(client, access.endpoint)
+        publisher.stop(within=FLUSH_S)
+        await sender

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import ssl
 import threading
+import time
 from collections import deque
 
 import paho.mqtt.client as mqtt
@@ -42,6 +43,7 @@ class Publisher:
         self.keepalive_s = keepalive_s
         self.fatal: str | None = None
         self._stopping = False
+        self._flush_by: float | None = None  # monotonic deadline of a graceful stop
         self._connected = threading.Event()
         self._generation = 0
         self._acks: deque[int] = deque()
@@ -67,21 +69,26 @@ class Publisher:
         if self._wake is not None:
             self._wake.set()
 
+    def stop(self, *, within: float) -> None:
+        """Let `run` end: it sends what it can for at most `within` s; what is left stays in the buffer."""
+        self._flush_by = time.monotonic() + within
+        self.wake()
+
     async def run(self) -> None:
-        """Send until cancelled; raises BrokerRefused when the broker will never take our identity."""
+        """Send until stopped or cancelled; BrokerRefused when the broker will never take our identity."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self.client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=self.keepalive_s)
         self.client.loop_start()
         try:
-            await self._send_forever()
+            await self._send()
         finally:
             self._stopping = True
             self.client.disconnect()
             self.client.loop_stop()
             metrics.BROKER_UP.set(0)
 
-    async def _send_forever(self) -> None:
+    async def _send(self) -> None:
         in_flight: dict[int, int] = {}  # mid -> buffer row id
         generation, last_sent = -1, 0
         while True:
@@ -105,6 +112,10 @@ class Publisher:
                         break  # the connection went away; the next one starts from the oldest again
                     in_flight[info.mid] = row
                     last_sent = row
+            if self._flush_by is not None and (
+                not self.buffer.count or not self._connected.is_set() or time.monotonic() >= self._flush_by
+            ):
+                return
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=0.2)

@@ -57,15 +57,22 @@ def secured_broker(engine: Engine, workdir: Path) -> Broker:
     )
 
 
+def bridge_command(endpoint: str, map_file: Path, mqtt_url: str, buffer: Path, *args: str) -> list[str]:
+    """`servicecast bridge opcua` with the options every bridge test gives."""
+    return [
+        sys.executable, "-m", "servicecast", "bridge", "opcua", "--endpoint", endpoint,
+        "--map", str(map_file), "--mqtt-url", mqtt_url, "--buffer", str(buffer), *args,
+    ]  # fmt: skip
+
+
 class BridgeProcess:
     """`servicecast bridge opcua` as a real process, so that it can be killed with SIGKILL."""
 
     def __init__(self, workdir: Path, server: MachineServer, mqtt_url: str, *args: str, **env: str) -> None:
         self.workdir = workdir
-        self.args = [
-            "--endpoint", server.endpoint, "--map", str(EXAMPLE_MAP), "--mqtt-url", mqtt_url,
-            "--buffer", str(workdir / "bridge-buffer.db"), *args,
-        ]  # fmt: skip
+        self.command = bridge_command(
+            server.endpoint, EXAMPLE_MAP, mqtt_url, workdir / "bridge-buffer.db", *args
+        )
         self.env = {**os.environ, "SERVICECAST_LOG_LEVEL": "INFO", **env}
         self.process: subprocess.Popen | None = None
         self.runs = 0
@@ -84,7 +91,7 @@ class BridgeProcess:
         self.runs += 1
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "servicecast", "bridge", "opcua", *self.args],
+                self.command,
                 cwd=REPO,
                 env=self.env,
                 stdout=log,
@@ -100,10 +107,10 @@ class BridgeProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
-    def terminate(self) -> int:
-        """SIGTERM and the exit code."""
+    def terminate(self, timeout: float = 15) -> int:
+        """SIGTERM and the exit code; a bridge still running after `timeout` s fails the test."""
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+        return self.process.wait(timeout=timeout)
 
     def stop_quietly(self) -> None:
         """Make sure the process is gone (test teardown)."""

@@ -194,3 +194,30 @@ def test_sigkill_then_restart_loses_nothing_it_buffered_and_duplicates_nothing(
         bridge.stop_quietly()
     assert_each_change_once(machine, engine)
     assert waiting <= {seq for seq, *_ in stored_readings(engine)}, "a buffered message was lost"
+
+
+def test_sigterm_with_the_server_hung_and_the_broker_down_exits_and_keeps_the_buffer(
+    machine: MachineServer, broker: Broker, ingester, engine: Engine, tmp_path
+) -> None:
+    bridge = BridgeProcess(tmp_path, machine, broker.machine_url).start()
+    try:
+        machine.step(3)
+        wait_until(lambda: all_stored_once(machine, engine), 30, "the first changes in the store")
+        broker.mosquitto.stop()
+        machine.step(5)
+        wait_until(lambda: buffered(bridge) >= 5, 30, "the changes of the outage in the buffer")
+        with machine.paused():
+            # asyncua waits its 10 s request timeout for an answer to the goodbye; the stop must not.
+            assert bridge.terminate(timeout=8) == 0
+        assert "did not answer the goodbye" in bridge.log()
+        waiting = buffered_seqs(bridge)
+        assert len(waiting) >= 5, "the stop kept what the broker had not acknowledged"
+        broker.mosquitto.start()
+        bridge.start()
+        wait_until(lambda: all_stored_once(machine, engine), 60, "every change after the restart")
+        wait_until(lambda: buffered(bridge) == 0, 30, "an empty buffer")
+        assert bridge.terminate() == 0
+    finally:
+        bridge.stop_quietly()
+    assert_each_change_once(machine, engine)
+    assert waiting <= {seq for seq, *_ in stored_readings(engine)}, "a buffered message was lost"
