@@ -7,7 +7,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ingest.opcua import mapping
 from simulators.opcua_machine import MachineServer
 from tests import services
-from tests.bridge.support import EXAMPLE_MAP
+from tests.bridge.support import EXAMPLE_MAP, bridge_command
 from tests.ingest.support import REPO, wait_until
 
 MISSING = "nsu=urn:servicecast:example:press;s=Press7.Monitoring.OilPressure"
@@ -29,22 +28,13 @@ MISSING = "nsu=urn:servicecast:example:press;s=Press7.Monitoring.OilPressure"
 def run_bridge(server: MachineServer, map_file: Path, tmp_path: Path, *args: str, **env: str):
     """Run the bridge to its exit (the broker is never reached: nothing listens on its port)."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "servicecast",
-            "bridge",
-            "opcua",
-            "--endpoint",
+        bridge_command(
             server.endpoint,
-            "--map",
-            str(map_file),
-            "--mqtt-url",
+            map_file,
             f"mqtt://127.0.0.1:{services.free_port()}",
-            "--buffer",
-            str(tmp_path / "buffer.db"),
+            tmp_path / "buffer.db",
             *args,
-        ],  # fmt: skip
+        ),
         cwd=REPO,
         env={**os.environ, **env},
         capture_output=True,
@@ -135,22 +125,7 @@ def published_events(
     subscriber.subscribe("fleet/acme/press-7/events", qos=1)
     subscriber.loop_start()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "servicecast",
-            "bridge",
-            "opcua",
-            "--endpoint",
-            server.endpoint,
-            "--map",
-            str(EXAMPLE_MAP),
-            "--mqtt-url",
-            broker.url,
-            "--buffer",
-            str(tmp_path / "buffer.db"),
-            *args,
-        ],  # fmt: skip
+        bridge_command(server.endpoint, EXAMPLE_MAP, broker.url, tmp_path / "buffer.db", *args),
         cwd=REPO,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
@@ -161,7 +136,7 @@ def published_events(
         wait_until(lambda: got or process.poll() is not None, 30, "the identification event")
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=30)
+        _, stderr = process.communicate(timeout=15)
         subscriber.loop_stop()
         subscriber.disconnect()
     assert got, stderr
