@@ -7,37 +7,27 @@ once another connection committed meanwhile ("database is locked" at once, the b
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
-from api.app import create_app
 from fleet.db import session
 from fleet.tables import ConsoleSession
-from tests.api.support import NOW, World, build_world
+from tests.api.support import World, build_world
+from tests.console import test_sessions
 from tests.console.test_sessions import COOKIE, Clock, sign_in
 
 SETTINGS = {"webhook_url": "http://127.0.0.1:9/crm", "database_busy_timeout_ms": 300}
+# The session tests' fixtures, here on this module's own `world`.
+clock = test_sessions.clock
+client = test_sessions.client
 
 
 @pytest.fixture
 def world(tmp_path) -> World:  # noqa: ANN001
     return build_world(f"sqlite:///{tmp_path / 'console.db'}", **SETTINGS)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW)
-
-
-@pytest.fixture
-def client(world: World, clock: Clock) -> Iterator[TestClient]:
-    with TestClient(create_app(world.settings)) as client:
-        client.app.state.clock = clock
-        yield client
 
 
 def other_connection(world: World) -> sqlite3.Connection:
