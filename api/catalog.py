@@ -95,8 +95,10 @@ class CatalogItem(_Strict):
 class PolicyChoice(_Strict):
     """Which offer policy proposes (api/offer_policy.py) and its bounded exploration share."""
 
-    name: Literal["first_fit", "thompson"] = "first_fit"
+    name: Literal["first_fit", "learning"] = "first_fit"
     exploration: float = Field(default=0.05, ge=0, le=0.5)
+    # How far choices follow the posterior's uncertainty: 0 the posterior mean, 1 Thompson sampling.
+    temperature: float = Field(default=0.25, ge=0, le=1)
 
 
 class Catalog(_Strict):

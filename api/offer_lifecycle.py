@@ -84,9 +84,9 @@ def sweep(sess: Session, *, now: datetime, settings: Settings) -> tuple[int, int
     return len(no_fault), len(due)
 
 
-def contacts_in_week(sess: Session, customer_id: int, now: datetime) -> int:
-    """Real contacts with the customer in the last 7 days: offers delivered to it and technicians' visits."""
-    since = now - timedelta(days=7)
+def recent_contacts(sess: Session, customer_id: int, now: datetime, *, days: int = 7) -> int:
+    """Real contacts with the customer in the last `days` days: offers delivered to it and visits."""
+    since = now - timedelta(days=days)
     sent = sess.scalar(
         select(func.count(func.distinct(OutboxMessage.event_id))).where(
             OutboxMessage.customer_id == customer_id,

@@ -1,10 +1,11 @@
 """Which offer to propose: the static first fit, or a contextual bandit that learns from the outcome ledger.
 
-The bandit keeps one Bayesian linear model of revenue per arm (offer type × price level) over the
-context features, and chooses by Thompson sampling: for a context, each arm's revenue is drawn from its
-posterior and the best draw wins. With probability `exploration` it picks uniformly among the fitting
-arms instead. The probability of the chosen arm (the propensity) is computed over that whole mixture
-and logged with the context and the alternatives, so any policy can be evaluated off-line from the log.
+The learning policy keeps one Bayesian logistic model of acceptance over every arm (offer type × price
+point) and the context, and proposes the arm of highest price × acceptance under the posterior (or, at a
+`temperature` above 0, under draws from it: 1 is Thompson sampling). With probability `exploration` it
+picks uniformly among the fitting arms instead. The probability of the chosen arm (the propensity) is
+computed over that whole mixture and logged with the context and the alternatives, so any policy can be
+evaluated off-line from the log.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from api import catalog
 
 SEGMENTS = ("small", "mid", "key_account")
 MACHINE_TYPES = ("centrifugal_pump", "air_compressor", "cnc_spindle")
-DRAWS = 400  # Monte Carlo draws that estimate a Thompson choice's propensity
+DRAWS = 400  # Monte Carlo draws that estimate a sampled choice's propensity (temperature > 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,8 @@ class Context:
     days_since_contact: float | None
     offers_before: int
     accepted_before: int
+    account: int | None = None  # the customer (account) the offer goes to
+    contacts_30d: int = 0  # real contacts with the account in the last 30 days (sent offers, visits)
 
     def as_dict(self) -> dict:
         """The context as logged with the proposal."""
@@ -82,33 +85,6 @@ class Proposal:
         ]
 
 
-def features(ctx: Context) -> np.ndarray:
-    """The context as the model's input vector (bias first)."""
-    lead_days = 60.0 if ctx.lead_hours is None else min(ctx.lead_hours / 24.0, 60.0)
-    since = 90.0 if ctx.days_since_contact is None else min(ctx.days_since_contact, 90.0)
-    angle = 2 * math.pi * (ctx.month - 1) / 12
-    return np.array(
-        [
-            1.0,
-            ctx.risk,
-            lead_days / 30.0,
-            1.0 if lead_days < 7 else 0.0,
-            *(1.0 if ctx.segment == s else 0.0 for s in SEGMENTS),
-            *(1.0 if ctx.machine_type == t else 0.0 for t in MACHINE_TYPES),
-            1.0 if ctx.tier == "basic" else 0.0,
-            since / 90.0,
-            math.log1p(ctx.offers_before),
-            (ctx.accepted_before + 0.5) / (ctx.offers_before + 1.0),
-            1.0 if ctx.month % 3 == 0 else 0.0,
-            math.sin(angle),
-            math.cos(angle),
-        ]
-    )
-
-
-FEATURES = len(features(Context("", "", 0.0, None, None, "basic", 1, None, 0, 0)))
-
-
 def arms_for(items: Iterable[catalog.CatalogItem], segment: str | None) -> list[Arm]:
     """Every (item, price point) a fitting set of items offers this segment."""
     out = []
@@ -128,10 +104,16 @@ class OfferPolicy(Protocol):
     def learn(self, ctx: Context, arm: Arm, revenue: float) -> None: ...
 
 
-def build(name: str, *, exploration: float, rows: Iterable[tuple[Context, Arm, float]] = ()) -> OfferPolicy:
-    """The configured policy (`first_fit`, `thompson`), trained on ledger rows where it learns."""
-    if name == "thompson":
-        return ThompsonPolicy(exploration=exploration).fit(rows)
+def build(
+    name: str,
+    *,
+    exploration: float,
+    temperature: float = 0.25,
+    rows: Iterable[tuple[Context, Arm, float]] = (),
+) -> OfferPolicy:
+    """The configured policy (`first_fit`, `learning`), trained on ledger rows where it learns."""
+    if name == "learning":
+        return LearningPolicy(exploration=exploration, temperature=temperature).fit(rows)
     if name == "first_fit":
         return FirstFit()
     raise ValueError(f"unknown offer policy {name!r}")
@@ -151,51 +133,81 @@ class FirstFit:
         """Learns nothing."""
 
 
+def situation(ctx: Context) -> list[float]:
+    """The context's columns that bear on every arm alike: risk, lead, who, contacts, season."""
+    lead_days = 60.0 if ctx.lead_hours is None else min(ctx.lead_hours / 24.0, 60.0)
+    since = 90.0 if ctx.days_since_contact is None else min(ctx.days_since_contact, 90.0)
+    angle = 2 * math.pi * (ctx.month - 1) / 12
+    return [
+        ctx.risk - 0.65,
+        1.0 if lead_days < 7 else 0.0,
+        lead_days / 30.0,
+        *(1.0 if ctx.segment == s else 0.0 for s in SEGMENTS),
+        *(1.0 if ctx.machine_type == t else 0.0 for t in MACHINE_TYPES),
+        1.0 if ctx.tier == "basic" else 0.0,
+        min(ctx.contacts_30d, 15) / 5.0,
+        since / 90.0,
+        1.0 if ctx.month % 3 == 0 else 0.0,
+        math.sin(angle),
+        math.cos(angle),
+    ]
+
+
+SITUATION = len(situation(Context("", "", 0.0, None, None, "basic", 1, None, 0, 0)))
+
+
 def arm_features(ctx: Context, arm: Arm, items: Sequence[str]) -> np.ndarray:
-    """The acceptance model's input for offering `arm` in `ctx`: the offer, its price, and the situation."""
-    x = features(ctx)
+    """The acceptance model's input for offering `arm` in `ctx`, in the order of the prior's groups.
+
+    The offer (item, and item by segment), its price (relative to list, by segment, and its size) and
+    the situation (risk, lead, segment, machine type, tier, contacts in 30 days, days since the last
+    contact, season).
+    """
     item = np.array([1.0 if arm.item == k else 0.0 for k in items])
-    segment = x[4 : 4 + len(SEGMENTS)]
+    segment = np.array([1.0 if ctx.segment == s else 0.0 for s in SEGMENTS])
     ratio = arm.price / arm.list_price - 1.0
     return np.concatenate(
-        [
-            item,
-            np.outer(item, segment).ravel(),
-            item * (ctx.risk - 0.65),
-            [ratio, math.log(arm.price / 1000.0)],
-            ratio * segment,
-            x[1:4],
-            x[-6:],
-        ]
+        [item, np.outer(item, segment).ravel(), [ratio], ratio * segment, [math.log(arm.price / 1000.0)]]
+        + [situation(ctx)]
     )
 
 
 @dataclass
-class ThompsonPolicy:
-    """Thompson sampling on a Bayesian logistic model of acceptance; revenue is price times acceptance.
+class LearningPolicy:
+    """A Bayesian logistic model of acceptance; revenue is price times acceptance; bounded exploration.
 
-    One model over every arm (offer type, price, segment and situation as features), so an outcome of
-    one offer teaches about the others. The posterior is a Laplace approximation refitted by Newton steps
-    when new outcomes arrived. With probability `exploration` a fitting arm is chosen uniformly instead.
-    The prior says what a salesperson would: an offer at list price is taken about one time in four
-    (`prior_acceptance`), and a price above list is taken less often (`prior_price_effect`, the change
-    in log-odds per 100 % of the list price); without it, the first draws favour the dearest arms.
+    One model over every arm, so an outcome of one offer teaches about the others: offer type by segment,
+    price (relative to list and absolute) and the situation. A decline or an expiry is a negative
+    outcome. The posterior is a Laplace approximation, refitted by Newton steps
+    when new outcomes arrived.
+
+    The prior starts where a salesperson would: every offer at list price is taken about one time in
+    four (`prior_acceptance`), so price times acceptance ranks the dearest fitting item first, as first
+    fit does; a price above list is taken less often (`prior_price_effect`, log-odds per 100 % of list).
+
+    Choice: each arm's revenue is drawn from the posterior with its spread scaled by `temperature`
+    (1 is Thompson sampling, 0 the posterior mean) and the best wins; with probability `exploration`
+    a fitting arm is chosen uniformly instead. The logged propensity covers both ways.
     """
 
     exploration: float = 0.05
-    prior_sd: float = 1.0
+    temperature: float = 0.25
     prior_acceptance: float = 0.27
     prior_price_effect: float = -3.0
+    prior_sd: tuple[float, float, float, float] = (0.5, 0.3, 1.0, 0.5)  # log-odds: item, item×segment,
+    # price, situation
     items: tuple[str, ...] = ()
-    name: str = "thompson"
+    name: str = "learning"
     coef_: np.ndarray | None = None
-    cov_chol_: np.ndarray | None = None
+    cov_: np.ndarray | None = None
     learned_: int = 0
     _x: list[np.ndarray] = field(default_factory=list, repr=False)
     _y: list[float] = field(default_factory=list, repr=False)
     _stale: bool = field(default=True, repr=False)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.exploration <= 0.5:
+            raise ValueError("exploration must be between 0 and 0.5")
         self.items = self.items or tuple(item.key for item in catalog.default().items)
 
     def learn(self, ctx: Context, arm: Arm, revenue: float) -> None:
@@ -205,51 +217,64 @@ class ThompsonPolicy:
         self.learned_ += 1
         self._stale = True
 
-    def fit(self, rows: Iterable[tuple[Context, Arm, float]]) -> ThompsonPolicy:
+    def fit(self, rows: Iterable[tuple[Context, Arm, float]]) -> LearningPolicy:
         """Learn from ledger rows (context, arm, revenue); returns self."""
         for ctx, arm, revenue in rows:
             self.learn(ctx, arm, revenue)
         self._refit()
         return self
 
-    def _refit(self, steps: int = 4) -> None:
-        dim = len(
-            arm_features(
-                Context("", "", 0.65, None, None, "basic", 1, None, 0, 0), Arm("", 0, 1.0, 1.0), self.items
-            )
-        )
-        mean = np.zeros(dim)
-        mean[: len(self.items)] = math.log(self.prior_acceptance / (1.0 - self.prior_acceptance))
-        mean[len(self.items) * (len(SEGMENTS) + 2)] = self.prior_price_effect  # the price-ratio column
-        coef = self.coef_ if self.coef_ is not None else mean.copy()
-        prior = np.eye(dim) / self.prior_sd**2
-        hessian = prior
+    def _prior(self) -> tuple[np.ndarray, np.ndarray]:
+        """The prior mean and precision of every column."""
+        n_items, n_seg = len(self.items), len(SEGMENTS)
+        sd_item, sd_item_seg, sd_price, sd_situation = self.prior_sd
+        sd = [sd_item] * n_items + [sd_item_seg] * n_items * n_seg + [sd_price] * (n_seg + 2)
+        sd += [sd_situation] * SITUATION
+        mean = np.zeros(len(sd))
+        mean[:n_items] = math.log(self.prior_acceptance / (1.0 - self.prior_acceptance))
+        mean[n_items * (n_seg + 1)] = self.prior_price_effect  # the price-ratio column
+        return mean, 1.0 / np.square(sd)
+
+    def _refit(self, steps: int = 3) -> None:
+        mean, precision = self._prior()
+        coef = self.coef_ if self.coef_ is not None else mean.copy()  # warm start from the last fit
+        hessian = np.diag(precision)
         if self._x:
-            x, y = np.vstack(self._x), np.array(self._y)
+            x = np.vstack(self._x)
+            y = np.array(self._y)
             for _ in range(steps):
                 p = 1.0 / (1.0 + np.exp(-(x @ coef)))
-                hessian = prior + (x * (p * (1 - p))[:, None]).T @ x
-                coef = coef + np.linalg.solve(hessian, x.T @ (y - p) - prior @ (coef - mean))
+                hessian = np.diag(precision) + (x * (p * (1 - p))[:, None]).T @ x
+                coef = coef + np.linalg.solve(hessian, x.T @ (y - p) - precision * (coef - mean))
         self.coef_ = coef
-        self.cov_chol_ = np.linalg.cholesky(np.linalg.inv(hessian))
+        # The posterior covariance is only drawn from when temperature > 0.
+        self.cov_ = np.linalg.inv(hessian) if self.temperature > 0 else None
         self._stale = False
+
+    def _logits(self, ctx: Context, arms: Sequence[Arm]) -> tuple[np.ndarray, np.ndarray]:
+        if self._stale:
+            self._refit()
+        phi = np.vstack([arm_features(ctx, arm, self.items) for arm in arms])
+        return phi @ self.coef_, phi
 
     def expected_revenue(self, ctx: Context, arms: Sequence[Arm]) -> np.ndarray:
         """Each arm's price times its acceptance probability under the posterior mean."""
-        if self._stale:
-            self._refit()
-        phi = np.vstack([arm_features(ctx, arm, self.items) for arm in arms])
-        return np.array([arm.price for arm in arms]) / (1.0 + np.exp(-(phi @ self.coef_)))
+        logits, _ = self._logits(ctx, arms)
+        return np.array([arm.price for arm in arms]) / (1.0 + np.exp(-logits))
 
     def choice_probabilities(self, ctx: Context, arms: Sequence[Arm], rng: np.random.Generator) -> np.ndarray:
-        """Each arm's probability of being chosen (exploration share plus its Thompson win share)."""
-        if self._stale:
-            self._refit()
-        phi = np.vstack([arm_features(ctx, arm, self.items) for arm in arms])
-        coefs = self.coef_ + rng.standard_normal((DRAWS, len(self.coef_))) @ self.cov_chol_.T
+        """Each arm's probability of being chosen (exploration share plus its share of the best draws)."""
+        logits, phi = self._logits(ctx, arms)
         prices = np.array([arm.price for arm in arms])
-        revenue = prices / (1.0 + np.exp(-(coefs @ phi.T)))
-        wins = np.bincount(revenue.argmax(axis=1), minlength=len(arms)) / DRAWS
+        if self.temperature == 0:
+            wins = np.zeros(len(arms))
+            wins[int(np.argmax(prices / (1.0 + np.exp(-logits))))] = 1.0
+        else:
+            spread = self.temperature * phi @ self.cov_ @ phi.T
+            chol = np.linalg.cholesky(spread + 1e-9 * np.eye(len(arms)))
+            draws = logits + rng.standard_normal((DRAWS, len(arms))) @ chol.T
+            revenue = prices / (1.0 + np.exp(-draws))
+            wins = np.bincount(revenue.argmax(axis=1), minlength=len(arms)) / DRAWS
         return self.exploration / len(arms) + (1.0 - self.exploration) * wins
 
     def propose(self, ctx: Context, arms: Sequence[Arm], rng: np.random.Generator) -> Proposal:

@@ -68,7 +68,7 @@ def blocking_reason(
     )
     if unassigned_critical is not None:
         return "service first: a critical alert on this machine is not assigned yet"
-    recent = offer_lifecycle.contacts_in_week(sess, prediction.customer_id, now)
+    recent = offer_lifecycle.recent_contacts(sess, prediction.customer_id, now)
     if recent >= settings.offers_per_account_per_week:
         return f"contact limit: {recent} contacts (offers sent, field visits) with this account in 7 days"
     duplicate = _live_duplicate(sess, prediction.machine_id, item.key)
@@ -104,6 +104,8 @@ def offer_context(sess: Session, prediction: Prediction, machine: Machine, custo
         days_since_contact=None if last is None else (now - last).total_seconds() / 86400,
         offers_before=int(decided[0]),
         accepted_before=int(decided[1]),
+        account=customer.id,
+        contacts_30d=offer_lifecycle.recent_contacts(sess, customer.id, now, days=30),
     )
 
 

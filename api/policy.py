@@ -100,7 +100,9 @@ def _offer_policy(sess, settings: Settings) -> offer_policy.OfferPolicy:
     """The configured offer policy, trained on the outcome ledger as it stands."""
     chosen = catalog.default().policy
     rows = offer_ledger.from_offers(sess).rows() if chosen.name != "first_fit" else ()
-    return offer_policy.build(chosen.name, exploration=chosen.exploration, rows=rows)
+    return offer_policy.build(
+        chosen.name, exploration=chosen.exploration, temperature=chosen.temperature, rows=rows
+    )
 
 
 def run_forever(*, engine: Engine, settings: Settings, stop: threading.Event, every_s: float = 2.0) -> None:

@@ -12,7 +12,7 @@ from api import catalog, offer_policy
 from servicecast.market_year import run_year
 from simulators import market
 
-PolicyName = Literal["first_fit", "thompson", "epsilon_greedy"]
+PolicyName = Literal["first_fit", "learning", "epsilon_greedy"]
 
 
 def register(simulate_app: typer.Typer) -> None:
@@ -24,7 +24,7 @@ def market_command(
     seed: Annotated[int, typer.Option(help="Market seed (customers, machines, faults).")] = 1,
     machines: Annotated[int, typer.Option(min=1, max=100_000)] = 500,
     customers: Annotated[int, typer.Option(min=1, max=10_000)] = 60,
-    policy: Annotated[str, typer.Option(help="first_fit, thompson or epsilon_greedy.")] = "thompson",
+    policy: Annotated[str, typer.Option(help="first_fit, learning or epsilon_greedy.")] = "learning",
     budget: Annotated[int, typer.Option(help="Real contacts per customer in any 7 days.")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
@@ -35,7 +35,9 @@ def market_command(
     chooser = (
         offer_policy.EpsilonGreedy()
         if policy == "epsilon_greedy"
-        else offer_policy.build(policy, exploration=cat.policy.exploration)
+        else offer_policy.build(
+            policy, exploration=cat.policy.exploration, temperature=cat.policy.temperature
+        )
     )
     world = market.build(seed, machines=machines, customers=customers)
     result = run_year(world, chooser, rng=np.random.default_rng(seed), budget_per_week=budget, cat=cat)

@@ -132,6 +132,8 @@ def _propose(
         days_since_contact=None if last is None else float(day - last),
         offers_before=decided,
         accepted_before=accepted,
+        account=machine.customer,
+        contacts_30d=sum(1 for d in contacts[machine.customer] if d > day - 30),
     )
     proposal = policy.propose(ctx, arms_for(items, customer.segment), rng)
     result.proposed += 1

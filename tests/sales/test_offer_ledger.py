@@ -65,12 +65,12 @@ def test_the_learning_policy_proposes_from_the_stored_ledger_and_logs_its_propen
     with session(world.engine) as sess:
         ledger = offer_ledger.from_offers(sess)
         assert len(ledger.entries) == 1 and ledger.revenue() == 0.0
-        chooser = offer_policy.build("thompson", exploration=0.2, rows=ledger.rows())
+        chooser = offer_policy.build("learning", exploration=0.2, rows=ledger.rows())
         prediction = sess.get(Prediction, prediction_id)
         offer = offers.propose(
             sess, prediction, Settings(), NOW, policy=chooser, rng=np.random.default_rng(3)
         )
-        assert offer is not None and offer.policy == "thompson"
+        assert offer is not None and offer.policy == "learning"
         probabilities = [a["probability"] for a in offer.alternatives]
         assert abs(sum(probabilities) - 1.0) < 1e-9 and min(probabilities) >= 0.2 / len(probabilities) - 1e-9
         chosen = next(

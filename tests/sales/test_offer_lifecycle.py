@@ -44,7 +44,7 @@ def test_proposals_are_not_contacts_but_sent_offers_and_visits_are(database_url)
     policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
     assert len(_offers(world.engine, acme)) == 5  # without a single contact yet
     with session(world.engine) as sess:
-        assert offer_lifecycle.contacts_in_week(sess, acme, NOW) == 0
+        assert offer_lifecycle.recent_contacts(sess, acme, NOW) == 0
         # A technician's visit (a resolved alert) and a delivered offer are contacts.
         sess.scalars(select(Alert).where(Alert.customer_id == acme)).first().resolved_at = NOW - timedelta(
             days=1
@@ -62,8 +62,8 @@ def test_proposals_are_not_contacts_but_sent_offers_and_visits_are(database_url)
             )
         )
     with session(world.engine) as sess:
-        assert offer_lifecycle.contacts_in_week(sess, acme, NOW) == 2
-        assert offer_lifecycle.contacts_in_week(sess, acme, NOW + timedelta(days=6, hours=23)) == 0
+        assert offer_lifecycle.recent_contacts(sess, acme, NOW) == 2
+        assert offer_lifecycle.recent_contacts(sess, acme, NOW + timedelta(days=6, hours=23)) == 0
 
 
 def test_no_fault_found_withdraws_the_unsent_offer_and_the_crm_never_hears_of_it(

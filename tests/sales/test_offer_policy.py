@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from api.offer_policy import Arm, Context, EpsilonGreedy, FirstFit, ThompsonPolicy
+from api.offer_policy import Arm, Context, EpsilonGreedy, FirstFit, LearningPolicy
 
 CTX = Context("centrifugal_pump", "bearing_wear", 0.8, 200.0, "mid", "basic", 3, 20.0, 2, 1)
 # Two offers at the same price; the simulated customer takes the kit 60 % of the time, the visit 20 %.
@@ -15,7 +15,13 @@ N_OUTCOMES = 60  # the stated bound: within 60 outcomes the policy picks the bet
 
 def test_every_policy_logs_a_propensity_among_alternatives_that_sum_to_one() -> None:
     rng = np.random.default_rng(0)
-    for policy in (FirstFit(), EpsilonGreedy(epsilon=0.3), ThompsonPolicy(exploration=0.1)):
+    policies = (
+        FirstFit(),
+        EpsilonGreedy(epsilon=0.3),
+        LearningPolicy(exploration=0.1),
+        LearningPolicy(exploration=0.1, temperature=1.0),
+    )
+    for policy in policies:
         proposal = policy.propose(CTX, [VISIT, KIT], rng)
         probs = dict((a.key, p) for a, p in proposal.alternatives)
         assert abs(sum(probs.values()) - 1.0) < 1e-9
@@ -24,7 +30,7 @@ def test_every_policy_logs_a_propensity_among_alternatives_that_sum_to_one() -> 
 
 
 def test_exploration_share_bounds_each_arms_probability_from_below() -> None:
-    policy = ThompsonPolicy(exploration=0.1)
+    policy = LearningPolicy(exploration=0.1)
     for _ in range(50):
         policy.learn(CTX, KIT, 1000.0)
         policy.learn(CTX, VISIT, 0.0)
@@ -35,7 +41,7 @@ def test_exploration_share_bounds_each_arms_probability_from_below() -> None:
 def test_the_choice_shifts_to_the_better_offer_within_n_outcomes() -> None:
     for seed in range(5):
         rng, market = np.random.default_rng(seed), np.random.default_rng(100 + seed)
-        policy = ThompsonPolicy(exploration=0.05)
+        policy = LearningPolicy(exploration=0.05)
         first_share = policy.choice_probabilities(CTX, [VISIT, KIT], rng)[1]
         for _ in range(N_OUTCOMES):
             arm = policy.propose(CTX, [VISIT, KIT], rng).arm
