@@ -5,12 +5,14 @@ Run through `python -m benchmarks.ingest --protocol sparkplug` (same options as 
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from benchmarks.ingest import (
     MACHINES,
+    Cpu,
+    Drain,
     bare_client,
+    drain,
     drain_bare,
     fresh_store,
     machine_codes,
@@ -81,11 +83,17 @@ def measure_ceiling(url: str, batch: list[tuple[str, bytes]], group: str) -> flo
 
 
 def measure_host(
-    url: str, database_url: str, batch: list[tuple[str, bytes]], tenant: str, group: str
-) -> tuple[float, int]:
+    url: str,
+    database_url: str,
+    batch: list[tuple[str, bytes]],
+    tenant: str,
+    group: str,
+    *,
+    writer_process: bool = True,
+) -> Drain:
     """Messages per second the Sparkplug host drains (decode, aliases, seq, store; commit before ack)."""
     engine = fresh_store(database_url, tenant)
-    settings = Settings(database_url=database_url, mqtt_url=url)
+    settings = Settings(database_url=database_url, mqtt_url=url, ingest_writer_process=writer_process)
     options = {
         "settings": settings,
         "engine": engine,
@@ -102,20 +110,11 @@ def measure_host(
 
     rows = len(batch) - MACHINES  # every message but the NBIRTHs (control metrics only) stores a row
     host = SparkplugHost(**options)
-    started = time.perf_counter()
-    host.start()
-    deadline = time.monotonic() + 900
-    while host.stats.stored < rows:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"Sparkplug host stored {host.stats.stored} of {rows}")
-        time.sleep(0.005)
-    elapsed = time.perf_counter() - started
-    host.stop()
-    engine.dispose()
+    result = drain(host, engine, len(batch), rows)
     end_session(url, options["client_id"])
-    if host.writer.pipeline.rebirths_requested or host.stats.quarantined:
+    if host.stats.rebirths or host.stats.quarantined:
         raise RuntimeError("the Sparkplug backlog was not stored cleanly (rebirths or quarantine)")
-    return len(batch) / elapsed, host.stats.batches
+    return result
 
 
 def end_session(url: str, client_id: str) -> None:
@@ -128,10 +127,16 @@ def end_session(url: str, client_id: str) -> None:
     client.loop_stop()
 
 
-def measure_round(url: str, database_url: str, tenant: str, n: int) -> tuple[float, float, int]:
-    """(ceiling msgs/s, host msgs/s, batches) of one round."""
+def measure_round(
+    url: str, database_url: str, tenant: str, n: int, *, writer_process: bool = True
+) -> tuple[float, float, Drain]:
+    """(ceiling msgs/s, ceiling CPU µs a message, the host's drain) of one round."""
     # Each on a group of its own: the bare subscriber's session would otherwise queue the host's backlog too.
     group, host_group = f"g{tenant}", f"h{tenant}"
-    ceiling = measure_ceiling(url, backlog(group, n), group)
-    rate, batches = measure_host(url, database_url, backlog(host_group, n), tenant, host_group)
-    return ceiling, rate, batches
+    bare = backlog(group, n)
+    ceiling = measure_ceiling(url, bare, group)
+    ceiling_cpu = Cpu.since_queued() / len(bare) * 1e6
+    host = measure_host(
+        url, database_url, backlog(host_group, n), tenant, host_group, writer_process=writer_process
+    )
+    return ceiling, ceiling_cpu, host

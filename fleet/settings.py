@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     ingest_future_margin_s: float = Field(default=300.0, ge=0)
     ingest_ts_floor: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     ingest_retry_max_s: float = Field(default=10.0, gt=0)
+    # Parse, check and store in a writer process of its own, so that the receiving process only receives.
+    ingest_writer_process: bool = True
     metrics_port: int | None = Field(default=None, ge=0, le=65_535)
     metrics_host: str = "127.0.0.1"
     public_url: str = "http://127.0.0.1:8000"

@@ -62,6 +62,7 @@ class Outcome:
     quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     lags: list[float] = field(default_factory=list)
+    rebirths: list[tuple[str, str]] = field(default_factory=list)  # Sparkplug (group, edge node) to ask
 
     def add_reason(self, reason: str) -> None:
         """Count one quarantined message under its reason."""

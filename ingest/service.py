@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -13,8 +14,11 @@ from ingest import metrics
 from ingest.client import MqttSource
 from ingest.contract import Limits
 from ingest.inbox import Inbox
-from ingest.pipeline import Pipeline
+from ingest.worker import Recipe, WriterProcess
 from ingest.writer import BatchWriter
+
+if TYPE_CHECKING:
+    from ingest.sparkplug.mapping import Mapping
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,13 @@ class Ingester:
     """One ingest process's worth of work; `start`, then `stop` (or `run` until SIGTERM)."""
 
     def __init__(
-        self, *, settings: Settings, engine: Engine, endpoint: MqttEndpoint, client_id: str | None = None
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        endpoint: MqttEndpoint,
+        client_id: str | None = None,
+        sparkplug: tuple[Mapping, str] | None = None,
     ) -> None:
         self.settings = settings
         self.inbox = Inbox(max_messages=settings.ingest_queue_size, max_bytes=settings.ingest_queue_bytes)
@@ -41,20 +51,27 @@ class Ingester:
             session_expiry_s=settings.mqtt_session_expiry_s,
         )
         self.writer = BatchWriter(
-            pipeline=Pipeline(
-                engine=engine,
-                auto_register=settings.ingest_auto_register,
-                limits=Limits.from_settings(settings),
-                keep_bytes=settings.ingest_quarantine_prefix_bytes,
-            ),
+            committer=self._committer(settings, engine, sparkplug),
             inbox=self.inbox,
             on_committed=self.source.ack,
             batch_size=settings.ingest_batch_size,
             batch_s=settings.ingest_batch_ms / 1000,
-            retry_max_s=settings.ingest_retry_max_s,
         )
         self._stop = threading.Event()
         metrics.QUEUE_DEPTH.set_function(self.inbox.qsize)
+
+    @staticmethod
+    def _committer(settings: Settings, engine: Engine, sparkplug: tuple[Mapping, str] | None):
+        """Where batches are committed: a writer process (the default) or this process."""
+        recipe = Recipe(
+            database_url=engine.url.render_as_string(hide_password=False),
+            auto_register=settings.ingest_auto_register,
+            limits=Limits.from_settings(settings),
+            keep_bytes=settings.ingest_quarantine_prefix_bytes,
+            retry_max_s=settings.ingest_retry_max_s,
+            sparkplug=sparkplug,
+        )
+        return WriterProcess(recipe) if settings.ingest_writer_process else recipe.committer(engine)
 
     @property
     def stats(self):
@@ -87,11 +104,11 @@ class Ingester:
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT, a fatal broker answer or a dead writer; returns the exit code."""
-        if self.settings.metrics_port is not None:
-            metrics.serve(self.settings.metrics_port, self.settings.metrics_host, ready=self.readiness)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self._stop.set())
-        self.start()
+        self.start()  # first: it forks the writer process, best before any other thread runs
+        if self.settings.metrics_port is not None:
+            metrics.serve(self.settings.metrics_port, self.settings.metrics_host, ready=self.readiness)
         while not self._stop.wait(0.2):
             if self.source.failed.is_set():
                 self.stop()
@@ -101,7 +118,7 @@ class Ingester:
                 # Alive but storing nothing is the worst state: exit so that a supervisor restarts us.
                 self.source.stop_receiving()
                 self.source.close()
-                log.error("exiting: the writer thread died; unacknowledged messages will be redelivered")
+                log.error("exiting: the writer died; unacknowledged messages will be redelivered")
                 return EXIT_WRITER_DIED
         self.stop()
         return EXIT_OK

@@ -13,12 +13,9 @@ from sqlalchemy import Engine
 from fleet import sparkplug_state
 from fleet.settings import MqttEndpoint, Settings
 from ingest.client import MqttSource
-from ingest.contract import Limits
-from ingest.pipeline import Pipeline
 from ingest.service import Ingester
 from ingest.sparkplug.decode import NAMESPACE, rebirth_request
 from ingest.sparkplug.mapping import Mapping
-from ingest.sparkplug.pipeline import SparkplugPipeline
 
 log = logging.getLogger(__name__)
 NodeKey = sparkplug_state.NodeKey
@@ -95,7 +92,13 @@ class SparkplugHost(Ingester):
         host_id: str,
         client_id: str | None = None,
     ) -> None:
-        super().__init__(settings=settings, engine=engine, endpoint=endpoint, client_id=client_id)
+        super().__init__(
+            settings=settings,
+            engine=engine,
+            endpoint=endpoint,
+            client_id=client_id,
+            sparkplug=(mapping, host_id),
+        )
         self.source = SparkplugSource(
             host_id=host_id,
             pending=lambda: self._rebirth_pending(engine, host_id),
@@ -107,17 +110,8 @@ class SparkplugHost(Ingester):
             session_expiry_s=settings.mqtt_session_expiry_s,
         )
         self.writer.on_committed = self.source.ack
-        self.writer.pipeline = SparkplugPipeline(
-            pipeline=Pipeline(
-                engine=engine,
-                auto_register=settings.ingest_auto_register,
-                limits=Limits.from_settings(settings),
-                keep_bytes=settings.ingest_quarantine_prefix_bytes,
-            ),
-            mapping=mapping,
-            host_id=host_id,
-            on_rebirth=self.source.request_rebirth,
-        )
+        # Asked after the commit that recorded them as pending, from this process (it holds the connection).
+        self.writer.on_rebirth = self.source.request_rebirth
 
     @staticmethod
     def _rebirth_pending(engine: Engine, host_id: str) -> list[NodeKey]:

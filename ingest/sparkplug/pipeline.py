@@ -26,7 +26,12 @@ class SparkplugPipeline:
     """Same interface as `Pipeline` (`engine`, `store`), so the batch writer and its acks work unchanged."""
 
     def __init__(
-        self, *, pipeline: Pipeline, mapping: Mapping, host_id: str, on_rebirth: Callable[[str, str], None]
+        self,
+        *,
+        pipeline: Pipeline,
+        mapping: Mapping,
+        host_id: str,
+        on_rebirth: Callable[[str, str], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.engine = pipeline.engine
@@ -83,9 +88,12 @@ class SparkplugPipeline:
         for reason in (r.reason for r in results if r is not None):
             outcome.add_reason(reason)
         outcome.quarantined += len(rejected)
+        # The host asks for them once the batch is committed (its writer may run in another process).
+        outcome.rebirths += rebirths
         for group, edge_node in rebirths:
             self.rebirths_requested += 1
-            self.on_rebirth(group, edge_node)
+            if self.on_rebirth is not None:
+                self.on_rebirth(group, edge_node)
         return outcome, results
 
     def _load(self, keys: set[NodeKey]) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -20,16 +23,25 @@ from tests.ingest.support import (
     poison_everything,
     publish_acked,
     register_fleet,
+    stored_keys,
     wait_until,
 )
 
 
-def test_embedded_amqtt_broker_mqtt311_stores_1000_messages(sqlite_engine, tmp_path):
+@pytest.mark.parametrize("writer_process", [True, False], ids=["writer-process", "writer-thread"])
+def test_embedded_amqtt_broker_mqtt311_stores_1000_messages(sqlite_engine, tmp_path, writer_process):
     codes = machine_codes(10)
     register_fleet(sqlite_engine, "acme", codes)
     url = str(sqlite_engine.url)
     with EmbeddedBroker() as broker:
-        ingester = in_process_ingester(url, sqlite_engine, broker.url, "ingest-amqtt", mqtt_protocol="3.1.1")
+        ingester = in_process_ingester(
+            url,
+            sqlite_engine,
+            broker.url,
+            "ingest-amqtt",
+            mqtt_protocol="3.1.1",
+            ingest_writer_process=writer_process,
+        )
         try:
             with Publisher(broker.url, protocol="3.1.1") as publisher:
                 publisher.publish_many(messages("acme", codes, per_machine=100))
@@ -127,5 +139,42 @@ def test_the_process_exits_non_zero_within_seconds_when_its_writer_dies(mosquitt
         assert ingester.wait_exit(15) == 4
     finally:
         ingester.stop_quietly()
-    assert "the writer thread died" in ingester.log()
+    assert "the writer died" in ingester.log()
     assert count_rows(sqlite_engine) < 40
+
+
+def writer_pid(ingester: IngestProcess) -> int:
+    """The writer process of a running `servicecast ingest` (its only child)."""
+    pid = ingester.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+@pytest.mark.mosquitto
+@pytest.mark.expect_logged_errors
+def test_a_killed_writer_process_makes_the_ingester_exit_non_zero_and_nothing_is_lost(
+    mosquitto, database_url, engine, tmp_path
+):
+    codes = machine_codes(20)
+    register_fleet(engine, "acme", codes)
+    batch = messages("acme", codes, per_machine=300)
+    ingester = IngestProcess(
+        tmp_path, database_url=database_url, mqtt_url=mosquitto.url, client_id="ingest-w9"
+    )
+    try:
+        ingester.start()
+        with Publisher(mosquitto.url, client_id="pub-w9") as publisher:
+            publisher.publish_many(batch)
+            wait_until(lambda: count_rows(engine) > 0, 60, "the first rows")
+            os.kill(writer_pid(ingester), signal.SIGKILL)
+            assert ingester.wait_exit(15) == 4
+            assert publisher.wait(60), "the broker did not acknowledge every publish"
+        assert "the writer died" in ingester.log()
+        ingester.start()
+        wait_until(lambda: count_rows(engine) >= len(batch), 120, "every row after the restart")
+        assert ingester.terminate() == 0
+    finally:
+        ingester.stop_quietly()
+    keys = stored_keys(engine)
+    assert len(keys) == len(batch) and len(set(keys)) == len(batch)
