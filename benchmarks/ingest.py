@@ -2,12 +2,14 @@
 
 python -m benchmarks.ingest --messages 100000 --json [--rounds 3] [--database-url URL] [--broker-url URL]
 python -m benchmarks.ingest --protocol sparkplug …: the Sparkplug host against a bare protobuf decoder
+--writer both: also the ingester with its writer thread in the receiving process, in the same rounds
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -15,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,12 +67,30 @@ def backlog(tenant: str, n: int) -> list[tuple[str, bytes]]:
     return out
 
 
+class Cpu:
+    """CPU time of this process when the last backlog was queued: what a drain costs is the CPU since then."""
+
+    queued_at = 0.0
+
+    @classmethod
+    def since_queued(cls) -> float:
+        """Seconds of this process's CPU (all threads) since the last backlog was queued."""
+        return time.process_time() - cls.queued_at
+
+
+def process_cpu(pid: int) -> float:
+    """User and system CPU seconds of another process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def queue_backlog(url: str, batch: list[tuple[str, bytes]]) -> None:
     """Publish the backlog at QoS 1 while the subscriber is offline; return once the broker has all of it."""
     with Publisher(url, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}") as publisher:
         publisher.publish_many(batch)
         if not publisher.wait(300):
             raise RuntimeError("the broker did not acknowledge the whole backlog")
+    Cpu.queued_at = time.process_time()
 
 
 def bare_client(endpoint: MqttEndpoint, client_id: str) -> mqtt.Client:
@@ -150,12 +171,27 @@ def fresh_store(database_url: str, tenant: str):
     return engine
 
 
+@dataclass
+class Drain:
+    """One drain of the ingester: its rate, batches, and CPU per message of each of its processes."""
+
+    rate: float
+    batches: int
+    receiver_cpu_us: float
+    writer_cpu_us: float | None  # None when the writer ran in the receiving process
+
+
 def measure_ingest(
-    url: str, database_url: str, batch: list[tuple[str, bytes]], tenant: str
-) -> tuple[float, int]:
+    url: str, database_url: str, batch: list[tuple[str, bytes]], tenant: str, *, writer_process: bool = True
+) -> Drain:
     """Messages per second the full ingester drains, commit before ack."""
     engine = fresh_store(database_url, tenant)
-    settings = Settings(database_url=database_url, mqtt_url=url, ingest_topic=f"fleet/{tenant}/+/telemetry")
+    settings = Settings(
+        database_url=database_url,
+        mqtt_url=url,
+        ingest_topic=f"fleet/{tenant}/+/telemetry",
+        ingest_writer_process=writer_process,
+    )
     client_id = f"bench-ingest-{tenant}"
     first = Ingester(settings=settings, engine=engine, endpoint=MqttEndpoint(url), client_id=client_id)
     first.start()
@@ -164,17 +200,31 @@ def measure_ingest(
     queue_backlog(url, batch)
 
     ingester = Ingester(settings=settings, engine=engine, endpoint=MqttEndpoint(url), client_id=client_id)
+    return drain(ingester, engine, len(batch), len(batch))
+
+
+def drain(ingester: Ingester, engine, messages: int, rows: int) -> Drain:
+    """Start the ingester on its queued backlog and time it until `rows` are stored; then stop it."""
     started = time.perf_counter()
     ingester.start()
+    writer_pid = getattr(ingester.writer.committer, "pid", None)
+    writer_cpu = process_cpu(writer_pid) if writer_pid else 0.0
     deadline = time.monotonic() + 900
-    while ingester.stats.stored < len(batch):
+    while ingester.stats.stored < rows:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"ingester stored {ingester.stats.stored} of {len(batch)}")
+            raise RuntimeError(f"ingester stored {ingester.stats.stored} of {rows}")
         time.sleep(0.005)
     elapsed = time.perf_counter() - started
+    receiver_cpu = Cpu.since_queued()
+    writer_cpu = process_cpu(writer_pid) - writer_cpu if writer_pid else None
     ingester.stop()
     engine.dispose()
-    return len(batch) / elapsed, ingester.stats.batches
+    return Drain(
+        messages / elapsed,
+        ingester.stats.batches,
+        receiver_cpu / messages * 1e6,
+        None if writer_cpu is None else writer_cpu / messages * 1e6,
+    )
 
 
 def main() -> None:
@@ -188,7 +238,14 @@ def main() -> None:
     parser.add_argument(
         "--protocol", choices=("json", "sparkplug"), default="json", help="what machines send"
     )
+    parser.add_argument(
+        "--writer",
+        choices=("process", "thread", "both"),
+        default="process",
+        help="where the ingester commits (SERVICECAST_INGEST_WRITER_PROCESS); both: a third drain per round",
+    )
     args = parser.parse_args()
+    writers = {"process": [True], "thread": [False], "both": [True, False]}[args.writer]
 
     with tempfile.TemporaryDirectory() as tmp:
         broker = None
@@ -198,41 +255,66 @@ def main() -> None:
             broker = Mosquitto(Path(tmp) / "mosquitto").start()
             url = broker.url
         database_url = args.database_url or f"sqlite:///{tmp}/bench.db"
-        ceilings, ingests, batches = [], [], 0
+        ceilings: list[float] = []
+        ceiling_cpus: list[float] = []
+        drains: dict[bool, list[Drain]] = {w: [] for w in writers}
         try:
-            # Alternating the two, round after round, keeps a drifting machine load from favouring either.
+            # Alternating them, round after round, keeps a drifting machine load from favouring either.
             for _ in range(args.rounds):
-                tenant = f"bench{uuid.uuid4().hex[:8]}"
-                if args.protocol == "sparkplug":
-                    from benchmarks import ingest_sparkplug
+                for writer_process in writers:
+                    tenant = f"bench{uuid.uuid4().hex[:8]}"
+                    if args.protocol == "sparkplug":
+                        from benchmarks import ingest_sparkplug
 
-                    ceiling, rate, batches = ingest_sparkplug.measure_round(
-                        url, database_url, tenant, args.messages
-                    )
+                        ceiling, ceiling_cpu, one = ingest_sparkplug.measure_round(
+                            url, database_url, tenant, args.messages, writer_process=writer_process
+                        )
+                    else:
+                        ceiling = measure_ceiling(url, backlog(tenant, args.messages))
+                        ceiling_cpu = Cpu.since_queued() / args.messages * 1e6
+                        one = measure_ingest(
+                            url,
+                            database_url,
+                            backlog(tenant, args.messages),
+                            tenant,
+                            writer_process=writer_process,
+                        )
                     ceilings.append(ceiling)
-                    ingests.append(rate)
-                    continue
-                ceilings.append(measure_ceiling(url, backlog(tenant, args.messages)))
-                rate, batches = measure_ingest(url, database_url, backlog(tenant, args.messages), tenant)
-                ingests.append(rate)
+                    ceiling_cpus.append(ceiling_cpu)
+                    drains[writer_process].append(one)
         finally:
             if broker:
                 broker.stop()
-    ceiling, ingest = statistics.median(ceilings), statistics.median(ingests)
+    ceiling = statistics.median(ceilings)
     result = {
         "protocol": args.protocol,
         "messages": args.messages,
         "machines": MACHINES,
         "rounds": args.rounds,
-        "ceiling_msgs_per_s": round(ceiling),
-        "ingest_msgs_per_s": round(ingest),
-        "ratio": round(ingest / ceiling, 3),
-        "ceiling_rounds": [round(x) for x in ceilings],
-        "ingest_rounds": [round(x) for x in ingests],
-        "mean_batch": round(args.messages / batches),
-        "db": make_url(database_url).get_backend_name(),
-        "broker": "mosquitto (started for the run)" if broker else url,
     }
+    result["ceiling_msgs_per_s"] = round(ceiling)
+    for writer_process in writers:
+        runs = drains[writer_process]
+        rate = statistics.median(d.rate for d in runs)
+        prefix = "" if writer_process == writers[0] else "thread_writer_"
+        result[prefix + "ingest_msgs_per_s"] = round(rate)
+        result[prefix + "ratio"] = round(rate / ceiling, 3)
+        result[prefix + "ingest_rounds"] = [round(d.rate) for d in runs]
+        # CPU per message of the process that receives, against the ceiling's (robust to the machine's load
+        # only in part: a loaded machine makes paho read fewer packets per wake-up, in both).
+        result[prefix + "receiver_cpu_us_per_msg"] = round(
+            statistics.median(d.receiver_cpu_us for d in runs), 1
+        )
+        if runs[0].writer_cpu_us is not None:
+            result[prefix + "writer_cpu_us_per_msg"] = round(
+                statistics.median(d.writer_cpu_us for d in runs), 1
+            )
+        result[prefix + "mean_batch"] = round(args.messages * len(runs) / sum(d.batches for d in runs))
+    result["writer"] = "process" if writers[0] else "thread"
+    result["ceiling_rounds"] = [round(x) for x in ceilings]
+    result["ceiling_cpu_us_per_msg"] = round(statistics.median(ceiling_cpus), 1)
+    result["db"] = make_url(database_url).get_backend_name()
+    result["broker"] = "mosquitto (started for the run)" if broker else url
     if args.json:
         print(json.dumps(result))
     else:
