@@ -49,11 +49,14 @@ def window(
         max_points=max_points,
         archive_url=get_settings().archive_url,  # long windows from rollups, archived rows included
     )
+    # Bucket means are floats or None by construction: built without a validation per point. Raw rows are
+    # validated (a stored integer reading is answered as a float).
+    point = schemas.TelemetryPoint.model_construct if found.downsampled else schemas.TelemetryPoint
     return schemas.TelemetryOut(
         machine_id=machine_id,
         start=start,
         end=end,
         rows=found.rows,
         downsampled=found.downsampled,
-        points=[schemas.TelemetryPoint(ts=ts, readings=readings) for ts, readings in found.points],
+        points=[point(ts=ts, readings=readings) for ts, readings in found.points],
     )

@@ -10,15 +10,13 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, bindparam, func, select, text
 
 from fleet import archive, dialect, history, windows
 from fleet.settings import get_settings
 from fleet.tables import Telemetry
 
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
-# A column per sensor, at most this many in one select: the databases cap a select's columns.
-SENSORS_PER_QUERY = 500
 
 
 def sensor_names(
@@ -116,6 +114,16 @@ class Window:
     points: list[tuple[datetime, dict]] = field(default_factory=list)
 
 
+_IN_RANGE = (
+    Telemetry.machine_id == bindparam("machine"),
+    Telemetry.ts >= bindparam("start"),
+    Telemetry.ts < bindparam("end"),
+)
+# Built once: building the expressions cost more per request than SQLite's index lookup for the count.
+_COUNT = select(func.count()).select_from(Telemetry).where(*_IN_RANGE)
+_ROWS = select(Telemetry.ts, Telemetry.readings).where(*_IN_RANGE).order_by(Telemetry.ts)
+
+
 def read_window(
     conn: Connection,
     *,
@@ -137,33 +145,20 @@ def read_window(
         found = _lifecycle_window(conn, machine_id, start, end, max_points, archive_url)
         if found is not None:
             return found
-    in_range = (Telemetry.machine_id == machine_id, Telemetry.ts >= start, Telemetry.ts < end)
-    out.rows = conn.scalar(select(func.count()).select_from(Telemetry).where(*in_range)) or 0
+    params = {"machine": machine_id, "start": start, "end": end}
+    out.rows = conn.scalar(_COUNT, params) or 0
     if out.rows <= max_points:
-        query = select(Telemetry.ts, Telemetry.readings).where(*in_range).order_by(Telemetry.ts)
-        out.points = [(ts, readings) for ts, readings in conn.execute(query)]
+        out.points = [(ts, readings) for ts, readings in conn.execute(_ROWS, params)]
         return out
     out.downsampled = True
-    sensors = sorted(sensor_names(conn, machine_ids=[machine_id], start=start, end=end))
     # Rounded up: rounded down, the last few milliseconds of the window made one bucket too many.
-    width_ms = max(1, math.ceil((end - start) / timedelta(milliseconds=1) / max_points))
-    width = timedelta(milliseconds=width_ms)
-    # Averaged in the database: decoding every row's JSON in Python would cost ~20 µs a row.
-    d = conn.dialect
-    params = {"machine": machine_id, "start": dialect.ts_param(start, d), "end": dialect.ts_param(end, d)}
-    # Each value is scaled by 2^-k with 2^k > rows before summing: the sum of the largest finite
-    # readings then cannot overflow, and a power of two scales without rounding.
-    k = out.rows.bit_length()
-    params.update(width_ms=width_ms, scale=2.0**-k, unscale=2.0**k)
-    buckets: dict[int, dict[str, float | None]] = {}
-    for first in range(0, len(sensors), SENSORS_PER_QUERY):
-        chunk = sensors[first : first + SENSORS_PER_QUERY]
-        keys = {f"s{i}": dialect.json_key(name, d) for i, name in enumerate(chunk)}
-        for row in conn.execute(_mean_query(d, len(chunk)), params | keys):
-            readings = buckets.setdefault(int(row[0]), {})
-            for name, value in zip(chunk, row[1:], strict=True):
-                readings[name] = None if value is None else round(float(value), 4)
-    out.points = [(start + width * bucket, readings) for bucket, readings in sorted(buckets.items())]
+    width = timedelta(milliseconds=max(1, math.ceil((end - start) / timedelta(milliseconds=1) / max_points)))
+    # Averaged here from two columns of the rows, one JSON decode for all of them. SQLite's JSON functions
+    # (3.40, no parse cache) parsed each row's readings once per sensor and statistic, after two reads
+    # for the sensor names: ~20 % more CPU a request (docs/benchmarks.md, "API under load").
+    sums = windows.Sums(start, width, scale=2.0 ** -out.rows.bit_length())
+    sums.add_values(*windows.hot_values(conn, machine_id=machine_id, start=start, end=end))
+    out.points = sums.points()
     return out
 
 
@@ -188,17 +183,6 @@ def _lifecycle_window(
         if len(rows) <= max_points:
             points = [(ts.to_pydatetime(), r) for ts, r in zip(rows["ts"], rows["readings"], strict=True)]
             return Window(rows=len(rows), downsampled=False, points=points)
-        sums = windows.Sums(start, width)
+        sums = windows.Sums(start, width, scale=2.0 ** -len(rows).bit_length())
         sums.add_rows(rows)
     return Window(rows=sums.rows, downsampled=True, points=sums.points())
-
-
-def _mean_query(d, sensors: int):  # noqa: ANN001, ANN202
-    # The ingest contract admits only numbers and nulls as readings, so no type check per value is needed.
-    values = [dialect.json_number("readings", f":s{i}", dialect=d) for i in range(sensors)]
-    means = ", ".join(f"sum({v} * :scale) / count({v}) * :unscale" for v in values)
-    bucket = dialect.ms_bucket("ts", start=":start", width_ms=":width_ms", dialect=d)
-    return text(
-        f"SELECT {bucket} AS b, {means} FROM telemetry "
-        "WHERE machine_id = :machine AND ts >= :start AND ts < :end GROUP BY b ORDER BY b"
-    )

@@ -1,4 +1,4 @@
-"""Chart windows beyond the hot table's SQL: bucket means from hour rollups, and from hot + archived rows.
+"""Chart windows' bucket means: from hour rollups, and from raw rows (hot, or hot + archived).
 
 A long window reads the hour rollups of its whole, clean hours and the raw rows (hot and archived) of
 the partial hours at its edges and of hours whose rollups are being refreshed: fresh and cheap, a few
@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import orjson
 import pandas as pd
 from sqlalchemy import Connection, text
 
 from fleet import dialect, history, rollups
 
 HOUR = timedelta(hours=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _hour_floor(ts: datetime) -> datetime:
@@ -40,25 +43,47 @@ def _spans(pieces: list[tuple[datetime, datetime]]) -> list[tuple[datetime, date
 
 
 class Sums:
-    """Per chart bucket and sensor: sum and count, and the messages counted."""
+    """Per chart bucket and sensor: sum and count, and the messages counted.
 
-    def __init__(self, start: datetime, width: timedelta) -> None:
-        self.start, self.width = start, width
+    Raw values are summed scaled by `scale` (a power of two, so without rounding): with 2^-k and 2^k above
+    the rows, the sum of the largest finite readings cannot overflow; the means are scaled back.
+    """
+
+    def __init__(self, start: datetime, width: timedelta, *, scale: float = 1.0) -> None:
+        self.start, self.width, self.scale = start, width, scale
         self.total: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.count: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.rows = 0
         self.sensors: set[str] = set()
 
+    def add_values(self, ms: np.ndarray, readings: list[dict]) -> None:
+        """Raw rows as epoch milliseconds and readings, summed a sensor at a time over all rows at once."""
+        self.rows += len(readings)
+        if not readings:
+            return
+        first = round((self.start - EPOCH) / timedelta(milliseconds=1))
+        index = (np.asarray(ms, dtype=np.int64) - first) // round(self.width / timedelta(milliseconds=1))
+        buckets, inverse = np.unique(index, return_inverse=True)
+        for b in buckets.tolist():
+            self.count[b]  # noqa: B018 -- every bucket with a row is a point, also when all its values are null
+        names = set().union(*readings)
+        self.sensors.update(names)
+        for name in names:
+            values = np.array([r.get(name) for r in readings], dtype=float)  # None -> NaN
+            present = ~np.isnan(values)
+            n = np.bincount(inverse, weights=present, minlength=len(buckets))
+            total = np.bincount(
+                inverse, weights=np.where(present, values * self.scale, 0.0), minlength=len(buckets)
+            )
+            for i in np.flatnonzero(n).tolist():
+                b = int(buckets[i])
+                self.total[b][name] += float(total[i])
+                self.count[b][name] += int(n[i])
+
     def add_rows(self, frame: pd.DataFrame) -> None:
         """Raw rows (`history.read_rows`)."""
-        self.rows += len(frame)
-        for ts, readings in zip(frame["ts"], frame["readings"], strict=True):
-            b = (ts.to_pydatetime() - self.start) // self.width
-            for name, value in readings.items():
-                self.sensors.add(name)
-                if value is not None:
-                    self.total[b][name] += value
-                    self.count[b][name] += 1
+        ns = frame["ts"].to_numpy("datetime64[ns]").view(np.int64)
+        self.add_values((ns + 500_000) // 1_000_000, list(frame["readings"]))
 
     def add_rollups(self, frame: pd.DataFrame) -> None:
         """Rollup rows (bucket, sensor, n, total), each into the chart bucket its start falls in."""
@@ -71,20 +96,45 @@ class Sums:
         index = (values["bucket"] - pd.Timestamp(self.start)) // pd.Timedelta(self.width)
         grouped = values.groupby([index, values["sensor"]], sort=False)[["n", "total"]].sum()
         for (b, sensor), n, total in zip(grouped.index, grouped["n"], grouped["total"], strict=True):
-            self.total[int(b)][sensor] += float(total)
+            self.total[int(b)][sensor] += float(total) * self.scale
             self.count[int(b)][sensor] += int(n)
 
     def points(self) -> list[tuple[datetime, dict]]:
         """(bucket start, {sensor: mean or None}) for every bucket with a reading, in time order."""
         out = []
-        for b in sorted(set(self.total) | set(self.count)):
-            readings: dict[str, float | None] = {}
-            for name in sorted(self.sensors):
-                n = self.count[b].get(name, 0)
-                mean = self.total[b].get(name, 0.0) / n if n else None
-                readings[name] = None if mean is None or not math.isfinite(mean) else round(mean, 4)
+        names = sorted(self.sensors)
+        for b in sorted(self.total.keys() | self.count.keys()):
+            total, count = self.total.get(b, {}), self.count.get(b, {})
+            readings: dict[str, float | None] = dict.fromkeys(names)
+            for name, n in count.items():
+                mean = total.get(name, 0.0) / n / self.scale if n else math.nan
+                if math.isfinite(mean):
+                    readings[name] = round(mean, 4)
             out.append((self.start + self.width * b, readings))
         return out
+
+
+def hot_values(
+    conn: Connection, *, machine_id: int, start: datetime, end: datetime
+) -> tuple[np.ndarray, list]:
+    """A machine's hot rows in [start, end) as (epoch milliseconds, readings): two columns, one JSON decode.
+
+    SQLite's JSON texts are joined and decoded in one call (PostgreSQL's driver gives dicts already).
+    """
+    d = conn.dialect
+    rows = conn.execute(
+        text(
+            f"SELECT {dialect.epoch_ms('ts', d)}, readings FROM telemetry "
+            "WHERE machine_id = :m AND ts >= :a AND ts < :b"
+        ),
+        {"m": machine_id, "a": dialect.ts_param(start, d), "b": dialect.ts_param(end, d)},
+    ).cursor.fetchall()
+    if not rows:
+        return np.empty(0, dtype=np.int64), []
+    ms, readings = zip(*rows, strict=True)
+    if isinstance(readings[0], str):
+        readings = orjson.loads("[" + ",".join(readings) + "]")
+    return np.array(ms, dtype=np.int64), list(readings)
 
 
 def _hour_rollups(conn: Connection, machine_id: int, start: datetime, end: datetime) -> pd.DataFrame:

@@ -140,6 +140,24 @@ def test_the_mean_of_the_largest_finite_readings_is_finite(engine: Engine) -> No
     assert [p.readings["w"] for p in out.points] == [0.0] * 4  # rounded to 4 decimals, as every mean
 
 
+def test_a_sensor_seen_only_inside_a_long_window_is_averaged_where_it_was_read(engine: Engine) -> None:
+    # Sensor names came from the window's first and last 50 rows: one read only in between was left out.
+    registry.add_customer(engine=engine, tenant="acme")
+    machine = registry.add_machine(engine=engine, tenant="acme", code="pump-1", machine_type="pump")
+    readings = [{"v": 1.0} | ({"rare": float(i)} if 140 <= i < 150 else {}) for i in range(300)]
+    with engine.begin() as conn:
+        telemetry.insert_telemetry(
+            conn, _rows(machine, ((START + timedelta(minutes=i), r) for i, r in enumerate(readings)))
+        )
+    with session(engine) as sess:
+        out = telemetry_view.window(
+            sess, machine_id=machine.id, start=START, end=START + timedelta(minutes=300), max_points=30
+        )
+    assert out.downsampled and len(out.points) == 30
+    assert [p.readings["rare"] for p in out.points] == [None] * 14 + [144.5] + [None] * 15
+    assert {p.readings["v"] for p in out.points} == {1.0}
+
+
 @pytest.fixture
 def world(database_url: str) -> World:
     """Six machines and a user per role; telemetry reads limited to 2 days and 100 points."""
