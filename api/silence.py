@@ -110,23 +110,42 @@ def _open(
 ) -> None:
     minutes = round(after / timedelta(minutes=1))
     text = f"No message has arrived since {estimate.stamp(last)} (silent after {minutes} min)."
+    since = last.isoformat()
+    _add(sess, machine_id, customer_id, now, MODE, SEVERITY, {"explanation": text, "silent_since": since})
+
+
+def _open_rate(
+    sess: Session, machine_id: int, customer_id: int, now: datetime, share: float, below: float
+) -> None:
+    text = (
+        f"Only {connectivity.share_words(share)} of its usual rate arrived in the hour before "
+        f"{estimate.stamp(now)} (degraded below {connectivity.share_words(below)})."
+    )
+    evidence = {"explanation": text, "share": round(share, 4)}
+    _add(sess, machine_id, customer_id, now, LOW_DATA_RATE, LOW_RATE_SEVERITY, evidence)
+
+
+def _add(
+    sess: Session, machine_id: int, customer_id: int, now: datetime, mode: str, severity: str, evidence: dict
+) -> None:
+    """An open alert about the machine's messages (no risk, no lead time), audited as opened by the policy."""
     alert = Alert(
         customer_id=customer_id,
         machine_id=machine_id,
-        failure_mode=MODE,
-        severity=SEVERITY,
-        queue_rank=alerts.QUEUE_RANK[SEVERITY],
+        failure_mode=mode,
+        severity=severity,
+        queue_rank=alerts.QUEUE_RANK[severity],
         lead_rank=alerts.NO_LEAD_TIME,
         status="open",
         risk=0.0,
         count=1,
-        evidence={"explanation": text, "silent_since": last.isoformat()},
+        evidence=evidence,
         first_seen=now,
         last_seen=now,
     )
     sess.add(alert)
     sess.flush()
-    data = {"severity": SEVERITY, "no_data_since": last.isoformat()}
+    data = {"severity": severity} | {k: v for k, v in evidence.items() if k != "explanation"}
     log_event(sess, "alert", alert.id, "opened", None, data)
 
 
@@ -134,43 +153,16 @@ def _resolve(sess: Session, alert: Alert, now: datetime, last: datetime) -> None
     since = (alert.evidence or {}).get("silent_since")
     start = estimate.stamp(datetime.fromisoformat(since)) if since else "?"
     explanation = f"No data from {start} until a message arrived at {estimate.stamp(last)}."
-    alert.evidence = {**(alert.evidence or {}), "explanation": explanation}
-    alert.status, alert.resolved_at, alert.last_seen = "resolved", now, now
-    log_event(sess, "alert", alert.id, "resolved", None, {"data_arrived": last.isoformat()})
-
-
-def _open_rate(
-    sess: Session, machine_id: int, customer_id: int, now: datetime, share: float, below: float
-) -> None:
-    rate = connectivity.share_words(share)
-    text = (
-        f"Only {rate} of its usual rate arrived in the hour before {estimate.stamp(now)} "
-        f"(degraded below {connectivity.share_words(below)})."
-    )
-    alert = Alert(
-        customer_id=customer_id,
-        machine_id=machine_id,
-        failure_mode=LOW_DATA_RATE,
-        severity=LOW_RATE_SEVERITY,
-        queue_rank=alerts.QUEUE_RANK[LOW_RATE_SEVERITY],
-        lead_rank=alerts.NO_LEAD_TIME,
-        status="open",
-        risk=0.0,
-        count=1,
-        evidence={"explanation": text, "share": round(share, 4)},
-        first_seen=now,
-        last_seen=now,
-    )
-    sess.add(alert)
-    sess.flush()
-    log_event(
-        sess, "alert", alert.id, "opened", None, {"severity": LOW_RATE_SEVERITY, "share": round(share, 4)}
-    )
+    _close(sess, alert, now, explanation, {"data_arrived": last.isoformat()})
 
 
 def _resolve_rate(sess: Session, alert: Alert, now: datetime) -> None:
     before = (alert.evidence or {}).get("explanation", "")
     explanation = f"{before} Back to its usual rate at {estimate.stamp(now)}.".strip()
+    _close(sess, alert, now, explanation, {"rate_back": now.isoformat()})
+
+
+def _close(sess: Session, alert: Alert, now: datetime, explanation: str, data: dict) -> None:
     alert.evidence = {**(alert.evidence or {}), "explanation": explanation}
     alert.status, alert.resolved_at, alert.last_seen = "resolved", now, now
-    log_event(sess, "alert", alert.id, "resolved", None, {"rate_back": now.isoformat()})
+    log_event(sess, "alert", alert.id, "resolved", None, data)
