@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,30 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from servicecast.screenshots import CHROMIUM_ARGS, VIEWPORT, chromium_path
 from tests.api.routing_support import SECRET, WebhookReceiver
 from tests.api.support import World
 from tests.console.seed import build_console_world
 from tests.services import free_port, unavailable, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
-VIEWPORT = {"width": 1366, "height": 768}
-# Debian's Chromium run as root in a container: no sandbox, and none of the background calls to Google.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def chromium_path() -> str | None:
-    """The Chromium the tests drive: SERVICECAST_CHROMIUM, else Debian's."""
-    return (
-        os.environ.get("SERVICECAST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
 
 
 @dataclass
