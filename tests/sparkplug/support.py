@@ -206,12 +206,15 @@ class HostProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
 
-    def stop(self) -> None:
-        """SIGTERM, or kill at teardown."""
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM; a host still running after `timeout` s is killed and fails the test (a hang is a bug)."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(30)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                time.sleep(0.1)
+                self.process.wait(10)
+                raise AssertionError(
+                    f"the host did not exit within {timeout} s of SIGTERM:\n{self.log()}"
+                ) from None
