@@ -56,18 +56,6 @@ def folds(machines: list[str], k: int, holdout: list[str] | None) -> list[list[s
     return [sorted(order[i::k].tolist(), key=int) for i in range(k)]
 
 
-def mode_proba(classifier, table: pd.DataFrame) -> pd.DataFrame:  # noqa: ANN001
-    """Per row, the probability of each failure mode given a failure (the version's mode model)."""
-    if classifier.mode_model_ is None:
-        return pd.DataFrame(1.0, index=table.index, columns=list(classifier.modes_))
-    x = table.reindex(columns=classifier.columns_).to_numpy(dtype=float)
-    return pd.DataFrame(
-        classifier.mode_model_.predict_proba(x),
-        index=table.index,
-        columns=list(classifier.mode_model_.classes_),
-    )
-
-
 def product_alerts(engine, ids: dict[str, int], train: list[str], test: list[str]) -> pd.DataFrame:  # noqa: ANN001
     """Train on `train` through the product, return the held-out machines' alerts (machine, component, ts)."""
     report = training.train_from_store(
@@ -85,7 +73,7 @@ def product_alerts(engine, ids: dict[str, int], train: list[str], test: list[str
             panel = event_features.add(conn, panel, model.features_.extras_)
         risk, _ = model.risk_rows(panel)
         alerting = np.nan_to_num(risk, nan=-1.0) >= model.threshold_
-        proba = mode_proba(model.classifier_, model.features_.transform(panel))
+        proba = model.classifier_.mode_shares_table(model.features_.transform(panel))
         for comp in proba.columns:
             rows = alerting & (proba[comp].to_numpy() >= MODE_SHARE)
             parts.append(

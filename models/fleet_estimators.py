@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from models.fleet_features import FleetFeatures
-from models.labels import within
+from models.labels import split_modes, within
 
 
 def _machines(X: pd.DataFrame, features: FleetFeatures) -> np.ndarray:
@@ -163,11 +163,13 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         return self
 
     def _fit_modes(self, x: np.ndarray, y: pd.DataFrame, rows: np.ndarray) -> None:
-        modes = y["mode"].to_numpy(dtype=object)
-        labels = modes[rows].astype(str)
-        self.modes_ = np.unique(labels) if len(labels) else np.array([], dtype=object)
+        # A class per mode, or per set of modes that failed at once (`labels.make_targets`' `modes`).
+        modes = y["modes" if "modes" in y else "mode"].to_numpy(dtype=object)
+        labels = np.unique(modes[rows].astype(str)) if rows.any() else np.array([], dtype=object)
+        self.modes_ = np.array(sorted({m for label in labels for m in split_modes(label)}), dtype=object)
         self.mode_model_ = None
-        if len(self.modes_) >= 2:
+        self.single_class_ = labels[0] if len(labels) == 1 else None
+        if len(labels) >= 2:
             picked, _ = _subsample(
                 rows, np.zeros(len(rows), dtype=bool), self.max_rows // 3, self.random_state
             )
@@ -188,14 +190,32 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         ]
         return np.mean(risks, axis=0)
 
+    def mode_shares_table(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Per row and failure mode: the probability that this mode fails, given that a failure comes.
+
+        Modes that failed together in training share their rows' probability, so a coming pair of
+        failures gives both modes a high share; over the modes the shares sum to one or more.
+        """
+        check_is_fitted(self, "models_")
+        modes = list(self.modes_)
+        if self.mode_model_ is None:
+            # One class seen in training (or a model pickled before pairs): every mode it names.
+            names = split_modes(getattr(self, "single_class_", None) or (modes[0] if modes else ""))
+            return pd.DataFrame({m: float(m in names) for m in modes}, index=table.index, columns=modes)
+        proba = self.mode_model_.predict_proba(table.reindex(columns=self.columns_).to_numpy(dtype=float))
+        shares = np.zeros((len(table), len(modes)))
+        for k, label in enumerate(self.mode_model_.classes_):
+            for m in split_modes(label):
+                shares[:, modes.index(m)] += proba[:, k]
+        return pd.DataFrame(shares, index=table.index, columns=modes)
+
     def mode_table(self, table: pd.DataFrame) -> np.ndarray:
         """Most likely failure mode per row (None when no failure was seen in training)."""
         check_is_fitted(self, "models_")
-        if self.mode_model_ is None:
-            return np.full(len(table), self.modes_[0] if len(self.modes_) else None, dtype=object)
-        return self.mode_model_.predict(table.reindex(columns=self.columns_).to_numpy(dtype=float)).astype(
-            object
-        )
+        if not len(self.modes_):
+            return np.full(len(table), None, dtype=object)
+        shares = self.mode_shares_table(table).to_numpy()
+        return np.asarray(self.modes_, dtype=object)[np.argmax(shares, axis=1)]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Columns: no failure, failure within the horizon."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+MODES_SEP = "+"  # joins the modes of parts that failed at the same time, e.g. "comp1+comp3"
+
 
 def _utc(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True).dt.as_unit("ns")
@@ -26,8 +28,10 @@ def make_targets(
     (`caught`: the degradation was real, a visit stopped it). Only events before `until` (default: the
     panel's end) count, so a model trained up to `until` never sees later ground truth; `censor_h` is the
     time from the row to `until` (a row with no event inside its horizon is a known negative only when
-    the horizon ends before `until`). `no_faults` are technicians' "no fault found" findings (machine, ts):
-    `cleared_h` is the time from the row to the next one (up to `until` if given), which `within` reads.
+    the horizon ends before `until`). `modes` names every mode of the next event when parts of the
+    machine failed at the same time (e.g. "comp1+comp3"), `mode` the first of them. `no_faults` are
+    technicians' "no fault found" findings (machine, ts): `cleared_h` is the time from the row to the
+    next one (up to `until` if given), which `within` reads.
     """
     ts = _utc(panel[time_col])
     end = pd.Timestamp(until).tz_convert("UTC") if until is not None else ts.max()
@@ -48,7 +52,7 @@ def make_targets(
         )
         events = pd.concat([events, caught], ignore_index=True) if len(events) else caught
     events = events.assign(ts=_utc(events["ts"]), **{machine_col: events[machine_col].astype(str)})
-    events = events[events["ts"] <= end].rename(columns={"ts": "event_ts"}).sort_values("event_ts")
+    events = _simultaneous(events[events["ts"] <= end].rename(columns={"ts": "event_ts"}), machine_col)
     left = pd.DataFrame({machine_col: panel[machine_col].astype(str).to_numpy(), "t": ts.to_numpy()})
     left["pos"] = np.arange(len(panel))
     left = left.sort_values("t", kind="mergesort")
@@ -70,12 +74,34 @@ def make_targets(
             "ttf_h": hours,
             "cleared_h": cleared,
             "mode": merged["mode"].to_numpy(dtype=object),
+            "modes": merged["modes"].to_numpy(dtype=object),
             "precursor": merged["precursor"].fillna(False).astype(bool).to_numpy(),
             "caught": merged["caught"].fillna(False).astype(bool).to_numpy(),
             "censor_h": ((end - merged["t"]).dt.total_seconds() / 3600.0).to_numpy(),
         },
         index=panel.index,
     )
+
+
+def _simultaneous(events: pd.DataFrame, machine_col: str) -> pd.DataFrame:
+    """One event per machine and time, sorted by time: two parts that fail at once are one event whose
+    `modes` names both (sorted, joined by `MODES_SEP`); `mode` is the first of them."""
+    events = events.assign(mode=events["mode"].astype(str))
+    grouped = events.sort_values([machine_col, "event_ts", "mode"], kind="mergesort").groupby(
+        [machine_col, "event_ts"], sort=False
+    )
+    out = grouped.agg(
+        mode=("mode", "first"),
+        modes=("mode", lambda m: MODES_SEP.join(sorted(set(m)))),
+        precursor=("precursor", "any"),
+        caught=("caught", "all"),
+    ).reset_index()
+    return out.sort_values("event_ts", kind="mergesort").reset_index(drop=True)
+
+
+def split_modes(label: object) -> list[str]:
+    """The failure modes a `modes` label names (one, or several that failed at once)."""
+    return str(label).split(MODES_SEP)
 
 
 def _hours_to_next(
