@@ -269,8 +269,8 @@ async def _subscribe(client: Client, mapping: Mapping, buffer: Buffer, publisher
 async def _goodbye(client: Client, endpoint: str) -> None:
     """Close the session; a server that is gone or does not answer within GOODBYE_S is left behind.
 
-    asyncua waits its request timeout for each closing request, and its reconnect supervisor retries
-    an unreachable server until then; the bridge's stop must not wait for either.
+    asyncua waits its whole request timeout (ServerAccess.timeout_s) for the answer to CloseSession;
+    the bridge's stop must not.
     """
     closing = asyncio.ensure_future(client.disconnect())
     await asyncio.wait({closing}, timeout=GOODBYE_S)

@@ -98,7 +98,7 @@ class BridgeProcess:
                 stderr=subprocess.STDOUT,
             )
         if wait_bridging:
-            wait_until(lambda: "bridging" in self.log() or self.process.poll() is not None, 30, "the bridge")
+            wait_until(lambda: "bridging" in self.log() or self.process.poll() is not None, 60, "the bridge")
             assert self.process.poll() is None, f"bridge exited early:\n{self.log()}"
         return self
 

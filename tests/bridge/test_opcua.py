@@ -46,6 +46,14 @@ def ingester(broker: Broker, engine: Engine, database_url: str) -> Iterator[obje
     running.stop()
 
 
+@pytest.fixture
+def bridge(machine: MachineServer, broker: Broker, tmp_path) -> Iterator[BridgeProcess]:
+    """The press's bridge with its own broker identity, started by the test, gone after it."""
+    process = BridgeProcess(tmp_path, machine, broker.machine_url)
+    yield process
+    process.stop_quietly()
+
+
 def expected(server: MachineServer) -> Counter:
     """Every change the machine made, as the store keeps it: (sensor, value, ts in ms)."""
     return Counter((c.sensor, c.value, format_ts(c.ts)) for c in server.changes)
@@ -96,18 +104,15 @@ class Changer:
 
 
 def test_values_identification_and_alarms_arrive_in_the_store(
-    machine: MachineServer, broker: Broker, ingester, engine: Engine, tmp_path
+    machine: MachineServer, ingester, engine: Engine, bridge: BridgeProcess
 ) -> None:
-    bridge = BridgeProcess(tmp_path, machine, broker.machine_url).start()
-    try:
-        machine.step(12)
-        machine.alarm(active=True)
-        machine.alarm(active=False)
-        wait_until(lambda: all_stored_once(machine, engine), 30, "every change in the store")
-        wait_until(lambda: len(stored_events(engine)) >= 3, 30, "identification and two alarm events")
-        assert bridge.terminate() == 0
-    finally:
-        bridge.stop_quietly()
+    bridge.start()
+    machine.step(12)
+    machine.alarm(active=True)
+    machine.alarm(active=False)
+    wait_until(lambda: all_stored_once(machine, engine), 30, "every change in the store")
+    wait_until(lambda: len(stored_events(engine)) >= 3, 30, "identification and two alarm events")
+    assert bridge.terminate() == 0
     assert_each_change_once(machine, engine)
     assert {s for _, s, _, _ in stored_readings(engine)} == {
         "machine_state", "spindle_temp_c", "spindle_speed_rpm", "vibration_mm_s",
@@ -130,25 +135,27 @@ def buffered(bridge: BridgeProcess) -> int:
 
 @pytest.mark.slow
 def test_a_30_s_broker_outage_loses_and_duplicates_nothing(
-    machine: MachineServer, broker: Broker, ingester, engine: Engine, tmp_path
+    machine: MachineServer, broker: Broker, ingester, engine: Engine, bridge: BridgeProcess
 ) -> None:
-    bridge = BridgeProcess(tmp_path, machine, broker.machine_url).start()
-    try:
-        with Changer(machine):
-            wait_until(lambda: len(stored_readings(engine)) > 10, 30, "the first readings")
-            broker.mosquitto.stop()
-            time.sleep(30)
-            during = buffered(bridge)
-            broker.mosquitto.start()
-            time.sleep(1)
-        assert during > 100, "the changes of the outage waited in the buffer"
-        wait_until(lambda: all_stored_once(machine, engine), 90, "every change after the outage")
-        wait_until(lambda: buffered(bridge) == 0, 30, "an empty buffer")
-        assert bridge.terminate() == 0
-    finally:
-        bridge.stop_quietly()
+    bridge.start()
+    with Changer(machine):
+        wait_until(lambda: len(stored_readings(engine)) > 10, 30, "the first readings")
+        broker.mosquitto.stop()
+        time.sleep(30)
+        during = buffered(bridge)
+        broker.mosquitto.start()
+        time.sleep(1)
+    assert during > 100, "the changes of the outage waited in the buffer"
+    wait_until(lambda: all_stored_once(machine, engine), 90, "every change after the outage")
+    empty_then_stop(bridge)
     assert_each_change_once(machine, engine)
     assert "buffering on disk" in bridge.log()
+
+
+def empty_then_stop(bridge: BridgeProcess) -> None:
+    """Wait until the broker has taken the whole buffer, then SIGTERM: a clean exit."""
+    wait_until(lambda: buffered(bridge) == 0, 30, "an empty buffer")
+    assert bridge.terminate() == 0
 
 
 def buffered_seqs(bridge: BridgeProcess) -> set[int]:
@@ -158,66 +165,58 @@ def buffered_seqs(bridge: BridgeProcess) -> set[int]:
 
 
 def test_sigkill_then_restart_loses_nothing_it_buffered_and_duplicates_nothing(
-    machine: MachineServer, broker: Broker, ingester, engine: Engine, tmp_path
+    machine: MachineServer, broker: Broker, ingester, engine: Engine, bridge: BridgeProcess
 ) -> None:
-    bridge = BridgeProcess(tmp_path, machine, broker.machine_url).start()
-    try:
-        with Changer(machine, period=0.05):
-            wait_until(lambda: len(stored_readings(engine)) > 10, 30, "the first readings")
-            broker.mosquitto.stop()
-            time.sleep(3)
-        time.sleep(1.5)  # the server's last publishing interval reaches the bridge's buffer
-        bridge.kill9()
-        waiting = buffered_seqs(bridge)
-        assert len(waiting) > 10
-        broker.mosquitto.start()
+    bridge.start()
+    with Changer(machine, period=0.05):
+        wait_until(lambda: len(stored_readings(engine)) > 10, 30, "the first readings")
+        broker.mosquitto.stop()
+        time.sleep(3)
+    time.sleep(1.5)  # the server's last publishing interval reaches the bridge's buffer
+    bridge.kill9()
+    waiting = buffered_seqs(bridge)
+    assert len(waiting) > 10
+    broker.mosquitto.start()
+    bridge.start()
+    with Changer(machine, period=0.05):
+        time.sleep(2)
+        killed_at = datetime.now(UTC)
+        bridge.kill9()  # mid-stream: messages in flight, not yet acknowledged
+        waiting |= buffered_seqs(bridge)
         bridge.start()
-        with Changer(machine, period=0.05):
-            time.sleep(2)
-            killed_at = datetime.now(UTC)
-            bridge.kill9()  # mid-stream: messages in flight, not yet acknowledged
-            waiting |= buffered_seqs(bridge)
-            bridge.start()
-            restarted_at = datetime.now(UTC)
-            time.sleep(2)
-        # What the machine changed while no bridge was subscribed (and in the server's last publishing
-        # interval before the kill) never reached the bridge: OPC UA has no queue for a dead session.
-        unseen = [c for c in machine.changes if killed_at - timedelta(seconds=1) <= c.ts <= restarted_at]
-        machine.changes = [c for c in machine.changes if c not in unseen]
-        try:
-            wait_until(lambda: all_stored_once(machine, engine), 60, "every change after the restarts")
-        except AssertionError:
-            assert_each_change_once(machine, engine)
-        wait_until(lambda: buffered(bridge) == 0, 30, "an empty buffer")
-        assert bridge.terminate() == 0
-    finally:
-        bridge.stop_quietly()
+        restarted_at = datetime.now(UTC)
+        time.sleep(2)
+    # What the machine changed while no bridge was subscribed (and in the server's last publishing
+    # interval before the kill) never reached the bridge: OPC UA has no queue for a dead session.
+    unseen = [c for c in machine.changes if killed_at - timedelta(seconds=1) <= c.ts <= restarted_at]
+    machine.changes = [c for c in machine.changes if c not in unseen]
+    try:
+        wait_until(lambda: all_stored_once(machine, engine), 60, "every change after the restarts")
+    except AssertionError:
+        assert_each_change_once(machine, engine)
+    empty_then_stop(bridge)
     assert_each_change_once(machine, engine)
     assert waiting <= {seq for seq, *_ in stored_readings(engine)}, "a buffered message was lost"
 
 
 def test_sigterm_with_the_server_hung_and_the_broker_down_exits_and_keeps_the_buffer(
-    machine: MachineServer, broker: Broker, ingester, engine: Engine, tmp_path
+    machine: MachineServer, broker: Broker, ingester, engine: Engine, bridge: BridgeProcess
 ) -> None:
-    bridge = BridgeProcess(tmp_path, machine, broker.machine_url).start()
-    try:
-        machine.step(3)
-        wait_until(lambda: all_stored_once(machine, engine), 30, "the first changes in the store")
-        broker.mosquitto.stop()
-        machine.step(5)
-        wait_until(lambda: buffered(bridge) >= 5, 30, "the changes of the outage in the buffer")
-        with machine.paused():
-            # asyncua waits its 10 s request timeout for an answer to the goodbye; the stop must not.
-            assert bridge.terminate(timeout=8) == 0
-        assert "did not answer the goodbye" in bridge.log()
-        waiting = buffered_seqs(bridge)
-        assert len(waiting) >= 5, "the stop kept what the broker had not acknowledged"
-        broker.mosquitto.start()
-        bridge.start()
-        wait_until(lambda: all_stored_once(machine, engine), 60, "every change after the restart")
-        wait_until(lambda: buffered(bridge) == 0, 30, "an empty buffer")
-        assert bridge.terminate() == 0
-    finally:
-        bridge.stop_quietly()
+    bridge.start()
+    machine.step(3)
+    wait_until(lambda: all_stored_once(machine, engine), 30, "the first changes in the store")
+    broker.mosquitto.stop()
+    machine.step(5)
+    wait_until(lambda: buffered(bridge) >= 5, 30, "the changes of the outage in the buffer")
+    with machine.paused():
+        # asyncua waits its 10 s request timeout for an answer to the goodbye; the stop must not.
+        assert bridge.terminate(timeout=8) == 0
+    assert "did not answer the goodbye" in bridge.log()
+    waiting = buffered_seqs(bridge)
+    assert len(waiting) >= 5, "the stop kept what the broker had not acknowledged"
+    broker.mosquitto.start()
+    bridge.start()
+    wait_until(lambda: all_stored_once(machine, engine), 60, "every change after the restart")
+    empty_then_stop(bridge)
     assert_each_change_once(machine, engine)
     assert waiting <= {seq for seq, *_ in stored_readings(engine)}, "a buffered message was lost"
