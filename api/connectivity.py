@@ -72,22 +72,38 @@ def of_machine(
     sess: Session, machine_id: int, now: datetime, *, silent_after: timedelta, degraded_below: float
 ) -> Connectivity:
     """A machine's state: its arrivals in the last hour against the readings it took in the day before."""
-    arrived = Telemetry.received_at
-    mine = Telemetry.machine_id == machine_id
-    last = sess.scalar(select(func.max(arrived)).where(mine))
-    hour_ago = now - timedelta(hours=1)
-    recent = sess.scalar(select(func.count()).where(mine, arrived > hour_ago, arrived <= now))
-    day_before = (Telemetry.ts > hour_ago - RATE_WINDOW, Telemetry.ts <= hour_ago)
-    before = sess.scalar(select(func.count()).where(mine, *day_before))
-    usual = before / (RATE_WINDOW / timedelta(hours=1)) if before else None
-    return judge(
-        last,
-        now,
-        silent_after=silent_after,
-        degraded_below=degraded_below,
-        last_hour=recent,
-        usual_per_hour=usual,
+    found = of_machines(
+        sess, now, silent_after=silent_after, degraded_below=degraded_below, where=(Machine.id == machine_id,)
     )
+    return found[machine_id][1]
+
+
+def of_machines(
+    sess: Session, now: datetime, *, silent_after: timedelta, degraded_below: float, where: tuple = ()
+) -> dict[int, tuple[int, Connectivity]]:
+    """Each machine's customer and state, in one statement (three index range lookups per machine)."""
+    hour_ago = now - timedelta(hours=1)
+    mine = Telemetry.machine_id == Machine.id
+    arrived = Telemetry.received_at
+    recent = select(func.count()).where(mine, arrived > hour_ago, arrived <= now).scalar_subquery()
+    day_before = (Telemetry.ts > hour_ago - RATE_WINDOW, Telemetry.ts <= hour_ago)
+    before = select(func.count()).where(mine, *day_before).scalar_subquery()
+    rows = sess.execute(select(Machine.id, Machine.customer_id, last_arrival(), recent, before).where(*where))
+    hours = RATE_WINDOW / timedelta(hours=1)
+    return {
+        machine_id: (
+            customer_id,
+            judge(
+                last,
+                now,
+                silent_after=silent_after,
+                degraded_below=degraded_below,
+                last_hour=last_hour,
+                usual_per_hour=usual / hours if usual else None,
+            ),
+        )
+        for machine_id, customer_id, last, last_hour, usual in rows
+    }
 
 
 def last_arrival():  # noqa: ANN201 - a SQLAlchemy scalar subquery

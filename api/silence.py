@@ -63,15 +63,10 @@ def sweep_rates(
     mark.value, mark.updated_at = stamp, now
     pending = (Alert.failure_mode == LOW_DATA_RATE, Alert.status.in_(alerts.OPEN_STATES))
     open_ = dict(sess.execute(select(Alert.machine_id, Alert).where(*pending)).all())
-    rows = sess.execute(select(Machine.id, Machine.customer_id, last_arrival().label("last"))).all()
+    states = connectivity.of_machines(sess, now, silent_after=silent_after, degraded_below=degraded_below)
     opened = resolved = 0
-    for machine_id, customer_id, last in rows:
+    for machine_id, (customer_id, found) in states.items():  # silent or never sent: not this alert's
         alert = open_.get(machine_id)
-        if last is None or (alert is None and now - last >= silent_after):
-            continue
-        found = connectivity.of_machine(
-            sess, machine_id, now, silent_after=silent_after, degraded_below=degraded_below
-        )
         if alert is not None and found.state == "online":
             _resolve_rate(sess, alert, now)
             resolved += 1
