@@ -19,15 +19,7 @@ from simulators.messages import iter_messages
 from tests import services
 from tests.data import FD001
 from tests.ingest.support import count_rows, in_process_ingester, quarantine_reasons, stored_keys, wait_until
-
-# How the ingester names each kind of bad payload the simulator sends.
-REASONS = {
-    "malformed_json": "malformed_json",
-    "reading_as_string": "wrong_type",
-    "missing_seq": "missing_field",
-    "missing_ts": "missing_field",
-    "readings_not_object": "wrong_type",
-}
+from tests.simulators.helpers import REASONS
 
 
 def test_fleet_over_mosquitto_into_the_ingester(database_url, engine, mosquitto):

@@ -15,16 +15,9 @@ from simulators.config import FleetConfig
 from simulators.engine import BAD_PAYLOAD_KINDS, simulate
 from simulators.machine_types import MACHINE_TYPES
 from simulators.messages import iter_messages
+from tests.simulators.helpers import REASONS
 
 RATE = 0.05
-# the quarantine reason the ingester gives each kind of bad payload the simulator makes
-REASONS = {
-    "malformed_json": "malformed_json",
-    "reading_as_string": "wrong_type",
-    "missing_seq": "missing_field",
-    "missing_ts": "missing_field",
-    "readings_not_object": "wrong_type",
-}
 
 
 @pytest.fixture(scope="module")
