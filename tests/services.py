@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 # The broker and port helpers serve the benchmarks too, which may not import tests.
@@ -89,3 +89,16 @@ def postgres_available() -> bool:
         return True
     except Exception:  # noqa: BLE001
         return False
+
+
+def waiting_on_advisory_lock(engine: Engine) -> bool:
+    """Whether some session of this PostgreSQL database waits for an advisory lock."""
+    with engine.connect() as conn:
+        return bool(
+            conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                )
+            )
+        )

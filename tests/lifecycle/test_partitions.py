@@ -149,24 +149,12 @@ def test_a_key_written_by_two_transactions_at_once_is_stored_once(pg):
         stored = []
         writer = threading.Thread(target=lambda: stored.append(support.write(pg, other)))
         writer.start()
-        while writer.is_alive() and not _waiting_on_the_machine_lock(pg):
+        while writer.is_alive() and not services.waiting_on_advisory_lock(pg):
             writer.join(0.05)
         a.commit()
     writer.join()
     assert stored == [0]
     assert _count(pg) == 1 and _where(pg, ids["p1"][1], 7) == "telemetry_default"
-
-
-def _waiting_on_the_machine_lock(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        return bool(
-            conn.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
-                )
-            )
-        )
 
 
 def test_the_archive_drops_whole_weeks_and_deletes_the_rest_by_key(pg, tmp_path):

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 import typer
-from sqlalchemy import Engine, Integer, cast, func, literal, select, text
+from sqlalchemy import Engine, Integer, cast, func, literal, select
 from typer.testing import CliRunner
 
 from fleet.settings import get_settings
@@ -219,18 +219,6 @@ def pg_store(request: pytest.FixtureRequest) -> Engine:
     return engine
 
 
-def _waiting_on_advisory_lock(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        return bool(
-            conn.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
-                )
-            )
-        )
-
-
 @pytest.mark.postgres
 def test_the_policy_sees_every_prediction_of_concurrent_shards(pg_store: Engine) -> None:
     """Shard A writes first and commits last: the policy, which reads by id, must still get A's rows.
@@ -268,7 +256,8 @@ def test_the_policy_sees_every_prediction_of_concurrent_shards(pg_store: Engine)
         assert a_written.wait(120)
         b = pool.submit(shard_b)
         deadline = time.monotonic() + 120  # a hang guard, not a timing assertion
-        while not b.done() and not _waiting_on_advisory_lock(pg_store) and time.monotonic() < deadline:
+        waiting = services.waiting_on_advisory_lock
+        while not b.done() and not waiting(pg_store) and time.monotonic() < deadline:
             time.sleep(0.05)
         first = policy.run_once(engine=pg_store, settings=settings).predictions
         release.set()

@@ -51,26 +51,36 @@ def _partition(name: str, lo: datetime) -> str:
     return f"CREATE TABLE {name} PARTITION OF telemetry FOR VALUES {bounds}"
 
 
-def upgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name != "postgresql":
-        return
+def _set_aside(aside: str, *, primary_key: str, partitioned: bool) -> None:
+    """Rename telemetry to `aside` without its triggers, and create an empty telemetry like it."""
     op.execute("DROP TRIGGER telemetry_skip_archived ON telemetry")
     op.execute("DROP TRIGGER telemetry_rollup_dirty ON telemetry")
-    op.execute("ALTER TABLE telemetry RENAME TO telemetry_unpartitioned")
-    op.execute("ALTER INDEX pk_telemetry RENAME TO pk_telemetry_unpartitioned")
+    op.execute(f"ALTER TABLE telemetry RENAME TO {aside}")
+    op.execute(f"ALTER INDEX pk_telemetry RENAME TO pk_{aside}")
     for name in _INDEXES:
-        op.execute(f"ALTER INDEX {name} RENAME TO {name}_unpartitioned")
-    op.execute(
-        "CREATE TABLE telemetry (LIKE telemetry_unpartitioned INCLUDING DEFAULTS) PARTITION BY RANGE (ts)"
-    )
-    op.execute(
-        "ALTER TABLE telemetry ADD CONSTRAINT pk_telemetry PRIMARY KEY (customer_id, machine_id, seq, ts)"
-    )
+        op.execute(f"ALTER INDEX {name} RENAME TO {name}_{aside}")
+    by = " PARTITION BY RANGE (ts)" if partitioned else ""
+    op.execute(f"CREATE TABLE telemetry (LIKE {aside} INCLUDING DEFAULTS){by}")
+    op.execute(f"ALTER TABLE telemetry ADD CONSTRAINT pk_telemetry PRIMARY KEY ({primary_key})")
     for name, definition in _FOREIGN_KEYS.items():
         op.execute(f"ALTER TABLE telemetry ADD CONSTRAINT {name} {definition} ON DELETE CASCADE")
     for name, columns in _INDEXES.items():
         op.execute(f"CREATE INDEX {name} ON telemetry ({columns})")
+
+
+def _fill_from(aside: str) -> None:
+    """Copy the rows set aside, drop that table, then put the triggers on (the rows are logged already)."""
+    op.execute(f"INSERT INTO telemetry SELECT * FROM {aside}")
+    op.execute(f"DROP TABLE {aside}")  # a partitioned one with its partitions
+    for statement in _TRIGGERS:
+        op.execute(statement)
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    _set_aside("telemetry_unpartitioned", primary_key="customer_id, machine_id, seq, ts", partitioned=True)
     op.execute("CREATE TABLE telemetry_default PARTITION OF telemetry DEFAULT")
     weeks = {
         w.replace(tzinfo=UTC)
@@ -83,11 +93,7 @@ def upgrade() -> None:
     weeks |= {this_week + i * _WEEK for i in range(_AHEAD_WEEKS + 1)}
     for lo in sorted(weeks):
         op.execute(_partition(f"telemetry_p{lo:%Y%m%d}", lo))
-    # The triggers come after the copy: these rows are stored, rolled up or marked dirty already.
-    op.execute("INSERT INTO telemetry SELECT * FROM telemetry_unpartitioned")
-    op.execute("DROP TABLE telemetry_unpartitioned")
-    for statement in _TRIGGERS:
-        op.execute(statement)
+    _fill_from("telemetry_unpartitioned")
     op.execute("CREATE SEQUENCE telemetry_partition_changes")
     op.execute(_NOTE_CHANGE)
 
@@ -95,21 +101,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute("DROP TRIGGER telemetry_skip_archived ON telemetry")
-    op.execute("DROP TRIGGER telemetry_rollup_dirty ON telemetry")
-    op.execute("ALTER TABLE telemetry RENAME TO telemetry_partitioned")
-    op.execute("ALTER INDEX pk_telemetry RENAME TO pk_telemetry_partitioned")
-    for name in _INDEXES:
-        op.execute(f"ALTER INDEX {name} RENAME TO {name}_partitioned")
-    op.execute("CREATE TABLE telemetry (LIKE telemetry_partitioned INCLUDING DEFAULTS)")
-    op.execute("ALTER TABLE telemetry ADD CONSTRAINT pk_telemetry PRIMARY KEY (customer_id, machine_id, seq)")
-    for name, definition in _FOREIGN_KEYS.items():
-        op.execute(f"ALTER TABLE telemetry ADD CONSTRAINT {name} {definition} ON DELETE CASCADE")
-    for name, columns in _INDEXES.items():
-        op.execute(f"CREATE INDEX {name} ON telemetry ({columns})")
-    op.execute("INSERT INTO telemetry SELECT * FROM telemetry_partitioned")
-    op.execute("DROP TABLE telemetry_partitioned")  # with its partitions
+    _set_aside("telemetry_partitioned", primary_key="customer_id, machine_id, seq", partitioned=False)
+    _fill_from("telemetry_partitioned")
     op.execute("DROP FUNCTION telemetry_note_change()")
     op.execute("DROP SEQUENCE telemetry_partition_changes")
-    for statement in _TRIGGERS:
-        op.execute(statement)
