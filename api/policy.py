@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from api import alerts, catalog, notifications, offer_ledger, offer_lifecycle, offer_policy, offers, silence
 from fleet.db import session
@@ -65,7 +67,7 @@ def run_once(
             trained = versions.thresholds(sess, {p.model_version for p in new if p.model_version})
             chooser = _offer_policy(sess, settings) if new else None
             for prediction in new:
-                threshold = trained.get(prediction.model_version or "", alerts.ALERT_MIN_RISK)
+                threshold = _threshold(trained, prediction.model_version)
                 alert = alerts.apply_prediction(sess, prediction, now, threshold=threshold)
                 report.alerts_opened_or_updated += alert is not None
                 report.offers_withdrawn += offer_lifecycle.follow_prediction(
@@ -94,6 +96,16 @@ def run_once(
     with session(engine) as sess:
         report.notifications = notifications.enqueue_due(sess, now=now, public_url=settings.public_url)
     return report
+
+
+def alert_threshold(sess: Session, version: str | None) -> float:
+    """The risk at which the policy opens an alert for a prediction scored by `version`."""
+    return _threshold(versions.thresholds(sess, [version] if version else []), version)
+
+
+def _threshold(trained: Mapping[str, float], version: str | None) -> float:
+    """The version's trained operating threshold, else ALERT_MIN_RISK (no version, or none stored)."""
+    return trained.get(version or "", alerts.ALERT_MIN_RISK)
 
 
 def _offer_policy(sess, settings: Settings) -> offer_policy.OfferPolicy:

@@ -9,9 +9,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from api import connectivity, schemas, silence, telemetry_view
-from api.alerts import ALERT_MIN_RISK, OPEN_STATES
+from api import connectivity, policy, schemas, silence, telemetry_view
+from api.alerts import OPEN_STATES
 from api.console import admin_screens, charts, views
 from api.console.login import HOME, PageSession, Viewer, require, viewer
 from api.console.render import LoginRequired, PageRoute, page, sensor_label
@@ -192,6 +193,7 @@ def machine_page(
         if has_right(who, "offers:read")
         else []
     )
+    threshold = _alert_threshold(request, sess, machine, latest)
     risk_chart = charts.render(
         charts.Chart(
             title=f"Failure risk of {machine.code}",
@@ -199,8 +201,8 @@ def machine_page(
             start=start,
             end=end,
             y_range=(0.0, 1.0),
-            limit=ALERT_MIN_RISK,
-            limit_label="alert threshold",
+            limit=threshold,
+            limit_label=f"alert threshold {threshold:.2f}",
             marks=[(a.first_seen, f"alert {a.id} opened") for a, *_ in alerts],
         )
     )
@@ -233,6 +235,14 @@ def machine_page(
         ),
     }
     return page(request, "machine.html", context)
+
+
+def _alert_threshold(request: Request, sess: Session, machine: Machine, latest: Prediction | None) -> float:
+    """The threshold the policy applies to the machine: that of the version that scored its latest
+    prediction, else of the active version of its type (which scores the next one)."""
+    version = latest.model_version if latest is not None else None
+    version = version or model_versions.active_versions(request.app.state.engine).get(machine.machine_type)
+    return policy.alert_threshold(sess, version)
 
 
 def silent_after(request: Request) -> timedelta:
@@ -444,7 +454,9 @@ def admin_page(  # noqa: ANN201
         "accounts": accounts,
         "tenants": names,
         "versions": versions,
-        "figures": {v.version: _figures(v.metrics) for v in versions},
+        "figures": {
+            v.version: _figures(v.metrics, policy.alert_threshold(sess, v.version)) for v in versions
+        },
         "comparisons": {v.version: _comparison(v) for v in versions},
         "new_key": new_key,
         "user_form": user_form or {"values": {}, "errors": {}},
@@ -452,8 +464,9 @@ def admin_page(  # noqa: ANN201
     return page(request, "admin.html", context, status_code=status_code)
 
 
-def _figures(metrics: dict) -> list[str]:
-    """A model version's alert figures on its training window, in words."""
+def _figures(metrics: dict, threshold: float) -> list[str]:
+    """A model version's alert figures on its training window, in words, and the threshold at which the
+    policy opens alerts for its predictions."""
     alerts = metrics.get("train_alerts") or {}
     precursor = alerts.get("precursor") or {}
     figures = [
@@ -461,7 +474,7 @@ def _figures(metrics: dict) -> list[str]:
         ("precision", alerts.get("precision"), "{:.2f}"),
         ("false alarms per machine-month", alerts.get("false_alarms_per_machine_month"), "{:.3f}"),
         ("median lead", precursor.get("median_lead_hours"), "{:.0f} h"),
-        ("threshold", metrics.get("threshold"), "{:.2f}"),
+        ("alert threshold", threshold, "{:.2f}"),
     ]
     return [f"{name} {fmt.format(value)}" for name, value, fmt in figures if isinstance(value, int | float)]
 

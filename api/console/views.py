@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from api import connectivity
-from api.alerts import ALERT_MIN_RISK, OPEN_STATES, QUEUE_ORDER
+from api import connectivity, policy
+from api.alerts import OPEN_STATES, QUEUE_ORDER
 from api.auth import Principal
 from api.offers import CUSTOMER_VISIBLE, risk_scope
 from api.scope import restrict
@@ -110,16 +110,17 @@ def account_summary(
     if not customer_ids:
         return summary
     latest = _latest_predictions()
-    at_risk = func.count(Prediction.id).filter(Prediction.risk >= ALERT_MIN_RISK)
-    machines = (
-        select(Machine.customer_id, func.count(), at_risk)
+    machines = sess.execute(
+        select(Machine.customer_id, Prediction.risk, Prediction.model_version)
         .outerjoin(latest, latest.c.machine_id == Machine.id)
         .outerjoin(Prediction, Prediction.id == latest.c.pid)
         .where(Machine.customer_id.in_(customer_ids))
-        .group_by(Machine.customer_id)
-    )
-    for cid, n, risky in sess.execute(machines):
-        summary[cid].update(machines=n, at_risk=risky)
+    ).all()
+    # At alert risk: the latest risk reaches the threshold the policy applies to its model version.
+    thresholds = {version: policy.alert_threshold(sess, version) for version in {v for *_, v in machines}}
+    for cid, risk, version in machines:
+        summary[cid]["machines"] += 1
+        summary[cid]["at_risk"] += risk is not None and risk >= thresholds[version]
     alerts = _open_alerts_by("customer_id")
     for cid, n in sess.execute(select(alerts.c.key, alerts.c.n).where(alerts.c.key.in_(customer_ids))):
         summary[cid]["open_alerts"] = n
