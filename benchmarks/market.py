@@ -21,7 +21,7 @@ from scipy import stats
 from api import catalog
 from api.offer_ledger import doubly_robust_estimate, ips_estimate
 from api.offer_policy import Arm, Context, EpsilonGreedy, FirstFit, LearningPolicy, Proposal, arms_for
-from servicecast.market_year import YearResult, run_year
+from servicecast.market_year import YearResult, accept_probability, run_year
 from simulators import market as sim
 
 SEEDS = tuple(range(1000, 1010))  # unseen while developing; never change to suit a result
@@ -69,14 +69,7 @@ def best_static_table(world: sim.Market, cat: catalog.Catalog) -> dict[tuple, st
             machine.machine_type, opp.mode, opp.risk, opp.lead_hours, segment, machine.tier, 1, None, 0, 0
         )
         for arm in arms:
-            p = world.accept_probability(
-                opp,
-                item=arm.item,
-                price=arm.price,
-                list_price=arm.list_price,
-                contacts_30d=0,
-                found_no_fault=False,
-            )
+            p = accept_probability(world=world, opp=opp, arm=arm, contacts_30d=0, found_no_fault=False)
             totals[_bucket(ctx, arms)][arm.key] += p * arm.price
     return {bucket: max(by_arm, key=by_arm.get) for bucket, by_arm in totals.items()}
 
@@ -112,13 +105,8 @@ def off_policy(world: sim.Market, cat: catalog.Catalog, seed: int) -> dict:
         if not opp.answers:
             continue
         for p, arm in zip(probabilities[id(entry.context)], entry.alternatives, strict=True):
-            accept = world.accept_probability(
-                opp,
-                item=arm.item,
-                price=arm.price,
-                list_price=arm.list_price,
-                contacts_30d=recent,
-                found_no_fault=no_fault,
+            accept = accept_probability(
+                world=world, opp=opp, arm=arm, contacts_30d=recent, found_no_fault=no_fault
             )
             truth += p * accept * arm.price
     return {"ips": ips, "snips": snips, "dr": dr, "truth": truth}

@@ -15,7 +15,7 @@ import numpy as np
 
 from api import catalog
 from api.offer_ledger import Entry, Ledger
-from api.offer_policy import Context, OfferPolicy, Proposal, arms_for
+from api.offer_policy import Arm, Context, OfferPolicy, Proposal, arms_for
 from simulators import market as sim
 
 EXPIRY_DAYS = 30
@@ -140,6 +140,20 @@ def _propose(
     return _Sent(opp, ctx, proposal)
 
 
+def accept_probability(
+    *, world: sim.Market, opp: sim.Opportunity, arm: Arm, contacts_30d: int, found_no_fault: bool
+) -> float:
+    """The market's hidden probability that the customer of `opp` takes the offer `arm`."""
+    return world.accept_probability(
+        opp,
+        item=arm.item,
+        price=arm.price,
+        list_price=arm.list_price,
+        contacts_30d=contacts_30d,
+        found_no_fault=found_no_fault,
+    )
+
+
 def _answer(world, sent, send_day, day, result, history, contacts, tiers, policy) -> None:
     opp, arm = sent.opp, sent.proposal.arm
     customer = world.machines[opp.machine].customer
@@ -147,14 +161,7 @@ def _answer(world, sent, send_day, day, result, history, contacts, tiers, policy
     recent = sum(1 for d in contacts[customer] if send_day - 30 < d < send_day)
     no_fault = opp.finding == "no_fault_found" and opp.finding_day <= day
     if opp.answers:
-        p = world.accept_probability(
-            opp,
-            item=arm.item,
-            price=arm.price,
-            list_price=arm.list_price,
-            contacts_30d=recent,
-            found_no_fault=no_fault,
-        )
+        p = accept_probability(world=world, opp=opp, arm=arm, contacts_30d=recent, found_no_fault=no_fault)
         result.expected_revenue += p * arm.price
         if opp.draw < p:
             revenue = arm.price
