@@ -168,7 +168,7 @@ def resolve(
     *,
     finding: str,
     text: str | None,
-    parts: list[str],
+    parts_used: list[str],
     by: Principal,
     now: datetime,
     component: str | None = None,
@@ -187,10 +187,10 @@ def resolve(
             "'no fault found' or 'other' and say what stopped the data"
         )
     alert.status, alert.resolved_at = "resolved", now
-    alert.finding, alert.finding_text, alert.parts_used = finding, text, parts
+    alert.finding, alert.finding_text, alert.parts_used = finding, text, parts_used
     labelled = not about_messages and labels.record_finding(
         sess.connection(), alert=alert, finding=finding, at=now, component=component, mode=mode
     )
-    data = {"finding": finding, "parts_used": parts, "labelled": labelled}
+    data = {"finding": finding, "parts_used": parts_used, "labelled": labelled}
     log_event(sess, "alert", alert.id, "resolved", by, data)
     return alert

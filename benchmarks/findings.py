@@ -103,7 +103,7 @@ def _visit(engine: Engine, names: dict, failures, maintenance, *, horizon_hours,
                 alert,
                 finding="other" if worn else "no_fault_found",
                 text=WEAR_SEEN if worn else None,
-                parts=[],
+                parts_used=[],
                 by=TECHNICIAN,
                 now=at.to_pydatetime(),
             )

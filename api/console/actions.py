@@ -133,17 +133,7 @@ def resolve(
             "mode": mode.strip() or None,
         }
     )
-    alerts.resolve(
-        sess,
-        alert,
-        finding=body.finding,
-        text=body.text,
-        parts=body.parts_used,
-        component=body.component,
-        mode=body.mode,
-        by=who,
-        now=utcnow(),
-    )
+    alerts.resolve(sess, alert, **body.model_dump(), by=who, now=utcnow())
     return redirect(f"/alerts/{alert.id}", f"Alert {alert.id} resolved: {finding.replace('_', ' ')}.")
 
 

@@ -130,14 +130,4 @@ def assign(alert_id: schemas.AlertId, body: schemas.AssignIn, sess: SessionDep, 
 def resolve(alert_id: schemas.AlertId, body: schemas.ResolveIn, sess: SessionDep, who: AlertWriter):
     """Resolve with a finding (confirmed_fault, replaced_before_failure, no_fault_found, other + text)."""
     alert = get_visible(sess, Alert, alert_id, who, "alert")
-    return alerts.resolve(
-        sess,
-        alert,
-        finding=body.finding,
-        text=body.text,
-        parts=body.parts_used,
-        component=body.component,
-        mode=body.mode,
-        by=who,
-        now=utcnow(),
-    )
+    return alerts.resolve(sess, alert, **body.model_dump(), by=who, now=utcnow())

@@ -154,12 +154,12 @@ def test_a_no_data_alert_takes_no_component_finding_and_makes_no_training_label(
         with pytest.raises(errors.InvalidInput, match="not about a part"), session(engine) as sess:
             alert = sess.scalar(select(Alert).where(Alert.failure_mode == silence.MODE))
             alerts.resolve(
-                sess, alert, finding=finding, text=None, parts=[], by=tech, now=NOW, component="pump"
+                sess, alert, finding=finding, text=None, parts_used=[], by=tech, now=NOW, component="pump"
             )
     with session(engine) as sess:
         alert = sess.scalar(select(Alert).where(Alert.failure_mode == silence.MODE))
         text = "the site's router was switched off"
-        alerts.resolve(sess, alert, finding="other", text=text, parts=[], by=tech, now=NOW)
+        alerts.resolve(sess, alert, finding="other", text=text, parts_used=[], by=tech, now=NOW)
     with session(engine) as sess:
         assert sess.scalar(select(Alert.status).where(Alert.failure_mode == silence.MODE)) == "resolved"
         assert sess.scalar(select(func.count()).select_from(Label)) == 0  # silence is no failure label
