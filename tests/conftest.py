@@ -8,8 +8,6 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from fleet import migrate
-from fleet.db import make_engine
 from fleet.settings import get_settings
 from tests import services
 
@@ -74,19 +72,15 @@ def postgres(request: pytest.FixtureRequest, database_url: str) -> services.Post
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """An engine on a migrated empty database."""
-    eng = make_engine(database_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
+    with services.migrated_engine(database_url) as eng:
+        yield eng
 
 
 @pytest.fixture
 def sqlite_engine(tmp_path) -> Iterator[Engine]:
     """A migrated SQLite database, for tests that are about logic rather than the backend."""
-    eng = make_engine(f"sqlite:///{tmp_path / 'logic.db'}")
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
+    with services.migrated_engine(f"sqlite:///{tmp_path / 'logic.db'}") as eng:
+        yield eng
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,8 @@ from benchmarks.services import (  # noqa: F401
     mosquitto_available,
     wait_port,
 )
+from fleet import migrate
+from fleet.db import make_engine
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -36,6 +40,15 @@ def shipped_auth(config: Path, workdir: Path) -> list[str]:
         elif key == "allow_anonymous":
             keep.append(line)
     return keep
+
+
+@contextmanager
+def migrated_engine(url: str) -> Iterator[Engine]:
+    """An engine on the database at `url`, migrated to the head, disposed of at the end."""
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    yield engine
+    engine.dispose()
 
 
 def unavailable(what: str) -> None:

@@ -40,10 +40,8 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def pg(pg_url: str) -> Iterator[Engine]:
     """A migrated PostgreSQL store."""
-    engine = make_engine(pg_url)
-    migrate.upgrade(engine)
-    yield engine
-    engine.dispose()
+    with services.migrated_engine(pg_url) as engine:
+        yield engine
 
 
 def _rows(engine: Engine) -> list[tuple]:
