@@ -183,6 +183,33 @@ class IngestProcess:
             self.process.wait(timeout=10)
 
 
+def crash_and_restart(
+    ingester: IngestProcess,
+    engine: Engine,
+    batch: list[tuple[str, bytes]],
+    *,
+    mqtt_url: str,
+    client_id: str,
+    rows_before: int,
+    crash: Callable[[], None],
+) -> None:
+    """Publish `batch` to the ingester, `crash` it once `rows_before` rows are stored, start it again and wait
+    for every row; the restarted ingester must then stop cleanly."""
+    try:
+        ingester.start()
+        with Publisher(mqtt_url, client_id=client_id) as publisher:
+            publisher.publish_many(batch)
+            wait_until(lambda: count_rows(engine) >= rows_before, 60, f"{rows_before} rows before the crash")
+            crash()
+            assert publisher.wait(60), "the broker did not acknowledge every publish"
+        ingester.start()
+        wait_until(lambda: count_rows(engine) >= len(batch), 120, "every row after the restart")
+        time.sleep(1.0)  # anything redelivered late would show up as an extra row now
+        assert ingester.terminate() == 0
+    finally:
+        ingester.stop_quietly()
+
+
 def poison_everything(engine) -> None:
     """SQLite refuses seq 13 and any quarantine row: nowhere left to put that message."""
     with engine.begin() as conn:

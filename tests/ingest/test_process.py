@@ -17,6 +17,7 @@ from tests import services
 from tests.ingest.support import (
     IngestProcess,
     count_rows,
+    crash_and_restart,
     in_process_ingester,
     machine_codes,
     messages,
@@ -162,19 +163,14 @@ def test_a_killed_writer_process_makes_the_ingester_exit_non_zero_and_nothing_is
     ingester = IngestProcess(
         tmp_path, database_url=database_url, mqtt_url=mosquitto.url, client_id="ingest-w9"
     )
-    try:
-        ingester.start()
-        with Publisher(mosquitto.url, client_id="pub-w9") as publisher:
-            publisher.publish_many(batch)
-            wait_until(lambda: count_rows(engine) > 0, 60, "the first rows")
-            os.kill(writer_pid(ingester), signal.SIGKILL)
-            assert ingester.wait_exit(15) == 4
-            assert publisher.wait(60), "the broker did not acknowledge every publish"
+
+    def kill_writer() -> None:
+        os.kill(writer_pid(ingester), signal.SIGKILL)
+        assert ingester.wait_exit(15) == 4
         assert "the writer died" in ingester.log()
-        ingester.start()
-        wait_until(lambda: count_rows(engine) >= len(batch), 120, "every row after the restart")
-        assert ingester.terminate() == 0
-    finally:
-        ingester.stop_quietly()
+
+    crash_and_restart(
+        ingester, engine, batch, mqtt_url=mosquitto.url, client_id="pub-w9", rows_before=1, crash=kill_writer
+    )
     keys = stored_keys(engine)
     assert len(keys) == len(batch) and len(set(keys)) == len(batch)

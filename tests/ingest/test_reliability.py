@@ -17,6 +17,7 @@ from tests.ingest.support import (
     START,
     IngestProcess,
     count_rows,
+    crash_and_restart,
     in_process_ingester,
     machine_codes,
     messages,
@@ -48,28 +49,23 @@ def test_kill9_midstream_then_restart_stores_every_message_once(mosquitto, datab
     ingester = IngestProcess(
         tmp_path, database_url=database_url, mqtt_url=mosquitto.url, client_id="ingest-a"
     )
-    try:
-        ingester.start()
-        with Publisher(mosquitto.url, client_id="pub-kill") as publisher:
-            publisher.publish_many(batch)
-            wait_until(lambda: count_rows(engine) >= 5_000, 60, "5,000 rows before the kill")
-            ingester.kill9()
-            killed_at = count_rows(engine)
-            assert publisher.wait(60), "the broker did not acknowledge every publish"
-        assert killed_at < 20_000, "the kill came too late to test anything"
-        ingester.start()
-        wait_until(lambda: count_rows(engine) >= 20_000, 120, "all 20,000 rows after the restart")
-        time.sleep(1.0)  # anything redelivered late would show up as an extra row now
-        assert ingester.terminate() == 0
-    finally:
-        ingester.stop_quietly()
+    killed_at = []
+
+    def kill() -> None:
+        ingester.kill9()
+        killed_at.append(count_rows(engine))
+
+    crash_and_restart(
+        ingester, engine, batch, mqtt_url=mosquitto.url, client_id="pub-kill", rows_before=5_000, crash=kill
+    )
+    assert killed_at[0] < 20_000, "the kill came too late to test anything"
     keys = stored_keys(engine)
     assert len(keys) == 20_000
     assert set(keys) == expected_keys(batch)
     # The second run stored exactly what the first had not committed; redeliveries only count as duplicates.
     stopped = re.search(r"ingester stopped: (\d+) stored, (\d+) duplicates", ingester.log())
     assert stopped, ingester.log()[-500:]
-    assert int(stopped.group(1)) == 20_000 - killed_at
+    assert int(stopped.group(1)) == 20_000 - killed_at[0]
 
 
 def test_bad_messages_are_quarantined_and_the_stream_goes_on(mosquitto, database_url, engine):
