@@ -11,12 +11,22 @@ import typer
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
-from api import auth, policy, routing
+from api import alerts, auth, policy, routing
 from api.alerts import OPEN_STATES
 from fleet import bootstrap, errors, registry
 from fleet.db import engine_from_settings, session
 from fleet.settings import Settings, redact_url
-from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, Prediction, Quarantine, Telemetry
+from fleet.tables import (
+    Alert,
+    Customer,
+    Machine,
+    ModelVersion,
+    Offer,
+    Prediction,
+    Quarantine,
+    Telemetry,
+    utcnow,
+)
 from models import scoring
 from servicecast import demo_crm, demo_fleet
 
@@ -51,6 +61,12 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
         else:
             demo_fleet.store_history(fleet, engine)
             demo_fleet.train(engine)
+        keys = _demo_keys(engine, KEYS_FILE)
+        # The history's last hour is scored first and field service takes the critical alerts it opens:
+        # offers wait until a critical alert is assigned ("service first"), so the live hours' predictions
+        # can then propose offers on those alerts.
+        _score_and_act(engine, settings)
+        _assign_critical(engine, keys["demo-tech"])
         live_settings, broker = demo_fleet.start_broker(settings)
         try:
             if not demo_fleet.publish_live(fleet, live_settings, engine):
@@ -59,7 +75,6 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
             stopping = demo_fleet.stop_broker(broker)
         _score_and_act(engine, settings)
         _print_summary(engine)
-        keys = _demo_keys(engine, KEYS_FILE)
     finally:
         engine.dispose()
     typer.echo(f"\nready in {time.monotonic() - started:.0f} s")
@@ -97,6 +112,18 @@ def _score_and_act(engine: Engine, settings: Settings) -> None:
         f"policy: {report.predictions} predictions → {report.alerts_opened_or_updated} alerts opened or "
         f"updated, {report.offers_proposed} offers proposed"
     )
+
+
+def _assign_critical(engine: Engine, key: str) -> None:
+    """The technician with `key` assigns every open critical alert to themself, as the console's "assign"."""
+    with session(engine) as sess:
+        tech = auth.authenticate(sess, key)
+        critical = sess.scalars(
+            select(Alert).where(Alert.severity == "critical", Alert.status.in_(("open", "acknowledged")))
+        ).all()
+        for alert in critical:
+            alerts.assign(sess, alert, tech.user_id, tech, utcnow())
+    typer.echo(f"field service: {tech.name} took the {len(critical)} critical alerts")
 
 
 def _print_summary(engine: Engine) -> None:

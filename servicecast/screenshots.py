@@ -105,25 +105,29 @@ def sign_in(page, url: str, key: str) -> None:  # noqa: ANN001 - a Playwright pa
 
 
 def offer_on_an_alert(database_url: str) -> dict[str, int]:
-    """The demo's first offer made on an alert, with its alert, machine and customer ids."""
+    """The demo's first offer made on an alert of an account demo-am looks after (it approves it), with
+    its alert, machine and customer ids."""
     from sqlalchemy import select
 
     from fleet.db import make_engine
-    from fleet.tables import Offer
+    from fleet.tables import Customer, Offer
+    from servicecast.demo import DEMO_USERS
 
+    accounts = next(accounts for name, _, _, accounts, _ in DEMO_USERS if name == "demo-am")
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
             found = conn.execute(
                 select(Offer.id, Offer.alert_id, Offer.machine_id, Offer.customer_id)
-                .where(Offer.alert_id.is_not(None))
+                .join(Customer, Customer.id == Offer.customer_id)
+                .where(Offer.alert_id.is_not(None), Customer.tenant.in_(accounts))
                 .order_by(Offer.id)
                 .limit(1)
             ).first()
     finally:
         engine.dispose()
     if found is None:
-        raise LookupError("the demo proposed no offer on an alert")
+        raise LookupError(f"the demo proposed no offer on an alert of {', '.join(accounts)}")
     return dict(zip(("offer", "alert", "machine", "customer"), found, strict=True))
 
 

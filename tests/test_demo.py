@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from api.alerts import OPEN_STATES
 from fleet import registry
 from fleet.db import make_engine
 from fleet.settings import get_settings
@@ -30,7 +31,7 @@ from fleet.tables import (
     User,
 )
 from models import versions as model_versions
-from servicecast import demo_fleet
+from servicecast import demo_fleet, screenshots
 from servicecast.cli import app
 from servicecast.demo_fleet import CUSTOMERS
 from tests.api.support import add_prediction
@@ -89,7 +90,7 @@ def test_tiny_demo_backfills_trains_publishes_live_and_hands_out_keys(tmp_path, 
     bridged = counts["press_telemetry"] + counts["press_events"]
     assert "ingested" in output and f"{15 + bridged} stored, 0 duplicates" in output
     assert counts["customers"] == len(CUSTOMERS)
-    assert counts["models"] == 3 and counts["predictions"] == 5
+    assert counts["models"] == 3 and counts["predictions"] == 2 * 5  # the history's end, then the live end
     keys = (tmp_path / "var" / "demo-keys.txt").read_text().splitlines()
     assert [line.split("\t")[0] for line in keys] == ["demo-admin", "demo-tech", "demo-am", "demo-customer"]
     assert oct((tmp_path / "var" / "demo-keys.txt").stat().st_mode)[-3:] == "600"
@@ -155,7 +156,7 @@ def test_populated_demo_has_models_predictions_alerts_and_offers_only_where_gran
         open_alerts = dict(
             conn.execute(
                 select(Alert.customer_id, func.count())
-                .where(Alert.status == "open")
+                .where(Alert.status.in_(OPEN_STATES))  # the demo's technician took the critical ones
                 .group_by(Alert.customer_id)
             ).all()
         )
@@ -171,7 +172,7 @@ def test_populated_demo_has_models_predictions_alerts_and_offers_only_where_gran
         assert params["trend_limits"] == model_versions.load(engine, version).trend_.limits_
     engine.dispose()
     assert sorted(active) == ["air_compressor", "centrifugal_pump", "cnc_spindle"]
-    assert predictions == 100
+    assert predictions == 2 * 100  # the history's last hour, then the live end
     assert sum(open_alerts.values()) >= 1
     assert granted == {tenant: offers for tenant, _, offers, _ in CUSTOMERS}
     assert "of 3 customers that grant product_improvement; left out" in output  # umbrella's machines
@@ -179,6 +180,7 @@ def test_populated_demo_has_models_predictions_alerts_and_offers_only_where_gran
     assert proposed.get(tenants["acme"], 0) + proposed.get(tenants["globex"], 0) >= 1
     assert open_alerts.get(tenants["initech"], 0) >= 1, "initech needs risky machines for the check below"
     assert proposed.get(tenants["initech"], 0) == 0
+    assert screenshots.offer_on_an_alert(url)["customer"] in (tenants["acme"], tenants["globex"])
     assert f"{sum(proposed.values())} proposed offers" in output
 
 
