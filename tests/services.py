@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -21,8 +23,9 @@ from benchmarks.services import (  # noqa: F401
     mosquitto_available,
     wait_port,
 )
-from fleet import migrate
+from fleet import migrate, partitions
 from fleet.db import make_engine
+from fleet.tables import Base
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -115,3 +118,13 @@ def waiting_on_advisory_lock(engine: Engine) -> bool:
                 )
             )
         )
+
+
+def schema_differences(conn) -> list:
+    """What alembic finds between the migrated database and the ORM tables; telemetry's partitions aside."""
+    opts = {
+        "compare_type": True,
+        # telemetry's partitions (PostgreSQL) are not tables of their own to the ORM
+        "include_name": lambda name, kind, _: kind != "table" or not partitions.is_partition(name),
+    }
+    return compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
