@@ -109,6 +109,46 @@ def offer_context(sess: Session, prediction: Prediction, machine: Machine, custo
     )
 
 
+def _texts(item, prediction: Prediction, machine: Machine, *, mode: str, price: float, language: str, now):
+    """An offer's title and text from its catalog item and the prediction it rests on."""
+    return catalog.render(
+        item,
+        language=language,
+        machine=machine.code,
+        machine_type=machine.machine_type,
+        mode=mode,
+        risk=prediction.risk,
+        time_to_failure=estimate.of(prediction),
+        now=now,
+        price=price,
+        value=catalog.expected_value(risk=prediction.risk, machine_type=machine.machine_type),
+    )
+
+
+def follow_estimate(sess: Session, prediction: Prediction, now: datetime) -> int:
+    """Offers nobody approved yet take the machine's newest estimate, so they say what every page says."""
+    if prediction.status != "ok" or prediction.risk is None:
+        return 0
+    proposed = sess.scalars(
+        select(Offer).where(
+            Offer.machine_id == prediction.machine_id,
+            Offer.status == "proposed",
+            Offer.prediction_id != prediction.id,
+        )
+    ).all()
+    machine, cat = sess.get(Machine, prediction.machine_id), catalog.default()
+    for offer in proposed:
+        item = cat.item(offer.catalog_item)
+        if item is None:  # an item a later catalog version dropped keeps its text
+            continue
+        language = offer.language
+        offer.title, offer.reason = _texts(
+            item, prediction, machine, mode=offer.failure_mode, price=offer.price, language=language, now=now
+        )
+        offer.prediction_id, offer.risk = prediction.id, prediction.risk
+    return len(proposed)
+
+
 def propose(
     sess: Session,
     prediction: Prediction,
@@ -144,18 +184,7 @@ def propose(
     arm, item = proposal.arm, cat.item(proposal.arm.item)
     value = catalog.expected_value(risk=prediction.risk, machine_type=machine.machine_type)
     language = customer.language or "en"
-    title, text = catalog.render(
-        item,
-        language=language,
-        machine=machine.code,
-        machine_type=machine.machine_type,
-        mode=mode,
-        risk=prediction.risk,
-        time_to_failure=estimate.of(prediction),
-        now=now,
-        price=arm.price,
-        value=value,
-    )
+    title, text = _texts(item, prediction, machine, mode=mode, price=arm.price, language=language, now=now)
     offer = Offer(
         customer_id=prediction.customer_id,
         machine_id=machine.id,

@@ -73,6 +73,7 @@ def run_once(
                 report.offers_withdrawn += offer_lifecycle.follow_prediction(
                     sess, prediction, threshold=threshold, now=now, settings=settings
                 )
+                offers.follow_estimate(sess, prediction, now)
                 offer = offers.propose(sess, prediction, settings, now, alert, policy=chooser, rng=rng)
                 report.offers_proposed += offer is not None
             if new:
