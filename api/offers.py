@@ -126,7 +126,7 @@ def _texts(item, prediction: Prediction, machine: Machine, *, mode: str, price: 
 
 
 def follow_estimate(sess: Session, prediction: Prediction, now: datetime) -> int:
-    """Offers nobody approved yet take the machine's newest estimate, so they say what every page says."""
+    """Offers nobody approved yet take the machine's newest estimate; returns how many were updated."""
     if prediction.status != "ok" or prediction.risk is None:
         return 0
     proposed = sess.scalars(
@@ -137,6 +137,7 @@ def follow_estimate(sess: Session, prediction: Prediction, now: datetime) -> int
         )
     ).all()
     machine, cat = sess.get(Machine, prediction.machine_id), catalog.default()
+    updated = 0
     for offer in proposed:
         item = cat.item(offer.catalog_item)
         if item is None:  # an item a later catalog version dropped keeps its text
@@ -146,7 +147,8 @@ def follow_estimate(sess: Session, prediction: Prediction, now: datetime) -> int
             item, prediction, machine, mode=offer.failure_mode, price=offer.price, language=language, now=now
         )
         offer.prediction_id, offer.risk = prediction.id, prediction.risk
-    return len(proposed)
+        updated += 1
+    return updated
 
 
 def propose(
