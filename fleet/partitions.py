@@ -15,9 +15,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
+from fleet import dialect
+
 WEEK = timedelta(days=7)
 AHEAD_WEEKS = 4
 DEFAULT = "telemetry_default"
+MAKING_LOCK = 7_214_002  # advisory lock key (fleet.migrate holds 7_214_001)
 # Longer than this waiting for the table (a long read holds it) and the move falls back to deletes by key.
 LOCK_TIMEOUT = "5s"
 _BOUNDS = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
@@ -84,15 +87,21 @@ def _attach_week(conn: Connection, lo: datetime) -> None:
     )
 
 
+def ensure_in(conn: Connection, weeks: set[datetime]) -> list[str]:
+    """`ensure` inside the caller's transaction."""
+    dialect.serialize(conn, MAKING_LOCK)  # two processes making one week: the second then finds it made
+    made = []
+    have = {p.lo for p in listing(conn)}
+    for lo in sorted(weeks - have):
+        _attach_week(conn, lo)
+        made.append(f"telemetry_p{lo:%Y%m%d}")
+    return made
+
+
 def ensure(engine: Engine, weeks: set[datetime]) -> list[str]:
     """Partitions for these weeks (Mondays 00:00 UTC) where none exists yet; returns the new names."""
-    made = []
     with engine.begin() as conn:
-        have = {p.lo for p in listing(conn)}
-        for lo in sorted(weeks - have):
-            _attach_week(conn, lo)
-            made.append(f"telemetry_p{lo:%Y%m%d}")
-    return made
+        return ensure_in(conn, weeks)
 
 
 def split_default(engine: Engine) -> list[str]:

@@ -71,6 +71,13 @@ def _foreign_keys(engine: Engine) -> dict[str, str]:
         return dict(conn.execute(query).all())
 
 
+def _waiting(engine: Engine) -> bool:
+    """Whether some session of this database waits for a lock (advisory or on a table being made)."""
+    with engine.connect() as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        return bool(conn.scalar(text(query)))
+
+
 def _where(engine: Engine, machine_id: int, seq: int) -> str:
     """The partition holding a stored row."""
     with engine.connect() as conn:
@@ -258,3 +265,28 @@ def test_ingest_tells_a_redelivery_from_a_reused_seq_in_another_partition(pg):
 def _machine_id(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.scalar(text("SELECT id FROM machines"))
+
+
+def test_two_processes_making_the_same_week_partition_at_once_both_succeed(pg):
+    """The scorer's daily maintenance and an archive run may both make next week's partition."""
+    week = WEEK1 + 200 * partitions.WEEK  # far past the weeks made ahead
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            partitions.ensure(pg, {week})
+        except BaseException as exc:  # noqa: BLE001 - the assertion below reports it
+            errors.append(exc)
+
+    with pg.connect() as first:
+        first.begin()
+        partitions.ensure_in(first, {week})  # made, not yet committed
+        thread = threading.Thread(target=second)
+        thread.start()
+        while thread.is_alive() and not _waiting(pg):  # until the second one waits for the first
+            thread.join(0.05)
+        first.commit()
+    thread.join()
+    assert errors == []
+    with pg.connect() as conn:
+        assert [p.lo for p in partitions.listing(conn)].count(week) == 1
