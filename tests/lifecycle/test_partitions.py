@@ -74,7 +74,10 @@ def _foreign_keys(engine: Engine) -> dict[str, str]:
 def _waiting(engine: Engine) -> bool:
     """Whether some session of this database waits for a lock (advisory or on a table being made)."""
     with engine.connect() as conn:
-        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        query = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
         return bool(conn.scalar(text(query)))
 
 
