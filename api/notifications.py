@@ -16,12 +16,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.alerts import SEVERITY_LEVEL
+from api.auth import Principal
+from api.errors import Forbidden
+from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
+from api.scope import get_visible
+from fleet import errors
 from fleet.tables import (
     Alert,
     Customer,
     Machine,
     NotificationSubscription,
     OutboxMessage,
+    Site,
     Watermark,
     WorkflowEvent,
 )
@@ -36,6 +42,45 @@ HEADLINE = {
     "escalated": "Alert escalated",
     "assigned": "Alert assigned",
 }
+
+
+def subscriptions_of(sess: Session, who: Principal) -> list[NotificationSubscription]:
+    """The caller's subscriptions, oldest first (an admin sees everyone's)."""
+    query = select(NotificationSubscription).order_by(NotificationSubscription.id)
+    if who.role != "admin":
+        query = query.where(NotificationSubscription.user_id == who.user_id)
+    return list(sess.scalars(query))
+
+
+def subscribe(
+    sess: Session, who: Principal, body: EmailSubscriptionIn | WebhookSubscriptionIn
+) -> NotificationSubscription:
+    """Subscribe the caller; a customer or site must be one the caller may see (a customer: its own)."""
+    customer_id = body.customer_id
+    if body.site_id is not None:
+        site = sess.get(Site, body.site_id)
+        if site is None or not who.sees(site.customer_id):
+            raise errors.NotFound(f"site {body.site_id} not found")
+        customer_id = customer_id or site.customer_id
+    if customer_id is not None:
+        get_visible(sess, Customer, customer_id, who, "customer")
+    elif who.customers is not None:
+        raise Forbidden("name a customer_id: you see only some customers")
+    sub = NotificationSubscription(user_id=who.user_id, **(body.model_dump() | {"customer_id": customer_id}))
+    sess.add(sub)
+    sess.flush()
+    return sub
+
+
+def unsubscribe(sess: Session, who: Principal, subscription_id: int) -> NotificationSubscription:
+    """Delete one of the caller's subscriptions (an admin: anyone's); its pending rows are cancelled when
+    the router meets them."""
+    sub = sess.get(NotificationSubscription, subscription_id)
+    if sub is None or (who.role != "admin" and sub.user_id != who.user_id):
+        raise errors.NotFound(f"subscription {subscription_id} not found")
+    sess.delete(sub)
+    sess.flush()
+    return sub
 
 
 def destination(sub: NotificationSubscription) -> str:

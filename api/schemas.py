@@ -234,3 +234,39 @@ class LedgerRow(BaseModel):
     offers: int
     accepted: int
     revenue: float
+
+
+class _SubscriptionScope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_id: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    site_id: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    min_severity: Literal["medium", "high", "critical"] = "critical"
+
+
+class EmailSubscriptionIn(_SubscriptionScope):
+    """Be told of alerts by e-mail."""
+
+    channel: Literal["email"]
+    address: str = Field(pattern=r"^[^@ \t\r\n]+@[^@ \t\r\n]+$", max_length=320)
+
+
+class WebhookSubscriptionIn(_SubscriptionScope):
+    """Be told of alerts through a Teams/Slack-style incoming webhook."""
+
+    channel: Literal["webhook"]
+    address: str = Field(pattern=r"^https?://[^ \t\r\n]+$", max_length=500)
+
+
+SubscriptionIn = Annotated[EmailSubscriptionIn | WebhookSubscriptionIn, Field(discriminator="channel")]
+
+
+class SubscriptionOut(Out):
+    """A stored alert notification subscription."""
+
+    id: int
+    user_id: int
+    customer_id: int | None
+    site_id: int | None
+    min_severity: str
+    channel: str
+    address: str
