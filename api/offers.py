@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api import catalog, estimate, events, offer_ledger, offer_lifecycle, offer_policy
+from api import catalog, catalog_versions, estimate, events, offer_ledger, offer_lifecycle, offer_policy
 from api.alerts import lead_time_hours
 from api.audit import log_event, require_state
 from api.auth import Principal
@@ -109,7 +109,9 @@ def offer_context(sess: Session, prediction: Prediction, machine: Machine, custo
     )
 
 
-def _texts(item, prediction: Prediction, machine: Machine, *, mode: str, price: float, language: str, now):
+def _texts(
+    item, prediction: Prediction, machine: Machine, *, mode: str, price: float, language: str, now, cat
+):
     """An offer's title and text from its catalog item and the prediction it rests on."""
     return catalog.render(
         item,
@@ -121,7 +123,8 @@ def _texts(item, prediction: Prediction, machine: Machine, *, mode: str, price: 
         time_to_failure=estimate.of(prediction),
         now=now,
         price=price,
-        value=catalog.expected_value(risk=prediction.risk, machine_type=machine.machine_type),
+        value=catalog.expected_value(risk=prediction.risk, machine_type=machine.machine_type, catalog=cat),
+        catalog=cat,
     )
 
 
@@ -136,7 +139,9 @@ def follow_estimate(sess: Session, prediction: Prediction, now: datetime) -> int
             Offer.prediction_id != prediction.id,
         )
     ).all()
-    machine, cat = sess.get(Machine, prediction.machine_id), catalog.default()
+    if not proposed:
+        return 0
+    machine, cat = sess.get(Machine, prediction.machine_id), catalog_versions.in_force(sess)
     updated = 0
     for offer in proposed:
         item = cat.item(offer.catalog_item)
@@ -144,7 +149,14 @@ def follow_estimate(sess: Session, prediction: Prediction, now: datetime) -> int
             continue
         language = offer.language
         offer.title, offer.reason = _texts(
-            item, prediction, machine, mode=offer.failure_mode, price=offer.price, language=language, now=now
+            item,
+            prediction,
+            machine,
+            mode=offer.failure_mode,
+            price=offer.price,
+            language=language,
+            now=now,
+            cat=cat,
         )
         offer.prediction_id, offer.risk = prediction.id, prediction.risk
         updated += 1
@@ -172,8 +184,10 @@ def propose(
     customer = sess.get(Customer, prediction.customer_id)
     lead = lead_time_hours(prediction)
     mode = prediction.failure_mode or "unknown"
-    cat = catalog.default()
-    fits = catalog.eligible(mode=mode, risk=prediction.risk, tier=machine.contract_tier, lead_hours=lead)
+    cat = catalog_versions.in_force(sess)
+    fits = catalog.eligible(
+        mode=mode, risk=prediction.risk, tier=machine.contract_tier, lead_hours=lead, catalog=cat
+    )
     if not fits or blocking_reason(sess, prediction, fits[0], settings, now) is not None:
         return None
     fits = [item for item in fits if _live_duplicate(sess, machine.id, item.key) is None]
@@ -184,9 +198,11 @@ def propose(
         ctx, offer_policy.arms_for(fits, customer.segment), rng or np.random.default_rng()
     )
     arm, item = proposal.arm, cat.item(proposal.arm.item)
-    value = catalog.expected_value(risk=prediction.risk, machine_type=machine.machine_type)
+    value = catalog.expected_value(risk=prediction.risk, machine_type=machine.machine_type, catalog=cat)
     language = customer.language or "en"
-    title, text = _texts(item, prediction, machine, mode=mode, price=arm.price, language=language, now=now)
+    title, text = _texts(
+        item, prediction, machine, mode=mode, price=arm.price, language=language, now=now, cat=cat
+    )
     offer = Offer(
         customer_id=prediction.customer_id,
         machine_id=machine.id,

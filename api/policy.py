@@ -12,7 +12,16 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from api import alerts, catalog, notifications, offer_ledger, offer_lifecycle, offer_policy, offers, silence
+from api import (
+    alerts,
+    catalog_versions,
+    notifications,
+    offer_ledger,
+    offer_lifecycle,
+    offer_policy,
+    offers,
+    silence,
+)
 from fleet.db import session
 from fleet.settings import Settings
 from fleet.tables import Prediction, Watermark, utcnow
@@ -111,7 +120,7 @@ def _threshold(trained: Mapping[str, float], version: str | None) -> float:
 
 def _offer_policy(sess, settings: Settings) -> offer_policy.OfferPolicy:
     """The configured offer policy, trained on the outcome ledger as it stands."""
-    chosen = catalog.default().policy
+    chosen = catalog_versions.in_force(sess).policy
     rows = offer_ledger.from_offers(sess).rows() if chosen.name != "first_fit" else ()
     return offer_policy.build(
         chosen.name, exploration=chosen.exploration, temperature=chosen.temperature, rows=rows

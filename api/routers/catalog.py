@@ -1,19 +1,23 @@
-"""The service catalog in force (api/catalog.yaml), and each customer's segment and offer language."""
+"""The service catalog in force (api/catalog.yaml or a version added here), its versions, and each
+customer's segment and offer language."""
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import catalog
+from api import catalog_versions
 from api.audit import log_event
 from api.deps import Admin, OfferReader, SessionDep
 from api.errors import Conflict, Forbidden
-from api.schemas import CustomerId
+from api.schemas import INT32_MAX, CustomerId
 from api.scope import get_visible
-from fleet.tables import Customer
+from fleet.tables import Customer, utcnow
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 
@@ -26,21 +30,63 @@ class SalesProfile(BaseModel):
     language: Literal["en", "de"] | None = None
 
 
+class CatalogVersionIn(BaseModel):
+    """A catalog as YAML, checked as the file is (problems named with their lines)."""
+
+    model_config = ConfigDict(extra="forbid")
+    yaml: str = Field(min_length=1, max_length=catalog_versions.MAX_SOURCE)
+
+
+class CatalogVersionOut(BaseModel):
+    """A catalog version; `shipped` is the file api/catalog.yaml, in force until a version is activated."""
+
+    version: int
+    currency: str
+    items: int
+    added_by: str | None
+    added_at: datetime | None
+    activated_at: datetime | None
+    active: bool
+    shipped: bool
+
+
+VersionNumber = Annotated[int, PathParam(ge=1, le=INT32_MAX)]
+
+
 @router.get("")
-def get_catalog(who: OfferReader) -> dict:
-    """The catalog's version, currency, items with eligibility, price points and texts, and downtime costs."""
+def get_catalog(sess: SessionDep, who: OfferReader) -> dict:
+    """The catalog in force: version, currency, items (eligibility, price points, texts), downtime costs."""
     if who.role == "customer":
         raise Forbidden("the catalog and its price points are the OEM's")
-    return catalog.default().model_dump(mode="json")
+    return catalog_versions.in_force(sess).model_dump(mode="json")
+
+
+@router.get("/versions", response_model=list[CatalogVersionOut])
+def list_versions(sess: SessionDep, who: Admin):
+    """Every stored catalog version, newest first, then the shipped file; which one is in force."""
+    return [asdict(listed) for listed in catalog_versions.listing(sess)]
+
+
+@router.post("/versions", status_code=201)
+def add_version(body: CatalogVersionIn, sess: SessionDep, who: Admin) -> dict:
+    """Store a new catalog version (not yet in force); 422 lists every problem with its line; audited."""
+    return catalog_versions.add(sess, source=body.yaml, by=who, now=utcnow()).model_dump(mode="json")
+
+
+@router.post("/versions/{version}/activate")
+def activate_version(version: VersionNumber, sess: SessionDep, who: Admin) -> dict:
+    """Put a stored version in force for new offers; audited with the version it replaces."""
+    return catalog_versions.activate(sess, version=version, by=who, now=utcnow()).model_dump(mode="json")
 
 
 @router.put("/customers/{customer_id}", response_model=SalesProfile)
 def set_sales_profile(customer_id: CustomerId, body: SalesProfile, sess: SessionDep, who: Admin):
     """Set a customer's segment (one the catalog names) and offer language; audited."""
     customer = get_visible(sess, Customer, customer_id, who, "customer")
-    if body.segment is not None and body.segment not in catalog.default().segments:
+    segments = catalog_versions.in_force(sess).segments
+    if body.segment is not None and body.segment not in segments:
         # 409, not 422: the request is well formed; the catalog in force names other segments.
-        raise Conflict(f"segment must be one of the catalog's: {', '.join(catalog.default().segments)}")
+        raise Conflict(f"segment must be one of the catalog's: {', '.join(segments)}")
     before = {"segment": customer.segment, "language": customer.language}
     customer.segment, customer.language = body.segment, body.language
     log_event(sess, "customer", customer.id, "sales_profile", who, {}, before=before, after=body.model_dump())

@@ -9,7 +9,7 @@ from fleet.tables.lifecycle import ArchivedRange, ArchiveFile, ErasureReceipt, R
 from fleet.tables.machine_types import MachineTypeVersion
 from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
 from fleet.tables.register import Customer, DataUseGrant, Machine, MachineCredential, Sensor, Site
-from fleet.tables.sales import CrmOutcome, NotificationSubscription
+from fleet.tables.sales import CatalogVersion, CrmOutcome, NotificationSubscription
 from fleet.tables.sessions import ConsoleSession
 from fleet.tables.sparkplug import SparkplugCredential, SparkplugNode
 from fleet.tables.telemetry import Quarantine, Telemetry
@@ -30,6 +30,7 @@ __all__ = [
     "ApiKey",
     "ArchiveFile",
     "ArchivedRange",
+    "CatalogVersion",
     "ErasureReceipt",
     "Rollup",
     "RollupDirty",

@@ -38,3 +38,15 @@ class NotificationSubscription(Base):
     channel: Mapped[str] = mapped_column(String(16))  # email | webhook
     address: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CatalogVersion(Base):
+    """A catalog (YAML, checked like api/catalog.yaml) added in the console or API; the one activated last
+    is in force. The text is never changed: a changed catalog is a new version."""
+
+    __tablename__ = "catalog_versions"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[str | None] = mapped_column(String(200))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -1,0 +1,123 @@
+"""Catalog versions kept in the database: added as YAML through the file's checks, one in force at a time.
+
+Until a version is activated the shipped file (api/catalog.yaml) is in force; after that, the version
+activated last. The policy, the API and the console all ask `in_force`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api import catalog
+from api.audit import log_event
+from api.auth import Principal
+from api.errors import Conflict
+from fleet import errors
+from fleet.tables import CatalogVersion
+
+MAX_SOURCE = 200_000
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A catalog version as the console and API list it."""
+
+    version: int
+    currency: str
+    items: int
+    added_by: str | None
+    added_at: datetime | None
+    activated_at: datetime | None
+    active: bool
+    shipped: bool  # the file api/catalog.yaml, not a stored version
+
+
+@lru_cache(maxsize=8)
+def _parsed(source: str, version: int) -> catalog.Catalog:
+    return catalog.parse(source, source=f"catalog version {version}")
+
+
+def _active_row(sess: Session) -> CatalogVersion | None:
+    return sess.scalars(
+        select(CatalogVersion)
+        .where(CatalogVersion.activated_at.is_not(None))
+        .order_by(CatalogVersion.activated_at.desc(), CatalogVersion.version.desc())
+        .limit(1)
+    ).first()
+
+
+def in_force(sess: Session) -> catalog.Catalog:
+    """The catalog new offers use: the version activated last, else the shipped file."""
+    row = _active_row(sess)
+    return catalog.default() if row is None else _parsed(row.source, row.version)
+
+
+def listing(sess: Session) -> list[Listed]:
+    """Every stored version, newest first, then the shipped file; which one is in force."""
+    rows = sess.scalars(select(CatalogVersion).order_by(CatalogVersion.version.desc())).all()
+    active = _active_row(sess)
+    out = []
+    for row in rows:
+        cat = _parsed(row.source, row.version)
+        is_active = active is not None and row.version == active.version
+        out.append(
+            Listed(
+                row.version,
+                cat.currency,
+                len(cat.items),
+                row.added_by,
+                row.added_at,
+                row.activated_at,
+                is_active,
+                False,
+            )
+        )
+    shipped = catalog.default()
+    out.append(
+        Listed(shipped.version, shipped.currency, len(shipped.items), None, None, None, active is None, True)
+    )
+    return out
+
+
+def add(sess: Session, *, source: str, by: Principal, now: datetime) -> catalog.Catalog:
+    """Check a catalog's YAML as the file is checked and store it as a new, inactive version; audited.
+
+    Raises `catalog.CatalogFileError` (every problem with its line) or `Conflict` for a version number
+    that is taken (by a stored version or the shipped file)."""
+    if len(source) > MAX_SOURCE:
+        raise errors.InvalidInput(f"a catalog may have at most {MAX_SOURCE:,} characters")
+    cat = catalog.parse(source, source="catalog")
+    if cat.version == catalog.default().version or sess.get(CatalogVersion, cat.version) is not None:
+        raise Conflict(f"catalog version {cat.version} exists already: give the new one a higher version")
+    sess.add(CatalogVersion(version=cat.version, source=source, added_by=by.name, added_at=now))
+    data = {"currency": cat.currency, "items": [item.key for item in cat.items]}
+    log_event(sess, "catalog", cat.version, "catalog_added", by, data, now)
+    sess.flush()
+    return cat
+
+
+def activate(sess: Session, *, version: int, by: Principal, now: datetime) -> catalog.Catalog:
+    """Put a stored version in force for new offers from now on; audited with the version it replaces."""
+    row = sess.get(CatalogVersion, version)
+    if row is None:
+        raise errors.NotFound(f"catalog version {version} not found")
+    before = in_force(sess).version
+    row.activated_at = now
+    sess.flush()
+    log_event(
+        sess,
+        "catalog",
+        version,
+        "catalog_activated",
+        by,
+        {},
+        now,
+        before={"version": before},
+        after={"version": version},
+    )
+    return _parsed(row.source, row.version)
