@@ -12,8 +12,10 @@ from fastapi.staticfiles import StaticFiles
 
 from api import auth, errors, exposure
 from api.console import actions as console_actions
+from api.console import catalog_page as console_catalog
 from api.console import ledger as console_ledger
 from api.console import pages as console_pages
+from api.console import subscriptions_page as console_subscriptions
 from api.console.render import HERE as CONSOLE_DIR
 from api.console.throttle import SignInThrottle
 from api.page_cache import VersionedPages
@@ -84,6 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(console_pages.router)
     app.include_router(console_actions.router)
     app.include_router(console_ledger.router)
+    app.include_router(console_catalog.router)
+    app.include_router(console_subscriptions.router)
     app.mount("/static", StaticFiles(directory=CONSOLE_DIR / "static"), name="static")
     openapi = app.openapi
 

@@ -47,10 +47,20 @@ def test_a_garbage_key_is_refused_and_pages_ask_to_sign_in(
 @pytest.mark.parametrize(
     ("who", "home", "heading", "links"),
     [
-        ("admin", "/admin", "Administration", ["Alerts", "Fleet", "Offers", "Accounts", "Ledger", "Admin"]),
-        ("tech", "/alerts", "Alert queue", ["Alerts", "Fleet"]),
-        ("am-acme", "/offers", "Offers inbox", ["Alerts", "Fleet", "Offers", "Accounts", "Ledger"]),
-        ("cust-acme", "/fleet", "Fleet by risk", ["Fleet", "Offers", "Ledger", "Alerts"]),
+        (
+            "admin",
+            "/admin",
+            "Administration",
+            ["Alerts", "Fleet", "Offers", "Accounts", "Ledger", "Notifications", "Admin"],
+        ),
+        ("tech", "/alerts", "Alert queue", ["Alerts", "Fleet", "Notifications"]),
+        (
+            "am-acme",
+            "/offers",
+            "Offers inbox",
+            ["Alerts", "Fleet", "Offers", "Accounts", "Ledger", "Notifications"],
+        ),
+        ("cust-acme", "/fleet", "Fleet by risk", ["Fleet", "Offers", "Ledger", "Alerts", "Notifications"]),
     ],
 )
 def test_each_role_lands_on_its_own_page(

@@ -1,0 +1,121 @@
+"""Console page of alert notification subscriptions: list, add and delete one's own (an admin: anyone's).
+
+It calls `api.notifications`, as the API's /notifications/subscriptions routes do, so the checks (which
+customers and sites the caller may name) are one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Path, Request
+from fastapi.responses import HTMLResponse
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
+
+from api import notifications
+from api.console import views
+from api.console.login import Actor, PageSession, Viewer, require
+from api.console.render import PageRoute, confirm_page, page, redirect
+from api.schemas import INT32_MAX, SubscriptionIn
+from api.scope import restrict
+from fleet.tables import Customer, Site
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+_subscription = TypeAdapter(SubscriptionIn)
+SubscriptionId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+ADDRESS_PROBLEM = {
+    "email": "An e-mail address, e.g. tech@example.com.",
+    "webhook": "The incoming webhook's address, starting with https:// (or http://).",
+}
+
+
+def subscriptions_page(request: Request, sess, who, *, form: dict | None = None, status_code: int = 200):  # noqa: ANN001, ANN201
+    """The caller's subscriptions (an admin: everyone's) and the form to add one."""
+    require(who, "alerts:read")
+    subs = notifications.subscriptions_of(sess, who)
+    customers = sess.scalars(restrict(select(Customer).order_by(Customer.name), Customer.id, who)).all()
+    sites = sess.scalars(restrict(select(Site).order_by(Site.name), Site.customer_id, who)).all()
+    context = {
+        "who": who,
+        "section": "notifications",
+        "subs": subs,
+        "users": views.user_names(sess, {s.user_id for s in subs}),
+        "customers": customers,
+        "customer_names": {c.id: c.name for c in customers},
+        "sites": sites,
+        "site_names": {s.id: s.name for s in sites},
+        "form": form or {"values": {"min_severity": "critical", "channel": "email"}, "errors": {}},
+    }
+    return page(request, "subscriptions.html", context, status_code=status_code)
+
+
+@router.get("/notifications", response_class=HTMLResponse)
+def show(request: Request, sess: PageSession, who: Viewer):
+    """Who is told of which alerts, and how."""
+    return subscriptions_page(request, sess, who)
+
+
+@router.post("/notifications")
+def add(
+    request: Request,
+    sess: PageSession,
+    who: Actor,
+    channel: Annotated[Literal["email", "webhook"], Form()],
+    min_severity: Annotated[Literal["medium", "high", "critical"], Form()] = "critical",
+    customer_id: Annotated[str, Form(max_length=12)] = "",
+    site_id: Annotated[str, Form(max_length=12)] = "",
+    address: Annotated[str, Form(max_length=500)] = "",
+):
+    """Subscribe the caller to alerts of a customer and/or site from a severity up, by e-mail or webhook."""
+    require(who, "alerts:read")
+    values = {
+        "channel": channel,
+        "min_severity": min_severity,
+        "customer_id": customer_id,
+        "site_id": site_id,
+        "address": address.strip(),
+    }
+    try:
+        body = _subscription.validate_python(
+            values | {"customer_id": customer_id or None, "site_id": site_id or None}
+        )
+    except ValidationError as exc:
+        problems = {str(e["loc"][1]) if len(e["loc"]) > 1 else "address": e["msg"] for e in exc.errors()}
+        if "address" in problems:
+            problems["address"] = ADDRESS_PROBLEM[channel]
+        form = {"values": values, "errors": problems}
+        return subscriptions_page(request, sess, who, form=form, status_code=422)
+    sub = notifications.subscribe(sess, who, body)
+    return redirect(
+        "/notifications", f"Subscribed: {sub.min_severity} alerts and up, by {sub.channel} to {sub.address}."
+    )
+
+
+@router.post("/notifications/{subscription_id}/delete")
+def delete(
+    request: Request,
+    subscription_id: SubscriptionId,
+    sess: PageSession,
+    who: Actor,
+    confirmed: Annotated[str, Form(max_length=3)] = "",
+):
+    """Delete a subscription, once confirmed; its notifications not yet sent are not sent."""
+    require(who, "alerts:read")
+    if confirmed != "yes":
+        shown = notifications.subscriptions_of(sess, who)
+        sub = next((s for s in shown if s.id == subscription_id), None)
+        if sub is not None:
+            return confirm_page(
+                request,
+                title=f"Stop notifications to {sub.address}?",
+                detail=f"Subscription {sub.id} ({sub.min_severity} alerts and up, by {sub.channel}) is "
+                "deleted; notifications of it not yet sent are not sent.",
+                button="Yes, delete the subscription",
+                fields={},
+                back="/notifications",
+            )
+    sub = notifications.unsubscribe(sess, who, subscription_id)
+    return redirect(
+        "/notifications", f"Subscription {sub.id} deleted: no more notifications to {sub.address}."
+    )
