@@ -145,6 +145,8 @@ SHOTS = (
     ("admin", "demo-admin", "/admin", "Consent, users and model versions"),
     ("quarantine", "demo-admin", "/admin/quarantine", "The quarantine: the live part's bad messages"),
     ("ledger", "demo-admin", "/ledger", "The ledger of the whole book"),
+    ("catalog", "demo-admin", "/admin/catalog", "The service catalog in force and its versions"),
+    ("notifications", "demo-tech", "/notifications", "A technician's alert notification subscriptions"),
 )
 # Taken after the account manager approved that offer and the router delivered it to the demo's CRM.
 AFTER_APPROVAL = (
