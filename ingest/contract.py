@@ -84,15 +84,23 @@ def parse_ts(
         return Rejection("bad_timestamp", f"ts {raw[:60]!r} is not ISO 8601")
     if ts.tzinfo is None:
         return Rejection("bad_timestamp", f"ts {raw[:60]!r} has no UTC offset (end it with Z)")
+    return _in_range(ts, limits, latest, raw)
+
+
+def _in_range(
+    ts: datetime, limits: Limits, latest: datetime | None, raw: str | None = None
+) -> datetime | Rejection:
+    """An aware timestamp from the floor to `latest` (now plus the margin by default), in UTC."""
     # Compared before any conversion: converting year 1 or 9999 with an offset to UTC overflows.
     if ts < limits.ts_floor:
-        return Rejection("bad_timestamp", f"ts {raw[:60]!r} is before {limits.ts_floor.isoformat()}")
+        shown = raw[:60] if raw is not None else ts.isoformat()
+        return Rejection("bad_timestamp", f"ts {shown!r} is before {limits.ts_floor.isoformat()}")
     if latest is None:
         latest = datetime.now(UTC) + limits.future_margin
     if ts > latest:
+        shown = raw[:60] if raw is not None else ts.isoformat()
         return Rejection(
-            "bad_timestamp",
-            f"ts {raw[:60]!r} is in the future (later than {latest.isoformat()} by our clock)",
+            "bad_timestamp", f"ts {shown!r} is in the future (later than {latest.isoformat()} by our clock)"
         )
     return ts if ts.tzinfo is UTC else ts.astimezone(UTC)
 
@@ -260,6 +268,35 @@ def parse_body(
     if type(where) is Rejection:
         return where
     return _reading(where, body, limits, now)
+
+
+def reading_of(
+    topic: str,
+    seq: int,
+    ts: datetime,
+    readings: dict,
+    *,
+    extra: dict | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    latest: datetime | None = None,
+) -> Reading | Rejection:
+    """A telemetry reading from values a protocol bridge decoded, with no JSON text to parse: `parse_body`'s
+    checks of the topic, seq, ts (an aware datetime here, up to `latest`) and readings."""
+    where = parse_topic(topic)
+    if type(where) is Rejection:
+        return where
+    if where[2] != contract.TOPIC_LEAF:
+        return Rejection("bad_topic", f"topic {topic[:200]!r} is not a telemetry topic")
+    checked_seq = _check_seq(seq)
+    if type(checked_seq) is Rejection:
+        return checked_seq
+    checked_ts = _in_range(ts, limits, latest)
+    if type(checked_ts) is Rejection:
+        return checked_ts
+    checked = _check_readings(readings, limits.max_readings)
+    if type(checked) is Rejection:
+        return checked
+    return Reading(where[0], where[1], checked_seq, checked_ts, checked, None, extra)
 
 
 def _reading(

@@ -121,11 +121,13 @@ class Pipeline:
         *,
         also: Callable[[Connection], None] | None = None,
         parsed: list[Reading | Event | Rejection] | None = None,
+        payload_of: Callable[[int], bytes] | None = None,
     ) -> tuple[Outcome, list[Reading | Event | Rejection]]:
         """Write a batch; returns the counts and, per message, what it carried or why it was quarantined.
 
         `also` writes more in the same transaction (a Sparkplug host's node state commits with its data).
         `parsed`: what each message is, checked by the caller through the contract (`contract.parse_body`).
+        `payload_of(i)`: the payload of message i, made only when it is quarantined (the messages carry none).
         """
         now, limits, parse = datetime.now(UTC), self.limits, contract.parse_message
         results: list[Reading | Event | Rejection] = (
@@ -181,9 +183,13 @@ class Pipeline:
             stored += events.write(conn, results)
             quarantine_rows = [
                 quarantine_row(
-                    topic, payload, result, datetime.fromtimestamp(at, UTC), keep_bytes=self._keep(result)
+                    messages[i][0],
+                    messages[i][1] if payload_of is None else payload_of(i),
+                    result,
+                    datetime.fromtimestamp(messages[i][2], UTC),
+                    keep_bytes=self._keep(result),
                 )
-                for (topic, payload, at), result in zip(messages, results, strict=True)
+                for i, result in enumerate(results)
                 if type(result) is Rejection
             ]
             telemetry.insert_quarantine(conn, quarantine_rows)

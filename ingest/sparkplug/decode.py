@@ -86,10 +86,9 @@ def decode_payload(payload: bytes) -> tuple[int | None, int | None, list[Metric]
         return Rejection("sparkplug_bad_payload", f"payload is not a Sparkplug B protobuf: {str(exc)[:200]}")
     metrics = []
     for m in message.metrics:
-        # Unset fields read as "" or 0; HasField (slow) only tells those apart from an explicit "" or 0.
-        name, alias, ms = m.name, m.alias, m.timestamp
-        if not name and not m.HasField("name"):
-            name = None
+        # Unset fields read as "" or 0; HasField (slow) only tells those apart from an explicit 0. An empty
+        # name is no name (data by alias carries none).
+        name, alias, ms = m.name or None, m.alias, m.timestamp
         if not alias and not m.HasField("alias"):
             alias = None
         if not ms and not m.HasField("timestamp"):

@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from sqlalchemy import Connection
 
 from fleet import sparkplug_state, telemetry
-from ingest.contract import parse_body
+from ingest.contract import Limits, parse_body, reading_of
 from ingest.pipeline import Pipeline, RawMessage, quarantine_row
 from ingest.schemas import Event, Outcome, Reading, Rejection
 from ingest.sparkplug.decode import decode_payload, parse_topic
 from ingest.sparkplug.mapping import Mapping
-from ingest.sparkplug.session import Sessions, own
+from ingest.sparkplug.session import Sessions, Values, own
 
 log = logging.getLogger(__name__)
 
 NodeKey = sparkplug_state.NodeKey
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _check(
+    item: Values | tuple[str, dict], limits: Limits, now: datetime, latest: datetime
+) -> Reading | Event | Rejection:
+    """What the contract makes of one translated message: values are checked as they are (no JSON text, no ISO
+    time to parse), an event as the dict JSON parsing would give."""
+    if type(item) is Values:
+        ts = _EPOCH + timedelta(milliseconds=item.ms)
+        return reading_of(
+            item.topic, item.seq, ts, item.readings, extra=item.extra, limits=limits, latest=latest
+        )
+    return parse_body(item[0], item[1], limits=limits, now=now)
 
 
 class SparkplugPipeline:
@@ -50,9 +64,13 @@ class SparkplugPipeline:
         working = dict(self._states)
         touched: set[NodeKey] = set()
         rebirths: list[NodeKey] = []
-        json_messages: list[RawMessage] = []
+        # What the messages become in the contract: (topic, no payload, received at), their values or event
+        # bodies (made JSON text only for a quarantine row), and what the contract's checks made of each.
+        translated: list[RawMessage] = []
+        bodies: list[Values | tuple[str, dict]] = []
         parsed: list[Reading | Event | Rejection] = []
         now, limits = datetime.now(UTC), self.pipeline.limits
+        latest = now + limits.future_margin
         rejected: list[dict] = []
         results: list[Rejection | None] = []
         for (topic, text, payload), (_, _, received) in zip(decoded, messages, strict=True):
@@ -70,10 +88,10 @@ class SparkplugPipeline:
                     if out.rebirth:
                         rebirths.append(node)
                     rejection = out.rejection
-                    for t, body in out.messages:
-                        # Checked as dicts through the contract; the JSON text is kept for a quarantine row.
-                        parsed.append(parse_body(t, body, limits=limits, now=now))
-                        json_messages.append((t, orjson.dumps(body), received))
+                    for item in out.messages:
+                        parsed.append(_check(item, limits, now, latest))
+                        translated.append((item[0], b"", received))
+                        bodies.append(item)
             results.append(rejection)
             if rejection is not None:
                 at = datetime.fromtimestamp(received, UTC)
@@ -83,7 +101,11 @@ class SparkplugPipeline:
             sparkplug_state.save(conn, self.host_id, {k: working[k] for k in touched if working[k]})
             telemetry.insert_quarantine(conn, rejected)
 
-        outcome, _ = self.pipeline.store(json_messages, also=also, parsed=parsed)
+        def payload_of(i: int) -> bytes:
+            item = bodies[i]
+            return orjson.dumps(item.body() if type(item) is Values else item[1])
+
+        outcome, _ = self.pipeline.store(translated, also=also, parsed=parsed, payload_of=payload_of)
         self._states = working
         for reason in (r.reason for r in results if r is not None):
             outcome.add_reason(reason)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from fleet import contract
 from ingest.schemas import Rejection
@@ -17,12 +18,27 @@ _TS_LIMIT = 1 << 42  # ms, the year 2109
 _INDEX_LIMIT = 1 << 13
 
 
+class Values(NamedTuple):
+    """The telemetry of one metric time of a message: its topic in the contract, the row's `seq` (`key`),
+    the time in ms, readings by sensor and the row's extra fields (`sparkplug`: where it came from)."""
+
+    topic: str
+    seq: int
+    ms: int
+    readings: dict
+    extra: dict
+
+    def body(self) -> dict:
+        """The contract v1 body these values stand for (the JSON text of a quarantined one)."""
+        return {"v": 1, "seq": self.seq, "ts": _iso(self.ms), "readings": self.readings, **self.extra}
+
+
 @dataclass(slots=True)
 class Translation:
-    """What one Sparkplug message becomes: contract messages (topic, body as JSON would give it), or a
-    rejection; maybe a rebirth request."""
+    """What one Sparkplug message becomes: telemetry values and event messages (topic, body as JSON would
+    give it), or a rejection; maybe a rebirth request."""
 
-    messages: list[tuple[str, dict]] = field(default_factory=list)
+    messages: list[Values | tuple[str, dict]] = field(default_factory=list)
     rejection: Rejection | None = None
     rebirth: bool = False
 
@@ -60,8 +76,8 @@ def _iso(ms: int) -> str:
 
 def translate(
     target: Target, topic_text: str, ts: int, seq: int, metrics: list[tuple[str, Metric]]
-) -> list[tuple[str, dict]] | Rejection:
-    """Named metrics of one message → telemetry (one message per metric time) and event messages."""
+) -> list[Values | tuple[str, dict]] | Rejection:
+    """Named metrics of one message → telemetry values (one per metric time) and event messages."""
     groups: dict[tuple[int, bool], dict] = {}
     events: list[tuple[int, str, str | None]] = []
     for name, (_, _, ms, historical, value) in metrics:
@@ -81,12 +97,13 @@ def translate(
             events.append((ms, rule.code, rule.severity))
     if len(events) >= _INDEX_LIMIT:
         return Rejection("sparkplug_bad_payload", f"{len(events)} event metrics in one message")
-    out = []
+    out: list[Values | tuple[str, dict]] = []
     telemetry_topic = contract.telemetry_topic(target.tenant, target.machine)
     for (ms, historical), readings in groups.items():
         origin = {"topic": topic_text, "seq": seq, "historical": historical}
-        body = {"v": 1, "seq": key(ms, seq), "ts": _iso(ms), "readings": readings, "sparkplug": origin}
-        out.append((telemetry_topic, body))
+        out.append(Values(telemetry_topic, key(ms, seq), ms, readings, {"sparkplug": origin}))
+    if not events:
+        return out
     events_topic = f"{contract.TOPIC_ROOT}/{target.tenant}/{target.machine}/{contract.EVENTS_LEAF}"
     for i, (ms, code, severity) in enumerate(events, start=1):
         body = {"v": 1, "seq": key(ms, seq, i), "ts": _iso(ms), "code": code}

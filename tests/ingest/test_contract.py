@@ -9,7 +9,7 @@ import pytest
 
 from fleet import contract as fleet_contract
 from fleet.settings import Settings
-from ingest.contract import Limits, parse_body, parse_message
+from ingest.contract import Limits, parse_body, parse_message, reading_of
 from ingest.schemas import Reading, Rejection
 
 TOPIC = "fleet/acme/pump-7/telemetry"
@@ -167,3 +167,34 @@ def test_timestamps_are_normalised_to_utc():
 def test_a_decoded_body_gets_the_same_answer_as_its_json(fields):
     payload = body(**fields)
     assert parse_body(TOPIC, json.loads(payload), now=NOW) == parse_message(TOPIC, payload, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"readings": {"t": True}},
+        {"readings": {"t c": 1}},
+        {"readings": {"t": float("inf")}},
+        {"ts": "2026-11-23T09:05:01Z"},
+        {"ts": "1999-12-31T23:59:59Z"},
+        {"seq": -1},
+    ],
+)
+def test_values_from_a_bridge_get_the_same_answer_as_the_body_they_stand_for(fields):
+    """`reading_of` takes the time as a datetime (no ISO text to parse), then checks as `parse_body` does."""
+    decoded = {"v": 1, "seq": 42, "ts": "2026-11-23T08:00:00.000Z", "readings": {"temperature_c": 71.3}}
+    decoded |= {"sparkplug": {"seq": 3}, **fields}
+    ts = datetime.fromisoformat(decoded["ts"])
+    latest = NOW + Limits().future_margin
+    extra = {"sparkplug": {"seq": 3}}
+    got = reading_of(TOPIC, decoded["seq"], ts, decoded["readings"], extra=extra, latest=latest)
+    want = parse_body(TOPIC, decoded, now=NOW)
+    assert type(got) is type(want)
+    assert got == want if type(want) is Reading else got.reason == want.reason
+
+
+def test_values_for_an_events_topic_are_refused():
+    events = TOPIC.replace("/telemetry", "/events")
+    got = reading_of(events, 1, datetime(2026, 11, 23, 8, tzinfo=UTC), {"temperature_c": 1.0})
+    assert type(got) is Rejection and got.reason == "bad_topic"

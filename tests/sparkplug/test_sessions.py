@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pysparkplug as spb
 from sqlalchemy import select
 
@@ -89,4 +91,9 @@ def test_values_go_through_the_contract_checks_and_nan_is_a_missing_value(engine
     assert [r["temperature_c"] for r in readings(engine)] == [60.0, None]
     assert quarantine_reasons(engine) == ["wrong_type"]  # the contract's reason for a text reading
     with engine.connect() as conn:
-        assert conn.scalar(select(Quarantine.topic)) == "fleet/acme/m-000/telemetry"
+        topic, payload = conn.execute(select(Quarantine.topic, Quarantine.payload)).one()
+    assert topic == "fleet/acme/m-000/telemetry"
+    # The JSON text the values stand for, made for the quarantine row only (replayable by the JSON path).
+    body = json.loads(payload)
+    assert body["readings"] == {"temperature_c": "hot"} and body["ts"].startswith("2026-11-18T")
+    assert body["sparkplug"]["topic"] == f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}"
