@@ -11,6 +11,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import catalog
@@ -93,12 +94,19 @@ def add(sess: Session, *, source: str, by: Principal, now: datetime) -> catalog.
         raise errors.InvalidInput(f"a catalog may have at most {MAX_SOURCE:,} characters")
     cat = catalog.parse(source, source="catalog")
     if cat.version == catalog.default().version or sess.get(CatalogVersion, cat.version) is not None:
-        raise Conflict(f"catalog version {cat.version} exists already: give the new one a higher version")
-    sess.add(CatalogVersion(version=cat.version, source=source, added_by=by.name, added_at=now))
+        raise _taken(cat.version)
+    try:
+        with sess.begin_nested():  # a refused insert leaves the caller's transaction usable
+            sess.add(CatalogVersion(version=cat.version, source=source, added_by=by.name, added_at=now))
+    except IntegrityError:  # the same number added at the same moment by another request
+        raise _taken(cat.version) from None
     data = {"currency": cat.currency, "items": [item.key for item in cat.items]}
     log_event(sess, "catalog", cat.version, "catalog_added", by, data, now)
-    sess.flush()
     return cat
+
+
+def _taken(version: int) -> Conflict:
+    return Conflict(f"catalog version {version} exists already: choose a version number not used yet")
 
 
 def activate(sess: Session, *, version: int, by: Principal, now: datetime) -> catalog.Catalog:
