@@ -1,11 +1,12 @@
 """Which offer to propose: the static first fit, or a contextual bandit that learns from the outcome ledger.
 
 The learning policy keeps one Bayesian logistic model of acceptance over every arm (offer type × price
-point) and the context, and proposes the arm of highest price × acceptance under the posterior (or, at a
-`temperature` above 0, under draws from it: 1 is Thompson sampling). With probability `exploration` it
-picks uniformly among the fitting arms instead. The probability of the chosen arm (the propensity) is
-computed over that whole mixture and logged with the context and the alternatives, so any policy can be
-evaluated off-line from the log.
+point) and the context, with a small model per account beside it, and proposes the arm of highest price ×
+acceptance at an upper confidence bound of the posterior (`optimism`; or, at a `temperature` above 0,
+under draws from it: 1 is Thompson sampling). With probability `exploration` it picks uniformly among
+the fitting arms instead. The probability of the chosen arm (the propensity) is computed over that whole
+mixture and logged with the context and the alternatives, so any policy can be evaluated off-line from
+the log.
 """
 
 from __future__ import annotations
@@ -108,12 +109,14 @@ def build(
     name: str,
     *,
     exploration: float,
-    temperature: float = 0.25,
+    temperature: float = 0.0,
+    optimism: float = 0.5,
     rows: Iterable[tuple[Context, Arm, float]] = (),
 ) -> OfferPolicy:
     """The configured policy (`first_fit`, `learning`), trained on ledger rows where it learns."""
     if name == "learning":
-        return LearningPolicy(exploration=exploration, temperature=temperature).fit(rows)
+        policy = LearningPolicy(exploration=exploration, temperature=temperature, optimism=optimism)
+        return policy.fit(rows)
     if name == "first_fit":
         return FirstFit()
     raise ValueError(f"unknown offer policy {name!r}")
@@ -177,32 +180,44 @@ class LearningPolicy:
     """A Bayesian logistic model of acceptance; revenue is price times acceptance; bounded exploration.
 
     One model over every arm, so an outcome of one offer teaches about the others: offer type by segment,
-    price (relative to list and absolute) and the situation. A decline or an expiry is a negative
-    outcome. The posterior is a Laplace approximation, refitted by Newton steps
-    when new outcomes arrived.
+    price (relative to list and absolute) and the situation. Beside it, each account (customer) has its
+    own small model: how much more or less than its segment it buys, overall and per offer type, learned
+    only from that account's outcomes and pulled towards zero by its prior (`account_sd`), so an account
+    with few outcomes follows the pooled model. A decline or an expiry is a negative outcome. Both
+    posteriors are Laplace approximations, refitted by alternating Newton steps (pooled model given the
+    accounts' effects, then every account given the pooled model) when new outcomes arrived.
 
     The prior starts where a salesperson would: every offer at list price is taken about one time in
     four (`prior_acceptance`), so price times acceptance ranks the dearest fitting item first, as first
     fit does; a price above list is taken less often (`prior_price_effect`, log-odds per 100 % of list).
 
-    Choice: each arm's revenue is drawn from the posterior with its spread scaled by `temperature`
-    (1 is Thompson sampling, 0 the posterior mean) and the best wins; with probability `exploration`
-    a fitting arm is chosen uniformly instead. The logged propensity covers both ways.
+    Choice: each arm is scored at its price times its acceptance at the posterior mean log-odds plus
+    `optimism` posterior standard deviations (an upper confidence bound: an offer the ledger knows
+    little about gets tried), and the best wins; at a `temperature` above 0 the log-odds are drawn from
+    the posterior instead, its spread scaled by `temperature` (1 is Thompson sampling). With
+    probability `exploration` a fitting arm is chosen uniformly instead. The logged propensity covers
+    both ways.
     """
 
     exploration: float = 0.05
-    temperature: float = 0.25
+    temperature: float = 0.0
+    optimism: float = 0.5
     prior_acceptance: float = 0.27
     prior_price_effect: float = -3.0
     prior_sd: tuple[float, float, float, float] = (0.5, 0.3, 1.0, 0.5)  # log-odds: item, item×segment,
     # price, situation
+    account_sd: tuple[float, float] = (0.3, 0.5)  # log-odds: the account overall, the account × item
     items: tuple[str, ...] = ()
     name: str = "learning"
     coef_: np.ndarray | None = None
     cov_: np.ndarray | None = None
+    account_coef_: dict[int, np.ndarray] = field(default_factory=dict)
+    account_cov_: dict[int, np.ndarray] = field(default_factory=dict)
     learned_: int = 0
     _x: list[np.ndarray] = field(default_factory=list, repr=False)
+    _z: list[np.ndarray] = field(default_factory=list, repr=False)
     _y: list[float] = field(default_factory=list, repr=False)
+    _rows_of: dict[int, list[int]] = field(default_factory=dict, repr=False)  # account -> its rows
     _stale: bool = field(default=True, repr=False)
 
     def __post_init__(self) -> None:
@@ -212,7 +227,10 @@ class LearningPolicy:
 
     def learn(self, ctx: Context, arm: Arm, revenue: float) -> None:
         """Add one outcome (accepted when it earned revenue; declined and expired are not)."""
+        if ctx.account is not None:
+            self._rows_of.setdefault(ctx.account, []).append(len(self._y))
         self._x.append(arm_features(ctx, arm, self.items))
+        self._z.append(self._account_features(arm))
         self._y.append(1.0 if revenue > 0 else 0.0)
         self.learned_ += 1
         self._stale = True
@@ -224,8 +242,12 @@ class LearningPolicy:
         self._refit()
         return self
 
+    def _account_features(self, arm: Arm) -> np.ndarray:
+        """An account's columns for offering `arm`: its overall effect and its effect for the item."""
+        return np.array([1.0, *(1.0 if arm.item == k else 0.0 for k in self.items)])
+
     def _prior(self) -> tuple[np.ndarray, np.ndarray]:
-        """The prior mean and precision of every column."""
+        """The pooled model's prior mean and precision of every column."""
         n_items, n_seg = len(self.items), len(SEGMENTS)
         sd_item, sd_item_seg, sd_price, sd_situation = self.prior_sd
         sd = [sd_item] * n_items + [sd_item_seg] * n_items * n_seg + [sd_price] * (n_seg + 2)
@@ -235,46 +257,71 @@ class LearningPolicy:
         mean[n_items * (n_seg + 1)] = self.prior_price_effect  # the price-ratio column
         return mean, 1.0 / np.square(sd)
 
+    def _account_precision(self) -> np.ndarray:
+        """The prior precision of an account's effects (mean zero: the account buys as its segment)."""
+        return 1.0 / np.square([self.account_sd[0]] + [self.account_sd[1]] * len(self.items))
+
     def _refit(self, steps: int = 3) -> None:
         mean, precision = self._prior()
         coef = self.coef_ if self.coef_ is not None else mean.copy()  # warm start from the last fit
         hessian = np.diag(precision)
         if self._x:
-            x = np.vstack(self._x)
-            y = np.array(self._y)
+            x, z, y = np.vstack(self._x), np.vstack(self._z), np.array(self._y)
+            offset = np.zeros(len(y))  # each row's account effect
+            for account, rows in self._rows_of.items():
+                if account in self.account_coef_:
+                    offset[rows] = z[rows] @ self.account_coef_[account]
             for _ in range(steps):
-                p = 1.0 / (1.0 + np.exp(-(x @ coef)))
+                p = _sigmoid(x @ coef + offset)
                 hessian = np.diag(precision) + (x * (p * (1 - p))[:, None]).T @ x
                 coef = coef + np.linalg.solve(hessian, x.T @ (y - p) - precision * (coef - mean))
+                offset = self._refit_accounts(x @ coef, z, y)
         self.coef_ = coef
-        # The posterior covariance is only drawn from when temperature > 0.
-        self.cov_ = np.linalg.inv(hessian) if self.temperature > 0 else None
+        self.cov_ = np.linalg.inv(hessian)
         self._stale = False
 
-    def _logits(self, ctx: Context, arms: Sequence[Arm]) -> tuple[np.ndarray, np.ndarray]:
+    def _refit_accounts(self, pooled: np.ndarray, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """One Newton step of every account's effects given the pooled log-odds; each row's effect."""
+        precision = self._account_precision()
+        offset = np.zeros(len(y))
+        for account, rows in self._rows_of.items():
+            zr = z[rows]
+            b = self.account_coef_.get(account, np.zeros(len(precision)))
+            p = _sigmoid(pooled[rows] + zr @ b)
+            hessian = np.diag(precision) + (zr * (p * (1 - p))[:, None]).T @ zr
+            b = b + np.linalg.solve(hessian, zr.T @ (y[rows] - p) - precision * b)
+            self.account_coef_[account] = b
+            self.account_cov_[account] = np.linalg.inv(hessian)
+            offset[rows] = zr @ b
+        return offset
+
+    def _posterior(self, ctx: Context, arms: Sequence[Arm]) -> tuple[np.ndarray, np.ndarray]:
+        """Each arm's posterior mean log-odds of acceptance and their covariance."""
         if self._stale:
             self._refit()
         phi = np.vstack([arm_features(ctx, arm, self.items) for arm in arms])
-        return phi @ self.coef_, phi
+        z = np.vstack([self._account_features(arm) for arm in arms])
+        b = self.account_coef_.get(ctx.account, np.zeros(z.shape[1]))
+        account_cov = self.account_cov_.get(ctx.account, np.diag(1.0 / self._account_precision()))
+        return phi @ self.coef_ + z @ b, phi @ self.cov_ @ phi.T + z @ account_cov @ z.T
 
     def expected_revenue(self, ctx: Context, arms: Sequence[Arm]) -> np.ndarray:
         """Each arm's price times its acceptance probability under the posterior mean."""
-        logits, _ = self._logits(ctx, arms)
-        return np.array([arm.price for arm in arms]) / (1.0 + np.exp(-logits))
+        logits, _ = self._posterior(ctx, arms)
+        return np.array([arm.price for arm in arms]) * _sigmoid(logits)
 
     def choice_probabilities(self, ctx: Context, arms: Sequence[Arm], rng: np.random.Generator) -> np.ndarray:
-        """Each arm's probability of being chosen (exploration share plus its share of the best draws)."""
-        logits, phi = self._logits(ctx, arms)
+        """Each arm's probability of being chosen (exploration share plus its share of the best scores)."""
+        logits, cov = self._posterior(ctx, arms)
         prices = np.array([arm.price for arm in arms])
         if self.temperature == 0:
             wins = np.zeros(len(arms))
-            wins[int(np.argmax(prices / (1.0 + np.exp(-logits))))] = 1.0
+            bound = logits + self.optimism * np.sqrt(np.clip(np.diag(cov), 0.0, None))
+            wins[int(np.argmax(prices * _sigmoid(bound)))] = 1.0
         else:
-            spread = self.temperature * phi @ self.cov_ @ phi.T
-            chol = np.linalg.cholesky(spread + 1e-9 * np.eye(len(arms)))
+            chol = np.linalg.cholesky(self.temperature * cov + 1e-9 * np.eye(len(arms)))
             draws = logits + rng.standard_normal((DRAWS, len(arms))) @ chol.T
-            revenue = prices / (1.0 + np.exp(-draws))
-            wins = np.bincount(revenue.argmax(axis=1), minlength=len(arms)) / DRAWS
+            wins = np.bincount((prices * _sigmoid(draws)).argmax(axis=1), minlength=len(arms)) / DRAWS
         return self.exploration / len(arms) + (1.0 - self.exploration) * wins
 
     def propose(self, ctx: Context, arms: Sequence[Arm], rng: np.random.Generator) -> Proposal:
@@ -283,6 +330,10 @@ class LearningPolicy:
         pick = int(rng.choice(len(arms), p=probs / probs.sum()))
         alternatives = tuple(zip(arms, map(float, probs), strict=True))
         return Proposal(arms[pick], float(probs[pick]), self.name, alternatives)
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 @dataclass

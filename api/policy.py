@@ -123,7 +123,11 @@ def _offer_policy(sess, settings: Settings) -> offer_policy.OfferPolicy:
     chosen = catalog_versions.in_force(sess).policy
     rows = offer_ledger.from_offers(sess).rows() if chosen.name != "first_fit" else ()
     return offer_policy.build(
-        chosen.name, exploration=chosen.exploration, temperature=chosen.temperature, rows=rows
+        chosen.name,
+        exploration=chosen.exploration,
+        temperature=chosen.temperature,
+        optimism=chosen.optimism,
+        rows=rows,
     )
 
 

@@ -36,7 +36,10 @@ def market_command(
         offer_policy.EpsilonGreedy()
         if policy == "epsilon_greedy"
         else offer_policy.build(
-            policy, exploration=cat.policy.exploration, temperature=cat.policy.temperature
+            policy,
+            exploration=cat.policy.exploration,
+            temperature=cat.policy.temperature,
+            optimism=cat.policy.optimism,
         )
     )
     world = market.build(seed, machines=machines, customers=customers)
