@@ -18,8 +18,10 @@ from tests.api.support import NOW, World, add_prediction, build_world
 from tests.console.test_pages import ConsoleClient, flash, sign_in
 
 SHIPPED = catalog.DEFAULT_FILE.read_text(encoding="utf-8")
-# Version 3: the planned part replacement costs 2,500.50 in the default segment instead of 2,400.00.
-GOOD = SHIPPED.replace("version: 2\n", "version: 3\n").replace(
+OLD = catalog.default().version  # the shipped file's
+NEW = OLD + 1
+# The next version: the planned part replacement costs 2,500.50 in the default segment instead of 2,400.00.
+GOOD = SHIPPED.replace(f"version: {OLD}\n", f"version: {NEW}\n").replace(
     "default: [2400.00, 2160.00, 2640.00]", "default: [2500.50, 2250.00, 2750.00]"
 )
 # Two problems: a risk above 1 and a template placeholder the catalog does not know.
@@ -59,7 +61,7 @@ def test_the_admin_sees_the_catalog_in_force_with_prices_texts_and_downtime(
     sign_in(client, world, "admin")
     assert 'href="/admin/catalog"' in client.get("/admin").text
     html = client.get("/admin/catalog").text
-    assert "In force for new offers: version 2" in html
+    assert f"In force for new offers: version {OLD}" in html
     spindle = re.search(r'<tr data-type="cnc_spindle">(.*?)</tr>', html, re.S).group(1)
     assert "24 h" in spindle and "EUR 2,500.00" in spindle and "EUR 60,000.00" in spindle
     part = re.search(r'<article class="card" data-item="wear_part_replacement">(.*?)</article>', html, re.S)
@@ -67,7 +69,7 @@ def test_the_admin_sees_the_catalog_in_force_with_prices_texts_and_downtime(
     assert "EUR 2,300.00" in part.group(1)  # the small segment's list price
     assert "bearing wear" in part.group(1) and "risk ≥ 70 %" in part.group(1)
     assert "Geplanter Tausch des Verschleißteils an {machine}" in part.group(1)  # the German template
-    assert re.search(r'<tr data-version="2">.*?shipped file.*?in force', html, re.S)
+    assert re.search(rf'<tr data-version="{OLD}">.*?shipped file.*?in force', html, re.S)
 
 
 @pytest.mark.parametrize("who", ["tech", "am-acme", "cust-acme"])
@@ -96,7 +98,7 @@ def test_a_bad_version_shows_each_problem_with_its_line_and_changes_nothing(
     assert f"line {_line(BAD, 'min_risk: 1.7')}: items[1].min_risk:" in text
     assert f"line {_line(BAD, '{machine_code}')}: items[3].text.en.title:" in text
     assert "{machine_code}" in response.text  # the text is kept for correcting
-    assert stored(world) == [] and in_force(world) == 2
+    assert stored(world) == [] and in_force(world) == OLD
     with world.client() as api_client:
         api = api_client.post("/api/v1/catalog/versions", json={"yaml": BAD}, headers=world.headers("admin"))
     assert api.status_code == 422 and f"catalog:{_line(BAD, 'min_risk: 1.7')}: items[1].min_risk" in api.text
@@ -113,23 +115,23 @@ def test_a_good_version_is_added_then_activated_and_new_offers_use_it(
         data={"source": ""},
     )
     assert response.status_code == 200
-    assert flash(response.text) == "Catalog version 3 added; activate it to use it for new offers."
-    assert stored(world) == [3] and in_force(world) == 2  # added, not yet in force
+    assert flash(response.text) == f"Catalog version {NEW} added; activate it to use it for new offers."
+    assert stored(world) == [NEW] and in_force(world) == OLD  # added, not yet in force
     again = client.post("/admin/catalog", data={"source": GOOD})
-    assert again.status_code == 422 and "Catalog version 3 exists already" in again.text
+    assert again.status_code == 422 and f"Catalog version {NEW} exists already" in again.text
 
-    response = client.post("/admin/catalog/3/activate")
-    assert flash(response.text) == "Catalog version 3 is now in force for new offers."
-    assert "In force for new offers: version 3" in response.text and "EUR 2,500.50" in response.text
-    assert in_force(world) == 3
-    assert client.post("/admin/catalog/4/activate").status_code == 404
+    response = client.post(f"/admin/catalog/{NEW}/activate")
+    assert flash(response.text) == f"Catalog version {NEW} is now in force for new offers."
+    assert f"In force for new offers: version {NEW}" in response.text and "EUR 2,500.50" in response.text
+    assert in_force(world) == NEW
+    assert client.post(f"/admin/catalog/{NEW + 1}/activate").status_code == 404
     with session(world.engine) as sess:
         trail = sess.scalars(select(WorkflowEvent).where(WorkflowEvent.subject == "catalog")).all()
     assert [(e.action, e.subject_id, e.actor) for e in trail] == [
-        ("catalog_added", 3, "admin"),
-        ("catalog_activated", 3, "admin"),
+        ("catalog_added", NEW, "admin"),
+        ("catalog_activated", NEW, "admin"),
     ]
-    assert (trail[1].before, trail[1].after) == ({"version": 2}, {"version": 3})
+    assert (trail[1].before, trail[1].after) == ({"version": OLD}, {"version": NEW})
 
     machine = world.machines["acme"][2]
     add_prediction(world.engine, machine, risk=0.75, hours_ahead=240)
@@ -137,15 +139,18 @@ def test_a_good_version_is_added_then_activated_and_new_offers_use_it(
     with session(world.engine) as sess:
         offer = sess.scalars(select(Offer).where(Offer.machine_id == machine)).one()
         assert (offer.catalog_version, offer.catalog_item, offer.price) == (
-            3,
+            NEW,
             "wear_part_replacement",
             2500.50,
         )
         assert "EUR 2,500.50" in offer.reason
     with world.client() as api:
-        assert api.get("/api/v1/catalog", headers=world.headers("am-acme")).json()["version"] == 3
+        assert api.get("/api/v1/catalog", headers=world.headers("am-acme")).json()["version"] == NEW
         listed = api.get("/api/v1/catalog/versions", headers=world.headers("admin")).json()
-    assert [(v["version"], v["active"], v["shipped"]) for v in listed] == [(3, True, False), (2, False, True)]
+    assert [(v["version"], v["active"], v["shipped"]) for v in listed] == [
+        (NEW, True, False),
+        (OLD, False, True),
+    ]
 
 
 def test_catalog_forms_without_the_session_csrf_token_are_refused(
@@ -156,6 +161,6 @@ def test_catalog_forms_without_the_session_csrf_token_are_refused(
     assert stored(world) == []
     with world.client() as api:
         added = api.post("/api/v1/catalog/versions", json={"yaml": GOOD}, headers=world.headers("admin"))
-        assert added.status_code == 201 and added.json()["version"] == 3
-    assert client.post("/admin/catalog/3/activate", data={"csrf_token": "forged"}).status_code == 403
-    assert in_force(world) == 2
+        assert added.status_code == 201 and added.json()["version"] == NEW
+    assert client.post(f"/admin/catalog/{NEW}/activate", data={"csrf_token": "forged"}).status_code == 403
+    assert in_force(world) == OLD

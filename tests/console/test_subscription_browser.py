@@ -7,6 +7,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from api import catalog
 from tests.console.conftest import Console
 from tests.console.test_browser import sign_in
 
@@ -42,6 +43,6 @@ def test_the_admin_opens_the_catalog_from_the_admin_page(page: Page, console: Co
     sign_in(page, console, "admin")
     page.get_by_role("navigation", name="Admin screens").get_by_role("link", name="Catalog").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Service catalog")
-    expect(page.locator("#in-force h2")).to_contain_text("version 2")
+    expect(page.locator("#in-force h2")).to_contain_text(f"version {catalog.default().version}")
     expect(page.locator('#downtime tr[data-type="cnc_spindle"]')).to_contain_text("EUR 60,000.00")
     console.shoot(page, "catalog")
