@@ -203,7 +203,7 @@ class LearningPolicy:
     temperature: float = 0.0
     optimism: float = 0.5
     prior_acceptance: float = 0.27
-    prior_price_effect: float = -3.0
+    prior_price_effect: float = -5.0
     prior_sd: tuple[float, float, float, float] = (0.5, 0.3, 1.0, 0.5)  # log-odds: item, item×segment,
     # price, situation
     account_sd: tuple[float, float] = (0.3, 0.5)  # log-odds: the account overall, the account × item
