@@ -14,7 +14,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import catalog, schemas
+from api import catalog, catalog_versions, schemas
 from api.auth import Principal
 from api.console.charts import _ticks
 from api.console.ledger_figures import Figures, by_account_and_month
@@ -89,7 +89,8 @@ def build(sess: Session, who: Principal, customers: list[Customer], start: date,
     """The ledger of these customers (already in the caller's scope) over the period."""
     since = datetime.combine(start, time(), UTC)
     until = datetime.combine(end + timedelta(days=1), time(), UTC)
-    found = by_account_and_month(sess, [c.id for c in customers], since, until)
+    cat = catalog_versions.in_force(sess)
+    found = by_account_and_month(sess, [c.id for c in customers], since, until, cat)
     # An account manager sees no alert or risk figure of a customer who has not granted `offers`.
     scope = risk_scope(sess, who)
     per_account = {c.id: Figures() for c in customers}
@@ -108,7 +109,7 @@ def build(sess: Session, who: Principal, customers: list[Customer], start: date,
         rows,
         Row("total", "All accounts shown", total, bool(rows) and all(r.alerts_hidden for r in rows)),
         months,
-        catalog.default().currency,
+        cat.currency,
     )
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from api.catalog import default as default_catalog
+from api import catalog_versions
 from api.events import OFFER_APPROVED
 from fleet.db import session
 from fleet.tables import Alert, Machine, Offer, OutboxMessage
@@ -102,8 +102,8 @@ def seed(world: World) -> None:
 
 def expected(engine: Engine, customer_id: int, start: datetime, end: datetime) -> dict[str, float]:
     """The figures of one account for [start, end), read from the tables row by row."""
-    downtime = default_catalog().downtime
     with session(engine) as sess:
+        downtime = catalog_versions.in_force(sess).downtime
         alerts = sess.execute(
             select(Alert.first_seen, Alert.finding, Machine.machine_type)
             .join(Machine, Machine.id == Alert.machine_id)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import update
 
+from api import catalog
 from api.app import create_app
 from api.catalog import format_money
 from api.console import render
@@ -117,6 +118,28 @@ def test_a_chosen_period_and_one_account(client: ConsoleClient, world: World) ->
     rows = csv_rows(client, f"/ledger.csv?start=2025-10-01&end=2026-03-31&account={acme}")
     assert [(r["account"], r["revenue"]) for r in rows] == [("acme", "2849.50")]
     assert client.get("/ledger?start=2026-05-01&end=2026-04-01").status_code == 400
+
+
+def test_the_downtime_avoided_follows_the_catalog_version_in_force(
+    client: ConsoleClient, world: World
+) -> None:
+    """Downtime economics are catalog data: a newly activated version's costs are what the ledger counts."""
+    sign_in(client, world, "admin")
+    acme = str(world.customers["acme"])
+    before = ledger_table(client.get("/ledger").text)[acme]["downtime_cost"]
+    shipped = catalog.DEFAULT_FILE.read_text(encoding="utf-8")
+    old = catalog.default().version
+    doubled = shipped.replace(f"version: {old}\n", f"version: {old + 1}\n")
+    for line in re.findall(r"^  \w+: \{hours: \d+, cost_per_hour: [\d.]+\}$", shipped, re.M):
+        cost = float(line.rsplit(" ", 1)[1].rstrip("}"))
+        doubled = doubled.replace(line, line.replace(f"{cost:.2f}", f"{2 * cost:.2f}"))
+    assert doubled.count("cost_per_hour") == shipped.count("cost_per_hour") and doubled != shipped
+    assert client.post("/admin/catalog", data={"source": doubled}).status_code == 200
+    assert client.post(f"/admin/catalog/{old + 1}/activate").status_code == 200
+    after = ledger_table(client.get("/ledger").text)[acme]
+    # `expected` reads the version in force as well
+    want = ledger_seed.expected(world.engine, world.customers["acme"], START, END)
+    assert after["downtime_cost"] == format_money(want["downtime_cost"], "EUR") != before
 
 
 def test_an_account_manager_sees_only_their_accounts(client: ConsoleClient, world: World) -> None:
