@@ -112,10 +112,22 @@ def build(
     temperature: float = 0.0,
     optimism: float = 0.5,
     rows: Iterable[tuple[Context, Arm, float]] = (),
+    items: Sequence[str] = (),
 ) -> OfferPolicy:
-    """The configured policy (`first_fit`, `learning`), trained on ledger rows where it learns."""
+    """The configured policy (`first_fit`, `learning`), trained on ledger rows where it learns.
+
+    items: the catalog's item keys (default: the shipped file's); items only the ledger names are added.
+    """
     if name == "learning":
-        policy = LearningPolicy(exploration=exploration, temperature=temperature, optimism=optimism)
+        rows = list(rows)
+        keys = list(items) or [item.key for item in catalog.default().items]
+        keys += [arm.item for _, arm, _ in rows]
+        policy = LearningPolicy(
+            exploration=exploration,
+            temperature=temperature,
+            optimism=optimism,
+            items=tuple(dict.fromkeys(keys)),
+        )
         return policy.fit(rows)
     if name == "first_fit":
         return FirstFit()

@@ -120,7 +120,8 @@ def _threshold(trained: Mapping[str, float], version: str | None) -> float:
 
 def _offer_policy(sess, settings: Settings) -> offer_policy.OfferPolicy:
     """The configured offer policy, trained on the outcome ledger as it stands."""
-    chosen = catalog_versions.in_force(sess).policy
+    cat = catalog_versions.in_force(sess)
+    chosen = cat.policy
     rows = offer_ledger.from_offers(sess).rows() if chosen.name != "first_fit" else ()
     return offer_policy.build(
         chosen.name,
@@ -128,6 +129,7 @@ def _offer_policy(sess, settings: Settings) -> offer_policy.OfferPolicy:
         temperature=chosen.temperature,
         optimism=chosen.optimism,
         rows=rows,
+        items=[item.key for item in cat.items],
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from api import catalog, catalog_versions, policy
 from api.app import create_app
+from api.auth import Principal
 from fleet.db import session
 from fleet.tables import CatalogVersion, Offer, WorkflowEvent
 from tests.api.support import NOW, World, add_prediction, build_world
@@ -164,3 +165,19 @@ def test_catalog_forms_without_the_session_csrf_token_are_refused(
         assert added.status_code == 201 and added.json()["version"] == NEW
     assert client.post(f"/admin/catalog/{NEW}/activate", data={"csrf_token": "forged"}).status_code == 403
     assert in_force(world) == OLD
+
+
+def test_a_learning_policy_knows_the_items_of_the_version_in_force(world: World) -> None:
+    """An item added by a new catalog version gets its own column in the acceptance model."""
+    block = SHIPPED[SHIPPED.index("  - key: inspection_visit") :]
+    added = GOOD.replace("policy: {name: first_fit", "policy: {name: learning") + block.replace(
+        "key: inspection_visit", "key: thermal_scan"
+    )
+    admin = Principal(world.users["admin"], "admin", "admin", None)
+    with session(world.engine) as sess:
+        catalog_versions.add(sess, source=added, by=admin, now=NOW)
+        catalog_versions.activate(sess, version=NEW, by=admin, now=NOW)
+    with session(world.engine) as sess:
+        chosen = policy._offer_policy(sess, world.settings)  # noqa: SLF001 - what each policy pass builds
+    assert chosen.name == "learning"
+    assert chosen.items == (*(item.key for item in catalog.default().items), "thermal_scan")
