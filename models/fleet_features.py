@@ -24,6 +24,7 @@ from models.features import group_starts, prefix_sums, range_sum
 RUNNING = "running"
 META = {"tenant", "machine", "machine_id", "customer_id", "machine_type", "seq", "ts", "state"}
 KINDS = ("dev6", "dev24", "vol24", "slope24", "ewm_fast", "trend", "level")
+EXTREMES = ("any__level_absmax", "any__dev24_absmax")  # `FleetFeatures(extremes=True)`
 # Earlier days whose same hour is a reading's reference, per machine type. Pumps and compressors repeat
 # their day closely: the two previous days suffice (the scorer reads 3 days). CNC spindles run jobs of
 # random speed and load, so their reference averages four days (5 days read): with two, the backtest's
@@ -113,7 +114,9 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
     (reading - reference) / |reference|; None picks them by the panel's `machine_type` (`BASELINE_DAYS`).
     Every feature of a row depends only on its machine's last `lookback_hours()` of rows. Sensors absent
     at transform time come out as NaN features (the boosted models downstream accept NaN); rows of
-    stopped machines count as missing readings.
+    stopped machines count as missing readings. With `extremes`, two more columns (`EXTREMES`): the
+    largest |level| and |24 h deviation| over the sensors, so that a failure announced by a sensor that
+    rarely failed in training reads like the common ones.
     """
 
     def __init__(
@@ -128,6 +131,7 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         slow_span_hours: float = 48.0,
         baseline_days: Sequence[int] | None = None,
         min_history_hours: float = 72.0,
+        extremes: bool = False,
     ):
         self.sensors = sensors
         self.machine_col = machine_col
@@ -138,6 +142,7 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         self.slow_span_hours = slow_span_hours
         self.baseline_days = baseline_days
         self.min_history_hours = min_history_hours
+        self.extremes = extremes
 
     def fit(self, X: pd.DataFrame, y: object = None) -> FleetFeatures:
         """Pick the sensors this type reports, the step size, and fleet-wide level scales."""
@@ -167,6 +172,7 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
                 "coverage",
                 "history_h",
             ]
+            + (list(EXTREMES) if self.extremes else [])
             + self.extras_
         )
         return self
@@ -283,7 +289,12 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         columns[:, n] = np.minimum(since, cap)
         columns[:, n + 1] = n24.sum(axis=1) / max(1, wday * len(self.sensors_)) if len(self.sensors_) else 0.0
         columns[:, n + 2] = np.minimum((at - first + 1) * self.step_hours_, cap)
-        columns[:, n + 3 :] = prep.extra[at]
+        n += 3
+        if getattr(self, "extremes", False):  # a model pickled before the option has none
+            columns[:, n] = _absmax(level)
+            columns[:, n + 1] = _absmax(dev24)
+            n += 2
+        columns[:, n:] = prep.extra[at]
         return columns
 
     def sufficient(self, table: pd.DataFrame) -> np.ndarray:
@@ -297,6 +308,15 @@ def time_ns(values: pd.Series) -> np.ndarray:
     if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
         return values.dt.as_unit("ns").array.asi8 if hasattr(values.array, "asi8") else values.astype("int64")
     return pd.to_datetime(values, utc=True).dt.as_unit("ns").array.asi8
+
+
+def _absmax(block: np.ndarray) -> np.ndarray:
+    """Per row, the largest absolute value over the sensors (NaN when every sensor is NaN)."""
+    a = np.abs(block)
+    out = np.full(len(block), np.nan)
+    seen = ~np.isnan(a).all(axis=1) if a.shape[1] else np.zeros(len(block), dtype=bool)
+    out[seen] = np.nanmax(a[seen], axis=1)
+    return out
 
 
 def _type_baseline(X: pd.DataFrame) -> tuple[int, ...]:

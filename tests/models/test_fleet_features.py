@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.fleet_features import FleetFeatures
+from models.fleet_features import EXTREMES, FleetFeatures
 from tests.models.fleet_support import pump_panel
 
 
@@ -101,3 +101,24 @@ def test_recent_deviations_are_the_dev6_column() -> None:
     rows = panel.index[panel["machine"] == machine][-12:]
     for j, s in enumerate(feats.sensors_):
         np.testing.assert_allclose(series[j, 3], full.loc[rows, f"{s}__dev6"].to_numpy(), equal_nan=True)
+
+
+def test_extremes_are_the_most_abnormal_sensor_and_keep_the_other_columns() -> None:
+    """`extremes=True` adds the largest |level| and |dev24| over the sensors; nothing else changes."""
+    panel = pump_panel().copy()
+    first = panel["machine"] == panel["machine"].iloc[0]
+    late = first & (panel["ts"] >= panel["ts"].min() + pd.Timedelta(days=20))
+    panel.loc[late, "vibration_rms_mm_s"] *= 2.0
+    plain = FleetFeatures().fit(panel).transform(panel)
+    feats = FleetFeatures(extremes=True).fit(panel)
+    table = feats.transform(panel)
+    assert list(table.columns) == list(plain.columns) + list(EXTREMES)
+    pd.testing.assert_frame_equal(table[plain.columns], plain)
+    for kind, name in (("level", "any__level_absmax"), ("dev24", "any__dev24_absmax")):
+        per_sensor = table[[f"{s}__{kind}" for s in feats.sensors_]].abs()
+        np.testing.assert_allclose(table[name], per_sensor.max(axis=1, skipna=True), equal_nan=True)
+    row = late[late].index[30]
+    assert table.loc[row, "any__dev24_absmax"] == table.loc[row, "vibration_rms_mm_s__dev24"] > 0.8
+    # every sensor missing: no extreme either, rather than 0
+    silent = feats.transform(panel.assign(**{s: np.nan for s in feats.sensors_}))
+    assert silent[list(EXTREMES)].isna().all().all()
