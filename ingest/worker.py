@@ -1,9 +1,8 @@
 """The writer process: parses, checks and stores batches that the receiving process hands over.
 
 The receiving process runs paho's network thread and a thread that passes each batch as one pickled buffer
-through a pipe (the next one before the last one's answer) and acks each batch once its commit is answered.
-Everything per message beyond receiving (contract checks, rows, SQL, quarantine, Sparkplug decoding) runs
-here, on its own core and its own GIL.
+through a pipe, waits for the commit, then acks. Everything per message beyond receiving (contract checks,
+rows, SQL, quarantine, Sparkplug decoding) runs here, on its own core and its own GIL.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from fleet.db import make_engine
 from ingest import metrics
@@ -106,30 +105,14 @@ class WriterProcess:
         # Only the child holds its end from now on, so that its exit reads as EOF here.
         child.close()
 
-    ahead = 1  # one batch waits in the pipe while the writer commits the one before
-
-    def send(self, messages: Sequence[RawMessage]) -> None:
-        """Hand a batch over as one buffer; the writer commits batches in the order sent."""
+    def commit(self, messages: Sequence[RawMessage]) -> Committed:
+        """Hand the batch over as one buffer and wait for its commit."""
         try:
             self._conn.send_bytes(pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL))
-        except OSError as exc:
-            self._died(exc)
-
-    def receive(self) -> Committed:
-        """Wait for the commit of the oldest batch sent and not answered yet."""
-        try:
             return pickle.loads(self._conn.recv_bytes())
         except (EOFError, OSError) as exc:
-            self._died(exc)
-
-    def commit(self, messages: Sequence[RawMessage]) -> Committed:
-        """Hand the batch over and wait for its commit."""
-        self.send(messages)
-        return self.receive()
-
-    def _died(self, exc: BaseException) -> NoReturn:
-        self._process.join(1)
-        raise WriterDied(f"the writer process exited (exit code {self._process.exitcode})") from exc
+            self._process.join(1)
+            raise WriterDied(f"the writer process exited (exit code {self._process.exitcode})") from exc
 
     def begin_stop(self) -> None:
         """A database that stays away makes the writer give up after its `give_up_s` from now on."""
@@ -170,9 +153,8 @@ def _serve(conn, receiver_end, recipe: Recipe, stop, receiver_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the receiver's graceful handler, inherited by fork
     committer = recipe.committer()
-    # Give up retrying a database that stays away when asked to stop, or when the receiver is gone (not a
-    # readable pipe: the receiver sends the next batch before this one's answer).
-    committer.stopping = lambda: stop.is_set() or os.getppid() != receiver_pid
+    # Give up retrying a database that stays away when asked to stop, or when the receiver is gone (EOF).
+    committer.stopping = lambda: stop.is_set() or conn.poll()
     undeclared = metrics.UNDECLARED_CODES._value  # noqa: SLF001 - relayed to the receiver's metric
     try:
         while True:

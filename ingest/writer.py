@@ -11,7 +11,6 @@ import logging
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,10 +82,8 @@ class Committer:
         self._stop = threading.Event()
         # Whether to give up after `give_up_s` (a writer process also asks whether its receiver is gone).
         self.stopping: Callable[[], bool] = self._stop.is_set
-        self._sent: deque[Sequence[RawMessage]] = deque()
 
     alive = True
-    ahead = 0  # batches sent beyond the one being committed: none, it commits in the thread that sends
 
     def start(self) -> None:
         """Nothing to start in this process."""
@@ -97,14 +94,6 @@ class Committer:
 
     def close(self, timeout: float | None = None) -> None:
         """Nothing to close in this process."""
-
-    def send(self, messages: Sequence[RawMessage]) -> None:
-        """Queue a batch for `receive` (a writer process starts on it at once)."""
-        self._sent.append(messages)
-
-    def receive(self) -> Committed:
-        """Commit the oldest batch sent."""
-        return self.commit(self._sent.popleft())
 
     def commit(self, messages: Sequence[RawMessage]) -> Committed:
         """Commit the batch, retrying while the database refuses; outcome None only when stopping gave up."""
@@ -236,25 +225,16 @@ class BatchWriter:
             log.exception("the writer died; %d messages stay unacknowledged", self.inbox.qsize())
 
     def _loop(self) -> None:
-        # A writer process gets the next batch before it answers the last (`ahead`), so that it stores one
-        # while this thread acks the other. Answers come in the order sent; a batch is acked after its commit.
-        in_flight: deque[list[Envelope]] = deque()
         while True:
-            batch = self._collect(wait=not in_flight)
-            if batch:
-                self.committer.send([(e.topic, e.payload, e.received_at) for e in batch])
-                in_flight.append(batch)
-                if len(in_flight) <= self.committer.ahead:
-                    continue
-            elif not in_flight:
+            batch = self._collect()
+            if not batch:
                 if self._stopping.is_set():
                     return
                 continue
-            batch = in_flight.popleft()
-            committed = self.committer.receive()
+            committed = self.committer.commit([(e.topic, e.payload, e.received_at) for e in batch])
             self._count_errors(committed)
             if committed.outcome is None:
-                self.unflushed = len(batch) + sum(map(len, in_flight)) + self.inbox.qsize()
+                self.unflushed = len(batch) + self.inbox.qsize()
                 log.error("stopping with %d messages uncommitted; the broker redelivers them", self.unflushed)
                 return
             metrics.BATCH_COMMIT_SECONDS.observe(committed.seconds)
@@ -265,10 +245,10 @@ class BatchWriter:
                     self.on_rebirth(group, edge_node)
             self.on_committed(batch)
 
-    def _collect(self, *, wait: bool) -> list[Envelope]:
+    def _collect(self) -> list[Envelope]:
         return self.inbox.get_batch(
             self.batch_size,
-            wait_s=0.0 if not wait else 0.05 if self._stopping.is_set() else 0.2,
+            wait_s=0.05 if self._stopping.is_set() else 0.2,
             linger_s=self.batch_s,
             idle_s=IDLE_FLUSH_S,
         )

@@ -16,7 +16,6 @@ from ingest import metrics
 from ingest.pipeline import Pipeline
 from ingest.schemas import Envelope
 from ingest.service import Ingester
-from ingest.worker import Recipe, WriterProcess
 from tests import services
 from tests.ingest.support import (
     count_rows,
@@ -95,22 +94,3 @@ def test_a_dead_writer_says_so_on_readyz(sqlite_engine, tmp_path):
     finally:
         server.shutdown()
         ingester.writer.stop(5)
-
-
-def test_a_writer_process_commits_batches_sent_ahead_in_the_order_sent(sqlite_engine):
-    """The receiver sends the next batch before the last one's answer; each answer is its own batch's."""
-    codes = machine_codes(2)
-    register_fleet(sqlite_engine, "acme", codes)
-    now = time.time()
-    first = [(topic, payload, now) for topic, payload in messages("acme", codes, 2)]
-    # The second batch carries the first's four messages again, then two new ones.
-    second = [(topic, payload, now) for topic, payload in messages("acme", codes, 3)]
-    writer = WriterProcess(Recipe(database_url=sqlite_engine.url.render_as_string(hide_password=False)))
-    writer.start()
-    try:
-        writer.send(first)
-        writer.send(second)
-        answers = [writer.receive(), writer.receive()]
-    finally:
-        writer.close()
-    assert [(a.outcome.stored, a.outcome.duplicates) for a in answers] == [(4, 0), (2, 4)]
