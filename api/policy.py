@@ -83,8 +83,10 @@ def run_once(
                     sess, prediction, threshold=threshold, now=now, settings=settings
                 )
                 offers.follow_estimate(sess, prediction, now)
-                offer = offers.propose(sess, prediction, settings, now, alert, policy=chooser, rng=rng)
-                report.offers_proposed += offer is not None
+                # Only on an alert: below the threshold `follow_prediction` withdraws it on the next pass.
+                if alert is not None:
+                    offer = offers.propose(sess, prediction, settings, now, alert, policy=chooser, rng=rng)
+                    report.offers_proposed += offer is not None
             if new:
                 mark.value, mark.updated_at = new[-1].id, now
             report.predictions += len(new)

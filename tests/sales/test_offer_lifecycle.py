@@ -3,6 +3,7 @@ only when it has them; the contact budget counts real contacts only."""
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from api import offer_lifecycle, offers, policy, routing
 from fleet.audit import operator
 from fleet.db import session
-from fleet.tables import Alert, Offer, OutboxMessage
+from fleet.tables import Alert, Machine, ModelVersion, Offer, OutboxMessage
 from tests.api.routing_support import SECRET, WebhookReceiver, approved_offers, settings_for
 from tests.api.support import NOW, add_prediction, build_world
 
@@ -146,3 +147,35 @@ def test_consent_revocation_withdraws_with_ids_only_and_unsent_offers_stay_unkno
         statuses = dict(sess.execute(select(Offer.id, Offer.status)).all())
         assert statuses == {sent: "withdrawn", unsent: "withdrawn"}
         assert sess.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+
+
+def test_no_offer_below_the_alert_threshold_so_none_is_proposed_then_withdrawn(database_url) -> None:
+    """A risk the catalog would sell to (0.75) but below the version's trained threshold (0.8) proposes
+    nothing: otherwise each pass proposed an offer that the next prediction withdrew again."""
+    world = build_world(database_url)
+    machine = world.machines["acme"][2]
+    with session(world.engine) as sess:
+        sess.add(
+            ModelVersion(
+                version="test-1",  # the version add_prediction's rows name
+                machine_type=sess.get(Machine, machine).machine_type,
+                kind="fleet",
+                params={},
+                metrics={},
+                artifact=pickle.dumps(None),
+                active=True,
+                threshold=0.8,
+            )
+        )
+    before = [o.id for o in _offers(world.engine, world.customers["acme"])]
+    for _ in range(2):
+        add_prediction(world.engine, machine, risk=0.75)
+        report = policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+        assert report.offers_proposed == 0
+    with session(world.engine) as sess:
+        assert sess.scalars(select(Offer.id).where(Offer.machine_id == machine)).all() == []
+    assert [o.id for o in _offers(world.engine, world.customers["acme"])] == before
+    add_prediction(world.engine, machine, risk=0.85)  # at the threshold: an alert, and an offer on it
+    assert policy.run_once(engine=world.engine, settings=world.settings, now=NOW).offers_proposed == 1
+    with session(world.engine) as sess:
+        assert sess.scalars(select(Offer.alert_id).where(Offer.machine_id == machine)).one() is not None
