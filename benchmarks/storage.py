@@ -48,7 +48,9 @@ def hot_bytes(engine: Engine) -> int:
     """Bytes of the telemetry table and its indexes."""
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
-            return int(conn.scalar(text("SELECT pg_total_relation_size('telemetry')")))
+            # Partitioned (migration 0019): the parent holds nothing, its partitions hold the rows.
+            query = "SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('telemetry')"
+            return int(conn.scalar(text(query)))
         return int(
             conn.scalar(
                 text(

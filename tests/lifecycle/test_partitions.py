@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select, text
 
+from benchmarks import storage
 from fleet import archive, contract, history, migrate, partitions, retention, telemetry
 from fleet.db import make_engine
 from fleet.settings import Settings
@@ -293,3 +294,17 @@ def test_two_processes_making_the_same_week_partition_at_once_both_succeed(pg):
     assert errors == []
     with pg.connect() as conn:
         assert [p.lo for p in partitions.listing(conn)].count(week) == 1
+
+
+def test_the_storage_benchmark_counts_the_bytes_of_every_partition(pg):
+    """The partitioned parent is empty: its partitions' tables and indexes are the hot bytes."""
+    ids = support.register(pg, "acme", ["p1"])
+    support.write(pg, support.rows(ids["p1"], seqs=range(200)))
+    with pg.connect() as conn:
+        partitions_bytes = conn.scalar(
+            text(
+                "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits "
+                "WHERE inhparent = 'telemetry'::regclass"
+            )
+        )
+    assert storage.hot_bytes(pg) == partitions_bytes > 0
