@@ -77,6 +77,7 @@ def main() -> None:
         config = FleetConfig(machines=args.machines, days=args.days, seed=0)
         t0 = time.perf_counter()
         report = backfill(simulate(config), engine)
+        backfill_s = time.perf_counter() - t0
         copies = max(1, -(-args.rows // report.rows)) if args.rows else 1
         rows = repeat(engine, copies=copies, step_seconds=config.step_seconds)
         fill_s = time.perf_counter() - t0
@@ -113,6 +114,8 @@ def main() -> None:
             "rows": rows,
             "exported_rows": exported,
             "fill_s": round(fill_s, 1),
+            "backfill_s": round(backfill_s, 1),
+            "repeat_s": round(fill_s - backfill_s, 1),
             "export_s": round(seconds, 1),
             "rows_per_s": round(rows / seconds),
             "zip_bytes": out.stat().st_size,

@@ -68,3 +68,32 @@ def test_export_round_trips_and_holds_no_other_tenants_rows(database_url, tmp_pa
     }
     for name in zipped.namelist():
         assert b"globex" not in zipped.read(name), name
+
+
+def test_each_pieces_csv_holds_the_values_of_its_parquet(database_url, tmp_path):
+    world = build_world(database_url, archive_url=str(tmp_path / "archive"))
+    _fill(world)
+    with world.client() as client:
+        answer = client.get("/api/v1/export", headers=world.headers("cust-acme"))
+    zipped = zipfile.ZipFile(io.BytesIO(answer.content))
+    parts = [f.removesuffix(".parquet") for f in zipped.namelist() if f.endswith(".parquet")]
+    assert any(p.startswith("telemetry/") for p in parts)
+    for part in parts:
+        parquet = pd.read_parquet(io.BytesIO(zipped.read(part + ".parquet")))
+        if not len(parquet.columns):
+            assert zipped.read(part + ".csv").strip() == b"", part
+            continue
+        text = [c for c in parquet.columns if pd.api.types.is_string_dtype(parquet[c])]
+        csv = pd.read_csv(io.BytesIO(zipped.read(part + ".csv")), dtype=dict.fromkeys(text, str))
+        assert list(csv.columns) == list(parquet.columns), part
+        for column in parquet.columns:
+            if isinstance(parquet[column].dtype, pd.DatetimeTZDtype):
+                csv[column] = pd.to_datetime(csv[column], format="ISO8601", utc=True)
+        pd.testing.assert_frame_equal(
+            _nulls_as_none(csv), _nulls_as_none(parquet), check_dtype=False, obj=part
+        )
+
+
+def _nulls_as_none(frame: pd.DataFrame) -> pd.DataFrame:
+    """Values as objects, every kind of null as None (a CSV cell holds no null's kind)."""
+    return frame.astype(object).where(frame.notna(), None)

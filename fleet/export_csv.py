@@ -1,0 +1,87 @@
+"""An Arrow table as the CSV text pandas' `to_csv(index=False)` writes, at Arrow's speed.
+
+Values keep pandas' text: floats as numpy's `astype(str)` (`82.0`, `1e-05`), UTC times as
+`2026-01-01 00:00:00+00:00` with as many fraction digits as the column's finest value needs. Quoting
+alone may differ, which no CSV reader can tell: where a text value holds a comma, quote or line break,
+Arrow quotes every text value and the header (pandas only the ones that need it). Columns of other
+kinds (booleans, dates, non-UTC times) send the table back to pandas.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+_UNITS = (("s", 10**9), ("ms", 10**6), ("us", 10**3))
+_NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
+_SPECIAL = r'[,"\r\n]'
+
+
+def write(table: pa.Table) -> bytes | None:
+    """CSV bytes of the table as pandas writes them, or None where pandas must write them."""
+    columns = [_text(column) for column in table.columns]
+    if not columns or any(c is None for c in columns):
+        return None
+    texts = [c for c in columns if pa.types.is_string(c.type) or pa.types.is_large_string(c.type)]
+    plain = not any(pc.any(pc.match_substring_regex(c, _SPECIAL)).as_py() for c in texts)
+    plain_names = not any(re.search(_SPECIAL, name) for name in table.column_names)
+    options = pa_csv.WriteOptions(
+        quoting_style="none" if plain else "needed", quoting_header="none" if plain_names else "needed"
+    )
+    out = io.BytesIO()
+    pa_csv.write_csv(pa.Table.from_arrays(columns, names=table.column_names), out, write_options=options)
+    return out.getvalue()
+
+
+def _text(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """The column as Arrow may write it, or None when only pandas writes its text."""
+    kind = column.type
+    if pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return column
+    if pa.types.is_null(kind):
+        return column
+    if pa.types.is_float64(kind):
+        return _floats(column)
+    if pa.types.is_timestamp(kind) and kind.tz in ("UTC", "+00:00"):
+        return _timestamps(column)
+    return None
+
+
+def _floats(column: pa.ChunkedArray) -> pa.Array:
+    """Floats as numpy's text: Arrow's digits (both the shortest that round-trip), numpy's layout.
+
+    Arrow writes `82` for 82.0 and uses exponents outside [1e-6, 1e10), numpy outside [1e-4, 1e16):
+    in [1e-4, 1e10) and at zero the two differ only by numpy's `.0` on whole numbers; the rare values
+    outside are formatted by numpy itself. NaN is written empty, as pandas writes it.
+    """
+    column = column.combine_chunks()
+    column = pc.if_else(pc.is_nan(column), pa.scalar(None, pa.float64()), column)
+    text = pc.cast(column, pa.string())
+    size = pc.abs(column)
+    shared = pc.or_(pc.and_(pc.greater_equal(size, 1e-4), pc.less(size, 1e10)), pc.equal(size, 0.0))
+    whole = pc.and_(shared, pc.equal(column, pc.floor(column)))
+    text = pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text)
+    odd = pc.fill_null(pc.and_(pc.is_valid(column), pc.invert(shared)), False)
+    if pc.any(odd).as_py():
+        at = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
+        values = column.take(pa.array(at)).to_numpy(zero_copy_only=False)
+        text = pc.replace_with_mask(text, odd, pa.array(values.astype(str)))
+    return text
+
+
+def _timestamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """UTC times as pandas' text: the fraction as fine as the finest value needs."""
+    ticks = column.cast(pa.int64()).drop_null()
+    scale = _NS[column.type.unit]
+    unit = column.type.unit
+    for name, ns in _UNITS:
+        if ns >= scale and pc.all(pc.equal(pc.remainder(ticks, ns // scale), 0)).as_py() is not False:
+            unit = name
+            break
+    exact = column.cast(pa.timestamp(unit, tz="UTC"))
+    return pc.strftime(exact, format="%Y-%m-%d %H:%M:%S+00:00", locale="C")
