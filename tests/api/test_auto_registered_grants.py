@@ -12,7 +12,7 @@ from fleet import registry
 from fleet.db import session
 from fleet.tables import DataUseGrant
 from tests.api.support import World, build_world
-from tests.console.test_pages import sign_in
+from tests.console.client import sign_in
 
 
 def test_auto_registration_assumes_service_only_and_admins_see_it(database_url: str) -> None:

@@ -52,7 +52,7 @@ def test_docs_and_metrics_are_public_admin_only_or_off_as_set(tmp_path, docs, me
 
 
 def test_admin_only_docs_open_in_the_browser_of_a_signed_in_admin(tmp_path) -> None:
-    from tests.console.test_pages import ConsoleClient, sign_in
+    from tests.console.client import ConsoleClient, sign_in
 
     world = build_world(f"sqlite:///{tmp_path / 'exposure.db'}", api_docs="admin", api_metrics="admin")
     with ConsoleClient(create_app(world.settings)) as client:

@@ -11,13 +11,28 @@ from pathlib import Path
 
 import pytest
 
+from api.app import create_app
 from servicecast.screenshots import CHROMIUM_ARGS, VIEWPORT, chromium_path
 from tests.api.routing_support import SECRET, WebhookReceiver
-from tests.api.support import World
+from tests.api.support import World, build_world
+from tests.console.client import ConsoleClient
 from tests.console.seed import build_console_world
 from tests.services import free_port, unavailable, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def world(database_url: str) -> World:
+    """The API tests' world, with a CRM webhook nobody listens on."""
+    return build_world(database_url, webhook_url="http://127.0.0.1:9/crm")
+
+
+@pytest.fixture
+def client(world: World) -> Iterator[ConsoleClient]:
+    """A console client on the world's app; test modules with a world of their own override both."""
+    with ConsoleClient(create_app(world.settings)) as client:
+        yield client
 
 
 @dataclass

@@ -9,7 +9,7 @@ from fleet.db import session
 from fleet.tables import WorkflowEvent
 from models import versions as model_versions
 from tests.api.support import build_world
-from tests.console.test_pages import ConsoleClient, flash, sign_in
+from tests.console.client import ConsoleClient, flash, sign_in
 
 
 def test_admin_page_actions_are_audited_with_the_admin_and_the_declaration(database_url) -> None:

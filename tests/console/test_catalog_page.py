@@ -5,18 +5,16 @@ by the next offer the policy proposes; admins only; forms need the session's CSR
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
 
 from api import catalog, catalog_versions, policy
-from api.app import create_app
 from api.auth import Principal
 from fleet.db import session
 from fleet.tables import CatalogVersion, Offer, WorkflowEvent
-from tests.api.support import NOW, World, add_prediction, build_world
-from tests.console.test_pages import ConsoleClient, flash, sign_in
+from tests.api.support import NOW, World, add_prediction
+from tests.console.client import ConsoleClient, flash, sign_in
 
 SHIPPED = catalog.DEFAULT_FILE.read_text(encoding="utf-8")
 OLD = catalog.default().version  # the shipped file's
@@ -33,17 +31,6 @@ BAD = GOOD.replace("min_risk: 0.7\n", "min_risk: 1.7\n").replace(
 
 def _line(text: str, needle: str) -> int:
     return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
-
-
-@pytest.fixture
-def world(database_url: str) -> World:
-    return build_world(database_url, webhook_url="http://127.0.0.1:9/crm")
-
-
-@pytest.fixture
-def client(world: World) -> Iterator[ConsoleClient]:
-    with ConsoleClient(create_app(world.settings)) as client:
-        yield client
 
 
 def stored(world: World) -> list[int]:

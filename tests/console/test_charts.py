@@ -14,7 +14,7 @@ from fleet import telemetry
 from fleet.db import session
 from fleet.tables import Machine
 from tests.api.support import build_world
-from tests.console.test_pages import ConsoleClient, sign_in
+from tests.console.client import ConsoleClient, sign_in
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 

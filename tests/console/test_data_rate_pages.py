@@ -13,7 +13,7 @@ from fleet import telemetry
 from fleet.db import session
 from fleet.tables import Alert
 from tests.api.support import NOW, build_world
-from tests.console.test_pages import ConsoleClient, sign_in
+from tests.console.client import ConsoleClient, sign_in
 
 DEGRADED = "degraded: 25 % of its usual rate in the last hour"
 LATER = NOW + silence.RATE_EVERY  # the world's own policy pass checked rates at NOW

@@ -20,7 +20,7 @@ from fleet.db import session
 from fleet.tables import DataUseGrant
 from tests.api.support import NOW, World, build_world
 from tests.console import ledger_seed
-from tests.console.test_pages import ConsoleClient, sign_in
+from tests.console.client import ConsoleClient, sign_in
 
 START, END = datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)  # the default period
 ALERT_KEYS = ("alerts", "confirmed", "no_fault", "no_fault_rate", "downtime_hours", "downtime_cost")

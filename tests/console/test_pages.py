@@ -3,54 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api.app import API_PREFIX, create_app
+from api.app import API_PREFIX
 from fleet import registry
 from fleet.db import session
 from fleet.tables import Alert, Offer, OutboxMessage
-from tests.api.support import World, build_world
-
-
-@pytest.fixture
-def world(database_url: str) -> World:
-    return build_world(database_url, webhook_url="http://127.0.0.1:9/crm")
-
-
-class ConsoleClient(TestClient):
-    """A browser stand-in: every form it posts carries the CSRF token of the session it signed in to."""
-
-    csrf_token = ""
-
-    def post(self, url: str, *, data: dict | None = None, **kwargs):  # noqa: ANN201
-        return super().post(url, data={"csrf_token": self.csrf_token, **(data or {})}, **kwargs)
-
-
-@pytest.fixture
-def client(world: World) -> Iterator[ConsoleClient]:
-    with ConsoleClient(create_app(world.settings)) as client:
-        yield client
-
-
-def sign_in(client: ConsoleClient, world: World, who: str) -> None:
-    """Sign in; the client then sends the session's CSRF token with every form it posts."""
-    client.cookies.clear()
-    response = client.post("/login", data={"api_key": world.tokens[who]})
-    assert response.status_code == 200
-    client.csrf_token = re.search(r'name="csrf_token" value="([^"]+)"', response.text).group(1)
-
-
-def flash(html: str) -> str:
-    found = re.search(r'<p class="flash (?:ok|error)"[^>]*>(.*?)</p>', html, re.S)
-    return found.group(1).strip() if found else ""
-
-
-def heading(html: str) -> str:
-    return re.sub(r"<[^>]+>", "", re.search(r"<h1>(.*?)</h1>", html, re.S).group(1)).strip()
+from tests.api.support import World
+from tests.console.client import flash, heading, sign_in
 
 
 def test_pages_ask_to_sign_in_and_the_cookie_is_http_only_and_same_site(

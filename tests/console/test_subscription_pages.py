@@ -9,22 +9,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from tests.api.support import World, build_world
-from tests.console.test_pages import ConsoleClient, flash, sign_in
+from tests.api.support import World
+from tests.console.client import ConsoleClient, flash, sign_in
 
 API = "/api/v1/notifications/subscriptions"
-
-
-@pytest.fixture
-def world(database_url: str) -> World:
-    return build_world(database_url, webhook_url="http://127.0.0.1:9/crm")
-
-
-@pytest.fixture
-def client(world: World) -> Iterator[ConsoleClient]:
-    with ConsoleClient(create_app(world.settings)) as client:
-        yield client
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from api.app import create_app
 from fleet.db import session
 from fleet.tables import Alert, Machine, ModelVersion
 from tests.api.support import NOW, add_prediction, build_world
-from tests.console.test_pages import ConsoleClient, sign_in
+from tests.console.client import ConsoleClient, sign_in
 
 TRAINED = 0.8  # the version's stored operating threshold, above the policy's fallback of 0.5
 

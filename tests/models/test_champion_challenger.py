@@ -11,7 +11,7 @@ from models import versions
 from models.training import train_from_store
 from simulators.backfill import backfill
 from tests.api.support import build_world
-from tests.console.test_pages import ConsoleClient, sign_in
+from tests.console.client import ConsoleClient, sign_in
 from tests.models.fleet_support import FAST, PUMP, fleet
 
 # A 2-hour horizon alerts too late to reach the 24 h lead that the comparison's recall asks for.

@@ -132,7 +132,7 @@ def test_confirmed_and_replaced_findings_become_positive_labels_and_other_none(d
 
 def test_the_console_resolve_form_records_a_replaced_part_as_a_label(database_url):
     from api.app import create_app
-    from tests.console.test_pages import ConsoleClient, flash, sign_in
+    from tests.console.client import ConsoleClient, flash, sign_in
 
     world = build_world(database_url)
     alert_id = world.alerts["acme"][0]
