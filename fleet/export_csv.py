@@ -9,6 +9,7 @@ kinds (booleans, dates, non-UTC times) send the table back to pandas.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 
@@ -74,8 +75,12 @@ def _floats(column: pa.ChunkedArray) -> pa.Array:
     return text
 
 
-def _timestamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """UTC times as pandas' text: the fraction as fine as the finest value needs."""
+def _timestamps(column: pa.ChunkedArray) -> pa.Array:
+    """UTC times as pandas' text: the fraction as fine as the finest value needs.
+
+    Built from parts (`strftime` costs ~1.5 us a value): each distinct day formatted once, the clock
+    looked up among the day's 86,400 seconds, the fraction zero-padded.
+    """
     ticks = column.cast(pa.int64()).drop_null()
     scale = _NS[column.type.unit]
     unit = column.type.unit
@@ -83,5 +88,21 @@ def _timestamps(column: pa.ChunkedArray) -> pa.ChunkedArray:
         if ns >= scale and pc.all(pc.equal(pc.remainder(ticks, ns // scale), 0)).as_py() is not False:
             unit = name
             break
-    exact = column.cast(pa.timestamp(unit, tz="UTC"))
-    return pc.strftime(exact, format="%Y-%m-%d %H:%M:%S+00:00", locale="C")
+    per_second = 10**9 // _NS[unit]
+    exact = column.cast(pa.timestamp(unit, tz="UTC")).cast(pa.int64()).combine_chunks()
+    seconds, fraction = np.divmod(exact.fill_null(0).to_numpy(), per_second)
+    days, clock = np.divmod(seconds, 86400)
+    distinct, day_of = np.unique(days, return_inverse=True)
+    day_text = pc.strftime(pa.array(distinct * 86400, pa.timestamp("s")), format="%Y-%m-%d ", locale="C")
+    parts = [day_text.take(pa.array(day_of.ravel())), _clock().take(pa.array(clock))]
+    if per_second > 1:
+        digits = pc.utf8_lpad(pc.cast(pa.array(fraction), pa.string()), len(str(per_second)) - 1, "0")
+        parts.append(pc.binary_join_element_wise(".", digits, ""))
+    text = pc.binary_join_element_wise(*parts, "+00:00", "")
+    return pc.if_else(exact.is_valid(), text, pa.scalar(None, pa.string()))
+
+
+@functools.cache
+def _clock() -> pa.Array:
+    """`HH:MM:SS` of every second of a day."""
+    return pa.array([f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86400)])

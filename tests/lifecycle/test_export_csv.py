@@ -28,6 +28,7 @@ def _times(unit_ns: int, n: int) -> pd.Series:
     ticks = start + np.arange(n, dtype=np.int64) * 61 * 10**9 + (np.arange(n) % 3) * unit_ns
     times = pd.Series(pd.to_datetime(ticks, utc=True))
     times[3] = pd.NaT
+    times[4] = pd.Timestamp("1969-12-31 23:59:58", tz="UTC") + pd.Timedelta(unit_ns, "ns")
     return times
 
 
