@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from api import catalog
 from api.audit import log_event
-from api.auth import Principal
 from api.errors import Conflict
 from fleet import errors
+from fleet.audit import Actor
 from fleet.tables import CatalogVersion
 
 MAX_SOURCE = 200_000
@@ -85,7 +85,7 @@ def listing(sess: Session) -> list[Listed]:
     return out
 
 
-def add(sess: Session, *, source: str, by: Principal, now: datetime) -> catalog.Catalog:
+def add(sess: Session, *, source: str, by: Actor, now: datetime) -> catalog.Catalog:
     """Check a catalog's YAML as the file is checked and store it as a new, inactive version; audited.
 
     Raises `catalog.CatalogFileError` (every problem with its line) or `Conflict` for a version number
@@ -109,7 +109,7 @@ def _taken(version: int) -> Conflict:
     return Conflict(f"catalog version {version} exists already: choose a version number not used yet")
 
 
-def activate(sess: Session, *, version: int, by: Principal, now: datetime) -> catalog.Catalog:
+def activate(sess: Session, *, version: int, by: Actor, now: datetime) -> catalog.Catalog:
     """Put a stored version in force for new offers from now on; audited with the version it replaces."""
     row = sess.get(CatalogVersion, version)
     if row is None:

@@ -17,6 +17,7 @@ from models import cli as models_cli
 from servicecast import (
     bridge_cli,
     broker_cli,
+    catalog_cli,
     customers_cli,
     evaluate_cli,
     history_cli,
@@ -49,6 +50,7 @@ policy_cli.register(app)
 models_cli.register(app)
 evaluate_cli.register(app)
 types_cli.register(app)
+catalog_cli.register(app)
 broker_cli.register(machines_app)
 history_cli.register(app, machines_app)
 telemetry_cli.register(app)
