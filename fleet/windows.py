@@ -9,7 +9,6 @@ bucket its start falls in.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -46,15 +45,17 @@ class Sums:
     """Per chart bucket and sensor: sum and count, and the messages counted.
 
     Raw values are summed scaled by `scale` (a power of two, so without rounding): with 2^-k and 2^k above
-    the rows, the sum of the largest finite readings cannot overflow; the means are scaled back.
+    the rows, the sum of the largest finite readings cannot overflow; the means are scaled back. Each call
+    adds one part (bucket numbers and per sensor: buckets, sums, counts, as arrays); `points` merges the
+    parts in call order, so every sum is added up in the same order as one running total would be.
     """
 
     def __init__(self, start: datetime, width: timedelta, *, scale: float = 1.0) -> None:
         self.start, self.width, self.scale = start, width, scale
-        self.total: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        self.count: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.rows = 0
         self.sensors: set[str] = set()
+        self._buckets: list[np.ndarray] = []  # buckets that are points (a row, or a rollup of a sensor)
+        self._parts: list[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
 
     def add_values(self, ms: np.ndarray, readings: list[dict]) -> None:
         """Raw rows as epoch milliseconds and readings, summed a sensor at a time over all rows at once."""
@@ -64,21 +65,20 @@ class Sums:
         first = round((self.start - EPOCH) / timedelta(milliseconds=1))
         index = (np.asarray(ms, dtype=np.int64) - first) // round(self.width / timedelta(milliseconds=1))
         buckets, inverse = np.unique(index, return_inverse=True)
-        for b in buckets.tolist():
-            self.count[b]  # noqa: B018 -- every bucket with a row is a point, also when all its values are null
+        self._buckets.append(buckets)  # every bucket with a row is a point, also when all its values are null
         names = set().union(*readings)
         self.sensors.update(names)
+        part = {}
         for name in names:
             values = np.array([r.get(name) for r in readings], dtype=float)  # None -> NaN
             present = ~np.isnan(values)
-            n = np.bincount(inverse, weights=present, minlength=len(buckets))
+            n = np.bincount(inverse, weights=present, minlength=len(buckets)).astype(np.int64)
             total = np.bincount(
                 inverse, weights=np.where(present, values * self.scale, 0.0), minlength=len(buckets)
             )
-            for i in np.flatnonzero(n).tolist():
-                b = int(buckets[i])
-                self.total[b][name] += float(total[i])
-                self.count[b][name] += int(n[i])
+            kept = n > 0
+            part[name] = (buckets[kept], total[kept], n[kept])
+        self._parts.append(part)
 
     def add_rows(self, frame: pd.DataFrame) -> None:
         """Raw rows (`history.read_rows`)."""
@@ -94,24 +94,42 @@ class Sums:
         values = frame[~messages & frame["total"].notna()]
         self.sensors.update(frame.loc[~messages, "sensor"].unique())
         index = (values["bucket"] - pd.Timestamp(self.start)) // pd.Timedelta(self.width)
-        grouped = values.groupby([index, values["sensor"]], sort=False)[["n", "total"]].sum()
-        for (b, sensor), n, total in zip(grouped.index, grouped["n"], grouped["total"], strict=True):
-            self.total[int(b)][sensor] += float(total) * self.scale
-            self.count[int(b)][sensor] += int(n)
+        grouped = values.groupby([index.astype(np.int64), values["sensor"]], sort=False)[["n", "total"]].sum()
+        if not len(grouped):
+            return
+        buckets = grouped.index.get_level_values(0).to_numpy(np.int64)
+        sensors = grouped.index.get_level_values(1).to_numpy(object)
+        totals = grouped["total"].to_numpy(float) * self.scale
+        counts = grouped["n"].to_numpy(np.int64)
+        self._buckets.append(np.unique(buckets))
+        part = {}
+        for name in np.unique(sensors).tolist():
+            mine = sensors == name
+            part[name] = (buckets[mine], totals[mine], counts[mine])
+        self._parts.append(part)
 
     def points(self) -> list[tuple[datetime, dict]]:
         """(bucket start, {sensor: mean or None}) for every bucket with a reading, in time order."""
-        out = []
+        if not self._buckets:
+            return []
+        buckets = np.unique(np.concatenate(self._buckets))
         names = sorted(self.sensors)
-        for b in sorted(self.total.keys() | self.count.keys()):
-            total, count = self.total.get(b, {}), self.count.get(b, {})
-            readings: dict[str, float | None] = dict.fromkeys(names)
-            for name, n in count.items():
-                mean = total.get(name, 0.0) / n / self.scale if n else math.nan
-                if math.isfinite(mean):
-                    readings[name] = round(mean, 4)
-            out.append((self.start + self.width * b, readings))
-        return out
+        columns = []
+        for name in names:
+            total = np.zeros(len(buckets))
+            count = np.zeros(len(buckets), dtype=np.int64)
+            for part in self._parts:
+                if name in part:
+                    at, sums, n = part[name]
+                    where = np.searchsorted(buckets, at)
+                    total[where] += sums
+                    count[where] += n
+            with np.errstate(divide="ignore", invalid="ignore"):
+                means = (total / count / self.scale).tolist()
+            columns.append([round(m, 4) if math.isfinite(m) else None for m in means])
+        times = [self.start + self.width * b for b in buckets.tolist()]
+        rows = list(zip(*columns, strict=True)) if columns else [()] * len(times)
+        return [(ts, dict(zip(names, row, strict=True))) for ts, row in zip(times, rows, strict=True)]
 
 
 def hot_values(

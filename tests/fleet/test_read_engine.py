@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import DBAPIError
 
-from fleet.db import make_engine, session
+from fleet.db import READ_MMAP_BYTES, make_engine, session
 from fleet.tables import Customer
 
 
@@ -35,3 +35,18 @@ def test_sees_each_commit_without_a_transaction_of_its_own(engine, reader):
             sess.add(Customer(tenant="acme", name="Acme"))
         assert conn.execute(count).scalar() == 1
     assert not [sql for sql in statements if sql.strip().upper() in ("BEGIN", "ROLLBACK", "COMMIT")]
+
+
+def test_sqlite_read_connections_map_the_file_and_are_reused_last_in_first_out(engine, reader):
+    if reader.dialect.name != "sqlite":
+        pytest.skip("SQLite pragmas and pool")
+    with reader.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == READ_MMAP_BYTES
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == 0  # the writer reads through its cache
+    first, second = reader.connect(), reader.connect()
+    last_back = first.connection.dbapi_connection
+    second.close()
+    first.close()
+    with reader.connect() as again:  # the last one given back: the warmest mapping and page cache
+        assert again.connection.dbapi_connection is last_back
