@@ -76,9 +76,13 @@ class ReadConnection:
 
     def execute(self, statement: Executable, parameters: dict | None = None) -> CursorResult:
         """Run a statement on the connection, checking one out first if needed."""
+        return self.connection().execute(statement, parameters)
+
+    def connection(self) -> Connection:
+        """The connection itself, for the store's functions; checked out first if needed."""
         if self._conn is None:
             self._conn = self.engine.connect()
-        return self._conn.execute(statement, parameters)
+        return self._conn
 
     def close(self) -> None:
         """Give the connection back to the pool, if one was taken (no I/O: see `get_reader`)."""

@@ -324,7 +324,7 @@ def test_telemetry_reads_in_flight_per_worker_are_limited(world, monkeypatch):
     app = create_app(world.settings.model_copy(update={"api_telemetry_concurrency": 1}))
     path = f"{API_PREFIX}/machines/{world.machines['acme'][0]}/telemetry"
     running, most, lock = [0], [0], threading.Lock()
-    window = telemetry_view.window
+    window = telemetry_view.window_json
 
     def slow_window(*args, **kwargs):  # the real read, made to last 0.3 s so that reads would overlap
         with lock:
@@ -337,7 +337,7 @@ def test_telemetry_reads_in_flight_per_worker_are_limited(world, monkeypatch):
             with lock:
                 running[0] -= 1
 
-    monkeypatch.setattr(telemetry_view, "window", slow_window)
+    monkeypatch.setattr(telemetry_view, "window_json", slow_window)
     headers = world.headers("tech")
     answers: list[int] = []
     with served(app) as base, httpx.Client(base_url=base, headers=headers, timeout=30) as client:
