@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from operator import itemgetter
 
 import numpy as np
 from sqlalchemy import Connection, Select, Table, Text, cast, func, text
@@ -194,7 +195,13 @@ def _insert_sqlite(conn: Connection, head: str, conflict: str, width: int, rows:
 
 
 def insert_new(
-    conn: Connection, *, table: str, columns: Sequence[str], key: Sequence[str], rows: list
+    conn: Connection,
+    *,
+    table: str,
+    columns: Sequence[str],
+    key: Sequence[str],
+    rows: list,
+    key_order: bool = False,
 ) -> int:
     """Insert driver-level rows (tuples in `columns` order) whose `key` is not stored yet; returns how many.
 
@@ -202,12 +209,16 @@ def insert_new(
     multi-row INSERTs; PostgreSQL a COPY into a session-local stage table, then one INSERT … SELECT that skips
     what is stored (COPY itself cannot skip conflicts). Timestamps come as `ts_param` or `ts_texts` give
     them. Errors are raised as SQLAlchemy's (IntegrityError, DataError …), as from any other statement.
+    `key_order`: SQLite inserts the rows sorted by key instead of as given (a table whose ids need not follow
+    the rows' order); PostgreSQL's INSERT … SELECT takes them in key order anyway.
     """
     if not rows:
         return 0
     names = ", ".join(columns)
     conflict = on_conflict_skip(table, key, conn.dialect)
     if conn.dialect.name == "sqlite":
+        if key_order:  # stable: of two rows with one key the first still wins
+            rows = sorted(rows, key=itemgetter(*(columns.index(k) for k in key)))
         return _insert_sqlite(conn, f"INSERT INTO {table} ({names}) VALUES", conflict, len(columns), rows)
     stage = f"{table}_stage"
     conn.exec_driver_sql(

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, event, func, select, tuple_, update
 from sqlalchemy.engine import Dialect
 
 from fleet import dialect
@@ -18,6 +18,11 @@ COLUMNS = ("customer_id", "machine_id", "seq", "ts", "readings", "fw", "extra", 
 KEY = ("customer_id", "machine_id", "seq")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+# An ingest writer's SQLite connection: each batch of 500 dirties ~1 leaf per machine in each telemetry index
+# (~580 pages for 100 machines, more than the default 2 MiB cache holds), and the default checkpoint every
+# 1,000 pages copied those same leaves back into the database file after almost every other batch.
+WRITER_CACHE_KIB = 64 * 1024
+WRITER_CHECKPOINT_PAGES = 10_000
 
 
 def write_rows(conn: Connection, rows: list[tuple]) -> int:
@@ -26,7 +31,24 @@ def write_rows(conn: Connection, rows: list[tuple]) -> int:
     Rows are driver-level tuples in `COLUMNS` order: JSON as text, timestamps as `dialect.ts_param` or
     `dialect.ts_texts` give them. Ingest and backfill both write through here.
     """
-    return dialect.insert_new(conn, table="telemetry", columns=COLUMNS, key=KEY, rows=rows)
+    # In key order: a batch holds a few rows of each of many machines, and inserted machine by machine they
+    # fill each index leaf in turn (in-process, 100 machines: SQLite's insert and commit ~25 % less CPU).
+    return dialect.insert_new(conn, table="telemetry", columns=COLUMNS, key=KEY, rows=rows, key_order=True)
+
+
+def tune_writer(engine: Engine) -> Engine:
+    """The engine, its SQLite connections set up for an ingest writer: a larger page cache, rarer checkpoints.
+
+    For an engine of the writer's own, before its first connection; PostgreSQL engines stay as they are.
+    """
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _writer_pragmas)
+    return engine
+
+
+def _writer_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+    dbapi_conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
 
 
 def _ts_column(values: list[datetime], on: Dialect) -> list[str]:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fleet import telemetry
 from fleet.db import make_engine
 from ingest import metrics
 from ingest.contract import Limits
@@ -54,7 +55,7 @@ class Recipe:
 
     def pipeline(self, engine=None):
         """The JSON pipeline, or the Sparkplug one around it; on `engine`, or on a new one from the URL."""
-        engine = engine if engine is not None else make_engine(self.database_url)
+        engine = engine if engine is not None else telemetry.tune_writer(make_engine(self.database_url))
         pipeline = Pipeline(
             engine=engine, auto_register=self.auto_register, limits=self.limits, keep_bytes=self.keep_bytes
         )

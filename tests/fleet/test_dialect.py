@@ -79,3 +79,20 @@ def test_insert_new_counts_across_statement_chunks(engine):
     with engine.connect() as conn:
         names = conn.execute(select(Customer.tenant, Customer.name).order_by(Customer.id)).all()
     assert names == [(f"t{i}", f"name {i}") for i in range(1337)]
+
+
+def test_insert_new_in_key_order_keeps_the_first_row_of_a_key(engine):
+    """SQLite inserts in key order when asked (ids follow the key); the first row of a key still wins."""
+    columns = ("tenant", "name", "auto_registered", "created_at")
+    at = dialect.ts_param(STAMPS[0], engine.dialect)
+    rows = [("t2", "first t2", False, at), ("t1", "t1", False, at), ("t2", "second t2", False, at)]
+    with engine.begin() as conn:
+        stored = dialect.insert_new(
+            conn, table="customers", columns=columns, key=["tenant"], rows=rows, key_order=True
+        )
+    assert stored == 2
+    with engine.connect() as conn:
+        found = conn.execute(select(Customer.tenant, Customer.name).order_by(Customer.id)).all()
+    assert sorted(found) == [("t1", "t1"), ("t2", "first t2")]
+    if engine.dialect.name == "sqlite":
+        assert found == [("t1", "t1"), ("t2", "first t2")]

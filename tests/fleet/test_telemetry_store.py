@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy import select, text
 
 from fleet import registration, telemetry
-from fleet.db import session
+from fleet.db import make_engine, session
 from fleet.tables import Customer, Machine, Telemetry
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
@@ -76,3 +76,13 @@ def test_backfilled_and_ingested_rows_store_a_missing_extra_alike(engine):
     stopped = sum(1 for state in run.telemetry()["state"] if state != "running")
     assert stopped > 0
     assert no_extra == running - stopped + 1
+
+
+def test_a_writer_engine_on_sqlite_has_a_larger_cache_and_rarer_checkpoints(tmp_path):
+    engine = telemetry.tune_writer(make_engine(f"sqlite:///{tmp_path / 'writer.db'}"))
+    with engine.connect() as conn:
+        cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        checkpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    engine.dispose()
+    assert cache == -telemetry.WRITER_CACHE_KIB
+    assert checkpoint == telemetry.WRITER_CHECKPOINT_PAGES
