@@ -25,8 +25,8 @@ MAX_SOURCE = 200_000
 
 
 @dataclass(frozen=True)
-class Listed:
-    """A catalog version as the console and API list it."""
+class ListedVersion:
+    """A catalog version as the console, the API and the CLI list it."""
 
     version: int
     currency: str
@@ -58,7 +58,7 @@ def in_force(sess: Session) -> catalog.Catalog:
     return catalog.default() if row is None else _parsed(row.source, row.version)
 
 
-def listing(sess: Session) -> list[Listed]:
+def listing(sess: Session) -> list[ListedVersion]:
     """Every stored version, newest first, then the shipped file; which one is in force."""
     rows = sess.scalars(select(CatalogVersion).order_by(CatalogVersion.version.desc())).all()
     active = _active_row(sess)
@@ -67,7 +67,7 @@ def listing(sess: Session) -> list[Listed]:
         cat = _parsed(row.source, row.version)
         is_active = active is not None and row.version == active.version
         out.append(
-            Listed(
+            ListedVersion(
                 row.version,
                 cat.currency,
                 len(cat.items),
@@ -80,7 +80,9 @@ def listing(sess: Session) -> list[Listed]:
         )
     shipped = catalog.default()
     out.append(
-        Listed(shipped.version, shipped.currency, len(shipped.items), None, None, None, active is None, True)
+        ListedVersion(
+            shipped.version, shipped.currency, len(shipped.items), None, None, None, active is None, True
+        )
     )
     return out
 

@@ -3,8 +3,6 @@ customer's segment and offer language."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter
@@ -37,19 +35,6 @@ class CatalogVersionIn(BaseModel):
     yaml: str = Field(min_length=1, max_length=catalog_versions.MAX_SOURCE)
 
 
-class CatalogVersionOut(BaseModel):
-    """A catalog version; `shipped` is the file api/catalog.yaml, in force until a version is activated."""
-
-    version: int
-    currency: str
-    items: int
-    added_by: str | None
-    added_at: datetime | None
-    activated_at: datetime | None
-    active: bool
-    shipped: bool
-
-
 VersionNumber = Annotated[int, PathParam(ge=1, le=INT32_MAX)]
 
 
@@ -61,10 +46,10 @@ def get_catalog(sess: SessionDep, who: OfferReader) -> dict:
     return catalog_versions.in_force(sess).model_dump(mode="json")
 
 
-@router.get("/versions", response_model=list[CatalogVersionOut])
-def list_versions(sess: SessionDep, who: Admin):
+@router.get("/versions")
+def list_versions(sess: SessionDep, who: Admin) -> list[catalog_versions.ListedVersion]:
     """Every stored catalog version, newest first, then the shipped file; which one is in force."""
-    return [asdict(listed) for listed in catalog_versions.listing(sess)]
+    return catalog_versions.listing(sess)
 
 
 @router.post("/versions", status_code=201)
