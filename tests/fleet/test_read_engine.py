@@ -37,16 +37,20 @@ def test_sees_each_commit_without_a_transaction_of_its_own(engine, reader):
     assert not [sql for sql in statements if sql.strip().upper() in ("BEGIN", "ROLLBACK", "COMMIT")]
 
 
-def test_sqlite_read_connections_map_the_file_and_are_reused_last_in_first_out(engine, reader):
-    if reader.dialect.name != "sqlite":
-        pytest.skip("SQLite pragmas and pool")
-    with reader.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == READ_MMAP_BYTES
-    with engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == 0  # the writer reads through its cache
-    first, second = reader.connect(), reader.connect()
-    last_back = first.connection.dbapi_connection
-    second.close()
-    first.close()
-    with reader.connect() as again:  # the last one given back: the warmest mapping and page cache
-        assert again.connection.dbapi_connection is last_back
+def test_sqlite_read_connections_map_the_file_and_are_reused_last_in_first_out(tmp_path):
+    url = f"sqlite:///{tmp_path / 'servicecast.db'}"  # SQLite's pragmas and pool: no PostgreSQL case
+    engine, reader = make_engine(url), make_engine(url, read_only=True)
+    try:
+        with reader.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == READ_MMAP_BYTES
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == 0  # the writer: its own cache
+        first, second = reader.connect(), reader.connect()
+        last_back = first.connection.dbapi_connection
+        second.close()
+        first.close()
+        with reader.connect() as again:  # the last one given back: the warmest mapping and page cache
+            assert again.connection.dbapi_connection is last_back
+    finally:
+        reader.dispose()
+        engine.dispose()
