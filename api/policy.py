@@ -22,7 +22,7 @@ from api import (
     offers,
     silence,
 )
-from fleet.db import session
+from fleet.db import for_writing, session
 from fleet.settings import Settings
 from fleet.tables import Prediction, Watermark, utcnow
 from models import versions
@@ -64,10 +64,12 @@ def run_once(
 ) -> PolicyReport:
     """Process predictions past the watermark in one transaction per batch; safe to repeat after a crash."""
     report = PolicyReport()
+    # Each pass reads, then writes: on SQLite it must hold the write lock from BEGIN (see `for_writing`).
+    writer = for_writing(engine)
     now = now or utcnow()
     rng = np.random.default_rng()
     while True:
-        with session(engine) as sess:
+        with session(writer) as sess:
             mark = sess.get(Watermark, WATERMARK, with_for_update=True) or Watermark(name=WATERMARK, value=0)
             sess.add(mark)
             new = sess.scalars(
@@ -92,20 +94,20 @@ def run_once(
             report.predictions += len(new)
         if len(new) < batch:
             break
-    with session(engine) as sess:
+    with session(writer) as sess:
         withdrawn, report.offers_expired = offer_lifecycle.sweep(sess, now=now, settings=settings)
         report.offers_withdrawn += withdrawn
-    with session(engine) as sess:
+    with session(writer) as sess:
         quiet = timedelta(minutes=settings.machine_silent_after_min)
         report.no_data_opened, report.no_data_resolved = silence.sweep(sess, now=now, silent_after=quiet)
-    with session(engine) as sess:
+    with session(writer) as sess:
         below = settings.machine_degraded_below
         rates = silence.sweep_rates(sess, now=now, silent_after=quiet, degraded_below=below)
         report.low_rate_opened, report.low_rate_resolved = rates
-    with session(engine) as sess:
+    with session(writer) as sess:
         after = timedelta(minutes=settings.alert_escalate_after_min)
         report.escalated = len(alerts.escalate_overdue(sess, now=now, after=after))
-    with session(engine) as sess:
+    with session(writer) as sess:
         report.notifications = notifications.enqueue_due(sess, now=now, public_url=settings.public_url)
     return report
 
