@@ -35,6 +35,11 @@ def get_visible(sess: Session, model: type[T], object_id: int, principal: Princi
     """The object if it exists for this caller; otherwise 404, whether it is missing or foreign."""
     obj = sess.get(model, object_id)
     owner = None if obj is None else obj.id if isinstance(obj, Customer) else obj.customer_id
-    if obj is None or not principal.sees(owner):
-        raise errors.NotFound(f"{what} {object_id} not found")
+    require_visible(owner, principal, what, object_id)
     return obj
+
+
+def require_visible(owner: int | None, principal: Principal, what: str, object_id: int) -> None:
+    """404 unless the object exists (its owning customer is known) and the caller sees that customer."""
+    if owner is None or not principal.sees(owner):
+        raise errors.NotFound(f"{what} {object_id} not found")

@@ -22,8 +22,8 @@ from api.deps import (
 )
 from api.offers import hide_risk, revoke_consent, risk_scope
 from api.routers import columns
-from api.scope import get_visible, restrict
-from fleet import errors, registry
+from api.scope import get_visible, require_visible, restrict
+from fleet import registry
 from fleet.settings import Settings
 from fleet.tables import Customer, Machine, Prediction, utcnow
 
@@ -119,8 +119,7 @@ def list_machines(
 def get_machine(machine_id: schemas.MachineId, conn: ConnectionDep, who: FleetReader):
     """One machine with its latest prediction."""
     row = conn.execute(MACHINE_BY_ID, {"machine_id": machine_id}).first()
-    if row is None or not who.sees(row.customer_id):
-        raise errors.NotFound(f"machine {machine_id} not found")
+    require_visible(None if row is None else row.customer_id, who, "machine", machine_id)
     return hide_risk(row._asdict(), risk_scope(conn, who))
 
 
@@ -157,8 +156,7 @@ def machine_telemetry(
     start = telemetry_view.aware(start) if start else telemetry_view.shift(end, -day)
     telemetry_view.check_limits(start=start, end=end, max_points=max_points, settings=settings)
     owner = conn.execute(MACHINE_OWNER, {"machine_id": machine_id}).scalar()
-    if owner is None or not who.sees(owner):
-        raise errors.NotFound(f"machine {machine_id} not found")
+    require_visible(owner, who, "machine", machine_id)
     body = telemetry_view.window_json(
         conn.connection(),
         machine_id=machine_id,
