@@ -87,14 +87,14 @@ def listing(sess: Session) -> list[ListedVersion]:
     return out
 
 
-def add(sess: Session, *, source: str, by: Actor, now: datetime) -> catalog.Catalog:
+def add(sess: Session, *, source: str, by: Actor, now: datetime, name: str = "catalog") -> catalog.Catalog:
     """Check a catalog's YAML as the file is checked and store it as a new, inactive version; audited.
 
     Raises `catalog.CatalogFileError` (every problem with its line) or `Conflict` for a version number
     that is taken (by a stored version or the shipped file)."""
     if len(source) > MAX_SOURCE:
         raise errors.InvalidInput(f"a catalog may have at most {MAX_SOURCE:,} characters")
-    cat = catalog.parse(source, source="catalog")
+    cat = catalog.parse(source, source=name)  # problems named `name:LINE`
     if cat.version == catalog.default().version or sess.get(CatalogVersion, cat.version) is not None:
         raise _taken(cat.version)
     try:

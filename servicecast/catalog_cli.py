@@ -51,11 +51,8 @@ def catalog_add(
     engine = ready_engine(load_settings())
     by = audit.operator()
     try:
-        catalog.parse(
-            source, source=str(file)
-        )  # problems named by the file's lines, before the store's check
-        with session(engine) as sess:
-            added = catalog_versions.add(sess, source=source, by=by, now=utcnow())
+        with session(engine) as sess:  # problems named by the file's own lines
+            added = catalog_versions.add(sess, source=source, by=by, now=utcnow(), name=str(file))
             if activate:
                 catalog_versions.activate(sess, version=added.version, by=by, now=utcnow())
     except errors.ServicecastError as exc:
