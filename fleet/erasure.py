@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 
 from fleet import archive, audit, audit_maintenance
+from fleet.db import for_writing
 from fleet.tables import (
     Alert,
     ArchiveFile,
@@ -201,7 +202,7 @@ def erase(engine: Engine, *, tenant: str, confirm: str, by: str, archive_url: st
     """Erase one customer; returns the receipt (pseudonym, counts per class, what was kept and why)."""
     if confirm != tenant:
         raise NotConfirmed("--confirm must repeat the tenant id")
-    with engine.begin() as conn:
+    with for_writing(engine).begin() as conn:  # gathers, then deletes: the write lock from BEGIN
         who = _gather(conn, tenant)
         if who is None:
             raise LookupError(f"no customer {tenant!r}")

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.sql import ColumnElement
 
 from fleet import archive, audit_maintenance, partitions, rollups
+from fleet.db import for_writing
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile, Prediction, Quarantine, Rollup, Telemetry, WorkflowEvent
 
@@ -64,13 +65,15 @@ def run(engine: Engine, *, settings: Settings, now: datetime, dry_run: bool = Fa
     if not dry_run and hot:
         rollups.refresh(engine, archive_url=settings.archive_url)
         archive.run(engine, url=settings.archive_url, before=hot_cutoff)
+    # Each class is counted, then deleted: on SQLite that transaction must hold the write lock from BEGIN.
+    deleter = engine if dry_run else for_writing(engine)
     for name, days, table, column, extra in _classes(settings):
         if days is None:
             continue
         cutoff = now - timedelta(days=days)
         where = [column < cutoff, *extra]
         paths: list[str] = []
-        with engine.begin() as conn:
+        with deleter.begin() as conn:
             count = conn.scalar(select(func.count()).select_from(table).where(*where)) or 0
             plan.steps.append(Step(name, cutoff, count, "delete"))
             if dry_run or not count:

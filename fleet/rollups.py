@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, tuple_
 
 from fleet import history
+from fleet.db import for_writing
 from fleet.tables import Rollup, RollupDirty
 
 MINUTE, HOUR, DAY = 60, 3600, 86_400
@@ -167,7 +168,8 @@ def refresh(engine: Engine, *, archive_url: str, batch: int = 5000) -> int:
     """Recompute the rollups of every dirty hour, `batch` marks a transaction; returns hours refreshed."""
     done = 0
     while True:
-        with engine.begin() as conn:
+        # Reads the marks, then deletes them: on SQLite the transaction holds the write lock from BEGIN.
+        with for_writing(engine).begin() as conn:
             marks = conn.execute(
                 select(RollupDirty.machine_id, RollupDirty.hour)
                 .order_by(RollupDirty.machine_id, RollupDirty.hour)
