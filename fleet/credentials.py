@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 
 from fleet import errors
-from fleet.db import session
+from fleet.db import for_writing, session
 from fleet.tables import Customer, Machine, MachineCredential, SparkplugCredential, utcnow
 
 PASSWORD_FILE = "passwords"
@@ -48,7 +48,7 @@ def mosquitto_hash(password: str, *, salt: bytes | None = None, iterations: int 
 def issue(*, engine: Engine, tenant: str, machine: str) -> Issued:
     """Issue a machine's credential, or rotate it: the new password replaces any earlier one."""
     password = secrets.token_urlsafe(32)
-    with session(engine) as sess:
+    with session(for_writing(engine)) as sess:
         machine_id = _machine_id(sess, tenant, machine)
         row = sess.scalar(select(MachineCredential).where(MachineCredential.machine_id == machine_id))
         if row is None:
@@ -62,7 +62,7 @@ def issue(*, engine: Engine, tenant: str, machine: str) -> Issued:
 
 def revoke(*, engine: Engine, tenant: str, machine: str) -> None:
     """Revoke a machine's credential; the broker refuses it once its password file is rewritten."""
-    with session(engine) as sess:
+    with session(for_writing(engine)) as sess:
         machine_id = _machine_id(sess, tenant, machine)
         row = sess.scalar(
             select(MachineCredential).where(
@@ -96,7 +96,7 @@ def _sparkplug_id(part: str) -> str:
 def issue_sparkplug(*, engine: Engine, username: str) -> Issued:
     """Issue or rotate the credential of an edge node or a host (`edge_node_username`, `host_username`)."""
     password = secrets.token_urlsafe(32)
-    with session(engine) as sess:
+    with session(for_writing(engine)) as sess:
         row = sess.scalar(select(SparkplugCredential).where(SparkplugCredential.username == username))
         if row is None:
             row = SparkplugCredential(username=username)
@@ -109,7 +109,7 @@ def issue_sparkplug(*, engine: Engine, username: str) -> Issued:
 
 def revoke_sparkplug(*, engine: Engine, username: str) -> None:
     """Revoke an edge node's or host's credential."""
-    with session(engine) as sess:
+    with session(for_writing(engine)) as sess:
         row = sess.scalar(
             select(SparkplugCredential).where(
                 SparkplugCredential.username == username, SparkplugCredential.revoked_at.is_(None)

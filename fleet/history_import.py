@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from fleet import csv_import, labels, registration
 from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject
+from fleet.db import for_writing
 from fleet.tables.labels import LABEL_KINDS
 
 NAME_LIMIT = 64  # characters of a component or failure mode (the label columns' width)
@@ -72,7 +73,8 @@ def import_history(
             parsed.append((line, row, _parse(line, row, mapping, Path(path).name)))
         except ValueError as exc:
             report.rejects.append(Reject(line, str(exc), row))
-    with engine.begin() as conn:
+    # Looks the machines up, then writes: on SQLite the transaction holds the write lock from BEGIN.
+    with (engine if dry_run else for_writing(engine)).begin() as conn:
         ids = registration.lookup_machines(conn, {p["key"] for _, _, p in parsed})
         good, first_line = [], {}
         for line, row, p in parsed:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fleet import audit, type_files
-from fleet.db import session
+from fleet.db import for_writing, session
 from fleet.errors import AlreadyExists, NotFound
 from fleet.tables import MachineTypeVersion
 
@@ -120,7 +120,7 @@ def apply_definitions(
 
 def _apply(engine: Engine, definitions: dict[str, dict], source: str | None, by: audit.Actor | None) -> list:
     out = []
-    with session(engine) as sess:
+    with session(for_writing(engine)) as sess:
         for name, definition in definitions.items():
             fingerprint = digest(definition)
             latest = _latest_row(sess, name)

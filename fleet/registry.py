@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fleet import audit, contract, errors, registration
-from fleet.db import session
+from fleet.db import for_writing, session
 from fleet.registration import MachineKey
 from fleet.tables import Customer, DataUseGrant, Machine, utcnow
 from fleet.tables.register import PURPOSES
@@ -130,7 +130,7 @@ def grant(
     *, engine: Engine, tenant: str, purpose: str, by: audit.Actor | str, reference: str | None = None
 ) -> None:
     """Grant a data-use purpose to a customer (idempotent)."""
-    with session(engine) as sess:
+    with session(for_writing(engine)) as sess:
         customer_id = get_customer(sess, tenant).id
         grant_purpose(
             sess, customer_id=customer_id, purpose=purpose, by=audit.as_actor(by), reference=reference
@@ -157,7 +157,7 @@ def revoke(
     *, engine: Engine, tenant: str, purpose: str, by: audit.Actor | str, reference: str | None = None
 ) -> None:
     """Revoke a data-use purpose; the grant row stays as history."""
-    with session(engine) as sess:
+    with session(for_writing(engine)) as sess:
         customer_id = get_customer(sess, tenant).id
         revoke_purpose(
             sess, customer_id=customer_id, purpose=purpose, by=audit.as_actor(by), reference=reference
