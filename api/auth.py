@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from fleet import audit, errors, registry
-from fleet.db import session
+from fleet.db import for_writing, session
 from fleet.tables import AccountAssignment, ApiKey, User, utcnow
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def create_user(
     if (role == "customer") != (customer is not None):
         raise errors.InvalidInput("--customer is required for the customer role and only for it")
     try:
-        with session(engine) as sess:
+        with session(for_writing(engine)) as sess:
             customer_id = registry.get_customer(sess, customer).id if customer else None
             user = User(name=name, role=role, customer_id=customer_id, email=email)
             sess.add(user)
@@ -92,7 +92,7 @@ def issue_key(
     *, engine: Engine, name: str, expires_days: int | None = None, by: audit.Actor | None = None
 ) -> str:
     """Another API key for an existing user."""
-    with session(engine) as sess:
+    with session(for_writing(engine)) as sess:
         user = sess.scalar(select(User).where(User.name == name))
         if user is None:
             raise errors.NotFound(f"no user {name!r}")
@@ -113,7 +113,7 @@ def _add_key(sess: Session, user: User, expires_days: int | None, by: audit.Acto
 
 def revoke_keys(*, engine: Engine, name: str, by: audit.Actor | None = None) -> int:
     """Revoke every key of a user; returns how many were active."""
-    with session(engine) as sess:
+    with session(for_writing(engine)) as sess:
         query = select(ApiKey).join(User, ApiKey.user_id == User.id)
         keys = sess.scalars(query.where(User.name == name, ApiKey.revoked_at.is_(None))).all()
         for key in keys:
@@ -129,7 +129,7 @@ def revoke_keys(*, engine: Engine, name: str, by: audit.Actor | None = None) -> 
 
 def set_disabled(*, engine: Engine, name: str, disabled: bool, by: audit.Actor | None = None) -> bool:
     """Disable a user (its keys and console sessions stop working) or enable it again; False if unchanged."""
-    with session(engine) as sess:
+    with session(for_writing(engine)) as sess:
         user = sess.scalar(select(User).where(User.name == name))
         if user is None:
             raise errors.NotFound(f"no user {name!r}")

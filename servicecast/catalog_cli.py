@@ -10,7 +10,7 @@ import typer
 from api import catalog, catalog_versions
 from fleet import audit, errors
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
-from fleet.db import session
+from fleet.db import for_writing, session
 from fleet.tables import CatalogVersion, utcnow
 
 catalog_app = typer.Typer(
@@ -51,7 +51,7 @@ def catalog_add(
     engine = ready_engine(load_settings())
     by = audit.operator()
     try:
-        with session(engine) as sess:  # problems named by the file's own lines
+        with session(for_writing(engine)) as sess:  # problems named by the file's own lines
             added = catalog_versions.add(sess, source=source, by=by, now=utcnow(), name=str(file))
             if activate:
                 catalog_versions.activate(sess, version=added.version, by=by, now=utcnow())
@@ -68,7 +68,7 @@ def catalog_activate(version: int) -> None:
     """Put a stored version in force for new offers from now on; offers already made keep theirs."""
     engine = ready_engine(load_settings())
     try:
-        with session(engine) as sess:
+        with session(for_writing(engine)) as sess:
             before = catalog_versions.in_force(sess).version
             catalog_versions.activate(sess, version=version, by=audit.operator(), now=utcnow())
     except errors.ServicecastError as exc:

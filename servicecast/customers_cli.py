@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from fleet import audit, errors, registry
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
-from fleet.db import session
+from fleet.db import for_writing, session
 
 customers_app = typer.Typer(help="Register and list customers (tenants).", no_args_is_help=True)
 Purpose = Annotated[str, typer.Argument(help="service, offers or product_improvement.")]
@@ -81,7 +81,7 @@ def customers_revoke(tenant: str, purpose: Purpose, reference: Reference = None)
 
     engine = ready_engine(load_settings())
     try:
-        with session(engine) as sess:
+        with session(for_writing(engine)) as sess:
             customer = registry.get_customer(sess, tenant)
             withdrawn = revoke_consent(sess, customer.id, purpose, audit.operator(), reference=reference)
     except errors.ServicecastError as exc:
