@@ -1,12 +1,16 @@
 """API latency under load: alert list, machine detail and telemetry range at 50 concurrent clients.
 
 python -m benchmarks.api --json [--machines 1000] [--rows 1000000] [--alerts 10000] [--clients 50]
+    [--rounds alert_list_while_writing,...]
 
 The alert list is loaded twice: alone, and while another process updates alerts (`--alert-writes` per
 second), which makes the API's cached pages stale and read again; both figures are printed. The last
 round has 5 clients (`--long-clients`) read the longest window the API allows over a machine with a
 reading every minute of it, averaged into `--long-points` points, while the other clients read
-/healthz: an answer that is not 200 with exactly that many points counts as an error.
+/healthz: an answer that is not 200 with exactly that many points counts as an error. `--rounds` runs
+only the rounds it names (an A/B pair of one round then takes well under a minute). Each round but the
+last also reports the server's CPU per request (its processes' user and system time over the round),
+which moves far less with the machine's load than latency does.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +41,14 @@ from fleet.settings import Settings
 from fleet.tables import Alert, Machine
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
+ROUNDS = (
+    "alert_list",
+    "machine_detail",
+    "telemetry_range",
+    "healthz",
+    "alert_list_while_writing",
+    "long_telemetry",
+)
 SEVERITIES = ("critical", "high", "medium")
 
 
@@ -200,6 +213,50 @@ def _long_reads(port: int, key: str, url: str, args: argparse.Namespace) -> dict
     return figures
 
 
+def _while_writing(port: int, key: str, url: str, endpoints: dict, args: argparse.Namespace) -> dict:
+    """The alert list loaded while another thread updates alerts at `--alert-writes` per second."""
+    stop, writes = threading.Event(), []
+    writer = threading.Thread(target=write_alerts, args=(url, args.alert_writes, stop, writes))
+    writer.start()
+    try:
+        during = asyncio.run(
+            load(port, key, endpoints["alert_list"], args.clients, args.seconds, args.connect_gap_ms)
+        )
+    finally:
+        stop.set()
+        writer.join()
+    return {**during, "alert_writes_per_s": round(writes[0] / args.seconds, 1)}
+
+
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) of process `pid` and all its descendants so far, from /proc."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += sum(server_cpu_s(int(child)) for child in (task / "children").read_text().split())
+    except FileNotFoundError:  # a process that ended meanwhile
+        pass
+    return total
+
+
+def _with_server_cpu(pid: int, run: Callable[[], dict]) -> dict:
+    """A round's figures with the server's CPU per request: unlike latency, it barely moves with load."""
+    before = server_cpu_s(pid)
+    figures = run()
+    figures["server_cpu_ms_per_request"] = round((server_cpu_s(pid) - before) * 1000 / figures["requests"], 3)
+    return figures
+
+
+def _rounds(text: str) -> tuple[str, ...]:
+    """The rounds named in `text`, in the benchmark's order; an unknown name is an argument error."""
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    if unknown := names - set(ROUNDS):
+        raise argparse.ArgumentTypeError(f"unknown rounds: {', '.join(sorted(unknown))}")
+    return tuple(name for name in ROUNDS if name in names)
+
+
 def main() -> None:
     """Populate, start uvicorn, load each endpoint and /healthz, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -220,6 +277,12 @@ def main() -> None:
         "--long-points", type=int, default=5000, help="points they ask for (at most the API's maximum)"
     )
     parser.add_argument("--db", type=Path, help="SQLite file to keep; filled only if it does not exist")
+    parser.add_argument(
+        "--rounds",
+        type=_rounds,
+        default=ROUNDS,
+        help=f"comma-separated rounds to run, in this order: {','.join(ROUNDS)} (default: all)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -258,32 +321,31 @@ def main() -> None:
                 "healthz": ["/healthz"],
             }
             check(f"http://127.0.0.1:{port}", key, endpoints)
-            for paths in endpoints.values():  # warm up every worker's caches and connection pool
-                asyncio.run(load(port, key, paths, args.clients, 1.0, args.connect_gap_ms))
+            plain = [name for name in endpoints if name in args.rounds]
+            writing = "alert_list_while_writing" in args.rounds
+            # warm up every worker's caches and connection pool for the rounds to run
+            for name in [name for name in endpoints if name in plain or (writing and name == "alert_list")]:
+                asyncio.run(load(port, key, endpoints[name], args.clients, 1.0, args.connect_gap_ms))
             results = {
-                name: asyncio.run(load(port, key, paths, args.clients, args.seconds, args.connect_gap_ms))
-                for name, paths in endpoints.items()
-            }
-            stop, writes = threading.Event(), []
-            writer = threading.Thread(target=write_alerts, args=(url, args.alert_writes, stop, writes))
-            writer.start()
-            try:
-                during = asyncio.run(
-                    load(port, key, endpoints["alert_list"], args.clients, args.seconds, args.connect_gap_ms)
+                name: _with_server_cpu(
+                    server.pid,
+                    lambda paths=endpoints[name]: asyncio.run(
+                        load(port, key, paths, args.clients, args.seconds, args.connect_gap_ms)
+                    ),
                 )
-            finally:
-                stop.set()
-                writer.join()
-            results["alert_list_while_writing"] = {
-                **during,
-                "alert_writes_per_s": round(writes[0] / args.seconds, 1),
+                for name in plain
             }
-            results.update(_long_reads(port, key, url, args))
+            if writing:
+                results["alert_list_while_writing"] = _with_server_cpu(
+                    server.pid, lambda: _while_writing(port, key, url, endpoints, args)
+                )
+            if "long_telemetry" in args.rounds:
+                results.update(_long_reads(port, key, url, args))
         finally:
             server.terminate()
             server.wait(timeout=30)
         load_after = os.getloadavg()
-    for figures in results.values():
+    for figures in results.values() if "healthz" in results else ():
         figures["vs_healthz"] = round(figures["req_per_s"] / results["healthz"]["req_per_s"], 2)
     report = {
         "db": "sqlite",
@@ -294,6 +356,7 @@ def main() -> None:
         "workers": args.workers,
         "seconds": args.seconds,
         "connect_gap_ms": args.connect_gap_ms,
+        "rounds": list(args.rounds),
         "populate_s": round(populate_s, 1),
         # 1-minute load average before and after the run: the machine is shared, and figures move with it.
         "load_avg": [round(load_before[0], 2), round(load_after[0], 2)],
