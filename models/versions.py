@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from fleet import audit, machine_types
-from fleet.db import session
+from fleet.db import for_writing, session
 from fleet.tables import ModelVersion, utcnow
 
 
@@ -110,7 +110,7 @@ def refuse(
     engine: Engine, version: str, *, by: audit.Actor | None = None, detail: dict | None = None
 ) -> None:
     """Audit that a registered candidate was left inactive (champion/challenger said no)."""
-    with session(engine) as sess:
+    with session(for_writing(engine)) as sess:
         row = sess.scalars(select(ModelVersion).where(ModelVersion.version == version)).first()
         if row is None:
             raise ModelNotFound(f"no model version {version!r}")
@@ -128,7 +128,7 @@ def _activate(
     engine: Engine, version: str, action: str, by: audit.Actor | None, detail: dict | None = None
 ) -> VersionInfo:
     """Make `version` active and audit which version it replaced."""
-    with session(engine) as sess:
+    with session(for_writing(engine)) as sess:
         row = sess.scalars(select(ModelVersion).where(ModelVersion.version == version)).first()
         if row is None:
             raise ModelNotFound(f"no model version {version!r}")

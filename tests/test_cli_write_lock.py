@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from api import auth, catalog
 from fleet import registry
-from fleet.tables import ApiKey, CatalogVersion, User
+from fleet.tables import ApiKey, CatalogVersion, ModelVersion, User, WorkflowEvent
+from models import versions
 from servicecast import catalog_cli, customers_cli
 from servicecast.cli import app
 from tests.lifecycle import support
@@ -118,6 +119,26 @@ def _users_disable(engine: Engine, tmp_path) -> Job:  # noqa: ANN001
     return run
 
 
+def _models_promote(engine: Engine, tmp_path) -> Job:  # noqa: ANN001
+    version = versions.register(engine, model={"a": "model"}, machine_type="pump", activate=False)
+
+    def run() -> int:
+        versions.promote(engine, version)
+        return _count(engine, ModelVersion.active)
+
+    return run
+
+
+def _models_refuse(engine: Engine, tmp_path) -> Job:  # noqa: ANN001
+    version = versions.register(engine, model={"a": "model"}, machine_type="pump", activate=False)
+
+    def run() -> int:
+        versions.refuse(engine, version)
+        return _count(engine, WorkflowEvent.action == "not_promoted")
+
+    return run
+
+
 COMMANDS: dict[str, tuple[Callable[[Engine, object], Job], int]] = {
     "customers revoke": (_customers_revoke, 1),
     "catalog add --activate": (_catalog_add, 1),
@@ -126,6 +147,8 @@ COMMANDS: dict[str, tuple[Callable[[Engine, object], Job], int]] = {
     "users key (auth.issue_key)": (_users_key, 2),
     "users revoke (auth.revoke_keys)": (_users_revoke, 1),
     "users disable (auth.set_disabled)": (_users_disable, 1),
+    "models promote (versions.promote)": (_models_promote, 1),
+    "train, candidate refused (versions.refuse)": (_models_refuse, 1),
 }
 
 
