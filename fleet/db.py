@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 WRITE_LOCK_OPTION = "servicecast_write_lock"
+# A writer waiting for SQLite's write lock polls it, every 100 ms once it has waited a while (SQLite's
+# busy handler): a shorter gap between one pass's transactions can starve it past its busy timeout.
+WRITER_GAP_S = 0.1
 # Address space, not memory: mapped pages are the OS page cache, shared by every connection and process.
 READ_MMAP_BYTES = 2**30
 
@@ -88,6 +92,17 @@ def for_writing(engine: Engine) -> Engine:
     Taking the lock up front waits (up to the busy timeout) instead. PostgreSQL ignores the option.
     """
     return engine.execution_options(**{WRITE_LOCK_OPTION: True})
+
+
+def give_way(engine: Engine) -> None:
+    """Between two write transactions of a long pass: on SQLite, let a waiting writer (ingest) take its turn.
+
+    SQLite queues nobody for its write lock; without a gap, a pass that begins its next transaction at once
+    keeps the lock for its whole run however short each transaction is. PostgreSQL locks rows, not the
+    database: nothing to wait for.
+    """
+    if engine.dialect.name == "sqlite":
+        time.sleep(WRITER_GAP_S)
 
 
 def engine_from_settings(settings, *, read_only: bool = False) -> Engine:

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, tuple_
 
 from fleet import history
-from fleet.db import for_writing
+from fleet.db import for_writing, give_way
 from fleet.tables import Rollup, RollupDirty
 
 MINUTE, HOUR, DAY = 60, 3600, 86_400
@@ -25,6 +25,7 @@ FINER_ROWS_PER_HOUR = 120
 MESSAGES = "*"  # the rollup "sensor" counting messages (sensor names are [A-Za-z0-9_]+)
 WIDTHS = {"minute": MINUTE, "hour": HOUR, "day": DAY}
 _STATS = ["n", "total", "lo", "hi", "last_ts", "last"]
+_MARK = tuple_(RollupDirty.machine_id, RollupDirty.hour)
 
 
 def aggregate(frame: pd.DataFrame, width_s: int) -> pd.DataFrame:
@@ -164,30 +165,34 @@ def _refresh_batch(conn: Connection, marks: dict[int, list[datetime]], archive_u
         _insert(conn, _combine(found, DAY), DAY)
 
 
-def refresh(engine: Engine, *, archive_url: str, batch: int = 5000) -> int:
-    """Recompute the rollups of every dirty hour, `batch` marks a transaction; returns hours refreshed."""
-    done = 0
+def refresh(engine: Engine, *, archive_url: str, batch: int = 100) -> int:
+    """Recompute the rollups of every dirty hour, `batch` marks a transaction; returns hours refreshed.
+
+    One sweep in (machine, hour) order: an hour that rows log again behind the sweep (a live machine's
+    current hour) waits for the next run, so a run ends while ingest goes on. Each transaction holds
+    SQLite's write lock while it reads and aggregates its hours' rows: the batches are small, and other
+    writers get their turn between them.
+    """
+    done, after = 0, None
+    marks_in_order = select(RollupDirty.machine_id, RollupDirty.hour).order_by(
+        RollupDirty.machine_id, RollupDirty.hour
+    )
     while True:
+        query = marks_in_order if after is None else marks_in_order.where(_MARK > after)
         # Reads the marks, then deletes them: on SQLite the transaction holds the write lock from BEGIN.
         with for_writing(engine).begin() as conn:
-            marks = conn.execute(
-                select(RollupDirty.machine_id, RollupDirty.hour)
-                .order_by(RollupDirty.machine_id, RollupDirty.hour)
-                .limit(batch)
-            ).all()
+            marks = conn.execute(query.limit(batch)).all()
             if not marks:
                 return done
             # Deleted before the rows are read: an insert committing meanwhile logs its hour again.
-            conn.execute(
-                delete(RollupDirty).where(
-                    tuple_(RollupDirty.machine_id, RollupDirty.hour).in_([tuple(m) for m in marks])
-                )
-            )
+            conn.execute(delete(RollupDirty).where(_MARK.in_([tuple(m) for m in marks])))
             by_machine: dict[int, list[datetime]] = {}
             for machine_id, hour in marks:
                 by_machine.setdefault(machine_id, []).append(hour)
             _refresh_batch(conn, by_machine, archive_url)
             done += len(marks)
+        after = tuple(marks[-1])
+        give_way(engine)
 
 
 def pending(conn: Connection, *, machine_id: int, start: datetime, end: datetime) -> list[datetime]:

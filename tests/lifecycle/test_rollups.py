@@ -6,8 +6,11 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import event, func, select
 
 from fleet import history, rollups
+from fleet.db import make_engine
+from fleet.tables import RollupDirty
 from tests.lifecycle import support
 
 
@@ -67,7 +70,7 @@ def test_rollups_equal_pandas_aggregates_also_after_late_data(engine, tmp_path):
     # Late rows (the odd seqs, days old by now) and a replay of rows already stored.
     late = support.rows(ids["p1"], seqs=range(1, 3000, 2))
     assert support.write(engine, late + early[:100]) == len(late)
-    rollups.refresh(engine, archive_url=url)
+    rollups.refresh(engine, archive_url=url, batch=7)  # a machine's days split over transactions
     _check(engine, machine_ids)
 
 
@@ -81,3 +84,32 @@ def test_minute_rollups_only_where_raw_is_finer(engine, tmp_path):
     expected = _expected(engine, [ids["p1"][1]], rollups.MINUTE)
     fine = expected[expected["bucket"] >= support.START + timedelta(seconds=1000 * 7 - 3600)]
     assert len(minutes) > 0 and np.all(minutes["bucket"] >= fine["bucket"].min())
+
+
+def test_a_refresh_ends_after_one_sweep_while_rows_keep_arriving(engine, tmp_path):
+    """Rows logging a swept hour again after each transaction (a live machine) wait for the next run."""
+    ids = support.register(engine, "acme", ["p1"])
+    support.write(engine, support.rows(ids["p1"], seqs=range(0, 120)))  # hours 22, 23 and 00
+    url = str(tmp_path / "archive")
+    ingest = make_engine(engine.url.render_as_string(hide_password=False))
+    arrived = []
+
+    def another_row_in_the_first_hour(dbapi_conn, record) -> None:  # noqa: ANN001 -- a transaction ended
+        if len(arrived) < 20:
+            seq = 1000 + len(arrived)
+            row = support.rows(
+                ids["p1"], seqs=range(seq, seq + 1), start=support.START - timedelta(seconds=seq * 61)
+            )
+            arrived.append(support.write(ingest, row))
+
+    event.listen(engine.pool, "checkin", another_row_in_the_first_hour)
+    try:
+        assert rollups.refresh(engine, archive_url=url, batch=1) == 3
+    finally:
+        event.remove(engine.pool, "checkin", another_row_in_the_first_hour)
+        ingest.dispose()
+    assert arrived == [1] * 4  # one row after each of the sweep's transactions (the last found no marks)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(RollupDirty)) == 1  # hour 22, for the next run
+    assert rollups.refresh(engine, archive_url=url) == 1
+    _check(engine, [ids["p1"][1]])
