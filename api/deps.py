@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from api import auth
 from api.errors import Forbidden, Unauthorized
-from fleet.db import session
+from fleet.db import for_writing, session
 from fleet.settings import Settings
 
 RIGHTS: dict[str, frozenset[str]] = {
@@ -40,8 +40,13 @@ _bearer = HTTPBearer(auto_error=False, description="An API key from `servicecast
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """A session per request: committed when the handler returns, rolled back when it raises."""
-    with session(request.app.state.engine) as sess:
+    """A session per request: committed when the handler returns, rolled back when it raises.
+
+    A write (any method but GET) reads its object first: it takes SQLite's write lock as it begins
+    (`for_writing`), as the console's form posts do.
+    """
+    engine = request.app.state.engine
+    with session(engine if request.method == "GET" else for_writing(engine)) as sess:
         yield sess
 
 
