@@ -113,7 +113,7 @@ def test_cached_pages_are_kept_per_caller_scope(world):
         assert set(statuses(client, world.headers("am-acme"))) == acme
 
 
-def test_versioned_pages_serve_only_the_same_version_and_forget_the_least_recent():
+def test_versioned_pages_serve_no_older_version_and_forget_the_least_recent():
     body = {name: name.encode() * 1000 for name in "abcd"}
     pages = VersionedPages("test", max_bytes=2 * (1000 + approximate_bytes("a")) + 10)  # two bodies
     pages.put("a", 1, body["a"])
@@ -159,6 +159,54 @@ def test_requests_missing_one_page_together_read_it_once():
     assert pages.get_or_build("k", 2, lambda: b"page at version 2") == b"page at version 2"
     assert pages.get_or_build("n", 1, lambda: None) is None, "a page that cannot be built is nobody's"
     assert pages.get_or_build("n", 1, lambda: b"built") == b"built"
+
+
+def test_a_page_read_at_a_later_version_serves_requests_that_saw_an_earlier_one():
+    # Counters only rise, and a page is read after its counter: one kept at 5 holds every write up to 5.
+    pages = VersionedPages("test", max_bytes=2**20)
+    pages.put("k", 5, b"at 5")
+    assert pages.get("k", 4) == b"at 5", "a request that read counter 4 is served a page at least as new"
+    assert pages.get("k", 6) is None
+    # A request that read 4 before a write, delayed past another's read at 5, must not put back older data.
+    pages.put("k", 4, b"at 4")
+    assert pages.get("k", 5) == b"at 5"
+    assert pages.get_or_build("k", 3, lambda: b"at 3") == b"at 5"
+
+
+def test_requests_that_saw_an_earlier_version_wait_for_a_later_read_under_way():
+    pages = VersionedPages("test", max_bytes=2**20)
+    started, release, builds = threading.Event(), threading.Event(), []
+
+    def build(version: int):  # noqa: ANN202
+        def read() -> bytes:
+            builds.append(version)
+            if version == 5:
+                started.set()
+                release.wait(10)
+            return f"at {version}".encode()
+
+        return read
+
+    answers: dict[int, bytes | None] = {}
+
+    def ask(version: int) -> threading.Thread:
+        thread = threading.Thread(
+            target=lambda: answers.update({version: pages.get_or_build("k", version, build(version))})
+        )
+        thread.start()
+        return thread
+
+    threads = [ask(5)]
+    assert started.wait(10)
+    threads.append(ask(4))  # waits for the read at 5 (or, if it starts late, finds 6) instead of reading
+    newer = ask(6)  # the read at 5 may miss the write that made 6: this one reads again
+    newer.join(10)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert answers[4] in (b"at 5", b"at 6") and (answers[5], answers[6]) == (b"at 5", b"at 6")
+    assert sorted(builds) == [5, 6], "nobody read the page at 4 with a read at 5 under way"
+    assert pages.get("k", 6) == b"at 6", "the read at 5, finished last, did not replace the newer page"
 
 
 def test_the_alert_page_cache_stays_within_its_byte_budget(database_url):
