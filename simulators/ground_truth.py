@@ -11,6 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
 from fleet import labels
+from fleet.db import for_writing
 from fleet.registration import MachineIds
 from fleet.tables import SimulationRunRecord, utcnow
 from simulators.config import FleetConfig
@@ -107,7 +108,7 @@ def write_events(
     maintenance: pd.DataFrame | None = None,
 ) -> int:
     """Store a run record and its events as labels (source `simulator`) of registered machines, once."""
-    with engine.begin() as conn:
+    with for_writing(engine).begin() as conn:  # finds the run record, then writes
         run_id = record_run(conn, kind=kind, seed=seed, config=config)
         ref = run_ref(run_id)
         if labels.any_with_ref(conn, ref):

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
 
 from fleet import credentials, history_import, machine_types, registry
 from fleet.csv_import import ColumnMap
 from fleet.tables import Label, MachineCredential, MachineTypeVersion, SparkplugCredential
+from simulators import ground_truth
 from tests.fleet.test_machine_types import SMALL
 from tests.lifecycle import support
 from tests.write_lock import commit_elsewhere_before_first_write
@@ -101,6 +103,18 @@ def _revoke_node(engine: Engine, tmp_path) -> Job:  # noqa: ANN001
     return run
 
 
+def _ground_truth(engine: Engine, tmp_path) -> Job:  # noqa: ANN001
+    ids = {("acme", "p1"): support.register(engine, "acme", ["p1"])["p1"]}
+    failure = {"tenant": "acme", "machine": "p1", "machine_type": "pump", "ts": support.START, "mode": "wear"}
+    failures = pd.DataFrame([failure | {"has_precursor": True, "onset": None, "repaired": None}])
+
+    def run() -> int:
+        ground_truth.write_events(engine, kind="test", seed=1, config={}, ids=ids, failures=failures)
+        return _count(engine, Label.id)
+
+    return run
+
+
 def _types(engine: Engine, tmp_path) -> Job:  # noqa: ANN001
     path = tmp_path / "press.yaml"
     path.write_text(SMALL, encoding="utf-8")
@@ -121,6 +135,7 @@ JOBS: dict[str, tuple[Callable[[Engine, object], Job], int]] = {
     "credentials.issue_sparkplug": (_issue_node, 1),
     "credentials.revoke_sparkplug": (_revoke_node, 1),
     "machine_types.apply_file": (_types, 1),
+    "ground_truth.write_events": (_ground_truth, 1),
 }
 
 
