@@ -7,6 +7,12 @@ under draws from it: 1 is Thompson sampling). With probability `exploration` it 
 the fitting arms instead. The probability of the chosen arm (the propensity) is computed over that whole
 mixture and logged with the context and the alternatives, so any policy can be evaluated off-line from
 the log.
+
+Holding ("no offer") is an action too: with `hold_below` above 0 the policy keeps the contact when the
+chosen offer's expected revenue is below that share of the contact's cost in later offers (`hold_cost`:
+what a decided offer to the account has earned, the account's mean pulled towards everyone's, times its
+contacts in the last 30 days), since a sent offer tires the customer for the offers after it. A hold
+is logged with its probability like any other choice and is never learned from as an answer.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from api import catalog
 SEGMENTS = ("small", "mid", "key_account")
 MACHINE_TYPES = ("centrifugal_pump", "air_compressor", "cnc_spindle")
 DRAWS = 400  # Monte Carlo draws that estimate a sampled choice's propensity (temperature > 0)
+ACCOUNT_WEIGHT = 5.0  # outcomes of everyone's mean an account's own contact value is pulled towards
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,9 @@ class Arm:
     def key(self) -> str:
         """The arm's name in the ledger, e.g. `spare_parts_kit@1`."""
         return f"{self.item}@{self.level}"
+
+
+HOLD = Arm("hold", 0, 0.0, 0.0)  # the "no offer" action: the contact is kept for a later prediction
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +121,7 @@ def build(
     exploration: float,
     temperature: float = 0.0,
     optimism: float = 0.5,
+    hold_below: float = 0.0,
     rows: Iterable[tuple[Context, Arm, float]] = (),
     items: Sequence[str] = (),
 ) -> OfferPolicy:
@@ -121,11 +132,12 @@ def build(
     if name == "learning":
         rows = list(rows)
         keys = list(items) or [item.key for item in catalog.default().items]
-        keys += [arm.item for _, arm, _ in rows]
+        keys += [arm.item for _, arm, _ in rows if arm != HOLD]
         policy = LearningPolicy(
             exploration=exploration,
             temperature=temperature,
             optimism=optimism,
+            hold_below=hold_below,
             items=tuple(dict.fromkeys(keys)),
         )
         return policy.fit(rows)
@@ -208,12 +220,14 @@ class LearningPolicy:
     little about gets tried), and the best wins; at a `temperature` above 0 the log-odds are drawn from
     the posterior instead, its spread scaled by `temperature` (1 is Thompson sampling). With
     probability `exploration` a fitting arm is chosen uniformly instead. The logged propensity covers
-    both ways.
+    both ways. With `hold_below` above 0, `HOLD` is among the choices (see the module's docstring); the
+    exploration share goes to the offers only, as holding teaches nothing about the customer.
     """
 
     exploration: float = 0.05
     temperature: float = 0.0
     optimism: float = 0.5
+    hold_below: float = 0.0
     prior_acceptance: float = 0.27
     prior_price_effect: float = -5.0
     prior_sd: tuple[float, float, float, float] = (0.5, 0.3, 1.0, 0.5)  # log-odds: item, item×segment,
@@ -231,6 +245,8 @@ class LearningPolicy:
     _y: list[float] = field(default_factory=list, repr=False)
     _rows_of: dict[int, list[int]] = field(default_factory=dict, repr=False)  # account -> its rows
     _stale: bool = field(default=True, repr=False)
+    # Revenue and decided offers per account, and of everyone under "all": account -> [sum, n]
+    _earned: dict[int | str | None, list[float]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.exploration <= 0.5:
@@ -238,7 +254,12 @@ class LearningPolicy:
         self.items = self.items or tuple(item.key for item in catalog.default().items)
 
     def learn(self, ctx: Context, arm: Arm, revenue: float) -> None:
-        """Add one outcome (accepted when it earned revenue; declined and expired are not)."""
+        """Add one outcome (accepted when it earned revenue; declined and expired are not); a hold is none."""
+        if arm == HOLD:
+            return
+        for key in (ctx.account, "all"):
+            earned = self._earned.setdefault(key, [0.0, 0])
+            earned[0], earned[1] = earned[0] + revenue, earned[1] + 1
         if ctx.account is not None:
             self._rows_of.setdefault(ctx.account, []).append(len(self._y))
         self._x.append(arm_features(ctx, arm, self.items))
@@ -318,26 +339,63 @@ class LearningPolicy:
         return phi @ self.coef_ + z @ b, phi @ self.cov_ @ phi.T + z @ account_cov @ z.T
 
     def expected_revenue(self, ctx: Context, arms: Sequence[Arm]) -> np.ndarray:
-        """Each arm's price times its acceptance probability under the posterior mean."""
-        logits, _ = self._posterior(ctx, arms)
-        return np.array([arm.price for arm in arms]) * _sigmoid(logits)
+        """Each arm's price times its acceptance probability under the posterior mean (a hold earns 0)."""
+        offers = [arm for arm in arms if arm != HOLD]
+        if not offers:
+            return np.zeros(len(arms))
+        logits, _ = self._posterior(ctx, offers)
+        values = dict(zip(offers, np.array([arm.price for arm in offers]) * _sigmoid(logits), strict=True))
+        return np.array([values.get(arm, 0.0) for arm in arms])
+
+    def contact_value(self, ctx: Context) -> float:
+        """What a contact with the account has earned per decided offer: its mean, pulled to everyone's."""
+        total, n = self._earned.get("all", (0.0, 0))
+        if not n:
+            return 0.0
+        own, own_n = self._earned.get(ctx.account, (0.0, 0))
+        return (own + ACCOUNT_WEIGHT * total / n) / (own_n + ACCOUNT_WEIGHT)
+
+    def hold_cost(self, ctx: Context) -> float:
+        """What sending costs in later offers: a contact's value for each of the account's last 30 days'.
+
+        A sent offer tires the customer for the offers after it; an account contacted often has more of
+        them coming, so its recent contacts stand for the later offers this one would tire.
+        """
+        return self.contact_value(ctx) * ctx.contacts_30d
 
     def choice_probabilities(self, ctx: Context, arms: Sequence[Arm], rng: np.random.Generator) -> np.ndarray:
-        """Each arm's probability of being chosen (exploration share plus its share of the best scores)."""
-        logits, cov = self._posterior(ctx, arms)
-        prices = np.array([arm.price for arm in arms])
+        """Each arm's probability of being chosen (exploration share plus its share of the best scores).
+
+        `HOLD` among `arms` takes the share of the best scores whose offer is worth holding.
+        """
+        offers = [i for i, arm in enumerate(arms) if arm != HOLD]
+        logits, cov = self._posterior(ctx, [arms[i] for i in offers])
+        prices = np.array([arms[i].price for i in offers])
         if self.temperature == 0:
-            wins = np.zeros(len(arms))
             bound = logits + self.optimism * np.sqrt(np.clip(np.diag(cov), 0.0, None))
-            wins[int(np.argmax(prices * _sigmoid(bound)))] = 1.0
+            scores = (prices * _sigmoid(bound))[None, :]
         else:
-            chol = np.linalg.cholesky(self.temperature * cov + 1e-9 * np.eye(len(arms)))
-            draws = logits + rng.standard_normal((DRAWS, len(arms))) @ chol.T
-            wins = np.bincount((prices * _sigmoid(draws)).argmax(axis=1), minlength=len(arms)) / DRAWS
-        return self.exploration / len(arms) + (1.0 - self.exploration) * wins
+            chol = np.linalg.cholesky(self.temperature * cov + 1e-9 * np.eye(len(offers)))
+            draws = logits + rng.standard_normal((DRAWS, len(offers))) @ chol.T
+            scores = prices * _sigmoid(draws)
+        winners = scores.argmax(axis=1)
+        wins = np.zeros(len(arms))
+        held = np.zeros(len(winners), dtype=bool)
+        if len(offers) < len(arms) and self.hold_below > 0:
+            held = (prices * _sigmoid(logits))[winners] < self.hold_below * self.hold_cost(ctx)
+            wins[arms.index(HOLD)] = held.mean()
+        wins[offers] = np.bincount(winners[~held], minlength=len(offers)) / len(winners)
+        explore = np.zeros(len(arms))
+        explore[offers] = self.exploration / len(offers)
+        return explore + (1.0 - self.exploration) * wins
 
     def propose(self, ctx: Context, arms: Sequence[Arm], rng: np.random.Generator) -> Proposal:
-        """Draw an arm from `choice_probabilities`, so the logged propensity is the one actually used."""
+        """Draw an arm from `choice_probabilities`, so the logged propensity is the one actually used.
+
+        With `hold_below` above 0, `HOLD` is among the alternatives.
+        """
+        if self.hold_below > 0 and HOLD not in arms:
+            arms = [*arms, HOLD]
         probs = self.choice_probabilities(ctx, arms, rng)
         pick = int(rng.choice(len(arms), p=probs / probs.sum()))
         alternatives = tuple(zip(arms, map(float, probs), strict=True))

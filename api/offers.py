@@ -176,7 +176,8 @@ def propose(
     """An offer for a risky prediction when the catalog has a fitting item and every gate is open.
 
     `policy` chooses the item and price point among the fitting ones (first fit at list price when None);
-    the context, the alternatives and the choice's probability are kept with the offer.
+    the context, the alternatives and the choice's probability are kept with the offer. A policy that
+    holds (no offer) proposes nothing; its choice is kept in the audit trail with the same log.
     """
     if prediction.status != "ok" or prediction.risk is None:
         return None
@@ -197,6 +198,11 @@ def propose(
     proposal = (policy or offer_policy.FirstFit()).propose(
         ctx, offer_policy.arms_for(fits, customer.segment), rng or np.random.default_rng()
     )
+    if proposal.arm == offer_policy.HOLD:
+        log = {"policy": proposal.policy, "propensity": proposal.propensity, "context": ctx.as_dict()}
+        log["alternatives"] = proposal.logged_alternatives()
+        log_event(sess, "machine", machine.id, "offer_held", None, {"prediction_id": prediction.id, **log})
+        return None
     arm, item = proposal.arm, cat.item(proposal.arm.item)
     value = catalog.expected_value(risk=prediction.risk, machine_type=machine.machine_type, catalog=cat)
     language = customer.language or "en"

@@ -3,7 +3,8 @@
 It runs in process over `simulators.market` with the product's catalog (eligibility, price points),
 offer policy and outcome ledger. Every policy meets the same opportunities and the same customers, and
 the same contact budget: at most `budget_per_week` real contacts (sent offers and field visits) per
-customer in any 7 days.
+customer in any 7 days. A policy that holds an offer ("no offer") keeps the contact; the hold is logged
+in the ledger with its propensity and earns nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from api import catalog
 from api.offer_ledger import Entry, Ledger
-from api.offer_policy import Arm, Context, OfferPolicy, Proposal, arms_for
+from api.offer_policy import HOLD, Arm, Context, OfferPolicy, Proposal, arms_for
 from simulators import market as sim
 
 EXPIRY_DAYS = 30
@@ -34,6 +35,7 @@ class YearResult:
     # Per ledger entry, the hidden situation it was answered in (opportunity, contacts in 30 days, NFF known)
     situations: list[tuple[sim.Opportunity, int, bool]] = field(default_factory=list)
     proposed: int = 0
+    held: int = 0  # decisions to send no offer (kept contacts)
     sent: int = 0
     accepted: int = 0
     withdrawn: int = 0
@@ -136,6 +138,12 @@ def _propose(
         contacts_30d=sum(1 for d in contacts[machine.customer] if d > day - 30),
     )
     proposal = policy.propose(ctx, arms_for(items, customer.segment), rng)
+    if proposal.arm == HOLD:
+        result.held += 1
+        alternatives = tuple(a for a, _ in proposal.alternatives)
+        result.ledger.add(Entry(ctx, HOLD, proposal.propensity, 0.0, alternatives))
+        result.situations.append((opp, ctx.contacts_30d, False))
+        return None
     result.proposed += 1
     return _Sent(opp, ctx, proposal)
 

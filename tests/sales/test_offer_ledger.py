@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api import offer_ledger, policy
 from api.app import API_PREFIX
@@ -108,3 +108,32 @@ def test_an_offer_that_expired_unsent_teaches_nothing_one_sent_teaches_a_no(data
         assert {o.status for o in sess.scalars(select(Offer))} >= {"expired"}
         entries = offer_ledger.from_offers(sess).entries
     assert [(e.arm.item, e.revenue) for e in entries] == [(sent.catalog_item, 0.0)]
+
+
+def test_a_held_offer_is_not_proposed_and_the_hold_is_audited_with_its_propensity(database_url) -> None:
+    import numpy as np
+
+    from api import offer_policy, offers
+    from fleet.settings import Settings
+    from fleet.tables import Prediction, WorkflowEvent
+    from tests.api.support import NOW, add_prediction
+
+    class Holds(offer_policy.FirstFit):
+        name = "holds"
+
+        def propose(self, ctx, arms, rng) -> offer_policy.Proposal:
+            alternatives = (*((a, 0.0) for a in arms), (offer_policy.HOLD, 1.0))
+            return offer_policy.Proposal(offer_policy.HOLD, 1.0, self.name, alternatives)
+
+    world = build_world(database_url)
+    machine = world.machines["acme"][2]
+    prediction_id = add_prediction(world.engine, machine, risk=0.75, hours_ahead=240)
+    with session(world.engine) as sess:
+        before = sess.scalar(select(func.count()).select_from(Offer))
+        prediction = sess.get(Prediction, prediction_id)
+        held = offers.propose(sess, prediction, Settings(), NOW, policy=Holds(), rng=np.random.default_rng(0))
+        assert held is None and sess.scalar(select(func.count()).select_from(Offer)) == before
+        (event,) = sess.scalars(select(WorkflowEvent).where(WorkflowEvent.action == "offer_held")).all()
+    assert (event.subject, event.subject_id) == ("machine", machine)
+    assert event.data["propensity"] == 1.0 and event.data["prediction_id"] == prediction_id
+    assert event.data["alternatives"][-1]["arm"] == "hold@0" and event.data["context"]["risk"] == 0.75

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
 
-from api.offer_policy import Arm, Context, EpsilonGreedy, FirstFit, LearningPolicy
+import numpy as np
+import pytest
+
+from api.offer_policy import HOLD, Arm, Context, EpsilonGreedy, FirstFit, LearningPolicy
 
 CTX = Context("centrifugal_pump", "bearing_wear", 0.8, 200.0, "mid", "basic", 3, 20.0, 2, 1)
 # Two offers at the same price; the simulated customer takes the kit 60 % of the time, the visit 20 %.
@@ -48,3 +51,25 @@ def test_the_choice_shifts_to_the_better_offer_within_n_outcomes() -> None:
             policy.learn(CTX, arm, arm.price if market.random() < TRUTH[arm.key] else 0.0)
         share = policy.choice_probabilities(CTX, [VISIT, KIT], rng)[1]
         assert first_share < 0.75 and share >= 0.9, (seed, first_share, share)
+
+
+def test_an_offer_worth_less_than_a_kept_contact_is_held_and_the_hold_logged_with_its_propensity() -> None:
+    ctx = dataclasses.replace(CTX, account=7, contacts_30d=2)
+    cheap = Arm("inspection_visit", 0, 100.0, 100.0)  # the account never took it; it always took the kit
+    rows = [(ctx, KIT, 1000.0)] * 20 + [(ctx, cheap, 0.0)] * 20
+    holding = LearningPolicy(exploration=0.1, hold_below=0.5).fit(rows)
+    proposal = holding.propose(ctx, [cheap], np.random.default_rng(0))
+    probs = {a.key: p for a, p in proposal.alternatives}
+    assert proposal.arm == HOLD and proposal.propensity == probs[HOLD.key] == pytest.approx(0.9)
+    assert probs[cheap.key] == pytest.approx(0.1)  # the exploration share stays with the offers
+    assert holding.propose(ctx, [cheap, KIT], np.random.default_rng(0)).alternatives[-1] == (HOLD, 0.0)
+    plain = LearningPolicy(exploration=0.1).fit(rows).propose(ctx, [cheap], np.random.default_rng(0))
+    assert plain.arm == cheap and [a for a, _ in plain.alternatives] == [cheap]
+
+
+def test_a_hold_is_not_learned_as_an_answer() -> None:
+    policy = LearningPolicy(exploration=0.1, hold_below=0.5)
+    policy.learn(CTX, HOLD, 0.0)
+    assert policy.learned_ == 0 and policy.contact_value(CTX) == 0.0
+    policy.learn(CTX, KIT, 1000.0)
+    assert policy.learned_ == 1 and policy.contact_value(CTX) == 1000.0
