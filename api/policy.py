@@ -22,7 +22,7 @@ from api import (
     offers,
     silence,
 )
-from fleet.db import for_writing, session
+from fleet.db import for_writing, give_way, session
 from fleet.settings import Settings
 from fleet.tables import Prediction, Watermark, utcnow
 from models import versions
@@ -60,9 +60,13 @@ class PolicyReport:
 
 
 def run_once(
-    *, engine: Engine, settings: Settings, now: datetime | None = None, batch: int = 1000
+    *, engine: Engine, settings: Settings, now: datetime | None = None, batch: int = 50
 ) -> PolicyReport:
-    """Process predictions past the watermark in one transaction per batch; safe to repeat after a crash."""
+    """Process predictions past the watermark in one transaction per batch; safe to repeat after a crash.
+
+    Each batch holds SQLite's write lock from its first read to its commit, and other writers (ingest)
+    wait meanwhile: batches are small, and other writers get their turn between them.
+    """
     report = PolicyReport()
     # Each pass reads, then writes: on SQLite it must hold the write lock from BEGIN (see `for_writing`).
     writer = for_writing(engine)
@@ -94,6 +98,7 @@ def run_once(
             report.predictions += len(new)
         if len(new) < batch:
             break
+        give_way(engine)
     with session(writer) as sess:
         withdrawn, report.offers_expired = offer_lifecycle.sweep(sess, now=now, settings=settings)
         report.offers_withdrawn += withdrawn

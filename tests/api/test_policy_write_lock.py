@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from api import policy
 from fleet.db import session
@@ -23,3 +23,24 @@ def test_a_commit_by_another_process_between_its_read_and_its_write_does_not_fai
     assert report.alerts_opened_or_updated == 1
     with session(world.engine) as sess:
         assert machine in sess.scalars(select(Alert.machine_id)).all()
+
+
+def test_the_pass_holds_the_lock_for_at_most_50_predictions_at_a_time(tmp_path) -> None:
+    """Each batch holds SQLite's write lock while it works; 1,000 predictions at a time held it ~40 s."""
+    world = build_world(f"sqlite:///{tmp_path / 'servicecast.db'}")
+    for i in range(120):
+        add_prediction(world.engine, world.machines["acme"][i % 3], risk=0.5 + i / 1000)
+    batches: list[str] = []  # the policy watermark's writes, one per batch
+
+    def count_batch(conn, cursor, statement, parameters, *args) -> None:  # noqa: ANN001
+        writes = statement.lstrip().upper().startswith(("INSERT INTO WATERMARKS", "UPDATE WATERMARKS"))
+        if writes and policy.WATERMARK in parameters:
+            batches.append(statement)
+
+    event.listen(world.engine, "before_cursor_execute", count_batch)
+    try:
+        report = policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+    finally:
+        event.remove(world.engine, "before_cursor_execute", count_batch)
+    assert report.predictions == 120
+    assert len(batches) == 3  # 50, 50 and 20 predictions, each batch in its own transaction
