@@ -96,7 +96,7 @@ class PolicyChoice(_Strict):
     """Which offer policy proposes (api/offer_policy.py) and its bounded exploration share."""
 
     name: Literal["first_fit", "learning"] = "first_fit"
-    exploration: float = Field(default=0.02, ge=0, le=0.5)
+    exploration: float = Field(default=0.01, ge=0, le=0.5)
     # Posterior standard deviations added to each offer's log-odds before choosing (upper confidence bound).
     optimism: float = Field(default=0.5, ge=0, le=3)
     # Above 0, choices follow draws from the posterior instead, its spread scaled: 1 is Thompson sampling.
