@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -58,3 +59,22 @@ def write(engine: Engine, batch: list[dict]) -> int:
     """Store rows as ingest would; returns how many were new."""
     with engine.begin() as conn:
         return telemetry.insert_telemetry(conn, batch)
+
+
+def quarantine_daily(engine: Engine, first: datetime, days: int) -> None:
+    """One bad-JSON quarantine row of tenant acme's p1 a day, from `first` on."""
+    with engine.begin() as conn:
+        telemetry.insert_quarantine(
+            conn,
+            [
+                {
+                    "topic": "fleet/acme/p1/telemetry",
+                    "payload": b"x%d" % day,
+                    "reason": "bad_json",
+                    "detail": "test",
+                    "digest": hashlib.sha256(b"x%d" % day).hexdigest(),
+                    "received_at": first + timedelta(days=day),
+                }
+                for day in range(days)
+            ],
+        )

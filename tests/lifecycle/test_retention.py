@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from fleet import archive, audit, history, retention, rollups, telemetry
+from fleet import archive, audit, history, retention, rollups
 from fleet.db import session
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile, Quarantine, Rollup, Telemetry, WorkflowEvent
@@ -26,21 +25,7 @@ def test_retention_with_a_fake_clock(engine, tmp_path):
     url = str(tmp_path / "archive")
     rollups.refresh(engine, archive_url=url)
     start = support.START
-    with engine.begin() as conn:
-        telemetry.insert_quarantine(
-            conn,
-            [
-                {
-                    "topic": "fleet/acme/p1/telemetry",
-                    "payload": b"x%d" % day,
-                    "reason": "bad_json",
-                    "detail": "test",
-                    "digest": hashlib.sha256(b"x%d" % day).hexdigest(),
-                    "received_at": start + timedelta(days=day),
-                }
-                for day in range(30)
-            ],
-        )
+    support.quarantine_daily(engine, start, 30)
     with session(engine) as sess:
         for day in (0, 10, 20):
             audit.record(sess, "customer", ids["p1"][0], "test", None, at=start + timedelta(days=day))

@@ -6,12 +6,11 @@ first write fails at once with "database is locked" when another connection comm
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from fleet import erasure, retention, rollups, telemetry
+from fleet import erasure, retention, rollups
 from fleet.settings import Settings
 from fleet.tables import Customer, Quarantine, Rollup
 from tests.lifecycle import support
@@ -26,21 +25,7 @@ def _count(engine, table) -> int:
 def test_retention_deletes_after_counting_with_a_commit_elsewhere_between(sqlite_engine, tmp_path) -> None:
     engine = sqlite_engine
     old = support.START - timedelta(days=30)
-    with engine.begin() as conn:
-        telemetry.insert_quarantine(
-            conn,
-            [
-                {
-                    "topic": "fleet/acme/p1/telemetry",
-                    "payload": b"x%d" % day,
-                    "reason": "bad_json",
-                    "detail": "test",
-                    "digest": hashlib.sha256(b"x%d" % day).hexdigest(),
-                    "received_at": old + timedelta(days=day),
-                }
-                for day in range(3)
-            ],
-        )
+    support.quarantine_daily(engine, old, 3)
     settings = Settings(archive_url=str(tmp_path / "archive"), retain_quarantine_days=7)
     with commit_elsewhere_before_first_write(engine) as happened:
         plan = retention.run(engine, settings=settings, now=support.START)
