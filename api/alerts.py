@@ -51,6 +51,8 @@ def evidence_of(prediction: Prediction) -> dict:
         "prediction_id": prediction.id,
         "contributions": prediction.contributions or [],
         "explanation": prediction.explanation,
+        # Every mode the model names, most likely first: the alert's own mode and what else may fail.
+        "likely_modes": prediction.likely_modes or [],
         "rul_hours": prediction.rul_hours,
         "rul_interval": [prediction.rul_low, prediction.rul_high],
         "eta": prediction.eta.isoformat() if prediction.eta else None,

@@ -5,8 +5,9 @@ fold of machines: `train_from_store` (what `servicecast train` runs) on the trai
 features, and the held-out machines' whole window scored at every hour by the registered version
 (`FleetModel.risk_rows`, the backtest path that the threshold-replay test holds equal to the live scorer
 and policy) at its own trained threshold. An alerting hour counts for every failure mode the version's mode
-model finds at least `MODE_SHARE` likely given a failure. The reference (`benchmarks.azure_reference`) runs
-on the same folds; both are scored by `benchmarks.azure_scores`.
+model names (`models.modes.likely`, the rule by which a live prediction's `likely_modes` and its alert name
+them). The reference (`benchmarks.azure_reference`) runs on the same folds; both are scored by
+`benchmarks.azure_scores`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from fleet import errors
 from fleet.db import make_engine
 from fleet.migrate import ensure_schema
 from fleet.tables import Machine
-from models import event_features, training, versions
+from models import event_features, modes, training, versions
 from models.fleet_features import FleetFeatures
 
 FOLDS = 5
@@ -45,8 +46,6 @@ PRODUCT = {
     "folds": 3,
     "features": FleetFeatures(min_history_hours=12.0, extremes=True),
 }
-# An alerting hour names every failure mode at least this likely given a failure (two parts can fail at once).
-MODE_SHARE = 0.3
 
 
 def folds(machines: list[str], k: int, holdout: list[str] | None) -> list[list[str]]:
@@ -78,9 +77,9 @@ def product_alerts(engine, ids: dict[str, int], train: list[str], test: list[str
             panel = event_features.add(conn, panel, model.features_.extras_)
         risk, _ = model.risk_rows(panel)
         alerting = np.nan_to_num(risk, nan=-1.0) >= model.threshold_
-        proba = model.classifier_.mode_shares_table(model.features_.transform(panel))
-        for comp in proba.columns:
-            rows = alerting & (proba[comp].to_numpy() >= MODE_SHARE)
+        named = modes.likely(model.classifier_.mode_shares_table(model.features_.transform(panel)))
+        for comp in named.columns:
+            rows = alerting & named[comp].to_numpy()
             parts.append(
                 pd.DataFrame(
                     {

@@ -59,7 +59,7 @@ def _open_alerts(engine: Engine, model, part: pd.DataFrame, ids: dict, start, en
     # Below the threshold the policy opens nothing, so only the alerting rows are written.
     scores = pd.DataFrame({"machine": due["machine_id"], "ts": ts[rows].to_numpy(), "status": "ok"})
     scores["risk"] = risk[rows]
-    for col in ("failure_mode", "eta_sensor"):
+    for col in ("failure_mode", "likely_modes", "eta_sensor"):
         scores[col] = None
     for col in ("rul_hours", "rul_low", "rul_high", "eta_h", "eta_low_h", "eta_high_h", "anomaly_score"):
         scores[col] = np.nan

@@ -211,11 +211,13 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
 
     def mode_table(self, table: pd.DataFrame) -> np.ndarray:
         """Most likely failure mode per row (None when no failure was seen in training)."""
-        check_is_fitted(self, "models_")
+        return self.mode_of(self.mode_shares_table(table))
+
+    def mode_of(self, shares: pd.DataFrame) -> np.ndarray:
+        """Most likely failure mode per row of `mode_shares_table` (None when no failure was seen)."""
         if not len(self.modes_):
-            return np.full(len(table), None, dtype=object)
-        shares = self.mode_shares_table(table).to_numpy()
-        return np.asarray(self.modes_, dtype=object)[np.argmax(shares, axis=1)]
+            return np.full(len(shares), None, dtype=object)
+        return np.asarray(self.modes_, dtype=object)[np.argmax(shares.to_numpy(), axis=1)]
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Columns: no failure, failure within the horizon."""

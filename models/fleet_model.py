@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from fleet.machine_types import SensorSpec
-from models import explain
+from models import explain, modes
 from models.fleet_estimators import AnomalyScorer, FailureClassifier, FleetRUL
 from models.fleet_features import FleetFeatures, Prepared
 from models.labels import within
@@ -32,6 +32,7 @@ SCORE_COLUMNS = [
     "risk",
     "alert",
     "failure_mode",
+    "likely_modes",
     "rul_hours",
     "rul_low",
     "rul_high",
@@ -163,7 +164,8 @@ class FleetModel(BaseEstimator):
         out["status"] = np.where(ok, status, INSUFFICIENT)
         out["risk"] = np.where(ok, risk, np.nan)
         out["alert"] = out["risk"].to_numpy() >= self.threshold_
-        out["failure_mode"] = self.classifier_.mode_table(table) if self.classifier_ is not None else None
+        out["failure_mode"], named = self._modes(table)
+        out["likely_modes"] = None if named is None else pd.Series(named, index=out.index, dtype=object)
         rul, low, high = self.rul_.interval_table(table)
         out["rul_hours"], out["rul_low"], out["rul_high"] = rul, low, high
         trend = self._trend(prep, out["risk"].to_numpy())
@@ -174,9 +176,16 @@ class FleetModel(BaseEstimator):
         records, texts = explain.explain_rows(feats.sensors_, table, contrib, words=words)
         out["contributions"] = records
         out["explanation"] = [
-            _sentence(s, r, t, h, c, feats.min_history_hours)
-            for s, r, t, h, c in zip(
-                out["status"], out["risk"], texts, table["history_h"], table["coverage"], strict=True
+            _sentence(s, r, _with_modes(t, m, likely), h, c, feats.min_history_hours)
+            for s, r, t, m, likely, h, c in zip(
+                out["status"],
+                out["risk"],
+                texts,
+                out["failure_mode"],
+                out["likely_modes"],
+                table["history_h"],
+                table["coverage"],
+                strict=True,
             )
         ]
         blank = ~ok
@@ -192,11 +201,17 @@ class FleetModel(BaseEstimator):
         ):
             out.loc[blank, col] = np.nan
         out.loc[blank, ["failure_mode", "eta_sensor"]] = None
-        out.loc[blank, "contributions"] = pd.Series(
-            [None] * int(blank.sum()), index=out.index[blank], dtype=object
-        )
+        for col in ("contributions", "likely_modes"):
+            out.loc[blank, col] = pd.Series([None] * int(blank.sum()), index=out.index[blank], dtype=object)
         out.loc[blank, "alert"] = False
         return out[SCORE_COLUMNS]
+
+    def _modes(self, table: pd.DataFrame) -> tuple[np.ndarray | None, list[list[dict]] | None]:
+        """The most likely failure mode per row, and every mode `modes.likely` names with its share."""
+        if self.classifier_ is None:
+            return None, None
+        shares = self.classifier_.mode_shares_table(table)
+        return self.classifier_.mode_of(shares), modes.likely_modes(shares)
 
     def _risk(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Risk, status and contributions; the anomaly fallback when the classifier is absent or fails."""
@@ -243,6 +258,11 @@ class FleetModel(BaseEstimator):
                 )
                 trend.loc[refit.index] = refit
         return trend
+
+
+def _with_modes(evidence: str, primary: str | None, likely: list[dict] | None) -> str:
+    also = modes.words(likely, primary)
+    return f"{evidence}; {also}" if evidence and also else evidence or also
 
 
 def _sentence(

@@ -171,6 +171,7 @@ def prediction_rows(scores: pd.DataFrame, due: pd.DataFrame, version: str, horiz
         "status": scores["status"].tolist(),
         "risk": _numbers(scores["risk"]),
         "failure_mode": _labels(scores["failure_mode"]),
+        "likely_modes": scores["likely_modes"].tolist(),  # JSON-ready from modes.likely_modes
         "rul_hours": _numbers(scores["rul_hours"]),
         "rul_low": _numbers(scores["rul_low"]),
         "rul_high": _numbers(scores["rul_high"]),

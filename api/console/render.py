@@ -23,6 +23,7 @@ from api.deps import has_right
 from api.errors import Forbidden
 from fleet import errors
 from fleet.machine_types import SensorSpec
+from models import modes
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -102,7 +103,13 @@ def link_state(found: connectivity.Connectivity) -> Markup:
 templates.env.globals["ttf"] = time_to_failure
 templates.env.globals["link_state"] = link_state
 templates.env.filters.update(
-    when=_when, hours=_hours, money=_money, pct=_pct, label=_label, sensor=sensor_label
+    when=_when,
+    hours=_hours,
+    money=_money,
+    pct=_pct,
+    label=_label,
+    sensor=sensor_label,
+    also_possible=modes.also_possible,
 )
 templates.env.globals["can"] = has_right
 

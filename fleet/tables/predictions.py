@@ -50,7 +50,9 @@ class Prediction(Base):
     status: Mapped[str] = mapped_column(String(32), default="ok")
     horizon_hours: Mapped[float | None] = mapped_column(Float)
     risk: Mapped[float | None] = mapped_column(Float)
-    failure_mode: Mapped[str | None] = mapped_column(String(64))
+    failure_mode: Mapped[str | None] = mapped_column(String(64))  # the most likely one
+    # Every mode `models.modes.likely` names, [{mode, share}] most likely first; None without a mode model.
+    likely_modes: Mapped[list | None] = mapped_column(Json)
     rul_hours: Mapped[float | None] = mapped_column(Float)
     rul_low: Mapped[float | None] = mapped_column(Float)
     rul_high: Mapped[float | None] = mapped_column(Float)
