@@ -121,14 +121,16 @@ def test_backoff_window_grows_exponentially_and_is_capped() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("receiver", [{"slow_first_s": 3.0}], indirect=True)
+@pytest.mark.parametrize("receiver", [{"slow_first_s": 5.0}], indirect=True)
 def test_router_killed_mid_delivery_redelivers_with_same_id(
     engine: Engine, database_url: str, receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
     settings = settings_for(webhook_url=receiver.url, webhook_secret=SECRET)
     offer_ids = approved_offers(engine, settings, count=3)
+    # The router waits up to 3 s for the held first request (held 5 s), so it is still blocked on it when
+    # killed even if this thread wakes late; with a shorter timeout it could move on and send the next one.
     env = router_env(
-        database_url, webhook_url=receiver.url, webhook_secret=SECRET, route_timeout_s="0.5", log_level="INFO"
+        database_url, webhook_url=receiver.url, webhook_secret=SECRET, route_timeout_s="3", log_level="INFO"
     )
     command = [sys.executable, "-c", ROUTER_SCRIPT, "route", "--poll", "0.05"]
     log = (tmp_path / "router.log").open("wb")
