@@ -1,0 +1,76 @@
+"""`python -m benchmarks.storage_rest DB ARCHIVE --json`: finish a storage run on a backfilled SQLite file.
+
+For the full size, where `benchmarks.storage`'s read-back of every row takes hours: on a database it left
+(backfilled, rolled up), measures the hot bytes, archives every row, checks the round trip on a seeded random
+sample of machines and serves the long chart, with the benchmark's own functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from benchmarks.storage import chart_p95_ms, digests, hot_bytes
+from fleet import archive, history
+from fleet.db import make_engine
+from fleet.tables import Machine, Telemetry
+
+
+def _say(message: str) -> None:
+    print(f"storage_rest: {datetime.now(UTC):%H:%M:%S} {message}", file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    """Measure, archive, check a sample, chart; print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("db", help="path of the SQLite database")
+    parser.add_argument("archive", help="archive folder (empty)")
+    parser.add_argument("--sample", type=int, default=20, help="machines whose every row is checked")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    engine = make_engine(f"sqlite:///{args.db}")
+    with engine.connect() as conn:
+        machine_ids = list(conn.scalars(select(Machine.id).order_by(Machine.id)))
+        rows = conn.scalar(select(func.count()).select_from(Telemetry))
+    hot = hot_bytes(engine)
+    _say(f"{rows} rows, {hot} hot bytes")
+    sample = sorted(random.Random(0).sample(machine_ids, min(args.sample, len(machine_ids))))
+    before = digests(engine, sample, lambda conn, ids: history.read_hot(conn, machine_ids=ids))
+    moved = archive.run(engine, url=args.archive, before=datetime.now(UTC) + timedelta(days=3650))
+    _say(f"archived {moved.readings} readings in {moved.seconds:.1f} s")
+    where = archive.location(args.archive)
+    on_disk = sum(where.fs.size(p) for p in where.fs.find(where.root))
+    after = digests(engine, sample, lambda conn, ids: archive.read(conn, url=args.archive, machine_ids=ids))
+    with engine.connect() as conn:
+        left = conn.scalar(select(func.count()).select_from(Telemetry))
+    t0 = time.perf_counter()
+    chart = chart_p95_ms(engine, machine_ids[0], args.archive, 50, max_points=500)
+    readings = moved.readings
+    out = {
+        "machines": len(machine_ids),
+        "rows": rows,
+        "readings": readings,
+        "hot_bytes": hot,
+        "hot_bytes_per_reading": round(hot / readings, 2),
+        "archive_files": moved.files,
+        "archive_bytes": on_disk,
+        "archive_bytes_per_reading": round(on_disk / readings, 3),
+        "archive_s": round(moved.seconds, 1),
+        "archive_readings_per_s": round(readings / moved.seconds),
+        "hot_rows_left": left,
+        "lossless_sample_machines": len(sample),
+        "lossless_sample": before == after,
+        "chart": chart,
+        "chart_s": round(time.perf_counter() - t0, 1),
+    }
+    print(json.dumps(out) if args.json else json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
