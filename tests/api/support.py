@@ -112,3 +112,13 @@ def build_world(database_url: str, **settings: object) -> World:
                 world.alerts[tenant] = list(sess.scalars(select(Alert.id).where(Alert.customer_id == cid)))
                 world.offers[tenant] = list(sess.scalars(select(Offer.id).where(Offer.customer_id == cid)))
     return world
+
+
+def alert_naming(world: World, machine_id: int, likely_modes: list[dict]) -> int:
+    """The alert the policy opens for a seal-leak prediction also naming `likely_modes`; returns its id."""
+    prediction = add_prediction(world.engine, machine_id, risk=0.9, mode="seal_leak", hours_ahead=24)
+    with session(world.engine) as sess:
+        sess.get(Prediction, prediction).likely_modes = likely_modes
+    policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+    with session(world.engine) as sess:
+        return sess.scalar(select(Alert.id).where(Alert.machine_id == machine_id))

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from api import policy
-from fleet.db import session
-from fleet.tables import Alert, Prediction
-from tests.api.support import NOW, add_prediction, build_world
+from tests.api.support import alert_naming, build_world
 
 LIKELY = [{"mode": "seal_leak", "share": 0.55}, {"mode": "bearing_wear", "share": 0.41}]
 
@@ -15,12 +10,7 @@ LIKELY = [{"mode": "seal_leak", "share": 0.55}, {"mode": "bearing_wear", "share"
 def test_the_alert_json_lists_every_likely_mode(database_url: str) -> None:
     world = build_world(database_url)
     machine = world.machines["acme"][2]
-    prediction = add_prediction(world.engine, machine, risk=0.9, mode="seal_leak", hours_ahead=24)
-    with session(world.engine) as sess:
-        sess.get(Prediction, prediction).likely_modes = LIKELY
-    policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
-    with session(world.engine) as sess:
-        alert_id = sess.scalar(select(Alert.id).where(Alert.machine_id == machine))
+    alert_id = alert_naming(world, machine, LIKELY)
     with world.client() as client:
         one = client.get(f"/api/v1/alerts/{alert_id}", headers=world.headers("tech"))
         listed = client.get("/api/v1/alerts", headers=world.headers("tech"))

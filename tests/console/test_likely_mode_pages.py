@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
-
-from api import policy
-from fleet.db import session
-from fleet.tables import Alert, Prediction
-from tests.api.support import NOW, World, add_prediction
+from tests.api.support import World, alert_naming
 from tests.console.client import ConsoleClient, sign_in
 
 LIKELY = [{"mode": "seal_leak", "share": 0.55}, {"mode": "bearing_wear", "share": 0.41}]
@@ -23,12 +18,7 @@ def _text(html: str, dd_id: str) -> str:
 
 def test_the_alert_and_machine_pages_say_what_else_may_fail(client: ConsoleClient, world: World) -> None:
     machine = world.machines["acme"][2]
-    prediction = add_prediction(world.engine, machine, risk=0.9, mode="seal_leak", hours_ahead=24)
-    with session(world.engine) as sess:
-        sess.get(Prediction, prediction).likely_modes = LIKELY
-    policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
-    with session(world.engine) as sess:
-        alert_id = sess.scalar(select(Alert.id).where(Alert.machine_id == machine))
+    alert_id = alert_naming(world, machine, LIKELY)
     sign_in(client, world, "tech")
     assert _text(client.get(f"/alerts/{alert_id}").text, "alert-mode") == NAMED
     assert _text(client.get(f"/machines/{machine}").text, "machine-mode") == NAMED
