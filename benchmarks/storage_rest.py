@@ -1,8 +1,9 @@
-"""`python -m benchmarks.storage_rest DB ARCHIVE --json`: finish a storage run on a backfilled SQLite file.
+"""`python -m benchmarks.storage_rest DB ARCHIVE --json`: finish a storage run on a backfilled database.
 
 For the full size, where `benchmarks.storage`'s read-back of every row takes hours: on a database it left
-(backfilled, rolled up), measures the hot bytes, archives every row, checks the round trip on a seeded random
-sample of machines and serves the long chart, with the benchmark's own functions.
+(backfilled, rolled up; a SQLite file, or a database URL such as the PostgreSQL `sc_bench_…` database of a
+killed run), measures the hot bytes, archives every row, checks the round trip on a seeded random sample of
+machines and serves the long chart, with the benchmark's own functions.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ def _say(message: str) -> None:
 def main() -> None:
     """Measure, archive, check a sample, chart; print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("db", help="path of the SQLite database")
+    parser.add_argument("db", help="path of the SQLite database, or a database URL")
     parser.add_argument("archive", help="archive folder (empty)")
     parser.add_argument("--sample", type=int, default=20, help="machines whose every row is checked")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    engine = make_engine(f"sqlite:///{args.db}")
+    engine = make_engine(args.db if "://" in args.db else f"sqlite:///{args.db}")
     with engine.connect() as conn:
         machine_ids = list(conn.scalars(select(Machine.id).order_by(Machine.id)))
         rows = conn.scalar(select(func.count()).select_from(Telemetry))
@@ -53,6 +54,7 @@ def main() -> None:
     chart = chart_p95_ms(engine, machine_ids[0], args.archive, 50, max_points=500)
     readings = moved.readings
     out = {
+        "backend": engine.dialect.name,
         "machines": len(machine_ids),
         "rows": rows,
         "readings": readings,
