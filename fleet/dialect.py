@@ -58,6 +58,21 @@ def ts_texts(values: np.ndarray, dialect: Dialect) -> list[str]:
     return [s.replace("T", " ") + suffix for s in text]
 
 
+def ms_of_texts(joined: str, count: int) -> np.ndarray:
+    """`count` SQLite timestamps (`ts_binder`'s text) joined by commas, as epoch milliseconds (rounded).
+
+    Parsed by numpy in one call: fixed-width texts are cut from one buffer, without a string per row.
+    """
+    width = len("2026-01-01 00:00:00.000000")
+    if len(joined) == (width + 1) * count - 1:
+        cells = np.frombuffer((joined + ",").encode(), dtype=np.uint8).reshape(count, width + 1)
+        texts = np.ascontiguousarray(cells[:, :width]).view(f"S{width}").ravel()
+    else:
+        texts = np.array(joined.split(",") if count else [], dtype=str)
+    us = texts.astype("datetime64[us]").view(np.int64)
+    return (us + 500) // 1000  # round(), as `epoch_ms` does in SQL
+
+
 def epoch_ms(column: str, dialect: Dialect) -> str:
     """SQL: a stored timestamp as whole milliseconds since 1970 (integer)."""
     if dialect.name == "sqlite":

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, bindparam, func, select, text
+from sqlalchemy import Connection, bindparam, select, text
 
 from fleet import archive, dialect, history, windows
 from fleet.settings import get_settings
@@ -119,8 +119,7 @@ _IN_RANGE = (
     Telemetry.ts >= bindparam("start"),
     Telemetry.ts < bindparam("end"),
 )
-# Built once: building the expressions cost more per request than SQLite's index lookup for the count.
-_COUNT = select(func.count()).select_from(Telemetry).where(*_IN_RANGE)
+# Built once: building the expressions cost more per request than SQLite's index lookup.
 _ROWS = select(Telemetry.ts, Telemetry.readings).where(*_IN_RANGE).order_by(Telemetry.ts)
 
 
@@ -145,19 +144,21 @@ def read_window(
         found = _lifecycle_window(conn, machine_id, start, end, max_points, archive_url)
         if found is not None:
             return found
-    params = {"machine": machine_id, "start": start, "end": end}
-    out.rows = conn.scalar(_COUNT, params) or 0
-    if out.rows <= max_points:
-        out.points = [(ts, readings) for ts, readings in conn.execute(_ROWS, params)]
-        return out
-    out.downsampled = True
-    # Rounded up: rounded down, the last few milliseconds of the window made one bucket too many.
-    width = timedelta(milliseconds=max(1, math.ceil((end - start) / timedelta(milliseconds=1) / max_points)))
     # Averaged here from two columns of the rows, one JSON decode for all of them. SQLite's JSON functions
     # (3.40, no parse cache) parsed each row's readings once per sensor and statistic, after two reads
-    # for the sensor names: ~20 % more CPU a request (docs/benchmarks.md, "API under load").
+    # for the sensor names: ~20 % more CPU a request (docs/benchmarks.md, "API under load"). Read before
+    # the count is known: a chart's window mostly holds more rows than points.
+    ms, readings = windows.hot_values(conn, machine_id=machine_id, start=start, end=end)
+    if len(readings) <= max_points:  # every row, read again with its exact time
+        params = {"machine": machine_id, "start": start, "end": end}
+        out.points = [(ts, readings) for ts, readings in conn.execute(_ROWS, params)]
+        out.rows = len(out.points)
+        return out
+    out.rows, out.downsampled = len(readings), True
+    # Rounded up: rounded down, the last few milliseconds of the window made one bucket too many.
+    width = timedelta(milliseconds=max(1, math.ceil((end - start) / timedelta(milliseconds=1) / max_points)))
     sums = windows.Sums(start, width, scale=2.0 ** -out.rows.bit_length())
-    sums.add_values(*windows.hot_values(conn, machine_id=machine_id, start=start, end=end))
+    sums.add_values(ms, readings)
     out.points = sums.points()
     return out
 

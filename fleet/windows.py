@@ -8,8 +8,8 @@ bucket its start falls in.
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 
 import numpy as np
 import orjson
@@ -114,8 +114,8 @@ class Sums:
             return []
         buckets = np.unique(np.concatenate(self._buckets))
         names = sorted(self.sensors)
-        columns = []
-        for name in names:
+        means = np.empty((len(buckets), len(names)))
+        for j, name in enumerate(names):
             total = np.zeros(len(buckets))
             count = np.zeros(len(buckets), dtype=np.int64)
             for part in self._parts:
@@ -125,34 +125,41 @@ class Sums:
                     total[where] += sums
                     count[where] += n
             with np.errstate(divide="ignore", invalid="ignore"):
-                means = (total / count / self.scale).tolist()
-            columns.append([round(m, 4) if math.isfinite(m) else None for m in means])
+                means[:, j] = total / count / self.scale
+        # Python's round (correctly rounded, unlike numpy's), one map over all values; then None in place of
+        # the means of no reading (0 / 0) and of any that overflowed.
+        flat = list(map(round, means.ravel().tolist(), repeat(4, means.size)))
+        for at in np.flatnonzero(~np.isfinite(means.ravel())).tolist():
+            flat[at] = None
+        k = len(names)
         times = [self.start + self.width * b for b in buckets.tolist()]
-        rows = list(zip(*columns, strict=True)) if columns else [()] * len(times)
-        return [(ts, dict(zip(names, row, strict=True))) for ts, row in zip(times, rows, strict=True)]
+        return [(ts, dict(zip(names, flat[i * k : (i + 1) * k], strict=True))) for i, ts in enumerate(times)]
 
 
 def hot_values(
     conn: Connection, *, machine_id: int, start: datetime, end: datetime
 ) -> tuple[np.ndarray, list]:
-    """A machine's hot rows in [start, end) as (epoch milliseconds, readings): two columns, one JSON decode.
+    """A machine's hot rows in [start, end) as (epoch milliseconds, readings), in the index's order.
 
-    SQLite's JSON texts are joined and decoded in one call (PostgreSQL's driver gives dicts already).
+    One aggregate row: the times and the readings each come joined into one text (PostgreSQL: the times
+    as one array), decoded by one numpy and one `orjson` call, with no driver object per row.
     """
     d = conn.dialect
-    rows = conn.execute(
+    if d.name == "sqlite":
+        times, readings = "group_concat(ts, ',')", "group_concat(readings, ',')"
+    else:
+        times, readings = f"array_agg({dialect.epoch_ms('ts', d)})", "string_agg(readings::text, ',')"
+    count, joined_ts, joined = conn.execute(
         text(
-            f"SELECT {dialect.epoch_ms('ts', d)}, readings FROM telemetry "
+            f"SELECT count(*), {times}, '[' || {readings} || ']' FROM telemetry "
             "WHERE machine_id = :m AND ts >= :a AND ts < :b"
         ),
         {"m": machine_id, "a": dialect.ts_param(start, d), "b": dialect.ts_param(end, d)},
-    ).cursor.fetchall()
-    if not rows:
+    ).cursor.fetchone()
+    if not count:
         return np.empty(0, dtype=np.int64), []
-    ms, readings = zip(*rows, strict=True)
-    if isinstance(readings[0], str):
-        readings = orjson.loads("[" + ",".join(readings) + "]")
-    return np.array(ms, dtype=np.int64), list(readings)
+    ms = dialect.ms_of_texts(joined_ts, count) if d.name == "sqlite" else np.array(joined_ts, dtype=np.int64)
+    return ms, orjson.loads(joined)
 
 
 def _hour_rollups(conn: Connection, machine_id: int, start: datetime, end: datetime) -> pd.DataFrame:
