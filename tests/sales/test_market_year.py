@@ -31,3 +31,9 @@ def test_the_benchmark_prints_the_promised_keys(tmp_path) -> None:
         assert key in out
     assert out["seeds"] == [1, 2] and png.stat().st_size > 1000
     assert out["uplift_ci95"][0] <= out["uplift"] <= out["uplift_ci95"][1]
+
+
+def test_the_benchmark_gives_the_same_figures_with_seeds_run_in_processes() -> None:
+    one = bench.run((3, 4), machines=60, customers=8, png=None)
+    two = bench.run((3, 4), machines=60, customers=8, png=None, jobs=2)
+    assert two == one and two["seeds"] == [3, 4]
