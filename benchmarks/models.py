@@ -2,17 +2,21 @@
 
 python -m benchmarks.models --machines 500 --json [--days 150] [--train-days 90] [--seed 7]
     [--step-seconds 3600] [--report DIR] [--review-days 60] [--pairs N] [--jobs N] [--random-state 0]
+    [--no-fault-weight W] [--finding-hours H]
 
 "Alerted" = the risk reaches the alert threshold chosen on the training period (out-of-fold alerts:
 the lowest threshold with precision >= 0.85 and <= 0.08 false alarms per machine-month there). Recall
 counts precursor failures in the test period with an alert started 24 h to 7 days before them.
-`rul_interval_coverage`: share of test rows within 7 days before a precursor failure whose true remaining
-life lies in the 80 % band. `findings` (unless --no-findings): technicians resolve an earlier model's
-alerts of the last --review-days of training with "no fault found" where the machine did not fail
+`precision_judged`: precision of the test alerts whose 7-day horizon ends within the data (a later alert
+without a failure counts false in `precision` but cannot be judged). `rul_interval_coverage`: share of
+test rows within 7 days before a precursor failure whose true remaining life lies in the 80 % band.
+`findings` (unless --no-findings): technicians resolve an earlier model's alerts of the last
+--review-days of training with "no fault found" where the machine did not fail
 (`benchmarks.findings`); the same backtest retrained with those findings, before and after.
 `--pairs N` repeats that before/after pair on N simulations (seeds --seed, --seed+1, ...; the extra
 pairs in `--jobs` processes); a pair shares its simulation, folds and classifier seed (--random-state).
-It reports every pair, the mean precision difference and its 95 % intervals (`findings_paired`).
+It reports every pair, the mean precision difference (also judged only) and its 95 % intervals
+(`findings_paired`). `--no-fault-weight` and `--finding-hours` set `FleetModel`'s parameters so named.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=1, help="findings pairs, one simulation each")
     parser.add_argument("--jobs", type=int, default=1, help="processes for the extra pairs")
     parser.add_argument("--random-state", type=int, default=0, help="classifier seed (folds and boosting)")
+    parser.add_argument("--no-fault-weight", type=float, default=None, help="FleetModel's, if given")
+    parser.add_argument("--finding-hours", type=float, default=None, help="FleetModel's, if given")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -54,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         machines=args.machines, days=args.days, seed=args.seed, step_seconds=args.step_seconds
     )
     params = {"random_state": args.random_state}
+    for name in ("no_fault_weight", "finding_hours"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
     seeds = list(range(args.seed + 1, args.seed + args.pairs)) if not args.no_findings else []
     pool = ProcessPoolExecutor(args.jobs) if seeds and args.jobs > 1 else None
     submit = pool.submit if pool else _Now
@@ -81,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         "median_lead_hours": pooled["precursor"]["median_lead_hours"],
         "precision": pooled["precision"],
         "precision_failures_only": pooled["precision_failures_only"],
+        "precision_judged": pooled["precision_judged"],
+        "judged_alerts": pooled["judged_alerts"],
         "false_alarms_per_machine_month": pooled["false_alarms_per_machine_month"],
         "alerts": pooled["alerts"],
         "sudden_failures": pooled["sudden"]["failures"],
@@ -108,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             for seed, pair in zip(seeds, (job.result() for job in jobs), strict=True):
                 pairs.append({"seed": seed, **pair})
             report["findings_paired"] = {
-                "precision_delta": findings.paired_summary([p["precision_delta"] for p in pairs]),
-                "pairs": pairs,
-            }
+                key: findings.paired_summary([p[key] for p in pairs])
+                for key in ("precision_delta", "precision_judged_delta")
+            } | {"pairs": pairs}
         report["seconds"] = time.perf_counter() - started
     if pool:
         pool.shutdown()
@@ -127,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
 def _alerting(pooled: dict) -> dict:
     return {
         "precision": pooled["precision"],
+        "precision_judged": pooled["precision_judged"],
+        "judged_alerts": pooled["judged_alerts"],
         "recall_precursor_24h": pooled["precursor"]["recall_min_lead"],
         "false_alarms_per_machine_month": pooled["false_alarms_per_machine_month"],
         "alerts": pooled["alerts"],
@@ -162,9 +175,6 @@ def _with_findings(  # noqa: ANN001
         panel, run.failures, run.maintenance, split=split, no_faults=found.no_faults, **params
     )
     after = retrained["pooled"]
-    delta = None
-    if before["precision"] is not None and after["precision"] is not None:
-        delta = after["precision"] - before["precision"]
     return {
         "review_days": review_days,
         "alerts_reviewed": found.alerts,
@@ -173,8 +183,15 @@ def _with_findings(  # noqa: ANN001
         "before": _alerting(before),
         "after": _alerting(after),
         "thresholds_after": {t: v["threshold"] for t, v in retrained["types"].items()},
-        "precision_delta": delta,
+        "precision_delta": _delta(before, after, "precision"),
+        "precision_judged_delta": _delta(before, after, "precision_judged"),
     }
+
+
+def _delta(before: dict, after: dict, key: str) -> float | None:
+    if before[key] is None or after[key] is None:
+        return None
+    return after[key] - before[key]
 
 
 if __name__ == "__main__":

@@ -94,8 +94,14 @@ def alert_metrics(
     horizon_hours: float,
     machine_months: float,
     min_lead_hours: float = 24.0,
+    end: pd.Timestamp | None = None,
 ) -> dict:
-    """Precision, false alarms per machine-month, recall at the minimum lead and median lead, per kind."""
+    """Precision, false alarms per machine-month, recall at the minimum lead and median lead, per kind.
+
+    With `end` (the last time the ground truth covers), also `precision_judged`: the precision of the
+    alerts whose horizon ends by `end` (`judged_alerts`); a later one is counted false without a failure
+    but cannot be judged, the machine may fail after `end`.
+    """
     alerts = alerts.assign(start=pd.to_datetime(alerts["start"], utc=True).dt.as_unit("ns"))
     right = right_alerts(alerts, failures, maintenance, horizon_hours=horizon_hours)
     strict = _next_event(alerts, _events(failures, None), horizon_hours)
@@ -110,6 +116,10 @@ def alert_metrics(
         if machine_months
         else None,
     }
+    if end is not None:
+        judged = (alerts["start"] + pd.Timedelta(hours=horizon_hours) <= end).to_numpy()
+        out["judged_alerts"] = int(judged.sum())
+        out["precision_judged"] = float(right[judged].mean()) if judged.any() else None
     for kind, mask in (
         ("precursor", failures["has_precursor"].astype(bool)),
         ("sudden", ~failures["has_precursor"].astype(bool)),

@@ -68,6 +68,7 @@ def backtest(
             horizon_hours=model.horizon_hours,
             machine_months=months,
             min_lead_hours=min_lead_hours,
+            end=end,
         )
         positive, known = within(y, model.horizon_hours)
         scored = test & known & ~np.isnan(risk)
@@ -102,6 +103,7 @@ def backtest(
         horizon_hours=float(params.get("horizon_hours", 168.0)),
         machine_months=months_total,
         min_lead_hours=min_lead_hours,
+        end=end,
     )
     r = np.concatenate([b[0] for b in briers]) if briers else np.zeros(0)
     p = np.concatenate([b[1] for b in briers]) if briers else np.zeros(0)

@@ -80,7 +80,9 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
     Gradient-boosted trees, cross-fitted by machine: `folds` models each trained on the other folds'
     machines and calibrated (isotonic) on their own fold; the risk is the mean of the calibrated models.
     Negative rows within the horizon before a technician's "no fault found" (`cleared_h`) are the model's
-    own false alarms: they are never thinned and weigh `no_fault_weight` in the boosting.
+    own false alarms: they are never thinned; those within `finding_hours` before the finding (the alert
+    episode: the rows that alerted until the technician came) weigh `no_fault_weight` in the boosting,
+    the earlier ones 1 (`finding_hours=None`: every cleared row weighs `no_fault_weight`).
     """
 
     def __init__(
@@ -93,7 +95,8 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         max_iter: int = 150,
         learning_rate: float = 0.1,
         max_leaf_nodes: int = 31,
-        no_fault_weight: float = 5.0,
+        no_fault_weight: float = 20.0,
+        finding_hours: float | None = 48.0,
         random_state: int = 0,
     ):
         self.features = features
@@ -104,6 +107,7 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.no_fault_weight = no_fault_weight
+        self.finding_hours = finding_hours
         self.random_state = random_state
 
     def _booster(self, seed: int) -> HistGradientBoostingClassifier:
@@ -127,6 +131,9 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         usable = known & features.sufficient(table)
         cleared = y["cleared_h"].to_numpy(dtype=float) if "cleared_h" in y else np.full(len(y), np.nan)
         hard = usable & ~positive & (cleared <= self.horizon_hours)
+        episode = hard & (
+            cleared <= (self.horizon_hours if self.finding_hours is None else self.finding_hours)
+        )
         x = table.to_numpy(dtype=float)
         self.classes_ = np.array([False, True])
         self.models_, self.calibrators_ = [], []
@@ -149,7 +156,7 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
                     usable & (row_fold != k), positive, hard, self.max_rows, self.random_state + k
                 )
                 held = usable & (row_fold == k)
-                weight = np.where(hard[train], self.no_fault_weight, 1.0) if hard.any() else None
+                weight = np.where(episode[train], self.no_fault_weight, 1.0) if episode.any() else None
                 model = self._booster(self.random_state + k).fit(
                     x[train], positive[train], sample_weight=weight
                 )

@@ -65,7 +65,8 @@ class FleetModel(BaseEstimator):
         folds: int = 3,
         max_rows: int = 150_000,
         max_iter: int = 150,
-        no_fault_weight: float = 5.0,
+        no_fault_weight: float = 20.0,
+        finding_hours: float | None = 48.0,
         statsmodels_top: int = 5,
         n_threads: int | None = 1,
         random_state: int = 0,
@@ -77,6 +78,7 @@ class FleetModel(BaseEstimator):
         self.max_rows = max_rows
         self.max_iter = max_iter
         self.no_fault_weight = no_fault_weight
+        self.finding_hours = finding_hours
         self.statsmodels_top = statsmodels_top
         self.n_threads = n_threads
         self.random_state = random_state
@@ -101,6 +103,7 @@ class FleetModel(BaseEstimator):
                 max_rows=self.max_rows,
                 max_iter=self.max_iter,
                 no_fault_weight=self.no_fault_weight,
+                finding_hours=self.finding_hours,
                 random_state=self.random_state,
             ).fit_table(table, y, self.features_, machines)
         rul = FleetRUL(

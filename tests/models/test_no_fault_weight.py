@@ -52,3 +52,27 @@ def test_findings_add_their_rows_without_redrawing_the_other_negatives() -> None
     assert set(np.flatnonzero(mask & (positive | kept))) <= set(after)
     # The ordinary negatives sampled before are still there, bar the findings' own rows.
     assert set(before) - set(np.flatnonzero(kept)) <= set(after)
+
+
+def test_a_finding_weighs_the_rows_of_its_alert_episode_not_the_week_before() -> None:
+    run = fleet(40, 30.0)
+    panel, y = pump_data(40, 30.0)
+    params = {**FAST, "max_iter": 40}
+    risk, _ = FleetModel(**params).fit(panel, y).risk_rows(panel)
+    ts = pd.to_datetime(panel["ts"], utc=True)
+    alerts = episodes.alert_starts(panel["machine"].astype(str).to_numpy(), ts, risk, 0.5)
+    wrong = alerts[~episodes.right_alerts(alerts, run.failures, run.maintenance, horizon_hours=168.0)]
+    no_faults = pd.DataFrame({"machine": wrong["machine"], "ts": wrong["start"] + pd.Timedelta(hours=24)})
+    taught = make_targets(panel, run.failures, run.maintenance, no_faults=no_faults)
+    cleared = taught["cleared_h"].to_numpy()
+    negative = taught["ttf_h"].fillna(np.inf).to_numpy() > 168.0
+    episode = negative & (cleared <= 48.0) & (risk >= 0.5)  # the rows that alerted until the visit
+    assert episode.sum() > 50
+
+    def alerting(**finding: float | None) -> float:
+        retrained, _ = FleetModel(**params, **finding).fit(panel, taught).risk_rows(panel)
+        return float(np.mean(retrained[episode] >= 0.5))
+
+    # The same weight spread over the whole horizon before the finding (mostly rows that never alerted)
+    # leaves more of the false alarm's own rows alerting than the weight on its episode.
+    assert alerting(no_fault_weight=20.0, finding_hours=48.0) < alerting(no_fault_weight=20.0)
