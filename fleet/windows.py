@@ -41,6 +41,26 @@ def _spans(pieces: list[tuple[datetime, datetime]]) -> list[tuple[datetime, date
     return [(a, b) for a, b in merged]
 
 
+def round4(values: np.ndarray) -> list[float | None]:
+    """Python's `round(v, 4)` of each value, None for NaN and infinities; vectorised where that is exact.
+
+    rint(v * 1e4) / 1e4 is Python's answer whenever the product is clearly off a half (the division of two
+    exact numbers is correctly rounded); values near a half, or too large, go through `round` itself.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = values * 1e4
+        steps = np.rint(scaled)
+        unsure = (np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) <= 1e-9 * (1 + np.abs(scaled))) | (
+            np.abs(scaled) >= 2.0**50
+        )
+    out = (steps / 1e4).tolist()
+    for at in np.flatnonzero(unsure).tolist():
+        out[at] = round(float(values[at]), 4)
+    for at in np.flatnonzero(~np.isfinite(values)).tolist():
+        out[at] = None
+    return out
+
+
 class Sums:
     """Per chart bucket and sensor: sum and count, and the messages counted.
 
@@ -70,7 +90,8 @@ class Sums:
         self.sensors.update(names)
         part = {}
         for name in names:
-            values = np.array([r.get(name) for r in readings], dtype=float)  # None -> NaN
+            # None -> NaN; map and fromiter iterate in C, a comprehension took ~1.7x as long
+            values = np.fromiter(map(dict.get, readings, repeat(name)), dtype=float, count=len(readings))
             present = ~np.isnan(values)
             n = np.bincount(inverse, weights=present, minlength=len(buckets)).astype(np.int64)
             total = np.bincount(
@@ -126,13 +147,9 @@ class Sums:
                     count[where] += n
             with np.errstate(divide="ignore", invalid="ignore"):
                 means[:, j] = total / count / self.scale
-        # Python's round (correctly rounded, unlike numpy's), one map over all values; then None in place of
-        # the means of no reading (0 / 0) and of any that overflowed.
-        flat = list(map(round, means.ravel().tolist(), repeat(4, means.size)))
-        for at in np.flatnonzero(~np.isfinite(means.ravel())).tolist():
-            flat[at] = None
+        flat = round4(means.ravel())
         k = len(names)
-        times = [self.start + self.width * b for b in buckets.tolist()]
+        times = list(map(self.start.__add__, map(self.width.__mul__, buckets.tolist())))
         return [(ts, dict(zip(names, flat[i * k : (i + 1) * k], strict=True))) for i, ts in enumerate(times)]
 
 
