@@ -148,9 +148,13 @@ class Sums:
             with np.errstate(divide="ignore", invalid="ignore"):
                 means[:, j] = total / count / self.scale
         flat = round4(means.ravel())
-        k = len(names)
         times = list(map(self.start.__add__, map(self.width.__mul__, buckets.tolist())))
-        return [(ts, dict(zip(names, flat[i * k : (i + 1) * k], strict=True))) for i, ts in enumerate(times)]
+        if not names:
+            return [(ts, {}) for ts in times]
+        # A bucket's len(names) values a row, each made a dict in C (map, zip): a comprehension slicing
+        # the values took twice as long.
+        rows = zip(*[iter(flat)] * len(names), strict=True)
+        return list(zip(times, map(dict, map(zip, repeat(names), rows)), strict=True))
 
 
 def hot_values(
