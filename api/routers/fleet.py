@@ -21,7 +21,7 @@ from api.deps import (
     TelemetrySlot,
 )
 from api.offers import hide_risk, revoke_consent, risk_scope
-from api.routers import columns
+from api.routers import columns, json_response
 from api.scope import get_visible, require_visible, restrict
 from fleet import registry
 from fleet.settings import Settings
@@ -120,7 +120,7 @@ def get_machine(machine_id: schemas.MachineId, conn: ConnectionDep, who: FleetRe
     """One machine with its latest prediction."""
     row = conn.execute(MACHINE_BY_ID, {"machine_id": machine_id}).first()
     require_visible(None if row is None else row.customer_id, who, "machine", machine_id)
-    return hide_risk(row._asdict(), risk_scope(conn, who))
+    return json_response(schemas.MachineOut, hide_risk(row._asdict(), risk_scope(conn, who)))
 
 
 TELEMETRY_PATH = "/machines/{machine_id}/telemetry"
