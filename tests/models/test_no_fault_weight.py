@@ -32,7 +32,11 @@ def test_rows_before_a_no_fault_finding_get_a_lower_risk_after_retraining() -> N
     assert hard.sum() > 100
     alerting = {}
     for name, weight in (("weighted", 5.0), ("unweighted", 1.0)):
-        retrained, _ = FleetModel(**params, no_fault_weight=weight).fit(panel, taught).risk_rows(panel)
+        retrained, _ = (
+            FleetModel(**params, no_fault_weight=weight, finding_hours=None)
+            .fit(panel, taught)
+            .risk_rows(panel)
+        )
         alerting[name] = np.mean(retrained[hard] >= 0.5)
     alerting["before"] = np.mean(risk[hard] >= 0.5)
     # Share of the cleared rows that would still alert: the findings' rows alone lower it (they were
@@ -75,4 +79,6 @@ def test_a_finding_weighs_the_rows_of_its_alert_episode_not_the_week_before() ->
 
     # The same weight spread over the whole horizon before the finding (mostly rows that never alerted)
     # leaves more of the false alarm's own rows alerting than the weight on its episode.
-    assert alerting(no_fault_weight=20.0, finding_hours=48.0) < alerting(no_fault_weight=20.0)
+    assert alerting(no_fault_weight=20.0, finding_hours=48.0) < alerting(
+        no_fault_weight=20.0, finding_hours=None
+    )
