@@ -2,7 +2,7 @@
 
 python -m benchmarks.models --machines 500 --json [--days 150] [--train-days 90] [--seed 7]
     [--step-seconds 3600] [--report DIR] [--review-days 60] [--pairs N] [--jobs N] [--random-state 0]
-    [--no-fault-weight W] [--finding-hours H]
+    [--no-fault-weight W] [--finding-hours H] [--sensor-health]
 
 "Alerted" = the risk reaches the alert threshold chosen on the training period (out-of-fold alerts:
 the lowest threshold with precision >= 0.85 and <= 0.08 false alarms per machine-month there). Recall
@@ -16,7 +16,8 @@ test rows within 7 days before a precursor failure whose true remaining life lie
 `--pairs N` repeats that before/after pair on N simulations (seeds --seed, --seed+1, ...; the extra
 pairs in `--jobs` processes); a pair shares its simulation, folds and classifier seed (--random-state).
 It reports every pair, the mean precision difference (also judged only) and its 95 % intervals
-(`findings_paired`). `--no-fault-weight` and `--finding-hours` set `FleetModel`'s parameters so named.
+(`findings_paired`). `--no-fault-weight` and `--finding-hours` set `FleetModel`'s parameters so named;
+`--sensor-health` gives it `FleetFeatures(sensor_health=True)` (spike and one-sensor-alone features).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import pandas as pd
 from benchmarks import findings
 from benchmarks.report import round_floats
 from models.evaluate import backtest, write_report
+from models.fleet_features import FleetFeatures
 from simulators.config import FleetConfig
 from simulators.engine import simulate
 
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--random-state", type=int, default=0, help="classifier seed (folds and boosting)")
     parser.add_argument("--no-fault-weight", type=float, default=None, help="FleetModel's, if given")
     parser.add_argument("--finding-hours", type=float, default=None, help="FleetModel's, if given")
+    parser.add_argument("--sensor-health", action="store_true", help="features telling sensor faults")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -63,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("no_fault_weight", "finding_hours"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
+    if args.sensor_health:
+        params["features"] = FleetFeatures(sensor_health=True)
     seeds = list(range(args.seed + 1, args.seed + args.pairs)) if not args.no_findings else []
     pool = ProcessPoolExecutor(args.jobs) if seeds and args.jobs > 1 else None
     submit = pool.submit if pool else _Now
@@ -81,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "step_seconds": args.step_seconds,
         "seed": args.seed,
         "random_state": args.random_state,
+        "sensor_health": args.sensor_health,
         "alert_definition": "risk >= per-type threshold chosen on the training period (out-of-fold); "
         "an alert is right if a failure or a maintenance visit finding wear follows within 7 days",
         "thresholds": {t: v["threshold"] for t, v in result["types"].items()},

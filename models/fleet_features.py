@@ -9,6 +9,7 @@ weighted trends; per machine: hours since the last stop (maintenance or repair) 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,9 @@ RUNNING = "running"
 META = {"tenant", "machine", "machine_id", "customer_id", "machine_type", "seq", "ts", "state"}
 KINDS = ("dev6", "dev24", "vol24", "slope24", "ewm_fast", "trend", "level")
 EXTREMES = ("any__level_absmax", "any__dev24_absmax")  # `FleetFeatures(extremes=True)`
+SENSOR_HEALTH = ("any__spikes24", "any__jump", "any__z24_gap", "any__z24_share")  # `sensor_health=True`
+SPIKE_SD = 4.0  # a one-step change this many robust sds of the fleet's changes counts as a jump
+HEALTH_SAMPLE_MACHINES = 50  # machines whose rows give the fleet's robust scales at fit
 # Earlier days whose same hour is a reading's reference, per machine type. Pumps and compressors repeat
 # their day closely: the two previous days suffice (the scorer reads 3 days). CNC spindles run jobs of
 # random speed and load, so their reference averages four days (5 days read): with two, the backtest's
@@ -116,7 +120,11 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
     at transform time come out as NaN features (the boosted models downstream accept NaN); rows of
     stopped machines count as missing readings. With `extremes`, two more columns (`EXTREMES`): the
     largest |level| and |24 h deviation| over the sensors, so that a failure announced by a sensor that
-    rarely failed in training reads like the common ones.
+    rarely failed in training reads like the common ones. With `sensor_health`, four more columns
+    (`SENSOR_HEALTH`) that tell a sensor fault from wear, which moves several linked sensors smoothly: the
+    most isolated one-step outliers (a jump out and straight back) of any sensor in the last 24 h, the
+    largest one-step jump at the row, and of the 24 h deviations in fleet robust sds, the largest minus the
+    second largest and the second over the largest (one sensor drifting alone: a wide gap, a small share).
     """
 
     def __init__(
@@ -132,6 +140,7 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         baseline_days: Sequence[int] | None = None,
         min_history_hours: float = 72.0,
         extremes: bool = False,
+        sensor_health: bool = False,
     ):
         self.sensors = sensors
         self.machine_col = machine_col
@@ -143,6 +152,7 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         self.baseline_days = baseline_days
         self.min_history_hours = min_history_hours
         self.extremes = extremes
+        self.sensor_health = sensor_health
 
     def fit(self, X: pd.DataFrame, y: object = None) -> FleetFeatures:
         """Pick the sensors this type reports, the step size, and fleet-wide level scales."""
@@ -173,9 +183,19 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
                 "history_h",
             ]
             + (list(EXTREMES) if self.extremes else [])
+            + (list(SENSOR_HEALTH) if self.sensor_health else [])
             + self.extras_
         )
+        if self.sensor_health:
+            self.step_sd_, self.dev24_sd_ = self._health_scales(X)
         return self
+
+    def _health_scales(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Fleet robust sds per sensor of a one-step change of the deviation and of its 24 h mean."""
+        sample = pd.unique(X[self.machine_col])[:HEALTH_SAMPLE_MACHINES]
+        prep = self.prepare(X[X[self.machine_col].isin(sample)])
+        dev24, _ = rolling_mean(prep.dev, prep.starts, self.rows(self.window_hours))
+        return _robust_sd(_step(prep.dev, prep.starts)), _robust_sd(dev24)
 
     def lookback_hours(self) -> float:
         """Hours of history a row's features depend on, itself included: the scorer reads this much, and
@@ -294,8 +314,32 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
             columns[:, n] = _absmax(level)
             columns[:, n + 1] = _absmax(dev24)
             n += 2
+        if getattr(self, "sensor_health", False):
+            columns[:, n : n + len(SENSOR_HEALTH)] = self._health(prep, at, dev24)
+            n += len(SENSOR_HEALTH)
         columns[:, n:] = prep.extra[at]
         return columns
+
+    def _health(self, prep: Prepared, at: np.ndarray, dev24: np.ndarray) -> np.ndarray:
+        """The `SENSOR_HEALTH` columns at sorted positions `at`."""
+        q = _step(prep.dev, prep.starts) / self.step_sd_
+        before = lagged(q, prep.starts, 1)
+        with np.errstate(invalid="ignore"):
+            spike = (np.abs(q) > SPIKE_SD) & (np.abs(before) > SPIKE_SD) & (q * before < 0)
+        lo = np.maximum(at - self.rows(self.window_hours) + 1, prep.starts[at])
+        # a spike counts once its two steps lie inside the window: a row's features stay within its lookback
+        spikes = range_sum(spike.astype(float), np.minimum(lo + 2, at + 1), at + 1)
+        z = np.abs(dev24 / self.dev24_sd_)
+        ranked = np.sort(np.where(np.isnan(z), -1.0, z), axis=1)  # NaN sensors sort first
+        top = ranked[:, -1] if z.shape[1] else np.full(len(at), -1.0)
+        second = ranked[:, -2] if z.shape[1] > 1 else np.full(len(at), -1.0)
+        seen = second >= 0
+        out = np.full((len(at), len(SENSOR_HEALTH)), np.nan)
+        out[:, 0] = spikes.max(axis=1) if spikes.shape[1] else np.nan
+        out[:, 1] = _absmax(q[at])
+        out[seen, 2] = top[seen] - second[seen]
+        out[seen, 3] = np.divide(second[seen], top[seen], out=np.ones(seen.sum()), where=top[seen] > 0)
+        return out
 
     def sufficient(self, table: pd.DataFrame) -> np.ndarray:
         """True where a row has enough history and recent readings to be scored."""
@@ -317,6 +361,21 @@ def _absmax(block: np.ndarray) -> np.ndarray:
     seen = ~np.isnan(a).all(axis=1) if a.shape[1] else np.zeros(len(block), dtype=bool)
     out[seen] = np.nanmax(a[seen], axis=1)
     return out
+
+
+def _step(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """One-step change within each group (NaN at a group's first row or next to a missing value)."""
+    return x - lagged(x, starts, 1)
+
+
+def _robust_sd(x: np.ndarray) -> np.ndarray:
+    """Per column 1.4826 x the median absolute deviation, ignoring NaN (1 where it is 0 or unknown)."""
+    if not np.isfinite(x).any():
+        return np.ones(x.shape[1])
+    with warnings.catch_warnings():  # an all-NaN column (a sensor never read) warns
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sd = 1.4826 * np.nanmedian(np.abs(x - np.nanmedian(x, axis=0)), axis=0)
+    return np.where(np.isfinite(sd) & (sd > 1e-12), sd, 1.0)
 
 
 def _type_baseline(X: pd.DataFrame) -> tuple[int, ...]:

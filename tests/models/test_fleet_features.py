@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from models.fleet_features import EXTREMES, FleetFeatures
+from models.fleet_features import EXTREMES, SENSOR_HEALTH, FleetFeatures
 from tests.models.fleet_support import pump_panel
 
 
@@ -56,10 +57,11 @@ def test_missing_sensor_gives_nan_features_not_an_error() -> None:
     assert table["bearing_temp_c__dev24"].notna().any()
 
 
-def test_a_panel_cut_to_the_lookback_gives_the_full_history_features() -> None:
+@pytest.mark.parametrize("options", [{}, {"extremes": True, "sensor_health": True}])
+def test_a_panel_cut_to_the_lookback_gives_the_full_history_features(options: dict) -> None:
     """What the scorer reads (one lookback per machine) is all a row's features depend on."""
     panel = pump_panel()
-    feats = FleetFeatures().fit(panel)
+    feats = FleetFeatures(**options).fit(panel)
     full = feats.transform(panel)
     for day in (9, 17, 26):
         end = panel["ts"].min() + pd.Timedelta(days=day, hours=5)
@@ -122,3 +124,64 @@ def test_extremes_are_the_most_abnormal_sensor_and_keep_the_other_columns() -> N
     # every sensor missing: no extreme either, rather than 0
     silent = feats.transform(panel.assign(**{s: np.nan for s in feats.sensors_}))
     assert silent[list(EXTREMES)].isna().all().all()
+
+
+def _machine_rows(panel: pd.DataFrame, day: float, machine: str | None = None) -> tuple[pd.Index, int]:
+    """A machine's rows (the first one's by default) in time order, and the position of its row `day` days
+    into the panel."""
+    rows = panel.index[panel["machine"] == (machine or panel["machine"].iloc[0])]
+    at = panel["ts"].min() + pd.Timedelta(days=day)
+    return rows, int(np.flatnonzero(panel.loc[rows, "ts"].to_numpy() == at)[0])
+
+
+def test_sensor_health_adds_its_columns_and_keeps_the_others() -> None:
+    panel = pump_panel()
+    plain = FleetFeatures().fit(panel).transform(panel)
+    table = FleetFeatures(sensor_health=True).fit(panel).transform(panel)
+    assert list(table.columns) == list(plain.columns) + list(SENSOR_HEALTH)
+    pd.testing.assert_frame_equal(table[plain.columns], plain)
+
+
+def test_a_spike_raises_the_jump_then_the_spike_count_and_nothing_before_it() -> None:
+    """One isolated outlier: a jump at its row, one spike counted once it came back, for the next 22 h."""
+    panel = pump_panel().copy()
+    feats = FleetFeatures(sensor_health=True).fit(panel)
+    rows, i = _machine_rows(panel, 20)
+    clean = feats.transform(panel)
+    panel.loc[rows[i], "bearing_temp_c"] += 25.0
+    table = feats.transform(panel)
+    before = rows[:i]
+    pd.testing.assert_frame_equal(table.loc[before], clean.loc[before])
+    assert table.loc[rows[i], "any__jump"] > 10 * clean.loc[rows[i], "any__jump"]
+    assert table.loc[rows[i], "any__spikes24"] == clean.loc[rows[i], "any__spikes24"]
+    added = table["any__spikes24"] - clean["any__spikes24"]
+    # counted while the window holds the row before the spike; the baseline day repeats it a day later
+    assert (added.loc[rows[i + 1 : i + 23]] == 1).all()
+    assert added.loc[rows[i + 23]] == 0
+
+
+def test_one_sensor_drifting_alone_reads_unlike_two_sensors_drifting_together() -> None:
+    """A drift of one sensor widens the gap between the two most abnormal sensors; wear moving two linked
+    sensors by as many robust sds each does not."""
+    panel = pump_panel()
+    feats = FleetFeatures(sensor_health=True).fit(panel)
+    clean = feats.transform(panel)
+    days = (panel["ts"] >= panel["ts"].min() + pd.Timedelta(days=20)).to_numpy()
+    quiet = clean[days].groupby(panel.loc[days, "machine"])["any__z24_gap"].max().idxmin()
+    rows, i = _machine_rows(panel, 20, quiet)  # no sensor abnormal there without the drift
+    ramp = np.minimum(np.arange(1, len(rows) - i + 1) / 48.0, 1.0)
+    sensors = ["bearing_temp_c", "vibration_rms_mm_s"]
+    size = {s: 20.0 * feats.dev24_sd_[feats.sensors_.index(s)] for s in sensors}
+
+    def drifted(names: list[str]) -> pd.DataFrame:
+        moved = panel.copy()
+        for s in names:
+            moved.loc[rows[i:], s] *= 1.0 + size[s] * ramp
+        return feats.transform(moved).loc[rows[i + 36 : i + 48]]
+
+    clean = clean.loc[rows[i + 36 : i + 48]]
+    alone, together = drifted(sensors[:1]), drifted(sensors)
+    assert (alone["any__z24_gap"] > clean["any__z24_gap"] + 5).all()
+    assert (alone["any__z24_share"] < 0.5).all()
+    assert (together["any__z24_share"] > 0.6).all()
+    assert (together["any__z24_gap"] < alone["any__z24_gap"]).all()
