@@ -297,6 +297,26 @@ def _files_for(*, start: bool, end: bool) -> Select:
 _FILES_FOR = {(a, b): _files_for(start=a, end=b) for a in (False, True) for b in (False, True)}
 
 
+def tables(
+    conn: Connection,
+    *,
+    url: str,
+    machine_ids: Sequence[int],
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[pa.Table]:
+    """Archived rows of these machines in [start, end) as their files hold them (`archive_format`)."""
+    paths = files_for(conn, machine_ids=machine_ids, start=start, end=end)
+    where = location(url)
+    filters = [("machine_id", "in", [int(m) for m in machine_ids])]
+    if start is not None:
+        filters.append(("ts", ">=", pd.Timestamp(start)))
+    if end is not None:
+        filters.append(("ts", "<", pd.Timestamp(end)))
+    found = (pq.read_table(where.path(p), filesystem=where.fs, filters=filters) for p in paths)
+    return [table for table in found if table.num_rows]
+
+
 def read(
     conn: Connection,
     *,
@@ -308,20 +328,7 @@ def read(
     """Archived rows of these machines in [start, end), as `history.read_hot` gives hot ones."""
     from fleet import history
 
-    paths = files_for(conn, machine_ids=machine_ids, start=start, end=end)
-    if not paths:
+    found = tables(conn, url=url, machine_ids=machine_ids, start=start, end=end)
+    if not found:
         return history.empty()
-    where = location(url)
-    filters = [("machine_id", "in", [int(m) for m in machine_ids])]
-    if start is not None:
-        filters.append(("ts", ">=", pd.Timestamp(start)))
-    if end is not None:
-        filters.append(("ts", "<", pd.Timestamp(end)))
-    frames = []
-    for relative in paths:
-        table = pq.read_table(where.path(relative), filesystem=where.fs, filters=filters)
-        if table.num_rows:
-            frames.append(archive_format.decode(table))
-    if not frames:
-        return history.empty()
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat([archive_format.decode(t) for t in found], ignore_index=True)

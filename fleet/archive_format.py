@@ -52,13 +52,9 @@ def encode(frame: pd.DataFrame) -> pa.Table:
     """Telemetry rows (as `history.read_rows` gives them) as the archive's Arrow table, sorted."""
     frame = frame.sort_values(["machine_id", "ts", "seq"], kind="stable").reset_index(drop=True)
     readings = frame["readings"].tolist()
-    names = sorted({k for r in readings for k in r})
     fields, arrays = [], []
-    for name in names:
-        raw = [r.get(name) for r in readings]
-        present = np.array([v is not None for v in raw], dtype=bool)
-        values = np.array([float(v) if v is not None else 0.0 for v in raw], dtype=np.float64)
-        array = _sensor_array(values, present)
+    for name, (values, _) in sensors_of_dicts(readings).items():
+        array = _sensor_array(values, ~np.isnan(values))
         fields.append(pa.field(name, array.type))
         arrays.append(array)
     nulls = [sorted(k for k, v in r.items() if v is None) for r in readings]
@@ -117,28 +113,60 @@ def _floats(array: pa.Array) -> np.ndarray:
     return np.where(valid, values, np.nan)
 
 
-def decode(table: pa.Table) -> pd.DataFrame:
-    """An archive table back as telemetry rows: the frame `encode` took, sorted by machine and time."""
+def sensors_of_dicts(readings: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Readings as dicts (as `history.read_hot` gives them) in the columns of `sensors`, sorted by name."""
+    n = len(readings)
+    # One flat pass over every (row, key, value), then scattered into one row of a matrix per sensor.
+    codes, names = pd.factorize(np.array([k for r in readings for k in r], dtype=object), sort=True)
+    rows = np.repeat(np.arange(n), np.fromiter(map(len, readings), np.int64, n))
+    values = np.full((len(names), n), np.nan)
+    values[codes, rows] = np.array([v for r in readings for v in r.values()], dtype=np.float64)  # None: NaN
+    sent = np.zeros((len(names), n), bool)
+    sent[codes, rows] = True
+    return {name: (values[j], sent[j]) for j, name in enumerate(names)}
+
+
+def sensors(table: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per sensor: float64 values (NaN unless a number was sent) and whether its key was sent (null too)."""
     readings_col = table.column("readings").combine_chunks()
-    names = [f.name for f in readings_col.type]
-    columns = {name: _floats(readings_col.field(i)) for i, name in enumerate(names)}
+    out = {}
+    for i, field in enumerate(readings_col.type):
+        values = _floats(readings_col.field(i))
+        out[field.name] = (values, ~np.isnan(values))
+    null_keys = table.column("null_keys")
+    rows = np.flatnonzero(null_keys.is_valid().to_numpy(zero_copy_only=False))
     n = table.num_rows
-    rows: list[dict] = [{} for _ in range(n)]
-    for name, values in columns.items():
-        for i in np.flatnonzero(~np.isnan(values)).tolist():
-            rows[i][name] = values[i]
-    for i, keys in enumerate(table.column("null_keys").to_pylist()):
-        if keys:
-            rows[i].update(dict.fromkeys(json.loads(keys)))
+    for i, keys in zip(rows.tolist(), null_keys.take(rows).to_pylist(), strict=True):
+        for name in json.loads(keys):
+            out.setdefault(name, (np.full(n, np.nan), np.zeros(n, bool)))[1][i] = True
+    return out
+
+
+def fields(table: pa.Table) -> pd.DataFrame:
+    """An archive table's rows with every field but the readings (see `sensors`), as `decode` gives them."""
     return pd.DataFrame(
         {
             "customer_id": table.column("customer_id").to_numpy().astype(np.int64),
             "machine_id": table.column("machine_id").to_numpy().astype(np.int64),
             "seq": table.column("seq").to_numpy().astype(np.int64),
             "ts": pd.to_datetime(table.column("ts").to_numpy(), utc=True),
-            "readings": rows,
             "fw": table.column("fw").to_pylist(),
             "extra": [None if e is None else json.loads(e) for e in table.column("extra").to_pylist()],
             "received_at": pd.to_datetime(table.column("received_at").to_numpy(), utc=True),
         }
     )
+
+
+def decode(table: pa.Table) -> pd.DataFrame:
+    """An archive table back as telemetry rows: the frame `encode` took, sorted by machine and time."""
+    rows: list[dict] = [{} for _ in range(table.num_rows)]
+    for name, (values, sent) in sensors(table).items():
+        present = ~np.isnan(values)
+        where = np.flatnonzero(present)
+        for i, value in zip(where.tolist(), values[where].tolist(), strict=True):
+            rows[i][name] = value
+        for i in np.flatnonzero(sent & ~present).tolist():
+            rows[i][name] = None
+    frame = fields(table)
+    frame.insert(frame.columns.get_loc("ts") + 1, "readings", rows)  # the order `encode` took
+    return frame

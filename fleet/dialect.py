@@ -80,6 +80,13 @@ def epoch_ms(column: str, dialect: Dialect) -> str:
     return f"round(extract(epoch from {column}) * 1000)::bigint"
 
 
+def epoch_us(column: str, dialect: Dialect) -> str:
+    """SQL: a stored timestamp as microseconds since 1970 (PostgreSQL; SQLite's text is parsed faster)."""
+    if dialect.name == "sqlite":
+        return column
+    return f"(extract(epoch from {column}) * 1000000)::bigint"
+
+
 def ms_bucket(column: str, *, start: str, width_ms: str, dialect: Dialect) -> str:
     """SQL: whole milliseconds from the bound `start` to `column`, divided as integers by `width_ms`.
 
@@ -142,6 +149,11 @@ def iso_text(column: str, dialect: Dialect) -> str:
 def json_value(column: str, dialect: Dialect) -> str:
     """SQL: a JSON column as a JSON value inside a built object, not as a string holding JSON."""
     return f"json({column})" if dialect.name == "sqlite" else column
+
+
+def json_as_text(column: str, dialect: Dialect) -> str:
+    """SQL: a JSON column as its text, for orjson (psycopg would decode JSONB with the slower stdlib json)."""
+    return column if dialect.name == "sqlite" else f"{column}::text"
 
 
 def json_object(dialect: Dialect, *pairs):  # noqa: ANN002, ANN201

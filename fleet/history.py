@@ -49,9 +49,13 @@ def read_hot(
     if customer_id is not None:
         where.append("customer_id = :customer")
         params["customer"] = int(customer_id)
+    # Below psycopg's types too: its datetimes and stdlib-json JSONB made this read 3.8x slower (88k rows).
+    cast = {"readings": dialect.json_as_text, "extra": dialect.json_as_text}
+    cast |= {"ts": dialect.epoch_us, "received_at": dialect.epoch_us}
+    names = (f"{cast[c](c, d)} AS {c}" if c in cast else c for c in ROW_COLUMNS)
     sql = (
-        f"SELECT {', '.join(ROW_COLUMNS)} FROM telemetry WHERE {' AND '.join(where)} "
-        "ORDER BY machine_id, ts, seq"
+        f"SELECT {', '.join(names)} FROM telemetry WHERE {' AND '.join(where)} "
+        "ORDER BY telemetry.machine_id, telemetry.ts, telemetry.seq"  # the stored ts, not the output's
     )
     rows = conn.execute(
         text(sql), params
@@ -75,9 +79,11 @@ def read_hot(
 
 
 def timestamps(values: tuple) -> pd.DatetimeIndex:
-    """SQLite's naive UTC text or PostgreSQL's aware datetimes, as one UTC column."""
+    """SQLite's naive UTC text, epoch microseconds or aware datetimes, as one UTC column."""
     if values and isinstance(values[0], str):
         return pd.to_datetime(values, format="ISO8601", utc=True)
+    if values and isinstance(values[0], int):
+        return pd.to_datetime(np.array(values, dtype=np.int64), unit="us", utc=True)
     return pd.to_datetime(list(values), utc=True)
 
 
