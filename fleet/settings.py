@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     alert_escalate_after_min: int = Field(default=60, ge=1)
     # Training: the alert threshold is the lowest whose training-window alerts reach this precision.
     model_precision_target: float = Field(default=0.85, gt=0, le=1)
+    # ... and open at most this many false training alerts per machine-month (else the best F1 is taken).
+    model_max_false_alarms: float = Field(default=0.08, ge=0)
     # Champion/challenger: the candidate is compared with the active version on the last days held out.
     train_holdout_days: float = Field(default=7.0, ge=0)  # 0: no window held out, no comparison
     # Training memory grows with a type's rows: above this many, a seeded sample of whole machines trains.

@@ -41,6 +41,7 @@ def train(
         force=force,
         by=audit.operator(),
         precision_target=settings.model_precision_target,
+        max_false_alarms=settings.model_max_false_alarms,
         holdout_days=settings.train_holdout_days,
         min_failures=settings.cold_start_min_failures,
         max_type_rows=settings.train_max_rows,

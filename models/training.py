@@ -22,6 +22,7 @@ from models.labels import make_targets, within
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK_MACHINES = 50
 MAX_TYPE_ROWS = 500_000  # rows of one type trained on (peak memory measured in docs/benchmarks.md)
+MAX_FALSE_ALARMS = 0.08  # per machine-month, of the training alerts a threshold may open
 
 
 def choose_threshold(
@@ -31,7 +32,7 @@ def choose_threshold(
     maintenance: pd.DataFrame | None,
     *,
     min_precision: float = 0.85,
-    max_false_alarms: float = 0.08,
+    max_false_alarms: float = MAX_FALSE_ALARMS,
     min_lead_hours: float = 24.0,
     plateau_middle: bool = False,
 ) -> tuple[float, dict]:
@@ -94,6 +95,7 @@ def train_type(
     no_faults: pd.DataFrame | None = None,
     until: pd.Timestamp | None = None,
     precision_target: float = 0.85,
+    max_false_alarms: float = MAX_FALSE_ALARMS,
     min_lead_hours: float = 24.0,
     plateau_middle: bool = False,
     **params: object,
@@ -115,6 +117,7 @@ def train_type(
         failures,
         maintenance,
         min_precision=precision_target,
+        max_false_alarms=max_false_alarms,
         min_lead_hours=min_lead_hours,
         plateau_middle=plateau_middle,
     )
@@ -126,6 +129,7 @@ def train_type(
     metrics = {
         "threshold": threshold,
         "precision_target": precision_target,
+        "max_false_alarms": max_false_alarms,
         "train_alerts": stats,
         "rows": int(len(panel)),
         "machines": machines,
@@ -239,6 +243,7 @@ def train_from_store(
     force: bool = False,
     by: Actor | None = None,
     precision_target: float = 0.85,
+    max_false_alarms: float = MAX_FALSE_ALARMS,
     holdout_days: float = 0.0,
     min_failures: int = 1,
     max_type_rows: int = MAX_TYPE_ROWS,
@@ -254,7 +259,8 @@ def train_from_store(
     otherwise, with `holdout_days` > 0, the candidate trains before the last `holdout_days` and goes live
     only if it alerts at least as well as the champion there (without, it trains on all and goes live).
     A type with more than `max_type_rows` rows trains on a seeded sample of whole machines within it.
-    The threshold counts a failure as alerted only `min_lead_hours` ahead (`choose_threshold`, also for
+    The threshold counts a failure as alerted only `min_lead_hours` ahead and opens at most
+    `max_false_alarms` false training alerts per machine-month (`choose_threshold`, also for
     `plateau_middle`). `machine_ids` limits training to those machines; `events` adds the event features
     its type declares (`models.event_features`: code counts, time since each code, time since each
     component's last visit).
@@ -304,6 +310,7 @@ def train_from_store(
             no_faults=of_type.no_faults,
             until=start,
             precision_target=precision_target,
+            max_false_alarms=max_false_alarms,
             min_lead_hours=min_lead_hours,
             plateau_middle=plateau_middle,
             **params,
