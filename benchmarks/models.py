@@ -2,7 +2,7 @@
 
 python -m benchmarks.models --machines 500 --json [--days 150] [--train-days 90] [--seed 7]
     [--step-seconds 3600] [--report DIR] [--review-days 60] [--pairs N] [--jobs N] [--random-state 0]
-    [--no-fault-weight W] [--finding-hours H] [--sensor-health]
+    [--no-fault-weight W] [--finding-hours H] [--sensor-health] [--finding-memory]
 
 "Alerted" = the risk reaches the alert threshold chosen on the training period (out-of-fold alerts:
 the lowest threshold with precision >= 0.85 and <= 0.08 false alarms per machine-month there). Recall
@@ -18,6 +18,9 @@ pairs in `--jobs` processes); a pair shares its simulation, folds and classifier
 It reports every pair, the mean precision difference (also judged only) and its 95 % intervals
 (`findings_paired`). `--no-fault-weight` and `--finding-hours` set `FleetModel`'s parameters so named;
 `--sensor-health` gives it `FleetFeatures(sensor_health=True)` (spike and one-sensor-alone features).
+`--finding-memory`: one more retrained backtest that also reads each machine's memory of its findings
+(`models.event_features.no_fault_memory`, as `servicecast train --finding-memory` and then the scorer do):
+`after_memory`, `precision_delta_memory` and their paired summaries.
 """
 
 from __future__ import annotations
@@ -33,10 +36,18 @@ import pandas as pd
 
 from benchmarks import findings
 from benchmarks.report import round_floats
+from models import event_features
 from models.evaluate import backtest, write_report
 from models.fleet_features import FleetFeatures
 from simulators.config import FleetConfig
 from simulators.engine import simulate
+
+PAIRED_KEYS = (
+    "precision_delta",
+    "precision_judged_delta",
+    "precision_delta_memory",
+    "precision_judged_delta_memory",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-fault-weight", type=float, default=None, help="FleetModel's, if given")
     parser.add_argument("--finding-hours", type=float, default=None, help="FleetModel's, if given")
     parser.add_argument("--sensor-health", action="store_true", help="features telling sensor faults")
+    parser.add_argument("--finding-memory", action="store_true", help="per-machine no-fault memory")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -71,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(args.seed + 1, args.seed + args.pairs)) if not args.no_findings else []
     pool = ProcessPoolExecutor(args.jobs) if seeds and args.jobs > 1 else None
     submit = pool.submit if pool else _Now
-    jobs = [submit(_pair, config, seed, args.train_days, args.review_days, params) for seed in seeds]
+    memory = args.finding_memory
+    jobs = [submit(_pair, config, seed, args.train_days, args.review_days, params, memory) for seed in seeds]
     run = simulate(config)
     panel = run.telemetry(max_rows=50_000_000)
     sim_s = time.perf_counter() - started
@@ -87,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "random_state": args.random_state,
         "sensor_health": args.sensor_health,
+        "finding_memory": args.finding_memory,
         "alert_definition": "risk >= per-type threshold chosen on the training period (out-of-fold); "
         "an alert is right if a failure or a maintenance visit finding wear follows within 7 days",
         "thresholds": {t: v["threshold"] for t, v in result["types"].items()},
@@ -119,14 +133,14 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.perf_counter() - started,
     }
     if not args.no_findings:
-        report["findings"] = _with_findings(run, panel, split, pooled, args.review_days, params)
+        report["findings"] = _with_findings(run, panel, split, pooled, args.review_days, params, memory)
         if args.pairs > 1:
             pairs = [{"seed": args.seed, **report["findings"]}]
             for seed, pair in zip(seeds, (job.result() for job in jobs), strict=True):
                 pairs.append({"seed": seed, **pair})
             report["findings_paired"] = {
                 key: findings.paired_summary([p[key] for p in pairs])
-                for key in ("precision_delta", "precision_judged_delta")
+                for key in (PAIRED_KEYS if memory else PAIRED_KEYS[:2])
             } | {"pairs": pairs}
         report["seconds"] = time.perf_counter() - started
     if pool:
@@ -162,26 +176,37 @@ class _Now:
         return self._value
 
 
-def _pair(config: FleetConfig, seed: int, train_days: float, review_days: float, params: dict) -> dict:
+def _pair(
+    config: FleetConfig, seed: int, train_days: float, review_days: float, params: dict, memory: bool
+) -> dict:
     """One more before/after findings pair, on a simulation of its own seed."""
     config = dataclasses.replace(config, seed=seed)
     run = simulate(config)
     panel = run.telemetry(max_rows=50_000_000)
     split = pd.Timestamp(config.start) + pd.Timedelta(days=train_days)
     before = backtest(panel, run.failures, run.maintenance, split=split, **params)
-    return _with_findings(run, panel, split, before["pooled"], review_days, params)
+    return _with_findings(run, panel, split, before["pooled"], review_days, params, memory)
 
 
 def _with_findings(  # noqa: ANN001
-    run, panel: pd.DataFrame, split: pd.Timestamp, before: dict, review_days: float, params: dict
+    run,
+    panel: pd.DataFrame,
+    split: pd.Timestamp,
+    before: dict,
+    review_days: float,
+    params: dict,
+    memory: bool = False,
 ) -> dict:
-    """The backtest retrained with technicians' no-fault findings on training-period alerts."""
+    """The backtest retrained with technicians' no-fault findings on training-period alerts.
+
+    With `memory`, also retrained with each machine's memory of its findings (`_memory` keys).
+    """
     found = findings.review(run, panel, split=split, review_days=review_days, **params)
     retrained = backtest(
         panel, run.failures, run.maintenance, split=split, no_faults=found.no_faults, **params
     )
     after = retrained["pooled"]
-    return {
+    out = {
         "review_days": review_days,
         "alerts_reviewed": found.alerts,
         "alerts_visited": found.visited,
@@ -192,6 +217,23 @@ def _with_findings(  # noqa: ANN001
         "precision_delta": _delta(before, after, "precision"),
         "precision_judged_delta": _delta(before, after, "precision_judged"),
     }
+    if memory:
+        remembered = backtest(
+            event_features.no_fault_memory(panel, found.no_faults),
+            run.failures,
+            run.maintenance,
+            split=split,
+            no_faults=found.no_faults,
+            **params,
+        )
+        with_memory = remembered["pooled"]
+        out |= {
+            "after_memory": _alerting(with_memory),
+            "thresholds_after_memory": {t: v["threshold"] for t, v in remembered["types"].items()},
+            "precision_delta_memory": _delta(before, with_memory, "precision"),
+            "precision_judged_delta_memory": _delta(before, with_memory, "precision_judged"),
+        }
+    return out
 
 
 def _delta(before: dict, after: dict, key: str) -> float | None:

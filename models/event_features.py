@@ -1,9 +1,10 @@
 """Event features for any type that declares codes or components: per panel row, from the store.
 
 Per declared code: events in the last `window_hours` and hours since the code was last raised; per
-declared component: hours since it was last replaced, serviced or failed (the label store's history).
-They ride in the panel as columns named `PREFIX…`, which `FleetFeatures` passes through unchanged, so
-training and the scorer read them the same way.
+declared component: hours since it was last replaced, serviced or failed (the label store's history);
+and the machine's memory of technicians' "no fault found" findings (`NO_FAULT_COLUMNS`). They ride in
+the panel as columns named `PREFIX…`, which `FleetFeatures` passes through unchanged, so training
+and the scorer read them the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ PREFIX = "ev:"
 WINDOW_HOURS = 24.0
 SINCE_CAP_HOURS = 720.0  # "not in the last 30 days" reads the same for any older code
 VISITS = ("failure", "replacement", "maintenance")
+NO_FAULT_COLUMNS = [f"{PREFIX}no_fault:count", f"{PREFIX}no_fault:since"]
+NO_FAULT_HOURS = 1440.0  # a finding is remembered 60 days: a test window after a 90-day training one
 
 
 def columns_for(definition: dict) -> list[str]:
@@ -36,7 +39,7 @@ def columns_for(definition: dict) -> list[str]:
 
 
 def _split(columns: Sequence[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {"count24": [], "since": [], "replaced": []}
+    out: dict[str, list[str]] = {"count24": [], "since": [], "replaced": [], "no_fault": []}
     for col in columns:
         kind, _, name = col.removeprefix(PREFIX).partition(":")
         out[kind].append(name)
@@ -64,12 +67,39 @@ def _ns(values: pd.Series) -> np.ndarray:
     return pd.to_datetime(values, utc=True).dt.as_unit("ns").array.asi8
 
 
+def no_fault_memory(panel: pd.DataFrame, no_faults: pd.DataFrame) -> pd.DataFrame:
+    """`panel` with `NO_FAULT_COLUMNS`: per row, the machine's "no fault found" findings in the last
+    `NO_FAULT_HOURS` and hours since the newest (capped there), counting findings at or before the row.
+
+    A machine whose normal reads abnormal to the fleet model is cleared again and again; the memory lets
+    the model learn that such a machine's alerting rows are its normal (machines match as text).
+    """
+    t_all = _ns(panel["ts"])
+    count, since = np.zeros(len(panel)), np.full(len(panel), NO_FAULT_HOURS)
+    machine = panel["machine"].astype(str).to_numpy()
+    marks_of = pd.Series(_ns(no_faults["ts"]) if len(no_faults) else [], dtype=np.int64).groupby(
+        no_faults["machine"].astype(str).to_numpy() if len(no_faults) else []
+    )
+    for m, marks in marks_of:
+        rows_m = np.flatnonzero(machine == m)
+        marks = np.sort(marks.to_numpy(dtype=np.int64))
+        count[rows_m] = _count_within(t_all[rows_m], marks, NO_FAULT_HOURS)
+        since[rows_m] = np.fmin(np.nan_to_num(_hours_since(t_all[rows_m], marks), nan=np.inf), NO_FAULT_HOURS)
+    return panel.assign(**dict(zip(NO_FAULT_COLUMNS, (count, since), strict=True)))
+
+
 def add(conn: Connection, panel: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """`panel` (machine = machine id) with the event `columns` added, from the store's events and labels."""
     if not columns or panel.empty:
         return panel
     wanted = _split(columns)
     ids = sorted({int(m) for m in pd.unique(panel["machine"])})
+    if wanted["no_fault"]:
+        found = labels.read(conn, machine_ids=ids, kinds=("no_fault",))
+        panel = no_fault_memory(panel, found.assign(machine=found["machine_id"]))
+        columns = [c for c in columns if c not in NO_FAULT_COLUMNS]
+        if not columns:
+            return panel
     t_all = _ns(panel["ts"])
     start = pd.Timestamp(t_all.min(), tz="UTC") - timedelta(hours=SINCE_CAP_HOURS)
     end = pd.Timestamp(t_all.max(), tz="UTC")
