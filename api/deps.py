@@ -132,19 +132,24 @@ class ReadRoute(APIRoute):
         super().__init__(path, endpoint, **kwargs)
 
 
-async def telemetry_slot(request: Request) -> AsyncIterator[None]:
-    """One of the worker's SERVICECAST_API_TELEMETRY_CONCURRENCY telemetry read slots, awaited on the loop.
+async def telemetry_connection(request: Request) -> AsyncIterator[ReadConnection]:
+    """A read connection under one of the worker's SERVICECAST_API_TELEMETRY_CONCURRENCY telemetry slots.
 
-    Waiting holds no thread, and the slot is kept until the answer is written. A long read holds the
-    GIL for much of its Python part: several at once keep the event loop, and with it every other
-    request of the worker, waiting for it.
+    The slot is awaited on the loop (waiting holds no thread) and kept until the answer is written. A
+    long read holds the GIL for much of its Python part: several at once keep the event loop, and with
+    it every other request of the worker, waiting for it. One dependency, not two: each costs the
+    telemetry route's every request its own resolution.
     """
     async with request.app.state.telemetry_reads:
-        yield
+        conn = ReadConnection(request.app.state.reader)
+        try:
+            yield conn
+        finally:
+            conn.close()
 
 
-def app_settings(request: Request) -> Settings:
-    """The settings the app was built with."""
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was built with (async: a sync dependency costs a thread-pool hop a request)."""
     return request.app.state.settings
 
 
@@ -154,7 +159,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ReaderDep = Annotated[Session, Depends(get_reader, scope="function")]
 ConnectionDep = Annotated[ReadConnection, Depends(get_connection, scope="function")]
 SettingsDep = Annotated[Settings, Depends(app_settings)]
-TelemetrySlot = Annotated[None, Depends(telemetry_slot, scope="function")]
+TelemetryConnection = Annotated[ReadConnection, Depends(telemetry_connection, scope="function")]
 
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -105,13 +105,24 @@ def _as_panel(rows: pd.DataFrame, sensors: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
-@dataclass
+@dataclass(eq=False)
 class Window:
     """A machine's rows in [start, end): every row, or bucket means when there were too many."""
 
     rows: int = 0
     downsampled: bool = False
-    points: list[tuple[datetime, dict]] = field(default_factory=list)
+    raw: list[tuple[datetime, dict]] = field(default_factory=list)
+    sums: windows.Sums | None = None  # the bucket sums of a downsampled window
+
+    @property
+    def points(self) -> list[tuple[datetime, dict]]:
+        """(time, readings) of every row, or (bucket start, means) of every bucket with a reading."""
+        return self.raw if self.sums is None else self.sums.points()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Window):
+            return NotImplemented
+        return (self.rows, self.downsampled, self.points) == (other.rows, other.downsampled, other.points)
 
 
 _IN_RANGE = (
@@ -151,15 +162,15 @@ def read_window(
     ms, readings = windows.hot_values(conn, machine_id=machine_id, start=start, end=end)
     if len(readings) <= max_points:  # every row, read again with its exact time
         params = {"machine": machine_id, "start": start, "end": end}
-        out.points = [(ts, readings) for ts, readings in conn.execute(_ROWS, params)]
-        out.rows = len(out.points)
+        out.raw = [(ts, readings) for ts, readings in conn.execute(_ROWS, params)]
+        out.rows = len(out.raw)
         return out
     out.rows, out.downsampled = len(readings), True
     # Rounded up: rounded down, the last few milliseconds of the window made one bucket too many.
     width = timedelta(milliseconds=max(1, math.ceil((end - start) / timedelta(milliseconds=1) / max_points)))
     sums = windows.Sums(start, width, scale=2.0 ** -out.rows.bit_length())
     sums.add_values(ms, readings)
-    out.points = sums.points()
+    out.sums = sums
     return out
 
 
@@ -183,7 +194,7 @@ def _lifecycle_window(
         )
         if len(rows) <= max_points:
             points = [(ts.to_pydatetime(), r) for ts, r in zip(rows["ts"], rows["readings"], strict=True)]
-            return Window(rows=len(rows), downsampled=False, points=points)
+            return Window(rows=len(rows), downsampled=False, raw=points)
         sums = windows.Sums(start, width, scale=2.0 ** -len(rows).bit_length())
         sums.add_rows(rows)
-    return Window(rows=sums.rows, downsampled=True, points=sums.points())
+    return Window(rows=sums.rows, downsampled=True, sums=sums)

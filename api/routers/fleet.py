@@ -17,8 +17,8 @@ from api.deps import (
     ReadRoute,
     SessionDep,
     SettingsDep,
+    TelemetryConnection,
     TelemetryReader,
-    TelemetrySlot,
 )
 from api.offers import hide_risk, revoke_consent, risk_scope
 from api.routers import columns, json_response
@@ -138,8 +138,7 @@ def machine_telemetry(
     machine_id: schemas.MachineId,
     who: TelemetryReader,
     settings: SettingsDep,
-    conn: ConnectionDep,
-    _slot: TelemetrySlot,
+    conn: TelemetryConnection,
     start: datetime | None = None,
     end: datetime | None = None,
     max_points: Annotated[int, Query(ge=10)] = 500,
