@@ -155,6 +155,7 @@ def chart_p95_ms(engine: Engine, machine_id: int, url: str, repeats: int, max_po
             window = panels.read_window(
                 conn, machine_id=machine_id, start=start, end=end, max_points=max_points, archive_url=url
             )
+            points = len(window.points)  # a downsampled window's means are computed when asked for
         times.append((time.perf_counter() - t0) * 1000)
         rows = window.rows
     times.sort()
@@ -162,7 +163,7 @@ def chart_p95_ms(engine: Engine, machine_id: int, url: str, repeats: int, max_po
         "p95_ms": round(times[int(0.95 * (len(times) - 1))], 2),
         "median_ms": round(statistics.median(times), 2),
         "rows": rows,
-        "points": len(window.points),
+        "points": points,
         "days": round((end - start) / timedelta(days=1), 2),
     }
 
