@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,12 +15,10 @@ from fleet.db import make_engine
 from simulators import cmapss, ground_truth
 from simulators.engine import SimulationRun
 from simulators.messages import Message, iter_messages
-from simulators.publisher import Publisher, acknowledged
+from simulators.publisher import Publisher
 from simulators.registration import register_machines
 
-# Messages published but not yet acknowledged before the publisher waits: bounds paho's queue and memory.
-WINDOW = 20_000
-PRUNE_EVERY = 1_000
+PROGRESS_EVERY = 1_000
 Progress = Callable[[int], None]
 
 
@@ -62,8 +59,7 @@ def publish_messages(
     speed: simulated seconds per wall second (1 = real time); None or 0 publishes as fast as the broker acks.
     """
     pace = speed if speed and speed > 0 else None
-    valid = invalid = acked = 0
-    pending: deque = deque()
+    valid = invalid = 0
     started = time.perf_counter()
     with Publisher(url, client_id=client_id, protocol=protocol) as publisher:
         due_offset = 0.0
@@ -75,35 +71,18 @@ def publish_messages(
                     wait = started + offset / pace - time.perf_counter()
                     if wait > 0:
                         time.sleep(wait)
-            pending.append(publisher.publish(msg.topic, msg.payload, track=False))
+            publisher.publish(msg.topic, msg.payload, track=False)
             if msg.valid:
                 valid += 1
             else:
                 invalid += 1
-            if n % PRUNE_EVERY == 0:
-                acked += _prune(pending)
-                while len(pending) > WINDOW:
-                    time.sleep(0.002)
-                    acked += _prune(pending)
-                if progress:
-                    progress(PRUNE_EVERY)
-        deadline = time.monotonic() + ack_timeout
-        while pending and time.monotonic() < deadline:
-            acked += _prune(pending)
-            if pending:
-                time.sleep(0.005)
+            if progress and n % PROGRESS_EVERY == 0:
+                progress(PROGRESS_EVERY)
+        publisher.wait(ack_timeout)
+        acked = publisher.acked_count
         if progress:
-            progress((valid + invalid) % PRUNE_EVERY)
+            progress((valid + invalid) % PROGRESS_EVERY)
     return PublishReport(valid, invalid, acked, time.perf_counter() - started)
-
-
-def _prune(pending: deque) -> int:
-    """Drop acknowledged messages from the front (the broker acks in order); returns how many."""
-    n = 0
-    while pending and acknowledged(pending[0]):
-        pending.popleft()
-        n += 1
-    return n
 
 
 def _engine(database_url: str):  # noqa: ANN202

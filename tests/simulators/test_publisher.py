@@ -1,0 +1,45 @@
+"""The QoS-1 publisher on a real Mosquitto: its window bounds unacknowledged messages; every PUBACK counts."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from simulators import publisher as publisher_module
+from simulators.publisher import Publisher
+
+
+def _stream(n: int) -> list[tuple[str, bytes]]:
+    return [(f"fleet/acme/m{i % 7}/telemetry", b'{"seq":%d}' % i) for i in range(n)]
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_every_message_is_acknowledged_and_counted_through_a_small_window(mosquitto):
+    with Publisher(mosquitto.url, max_inflight=10) as publisher:
+        assert publisher.publish_many(_stream(2_000)) == 2_000
+        assert publisher.wait(60)
+        assert publisher.acked_count == 2_000 and all(publisher.acked())
+
+
+def test_the_window_holds_publishing_while_the_broker_acknowledges_nothing(mosquitto, monkeypatch):
+    monkeypatch.setattr(publisher_module, "WINDOW_TIMEOUT_S", 0.5)
+    first, extra = _stream(4)[:3], _stream(4)[3]
+    with Publisher(mosquitto.url, max_inflight=3) as publisher:
+        mosquitto.process.send_signal(signal.SIGSTOP)
+        try:
+            while not _stopped(mosquitto.process.pid):
+                time.sleep(0.01)
+            assert publisher.publish_many(first) == 3
+            with pytest.raises(TimeoutError):
+                publisher.publish(*extra)
+            assert not publisher.wait(0.2) and publisher.acked_count == 0
+        finally:
+            mosquitto.process.send_signal(signal.SIGCONT)
+        assert publisher.wait(60)
+        assert publisher.acked_count == 3 and publisher.acked() == [True] * 3
