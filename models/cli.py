@@ -29,6 +29,10 @@ def train(
             help="add the codes and components the type declares as features (events, history)",
         ),
     ] = False,
+    finding_memory: Annotated[
+        bool,
+        typer.Option("--finding-memory", help="remember each machine's no-fault findings as features"),
+    ] = False,
 ) -> None:
     """Train one model per machine type; activate it only if it beats the active one on a held-out window."""
     from models.training import train_from_store
@@ -46,6 +50,7 @@ def train(
         min_failures=settings.cold_start_min_failures,
         max_type_rows=settings.train_max_rows,
         events=event_features,
+        finding_memory=finding_memory,
     )
     typer.echo(report.pooling())
     if not report.versions:

@@ -249,6 +249,7 @@ def train_from_store(
     max_type_rows: int = MAX_TYPE_ROWS,
     machine_ids: Collection[int] | None = None,
     events: bool = False,
+    finding_memory: bool = False,
     min_lead_hours: float = 24.0,
     plateau_middle: bool = False,
     **params: object,
@@ -263,7 +264,8 @@ def train_from_store(
     `max_false_alarms` false training alerts per machine-month (`choose_threshold`, also for
     `plateau_middle`). `machine_ids` limits training to those machines; `events` adds the event features
     its type declares (`models.event_features`: code counts, time since each code, time since each
-    component's last visit).
+    component's last visit); `finding_memory` each machine's memory of its "no fault found" findings
+    (`event_features.no_fault_memory`), which the scorer then reads from the label store.
     """
     truth = ground_truth_by_id(engine)
     with engine.connect() as conn:
@@ -291,6 +293,8 @@ def train_from_store(
         if events:
             with engine.connect() as conn:
                 panel = event_features.add(conn, panel, event_features.columns_of_type(conn, mtype))
+        if finding_memory:
+            panel = event_features.no_fault_memory(panel, of_type.no_faults)
         if failures < min_failures:
             versions[mtype] = cold_start.register(
                 engine,
