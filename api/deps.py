@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -98,11 +99,8 @@ class ReadConnection:
 
 async def get_connection(request: Request) -> AsyncIterator[ReadConnection]:
     """A read-only connection for a route that reads with Core only (cheaper than a session)."""
-    conn = ReadConnection(request.app.state.reader)
-    try:
+    with contextlib.closing(ReadConnection(request.app.state.reader)) as conn:
         yield conn
-    finally:
-        conn.close()
 
 
 def _releasing(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -141,11 +139,8 @@ async def telemetry_connection(request: Request) -> AsyncIterator[ReadConnection
     telemetry route's every request its own resolution.
     """
     async with request.app.state.telemetry_reads:
-        conn = ReadConnection(request.app.state.reader)
-        try:
+        with contextlib.closing(ReadConnection(request.app.state.reader)) as conn:
             yield conn
-        finally:
-            conn.close()
 
 
 async def app_settings(request: Request) -> Settings:
