@@ -101,6 +101,8 @@ class MqttSource:
     def stop_receiving(self) -> None:
         """Leave new messages unacked from now on; the broker keeps them for the next session."""
         self._receiving = False
+        # paho's thread may wait in `put` for a writer that died or gave up, and `close` joins that thread.
+        self.inbox.close()
 
     def close(self) -> None:
         """Send what acks are pending, disconnect cleanly and stop the network thread."""

@@ -22,6 +22,7 @@ class Inbox:
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
+        self._closed = False
         # How many waiting messages wake the writer: 1 while it waits for a first one, the rest of its
         # batch while it collects, never while it writes. Waking it per message cost more than the message.
         self._wake_at = _NEVER
@@ -34,16 +35,27 @@ class Inbox:
         """Payload bytes waiting."""
         return self._bytes
 
+    def close(self) -> None:
+        """Refuse what comes from now on and release a `put` that waits; what is queued can still be taken."""
+        with self._lock:
+            self._closed = True
+            self._not_full.notify_all()
+
     def put(self, envelope: Envelope) -> bool:
-        """Append, waiting while the queue is full; True if it had to wait."""
+        """Append, waiting while the queue is full; True if it had to wait. A closed inbox drops the envelope:
+        it is never acked, so the broker delivers it again."""
         size = len(envelope.payload)
         waited = False
         with self._lock:
             items = self._items
             # One message larger than the byte bound still goes in alone, or it could never be taken.
             while items and (len(items) >= self.maxsize or self._bytes + size > self.max_bytes):
+                if self._closed:
+                    break
                 waited = True
                 self._not_full.wait()
+            if self._closed:
+                return waited
             items.append(envelope)
             self._bytes += size
             if len(items) >= self._wake_at:

@@ -71,3 +71,18 @@ def test_a_batch_is_handed_out_when_full_or_when_the_stream_pauses():
     rest = inbox.get_batch(100, wait_s=1.0, linger_s=5.0, idle_s=0.05)
     assert [e.mid for e in rest] == list(range(5, 12))
     assert time.monotonic() - started < 1.0, "a paused stream must not wait out the whole linger"
+
+
+def test_closing_releases_a_put_that_waits_and_refuses_what_comes_after():
+    inbox = Inbox(max_messages=2, max_bytes=10**6)
+    inbox.put(envelope(1, 1))
+    inbox.put(envelope(1, 2))
+    blocked = put_in_thread(inbox, envelope(1, 3))
+    blocked.join(0.3)
+    assert blocked.is_alive()
+    inbox.close()
+    blocked.join(5)
+    assert not blocked.is_alive(), "a closed inbox must not keep the network thread waiting for a dead writer"
+    inbox.put(envelope(1, 4))
+    # Refused, not queued: nobody acks them, so the broker delivers them again to the next session.
+    assert [e.mid for e in inbox.get_batch(10, wait_s=0.1, linger_s=0.0, idle_s=0.01)] == [1, 2]

@@ -12,6 +12,9 @@ from collections import Counter
 import pytest
 
 from fleet import contract
+from fleet.settings import MqttEndpoint
+from ingest.client import MqttSource
+from ingest.inbox import Inbox
 from simulators.publisher import Publisher
 from tests.ingest.support import (
     START,
@@ -39,6 +42,29 @@ def topic(machine: str) -> str:
 def expected_keys(batch: list[tuple[str, bytes]]) -> set[tuple[str, int]]:
     """(machine, seq) of each message."""
     return {(topic.split("/")[2], json.loads(payload)["seq"]) for topic, payload in batch}
+
+
+def test_closing_the_source_returns_while_its_network_thread_waits_on_a_full_queue(mosquitto):
+    # The writer is dead or gave up: nobody takes from the queue, and paho's thread waits in `put`.
+    inbox = Inbox(max_messages=1000, max_bytes=2**16)
+    source = MqttSource(
+        endpoint=MqttEndpoint(mosquitto.url), inbox=inbox, client_id="full-queue", subscription="fleet/+/+/+"
+    )
+    source.start()
+    closer = threading.Thread(target=source.close, daemon=True)
+    try:
+        wait_until(source.subscribed.is_set, 15, "the source to subscribe")
+        publish_acked(mosquitto.url, [(topic(f"m-{i:03d}"), b"x" * 20_000) for i in range(10)])
+        # Three 20 kB messages fill the 64 kB bound; the fourth waits on the queue's condition.
+        wait_until(lambda: len(inbox._not_full._waiters) == 1, 15, "paho's thread waiting in put")  # noqa: SLF001
+        source.stop_receiving()
+        closer.start()
+        closer.join(15)
+        assert not closer.is_alive(), "closing must not wait for a queue that nobody drains"
+        assert inbox.qsize() == 3
+    finally:
+        if not closer.is_alive():
+            source.client.loop_stop()
 
 
 def test_kill9_midstream_then_restart_stores_every_message_once(mosquitto, database_url, engine, tmp_path):
