@@ -71,6 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
         limit=settings.console_sign_in_max_failures,
         window=timedelta(minutes=settings.console_sign_in_window_min),
     )
+    # First, so it answers GETs of the telemetry path before the FastAPI route documented there.
+    app.router.routes.append(fleet.fast_telemetry_route(API_PREFIX))
     for router in (
         fleet.router,
         alerts.router,

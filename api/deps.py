@@ -37,7 +37,7 @@ def has_right(who: auth.Principal | None, right: str) -> bool:
     return who is not None and who.role in RIGHTS[right]
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from `servicecast users add`")
+bearer = HTTPBearer(auto_error=False, description="An API key from `servicecast users add`")
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -103,7 +103,9 @@ async def get_connection(request: Request) -> AsyncIterator[ReadConnection]:
         yield conn
 
 
-def _releasing(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+def releasing(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """The endpoint, giving back every read session or connection passed to it by name when it returns."""
+
     @functools.wraps(endpoint)
     def route(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -126,7 +128,7 @@ class ReadRoute(APIRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if not inspect.iscoroutinefunction(endpoint):
-            endpoint = _releasing(endpoint)
+            endpoint = releasing(endpoint)
         super().__init__(path, endpoint, **kwargs)
 
 
@@ -157,7 +159,7 @@ SettingsDep = Annotated[Settings, Depends(app_settings)]
 TelemetryConnection = Annotated[ReadConnection, Depends(telemetry_connection, scope="function")]
 
 
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 _lookups: dict[tuple[Engine, str], asyncio.Future[auth.Principal | None]] = {}
 
 

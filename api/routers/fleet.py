@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, get_type_hints
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import bindparam, func, select
+from starlette.routing import Route
 
 from api import schemas, telemetry_view
 from api.deps import (
@@ -19,6 +25,9 @@ from api.deps import (
     SettingsDep,
     TelemetryConnection,
     TelemetryReader,
+    bearer,
+    releasing,
+    telemetry_connection,
 )
 from api.offers import hide_risk, revoke_consent, risk_scope
 from api.routers import columns, json_response
@@ -165,6 +174,61 @@ def machine_telemetry(
         archive_url=settings.archive_url,  # long windows from rollups, archived rows included
     )
     return Response(body, media_type="application/json")  # what response_model documents, built once
+
+
+# The same route without FastAPI's per-request work (issue 14 Must-show 2): mounted before the FastAPI routes,
+# it answers every GET of the path; the FastAPI route stays registered for the OpenAPI document. It takes the
+# caller, the parameters and the slot the way the FastAPI route does and calls `machine_telemetry` itself in
+# one thread-pool hop, without FastAPI's dependency solving and parameter handling around it.
+_TELEMETRY_READER = TelemetryReader.__metadata__[0].dependency
+_TELEMETRY_SLOT = contextlib.asynccontextmanager(telemetry_connection)
+_TELEMETRY_CALL = releasing(machine_telemetry)
+
+
+def _parameters(endpoint, where: list[tuple[str, str]]) -> list[tuple[str, str, TypeAdapter, object]]:
+    """(location, name, validator, default) of each of the endpoint's parameters named in `where`."""
+    hints = get_type_hints(endpoint, include_extras=True)
+    signature = inspect.signature(endpoint).parameters
+    return [(place, name, TypeAdapter(hints[name]), signature[name].default) for place, name in where]
+
+
+# In FastAPI's order: the path, then the query in the signature's order (its 422 names the first problem).
+_TELEMETRY_PARAMETERS = _parameters(
+    machine_telemetry, [("path", "machine_id"), ("query", "start"), ("query", "end"), ("query", "max_points")]
+)
+
+
+def _telemetry_arguments(request: Request) -> dict:
+    """The parameters validated by the FastAPI route's own types; a RequestValidationError as FastAPI's."""
+    values, problems = {}, []
+    for place, name, adapter, default in _TELEMETRY_PARAMETERS:
+        raw = (request.path_params if place == "path" else request.query_params).get(name)
+        if raw is None:
+            values[name] = default
+            continue
+        try:
+            values[name] = adapter.validate_python(raw)
+        except ValidationError as exc:
+            problems += [{**error, "loc": (place, name, *error["loc"])} for error in exc.errors()]
+    if problems:
+        raise RequestValidationError(problems)
+    return values
+
+
+async def fast_machine_telemetry(request: Request) -> Response:
+    """GET {prefix}/machines/{machine_id}/telemetry, answered as the FastAPI route answers it."""
+    who = await _TELEMETRY_READER(request, await bearer(request))
+    arguments = _telemetry_arguments(request)
+    settings = request.app.state.settings
+    async with _TELEMETRY_SLOT(request) as conn:  # closed in the thread too (`releasing`), before the answer
+        return await run_in_threadpool(_TELEMETRY_CALL, who=who, settings=settings, conn=conn, **arguments)
+
+
+def fast_telemetry_route(prefix: str) -> Route:
+    """`fast_machine_telemetry` as a plain route, for GET only (HEAD is refused, as FastAPI's route does)."""
+    route = Route(prefix + TELEMETRY_PATH, fast_machine_telemetry, methods=["GET"], include_in_schema=False)
+    route.methods = {"GET"}
+    return route
 
 
 @router.get("/machines/{machine_id}/predictions", response_model=list[schemas.PredictionOut])

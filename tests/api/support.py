@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 
 from api import auth, policy
 from api.app import create_app
-from fleet import registry
+from fleet import registry, telemetry
 from fleet.db import session
 from fleet.settings import Settings
 from fleet.tables import Alert, Machine, Offer, Prediction
@@ -122,3 +122,21 @@ def alert_naming(world: World, machine_id: int, likely_modes: list[dict]) -> int
     policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
     with session(world.engine) as sess:
         return sess.scalar(select(Alert.id).where(Alert.machine_id == machine_id))
+
+
+def store_minutes(world: World, start: datetime, minutes: int, readings_of) -> list[dict]:
+    """A reading a minute (plus 0-6 s) from `start` for acme's first machine, stored; returns the rows."""
+    rows = [
+        {
+            "customer_id": world.customers["acme"],
+            "machine_id": world.machines["acme"][0],
+            "seq": i + 1,
+            "ts": start + timedelta(minutes=i, seconds=i % 7),
+            "readings": readings_of(i),
+            "received_at": start,
+        }
+        for i in range(minutes)
+    ]
+    with world.engine.begin() as conn:
+        telemetry.insert_telemetry(conn, rows)
+    return rows

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from api import schemas, telemetry_view
 from fleet import registry, telemetry
 from fleet.db import session
-from tests.api.support import World, build_world
+from tests.api.support import World, build_world, store_minutes
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -191,19 +191,7 @@ def test_a_window_or_a_point_count_beyond_the_limits_is_refused_with_422(world: 
 
 def _http_window(world: World, minutes: int, points: int, readings_of) -> tuple[dict, bytes, list[dict]]:
     machine = world.machines["acme"][0]
-    rows = [
-        {
-            "customer_id": world.customers["acme"],
-            "machine_id": machine,
-            "seq": i + 1,
-            "ts": START + timedelta(minutes=i, seconds=i % 7),
-            "readings": readings_of(i),
-            "received_at": START,
-        }
-        for i in range(minutes)
-    ]
-    with world.engine.begin() as conn:
-        telemetry.insert_telemetry(conn, rows)
+    rows = store_minutes(world, START, minutes, readings_of)
     end = START + timedelta(minutes=minutes)
     path = (
         f"/api/v1/machines/{machine}/telemetry?start={START:%Y-%m-%dT%H:%M:%SZ}"
