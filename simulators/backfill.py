@@ -189,20 +189,24 @@ def _prefetch(chunks: Iterator[Chunk], depth: int = 2) -> Iterator[Chunk]:
     done = object()
     stop = threading.Event()
 
+    def hand_over(item: object) -> bool:
+        """Put `item` once there is room; False if the consumer left meanwhile (nobody takes it then)."""
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        box.put(chunk, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over(chunk):
                     return
-            box.put(done)
+            hand_over(done)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            box.put(exc)
+            hand_over(exc)
 
     thread = threading.Thread(target=produce, name="servicecast-backfill", daemon=True)
     thread.start()

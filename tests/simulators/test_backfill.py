@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pandas as pd
 from sqlalchemy import delete, func, inspect, select
 
 from fleet import migrate, registry
 from fleet.tables import Customer, DataUseGrant, Machine, Site, Telemetry
 from simulators import ground_truth
-from simulators.backfill import backfill
+from simulators.backfill import _prefetch, backfill
 from simulators.config import FleetConfig
 from simulators.engine import simulate
 from tests import services
@@ -88,3 +90,21 @@ def test_ground_truth_tables_match_the_migrations(database_url, engine):
     migrate.upgrade(engine)
     tables = set(inspect(engine).get_table_names())
     assert {"simulation_runs", "labels"} <= tables and not {"failure_events", "maintenance_events"} & tables
+
+
+def test_a_consumer_that_stops_early_leaves_no_producer_waiting_on_the_full_queue():
+    # Every chunk is built and the queue is full: the producer then waits to hand over its end marker.
+    # A write that fails (or Ctrl-C) closes the consumer; the producer must not wait for it forever.
+    built = threading.Event()
+
+    def chunks():
+        yield from range(3)
+        built.set()
+
+    stream = _prefetch(chunks(), depth=2)
+    assert next(stream) == 0
+    assert built.wait(15), "the producer did not build every chunk"
+    producer = next(t for t in threading.enumerate() if t.name == "servicecast-backfill")
+    stream.close()
+    producer.join(15)
+    assert not producer.is_alive(), "the producer still waits to hand its end marker to a consumer that left"
