@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -285,6 +286,22 @@ async def _goodbye(client: Client, endpoint: str) -> None:
         log.debug("disconnect from the OPC UA server failed", exc_info=closing.exception())
 
 
+async def _unless_sender_ended(connecting: Awaitable[Client], sender: asyncio.Task) -> Client:
+    """The connected client, unless the sender ended first (the broker refused us): then its error. An
+    unreachable OPC UA server is retried forever, and a refusal that nobody reads would leave the bridge
+    retrying it without ever sending anything."""
+    task = asyncio.ensure_future(connecting)
+    try:
+        await asyncio.wait({task, sender}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+    if task.cancelled() and sender.done():
+        sender.result()  # raises what ended the sender
+    return task.result()
+
+
 async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publisher: Publisher) -> None:
     """Connect, check the map, subscribe, and bridge until cancelled (or the broker refuses us).
 
@@ -295,7 +312,7 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
     sender = asyncio.create_task(publisher.run(), name="publisher")
     client = None
     try:
-        client = await connect(access)
+        client = await _unless_sender_ended(connect(access), sender)
         await _subscribe(client, mapping, buffer, publisher)
         log.info(
             "bridging %d variable(s) and %d alarm source(s) of %s to %s/%s",

@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,10 @@ from asyncua.crypto import cert_gen
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.opcua import mapping
+from fleet.settings import MqttEndpoint
+from ingest.opcua import bridge, mapping
+from ingest.opcua.buffer import Buffer
+from ingest.opcua.publisher import BrokerRefused, Publisher
 from simulators.opcua_machine import MachineServer
 from tests import services
 from tests.bridge.support import EXAMPLE_MAP, bridge_command
@@ -175,3 +179,51 @@ def test_basic256sha256_sign_and_encrypt(mosquitto: services.Mosquitto, tmp_path
     finally:
         server.stop()
     assert event["identification"]["manufacturer"] == "Example Presses GmbH"
+
+
+def test_a_broker_that_refuses_the_bridge_stops_it_while_the_opcua_server_is_unreachable(tmp_path) -> None:
+    # The machine is off (nothing listens on its port), so the bridge keeps retrying OPC UA; the broker
+    # refuses its identity meanwhile. That refusal is fatal: the bridge must stop, not retry OPC UA forever.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    refusing = threading.Thread(target=_refuse_every_client, args=(listener,), daemon=True)
+    refusing.start()
+    buffer = Buffer(tmp_path / "buffer.db", max_messages=100)
+    publisher = Publisher(
+        endpoint=MqttEndpoint(f"mqtt://127.0.0.1:{port}"), client_id="refused", buffer=buffer, protocol="5"
+    )
+    access = bridge.ServerAccess(endpoint=f"opc.tcp://127.0.0.1:{services.free_port()}")
+    the_map = mapping.load(EXAMPLE_MAP)
+
+    async def bounded() -> BaseException | None:
+        """How the bridge ended, or None if it still ran after 20 s (then it is cancelled)."""
+        task = asyncio.create_task(
+            bridge.run(access=access, mapping=the_map, buffer=buffer, publisher=publisher)
+        )
+        await asyncio.wait({task}, timeout=20)
+        if task.done():
+            return task.exception()
+        task.cancel()
+        await asyncio.wait({task})
+        return None
+
+    try:
+        ended = asyncio.run(bounded())
+        assert ended is not None, "the bridge still retries the OPC UA server after the broker refused it"
+        assert isinstance(ended, BrokerRefused) and "not authorised" in str(ended), repr(ended)
+    finally:
+        listener.close()
+        buffer.close()
+
+
+def _refuse_every_client(listener: socket.socket) -> None:
+    """An MQTT 5 broker that answers every CONNECT with CONNACK 0x87 (not authorized)."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return  # closed by the test
+        with conn:
+            conn.recv(1024)
+            conn.sendall(bytes([0x20, 0x03, 0x00, 0x87, 0x00]))
+            conn.recv(1024)  # until paho hangs up
