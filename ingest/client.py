@@ -60,6 +60,7 @@ class MqttSource:
         self.subscribed = threading.Event()
         self.failed = threading.Event()
         self._receiving = True
+        self._started = False
         self._full_logged = False
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -96,7 +97,14 @@ class MqttSource:
             clean_start=False if self.v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
             properties=properties,
         )
+        self._started = True
         self.client.loop_start()
+
+    @property
+    def network_alive(self) -> bool:
+        """Whether paho's network thread runs (or has not been started yet). An exception in a callback ends
+        it, and so does a disconnect; nothing is received or acknowledged by the broker from then on."""
+        return not self._started or self.client._thread is not None  # paho-mqtt 2.x (pinned <3) internal
 
     def stop_receiving(self) -> None:
         """Leave new messages unacked from now on; the broker keeps them for the next session."""

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FATAL = 3
 EXIT_WRITER_DIED = 4
+EXIT_NETWORK_DIED = 5
 
 
 class Ingester:
@@ -103,7 +104,8 @@ class Ingester:
         return writer == "running" and broker == "subscribed", {"writer": writer, "broker": broker}
 
     def run(self) -> int:
-        """Run until SIGTERM/SIGINT, a fatal broker answer or a dead writer; returns the exit code."""
+        """Run until SIGTERM/SIGINT, a fatal broker answer, or a dead writer or network thread; returns the
+        exit code."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self._stop.set())
         self.start()  # first: it forks the writer process, best before any other thread runs
@@ -120,5 +122,11 @@ class Ingester:
                 self.source.close()
                 log.error("exiting: the writer died; unacknowledged messages will be redelivered")
                 return EXIT_WRITER_DIED
+            # A fatal answer ends the network thread too, after setting `failed`: the next pass reports it.
+            if not self.source.network_alive and not self.source.failed.is_set():
+                # Nothing arrives from now on: commit and ack what is queued, then leave to be restarted.
+                log.error("exiting: the MQTT network thread ended; unacknowledged messages get redelivered")
+                self.stop()
+                return EXIT_NETWORK_DIED
         self.stop()
         return EXIT_OK

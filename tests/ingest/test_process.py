@@ -174,3 +174,23 @@ def test_a_killed_writer_process_makes_the_ingester_exit_non_zero_and_nothing_is
     )
     keys = stored_keys(engine)
     assert len(keys) == len(batch) and len(set(keys)) == len(batch)
+
+
+@pytest.mark.mosquitto
+def test_the_process_exits_non_zero_when_its_network_thread_dies(mosquitto, sqlite_engine, tmp_path):
+    # paho refuses this filter in `subscribe`, called from on_connect: the exception ends paho's network
+    # thread, and the process would go on running, receiving nothing.
+    ingester = IngestProcess(
+        tmp_path,
+        database_url=str(sqlite_engine.url),
+        mqtt_url=mosquitto.url,
+        client_id="ingest-net",
+        SERVICECAST_INGEST_TOPIC="fleet/#/telemetry",
+    )
+    try:
+        ingester.start(wait_subscribed=False)
+        assert ingester.wait_exit(15) == 5, ingester.log()[-2000:]
+    finally:
+        ingester.stop_quietly()
+    assert "Invalid subscription filter" in ingester.log()
+    assert "the MQTT network thread ended" in ingester.log()
