@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -17,8 +18,12 @@ from fleet.db import engine_from_settings
 from fleet.settings import EXIT_BAD_SETTING, Settings, describe_error, get_settings
 
 log = logging.getLogger(__name__)
-EXIT_ERROR = 1  # the command was refused (e.g. exists already) or its loop ended unasked
+EXIT_ERROR = 1  # the command was refused (e.g. exists already), or its loop ended unasked or got stuck
 CHATTY_LOGGERS = ("amqtt", "transitions", "alembic", "asyncua")
+# How long a loop may take to stop once asked. The router looks at `stop` between deliveries, and one
+# delivery is bounded by its lease (3 × SERVICECAST_ROUTE_TIMEOUT_S + 5 s, 35 s by default); the policy loop
+# between passes. A loop still running after this is stuck: the process leaves without it.
+STOP_GRACE_S = 60.0
 
 
 def fail(message: object, *, code: int = EXIT_BAD_SETTING, prog: str = "servicecast") -> SystemExit:
@@ -59,18 +64,34 @@ def engine_for(settings: Settings) -> Iterator[Engine]:
         engine.dispose()
 
 
-def run_until_stopped(loop: Callable[[threading.Event], None], *, name: str) -> int:
-    """Run `loop(stop)` in a thread until SIGTERM or SIGINT sets `stop`: 0 then, 1 if the loop ended first."""
+def run_until_stopped(
+    loop: Callable[[threading.Event], None], *, name: str, grace_s: float = STOP_GRACE_S
+) -> int:
+    """Run `loop(stop)` in a thread until SIGTERM or SIGINT sets `stop`: 0 then, 1 if the loop ended first
+    or did not end within `grace_s` of the signal."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     worker = threading.Thread(target=loop, args=(stop,), name=name, daemon=True)
     try:
         worker.start()
-        while worker.is_alive():
+        while worker.is_alive() and not stop.is_set():
             worker.join(0.5)
+        worker.join(grace_s)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if worker.is_alive():
+        # A daemon thread: the process exits without it, leaving nothing behind that looks alive.
+        frame = sys._current_frames().get(worker.ident)  # where it waits, for the log
+        where = "".join(traceback.format_stack(frame)) if frame else "(no stack)"
+        log.error(
+            "%s did not stop within %.0f s of being asked; exiting %d with it still in:\n%s",
+            name,
+            grace_s,
+            EXIT_ERROR,
+            where,
+        )
+        return EXIT_ERROR
     if stop.is_set():
         return 0
     # A process that looks alive but does nothing is the worst failure: leave, so a supervisor restarts it.

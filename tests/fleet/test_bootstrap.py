@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -37,6 +41,45 @@ def test_a_loop_that_ends_unasked_exits_non_zero(ending: str, caplog: pytest.Log
 
     assert bootstrap.run_until_stopped(loop, name="test-loop") == bootstrap.EXIT_ERROR
     assert "test-loop ended without being asked to" in caplog.text
+
+
+# A loop stuck where it never looks at `stop` (say, waiting on a lock held elsewhere), in its own process.
+STUCK_LOOP = """
+import logging, sys, threading
+from fleet import bootstrap
+
+def wait_for_a_lock_that_never_comes(stop):
+    print("started", flush=True)
+    threading.Event().wait()
+
+logging.basicConfig(level=logging.INFO)
+sys.exit(bootstrap.run_until_stopped(wait_for_a_lock_that_never_comes, name="stuck-loop", grace_s=1.0))
+"""
+
+
+def test_a_loop_that_does_not_stop_when_asked_does_not_keep_the_process_alive(tmp_path: Path) -> None:
+    log_path = tmp_path / "stuck.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", STUCK_LOOP],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "started" not in log_path.read_text() and process.poll() is None:
+            assert time.monotonic() < deadline, "the loop did not start"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == bootstrap.EXIT_ERROR
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    text = log_path.read_text()
+    assert "stuck-loop did not stop within 1 s of being asked" in text, text
+    assert "wait_for_a_lock_that_never_comes" in text, "the log must say where the loop was stuck"
 
 
 @pytest.mark.parametrize(
