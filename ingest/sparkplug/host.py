@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -41,6 +42,10 @@ class SparkplugSource(MqttSource):
         self.host_id = host_id
         self.pending = pending
         self.state_ts = 0
+        # The online STATE (network thread) and the offline one (close) are published under this lock, and
+        # none online once closing: the last STATE the broker keeps is offline.
+        self._state_lock = threading.Lock()
+        self._closing = False
         self.client.on_pre_connect = self._on_pre_connect
 
     def _on_pre_connect(self, client, _userdata) -> None:
@@ -51,8 +56,12 @@ class SparkplugSource(MqttSource):
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         super()._on_connect(client, userdata, flags, reason_code, properties)
         if not reason_code.is_failure:
-            # After the subscription, so that our own retained STATE ends as online for every reader.
-            client.publish(state_topic(self.host_id), state_payload(True, self.state_ts), qos=1, retain=True)
+            with self._state_lock:
+                if self._closing:
+                    return
+                # After the subscription, so that our own retained STATE ends as online for every reader.
+                online = state_payload(True, self.state_ts)
+                client.publish(state_topic(self.host_id), online, qos=1, retain=True)
             # A request committed as pending may never have been sent (a crash between commit and publish).
             try:
                 pending = self.pending()
@@ -71,9 +80,11 @@ class SparkplugSource(MqttSource):
 
     def close(self) -> None:
         """Say offline (a clean disconnect sends no will), then disconnect."""
-        info = self.client.publish(
-            state_topic(self.host_id), state_payload(False, self.state_ts), qos=1, retain=True
-        )
+        with self._state_lock:
+            self._closing = True
+            info = self.client.publish(
+                state_topic(self.host_id), state_payload(False, self.state_ts), qos=1, retain=True
+            )
         if self.connected.is_set():
             info.wait_for_publish(timeout=5)
         super().close()

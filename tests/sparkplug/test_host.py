@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -13,7 +14,8 @@ from sqlalchemy import select
 from fleet import sparkplug_state
 from fleet.settings import MqttEndpoint
 from fleet.tables import Machine, MachineEvent, Telemetry
-from ingest.sparkplug.host import REBIRTHS
+from ingest.inbox import Inbox
+from ingest.sparkplug.host import REBIRTHS, SparkplugSource
 from ingest.sparkplug.session import key
 from tests.ingest.support import quarantine_reasons, register_fleet, wait_until
 from tests.sparkplug.support import GROUP, MAP, NODE, T0, EdgeNode, HostProcess, in_process_host
@@ -125,6 +127,37 @@ def test_host_state_is_a_retained_qos1_json_birth_with_its_will(mosquitto, datab
         wait_until(lambda: any(b'"online":false' in p for _, p, _ in edge.states), 10, "the offline STATE")
         offline = json.loads(next(p for _, p, _ in edge.states if b'"online":false' in p))
         assert offline == {"online": False, "timestamp": online["timestamp"]}
+    finally:
+        edge.close()
+
+
+def test_a_host_closed_while_it_connects_leaves_its_state_offline(mosquitto):
+    # A close between on_connect marking the source connected and its online STATE published "offline"
+    # first and "online" after it, with the same timestamp: the broker kept "online" for a host that was gone.
+    # A short switch interval makes the threads interleave there often (about 1 close in 7 before the fix).
+    hosts = [f"closing-{i}" for i in range(100)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for host_id in hosts:
+            source = SparkplugSource(
+                host_id=host_id,
+                pending=list,
+                endpoint=MqttEndpoint(mosquitto.url),
+                inbox=Inbox(max_messages=100, max_bytes=2**20),
+                client_id=f"sparkplug-{host_id}",
+            )
+            source.start()
+            assert source.connected.wait(10), "the host did not connect"
+            source.stop_receiving()
+            source.close()
+    finally:
+        sys.setswitchinterval(interval)
+    edge = EdgeNode(mosquitto.url)
+    try:
+        wait_until(lambda: len(edge.states) == len(hosts), 10, "every host's retained STATE")
+        online = sorted(topic for topic, payload, _ in edge.states if json.loads(payload)["online"])
+        assert online == [], f"{len(online)} of {len(hosts)} closed hosts are still online for the broker"
     finally:
         edge.close()
 
