@@ -78,15 +78,16 @@ def edge_node_username(group: str, edge_node: str) -> str:
     """`spBv1.0/{group}/{edge node}`: two '/', so never a machine's `tenant/machine`."""
     if group == "STATE":
         raise errors.InvalidInput("a Sparkplug group must not be called STATE (spBv1.0/STATE is the hosts')")
-    return f"spBv1.0/{_sparkplug_id(group)}/{_sparkplug_id(edge_node)}"
+    return f"spBv1.0/{sparkplug_id(group)}/{sparkplug_id(edge_node)}"
 
 
 def host_username(host_id: str) -> str:
     """`spBv1.0/STATE/{host id}`, the name of a Sparkplug host's own identity."""
-    return f"spBv1.0/STATE/{_sparkplug_id(host_id)}"
+    return f"spBv1.0/STATE/{sparkplug_id(host_id)}"
 
 
-def _sparkplug_id(part: str) -> str:
+def sparkplug_id(part: str) -> str:
+    """`part` (a group, edge node or host id) if usable, else InvalidInput saying why."""
     # '/', '+' and '#' are not allowed by Sparkplug; ':' and spaces would break Mosquitto's files.
     if not part or any(c in part for c in "/+#:") or any(c.isspace() for c in part):
         raise errors.InvalidInput(f"Sparkplug id {part!r} must be non-empty, without / + # : or spaces")

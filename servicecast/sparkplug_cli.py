@@ -7,20 +7,25 @@ from typing import Annotated
 
 import typer
 
+from fleet import credentials, errors
 from fleet.bootstrap import fail, load_settings, ready_engine
 
 
 def sparkplug(
     map_file: Annotated[Path, typer.Option("--map", help="The Sparkplug map (YAML): nodes → machines.")],
-    host_id: Annotated[str, typer.Option(help="Sparkplug host id: STATE is spBv1.0/STATE/{host id}.")] = (
-        "servicecast"
-    ),
+    host_id: Annotated[
+        str, typer.Option(help="Sparkplug host id (no / + # : or spaces): STATE is spBv1.0/STATE/{host id}.")
+    ] = "servicecast",
     client_id: Annotated[str | None, typer.Option(help="MQTT client id (default from the host id).")] = None,
 ) -> None:
     """Subscribe to spBv1.0/#, publish STATE, store births and data through the ingest pipeline."""
     from ingest.sparkplug.host import SparkplugHost
     from ingest.sparkplug.mapping import MapError, Mapping
 
+    try:
+        credentials.sparkplug_id(host_id)  # the rule its broker credential follows
+    except errors.InvalidInput as exc:
+        raise fail(f"invalid --host-id: {exc}") from None
     settings = load_settings()
     endpoint = settings.mqtt_endpoint()
     if endpoint is None:
