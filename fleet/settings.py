@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///var/servicecast.db"
@@ -132,6 +132,23 @@ class Settings(BaseSettings):
             raise ValueError("must divide a day (86,400 s), e.g. 600, 900, 3600")
         return value
 
+    @field_validator("ingest_topic")
+    @classmethod
+    def _ingest_topic(cls, value: str) -> str:
+        return check_topic_filter(value)
+
+    @field_validator("ingest_shared_group")
+    @classmethod
+    def _ingest_shared_group(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:
+            return value
+        _check_share_name(value)
+        topic = str(info.data.get("ingest_topic", ""))
+        if topic.startswith(SHARE_PREFIX):
+            raise ValueError("SERVICECAST_INGEST_TOPIC is a shared subscription already: set one of the two")
+        check_topic_filter(f"{SHARE_PREFIX}{value}/{topic}")  # the length of the whole
+        return value
+
     @field_validator("ingest_ts_floor")
     @classmethod
     def _ingest_ts_floor(cls, value: datetime) -> datetime:
@@ -188,6 +205,39 @@ class Settings(BaseSettings):
                 value = redact_url(value)
             out[f"SERVICECAST_{name.upper()}"] = value
         return out
+
+
+SHARE_PREFIX = "$share/"
+MAX_TOPIC_BYTES = 65_535
+
+
+def check_topic_filter(value: str) -> str:
+    """`value` if it is an MQTT topic filter (MQTT 3.1.1 and 5 section 4.7, shared ones 5 section 4.8.2),
+    else ValueError saying what is wrong. paho checks filters only in `subscribe`, with a private helper."""
+    if not value:
+        raise ValueError("must not be empty (a topic filter, e.g. fleet/+/+/telemetry)")
+    if len(value.encode()) > MAX_TOPIC_BYTES:
+        raise ValueError(f"is longer than {MAX_TOPIC_BYTES:,} bytes")
+    if "\0" in value:
+        raise ValueError(f"must not contain the null character, got {value!r}")
+    topic = value
+    if value.startswith(SHARE_PREFIX):
+        _, group, topic = (*value.split("/", 2), "")[:3]
+        if not group or not topic:
+            raise ValueError(f"a shared subscription is $share/<group>/<filter>, got {value!r}")
+        _check_share_name(group)
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            raise ValueError(f"'#' must be a whole level and the last one (as in fleet/#), got {value!r}")
+        if "+" in level and level != "+":
+            raise ValueError(f"'+' must be a whole level (as in fleet/+/+/telemetry), got {value!r}")
+    return value
+
+
+def _check_share_name(group: str) -> None:
+    if any(c in group for c in "/+#"):
+        raise ValueError(f"a shared subscription's group has no / + #, got {group!r}")
 
 
 def redact_url(url: str) -> str:

@@ -134,6 +134,7 @@ class IngestProcess:
         }
         self.process: subprocess.Popen | None = None
         self.runs = 0
+        self.command = [sys.executable, "-m", "servicecast", "ingest", "--client-id", client_id]
 
     @property
     def log_path(self) -> Path:
@@ -149,7 +150,7 @@ class IngestProcess:
         self.runs += 1
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "servicecast", "ingest", "--client-id", self.client_id],
+                self.command,
                 cwd=REPO,
                 env=self.env,
                 stdout=log,

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +28,17 @@ from tests.ingest.support import (
     stored_keys,
     wait_until,
 )
+
+# `servicecast ingest` with a topic filter that paho refuses in `subscribe`.
+INGEST_WITH_A_FILTER_PAHO_REFUSES = """
+import sys
+from fleet.bootstrap import load_settings, ready_engine
+from ingest.service import Ingester
+settings = load_settings().model_copy(update={"ingest_topic": "fleet/#/telemetry"})
+engine, endpoint = ready_engine(settings), settings.mqtt_endpoint()
+ingester = Ingester(settings=settings, engine=engine, endpoint=endpoint, client_id="ingest-net")
+sys.exit(ingester.run())
+"""
 
 
 @pytest.mark.parametrize("writer_process", [True, False], ids=["writer-process", "writer-thread"])
@@ -179,14 +191,12 @@ def test_a_killed_writer_process_makes_the_ingester_exit_non_zero_and_nothing_is
 @pytest.mark.mosquitto
 def test_the_process_exits_non_zero_when_its_network_thread_dies(mosquitto, sqlite_engine, tmp_path):
     # paho refuses this filter in `subscribe`, called from on_connect: the exception ends paho's network
-    # thread, and the process would go on running, receiving nothing.
+    # thread, and the process would go on running, receiving nothing. The settings refuse the filter at start,
+    # so the ingester is given it here past them: it stands for any exception in a paho callback.
     ingester = IngestProcess(
-        tmp_path,
-        database_url=str(sqlite_engine.url),
-        mqtt_url=mosquitto.url,
-        client_id="ingest-net",
-        SERVICECAST_INGEST_TOPIC="fleet/#/telemetry",
+        tmp_path, database_url=str(sqlite_engine.url), mqtt_url=mosquitto.url, client_id="ingest-net"
     )
+    ingester.command = [sys.executable, "-c", INGEST_WITH_A_FILTER_PAHO_REFUSES]
     try:
         ingester.start(wait_subscribed=False)
         assert ingester.wait_exit(15) == 5, ingester.log()[-2000:]
