@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fleet import credentials, errors
+from fleet import credentials, errors, tables
 from fleet.bootstrap import fail, load_settings, ready_engine
 
 
@@ -26,6 +26,9 @@ def sparkplug(
         credentials.sparkplug_id(host_id)  # the rule its broker credential follows
     except errors.InvalidInput as exc:
         raise fail(f"invalid --host-id: {exc}") from None
+    longest = tables.SparkplugNode.host_id.type.length  # the key of the host's node states
+    if len(host_id) > longest:
+        raise fail(f"invalid --host-id: at most {longest} characters, got {len(host_id)}")
     settings = load_settings()
     endpoint = settings.mqtt_endpoint()
     if endpoint is None:

@@ -16,18 +16,31 @@ from tests.sparkplug.support import MAP
 pytestmark = pytest.mark.mosquitto
 
 
+def run_host(host_id: str, mqtt_url: str, workdir) -> subprocess.CompletedProcess:
+    """`servicecast sparkplug --host-id HOST_ID` until it ends by itself (30 s at most)."""
+    map_file = workdir / "map.yaml"
+    map_file.write_text(yaml.safe_dump(MAP))
+    env = {
+        **os.environ,
+        "SERVICECAST_DATABASE_URL": f"sqlite:///{workdir / 'host.db'}",
+        "SERVICECAST_MQTT_URL": mqtt_url,
+    }
+    command = [sys.executable, "-m", "servicecast", "sparkplug", "--map", str(map_file), "--host-id", host_id]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
+
+
 @pytest.mark.parametrize("host_id", ["a+b", "a#", "a/b", ""])
 def test_a_host_id_that_is_no_sparkplug_id_exits_at_start_with_the_reason(host_id, mosquitto, tmp_path):
     # Its STATE topic spBv1.0/STATE/{host id} would be refused by the broker (which drops the connection,
     # and the host retried forever) or read as another topic by everyone else.
-    map_file = tmp_path / "map.yaml"
-    map_file.write_text(yaml.safe_dump(MAP))
-    env = {
-        **os.environ,
-        "SERVICECAST_DATABASE_URL": f"sqlite:///{tmp_path / 'host.db'}",
-        "SERVICECAST_MQTT_URL": mosquitto.url,
-    }
-    command = [sys.executable, "-m", "servicecast", "sparkplug", "--map", str(map_file), "--host-id", host_id]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
+    done = run_host(host_id, mosquitto.url, tmp_path)
     assert done.returncode == EXIT_BAD_SETTING, done.stderr[-2000:]
     assert f"invalid --host-id: Sparkplug id {host_id!r} must be non-empty, without / + #" in done.stderr
+
+
+def test_a_host_id_longer_than_its_node_states_key_exits_at_start(mosquitto, tmp_path):
+    # On PostgreSQL every birth and data message of such a host was quarantined as db_rejected (value too long
+    # for sparkplug_nodes.host_id, varchar(64)), and Sparkplug rows are not replayed.
+    done = run_host("h" * 65, mosquitto.url, tmp_path)
+    assert done.returncode == EXIT_BAD_SETTING, done.stderr[-2000:]
+    assert "invalid --host-id: at most 64 characters, got 65" in done.stderr
