@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
+from fleet import tables
 from ingest.schemas import Rejection
 from ingest.sparkplug import sparkplug_b_pb2 as pb
 
@@ -17,6 +18,10 @@ DEVICE_KINDS = frozenset({"DBIRTH", "DDEATH", "DDATA", "DCMD"})
 _SIGNED32 = {pb.Int8, pb.Int16, pb.Int32}
 _NUMERIC = {pb.Int8, pb.Int16, pb.Int32, pb.Int64, pb.UInt8, pb.UInt16, pb.UInt32, pb.UInt64, pb.Float}
 _NUMERIC |= {pb.Double, pb.DateTime}
+# The node states' key (sparkplug_nodes): a longer id fails its whole batch on PostgreSQL (varchar counts
+# characters, as len does). The device id is stored in no column.
+_NODE_KEY = tables.SparkplugNode.__table__.c
+LONGEST = {"group": _NODE_KEY.group_id.type.length, "edge node": _NODE_KEY.edge_node.type.length}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,10 @@ def _parse_topic(topic: str) -> Topic | Rejection:
     if (len(parts) == 4 and kind not in NODE_KINDS) or (len(parts) == 5 and kind not in DEVICE_KINDS):
         why = f"topic {topic[:200]!r} has no valid message type for its level"
         return Rejection("sparkplug_bad_topic", why)
+    for what, part in (("group", parts[1]), ("edge node", parts[3])):
+        if len(part) > LONGEST[what]:
+            why = f"{what} id of {len(part)} characters, more than {LONGEST[what]}, in topic {topic[:200]!r}"
+            return Rejection("sparkplug_bad_topic", why)
     return Topic(parts[1], kind, parts[3], parts[4] if len(parts) == 5 else None)
 
 

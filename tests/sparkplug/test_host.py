@@ -6,6 +6,7 @@ import json
 import sys
 
 import paho.mqtt.client as mqtt
+import pysparkplug as spb
 import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -13,7 +14,7 @@ from sqlalchemy import select
 
 from fleet import sparkplug_state
 from fleet.settings import MqttEndpoint
-from fleet.tables import Machine, MachineEvent, Telemetry
+from fleet.tables import Machine, MachineEvent, SparkplugNode, Telemetry
 from ingest.inbox import Inbox
 from ingest.sparkplug.host import REBIRTHS, SparkplugSource
 from ingest.sparkplug.session import key
@@ -244,3 +245,16 @@ def test_a_rebirth_committed_as_pending_is_sent_when_the_host_connects(mosquitto
     finally:
         host.stop()
         edge.close()
+
+
+def test_a_node_id_too_long_for_the_node_states_is_quarantined_and_the_stream_goes_on(host, edge, fleet):
+    # On PostgreSQL its batch failed (value too long for varchar(128)) and the writer fell back to one
+    # transaction per message, quarantining it as db_rejected; on SQLite its node state was stored.
+    edge.birth(T0)
+    birth = spb.NBirth(timestamp=T0, seq=0, metrics=(spb.Metric(T0, "bdSeq", spb.DataType.INT64, value=0),))
+    edge._send(f"spBv1.0/{'g' * 129}/NBIRTH/{NODE}", birth.encode())
+    edge.data(T0 + 1000, 71.5)
+    wait_until(lambda: len(rows(fleet)) == 2 and quarantine_reasons(fleet), 20, "the data and the quarantine")
+    assert quarantine_reasons(fleet) == ["sparkplug_bad_topic"]
+    with fleet.connect() as conn:
+        assert list(conn.scalars(select(SparkplugNode.group_id))) == [GROUP]

@@ -8,7 +8,7 @@ import pysparkplug as spb
 from sqlalchemy import select
 
 from fleet import sparkplug_state
-from fleet.tables import Machine, Quarantine, Telemetry
+from fleet.tables import Machine, Quarantine, SparkplugNode, Telemetry
 from ingest.quarantine import replay
 from tests.ingest.support import quarantine_reasons, register_fleet
 from tests.sparkplug.support import DEVICE, GROUP, NODE, T0, RecordingEdgeNode, sparkplug_pipeline
@@ -97,3 +97,39 @@ def test_values_go_through_the_contract_checks_and_nan_is_a_missing_value(engine
     body = json.loads(payload)
     assert body["readings"] == {"temperature_c": "hot"} and body["ts"].startswith("2026-11-18T")
     assert body["sparkplug"]["topic"] == f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}"
+
+
+def test_an_id_longer_than_the_node_states_key_is_quarantined_alone_in_its_batch(engine):
+    """A 200-character group or edge node id beside good messages, in one batch. Without the check, on
+    PostgreSQL the batch failed on sparkplug_nodes' varchar(128) (the writer then stored it message by
+    message, the long ones as db_rejected); on SQLite their node states were stored under those ids."""
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, rebirths = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    edge.birth(T0)
+    longest, long = "g" * 128, "g" * 200
+    bd_seq = (spb.Metric(T0, "bdSeq", spb.DataType.INT64, value=0),)
+    birth = spb.NBirth(timestamp=T0, seq=0, metrics=bd_seq).encode()
+    data = spb.NData(timestamp=T0 + 1, seq=1, metrics=bd_seq).encode()
+    device = spb.DBirth(timestamp=T0 + 1, seq=1, metrics=()).encode()
+    hostile = [
+        (f"spBv1.0/{long}/NBIRTH/n1", birth),
+        (f"spBv1.0/g1/NBIRTH/{long}", birth),
+        (f"spBv1.0/{long}/NDATA/n1", data),
+        (f"spBv1.0/g2/DBIRTH/{long}/dev", device),
+    ]
+    edge.sent += [*hostile, (f"spBv1.0/{longest}/NBIRTH/{longest}", birth)]  # at the limit: accepted
+    edge.data(T0 + 10, 61.0)
+    outcome, results = pipeline.store(edge.take())
+    assert outcome.stored == 2 and outcome.quarantined == 4
+    assert [r and r.reason for r in results] == [None, None, *["sparkplug_bad_topic"] * 4, None, None]
+    assert [r["temperature_c"] for r in readings(engine)] == [60.0, 61.0]
+    with engine.connect() as conn:
+        kept = list(conn.execute(select(Quarantine.topic, Quarantine.reason, Quarantine.detail)))
+        nodes = {tuple(r) for r in conn.execute(select(SparkplugNode.group_id, SparkplugNode.edge_node))}
+    assert [topic for topic, _, _ in kept] == [topic for topic, _ in hostile]
+    assert {reason for _, reason, _ in kept} == {"sparkplug_bad_topic"}
+    assert "group id of 200 characters, more than 128" in kept[0].detail
+    assert "edge node id of 200 characters, more than 128" in kept[1].detail
+    assert nodes == {(GROUP, NODE), (longest, longest)}
+    assert rebirths == []
