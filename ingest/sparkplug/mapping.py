@@ -7,7 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from fleet import credentials, errors
 from fleet.type_checks import SEVERITIES
+from ingest.sparkplug.decode import LONGEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,18 @@ class Target:
 
 class MapError(ValueError):
     """The map file is not valid; the message says where."""
+
+
+def _id_problem(name: str, value: str) -> str | None:
+    """Why a map's group, edge_node or device id is refused, or None."""
+    try:
+        credentials.sparkplug_id(value)  # Sparkplug reserves / + #; servicecast's ids refuse : and spaces too
+    except errors.InvalidInput as exc:
+        return str(exc)
+    longest = LONGEST.get(name.replace("_", " "))  # the device id is kept in no column
+    if longest is not None and len(value) > longest:
+        return f"{len(value)} characters, more than {longest} (the host quarantines it: sparkplug_bad_topic)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +78,12 @@ class Mapping:
             missing = [k for k in ("group", "edge_node", "tenant", "machine") if not entry.get(k)]
             if missing:
                 raise MapError(f"{at} lacks {', '.join(missing)}")
-            key = (str(entry["group"]), str(entry["edge_node"]), entry.get("device"))
+            device = entry.get("device")
+            key = (str(entry["group"]), str(entry["edge_node"]), None if device is None else str(device))
+            for name, value in zip(("group", "edge_node", "device"), key, strict=True):
+                problem = None if value is None else _id_problem(name, value)
+                if problem is not None:
+                    raise MapError(f"{at}: {name}: {problem}")
             if key in targets:
                 raise MapError(f"{at} maps {'/'.join(k for k in key if k)} a second time")
             sensors = entry.get("sensors") or {}

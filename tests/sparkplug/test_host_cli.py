@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -16,10 +17,10 @@ from tests.sparkplug.support import MAP
 pytestmark = pytest.mark.mosquitto
 
 
-def run_host(host_id: str, mqtt_url: str, workdir) -> subprocess.CompletedProcess:
+def run_host(host_id: str, mqtt_url: str, workdir, the_map: dict = MAP) -> subprocess.CompletedProcess:
     """`servicecast sparkplug --host-id HOST_ID` until it ends by itself (30 s at most)."""
     map_file = workdir / "map.yaml"
-    map_file.write_text(yaml.safe_dump(MAP))
+    map_file.write_text(yaml.safe_dump(the_map))
     env = {
         **os.environ,
         "SERVICECAST_DATABASE_URL": f"sqlite:///{workdir / 'host.db'}",
@@ -44,3 +45,13 @@ def test_a_host_id_longer_than_its_node_states_key_exits_at_start(mosquitto, tmp
     done = run_host("h" * 65, mosquitto.url, tmp_path)
     assert done.returncode == EXIT_BAD_SETTING, done.stderr[-2000:]
     assert "invalid --host-id: at most 64 characters, got 65" in done.stderr
+
+
+def test_a_map_with_an_id_no_topic_can_carry_exits_at_start_with_the_entry(mosquitto, tmp_path):
+    # Without the check the host ran, and every message of that machine was quarantined as sparkplug_unmapped.
+    the_map = copy.deepcopy(MAP)
+    the_map["machines"][0]["edge_node"] = "line/4"
+    done = run_host("scada", mosquitto.url, tmp_path, the_map)
+    assert done.returncode == EXIT_BAD_SETTING, done.stderr[-2000:]
+    expected = f"servicecast: {tmp_path / 'map.yaml'}: machines[0]: edge_node: Sparkplug id 'line/4' must be"
+    assert done.stderr.startswith(expected) and done.stderr.count("\n") == 1, done.stderr[-2000:]
