@@ -86,9 +86,17 @@ def host_username(host_id: str) -> str:
     return f"spBv1.0/STATE/{sparkplug_id(host_id)}"
 
 
+def sparkplug_topic_id(part: str) -> str:
+    """`part` if a Sparkplug topic can carry it (non-empty, none of the / + # Sparkplug reserves), else
+    InvalidInput saying why."""
+    if not part or any(c in part for c in "/+#"):
+        raise errors.InvalidInput(f"Sparkplug id {part!r} must be non-empty, without / + #")
+    return part
+
+
 def sparkplug_id(part: str) -> str:
-    """`part` (a group, edge node or host id) if usable, else InvalidInput saying why."""
-    # '/', '+' and '#' are not allowed by Sparkplug; ':' and spaces would break Mosquitto's files.
+    """`part` (a group, edge node or host id) if usable in a broker identity, else InvalidInput saying why."""
+    # Stricter than the topic rule: ':' and spaces would break Mosquitto's files.
     if not part or any(c in part for c in "/+#:") or any(c.isspace() for c in part):
         raise errors.InvalidInput(f"Sparkplug id {part!r} must be non-empty, without / + # : or spaces")
     return part

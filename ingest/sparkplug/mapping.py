@@ -37,7 +37,9 @@ class MapError(ValueError):
 def _id_problem(name: str, value: str) -> str | None:
     """Why a map's group, edge_node or device id is refused, or None."""
     try:
-        credentials.sparkplug_id(value)  # Sparkplug reserves / + #; servicecast's ids refuse : and spaces too
+        # Only what Sparkplug reserves: ':' and spaces travel in topics, though no broker identity servicecast
+        # issues can hold them (an external broker's can).
+        credentials.sparkplug_topic_id(value)
     except errors.InvalidInput as exc:
         return str(exc)
     longest = LONGEST.get(name.replace("_", " "))  # the device id is kept in no column
