@@ -2,7 +2,7 @@
 
 The CRM hears of a closed offer only if it already has it (`events.enqueue_closing`); after consent to
 offers was revoked that event carries ids only. The contact budget counts real contacts: offers that
-reached the customer and technicians' visits, never mere proposals.
+reached the customer or are about to (approved, delivery pending) and technicians' visits, never proposals.
 """
 
 from __future__ import annotations
@@ -84,23 +84,44 @@ def sweep(sess: Session, *, now: datetime, settings: Settings) -> tuple[int, int
     return len(no_fault), len(due)
 
 
-def recent_contacts(sess: Session, customer_id: int, now: datetime, *, days: int = 7) -> int:
-    """Real contacts with the customer in the last `days` days: offers delivered to it and visits."""
+def contact_times(
+    sess: Session, customer_id: int, now: datetime, *, days: int = 7, pending: bool = False
+) -> list[datetime | None]:
+    """When each real contact with the customer in the last `days` days happened, oldest first.
+
+    Contacts are offers delivered to the customer and technicians' visits (resolved alerts), never mere
+    proposals. With `pending`, offers approved but not yet delivered count too (their approval's outbox
+    row still pending and the offer still approved), as None: they are about to reach the customer.
+    """
     since = now - timedelta(days=days)
-    sent = sess.scalar(
-        select(func.count(func.distinct(OutboxMessage.event_id))).where(
+    delivered = (OutboxMessage.status == "delivered") & (OutboxMessage.delivered_at > since)
+    if pending:
+        still_approved = select(Offer.id).where(Offer.customer_id == customer_id, Offer.status == "approved")
+        delivered |= (OutboxMessage.status == "pending") & OutboxMessage.offer_id.in_(still_approved)
+    # One contact per approval event, whatever the number of destinations it goes to.
+    rows = sess.execute(
+        select(OutboxMessage.event_id, func.min(OutboxMessage.delivered_at))
+        .where(
             OutboxMessage.customer_id == customer_id,
             OutboxMessage.event_type == events.OFFER_APPROVED,
-            OutboxMessage.status == "delivered",
-            OutboxMessage.delivered_at > since,
+            delivered,
         )
-    )
-    visits = sess.scalar(
-        select(func.count()).where(
+        .group_by(OutboxMessage.event_id)
+    ).all()
+    visits = sess.scalars(
+        select(Alert.resolved_at).where(
             Alert.customer_id == customer_id, Alert.resolved_at > since, Alert.resolved_at <= now
         )
-    )
-    return int(sent) + int(visits)
+    ).all()
+    dated = sorted([at for _, at in rows if at is not None] + list(visits))
+    return dated + [None] * sum(1 for _, at in rows if at is None)
+
+
+def recent_contacts(
+    sess: Session, customer_id: int, now: datetime, *, days: int = 7, pending: bool = False
+) -> int:
+    """How many real contacts the customer had in the last `days` days (see `contact_times`)."""
+    return len(contact_times(sess, customer_id, now, days=days, pending=pending))
 
 
 def last_contact(sess: Session, customer_id: int) -> datetime | None:

@@ -13,7 +13,7 @@ from api import catalog, catalog_versions, estimate, events, offer_ledger, offer
 from api.alerts import lead_time_hours
 from api.audit import log_event, require_state
 from api.auth import Principal
-from api.errors import ConsentMissing
+from api.errors import Conflict, ConsentMissing
 from api.scope import get_visible
 from fleet import errors, registry
 from fleet.audit import Actor
@@ -68,13 +68,36 @@ def blocking_reason(
     )
     if unassigned_critical is not None:
         return "service first: a critical alert on this machine is not assigned yet"
-    recent = offer_lifecycle.recent_contacts(sess, prediction.customer_id, now)
-    if recent >= settings.offers_per_account_per_week:
-        return f"contact limit: {recent} contacts (offers sent, field visits) with this account in 7 days"
+    over_limit = contact_limit(sess, prediction.customer_id, settings=settings, now=now)
+    if over_limit is not None:
+        return over_limit
     duplicate = _live_duplicate(sess, prediction.machine_id, item.key)
     if duplicate is not None:
         return f"duplicate: offer {duplicate} for the same machine and need is still live"
     return None
+
+
+def contact_limit(sess: Session, customer_id: int, *, settings: Settings, now: datetime) -> str | None:
+    """Why the contact budget allows no further contact with the customer now, or None while it does.
+
+    Offers sent or about to be (approved, their delivery pending) and technicians' visits in 7 days
+    count; proposals do not. Checked when an offer is proposed and again when it is approved.
+    """
+    times = offer_lifecycle.contact_times(sess, customer_id, now, pending=True)
+    limit = settings.offers_per_account_per_week
+    if len(times) < limit:
+        return None
+    why = (
+        f"contact limit: {len(times)} contacts (offers sent or about to be, field visits) with this account"
+        f" in 7 days, at most {limit}"
+    )
+    if limit == 0:
+        return why + "; offers are switched off (SERVICECAST_OFFERS_PER_ACCOUNT_PER_WEEK=0)"
+    # The (len - limit + 1)-th oldest contact leaving the 7 days frees a slot; pending ones have no date.
+    freeing = times[len(times) - limit]
+    if freeing is None:
+        return why + "; no slot frees before the offers about to be sent are delivered (then 7 days later)"
+    return why + f"; the next frees on {(freeing + timedelta(days=7)):%Y-%m-%d %H:%M} UTC"
 
 
 def _live_duplicate(sess: Session, machine_id: int, item_key: str) -> int | None:
@@ -268,6 +291,11 @@ def approve(
     require_state("offer", offer, ("proposed",), "approve")
     if not has_offers_grant(sess, offer.customer_id):
         raise ConsentMissing("the customer has withdrawn its consent to offers")
+    # The customer's row locked (PostgreSQL) so concurrent approvals for one account count each other.
+    sess.get(Customer, offer.customer_id, with_for_update=True)
+    over_limit = contact_limit(sess, offer.customer_id, settings=settings, now=now)
+    if over_limit is not None:
+        raise Conflict(f"cannot approve offer {offer.id}: {over_limit}")
     edits = {k: v for k, v in {"price": price, "title": title, "reason": reason}.items() if v is not None}
     before = {"price": offer.price, "title": offer.title, "reason": offer.reason}
     for name, value in edits.items():

@@ -57,7 +57,10 @@ def approve(
     who: OfferWriter,
     settings: SettingsDep,
 ):
-    """Approve (optionally editing price, title, reason); the CRM hand-over is queued in the same commit."""
+    """Approve (optionally editing price, title, reason); the CRM hand-over is queued in the same commit.
+
+    409 when the consent is gone or the contact budget is used up (the offer then stays proposed).
+    """
     offer = get_visible(sess, Offer, offer_id, who, "offer")
     return offers.approve(
         sess,
