@@ -64,6 +64,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
 
 
 @pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The URL of an empty PostgreSQL database of the test's own, for behaviour only PostgreSQL has."""
+    if not services.postgres_available():
+        services.unavailable(f"PostgreSQL at {services.POSTGRES_ADMIN_URL}")
+    db = services.PostgresDatabase().create()
+    try:
+        yield db.url
+    finally:
+        db.drop()
+
+
+@pytest.fixture
 def postgres(request: pytest.FixtureRequest, database_url: str) -> services.PostgresDatabase | None:
     """The PostgreSQL database behind `database_url`, or None on SQLite."""
     return getattr(request.node, "postgres", None)

@@ -210,10 +210,10 @@ def _waiting_on_a_row_lock(engine: Engine) -> bool:
         return bool(conn.scalar(text(query)))
 
 
-def test_two_approvals_at_once_for_one_account_count_each_other_on_postgres(database_url) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite: the API's write transactions begin IMMEDIATE, one at a time")
-    world = build_world(database_url, webhook_url="http://127.0.0.1:9/hook")
+@pytest.mark.postgres
+def test_two_approvals_at_once_for_one_account_count_each_other_on_postgres(postgres_url) -> None:
+    # PostgreSQL only: on SQLite the API's write transactions begin IMMEDIATE, one at a time.
+    world = build_world(postgres_url, webhook_url="http://127.0.0.1:9/hook")
     _plant_contacts(world, at=NOW)
     first, second, _ = _propose_for_three_machines(world)
     outcome: list[str] = []
