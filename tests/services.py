@@ -107,17 +107,22 @@ def postgres_available() -> bool:
         return False
 
 
+def waiting_on_lock(engine: Engine, *events: str) -> bool:
+    """Whether some session of this PostgreSQL database waits for a lock (of one of these wait events, if any
+    are given: 'advisory', 'transactionid', 'tuple', 'relation', ...)."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    if events:
+        query += " AND wait_event = ANY(:events)"
+    with engine.connect() as conn:
+        return bool(conn.scalar(text(query), {"events": list(events)} if events else {}))
+
+
 def waiting_on_advisory_lock(engine: Engine) -> bool:
     """Whether some session of this PostgreSQL database waits for an advisory lock."""
-    with engine.connect() as conn:
-        return bool(
-            conn.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
-                )
-            )
-        )
+    return waiting_on_lock(engine, "advisory")
 
 
 def schema_differences(conn) -> list:

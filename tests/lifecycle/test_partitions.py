@@ -27,21 +27,9 @@ WEEK2, WEEK3 = WEEK1 + partitions.WEEK, WEEK1 + 2 * partitions.WEEK
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """An empty PostgreSQL database of this test's own (the partitions exist on PostgreSQL only)."""
-    if not services.postgres_available():
-        services.unavailable(f"PostgreSQL at {services.POSTGRES_ADMIN_URL}")
-    db = services.PostgresDatabase().create()
-    try:
-        yield db.url
-    finally:
-        db.drop()
-
-
-@pytest.fixture
-def pg(pg_url: str) -> Iterator[Engine]:
+def pg(postgres_url: str) -> Iterator[Engine]:
     """A migrated PostgreSQL store."""
-    with services.migrated_engine(pg_url) as engine:
+    with services.migrated_engine(postgres_url) as engine:
         yield engine
 
 
@@ -72,16 +60,6 @@ def _foreign_keys(engine: Engine) -> dict[str, str]:
         return dict(conn.execute(query).all())
 
 
-def _waiting(engine: Engine) -> bool:
-    """Whether some session of this database waits for a lock (advisory or on a table being made)."""
-    with engine.connect() as conn:
-        query = (
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return bool(conn.scalar(text(query)))
-
-
 def _where(engine: Engine, machine_id: int, seq: int) -> str:
     """The partition holding a stored row."""
     with engine.connect() as conn:
@@ -101,8 +79,8 @@ def _names(engine: Engine) -> set[str]:
         return {p.name for p in partitions.listing(conn)}
 
 
-def test_the_migration_converts_a_populated_table(pg_url):
-    engine = make_engine(pg_url)
+def test_the_migration_converts_a_populated_table(postgres_url):
+    engine = make_engine(postgres_url)
     migrate.upgrade(engine, "0018")
     ids = support.register(engine, "acme", ["p1", "p2"])
     p1, p2 = ids["p1"], ids["p2"]
@@ -287,7 +265,9 @@ def test_two_processes_making_the_same_week_partition_at_once_both_succeed(pg):
         partitions.ensure_in(first, {week})  # made, not yet committed
         thread = threading.Thread(target=second)
         thread.start()
-        while thread.is_alive() and not _waiting(pg):  # until the second one waits for the first
+        while thread.is_alive() and not services.waiting_on_lock(
+            pg
+        ):  # until the second one waits for the first
             thread.join(0.05)
         first.commit()
     thread.join()

@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 
 from api import alerts, events, offer_lifecycle, offers, policy, routing
 from api.app import API_PREFIX, create_app
@@ -15,6 +15,7 @@ from api.auth import Principal
 from api.errors import Conflict
 from fleet.db import session
 from fleet.tables import Alert, Offer, OutboxMessage
+from tests import services
 from tests.api.routing_support import SECRET, WebhookReceiver
 from tests.api.support import NOW, World, add_prediction, build_world
 from tests.console.client import ConsoleClient, flash, sign_in
@@ -201,15 +202,6 @@ def test_over_http_the_second_approval_answers_409_and_the_offer_stays_proposed(
     assert _statuses(world.engine, [first, second]) == ["approved", "proposed"]
 
 
-def _waiting_on_a_row_lock(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        query = (
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple')"
-        )
-        return bool(conn.scalar(text(query)))
-
-
 @pytest.mark.postgres
 def test_two_approvals_at_once_for_one_account_count_each_other_on_postgres(postgres_url) -> None:
     # PostgreSQL only: on SQLite the API's write transactions begin IMMEDIATE, one at a time.
@@ -229,7 +221,7 @@ def test_two_approvals_at_once_for_one_account_count_each_other_on_postgres(post
         offers.approve(sess, sess.get_one(Offer, first), by=_manager(world), now=NOW, settings=world.settings)
         other = threading.Thread(target=approve_second)
         other.start()  # it waits for the customer's row until this approval commits
-        while other.is_alive() and not _waiting_on_a_row_lock(world.engine):
+        while other.is_alive() and not services.waiting_on_lock(world.engine, "transactionid", "tuple"):
             other.join(0.05)
     other.join()
     assert len(outcome) == 1 and outcome[0].startswith(f"cannot approve offer {second}: {LIMIT_TEXT}")
