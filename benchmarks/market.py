@@ -248,6 +248,7 @@ def _counts(r: YearResult) -> dict:
         "withdrawn": r.withdrawn,
         "expired": r.expired,
         "blocked_by_budget": r.blocked_by_budget,
+        "refused_at_approval": r.refused_at_approval,
     }
 
 

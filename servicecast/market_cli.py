@@ -54,10 +54,13 @@ def market_command(
         "offers_proposed": result.proposed,
         "offers_withdrawn_no_fault": result.withdrawn,
         "offers_sent": result.sent,
-        "offers_unsent_at_year_end": result.proposed - result.sent - result.withdrawn,
+        "offers_unsent_at_year_end": (
+            result.proposed - result.sent - result.withdrawn - result.refused_at_approval
+        ),
         "offers_accepted": result.accepted,
         "offers_expired": result.expired,
         "blocked_by_contact_budget": result.blocked_by_budget,
+        "refused_at_approval": result.refused_at_approval,
         "revenue": round(result.revenue, 2),
         "currency": cat.currency,
     }

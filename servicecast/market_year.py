@@ -2,9 +2,18 @@
 
 It runs in process over `simulators.market` with the product's catalog (eligibility, price points),
 offer policy and outcome ledger. Every policy meets the same opportunities and the same customers, and
-the same contact budget: at most `budget_per_week` real contacts (sent offers and field visits) per
-customer in any 7 days. A policy that holds an offer ("no offer") keeps the contact; the hold is logged
-in the ledger with its propensity and earns nothing.
+the same contact budget: no offer goes to a customer who already had `budget_per_week` real contacts
+(sent offers and field visits) in the 7 days ending that day. Visits are never refused, so a visit after a
+send can still fill a week past the budget, as in the product. A policy that holds an offer ("no offer")
+keeps the contact; the hold is logged in the ledger with its propensity and earns nothing.
+
+The budget is checked at the two moments `api.offers` checks it: when an offer is proposed (the proposal
+gate, `offers.blocking_reason`) and again when it is sent the next day (the account manager's approval,
+`offers.approve`, which the product refuses with 409). Between the two, another offer to the same account
+may have gone out or a technician may have visited; an offer refused at approval is not sent, earns
+nothing, uses no contact and stays out of the ledger and the policy's learning (the product leaves it
+proposed, with no outcome; the simulation does not approve it again later), like an offer withdrawn
+before it left.
 """
 
 from __future__ import annotations
@@ -40,9 +49,12 @@ class YearResult:
     accepted: int = 0
     withdrawn: int = 0
     expired: int = 0
-    blocked_by_budget: int = 0
+    blocked_by_budget: int = 0  # alerts with no proposal: the budget was full at proposal
+    refused_at_approval: int = 0  # proposed offers not sent: the budget was full when they were to leave
     alerts: int = 0
     findings: Counter = field(default_factory=Counter)  # technicians' findings on their visits
+    # Every real contact in the order it happened: (day, customer, True for a sent offer, False for a visit)
+    contact_log: list[tuple[int, int, bool]] = field(default_factory=list)
 
 
 @dataclass
@@ -77,7 +89,9 @@ def run_year(
     live: set[int] = set()  # machines with an offer not yet answered
     for day in range(days):
         for opp in visits.get(day, ()):
-            contacts[world.machines[opp.machine].customer].append(day)
+            customer = world.machines[opp.machine].customer
+            contacts[customer].append(day)
+            result.contact_log.append((day, customer, False))
             result.findings[opp.finding] += 1
         for sent, send_day in answers.pop(day, ()):
             _answer(world, sent, send_day, day, result, history, contacts, tiers, policy)
@@ -89,7 +103,12 @@ def run_year(
                 live.discard(opp.machine)
                 continue
             customer = world.machines[opp.machine].customer
+            if budget_full(contacts[customer], day=day, budget=budget_per_week):
+                result.refused_at_approval += 1  # the approval gate: the offer stays unsent, no contact
+                live.discard(opp.machine)
+                continue
             contacts[customer].append(day)
+            result.contact_log.append((day, customer, True))
             result.sent += 1
             due = day + opp.answer_delay if opp.answers else day + EXPIRY_DAYS
             answers[due].append((sent, day))
@@ -105,6 +124,11 @@ def run_year(
     return result
 
 
+def budget_full(days: list[int], *, day: int, budget: int) -> bool:
+    """Whether contacts on `days` fill the budget of the 7 days ending on `day` (both gates use it)."""
+    return sum(1 for d in days if d > day - 7) >= budget
+
+
 def _propose(
     world, opp, day, cat, policy, rng, result, contacts, history, tiers, live, budget
 ) -> _Sent | None:
@@ -117,8 +141,7 @@ def _propose(
     )
     if not items:
         return None
-    recent = [d for d in contacts[machine.customer] if d > day - 7]
-    if len(recent) >= budget:
+    if budget_full(contacts[machine.customer], day=day, budget=budget):
         result.blocked_by_budget += 1
         return None
     last = max(contacts[machine.customer], default=None)
