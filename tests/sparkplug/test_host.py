@@ -163,6 +163,28 @@ def test_a_host_closed_while_it_connects_leaves_its_state_offline(mosquitto):
         edge.close()
 
 
+def test_a_host_closed_as_its_broker_goes_away_closes_without_an_error(mosquitto):
+    # close() waited for its offline STATE whenever `connected` was set; paho raises RuntimeError from
+    # wait_for_publish for a message it could not send, so a close racing the loss of the connection (the
+    # flag is cleared by paho's thread only after the socket is gone) ended the process with a traceback.
+    # The race's state is made here on purpose: the broker gone, the flag still set.
+    source = SparkplugSource(
+        host_id="going",
+        pending=list,
+        endpoint=MqttEndpoint(mosquitto.url),
+        inbox=Inbox(max_messages=100, max_bytes=2**20),
+        client_id="sparkplug-going",
+    )
+    source.start()
+    assert source.connected.wait(10), "the host did not connect"
+    source.stop_receiving()
+    mosquitto.stop()
+    wait_until(lambda: not source.connected.is_set(), 10, "the host to see its broker gone")
+    source.connected.set()
+    source.close()
+    assert not source.client.is_connected()
+
+
 def test_kill9_of_the_host_mid_stream_loses_and_duplicates_nothing(mosquitto, database_url, fleet, tmp_path):
     map_file = tmp_path / "map.yaml"
     map_file.write_text(yaml.safe_dump(MAP))
