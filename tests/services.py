@@ -120,6 +120,21 @@ def waiting_on_lock(engine: Engine, *events: str) -> bool:
         return bool(conn.scalar(text(query), {"events": list(events)} if events else {}))
 
 
+def other_sessions_busy(engine: Engine) -> bool:
+    """Whether another session of this PostgreSQL database is running a statement or holds a transaction open.
+
+    A client killed with SIGKILL leaves its backend running: a COMMIT it had sent still completes, after the
+    kill, and the backend ends only when it reads the closed socket.
+    """
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction', "
+        "'idle in transaction (aborted)')"
+    )
+    with engine.connect() as conn:
+        return bool(conn.scalar(text(query)))
+
+
 def waiting_on_advisory_lock(engine: Engine) -> bool:
     """Whether some session of this PostgreSQL database waits for an advisory lock."""
     return waiting_on_lock(engine, "advisory")
