@@ -163,7 +163,8 @@ def export(
     start, end = _period(request, start, end)
     ledger = build(sess, who, _visible_customers(sess, who, account), start, end)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180 line ends: the writer then quotes a CR inside a name too, so it cannot start a new row.
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in ledger.rows + ([ledger.total] if account is None else []):
         writer.writerow(_csv_row(row, ledger))
@@ -179,7 +180,7 @@ def _csv_row(row: Row, ledger: Ledger) -> list[str]:
         return "" if hide or value is None else fmt.format(value)
 
     return [
-        row.name,
+        as_text(row.name),
         str(ledger.start),
         str(ledger.end),
         alert(f.alerts),
@@ -195,8 +196,16 @@ def _csv_row(row: Row, ledger: Ledger) -> list[str]:
         f"{f.revenue:.2f}",
         alert(f.downtime_hours, "{:.1f}"),
         alert(f.downtime_cost, "{:.2f}"),
-        ledger.currency,
+        as_text(ledger.currency),
     ]
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def as_text(cell: str) -> str:
+    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading quote (OWASP)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def _context(who: Principal, ledger: Ledger, customer: Customer | None) -> dict:
