@@ -15,14 +15,18 @@ from fleet import errors, panels, windows
 from fleet.settings import Settings, get_settings
 
 _EPOCH = datetime(1970, 1, 1)
+# The window a query may name: in UTC, and with the hour the store looks back before its start, it stays
+# inside datetime's years 1 to 9999 (a time in year 1 or 9999 with an offset may lie outside them).
+EARLIEST, LATEST = datetime(1, 1, 2, tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
 
 
 def shift(ts: datetime, delta: timedelta) -> datetime:
-    """ts + delta, clamped to the representable range (a query may ask for year 9999)."""
+    """ts + delta, clamped to [EARLIEST, LATEST] (a query may ask for year 1 or 9999)."""
     try:
-        return ts + delta
+        moved = ts + delta
     except OverflowError:
-        return datetime.max.replace(tzinfo=UTC) if delta > timedelta(0) else datetime.min.replace(tzinfo=UTC)
+        return LATEST if delta > timedelta(0) else EARLIEST
+    return min(max(moved, EARLIEST), LATEST)
 
 
 def aware(ts: datetime) -> datetime:
@@ -32,6 +36,10 @@ def aware(ts: datetime) -> datetime:
 
 def check_limits(*, start: datetime, end: datetime, max_points: int, settings: Settings) -> None:
     """Refuse (422) a window or a point count beyond the limits: a read's cost grows with both."""
+    if not (EARLIEST <= start <= LATEST and EARLIEST <= end <= LATEST):
+        raise errors.InvalidInput(
+            f"a window must lie between {EARLIEST.date().isoformat()} and {LATEST.date().isoformat()} (UTC)"
+        )
     if max_points > settings.api_telemetry_max_points:
         raise errors.InvalidInput(
             f"max_points is above {settings.api_telemetry_max_points} (SERVICECAST_API_TELEMETRY_MAX_POINTS)"
