@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from api import offers
-from api.errors import Unauthorized
+from api.errors import Conflict, Unauthorized
 from fleet import errors
 from fleet.tables import CrmOutcome, Offer
 
@@ -30,6 +31,11 @@ class StaleTimestamp(Unauthorized):
     code = "stale_timestamp"
 
 
+# Unix seconds as ASCII digits; eleven reach the year 5138, more overflow `datetime`.
+UNIX_SECONDS = re.compile(r"[0-9]{1,11}")
+MAX_ID = CrmOutcome.__table__.c.webhook_id.type.length
+
+
 class OutcomeIn(BaseModel):
     """What the CRM says became of an offer: won (with the amount) or lost (with a reason)."""
 
@@ -38,7 +44,23 @@ class OutcomeIn(BaseModel):
     outcome: Literal["won", "lost"]
     amount: float | None = Field(default=None, ge=0, le=100_000_000)
     reason: str | None = Field(default=None, max_length=2000)
-    date: datetime
+    date: AwareDatetime
+
+    @field_validator("reason")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+    @field_validator("date")
+    @classmethod
+    def _in_utc_range(cls, value: datetime) -> datetime:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is outside the years 1 to 9999 in UTC") from None
+        return value
 
 
 def verify(*, secret: str, body: bytes, headers: dict[str, str], now: datetime, window_s: int) -> str:
@@ -46,8 +68,10 @@ def verify(*, secret: str, body: bytes, headers: dict[str, str], now: datetime, 
     webhook_id, stamp, signatures = (
         headers.get(k, "") for k in ("webhook-id", "webhook-timestamp", "webhook-signature")
     )
-    if not webhook_id or not stamp.isdigit() or not signatures:
-        raise BadSignature("webhook-id, webhook-timestamp and webhook-signature headers are required")
+    if not webhook_id or not UNIX_SECONDS.fullmatch(stamp) or not signatures:
+        raise BadSignature(
+            "webhook-id, webhook-timestamp (Unix seconds) and webhook-signature headers are required"
+        )
     at = datetime.fromtimestamp(int(stamp), UTC)
     expected = Webhook(secret).sign(webhook_id, at, body.decode("utf-8", "replace")).split(",", 1)[1]
     given = [part.split(",", 1)[1] for part in signatures.split() if part.startswith("v1,")]
@@ -66,16 +90,27 @@ def _b64(value: str) -> bytes:
         return b""
 
 
-def apply(sess: Session, *, webhook_id: str, body: bytes, now: datetime) -> tuple[CrmOutcome, bool]:
-    """Record the outcome and decide the offer; a webhook id seen before changes nothing (returns False)."""
-    seen = sess.query(CrmOutcome).filter_by(webhook_id=webhook_id).one_or_none()
-    if seen is not None:
-        return seen, False
+def _parse(body: bytes) -> OutcomeIn:
     try:
-        data = OutcomeIn.model_validate_json(body)
+        return OutcomeIn.model_validate_json(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise errors.InvalidInput(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def apply(sess: Session, *, webhook_id: str, body: bytes, now: datetime) -> tuple[CrmOutcome, bool]:
+    """Record the outcome and decide the offer; a webhook id seen before changes nothing (returns False).
+
+    The same id with a different outcome is a conflict: the CRM must not believe it was applied.
+    """
+    if len(webhook_id) > MAX_ID:
+        raise errors.InvalidInput(f"webhook-id is longer than {MAX_ID} characters")
+    data = _parse(body)
+    seen = sess.query(CrmOutcome).filter_by(webhook_id=webhook_id).one_or_none()
+    if seen is not None:
+        if seen.payload != data.model_dump(mode="json"):
+            raise Conflict(f"webhook-id {webhook_id} was applied before with a different outcome")
+        return seen, False
     offer = sess.get(Offer, data.offer_id)
     if offer is None:
         raise errors.NotFound(f"offer {data.offer_id} not found")

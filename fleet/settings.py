@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from standardwebhooks import Webhook
 
 DEFAULT_DATABASE_URL = "sqlite:///var/servicecast.db"
 SECRET_FIELDS = frozenset({"mqtt_url", "database_url", "smtp_url", "webhook_url"})
@@ -168,6 +169,17 @@ class Settings(BaseSettings):
             MqttEndpoint(value.get_secret_value())
             return value
         return None
+
+    @field_validator("webhook_secret", "crm_inbound_secret")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        try:
+            Webhook(value.get_secret_value())
+        except Exception:  # noqa: BLE001 - the library raises binascii.Error, ValueError, …
+            raise ValueError("must be whsec_ followed by base64") from None
+        return value
 
     @field_validator("log_level")
     @classmethod

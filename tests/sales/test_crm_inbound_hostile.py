@@ -1,0 +1,117 @@
+"""Hostile or odd CRM outcome webhooks over real HTTP: each is refused with a 4xx and a reason, never a
+server error, and leaves the offer as it was."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from api.app import create_app
+from api.delivery import signed_headers
+from fleet.settings import Settings, describe_error
+from tests.api.routing_support import SECRET
+from tests.api.test_read_path import served
+from tests.sales import test_crm_inbound
+from tests.sales.test_crm_inbound import URL, _post, _state
+
+world = test_crm_inbound.world  # the same fixture: a sent offer of acme
+LOST = {"outcome": "lost", "reason": "budget frozen", "date": "2026-11-30T10:00:00Z"}
+
+
+def _signed_at(client: httpx.Client, body: dict, *, webhook_id: str, stamp: bytes) -> httpx.Response:
+    """A delivery correctly signed for now, with its timestamp header replaced by `stamp`."""
+    text = json.dumps(body)
+    headers = signed_headers(secret=SECRET, event_id=webhook_id, body=text) | {"webhook-timestamp": stamp}
+    return client.post(URL, content=text.encode(), headers=headers)
+
+
+def test_a_timestamp_that_is_not_unix_seconds_is_refused_as_unsigned(world) -> None:
+    offer_id = world.offers["acme"][0]
+    body = {**LOST, "offer_id": offer_id}
+    # '²' passes str.isdigit() but not int(); 20 and 5,000 digits overflow datetime and int() respectively.
+    stamps = ["²".encode("latin-1"), b"9" * 20, b"9" * 5000, b"-5", b"1e9", b"17.5"]
+    with served(create_app(world.settings)) as base:
+        for stamp in stamps:
+            with httpx.Client(base_url=base, timeout=30) as client:
+                answer = _signed_at(client, body, webhook_id="msg_stamp", stamp=stamp)
+            assert (answer.status_code, answer.json()["error"]) == (401, "bad_signature"), stamp[:20]
+    assert _state(world, offer_id) == ("sent", None, 0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("date", "2026-11-30T10:00:00"),  # no offset: which 10:00?
+        ("date", "0001-01-01T00:00:00+01:00"),  # before year 1 in UTC
+        ("date", "9999-12-31T23:30:00-01:00"),  # after year 9999 in UTC
+        ("reason", "budget\u0000frozen"),  # PostgreSQL text cannot hold NUL
+        ("amount", -1),
+        ("amount", float("nan")),
+        ("amount", 1e400),
+    ],
+)
+def test_an_outcome_the_store_cannot_hold_is_422_and_changes_nothing(world, field, value) -> None:
+    offer_id = world.offers["acme"][0]
+    body = {**LOST, "outcome": "won", "offer_id": offer_id, field: value}
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
+        answer = _post(client, body, webhook_id="msg_odd")
+        assert (answer.status_code, answer.json()["error"]) == (422, "invalid_input")
+        assert answer.json()["detail"].startswith(f"{field}:")
+    assert _state(world, offer_id) == ("sent", None, 0)
+
+
+def test_a_webhook_id_longer_than_the_store_keeps_is_422(world) -> None:
+    offer_id = world.offers["acme"][0]
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
+        too_long = _post(client, {**LOST, "offer_id": offer_id}, webhook_id="m" * 129)
+        assert (too_long.status_code, too_long.json()["error"]) == (422, "invalid_input")
+        assert _state(world, offer_id) == ("sent", None, 0)
+        longest = _post(client, {**LOST, "offer_id": offer_id}, webhook_id="m" * 128)
+        assert longest.status_code == 200 and longest.json()["applied"] is True
+    assert _state(world, offer_id) == ("declined", None, 1)
+
+
+def test_the_same_webhook_id_with_a_different_outcome_is_409_not_a_silent_no_op(world) -> None:
+    offer_id = world.offers["acme"][0]
+    lost = {**LOST, "offer_id": offer_id}
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
+        assert _post(client, lost, webhook_id="msg_1").json()["applied"] is True
+        reordered = dict(reversed(lost.items()))  # the same outcome, serialised differently
+        assert _post(client, reordered, webhook_id="msg_1").json()["applied"] is False
+        changed = _post(client, {**lost, "outcome": "won", "amount": 900}, webhook_id="msg_1")
+        assert (changed.status_code, changed.json()["error"]) == (409, "conflict")
+        assert "msg_1" in changed.json()["detail"]
+    assert _state(world, offer_id) == ("declined", None, 1)
+
+
+def test_rotated_keys_several_signatures_and_a_secret_without_its_prefix_verify(world) -> None:
+    offer_id = world.offers["acme"][0]
+    text = json.dumps({**LOST, "offer_id": offer_id})
+    good = signed_headers(secret=SECRET, event_id="msg_rot", body=text)
+    old_key = "v1,b2xkLWtleS1zaWduYXR1cmUtb2YtMzItYnl0ZXMhISE="
+    headers = good | {"webhook-signature": f"v1,!!notbase64 {old_key} v2,x {good['webhook-signature']}"}
+    unprefixed = world.settings.model_copy(
+        update={"crm_inbound_secret": SecretStr(SECRET.removeprefix("whsec_"))}
+    )
+    with served(create_app(unprefixed)) as base, httpx.Client(base_url=base, timeout=30) as client:
+        answer = client.post(URL, content=text.encode(), headers=headers)
+        assert answer.status_code == 200 and answer.json()["applied"] is True
+    assert _state(world, offer_id) == ("declined", None, 1)
+
+
+@pytest.mark.parametrize("secret", ["whsec_!!not-base64!!", "whsec_", "whsec_QUJDR"])
+def test_a_signing_secret_that_is_not_base64_is_refused_when_settings_load(secret: str) -> None:
+    for name in ("crm_inbound_secret", "webhook_secret"):
+        with pytest.raises(ValidationError) as refused:
+            Settings(**{name: secret})
+        assert describe_error(refused.value) == (
+            f"invalid setting SERVICECAST_{name.upper()}: must be whsec_ followed by base64"
+        )
+
+
+def test_an_empty_signing_secret_is_unset() -> None:
+    settings = Settings(crm_inbound_secret="", webhook_secret="")
+    assert (settings.crm_inbound_secret, settings.webhook_secret) == (None, None)
