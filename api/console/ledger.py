@@ -27,6 +27,7 @@ from fleet.tables import Customer
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 MAX_DAYS = 3660  # ten years: the monthly chart stays readable
+LAST_DAY = date(9999, 11, 30)  # the period's next day and the chart's next month still exist
 CSV_COLUMNS = (
     "account",
     "start",
@@ -80,6 +81,8 @@ def _period(request: Request, start: date | None, end: date | None) -> tuple[dat
         start = date(months // 12, months % 12 + 1, 1)
     if start > end:
         raise errors.InvalidInput("the period's start must not be after its end")
+    if end > LAST_DAY:
+        raise errors.InvalidInput(f"a period must end by {LAST_DAY}")
     if (end - start).days > MAX_DAYS:
         raise errors.InvalidInput(f"a period may span at most {MAX_DAYS} days")
     return start, end
