@@ -7,6 +7,7 @@ loggable reason; retry and bookkeeping live in `api.routing`.
 from __future__ import annotations
 
 import json
+import re
 import smtplib
 import ssl
 from datetime import UTC, datetime
@@ -21,6 +22,8 @@ from fleet.settings import Settings
 
 CONTENT_TYPE = "application/cloudevents+json"
 USER_AGENT = "servicecast-router/1"
+# C0 and C1 control characters and the Unicode line/paragraph separators: none may reach a mail header.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class DeliveryError(Exception):
@@ -68,6 +71,11 @@ def post_incoming_webhook(client: httpx.Client, *, url: str | None, text: str) -
         raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}")
 
 
+def one_line(text: str) -> str:
+    """`text` fit for a mail header: control characters and runs of whitespace become one space."""
+    return " ".join(CONTROL.sub(" ", text).split())
+
+
 def message_id(event_id: str, public_url: str) -> str:
     """The Message-ID of an event's e-mail: the same for every retry, so mail systems can dedupe."""
     domain = urlsplit(public_url).hostname or "servicecast.local"
@@ -80,7 +88,9 @@ def render_email(*, event: dict, mail_from: str, mail_to: str, public_url: str) 
     account, machine = data["account"], data["machine"]
     price, value = data["price"], data["expected_value"]
     msg = EmailMessage()
-    msg["Subject"] = f"Service offer approved: {data['recommendation']['title']} for {account['name']}"
+    msg["Subject"] = one_line(
+        f"Service offer approved: {data['recommendation']['title']} for {account['name']}"
+    )
     msg["From"] = mail_from
     msg["To"] = ", ".join(_recipients(mail_to))
     msg["Message-ID"] = message_id(event["id"], public_url)

@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api import delivery
 from api.alerts import SEVERITY_LEVEL
 from api.auth import Principal
 from api.errors import Forbidden
@@ -175,7 +176,7 @@ def _payload(
 def render_email(payload: dict, *, mail_from: str, mail_to: str, message_id: str) -> EmailMessage:
     """The notification as a plain-text e-mail."""
     msg = EmailMessage()
-    msg["Subject"] = payload["text"].split(" — ", 1)[0]
+    msg["Subject"] = delivery.one_line(payload["text"].split(" — ", 1)[0])
     msg["From"], msg["To"], msg["Message-ID"] = mail_from, mail_to, message_id
     msg["X-Servicecast-Event-Id"] = payload["id"]
     msg.set_content(payload["text"] + "\n")

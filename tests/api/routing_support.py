@@ -134,10 +134,12 @@ class SmtpSink:
         self.port = free_port()
         self.messages: list[EmailMessage] = []
         self.raw: list[bytes] = []
+        self.envelopes: list[list[str]] = []  # the RCPT TO addresses of each message
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, _server, _session, envelope) -> str:  # noqa: ANN001, N802 - aiosmtpd's hook
         self.raw.append(envelope.content)
+        self.envelopes.append(list(envelope.rcpt_tos))
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 
