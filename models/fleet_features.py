@@ -29,6 +29,10 @@ EXTREMES = ("any__level_absmax", "any__dev24_absmax")  # `FleetFeatures(extremes
 SENSOR_HEALTH = ("any__spikes24", "any__jump", "any__z24_gap", "any__z24_share")  # `sensor_health=True`
 SPIKE_SD = 4.0  # a one-step change this many robust sds of the fleet's changes counts as a jump
 HEALTH_SAMPLE_MACHINES = 50  # machines whose rows give the fleet's robust scales at fit
+# The window features are differences of running sums over all machines' rows, so one huge reading (the
+# contract takes any finite number) would wipe out the precision of every later machine's features and
+# overflow the boosting's binning; readings and deviations are clipped to bounds no sensor reaches.
+RAW_BOUND, DEV_BOUND = 1e9, 1e4
 # Earlier days whose same hour is a reading's reference, per machine type. Pumps and compressors repeat
 # their day closely: the two previous days suffice (the scorer reads 3 days). CNC spindles run jobs of
 # random speed and load, so their reference averages four days (5 days read): with two, the backtest's
@@ -224,6 +228,7 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         for j, s in enumerate(self.sensors_):
             raw[:, j] = X[s].to_numpy(dtype=float)[order] if s in X.columns else np.nan
         raw[~running] = np.nan
+        np.clip(raw, -RAW_BOUND, RAW_BOUND, out=raw)
         day = self.rows(24.0)
         base_sum, n_base = np.zeros_like(raw), np.zeros_like(raw)
         for d in self.baseline_days_:
@@ -232,7 +237,7 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
             base_sum += np.where(ok, lag, 0.0)
             n_base += ok
         base = np.divide(base_sum, n_base, out=np.full_like(raw, np.nan), where=n_base > 0)
-        dev = (raw - base) / np.maximum(np.abs(base), self.floor_)
+        dev = np.clip((raw - base) / np.maximum(np.abs(base), self.floor_), -DEV_BOUND, DEV_BOUND)
         last = np.ones(len(keys), dtype=bool)
         last[:-1] = keys[1:] != keys[:-1]
         extras = getattr(self, "extras_", [])  # a model pickled before event features has none
