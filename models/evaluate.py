@@ -164,6 +164,15 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def summary(result: dict) -> str:
+    """The pooled figures in one line ("–" where there was nothing to measure, e.g. no alert)."""
+    p = result["pooled"]
+    return (
+        f"precision {_fmt(p['precision'])}, recall>=24h {_fmt(p['precursor']['recall_min_lead'])}, "
+        f"false alarms/machine-month {_fmt(p['false_alarms_per_machine_month'])}"
+    )
+
+
 def write_report(result: dict, folder: Path) -> Path:
     """Markdown report (and the result as JSON) in `folder`; returns the Markdown path."""
     folder.mkdir(parents=True, exist_ok=True)

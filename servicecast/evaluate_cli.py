@@ -23,17 +23,15 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="report folder")] = Path("var/reports/models"),
 ) -> None:
     """Backtest on a seeded simulated fleet (train early, test later) and write report.md + backtest.json."""
-    from models.evaluate import backtest, write_report
+    from models.evaluate import backtest, summary, write_report
     from simulators.config import FleetConfig
     from simulators.engine import simulate
 
+    if not 0 < train_days < days:
+        raise typer.BadParameter(f"must be above 0 and below --days ({days:g})", param_hint="--train-days")
     config = FleetConfig(machines=machines, days=days, seed=seed, step_seconds=step_seconds)
     run = simulate(config)
     split = pd.Timestamp(config.start) + pd.Timedelta(days=train_days)
     result = backtest(run.telemetry(max_rows=50_000_000), run.failures, run.maintenance, split=split)
     path = write_report(result, out)
-    p = result["pooled"]
-    typer.echo(
-        f"precision {p['precision']:.3f}, recall>=24h {p['precursor']['recall_min_lead']:.3f}, "
-        f"false alarms/machine-month {p['false_alarms_per_machine_month']:.3f}; report: {path}"
-    )
+    typer.echo(f"{summary(result)}; report: {path}")

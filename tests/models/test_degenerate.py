@@ -6,13 +6,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import typer
 from sqlalchemy import Engine, select
+from typer.testing import CliRunner
 
 from fleet import labels, registry, telemetry
 from fleet.tables import Prediction
 from ingest import contract
 from models import training, versions
 from models.training import train_from_store
+from servicecast import evaluate_cli
 from tests.models.fleet_support import FAST, PUMP
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
@@ -108,3 +111,18 @@ def test_a_huge_reading_neither_breaks_training_nor_the_other_machines_features(
     np.testing.assert_allclose(
         feats.transform(panel).loc[others.index].to_numpy(), feats.transform(others).to_numpy(), atol=1e-3
     )
+
+
+def test_evaluate_on_a_tiny_fleet_reports_instead_of_failing(tmp_path) -> None:
+    runner, app = CliRunner(), typer.Typer()
+    evaluate_cli.register(app)
+    app.command("unused")(lambda: None)  # two commands: Typer then takes the command's name
+    out = ["--machines", "3", "--days", "10", "--out", str(tmp_path)]
+
+    tiny = runner.invoke(app, ["evaluate", "--train-days", "5", *out])
+    assert tiny.exit_code == 0, tiny.output
+    assert "recall>=24h –" in tiny.output and (tmp_path / "report.md").exists()
+    for days in ("0", "10"):
+        empty = runner.invoke(app, ["evaluate", "--train-days", days, *out])
+        assert empty.exit_code == 2 and "--train-days" in empty.output and empty.exception is not None
+        assert not isinstance(empty.exception, (ValueError, TypeError)), empty.exception
