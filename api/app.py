@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import auth, errors, exposure
+from api import auth, deps, errors, exposure
 from api.console import actions as console_actions
 from api.console import catalog_page as console_catalog
 from api.console import ledger as console_ledger
@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         version="1.0.0",
         description="Failure predictions turned into field-service alerts and proactive service offers.",
         lifespan=lifespan,
+        dependencies=[Depends(deps.refuse_nul)],
         # Served by api.exposure, publicly, to admins only or not at all (SERVICECAST_API_DOCS).
         docs_url=None,
         redoc_url=None,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, CursorResult, Engine, Executable
@@ -219,3 +220,52 @@ AlertWriter = Annotated[auth.Principal, Depends(allowed("alerts:write"))]
 OfferReader = Annotated[auth.Principal, Depends(allowed("offers:read"))]
 OfferWriter = Annotated[auth.Principal, Depends(allowed("offers:write"))]
 Admin = Annotated[auth.Principal, Depends(allowed("admin"))]
+
+
+NUL = "\x00"
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def refuse_nul(request: Request) -> None:
+    """Refuse (422) a NUL character in the path, the query or a JSON or form body, on every route.
+
+    PostgreSQL cannot store one in text (a 500 there), SQLite would keep it for pages, mails and CSVs.
+    """
+    where = [("path",)] if NUL in request.scope["path"] else []
+    if b"%00" in request.scope["query_string"]:
+        where += [("query", k) for k, v in request.query_params.multi_items() if NUL in k + v]
+    if request.method not in ("GET", "HEAD"):
+        where += await _body_nul(request)
+    if where:
+        problem = {"type": "value_error", "loc": where[0], "msg": "a NUL character is not allowed in text"}
+        raise RequestValidationError([problem])
+
+
+async def _body_nul(request: Request) -> list[tuple]:
+    kind = request.headers.get("content-type", "")
+    if kind.startswith(FORMS):
+        form = await request.form()  # the one FastAPI parsed, kept on the request
+        return [("body", k) for k, v in form.multi_items() if NUL in k or (isinstance(v, str) and NUL in v)]
+    if "json" not in kind or not await request.body():
+        return []
+    try:
+        found = await request.json()  # the one FastAPI parsed, kept on the request
+    except ValueError:
+        return []  # not JSON: the route's own validation says so, or it reads no body
+    return [("body", *loc) for loc in _nul_paths(found)]
+
+
+def _nul_paths(value: object) -> Iterator[tuple]:
+    """Where in parsed JSON a key or a string holds a NUL (a loop: the JSON may be nested deeply)."""
+    stack: list[tuple[tuple, object]] = [((), value)]
+    while stack:
+        loc, item = stack.pop()
+        if isinstance(item, str) and NUL in item:
+            yield loc
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                if NUL in key:
+                    yield (*loc, key)
+                stack.append(((*loc, key), inner))
+        elif isinstance(item, list):
+            stack.extend(((*loc, i), inner) for i, inner in enumerate(item))

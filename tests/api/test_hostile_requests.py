@@ -6,8 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from api.app import create_app
+from fleet.db import session
+from fleet.tables import OutboxMessage, WorkflowEvent
 from tests.api.support import World, build_world
 
 
@@ -59,3 +62,47 @@ def test_a_default_window_end_is_cut_to_the_calendar(
     response = client.get(path, headers=world.headers("tech"))
     assert response.status_code == 200, response.text
     assert (response.json()["start"], response.json()["end"], response.json()["rows"]) == (start, end, 0)
+
+
+def _rows(world: World) -> tuple[int, ...]:
+    """How many audit and outbox rows there are: a refusal adds none."""
+    with session(world.engine) as sess:
+        return tuple(sess.scalar(select(func.count()).select_from(t)) for t in (WorkflowEvent, OutboxMessage))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "where"),
+    [
+        ("POST", "/alerts/{alert}/resolve", {"finding": "other", "text": "pump\x00ok"}, "body.text"),
+        (
+            "POST",
+            "/alerts/{alert}/resolve",
+            {"finding": "no_fault_found", "parts_used": ["a\x00"]},
+            "body.parts_used.0",
+        ),
+        ("POST", "/offers/{offer}/approve", {"title": "Inspection\x00"}, "body.title"),
+        ("POST", "/offers/{offer}/reject", {"reason": "\x00"}, "body.reason"),
+        ("POST", "/offers/{offer}/reject", {"reason": "no", "\x00": 1}, "body.\x00"),
+        ("DELETE", "/customers/{customer}/grants/offers?reference=clause%007", None, "query.reference"),
+        ("GET", "/machines?machine_type=pump%00", None, "query.machine_type"),
+        ("GET", "/audit?action=approved%00", None, "query.action"),
+    ],
+)
+def test_a_nul_character_in_text_is_refused_and_changes_nothing(
+    client: TestClient, world: World, method: str, path: str, body: dict | None, where: str
+) -> None:
+    ids = {
+        "alert": world.alerts["acme"][0],
+        "offer": world.offers["acme"][0],
+        "customer": world.customers["acme"],
+    }
+    client.post(f"/api/v1/alerts/{ids['alert']}/ack", headers=world.headers("admin"))  # resolvable
+    before = _rows(world)
+    url = "/api/v1" + path.format(**ids)
+    response = client.request(method, url, json=body, headers=world.headers("admin"))
+    assert response.status_code == 422, response.text
+    assert response.json() == {
+        "error": "invalid_request",
+        "detail": f"{where}: a NUL character is not allowed in text",
+    }
+    assert _rows(world) == before

@@ -41,6 +41,9 @@ def test_every_operation_meets_its_schema(tmp_path):
             # The one limit OpenAPI cannot state, as it spans two parameters: start and end too far apart.
             if response.status_code == 422 and "SERVICECAST_API_TELEMETRY_MAX_WINDOW_DAYS" in response.text:
                 return
+            # Nor that a window lies inside the calendar in UTC (year 1 or 9999 with an offset may not).
+            if response.status_code == 422 and "a window must lie between" in response.text:
+                return
             # Nor can it state what a catalog version's YAML must hold: it is checked as the catalog file is.
             if response.status_code == 422 and '"error":"invalid_catalog_file"' in response.text:
                 return
