@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import re
 import smtplib
+import socket
 import ssl
+import threading
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -22,6 +24,10 @@ from fleet.settings import Settings
 
 CONTENT_TYPE = "application/cloudevents+json"
 USER_AGENT = "servicecast-router/1"
+# An attempt's connection is shut down after this many route timeouts: the timeout bounds each read, so
+# a peer answering a byte at a time would otherwise hold the router for ever. The lease outlasts it.
+ATTEMPT_TIMEOUTS = 3
+ERROR_TEXT = 200  # how much of an error answer is read and kept
 # C0 and C1 control characters and the Unicode line/paragraph separators: none may reach a mail header.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -51,24 +57,76 @@ def post_webhook(client: httpx.Client, *, url: str, secret: str, event: dict) ->
     """POST the event; any 2xx is success, anything else (or a network error) raises `DeliveryError`."""
     body = event_body(event)
     headers = signed_headers(secret=secret, event_id=event["id"], body=body)
-    try:
-        response = client.post(url, content=body.encode(), headers=headers)
-    except httpx.HTTPError as exc:
-        raise DeliveryError(f"{type(exc).__name__}: {exc}"[:500]) from exc
-    if not 200 <= response.status_code < 300:
-        raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}")
+    _post(client, url, content=body.encode(), headers=headers)
 
 
 def post_incoming_webhook(client: httpx.Client, *, url: str | None, text: str) -> None:
     """POST `{"text": …}` to a Teams/Slack-style incoming webhook; non-2xx raises `DeliveryError`."""
     if not url:
         raise DeliveryError("the subscription has no webhook URL")
+    _post(client, url, json={"text": text}, headers={"user-agent": USER_AGENT})
+
+
+def _post(client: httpx.Client, url: str, *, headers: dict[str, str], **body: object) -> None:
+    """POST within `ATTEMPT_TIMEOUTS` timeouts; a 2xx body is never read, an error's up to `ERROR_TEXT`."""
+    deadline = _Deadline(ATTEMPT_TIMEOUTS * (client.timeout.read or 0.0))
+    headers = headers | {"accept-encoding": "identity"}  # the error text is read raw
     try:
-        response = client.post(url, json={"text": text}, headers={"user-agent": USER_AGENT})
+        with client.stream(
+            "POST", url, headers=headers, extensions={"trace": deadline.trace}, **body
+        ) as answer:
+            if not 200 <= answer.status_code < 300:
+                raise DeliveryError(f"HTTP {answer.status_code}: {_start_of(answer)}")
     except httpx.HTTPError as exc:
+        if deadline.expired:
+            raise DeliveryError(f"no complete answer within {deadline.seconds:g} s") from exc
         raise DeliveryError(f"{type(exc).__name__}: {exc}"[:500]) from exc
-    if not 200 <= response.status_code < 300:
-        raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}")
+    finally:
+        deadline.cancel()
+
+
+def _start_of(answer: httpx.Response) -> str:
+    """The first `ERROR_TEXT` characters of an error answer, as far as it arrives."""
+    data = b""
+    try:
+        for chunk in answer.iter_raw():
+            data += chunk
+            if len(data) >= ERROR_TEXT:
+                break
+    except httpx.HTTPError:
+        pass
+    return data[:ERROR_TEXT].decode("utf-8", "replace")
+
+
+class _Deadline:
+    """Shuts down an attempt's socket once `seconds` have passed since it connected."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.expired = seconds, False
+        self._stream = None  # the newest network stream: TCP, then TLS over it
+        self._timer: threading.Timer | None = None
+
+    def trace(self, event: str, info: dict) -> None:
+        """httpcore's trace hook: arm the timer when the connection is made, follow it into TLS."""
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            self._stream = info["return_value"]
+        if event == "connection.connect_tcp.complete" and self.seconds > 0 and self._timer is None:
+            self._timer = threading.Timer(self.seconds, self._shut)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _shut(self) -> None:
+        self.expired = True
+        sock = self._stream.get_extra_info("socket")
+        try:  # the plain socket's shutdown, also under TLS: it wakes the blocked read, which then fails
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass  # closed already
+
+    def cancel(self) -> None:
+        """Disarm the timer (the attempt is over)."""
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 def one_line(text: str) -> str:

@@ -29,9 +29,9 @@ from fleet.tables import NotificationSubscription, Offer, OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 OUTBOX = OutboxMessage.__table__
-# A claimed row stays invisible this long; it must outlast one attempt (connect, send, read, each
-# bounded by route_timeout_s). If it does not, the only harm is a duplicate that receivers dedupe.
-LEASE_TIMEOUTS = 3
+# A claimed row stays invisible this long; it must outlast one attempt (a webhook's is cut off after
+# delivery.ATTEMPT_TIMEOUTS route timeouts). If it does not, the only harm is a duplicate receivers dedupe.
+LEASE_TIMEOUTS = delivery.ATTEMPT_TIMEOUTS
 LEASE_MARGIN_S = 5.0
 
 
@@ -99,7 +99,9 @@ def deliver_due(
     """
     report = RouteReport()
     attempted: list[int] = []
-    with httpx.Client(timeout=settings.route_timeout_s, follow_redirects=False) as client:
+    # A fresh connection per attempt: the attempt's deadline is armed when it connects.
+    no_reuse = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(timeout=settings.route_timeout_s, follow_redirects=False, limits=no_reuse) as client:
         while report.claimed < limit and not (stop and stop.is_set()):
             at = now or utcnow()
             claim = _claim(engine, at=at, exclude=attempted, lease_s=lease_seconds(settings), report=report)
