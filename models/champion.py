@@ -3,7 +3,8 @@
 Metric: alert-episode F1 on the window, the harmonic mean of episode precision (an alert is right when a
 failure or found wear follows within the horizon) and recall of precursor failures alerted at least
 `min_lead_hours` ahead; ties are broken by fewer false alarms per machine-month. Each model alerts at its
-own operating threshold, so the figures are the ones a technician would have seen.
+own operating threshold, so the figures are the ones a technician would have seen. A window without such
+a failure is no evidence: the champion stays (unless forced).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def compare(
     args = {"panel": panel, "failures": failures, "maintenance": maintenance, "start": start}
     mine = window_figures(candidate, **args)
     theirs = None if champion is None else window_figures(champion, **args) | {"version": champion_version}
-    good = theirs is None or _rank(mine) >= _rank(theirs)
+    good, reason = _verdict(mine, theirs)
     window = {"start": start.isoformat(), "end": pd.to_datetime(panel["ts"], utc=True).max().isoformat()}
     return {
         "metric": METRIC,
@@ -96,7 +97,21 @@ def compare(
         "candidate": mine,
         "champion": theirs,
         "at_least_as_good": good,
+        "evidence": bool(mine["failures"]),  # a failure in the window to judge by
+        "reason": reason,
     }
+
+
+def _verdict(mine: dict, theirs: dict | None) -> tuple[bool, str]:
+    """Whether the candidate may replace the champion, and why, in words."""
+    if theirs is None:
+        return True, "no active version to compare with"
+    if not mine["failures"]:
+        # Both F1 are 0 then, and fewer false alarms alone would favour a model that never alerts.
+        return False, "no failure in the held-out window: no evidence that the candidate alerts as well"
+    if _rank(mine) >= _rank(theirs):
+        return True, "at least as good on the held-out window"
+    return False, "worse on the held-out window"
 
 
 def _rank(figures: dict) -> tuple[float, float]:
@@ -187,4 +202,5 @@ def _summary(comparison: dict) -> dict:
         "candidate": round(comparison["candidate"]["f1"], 4),
         "champion": None if champ is None else round(champ["f1"], 4),
         "champion_version": None if champ is None else champ["version"],
+        "reason": comparison["reason"],
     }

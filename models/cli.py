@@ -64,7 +64,7 @@ def train(
 def _verdict(mtype: str, report) -> str:  # noqa: ANN001
     """What became of a type's new version, with the champion/challenger figures."""
     if mtype in report.cold_start:
-        return "cold start (too few failure labels): OEM limits, trend and anomaly alerts"
+        return f"cold start ({report.notes[mtype]}): OEM limits, trend and anomaly alerts"
     c = report.comparisons[mtype]
     if c is None:
         return "no window held out (SERVICECAST_TRAIN_HOLDOUT_DAYS=0): not compared"
@@ -73,6 +73,8 @@ def _verdict(mtype: str, report) -> str:  # noqa: ANN001
     if champ is not None:
         figures += f" vs {champ['f1']:.3f} of {champ['version']}"
     verdict = "at least as good as the active version" if c["at_least_as_good"] else "worse: not activated"
+    if not c["evidence"] and champ is not None:
+        verdict = f"{c['reason']}: not activated (--force activates it)"
     if c["forced"]:
         verdict = "activated by --force"
     return f"{verdict} ({figures} on {c['window']['start'][:10]}..{c['window']['end'][:10]})"

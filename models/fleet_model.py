@@ -120,6 +120,14 @@ class FleetModel(BaseEstimator):
         self.threshold_ = 0.5
         return self
 
+    def has_failure_model(self) -> bool:
+        """Whether cross-fitted failure classifiers exist: failures and known-healthy rows on enough machines.
+
+        Without them the risk is the anomaly fallback (NaN without labels) or the training base rate.
+        """
+        check_is_fitted(self, "features_")
+        return self.classifier_ is not None and bool(self.classifier_.models_)
+
     def use_types(self, sensors: Mapping[str, SensorSpec]) -> FleetModel:
         """Take sensor words and OEM limits from the machine type (`fleet.machine_types.sensor_specs`):
         explanations use the display names, the trend forecast the OEM limit where one is given."""

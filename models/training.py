@@ -213,6 +213,26 @@ def read_type_panel(engine: Engine, ids: list[int], *, chunk_machines: int = CHU
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def _too_little(
+    panel: pd.DataFrame, *, failures: int, min_failures: int, start: pd.Timestamp | None
+) -> str | None:
+    """Why a type gets a cold-start version without training a failure model, or None."""
+    if failures < min_failures:
+        return f"too few failure labels: {failures} of {min_failures}"
+    if start is not None and not (pd.to_datetime(panel["ts"], utc=True) < start).any():
+        return f"no telemetry before the held-out window ({start:%Y-%m-%d %H:%M}) to train on"
+    return None
+
+
+def _no_failure_model(failures: int, start: pd.Timestamp | None) -> str:
+    """Why a type with enough failure labels still gets no failure model."""
+    before = "" if start is None else f" before the held-out window ({start:%Y-%m-%d %H:%M})"
+    return (
+        f"too few usable failure labels: {failures}, but{before} too few rows leading to a failure and rows "
+        "known healthy (a horizon before the end of the data) on enough machines to fit a failure model"
+    )
+
+
 @dataclass(frozen=True)
 class TrainingReport:
     """The versions a training run registered, and whose machines it pooled or left out."""
@@ -224,6 +244,7 @@ class TrainingReport:
     machines_left_out: int = 0
     comparisons: dict[str, dict] = field(default_factory=dict)  # champion/challenger per type
     cold_start: tuple[str, ...] = ()  # types too short of failure labels for the supervised model
+    notes: dict[str, str] = field(default_factory=dict)  # why a type got a cold-start version
     peak_rss_mib: float = 0.0  # the process's peak resident memory when the run ended
 
     def pooling(self) -> str:
@@ -256,7 +277,8 @@ def train_from_store(
 ) -> TrainingReport:
     """Train per machine type on stored data of the customers that grant `product_improvement` only.
 
-    A type with fewer than `min_failures` failure labels on those machines gets a cold-start version;
+    A type with fewer than `min_failures` failure labels on those machines gets a cold-start version, and
+    so does one whose labels leave too few usable rows to fit a failure model (`notes` says which);
     otherwise, with `holdout_days` > 0, the candidate trains before the last `holdout_days` and goes live
     only if it alerts at least as well as the champion there (without, it trains on all and goes live).
     A type with more than `max_type_rows` rows trains on a seeded sample of whole machines within it.
@@ -281,7 +303,7 @@ def train_from_store(
     granted = machines["customer"].isin(pooled)
     left_out = machines[~granted]
     machines = machines[granted]
-    versions, comparisons, cold = {}, {}, []
+    versions, comparisons, cold, notes = {}, {}, [], {}
     for mtype, group in machines.groupby("type"):
         ids = group["id"].tolist()
         of_type = truth.of_type(mtype)
@@ -295,30 +317,29 @@ def train_from_store(
                 panel = event_features.add(conn, panel, event_features.columns_of_type(conn, mtype))
         if finding_memory:
             panel = event_features.no_fault_memory(panel, of_type.no_faults)
-        if failures < min_failures:
+        start = champion.holdout_start(panel, holdout_days) if holdout_days > 0 else None
+        reason = _too_little(panel, failures=failures, min_failures=min_failures, start=start)
+        if reason is None:
+            model, metrics = train_type(
+                panel,
+                of_type.failures,
+                of_type.maintenance,
+                no_faults=of_type.no_faults,
+                until=start,
+                precision_target=precision_target,
+                max_false_alarms=max_false_alarms,
+                min_lead_hours=min_lead_hours,
+                plateau_middle=plateau_middle,
+                **params,
+            )
+            reason = None if model.has_failure_model() else _no_failure_model(failures, start)
+        if reason is not None:
             versions[mtype] = cold_start.register(
-                engine,
-                panel=panel,
-                machine_type=mtype,
-                failures=failures,
-                activate=activate,
-                by=by,
+                engine, panel=panel, machine_type=mtype, failures=failures, activate=activate, by=by
             )
             cold.append(str(mtype))
+            notes[mtype] = reason
             continue
-        start = champion.holdout_start(panel, holdout_days) if holdout_days > 0 else None
-        model, metrics = train_type(
-            panel,
-            of_type.failures,
-            of_type.maintenance,
-            no_faults=of_type.no_faults,
-            until=start,
-            precision_target=precision_target,
-            max_false_alarms=max_false_alarms,
-            min_lead_hours=min_lead_hours,
-            plateau_middle=plateau_middle,
-            **params,
-        )
         versions[mtype], comparisons[mtype] = champion.register_candidate(
             engine,
             model=model,
@@ -340,5 +361,6 @@ def train_from_store(
         machines_left_out=len(left_out),
         comparisons=comparisons,
         cold_start=tuple(cold),
+        notes=notes,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
     )

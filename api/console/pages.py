@@ -491,6 +491,7 @@ def _comparison(v: model_versions.VersionInfo) -> str:
     text += " (no champion)" if champ is None else f" vs {champ['f1']:.2f} of {champ['version']}"
     text += f", {c['window']['start'][:10]} – {c['window']['end'][:10]}"
     verdict = "at least as good" if c["at_least_as_good"] else "worse: refused"
+    verdict = "no failure in the window: refused" if c.get("evidence") is False and champ else verdict
     verdict = "worse: activated by --force" if c.get("forced") else verdict
     return f"{text} · {verdict}"
 

@@ -10,12 +10,15 @@ import typer
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
+from api.app import create_app
 from fleet import labels, registry, telemetry
 from fleet.tables import Prediction
 from ingest import contract
-from models import training, versions
+from models import cold_start, scoring, training, versions
 from models.training import train_from_store
 from servicecast import evaluate_cli
+from tests.api.support import build_world
+from tests.console.client import ConsoleClient, sign_in
 from tests.models.fleet_support import FAST, PUMP
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
@@ -79,6 +82,34 @@ def _predictions(engine: Engine) -> list:
         return conn.execute(select(Prediction.machine_id, Prediction.status, Prediction.risk)).all()
 
 
+def test_failures_too_few_to_fit_a_failure_model_give_a_cold_start_version(sqlite_engine) -> None:
+    # Ten days of three pumps, two failures of one of them: every row before the held-out window is
+    # within a week of a failure or too close to the end to be known healthy, so no failure model can be
+    # fitted; a "model" of the base rate would say risk 1.0 for every pump.
+    _store(sqlite_engine, machines=3, hours=240, failures=[(0, 100), (0, 200)])
+    report = train_from_store(sqlite_engine, machine_type=PUMP, holdout_days=7.0, min_failures=2, **FAST)
+
+    assert report.cold_start == (PUMP,), report.comparisons
+    assert report.notes[PUMP].startswith("too few usable failure labels: 2, but before the held-out")
+    (live,) = [v for v in versions.list_versions(sqlite_engine, PUMP) if v.active]
+    assert live.kind == "cold_start"
+    scoring.score_once(engine=sqlite_engine)
+    scored = _predictions(sqlite_engine)
+    assert len(scored) == 3 and {s for _, s, _ in scored} == {cold_start.STATUS}
+    assert all(r is not None and r < cold_start.THRESHOLD for _, _, r in scored)
+
+
+def test_imported_failure_history_and_a_first_reading_per_machine_give_a_cold_start_version(engine) -> None:
+    # Onboarding: years of service history imported, then each machine's first message, all at once.
+    history = [(m, -24 * (30 + k)) for m in range(3) for k in range(4)]
+    _store(engine, machines=3, hours=1, failures=history)
+    report = train_from_store(engine, machine_type=PUMP, holdout_days=7.0, min_failures=5, **FAST)
+
+    assert report.cold_start == (PUMP,) and report.notes[PUMP].startswith("no telemetry before the held-out")
+    (live,) = [v for v in versions.list_versions(engine, PUMP) if v.active]
+    assert live.kind == "cold_start" and live.metrics["failure_labels"] == 12
+
+
 def _wearing(machine: int, hour: int) -> dict:
     """`_steady`, with vibration rising over the two days before each of a pump's failures (`FAILURES`)."""
     values = _steady(machine, hour)
@@ -90,6 +121,46 @@ def _wearing(machine: int, hour: int) -> dict:
 # Four pumps for 20 days, two failures each in the first 15: none in the held-out window (the last 5 days).
 FAILURES = [(m, h) for m in range(4) for h in (150 + 20 * m, 290 + 10 * m)]
 SHORT = FAST | {"horizon_hours": 48.0}
+
+
+def test_a_held_out_window_without_failures_activates_no_candidate_unless_forced(sqlite_engine) -> None:
+    _store(sqlite_engine, machines=4, hours=480, failures=FAILURES, readings=_wearing)
+    args = {"machine_type": PUMP, "holdout_days": 7.0, "min_failures": 2}
+    first = train_from_store(sqlite_engine, **args, **SHORT)
+    champion = first.versions[PUMP]
+    assert versions.active_versions(sqlite_engine)[PUMP] == champion and not first.cold_start
+
+    again = train_from_store(sqlite_engine, **args, **SHORT)
+    comparison = again.comparisons[PUMP]
+    assert comparison["candidate"]["failures"] == 0 and comparison["champion"]["version"] == champion
+    assert not comparison["at_least_as_good"] and not comparison["forced"]
+    assert comparison["reason"].startswith("no failure in the held-out window")
+    assert versions.active_versions(sqlite_engine)[PUMP] == champion
+
+    forced = train_from_store(sqlite_engine, **args, force=True, **SHORT)
+    assert forced.comparisons[PUMP]["forced"]
+    assert versions.active_versions(sqlite_engine)[PUMP] == forced.versions[PUMP]
+
+
+def test_the_admin_page_says_a_candidate_was_refused_for_want_of_failures_not_as_worse(tmp_path) -> None:
+    world = build_world(f"sqlite:///{tmp_path / 'console.db'}")
+    champion = versions.register(world.engine, model={"w": 1}, machine_type=PUMP)
+    window = {"start": "2026-01-20T00:00:00+00:00", "end": "2026-01-27T00:00:00+00:00"}
+    figures = {"f1": 0.0, "failures": 0}
+    comparison = {
+        "metric": "alert_episode_f1",
+        "window": window,
+        "candidate": figures,
+        "champion": figures | {"version": champion},
+        "at_least_as_good": False,
+        "evidence": False,
+        "forced": False,
+    }
+    versions.register(world.engine, model={"w": 2}, machine_type=PUMP, comparison=comparison, activate=False)
+    with ConsoleClient(create_app(world.settings)) as client:
+        sign_in(client, world, "admin")
+        page = client.get("/admin").text
+    assert f"0.00 vs 0.00 of {champion}, 2026-01-20 – 2026-01-27 · no failure in the window: refused" in page
 
 
 def _glitch_on_first(machine: int, hour: int) -> dict:
