@@ -180,8 +180,12 @@ def render_email(*, event: dict, mail_from: str, mail_to: str, public_url: str) 
     return msg
 
 
-def send_email(*, smtp_url: str, timeout_s: float, message: EmailMessage) -> None:
-    """Send over SMTP (`smtp://`, `smtp://…?starttls=1` or `smtps://`, optional user:password)."""
+def send_email(*, smtp_url: str, timeout_s: float, message: EmailMessage) -> str | None:
+    """Send over SMTP (`smtp://`, `smtp://…?starttls=1` or `smtps://`, optional user:password).
+
+    Returns None, or which recipients the server refused while it took the others: the message went out,
+    and sending it again would repeat it to everyone who has it.
+    """
     parts = urlsplit(smtp_url)
     starttls = parse_qs(parts.query).get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
     try:
@@ -196,9 +200,13 @@ def send_email(*, smtp_url: str, timeout_s: float, message: EmailMessage) -> Non
                 client.starttls(context=ssl.create_default_context())
             if parts.username:
                 client.login(unquote(parts.username), unquote(parts.password or ""))
-            client.send_message(message)
+            refused = client.send_message(message)
     except (smtplib.SMTPException, OSError) as exc:
         raise DeliveryError(f"SMTP {type(exc).__name__}: {exc}"[:500]) from exc
+    if not refused:
+        return None
+    said = "; ".join(f"{to} ({code} {text.decode(errors='replace')})" for to, (code, text) in refused.items())
+    return f"SMTP server refused {said}"[:500]
 
 
 def smtp_url_problem(smtp_url: str) -> str | None:

@@ -111,7 +111,7 @@ def deliver_due(
             if claim.cancelled:
                 continue
             try:
-                _send(claim, settings=settings, client=client)
+                note = _send(claim, settings=settings, client=client)
             except Exception as exc:  # noqa: BLE001 - any failure is an attempt that counts toward the dead letter
                 if not isinstance(exc, delivery.DeliveryError):
                     log.exception("unexpected error sending %s → %s", claim.event_id, claim.destination)
@@ -123,7 +123,7 @@ def deliver_due(
                 else:
                     report.retried += 1
             else:
-                _record_success(engine, claim, at=now or utcnow(), settings=settings)
+                _record_success(engine, claim, at=now or utcnow(), settings=settings, note=note)
                 report.delivered += 1
     return report
 
@@ -222,7 +222,8 @@ def _cancel_reason(sess: Session, *, customer_id: int, offer_id: int | None, eve
     return None
 
 
-def _send(claim: Claim, *, settings: Settings, client: httpx.Client) -> None:
+def _send(claim: Claim, *, settings: Settings, client: httpx.Client) -> str | None:
+    """Deliver one claim; returns what went partly wrong though it was delivered, or None."""
     if claim.destination.startswith(notifications.PREFIX + "webhook"):
         delivery.post_incoming_webhook(client, url=claim.address, text=claim.payload["text"])
     elif claim.destination.startswith(notifications.PREFIX + "email"):
@@ -234,7 +235,9 @@ def _send(claim: Claim, *, settings: Settings, client: httpx.Client) -> None:
             mail_to=claim.address,
             message_id=delivery.message_id(f"{claim.event_id}.{claim.destination}", settings.public_url),
         )
-        delivery.send_email(smtp_url=settings.smtp_url, timeout_s=settings.route_timeout_s, message=message)
+        return delivery.send_email(
+            smtp_url=settings.smtp_url, timeout_s=settings.route_timeout_s, message=message
+        )
     elif claim.destination == "webhook":
         if not settings.webhook_url or settings.webhook_secret is None:
             raise delivery.DeliveryError("no SERVICECAST_WEBHOOK_URL/SERVICECAST_WEBHOOK_SECRET configured")
@@ -253,18 +256,23 @@ def _send(claim: Claim, *, settings: Settings, client: httpx.Client) -> None:
             mail_to=settings.mail_to,
             public_url=settings.public_url,
         )
-        delivery.send_email(smtp_url=settings.smtp_url, timeout_s=settings.route_timeout_s, message=message)
+        return delivery.send_email(
+            smtp_url=settings.smtp_url, timeout_s=settings.route_timeout_s, message=message
+        )
     else:
         raise delivery.DeliveryError(f"unknown destination {claim.destination!r}")
 
 
-def _record_success(engine: Engine, claim: Claim, *, at: datetime, settings: Settings) -> None:
-    """Mark delivered (whoever claimed it last), the offer `sent` for its main destination, and audit."""
+def _record_success(
+    engine: Engine, claim: Claim, *, at: datetime, settings: Settings, note: str | None = None
+) -> None:
+    """Mark delivered (whoever claimed it last; `note` kept as its last error), the offer `sent` for its
+    main destination, and audit."""
     with session(engine) as sess:
         done = sess.execute(
             update(OUTBOX)
             .where(OUTBOX.c.id == claim.id, OUTBOX.c.status == "pending")
-            .values(status="delivered", delivered_at=at, last_error=None)
+            .values(status="delivered", delivered_at=at, last_error=note)
         )
         if done.rowcount != 1:
             return
@@ -285,6 +293,8 @@ def _record_success(engine: Engine, claim: Claim, *, at: datetime, settings: Set
             )
             _close_if_gone_meanwhile(sess, claim, at=at, settings=settings)
     log.info("delivered %s → %s (attempt %d)", claim.event_id, claim.destination, claim.attempt)
+    if note:
+        log.warning("%s → %s delivered, but: %s", claim.event_id, claim.destination, note)
 
 
 def _close_if_gone_meanwhile(sess: Session, claim: Claim, *, at: datetime, settings: Settings) -> None:

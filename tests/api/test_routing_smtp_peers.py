@@ -1,0 +1,101 @@
+"""SMTP servers that refuse or fail: each attempt fails with the server's reason and is retried, a
+recipient refused among accepted ones is recorded, and nothing is sent again after success."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from sqlalchemy import Engine, select
+
+from api import routing
+from fleet.db import session
+from fleet.tables import OutboxMessage, utcnow
+from tests.api.routing_support import SmtpSink, approved_offers, settings_for
+
+
+class PickySink(SmtpSink):
+    """An SMTP sink that refuses recipients named nobody@… and can drop the connection in DATA."""
+
+    def __init__(self, *, hang_up_in_data: bool = False, **controller: object) -> None:
+        super().__init__()
+        self.hang_up_in_data = hang_up_in_data
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **controller)
+
+    async def handle_RCPT(self, _server, _session, envelope, address, _options) -> str:  # noqa: ANN001, N802
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802
+        if self.hang_up_in_data:
+            self.hang_up_in_data = False  # once: the retry goes through
+            server.transport.abort()
+            return "451 never seen"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def _refuse_login(*_args: object) -> AuthResult:
+    return AuthResult(success=False, handled=False)
+
+
+def _rows(engine: Engine) -> list[tuple[str, str | None]]:
+    with session(engine) as sess:
+        return [
+            (r.status, r.last_error) for r in sess.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+        ]
+
+
+@pytest.fixture
+def picky(request: pytest.FixtureRequest):  # noqa: ANN201
+    """A running PickySink; parametrise indirectly with its keyword arguments."""
+    sink = PickySink(**getattr(request, "param", {}))
+    sink.controller.start()
+    yield sink
+    sink.controller.stop()
+
+
+def test_a_recipient_refused_among_accepted_ones_is_recorded_not_dropped(
+    engine: Engine, picky: PickySink
+) -> None:
+    settings = settings_for(smtp_url=picky.url, mail_to="crm@oem.example, nobody@oem.example")
+    approved_offers(engine, settings)
+
+    report = routing.deliver_due(engine=engine, settings=settings)
+
+    assert report.delivered == 1 and picky.envelopes == [["crm@oem.example"]]
+    [(status, error)] = _rows(engine)
+    assert status == "delivered"
+    assert error is not None and "nobody@oem.example" in error and "550" in error, error
+    routing.deliver_due(engine=engine, settings=settings)
+    assert len(picky.messages) == 1, "a delivered row is never sent again"
+
+
+@pytest.mark.parametrize(
+    ("picky", "url_tail", "reason"),
+    [
+        ({"hang_up_in_data": True}, "", "SMTPServerDisconnected"),
+        ({}, "?starttls=1", "STARTTLS extension not supported"),
+        ({"auth_require_tls": False, "authenticator": _refuse_login}, "", "SMTPAuthenticationError"),
+    ],
+    indirect=["picky"],
+)
+def test_a_failing_smtp_server_gives_a_reason_and_a_retry(engine: Engine, picky, url_tail, reason) -> None:
+    url = picky.url + url_tail
+    if "authenticator" in picky.controller.SMTP_kwargs:
+        url = url.replace("smtp://", "smtp://router:wrong@")
+    settings = settings_for(smtp_url=url, mail_to="crm@oem.example", route_backoff_base_s=0.001)
+    approved_offers(engine, settings)
+
+    report = routing.deliver_due(engine=engine, settings=settings)
+
+    assert (report.delivered, report.retried) == (0, 1)
+    [(status, error)] = _rows(engine)
+    assert status == "pending" and reason in error, error
+    assert picky.messages == []
+    later = routing.deliver_due(engine=engine, settings=settings, now=utcnow() + timedelta(minutes=1))
+    hung_up_once = reason == "SMTPServerDisconnected"  # the server takes the retry
+    assert (later.delivered, len(picky.messages)) == ((1, 1) if hung_up_once else (0, 0))
