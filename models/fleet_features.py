@@ -170,7 +170,7 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
                 for c in X.columns
                 if c not in META and c not in self.extras_ and pd.api.types.is_float_dtype(X[c])
             ]
-            candidates = [c for c in candidates if X.loc[running, c].notna().mean() > 0.5]
+            candidates = _reported(X.loc[running], candidates, self.machine_col, self.time_col)
         values = X.loc[running, candidates].astype(float)
         self.sensors_ = list(candidates)
         self.median_ = values.median().fillna(0.0).to_numpy()
@@ -381,6 +381,16 @@ def _robust_sd(x: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", RuntimeWarning)
         sd = 1.4826 * np.nanmedian(np.abs(x - np.nanmedian(x, axis=0)), axis=0)
     return np.where(np.isfinite(sd) & (sd > 1e-12), sd, 1.0)
+
+
+def _reported(X: pd.DataFrame, candidates: list[str], machine_col: str, time_col: str) -> list[str]:
+    """The candidates read on more than half of the days the machines ran.
+
+    Days, not rows: a bridge that publishes value changes sends each sensor in only some messages.
+    """
+    day = pd.to_datetime(X[time_col], utc=True).dt.floor("D")
+    seen = X[candidates].notna().groupby([X[machine_col].to_numpy(), day.to_numpy()]).any()
+    return [c for c in candidates if seen[c].mean() > 0.5]
 
 
 def _type_baseline(X: pd.DataFrame) -> tuple[int, ...]:

@@ -11,12 +11,13 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from api.app import create_app
-from fleet import labels, registry, telemetry
+from fleet import labels, machine_types, registry, telemetry
 from fleet.tables import Prediction
 from ingest import contract
 from models import cold_start, scoring, training, versions
 from models.training import train_from_store
 from servicecast import evaluate_cli
+from simulators.machine_types import TYPES_FILE
 from tests.api.support import build_world
 from tests.console.client import ConsoleClient, sign_in
 from tests.models.fleet_support import FAST, PUMP
@@ -108,6 +109,26 @@ def test_imported_failure_history_and_a_first_reading_per_machine_give_a_cold_st
     assert report.cold_start == (PUMP,) and report.notes[PUMP].startswith("no telemetry before the held-out")
     (live,) = [v for v in versions.list_versions(engine, PUMP) if v.active]
     assert live.kind == "cold_start" and live.metrics["failure_labels"] == 12
+
+
+def _every_other_message(machine: int, hour: int) -> dict:
+    """`_steady`'s sensors in turns, one per message (as a bridge publishing value changes sends them);
+    pump 0's vibration beyond the OEM alarm limit (7.1 mm/s) over the last four hours."""
+    values = _steady(machine, hour) | ({"vibration_rms_mm_s": 9.0} if machine == 0 and hour >= 236 else {})
+    name = "temperature_c" if hour % 2 else "vibration_rms_mm_s"
+    return {name: values[name]}
+
+
+def test_sensors_sent_in_turns_still_reach_the_cold_start_limits(sqlite_engine) -> None:
+    machine_types.apply_file(engine=sqlite_engine, path=TYPES_FILE)
+    ids = _store(sqlite_engine, machines=4, hours=240, readings=_every_other_message)
+    report = train_from_store(sqlite_engine, machine_type=PUMP, holdout_days=7.0, min_failures=5, **FAST)
+    assert report.cold_start == (PUMP,)
+
+    scoring.score_once(engine=sqlite_engine)
+    scored = {m: (s, r) for m, s, r in _predictions(sqlite_engine)}
+    assert scored[ids[0]] == (cold_start.STATUS, cold_start.ALARM_RISK)
+    assert all(s == cold_start.STATUS and r < cold_start.THRESHOLD for s, r in map(scored.get, ids[1:]))
 
 
 def _wearing(machine: int, hour: int) -> dict:
