@@ -53,6 +53,8 @@ def train(
         finding_memory=finding_memory,
     )
     typer.echo(report.pooling())
+    for mtype in sorted(report.notes.keys() - report.versions.keys()):
+        typer.echo(f"{mtype}: not trained ({report.notes[mtype]})", err=True)
     if not report.versions:
         typer.echo("nothing to train: no pooled telemetry for that machine type", err=True)
         raise typer.Exit(1)

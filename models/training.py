@@ -244,7 +244,7 @@ class TrainingReport:
     machines_left_out: int = 0
     comparisons: dict[str, dict] = field(default_factory=dict)  # champion/challenger per type
     cold_start: tuple[str, ...] = ()  # types too short of failure labels for the supervised model
-    notes: dict[str, str] = field(default_factory=dict)  # why a type got a cold-start version
+    notes: dict[str, str] = field(default_factory=dict)  # why a type got a cold-start version, or none
     peak_rss_mib: float = 0.0  # the process's peak resident memory when the run ended
 
     def pooling(self) -> str:
@@ -310,6 +310,7 @@ def train_from_store(
         failures = int(of_type.failures["machine"].isin({str(i) for i in ids}).sum())
         panel = read_type_panel(engine, sample_machines(engine, ids, max_rows=max_type_rows))
         if panel.empty:
+            notes[mtype] = f"no telemetry from its {len(ids)} pooled machines yet"
             continue
         panel = panel.dropna(axis=1, how="all").assign(machine_type=mtype)  # picks the reference days
         if events:

@@ -14,6 +14,7 @@ from api.app import create_app
 from fleet import labels, machine_types, registry, telemetry
 from fleet.tables import Prediction
 from ingest import contract
+from models import cli as models_cli
 from models import cold_start, scoring, training, versions
 from models.training import train_from_store
 from servicecast import evaluate_cli
@@ -218,3 +219,16 @@ def test_evaluate_on_a_tiny_fleet_reports_instead_of_failing(tmp_path) -> None:
         empty = runner.invoke(app, ["evaluate", "--train-days", days, *out])
         assert empty.exit_code == 2 and "--train-days" in empty.output and empty.exception is not None
         assert not isinstance(empty.exception, (ValueError, TypeError)), empty.exception
+
+
+def test_train_names_a_type_whose_machines_sent_nothing_yet(sqlite_engine, monkeypatch) -> None:
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", str(sqlite_engine.url))
+    _store(sqlite_engine, machines=2, hours=6)
+    registry.add_machine(engine=sqlite_engine, tenant="acme", code="c0", machine_type="air_compressor")
+    runner, app = CliRunner(), typer.Typer()
+    models_cli.register(app)
+
+    result = runner.invoke(app, ["train"])
+    assert result.exit_code == 0, result.output
+    assert f"{PUMP}: {PUMP}-" in result.output
+    assert "air_compressor: not trained (no telemetry from its 1 pooled machines yet)" in result.output
