@@ -10,6 +10,8 @@ warning limit, 0.85 when the trend crosses a limit within 72 h, else the anomaly
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
@@ -61,11 +63,16 @@ class ColdStartModel(FleetModel):
         self.threshold_ = THRESHOLD
         return self
 
+    def _limits(self) -> dict[str, dict]:
+        """The OEM limits the machine type gives now (`use_types`, at load), else those it gave at fit."""
+        specs = getattr(self, "sensor_specs_", None)
+        return self.limits_ if specs is None else limits_of(specs)
+
     def _limit_risk(self, values: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Per row, the risk from the OEM limits and the sensor that set it."""
         risk = np.zeros(len(values))
         sensor = np.full(len(values), None, dtype=object)
-        for name, limit in self.limits_.items():
+        for name, limit in self._limits().items():
             if name not in values:
                 continue
             x = values[name].to_numpy(dtype=float)
@@ -107,7 +114,7 @@ class ColdStartModel(FleetModel):
         out.loc[ok, "alert"] = risk[ok] >= self.threshold_
         out.loc[ok, "failure_mode"] = mode[ok]
         out.loc[ok, "explanation"] = [
-            f"{NOTE}: {_reason(m, r, latest, self.limits_, e)}"
+            f"{NOTE}: {_reason(m, r, latest, self._limits(), e)}"
             for m, r, e in zip(mode[ok], risk[ok], out.loc[ok, "eta_h"], strict=True)
         ]
         return out
@@ -127,7 +134,11 @@ def _reason(mode: str, risk: float, latest: pd.DataFrame, limits: dict, eta_h: f
 def oem_limits(engine: Engine, machine_type: str) -> dict[str, dict]:
     """The warning and alarm limits the type's definition gives, per sensor (empty when none)."""
     with engine.connect() as conn:
-        specs = machine_types.sensor_specs(conn, machine_type)
+        return limits_of(machine_types.sensor_specs(conn, machine_type))
+
+
+def limits_of(specs: Mapping[str, machine_types.SensorSpec]) -> dict[str, dict]:
+    """The warning and alarm limits of sensor specs that give one, per sensor."""
     return {
         name: {"warning": s.warning, "alarm": s.alarm, "bad": s.bad or "high"}
         for name, s in specs.items()

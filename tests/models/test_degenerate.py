@@ -232,3 +232,29 @@ def test_train_names_a_type_whose_machines_sent_nothing_yet(sqlite_engine, monke
     assert result.exit_code == 0, result.output
     assert f"{PUMP}: {PUMP}-" in result.output
     assert "air_compressor: not trained (no telemetry from its 1 pooled machines yet)" in result.output
+
+
+def _loud_first(machine: int, hour: int) -> dict:
+    """`_steady`, with pump 0 at 6 mm/s over the last four hours: past the file's warning (4.5) only."""
+    values = _steady(machine, hour)
+    return values | {"vibration_rms_mm_s": 6.0} if machine == 0 and hour >= 236 else values
+
+
+def test_a_cold_start_version_alerts_on_the_oem_limits_the_types_file_gives_now(
+    sqlite_engine, tmp_path
+) -> None:
+    machine_types.apply_file(engine=sqlite_engine, path=TYPES_FILE)
+    ids = _store(sqlite_engine, machines=3, hours=240, readings=_loud_first)
+    train_from_store(sqlite_engine, machine_type=PUMP, holdout_days=7.0, min_failures=5, **FAST)
+    # The OEM lowers the pump's vibration alarm limit to 5.5 mm/s after the version was trained.
+    lowered = tmp_path / "types.yaml"
+    lowered.write_text(TYPES_FILE.read_text(encoding="utf-8").replace("alarm: 7.1", "alarm: 5.5", 1))
+    assert machine_types.apply_file(engine=sqlite_engine, path=lowered)[0].changed
+
+    scoring.score_once(engine=sqlite_engine)
+    with sqlite_engine.connect() as conn:
+        risk, why = conn.execute(
+            select(Prediction.risk, Prediction.explanation).where(Prediction.machine_id == ids[0])
+        ).one()
+    assert risk == cold_start.ALARM_RISK, why
+    assert why == "no failure history yet: vibration_rms_mm_s beyond the OEM alarm limit 5.5"
