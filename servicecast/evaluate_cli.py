@@ -29,7 +29,10 @@ def evaluate(
 
     if not 0 < train_days < days:
         raise typer.BadParameter(f"must be above 0 and below --days ({days:g})", param_hint="--train-days")
-    config = FleetConfig(machines=machines, days=days, seed=seed, step_seconds=step_seconds)
+    try:
+        config = FleetConfig(machines=machines, days=days, seed=seed, step_seconds=step_seconds)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     run = simulate(config)
     split = pd.Timestamp(config.start) + pd.Timedelta(days=train_days)
     result = backtest(run.telemetry(max_rows=50_000_000), run.failures, run.maintenance, split=split)

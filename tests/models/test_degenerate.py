@@ -219,6 +219,9 @@ def test_evaluate_on_a_tiny_fleet_reports_instead_of_failing(tmp_path) -> None:
         empty = runner.invoke(app, ["evaluate", "--train-days", days, *out])
         assert empty.exit_code == 2 and "--train-days" in empty.output and empty.exception is not None
         assert not isinstance(empty.exception, (ValueError, TypeError)), empty.exception
+    for option, value in (("--machines", "0"), ("--step-seconds", "7")):
+        wrong = runner.invoke(app, ["evaluate", "--train-days", "5", *out, option, value])
+        assert wrong.exit_code == 2 and not isinstance(wrong.exception, ValueError), wrong.exception
 
 
 def test_train_names_a_type_whose_machines_sent_nothing_yet(sqlite_engine, monkeypatch) -> None:
