@@ -77,6 +77,8 @@ def _post(client: httpx.Client, url: str, *, headers: dict[str, str], **body: ob
         ) as answer:
             if not 200 <= answer.status_code < 300:
                 raise DeliveryError(f"HTTP {answer.status_code}: {_start_of(answer)}")
+    except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a bad IDNA label
+        raise DeliveryError(f"invalid URL: {exc}") from exc
     except httpx.HTTPError as exc:
         if deadline.expired:
             raise DeliveryError(f"no complete answer within {deadline.seconds:g} s") from exc

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
+import httpx
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Purpose = Literal["service", "offers", "product_improvement"]
 INT32_MAX = 2_147_483_647
@@ -247,14 +248,26 @@ class EmailSubscriptionIn(_SubscriptionScope):
     """Be told of alerts by e-mail."""
 
     channel: Literal["email"]
-    address: str = Field(pattern=r"^[^@ \t\r\n]+@[^@ \t\r\n]+$", max_length=320)
+    # No whitespace or control character: a mail header cannot carry them.
+    address: str = Field(pattern=r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$", max_length=320)
 
 
 class WebhookSubscriptionIn(_SubscriptionScope):
     """Be told of alerts through a Teams/Slack-style incoming webhook."""
 
     channel: Literal["webhook"]
-    address: str = Field(pattern=r"^https?://[^ \t\r\n]+$", max_length=500)
+    address: str = Field(pattern=r"^https?://[^\s\x00-\x1f\x7f-\x9f]+$", max_length=500)
+
+    @field_validator("address")
+    @classmethod
+    def _a_url_with_a_host(cls, value: str) -> str:
+        try:
+            host = httpx.URL(value).host
+        except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a bad IDNA label
+            raise ValueError(f"not a URL: {exc}") from None
+        if not host:
+            raise ValueError("not a URL: it names no host")
+        return value
 
 
 SubscriptionIn = Annotated[EmailSubscriptionIn | WebhookSubscriptionIn, Field(discriminator="channel")]
