@@ -145,23 +145,25 @@ FAILURES = [(m, h) for m in range(4) for h in (150 + 20 * m, 290 + 10 * m)]
 SHORT = FAST | {"horizon_hours": 48.0}
 
 
-def test_a_held_out_window_without_failures_activates_no_candidate_unless_forced(sqlite_engine) -> None:
-    _store(sqlite_engine, machines=4, hours=480, failures=FAILURES, readings=_wearing)
+def test_a_held_out_window_without_failures_activates_no_candidate_unless_forced(engine) -> None:
+    _store(engine, machines=4, hours=480, failures=FAILURES, readings=_wearing)
     args = {"machine_type": PUMP, "holdout_days": 7.0, "min_failures": 2}
-    first = train_from_store(sqlite_engine, **args, **SHORT)
+    first = train_from_store(engine, **args, **SHORT)
     champion = first.versions[PUMP]
-    assert versions.active_versions(sqlite_engine)[PUMP] == champion and not first.cold_start
+    assert versions.active_versions(engine)[PUMP] == champion and not first.cold_start
 
-    again = train_from_store(sqlite_engine, **args, **SHORT)
+    again = train_from_store(engine, **args, **SHORT)
     comparison = again.comparisons[PUMP]
     assert comparison["candidate"]["failures"] == 0 and comparison["champion"]["version"] == champion
     assert not comparison["at_least_as_good"] and not comparison["forced"]
     assert comparison["reason"].startswith("no failure in the held-out window")
-    assert versions.active_versions(sqlite_engine)[PUMP] == champion
+    assert versions.active_versions(engine)[PUMP] == champion
+    stored = {v.version: v for v in versions.list_versions(engine, PUMP)}[again.versions[PUMP]]
+    assert stored.comparison["evidence"] is False and not stored.active
 
-    forced = train_from_store(sqlite_engine, **args, force=True, **SHORT)
+    forced = train_from_store(engine, **args, force=True, **SHORT)
     assert forced.comparisons[PUMP]["forced"]
-    assert versions.active_versions(sqlite_engine)[PUMP] == forced.versions[PUMP]
+    assert versions.active_versions(engine)[PUMP] == forced.versions[PUMP]
 
 
 def test_the_admin_page_says_a_candidate_was_refused_for_want_of_failures_not_as_worse(tmp_path) -> None:
