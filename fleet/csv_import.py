@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fleet import errors
+from fleet import errors, text_files
 
 _SETTINGS = ("tenant", "kind", "time_format", "timezone", "delimiter", "age_at", "machine_type")
 
@@ -48,8 +48,8 @@ def load_map(path: Path | None) -> ColumnMap:
     if path is None:
         return ColumnMap()
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(text_files.decode(Path(path).read_bytes()))
+    except (OSError, tomllib.TOMLDecodeError, text_files.NotUtf8) as exc:
         raise errors.InvalidInput(f"mapping file {path}: {exc}") from None
     unknown = set(data) - {*_SETTINGS, "columns", "kinds"}
     if unknown:
@@ -73,30 +73,69 @@ def parse_columns(pairs: list[str] | None) -> dict[str, str]:
 
 
 def read_rows(path: Path, mapping: ColumnMap, *, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
-    """Rows of a CSV file (gzip if named .gz) as (line number, {column: text}); checks the header first."""
+    """Rows of a CSV file (gzip if named .gz) as (line number, {column: text}); checks the header first.
+
+    The whole file's quoting is checked before the first row: a broken file is refused before any write.
+    """
     opener = gzip.open if str(path).endswith(".gz") else open
     try:
         raw = opener(path, "rb").read()  # type: ignore[operator]
     except OSError as exc:
         raise errors.InvalidInput(f"cannot read {path}: {exc}") from None
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise errors.InvalidInput(f"{path} is not UTF-8 text: {exc}") from None
+        text = text_files.decode(raw)
+    except text_files.NotUtf8 as exc:
+        raise errors.InvalidInput(f"{path}: {exc}") from None
+    if len(mapping.delimiter) != 1 or mapping.delimiter in '"\r\n':
+        raise errors.InvalidInput(
+            f"delimiter {mapping.delimiter!r} is not one character other than quote or newline"
+        )
+    # The text is in memory already: a long cell is a bad row for the import's checks, not a csv.Error.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
+    _check_quoting(path, text, mapping.delimiter)
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=mapping.delimiter)
     check_header(path, reader.fieldnames or [], mapping, required=required)
     for row in reader:
         yield reader.line_num, row
 
 
+def _check_quoting(path: Path, text: str, delimiter: str) -> None:
+    """InvalidInput naming the line of a quote never closed or followed by more text (csv would guess)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    start = 1
+    try:
+        for _ in reader:
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        reason = "a quoted field is never closed" if "unexpected end of data" in str(exc) else str(exc)
+        raise errors.InvalidInput(f"{path}: line {start}: {reason}") from None
+
+
 def check_header(path: Path, header: list[str], mapping: ColumnMap, *, required: tuple[str, ...]) -> None:
-    """InvalidInput naming every required field whose mapped column the file lacks."""
+    """InvalidInput naming a column the header has twice or a required field whose column it lacks."""
+    twice = sorted({name for name in header if name and header.count(name) > 1})
+    if twice:
+        raise errors.InvalidInput(
+            f"{path}: line 1: column {', '.join(map(repr, twice))} is in the header twice; "
+            "rename one: a row would keep only the last value"
+        )
     missing = [f"{mapping.column(n)!r} ({n})" for n in required if mapping.column(n) not in header]
     if missing:
         raise errors.InvalidInput(
             f"{path}: no column {', '.join(missing)} in the header {header}; "
             "map them with --column or a mapping file"
         )
+
+
+def check_row(row: Mapping[str | None, object]) -> None:
+    """ValueError for a row with values in the wrong columns, or a NUL (PostgreSQL text cannot hold one)."""
+    if None in row:
+        raise ValueError("more fields than the header has")
+    if None in row.values():
+        raise ValueError("fewer fields than the header has")
+    nul = next((column for column, value in row.items() if "\x00" in str(value)), None)
+    if nul is not None:
+        raise ValueError(f"column {nul!r} has a NUL character")
 
 
 def text(row: Mapping[str, str | None], mapping: ColumnMap, name: str) -> str:
@@ -119,7 +158,10 @@ def parse_time(value: str, mapping: ColumnMap) -> datetime:
         raise ValueError(f"time {value!r} is not {wanted}") from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=zone(mapping.timezone))
-    return ts.astimezone(UTC)
+    try:
+        return ts.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset that crosses the calendar's edge
+        raise ValueError(f"time {value!r} is out of range (in UTC before year 1 or after 9999)") from None
 
 
 def zone(name: str) -> ZoneInfo:
@@ -169,12 +211,15 @@ class ImportRefused(errors.InvalidInput):
 
 
 def write_rejects(path: Path, rejects: list[Reject]) -> None:
-    """The refused rows as CSV: line, reason, then the row's own columns."""
+    """The refused rows as CSV: line, reason, then the row's own columns (InvalidInput if it cannot)."""
     columns: list[str] = []
     for r in rejects:
         columns += [c for c in r.row if c not in columns and c is not None]
-    with open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["line", "reason", *columns])
-        for r in rejects:
-            writer.writerow([r.line, r.reason, *(r.row.get(c, "") for c in columns)])
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["line", "reason", *columns])
+            for r in rejects:
+                writer.writerow([r.line, r.reason, *(r.row.get(c, "") for c in columns)])
+    except OSError as exc:
+        raise errors.InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -26,8 +26,7 @@ def _kind(row: dict, mapping: ColumnMap) -> str:
 
 def _parse(line: int, row: dict, mapping: ColumnMap, source: str) -> dict:
     """One file row as a label (machine still as (tenant, code)); ValueError with the reason if it is bad."""
-    if None in row:
-        raise ValueError("more fields than the header has")
+    csv_import.check_row(row)
     tenant = csv_import.text(row, mapping, "tenant") or mapping.tenant or ""
     machine = csv_import.text(row, mapping, "machine")
     if not tenant or not machine:

@@ -10,8 +10,20 @@ from sqlalchemy import Engine
 
 from fleet import contract, csv_import, errors, registration
 from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject
+from fleet.tables import Customer, DataUseGrant, Machine, Site
 
 _DAYS_PER_YEAR = 365.25
+# Characters each optional field may have: 64, or less where the column is narrower (PostgreSQL refuses more).
+_WIDTHS = {
+    name: min(64, column.type.length)
+    for name, column in {
+        "machine_type": Machine.machine_type,
+        "serial": Machine.serial,
+        "site": Site.name,
+        "customer_name": Customer.name,
+        "contract_tier": Machine.contract_tier,
+    }.items()
+}
 
 
 def _installed(row: dict, mapping: ColumnMap) -> date | None:
@@ -36,8 +48,7 @@ def _installed(row: dict, mapping: ColumnMap) -> date | None:
 
 
 def _parse(row: dict, mapping: ColumnMap) -> dict:
-    if None in row:
-        raise ValueError("more fields than the header has")
+    csv_import.check_row(row)
     tenant = csv_import.text(row, mapping, "tenant") or mapping.tenant or ""
     machine = csv_import.text(row, mapping, "machine")
     if not contract.TENANT_PATTERN.match(tenant):
@@ -45,10 +56,10 @@ def _parse(row: dict, mapping: ColumnMap) -> dict:
     if not contract.MACHINE_PATTERN.match(machine):
         raise ValueError(f"machine {machine!r} must match {contract.MACHINE_PATTERN.pattern}")
     out = {"tenant": tenant, "machine": machine, "installed": _installed(row, mapping)}
-    for name in ("machine_type", "serial", "site", "customer_name", "contract_tier"):
+    for name, limit in _WIDTHS.items():
         value = csv_import.text(row, mapping, name)
-        if len(value) > 64:
-            raise ValueError(f"{name} longer than 64 characters")
+        if len(value) > limit:
+            raise ValueError(f"{name} longer than {limit} characters")
         if value:
             out[name] = value
     if "machine_type" not in out and mapping.machine_type:
@@ -104,7 +115,7 @@ def import_machines(
         engine=engine,
         machines=good,
         purposes={t: tuple(purposes) for t in tenants},
-        granted_by=f"import:{Path(path).name}",
+        granted_by=f"import:{Path(path).name}"[: DataUseGrant.granted_by.type.length],
     )
     report.written = True
     return report

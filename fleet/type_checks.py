@@ -19,6 +19,8 @@ SENSOR_KEYS = {"name", "unit", "display_name", "range", "warning", "alarm", "bad
 COMPONENT_KEYS = {"name", "display_name"}
 MODE_KEYS = {"name", "component", "description"}
 CODE_KEYS = {"code", "severity", "text"}
+MAX_VALUES = 100_000  # values of a file with its aliases expanded; the shipped files have under 1,000
+MAX_DEPTH = 32  # levels of nesting; the shipped files have up to 9
 
 Path_ = tuple[str | int, ...]
 
@@ -51,24 +53,81 @@ def line_of(path: Path_, lines: dict[Path_, int]) -> int | None:
 
 
 def compose_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, dict[Path_, int], list[Problem]]:
-    """A YAML file's nodes, data and the line of every field, with its problems (not YAML, a key twice)."""
+    """A YAML file's nodes, data and the line of every field, with its problems (not YAML, a key twice).
+
+    Aliases are counted before anything is built from them: a few lines of them can stand for 10^9 values.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        too_big = _too_big(node) if node is not None else None
+        if too_big is not None:
+            return None, None, {}, [Problem(source, too_big[0].start_mark.line + 1, "file", too_big[1])]
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
         return (
             None,
             None,
             {},
-            [Problem(source, line, "file", f"not valid YAML: {getattr(exc, 'problem', exc)}")],
+            [Problem(source, _error_line(exc, text), "file", f"not valid YAML: {_problem(exc)}")],
         )
+    except RecursionError:
+        return None, None, {}, [Problem(source, None, "file", f"nested more than {MAX_DEPTH} levels deep")]
     lines: dict[Path_, int] = {}
     problems: list[Problem] = []
     if node is not None:
         _yaml_lines(node, (), lines, problems, source)
     return node, data, lines, problems
+
+
+def _error_line(exc: yaml.YAMLError, text: str) -> int | None:
+    """The line a YAML error is at: its mark, or the position of a character YAML does not read."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return mark.line + 1
+    if isinstance(exc, yaml.reader.ReaderError):
+        return text.count("\n", 0, exc.position) + 1
+    return None
+
+
+def _problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.reader.ReaderError):
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        return f"character {char!r} is not allowed"
+    return str(getattr(exc, "problem", exc))
+
+
+def _too_big(root: yaml.Node) -> tuple[yaml.Node, str] | None:
+    """The first node nested too deep, inside itself, or too large with its aliases expanded (else None).
+
+    Depth first without recursion, each distinct node sized once: the check itself never expands an alias.
+    """
+    sizes: dict[int, int] = {}
+    opened: set[int] = set()
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack[-1]
+        if depth > MAX_DEPTH:
+            return node, f"nested more than {MAX_DEPTH} levels deep"
+        children = _children(node)
+        if id(node) not in opened:
+            opened.add(id(node))
+            for child in children:
+                if id(child) in opened and id(child) not in sizes:
+                    return node, "an alias refers to a node that contains it"
+                stack.append((child, depth + 1))
+            continue
+        stack.pop()
+        if id(node) not in sizes:
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[id(node)] > MAX_VALUES:
+                return node, f"aliases expand this to more than {MAX_VALUES:,} values"
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
 
 
 def _yaml_lines(node: yaml.Node, path: Path_, lines: dict, problems: list, source: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from fleet import text_files
 from fleet.errors import InvalidInput
 from fleet.type_checks import SIMULATION, Checker, Path_, Problem, compose_yaml
 
@@ -37,9 +38,11 @@ def read(path: str | Path) -> TypesFile:
     """Read and check a YAML (.yaml/.yml) or TOML (.toml) types file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = text_files.decode(path.read_bytes())
     except OSError as exc:
         raise TypesFileError([Problem(str(path), None, "file", exc.strerror or str(exc))]) from exc
+    except text_files.NotUtf8 as exc:
+        raise TypesFileError([Problem(str(path), exc.line, "file", exc.reason)]) from None
     return parse(text, source=str(path), toml=path.suffix.lower() == ".toml")
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from fleet import contract, csv_import, errors
 from fleet.csv_import import ColumnMap, ImportReport, Reject
-from ingest.contract import Limits
+from ingest.contract import Limits, parse_message
 from ingest.pipeline import Pipeline, RawMessage
 from ingest.schemas import Rejection
 
@@ -21,6 +21,8 @@ KEYS = ("tenant", "machine", "ts", "seq")
 EVENT_FIELDS = ("code", "severity", "text")
 # A seq derived from the time leaves room for this many events of one machine at the same millisecond.
 EVENTS_PER_MS = 100
+# A row: line, cells, message, and why it is refused before the contract looks at it (None: it is not).
+_Row = tuple[int, dict, RawMessage, Rejection | None]
 
 
 def import_file(
@@ -35,9 +37,9 @@ def import_file(
         required = ("tenant", *required)
     pipeline = Pipeline(engine=engine, **({"limits": limits} if limits else {}))
     report = ImportReport(written=True)
-    batch: list[tuple[int, dict, RawMessage]] = []
-    for line, row, message in _messages(path, mapping, kind, required):
-        batch.append((line, row, message))
+    batch: list[_Row] = []
+    for row in _messages(path, mapping, kind, required):
+        batch.append(row)
         if len(batch) >= batch_size:
             _store(pipeline, batch, report)
             batch = []
@@ -45,28 +47,40 @@ def import_file(
     return report
 
 
-def _store(pipeline: Pipeline, batch: list[tuple[int, dict, RawMessage]], report: ImportReport) -> None:
+def _store(pipeline: Pipeline, batch: list[_Row], report: ImportReport) -> None:
     if not batch:
         return
-    outcome, results = pipeline.store([message for _, _, message in batch])
+    now = datetime.now(UTC)
+    parsed = [
+        bad or parse_message(topic, payload, limits=pipeline.limits, now=now)
+        for _, _, (topic, payload, _), bad in batch
+    ]
+    outcome, results = pipeline.store([message for _, _, message, _ in batch], parsed=parsed)
     report.rows += len(batch)
     report.new += outcome.stored
     report.existing += outcome.duplicates
-    for (line, row, _), result in zip(batch, results, strict=True):
+    for (line, row, _, _), result in zip(batch, results, strict=True):
         if type(result) is Rejection:
             report.rejects.append(Reject(line, f"{result.reason}: {result.detail}", row))
 
 
-def _messages(
-    path: Path, mapping: ColumnMap, kind: str, required: tuple[str, ...]
-) -> Iterator[tuple[int, dict, RawMessage]]:
-    """Each row as (line, row, raw message): its topic and the JSON payload the contract checks."""
+def _messages(path: Path, mapping: ColumnMap, kind: str, required: tuple[str, ...]) -> Iterator[_Row]:
+    """Each row as (line, row, raw message, None), the message's JSON payload for the contract to check;
+    a row whose fields do not match the header as (…, its cells as JSON, the Rejection)."""
     own = {mapping.column(name) for name in (*KEYS, *EVENT_FIELDS)}
     same_ms: dict[tuple[str, str, int], int] = {}
     received = time.time()
+    topic_of = contract.events_topic if kind == "events" else contract.telemetry_topic
     for line, row in _rows(path, mapping, required):
         tenant = mapping.tenant or csv_import.text(row, mapping, "tenant")
         machine = csv_import.text(row, mapping, "machine")
+        topic = topic_of(tenant, machine)
+        try:
+            csv_import.check_row(row)
+        except ValueError as exc:  # kept as the cells it has: a replay must not store shifted values
+            cells = [v for k, v in row.items() if k is not None and v is not None] + row.get(None, [])
+            yield line, row, (topic, orjson.dumps(cells), received), Rejection("bad_row", str(exc))
+            continue
         raw_ts = csv_import.text(row, mapping, "ts")
         try:
             ts: datetime | None = csv_import.parse_time(raw_ts, mapping)
@@ -80,11 +94,9 @@ def _messages(
             for name in ("severity", "text"):
                 if value := csv_import.text(row, mapping, name):
                     body[name] = value
-            topic = contract.events_topic(tenant, machine)
         else:
-            body["readings"] = {k: _number(v) for k, v in row.items() if k not in own and k is not None}
-            topic = contract.telemetry_topic(tenant, machine)
-        yield line, row, (topic, orjson.dumps(body), received)
+            body["readings"] = {k: _number(v) for k, v in row.items() if k not in own}
+        yield line, row, (topic, orjson.dumps(body), received), None
 
 
 def _rows(path: Path, mapping: ColumnMap, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:

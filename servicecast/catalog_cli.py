@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from api import catalog, catalog_versions
-from fleet import audit, errors
+from fleet import audit, errors, text_files
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import for_writing, session
 from fleet.tables import CatalogVersion, utcnow
@@ -45,8 +45,8 @@ def catalog_add(
 ) -> None:
     """Check FILE as the console does and store it as a new version (inactive unless --activate)."""
     try:
-        source = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        source = text_files.decode(file.read_bytes())
+    except (OSError, text_files.NotUtf8) as exc:
         raise fail(f"{file} cannot be read: {exc}", code=EXIT_ERROR) from None
     engine = ready_engine(load_settings())
     by = audit.operator()

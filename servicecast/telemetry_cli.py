@@ -40,6 +40,8 @@ def telemetry_import_command(
     settings = load_settings()
     engine = ready_engine(settings)
     try:
+        if reject_file:  # fails here rather than after the rows are stored
+            csv_import.write_rejects(reject_file, [])
         columns = csv_import.parse_columns(column)
         overrides = dict(tenant=tenant, kind=kind, time_format=time_format, timezone=timezone)
         cmap = csv_import.load_map(mapping).merged(columns=columns, delimiter=delimiter, **overrides)
@@ -57,6 +59,11 @@ def telemetry_import_command(
     if len(report.rejects) > 50:
         typer.echo(f"… and {len(report.rejects) - 50} more (see `servicecast quarantine list`)", err=True)
     if reject_file and report.rejects:
-        csv_import.write_rejects(reject_file, report.rejects)
+        try:
+            csv_import.write_rejects(reject_file, report.rejects)
+        except errors.InvalidInput as exc:
+            raise fail(
+                f"{exc}; the rows were imported and the rejected ones quarantined", code=EXIT_ERROR
+            ) from None
     quarantined = "; the rejected rows are quarantined" if report.rejects else ""
     typer.echo(report.summary("messages") + quarantined)

@@ -1,0 +1,248 @@
+"""Hostile files through the import CLIs: every bad file or row is a line and a reason, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from typer.testing import CliRunner
+
+from fleet.tables import Label, Machine, MachineTypeVersion, Telemetry
+from servicecast.cli import app
+from tests import services
+from tests.ingest.support import register_fleet
+
+HISTORY_HEADER = "tenant,machine,ts,kind,component\n"
+GOOD_LABEL = "acme,m1,2024-01-01T06:00:00Z,failure,pump\n"
+# Ten times as many values at each level: 10^9 once the aliases are expanded, 100 lines of text.
+BOMB = "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}' if prev else 'x'] * 10)}]\n"
+    for prev, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+)
+
+
+@pytest.fixture
+def cli(sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """`servicecast …` on a migrated SQLite file where tenant acme has machines m1 and m2."""
+    register_fleet(sqlite_engine, "acme", ["m1", "m2"])
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    return lambda *args: CliRunner().invoke(app, [str(a) for a in args])
+
+
+def refused(result, *texts: str) -> None:  # noqa: ANN001
+    """The command exited 1 with one clear message containing `texts`, not with an exception."""
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.output
+    for text in texts:
+        assert text in result.stderr, result.stderr
+
+
+def count(engine: Engine, table) -> int:  # noqa: ANN001
+    """Rows of `table`."""
+    with engine.connect() as conn:
+        return conn.scalar(select(func.count()).select_from(table))
+
+
+def write(tmp_path: Path, name: str, body: str | bytes) -> Path:
+    """A file of exactly these bytes (text as UTF-8, line ends as given)."""
+    path = tmp_path / name
+    if isinstance(body, bytes):
+        path.write_bytes(body)
+    else:
+        path.write_text(body, encoding="utf-8", newline="")
+    return path
+
+
+def test_a_time_beyond_year_1_or_9999_in_utc_is_a_bad_row(cli, sqlite_engine, tmp_path):
+    rows = "acme,m1,0001-01-01T00:00:00+05:00,failure,pump\nacme,m1,9999-12-31T23:00:00-05:00,failure,pump\n"
+    history = write(tmp_path, "history.csv", HISTORY_HEADER + GOOD_LABEL + rows)
+    refused(
+        cli("history", "import", history),
+        "line 3: time '0001-01-01T00:00:00+05:00' is out of range",
+        "line 4: time '9999-12-31T23:00:00-05:00' is out of range",
+    )
+    assert count(sqlite_engine, Label) == 0
+
+    telemetry = write(tmp_path, "t.csv", "tenant,machine,ts,temp\nacme,m1,0001-01-01T00:00+05:00,1\n")
+    result = cli("telemetry", "import", telemetry)
+    assert result.exit_code == 0, result.output
+    assert "line 2: bad_timestamp: ts '0001-01-01T00:00+05:00' is before" in result.stderr
+
+
+def test_a_reject_file_that_cannot_be_written_is_an_error_before_anything_is_stored(
+    cli, sqlite_engine, tmp_path
+):
+    history = write(tmp_path, "history.csv", HISTORY_HEADER + GOOD_LABEL + "acme,zz,2024-01-01,failure,p\n")
+    nowhere = tmp_path / "no such folder" / "rejects.csv"
+    refused(cli("history", "import", history, "--reject-file", nowhere), f"cannot write {nowhere}")
+    assert count(sqlite_engine, Label) == 0
+
+    machines = write(tmp_path, "machines.csv", "tenant,machine\nacme,m3\nacme,bad/id\n")
+    refused(cli("machines", "import", machines, "--reject-file", nowhere), f"cannot write {nowhere}")
+    assert count(sqlite_engine, Machine) == 2
+
+    telemetry = write(tmp_path, "t.csv", "tenant,machine,ts,temp\nacme,m1,2024-01-01T06:00Z,x\n")
+    refused(cli("telemetry", "import", telemetry, "--reject-file", nowhere), f"cannot write {nowhere}")
+    assert count(sqlite_engine, Telemetry) == 0
+
+
+def test_a_cell_longer_than_the_csv_modules_field_limit_is_a_bad_row(cli, sqlite_engine, tmp_path):
+    long = "x" * 200_000
+    history = write(
+        tmp_path, "history.csv", HISTORY_HEADER + GOOD_LABEL + f"acme,m1,2024-01-02,failure,{long}\n"
+    )
+    refused(cli("history", "import", history), "line 3: component longer than 64 characters")
+
+    telemetry = (
+        "tenant,machine,ts,temp\nacme,m1,2024-01-01T06:00Z,1\nacme,m1,2024-01-01T07:00Z," + long + "\n"
+    )
+    result = cli("telemetry", "import", write(tmp_path, "t.csv", telemetry))
+    assert result.exit_code == 0, result.output
+    assert "2 rows: imported 1 new messages, 0 stored already, 1 rejected" in result.stdout
+    assert "line 3: " in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ('acme,m1,2024-01-02,failure,"pump\n', "line 3: a quoted field is never closed"),
+        ('acme,m1,2024-01-02,failure,"pu"mp\n', "line 3: "),
+    ],
+)
+def test_broken_quoting_refuses_the_file_by_line_before_anything_is_stored(
+    cli, sqlite_engine, tmp_path, bad, reason
+):
+    body = HISTORY_HEADER + GOOD_LABEL + bad + "acme,m2,2024-01-03,failure,pump\n"
+    refused(cli("history", "import", write(tmp_path, "history.csv", body)), reason)
+    assert count(sqlite_engine, Label) == 0
+
+    telemetry = "tenant,machine,ts,temp\nacme,m1,2024-01-01T06:00Z,1\n" + bad.replace("failure,", "")
+    refused(cli("telemetry", "import", write(tmp_path, "t.csv", telemetry)), reason)
+    assert count(sqlite_engine, Telemetry) == 0
+
+
+@pytest.mark.parametrize("delimiter", [";;", '"', ""])
+def test_a_delimiter_that_is_not_one_plain_character_is_refused(cli, tmp_path, delimiter):
+    history = write(tmp_path, "history.csv", HISTORY_HEADER + GOOD_LABEL)
+    refused(cli("history", "import", history, "--delimiter", delimiter), f"delimiter {delimiter!r}")
+
+
+def test_a_column_named_twice_in_the_header_refuses_the_file(cli, sqlite_engine, tmp_path):
+    history = write(
+        tmp_path, "h.csv", "tenant,machine,ts,kind,component,component\nacme,m1,2024-01-01,failure,a,b\n"
+    )
+    refused(cli("history", "import", history), "column 'component' is in the header twice")
+    telemetry = write(tmp_path, "t.csv", "tenant,machine,ts,temp,temp\nacme,m1,2024-01-01T06:00Z,1,2\n")
+    refused(cli("telemetry", "import", telemetry), "column 'temp' is in the header twice")
+    assert count(sqlite_engine, Label) == count(sqlite_engine, Telemetry) == 0
+
+
+def test_a_telemetry_row_with_more_or_fewer_fields_than_the_header_is_rejected_not_shifted(
+    cli, sqlite_engine, tmp_path
+):
+    body = "tenant,machine,ts,temp,pressure\n"
+    body += "acme,m1,2024-01-01T06:00Z,1.5,2.0\n"
+    body += "acme,m1,2024-01-01T07:00Z,1,5,2,0\n"  # decimal commas: six values for two readings
+    body += "acme,m1,2024-01-01T08:00Z,3.5\n"
+    body += "acme,m1,2024-01-01T09:00Z,4.5,5.0"  # the last line ends without a newline
+    result = cli("telemetry", "import", write(tmp_path, "t.csv", body))
+    assert result.exit_code == 0, result.output
+    assert "4 rows: imported 2 new messages, 0 stored already, 2 rejected" in result.stdout
+    assert "line 3: bad_row: more fields than the header has" in result.stderr
+    assert "line 4: bad_row: fewer fields than the header has" in result.stderr
+    with sqlite_engine.connect() as conn:
+        stored = [r for (r,) in conn.execute(select(Telemetry.readings).order_by(Telemetry.ts))]
+    assert stored == [{"temp": 1.5, "pressure": 2.0}, {"temp": 4.5, "pressure": 5.0}]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("tenant,machine\nacme,m3\nacme,M\xfcnchen\n".encode("latin-1"), "line 3: not UTF-8"),
+        ("tenant,machine\nacme,m3\n".encode("utf-16"), "line 1: not UTF-8"),
+    ],
+)
+def test_a_csv_file_that_is_not_utf8_is_refused_with_its_line(cli, sqlite_engine, tmp_path, body, reason):
+    refused(cli("machines", "import", write(tmp_path, "machines.csv", body)), reason)
+    assert count(sqlite_engine, Machine) == 2
+
+
+def test_a_types_file_that_is_not_utf8_is_refused_with_its_line(cli, tmp_path):
+    body = "machine_types:\n  - name: t\n    sensors: [{name: s, unit: \xb0C}]\n".encode("latin-1")
+    refused(cli("types", "apply", write(tmp_path, "types.yaml", body)), "types.yaml:3: file: not UTF-8")
+
+
+def test_a_toml_types_file_with_a_byte_order_mark_is_read(cli, sqlite_engine, tmp_path):
+    body = '\ufeff[[machine_types]]\nname = "press"\nsensors = [{name = "s", unit = "bar"}]\n'
+    result = cli("types", "apply", write(tmp_path, "types.toml", body))
+    assert result.exit_code == 0, result.output
+    assert count(sqlite_engine, MachineTypeVersion) == 1
+
+
+@pytest.mark.parametrize("command", [("types", "apply"), ("catalog", "add")])
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (
+            BOMB + "machine_types: [*i]\n",
+            "bomb.yaml:5: file: aliases expand this to more than 100,000 values",
+        ),
+        ("machine_types: &a [*a]\n", "bomb.yaml:1: file: an alias refers to a node that contains it"),
+        (
+            "machine_types: " + "[" * 40 + "]" * 40 + "\n",
+            "bomb.yaml:1: file: nested more than 32 levels deep",
+        ),
+        (
+            "machine_types: " + "[" * 5000 + "]" * 5000 + "\n",
+            "bomb.yaml: file: nested more than 32 levels deep",
+        ),
+        (
+            'machine_types:\n  - name: t\n    unit: "x\x00"\n',
+            "bomb.yaml:3: file: not valid YAML: character '\\x00'",
+        ),
+    ],
+)
+def test_a_yaml_bomb_is_refused_by_its_line_without_expanding_it(cli, tmp_path, command, body, problem):
+    refused(cli(*command, write(tmp_path, "bomb.yaml", body)), problem)
+
+
+@pytest.fixture
+def pg_cli(postgres_url: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """`servicecast …` on a migrated PostgreSQL database where tenant acme has machines m1 and m2."""
+    with services.migrated_engine(postgres_url) as engine:
+        register_fleet(engine, "acme", ["m1", "m2"])
+        monkeypatch.setenv("SERVICECAST_DATABASE_URL", postgres_url)
+        yield engine, lambda *args: CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_a_nul_character_in_text_is_a_bad_row_on_postgresql(pg_cli, tmp_path):
+    engine, cli = pg_cli
+    history = write(
+        tmp_path, "history.csv", HISTORY_HEADER + GOOD_LABEL + "acme,m1,2024-01-02,failure,pu\x00mp\n"
+    )
+    refused(cli("history", "import", history), "line 3: ")
+    machines = write(tmp_path, "machines.csv", "tenant,machine,site\nacme,m3,Hall 1\nacme,m4,Hall\x002\n")
+    refused(cli("machines", "import", machines), "line 3: ")
+    events = write(
+        tmp_path, "events.csv", "tenant,machine,ts,code,text\nacme,m1,2024-01-01T06:00Z,E1,hot\x00\n"
+    )
+    result = cli("telemetry", "import", events, "--kind", "events")
+    assert result.exit_code == 0 and "line 2: " in result.stderr, result.output
+    assert count(engine, Label) == 0 and count(engine, Machine) == 2
+
+
+def test_a_value_longer_than_its_postgresql_column_is_a_bad_row_and_a_long_file_name_is_stored(
+    pg_cli, tmp_path
+):
+    engine, cli = pg_cli
+    tier = "t" * 40
+    machines = write(
+        tmp_path, "machines.csv", f"tenant,machine,contract_tier\nacme,m3,gold\nacme,m4,{tier}\n"
+    )
+    refused(cli("machines", "import", machines), "line 3: contract_tier longer than 32 characters")
+    assert count(engine, Machine) == 2
+
+    long_name = write(tmp_path, "n" * 230 + ".csv", "tenant,machine\nbeta,m1\n")  # a new customer: grants
+    result = cli("machines", "import", long_name)
+    assert result.exit_code == 0, result.output
+    assert count(engine, Machine) == 3
