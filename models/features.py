@@ -26,6 +26,20 @@ def group_starts(units: np.ndarray) -> np.ndarray:
     return np.flatnonzero(new)[np.cumsum(new) - 1]
 
 
+def one_row_per_time(panel: pd.DataFrame, machine_col: str = "machine", time_col: str = "ts") -> pd.DataFrame:
+    """The panel with the rows of a machine at one time merged: each column's last value by `seq`.
+
+    The store keys rows by seq, so a reading can be stored twice at one time (a history import derives
+    seqs from times, over a period the machine also sent live); window features count rows, and twice the
+    rows would halve each window and compare readings with the wrong hour of earlier days.
+    """
+    if not panel.duplicated([machine_col, time_col]).any():
+        return panel
+    ordered = panel.sort_values("seq", kind="stable") if "seq" in panel.columns else panel
+    merged = ordered.groupby([machine_col, time_col], sort=True, as_index=False, observed=True).last()
+    return merged[list(panel.columns)]
+
+
 def prefix_sums(a: np.ndarray) -> np.ndarray:
     """Cumulative sum along rows with a leading zero row, so sum(a[lo:hi]) = c[hi] - c[lo]."""
     return np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])

@@ -29,7 +29,7 @@ from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, cast, func
 
 from fleet import dialect, panels
 from fleet.tables import Machine, Prediction, ScoreState, Telemetry, utcnow
-from models import event_features, versions
+from models import event_features, features, versions
 from models.fleet_model import FleetModel
 
 log = logging.getLogger(__name__)
@@ -221,6 +221,7 @@ def _read_batch(engine: Engine, job: Job) -> pd.DataFrame:
             since=since,
             sensors=list(model.features_.sensors_),
         )
+        panel = features.one_row_per_time(panel)
         return event_features.add(conn, panel, getattr(model.features_, "extras_", []))
 
 

@@ -15,7 +15,7 @@ from fleet import labels, panels
 from fleet import registry as fleet_registry
 from fleet.audit import Actor
 from fleet.tables import Machine, Telemetry
-from models import champion, cold_start, episodes, event_features
+from models import champion, cold_start, episodes, event_features, features
 from models.fleet_model import FleetModel
 from models.labels import make_targets, within
 
@@ -210,7 +210,7 @@ def read_type_panel(engine: Engine, ids: list[int], *, chunk_machines: int = CHU
         with engine.connect() as conn:
             chunk = ids[start : start + chunk_machines]
             parts.append(panels.read_panel(conn, machine_ids=chunk, since=_EPOCH, sensors=sensors))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return features.one_row_per_time(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()
 
 
 def _too_little(

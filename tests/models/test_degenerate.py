@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from fleet import labels, machine_types, registry, telemetry
-from fleet.tables import Prediction
+from fleet.tables import Prediction, Telemetry
 from ingest import contract
 from models import cli as models_cli
 from models import cold_start, scoring, training, versions
@@ -263,3 +263,39 @@ def test_a_cold_start_version_alerts_on_the_oem_limits_the_types_file_gives_now(
         ).one()
     assert risk == cold_start.ALARM_RISK, why
     assert why == "no failure history yet: vibration_rms_mm_s beyond the OEM alarm limit 5.5"
+
+
+def test_readings_stored_twice_under_other_seqs_score_as_once(engine) -> None:
+    # A history import derives seqs from times: over a period the pumps also sent live, every reading is
+    # stored twice, at the same time under another seq.
+    ids = _store(engine, machines=4, hours=480, failures=FAILURES, readings=_wearing)
+    train_from_store(engine, machine_type=PUMP, holdout_days=7.0, min_failures=2, **SHORT)
+    scoring.score_once(engine=engine)
+    once = sorted(_predictions(engine))
+
+    again = [
+        {
+            "customer_id": customer,
+            "machine_id": machine,
+            "seq": 10_000 + seq,
+            "ts": ts,
+            "readings": readings,
+            "received_at": datetime.now(UTC),
+        }
+        for customer, machine, seq, ts, readings in _rows_since(engine, T0 + timedelta(hours=380))
+    ]
+    with engine.begin() as conn:
+        telemetry.insert_telemetry(conn, again)
+    with engine.begin() as conn:
+        conn.execute(Prediction.__table__.delete())
+    assert scoring.score_once(engine=engine).machines == len(ids)
+    twice = sorted(_predictions(engine))
+    assert [(m, s) for m, s, _ in twice] == [(m, s) for m, s, _ in once]
+    np.testing.assert_allclose([r for _, _, r in twice], [r for _, _, r in once], rtol=1e-9)
+
+
+def _rows_since(engine: Engine, since: datetime) -> list[tuple]:
+    columns = (Telemetry.customer_id, Telemetry.machine_id, Telemetry.seq, Telemetry.ts, Telemetry.readings)
+    with engine.connect() as conn:
+        rows = conn.execute(select(*columns).where(Telemetry.ts >= since)).all()
+    return [(c, m, s, t.replace(tzinfo=UTC) if t.tzinfo is None else t, r) for c, m, s, t, r in rows]
