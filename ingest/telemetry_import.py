@@ -108,9 +108,11 @@ def _rows(path: Path, mapping: ColumnMap, required: tuple[str, ...]) -> Iterator
 
     try:
         table = parquet.ParquetFile(path)
+        csv_import.check_header(path, table.schema_arrow.names, mapping, required=required)
+        for _ in table.iter_batches(batch_size=10_000):
+            pass  # every page decoded once before the first row is stored: a corrupt file stores nothing
     except (OSError, ArrowException) as exc:
         raise errors.InvalidInput(f"cannot read {path} as Parquet: {exc}") from None
-    csv_import.check_header(path, table.schema_arrow.names, mapping, required=required)
     number = 0
     for batch in table.iter_batches(batch_size=10_000):
         for row in batch.to_pylist():

@@ -246,3 +246,24 @@ def test_a_value_longer_than_its_postgresql_column_is_a_bad_row_and_a_long_file_
     result = cli("machines", "import", long_name)
     assert result.exit_code == 0, result.output
     assert count(engine, Machine) == 3
+
+
+def test_a_parquet_file_corrupt_after_its_first_row_groups_is_refused_before_anything_is_stored(
+    cli, sqlite_engine, tmp_path
+):
+    import pyarrow as pa
+    from pyarrow import parquet
+
+    path = tmp_path / "telemetry.parquet"
+    ts = pa.array([f"2024-01-01T00:{m:02d}:00Z" for m in range(40)])
+    parquet.write_table(
+        pa.table({"tenant": ["acme"] * 40, "machine": ["m1"] * 40, "ts": ts, "temp": [1.5] * 40}),
+        path,
+        row_group_size=10,
+    )
+    raw = bytearray(path.read_bytes())
+    start = parquet.ParquetFile(path).metadata.row_group(3).column(3).data_page_offset
+    raw[start : start + 16] = b"\x55" * 16  # the last row group's page header
+    path.write_bytes(bytes(raw))
+    refused(cli("telemetry", "import", path, "--batch-size", 10), f"cannot read {path} as Parquet")
+    assert count(sqlite_engine, Telemetry) == 0
