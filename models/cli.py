@@ -35,11 +35,13 @@ def train(
     ] = False,
 ) -> None:
     """Train one model per machine type; activate it only if it beats the active one on a held-out window."""
+    from models import versions
     from models.training import train_from_store
 
     settings = bootstrap.load_settings()
+    engine = bootstrap.ready_engine(settings)
     report = train_from_store(
-        bootstrap.ready_engine(settings),
+        engine,
         machine_type=machine_type,
         activate=not no_activate,
         force=force,
@@ -58,15 +60,17 @@ def train(
     if not report.versions:
         typer.echo("nothing to train: no pooled telemetry for that machine type", err=True)
         raise typer.Exit(1)
+    live = versions.active_versions(engine)
     for mtype, version in report.versions.items():
-        typer.echo(f"{mtype}: {version}  {_verdict(mtype, report)}")
+        typer.echo(f"{mtype}: {version}  {_verdict(mtype, report, live.get(mtype))}")
     typer.echo(f"peak memory {report.peak_rss_mib:.0f} MiB")
 
 
-def _verdict(mtype: str, report) -> str:  # noqa: ANN001
-    """What became of a type's new version, with the champion/challenger figures."""
+def _verdict(mtype: str, report, live: str | None) -> str:  # noqa: ANN001
+    """What became of a type's new version (`live`: the type's active one now), with the figures."""
     if mtype in report.cold_start:
-        return f"cold start ({report.notes[mtype]}): OEM limits, trend and anomaly alerts"
+        kept = "" if live == report.versions[mtype] else f"; not activated, active: {live or 'none'}"
+        return f"cold start ({report.notes[mtype]}): OEM limits, trend and anomaly alerts{kept}"
     c = report.comparisons[mtype]
     if c is None:
         return "no window held out (SERVICECAST_TRAIN_HOLDOUT_DAYS=0): not compared"

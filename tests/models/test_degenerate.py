@@ -299,3 +299,20 @@ def _rows_since(engine: Engine, since: datetime) -> list[tuple]:
     with engine.connect() as conn:
         rows = conn.execute(select(*columns).where(Telemetry.ts >= since)).all()
     return [(c, m, s, t.replace(tzinfo=UTC) if t.tzinfo is None else t, r) for c, m, s, t, r in rows]
+
+
+def test_train_says_a_cold_start_version_stays_inactive_beside_a_live_failure_model(
+    sqlite_engine, monkeypatch
+) -> None:
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", str(sqlite_engine.url))
+    monkeypatch.setenv("SERVICECAST_COLD_START_MIN_FAILURES", "100")
+    _store(sqlite_engine, machines=4, hours=480, failures=FAILURES, readings=_wearing)
+    live = train_from_store(sqlite_engine, machine_type=PUMP, holdout_days=7.0, min_failures=2, **SHORT)
+    runner, app = CliRunner(), typer.Typer()
+    models_cli.register(app)
+
+    result = runner.invoke(app, ["train"])
+    assert result.exit_code == 0, result.output
+    assert "too few failure labels: 8 of 100" in result.output
+    assert f"not activated, active: {live.versions[PUMP]}" in result.output
+    assert versions.active_versions(sqlite_engine)[PUMP] == live.versions[PUMP]
