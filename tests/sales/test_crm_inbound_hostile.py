@@ -4,6 +4,7 @@ server error, and leaves the offer as it was."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -38,6 +39,9 @@ def test_a_timestamp_that_is_not_unix_seconds_is_refused_as_unsigned(world) -> N
             with httpx.Client(base_url=base, timeout=30) as client:
                 answer = _signed_at(client, body, webhook_id="msg_stamp", stamp=stamp)
             assert (answer.status_code, answer.json()["error"]) == (401, "bad_signature"), stamp[:20]
+        with httpx.Client(base_url=base, timeout=30) as client:  # signed, but for the year 5000
+            future = _post(client, body, webhook_id="msg_future", at=datetime(5000, 1, 1, tzinfo=UTC))
+        assert (future.status_code, future.json()["error"]) == (401, "stale_timestamp")
     assert _state(world, offer_id) == ("sent", None, 0)
 
 
