@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from fleet import labels, panels
+from fleet import labels, machine_types, panels
 from fleet import registry as fleet_registry
 from fleet.audit import Actor
 from fleet.tables import Machine, Telemetry
@@ -197,14 +197,19 @@ def sample_machines(engine: Engine, ids: list[int], *, max_rows: int, seed: int 
     return sorted(int(ids[k]) for k in (keep if len(keep) else order[:1]))
 
 
-def read_type_panel(engine: Engine, ids: list[int], *, chunk_machines: int = CHUNK_MACHINES) -> pd.DataFrame:
+def read_type_panel(
+    engine: Engine, ids: list[int], *, machine_type: str | None = None, chunk_machines: int = CHUNK_MACHINES
+) -> pd.DataFrame:
     """The machines' whole history, read `chunk_machines` at a time.
 
     The driver's row tuples cost several times the float panel they become; reading by machine chunks
-    keeps one chunk of them alive at a time instead of the whole type's.
+    keeps one chunk of them alive at a time instead of the whole type's. Sensors: those `machine_type`
+    declares (machines of one type may differ in which they send) and those of a few sampled rows.
     """
     with engine.connect() as conn:
-        sensors = panels.sensor_names(conn, machine_ids=ids[:50])
+        sampled = panels.sensor_names(conn, machine_ids=ids[:50])
+        declared = machine_types.sensor_specs(conn, machine_type) if machine_type else {}
+    sensors = list(dict.fromkeys([*sampled, *declared]))
     parts = []
     for start in range(0, len(ids), chunk_machines):
         with engine.connect() as conn:
@@ -308,7 +313,9 @@ def train_from_store(
         ids = group["id"].tolist()
         of_type = truth.of_type(mtype)
         failures = int(of_type.failures["machine"].isin({str(i) for i in ids}).sum())
-        panel = read_type_panel(engine, sample_machines(engine, ids, max_rows=max_type_rows))
+        panel = read_type_panel(
+            engine, sample_machines(engine, ids, max_rows=max_type_rows), machine_type=mtype
+        )
         if panel.empty:
             notes[mtype] = f"no telemetry from its {len(ids)} pooled machines yet"
             continue

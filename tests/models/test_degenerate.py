@@ -316,3 +316,18 @@ def test_train_says_a_cold_start_version_stays_inactive_beside_a_live_failure_mo
     assert "too few failure labels: 8 of 100" in result.output
     assert f"not activated, active: {live.versions[PUMP]}" in result.output
     assert versions.active_versions(sqlite_engine)[PUMP] == live.versions[PUMP]
+
+
+def _variant(machine: int, hour: int) -> dict:
+    """`_steady`; the pumps between the first and the last also send their declared bearing temperature."""
+    values = _steady(machine, hour)
+    return values | {"bearing_temp_c": 55.0 + (hour % 24) * 0.1} if 0 < machine < 4 else values
+
+
+def test_a_declared_sensor_most_machines_send_is_trained_on_whichever_machines_lack_it(sqlite_engine) -> None:
+    machine_types.apply_file(engine=sqlite_engine, path=TYPES_FILE)
+    _store(sqlite_engine, machines=5, hours=100, readings=_variant)
+    report = train_from_store(sqlite_engine, machine_type=PUMP, min_failures=1, **FAST)
+    model = versions.load(sqlite_engine, report.versions[PUMP])
+    assert "bearing_temp_c" in model.features_.sensors_  # declared, sent by 3 of 5 pumps
+    assert "flow_m3h" not in model.features_.sensors_  # declared, sent by none
