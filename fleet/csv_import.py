@@ -143,8 +143,12 @@ def text(row: Mapping[str, str | None], mapping: ColumnMap, name: str) -> str:
     return (row.get(mapping.column(name)) or "").strip()
 
 
-def parse_time(value: str, mapping: ColumnMap) -> datetime:
-    """A timestamp in UTC: ISO 8601 or `time_format`; one without an offset is in `mapping.timezone`."""
+def parse_time(value: str, mapping: ColumnMap, *, after: datetime | None = None) -> datetime:
+    """A timestamp in UTC: ISO 8601 or `time_format`; one without an offset is in `mapping.timezone`.
+
+    A local time the clocks pass twice (going back) is the later one when the earlier is before `after`,
+    the same machine's previous row: a file in time order keeps both hours. One they skip is refused.
+    """
     if not value:
         raise ValueError("no time")
     try:
@@ -156,12 +160,24 @@ def parse_time(value: str, mapping: ColumnMap) -> datetime:
     except ValueError:
         wanted = mapping.time_format or "ISO 8601, e.g. 2015-01-05 06:00:00"
         raise ValueError(f"time {value!r} is not {wanted}") from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=zone(mapping.timezone))
     try:
-        return ts.astimezone(UTC)
+        if ts.tzinfo is not None:
+            return ts.astimezone(UTC)
+        return _local(ts, zone(mapping.timezone), value, after)
     except OverflowError:  # year 1 or 9999 with an offset that crosses the calendar's edge
         raise ValueError(f"time {value!r} is out of range (in UTC before year 1 or after 9999)") from None
+
+
+def _local(ts: datetime, tz: ZoneInfo, value: str, after: datetime | None) -> datetime:
+    """A wall-clock time of zone `tz` in UTC (see `parse_time`)."""
+    first, second = (ts.replace(tzinfo=tz, fold=fold).astimezone(UTC) for fold in (0, 1))
+    if first == second:
+        return first
+    if first.astimezone(tz).replace(tzinfo=None) != ts:
+        raise ValueError(
+            f"time {value!r} does not exist in {tz.key} (the clocks go forward); give its offset"
+        )
+    return second if after is not None and first < after else first
 
 
 def zone(name: str) -> ZoneInfo:

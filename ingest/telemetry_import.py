@@ -66,9 +66,10 @@ def _store(pipeline: Pipeline, batch: list[_Row], report: ImportReport) -> None:
 
 def _messages(path: Path, mapping: ColumnMap, kind: str, required: tuple[str, ...]) -> Iterator[_Row]:
     """Each row as (line, row, raw message, None), the message's JSON payload for the contract to check;
-    a row whose fields do not match the header as (…, its cells as JSON, the Rejection)."""
+    a row refused before (a time it cannot read, fields that do not match the header) with its Rejection."""
     own = {mapping.column(name) for name in (*KEYS, *EVENT_FIELDS)}
     same_ms: dict[tuple[str, str, int], int] = {}
+    last: dict[tuple[str, str], datetime] = {}  # each machine's time in its row before
     received = time.time()
     topic_of = contract.events_topic if kind == "events" else contract.telemetry_topic
     for line, row in _rows(path, mapping, required):
@@ -81,11 +82,12 @@ def _messages(path: Path, mapping: ColumnMap, kind: str, required: tuple[str, ..
             cells = [v for k, v in row.items() if k is not None and v is not None] + row.get(None, [])
             yield line, row, (topic, orjson.dumps(cells), received), Rejection("bad_row", str(exc))
             continue
-        raw_ts = csv_import.text(row, mapping, "ts")
+        raw_ts, bad = csv_import.text(row, mapping, "ts"), None
         try:
-            ts: datetime | None = csv_import.parse_time(raw_ts, mapping)
-        except ValueError:
-            ts = None  # the raw text goes in the message, so that the contract says why it is refused
+            ts: datetime | None = csv_import.parse_time(raw_ts, mapping, after=last.get((tenant, machine)))
+            last[(tenant, machine)] = ts
+        except ValueError as exc:
+            ts, bad = None, Rejection("bad_timestamp", str(exc))  # the message keeps the raw text
         body: dict = {"v": contract.PAYLOAD_VERSION, "seq": _seq(row, mapping), "ts": _ts_text(ts, raw_ts)}
         if body["seq"] is None:
             body["seq"] = _derived_seq(ts, kind, (tenant, machine), same_ms)
@@ -96,7 +98,7 @@ def _messages(path: Path, mapping: ColumnMap, kind: str, required: tuple[str, ..
                     body[name] = value
         else:
             body["readings"] = {k: _number(v) for k, v in row.items() if k not in own}
-        yield line, row, (topic, orjson.dumps(body), received), None
+        yield line, row, (topic, orjson.dumps(body), received), bad
 
 
 def _rows(path: Path, mapping: ColumnMap, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:

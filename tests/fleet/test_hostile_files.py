@@ -66,7 +66,7 @@ def test_a_time_beyond_year_1_or_9999_in_utc_is_a_bad_row(cli, sqlite_engine, tm
     telemetry = write(tmp_path, "t.csv", "tenant,machine,ts,temp\nacme,m1,0001-01-01T00:00+05:00,1\n")
     result = cli("telemetry", "import", telemetry)
     assert result.exit_code == 0, result.output
-    assert "line 2: bad_timestamp: ts '0001-01-01T00:00+05:00' is before" in result.stderr
+    assert "line 2: bad_timestamp: time '0001-01-01T00:00+05:00' is out of range" in result.stderr
 
 
 def test_a_reject_file_that_cannot_be_written_is_an_error_before_anything_is_stored(
@@ -267,3 +267,26 @@ def test_a_parquet_file_corrupt_after_its_first_row_groups_is_refused_before_any
     path.write_bytes(bytes(raw))
     refused(cli("telemetry", "import", path, "--batch-size", 10), f"cannot read {path} as Parquet")
     assert count(sqlite_engine, Telemetry) == 0
+
+
+def test_local_times_the_clocks_pass_twice_keep_both_hours_and_a_time_they_skip_is_a_bad_row(
+    cli, sqlite_engine, tmp_path
+):
+    body = "tenant,machine,ts,temp\n"
+    for n, local in enumerate(["01:30", "02:00", "02:30", "02:00", "02:30", "03:00"]):
+        body += f"acme,m1,2024-10-27 {local},{n}\n"  # Berlin's clocks go back at 03:00 CEST to 02:00 CET
+    body += "acme,m2,2024-03-31 02:30,9\n"  # and forward at 02:00 CET to 03:00 CEST
+    result = cli("telemetry", "import", write(tmp_path, "t.csv", body), "--timezone", "Europe/Berlin")
+    assert result.exit_code == 0, result.output
+    assert "7 rows: imported 6 new messages, 0 stored already, 1 rejected" in result.stdout
+    assert "line 8: bad_timestamp: time '2024-03-31 02:30' does not exist in Europe/Berlin" in result.stderr
+    with sqlite_engine.connect() as conn:
+        stored = conn.execute(select(Telemetry.ts, Telemetry.readings).order_by(Telemetry.ts)).all()
+    assert [(f"{ts:%H:%M}", r["temp"]) for ts, r in stored] == [
+        ("23:30", 0.0),
+        ("00:00", 1.0),
+        ("00:30", 2.0),
+        ("01:00", 3.0),
+        ("01:30", 4.0),
+        ("02:00", 5.0),
+    ]
