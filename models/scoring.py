@@ -211,17 +211,28 @@ def _advance(conn: Connection, batch: pd.DataFrame) -> None:
 Job = tuple[str, FleetModel, pd.DataFrame]  # version, model, batch of due machines
 
 
+def _read_starts(batch: pd.DataFrame, history: timedelta) -> list[tuple[datetime, list[int]]]:
+    """The batch's machines in groups, each read from one start: none from more than two histories before
+    its newest row (a machine whose newest rows are months old, e.g. imported history, would otherwise
+    make the batch read months of every other machine)."""
+    ordered = batch.sort_values("max_ts", ascending=False)
+    groups: list[list[tuple[int, pd.Timestamp]]] = []
+    for machine, ts in zip(ordered["machine_id"].tolist(), ordered["max_ts"].tolist(), strict=True):
+        if not groups or ts < groups[-1][0][1] - history:
+            groups.append([])
+        groups[-1].append((int(machine), ts))
+    return [(group[-1][1].to_pydatetime() - history, [m for m, _ in group]) for group in groups]
+
+
 def _read_batch(engine: Engine, job: Job) -> pd.DataFrame:
     _, model, batch = job
-    since = batch["max_ts"].min().to_pydatetime() - timedelta(hours=history_hours(model))
+    sensors = list(model.features_.sensors_)
     with engine.connect() as conn:
-        panel = panels.read_panel(
-            conn,
-            machine_ids=batch["machine_id"].tolist(),
-            since=since,
-            sensors=list(model.features_.sensors_),
-        )
-        panel = features.one_row_per_time(panel)
+        parts = [
+            panels.read_panel(conn, machine_ids=ids, since=since, sensors=sensors)
+            for since, ids in _read_starts(batch, timedelta(hours=history_hours(model)))
+        ]
+        panel = features.one_row_per_time(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])
         return event_features.add(conn, panel, getattr(model.features_, "extras_", []))
 
 

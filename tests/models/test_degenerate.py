@@ -24,7 +24,7 @@ from tests.console.client import ConsoleClient, sign_in
 from tests.models.fleet_support import FAST, PUMP
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
-Readings = Callable[[int, int], dict]
+Readings = Callable[[int, int], dict | None]  # None: no message that hour
 
 
 def _steady(machine: int, hour: int) -> dict:
@@ -58,6 +58,7 @@ def _store(
                 "received_at": datetime.now(UTC),
             }
             for h in range(hours)
+            if readings(m, h) is not None
         ]
         with engine.begin() as conn:
             telemetry.insert_telemetry(conn, rows)
@@ -331,3 +332,22 @@ def test_a_declared_sensor_most_machines_send_is_trained_on_whichever_machines_l
     model = versions.load(sqlite_engine, report.versions[PUMP])
     assert "bearing_temp_c" in model.features_.sensors_  # declared, sent by 3 of 5 pumps
     assert "flow_m3h" not in model.features_.sensors_  # declared, sent by none
+
+
+def _stale_first(machine: int, hour: int) -> dict | None:
+    """`_steady`; pump 0's readings (a history import) end after its third day."""
+    return None if machine == 0 and hour >= 72 else _steady(machine, hour)
+
+
+def test_a_machine_with_only_old_readings_does_not_make_the_scorer_read_months_of_the_others(
+    sqlite_engine,
+) -> None:
+    ids = _store(sqlite_engine, machines=3, hours=24 * 60, readings=_stale_first)
+    report = train_from_store(sqlite_engine, machine_type=PUMP, min_failures=1, **FAST)
+    model = versions.load(sqlite_engine, report.versions[PUMP])
+    due = scoring.due_machines(sqlite_engine)
+    assert sorted(due["machine_id"]) == ids
+
+    panel = scoring._read_batch(sqlite_engine, (report.versions[PUMP], model, due))
+    window = scoring.history_hours(model) + 1  # rows of one machine's window, at one per hour
+    assert panel.groupby("machine").size().max() <= window, panel.groupby("machine").size()
