@@ -19,7 +19,7 @@ SENSOR_KEYS = {"name", "unit", "display_name", "range", "warning", "alarm", "bad
 COMPONENT_KEYS = {"name", "display_name"}
 MODE_KEYS = {"name", "component", "description"}
 CODE_KEYS = {"code", "severity", "text"}
-MAX_VALUES = 100_000  # values of a file with its aliases expanded; the shipped files have under 1,000
+MAX_VALUES = 100_000  # values aliases may add by repeating others; the shipped files have none
 MAX_DEPTH = 32  # levels of nesting; the shipped files have up to 9
 
 Path_ = tuple[str | int, ...]
@@ -97,30 +97,34 @@ def _problem(exc: yaml.YAMLError) -> str:
 
 
 def _too_big(root: yaml.Node) -> tuple[yaml.Node, str] | None:
-    """The first node nested too deep, inside itself, or too large with its aliases expanded (else None).
+    """The first node nested too deep, inside itself, or whose aliases repeat too many values (else None).
 
     Depth first without recursion, each distinct node sized once: the check itself never expands an alias.
     """
     sizes: dict[int, int] = {}
     opened: set[int] = set()
-    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    repeated = 0  # values that aliases add to the file's own
+    stack: list[tuple[yaml.Node, int, yaml.Node]] = [(root, 1, root)]
     while stack:
-        node, depth = stack[-1]
+        node, depth, parent = stack[-1]
+        if id(node) in sizes:  # met again through an alias: its values count again
+            stack.pop()
+            repeated += sizes[id(node)]
+            if repeated > MAX_VALUES:
+                return parent, f"aliases repeat more than {MAX_VALUES:,} values"
+            continue
         if depth > MAX_DEPTH:
             return node, f"nested more than {MAX_DEPTH} levels deep"
         children = _children(node)
-        if id(node) not in opened:
-            opened.add(id(node))
-            for child in children:
-                if id(child) in opened and id(child) not in sizes:
-                    return node, "an alias refers to a node that contains it"
-                stack.append((child, depth + 1))
-            continue
-        stack.pop()
-        if id(node) not in sizes:
+        if id(node) in opened:
+            stack.pop()
             sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
-            if sizes[id(node)] > MAX_VALUES:
-                return node, f"aliases expand this to more than {MAX_VALUES:,} values"
+            continue
+        opened.add(id(node))
+        for child in children:
+            if id(child) in opened and id(child) not in sizes:
+                return node, "an alias refers to a node that contains it"
+            stack.append((child, depth + 1, node))
     return None
 
 

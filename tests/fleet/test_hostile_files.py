@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
+from fleet import type_checks
 from fleet.tables import Label, Machine, MachineTypeVersion, Telemetry
 from servicecast.cli import app
 from tests import services
@@ -185,7 +186,7 @@ def test_a_toml_types_file_with_a_byte_order_mark_is_read(cli, sqlite_engine, tm
     [
         (
             BOMB + "machine_types: [*i]\n",
-            "bomb.yaml:5: file: aliases expand this to more than 100,000 values",
+            "bomb.yaml:5: file: aliases repeat more than 100,000 values",
         ),
         ("machine_types: &a [*a]\n", "bomb.yaml:1: file: an alias refers to a node that contains it"),
         (
@@ -290,3 +291,12 @@ def test_local_times_the_clocks_pass_twice_keep_both_hours_and_a_time_they_skip_
         ("01:30", 4.0),
         ("02:00", 5.0),
     ]
+
+
+def test_a_large_file_without_aliases_and_one_that_reuses_a_block_are_not_taken_for_bombs():
+    many = "machine_types: [" + "x, " * 120_000 + "]\n"
+    assert type_checks.compose_yaml(many, "many.yaml")[3] == []
+    reuse = "common: &s [{name: s, unit: bar}]\nmachine_types:\n" + "".join(
+        f"  - {{name: t{i}, sensors: *s}}\n" for i in range(50)
+    )
+    assert type_checks.compose_yaml(reuse, "reuse.yaml")[3] == []
