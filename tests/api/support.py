@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
@@ -14,6 +19,7 @@ from fleet import registry, telemetry
 from fleet.db import session
 from fleet.settings import Settings
 from fleet.tables import Alert, Machine, Offer, Prediction
+from tests import services
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
@@ -140,3 +146,18 @@ def store_minutes(world: World, start: datetime, minutes: int, readings_of) -> l
     with world.engine.begin() as conn:
         telemetry.insert_telemetry(conn, rows)
     return rows
+
+
+@contextmanager
+def served(app: FastAPI) -> Iterator[str]:
+    """The app served by one uvicorn worker in a thread, as `servicecast api` serves it; yields its URL."""
+    port = services.free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    services.wait_port(port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

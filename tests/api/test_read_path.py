@@ -11,7 +11,6 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client import REGISTRY
 from sqlalchemy import event, select, update
 
@@ -23,7 +22,7 @@ from fleet import changes
 from fleet.db import session
 from fleet.tables import AccountAssignment, Alert, Customer, User
 from tests import services
-from tests.api.support import build_world
+from tests.api.support import build_world, served
 
 
 @pytest.fixture
@@ -309,21 +308,6 @@ def telemetry_locked(engine, *others) -> Iterator[None]:
         yield
     finally:
         release()
-
-
-@contextmanager
-def served(app) -> Iterator[str]:
-    """The app served by one uvicorn worker in a thread, as `servicecast api` serves it; yields its URL."""
-    port = services.free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    services.wait_port(port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def test_a_slow_telemetry_read_does_not_stall_other_requests_of_the_worker(world):
