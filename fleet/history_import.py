@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -12,6 +13,8 @@ from fleet.db import for_writing
 from fleet.tables.labels import LABEL_KINDS
 
 NAME_LIMIT = 64  # characters of a component or failure mode (the label columns' width)
+# A record of something that happened is not later than now; the margin is the telemetry contract's default.
+FUTURE_MARGIN = timedelta(minutes=5)
 
 
 def _kind(row: dict, mapping: ColumnMap) -> str:
@@ -24,7 +27,7 @@ def _kind(row: dict, mapping: ColumnMap) -> str:
     return kind
 
 
-def _parse(line: int, row: dict, mapping: ColumnMap, source: str) -> dict:
+def _parse(line: int, row: dict, mapping: ColumnMap, source: str, latest: datetime) -> dict:
     """One file row as a label (machine still as (tenant, code)); ValueError with the reason if it is bad."""
     csv_import.check_row(row)
     tenant = csv_import.text(row, mapping, "tenant") or mapping.tenant or ""
@@ -36,9 +39,13 @@ def _parse(line: int, row: dict, mapping: ColumnMap, source: str) -> dict:
     for name, value in (("component", component), ("mode", mode or "")):
         if len(value) > NAME_LIMIT:
             raise ValueError(f"{name} longer than {NAME_LIMIT} characters")
+    raw_ts = csv_import.text(row, mapping, "ts")
+    ts = csv_import.parse_time(raw_ts, mapping)
+    if ts > latest:
+        raise ValueError(f"time {raw_ts!r} is in the future (a planned visit is not a record yet)")
     return {
         "key": (tenant, machine),
-        "ts": csv_import.parse_time(csv_import.text(row, mapping, "ts"), mapping),
+        "ts": ts,
         "kind": _kind(row, mapping),
         "component": component,
         "mode": mode,
@@ -66,10 +73,11 @@ def import_history(
     )
     report = ImportReport()
     parsed: list[tuple[int, dict, dict]] = []
+    latest = datetime.now(UTC) + FUTURE_MARGIN
     for line, row in csv_import.read_rows(path, mapping, required=required):
         report.rows += 1
         try:
-            parsed.append((line, row, _parse(line, row, mapping, Path(path).name)))
+            parsed.append((line, row, _parse(line, row, mapping, Path(path).name, latest)))
         except ValueError as exc:
             report.rejects.append(Reject(line, str(exc), row))
     # Looks the machines up, then writes: on SQLite the transaction holds the write lock from BEGIN.

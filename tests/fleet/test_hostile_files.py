@@ -300,3 +300,14 @@ def test_a_large_file_without_aliases_and_one_that_reuses_a_block_are_not_taken_
         f"  - {{name: t{i}, sensors: *s}}\n" for i in range(50)
     )
     assert type_checks.compose_yaml(reuse, "reuse.yaml")[3] == []
+
+
+def test_a_service_record_in_the_future_is_a_bad_row(cli, sqlite_engine, tmp_path):
+    rows = "acme,m1,2124-01-01T06:00:00Z,maintenance,pump\nacme,m1,9999-12-31T23:59:59,failure,pump\n"
+    history = write(tmp_path, "history.csv", HISTORY_HEADER + GOOD_LABEL + rows)
+    refused(
+        cli("history", "import", history),
+        "line 3: time '2124-01-01T06:00:00Z' is in the future",
+        "line 4: time '9999-12-31T23:59:59' is in the future",
+    )
+    assert count(sqlite_engine, Label) == 0
