@@ -22,6 +22,21 @@ def _machines(X: pd.DataFrame, features: FleetFeatures) -> np.ndarray:
     return X[features.machine_col].astype(str).to_numpy()
 
 
+def _readable(x: np.ndarray) -> np.ndarray:
+    """`x` with its columns that hold no value at all set to 0, for scikit-learn's boosting.
+
+    Its binning fails on an all-NaN column (e.g. hours since an alarm code no machine has raised yet);
+    a constant column is never split on, so the feature is ignored either way, also when it has values
+    at prediction time.
+    """
+    empty = np.isnan(x).all(axis=0) if len(x) else np.zeros(x.shape[1], dtype=bool)
+    if not empty.any():
+        return x
+    x = x.copy()
+    x[:, empty] = 0.0
+    return x
+
+
 def _subsample(
     mask: np.ndarray, positive: np.ndarray, max_rows: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +173,7 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
                 held = usable & (row_fold == k)
                 weight = np.where(episode[train], self.no_fault_weight, 1.0) if episode.any() else None
                 model = self._booster(self.random_state + k).fit(
-                    x[train], positive[train], sample_weight=weight
+                    _readable(x[train]), positive[train], sample_weight=weight
                 )
                 raw = model.predict_proba(x[held])[:, 1]
                 iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, positive[held])
@@ -183,7 +198,7 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
             clf = HistGradientBoostingClassifier(
                 max_iter=max(10, self.max_iter // 2), max_leaf_nodes=15, random_state=self.random_state
             )
-            self.mode_model_ = clf.fit(x[picked], modes[picked].astype(str))
+            self.mode_model_ = clf.fit(_readable(x[picked]), modes[picked].astype(str))
 
     def risk_table(self, table: pd.DataFrame) -> np.ndarray:
         """Probability of failure within the horizon for each row of a feature table."""
@@ -300,7 +315,7 @@ class FleetRUL(RegressorMixin, _TableEstimator):
         if len(rows) < 20 or not exact[rows].any():
             self.constant_ = float(np.expm1(np.median(target))) if len(rows) else self.cap_hours
             return self
-        self.model_ = self._booster().fit(x, target)
+        self.model_ = self._booster().fit(_readable(x), target)
         read_h = self.cap_hours if self.calibrate_hours is None else self.calibrate_hours
         calib = exact[rows] & (ttf[rows] <= read_h)
         names = np.unique(machines[rows])
@@ -314,7 +329,9 @@ class FleetRUL(RegressorMixin, _TableEstimator):
         for k in np.unique(fold):
             out = fold == k
             if (calib & out).any() and (~out).any():
-                oof[calib & out] = self._booster().fit(x[~out], target[~out]).predict(x[calib & out])
+                oof[calib & out] = (
+                    self._booster().fit(_readable(x[~out]), target[~out]).predict(x[calib & out])
+                )
         # Residuals of machines each model never saw, on rows where a RUL is read (healthy rows at the cap
         # are easy and would make the band too narrow), per band of predicted RUL.
         calib &= ~np.isnan(oof)

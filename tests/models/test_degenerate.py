@@ -351,3 +351,12 @@ def test_a_machine_with_only_old_readings_does_not_make_the_scorer_read_months_o
     panel = scoring._read_batch(sqlite_engine, (report.versions[PUMP], model, due))
     window = scoring.history_hours(model) + 1  # rows of one machine's window, at one per hour
     assert panel.groupby("machine").size().max() <= window, panel.groupby("machine").size()
+
+
+def test_event_features_of_codes_no_machine_has_raised_yet_do_not_break_training(sqlite_engine) -> None:
+    machine_types.apply_file(engine=sqlite_engine, path=TYPES_FILE)  # declares the pumps' alarm codes
+    _store(sqlite_engine, machines=4, hours=480, failures=FAILURES, readings=_wearing)
+    report = train_from_store(sqlite_engine, machine_type=PUMP, min_failures=2, events=True, **SHORT)
+    model = versions.load(sqlite_engine, report.versions[PUMP])
+    assert model.has_failure_model() and model.features_.extras_
+    assert scoring.score_once(engine=sqlite_engine).statuses == {"ok": 4}
