@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import tomllib
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,7 +81,7 @@ def read_rows(path: Path, mapping: ColumnMap, *, required: tuple[str, ...]) -> I
     opener = gzip.open if str(path).endswith(".gz") else open
     try:
         raw = opener(path, "rb").read()  # type: ignore[operator]
-    except OSError as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # EOFError: a gzip file cut short
         raise errors.InvalidInput(f"cannot read {path}: {exc}") from None
     try:
         text = text_files.decode(raw)

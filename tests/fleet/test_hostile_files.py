@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -311,3 +312,16 @@ def test_a_service_record_in_the_future_is_a_bad_row(cli, sqlite_engine, tmp_pat
         "line 4: time '9999-12-31T23:59:59' is in the future",
     )
     assert count(sqlite_engine, Label) == 0
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_a_damaged_gzip_file_is_refused_by_name(cli, sqlite_engine, tmp_path, damage):
+    text = "tenant,machine\n" + "".join(f"acme,g{i}\n" for i in range(2000))
+    body = bytearray(gzip.compress(text.encode()))
+    if damage == "truncated":
+        body = body[: len(body) // 2]
+    else:
+        body[100] ^= 0xFF
+    path = write(tmp_path, "machines.csv.gz", bytes(body))
+    refused(cli("machines", "import", path), f"cannot read {path}")
+    assert count(sqlite_engine, Machine) == 2
