@@ -18,6 +18,7 @@ def require_state(subject: str, obj, states: tuple[str, ...], action: str) -> No
     """
     sess = object_session(obj)
     if sess is not None:
+        sess.flush()  # a change the caller made is kept, not read over
         sess.refresh(obj, with_for_update=True)
     if obj.status not in states:
         raise Conflict(f"cannot {action} {subject} {obj.id}: it is {obj.status}")
