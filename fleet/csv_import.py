@@ -55,11 +55,24 @@ def load_map(path: Path | None) -> ColumnMap:
     unknown = set(data) - {*_SETTINGS, "columns", "kinds"}
     if unknown:
         raise errors.InvalidInput(f"mapping file {path}: unknown keys {', '.join(sorted(unknown))}")
+    _check_types(path, data)
     return ColumnMap(
         columns={str(k): str(v) for k, v in data.get("columns", {}).items()},
         kinds={str(k): str(v) for k, v in data.get("kinds", {}).items()},
         **{k: str(data[k]) for k in _SETTINGS if k in data},
     )
+
+
+def _check_types(path: Path, data: dict) -> None:
+    """InvalidInput naming a mapping file's first value that is not text (tomllib reads arrays and tables)."""
+    for name, shape in (("columns", "field = column"), ("kinds", "value = kind")):
+        if not isinstance(data.get(name, {}), dict):
+            raise errors.InvalidInput(f"mapping file {path}: {name} must be a table of {shape}")
+    settings = {k: data[k] for k in _SETTINGS if k in data}
+    entries = {f"{t}.{k}": v for t in ("columns", "kinds") for k, v in data.get(t, {}).items()}
+    wrong = [k for k, v in (settings | entries).items() if isinstance(v, list | dict)]
+    if wrong:
+        raise errors.InvalidInput(f"mapping file {path}: {wrong[0]} must be text")
 
 
 def parse_columns(pairs: list[str] | None) -> dict[str, str]:

@@ -32,6 +32,7 @@ def import_file(
     kind = mapping.kind or "telemetry"
     if kind not in KINDS:
         raise errors.InvalidInput(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    csv_import.zone(mapping.timezone)  # an unknown one is refused before the first batch is stored
     required = ("machine", "ts") + (("code",) if kind == "events" else ())
     if mapping.tenant is None:
         required = ("tenant", *required)

@@ -325,3 +325,27 @@ def test_a_damaged_gzip_file_is_refused_by_name(cli, sqlite_engine, tmp_path, da
     path = write(tmp_path, "machines.csv.gz", bytes(body))
     refused(cli("machines", "import", path), f"cannot read {path}")
     assert count(sqlite_engine, Machine) == 2
+
+
+@pytest.mark.parametrize(
+    ("mapping", "problem"),
+    [
+        ('columns = "ts"\n', "columns must be a table of field = column"),
+        ("[columns]\nmachine = {x = 1}\n", "columns.machine must be text"),
+        ('tenant = ["acme"]\n', "tenant must be text"),
+    ],
+)
+def test_a_mapping_file_with_values_of_the_wrong_type_is_refused_by_key(cli, tmp_path, mapping, problem):
+    path = write(tmp_path, "map.toml", mapping)
+    machines = write(tmp_path, "machines.csv", "tenant,machine\nacme,m3\n")
+    refused(cli("machines", "import", machines, "--mapping", path), f"mapping file {path}: {problem}")
+
+
+def test_an_unknown_time_zone_is_refused_before_the_first_row_is_stored(cli, sqlite_engine, tmp_path):
+    body = "tenant,machine,ts,temp\nacme,m1,2024-02-01T00:00Z,1\nacme,m1,2024-02-01 01:00,2\n"
+    telemetry = write(tmp_path, "t.csv", body)
+    refused(
+        cli("telemetry", "import", telemetry, "--timezone", "Mars/Base", "--batch-size", 1),
+        "unknown time zone 'Mars/Base'",
+    )
+    assert count(sqlite_engine, Telemetry) == 0
