@@ -27,6 +27,10 @@ from fleet.settings import Settings
 from fleet.tables import utcnow
 
 API_PREFIX = "/api/v1"
+# The largest request is a catalog's YAML (catalog_versions.MAX_SOURCE characters, at most 2.4 MB as JSON
+# with every character escaped). Past this the answer is 413 before more is read: a body is read whole
+# before the caller's key is checked, so anyone could otherwise make a worker hold as much as they send.
+MAX_BODY = 4 * 1024 * 1024
 ERROR_RESPONSES = {
     status: {"model": ErrorOut, "description": text}
     for status, text in (
@@ -60,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="Failure predictions turned into field-service alerts and proactive service offers.",
         lifespan=lifespan,
         dependencies=[Depends(deps.refuse_nul)],
+        max_body_size=MAX_BODY,
         # Served by api.exposure, publicly, to admins only or not at all (SERVICECAST_API_DOCS).
         docs_url=None,
         redoc_url=None,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from api import catalog_versions
 from api.app import create_app
 from fleet.db import session
 from fleet.tables import OutboxMessage, WorkflowEvent
@@ -106,3 +108,41 @@ def test_a_nul_character_in_text_is_refused_and_changes_nothing(
         "detail": f"{where}: a NUL character is not allowed in text",
     }
     assert _rows(world) == before
+
+
+BIG = 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("path", "who", "kind", "body"),
+    [
+        ("/api/v1/offers/{offer}/approve", "am-acme", "application/json", b'{"title": "%s"}'),
+        ("/api/v1/alerts/{alert}/resolve", None, "application/json", b'{"finding": "other", "text": "%s"}'),
+        ("/login", None, "application/x-www-form-urlencoded", b"api_key=%s"),
+    ],
+)
+def test_a_body_larger_than_any_request_needs_is_refused_with_413(
+    client: TestClient, world: World, path: str, who: str | None, kind: str, body: bytes
+) -> None:
+    """Read to its end before any check (the caller's key too), a body of any size had to fit in memory."""
+    headers = {"Content-Type": kind, **(world.headers(who) if who else {})}
+    before = _rows(world)
+    url = path.format(offer=world.offers["acme"][0], alert=world.alerts["acme"][0])
+    response = client.post(url, content=body % (b"x" * BIG), headers=headers)
+    assert response.status_code == 413, response.text[:300]
+    assert _rows(world) == before
+
+
+def test_the_largest_catalog_a_client_may_send_fits(client: TestClient, world: World) -> None:
+    """A catalog's YAML is the largest body: at its length limit, every character escaped, it is read."""
+    yaml = "\u00e9" * catalog_versions.MAX_SOURCE
+    body = json.dumps({"yaml": yaml}, ensure_ascii=True).encode()
+    assert len(body) > 1_000_000
+    response = client.post(
+        "/api/v1/catalog/versions",
+        content=body,
+        headers={"Content-Type": "application/json", **world.headers("admin")},
+    )
+    assert response.status_code == 422 and response.json()["error"] == "invalid_catalog_file", response.text[
+        :300
+    ]
