@@ -52,6 +52,8 @@ def load_map(path: Path | None) -> ColumnMap:
         data = tomllib.loads(text_files.decode(Path(path).read_bytes()))
     except (OSError, tomllib.TOMLDecodeError, text_files.NotUtf8) as exc:
         raise errors.InvalidInput(f"mapping file {path}: {exc}") from None
+    except RecursionError:
+        raise errors.InvalidInput(f"mapping file {path}: not valid TOML: nested too deep") from None
     unknown = set(data) - {*_SETTINGS, "columns", "kinds"}
     if unknown:
         raise errors.InvalidInput(f"mapping file {path}: unknown keys {', '.join(sorted(unknown))}")

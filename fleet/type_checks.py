@@ -76,7 +76,33 @@ def compose_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, dict[Pa
     problems: list[Problem] = []
     if node is not None:
         _yaml_lines(node, (), lines, problems, source)
-    return node, data, lines, problems
+    return node, data, lines, problems + unstorable(data, lines, source)
+
+
+def unstorable(data: Any, lines: dict[Path_, int], source: str) -> list[Problem]:
+    """A problem for each text of `data`, keys too, that no store can hold: a NUL or a lone surrogate."""
+    problems = []
+    stack: list[tuple[Path_, Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((path + (key,), key) for key in value if isinstance(key, str))
+            stack.extend((path + (key,), item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((path + (i,), item) for i, item in enumerate(value))
+        elif isinstance(value, str) and (reason := _bad_text(value)):
+            problems.append(Problem(source, line_of(path, lines), field_name(path), reason))
+    return sorted(set(problems), key=lambda p: (p.line or 0, p.field))
+
+
+def _bad_text(value: str) -> str | None:
+    if "\x00" in value:
+        return "has a NUL character (\\0, \\u0000), which no store can hold"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "has half of a UTF-16 surrogate pair (\\ud800-\\udfff), which is not text"
+    return None
 
 
 def _error_line(exc: yaml.YAMLError, text: str) -> int | None:

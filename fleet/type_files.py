@@ -12,7 +12,7 @@ import yaml
 
 from fleet import text_files
 from fleet.errors import InvalidInput
-from fleet.type_checks import SIMULATION, Checker, Path_, Problem, compose_yaml
+from fleet.type_checks import SIMULATION, Checker, Path_, Problem, compose_yaml, unstorable
 
 
 class TypesFileError(InvalidInput):
@@ -105,7 +105,10 @@ def _load_toml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Prob
         found = re.search(r"at line (\d+)", str(exc))
         line = int(found.group(1)) if found else None
         return None, {}, [Problem(source, line, "file", f"not valid TOML: {exc}")]
-    return data, _toml_lines(text), []
+    except RecursionError:
+        return None, {}, [Problem(source, None, "file", "not valid TOML: nested too deep")]
+    lines = _toml_lines(text)
+    return data, lines, unstorable(data, lines, source)
 
 
 def _toml_lines(text: str) -> dict[Path_, int]:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
+from api import catalog
 from fleet import type_checks
 from fleet.tables import Label, Machine, MachineTypeVersion, Telemetry
 from servicecast.cli import app
@@ -349,3 +350,42 @@ def test_an_unknown_time_zone_is_refused_before_the_first_row_is_stored(cli, sql
         "unknown time zone 'Mars/Base'",
     )
     assert count(sqlite_engine, Telemetry) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("types.toml", '[[machine_types]]\nname = "press"\nsensors = [{name = "s", unit = "b\\u0000ar"}]\n'),
+        ("types.yaml", 'machine_types:\n  - name: press\n    sensors: [{name: s, unit: "b\\0ar"}]\n'),
+        ("types.yaml", 'machine_types:\n  - name: press\n    sensors: [{name: s, unit: "b\\ud800ar"}]\n'),
+    ],
+)
+def test_a_types_file_with_text_no_store_can_hold_is_refused_by_line_on_postgresql(
+    pg_cli, tmp_path, name, body
+):
+    engine, cli = pg_cli
+    refused(cli("types", "apply", write(tmp_path, name, body)), f"{name}:3: machine_types[0].sensors[0].unit")
+    assert count(engine, MachineTypeVersion) == 0
+
+
+def test_toml_nested_too_deep_is_refused_not_a_recursion_error(cli, tmp_path):
+    deep = "a = " + "[" * 100_000 + "]" * 100_000 + "\n"
+    refused(
+        cli("types", "apply", write(tmp_path, "types.toml", deep)), "types.toml: file: not valid TOML: nested"
+    )
+    machines = write(tmp_path, "machines.csv", "tenant,machine\nacme,m3\n")
+    mapping = write(tmp_path, "map.toml", deep)
+    refused(cli("machines", "import", machines, "--mapping", mapping), "not valid TOML: nested too deep")
+
+
+def test_a_catalog_text_with_a_nul_escape_is_refused_by_line(cli, tmp_path):
+    shipped = catalog.DEFAULT_FILE.read_text(encoding="utf-8")
+    version = catalog.default().version
+    body = shipped.replace(f"version: {version}\n", f"version: {version + 1}\n").replace(
+        "seal_leak: a leaking seal", 'seal_leak: "a leaking\\0 seal"'
+    )
+    line = next(n for n, text in enumerate(body.splitlines(), 1) if "leaking\\0" in text)
+    refused(
+        cli("catalog", "add", write(tmp_path, "catalog.yaml", body)),
+        f"catalog.yaml:{line}: failures.en.seal_leak",
+    )
