@@ -181,8 +181,9 @@ class PageRoute(APIRoute):
                 if request.method == "POST":
                     return redirect(_back(request), text, error=True)
                 return error_page(request, 400, "That did not work", text)
-            except HTTPException as exc:
-                return error_page(request, exc.status_code, "Not found", str(exc.detail))
+            except HTTPException as exc:  # e.g. 400 for a form field too large to parse
+                title = "Not found" if exc.status_code == 404 else HTTP_WORDS_FALLBACK[0]
+                return error_page(request, exc.status_code, title, str(exc.detail))
 
         return handle
 
@@ -217,9 +218,12 @@ HTTP_WORDS = {
 }
 
 
+HTTP_WORDS_FALLBACK = ("That did not work", "The console could not answer this request.")
+
+
 def http_error_page(request: Request, status: int, headers: Mapping[str, str] | None = None) -> HTMLResponse:
     """An unknown address (404) or a method the address does not take (405), as a console page."""
-    words = HTTP_WORDS.get(status, ("That did not work", "The console could not answer this request."))
+    words = HTTP_WORDS.get(status, HTTP_WORDS_FALLBACK)
     title, detail = words
     response = error_page(request, status, title, detail)
     response.headers.update(headers or {})

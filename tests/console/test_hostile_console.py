@@ -11,7 +11,7 @@ from api.app import create_app
 from fleet.db import session
 from fleet.tables import User, WorkflowEvent
 from tests.api.support import World
-from tests.console.client import ConsoleClient, flash, sign_in
+from tests.console.client import ConsoleClient, flash, heading, sign_in
 
 
 @pytest.fixture
@@ -60,3 +60,13 @@ ADMIN_PAGE = {"Referer": "http://testserver/admin"}
 def _audit_rows(world: World) -> int:
     with session(world.engine) as sess:
         return sess.scalar(select(func.count()).select_from(WorkflowEvent))
+
+
+def test_a_form_field_too_large_to_parse_is_a_page_that_says_so_not_a_not_found(
+    client: ConsoleClient, world: World
+) -> None:
+    offer = world.offers["acme"][0]
+    response = client.post(f"/offers/{offer}/reject", data={"reason": "x" * 2_000_000})
+    assert response.status_code == 400
+    assert heading(response.text) == "That did not work"
+    assert "Field exceeded maximum size" in response.text
