@@ -242,6 +242,21 @@ class ImportRefused(errors.InvalidInput):
         self.report = report
 
 
+def check_reject_file(path: Path, source: Path) -> None:
+    """InvalidInput unless `path` can take the rejects of `source` without losing it; before the import."""
+    try:
+        same = Path(path).samefile(source)
+    except OSError:  # one of them does not exist (yet)
+        same = False
+    if same:
+        raise errors.InvalidInput(f"reject file {path} is the file being imported: name another")
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise errors.InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def write_rejects(path: Path, rejects: list[Reject]) -> None:
     """The refused rows as CSV: line, reason, then the row's own columns (InvalidInput if it cannot)."""
     columns: list[str] = []

@@ -71,6 +71,8 @@ def import_history(
     required = (
         ("ts", "machine") + (() if mapping.kind else ("kind",)) + (() if mapping.tenant else ("tenant",))
     )
+    if reject_file is not None:
+        csv_import.check_reject_file(reject_file, path)
     report = ImportReport()
     parsed: list[tuple[int, dict, dict]] = []
     latest = datetime.now(UTC) + FUTURE_MARGIN

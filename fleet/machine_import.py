@@ -85,6 +85,8 @@ def import_machines(
             date.fromisoformat(mapping.age_at)
         except ValueError:
             raise errors.InvalidInput(f"age_at {mapping.age_at!r} is not a date") from None
+    if reject_file is not None:
+        csv_import.check_reject_file(reject_file, path)
     report = ImportReport()
     good, first_line = [], {}
     required = ("machine",) + (() if mapping.tenant else ("tenant",))

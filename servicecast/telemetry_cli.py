@@ -41,7 +41,7 @@ def telemetry_import_command(
     engine = ready_engine(settings)
     try:
         if reject_file:  # fails here rather than after the rows are stored
-            csv_import.write_rejects(reject_file, [])
+            csv_import.check_reject_file(reject_file, file)
         columns = csv_import.parse_columns(column)
         overrides = dict(tenant=tenant, kind=kind, time_format=time_format, timezone=timezone)
         cmap = csv_import.load_map(mapping).merged(columns=columns, delimiter=delimiter, **overrides)

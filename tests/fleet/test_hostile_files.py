@@ -389,3 +389,16 @@ def test_a_catalog_text_with_a_nul_escape_is_refused_by_line(cli, tmp_path):
         cli("catalog", "add", write(tmp_path, "catalog.yaml", body)),
         f"catalog.yaml:{line}: failures.en.seal_leak",
     )
+
+
+@pytest.mark.parametrize("command", [("history", "import"), ("telemetry", "import")])
+def test_a_reject_file_that_is_the_imported_file_is_refused_and_the_file_kept(
+    cli, sqlite_engine, tmp_path, command
+):
+    body = HISTORY_HEADER + GOOD_LABEL + "acme,zz,2024-01-01,failure,p\n"
+    path = write(tmp_path, "records.csv", body)
+    refused(
+        cli(*command, path, "--reject-file", tmp_path / "." / "records.csv"), "is the file being imported"
+    )
+    assert path.read_text(encoding="utf-8") == body
+    assert count(sqlite_engine, Label) == count(sqlite_engine, Telemetry) == 0
