@@ -105,7 +105,7 @@ def compare(
 def _verdict(mine: dict, theirs: dict | None) -> tuple[bool, str]:
     """Whether the candidate may replace the champion, and why, in words."""
     if theirs is None:
-        return True, "no active version to compare with"
+        return True, "no version was active to compare with"
     if not mine["failures"]:
         # Both F1 are 0 then, and fewer false alarms alone would favour a model that never alerts.
         return False, "no failure in the held-out window: no evidence that the candidate alerts as well"

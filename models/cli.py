@@ -67,23 +67,20 @@ def train(
 
 
 def _verdict(mtype: str, report, live: str | None) -> str:  # noqa: ANN001
-    """What became of a type's new version (`live`: the type's active one now), with the figures."""
+    """What became of a type's new version (`live`: the type's active one now), and why."""
+    state = "active" if live == report.versions[mtype] else f"not activated, active: {live or 'none'}"
     if mtype in report.cold_start:
-        kept = "" if live == report.versions[mtype] else f"; not activated, active: {live or 'none'}"
-        return f"cold start ({report.notes[mtype]}): OEM limits, trend and anomaly alerts{kept}"
+        return f"cold start ({report.notes[mtype]}): OEM limits, trend and anomaly alerts; {state}"
     c = report.comparisons[mtype]
     if c is None:
-        return "no window held out (SERVICECAST_TRAIN_HOLDOUT_DAYS=0): not compared"
+        return f"{state}; no window held out (SERVICECAST_TRAIN_HOLDOUT_DAYS=0): not compared"
     champ = c["champion"]
     figures = f"{c['metric']} {c['candidate']['f1']:.3f}"
     if champ is not None:
         figures += f" vs {champ['f1']:.3f} of {champ['version']}"
-    verdict = "at least as good as the active version" if c["at_least_as_good"] else "worse: not activated"
-    if not c["evidence"] and champ is not None:
-        verdict = f"{c['reason']}: not activated (--force activates it)"
-    if c["forced"]:
-        verdict = "activated by --force"
-    return f"{verdict} ({figures} on {c['window']['start'][:10]}..{c['window']['end'][:10]})"
+    why = "activated by --force" if c["forced"] else c["reason"]
+    hint = "" if c["at_least_as_good"] or c["forced"] else " (--force activates it)"
+    return f"{state}; {why}{hint} ({figures} on {c['window']['start'][:10]}..{c['window']['end'][:10]})"
 
 
 def _shard(text: str | None):  # noqa: ANN202 - a scoring.Shard; models.scoring loads on demand

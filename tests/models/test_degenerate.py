@@ -360,3 +360,18 @@ def test_event_features_of_codes_no_machine_has_raised_yet_do_not_break_training
     model = versions.load(sqlite_engine, report.versions[PUMP])
     assert model.has_failure_model() and model.features_.extras_
     assert scoring.score_once(engine=sqlite_engine).statuses == {"ok": 4}
+
+
+def test_train_says_why_a_candidate_without_evidence_stays_inactive(sqlite_engine, monkeypatch) -> None:
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", str(sqlite_engine.url))
+    _store(sqlite_engine, machines=4, hours=480, failures=FAILURES, readings=_wearing)
+    runner, app = CliRunner(), typer.Typer()
+    models_cli.register(app)
+
+    first = runner.invoke(app, ["train"])
+    assert first.exit_code == 0 and "active; no version was active to compare with" in first.output
+    champion = versions.active_versions(sqlite_engine)[PUMP]
+    again = runner.invoke(app, ["train"])
+    assert again.exit_code == 0, again.output
+    assert f"not activated, active: {champion}; no failure in the held-out window" in again.output
+    assert "(--force activates it)" in again.output
