@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import typer
 from sqlalchemy import Engine, select
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from api.app import create_app
 from fleet import labels, machine_types, registry, telemetry
@@ -78,6 +78,14 @@ def _store(
     with engine.begin() as conn:
         labels.write(conn, marks)
     return ids
+
+
+def _models_cli(engine: Engine, monkeypatch) -> Callable[[list[str]], Result]:  # noqa: ANN001
+    """The models commands (`train`, `score`, ...) as the CLI runs them, against `engine`."""
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", str(engine.url))
+    app = typer.Typer()
+    models_cli.register(app)
+    return lambda args: CliRunner().invoke(app, args)
 
 
 def _predictions(engine: Engine) -> list:
@@ -228,13 +236,11 @@ def test_evaluate_on_a_tiny_fleet_reports_instead_of_failing(tmp_path) -> None:
 
 
 def test_train_names_a_type_whose_machines_sent_nothing_yet(sqlite_engine, monkeypatch) -> None:
-    monkeypatch.setenv("SERVICECAST_DATABASE_URL", str(sqlite_engine.url))
+    run = _models_cli(sqlite_engine, monkeypatch)
     _store(sqlite_engine, machines=2, hours=6)
     registry.add_machine(engine=sqlite_engine, tenant="acme", code="c0", machine_type="air_compressor")
-    runner, app = CliRunner(), typer.Typer()
-    models_cli.register(app)
 
-    result = runner.invoke(app, ["train"])
+    result = run(["train"])
     assert result.exit_code == 0, result.output
     assert f"{PUMP}: {PUMP}-" in result.output
     assert "air_compressor: not trained (no telemetry from its 1 pooled machines yet)" in result.output
@@ -305,14 +311,12 @@ def _rows_since(engine: Engine, since: datetime) -> list[tuple]:
 def test_train_says_a_cold_start_version_stays_inactive_beside_a_live_failure_model(
     sqlite_engine, monkeypatch
 ) -> None:
-    monkeypatch.setenv("SERVICECAST_DATABASE_URL", str(sqlite_engine.url))
+    run = _models_cli(sqlite_engine, monkeypatch)
     monkeypatch.setenv("SERVICECAST_COLD_START_MIN_FAILURES", "100")
     _store(sqlite_engine, machines=4, hours=480, failures=FAILURES, readings=_wearing)
     live = train_from_store(sqlite_engine, machine_type=PUMP, holdout_days=7.0, min_failures=2, **SHORT)
-    runner, app = CliRunner(), typer.Typer()
-    models_cli.register(app)
 
-    result = runner.invoke(app, ["train"])
+    result = run(["train"])
     assert result.exit_code == 0, result.output
     assert "too few failure labels: 8 of 100" in result.output
     assert f"not activated, active: {live.versions[PUMP]}" in result.output
@@ -363,15 +367,13 @@ def test_event_features_of_codes_no_machine_has_raised_yet_do_not_break_training
 
 
 def test_train_says_why_a_candidate_without_evidence_stays_inactive(sqlite_engine, monkeypatch) -> None:
-    monkeypatch.setenv("SERVICECAST_DATABASE_URL", str(sqlite_engine.url))
+    run = _models_cli(sqlite_engine, monkeypatch)
     _store(sqlite_engine, machines=4, hours=480, failures=FAILURES, readings=_wearing)
-    runner, app = CliRunner(), typer.Typer()
-    models_cli.register(app)
 
-    first = runner.invoke(app, ["train"])
+    first = run(["train"])
     assert first.exit_code == 0 and "active; no version was active to compare with" in first.output
     champion = versions.active_versions(sqlite_engine)[PUMP]
-    again = runner.invoke(app, ["train"])
+    again = run(["train"])
     assert again.exit_code == 0, again.output
     assert f"not activated, active: {champion}; no failure in the held-out window" in again.output
     assert "(--force activates it)" in again.output
