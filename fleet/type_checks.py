@@ -219,7 +219,7 @@ class Checker:
         if not isinstance(value, dict):
             self.bad(path, "must be a mapping")
             return False
-        for key in sorted(set(value) - allowed):
+        for key in sorted(set(value) - allowed, key=str):  # YAML keys may be numbers, dates, null
             self.bad(path + (key,), f"unknown key (allowed: {', '.join(sorted(allowed))})")
         for key in required:
             if key not in value:
@@ -231,6 +231,8 @@ class Checker:
             if value is not None:
                 self.bad(path, f"{value!r} is not a name (letters, digits, _ . -; starting with a letter)")
             return
+        if isinstance(value, list | dict):
+            return  # not a code either: the field's own check says so
         if value in seen:
             self.bad(path, f"{value!r} is defined twice")
         seen.add(value)
@@ -301,7 +303,7 @@ class Checker:
     def mode(self, path: Path_, m: dict, components: set) -> None:
         if "component" not in m:
             self.bad(path + ("component",), "is required")
-        elif m["component"] not in components:
+        elif not isinstance(m["component"], str) or m["component"] not in components:
             self.bad(path + ("component",), f"{m['component']!r} is not one of this type's components")
         if "description" not in m:
             self.bad(path + ("description",), "is required: say in plain words what fails")

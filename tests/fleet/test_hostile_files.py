@@ -402,3 +402,17 @@ def test_a_reject_file_that_is_the_imported_file_is_refused_and_the_file_kept(
     )
     assert path.read_text(encoding="utf-8") == body
     assert count(sqlite_engine, Label) == count(sqlite_engine, Telemetry) == 0
+
+
+def test_types_file_keys_and_values_of_an_odd_type_are_problems_not_a_type_error(cli, tmp_path):
+    body = "machine_types:\n  - {name: t, sensors: [{name: s, unit: x, 2: a, ~: b}], 2024-01-01: a, foo: b}\n"
+    body += "  - name: u\n    sensors: [{name: s, unit: x}]\n    components: [{name: c}]\n"
+    body += "    failure_modes: [{name: m, component: [c], description: d}]\n"
+    body += "    codes: [{code: [1], severity: info, text: x}]\n"
+    refused(
+        cli("types", "apply", write(tmp_path, "types.yaml", body)),
+        "types.yaml:2: machine_types[0].foo: unknown key",
+        "machine_types[0].sensors[0].None: unknown key",
+        "types.yaml:6: machine_types[1].failure_modes[0].component: ['c'] is not one of",
+        "types.yaml:7: machine_types[1].codes[0].code: must be text or a whole number",
+    )
