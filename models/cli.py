@@ -115,7 +115,7 @@ def score(
         report = scoring.score_once(engine=engine, shard=part)
         typer.echo(
             f"shard {part}: scored {report.machines} machines in {report.seconds:.1f} s "
-            f"({dict(report.statuses)}); {report.skipped_no_model} without a model"
+            f"({dict(report.statuses)}); {report.skipped()}"
         )
         return
     scoring.run(engine=engine, interval_s=interval, shard=part)

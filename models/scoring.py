@@ -86,8 +86,16 @@ class ScoreReport:
     machines: int = 0
     predictions: int = 0
     skipped_no_model: int = 0
+    untrained: set[str] = field(default_factory=set)  # types of the skipped machines
     statuses: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+
+    def skipped(self) -> str:
+        """The machines without a model, and what to do about them, in words."""
+        text = f"{self.skipped_no_model} without a model"
+        if self.untrained:
+            text += f" ({', '.join(sorted(self.untrained))}: no version trained yet, run `servicecast train`)"
+        return text
 
     @property
     def machines_per_s(self) -> float:
@@ -260,6 +268,7 @@ def score_once(
     for machine_type, group in due.groupby("machine_type", sort=True):
         if machine_type not in models:
             report.skipped_no_model += len(group)
+            report.untrained.add(str(machine_type))
             continue
         version, model = models[machine_type]
         jobs += [
@@ -296,12 +305,12 @@ def run(
     while True:
         report = score_once(engine=engine, shard=shard)
         log.info(
-            "shard %s: scored %d machines in %.1f s (%s); %d without a model",
+            "shard %s: scored %d machines in %.1f s (%s); %s",
             shard,
             report.machines,
             report.seconds,
             dict(report.statuses),
-            report.skipped_no_model,
+            report.skipped(),
         )
         passes += 1
         if once or (max_passes is not None and passes >= max_passes):

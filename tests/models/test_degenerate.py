@@ -377,3 +377,24 @@ def test_train_says_why_a_candidate_without_evidence_stays_inactive(sqlite_engin
     assert again.exit_code == 0, again.output
     assert f"not activated, active: {champion}; no failure in the held-out window" in again.output
     assert "(--force activates it)" in again.output
+
+
+def test_score_names_the_types_it_cannot_score_and_what_to_do(sqlite_engine, monkeypatch) -> None:
+    run = _models_cli(sqlite_engine, monkeypatch)
+    _store(sqlite_engine, machines=2, hours=100)
+    compressor = registry.add_machine(
+        engine=sqlite_engine, tenant="acme", code="c0", machine_type="air_compressor"
+    )
+    row = {"customer_id": compressor.customer_id, "machine_id": compressor.id, "seq": 1, "ts": T0}
+    with sqlite_engine.begin() as conn:
+        telemetry.insert_telemetry(
+            conn, [row | {"readings": {"pressure_bar": 7.0}, "received_at": datetime.now(UTC)}]
+        )
+    train_from_store(sqlite_engine, machine_type=PUMP, min_failures=5, **FAST)
+
+    result = run(["score", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "scored 2 machines" in result.output
+    assert (
+        "1 without a model (air_compressor: no version trained yet, run `servicecast train`)" in result.output
+    )
