@@ -79,6 +79,7 @@ def _messages(path: Path, mapping: ColumnMap, kind: str, required: tuple[str, ..
         topic = topic_of(tenant, machine)
         try:
             csv_import.check_row(row)
+            _check_unnamed(row)
         except ValueError as exc:  # kept as the cells it has: a replay must not store shifted values
             cells = [v for k, v in row.items() if k is not None and v is not None] + row.get(None, [])
             yield line, row, (topic, orjson.dumps(cells), received), Rejection("bad_row", str(exc))
@@ -98,8 +99,14 @@ def _messages(path: Path, mapping: ColumnMap, kind: str, required: tuple[str, ..
                 if value := csv_import.text(row, mapping, name):
                     body[name] = value
         else:
-            body["readings"] = {k: _number(v) for k, v in row.items() if k not in own}
+            body["readings"] = {k: _number(v) for k, v in row.items() if k not in own and k.strip()}
         yield line, row, (topic, orjson.dumps(body), received), bad
+
+
+def _check_unnamed(row: dict) -> None:
+    """ValueError for a value under a nameless column; an empty one (a trailing separator) is ignored."""
+    if any(not k.strip() and v.strip() for k, v in row.items()):
+        raise ValueError("a value under a column without a name")
 
 
 def _rows(path: Path, mapping: ColumnMap, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:

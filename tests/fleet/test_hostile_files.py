@@ -416,3 +416,15 @@ def test_types_file_keys_and_values_of_an_odd_type_are_problems_not_a_type_error
         "types.yaml:6: machine_types[1].failure_modes[0].component: ['c'] is not one of",
         "types.yaml:7: machine_types[1].codes[0].code: must be text or a whole number",
     )
+
+
+def test_a_telemetry_column_without_a_name_is_ignored_while_empty(cli, sqlite_engine, tmp_path):
+    body = "tenant,machine,ts,temp,\r\n"  # Excel's trailing separator
+    body += "acme,m1,2024-01-01T06:00Z,1.5,\r\n"
+    body += "acme,m1,2024-01-01T07:00Z,2.5,oops\r\n"
+    result = cli("telemetry", "import", write(tmp_path, "t.csv", body))
+    assert result.exit_code == 0, result.output
+    assert "2 rows: imported 1 new messages, 0 stored already, 1 rejected" in result.stdout
+    assert "line 3: bad_row: a value under a column without a name" in result.stderr
+    with sqlite_engine.connect() as conn:
+        assert [r for (r,) in conn.execute(select(Telemetry.readings))] == [{"temp": 1.5}]
