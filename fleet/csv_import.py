@@ -159,6 +159,14 @@ def text(row: Mapping[str, str | None], mapping: ColumnMap, name: str) -> str:
     return (row.get(mapping.column(name)) or "").strip()
 
 
+def tenant(row: Mapping[str, str | None], mapping: ColumnMap) -> str:
+    """The row's tenant: its tenant column, else `mapping.tenant`; ValueError when the two disagree."""
+    own = text(row, mapping, "tenant")
+    if own and mapping.tenant and own != mapping.tenant:
+        raise ValueError(f"tenant {own!r} is not {mapping.tenant!r} (--tenant)")
+    return own or mapping.tenant or ""
+
+
 def parse_time(value: str, mapping: ColumnMap, *, after: datetime | None = None) -> datetime:
     """A timestamp in UTC: ISO 8601 or `time_format`; one without an offset is in `mapping.timezone`.
 

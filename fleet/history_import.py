@@ -30,7 +30,7 @@ def _kind(row: dict, mapping: ColumnMap) -> str:
 def _parse(line: int, row: dict, mapping: ColumnMap, source: str, latest: datetime) -> dict:
     """One file row as a label (machine still as (tenant, code)); ValueError with the reason if it is bad."""
     csv_import.check_row(row)
-    tenant = csv_import.text(row, mapping, "tenant") or mapping.tenant or ""
+    tenant = csv_import.tenant(row, mapping)
     machine = csv_import.text(row, mapping, "machine")
     if not tenant or not machine:
         raise ValueError("no tenant" if not tenant else "no machine")

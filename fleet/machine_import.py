@@ -49,7 +49,7 @@ def _installed(row: dict, mapping: ColumnMap) -> date | None:
 
 def _parse(row: dict, mapping: ColumnMap) -> dict:
     csv_import.check_row(row)
-    tenant = csv_import.text(row, mapping, "tenant") or mapping.tenant or ""
+    tenant = csv_import.tenant(row, mapping)
     machine = csv_import.text(row, mapping, "machine")
     if not contract.TENANT_PATTERN.match(tenant):
         raise ValueError(f"tenant {tenant!r} must match {contract.TENANT_PATTERN.pattern}")

@@ -67,7 +67,8 @@ def _store(pipeline: Pipeline, batch: list[_Row], report: ImportReport) -> None:
 
 def _messages(path: Path, mapping: ColumnMap, kind: str, required: tuple[str, ...]) -> Iterator[_Row]:
     """Each row as (line, row, raw message, None), the message's JSON payload for the contract to check;
-    a row refused before (a time it cannot read, fields that do not match the header) with its Rejection."""
+    a row refused before (fields that do not match the header, tenants that disagree, a time it cannot
+    read) with its Rejection."""
     own = {mapping.column(name) for name in (*KEYS, *EVENT_FIELDS)}
     same_ms: dict[tuple[str, str, int], int] = {}
     last: dict[tuple[str, str], datetime] = {}  # each machine's time in its row before
@@ -80,6 +81,7 @@ def _messages(path: Path, mapping: ColumnMap, kind: str, required: tuple[str, ..
         try:
             csv_import.check_row(row)
             _check_unnamed(row)
+            csv_import.tenant(row, mapping)
         except ValueError as exc:  # kept as the cells it has: a replay must not store shifted values
             cells = [v for k, v in row.items() if k is not None and v is not None] + row.get(None, [])
             yield line, row, (topic, orjson.dumps(cells), received), Rejection("bad_row", str(exc))

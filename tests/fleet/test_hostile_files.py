@@ -428,3 +428,16 @@ def test_a_telemetry_column_without_a_name_is_ignored_while_empty(cli, sqlite_en
     assert "line 3: bad_row: a value under a column without a name" in result.stderr
     with sqlite_engine.connect() as conn:
         assert [r for (r,) in conn.execute(select(Telemetry.readings))] == [{"temp": 1.5}]
+
+
+def test_a_row_whose_tenant_column_contradicts_the_tenant_option_is_a_bad_row(cli, sqlite_engine, tmp_path):
+    body = "tenant,machine,ts,temp\nacme,m1,2024-01-01T06:00Z,1.5\nbeta,m1,2024-01-01T07:00Z,2.5\n"
+    result = cli("telemetry", "import", write(tmp_path, "t.csv", body), "--tenant", "acme")
+    assert "line 3: bad_row: tenant 'beta' is not 'acme' (--tenant)" in result.stderr, result.output
+    assert count(sqlite_engine, Telemetry) == 1
+
+    history = HISTORY_HEADER + GOOD_LABEL + "beta,m1,2024-01-02T06:00:00Z,failure,pump\n"
+    refused(
+        cli("history", "import", write(tmp_path, "h.csv", history), "--tenant", "acme"),
+        "line 3: tenant 'beta' is not 'acme' (--tenant)",
+    )
