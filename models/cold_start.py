@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from fleet import machine_types
 from fleet.audit import Actor
 from models import champion, versions
-from models.fleet_model import FleetModel
+from models.fleet_model import SILENT, FleetModel
 from models.labels import make_targets
 
 STATUS = champion.COLD_START_STATUS
@@ -114,8 +114,14 @@ class ColdStartModel(FleetModel):
         out.loc[ok, "alert"] = risk[ok] >= self.threshold_
         out.loc[ok, "failure_mode"] = mode[ok]
         out.loc[ok, "explanation"] = [
-            f"{NOTE}: {_reason(m, r, latest, self._limits(), e)}"
-            for m, r, e in zip(mode[ok], risk[ok], out.loc[ok, "eta_h"], strict=True)
+            f"{NOTE}: {_reason(m, r, latest, self._limits(), e)}{SILENT if quiet else ''}{quiet}"
+            for m, r, e, (_, _, quiet) in zip(
+                mode[ok],
+                risk[ok],
+                out.loc[ok, "eta_h"],
+                out.loc[ok, "explanation"].str.partition(SILENT).values,
+                strict=True,
+            )
         ]
         return out
 

@@ -25,6 +25,7 @@ from models.trend import TrendForecaster
 log = logging.getLogger(__name__)
 
 OK, INSUFFICIENT, FALLBACK = "ok", "insufficient_data", "fallback"
+SILENT = "; no readings in the last day of "  # ends an explanation: the model's sensors gone quiet
 SCORE_COLUMNS = [
     "machine",
     "ts",
@@ -215,6 +216,7 @@ class FleetModel(BaseEstimator):
         for col in ("contributions", "likely_modes"):
             out.loc[blank, col] = pd.Series([None] * int(blank.sum()), index=out.index[blank], dtype=object)
         out.loc[blank, "alert"] = False
+        out.loc[ok, "explanation"] += _silence(feats.sensors_, table.loc[ok], words)
         return out[SCORE_COLUMNS]
 
     def _modes(self, table: pd.DataFrame) -> tuple[np.ndarray | None, list[list[dict]] | None]:
@@ -269,6 +271,16 @@ class FleetModel(BaseEstimator):
                 )
                 trend.loc[refit.index] = refit
         return trend
+
+
+def _silence(sensors: list[str], table: pd.DataFrame, words: Mapping[str, str]) -> list[str]:
+    """Per row, `SILENT` and the model's sensors without a reading in the last day (else ""): a sensor
+    the machine stopped sending (a types-file change, new firmware) leaves the risk blind to it."""
+    if not sensors:
+        return [""] * len(table)
+    missing = table[[f"{s}__level" for s in sensors]].isna().to_numpy()
+    names = np.array([words.get(s) or s.replace("_", " ") for s in sensors], dtype=object)
+    return [f"{SILENT}{', '.join(names[row])}" if row.any() else "" for row in missing]
 
 
 def _with_modes(evidence: str, primary: str | None, likely: list[dict] | None) -> str:

@@ -6,13 +6,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 import typer
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner, Result
 
 from api.app import create_app
 from fleet import labels, machine_types, registry, telemetry
-from fleet.tables import Prediction, Telemetry
+from fleet.tables import Machine, Prediction, Telemetry
 from ingest import contract
 from models import cli as models_cli
 from models import cold_start, scoring, training, versions
@@ -398,3 +399,35 @@ def test_score_names_the_types_it_cannot_score_and_what_to_do(sqlite_engine, mon
     assert (
         "1 without a model (air_compressor: no version trained yet, run `servicecast train`)" in result.output
     )
+
+
+@pytest.mark.parametrize(("min_failures", "status"), [(2, "ok"), (100, cold_start.STATUS)])
+def test_a_prediction_says_which_of_its_models_sensors_went_silent(engine, min_failures, status) -> None:
+    # The types file drops the pumps' vibration sensor and their firmware stops sending it after training.
+    ids = _store(engine, machines=4, hours=480, failures=FAILURES, readings=_wearing)
+    train_from_store(engine, machine_type=PUMP, holdout_days=7.0, min_failures=min_failures, **SHORT)
+    later = [
+        {
+            "customer_id": customer,
+            "machine_id": machine,
+            "seq": 480 + h,
+            "ts": T0 + timedelta(hours=480 + h),
+            "readings": {"temperature_c": _steady(m, 480 + h)["temperature_c"]},
+            "received_at": datetime.now(UTC),
+        }
+        for m, (customer, machine) in enumerate(_customers_of(engine, ids))
+        for h in range(30)
+    ]
+    with engine.begin() as conn:
+        telemetry.insert_telemetry(conn, later)
+    scoring.score_once(engine=engine)
+    with engine.connect() as conn:
+        said = conn.execute(select(Prediction.status, Prediction.explanation)).all()
+    assert {s for s, _ in said} == {status}
+    assert all(text.endswith("; no readings in the last day of vibration rms mm s") for _, text in said), said
+
+
+def _customers_of(engine: Engine, ids: list[int]) -> list[tuple[int, int]]:
+    with engine.connect() as conn:
+        owner = dict(conn.execute(select(Machine.id, Machine.customer_id).where(Machine.id.in_(ids))).all())
+    return [(owner[i], i) for i in ids]
