@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -31,7 +31,7 @@ def _installed(row: dict, mapping: ColumnMap) -> date | None:
     installed = csv_import.text(row, mapping, "installed")
     if installed:
         try:
-            return date.fromisoformat(installed[:10])
+            return datetime.fromisoformat(installed).date()  # a date, or a date and time
         except ValueError:
             raise ValueError(f"installed {installed!r} is not a date (YYYY-MM-DD)") from None
     age = csv_import.text(row, mapping, "age")

@@ -448,3 +448,14 @@ def test_a_row_whose_tenant_column_contradicts_the_tenant_option_is_a_bad_row(cl
         cli("history", "import", write(tmp_path, "h.csv", history), "--tenant", "acme"),
         "line 3: tenant 'beta' is not 'acme' (--tenant)",
     )
+
+
+def test_a_commissioning_date_with_trailing_text_is_a_bad_row_not_cut_to_a_date(cli, sqlite_engine, tmp_path):
+    body = "tenant,machine,installed\nacme,m3,2015-01-05 06:00:00\n"
+    body += "acme,m4,2024-01-015\nacme,m5,2024-01-01 oops\n"
+    refused(
+        cli("machines", "import", write(tmp_path, "machines.csv", body)),
+        "line 3: installed '2024-01-015' is not a date",
+        "line 4: installed '2024-01-01 oops' is not a date",
+    )
+    assert count(sqlite_engine, Machine) == 2
