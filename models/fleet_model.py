@@ -216,7 +216,8 @@ class FleetModel(BaseEstimator):
         for col in ("contributions", "likely_modes"):
             out.loc[blank, col] = pd.Series([None] * int(blank.sum()), index=out.index[blank], dtype=object)
         out.loc[blank, "alert"] = False
-        out.loc[ok, "explanation"] += _silence(feats.sensors_, table.loc[ok], words)
+        if ok.any():  # an empty list added to an empty text column is a float array to pandas
+            out.loc[ok, "explanation"] += _silence(feats.sensors_, table.loc[ok], words)
         return out[SCORE_COLUMNS]
 
     def _modes(self, table: pd.DataFrame) -> tuple[np.ndarray | None, list[list[dict]] | None]:

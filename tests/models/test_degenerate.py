@@ -431,3 +431,13 @@ def _customers_of(engine: Engine, ids: list[int]) -> list[tuple[int, int]]:
     with engine.connect() as conn:
         owner = dict(conn.execute(select(Machine.id, Machine.customer_id).where(Machine.id.in_(ids))).all())
     return [(owner[i], i) for i in ids]
+
+
+def test_a_fleet_whose_every_machine_has_too_little_history_scores_as_insufficient(sqlite_engine) -> None:
+    # The demo's first pass: half a day of readings, less than any machine's feature lookback.
+    machine_types.apply_file(engine=sqlite_engine, path=TYPES_FILE)
+    ids = _store(sqlite_engine, machines=3, hours=12)
+    train_from_store(sqlite_engine, machine_type=PUMP, holdout_days=0.0, min_failures=5, **FAST)
+
+    assert scoring.score_once(engine=sqlite_engine).machines == len(ids)
+    assert {status for _, status, _ in _predictions(sqlite_engine)} == {"insufficient_data"}
