@@ -81,7 +81,6 @@ class Translator:
             # The initial value of a new subscription (after a restart or reconnect) that was sent already.
             metrics.SKIPPED.labels(reason="already_sent").inc()
             return
-        self.seen[key] = stamp
         readings, seen = self._pending.setdefault(ts, ({}, {}))
         readings[variable.sensor] = self._number(variable, val)
         seen[key] = stamp
@@ -172,6 +171,9 @@ class Translator:
         try:
             if self.buffer.add(topic, checked, seen) is not None:
                 self.publisher.wake()
+            # Only a time that was buffered counts as sent: a refused one (from the future) must not hide
+            # the node's next values.
+            self.seen.update(seen or {})
         except ValueError as exc:
             metrics.SKIPPED.labels(reason="invalid").inc()
             log.error("a message for %s would be quarantined, not sent: %s", topic, exc)

@@ -1,0 +1,78 @@
+"""A machine's OPC UA server sending values it should not: the bridge refuses them and keeps the others."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from asyncua import Client, ua
+
+from fleet.settings import MqttEndpoint
+from ingest.opcua import bridge, mapping
+from ingest.opcua.buffer import Buffer
+from ingest.opcua.publisher import Publisher
+from simulators.opcua_machine import MAP, MachineServer
+from tests import services
+
+
+@pytest.fixture
+def machine() -> Iterator[MachineServer]:
+    """The example press on a free port."""
+    server = MachineServer(port=services.free_port()).start()
+    yield server
+    server.stop()
+
+
+def write(machine: MachineServer, sensor: str, value: ua.DataValue) -> None:
+    """Set one of the press's monitoring variables to this data value, on the server's own loop."""
+    node, _ = machine.variables[sensor]
+    machine._call(node.write_value(value))
+
+
+def readings(buffer: Buffer, sensor: str) -> list[tuple[str, object]]:
+    """(ts, value) of every buffered telemetry message carrying this sensor."""
+    bodies = [orjson.loads(payload) for _, topic, payload in buffer.pending(0, 1000) if "telemetry" in topic]
+    return [(b["ts"], b["readings"][sensor]) for b in bodies if sensor in b["readings"]]
+
+
+async def bridged(machine: MachineServer, buffer: Buffer, changes) -> None:  # noqa: ANN001
+    """Subscribe as the bridge does, make the changes on the server, and give them time to arrive."""
+    publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
+    client = Client(machine.endpoint, timeout=10)
+    await client.connect()
+    try:
+        await bridge._subscribe(client, mapping.load(MAP), buffer, publisher)
+        for change in changes:
+            await asyncio.sleep(0.3)  # one publish each: the sampling interval is 1 s, the publishing 0.5 s
+            await asyncio.to_thread(change)
+            await asyncio.sleep(1.2)
+    finally:
+        await client.disconnect()
+
+
+def at(ts: datetime, value: float) -> ua.DataValue:
+    return ua.DataValue(ua.Variant(value, ua.VariantType.Double), SourceTimestamp=ts)
+
+
+@pytest.mark.expect_logged_errors  # the refusal of the value from the future
+def test_a_value_from_the_future_does_not_silence_its_node(machine: MachineServer, tmp_path) -> None:
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    future = datetime(2099, 1, 1, tzinfo=UTC)
+    now = datetime.now(UTC)
+    asyncio.run(
+        bridged(
+            machine,
+            buffer,
+            [
+                lambda: write(machine, "spindle_temp_c", at(future, 99.0)),
+                lambda: write(machine, "spindle_temp_c", at(now + timedelta(seconds=1), 41.0)),
+                lambda: write(machine, "spindle_temp_c", at(now + timedelta(seconds=2), 42.0)),
+            ],
+        )
+    )
+    values = [v for _, v in readings(buffer, "spindle_temp_c")]
+    assert 99.0 not in values  # the contract would quarantine it: refused at the edge
+    assert values[-2:] == [41.0, 42.0]
