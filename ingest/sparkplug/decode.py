@@ -37,9 +37,10 @@ class Topic:
 # Topics already parsed; bounded so that a flood of new names cannot grow it forever.
 _CACHE_LIMIT = 100_000
 _topics: dict[str, Topic] = {}
-# One metric as sent: (name in births, alias in data, its time in ms, is_historical, its value as Python).
-# A plain tuple: a DDATA carries several, and an object per metric cost more than the protobuf parse.
-Metric = tuple[str | None, int | None, int | None, bool, object]
+# One metric as sent: (name in births, alias in data, its time in ms, is_historical, its value as Python,
+# its datatype, 0 when not sent). A plain tuple: a DDATA carries several, and an object per metric cost more
+# than the protobuf parse.
+Metric = tuple[str | None, int | None, int | None, bool, object, int]
 
 
 def parse_topic(topic: str) -> Topic | Rejection:
@@ -78,10 +79,8 @@ def _value(metric: pb.Payload.Metric, datatype: int) -> object:
     if which is None or metric.is_null:
         return None
     value = getattr(metric, which)
-    if which == "int_value" and datatype in _SIGNED32 and value >= 2**31:
-        return value - 2**32
-    if which == "long_value" and datatype == pb.Int64 and value >= 2**63:
-        return value - 2**64
+    if which in ("int_value", "long_value"):
+        return as_signed(value, datatype)
     if which in ("dataset_value", "template_value", "extension_value"):
         return None  # structured values have no place among a machine's numeric sensors
     return value
@@ -107,12 +106,26 @@ def decode_payload(payload: bytes) -> tuple[int | None, int | None, list[Metric]
             value = m.double_value  # the common case, without a call
         else:
             value = _value(m, m.datatype)
-        metrics.append((name, alias, ms, m.is_historical, value))
+        metrics.append((name, alias, ms, m.is_historical, value, m.datatype))
     return (
         message.timestamp if message.HasField("timestamp") else None,
         message.seq if message.HasField("seq") else None,
         metrics,
     )
+
+
+def as_signed(value: int, datatype: int) -> int:
+    """An integer as its datatype means it: a signed one arrives as two's complement in an unsigned field."""
+    if datatype in _SIGNED32 and 2**31 <= value < 2**32:
+        return value - 2**32
+    if datatype == pb.Int64 and value >= 2**63:
+        return value - 2**64
+    return value
+
+
+def is_signed(datatype: int) -> bool:
+    """Whether integers of this datatype travel as two's complement."""
+    return datatype in _SIGNED32 or datatype == pb.Int64
 
 
 def rebirth_request(timestamp_ms: int) -> bytes:

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from fleet import contract
 from ingest.schemas import Rejection
-from ingest.sparkplug.decode import Metric, Topic
+from ingest.sparkplug.decode import Metric, Topic, as_signed, is_signed
 from ingest.sparkplug.mapping import Mapping, Target
 
 # The idempotency key of a row: (metric ms << 21) | (Sparkplug seq << 13) | index. It is made from the
@@ -49,7 +49,7 @@ def key(ms: int, seq: int, index: int = 0) -> int:
 
 
 def _bd_seq(metrics: list[Metric]) -> int | None:
-    for name, _, _, _, value in metrics:
+    for name, _, _, _, value, _ in metrics:
         if name == "bdSeq" and type(value) is int:
             return value
     return None
@@ -80,7 +80,7 @@ def translate(
     """Named metrics of one message → telemetry values (one per metric time) and event messages."""
     groups: dict[tuple[int, bool], dict] = {}
     events: list[tuple[int, str, str | None]] = []
-    for name, (_, _, ms, historical, value) in metrics:
+    for name, (_, _, ms, historical, value, _) in metrics:
         ms = ms if ms is not None else ts
         if ms >= _TS_LIMIT:
             return Rejection("sparkplug_bad_payload", f"metric {name!r} has timestamp {ms}, beyond 2109")
@@ -118,7 +118,9 @@ def own(state: dict | None) -> dict | None:
     """A copy of a node state that `Sessions.handle` may change without touching the original."""
     if state is None:
         return None
-    return {**state, "aliases": dict(state["aliases"]), "devices": dict(state.get("devices", {}))}
+    copy = {**state, "aliases": dict(state["aliases"]), "devices": dict(state.get("devices", {}))}
+    copy["signed"] = dict(state.get("signed", {}))
+    return copy
 
 
 class Sessions:
@@ -160,11 +162,9 @@ class Sessions:
             where = f"{topic.group}/{topic.edge_node}/{topic.device}"
             why = f"DDATA from {where} before its DBIRTH (or after its DDEATH)"
             return state, Translation(rejection=Rejection("sparkplug_no_birth", why), rebirth=rebirth)
-        aliases = state["aliases"]
+        aliases, signed = state["aliases"], state.setdefault("signed", {})
         if kind in ("NBIRTH", "DBIRTH"):
-            for name, alias, *_ in metrics:
-                if name is not None and alias is not None:
-                    aliases[str(alias)] = name
+            self._declare(aliases, signed, metrics)
         named = []
         for m in metrics:
             name = m[0] if m[0] is not None else aliases.get(str(m[1]))
@@ -174,6 +174,9 @@ class Sessions:
                 why = f"{kind} metric alias {m[1]} was not in the birth of {topic.group}/{topic.edge_node}"
                 rejection = Rejection("sparkplug_unknown_alias", why)
                 return state, Translation(rejection=rejection, rebirth=rebirth)
+            if not m[5] and name in signed and type(m[4]) is int:
+                # Data need not repeat its datatype: a signed integer is read as its birth declared it.
+                m = (*m[:4], as_signed(m[4], signed[name]), signed[name])
             named.append((name, m))
         if kind in ("DBIRTH", "DDEATH"):
             state["devices"][topic.device] = kind == "DBIRTH"
@@ -190,6 +193,17 @@ class Sessions:
         if type(out) is Rejection:
             return state, Translation(rejection=out, rebirth=rebirth)
         return state, Translation(out, rebirth=rebirth)
+
+    @staticmethod
+    def _declare(aliases: dict, signed: dict, metrics: list[Metric]) -> None:
+        """Remember a birth's aliases (alias → name) and its signed integer metrics (name → datatype)."""
+        for name, alias, _, _, _, datatype in metrics:
+            if name is None:
+                continue
+            if alias is not None:
+                aliases[str(alias)] = name
+            if is_signed(datatype):
+                signed[name] = datatype
 
     @staticmethod
     def _check_seq(state: dict, seq: int, ts: int) -> bool:

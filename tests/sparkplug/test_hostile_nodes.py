@@ -1,0 +1,50 @@
+"""Edge nodes that send what a host must survive, through the pipeline on a real store."""
+
+from __future__ import annotations
+
+import pysparkplug as spb
+from sqlalchemy import select
+
+from fleet.tables import Machine, Telemetry
+from ingest.sparkplug import sparkplug_b_pb2 as pb
+from tests.ingest.support import quarantine_reasons, register_fleet
+from tests.sparkplug.support import DEVICE, GROUP, NODE, T0, RecordingEdgeNode, sparkplug_pipeline
+
+TEMPERATURE = 10  # its alias in the births below
+
+
+def readings(engine) -> list[dict]:
+    query = select(Telemetry.readings).join(Machine).where(Machine.code == "m-000").order_by(Telemetry.seq)
+    with engine.connect() as conn:
+        return list(conn.scalars(query))
+
+
+def without_datatypes(payload: bytes) -> bytes:
+    """The payload as a node sends DATA when it follows the specification: no datatype outside births."""
+    message = pb.Payload.FromString(payload)
+    for metric in message.metrics:
+        metric.ClearField("datatype")
+    return message.SerializeToString()
+
+
+def int32_births(edge: RecordingEdgeNode, ts: int) -> None:
+    """NBIRTH, then a DBIRTH declaring the temperature an Int32."""
+    edge.birth(ts)
+    edge.sent.pop()  # its DBIRTH, made again with an Int32 temperature
+    edge.seq = 1
+    metric = spb.Metric(ts, "Spindle/Temperature", spb.DataType.INT32, value=20, alias=TEMPERATURE)
+    birth = spb.DBirth(timestamp=ts, seq=edge._next(), metrics=(metric,))
+    edge._send(f"spBv1.0/{GROUP}/DBIRTH/{NODE}/{DEVICE}", birth.encode())
+
+
+def test_a_negative_int32_sent_without_its_datatype_keeps_its_sign(engine):
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, _ = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    int32_births(edge, T0)
+    metric = spb.Metric(T0 + 10, None, spb.DataType.INT32, value=-5, alias=TEMPERATURE)
+    data = spb.DData(timestamp=T0 + 10, seq=edge._next(), metrics=(metric,))
+    edge._send(f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}", without_datatypes(data.encode()))
+    pipeline.store(edge.take())
+    assert quarantine_reasons(engine) == []
+    assert [r["temperature_c"] for r in readings(engine)] == [20, -5]
