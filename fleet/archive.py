@@ -14,10 +14,13 @@ files discarded, and the rows move by key like those of the week the cutoff fall
 
 from __future__ import annotations
 
+import fcntl
 import io
 import time
 import uuid
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -89,8 +92,49 @@ def _registered(engine: Engine) -> set[str]:
         return set(conn.scalars(select(ArchiveFile.path)))
 
 
+# pg_advisory_lock(_RUN_LOCK): held by the one archive run of a PostgreSQL database.
+_RUN_LOCK = zlib.crc32(b"servicecast.archive.run")
+
+
+@contextmanager
+def exclusive(engine: Engine, *, wait: bool) -> Iterator[bool]:
+    """Whether this block holds the database's archive lock (waiting for it when `wait`), until it ends.
+
+    An archive run holds it throughout: a file it wrote and has not yet registered looks like a killed
+    run's orphan, and another run's sweep must not delete it. PostgreSQL: a session advisory lock;
+    SQLite: an flock on a file beside the database.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            take = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+            held = conn.scalar(text(f"SELECT {take}(:key)"), {"key": _RUN_LOCK}) is not False
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _RUN_LOCK})
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield True  # one connection, one process: nobody else can run
+        return
+    with open(f"{database}.archive-lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True  # closing the file releases the lock
+
+
 def remove_orphans(engine: Engine, where: Location) -> int:
-    """Delete files under the archive root that no committed move registered (left by a killed run)."""
+    """Delete files no committed move registered (left by a killed run), unless an archive run is on."""
+    with exclusive(engine, wait=False) as alone:
+        return _sweep(engine, where) if alone else 0
+
+
+def _sweep(engine: Engine, where: Location) -> int:
+    """Delete the unregistered files under the archive root; the caller holds `exclusive`."""
     if not where.fs.exists(where.root):
         return 0
     registered = {where.path(p) for p in _registered(engine)}
@@ -253,12 +297,17 @@ def run(
 ) -> Report:
     """Move hot rows with ts < `before` to Parquet; idempotent, and safe to kill and rerun.
 
-    Run one archiver at a time: it deletes files no move registered. `after_write` is called between a
-    file's write and its commit (the crash test kills the process there).
+    A second run at once waits for the first (`exclusive`): each deletes files no move registered.
+    `after_write` is called between a file's write and its commit (the crash test kills the process there).
     """
+    with exclusive(engine, wait=True):
+        return _run(engine, url=url, before=before, max_rows=max_rows, after_write=after_write)
+
+
+def _run(engine: Engine, *, url: str, before: datetime, max_rows: int, after_write) -> Report:
     started = time.perf_counter()
     where = location(url)
-    report = Report(orphans_removed=remove_orphans(engine, where))
+    report = Report(orphans_removed=_sweep(engine, where))
     how = {"max_rows": max_rows, "after_write": after_write}
     partitions.split_default(engine)  # PostgreSQL: old rows get their weeks, which may then move whole
     for part in partitions.whole_before(engine, before):

@@ -1,0 +1,58 @@
+"""Two archive runs at once: the second one's orphan sweep must not take the first one's written file."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from fleet import archive, history
+from tests import services
+from tests.lifecycle import support
+
+
+def test_a_sweep_during_a_move_leaves_the_file_being_committed(engine, tmp_path):
+    ids = support.register(engine, "acme", ["p1", "p2"])
+    machines = [i[1] for i in ids.values()]
+    for n, pair in enumerate(ids.values()):
+        support.write(engine, support.rows(pair, seqs=range(400), seed=n))
+    with engine.connect() as conn:
+        before_move = history.read_hot(conn, machine_ids=machines)
+    url = str(tmp_path / "archive")
+    swept = []
+
+    def second_run_starts(_relative: str) -> None:
+        # What a second `retention run` does first, while this run's file awaits its commit.
+        swept.append(archive.remove_orphans(engine, archive.location(url)))
+
+    report = archive.run(
+        engine,
+        url=url,
+        before=support.START + timedelta(days=30),
+        max_rows=400,
+        after_write=second_run_starts,
+    )
+    assert report.rows == len(before_move) and swept == [0, 0]
+    with engine.connect() as conn:
+        after = history.read_rows(conn, machine_ids=machines, archive_url=url)
+    assert after[["machine_id", "seq"]].values.tolist() == before_move[["machine_id", "seq"]].values.tolist()
+
+
+def test_a_second_run_waits_for_the_first_and_finds_nothing_left(postgres_url, tmp_path):
+    with services.migrated_engine(postgres_url) as pg:
+        ids = support.register(pg, "acme", ["p1"])
+        support.write(pg, support.rows(ids["p1"], seqs=range(400)))
+        url, before = str(tmp_path / "archive"), support.START + timedelta(days=30)
+        second: list[archive.Report] = []
+        runner = threading.Thread(target=lambda: second.append(archive.run(pg, url=url, before=before)))
+
+        def start_the_second_run(_relative: str) -> None:
+            runner.start()
+            while runner.is_alive() and not services.waiting_on_advisory_lock(pg):
+                runner.join(0.05)
+
+        first = archive.run(pg, url=url, before=before, after_write=start_the_second_run)
+        runner.join()
+        assert (first.rows, second[0].rows, second[0].orphans_removed) == (400, 0, 0)
+        with pg.connect() as conn:
+            stored = history.read_rows(conn, machine_ids=[ids["p1"][1]], archive_url=url)
+        assert list(stored["seq"]) == list(range(400))
