@@ -71,6 +71,7 @@ class SparkplugPipeline:
         parsed: list[Reading | Event | Rejection] = []
         now, limits = datetime.now(UTC), self.pipeline.limits
         latest = now + limits.future_margin
+        latest_ms = int(latest.timestamp() * 1000)
         rejected: list[dict] = []
         results: list[Rejection | None] = []
         for (topic, text, payload), (_, _, received) in zip(decoded, messages, strict=True):
@@ -84,7 +85,9 @@ class SparkplugPipeline:
                     if node not in touched:
                         touched.add(node)
                         working[node] = own(working.get(node))
-                    working[node], out = self.sessions.handle(working[node], topic, text, *body)
+                    working[node], out = self.sessions.handle(
+                        working[node], topic, text, *body, latest_ms=latest_ms
+                    )
                     if out.rebirth:
                         rebirths.append(node)
                     rejection = out.rejection

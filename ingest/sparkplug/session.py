@@ -130,10 +130,19 @@ class Sessions:
         self.mapping = mapping
 
     def handle(
-        self, state: dict | None, topic: Topic, text: str, ts: int | None, seq: int | None, metrics: list
+        self,
+        state: dict | None,
+        topic: Topic,
+        text: str,
+        ts: int | None,
+        seq: int | None,
+        metrics: list,
+        *,
+        latest_ms: int,
     ) -> tuple[dict | None, Translation]:
         """The node's new state and what the message becomes; `state` may be changed in place, so the caller
-        hands in its own copy (`own`) once per batch."""
+        hands in its own copy (`own`) once per batch. A time after `latest_ms` (the contract refuses it) is
+        not kept as the node's last."""
         kind = topic.kind
         if kind in ("NCMD", "DCMD", "STATE"):
             return state, Translation()
@@ -143,7 +152,8 @@ class Sessions:
             why = f"{kind} without a timestamp or with seq {seq} outside 0-255"
             return state, Translation(rejection=Rejection("sparkplug_bad_payload", why))
         if kind == "NBIRTH":
-            state = {"bd_seq": _bd_seq(metrics), "online": True, "seq": seq, "ts": ts, "aliases": {}}
+            known = ts if ts <= latest_ms else 0
+            state = {"bd_seq": _bd_seq(metrics), "online": True, "seq": seq, "ts": known, "aliases": {}}
             state["rebirth_pending"] = False
             state["devices"] = {}  # device → online; every device is reborn after its node
         elif state is None or not state.get("online"):
@@ -155,7 +165,7 @@ class Sessions:
         else:
             state.setdefault("devices", {})
         redelivered = kind != "NBIRTH" and ts <= state["ts"]  # see _check_seq
-        rebirth = kind != "NBIRTH" and self._check_seq(state, seq, ts)
+        rebirth = kind != "NBIRTH" and self._check_seq(state, seq, ts, latest_ms)
         if kind == "DDATA" and not state["devices"].get(topic.device) and not redelivered:
             rebirth = rebirth or not state["rebirth_pending"]
             state["rebirth_pending"] = True
@@ -206,10 +216,12 @@ class Sessions:
                 signed[name] = datatype
 
     @staticmethod
-    def _check_seq(state: dict, seq: int, ts: int) -> bool:
+    def _check_seq(state: dict, seq: int, ts: int, latest_ms: int) -> bool:
         """Advance the node's seq; True when a gap calls for a rebirth request (one per gap)."""
+        # A clock gone wrong once must not make every later message look redelivered (no gap seen again).
+        known = ts if ts <= latest_ms else state["ts"]
         if seq == (state["seq"] + 1) % 256:
-            state["seq"], state["ts"] = seq, max(state["ts"], ts)
+            state["seq"], state["ts"] = seq, max(state["ts"], known)
             return False
         if ts <= state["ts"]:
             # An earlier message again: the broker redelivers what a killed host had not acknowledged.
@@ -217,7 +229,7 @@ class Sessions:
             return False
         rebirth = not state["rebirth_pending"]
         state["rebirth_pending"] = True
-        state["seq"], state["ts"] = seq, ts
+        state["seq"], state["ts"] = seq, known
         return rebirth
 
     @staticmethod

@@ -11,6 +11,7 @@ from tests.ingest.support import quarantine_reasons, register_fleet
 from tests.sparkplug.support import DEVICE, GROUP, NODE, T0, RecordingEdgeNode, sparkplug_pipeline
 
 TEMPERATURE = 10  # its alias in the births below
+YEAR_2099 = 4_070_908_800_000  # ms
 
 
 def readings(engine) -> list[dict]:
@@ -48,3 +49,18 @@ def test_a_negative_int32_sent_without_its_datatype_keeps_its_sign(engine):
     pipeline.store(edge.take())
     assert quarantine_reasons(engine) == []
     assert [r["temperature_c"] for r in readings(engine)] == [20, -5]
+
+
+def test_one_message_from_a_clock_in_the_future_does_not_blind_the_seq_checks(engine):
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, rebirths = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    edge.birth(T0)
+    edge.data(YEAR_2099, 61.0)  # the node's clock jumped, then NTP set it right
+    edge.data(T0 + 10, 62.0)
+    edge.seq += 3  # three messages lost on the way
+    edge.data(T0 + 20, 63.0)
+    pipeline.store(edge.take())
+    assert quarantine_reasons(engine) == ["bad_timestamp"]
+    assert [r["temperature_c"] for r in readings(engine)] == [60.0, 62.0, 63.0]
+    assert rebirths == [(GROUP, NODE)]  # the gap is seen, as without the message from 2099
