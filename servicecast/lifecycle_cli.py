@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow as pa
 import typer
 
 from fleet import audit, erasure, export, retention, rollups
@@ -71,15 +72,23 @@ def customers_erase(
 def customers_export(tenant: str, directory: Path) -> None:
     """Write TENANT's data (Parquet, CSV, manifest) as one ZIP into DIRECTORY."""
     settings = load_settings()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"servicecast-export-{tenant}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.zip"
+    chunks = export.stream(ready_engine(settings), tenant=tenant, archive_url=settings.archive_url)
     try:
-        with path.open("wb") as out:
-            for chunk in export.stream(
-                ready_engine(settings), tenant=tenant, archive_url=settings.archive_url
-            ):
-                out.write(chunk)
+        first = next(chunks)  # looks the customer up: an unknown tenant names no file
     except LookupError as exc:
-        path.unlink(missing_ok=True)
+        raise fail(exc, code=EXIT_ERROR) from None
+    path = directory / f"servicecast-export-{tenant}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.zip"
+    # Written under a hidden name and renamed when complete: a failed export leaves no ZIP that looks whole.
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with partial.open("wb") as out:
+            out.write(first)
+            for chunk in chunks:
+                out.write(chunk)
+        partial.replace(path)
+    except (OSError, pa.ArrowException) as exc:  # the target, or an archive file that cannot be read
+        if partial.exists():
+            partial.unlink()
         raise fail(exc, code=EXIT_ERROR) from None
     typer.echo(str(path))
