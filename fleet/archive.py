@@ -101,8 +101,8 @@ def exclusive(engine: Engine, *, wait: bool) -> Iterator[bool]:
     """Whether this block holds the database's archive lock (waiting for it when `wait`), until it ends.
 
     An archive run holds it throughout: a file it wrote and has not yet registered looks like a killed
-    run's orphan, and another run's sweep must not delete it. PostgreSQL: a session advisory lock;
-    SQLite: an flock on a file beside the database.
+    run's orphan, and another run's sweep must not delete it. Erasure takes it too. PostgreSQL: a session
+    advisory lock; SQLite: an flock on a file beside the database.
     """
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -202,6 +202,13 @@ def erase(engine: Engine, *, tenant: str, confirm: str, by: str, archive_url: st
     """Erase one customer; returns the receipt (pseudonym, counts per class, what was kept and why)."""
     if confirm != tenant:
         raise NotConfirmed("--confirm must repeat the tenant id")
+    # An archive run meanwhile could write the customer's rows to a file after its folder is removed.
+    with archive.exclusive(engine, wait=True):
+        return _erase(engine, tenant=tenant, by=by, archive_url=archive_url, now=now)
+
+
+def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datetime) -> dict:
+    """Delete the customer's rows, then its archive files; the caller holds the archive lock."""
     with for_writing(engine).begin() as conn:  # gathers, then deletes: the write lock from BEGIN
         who = _gather(conn, tenant)
         if who is None:

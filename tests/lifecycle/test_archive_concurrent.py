@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import timedelta
 
-from fleet import archive, history
+from sqlalchemy import func, select
+
+from fleet import archive, erasure, history
+from fleet.tables import Customer
 from tests import services
 from tests.lifecycle import support
 
@@ -56,3 +60,25 @@ def test_a_second_run_waits_for_the_first_and_finds_nothing_left(postgres_url, t
         with pg.connect() as conn:
             stored = history.read_rows(conn, machine_ids=[ids["p1"][1]], archive_url=url)
         assert list(stored["seq"]) == list(range(400))
+
+
+def test_an_erasure_during_a_move_leaves_no_file_of_the_customer(postgres_url, tmp_path):
+    with services.migrated_engine(postgres_url) as pg:
+        ids = support.register(pg, "zeta-erase", ["p1"])
+        support.write(pg, support.rows(ids["p1"], seqs=range(400)))
+        url = str(tmp_path / "archive")
+        erase = functools.partial(
+            erasure.erase, pg, tenant="zeta-erase", confirm="zeta-erase", by="cli:test", archive_url=url
+        )
+        eraser = threading.Thread(target=erase, kwargs={"now": support.START})
+
+        def erase_meanwhile(_relative: str) -> None:
+            eraser.start()
+            while eraser.is_alive() and not services.waiting_on_advisory_lock(pg):
+                eraser.join(0.05)
+
+        archive.run(pg, url=url, before=support.START + timedelta(days=30), after_write=erase_meanwhile)
+        eraser.join()
+        with pg.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Customer)) == 0
+        assert [p for p in (tmp_path / "archive").rglob("*") if p.is_file()] == []
