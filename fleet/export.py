@@ -79,7 +79,8 @@ def _entries(engine: Engine, customer_id: int, archive_url: str) -> Iterator[tup
     with engine.connect() as conn:
         for name, table in _TABLES.items():
             query = select(table).where(table.customer_id == customer_id)
-            frame = pd.DataFrame(conn.execute(query).mappings().all())
+            # The columns named even when no row comes: an empty table's files still say what it holds.
+            frame = pd.DataFrame(conn.execute(query).all(), columns=list(table.__table__.columns.keys()))
             yield name, _flat(frame)
         machines = list(
             conn.scalars(select(Machine.id).where(Machine.customer_id == customer_id).order_by(Machine.id))
