@@ -3,9 +3,10 @@
 Deleting the customer's row cascades (every customer-owned table's foreign key says ON DELETE CASCADE):
 machines and through them telemetry, rollups, events, labels, credentials; predictions, alerts, offers,
 outbox payloads, grants, users with their keys and sessions. Rows that only name the tenant (quarantined
-messages by topic or payload, Sparkplug node state) are deleted by name. Audit lines stay, a legal record,
-with the customer's ids, codes and user names replaced by the receipt's pseudonym; model versions of its
-machines' types are marked as needing retraining and lose the tenant's codes from their metrics.
+messages by topic or payload, Sparkplug node state, its edge nodes' broker credentials) are deleted by
+name. Audit lines stay, a legal record, with the customer's ids, codes and user names replaced by the
+receipt's pseudonym; model versions of its machines' types are marked as needing retraining and lose the
+tenant's codes from their metrics.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 
-from fleet import archive, audit, audit_maintenance
+from fleet import archive, audit, audit_maintenance, credentials
 from fleet.db import for_writing
 from fleet.tables import (
     Alert,
@@ -33,7 +34,7 @@ from fleet.tables import (
     User,
     WorkflowEvent,
 )
-from fleet.tables.sparkplug import SparkplugNode
+from fleet.tables.sparkplug import SparkplugCredential, SparkplugNode
 
 _ID_KEYS = {"customer_id": "customers", "machine_id": "machines", "user_id": "users"}
 
@@ -176,6 +177,15 @@ def _pseudonymise_audit(conn: Connection, who: Erased) -> int:
     return changed
 
 
+def _delete_edge_node_logins(conn: Connection, tenant: str) -> int:
+    """Delete the broker identities of the tenant's Sparkplug edge nodes: their group is the tenant."""
+    if tenant == "STATE":
+        return 0  # `credentials.edge_node_username` refuses this group: spBv1.0/STATE/ names the hosts
+    prefix = credentials.edge_node_username(tenant, "-").removesuffix("-")
+    doomed = SparkplugCredential.username.startswith(prefix, autoescape=True)  # '_' is a LIKE wildcard
+    return conn.execute(delete(SparkplugCredential).where(doomed)).rowcount
+
+
 def _mark_models(conn: Connection, who: Erased) -> int:
     marked = 0
     versions = conn.execute(
@@ -223,11 +233,13 @@ def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datet
         quarantined = _quarantine_ids(conn, who)
         conn.execute(delete(Quarantine).where(Quarantine.id.in_(quarantined)))
         nodes = conn.execute(delete(SparkplugNode).where(SparkplugNode.group_id == tenant)).rowcount
+        node_logins = _delete_edge_node_logins(conn, tenant)
         counts.update(
             archive_files=len(files),
             archive_rows=int(archived_rows or 0),
             quarantine=len(quarantined),
             sparkplug_nodes=nodes,
+            sparkplug_credentials=node_logins,
             model_versions_marked=_mark_models(conn, who),
             audit_lines_pseudonymised=_pseudonymise_audit(conn, who),
         )
