@@ -8,7 +8,16 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from api import estimate
 from fleet.errors import InvalidInput
@@ -18,7 +27,51 @@ DEFAULT_FILE = Path(__file__).with_name("catalog.yaml")
 LANGUAGES = ("en", "de")
 PLACEHOLDERS = frozenset({"machine", "machine_type", "failure", "risk", "time_to_failure", "price", "value"})
 DEFAULT_SEGMENT = "default"
-Money = Annotated[float, Field(gt=0, le=10_000_000)]
+MAX_MONEY = 10_000_000
+TITLE_MAX = 200  # what an offer's title column holds
+# The ISO 4217 codes in use (currencies, funds and precious metals, no test or "no currency" codes).
+ISO_4217 = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP BYN
+    BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+    GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW
+    KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN
+    NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS
+    SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND
+    VUV WST XAF XAG XAU XCD XCG XDR XOF XPD XPF XPT YER ZAR ZMW ZWG""".split()
+)
+# Minor-unit digits of the codes that do not have two (ISO 4217; metals and XDR are written with two).
+DECIMALS = {
+    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+    **dict.fromkeys("CLF UYW".split(), 4),
+}
+
+
+def decimals(currency: str) -> int:
+    """How many decimals an amount in `currency` has: 2 for EUR, 0 for JPY, 3 for KWD."""
+    return DECIMALS.get(currency, 2)
+
+
+def money_problem(amount: float, currency: str) -> str | None:
+    """Why `amount` is no price in `currency` (not above 0, too large, finer than its unit), or None."""
+    if not 0 < amount <= MAX_MONEY:
+        return f"a price must be more than 0 and at most {MAX_MONEY:,}"
+    places = decimals(currency)
+    if round(amount, places) != amount:
+        return f"{amount} has more decimals than {currency} has ({places})"
+    return None
+
+
+def _in_currency(amount: float, info: ValidationInfo) -> float:
+    """Refuse an amount finer than the catalog's currency (the currency comes in the validation context)."""
+    currency = (info.context or {}).get("currency")
+    problem = money_problem(amount, currency) if currency in ISO_4217 else None
+    if problem:
+        raise ValueError(problem)
+    return amount
+
+
+Money = Annotated[float, Field(gt=0, le=MAX_MONEY), AfterValidator(_in_currency)]
 
 
 class CatalogFileError(InvalidInput):
@@ -38,16 +91,25 @@ class _Strict(BaseModel):
 class Text(_Strict):
     """The title and body templates of an item in one language."""
 
-    title: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
     body: str = Field(min_length=1)
 
     @field_validator("title", "body")
     @classmethod
     def _known_placeholders(cls, value: str) -> str:
         try:
-            names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+            fields = [
+                (name, spec, conv)
+                for _, name, spec, conv in string.Formatter().parse(value)
+                if name is not None
+            ]
         except ValueError as exc:
             raise ValueError(f"not a valid template: {exc}") from exc
+        # Placeholders are filled with text already formatted (money, risk): a format of its own fails.
+        formatted = next((name for name, spec, conv in fields if spec or conv), None)
+        if formatted is not None:
+            raise ValueError(f"write {{{formatted}}} without a format: the catalog formats it")
+        names = {name for name, _, _ in fields}
         unknown = names - PLACEHOLDERS
         if unknown:
             raise ValueError(
@@ -115,6 +177,13 @@ class Catalog(_Strict):
     failures: dict[str, dict[str, str]] = Field(default_factory=dict)
     items: tuple[CatalogItem, ...] = Field(min_length=1)
 
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, value: str) -> str:
+        if value not in ISO_4217:
+            raise ValueError(f"{value} is not an ISO 4217 currency code (EUR, CHF, JPY, …)")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Catalog:
         if DEFAULT_SEGMENT not in self.downtime:
@@ -141,7 +210,9 @@ def parse(text: str, *, source: str = "catalog") -> Catalog:
     if problems:
         raise CatalogFileError(problems)
     try:
-        return Catalog.model_validate(data if data is not None else {})
+        data = data if data is not None else {}
+        currency = data.get("currency") if isinstance(data, dict) else None
+        return Catalog.model_validate(data, context={"currency": currency})
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -195,12 +266,12 @@ def expected_value(*, risk: float, machine_type: str, catalog: Catalog | None = 
     """Avoided downtime cost: probability of the failure times what the failure would cost."""
     table = (catalog or default()).downtime
     downtime = table.get(machine_type, table[DEFAULT_SEGMENT])
-    return round(risk * downtime.hours * downtime.cost_per_hour, 2)
+    return round(risk * downtime.hours * downtime.cost_per_hour, decimals((catalog or default()).currency))
 
 
 def format_money(amount: float, currency: str, language: str = "en") -> str:
-    """Money as a person writes it, with cents: `EUR 1,850.50` (en), `1.850,50 EUR` (de)."""
-    text = f"{amount:,.2f}"
+    """Money as a person writes it, with the currency's decimals: `EUR 1,850.50` (en), `1.850,50 EUR` (de)."""
+    text = f"{amount:,.{decimals(currency)}f}"
     if language == "de":
         return text.replace(",", "_").replace(".", ",").replace("_", ".") + f" {currency}"
     return f"{currency} {text}"
@@ -234,4 +305,8 @@ def render(
         "value": format_money(value, catalog.currency, language),
     }
     text = item.text[language]
-    return text.title.format(**fields), " ".join(text.body.format(**fields).split())
+    title = text.title.format(**fields)
+    # A template within the limit can still grow past it by its placeholders (a long time to failure).
+    if len(title) > TITLE_MAX:
+        title = title[: TITLE_MAX - 1].rstrip() + "…"
+    return title, " ".join(text.body.format(**fields).split())

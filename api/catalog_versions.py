@@ -58,6 +58,16 @@ def in_force(sess: Session) -> catalog.Catalog:
     return catalog.default() if row is None else _parsed(row.source, row.version)
 
 
+def of_offer(sess: Session, version: int | None) -> catalog.Catalog | None:
+    """The catalog version an offer was priced from (the one in force if it names none), or None if gone."""
+    if version is None:
+        return in_force(sess)
+    if version == catalog.default().version:
+        return catalog.default()
+    row = sess.get(CatalogVersion, version)
+    return None if row is None else _parsed(row.source, row.version)
+
+
 def listing(sess: Session) -> list[ListedVersion]:
     """Every stored version, newest first, then the shipped file; which one is in force."""
     rows = sess.scalars(select(CatalogVersion).order_by(CatalogVersion.version.desc())).all()

@@ -193,9 +193,10 @@ def arm_features(ctx: Context, arm: Arm, items: Sequence[str]) -> np.ndarray:
     item = np.array([1.0 if arm.item == k else 0.0 for k in items])
     segment = np.array([1.0 if ctx.segment == s else 0.0 for s in SEGMENTS])
     ratio = arm.price / arm.list_price - 1.0
+    # Ledgers may hold offers approved free (allowed until approvals were checked): no log of 0.
+    size = math.log(max(arm.price, 1.0) / 1000.0)
     return np.concatenate(
-        [item, np.outer(item, segment).ravel(), [ratio], ratio * segment, [math.log(arm.price / 1000.0)]]
-        + [situation(ctx)]
+        [item, np.outer(item, segment).ravel(), [ratio], ratio * segment, [size]] + [situation(ctx)]
     )
 
 

@@ -164,26 +164,35 @@ def follow_estimate(sess: Session, prediction: Prediction, now: datetime) -> int
     ).all()
     if not proposed:
         return 0
-    machine, cat = sess.get(Machine, prediction.machine_id), catalog_versions.in_force(sess)
+    machine = sess.get(Machine, prediction.machine_id)
     updated = 0
     for offer in proposed:
-        item = cat.item(offer.catalog_item)
-        if item is None:  # an item a later catalog version dropped keeps its text
-            continue
-        language = offer.language
-        offer.title, offer.reason = _texts(
-            item,
-            prediction,
-            machine,
-            mode=offer.failure_mode,
-            price=offer.price,
-            language=language,
-            now=now,
-            cat=cat,
-        )
-        offer.prediction_id, offer.risk = prediction.id, prediction.risk
-        updated += 1
+        if _rewrite(sess, offer, prediction, machine, now):
+            offer.prediction_id, offer.risk = prediction.id, prediction.risk
+            updated += 1
     return updated
+
+
+def _rewrite(sess: Session, offer: Offer, prediction: Prediction, machine: Machine, now: datetime) -> bool:
+    """Write the offer's title and text again at its price; False when its catalog item is gone.
+
+    The offer's own catalog version says it, not the one in force: its price and currency stay.
+    """
+    cat = catalog_versions.of_offer(sess, offer.catalog_version)
+    item = cat and cat.item(offer.catalog_item)
+    if item is None:  # an item a later catalog version dropped keeps its text
+        return False
+    offer.title, offer.reason = _texts(
+        item,
+        prediction,
+        machine,
+        mode=offer.failure_mode,
+        price=offer.price,
+        language=offer.language,
+        now=now,
+        cat=cat,
+    )
+    return True
 
 
 def propose(
@@ -289,6 +298,8 @@ def approve(
 ) -> Offer:
     """proposed → approved (optionally edited); the outbox row is written in the same transaction."""
     require_state("offer", offer, ("proposed",), "approve")
+    if price is not None and (problem := catalog.money_problem(price, offer.currency or "EUR")):
+        raise errors.InvalidInput(f"cannot approve offer {offer.id} at {price}: {problem}")
     if not has_offers_grant(sess, offer.customer_id):
         raise ConsentMissing("the customer has withdrawn its consent to offers")
     # The customer's row locked (PostgreSQL) so concurrent approvals for one account count each other.
@@ -298,13 +309,17 @@ def approve(
         raise Conflict(f"cannot approve offer {offer.id}: {over_limit}")
     edits = {k: v for k, v in {"price": price, "title": title, "reason": reason}.items() if v is not None}
     before = {"price": offer.price, "title": offer.title, "reason": offer.reason}
+    machine = sess.get(Machine, offer.machine_id)
+    prediction = sess.get(Prediction, offer.prediction_id) if offer.prediction_id else None
+    if price is not None and prediction is not None:
+        offer.price = price  # the text states the edited price, unless the edit rewrites it too
+        _rewrite(sess, offer, prediction, machine, now)
     for name, value in edits.items():
         setattr(offer, name, value)
     offer.status, offer.decided_by, offer.decided_at = "approved", by.user_id, now
     after = {"price": offer.price, "title": offer.title, "reason": offer.reason}
     log_event(sess, "offer", offer.id, "approved", by, {"edited": sorted(edits)}, before=before, after=after)
     customer = sess.get(Customer, offer.customer_id)
-    machine = sess.get(Machine, offer.machine_id)
     events.enqueue(sess, offer=offer, customer=customer, machine=machine, settings=settings)
     return offer
 

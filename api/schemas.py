@@ -191,7 +191,7 @@ class OfferOut(Out):
 class ApproveIn(BaseModel):
     """An approval, optionally with edits."""
 
-    price: float | None = Field(default=None, ge=0, le=10_000_000)
+    price: float | None = Field(default=None, gt=0, le=10_000_000)
     title: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str | None = Field(default=None, min_length=1, max_length=4000)
 

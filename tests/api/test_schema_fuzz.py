@@ -47,6 +47,9 @@ def test_every_operation_meets_its_schema(tmp_path):
             # Nor can it state what a catalog version's YAML must hold: it is checked as the catalog file is.
             if response.status_code == 422 and '"error":"invalid_catalog_file"' in response.text:
                 return
+            # Nor how many decimals the currency of the offer being approved has (2 for EUR, 0 for JPY).
+            if response.status_code == 422 and "more decimals than" in response.text:
+                return
             # Nor that a webhook address is a URL an HTTP client can parse (its host, port, IDNA labels).
             if response.status_code == 422 and "address: Value error, not a URL" in response.text:
                 return
