@@ -49,6 +49,7 @@ class MachineServer:
     serial: str = "SN-4711"
     users: dict[str, str] | None = None  # user name -> password; anonymous access is refused when set
     security: tuple[str, str] | None = None  # (certificate, private key) for Basic256Sha256 SignAndEncrypt
+    other_namespaces: tuple[str, ...] = ()  # registered before the press's: its namespace index moves up
     changes: list[Change] = field(default_factory=list)
     alarms: int = 0
 
@@ -108,6 +109,8 @@ class MachineServer:
             await server.load_certificate(self.security[0])
             await server.load_private_key(self.security[1])
             server.set_security_policy([ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
+        for uri in self.other_namespaces:
+            await server.register_namespace(uri)
         ns = await server.register_namespace(NAMESPACE)
         machines = await server.nodes.objects.add_folder(ua.NodeId("Machines", ns), "Machines")
         press = self.press = await machines.add_object(ua.NodeId("Press7", ns), "Press7")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from asyncua import Client, ua
+from asyncua.client.ua_client import UaClientState
 
 from fleet import contract
 from ingest.contract import CODE_PATTERN, parse_message
@@ -238,8 +239,10 @@ async def connect(access: ServerAccess) -> Client:
         delay = min(delay * 2, 30.0)
 
 
-async def _subscribe(client: Client, mapping: Mapping, buffer: Buffer, publisher: Publisher) -> None:
-    """Check the map against the server, buffer the identification, subscribe to values and alarms."""
+async def _subscribe(
+    client: Client, mapping: Mapping, buffer: Buffer, publisher: Publisher
+) -> dict[str, str]:
+    """Check the map, buffer the identification, subscribe to values and alarms; the node ids resolved."""
     resolved = await resolve(client, mapping)
     nodes = {resolved[v.node]: v for v in mapping.variables}
     translator = Translator(mapping=mapping, buffer=buffer, publisher=publisher, nodes=nodes)
@@ -267,6 +270,26 @@ async def _subscribe(client: Client, mapping: Mapping, buffer: Buffer, publisher
         await subscription.subscribe_alarms_and_conditions(
             client.get_node(resolved[alarm.source]), ua.ObjectIds.AlarmConditionType
         )
+    return resolved
+
+
+async def _until_renumbered(client: Client, mapping: Mapping, resolved: dict[str, str]) -> None:
+    """Return once a reconnection finds the map's nodes under other ids; NodesMissing if they are gone.
+
+    asyncua re-creates a subscription with the `ns=` indexes of the first session: after a server restart
+    that numbered its namespaces anew, every item would be refused and the bridge would send nothing.
+    """
+    async with client.uaclient.subscribe_state() as states:
+        while True:
+            await states.wait_for_state(UaClientState.RECONNECTING)
+            await states.wait_for_state(UaClientState.CONNECTED)
+            try:
+                now = await resolve(client, mapping)
+            except (OSError, TimeoutError, ua.UaError) as exc:  # lost again: the next reconnection checks
+                log.warning("cannot check the OPC UA server's nodes after a reconnection: %s", exc)
+                continue
+            if now != resolved:
+                return
 
 
 async def _goodbye(client: Client, endpoint: str) -> None:
@@ -312,20 +335,34 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
     broker has not acknowledged by then stays in the buffer for the next start.
     """
     sender = asyncio.create_task(publisher.run(), name="publisher")
-    client = None
+    client = renumbered = None
     try:
-        client = await _unless_sender_ended(connect(access), sender)
-        await _subscribe(client, mapping, buffer, publisher)
-        log.info(
-            "bridging %d variable(s) and %d alarm source(s) of %s to %s/%s",
-            len(mapping.variables),
-            len(mapping.alarms),
-            access.endpoint,
-            mapping.tenant,
-            mapping.machine,
-        )
-        await asyncio.shield(sender)  # a stop must not cancel the sender: it flushes below
+        while not sender.done():
+            client = await _unless_sender_ended(connect(access), sender)
+            resolved = await _subscribe(client, mapping, buffer, publisher)
+            log.info(
+                "bridging %d variable(s) and %d alarm source(s) of %s to %s/%s",
+                len(mapping.variables),
+                len(mapping.alarms),
+                access.endpoint,
+                mapping.tenant,
+                mapping.machine,
+            )
+            renumbered = asyncio.create_task(_until_renumbered(client, mapping, resolved))
+            # asyncio.wait, not a gather: a stop must not cancel the sender, it flushes below.
+            await asyncio.wait({renumbered, sender}, return_when=asyncio.FIRST_COMPLETED)
+            if renumbered.done():
+                renumbered.result()  # NodesMissing: the restarted server lacks some
+                log.warning(
+                    "the OPC UA server at %s numbers its nodes anew; subscribing again", access.endpoint
+                )
+                await _goodbye(client, access.endpoint)
+                client = None
+        sender.result()  # raises what ended the sender
     finally:
+        if renumbered is not None:
+            renumbered.cancel()
+            await asyncio.wait({renumbered})
         if client is not None:
             await _goodbye(client, access.endpoint)
         publisher.stop(within=FLUSH_S)

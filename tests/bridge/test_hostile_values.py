@@ -76,3 +76,95 @@ def test_a_value_from_the_future_does_not_silence_its_node(machine: MachineServe
     values = [v for _, v in readings(buffer, "spindle_temp_c")]
     assert 99.0 not in values  # the contract would quarantine it: refused at the edge
     assert values[-2:] == [41.0, 42.0]
+
+
+def test_a_value_with_a_bad_status_is_stored_as_missing(machine: MachineServer, tmp_path) -> None:
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    now = datetime.now(UTC)
+    failed = ua.DataValue(
+        ua.Variant(999.0, ua.VariantType.Double),
+        StatusCode=ua.StatusCode(ua.StatusCodes.BadSensorFailure),
+        SourceTimestamp=now + timedelta(seconds=1),
+    )
+    asyncio.run(
+        bridged(
+            machine,
+            buffer,
+            [
+                lambda: write(machine, "spindle_temp_c", failed),
+                lambda: write(machine, "spindle_temp_c", at(now + timedelta(seconds=2), 42.0)),
+            ],
+        )
+    )
+    assert [v for _, v in readings(buffer, "spindle_temp_c")][-2:] == [None, 42.0]
+
+
+class Forwarder:
+    """A port in front of an OPC UA server; `switch` drops every connection and sends new ones to another
+    server, as a machine restarted behind its address would look to a client."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        """Listen; the endpoint a client connects to."""
+        self.server = await asyncio.start_server(self._forward, "127.0.0.1", 0)
+        return f"opc.tcp://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        self.writers += [writer, up_writer]
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    def switch(self, target: int) -> None:
+        """Send new connections to `target`, and end the current ones."""
+        self.target = target
+        for writer in self.writers:
+            writer.close()
+        self.writers.clear()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+
+def test_a_server_restarted_with_its_namespaces_renumbered_is_bridged_again(tmp_path) -> None:
+    """asyncua re-creates the subscription with the old `ns=` indexes: every node unknown, nothing arrives."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    before = MachineServer(port=services.free_port()).start()
+    after = MachineServer(port=services.free_port(), other_namespaces=("urn:another:vendor",)).start()
+    publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
+
+    async def scenario() -> None:
+        forwarder = Forwarder(before.port)
+        access = bridge.ServerAccess(endpoint=await forwarder.start())
+        running = asyncio.create_task(
+            bridge.run(access=access, mapping=mapping.load(MAP), buffer=buffer, publisher=publisher)
+        )
+        await asyncio.sleep(2)
+        forwarder.switch(after.port)
+        for _ in range(30):
+            await asyncio.to_thread(after.step)
+            await asyncio.sleep(0.5)
+            if len(readings(buffer, "spindle_temp_c")) > 1:
+                break
+        running.cancel()
+        await asyncio.wait({running})
+        forwarder.server.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        before.stop()
+        after.stop()
+    # The first server's initial value, then the renumbered server's changes (all above it).
+    first, *later = [v for _, v in readings(buffer, "spindle_temp_c")]
+    assert first == 40.0 and later and min(later) > 40.0
