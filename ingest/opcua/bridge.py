@@ -26,6 +26,7 @@ SEVERITY_BANDS = ((801, "critical"), (601, "error"), (401, "warning"), (0, "info
 IDENTIFICATION_CODE = "opcua.identification"
 GOODBYE_S = 2.0  # on stop, how long the OPC UA server may take to close the session
 FLUSH_S = 3.0  # on stop, how long the publisher keeps sending what the buffer holds
+ZERO_TIME = datetime(1601, 1, 1, tzinfo=UTC)  # a DateTime of 0: OPC UA's "no time"
 
 
 class NodesMissing(RuntimeError):
@@ -50,9 +51,13 @@ def severity(value: object) -> str:
     return next(level for floor, level in SEVERITY_BANDS if number >= floor)
 
 
-def _ts(value: object) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+def _ts(*candidates: object) -> datetime:
+    """The first of these that is a time (OPC UA's zero time, 1601, says there is none), else now."""
+    for value in candidates:
+        if isinstance(value, datetime):
+            value = value if value.tzinfo else value.replace(tzinfo=UTC)
+            if value > ZERO_TIME:
+                return value
     return datetime.now(UTC)
 
 
@@ -76,7 +81,7 @@ class Translator:
         key = node.nodeid.to_string()
         variable = self.by_node[key]
         value = data.monitored_item.Value
-        ts = _ts(value.SourceTimestamp or value.ServerTimestamp)
+        ts = _ts(value.SourceTimestamp, value.ServerTimestamp)
         stamp = ts.isoformat()
         if self.seen.get(key, "") >= stamp:
             # The initial value of a new subscription (after a restart or reconnect) that was sent already.

@@ -168,3 +168,14 @@ def test_a_server_restarted_with_its_namespaces_renumbered_is_bridged_again(tmp_
     # The first server's initial value, then the renumbered server's changes (all above it).
     first, *later = [v for _, v in readings(buffer, "spindle_temp_c")]
     assert first == 40.0 and later and min(later) > 40.0
+
+
+def test_a_source_time_of_1601_is_no_time_and_the_server_time_is_used(
+    machine: MachineServer, tmp_path
+) -> None:
+    """OPC UA's zero time (1601) means the server has no source time: it was refused as before 2000."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    zero = datetime(1601, 1, 1, tzinfo=UTC)
+    asyncio.run(bridged(machine, buffer, [lambda: write(machine, "spindle_temp_c", at(zero, 43.0))]))
+    (ts, _), *_ = [(ts, v) for ts, v in readings(buffer, "spindle_temp_c") if v == 43.0]
+    assert ts.startswith(str(datetime.now(UTC).year))
