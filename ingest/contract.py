@@ -21,6 +21,8 @@ MAX_FW = 64
 MAX_EVENT_TEXT = 1024
 CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 FLOAT_MAX = sys.float_info.max
+# The ingester writes what it accepted through orjson, which writes no JSON nested deeper (it reads 1024).
+MAX_DEPTH = 254
 # Topics and sensor names already checked; bounded so that a flood of new names cannot grow them forever.
 _CACHE_LIMIT = 100_000
 _KINDS = frozenset({contract.TOPIC_LEAF, contract.EVENTS_LEAF})
@@ -144,6 +146,24 @@ def _unicode_problem(payload: bytes, body: object) -> Rejection | None:
     return None
 
 
+def _depth_problem(payload: bytes, body: object) -> Rejection | None:
+    """A body nested deeper than MAX_DEPTH, which could be read but not written back."""
+    if payload.count(b"[") + payload.count(b"{") <= MAX_DEPTH:
+        return None  # too few brackets to nest that deep: the usual payload costs two counts
+    deepest, stack = 0, [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if type(value) is dict:
+            value = value.values()
+        elif type(value) is not list:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((item, depth + 1) for item in value)
+    if deepest > MAX_DEPTH:
+        return Rejection("bad_value", f"payload is nested {deepest} levels deep, the limit is {MAX_DEPTH}")
+    return None
+
+
 def _shape(body: object) -> Rejection | None:
     """An object of contract version 1, or why not: what every message kind checks first."""
     if type(body) is not dict:
@@ -254,6 +274,9 @@ def parse_message(
     if b"\\u0000" in payload:
         # PostgreSQL text and JSONB cannot hold NUL; refusing here keeps one message from blocking a batch.
         return Rejection("bad_value", "payload contains a NUL character (\\u0000)")
+    problem = _depth_problem(payload, body)
+    if problem is not None:
+        return problem
     return _reading(where, body, limits, now)
 
 

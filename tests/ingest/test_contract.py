@@ -122,6 +122,8 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
         (raw_body(readings='{"t\'); DROP": 1.0}'), "bad_value", "sensor name"),
         (raw_body(seq=str(2**63)), "bad_value", "seq"),
         (raw_body(seq=str(10**400)), "bad_value", "seq"),
+        (raw_body(note="[" * 300 + "]" * 300), "bad_value", "nested 301 levels deep"),
+        (raw_body(note='{"a": ' * 254 + "1" + "}" * 254), "bad_value", "nested 255 levels deep"),
     ],
 )
 def test_what_the_store_cannot_hold_or_cannot_be_true_is_rejected(payload, reason, detail_part):
@@ -138,6 +140,8 @@ def test_what_the_store_cannot_hold_or_cannot_be_true_is_rejected(payload, reaso
         raw_body(fw='"\\ud83d\\ude00 1.2"'),  # a surrogate pair is one valid character
         raw_body(readings='{"t": ' + "9" * 300 + "}"),  # a huge integer inside the float range
         raw_body(readings="{" + ", ".join(f'"s{i}": 1' for i in range(256)) + "}"),
+        raw_body(note="[" * 253 + "]" * 253),  # as deep as the store's JSON writer goes
+        raw_body(note='"' + "[" * 300 + '"'),  # brackets inside a string nest nothing
     ],
 )
 def test_edge_values_the_store_can_hold_are_accepted(payload):

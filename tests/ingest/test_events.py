@@ -65,6 +65,11 @@ def stored_events(engine) -> list[tuple[str, int, str, str | None, str | None]]:
         (b'{"seq": 1, "ts": "2026-11-23T08:00:00Z", "code": "E1", "text": "\\ud800"}', "bad_value", "UTF-8"),
         (b'{"seq": 1, "ts": "2026-11-23T08:00:00Z", "code": "E1", "text": "a\\u0000"}', "bad_value", "NUL"),
         (b'{"v": 2, "seq": 1, "ts": "2026-11-23T08:00:00Z", "code": "E1"}', "unsupported_version", "2"),
+        (
+            b'{"seq": 1, "ts": "2026-11-23T08:00:00Z", "code": "E1", "x": ' + b"[" * 300 + b"]" * 300 + b"}",
+            "bad_value",
+            "nested",
+        ),
     ],
 )
 def test_bad_event_payloads_are_refused_with_a_reason(payload, reason, words):

@@ -48,6 +48,7 @@ HOSTILE = [
     (raw(seq=str(2**63)), "bad_value"),
     (raw(seq="107", note='["\\udfff"]'), "bad_value"),
     (b"{" * 5000 + b"}" * 5000, "malformed_json"),
+    (raw(seq="109", note="[" * 300 + "]" * 300), "bad_value"),
 ]
 
 
