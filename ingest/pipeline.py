@@ -129,6 +129,22 @@ class Pipeline:
         `parsed`: what each message is, checked by the caller through the contract (`contract.parse_body`).
         `payload_of(i)`: the payload of message i, made only when it is quarantined (the messages carry none).
         """
+        try:
+            return self._store(messages, also, None if parsed is None else list(parsed), payload_of)
+        except IntegrityError:
+            if not self._ids:
+                raise
+            # A customer erased (and maybe registered again) since its ids were cached: look them up anew.
+            self._ids.clear()
+            return self._store(messages, also, parsed, payload_of)
+
+    def _store(
+        self,
+        messages: Sequence[RawMessage],
+        also: Callable[[Connection], None] | None,
+        parsed: list[Reading | Event | Rejection] | None,
+        payload_of: Callable[[int], bytes] | None,
+    ) -> tuple[Outcome, list[Reading | Event | Rejection]]:
         now, limits, parse = datetime.now(UTC), self.limits, contract.parse_message
         results: list[Reading | Event | Rejection] = (
             parsed

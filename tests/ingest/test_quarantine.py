@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
+import pytest
 from typer.testing import CliRunner
 
-from fleet import contract, registry
+from fleet import contract, erasure, registry
 from ingest.pipeline import Pipeline
 from ingest.quarantine import replay
 from servicecast.cli import app
-from tests.ingest.support import START, count_rows, quarantine_reasons, register_fleet
+from tests.ingest.support import (
+    START,
+    count_rows,
+    in_process_ingester,
+    messages,
+    publish_acked,
+    quarantine_reasons,
+    register_fleet,
+    stored_keys,
+    wait_until,
+)
 
 
 def raw(machine: str, seq: int) -> tuple[str, bytes, float]:
@@ -84,3 +96,38 @@ def test_cli_lists_and_replays(engine, database_url, monkeypatch):
     assert count_rows(engine) == 1
     assert "m-late" not in runner.invoke(app, ["quarantine", "list"]).output
     assert "replayed" in runner.invoke(app, ["quarantine", "list", "--all"]).output
+
+
+@pytest.mark.mosquitto
+def test_a_customer_erased_and_registered_again_while_the_ingester_runs(
+    mosquitto, database_url, engine, tmp_path
+):
+    register_fleet(engine, "acme", ["m-000"])
+    register_fleet(engine, "globex", ["g-000"])
+    ingester = in_process_ingester(database_url, engine, mosquitto.url, "ingest-erased")
+    try:
+        first = messages("acme", ["m-000"], 3) + messages("globex", ["g-000"], 3)
+        publish_acked(mosquitto.url, first)
+        wait_until(lambda: count_rows(engine) == 6, 30, "both customers' first messages")
+        erasure.erase(
+            engine, tenant="acme", confirm="acme", by="test", archive_url=str(tmp_path), now=datetime.now(UTC)
+        )
+        # The machines still send: the ingester has their old ids in memory.
+        gone = messages("acme", ["m-000"], 3, first_seq=4) + messages("globex", ["g-000"], 3, first_seq=4)
+        publish_acked(mosquitto.url, gone)
+        wait_until(lambda: ingester.stats.stored + ingester.stats.quarantined == 12, 30, "the second round")
+        register_fleet(engine, "acme", ["m-000"])
+        back = messages("acme", ["m-000"], 3, first_seq=7) + messages("globex", ["g-000"], 3, first_seq=7)
+        publish_acked(mosquitto.url, back)
+        wait_until(lambda: ingester.stats.stored + ingester.stats.quarantined == 18, 30, "the third round")
+        assert ingester.writer.alive
+    finally:
+        ingester.stop()
+    assert quarantine_reasons(engine) == ["unknown_customer"] * 3
+    assert sorted(stored_keys(engine)) == [("g-000", s) for s in range(1, 10)] + [
+        ("m-000", s) for s in (7, 8, 9)
+    ]
+    report = replay(engine=engine)
+    assert (report.examined, report.stored) == (3, 3)
+    assert replay(engine=engine).examined == 0
+    assert sorted(stored_keys(engine))[-6:] == [("m-000", s) for s in range(4, 10)]
