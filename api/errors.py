@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -13,7 +15,9 @@ STATUS = {
     errors.NotFound: 404,
     errors.AlreadyExists: 409,
     errors.InvalidInput: 422,
+    errors.ArchiveUnreadable: 503,
 }
+log = logging.getLogger(__name__)
 
 
 class Unauthorized(errors.ServicecastError):
@@ -48,6 +52,11 @@ def wants_page(request: Request) -> bool:
     return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
 
 
+def log_fault(request: Request, exc: errors.ServicecastError) -> None:
+    """Log an error that is the store's fault, not the caller's, with its cause: the operator must hear."""
+    log.error("%s %s: %s (%r)", request.method, request.url.path, exc, exc.__cause__)
+
+
 def body(code: str, detail: str) -> dict:
     """The stable error body."""
     return {"error": code, "detail": detail}
@@ -57,8 +66,10 @@ def install(app: FastAPI) -> None:
     """Register the handlers on the app."""
 
     @app.exception_handler(errors.ServicecastError)
-    async def _domain(_request: Request, exc: errors.ServicecastError) -> JSONResponse:
+    async def _domain(request: Request, exc: errors.ServicecastError) -> JSONResponse:
         status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+        if status >= 500:
+            log_fault(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(body(exc.code, str(exc)), status_code=status, headers=headers)
 

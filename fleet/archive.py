@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, text
 
-from fleet import archive_format, partitions
+from fleet import archive_format, errors, partitions
 from fleet.tables import ArchivedRange, ArchiveFile, Customer, Telemetry
 
 FILES_PER_BATCH_ROWS = 500_000
@@ -362,8 +362,21 @@ def tables(
         filters.append(("ts", ">=", pd.Timestamp(start)))
     if end is not None:
         filters.append(("ts", "<", pd.Timestamp(end)))
-    found = (pq.read_table(where.path(p), filesystem=where.fs, filters=filters) for p in paths)
+    found = (_read_table(where, p, filters) for p in paths)
     return [table for table in found if table.num_rows]
+
+
+def _read_table(where: Location, relative: str, filters: list) -> pa.Table:
+    """One registered file's rows; ArchiveUnreadable naming its month and file when it cannot be read."""
+    try:
+        return pq.read_table(where.path(relative), filesystem=where.fs, filters=filters)
+    except (OSError, pa.ArrowException) as exc:
+        kind = {FileNotFoundError: "missing", PermissionError: "not permitted"}.get(type(exc), "damaged")
+        month = next((part[6:] for part in relative.split("/") if part.startswith("month=")), "?")
+        raise errors.ArchiveUnreadable(
+            f"archive month {month} cannot be read: its file {relative} is {kind} "
+            "(restore it from a backup; other months read as before)"
+        ) from exc
 
 
 def read(

@@ -35,3 +35,9 @@ class InvalidInput(ServicecastError):
     """A value that does not meet the contract."""
 
     code = "invalid_input"
+
+
+class ArchiveUnreadable(ServicecastError):
+    """A registered archive file that cannot be read (missing, truncated, corrupt, not permitted)."""
+
+    code = "archive_unreadable"

@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import pyarrow as pa
 import typer
 
-from fleet import audit, erasure, export, retention, rollups
+from fleet import audit, erasure, errors, export, retention, rollups
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 
 retention_app = typer.Typer(
@@ -87,8 +86,9 @@ def customers_export(tenant: str, directory: Path) -> None:
             for chunk in chunks:
                 out.write(chunk)
         partial.replace(path)
-    except (OSError, pa.ArrowException) as exc:  # the target, or an archive file that cannot be read
+    except (OSError, errors.ArchiveUnreadable) as exc:  # the target, or an archive file that cannot be read
         if partial.exists():
             partial.unlink()
-        raise fail(exc, code=EXIT_ERROR) from None
+        cause = f" ({exc.__cause__})" if isinstance(exc, errors.ArchiveUnreadable) else ""
+        raise fail(f"{exc}{cause}", code=EXIT_ERROR) from None
     typer.echo(str(path))

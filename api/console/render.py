@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from api import catalog, connectivity, estimate
 from api.console import sessions
 from api.deps import has_right
-from api.errors import Forbidden
+from api.errors import Forbidden, log_fault
 from fleet import errors
 from fleet.machine_types import SensorSpec
 from models import modes
@@ -176,6 +176,9 @@ class PageRoute(APIRoute):
                 return error_page(request, 404, "Not found", str(exc))
             except Forbidden as exc:
                 return error_page(request, 403, "Not allowed", str(exc))
+            except errors.ArchiveUnreadable as exc:
+                log_fault(request, exc)
+                return error_page(request, 503, "Data unavailable", str(exc))
             except (errors.ServicecastError, ValidationError, RequestValidationError) as exc:
                 text = str(exc) if isinstance(exc, errors.ServicecastError) else _first_problem(exc)
                 if request.method == "POST":
