@@ -64,9 +64,10 @@ def parse_topic(topic: str) -> tuple[str, str, str] | Rejection:
             "bad_topic", f"topic {topic[:200]!r} is not fleet/{{tenant}}/{{machine}}/telemetry or …/events"
         )
     tenant, machine = parts[1], parts[2]
-    if not contract.TENANT_PATTERN.match(tenant):
+    # fullmatch: the patterns end in `$`, which `match` lets pass before a trailing line break.
+    if not contract.TENANT_PATTERN.fullmatch(tenant):
         return Rejection("bad_topic", f"tenant id {tenant[:80]!r} has characters outside [A-Za-z0-9._-]")
-    if not contract.MACHINE_PATTERN.match(machine):
+    if not contract.MACHINE_PATTERN.fullmatch(machine):
         return Rejection("bad_topic", f"machine id {machine[:140]!r} has characters outside [A-Za-z0-9._-]")
     if len(_topics) >= _CACHE_LIMIT:
         _topics.clear()

@@ -72,6 +72,8 @@ def test_encoder_output_round_trips():
         ("fleet/acme/pump 7/telemetry", body(), "bad_topic", "machine id"),
         ("fleet/ac+me/pump-7/telemetry", body(), "bad_topic", "tenant id"),
         ("other/acme/pump-7/telemetry", body(), "bad_topic", "is not fleet/"),
+        ("fleet/acme/pump-7\n/telemetry", body(), "bad_topic", "machine id"),
+        ("fleet/acme\n/pump-7/telemetry", body(), "bad_topic", "tenant id"),
     ],
 )
 def test_bad_input_is_rejected_with_a_precise_reason(topic, payload, reason, detail_part):

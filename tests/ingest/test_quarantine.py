@@ -70,6 +70,18 @@ def test_auto_register_stores_new_machines_on_first_sight(engine):
     assert registry.active_purposes(engine=engine, tenant="acme") == {"service"}
 
 
+def test_auto_register_takes_no_id_with_a_line_break(engine):
+    payload = contract.encode_payload(1, START, {"t": 1.0})
+    batch = [
+        ("fleet/acme\n/m-001/telemetry", payload, time.time()),
+        ("fleet/acme/m-001\n/telemetry", payload, 0.0),
+    ]
+    outcome, _ = Pipeline(engine=engine, auto_register=True).store(batch)
+    assert (outcome.stored, outcome.quarantined) == (0, 2)
+    assert quarantine_reasons(engine) == ["bad_topic", "bad_topic"]
+    assert registry.list_machines(engine=engine) == []
+
+
 def test_cli_lists_and_replays(engine, database_url, monkeypatch):
     monkeypatch.setenv("SERVICECAST_DATABASE_URL", database_url)
     register_fleet(engine, "acme", ["m-000"])
