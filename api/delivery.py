@@ -12,6 +12,7 @@ import smtplib
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -32,8 +33,13 @@ ERROR_TEXT = 200  # how much of an error answer is read and kept
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+PeerCheck = Callable[[str], None]
+
+
 class DeliveryError(Exception):
     """The destination did not take the event; the message says why (it becomes `last_error`)."""
+
+    final = False  # True: another attempt cannot help, the row is dead-lettered at once
 
 
 def event_body(event: dict) -> str:
@@ -60,21 +66,43 @@ def post_webhook(client: httpx.Client, *, url: str, secret: str, event: dict) ->
     _post(client, url, content=body.encode(), headers=headers)
 
 
-def post_incoming_webhook(client: httpx.Client, *, url: str | None, text: str) -> None:
-    """POST `{"text": …}` to a Teams/Slack-style incoming webhook; non-2xx raises `DeliveryError`."""
+def post_incoming_webhook(
+    client: httpx.Client, *, url: str | None, text: str, check_peer: PeerCheck | None = None
+) -> None:
+    """POST `{"text": …}` to a Teams/Slack-style incoming webhook; non-2xx raises `DeliveryError`.
+
+    `check_peer` is called with the address the connection reached, before anything is sent; it raises
+    `DeliveryError` to refuse it.
+    """
     if not url:
         raise DeliveryError("the subscription has no webhook URL")
-    _post(client, url, json={"text": text}, headers={"user-agent": USER_AGENT})
+    _post(client, url, json={"text": text}, headers={"user-agent": USER_AGENT}, check_peer=check_peer)
 
 
-def _post(client: httpx.Client, url: str, *, headers: dict[str, str], **body: object) -> None:
+def _post(
+    client: httpx.Client,
+    url: str,
+    *,
+    headers: dict[str, str],
+    check_peer: PeerCheck | None = None,
+    **body: object,
+) -> None:
     """POST within `ATTEMPT_TIMEOUTS` timeouts; a 2xx body is never read, an error's up to `ERROR_TEXT`."""
     deadline = _Deadline(ATTEMPT_TIMEOUTS * (client.timeout.read or 0.0))
     headers = headers | {"accept-encoding": "identity"}  # the error text is read raw
+
+    def trace(event: str, info: dict) -> None:
+        if check_peer is not None and event == "connection.connect_tcp.complete":
+            sock = info["return_value"].get_extra_info("socket")
+            try:
+                check_peer(sock.getpeername()[0])
+            except DeliveryError:
+                sock.close()  # httpcore never saw the connection: it is ours to close
+                raise
+        deadline.trace(event, info)
+
     try:
-        with client.stream(
-            "POST", url, headers=headers, extensions={"trace": deadline.trace}, **body
-        ) as answer:
+        with client.stream("POST", url, headers=headers, extensions={"trace": trace}, **body) as answer:
             if not 200 <= answer.status_code < 300:
                 raise DeliveryError(f"HTTP {answer.status_code}: {_start_of(answer)}")
     except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a bad IDNA label

@@ -15,13 +15,14 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import delivery
+from api import delivery, egress
 from api.alerts import SEVERITY_LEVEL
 from api.auth import Principal
 from api.errors import Forbidden
 from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
 from api.scope import get_visible
 from fleet import errors
+from fleet.settings import Settings
 from fleet.tables import (
     Alert,
     Customer,
@@ -54,9 +55,13 @@ def subscriptions_of(sess: Session, who: Principal) -> list[NotificationSubscrip
 
 
 def subscribe(
-    sess: Session, who: Principal, body: EmailSubscriptionIn | WebhookSubscriptionIn
+    sess: Session, who: Principal, body: EmailSubscriptionIn | WebhookSubscriptionIn, *, settings: Settings
 ) -> NotificationSubscription:
-    """Subscribe the caller; a customer or site must be one the caller may see (a customer: its own)."""
+    """Subscribe the caller; a customer or site must be one the caller may see (a customer: its own), a
+    webhook's address one the router may send to (a name is checked when it is sent to)."""
+    if body.channel == "webhook":
+        if problem := egress.Policy(settings.webhook_allow_networks).literal_problem(body.address):
+            raise errors.InvalidInput(f"address: {problem}")
     customer_id = body.customer_id
     if body.site_id is not None:
         site = sess.get(Site, body.site_id)

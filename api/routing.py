@@ -21,7 +21,7 @@ from sqlalchemy import Engine, exists, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from api import audit, delivery, events, notifications, offers
+from api import audit, delivery, egress, events, notifications, offers
 from fleet import dialect
 from fleet.db import session
 from fleet.settings import Settings
@@ -116,9 +116,12 @@ def deliver_due(
                 if not isinstance(exc, delivery.DeliveryError):
                     log.exception("unexpected error sending %s → %s", claim.event_id, claim.destination)
                     exc = delivery.DeliveryError(f"internal {type(exc).__name__}: {exc}"[:500])
-                _record_failure(engine, claim, error=str(exc), at=at, now=now, settings=settings, rng=rng)
+                dead = exc.final or claim.attempt >= settings.route_max_attempts
+                _record_failure(
+                    engine, claim, error=str(exc), dead=dead, at=at, now=now, settings=settings, rng=rng
+                )
                 report.errors.append(f"{claim.event_id} → {claim.destination}: {exc}")
-                if claim.attempt >= settings.route_max_attempts:
+                if dead:
                     report.dead += 1
                 else:
                     report.retried += 1
@@ -225,7 +228,10 @@ def _cancel_reason(sess: Session, *, customer_id: int, offer_id: int | None, eve
 def _send(claim: Claim, *, settings: Settings, client: httpx.Client) -> str | None:
     """Deliver one claim; returns what went partly wrong though it was delivered, or None."""
     if claim.destination.startswith(notifications.PREFIX + "webhook"):
-        delivery.post_incoming_webhook(client, url=claim.address, text=claim.payload["text"])
+        check_peer = egress.Policy(settings.webhook_allow_networks).guard(claim.address)
+        delivery.post_incoming_webhook(
+            client, url=claim.address, text=claim.payload["text"], check_peer=check_peer
+        )
     elif claim.destination.startswith(notifications.PREFIX + "email"):
         if not settings.smtp_url:
             raise delivery.DeliveryError("no SERVICECAST_SMTP_URL configured for e-mail notifications")
@@ -328,14 +334,14 @@ def _record_failure(
     claim: Claim,
     *,
     error: str,
+    dead: bool,
     at: datetime,
     now: datetime | None,
     settings: Settings,
     rng: random.Random | None,
 ) -> None:
-    """Schedule the retry, or dead-letter after the last attempt; ignored if another router re-claimed."""
+    """Schedule the retry, or dead-letter (`dead`); ignored if another router re-claimed."""
     done_at = now or utcnow()
-    dead = claim.attempt >= settings.route_max_attempts
     delay = None
     if dead:
         values: dict = {"status": "dead", "last_error": error}
@@ -369,7 +375,7 @@ def _record_failure(
         )
     if dead:
         log.error(
-            "dead letter: %s → %s after %d attempts: %s",
+            "dead letter: %s → %s after %d attempt(s): %s",
             claim.event_id,
             claim.destination,
             claim.attempt,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from standardwebhooks import Webhook
 
 DEFAULT_DATABASE_URL = "sqlite:///var/servicecast.db"
 SECRET_FIELDS = frozenset({"mqtt_url", "database_url", "smtp_url", "webhook_url"})
+HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*")
 
 
 class MqttEndpoint:
@@ -94,6 +97,8 @@ class Settings(BaseSettings):
     route_backoff_base_s: float = Field(default=1.0, gt=0)
     route_backoff_max_s: float = Field(default=300.0, gt=0)
     route_timeout_s: float = Field(default=10.0, gt=0)
+    # Notification webhooks go to public addresses only, unless the host or its network is named here.
+    webhook_allow_networks: Annotated[tuple[str, ...], NoDecode] = ()
     alert_escalate_after_min: int = Field(default=60, ge=1)
     # Training: the alert threshold is the lowest whose training-window alerts reach this precision.
     model_precision_target: float = Field(default=0.85, gt=0, le=1)
@@ -180,6 +185,19 @@ class Settings(BaseSettings):
         except Exception:  # noqa: BLE001 - the library raises binascii.Error, ValueError, …
             raise ValueError("must be whsec_ followed by base64") from None
         return value
+
+    @field_validator("webhook_allow_networks", mode="before")
+    @classmethod
+    def _webhook_allow_networks(cls, value: object) -> tuple[str, ...]:
+        entries = value.split(",") if isinstance(value, str) else value
+        allowed = tuple(str(e).strip().lower().rstrip(".") for e in entries if str(e).strip())  # type: ignore[union-attr]
+        for entry in allowed:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not HOST_NAME.fullmatch(entry):
+                    raise ValueError(f"not a network (10.0.0.0/8) or host name: {entry!r}") from None
+        return allowed
 
     @field_validator("log_level")
     @classmethod

@@ -19,6 +19,7 @@ from api.console.login import Actor, PageSession, Viewer, require
 from api.console.render import PageRoute, confirm_page, page, redirect
 from api.schemas import INT32_MAX, SubscriptionIn
 from api.scope import restrict
+from fleet import errors
 from fleet.tables import Customer, Site
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -86,7 +87,11 @@ def add(
             problems["address"] = ADDRESS_PROBLEM[channel]
         form = {"values": values, "errors": problems}
         return subscriptions_page(request, sess, who, form=form, status_code=422)
-    sub = notifications.subscribe(sess, who, body)
+    try:
+        sub = notifications.subscribe(sess, who, body, settings=request.app.state.settings)
+    except errors.InvalidInput as exc:  # an address the router would refuse
+        form = {"values": values, "errors": {"address": str(exc).removeprefix("address: ")}}
+        return subscriptions_page(request, sess, who, form=form, status_code=422)
     return redirect(
         "/notifications", f"Subscribed: {sub.min_severity} alerts and up, by {sub.channel} to {sub.address}."
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi import Path as PathParam
 
 from api import notifications
-from api.deps import AlertReader, SessionDep
+from api.deps import AlertReader, SessionDep, SettingsDep
 from api.schemas import INT32_MAX, SubscriptionIn, SubscriptionOut
 
 router = APIRouter(prefix="/notifications/subscriptions", tags=["notifications"])
@@ -21,9 +21,9 @@ def list_subscriptions(sess: SessionDep, who: AlertReader):
 
 
 @router.post("", response_model=SubscriptionOut, status_code=201)
-def subscribe(body: SubscriptionIn, sess: SessionDep, who: AlertReader):
+def subscribe(body: SubscriptionIn, sess: SessionDep, who: AlertReader, settings: SettingsDep):
     """Subscribe the caller; a customer or site must be one the caller may see (a customer: its own)."""
-    return notifications.subscribe(sess, who, body)
+    return notifications.subscribe(sess, who, body, settings=settings)
 
 
 @router.delete("/{subscription_id}", status_code=204)

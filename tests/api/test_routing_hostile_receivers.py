@@ -43,7 +43,9 @@ def _subscribe(world, url: str) -> str:
 
 def test_misbehaving_receivers_fail_with_a_reason_and_the_rest_is_delivered(database_url, receivers) -> None:
     hostile, elsewhere, good = receivers
-    world = build_world(database_url, route_timeout_s=1.0, alert_escalate_after_min=10**6)
+    world = build_world(
+        database_url, route_timeout_s=1.0, alert_escalate_after_min=10**6, webhook_allow_networks="127.0.0.1"
+    )
     destinations = {name: _subscribe(world, receiver.url) for name, receiver in hostile.items()}
     destinations["good"] = _subscribe(world, good.url)  # queued last: the router must get past the others
     add_prediction(world.engine, world.machines["acme"][2], risk=0.92, mode="seal_leak", hours_ahead=20)

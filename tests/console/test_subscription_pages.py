@@ -113,3 +113,14 @@ def test_subscription_forms_without_the_session_csrf_token_are_refused(
     forged = {"confirmed": "yes", "csrf_token": "forged"}
     assert client.post(f"/notifications/{sub_id.json()['id']}/delete", data=forged).status_code == 403
     assert len(api.get(API, headers=world.headers("tech")).json()) == 1
+
+
+def test_a_webhook_on_the_local_network_is_refused_in_the_form_with_the_reason(
+    client: ConsoleClient, world: World, api: TestClient
+) -> None:
+    sign_in(client, world, "tech")
+    form = {"customer_id": str(world.customers["acme"]), "channel": "webhook"}
+    response = client.post("/notifications", data=form | {"address": "http://169.254.169.254/latest"})
+    assert response.status_code == 422
+    assert 'id="address-error">169.254.169.254 is a link-local address, not allowed by' in response.text
+    assert api.get(API, headers=world.headers("tech")).json() == []

@@ -80,6 +80,7 @@ def test_each_alert_event_notifies_each_subscriber_once_and_nobody_else(database
     world = build_world(
         database_url,
         smtp_url=sink.url,
+        webhook_allow_networks="127.0.0.1",  # the local receiver
         route_backoff_base_s=0.05,
         route_backoff_max_s=0.2,
         route_timeout_s=2.0,
