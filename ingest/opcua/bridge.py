@@ -27,6 +27,7 @@ IDENTIFICATION_CODE = "opcua.identification"
 GOODBYE_S = 2.0  # on stop, how long the OPC UA server may take to close the session
 FLUSH_S = 3.0  # on stop, how long the publisher keeps sending what the buffer holds
 ZERO_TIME = datetime(1601, 1, 1, tzinfo=UTC)  # a DateTime of 0: OPC UA's "no time"
+STATUS_CODE_BITS = 0xFFFF0000  # a StatusCode's code; the low 16 bits are info bits (limits, overflow)
 
 
 class NodesMissing(RuntimeError):
@@ -74,6 +75,7 @@ class Translator:
         self.events_topic = contract.events_topic(mapping.tenant, mapping.machine)
         self._pending: dict[datetime, tuple[dict[str, float | None], dict[str, str]]] = {}
         self._flush_scheduled = False
+        self._not_good_logged: set[tuple[str, str]] = set()
 
     def datachange_notification(self, node, val, data) -> None:  # noqa: ANN001
         """One changed value, joined with the others of its source time in this publish, then buffered."""
@@ -87,6 +89,8 @@ class Translator:
             # The initial value of a new subscription (after a restart or reconnect) that was sent already.
             metrics.SKIPPED.labels(reason="already_sent").inc()
             return
+        if not self._good(variable, value.StatusCode):
+            return
         readings, seen = self._pending.setdefault(ts, ({}, {}))
         readings[variable.sensor] = self._number(variable, val)
         seen[key] = stamp
@@ -94,6 +98,25 @@ class Translator:
             # asyncua hands over every item of one publish response before the loop runs anything else.
             asyncio.get_running_loop().call_soon(self.flush)
             self._flush_scheduled = True
+
+    def _good(self, variable: Variable, status: ua.StatusCode | None) -> bool:
+        """True for a Good value; a Bad or Uncertain one is counted, logged once per node and status, dropped.
+
+        The contract has no quality field, so a value the server doubts would be stored as a measurement.
+        """
+        if status is None or status.is_good():
+            return True
+        name = ua.StatusCode(status.value & STATUS_CODE_BITS).name
+        metrics.NOT_GOOD.labels(status=name).inc()
+        if (variable.node, name) not in self._not_good_logged:
+            self._not_good_logged.add((variable.node, name))
+            log.warning(
+                "%s (%s) sent a value with status %s; values whose status is not Good are not sent",
+                variable.node,
+                variable.sensor,
+                name,
+            )
+        return False
 
     def _number(self, variable: Variable, val: object) -> float | None:
         if isinstance(val, ua.LocalizedText):

@@ -15,4 +15,9 @@ CHANGES = Counter("servicecast_bridge_opcua_notifications", "Notifications from 
 SKIPPED = Counter(
     "servicecast_bridge_skipped_values", "Values not sent, by reason (already sent, not a number)", ["reason"]
 )
+NOT_GOOD = Counter(
+    "servicecast_bridge_not_good_values",
+    "Values dropped because their OPC UA status was Bad or Uncertain, by status name",
+    ["status"],
+)
 BROKER_UP = Gauge("servicecast_bridge_broker_connected", "1 while connected to the MQTT broker")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 from asyncua import Client, ua
+from prometheus_client import REGISTRY
 
 from fleet.settings import MqttEndpoint
 from ingest.opcua import bridge, mapping
@@ -78,25 +79,41 @@ def test_a_value_from_the_future_does_not_silence_its_node(machine: MachineServe
     assert values[-2:] == [41.0, 42.0]
 
 
-def test_a_value_with_a_bad_status_is_stored_as_missing(machine: MachineServer, tmp_path) -> None:
+def test_values_whose_status_is_bad_or_uncertain_are_dropped_counted_and_logged_once(
+    machine: MachineServer, tmp_path, caplog
+) -> None:
+    """The contract has no quality field: a Bad or Uncertain value is not sent, as if it were a good one."""
     buffer = Buffer(tmp_path / "b.db", max_messages=1000)
     now = datetime.now(UTC)
-    failed = ua.DataValue(
-        ua.Variant(999.0, ua.VariantType.Double),
-        StatusCode=ua.StatusCode(ua.StatusCodes.BadSensorFailure),
-        SourceTimestamp=now + timedelta(seconds=1),
-    )
-    asyncio.run(
-        bridged(
-            machine,
-            buffer,
-            [
-                lambda: write(machine, "spindle_temp_c", failed),
-                lambda: write(machine, "spindle_temp_c", at(now + timedelta(seconds=2), 42.0)),
-            ],
+    statuses = [ua.StatusCodes.BadSensorFailure, *[ua.StatusCodes.UncertainLastUsableValue] * 2]
+    # An Uncertain code with its limit bits set (Low) is counted under its plain name.
+    statuses.append(ua.StatusCodes.UncertainLastUsableValue | 0x100)
+    before = {s: _dropped(s) for s in ("BadSensorFailure", "UncertainLastUsableValue")}
+
+    def not_good(i: int, status: int) -> ua.DataValue:
+        value = ua.Variant(900.0 + i, ua.VariantType.Double)
+        return ua.DataValue(
+            value, StatusCode=ua.StatusCode(status), SourceTimestamp=now + timedelta(seconds=i)
         )
-    )
-    assert [v for _, v in readings(buffer, "spindle_temp_c")][-2:] == [None, 42.0]
+
+    changes = [
+        lambda i=i, s=s: write(machine, "spindle_temp_c", not_good(i, s)) for i, s in enumerate(statuses)
+    ]
+    good = lambda: write(machine, "spindle_temp_c", at(now + timedelta(seconds=9), 42.0))  # noqa: E731
+    with caplog.at_level("WARNING", logger="ingest.opcua.bridge"):
+        asyncio.run(bridged(machine, buffer, [*changes, good]))
+    sent = readings(buffer, "spindle_temp_c")
+    assert [v for _, v in sent][-1] == 42.0
+    assert not [v for _, v in sent if v is None or v >= 900.0], "a value that is not Good was sent"
+    assert _dropped("BadSensorFailure") - before["BadSensorFailure"] == 1
+    assert _dropped("UncertainLastUsableValue") - before["UncertainLastUsableValue"] == 3
+    logged = [r.getMessage() for r in caplog.records if "status" in r.getMessage()]
+    assert len(logged) == 2, logged  # once per node and status
+    assert any("UncertainLastUsableValue" in line and "spindle_temp_c" in line for line in logged)
+
+
+def _dropped(status: str) -> float:
+    return REGISTRY.get_sample_value("servicecast_bridge_not_good_values_total", {"status": status}) or 0.0
 
 
 class Forwarder:
