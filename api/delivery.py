@@ -133,25 +133,32 @@ class _Deadline:
 
     def __init__(self, seconds: float) -> None:
         self.seconds, self.expired = seconds, False
-        self._stream = None  # the newest network stream: TCP, then TLS over it
+        self._socket: Callable[[], socket.socket | None] = lambda: None  # the newest: TCP, then TLS over it
         self._timer: threading.Timer | None = None
 
     def trace(self, event: str, info: dict) -> None:
         """httpcore's trace hook: arm the timer when the connection is made, follow it into TLS."""
         if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
-            self._stream = info["return_value"]
-        if event == "connection.connect_tcp.complete" and self.seconds > 0 and self._timer is None:
+            stream = info["return_value"]
+            self._socket = lambda: stream.get_extra_info("socket")
+        if event == "connection.connect_tcp.complete":
+            self.arm(self._socket)
+
+    def arm(self, current_socket: Callable[[], socket.socket | None]) -> None:
+        """Start the clock, once; `current_socket` gives the socket to shut down when it runs out."""
+        self._socket = current_socket
+        if self.seconds > 0 and self._timer is None:
             self._timer = threading.Timer(self.seconds, self._shut)
             self._timer.daemon = True
             self._timer.start()
 
     def _shut(self) -> None:
         self.expired = True
-        sock = self._stream.get_extra_info("socket")
+        sock = self._socket()
         try:  # the plain socket's shutdown, also under TLS: it wakes the blocked read, which then fails
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:
-            pass  # closed already
+        except (OSError, TypeError):
+            pass  # closed already, or not connected yet (TypeError: None)
 
     def cancel(self) -> None:
         """Disarm the timer (the attempt is over)."""
@@ -218,21 +225,27 @@ def send_email(*, smtp_url: str, timeout_s: float, message: EmailMessage) -> str
     """
     parts = urlsplit(smtp_url)
     starttls = parse_qs(parts.query).get("starttls", ["0"])[0].lower() in ("1", "true", "yes")
+    # smtplib's timeout bounds each read: a server dripping a byte at a time would hold the router for ever.
+    deadline = _Deadline(ATTEMPT_TIMEOUTS * timeout_s)
     try:
         if parts.scheme == "smtps":
-            client = smtplib.SMTP_SSL(
-                parts.hostname, parts.port or 465, timeout=timeout_s, context=ssl.create_default_context()
-            )
+            client = smtplib.SMTP_SSL(timeout=timeout_s, context=ssl.create_default_context())
         else:
-            client = smtplib.SMTP(parts.hostname, parts.port or 25, timeout=timeout_s)
+            client = smtplib.SMTP(timeout=timeout_s)
+        deadline.arm(lambda: getattr(client, "sock", None))  # STARTTLS replaces the socket
         with client:
+            client.connect(parts.hostname, parts.port or (465 if parts.scheme == "smtps" else 25))
             if starttls:
                 client.starttls(context=ssl.create_default_context())
             if parts.username:
                 client.login(unquote(parts.username), unquote(parts.password or ""))
             refused = client.send_message(message)
     except (smtplib.SMTPException, OSError) as exc:
+        if deadline.expired:
+            raise DeliveryError(f"SMTP: no complete answer within {deadline.seconds:g} s") from exc
         raise DeliveryError(f"SMTP {type(exc).__name__}: {exc}"[:500]) from exc
+    finally:
+        deadline.cancel()
     if not refused:
         return None
     said = "; ".join(f"{to} ({code} {text.decode(errors='replace')})" for to, (code, text) in refused.items())

@@ -3,6 +3,9 @@ recipient refused among accepted ones is recorded, and nothing is sent again aft
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,7 +16,8 @@ from sqlalchemy import Engine, select
 from api import routing
 from fleet.db import session
 from fleet.tables import OutboxMessage, utcnow
-from tests.api.routing_support import SmtpSink, approved_offers, settings_for
+from tests.api.routing_support import SmtpSink, approved_offers, settings_for, wait_for
+from tests.services import free_port
 
 
 class PickySink(SmtpSink):
@@ -36,6 +40,28 @@ class PickySink(SmtpSink):
             server.transport.abort()
             return "451 never seen"
         return await super().handle_DATA(server, session, envelope)
+
+
+class DrippingSmtp:
+    """An SMTP server whose greeting drips a byte every `drip_s` (each read is quick, the line never ends)
+    for up to `cap` bytes; `cut_off` tells whether the client hung up before that."""
+
+    def __init__(self, *, drip_s: float = 0.05, cap: int = 400) -> None:
+        self.drip_s, self.cap, self.cut_off = drip_s, cap, False
+        self.listener = socket.create_server(("127.0.0.1", free_port()))
+        self.url = f"smtp://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        with self.listener.accept()[0] as conn:
+            try:
+                conn.sendall(b"220 ")
+                for _ in range(self.cap):
+                    time.sleep(self.drip_s)
+                    conn.sendall(b"a")
+                conn.sendall(b"\r\n")
+            except OSError:
+                self.cut_off = True
 
 
 def _refuse_login(*_args: object) -> AuthResult:
@@ -99,3 +125,16 @@ def test_a_failing_smtp_server_gives_a_reason_and_a_retry(engine: Engine, picky,
     later = routing.deliver_due(engine=engine, settings=settings, now=utcnow() + timedelta(minutes=1))
     hung_up_once = reason == "SMTPServerDisconnected"  # the server takes the retry
     assert (later.delivered, len(picky.messages)) == ((1, 1) if hung_up_once else (0, 0))
+
+
+def test_a_server_dripping_its_answer_is_cut_off_at_the_attempt_deadline(engine: Engine) -> None:
+    dripping = DrippingSmtp()
+    settings = settings_for(smtp_url=dripping.url, mail_to="crm@oem.example", route_timeout_s=1.0)
+    approved_offers(engine, settings)
+
+    report = routing.deliver_due(engine=engine, settings=settings)
+
+    assert (report.delivered, report.retried) == (0, 1)
+    assert _rows(engine) == [("pending", "SMTP: no complete answer within 3 s")]
+    wait_for(lambda: dripping.cut_off, timeout=30, what="the router to hang up on the dripping server")
+    dripping.listener.close()
