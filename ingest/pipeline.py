@@ -56,7 +56,12 @@ def quarantine_row(
 
 
 def _number(value: object) -> object:
-    return float(value) if type(value) is int and abs(value) < 2**1023 else value
+    if type(value) is not int:
+        return value
+    try:
+        return float(value)
+    except OverflowError:  # beyond a double: not from a float, so compared as it is
+        return value
 
 
 def _normal(value: object) -> object:
