@@ -143,3 +143,16 @@ def test_a_customer_erased_and_registered_again_while_the_ingester_runs(
     assert (report.examined, report.stored) == (3, 3)
     assert replay(engine=engine).examined == 0
     assert sorted(stored_keys(engine))[-6:] == [("m-000", s) for s in range(4, 10)]
+
+
+def test_cli_list_shows_a_hostile_message_escaped_one_row_per_line(engine, database_url, monkeypatch):
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", database_url)
+    hostile = b"\x1b]0;owned\x07\x1b[2J\rfake\tcolumn\nline\xe2\x80\xae"
+    Pipeline(engine=engine).store([("fleet/acme/m-000/telemetry\x1b[8m", hostile, 0.0)])
+    listed = CliRunner().invoke(app, ["quarantine", "list"])
+    assert listed.exit_code == 0, listed.output
+    [line] = listed.stdout.splitlines()
+    assert not set(line) & {"\x1b", "\x07", "\r", "\u202e"}
+    assert line.count("\t") == 5
+    assert line.endswith("\\x1b]0;owned\\x07\\x1b[2J\\rfake\\tcolumn\\nline\\u202e")
+    assert "\tfleet/acme/m-000/telemetry\\x1b[8m\t" in line
