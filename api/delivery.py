@@ -116,7 +116,8 @@ def _post(
 
 
 def _start_of(answer: httpx.Response) -> str:
-    """The first `ERROR_TEXT` characters of an error answer, as far as it arrives."""
+    """The first `ERROR_TEXT` bytes of an error answer, as far as it arrives, as one line of text (a NUL
+    byte, which PostgreSQL cannot store, left the row pending for ever)."""
     data = b""
     try:
         for chunk in answer.iter_raw():
@@ -125,7 +126,7 @@ def _start_of(answer: httpx.Response) -> str:
                 break
     except httpx.HTTPError:
         pass
-    return data[:ERROR_TEXT].decode("utf-8", "replace")
+    return one_line(data[:ERROR_TEXT].decode("utf-8", "replace"))
 
 
 class _Deadline:
@@ -248,7 +249,9 @@ def send_email(*, smtp_url: str, timeout_s: float, message: EmailMessage) -> str
         deadline.cancel()
     if not refused:
         return None
-    said = "; ".join(f"{to} ({code} {text.decode(errors='replace')})" for to, (code, text) in refused.items())
+    said = "; ".join(
+        f"{to} ({code} {one_line(text.decode(errors='replace'))})" for to, (code, text) in refused.items()
+    )
     return f"SMTP server refused {said}"[:500]
 
 

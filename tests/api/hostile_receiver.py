@@ -20,7 +20,8 @@ DRIP_CAP = 200
 
 class HostileReceiver:
     """Answers every POST with `behaviour` ('endless_ok', 'endless_error', 'drip_headers', 'hang_up',
-    'redirect', 'silent'); `sent` counts the bytes it wrote, `cut_off` whether the client hung up first."""
+    'redirect', 'silent', 'binary_error'); `sent` counts the bytes it wrote, `cut_off` whether the client
+    hung up first."""
 
     def __init__(self, behaviour: str, *, drip_s: float = 0.05, redirect_to: str = "", silent_s: float = 0.0):
         self.behaviour, self.drip_s, self.redirect_to, self.silent_s = (
@@ -80,6 +81,14 @@ class HostileReceiver:
             time.sleep(self.drip_s)
             self._write(sock, b"a")
         self._write(sock, b"\r\ncontent-length: 0\r\n\r\n")
+
+    def _binary_error(self, sock: socket.socket) -> None:
+        """A 500 whose body is binary: NUL bytes and bytes that are not UTF-8."""
+        body = b"crash\x00dump \xff\xfe\x00\x01" * 4
+        self._write(
+            sock, f"HTTP/1.1 500 Internal Server Error\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+        )
+        self._write(sock, body)
 
     def _hang_up(self, sock: socket.socket) -> None:
         sock.close()

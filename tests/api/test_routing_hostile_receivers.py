@@ -4,13 +4,14 @@ its deadline with a reason, the router reads no more than it needs, and the othe
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from api import policy, routing
 from api.app import API_PREFIX
 from fleet.db import session
 from fleet.tables import OutboxMessage, utcnow
 from tests.api.hostile_receiver import ENDLESS_CAP, HostileReceiver
+from tests.api.routing_support import SECRET, approved_offers, settings_for
 from tests.api.support import add_prediction, build_world
 from tests.sales.test_notifications import IncomingWebhook
 
@@ -70,3 +71,20 @@ def test_misbehaving_receivers_fail_with_a_reason_and_the_rest_is_delivered(data
     for name in ("endless_ok", "endless_error", "drip_headers"):
         assert hostile[name].cut_off and hostile[name].sent < ENDLESS_CAP, name
     assert all(receiver.requests == 1 for receiver in hostile.values())
+
+
+def test_an_error_answer_with_nul_and_non_utf8_bytes_is_kept_readable_and_retried(engine: Engine) -> None:
+    """PostgreSQL stores no NUL in text: the failure could not be written, and the row never left pending."""
+    hostile = HostileReceiver("binary_error")
+    settings = settings_for(webhook_url=hostile.url, webhook_secret=SECRET)
+    approved_offers(engine, settings)
+    try:
+        report = routing.deliver_due(engine=engine, settings=settings)
+    finally:
+        hostile.stop()
+
+    assert (report.claimed, report.retried) == (1, 1)
+    with session(engine) as sess:
+        [row] = sess.scalars(select(OutboxMessage))
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.last_error == "HTTP 500: " + "crash dump \ufffd\ufffd " * 3 + "crash dump \ufffd\ufffd"

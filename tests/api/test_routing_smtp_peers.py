@@ -31,6 +31,8 @@ class PickySink(SmtpSink):
     async def handle_RCPT(self, _server, _session, envelope, address, _options) -> str:  # noqa: ANN001, N802
         if address.startswith("nobody@"):
             return "550 5.1.1 no such user here"
+        if address.startswith("nul@"):
+            return "550 5.1.1 no\x00such\x00user"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -138,3 +140,18 @@ def test_a_server_dripping_its_answer_is_cut_off_at_the_attempt_deadline(engine:
     assert _rows(engine) == [("pending", "SMTP: no complete answer within 3 s")]
     wait_for(lambda: dripping.cut_off, timeout=30, what="the router to hang up on the dripping server")
     dripping.listener.close()
+
+
+def test_a_refusal_text_with_nul_bytes_is_recorded_and_the_mail_not_sent_again(
+    engine: Engine, picky: PickySink
+) -> None:
+    """PostgreSQL stores no NUL in text: the delivery could not be recorded and the mail went out again."""
+    settings = settings_for(smtp_url=picky.url, mail_to="crm@oem.example, nul@oem.example")
+    approved_offers(engine, settings)
+
+    report = routing.deliver_due(engine=engine, settings=settings)
+
+    assert report.delivered == 1
+    assert _rows(engine) == [("delivered", "SMTP server refused nul@oem.example (550 5.1.1 no such user)")]
+    routing.deliver_due(engine=engine, settings=settings, now=utcnow() + timedelta(minutes=5))
+    assert len(picky.messages) == 1
