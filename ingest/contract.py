@@ -25,6 +25,7 @@ FLOAT_MAX = sys.float_info.max
 MAX_DEPTH = 254
 # Topics and sensor names already checked; bounded so that a flood of new names cannot grow them forever.
 _CACHE_LIMIT = 100_000
+_END = datetime.max.replace(tzinfo=UTC)
 _KINDS = frozenset({contract.TOPIC_LEAF, contract.EVENTS_LEAF})
 _topics: dict[str, tuple[str, str, str]] = {}
 _sensor_names: set[str] = set()
@@ -45,7 +46,9 @@ class Limits:
         return cls(
             max_bytes=settings.ingest_max_payload_bytes,
             max_readings=settings.ingest_max_readings,
-            future_margin=timedelta(seconds=settings.ingest_future_margin_s),
+            future_margin=timedelta(
+                seconds=min(settings.ingest_future_margin_s, timedelta.max.days * 86_400)
+            ),
             ts_floor=settings.ingest_ts_floor,
         )
 
@@ -99,13 +102,21 @@ def _in_range(
         shown = raw[:60] if raw is not None else ts.isoformat()
         return Rejection("bad_timestamp", f"ts {shown!r} is before {limits.ts_floor.isoformat()}")
     if latest is None:
-        latest = datetime.now(UTC) + limits.future_margin
+        latest = _latest(datetime.now(UTC), limits)
     if ts > latest:
         shown = raw[:60] if raw is not None else ts.isoformat()
         return Rejection(
             "bad_timestamp", f"ts {shown!r} is in the future (later than {latest.isoformat()} by our clock)"
         )
     return ts if ts.tzinfo is UTC else ts.astimezone(UTC)
+
+
+def _latest(now: datetime, limits: Limits) -> datetime:
+    """The latest `ts` accepted at `now`; a margin reaching past year 9999 means no limit."""
+    try:
+        return now + limits.future_margin
+    except OverflowError:
+        return _END
 
 
 def _check_readings(raw: object, max_readings: int) -> dict | Rejection:
@@ -326,7 +337,7 @@ def reading_of(
 def _reading(
     where: tuple[str, str, str], body: object, limits: Limits, now: datetime | None
 ) -> Reading | Event | Rejection:
-    latest = None if now is None else now + limits.future_margin
+    latest = None if now is None else _latest(now, limits)
     if where[2] == contract.EVENTS_LEAF:
         parsed = parse_event(body, limits, latest)
         return parsed if type(parsed) is Rejection else Event(where[0], where[1], *parsed)

@@ -161,6 +161,14 @@ def test_limits_come_from_settings():
     assert early.reason == "bad_timestamp"
 
 
+@pytest.mark.parametrize("margin", ["1e12", "1e16", "inf"])
+def test_a_future_margin_past_the_calendar_means_no_limit(margin):
+    limits = Limits.from_settings(Settings(ingest_future_margin_s=margin))
+    far = raw_body(ts='"9999-12-31T23:59:59Z"')
+    assert isinstance(parse_message(TOPIC, far, limits=limits), Reading)
+    assert isinstance(parse_message(TOPIC, far, limits=limits, now=NOW), Reading)
+
+
 def test_timestamps_are_normalised_to_utc():
     result = parse_message(TOPIC, raw_body(ts='"2026-11-23T09:00:00+01:00"'), now=NOW)
     assert result.ts == datetime(2026, 11, 23, 8, 0, tzinfo=UTC) and result.ts.tzinfo is UTC
