@@ -11,6 +11,8 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from standardwebhooks import Webhook
 
 DEFAULT_DATABASE_URL = "sqlite:///var/servicecast.db"
@@ -25,6 +27,12 @@ class MqttEndpoint:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts"):
             raise ValueError(f"scheme must be mqtt:// or mqtts://, got {parts.scheme or 'none'}://")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            # Else the host is read from the password: paho would connect to another host.
+            raise ValueError(
+                "has something after host:port; a / ? or # in the user name or password must be "
+                "percent-encoded (%2F %3F %23)"
+            )
         if not parts.hostname:
             raise ValueError("no host in MQTT URL")
         self.tls = parts.scheme == "mqtts"
@@ -165,6 +173,7 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a SQLAlchemy URL for sqlite:/// or postgresql+psycopg://")
+        check_database_url(value)
         return value
 
     @field_validator("mqtt_url")
@@ -268,6 +277,26 @@ def check_topic_filter(value: str) -> str:
 def _check_share_name(group: str) -> None:
     if any(c in group for c in "/+#"):
         raise ValueError(f"a shared subscription's group has no / + #, got {group!r}")
+
+
+def check_database_url(url: str) -> None:
+    """ValueError unless SQLAlchemy reads `url` as written and has its driver; the text never repeats it."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError("is not a SQLAlchemy URL (dialect+driver://user:password@host/database)") from None
+    if parsed.host and "@" in parsed.host:
+        # SQLAlchemy ends the password at its first @: the rest would be taken for the host.
+        raise ValueError("has an @ in its user name or password: write it percent-encoded, as %40")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        raise ValueError(f"names no SQLAlchemy dialect: {parsed.drivername}") from None
+    except ImportError:
+        raise ValueError(
+            f"needs the driver {parsed.get_driver_name()}, which is not installed; "
+            "servicecast ships sqlite:/// and postgresql+psycopg://"
+        ) from None
 
 
 def redact_url(url: str) -> str:

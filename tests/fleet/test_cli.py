@@ -64,6 +64,26 @@ def test_a_bad_setting_exits_2_with_one_line_naming_the_variable(variable, value
     assert variable in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        # SQLAlchemy splits at the first @: the host would be ss@db.example, a traceback at the first query.
+        ("SERVICECAST_DATABASE_URL", "postgresql+psycopg://app:p@ss@db.example/servicecast", "%40"),
+        ("SERVICECAST_DATABASE_URL", "postgresql+psycopg2://app@db.example/servicecast", "psycopg2"),
+        ("SERVICECAST_DATABASE_URL", "sqlitex:///var/servicecast.db", "sqlitex"),
+        # urlsplit stops the host at #: paho would connect to the host "ss" with the password "p".
+        ("SERVICECAST_MQTT_URL", "mqtt://ingest:p@ss#1@broker.example:1883", "%23"),
+    ],
+)
+def test_a_url_no_driver_could_use_as_meant_exits_2_with_one_line_naming_the_variable(variable, value, says):
+    result = run_cli("check-config", **{variable: value})
+    assert result.returncode == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert variable in lines[0] and says in lines[0]
+    assert "ss@" not in lines[0] and "ss#" not in lines[0], "the message repeats the password"
+
+
 def test_ingest_without_a_broker_url_exits_2():
     result = run_cli("ingest", SERVICECAST_DATABASE_URL="sqlite:///:memory:")
     assert result.returncode == 2
