@@ -31,6 +31,7 @@ ATTEMPT_TIMEOUTS = 3
 ERROR_TEXT = 200  # how much of an error answer is read and kept
 # C0 and C1 control characters and the Unicode line/paragraph separators: none may reach a mail header.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]")
 
 
 PeerCheck = Callable[[str], None]
@@ -175,7 +176,9 @@ def one_line(text: str) -> str:
 def message_id(event_id: str, public_url: str) -> str:
     """The Message-ID of an event's e-mail: the same for every retry, so mail systems can dedupe."""
     domain = urlsplit(public_url).hostname or "servicecast.local"
-    return f"<{event_id}@{domain}>"
+    # Only atext may stand left of the @ (RFC 5322): a parser cut `notify-email:3` at the colon, so every
+    # subscriber of one alert event got the same id.
+    return f"<{NOT_ATEXT.sub('.', event_id)}@{domain}>"
 
 
 def render_email(*, event: dict, mail_from: str, mail_to: str, public_url: str) -> EmailMessage:

@@ -109,6 +109,8 @@ def test_each_alert_event_notifies_each_subscriber_once_and_nobody_else(database
         _route_all(world)
 
         assert [m["To"] for m in sink.messages] == ["tech@oem.example"]
+        message_id = sink.messages[0]["Message-ID"]  # what mail systems dedupe retries by
+        assert message_id.defects == () and str(message_id).startswith("<alert-"), message_id
         assert sink.messages[0]["Subject"] == "New critical alert: acme-pump-2 of acme"
         assert len(hook.bodies) == 1 and hook.posts == 3, "two failures, then delivered once"
         assert "seal leak, critical, risk 92 %" in hook.bodies[0]["text"]
