@@ -300,12 +300,17 @@ def check_database_url(url: str) -> None:
 
 
 def redact_url(url: str) -> str:
-    """Mask the password of a URL, keeping the rest readable."""
-    parts = urlsplit(url)
-    if not parts.password:
+    """Mask the password of a URL, keeping the rest readable.
+
+    Up to the last @, not where urlsplit ends the host: SQLAlchemy reads a # ? or / in a password as part
+    of it, and urlsplit would leave such a password in the text.
+    """
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if not (sep and at and colon) or "/" in user:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    return f"{scheme}://{user}:***@{host}"
 
 
 @lru_cache(maxsize=1)

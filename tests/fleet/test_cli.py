@@ -46,6 +46,18 @@ def test_check_config_prints_settings_with_secrets_redacted(monkeypatch):
     assert "SERVICECAST_INGEST_BATCH_SIZE=500" in result.output
 
 
+@pytest.mark.parametrize("password", ["hun#ter2", "hun?ter2", "hun/ter2", "hun%40ter2"])
+def test_check_config_masks_a_database_password_holding_url_delimiters(password, monkeypatch):
+    """SQLAlchemy reads these passwords whole; the mask split the URL where urlsplit does and printed them."""
+    monkeypatch.setenv(
+        "SERVICECAST_DATABASE_URL", f"postgresql+psycopg://app:{password}@db.example/servicecast"
+    )
+    result = runner.invoke(app, ["check-config"])
+    assert result.exit_code == 0, result.output
+    assert "SERVICECAST_DATABASE_URL=postgresql+psycopg://app:***@db.example/servicecast" in result.output
+    assert "hun" not in result.output and "ter2" not in result.output
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
