@@ -9,6 +9,7 @@ the partitions of weeks wholly past the hot window (`fleet.partitions`, `fleet.a
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -71,23 +72,31 @@ def run(engine: Engine, *, settings: Settings, now: datetime, dry_run: bool = Fa
         if days is None:
             continue
         cutoff = now - timedelta(days=days)
-        where = [column < cutoff, *extra]
-        paths: list[str] = []
-        with deleter.begin() as conn:
-            count = conn.scalar(select(func.count()).select_from(table).where(*where)) or 0
-            plan.steps.append(Step(name, cutoff, count, "delete"))
-            if dry_run or not count:
-                continue
-            if table is ArchiveFile:
-                paths = list(conn.scalars(select(ArchiveFile.path).where(*where)))
-            if table is WorkflowEvent:
-                with audit_maintenance.allowed(conn, "retention"):
-                    conn.execute(delete(table).where(*where))
-            else:
-                conn.execute(delete(table).where(*where))
-        # Files go after the commit: a crash between leaves unregistered files the next archive run removes.
-        where_files = archive.location(settings.archive_url)
-        for path in paths:
-            if where_files.fs.exists(where_files.path(path)):
-                where_files.fs.rm(where_files.path(path))
+        # Archive files on the archive lock: another run (or an erasure) counted and deleted the same files.
+        held = archive.exclusive(engine, wait=True) if table is ArchiveFile and not dry_run else nullcontext()
+        with held:
+            paths = _delete(deleter, plan, name, cutoff, table, [column < cutoff, *extra], dry_run)
+            # Files go after the commit: a crash between leaves unregistered files the next archive run sweeps
+            where_files = archive.location(settings.archive_url)
+            for path in paths:
+                if where_files.fs.exists(where_files.path(path)):
+                    where_files.fs.rm(where_files.path(path))
     return plan
+
+
+def _delete(
+    deleter: Engine, plan: Plan, name: str, cutoff: datetime, table: type, where: list, dry_run: bool
+) -> list[str]:
+    """Count (and unless dry, delete) one class's rows in one transaction; the archive paths deleted."""
+    with deleter.begin() as conn:
+        count = conn.scalar(select(func.count()).select_from(table).where(*where)) or 0
+        plan.steps.append(Step(name, cutoff, count, "delete"))
+        if dry_run or not count:
+            return []
+        paths = list(conn.scalars(select(ArchiveFile.path).where(*where))) if table is ArchiveFile else []
+        if table is WorkflowEvent:
+            with audit_maintenance.allowed(conn, "retention"):
+                conn.execute(delete(table).where(*where))
+        else:
+            conn.execute(delete(table).where(*where))
+    return paths

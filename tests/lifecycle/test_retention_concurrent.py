@@ -1,0 +1,63 @@
+"""Two retention runs at once (two cron jobs) on the same expired archive files: they take turns."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import Engine, func, select, text
+
+from fleet import archive, retention
+from fleet.settings import Settings
+from fleet.tables import ArchiveFile
+from tests import services
+from tests.lifecycle import support
+
+
+def _waiting(engine: Engine) -> int:
+    """How many sessions of the database wait for a lock (a row's or the archive's advisory lock)."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as conn:
+        return conn.scalar(text(query))
+
+
+def test_two_runs_delete_each_expired_archive_file_once(postgres_url, tmp_path):
+    with services.migrated_engine(postgres_url) as pg:
+        ids = support.register(pg, "acme", ["p1"])
+        support.write(pg, support.rows(ids["p1"], seqs=range(3000), step_s=1200.0))  # 6 weeks, 2 months
+        url = str(tmp_path / "archive")
+        archive.run(pg, url=url, before=support.START + timedelta(days=60))
+        with pg.connect() as conn:
+            files = conn.scalar(select(func.count()).select_from(ArchiveFile))
+        assert files > 1
+        settings = Settings(archive_url=url, hot_days=365, retain_archive_days=1)
+        now = support.START + timedelta(days=90)
+        plans: list[retention.Plan] = []
+        failures: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                plans.append(retention.run(pg, settings=settings, now=now))
+            except BaseException as exc:  # noqa: BLE001 - the test reports it
+                failures.append(exc)
+
+        runs = [threading.Thread(target=run) for _ in range(2)]
+        with pg.connect() as holder, holder.begin():
+            # A third session holds the file rows, as a slow transaction would: both runs reach their delete.
+            holder.execute(select(ArchiveFile.id).with_for_update())
+            for thread in runs:
+                thread.start()
+            while _waiting(pg) < 2 and all(t.is_alive() for t in runs):
+                time.sleep(0.05)
+        for thread in runs:
+            thread.join()
+        assert failures == []
+        deleted = [s.count for plan in plans for s in plan.steps if s.data_class == "archive"]
+        assert sorted(deleted) == [0, files]  # each file deleted, and reported, by one run
+        with pg.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(ArchiveFile)) == 0
+        assert [p for p in (tmp_path / "archive").rglob("*.parquet")] == []
