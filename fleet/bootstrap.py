@@ -12,10 +12,11 @@ from contextlib import contextmanager
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from fleet import migrate
 from fleet.db import engine_from_settings
-from fleet.settings import EXIT_BAD_SETTING, Settings, describe_error, get_settings
+from fleet.settings import EXIT_BAD_SETTING, Settings, describe_error, get_settings, redact_url
 
 log = logging.getLogger(__name__)
 EXIT_ERROR = 1  # the command was refused (e.g. exists already), or its loop ended unasked or got stuck
@@ -49,8 +50,22 @@ def load_settings(*, prog: str = "servicecast") -> Settings:
 
 def ready_engine(settings: Settings) -> Engine:
     """The engine, with migrations applied (every process brings the schema up to date on start)."""
-    engine = engine_from_settings(settings)
+    engine = open_engine(settings)
     migrate.ensure_schema(engine)
+    return engine
+
+
+def open_engine(settings: Settings) -> Engine:
+    """The engine, connected once: a database that cannot be opened (server down, login refused, not a
+    database file, a folder that cannot be made) exits 1 with one line naming it and why, not a traceback."""
+    try:
+        engine = engine_from_settings(settings)
+        with engine.connect():
+            pass
+    except (DBAPIError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        where = f"SERVICECAST_DATABASE_URL={redact_url(settings.database_url)}"
+        raise fail(f"cannot open the database {where}: {reason}", code=EXIT_ERROR) from None
     return engine
 
 

@@ -11,8 +11,7 @@ import typer
 
 from api import policy_cli, routing_cli
 from fleet import audit, errors, machine_types, migrate, registry, telemetry
-from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
-from fleet.db import engine_from_settings
+from fleet.bootstrap import EXIT_ERROR, fail, load_settings, open_engine, ready_engine
 from models import cli as models_cli
 from servicecast import (
     bridge_cli,
@@ -69,7 +68,7 @@ def check_config() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
-    engine = engine_from_settings(load_settings())
+    engine = open_engine(load_settings())
     migrate.upgrade(engine, revision)
     typer.echo(f"database at revision {migrate.current_revision(engine)}")
 
@@ -77,7 +76,7 @@ def db_upgrade(revision: str = "head") -> None:
 @db_app.command("downgrade")
 def db_downgrade(revision: str) -> None:
     """Step the schema back to REVISION ('base' removes every table)."""
-    engine = engine_from_settings(load_settings())
+    engine = open_engine(load_settings())
     migrate.downgrade(engine, revision)
     typer.echo(f"database at revision {migrate.current_revision(engine)}")
 
@@ -85,7 +84,7 @@ def db_downgrade(revision: str) -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Show the schema revision of the database and of this code."""
-    engine = engine_from_settings(load_settings())
+    engine = open_engine(load_settings())
     typer.echo(f"database: {migrate.current_revision(engine)}  code: {migrate.head_revision()}")
 
 

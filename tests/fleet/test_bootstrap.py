@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from fleet import bootstrap
 from servicecast.cli import app
+from tests import services
 
 
 def test_sigterm_stops_the_loop_and_the_process_exits_zero() -> None:
@@ -103,3 +104,32 @@ def test_every_command_starts_through_the_bootstrap_and_exits_2_on_a_bad_setting
         f"{prog}: invalid setting SERVICECAST_DATABASE_URL: "
         "must be a SQLAlchemy URL for sqlite:/// or postgresql+psycopg://"
     ]
+
+
+def _closed_port_url(_tmp: Path) -> str:
+    return f"postgresql+psycopg://app:hunter2@127.0.0.1:{services.free_port()}/servicecast"
+
+
+def _under_a_file_url(tmp: Path) -> str:
+    (tmp / "a-file").write_text("")
+    return f"sqlite:///{tmp / 'a-file' / 'servicecast.db'}"
+
+
+def _not_a_database_url(tmp: Path) -> str:
+    (tmp / "notes.db").write_text("not a database\n" * 100)
+    return f"sqlite:///{tmp / 'notes.db'}"
+
+
+@pytest.mark.parametrize("url", [_closed_port_url, _under_a_file_url, _not_a_database_url])
+@pytest.mark.parametrize("command", [["customers", "list"], ["db", "current"], ["db", "upgrade"]])
+def test_a_database_that_cannot_be_opened_is_one_line_naming_it_not_a_traceback(
+    url, command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", url(tmp_path))
+    result = CliRunner().invoke(app, command)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == bootstrap.EXIT_ERROR
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("servicecast: cannot open the database SERVICECAST_DATABASE_URL=")
+    assert "hunter2" not in result.stderr
