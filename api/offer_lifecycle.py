@@ -19,6 +19,9 @@ from fleet.tables import Alert, Offer, OutboxMessage, Prediction
 
 UNSENT = ("proposed", "approved")
 OPEN = ("proposed", "approved", "sent")
+# A visit is an alert a technician resolved, with a finding; the policy resolves "no data" and "low data
+# rate" alerts itself, without one, when the data returns: nobody went there.
+VISITED = Alert.finding.is_not(None)
 
 
 def withdraw(
@@ -89,9 +92,9 @@ def contact_times(
 ) -> list[datetime | None]:
     """When each real contact with the customer in the last `days` days happened, oldest first.
 
-    Contacts are offers delivered to the customer and technicians' visits (resolved alerts), never mere
-    proposals. With `pending`, offers approved but not yet delivered count too (their approval's outbox
-    row still pending and the offer still approved), as None: they are about to reach the customer.
+    Contacts are offers delivered to the customer and technicians' visits (alerts resolved with a finding),
+    never mere proposals. With `pending`, offers approved but not yet delivered count too (their approval's
+    outbox row still pending and the offer still approved), as None: they are about to reach the customer.
     """
     since = now - timedelta(days=days)
     delivered = (OutboxMessage.status == "delivered") & (OutboxMessage.delivered_at > since)
@@ -110,7 +113,7 @@ def contact_times(
     ).all()
     visits = sess.scalars(
         select(Alert.resolved_at).where(
-            Alert.customer_id == customer_id, Alert.resolved_at > since, Alert.resolved_at <= now
+            Alert.customer_id == customer_id, VISITED, Alert.resolved_at > since, Alert.resolved_at <= now
         )
     ).all()
     dated = sorted([at for _, at in rows if at is not None] + list(visits))
@@ -133,5 +136,5 @@ def last_contact(sess: Session, customer_id: int) -> datetime | None:
             OutboxMessage.status == "delivered",
         )
     )
-    visit = sess.scalar(select(func.max(Alert.resolved_at)).where(Alert.customer_id == customer_id))
+    visit = sess.scalar(select(func.max(Alert.resolved_at)).where(Alert.customer_id == customer_id, VISITED))
     return max((t for t in (sent, visit) if t is not None), default=None)

@@ -159,7 +159,8 @@ def world_offer_ids(world, machine_id: int) -> list[int]:
 
 
 def real_contacts(world, tenant: str, *, offers_sent: int, visits: int) -> None:
-    """Offers delivered to the customer and technicians' visits (resolved alerts) within the last days."""
+    """Offers delivered to the customer and technicians' visits (alerts resolved with a finding) within the
+    last days."""
     customer_id = world.customers[tenant]
     with session(world.engine) as sess:
         offer_ids = list(sess.scalars(select(Offer.id).where(Offer.customer_id == customer_id)))[:offers_sent]
@@ -178,7 +179,7 @@ def real_contacts(world, tenant: str, *, offers_sent: int, visits: int) -> None:
             )
         alerts = sess.scalars(select(Alert).where(Alert.customer_id == customer_id)).all()[:visits]
         for alert in alerts:
-            alert.resolved_at = NOW - timedelta(days=1)
+            alert.resolved_at, alert.finding = NOW - timedelta(days=1), "confirmed_fault"
 
 
 def test_offer_gates_duplicates_service_first_and_weekly_limit(world):

@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from api import alerts, events, offer_lifecycle, offers, policy, routing
+from api import alerts, events, offer_lifecycle, offers, policy, routing, silence
 from api.app import API_PREFIX, create_app
 from api.auth import Principal
 from api.errors import Conflict
+from fleet import telemetry
 from fleet.db import session
 from fleet.tables import Alert, Offer, OutboxMessage
 from tests import services
@@ -92,6 +93,36 @@ def _approval_rows(engine: Engine, status: str) -> int:
             OutboxMessage.offer_id.is_not(None),
         )
         return sess.scalar(select(func.count()).select_from(OutboxMessage).where(*where))
+
+
+def _link_drops(world: World, machine_id: int, *, at: datetime, seq: int) -> None:
+    """The machine sends every minute until `at`, is silent for an hour, then sends again: the policy opens
+    a "no data" alert and resolves it itself when the data returns."""
+    rows = [(seq + i, at - timedelta(minutes=3 - i)) for i in range(3)] + [(seq + 3, at + timedelta(hours=1))]
+    customer_id = world.customers["acme"]
+    quiet = timedelta(minutes=30)
+    for n, (number, arrived) in enumerate(rows):
+        if n == 3:
+            with session(world.engine) as sess:
+                assert silence.sweep(sess, now=at + timedelta(minutes=45), silent_after=quiet) == (1, 0)
+        with world.engine.begin() as conn:
+            row = {"customer_id": customer_id, "machine_id": machine_id, "seq": number, "readings": {}}
+            telemetry.insert_telemetry(conn, [row | {"ts": arrived, "received_at": arrived}])
+    with session(world.engine) as sess:
+        assert silence.sweep(sess, now=at + timedelta(minutes=61), silent_after=quiet) == (0, 1)
+
+
+def test_no_data_alerts_the_policy_resolved_itself_are_no_visits(database_url) -> None:
+    world = build_world(database_url)
+    acme = world.customers["acme"]
+    for day in (3, 2, 1):  # the site's link dropped for an hour on three days; nobody went there
+        _link_drops(world, world.machines["acme"][2], at=NOW - timedelta(days=day), seq=10 * day)
+
+    with session(world.engine) as sess:
+        assert offer_lifecycle.recent_contacts(sess, acme, NOW) == 0
+        assert offer_lifecycle.last_contact(sess, acme) is None
+    _approve(world, world.offers["acme"][0])  # not refused by a contact limit nobody used
+    assert _statuses(world.engine, world.offers["acme"][:1]) == ["approved"]
 
 
 def test_three_proposals_with_two_contacts_this_week_one_approval_passes(database_url) -> None:

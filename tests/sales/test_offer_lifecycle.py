@@ -46,10 +46,9 @@ def test_proposals_are_not_contacts_but_sent_offers_and_visits_are(database_url)
     assert len(_offers(world.engine, acme)) == 5  # without a single contact yet
     with session(world.engine) as sess:
         assert offer_lifecycle.recent_contacts(sess, acme, NOW) == 0
-        # A technician's visit (a resolved alert) and a delivered offer are contacts.
-        sess.scalars(select(Alert).where(Alert.customer_id == acme)).first().resolved_at = NOW - timedelta(
-            days=1
-        )
+        # A technician's visit (an alert resolved with a finding) and a delivered offer are contacts.
+        visited = sess.scalars(select(Alert).where(Alert.customer_id == acme)).first()
+        visited.resolved_at, visited.finding = NOW - timedelta(days=1), "confirmed_fault"
         sess.add(
             OutboxMessage(
                 event_id="offer-1-approved",
