@@ -156,7 +156,7 @@ def ingest(
 def quarantine_list(
     reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,
     all_rows: Annotated[bool, typer.Option("--all", help="Include rows already replayed.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 100,
+    limit: Annotated[int, typer.Option(help="At most this many rows (0: all).", min=0)] = 100,
 ) -> None:
     """Show quarantined messages with their reasons."""
     engine = ready_engine(load_settings())

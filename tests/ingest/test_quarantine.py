@@ -156,3 +156,9 @@ def test_cli_list_shows_a_hostile_message_escaped_one_row_per_line(engine, datab
     assert line.count("\t") == 5
     assert line.endswith("\\x1b]0;owned\\x07\\x1b[2J\\rfake\\tcolumn\\nline\\u202e")
     assert "\tfleet/acme/m-000/telemetry\\x1b[8m\t" in line
+
+
+def test_cli_list_refuses_a_negative_limit(engine, database_url, monkeypatch):
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", database_url)
+    listed = CliRunner().invoke(app, ["quarantine", "list", "--limit", "-1"])
+    assert listed.exit_code == 2 and "--limit" in listed.output, listed.output
