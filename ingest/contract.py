@@ -26,6 +26,7 @@ MAX_DEPTH = 254
 # Topics and sensor names already checked; bounded so that a flood of new names cannot grow them forever.
 _CACHE_LIMIT = 100_000
 _END = datetime.max.replace(tzinfo=UTC)
+_ID_RULE = "is not 1 to {} of [A-Za-z0-9._-] beginning with a letter or digit"
 _KINDS = frozenset({contract.TOPIC_LEAF, contract.EVENTS_LEAF})
 _topics: dict[str, tuple[str, str, str]] = {}
 _sensor_names: set[str] = set()
@@ -69,9 +70,9 @@ def parse_topic(topic: str) -> tuple[str, str, str] | Rejection:
     tenant, machine = parts[1], parts[2]
     # fullmatch: the patterns end in `$`, which `match` lets pass before a trailing line break.
     if not contract.TENANT_PATTERN.fullmatch(tenant):
-        return Rejection("bad_topic", f"tenant id {tenant[:80]!r} has characters outside [A-Za-z0-9._-]")
+        return Rejection("bad_topic", f"tenant id {tenant[:80]!r} {_ID_RULE.format(64)}")
     if not contract.MACHINE_PATTERN.fullmatch(machine):
-        return Rejection("bad_topic", f"machine id {machine[:140]!r} has characters outside [A-Za-z0-9._-]")
+        return Rejection("bad_topic", f"machine id {machine[:140]!r} {_ID_RULE.format(128)}")
     if len(_topics) >= _CACHE_LIMIT:
         _topics.clear()
     _topics[topic] = tenant, machine, parts[3]

@@ -73,6 +73,8 @@ def test_encoder_output_round_trips():
         ("fleet/ac+me/pump-7/telemetry", body(), "bad_topic", "tenant id"),
         ("other/acme/pump-7/telemetry", body(), "bad_topic", "is not fleet/"),
         ("fleet/acme/pump-7\n/telemetry", body(), "bad_topic", "machine id"),
+        ("fleet/acme/" + "m" * 129 + "/telemetry", body(), "bad_topic", "is not 1 to 128 of"),
+        ("fleet/-acme/pump-7/telemetry", body(), "bad_topic", "beginning with a letter or digit"),
         ("fleet/acme\n/pump-7/telemetry", body(), "bad_topic", "tenant id"),
     ],
 )
