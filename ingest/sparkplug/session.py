@@ -214,6 +214,8 @@ class Sessions:
                 aliases[str(alias)] = name
             if is_signed(datatype):
                 signed[name] = datatype
+            else:  # a device reborn (DBIRTH alone) may declare a metric anew, signed no longer
+                signed.pop(name, None)
 
     @staticmethod
     def _check_seq(state: dict, seq: int, ts: int, latest_ms: int) -> bool:

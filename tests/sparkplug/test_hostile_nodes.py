@@ -64,3 +64,21 @@ def test_one_message_from_a_clock_in_the_future_does_not_blind_the_seq_checks(en
     assert quarantine_reasons(engine) == ["bad_timestamp"]
     assert [r["temperature_c"] for r in readings(engine)] == [60.0, 62.0, 63.0]
     assert rebirths == [(GROUP, NODE)]  # the gap is seen, as without the message from 2099
+
+
+def test_a_device_reborn_with_an_unsigned_metric_no_longer_reads_it_as_signed(engine):
+    """A DBIRTH (after a DDEATH, say a firmware update) that declares a metric UInt32 instead of Int32."""
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, _ = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    int32_births(edge, T0)
+    edge.device_death(T0 + 5)
+    metric = spb.Metric(T0 + 6, "Spindle/Temperature", spb.DataType.UINT32, value=7, alias=TEMPERATURE)
+    birth = spb.DBirth(timestamp=T0 + 6, seq=edge._next(), metrics=(metric,))
+    edge._send(f"spBv1.0/{GROUP}/DBIRTH/{NODE}/{DEVICE}", birth.encode())
+    metric = spb.Metric(T0 + 10, None, spb.DataType.UINT32, value=3_000_000_000, alias=TEMPERATURE)
+    data = spb.DData(timestamp=T0 + 10, seq=edge._next(), metrics=(metric,))
+    edge._send(f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}", without_datatypes(data.encode()))
+    pipeline.store(edge.take())
+    assert quarantine_reasons(engine) == []
+    assert [r["temperature_c"] for r in readings(engine)] == [20, 7, 3_000_000_000]
