@@ -14,7 +14,7 @@ from sqlalchemy import Connection, bindparam, select, text
 
 from fleet import archive, dialect, history, windows
 from fleet.settings import get_settings
-from fleet.tables import Telemetry
+from fleet.tables import Telemetry, utcnow
 
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -182,7 +182,13 @@ def _lifecycle_window(
     sums = None
     if width >= timedelta(hours=1):
         sums = windows.from_rollups(
-            conn, machine_id=machine_id, start=start, end=end, width=width, archive_url=archive_url
+            conn,
+            machine_id=machine_id,
+            start=start,
+            end=end,
+            width=width,
+            archive_url=archive_url,
+            rollups_since=_hour_rollups_kept_since(),
         )
         if sums is not None and sums.rows <= max_points:
             sums = None  # few rows: every one of them, below
@@ -198,3 +204,12 @@ def _lifecycle_window(
         sums = windows.Sums(start, width, scale=2.0 ** -len(rows).bit_length())
         sums.add_rows(rows)
     return Window(rows=sums.rows, downsampled=True, sums=sums)
+
+
+def _hour_rollups_kept_since() -> datetime | None:
+    """The oldest time whose hour rollups retention keeps (SERVICECAST_RETAIN_ROLLUP_HOUR_DAYS), if any."""
+    days = get_settings().retain_rollup_hour_days
+    try:
+        return utcnow() - timedelta(days=days) if days else None
+    except OverflowError:  # more days than the calendar holds: kept for ever
+        return None

@@ -216,10 +216,20 @@ def _hour_rollups(conn: Connection, machine_id: int, start: datetime, end: datet
 
 
 def from_rollups(
-    conn: Connection, *, machine_id: int, start: datetime, end: datetime, width: timedelta, archive_url: str
+    conn: Connection,
+    *,
+    machine_id: int,
+    start: datetime,
+    end: datetime,
+    width: timedelta,
+    archive_url: str,
+    rollups_since: datetime | None = None,
 ) -> Sums | None:
-    """Bucket sums of [start, end) from hour rollups plus raw edges and dirty hours; None if no whole hour."""
-    first, last = _hour_ceil(start), _hour_floor(end)
+    """Bucket sums of [start, end) from hour rollups plus raw edges and dirty hours; None if no whole hour.
+
+    Hours before `rollups_since` are read raw: retention may have deleted their rollups, not their rows.
+    """
+    first, last = max(_hour_ceil(start), _hour_ceil(rollups_since or start)), _hour_floor(end)
     if first >= last:
         return None
     dirty = set(rollups.pending(conn, machine_id=machine_id, start=first, end=last))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fleet import archive, panels, rollups
+from fleet import archive, panels, retention, rollups
+from fleet.settings import Settings
 from tests.lifecycle import support
 
 
@@ -54,3 +55,20 @@ def test_long_window_from_rollups_matches_the_raw_means_and_sees_late_and_archiv
     short = (support.START + timedelta(days=1), support.START + timedelta(days=1, hours=2))
     raw = _window(engine, machine, *short, 500, url)
     assert not raw.downsampled and raw.rows > 0
+
+
+def test_a_chart_over_hours_whose_rollups_retention_deleted_reads_their_archived_rows(engine, tmp_path):
+    """Imported history older than SERVICECAST_RETAIN_ROLLUP_HOUR_DAYS: the archive keeps it, charts too."""
+    ids = support.register(engine, "acme", ["p1"])
+    machine = ids["p1"][1]
+    first = support.START - timedelta(days=1200)  # about three years before the fake clock's now
+    support.write(engine, support.rows(ids["p1"], seqs=range(3 * 24 * 60), start=first, step_s=60.0))
+    url = str(tmp_path / "archive")
+    start, end = first + timedelta(hours=5, minutes=30), first + timedelta(days=2, hours=5, minutes=30)
+    expected = _window(engine, machine, start, end, 24, None)  # every row still hot, read by SQL
+    settings = Settings(archive_url=url, hot_days=14, retain_rollup_hour_days=730)
+    plan = retention.run(engine, settings=settings, now=support.START)
+    assert {s.data_class: s.count for s in plan.steps}["rollup_hour"] > 0
+    got = _window(engine, machine, start, end, 24, url)
+    assert (got.rows, len(got.points)) == (expected.rows, len(expected.points)) == (2880, 24)
+    assert got == expected
