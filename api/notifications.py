@@ -4,7 +4,7 @@ Each pass reads the alert events of the audit trail past a watermark and writes 
 matching subscription, keyed by the event and the subscription, so an event notifies each person once
 (the outbox's unique (event id, destination) holds that even when a pass repeats). The router delivers
 the rows by e-mail or incoming webhook (Teams/Slack style) with the offers' retries and backoff; a row
-whose subscription was deleted meanwhile is cancelled at send time.
+whose subscription was deleted or whose user was disabled meanwhile is cancelled at send time.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from fleet.tables import (
     NotificationSubscription,
     OutboxMessage,
     Site,
+    User,
     Watermark,
     WorkflowEvent,
 )
@@ -89,6 +90,15 @@ def unsubscribe(sess: Session, who: Principal, subscription_id: int) -> Notifica
     return sub
 
 
+def stopped(sess: Session, sub: NotificationSubscription | None) -> str | None:
+    """Why a subscription's notification must not go out (deleted, or its user disabled), or None."""
+    if sub is None:
+        return "unsubscribed"
+    if sess.scalar(select(User.disabled_at).where(User.id == sub.user_id)) is not None:
+        return "subscriber disabled"
+    return None
+
+
 def destination(sub: NotificationSubscription) -> str:
     """The outbox destination of a subscription's rows, e.g. `notify-email:12`."""
     return f"{PREFIX}{sub.channel}:{sub.id}"
@@ -125,7 +135,10 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
         )
         .order_by(WorkflowEvent.id)
     ).all()
-    subs = sess.scalars(select(NotificationSubscription)).all()
+    active = select(User.id).where(User.disabled_at.is_(None))
+    subs = sess.scalars(
+        select(NotificationSubscription).where(NotificationSubscription.user_id.in_(active))
+    ).all()
     added = 0
     for event in found:
         mark.value = max(mark.value, event.id)

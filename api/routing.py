@@ -192,7 +192,7 @@ def _claim(
         address = None
         if (sub_id := notifications.subscription_id(row.destination)) is not None:
             sub = sess.get(NotificationSubscription, sub_id)
-            why, address = ("unsubscribed", None) if sub is None else (why, sub.address)
+            why, address = why or notifications.stopped(sess, sub), sub and sub.address
         if why is not None:
             sess.execute(
                 update(OUTBOX)

@@ -10,13 +10,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import select
 
-from api import policy, routing
+from api import auth, policy, routing
 from api.app import API_PREFIX
 from fleet.db import session
 from fleet.tables import Alert, OutboxMessage, utcnow
 from tests.api.routing_support import SmtpSink
 from tests.api.support import add_prediction, build_world
 from tests.services import free_port
+
+SUBSCRIBE = f"{API_PREFIX}/notifications/subscriptions"
 
 
 class IncomingWebhook:
@@ -127,3 +129,23 @@ def test_each_alert_event_notifies_each_subscriber_once_and_nobody_else(database
         _route_all(world)
     assert [m["Subject"] for m in sink.messages][1:] == ["Alert assigned: acme-pump-2 of acme"]
     assert len(hook.bodies) == 2 and hook.bodies[1]["text"].startswith("Alert assigned")
+
+
+def test_a_disabled_user_is_notified_no_more(database_url, sink) -> None:
+    """Someone left: the admin disabled the user; its subscriptions stay until someone deletes them."""
+    world = build_world(database_url, smtp_url=sink.url, alert_escalate_after_min=10**6)
+    with world.client() as client:
+        mail = {"channel": "email", "address": "leaver@oem.example"}
+        assert client.post(SUBSCRIBE, json=mail, headers=world.headers("tech")).status_code == 201
+    add_prediction(world.engine, world.machines["acme"][2], risk=0.92, mode="seal_leak", hours_ahead=20)
+    policy.run_once(engine=world.engine, settings=world.settings, now=utcnow())  # queued while still active
+    assert auth.set_disabled(engine=world.engine, name="tech", disabled=True)
+    add_prediction(world.engine, world.machines["globex"][2], risk=0.93, mode="seal_leak", hours_ahead=20)
+    policy.run_once(engine=world.engine, settings=world.settings, now=utcnow())
+
+    routing.deliver_due(engine=world.engine, settings=world.settings)
+
+    assert sink.messages == []
+    with session(world.engine) as sess:
+        rows = sess.execute(select(OutboxMessage.status, OutboxMessage.last_error)).all()
+    assert [tuple(row) for row in rows] == [("cancelled", "subscriber disabled")]
