@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import ssl
 import struct
+import sys
 import threading
 import time
 
@@ -175,7 +176,14 @@ class MqttSource:
             log.warning("disconnected from the broker (%s); reconnecting", reason_code)
 
     def _on_connect_fail(self, _client, _userdata) -> None:
-        log.warning("cannot reach the broker at %s:%s; retrying", self.endpoint.host, self.endpoint.port)
+        # paho calls this inside its `except OSError`: the error says why (refused, no such host, TLS).
+        error = sys.exc_info()[1]
+        why = f": {error}" if error else ""
+        if isinstance(error, ssl.SSLCertVerificationError):
+            why += " (a broker certificate from a private CA: set SSL_CERT_FILE to the CA's PEM file)"
+        log.warning(
+            "cannot reach the broker at %s:%s%s; retrying", self.endpoint.host, self.endpoint.port, why
+        )
 
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
         if not self._receiving:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -94,6 +95,40 @@ def test_bad_credentials_exit_with_a_clear_message(sqlite_engine, tmp_path):
         right.start()
         assert right.terminate() == 0
     finally:
+        broker.stop()
+
+
+@pytest.mark.mosquitto
+def test_a_broker_certificate_it_cannot_verify_is_named_and_ssl_cert_file_trusts_it(sqlite_engine, tmp_path):
+    if not services.mosquitto_available():
+        services.unavailable("the mosquitto binary")
+    workdir = tmp_path / "tls"
+    workdir.mkdir()
+    key, cert = workdir / "broker.key", workdir / "broker.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", str(key)]
+        + ["-out", str(cert), "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    broker = services.Mosquitto(workdir, extra=[f"certfile {cert}", f"keyfile {key}"]).start()
+    url, database_url = f"mqtts://127.0.0.1:{broker.port}", str(sqlite_engine.url)
+    untrusted = IngestProcess(
+        tmp_path, database_url=database_url, mqtt_url=url, client_id="ingest-private-ca"
+    )
+    trusted = IngestProcess(
+        tmp_path, database_url=database_url, mqtt_url=url, client_id="ingest-trusted", SSL_CERT_FILE=str(cert)
+    )
+    try:
+        untrusted.start(wait_subscribed=False)
+        wait_until(lambda: "certificate verify failed" in untrusted.log(), 30, "the TLS failure in the log")
+        assert "SSL_CERT_FILE" in untrusted.log()
+        assert untrusted.terminate() == 0
+        trusted.start()
+        assert trusted.terminate() == 0
+    finally:
+        untrusted.stop_quietly()
+        trusted.stop_quietly()
         broker.stop()
 
 
