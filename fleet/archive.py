@@ -367,15 +367,31 @@ def tables(
 
 
 def _read_table(where: Location, relative: str, filters: list) -> pa.Table:
-    """One registered file's rows; ArchiveUnreadable naming its month and file when it cannot be read."""
-    try:
+    """One registered file's rows."""
+    with _reading(where, relative):
         return pq.read_table(where.path(relative), filesystem=where.fs, filters=filters)
+
+
+def check_readable(conn: Connection, *, customer_id: int, url: str) -> None:
+    """ArchiveUnreadable unless every registered file of the customer opens (its Parquet footer is read)."""
+    where = location(url)
+    for relative in conn.scalars(select(ArchiveFile.path).where(ArchiveFile.customer_id == customer_id)):
+        with _reading(where, relative):
+            pq.read_metadata(where.path(relative), filesystem=where.fs)
+
+
+@contextmanager
+def _reading(where: Location, relative: str) -> Iterator[None]:
+    """Reading a registered file: ArchiveUnreadable naming its month and file when it cannot be read."""
+    try:
+        yield
     except (OSError, pa.ArrowException) as exc:
         kind = {FileNotFoundError: "missing", PermissionError: "not permitted"}.get(type(exc), "damaged")
         month = next((part[6:] for part in relative.split("/") if part.startswith("month=")), "?")
         raise errors.ArchiveUnreadable(
             f"archive month {month} cannot be read: its file {relative} is {kind} "
-            "(restore it from a backup; other months read as before)"
+            "(restore it from a backup; other months read as before)",
+            path=where.path(relative),
         ) from exc
 
 

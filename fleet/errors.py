@@ -41,3 +41,7 @@ class ArchiveUnreadable(ServicecastError):
     """A registered archive file that cannot be read (missing, truncated, corrupt, not permitted)."""
 
     code = "archive_unreadable"
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path  # where the file is; the message names it only within the archive, for clients

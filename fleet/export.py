@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, func, select
 
-from fleet import export_csv, history
+from fleet import archive, export_csv, history
 from fleet.tables import Alert, Customer, DataUseGrant, Label, Machine, MachineEvent, Telemetry
 
 _TABLES = {
@@ -154,6 +154,8 @@ def stream(engine: Engine, *, tenant: str, archive_url: str) -> Iterator[bytes]:
         customer_id = conn.scalar(select(Customer.id).where(Customer.tenant == tenant))
     if customer_id is None:
         raise LookupError(f"no customer {tenant!r}")
+    with engine.connect() as conn:  # a file found unreadable halfway would cut the ZIP off unexplained
+        archive.check_readable(conn, customer_id=customer_id, url=archive_url)
     sink = _Sink()
     manifest: dict = {
         "tenant": tenant,

@@ -73,9 +73,9 @@ def customers_export(tenant: str, directory: Path) -> None:
     settings = load_settings()
     chunks = export.stream(ready_engine(settings), tenant=tenant, archive_url=settings.archive_url)
     try:
-        first = next(chunks)  # looks the customer up: an unknown tenant names no file
-    except LookupError as exc:
-        raise fail(exc, code=EXIT_ERROR) from None
+        first = next(chunks)  # looks the customer up and checks its archive files: no file named yet
+    except (LookupError, errors.ArchiveUnreadable) as exc:
+        raise fail(_why(exc), code=EXIT_ERROR) from None
     path = directory / f"servicecast-export-{tenant}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.zip"
     # Written under a hidden name and renamed when complete: a failed export leaves no ZIP that looks whole.
     partial = path.with_name(f".{path.name}.partial")
@@ -89,6 +89,10 @@ def customers_export(tenant: str, directory: Path) -> None:
     except (OSError, errors.ArchiveUnreadable) as exc:  # the target, or an archive file that cannot be read
         if partial.exists():
             partial.unlink()
-        cause = f" ({exc.__cause__})" if isinstance(exc, errors.ArchiveUnreadable) else ""
-        raise fail(f"{exc}{cause}", code=EXIT_ERROR) from None
+        raise fail(_why(exc), code=EXIT_ERROR) from None
     typer.echo(str(path))
+
+
+def _why(exc: Exception) -> str:
+    """An export's failure in one line; an unreadable archive file with the reader's own words."""
+    return f"{exc} ({exc.path}: {exc.__cause__})" if isinstance(exc, errors.ArchiveUnreadable) else str(exc)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
@@ -30,8 +32,10 @@ def export_data(request: Request, who: FleetReader, settings: SettingsDep, tenan
     if customer_id is None or not who.sees(customer_id):
         raise errors.NotFound(f"customer {tenant} not found")  # another tenant's: as if missing
     name = f"servicecast-export-{tenant}.zip"
+    chunks = export.stream(engine, tenant=tenant, archive_url=settings.archive_url)
+    first = next(chunks)  # checks the archive files: an unreadable one is an error answer, not a cut ZIP
     return StreamingResponse(
-        export.stream(engine, tenant=tenant, archive_url=settings.archive_url),
+        itertools.chain([first], chunks),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,3 +119,18 @@ def test_a_console_chart_over_an_unreadable_archive_file_is_a_503_page(
         response = client.get(f"/machines/{world.machines['acme'][0]}")
     assert response.status_code == 503, response.text[:300]
     assert heading(response.text) == "Data unavailable" and relative in response.text
+
+
+@pytest.mark.expect_logged_errors
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_an_export_over_an_unreadable_archive_file_is_a_503_before_any_byte(
+    client: TestClient, world: World, damage: str
+) -> None:
+    """Streamed, it answered 200 and broke off mid-ZIP: a download that looks finished, with no reason."""
+    relative, path = _october_of_acme(world)
+    DAMAGES[damage](path)
+    response = client.get("/api/v1/export", headers=world.headers("cust-acme"))
+    assert response.status_code == 503, response.text[:300]
+    assert response.json()["error"] == "archive_unreadable" and relative in response.json()["detail"]
+    other = client.get("/api/v1/export", headers=world.headers("cust-globex"))
+    assert other.status_code == 200 and zipfile.ZipFile(io.BytesIO(other.content)).testzip() is None
