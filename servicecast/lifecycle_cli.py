@@ -32,7 +32,12 @@ def retention_run(
 ) -> None:
     """Archive hot telemetry past SERVICECAST_HOT_DAYS and delete what is past each class's days."""
     settings = load_settings()
-    plan = retention.run(ready_engine(settings), settings=settings, now=datetime.now(UTC), dry_run=dry_run)
+    try:
+        plan = retention.run(
+            ready_engine(settings), settings=settings, now=datetime.now(UTC), dry_run=dry_run
+        )
+    except errors.ArchiveUnreadable as exc:  # the rollup refresh of a late row's archived hour
+        raise fail(_why(exc), code=EXIT_ERROR) from None
     verb = "would" if dry_run else "did"
     for step in plan.steps:
         typer.echo(
@@ -44,7 +49,10 @@ def retention_run(
 def rollups_refresh() -> None:
     """Recompute the rollups of every hour that got rows since the last refresh."""
     settings = load_settings()
-    hours = rollups.refresh(ready_engine(settings), archive_url=settings.archive_url)
+    try:
+        hours = rollups.refresh(ready_engine(settings), archive_url=settings.archive_url)
+    except errors.ArchiveUnreadable as exc:  # a late row's hour is archived in that file
+        raise fail(_why(exc), code=EXIT_ERROR) from None
     typer.echo(f"refreshed {hours} machine-hour(s)")
 
 
@@ -94,5 +102,5 @@ def customers_export(tenant: str, directory: Path) -> None:
 
 
 def _why(exc: Exception) -> str:
-    """An export's failure in one line; an unreadable archive file with the reader's own words."""
+    """A failure in one line; an unreadable archive file with its full path and the reader's own words."""
     return f"{exc} ({exc.path}: {exc.__cause__})" if isinstance(exc, errors.ArchiveUnreadable) else str(exc)

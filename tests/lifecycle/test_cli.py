@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import zipfile
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from fleet import archive
 from fleet.tables import Customer, Telemetry
 from tests.fleet.test_cli import run_cli
 from tests.lifecycle import support
@@ -39,3 +41,22 @@ def test_retention_export_and_erase_from_the_command_line(engine, database_url, 
     assert receipt["counts"]["archive_rows"] == 300 and receipt["pseudonym"].startswith("erased-")
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_an_unreadable_archive_file_stops_retention_and_refresh_with_one_line(sqlite_engine, tmp_path):
+    """A late row for an archived hour makes the refresh read that hour's file, damaged meanwhile."""
+    ids = support.register(sqlite_engine, "acme", ["p1"])
+    support.write(sqlite_engine, support.rows(ids["p1"], seqs=range(0, 300), step_s=600.0))
+    url = str(tmp_path / "archive")
+    archive.run(sqlite_engine, url=url, before=support.START + timedelta(days=30))
+    where = archive.location(url)
+    [path] = where.fs.find(where.root)
+    with open(path, "r+b") as damaged:
+        damaged.truncate(100)
+    support.write(sqlite_engine, support.rows(ids["p1"], seqs=range(1000, 1001), step_s=1.0))  # late
+    env = {"SERVICECAST_DATABASE_URL": str(sqlite_engine.url), "SERVICECAST_ARCHIVE_URL": url}
+    for command in (("rollups", "refresh"), ("retention", "run")):
+        out = run_cli(*command, **env)
+        assert out.returncode == 1, out.stderr
+        assert out.stderr.startswith("servicecast: archive month 2026-09 cannot be read: ")
+        assert out.stderr.count("\n") == 1 and path in out.stderr, out.stderr
