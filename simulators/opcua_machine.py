@@ -71,7 +71,7 @@ class MachineServer:
 
     def stop(self) -> None:
         """Stop the server and its thread."""
-        self._call(self.server.stop())
+        self._call(self._stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
@@ -141,6 +141,15 @@ class MachineServer:
             self.variables[sensor] = (node, start)
         self.generator = await server.get_event_generator(ua.ObjectIds.AlarmConditionType, press)
         await server.start()
+
+    async def _stop(self) -> None:
+        # Refuse new connections before asyncua drops the open ones: it closes its listening socket last, so a
+        # client that reconnects at once (asyncua's auto_reconnect, as the bridge's) got back in, and its
+        # session's republish requests kept the stop busy past the 30 s `_call` waits.
+        listening = self.server.bserver._server if self.server.bserver else None
+        if listening is not None:
+            listening.close()
+        await self.server.stop()
 
     async def _change(self) -> None:
         self._step += 1

@@ -196,3 +196,22 @@ def test_a_source_time_of_1601_is_no_time_and_the_server_time_is_used(
     asyncio.run(bridged(machine, buffer, [lambda: write(machine, "spindle_temp_c", at(zero, 43.0))]))
     (ts, _), *_ = [(ts, v) for ts, v in readings(buffer, "spindle_temp_c") if v == 43.0]
     assert ts.startswith(str(datetime.now(UTC).year))
+
+
+def test_a_server_stops_though_the_bridge_reconnects_at_once(tmp_path) -> None:
+    """asyncua's stop drops its clients before it stops listening: the bridge's client got back in, and the
+    stop (every fixture's, the demo's) hung until `MachineServer._call` gave up after 30 s, 1 time in 2."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
+
+    async def stop_while_bridged(server: MachineServer) -> None:
+        client = await bridge.connect(bridge.ServerAccess(endpoint=server.endpoint))
+        try:
+            await bridge._subscribe(client, mapping.load(MAP), buffer, publisher)
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(server.stop)  # raised TimeoutError
+        finally:
+            await bridge._goodbye(client, server.endpoint)
+
+    for _ in range(4):
+        asyncio.run(stop_while_bridged(MachineServer(port=services.free_port()).start()))
