@@ -30,6 +30,18 @@ ZERO_TIME = datetime(1601, 1, 1, tzinfo=UTC)  # a DateTime of 0: OPC UA's "no ti
 STATUS_CODE_BITS = 0xFFFF0000  # a StatusCode's code; the low 16 bits are info bits (limits, overflow)
 
 
+class _ServerAwayNoise(logging.Filter):
+    """asyncua's publish loop logs a traceback every second while the server is away (a machine switched off
+    for the night: ~40,000); its reconnect says so once per attempt, with backoff."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        lost = record.exc_info is not None and isinstance(record.exc_info[1], OSError)
+        return not (lost and str(record.msg).startswith("Publish iteration crashed"))
+
+
+_SERVER_AWAY_NOISE = _ServerAwayNoise()
+
+
 class NodesMissing(RuntimeError):
     """Nodes named by the map that the server does not have."""
 
@@ -362,6 +374,7 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
     about 2 x GOODBYE_S, then the publisher sends what the buffer holds for at most FLUSH_S; what the
     broker has not acknowledged by then stays in the buffer for the next start.
     """
+    logging.getLogger("asyncua.client.ua_session.UaSession").addFilter(_SERVER_AWAY_NOISE)  # added once
     sender = asyncio.create_task(publisher.run(), name="publisher")
     client = renumbered = None
     try:

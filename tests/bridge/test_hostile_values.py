@@ -198,6 +198,46 @@ def test_a_source_time_of_1601_is_no_time_and_the_server_time_is_used(
     assert ts.startswith(str(datetime.now(UTC).year))
 
 
+def test_a_server_gone_for_a_while_and_back_is_bridged_again_without_a_traceback_a_second(
+    tmp_path, caplog
+) -> None:
+    """While the machine is off, asyncua's publish loop logged a traceback every second (a night: ~40,000)."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    port = services.free_port()
+    first = MachineServer(port=port).start()
+    servers = [first]
+    publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
+
+    async def scenario() -> None:
+        access = bridge.ServerAccess(endpoint=first.endpoint)
+        running = asyncio.create_task(
+            bridge.run(access=access, mapping=mapping.load(MAP), buffer=buffer, publisher=publisher)
+        )
+        await asyncio.sleep(2)
+        await asyncio.to_thread(first.stop)
+        await asyncio.sleep(5)  # the machine is off
+        second = await asyncio.to_thread(MachineServer(port=port, serial="SN-4712").start)
+        servers.append(second)
+        for _ in range(60):
+            await asyncio.to_thread(second.step)
+            await asyncio.sleep(0.5)
+            if len(readings(buffer, "spindle_temp_c")) > 2:
+                break
+        running.cancel()
+        await asyncio.wait({running})
+
+    try:
+        with caplog.at_level("INFO", logger="asyncua"):
+            asyncio.run(scenario())
+    finally:
+        servers[-1].stop()
+    first_value, *after = [v for _, v in readings(buffer, "spindle_temp_c")]
+    assert first_value == 40.0 and len(after) >= 2, "the server that came back is bridged"
+    assert any("Reconnect attempt failed" in r.getMessage() for r in caplog.records)
+    crashed = [r for r in caplog.records if "Publish iteration crashed" in r.getMessage()]
+    assert not crashed, f"{len(crashed)} tracebacks while the server was away"
+
+
 def test_a_server_stops_though_the_bridge_reconnects_at_once(tmp_path) -> None:
     """asyncua's stop drops its clients before it stops listening: the bridge's client got back in, and the
     stop (every fixture's, the demo's) hung until `MachineServer._call` gave up after 30 s, 1 time in 2."""
