@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from standardwebhooks import Webhook
 
 DEFAULT_DATABASE_URL = "sqlite:///var/servicecast.db"
+MAX_DAYS = 36_525  # a century: more days than this before now fall out of the calendar (1e9 days)
 SECRET_FIELDS = frozenset({"mqtt_url", "database_url", "smtp_url", "webhook_url"})
 HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*")
 
@@ -49,7 +50,8 @@ class MqttEndpoint:
 class Settings(BaseSettings):
     """Effective configuration; validated once at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="SERVICECAST_", extra="ignore")
+    # inf and nan would reach timedeltas: an OverflowError in `retention run` or at ingest start.
+    model_config = SettingsConfigDict(env_prefix="SERVICECAST_", extra="ignore", allow_inf_nan=False)
 
     log_level: str = "INFO"
     database_url: str = DEFAULT_DATABASE_URL
@@ -113,7 +115,7 @@ class Settings(BaseSettings):
     # ... and open at most this many false training alerts per machine-month (else the best F1 is taken).
     model_max_false_alarms: float = Field(default=0.08, ge=0)
     # Champion/challenger: the candidate is compared with the active version on the last days held out.
-    train_holdout_days: float = Field(default=7.0, ge=0)  # 0: no window held out, no comparison
+    train_holdout_days: float = Field(default=7.0, ge=0, le=MAX_DAYS)  # 0: no window held out, no comparison
     # Training memory grows with a type's rows: above this many, a seeded sample of whole machines trains.
     train_max_rows: int = Field(default=500_000, ge=10_000)
     # Cold start: a type's supervised model takes over once it has this many failure labels.
@@ -127,17 +129,18 @@ class Settings(BaseSettings):
     demo_step_s: int = Field(default=3600, ge=60, le=86_400)
     demo_live_hours: float = Field(default=6.0, gt=0, le=720)
     # Data lifecycle (fleet/archive.py, fleet/retention.py): telemetry older than hot_days moves to Parquet.
-    hot_days: float = Field(default=14.0, gt=0)
+    hot_days: float = Field(default=14.0, gt=0, le=MAX_DAYS)
     archive_url: str = "var/archive"  # a folder, or any fsspec URL (s3://bucket/prefix, memory://…)
     # Retention per data class in days; None keeps forever. Audit lines are kept at least audit_floor_days.
-    retain_archive_days: float | None = Field(default=None, gt=0)
-    retain_rollup_minute_days: float | None = Field(default=30.0, gt=0)
-    retain_rollup_hour_days: float | None = Field(default=730.0, gt=0)
-    retain_rollup_day_days: float | None = Field(default=None, gt=0)
-    retain_quarantine_days: float | None = Field(default=90.0, gt=0)
-    retain_predictions_days: float | None = Field(default=365.0, gt=0)
-    retain_audit_days: float | None = Field(default=None, gt=0)  # the workflow events are the audit trail
-    audit_floor_days: float = Field(default=3650.0, gt=0)
+    retain_archive_days: float | None = Field(default=None, gt=0, le=MAX_DAYS)
+    retain_rollup_minute_days: float | None = Field(default=30.0, gt=0, le=MAX_DAYS)
+    retain_rollup_hour_days: float | None = Field(default=730.0, gt=0, le=MAX_DAYS)
+    retain_rollup_day_days: float | None = Field(default=None, gt=0, le=MAX_DAYS)
+    retain_quarantine_days: float | None = Field(default=90.0, gt=0, le=MAX_DAYS)
+    retain_predictions_days: float | None = Field(default=365.0, gt=0, le=MAX_DAYS)
+    # The workflow events are the audit trail.
+    retain_audit_days: float | None = Field(default=None, gt=0, le=MAX_DAYS)
+    audit_floor_days: float = Field(default=3650.0, gt=0, le=MAX_DAYS)
 
     @field_validator("demo_step_s")
     @classmethod

@@ -66,6 +66,10 @@ def test_check_config_masks_a_database_password_holding_url_delimiters(password,
         ("SERVICECAST_INGEST_BATCH_SIZE", "lots"),
         ("SERVICECAST_MQTT_PROTOCOL", "4"),
         ("SERVICECAST_METRICS_PORT", "70000"),
+        # Days and seconds become timedeltas: inf or 1e9 days ended `retention run` in an OverflowError.
+        ("SERVICECAST_RETAIN_ARCHIVE_DAYS", "inf"),
+        ("SERVICECAST_HOT_DAYS", "1e9"),
+        ("SERVICECAST_INGEST_FUTURE_MARGIN_S", "inf"),
     ],
 )
 def test_a_bad_setting_exits_2_with_one_line_naming_the_variable(variable, value):
