@@ -120,6 +120,7 @@ def own(state: dict | None) -> dict | None:
         return None
     copy = {**state, "aliases": dict(state["aliases"]), "devices": dict(state.get("devices", {}))}
     copy["signed"] = dict(state.get("signed", {}))
+    copy["device_metrics"] = dict(state.get("device_metrics", {}))  # a DBIRTH replaces a device's entry whole
     return copy
 
 
@@ -173,6 +174,15 @@ class Sessions:
             why = f"DDATA from {where} before its DBIRTH (or after its DDEATH)"
             return state, Translation(rejection=Rejection("sparkplug_no_birth", why), rebirth=rebirth)
         aliases, signed = state["aliases"], state.setdefault("signed", {})
+        if topic.device is not None:
+            # A device's metric names are its own, and its DBIRTH declares them anew. (A state saved before
+            # they were kept per device has the device's aliases in the node's.)
+            declared = state.setdefault("device_metrics", {})
+            if kind == "DBIRTH":
+                declared[topic.device] = {"aliases": {}, "signed": {}}
+            mine = declared.get(topic.device)
+            if mine is not None:
+                aliases, signed = mine["aliases"], mine["signed"]
         if kind in ("NBIRTH", "DBIRTH"):
             self._declare(aliases, signed, metrics)
         named = []
@@ -214,8 +224,6 @@ class Sessions:
                 aliases[str(alias)] = name
             if is_signed(datatype):
                 signed[name] = datatype
-            else:  # a device reborn (DBIRTH alone) may declare a metric anew, signed no longer
-                signed.pop(name, None)
 
     @staticmethod
     def _check_seq(state: dict, seq: int, ts: int, latest_ms: int) -> bool:

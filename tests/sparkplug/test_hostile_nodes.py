@@ -6,16 +6,19 @@ import pysparkplug as spb
 from sqlalchemy import select
 
 from fleet.tables import Machine, Telemetry
+from ingest.pipeline import Pipeline
 from ingest.sparkplug import sparkplug_b_pb2 as pb
+from ingest.sparkplug.mapping import Mapping
+from ingest.sparkplug.pipeline import SparkplugPipeline
 from tests.ingest.support import quarantine_reasons, register_fleet
-from tests.sparkplug.support import DEVICE, GROUP, NODE, T0, RecordingEdgeNode, sparkplug_pipeline
+from tests.sparkplug.support import DEVICE, GROUP, MAP, NODE, T0, RecordingEdgeNode, sparkplug_pipeline
 
 TEMPERATURE = 10  # its alias in the births below
 YEAR_2099 = 4_070_908_800_000  # ms
 
 
-def readings(engine) -> list[dict]:
-    query = select(Telemetry.readings).join(Machine).where(Machine.code == "m-000").order_by(Telemetry.seq)
+def readings(engine, machine: str = "m-000") -> list[dict]:
+    query = select(Telemetry.readings).join(Machine).where(Machine.code == machine).order_by(Telemetry.seq)
     with engine.connect() as conn:
         return list(conn.scalars(query))
 
@@ -82,3 +85,36 @@ def test_a_device_reborn_with_an_unsigned_metric_no_longer_reads_it_as_signed(en
     pipeline.store(edge.take())
     assert quarantine_reasons(engine) == []
     assert [r["temperature_c"] for r in readings(engine)] == [20, 7, 3_000_000_000]
+
+
+def test_two_devices_of_one_node_keep_their_own_aliases_and_datatypes(engine):
+    """Metric names are a device's own (two presses both send Spindle/Temperature), and some nodes number
+    aliases per device although the specification asks for one numbering per node."""
+    register_fleet(engine, "acme", ["m-000", "m-001"])
+    press8 = {**MAP["machines"][0], "device": "press-8", "machine": "m-001"}
+    pipeline = SparkplugPipeline(
+        pipeline=Pipeline(engine=engine),
+        mapping=Mapping.from_dict({"machines": [*MAP["machines"], press8]}),
+        host_id="scada",
+    )
+    edge = RecordingEdgeNode()
+    int32_births(edge, T0)  # press-7: Spindle/Temperature an Int32 under alias 10
+    metrics = (
+        spb.Metric(T0, "Spindle/Vibration", spb.DataType.DOUBLE, value=2.0, alias=TEMPERATURE),
+        spb.Metric(T0, "Spindle/Temperature", spb.DataType.DOUBLE, value=30.5, alias=TEMPERATURE + 1),
+    )
+    birth = spb.DBirth(timestamp=T0, seq=edge._next(), metrics=metrics)
+    edge._send(f"spBv1.0/{GROUP}/DBIRTH/{NODE}/press-8", birth.encode())
+    metric = spb.Metric(T0 + 10, None, spb.DataType.INT32, value=-5, alias=TEMPERATURE)
+    data = spb.DData(timestamp=T0 + 10, seq=edge._next(), metrics=(metric,))
+    edge._send(f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}", without_datatypes(data.encode()))
+    metric = spb.Metric(T0 + 10, None, spb.DataType.DOUBLE, value=31.5, alias=TEMPERATURE + 1)
+    data = spb.DData(timestamp=T0 + 10, seq=edge._next(), metrics=(metric,))
+    edge._send(f"spBv1.0/{GROUP}/DDATA/{NODE}/press-8", data.encode())
+    pipeline.store(edge.take())
+    assert quarantine_reasons(engine) == []
+    assert readings(engine) == [{"temperature_c": 20}, {"temperature_c": -5}]
+    assert readings(engine, "m-001") == [
+        {"vibration_mm_s": 2.0, "temperature_c": 30.5},
+        {"temperature_c": 31.5},
+    ]
