@@ -42,6 +42,14 @@ sys.exit(ingester.run())
 """
 
 
+def own_mosquitto(workdir: Path, **options: object) -> services.Mosquitto:
+    """A started Mosquitto of the test's own, configured with `options` (the fixture's takes none)."""
+    if not services.mosquitto_available():
+        services.unavailable("the mosquitto binary")
+    workdir.mkdir(exist_ok=True)
+    return services.Mosquitto(workdir, **options).start()
+
+
 @pytest.mark.parametrize("writer_process", [True, False], ids=["writer-process", "writer-thread"])
 def test_embedded_amqtt_broker_mqtt311_stores_1000_messages(sqlite_engine, tmp_path, writer_process):
     codes = machine_codes(10)
@@ -69,11 +77,7 @@ def test_embedded_amqtt_broker_mqtt311_stores_1000_messages(sqlite_engine, tmp_p
 @pytest.mark.mosquitto
 @pytest.mark.expect_logged_errors
 def test_bad_credentials_exit_with_a_clear_message(sqlite_engine, tmp_path):
-    if not services.mosquitto_available():
-        services.unavailable("the mosquitto binary")
-    workdir = tmp_path / "auth"
-    workdir.mkdir()
-    broker = services.Mosquitto(workdir, passwords={"acme": "right"}).start()
+    broker = own_mosquitto(tmp_path / "auth", passwords={"acme": "right"})
     try:
         wrong = IngestProcess(
             tmp_path,
@@ -100,8 +104,6 @@ def test_bad_credentials_exit_with_a_clear_message(sqlite_engine, tmp_path):
 
 @pytest.mark.mosquitto
 def test_a_broker_certificate_it_cannot_verify_is_named_and_ssl_cert_file_trusts_it(sqlite_engine, tmp_path):
-    if not services.mosquitto_available():
-        services.unavailable("the mosquitto binary")
     workdir = tmp_path / "tls"
     workdir.mkdir()
     key, cert = workdir / "broker.key", workdir / "broker.pem"
@@ -111,7 +113,7 @@ def test_a_broker_certificate_it_cannot_verify_is_named_and_ssl_cert_file_trusts
         check=True,
         capture_output=True,
     )
-    broker = services.Mosquitto(workdir, extra=[f"certfile {cert}", f"keyfile {key}"]).start()
+    broker = own_mosquitto(workdir, extra=[f"certfile {cert}", f"keyfile {key}"])
     url, database_url = f"mqtts://127.0.0.1:{broker.port}", str(sqlite_engine.url)
     untrusted = IngestProcess(
         tmp_path, database_url=database_url, mqtt_url=url, client_id="ingest-private-ca"
