@@ -163,7 +163,7 @@ def test_limits_come_from_settings():
     assert early.reason == "bad_timestamp"
 
 
-@pytest.mark.parametrize("margin", ["1e12", "1e16", "inf"])
+@pytest.mark.parametrize("margin", ["1e12", "1e16"])  # inf: refused by the settings (404ef92)
 def test_a_future_margin_past_the_calendar_means_no_limit(margin):
     limits = Limits.from_settings(Settings(ingest_future_margin_s=margin))
     far = raw_body(ts='"9999-12-31T23:59:59Z"')
