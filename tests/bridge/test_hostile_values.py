@@ -153,6 +153,15 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
+async def step_until_sent(server: MachineServer, buffer: Buffer, sent: int, *, tries: int) -> None:
+    """Change the machine every 0.5 s until the buffer holds more than `sent` spindle temperatures."""
+    for _ in range(tries):
+        await asyncio.to_thread(server.step)
+        await asyncio.sleep(0.5)
+        if len(readings(buffer, "spindle_temp_c")) > sent:
+            return
+
+
 def test_a_server_restarted_with_its_namespaces_renumbered_is_bridged_again(tmp_path) -> None:
     """asyncua re-creates the subscription with the old `ns=` indexes: every node unknown, nothing arrives."""
     buffer = Buffer(tmp_path / "b.db", max_messages=1000)
@@ -168,11 +177,7 @@ def test_a_server_restarted_with_its_namespaces_renumbered_is_bridged_again(tmp_
         )
         await asyncio.sleep(2)
         forwarder.switch(after.port)
-        for _ in range(30):
-            await asyncio.to_thread(after.step)
-            await asyncio.sleep(0.5)
-            if len(readings(buffer, "spindle_temp_c")) > 1:
-                break
+        await step_until_sent(after, buffer, 1, tries=30)
         running.cancel()
         await asyncio.wait({running})
         forwarder.server.close()
@@ -218,11 +223,7 @@ def test_a_server_gone_for_a_while_and_back_is_bridged_again_without_a_traceback
         await asyncio.sleep(5)  # the machine is off
         second = await asyncio.to_thread(MachineServer(port=port, serial="SN-4712").start)
         servers.append(second)
-        for _ in range(60):
-            await asyncio.to_thread(second.step)
-            await asyncio.sleep(0.5)
-            if len(readings(buffer, "spindle_temp_c")) > 2:
-                break
+        await step_until_sent(second, buffer, 2, tries=60)
         running.cancel()
         await asyncio.wait({running})
 
