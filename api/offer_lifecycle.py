@@ -22,6 +22,13 @@ OPEN = ("proposed", "approved", "sent")
 # A visit is an alert a technician resolved, with a finding; the policy resolves "no data" and "low data
 # rate" alerts itself, without one, when the data returns: nobody went there.
 VISITED = Alert.finding.is_not(None)
+NO_FAULT_FOUND = (Alert.status == "resolved") & (Alert.finding == "no_fault_found")
+NO_FAULT_WHY = "the technician found no fault"
+
+
+def past_expiry(now: datetime):  # noqa: ANN201
+    """Offers whose expiry time has come by `now`."""
+    return Offer.expires_at <= now
 
 
 def withdraw(
@@ -68,13 +75,11 @@ def sweep(sess: Session, *, now: datetime, settings: Settings) -> tuple[int, int
     Returns (withdrawn, expired).
     """
     no_fault = sess.scalars(
-        select(Offer)
-        .join(Alert, Alert.id == Offer.alert_id)
-        .where(Offer.status.in_(UNSENT), Alert.status == "resolved", Alert.finding == "no_fault_found")
+        select(Offer).join(Alert, Alert.id == Offer.alert_id).where(Offer.status.in_(UNSENT), NO_FAULT_FOUND)
     ).all()
     for offer in no_fault:
-        withdraw(sess, offer, why="the technician found no fault", now=now, settings=settings)
-    due = sess.scalars(select(Offer).where(Offer.status.in_(OPEN), Offer.expires_at <= now)).all()
+        withdraw(sess, offer, why=NO_FAULT_WHY, now=now, settings=settings)
+    due = sess.scalars(select(Offer).where(Offer.status.in_(OPEN), past_expiry(now))).all()
     for offer in due:
         offer.status = "expired"
         offer.outcome_at = now
@@ -85,6 +90,16 @@ def sweep(sess: Session, *, now: datetime, settings: Settings) -> tuple[int, int
             sess, offer=offer, kind="expired", settings=settings, at=now, why="no answer in time"
         )
     return len(no_fault), len(due)
+
+
+def closing_reason(sess: Session, offer: Offer, now: datetime) -> str | None:
+    """Why the next sweep expires or withdraws this unsent offer, or None: an approval must not race it."""
+    if sess.scalar(select(Offer.id).where(Offer.id == offer.id, past_expiry(now))) is not None:
+        return f"it expired on {offer.expires_at:%Y-%m-%d %H:%M} UTC"
+    alert = select(Alert.id).where(Alert.id == offer.alert_id, NO_FAULT_FOUND)
+    if offer.alert_id is not None and sess.scalar(alert) is not None:
+        return f"{NO_FAULT_WHY} (alert {offer.alert_id})"
+    return None
 
 
 def contact_times(
