@@ -51,9 +51,9 @@ def _parse(row: dict, mapping: ColumnMap) -> dict:
     csv_import.check_row(row)
     tenant = csv_import.tenant(row, mapping)
     machine = csv_import.text(row, mapping, "machine")
-    if not contract.TENANT_PATTERN.match(tenant):
+    if not contract.TENANT_PATTERN.fullmatch(tenant):
         raise ValueError(f"tenant {tenant!r} must match {contract.TENANT_PATTERN.pattern}")
-    if not contract.MACHINE_PATTERN.match(machine):
+    if not contract.MACHINE_PATTERN.fullmatch(machine):
         raise ValueError(f"machine {machine!r} must match {contract.MACHINE_PATTERN.pattern}")
     out = {"tenant": tenant, "machine": machine, "installed": _installed(row, mapping)}
     for name, limit in _WIDTHS.items():

@@ -18,9 +18,9 @@ _CHUNK = 5000  # rows per statement, below SQLite's bound-parameter limit
 
 def check_key(tenant: str, code: str) -> None:
     """Refuse (InvalidInput) a tenant or machine id that could not appear in an MQTT topic."""
-    if not contract.TENANT_PATTERN.match(tenant):
+    if not contract.TENANT_PATTERN.fullmatch(tenant):
         raise errors.InvalidInput(f"tenant id {tenant!r} must match {contract.TENANT_PATTERN.pattern}")
-    if not contract.MACHINE_PATTERN.match(code):
+    if not contract.MACHINE_PATTERN.fullmatch(code):
         raise errors.InvalidInput(f"machine id {code!r} must match {contract.MACHINE_PATTERN.pattern}")
 
 

@@ -30,7 +30,7 @@ def add_customer(
 
     `reference` names the customer's declaration (contract clause, letter) in the audit trail.
     """
-    if not contract.TENANT_PATTERN.match(tenant):
+    if not contract.TENANT_PATTERN.fullmatch(tenant):
         raise errors.InvalidInput(f"tenant id {tenant!r} must match {contract.TENANT_PATTERN.pattern}")
     try:
         with session(engine) as sess:

@@ -93,3 +93,19 @@ def test_add_machine_needs_its_customer_and_refuses_a_second_registration(engine
     assert (machine.code, machine.serial, machine.site_id is not None) == ("p-1", "SN-1", True)
     with pytest.raises(errors.AlreadyExists):
         registry.add_machine(engine=engine, tenant="acme", code="p-1")
+
+
+@pytest.mark.parametrize(
+    "key", [{"tenant": "acme\n", "machine": "p-9"}, {"tenant": "acme", "machine": "p-9\n"}]
+)
+def test_an_id_ending_in_a_line_break_is_refused(engine, key):
+    # A regex `$` also matches before a final newline: such an id would be stored and never match a topic.
+    with pytest.raises(errors.InvalidInput):
+        registration.register_machines(engine=engine, machines=[key])
+    with engine.connect() as conn:
+        assert conn.scalars(select(Customer.id)).all() == []
+
+
+def test_a_customer_id_ending_in_a_line_break_is_refused(engine):
+    with pytest.raises(errors.InvalidInput):
+        registry.add_customer(engine=engine, tenant="acme\n")
