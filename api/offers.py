@@ -349,10 +349,14 @@ def record_outcome(
     revenue: float | None,
     reason: str | None = None,
 ) -> Offer:
-    """approved/sent → accepted (with revenue) or declined (with the reason, if given); `by` None: the CRM."""
+    """approved/sent → accepted (with revenue) or declined (with the reason, if given); `by` None: the CRM.
+
+    An acceptance without a revenue figure earned the approved price: the ledger learns a win, not a 0.
+    """
     require_state("offer", offer, ("approved", "sent"), "record the outcome of")
     offer.status = "accepted" if accepted else "declined"
-    offer.outcome_at, offer.revenue = now, (revenue or 0.0) if accepted else None
+    earned = offer.price if revenue is None else revenue
+    offer.outcome_at, offer.revenue = now, earned if accepted else None
     offer.outcome_reason = reason
     log_event(sess, "offer", offer.id, offer.status, by, {"revenue": offer.revenue, "reason": reason})
     return offer

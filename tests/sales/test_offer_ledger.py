@@ -137,3 +137,28 @@ def test_a_held_offer_is_not_proposed_and_the_hold_is_audited_with_its_propensit
     assert (event.subject, event.subject_id) == ("machine", machine)
     assert event.data["propensity"] == 1.0 and event.data["prediction_id"] == prediction_id
     assert event.data["alternatives"][-1]["arm"] == "hold@0" and event.data["context"]["risk"] == 0.75
+
+
+def test_an_offer_won_without_a_revenue_figure_earned_its_approved_price(database_url) -> None:
+    from api.app import create_app
+    from tests.console.client import ConsoleClient, sign_in
+
+    world = build_world(database_url, webhook_url="http://127.0.0.1:9/hook")
+    by_api, by_console = world.offers["acme"][0], world.offers["globex"][0]
+    with world.client() as client:
+        for offer_id, who in ((by_api, "am-acme"), (by_console, "am-globex")):
+            edit = {"price": 2100.5}
+            assert client.post(
+                f"{API_PREFIX}/offers/{offer_id}/approve", json=edit, headers=world.headers(who)
+            ).is_success
+        won = client.post(
+            f"{API_PREFIX}/offers/{by_api}/outcome", json={"accepted": True}, headers=world.headers("am-acme")
+        )
+        assert won.json()["revenue"] == 2100.5
+    with ConsoleClient(create_app(world.settings)) as console:
+        sign_in(console, world, "am-globex")
+        console.post(f"/offers/{by_console}/outcome", data={"accepted": "yes", "revenue": ""})
+    with session(world.engine) as sess:
+        assert [sess.get(Offer, i).revenue for i in (by_api, by_console)] == [2100.5, 2100.5]
+        ledger = offer_ledger.from_offers(sess)
+    assert [e.revenue for e in ledger.entries] == [2100.5, 2100.5]
