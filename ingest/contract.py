@@ -103,7 +103,7 @@ def _in_range(
         shown = raw[:60] if raw is not None else ts.isoformat()
         return Rejection("bad_timestamp", f"ts {shown!r} is before {limits.ts_floor.isoformat()}")
     if latest is None:
-        latest = _latest(datetime.now(UTC), limits)
+        latest = latest_accepted(datetime.now(UTC), limits)
     if ts > latest:
         shown = raw[:60] if raw is not None else ts.isoformat()
         return Rejection(
@@ -112,7 +112,7 @@ def _in_range(
     return ts if ts.tzinfo is UTC else ts.astimezone(UTC)
 
 
-def _latest(now: datetime, limits: Limits) -> datetime:
+def latest_accepted(now: datetime, limits: Limits) -> datetime:
     """The latest `ts` accepted at `now`; a margin reaching past year 9999 means no limit."""
     try:
         return now + limits.future_margin
@@ -338,7 +338,7 @@ def reading_of(
 def _reading(
     where: tuple[str, str, str], body: object, limits: Limits, now: datetime | None
 ) -> Reading | Event | Rejection:
-    latest = None if now is None else _latest(now, limits)
+    latest = None if now is None else latest_accepted(now, limits)
     if where[2] == contract.EVENTS_LEAF:
         parsed = parse_event(body, limits, latest)
         return parsed if type(parsed) is Rejection else Event(where[0], where[1], *parsed)

@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import Connection
 
 from fleet import sparkplug_state, telemetry
-from ingest.contract import Limits, parse_body, reading_of
+from ingest.contract import Limits, latest_accepted, parse_body, reading_of
 from ingest.pipeline import Pipeline, RawMessage, quarantine_row
 from ingest.schemas import Event, Outcome, Reading, Rejection
 from ingest.sparkplug.decode import decode_payload, parse_topic
@@ -70,7 +70,7 @@ class SparkplugPipeline:
         bodies: list[Values | tuple[str, dict]] = []
         parsed: list[Reading | Event | Rejection] = []
         now, limits = datetime.now(UTC), self.pipeline.limits
-        latest = now + limits.future_margin
+        latest = latest_accepted(now, limits)
         latest_ms = int(latest.timestamp() * 1000)
         rejected: list[dict] = []
         results: list[Rejection | None] = []

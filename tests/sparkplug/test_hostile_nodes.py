@@ -5,7 +5,9 @@ from __future__ import annotations
 import pysparkplug as spb
 from sqlalchemy import select
 
+from fleet.settings import Settings
 from fleet.tables import Machine, Telemetry
+from ingest.contract import Limits
 from ingest.pipeline import Pipeline
 from ingest.sparkplug import sparkplug_b_pb2 as pb
 from ingest.sparkplug.mapping import Mapping
@@ -118,3 +120,20 @@ def test_two_devices_of_one_node_keep_their_own_aliases_and_datatypes(engine):
         {"vibration_mm_s": 2.0, "temperature_c": 30.5},
         {"temperature_c": 31.5},
     ]
+
+
+def test_a_future_margin_past_the_calendar_means_no_limit_here_too(engine):
+    register_fleet(engine, "acme", ["m-000"])
+    limits = Limits.from_settings(Settings(ingest_future_margin_s=1e12))  # "switch the future check off"
+    pipeline = SparkplugPipeline(
+        pipeline=Pipeline(engine=engine, limits=limits),
+        mapping=Mapping.from_dict(MAP),
+        host_id="scada",
+        on_rebirth=lambda group, node: None,
+    )
+    edge = RecordingEdgeNode()
+    edge.birth(T0)
+    edge.data(YEAR_2099, 61.0)
+    pipeline.store(edge.take())
+    assert quarantine_reasons(engine) == []
+    assert [r["temperature_c"] for r in readings(engine)] == [60.0, 61.0]
