@@ -22,7 +22,7 @@ OFFER_TABS = {
     "approved": ("approved",),
     "sent": ("sent",),
     "outcome": ("accepted", "declined"),
-    "closed": ("rejected", "withdrawn"),
+    "closed": ("rejected", "withdrawn", "expired"),
 }
 ALL_OFFER_STATES = tuple(s for states in OFFER_TABS.values() for s in states)
 

@@ -14,7 +14,7 @@ from api.scope import get_visible, restrict
 from fleet.tables import Offer, utcnow
 
 router = APIRouter(prefix="/offers", tags=["offers"], route_class=ReadRoute)
-Status = Literal["proposed", "approved", "rejected", "sent", "accepted", "declined", "withdrawn"]
+Status = Literal["proposed", "approved", "rejected", "sent", "accepted", "declined", "withdrawn", "expired"]
 
 
 _O = Offer.__table__  # Core columns: the ORM's per-row machinery costs more than the query
