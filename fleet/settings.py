@@ -288,6 +288,11 @@ def check_database_url(url: str) -> None:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         raise ValueError("is not a SQLAlchemy URL (dialect+driver://user:password@host/database)") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ValueError(
+            "names no database file (sqlite:///var/servicecast.db): in memory, each process would have "
+            "its own empty store, gone when it exits"
+        )
     if parsed.host and "@" in parsed.host:
         # SQLAlchemy ends the password at its first @: the rest would be taken for the host.
         raise ValueError("has an @ in its user name or password: write it percent-encoded, as %40")

@@ -87,6 +87,9 @@ def test_a_bad_setting_exits_2_with_one_line_naming_the_variable(variable, value
         ("SERVICECAST_DATABASE_URL", "postgresql+psycopg://app:p@ss@db.example/servicecast", "%40"),
         ("SERVICECAST_DATABASE_URL", "postgresql+psycopg2://app@db.example/servicecast", "psycopg2"),
         ("SERVICECAST_DATABASE_URL", "sqlitex:///var/servicecast.db", "sqlitex"),
+        # In memory: each process its own empty store, gone at exit (and a TypeError from create_engine).
+        ("SERVICECAST_DATABASE_URL", "sqlite:///", "database file"),
+        ("SERVICECAST_DATABASE_URL", "sqlite:///:memory:", "database file"),
         # urlsplit stops the host at #: paho would connect to the host "ss" with the password "p".
         ("SERVICECAST_MQTT_URL", "mqtt://ingest:p@ss#1@broker.example:1883", "%23"),
     ],
@@ -100,8 +103,8 @@ def test_a_url_no_driver_could_use_as_meant_exits_2_with_one_line_naming_the_var
     assert "ss@" not in lines[0] and "ss#" not in lines[0], "the message repeats the password"
 
 
-def test_ingest_without_a_broker_url_exits_2():
-    result = run_cli("ingest", SERVICECAST_DATABASE_URL="sqlite:///:memory:")
+def test_ingest_without_a_broker_url_exits_2(tmp_path):
+    result = run_cli("ingest", SERVICECAST_DATABASE_URL=f"sqlite:///{tmp_path / 'servicecast.db'}")
     assert result.returncode == 2
     assert "SERVICECAST_MQTT_URL" in result.stderr
 
