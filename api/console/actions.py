@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse
 from pydantic import TypeAdapter
 
-from api import alerts, audit, auth, offers, schemas
+from api import alerts, audit, auth, events, offers, schemas
 from api.console import sessions, views
 from api.console.login import Actor, PageSession, SameSite, now, require, safe_next
 from api.console.pages import admin_page
@@ -167,6 +167,12 @@ def approve(
         title=edits.title,
         reason=edits.reason,
     )
+    if not events.destinations(request.app.state.settings):
+        return redirect(
+            f"/offers/{offer.id}",
+            f"Offer {offer.id} approved, but it is not sent: no CRM destination is configured"
+            " (SERVICECAST_WEBHOOK_URL, or SERVICECAST_SMTP_URL with SERVICECAST_MAIL_TO).",
+        )
     return redirect(f"/offers/{offer.id}", f"Offer {offer.id} approved; it goes to the CRM.")
 
 
