@@ -73,9 +73,9 @@ def load(path: Path) -> Mapping:
 def parse(raw: dict) -> Mapping:
     """A checked Mapping from the decoded YAML."""
     tenant, machine = str(raw.get("tenant", "")), str(raw.get("machine", ""))
-    if not contract.TENANT_PATTERN.match(tenant):
+    if not contract.TENANT_PATTERN.fullmatch(tenant):
         raise MapError(f"tenant {tenant!r} is missing or has characters outside [A-Za-z0-9._-]")
-    if not contract.MACHINE_PATTERN.match(machine):
+    if not contract.MACHINE_PATTERN.fullmatch(machine):
         raise MapError(f"machine {machine!r} is missing or has characters outside [A-Za-z0-9._-]")
     identification = {
         str(k): _node(v, f"identification.{k}") for k, v in (raw.get("identification") or {}).items()

@@ -100,6 +100,7 @@ def test_the_example_map_is_valid_and_maps_a_machinery_style_machine() -> None:
     ("change", "message"),
     [
         ({"tenant": "a/b"}, "tenant 'a/b'"),
+        ({"machine": "m1\n"}, "machine 'm1\\\\n'"),
         ({"variables": [{"node": "ns=2;s=X", "sensor": "bad name"}]}, "variables[0].sensor 'bad name'"),
         (
             {"variables": [{"node": "Press7.X", "sensor": "x"}]},
