@@ -191,6 +191,7 @@ class OfferOut(Out):
 class ApproveIn(BaseModel):
     """An approval, optionally with edits."""
 
+    model_config = ConfigDict(extra="forbid")  # a misnamed field must not go unnoticed
     price: float | None = Field(default=None, gt=0, le=10_000_000)
     title: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str | None = Field(default=None, min_length=1, max_length=4000)
@@ -199,12 +200,14 @@ class ApproveIn(BaseModel):
 class RejectIn(BaseModel):
     """Why the account manager will not send it."""
 
+    model_config = ConfigDict(extra="forbid")  # a misnamed field must not go unnoticed
     reason: str = Field(min_length=1, max_length=4000)
 
 
 class OutcomeIn(BaseModel):
     """What the customer said."""
 
+    model_config = ConfigDict(extra="forbid")  # a misnamed field must not go unnoticed
     accepted: bool
     revenue: float | None = Field(default=None, ge=0, le=100_000_000)
 
