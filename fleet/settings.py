@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     route_timeout_s: float = Field(default=10.0, gt=0)
     # Notification webhooks go to public addresses only, unless the host or its network is named here.
     webhook_allow_networks: Annotated[tuple[str, ...], NoDecode] = ()
-    alert_escalate_after_min: int = Field(default=60, ge=1)
+    alert_escalate_after_min: int = Field(default=60, ge=1, le=MAX_DAYS * 1440)
     # Training: the alert threshold is the lowest whose training-window alerts reach this precision.
     model_precision_target: float = Field(default=0.85, gt=0, le=1)
     # ... and open at most this many false training alerts per machine-month (else the best F1 is taken).

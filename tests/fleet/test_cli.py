@@ -70,6 +70,7 @@ def test_check_config_masks_a_database_password_holding_url_delimiters(password,
         ("SERVICECAST_RETAIN_ARCHIVE_DAYS", "inf"),
         ("SERVICECAST_HOT_DAYS", "1e9"),
         ("SERVICECAST_INGEST_FUTURE_MARGIN_S", "inf"),
+        ("SERVICECAST_ALERT_ESCALATE_AFTER_MIN", "10000000000000"),
     ],
 )
 def test_a_bad_setting_exits_2_with_one_line_naming_the_variable(variable, value):
