@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api import connectivity, policy, schemas, silence, telemetry_view
+from api import catalog, connectivity, policy, schemas, silence, telemetry_view
 from api.alerts import OPEN_STATES
 from api.console import admin_screens, charts, views
 from api.console.login import HOME, PageSession, Viewer, require, viewer
@@ -381,6 +381,7 @@ def offer_page(request: Request, offer_id: schemas.OfferId, sess: PageSession, w
         "made_on": sess.get(Prediction, offer.prediction_id) if offer.prediction_id else None,
         "history": history,
         "names": views.user_names(sess, {e.actor_id for e in history} | {offer.decided_by}),
+        "places": catalog.decimals(offer.currency),  # the money fields' decimals
     }
     return page(request, "offer.html", context)
 
