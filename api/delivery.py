@@ -43,6 +43,12 @@ class DeliveryError(Exception):
     final = False  # True: another attempt cannot help, the row is dead-lettered at once
 
 
+class Gone(DeliveryError):
+    """The receiver answered 410 Gone: its endpoint is deleted, and it asks not to be sent to again."""
+
+    final = True
+
+
 def event_body(event: dict) -> str:
     """The exact JSON text that is signed and sent."""
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
@@ -104,6 +110,8 @@ def _post(
 
     try:
         with client.stream("POST", url, headers=headers, extensions={"trace": trace}, **body) as answer:
+            if answer.status_code == 410:
+                raise Gone(f"HTTP 410: the endpoint is gone, not retried. {_start_of(answer)}".strip())
             if not 200 <= answer.status_code < 300:
                 raise DeliveryError(f"HTTP {answer.status_code}: {_start_of(answer)}")
     except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a bad IDNA label

@@ -88,3 +88,35 @@ def test_an_error_answer_with_nul_and_non_utf8_bytes_is_kept_readable_and_retrie
         [row] = sess.scalars(select(OutboxMessage))
     assert (row.status, row.attempts) == ("pending", 1)
     assert row.last_error == "HTTP 500: " + "crash dump \ufffd\ufffd " * 3 + "crash dump \ufffd\ufffd"
+
+
+@pytest.mark.expect_logged_errors  # the dead letter
+def test_a_receiver_answering_gone_is_dead_lettered_at_once_and_not_found_is_retried(database_url) -> None:
+    """410 is Standard Webhooks' (and Slack's, Teams') "this endpoint is deleted, stop"; 404 may pass."""
+    gone, missing = (
+        IncomingWebhook(fail_first=99, fail_status=410),
+        IncomingWebhook(fail_first=99, fail_status=404),
+    )
+    try:
+        world = build_world(
+            database_url,
+            route_timeout_s=2.0,
+            alert_escalate_after_min=10**6,
+            webhook_allow_networks="127.0.0.1",
+        )
+        to_gone, to_missing = _subscribe(world, gone.url), _subscribe(world, missing.url)
+        add_prediction(world.engine, world.machines["acme"][2], risk=0.92, mode="seal_leak", hours_ahead=20)
+        policy.run_once(engine=world.engine, settings=world.settings, now=utcnow())
+
+        report = routing.deliver_due(engine=world.engine, settings=world.settings)
+    finally:
+        gone.stop()
+        missing.stop()
+
+    with session(world.engine) as sess:
+        rows = {row.destination: row for row in sess.scalars(select(OutboxMessage))}
+    assert (report.dead, report.retried) == (1, 1)
+    assert (rows[to_gone].status, rows[to_gone].attempts) == ("dead", 1)
+    assert rows[to_gone].last_error.startswith("HTTP 410"), rows[to_gone].last_error
+    assert "gone" in rows[to_gone].last_error
+    assert (rows[to_missing].status, rows[to_missing].last_error) == ("pending", "HTTP 404: ")

@@ -22,17 +22,18 @@ SUBSCRIBE = f"{API_PREFIX}/notifications/subscriptions"
 
 
 class IncomingWebhook:
-    """A Teams/Slack-style incoming webhook on a free port: keeps each JSON body, fails the first N posts."""
+    """A Teams/Slack-style incoming webhook on a free port: keeps each JSON body, answers the first N posts
+    with `fail_status`."""
 
-    def __init__(self, fail_first: int = 0) -> None:
-        self.fail_first, self.posts, self.bodies = fail_first, 0, []
+    def __init__(self, fail_first: int = 0, fail_status: int = 500) -> None:
+        self.fail_first, self.fail_status, self.posts, self.bodies = fail_first, fail_status, 0, []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 receiver.posts += 1
-                status = 500 if receiver.posts <= receiver.fail_first else 200
+                status = receiver.fail_status if receiver.posts <= receiver.fail_first else 200
                 if status == 200:
                     receiver.bodies.append(json.loads(body))
                 self.send_response(status)
