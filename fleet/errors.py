@@ -45,3 +45,7 @@ class ArchiveUnreadable(ServicecastError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message)
         self.path = path  # where the file is; the message names it only within the archive, for clients
+
+    def one_line(self) -> str:
+        """For an operator: the message, the file's full path and the reader's own words."""
+        return f"{self} ({self.path}: {self.__cause__})"

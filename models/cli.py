@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from fleet import audit, bootstrap
+from fleet import audit, bootstrap, errors
 
 
 def _engine() -> Engine:
@@ -40,20 +40,23 @@ def train(
 
     settings = bootstrap.load_settings()
     engine = bootstrap.ready_engine(settings)
-    report = train_from_store(
-        engine,
-        machine_type=machine_type,
-        activate=not no_activate,
-        force=force,
-        by=audit.operator(),
-        precision_target=settings.model_precision_target,
-        max_false_alarms=settings.model_max_false_alarms,
-        holdout_days=settings.train_holdout_days,
-        min_failures=settings.cold_start_min_failures,
-        max_type_rows=settings.train_max_rows,
-        events=event_features,
-        finding_memory=finding_memory,
-    )
+    try:
+        report = train_from_store(
+            engine,
+            machine_type=machine_type,
+            activate=not no_activate,
+            force=force,
+            by=audit.operator(),
+            precision_target=settings.model_precision_target,
+            max_false_alarms=settings.model_max_false_alarms,
+            holdout_days=settings.train_holdout_days,
+            min_failures=settings.cold_start_min_failures,
+            max_type_rows=settings.train_max_rows,
+            events=event_features,
+            finding_memory=finding_memory,
+        )
+    except errors.ArchiveUnreadable as exc:  # training reads the archived months of its window
+        raise bootstrap.fail(exc.one_line(), code=bootstrap.EXIT_ERROR) from None
     typer.echo(report.pooling())
     for mtype in sorted(report.notes.keys() - report.versions.keys()):
         typer.echo(f"{mtype}: not trained ({report.notes[mtype]})", err=True)

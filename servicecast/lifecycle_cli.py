@@ -103,4 +103,4 @@ def customers_export(tenant: str, directory: Path) -> None:
 
 def _why(exc: Exception) -> str:
     """A failure in one line; an unreadable archive file with its full path and the reader's own words."""
-    return f"{exc} ({exc.path}: {exc.__cause__})" if isinstance(exc, errors.ArchiveUnreadable) else str(exc)
+    return exc.one_line() if isinstance(exc, errors.ArchiveUnreadable) else str(exc)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from fleet import archive
+from fleet import archive, registration
 from fleet.tables import Customer, Telemetry
 from tests.fleet.test_cli import run_cli
 from tests.lifecycle import support
@@ -60,3 +60,21 @@ def test_an_unreadable_archive_file_stops_retention_and_refresh_with_one_line(sq
         assert out.returncode == 1, out.stderr
         assert out.stderr.startswith("servicecast: archive month 2026-09 cannot be read: ")
         assert out.stderr.count("\n") == 1 and path in out.stderr, out.stderr
+
+
+def test_training_over_an_unreadable_archive_file_stops_with_one_line(sqlite_engine, tmp_path):
+    machines = [{"tenant": "acme", "machine": "p1", "machine_type": "pump"}]
+    purposes = {"acme": ("product_improvement",)}  # pooled for training
+    registration.register_machines(engine=sqlite_engine, machines=machines, purposes=purposes)
+    ids = support.register(sqlite_engine, "acme", ["p1"])
+    support.write(sqlite_engine, support.rows(ids["p1"], seqs=range(0, 300), step_s=600.0))
+    url = str(tmp_path / "archive")
+    archive.run(sqlite_engine, url=url, before=support.START + timedelta(days=30))
+    where = archive.location(url)
+    [path] = where.fs.find(where.root)
+    with open(path, "r+b") as damaged:
+        damaged.truncate(100)
+    out = run_cli("train", SERVICECAST_DATABASE_URL=str(sqlite_engine.url), SERVICECAST_ARCHIVE_URL=url)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.startswith("servicecast: archive month 2026-09 cannot be read: ")
+    assert out.stderr.count("\n") == 1 and path in out.stderr, out.stderr
