@@ -40,6 +40,10 @@ WATERMARK = "notify.alert_events"
 LOOK_BACK = 500
 CHANNELS = ("email", "webhook")
 PREFIX = "notify-"
+NO_SMTP = (
+    "E-mail is not configured (SERVICECAST_SMTP_URL is unset): nothing is sent by e-mail until the admin "
+    "sets it."
+)
 HEADLINE = {
     "opened": "New critical alert",
     "escalated": "Alert escalated",
@@ -77,6 +81,11 @@ def subscribe(
     sess.add(sub)
     sess.flush()
     return sub
+
+
+def unsent(settings: Settings, channel: str) -> str | None:
+    """Why notifications by `channel` cannot go out with these settings (one sentence), or None."""
+    return NO_SMTP if channel == "email" and not settings.smtp_url else None
 
 
 def unsubscribe(sess: Session, who: Principal, subscription_id: int) -> NotificationSubscription:

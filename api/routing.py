@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import Engine, exists, select, update
+from sqlalchemy import Engine, exists, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -134,6 +134,7 @@ def deliver_due(
 def run_router(*, engine: Engine, settings: Settings, stop: threading.Event, poll_s: float = 1.0) -> None:
     """Deliver due rows until `stop` is set; database outages are waited out, never fatal."""
     log.info("router started (%s)", ", ".join(events.destinations(settings)) or "no destination")
+    _warn_unsent_email(engine, settings)
     pause = poll_s
     while not stop.is_set():
         try:
@@ -153,6 +154,21 @@ def run_router(*, engine: Engine, settings: Settings, stop: threading.Event, pol
         else:
             stop.wait(poll_s)
     log.info("router stopped")
+
+
+def _warn_unsent_email(engine: Engine, settings: Settings) -> None:
+    """One warning at start when people subscribed to e-mail that cannot be sent: each would dead-letter."""
+    if (why := notifications.unsent(settings, "email")) is None:
+        return
+    try:
+        with session(engine) as sess:
+            count = sess.scalar(select(func.count()).where(NotificationSubscription.channel == "email"))
+    except OperationalError:
+        return  # the pass loop waits the outage out
+    if count:
+        log.warning(
+            "%d e-mail notification subscription(s), their notifications dead-lettered: %s", count, why
+        )
 
 
 def _claim(

@@ -186,6 +186,7 @@ class OfferOut(Out):
     reject_reason: str | None
     outcome_at: datetime | None
     revenue: float | None
+    expires_at: datetime | None
 
 
 class ApproveIn(BaseModel):
@@ -286,3 +287,4 @@ class SubscriptionOut(Out):
     min_severity: str
     channel: str
     address: str
+    warning: str | None = None  # set when nothing can be sent by this channel (e-mail without SMTP)

@@ -47,6 +47,7 @@ def subscriptions_page(request: Request, sess, who, *, form: dict | None = None,
         "sites": sites,
         "site_names": {s.id: s.name for s in sites},
         "form": form or {"values": {"min_severity": "critical", "channel": "email"}, "errors": {}},
+        "email_unsent": notifications.unsent(request.app.state.settings, "email"),
     }
     return page(request, "subscriptions.html", context, status_code=status_code)
 
@@ -92,9 +93,9 @@ def add(
     except errors.InvalidInput as exc:  # an address the router would refuse
         form = {"values": values, "errors": {"address": str(exc).removeprefix("address: ")}}
         return subscriptions_page(request, sess, who, form=form, status_code=422)
-    return redirect(
-        "/notifications", f"Subscribed: {sub.min_severity} alerts and up, by {sub.channel} to {sub.address}."
-    )
+    said = f"Subscribed: {sub.min_severity} alerts and up, by {sub.channel} to {sub.address}."
+    unsent = notifications.unsent(request.app.state.settings, sub.channel)
+    return redirect("/notifications", f"{said} {unsent}" if unsent else said)
 
 
 @router.post("/notifications/{subscription_id}/delete")

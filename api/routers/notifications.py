@@ -10,20 +10,24 @@ from fastapi import Path as PathParam
 from api import notifications
 from api.deps import AlertReader, SessionDep, SettingsDep
 from api.schemas import INT32_MAX, SubscriptionIn, SubscriptionOut
+from fleet.settings import Settings
+from fleet.tables import NotificationSubscription
 
 router = APIRouter(prefix="/notifications/subscriptions", tags=["notifications"])
 
 
 @router.get("", response_model=list[SubscriptionOut])
-def list_subscriptions(sess: SessionDep, who: AlertReader):
+def list_subscriptions(sess: SessionDep, who: AlertReader, settings: SettingsDep):
     """The caller's subscriptions (an admin sees everyone's)."""
-    return notifications.subscriptions_of(sess, who)
+    return [_out(sub, settings) for sub in notifications.subscriptions_of(sess, who)]
 
 
 @router.post("", response_model=SubscriptionOut, status_code=201)
 def subscribe(body: SubscriptionIn, sess: SessionDep, who: AlertReader, settings: SettingsDep):
-    """Subscribe the caller; a customer or site must be one the caller may see (a customer: its own)."""
-    return notifications.subscribe(sess, who, body, settings=settings)
+    """Subscribe the caller; a customer or site must be one the caller may see (a customer: its own).
+
+    Accepted even when its channel cannot send yet (e-mail without SMTP); `warning` then says so."""
+    return _out(notifications.subscribe(sess, who, body, settings=settings), settings)
 
 
 @router.delete("/{subscription_id}", status_code=204)
@@ -32,3 +36,9 @@ def unsubscribe(
 ) -> None:
     """Delete one of the caller's subscriptions (an admin: anyone's); pending notifications are cancelled."""
     notifications.unsubscribe(sess, who, subscription_id)
+
+
+def _out(sub: NotificationSubscription, settings: Settings) -> SubscriptionOut:
+    return SubscriptionOut.model_validate(sub).model_copy(
+        update={"warning": notifications.unsent(settings, sub.channel)}
+    )

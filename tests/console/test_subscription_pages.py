@@ -34,7 +34,11 @@ def test_made_in_the_console_it_is_the_apis_and_deleted_through_the_api_it_is_go
     assert 'href="/notifications"' in client.get("/alerts").text
     form = {"customer_id": str(world.customers["acme"]), "min_severity": "high", "channel": "email"}
     response = client.post("/notifications", data=form | {"address": " tech@example.com "})
-    assert flash(response.text) == "Subscribed: high alerts and up, by email to tech@example.com."
+    assert flash(response.text) == (
+        "Subscribed: high alerts and up, by email to tech@example.com. E-mail is not configured "
+        "(SERVICECAST_SMTP_URL is unset): nothing is sent by e-mail until the admin sets it."
+    )
+    assert 'id="email-unsent"' in response.text  # the page says it for as long as it is so
     listed = api.get(API, headers=world.headers("tech")).json()
     assert [
         (s["customer_id"], s["site_id"], s["min_severity"], s["channel"], s["address"]) for s in listed

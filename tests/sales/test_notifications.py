@@ -150,3 +150,32 @@ def test_a_disabled_user_is_notified_no_more(database_url, sink) -> None:
     with session(world.engine) as sess:
         rows = sess.execute(select(OutboxMessage.status, OutboxMessage.last_error)).all()
     assert [tuple(row) for row in rows] == [("cancelled", "subscriber disabled")]
+
+
+def test_email_subscribed_without_smtp_is_accepted_with_a_warning_and_the_router_says_so(
+    database_url, sink, caplog
+) -> None:
+    """The demo has no SMTP: e-mail subscriptions stay possible, but nobody may believe they are sent."""
+    world = build_world(database_url, webhook_url="http://127.0.0.1:9/crm")
+    tech = world.headers("tech")
+    with world.client() as client:
+        mail = client.post(SUBSCRIBE, json={"channel": "email", "address": "t@oem.example"}, headers=tech)
+        hook = {"channel": "webhook", "address": "https://hooks.example.com/T1"}
+        webhook = client.post(SUBSCRIBE, json=hook, headers=tech)
+        listed = client.get(SUBSCRIBE, headers=tech).json()
+    assert (mail.status_code, webhook.status_code) == (201, 201)
+    assert "SERVICECAST_SMTP_URL is unset" in mail.json()["warning"]
+    assert webhook.json()["warning"] is None
+    assert [s["warning"] for s in listed] == [mail.json()["warning"], None]
+
+    stop = threading.Event()
+    stop.set()  # only the start-up: no pass
+    for settings in (world.settings, world.settings.model_copy(update={"smtp_url": sink.url})):
+        caplog.clear()
+        routing.run_router(engine=world.engine, settings=settings, stop=stop)
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        if settings.smtp_url:
+            assert warned == []
+        else:
+            assert len(warned) == 1 and "1 e-mail notification subscription" in warned[0], warned
+            assert "SERVICECAST_SMTP_URL is unset" in warned[0]
