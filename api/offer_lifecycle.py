@@ -92,10 +92,8 @@ def sweep(sess: Session, *, now: datetime, settings: Settings) -> tuple[int, int
     return len(no_fault), len(due)
 
 
-def closing_reason(sess: Session, offer: Offer, now: datetime) -> str | None:
-    """Why the next sweep expires or withdraws this unsent offer, or None: an approval must not race it."""
-    if sess.scalar(select(Offer.id).where(Offer.id == offer.id, past_expiry(now))) is not None:
-        return f"it expired on {offer.expires_at:%Y-%m-%d %H:%M} UTC"
+def closing_reason(sess: Session, offer: Offer) -> str | None:
+    """Why the next sweep withdraws this unsent offer, or None: an approval must not race it."""
     alert = select(Alert.id).where(Alert.id == offer.alert_id, NO_FAULT_FOUND)
     if offer.alert_id is not None and sess.scalar(alert) is not None:
         return f"{NO_FAULT_WHY} (alert {offer.alert_id})"
