@@ -10,7 +10,7 @@ from datetime import timedelta
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import auth, body_limit, deps, errors, exposure
+from api import auth, deps, errors, exposure
 from api.console import actions as console_actions
 from api.console import catalog_page as console_catalog
 from api.console import ledger as console_ledger
@@ -64,13 +64,13 @@ def create_app(settings: Settings) -> FastAPI:
         description="Failure predictions turned into field-service alerts and proactive service offers.",
         lifespan=lifespan,
         dependencies=[Depends(deps.refuse_nul)],
+        max_body_size=MAX_BODY,
         # Served by api.exposure, publicly, to admins only or not at all (SERVICECAST_API_DOCS).
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
     errors.install(app)
-    app.add_middleware(body_limit.BodyLimit, max_bytes=MAX_BODY)
     # The console's sessions and sign-in throttle read the time here, so tests can move it.
     app.state.clock = utcnow
     app.state.sign_ins = SignInThrottle(

@@ -82,15 +82,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
-        return http_response(request, exc)
+        if wants_page(request):
+            # Imported here: the console's templates import this module.
+            from api.console.render import http_error_page
 
-
-def http_response(request: Request, exc: HTTPException) -> Response:
-    """An HTTP error as the API's JSON body, or as the console's page for a browser outside the API."""
-    if wants_page(request):
-        # Imported here: the console's templates import this module.
-        from api.console.render import http_error_page
-
-        return http_error_page(request, exc.status_code, exc.headers)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
-    return JSONResponse(body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+            return http_error_page(request, exc.status_code, exc.headers)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)

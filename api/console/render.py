@@ -185,8 +185,6 @@ class PageRoute(APIRoute):
                     return redirect(_back(request), text, error=True)
                 return error_page(request, 400, "That did not work", text)
             except HTTPException as exc:  # e.g. 400 for a form field too large to parse
-                if exc.status_code == 413:  # a streamed body past the limit: the page a declared one gets
-                    return http_error_page(request, 413, exc.headers)
                 title = "Not found" if exc.status_code == 404 else HTTP_WORDS_FALLBACK[0]
                 return error_page(request, exc.status_code, title, str(exc.detail))
 
@@ -220,7 +218,6 @@ HTTP_WORDS = {
         "This address only takes a form sent by the console (for example after a reload): "
         "go back to the page and use its buttons.",
     ),
-    413: ("Too much sent", "The form sent more than any console form needs: go back and send less."),
 }
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from api import body_limit, crm_inbound
+from api import crm_inbound
 from api.deps import SessionDep, SettingsDep
 from api.errors import Unauthorized
 from fleet.tables import utcnow
@@ -14,19 +14,19 @@ from fleet.tables import utcnow
 router = APIRouter(prefix="/crm", tags=["crm"])
 
 
-# An outcome is a few hundred bytes (its reason at most 2,000 characters); room for a CRM's extra fields.
-# Past it the answer is 413 before more is read: nothing about the sender is checked yet.
-MAX_BODY = 256 * 1024
-
-
 async def _raw_body(request: Request) -> bytes:
-    return await body_limit.read(request, MAX_BODY)
+    return await request.body()
 
 
 RawBody = Annotated[bytes, Depends(_raw_body)]
 
 
-@router.post("/outcomes")
+# An outcome is a few hundred bytes (its reason at most 2,000 characters); room for a CRM's extra fields.
+# Past it the answer is 413 before more is read: nothing about the sender is checked yet.
+MAX_BODY = 256 * 1024
+
+
+@router.post("/outcomes", max_body_size=MAX_BODY)
 def receive_outcome(request: Request, body: RawBody, sess: SessionDep, settings: SettingsDep) -> dict:
     """Apply a signed offer outcome once per `webhook-id`: 401 when unsigned, forged or stale."""
     if settings.crm_inbound_secret is None:

@@ -135,6 +135,4 @@ def test_a_body_far_larger_than_an_outcome_is_413_before_it_is_read_whole(world)
         declared = client.post(URL, content=padded.encode(), headers=headers)
         streamed = client.post(URL, content=chunks(), headers=headers)  # chunked: no content-length
         assert (declared.status_code, streamed.status_code) == (413, 413)
-        too_large = {"error": "too_large", "detail": "the request body is over 256 KiB (262144 bytes)"}
-        assert declared.json() == streamed.json() == too_large
     assert _state(world, offer_id) == ("sent", None, 0)
