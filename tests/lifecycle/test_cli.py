@@ -43,23 +43,32 @@ def test_retention_export_and_erase_from_the_command_line(engine, database_url, 
         assert conn.scalar(select(func.count()).select_from(Customer)) == 0
 
 
-def test_an_unreadable_archive_file_stops_retention_and_refresh_with_one_line(sqlite_engine, tmp_path):
-    """A late row for an archived hour makes the refresh read that hour's file, damaged meanwhile."""
-    ids = support.register(sqlite_engine, "acme", ["p1"])
-    support.write(sqlite_engine, support.rows(ids["p1"], seqs=range(0, 300), step_s=600.0))
+def _damaged_archive(engine, tmp_path, ids: tuple[int, int]) -> tuple[str, str]:
+    """300 rows of the machine archived, then the archive's one file truncated; returns (url, its path)."""
+    support.write(engine, support.rows(ids, seqs=range(0, 300), step_s=600.0))
     url = str(tmp_path / "archive")
-    archive.run(sqlite_engine, url=url, before=support.START + timedelta(days=30))
+    archive.run(engine, url=url, before=support.START + timedelta(days=30))
     where = archive.location(url)
     [path] = where.fs.find(where.root)
     with open(path, "r+b") as damaged:
         damaged.truncate(100)
+    return url, path
+
+
+def _assert_one_line_naming(out, path: str) -> None:
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.startswith("servicecast: archive month 2026-09 cannot be read: ")
+    assert out.stderr.count("\n") == 1 and path in out.stderr, out.stderr
+
+
+def test_an_unreadable_archive_file_stops_retention_and_refresh_with_one_line(sqlite_engine, tmp_path):
+    """A late row for an archived hour makes the refresh read that hour's file, damaged meanwhile."""
+    ids = support.register(sqlite_engine, "acme", ["p1"])
+    url, path = _damaged_archive(sqlite_engine, tmp_path, ids["p1"])
     support.write(sqlite_engine, support.rows(ids["p1"], seqs=range(1000, 1001), step_s=1.0))  # late
     env = {"SERVICECAST_DATABASE_URL": str(sqlite_engine.url), "SERVICECAST_ARCHIVE_URL": url}
     for command in (("rollups", "refresh"), ("retention", "run")):
-        out = run_cli(*command, **env)
-        assert out.returncode == 1, out.stderr
-        assert out.stderr.startswith("servicecast: archive month 2026-09 cannot be read: ")
-        assert out.stderr.count("\n") == 1 and path in out.stderr, out.stderr
+        _assert_one_line_naming(run_cli(*command, **env), path)
 
 
 def test_training_over_an_unreadable_archive_file_stops_with_one_line(sqlite_engine, tmp_path):
@@ -67,14 +76,6 @@ def test_training_over_an_unreadable_archive_file_stops_with_one_line(sqlite_eng
     purposes = {"acme": ("product_improvement",)}  # pooled for training
     registration.register_machines(engine=sqlite_engine, machines=machines, purposes=purposes)
     ids = support.register(sqlite_engine, "acme", ["p1"])
-    support.write(sqlite_engine, support.rows(ids["p1"], seqs=range(0, 300), step_s=600.0))
-    url = str(tmp_path / "archive")
-    archive.run(sqlite_engine, url=url, before=support.START + timedelta(days=30))
-    where = archive.location(url)
-    [path] = where.fs.find(where.root)
-    with open(path, "r+b") as damaged:
-        damaged.truncate(100)
+    url, path = _damaged_archive(sqlite_engine, tmp_path, ids["p1"])
     out = run_cli("train", SERVICECAST_DATABASE_URL=str(sqlite_engine.url), SERVICECAST_ARCHIVE_URL=url)
-    assert out.returncode == 1, out.stderr
-    assert out.stderr.startswith("servicecast: archive month 2026-09 cannot be read: ")
-    assert out.stderr.count("\n") == 1 and path in out.stderr, out.stderr
+    _assert_one_line_naming(out, path)
