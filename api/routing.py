@@ -249,8 +249,8 @@ def _send(claim: Claim, *, settings: Settings, client: httpx.Client) -> str | No
             client, url=claim.address, text=claim.payload["text"], check_peer=check_peer
         )
     elif claim.destination.startswith(notifications.PREFIX + "email"):
-        if not settings.smtp_url:
-            raise delivery.DeliveryError("no SERVICECAST_SMTP_URL configured for e-mail notifications")
+        if (why := notifications.unsent(settings, "email")) is not None:
+            raise delivery.DeliveryError(why)
         message = notifications.render_email(
             claim.payload,
             mail_from=settings.mail_from,
