@@ -121,7 +121,7 @@ def apply(sess: Session, *, webhook_id: str, body: bytes, now: datetime) -> tupl
         by=None,
         now=data.date,
         accepted=won,
-        revenue=(data.amount if data.amount is not None else offer.price) if won else None,
+        revenue=data.amount,  # a win without an amount earned the approved price (record_outcome)
         reason=data.reason,
     )
     row = CrmOutcome(

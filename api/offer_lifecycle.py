@@ -26,11 +26,6 @@ NO_FAULT_FOUND = (Alert.status == "resolved") & (Alert.finding == "no_fault_foun
 NO_FAULT_WHY = "the technician found no fault"
 
 
-def past_expiry(now: datetime):  # noqa: ANN201
-    """Offers whose expiry time has come by `now`."""
-    return Offer.expires_at <= now
-
-
 def withdraw(
     sess: Session, offer: Offer, *, why: str, now: datetime, settings: Settings, ids_only: bool = False
 ) -> None:
@@ -79,7 +74,7 @@ def sweep(sess: Session, *, now: datetime, settings: Settings) -> tuple[int, int
     ).all()
     for offer in no_fault:
         withdraw(sess, offer, why=NO_FAULT_WHY, now=now, settings=settings)
-    due = sess.scalars(select(Offer).where(Offer.status.in_(OPEN), past_expiry(now))).all()
+    due = sess.scalars(select(Offer).where(Offer.status.in_(OPEN), Offer.expires_at <= now)).all()
     for offer in due:
         offer.status = "expired"
         offer.outcome_at = now
