@@ -32,6 +32,11 @@ FATAL_CONNACK = {
     138: "the broker has banned this client",
     140: "the broker rejected the authentication method",
 }
+SESSION_TAKEN_OVER = 142
+# A connection the broker closes this soon after opening it counts towards a suspected client-id takeover:
+# Mosquitto 2.0 closes the older of two connections with one id without a DISCONNECT saying why.
+SHORT_SESSION_S = 10.0
+TAKEOVERS_BEFORE_EXIT = 5
 
 
 class MqttSource:
@@ -54,9 +59,12 @@ class MqttSource:
         self.keepalive_s = keepalive_s
         self.session_expiry_s = session_expiry_s
         self.v5 = protocol == "5"
+        self.client_id = client_id
         self.generation = 0
         self.connections = 0
         self.fatal: str | None = None
+        self.short_sessions = 0  # connections in a row that the broker closed within SHORT_SESSION_S
+        self._connected_at = 0.0
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.failed = threading.Event()
@@ -146,6 +154,7 @@ class MqttSource:
             return
         self.generation += 1
         self.connections += 1
+        self._connected_at = time.monotonic()
         if self.connections > 1:
             metrics.RECONNECTS.inc()
         log.info(
@@ -169,11 +178,50 @@ class MqttSource:
         log.info("subscribed to %s", self.subscription)
         self.subscribed.set()
 
-    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+    @property
+    def takeover_suspected(self) -> bool:
+        """Whether the broker keeps closing our connections, as it does when another client has our id."""
+        settled = self.connected.is_set() and time.monotonic() - self._connected_at >= SHORT_SESSION_S
+        return self.short_sessions > 0 and not settled
+
+    def _on_disconnect(self, client, _userdata, _flags, reason_code, _properties) -> None:
+        was_connected = self.connected.is_set()
         self.connected.clear()
         self.subscribed.clear()
-        if self._receiving and not self.failed.is_set():
+        if not self._receiving or self.failed.is_set():
+            return
+        if was_connected:
+            self._count_short_session(client, reason_code)
+        if not self.failed.is_set():
             log.warning("disconnected from the broker (%s); reconnecting", reason_code)
+
+    def _count_short_session(self, client, reason_code) -> None:
+        """Count a connection closed by the broker soon after it opened; give up after too many in a row."""
+        taken_over = reason_code.value == SESSION_TAKEN_OVER
+        if not taken_over and time.monotonic() - self._connected_at >= SHORT_SESSION_S:
+            self.short_sessions = 0
+            return
+        self.short_sessions += 1
+        metrics.SUSPECTED_TAKEOVERS.inc()
+        why = (
+            "the broker says another client took over the session"
+            if taken_over
+            else f"the broker closed the connection within {SHORT_SESSION_S:.0f} s of opening it"
+        )
+        log.warning(
+            "%s (%d in a row): is another client connected with the client id %r?",
+            why,
+            self.short_sessions,
+            self.client_id,
+        )
+        if self.short_sessions >= TAKEOVERS_BEFORE_EXIT:
+            self.fatal = (
+                f"{why}, {self.short_sessions} times in a row, as a broker does when another client connects "
+                f"with the client id {self.client_id!r}: give each ingester its own --client-id "
+                "(SERVICECAST_INGEST_CLIENT_ID) and share the work with SERVICECAST_INGEST_SHARED_GROUP"
+            )
+            self.failed.set()
+            client.disconnect()  # no more reconnecting: two clients with one id only take turns
 
     def _on_connect_fail(self, _client, _userdata) -> None:
         # paho calls this inside its `except OSError`: the error says why (refused, no such host, TLS).

@@ -27,6 +27,10 @@ UNDECLARED_CODES = Counter(
     "Events with a code their machine's type does not declare (stored all the same; redeliveries count)",
 )
 RECONNECTS = Counter("servicecast_ingest_reconnects", "Connections to the broker after the first")
+SUSPECTED_TAKEOVERS = Counter(
+    "servicecast_ingest_suspected_takeovers",
+    "Connections the broker closed within seconds of opening them or as taken over (another client's id?)",
+)
 DB_ERRORS = Counter("servicecast_ingest_db_errors", "Failed batch commits (retried)")
 QUEUE_DEPTH = Gauge("servicecast_ingest_queue_depth", "Messages received and not yet committed")
 

@@ -101,6 +101,8 @@ class Ingester:
         """Whether this ingester stores what it receives: its writer runs and it is subscribed."""
         writer = "running" if self.writer.alive else "dead"
         broker = "subscribed" if self.source.subscribed.is_set() else "not subscribed"
+        if self.source.takeover_suspected:
+            broker = f"connections closed by the broker: client id {self.source.client_id!r} in use twice?"
         return writer == "running" and broker == "subscribed", {"writer": writer, "broker": broker}
 
     def run(self) -> int:

@@ -1,0 +1,78 @@
+"""Two ingesters given one MQTT client id against a real Mosquitto: one says so and leaves, none flaps."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from tests import services
+from tests.ingest.support import (
+    IngestProcess,
+    count_rows,
+    machine_codes,
+    messages,
+    publish_acked,
+    register_fleet,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.mosquitto, pytest.mark.expect_logged_errors]
+
+
+def ingest_process(workdir, **options: str) -> IngestProcess:
+    """A `servicecast ingest` with a metrics port of its own, logging into a folder of its own."""
+    workdir.mkdir()
+    return IngestProcess(workdir, SERVICECAST_METRICS_PORT=str(services.free_port()), **options)
+
+
+def scrape(ingester: IngestProcess, path: str) -> tuple[int, str]:
+    """Status and body of the ingester's /metrics or /readyz."""
+    port = ingester.env["SERVICECAST_METRICS_PORT"]
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def suspected_takeovers(ingester: IngestProcess) -> float:
+    """The ingester's servicecast_ingest_suspected_takeovers_total."""
+    for line in scrape(ingester, "/metrics")[1].splitlines():
+        if line.startswith("servicecast_ingest_suspected_takeovers_total "):
+            return float(line.split()[1])
+    raise AssertionError("no servicecast_ingest_suspected_takeovers_total in /metrics")
+
+
+def test_a_second_ingester_with_the_same_client_id_makes_one_exit_with_a_clear_message(
+    mosquitto, sqlite_engine, tmp_path
+):
+    codes = machine_codes(5)
+    register_fleet(sqlite_engine, "acme", codes)
+    options = {"database_url": str(sqlite_engine.url), "mqtt_url": mosquitto.url, "client_id": "same-id"}
+    first = ingest_process(tmp_path / "first", **options)
+    second = ingest_process(tmp_path / "second", **options)
+    try:
+        first.start()
+        second.start(wait_subscribed=False)
+        pair = (first, second)
+        wait_until(lambda: any(p.process.poll() is not None for p in pair), 60, "one of the two to give up")
+        gone = next(p for p in pair if p.process.poll() is not None)
+        kept = second if gone is first else first
+        assert gone.process.returncode == 3, gone.log()[-2000:]
+        assert "another client connects with the client id 'same-id'" in gone.log(), gone.log()[-2000:]
+        assert "--client-id" in gone.log()
+        # The one left counted what it saw, and is ready once the broker leaves its connection alone.
+        assert suspected_takeovers(kept) >= 1
+        wait_until(lambda: scrape(kept, "/readyz")[0] == 200, 30, "the ingester left to be ready")
+        assert json.loads(scrape(kept, "/readyz")[1])["broker"] == "subscribed"
+        # It keeps its session: everything published is stored.
+        batch = messages("acme", codes, per_machine=40)
+        publish_acked(mosquitto.url, batch, 30)
+        wait_until(lambda: count_rows(sqlite_engine) == len(batch), 60, "every message stored")
+        assert kept.terminate() == 0, kept.log()[-2000:]
+    finally:
+        first.stop_quietly()
+        second.stop_quietly()
+    assert "is another client connected with the client id 'same-id'?" in gone.log()
