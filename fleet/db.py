@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -19,7 +20,37 @@ WRITER_GAP_S = 0.1
 READ_MMAP_BYTES = 2**30
 
 
-def make_engine(url: str, *, busy_timeout_ms: int = 5000, read_only: bool = False) -> Engine:
+@dataclass(frozen=True)
+class Keepalive:
+    """TCP keepalives of PostgreSQL connections: probes after `idle_s` quiet seconds, `count` of them."""
+
+    idle_s: int = 60
+    interval_s: int = 10
+    count: int = 6
+
+    @classmethod
+    def from_settings(cls, settings) -> Keepalive:
+        """The keepalives the SERVICECAST_DATABASE_KEEPALIVE_* settings ask for."""
+        return cls(
+            settings.database_keepalive_idle_s,
+            settings.database_keepalive_interval_s,
+            settings.database_keepalive_count,
+        )
+
+    def connect_args(self, url_query) -> dict[str, int]:
+        """libpq parameters for what the URL's query does not set itself."""
+        wanted = {
+            "keepalives": 1,
+            "keepalives_idle": self.idle_s,
+            "keepalives_interval": self.interval_s,
+            "keepalives_count": self.count,
+        }
+        return {name: value for name, value in wanted.items() if name not in url_query}
+
+
+def make_engine(
+    url: str, *, busy_timeout_ms: int = 5000, read_only: bool = False, keepalive: Keepalive = Keepalive()
+) -> Engine:
     """An engine tuned for a write-heavy ingester on either backend.
 
     `read_only` gives an engine for short reads: every statement runs in autocommit (no BEGIN and no
@@ -45,6 +76,8 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000, read_only: bool = Fals
         )
         _tune_sqlite(engine, busy_timeout_ms, read_only)
         return engine
+    # Without keepalives a connection that a NAT dropped silently blocks its reader for the kernel's hours.
+    connect_args: dict[str, object] = keepalive.connect_args(parsed.query)
     if read_only:
         return create_engine(
             url,
@@ -52,10 +85,10 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000, read_only: bool = Fals
             pool_size=5,
             max_overflow=5,
             isolation_level="AUTOCOMMIT",
-            connect_args={"options": "-c default_transaction_read_only=on"},
+            connect_args={**connect_args, "options": "-c default_transaction_read_only=on"},
             **reset,
         )
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
 
 
 def _tune_sqlite(engine: Engine, busy_timeout_ms: int, read_only: bool) -> None:
@@ -108,7 +141,10 @@ def give_way(engine: Engine) -> None:
 def engine_from_settings(settings, *, read_only: bool = False) -> Engine:
     """The engine that the settings name."""
     return make_engine(
-        settings.database_url, busy_timeout_ms=settings.database_busy_timeout_ms, read_only=read_only
+        settings.database_url,
+        busy_timeout_ms=settings.database_busy_timeout_ms,
+        read_only=read_only,
+        keepalive=Keepalive.from_settings(settings),
     )
 
 

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     database_url: str = DEFAULT_DATABASE_URL
     database_busy_timeout_ms: int = Field(default=5000, ge=0)
+    # TCP keepalives of PostgreSQL connections (libpq's keepalives_*; the URL's own win): a connection that
+    # a NAT or firewall dropped fails after idle + interval × count seconds instead of the kernel's hours.
+    database_keepalive_idle_s: int = Field(default=60, ge=1)
+    database_keepalive_interval_s: int = Field(default=10, ge=1)
+    database_keepalive_count: int = Field(default=6, ge=1)
     mqtt_url: SecretStr | None = None
     mqtt_protocol: str = "5"
     mqtt_keepalive_s: int = Field(default=30, ge=5)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from fleet.db import Keepalive
 from fleet.settings import MqttEndpoint, Settings
 from ingest import metrics
 from ingest.client import MqttSource
@@ -71,6 +72,7 @@ class Ingester:
             keep_bytes=settings.ingest_quarantine_prefix_bytes,
             retry_max_s=settings.ingest_retry_max_s,
             sparkplug=sparkplug,
+            keepalive=Keepalive.from_settings(settings),
         )
         return WriterProcess(recipe) if settings.ingest_writer_process else recipe.committer(engine)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fleet import telemetry
-from fleet.db import make_engine
+from fleet.db import Keepalive, make_engine
 from ingest import metrics
 from ingest.contract import Limits
 from ingest.pipeline import Pipeline, RawMessage
@@ -52,10 +52,15 @@ class Recipe:
     retry_max_s: float = 10.0
     give_up_s: float = 10.0
     sparkplug: tuple[Mapping, str] | None = None  # the map and the host id of a Sparkplug host
+    keepalive: Keepalive = Keepalive()
 
     def pipeline(self, engine=None):
         """The JSON pipeline, or the Sparkplug one around it; on `engine`, or on a new one from the URL."""
-        engine = engine if engine is not None else telemetry.tune_writer(make_engine(self.database_url))
+        engine = (
+            engine
+            if engine is not None
+            else telemetry.tune_writer(make_engine(self.database_url, keepalive=self.keepalive))
+        )
         pipeline = Pipeline(
             engine=engine, auto_register=self.auto_register, limits=self.limits, keep_bytes=self.keep_bytes
         )
