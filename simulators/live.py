@@ -58,31 +58,45 @@ def publish_messages(
 
     speed: simulated seconds per wall second (1 = real time); None or 0 publishes as fast as the broker acks.
     """
+    with Publisher(url, client_id=client_id, protocol=protocol) as publisher:
+        return _send(
+            publisher, messages, period_s=period_s, speed=speed, progress=progress, ack_timeout=ack_timeout
+        )
+
+
+def _send(
+    publisher: Publisher,
+    messages: Iterable[Message],
+    *,
+    period_s: float,
+    speed: float | None,
+    progress: Progress | None,
+    ack_timeout: float = 120.0,
+) -> PublishReport:
+    """Publish through a connected publisher, paced as `publish_messages` says; wait for the PUBACKs."""
     pace = speed if speed and speed > 0 else None
     valid = invalid = 0
     started = time.perf_counter()
-    with Publisher(url, client_id=client_id, protocol=protocol) as publisher:
-        due_offset = 0.0
-        for n, msg in enumerate(messages, 1):
-            if pace is not None and msg.seq is not None:
-                offset = (msg.seq - 1) * period_s
-                if offset != due_offset:
-                    due_offset = offset
-                    wait = started + offset / pace - time.perf_counter()
-                    if wait > 0:
-                        time.sleep(wait)
-            publisher.publish(msg.topic, msg.payload, track=False)
-            if msg.valid:
-                valid += 1
-            else:
-                invalid += 1
-            if progress and n % PROGRESS_EVERY == 0:
-                progress(PROGRESS_EVERY)
-        publisher.wait(ack_timeout)
-        acked = publisher.acked_count
-        if progress:
-            progress((valid + invalid) % PROGRESS_EVERY)
-    return PublishReport(valid, invalid, acked, time.perf_counter() - started)
+    due_offset = 0.0
+    for n, msg in enumerate(messages, 1):
+        if pace is not None and msg.seq is not None:
+            offset = (msg.seq - 1) * period_s
+            if offset != due_offset:
+                due_offset = offset
+                wait = started + offset / pace - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+        publisher.publish(msg.topic, msg.payload, track=False)
+        if msg.valid:
+            valid += 1
+        else:
+            invalid += 1
+        if progress and n % PROGRESS_EVERY == 0:
+            progress(PROGRESS_EVERY)
+    publisher.wait(ack_timeout)
+    if progress:
+        progress((valid + invalid) % PROGRESS_EVERY)
+    return PublishReport(valid, invalid, publisher.acked_count, time.perf_counter() - started)
 
 
 def _engine(database_url: str):  # noqa: ANN202
@@ -105,24 +119,19 @@ def publish_run(
 
     With a database the machines are registered too, so an ingester without auto-registration accepts them.
     """
-    run_id = None
-    if database_url:
-        engine = _engine(database_url)
-        try:
-            run_id = ground_truth.write_run(
-                engine, run, register_machines(engine=engine, machines=run.machines)
-            )
-        finally:
-            engine.dispose()
-    report = publish_messages(
-        iter_messages(run),
-        url=url,
-        period_s=run.config.step_seconds,
-        speed=speed,
-        client_id=client_id,
-        protocol=protocol,
-        progress=progress,
-    )
+    # Connected first: a broker that is down or refuses the login leaves no ground truth of unsent messages.
+    with Publisher(url, client_id=client_id, protocol=protocol) as publisher:
+        run_id = None
+        if database_url:
+            engine = _engine(database_url)
+            try:
+                ids = register_machines(engine=engine, machines=run.machines)
+                run_id = ground_truth.write_run(engine, run, ids)
+            finally:
+                engine.dispose()
+        report = _send(
+            publisher, iter_messages(run), period_s=run.config.step_seconds, speed=speed, progress=progress
+        )
     report.run_id = run_id
     return report
 
@@ -150,33 +159,27 @@ def replay_cmapss(
     df = cmapss.read_cmapss(data) if source else data
     if units is not None:
         df = df[df["unit"].isin(sorted(df["unit"].unique())[:units])]
-    run_id = None
-    if database_url:
-        failures = cmapss.cmapss_failures(df, tenant=tenant, start=start, cycle_seconds=cycle_seconds)
-        machines = failures[["tenant", "machine", "machine_type"]]
-        config = {
-            "source": Path(source).name if source else None,
-            "units": sorted(int(u) for u in df["unit"].unique()),
-            "tenant": tenant,
-            "start": start.isoformat(),
-            "cycle_seconds": cycle_seconds,
-        }
-        engine = _engine(database_url)
-        try:
-            ids = register_machines(engine=engine, machines=machines)
-            run_id = ground_truth.write_events(
-                engine, kind="cmapss", seed=None, config=config, ids=ids, failures=failures
-            )
-        finally:
-            engine.dispose()
-    report = publish_messages(
-        cmapss.iter_cmapss_messages(df, tenant=tenant, start=start, cycle_seconds=cycle_seconds),
-        url=url,
-        period_s=cycle_seconds,
-        speed=speed,
-        client_id=client_id,
-        protocol=protocol,
-        progress=progress,
-    )
+    with Publisher(url, client_id=client_id, protocol=protocol) as publisher:
+        run_id = None
+        if database_url:
+            failures = cmapss.cmapss_failures(df, tenant=tenant, start=start, cycle_seconds=cycle_seconds)
+            machines = failures[["tenant", "machine", "machine_type"]]
+            config = {
+                "source": Path(source).name if source else None,
+                "units": sorted(int(u) for u in df["unit"].unique()),
+                "tenant": tenant,
+                "start": start.isoformat(),
+                "cycle_seconds": cycle_seconds,
+            }
+            engine = _engine(database_url)
+            try:
+                ids = register_machines(engine=engine, machines=machines)
+                run_id = ground_truth.write_events(
+                    engine, kind="cmapss", seed=None, config=config, ids=ids, failures=failures
+                )
+            finally:
+                engine.dispose()
+        messages = cmapss.iter_cmapss_messages(df, tenant=tenant, start=start, cycle_seconds=cycle_seconds)
+        report = _send(publisher, messages, period_s=cycle_seconds, speed=speed, progress=progress)
     report.run_id = run_id
     return report

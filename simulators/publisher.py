@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 
 import paho.mqtt.client as mqtt
@@ -32,6 +33,8 @@ class Publisher:
         self._acks = threading.Condition()
         self._published = self._acked = 0
         self._connected = threading.Event()
+        self._answered = threading.Event()  # a CONNACK came, accepting or refusing
+        self.refusal: str | None = None
         v5 = protocol == "5"
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -48,14 +51,16 @@ class Publisher:
         self.client.max_inflight_messages_set(0)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(min_delay=0.2, max_delay=2)
-        self.client.on_connect = lambda *_: self._connected.set()
+        self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *_: self._connected.clear()
         self.client.on_publish = self._on_publish
         self.client.connect_async(endpoint.host, endpoint.port, keepalive=30)
         self.client.loop_start()
-        if not self._connected.wait(15):
+        answered = self._answered.wait(15)
+        if not answered or self.refusal:
             self.client.loop_stop()
-            raise ConnectionError(f"cannot connect to the broker at {endpoint.host}:{endpoint.port}")
+            where = f"the broker at {endpoint.host}:{endpoint.port}"
+            raise ConnectionError(f"{where} {self.refusal}" if answered else f"cannot connect to {where}")
 
     def publish(self, topic: str, payload: bytes, *, track: bool = True) -> mqtt.MQTTMessageInfo:
         """Queue one message; paho resends it after a reconnect until the broker acknowledges it.
@@ -63,8 +68,7 @@ class Publisher:
         With `track=False` the caller keeps the returned info itself (long streams must not grow `sent`).
         It waits while a whole window of messages is unacknowledged.
         """
-        if not self._window.acquire(timeout=WINDOW_TIMEOUT_S):
-            raise TimeoutError(f"the broker acknowledged nothing for {WINDOW_TIMEOUT_S} s")
+        self._acquire_window()
         with self._acks:
             self._published += 1
         info = self.client.publish(topic, payload, qos=self.qos)
@@ -93,6 +97,24 @@ class Publisher:
         """Block until the broker acknowledged everything published; False on timeout."""
         with self._acks:
             return self._acks.wait_for(lambda: self._acked >= self._published, timeout)
+
+    def _acquire_window(self) -> None:
+        # In slices: a broker that refuses the reconnect (password changed, client banned) ends the wait.
+        deadline = time.monotonic() + WINDOW_TIMEOUT_S
+        while not self._window.acquire(timeout=max(0.0, min(1.0, deadline - time.monotonic()))):
+            if self.refusal:
+                raise ConnectionError(f"the broker {self.refusal}")
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the broker acknowledged nothing for {WINDOW_TIMEOUT_S} s")
+
+    def _on_connect(
+        self, _client: object, _userdata: object, _flags: object, reason: object, *_: object
+    ) -> None:
+        # A refusal (bad login, not authorised, banned) is final: paho would retry it for ever, silently.
+        self.refusal = f"refused the connection: {reason}" if getattr(reason, "is_failure", False) else None
+        if self.refusal is None:
+            self._connected.set()
+        self._answered.set()
 
     def _on_publish(self, *_args: object) -> None:
         with self._acks:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from sqlalchemy import inspect
 from typer.testing import CliRunner
 
 from fleet import machine_types
 from fleet.db import make_engine
 from fleet.settings import get_settings
+from simulators import ground_truth
 from simulators.cli import simulate_app
+from tests import services
 from tests.simulators.store import stored_telemetry
 
 TINY = ["fleet", "--machines", "6", "--days", "1", "--step-seconds", "600", "--failure-rate", "200"]
@@ -69,3 +72,27 @@ def test_backfill_applies_the_simulated_fleets_types_file_as_types_apply_does(mo
     finally:
         engine.dispose()
     assert stored == {"air_compressor": 1, "centrifugal_pump": 1, "cnc_spindle": 1}
+
+
+def test_a_broker_that_refuses_the_login_ends_live_mode_with_one_line_and_no_ground_truth(
+    monkeypatch, tmp_path
+):
+    (tmp_path / "broker").mkdir()
+    broker = services.Mosquitto(tmp_path / "broker", passwords={"sim": "right"}).start()
+    url = f"sqlite:///{tmp_path / 'truth.db'}"
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            simulate_app, [*TINY, "--mqtt-url", f"mqtt://sim:wrong@127.0.0.1:{broker.port}"]
+        )
+    finally:
+        broker.stop()
+    assert result.exit_code == 1, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert f"127.0.0.1:{broker.port} refused the connection" in result.stderr and "wrong" not in result.stderr
+    engine = make_engine(url)
+    try:
+        assert inspect(engine).get_table_names() == [] or ground_truth.list_runs(engine).empty
+    finally:
+        engine.dispose()

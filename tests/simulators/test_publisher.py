@@ -10,6 +10,7 @@ import pytest
 
 from simulators import publisher as publisher_module
 from simulators.publisher import Publisher
+from tests import services
 
 
 def _stream(n: int) -> list[tuple[str, bytes]]:
@@ -43,3 +44,14 @@ def test_the_window_holds_publishing_while_the_broker_acknowledges_nothing(mosqu
             mosquitto.process.send_signal(signal.SIGCONT)
         assert publisher.wait(60)
         assert publisher.acked_count == 3 and publisher.acked() == [True] * 3
+
+
+def test_a_refused_login_raises_at_once_with_the_brokers_reason(tmp_path):
+    (tmp_path / "broker").mkdir()
+    broker = services.Mosquitto(tmp_path / "broker", passwords={"sim": "right"}).start()
+    try:
+        with pytest.raises(ConnectionError, match="refused the connection") as refused:
+            Publisher(f"mqtt://sim:wrong@127.0.0.1:{broker.port}", protocol="3.1.1")
+    finally:
+        broker.stop()
+    assert "wrong" not in str(refused.value)
