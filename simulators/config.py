@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,6 +13,22 @@ DEFAULT_TYPE_MIX: tuple[tuple[str, float], ...] = (
     ("centrifugal_pump", 0.5),
     ("air_compressor", 0.3),
     ("cnc_spindle", 0.2),
+)
+
+MAX_MACHINES = 100_000  # the scale on paper; the ground truth of every machine is drawn up front, in memory
+MAX_SEED = 2**63 - 1
+# Telemetry timestamps are nanoseconds in int64 (pandas): 1677 to 2262; before 1970 is no machine's history.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2262, 1, 1, tzinfo=UTC)
+_FLOATS = (
+    "days",
+    "failure_rate",
+    "sudden_share",
+    "fault_rate",
+    "bad_payload_rate",
+    "maintenance_interval_days",
+    "maintenance_hours",
+    "repair_hours",
 )
 
 
@@ -54,14 +71,21 @@ class FleetConfig:
         self._validate()
 
     def _validate(self) -> None:
-        if self.machines < 1:
-            raise ValueError("machines must be at least 1")
-        if self.seed < 0:
-            raise ValueError("seed must be a non-negative integer")
+        if not 1 <= self.machines <= MAX_MACHINES:
+            raise ValueError(f"machines must be within [1, {MAX_MACHINES:,}]")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be an integer within [0, {MAX_SEED}] (the store keeps it as BIGINT)")
+        not_finite = [name for name in _FLOATS if not math.isfinite(getattr(self, name) or 0.0)]
+        if not_finite:
+            raise ValueError(f"{', '.join(not_finite)} must be a finite number")
         if self.step_seconds < 1 or 86_400 % self.step_seconds:
             raise ValueError("step_seconds must divide a day (86,400 s)")
         if self.steps < 1:
             raise ValueError("days must cover at least one step")
+        if self.start < EARLIEST or self.steps * self.step_seconds > (LATEST - self.start).total_seconds():
+            raise ValueError(
+                f"start and days must keep the run within {EARLIEST:%Y-%m-%d} to {LATEST:%Y-%m-%d}"
+            )
         if self.failure_rate < 0:
             raise ValueError("failure_rate must be >= 0 (failures per machine-year)")
         if not 0.0 <= self.sudden_share <= 1.0:

@@ -96,3 +96,13 @@ def test_a_broker_that_refuses_the_login_ends_live_mode_with_one_line_and_no_gro
         assert inspect(engine).get_table_names() == [] or ground_truth.list_runs(engine).empty
     finally:
         engine.dispose()
+
+
+def test_a_seed_or_span_the_store_cannot_hold_is_a_usage_error_of_one_line_naming_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", f"sqlite:///{tmp_path / 'a.db'}")
+    get_settings.cache_clear()
+    for option, value in (("--seed", str(2**64)), ("--days", "inf"), ("--days", "nan")):
+        result = CliRunner().invoke(simulate_app, [*TINY, option, value, "--backfill"])
+        assert result.exit_code == 2, (option, value, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1 and option[2:] in result.stderr
+    assert not (tmp_path / "a.db").exists()  # refused before anything was written

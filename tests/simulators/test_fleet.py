@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -24,6 +24,16 @@ from simulators.machine_types import MACHINE_TYPES
         {"type_mix": {"toaster": 1.0}},
         {"modes": ("gremlins",)},
         {"maintenance_interval_days": 0.0},
+        {"days": float("inf")},
+        {"days": float("nan")},
+        {"failure_rate": float("nan")},
+        {"fault_rate": float("inf")},
+        {"maintenance_interval_days": float("nan")},
+        {"repair_hours": float("nan")},
+        {"seed": 2**63},
+        {"machines": 100_001},
+        {"start": datetime(1600, 1, 1, tzinfo=UTC)},
+        {"start": datetime(2262, 4, 1, tzinfo=UTC), "days": 30},
     ],
 )
 def test_config_rejects_nonsense(kwargs):
