@@ -19,6 +19,7 @@ from scipy.signal import lfilter
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from models import time_base
 from models.event_features import PREFIX as EVENT_PREFIX
 from models.features import group_starts, prefix_sums, range_sum
 
@@ -102,17 +103,19 @@ def lagged(x: np.ndarray, starts: np.ndarray, k: int) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """One panel's rows sorted by machine and time, with what every feature is computed from."""
+    """One panel's rows sorted by machine and time, placed on the type's time base (`models.time_base`:
+    one grid row per machine and step), with what every feature is computed from."""
 
     order: np.ndarray  # sorted position -> input row
-    keys: np.ndarray  # machine code per sorted row (codes follow `machines`)
-    starts: np.ndarray  # first sorted position of each row's machine
+    keys: np.ndarray  # machine code per grid row (codes follow `machines`)
+    starts: np.ndarray  # first grid row of each grid row's machine
     running: np.ndarray
-    raw: np.ndarray  # readings, NaN while stopped: rows × sensors
+    raw: np.ndarray  # readings, NaN while stopped: grid rows × sensors
     dev: np.ndarray  # deviation from the same hour of the baseline days
     last: np.ndarray  # sorted position of each machine's latest row
     machines: np.ndarray  # machine keys, sorted
-    extra: np.ndarray  # event columns (`models.event_features`), passed through: rows × extras
+    extra: np.ndarray  # event columns (`models.event_features`), passed through: grid rows × extras
+    grid: np.ndarray  # sorted position -> grid row
 
 
 class FleetFeatures(TransformerMixin, BaseEstimator):
@@ -122,9 +125,12 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
     (reading - reference) / |reference|; None picks them by the panel's `machine_type` (`BASELINE_DAYS`).
     Every feature of a row depends only on its machine's last `lookback_hours()` of rows. Sensors absent
     at transform time come out as NaN features (the boosted models downstream accept NaN); rows of
-    stopped machines count as missing readings. With `extremes`, two more columns (`EXTREMES`): the
-    largest |level| and |24 h deviation| over the sensors, so that a failure announced by a sensor that
-    rarely failed in training reads like the common ones. With `sensor_health`, four more columns
+    stopped machines count as missing readings. Rows are placed on the type's time base first
+    (`models.time_base`), so machines sending faster or slower than the type's step get windows of the
+    same hours; `step_hours` states the step, None infers it from the data. With `extremes`, two more
+    columns (`EXTREMES`): the largest |level| and |24 h deviation| over the sensors, so that a failure
+    announced by a sensor that rarely failed in training reads like the common ones. With `sensor_health`,
+    four more columns
     (`SENSOR_HEALTH`) that tell a sensor fault from wear, which moves several linked sensors smoothly: the
     most isolated one-step outliers (a jump out and straight back) of any sensor in the last 24 h, the
     largest one-step jump at the row, and of the 24 h deviations in fleet robust sds, the largest minus the
@@ -145,6 +151,7 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         min_history_hours: float = 72.0,
         extremes: bool = False,
         sensor_health: bool = False,
+        step_hours: float | None = None,
     ):
         self.sensors = sensors
         self.machine_col = machine_col
@@ -157,6 +164,7 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         self.min_history_hours = min_history_hours
         self.extremes = extremes
         self.sensor_health = sensor_health
+        self.step_hours = step_hours
 
     def fit(self, X: pd.DataFrame, y: object = None) -> FleetFeatures:
         """Pick the sensors this type reports, the step size, and fleet-wide level scales."""
@@ -177,7 +185,7 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         iqr = (values.quantile(0.75) - values.quantile(0.25)).fillna(0.0).to_numpy()
         self.spread_ = np.where(iqr > 1e-9, iqr, 1.0)
         self.floor_ = np.maximum(np.abs(self.median_) * 0.05, 1e-6)
-        self.step_hours_ = _step_hours(X, self.machine_col, self.time_col)
+        self.step_hours_ = self.step_hours or _step_hours(X, self.machine_col, self.time_col)
         self.baseline_days_ = tuple(int(d) for d in self.baseline_days or _type_baseline(X))
         self.feature_names_ = (
             [f"{s}__{k}" for s in self.sensors_ for k in KINDS]
@@ -220,13 +228,19 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
             if len(X)
             else (np.zeros(0, dtype=np.int64), np.zeros(0))
         )
-        order = np.lexsort((time_ns(X[self.time_col]), codes))
+        ts = time_ns(X[self.time_col])
+        order = np.lexsort((ts, codes))
         keys = codes[order]
-        starts = group_starts(keys)
-        running = _running(X)[order]
+        grid = time_base.layout(keys, ts[order], self.step_hours_, self.window_hours)
+        running_rows = _running(X)[order]
         raw = np.empty((len(X), len(self.sensors_)))
         for j, s in enumerate(self.sensors_):
             raw[:, j] = X[s].to_numpy(dtype=float)[order] if s in X.columns else np.nan
+        raw[~running_rows] = np.nan
+        running = time_base.place_last(grid, running_rows, True)
+        grid_keys = keys[grid.reading]
+        starts = group_starts(grid_keys)
+        raw = time_base.hold(grid, time_base.place(grid, raw), starts, running)
         raw[~running] = np.nan
         np.clip(raw, -RAW_BOUND, RAW_BOUND, out=raw)
         day = self.rows(24.0)
@@ -252,21 +266,32 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
             else np.zeros((len(X), 0))
         )
         return Prepared(
-            order, keys, starts, running, raw, dev, np.flatnonzero(last), np.asarray(uniques), extra
+            order,
+            grid_keys,
+            starts,
+            running,
+            raw,
+            dev,
+            np.flatnonzero(last),
+            np.asarray(uniques),
+            time_base.place(grid, extra),
+            grid.slot,
         )
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Feature table with one row per input row, same order and index."""
         prep = self.prepare(X)
         out = np.empty((len(X), len(self.feature_names_)))
-        out[prep.order] = self._columns(prep, np.arange(len(X)))
+        out[prep.order] = self._columns(prep, prep.grid)
         return pd.DataFrame(out, columns=self.feature_names_, index=X.index)
 
     def transform_last(self, X: pd.DataFrame, prep: Prepared | None = None) -> pd.DataFrame:
         """`transform(X)` at each machine's latest row only, ordered by machine: what a scorer needs."""
         prep = self.prepare(X) if prep is None else prep
         index = X.index[prep.order[prep.last]]
-        return pd.DataFrame(self._columns(prep, prep.last), columns=self.feature_names_, index=index)
+        return pd.DataFrame(
+            self._columns(prep, prep.grid[prep.last]), columns=self.feature_names_, index=index
+        )
 
     def recent(self, prep: Prepared, hours: float, *, raw: bool = False) -> np.ndarray:
         """The short-window deviation (`dev6`) of each machine's last `hours`: sensors × machines × steps,
@@ -411,13 +436,9 @@ def _running(X: pd.DataFrame) -> np.ndarray:
 
 
 def _step_hours(X: pd.DataFrame, machine_col: str, time_col: str) -> float:
-    """The typical spacing of a machine's rows, in hours."""
+    """The type's step in hours, from the machines' rows (`time_base.step_hours`)."""
     if len(X) < 2:
         return 1.0
     ts = time_ns(X[time_col])
     order = np.lexsort((ts, _codes(X[machine_col])))
-    keys, ts = _codes(X[machine_col])[order], ts[order]
-    same = keys[1:] == keys[:-1]
-    gaps = np.diff(ts)[same]
-    gaps = gaps[gaps > 0]
-    return float(np.median(gaps) / 3.6e12) if len(gaps) else 1.0
+    return time_base.step_hours(_codes(X[machine_col])[order], ts[order])
