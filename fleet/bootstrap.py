@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from alembic.util import CommandError
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -51,8 +52,20 @@ def load_settings(*, prog: str = "servicecast") -> Settings:
 def ready_engine(settings: Settings) -> Engine:
     """The engine, with migrations applied (every process brings the schema up to date on start)."""
     engine = open_engine(settings)
-    migrate.ensure_schema(engine)
+    with migration_errors(settings):
+        migrate.ensure_schema(engine)
     return engine
+
+
+@contextmanager
+def migration_errors(settings: Settings) -> Iterator[None]:
+    """Alembic's refusal (a revision unknown here, e.g. from a newer servicecast) as one line and exit 1."""
+    try:
+        yield
+    except CommandError as exc:
+        where = f"SERVICECAST_DATABASE_URL={redact_url(settings.database_url)}"
+        message = f"cannot migrate the database {where}: {exc} (this code's newest revision is "
+        raise fail(f"{message}{migrate.head_revision()})", code=EXIT_ERROR) from None
 
 
 def open_engine(settings: Settings) -> Engine:

@@ -11,7 +11,7 @@ import typer
 
 from api import policy_cli, routing_cli
 from fleet import audit, errors, machine_types, migrate, registry, telemetry
-from fleet.bootstrap import EXIT_ERROR, fail, load_settings, open_engine, ready_engine
+from fleet.bootstrap import EXIT_ERROR, fail, load_settings, migration_errors, open_engine, ready_engine
 from models import cli as models_cli
 from servicecast import (
     bridge_cli,
@@ -68,16 +68,20 @@ def check_config() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
-    engine = open_engine(load_settings())
-    migrate.upgrade(engine, revision)
+    settings = load_settings()
+    engine = open_engine(settings)
+    with migration_errors(settings):
+        migrate.upgrade(engine, revision)
     typer.echo(f"database at revision {migrate.current_revision(engine)}")
 
 
 @db_app.command("downgrade")
 def db_downgrade(revision: str) -> None:
     """Step the schema back to REVISION ('base' removes every table)."""
-    engine = open_engine(load_settings())
-    migrate.downgrade(engine, revision)
+    settings = load_settings()
+    engine = open_engine(settings)
+    with migration_errors(settings):
+        migrate.downgrade(engine, revision)
     typer.echo(f"database at revision {migrate.current_revision(engine)}")
 
 

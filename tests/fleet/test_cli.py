@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
+from fleet import migrate
 from servicecast.cli import app
 from tests.ingest.support import REPO
 
@@ -140,3 +142,26 @@ def test_customers_and_machines_are_registered_and_listed(monkeypatch, tmp_path)
     assert bad_date.exit_code == 2
     bad_id = runner.invoke(app, ["machines", "add", "acme", "pump/8"])
     assert bad_id.exit_code == 1 and "must match" in bad_id.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["machines", "list"],
+        ["db", "upgrade"],
+        ["db", "downgrade", "base"],
+        ["simulate", "fleet", "--backfill"],
+    ],
+)
+def test_a_database_migrated_by_a_newer_servicecast_is_one_line_naming_its_revision(
+    command, database_url, engine, monkeypatch
+):
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", database_url)
+    result = runner.invoke(app, command)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "9999_future" in lines[0] and migrate.head_revision() in lines[0], lines
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "9999_future"
