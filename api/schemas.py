@@ -238,7 +238,8 @@ class LedgerRow(BaseModel):
     alert_precision: float | None
     offers: int
     accepted: int
-    revenue: float
+    revenue: float | None  # the won amounts when all are in one currency; None when they are in several
+    revenue_by_currency: dict[str, float]
 
 
 class _SubscriptionScope(BaseModel):

@@ -170,13 +170,25 @@ def export(
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in ledger.rows + ([ledger.total] if account is None else []):
-        writer.writerow(_csv_row(row, ledger))
+        writer.writerows(_csv_rows(row, ledger))
     name = f"ledger-{account or 'book'}-{start}-{end}.csv"
     headers = {**PAGE_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
-def _csv_row(row: Row, ledger: Ledger) -> list[str]:
+def _csv_rows(row: Row, ledger: Ledger) -> list[list[str]]:
+    """The row's line with its revenue in the catalog's currency, then a line per other currency won in,
+    with its revenue only: a column's sum then counts each offer once and adds no two currencies."""
+    first, *others = row.figures.revenue_lines(ledger.currency)
+    lines = [_csv_row(row, ledger, first)]
+    for currency, amount in others:
+        only = {"account": as_text(row.name), "start": str(ledger.start), "end": str(ledger.end)}
+        only |= {"revenue": f"{amount:.2f}", "currency": currency}
+        lines.append([only.get(column, "") for column in CSV_COLUMNS])
+    return lines
+
+
+def _csv_row(row: Row, ledger: Ledger, revenue: tuple[str, float]) -> list[str]:
     f, hide = row.figures, row.alerts_hidden
 
     def alert(value: float | None, fmt: str = "{}") -> str:
@@ -196,10 +208,10 @@ def _csv_row(row: Row, ledger: Ledger) -> list[str]:
         str(f.won),
         str(f.lost),
         "" if f.acceptance is None else f"{f.acceptance:.4f}",
-        f"{f.revenue:.2f}",
+        f"{revenue[1]:.2f}",
         alert(f.downtime_hours, "{:.1f}"),
         alert(f.downtime_cost, "{:.2f}"),
-        as_text(ledger.currency),
+        as_text(revenue[0]),
     ]
 
 
@@ -229,20 +241,28 @@ WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 1280, 240, 78, 34, 16
 SERIES = (("revenue", "Revenue won", "#2f6f4f"), ("downtime_cost", "Downtime avoided", "#4a6fa5"))
 
 
+def _chart_amounts(fig: Figures, currency: str) -> dict[str, float]:
+    """A month's bars: what was won and what downtime was avoided, both in the catalog's currency."""
+    return {"revenue": fig.revenue.get(currency, 0.0), "downtime_cost": fig.downtime_cost}
+
+
 def month_chart(ledger: Ledger) -> Markup:
     """Revenue won and downtime avoided per month as bars, an SVG that keeps its aspect ratio."""
     months, month = [], date(ledger.start.year, ledger.start.month, 1)
     while month <= ledger.end:
         months.append(month)
         month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-    values = {m: ledger.months.get(m, Figures()) for m in months}
-    top = max([getattr(f, key) for f in values.values() for key, _, _ in SERIES] + [0.0])
+    values = {m: _chart_amounts(ledger.months.get(m, Figures()), ledger.currency) for m in months}
+    top = max([amount for amounts in values.values() for amount in amounts.values()] + [0.0])
     ticks = _ticks(0.0, top) if top > 0 else [0.0]
     high = max(ticks[-1], top) or 1.0
     plot_w, plot_h = WIDTH - LEFT - 10, HEIGHT - TOP - BOTTOM
     slot = plot_w / len(months)
     bar = slot * 0.8 / len(SERIES)
     title = f"Revenue won and downtime avoided per month, {ledger.currency}"
+    others = sorted({c for f in ledger.months.values() for c in f.revenue} - {ledger.currency})
+    if others:
+        title += f" (revenue in {', '.join(others)}: in the table)"
     parts = [
         f'<svg class="ledger-chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
@@ -259,7 +279,7 @@ def month_chart(ledger: Ledger) -> Markup:
     for i, m in enumerate(months):
         x0 = LEFT + i * slot + slot * 0.1
         for j, (key, label, colour) in enumerate(SERIES):
-            value = getattr(values[m], key)
+            value = values[m][key]
             h = plot_h * value / high
             parts.append(
                 f'<rect class="bar-{key}" data-month="{m:%Y-%m}" x="{x0 + j * bar:.1f}" '

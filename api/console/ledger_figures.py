@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 
 from sqlalchemy import select
@@ -30,7 +30,7 @@ class Figures:
     sent: int = 0
     won: int = 0
     lost: int = 0
-    revenue: float = 0.0
+    revenue: dict[str, float] = field(default_factory=dict)  # won amounts by currency: never added across
     downtime_hours: float = 0.0
     downtime_cost: float = 0.0
 
@@ -48,8 +48,21 @@ class Figures:
 
     def __iadd__(self, other: Figures) -> Figures:
         for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, dict):
+                mine = dict(mine)  # a fresh dict: another Figures may share the one it had
+                for currency, amount in theirs.items():
+                    mine[currency] = mine.get(currency, 0.0) + amount
+                setattr(self, f.name, mine)
+            else:
+                setattr(self, f.name, mine + theirs)
         return self
+
+    def revenue_lines(self, currency: str) -> list[tuple[str, float]]:
+        """Revenue per currency: `currency` (the catalog's) first, 0 if nothing was won in it, then the
+        others by code."""
+        others = sorted((c, amount) for c, amount in self.revenue.items() if c != currency)
+        return [(currency, self.revenue.get(currency, 0.0)), *others]
 
 
 def month_of(when: datetime) -> date:
@@ -86,16 +99,17 @@ def by_account_and_month(
         Offer.status,
         Offer.decided_at,
         Offer.revenue,
+        Offer.currency,
         delivered().label("delivered"),
     ).where(Offer.customer_id.in_(customer_ids), Offer.created_at >= start, Offer.created_at < end)
-    for customer_id, created_at, status, decided_at, revenue, was_sent in sess.execute(offers):
+    for customer_id, created_at, status, decided_at, revenue, currency, was_sent in sess.execute(offers):
         fig = out[customer_id, month_of(created_at)]
         fig.proposed += 1
         fig.approved += int(decided_at is not None and status != "rejected")
         fig.sent += int(bool(was_sent))
         if status == "accepted":
             fig.won += 1
-            fig.revenue += float(revenue or 0.0)
+            fig.revenue[currency] = fig.revenue.get(currency, 0.0) + float(revenue or 0.0)
         elif status == "declined" or (status == "expired" and was_sent):
             fig.lost += 1
     return out

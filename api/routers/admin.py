@@ -41,37 +41,37 @@ def ledger(sess: SessionDep, who: Admin) -> list[schemas.LedgerRow]:
             Offer.model_version,
             func.count(),
             func.count().filter(Offer.status == "accepted"),
-            func.coalesce(func.sum(Offer.revenue), 0.0),
         ).group_by(Offer.model_version)
     ).all()
+    won_rows = sess.execute(
+        select(Offer.model_version, Offer.currency, func.sum(Offer.revenue))
+        .where(Offer.revenue.is_not(None))
+        .group_by(Offer.model_version, Offer.currency)
+    ).all()
     versions: dict[str | None, schemas.LedgerRow] = {}
-    for version, n, resolved, confirmed in alert_rows:
-        precision = confirmed / resolved if resolved else None
-        versions[version] = schemas.LedgerRow(
-            model_version=version,
-            alerts=n,
-            resolved=resolved,
-            confirmed=confirmed,
-            alert_precision=precision,
-            offers=0,
-            accepted=0,
-            revenue=0.0,
-        )
-    for version, n, accepted, revenue in offer_rows:
-        row = versions.setdefault(
+
+    def row_of(version: str | None) -> schemas.LedgerRow:
+        empty = {"alerts": 0, "resolved": 0, "confirmed": 0, "alert_precision": None, "offers": 0}
+        return versions.setdefault(
             version,
             schemas.LedgerRow(
-                model_version=version,
-                alerts=0,
-                resolved=0,
-                confirmed=0,
-                alert_precision=None,
-                offers=0,
-                accepted=0,
-                revenue=0.0,
+                model_version=version, **empty, accepted=0, revenue=0.0, revenue_by_currency={}
             ),
         )
-        row.offers, row.accepted, row.revenue = n, accepted, float(revenue)
+
+    for version, n, resolved, confirmed in alert_rows:
+        row = row_of(version)
+        row.alerts, row.resolved, row.confirmed = n, resolved, confirmed
+        row.alert_precision = confirmed / resolved if resolved else None
+    for version, n, accepted in offer_rows:
+        row = row_of(version)
+        row.offers, row.accepted = n, accepted
+    for version, currency, revenue in won_rows:
+        row_of(version).revenue_by_currency[currency] = float(revenue)
+    for row in versions.values():
+        # Amounts in two currencies added up are no amount: one figure only when there is one currency.
+        amounts = list(row.revenue_by_currency.values())
+        row.revenue = amounts[0] if len(amounts) == 1 else (None if amounts else 0.0)
     return sorted(versions.values(), key=lambda r: r.model_version or "")
 
 
