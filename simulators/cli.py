@@ -57,6 +57,12 @@ def _broker_url(settings: Settings, mqtt_url: str | None) -> str:
     return url
 
 
+def _ground_truth_store(settings: Settings) -> str:
+    """SERVICECAST_DATABASE_URL once it opens and is migrated (else one line, before publishing)."""
+    bootstrap.ready_engine(settings).dispose()
+    return settings.database_url
+
+
 def _start(value: str | None, step_seconds: int) -> dict[str, datetime]:
     if value is None:
         return {}
@@ -153,7 +159,7 @@ def fleet(
             f"{report.readings_per_s:,.0f} readings/s"
         )
     else:
-        database_url = settings.database_url if ground_truth else None
+        database_url = _ground_truth_store(settings) if ground_truth else None
         total = machines * config.steps
         with _progress(total, "publish") as progress:
             try:
@@ -204,7 +210,7 @@ def replay_cmapss(
             speed=speed,
             cycle_seconds=cycle_seconds,
             units=units,
-            database_url=settings.database_url if ground_truth else None,
+            database_url=_ground_truth_store(settings) if ground_truth else None,
             client_id=client_id,
             protocol=settings.mqtt_protocol,
         )

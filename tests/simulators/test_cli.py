@@ -106,3 +106,22 @@ def test_a_seed_or_span_the_store_cannot_hold_is_a_usage_error_of_one_line_namin
         assert result.exit_code == 2, (option, value, result.output)
         assert len(result.stderr.strip().splitlines()) == 1 and option[2:] in result.stderr
     assert not (tmp_path / "a.db").exists()  # refused before anything was written
+
+
+def test_live_mode_with_a_database_that_cannot_be_opened_is_one_line_before_anything_is_published(
+    monkeypatch, tmp_path, mosquitto
+):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", f"sqlite:///{tmp_path / 'a-file' / 'truth.db'}")
+    get_settings.cache_clear()
+    cmapss = tmp_path / "train_FD001.txt"
+    cmapss.write_text("".join(f"1 {cycle} " + " ".join(["0.5"] * 24) + "\n" for cycle in (1, 2)))
+    for command in (
+        [*TINY, "--mqtt-url", mosquitto.url],
+        ["replay-cmapss", str(cmapss), "--mqtt-url", mosquitto.url],
+    ):
+        result = CliRunner().invoke(simulate_app, command)
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "cannot open the database SERVICECAST_DATABASE_URL=" in lines[0], lines
+        assert "published" not in result.stdout
