@@ -9,6 +9,7 @@ whose subscription was deleted or whose user was disabled meanwhile is cancelled
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from email.message import EmailMessage
 
@@ -35,6 +36,7 @@ from fleet.tables import (
     WorkflowEvent,
 )
 
+log = logging.getLogger(__name__)
 WATERMARK = "notify.alert_events"
 # Audit rows of concurrent transactions can commit out of id order: each pass looks back this many ids.
 LOOK_BACK = 500
@@ -103,9 +105,22 @@ def stopped(sess: Session, sub: NotificationSubscription | None) -> str | None:
     """Why a subscription's notification must not go out (deleted, or its user disabled), or None."""
     if sub is None:
         return "unsubscribed"
+    if sub.disabled_at is not None:
+        return f"subscription disabled: {sub.disabled_reason}"
     if sess.scalar(select(User.disabled_at).where(User.id == sub.user_id)) is not None:
         return "subscriber disabled"
     return None
+
+
+def disable_gone(sess: Session, dest: str, *, error: str, at: datetime) -> None:
+    """Disable the subscription behind `dest`, whose endpoint answered 410 Gone, saying so to its owner."""
+    sub_id = subscription_id(dest)
+    sub = sess.get(NotificationSubscription, sub_id) if sub_id is not None else None
+    if sub is None or sub.disabled_at is not None:
+        return
+    sub.disabled_at = at
+    sub.disabled_reason = f"the webhook answered {error}"[:500]
+    log.warning("notification subscription %d disabled: %s", sub.id, sub.disabled_reason)
 
 
 def destination(sub: NotificationSubscription) -> str:
@@ -146,7 +161,9 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
     ).all()
     active = select(User.id).where(User.disabled_at.is_(None))
     subs = sess.scalars(
-        select(NotificationSubscription).where(NotificationSubscription.user_id.in_(active))
+        select(NotificationSubscription).where(
+            NotificationSubscription.user_id.in_(active), NotificationSubscription.disabled_at.is_(None)
+        )
     ).all()
     added = 0
     for event in found:

@@ -120,6 +120,10 @@ def deliver_due(
                 _record_failure(
                     engine, claim, error=str(exc), dead=dead, at=at, now=now, settings=settings, rng=rng
                 )
+                if isinstance(exc, delivery.Gone):
+                    # The endpoint asked not to be sent to again: its later events must not go there either.
+                    with session(engine) as sess:
+                        notifications.disable_gone(sess, claim.destination, error=str(exc), at=at)
                 report.errors.append(f"{claim.event_id} → {claim.destination}: {exc}")
                 if dead:
                     report.dead += 1

@@ -289,3 +289,5 @@ class SubscriptionOut(Out):
     channel: str
     address: str
     warning: str | None = None  # set when nothing can be sent by this channel (e-mail without SMTP)
+    disabled_at: datetime | None = None  # set when its webhook answered 410 Gone: nothing is sent any more
+    disabled_reason: str | None = None

@@ -38,6 +38,9 @@ class NotificationSubscription(Base):
     channel: Mapped[str] = mapped_column(String(16))  # email | webhook
     address: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Set when the endpoint said it is gone (HTTP 410): nothing is sent to it from then on.
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class CatalogVersion(Base):
