@@ -35,6 +35,9 @@ from models.fleet_model import FleetModel
 log = logging.getLogger(__name__)
 Models = dict[str, tuple[str, FleetModel]]
 PREDICTIONS_LOCK = 7_304_117_001  # serialises prediction writes across scorer shards (PostgreSQL)
+# Machines sending up to every 4 h (6 h / `time_base.HOLD`) get their full-history features; a pump's
+# scorer reads 77.5 h instead of 71.5 h.
+HELD_HOURS = 6.0
 _MIX, _SPACE = 2_654_435_761, 2**32  # Fibonacci hashing (Knuth): consecutive ids spread evenly over shards
 
 
@@ -107,10 +110,11 @@ def history_hours(model: FleetModel) -> float:
     """Hours of telemetry before a machine's newest row that the model's features depend on.
 
     Reading rows with ts >= newest - history gives `lookback_hours` of rows (the newest included); half a
-    step of slack absorbs timestamp jitter.
+    step of slack absorbs timestamp jitter. A machine slower than its type's step fills the oldest steps
+    with a reading held from before them (`models.time_base`): `HELD_HOURS` more reach it.
     """
     feats = model.features_
-    return feats.lookback_hours() - feats.step_hours_ / 2
+    return feats.lookback_hours() - feats.step_hours_ / 2 + HELD_HOURS
 
 
 def due_machines(engine: Engine, shard: Shard = ALL) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models import scoring
 from tests.models.fleet_support import PUMP, fleet, pump_model, pump_panel
 
 HOUR = pd.Timedelta(hours=1)
@@ -102,3 +103,16 @@ def test_a_machine_sending_every_few_hours_gets_a_risk_near_its_hourly_twin(ever
     assert len(gaps) >= 10
     assert np.mean(gaps) < 0.05
     assert max(gaps) < 0.25
+
+
+@pytest.mark.parametrize("every", ["10min", "3h"])
+def test_the_scorers_window_gives_a_machine_at_another_rate_its_full_history_features(every: str) -> None:
+    """The scorer reads `history_hours` before a machine's newest reading; a 3-hourly machine's oldest
+    steps hold a reading from before the lookback, so that window must reach it."""
+    hourly = _before_failure()
+    twin = _at_rate(hourly, pd.Timedelta(every), "twin")
+    window = twin[twin["ts"] >= twin["ts"].max() - pd.Timedelta(hours=scoring.history_hours(pump_model()))]
+    full, read = _scores(hourly, twin).loc["twin"], _scores(hourly, window).loc["twin"]
+    assert read["status"] == full["status"] == "ok"
+    features = [c for c in full.index if c not in ("risk", "status")]
+    np.testing.assert_allclose(read[features].to_numpy(float), full[features].to_numpy(float), rtol=1e-9)
