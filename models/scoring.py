@@ -90,6 +90,7 @@ class ScoreReport:
     predictions: int = 0
     skipped_no_model: int = 0
     untrained: set[str] = field(default_factory=set)  # types of the skipped machines
+    unreadable: dict[str, str] = field(default_factory=dict)  # type -> why its active model did not load
     statuses: Counter = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -98,6 +99,8 @@ class ScoreReport:
         text = f"{self.skipped_no_model} without a model"
         if self.untrained:
             text += f" ({', '.join(sorted(self.untrained))}: no version trained yet, run `servicecast train`)"
+        for machine_type, reason in sorted(self.unreadable.items()):
+            text += f" ({machine_type}: {reason})"
         return text
 
     @property
@@ -265,14 +268,15 @@ def score_once(
     written in one transaction; rows that arrive after a batch was read stay above its watermark.
     """
     started = time.perf_counter()
-    models = versions.load_active(engine) if models is None else models
-    due = due_machines(engine, shard)
     report = ScoreReport()
+    models = versions.load_active(engine, unreadable=report.unreadable) if models is None else models
+    due = due_machines(engine, shard)
     jobs: list[Job] = []
     for machine_type, group in due.groupby("machine_type", sort=True):
         if machine_type not in models:
             report.skipped_no_model += len(group)
-            report.untrained.add(str(machine_type))
+            if machine_type not in report.unreadable:
+                report.untrained.add(str(machine_type))
             continue
         version, model = models[machine_type]
         jobs += [

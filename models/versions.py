@@ -21,6 +21,10 @@ class ModelNotFound(LookupError):
     """No such model version (or no active one for a machine type)."""
 
 
+class ModelUnreadable(RuntimeError):
+    """A version's artifact cannot be unpickled (truncated, corrupted, or written by incompatible code)."""
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     """A registered version without its artifact."""
@@ -188,7 +192,12 @@ def load(engine: Engine, version: str) -> object:
         if row is None:
             raise ModelNotFound(f"no model version {version!r}")
         specs = machine_types.sensor_specs(sess, row.machine_type)
-    model = pickle.loads(row.artifact)
+    try:
+        model = pickle.loads(row.artifact)
+    except Exception as exc:  # a damaged pickle raises whatever its bytes lead to
+        raise ModelUnreadable(
+            f"model version {version} cannot be loaded ({type(exc).__name__}: {exc}); retrain or roll back"
+        ) from exc
     return model.use_types(specs) if hasattr(model, "use_types") else model
 
 
@@ -226,6 +235,16 @@ def active_versions(engine: Engine) -> dict[str, str]:
         return {t: v for t, v in rows}
 
 
-def load_active(engine: Engine) -> dict[str, tuple[str, object]]:
-    """(version, model) per machine type, for the scorer."""
-    return {t: (v, load(engine, v)) for t, v in active_versions(engine).items()}
+def load_active(engine: Engine, *, unreadable: dict[str, str] | None = None) -> dict[str, tuple[str, object]]:
+    """(version, model) per machine type, for the scorer. A version that cannot be loaded raises
+    `ModelUnreadable`, or with `unreadable` is left out and its reason put there under its type: one
+    damaged artifact must not stop the other types' scoring."""
+    models = {}
+    for machine_type, version in active_versions(engine).items():
+        try:
+            models[machine_type] = (version, load(engine, version))
+        except ModelUnreadable as exc:
+            if unreadable is None:
+                raise
+            unreadable[machine_type] = str(exc)
+    return models

@@ -6,10 +6,10 @@ import copy
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from fleet.db import session
-from fleet.tables import Prediction, ScoreState, Telemetry, utcnow
+from fleet.tables import ModelVersion, Prediction, ScoreState, Telemetry, utcnow
 from fleet.telemetry import insert_telemetry
 from models import scoring, versions
 from simulators.backfill import backfill
@@ -133,3 +133,18 @@ def test_a_failing_model_falls_back_to_the_anomaly_score(store) -> None:
     with session(store) as sess:
         preds = sess.scalars(select(Prediction).where(Prediction.status == "fallback")).all()
     assert all(p.anomaly_score is not None and "fallback" in p.explanation for p in preds)
+
+
+@pytest.mark.parametrize("artifact", [b"", b"\x80\x05\x95truncated", b"not a pickle"])
+def test_an_unloadable_model_of_one_type_leaves_the_other_types_scored(store, artifact: bytes) -> None:
+    """A truncated or foreign artifact skips its type's machines with the reason; the pass goes on."""
+    broken = versions.register(store, model=pump_model(), machine_type=PUMP)
+    versions.register(store, model=pump_model(), machine_type="air_compressor")
+    with store.begin() as conn:
+        conn.execute(update(ModelVersion).where(ModelVersion.version == broken).values(artifact=artifact))
+    report = scoring.score_once(engine=store)
+    compressors = int((scoring.due_machines(store)["machine_type"] == "air_compressor").sum())
+    assert report.machines > 0 and compressors == 0  # the compressors were scored
+    assert report.skipped_no_model >= sum(store.pumps)
+    assert f"{PUMP}: model version {broken} cannot be loaded" in report.skipped()
+    assert sorted(scoring.due_machines(store)["machine_type"].unique()) == sorted(["cnc_spindle", PUMP])
