@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,7 +22,7 @@ from api import events
 from fleet import registration
 from fleet.db import session
 from fleet.settings import Settings
-from fleet.tables import Customer, Machine, Offer, Telemetry, User
+from fleet.tables import Customer, Machine, Offer, Telemetry, User, utcnow
 from tests.services import free_port
 
 SECRET = "whsec_" + base64.b64encode(b"servicecast-test-secret-32-bytes").decode()
@@ -163,7 +162,7 @@ def approved_offers(
     engine: Engine, settings: Settings, *, tenant: str = "acme", count: int = 1, enqueue: bool = True
 ) -> list[int]:
     """A customer with `offers` consent, a machine with telemetry, approved offers (outbox rows enqueued)."""
-    now = datetime.now(UTC)
+    now = utcnow()
     spec = {
         "tenant": tenant,
         "customer_name": f"{tenant.title()} Industries",

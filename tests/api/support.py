@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import uvicorn
 from fastapi import FastAPI
@@ -18,10 +18,12 @@ from api.app import create_app
 from fleet import registry, telemetry
 from fleet.db import session
 from fleet.settings import Settings
-from fleet.tables import Alert, Machine, Offer, Prediction
+from fleet.tables import Alert, Machine, Offer, Prediction, utcnow
 from tests import services
 
-NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+# The worlds' time: on the hour, 11 days before the code's own clock (`utcnow`), so that on any date their
+# offers are still open (they expire 30 days after NOW) and their forecasts of 24 h and 240 h already past.
+NOW = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(days=11)
 
 
 @dataclass

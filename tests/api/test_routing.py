@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from api import events, routing, routing_cli
 from fleet.db import session
-from fleet.tables import DataUseGrant, Offer, OutboxMessage, WorkflowEvent
+from fleet.tables import DataUseGrant, Offer, OutboxMessage, WorkflowEvent, utcnow
 from tests.api.routing_support import (
     PERSON_EMAIL,
     READING,
@@ -144,7 +144,7 @@ def test_router_killed_mid_delivery_redelivers_with_same_id(
     with session(engine) as sess:
         row = sess.scalar(select(OutboxMessage).where(OutboxMessage.event_id == first_event))
         assert (row.status, row.attempts, row.delivered_at) == ("pending", 1, None)
-        assert row.next_attempt_at > datetime.now(UTC)  # leased: nobody resends it before the lease ends
+        assert row.next_attempt_at > utcnow()  # leased: nobody resends it before the lease ends
 
     second = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
     try:
@@ -167,7 +167,7 @@ def test_router_killed_mid_delivery_redelivers_with_same_id(
 def test_dead_letter_after_last_attempt(engine: Engine, receiver: WebhookReceiver) -> None:
     settings = settings_for(webhook_url=receiver.url, webhook_secret=SECRET, route_max_attempts=3)
     (offer_id,) = approved_offers(engine, settings)
-    start = datetime.now(UTC) + timedelta(seconds=1)
+    start = utcnow() + timedelta(seconds=1)
     reports = [
         routing.deliver_due(engine=engine, settings=settings, now=start + timedelta(hours=h))
         for h in range(4)
@@ -233,7 +233,7 @@ def test_revoked_consent_cancels_at_send_time(engine: Engine, receiver: WebhookR
         sess.execute(
             update(DataUseGrant)
             .where(DataUseGrant.customer_id == customer_id, DataUseGrant.purpose == "offers")
-            .values(revoked_at=datetime.now(UTC))
+            .values(revoked_at=utcnow())
         )
     report = routing.deliver_due(engine=engine, settings=settings)
     assert (report.claimed, report.delivered, report.cancelled) == (2, 1, 1)

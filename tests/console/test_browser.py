@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -12,8 +13,9 @@ from sqlalchemy import select
 
 from fleet import registration, telemetry
 from fleet.db import session
-from fleet.tables import Alert, Machine, Offer, Telemetry
+from fleet.tables import Alert, Machine, Offer, Telemetry, utcnow
 from tests.api.routing_support import wait_for
+from tests.api.support import NOW
 from tests.console.conftest import Console, ConsoleLog
 from tests.console.seed import MONTH_MINUTES
 
@@ -177,7 +179,7 @@ def test_a_machine_page_charts_30_days_of_minute_readings(page: Page, console: C
     key = page.locator("figure.key")
     expect(key).to_have_attribute("data-sensor", "vibration_rms_mm_s")
     expect(key.locator("line.limit")).to_have_count(1)
-    # The world's forecast (23 Nov 2026) is past by the server's clock: no band drawn, no time to come.
+    # The world's forecast (24 h after NOW) is past by the server's clock: no band drawn, no time to come.
     expect(key.locator("polygon.band")).to_have_count(0)
     expect(key).to_contain_text("was forecast to reach its limit")
     shapes = page.evaluate(CHART_SHAPES)
@@ -259,14 +261,15 @@ def test_one_estimate_on_fleet_list_alert_machine_offer_and_in_the_crm_event(
     seen["crm"] = event["data"]["time_to_failure"]["text"]
     assert len(set(seen.values())) == 1, seen
     expected = datetime.fromisoformat(event["data"]["time_to_failure"]["expected"])
-    words = "overdue since " if expected <= datetime.now(UTC) else "failure expected around "
+    words = "overdue since " if expected <= utcnow() else "failure expected around "
     assert seen["crm"].startswith(words + expected.strftime("%Y-%m-%d %H:%M UTC")), seen["crm"]
 
 
 def test_an_estimate_already_past_reads_overdue_on_every_page(page: Page, console: Console) -> None:
     world = console.world
     alert_id, machine_id = world.alerts["acme"][0], world.machines["acme"][0]
-    sign_in(page, console, "tech")  # its failure was expected 24 h after 23 Nov 2026 08:00: long past
+    sign_in(page, console, "tech")  # its failure was expected 24 h after NOW: long past
+    due = NOW + timedelta(hours=24)
     for path, where in (
         ("/fleet", "#fleet"),
         ("/alerts", f"tr[data-alert='{alert_id}']"),
@@ -275,9 +278,14 @@ def test_an_estimate_already_past_reads_overdue_on_every_page(page: Page, consol
     ):
         page.goto(console.url + path)
         texts = page.locator(f"{where} .ttf.overdue").all_inner_texts()
-        assert "overdue since 2026-11-24 08:00 UTC (estimated 2026-11-23 08:00 UTC)" in texts, (path, texts)
+        assert f"overdue since {due:%Y-%m-%d %H:%M} UTC (estimated {NOW:%Y-%m-%d %H:%M} UTC)" in texts, (
+            path,
+            texts,
+        )
     past = page.locator(".ttf:not(.overdue)").all_inner_texts()
-    assert not [t for t in past if "2026-11-2" in t.split("(")[0]], past  # no past time worded as to come
+    today = f"{utcnow():%Y-%m-%d}"
+    days = [(t, re.findall(r"\d{4}-\d\d-\d\d", t.split("(")[0])) for t in past]
+    assert not [t for t, found in days if any(d < today for d in found)], past  # no past time as to come
 
 
 def test_unknown_addresses_and_wrong_methods_answer_console_pages(
@@ -377,21 +385,20 @@ def test_fleet_search_by_machine_serial_customer_and_site_and_paging_past_200_ma
 def test_a_machine_that_stopped_sending_reads_silent_since_its_last_message(
     page: Page, console: Console
 ) -> None:
-    # The world's readings end 23 Nov 2026 07:59 and arrived then: long silent by the wall clock.
+    # The world's readings end a minute before NOW and arrived then: long silent by the wall clock.
     machine_id = console.world.machines["acme"][0]
     sign_in(page, console, "tech")
     page.goto(f"{console.url}/fleet")
     row = page.locator("#fleet tbody tr").filter(has=page.get_by_role("link", name="acme-pump-0", exact=True))
-    expect(row.locator(".badge.link-silent")).to_have_text("silent since 2026-11-23 07:59 UTC")
+    last = f"{NOW - timedelta(minutes=1):%Y-%m-%d %H:%M} UTC"
+    expect(row.locator(".badge.link-silent")).to_have_text(f"silent since {last}")
     other = page.locator("#fleet tbody tr").filter(
         has=page.get_by_role("link", name="acme-pump-1", exact=True)
     )
     expect(other.locator(".badge.link-no-data")).to_have_text("no data")
     page.goto(f"{console.url}/machines/{machine_id}")
-    expect(page.locator("#machine-link")).to_have_text("silent since 2026-11-23 07:59 UTC")
-    expect(page.locator("dl.facts")).to_contain_text(
-        "readings of 2026-11-23 07:59 UTC, received 2026-11-23 07:59 UTC"
-    )
+    expect(page.locator("#machine-link")).to_have_text(f"silent since {last}")
+    expect(page.locator("dl.facts")).to_contain_text(f"readings of {last}, received {last}")
 
 
 def test_an_admin_replays_the_quarantine_from_the_console(page: Page, console: Console) -> None:
@@ -430,7 +437,7 @@ def test_the_audit_trail_filters_by_actor_object_and_time(
     page.goto(f"{console.url}/admin/audit")
     page.get_by_label("Who").fill("admin")
     page.get_by_label("Object").select_option(label="user")
-    page.get_by_label("From").fill(datetime.now(UTC).strftime("%Y-%m-%d"))
+    page.get_by_label("From").fill(utcnow().strftime("%Y-%m-%d"))
     page.get_by_role("button", name="Filter").click()
     rows = page.locator("#audit tbody tr")
     expect(rows.first).to_contain_text("sign in")

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from api import estimate
 from fleet.db import make_engine
-from fleet.tables import Alert, Machine, Prediction
+from fleet.tables import Alert, Machine, Prediction, utcnow
 from servicecast import screenshots
 from servicecast.screenshots import DemoServer, sign_in
 
@@ -81,7 +81,7 @@ def test_one_demo_alert_with_an_offer_shows_one_time_to_failure_from_fleet_list_
     assert len(set(seen.values())) == 1, seen
     sent = datetime.fromisoformat(received.get_attribute("data-expected").replace("Z", "+00:00"))
     assert abs(sent - found.expected).total_seconds() < 1  # the event's time is the estimate's
-    now = datetime.now(UTC)
+    now = utcnow()  # the demo server's clock
     assert seen["crm"] == estimate.words(found, now)  # the value and its band, as the one wording says it
     if not found.overdue(now):
         assert f"around {estimate.stamp(found.expected)} ({estimate.band(found)};" in seen["crm"]
@@ -100,7 +100,7 @@ def test_no_page_of_the_demo_shows_an_estimate_already_past_as_a_time_to_come(
         sign_in(page, demo.url, demo.keys[user])
         for path in paths:
             page.goto(demo.url + path)
-            now = datetime.now(UTC)
+            now = utcnow()
             for span in page.locator(".ttf:not([data-expected=''])").all():
                 stamp, text = span.get_attribute("data-expected"), span.inner_text()
                 expected = datetime.strptime(stamp, "%Y-%m-%d %H:%M UTC").replace(tzinfo=UTC)

@@ -18,10 +18,11 @@ from api.catalog import format_money
 from api.console import render
 from fleet.db import session
 from fleet.tables import DataUseGrant
-from tests.api.support import NOW, World, build_world
+from tests.api.support import World, build_world
 from tests.console import ledger_seed
 from tests.console.client import ConsoleClient, sign_in
 
+DAY = datetime(2026, 11, 23, 8, tzinfo=UTC)  # the seeded book's last day, not the world's: it is pinned
 START, END = datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)  # the default period
 ALERT_KEYS = ("alerts", "confirmed", "no_fault", "no_fault_rate", "downtime_hours", "downtime_cost")
 
@@ -36,7 +37,7 @@ def world(database_url: str) -> World:
 @pytest.fixture
 def client(world: World) -> Iterator[ConsoleClient]:
     with ConsoleClient(create_app(world.settings)) as client:
-        client.app.state.clock = lambda: NOW  # the default period ends on the world's day
+        client.app.state.clock = lambda: DAY  # the default period ends on the seeded book's day
         yield client
 
 

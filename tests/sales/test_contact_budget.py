@@ -4,7 +4,7 @@ the account manager approves it, counting offers sent or about to be sent and te
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -15,7 +15,7 @@ from api.auth import Principal
 from api.errors import Conflict
 from fleet import telemetry
 from fleet.db import session
-from fleet.tables import Alert, Offer, OutboxMessage
+from fleet.tables import Alert, Offer, OutboxMessage, utcnow
 from tests import services
 from tests.api.routing_support import SECRET, WebhookReceiver
 from tests.api.support import NOW, World, add_prediction, build_world
@@ -138,7 +138,7 @@ def test_three_proposals_with_two_contacts_this_week_one_approval_passes(databas
             _approve(world, offer_id)
         assert str(refused.value) == (
             f"cannot approve offer {offer_id}: {LIMIT_TEXT}, at most 3;"
-            " the next frees on 2026-11-27 08:00 UTC"
+            f" the next frees on {NOW + timedelta(days=4):%Y-%m-%d %H:%M} UTC"  # 3 days ago + 7
         )
     assert _statuses(world.engine, proposed) == ["approved", "proposed", "proposed"]
     assert _approval_rows(world.engine, "pending") == 1
@@ -208,7 +208,7 @@ def test_an_approval_that_never_reaches_the_customer_frees_its_slot(database_url
 
 def test_over_http_the_second_approval_answers_409_and_the_offer_stays_proposed(database_url) -> None:
     world = build_world(database_url, webhook_url="http://127.0.0.1:9/hook")
-    now = datetime.now(UTC)  # the route approves at the wall clock
+    now = utcnow()  # the route approves at the code's clock
     _plant_contacts(world, at=now)
     first, second, _ = _propose_for_three_machines(world)
     am = world.headers("am-acme")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from api.app import API_PREFIX, create_app
 from api.delivery import signed_headers
 from fleet.db import session
-from fleet.tables import CrmOutcome, Offer
+from fleet.tables import CrmOutcome, Offer, utcnow
 from tests.api.routing_support import SECRET
 from tests.api.support import build_world
 from tests.api.test_read_path import served
@@ -34,7 +34,7 @@ def _post(
     client: httpx.Client, body: dict, *, webhook_id: str, secret: str = SECRET, at: datetime | None = None
 ):
     text = json.dumps(body)
-    headers = signed_headers(secret=secret, event_id=webhook_id, body=text, at=at)
+    headers = signed_headers(secret=secret, event_id=webhook_id, body=text, at=at or utcnow())  # code's clock
     headers["content-type"] = "application/json"
     return client.post(URL, content=text.encode(), headers=headers)
 
@@ -56,7 +56,7 @@ def test_bad_signature_401_replay_counted_once_stale_refused(world) -> None:
         assert unsigned.status_code == 401
         assert _state(world, offer_id) == ("sent", None, 0)
 
-        stale = _post(client, won, webhook_id="msg_1", at=datetime.now(UTC) - timedelta(minutes=10))
+        stale = _post(client, won, webhook_id="msg_1", at=utcnow() - timedelta(minutes=10))
         assert (stale.status_code, stale.json()["error"]) == (401, "stale_timestamp")
         assert _state(world, offer_id) == ("sent", None, 0)
 

@@ -13,6 +13,7 @@ from pydantic import SecretStr, ValidationError
 from api.app import create_app
 from api.delivery import signed_headers
 from fleet.settings import Settings, describe_error
+from fleet.tables import utcnow
 from tests.api.routing_support import SECRET
 from tests.api.test_read_path import served
 from tests.sales import test_crm_inbound
@@ -25,7 +26,8 @@ LOST = {"outcome": "lost", "reason": "budget frozen", "date": "2026-11-30T10:00:
 def _signed_at(client: httpx.Client, body: dict, *, webhook_id: str, stamp: bytes) -> httpx.Response:
     """A delivery correctly signed for now, with its timestamp header replaced by `stamp`."""
     text = json.dumps(body)
-    headers = signed_headers(secret=SECRET, event_id=webhook_id, body=text) | {"webhook-timestamp": stamp}
+    headers = signed_headers(secret=SECRET, event_id=webhook_id, body=text, at=utcnow())
+    headers["webhook-timestamp"] = stamp
     return client.post(URL, content=text.encode(), headers=headers)
 
 
