@@ -47,24 +47,49 @@ def fail_on_logged_errors(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(f"unexpected errors logged: {messages}")
 
 
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.MigratedTemplates]:
+    """Databases migrated once per session, copied for each test that asks for a migrated one."""
+    templates = services.MigratedTemplates(tmp_path_factory.mktemp("templates"))
+    yield templates
+    templates.drop()
+
+
+@pytest.fixture(scope="session")
+def postgres_drops() -> Iterator[services.BackgroundDrops]:
+    """Drops test databases while the next tests run; the session ends once every drop succeeded."""
+    drops = services.BackgroundDrops()
+    yield drops
+    drops.finish()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    """A SQLAlchemy URL of an empty database: a SQLite file, or a fresh PostgreSQL database."""
+    """A SQLAlchemy URL of a fresh database: a SQLite file, or a PostgreSQL database of the test's own.
+
+    Empty, unless the test uses `engine`: then it is a copy of one migrated to the head.
+    """
+    migrated = "engine" in request.fixturenames
+    templates = request.getfixturevalue("migrated_templates") if migrated else None
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'servicecast.db'}"
+        path = tmp_path / "servicecast.db"
+        if templates:
+            templates.copy_sqlite(path)
+        yield f"sqlite:///{path}"
         return
     if not services.postgres_available():
         services.unavailable(f"PostgreSQL at {services.POSTGRES_ADMIN_URL}")
-    db = services.PostgresDatabase().create()
+    drops = request.getfixturevalue("postgres_drops")
+    db = services.PostgresDatabase().create(template=templates.postgres() if templates else None)
     request.node.postgres = db
     try:
         yield db.url
     finally:
-        db.drop()
+        drops.drop(db)
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(postgres_drops: services.BackgroundDrops) -> Iterator[str]:
     """The URL of an empty PostgreSQL database of the test's own, for behaviour only PostgreSQL has."""
     if not services.postgres_available():
         services.unavailable(f"PostgreSQL at {services.POSTGRES_ADMIN_URL}")
@@ -72,7 +97,7 @@ def postgres_url() -> Iterator[str]:
     try:
         yield db.url
     finally:
-        db.drop()
+        postgres_drops.drop(db)
 
 
 @pytest.fixture
@@ -89,8 +114,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path) -> Iterator[Engine]:
+def sqlite_engine(tmp_path, migrated_templates: services.MigratedTemplates) -> Iterator[Engine]:
     """A migrated SQLite database, for tests that are about logic rather than the backend."""
+    migrated_templates.copy_sqlite(tmp_path / "logic.db")
     with services.migrated_engine(f"sqlite:///{tmp_path / 'logic.db'}") as eng:
         yield eng
 

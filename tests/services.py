@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,15 +66,16 @@ def unavailable(what: str) -> None:
 class PostgresDatabase:
     """A database of its own for one test, dropped afterwards."""
 
-    def __init__(self) -> None:
-        self.name = f"sc_test_{uuid.uuid4().hex[:12]}"
+    def __init__(self, prefix: str = "sc_test") -> None:
+        self.name = f"{prefix}_{uuid.uuid4().hex[:12]}"
         self.admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
         self.url = make_url(POSTGRES_ADMIN_URL).set(database=self.name).render_as_string(hide_password=False)
 
-    def create(self) -> PostgresDatabase:
-        """CREATE DATABASE."""
+    def create(self, template: str | None = None) -> PostgresDatabase:
+        """CREATE DATABASE, empty or as a copy of the database named `template`."""
+        copy = f' TEMPLATE "{template}"' if template else ""
         with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+            conn.execute(text(f'CREATE DATABASE "{self.name}"{copy}'))
         return self
 
     def execute(self, sql: str) -> None:
@@ -93,6 +96,60 @@ class PostgresDatabase:
         with self.admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}"'))
         self.admin.dispose()
+
+
+class BackgroundDrops:
+    """DROP DATABASE takes about a second (a checkpoint); a worker thread does it while the next tests run."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-database")
+        self.pending: list[Future] = []
+
+    def drop(self, db: PostgresDatabase) -> None:
+        """Cut the database's sessions now (a test's leftovers must not outlive it) and drop it later."""
+        db.terminate_connections()
+        self.pending.append(self.pool.submit(db.drop))
+
+    def finish(self) -> None:
+        """Wait for every drop; a failed one raises."""
+        self.pool.shutdown(wait=True)
+        for future in self.pending:
+            future.result()
+
+
+class MigratedTemplates:
+    """A database per backend migrated to the head once per session; tests that want one migrated get a copy.
+
+    Running 22 migrations cost 0.2 s per SQLite test and 0.7 s per PostgreSQL test; a copy costs a file copy
+    or a CREATE DATABASE … TEMPLATE. The migrations themselves are tested in tests/fleet/test_migrations.py.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.sqlite_file = workdir / "migrated.db"
+        self.postgres_db: PostgresDatabase | None = None
+
+    def copy_sqlite(self, path: Path) -> None:
+        """Write a migrated SQLite database to `path`."""
+        if not self.sqlite_file.exists():
+            with migrated_engine(f"sqlite:///{self.sqlite_file}"):
+                pass
+            # The last connection's close checkpoints the WAL into the file: the file alone is the database.
+            assert not self.sqlite_file.with_name(f"{self.sqlite_file.name}-wal").exists()
+        shutil.copyfile(self.sqlite_file, path)
+
+    def postgres(self) -> str:
+        """The name of a migrated PostgreSQL database to copy with CREATE DATABASE … TEMPLATE."""
+        if self.postgres_db is None:
+            db = PostgresDatabase("sc_template").create()
+            with migrated_engine(db.url):
+                pass  # the engine is disposed of: a template must have no sessions when it is copied
+            self.postgres_db = db
+        return self.postgres_db.name
+
+    def drop(self) -> None:
+        """Drop the PostgreSQL template, if one was made."""
+        if self.postgres_db is not None:
+            self.postgres_db.drop()
 
 
 def postgres_available() -> bool:
