@@ -26,6 +26,11 @@ NO_FAULT_FOUND = (Alert.status == "resolved") & (Alert.finding == "no_fault_foun
 NO_FAULT_WHY = "the technician found no fault"
 
 
+def past_expiry(now: datetime):  # noqa: ANN201
+    """Offers whose expiry time has come by `now`."""
+    return Offer.expires_at <= now
+
+
 def withdraw(
     sess: Session, offer: Offer, *, why: str, now: datetime, settings: Settings, ids_only: bool = False
 ) -> None:
@@ -74,7 +79,7 @@ def sweep(sess: Session, *, now: datetime, settings: Settings) -> tuple[int, int
     ).all()
     for offer in no_fault:
         withdraw(sess, offer, why=NO_FAULT_WHY, now=now, settings=settings)
-    due = sess.scalars(select(Offer).where(Offer.status.in_(OPEN), Offer.expires_at <= now)).all()
+    due = sess.scalars(select(Offer).where(Offer.status.in_(OPEN), past_expiry(now))).all()
     for offer in due:
         offer.status = "expired"
         offer.outcome_at = now
@@ -87,8 +92,10 @@ def sweep(sess: Session, *, now: datetime, settings: Settings) -> tuple[int, int
     return len(no_fault), len(due)
 
 
-def closing_reason(sess: Session, offer: Offer) -> str | None:
-    """Why the next sweep withdraws this unsent offer, or None: an approval must not race it."""
+def closing_reason(sess: Session, offer: Offer, now: datetime) -> str | None:
+    """Why the next sweep expires or withdraws this unsent offer, or None: an approval must not race it."""
+    if sess.scalar(select(Offer.id).where(Offer.id == offer.id, past_expiry(now))) is not None:
+        return f"it expired on {offer.expires_at:%Y-%m-%d %H:%M} UTC"
     alert = select(Alert.id).where(Alert.id == offer.alert_id, NO_FAULT_FOUND)
     if offer.alert_id is not None and sess.scalar(alert) is not None:
         return f"{NO_FAULT_WHY} (alert {offer.alert_id})"

@@ -302,7 +302,7 @@ def approve(
         raise errors.InvalidInput(f"cannot approve offer {offer.id} at {price}: {problem}")
     if not has_offers_grant(sess, offer.customer_id):
         raise ConsentMissing("the customer has withdrawn its consent to offers")
-    if (closing := offer_lifecycle.closing_reason(sess, offer)) is not None:
+    if (closing := offer_lifecycle.closing_reason(sess, offer, now)) is not None:
         raise Conflict(f"cannot approve offer {offer.id}: {closing}")
     # The customer's row locked (PostgreSQL) so concurrent approvals for one account count each other.
     sess.get(Customer, offer.customer_id, with_for_update=True)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from api import policy
 from api.app import API_PREFIX
 from fleet.db import session
-from fleet.tables import Offer
+from fleet.tables import Offer, utcnow
 from tests.api.support import NOW, World
 from tests.console.client import ConsoleClient, sign_in
 
@@ -31,7 +31,9 @@ def test_an_expired_offer_is_listed_where_the_account_manager_looks(
     assert [o["id"] for o in listed.json()] == [offer_id] and expiry > NOW
 
 
-def test_the_offer_says_when_it_expires(client: ConsoleClient, world: World) -> None:
+def test_the_offer_says_when_it_expires_and_past_it_that_approving_is_refused(
+    client: ConsoleClient, world: World
+) -> None:
     offer_id = world.offers["acme"][0]
     sign_in(client, world, "am-acme")
     with session(world.engine) as sess:
@@ -39,3 +41,9 @@ def test_the_offer_says_when_it_expires(client: ConsoleClient, world: World) -> 
     shown = client.get(f"{API_PREFIX}/offers/{offer_id}", headers=world.headers("am-acme")).json()
     assert shown["expires_at"] == expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert f'id="offer-expires">{expiry:%Y-%m-%d %H:%M} UTC' in client.get(f"/offers/{offer_id}").text
+    with session(world.engine) as sess:  # past its expiry, before the sweep
+        expiry = sess.get_one(Offer, offer_id).expires_at = utcnow().replace(microsecond=0) - timedelta(
+            minutes=1
+        )
+    page = client.get(f"/offers/{offer_id}").text
+    assert f"expired on {expiry:%Y-%m-%d %H:%M} UTC: approving will be refused" in page

@@ -1,7 +1,9 @@
-"""An offer the next sweep will withdraw ("no fault found", consent revoked) cannot be approved meanwhile,
-neither as it is nor edited, through the API or the console."""
+"""An offer the next sweep will close (expired, "no fault found", consent revoked) cannot be approved
+meanwhile, neither as it is nor edited, through the API or the console."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -18,6 +20,9 @@ def _close(world: World, offer_id: int, cause: str) -> str:
     """Make the offer one the sweep would close, without sweeping; returns the refusal's expected reason."""
     with session(world.engine) as sess:
         offer = sess.get_one(Offer, offer_id)
+        if cause == "expired":
+            offer.expires_at = utcnow() - timedelta(minutes=5)
+            return f"it expired on {offer.expires_at:%Y-%m-%d %H:%M} UTC"
         if cause == "no_fault_found":
             alert = sess.get_one(Alert, offer.alert_id)
             alert.status, alert.finding, alert.resolved_at = "resolved", "no_fault_found", utcnow()
@@ -26,7 +31,7 @@ def _close(world: World, offer_id: int, cause: str) -> str:
         return "the customer has withdrawn its consent to offers"
 
 
-@pytest.mark.parametrize("cause", ["no_fault_found", "consent_revoked"])
+@pytest.mark.parametrize("cause", ["expired", "no_fault_found", "consent_revoked"])
 def test_an_offer_the_sweep_will_close_is_refused_409_in_api_and_console(database_url, cause) -> None:
     world = build_world(database_url, webhook_url="http://127.0.0.1:9/hook")
     offer_id = world.offers["acme"][0]
