@@ -163,16 +163,23 @@ def rollback(machine_type: str) -> None:
     typer.echo(f"{info.machine_type}: {info.version} active")
 
 
+def _readable(flag: str, help_text: str) -> typer.models.OptionInfo:
+    return typer.Option(flag, help=help_text, exists=True, dir_okay=False, readable=True)
+
+
 def evaluate_cmapss(
-    train_path: Annotated[Path, typer.Option("--train", help="C-MAPSS training file")],
-    test_path: Annotated[Path, typer.Option("--test", help="C-MAPSS test file")],
-    rul_path: Annotated[Path, typer.Option("--rul", help="true RUL file of the test units")],
+    train_path: Annotated[Path, _readable("--train", "C-MAPSS training file")],
+    test_path: Annotated[Path, _readable("--test", "C-MAPSS test file")],
+    rul_path: Annotated[Path, _readable("--rul", "true RUL file of the test units")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = True,
 ) -> None:
     """Evaluate the C-MAPSS RUL model on a train/test/RUL triple."""
     from models.cmapss import evaluate_cmapss as run
 
-    result = run(train_path, test_path, rul_path)
+    try:
+        result = run(train_path, test_path, rul_path)
+    except ValueError as exc:  # each reader names its file and what is wrong in it
+        raise bootstrap.fail(exc) from None
     typer.echo(json.dumps(result, default=float) if as_json else str(result))
 
 

@@ -25,7 +25,10 @@ Path = str | PathLike[str]
 
 def read_cmapss(path: Path) -> pd.DataFrame:
     """A C-MAPSS train or test file (26 whitespace-separated columns) as a frame with named columns."""
-    df = pd.read_csv(path, sep=r"\s+", header=None)
+    try:  # pandas' errors (empty file, text in a number column) name neither the file nor the line
+        df = pd.read_csv(path, sep=r"\s+", header=None, dtype=float)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not {len(COLUMNS)} columns of numbers per line ({exc})") from None
     if df.shape[1] != len(COLUMNS):
         raise ValueError(f"{path}: expected {len(COLUMNS)} columns, found {df.shape[1]}")
     df.columns = COLUMNS
@@ -39,7 +42,13 @@ def write_cmapss(df: pd.DataFrame, path: Path) -> None:
 
 def read_rul(path: Path) -> np.ndarray:
     """A C-MAPSS RUL file: the true RUL at the last cycle of each test unit, in unit order."""
-    return np.loadtxt(path, dtype=float, ndmin=1).astype(int)
+    try:
+        rul = np.loadtxt(path, dtype=float, ndmin=1)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if rul.size == 0:
+        raise ValueError(f"{path}: empty, expected one RUL per test unit")
+    return rul.astype(int)
 
 
 def write_rul(rul: np.ndarray, path: Path) -> None:

@@ -48,11 +48,19 @@ READING_NAMES = {
 
 def read_cmapss(path: str | Path) -> pd.DataFrame:
     """A C-MAPSS train/test file: unit, cycle, setting_1..3, s1..s21 (26 whitespace-separated columns)."""
-    df = pd.read_csv(path, sep=r"\s+", header=None, engine="c")
+    try:
+        df = pd.read_csv(path, sep=r"\s+", header=None, engine="c")
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: empty, expected {len(COLUMNS)} columns of numbers per line") from None
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{path}: {str(exc).strip().splitlines()[-1]}") from None
     df = df.dropna(axis=1, how="all")  # some copies end each line with spaces
     if df.shape[1] != len(COLUMNS):
         raise ValueError(f"{path}: expected {len(COLUMNS)} columns, found {df.shape[1]}")
     df.columns = COLUMNS
+    text = [name for name in COLUMNS if not pd.api.types.is_numeric_dtype(df[name])]
+    if text:
+        raise ValueError(f"{path}: column {text[0]} holds text, not numbers (e.g. {df[text[0]].iloc[0]!r})")
     return df.astype({"unit": "int64", "cycle": "int64"})
 
 
