@@ -21,7 +21,7 @@ from sqlalchemy import Engine, exists, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from api import audit, delivery, egress, events, notifications, offers
+from api import audit, delivery, egress, events, notifications, offer_lifecycle, offers
 from fleet import dialect
 from fleet.db import session
 from fleet.settings import Settings
@@ -207,7 +207,7 @@ def _claim(
             return None
         report.claimed += 1
         why = _cancel_reason(
-            sess, customer_id=row.customer_id, offer_id=row.offer_id, event_type=row.event_type
+            sess, customer_id=row.customer_id, offer_id=row.offer_id, event_type=row.event_type, at=at
         )
         address = None
         if (sub_id := notifications.subscription_id(row.destination)) is not None:
@@ -230,18 +230,24 @@ def _claim(
         )
 
 
-def _cancel_reason(sess: Session, *, customer_id: int, offer_id: int | None, event_type: str) -> str | None:
+def _cancel_reason(
+    sess: Session, *, customer_id: int, offer_id: int | None, event_type: str, at: datetime
+) -> str | None:
     """Checked at send time: an approval goes out only while the consent and the offer still stand.
 
-    Closing events (withdrawn, expired) always go: the CRM has the offer and must learn it is closed.
+    An offer still unsent that the policy's sweep will close (past its expiry, "no fault found") does not
+    stand either: sent first, the CRM would get it and then at once its closing. Closing events (withdrawn,
+    expired) always go: the CRM has the offer and must learn it is closed.
     """
     if offer_id is None or event_type != events.OFFER_APPROVED:
         return None
     if not offers.has_offers_grant(sess, customer_id):
         return "consent revoked"
-    status = sess.scalar(select(Offer.status).where(Offer.id == offer_id))
-    if status in (None, "withdrawn", "rejected", "expired"):
-        return f"offer {status or 'deleted'}"
+    offer = sess.get(Offer, offer_id)
+    if offer is None or offer.status in ("withdrawn", "rejected", "expired"):
+        return f"offer {offer.status if offer else 'deleted'}"
+    if offer.status == "approved" and (closing := offer_lifecycle.closing_reason(sess, offer, at)):
+        return f"offer closing: {closing}"
     return None
 
 

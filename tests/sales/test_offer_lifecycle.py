@@ -4,15 +4,16 @@ only when it has them; the contact budget counts real contacts only."""
 from __future__ import annotations
 
 import pickle
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
 
-from api import offer_lifecycle, offers, policy, routing
+from api import events, offer_lifecycle, offers, policy, routing
+from api.auth import Principal
 from fleet.audit import operator
 from fleet.db import session
-from fleet.tables import Alert, Machine, ModelVersion, Offer, OutboxMessage
+from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, OutboxMessage, utcnow
 from tests.api.routing_support import SECRET, WebhookReceiver, approved_offers, settings_for
 from tests.api.support import NOW, add_prediction, build_world
 
@@ -95,17 +96,15 @@ def test_falling_risk_withdraws_unsent_offers_of_the_machine(database_url) -> No
 def test_expiry_tells_the_crm_only_of_the_offer_it_has(engine: Engine, receiver: WebhookReceiver) -> None:
     settings = settings_for(webhook_url=receiver.url, webhook_secret=SECRET)
     sent, unsent = approved_offers(engine, settings, count=2, enqueue=False)
-    now = datetime.now(UTC)
     with session(engine) as sess:
-        for offer_id in (sent, unsent):
-            sess.get(Offer, offer_id).expires_at = now - timedelta(minutes=1)
-        offer, customer = sess.get(Offer, sent), None
-        from api import events
-        from fleet.tables import Customer, Machine
-
+        offer = sess.get(Offer, sent)
         customer, machine = sess.get(Customer, offer.customer_id), sess.get(Machine, offer.machine_id)
         events.enqueue(sess, offer=offer, customer=customer, machine=machine, settings=settings)
     routing.deliver_due(engine=engine, settings=settings)  # the CRM now has `sent` only
+    now = utcnow()
+    with session(engine) as sess:  # then both pass their expiry unanswered
+        for offer_id in (sent, unsent):
+            sess.get(Offer, offer_id).expires_at = now - timedelta(minutes=1)
     with session(engine) as sess:
         assert offer_lifecycle.sweep(sess, now=now, settings=settings) == (0, 2)
     routing.deliver_due(engine=engine, settings=settings)
@@ -115,6 +114,50 @@ def test_expiry_tells_the_crm_only_of_the_offer_it_has(engine: Engine, receiver:
         expired["type"] == "com.servicecast.offer.expired"
         and expired["data"]["reason"] == "no answer in time"
     )
+
+
+@pytest.mark.parametrize("first", ["router", "sweep"])
+def test_an_approval_still_queued_when_its_offer_expires_never_reaches_the_crm(
+    engine: Engine, receiver: WebhookReceiver, first: str
+) -> None:
+    # The sweep expires approved offers not yet sent; the router, run before or after it, agrees.
+    settings = settings_for(webhook_url=receiver.url, webhook_secret=SECRET)
+    (offer_id,) = approved_offers(engine, settings)  # approved, its delivery queued (the router was down)
+    now = utcnow()
+    with session(engine) as sess:
+        sess.get_one(Offer, offer_id).expires_at = now - timedelta(minutes=1)
+    order = ["router", "sweep"] if first == "router" else ["sweep", "router"]
+    for step in [*order, "router"]:
+        if step == "router":
+            routing.deliver_due(engine=engine, settings=settings)
+        else:
+            with session(engine) as sess:
+                assert offer_lifecycle.sweep(sess, now=now, settings=settings) == (0, 1)
+    assert receiver.requests == []  # neither the approval of an expired offer nor its expiry
+    with session(engine) as sess:
+        assert sess.get_one(Offer, offer_id).status == "expired"
+        row = sess.scalars(select(OutboxMessage).where(OutboxMessage.offer_id == offer_id)).one()
+        assert row.status == "cancelled" and "expired" in row.last_error, row.last_error
+
+
+def test_an_approval_still_queued_when_its_alert_is_found_no_fault_never_reaches_the_crm(
+    database_url, receiver
+) -> None:
+    world = build_world(database_url, webhook_url=receiver.url, webhook_secret=SECRET)
+    acme = world.customers["acme"]
+    (offer,) = [o for o in _offers(world.engine, acme) if o.machine_id == world.machines["acme"][1]]
+    manager = Principal(world.users["am-acme"], "am-acme", "account_manager", frozenset({acme}))
+    with session(world.engine) as sess:
+        offers.approve(sess, sess.get_one(Offer, offer.id), by=manager, now=utcnow(), settings=world.settings)
+    with session(world.engine) as sess:  # the technician found nothing before the router ran
+        alert = sess.get_one(Alert, offer.alert_id)
+        alert.status, alert.finding, alert.resolved_at = "resolved", "no_fault_found", utcnow()
+    report = routing.deliver_due(engine=world.engine, settings=world.settings)
+    assert (report.cancelled, receiver.requests) == (1, [])
+    report = policy.run_once(engine=world.engine, settings=world.settings, now=utcnow())
+    assert report.offers_withdrawn == 1
+    routing.deliver_due(engine=world.engine, settings=world.settings)
+    assert receiver.requests == []
 
 
 def test_consent_revocation_withdraws_with_ids_only_and_unsent_offers_stay_unknown(
