@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 from fleet import machine_types
 from fleet.db import make_engine
 from fleet.settings import get_settings
+from servicecast.cli import app  # mounts `simulate market` too
 from simulators import ground_truth
 from simulators.cli import simulate_app
 from tests import services
@@ -125,3 +126,12 @@ def test_live_mode_with_a_database_that_cannot_be_opened_is_one_line_before_anyt
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "cannot open the database SERVICECAST_DATABASE_URL=" in lines[0], lines
         assert "published" not in result.stdout
+
+
+def test_market_refuses_a_negative_seed_or_contact_budget_as_a_usage_error():
+    for option in ("--seed", "--budget"):
+        result = CliRunner().invoke(
+            app, ["simulate", "market", "--machines", "5", "--customers", "2", option, "-1"]
+        )
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (option, result.output)
+        assert option in result.output and "Traceback" not in result.output
