@@ -6,10 +6,11 @@ import ipaddress
 import re
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -54,6 +55,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SERVICECAST_", extra="ignore", allow_inf_nan=False)
 
     log_level: str = "INFO"
+    # The folder relative paths of the database and archive are read against, once at start; unset: the
+    # directory the process started in. Without it, a command started elsewhere opened another database.
+    home: Path | None = None
     database_url: str = DEFAULT_DATABASE_URL
     database_busy_timeout_ms: int = Field(default=5000, ge=0)
     # TCP keepalives of PostgreSQL connections (libpq's keepalives_*; the URL's own win): a connection that
@@ -146,6 +150,22 @@ class Settings(BaseSettings):
     # The workflow events are the audit trail.
     retain_audit_days: float | None = Field(default=None, gt=0, le=MAX_DAYS)
     audit_floor_days: float = Field(default=3650.0, gt=0, le=MAX_DAYS)
+
+    @field_validator("home")
+    @classmethod
+    def _home(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError(f"must be an absolute folder, got {str(value)!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _fix_relative_paths(self) -> Settings:
+        base = self.home or Path.cwd()
+        # Through __dict__: the demo tells a database it was given from its own by `model_fields_set`.
+        self.__dict__["database_url"] = sqlite_url_from(base, self.database_url)
+        if "://" not in self.archive_url and not Path(self.archive_url).is_absolute():
+            self.__dict__["archive_url"] = str(base / self.archive_url)
+        return self
 
     @field_validator("demo_step_s")
     @classmethod
@@ -310,6 +330,17 @@ def check_database_url(url: str) -> None:
             f"needs the driver {parsed.get_driver_name()}, which is not installed; "
             "servicecast ships sqlite:/// and postgresql+psycopg://"
         ) from None
+
+
+def sqlite_url_from(base: Path, url: str) -> str:
+    """`url` with a relative SQLite file path read against `base`; any other URL as it is."""
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        return url
+    if Path(path).is_absolute():
+        return url
+    return parsed.set(database=str(base / path)).render_as_string(hide_password=False)
 
 
 def redact_url(url: str) -> str:
