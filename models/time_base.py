@@ -26,7 +26,7 @@ import pandas as pd
 
 ON_RATE = (2 / 3, 1.5)
 GAP_STEPS = 2.5
-RATE_READINGS = 5
+RATE_READINGS = 9
 HOLD = 1.5
 
 

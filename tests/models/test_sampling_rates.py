@@ -116,3 +116,18 @@ def test_the_scorers_window_gives_a_machine_at_another_rate_its_full_history_fea
     assert read["status"] == full["status"] == "ok"
     features = [c for c in full.index if c not in ("risk", "status")]
     np.testing.assert_allclose(read[features].to_numpy(float), full[features].to_numpy(float), rtol=1e-9)
+
+
+def test_a_clock_that_jumps_back_and_forth_moves_no_reading_of_a_machine_at_the_types_rate() -> None:
+    """Two overlapping clock skews (as the simulator makes them) give three short intervals in a row:
+    still a machine at the type's rate, its readings counted as sent, so its features do not change."""
+    hourly = _before_failure()
+    skewed = hourly.copy()
+    at = len(skewed) - 40
+    for k in (1, 2, 3):  # intervals of 0.6, 0.6, 0.6 and 2.2 steps
+        skewed.loc[at + k : at + k, "ts"] -= pd.Timedelta(minutes=24 * k)
+    skewed["machine"] = "skewed"
+    scores = _scores(hourly, skewed)
+    one, twin = scores.loc[hourly["machine"].iloc[0]], scores.loc["skewed"]
+    features = [c for c in scores.columns if c not in ("risk", "status")]
+    np.testing.assert_allclose(twin[features].to_numpy(float), one[features].to_numpy(float), rtol=1e-9)
