@@ -21,6 +21,7 @@ from fleet.settings import EXIT_BAD_SETTING, Settings, describe_error, get_setti
 
 log = logging.getLogger(__name__)
 EXIT_ERROR = 1  # the command was refused (e.g. exists already), or its loop ended unasked or got stuck
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as a shell reports it
 CHATTY_LOGGERS = ("amqtt", "transitions", "alembic", "asyncua")
 # How long a loop may take to stop once asked. The router looks at `stop` between deliveries, and one
 # delivery is bounded by its lease (3 × SERVICECAST_ROUTE_TIMEOUT_S + 5 s, 35 s by default); the policy loop

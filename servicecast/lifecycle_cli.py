@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from fleet import audit, erasure, errors, export, retention, rollups
-from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
+from fleet.bootstrap import EXIT_ERROR, EXIT_INTERRUPTED, fail, load_settings, ready_engine
 
 retention_app = typer.Typer(
     help="Retention per data class (settings SERVICECAST_RETAIN_*).", no_args_is_help=True
@@ -94,9 +94,12 @@ def customers_export(tenant: str, directory: Path) -> None:
             for chunk in chunks:
                 out.write(chunk)
         partial.replace(path)
-    except (OSError, errors.ArchiveUnreadable) as exc:  # the target, or an archive file that cannot be read
+    # The target, an archive file that cannot be read, or Ctrl-C.
+    except (OSError, errors.ArchiveUnreadable, KeyboardInterrupt) as exc:
         if partial.exists():
             partial.unlink()
+        if isinstance(exc, KeyboardInterrupt):
+            raise fail("interrupted: no export written", code=EXIT_INTERRUPTED) from None
         raise fail(_why(exc), code=EXIT_ERROR) from None
     typer.echo(str(path))
 

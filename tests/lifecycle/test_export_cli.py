@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from datetime import timedelta
 
 from fleet import archive
 from tests.fleet.test_cli import run_cli
+from tests.ingest.support import REPO, wait_until
 from tests.lifecycle import support
 
 
@@ -42,3 +47,24 @@ def test_a_bad_tenant_or_target_is_one_line_and_writes_nothing(sqlite_engine, tm
     blocked = run_cli("customers", "export", "acme", str(tmp_path / "taken"), **env)
     assert blocked.returncode == 1
     assert blocked.stderr.startswith("servicecast: ") and blocked.stderr.count("\n") == 1, blocked.stderr
+
+
+def test_ctrl_c_during_an_export_leaves_no_partial_file_and_no_traceback(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    fleet = ["--machines", "30", "--days", "5", "--step-seconds", "60", "--failure-rate", "0", "--backfill"]
+    assert run_cli("simulate", "fleet", *fleet, SERVICECAST_DATABASE_URL=url).returncode == 0
+    out = tmp_path / "out"
+    export_cli = subprocess.Popen(
+        [sys.executable, "-m", "servicecast", "customers", "export", "acme", str(out)],
+        cwd=REPO,
+        env={**os.environ, "SERVICECAST_DATABASE_URL": url, "SERVICECAST_ARCHIVE_URL": str(tmp_path / "a")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: out.exists() and any(out.iterdir()), 60, "the export to start writing", interval=0.01)
+    export_cli.send_signal(signal.SIGINT)
+    stdout, stderr = export_cli.communicate(timeout=60)
+    assert export_cli.returncode != 0, stdout
+    assert list(out.iterdir()) == []
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) <= 1, stderr
