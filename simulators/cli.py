@@ -152,7 +152,15 @@ def fleet(
             _progress(machines * config.steps, "backfill") as progress,
         ):
             typer.echo(simulated_types.apply_to_store(engine, audit.operator()))
-            report = backfill_mod.backfill(run, engine, progress=progress)
+            try:
+                report = backfill_mod.backfill(run, engine, progress=progress)
+            except KeyboardInterrupt:
+                raise bootstrap.fail(
+                    "interrupted: every chunk written so far is stored whole; the same command again "
+                    "stores only the rest",
+                    code=bootstrap.EXIT_INTERRUPTED,
+                    prog=PROG,
+                ) from None
         typer.echo(
             f"backfill: {report.rows:,} rows ({report.readings:,} readings), {report.stored:,} new, "
             f"in {report.seconds:.1f} s: {report.rows_per_s:,.0f} rows/s, "

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import inspect
+import os
+import signal
+import subprocess
+import sys
+
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from fleet import machine_types
@@ -12,6 +18,7 @@ from servicecast.cli import app  # mounts `simulate market` too
 from simulators import ground_truth
 from simulators.cli import simulate_app
 from tests import services
+from tests.ingest.support import REPO, wait_until
 from tests.simulators.store import stored_telemetry
 
 TINY = ["fleet", "--machines", "6", "--days", "1", "--step-seconds", "600", "--failure-rate", "200"]
@@ -135,3 +142,36 @@ def test_market_refuses_a_negative_seed_or_contact_budget_as_a_usage_error():
         )
         assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (option, result.output)
         assert option in result.output and "Traceback" not in result.output
+
+
+def test_ctrl_c_during_a_backfill_says_so_in_one_line_and_the_same_command_stores_the_rest(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    args = ["simulate", "fleet", "--machines", "260", "--days", "2", "--failure-rate", "20", "--backfill"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
+    command = [sys.executable, "-m", "servicecast", *args]
+    env = {**clean, "SERVICECAST_DATABASE_URL": url}
+    first = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    engine = make_engine(url)
+    try:
+        wait_until(lambda: _stored(engine) > 0, 120, "the first chunk to be stored", interval=0.02)
+        first.send_signal(signal.SIGINT)
+        _, stderr = first.communicate(timeout=60)
+        assert first.returncode == 130, stderr
+        assert len(stderr.strip().splitlines()) == 1 and "interrupted" in stderr and "again" in stderr, stderr
+        assert 0 < _stored(engine) < 260 * 2 * 1440
+        again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        assert _stored(engine) == 260 * 2 * 1440
+        assert len(ground_truth.list_runs(engine)) == 1
+    finally:
+        engine.dispose()
+
+
+def _stored(engine) -> int:  # noqa: ANN001
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(text("SELECT count(*) FROM telemetry")) or 0
+    except OperationalError:  # not migrated yet
+        return 0
