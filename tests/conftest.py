@@ -67,9 +67,10 @@ def postgres_drops() -> Iterator[services.BackgroundDrops]:
 def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """A SQLAlchemy URL of a fresh database: a SQLite file, or a PostgreSQL database of the test's own.
 
-    Empty, unless the test uses `engine`: then it is a copy of one migrated to the head.
+    Empty, unless the test uses `engine` or `world` (which migrate it first thing): then it is a copy of one
+    migrated to the head.
     """
-    migrated = "engine" in request.fixturenames
+    migrated = any(name in request.fixturenames for name in ("engine", "world"))
     templates = request.getfixturevalue("migrated_templates") if migrated else None
     if request.param == "sqlite":
         path = tmp_path / "servicecast.db"

@@ -76,6 +76,7 @@ class PostgresDatabase:
         copy = f' TEMPLATE "{template}"' if template else ""
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"{copy}'))
+        self.admin.dispose()  # no idle admin session for the test's whole run: the server's slots are few
         return self
 
     def execute(self, sql: str) -> None:
@@ -108,6 +109,7 @@ class BackgroundDrops:
     def drop(self, db: PostgresDatabase) -> None:
         """Cut the database's sessions now (a test's leftovers must not outlive it) and drop it later."""
         db.terminate_connections()
+        db.admin.dispose()  # a drop waiting its turn holds no connection
         self.pending.append(self.pool.submit(db.drop))
 
     def finish(self) -> None:
