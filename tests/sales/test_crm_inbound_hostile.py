@@ -97,7 +97,7 @@ def test_the_same_webhook_id_with_a_different_outcome_is_409_not_a_silent_no_op(
 def test_rotated_keys_several_signatures_and_a_secret_without_its_prefix_verify(world) -> None:
     offer_id = world.offers["acme"][0]
     text = json.dumps({**LOST, "offer_id": offer_id})
-    good = signed_headers(secret=SECRET, event_id="msg_rot", body=text)
+    good = signed_headers(secret=SECRET, event_id="msg_rot", body=text, at=utcnow())
     old_key = "v1,b2xkLWtleS1zaWduYXR1cmUtb2YtMzItYnl0ZXMhISE="
     headers = good | {"webhook-signature": f"v1,!!notbase64 {old_key} v2,x {good['webhook-signature']}"}
     unprefixed = world.settings.model_copy(
@@ -133,7 +133,7 @@ def test_a_body_far_larger_than_an_outcome_is_413_before_it_is_read_whole(world)
             yield padded[start : start + 65_536].encode()
 
     with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
-        headers = signed_headers(secret=SECRET, event_id="msg_big", body=padded)
+        headers = signed_headers(secret=SECRET, event_id="msg_big", body=padded, at=utcnow())
         declared = client.post(URL, content=padded.encode(), headers=headers)
         streamed = client.post(URL, content=chunks(), headers=headers)  # chunked: no content-length
         assert (declared.status_code, streamed.status_code) == (413, 413)
