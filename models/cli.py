@@ -145,8 +145,7 @@ def promote(version: str) -> None:
     try:
         info = versions.promote(_engine(), version, by=audit.operator())
     except versions.ModelNotFound as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
+        raise bootstrap.fail(exc, code=bootstrap.EXIT_ERROR) from None
     typer.echo(f"{info.machine_type}: {info.version} active")
 
 
@@ -158,8 +157,7 @@ def rollback(machine_type: str) -> None:
     try:
         info = versions.rollback(_engine(), machine_type, by=audit.operator())
     except versions.ModelNotFound as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
+        raise bootstrap.fail(exc, code=bootstrap.EXIT_ERROR) from None
     typer.echo(f"{info.machine_type}: {info.version} active")
 
 

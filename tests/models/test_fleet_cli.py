@@ -45,3 +45,13 @@ def test_score_once_and_model_management(sqlite_engine, monkeypatch) -> None:
     assert versions.active_versions(sqlite_engine)[PUMP] == first
     missing = runner.invoke(app, ["models", "promote", "nope"])
     assert missing.exit_code == 1
+
+
+def test_promote_or_rollback_of_an_unknown_version_says_so_in_the_clis_one_line(sqlite_engine, monkeypatch):
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", str(sqlite_engine.url))
+    runner, app = CliRunner(), _app()
+    for command in (["models", "promote", "nope"], ["models", "rollback", PUMP]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1, (command, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("servicecast: "), (command, lines)
