@@ -9,6 +9,8 @@ a failure is no evidence: the champion stays (unless forced).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
@@ -16,6 +18,7 @@ from sqlalchemy import Engine
 from fleet.audit import Actor
 from models import episodes, versions
 
+log = logging.getLogger(__name__)
 METRIC = "alert_episode_f1"
 COLD_START_KIND = "cold_start"  # the registry kind of a version that alerts without failure history
 COLD_START_STATUS = "cold_start"  # the status of its predictions (the API reads it without sklearn)
@@ -144,15 +147,18 @@ def register_candidate(
     champ = next(iter(active.values()), None)
     if champ is not None and champ.kind == COLD_START_KIND:
         champ = None
+    champion, damage = _load_champion(engine, champ)
     comparison = compare(
         candidate=model,
-        champion=None if champ is None else versions.load(engine, champ.version),
-        champion_version=None if champ is None else champ.version,
+        champion=champion,
+        champion_version=None if champion is None else champ.version,
         panel=panel,
         failures=failures,
         maintenance=maintenance,
         start=start,
     )
+    if damage:
+        comparison["reason"] = f"{damage}; the candidate replaces it without comparison"
     comparison["forced"] = bool(force and not comparison["at_least_as_good"])
     go = activate and (force or comparison["at_least_as_good"])
     detail = {"comparison": _summary(comparison), "forced": comparison["forced"]}
@@ -161,6 +167,18 @@ def register_candidate(
     if activate and not go:
         versions.refuse(engine, version, by=by, detail=detail)
     return version, comparison
+
+
+def _load_champion(engine: Engine, champ: versions.VersionInfo | None) -> tuple[object | None, str | None]:
+    """The champion's model, or None and why when its artifact cannot be loaded."""
+    if champ is None:
+        return None, None
+    try:
+        return versions.load(engine, champ.version), None
+    except versions.ModelUnreadable as exc:
+        # A champion that cannot be loaded scores nothing: any working candidate beats it.
+        log.warning("%s", exc)
+        return None, str(exc)
 
 
 def _register(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.app import create_app
 from fleet import audit
-from fleet.tables import WorkflowEvent
+from fleet.tables import ModelVersion, WorkflowEvent
 from models import versions
 from models.training import train_from_store
 from simulators.backfill import backfill
@@ -74,3 +74,19 @@ def _register(engine, *, comparison: dict | None) -> str:
     return versions.register(
         engine, model={"w": 1}, machine_type="pump", comparison=comparison, activate=False
     )
+
+
+def test_a_damaged_champion_is_replaced_by_the_candidate_and_the_comparison_says_why(sqlite_engine) -> None:
+    """A champion whose artifact cannot be loaded scores nothing: the candidate goes live, named as such."""
+    backfill(fleet(40, 30.0), sqlite_engine)
+    by = audit.Operator("cli:test")
+    first = train_from_store(sqlite_engine, machine_type=PUMP, by=by, holdout_days=7.0, **FAST)
+    damaged = first.versions[PUMP]
+    with sqlite_engine.begin() as conn:
+        conn.execute(update(ModelVersion).where(ModelVersion.version == damaged).values(artifact=b"\x80\x05"))
+
+    report = train_from_store(sqlite_engine, machine_type=PUMP, by=by, holdout_days=7.0, **WORSE)
+    comparison = report.comparisons[PUMP]
+    assert comparison["champion"] is None and comparison["at_least_as_good"]
+    assert f"model version {damaged} cannot be loaded" in comparison["reason"]
+    assert versions.active_versions(sqlite_engine)[PUMP] == report.versions[PUMP] != damaged
