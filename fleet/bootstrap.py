@@ -77,10 +77,25 @@ def open_engine(settings: Settings) -> Engine:
         with engine.connect():
             pass
     except (DBAPIError, OSError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        where = f"SERVICECAST_DATABASE_URL={redact_url(settings.database_url)}"
-        raise fail(f"cannot open the database {where}: {reason}", code=EXIT_ERROR) from None
+        raise database_failure(settings, exc, doing="open") from None
     return engine
+
+
+def database_failure(settings: Settings, exc: Exception, *, doing: str) -> SystemExit:
+    """`cannot DOING the database SERVICECAST_DATABASE_URL=…: why` as one line; the exit 1 to raise."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    where = f"SERVICECAST_DATABASE_URL={redact_url(settings.database_url)}"
+    return fail(f"cannot {doing} the database {where}: {reason}", code=EXIT_ERROR)
+
+
+@contextmanager
+def database_errors(settings: Settings, *, doing: str) -> Iterator[None]:
+    """A database that refuses a connection or goes away mid-command as one line and exit 1, no traceback;
+    the open transaction is rolled back by the server."""
+    try:
+        yield
+    except DBAPIError as exc:
+        raise database_failure(settings, exc, doing=doing) from None
 
 
 @contextmanager

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from fleet import audit, erasure, errors, export, retention, rollups
-from fleet.bootstrap import EXIT_ERROR, EXIT_INTERRUPTED, fail, load_settings, ready_engine
+from fleet.bootstrap import EXIT_ERROR, EXIT_INTERRUPTED, database_errors, fail, load_settings, ready_engine
 
 retention_app = typer.Typer(
     help="Retention per data class (settings SERVICECAST_RETAIN_*).", no_args_is_help=True
@@ -33,9 +35,10 @@ def retention_run(
     """Archive hot telemetry past SERVICECAST_HOT_DAYS and delete what is past each class's days."""
     settings = load_settings()
     try:
-        plan = retention.run(
-            ready_engine(settings), settings=settings, now=datetime.now(UTC), dry_run=dry_run
-        )
+        with database_errors(settings, doing="run retention in"):  # each step done so far stays done
+            plan = retention.run(
+                ready_engine(settings), settings=settings, now=datetime.now(UTC), dry_run=dry_run
+            )
     except errors.ArchiveUnreadable as exc:  # the rollup refresh of a late row's archived hour
         raise fail(_why(exc), code=EXIT_ERROR) from None
     verb = "would" if dry_run else "did"
@@ -50,7 +53,8 @@ def rollups_refresh() -> None:
     """Recompute the rollups of every hour that got rows since the last refresh."""
     settings = load_settings()
     try:
-        hours = rollups.refresh(ready_engine(settings), archive_url=settings.archive_url)
+        with database_errors(settings, doing="refresh the rollups in"):
+            hours = rollups.refresh(ready_engine(settings), archive_url=settings.archive_url)
     except errors.ArchiveUnreadable as exc:  # a late row's hour is archived in that file
         raise fail(_why(exc), code=EXIT_ERROR) from None
     typer.echo(f"refreshed {hours} machine-hour(s)")
@@ -63,14 +67,16 @@ def customers_erase(
     """Erase every trace of TENANT (rows, archive files); audit lines keep a pseudonym; prints the receipt."""
     settings = load_settings()
     try:
-        receipt = erasure.erase(
-            ready_engine(settings),
-            tenant=tenant,
-            confirm=confirm,
-            by=audit.operator().name,
-            archive_url=settings.archive_url,
-            now=datetime.now(UTC),
-        )
+        # The rows go in one transaction: a database lost before its commit leaves the customer whole.
+        with database_errors(settings, doing=f"erase {tenant!r} in"):
+            receipt = erasure.erase(
+                ready_engine(settings),
+                tenant=tenant,
+                confirm=confirm,
+                by=audit.operator().name,
+                archive_url=settings.archive_url,
+                now=datetime.now(UTC),
+            )
     except (erasure.NotConfirmed, LookupError) as exc:
         raise fail(exc, code=EXIT_ERROR) from None
     typer.echo(json.dumps(receipt, default=str, indent=2))
@@ -79,7 +85,12 @@ def customers_erase(
 def customers_export(tenant: str, directory: Path) -> None:
     """Write TENANT's data (Parquet, CSV, manifest) as one ZIP into DIRECTORY."""
     settings = load_settings()
-    chunks = export.stream(ready_engine(settings), tenant=tenant, archive_url=settings.archive_url)
+    with database_errors(settings, doing=f"export {tenant!r} from"):
+        _export(ready_engine(settings), tenant, directory, archive_url=settings.archive_url)
+
+
+def _export(engine: Engine, tenant: str, directory: Path, *, archive_url: str) -> None:
+    chunks = export.stream(engine, tenant=tenant, archive_url=archive_url)
     try:
         first = next(chunks)  # looks the customer up and checks its archive files: no file named yet
     except (LookupError, errors.ArchiveUnreadable) as exc:
@@ -94,10 +105,12 @@ def customers_export(tenant: str, directory: Path) -> None:
             for chunk in chunks:
                 out.write(chunk)
         partial.replace(path)
-    # The target, an archive file that cannot be read, or Ctrl-C.
-    except (OSError, errors.ArchiveUnreadable, KeyboardInterrupt) as exc:
+    # The target, an archive file that cannot be read, the database, or Ctrl-C.
+    except (OSError, errors.ArchiveUnreadable, DBAPIError, KeyboardInterrupt) as exc:
         if partial.exists():
             partial.unlink()
+        if isinstance(exc, DBAPIError):
+            raise
         if isinstance(exc, KeyboardInterrupt):
             raise fail("interrupted: no export written", code=EXIT_INTERRUPTED) from None
         raise fail(_why(exc), code=EXIT_ERROR) from None

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
 import zipfile
 from datetime import timedelta
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, make_url, select, text
 
 from fleet import archive, registration
 from fleet.tables import Customer, Telemetry
+from tests import services
 from tests.fleet.test_cli import run_cli
 from tests.lifecycle import support
 
@@ -79,3 +82,37 @@ def test_training_over_an_unreadable_archive_file_stops_with_one_line(sqlite_eng
     url, path = _damaged_archive(sqlite_engine, tmp_path, ids["p1"])
     out = run_cli("train", SERVICECAST_DATABASE_URL=str(sqlite_engine.url), SERVICECAST_ARCHIVE_URL=url)
     _assert_one_line_naming(out, path)
+
+
+@pytest.mark.postgres
+def test_a_database_that_refuses_a_connection_mid_command_ends_erase_with_one_line_and_nothing_erased(
+    postgres_url, tmp_path
+):
+    """A role allowed one session: start-up has it, so erasure (beside the archive lock) is refused."""
+    role = f"sc_one_{uuid.uuid4().hex[:8]}"
+    with services.migrated_engine(postgres_url) as engine:
+        ids = support.register(engine, "acme", ["p1"])
+        support.write(engine, support.rows(ids["p1"], seqs=range(0, 300), step_s=600.0))
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1'))
+            conn.execute(text(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"'))
+            conn.execute(text(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"'))
+        try:
+            limited = make_url(postgres_url).set(username=role).render_as_string(hide_password=False)
+            env = {"SERVICECAST_DATABASE_URL": limited, "SERVICECAST_ARCHIVE_URL": str(tmp_path / "archive")}
+            result = run_cli("customers", "erase", "acme", "--confirm", "acme", **env)
+            # Archiving makes a partition, which this role may not: refused mid-command too.
+            retained = run_cli("retention", "run", **env)
+        finally:
+            with engine.begin() as conn:
+                conn.execute(text(f'DROP OWNED BY "{role}"'))
+                conn.execute(text(f'DROP ROLE "{role}"'))
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("servicecast: "), result.stderr
+        assert "too many connections" in lines[0] and "SERVICECAST_DATABASE_URL=" in lines[0]
+        assert retained.returncode == 1 and retained.stderr.count("\n") == 1, retained.stderr
+        assert retained.stderr.startswith("servicecast: cannot run retention in the database SERVICECAST_")
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Customer)) == 1
+            assert conn.scalar(select(func.count()).select_from(Telemetry)) == 300
