@@ -33,6 +33,14 @@ GroundTruth = Annotated[
     bool,
     typer.Option(help="Register the machines and store the ground truth in SERVICECAST_DATABASE_URL."),
 ]
+AckTimeout = Annotated[
+    float,
+    typer.Option(
+        "--ack-timeout",
+        min=0.1,
+        help="Seconds the broker may acknowledge nothing before publishing stops (exit 1).",
+    ),
+]
 Speed = Annotated[
     float | None,
     typer.Option(help="Simulated seconds per wall second (1 = real time; 0 = as fast as acks come back)."),
@@ -125,6 +133,7 @@ def fleet(
     mqtt_url: MqttUrl = None,
     client_id: Annotated[str, typer.Option(help="MQTT client id of the publisher.")] = "",
     ground_truth: GroundTruth = True,
+    ack_timeout: AckTimeout = live.WINDOW_TIMEOUT_S,
 ) -> None:
     """Simulate MACHINES machines over DAYS days: publish live over MQTT, or --backfill the database."""
     if backfill and speed is not None:
@@ -179,8 +188,9 @@ def fleet(
                     client_id=client_id,
                     protocol=settings.mqtt_protocol,
                     progress=progress,
+                    ack_timeout_s=ack_timeout,
                 )
-            except ConnectionError as exc:
+            except (ConnectionError, TimeoutError) as exc:  # refused, or stopped acknowledging
                 raise bootstrap.fail(exc, code=bootstrap.EXIT_ERROR, prog=PROG) from None
         _echo_publish(report)
     typer.echo(_failures_line(run) + (f"; ground truth: run {report.run_id}" if report.run_id else ""))
@@ -206,6 +216,7 @@ def replay_cmapss(
     mqtt_url: MqttUrl = None,
     client_id: Annotated[str, typer.Option(help="MQTT client id of the publisher.")] = "",
     ground_truth: GroundTruth = True,
+    ack_timeout: AckTimeout = live.WINDOW_TIMEOUT_S,
 ) -> None:
     """Publish FILE: each unit a machine (engine-001, …), each cycle a message; it fails at its last cycle."""
     settings = bootstrap.load_settings(prog=PROG)
@@ -221,10 +232,11 @@ def replay_cmapss(
             database_url=_ground_truth_store(settings) if ground_truth else None,
             client_id=client_id,
             protocol=settings.mqtt_protocol,
+            ack_timeout_s=ack_timeout,
         )
     except ValueError as exc:
         raise usage_error(str(exc)) from None
-    except ConnectionError as exc:
+    except (ConnectionError, TimeoutError) as exc:
         raise bootstrap.fail(exc, code=bootstrap.EXIT_ERROR, prog=PROG) from None
     _echo_publish(report)
     if report.run_id:

@@ -15,7 +15,7 @@ from fleet.db import make_engine
 from simulators import cmapss, ground_truth
 from simulators.engine import SimulationRun
 from simulators.messages import Message, iter_messages
-from simulators.publisher import Publisher
+from simulators.publisher import WINDOW_TIMEOUT_S, Publisher
 from simulators.registration import register_machines
 
 PROGRESS_EVERY = 1_000
@@ -114,13 +114,15 @@ def publish_run(
     client_id: str = "",
     protocol: str = "5",
     progress: Progress | None = None,
+    ack_timeout_s: float = WINDOW_TIMEOUT_S,
 ) -> PublishReport:
     """Publish a simulated fleet's messages (bad payloads included); store its ground truth first if asked.
 
     With a database the machines are registered too, so an ingester without auto-registration accepts them.
+    A broker that acknowledges nothing for `ack_timeout_s` raises TimeoutError.
     """
     # Connected first: a broker that is down or refuses the login leaves no ground truth of unsent messages.
-    with Publisher(url, client_id=client_id, protocol=protocol) as publisher:
+    with Publisher(url, client_id=client_id, protocol=protocol, ack_timeout_s=ack_timeout_s) as publisher:
         run_id = None
         if database_url:
             engine = _engine(database_url)
@@ -130,7 +132,12 @@ def publish_run(
             finally:
                 engine.dispose()
         report = _send(
-            publisher, iter_messages(run), period_s=run.config.step_seconds, speed=speed, progress=progress
+            publisher,
+            iter_messages(run),
+            period_s=run.config.step_seconds,
+            speed=speed,
+            progress=progress,
+            ack_timeout=ack_timeout_s,
         )
     report.run_id = run_id
     return report
@@ -149,6 +156,7 @@ def replay_cmapss(
     client_id: str = "",
     protocol: str = "5",
     progress: Progress | None = None,
+    ack_timeout_s: float = WINDOW_TIMEOUT_S,
 ) -> PublishReport:
     """Publish a C-MAPSS run-to-failure file, one machine per unit and one message per cycle.
 
@@ -159,7 +167,7 @@ def replay_cmapss(
     df = cmapss.read_cmapss(data) if source else data
     if units is not None:
         df = df[df["unit"].isin(sorted(df["unit"].unique())[:units])]
-    with Publisher(url, client_id=client_id, protocol=protocol) as publisher:
+    with Publisher(url, client_id=client_id, protocol=protocol, ack_timeout_s=ack_timeout_s) as publisher:
         run_id = None
         if database_url:
             failures = cmapss.cmapss_failures(df, tenant=tenant, start=start, cycle_seconds=cycle_seconds)
@@ -180,6 +188,13 @@ def replay_cmapss(
             finally:
                 engine.dispose()
         messages = cmapss.iter_cmapss_messages(df, tenant=tenant, start=start, cycle_seconds=cycle_seconds)
-        report = _send(publisher, messages, period_s=cycle_seconds, speed=speed, progress=progress)
+        report = _send(
+            publisher,
+            messages,
+            period_s=cycle_seconds,
+            speed=speed,
+            progress=progress,
+            ack_timeout=ack_timeout_s,
+        )
     report.run_id = run_id
     return report

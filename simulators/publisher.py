@@ -11,7 +11,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from fleet.settings import MqttEndpoint
 
-WINDOW_TIMEOUT_S = 300
+WINDOW_TIMEOUT_S = 300.0  # how long the broker may acknowledge nothing before the publisher gives up
 
 
 class Publisher:
@@ -25,9 +25,12 @@ class Publisher:
         protocol: str = "5",
         qos: int = 1,
         max_inflight: int = 1000,
+        ack_timeout_s: float = WINDOW_TIMEOUT_S,
     ) -> None:
         endpoint = MqttEndpoint(url)
         self.qos = qos
+        self.where = f"the broker at {endpoint.host}:{endpoint.port}"
+        self.ack_timeout_s = ack_timeout_s
         self.sent: list[mqtt.MQTTMessageInfo] = []
         self._window = threading.BoundedSemaphore(max_inflight)
         self._acks = threading.Condition()
@@ -59,7 +62,7 @@ class Publisher:
         answered = self._answered.wait(15)
         if not answered or self.refusal:
             self.client.loop_stop()
-            where = f"the broker at {endpoint.host}:{endpoint.port}"
+            where = self.where
             raise ConnectionError(f"{where} {self.refusal}" if answered else f"cannot connect to {where}")
 
     def publish(self, topic: str, payload: bytes, *, track: bool = True) -> mqtt.MQTTMessageInfo:
@@ -100,12 +103,14 @@ class Publisher:
 
     def _acquire_window(self) -> None:
         # In slices: a broker that refuses the reconnect (password changed, client banned) ends the wait.
-        deadline = time.monotonic() + WINDOW_TIMEOUT_S
+        deadline = time.monotonic() + self.ack_timeout_s
         while not self._window.acquire(timeout=max(0.0, min(1.0, deadline - time.monotonic()))):
             if self.refusal:
                 raise ConnectionError(f"the broker {self.refusal}")
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"the broker acknowledged nothing for {WINDOW_TIMEOUT_S} s")
+                raise TimeoutError(
+                    f"{self.where} stopped acknowledging: nothing acknowledged for {self.ack_timeout_s:g} s"
+                )
 
     def _on_connect(
         self, _client: object, _userdata: object, _flags: object, reason: object, *_: object

@@ -6,7 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
@@ -175,3 +178,39 @@ def _stored(engine) -> int:  # noqa: ANN001
             return conn.scalar(text("SELECT count(*) FROM telemetry")) or 0
     except OperationalError:  # not migrated yet
         return 0
+
+
+def test_a_broker_that_stops_acknowledging_ends_live_mode_with_one_line_naming_it(mosquitto):
+    """Mosquitto frozen (SIGSTOP) once the publisher's first message is through: its window fills, unacked."""
+    through = threading.Event()
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2)
+    watcher.on_message = lambda *_: through.set()
+    watcher.on_connect = lambda client, *_: client.subscribe("fleet/#")
+    watcher.connect("127.0.0.1", mosquitto.port)
+    watcher.loop_start()
+    # 1,100 machines a step (more than the window of 1,000), a step every 10 s: a frozen broker fills it.
+    args = ["fleet", "--machines", "1100", "--days", "0.01", "--step-seconds", "60", "--speed", "6"]
+    args += ["--bad-payload-rate", "0", "--no-ground-truth", "--ack-timeout", "2"]
+    args += ["--mqtt-url", mosquitto.url]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
+    publisher = subprocess.Popen(
+        [sys.executable, "-m", "servicecast", "simulate", *args],
+        cwd=REPO,
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(through.is_set, 120, "the publisher's first message at the broker", interval=0.01)
+        os.kill(mosquitto.process.pid, signal.SIGSTOP)
+        _, stderr = publisher.communicate(timeout=120)
+    finally:
+        os.kill(mosquitto.process.pid, signal.SIGCONT)
+        publisher.kill()
+        watcher.loop_stop()
+        watcher.disconnect()
+    assert publisher.returncode == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"servicecast simulate: the broker at 127.0.0.1:{mosquitto.port} stopped ack")

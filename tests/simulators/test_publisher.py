@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from simulators import publisher as publisher_module
 from simulators.publisher import Publisher
 from tests import services
 
@@ -28,10 +27,9 @@ def test_every_message_is_acknowledged_and_counted_through_a_small_window(mosqui
         assert publisher.acked_count == 2_000 and all(publisher.acked())
 
 
-def test_the_window_holds_publishing_while_the_broker_acknowledges_nothing(mosquitto, monkeypatch):
-    monkeypatch.setattr(publisher_module, "WINDOW_TIMEOUT_S", 0.5)
+def test_the_window_holds_publishing_while_the_broker_acknowledges_nothing(mosquitto):
     first, extra = _stream(4)[:3], _stream(4)[3]
-    with Publisher(mosquitto.url, max_inflight=3) as publisher:
+    with Publisher(mosquitto.url, max_inflight=3, ack_timeout_s=0.5) as publisher:
         mosquitto.process.send_signal(signal.SIGSTOP)
         try:
             while not _stopped(mosquitto.process.pid):
