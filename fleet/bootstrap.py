@@ -64,9 +64,10 @@ def migration_errors(settings: Settings) -> Iterator[None]:
     try:
         yield
     except CommandError as exc:
-        where = f"SERVICECAST_DATABASE_URL={redact_url(settings.database_url)}"
-        message = f"cannot migrate the database {where}: {exc} (this code's newest revision is "
-        raise fail(f"{message}{migrate.head_revision()})", code=EXIT_ERROR) from None
+        message = f"cannot migrate the database {database_setting(settings)}: {exc}"
+        raise fail(
+            f"{message} (this code's newest revision is {migrate.head_revision()})", code=EXIT_ERROR
+        ) from None
 
 
 def open_engine(settings: Settings) -> Engine:
@@ -84,8 +85,12 @@ def open_engine(settings: Settings) -> Engine:
 def database_failure(settings: Settings, exc: Exception, *, doing: str) -> SystemExit:
     """`cannot DOING the database SERVICECAST_DATABASE_URL=…: why` as one line; the exit 1 to raise."""
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    where = f"SERVICECAST_DATABASE_URL={redact_url(settings.database_url)}"
-    return fail(f"cannot {doing} the database {where}: {reason}", code=EXIT_ERROR)
+    return fail(f"cannot {doing} the database {database_setting(settings)}: {reason}", code=EXIT_ERROR)
+
+
+def database_setting(settings: Settings) -> str:
+    """`SERVICECAST_DATABASE_URL=…` with the password redacted: where an error line says the database is."""
+    return f"SERVICECAST_DATABASE_URL={redact_url(settings.database_url)}"
 
 
 @contextmanager

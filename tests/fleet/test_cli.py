@@ -163,5 +163,6 @@ def test_a_database_migrated_by_a_newer_servicecast_is_one_line_naming_its_revis
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "9999_future" in lines[0] and migrate.head_revision() in lines[0], lines
+    assert lines[0].startswith("servicecast: cannot migrate the database SERVICECAST_DATABASE_URL="), lines
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT version_num FROM alembic_version")) == "9999_future"
