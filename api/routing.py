@@ -5,7 +5,8 @@ the longest an attempt can take), sent outside any database transaction, then ma
 router that dies between sending and marking leaves the row pending; once the lease runs out another
 router sends it again with the same event id (`webhook-id` header, e-mail Message-ID). A receiver that
 dedupes by that id therefore applies each event exactly once. Failed attempts are retried with
-exponential backoff and full jitter until `route_max_attempts`, then the row is dead-lettered.
+exponential backoff and full jitter until `route_max_attempts`, then the row is dead-lettered. A CRM
+webhook answering 410 Gone (its endpoint removed) is the operator's to fix: its rows are held, not dead.
 """
 
 from __future__ import annotations
@@ -44,14 +45,29 @@ class RouteReport:
     retried: int = 0
     dead: int = 0
     cancelled: int = 0
+    held: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
         return (
             f"claimed={self.claimed} delivered={self.delivered} retried={self.retried} "
-            f"dead={self.dead} cancelled={self.cancelled}"
+            f"dead={self.dead} cancelled={self.cancelled} held={self.held}"
         )
+
+
+@dataclass(slots=True)
+class Holds:
+    """Destinations one router stops sending to, kept across its passes: the CRM webhook that answered
+    410 Gone. Its rows stay pending and due (no attempt used up), so a router started with the corrected
+    SERVICECAST_WEBHOOK_URL delivers them at once; this one asks the old endpoint again every
+    `route_backoff_max_s`, in case the CRM brought it back."""
+
+    until: dict[str, datetime] = field(default_factory=dict)
+
+    def active(self, at: datetime) -> list[str]:
+        """The destinations not to claim rows for at `at`."""
+        return [dest for dest, until in self.until.items() if until > at]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +106,30 @@ def deliver_due(
     limit: int = 100,
     stop: threading.Event | None = None,
     rng: random.Random | None = None,
+    holds: Holds | None = None,
 ) -> RouteReport:
     """Claim and deliver up to `limit` due rows (pending, `next_attempt_at <= now`), one attempt each.
 
     Safe with several routers at once: each row is claimed in its own short transaction
     (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the database write lock on SQLite). At least once: see the
-    module docstring. `now` fixes the clock for tests; signatures always use the real time.
+    module docstring. `now` fixes the clock for tests; signatures always use the real time. `holds` carries
+    the held destinations from one pass to the next (a router's own; None: this pass's).
     """
-    report = RouteReport()
+    report, holds = RouteReport(), holds if holds is not None else Holds()
     attempted: list[int] = []
     # A fresh connection per attempt: the attempt's deadline is armed when it connects.
     no_reuse = httpx.Limits(max_keepalive_connections=0)
     with httpx.Client(timeout=settings.route_timeout_s, follow_redirects=False, limits=no_reuse) as client:
         while report.claimed < limit and not (stop and stop.is_set()):
             at = now or utcnow()
-            claim = _claim(engine, at=at, exclude=attempted, lease_s=lease_seconds(settings), report=report)
+            claim = _claim(
+                engine,
+                at=at,
+                exclude=attempted,
+                held=holds.active(at),
+                lease_s=lease_seconds(settings),
+                report=report,
+            )
             if claim is None:
                 break
             attempted.append(claim.id)
@@ -116,6 +141,10 @@ def deliver_due(
                 if not isinstance(exc, delivery.DeliveryError):
                     log.exception("unexpected error sending %s → %s", claim.event_id, claim.destination)
                     exc = delivery.DeliveryError(f"internal {type(exc).__name__}: {exc}"[:500])
+                if isinstance(exc, delivery.Gone) and claim.destination == "webhook":
+                    _hold(engine, claim, at=at, settings=settings, holds=holds)
+                    report.held += 1
+                    continue
                 dead = exc.final or claim.attempt >= settings.route_max_attempts
                 _record_failure(
                     engine, claim, error=str(exc), dead=dead, at=at, now=now, settings=settings, rng=rng
@@ -130,6 +159,8 @@ def deliver_due(
                 else:
                     report.retried += 1
             else:
+                if holds.until.pop(claim.destination, None) is not None:
+                    log.warning("the CRM webhook takes events again: the offers held for it are sent")
                 _record_success(engine, claim, at=now or utcnow(), settings=settings, note=note)
                 report.delivered += 1
     return report
@@ -139,10 +170,10 @@ def run_router(*, engine: Engine, settings: Settings, stop: threading.Event, pol
     """Deliver due rows until `stop` is set; database outages are waited out, never fatal."""
     log.info("router started (%s)", ", ".join(events.destinations(settings)) or "no destination")
     _warn_unsent_email(engine, settings)
-    pause = poll_s
+    pause, holds = poll_s, Holds()
     while not stop.is_set():
         try:
-            report = deliver_due(engine=engine, settings=settings, stop=stop)
+            report = deliver_due(engine=engine, settings=settings, stop=stop, holds=holds)
         except OperationalError as exc:
             log.warning("router pass failed, database unavailable: %s", str(exc).splitlines()[0])
             pause = min(max(pause * 2, poll_s), 30.0)
@@ -176,12 +207,15 @@ def _warn_unsent_email(engine: Engine, settings: Settings) -> None:
 
 
 def _claim(
-    engine: Engine, *, at: datetime, exclude: list[int], lease_s: float, report: RouteReport
+    engine: Engine, *, at: datetime, exclude: list[int], held: list[str], lease_s: float, report: RouteReport
 ) -> Claim | None:
-    """Take the lease on the next due row; cancel it instead when consent or the offer is gone."""
+    """Take the lease on the next due row (none for a `held` destination); cancel it instead when consent
+    or the offer is gone."""
     due = select(OUTBOX.c.id).where(OUTBOX.c.status == "pending", OUTBOX.c.next_attempt_at <= at)
     if exclude:
         due = due.where(OUTBOX.c.id.not_in(exclude))
+    if held:
+        due = due.where(OUTBOX.c.destination.not_in(held))
     due = due.order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id).limit(1)
     due = dialect.skip_locked(due, engine.dialect)
     # One UPDATE … RETURNING as the first statement: on SQLite it takes the write lock up front (so the
@@ -353,6 +387,31 @@ def _is_main_destination(sess: Session, claim: Claim) -> bool:
         return True
     webhook = exists().where(OUTBOX.c.event_id == claim.event_id, OUTBOX.c.destination == "webhook")
     return not sess.scalar(select(webhook))
+
+
+def _hold(engine: Engine, claim: Claim, *, at: datetime, settings: Settings, holds: Holds) -> None:
+    """The CRM webhook answered 410 Gone: give the row its attempt back, due as it was, with the reason;
+    claim no more rows for it a while, and say so once (not again while it stays gone)."""
+    why = (
+        "held: the CRM webhook answered HTTP 410 Gone, its endpoint is removed; sent once "
+        "SERVICECAST_WEBHOOK_URL names the CRM's current endpoint (restart the router)"
+    )
+    with session(engine) as sess:
+        fenced = sess.execute(
+            update(OUTBOX)
+            .where(OUTBOX.c.id == claim.id, OUTBOX.c.status == "pending", OUTBOX.c.attempts == claim.attempt)
+            .values(attempts=claim.attempt - 1, next_attempt_at=at, last_error=why)
+        )
+        if fenced.rowcount == 1:
+            _audit(sess, claim.offer_id, "delivery_held", at, destination=claim.destination, reason=why)
+    if claim.destination not in holds.until:
+        log.error(
+            "the CRM webhook (SERVICECAST_WEBHOOK_URL) answered 410 Gone: its endpoint is removed. Offers "
+            "are held, not sent and not dead-lettered, until SERVICECAST_WEBHOOK_URL names the CRM's "
+            "current endpoint and the router is restarted (the old one is asked again every %g s)",
+            settings.route_backoff_max_s,
+        )
+    holds.until[claim.destination] = at + timedelta(seconds=settings.route_backoff_max_s)
 
 
 def _record_failure(

@@ -42,10 +42,10 @@ def route(
 
 def _drain(engine: Engine, settings: Settings) -> routing.RouteReport:
     """Passes of `deliver_due` until one finds less than a full batch; the summed report."""
-    total = routing.RouteReport()
+    total, holds = routing.RouteReport(), routing.Holds()
     while True:
-        report = routing.deliver_due(engine=engine, settings=settings, limit=BATCH)
-        for name in ("claimed", "delivered", "retried", "dead", "cancelled"):
+        report = routing.deliver_due(engine=engine, settings=settings, limit=BATCH, holds=holds)
+        for name in ("claimed", "delivered", "retried", "dead", "cancelled", "held"):
             setattr(total, name, getattr(total, name) + getattr(report, name))
         if report.claimed < BATCH:
             return total

@@ -44,11 +44,13 @@ class Received:
 class WebhookReceiver:
     """A CRM stand-in: verifies Standard Webhooks signatures and applies each `webhook-id` once.
 
-    `fail_first` answers 500 to the first N requests of each event; `slow_first_s` makes the very first
-    accepted request wait that long before answering (after it has been applied, as a real CRM would).
+    `fail_first` answers `fail_status` (500) to the first N requests of each event; `slow_first_s` makes the
+    very first accepted request wait that long before answering (after it has been applied, as a real CRM
+    would).
     """
 
     fail_first: int = 0
+    fail_status: int = 500
     slow_first_s: float = 0.0
     port: int = field(default_factory=free_port)
     requests: list[Received] = field(default_factory=list)
@@ -91,7 +93,7 @@ class WebhookReceiver:
         webhook_id = headers["webhook-id"]
         with self._lock:
             seen = sum(1 for r in self.requests if r.webhook_id == webhook_id)
-            status = 500 if seen < self.fail_first else 200
+            status = self.fail_status if seen < self.fail_first else 200
             self.requests.append(Received(webhook_id, time.monotonic(), status))
             if status != 200:
                 return status, 0.0
