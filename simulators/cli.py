@@ -192,8 +192,25 @@ def fleet(
                 )
             except (ConnectionError, TimeoutError) as exc:  # refused, or stopped acknowledging
                 raise bootstrap.fail(exc, code=bootstrap.EXIT_ERROR, prog=PROG) from None
+            except KeyboardInterrupt as exc:
+                raise _interrupted(exc) from None
         _echo_publish(report)
     typer.echo(_failures_line(run) + (f"; ground truth: run {report.run_id}" if report.run_id else ""))
+
+
+def _interrupted(exc: KeyboardInterrupt) -> SystemExit:
+    """Ctrl-C in live mode: one line with what was sent and acknowledged; the exit (130) to raise."""
+    report = exc.report if isinstance(exc, live.PublishInterrupted) else None
+    if report is None:
+        message = "interrupted before publishing: nothing sent"
+    else:
+        message = (
+            f"interrupted: {report.sent:,} messages sent, {report.acked:,} acknowledged, "
+            f"{report.sent - report.acked:,} pending (not acknowledged, may be lost)"
+        )
+        if report.run_id:
+            message += f"; ground truth: run {report.run_id}"
+    return bootstrap.fail(message, code=bootstrap.EXIT_INTERRUPTED, prog=PROG)
 
 
 def _echo_publish(report: live.PublishReport) -> None:
@@ -238,6 +255,8 @@ def replay_cmapss(
         raise usage_error(str(exc)) from None
     except (ConnectionError, TimeoutError) as exc:
         raise bootstrap.fail(exc, code=bootstrap.EXIT_ERROR, prog=PROG) from None
+    except KeyboardInterrupt as exc:
+        raise _interrupted(exc) from None
     _echo_publish(report)
     if report.run_id:
         typer.echo(f"ground truth: run {report.run_id}")

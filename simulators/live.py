@@ -43,6 +43,14 @@ class PublishReport:
         return self.acked / self.seconds if self.seconds else 0.0
 
 
+class PublishInterrupted(KeyboardInterrupt):
+    """Ctrl-C while publishing; carries what was sent and acknowledged up to then."""
+
+    def __init__(self, report: PublishReport) -> None:
+        super().__init__(report)
+        self.report = report
+
+
 def publish_messages(
     messages: Iterable[Message],
     *,
@@ -72,10 +80,36 @@ def _send(
     speed: float | None,
     progress: Progress | None,
     ack_timeout: float = 120.0,
+    run_id: int | None = None,
 ) -> PublishReport:
-    """Publish through a connected publisher, paced as `publish_messages` says; wait for the PUBACKs."""
+    """Publish through a connected publisher, paced as `publish_messages` says; wait for the PUBACKs.
+
+    Ctrl-C raises PublishInterrupted with the counts so far; `run_id` is the stored ground truth.
+    """
+    counts = [0, 0]  # valid, invalid
+    started = time.perf_counter()
+    try:
+        _publish_paced(publisher, messages, counts, period_s=period_s, speed=speed, progress=progress)
+        publisher.wait(ack_timeout)
+    except KeyboardInterrupt:
+        seconds = time.perf_counter() - started
+        raise PublishInterrupted(PublishReport(*counts, publisher.acked_count, seconds, run_id)) from None
+    if progress:
+        progress(sum(counts) % PROGRESS_EVERY)
+    return PublishReport(*counts, publisher.acked_count, time.perf_counter() - started, run_id)
+
+
+def _publish_paced(
+    publisher: Publisher,
+    messages: Iterable[Message],
+    counts: list[int],
+    *,
+    period_s: float,
+    speed: float | None,
+    progress: Progress | None,
+) -> None:
+    """Publish every message on time, counting each valid or invalid one in `counts` once handed over."""
     pace = speed if speed and speed > 0 else None
-    valid = invalid = 0
     started = time.perf_counter()
     due_offset = 0.0
     for n, msg in enumerate(messages, 1):
@@ -87,16 +121,9 @@ def _send(
                 if wait > 0:
                     time.sleep(wait)
         publisher.publish(msg.topic, msg.payload, track=False)
-        if msg.valid:
-            valid += 1
-        else:
-            invalid += 1
+        counts[0 if msg.valid else 1] += 1
         if progress and n % PROGRESS_EVERY == 0:
             progress(PROGRESS_EVERY)
-    publisher.wait(ack_timeout)
-    if progress:
-        progress((valid + invalid) % PROGRESS_EVERY)
-    return PublishReport(valid, invalid, publisher.acked_count, time.perf_counter() - started)
 
 
 def _engine(database_url: str):  # noqa: ANN202
@@ -131,16 +158,15 @@ def publish_run(
                 run_id = ground_truth.write_run(engine, run, ids)
             finally:
                 engine.dispose()
-        report = _send(
+        return _send(
             publisher,
             iter_messages(run),
             period_s=run.config.step_seconds,
             speed=speed,
             progress=progress,
             ack_timeout=ack_timeout_s,
+            run_id=run_id,
         )
-    report.run_id = run_id
-    return report
 
 
 def replay_cmapss(
@@ -188,13 +214,12 @@ def replay_cmapss(
             finally:
                 engine.dispose()
         messages = cmapss.iter_cmapss_messages(df, tenant=tenant, start=start, cycle_seconds=cycle_seconds)
-        report = _send(
+        return _send(
             publisher,
             messages,
             period_s=cycle_seconds,
             speed=speed,
             progress=progress,
             ack_timeout=ack_timeout_s,
+            run_id=run_id,
         )
-    report.run_id = run_id
-    return report

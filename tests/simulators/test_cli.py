@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -214,3 +215,46 @@ def test_a_broker_that_stops_acknowledging_ends_live_mode_with_one_line_naming_i
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
     assert lines[0].startswith(f"servicecast simulate: the broker at 127.0.0.1:{mosquitto.port} stopped ack")
+
+
+def test_ctrl_c_in_live_mode_says_in_one_line_what_was_sent_and_acknowledged(tmp_path, mosquitto):
+    """A live run sent SIGINT once the broker passed on its first 100 messages: one line, exit 130."""
+    received = []
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2)
+    watcher.on_message = lambda _c, _u, msg: received.append(msg.topic)
+    watcher.on_connect = lambda client, *_: client.subscribe("fleet/#", qos=1)
+    watcher.connect("127.0.0.1", mosquitto.port)
+    watcher.loop_start()
+    # 50 machines a step, a step a second: still publishing for a day when the signal comes.
+    args = ["fleet", "--machines", "50", "--days", "1", "--speed", "60", "--bad-payload-rate", "0"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
+    env = {**clean, "SERVICECAST_DATABASE_URL": f"sqlite:///{tmp_path / 'truth.db'}"}
+    publisher = subprocess.Popen(
+        [sys.executable, "-m", "servicecast", "simulate", *args, "--mqtt-url", mosquitto.url],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: len(received) >= 100, 120, "100 messages at the broker", interval=0.01)
+        publisher.send_signal(signal.SIGINT)
+        _, stderr = publisher.communicate(timeout=60)
+        assert publisher.returncode == 130, stderr
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1, stderr
+        found = re.fullmatch(
+            r"servicecast simulate: interrupted: ([\d,]+) messages sent, ([\d,]+) acknowledged, ([\d,]+) "
+            r"pending \(not acknowledged, may be lost\); ground truth: run 1",
+            lines[0],
+        )
+        assert found, lines[0]
+        sent, acked, pending = (int(n.replace(",", "")) for n in found.groups())
+        assert sent >= 100 and acked <= sent and pending == sent - acked
+        # What it calls acknowledged reached the broker: the watcher gets at least that many.
+        wait_until(lambda: len(received) >= acked, 60, f"{acked} messages at the watcher")
+    finally:
+        publisher.kill()
+        watcher.loop_stop()
+        watcher.disconnect()
