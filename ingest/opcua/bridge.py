@@ -28,6 +28,18 @@ GOODBYE_S = 2.0  # on stop, how long the OPC UA server may take to close the ses
 FLUSH_S = 3.0  # on stop, how long the publisher keeps sending what the buffer holds
 ZERO_TIME = datetime(1601, 1, 1, tzinfo=UTC)  # a DateTime of 0: OPC UA's "no time"
 STATUS_CODE_BITS = 0xFFFF0000  # a StatusCode's code; the low 16 bits are info bits (limits, overflow)
+RETRY_MAX_S = 30.0  # the longest wait between two attempts to connect and subscribe
+# Answers that say the connection or the session went, or the server cannot take us now: retried as a lost
+# connection is, never reported as a node missing from the map or a refused login.
+LOST = frozenset(
+    getattr(ua.StatusCodes, name)
+    for name in (
+        "BadTimeout BadRequestTimeout BadCommunicationError BadConnectionClosed BadDisconnect "
+        "BadNotConnected BadServerNotConnected BadServerHalted BadShutdown BadResourceUnavailable "
+        "BadTooManySessions BadSessionClosed BadSessionIdInvalid BadSessionNotActivated "
+        "BadSecureChannelClosed BadSecureChannelIdInvalid BadTcpInternalError"
+    ).split()
+)
 
 
 class _ServerAwayNoise(logging.Filter):
@@ -44,6 +56,13 @@ _SERVER_AWAY_NOISE = _ServerAwayNoise()
 
 class NodesMissing(RuntimeError):
     """Nodes named by the map that the server does not have."""
+
+
+def lost(exc: BaseException) -> bool:
+    """Whether this error means the server went away (or cannot serve us now), so trying again may work."""
+    if isinstance(exc, ua.UaStatusCodeError):
+        return exc.code in LOST
+    return isinstance(exc, OSError | TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -242,6 +261,8 @@ async def resolve(client: Client, mapping: Mapping) -> dict[str, str]:
         try:
             await client.get_node(text).read_node_class()
         except ua.UaStatusCodeError as exc:
+            if lost(exc):
+                raise
             missing.append(f"{raw} ({type(exc).__name__})")
             continue
         resolved[raw] = ua.NodeId.from_string(text).to_string()
@@ -268,7 +289,9 @@ async def connect(access: ServerAccess) -> Client:
                 await client.set_security_string(access.security)
             await client.connect()
             return client
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ua.UaStatusCodeError) as exc:
+            if not lost(exc):
+                raise
             log.warning(
                 "cannot reach the OPC UA server at %s (%s); retrying in %.0f s",
                 access.endpoint,
@@ -276,21 +299,23 @@ async def connect(access: ServerAccess) -> Client:
                 delay,
             )
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 30.0)
+        delay = min(delay * 2, RETRY_MAX_S)
 
 
 async def _subscribe(
     client: Client, mapping: Mapping, buffer: Buffer, publisher: Publisher
 ) -> dict[str, str]:
-    """Check the map, buffer the identification, subscribe to values and alarms; the node ids resolved."""
+    """Check the map, subscribe to values and alarms, buffer the identification; the node ids resolved.
+
+    The identification is buffered last: an attempt that loses the server half-way leaves none behind, so
+    the next one's is the only one.
+    """
     resolved = await resolve(client, mapping)
     nodes = {resolved[v.node]: v for v in mapping.variables}
     translator = Translator(mapping=mapping, buffer=buffer, publisher=publisher, nodes=nodes)
     values = {}
     for name, node in mapping.identification.items():
         values[name] = _text(await client.get_node(resolved[node]).read_value())
-    if values:
-        translator.identification(values)
     params = ua.CreateSubscriptionParameters(
         RequestedPublishingInterval=mapping.publishing_interval_ms,
         RequestedLifetimeCount=10_000,
@@ -310,6 +335,8 @@ async def _subscribe(
         await subscription.subscribe_alarms_and_conditions(
             client.get_node(resolved[alarm.source]), ua.ObjectIds.AlarmConditionType
         )
+    if values:
+        translator.identification(values)
     return resolved
 
 
@@ -377,10 +404,28 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
     logging.getLogger("asyncua.client.ua_session.UaSession").addFilter(_SERVER_AWAY_NOISE)  # added once
     sender = asyncio.create_task(publisher.run(), name="publisher")
     client = renumbered = None
+    delay = 1.0
     try:
         while not sender.done():
             client = await _unless_sender_ended(connect(access), sender)
-            resolved = await _subscribe(client, mapping, buffer, publisher)
+            try:
+                resolved = await _subscribe(client, mapping, buffer, publisher)
+            except (OSError, TimeoutError, ua.UaStatusCodeError) as exc:
+                if not lost(exc):
+                    raise
+                # As a loss once bridging: this client (and what it subscribed) goes, a new one starts over.
+                log.warning(
+                    "lost the OPC UA server at %s while subscribing (%s); connecting again in %.0f s",
+                    access.endpoint,
+                    exc or type(exc).__name__,
+                    delay,
+                )
+                await _goodbye(client, access.endpoint)
+                client = None
+                await asyncio.wait({sender}, timeout=delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            delay = 1.0
             log.info(
                 "bridging %d variable(s) and %d alarm source(s) of %s to %s/%s",
                 len(mapping.variables),

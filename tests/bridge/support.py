@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from asyncua import ua
+from asyncua.common.callback import CallbackType, ServerItemCallback
 from sqlalchemy import Engine, select
 
 from fleet import credentials, registration
@@ -55,6 +57,36 @@ def secured_broker(engine: Engine, workdir: Path) -> Broker:
         f"mqtt://{user}:{issued.password}@127.0.0.1:{broker.port}",
         f"mqtt://{INGEST_USER}:{INGEST_PASSWORD}@127.0.0.1:{broker.port}",
     )
+
+
+def interrupt(server: MachineServer, at: str, how: str) -> list[str]:
+    """Once, on the server's own loop, when the bridge first reaches `at` of its start-up ("map check": the
+    first node it checks, "alarm subscription": the alarm's monitored item), do `how`: "drop" closes the
+    server's side of every connection, "end session" ends the bridge's session and keeps the connection.
+    What fired is listed in the list returned."""
+    fired: list[str] = []
+
+    def reached(request: object) -> bool:
+        if at == "map check":
+            return any(item.AttributeId == ua.AttributeIds.NodeClass for item in request.NodesToRead)
+        return any(
+            isinstance(item.RequestedParameters.Filter, ua.EventFilter) for item in request.ItemsToCreate
+        )
+
+    async def act(event: ServerItemCallback, _dispatcher: object) -> None:
+        if fired or not event.is_external or not reached(event.request_params):
+            return
+        fired.append(f"{how} at the {at}")
+        if how == "drop":
+            for transport in list(server.server.iserver.asyncio_transports):
+                transport.close()
+        else:
+            for connection in list(server.server.bserver.clients):
+                await connection.processor.session.close_session(True)
+
+    kind = CallbackType.PreRead if at == "map check" else CallbackType.ItemSubscriptionCreated
+    server.server.subscribe_server_callback(kind, act)
+    return fired
 
 
 def bridge_command(endpoint: str, map_file: Path, mqtt_url: str, buffer: Path, *args: str) -> list[str]:

@@ -16,7 +16,14 @@ from sqlalchemy import Engine
 from fleet.contract import format_ts
 from simulators.opcua_machine import MachineServer
 from tests import services
-from tests.bridge.support import BridgeProcess, Broker, secured_broker, stored_events, stored_readings
+from tests.bridge.support import (
+    BridgeProcess,
+    Broker,
+    interrupt,
+    secured_broker,
+    stored_events,
+    stored_readings,
+)
 from tests.ingest.support import in_process_ingester, wait_until
 
 pytestmark = pytest.mark.mosquitto
@@ -125,6 +132,28 @@ def test_values_identification_and_alarms_arrive_in_the_store(
     assert (raised.code, raised.severity, raised.extra["active"]) == ("spindle_overtemp", "error", True)
     assert raised.text.startswith("Spindle temperature above")
     assert (cleared.code, cleared.severity, cleared.extra["active"]) == ("spindle_overtemp", "info", False)
+
+
+@pytest.mark.parametrize(
+    ("at", "how"), [("alarm subscription", "drop"), ("map check", "end session")], ids=["drop", "end-session"]
+)
+def test_a_connection_lost_while_subscribing_is_retried_and_loses_and_duplicates_nothing(
+    at: str, how: str, machine: MachineServer, ingester, engine: Engine, bridge: BridgeProcess
+) -> None:
+    fired = interrupt(machine, at, how)
+    bridge.start()
+    assert fired, "the bridge subscribed without meeting the interruption"
+    lost = [line for line in bridge.log().splitlines() if "while subscribing" in line]
+    assert len(lost) == 1 and "WARNING" in lost[0] and "connecting again in 1 s" in lost[0], lost
+    machine.step(5)
+    machine.alarm(active=True)
+    wait_until(lambda: all_stored_once(machine, engine), 30, "every change in the store")
+    wait_until(lambda: len(stored_events(engine)) >= 2, 30, "the identification and the alarm")
+    assert bridge.terminate() == 0
+    assert_each_change_once(machine, engine)
+    codes = [event.code for event in stored_events(engine)]
+    assert sorted(codes) == ["opcua.identification", "spindle_overtemp"], codes
+    assert "Traceback" not in bridge.log()
 
 
 def buffered(bridge: BridgeProcess) -> int:
