@@ -32,7 +32,9 @@ def moved():
 def test_a_gone_crm_endpoint_holds_the_offers_until_the_new_url_delivers_them(
     engine: Engine, gone: WebhookReceiver, moved: WebhookReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = settings_for(webhook_url=gone.url, webhook_secret=SECRET, route_max_attempts=3)
+    settings = settings_for(
+        webhook_url=gone.url, webhook_secret=SECRET, route_max_attempts=3, route_backoff_max_s=3600.0
+    )
     offer_ids = approved_offers(engine, settings, count=3)
     holds = routing.Holds()
 
