@@ -28,6 +28,7 @@ USER_AGENT = "servicecast-router/1"
 # An attempt's connection is shut down after this many route timeouts: the timeout bounds each read, so
 # a peer answering a byte at a time would otherwise hold the router for ever. The lease outlasts it.
 ATTEMPT_TIMEOUTS = 3
+RESOLVE_S = 10.0  # how long a name may take to resolve when no connect timeout is set
 ERROR_TEXT = 200  # how much of an error answer is read and kept
 # C0 and C1 control characters and the Unicode line/paragraph separators: none may reach a mail header.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")

@@ -30,9 +30,10 @@ from fleet.tables import NotificationSubscription, Offer, OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 OUTBOX = OutboxMessage.__table__
-# A claimed row stays invisible this long; it must outlast one attempt (a webhook's is cut off after
-# delivery.ATTEMPT_TIMEOUTS route timeouts). If it does not, the only harm is a duplicate receivers dedupe.
-LEASE_TIMEOUTS = delivery.ATTEMPT_TIMEOUTS
+# A claimed row stays invisible this long; it must outlast one attempt (resolving the name and connecting,
+# a route timeout each, then cut off after delivery.ATTEMPT_TIMEOUTS more). If it does not, the only harm
+# is a duplicate receivers dedupe.
+LEASE_TIMEOUTS = delivery.ATTEMPT_TIMEOUTS + 2
 LEASE_MARGIN_S = 5.0
 
 
@@ -107,19 +108,19 @@ def deliver_due(
     stop: threading.Event | None = None,
     rng: random.Random | None = None,
     holds: Holds | None = None,
+    resolve: egress.Resolve = egress.system_resolve,
 ) -> RouteReport:
     """Claim and deliver up to `limit` due rows (pending, `next_attempt_at <= now`), one attempt each.
 
     Safe with several routers at once: each row is claimed in its own short transaction
     (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the database write lock on SQLite). At least once: see the
     module docstring. `now` fixes the clock for tests; signatures always use the real time. `holds` carries
-    the held destinations from one pass to the next (a router's own; None: this pass's).
+    the held destinations from one pass to the next (a router's own; None: this pass's); `resolve` looks up
+    the receivers' names (the system's resolver; a test's own), each within the route timeout.
     """
     report, holds = RouteReport(), holds if holds is not None else Holds()
     attempted: list[int] = []
-    # A fresh connection per attempt: the attempt's deadline is armed when it connects.
-    no_reuse = httpx.Limits(max_keepalive_connections=0)
-    with httpx.Client(timeout=settings.route_timeout_s, follow_redirects=False, limits=no_reuse) as client:
+    with egress.client(timeout_s=settings.route_timeout_s, resolve=resolve) as client:
         while report.claimed < limit and not (stop and stop.is_set()):
             at = now or utcnow()
             claim = _claim(
@@ -136,7 +137,7 @@ def deliver_due(
             if claim.cancelled:
                 continue
             try:
-                note = _send(claim, settings=settings, client=client)
+                note = _send(claim, settings=settings, client=client, resolve=resolve)
             except Exception as exc:  # noqa: BLE001 - any failure is an attempt that counts toward the dead letter
                 if not isinstance(exc, delivery.DeliveryError):
                     log.exception("unexpected error sending %s → %s", claim.event_id, claim.destination)
@@ -285,10 +286,11 @@ def _cancel_reason(
     return None
 
 
-def _send(claim: Claim, *, settings: Settings, client: httpx.Client) -> str | None:
+def _send(claim: Claim, *, settings: Settings, client: httpx.Client, resolve: egress.Resolve) -> str | None:
     """Deliver one claim; returns what went partly wrong though it was delivered, or None."""
     if claim.destination.startswith(notifications.PREFIX + "webhook"):
-        check_peer = egress.Policy(settings.webhook_allow_networks).guard(claim.address)
+        rules = egress.Policy(settings.webhook_allow_networks)
+        check_peer = rules.guard(claim.address, within_s=settings.route_timeout_s, resolve=resolve)
         delivery.post_incoming_webhook(
             client, url=claim.address, text=claim.payload["text"], check_peer=check_peer
         )
