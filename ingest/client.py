@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import struct
 import sys
@@ -33,9 +34,11 @@ FATAL_CONNACK = {
     140: "the broker rejected the authentication method",
 }
 SESSION_TAKEN_OVER = 142
-# A connection the broker closes this soon after opening it counts towards a suspected client-id takeover:
-# Mosquitto 2.0 closes the older of two connections with one id without a DISCONNECT saying why.
+# A connection the broker closes this soon after opening it, without a DISCONNECT saying why and while it
+# still accepts connections, counts towards a suspected client-id takeover: Mosquitto 2.0 closes the older of
+# two connections with one id that way. A broker that restarts closes its listener first (or says why).
 SHORT_SESSION_S = 10.0
+PROBE_TIMEOUT_S = 2.0
 TAKEOVERS_BEFORE_EXIT = 5
 
 
@@ -191,14 +194,14 @@ class MqttSource:
         if not self._receiving or self.failed.is_set():
             return
         if was_connected:
-            self._count_short_session(client, reason_code)
+            self._count_short_session(client, _flags, reason_code)
         if not self.failed.is_set():
             log.warning("disconnected from the broker (%s); reconnecting", reason_code)
 
-    def _count_short_session(self, client, reason_code) -> None:
-        """Count a connection closed by the broker soon after it opened; give up after too many in a row."""
+    def _count_short_session(self, client, flags, reason_code) -> None:
+        """Count a connection closed as a takeover closes it; give up after too many in a row."""
         taken_over = reason_code.value == SESSION_TAKEN_OVER
-        if not taken_over and time.monotonic() - self._connected_at >= SHORT_SESSION_S:
+        if not taken_over and not self._looks_taken_over(flags, reason_code):
             self.short_sessions = 0
             return
         self.short_sessions += 1
@@ -223,9 +226,22 @@ class MqttSource:
             self.failed.set()
             client.disconnect()  # no more reconnecting: two clients with one id only take turns
 
+    def _looks_taken_over(self, flags, reason_code) -> bool:
+        """A close without a reason soon after connecting while the broker still listens (no restart)."""
+        if flags.is_disconnect_packet_from_server or reason_code != "Unspecified error":
+            return False  # the broker said why (shutting down, busy, …), or our keepalive ran out
+        if time.monotonic() - self._connected_at >= SHORT_SESSION_S:
+            return False
+        try:
+            socket.create_connection((self.endpoint.host, self.endpoint.port), PROBE_TIMEOUT_S).close()
+        except OSError:
+            return False  # restarting or out of reach: a takeover leaves the broker up
+        return True
+
     def _on_connect_fail(self, _client, _userdata) -> None:
         # paho calls this inside its `except OSError`: the error says why (refused, no such host, TLS).
         error = sys.exc_info()[1]
+        self.short_sessions = 0  # the broker was gone: what closed the last connection was no takeover
         why = f": {error}" if error else ""
         if isinstance(error, ssl.SSLCertVerificationError):
             why += " (a broker certificate from a private CA: set SSL_CERT_FILE to the CA's PEM file)"

@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 
+from ingest.client import TAKEOVERS_BEFORE_EXIT
 from tests import services
 from tests.ingest.support import (
     IngestProcess,
@@ -76,3 +77,34 @@ def test_a_second_ingester_with_the_same_client_id_makes_one_exit_with_a_clear_m
         first.stop_quietly()
         second.stop_quietly()
     assert "is another client connected with the client id 'same-id'?" in gone.log()
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_lone_ingester_whose_broker_restarts_again_and_again_keeps_running(
+    protocol, mosquitto, sqlite_engine, tmp_path
+):
+    """Each restart closes its connection within seconds of opening it, as a takeover does; it is none."""
+    codes = machine_codes(5)
+    register_fleet(sqlite_engine, "acme", codes)
+    options = {"database_url": str(sqlite_engine.url), "mqtt_url": mosquitto.url, "client_id": "alone"}
+    ingester = ingest_process(tmp_path / "alone", SERVICECAST_MQTT_PROTOCOL=protocol, **options)
+    try:
+        ingester.start()
+        for restarts in range(1, TAKEOVERS_BEFORE_EXIT + 2):
+            mosquitto.restart(down_for=0)  # back at once: its next connection attempt succeeds
+            wait_until(
+                lambda n=restarts: (
+                    ingester.log().count("subscribed to") > n or ingester.process.poll() is not None
+                ),
+                60,
+                f"the ingester back after restart {restarts}",
+            )
+            assert ingester.process.poll() is None, ingester.log()[-3000:]
+        assert suspected_takeovers(ingester) == 0
+        batch = messages("acme", codes, per_machine=20)
+        publish_acked(mosquitto.url, batch, 30)
+        wait_until(lambda: count_rows(sqlite_engine) == len(batch), 60, "every message stored")
+        assert ingester.terminate() == 0, ingester.log()[-2000:]
+    finally:
+        ingester.stop_quietly()
+    assert "another client" not in ingester.log()
