@@ -40,7 +40,11 @@ def row_held(world: World, table, row_id: int, waiters: int) -> Iterator[None]:
         holder.execute(select(table.id).where(table.id == row_id).with_for_update())
         yield
         with world.engine.connect() as watcher:
-            waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            # This database's sessions only: another test's, run beside this one, may wait for a lock too.
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
             for _ in range(600):
                 if watcher.execute(waiting).scalar() >= waiters:
                     break
