@@ -9,15 +9,18 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from alembic.util import CommandError
 from pydantic import ValidationError
-from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from fleet import migrate
-from fleet.db import engine_from_settings
 from fleet.settings import EXIT_BAD_SETTING, Settings, describe_error, get_settings, redact_url
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+# Alembic, the ORM and fleet.db are imported where an engine is opened, not here: `servicecast --help` and
+# `check-config` import this module and need none of them.
 
 log = logging.getLogger(__name__)
 EXIT_ERROR = 1  # the command was refused (e.g. exists already), or its loop ended unasked or got stuck
@@ -52,6 +55,8 @@ def load_settings(*, prog: str = "servicecast") -> Settings:
 
 def ready_engine(settings: Settings) -> Engine:
     """The engine, with migrations applied (every process brings the schema up to date on start)."""
+    from fleet import migrate
+
     engine = open_engine(settings)
     with migration_errors(settings):
         migrate.ensure_schema(engine)
@@ -61,6 +66,10 @@ def ready_engine(settings: Settings) -> Engine:
 @contextmanager
 def migration_errors(settings: Settings) -> Iterator[None]:
     """Alembic's refusal (a revision unknown here, e.g. from a newer servicecast) as one line and exit 1."""
+    from alembic.util import CommandError
+
+    from fleet import migrate
+
     try:
         yield
     except CommandError as exc:
@@ -73,6 +82,8 @@ def migration_errors(settings: Settings) -> Iterator[None]:
 def open_engine(settings: Settings) -> Engine:
     """The engine, connected once: a database that cannot be opened (server down, login refused, not a
     database file, a folder that cannot be made) exits 1 with one line naming it and why, not a traceback."""
+    from fleet.db import engine_from_settings
+
     try:
         engine = engine_from_settings(settings)
         with engine.connect():

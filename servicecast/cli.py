@@ -9,26 +9,12 @@ from typing import Annotated
 
 import typer
 
-from api import policy_cli, routing_cli
-from fleet import audit, errors, machine_types, migrate, registry, telemetry
+from fleet import errors
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, migration_errors, open_engine, ready_engine
-from models import cli as models_cli
-from servicecast import (
-    bridge_cli,
-    broker_cli,
-    catalog_cli,
-    customers_cli,
-    evaluate_cli,
-    history_cli,
-    lifecycle_cli,
-    market_cli,
-    sparkplug_cli,
-    telemetry_cli,
-    types_cli,
-)
-from simulators.cli import simulate_app
+from servicecast import lazy_commands
 
 app = typer.Typer(
+    cls=lazy_commands.LazyGroup,
     help="servicecast: predictive maintenance from MQTT telemetry to service offers.",
     no_args_is_help=True,
     add_completion=False,
@@ -37,25 +23,76 @@ db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 machines_app = typer.Typer(help="Register and list machines.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Inspect and replay quarantined messages.", no_args_is_help=True)
 users_app = typer.Typer(help="API users and their keys.", no_args_is_help=True)
+
+
+# Each mount imports its modules and registers their commands (a module name: its `register(app)`);
+# `lazy_commands` runs it only when one of them runs. The placeholders keep `--help` as it was: the same
+# names in the same order (commands first, then groups, each in registration order) and first help lines.
+def _mount_simulate(part: typer.Typer) -> None:
+    from servicecast import market_cli
+    from simulators.cli import simulate_app
+
+    part.add_typer(simulate_app, name="simulate")
+    market_cli.register(simulate_app)
+
+
+def _mount_customers(part: typer.Typer) -> None:
+    from servicecast import customers_cli, lifecycle_cli
+
+    customers_cli.register(part)
+    lifecycle_cli.register(part, customers_cli.customers_app)
+
+
+def _mount_machines(part: typer.Typer) -> None:
+    from servicecast import broker_cli, history_cli
+
+    part.add_typer(machines_app, name="machines")
+    broker_cli.register(machines_app)
+    history_cli.register(part, machines_app)
+    machines_app.command("add")(machines_add)
+    machines_app.command("list")(machines_list)
+
+
+def _mount_sparkplug(part: typer.Typer) -> None:
+    from servicecast import sparkplug_cli
+
+    part.command("sparkplug")(sparkplug_cli.sparkplug)
+
+
+for _name, _help, _mount in (
+    ("route", "Deliver approved offers from the outbox to the CRM webhook and by e-mail (at least once).",
+     "api.routing_cli"),
+    ("policy", "Open and update alerts, propose offers and escalate overdue alerts from new predictions.",
+     "api.policy_cli"),
+    ("train", "Train one model per machine type; activate it only if it beats the active one on a held-out "
+     "window.", "models.cli"),
+    ("score", "Rescore machines with new telemetry using the active model of their type.", "models.cli"),
+    ("evaluate-cmapss", "Evaluate the C-MAPSS RUL model on a train/test/RUL triple.", "models.cli"),
+    ("evaluate", "Backtest on a seeded simulated fleet (train early, test later) and write report.md + "
+     "backtest.json.", "servicecast.evaluate_cli"),
+    ("sparkplug", "Subscribe to spBv1.0/#, publish STATE, store births and data through the ingest pipeline.",
+     _mount_sparkplug),
+):  # fmt: skip
+    lazy_commands.command(app, _name, help=_help, mount=_mount)
 app.add_typer(db_app, name="db")
-app.add_typer(machines_app, name="machines")
+lazy_commands.group(app, "machines", help=machines_app.info.help, mount=_mount_machines)
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(users_app, name="users")
-app.add_typer(simulate_app, name="simulate")
-market_cli.register(simulate_app)
-customers_cli.register(app)
-routing_cli.register(app)
-policy_cli.register(app)
-models_cli.register(app)
-evaluate_cli.register(app)
-types_cli.register(app)
-catalog_cli.register(app)
-broker_cli.register(machines_app)
-history_cli.register(app, machines_app)
-telemetry_cli.register(app)
-lifecycle_cli.register(app, customers_cli.customers_app)
-bridge_cli.register(app)
-app.command("sparkplug")(sparkplug_cli.sparkplug)
+for _name, _help, _mount in (
+    ("simulate", "Simulate a fleet with known failures (live over MQTT or backfilled), or replay C-MAPSS.",
+     _mount_simulate),
+    ("customers", "Register and list customers (tenants).", _mount_customers),
+    ("models", "Registered model versions.", "models.cli"),
+    ("types", "Machine types as data: sensors, limits, failure modes, codes.", "servicecast.types_cli"),
+    ("catalog", "Service catalog versions: offer types, prices, texts, downtime economics.",
+     "servicecast.catalog_cli"),
+    ("history", "Service history (failures, replacements, maintenance) as labels.", _mount_machines),
+    ("telemetry", "Readings and events from files.", "servicecast.telemetry_cli"),
+    ("retention", "Retention per data class (settings SERVICECAST_RETAIN_*).", _mount_customers),
+    ("rollups", "Telemetry rollups (minute, hour, day).", _mount_customers),
+    ("bridge", "Bridges from machines' own protocols to servicecast.", "servicecast.bridge_cli"),
+):  # fmt: skip
+    lazy_commands.group(app, _name, help=_help, mount=_mount)
 
 
 @app.command("check-config")
@@ -68,6 +105,8 @@ def check_config() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
+    from fleet import migrate
+
     settings = load_settings()
     engine = open_engine(settings)
     with migration_errors(settings):
@@ -78,6 +117,8 @@ def db_upgrade(revision: str = "head") -> None:
 @db_app.command("downgrade")
 def db_downgrade(revision: str) -> None:
     """Step the schema back to REVISION ('base' removes every table)."""
+    from fleet import migrate
+
     settings = load_settings()
     engine = open_engine(settings)
     with migration_errors(settings):
@@ -88,11 +129,12 @@ def db_downgrade(revision: str) -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Show the schema revision of the database and of this code."""
+    from fleet import migrate
+
     engine = open_engine(load_settings())
     typer.echo(f"database: {migrate.current_revision(engine)}  code: {migrate.head_revision()}")
 
 
-@machines_app.command("add")
 def machines_add(
     tenant: str,
     machine: str,
@@ -105,6 +147,8 @@ def machines_add(
     site: Annotated[str | None, typer.Option(help="Site name (created if new).")] = None,
 ) -> None:
     """Register MACHINE (its id in MQTT topics) for customer TENANT."""
+    from fleet import machine_types, registry
+
     try:
         installed_on = date.fromisoformat(installed) if installed else None
     except ValueError:
@@ -132,9 +176,10 @@ def machines_add(
             )
 
 
-@machines_app.command("list")
 def machines_list(tenant: Annotated[str | None, typer.Option(help="Only this customer.")] = None) -> None:
     """List machines."""
+    from fleet import registry
+
     for owner, machine in registry.list_machines(engine=ready_engine(load_settings()), tenant=tenant):
         typer.echo(f"{owner}/{machine.code}\t{machine.machine_type}\t{machine.contract_tier}")
 
@@ -163,6 +208,8 @@ def quarantine_list(
     limit: Annotated[int, typer.Option(help="At most this many rows (0: all).", min=0)] = 100,
 ) -> None:
     """Show quarantined messages with their reasons."""
+    from fleet import telemetry
+
     engine = ready_engine(load_settings())
     rows = telemetry.pending_quarantine(engine, reason=reason, include_replayed=all_rows, limit=limit)
     for row in rows:
@@ -233,6 +280,7 @@ def users_add(
 ) -> None:
     """Create a user and print its API key (shown once, stored hashed)."""
     from api import auth
+    from fleet import audit
 
     try:
         _, token = auth.create_user(
@@ -257,6 +305,7 @@ def users_key(
 ) -> None:
     """Issue another API key for a user."""
     from api import auth
+    from fleet import audit
 
     try:
         engine = ready_engine(load_settings())
@@ -269,6 +318,7 @@ def users_key(
 def users_revoke(name: str) -> None:
     """Revoke every API key of a user."""
     from api import auth
+    from fleet import audit
 
     n = auth.revoke_keys(engine=ready_engine(load_settings()), name=name, by=audit.operator())
     typer.echo(f"revoked {n} key(s) of {name}")
@@ -288,6 +338,7 @@ def users_enable(name: str) -> None:
 
 def _set_disabled(name: str, *, disabled: bool) -> None:
     from api import auth
+    from fleet import audit
 
     try:
         changed = auth.set_disabled(
