@@ -218,7 +218,8 @@ def erase(engine: Engine, *, tenant: str, confirm: str, by: str, archive_url: st
 
 
 def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datetime) -> dict:
-    """Delete the customer's rows, then its archive files; the caller holds the archive lock."""
+    """Delete the customer's rows and its archive files, in one transaction; the caller holds the archive
+    lock."""
     with for_writing(engine).begin() as conn:  # gathers, then deletes: the write lock from BEGIN
         who = _gather(conn, tenant)
         if who is None:
@@ -252,11 +253,17 @@ def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datet
         }
         receipt = {"pseudonym": who.pseudonym, "at": now, "by": by, "counts": counts, "kept": kept}
         conn.execute(ErasureReceipt.__table__.insert().values(**receipt))
-    where = archive.location(archive_url)  # after the commit: registrations are gone, files follow
+        # The files go before the commit: a crash or a storage error until then rolls the rows back, the
+        # customer stays (with fewer files), and `customers erase` again finishes; a receipt means no file.
+        _remove_files(archive.location(archive_url), files, tenant)
+    return receipt
+
+
+def _remove_files(where: archive.Location, files: list[str], tenant: str) -> None:
+    """Remove the customer's registered archive files and its folder; files already gone are skipped."""
     for path in files:
         if where.fs.exists(where.path(path)):
             where.fs.rm(where.path(path))
     tenant_dir = where.path(f"tenant={tenant}")
     if where.fs.exists(tenant_dir):
         where.fs.rm(tenant_dir, recursive=True)
-    return receipt
