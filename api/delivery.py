@@ -6,6 +6,7 @@ loggable reason; retry and bookkeeping live in `api.routing`.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import smtplib
@@ -48,6 +49,42 @@ class Gone(DeliveryError):
     """The receiver answered 410 Gone: its endpoint is deleted, and it asks not to be sent to again."""
 
     final = True
+
+
+# A host name → its addresses (IP literals); OSError when it has none.
+Resolve = Callable[[str], list[str]]
+
+
+def system_resolve(host: str) -> list[str]:
+    """The addresses the system's resolver (getaddrinfo) gives for `host`."""
+    return [str(sockaddr[0]) for *_, sockaddr in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
+
+
+def addresses(host: str, *, within_s: float, resolve: Resolve = system_resolve) -> list[str]:
+    """`host`'s addresses (an IP literal is its own); `DeliveryError` when it has none or the resolver has
+    not answered within `within_s` (its thread is left to end when the resolver gives up)."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    answer: list[list[str] | Exception] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            answer.append(resolve(host))
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is the reason the name has no address
+            answer.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name=f"resolve {host}", daemon=True).start()
+    if not done.wait(within_s):
+        raise DeliveryError(f"cannot resolve {host}: no answer within {within_s:g} s"[:500])
+    found = answer[0]
+    if isinstance(found, Exception) or not found:
+        raise DeliveryError(f"cannot resolve {host}: {found or 'no address'}"[:500])
+    return found
 
 
 def event_body(event: dict) -> str:
@@ -230,8 +267,11 @@ def render_email(*, event: dict, mail_from: str, mail_to: str, public_url: str) 
     return msg
 
 
-def send_email(*, smtp_url: str, timeout_s: float, message: EmailMessage) -> str | None:
-    """Send over SMTP (`smtp://`, `smtp://…?starttls=1` or `smtps://`, optional user:password).
+def send_email(
+    *, smtp_url: str, timeout_s: float, message: EmailMessage, resolve: Resolve = system_resolve
+) -> str | None:
+    """Send over SMTP (`smtp://`, `smtp://…?starttls=1` or `smtps://`, optional user:password); the server's
+    name is resolved by `addresses` within `timeout_s`.
 
     Returns None, or which recipients the server refused while it took the others: the message went out,
     and sending it again would repeat it to everyone who has it.
@@ -242,9 +282,9 @@ def send_email(*, smtp_url: str, timeout_s: float, message: EmailMessage) -> str
     deadline = _Deadline(ATTEMPT_TIMEOUTS * timeout_s)
     try:
         if parts.scheme == "smtps":
-            client = smtplib.SMTP_SSL(timeout=timeout_s, context=ssl.create_default_context())
+            client = _SmtpSsl(resolve, timeout=timeout_s, context=ssl.create_default_context())
         else:
-            client = smtplib.SMTP(timeout=timeout_s)
+            client = _Smtp(resolve, timeout=timeout_s)
         deadline.arm(lambda: getattr(client, "sock", None))  # STARTTLS replaces the socket
         with client:
             client.connect(parts.hostname, parts.port or (465 if parts.scheme == "smtps" else 25))
@@ -265,6 +305,31 @@ def send_email(*, smtp_url: str, timeout_s: float, message: EmailMessage) -> str
         f"{to} ({code} {one_line(text.decode(errors='replace'))})" for to, (code, text) in refused.items()
     )
     return f"SMTP server refused {said}"[:500]
+
+
+class _Smtp(smtplib.SMTP):
+    """smtplib's client, connecting to the addresses `addresses` gives (TLS still checks the host name)."""
+
+    def __init__(self, resolve: Resolve, **kwargs: object) -> None:
+        self.resolve = resolve
+        super().__init__(**kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        found = addresses(host, within_s=timeout, resolve=self.resolve)
+        for address in found[:-1]:
+            try:
+                return socket.create_connection((address, port), timeout, self.source_address)
+            except OSError:
+                continue  # nothing was sent: the next address may answer
+        return socket.create_connection((found[-1], port), timeout, self.source_address)
+
+
+class _SmtpSsl(smtplib.SMTP_SSL, _Smtp):
+    """`_Smtp` over TLS from the start (smtps://): SMTP_SSL wraps the socket `_Smtp` connects."""
+
+    def __init__(self, resolve: Resolve, **kwargs: object) -> None:
+        self.resolve = resolve
+        smtplib.SMTP_SSL.__init__(self, **kwargs)
 
 
 def smtp_url_problem(smtp_url: str) -> str | None:

@@ -5,16 +5,12 @@ network; unchecked, that reaches the router's own host, the cloud's metadata ser
 the private network (server-side request forgery). The check runs at send time on every address the host
 name resolves to, and again on the address the connection reached (a name may resolve anew meanwhile).
 
-Every name a delivery connects to is resolved here, within the connect timeout: getaddrinfo has no deadline
-of its own, and one receiver's hanging resolver would hold the router, every other row waiting.
+Every name a webhook delivery connects to is resolved by `delivery.addresses`, within the connect timeout.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
-import threading
-from collections.abc import Callable
 
 import httpcore
 import httpx
@@ -23,50 +19,16 @@ from api import delivery
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 SETTING = "SERVICECAST_WEBHOOK_ALLOW_NETWORKS"
-# A host name → its addresses (IP literals); OSError when it has none.
-Resolve = Callable[[str], list[str]]
-
-
-def system_resolve(host: str) -> list[str]:
-    """The addresses the system's resolver (getaddrinfo) gives for `host`."""
-    return [str(sockaddr[0]) for *_, sockaddr in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
-
-
-def addresses(host: str, *, within_s: float, resolve: Resolve = system_resolve) -> list[str]:
-    """`host`'s addresses (an IP literal is its own); `DeliveryError` when it has none or the resolver has
-    not answered within `within_s` (its thread is left to end when the resolver gives up)."""
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    answer: list[list[str] | Exception] = []
-    done = threading.Event()
-
-    def look_up() -> None:
-        try:
-            answer.append(resolve(host))
-        except Exception as exc:  # noqa: BLE001 - whatever it is, it is the reason the name has no address
-            answer.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=look_up, name=f"resolve {host}", daemon=True).start()
-    if not done.wait(within_s):
-        raise delivery.DeliveryError(f"cannot resolve {host}: no answer within {within_s:g} s"[:500])
-    found = answer[0]
-    if isinstance(found, Exception) or not found:
-        raise delivery.DeliveryError(f"cannot resolve {host}: {found or 'no address'}"[:500])
-    return found
 
 
 class _Backend(httpcore.SyncBackend):
     """httpcore's TCP connect with the name resolved by `addresses`, each address tried in turn."""
 
-    def __init__(self, resolve: Resolve) -> None:
+    def __init__(self, resolve: delivery.Resolve) -> None:
         self.resolve = resolve
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # noqa: ANN001, ANN201
-        found = addresses(host, within_s=timeout or delivery.RESOLVE_S, resolve=self.resolve)
+        found = delivery.addresses(host, within_s=timeout or delivery.RESOLVE_S, resolve=self.resolve)
         for address in found[:-1]:
             try:
                 return super().connect_tcp(address, port, timeout, local_address, socket_options)
@@ -75,7 +37,7 @@ class _Backend(httpcore.SyncBackend):
         return super().connect_tcp(found[-1], port, timeout, local_address, socket_options)
 
 
-def client(*, timeout_s: float, resolve: Resolve = system_resolve) -> httpx.Client:
+def client(*, timeout_s: float, resolve: delivery.Resolve = delivery.system_resolve) -> httpx.Client:
     """The router's HTTP client: redirects not followed, a fresh connection per attempt (its deadline is
     armed when it connects), names resolved within `timeout_s`; the environment's proxies still apply."""
     no_reuse = httpx.Limits(max_keepalive_connections=0)
@@ -112,7 +74,7 @@ class Policy:
         return None if kind is None else f"a {kind} address"
 
     def guard(
-        self, url: str | None, *, within_s: float, resolve: Resolve = system_resolve
+        self, url: str | None, *, within_s: float, resolve: delivery.Resolve = delivery.system_resolve
     ) -> delivery.PeerCheck | None:
         """Raise `Refused` if any address `url`'s host resolves to (within `within_s`) is refused; else the
         check of the address the connection reaches (None when the admin allowed the host, or the URL fails
@@ -123,7 +85,7 @@ class Policy:
             return None  # the attempt fails with the reason
         if not host or self.host_allowed(host):
             return None
-        for address in addresses(host, within_s=within_s, resolve=resolve):
+        for address in delivery.addresses(host, within_s=within_s, resolve=resolve):
             if problem := self.problem(address):
                 said = f"{host} is" if address == host else f"{host} resolves to {address},"
                 raise Refused(f"refused: {said} {problem}, not allowed by {SETTING}"[:500])

@@ -108,7 +108,7 @@ def deliver_due(
     stop: threading.Event | None = None,
     rng: random.Random | None = None,
     holds: Holds | None = None,
-    resolve: egress.Resolve = egress.system_resolve,
+    resolve: delivery.Resolve = delivery.system_resolve,
 ) -> RouteReport:
     """Claim and deliver up to `limit` due rows (pending, `next_attempt_at <= now`), one attempt each.
 
@@ -286,7 +286,7 @@ def _cancel_reason(
     return None
 
 
-def _send(claim: Claim, *, settings: Settings, client: httpx.Client, resolve: egress.Resolve) -> str | None:
+def _send(claim: Claim, *, settings: Settings, client: httpx.Client, resolve: delivery.Resolve) -> str | None:
     """Deliver one claim; returns what went partly wrong though it was delivered, or None."""
     if claim.destination.startswith(notifications.PREFIX + "webhook"):
         rules = egress.Policy(settings.webhook_allow_networks)
@@ -304,7 +304,7 @@ def _send(claim: Claim, *, settings: Settings, client: httpx.Client, resolve: eg
             message_id=delivery.message_id(f"{claim.event_id}.{claim.destination}", settings.public_url),
         )
         return delivery.send_email(
-            smtp_url=settings.smtp_url, timeout_s=settings.route_timeout_s, message=message
+            smtp_url=settings.smtp_url, timeout_s=settings.route_timeout_s, message=message, resolve=resolve
         )
     elif claim.destination == "webhook":
         if not settings.webhook_url or settings.webhook_secret is None:
@@ -325,7 +325,7 @@ def _send(claim: Claim, *, settings: Settings, client: httpx.Client, resolve: eg
             public_url=settings.public_url,
         )
         return delivery.send_email(
-            smtp_url=settings.smtp_url, timeout_s=settings.route_timeout_s, message=message
+            smtp_url=settings.smtp_url, timeout_s=settings.route_timeout_s, message=message, resolve=resolve
         )
     else:
         raise delivery.DeliveryError(f"unknown destination {claim.destination!r}")

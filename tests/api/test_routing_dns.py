@@ -14,7 +14,7 @@ from api import policy, routing
 from api.app import API_PREFIX
 from fleet.db import session
 from fleet.tables import NotificationSubscription, OutboxMessage, utcnow
-from tests.api.routing_support import SECRET, WebhookReceiver, approved_offers, settings_for
+from tests.api.routing_support import SECRET, SmtpSink, WebhookReceiver, approved_offers, settings_for
 from tests.api.support import add_prediction, build_world
 from tests.sales.test_notifications import IncomingWebhook
 
@@ -125,3 +125,29 @@ def test_a_notification_webhook_whose_resolver_hangs_does_not_hold_the_others(
         "cannot resolve hooks.hang.test: no answer within 1 s",
     )
     assert rows[f"http://hooks.test:{port}/hooks/abc"].status == "delivered"
+
+
+def test_an_smtp_server_name_whose_resolver_hangs_is_retried_and_mailed_once_it_answers(
+    engine: Engine, resolver: Resolver
+) -> None:
+    sink = SmtpSink()
+    sink.controller.start()
+    try:
+        settings = settings_for(
+            smtp_url=f"smtp://mx.hang.test:{sink.port}", mail_to="crm@oem.example", route_timeout_s=1.0
+        )
+        approved_offers(engine, settings)
+
+        report = _pass(engine, settings, resolver)
+        with session(engine) as sess:
+            [row] = sess.scalars(select(OutboxMessage)).all()
+        resolver.hanging = False
+        again = _pass(engine, settings, resolver, now=utcnow() + timedelta(hours=1))
+    finally:
+        sink.controller.stop()
+
+    assert report.retried == 1 and (row.status, row.last_error) == (
+        "pending",
+        "cannot resolve mx.hang.test: no answer within 1 s",
+    )
+    assert again.delivered == 1 and len(sink.messages) == 1
