@@ -156,20 +156,20 @@ def fleet(
     run = simulate(config)
     typer.echo(f"fleet: {machines} machines, {config.steps:,} steps of {step_seconds} s, seed {seed}")
     if backfill:
-        with (
-            bootstrap.engine_for(settings) as engine,
-            _progress(machines * config.steps, "backfill") as progress,
-        ):
-            typer.echo(simulated_types.apply_to_store(engine, audit.operator()))
-            try:
+        try:  # from opening the database on: a start that waits (migrating, under load) is Ctrl-C'd too
+            with (
+                bootstrap.engine_for(settings) as engine,
+                _progress(machines * config.steps, "backfill") as progress,
+            ):
+                typer.echo(simulated_types.apply_to_store(engine, audit.operator()))
                 report = backfill_mod.backfill(run, engine, progress=progress)
-            except KeyboardInterrupt:
-                raise bootstrap.fail(
-                    "interrupted: every chunk written so far is stored whole; the same command again "
-                    "stores only the rest",
-                    code=bootstrap.EXIT_INTERRUPTED,
-                    prog=PROG,
-                ) from None
+        except KeyboardInterrupt:
+            raise bootstrap.fail(
+                "interrupted: every chunk written so far is stored whole; the same command again "
+                "stores only the rest",
+                code=bootstrap.EXIT_INTERRUPTED,
+                prog=PROG,
+            ) from None
         typer.echo(
             f"backfill: {report.rows:,} rows ({report.readings:,} readings), {report.stored:,} new, "
             f"in {report.seconds:.1f} s: {report.rows_per_s:,.0f} rows/s, "

@@ -10,12 +10,13 @@ import sys
 import threading
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
-from fleet import machine_types
+from fleet import machine_types, migrate
 from fleet.db import make_engine
 from fleet.settings import get_settings
 from servicecast.cli import app  # mounts `simulate market` too
@@ -258,3 +259,35 @@ def test_ctrl_c_in_live_mode_says_in_one_line_what_was_sent_and_acknowledged(tmp
         publisher.kill()
         watcher.loop_stop()
         watcher.disconnect()
+
+
+@pytest.mark.postgres
+def test_ctrl_c_before_the_first_chunk_of_a_backfill_says_so_in_one_line(postgres_url):
+    """SIGINT while the backfill waits for another process's migration lock, before it stores anything."""
+    holder = make_engine(postgres_url)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
+    args = ["simulate", "fleet", "--machines", "6", "--days", "1", "--backfill"]
+    try:
+        with holder.connect() as lock:
+            lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": migrate.PG_MIGRATION_LOCK})
+            lock.commit()
+            backfill = subprocess.Popen(
+                [sys.executable, "-m", "servicecast", *args],
+                cwd=REPO,
+                env={**clean, "SERVICECAST_DATABASE_URL": postgres_url},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                wait_until(lambda: lock.scalar(waiting) > 0, 120, "the backfill waiting to migrate")
+                backfill.send_signal(signal.SIGINT)
+                _, stderr = backfill.communicate(timeout=60)
+            finally:
+                backfill.kill()
+    finally:
+        holder.dispose()
+    assert backfill.returncode == 130, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted" in lines[0] and "again" in lines[0], stderr
