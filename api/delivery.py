@@ -315,6 +315,9 @@ class _Smtp(smtplib.SMTP):
         super().__init__(**kwargs)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # The name TLS checks the certificate against (smtps and STARTTLS): smtplib sets it only when the
+        # host is given to the constructor, which connects at once, and without it no TLS mail was sent.
+        self._host = host
         found = addresses(host, within_s=timeout, resolve=self.resolve)
         for address in found[:-1]:
             try:
