@@ -96,7 +96,13 @@ def open_engine(settings: Settings) -> Engine:
 def database_failure(settings: Settings, exc: Exception, *, doing: str) -> SystemExit:
     """`cannot DOING the database SERVICECAST_DATABASE_URL=…: why` as one line; the exit 1 to raise."""
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    return fail(f"cannot {doing} the database {database_setting(settings)}: {reason}", code=EXIT_ERROR)
+    line = f"cannot {doing} the database {database_setting(settings)}: {reason}"
+    return fail(with_notes(line, exc), code=EXIT_ERROR)
+
+
+def with_notes(line: str, exc: BaseException) -> str:
+    """`line`, then the notes added to `exc` on its way up (e.g. which retention steps were done)."""
+    return "; ".join([line, *getattr(exc, "__notes__", ())])
 
 
 def database_setting(settings: Settings) -> str:

@@ -39,6 +39,18 @@ class Plan:
     now: datetime
     dry_run: bool
     steps: list[Step] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)  # steps finished (committed), in order
+
+    def stopped(self, names: list[str]) -> str:
+        """Which of the run's steps `names` were done and which not, and how to finish: one line."""
+        left = [n for n in names if n not in self.done]
+        if left:
+            left[0] = f"{left[0]} (where it stopped)"
+        done, not_done = ", ".join(self.done) or "none", ", ".join(left) or "none"
+        return (
+            f"retention steps done: {done}; not done: {not_done}; `servicecast retention run` again does "
+            "them (a done step only finds what passed its cutoff since)"
+        )
 
 
 def _classes(settings: Settings) -> list[tuple[str, float | None, type, ColumnElement, list]]:
@@ -55,8 +67,20 @@ def _classes(settings: Settings) -> list[tuple[str, float | None, type, ColumnEl
 
 
 def run(engine: Engine, *, settings: Settings, now: datetime, dry_run: bool = False) -> Plan:
-    """Apply (or, dry, count) every data class's retention as of `now`."""
+    """Apply (or, dry, count) every data class's retention as of `now`. Each step commits on its own: an
+    error carries a note naming the steps done and not done, and a rerun does the rest."""
     plan = Plan(now=now, dry_run=dry_run)
+    try:
+        _run(engine, settings=settings, plan=plan)
+    except Exception as exc:
+        names = ["telemetry_hot", *(name for name, days, *_ in _classes(settings) if days is not None)]
+        exc.add_note(plan.stopped(names))
+        raise
+    return plan
+
+
+def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
+    now, dry_run = plan.now, plan.dry_run
     hot_cutoff = now - timedelta(days=settings.hot_days)
     with engine.connect() as conn:
         hot = conn.scalar(select(func.count()).select_from(Telemetry).where(Telemetry.ts < hot_cutoff)) or 0
@@ -66,6 +90,7 @@ def run(engine: Engine, *, settings: Settings, now: datetime, dry_run: bool = Fa
     if not dry_run and hot:
         rollups.refresh(engine, archive_url=settings.archive_url)
         archive.run(engine, url=settings.archive_url, before=hot_cutoff)
+    plan.done.append("telemetry_hot")
     # Each class is counted, then deleted: on SQLite that transaction must hold the write lock from BEGIN.
     deleter = engine if dry_run else for_writing(engine)
     for name, days, table, column, extra in _classes(settings):
@@ -81,7 +106,7 @@ def run(engine: Engine, *, settings: Settings, now: datetime, dry_run: bool = Fa
             for path in paths:
                 if where_files.fs.exists(where_files.path(path)):
                     where_files.fs.rm(where_files.path(path))
-    return plan
+        plan.done.append(name)
 
 
 def _delete(

@@ -12,7 +12,15 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from fleet import audit, erasure, errors, export, retention, rollups
-from fleet.bootstrap import EXIT_ERROR, EXIT_INTERRUPTED, database_errors, fail, load_settings, ready_engine
+from fleet.bootstrap import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    database_errors,
+    fail,
+    load_settings,
+    ready_engine,
+    with_notes,
+)
 
 retention_app = typer.Typer(
     help="Retention per data class (settings SERVICECAST_RETAIN_*).", no_args_is_help=True
@@ -35,12 +43,14 @@ def retention_run(
     """Archive hot telemetry past SERVICECAST_HOT_DAYS and delete what is past each class's days."""
     settings = load_settings()
     try:
-        with database_errors(settings, doing="run retention in"):  # each step done so far stays done
+        with database_errors(settings, doing="run retention in"):  # the line names the steps done
             plan = retention.run(
                 ready_engine(settings), settings=settings, now=datetime.now(UTC), dry_run=dry_run
             )
-    except errors.ArchiveUnreadable as exc:  # the rollup refresh of a late row's archived hour
-        raise fail(_why(exc), code=EXIT_ERROR) from None
+    # The rollup refresh of a late row's archived hour, or the archive's storage (full, not writable):
+    # one line, with the steps done and not done.
+    except (errors.ArchiveUnreadable, OSError) as exc:
+        raise fail(with_notes(_why(exc), exc), code=EXIT_ERROR) from None
     verb = "would" if dry_run else "did"
     for step in plan.steps:
         typer.echo(

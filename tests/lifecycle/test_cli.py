@@ -116,3 +116,73 @@ def test_a_database_that_refuses_a_connection_mid_command_ends_erase_with_one_li
         with engine.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(Customer)) == 1
             assert conn.scalar(select(func.count()).select_from(Telemetry)) == 300
+
+
+_KEEP_QUARANTINE = {  # a database that refuses to delete quarantined rows (a DBA's rule), as its error
+    "sqlite": [
+        "CREATE TRIGGER keep_quarantine BEFORE DELETE ON quarantine "
+        "BEGIN SELECT RAISE(ABORT, 'quarantine is kept for an investigation'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION keep_quarantine() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'quarantine is kept for an investigation'; END $$",
+        "CREATE TRIGGER keep_quarantine BEFORE DELETE ON quarantine "
+        "FOR EACH ROW EXECUTE FUNCTION keep_quarantine()",
+    ],
+}
+
+
+def test_a_retention_run_that_fails_part_way_names_the_steps_done_and_a_rerun_finishes(
+    engine, database_url, tmp_path
+):
+    ids = support.register(engine, "acme", ["p1"])
+    support.write(engine, support.rows(ids["p1"], seqs=range(0, 300), step_s=600.0))
+    support.quarantine_daily(engine, support.START, 3)
+    with engine.begin() as conn:
+        for statement in _KEEP_QUARANTINE[engine.dialect.name]:
+            conn.execute(text(statement))
+    env = {
+        "SERVICECAST_DATABASE_URL": database_url,
+        "SERVICECAST_ARCHIVE_URL": str(tmp_path / "archive"),
+        "SERVICECAST_RETAIN_QUARANTINE_DAYS": "7",
+    }
+
+    failed = run_cli("retention", "run", **env)
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed.stderr
+    assert failed.stderr.startswith("servicecast: cannot run retention in the database SERVICECAST_")
+    assert "quarantine is kept for an investigation" in failed.stderr
+    assert (
+        "; retention steps done: telemetry_hot, rollup_minute, rollup_hour; "
+        "not done: quarantine (where it stopped), predictions; `servicecast retention run` again does them"
+    ) in failed.stderr
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Telemetry)) == 0  # archived: stays done
+
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "DROP TRIGGER keep_quarantine" + (" ON quarantine" if engine.dialect.name != "sqlite" else "")
+            )
+        )
+    rerun = run_cli("retention", "run", **env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "telemetry_hot: did archive 0" in rerun.stdout and "quarantine: did delete 3" in rerun.stdout
+
+
+def test_an_archive_that_cannot_be_written_stops_retention_with_one_line_naming_the_steps(
+    sqlite_engine, tmp_path
+):
+    ids = support.register(sqlite_engine, "acme", ["p1"])
+    support.write(sqlite_engine, support.rows(ids["p1"], seqs=range(0, 300), step_s=600.0))
+    (tmp_path / "a-file").write_text("")
+    env = {
+        "SERVICECAST_DATABASE_URL": str(sqlite_engine.url),
+        "SERVICECAST_ARCHIVE_URL": str(tmp_path / "a-file" / "archive"),  # a folder under a file
+    }
+    out = run_cli("retention", "run", **env)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith("servicecast: [Errno 20] Not a directory: ")
+    assert (
+        "; retention steps done: none; not done: telemetry_hot (where it stopped), rollup_minute"
+        in out.stderr
+    )
