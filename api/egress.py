@@ -66,8 +66,8 @@ class Policy:
     def problem(self, address: str) -> str | None:
         """Why the router must not connect to `address` (an IP literal): 'a loopback address', …; or None."""
         ip = ipaddress.ip_address(address)
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+        if isinstance(ip, ipaddress.IPv6Address) and (inner := ip.ipv4_mapped or ip.sixtofour) is not None:
+            ip = inner  # ::ffff:127.0.0.1 is 127.0.0.1; 6to4's 2002:7f00:1:: is carried to it too
         if any(ip in network for network in self.networks):
             return None
         kind = _kind(ip)

@@ -25,6 +25,8 @@ REFUSED_LITERALS = [
     "http://10.20.30.40/hooks",
     "http://0.0.0.0:9/hooks",
     "http://[::ffff:127.0.0.1]:9/hooks",
+    "http://[2002:7f00:1::1]:9/hooks",  # 6to4: IPv6 packets carried to the IPv4 address inside, 127.0.0.1
+    "http://[2002:a9fe:a9fe::]/latest/meta-data/",  # 6to4 of 169.254.169.254
 ]
 
 
