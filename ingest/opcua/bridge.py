@@ -279,7 +279,11 @@ async def connect(access: ServerAccess) -> Client:
     """
     delay = 1.0
     while True:
-        client = Client(access.endpoint, timeout=access.timeout_s, auto_reconnect=True)
+        # asyncua probes the server every `watchdog_intervall` s and drops the connection when an answer takes
+        # longer than that: its 1 s default dropped a server that was only busy (a loaded machine), in the
+        # middle of subscribing. The probe gets the time any request gets.
+        wait = access.timeout_s
+        client = Client(access.endpoint, timeout=wait, watchdog_intervall=wait, auto_reconnect=True)
         client.application_uri = access.application_uri
         if access.username:
             client.set_user(access.username)

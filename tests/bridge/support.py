@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,11 +60,14 @@ def secured_broker(engine: Engine, workdir: Path) -> Broker:
     )
 
 
+STALL_S = 3.0  # a loaded machine's server: longer than asyncua's own 1 s probe, shorter than a request's 10 s
+
+
 def interrupt(server: MachineServer, at: str, how: str) -> list[str]:
     """Once, on the server's own loop, when the bridge first reaches `at` of its start-up ("map check": the
     first node it checks, "alarm subscription": the alarm's monitored item), do `how`: "drop" closes the
-    server's side of every connection, "end session" ends the bridge's session and keeps the connection.
-    What fired is listed in the list returned."""
+    server's side of every connection, "end session" ends the bridge's session and keeps the connection,
+    "stall" keeps the server's loop busy for STALL_S. What fired is listed in the list returned."""
     fired: list[str] = []
 
     def reached(request: object) -> bool:
@@ -80,9 +84,11 @@ def interrupt(server: MachineServer, at: str, how: str) -> list[str]:
         if how == "drop":
             for transport in list(server.server.iserver.asyncio_transports):
                 transport.close()
-        else:
+        elif how == "end session":
             for connection in list(server.server.bserver.clients):
                 await connection.processor.session.close_session(True)
+        else:
+            time.sleep(STALL_S)  # blocks the loop as a starved process would
 
     kind = CallbackType.PreRead if at == "map check" else CallbackType.ItemSubscriptionCreated
     server.server.subscribe_server_callback(kind, act)

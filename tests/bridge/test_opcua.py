@@ -156,6 +156,20 @@ def test_a_connection_lost_while_subscribing_is_retried_and_loses_and_duplicates
     assert "Traceback" not in bridge.log()
 
 
+def test_a_server_too_busy_to_answer_for_3_s_while_the_bridge_subscribes_is_waited_for(
+    machine: MachineServer, ingester, engine: Engine, bridge: BridgeProcess
+) -> None:
+    # A loaded machine (or CI runner): the server answers late but within the bridge's 10 s request timeout.
+    fired = interrupt(machine, "alarm subscription", "stall")
+    bridge.start()
+    assert fired
+    machine.step(3)
+    wait_until(lambda: all_stored_once(machine, engine), 30, "every change in the store")
+    assert bridge.terminate() == 0
+    assert_each_change_once(machine, engine)
+    assert "while subscribing" not in bridge.log()
+
+
 def buffered(bridge: BridgeProcess) -> int:
     """Messages waiting in the bridge's buffer file."""
     with sqlite3.connect(bridge.workdir / "bridge-buffer.db") as db:
