@@ -373,11 +373,17 @@ def _read_table(where: Location, relative: str, filters: list) -> pa.Table:
 
 
 def check_readable(conn: Connection, *, customer_id: int, url: str) -> None:
-    """ArchiveUnreadable unless every registered file of the customer opens (its Parquet footer is read)."""
+    """ArchiveUnreadable unless every registered file of the customer reads whole: each row group is
+    decoded (a damaged column chunk behind a sound footer fails here) and the rows add up to those
+    registered. One row group in memory at a time."""
     where = location(url)
-    for relative in conn.scalars(select(ArchiveFile.path).where(ArchiveFile.customer_id == customer_id)):
-        with _reading(where, relative):
-            pq.read_metadata(where.path(relative), filesystem=where.fs)
+    query = select(ArchiveFile.path, ArchiveFile.rows).where(ArchiveFile.customer_id == customer_id)
+    for relative, registered in conn.execute(query):
+        with _reading(where, relative), where.fs.open(where.path(relative), "rb") as raw:
+            parquet = pq.ParquetFile(raw)
+            rows = sum(parquet.read_row_group(i).num_rows for i in range(parquet.num_row_groups))
+            if rows != registered:
+                raise OSError(f"it holds {rows} rows, {registered} were archived into it")
 
 
 @contextmanager
