@@ -130,4 +130,8 @@ async def _run(
         raise fail(
             f"the OPC UA server at {access.endpoint} refused the bridge: {exc}", code=EXIT_ERROR
         ) from None
+    except OSError as exc:
+        if exc.filename is None:  # the server away is retried inside; this is something else
+            raise
+        raise fail(f"cannot read {exc.filename}: {exc.strerror}") from None
     return EXIT_ERROR

@@ -62,7 +62,16 @@ def lost(exc: BaseException) -> bool:
     """Whether this error means the server went away (or cannot serve us now), so trying again may work."""
     if isinstance(exc, ua.UaStatusCodeError):
         return exc.code in LOST
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return False  # a file the bridge cannot read (a certificate or key of --security)
     return isinstance(exc, OSError | TimeoutError)
+
+
+def _warn_lost(exc: Exception, what: str, then: str, delay: float) -> None:
+    """One warning line for a server that went away (see `lost`); any other error is raised again."""
+    if not lost(exc):
+        raise exc
+    log.warning("%s (%s); %s in %.0f s", what, exc or type(exc).__name__, then, delay)
 
 
 @dataclass(frozen=True)
@@ -294,14 +303,7 @@ async def connect(access: ServerAccess) -> Client:
             await client.connect()
             return client
         except (OSError, TimeoutError, ua.UaStatusCodeError) as exc:
-            if not lost(exc):
-                raise
-            log.warning(
-                "cannot reach the OPC UA server at %s (%s); retrying in %.0f s",
-                access.endpoint,
-                exc or type(exc).__name__,
-                delay,
-            )
+            _warn_lost(exc, f"cannot reach the OPC UA server at {access.endpoint}", "retrying", delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, RETRY_MAX_S)
 
@@ -415,15 +417,9 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
             try:
                 resolved = await _subscribe(client, mapping, buffer, publisher)
             except (OSError, TimeoutError, ua.UaStatusCodeError) as exc:
-                if not lost(exc):
-                    raise
+                lost_at = f"lost the OPC UA server at {access.endpoint} while subscribing"
+                _warn_lost(exc, lost_at, "connecting again", delay)
                 # As a loss once bridging: this client (and what it subscribed) goes, a new one starts over.
-                log.warning(
-                    "lost the OPC UA server at %s while subscribing (%s); connecting again in %.0f s",
-                    access.endpoint,
-                    exc or type(exc).__name__,
-                    delay,
-                )
                 await _goodbye(client, access.endpoint)
                 client = None
                 await asyncio.wait({sender}, timeout=delay)

@@ -160,26 +160,55 @@ def test_user_and_password_log_in(mosquitto: services.Mosquitto, tmp_path) -> No
     assert event["identification"]["serial_number"] == "SN-4711"
 
 
+def certificate(tmp_path: Path, name: str, uri: str, use) -> tuple[str, str]:  # noqa: ANN001
+    """A self-signed certificate (DER) and its key (PEM) in tmp_path: (certificate, key)."""
+    key, cert = tmp_path / f"{name}-key.pem", tmp_path / f"{name}-cert.der"
+    asyncio.run(cert_gen.setup_self_signed_certificate(key, cert, uri, socket.gethostname(), [use], {}))
+    return str(cert), str(key)
+
+
+def secured_machine(tmp_path: Path) -> tuple[MachineServer, str]:
+    """The press accepting only Basic256Sha256 SignAndEncrypt, not started; and its certificate."""
+    server_cert, server_key = certificate(
+        tmp_path, "server", "urn:servicecast:example:press", ExtendedKeyUsageOID.SERVER_AUTH
+    )
+    return MachineServer(port=services.free_port(), security=(server_cert, server_key)), server_cert
+
+
 @pytest.mark.mosquitto
 def test_basic256sha256_sign_and_encrypt(mosquitto: services.Mosquitto, tmp_path) -> None:
-    def certificate(name: str, uri: str, use) -> tuple[str, str]:  # noqa: ANN001
-        key, cert = tmp_path / f"{name}-key.pem", tmp_path / f"{name}-cert.der"
-        asyncio.run(cert_gen.setup_self_signed_certificate(key, cert, uri, socket.gethostname(), [use], {}))
-        return str(cert), str(key)
-
-    server_cert, server_key = certificate(
-        "server", "urn:servicecast:example:press", ExtendedKeyUsageOID.SERVER_AUTH
-    )
+    server, server_cert = secured_machine(tmp_path)
     client_cert, client_key = certificate(
-        "client", "urn:servicecast:opcua-bridge", ExtendedKeyUsageOID.CLIENT_AUTH
+        tmp_path, "client", "urn:servicecast:opcua-bridge", ExtendedKeyUsageOID.CLIENT_AUTH
     )
-    server = MachineServer(port=services.free_port(), security=(server_cert, server_key)).start()
+    server.start()
     try:
         security = f"Basic256Sha256,SignAndEncrypt,{client_cert},{client_key},{server_cert}"
         event = published_events(mosquitto, server, tmp_path, "--security", security)
     finally:
         server.stop()
     assert event["identification"]["manufacturer"] == "Example Presses GmbH"
+
+
+def test_a_security_key_file_that_is_missing_stops_the_bridge_naming_it(tmp_path) -> None:
+    # A typo in --security is no server away: retrying ('cannot reach the OPC UA server') cannot fix it.
+    server, server_cert = secured_machine(tmp_path)
+    client_cert, _ = certificate(
+        tmp_path, "client", "urn:servicecast:opcua-bridge", ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    missing = tmp_path / "no-such-key.pem"
+    server.start()
+    try:
+        security = f"Basic256Sha256,SignAndEncrypt,{client_cert},{missing},{server_cert}"
+        result = run_bridge(server, EXAMPLE_MAP, tmp_path, "--security", security)
+    finally:
+        server.stop()
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == f"servicecast: cannot read {missing}: No such file or directory"
+    )
+    assert "cannot reach the OPC UA server" not in result.stderr
 
 
 def test_a_broker_that_refuses_the_bridge_stops_it_while_the_opcua_server_is_unreachable(tmp_path) -> None:
