@@ -46,6 +46,13 @@ def suspected_takeovers(ingester: IngestProcess) -> float:
     raise AssertionError("no servicecast_ingest_suspected_takeovers_total in /metrics")
 
 
+def stores_what_is_published(mqtt_url: str, engine, codes: list[str]) -> None:  # noqa: ANN001
+    """Publish 40 messages per machine of acme and wait until every one is stored."""
+    batch = messages("acme", codes, per_machine=40)
+    publish_acked(mqtt_url, batch, 30)
+    wait_until(lambda: count_rows(engine) == len(batch), 60, "every message stored")
+
+
 def test_a_second_ingester_with_the_same_client_id_makes_one_exit_with_a_clear_message(
     mosquitto, sqlite_engine, tmp_path
 ):
@@ -68,10 +75,7 @@ def test_a_second_ingester_with_the_same_client_id_makes_one_exit_with_a_clear_m
         assert suspected_takeovers(kept) >= 1
         wait_until(lambda: scrape(kept, "/readyz")[0] == 200, 30, "the ingester left to be ready")
         assert json.loads(scrape(kept, "/readyz")[1])["broker"] == "subscribed"
-        # It keeps its session: everything published is stored.
-        batch = messages("acme", codes, per_machine=40)
-        publish_acked(mosquitto.url, batch, 30)
-        wait_until(lambda: count_rows(sqlite_engine) == len(batch), 60, "every message stored")
+        stores_what_is_published(mosquitto.url, sqlite_engine, codes)  # it keeps its session
         assert kept.terminate() == 0, kept.log()[-2000:]
     finally:
         first.stop_quietly()
@@ -101,9 +105,7 @@ def test_a_lone_ingester_whose_broker_restarts_again_and_again_keeps_running(
             )
             assert ingester.process.poll() is None, ingester.log()[-3000:]
         assert suspected_takeovers(ingester) == 0
-        batch = messages("acme", codes, per_machine=20)
-        publish_acked(mosquitto.url, batch, 30)
-        wait_until(lambda: count_rows(sqlite_engine) == len(batch), 60, "every message stored")
+        stores_what_is_published(mosquitto.url, sqlite_engine, codes)
         assert ingester.terminate() == 0, ingester.log()[-2000:]
     finally:
         ingester.stop_quietly()

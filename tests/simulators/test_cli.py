@@ -182,6 +182,21 @@ def _stored(engine) -> int:  # noqa: ANN001
         return 0
 
 
+def _servicecast(args: list[str], database_url: str | None = None) -> subprocess.Popen:
+    """`servicecast ARGS` as a real process (text pipes), with none of this run's SERVICECAST_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
+    if database_url:
+        env["SERVICECAST_DATABASE_URL"] = database_url
+    return subprocess.Popen(
+        [sys.executable, "-m", "servicecast", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_a_broker_that_stops_acknowledging_ends_live_mode_with_one_line_naming_it(mosquitto):
     """Mosquitto frozen (SIGSTOP) once the publisher's first message is through: its window fills, unacked."""
     through = threading.Event()
@@ -194,15 +209,7 @@ def test_a_broker_that_stops_acknowledging_ends_live_mode_with_one_line_naming_i
     args = ["fleet", "--machines", "1100", "--days", "0.01", "--step-seconds", "60", "--speed", "6"]
     args += ["--bad-payload-rate", "0", "--no-ground-truth", "--ack-timeout", "2"]
     args += ["--mqtt-url", mosquitto.url]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
-    publisher = subprocess.Popen(
-        [sys.executable, "-m", "servicecast", "simulate", *args],
-        cwd=REPO,
-        env=clean,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    publisher = _servicecast(["simulate", *args])
     try:
         wait_until(through.is_set, 120, "the publisher's first message at the broker", interval=0.01)
         os.kill(mosquitto.process.pid, signal.SIGSTOP)
@@ -228,16 +235,8 @@ def test_ctrl_c_in_live_mode_says_in_one_line_what_was_sent_and_acknowledged(tmp
     watcher.loop_start()
     # 50 machines a step, a step a second: still publishing for a day when the signal comes.
     args = ["fleet", "--machines", "50", "--days", "1", "--speed", "60", "--bad-payload-rate", "0"]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
-    env = {**clean, "SERVICECAST_DATABASE_URL": f"sqlite:///{tmp_path / 'truth.db'}"}
-    publisher = subprocess.Popen(
-        [sys.executable, "-m", "servicecast", "simulate", *args, "--mqtt-url", mosquitto.url],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    database_url = f"sqlite:///{tmp_path / 'truth.db'}"
+    publisher = _servicecast(["simulate", *args, "--mqtt-url", mosquitto.url], database_url)
     try:
         wait_until(lambda: len(received) >= 100, 120, "100 messages at the broker", interval=0.01)
         publisher.send_signal(signal.SIGINT)
@@ -265,20 +264,12 @@ def test_ctrl_c_in_live_mode_says_in_one_line_what_was_sent_and_acknowledged(tmp
 def test_ctrl_c_before_the_first_chunk_of_a_backfill_says_so_in_one_line(postgres_url):
     """SIGINT while the backfill waits for another process's migration lock, before it stores anything."""
     holder = make_engine(postgres_url)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
     args = ["simulate", "fleet", "--machines", "6", "--days", "1", "--backfill"]
     try:
         with holder.connect() as lock:
             lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": migrate.PG_MIGRATION_LOCK})
             lock.commit()
-            backfill = subprocess.Popen(
-                [sys.executable, "-m", "servicecast", *args],
-                cwd=REPO,
-                env={**clean, "SERVICECAST_DATABASE_URL": postgres_url},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            backfill = _servicecast(args, postgres_url)
             try:
                 waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
                 wait_until(lambda: lock.scalar(waiting) > 0, 120, "the backfill waiting to migrate")
