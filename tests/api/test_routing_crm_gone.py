@@ -4,13 +4,14 @@ and holds the offers (never dead-lettered) until the operator names the CRM's cu
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, select
 
 from api import routing
 from fleet.db import session
-from fleet.tables import Offer, OutboxMessage
+from fleet.tables import Offer, OutboxMessage, utcnow
 from tests.api.routing_support import SECRET, WebhookReceiver, approved_offers, settings_for
 
 
@@ -61,3 +62,27 @@ def test_a_gone_crm_endpoint_holds_the_offers_until_the_new_url_delivers_them(
     with session(engine) as sess:
         assert all(sess.get(Offer, i).status == "sent" for i in offer_ids)
         assert set(sess.scalars(select(OutboxMessage.status))) == {"delivered"}
+
+
+@pytest.mark.expect_logged_errors  # the one line saying the CRM endpoint is gone
+def test_a_crm_endpoint_brought_back_is_found_by_the_next_probe_and_gets_the_held_offers(
+    engine: Engine,
+) -> None:
+    back = WebhookReceiver(fail_first=10**6, fail_status=410).start()
+    try:
+        settings = settings_for(webhook_url=back.url, webhook_secret=SECRET, route_backoff_max_s=600.0)
+        offer_ids = approved_offers(engine, settings, count=2)
+        holds, start = routing.Holds(), utcnow()
+        first = routing.deliver_due(engine=engine, settings=settings, holds=holds, now=start)
+        back.fail_first = 0  # the CRM brings the endpoint back under the same URL
+        early = routing.deliver_due(
+            engine=engine, settings=settings, holds=holds, now=start + timedelta(minutes=9)
+        )
+        probe = routing.deliver_due(
+            engine=engine, settings=settings, holds=holds, now=start + timedelta(minutes=11)
+        )
+    finally:
+        back.stop()
+
+    assert (first.held, early.claimed, probe.delivered, len(back.requests)) == (1, 0, 2, 3)
+    assert set(back.accepted) == {f"offer-{i}-approved" for i in offer_ids} and holds.until == {}
