@@ -46,7 +46,11 @@ def test_evaluate_cmapss_names_the_file_that_is_wrong_in_one_line(bad, which, tm
     rul.write_text("10\n20\n")
     files = {"--train": good, "--test": good, "--rul": rul}
     files[which] = bad(tmp_path)
-    result = CliRunner().invoke(app, ["evaluate-cmapss", *(str(x) for pair in files.items() for x in pair)])
+    # Typer's error panel folds a path longer than the terminal's line: a deeper tmp_path (pytest-xdist's
+    # popen-gwN/) split the file's name in two at 80 columns.
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(
+        app, ["evaluate-cmapss", *(str(x) for pair in files.items() for x in pair)]
+    )
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert "Traceback" not in result.output and files[which].name in result.stderr
 
