@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -135,5 +136,9 @@ def mosquitto(tmp_path) -> Iterator[services.Mosquitto]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker for tests that log errors on purpose."""
+    """Register the marker for tests that log errors on purpose; let the CLIs the tests start see Ctrl-C."""
     config.addinivalue_line("markers", "expect_logged_errors: the test provokes errors that get logged")
+    # A shell starts a background job (`… &`, a CI runner's) with SIGINT ignored, and every process it
+    # starts inherits that: a CLI the tests send SIGINT to would run to its end. Children get the default.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
