@@ -27,10 +27,12 @@ browser:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# Four pytest-xdist workers: most tests wait on brokers, servers and subprocesses rather than the CPU.
+# loadscope keeps a module's tests on one worker, so a module-scoped server or demo starts once.
 test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4 --dist loadscope
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
