@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
@@ -85,6 +86,21 @@ def addresses(host: str, *, within_s: float, resolve: Resolve = system_resolve) 
     if isinstance(found, Exception) or not found:
         raise DeliveryError(f"cannot resolve {host}: {found or 'no address'}"[:500])
     return found
+
+
+T = TypeVar("T")
+
+
+def connect_first(
+    found: list[str], connect: Callable[[str], T], failed: tuple[type[Exception], ...] = (OSError,)
+) -> T:
+    """`connect` to the first of `found` that answers; if none does, the last one's error."""
+    for address in found[:-1]:
+        try:
+            return connect(address)
+        except failed:
+            continue  # nothing was sent: the next address may answer
+    return connect(found[-1])
 
 
 def event_body(event: dict) -> str:
@@ -319,12 +335,9 @@ class _Smtp(smtplib.SMTP):
         # host is given to the constructor, which connects at once, and without it no TLS mail was sent.
         self._host = host
         found = addresses(host, within_s=timeout, resolve=self.resolve)
-        for address in found[:-1]:
-            try:
-                return socket.create_connection((address, port), timeout, self.source_address)
-            except OSError:
-                continue  # nothing was sent: the next address may answer
-        return socket.create_connection((found[-1], port), timeout, self.source_address)
+        return connect_first(
+            found, lambda address: socket.create_connection((address, port), timeout, self.source_address)
+        )
 
 
 class _SmtpSsl(smtplib.SMTP_SSL, _Smtp):

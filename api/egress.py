@@ -29,12 +29,12 @@ class _Backend(httpcore.SyncBackend):
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # noqa: ANN001, ANN201
         found = delivery.addresses(host, within_s=timeout or delivery.RESOLVE_S, resolve=self.resolve)
-        for address in found[:-1]:
-            try:
-                return super().connect_tcp(address, port, timeout, local_address, socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout):
-                continue  # nothing was sent: the next address may answer
-        return super().connect_tcp(found[-1], port, timeout, local_address, socket_options)
+        tcp = super().connect_tcp
+        return delivery.connect_first(
+            found,
+            lambda address: tcp(address, port, timeout, local_address, socket_options),
+            (httpcore.ConnectError, httpcore.ConnectTimeout),
+        )
 
 
 def client(*, timeout_s: float, resolve: delivery.Resolve = delivery.system_resolve) -> httpx.Client:

@@ -151,3 +151,29 @@ def test_an_smtp_server_name_whose_resolver_hangs_is_retried_and_mailed_once_it_
         "cannot resolve mx.hang.test: no answer within 1 s",
     )
     assert again.delivered == 1 and len(sink.messages) == 1
+
+
+class TwoAddresses:
+    """Every name is 127.0.0.2 first, where nothing listens, then 127.0.0.1, where the receiver does."""
+
+    def __call__(self, host: str) -> list[str]:
+        return ["127.0.0.2", "127.0.0.1"]
+
+
+def test_a_name_whose_first_address_refuses_is_delivered_to_the_next(engine: Engine, crm: WebhookReceiver):
+    sink = SmtpSink()
+    sink.controller.start()
+    try:
+        settings = settings_for(
+            webhook_url=f"http://crm.two.test:{crm.port}/crm/events",
+            webhook_secret=SECRET,
+            smtp_url=f"smtp://mx.two.test:{sink.port}",
+            mail_to="crm@oem.example",
+        )
+        [offer_id] = approved_offers(engine, settings)
+        report = routing.deliver_due(engine=engine, settings=settings, resolve=TwoAddresses())
+    finally:
+        sink.controller.stop()
+
+    assert (report.delivered, report.retried) == (2, 0), report
+    assert list(crm.accepted) == [f"offer-{offer_id}-approved"] and len(sink.messages) == 1
