@@ -186,6 +186,11 @@ def principal_of(sess: Session, key: ApiKey, user: User, now: datetime) -> Princ
     """The principal of a key and its user; None once the key is revoked or expired or the user disabled."""
     if key.revoked_at or user.disabled_at or (key.expires_at and key.expires_at <= now):
         return None
+    return principal_of_user(sess, user)
+
+
+def principal_of_user(sess: Session, user: User) -> Principal:
+    """What the user may see now, whichever of its keys it comes with."""
     return Principal(user.id, user.name, user.role, _visible_customers(sess, user))
 
 

@@ -16,10 +16,11 @@ from email.message import EmailMessage
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import delivery, egress
+from api import auth, delivery, egress
 from api.alerts import SEVERITY_LEVEL
 from api.auth import Principal
 from api.errors import Forbidden
+from api.offers import risk_scope
 from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
 from api.scope import get_visible
 from fleet import errors
@@ -165,6 +166,7 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
             NotificationSubscription.user_id.in_(active), NotificationSubscription.disabled_at.is_(None)
         )
     ).all()
+    readers = _readers(sess, subs) if found else {}
     added = 0
     for event in found:
         mark.value = max(mark.value, event.id)
@@ -172,7 +174,11 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
         if alert is None or (event.action == "opened" and (event.data or {}).get("severity") != "critical"):
             continue
         machine = sess.get(Machine, alert.machine_id)
-        wanted = [s for s in subs if matches(s, event, alert, machine.site_id)]
+        wanted = [
+            s
+            for s in subs
+            if readers[s.user_id].sees(alert.customer_id) and matches(s, event, alert, machine.site_id)
+        ]
         if not wanted:
             continue
         event_id = f"alert-{alert.id}-{event.action}-{event.id}"
@@ -200,6 +206,13 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
             added += 1
     mark.updated_at = now
     return added
+
+
+def _readers(sess: Session, subs: list[NotificationSubscription]) -> dict[int, Principal]:
+    """Each subscriber as the API reads alerts for it now: a notification carries the alert's risk, so it
+    goes only to who may read the alert (an account manager: his accounts that grant `offers`)."""
+    users = sess.scalars(select(User).where(User.id.in_({s.user_id for s in subs}))).all()
+    return {user.id: risk_scope(sess, auth.principal_of_user(sess, user)) for user in users}
 
 
 def _payload(
