@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from sqlalchemy import Engine, func, select
 from fleet import labels, machine_types, panels
 from fleet import registry as fleet_registry
 from fleet.audit import Actor
-from fleet.tables import Machine, Telemetry
+from fleet.tables import ArchivedRange, Machine, Telemetry
 from models import champion, cold_start, episodes, event_features, features
 from models.fleet_model import FleetModel
 from models.labels import make_targets, within
@@ -179,22 +180,41 @@ def sample_machines(engine: Engine, ids: list[int], *, max_rows: int, seed: int 
     """All of `ids`, or a seeded sample of whole machines whose rows stay within `max_rows`.
 
     Memory while training grows with a type's rows (panel and feature table); whole machines keep every
-    machine's history, which its causal features need.
+    machine's history, which its causal features need. Rows count hot and archived alike (training reads
+    both); a machine that does not fit beside those drawn before it is skipped, and only when none fits
+    on its own is the smallest one taken alone.
     """
     with engine.connect() as conn:
-        counts = dict(
-            conn.execute(
-                select(Telemetry.machine_id, func.count())
-                .where(Telemetry.machine_id.in_(ids))
-                .group_by(Telemetry.machine_id)
-            ).all()
+        counts = Counter(
+            dict(
+                conn.execute(
+                    select(Telemetry.machine_id, func.count())
+                    .where(Telemetry.machine_id.in_(ids))
+                    .group_by(Telemetry.machine_id)
+                ).all()
+            )
         )
-    rows = np.array([counts.get(i, 0) for i in ids])
+        # An archived run of consecutive seqs holds one row per seq (`fleet.archive.seq_ranges`).
+        counts.update(
+            dict(
+                conn.execute(
+                    select(
+                        ArchivedRange.machine_id, func.sum(ArchivedRange.seq_hi - ArchivedRange.seq_lo + 1)
+                    )
+                    .where(ArchivedRange.machine_id.in_(ids))
+                    .group_by(ArchivedRange.machine_id)
+                ).all()
+            )
+        )
+    rows = np.array([int(counts[i]) for i in ids])
     if rows.sum() <= max_rows:
         return list(ids)
-    order = np.random.default_rng(seed).permutation(len(ids))
-    keep = order[np.cumsum(rows[order]) <= max_rows]
-    return sorted(int(ids[k]) for k in (keep if len(keep) else order[:1]))
+    keep, total = [], 0
+    for k in np.random.default_rng(seed).permutation(len(ids)):
+        if total + rows[k] <= max_rows:
+            keep.append(k)
+            total += rows[k]
+    return sorted(int(ids[k]) for k in (keep or [int(np.argmin(rows))]))
 
 
 def read_type_panel(
