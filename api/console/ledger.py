@@ -53,12 +53,14 @@ Day = Annotated[date | None, Query()]
 
 @dataclass
 class Row:
-    """One line of the ledger: an account (or the total) and its figures; alert figures may be hidden."""
+    """One line of the ledger: an account (or the total) and its figures; alert figures may be hidden, and
+    the counts of offers proposed and approved (a customer is shown only the offers sent to it)."""
 
     key: str
     name: str
     figures: Figures
     alerts_hidden: bool = False
+    unsent_hidden: bool = False
 
 
 @dataclass
@@ -102,15 +104,17 @@ def build(sess: Session, who: Principal, customers: list[Customer], start: date,
         per_account[customer_id] += fig
         shown = fig if scope.sees(customer_id) else _without_alerts(fig)
         months.setdefault(month, Figures()).__iadd__(shown)
-    rows = [Row(str(c.id), c.name, per_account[c.id], not scope.sees(c.id)) for c in customers]
+    unsent = who.role == "customer"
+    rows = [Row(str(c.id), c.name, per_account[c.id], not scope.sees(c.id), unsent) for c in customers]
     total = Figures()
     for row in rows:
         total += _without_alerts(row.figures) if row.alerts_hidden else row.figures
+    hidden = bool(rows) and all(r.alerts_hidden for r in rows)
     return Ledger(
         start,
         end,
         rows,
-        Row("total", "All accounts shown", total, bool(rows) and all(r.alerts_hidden for r in rows)),
+        Row("total", "All accounts shown", total, hidden, unsent),
         months,
         cat.currency,
     )
@@ -194,6 +198,9 @@ def _csv_row(row: Row, ledger: Ledger, revenue: tuple[str, float]) -> list[str]:
     def alert(value: float | None, fmt: str = "{}") -> str:
         return "" if hide or value is None else fmt.format(value)
 
+    def unsent(value: int) -> str:
+        return "" if row.unsent_hidden else str(value)
+
     return [
         as_text(row.name),
         str(ledger.start),
@@ -202,8 +209,8 @@ def _csv_row(row: Row, ledger: Ledger, revenue: tuple[str, float]) -> list[str]:
         alert(f.confirmed),
         alert(f.no_fault),
         alert(f.no_fault_rate, "{:.4f}"),
-        str(f.proposed),
-        str(f.approved),
+        unsent(f.proposed),
+        unsent(f.approved),
         str(f.sent),
         str(f.won),
         str(f.lost),
