@@ -3,8 +3,9 @@
 Until a type has `Settings.cold_start_min_failures` failure labels, training registers a `ColdStartModel`:
 the OEM's warning/alarm limits of the type's sensors (machine types as data), the trend forecast to the
 limit and the anomaly score, with no supervised risk. Its risk is 1.0 at an alarm limit, 0.9 at a
-warning limit, 0.85 when the trend crosses a limit within 72 h, else the anomaly score; it alerts from
-0.8 (an anomaly score of 0.8 is a deviation of 24 robust sd). Its predictions carry the status
+warning limit (from a machine's first reading on), 0.85 when the trend crosses a limit within 72 h, else
+the anomaly score (both need the features' history); it alerts from 0.8 (an anomaly score of 0.8 is a
+deviation of 24 robust sd). Its predictions carry the status
 `cold_start` and say "no failure history yet". Once the labels exist, the supervised model takes over.
 """
 
@@ -19,7 +20,7 @@ from sqlalchemy import Engine
 from fleet import machine_types
 from fleet.audit import Actor
 from models import champion, versions
-from models.fleet_model import SILENT, FleetModel
+from models.fleet_model import INSUFFICIENT, SILENT, FleetModel
 from models.labels import make_targets
 
 STATUS = champion.COLD_START_STATUS
@@ -108,7 +109,8 @@ class ColdStartModel(FleetModel):
             sensor,
             np.where(trend >= anomaly, "trend:" + out["eta_sensor"].fillna("").astype(str), "anomaly"),
         )
-        ok = out["status"].to_numpy() != "insufficient_data"
+        # An OEM limit needs one reading, not the history the anomaly and trend features need.
+        ok = (out["status"].to_numpy() != INSUFFICIENT) | (limit > 0)
         out.loc[ok, "risk"] = risk[ok]
         out.loc[ok, "status"] = STATUS
         out.loc[ok, "alert"] = risk[ok] >= self.threshold_

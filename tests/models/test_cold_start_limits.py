@@ -1,0 +1,66 @@
+"""A cold-start version alerts on the OEM limits the type gives now, whatever the history behind a reading."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, select
+
+from fleet import machine_types, registry, telemetry
+from fleet.tables import Machine, Prediction
+from models import cold_start, scoring
+from models.training import train_from_store
+from simulators.machine_types import TYPES_FILE
+from tests.models.fleet_support import FAST, PUMP
+from tests.models.test_degenerate import T0, _steady, _store
+
+
+def _send(engine: Engine, machine_id: int, hours: range, readings: dict) -> None:
+    """Hourly rows of one machine from `T0` on, with these readings."""
+    with engine.connect() as conn:
+        customer = conn.scalar(select(Machine.customer_id).where(Machine.id == machine_id))
+    rows = [
+        {
+            "customer_id": customer,
+            "machine_id": machine_id,
+            "seq": 10_000 + h,
+            "ts": T0 + timedelta(hours=h),
+            "readings": readings,
+            "received_at": datetime.now(UTC),
+        }
+        for h in hours
+    ]
+    with engine.begin() as conn:
+        telemetry.insert_telemetry(conn, rows)
+
+
+def _latest(engine: Engine, machine_id: int) -> tuple:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(Prediction.status, Prediction.risk, Prediction.explanation)
+            .where(Prediction.machine_id == machine_id)
+            .order_by(Prediction.id.desc())
+            .limit(1)
+        ).one()
+
+
+def _cold_start_pumps(engine: Engine) -> list[int]:
+    machine_types.apply_file(engine=engine, path=TYPES_FILE)
+    ids = _store(engine, machines=3, hours=240)
+    train_from_store(engine, machine_type=PUMP, holdout_days=7.0, min_failures=5, **FAST)
+    return ids
+
+
+def test_a_new_machine_beyond_an_oem_alarm_limit_alerts_before_it_has_a_days_history(sqlite_engine) -> None:
+    # A pump connected three hours ago already vibrates at 8 mm/s, past the type's alarm limit (7.1):
+    # the limit needs one reading, not the 72 h the anomaly and trend features need. It was scored as
+    # "insufficient data", with no risk, so no alert opened.
+    _cold_start_pumps(sqlite_engine)
+    new = registry.add_machine(engine=sqlite_engine, tenant="acme", code="p-new", machine_type=PUMP).id
+    _send(sqlite_engine, new, range(237, 240), _steady(0, 0) | {"vibration_rms_mm_s": 8.0})
+
+    scoring.score_once(engine=sqlite_engine)
+
+    status, risk, why = _latest(sqlite_engine, new)
+    assert (status, risk) == (cold_start.STATUS, cold_start.ALARM_RISK), why
+    assert why.startswith("no failure history yet: vibration_rms_mm_s beyond the OEM alarm limit 7.1")
