@@ -69,6 +69,10 @@ class ColdStartModel(FleetModel):
         specs = getattr(self, "sensor_specs_", None)
         return self.limits_ if specs is None else limits_of(specs)
 
+    def sensors_read(self) -> list[str]:
+        """The model's sensors and those the type gives limits for now (one renamed or added since fit)."""
+        return list(dict.fromkeys([*super().sensors_read(), *self._limits()]))
+
     def _limit_risk(self, values: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Per row, the risk from the OEM limits and the sensor that set it."""
         risk = np.zeros(len(values))

@@ -135,6 +135,11 @@ class FleetModel(BaseEstimator):
         self.sensor_specs_ = dict(sensors)
         return self
 
+    def sensors_read(self) -> list[str]:
+        """The readings a scorer fetches for this model."""
+        check_is_fitted(self, "features_")
+        return list(self.features_.sensors_)
+
     def _oem_limits(self) -> dict[str, tuple[float, str]]:
         specs = getattr(self, "sensor_specs_", {})  # a model pickled before types were data has none
         return {

@@ -241,7 +241,7 @@ def _read_starts(batch: pd.DataFrame, history: timedelta) -> list[tuple[datetime
 
 def _read_batch(engine: Engine, job: Job) -> pd.DataFrame:
     _, model, batch = job
-    sensors = list(model.features_.sensors_)
+    sensors = model.sensors_read()
     with engine.connect() as conn:
         parts = [
             panels.read_panel(conn, machine_ids=ids, since=since, sensors=sensors)

@@ -64,3 +64,20 @@ def test_a_new_machine_beyond_an_oem_alarm_limit_alerts_before_it_has_a_days_his
     status, risk, why = _latest(sqlite_engine, new)
     assert (status, risk) == (cold_start.STATUS, cold_start.ALARM_RISK), why
     assert why.startswith("no failure history yet: vibration_rms_mm_s beyond the OEM alarm limit 7.1")
+
+
+def test_a_sensor_renamed_in_the_types_file_keeps_its_oem_limit_alerts(sqlite_engine, tmp_path) -> None:
+    # New firmware calls the vibration `vibration_mm_s`; the OEM renames it in the types file, same
+    # limits. The scorer read only the sensors the version was trained on, so the renamed sensor's
+    # 8 mm/s never reached the limit check: "no readings in the last day of vibration", anomaly risk.
+    ids = _cold_start_pumps(sqlite_engine)
+    renamed = tmp_path / "types.yaml"
+    renamed.write_text(TYPES_FILE.read_text(encoding="utf-8").replace("vibration_rms_mm_s", "vibration_mm_s"))
+    assert machine_types.apply_file(engine=sqlite_engine, path=renamed)[0].changed
+    _send(sqlite_engine, ids[0], range(240, 244), {"temperature_c": 60.0, "vibration_mm_s": 8.0})
+
+    scoring.score_once(engine=sqlite_engine)
+
+    status, risk, why = _latest(sqlite_engine, ids[0])
+    assert (status, risk) == (cold_start.STATUS, cold_start.ALARM_RISK), why
+    assert why.startswith("no failure history yet: vibration_mm_s beyond the OEM alarm limit 7.1")
