@@ -9,6 +9,11 @@ degradation that fails later than the horizon; such an alert is resolved "other"
 alerts that were right stay with the simulator's failure labels. Only alerts whose horizon ends before
 `split` are visited, so no finding knows the test period. The findings come back from the label store
 as training reads them.
+
+With `review_every` (days) the alerts come from models retrained as a product would: the alerts of each
+period [t, t + review_every) from a model trained on the rows before t with the findings recorded
+before t, so the alerts a technician resolves come from models trained on nearly as much data as the
+final one.
 """
 
 from __future__ import annotations
@@ -40,14 +45,19 @@ class Findings:
     """The no-fault findings as training reads them (machine named as in the panel), and their counts."""
 
     no_faults: pd.DataFrame  # machine, ts, machine_type
-    alerts: int  # alerts the earlier model opened in the reviewed period
+    alerts: int  # alerts the earlier models opened in the reviewed period
     visited: int  # of them, alerts whose horizon ended before the split
     no_fault_found: int
+    review_models: int = 1  # models trained per machine type to open the reviewed alerts
 
 
-def _open_alerts(engine: Engine, model, part: pd.DataFrame, ids: dict, start, end, mtype: str) -> None:  # noqa: ANN001
-    """Predictions of `model` on its alerting rows in [start, end), through the live policy."""
-    version = versions.register(engine, model=model, machine_type=mtype)
+def _open_alerts(  # noqa: ANN001
+    engine: Engine, model, part: pd.DataFrame, ids: dict, start, end, mtype: str, metrics: dict
+) -> None:
+    """Predictions of `model` (trained before `start`) on its alerting rows in [start, end), via policy."""
+    version = versions.register(
+        engine, model=model, machine_type=mtype, train_end=start.to_pydatetime(), metrics=metrics
+    )
     risk, _ = model.risk_rows(part)
     ts = pd.to_datetime(part["ts"], utc=True)
     rows = ((ts >= start) & (ts < end)).to_numpy() & (np.nan_to_num(risk, nan=-1.0) >= model.threshold_)
@@ -77,11 +87,19 @@ def _open_alerts(engine: Engine, model, part: pd.DataFrame, ids: dict, start, en
             alert_workflow.apply_prediction(sess, prediction, prediction.ts, threshold=model.threshold_)
 
 
-def _visit(engine: Engine, names: dict, failures, maintenance, *, horizon_hours, visit_hours, until) -> int:  # noqa: ANN001
-    """Resolve each alert whose horizon ends before `until` by the machine's true state; returns how many."""
+def _visit(  # noqa: ANN001
+    engine: Engine, names: dict, failures, maintenance, *, horizon_hours, visit_hours, until, since
+) -> int:
+    """Resolve each alert opened from `since` whose horizon ends before `until` by the machine's true state.
+
+    Returns how many were visited.
+    """
     with session(engine) as sess:
         opened = sess.execute(
-            select(Alert, Prediction.ts).join(Prediction, Prediction.id == Alert.first_prediction_id)
+            select(Alert, Prediction.ts)
+            .join(Prediction, Prediction.id == Alert.first_prediction_id)
+            .where(Prediction.ts >= since.to_pydatetime())
+            .order_by(Alert.id)
         ).all()
         frame = pd.DataFrame(
             {"machine": [names[a.machine_id] for a, _ in opened], "start": [t for _, t in opened]}
@@ -135,56 +153,80 @@ def review(
     split: pd.Timestamp,
     review_days: float = 60.0,
     visit_hours: float = 24.0,
+    review_every: float | None = None,
     engine: Engine | None = None,
     **params: object,
 ) -> Findings:
-    """Findings on the alerts an earlier model opens in the `review_days` before `split`.
+    """Findings on the alerts earlier models open in the `review_days` before `split`.
 
-    The alerts and findings live in `engine`'s store (migrated, without the run's machines), else in a
-    temporary SQLite file.
+    One model trained before the review window opens them all, or with `review_every` a model retrained
+    every so many days with the findings recorded by then. The alerts and findings live in `engine`'s
+    store (migrated, without the run's machines), else in a temporary SQLite file.
     """
+    days = {"review_days": review_days, "visit_hours": visit_hours, "review_every": review_every}
     if engine is not None:
-        return _review(
-            engine, run, panel, split=split, review_days=review_days, visit_hours=visit_hours, **params
-        )
+        return _review(engine, run, panel, split=split, **days, **params)
     with TemporaryDirectory(prefix="servicecast-findings-") as folder:
         engine = make_engine(f"sqlite:///{Path(folder) / 'store.db'}")
         try:
             migrate.upgrade(engine)
-            return _review(
-                engine, run, panel, split=split, review_days=review_days, visit_hours=visit_hours, **params
-            )
+            return _review(engine, run, panel, split=split, **days, **params)
         finally:
             engine.dispose()
 
 
 def _review(
-    engine: Engine, run, panel: pd.DataFrame, *, split, review_days, visit_hours, **params
+    engine: Engine, run, panel: pd.DataFrame, *, split, review_days, visit_hours, review_every, **params
 ) -> Findings:  # noqa: ANN001
     start = split - pd.Timedelta(days=review_days)
+    step = split - start if review_every is None else pd.Timedelta(days=review_every)
     ids = register_machines(engine=engine, machines=run.machines)
     names = {m: str(code) for (_, code), (_, m) in ids.items()}
+    types = []
     for mtype, part in panel.groupby("machine_type", observed=True, sort=True):
         part = part[pd.to_datetime(part["ts"], utc=True) < split].reset_index(drop=True)
         f_type = run.failures[run.failures["machine_type"] == mtype]
         m_type = run.maintenance[run.maintenance["machine_type"] == mtype]
-        model, _ = train_type(part, f_type, m_type, until=start, **params)
-        _open_alerts(engine, model, part, ids, start, split, str(mtype))
+        types.append((str(mtype), part, f_type, m_type))
     horizon = float(params.get("horizon_hours", 168.0))
-    visited = _visit(
-        engine,
-        names,
-        run.failures,
-        run.maintenance,
-        horizon_hours=horizon,
-        visit_hours=visit_hours,
-        until=split,
-    )
-    truth = ground_truth_by_id(engine)
+    visited, rounds, t = 0, 0, start
+    while t < split:
+        end, rounds = min(t + step, split), rounds + 1
+        # Retrained as the product would: with the findings recorded so far (train_type keeps those before t).
+        known = None if review_every is None else _no_faults(engine, names)
+        for mtype, part, f_type, m_type in types:
+            nf = None if known is None else known[known["machine_type"] == mtype]
+            model, metrics = train_type(part, f_type, m_type, until=t, no_faults=nf, **params)
+            metrics["no_faults"] = 0 if nf is None else int((pd.to_datetime(nf["ts"], utc=True) < t).sum())
+            rows = part[pd.to_datetime(part["ts"], utc=True) < end].reset_index(drop=True)  # causal features
+            _open_alerts(engine, model, rows, ids, t, end, mtype, metrics)
+        visited += _visit(
+            engine,
+            names,
+            run.failures,
+            run.maintenance,
+            horizon_hours=horizon,
+            visit_hours=visit_hours,
+            until=split,
+            since=t,
+        )
+        t = end
     with session(engine) as sess:
         opened = len(sess.scalars(select(Alert.id)).all())
-    no_faults = truth.no_faults.assign(machine=truth.no_faults["machine"].astype(int).map(names))
-    return Findings(no_faults=no_faults, alerts=opened, visited=visited, no_fault_found=len(no_faults))
+    no_faults = _no_faults(engine, names)
+    return Findings(
+        no_faults=no_faults,
+        alerts=opened,
+        visited=visited,
+        no_fault_found=len(no_faults),
+        review_models=rounds,
+    )
+
+
+def _no_faults(engine: Engine, names: dict) -> pd.DataFrame:
+    """The findings in the label store as training reads them, machines named as in the panel."""
+    found = ground_truth_by_id(engine).no_faults
+    return found.assign(machine=found["machine"].astype(int).map(names))
 
 
 def paired_summary(deltas: list[float], *, draws: int = 10_000, seed: int = 0) -> dict:

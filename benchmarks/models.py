@@ -2,7 +2,7 @@
 
 python -m benchmarks.models --machines 500 --json [--days 150] [--train-days 90] [--seed 7]
     [--step-seconds 3600] [--report DIR] [--review-days 60] [--pairs N] [--jobs N] [--random-state 0]
-    [--no-fault-weight W] [--finding-hours H] [--sensor-health] [--finding-memory]
+    [--no-fault-weight W] [--finding-hours H] [--sensor-health] [--finding-memory] [--review-every D]
 
 "Alerted" = the risk reaches the alert threshold chosen on the training period (out-of-fold alerts:
 the lowest threshold with precision >= 0.85 and <= 0.08 false alarms per machine-month there). Recall
@@ -13,6 +13,8 @@ test rows within 7 days before a precursor failure whose true remaining life lie
 `findings` (unless --no-findings): technicians resolve an earlier model's alerts of the last
 --review-days of training with "no fault found" where the machine did not fail
 (`benchmarks.findings`); the same backtest retrained with those findings, before and after.
+`--review-every D`: a rolling review instead, the alerts of each D days of the review window from a
+model retrained on the days before them with the findings recorded by then (`review_models` per type).
 `--pairs N` repeats that before/after pair on N simulations (seeds --seed, --seed+1, ...; the extra
 pairs in `--jobs` processes); a pair shares its simulation, folds and classifier seed (--random-state).
 It reports every pair, the mean precision difference (also judged only) and its 95 % intervals
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finding-hours", type=float, default=None, help="FleetModel's, if given")
     parser.add_argument("--sensor-health", action="store_true", help="features telling sensor faults")
     parser.add_argument("--finding-memory", action="store_true", help="per-machine no-fault memory")
+    parser.add_argument("--review-every", type=float, default=None, help="days between review models")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     pool = ProcessPoolExecutor(args.jobs) if seeds and args.jobs > 1 else None
     submit = pool.submit if pool else _Now
     memory = args.finding_memory
-    jobs = [submit(_pair, config, seed, args.train_days, args.review_days, params, memory) for seed in seeds]
+    review = {"review_days": args.review_days, "review_every": args.review_every}
+    jobs = [submit(_pair, config, seed, args.train_days, review, params, memory) for seed in seeds]
     run = simulate(config)
     panel = run.telemetry(max_rows=50_000_000)
     sim_s = time.perf_counter() - started
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.perf_counter() - started,
     }
     if not args.no_findings:
-        report["findings"] = _with_findings(run, panel, split, pooled, args.review_days, params, memory)
+        report["findings"] = _with_findings(run, panel, split, pooled, review, params, memory)
         if args.pairs > 1:
             pairs = [{"seed": args.seed, **report["findings"]}]
             for seed, pair in zip(seeds, (job.result() for job in jobs), strict=True):
@@ -177,7 +181,7 @@ class _Now:
 
 
 def _pair(
-    config: FleetConfig, seed: int, train_days: float, review_days: float, params: dict, memory: bool
+    config: FleetConfig, seed: int, train_days: float, review: dict, params: dict, memory: bool
 ) -> dict:
     """One more before/after findings pair, on a simulation of its own seed."""
     config = dataclasses.replace(config, seed=seed)
@@ -185,7 +189,7 @@ def _pair(
     panel = run.telemetry(max_rows=50_000_000)
     split = pd.Timestamp(config.start) + pd.Timedelta(days=train_days)
     before = backtest(panel, run.failures, run.maintenance, split=split, **params)
-    return _with_findings(run, panel, split, before["pooled"], review_days, params, memory)
+    return _with_findings(run, panel, split, before["pooled"], review, params, memory)
 
 
 def _with_findings(  # noqa: ANN001
@@ -193,21 +197,23 @@ def _with_findings(  # noqa: ANN001
     panel: pd.DataFrame,
     split: pd.Timestamp,
     before: dict,
-    review_days: float,
+    review: dict,
     params: dict,
     memory: bool = False,
 ) -> dict:
     """The backtest retrained with technicians' no-fault findings on training-period alerts.
 
-    With `memory`, also retrained with each machine's memory of its findings (`_memory` keys).
+    `review` holds `findings.review`'s review_days and review_every. With `memory`, also retrained with
+    each machine's memory of its findings (`_memory` keys).
     """
-    found = findings.review(run, panel, split=split, review_days=review_days, **params)
+    found = findings.review(run, panel, split=split, **review, **params)
     retrained = backtest(
         panel, run.failures, run.maintenance, split=split, no_faults=found.no_faults, **params
     )
     after = retrained["pooled"]
     out = {
-        "review_days": review_days,
+        **review,
+        "review_models": found.review_models,
         "alerts_reviewed": found.alerts,
         "alerts_visited": found.visited,
         "no_fault_found": found.no_fault_found,
