@@ -159,8 +159,8 @@ def register_candidate(
     )
     if damage:
         comparison["reason"] = f"{damage}; the candidate replaces it without comparison"
-    comparison["forced"] = bool(force and not comparison["at_least_as_good"])
     go = activate and (force or comparison["at_least_as_good"])
+    comparison["forced"] = go and not comparison["at_least_as_good"]  # never without activation
     detail = {"comparison": _summary(comparison), "forced": comparison["forced"]}
     args = {"model": model, "metrics": metrics, "machine_type": machine_type, "panel": panel}
     version = _register(engine, **args, start=start, go=go, by=by, comparison=comparison, detail=detail)
