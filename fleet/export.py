@@ -132,12 +132,20 @@ def checksum(frame: pd.DataFrame) -> dict[str, list[float]]:
 
 
 def _files(frame: pd.DataFrame) -> tuple[bytes, bytes]:
-    """The piece as Parquet (what `to_parquet` writes) and CSV, both from one Arrow table."""
+    """The piece as Parquet (what `to_parquet` writes) and CSV, both from one Arrow table.
+
+    The Parquet keeps every value as stored; in the CSV, for people's spreadsheets, text that a machine
+    or a person wrote and that would run as a formula (`=HYPERLINK(…)`) starts with a `'` (OWASP).
+    """
     table = pa.Table.from_pandas(frame, preserve_index=False)
     parquet = io.BytesIO()
     pq.write_table(table, parquet, compression="snappy")
-    csv = export_csv.write(table)
-    return parquet.getvalue(), frame.to_csv(index=False).encode() if csv is None else csv
+    shown, changed = export_csv.as_text(table)
+    csv = export_csv.write(shown)
+    if csv is None:
+        texts = {name: shown.column(name).to_numpy(zero_copy_only=False) for name in changed}
+        csv = frame.assign(**texts).to_csv(index=False).encode()
+    return parquet.getvalue(), csv
 
 
 def _add(archive_zip: zipfile.ZipFile, name: str, data: bytes) -> None:

@@ -21,6 +21,30 @@ import pyarrow.csv as pa_csv
 _UNITS = (("s", 10**9), ("ms", 10**6), ("us", 10**3))
 _NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 _SPECIAL = r'[,"\r\n]'
+# What a spreadsheet runs as a formula when a cell starts with it (OWASP's CSV injection list), unless the
+# cell is a plain number.
+_FORMULA = r"^[=+\-@\t\r]"
+_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def as_text(table: pa.Table) -> tuple[pa.Table, list[str]]:
+    """The table with every text cell a spreadsheet would take for a formula behind a leading `'`, and
+    the names of the columns that changed; plain numbers (`-1`, `+41`) and other cells stay as they are."""
+    changed = []
+    for i, column in enumerate(table.columns):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        starts = pc.match_substring_regex(column, _FORMULA)
+        if not pc.any(starts).as_py():
+            continue
+        formula = pc.and_(starts, pc.invert(pc.match_substring_regex(column, _NUMBER)))
+        if pc.any(formula).as_py():
+            quoted = pc.binary_join_element_wise(
+                pa.scalar("'", column.type), column, pa.scalar("", column.type)
+            )
+            table = table.set_column(i, table.field(i), pc.if_else(formula, quoted, column))
+            changed.append(table.column_names[i])
+    return table, changed
 
 
 def write(table: pa.Table) -> bytes | None:
