@@ -366,9 +366,10 @@ def offer_page(request: Request, offer_id: schemas.OfferId, sess: PageSession, w
     """One offer: reason, price, value, evidence, consent; approve (with edits) or reject."""
     require(who, "offers:read")
     offer = get_visible_offer(sess, offer_id, who)
-    alert = sess.get(Alert, offer.alert_id) if offer.alert_id else None
     history = _history(sess, "offer", offer.id)
     sees_risk = risk_scope(sess, who).sees(offer.customer_id)
+    # The alert as it is now: only for who may open it (an account manager: with the `offers` grant).
+    alert = sess.get(Alert, offer.alert_id) if offer.alert_id and sees_risk else None
     context = {
         "who": who,
         "offer": offer,
