@@ -86,6 +86,14 @@ def lead_times(alerts: pd.DataFrame, failures: pd.DataFrame, horizon_hours: floa
     return lead
 
 
+def machine_months(machines: np.ndarray, ts: pd.Series | np.ndarray) -> float:
+    """Months of rows summed over machines, each from its first row to its last: a fleet that grew, or
+    machines that fell silent, count the time their machines sent, not the whole fleet's span."""
+    frame = pd.DataFrame({"machine": np.asarray(machines), "ts": pd.to_datetime(ts, utc=True)})
+    span = frame.groupby("machine", sort=False)["ts"].agg(["min", "max"])
+    return float((span["max"] - span["min"]).dt.total_seconds().sum() / 86400.0 / 30.0)
+
+
 def alert_metrics(
     alerts: pd.DataFrame,
     failures: pd.DataFrame,

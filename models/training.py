@@ -53,8 +53,8 @@ def choose_threshold(
     seen = np.unique(machines[~np.isnan(clf.oof_)])
     f = failures[failures["machine"].astype(str).isin(seen)]
     m = None if maintenance is None else maintenance[maintenance["machine"].astype(str).isin(seen)]
-    days = (ts.max() - ts.min()).total_seconds() / 86400.0
-    months = len(seen) * days / 30.0
+    mine = np.isin(machines, seen)
+    months = episodes.machine_months(machines[mine], ts[mine])
     best, best_f1, chosen, tried = None, -1.0, None, []
     for thr in np.round(np.arange(0.1, 0.96, 0.05), 2):
         alerts = episodes.alert_starts(machines, ts, clf.oof_, thr)
