@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -202,6 +202,22 @@ def sensor_specs(conn: Session | Connection, name: str) -> dict[str, SensorSpec]
         for s in definition.get("sensors", []):
             specs[s["name"]] = SensorSpec.from_definition(s)
     return specs
+
+
+def model_specs(conn: Session | Connection, name: str) -> dict[str, SensorSpec]:
+    """`sensor_specs` as a model reads them: a sensor the newest version dropped keeps its words and
+    unit, not its OEM limits (the OEM no longer gives them: no alert or forecast is made to them)."""
+    newest = conn.execute(
+        select(MachineTypeVersion.definition)
+        .where(MachineTypeVersion.name == name)
+        .order_by(MachineTypeVersion.version.desc())
+        .limit(1)
+    ).scalar()
+    kept = {s["name"] for s in (newest or {}).get("sensors", [])}
+    return {
+        n: s if n in kept else replace(s, warning=None, alarm=None)
+        for n, s in sensor_specs(conn, name).items()
+    }
 
 
 def to_yaml(definition: dict) -> str:

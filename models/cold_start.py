@@ -146,7 +146,7 @@ def _reason(mode: str, risk: float, latest: pd.DataFrame, limits: dict, eta_h: f
 def oem_limits(engine: Engine, machine_type: str) -> dict[str, dict]:
     """The warning and alarm limits the type's definition gives, per sensor (empty when none)."""
     with engine.connect() as conn:
-        return limits_of(machine_types.sensor_specs(conn, machine_type))
+        return limits_of(machine_types.model_specs(conn, machine_type))
 
 
 def limits_of(specs: Mapping[str, machine_types.SensorSpec]) -> dict[str, dict]:

@@ -130,7 +130,7 @@ class FleetModel(BaseEstimator):
         return self.classifier_ is not None and bool(self.classifier_.models_)
 
     def use_types(self, sensors: Mapping[str, SensorSpec]) -> FleetModel:
-        """Take sensor words and OEM limits from the machine type (`fleet.machine_types.sensor_specs`):
+        """Take sensor words and OEM limits from the machine type (`fleet.machine_types.model_specs`):
         explanations use the display names, the trend forecast the OEM limit where one is given."""
         self.sensor_specs_ = dict(sensors)
         return self

@@ -191,7 +191,7 @@ def load(engine: Engine, version: str) -> object:
         row = sess.execute(columns.where(ModelVersion.version == version)).first()
         if row is None:
             raise ModelNotFound(f"no model version {version!r}")
-        specs = machine_types.sensor_specs(sess, row.machine_type)
+        specs = machine_types.model_specs(sess, row.machine_type)
     try:
         model = pickle.loads(row.artifact)
     except Exception as exc:  # a damaged pickle raises whatever its bytes lead to

@@ -81,3 +81,39 @@ def test_a_sensor_renamed_in_the_types_file_keeps_its_oem_limit_alerts(sqlite_en
     status, risk, why = _latest(sqlite_engine, ids[0])
     assert (status, risk) == (cold_start.STATUS, cold_start.ALARM_RISK), why
     assert why.startswith("no failure history yet: vibration_mm_s beyond the OEM alarm limit 7.1")
+
+
+def test_a_sensor_dropped_from_its_type_no_longer_alerts_on_the_limits_it_had(
+    sqlite_engine, tmp_path
+) -> None:
+    # Pump 0's vibration sensor reads 8 mm/s all along (miscalibrated): an alert at the alarm limit
+    # (7.1) every pass. The OEM drops the sensor from the type. A dropped sensor keeps its words and unit
+    # for the data stored under it, but kept its limits too, and the alert went on.
+    v1 = "machine_types:\n  - name: centrifugal_pump\n    sensors:\n      - {name: temperature_c, unit: °C}\n"
+    v2 = tmp_path / "v2.yaml"
+    v2.write_text(v1, encoding="utf-8")
+    (tmp_path / "v1.yaml").write_text(
+        v1 + "      - {name: vibration_rms_mm_s, unit: mm/s, warning: 4.5, alarm: 7.1, bad: high}\n",
+        encoding="utf-8",
+    )
+    machine_types.apply_file(engine=sqlite_engine, path=tmp_path / "v1.yaml")
+    ids = _store(sqlite_engine, machines=3, hours=240, readings=_miscalibrated)
+    train_from_store(sqlite_engine, machine_type=PUMP, holdout_days=7.0, min_failures=5, **FAST)
+    scoring.score_once(engine=sqlite_engine)
+    assert _latest(sqlite_engine, ids[0])[1] == cold_start.ALARM_RISK
+
+    assert machine_types.apply_file(engine=sqlite_engine, path=v2)[0].changed
+    _send(sqlite_engine, ids[0], range(240, 244), _miscalibrated(0, 240))
+    scoring.score_once(engine=sqlite_engine)
+
+    status, risk, why = _latest(sqlite_engine, ids[0])
+    assert status == cold_start.STATUS and risk < cold_start.THRESHOLD, why
+    assert "limit" not in why
+
+
+def _miscalibrated(machine: int, hour: int) -> dict:
+    """`_steady`, with pump 0's vibration reading 8 mm/s throughout."""
+    values = _steady(machine, hour)
+    return (
+        values | {"vibration_rms_mm_s": 8.0 + values["vibration_rms_mm_s"] / 100} if machine == 0 else values
+    )
