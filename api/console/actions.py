@@ -315,7 +315,8 @@ def _user_form_problems(values: dict[str, str]) -> dict[str, str]:
     return problems
 
 
-@router.post("/admin/users/{name}/revoke")
+# `path`: a user's name may hold a slash ("Service/Nord"), which the admin page's link keeps as it is.
+@router.post("/admin/users/{name:path}/revoke")
 def revoke_user_keys(request: Request, name: str, who: Actor, confirmed: Confirmed = ""):
     """Revoke every key of a user, once confirmed."""
     require(who, "admin")
