@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -78,7 +78,10 @@ def audit(
             except ValueError:
                 problems[name] = "A date like 2026-11-23."
                 continue
-            day = day + timedelta(days=1) if name == "until" else day
+            if name == "until":
+                if day.date() == date.max:  # until the calendar's last day: no bound
+                    continue
+                day += timedelta(days=1)
             query = query.where(getattr(WorkflowEvent.at, compare)(day))
     subjects = sess.scalars(select(WorkflowEvent.subject).distinct().order_by(WorkflowEvent.subject)).all()
     chosen = {"actor": actor, "subject": subject, "subject_id": subject_id, "since": since, "until": until}
