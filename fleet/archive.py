@@ -37,6 +37,8 @@ from fleet import archive_format, errors, partitions
 from fleet.tables import ArchivedRange, ArchiveFile, Customer, Telemetry
 
 FILES_PER_BATCH_ROWS = 500_000
+# Pages written with a CRC (`archive_format.write_options`) are checked as they are read.
+VERIFY = {"page_checksum_verification": True}
 
 
 @dataclass(frozen=True)
@@ -369,7 +371,7 @@ def tables(
 def _read_table(where: Location, relative: str, filters: list) -> pa.Table:
     """One registered file's rows."""
     with _reading(where, relative):
-        return pq.read_table(where.path(relative), filesystem=where.fs, filters=filters)
+        return pq.read_table(where.path(relative), filesystem=where.fs, filters=filters, **VERIFY)
 
 
 def check_readable(conn: Connection, *, customer_id: int, url: str) -> None:
@@ -380,7 +382,7 @@ def check_readable(conn: Connection, *, customer_id: int, url: str) -> None:
     query = select(ArchiveFile.path, ArchiveFile.rows).where(ArchiveFile.customer_id == customer_id)
     for relative, registered in conn.execute(query):
         with _reading(where, relative), where.fs.open(where.path(relative), "rb") as raw:
-            parquet = pq.ParquetFile(raw)
+            parquet = pq.ParquetFile(raw, **VERIFY)
             rows = sum(parquet.read_row_group(i).num_rows for i in range(parquet.num_row_groups))
             if rows != registered:
                 raise OSError(f"it holds {rows} rows, {registered} were archived into it")
