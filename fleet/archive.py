@@ -30,6 +30,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, text
 
@@ -135,16 +136,35 @@ def remove_orphans(engine: Engine, where: Location) -> int:
         return _sweep(engine, where) if alone else 0
 
 
-def _sweep(engine: Engine, where: Location) -> int:
-    """Delete the unregistered files under the archive root; the caller holds `exclusive`."""
+def _sweep(engine: Engine, where: Location, *, rows_before: datetime | None = None) -> int:
+    """Delete the unregistered files under the archive root (with `rows_before`, only those whose every row
+    is older); the caller holds `exclusive`."""
     if not where.fs.exists(where.root):
         return 0
     registered = {where.path(p) for p in _registered(engine)}
     found = [p for p in where.fs.find(where.root) if p.endswith(".parquet")]
     orphans = [p for p in found if p not in registered and "/" + p not in registered]
+    if rows_before is not None:
+        orphans = [p for p in orphans if _all_before(where, p, rows_before)]
     for path in orphans:
         where.fs.rm(path)
     return len(orphans)
+
+
+def _all_before(where: Location, path: str, before: datetime) -> bool:
+    """Whether every row of this file is older than `before`; False when it cannot be read."""
+    try:
+        newest = pq.read_table(path, columns=["ts"], filesystem=where.fs, **VERIFY).column("ts")
+    except (OSError, pa.ArrowException):
+        return False  # an unreadable orphan is an archive run's to sweep
+    return len(newest) > 0 and pc.max(newest).as_py() < before
+
+
+def remove_expired_orphans(engine: Engine, where: Location, *, before: datetime) -> int:
+    """Delete unregistered files all of whose rows are older than `before`: those an expiry unregistered and a
+    killed retention run left behind. The caller holds `exclusive`. Files with newer rows stay, so an archive
+    read against the wrong (e.g. an empty) database loses nothing that was not expired anyway."""
+    return _sweep(engine, where, rows_before=before)
 
 
 def _candidates(engine: Engine, before: datetime, start: datetime | None) -> list[tuple[int, str, int, int]]:

@@ -101,11 +101,13 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
         held = archive.exclusive(engine, wait=True) if table is ArchiveFile and not dry_run else nullcontext()
         with held:
             paths = _delete(deleter, plan, name, cutoff, table, [column < cutoff, *extra], dry_run)
-            # Files go after the commit: a crash between leaves unregistered files the next archive run sweeps
+            # Files go after the commit; those a run killed in between left are unregistered, and go now.
             where_files = archive.location(settings.archive_url)
             for path in paths:
                 if where_files.fs.exists(where_files.path(path)):
                     where_files.fs.rm(where_files.path(path))
+            if table is ArchiveFile and not dry_run:
+                archive.remove_expired_orphans(engine, where_files, before=cutoff)
         plan.done.append(name)
 
 
