@@ -214,7 +214,31 @@ def erase(engine: Engine, *, tenant: str, confirm: str, by: str, archive_url: st
         raise NotConfirmed("--confirm must repeat the tenant id")
     # An archive run meanwhile could write the customer's rows to a file after its folder is removed.
     with archive.exclusive(engine, wait=True):
+        _note_start(engine, tenant=tenant, by=by, now=now)
         return _erase(engine, tenant=tenant, by=by, archive_url=archive_url, now=now)
+
+
+STARTED = "erasure_started"
+
+
+def _note_start(engine: Engine, *, tenant: str, by: str, now: datetime) -> None:
+    """Commit an audit line that the erasure began, when the customer has archive files: the file step runs
+    before the rows' commit, so a crash there leaves the customer with some files gone, and `unfinished`
+    names it until a rerun completes (and pseudonymises this line like the others)."""
+    with for_writing(engine).begin() as conn:
+        customer_id = conn.scalar(select(Customer.id).where(Customer.tenant == tenant))
+        if customer_id is None or unfinished(conn, [customer_id]):
+            return
+        if conn.scalar(select(ArchiveFile.id).where(ArchiveFile.customer_id == customer_id).limit(1)):
+            entry = audit.entry("customer", customer_id, STARTED, audit.as_actor(by), {}, now)
+            conn.execute(WorkflowEvent.__table__.insert().values(**entry))
+
+
+def unfinished(conn: Connection, customer_ids: list[int]) -> set[int]:
+    """Those of these customers whose erasure began and did not complete (killed or failed)."""
+    w = WorkflowEvent.__table__.c
+    started = (w.subject == "customer") & (w.action == STARTED) & w.subject_id.in_(customer_ids or [-1])
+    return set(conn.scalars(select(w.subject_id).where(started).distinct()))
 
 
 def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datetime) -> dict:

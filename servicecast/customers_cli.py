@@ -92,11 +92,17 @@ def customers_revoke(tenant: str, purpose: Purpose, reference: Reference = None)
 @customers_app.command("list")
 def customers_list() -> None:
     """List customers with the data uses they allow."""
+    from fleet import erasure  # with the archive's pyarrow: not for every command's start
+
     engine = ready_engine(load_settings())
     customers = registry.list_customers(engine=engine)
     with session(engine) as sess:
         consent = registry.purposes_by_customer(sess, [c.id for c in customers])
+        erasing = erasure.unfinished(sess.connection(), [c.id for c in customers])
     for customer in customers:
         auto = " (auto-registered)" if customer.auto_registered else ""
         granted = ", ".join(p for p in registry.PURPOSES if p in consent[customer.id])
-        typer.echo(f"{customer.tenant}\t{customer.name}{auto}\t{granted}")
+        # Some of its archive files may be gone already: reads of those months fail until the rerun.
+        erase = f"servicecast customers erase {customer.tenant} --confirm {customer.tenant}"
+        pending = f"\terasure unfinished: run `{erase}` again" if customer.id in erasing else ""
+        typer.echo(f"{customer.tenant}\t{customer.name}{auto}\t{granted}{pending}")
