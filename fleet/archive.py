@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import re
 import time
 import uuid
 import zlib
@@ -136,13 +137,17 @@ def remove_orphans(engine: Engine, where: Location) -> int:
         return _sweep(engine, where) if alone else 0
 
 
+# The names `_files` gives: another Parquet file under the root (an analyst's, a copy) is not ours to delete.
+_WRITTEN = re.compile(r"(^|/)tenant=[^/]+/month=\d{4}-\d{2}/part-[0-9a-f]{32}\.parquet$")
+
+
 def _sweep(engine: Engine, where: Location, *, rows_before: datetime | None = None) -> int:
     """Delete the unregistered files under the archive root (with `rows_before`, only those whose every row
     is older); the caller holds `exclusive`."""
     if not where.fs.exists(where.root):
         return 0
     registered = {where.path(p) for p in _registered(engine)}
-    found = [p for p in where.fs.find(where.root) if p.endswith(".parquet")]
+    found = [p for p in where.fs.find(where.root) if _WRITTEN.search(p)]
     orphans = [p for p in found if p not in registered and "/" + p not in registered]
     if rows_before is not None:
         orphans = [p for p in orphans if _all_before(where, p, rows_before)]
