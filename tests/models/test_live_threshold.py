@@ -28,7 +28,7 @@ def test_replaying_a_backtest_window_opens_the_alerts_the_backtest_counted(engin
     full = run.telemetry()
     full = full[full["machine_type"] == PUMP].reset_index(drop=True)
     panel = full.dropna(axis=1, how="all").assign(machine=full["machine"].astype(str))
-    split = pd.to_datetime(full["ts"], utc=True).max() - pd.Timedelta(days=5)
+    split = pd.to_datetime(full["ts"], utc=True).max() - pd.Timedelta(days=2)
     model, _ = train_type(panel, run.failures, run.maintenance, until=split, **FAST)
     _, counted = champion.window_alerts(model, panel, split)
     assert model.threshold_ != 0.5 and len(counted) >= 3  # a window where the two thresholds differ
