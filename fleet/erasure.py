@@ -285,9 +285,10 @@ def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datet
 
 def _remove_files(where: archive.Location, files: list[str], tenant: str) -> None:
     """Remove the customer's registered archive files and its folder; files already gone are skipped."""
-    for path in files:
-        if where.fs.exists(where.path(path)):
-            where.fs.rm(where.path(path))
     tenant_dir = where.path(f"tenant={tenant}")
-    if where.fs.exists(tenant_dir):
-        where.fs.rm(tenant_dir, recursive=True)
+    for path in [where.path(p) for p in files] + [tenant_dir]:
+        try:
+            if where.fs.exists(path):
+                where.fs.rm(path, recursive=path == tenant_dir)
+        except OSError as exc:  # not permitted, storage gone: the reader's words seldom name the file
+            raise OSError(f"archive file {path} cannot be removed: {exc.strerror or exc}") from exc
