@@ -151,7 +151,8 @@ def test_market_refuses_a_negative_seed_or_contact_budget_as_a_usage_error():
 
 def test_ctrl_c_during_a_backfill_says_so_in_one_line_and_the_same_command_stores_the_rest(tmp_path):
     url = f"sqlite:///{tmp_path / 'fleet.db'}"
-    args = ["simulate", "fleet", "--machines", "260", "--days", "2", "--failure-rate", "20", "--backfill"]
+    # Four chunks of a day (30 machines × 1,440 steps): the signal comes after the first, before the last.
+    args = ["simulate", "fleet", "--machines", "30", "--days", "4", "--failure-rate", "20", "--backfill"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
     command = [sys.executable, "-m", "servicecast", *args]
     env = {**clean, "SERVICECAST_DATABASE_URL": url}
@@ -165,10 +166,10 @@ def test_ctrl_c_during_a_backfill_says_so_in_one_line_and_the_same_command_store
         _, stderr = first.communicate(timeout=60)
         assert first.returncode == 130, stderr
         assert len(stderr.strip().splitlines()) == 1 and "interrupted" in stderr and "again" in stderr, stderr
-        assert 0 < _stored(engine) < 260 * 2 * 1440
+        assert 0 < _stored(engine) < 30 * 4 * 1440
         again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stderr
-        assert _stored(engine) == 260 * 2 * 1440
+        assert _stored(engine) == 30 * 4 * 1440
         assert len(ground_truth.list_runs(engine)) == 1
     finally:
         engine.dispose()
