@@ -5,6 +5,8 @@ machine's rows up to it, so training (all rows) and scoring (each machine's last
 Per sensor: the reading is compared with the same hour on earlier days (operating-regime normalisation:
 daily demand and shift patterns cancel), then summarised as level, slope, volatility and exponentially
 weighted trends; per machine: hours since the last stop (maintenance or repair) and data coverage.
+"Same hour" is local time where the panel gives a machine's time zone (`ZONE`, its site's): a fleet
+working shifts by the clock keeps its reference across a daylight-saving switch.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from models.event_features import PREFIX as EVENT_PREFIX
 from models.features import group_starts, prefix_sums, range_sum
 
 RUNNING = "running"
-META = {"tenant", "machine", "machine_id", "customer_id", "machine_type", "seq", "ts", "state"}
+ZONE = "timezone"  # optional panel column: the machine's IANA time zone; absent, empty or "UTC": UTC
+META = {"tenant", "machine", "machine_id", "customer_id", "machine_type", "seq", "ts", "state", ZONE}
 KINDS = ("dev6", "dev24", "vol24", "slope24", "ewm_fast", "trend", "level")
 EXTREMES = ("any__level_absmax", "any__dev24_absmax")  # `FleetFeatures(extremes=True)`
 SENSOR_HEALTH = ("any__spikes24", "any__jump", "any__z24_gap", "any__z24_share")  # `sensor_health=True`
@@ -92,13 +95,44 @@ def window_ewm(
     return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 1e-9)
 
 
-def lagged(x: np.ndarray, starts: np.ndarray, k: int) -> np.ndarray:
-    """x shifted down by k rows within each group (NaN before the group has k rows)."""
+def lagged(x: np.ndarray, starts: np.ndarray, k: int | np.ndarray) -> np.ndarray:
+    """x shifted down by k rows (one k, or one per row) within each group (NaN before the group has them)."""
     out = np.full_like(x, np.nan)
+    if not np.isscalar(k):
+        src = np.arange(len(x)) - k
+        ok = src >= starts
+        out[ok] = x[src[ok]]
+        return out
     idx = np.arange(k, len(x))
     ok = idx - k >= starts[idx]
     out[idx[ok]] = x[idx[ok] - k]
     return out
+
+
+def day_lag(
+    t: np.ndarray, zones: np.ndarray | None, days: int, day_rows: int, step_h: float
+) -> int | np.ndarray:
+    """Rows back from each row (time `t`, ns) to the same local clock time `days` days earlier in its
+    machine's zone: `days` x `day_rows`, an hour's rows fewer after a switch to summer time (the clock
+    skipped an hour), more after the switch back. One int where no zone moves its clock in between."""
+    rows = days * day_rows
+    if zones is None:
+        return rows
+    shift = np.zeros(len(t))
+    for zone in pd.unique(zones):
+        if not isinstance(zone, str) or zone in ("", "UTC"):
+            continue
+        at = zones == zone
+        shift[at] = _utc_offset(t[at], zone) - _utc_offset(t[at] - days * 86_400 * 10**9, zone)
+    if not shift.any():
+        return rows
+    return rows - np.round(shift / (step_h * 3.6e12)).astype(np.int64)
+
+
+def _utc_offset(t: np.ndarray, zone: str) -> np.ndarray:
+    """The zone's UTC offset (ns) at each time `t` (ns)."""
+    local = pd.DatetimeIndex(t.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(zone)
+    return local.tz_localize(None).asi8 - t
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +145,7 @@ class Prepared:
     starts: np.ndarray  # first grid row of each grid row's machine
     running: np.ndarray
     raw: np.ndarray  # readings, NaN while stopped: grid rows × sensors
-    dev: np.ndarray  # deviation from the same hour of the baseline days
+    dev: np.ndarray  # deviation from the same (local) hour of the baseline days
     last: np.ndarray  # sorted position of each machine's latest row
     machines: np.ndarray  # machine keys, sorted
     extra: np.ndarray  # event columns (`models.event_features`), passed through: grid rows × extras
@@ -244,9 +278,11 @@ class FleetFeatures(TransformerMixin, BaseEstimator):
         raw[~running] = np.nan
         np.clip(raw, -RAW_BOUND, RAW_BOUND, out=raw)
         day = self.rows(24.0)
+        zones = X[ZONE].to_numpy(dtype=object)[order][grid.reading] if ZONE in X.columns else None
+        t_grid = ts[order][grid.reading]
         base_sum, n_base = np.zeros_like(raw), np.zeros_like(raw)
         for d in self.baseline_days_:
-            lag = lagged(raw, starts, d * day)
+            lag = lagged(raw, starts, day_lag(t_grid, zones, d, day, self.step_hours_))
             ok = ~np.isnan(lag)
             base_sum += np.where(ok, lag, 0.0)
             n_base += ok
