@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from api import auth, delivery, egress
 from api.alerts import SEVERITY_LEVEL
 from api.auth import Principal
-from api.errors import Forbidden
+from api.errors import ConsentMissing, Forbidden
 from api.offers import risk_scope
 from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
 from api.scope import get_visible
@@ -65,8 +65,9 @@ def subscriptions_of(sess: Session, who: Principal) -> list[NotificationSubscrip
 def subscribe(
     sess: Session, who: Principal, body: EmailSubscriptionIn | WebhookSubscriptionIn, *, settings: Settings
 ) -> NotificationSubscription:
-    """Subscribe the caller; a customer or site must be one the caller may see (a customer: its own), a
-    webhook's address one the router may send to (a name is checked when it is sent to)."""
+    """Subscribe the caller; a customer or site must be one the caller may see (a customer: its own) and
+    whose alerts it may read (an account manager: an account granting `offers`, as `_readers` sends them),
+    a webhook's address one the router may send to (a name is checked when it is sent to)."""
     if body.channel == "webhook":
         if problem := egress.Policy(settings.webhook_allow_networks).literal_problem(body.address):
             raise errors.InvalidInput(f"address: {problem}")
@@ -78,6 +79,11 @@ def subscribe(
         customer_id = customer_id or site.customer_id
     if customer_id is not None:
         get_visible(sess, Customer, customer_id, who, "customer")
+        if not risk_scope(sess, who).sees(customer_id):
+            raise ConsentMissing(
+                f"customer {customer_id} has not granted 'offers': its alerts carry risk and reach an "
+                "account manager only with that grant"
+            )
     elif who.customers is not None:
         raise Forbidden("name a customer_id: you see only some customers")
     sub = NotificationSubscription(user_id=who.user_id, **(body.model_dump() | {"customer_id": customer_id}))

@@ -17,6 +17,8 @@ from api import notifications
 from api.console import views
 from api.console.login import Actor, PageSession, Viewer, require
 from api.console.render import PageRoute, confirm_page, page, redirect
+from api.errors import ConsentMissing
+from api.offers import risk_scope
 from api.schemas import INT32_MAX, SubscriptionIn
 from api.scope import restrict
 from fleet import errors
@@ -37,14 +39,15 @@ def subscriptions_page(request: Request, sess, who, *, form: dict | None = None,
     subs = notifications.subscriptions_of(sess, who)
     customers = sess.scalars(restrict(select(Customer).order_by(Customer.name), Customer.id, who)).all()
     sites = sess.scalars(restrict(select(Site).order_by(Site.name), Site.customer_id, who)).all()
+    scope = risk_scope(sess, who)  # the form offers the customers whose alerts the caller reads
     context = {
         "who": who,
         "section": "notifications",
         "subs": subs,
         "users": views.user_names(sess, {s.user_id for s in subs}),
-        "customers": customers,
+        "customers": [c for c in customers if scope.sees(c.id)],
         "customer_names": {c.id: c.name for c in customers},
-        "sites": sites,
+        "sites": [s for s in sites if scope.sees(s.customer_id)],
         "site_names": {s.id: s.name for s in sites},
         "form": form or {"values": {"min_severity": "critical", "channel": "email"}, "errors": {}},
         "email_unsent": notifications.unsent(request.app.state.settings, "email"),
@@ -92,6 +95,12 @@ def add(
         sub = notifications.subscribe(sess, who, body, settings=request.app.state.settings)
     except errors.InvalidInput as exc:  # an address the router would refuse
         form = {"values": values, "errors": {"address": str(exc).removeprefix("address: ")}}
+        return subscriptions_page(request, sess, who, form=form, status_code=422)
+    except ConsentMissing as exc:  # an account of his whose alerts he may not read
+        form = {
+            "values": values,
+            "errors": {"site_id" if site_id and not customer_id else "customer_id": str(exc)},
+        }
         return subscriptions_page(request, sess, who, form=form, status_code=422)
     said = f"Subscribed: {sub.min_severity} alerts and up, by {sub.channel} to {sub.address}."
     unsent = notifications.unsent(request.app.state.settings, sub.channel)
