@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse
@@ -44,7 +45,8 @@ def replay(request: Request, who: Actor, reason: Annotated[str, Form(max_length=
     report = run(engine=request.app.state.engine, reason=reason or None)
     left = sum(report.still_quarantined.values())
     text = f"Replayed {report.examined} messages: {report.stored} stored, {report.duplicates} already stored"
-    return redirect(f"/admin/quarantine?reason={reason}", f"{text}, {left} still held.")
+    back = f"/admin/quarantine?{urlencode({'reason': reason})}" if reason else "/admin/quarantine"
+    return redirect(back, f"{text}, {left} still held.")
 
 
 @router.get("/admin/audit", response_class=HTMLResponse)

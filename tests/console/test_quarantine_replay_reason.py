@@ -1,0 +1,42 @@
+"""The quarantine replay button returns to the page of the reason it replayed, whatever the reason holds."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from datetime import UTC, datetime
+
+from fleet import telemetry
+from ingest import quarantine
+from tests.api.support import World
+from tests.console.client import ConsoleClient, sign_in
+
+# Reasons are fixed codes today; the page and its redirect must not depend on that.
+ODD = "a&b=c #d/e f+g%41 é"
+
+
+def test_a_replay_returns_to_its_reasons_page_with_the_reason_intact(
+    client: ConsoleClient, world: World
+) -> None:
+    client.app.state.replay_quarantine = quarantine.replay
+    payload = b'{"seq": 1, "ts": "2026-11-23T08:00:00.000Z", "readings": {"flow_m3_h": 1.0}}'
+    rows = [
+        {
+            "topic": "fleet/acme/acme-pump-0/telemetry",
+            "payload": payload[:20],
+            "original_size": len(payload) + i,  # only a prefix kept: not replayable, stays held
+            "reason": reason,
+            "detail": f"held as {reason}",
+            "digest": hashlib.sha256(reason.encode()).hexdigest(),
+            "received_at": datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
+        }
+        for i, reason in enumerate((ODD, "a"))
+    ]
+    with world.engine.begin() as conn:
+        assert telemetry.insert_quarantine(conn, rows) == 2
+    sign_in(client, world, "admin")
+    response = client.post("/admin/quarantine/replay", data={"reason": ODD})
+    assert response.status_code == 200
+    page = html.unescape(response.text)
+    assert f'name="reason" value="{ODD}"' in page  # the replay form names the reason again
+    assert f"held as {ODD}" in page and "held as a<" not in page  # its row alone is listed
