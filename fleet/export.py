@@ -140,12 +140,8 @@ def _files(frame: pd.DataFrame) -> tuple[bytes, bytes]:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     parquet = io.BytesIO()
     pq.write_table(table, parquet, compression="snappy")
-    shown, changed = export_csv.as_text(table)
-    csv = export_csv.write(shown)
-    if csv is None:
-        texts = {name: shown.column(name).to_numpy(zero_copy_only=False) for name in changed}
-        csv = frame.assign(**texts).to_csv(index=False).encode()
-    return parquet.getvalue(), csv
+    shown = export_csv.as_text(table)
+    return parquet.getvalue(), export_csv.write(shown)
 
 
 def _add(archive_zip: zipfile.ZipFile, name: str, data: bytes) -> None:

@@ -1,14 +1,16 @@
 """An Arrow table as the CSV text pandas' `to_csv(index=False)` writes, at Arrow's speed.
 
 Values keep pandas' text: floats as numpy's `astype(str)` (`82.0`, `1e-05`), UTC times as
-`2026-01-01 00:00:00+00:00` with as many fraction digits as the column's finest value needs. Quoting
-alone may differ, which no CSV reader can tell: where a text value holds a comma, quote or line break,
-Arrow quotes every text value and the header (pandas only the ones that need it). Columns of other
-kinds (booleans, dates, non-UTC times) send the table back to pandas.
+`2026-01-01 00:00:00+00:00` with as many fraction digits as the column's finest value needs; columns of
+other kinds (booleans, dates, non-UTC times) are given pandas' text column by column. Quoting alone may
+differ, which no CSV reader can tell: where a text value holds a comma, quote, CR or LF, Arrow quotes
+every text value and the header (pandas only the ones that need it, and not a lone CR, which then split
+the row for Python's csv module and spreadsheets).
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 import io
 import re
@@ -27,10 +29,9 @@ _FORMULA = r"^[=+\-@\t\r]"
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
-def as_text(table: pa.Table) -> tuple[pa.Table, list[str]]:
-    """The table with every text cell a spreadsheet would take for a formula behind a leading `'`, and
-    the names of the columns that changed; plain numbers (`-1`, `+41`) and other cells stay as they are."""
-    changed = []
+def as_text(table: pa.Table) -> pa.Table:
+    """The table with every text cell a spreadsheet would take for a formula behind a leading `'`; plain
+    numbers (`-1`, `+41`) and other cells stay as they are."""
     for i, column in enumerate(table.columns):
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             continue
@@ -43,15 +44,12 @@ def as_text(table: pa.Table) -> tuple[pa.Table, list[str]]:
                 pa.scalar("'", column.type), column, pa.scalar("", column.type)
             )
             table = table.set_column(i, table.field(i), pc.if_else(formula, quoted, column))
-            changed.append(table.column_names[i])
-    return table, changed
+    return table
 
 
-def write(table: pa.Table) -> bytes | None:
-    """CSV bytes of the table as pandas writes them, or None where pandas must write them."""
+def write(table: pa.Table) -> bytes:
+    """CSV bytes of the table as pandas writes them, every text cell with a CR, LF, quote or comma quoted."""
     columns = [_text(column) for column in table.columns]
-    if not columns or any(c is None for c in columns):
-        return None
     texts = [c for c in columns if pa.types.is_string(c.type) or pa.types.is_large_string(c.type)]
     plain = not any(pc.any(pc.match_substring_regex(c, _SPECIAL)).as_py() for c in texts)
     plain_names = not any(re.search(_SPECIAL, name) for name in table.column_names)
@@ -63,8 +61,8 @@ def write(table: pa.Table) -> bytes | None:
     return out.getvalue()
 
 
-def _text(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
-    """The column as Arrow may write it, or None when only pandas writes its text."""
+def _text(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """The column as Arrow may write it: its own numbers and text, or the text pandas gives its values."""
     kind = column.type
     if pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return column
@@ -74,7 +72,14 @@ def _text(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
         return _floats(column)
     if pa.types.is_timestamp(kind) and kind.tz in ("UTC", "+00:00"):
         return _timestamps(column)
-    return None
+    return _pandas_text(column)
+
+
+def _pandas_text(column: pa.ChunkedArray) -> pa.Array:
+    """Each value as pandas' `to_csv` writes it (e.g. `True`, `2026-01-01`, times with their offset)."""
+    written = column.to_pandas().to_frame().to_csv(index=False, header=False, quoting=csv.QUOTE_ALL)
+    cells = csv.reader(io.StringIO(written, newline=""))
+    return pa.array([row[0] or None for row in cells], pa.string())  # pandas writes a missing value empty
 
 
 def _floats(column: pa.ChunkedArray) -> pa.Array:

@@ -64,11 +64,14 @@ def test_text_needing_quotes_reads_the_same():
 @pytest.mark.parametrize(
     "column",
     [
-        [True, False],
-        pd.to_datetime(["2026-01-01", "2026-01-02"]),  # naive: pandas writes dates alone
-        pd.to_datetime(["2026-01-01", "2026-01-02"]).tz_localize("Europe/Berlin"),
+        [True, False, None],
+        pd.to_datetime(["2026-01-01", "2026-01-02", None]),  # naive: pandas writes dates alone
+        pd.to_datetime(["2026-01-01 00:00:00.0", "2026-01-02 00:00:00.5", None]).tz_localize("Europe/Berlin"),
     ],
 )
-def test_kinds_it_does_not_write_are_left_to_pandas(column):
-    frame = pd.DataFrame({"x": column, "y": [1.5, 2.5]})
-    assert export_csv.write(pa.Table.from_pandas(frame, preserve_index=False)) is None
+def test_kinds_arrow_does_not_format_get_pandas_text(column):
+    frame = pd.DataFrame({"x": column, "y": [1.5, 2.5, 3.5], "z": ["a", None, "b"]})
+    assert (
+        export_csv.write(pa.Table.from_pandas(frame, preserve_index=False))
+        == frame.to_csv(index=False).encode()
+    )
