@@ -43,10 +43,15 @@ def replay(request: Request, who: Actor, reason: Annotated[str, Form(max_length=
     if run is None:  # the app was built without ingest (e.g. in a test): say what to run instead
         return redirect("/admin/quarantine", "Replay is not available here.", error=True)
     report = run(engine=request.app.state.engine, reason=reason or None)
-    left = sum(report.still_quarantined.values())
+    left = sum(report.still_quarantined.values()) + report.not_replayable + report.sparkplug
     text = f"Replayed {report.examined} messages: {report.stored} stored, {report.duplicates} already stored"
+    kept = [
+        f"{report.not_replayable} kept only in part cannot be replayed" if report.not_replayable else "",
+        f"{report.sparkplug} from the Sparkplug host are not replayed (protobuf)" if report.sparkplug else "",
+    ]
+    why = "; ".join(k for k in kept if k)
     back = f"/admin/quarantine?{urlencode({'reason': reason})}" if reason else "/admin/quarantine"
-    return redirect(back, f"{text}, {left} still held.")
+    return redirect(back, f"{text}, {left} still held" + (f" ({why})." if why else "."))
 
 
 @router.get("/admin/audit", response_class=HTMLResponse)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from fleet import telemetry
 from ingest import quarantine
 from tests.api.support import World
-from tests.console.client import ConsoleClient, sign_in
+from tests.console.client import ConsoleClient, flash, sign_in
 
 # Reasons are fixed codes today; the page and its redirect must not depend on that.
 ODD = "a&b=c #d/e f+g%41 é"
@@ -40,3 +40,26 @@ def test_a_replay_returns_to_its_reasons_page_with_the_reason_intact(
     page = html.unescape(response.text)
     assert f'name="reason" value="{ODD}"' in page  # the replay form names the reason again
     assert f"held as {ODD}" in page and "held as a<" not in page  # its row alone is listed
+
+
+def test_a_replay_counts_the_messages_it_cannot_replay_as_still_held(
+    client: ConsoleClient, world: World
+) -> None:
+    client.app.state.replay_quarantine = quarantine.replay
+    row = {
+        "topic": "fleet/acme/acme-pump-0/telemetry",
+        "payload": b'{"seq": 1, "ts"',
+        "original_size": 2_000_000,  # only a prefix kept
+        "reason": "too_large",
+        "detail": "payload has 2000000 bytes",
+        "digest": hashlib.sha256(b"too large").hexdigest(),
+        "received_at": datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
+    }
+    with world.engine.begin() as conn:
+        assert telemetry.insert_quarantine(conn, [row]) == 1
+    sign_in(client, world, "admin")
+    response = client.post("/admin/quarantine/replay", data={"reason": "too_large"})
+    assert flash(response.text) == (
+        "Replayed 1 messages: 0 stored, 0 already stored, 1 still held "
+        "(1 kept only in part cannot be replayed)."
+    )
