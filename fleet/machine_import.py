@@ -62,6 +62,13 @@ def _parse(row: dict, mapping: ColumnMap) -> dict:
             raise ValueError(f"{name} longer than {limit} characters")
         if value:
             out[name] = value
+    zone = csv_import.text(row, mapping, "site_timezone")
+    if zone:
+        try:
+            registration.site_zones([out | {"site_timezone": zone}])
+        except errors.InvalidInput as exc:
+            raise ValueError(str(exc).removeprefix(f"machine {machine!r}: ")) from None
+        out["site_timezone"] = zone
     if "machine_type" not in out and mapping.machine_type:
         out["machine_type"] = mapping.machine_type
     return out

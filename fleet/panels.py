@@ -14,7 +14,7 @@ from sqlalchemy import Connection, bindparam, select, text
 
 from fleet import archive, dialect, history, windows
 from fleet.settings import get_settings
-from fleet.tables import Telemetry, utcnow
+from fleet.tables import Machine, Site, Telemetry, utcnow
 
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -56,7 +56,8 @@ def read_panel(
     The database extracts each sensor from the JSON readings, the time as epoch milliseconds and whether
     the machine was running, so every column is numeric and the rows become one float array in a single
     call: no JSON, timestamp text or per-row Python objects on this side. `state` is "running" or
-    "stopped" (what the features distinguish).
+    "stopped" (what the features distinguish). `timezone`, only when a machine's site has one: that IANA
+    name (the features' daily baselines then follow its local clock), empty for the others.
     """
     bad = [s for s in sensors if not _NAME.match(s)]
     if bad:
@@ -88,7 +89,20 @@ def read_panel(
             both = pd.concat([frame, _as_panel(cold, sensors)], ignore_index=True)
             frame = both.drop_duplicates(["machine", "seq"]).sort_values(["machine", "ts"], kind="stable")
             frame = frame.reset_index(drop=True)
+    zones = site_zones(conn, machine_ids)
+    if zones:
+        frame["timezone"] = pd.Categorical(frame["machine"].map(zones).fillna(""))
     return frame
+
+
+def site_zones(conn: Connection, machine_ids: Sequence[int]) -> dict[int, str]:
+    """The time zone of each of these machines whose site has one."""
+    query = (
+        select(Machine.id, Site.timezone)
+        .join(Site, Machine.site_id == Site.id)
+        .where(Machine.id.in_([int(m) for m in machine_ids]), Site.timezone.is_not(None))
+    )
+    return dict(conn.execute(query).all())
 
 
 def _as_panel(rows: pd.DataFrame, sensors: Sequence[str]) -> pd.DataFrame:

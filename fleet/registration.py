@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from datetime import date, datetime
 
-from sqlalchemy import Connection, Engine, select, tuple_
+from sqlalchemy import Connection, Engine, or_, select, tuple_, update
 
-from fleet import audit, contract, dialect, errors
+from fleet import audit, contract, csv_import, dialect, errors
 from fleet.tables import Customer, DataUseGrant, Machine, Site, WorkflowEvent
 from fleet.tables.register import PURPOSES
 
@@ -35,13 +35,15 @@ def register_machines(
     """Add the customers, sites and machines not registered yet, in one transaction; ids by (tenant, machine).
 
     Each of `machines` has `tenant` and `machine`, and optionally machine_type, serial, installed,
-    contract_tier, site and customer_name (default: the tenant id). A new customer grants `service` and
-    `purposes[tenant]`. `first_sight` (auto-registration) marks what it adds as auto-registered and its
-    grants as assumed: nobody declared them. Rows registered already are left as they are, grants too.
+    contract_tier, site, site_timezone (the site's IANA time zone) and customer_name (default: the tenant
+    id). A new customer grants `service` and `purposes[tenant]`. `first_sight` (auto-registration) marks
+    what it adds as auto-registered and its grants as assumed: nobody declared them. Rows registered
+    already are left as they are, grants too; a site_timezone given sets its site's zone.
     """
     records = list(machines)
     for row in records:
         check_key(str(row["tenant"]), str(row["machine"]))
+    zones = site_zones(records)
     purposes = purposes or {}
     unknown = {p for wanted in purposes.values() for p in wanted} - set(PURPOSES)
     if unknown:
@@ -63,7 +65,7 @@ def register_machines(
                 WorkflowEvent.__table__.insert(),
                 _audit_rows(new, customer_ids, grants, granted_by, first_sight),
             )
-        site_ids = _sites(conn, records, customer_ids)
+        site_ids = _sites(conn, records, customer_ids, zones)
         rows = [_machine(row, customer_ids, site_ids, first_sight) for row in records]
         for i in range(0, len(rows), _CHUNK):
             _insert_missing(conn, Machine, rows[i : i + _CHUNK], ["customer_id", "code"])
@@ -107,15 +109,45 @@ def _customer_ids(conn: Connection, tenants: list[str]) -> dict[str, int]:
     return found
 
 
+def site_zones(records: list[Mapping]) -> dict[tuple[str, str], str]:
+    """The time zone given per (tenant, site); InvalidInput for an unknown zone, one without a site or
+    two different zones for one site."""
+    zones: dict[tuple[str, str], str] = {}
+    for r in records:
+        name = str(r.get("site_timezone") or "")
+        if not name:
+            continue
+        if not r.get("site"):
+            raise errors.InvalidInput(f"machine {r['machine']!r}: site_timezone {name!r} needs a site")
+        csv_import.zone(name)
+        key = (str(r["tenant"]), str(r["site"]))
+        if zones.setdefault(key, name) != name:
+            raise errors.InvalidInput(
+                f"site {key[1]!r} of {key[0]!r} given two time zones: {zones[key]}, {name}"
+            )
+    return zones
+
+
 def _sites(
-    conn: Connection, records: list[Mapping], customer_ids: dict[str, int]
+    conn: Connection,
+    records: list[Mapping],
+    customer_ids: dict[str, int],
+    zones: Mapping[tuple[str, str], str],
 ) -> dict[tuple[int, str], int]:
-    pairs = sorted({(customer_ids[str(r["tenant"])], str(r["site"])) for r in records if r.get("site")})
+    pairs = sorted({(str(r["tenant"]), str(r["site"])) for r in records if r.get("site")})
     if not pairs:
         return {}
-    _insert_missing(conn, Site, [{"customer_id": c, "name": s} for c, s in pairs], ["customer_id", "name"])
+    rows = [{"customer_id": customer_ids[t], "name": s, "timezone": zones.get((t, s))} for t, s in pairs]
+    _insert_missing(conn, Site, rows, ["customer_id", "name"])
+    for (t, s), name in zones.items():
+        conn.execute(
+            update(Site)
+            .where(Site.customer_id == customer_ids[t], Site.name == s)
+            .where(or_(Site.timezone.is_(None), Site.timezone != name))
+            .values(timezone=name)
+        )
     query = select(Site.customer_id, Site.name, Site.id).where(
-        Site.customer_id.in_(sorted({c for c, _ in pairs}))
+        Site.customer_id.in_(sorted({customer_ids[t] for t, _ in pairs}))
     )
     return {(c, name): sid for c, name, sid in conn.execute(query)}
 

@@ -75,8 +75,9 @@ def add_machine(
     installed: date | None = None,
     contract_tier: str = "basic",
     site: str | None = None,
+    site_timezone: str | None = None,
 ) -> Machine:
-    """Register a machine of an existing customer."""
+    """Register a machine of an existing customer; `site_timezone` (IANA name) sets its site's zone."""
     registration.check_key(tenant, code)
     with session(engine) as sess:
         customer = get_customer(sess, tenant)
@@ -90,6 +91,7 @@ def add_machine(
         "installed": installed,
         "contract_tier": contract_tier,
         "site": site,
+        "site_timezone": site_timezone,
     }
     ids = registration.register_machines(engine=engine, machines=[spec])
     with session(engine) as sess:

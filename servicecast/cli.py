@@ -145,6 +145,9 @@ def machines_add(
     installed: Annotated[str | None, typer.Option(help="Installation date, YYYY-MM-DD.")] = None,
     tier: Annotated[str, typer.Option(help="Service contract tier.")] = "basic",
     site: Annotated[str | None, typer.Option(help="Site name (created if new).")] = None,
+    site_timezone: Annotated[
+        str | None, typer.Option(help="The site's IANA time zone, e.g. Europe/Berlin (default UTC).")
+    ] = None,
 ) -> None:
     """Register MACHINE (its id in MQTT topics) for customer TENANT."""
     from fleet import machine_types, registry
@@ -164,6 +167,7 @@ def machines_add(
             installed=installed_on,
             contract_tier=tier,
             site=site,
+            site_timezone=site_timezone,
         )
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None

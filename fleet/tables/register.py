@@ -42,6 +42,8 @@ class Site(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     location: Mapped[str | None] = mapped_column(String(200))
+    # IANA name; the models compare readings with the same local hour of earlier days (None: UTC)
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class Machine(Base):

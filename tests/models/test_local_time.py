@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
+from fleet import machine_import, telemetry
+from fleet.csv_import import ColumnMap, ImportRefused
+from fleet.tables import Machine
 from models.cold_start import ColdStartModel
 from models.fleet_features import FleetFeatures
+from models.training import read_type_panel
 
 ZONE = "Europe/Berlin"
 
@@ -62,3 +67,50 @@ def test_a_panel_in_utc_gets_the_features_of_a_panel_without_zones() -> None:
     expected = features.transform(panel)
     for zone in ("UTC", ""):
         assert features.transform(panel.assign(timezone=zone)).equals(expected)
+
+
+def test_a_site_time_zone_from_the_machines_file_reaches_the_panel_and_the_scores(engine, tmp_path) -> None:
+    machines = tmp_path / "machines.csv"
+    machines.write_text(
+        "tenant,machine,machine_type,site,site_timezone\n"
+        + "".join(f"acme,press-{m},press,Hall 2,{ZONE}\n" for m in range(4))
+        + "acme,press-9,press,,\n"
+    )
+    machine_import.import_machines(engine=engine, path=machines, mapping=ColumnMap())
+    with engine.connect() as conn:
+        ids, customer = (
+            dict(conn.execute(select(Machine.code, Machine.id)).all()),
+            conn.scalar(select(Machine.customer_id)),
+        )
+    shifts = _shift_fleet(ZONE, end="2026-04-08")
+    rows = [
+        {
+            "customer_id": customer,
+            "machine_id": ids[f"press-{m}"],
+            "seq": int(r.seq),
+            "ts": r.ts.to_pydatetime(),
+            "readings": {"temp_c": r.temp_c, "vib": r.vib},
+            "received_at": r.ts.to_pydatetime(),
+        }
+        for m in range(4)
+        for r in shifts[shifts["machine"] == m].itertuples()
+    ]
+    with engine.begin() as conn:
+        telemetry.insert_telemetry(conn, rows)
+    panel = read_type_panel(engine, sorted(ids.values())).assign(machine_type="press")
+    assert set(panel["timezone"]) == {ZONE}
+    model = ColdStartModel(limits={}).fit(panel[panel["ts"] < "2026-03-20"])
+    risk, _ = model.risk_rows(panel)
+    switch = (panel["ts"] >= "2026-03-29") & (panel["ts"] < "2026-04-01")
+    assert risk[switch.to_numpy()].max() < model.threshold_
+
+
+def test_a_machines_file_with_an_unknown_time_zone_is_refused_naming_it(sqlite_engine, tmp_path) -> None:
+    machines = tmp_path / "machines.csv"
+    machines.write_text("tenant,machine,site,site_timezone\nacme,p-1,Hall 2,Europe/Berlln\nacme,p-2,,UTC\n")
+    with pytest.raises(ImportRefused) as refused:
+        machine_import.import_machines(engine=sqlite_engine, path=machines, mapping=ColumnMap())
+    assert [r.reason for r in refused.value.report.rejects] == [
+        "unknown time zone 'Europe/Berlln'",
+        "site_timezone 'UTC' needs a site",
+    ]
