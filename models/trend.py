@@ -20,6 +20,31 @@ from models.fleet_features import FleetFeatures
 
 log = logging.getLogger(__name__)
 Z80 = 1.2816
+Z_SLOPE = 4.0  # a trend counts when its least-squares slope lies this many standard errors from flat
+
+
+def slope_significant(series: np.ndarray, direction: np.ndarray | float, overlap: int = 1) -> np.ndarray:
+    """Per row of a 2-D array (NaN skipped): whether the least-squares slope over the whole window leans
+    toward `direction` (+1 rising, -1 falling) by more than `Z_SLOPE` standard errors.
+
+    `overlap` is how many consecutive points share their data (a rolling mean over that many steps): the
+    residuals are then that much less independent, and the standard error grows by its square root. Over
+    a window of whole days (48 h) a healthy machine's daily rhythm does not tilt the line and its noise
+    does not pass the test; a climb sustained over the window does."""
+    ok = ~np.isnan(series)
+    n = ok.sum(axis=1)
+    t = np.broadcast_to(np.arange(series.shape[1], dtype=float), series.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_mean = np.where(ok, t, 0.0).sum(axis=1) / n
+        y_mean = np.where(ok, series, 0.0).sum(axis=1) / n
+        dt = np.where(ok, t - t_mean[:, None], 0.0)
+        dy = np.where(ok, series - y_mean[:, None], 0.0)
+        sxx = (dt**2).sum(axis=1)
+        slope = (dt * dy).sum(axis=1) / sxx
+        resid = np.where(ok, dy - slope[:, None] * dt, 0.0)
+        se = np.sqrt((resid**2).sum(axis=1) / (n - 2) / sxx * max(overlap, 1))
+        lean = slope * direction
+        return (n > 2) & (lean > Z_SLOPE * np.maximum(se, 1e-12))
 
 
 def holt_vectorised(
@@ -75,7 +100,8 @@ class TrendForecaster(BaseEstimator):
     The learned limit of a sensor is the median 6-hour deviation seen just before precursor failures in
     training (only sensors that move clearly); without failure history, `fallback_sigmas` robust sd of
     healthy rows. Where the machine type gives an OEM limit for a sensor (`oem_limits` of
-    `predict_series`), that limit replaces the learned one and the forecast runs on the readings.
+    `predict_series`), that limit replaces the learned one and the forecast runs on the readings. A
+    crossing ahead counts only when the window's slope is significant (`slope_significant`).
     """
 
     def __init__(
@@ -171,7 +197,10 @@ class TrendForecaster(BaseEstimator):
             if method == "statsmodels":
                 level, trend, sd, how = _statsmodels_holt(values, enough, level, trend, sd, how)
             eta, low, high = crossing(level, trend, sd, limit, self.max_hours / step, direction)
-            eta[~enough] = np.nan
+            toward = np.sign(limit) if direction is None else direction
+            overlap = self.features_.rows(self.features_.short_hours)
+            flat = ~enough | ((eta > 0) & ~slope_significant(values, toward, overlap))
+            eta[flat], low[flat], high[flat] = np.nan, np.nan, np.nan
             frame = pd.DataFrame(
                 {"eta_h": eta * step, "eta_low_h": low * step, "eta_high_h": high * step, "method": how},
                 index=pd.Index(machines, name="machine"),
