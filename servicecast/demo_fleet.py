@@ -205,7 +205,8 @@ def publish_live(fleet: DemoFleet, settings: Settings, engine: Engine) -> bool:
             f"{fleet.run.config.machines} machines, the last {fleet.live_steps} steps, over MQTT QoS 1"
         )
         press.stop()
-        _wait_for(ingester, sent.sent, deadline=time.monotonic() + 120)
+        # The press's messages count too: waiting for the fleet's alone can print before the last are in.
+        _wait_for(ingester, sent.sent + press.published, deadline=time.monotonic() + 120)
         stats = ingester.stats
         typer.echo(
             f"ingested in {time.monotonic() - started:.1f} s: {stats.stored} stored, "

@@ -70,6 +70,11 @@ class DemoOpcUaMachine:
             time.sleep(self.period_s)
         self.server.alarm(active=False)
 
+    @property
+    def published(self) -> int:
+        """Messages the broker has acknowledged from the press so far."""
+        return self.publisher.published
+
     def stop(self, deadline_s: float = 10.0) -> None:
         """Wait until the broker has taken every message, then stop the bridge and the server."""
         self._shift.join(timeout=deadline_s)

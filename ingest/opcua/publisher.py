@@ -42,6 +42,7 @@ class Publisher:
         self.window = window
         self.keepalive_s = keepalive_s
         self.fatal: str | None = None
+        self.published = 0  # messages the broker acknowledged
         self._stopping = False
         self._flush_by: float | None = None  # monotonic deadline of a graceful stop
         self._connected = threading.Event()
@@ -103,6 +104,7 @@ class Publisher:
                 row = in_flight.pop(self._acks.popleft(), None)
                 if row is not None:
                     acked.append(row)
+            self.published += len(acked)  # before the delete: whoever sees the buffer empty sees it counted
             self.buffer.delete(acked)
             metrics.PUBLISHED.inc(len(acked))
             if self._connected.is_set() and len(in_flight) < self.window:
