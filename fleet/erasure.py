@@ -234,6 +234,11 @@ def _note_start(engine: Engine, *, tenant: str, by: str, now: datetime) -> None:
             conn.execute(WorkflowEvent.__table__.insert().values(**entry))
 
 
+def rerun(tenant: str) -> str:
+    """The command that completes an erasure of `tenant` that was killed or failed."""
+    return f"servicecast customers erase {tenant} --confirm {tenant}"
+
+
 def unfinished(conn: Connection, customer_ids: list[int]) -> set[int]:
     """Those of these customers whose erasure began and did not complete (killed or failed)."""
     w = WorkflowEvent.__table__.c

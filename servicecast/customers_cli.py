@@ -103,6 +103,9 @@ def customers_list() -> None:
         auto = " (auto-registered)" if customer.auto_registered else ""
         granted = ", ".join(p for p in registry.PURPOSES if p in consent[customer.id])
         # Some of its archive files may be gone already: reads of those months fail until the rerun.
-        erase = f"servicecast customers erase {customer.tenant} --confirm {customer.tenant}"
-        pending = f"\terasure unfinished: run `{erase}` again" if customer.id in erasing else ""
+        pending = (
+            f"\terasure unfinished: run `{erasure.rerun(customer.tenant)}` again"
+            if customer.id in erasing
+            else ""
+        )
         typer.echo(f"{customer.tenant}\t{customer.name}{auto}\t{granted}{pending}")

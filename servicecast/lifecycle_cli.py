@@ -90,8 +90,9 @@ def customers_erase(
     except (erasure.NotConfirmed, LookupError) as exc:
         raise fail(exc, code=EXIT_ERROR) from None
     except OSError as exc:  # the archive's storage: the rows were rolled back, some files may be gone
-        again = f"servicecast customers erase {tenant} --confirm {tenant}"
-        why = f"cannot erase {tenant!r}: {exc}; nothing committed, `{again}` again completes it"
+        why = (
+            f"cannot erase {tenant!r}: {exc}; nothing committed, `{erasure.rerun(tenant)}` again completes it"
+        )
         raise fail(why, code=EXIT_ERROR) from None
     typer.echo(json.dumps(receipt, default=str, indent=2))
 
