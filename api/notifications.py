@@ -23,7 +23,7 @@ from api.errors import ConsentMissing, Forbidden
 from api.offers import risk_scope
 from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
 from api.scope import get_visible
-from fleet import errors
+from fleet import errors, registry
 from fleet.settings import Settings
 from fleet.tables import (
     Alert,
@@ -108,14 +108,42 @@ def unsubscribe(sess: Session, who: Principal, subscription_id: int) -> Notifica
     return sub
 
 
+def suspended(sess: Session, subs: list[NotificationSubscription]) -> dict[int, str]:
+    """Why each subscription naming a customer whose alerts its owner may no longer read sends nothing, by
+    id: the customer withdrew `offers`, or is no longer the account manager's. Nothing is stored: it
+    resumes, for alert events from then on, as soon as the reason ends."""
+    users = sess.scalars(select(User).where(User.id.in_({s.user_id for s in subs}))).all()
+    owners = {user.id: auth.principal_of_user(sess, user) for user in users}
+    readers = {user_id: risk_scope(sess, who) for user_id, who in owners.items()}
+    reasons = {}
+    for sub in subs:
+        customer = sub.customer_id
+        if customer is None or readers[sub.user_id].sees(customer):
+            continue
+        if not owners[sub.user_id].sees(customer):
+            reasons[sub.id] = (
+                f"customer {customer} is no longer one of your accounts; notifications resume if it is "
+                "assigned to you again"
+            )
+        else:
+            reasons[sub.id] = (
+                f"customer {customer} has withdrawn 'offers': its alerts carry risk and reach an account "
+                "manager only with that grant; notifications resume when it grants 'offers' again"
+            )
+    return reasons
+
+
 def stopped(sess: Session, sub: NotificationSubscription | None) -> str | None:
-    """Why a subscription's notification must not go out (deleted, or its user disabled), or None."""
+    """Why a subscription's notification must not go out (deleted, its user disabled, or suspended since
+    it was queued), or None."""
     if sub is None:
         return "unsubscribed"
     if sub.disabled_at is not None:
         return f"subscription disabled: {sub.disabled_reason}"
     if sess.scalar(select(User.disabled_at).where(User.id == sub.user_id)) is not None:
         return "subscriber disabled"
+    if why := suspended(sess, [sub]).get(sub.id):
+        return f"subscription suspended: {why}"
     return None
 
 
@@ -173,6 +201,8 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
         )
     ).all()
     readers = _readers(sess, subs) if found else {}
+    # An account manager hears of no event from before the customer's `offers` grant in force (a suspension).
+    offers_since = registry.granted_since(sess, "offers") if found else {}
     added = 0
     for event in found:
         mark.value = max(mark.value, event.id)
@@ -183,7 +213,9 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
         wanted = [
             s
             for s in subs
-            if readers[s.user_id].sees(alert.customer_id) and matches(s, event, alert, machine.site_id)
+            if readers[s.user_id].sees(alert.customer_id)
+            and (readers[s.user_id].role != "account_manager" or event.at >= offers_since[alert.customer_id])
+            and matches(s, event, alert, machine.site_id)
         ]
         if not wanted:
             continue

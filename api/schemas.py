@@ -291,3 +291,5 @@ class SubscriptionOut(Out):
     warning: str | None = None  # set when nothing can be sent by this channel (e-mail without SMTP)
     disabled_at: datetime | None = None  # set when its webhook answered 410 Gone: nothing is sent any more
     disabled_reason: str | None = None
+    # set while its customer's alerts are not the owner's to read (`offers` withdrawn, account taken off)
+    suspended_reason: str | None = None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -228,6 +228,16 @@ def customers_granting(conn: Connection | Session, purpose: str) -> set[int]:
         DataUseGrant.purpose == purpose, DataUseGrant.revoked_at.is_(None)
     )
     return set(conn.scalars(query))
+
+
+def granted_since(sess: Session, purpose: str) -> dict[int, datetime]:
+    """Since when each customer that currently allows `purpose` has allowed it without a break."""
+    query = (
+        select(DataUseGrant.customer_id, func.min(DataUseGrant.granted_at))
+        .where(DataUseGrant.purpose == purpose, DataUseGrant.revoked_at.is_(None))
+        .group_by(DataUseGrant.customer_id)
+    )
+    return {customer_id: since for customer_id, since in sess.execute(query)}
 
 
 def purposes_by_customer(

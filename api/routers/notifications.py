@@ -18,8 +18,10 @@ router = APIRouter(prefix="/notifications/subscriptions", tags=["notifications"]
 
 @router.get("", response_model=list[SubscriptionOut])
 def list_subscriptions(sess: SessionDep, who: AlertReader, settings: SettingsDep):
-    """The caller's subscriptions (an admin sees everyone's)."""
-    return [_out(sub, settings) for sub in notifications.subscriptions_of(sess, who)]
+    """The caller's subscriptions (an admin sees everyone's), each suspended one with the reason."""
+    subs = notifications.subscriptions_of(sess, who)
+    suspended = notifications.suspended(sess, subs)
+    return [_out(sub, settings, suspended.get(sub.id)) for sub in subs]
 
 
 @router.post("", response_model=SubscriptionOut, status_code=201)
@@ -38,7 +40,7 @@ def unsubscribe(
     notifications.unsubscribe(sess, who, subscription_id)
 
 
-def _out(sub: NotificationSubscription, settings: Settings) -> SubscriptionOut:
+def _out(sub: NotificationSubscription, settings: Settings, suspended: str | None = None) -> SubscriptionOut:
     return SubscriptionOut.model_validate(sub).model_copy(
-        update={"warning": notifications.unsent(settings, sub.channel)}
+        update={"warning": notifications.unsent(settings, sub.channel), "suspended_reason": suspended}
     )
