@@ -389,14 +389,17 @@ def tables(
         filters.append(("ts", ">=", pd.Timestamp(start)))
     if end is not None:
         filters.append(("ts", "<", pd.Timestamp(end)))
-    found = (_read_table(where, p, filters) for p in paths)
-    return [table for table in found if table.num_rows]
+    found = (_read_table(conn, where, p, filters) for p in paths)
+    return [table for table in found if table is not None and table.num_rows]
 
 
-def _read_table(where: Location, relative: str, filters: list) -> pa.Table:
-    """One registered file's rows."""
-    with _reading(where, relative):
-        return pq.read_table(where.path(relative), filesystem=where.fs, filters=filters, **VERIFY)
+def _read_table(conn: Connection, where: Location, relative: str, filters: list) -> pa.Table | None:
+    """One registered file's rows; None when retention or an erasure removed it since it was listed."""
+    try:
+        with _reading(conn, where, relative):
+            return pq.read_table(where.path(relative), filesystem=where.fs, filters=filters, **VERIFY)
+    except _Unregistered:
+        return None
 
 
 def check_readable(conn: Connection, *, customer_id: int, url: str) -> None:
@@ -405,20 +408,32 @@ def check_readable(conn: Connection, *, customer_id: int, url: str) -> None:
     registered. One row group in memory at a time."""
     where = location(url)
     query = select(ArchiveFile.path, ArchiveFile.rows).where(ArchiveFile.customer_id == customer_id)
-    for relative, registered in conn.execute(query):
-        with _reading(where, relative), where.fs.open(where.path(relative), "rb") as raw:
-            parquet = pq.ParquetFile(raw, **VERIFY)
-            rows = sum(parquet.read_row_group(i).num_rows for i in range(parquet.num_row_groups))
-            if rows != registered:
-                raise OSError(f"it holds {rows} rows, {registered} were archived into it")
+    for relative, registered in conn.execute(query).all():
+        try:
+            with _reading(conn, where, relative), where.fs.open(where.path(relative), "rb") as raw:
+                parquet = pq.ParquetFile(raw, **VERIFY)
+                rows = sum(parquet.read_row_group(i).num_rows for i in range(parquet.num_row_groups))
+                if rows != registered:
+                    raise OSError(f"it holds {rows} rows, {registered} were archived into it")
+        except _Unregistered:
+            continue
+
+
+class _Unregistered(Exception):
+    """A listed file that failed to read because retention or an erasure unregistered and removed it."""
 
 
 @contextmanager
-def _reading(where: Location, relative: str) -> Iterator[None]:
-    """Reading a registered file: ArchiveUnreadable naming its month and file when it cannot be read."""
+def _reading(conn: Connection, where: Location, relative: str) -> Iterator[None]:
+    """Reading a registered file: ArchiveUnreadable naming its month and file when it cannot be read, or
+    _Unregistered when the catalog no longer lists it (retention deletes the row before the file)."""
     try:
         yield
     except (OSError, pa.ArrowException) as exc:
+        # A new connection: the reader's own transaction (SQLite's snapshot) may predate the expiry.
+        with conn.engine.connect() as now:
+            if now.scalar(select(ArchiveFile.id).where(ArchiveFile.path == relative)) is None:
+                raise _Unregistered(relative) from exc
         kind = {FileNotFoundError: "missing", PermissionError: "not permitted"}.get(type(exc), "damaged")
         month = next((part[6:] for part in relative.split("/") if part.startswith("month=")), "?")
         raise errors.ArchiveUnreadable(
