@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.orm import Session, aliased
 
 from api import estimate
 from fleet.settings import Settings
@@ -21,6 +21,14 @@ OFFER_APPROVED = "com.servicecast.offer.approved"
 # An offer the CRM already has was closed on our side: it must stop selling it.
 OFFER_CLOSED = {kind: f"com.servicecast.offer.{kind}" for kind in ("rejected", "withdrawn", "expired")}
 DATA_SCHEMA_VERSION = 1
+
+
+def crm_hand_off() -> ColumnElement[bool]:
+    """Whether an outbox row hands its event to the CRM: the webhook row, or the e-mail when the event has
+    no webhook row. Its delivery makes an approved offer `sent`, a contact with the customer."""
+    other = aliased(OutboxMessage)
+    webhook = exists().where(other.event_id == OutboxMessage.event_id, other.destination == "webhook")
+    return (OutboxMessage.destination == "webhook") | ((OutboxMessage.destination == "email") & ~webhook)
 
 
 def offer_event_id(offer: Offer) -> str:

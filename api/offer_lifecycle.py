@@ -107,9 +107,11 @@ def contact_times(
 ) -> list[datetime | None]:
     """When each real contact with the customer in the last `days` days happened, oldest first.
 
-    Contacts are offers delivered to the customer and technicians' visits (alerts resolved with a finding),
-    never mere proposals. With `pending`, offers approved but not yet delivered count too (their approval's
-    outbox row still pending and the offer still approved), as None: they are about to reach the customer.
+    Contacts are offers delivered to the customer (their approval's CRM hand-off delivered: an e-mail copy
+    beside a webhook is none) and technicians' visits (alerts resolved with a finding), never mere
+    proposals. With `pending`, offers approved but not yet delivered count too (their hand-off still pending,
+    held for a gone CRM included, and the offer still approved), as None: they are about to reach the
+    customer.
     """
     since = now - timedelta(days=days)
     delivered = (OutboxMessage.status == "delivered") & (OutboxMessage.delivered_at > since)
@@ -122,6 +124,7 @@ def contact_times(
         .where(
             OutboxMessage.customer_id == customer_id,
             OutboxMessage.event_type == events.OFFER_APPROVED,
+            events.crm_hand_off(),
             delivered,
         )
         .group_by(OutboxMessage.event_id)
@@ -149,6 +152,7 @@ def last_contact(sess: Session, customer_id: int) -> datetime | None:
             OutboxMessage.customer_id == customer_id,
             OutboxMessage.event_type == events.OFFER_APPROVED,
             OutboxMessage.status == "delivered",
+            events.crm_hand_off(),
         )
     )
     visit = sess.scalar(select(func.max(Alert.resolved_at)).where(Alert.customer_id == customer_id, VISITED))

@@ -384,11 +384,8 @@ def _close_if_gone_meanwhile(sess: Session, claim: Claim, *, at: datetime, setti
 
 
 def _is_main_destination(sess: Session, claim: Claim) -> bool:
-    """The webhook is the CRM hand-off; e-mail counts only when there is no webhook row."""
-    if claim.destination == "webhook":
-        return True
-    webhook = exists().where(OUTBOX.c.event_id == claim.event_id, OUTBOX.c.destination == "webhook")
-    return not sess.scalar(select(webhook))
+    """Whether the claim's row is its event's CRM hand-off (`events.crm_hand_off`)."""
+    return sess.scalar(select(exists().where(OutboxMessage.id == claim.id, events.crm_hand_off())))
 
 
 def _hold(engine: Engine, claim: Claim, *, at: datetime, settings: Settings, holds: Holds) -> None:

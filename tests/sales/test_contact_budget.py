@@ -17,7 +17,7 @@ from fleet import telemetry
 from fleet.db import session
 from fleet.tables import Alert, Offer, OutboxMessage, utcnow
 from tests import services
-from tests.api.routing_support import SECRET, WebhookReceiver
+from tests.api.routing_support import SECRET, SmtpSink, WebhookReceiver
 from tests.api.support import NOW, World, add_prediction, build_world
 from tests.console.client import ConsoleClient, flash, sign_in
 
@@ -203,6 +203,45 @@ def test_an_approval_that_never_reaches_the_customer_frees_its_slot(database_url
             _approve(world, second)
             assert _statuses(world.engine, [second]) == ["approved"]
     finally:
+        recv.stop()
+
+
+@pytest.mark.expect_logged_errors  # the dead letter and the held CRM are logged as errors
+@pytest.mark.parametrize("crm", ["refused", "gone"])
+def test_an_approval_e_mailed_but_not_taken_by_the_crm_is_no_sent_contact(database_url, crm) -> None:
+    """E-mail beside the webhook: the approval is sent when the CRM has it (the offer's `sent`), not when its
+    e-mail copy went out; refused by the CRM it frees its slot, held for it, it is still about to be sent."""
+    recv = WebhookReceiver(fail_first=10, fail_status=422 if crm == "refused" else 410).start()
+    sink = SmtpSink()
+    sink.controller.start()
+    try:
+        world = build_world(
+            database_url,
+            webhook_url=recv.url,
+            webhook_secret=SECRET,
+            smtp_url=sink.url,
+            mail_to="crm-gateway@oem.example",
+            route_max_attempts=1,
+        )
+        _plant_contacts(world, at=NOW)
+        first, second, _ = _propose_for_three_machines(world)
+        _approve(world, first)
+        routing.deliver_due(engine=world.engine, settings=world.settings)
+        assert len(sink.messages) == 1 and _statuses(world.engine, [first]) == ["approved"]
+        with session(world.engine) as sess:
+            counted = offer_lifecycle.contact_times(sess, world.customers["acme"], NOW, pending=True)
+            last = offer_lifecycle.last_contact(sess, world.customers["acme"])
+        planted = [NOW - timedelta(days=3), NOW - timedelta(days=1)]
+        assert counted == (planted if crm == "refused" else [*planted, None])
+        assert last == planted[-1]
+        if crm == "refused":
+            _approve(world, second)
+            assert _statuses(world.engine, [second]) == ["approved"]
+        else:
+            with pytest.raises(Conflict, match="contact limit: 3 contacts"):
+                _approve(world, second)
+    finally:
+        sink.controller.stop()
         recv.stop()
 
 
