@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, text
 
-from fleet import archive_format, errors, partitions
+from fleet import archive_format, archive_store, errors, partitions
 from fleet.tables import ArchivedRange, ArchiveFile, Customer, Telemetry
 
 FILES_PER_BATCH_ROWS = 500_000
@@ -142,12 +142,13 @@ _WRITTEN = re.compile(r"(^|/)tenant=[^/]+/month=\d{4}-\d{2}/part-[0-9a-f]{32}\.p
 
 
 def _sweep(engine: Engine, where: Location, *, rows_before: datetime | None = None) -> int:
-    """Delete the unregistered files under the archive root (with `rows_before`, only those whose every row
-    is older); the caller holds `exclusive`."""
-    if not where.fs.exists(where.root):
+    """Delete the unregistered files in this database's folder (with `rows_before`, only those whose every row
+    is older); the caller holds `exclusive`. Another deployment's folder, and the root, are not looked in."""
+    ours = where.path(archive_store.folder(engine))
+    if not where.fs.exists(ours):
         return 0
     registered = {where.path(p) for p in _registered(engine)}
-    found = [p for p in where.fs.find(where.root) if _WRITTEN.search(p)]
+    found = [p for p in where.fs.find(ours) if _WRITTEN.search(p)]
     orphans = [p for p in found if p not in registered and "/" + p not in registered]
     if rows_before is not None:
         orphans = [p for p in orphans if _all_before(where, p, rows_before)]
@@ -229,13 +230,14 @@ def _files(engine: Engine, where: Location, *, before, start, max_rows, after_wr
     """Write the hot rows in [start, before) to files, a customer's machines and a month each; yields them."""
     from fleet import history  # history reads through this module
 
+    ours = archive_store.folder(engine)
     for (customer_id, tenant), machines in _batches(_candidates(engine, before, start), max_rows):
         with engine.connect() as conn:
             frame = history.read_hot(
                 conn, machine_ids=machines, start=start, end=before, customer_id=customer_id
             )
         for month, part in frame.groupby(_month(frame["ts"]), sort=True):
-            relative = f"tenant={tenant}/month={month}/part-{uuid.uuid4().hex}.parquet"
+            relative = f"{ours}/tenant={tenant}/month={month}/part-{uuid.uuid4().hex}.parquet"
             size = _write(where, relative, archive_format.encode(part))
             if after_write:
                 after_write(relative)

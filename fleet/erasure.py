@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 
-from fleet import archive, audit, audit_maintenance, credentials
+from fleet import archive, archive_store, audit, audit_maintenance, credentials
 from fleet.db import for_writing
 from fleet.tables import (
     Alert,
@@ -249,6 +249,7 @@ def unfinished(conn: Connection, customer_ids: list[int]) -> set[int]:
 def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datetime) -> dict:
     """Delete the customer's rows and its archive files, in one transaction; the caller holds the archive
     lock."""
+    folder = f"{archive_store.folder(engine)}/tenant={tenant}"  # before BEGIN: it may draw the store's id
     with for_writing(engine).begin() as conn:  # gathers, then deletes: the write lock from BEGIN
         who = _gather(conn, tenant)
         if who is None:
@@ -284,16 +285,18 @@ def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datet
         conn.execute(ErasureReceipt.__table__.insert().values(**receipt))
         # The files go before the commit: a crash or a storage error until then rolls the rows back, the
         # customer stays (with fewer files), and `customers erase` again finishes; a receipt means no file.
-        _remove_files(archive.location(archive_url), files, tenant)
+        _remove_files(archive.location(archive_url), files, folder)
     return receipt
 
 
-def _remove_files(where: archive.Location, files: list[str], tenant: str) -> None:
-    """Remove the customer's registered archive files and its folder; files already gone are skipped."""
-    tenant_dir = where.path(f"tenant={tenant}")
-    for path in [where.path(p) for p in files] + [tenant_dir]:
+def _remove_files(where: archive.Location, files: list[str], folder: str) -> None:
+    """Remove the customer's registered archive files, then its folder in this database's store (with a killed
+    run's leftovers); files already gone are skipped. Its folder at the root, of files registered before the
+    store folders (migration 0024), goes only once empty: another deployment may keep files there."""
+    legacy = where.path(folder.split("/", 1)[1])
+    for path in [where.path(p) for p in files] + [where.path(folder), legacy]:
         try:
-            if where.fs.exists(path):
-                where.fs.rm(path, recursive=path == tenant_dir)
+            if where.fs.exists(path) and (path != legacy or not where.fs.find(legacy)):
+                where.fs.rm(path, recursive=path in (where.path(folder), legacy))
         except OSError as exc:  # not permitted, storage gone: the reader's words seldom name the file
             raise OSError(f"archive file {path} cannot be removed: {exc.strerror or exc}") from exc

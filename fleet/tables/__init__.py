@@ -5,7 +5,14 @@ from fleet.tables.changes import ChangeCounter
 from fleet.tables.events import MachineEvent
 from fleet.tables.ground_truth import SimulationRunRecord
 from fleet.tables.labels import Label
-from fleet.tables.lifecycle import ArchivedRange, ArchiveFile, ErasureReceipt, Rollup, RollupDirty
+from fleet.tables.lifecycle import (
+    ArchivedRange,
+    ArchiveFile,
+    ArchiveStore,
+    ErasureReceipt,
+    Rollup,
+    RollupDirty,
+)
 from fleet.tables.machine_types import MachineTypeVersion
 from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
 from fleet.tables.register import Customer, DataUseGrant, Machine, MachineCredential, Sensor, Site
@@ -30,6 +37,7 @@ __all__ = [
     "ApiKey",
     "ArchiveFile",
     "ArchivedRange",
+    "ArchiveStore",
     "CatalogVersion",
     "ErasureReceipt",
     "Rollup",

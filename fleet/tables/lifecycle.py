@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, Float, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet.tables.base import Base, BigId, Json, UtcDateTime
@@ -52,6 +63,15 @@ class ArchiveFile(Base):
     ts_min: Mapped[datetime] = mapped_column(UtcDateTime)
     ts_max: Mapped[datetime] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ArchiveStore(Base):
+    """This database's archive id (one row): its files lie under `store=<id>/`, apart from others'."""
+
+    __tablename__ = "archive_store"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    store: Mapped[str] = mapped_column(String(32))
 
 
 class ArchivedRange(Base):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -10,6 +13,7 @@ from sqlalchemy import Engine, select
 
 from fleet import registration, telemetry
 from fleet.tables import Customer, Machine
+from tests.data import REPO
 
 START = datetime(2026, 9, 28, 22, 0, tzinfo=UTC)
 
@@ -78,3 +82,13 @@ def quarantine_daily(engine: Engine, first: datetime, days: int) -> None:
                 for day in range(days)
             ],
         )
+
+
+def killed_erasure(database_url: str, archive_url: str, tenant: str) -> None:
+    """Erase the tenant in a child process killed (SIGKILL) at its first archive file removal."""
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.lifecycle.erase_child", database_url, archive_url, tenant],
+        cwd=REPO,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fleet import archive, retention
+from fleet import archive, archive_store, retention
 from fleet.settings import Settings
 from tests.lifecycle import support
 
@@ -17,11 +17,20 @@ def test_an_archive_run_and_retention_leave_parquet_files_they_did_not_write(sql
     ids = support.register(sqlite_engine, "acme", ["p1"])
     support.write(sqlite_engine, support.rows(ids["p1"], seqs=range(300), step_s=600.0))
     root = tmp_path / "archive"
-    foreign = [root / "analytics" / "daily.parquet", root / "tenant=acme" / "month=2026-09" / "query.parquet"]
-    for path in foreign:  # an analyst's saved DuckDB result, an old copy kept by hand
+    month = root / "tenant=acme" / "month=2026-09"
+    # An analyst's saved DuckDB result, an old copy kept by hand, a file named as ours at the root (written
+    # before the store folders, or by another deployment sharing the archive).
+    foreign = [
+        root / "analytics" / "daily.parquet",
+        month / "query.parquet",
+        month / f"part-{'1' * 32}.parquet",
+    ]
+    for path in foreign:
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table({"ts": pa.array([support.START], pa.timestamp("us", tz="UTC"))}), path)
-    killed_runs_leftover = root / "tenant=acme" / "month=2026-09" / f"part-{'0' * 32}.parquet"
+    ours = root / archive_store.folder(sqlite_engine) / "tenant=acme" / "month=2026-09"
+    killed_runs_leftover = ours / f"part-{'0' * 32}.parquet"
+    killed_runs_leftover.parent.mkdir(parents=True)
     killed_runs_leftover.write_bytes(foreign[1].read_bytes())
 
     report = archive.run(sqlite_engine, url=str(root), before=support.START + timedelta(days=1))
@@ -29,5 +38,5 @@ def test_an_archive_run_and_retention_leave_parquet_files_they_did_not_write(sql
     retention.run(sqlite_engine, settings=settings, now=support.START + timedelta(days=30))
     # Before: both were deleted as unregistered files (orphans_removed 3), the analyst's data lost.
     assert report.orphans_removed == 1 and not killed_runs_leftover.exists()
-    assert [p.exists() for p in foreign] == [True, True]
-    assert not list(Path(root).glob("tenant=acme/month=*/part-*.parquet"))  # expired: retention removed them
+    assert [p.exists() for p in foreign] == [True, True, True]
+    assert not list(Path(root).glob("store=*/tenant=acme/month=*/part-*.parquet"))  # expired, and removed

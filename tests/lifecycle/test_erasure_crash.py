@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from fleet import archive
+from fleet import archive, archive_store
 from fleet.settings import get_settings
 from fleet.tables import Customer, ErasureReceipt
 from servicecast.cli import app
-from tests.data import REPO
 from tests.lifecycle import support
 
 
@@ -35,15 +31,10 @@ def test_an_erasure_killed_in_its_file_step_leaves_no_file_once_rerun(
     url = str(tmp_path / "archive")
     archive.run(engine, url=url, before=support.START + timedelta(days=3))
     where = archive.location(url)
-    tenant_dir = where.path("tenant=acme")
+    tenant_dir = where.path(f"{archive_store.folder(engine)}/tenant=acme")
     assert where.fs.find(tenant_dir)  # the customer's Parquet files
 
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.lifecycle.erase_child", database_url, url, "acme"],
-        cwd=REPO,
-        timeout=120,
-    )
-    assert child.returncode == -signal.SIGKILL
+    support.killed_erasure(database_url, url, "acme")
     # Its personal data is still on disk, so the erasure must not be recorded as done.
     assert where.fs.find(tenant_dir)
     assert _receipts_and_customers(engine) == (0, 1)

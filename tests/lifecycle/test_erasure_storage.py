@@ -11,7 +11,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from fleet import archive
+from fleet import archive, archive_store
 from fleet.settings import get_settings
 from servicecast.cli import app
 from tests.lifecycle import support
@@ -41,7 +41,8 @@ def test_an_erasure_whose_files_cannot_be_removed_ends_in_one_line(
     runner = CliRunner()
     erase = ["customers", "erase", "acme", "--confirm", "acme"]
 
-    with _undeletable(tmp_path / "archive" / "tenant=acme" / "month=2026-09"):
+    folder = tmp_path / "archive" / archive_store.folder(engine) / "tenant=acme"
+    with _undeletable(folder / "month=2026-09"):
         result = runner.invoke(app, erase)
     # Before: a PermissionError traceback.
     assert result.exit_code == 1 and not isinstance(result.exception, PermissionError), result.exception
@@ -51,4 +52,4 @@ def test_an_erasure_whose_files_cannot_be_removed_ends_in_one_line(
     assert "acme" in runner.invoke(app, ["customers", "list"]).output  # rolled back: still there
 
     assert runner.invoke(app, erase).exit_code == 0
-    assert not (tmp_path / "archive" / "tenant=acme").exists()
+    assert not folder.exists()

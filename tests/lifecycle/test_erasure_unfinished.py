@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 
 from typer.testing import CliRunner
@@ -12,7 +9,6 @@ from typer.testing import CliRunner
 from fleet import archive
 from fleet.settings import get_settings
 from servicecast.cli import app
-from tests.data import REPO
 from tests.lifecycle import support
 
 
@@ -22,12 +18,7 @@ def test_a_killed_erasure_is_listed_as_unfinished_until_rerun(engine, database_u
         support.write(engine, support.rows(ids["p1"], seqs=range(300), step_s=600.0))
     url = str(tmp_path / "archive")
     archive.run(engine, url=url, before=support.START + timedelta(days=3))
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.lifecycle.erase_child", database_url, url, "acme"],
-        cwd=REPO,
-        timeout=120,
-    )
-    assert child.returncode == -signal.SIGKILL
+    support.killed_erasure(database_url, url, "acme")
 
     monkeypatch.setenv("SERVICECAST_DATABASE_URL", database_url)
     monkeypatch.setenv("SERVICECAST_ARCHIVE_URL", url)
