@@ -54,6 +54,8 @@ class CustomerOut(Out):
     purposes: list[str] = []
     # Purposes auto-registration assumed for a device seen on the broker; nobody has declared them yet.
     assumed: list[str] = []
+    # The command that completes a killed or failed erasure; until it runs some archive months may not read.
+    erasure_unfinished: str | None = None
 
 
 class MachineOut(Out):

@@ -246,6 +246,12 @@ def unfinished(conn: Connection, customer_ids: list[int]) -> set[int]:
     return set(conn.scalars(select(w.subject_id).where(started).distinct()))
 
 
+def to_finish(conn: Connection, customers: list[Customer]) -> dict[int, str]:
+    """Per customer (by id) whose erasure is unfinished: the command that completes it."""
+    erasing = unfinished(conn, [c.id for c in customers])
+    return {c.id: rerun(c.tenant) for c in customers if c.id in erasing}
+
+
 def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datetime) -> dict:
     """Delete the customer's rows and its archive files, in one transaction; the caller holds the archive
     lock."""

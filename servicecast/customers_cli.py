@@ -98,14 +98,11 @@ def customers_list() -> None:
     customers = registry.list_customers(engine=engine)
     with session(engine) as sess:
         consent = registry.purposes_by_customer(sess, [c.id for c in customers])
-        erasing = erasure.unfinished(sess.connection(), [c.id for c in customers])
+        erasing = erasure.to_finish(sess.connection(), customers)
     for customer in customers:
         auto = " (auto-registered)" if customer.auto_registered else ""
         granted = ", ".join(p for p in registry.PURPOSES if p in consent[customer.id])
         # Some of its archive files may be gone already: reads of those months fail until the rerun.
-        pending = (
-            f"\terasure unfinished: run `{erasure.rerun(customer.tenant)}` again"
-            if customer.id in erasing
-            else ""
-        )
+        command = erasing.get(customer.id)
+        pending = f"\terasure unfinished: run `{command}` again" if command else ""
         typer.echo(f"{customer.tenant}\t{customer.name}{auto}\t{granted}{pending}")

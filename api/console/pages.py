@@ -19,7 +19,7 @@ from api.console.render import LoginRequired, PageRoute, page, sensor_label
 from api.deps import has_right
 from api.offers import get_visible_offer, risk_scope
 from api.scope import get_visible, restrict
-from fleet import registry
+from fleet import erasure, registry
 from fleet.tables import (
     AccountAssignment,
     Alert,
@@ -451,6 +451,7 @@ def admin_page(  # noqa: ANN201
         "customers": customers,
         "consent": registry.purposes_by_customer(sess, {c.id for c in customers}),
         "assumed": registry.assumed_by_customer(sess, {c.id for c in customers}),
+        "unfinished": erasure.to_finish(sess.connection(), customers),
         "users": users,
         "active_keys": active_keys,
         "accounts": accounts,

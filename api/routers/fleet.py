@@ -32,7 +32,7 @@ from api.deps import (
 from api.offers import hide_risk, revoke_consent, risk_scope
 from api.routers import columns, json_response
 from api.scope import get_visible, require_visible, restrict
-from fleet import registry
+from fleet import erasure, registry
 from fleet.settings import Settings
 from fleet.tables import Customer, Machine, Prediction, utcnow
 
@@ -45,6 +45,7 @@ def _customer_out(sess, customer: Customer) -> schemas.CustomerOut:
     out = schemas.CustomerOut.model_validate(customer)
     out.purposes = sorted(registry.purposes_of(sess, customer.id))
     out.assumed = sorted(registry.assumed_by_customer(sess, [customer.id])[customer.id])
+    out.erasure_unfinished = erasure.to_finish(sess.connection(), [customer]).get(customer.id)
     return out
 
 
