@@ -56,6 +56,11 @@ def money_problem(amount: float, currency: str) -> str | None:
     """Why `amount` is no price in `currency` (not above 0, too large, finer than its unit), or None."""
     if not 0 < amount <= MAX_MONEY:
         return f"a price must be more than 0 and at most {MAX_MONEY:,}"
+    return finer_than_unit(amount, currency)
+
+
+def finer_than_unit(amount: float, currency: str) -> str | None:
+    """Why `amount` cannot be an amount of `currency` (more decimals than its minor unit), or None."""
     places = decimals(currency)
     if round(amount, places) != amount:
         return f"{amount} has more decimals than {currency} has ({places})"

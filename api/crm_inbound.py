@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hmac
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from api import offers
+from api import json_body, offers
 from api.errors import Conflict, Unauthorized
 from fleet import errors
 from fleet.tables import CrmOutcome, Offer
@@ -92,20 +92,27 @@ def _b64(value: str) -> bytes:
 
 def _parse(body: bytes) -> OutcomeIn:
     try:
-        return OutcomeIn.model_validate_json(body)
+        return OutcomeIn.model_validate(json_body.loads(body))
+    except json_body.BadJson as exc:  # whatever its content type says
+        raise errors.InvalidInput(f"body: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         raise errors.InvalidInput(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
-def apply(sess: Session, *, webhook_id: str, body: bytes, now: datetime) -> tuple[CrmOutcome, bool]:
+def apply(
+    sess: Session, *, webhook_id: str, body: bytes, now: datetime, window_s: int
+) -> tuple[CrmOutcome, bool]:
     """Record the outcome and decide the offer; a webhook id seen before changes nothing (returns False).
 
-    The same id with a different outcome is a conflict: the CRM must not believe it was applied.
+    The same id with a different outcome is a conflict: the CRM must not believe it was applied. Its date
+    may be ahead of ours by the replay window (the clock difference a delivery's timestamp may have).
     """
     if len(webhook_id) > MAX_ID:
         raise errors.InvalidInput(f"webhook-id is longer than {MAX_ID} characters")
     data = _parse(body)
+    if data.date > now + timedelta(seconds=window_s):
+        raise errors.InvalidInput(f"date: {data.date} is in the future (now {now:%Y-%m-%d %H:%M:%S} UTC)")
     seen = sess.query(CrmOutcome).filter_by(webhook_id=webhook_id).one_or_none()
     if seen is not None:
         if seen.payload != data.model_dump(mode="json"):

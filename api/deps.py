@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, CursorResult, Engine, Executable
 from sqlalchemy.orm import Session
 
-from api import auth
+from api import auth, json_body
 from api.errors import Forbidden, Unauthorized
 from fleet.db import for_writing, session
 from fleet.settings import Settings
@@ -249,9 +249,11 @@ async def _body_nul(request: Request) -> list[tuple]:
     if "json" not in kind or not await request.body():
         return []
     try:
-        found = await request.json()  # the one FastAPI parsed, kept on the request
-    except ValueError:
-        return []  # not JSON: the route's own validation says so, or it reads no body
+        found = json_body.loads(await request.body())
+    except json_body.NotJson:
+        return []  # the route's own validation says so, or it reads no body
+    except json_body.BadJson as exc:  # read one way here, another elsewhere: refused
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": str(exc)}]) from None
     return [("body", *loc) for loc in _nul_paths(found)]
 
 

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from api import json_body
 from fleet import errors
 
 STATUS = {
@@ -87,5 +88,7 @@ def install(app: FastAPI) -> None:
             from api.console.render import http_error_page
 
             return http_error_page(request, exc.status_code, exc.headers)
+        if exc.status_code == 400 and (problem := json_body.problem(exc.__cause__)):  # FastAPI's reading
+            return JSONResponse(body("invalid_request", f"body: {problem}"), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)

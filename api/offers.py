@@ -354,6 +354,8 @@ def record_outcome(
     An acceptance without a revenue figure earned the approved price: the ledger learns a win, not a 0.
     """
     require_state("offer", offer, ("approved", "sent"), "record the outcome of")
+    if revenue is not None and (problem := catalog.finer_than_unit(revenue, offer.currency or "EUR")):
+        raise errors.InvalidInput(f"cannot record the outcome of offer {offer.id}: revenue {problem}")
     offer.status = "accepted" if accepted else "declined"
     earned = offer.price if revenue is None else revenue
     offer.outcome_at, offer.revenue = now, earned if accepted else None

@@ -39,5 +39,7 @@ def receive_outcome(request: Request, body: RawBody, sess: SessionDep, settings:
         now=now,
         window_s=settings.crm_replay_window_s,
     )
-    row, applied = crm_inbound.apply(sess, webhook_id=webhook_id, body=body, now=now)
+    row, applied = crm_inbound.apply(
+        sess, webhook_id=webhook_id, body=body, now=now, window_s=settings.crm_replay_window_s
+    )
     return {"webhook_id": webhook_id, "offer_id": row.offer_id, "outcome": row.outcome, "applied": applied}

@@ -1,0 +1,78 @@
+"""Strict JSON for request bodies: one reading for every parser on the way, so nothing ambiguous is stored.
+
+Python's `json` takes the last of duplicate keys, NaN and Infinity, and any depth its stack allows (a
+RecursionError, a 500, past it); a proxy or the CRM's own tooling may read the same bytes otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+# The API's bodies nest three levels at most; a CRM's extra fields get room.
+MAX_DEPTH = 32
+
+
+class BadJson(ValueError):
+    """The body is not strict JSON; the message says why."""
+
+
+class NotJson(BadJson):
+    """The body is no JSON at all."""
+
+
+def loads(body: bytes) -> object:
+    """The body parsed: UTF-8, no duplicate keys, no NaN or Infinity (written or by overflow), nested at
+    most MAX_DEPTH levels."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadJson(problem(exc)) from None
+    try:
+        value = json.loads(text, object_pairs_hook=_unique, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError as exc:
+        raise BadJson(problem(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise NotJson(f"not JSON: {exc}") from None
+    if _depth(value) > MAX_DEPTH:
+        raise BadJson(problem(RecursionError()))
+    return value
+
+
+def problem(exc: BaseException | None) -> str | None:
+    """What a body failing to parse with `exc` (FastAPI's own reading) has wrong, or None if not known."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 (byte {exc.start})"
+    if isinstance(exc, RecursionError):
+        return f"nested deeper than {MAX_DEPTH} levels"
+    return None
+
+
+def _unique(pairs: list[tuple[str, object]]) -> dict:
+    found: dict = {}
+    for key, value in pairs:
+        if key in found:
+            raise BadJson(f"duplicate key {key!r}")
+        found[key] = value
+    return found
+
+
+def _no_constant(name: str) -> object:
+    raise BadJson(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    if math.isinf(value := float(text)):
+        raise BadJson(f"{text} is out of range")
+    return value
+
+
+def _depth(value: object) -> int:
+    """How many arrays and objects deep `value` goes (a loop: it may go deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((inner, level + 1) for inner in (item.values() if isinstance(item, dict) else item))
+    return deepest

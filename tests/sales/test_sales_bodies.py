@@ -1,0 +1,139 @@
+"""Ambiguous, deep or odd JSON bodies and money or dates no offer can have, sent to the sales API over real
+HTTP: each is a 4xx naming the problem, never a 500, and nothing is stored."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from api.app import API_PREFIX, create_app
+from api.delivery import signed_headers
+from fleet.tables import utcnow
+from tests.api.routing_support import SECRET
+from tests.api.test_read_path import served
+from tests.sales import test_crm_inbound
+from tests.sales.test_crm_inbound import URL, _state
+
+world = test_crm_inbound.world  # a sent offer of acme; inbound webhooks on
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def _signed(
+    client: httpx.Client, text: bytes, *, webhook_id: str, kind: str = "application/json"
+) -> httpx.Response:
+    headers = signed_headers(
+        secret=SECRET, event_id=webhook_id, body=text.decode("utf-8", "replace"), at=utcnow()
+    )
+    return client.post(URL, content=text, headers=headers | {"content-type": kind})
+
+
+def _outcome(offer_id: int, **fields: object) -> dict:
+    return {"offer_id": offer_id, "outcome": "won", "amount": 2100, "date": "2026-11-30T10:00:00Z"} | fields
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (
+            b'{"offer_id": %d, "outcome": "lost", "outcome": "won", "date": "2026-11-30T10:00:00Z"}',
+            "body: duplicate key 'outcome'",
+        ),
+        (
+            b'{"offer_id": %d, "outcome": "won", "amount": NaN, "date": "2026-11-30T10:00:00Z"}',
+            "body: NaN is not a JSON number",
+        ),
+        (
+            b'{"offer_id": %d, "outcome": "won", "crm": {"score": -Infinity}, "date": "2026-11-30T10:00Z"}',
+            "body: -Infinity is not a JSON number",
+        ),
+        (
+            b'{"offer_id": %d, "outcome": "won", "amount": 1e400, "date": "2026-11-30T10:00:00Z"}',
+            "body: 1e400 is out of range",
+        ),
+        (
+            b'{"offer_id": %d, "outcome": "lost", "date": "2026-11-30T10:00:00Z", "x": ' + DEEP + b"}",
+            "body: nested deeper than 32 levels",
+        ),
+        (
+            '{"offer_id": %d, "outcome": "lost", "reason": "f\xfcr uns zu teuer", "date": "2026"}'.encode(
+                "latin-1"
+            ),
+            "body: not UTF-8",
+        ),
+    ],
+    ids=["duplicate-key", "nan", "infinity", "overflow", "deep", "latin-1"],
+)
+def test_an_ambiguous_or_malformed_crm_body_is_422_and_changes_nothing(
+    world, raw: bytes, problem: str
+) -> None:
+    offer_id = world.offers["acme"][0]
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        body = raw.replace(b"%d", str(offer_id).encode())
+        answer = _signed(client, body, webhook_id="msg_odd")
+        as_text = _signed(client, body, webhook_id="msg_odd_text", kind="text/plain")  # parsed by the route
+    for response in (answer, as_text):
+        assert response.status_code == 422, response.text[:300]
+        assert response.json()["detail"].startswith(problem), response.json()
+    assert _state(world, offer_id) == ("sent", None, 0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"amount": 2100.505}, "cannot record the outcome of offer 1: revenue 2100.505 has more decimals"),
+        ({"amount": 1e-300}, "cannot record the outcome of offer 1: revenue 1e-300 has more decimals"),
+        ({"amount": -5}, "amount: Input should be greater than or equal to 0"),
+        ({"amount": 1e12}, "amount: Input should be less than or equal to 100000000"),
+        ({"date": "9000-01-01T00:00:00Z"}, "date: 9000-01-01 00:00:00+00:00 is in the future"),
+    ],
+    ids=["three-decimals", "tiny", "negative", "absurd", "far-future"],
+)
+def test_an_outcome_no_offer_can_have_is_422_and_changes_nothing(world, fields: dict, problem: str) -> None:
+    offer_id = world.offers["acme"][0]
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        answer = _signed(client, json.dumps(_outcome(offer_id, **fields)).encode(), webhook_id="msg_money")
+        assert answer.status_code == 422, answer.text[:300]
+        assert answer.json()["detail"].startswith(problem), answer.json()
+        assert _state(world, offer_id) == ("sent", None, 0)
+        soon = (utcnow() + timedelta(seconds=60)).isoformat()  # a CRM clock a minute ahead is no future
+        fine = _signed(
+            client, json.dumps(_outcome(offer_id, amount=2100.5, date=soon)).encode(), webhook_id="ok"
+        )
+        assert fine.status_code == 200, fine.text[:300]
+    assert _state(world, offer_id) == ("accepted", 2100.5, 1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b'{"price": 1200, "price": 90}', "body: duplicate key 'price'"),
+        (b'{"price": NaN}', "body: NaN is not a JSON number"),
+        (b'{"title": "x", "reason": ' + DEEP + b"}", "body: nested deeper than 32 levels"),
+        ('{"title": "f\xfcr"}'.encode("latin-1"), "body: not UTF-8"),
+    ],
+    ids=["duplicate-key", "nan", "deep", "latin-1"],
+)
+def test_an_ambiguous_or_malformed_approval_is_422_and_the_offer_stays_proposed(
+    world, raw: bytes, problem: str
+) -> None:
+    offer_id = world.offers["globex"][0]
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        headers = {"content-type": "application/json", **world.headers("am-globex")}
+        answer = client.post(f"{API_PREFIX}/offers/{offer_id}/approve", content=raw, headers=headers)
+        assert answer.status_code == 422, answer.text[:300]
+        assert answer.json()["detail"].startswith(problem), answer.json()
+        assert client.get(f"{API_PREFIX}/offers/{offer_id}", headers=headers).json()["status"] == "proposed"
+
+
+def test_a_revenue_finer_than_the_currency_is_422_by_hand_too(world) -> None:
+    offer_id = world.offers["acme"][0]
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        outcome = f"{API_PREFIX}/offers/{offer_id}/outcome"
+        body = {"accepted": True, "revenue": 99.999}
+        answer = client.post(outcome, json=body, headers=world.headers("am-acme"))
+    assert answer.status_code == 422, answer.text[:300]
+    assert answer.json()["detail"].endswith("revenue 99.999 has more decimals than EUR has (2)")
+    assert _state(world, offer_id) == ("sent", None, 0)
