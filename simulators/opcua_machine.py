@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import os
+import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +23,19 @@ NAMESPACE = "urn:servicecast:example:press"
 STATES = ("NotAvailable", "OutOfService", "NotExecuting", "Executing")
 ALARM = "SpindleOverTemperature"
 MAP = Path(__file__).with_name("opcua-machine.yaml")  # its bridge map: package data, the README example
+CALL_S = 30.0  # how long a start, stop or change may take on an idle machine; stretched by `deadline`
 log = logging.getLogger(__name__)
+
+
+def deadline(base_s: float, *, load: float | None = None, cores: int | None = None) -> float:
+    """`base_s` stretched by the runnable processes per core: a starved server is slow, not hung.
+
+    At load 16 on 2 cores the server's thread gets about an eighth of a core, and its ~1 s of CPU to
+    start took past the fixed 30 s wait (CI runs the suite with several workers).
+    """
+    load = os.getloadavg()[0] if load is None else load
+    cores = cores or os.cpu_count() or 1
+    return base_s * max(1.0, load / cores)
 
 
 class _Passwords(UserManager):
@@ -30,6 +46,15 @@ class _Passwords(UserManager):
         if username is not None and self.users.get(username) == password:
             return User(role=UserRole.User, name=username)
         return None
+
+
+def _awaiting(coro) -> list[str]:  # noqa: ANN001
+    """Where a suspended coroutine waits: each coroutine of its await chain as name:line, then the awaited."""
+    chain = []
+    while getattr(coro, "cr_frame", None) is not None:
+        chain.append(f"{coro.__qualname__}:{coro.cr_frame.f_lineno}")
+        coro = coro.cr_await
+    return chain if coro is None else [*chain, type(coro).__name__]
 
 
 @dataclass
@@ -50,6 +75,7 @@ class MachineServer:
     users: dict[str, str] | None = None  # user name -> password; anonymous access is refused when set
     security: tuple[str, str] | None = None  # (certificate, private key) for Basic256Sha256 SignAndEncrypt
     other_namespaces: tuple[str, ...] = ()  # registered before the press's: its namespace index moves up
+    call_s: float = CALL_S  # a start, stop or change not done within deadline(call_s) fails, naming it
     changes: list[Change] = field(default_factory=list)
     alarms: int = 0
 
@@ -95,11 +121,32 @@ class MachineServer:
         self._call(self._alarm(active))
 
     def _call(self, coro):  # noqa: ANN001, ANN202
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=30)
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        wait = deadline(self.call_s)
+        try:
+            return future.result(timeout=wait)
+        except TimeoutError:
+            frame = sys._current_frames().get(self._thread.ident)
+            stack = "".join(traceback.format_stack(frame)) if frame else "(its thread has ended)\n"
+            awaiting = " -> ".join(_awaiting(coro))
+            future.cancel()
+            raise TimeoutError(
+                f"the OPC UA server at {self.endpoint} did not finish {coro.__qualname__} in {wait:.0f} s "
+                f"(load average {os.getloadavg()[0]:.1f}); it awaits {awaiting or 'nothing yet'}; "
+                f"its loop's thread is at:\n{stack}"
+            ) from None
 
     async def _start(self) -> None:
         server = self.server = Server()
-        await server.init()
+        # The standard address space is ~6,000 nodes of fresh objects: with the collector on, its passes over
+        # them took ~40 % of the ~1.4 s of CPU a start costs (measured in a test worker's heap).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            await server.init()
+        finally:
+            if collecting:
+                gc.enable()
         server.set_endpoint(self.endpoint)
         server.set_server_name("servicecast example press")
         if self.users is not None:

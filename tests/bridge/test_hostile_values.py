@@ -153,6 +153,16 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
+async def until_sent(buffer: Buffer, *, tries: int) -> None:
+    """Wait (0.5 s a try) until the buffer holds the identification, buffered once the bridge has subscribed
+    to everything, and a spindle temperature."""
+    for _ in range(tries):
+        identified = any("events" in topic for _, topic, _ in buffer.pending(0, 1000))
+        if identified and readings(buffer, "spindle_temp_c"):
+            return
+        await asyncio.sleep(0.5)
+
+
 async def step_until_sent(server: MachineServer, buffer: Buffer, sent: int, *, tries: int) -> None:
     """Change the machine every 0.5 s until the buffer holds more than `sent` spindle temperatures."""
     for _ in range(tries):
@@ -175,7 +185,7 @@ def test_a_server_restarted_with_its_namespaces_renumbered_is_bridged_again(tmp_
         running = asyncio.create_task(
             bridge.run(access=access, mapping=mapping.load(MAP), buffer=buffer, publisher=publisher)
         )
-        await asyncio.sleep(2)
+        await until_sent(buffer, tries=120)  # a fixed 2 s was too short on a loaded machine
         forwarder.switch(after.port)
         await step_until_sent(after, buffer, 1, tries=30)
         running.cancel()
@@ -218,7 +228,7 @@ def test_a_server_gone_for_a_while_and_back_is_bridged_again_without_a_traceback
         running = asyncio.create_task(
             bridge.run(access=access, mapping=mapping.load(MAP), buffer=buffer, publisher=publisher)
         )
-        await asyncio.sleep(2)
+        await until_sent(buffer, tries=120)  # a fixed 2 s was too short on a loaded machine
         await asyncio.to_thread(first.stop)
         await asyncio.sleep(5)  # the machine is off
         second = await asyncio.to_thread(MachineServer(port=port, serial="SN-4712").start)
