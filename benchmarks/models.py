@@ -38,11 +38,13 @@ import pandas as pd
 
 from benchmarks import findings
 from benchmarks.report import round_floats
+from fleet import machine_types, type_files
 from models import event_features
 from models.evaluate import backtest, write_report
 from models.fleet_features import FleetFeatures
 from simulators.config import FleetConfig
 from simulators.engine import simulate
+from simulators.machine_types import TYPES_FILE
 
 PAIRED_KEYS = (
     "precision_delta",
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     panel = run.telemetry(max_rows=50_000_000)
     sim_s = time.perf_counter() - started
     split = pd.Timestamp(config.start) + pd.Timedelta(days=args.train_days)
-    result = backtest(panel, run.failures, run.maintenance, split=split, **params)
+    result = backtest(panel, run.failures, run.maintenance, split=split, types=_types(), **params)
     pooled = result["pooled"]
     report = {
         "benchmark": "models",
@@ -188,7 +190,7 @@ def _pair(
     run = simulate(config)
     panel = run.telemetry(max_rows=50_000_000)
     split = pd.Timestamp(config.start) + pd.Timedelta(days=train_days)
-    before = backtest(panel, run.failures, run.maintenance, split=split, **params)
+    before = backtest(panel, run.failures, run.maintenance, split=split, types=_types(), **params)
     return _with_findings(run, panel, split, before["pooled"], review, params, memory)
 
 
@@ -208,7 +210,7 @@ def _with_findings(  # noqa: ANN001
     """
     found = findings.review(run, panel, split=split, **review, **params)
     retrained = backtest(
-        panel, run.failures, run.maintenance, split=split, no_faults=found.no_faults, **params
+        panel, run.failures, run.maintenance, split=split, no_faults=found.no_faults, types=_types(), **params
     )
     after = retrained["pooled"]
     out = {
@@ -230,6 +232,7 @@ def _with_findings(  # noqa: ANN001
             run.maintenance,
             split=split,
             no_faults=found.no_faults,
+            types=_types(),
             **params,
         )
         with_memory = remembered["pooled"]
@@ -240,6 +243,11 @@ def _with_findings(  # noqa: ANN001
             "precision_judged_delta_memory": _delta(before, with_memory, "precision_judged"),
         }
     return out
+
+
+def _types() -> dict:
+    """The simulated types' sensor specs, as the scorer's models get them from the store (OEM limits)."""
+    return {n: machine_types.specs_of(d) for n, d in type_files.read(TYPES_FILE).definitions.items()}
 
 
 def _delta(before: dict, after: dict, key: str) -> float | None:

@@ -49,6 +49,10 @@ class SensorSpec:
         """The display name alone, for sentences."""
         return self.display_name or self.name.replace("_", " ")
 
+    def reading(self, value: float) -> str:
+        """A value of this sensor as a person reads it: '8.27 mm/s'."""
+        return f"{round(float(value), 2):g} {self.unit}".rstrip()
+
     @property
     def oem_limit(self) -> float | None:
         """The limit a trend is forecast to: the OEM's alarm limit, else its warning limit."""
@@ -70,6 +74,11 @@ class SensorSpec:
         )
 
 
+def specs_of(definition: dict) -> dict[str, SensorSpec]:
+    """A definition's sensors by name, in file order."""
+    return {s["name"]: SensorSpec.from_definition(s) for s in definition["sensors"]}
+
+
 @dataclass(frozen=True, slots=True)
 class TypeVersion:
     """One stored version of a type's definition."""
@@ -83,7 +92,7 @@ class TypeVersion:
     @property
     def sensors(self) -> dict[str, SensorSpec]:
         """This version's sensors by name, in file order."""
-        return {s["name"]: SensorSpec.from_definition(s) for s in self.definition["sensors"]}
+        return specs_of(self.definition)
 
 
 @dataclass(frozen=True, slots=True)

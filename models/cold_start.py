@@ -11,21 +11,19 @@ deviation of 24 robust sd). Its predictions carry the status
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
 from fleet import machine_types
 from fleet.audit import Actor
-from models import champion, versions
+from models import champion, limits, versions
 from models.fleet_model import INSUFFICIENT, SILENT, FleetModel
 from models.labels import make_targets
 
 STATUS = champion.COLD_START_STATUS
 NOTE = "no failure history yet"
-ALARM_RISK, WARNING_RISK, TREND_RISK, THRESHOLD = 1.0, 0.9, 0.85, 0.8
+TREND_RISK, THRESHOLD = 0.85, 0.8
 TREND_HOURS = 72.0
 
 
@@ -64,31 +62,9 @@ class ColdStartModel(FleetModel):
         self.threshold_ = THRESHOLD
         return self
 
-    def _limits(self) -> dict[str, dict]:
-        """The OEM limits the machine type gives now (`use_types`, at load), else those it gave at fit."""
-        specs = getattr(self, "sensor_specs_", None)
-        return self.limits_ if specs is None else limits_of(specs)
-
-    def sensors_read(self) -> list[str]:
-        """The model's sensors and those the type gives limits for now (one renamed or added since fit)."""
-        return list(dict.fromkeys([*super().sensors_read(), *self._limits()]))
-
     def _limit_risk(self, values: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, the risk from the OEM limits and the sensor that set it."""
-        risk = np.zeros(len(values))
-        sensor = np.full(len(values), None, dtype=object)
-        for name, limit in self._limits().items():
-            if name not in values:
-                continue
-            x = values[name].to_numpy(dtype=float)
-            sign = -1.0 if limit.get("bad") == "low" else 1.0
-            for key, level in (("warning", WARNING_RISK), ("alarm", ALARM_RISK)):
-                if limit.get(key) is None:
-                    continue
-                beyond = np.nan_to_num(sign * (x - float(limit[key])), nan=-1.0) >= 0
-                sensor = np.where(beyond & (level > risk), f"limit:{name}", sensor)
-                risk = np.where(beyond, np.maximum(risk, level), risk)
-        return risk, sensor
+        """Per row, the risk from the OEM warning and alarm limits and the sensor that set it."""
+        return limits.beyond(values, self._limits(), limits.WARNING_AND_ALARM)
 
     def _risk_rows(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Limit risk or anomaly score per row (the trend is forecast for a machine's latest row only)."""
@@ -98,8 +74,8 @@ class ColdStartModel(FleetModel):
             np.isnan(anomaly), np.where(limit > 0, limit, np.nan), np.fmax(limit, anomaly)
         ), anomaly
 
-    def _predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
-        out = super()._predict_frame(X)
+    def _with_limits(self, out: pd.DataFrame, X: pd.DataFrame, last: np.ndarray) -> pd.DataFrame:
+        """Limit, trend or anomaly risk, whichever is highest, and why in words."""
         feats = self.features_
         latest = X.sort_values(feats.time_col, kind="mergesort").groupby(feats.machine_col, sort=True).last()
         latest = latest.reindex(out["machine"].to_numpy())
@@ -110,7 +86,7 @@ class ColdStartModel(FleetModel):
         risk = np.maximum.reduce([limit, trend, anomaly])
         mode = np.where(
             limit >= np.maximum(trend, anomaly),
-            sensor,
+            np.array([None if s is None else f"limit:{s}" for s in sensor], dtype=object),
             np.where(trend >= anomaly, "trend:" + out["eta_sensor"].fillna("").astype(str), "anomaly"),
         )
         # An OEM limit needs one reading, not the history the anomaly and trend features need.
@@ -119,11 +95,13 @@ class ColdStartModel(FleetModel):
         out.loc[ok, "status"] = STATUS
         out.loc[ok, "alert"] = risk[ok] >= self.threshold_
         out.loc[ok, "failure_mode"] = mode[ok]
+        specs = getattr(self, "sensor_specs_", {})
         out.loc[ok, "explanation"] = [
-            f"{NOTE}: {_reason(m, r, latest, self._limits(), e)}{SILENT if quiet else ''}{quiet}"
-            for m, r, e, (_, _, quiet) in zip(
+            f"{NOTE}: {_reason(m, r, now, self._limits(), specs, e)}{SILENT if quiet else ''}{quiet}"
+            for m, r, now, e, (_, _, quiet) in zip(
                 mode[ok],
                 risk[ok],
+                latest[ok].to_dict("records"),
                 out.loc[ok, "eta_h"],
                 out.loc[ok, "explanation"].str.partition(SILENT).values,
                 strict=True,
@@ -132,30 +110,24 @@ class ColdStartModel(FleetModel):
         return out
 
 
-def _reason(mode: str, risk: float, latest: pd.DataFrame, limits: dict, eta_h: float) -> str:
-    """Why a cold-start risk is what it is, in one phrase."""
+def _reason(mode: str, risk: float, latest: dict, found: dict, specs: dict, eta_h: float) -> str:
+    """Why a cold-start risk is what it is, in one phrase; `latest` is the machine's latest readings."""
     kind, _, sensor = mode.partition(":")
     if kind == "limit":
-        level = "alarm" if risk >= ALARM_RISK else "warning"
-        return f"{sensor} beyond the OEM {level} limit {limits[sensor][level]}"
+        level = limits.level_of(risk)
+        return limits.phrase(sensor, latest[sensor], level, found[sensor][level], specs)
     if kind == "trend":
-        return f"{sensor} forecast to cross its limit in {eta_h:.0f} h"
+        spec = limits.spec_of(specs, sensor)
+        now = float(latest.get(sensor, np.nan))
+        value = f" {spec.reading(now)}," if np.isfinite(now) else ""
+        return f"{spec.words}{value} forecast to cross its limit in {eta_h:.0f} h"
     return f"anomaly score {risk:.2f}"
 
 
 def oem_limits(engine: Engine, machine_type: str) -> dict[str, dict]:
     """The warning and alarm limits the type's definition gives, per sensor (empty when none)."""
     with engine.connect() as conn:
-        return limits_of(machine_types.model_specs(conn, machine_type))
-
-
-def limits_of(specs: Mapping[str, machine_types.SensorSpec]) -> dict[str, dict]:
-    """The warning and alarm limits of sensor specs that give one, per sensor."""
-    return {
-        name: {"warning": s.warning, "alarm": s.alarm, "bad": s.bad or "high"}
-        for name, s in specs.items()
-        if s.warning is not None or s.alarm is not None
-    }
+        return limits.limits_of(machine_types.model_specs(conn, machine_type))
 
 
 def register(

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fleet.machine_types import SensorSpec
 from models import champion, episodes, metrics
 from models.labels import make_targets, within
 from models.training import train_type
@@ -30,11 +32,14 @@ def backtest(
     no_faults: pd.DataFrame | None = None,
     min_lead_hours: float = 24.0,
     chunk_machines: int = CHUNK_MACHINES,
+    types: Mapping[str, Mapping[str, SensorSpec]] | None = None,
     **params: object,
 ) -> dict:
     """Per machine type and pooled: alert precision/recall, lead time, false alarms, Brier, RUL RMSE.
 
     `no_faults` (machine, ts, machine_type) are technicians' findings; training sees those before `split`.
+    `types` (type: its sensor specs) gives the models what the scorer's get at load (`use_types`): the
+    OEM alarm limits then alert as they do live.
     """
     ts_all = pd.to_datetime(panel["ts"], utc=True)
     end = ts_all.max()
@@ -48,6 +53,8 @@ def backtest(
         started = time.perf_counter()
         nf_type = None if no_faults is None else no_faults[no_faults["machine_type"] == mtype]
         model, train_metrics = train_type(part, f_type, m_type, no_faults=nf_type, until=split, **params)
+        if types and mtype in types:
+            model.use_types(types[mtype])
         fit_s = time.perf_counter() - started
         ts = pd.to_datetime(part["ts"], utc=True)
         test = (ts >= split).to_numpy()

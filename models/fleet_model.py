@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from fleet.machine_types import SensorSpec
-from models import explain, modes
+from models import explain, limits, modes
 from models.fleet_estimators import AnomalyScorer, FailureClassifier, FleetRUL
 from models.fleet_features import FleetFeatures, Prepared
 from models.labels import within
@@ -54,7 +54,8 @@ class FleetModel(BaseEstimator):
     `threshold_` (alert threshold on the risk) is 0.5 after `fit`; training sets it from out-of-fold
     alerts on the training period (`models.training.choose_threshold`). With `statsmodels_top` > 0 the
     trend of the riskiest machines of a batch is refitted with statsmodels Holt; the rest use the
-    vectorised Holt.
+    vectorised Holt. A reading beyond an OEM alarm limit its type gives (`use_types`) is a risk of
+    `limits.ALARM_RISK` whatever the classifier says, in `risk_rows` as in `predict_frame`.
     """
 
     def __init__(
@@ -136,9 +137,14 @@ class FleetModel(BaseEstimator):
         return self
 
     def sensors_read(self) -> list[str]:
-        """The readings a scorer fetches for this model."""
+        """The model's sensors and those the type gives limits for now (one renamed or added since fit)."""
         check_is_fitted(self, "features_")
-        return list(self.features_.sensors_)
+        return list(dict.fromkeys([*self.features_.sensors_, *self._limits()]))
+
+    def _limits(self) -> dict[str, dict]:
+        """The OEM limits the machine type gives now (`use_types`, at load), else those given at fit."""
+        specs = getattr(self, "sensor_specs_", None)
+        return getattr(self, "limits_", {}) if specs is None else limits.limits_of(specs)
 
     def _oem_limits(self) -> dict[str, tuple[float, str]]:
         specs = getattr(self, "sensor_specs_", {})  # a model pickled before types were data has none
@@ -161,7 +167,9 @@ class FleetModel(BaseEstimator):
         else:
             fallback = self.anomaly_.risk_table(table)
             risk = np.full(len(table), np.nan) if fallback is None else fallback
-        return np.where(ok, risk, np.nan), np.where(ok, anomaly, np.nan)
+        alarm, _ = limits.beyond(X, self._limits())
+        risk = np.where(alarm > 0, alarm, np.where(ok, risk, np.nan))
+        return risk, np.where(ok, anomaly, np.nan)
 
     def predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """One row per machine (ordered by machine) at its latest row: status, risk and the evidence."""
@@ -223,7 +231,31 @@ class FleetModel(BaseEstimator):
         out.loc[blank, "alert"] = False
         if ok.any():  # an empty list added to an empty text column is a float array to pandas
             out.loc[ok, "explanation"] += _silence(feats.sensors_, table.loc[ok], words)
-        return out[SCORE_COLUMNS]
+        return self._with_limits(out[SCORE_COLUMNS], X, last)
+
+    def _with_limits(self, out: pd.DataFrame, X: pd.DataFrame, last: np.ndarray) -> pd.DataFrame:
+        """Machines whose latest row (`X` at `last`) is beyond an OEM alarm limit alert at
+        `limits.ALARM_RISK` whatever the model says; the explanation says so first, then the model's."""
+        found = self._limits()
+        rows = X.iloc[last].reset_index(drop=True)
+        risk, sensor = limits.beyond(rows, found)
+        hit = risk > 0
+        if not hit.any():
+            return out
+        specs = getattr(self, "sensor_specs_", {})
+        said = [
+            f"{limits.phrase(s, rows.at[i, s], 'alarm', found[s]['alarm'], specs)}; the model says {e}"
+            for i, s, e in zip(np.flatnonzero(hit), sensor[hit], out.loc[hit, "explanation"], strict=True)
+        ]
+        out.loc[hit, "explanation"] = said
+        out.loc[hit, "risk"] = risk[hit]
+        out.loc[hit, ["status", "alert"]] = [OK, True]
+        # The model's own mode where it names one: its alert goes on, no second one for the same machine.
+        named = out.loc[hit, "failure_mode"]
+        out.loc[hit, "failure_mode"] = named.where(
+            named.notna(), "limit:" + pd.Series(sensor[hit], named.index)
+        )
+        return out
 
     def _modes(self, table: pd.DataFrame) -> tuple[np.ndarray | None, list[list[dict]] | None]:
         """The most likely failure mode per row, and every mode `modes.likely` names with its share."""

@@ -368,6 +368,8 @@ def train_from_store(
             cold.append(str(mtype))
             notes[mtype] = reason
             continue
+        with engine.connect() as conn:  # the holdout counts the OEM alarm alerts, as the loaded champion's
+            model.use_types(machine_types.model_specs(conn, mtype))
         versions[mtype], comparisons[mtype] = champion.register_candidate(
             engine,
             model=model,

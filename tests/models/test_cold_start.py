@@ -13,7 +13,7 @@ from fleet import audit, machine_types, telemetry
 from fleet.dialect import ts_texts
 from fleet.settings import get_settings
 from fleet.tables import Alert, Label, Machine, Telemetry, utcnow
-from models import cold_start, scoring, versions
+from models import cold_start, limits, scoring, versions
 from models.training import train_from_store
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
@@ -70,9 +70,11 @@ def test_a_type_without_failure_labels_opens_limit_alerts(engine) -> None:
     with engine.connect() as conn:
         alerts = conn.execute(select(Alert).where(Alert.machine_id == pump)).all()
     (alert,) = [a for a in alerts if a.failure_mode == "limit:vibration_rms_mm_s"]
-    assert alert.risk == cold_start.ALARM_RISK and alert.model_version == live.version
+    assert alert.risk == limits.ALARM_RISK and alert.model_version == live.version
     assert alert.evidence["no_failure_history"] is True
-    assert alert.evidence["explanation"].startswith("no failure history yet: vibration_rms_mm_s beyond")
+    assert alert.evidence["explanation"].startswith(
+        "no failure history yet: vibration 7.5 mm/s, beyond the OEM alarm limit 7.1 mm/s"
+    ), alert.evidence["explanation"]
 
 
 def test_the_supervised_model_takes_over_once_the_type_has_enough_failure_labels(engine) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, select
 
 from fleet import machine_types, registry, telemetry
 from fleet.tables import Machine, Prediction
-from models import cold_start, scoring
+from models import cold_start, limits, scoring
 from models.training import train_from_store
 from simulators.machine_types import TYPES_FILE
 from tests.models.fleet_support import FAST, PUMP
@@ -62,8 +62,11 @@ def test_a_new_machine_beyond_an_oem_alarm_limit_alerts_before_it_has_a_days_his
     scoring.score_once(engine=sqlite_engine)
 
     status, risk, why = _latest(sqlite_engine, new)
-    assert (status, risk) == (cold_start.STATUS, cold_start.ALARM_RISK), why
-    assert why.startswith("no failure history yet: vibration_rms_mm_s beyond the OEM alarm limit 7.1")
+    assert (status, risk) == (cold_start.STATUS, limits.ALARM_RISK), why
+    # In the type's words and unit, with the reading that crossed the limit.
+    assert why.startswith("no failure history yet: vibration 8 mm/s, beyond the OEM alarm limit 7.1 mm/s"), (
+        why
+    )
 
 
 def test_a_sensor_renamed_in_the_types_file_keeps_its_oem_limit_alerts(sqlite_engine, tmp_path) -> None:
@@ -79,8 +82,10 @@ def test_a_sensor_renamed_in_the_types_file_keeps_its_oem_limit_alerts(sqlite_en
     scoring.score_once(engine=sqlite_engine)
 
     status, risk, why = _latest(sqlite_engine, ids[0])
-    assert (status, risk) == (cold_start.STATUS, cold_start.ALARM_RISK), why
-    assert why.startswith("no failure history yet: vibration_mm_s beyond the OEM alarm limit 7.1")
+    assert (status, risk) == (cold_start.STATUS, limits.ALARM_RISK), why
+    assert why.startswith("no failure history yet: vibration 8 mm/s, beyond the OEM alarm limit 7.1 mm/s"), (
+        why
+    )
 
 
 def test_a_sensor_dropped_from_its_type_no_longer_alerts_on_the_limits_it_had(
@@ -100,7 +105,7 @@ def test_a_sensor_dropped_from_its_type_no_longer_alerts_on_the_limits_it_had(
     ids = _store(sqlite_engine, machines=3, hours=240, readings=_miscalibrated)
     train_from_store(sqlite_engine, machine_type=PUMP, holdout_days=7.0, min_failures=5, **FAST)
     scoring.score_once(engine=sqlite_engine)
-    assert _latest(sqlite_engine, ids[0])[1] == cold_start.ALARM_RISK
+    assert _latest(sqlite_engine, ids[0])[1] == limits.ALARM_RISK
 
     assert machine_types.apply_file(engine=sqlite_engine, path=v2)[0].changed
     _send(sqlite_engine, ids[0], range(240, 244), _miscalibrated(0, 240))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -71,5 +72,10 @@ def test_a_press_running_hotter_and_hotter_still_alerts_by_its_trend_two_days_ah
     hot = scores[scores["machine"] == HEALTHY]
     first = hot[hot["alert"]].iloc[0]
     assert first["failure_mode"] == "trend:temp_c" and first["ts"] > ONSET, first.to_dict()
+    # A sensor its type does not describe is spelled out, with the reading the forecast starts from.
+    assert re.fullmatch(
+        r"no failure history yet: temp c \d+(\.\d+)?, forecast to cross its limit in \d+ h",
+        first["explanation"],
+    ), first["explanation"]
     assert HOT - first["ts"] >= pd.Timedelta(hours=48), first["ts"]
     assert hot[hot["ts"] >= first["ts"]]["alert"].mean() > 0.9

@@ -16,7 +16,7 @@ from fleet import labels, machine_types, registry, telemetry
 from fleet.tables import Machine, Prediction, Telemetry
 from ingest import contract
 from models import cli as models_cli
-from models import cold_start, scoring, training, versions
+from models import cold_start, limits, scoring, training, versions
 from models.training import train_from_store
 from servicecast import evaluate_cli
 from simulators.machine_types import TYPES_FILE
@@ -138,7 +138,7 @@ def test_sensors_sent_in_turns_still_reach_the_cold_start_limits(sqlite_engine) 
 
     scoring.score_once(engine=sqlite_engine)
     scored = {m: (s, r) for m, s, r in _predictions(sqlite_engine)}
-    assert scored[ids[0]] == (cold_start.STATUS, cold_start.ALARM_RISK)
+    assert scored[ids[0]] == (cold_start.STATUS, limits.ALARM_RISK)
     assert all(s == cold_start.STATUS and r < cold_start.THRESHOLD for s, r in map(scored.get, ids[1:]))
 
 
@@ -269,8 +269,8 @@ def test_a_cold_start_version_alerts_on_the_oem_limits_the_types_file_gives_now(
         risk, why = conn.execute(
             select(Prediction.risk, Prediction.explanation).where(Prediction.machine_id == ids[0])
         ).one()
-    assert risk == cold_start.ALARM_RISK, why
-    assert why == "no failure history yet: vibration_rms_mm_s beyond the OEM alarm limit 5.5"
+    assert risk == limits.ALARM_RISK, why
+    assert why == "no failure history yet: vibration 6 mm/s, beyond the OEM alarm limit 5.5 mm/s"
 
 
 def test_readings_stored_twice_under_other_seqs_score_as_once(engine) -> None:

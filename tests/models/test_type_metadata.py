@@ -8,7 +8,7 @@ import numpy as np
 import yaml
 
 from fleet import machine_types
-from models import explain, versions
+from models import explain, limits, versions
 from simulators.machine_types import TYPES_FILE
 from tests.models.fleet_support import PUMP, pump_model, pump_panel
 
@@ -87,7 +87,8 @@ def test_a_loaded_model_explains_and_forecasts_with_its_stored_type(engine, tmp_
     assert machine_types.apply_file(engine=engine, path=changed)[0] == machine_types.Applied(PUMP, 2, True)
 
     scored = versions.load(engine, version).predict_frame(panel)
-    ok = scored["status"] != "insufficient_data"
+    ok = scored["contributions"].notna()  # the model's rows (without the history: the alarm limit alone)
+    assert (scored["status"] == "ok").all() and (scored["risk"] == limits.ALARM_RISK).all()
     assert ok.any()
     texts = [c["text"] for row in scored.loc[ok, "contributions"] for c in row]
     assert all(t.startswith("Sensor ") for t in texts)
