@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
+from asyncua.observer import Observer
 
 from fleet import contract
 from ingest.contract import CODE_PATTERN, parse_message
@@ -56,6 +57,34 @@ _SERVER_AWAY_NOISE = _ServerAwayNoise()
 
 class NodesMissing(RuntimeError):
     """Nodes named by the map that the server does not have."""
+
+
+class SubscriptionRefused(RuntimeError):
+    """The server refused the subscription or its items (full: BadTooManySubscriptions, …); retried."""
+
+
+def _refused(exc: ua.UaStatusCodeError) -> str:
+    """The status name of a refusal, counted."""
+    name = ua.StatusCode(exc.code).name
+    metrics.REFUSALS.labels(status=name).inc()
+    return name
+
+
+class _Recreation(Observer):
+    """Catches asyncua's re-creation of the subscription after a reconnection being refused: asyncua logs
+    it and goes on without one, and the bridge would look alive and send nothing."""
+
+    SUBSCRIBING = frozenset({"CreateSubscriptionRequest", "CreateMonitoredItemsRequest"})
+
+    def __init__(self) -> None:
+        self.refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_request(self, request_type: str, duration: float, error: BaseException | None) -> None:
+        """A refusal (not a lost connection: asyncua's next reconnection re-creates) ends the wait."""
+        if request_type not in self.SUBSCRIBING or self.refused.done():
+            return
+        if isinstance(error, ua.UaStatusCodeError) and not lost(error):
+            self.refused.set_result(_refused(error))
 
 
 def lost(exc: BaseException) -> bool:
@@ -304,6 +333,8 @@ async def connect(access: ServerAccess) -> Client:
             return client
         except (OSError, TimeoutError, ua.UaStatusCodeError) as exc:
             _warn_lost(exc, f"cannot reach the OPC UA server at {access.endpoint}", "retrying", delay)
+            if isinstance(exc, ua.UaStatusCodeError):  # BadTooManySessions, BadServerHalted, …
+                _refused(exc)
         await asyncio.sleep(delay)
         delay = min(delay * 2, RETRY_MAX_S)
 
@@ -330,20 +361,41 @@ async def _subscribe(
         PublishingEnabled=True,
         Priority=0,
     )
-    subscription = await client.create_subscription(params, translator)
-    for variable in mapping.variables:
-        await subscription.subscribe_data_change(
-            client.get_node(resolved[variable.node]),
-            sampling_interval=variable.sampling_interval_ms,
-            queuesize=100,
-        )
-    for alarm in mapping.alarms:
-        await subscription.subscribe_alarms_and_conditions(
-            client.get_node(resolved[alarm.source]), ua.ObjectIds.AlarmConditionType
-        )
+    try:
+        subscription = await client.create_subscription(params, translator)
+        for variable in mapping.variables:
+            await subscription.subscribe_data_change(
+                client.get_node(resolved[variable.node]),
+                sampling_interval=variable.sampling_interval_ms,
+                queuesize=100,
+            )
+        for alarm in mapping.alarms:
+            await subscription.subscribe_alarms_and_conditions(
+                client.get_node(resolved[alarm.source]), ua.ObjectIds.AlarmConditionType
+            )
+    except ua.UaStatusCodeError as exc:
+        if lost(exc):
+            raise
+        raise SubscriptionRefused(_refused(exc)) from exc
     if values:
         translator.identification(values)
     return resolved
+
+
+async def _until_resubscribe(client: Client, mapping: Mapping, resolved: dict[str, str]) -> str:
+    """Why the bridge must subscribe anew, once it must: after a reconnection the server numbers the map's
+    nodes anew, or refused asyncua's re-creation of the subscription. NodesMissing if the nodes are gone."""
+    recreation = client.uaclient.observer = _Recreation()
+    renumbered = asyncio.ensure_future(_until_renumbered(client, mapping, resolved))
+    try:
+        await asyncio.wait({renumbered, recreation.refused}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        renumbered.cancel()
+        await asyncio.wait({renumbered})
+    if recreation.refused.done():
+        return f"refused to subscribe again after a reconnection ({recreation.refused.result()})"
+    renumbered.result()  # NodesMissing: the restarted server lacks some
+    return "numbers its nodes anew"
 
 
 async def _until_renumbered(client: Client, mapping: Mapping, resolved: dict[str, str]) -> None:
@@ -409,16 +461,24 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
     """
     logging.getLogger("asyncua.client.ua_session.UaSession").addFilter(_SERVER_AWAY_NOISE)  # added once
     sender = asyncio.create_task(publisher.run(), name="publisher")
-    client = renumbered = None
+    client = resubscribe = None
     delay = 1.0
     try:
         while not sender.done():
             client = await _unless_sender_ended(connect(access), sender)
             try:
                 resolved = await _subscribe(client, mapping, buffer, publisher)
-            except (OSError, TimeoutError, ua.UaStatusCodeError) as exc:
-                lost_at = f"lost the OPC UA server at {access.endpoint} while subscribing"
-                _warn_lost(exc, lost_at, "connecting again", delay)
+            except (SubscriptionRefused, OSError, TimeoutError, ua.UaStatusCodeError) as exc:
+                if isinstance(exc, SubscriptionRefused):  # a full or busy server: another client may leave
+                    log.warning(
+                        "the OPC UA server at %s refused the subscription (%s); subscribing again in %.0f s",
+                        access.endpoint,
+                        exc,
+                        delay,
+                    )
+                else:
+                    lost_at = f"lost the OPC UA server at {access.endpoint} while subscribing"
+                    _warn_lost(exc, lost_at, "connecting again", delay)
                 # As a loss once bridging: this client (and what it subscribed) goes, a new one starts over.
                 await _goodbye(client, access.endpoint)
                 client = None
@@ -434,21 +494,19 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
                 mapping.tenant,
                 mapping.machine,
             )
-            renumbered = asyncio.create_task(_until_renumbered(client, mapping, resolved))
+            resubscribe = asyncio.create_task(_until_resubscribe(client, mapping, resolved))
             # asyncio.wait, not a gather: a stop must not cancel the sender, it flushes below.
-            await asyncio.wait({renumbered, sender}, return_when=asyncio.FIRST_COMPLETED)
-            if renumbered.done():
-                renumbered.result()  # NodesMissing: the restarted server lacks some
-                log.warning(
-                    "the OPC UA server at %s numbers its nodes anew; subscribing again", access.endpoint
-                )
+            await asyncio.wait({resubscribe, sender}, return_when=asyncio.FIRST_COMPLETED)
+            if resubscribe.done():
+                why = resubscribe.result()  # NodesMissing: the restarted server lacks some
+                log.warning("the OPC UA server at %s %s; subscribing again", access.endpoint, why)
                 await _goodbye(client, access.endpoint)
                 client = None
         sender.result()  # raises what ended the sender
     finally:
-        if renumbered is not None:
-            renumbered.cancel()
-            await asyncio.wait({renumbered})
+        if resubscribe is not None:
+            resubscribe.cancel()
+            await asyncio.wait({resubscribe})
         if client is not None:
             await _goodbye(client, access.endpoint)
         publisher.stop(within=FLUSH_S)

@@ -20,4 +20,9 @@ NOT_GOOD = Counter(
     "Values dropped because their OPC UA status was Bad or Uncertain, by status name",
     ["status"],
 )
+REFUSALS = Counter(
+    "servicecast_bridge_opcua_refusals",
+    "Times the OPC UA server refused the bridge's session or subscription (each retried), by status name",
+    ["status"],
+)
 BROKER_UP = Gauge("servicecast_bridge_broker_connected", "1 while connected to the MQTT broker")
