@@ -166,9 +166,9 @@ def postgres_available() -> bool:
         return False
 
 
-def waiting_on_lock(engine: Engine, *events: str) -> bool:
-    """Whether some session of this PostgreSQL database waits for a lock (of one of these wait events, if any
-    are given: 'advisory', 'transactionid', 'tuple', 'relation', ...)."""
+def waiting_on_lock(engine: Engine, *events: str) -> int:
+    """How many sessions of this PostgreSQL database wait for a lock (of one of these wait events, if any
+    are given: 'advisory', 'transactionid', 'tuple', 'relation', ...); 0 is none."""
     query = (
         "SELECT count(*) FROM pg_stat_activity "
         "WHERE datname = current_database() AND wait_event_type = 'Lock'"
@@ -176,7 +176,7 @@ def waiting_on_lock(engine: Engine, *events: str) -> bool:
     if events:
         query += " AND wait_event = ANY(:events)"
     with engine.connect() as conn:
-        return bool(conn.scalar(text(query), {"events": list(events)} if events else {}))
+        return conn.scalar(text(query), {"events": list(events)} if events else {})
 
 
 def other_sessions_busy(engine: Engine) -> bool:
