@@ -12,7 +12,8 @@ without a failure counts false in `precision` but cannot be judged). `rul_interv
 test rows within 7 days before a precursor failure whose true remaining life lies in the 80 % band.
 `findings` (unless --no-findings): technicians resolve an earlier model's alerts of the last
 --review-days of training with "no fault found" where the machine did not fail
-(`benchmarks.findings`); the same backtest retrained with those findings, before and after.
+(`benchmarks.findings`); the same backtest retrained with those findings, before and after (pooled
+figures, each type's threshold `thresholds_before`/`thresholds_after` and test alerts `type_alerts`).
 `--review-every D`: a rolling review instead, the alerts of each D days of the review window from a
 model retrained on the days before them with the findings recorded by then (`review_models` per type).
 `--pairs N` repeats that before/after pair on N simulations (seeds --seed, --seed+1, ...; the extra
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "finding_memory": args.finding_memory,
         "alert_definition": "risk >= per-type threshold chosen on the training period (out-of-fold); "
         "an alert is right if a failure or a maintenance visit finding wear follows within 7 days",
-        "thresholds": {t: v["threshold"] for t, v in result["types"].items()},
+        "thresholds": _thresholds(result),
         "precursor_failures": pooled["precursor"]["failures"],
         "recall_precursor_24h": pooled["precursor"]["recall_min_lead"],
         "recall_precursor_any_lead": pooled["precursor"]["recall_any_lead"],
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.perf_counter() - started,
     }
     if not args.no_findings:
-        report["findings"] = _with_findings(run, panel, split, pooled, review, params, memory)
+        report["findings"] = _with_findings(run, panel, split, result, review, params, memory)
         if args.pairs > 1:
             pairs = [{"seed": args.seed, **report["findings"]}]
             for seed, pair in zip(seeds, (job.result() for job in jobs), strict=True):
@@ -191,7 +192,7 @@ def _pair(
     panel = run.telemetry(max_rows=50_000_000)
     split = pd.Timestamp(config.start) + pd.Timedelta(days=train_days)
     before = backtest(panel, run.failures, run.maintenance, split=split, types=_types(), **params)
-    return _with_findings(run, panel, split, before["pooled"], review, params, memory)
+    return _with_findings(run, panel, split, before, review, params, memory)
 
 
 def _with_findings(  # noqa: ANN001
@@ -203,7 +204,7 @@ def _with_findings(  # noqa: ANN001
     params: dict,
     memory: bool = False,
 ) -> dict:
-    """The backtest retrained with technicians' no-fault findings on training-period alerts.
+    """The backtest `before` retrained with technicians' no-fault findings on training-period alerts.
 
     `review` holds `findings.review`'s review_days and review_every. With `memory`, also retrained with
     each machine's memory of its findings (`_memory` keys).
@@ -219,11 +220,16 @@ def _with_findings(  # noqa: ANN001
         "alerts_reviewed": found.alerts,
         "alerts_visited": found.visited,
         "no_fault_found": found.no_fault_found,
-        "before": _alerting(before),
+        "before": _alerting(before["pooled"]),
         "after": _alerting(after),
-        "thresholds_after": {t: v["threshold"] for t, v in retrained["types"].items()},
-        "precision_delta": _delta(before, after, "precision"),
-        "precision_judged_delta": _delta(before, after, "precision_judged"),
+        "thresholds_before": _thresholds(before),
+        "thresholds_after": _thresholds(retrained),
+        "type_alerts": {
+            t: [v["test"]["alerts"], retrained["types"][t]["test"]["alerts"]]
+            for t, v in before["types"].items()
+        },
+        "precision_delta": _delta(before["pooled"], after, "precision"),
+        "precision_judged_delta": _delta(before["pooled"], after, "precision_judged"),
     }
     if memory:
         remembered = backtest(
@@ -238,11 +244,15 @@ def _with_findings(  # noqa: ANN001
         with_memory = remembered["pooled"]
         out |= {
             "after_memory": _alerting(with_memory),
-            "thresholds_after_memory": {t: v["threshold"] for t, v in remembered["types"].items()},
-            "precision_delta_memory": _delta(before, with_memory, "precision"),
-            "precision_judged_delta_memory": _delta(before, with_memory, "precision_judged"),
+            "thresholds_after_memory": _thresholds(remembered),
+            "precision_delta_memory": _delta(before["pooled"], with_memory, "precision"),
+            "precision_judged_delta_memory": _delta(before["pooled"], with_memory, "precision_judged"),
         }
     return out
+
+
+def _thresholds(result: dict) -> dict:
+    return {t: v["threshold"] for t, v in result["types"].items()}
 
 
 def _types() -> dict:
