@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, text
 
-from fleet import archive_format, archive_store, errors, partitions
+from fleet import archive_format, archive_store, db, errors, partitions
 from fleet.tables import ArchivedRange, ArchiveFile, Customer, Telemetry
 
 FILES_PER_BATCH_ROWS = 500_000
@@ -432,15 +432,29 @@ def _reading(conn: Connection, where: Location, relative: str) -> Iterator[None]
     try:
         yield
     except (OSError, pa.ArrowException) as exc:
-        # A new connection: the reader's own transaction (SQLite's snapshot) may predate the expiry.
-        with conn.engine.connect() as now:
-            if now.scalar(select(ArchiveFile.id).where(ArchiveFile.path == relative)) is None:
+        from fleet import erasure  # erasure removes files through this module
+
+        # A new connection: the reader's own transaction (SQLite's snapshot) may predate the expiry. It only
+        # reads: a reader that holds SQLite's write lock (a rollup refresh) would wait on itself for another.
+        with conn.engine.connect().execution_options(**{db.WRITE_LOCK_OPTION: False}) as now:
+            owner = now.execute(
+                select(Customer.id, Customer.tenant)
+                .join(ArchiveFile, ArchiveFile.customer_id == Customer.id)
+                .where(ArchiveFile.path == relative)
+            ).first()
+            if owner is None:
                 raise _Unregistered(relative) from exc
+            erasing = erasure.to_finish(now, [owner]).get(owner.id)
         kind = {FileNotFoundError: "missing", PermissionError: "not permitted"}.get(type(exc), "damaged")
         month = next((part[6:] for part in relative.split("/") if part.startswith("month=")), "?")
+        # Restoring a file an unfinished erasure removed would bring back data the customer had erased.
+        fix = (
+            f"the customer's erasure began and did not complete: `{erasing}` completes it"
+            if erasing
+            else "restore it from a backup; other months read as before"
+        )
         raise errors.ArchiveUnreadable(
-            f"archive month {month} cannot be read: its file {relative} is {kind} "
-            "(restore it from a backup; other months read as before)",
+            f"archive month {month} cannot be read: its file {relative} is {kind} ({fix})",
             path=where.path(relative),
         ) from exc
 

@@ -59,6 +59,13 @@ def rows(
     return out
 
 
+def two_months(engine: Engine) -> tuple[int, int]:
+    """Acme's pump p1 with six weeks of rows, 20 minutes apart, across September and October."""
+    ids = register(engine, "acme", ["p1"])
+    write(engine, rows(ids["p1"], seqs=range(3000), step_s=1200.0))
+    return ids["p1"]
+
+
 def write(engine: Engine, batch: list[dict]) -> int:
     """Store rows as ingest would; returns how many were new."""
     with engine.begin() as conn:

@@ -16,8 +16,7 @@ from tests.lifecycle import support
 
 
 def test_a_read_that_listed_a_file_retention_then_removed_gets_the_rows_left(engine, tmp_path, monkeypatch):
-    ids = support.register(engine, "acme", ["p1"])
-    support.write(engine, support.rows(ids["p1"], seqs=range(3000), step_s=1200.0))  # 6 weeks, 2 months
+    machine = support.two_months(engine)[1]
     url = str(tmp_path / "archive")
     archive.run(engine, url=url, before=support.START + timedelta(days=60))
     with engine.connect() as conn:
@@ -40,7 +39,7 @@ def test_a_read_that_listed_a_file_retention_then_removed_gets_the_rows_left(eng
     def chart() -> None:
         try:
             with engine.connect() as conn:
-                results.append(history.read_rows(conn, machine_ids=[ids["p1"][1]], archive_url=url))
+                results.append(history.read_rows(conn, machine_ids=[machine], archive_url=url))
         except BaseException as exc:  # noqa: BLE001 - the test reports it
             failures.append(exc)
 
@@ -57,14 +56,13 @@ def test_a_read_that_listed_a_file_retention_then_removed_gets_the_rows_left(eng
     (step,) = [s for s in plan.steps if s.data_class == "archive"]
     assert 0 < step.count < files
     with engine.connect() as conn:
-        after = history.read_rows(conn, machine_ids=[ids["p1"][1]], archive_url=url)
+        after = history.read_rows(conn, machine_ids=[machine], archive_url=url)
     pd.testing.assert_frame_equal(results[0], after)
     assert 0 < len(after) < 3000  # September's rows expired, October's read
 
 
 def test_an_export_checking_a_file_retention_then_removed_reads_on(engine, tmp_path, monkeypatch):
-    ids = support.register(engine, "acme", ["p1"])
-    support.write(engine, support.rows(ids["p1"], seqs=range(3000), step_s=1200.0))
+    support.two_months(engine)
     url = str(tmp_path / "archive")
     archive.run(engine, url=url, before=support.START + timedelta(days=60))
     settings = Settings(archive_url=url, hot_days=365, retain_archive_days=60)

@@ -15,13 +15,6 @@ from fleet.tables import ArchiveFile
 from tests.lifecycle import support
 
 
-def _fleet(engine: Engine) -> int:
-    """Acme's pump with six weeks of rows (two months); its machine id."""
-    ids = support.register(engine, "acme", ["p1"])
-    support.write(engine, support.rows(ids["p1"], seqs=range(3000), step_s=1200.0))
-    return ids["p1"][1]
-
-
 def _read(engine: Engine, machine: int, url: str) -> pd.DataFrame:
     with engine.connect() as conn:
         return history.read_rows(conn, machine_ids=[machine], archive_url=url)
@@ -30,7 +23,7 @@ def _read(engine: Engine, machine: int, url: str) -> pd.DataFrame:
 def test_a_deployment_sweeps_expires_and_erases_only_its_own_files(engine, sqlite_engine, tmp_path):
     url = str(tmp_path / "shared-archive")
     other = sqlite_engine  # a second deployment (staging, another plant) configured with the same archive
-    theirs_machine, ours_machine = _fleet(other), _fleet(engine)
+    theirs_machine, ours_machine = support.two_months(other)[1], support.two_months(engine)[1]
     archive.run(other, url=url, before=support.START + timedelta(days=60))
     theirs = _read(other, theirs_machine, url)
     assert len(theirs) == 3000
@@ -53,7 +46,7 @@ def test_a_deployment_sweeps_expires_and_erases_only_its_own_files(engine, sqlit
 
 
 def test_files_registered_before_the_store_folders_read_and_expire_as_before(engine, tmp_path):
-    machine = _fleet(engine)
+    machine = support.two_months(engine)[1]
     url = str(tmp_path / "archive")
     archive.run(engine, url=url, before=support.START + timedelta(days=60))
     before = _read(engine, machine, url)
