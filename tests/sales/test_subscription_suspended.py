@@ -3,7 +3,6 @@ longer his) is listed as suspended with the reason, sends nothing, and resumes w
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import delete, select
 
 from api import policy, routing
@@ -12,16 +11,21 @@ from fleet.db import session
 from fleet.tables import AccountAssignment, OutboxMessage, utcnow
 from tests.api.routing_support import SmtpSink
 from tests.api.support import World, add_prediction, build_world
+from tests.sales import test_notifications
 
 SUBSCRIBE = f"{API_PREFIX}/notifications/subscriptions"
 
 
-@pytest.fixture
-def sink():
-    smtp = SmtpSink()
-    smtp.controller.start()
-    yield smtp
-    smtp.controller.stop()
+sink = test_notifications.sink  # a real SMTP server keeping every message
+
+
+def _subscribed(database_url: str, **settings: object) -> World:
+    """The world, its globex account manager subscribed to globex's alerts by e-mail."""
+    world = build_world(database_url, alert_escalate_after_min=10**6, **settings)
+    with world.client() as client:
+        body = {"customer_id": world.customers["globex"], "channel": "email", "address": "am@oem.example"}
+        assert client.post(SUBSCRIBE, json=body, headers=world.headers("am-globex")).status_code == 201
+    return world
 
 
 def _grant(world: World, customer: int, granted: bool) -> None:
@@ -49,11 +53,8 @@ def _queued(world: World) -> list[tuple[str, str | None]]:
 def test_a_withdrawn_offers_grant_suspends_the_subscription_until_it_is_granted_again(
     database_url: str, sink: SmtpSink
 ) -> None:
-    world = build_world(database_url, smtp_url=sink.url, alert_escalate_after_min=10**6)
+    world = _subscribed(database_url, smtp_url=sink.url)
     globex = world.customers["globex"]
-    with world.client() as client:
-        body = {"customer_id": globex, "channel": "email", "address": "am@oem.example"}
-        assert client.post(SUBSCRIBE, json=body, headers=world.headers("am-globex")).status_code == 201
     assert _listed(world, "am-globex") == [None]
 
     _grant(world, globex, False)
@@ -74,11 +75,8 @@ def test_a_withdrawn_offers_grant_suspends_the_subscription_until_it_is_granted_
 
 
 def test_an_account_taken_off_the_manager_suspends_his_subscription(database_url: str) -> None:
-    world = build_world(database_url)
+    world = _subscribed(database_url)
     globex = world.customers["globex"]
-    with world.client() as client:
-        body = {"customer_id": globex, "channel": "email", "address": "am@oem.example"}
-        assert client.post(SUBSCRIBE, json=body, headers=world.headers("am-globex")).status_code == 201
     with session(world.engine) as sess:
         sess.execute(delete(AccountAssignment).where(AccountAssignment.user_id == world.users["am-globex"]))
 
@@ -91,11 +89,8 @@ def test_an_account_taken_off_the_manager_suspends_his_subscription(database_url
 def test_a_notification_queued_before_the_grant_was_withdrawn_is_not_sent(
     database_url: str, sink: SmtpSink
 ) -> None:
-    world = build_world(database_url, smtp_url=sink.url, alert_escalate_after_min=10**6)
+    world = _subscribed(database_url, smtp_url=sink.url)
     globex = world.customers["globex"]
-    with world.client() as client:
-        body = {"customer_id": globex, "channel": "email", "address": "am@oem.example"}
-        assert client.post(SUBSCRIBE, json=body, headers=world.headers("am-globex")).status_code == 201
     _critical_alert(world, world.machines["globex"][2])  # queued while globex still granted `offers`
     _grant(world, globex, False)
 
