@@ -28,11 +28,12 @@ browser:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 # Four pytest-xdist workers: most tests wait on brokers, servers and subprocesses rather than the CPU.
-# loadscope keeps a module's tests on one worker, so a module-scoped server or demo starts once.
+# loadscope keeps a module's tests on one worker, so a module-scoped server or demo starts once; the modules
+# go out in tests/conftest.py's order (slow ones first), not xdist's (by test count).
 test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n 4 --dist loadscope
+	$(BIN)/python -m pytest -n 4 --dist loadscope --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

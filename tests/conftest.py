@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -133,6 +134,18 @@ def mosquitto(tmp_path) -> Iterator[services.Mosquitto]:
     broker = services.Mosquitto(workdir).start()
     yield broker
     broker.stop()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the modules with `slow` tests first, then the larger ones."""
+    # pytest-xdist deals modules out in this order (`make test` turns off its own reordering, by test count
+    # only): a long module dealt out last runs alone on one worker after the others have finished.
+    slow, size = Counter(), Counter()
+    for item in items:
+        size[item.path] += 1
+        slow[item.path] += item.get_closest_marker("slow") is not None
+    items.sort(key=lambda item: (-slow[item.path], -size[item.path]))
 
 
 def pytest_configure(config: pytest.Config) -> None:

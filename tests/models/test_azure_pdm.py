@@ -35,6 +35,7 @@ def slice_dir(tmp_path_factory) -> Path:
 
 # About a minute of CPU (onboarding, training the product, twenty reference fits): on a shared box
 # under load that is more wall time than the suite's default timeout.
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_slice_onboards_trains_and_reports_the_product_and_the_reference(slice_dir, capsys) -> None:
     assert azure_pdm.main(["--data", str(slice_dir), "--holdout-machines", "16", "--json"]) == 0

@@ -85,6 +85,7 @@ def test_cross_validation_never_trains_on_validation_engines(
     assert np.isfinite(result["mean"]["rmse"]) and np.isfinite(result["mean"]["rmse_all_cycles"])
 
 
+@pytest.mark.slow
 def test_evaluate_end_to_end_beats_a_constant(fd001: pd.DataFrame, tmp_path: Path) -> None:
     train = fd001[fd001["unit"] <= 60]
     test, rul = cmapss.make_test_split(fd001, np.arange(81, 101), seed=11)

@@ -143,6 +143,7 @@ def _run_shard(url: str, shard: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
+@pytest.mark.slow
 def test_two_then_three_shards_cover_every_machine_once_per_pass(store: Engine) -> None:
     machines = _machines(store)
     url = store.url.render_as_string(hide_password=False)
