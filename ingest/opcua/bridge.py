@@ -144,7 +144,7 @@ class Translator:
         self.events_topic = contract.events_topic(mapping.tenant, mapping.machine)
         self._pending: dict[datetime, tuple[dict[str, float | None], dict[str, str]]] = {}
         self._flush_scheduled = False
-        self._not_good_logged: set[tuple[str, str]] = set()
+        self._logged: set[tuple[str, str]] = set()  # (node or topic, why) already logged
 
     def datachange_notification(self, node, val, data) -> None:  # noqa: ANN001
         """One changed value, joined with the others of its source time in this publish, then buffered."""
@@ -177,15 +177,23 @@ class Translator:
             return True
         name = ua.StatusCode(status.value & STATUS_CODE_BITS).name
         metrics.NOT_GOOD.labels(status=name).inc()
-        if (variable.node, name) not in self._not_good_logged:
-            self._not_good_logged.add((variable.node, name))
-            log.warning(
-                "%s (%s) sent a value with status %s; values whose status is not Good are not sent",
-                variable.node,
-                variable.sensor,
-                name,
-            )
+        self._warn_once(
+            (variable.node, name),
+            "%s (%s) sent a value with status %s; values whose status is not Good are not sent",
+            variable.node,
+            variable.sensor,
+            name,
+        )
         return False
+
+    def _warn_once(
+        self, key: tuple[str, str], message: str, *args: object, level: int = logging.WARNING
+    ) -> None:
+        """Log the first of a kind only: a node stuck on a bad value, or a clock far off, repeats at every
+        change (at one a second, ~86,000 lines a day); the metrics count each one."""
+        if key not in self._logged:
+            self._logged.add(key)
+            log.log(level, message, *args)
 
     def _number(self, variable: Variable, val: object) -> float | None:
         if isinstance(val, ua.LocalizedText):
@@ -197,8 +205,12 @@ class Translator:
         if isinstance(val, int | float) and val - val == 0:
             return val
         metrics.SKIPPED.labels(reason="not_a_number").inc()
-        log.warning(
-            "%s (%s) sent %r, not a number the map knows; stored as null", variable.node, variable.sensor, val
+        self._warn_once(
+            (variable.node, "not_a_number"),
+            "%s (%s) sent %r, not a number the map knows; stored as null (logged once, counted each time)",
+            variable.node,
+            variable.sensor,
+            val,
         )
         return None
 
@@ -274,7 +286,14 @@ class Translator:
             self.seen.update(seen or {})
         except ValueError as exc:
             metrics.SKIPPED.labels(reason="invalid").inc()
-            log.error("a message for %s would be quarantined, not sent: %s", topic, exc)
+            why = str(exc).partition(":")[0]  # the contract's reason code, e.g. bad_timestamp
+            self._warn_once(
+                (topic, why),
+                "a message for %s would be quarantined, not sent: %s (logged once per reason, counted each)",
+                topic,
+                exc,
+                level=logging.ERROR,
+            )
 
 
 def _text(value: object) -> str:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from asyncua import Client, ua
+from asyncua import ua
 from prometheus_client import REGISTRY
 
 from fleet.settings import MqttEndpoint
@@ -42,8 +42,8 @@ def readings(buffer: Buffer, sensor: str) -> list[tuple[str, object]]:
 async def bridged(machine: MachineServer, buffer: Buffer, changes) -> None:  # noqa: ANN001
     """Subscribe as the bridge does, make the changes on the server, and give them time to arrive."""
     publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
-    client = Client(machine.endpoint, timeout=10)
-    await client.connect()
+    # The bridge's own connect: a plain Client's 1 s health probe dropped a loaded machine's server.
+    client = await bridge.connect(bridge.ServerAccess(endpoint=machine.endpoint))
     try:
         await bridge._subscribe(client, mapping.load(MAP), buffer, publisher)
         for change in changes:
@@ -266,3 +266,37 @@ def test_a_server_stops_though_the_bridge_reconnects_at_once(tmp_path) -> None:
 
     for _ in range(4):
         asyncio.run(stop_while_bridged(MachineServer(port=services.free_port()).start()))
+
+
+@pytest.mark.expect_logged_errors  # the refusal of the values from the future
+def test_a_node_that_keeps_sending_bad_values_is_logged_once_per_reason_and_counted_each_time(
+    machine: MachineServer, tmp_path, caplog
+) -> None:
+    """A node stuck on NaN, or a server clock far ahead, logged a line per value: ~170,000 a day each."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    now, future = datetime.now(UTC), datetime(2099, 1, 1, tzinfo=UTC)
+    before = {reason: _skipped(reason) for reason in ("not_a_number", "invalid")}
+
+    # Double variants all (asyncua's server checks the type): not a number, infinite, an array for a scalar.
+    odd = [float("nan"), float("inf"), [1.0, 2.0]]
+    changes = [
+        *[
+            lambda i=i, v=v: write(machine, "vibration_mm_s", at(now + timedelta(seconds=i), v))
+            for i, v in enumerate(odd)
+        ],
+        *[
+            lambda i=i: write(machine, "spindle_temp_c", at(future + timedelta(seconds=i), 50.0 + i))
+            for i in range(3)
+        ],
+    ]
+    with caplog.at_level("WARNING", logger="ingest.opcua.bridge"):
+        asyncio.run(bridged(machine, buffer, changes))
+    assert _skipped("not_a_number") - before["not_a_number"] == 3
+    assert _skipped("invalid") - before["invalid"] == 3
+    said = [r.getMessage() for r in caplog.records if r.name == bridge.log.name]
+    assert len([line for line in said if "not a number" in line]) == 1, said
+    assert len([line for line in said if "would be quarantined" in line]) == 1, said
+
+
+def _skipped(reason: str) -> float:
+    return REGISTRY.get_sample_value("servicecast_bridge_skipped_values_total", {"reason": reason}) or 0.0
