@@ -62,7 +62,11 @@ class DemoOpcUaMachine:
         self._task = asyncio.get_running_loop().create_task(run)
 
     def _run_shift(self) -> None:
-        time.sleep(1.0)  # the bridge subscribes
+        # The bridge buffers the identification once it has subscribed: a fixed 1 s was too short at load 26,
+        # and the changes made before it were lost (the demo's press counts came out one short).
+        end = time.monotonic() + 60
+        while not (self.buffer.count or self.publisher.published) and time.monotonic() < end:
+            time.sleep(0.05)
         for i in range(self.steps):
             self.server.step()
             if i == self.steps // 2:
