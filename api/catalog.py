@@ -22,6 +22,7 @@ from pydantic import (
 from api import estimate
 from fleet.errors import InvalidInput
 from fleet.type_checks import Problem, compose_yaml, field_name, line_of
+from models import modes
 
 DEFAULT_FILE = Path(__file__).with_name("catalog.yaml")
 LANGUAGES = ("en", "de")
@@ -303,7 +304,7 @@ def render(
     fields = {
         "machine": machine,
         "machine_type": machine_type.replace("_", " "),
-        "failure": failures.get(mode, mode.replace("_", " ")),
+        "failure": failures.get(mode, modes.name(mode)),
         "risk": f"{risk * 100:.0f} %",
         "time_to_failure": estimate.words(time_to_failure, now, language),
         "price": format_money(price, catalog.currency, language),

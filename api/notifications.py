@@ -36,6 +36,7 @@ from fleet.tables import (
     Watermark,
     WorkflowEvent,
 )
+from models import modes
 
 log = logging.getLogger(__name__)
 WATERMARK = "notify.alert_events"
@@ -260,7 +261,7 @@ def _payload(
     lead = (
         "" if alert.lead_time_hours is None else f", failure expected in about {alert.lead_time_hours:.0f} h"
     )
-    failure = alert.failure_mode.replace("_", " ")
+    failure = modes.name(alert.failure_mode)
     text = (
         f"{HEADLINE[event.action]}: {machine.code} of {customer.name} — {failure}, "
         f"{alert.severity}, risk {alert.risk * 100:.0f} %{lead}. {link}"

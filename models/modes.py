@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
+
+from fleet.machine_types import SensorSpec
+from models import limits
 
 # A mode at least this likely given a failure is named: two parts can fail at once, and the benchmark
 # (`benchmarks.azure_pdm`) counts an alerting hour for each mode named here.
@@ -25,6 +30,17 @@ def likely_modes(shares: pd.DataFrame) -> list[list[dict]]:
         [{"mode": modes[k], "share": round(float(row[k]), 4)} for k in rank if keep[k]]
         for row, keep, rank in zip(values, named, order, strict=True)
     ]
+
+
+def name(mode: str | None, specs: Mapping[str, SensorSpec] | None = None) -> str:
+    """A failure mode as a person reads it: 'bearing wear'; an OEM limit's or a trend's (cold start,
+    `limit:<sensor>`, `trend:<sensor>`) names the sensor as its type does, e.g. 'vibration beyond its OEM
+    limit' (a sensor the type does not describe spelled out)."""
+    kind, _, sensor = (mode or "").partition(":")
+    if sensor and kind in ("limit", "trend"):
+        words = limits.spec_of(specs or {}, sensor).words
+        return f"{words} beyond its OEM limit" if kind == "limit" else f"{words} trending to its limit"
+    return (mode or "").replace("_", " ") or "—"
 
 
 def also_possible(likely_modes: list[dict] | None, primary: str | None) -> list[dict]:

@@ -109,6 +109,7 @@ templates.env.filters.update(
     pct=_pct,
     label=_label,
     sensor=sensor_label,
+    failure=modes.name,
     also_possible=modes.also_possible,
 )
 templates.env.globals["can"] = has_right

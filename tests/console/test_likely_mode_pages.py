@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import re
 
-from tests.api.support import World, alert_naming
+from sqlalchemy import select
+
+from api import policy
+from fleet import machine_types
+from fleet.db import session
+from fleet.tables import Alert
+from simulators.machine_types import TYPES_FILE
+from tests.api.support import NOW, World, add_prediction, alert_naming
 from tests.console.client import ConsoleClient, sign_in
 
 LIKELY = [{"mode": "seal_leak", "share": 0.55}, {"mode": "bearing_wear", "share": 0.41}]
@@ -25,3 +32,19 @@ def test_the_alert_and_machine_pages_say_what_else_may_fail(client: ConsoleClien
     # An alert whose prediction named one mode says only that one.
     only = world.alerts["acme"][0]
     assert _text(client.get(f"/alerts/{only}").text, "alert-mode") == "bearing wear"
+
+
+def test_an_oem_limit_alert_names_its_sensor_as_the_type_does(client: ConsoleClient, world: World) -> None:
+    # A cold-start alert's mode is `limit:vibration_rms_mm_s`: the pages showed "limit:vibration rms mm s".
+    machine_types.apply_file(engine=world.engine, path=TYPES_FILE)
+    machine = world.machines["acme"][2]
+    add_prediction(world.engine, machine, risk=1.0, mode="limit:vibration_rms_mm_s", hours_ahead=24)
+    policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+    with session(world.engine) as sess:
+        alert_id = sess.scalar(select(Alert.id).where(Alert.machine_id == machine))
+    sign_in(client, world, "tech")
+    page = client.get(f"/alerts/{alert_id}").text
+    assert _text(page, "alert-mode") == "vibration beyond its OEM limit"
+    assert "limit:" not in page
+    queue = client.get("/alerts").text  # without the type's words: spelled out
+    assert "vibration rms mm s beyond its OEM limit" in queue and "limit:" not in queue

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from fleet.db import session
+from fleet.machine_types import SensorSpec
 from fleet.tables import Prediction
 from models import modes, scoring, versions
 from simulators.backfill import backfill
@@ -69,3 +70,13 @@ def test_with_the_trained_mode_model_the_named_modes_follow_the_rule(store) -> N
         shares = [m["share"] for m in p.likely_modes]
         assert all(s >= modes.MODE_SHARE for s in shares) and shares == sorted(shares, reverse=True)
         assert not p.likely_modes or p.likely_modes[0]["mode"] == p.failure_mode
+
+
+def test_a_limit_or_trend_mode_is_named_by_its_sensor() -> None:
+    specs = {
+        "vibration_rms_mm_s": SensorSpec(name="vibration_rms_mm_s", unit="mm/s", display_name="vibration")
+    }
+    assert modes.name("limit:vibration_rms_mm_s", specs) == "vibration beyond its OEM limit"
+    assert modes.name("trend:oil_temp_c") == "oil temp c trending to its limit"
+    assert modes.name("bearing_wear") == "bearing wear"
+    assert modes.name(None) == "—"

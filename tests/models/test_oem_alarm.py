@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import select
 
-from api import policy
-from fleet import machine_types, telemetry, type_files
-from fleet.db import session
-from fleet.settings import get_settings
-from fleet.tables import Alert, Prediction
-from models import champion, limits, scoring, versions
+from fleet import machine_types, type_files
+from models import champion, limits, versions
 from models.training import train_type
-from simulators.backfill import panel_rows
 from simulators.machine_types import TYPES_FILE
-from simulators.registration import register_machines
+from tests.models import replay
 from tests.models.fleet_support import FAST, PUMP, fleet, pump_model, pump_panel
 
 PUMP_SPECS = machine_types.specs_of(type_files.read(TYPES_FILE).definitions[PUMP])
-ALARM = PUMP_SPECS["vibration_rms_mm_s"].alarm
 
 
 def _spiked(panel: pd.DataFrame, rows: pd.Index, value: float = 9.0) -> pd.DataFrame:
@@ -66,11 +58,6 @@ def test_a_new_machine_beyond_the_alarm_limit_alerts_before_the_model_has_its_hi
     assert scored["explanation"].startswith("vibration 8 mm/s, beyond the OEM alarm limit 7.1 mm/s; ")
 
 
-def _write(engine, panel: pd.DataFrame, customer_ids: np.ndarray, machine_ids: np.ndarray) -> None:
-    with engine.begin() as conn:
-        telemetry.write_rows(conn, panel_rows(panel, customer_ids, machine_ids, backend=engine.dialect).rows)
-
-
 def test_live_scoring_opens_the_alarm_limit_alerts_the_backtest_counts(engine) -> None:
     run = fleet(40, 30.0)
     full = run.telemetry()
@@ -90,27 +77,9 @@ def test_live_scoring_opens_the_alarm_limit_alerts_the_backtest_counts(engine) -
     version = versions.register(engine, model=model, machine_type=PUMP)
     _, counted = champion.window_alerts(model.use_types(PUMP_SPECS), panel, split)
     assert quiet in set(counted["machine"])
-    ids = register_machines(engine=engine, machines=run.machines)
-    pairs = [ids[k] for k in zip(run.machines["tenant"], run.machines["machine"], strict=True)]
-    customer_ids = np.array([c for c, _ in pairs], dtype=np.int64)
-    machine_ids = np.array([m for _, m in pairs], dtype=np.int64)
-    names = dict(zip(machine_ids.tolist(), run.machines["machine"].astype(str), strict=True))
-    ts = pd.to_datetime(full["ts"], utc=True)
-    _write(engine, full[ts < split], customer_ids, machine_ids)
-    settings = get_settings()
-    for step in sorted(ts[ts >= split].unique()):
-        _write(engine, full[ts == step], customer_ids, machine_ids)
-        scoring.score_once(engine=engine)
-        policy.run_once(engine=engine, settings=settings)
-
-    with session(engine) as sess:
-        opened = sess.execute(
-            select(Alert.machine_id, Prediction.ts, Alert.model_version, Alert.evidence).join(
-                Prediction, Prediction.id == Alert.first_prediction_id
-            )
-        ).all()
-    assert {v for _, _, v, *_ in opened} == {version}
-    live = sorted((names[m], pd.Timestamp(t).tz_convert("UTC")) for m, t, *_ in opened)
+    opened = replay.opened_alerts(engine, run, full, split)
+    assert {v for _, _, v, _ in opened} == {version}
+    live = sorted((m, t) for m, t, _, _ in opened)
     assert live == sorted(zip(counted["machine"], counted["start"], strict=True))
-    (why,) = [e["explanation"] for m, _, _, e in opened if names[m] == quiet]
+    (why,) = [e["explanation"] for m, _, _, e in opened if m == quiet]
     assert why.startswith("vibration 9 mm/s, beyond the OEM alarm limit 7.1 mm/s; the model says risk "), why

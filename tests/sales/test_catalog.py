@@ -64,8 +64,9 @@ def test_money_has_its_currency_and_cents() -> None:
     assert catalog.format_money(1850.5, "EUR", "de") == "1.850,50 EUR"
 
 
+@pytest.mark.parametrize("mode", ["impeller_fouling", "limit:vibration_rms_mm_s"])
 @pytest.mark.parametrize("language", catalog.LANGUAGES)
-def test_offer_text_has_no_internal_names_in_either_language(language: str) -> None:
+def test_offer_text_has_no_internal_names_in_either_language(language: str, mode: str) -> None:
     cat = catalog.default()
     for item in cat.items:
         title, text = catalog.render(
@@ -73,7 +74,7 @@ def test_offer_text_has_no_internal_names_in_either_language(language: str) -> N
             language=language,
             machine="Pump 7",
             machine_type="centrifugal_pump",
-            mode="impeller_fouling",
+            mode=mode,
             risk=0.734,
             time_to_failure=None,
             now=datetime(2026, 11, 23, 8, tzinfo=UTC),
@@ -81,7 +82,7 @@ def test_offer_text_has_no_internal_names_in_either_language(language: str) -> N
             value=9000.0,
         )
         assert "Pump 7" in title and "73 %" in text
-        assert not re.search(r"[a-z]+_[a-z]+", title + text), (title, text)
+        assert not re.search(r"[a-z]+_[a-z]+|limit:", title + text), (title, text)
         assert ("EUR 1,850.50" if language == "en" else "1.850,50 EUR") in text
 
 
