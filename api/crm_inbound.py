@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from api import json_body, offers
+from api import json_body, offers, schemas
 from api.errors import Conflict, Unauthorized
 from fleet import errors
 from fleet.tables import CrmOutcome, Offer
@@ -42,7 +42,7 @@ class OutcomeIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     offer_id: int = Field(ge=1, le=2**63 - 1)
     outcome: Literal["won", "lost"]
-    amount: float | None = Field(default=None, ge=0, le=100_000_000)
+    amount: schemas.Amount | None = None
     reason: str | None = Field(default=None, max_length=2000)
     date: AwareDatetime
 
@@ -106,12 +106,14 @@ def apply(
     """Record the outcome and decide the offer; a webhook id seen before changes nothing (returns False).
 
     The same id with a different outcome is a conflict: the CRM must not believe it was applied. Its date
-    may be ahead of ours by the replay window (the clock difference a delivery's timestamp may have).
+    may be ahead of ours, or before the offer was made, by the replay window (the clock difference a
+    delivery's timestamp may have).
     """
     if len(webhook_id) > MAX_ID:
         raise errors.InvalidInput(f"webhook-id is longer than {MAX_ID} characters")
     data = _parse(body)
-    if data.date > now + timedelta(seconds=window_s):
+    skew = timedelta(seconds=window_s)
+    if data.date > now + skew:
         raise errors.InvalidInput(f"date: {data.date} is in the future (now {now:%Y-%m-%d %H:%M:%S} UTC)")
     seen = sess.query(CrmOutcome).filter_by(webhook_id=webhook_id).one_or_none()
     if seen is not None:
@@ -121,6 +123,9 @@ def apply(
     offer = sess.get(Offer, data.offer_id)
     if offer is None:
         raise errors.NotFound(f"offer {data.offer_id} not found")
+    if data.date < offer.created_at - skew:
+        made = f"{offer.created_at:%Y-%m-%d %H:%M:%S} UTC"
+        raise errors.InvalidInput(f"date: {data.date} is before offer {offer.id} was made ({made})")
     won = data.outcome == "won"
     offers.record_outcome(
         sess,

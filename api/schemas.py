@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import httpx
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 Purpose = Literal["service", "offers", "product_improvement"]
 INT32_MAX = 2_147_483_647
@@ -21,6 +21,17 @@ CustomerFilter = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
 # The customer's declaration behind a consent change (a contract clause, a letter), kept in the audit trail.
 Reference = Annotated[str | None, Query(min_length=1, max_length=200)]
 MachineFilter = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
+
+
+def _not_true_or_false(value: object) -> object:
+    """Refuse JSON true/false as an amount (a bool is an int to pydantic: `true` would read as 1.0)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+# Money a customer paid, as an outcome reports it (hand-entered or from the CRM).
+Amount = Annotated[float, BeforeValidator(_not_true_or_false), Field(ge=0, le=100_000_000)]
 
 
 class Out(BaseModel):
@@ -212,7 +223,7 @@ class OutcomeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a misnamed field must not go unnoticed
     accepted: bool
-    revenue: float | None = Field(default=None, ge=0, le=100_000_000)
+    revenue: Amount | None = None
 
 
 class AuditEventOut(Out):

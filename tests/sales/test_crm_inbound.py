@@ -14,11 +14,12 @@ from api.delivery import signed_headers
 from fleet.db import session
 from fleet.tables import CrmOutcome, Offer, utcnow
 from tests.api.routing_support import SECRET
-from tests.api.support import build_world
+from tests.api.support import NOW, build_world
 from tests.api.test_read_path import served
 
 OTHER_SECRET = "whsec_" + "b3RoZXItc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmchIQ=="
 URL = f"{API_PREFIX}/crm/outcomes"
+DATE = f"{NOW + timedelta(days=1):%Y-%m-%dT%H:%M:%SZ}"  # after the offers were made, not in the future
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def _state(world, offer_id: int) -> tuple[str, float | None, int]:
 
 def test_bad_signature_401_replay_counted_once_stale_refused(world) -> None:
     offer_id = world.offers["acme"][0]
-    won = {"offer_id": offer_id, "outcome": "won", "amount": 1850.5, "date": "2026-11-30T10:00:00Z"}
+    won = {"offer_id": offer_id, "outcome": "won", "amount": 1850.5, "date": DATE}
     with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
         forged = _post(client, won, webhook_id="msg_forged", secret=OTHER_SECRET)
         assert (forged.status_code, forged.json()["error"]) == (401, "bad_signature")
@@ -73,7 +74,7 @@ def test_a_lost_offer_keeps_its_reason_and_an_unknown_offer_is_404(world) -> Non
         "offer_id": offer_id,
         "outcome": "lost",
         "reason": "budget frozen",
-        "date": "2026-11-30T10:00:00Z",
+        "date": DATE,
     }
     with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
         assert _post(client, lost, webhook_id="msg_2").status_code == 200

@@ -17,10 +17,10 @@ from fleet.tables import utcnow
 from tests.api.routing_support import SECRET
 from tests.api.test_read_path import served
 from tests.sales import test_crm_inbound
-from tests.sales.test_crm_inbound import URL, _post, _state
+from tests.sales.test_crm_inbound import DATE, URL, _post, _state
 
 world = test_crm_inbound.world  # the same fixture: a sent offer of acme
-LOST = {"outcome": "lost", "reason": "budget frozen", "date": "2026-11-30T10:00:00Z"}
+LOST = {"outcome": "lost", "reason": "budget frozen", "date": DATE}
 
 
 def _signed_at(client: httpx.Client, body: dict, *, webhook_id: str, stamp: bytes) -> httpx.Response:
@@ -56,6 +56,7 @@ def test_a_timestamp_that_is_not_unix_seconds_is_refused_as_unsigned(world) -> N
         ("reason", "budget\u0000frozen"),  # PostgreSQL text cannot hold NUL
         ("amount", -1),
         ("amount", 1e9),
+        ("amount", True),  # JSON true is no amount (pydantic would read it as 1.0)
     ],
 )
 def test_an_outcome_the_store_cannot_hold_is_422_and_changes_nothing(world, field, value) -> None:

@@ -15,7 +15,7 @@ from fleet.tables import utcnow
 from tests.api.routing_support import SECRET
 from tests.api.test_read_path import served
 from tests.sales import test_crm_inbound
-from tests.sales.test_crm_inbound import URL, _state
+from tests.sales.test_crm_inbound import DATE, URL, _state
 
 world = test_crm_inbound.world  # a sent offer of acme; inbound webhooks on
 DEEP = b"[" * 100_000 + b"]" * 100_000
@@ -31,7 +31,7 @@ def _signed(
 
 
 def _outcome(offer_id: int, **fields: object) -> dict:
-    return {"offer_id": offer_id, "outcome": "won", "amount": 2100, "date": "2026-11-30T10:00:00Z"} | fields
+    return {"offer_id": offer_id, "outcome": "won", "amount": 2100, "date": DATE} | fields
 
 
 @pytest.mark.parametrize(
@@ -87,9 +87,11 @@ def test_an_ambiguous_or_malformed_crm_body_is_422_and_changes_nothing(
         ({"amount": 1e-300}, "cannot record the outcome of offer 1: revenue 1e-300 has more decimals"),
         ({"amount": -5}, "amount: Input should be greater than or equal to 0"),
         ({"amount": 1e12}, "amount: Input should be less than or equal to 100000000"),
+        ({"amount": True}, "amount: Value error, must be a number, not true or false"),
         ({"date": "9000-01-01T00:00:00Z"}, "date: 9000-01-01 00:00:00+00:00 is in the future"),
+        ({"date": "2000-01-01T00:00:00Z"}, "date: 2000-01-01 00:00:00+00:00 is before offer 1 was made"),
     ],
-    ids=["three-decimals", "tiny", "negative", "absurd", "far-future"],
+    ids=["three-decimals", "tiny", "negative", "absurd", "true", "far-future", "before-the-offer"],
 )
 def test_an_outcome_no_offer_can_have_is_422_and_changes_nothing(world, fields: dict, problem: str) -> None:
     offer_id = world.offers["acme"][0]
@@ -136,4 +138,15 @@ def test_a_revenue_finer_than_the_currency_is_422_by_hand_too(world) -> None:
         answer = client.post(outcome, json=body, headers=world.headers("am-acme"))
     assert answer.status_code == 422, answer.text[:300]
     assert answer.json()["detail"].endswith("revenue 99.999 has more decimals than EUR has (2)")
+    assert _state(world, offer_id) == ("sent", None, 0)
+
+
+def test_a_revenue_of_true_is_422_by_hand_too(world) -> None:
+    offer_id = world.offers["acme"][0]
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        outcome = f"{API_PREFIX}/offers/{offer_id}/outcome"
+        body = {"accepted": True, "revenue": True}
+        answer = client.post(outcome, json=body, headers=world.headers("am-acme"))
+    assert answer.status_code == 422, answer.text[:300]
+    assert "must be a number, not true or false" in answer.json()["detail"]
     assert _state(world, offer_id) == ("sent", None, 0)
