@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import (
 
 from api import estimate
 from fleet.errors import InvalidInput
+from fleet.machine_types import SensorSpec
 from fleet.type_checks import Problem, compose_yaml, field_name, line_of
 from models import modes
 
@@ -296,15 +298,17 @@ def render(
     price: float,
     value: float,
     catalog: Catalog | None = None,
+    specs: Mapping[str, SensorSpec] | None = None,
 ) -> tuple[str, str]:
-    """The offer's title and text in `language` (falls back to English), as a person would write them."""
+    """The offer's title and text in `language` (falls back to English), as a person would write them;
+    `specs`, the machine type's sensors, name the sensor of an OEM-limit or trend failure mode."""
     catalog = catalog or default()
     language = language if language in item.text else "en"
     failures = catalog.failures.get(language, {})
     fields = {
         "machine": machine,
         "machine_type": machine_type.replace("_", " "),
-        "failure": failures.get(mode, modes.name(mode)),
+        "failure": failures.get(mode) or modes.name(mode, specs, language),
         "risk": f"{risk * 100:.0f} %",
         "time_to_failure": estimate.words(time_to_failure, now, language),
         "price": format_money(price, catalog.currency, language),

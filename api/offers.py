@@ -15,7 +15,7 @@ from api.audit import log_event, require_state
 from api.auth import Principal
 from api.errors import Conflict, ConsentMissing
 from api.scope import get_visible
-from fleet import errors, registry
+from fleet import errors, machine_types, registry
 from fleet.audit import Actor
 from fleet.settings import Settings, get_settings
 from fleet.tables import Alert, Customer, Machine, Offer, Prediction, utcnow
@@ -133,7 +133,7 @@ def offer_context(sess: Session, prediction: Prediction, machine: Machine, custo
 
 
 def _texts(
-    item, prediction: Prediction, machine: Machine, *, mode: str, price: float, language: str, now, cat
+    item, prediction: Prediction, machine: Machine, *, mode: str, price: float, language: str, now, cat, specs
 ):
     """An offer's title and text from its catalog item and the prediction it rests on."""
     return catalog.render(
@@ -148,6 +148,7 @@ def _texts(
         price=price,
         value=catalog.expected_value(risk=prediction.risk, machine_type=machine.machine_type, catalog=cat),
         catalog=cat,
+        specs=specs,
     )
 
 
@@ -165,15 +166,18 @@ def follow_estimate(sess: Session, prediction: Prediction, now: datetime) -> int
     if not proposed:
         return 0
     machine = sess.get(Machine, prediction.machine_id)
+    specs = machine_types.sensor_specs(sess, machine.machine_type)
     updated = 0
     for offer in proposed:
-        if _rewrite(sess, offer, prediction, machine, now):
+        if _rewrite(sess, offer, prediction, machine, now, specs):
             offer.prediction_id, offer.risk = prediction.id, prediction.risk
             updated += 1
     return updated
 
 
-def _rewrite(sess: Session, offer: Offer, prediction: Prediction, machine: Machine, now: datetime) -> bool:
+def _rewrite(
+    sess: Session, offer: Offer, prediction: Prediction, machine: Machine, now: datetime, specs: dict
+) -> bool:
     """Write the offer's title and text again at its price; False when its catalog item is gone.
 
     The offer's own catalog version says it, not the one in force: its price and currency stay.
@@ -191,6 +195,7 @@ def _rewrite(sess: Session, offer: Offer, prediction: Prediction, machine: Machi
         language=offer.language,
         now=now,
         cat=cat,
+        specs=specs,
     )
     return True
 
@@ -238,8 +243,17 @@ def propose(
     arm, item = proposal.arm, cat.item(proposal.arm.item)
     value = catalog.expected_value(risk=prediction.risk, machine_type=machine.machine_type, catalog=cat)
     language = customer.language or "en"
+    specs = machine_types.sensor_specs(sess, machine.machine_type)
     title, text = _texts(
-        item, prediction, machine, mode=mode, price=arm.price, language=language, now=now, cat=cat
+        item,
+        prediction,
+        machine,
+        mode=mode,
+        price=arm.price,
+        language=language,
+        now=now,
+        cat=cat,
+        specs=specs,
     )
     offer = Offer(
         customer_id=prediction.customer_id,
@@ -315,7 +329,9 @@ def approve(
     prediction = sess.get(Prediction, offer.prediction_id) if offer.prediction_id else None
     if price is not None and prediction is not None:
         offer.price = price  # the text states the edited price, unless the edit rewrites it too
-        _rewrite(sess, offer, prediction, machine, now)
+        _rewrite(
+            sess, offer, prediction, machine, now, machine_types.sensor_specs(sess, machine.machine_type)
+        )
     for name, value in edits.items():
         setattr(offer, name, value)
     offer.status, offer.decided_by, offer.decided_at = "approved", by.user_id, now

@@ -32,14 +32,31 @@ def likely_modes(shares: pd.DataFrame) -> list[list[dict]]:
     ]
 
 
-def name(mode: str | None, specs: Mapping[str, SensorSpec] | None = None) -> str:
-    """A failure mode as a person reads it: 'bearing wear'; an OEM limit's or a trend's (cold start,
-    `limit:<sensor>`, `trend:<sensor>`) names the sensor as its type does, e.g. 'vibration beyond its OEM
-    limit' (a sensor the type does not describe spelled out)."""
+# The cold-start modes in words, per language (`{}` is the sensor as its type names it); others read English.
+SENSOR_MODES = {
+    "en": {
+        "limit": "{} beyond its OEM limit",
+        "trend": "{} trending to its limit",
+        "anomaly": "unusual readings",
+    },
+    "de": {
+        "limit": "{} über dem OEM-Grenzwert",
+        "trend": "{} mit Trend zum Grenzwert",
+        "anomaly": "ungewöhnliche Messwerte",
+    },
+}
+
+
+def name(mode: str | None, specs: Mapping[str, SensorSpec] | None = None, language: str = "en") -> str:
+    """A failure mode as a person reads it: 'bearing wear'; a cold start's OEM limit, trend or anomaly
+    (`limit:<sensor>`, `trend:<sensor>`, `anomaly`) in `language`, naming the sensor as its type does,
+    e.g. 'vibration beyond its OEM limit' (a sensor the type does not describe spelled out)."""
     kind, _, sensor = (mode or "").partition(":")
+    words = SENSOR_MODES.get(language, SENSOR_MODES["en"])
     if sensor and kind in ("limit", "trend"):
-        words = limits.spec_of(specs or {}, sensor).words
-        return f"{words} beyond its OEM limit" if kind == "limit" else f"{words} trending to its limit"
+        return words[kind].format(limits.spec_of(specs or {}, sensor).words)
+    if mode == "anomaly":
+        return words["anomaly"]
     return (mode or "").replace("_", " ") or "—"
 
 
