@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from email.message import EmailMessage
+from functools import cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ from api.errors import ConsentMissing, Forbidden
 from api.offers import risk_scope
 from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
 from api.scope import get_visible
-from fleet import errors, registry
+from fleet import errors, machine_types, registry
 from fleet.settings import Settings
 from fleet.tables import (
     Alert,
@@ -204,6 +205,7 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
     readers = _readers(sess, subs) if found else {}
     # An account manager hears of no event from before the customer's `offers` grant in force (a suspension).
     offers_since = registry.granted_since(sess, "offers") if found else {}
+    specs_of = cache(lambda name: machine_types.sensor_specs(sess, name))  # once per type, not per alert
     added = 0
     for event in found:
         mark.value = max(mark.value, event.id)
@@ -225,7 +227,8 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
             sess.scalars(select(OutboxMessage.destination).where(OutboxMessage.event_id == event_id))
         )
         customer = sess.get(Customer, alert.customer_id)
-        payload = _payload(event_id, event, alert, machine, customer, public_url)
+        specs = specs_of(machine.machine_type)
+        payload = _payload(event_id, event, alert, machine, customer, public_url, specs)
         for sub in wanted:
             if destination(sub) in queued:
                 continue
@@ -255,13 +258,13 @@ def _readers(sess: Session, subs: list[NotificationSubscription]) -> dict[int, P
 
 
 def _payload(
-    event_id: str, event: WorkflowEvent, alert: Alert, machine: Machine, customer: Customer, url: str
+    event_id: str, event: WorkflowEvent, alert: Alert, machine: Machine, customer: Customer, url: str, specs
 ):
     link = f"{url.rstrip('/')}/alerts/{alert.id}"
     lead = (
         "" if alert.lead_time_hours is None else f", failure expected in about {alert.lead_time_hours:.0f} h"
     )
-    failure = modes.name(alert.failure_mode)
+    failure = modes.name(alert.failure_mode, specs)
     text = (
         f"{HEADLINE[event.action]}: {machine.code} of {customer.name} — {failure}, "
         f"{alert.severity}, risk {alert.risk * 100:.0f} %{lead}. {link}"

@@ -98,6 +98,7 @@ def fleet(
         offset=(page_no - 1) * FLEET_PAGE,
     )
     context = {"who": who, "rows": rows[:FLEET_PAGE], "chosen": chosen, "page_no": page_no}
+    context["type_specs"] = views.specs_by_type(sess, (r.machine.machine_type for r in rows))
     at, quiet = request.app.state.clock(), silent_after(request)
     judge = connectivity.judge
     links = {r.machine.id: judge(r.last_received, at, silent_after=quiet) for r in rows}
@@ -126,6 +127,7 @@ def alert_queue(
     names = views.user_names(sess, {a.assignee_id for a, *_ in rows})
     context = {"who": who, "rows": rows, "status": status, "severity": severity, "names": names}
     context["tabs"] = list(ALERT_TABS)
+    context["type_specs"] = views.specs_by_type(sess, (m.machine_type for _, m, *_ in rows))
     by_status = views.alert_counts(sess, who, severity=severity or None)
     context["counts"] = {tab: sum(by_status.get(s, 0) for s in states) for tab, states in ALERT_TABS.items()}
     return page(request, "alerts.html", context)
@@ -224,6 +226,7 @@ def machine_page(
         "end": end,
         "purposes": registry.purposes_of(sess, machine.customer_id),
         "specs": specs,
+        "type_specs": {machine.machine_type: specs},  # for its alerts
         "site": sess.get(Site, machine.site_id) if machine.site_id else None,
         "last": last,
         "link": connectivity.of_machine(
@@ -370,10 +373,12 @@ def offer_page(request: Request, offer_id: schemas.OfferId, sess: PageSession, w
     sees_risk = risk_scope(sess, who).sees(offer.customer_id)
     # The alert as it is now: only for who may open it (an account manager: with the `offers` grant).
     alert = sess.get(Alert, offer.alert_id) if offer.alert_id and sees_risk else None
+    machine = sess.get(Machine, offer.machine_id)
     context = {
         "who": who,
         "offer": offer,
-        "machine": sess.get(Machine, offer.machine_id),
+        "machine": machine,
+        "specs": views.sensor_specs(sess, machine.machine_type),
         "customer": sess.get(Customer, offer.customer_id),
         "purposes": registry.purposes_of(sess, offer.customer_id),
         "alert": alert,
@@ -403,15 +408,19 @@ def account_page(request: Request, customer_id: schemas.CustomerId, sess: PageSe
     """One account: consent state, machines by risk, open alerts and the offer history."""
     require(who, "fleet:read")
     customer = get_visible(sess, Customer, customer_id, who, "customer")
+    rows = views.fleet_rows(sess, who, customer_id=customer.id)
+    alerts = views.alert_rows(sess, who, states=OPEN_STATES, severity=None, customer_id=customer.id)
+    shown = [r.machine for r in rows] + [m for _, m, *_ in alerts]
     context = {
         "who": who,
         "customer": customer,
         "purposes": registry.purposes_of(sess, customer.id),
-        "rows": views.fleet_rows(sess, who, customer_id=customer.id),
-        "alerts": views.alert_rows(sess, who, states=OPEN_STATES, severity=None, customer_id=customer.id),
+        "rows": rows,
+        "alerts": alerts,
         "offers": views.offer_rows(sess, who, states=views.ALL_OFFER_STATES, customer_id=customer.id)
         if has_right(who, "offers:read")
         else [],
+        "type_specs": views.specs_by_type(sess, (m.machine_type for m in shown)),
     }
     return page(request, "account.html", context)
 

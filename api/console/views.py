@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -240,6 +241,11 @@ def latest_prediction(sess: Session, machine_id: int) -> Prediction | None:
 def sensor_specs(sess: Session, machine_type: str) -> dict[str, machine_types.SensorSpec]:
     """Words, units and OEM limits of every sensor the machine type has had (empty for an unknown type)."""
     return machine_types.sensor_specs(sess, machine_type)
+
+
+def specs_by_type(sess: Session, names: Iterable[str]) -> dict[str, dict[str, machine_types.SensorSpec]]:
+    """`sensor_specs` of each machine type named: one lookup per type a page shows, not one per row."""
+    return {name: sensor_specs(sess, name) for name in set(names)}
 
 
 _LIMITS: dict[tuple[str, str], dict[str, float]] = {}

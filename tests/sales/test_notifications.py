@@ -7,15 +7,18 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from api import auth, policy, routing
-from api.app import API_PREFIX
+from api.app import API_PREFIX, create_app
+from fleet import machine_types
 from fleet.db import session
 from fleet.tables import Alert, OutboxMessage, utcnow
+from simulators.machine_types import TYPES_FILE
 from tests.api.routing_support import SmtpSink
-from tests.api.support import add_prediction, build_world
+from tests.api.support import add_prediction, build_world, served
 from tests.services import free_port
 
 SUBSCRIBE = f"{API_PREFIX}/notifications/subscriptions"
@@ -179,3 +182,18 @@ def test_email_subscribed_without_smtp_is_accepted_with_a_warning_and_the_router
         else:
             assert len(warned) == 1 and "1 e-mail notification subscription" in warned[0], warned
             assert "SERVICECAST_SMTP_URL is unset" in warned[0]
+
+
+def test_an_oem_limit_alert_is_told_with_the_sensor_as_its_type_names_it(database_url, sink) -> None:
+    # Its mode is `limit:vibration_rms_mm_s`: the e-mail said "vibration rms mm s beyond its OEM limit".
+    world = build_world(database_url, smtp_url=sink.url, alert_escalate_after_min=10**6)
+    machine_types.apply_file(engine=world.engine, path=TYPES_FILE)
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        mail = {"channel": "email", "address": "tech@oem.example"}
+        assert client.post(SUBSCRIBE, json=mail, headers=world.headers("tech")).status_code == 201
+    machine = world.machines["acme"][2]
+    add_prediction(world.engine, machine, risk=1.0, mode="limit:vibration_rms_mm_s", hours_ahead=20)
+    policy.run_once(engine=world.engine, settings=world.settings, now=utcnow())
+    _route_all(world)
+    [message] = sink.messages
+    assert "acme-pump-2 of acme — vibration beyond its OEM limit, critical" in message.get_content()
