@@ -9,7 +9,7 @@ from sqlalchemy import select
 from api import policy
 from fleet import machine_types
 from fleet.db import session
-from fleet.tables import Alert
+from fleet.tables import Alert, Offer
 from simulators.machine_types import TYPES_FILE
 from tests.api.support import NOW, World, add_prediction, alert_naming
 from tests.console.client import ConsoleClient, sign_in
@@ -50,3 +50,9 @@ def test_an_oem_limit_alert_names_its_sensor_as_the_type_does(client: ConsoleCli
     for path in ("/alerts", "/fleet", f"/accounts/{world.customers['acme']}"):
         shown = client.get(path).text
         assert "vibration beyond its OEM limit" in shown and "rms mm s" not in shown, path
+    offer_id = world.offers["acme"][0]
+    with session(world.engine) as sess:  # an offer on a machine of the same type, made on such an alert
+        sess.get(Offer, offer_id).failure_mode = "limit:vibration_rms_mm_s"
+    sign_in(client, world, "am-acme")
+    offer = client.get(f"/offers/{offer_id}").text
+    assert "of vibration beyond its OEM limit" in offer and "rms mm s" not in offer
