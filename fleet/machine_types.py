@@ -37,6 +37,7 @@ class SensorSpec:
     warning: float | None = None
     alarm: float | None = None
     bad: str | None = None
+    alarm_on_delay_s: float | None = None  # how long readings stay beyond a limit before it counts
 
     @property
     def label(self) -> str:
@@ -71,6 +72,7 @@ class SensorSpec:
             warning=d.get("warning"),
             alarm=d.get("alarm"),
             bad=d.get("bad"),
+            alarm_on_delay_s=d.get("alarm_on_delay_s"),
         )
 
 

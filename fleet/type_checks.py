@@ -15,7 +15,7 @@ NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 # Keys the store keeps per level; `simulation` is read by the simulator only and never stored.
 TYPE_KEYS = {"name", "display_name", "description", "sensors", "components", "failure_modes", "codes"}
 SIMULATION = "simulation"
-SENSOR_KEYS = {"name", "unit", "display_name", "range", "warning", "alarm", "bad"}
+SENSOR_KEYS = {"name", "unit", "display_name", "range", "warning", "alarm", "bad", "alarm_on_delay_s"}
 COMPONENT_KEYS = {"name", "display_name"}
 MODE_KEYS = {"name", "component", "description"}
 CODE_KEYS = {"code", "severity", "text"}
@@ -296,6 +296,12 @@ class Checker:
             )
             if not later:
                 self.bad(path + ("alarm",), f"an alarm limit comes after the warning limit when {bad} is bad")
+        delay = s.get("alarm_on_delay_s")
+        if delay is not None and self.number(path + ("alarm_on_delay_s",), delay):
+            if delay < 0:
+                self.bad(path + ("alarm_on_delay_s",), f"{delay} must be 0 (a single reading counts) or more")
+            elif not limits:
+                self.bad(path + ("alarm_on_delay_s",), "delays a warning or alarm limit: give one")
 
     def component(self, path: Path_, c: dict) -> None:
         self.text(path + ("display_name",), c.get("display_name"), optional=True)

@@ -62,14 +62,15 @@ class ColdStartModel(FleetModel):
         self.threshold_ = THRESHOLD
         return self
 
-    def _limit_risk(self, values: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, the risk from the OEM warning and alarm limits and the sensor that set it."""
-        return limits.beyond(values, self._limits(), limits.WARNING_AND_ALARM)
+    def _limit_risk(self, values: pd.DataFrame, *, latest: bool = False) -> tuple[np.ndarray, ...]:
+        """Per row (or machine), the risk from the OEM warning and alarm limits, the sensor that set it and
+        how long it has been beyond."""
+        return self._beyond(values, self._limits(), limits.WARNING_AND_ALARM, latest=latest)
 
     def _risk_rows(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Limit risk or anomaly score per row (the trend is forecast for a machine's latest row only)."""
         _, anomaly = super()._risk_rows(X)
-        limit, _ = self._limit_risk(X)
+        limit, _, _ = self._limit_risk(X)
         return np.where(
             np.isnan(anomaly), np.where(limit > 0, limit, np.nan), np.fmax(limit, anomaly)
         ), anomaly
@@ -79,7 +80,9 @@ class ColdStartModel(FleetModel):
         feats = self.features_
         latest = X.sort_values(feats.time_col, kind="mergesort").groupby(feats.machine_col, sort=True).last()
         latest = latest.reindex(out["machine"].to_numpy())
-        limit, sensor = self._limit_risk(latest)
+        machines = np.unique(X[feats.machine_col].astype(str).to_numpy())
+        at = pd.Index(machines).get_indexer(out["machine"].astype(str).to_numpy())
+        limit, sensor, held = (a[at] for a in self._limit_risk(X, latest=True))
         soon = np.nan_to_num(out["eta_h"].to_numpy(dtype=float), nan=np.inf) <= TREND_HOURS
         anomaly = np.nan_to_num(out["anomaly_score"].to_numpy(dtype=float))
         trend = np.where(soon, TREND_RISK, 0.0)
@@ -97,12 +100,13 @@ class ColdStartModel(FleetModel):
         out.loc[ok, "failure_mode"] = mode[ok]
         specs = getattr(self, "sensor_specs_", {})
         out.loc[ok, "explanation"] = [
-            f"{NOTE}: {_reason(m, r, now, self._limits(), specs, e)}{SILENT if quiet else ''}{quiet}"
-            for m, r, now, e, (_, _, quiet) in zip(
+            f"{NOTE}: {_reason(m, r, now, self._limits(), specs, e, h)}{SILENT if quiet else ''}{quiet}"
+            for m, r, now, e, h, (_, _, quiet) in zip(
                 mode[ok],
                 risk[ok],
                 latest[ok].to_dict("records"),
                 out.loc[ok, "eta_h"],
+                held[ok],
                 out.loc[ok, "explanation"].str.partition(SILENT).values,
                 strict=True,
             )
@@ -110,12 +114,14 @@ class ColdStartModel(FleetModel):
         return out
 
 
-def _reason(mode: str, risk: float, latest: dict, found: dict, specs: dict, eta_h: float) -> str:
+def _reason(
+    mode: str, risk: float, latest: dict, found: dict, specs: dict, eta_h: float, held_s: float
+) -> str:
     """Why a cold-start risk is what it is, in one phrase; `latest` is the machine's latest readings."""
     kind, _, sensor = mode.partition(":")
     if kind == "limit":
         level = limits.level_of(risk)
-        return limits.phrase(sensor, latest[sensor], level, found[sensor][level], specs)
+        return limits.phrase(sensor, latest[sensor], level, found[sensor][level], specs, held_s)
     if kind == "trend":
         spec = limits.spec_of(specs, sensor)
         now = float(latest.get(sensor, np.nan))

@@ -146,6 +146,13 @@ class FleetModel(BaseEstimator):
         specs = getattr(self, "sensor_specs_", None)
         return getattr(self, "limits_", {}) if specs is None else limits.limits_of(specs)
 
+    def _beyond(
+        self, X: pd.DataFrame, found: dict[str, dict], levels: tuple = limits.ALARM, *, latest: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`limits.beyond` on `X` by this model's machine and time columns."""
+        feats = self.features_
+        return limits.beyond(X, found, levels, machine=feats.machine_col, ts=feats.time_col, latest=latest)
+
     def _oem_limits(self) -> dict[str, tuple[float, str]]:
         specs = getattr(self, "sensor_specs_", {})  # a model pickled before types were data has none
         return {
@@ -167,7 +174,7 @@ class FleetModel(BaseEstimator):
         else:
             fallback = self.anomaly_.risk_table(table)
             risk = np.full(len(table), np.nan) if fallback is None else fallback
-        alarm, _ = limits.beyond(X, self._limits())
+        alarm, _, _ = self._beyond(X, self._limits())
         risk = np.where(alarm > 0, alarm, np.where(ok, risk, np.nan))
         return risk, np.where(ok, anomaly, np.nan)
 
@@ -237,15 +244,17 @@ class FleetModel(BaseEstimator):
         """Machines whose latest row (`X` at `last`) is beyond an OEM alarm limit alert at
         `limits.ALARM_RISK` whatever the model says; the explanation says so first, then the model's."""
         found = self._limits()
-        rows = X.iloc[last].reset_index(drop=True)
-        risk, sensor = limits.beyond(rows, found)
+        risk, sensor, held = (a[last] for a in self._beyond(X, found))
         hit = risk > 0
         if not hit.any():
             return out
+        rows = X.iloc[last].reset_index(drop=True)
         specs = getattr(self, "sensor_specs_", {})
         said = [
-            f"{limits.phrase(s, rows.at[i, s], 'alarm', found[s]['alarm'], specs)}; the model says {e}"
-            for i, s, e in zip(np.flatnonzero(hit), sensor[hit], out.loc[hit, "explanation"], strict=True)
+            f"{limits.phrase(s, rows.at[i, s], 'alarm', found[s]['alarm'], specs, h)}; the model says {e}"
+            for i, s, h, e in zip(
+                np.flatnonzero(hit), sensor[hit], held[hit], out.loc[hit, "explanation"], strict=True
+            )
         ]
         out.loc[hit, "explanation"] = said
         out.loc[hit, "risk"] = risk[hit]

@@ -137,6 +137,18 @@ def test_a_toml_file_reads_back_as_written_and_equals_its_yaml_twin(engine, tmp_
         ),
         (12, "range: [0, 400]", "range: [400, 0]", f"f.yaml:12: {S1}.range: low 400"),
         (
+            11,
+            "bad: high",
+            "bad: high\n        alarm_on_delay_s: -5",
+            f"f.yaml:12: {S0}.alarm_on_delay_s: -5 must be 0",
+        ),
+        (
+            12,
+            "range: [0, 400]}",
+            "range: [0, 400], alarm_on_delay_s: 30}",
+            f"f.yaml:12: {S1}.alarm_on_delay_s: delays a warning or alarm limit",
+        ),
+        (
             16,
             "component: pump,",
             "component: valve,",
@@ -157,6 +169,12 @@ def test_a_yaml_error_names_file_line_and_field(line: int, old: str, new: str, e
     with pytest.raises(type_files.TypesFileError) as caught:
         type_files.parse(text, source="f.yaml")
     assert any(str(p).startswith(expected) for p in caught.value.problems), caught.value.problems
+
+
+def test_a_sensor_s_alarm_on_delay_reaches_its_spec() -> None:
+    text = SMALL.replace("bad: high", "bad: high\n        alarm_on_delay_s: 120", 1)
+    specs = machine_types.specs_of(type_files.parse(text, source="f.yaml").definitions["press"])
+    assert (specs["oil_temp_c"].alarm_on_delay_s, specs["pressure_bar"].alarm_on_delay_s) == (120, None)
 
 
 def test_every_problem_of_a_file_is_reported_at_once() -> None:

@@ -270,7 +270,7 @@ def test_a_cold_start_version_alerts_on_the_oem_limits_the_types_file_gives_now(
             select(Prediction.risk, Prediction.explanation).where(Prediction.machine_id == ids[0])
         ).one()
     assert risk == limits.ALARM_RISK, why
-    assert why == "no failure history yet: vibration 6 mm/s, beyond the OEM alarm limit 5.5 mm/s"
+    assert why == "no failure history yet: vibration 6 mm/s, beyond the OEM alarm limit 5.5 mm/s for 3 h"
 
 
 def test_readings_stored_twice_under_other_seqs_score_as_once(engine) -> None:
