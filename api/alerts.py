@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api import connectivity
@@ -68,22 +68,26 @@ def apply_prediction(
     """Open an alert for a prediction at the threshold, or update the open one of its machine and mode.
 
     A risk that stayed below the threshold for `episodes.RESET_HOURS` ended the episode: the next one opens
-    a new alert (the backtest counts alerts the same way); the earlier alert stays for its finding.
+    a new alert (the backtest counts alerts the same way); the earlier alert stays for its finding. Within
+    an episode the machine's alert goes on though the mode named changes (e.g. an OEM alarm limit's alert
+    took the model's mode of that moment), as the backtest counts one episode per machine; it names the
+    mode its latest prediction names, as its evidence is that prediction's.
     """
     if prediction.status not in ALERTING or prediction.risk is None or prediction.risk < threshold:
         return None
     mode = prediction.failure_mode or "unknown"
     lead = lead_time_hours(prediction)
     severity = severity_for(prediction.risk, lead)
+    ongoing = func.coalesce(Prediction.ts >= prediction.ts - timedelta(hours=episodes.RESET_HOURS), False)
     row = sess.execute(
         select(Alert, Prediction.ts)
         .outerjoin(Prediction, Prediction.id == Alert.last_prediction_id)
         .where(
             Alert.machine_id == prediction.machine_id,
-            Alert.failure_mode == mode,
             Alert.status.in_(OPEN_STATES),
+            (Alert.failure_mode == mode) | ongoing,
         )
-        .order_by(Alert.id.desc())
+        .order_by(ongoing.desc(), (Alert.failure_mode == mode).desc(), Alert.id.desc())
         .limit(1)
     ).first()
     alert = row[0] if row else None
@@ -109,6 +113,7 @@ def apply_prediction(
         if SEVERITY_LEVEL[severity] > SEVERITY_LEVEL[alert.severity]:
             alert.severity = severity
         action = "updated"
+    alert.failure_mode = mode
     alert.risk = prediction.risk
     alert.lead_time_hours = lead
     alert.queue_rank = QUEUE_RANK[alert.severity]
