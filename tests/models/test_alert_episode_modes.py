@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import select
 
 from api import policy
@@ -30,7 +31,7 @@ def test_a_limit_alert_and_the_model_s_later_alert_in_another_mode_are_one_episo
         live = sess.execute(
             select(Alert.failure_mode, Alert.count).where(Alert.machine_id == machine).order_by(Alert.id)
         ).all()
-    ts = np.array([NOW + timedelta(hours=h) for h, _, _ in steps], dtype="datetime64[us]")
+    ts = pd.DatetimeIndex([NOW + timedelta(hours=h) for h, _, _ in steps])
     counted = episodes.alert_starts(np.full(len(steps), "m"), ts, np.array([r for _, r, _ in steps]), 0.5)
     assert len(live) == len(counted) == 2, live
     assert [tuple(a) for a in live] == [("seal_leak", 3), ("seal_leak", 1)]  # the latest prediction's mode
