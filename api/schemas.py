@@ -31,7 +31,9 @@ def _not_true_or_false(value: object) -> object:
 
 
 # Money a customer paid, as an outcome reports it (hand-entered or from the CRM).
-Amount = Annotated[float, BeforeValidator(_not_true_or_false), Field(ge=0, le=100_000_000)]
+# The bounds come before the validator so that they stay on the number and reach the OpenAPI schema as
+# minimum/maximum; after it pydantic publishes them as unknown `ge`/`le` keywords.
+Amount = Annotated[float, Field(ge=0, le=100_000_000), BeforeValidator(_not_true_or_false)]
 
 
 class Out(BaseModel):
