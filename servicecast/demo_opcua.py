@@ -62,10 +62,11 @@ class DemoOpcUaMachine:
         self._task = asyncio.get_running_loop().create_task(run)
 
     def _run_shift(self) -> None:
-        # The bridge buffers the identification once it has subscribed: a fixed 1 s was too short at load 26,
-        # and the changes made before it were lost (the demo's press counts came out one short).
+        # The bridge buffers the identification once it has subscribed, and the subscription's initial values
+        # after it. A change made before those were sent would replace them in the server's queue (one value
+        # per node), so the press waits for both (a fixed 1 s was too short at load 26).
         end = time.monotonic() + 60
-        while not (self.buffer.count or self.publisher.published) and time.monotonic() < end:
+        while self.buffer.added < 2 and time.monotonic() < end:
             time.sleep(0.05)
         for i in range(self.steps):
             self.server.step()
@@ -82,8 +83,12 @@ class DemoOpcUaMachine:
     def stop(self, deadline_s: float = 10.0) -> None:
         """Wait until the broker has taken every message, then stop the bridge and the server."""
         self._shift.join(timeout=deadline_s)
-        time.sleep(1.0)  # the server's last publishing interval reaches the buffer
         end = time.monotonic() + deadline_s
+        # The press's last change reaches the buffer a publishing interval later, longer on a loaded machine
+        # (a fixed 1 s could close the bridge before it); then the broker takes what the buffer holds.
+        last = self.server.changes[-1].ts if self.server.changes else None
+        while last is not None and self.buffer.newest_seen < last and time.monotonic() < end:
+            time.sleep(0.05)
         while self.buffer.count and time.monotonic() < end:
             time.sleep(0.05)
         typer.echo(

@@ -6,6 +6,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.opcua import metrics
@@ -38,6 +39,8 @@ class Buffer:
             # an earlier buffer of this machine handed out: the ingester never drops new data as redelivered.
             self.db.execute("INSERT INTO meta VALUES ('seq', ?)", (time.time_ns() // 1000,))
         self.count = self.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        self.added = 0  # messages stored since this start; only grows, unlike `count`
+        self.newest_seen = datetime.min.replace(tzinfo=UTC)  # the latest source time stored since this start
         self._full = False
         metrics.BUFFERED.set(self.count)
 
@@ -68,6 +71,9 @@ class Buffer:
             self.db.execute("ROLLBACK")
             raise
         self.count += 1
+        self.added += 1
+        if seen:
+            self.newest_seen = max(self.newest_seen, *map(datetime.fromisoformat, seen.values()))
         metrics.BUFFERED.set(self.count)
         if self._full and self.count < self.max_messages:
             self._full = False
