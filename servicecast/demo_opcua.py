@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from fleet import contract
 from fleet.settings import MqttEndpoint
 from ingest.opcua import bridge, mapping
 from ingest.opcua.buffer import Buffer
@@ -75,6 +76,12 @@ class DemoOpcUaMachine:
             time.sleep(self.period_s)
         self.server.alarm(active=False)
 
+    def _all_buffered(self) -> bool:
+        """True once the buffer holds the press's last change, every alarm event and the identification."""
+        last = self.server.changes[-1].ts if self.server.changes else None
+        events = self.buffer.added_to[contract.events_topic(self.map.tenant, self.map.machine)]
+        return (last is None or self.buffer.newest_seen >= last) and events >= self.server.alarms + 1
+
     @property
     def published(self) -> int:
         """Messages the broker has acknowledged from the press so far."""
@@ -84,10 +91,10 @@ class DemoOpcUaMachine:
         """Wait until the broker has taken every message, then stop the bridge and the server."""
         self._shift.join(timeout=deadline_s)
         end = time.monotonic() + deadline_s
-        # The press's last change reaches the buffer a publishing interval later, longer on a loaded machine
-        # (a fixed 1 s could close the bridge before it); then the broker takes what the buffer holds.
-        last = self.server.changes[-1].ts if self.server.changes else None
-        while last is not None and self.buffer.newest_seen < last and time.monotonic() < end:
+        # The press's last change and alarm event reach the buffer a publishing interval later, longer on a
+        # loaded machine (a fixed 1 s could close the bridge before them: a rerun's press came out one event
+        # short); then the broker takes what the buffer holds.
+        while not self._all_buffered() and time.monotonic() < end:
             time.sleep(0.05)
         while self.buffer.count and time.monotonic() < end:
             time.sleep(0.05)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ class Buffer:
             self.db.execute("INSERT INTO meta VALUES ('seq', ?)", (time.time_ns() // 1000,))
         self.count = self.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
         self.added = 0  # messages stored since this start; only grows, unlike `count`
+        self.added_to: Counter[str] = Counter()  # the same per topic
         self.newest_seen = datetime.min.replace(tzinfo=UTC)  # the latest source time stored since this start
         self._full = False
         metrics.BUFFERED.set(self.count)
@@ -72,6 +74,7 @@ class Buffer:
             raise
         self.count += 1
         self.added += 1
+        self.added_to[topic] += 1
         if seen:
             self.newest_seen = max(self.newest_seen, *map(datetime.fromisoformat, seen.values()))
         metrics.BUFFERED.set(self.count)
