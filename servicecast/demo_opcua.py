@@ -67,7 +67,7 @@ class DemoOpcUaMachine:
         # after it. A change made before those were sent would replace them in the server's queue (one value
         # per node), so the press waits for both (a fixed 1 s was too short at load 26).
         end = time.monotonic() + 60
-        while self.buffer.added < 2 and time.monotonic() < end:
+        while self.buffer.added_to.total() < 2 and time.monotonic() < end:
             time.sleep(0.05)
         for i in range(self.steps):
             self.server.step()

@@ -40,8 +40,7 @@ class Buffer:
             # an earlier buffer of this machine handed out: the ingester never drops new data as redelivered.
             self.db.execute("INSERT INTO meta VALUES ('seq', ?)", (time.time_ns() // 1000,))
         self.count = self.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-        self.added = 0  # messages stored since this start; only grows, unlike `count`
-        self.added_to: Counter[str] = Counter()  # the same per topic
+        self.added_to: Counter[str] = Counter()  # messages stored since this start per topic; only grows
         self.newest_seen = datetime.min.replace(tzinfo=UTC)  # the latest source time stored since this start
         self._full = False
         metrics.BUFFERED.set(self.count)
@@ -73,7 +72,6 @@ class Buffer:
             self.db.execute("ROLLBACK")
             raise
         self.count += 1
-        self.added += 1
         self.added_to[topic] += 1
         if seen:
             self.newest_seen = max(self.newest_seen, *map(datetime.fromisoformat, seen.values()))
