@@ -245,9 +245,10 @@ def default() -> Catalog:
 
 
 def eligible(
-    *, mode: str, risk: float, tier: str, lead_hours: float | None, catalog: Catalog | None = None
+    *, mode: str | None, risk: float, tier: str, lead_hours: float | None, catalog: Catalog | None = None
 ) -> list[CatalogItem]:
-    """Every item that fits this prediction, in catalog order."""
+    """Every item that fits this prediction, in catalog order; a prediction naming no mode (None) fits
+    only the items for any mode."""
     out = []
     for item in (catalog or default()).items:
         if risk < item.min_risk:
@@ -263,7 +264,7 @@ def eligible(
 
 
 def choose(
-    *, mode: str, risk: float, tier: str, lead_hours: float | None, catalog: Catalog | None = None
+    *, mode: str | None, risk: float, tier: str, lead_hours: float | None, catalog: Catalog | None = None
 ) -> CatalogItem | None:
     """The first catalog item that fits this prediction (the static policy), or None."""
     fits = eligible(mode=mode, risk=risk, tier=tier, lead_hours=lead_hours, catalog=catalog)
@@ -291,7 +292,7 @@ def render(
     language: str,
     machine: str,
     machine_type: str,
-    mode: str,
+    mode: str | None,
     risk: float,
     time_to_failure: estimate.TimeToFailure | None,
     now: datetime,
@@ -301,14 +302,15 @@ def render(
     specs: Mapping[str, SensorSpec] | None = None,
 ) -> tuple[str, str]:
     """The offer's title and text in `language` (falls back to English), as a person would write them;
-    `specs`, the machine type's sensors, name the sensor of an OEM-limit or trend failure mode."""
+    `specs`, the machine type's sensors, name the sensor of an OEM-limit or trend failure mode; no mode
+    (None) reads 'signs of a coming failure'."""
     catalog = catalog or default()
     language = language if language in item.text else "en"
     failures = catalog.failures.get(language, {})
     fields = {
         "machine": machine,
         "machine_type": machine_type.replace("_", " "),
-        "failure": failures.get(mode) or modes.name(mode, specs, language),
+        "failure": mode and failures.get(mode) or modes.name(mode, specs, language, in_text=True),
         "risk": f"{risk * 100:.0f} %",
         "time_to_failure": estimate.words(time_to_failure, now, language),
         "price": format_money(price, catalog.currency, language),

@@ -21,6 +21,9 @@ from fleet.settings import Settings, get_settings
 from fleet.tables import Alert, Customer, Machine, Offer, Prediction, utcnow
 
 LIVE_STATES = ("proposed", "approved", "sent")
+# An offer's failure mode (its row, its CRM event) when its prediction named none, as an alert's; its
+# texts say "signs of a coming failure" and only catalog items for any mode fit it.
+UNNAMED_MODE = "unknown"
 # A customer sees what was actually sent to it, not the OEM's internal drafts.
 CUSTOMER_VISIBLE = ("sent", "accepted", "declined")
 
@@ -118,7 +121,7 @@ def offer_context(sess: Session, prediction: Prediction, machine: Machine, custo
     last = offer_lifecycle.last_contact(sess, customer.id)
     return offer_policy.Context(
         machine_type=machine.machine_type,
-        mode=prediction.failure_mode or "unknown",
+        mode=prediction.failure_mode or UNNAMED_MODE,
         risk=float(prediction.risk),
         lead_hours=lead_time_hours(prediction),
         segment=customer.segment,
@@ -133,7 +136,16 @@ def offer_context(sess: Session, prediction: Prediction, machine: Machine, custo
 
 
 def _texts(
-    item, prediction: Prediction, machine: Machine, *, mode: str, price: float, language: str, now, cat, specs
+    item,
+    prediction: Prediction,
+    machine: Machine,
+    *,
+    mode: str | None,
+    price: float,
+    language: str,
+    now,
+    cat,
+    specs,
 ):
     """An offer's title and text from its catalog item and the prediction it rests on."""
     return catalog.render(
@@ -190,7 +202,7 @@ def _rewrite(
         item,
         prediction,
         machine,
-        mode=offer.failure_mode,
+        mode=None if offer.failure_mode == UNNAMED_MODE else offer.failure_mode,
         price=offer.price,
         language=offer.language,
         now=now,
@@ -221,7 +233,7 @@ def propose(
     machine = sess.get(Machine, prediction.machine_id)
     customer = sess.get(Customer, prediction.customer_id)
     lead = lead_time_hours(prediction)
-    mode = prediction.failure_mode or "unknown"
+    mode = prediction.failure_mode or None
     cat = catalog_versions.in_force(sess)
     fits = catalog.eligible(
         mode=mode, risk=prediction.risk, tier=machine.contract_tier, lead_hours=lead, catalog=cat
@@ -260,7 +272,7 @@ def propose(
         machine_id=machine.id,
         prediction_id=prediction.id,
         alert_id=alert.id if alert else None,
-        failure_mode=mode,
+        failure_mode=mode or UNNAMED_MODE,
         catalog_item=item.key,
         title=title,
         reason=text,

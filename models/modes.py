@@ -32,31 +32,43 @@ def likely_modes(shares: pd.DataFrame) -> list[list[dict]]:
     ]
 
 
-# The cold-start modes in words, per language (`{}` is the sensor as its type names it); others read English.
+# The cold-start modes in words, per language (`{}` is the sensor as its type names it), and a prediction
+# naming no mode as a sentence says it; others read English.
 SENSOR_MODES = {
     "en": {
         "limit": "{} beyond its OEM limit",
         "trend": "{} trending to its limit",
         "anomaly": "unusual readings",
+        "unnamed": "signs of a coming failure",
     },
     "de": {
         "limit": "{} über dem OEM-Grenzwert",
         "trend": "{} mit Trend zum Grenzwert",
         "anomaly": "ungewöhnliche Messwerte",
+        "unnamed": "Anzeichen eines bevorstehenden Ausfalls",
     },
 }
 
 
-def name(mode: str | None, specs: Mapping[str, SensorSpec] | None = None, language: str = "en") -> str:
+def name(
+    mode: str | None,
+    specs: Mapping[str, SensorSpec] | None = None,
+    language: str = "en",
+    *,
+    in_text: bool = False,
+) -> str:
     """A failure mode as a person reads it: 'bearing wear'; a cold start's OEM limit, trend or anomaly
     (`limit:<sensor>`, `trend:<sensor>`, `anomaly`) in `language`, naming the sensor as its type does,
-    e.g. 'vibration beyond its OEM limit' (a sensor the type does not describe spelled out)."""
+    e.g. 'vibration beyond its OEM limit' (a sensor the type does not describe spelled out). No mode is
+    '—' in a table and, `in_text` (an offer's sentence), 'signs of a coming failure' in `language`."""
     kind, _, sensor = (mode or "").partition(":")
     words = SENSOR_MODES.get(language, SENSOR_MODES["en"])
     if sensor and kind in ("limit", "trend"):
         return words[kind].format(limits.spec_of(specs or {}, sensor).words)
     if mode == "anomaly":
         return words["anomaly"]
+    if not mode and in_text:
+        return words["unnamed"]
     return (mode or "").replace("_", " ") or "—"
 
 
