@@ -151,13 +151,13 @@ def _sweep(engine: Engine, where: Location, *, rows_before: datetime | None = No
     found = [p for p in where.fs.find(ours) if _WRITTEN.search(p)]
     orphans = [p for p in found if p not in registered and "/" + p not in registered]
     if rows_before is not None:
-        orphans = [p for p in orphans if _all_before(where, p, rows_before)]
+        orphans = [p for p in orphans if all_before(where, p, rows_before)]
     for path in orphans:
         where.fs.rm(path)
     return len(orphans)
 
 
-def _all_before(where: Location, path: str, before: datetime) -> bool:
+def all_before(where: Location, path: str, before: datetime) -> bool:
     """Whether every row of this file is older than `before`; False when it cannot be read."""
     try:
         newest = pq.read_table(path, columns=["ts"], filesystem=where.fs, **VERIFY).column("ts")

@@ -1,6 +1,7 @@
 """This database's folder in the archive: `store=<id>/`, so that two deployments sharing an archive URL never
 take each other's files for orphans of their own. Files registered before migration 0024 lie at the root
-(`tenant=…/month=…`) and are read and expired by their registered path as before."""
+(`tenant=…/month=…`) and are read and expired by their registered path as before (and unregistered ones there
+by what the file holds: `archive_legacy`)."""
 
 from __future__ import annotations
 

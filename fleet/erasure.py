@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 
-from fleet import archive, archive_store, audit, audit_maintenance, credentials
+from fleet import archive, archive_legacy, archive_store, audit, audit_maintenance, credentials
 from fleet.db import for_writing
 from fleet.tables import (
     Alert,
@@ -254,8 +254,9 @@ def to_finish(conn: Connection, customers: list[Customer]) -> dict[int, str]:
 
 def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datetime) -> dict:
     """Delete the customer's rows and its archive files, in one transaction; the caller holds the archive
-    lock."""
+    lock. The receipt returned also lists, by path, the files left in its folder at the archive root."""
     folder = f"{archive_store.folder(engine)}/tenant={tenant}"  # before BEGIN: it may draw the store's id
+    where = archive.location(archive_url)
     with for_writing(engine).begin() as conn:  # gathers, then deletes: the write lock from BEGIN
         who = _gather(conn, tenant)
         if who is None:
@@ -267,6 +268,8 @@ def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datet
                 ArchiveFile.customer_id == who.customer_id
             )
         )
+        owner = archive_legacy.Owner(who.customer_id, frozenset(who.machine_ids))
+        unregistered, left = archive_legacy.sort(where, tenant, owner, registered=set(files))
         quarantined = _quarantine_ids(conn, who)
         conn.execute(delete(Quarantine).where(Quarantine.id.in_(quarantined)))
         nodes = conn.execute(delete(SparkplugNode).where(SparkplugNode.group_id == tenant)).rowcount
@@ -287,22 +290,34 @@ def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datet
             "audit": "audit lines are a legal record: kept, with the customer's ids, codes and user names "
             "replaced by the pseudonym"
         }
+        if left:
+            kept["archive_files"] = who.scrub_text(_left(left))
         receipt = {"pseudonym": who.pseudonym, "at": now, "by": by, "counts": counts, "kept": kept}
         conn.execute(ErasureReceipt.__table__.insert().values(**receipt))
         # The files go before the commit: a crash or a storage error until then rolls the rows back, the
         # customer stays (with fewer files), and `customers erase` again finishes; a receipt means no file.
-        _remove_files(archive.location(archive_url), files, folder)
-    return receipt
+        paths = [where.path(p) for p in files] + unregistered
+        _remove_files(where, paths, where.path(folder), archive_legacy.folder(where, tenant))
+    return {**receipt, "left_in_archive": [{"file": path, "why": why} for path, _, why in left]}
 
 
-def _remove_files(where: archive.Location, files: list[str], folder: str) -> None:
-    """Remove the customer's registered archive files, then its folder in this database's store (with a killed
-    run's leftovers); files already gone are skipped. Its folder at the root, of files registered before the
-    store folders (migration 0024), goes only once empty: another deployment may keep files there."""
-    legacy = where.path(folder.split("/", 1)[1])
-    for path in [where.path(p) for p in files] + [where.path(folder), legacy]:
+def _left(left: list[tuple[str, str, str]]) -> str:
+    """The receipt's words for the files an erasure left in the customer's folder at the archive root."""
+    named = "; ".join(f"{name}: {why}" for _, name, why in left)
+    return (
+        f"{len(left)} file(s) left in the customer's folder at the archive root, where archive runs before "
+        f"migration 0024 wrote, not shown to be this database's files of the customer: {named}. Check and "
+        "remove them by hand"
+    )
+
+
+def _remove_files(where: archive.Location, paths: list[str], folder: str, legacy: str) -> None:
+    """Remove the customer's archive files, then its folder in this database's store (with a killed run's
+    leftovers); files already gone are skipped. Its folder at the root (`archive_legacy`) goes once empty: the
+    files left there are named on the receipt."""
+    for path in [*paths, folder, legacy]:
         try:
             if where.fs.exists(path) and (path != legacy or not where.fs.find(legacy)):
-                where.fs.rm(path, recursive=path in (where.path(folder), legacy))
+                where.fs.rm(path, recursive=path in (folder, legacy))
         except OSError as exc:  # not permitted, storage gone: the reader's words seldom name the file
             raise OSError(f"archive file {path} cannot be removed: {exc.strerror or exc}") from exc

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.sql import ColumnElement
 
-from fleet import archive, audit_maintenance, partitions, rollups
+from fleet import archive, archive_legacy, audit_maintenance, partitions, rollups
 from fleet.db import for_writing
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile, Prediction, Quarantine, Rollup, Telemetry, WorkflowEvent
@@ -108,6 +108,7 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
                     where_files.fs.rm(where_files.path(path))
             if table is ArchiveFile and not dry_run:
                 archive.remove_expired_orphans(engine, where_files, before=cutoff)
+                archive_legacy.remove_expired(engine, where_files, before=cutoff)
         plan.done.append(name)
 
 

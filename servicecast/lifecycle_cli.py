@@ -95,6 +95,9 @@ def customers_erase(
         )
         raise fail(why, code=EXIT_ERROR) from None
     typer.echo(json.dumps(receipt, default=str, indent=2))
+    for left in receipt["left_in_archive"]:  # also in the receipt; a line each, so that none goes unseen
+        note = f"servicecast: left in the archive, check it by hand: {left['file']} ({left['why']})"
+        typer.echo(note, err=True)
 
 
 def customers_export(tenant: str, directory: Path) -> None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from fleet import registration, telemetry
-from fleet.tables import Customer, Machine
+from fleet.tables import ArchiveFile, Customer, Machine
 from tests.data import REPO
 
 START = datetime(2026, 9, 28, 22, 0, tzinfo=UTC)
@@ -66,6 +68,20 @@ def two_months(engine: Engine) -> tuple[int, int]:
     return ids["p1"]
 
 
+def to_legacy_layout(engine: Engine, url: str) -> list[str]:
+    """Move every registered file to where an archive run before migration 0024 put it, `tenant=…` at the
+    root, and register it there; returns those paths."""
+    moved = []
+    with engine.begin() as conn:
+        for file_id, relative in conn.execute(select(ArchiveFile.id, ArchiveFile.path)).all():
+            legacy = relative.split("/", 1)[1]
+            (Path(url) / legacy).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(Path(url) / relative, Path(url) / legacy)
+            conn.execute(update(ArchiveFile).where(ArchiveFile.id == file_id).values(path=legacy))
+            moved.append(legacy)
+    return moved
+
+
 def write(engine: Engine, batch: list[dict]) -> int:
     """Store rows as ingest would; returns how many were new."""
     with engine.begin() as conn:
@@ -95,6 +111,17 @@ def killed_erasure(database_url: str, archive_url: str, tenant: str) -> None:
     """Erase the tenant in a child process killed (SIGKILL) at its first archive file removal."""
     child = subprocess.run(
         [sys.executable, "-m", "tests.lifecycle.erase_child", database_url, archive_url, tenant],
+        cwd=REPO,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL
+
+
+def killed_retention(database_url: str, archive_url: str, now: datetime) -> None:
+    """Run retention (hot 14 days, archive 60) in a child process killed (SIGKILL) at its first file removal,
+    after the commit that unregistered the expired files."""
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.lifecycle.retention_child", database_url, archive_url, now.isoformat()],
         cwd=REPO,
         timeout=120,
     )

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine
 
 from fleet import archive, erasure, history, retention
 from fleet.settings import Settings
-from fleet.tables import ArchiveFile
 from tests.lifecycle import support
 
 
@@ -50,12 +48,7 @@ def test_files_registered_before_the_store_folders_read_and_expire_as_before(eng
     url = str(tmp_path / "archive")
     archive.run(engine, url=url, before=support.START + timedelta(days=60))
     before = _read(engine, machine, url)
-    with engine.begin() as conn:  # as an archive run before migration 0024 named them: tenant=… at the root
-        for file_id, relative in conn.execute(select(ArchiveFile.id, ArchiveFile.path)).all():
-            legacy = relative.split("/", 1)[1]
-            (Path(url) / legacy).parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(Path(url) / relative, Path(url) / legacy)
-            conn.execute(update(ArchiveFile).where(ArchiveFile.id == file_id).values(path=legacy))
+    support.to_legacy_layout(engine, url)  # as an archive run before migration 0024 named them
     pd.testing.assert_frame_equal(_read(engine, machine, url), before)
     archive.run(engine, url=url, before=support.START + timedelta(days=60))
     settings = Settings(archive_url=url, hot_days=365, retain_archive_days=1)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -12,7 +9,6 @@ from sqlalchemy import select
 from fleet import archive, history, retention
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile
-from tests.data import REPO
 from tests.lifecycle import support
 
 
@@ -35,12 +31,7 @@ def test_retention_killed_between_its_commit_and_the_file_removal_removes_them_w
     assert files == registered and any("month=2026-09" in p for p in files)
     now = support.START + timedelta(days=64)  # 60 days back is October 2: only September's file expired
 
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.lifecycle.retention_child", database_url, url, now.isoformat()],
-        cwd=REPO,
-        timeout=120,
-    )
-    assert child.returncode == -signal.SIGKILL
+    support.killed_retention(database_url, url, now)
     left, registered = _on_disk_and_registered(engine, url)
     assert left == files and {p for p in files - registered if "month=2026-09" in p}  # unregistered, on disk
 
