@@ -140,9 +140,13 @@ class Translator:
         self.publisher = publisher
         self.by_node = nodes  # resolved node id string -> its map entry
         self.seen = buffer.last_seen()
+        # The latest source time sent, and while the server's clock is behind it (stepped back), that time.
+        self._newest = max(map(datetime.fromisoformat, self.seen.values()), default=ZERO_TIME)
+        self._behind: datetime | None = None
         self.telemetry_topic = contract.telemetry_topic(mapping.tenant, mapping.machine)
         self.events_topic = contract.events_topic(mapping.tenant, mapping.machine)
         self._pending: dict[datetime, tuple[dict[str, float | None], dict[str, str]]] = {}
+        self._arrived: dict[str, str] = {}  # node -> source time of its last value in this publish
         self._flush_scheduled = False
         self._logged: set[tuple[str, str]] = set()  # (node or topic, why) already logged
 
@@ -154,19 +158,42 @@ class Translator:
         value = data.monitored_item.Value
         ts = _ts(value.SourceTimestamp, value.ServerTimestamp)
         stamp = ts.isoformat()
-        if self.seen.get(key, "") >= stamp:
+        if self.seen.get(key) == stamp:
             # The initial value of a new subscription (after a restart or reconnect) that was sent already.
             metrics.SKIPPED.labels(reason="already_sent").inc()
             return
         if not self._good(variable, value.StatusCode):
             return
+        self._check_clock(variable, ts, self._arrived.get(key) or self.seen.get(key))
         readings, seen = self._pending.setdefault(ts, ({}, {}))
         readings[variable.sensor] = self._number(variable, val)
-        seen[key] = stamp
+        seen[key] = self._arrived[key] = stamp
         if not self._flush_scheduled:
             # asyncua hands over every item of one publish response before the loop runs anything else.
             asyncio.get_running_loop().call_soon(self.flush)
             self._flush_scheduled = True
+
+    def _check_clock(self, variable: Variable, ts: datetime, last: str | None) -> None:
+        """Count a value older than its node's last one (the server's clock stepped back: an NTP correction, a
+        PLC's clock reset); log the first of an episode, which lasts until the source times pass the latest
+        sent before it. The value is sent with its own time: `seq`, not `ts`, is the idempotency key."""
+        if self._behind is not None and ts > self._behind:
+            log.info("the OPC UA server's source times are past %s again", self._behind.isoformat())
+            self._behind = None
+        if last is None or ts >= (previous := datetime.fromisoformat(last)):
+            return
+        metrics.STEPPED_BACK.inc()
+        if self._behind is None:
+            self._behind = max(self._newest, previous)
+            log.warning(
+                "the OPC UA server's clock stepped back: %s (%s) sent a value at %s after one at %s; values "
+                "are sent with their own source times (logged once until they pass %s, counted each time)",
+                variable.node,
+                variable.sensor,
+                ts.isoformat(),
+                previous.isoformat(),
+                self._behind.isoformat(),
+            )
 
     def _good(self, variable: Variable, status: ua.StatusCode | None) -> bool:
         """True for a Good value; a Bad or Uncertain one is counted, logged once per node and status, dropped.
@@ -217,8 +244,11 @@ class Translator:
     def flush(self) -> None:
         """Buffer the readings collected in this publish, one message per source time."""
         self._flush_scheduled = False
-        pending, self._pending = self._pending, {}
+        (pending, self._pending), (last, self._arrived) = (self._pending, {}), (self._arrived, {})
         for ts, (readings, seen) in sorted(pending.items()):
+            # A node keeps the time of its last value in arrival order, which a clock stepping back inside
+            # one publish puts before its earlier ones: it is what the server's initial value will repeat.
+            seen = {node: stamp for node, stamp in seen.items() if last[node] == stamp}
             self._add(
                 self.telemetry_topic, lambda seq, ts=ts, r=readings: contract.encode_payload(seq, ts, r), seen
             )
@@ -284,6 +314,7 @@ class Translator:
             # Only a time that was buffered counts as sent: a refused one (from the future) must not hide
             # the node's next values.
             self.seen.update(seen or {})
+            self._newest = max([self._newest, *map(datetime.fromisoformat, (seen or {}).values())])
         except ValueError as exc:
             metrics.SKIPPED.labels(reason="invalid").inc()
             why = str(exc).partition(":")[0]  # the contract's reason code, e.g. bad_timestamp

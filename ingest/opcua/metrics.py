@@ -15,6 +15,10 @@ CHANGES = Counter("servicecast_bridge_opcua_notifications", "Notifications from 
 SKIPPED = Counter(
     "servicecast_bridge_skipped_values", "Values not sent, by reason (already sent, not a number)", ["reason"]
 )
+STEPPED_BACK = Counter(
+    "servicecast_bridge_source_time_steps_back",
+    "Values sent with a source time earlier than their node's previous one (the server's clock stepped back)",
+)
 NOT_GOOD = Counter(
     "servicecast_bridge_not_good_values",
     "Values dropped because their OPC UA status was Bad or Uncertain, by status name",

@@ -11,6 +11,7 @@ import pytest
 from asyncua import ua
 from prometheus_client import REGISTRY
 
+from fleet.contract import format_ts
 from fleet.settings import MqttEndpoint
 from ingest.opcua import bridge, mapping
 from ingest.opcua.buffer import Buffer
@@ -300,3 +301,43 @@ def test_a_node_that_keeps_sending_bad_values_is_logged_once_per_reason_and_coun
 
 def _skipped(reason: str) -> float:
     return REGISTRY.get_sample_value("servicecast_bridge_skipped_values_total", {"reason": reason}) or 0.0
+
+
+def test_values_after_the_server_clock_stepped_back_are_sent_with_their_times_and_logged_once_per_episode(
+    machine: MachineServer, tmp_path, caplog
+) -> None:
+    """An NTP correction or a PLC clock reset: the values after it were skipped as sent already, silently."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    now = datetime.now(UTC)
+    before = _stepped_back()
+
+    def spindle(seconds: float, value: float):  # noqa: ANN202
+        return lambda: write(machine, "spindle_temp_c", at(now + timedelta(seconds=seconds), value))
+
+    changes = [
+        spindle(1, 41.0),
+        spindle(2, 42.0),
+        spindle(-60, 43.0),  # the clock steps back a minute
+        spindle(-59, 44.0),
+        lambda: write(machine, "vibration_mm_s", at(now - timedelta(seconds=58), 2.5)),  # the same episode
+        spindle(3, 45.0),  # past the latest time sent before the step: the episode ends
+        spindle(-30, 46.0),  # a second step back, a second episode
+    ]
+    with caplog.at_level("INFO", logger="ingest.opcua.bridge"):
+        asyncio.run(bridged(machine, buffer, changes))
+    sent = readings(buffer, "spindle_temp_c")
+    assert [v for _, v in sent][-6:] == [41.0, 42.0, 43.0, 44.0, 45.0, 46.0]
+    assert sent[-4][0] == format_ts(now - timedelta(seconds=60)), "sent with its own source time"
+    assert readings(buffer, "vibration_mm_s")[-1] == (format_ts(now - timedelta(seconds=58)), 2.5)
+    assert _stepped_back() - before == 3  # 43.0, the vibration's 2.5, 46.0
+    said = [r.getMessage() for r in caplog.records if r.name == bridge.log.name]
+    stepped = [line for line in said if "clock stepped back" in line]
+    assert len(stepped) == 2 and "spindle_temp_c" in stepped[0] and "again" in " ".join(said), said
+    # A restart's initial values repeat the last ones sent (their times older than others sent): not again.
+    asyncio.run(bridged(machine, buffer, [lambda: write(machine, "spindle_speed_rpm", at(now, 1300.0))]))
+    assert readings(buffer, "spindle_temp_c") == sent
+    assert readings(buffer, "vibration_mm_s")[-1][1] == 2.5
+
+
+def _stepped_back() -> float:
+    return REGISTRY.get_sample_value("servicecast_bridge_source_time_steps_back_total") or 0.0
