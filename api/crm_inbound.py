@@ -40,7 +40,7 @@ class OutcomeIn(BaseModel):
     """What the CRM says became of an offer: won (with the amount) or lost (with a reason)."""
 
     model_config = ConfigDict(extra="ignore")
-    offer_id: int = Field(ge=1, le=2**63 - 1)
+    offer_id: schemas.BodyOfferId
     outcome: Literal["won", "lost"]
     amount: schemas.Amount | None = None
     reason: str | None = Field(default=None, max_length=2000)

@@ -30,6 +30,18 @@ def _not_true_or_false(value: object) -> object:
     return value
 
 
+def _true_or_false(value: object) -> object:
+    """Refuse anything but JSON true/false as a yes/no (pydantic would read 1, "yes" or "on" as true)."""
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+# A yes/no in a request body: JSON true or false only.
+Flag = Annotated[bool, BeforeValidator(_true_or_false)]
+# An offer a body names (a bool is an int to pydantic: `true` would name offer 1).
+BodyOfferId = Annotated[int, Field(ge=1, le=INT64_MAX), BeforeValidator(_not_true_or_false)]
+
 # Money a customer paid, as an outcome reports it (hand-entered or from the CRM).
 # The bounds come before the validator so that they stay on the number and reach the OpenAPI schema as
 # minimum/maximum; after it pydantic publishes them as unknown `ge`/`le` keywords.
@@ -224,7 +236,7 @@ class OutcomeIn(BaseModel):
     """What the customer said."""
 
     model_config = ConfigDict(extra="forbid")  # a misnamed field must not go unnoticed
-    accepted: bool
+    accepted: Flag
     revenue: Amount | None = None
 
 

@@ -150,3 +150,32 @@ def test_a_revenue_of_true_is_422_by_hand_too(world) -> None:
     assert answer.status_code == 422, answer.text[:300]
     assert "must be a number, not true or false" in answer.json()["detail"]
     assert _state(world, offer_id) == ("sent", None, 0)
+
+
+@pytest.mark.parametrize("accepted", [1, 0, 1.0, "yes", "true", "no", "on", None], ids=repr)
+def test_an_outcome_by_hand_takes_accepted_only_as_true_or_false(world, accepted: object) -> None:
+    offer_id = world.offers["acme"][0]
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        outcome = f"{API_PREFIX}/offers/{offer_id}/outcome"
+        answer = client.post(outcome, json={"accepted": accepted}, headers=world.headers("am-acme"))
+        assert answer.status_code == 422, answer.text[:300]
+        assert answer.json() == {
+            "error": "invalid_request",
+            "detail": "body.accepted: Value error, must be true or false",
+        }
+        assert _state(world, offer_id) == ("sent", None, 0)
+        fine = client.post(outcome, json={"accepted": False}, headers=world.headers("am-acme"))
+    assert fine.status_code == 200, fine.text[:300]
+    assert _state(world, offer_id) == ("declined", None, 0)
+
+
+@pytest.mark.parametrize("offer_id", [True, False], ids=repr)
+def test_a_crm_outcome_for_offer_true_is_422_not_offer_1(world, offer_id: bool) -> None:
+    first = world.offers["acme"][0]
+    assert first == 1  # what true would have been read as
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        body = json.dumps(_outcome(first) | {"offer_id": offer_id}).encode()
+        answer = _signed(client, body, webhook_id="msg_bool_id")
+    assert answer.status_code == 422, answer.text[:300]
+    assert answer.json()["detail"] == "offer_id: Value error, must be a number, not true or false"
+    assert _state(world, first) == ("sent", None, 0)
