@@ -60,6 +60,8 @@ def beyond(
             continue
         x = values[name].to_numpy(dtype=float)
         order = by_time[~np.isnan(x[by_time])]
+        if not len(order):  # not one reading of the sensor in the frame
+            continue
         at = order[np.r_[codes[order][1:] != codes[order][:-1], True]] if latest else order
         sign = -1.0 if limit.get("bad") == "low" else 1.0
         delay = float(limit.get("on_delay_s", 0.0))
