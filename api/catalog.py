@@ -183,6 +183,7 @@ class Catalog(_Strict):
     segments: tuple[str, ...] = Field(min_length=1)
     downtime: dict[str, Downtime]
     failures: dict[str, dict[str, str]] = Field(default_factory=dict)
+    machine_types: dict[str, dict[str, str]] = Field(default_factory=dict)
     items: tuple[CatalogItem, ...] = Field(min_length=1)
 
     @field_validator("currency")
@@ -303,13 +304,15 @@ def render(
 ) -> tuple[str, str]:
     """The offer's title and text in `language` (falls back to English), as a person would write them;
     `specs`, the machine type's sensors, name the sensor of an OEM-limit or trend failure mode; no mode
-    (None) reads 'signs of a coming failure'."""
+    (None) reads 'signs of a coming failure'. Failure modes and machine types the catalog does not word in
+    `language` are spelled without underscores."""
     catalog = catalog or default()
     language = language if language in item.text else "en"
     failures = catalog.failures.get(language, {})
     fields = {
         "machine": machine,
-        "machine_type": machine_type.replace("_", " "),
+        "machine_type": catalog.machine_types.get(language, {}).get(machine_type)
+        or machine_type.replace("_", " "),
         "failure": mode and failures.get(mode) or modes.name(mode, specs, language, in_text=True),
         "risk": f"{risk * 100:.0f} %",
         "time_to_failure": estimate.words(time_to_failure, now, language),
