@@ -63,28 +63,54 @@ class SubscriptionRefused(RuntimeError):
     """The server refused the subscription or its items (full: BadTooManySubscriptions, …); retried."""
 
 
-def _refused(exc: ua.UaStatusCodeError) -> str:
+def _refused(code: int) -> str:
     """The status name of a refusal, counted."""
-    name = ua.StatusCode(exc.code).name
+    name = ua.StatusCode(code).name
     metrics.REFUSALS.labels(status=name).inc()
     return name
 
 
 class _Recreation(Observer):
-    """Catches asyncua's re-creation of the subscription after a reconnection being refused: asyncua logs
-    it and goes on without one, and the bridge would look alive and send nothing."""
+    """Catches asyncua's re-creation of the subscription after a reconnection being refused, whole or one of
+    its items: asyncua logs it and goes on without (an item refused is dropped for good, from its later
+    re-creations too), and the bridge would look alive and send nothing, or nothing of that node."""
 
     SUBSCRIBING = frozenset({"CreateSubscriptionRequest", "CreateMonitoredItemsRequest"})
 
-    def __init__(self) -> None:
+    def __init__(self, client: Client, resolved: dict[str, str]) -> None:
         self.refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.names = {number: name for name, number in resolved.items()}  # ns=… -> the map's node id
+        self.session = client.uaclient.session
+        create = self.session.create_monitored_items
+
+        async def checked(params: ua.CreateMonitoredItemsParameters) -> list[ua.MonitoredItemCreateResult]:
+            results = await create(params)
+            self._check_items(params, results)
+            return results
+
+        client.uaclient.observer = self
+        self.session.create_monitored_items = checked  # the answer holds each item's status, a request's not
+
+    def close(self) -> None:
+        """Stop watching the session's item creations."""
+        del self.session.create_monitored_items
 
     def on_request(self, request_type: str, duration: float, error: BaseException | None) -> None:
         """A refusal (not a lost connection: asyncua's next reconnection re-creates) ends the wait."""
         if request_type not in self.SUBSCRIBING or self.refused.done():
             return
         if isinstance(error, ua.UaStatusCodeError) and not lost(error):
-            self.refused.set_result(_refused(error))
+            self.refused.set_result(_refused(error.code))
+
+    def _check_items(
+        self, params: ua.CreateMonitoredItemsParameters, results: list[ua.MonitoredItemCreateResult]
+    ) -> None:
+        """An item refused, whatever its status (asyncua will not ask for it again), ends the wait."""
+        for item, result in zip(params.ItemsToCreate, results, strict=False):
+            if not result.StatusCode.is_good() and not self.refused.done():
+                node = item.ItemToMonitor.NodeId.to_string()
+                name = _refused(result.StatusCode.value)
+                self.refused.set_result(f"{name} for {self.names.get(node, node)}")
 
 
 def lost(exc: BaseException) -> bool:
@@ -384,7 +410,7 @@ async def connect(access: ServerAccess) -> Client:
         except (OSError, TimeoutError, ua.UaStatusCodeError) as exc:
             _warn_lost(exc, f"cannot reach the OPC UA server at {access.endpoint}", "retrying", delay)
             if isinstance(exc, ua.UaStatusCodeError):  # BadTooManySessions, BadServerHalted, …
-                _refused(exc)
+                _refused(exc.code)
         await asyncio.sleep(delay)
         delay = min(delay * 2, RETRY_MAX_S)
 
@@ -411,41 +437,45 @@ async def _subscribe(
         PublishingEnabled=True,
         Priority=0,
     )
+    item = ""  # the node whose monitored item is being created, named in a refusal
     try:
         subscription = await client.create_subscription(params, translator)
         for variable in mapping.variables:
+            item = f" for {variable.node}"
             await subscription.subscribe_data_change(
                 client.get_node(resolved[variable.node]),
                 sampling_interval=variable.sampling_interval_ms,
                 queuesize=100,
             )
         for alarm in mapping.alarms:
+            item = f" for {alarm.source}"
             await subscription.subscribe_alarms_and_conditions(
                 client.get_node(resolved[alarm.source]), ua.ObjectIds.AlarmConditionType
             )
     except ua.UaStatusCodeError as exc:
         if lost(exc):
             raise
-        raise SubscriptionRefused(_refused(exc)) from exc
+        raise SubscriptionRefused(_refused(exc.code) + item) from exc
     if values:
         translator.identification(values)
     return resolved
 
 
-async def _until_resubscribe(client: Client, mapping: Mapping, resolved: dict[str, str]) -> str:
-    """Why the bridge must subscribe anew, once it must: after a reconnection the server numbers the map's
-    nodes anew, or refused asyncua's re-creation of the subscription. NodesMissing if the nodes are gone."""
-    recreation = client.uaclient.observer = _Recreation()
+async def _until_resubscribe(client: Client, mapping: Mapping, resolved: dict[str, str]) -> None:
+    """Return once the bridge must subscribe anew because after a reconnection the server numbers the map's
+    nodes anew; SubscriptionRefused if it refused asyncua's re-creation of the subscription or of one of its
+    items, NodesMissing if the nodes are gone."""
+    recreation = _Recreation(client, resolved)
     renumbered = asyncio.ensure_future(_until_renumbered(client, mapping, resolved))
     try:
         await asyncio.wait({renumbered, recreation.refused}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         renumbered.cancel()
         await asyncio.wait({renumbered})
+        recreation.close()
     if recreation.refused.done():
-        return f"refused to subscribe again after a reconnection ({recreation.refused.result()})"
+        raise SubscriptionRefused(recreation.refused.result())
     renumbered.result()  # NodesMissing: the restarted server lacks some
-    return "numbers its nodes anew"
 
 
 async def _until_renumbered(client: Client, mapping: Mapping, resolved: dict[str, str]) -> None:
@@ -513,6 +543,7 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
     sender = asyncio.create_task(publisher.run(), name="publisher")
     client = resubscribe = None
     delay = 1.0
+    said = None  # the refusal last logged: the same one again is logged at DEBUG until bridging resumes
     try:
         while not sender.done():
             client = await _unless_sender_ended(connect(access), sender)
@@ -520,12 +551,15 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
                 resolved = await _subscribe(client, mapping, buffer, publisher)
             except (SubscriptionRefused, OSError, TimeoutError, ua.UaStatusCodeError) as exc:
                 if isinstance(exc, SubscriptionRefused):  # a full or busy server: another client may leave
-                    log.warning(
-                        "the OPC UA server at %s refused the subscription (%s); subscribing again in %.0f s",
+                    log.log(
+                        logging.DEBUG if str(exc) == said else logging.WARNING,
+                        "the OPC UA server at %s refused the subscription (%s); subscribing again in %.0f s "
+                        "(logged once while it refuses so, counted each time)",
                         access.endpoint,
                         exc,
                         delay,
                     )
+                    said = str(exc)
                 else:
                     lost_at = f"lost the OPC UA server at {access.endpoint} while subscribing"
                     _warn_lost(exc, lost_at, "connecting again", delay)
@@ -535,7 +569,7 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
                 await asyncio.wait({sender}, timeout=delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
-            delay = 1.0
+            delay, said = 1.0, None
             log.info(
                 "bridging %d variable(s) and %d alarm source(s) of %s to %s/%s",
                 len(mapping.variables),
@@ -548,7 +582,11 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
             # asyncio.wait, not a gather: a stop must not cancel the sender, it flushes below.
             await asyncio.wait({resubscribe, sender}, return_when=asyncio.FIRST_COMPLETED)
             if resubscribe.done():
-                why = resubscribe.result()  # NodesMissing: the restarted server lacks some
+                try:
+                    resubscribe.result()  # NodesMissing (the restarted server lacks some) ends the bridge
+                    why = "numbers its nodes anew"
+                except SubscriptionRefused as exc:
+                    why, said = f"refused to subscribe again after a reconnection ({exc})", str(exc)
                 log.warning("the OPC UA server at %s %s; subscribing again", access.endpoint, why)
                 await _goodbye(client, access.endpoint)
                 client = None

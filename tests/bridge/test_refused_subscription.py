@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from asyncua import ua
 from prometheus_client import REGISTRY
 
 from fleet.settings import MqttEndpoint
@@ -14,7 +15,7 @@ from ingest.opcua.buffer import Buffer
 from ingest.opcua.publisher import Publisher
 from simulators.opcua_machine import MAP, MachineServer
 from tests import services
-from tests.bridge.test_hostile_values import Forwarder, readings, step_until_sent
+from tests.bridge.test_hostile_values import Forwarder, readings, step_until_sent, until_sent
 
 
 @pytest.fixture
@@ -100,3 +101,63 @@ def test_a_server_restarted_without_room_for_the_subscription_is_subscribed_agai
     asyncio.run(scenario())
     sent = readings(buffer, "spindle_temp_c")
     assert len(sent) > 2 and sent[-1][1] > 40.0, "the restarted server's changes arrive"
+
+
+def notify_events(server: MachineServer, on: bool) -> None:
+    """Let clients subscribe to the press's events, or not (a server that refuses its alarm item)."""
+    server._call(server.press.set_event_notifier([ua.EventNotifier.SubscribeToEvents] if on else []))
+
+
+def events(buffer: Buffer, code: str) -> int:
+    """How many buffered events carry this code."""
+    return sum(f'"code":"{code}"'.encode() in payload for _, topic, payload in buffer.pending(0, 1000))
+
+
+async def until(condition, *, tries: int) -> bool:  # noqa: ANN001
+    """Whether `condition()` holds within `tries` checks 0.5 s apart."""
+    for _ in range(tries):
+        if condition():
+            return True
+        await asyncio.sleep(0.5)
+    return condition()
+
+
+def test_an_item_refused_when_the_subscription_is_recreated_is_reported_and_subscribed_again(
+    machines, tmp_path, caplog
+):
+    """asyncua drops an item the server refuses when it re-creates the subscription after a reconnection,
+    logs it under its own name and never asks again: the machine's alarms were lost for good, silently."""
+    before, after = machines
+    notify_events(after, False)  # the machine restarted with its alarm notifier not (yet) enabled
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    refused_before = _refused("BadServiceUnsupported")
+
+    async def scenario() -> None:
+        forwarder = Forwarder(before.port)
+        running = _bridge(await forwarder.start(), buffer)
+        await until_sent(buffer, tries=120)
+        forwarder.switch(after.port)
+        # The re-creation's refusal and two of the bridge's own attempts (1 s, then 2 s apart).
+        counted = lambda: _refused("BadServiceUnsupported") - refused_before >= 3  # noqa: E731
+        assert await until(counted, tries=120), "the refused alarm item was not reported"
+        await asyncio.to_thread(notify_events, after, True)
+        bridged_again = lambda: events(buffer, "opcua.identification") == 2  # noqa: E731
+        assert await until(bridged_again, tries=120), "not subscribed again once the server allows it"
+        await asyncio.to_thread(after.alarm, True)
+        assert await until(lambda: events(buffer, "spindle_overtemp") == 1, tries=60), "the alarm was lost"
+        sent = len(readings(buffer, "spindle_temp_c"))
+        await step_until_sent(after, buffer, sent, tries=60)
+        await _stop(running)
+        forwarder.server.close()
+
+    with caplog.at_level("DEBUG", logger="ingest.opcua.bridge"):
+        asyncio.run(scenario())
+    assert readings(buffer, "spindle_temp_c")[-1][1] > 40.0, "the restarted server's changes arrive"
+    ours = [r for r in caplog.records if r.name == bridge.log.name]
+    said = [r for r in ours if "BadServiceUnsupported" in r.getMessage()]
+    warned = [r.getMessage() for r in said if r.levelname == "WARNING"]
+    assert len(warned) == 1 and len(said) >= 3, [r.getMessage() for r in said]  # logged once, retried
+    assert (
+        "after a reconnection (BadServiceUnsupported for nsu=urn:servicecast:example:press;s=Press7)"
+        in (warned[0])
+    )
