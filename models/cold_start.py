@@ -69,7 +69,7 @@ class ColdStartModel(FleetModel):
 
     def _risk_rows(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Limit risk or anomaly score per row (the trend is forecast for a machine's latest row only)."""
-        _, anomaly = super()._risk_rows(X)
+        _, _, anomaly = self._table_rows(X)  # the limits below, warning and alarm, once
         limit, _, _ = self._limit_risk(X)
         return np.where(
             np.isnan(anomaly), np.where(limit > 0, limit, np.nan), np.fmax(limit, anomaly)

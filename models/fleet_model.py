@@ -166,9 +166,7 @@ class FleetModel(BaseEstimator):
             return self._risk_rows(X)
 
     def _risk_rows(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        table = self.features_.transform(X)
-        ok = self.features_.sufficient(table)
-        anomaly = self.anomaly_.score_table(table)
+        table, ok, anomaly = self._table_rows(X)
         if self.classifier_ is not None:
             risk = self.classifier_.risk_table(table)
         else:
@@ -176,7 +174,13 @@ class FleetModel(BaseEstimator):
             risk = np.full(len(table), np.nan) if fallback is None else fallback
         alarm, _, _ = self._beyond(X, self._limits())
         risk = np.where(alarm > 0, alarm, np.where(ok, risk, np.nan))
-        return risk, np.where(ok, anomaly, np.nan)
+        return risk, anomaly
+
+    def _table_rows(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Features at every row, whether they suffice, and the anomaly score (NaN where they do not)."""
+        table = self.features_.transform(X)
+        ok = self.features_.sufficient(table)
+        return table, ok, np.where(ok, self.anomaly_.score_table(table), np.nan)
 
     def predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """One row per machine (ordered by machine) at its latest row: status, risk and the evidence."""
