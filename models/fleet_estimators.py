@@ -70,6 +70,28 @@ def _thin_stably(
     return np.sort(np.concatenate([pos, neg]))
 
 
+def _calibrator(raw: np.ndarray, positive: np.ndarray) -> IsotonicRegression:
+    return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, positive)
+
+
+def _cross_calibrated(raw: np.ndarray, positive: np.ndarray, machines: np.ndarray) -> np.ndarray:
+    """Each machine's raw scores calibrated by an isotonic fitted on the other machines' rows only.
+
+    Fitted on the rows it maps, isotonic pools the top scores into blocks valued at their own share of
+    positives, so those rows read near-pure positive by construction. Leaving out the machine (not only the
+    row: a failure labels a machine's whole horizon before it) keeps its risk independent of its own labels.
+    NaN for a machine alone in its fold: nothing else there to calibrate it on.
+    """
+    names, which = np.unique(machines, return_inverse=True)
+    out = np.full(len(raw), np.nan)
+    if len(names) < 2:
+        return out
+    for k in range(len(names)):
+        own = which == k
+        out[own] = _calibrator(raw[~own], positive[~own]).predict(raw[own])
+    return out
+
+
 class _TableEstimator(BaseEstimator):
     """Shared plumbing: fit the features on X (unless given fitted ones), then fit on the table."""
 
@@ -139,7 +161,12 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
     def fit_table(
         self, table: pd.DataFrame, y: pd.DataFrame, features: FleetFeatures, machines: np.ndarray
     ) -> FailureClassifier:
-        """Fit on a precomputed feature table; keeps the out-of-fold risk of every usable row in `oof_`."""
+        """Fit on a precomputed feature table; keeps the out-of-fold risk of every usable row in `oof_`.
+
+        A row's out-of-fold risk never reads its own machine's labels, as the served risk of a new machine:
+        its fold's model did not train on the machine, its calibrator was fitted on the fold's other
+        machines (`_cross_calibrated`).
+        """
         self.features_ = features
         self.columns_ = list(table.columns)
         positive, known = within(y, self.horizon_hours)
@@ -176,10 +203,10 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
                     _readable(x[train]), positive[train], sample_weight=weight
                 )
                 raw = model.predict_proba(x[held])[:, 1]
-                iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, positive[held])
-                self.oof_[held] = iso.predict(raw)
+                # Served: calibrated on all the fold's held-out machines, none of which it will score.
+                self.calibrators_.append(_calibrator(raw, positive[held]))
+                self.oof_[held] = _cross_calibrated(raw, positive[held], machines[held])
                 self.models_.append(model)
-                self.calibrators_.append(iso)
         self.reference_ = table.loc[usable & ~positive].median().reindex(self.columns_).to_numpy()
         self._fit_modes(x, y, positive & usable)
         return self
