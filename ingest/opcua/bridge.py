@@ -29,6 +29,8 @@ GOODBYE_S = 2.0  # on stop, how long the OPC UA server may take to close the ses
 FLUSH_S = 3.0  # on stop, how long the publisher keeps sending what the buffer holds
 ZERO_TIME = datetime(1601, 1, 1, tzinfo=UTC)  # a DateTime of 0: OPC UA's "no time"
 STATUS_CODE_BITS = 0xFFFF0000  # a StatusCode's code; the low 16 bits are info bits (limits, overflow)
+SHOWN_CHARS = 200  # of a value's repr, kept per node to tell a new change from a repeated one
+Seen = tuple[str, str]  # a node's value as the buffer keeps it: source time (ISO 8601) and repr
 RETRY_MAX_S = 30.0  # the longest wait between two attempts to connect and subscribe
 # Answers that say the connection or the session went, or the server cannot take us now: retried as a lost
 # connection is, never reported as a node missing from the map or a refused login.
@@ -167,12 +169,13 @@ class Translator:
         self.by_node = nodes  # resolved node id string -> its map entry
         self.seen = buffer.last_seen()
         # The latest source time sent, and while the server's clock is behind it (stepped back), that time.
-        self._newest = max(map(datetime.fromisoformat, self.seen.values()), default=ZERO_TIME)
+        self._newest = max((datetime.fromisoformat(ts) for ts, _ in self.seen.values()), default=ZERO_TIME)
         self._behind: datetime | None = None
         self.telemetry_topic = contract.telemetry_topic(mapping.tenant, mapping.machine)
         self.events_topic = contract.events_topic(mapping.tenant, mapping.machine)
-        self._pending: dict[datetime, tuple[dict[str, float | None], dict[str, str]]] = {}
-        self._arrived: dict[str, str] = {}  # node -> source time of its last value in this publish
+        # (source time, n) -> readings, nodes' (time, value); n > 0 holds a node's further values at that time
+        self._pending: dict[tuple[datetime, int], tuple[dict[str, float | None], dict[str, Seen]]] = {}
+        self._arrived: dict[str, Seen] = {}  # node -> (source time, value) of its last value in this publish
         self._flush_scheduled = False
         self._logged: set[tuple[str, str]] = set()  # (node or topic, why) already logged
 
@@ -183,17 +186,22 @@ class Translator:
         variable = self.by_node[key]
         value = data.monitored_item.Value
         ts = _ts(value.SourceTimestamp, value.ServerTimestamp)
-        stamp = ts.isoformat()
-        if self.seen.get(key) == stamp:
-            # The initial value of a new subscription (after a restart or reconnect) that was sent already.
+        this = (ts.isoformat(), repr(val)[:SHOWN_CHARS])
+        last = self.seen.get(key)
+        if last is not None and last[0] == this[0] and last[1] in (None, this[1]):
+            # The initial value of a new subscription (after a restart or reconnect) that was sent already:
+            # its time and value (a change may keep the time: a clock in whole seconds, or standing still).
             metrics.SKIPPED.labels(reason="already_sent").inc()
             return
         if not self._good(variable, value.StatusCode):
             return
-        self._check_clock(variable, ts, self._arrived.get(key) or self.seen.get(key))
-        readings, seen = self._pending.setdefault(ts, ({}, {}))
+        self._check_clock(variable, ts, (self._arrived.get(key) or last or (None,))[0])
+        n = 0
+        while variable.sensor in self._pending.get((ts, n), ({},))[0]:
+            n += 1  # a message holds one value per sensor: a second change at one time goes in the next
+        readings, seen = self._pending.setdefault((ts, n), ({}, {}))
         readings[variable.sensor] = self._number(variable, val)
-        seen[key] = self._arrived[key] = stamp
+        seen[key] = self._arrived[key] = this
         if not self._flush_scheduled:
             # asyncua hands over every item of one publish response before the loop runs anything else.
             asyncio.get_running_loop().call_soon(self.flush)
@@ -271,10 +279,10 @@ class Translator:
         """Buffer the readings collected in this publish, one message per source time."""
         self._flush_scheduled = False
         (pending, self._pending), (last, self._arrived) = (self._pending, {}), (self._arrived, {})
-        for ts, (readings, seen) in sorted(pending.items()):
+        for (ts, _), (readings, seen) in sorted(pending.items()):
             # A node keeps the time of its last value in arrival order, which a clock stepping back inside
             # one publish puts before its earlier ones: it is what the server's initial value will repeat.
-            seen = {node: stamp for node, stamp in seen.items() if last[node] == stamp}
+            seen = {node: this for node, this in seen.items() if last[node] == this}
             self._add(
                 self.telemetry_topic, lambda seq, ts=ts, r=readings: contract.encode_payload(seq, ts, r), seen
             )
@@ -325,7 +333,7 @@ class Translator:
         """The server ended or changed the subscription."""
         log.warning("OPC UA subscription status changed: %s", status)
 
-    def _add(self, topic: str, build, seen: dict[str, str] | None = None) -> None:  # noqa: ANN001
+    def _add(self, topic: str, build, seen: dict[str, Seen] | None = None) -> None:  # noqa: ANN001
         def checked(seq: int) -> bytes:
             payload = build(seq)
             # The ingester's own check: a message it would quarantine is refused here, where it is logged.
@@ -340,7 +348,9 @@ class Translator:
             # Only a time that was buffered counts as sent: a refused one (from the future) must not hide
             # the node's next values.
             self.seen.update(seen or {})
-            self._newest = max([self._newest, *map(datetime.fromisoformat, (seen or {}).values())])
+            self._newest = max(
+                [self._newest, *(datetime.fromisoformat(ts) for ts, _ in (seen or {}).values())]
+            )
         except ValueError as exc:
             metrics.SKIPPED.labels(reason="invalid").inc()
             why = str(exc).partition(":")[0]  # the contract's reason code, e.g. bad_timestamp

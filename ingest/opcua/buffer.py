@@ -17,7 +17,7 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
     "payload BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS seen (node TEXT PRIMARY KEY, ts TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS seen (node TEXT PRIMARY KEY, ts TEXT NOT NULL, value TEXT)",
 )
 
 
@@ -34,6 +34,8 @@ class Buffer:
         self.db.execute("PRAGMA synchronous=NORMAL")
         for statement in SCHEMA:
             self.db.execute(statement)
+        if "value" not in {column for _, column, *_ in self.db.execute("PRAGMA table_info(seen)")}:
+            self.db.execute("ALTER TABLE seen ADD COLUMN value TEXT")  # a file an older bridge wrote
         row = self.db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
         if row is None:
             # A new buffer (first start, or a lost disk) starts at the clock in microseconds, above every seq
@@ -49,14 +51,15 @@ class Buffer:
         """The seq of the last message added."""
         return self.db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0]
 
-    def last_seen(self) -> dict[str, str]:
-        """Source time (ISO 8601) of the last value buffered per node: what a restart must not send again."""
-        return dict(self.db.execute("SELECT node, ts FROM seen"))
+    def last_seen(self) -> dict[str, tuple[str, str | None]]:
+        """Source time (ISO 8601) and value (as the bridge shows it; None in an older file) of the last value
+        buffered per node: what a restart must not send again."""
+        return {node: (ts, value) for node, ts, value in self.db.execute("SELECT node, ts, value FROM seen")}
 
     def add(
-        self, topic: str, build: Callable[[int], bytes], seen: dict[str, str] | None = None
+        self, topic: str, build: Callable[[int], bytes], seen: dict[str, tuple[str, str]] | None = None
     ) -> int | None:
-        """Store a message built for the next seq, and the source times it covers; its seq, None if full."""
+        """Store a message built for the next seq, and the nodes' values it covers; its seq, None if full."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if self.count >= self.max_messages and not self._make_room():
@@ -66,7 +69,8 @@ class Buffer:
             self.db.execute("INSERT INTO outbox (topic, payload) VALUES (?, ?)", (topic, build(seq)))
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (seq,))
             if seen:
-                self.db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?)", seen.items())
+                rows = [(node, ts, value) for node, (ts, value) in seen.items()]
+                self.db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", rows)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -74,7 +78,7 @@ class Buffer:
         self.count += 1
         self.added_to[topic] += 1
         if seen:
-            self.newest_seen = max(self.newest_seen, *map(datetime.fromisoformat, seen.values()))
+            self.newest_seen = max(self.newest_seen, *(datetime.fromisoformat(ts) for ts, _ in seen.values()))
         metrics.BUFFERED.set(self.count)
         if self._full and self.count < self.max_messages:
             self._full = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import pytest
 from prometheus_client import REGISTRY
@@ -20,7 +21,7 @@ def payload(seq: int) -> bytes:
 
 def test_messages_keep_their_order_and_seq_survives_reopening(tmp_path) -> None:
     buffer = Buffer(tmp_path / "b.db", max_messages=10)
-    first = buffer.add("t", payload, {"ns=2;s=A": "2026-12-01T00:00:00+00:00"})
+    first = buffer.add("t", payload, {"ns=2;s=A": ("2026-12-01T00:00:00+00:00", "41.5")})
     second = buffer.add("t", payload)
     assert second == first + 1
     rows = buffer.pending(0, 10)
@@ -30,7 +31,17 @@ def test_messages_keep_their_order_and_seq_survives_reopening(tmp_path) -> None:
     again = Buffer(tmp_path / "b.db", max_messages=10)
     assert again.count == 1 and again.last_seq() == second
     assert again.add("t", payload) == second + 1
-    assert again.last_seen() == {"ns=2;s=A": "2026-12-01T00:00:00+00:00"}
+    assert again.last_seen() == {"ns=2;s=A": ("2026-12-01T00:00:00+00:00", "41.5")}
+
+
+def test_a_buffer_file_of_an_older_bridge_keeps_its_times_and_learns_values(tmp_path) -> None:
+    with sqlite3.connect(tmp_path / "old.db") as db:  # the seen table before it kept each node's value
+        db.execute("CREATE TABLE seen (node TEXT PRIMARY KEY, ts TEXT NOT NULL)")
+        db.execute("INSERT INTO seen VALUES ('ns=2;s=A', '2026-12-01T00:00:00+00:00')")
+    buffer = Buffer(tmp_path / "old.db", max_messages=10)
+    assert buffer.last_seen() == {"ns=2;s=A": ("2026-12-01T00:00:00+00:00", None)}
+    buffer.add("t", payload, {"ns=2;s=A": ("2026-12-01T00:00:01+00:00", "42.0")})
+    assert buffer.last_seen() == {"ns=2;s=A": ("2026-12-01T00:00:01+00:00", "42.0")}
 
 
 def test_a_new_buffer_starts_above_the_seqs_of_a_lost_one(tmp_path) -> None:

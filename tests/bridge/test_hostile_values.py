@@ -341,3 +341,22 @@ def test_values_after_the_server_clock_stepped_back_are_sent_with_their_times_an
 
 def _stepped_back() -> float:
     return REGISTRY.get_sample_value("servicecast_bridge_source_time_steps_back_total") or 0.0
+
+
+def test_changes_that_share_their_source_time_are_all_sent_once(machine: MachineServer, tmp_path) -> None:
+    """A server that stamps whole seconds, or whose clock stands still: a change carrying its node's last
+    source time was skipped as sent already, silently."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    second = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+
+    def spindle(*values: float):  # noqa: ANN202
+        return lambda: [write(machine, "spindle_temp_c", at(second, v)) for v in values]
+
+    # The last two in one publish, as two changes within one publishing interval arrive.
+    asyncio.run(bridged(machine, buffer, [spindle(41.0), spindle(41.5), spindle(42.0), spindle(43.0, 43.5)]))
+    sent = readings(buffer, "spindle_temp_c")
+    assert sent[-5:] == [(format_ts(second), v) for v in (41.0, 41.5, 42.0, 43.0, 43.5)]
+    # A restart's initial value repeats the last change, time and value: not sent again.
+    asyncio.run(bridged(machine, buffer, [lambda: write(machine, "spindle_speed_rpm", at(second, 1300.0))]))
+    assert readings(buffer, "spindle_temp_c") == sent
+    assert readings(buffer, "spindle_speed_rpm")[-1][1] == 1300.0
