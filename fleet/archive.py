@@ -144,7 +144,7 @@ _WRITTEN = re.compile(r"(^|/)tenant=[^/]+/month=\d{4}-\d{2}/part-[0-9a-f]{32}\.p
 def _sweep(engine: Engine, where: Location, *, rows_before: datetime | None = None) -> int:
     """Delete the unregistered files in this database's folder (with `rows_before`, only those whose every row
     is older); the caller holds `exclusive`. Another deployment's folder, and the root, are not looked in."""
-    ours = where.path(archive_store.folder(engine))
+    ours = where.path(archive_store.checked(engine, where))
     if not where.fs.exists(ours):
         return 0
     registered = {where.path(p) for p in _registered(engine)}
@@ -336,6 +336,7 @@ def run(
 def _run(engine: Engine, *, url: str, before: datetime, max_rows: int, after_write) -> Report:
     started = time.perf_counter()
     where = location(url)
+    archive_store.claim(engine, where)  # a copy of this database sharing the folder stops here
     report = Report(orphans_removed=_sweep(engine, where))
     how = {"max_rows": max_rows, "after_write": after_write}
     partitions.split_default(engine)  # PostgreSQL: old rows get their weeks, which may then move whole

@@ -214,8 +214,12 @@ def erase(engine: Engine, *, tenant: str, confirm: str, by: str, archive_url: st
         raise NotConfirmed("--confirm must repeat the tenant id")
     # An archive run meanwhile could write the customer's rows to a file after its folder is removed.
     with archive.exclusive(engine, wait=True):
+        # Before anything is noted or removed: a copy of this database sharing the store folder stops here.
+        store = archive_store.checked(engine, archive.location(archive_url))  # may draw the store's id
         _note_start(engine, tenant=tenant, by=by, now=now)
-        return _erase(engine, tenant=tenant, by=by, archive_url=archive_url, now=now)
+        return _erase(
+            engine, tenant=tenant, by=by, folder=f"{store}/tenant={tenant}", archive_url=archive_url, now=now
+        )
 
 
 STARTED = "erasure_started"
@@ -252,10 +256,10 @@ def to_finish(conn: Connection, customers: list[Customer]) -> dict[int, str]:
     return {c.id: rerun(c.tenant) for c in customers if c.id in erasing}
 
 
-def _erase(engine: Engine, *, tenant: str, by: str, archive_url: str, now: datetime) -> dict:
-    """Delete the customer's rows and its archive files, in one transaction; the caller holds the archive
-    lock. The receipt returned also lists, by path, the files left in its folder at the archive root."""
-    folder = f"{archive_store.folder(engine)}/tenant={tenant}"  # before BEGIN: it may draw the store's id
+def _erase(engine: Engine, *, tenant: str, by: str, folder: str, archive_url: str, now: datetime) -> dict:
+    """Delete the customer's rows and its archive files (its `folder` in the store among them), in one
+    transaction; the caller holds the archive lock. The receipt returned also lists, by path, the files left
+    in its folder at the archive root."""
     where = archive.location(archive_url)
     with for_writing(engine).begin() as conn:  # gathers, then deletes: the write lock from BEGIN
         who = _gather(conn, tenant)

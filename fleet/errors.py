@@ -49,3 +49,10 @@ class ArchiveUnreadable(ServicecastError):
     def one_line(self) -> str:
         """For an operator: the message, the file's full path and the reader's own words."""
         return f"{self} ({self.path}: {self.__cause__})"
+
+
+class ArchiveStoreTaken(ServicecastError):
+    """Another database with this database's archive store id (a copy of it, or the one it was restored from)
+    wrote the store's folder since this one did: both would sweep and erase each other's files."""
+
+    code = "archive_store_taken"

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.sql import ColumnElement
 
-from fleet import archive, archive_legacy, audit_maintenance, partitions, rollups
+from fleet import archive, archive_legacy, archive_store, audit_maintenance, partitions, rollups
 from fleet.db import for_writing
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile, Prediction, Quarantine, Rollup, Telemetry, WorkflowEvent
@@ -100,6 +100,8 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
         # Archive files on the archive lock: another run (or an erasure) counted and deleted the same files.
         held = archive.exclusive(engine, wait=True) if table is ArchiveFile and not dry_run else nullcontext()
         with held:
+            if table is ArchiveFile and not dry_run:  # a copy of this database registers the same files
+                archive_store.checked(engine, archive.location(settings.archive_url))
             paths = _delete(deleter, plan, name, cutoff, table, [column < cutoff, *extra], dry_run)
             # Files go after the commit; those a run killed in between left are unregistered, and go now.
             where_files = archive.location(settings.archive_url)

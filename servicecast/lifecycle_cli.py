@@ -49,7 +49,7 @@ def retention_run(
             )
     # The rollup refresh of a late row's archived hour, or the archive's storage (full, not writable):
     # one line, with the steps done and not done.
-    except (errors.ArchiveUnreadable, OSError) as exc:
+    except (errors.ArchiveUnreadable, errors.ArchiveStoreTaken, OSError) as exc:
         raise fail(with_notes(_why(exc), exc), code=EXIT_ERROR) from None
     verb = "would" if dry_run else "did"
     for step in plan.steps:
@@ -87,7 +87,7 @@ def customers_erase(
                 archive_url=settings.archive_url,
                 now=datetime.now(UTC),
             )
-    except (erasure.NotConfirmed, LookupError) as exc:
+    except (erasure.NotConfirmed, LookupError, errors.ArchiveStoreTaken) as exc:
         raise fail(exc, code=EXIT_ERROR) from None
     except OSError as exc:  # the archive's storage: the rows were rolled back, some files may be gone
         why = (

@@ -72,6 +72,10 @@ class ArchiveStore(Base):
     __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     store: Mapped[str] = mapped_column(String(32))
+    # The token the folder's marker file holds since this database's last archive run, and the one a run is
+    # writing (`fleet.archive_store.claim`): a marker holding neither was written by another database.
+    token: Mapped[str | None] = mapped_column(String(32))
+    pending: Mapped[str | None] = mapped_column(String(32))
 
 
 class ArchivedRange(Base):

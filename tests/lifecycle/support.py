@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine, select, update
 
-from fleet import registration, telemetry
+from fleet import archive, archive_store, registration, telemetry
 from fleet.tables import ArchiveFile, Customer, Machine
 from tests.data import REPO
 
@@ -66,6 +66,12 @@ def two_months(engine: Engine) -> tuple[int, int]:
     ids = register(engine, "acme", ["p1"])
     write(engine, rows(ids["p1"], seqs=range(3000), step_s=1200.0))
     return ids["p1"]
+
+
+def archived_files(url: str) -> list[str]:
+    """The paths of every file under the archive root but the store folders' markers."""
+    where = archive.location(url)
+    return [p for p in where.fs.find(where.root) if not p.endswith(f"/{archive_store.MARKER}")]
 
 
 def to_legacy_layout(engine: Engine, url: str) -> list[str]:

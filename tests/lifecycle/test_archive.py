@@ -61,8 +61,7 @@ def test_reads_spanning_hot_and_archive_equal_the_raw_read(engine, tmp_path):
     assert len(expected) > 0
     _same(window, expected)
     # The files are plain Parquet: pandas reads them without servicecast.
-    where = archive.location(url)
-    paths = where.fs.find(where.root)
+    paths = support.archived_files(url)
     assert sum(pq.read_table(p).num_rows for p in paths) == report.rows
     assert all("/tenant=acme/month=2026-" in p for p in paths)
 

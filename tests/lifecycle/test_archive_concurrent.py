@@ -81,4 +81,4 @@ def test_an_erasure_during_a_move_leaves_no_file_of_the_customer(postgres_url, t
         eraser.join()
         with pg.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(Customer)) == 0
-        assert [p for p in (tmp_path / "archive").rglob("*") if p.is_file()] == []
+        assert support.archived_files(url) == []

@@ -54,7 +54,7 @@ def test_killed_move_then_rerun_loses_and_duplicates_nothing(engine, database_ur
     for column in history.ROW_COLUMNS:
         assert after[column].tolist() == before_move[column].tolist(), column
     where = archive.location(url)
-    on_disk = {p.removeprefix(where.root.rstrip("/") + "/") for p in where.fs.find(where.root)}
+    on_disk = {p.removeprefix(where.root.rstrip("/") + "/") for p in support.archived_files(url)}
     assert on_disk == registered  # the killed run's unregistered file is gone
     if kill == "between_write_and_commit":
         assert (report.orphans_removed, registered_before_rerun) == (1, kill_after - 1)

@@ -22,8 +22,7 @@ from tests.lifecycle import support
 
 
 def _files(url: str) -> set[str]:
-    root = Path(url)
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    return {Path(p).relative_to(url).as_posix() for p in support.archived_files(url)}
 
 
 def _part(month: str) -> str:

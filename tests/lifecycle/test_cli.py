@@ -51,8 +51,7 @@ def _damaged_archive(engine, tmp_path, ids: tuple[int, int]) -> tuple[str, str]:
     support.write(engine, support.rows(ids, seqs=range(0, 300), step_s=600.0))
     url = str(tmp_path / "archive")
     archive.run(engine, url=url, before=support.START + timedelta(days=30))
-    where = archive.location(url)
-    [path] = where.fs.find(where.root)
+    [path] = support.archived_files(url)
     with open(path, "r+b") as damaged:
         damaged.truncate(100)
     return url, path

@@ -113,8 +113,7 @@ def test_erasing_one_of_three_customers_leaves_no_trace_but_the_receipt(engine, 
         model = conn.execute(select(ModelVersion)).mappings().one()
     assert pseudonymised > 0 and stored["pseudonym"] == receipt["pseudonym"]
     assert receipt["pseudonym"] in model["retrain_reason"]
-    where = archive.location(url)
-    files = where.fs.find(where.root)
+    files = support.archived_files(url)
     assert files and all("zeta" not in p for p in files)
     for path in files:
         table = pq.read_table(path)

@@ -19,8 +19,7 @@ def _archived(engine, url: str) -> str:
     ids = support.register(engine, "acme", ["p1"])
     support.write(engine, support.rows(ids["p1"], seqs=range(300), step_s=600.0))
     archive.run(engine, url=url, before=support.START + timedelta(days=1))
-    where = archive.location(url)
-    [path] = where.fs.find(where.root)
+    [path] = support.archived_files(url)
     return path
 
 

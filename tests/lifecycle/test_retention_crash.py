@@ -14,7 +14,7 @@ from tests.lifecycle import support
 
 def _on_disk_and_registered(engine, url: str) -> tuple[set[str], set[str]]:
     where = archive.location(url)
-    on_disk = {p.removeprefix(where.root.rstrip("/") + "/") for p in where.fs.find(where.root)}
+    on_disk = {p.removeprefix(where.root.rstrip("/") + "/") for p in support.archived_files(url)}
     with engine.connect() as conn:
         return on_disk, set(conn.scalars(select(ArchiveFile.path)))
 

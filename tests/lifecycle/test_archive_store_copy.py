@@ -1,0 +1,91 @@
+"""A copy of the database (a backup restored as staging, say) keeps the store id, so both would write, sweep
+and erase in one `store=<id>/` folder: the second of them to write stops with one error, touching nothing."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import Engine, make_url
+
+from fleet import archive, archive_store, erasure, history, retention
+from fleet.errors import ArchiveStoreTaken
+from fleet.settings import Settings
+from tests import services
+from tests.fleet.test_cli import run_cli
+from tests.lifecycle import support
+
+
+@contextmanager
+def _copy(engine: Engine, postgres: services.PostgresDatabase | None, tmp_path: Path) -> Iterator[Engine]:
+    """A second database restored from a backup of this one, as it is now."""
+    engine.dispose()
+    if postgres is None:
+        copy = tmp_path / "restored.db"
+        with sqlite3.connect(make_url(engine.url).database) as source, sqlite3.connect(copy) as target:
+            source.backup(target)
+        url = f"sqlite:///{copy}"
+    else:
+        postgres.terminate_connections()  # a template must have no sessions
+        restored = services.PostgresDatabase().create(template=postgres.name)
+        url = restored.url
+    try:
+        with services.migrated_engine(url) as copy_engine:
+            yield copy_engine
+    finally:
+        if postgres is not None:
+            restored.drop()
+
+
+def _read(engine: Engine, machine: int, url: str) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return history.read_rows(conn, machine_ids=[machine], archive_url=url)
+
+
+def test_a_restored_copy_on_the_same_archive_stops_before_touching_the_originals_files(
+    engine, postgres, tmp_path
+):
+    ids = support.register(engine, "acme", ["p1"])
+    support.write(engine, support.rows(ids["p1"], seqs=range(40 * 24), step_s=3600.0))  # 40 days, hourly
+    url = str(tmp_path / "archive")
+    archive.run(engine, url=url, before=support.START + timedelta(days=10))
+    with _copy(engine, postgres, tmp_path) as copy:  # configured with the same archive URL
+        archive.run(engine, url=url, before=support.START + timedelta(days=30))  # files the copy never saw
+        before = _read(engine, ids["p1"][1], url)
+        marker = archive.location(url).path(f"{archive_store.folder(engine)}/{archive_store.MARKER}")
+
+        # Before: the copy's run swept the original's new files as a killed run's leftovers, and its erasure
+        # removed the whole store=<id>/tenant=acme; the original's reads then failed ("… is missing").
+        with pytest.raises(ArchiveStoreTaken, match=re.escape(f"delete {marker} and run again")):
+            archive.run(copy, url=url, before=support.START + timedelta(days=30))
+        settings = Settings(archive_url=url, hot_days=365, retain_archive_days=1)  # expires every file
+        with pytest.raises(ArchiveStoreTaken):
+            retention.run(copy, settings=settings, now=support.START + timedelta(days=90))
+        with pytest.raises(ArchiveStoreTaken):
+            erasure.erase(
+                copy, tenant="acme", confirm="acme", by="cli:test", archive_url=url, now=support.START
+            )
+        env = {"SERVICECAST_DATABASE_URL": copy.url.render_as_string(hide_password=False)}
+        erased = run_cli(
+            "customers", "erase", "acme", "--confirm", "acme", SERVICECAST_ARCHIVE_URL=url, **env
+        )
+        assert erased.returncode == 1 and erased.stderr.count("\n") == 1, erased.stderr
+        assert f"delete {marker} and run again" in erased.stderr
+        with copy.connect() as conn:  # stopped before the erasure began: not listed as unfinished
+            assert not erasure.unfinished(conn, [ids["p1"][0]])
+        pd.testing.assert_frame_equal(_read(engine, ids["p1"][1], url), before)
+        archive.run(engine, url=url, before=support.START + timedelta(days=40))  # the original goes on
+        assert len(_read(engine, ids["p1"][1], url)) == 40 * 24
+
+        # The original retired (the copy is the one in use now): deleting the marker hands the folder over.
+        Path(marker).unlink()
+        archive.run(copy, url=url, before=support.START + timedelta(days=40))
+        assert len(_read(copy, ids["p1"][1], url)) == 40 * 24
+        with pytest.raises(ArchiveStoreTaken):
+            archive.run(engine, url=url, before=support.START + timedelta(days=40))
