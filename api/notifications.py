@@ -21,7 +21,7 @@ from api import auth, delivery, egress
 from api.alerts import SEVERITY_LEVEL
 from api.auth import Principal
 from api.errors import ConsentMissing, Forbidden
-from api.offers import risk_scope
+from api.offers import UNNAMED_MODE, risk_scope
 from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
 from api.scope import get_visible
 from fleet import errors, machine_types, registry
@@ -264,7 +264,9 @@ def _payload(
     lead = (
         "" if alert.lead_time_hours is None else f", failure expected in about {alert.lead_time_hours:.0f} h"
     )
-    failure = modes.name(alert.failure_mode, specs)
+    # An alert keeps 'unknown' when its prediction named no mode; a person reads words for it.
+    mode = None if alert.failure_mode == UNNAMED_MODE else alert.failure_mode
+    failure = modes.name(mode, specs, in_text=True)
     text = (
         f"{HEADLINE[event.action]}: {machine.code} of {customer.name} — {failure}, "
         f"{alert.severity}, risk {alert.risk * 100:.0f} %{lead}. {link}"
