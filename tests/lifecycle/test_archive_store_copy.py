@@ -4,7 +4,10 @@ and erase in one `store=<id>/` folder: the second of them to write stops with on
 from __future__ import annotations
 
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,6 +21,7 @@ from fleet import archive, archive_store, erasure, history, retention
 from fleet.errors import ArchiveStoreTaken
 from fleet.settings import Settings
 from tests import services
+from tests.data import REPO
 from tests.fleet.test_cli import run_cli
 from tests.lifecycle import support
 
@@ -89,3 +93,24 @@ def test_a_restored_copy_on_the_same_archive_stops_before_touching_the_originals
         assert len(_read(copy, ids["p1"][1], url)) == 40 * 24
         with pytest.raises(ArchiveStoreTaken):
             archive.run(engine, url=url, before=support.START + timedelta(days=40))
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_an_archive_run_killed_while_it_marks_the_folder_is_not_taken_for_another_database(
+    engine, database_url, tmp_path, when
+):
+    ids = support.register(engine, "acme", ["p1"])
+    support.write(engine, support.rows(ids["p1"], seqs=range(40 * 24), step_s=3600.0))
+    url = str(tmp_path / "archive")
+    archive.run(engine, url=url, before=support.START + timedelta(days=10))  # the folder is marked
+    cutoff = (support.START + timedelta(days=40)).isoformat()
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.lifecycle.marker_child", database_url, url, cutoff, when],
+        cwd=REPO,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL
+    # The marker holds the old token (killed before writing it) or the one being written (after): both are
+    # this database's, so the rerun goes on.
+    archive.run(engine, url=url, before=support.START + timedelta(days=40))
+    assert len(_read(engine, ids["p1"][1], url)) == 40 * 24
