@@ -7,8 +7,10 @@ import pandas as pd
 
 from models.fleet_estimators import FailureClassifier
 from models.fleet_features import FleetFeatures
+from models.fleet_model import FleetModel
 from models.labels import within
-from tests.models.fleet_support import FAST, pump_data
+from models.training import choose_threshold
+from tests.models.fleet_support import FAST, fleet, pump_data
 
 HORIZON = 168.0
 PARAMS = {k: v for k, v in FAST.items() if k != "statsmodels_top"}
@@ -75,3 +77,18 @@ def test_on_features_without_signal_the_out_of_fold_risk_does_not_beat_the_base_
     base = positive[held].mean()
     brier = np.mean((clf.oof_[held] - positive[held]) ** 2)
     assert brier > np.mean((base - positive[held]) ** 2)
+
+
+def test_a_machine_alone_in_its_fold_gets_no_out_of_fold_risk_and_the_threshold_its_default() -> None:
+    # No other machine of its fold to calibrate on: any calibrated value would have read its own labels.
+    run = fleet()
+    panel, y = pump_data()
+    few = panel["machine"].astype(str).isin(sorted(panel["machine"].astype(str).unique())[:3]).to_numpy()
+    panel, y = panel[few].reset_index(drop=True), y[few].reset_index(drop=True)
+    assert within(y, HORIZON)[0].sum() >= 2
+
+    model = FleetModel(**{**FAST, "folds": 3}).fit(panel, y)
+
+    assert model.has_failure_model()
+    assert np.isnan(model.classifier_.oof_).all()
+    assert choose_threshold(model, panel, run.failures, run.maintenance) == (0.5, {})
