@@ -29,11 +29,12 @@ browser:
 
 # Four pytest-xdist workers: most tests wait on brokers, servers and subprocesses rather than the CPU.
 # loadscope keeps a module's tests on one worker, so a module-scoped server or demo starts once; the modules
-# go out in tests/conftest.py's order (slow ones first), not xdist's (by test count).
+# go out in tests/conftest.py's order (slow ones first), not xdist's (by test count). The 30 slowest tests are
+# listed at the end, so each CI log says where the suite's time goes.
 test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n 4 --dist loadscope --no-loadscope-reorder
+	$(BIN)/python -m pytest -n 4 --dist loadscope --no-loadscope-reorder --durations=30
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
