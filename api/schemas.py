@@ -30,6 +30,14 @@ def _not_true_or_false(value: object) -> object:
     return value
 
 
+def _whole_number(value: object) -> object:
+    """Refuse true/false and text as an id: pydantic would read `true` and "1" as 1. A number without a
+    fraction (42.0) is the integer 42 to JSON Schema, which the OpenAPI schema speaks: pydantic takes it."""
+    if isinstance(value, bool | str):
+        raise ValueError('must be a whole number (as 42, not true, false or "42")')
+    return value
+
+
 def _true_or_false(value: object) -> object:
     """Refuse anything but JSON true/false as a yes/no (pydantic would read 1, "yes" or "on" as true)."""
     if not isinstance(value, bool):
@@ -39,13 +47,17 @@ def _true_or_false(value: object) -> object:
 
 # A yes/no in a request body: JSON true or false only.
 Flag = Annotated[bool, BeforeValidator(_true_or_false)]
-# An offer a body names (a bool is an int to pydantic: `true` would name offer 1).
-BodyOfferId = Annotated[int, Field(ge=1, le=INT64_MAX), BeforeValidator(_not_true_or_false)]
+# Ids a body names: JSON numbers only (`true` would name offer, user or customer 1). The bounds come before
+# the validator so that they reach the OpenAPI schema as minimum/maximum (see Amount).
+BodyOfferId = Annotated[int, Field(ge=1, le=INT64_MAX), BeforeValidator(_whole_number)]
+BodyId = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(_whole_number)]
 
 # Money a customer paid, as an outcome reports it (hand-entered or from the CRM).
 # The bounds come before the validator so that they stay on the number and reach the OpenAPI schema as
 # minimum/maximum; after it pydantic publishes them as unknown `ge`/`le` keywords.
 Amount = Annotated[float, Field(ge=0, le=100_000_000), BeforeValidator(_not_true_or_false)]
+# An offer's price as the account manager edits it (`true` would approve it at 1.00).
+Price = Annotated[float, Field(gt=0, le=10_000_000), BeforeValidator(_not_true_or_false)]
 
 
 class Out(BaseModel):
@@ -165,7 +177,7 @@ class AlertOut(Out):
 class AssignIn(BaseModel):
     """Whom to send."""
 
-    assignee_id: int = Field(ge=1, le=INT32_MAX)
+    assignee_id: BodyId
 
 
 class ResolveKnown(BaseModel):
@@ -220,7 +232,7 @@ class ApproveIn(BaseModel):
     """An approval, optionally with edits."""
 
     model_config = ConfigDict(extra="forbid")  # a misnamed field must not go unnoticed
-    price: float | None = Field(default=None, gt=0, le=10_000_000)
+    price: Price | None = None
     title: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str | None = Field(default=None, min_length=1, max_length=4000)
 
@@ -271,8 +283,8 @@ class LedgerRow(BaseModel):
 
 class _SubscriptionScope(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    customer_id: int | None = Field(default=None, ge=1, le=INT32_MAX)
-    site_id: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    customer_id: BodyId | None = None
+    site_id: BodyId | None = None
     min_severity: Literal["medium", "high", "critical"] = "critical"
 
 

@@ -84,7 +84,7 @@ def add(
     }
     try:
         body = _subscription.validate_python(
-            values | {"customer_id": customer_id or None, "site_id": site_id or None}
+            values | {"customer_id": _form_id(customer_id), "site_id": _form_id(site_id)}
         )
     except ValidationError as exc:
         problems = {str(e["loc"][1]) if len(e["loc"]) > 1 else "address": e["msg"] for e in exc.errors()}
@@ -106,6 +106,11 @@ def add(
     said = f"Subscribed: {sub.min_severity} alerts and up, by {sub.channel} to {sub.address}."
     unsent = notifications.unsent(request.app.state.settings, sub.channel)
     return redirect("/notifications", f"{said} {unsent}" if unsent else said)
+
+
+def _form_id(text: str) -> int | str | None:
+    """A form's id as the body's JSON integer (a form sends text); other text is for the body to refuse."""
+    return int(text) if text.isascii() and text.isdigit() else text or None
 
 
 @router.post("/notifications/{subscription_id}/delete")

@@ -169,13 +169,16 @@ def test_an_outcome_by_hand_takes_accepted_only_as_true_or_false(world, accepted
     assert _state(world, offer_id) == ("declined", None, 0)
 
 
-@pytest.mark.parametrize("offer_id", [True, False], ids=repr)
-def test_a_crm_outcome_for_offer_true_is_422_not_offer_1(world, offer_id: bool) -> None:
+@pytest.mark.parametrize("offer_id", [True, False, "1"], ids=repr)
+def test_a_crm_outcome_for_offer_true_is_422_not_offer_1(world, offer_id: object) -> None:
     first = world.offers["acme"][0]
     assert first == 1  # what true would have been read as
     with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
         body = json.dumps(_outcome(first) | {"offer_id": offer_id}).encode()
         answer = _signed(client, body, webhook_id="msg_bool_id")
     assert answer.status_code == 422, answer.text[:300]
-    assert answer.json()["detail"] == "offer_id: Value error, must be a number, not true or false"
+    assert (
+        answer.json()["detail"]
+        == 'offer_id: Value error, must be a whole number (as 42, not true, false or "42")'
+    )
     assert _state(world, first) == ("sent", None, 0)
