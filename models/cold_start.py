@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from fleet import machine_types
 from fleet.audit import Actor
 from models import champion, limits, versions
+from models.fleet_features import Prepared
 from models.fleet_model import INSUFFICIENT, SILENT, FleetModel
 from models.labels import make_targets
 
@@ -62,27 +63,22 @@ class ColdStartModel(FleetModel):
         self.threshold_ = THRESHOLD
         return self
 
-    def _limit_risk(self, values: pd.DataFrame, *, latest: bool = False) -> tuple[np.ndarray, ...]:
-        """Per row (or machine), the risk from the OEM warning and alarm limits, the sensor that set it and
-        how long it has been beyond."""
-        return self._beyond(values, self._limits(), limits.WARNING_AND_ALARM, latest=latest)
-
     def _risk_rows(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Limit risk or anomaly score per row (the trend is forecast for a machine's latest row only)."""
         _, _, anomaly = self._table_rows(X)  # the limits below, warning and alarm, once
-        limit, _, _ = self._limit_risk(X)
+        limit, _, _ = self._beyond(X, self._limits(), limits.WARNING_AND_ALARM)
         return np.where(
             np.isnan(anomaly), np.where(limit > 0, limit, np.nan), np.fmax(limit, anomaly)
         ), anomaly
 
-    def _with_limits(self, out: pd.DataFrame, X: pd.DataFrame, last: np.ndarray) -> pd.DataFrame:
+    def _with_limits(self, out: pd.DataFrame, X: pd.DataFrame, prep: Prepared) -> pd.DataFrame:
         """Limit, trend or anomaly risk, whichever is highest, and why in words."""
         feats = self.features_
         latest = X.sort_values(feats.time_col, kind="mergesort").groupby(feats.machine_col, sort=True).last()
         latest = latest.reindex(out["machine"].to_numpy())
-        machines = np.unique(X[feats.machine_col].astype(str).to_numpy())
-        at = pd.Index(machines).get_indexer(out["machine"].astype(str).to_numpy())
-        limit, sensor, held = (a[at] for a in self._limit_risk(X, latest=True))
+        limit, sensor, held = self._beyond_latest(
+            X, prep, self._limits(), limits.WARNING_AND_ALARM, each_sensor=True
+        )
         soon = np.nan_to_num(out["eta_h"].to_numpy(dtype=float), nan=np.inf) <= TREND_HOURS
         anomaly = np.nan_to_num(out["anomaly_score"].to_numpy(dtype=float))
         trend = np.where(soon, TREND_RISK, 0.0)

@@ -147,11 +147,31 @@ class FleetModel(BaseEstimator):
         return getattr(self, "limits_", {}) if specs is None else limits.limits_of(specs)
 
     def _beyond(
-        self, X: pd.DataFrame, found: dict[str, dict], levels: tuple = limits.ALARM, *, latest: bool = False
+        self, X: pd.DataFrame, found: dict[str, dict], levels: tuple = limits.ALARM
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`limits.beyond` on `X` by this model's machine and time columns."""
+        """`limits.beyond` on `X` by this model's machine and time columns: per row."""
         feats = self.features_
-        return limits.beyond(X, found, levels, machine=feats.machine_col, ts=feats.time_col, latest=latest)
+        return limits.beyond(X, found, levels, machine=feats.machine_col, ts=feats.time_col)
+
+    def _beyond_latest(
+        self,
+        X: pd.DataFrame,
+        prep: Prepared,
+        found: dict[str, dict],
+        levels: tuple = limits.ALARM,
+        *,
+        each_sensor: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`limits.beyond_latest` on `X` sorted as `prep` sorts it: per machine (`prep.machines`)."""
+        return limits.beyond_latest(
+            X,
+            found,
+            levels,
+            order=prep.order,
+            last=prep.last,
+            ts=self.features_.time_col,
+            each_sensor=each_sensor,
+        )
 
     def _oem_limits(self) -> dict[str, tuple[float, str]]:
         specs = getattr(self, "sensor_specs_", {})  # a model pickled before types were data has none
@@ -242,17 +262,17 @@ class FleetModel(BaseEstimator):
         out.loc[blank, "alert"] = False
         if ok.any():  # an empty list added to an empty text column is a float array to pandas
             out.loc[ok, "explanation"] += _silence(feats.sensors_, table.loc[ok], words)
-        return self._with_limits(out[SCORE_COLUMNS], X, last)
+        return self._with_limits(out[SCORE_COLUMNS], X, prep)
 
-    def _with_limits(self, out: pd.DataFrame, X: pd.DataFrame, last: np.ndarray) -> pd.DataFrame:
-        """Machines whose latest row (`X` at `last`) is beyond an OEM alarm limit alert at
-        `limits.ALARM_RISK` whatever the model says; the explanation says so first, then the model's."""
+    def _with_limits(self, out: pd.DataFrame, X: pd.DataFrame, prep: Prepared) -> pd.DataFrame:
+        """Machines whose latest row is beyond an OEM alarm limit alert at `limits.ALARM_RISK` whatever the
+        model says; the explanation says so first, then the model's."""
         found = self._limits()
-        risk, sensor, held = (a[last] for a in self._beyond(X, found))
+        risk, sensor, held = self._beyond_latest(X, prep, found)
         hit = risk > 0
         if not hit.any():
             return out
-        rows = X.iloc[last].reset_index(drop=True)
+        rows = X.iloc[prep.order[prep.last]].reset_index(drop=True)
         specs = getattr(self, "sensor_specs_", {})
         said = [
             f"{limits.phrase(s, rows.at[i, s], 'alarm', found[s]['alarm'], specs, h)}; the model says {e}"

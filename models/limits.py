@@ -8,7 +8,7 @@ the type gives `alarm_on_delay_s`): a single sample is not a process state (a sp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -44,41 +44,113 @@ def beyond(
     *,
     machine: str = "machine",
     ts: str = "ts",
-    latest: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row, the risk of the highest of `levels` its machine's readings have held beyond for the on-delay
     (0 if none), that sensor and the seconds they have been beyond. A missing reading neither holds nor
-    breaks a spell. With `latest`, one row per machine (sorted): each sensor at its latest reading."""
-    keys, codes = np.unique(values[machine].astype(str).to_numpy(), return_inverse=True)
-    t = pd.to_datetime(values[ts], utc=True).to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9
-    size = len(keys) if latest else len(values)
-    risk, held = np.zeros(size), np.zeros(size)
-    sensor = np.full(size, None, dtype=object)
-    by_time = np.lexsort((t, codes))
-    for name, limit in limits.items():
-        if name not in values:
-            continue
-        x = values[name].to_numpy(dtype=float)
+    breaks a spell. For backtests; the scorer asks `beyond_latest`, the same at each machine's latest row."""
+    found = _rules(values, limits, levels)
+    out = _nothing(len(values))
+    if not found:
+        return out
+    codes = pd.factorize(values[machine].astype(str).to_numpy(), sort=True)[0]
+    stamps = _stamps(values[ts])
+    by_time = np.lexsort((stamps, codes))
+    t = stamps / 1e9
+    for name, x, rules in found:
         order = by_time[~np.isnan(x[by_time])]
         if not len(order):  # not one reading of the sensor in the frame
             continue
-        at = order[np.r_[codes[order][1:] != codes[order][:-1], True]] if latest else order
+        for over, level, delay in rules:
+            span = t - _spells(over(x), codes, t, order)  # NaN where not beyond
+            _keep(out, name, level, span >= delay, span)
+    return out
+
+
+def beyond_latest(
+    values: pd.DataFrame,
+    limits: Mapping[str, dict],
+    levels: tuple[tuple[str, float], ...] = ALARM,
+    *,
+    order: np.ndarray,
+    last: np.ndarray,
+    ts: str = "ts",
+    each_sensor: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`beyond` at each machine's latest row, one row per machine, from the spell that row is in alone.
+
+    `order` lists the rows of `values` sorted by machine and time, `last` the sorted position of each
+    machine's latest row (as `FleetFeatures.prepare` gives them). Each spell is walked back from the latest
+    row to the last reading before it not beyond the limit, so the work follows the machines beyond a limit
+    and how long they have been, not the frame. With `each_sensor`, each sensor at its latest reading.
+    """
+    found = _rules(values, limits, levels)
+    out = _nothing(len(last))
+    if not found or not len(last):
+        return out
+    first = np.r_[0, last[:-1] + 1]
+    for name, readings, rules in found:
+        x = readings[order]  # by sorted position from here on
+        valid = ~np.isnan(x)
+        at = _back(first, last, lambda p, valid=valid: valid[p])[0] if each_sensor else last
+        for over, level, delay in rules:
+            now = np.flatnonzero(at >= 0)
+            now = now[over(x[at[now]])]  # the machines beyond at their latest row (or reading)
+            if not now.size:
+                continue
+            _, since = _back(
+                first[now],
+                at[now],
+                lambda p, x=x, over=over, valid=valid: valid[p] & ~over(x[p]),
+                lambda p, valid=valid: valid[p],
+            )
+            t = _stamps(values[ts].iloc[order[np.r_[at[now], since]]]) / 1e9
+            span = np.full(len(last), np.nan)
+            span[now] = t[: now.size] - t[now.size :]
+            _keep(out, name, level, span >= delay, span)
+    return out
+
+
+Rule = tuple[Callable[[np.ndarray], np.ndarray], float, float]
+
+
+def _rules(
+    values: pd.DataFrame, limits: Mapping[str, dict], levels: tuple[tuple[str, float], ...]
+) -> list[tuple[str, np.ndarray, list[Rule]]]:
+    """The limit rule, stated once for both paths: per sensor of `values` with a limit among `levels`, its
+    readings and, per level, which readings are beyond it (at the limit is beyond, a missing reading is
+    not), the level's risk and the sensor's on-delay in seconds."""
+    found = []
+    for name, limit in limits.items():
+        if name not in values:
+            continue
         sign = -1.0 if limit.get("bad") == "low" else 1.0
         delay = float(limit.get("on_delay_s", 0.0))
-        for key, level in levels:
-            if limit.get(key) is None:
-                continue
-            since = _spells(sign * (x - float(limit[key])) >= 0, codes, t, order)
-            over = np.zeros(size, dtype=bool)
-            span = np.zeros(size)
-            rows = codes[at] if latest else at
-            span[rows] = t[at] - since[at]
-            over[rows] = ~np.isnan(since[at]) & (span[rows] >= delay)
-            first = over & (level > risk)
-            sensor = np.where(first, name, sensor)
-            held = np.where(first, span, held)
-            risk = np.where(over, np.maximum(risk, level), risk)
-    return risk, sensor, held
+        rules = [
+            (lambda x, at=float(limit[key]), sign=sign: sign * (x - at) >= 0, level, delay)
+            for key, level in levels
+            if limit.get(key) is not None
+        ]
+        if rules:
+            found.append((name, values[name].to_numpy(dtype=float), rules))
+    return found
+
+
+def _nothing(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros(size), np.full(size, None, dtype=object), np.zeros(size)
+
+
+def _keep(out: tuple, name: str, level: float, over: np.ndarray, span: np.ndarray) -> None:
+    """Record `name` where it is the first sensor beyond the highest level so far, and raise the risk."""
+    risk, sensor, held = out
+    first = over & (level > risk)
+    sensor[first] = name
+    held[first] = span[first]
+    risk[over] = np.maximum(risk[over], level)
+
+
+def _stamps(values: pd.Series) -> np.ndarray:
+    """Times as int64 nanoseconds since the epoch, UTC."""
+    return pd.to_datetime(values, utc=True).to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
 
 def _spells(over: np.ndarray, codes: np.ndarray, t: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -89,6 +161,38 @@ def _spells(over: np.ndarray, codes: np.ndarray, t: np.ndarray, order: np.ndarra
     began = t[order][start][np.cumsum(start) - 1]
     since[order] = np.where(o, began, np.nan)
     return since
+
+
+def _back(
+    first: np.ndarray,
+    top: np.ndarray,
+    hit: Callable[[np.ndarray], np.ndarray],
+    seen: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per range of positions `first`..`top`, the last where `hit` holds (-1 if none) and the earliest after
+    it where `seen` holds (-1 if none), looked for from `top` back in blocks that double in length."""
+    found, earliest = np.full(len(top), -1), np.full(len(top), -1)
+    todo, top, size = np.arange(len(top)), top.copy(), 8
+    while todo.size:
+        low = np.maximum(first[todo], top[todo] - size + 1)
+        n = top[todo] - low + 1
+        seg = np.repeat(np.arange(todo.size), n)
+        pos = np.arange(n.sum()) + np.repeat(low - np.cumsum(n) + n, n)
+        h = hit(pos)
+        last_hit = np.full(todo.size, -1)
+        np.maximum.at(last_hit, seg[h], pos[h])
+        if seen is not None:
+            s = seen(pos) & (pos > last_hit[seg])
+            none = np.iinfo(np.int64).max
+            early = np.full(todo.size, none)
+            np.minimum.at(early, seg[s], pos[s])
+            got = early < none
+            earliest[todo[got]] = early[got]  # this block lies before the blocks seen earlier
+        found[todo] = last_hit
+        top[todo] = low - 1
+        todo = todo[(last_hit < 0) & (low > first[todo])]
+        size *= 2
+    return found, earliest
 
 
 def level_of(risk: float) -> str:

@@ -1,0 +1,141 @@
+"""The scorer's latest-row limit check (`limits.beyond_latest`) says what the backtests' per-row check
+(`limits.beyond`) says at each machine's latest row, on random frames."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleet import machine_types, type_files
+from models import limits
+from simulators.machine_types import TYPES_FILE
+from tests.models.fleet_support import PUMP, pump_model, pump_panel
+
+LEVELS = {"alarm": limits.ALARM, "both": limits.WARNING_AND_ALARM}
+# Readings on a coarse grid around the limits below, so that readings at a limit and NaNs are frequent.
+READING = st.one_of(st.sampled_from([4.0, 5.0, 6.0, 7.0, 8.0, 9.0]), st.just(np.nan))
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """Up to 5 machines (some with one row), shuffled rows on a 30 s grid (times may repeat within a
+    machine), two sensors with NaNs, limits high or low with on-delays of 0, 30 s, 60 s or an hour."""
+    n = draw(st.integers(1, 40))
+    machines = draw(st.lists(st.sampled_from(["m0", "m1", "m10", "m2", "m9"]), min_size=n, max_size=n))
+    seconds = draw(st.lists(st.integers(0, 12), min_size=n, max_size=n))
+    frame = pd.DataFrame(
+        {
+            "machine": machines,
+            "ts": pd.Timestamp("2026-12-05", tz="UTC") + pd.to_timedelta(np.array(seconds) * 30, unit="s"),
+            "a": draw(st.lists(READING, min_size=n, max_size=n)),
+            "b": draw(st.lists(READING, min_size=n, max_size=n)),
+        }
+    )
+    found = {}
+    for name in draw(st.lists(st.sampled_from(["a", "b", "gone"]), unique=True, min_size=1)):
+        bad = draw(st.sampled_from(["high", "low", None]))
+        warning, alarm = draw(st.sampled_from([(5.0, 7.0), (None, 7.0), (5.0, None), (6.0, 6.0)]))
+        if bad == "low":
+            warning, alarm = (None if v is None else 12.0 - v for v in (warning, alarm))
+        found[name] = {"warning": warning, "alarm": alarm, "bad": bad}
+        found[name]["on_delay_s"] = draw(st.sampled_from([0.0, 30.0, 60.0, 3600.0]))
+    return frame, found
+
+
+def _sorted(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Rows by machine and time, and each machine's latest sorted position, as `FleetFeatures.prepare`."""
+    codes = pd.factorize(frame["machine"].to_numpy(), sort=True)[0]
+    order = np.lexsort((frame["ts"].array.asi8, codes))
+    keys = codes[order]
+    return order, np.flatnonzero(np.r_[keys[1:] != keys[:-1], True])
+
+
+@settings(max_examples=300, deadline=None)
+@given(frames(), st.sampled_from(sorted(LEVELS)))
+def test_the_latest_row_check_equals_the_per_row_check_at_each_machines_latest_row(drawn, levels) -> None:
+    frame, found = drawn
+    order, last = _sorted(frame)
+    rows = order[last]
+
+    risk, sensor, held = limits.beyond(frame, found, LEVELS[levels])
+    fast = limits.beyond_latest(frame, found, LEVELS[levels], order=order, last=last)
+
+    np.testing.assert_array_equal(fast[0], risk[rows])
+    np.testing.assert_array_equal(fast[1], sensor[rows])
+    np.testing.assert_array_equal(fast[2], held[rows])
+
+
+@settings(max_examples=300, deadline=None)
+@given(frames(), st.sampled_from(sorted(LEVELS)))
+def test_each_sensor_at_its_latest_reading_equals_the_per_row_check_at_that_reading(drawn, levels) -> None:
+    """The cold-start model reads each sensor at its latest reading; the per-row check at that reading,
+    one sensor at a time, with the highest level kept and, among equals, the first sensor."""
+    frame, found = drawn
+    order, last = _sorted(frame)
+    machines = frame["machine"].to_numpy()[order[last]]
+    want_risk, want_sensor, want_held = np.zeros(len(last)), [None] * len(last), np.zeros(len(last))
+    for name, limit in found.items():
+        if name not in frame:
+            continue
+        risk, sensor, held = limits.beyond(frame, {name: limit}, LEVELS[levels])
+        by_time = frame.iloc[order]
+        read = by_time[by_time[name].notna()].groupby("machine").tail(1)  # the latest reading
+        for row, machine in zip(read.index, read["machine"], strict=True):
+            k = int(np.flatnonzero(machines == machine)[0])
+            if risk[row] > want_risk[k]:
+                want_risk[k], want_sensor[k], want_held[k] = risk[row], sensor[row], held[row]
+
+    fast = limits.beyond_latest(frame, found, LEVELS[levels], order=order, last=last, each_sensor=True)
+
+    np.testing.assert_array_equal(fast[0], want_risk)
+    np.testing.assert_array_equal(fast[1], np.array(want_sensor, dtype=object))
+    np.testing.assert_array_equal(fast[2], want_held)
+
+
+def test_a_spell_walked_back_over_many_rows_and_gaps_is_measured_from_its_first_reading() -> None:
+    """One machine beyond for 500 hourly readings with every third missing, after a reading below: the
+    walk back goes through several doubling blocks and the span counts from the spell's first reading."""
+    hours = np.arange(600)
+    value = np.where(hours < 99, 5.0, 8.0)
+    value[(hours > 100) & (hours % 3 == 0)] = np.nan
+    frame = pd.DataFrame(
+        {
+            "machine": "m",
+            "ts": pd.Timestamp("2026-12-05", tz="UTC") + pd.to_timedelta(hours, unit="h"),
+            "a": value,
+        }
+    ).iloc[::-1]  # newest first: the order comes from the times
+    found = {"a": {"warning": None, "alarm": 7.0, "bad": "high", "on_delay_s": 60.0}}
+    order, last = _sorted(frame)
+
+    risk, sensor, held = limits.beyond_latest(frame, found, order=order, last=last)
+
+    assert (risk.tolist(), sensor.tolist(), held.tolist()) == ([1.0], ["a"], [(599 - 99) * 3600.0])
+
+
+def test_live_scores_equal_the_backtests_risk_at_each_machines_latest_row() -> None:
+    """Through the model: the pumps' vibration at 9 mm/s on random rows (some missing, some single),
+    with on-delays of 0 and 60 s; the live alarm alerts are the backtest's alarms at the latest rows."""
+    specs = machine_types.specs_of(type_files.read(TYPES_FILE).definitions[PUMP])
+    panel = pump_panel().assign(machine=lambda f: f["machine"].astype(str))
+    rng = np.random.default_rng(3)
+    tail = panel.groupby("machine").tail(4).index
+    panel = panel.copy()
+    panel.loc[tail, "vibration_rms_mm_s"] = rng.choice([9.0, 9.0, 3.0, np.nan], size=len(tail))
+    for delay in (0.0, 60.0):
+        model = copy.deepcopy(pump_model()).use_types(
+            {s: replace(spec, alarm_on_delay_s=delay) for s, spec in specs.items()}
+        )
+        live = model.predict_frame(panel).set_index("machine")
+        risk, _ = model.risk_rows(panel)
+        latest = panel.sort_values("ts", kind="mergesort").groupby("machine").tail(1)
+        alarm = pd.Series(risk[latest.index] == limits.ALARM_RISK, index=latest["machine"].to_numpy())
+        limited = live["explanation"].str.startswith("vibration 9 mm/s, beyond the OEM alarm limit")
+
+        assert 0 < alarm.sum() < len(alarm)
+        pd.testing.assert_series_equal(limited, alarm.reindex(live.index), check_names=False)
