@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import string
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,6 +22,7 @@ from pydantic import (
 )
 
 from api import estimate
+from api.schemas import FileNumber, FileWholeNumber
 from fleet.errors import InvalidInput
 from fleet.machine_types import SensorSpec
 from fleet.type_checks import Problem, compose_yaml, field_name, line_of
@@ -79,7 +81,7 @@ def _in_currency(amount: float, info: ValidationInfo) -> float:
     return amount
 
 
-Money = Annotated[float, Field(gt=0, le=MAX_MONEY), AfterValidator(_in_currency)]
+Money = Annotated[FileNumber, Field(gt=0, le=MAX_MONEY), AfterValidator(_in_currency)]
 
 
 class CatalogFileError(InvalidInput):
@@ -129,7 +131,7 @@ class Text(_Strict):
 class Downtime(_Strict):
     """What an unplanned failure of a machine type costs its owner."""
 
-    hours: float = Field(gt=0)
+    hours: FileNumber = Field(gt=0)
     cost_per_hour: Money
 
 
@@ -137,10 +139,10 @@ class CatalogItem(_Strict):
     """Something the OEM sells: when it fits, its price points per segment, how to say it."""
 
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    min_risk: float = Field(ge=0, le=1)
+    min_risk: FileNumber = Field(ge=0, le=1)
     modes: frozenset[str] | None = None
     tiers: frozenset[str] | None = None
-    min_lead_hours: float = Field(default=0.0, ge=0)
+    min_lead_hours: FileNumber = Field(default=0.0, ge=0)
     prices: dict[str, Annotated[tuple[Money, ...], Field(min_length=1, max_length=3)]]
     text: dict[str, Text]
 
@@ -166,19 +168,19 @@ class PolicyChoice(_Strict):
     """Which offer policy proposes (api/offer_policy.py) and its bounded exploration share."""
 
     name: Literal["first_fit", "learning"] = "first_fit"
-    exploration: float = Field(default=0.01, ge=0, le=0.5)
+    exploration: FileNumber = Field(default=0.01, ge=0, le=0.5)
     # Posterior standard deviations added to each offer's log-odds before choosing (upper confidence bound).
-    optimism: float = Field(default=0.5, ge=0, le=3)
+    optimism: FileNumber = Field(default=0.5, ge=0, le=3)
     # Above 0, choices follow draws from the posterior instead, its spread scaled: 1 is Thompson sampling.
-    temperature: float = Field(default=0.0, ge=0, le=1)
+    temperature: FileNumber = Field(default=0.0, ge=0, le=1)
 
 
 class Catalog(_Strict):
     """A checked catalog file."""
 
-    version: int = Field(ge=1)
+    version: FileWholeNumber = Field(ge=1)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    offer_expiry_days: int = Field(default=30, ge=1, le=365)
+    offer_expiry_days: FileWholeNumber = Field(default=30, ge=1, le=365)
     policy: PolicyChoice = PolicyChoice()
     segments: tuple[str, ...] = Field(min_length=1)
     downtime: dict[str, Downtime]
@@ -213,21 +215,58 @@ class Catalog(_Strict):
         return next((item for item in self.items if item.key == key), None)
 
 
-def parse(text: str, *, source: str = "catalog") -> Catalog:
-    """Check a catalog file's YAML; raise `CatalogFileError` naming every problem's line and field."""
+def parse(text: str, *, source: str = "catalog", stored: bool = False) -> Catalog:
+    """Check a catalog file's YAML; raise `CatalogFileError` naming every problem's line and field.
+
+    A number must be a YAML number: `true`, `yes` or "12" is refused, never read as 1 or 12. `stored` reads a
+    version the database kept as it was added: one added before that check reads true as 1 and "12" as 12
+    again, so that offers priced from it stay readable."""
     _node, data, lines, problems = compose_yaml(text, source)
     if problems:
         raise CatalogFileError(problems)
+    data = data if data is not None else {}
+    context = {"currency": data.get("currency") if isinstance(data, dict) else None}
     try:
-        data = data if data is not None else {}
-        currency = data.get("currency") if isinstance(data, dict) else None
-        return Catalog.model_validate(data, context={"currency": currency})
+        return Catalog.model_validate(data, context=context)
     except ValidationError as exc:
+        looser = _as_added_before(data, exc) if stored else None
+        if looser is not None:
+            try:
+                return Catalog.model_validate(looser, context=context)
+            except ValidationError:
+                pass  # not only its numbers: report the file's problems
         problems = []
         for error in exc.errors():
-            path = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+            path = _path(error["loc"])
             problems.append(Problem(source, line_of(path, lines), field_name(path), error["msg"]))
         raise CatalogFileError(problems) from None
+
+
+def _path(loc: tuple) -> tuple:
+    """A field's path in the file, without pydantic's names of its validators (`function-before[…]`)."""
+    return tuple(p for p in loc if not (isinstance(p, str) and "[" in p))
+
+
+def _as_added_before(data: Any, exc: ValidationError) -> Any | None:
+    """`data` with each refused true/false or text read as a number, as pydantic read it before numbers were
+    checked (true as 1, "12" as 12); None if any problem is another one."""
+    data = copy.deepcopy(data)
+    for error in exc.errors():
+        path, value = _path(error["loc"]), error["input"]
+        if not path or not isinstance(value, bool | str):
+            return None
+        try:
+            number = int(value) if isinstance(value, bool) else float(value)
+        except ValueError:
+            return None
+        try:
+            parent = data
+            for part in path[:-1]:
+                parent = parent[part]
+            parent[path[-1]] = int(number) if isinstance(number, float) and number.is_integer() else number
+        except (KeyError, IndexError, TypeError):  # a key with "[" in it, which `_path` leaves out
+            return None
+    return data
 
 
 def read(path: str | Path) -> Catalog:

@@ -40,7 +40,7 @@ class ListedVersion:
 
 @lru_cache(maxsize=8)
 def _parsed(source: str, version: int) -> catalog.Catalog:
-    return catalog.parse(source, source=f"catalog version {version}")
+    return catalog.parse(source, source=f"catalog version {version}", stored=True)
 
 
 def _active_row(sess: Session) -> CatalogVersion | None:

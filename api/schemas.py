@@ -58,6 +58,10 @@ BodyId = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(_whole_number
 Amount = Annotated[float, Field(ge=0, le=100_000_000), BeforeValidator(_not_true_or_false)]
 # An offer's price as the account manager edits it (`true` would approve it at 1.00).
 Price = Annotated[float, Field(gt=0, le=10_000_000), BeforeValidator(_not_true_or_false)]
+# Numbers in a file an admin adds (the catalog's YAML): the same checks, and text ("12", "0.8") and .inf/.nan
+# are refused too, never read as 12 or an endless figure. Bounds are the using field's own.
+FileWholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+FileNumber = Annotated[float, Field(strict=True, allow_inf_nan=False), BeforeValidator(_not_true_or_false)]
 
 
 class Out(BaseModel):
