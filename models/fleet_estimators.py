@@ -74,35 +74,21 @@ def _calibrator(raw: np.ndarray, positive: np.ndarray) -> IsotonicRegression:
     return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, positive)
 
 
-# Groups of machines left out together when calibrating the out-of-fold risk (`_pooled_calibrated`).
-CALIBRATION_GROUPS = 20
-
-
-def _pooled_calibrated(
-    raw: np.ndarray, positive: np.ndarray, machines: np.ndarray, seed: int, groups: int = CALIBRATION_GROUPS
-) -> np.ndarray:
-    """Each machine's raw out-of-fold scores calibrated by an isotonic fitted on the other groups' rows only.
+def _cross_calibrated(raw: np.ndarray, positive: np.ndarray, machines: np.ndarray) -> np.ndarray:
+    """Each machine's raw scores calibrated by an isotonic fitted on the other machines' rows only.
 
     Fitted on the rows it maps, isotonic pools the top scores into blocks valued at their own share of
     positives, so those rows read near-pure positive by construction. Leaving out the machine (not only the
     row: a failure labels a machine's whole horizon before it) keeps its risk independent of its own labels.
-    The calibrator is fitted on the rows of all folds, not only the machine's own fold: the fold boosters
-    share their parameters and most of their training machines, so their raw scores share one scale closely
-    enough for a threshold, and a small fleet's calibrator sees all other machines instead of one fold's few.
-    The machines are split into min(machines, `groups`) groups by a seeded permutation, one isotonic fit per
-    group: a fleet of up to `groups` machines is left out one machine at a time. NaN for the rows of a group
-    whose exclusion leaves no positive row: nothing to calibrate them on.
+    NaN for a machine alone in its fold: nothing else there to calibrate it on.
     """
     names, which = np.unique(machines, return_inverse=True)
     out = np.full(len(raw), np.nan)
-    count = min(len(names), groups)
-    if count == 0:
+    if len(names) < 2:
         return out
-    group = (np.random.default_rng(seed).permutation(len(names)) % count)[which]
-    for g in range(count):
-        own = group == g
-        if positive[~own].any():
-            out[own] = _calibrator(raw[~own], positive[~own]).predict(raw[own])
+    for k in range(len(names)):
+        own = which == k
+        out[own] = _calibrator(raw[~own], positive[~own]).predict(raw[own])
     return out
 
 
@@ -178,10 +164,8 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         """Fit on a precomputed feature table; keeps the out-of-fold risk of every usable row in `oof_`.
 
         A row's out-of-fold risk never reads its own machine's labels, as the served risk of a new machine:
-        its fold's model did not train on the machine, and its calibrator was fitted on the other machines'
-        out-of-fold scores of all folds (`_pooled_calibrated`; the raw scores are kept in `oof_raw_`). The
-        machine's labels do reach the other folds' boosters, which scored those machines: a second-order
-        effect on its calibrator, none on its own score.
+        its fold's model did not train on the machine, its calibrator was fitted on the fold's other
+        machines (`_cross_calibrated`).
         """
         self.features_ = features
         self.columns_ = list(table.columns)
@@ -196,7 +180,6 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         self.classes_ = np.array([False, True])
         self.models_, self.calibrators_ = [], []
         self.oof_ = np.full(len(table), np.nan)
-        self.oof_raw_ = np.full(len(table), np.nan)
         self.base_rate_ = float(positive[usable].mean()) if usable.any() else 0.0
         names = np.unique(machines[usable])
         fold_of = dict(
@@ -222,12 +205,8 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
                 raw = model.predict_proba(x[held])[:, 1]
                 # Served: calibrated on all the fold's held-out machines, none of which it will score.
                 self.calibrators_.append(_calibrator(raw, positive[held]))
-                self.oof_raw_[held] = raw
+                self.oof_[held] = _cross_calibrated(raw, positive[held], machines[held])
                 self.models_.append(model)
-            scored = ~np.isnan(self.oof_raw_)
-            self.oof_[scored] = _pooled_calibrated(
-                self.oof_raw_[scored], positive[scored], machines[scored], self.random_state
-            )
         self.reference_ = table.loc[usable & ~positive].median().reindex(self.columns_).to_numpy()
         self._fit_modes(x, y, positive & usable)
         return self

@@ -125,7 +125,6 @@ def train_type(
     model.threshold_ = threshold
     if model.classifier_ is not None:
         model.classifier_.oof_ = None  # training-period scores: not part of the artifact
-        model.classifier_.oof_raw_ = None
     machines = int(panel["machine"].nunique())
     positive, known = within(y, model.horizon_hours)
     metrics = {
