@@ -12,7 +12,7 @@ from api.audit import log_event, require_state
 from api.auth import Principal
 from api.errors import Conflict
 from fleet import errors, labels
-from fleet.tables import Alert, Prediction, User
+from fleet.tables import UNNAMED_MODE, Alert, Prediction, User
 from models import champion, episodes
 
 # Risk that opens an alert when the prediction's model version has no stored threshold.
@@ -75,7 +75,7 @@ def apply_prediction(
     """
     if prediction.status not in ALERTING or prediction.risk is None or prediction.risk < threshold:
         return None
-    mode = prediction.failure_mode or "unknown"
+    mode = prediction.failure_mode or UNNAMED_MODE
     lead = lead_time_hours(prediction)
     severity = severity_for(prediction.risk, lead)
     ongoing = func.coalesce(Prediction.ts >= prediction.ts - timedelta(hours=episodes.RESET_HOURS), False)

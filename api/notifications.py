@@ -21,12 +21,13 @@ from api import auth, delivery, egress
 from api.alerts import SEVERITY_LEVEL
 from api.auth import Principal
 from api.errors import ConsentMissing, Forbidden
-from api.offers import UNNAMED_MODE, risk_scope
+from api.offers import risk_scope
 from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
 from api.scope import get_visible
 from fleet import errors, machine_types, registry
 from fleet.settings import Settings
 from fleet.tables import (
+    UNNAMED_MODE,
     Alert,
     Customer,
     Machine,

@@ -18,12 +18,11 @@ from api.scope import get_visible
 from fleet import errors, machine_types, registry
 from fleet.audit import Actor
 from fleet.settings import Settings, get_settings
-from fleet.tables import Alert, Customer, Machine, Offer, Prediction, utcnow
+from fleet.tables import UNNAMED_MODE, Alert, Customer, Machine, Offer, Prediction, utcnow
 
 LIVE_STATES = ("proposed", "approved", "sent")
-# An offer's failure mode (its row, its CRM event) when its prediction named none, as an alert's; its
-# texts say "signs of a coming failure" and only catalog items for any mode fit it.
-UNNAMED_MODE = "unknown"
+# An offer whose prediction named no failure mode stores UNNAMED_MODE (its row, its CRM event), as an alert
+# does; only catalog items for any mode fit it.
 # A customer sees what was actually sent to it, not the OEM's internal drafts.
 CUSTOMER_VISIBLE = ("sent", "accepted", "declined")
 

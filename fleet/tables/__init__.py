@@ -21,6 +21,7 @@ from fleet.tables.sessions import ConsoleSession
 from fleet.tables.sparkplug import SparkplugCredential, SparkplugNode
 from fleet.tables.telemetry import Quarantine, Telemetry
 from fleet.tables.workflow import (
+    UNNAMED_MODE,
     AccountAssignment,
     Alert,
     ApiKey,
@@ -32,6 +33,7 @@ from fleet.tables.workflow import (
 )
 
 __all__ = [
+    "UNNAMED_MODE",
     "AccountAssignment",
     "Alert",
     "ApiKey",

@@ -45,6 +45,11 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+# The failure mode stored on an alert or offer whose prediction named none; its texts word it as "signs of a
+# coming failure" (models.modes.name).
+UNNAMED_MODE = "unknown"
+
+
 class Alert(Base):
     """A field-service alert: one open alert per machine and failure mode, updated while it stays open."""
 
