@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from fleet import type_simulation
+
 SEVERITIES = ("info", "warning", "error", "critical")
 BAD_DIRECTIONS = ("high", "low")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
@@ -202,8 +204,8 @@ class Checker:
             self.unique(path + ("name",), item.get("name"), names)
             for key in ("display_name", "description"):
                 self.text(path + (key,), item.get(key), optional=True)
-            if not isinstance(item.get(SIMULATION) or {}, dict):
-                self.bad(path + (SIMULATION,), "must be a mapping")
+            if item.get(SIMULATION) not in (None, {}):  # none: the type is not simulated
+                type_simulation.check(self, path + (SIMULATION,), item[SIMULATION], item)
             self.sensors(path + ("sensors",), item.get("sensors"))
             comps = self.items(path + ("components",), item.get("components"), COMPONENT_KEYS, self.component)
             self.items(

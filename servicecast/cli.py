@@ -29,8 +29,13 @@ users_app = typer.Typer(help="API users and their keys.", no_args_is_help=True)
 # `lazy_commands` runs it only when one of them runs. The placeholders keep `--help` as it was: the same
 # names in the same order (commands first, then groups, each in registration order) and first help lines.
 def _mount_simulate(part: typer.Typer) -> None:
+    from fleet.type_files import TypesFileError
     from servicecast import market_cli
-    from simulators.cli import simulate_app
+
+    try:  # the simulator reads its types file on import
+        from simulators.cli import simulate_app
+    except TypesFileError as exc:
+        raise fail(f"the simulator's types file is wrong:\n{exc}", code=EXIT_ERROR) from None
 
     part.add_typer(simulate_app, name="simulate")
     market_cli.register(simulate_app)

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from fleet import machine_types as type_store
 from fleet import type_files
 from fleet.audit import Actor
+from fleet.type_checks import SIMULATION, Problem, field_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,18 +80,19 @@ TYPES_FILE = Path(__file__).with_name("fleet_types.yaml")
 
 
 def load(path: str | Path = TYPES_FILE) -> dict[str, MachineType]:
-    """The simulated types of a types file: its definitions (checked as `types apply` checks them) with
-    each type's `simulation:` block."""
+    """The simulated types of a types file: its definitions and each type's `simulation:` block, checked
+    as `servicecast types apply` checks them (a `TypesFileError` names each problem's line and field)."""
     parsed = type_files.read(path)
-    try:
-        return {
-            name: _machine_type(definition, parsed.simulation[name])
-            for name, definition in parsed.definitions.items()
-        }
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{parsed.source}: simulation block of a type is incomplete or wrong: {exc!r}"
-        ) from exc
+    missing = [
+        Problem(
+            parsed.source, None, field_name(("machine_types", i, SIMULATION)), "is required by the simulator"
+        )
+        for i, name in enumerate(parsed.definitions)
+        if not parsed.simulation[name]
+    ]
+    if missing:
+        raise type_files.TypesFileError(missing)
+    return {name: _machine_type(d, parsed.simulation[name]) for name, d in parsed.definitions.items()}
 
 
 def apply_to_store(engine: Engine, by: Actor) -> str:
@@ -100,11 +102,12 @@ def apply_to_store(engine: Engine, by: Actor) -> str:
 
 
 def _machine_type(definition: dict, sim: dict) -> MachineType:
+    """A checked type and its checked simulation block as the simulator's values (whole numbers as floats)."""
     sensors = tuple(
         Sensor(
             name=s["name"],
             noise_sd=float(sim["sensors"][s["name"]]["noise_sd"]),
-            decimals=int(sim["sensors"][s["name"]]["decimals"]),
+            decimals=sim["sensors"][s["name"]]["decimals"],
             lower=float(s["range"][0]),
             upper=float(s["range"][1]),
             scale=float(sim["sensors"][s["name"]]["scale"]),
@@ -117,15 +120,11 @@ def _machine_type(definition: dict, sim: dict) -> MachineType:
             name=name,
             rate_per_day=float(mode["rate_per_day"]),
             threshold=float(mode["threshold"]),
-            effects=tuple(
-                Effect(str(sensor), str(kind), float(size)) for sensor, kind, size in mode["effects"]
-            ),
+            effects=tuple(Effect(sensor, kind, float(size)) for sensor, kind, size in mode["effects"]),
             description=described[name],
         )
         for name, mode in sim["modes"].items()
     )
-    if sim["sudden_mode"] not in described:
-        raise ValueError(f"sudden mode {sim['sudden_mode']!r} is not among the failure modes")
     return MachineType(
         name=definition["name"],
         prefix=sim["prefix"],
