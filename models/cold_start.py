@@ -73,12 +73,8 @@ class ColdStartModel(FleetModel):
 
     def _with_limits(self, out: pd.DataFrame, X: pd.DataFrame, prep: Prepared) -> pd.DataFrame:
         """Limit, trend or anomaly risk, whichever is highest, and why in words."""
-        feats = self.features_
-        latest = X.sort_values(feats.time_col, kind="mergesort").groupby(feats.machine_col, sort=True).last()
-        latest = latest.reindex(out["machine"].to_numpy())
-        limit, sensor, held = self._beyond_latest(
-            X, prep, self._limits(), limits.WARNING_AND_ALARM, each_sensor=True
-        )
+        latest = self._latest_readings(X, prep, np.ones(len(prep.machines), dtype=bool))
+        limit, sensor, held = self._beyond_latest(X, prep, self._limits(), limits.WARNING_AND_ALARM)
         soon = np.nan_to_num(out["eta_h"].to_numpy(dtype=float), nan=np.inf) <= TREND_HOURS
         anomaly = np.nan_to_num(out["anomaly_score"].to_numpy(dtype=float))
         trend = np.where(soon, TREND_RISK, 0.0)

@@ -151,7 +151,9 @@ class FleetModel(BaseEstimator):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`limits.beyond` on `X` by this model's machine and time columns: per row."""
         feats = self.features_
-        return limits.beyond(X, found, levels, machine=feats.machine_col, ts=feats.time_col)
+        return limits.beyond(
+            X, found, levels, machine=feats.machine_col, ts=feats.time_col, hold_s=self._hold_s()
+        )
 
     def _beyond_latest(
         self,
@@ -159,8 +161,6 @@ class FleetModel(BaseEstimator):
         prep: Prepared,
         found: dict[str, dict],
         levels: tuple = limits.ALARM,
-        *,
-        each_sensor: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`limits.beyond_latest` on `X` sorted as `prep` sorts it: per machine (`prep.machines`)."""
         return limits.beyond_latest(
@@ -170,8 +170,22 @@ class FleetModel(BaseEstimator):
             order=prep.order,
             last=prep.last,
             ts=self.features_.time_col,
-            each_sensor=each_sensor,
+            hold_s=self._hold_s(),
         )
+
+    def _hold_s(self) -> float:
+        """How long a sensor's last reading stands in the limit check: the features' hold at the step."""
+        return limits.hold_seconds(self.features_.step_hours_)
+
+    def _latest_readings(self, X: pd.DataFrame, prep: Prepared, which: np.ndarray) -> pd.DataFrame:
+        """The latest reading of each sensor read (the value the limit check carried) of the machines
+        `which` picks from `prep.machines`, indexed by machine; only their rows are read."""
+        first = np.r_[0, prep.last[:-1] + 1][which]
+        n = prep.last[which] - first + 1
+        pos = np.arange(n.sum()) + np.repeat(first - np.cumsum(n) + n, n)
+        cols = [c for c in [self.features_.machine_col, *self.sensors_read()] if c in X.columns]
+        by_time = X[cols].iloc[prep.order[pos]]  # by machine and time
+        return by_time.groupby(self.features_.machine_col, sort=True).last().reindex(prep.machines[which])
 
     def _oem_limits(self) -> dict[str, tuple[float, str]]:
         specs = getattr(self, "sensor_specs_", {})  # a model pickled before types were data has none
@@ -272,12 +286,12 @@ class FleetModel(BaseEstimator):
         hit = risk > 0
         if not hit.any():
             return out
-        rows = X.iloc[prep.order[prep.last]].reset_index(drop=True)
+        rows = self._latest_readings(X, prep, hit)
         specs = getattr(self, "sensor_specs_", {})
         said = [
-            f"{limits.phrase(s, rows.at[i, s], 'alarm', found[s]['alarm'], specs, h)}; the model says {e}"
-            for i, s, h, e in zip(
-                np.flatnonzero(hit), sensor[hit], held[hit], out.loc[hit, "explanation"], strict=True
+            f"{limits.phrase(s, rows.at[m, s], 'alarm', found[s]['alarm'], specs, h)}; the model says {e}"
+            for m, s, h, e in zip(
+                prep.machines[hit], sensor[hit], held[hit], out.loc[hit, "explanation"], strict=True
             )
         ]
         out.loc[hit, "explanation"] = said

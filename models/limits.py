@@ -4,7 +4,12 @@ A reading beyond the OEM's alarm limit (the machine builder's hard limit) is a r
 whatever a model says; a cold-start model also alerts at the warning limit (`WARNING_RISK`). A limit counts
 once the machine's readings have stayed beyond it for the sensor's on-delay (ISA-18.2; `ON_DELAY_S` unless
 the type gives `alarm_on_delay_s`): a single sample is not a process state (a spike of a faulty sensor).
-"""
+A message without a sensor's reading (a sensor sent apart, or one dropping out) reads the machine's last
+reading of it while that is at most `hold_seconds` old (the features' hold, `time_base.HOLD` steps at
+the type's step); an older one is missing. A carried reading says what it said when read: the on-delay
+counts time between readings, so a spike followed by silence is still one sample. Both paths, every row
+(backtests) and each machine's latest (the scorer), read the readings so carried: a replay of a window
+through the scorer opens the alerts a backtest counted."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fleet.machine_types import SensorSpec
+from models import time_base
 
 ALARM_RISK, WARNING_RISK = 1.0, 0.9
 ALARM = (("alarm", ALARM_RISK),)
@@ -21,6 +27,12 @@ WARNING_AND_ALARM = (("warning", WARNING_RISK), ("alarm", ALARM_RISK))
 # ISA-18.2's and EEMUA 191's suggested on-delay for temperature and level; at most one reading per minute
 # it asks for two readings in a row.
 ON_DELAY_S = 60.0
+
+
+def hold_seconds(step_hours: float) -> float:
+    """How long a sensor's last reading stands for a message without it: the bound the features hold a
+    reading into later steps by (`time_base.HOLD` of a machine's usual interval), at the type's step."""
+    return time_base.HOLD * step_hours * 3600.0
 
 
 def limits_of(specs: Mapping[str, SensorSpec]) -> dict[str, dict]:
@@ -44,10 +56,12 @@ def beyond(
     *,
     machine: str = "machine",
     ts: str = "ts",
+    hold_s: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row, the risk of the highest of `levels` its machine's readings have held beyond for the on-delay
-    (0 if none), that sensor and the seconds they have been beyond. A missing reading neither holds nor
-    breaks a spell. For backtests; the scorer asks `beyond_latest`, the same at each machine's latest row."""
+    """Per row, the risk of the highest of `levels` its machine's readings (carried for up to `hold_s`) have
+    held beyond for the on-delay (0 if none), that sensor and the seconds they have been beyond. A missing
+    reading neither holds nor breaks a spell. For backtests; the scorer asks `beyond_latest`, the same at
+    each machine's latest row."""
     found = _rules(values, limits, levels)
     out = _nothing(len(values))
     if not found:
@@ -56,12 +70,15 @@ def beyond(
     stamps = _stamps(values[ts])
     by_time = np.lexsort((stamps, codes))
     t = stamps / 1e9
-    for name, x, rules in found:
+    new = np.r_[True, codes[by_time][1:] != codes[by_time][:-1]] if len(by_time) else np.zeros(0, bool)
+    for name, readings, rules in found:
+        x, read = np.empty_like(readings), np.empty_like(t)
+        x[by_time], read[by_time] = _carry(readings[by_time], new, t[by_time], hold_s)
         order = by_time[~np.isnan(x[by_time])]
         if not len(order):  # not one reading of the sensor in the frame
             continue
         for over, level, delay in rules:
-            span = t - _spells(over(x), codes, t, order)  # NaN where not beyond
+            span = read - _spells(over(x), codes, t, order)  # NaN where not beyond
             _keep(out, name, level, span >= delay, span)
     return out
 
@@ -74,36 +91,37 @@ def beyond_latest(
     order: np.ndarray,
     last: np.ndarray,
     ts: str = "ts",
-    each_sensor: bool = False,
+    hold_s: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`beyond` at each machine's latest row, one row per machine, from the spell that row is in alone.
 
     `order` lists the rows of `values` sorted by machine and time, `last` the sorted position of each
     machine's latest row (as `FleetFeatures.prepare` gives them). Each spell is walked back from the latest
     row to the last reading before it not beyond the limit, so the work follows the machines beyond a limit
-    and how long they have been, not the frame. With `each_sensor`, each sensor at its latest reading.
+    and how long they have been, not the frame.
     """
     found = _rules(values, limits, levels)
     out = _nothing(len(last))
     if not found or not len(last):
         return out
     first = np.r_[0, last[:-1] + 1]
+    new = np.zeros(len(order), dtype=bool)
+    new[first] = True
+    t_sorted = _stamps(values[ts])[order] / 1e9
     for name, readings, rules in found:
-        x = readings[order]  # by sorted position from here on
+        x, read = _carry(readings[order], new, t_sorted, hold_s)  # by sorted position from here on
         valid = ~np.isnan(x)
-        at = _back(first, last, lambda p, valid=valid: valid[p])[0] if each_sensor else last
         for over, level, delay in rules:
-            now = np.flatnonzero(at >= 0)
-            now = now[over(x[at[now]])]  # the machines beyond at their latest row (or reading)
+            now = np.flatnonzero(over(x[last]))  # the machines beyond at their latest row
             if not now.size:
                 continue
             _, since = _back(
                 first[now],
-                at[now],
+                last[now],
                 lambda p, x=x, over=over, valid=valid: valid[p] & ~over(x[p]),
                 lambda p, valid=valid: valid[p],
             )
-            t = _stamps(values[ts].iloc[order[np.r_[at[now], since]]]) / 1e9
+            t = np.r_[read[last[now]], t_sorted[since]]
             span = np.full(len(last), np.nan)
             span[now] = t[: now.size] - t[now.size :]
             _keep(out, name, level, span >= delay, span)
@@ -133,6 +151,20 @@ def _rules(
         if rules:
             found.append((name, values[name].to_numpy(dtype=float), rules))
     return found
+
+
+def _carry(x: np.ndarray, new: np.ndarray, t: np.ndarray, hold_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Readings `x` by machine and time (`new` where a machine begins, `t` in seconds), each missing one the
+    machine's last reading if that is at most `hold_s` older (never another machine's), and when each
+    was read: a carried reading says what it said then, and does not stretch a spell."""
+    if hold_s <= 0 or not len(x):
+        return x, t
+    pos = np.arange(len(x))
+    src = np.maximum.accumulate(np.where(np.isnan(x), -1, pos))
+    begins = np.maximum.accumulate(np.where(new, pos, 0))
+    src_ok = np.maximum(src, 0)
+    take = np.isnan(x) & (src >= begins) & (t - t[src_ok] <= hold_s)
+    return np.where(take, x[src_ok], x), np.where(take, t[src_ok], t)
 
 
 def _nothing(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,5 +1,5 @@
 """The scorer's latest-row limit check (`limits.beyond_latest`) says what the backtests' per-row check
-(`limits.beyond`) says at each machine's latest row, on random frames."""
+(`limits.beyond`) says at each machine's latest row, on random frames, readings carried or not."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from tests.models.fleet_support import PUMP, pump_model, pump_panel
 LEVELS = {"alarm": limits.ALARM, "both": limits.WARNING_AND_ALARM}
 # Readings on a coarse grid around the limits below, so that readings at a limit and NaNs are frequent.
 READING = st.one_of(st.sampled_from([4.0, 5.0, 6.0, 7.0, 8.0, 9.0]), st.just(np.nan))
+# How long a reading is carried into messages without it: not at all, within one 30 s step, or for longer.
+HOLD_S = st.sampled_from([0.0, 30.0, 45.0, 3600.0])
 
 
 @st.composite
@@ -56,14 +58,16 @@ def _sorted(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(frames(), st.sampled_from(sorted(LEVELS)))
-def test_the_latest_row_check_equals_the_per_row_check_at_each_machines_latest_row(drawn, levels) -> None:
+@given(frames(), st.sampled_from(sorted(LEVELS)), HOLD_S)
+def test_the_latest_row_check_equals_the_per_row_check_at_each_machines_latest_row(
+    drawn, levels, hold_s
+) -> None:
     frame, found = drawn
     order, last = _sorted(frame)
     rows = order[last]
 
-    risk, sensor, held = limits.beyond(frame, found, LEVELS[levels])
-    fast = limits.beyond_latest(frame, found, LEVELS[levels], order=order, last=last)
+    risk, sensor, held = limits.beyond(frame, found, LEVELS[levels], hold_s=hold_s)
+    fast = limits.beyond_latest(frame, found, LEVELS[levels], order=order, last=last, hold_s=hold_s)
 
     np.testing.assert_array_equal(fast[0], risk[rows])
     np.testing.assert_array_equal(fast[1], sensor[rows])
@@ -71,30 +75,28 @@ def test_the_latest_row_check_equals_the_per_row_check_at_each_machines_latest_r
 
 
 @settings(max_examples=300, deadline=None)
-@given(frames(), st.sampled_from(sorted(LEVELS)))
-def test_each_sensor_at_its_latest_reading_equals_the_per_row_check_at_that_reading(drawn, levels) -> None:
-    """The cold-start model reads each sensor at its latest reading; the per-row check at that reading,
-    one sensor at a time, with the highest level kept and, among equals, the first sensor."""
+@given(frames(), st.sampled_from(sorted(LEVELS)), HOLD_S)
+def test_a_carried_reading_says_what_it_said_when_read(drawn, levels, hold_s) -> None:
+    """Per sensor, a row without the reading checks as the row of its machine's last reading (found with
+    pandas) if that is at most `hold_s` older, else as nothing; a row with one as without carrying."""
     frame, found = drawn
-    order, last = _sorted(frame)
-    machines = frame["machine"].to_numpy()[order[last]]
-    want_risk, want_sensor, want_held = np.zeros(len(last)), [None] * len(last), np.zeros(len(last))
+    by_time = frame.iloc[_sorted(frame)[0]]
     for name, limit in found.items():
         if name not in frame:
             continue
-        risk, sensor, held = limits.beyond(frame, {name: limit}, LEVELS[levels])
-        by_time = frame.iloc[order]
-        read = by_time[by_time[name].notna()].groupby("machine").tail(1)  # the latest reading
-        for row, machine in zip(read.index, read["machine"], strict=True):
-            k = int(np.flatnonzero(machines == machine)[0])
-            if risk[row] > want_risk[k]:
-                want_risk[k], want_sensor[k], want_held[k] = risk[row], sensor[row], held[row]
-
-    fast = limits.beyond_latest(frame, found, LEVELS[levels], order=order, last=last, each_sensor=True)
-
-    np.testing.assert_array_equal(fast[0], want_risk)
-    np.testing.assert_array_equal(fast[1], np.array(want_sensor, dtype=object))
-    np.testing.assert_array_equal(fast[2], want_held)
+        read = pd.Series(by_time.index.where(by_time[name].notna()), index=by_time.index, dtype=float)
+        source = read.groupby(by_time["machine"]).ffill().reindex(frame.index)
+        secs = (frame["ts"] - frame["ts"].min()).dt.total_seconds().to_numpy()  # by row, a RangeIndex
+        src = source.fillna(-1).astype(int).to_numpy()
+        age = secs - np.where(src >= 0, secs[src], np.nan)
+        source = source.where(frame[name].notna() | ((age <= hold_s) & (hold_s > 0)))  # 0: none
+        carried = limits.beyond(frame, {name: limit}, LEVELS[levels], hold_s=hold_s)
+        alone = limits.beyond(frame, {name: limit}, LEVELS[levels])
+        has = source.notna().to_numpy()
+        at = frame.index.get_indexer(source[has].astype(int))
+        for got, want in zip(carried, alone, strict=True):
+            np.testing.assert_array_equal(got[has], want[at])
+        assert (carried[0][~has] == 0).all()
 
 
 def test_a_spell_walked_back_over_many_rows_and_gaps_is_measured_from_its_first_reading() -> None:
