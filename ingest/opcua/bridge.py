@@ -47,11 +47,23 @@ LOST = frozenset(
 
 class _ServerAwayNoise(logging.Filter):
     """asyncua's publish loop logs a traceback every second while the server is away (a machine switched off
-    for the night: ~40,000); its reconnect says so once per attempt, with backoff."""
+    for the night: ~40,000); its reconnect says so once per attempt, with backoff. A server's answer to a
+    publish (one back from a restart that forgot the session answers BadUserAccessDenied until asyncua
+    re-creates it) is told in one line naming the status, not a traceback: it stays visible if it lasts."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        lost = record.exc_info is not None and isinstance(record.exc_info[1], OSError)
-        return not (lost and str(record.msg).startswith("Publish iteration crashed"))
+        if not str(record.msg).startswith("Publish iteration crashed") or record.exc_info is None:
+            return True
+        error = record.exc_info[1]
+        if isinstance(error, ua.UaStatusCodeError):
+            record.msg, record.args, record.exc_info = (
+                "the OPC UA server refused a publish request (%s); asyncua retries in 1 s",
+                (ua.StatusCode(error.code).name,),
+                None,
+            )
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        return not isinstance(error, OSError)
 
 
 _SERVER_AWAY_NOISE = _ServerAwayNoise()

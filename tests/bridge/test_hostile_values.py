@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -360,3 +362,39 @@ def test_changes_that_share_their_source_time_are_all_sent_once(machine: Machine
     asyncio.run(bridged(machine, buffer, [lambda: write(machine, "spindle_speed_rpm", at(second, 1300.0))]))
     assert readings(buffer, "spindle_temp_c") == sent
     assert readings(buffer, "spindle_speed_rpm")[-1][1] == 1300.0
+
+
+def test_a_publish_refused_by_a_server_back_from_a_restart_is_one_line_not_a_traceback() -> None:
+    """A server back from a restart answers the first publish on the forgotten session BadUserAccessDenied
+    before asyncua re-creates the session; asyncua logged that as a traceback (seen once in a CI run)."""
+    try:
+        raise ua.UaStatusCodeError(ua.StatusCodes.BadUserAccessDenied)
+    except ua.UaStatusCodeError:
+        refused = logging.LogRecord(
+            "asyncua.client.ua_session.UaSession",
+            logging.ERROR,
+            __file__,
+            1,
+            "Publish iteration crashed; retrying in 1s",
+            (),
+            sys.exc_info(),
+        )
+    try:
+        raise ConnectionResetError("gone")
+    except ConnectionResetError:
+        away = logging.LogRecord(
+            "asyncua.client.ua_session.UaSession",
+            logging.ERROR,
+            __file__,
+            1,
+            "Publish iteration crashed; retrying in 1s",
+            (),
+            sys.exc_info(),
+        )
+    noise = bridge._ServerAwayNoise()
+    assert noise.filter(refused)
+    assert refused.exc_info is None and refused.levelno == logging.WARNING
+    assert refused.getMessage() == (
+        "the OPC UA server refused a publish request (BadUserAccessDenied); asyncua retries in 1 s"
+    )
+    assert not noise.filter(away)
