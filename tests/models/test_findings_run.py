@@ -10,27 +10,14 @@ from fleet import labels
 from fleet.tables import Alert, ModelVersion, Prediction
 from models import episodes
 from simulators.config import FleetConfig
-from simulators.engine import SimulationRun, simulate
+from simulators.engine import simulate
 from tests.models.fleet_support import FAST
-
-# Two machine types (one model each per review round, so findings must stay with their type), 40 machines
-# and 40 days: the smallest fleet whose reviews still open right, wrong and split-crossing alerts.
-SMALL = FleetConfig(
-    machines=40,
-    days=40,
-    seed=7,
-    step_seconds=3600,
-    type_mix=(("centrifugal_pump", 0.5), ("air_compressor", 0.5)),
-)
-
-
-def _run() -> tuple[SimulationRun, pd.Timestamp]:
-    """The simulated run and the split, 30 days in."""
-    return simulate(SMALL), pd.Timestamp(SMALL.start) + pd.Timedelta(days=30)
 
 
 def test_wrong_alerts_of_the_training_period_become_no_fault_labels_through_the_workflow(engine) -> None:
-    run, split = _run()
+    config = FleetConfig(machines=60, days=60, seed=7, step_seconds=3600)
+    run = simulate(config)
+    split = pd.Timestamp(config.start) + pd.Timedelta(days=45)
     found = findings.review(run, run.telemetry(), split=split, review_days=25, engine=engine, **FAST)
 
     with engine.connect() as conn:
@@ -98,9 +85,11 @@ def test_paired_summary_gives_the_mean_difference_and_intervals_over_pairs() -> 
 def test_a_rolling_review_retrains_every_period_and_visits_no_alert_whose_horizon_crosses_the_split(
     engine,
 ) -> None:
-    run, split = _run()
+    config = FleetConfig(machines=60, days=60, seed=7, step_seconds=3600)
+    run = simulate(config)
+    split = pd.Timestamp(config.start) + pd.Timedelta(days=45)
     found = findings.review(
-        run, run.telemetry(), split=split, review_days=15, review_every=5, engine=engine, **FAST
+        run, run.telemetry(), split=split, review_days=25, review_every=10, engine=engine, **FAST
     )
 
     with engine.connect() as conn:
@@ -114,14 +103,14 @@ def test_a_rolling_review_retrains_every_period_and_visits_no_alert_whose_horizo
                 Prediction, Prediction.id == Alert.first_prediction_id
             )
         ).all()
-    # Review models trained on days 0-15, 0-20 and 0-25, each opening the alerts of the 5 days after it.
-    ends = [split - pd.Timedelta(days=d) for d in (15, 10, 5)]
+    # Review models trained on days 0-20, 0-30 and 0-40, each opening the alerts of the 10 days after it.
+    ends = [split - pd.Timedelta(days=d) for d in (25, 15, 5)]
     types = run.telemetry()["machine_type"].nunique()
     assert found.review_models == 3 and len(trained) == 3 * types
     assert sorted({pd.Timestamp(e) for _, _, e, _ in trained}) == ends
     trained_end = {v: pd.Timestamp(e) for v, _, e, _ in trained}
     for _, _, ts, version in opened:
-        assert trained_end[version] <= pd.Timestamp(ts) < trained_end[version] + pd.Timedelta(days=5)
+        assert trained_end[version] <= pd.Timestamp(ts) < trained_end[version] + pd.Timedelta(days=10)
     assert len({version for *_, version in opened}) > types
     # Each later model trained with the findings recorded before its training ended, and no others.
     nf_ts = pd.to_datetime(found.no_faults["ts"], utc=True)
