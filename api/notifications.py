@@ -27,7 +27,6 @@ from api.scope import get_visible
 from fleet import errors, machine_types, registry
 from fleet.settings import Settings
 from fleet.tables import (
-    UNNAMED_MODE,
     Alert,
     Customer,
     Machine,
@@ -37,6 +36,7 @@ from fleet.tables import (
     User,
     Watermark,
     WorkflowEvent,
+    named_mode,
 )
 from models import modes
 
@@ -265,9 +265,7 @@ def _payload(
     lead = (
         "" if alert.lead_time_hours is None else f", failure expected in about {alert.lead_time_hours:.0f} h"
     )
-    # An alert keeps 'unknown' when its prediction named no mode; a person reads words for it.
-    mode = None if alert.failure_mode == UNNAMED_MODE else alert.failure_mode
-    failure = modes.name(mode, specs, in_text=True)
+    failure = modes.name(named_mode(alert.failure_mode), specs, in_text=True)  # words for no mode too
     text = (
         f"{HEADLINE[event.action]}: {machine.code} of {customer.name} — {failure}, "
         f"{alert.severity}, risk {alert.risk * 100:.0f} %{lead}. {link}"

@@ -18,11 +18,9 @@ from api.scope import get_visible
 from fleet import errors, machine_types, registry
 from fleet.audit import Actor
 from fleet.settings import Settings, get_settings
-from fleet.tables import UNNAMED_MODE, Alert, Customer, Machine, Offer, Prediction, utcnow
+from fleet.tables import UNNAMED_MODE, Alert, Customer, Machine, Offer, Prediction, named_mode, utcnow
 
 LIVE_STATES = ("proposed", "approved", "sent")
-# An offer whose prediction named no failure mode stores UNNAMED_MODE (its row, its CRM event), as an alert
-# does; only catalog items for any mode fit it.
 # A customer sees what was actually sent to it, not the OEM's internal drafts.
 CUSTOMER_VISIBLE = ("sent", "accepted", "declined")
 
@@ -201,7 +199,7 @@ def _rewrite(
         item,
         prediction,
         machine,
-        mode=None if offer.failure_mode == UNNAMED_MODE else offer.failure_mode,
+        mode=named_mode(offer.failure_mode),
         price=offer.price,
         language=offer.language,
         now=now,

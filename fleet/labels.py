@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import Connection, select, tuple_
 
 from fleet import dialect, errors
-from fleet.tables import UNNAMED_MODE, Alert, Customer, Label, Machine, utcnow
+from fleet.tables import Alert, Customer, Label, Machine, named_mode, utcnow
 from fleet.tables.labels import LABEL_KINDS, LABEL_SOURCES
 
 KEY = ("machine_id", "ts", "kind", "component")
@@ -158,7 +158,7 @@ def record_finding(
     kind = FINDING_KINDS.get(finding)
     if kind is None:
         return False
-    mode = mode or (None if alert.failure_mode == UNNAMED_MODE else alert.failure_mode)
+    mode = mode or named_mode(alert.failure_mode)
     row = {
         "customer_id": alert.customer_id,
         "machine_id": alert.machine_id,

@@ -30,9 +30,11 @@ from fleet.tables.workflow import (
     User,
     Watermark,
     WorkflowEvent,
+    named_mode,
 )
 
 __all__ = [
+    "named_mode",
     "UNNAMED_MODE",
     "AccountAssignment",
     "Alert",

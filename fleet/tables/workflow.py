@@ -50,6 +50,11 @@ class ApiKey(Base):
 UNNAMED_MODE = "unknown"
 
 
+def named_mode(stored: str | None) -> str | None:
+    """The failure mode an alert or offer row names, None for `UNNAMED_MODE`."""
+    return None if stored == UNNAMED_MODE else stored
+
+
 class Alert(Base):
     """A field-service alert: one open alert per machine and failure mode, updated while it stays open."""
 
