@@ -16,7 +16,7 @@ from asyncua.observer import Observer
 from fleet import contract
 from ingest.contract import CODE_PATTERN, parse_message
 from ingest.opcua import metrics
-from ingest.opcua.buffer import Buffer
+from ingest.opcua.buffer import Buffer, Seen
 from ingest.opcua.mapping import Mapping, Variable
 from ingest.opcua.publisher import Publisher
 from ingest.schemas import Rejection
@@ -30,7 +30,6 @@ FLUSH_S = 3.0  # on stop, how long the publisher keeps sending what the buffer h
 ZERO_TIME = datetime(1601, 1, 1, tzinfo=UTC)  # a DateTime of 0: OPC UA's "no time"
 STATUS_CODE_BITS = 0xFFFF0000  # a StatusCode's code; the low 16 bits are info bits (limits, overflow)
 SHOWN_CHARS = 200  # of a value's repr, kept per node to tell a new change from a repeated one
-Seen = tuple[str, str]  # a node's value as the buffer keeps it: source time (ISO 8601) and repr
 RETRY_MAX_S = 30.0  # the longest wait between two attempts to connect and subscribe
 # Answers that say the connection or the session went, or the server cannot take us now: retried as a lost
 # connection is, never reported as a node missing from the map or a refused login.
@@ -179,9 +178,7 @@ class Translator:
         self.buffer = buffer
         self.publisher = publisher
         self.by_node = nodes  # resolved node id string -> its map entry
-        self.seen = buffer.last_seen()
-        # The latest source time sent, and while the server's clock is behind it (stepped back), that time.
-        self._newest = max((datetime.fromisoformat(ts) for ts, _ in self.seen.values()), default=ZERO_TIME)
+        # While the server's clock is behind the latest source time sent (stepped back), that time.
         self._behind: datetime | None = None
         self.telemetry_topic = contract.telemetry_topic(mapping.tenant, mapping.machine)
         self.events_topic = contract.events_topic(mapping.tenant, mapping.machine)
@@ -199,7 +196,7 @@ class Translator:
         value = data.monitored_item.Value
         ts = _ts(value.SourceTimestamp, value.ServerTimestamp)
         this = (ts.isoformat(), repr(val)[:SHOWN_CHARS])
-        last = self.seen.get(key)
+        last = self.buffer.seen.get(key)
         if last is not None and last[0] == this[0] and last[1] in (None, this[1]):
             # The initial value of a new subscription (after a restart or reconnect) that was sent already:
             # its time and value (a change may keep the time: a clock in whole seconds, or standing still).
@@ -230,7 +227,7 @@ class Translator:
             return
         metrics.STEPPED_BACK.inc()
         if self._behind is None:
-            self._behind = max(self._newest, previous)
+            self._behind = max(self.buffer.newest_seen, previous)
             log.warning(
                 "the OPC UA server's clock stepped back: %s (%s) sent a value at %s after one at %s; values "
                 "are sent with their own source times (logged once until they pass %s, counted each time)",
@@ -357,12 +354,6 @@ class Translator:
         try:
             if self.buffer.add(topic, checked, seen) is not None:
                 self.publisher.wake()
-            # Only a time that was buffered counts as sent: a refused one (from the future) must not hide
-            # the node's next values.
-            self.seen.update(seen or {})
-            self._newest = max(
-                [self._newest, *(datetime.fromisoformat(ts) for ts, _ in (seen or {}).values())]
-            )
         except ValueError as exc:
             metrics.SKIPPED.labels(reason="invalid").inc()
             why = str(exc).partition(":")[0]  # the contract's reason code, e.g. bad_timestamp

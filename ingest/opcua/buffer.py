@@ -21,8 +21,11 @@ SCHEMA = (
 )
 
 
+Seen = tuple[str, str | None]  # a node's last value stored: source time (ISO 8601), repr (None: older file)
+
+
 class Buffer:
-    """A bounded SQLite queue with the machine's persistent `seq` and the last source time of each node."""
+    """A bounded SQLite queue with the machine's persistent `seq` and the last value stored of each node."""
 
     def __init__(self, path: Path, *, max_messages: int, drop_oldest: bool = True) -> None:
         self.path = path
@@ -43,7 +46,14 @@ class Buffer:
             self.db.execute("INSERT INTO meta VALUES ('seq', ?)", (time.time_ns() // 1000,))
         self.count = self.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
         self.added_to: Counter[str] = Counter()  # messages stored since this start per topic; only grows
-        self.newest_seen = datetime.min.replace(tzinfo=UTC)  # the latest source time stored since this start
+        # What a subscription's initial value (after a restart or a reconnection) must not send again: only
+        # what was stored, so a message refused (full, or by the contract check) is no value sent.
+        self.seen: dict[str, Seen] = {
+            node: (ts, value) for node, ts, value in self.db.execute("SELECT node, ts, value FROM seen")
+        }
+        # The latest source time stored in this file: a clock stepping back is told against it.
+        times = [datetime.fromisoformat(ts) for ts, _ in self.seen.values()]
+        self.newest_seen = max(times, default=datetime.min.replace(tzinfo=UTC))
         self._full = False
         metrics.BUFFERED.set(self.count)
 
@@ -51,13 +61,8 @@ class Buffer:
         """The seq of the last message added."""
         return self.db.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0]
 
-    def last_seen(self) -> dict[str, tuple[str, str | None]]:
-        """Source time (ISO 8601) and value (as the bridge shows it; None in an older file) of the last value
-        buffered per node: what a restart must not send again."""
-        return {node: (ts, value) for node, ts, value in self.db.execute("SELECT node, ts, value FROM seen")}
-
     def add(
-        self, topic: str, build: Callable[[int], bytes], seen: dict[str, tuple[str, str]] | None = None
+        self, topic: str, build: Callable[[int], bytes], seen: dict[str, Seen] | None = None
     ) -> int | None:
         """Store a message built for the next seq, and the nodes' values it covers; its seq, None if full."""
         self.db.execute("BEGIN IMMEDIATE")
@@ -78,6 +83,7 @@ class Buffer:
         self.count += 1
         self.added_to[topic] += 1
         if seen:
+            self.seen.update(seen)
             self.newest_seen = max(self.newest_seen, *(datetime.fromisoformat(ts) for ts, _ in seen.values()))
         metrics.BUFFERED.set(self.count)
         if self._full and self.count < self.max_messages:

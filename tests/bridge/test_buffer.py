@@ -31,7 +31,7 @@ def test_messages_keep_their_order_and_seq_survives_reopening(tmp_path) -> None:
     again = Buffer(tmp_path / "b.db", max_messages=10)
     assert again.count == 1 and again.last_seq() == second
     assert again.add("t", payload) == second + 1
-    assert again.last_seen() == {"ns=2;s=A": ("2026-12-01T00:00:00+00:00", "41.5")}
+    assert again.seen == {"ns=2;s=A": ("2026-12-01T00:00:00+00:00", "41.5")}
 
 
 def test_a_buffer_file_of_an_older_bridge_keeps_its_times_and_learns_values(tmp_path) -> None:
@@ -39,9 +39,10 @@ def test_a_buffer_file_of_an_older_bridge_keeps_its_times_and_learns_values(tmp_
         db.execute("CREATE TABLE seen (node TEXT PRIMARY KEY, ts TEXT NOT NULL)")
         db.execute("INSERT INTO seen VALUES ('ns=2;s=A', '2026-12-01T00:00:00+00:00')")
     buffer = Buffer(tmp_path / "old.db", max_messages=10)
-    assert buffer.last_seen() == {"ns=2;s=A": ("2026-12-01T00:00:00+00:00", None)}
+    assert buffer.seen == {"ns=2;s=A": ("2026-12-01T00:00:00+00:00", None)}
     buffer.add("t", payload, {"ns=2;s=A": ("2026-12-01T00:00:01+00:00", "42.0")})
-    assert buffer.last_seen() == {"ns=2;s=A": ("2026-12-01T00:00:01+00:00", "42.0")}
+    again = Buffer(tmp_path / "old.db", max_messages=10)
+    assert again.seen == {"ns=2;s=A": ("2026-12-01T00:00:01+00:00", "42.0")}
 
 
 def test_a_new_buffer_starts_above_the_seqs_of_a_lost_one(tmp_path) -> None:
