@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
+from asyncua.common.subscription import Subscription
 from asyncua.observer import Observer
 
 from fleet import contract
@@ -84,14 +85,17 @@ def _refused(code: int) -> str:
 
 
 class _Recreation(Observer):
-    """Catches asyncua's re-creation of the subscription after a reconnection being refused, whole or one of
-    its items: asyncua logs it and goes on without (an item refused is dropped for good, from its later
-    re-creations too), and the bridge would look alive and send nothing, or nothing of that node."""
+    """Watches asyncua's re-creation of the subscription after a reconnection. A refused subscription ends the
+    wait (`refused`); a refused item, which asyncua logs and drops for good (from its later re-creations too),
+    is kept in `missing` to be asked for again: else the bridge would send nothing of that node, silently."""
 
     SUBSCRIBING = frozenset({"CreateSubscriptionRequest", "CreateMonitoredItemsRequest"})
 
     def __init__(self, client: Client, resolved: dict[str, str]) -> None:
         self.refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        # client handle -> the refused item's request and why, e.g. "BadServiceUnsupported for nsu=…;s=Press7"
+        self.missing: dict[int, tuple[ua.MonitoredItemCreateRequest, str]] = {}
+        self.item_refused = asyncio.Event()
         self.names = {number: name for name, number in resolved.items()}  # ns=… -> the map's node id
         self.session = client.uaclient.session
         create = self.session.create_monitored_items
@@ -118,12 +122,47 @@ class _Recreation(Observer):
     def _check_items(
         self, params: ua.CreateMonitoredItemsParameters, results: list[ua.MonitoredItemCreateResult]
     ) -> None:
-        """An item refused, whatever its status (asyncua will not ask for it again), ends the wait."""
+        """Keep each item refused, whatever its status (asyncua will not ask again); forget one taken."""
         for item, result in zip(params.ItemsToCreate, results, strict=False):
-            if not result.StatusCode.is_good() and not self.refused.done():
-                node = item.ItemToMonitor.NodeId.to_string()
-                name = _refused(result.StatusCode.value)
-                self.refused.set_result(f"{name} for {self.names.get(node, node)}")
+            handle = item.RequestedParameters.ClientHandle
+            if result.StatusCode.is_good():
+                self.missing.pop(handle, None)
+                continue
+            node = item.ItemToMonitor.NodeId.to_string()
+            self.missing[handle] = (
+                item,
+                f"{_refused(result.StatusCode.value)} for {self.names.get(node, node)}",
+            )
+            self.item_refused.set()
+
+
+async def _ask_again(subscription: Subscription, recreation: _Recreation, endpoint: str) -> None:
+    """Ask, with backoff, for the items the server refused to re-create, alone and on the same subscription,
+    so that the other items' changes go on without a gap; until cancelled."""
+    while True:
+        await recreation.item_refused.wait()
+        delay, said = 1.0, None  # the refusal last logged: the same one again is logged at DEBUG
+        while recreation.missing:
+            why = "; ".join(reason for _, reason in recreation.missing.values())
+            log.log(
+                logging.DEBUG if why == said else logging.WARNING,
+                "the OPC UA server at %s refused to subscribe again after a reconnection (%s); asking for "
+                "that item again in %.0f s (logged once while it refuses so, counted each time)",
+                endpoint,
+                why,
+                delay,
+            )
+            said = why
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+            if subscription.subscription_id is None:  # asyncua is re-creating it: it answers for itself
+                continue
+            try:
+                await subscription.create_monitored_items([item for item, _ in recreation.missing.values()])
+            except (OSError, TimeoutError, ua.UaStatusCodeError) as exc:  # lost, or re-created meanwhile
+                log.debug("asking the OPC UA server at %s for the refused items failed: %s", endpoint, exc)
+        recreation.item_refused.clear()
+        log.info("the OPC UA server at %s took every item again", endpoint)
 
 
 def lost(exc: BaseException) -> bool:
@@ -430,8 +469,9 @@ async def connect(access: ServerAccess) -> Client:
 
 async def _subscribe(
     client: Client, mapping: Mapping, buffer: Buffer, publisher: Publisher
-) -> dict[str, str]:
-    """Check the map, subscribe to values and alarms, buffer the identification; the node ids resolved.
+) -> tuple[dict[str, str], Subscription]:
+    """Check the map, subscribe to values and alarms, buffer the identification; the node ids resolved and
+    the subscription.
 
     The identification is buffered last: an attempt that loses the server half-way leaves none behind, so
     the next one's is the only one.
@@ -471,20 +511,24 @@ async def _subscribe(
         raise SubscriptionRefused(_refused(exc.code) + item) from exc
     if values:
         translator.identification(values)
-    return resolved
+    return resolved, subscription
 
 
-async def _until_resubscribe(client: Client, mapping: Mapping, resolved: dict[str, str]) -> None:
+async def _until_resubscribe(
+    client: Client, mapping: Mapping, resolved: dict[str, str], subscription: Subscription, endpoint: str
+) -> None:
     """Return once the bridge must subscribe anew because after a reconnection the server numbers the map's
-    nodes anew; SubscriptionRefused if it refused asyncua's re-creation of the subscription or of one of its
-    items, NodesMissing if the nodes are gone."""
+    nodes anew; SubscriptionRefused if it refused asyncua's re-creation of the subscription, NodesMissing if
+    the nodes are gone. An item it refused is asked for again meanwhile, alone."""
     recreation = _Recreation(client, resolved)
     renumbered = asyncio.ensure_future(_until_renumbered(client, mapping, resolved))
+    asking = asyncio.ensure_future(_ask_again(subscription, recreation, endpoint))
     try:
         await asyncio.wait({renumbered, recreation.refused}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         renumbered.cancel()
-        await asyncio.wait({renumbered})
+        asking.cancel()
+        await asyncio.wait({renumbered, asking})
         recreation.close()
     if recreation.refused.done():
         raise SubscriptionRefused(recreation.refused.result())
@@ -561,7 +605,7 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
         while not sender.done():
             client = await _unless_sender_ended(connect(access), sender)
             try:
-                resolved = await _subscribe(client, mapping, buffer, publisher)
+                resolved, subscription = await _subscribe(client, mapping, buffer, publisher)
             except (SubscriptionRefused, OSError, TimeoutError, ua.UaStatusCodeError) as exc:
                 if isinstance(exc, SubscriptionRefused):  # a full or busy server: another client may leave
                     log.log(
@@ -591,7 +635,9 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
                 mapping.tenant,
                 mapping.machine,
             )
-            resubscribe = asyncio.create_task(_until_resubscribe(client, mapping, resolved))
+            resubscribe = asyncio.create_task(
+                _until_resubscribe(client, mapping, resolved, subscription, access.endpoint)
+            )
             # asyncio.wait, not a gather: a stop must not cancel the sender, it flushes below.
             await asyncio.wait({resubscribe, sender}, return_when=asyncio.FIRST_COMPLETED)
             if resubscribe.done():

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from asyncua import ua
+from asyncua.common.callback import CallbackType, ServerItemCallback
 from prometheus_client import REGISTRY
 
 from fleet.settings import MqttEndpoint
@@ -122,13 +123,29 @@ async def until(condition, *, tries: int) -> bool:  # noqa: ANN001
     return condition()
 
 
-def test_an_item_refused_when_the_subscription_is_recreated_is_reported_and_subscribed_again(
+def items_created(server: MachineServer) -> list[tuple[str, bool]]:
+    """From now on, (node id, taken) of each monitored item a client asks this server for, in order."""
+    created: list[tuple[str, bool]] = []
+
+    async def record(event: ServerItemCallback, _dispatcher: object) -> None:
+        for item, result in zip(event.request_params.ItemsToCreate, event.response_params, strict=True):
+            created.append((item.ItemToMonitor.NodeId.to_string(), result.StatusCode.is_good()))
+
+    server.server.subscribe_server_callback(CallbackType.ItemSubscriptionCreated, record)
+    return created
+
+
+def test_an_item_refused_when_the_subscription_is_recreated_is_asked_for_again_alone(
     machines, tmp_path, caplog
 ):
     """asyncua drops an item the server refuses when it re-creates the subscription after a reconnection,
-    logs it under its own name and never asks again: the machine's alarms were lost for good, silently."""
+    logs it under its own name and never asks again: the machine's alarms were lost for good, silently. The
+    bridge asks for that item again, alone, on the same subscription: the other nodes' changes go on."""
     before, after = machines
     notify_events(after, False)  # the machine restarted with its alarm notifier not (yet) enabled
+    created = items_created(after)
+    spindle = after.variables["spindle_temp_c"][0].nodeid.to_string()
+    press = after.press.nodeid.to_string()  # the alarm source
     buffer = Buffer(tmp_path / "b.db", max_messages=1000)
     refused_before = _refused("BadServiceUnsupported")
 
@@ -140,9 +157,12 @@ def test_an_item_refused_when_the_subscription_is_recreated_is_reported_and_subs
         # The re-creation's refusal and two of the bridge's own attempts (1 s, then 2 s apart).
         counted = lambda: _refused("BadServiceUnsupported") - refused_before >= 3  # noqa: E731
         assert await until(counted, tries=120), "the refused alarm item was not reported"
+        for _ in range(6):  # while the alarm item is refused
+            await asyncio.to_thread(after.step)
+            await asyncio.sleep(0.5)
         await asyncio.to_thread(notify_events, after, True)
-        bridged_again = lambda: events(buffer, "opcua.identification") == 2  # noqa: E731
-        assert await until(bridged_again, tries=120), "not subscribed again once the server allows it"
+        taken = lambda: (press, True) in created  # noqa: E731
+        assert await until(taken, tries=120), "not subscribed again once the server allows it"
         await asyncio.to_thread(after.alarm, True)
         assert await until(lambda: events(buffer, "spindle_overtemp") == 1, tries=60), "the alarm was lost"
         sent = len(readings(buffer, "spindle_temp_c"))
@@ -152,7 +172,11 @@ def test_an_item_refused_when_the_subscription_is_recreated_is_reported_and_subs
 
     with caplog.at_level("DEBUG", logger="ingest.opcua.bridge"):
         asyncio.run(scenario())
-    assert readings(buffer, "spindle_temp_c")[-1][1] > 40.0, "the restarted server's changes arrive"
+    sent = {value for _, value in readings(buffer, "spindle_temp_c")}
+    changed = [c.value for c in after.changes if c.sensor == "spindle_temp_c"]
+    assert not [value for value in changed if value not in sent], "changes made while the alarm was refused"
+    assert [node for node, _ in created].count(spindle) == 1, "the other items were subscribed to again"
+    assert events(buffer, "opcua.identification") == 1, "a new subscription: the identification again"
     ours = [r for r in caplog.records if r.name == bridge.log.name]
     said = [r for r in ours if "BadServiceUnsupported" in r.getMessage()]
     warned = [r.getMessage() for r in said if r.levelname == "WARNING"]
