@@ -3,11 +3,13 @@ take each other's files for orphans of their own. Files registered before migrat
 (`tenant=…/month=…`) and are read and expired by their registered path as before (and unregistered ones there
 by what the file holds: `archive_legacy`).
 
-A copy of the database (a backup restored for staging, say) keeps the store id. Each archive run therefore
-writes a new token into the database and into the folder's marker file (`claim`); before anything sweeps,
-expires or erases files there, the marker must hold this database's token (`checked`). Once one of two
-databases sharing the folder (an original and its copy) has archived since the copy was made, the other finds
-a token not its own and stops; until then they are not told apart (a known limit, in the README).
+A copy of the database (a backup restored for staging, say) keeps the store id. So the store records which
+database owns it (`archive_owner`: the identity of the database that drew the id or claimed the folder), and
+each archive run writes a new token into the database and into the folder's marker file (`claim`). Before
+anything sweeps, expires or erases files there (`checked`), this database must be the owner (a copy is not,
+from the moment it is made) and the marker must hold its token (a physical copy of a PostgreSQL cluster keeps
+the owner's identity: the first of the two to archive after the copy then stops the other). `adopt` makes
+this database the owner: a copy given an archive of its own, or the database in use after the owner retired.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from fleet import archive_owner
 from fleet.db import for_writing
-from fleet.errors import ArchiveStoreTaken
+from fleet.errors import ArchiveStoreCopied, ArchiveStoreTaken
 from fleet.tables import ArchiveStore
 
 if TYPE_CHECKING:
@@ -40,7 +43,8 @@ def _store_id(engine: Engine) -> str:
     if found is None:
         try:
             with for_writing(engine).begin() as conn:
-                conn.execute(insert(ArchiveStore).values(id=1, store=uuid.uuid4().hex[:16]))
+                drawn = {"store": uuid.uuid4().hex[:16], "owner": archive_owner.of(conn)}
+                conn.execute(insert(ArchiveStore).values(id=1, **drawn))
         except IntegrityError:
             pass  # another process drew it first: theirs is the id
         with engine.connect() as conn:
@@ -49,10 +53,11 @@ def _store_id(engine: Engine) -> str:
 
 
 def checked(engine: Engine, where: Location) -> str:
-    """This database's folder, unless another database with the same store id has written the folder's
-    marker since this database's last archive run: then ArchiveStoreTaken, before any file is touched. The
-    caller holds `archive.exclusive`."""
+    """This database's folder, unless it is a copy of the store's owner (ArchiveStoreCopied) or another
+    database with the same store id has written the folder's marker since this database's last archive run
+    (ArchiveStoreTaken): raised before any file is touched. The caller holds `archive.exclusive`."""
     ours = folder(engine)
+    _owned(engine, where.path(ours))
     marker = where.path(f"{ours}/{MARKER}")
     if not where.fs.exists(marker):
         return (
@@ -72,10 +77,46 @@ def checked(engine: Engine, where: Location) -> str:
     )
 
 
+def _owned(engine: Engine, path: str) -> None:
+    """ArchiveStoreCopied unless this database owns the store (or has no identity: in-memory SQLite)."""
+    with engine.connect() as conn:
+        owner, current = conn.scalar(select(ArchiveStore.owner)), archive_owner.of(conn)
+    if owner is None or current is None or archive_owner.same(owner, current):
+        return
+    raise ArchiveStoreCopied(
+        f"this database ({archive_owner.described(current)}) is a copy of the one that owns its archive "
+        f"folder {path} ({archive_owner.described(owner)}): sweeping, expiring or erasing there could "
+        "delete that database's files, so nothing was done. If that database is still in use, give this one "
+        "an archive of its own (SERVICECAST_ARCHIVE_URL, with a copy of the archive if it needs the files) "
+        "and run `servicecast retention claim-archive`; if this database replaces it (restored after it was "
+        "lost, moved to another server or file system, upgraded by dump and restore), run "
+        "`servicecast retention claim-archive` alone"
+    )
+
+
 def claim(engine: Engine, where: Location) -> str:
-    """`checked`, then a new token in the database and in the folder's marker: an archive run's first step.
-    Killed midway, the database still accepts the marker: it keeps the token being written as `pending`."""
+    """`checked`, then a new token in the database and in the folder's marker: an archive run's first step."""
     ours = checked(engine, where)
+    _mark(engine, where, ours)
+    return ours
+
+
+def adopt(engine: Engine, where: Location) -> str:
+    """Make this database the owner of its store and write it a new token: a database that archived in the
+    folder before (the one this was copied from) stops at its next run. Returns the folder's full path."""
+    from fleet import archive  # archive runs call this module
+
+    ours = folder(engine)
+    with archive.exclusive(engine, wait=True):
+        with for_writing(engine).begin() as conn:
+            conn.execute(update(ArchiveStore).values(owner=archive_owner.of(conn)))
+        _mark(engine, where, ours)
+    return where.path(ours)
+
+
+def _mark(engine: Engine, where: Location, ours: str) -> None:
+    """A new token in the database and in the folder's marker. Killed midway, the database still accepts the
+    marker: it keeps the token being written as `pending`."""
     token = uuid.uuid4().hex
     with for_writing(engine).begin() as conn:
         conn.execute(update(ArchiveStore).values(pending=token))
@@ -83,4 +124,3 @@ def claim(engine: Engine, where: Location) -> str:
     where.fs.pipe_file(where.path(f"{ours}/{MARKER}"), token.encode())
     with for_writing(engine).begin() as conn:
         conn.execute(update(ArchiveStore).values(token=token, pending=None))
-    return ours

@@ -56,3 +56,10 @@ class ArchiveStoreTaken(ServicecastError):
     wrote the store's folder since this one did: both would sweep and erase each other's files."""
 
     code = "archive_store_taken"
+
+
+class ArchiveStoreCopied(ArchiveStoreTaken):
+    """This database is a copy of the one that owns its archive store (same store id, another database): its
+    sweeps, expiries and erasures would delete the owner's files."""
+
+    code = "archive_store_copied"

@@ -1,4 +1,4 @@
-"""`servicecast retention run`, `rollups refresh`, `customers erase` and `customers export`."""
+"""`servicecast retention run` and `claim-archive`, `rollups refresh`, `customers erase` and `export`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from fleet import audit, erasure, errors, export, retention, rollups
+from fleet import archive, archive_store, audit, erasure, errors, export, retention, rollups
 from fleet.bootstrap import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -56,6 +56,18 @@ def retention_run(
         typer.echo(
             f"{step.data_class}: {verb} {step.action} {step.count} older than {step.cutoff:%Y-%m-%d %H:%M}"
         )
+
+
+@retention_app.command("claim-archive")
+def retention_claim_archive() -> None:
+    """Make this database the owner of its folder in SERVICECAST_ARCHIVE_URL: a copy, a moved database."""
+    settings = load_settings()
+    with database_errors(settings, doing="claim the archive folder in"):
+        path = archive_store.adopt(ready_engine(settings), archive.location(settings.archive_url))
+    typer.echo(
+        f"this database owns the archive folder {path} now; a database that archived there before (the one "
+        "this was copied from) stops at its next archive run, retention or erasure, touching nothing"
+    )
 
 
 @rollups_app.command("refresh")

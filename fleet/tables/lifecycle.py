@@ -76,6 +76,9 @@ class ArchiveStore(Base):
     # writing (`fleet.archive_store.claim`): a marker holding neither was written by another database.
     token: Mapped[str | None] = mapped_column(String(32))
     pending: Mapped[str | None] = mapped_column(String(32))
+    # The identity of the database that drew the store id or claimed the folder since (`fleet.archive_owner`):
+    # a copy of this database holds it too, but is another database.
+    owner: Mapped[str | None] = mapped_column(Text)
 
 
 class ArchivedRange(Base):

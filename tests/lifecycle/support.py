@@ -5,16 +5,21 @@ from __future__ import annotations
 import hashlib
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine, select, update
+import pandas as pd
+from sqlalchemy import Engine, make_url, select, update
 
-from fleet import archive, archive_store, registration, telemetry
-from fleet.tables import ArchiveFile, Customer, Machine
+from fleet import archive, archive_owner, archive_store, history, registration, telemetry
+from fleet.tables import ArchiveFile, ArchiveStore, Customer, Machine
+from tests import services
 from tests.data import REPO
 
 START = datetime(2026, 9, 28, 22, 0, tzinfo=UTC)
@@ -66,6 +71,40 @@ def two_months(engine: Engine) -> tuple[int, int]:
     ids = register(engine, "acme", ["p1"])
     write(engine, rows(ids["p1"], seqs=range(3000), step_s=1200.0))
     return ids["p1"]
+
+
+@contextmanager
+def restored_copy(
+    engine: Engine, postgres: services.PostgresDatabase | None, tmp_path: Path, *, physical: bool = False
+) -> Iterator[Engine]:
+    """A second database restored from a backup of this one, as it is now. `physical`: as a copy of the whole
+    PostgreSQL cluster (a base backup, a disk snapshot), which keeps the database's identity: the copy's own
+    identity is written as the store's owner."""
+    engine.dispose()
+    if postgres is None:
+        copy = tmp_path / "restored.db"
+        with sqlite3.connect(make_url(engine.url).database) as source, sqlite3.connect(copy) as target:
+            source.backup(target)
+        url = f"sqlite:///{copy}"
+    else:
+        postgres.terminate_connections()  # a template must have no sessions
+        restored = services.PostgresDatabase().create(template=postgres.name)
+        url = restored.url
+    try:
+        with services.migrated_engine(url) as copy_engine:
+            if physical:
+                with copy_engine.begin() as conn:
+                    conn.execute(update(ArchiveStore).values(owner=archive_owner.of(conn)))
+            yield copy_engine
+    finally:
+        if postgres is not None:
+            restored.drop()
+
+
+def read_machine(engine: Engine, machine: int, url: str) -> pd.DataFrame:
+    """A machine's rows, hot and archived."""
+    with engine.connect() as conn:
+        return history.read_rows(conn, machine_ids=[machine], archive_url=url)
 
 
 def archived_files(url: str) -> list[str]:

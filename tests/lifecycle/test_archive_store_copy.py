@@ -1,67 +1,39 @@
 """A copy of the database (a backup restored as staging, say) keeps the store id, so both would write, sweep
-and erase in one `store=<id>/` folder: the second of them to write stops with one error, touching nothing."""
+and erase in one `store=<id>/` folder: a copy stops with one error, touching nothing, from the moment it is
+made (it is another database than the store's owner); a physical copy, which keeps the owner's identity, stops
+once the original has archived since the copy (the folder's marker holds a token not its own)."""
 
 from __future__ import annotations
 
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, make_url
 
-from fleet import archive, archive_store, erasure, history, retention
-from fleet.errors import ArchiveStoreTaken
+from fleet import archive, archive_store, erasure, retention
+from fleet.errors import ArchiveStoreCopied, ArchiveStoreTaken
 from fleet.settings import Settings
-from tests import services
 from tests.data import REPO
 from tests.fleet.test_cli import run_cli
 from tests.lifecycle import support
 
 
-@contextmanager
-def _copy(engine: Engine, postgres: services.PostgresDatabase | None, tmp_path: Path) -> Iterator[Engine]:
-    """A second database restored from a backup of this one, as it is now."""
-    engine.dispose()
-    if postgres is None:
-        copy = tmp_path / "restored.db"
-        with sqlite3.connect(make_url(engine.url).database) as source, sqlite3.connect(copy) as target:
-            source.backup(target)
-        url = f"sqlite:///{copy}"
-    else:
-        postgres.terminate_connections()  # a template must have no sessions
-        restored = services.PostgresDatabase().create(template=postgres.name)
-        url = restored.url
-    try:
-        with services.migrated_engine(url) as copy_engine:
-            yield copy_engine
-    finally:
-        if postgres is not None:
-            restored.drop()
-
-
-def _read(engine: Engine, machine: int, url: str) -> pd.DataFrame:
-    with engine.connect() as conn:
-        return history.read_rows(conn, machine_ids=[machine], archive_url=url)
-
-
-def test_a_restored_copy_on_the_same_archive_stops_before_touching_the_originals_files(
+def test_a_physical_copy_on_the_same_archive_stops_once_the_original_has_archived_since(
     engine, postgres, tmp_path
 ):
     ids = support.register(engine, "acme", ["p1"])
     support.write(engine, support.rows(ids["p1"], seqs=range(40 * 24), step_s=3600.0))  # 40 days, hourly
     url = str(tmp_path / "archive")
     archive.run(engine, url=url, before=support.START + timedelta(days=10))
-    with _copy(engine, postgres, tmp_path) as copy:  # configured with the same archive URL
+    # Configured with the same archive URL, with the original's identity (a base backup restored elsewhere).
+    with support.restored_copy(engine, postgres, tmp_path, physical=True) as copy:
         archive.run(engine, url=url, before=support.START + timedelta(days=30))  # files the copy never saw
-        before = _read(engine, ids["p1"][1], url)
+        before = support.read_machine(engine, ids["p1"][1], url)
         marker = archive.location(url).path(f"{archive_store.folder(engine)}/{archive_store.MARKER}")
 
         # Before: the copy's run swept the original's new files as a killed run's leftovers, and its erasure
@@ -83,14 +55,14 @@ def test_a_restored_copy_on_the_same_archive_stops_before_touching_the_originals
         assert f"delete {marker} and run again" in erased.stderr
         with copy.connect() as conn:  # stopped before the erasure began: not listed as unfinished
             assert not erasure.unfinished(conn, [ids["p1"][0]])
-        pd.testing.assert_frame_equal(_read(engine, ids["p1"][1], url), before)
+        pd.testing.assert_frame_equal(support.read_machine(engine, ids["p1"][1], url), before)
         archive.run(engine, url=url, before=support.START + timedelta(days=40))  # the original goes on
-        assert len(_read(engine, ids["p1"][1], url)) == 40 * 24
+        assert len(support.read_machine(engine, ids["p1"][1], url)) == 40 * 24
 
         # The original retired (the copy is the one in use now): deleting the marker hands the folder over.
         Path(marker).unlink()
         archive.run(copy, url=url, before=support.START + timedelta(days=40))
-        assert len(_read(copy, ids["p1"][1], url)) == 40 * 24
+        assert len(support.read_machine(copy, ids["p1"][1], url)) == 40 * 24
         with pytest.raises(ArchiveStoreTaken):
             archive.run(engine, url=url, before=support.START + timedelta(days=40))
 
@@ -113,4 +85,38 @@ def test_an_archive_run_killed_while_it_marks_the_folder_is_not_taken_for_anothe
     # The marker holds the old token (killed before writing it) or the one being written (after): both are
     # this database's, so the rerun goes on.
     archive.run(engine, url=url, before=support.START + timedelta(days=40))
-    assert len(_read(engine, ids["p1"][1], url)) == 40 * 24
+    assert len(support.read_machine(engine, ids["p1"][1], url)) == 40 * 24
+
+
+def test_a_copy_made_before_any_archive_run_since_stops_before_touching_the_originals_files(
+    engine, postgres, tmp_path
+):
+    ids = support.register(engine, "acme", ["p1"])
+    support.write(engine, support.rows(ids["p1"], seqs=range(40 * 24), step_s=3600.0))
+    url = str(tmp_path / "archive")
+    archive.run(engine, url=url, before=support.START + timedelta(days=10))
+    files = support.archived_files(url)
+    with support.restored_copy(engine, postgres, tmp_path) as copy:  # neither has archived since: same token
+        before = support.read_machine(engine, ids["p1"][1], url)
+        settings = Settings(archive_url=url, hot_days=365, retain_archive_days=1)  # expires every file
+
+        # Before: the copy's retention run expired the original's files and its erasure removed
+        # store=<id>/tenant=acme; the original's reads then failed ("… is missing").
+        with pytest.raises(ArchiveStoreCopied, match="retention claim-archive"):
+            retention.run(copy, settings=settings, now=support.START + timedelta(days=90))
+        with pytest.raises(ArchiveStoreCopied, match="retention claim-archive"):
+            erasure.erase(
+                copy, tenant="acme", confirm="acme", by="cli:test", archive_url=url, now=support.START
+            )
+        with pytest.raises(ArchiveStoreCopied, match="retention claim-archive"):
+            archive.run(copy, url=url, before=support.START + timedelta(days=30))
+        env = {"SERVICECAST_DATABASE_URL": copy.url.render_as_string(hide_password=False)}
+        expired = run_cli(
+            "retention", "run", SERVICECAST_ARCHIVE_URL=url, SERVICECAST_RETAIN_ARCHIVE_DAYS="1", **env
+        )
+        assert expired.returncode == 1 and expired.stderr.count("\n") == 1, expired.stderr
+        assert "servicecast retention claim-archive" in expired.stderr
+        assert support.archived_files(url) == files
+        pd.testing.assert_frame_equal(support.read_machine(engine, ids["p1"][1], url), before)
+        archive.run(engine, url=url, before=support.START + timedelta(days=40))  # the original goes on
+        assert len(support.read_machine(engine, ids["p1"][1], url)) == 40 * 24
