@@ -1,8 +1,14 @@
-"""Prometheus metrics of the OPC UA bridge, served on --metrics-port."""
+"""What the OPC UA bridge tells its operators: Prometheus metrics (on --metrics-port) and its log."""
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import Counter, Gauge
+
+log = logging.getLogger(
+    "ingest.opcua.bridge"
+)  # one logger for the bridge's modules, the name operators filter
 
 BUFFERED = Gauge(
     "servicecast_bridge_buffered_messages", "Messages in the on-disk buffer, not yet acknowledged"

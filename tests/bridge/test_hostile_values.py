@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 
 from fleet.contract import format_ts
 from fleet.settings import MqttEndpoint
-from ingest.opcua import bridge, mapping
+from ingest.opcua import asyncua_log, bridge, connection, mapping, subscribing
 from ingest.opcua.buffer import Buffer
 from ingest.opcua.publisher import Publisher
 from simulators.opcua_machine import MAP, MachineServer
@@ -46,9 +46,9 @@ async def bridged(machine: MachineServer, buffer: Buffer, changes) -> None:  # n
     """Subscribe as the bridge does, make the changes on the server, and give them time to arrive."""
     publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
     # The bridge's own connect: a plain Client's 1 s health probe dropped a loaded machine's server.
-    client = await bridge.connect(bridge.ServerAccess(endpoint=machine.endpoint))
+    client = await connection.connect(bridge.ServerAccess(endpoint=machine.endpoint))
     try:
-        await bridge._subscribe(client, mapping.load(MAP), buffer, publisher)
+        await subscribing.subscribe(client, mapping.load(MAP), buffer, publisher)
         for change in changes:
             await asyncio.sleep(0.3)  # one publish each: the sampling interval is 1 s, the publishing 0.5 s
             await asyncio.to_thread(change)
@@ -259,13 +259,13 @@ def test_a_server_stops_though_the_bridge_reconnects_at_once(tmp_path) -> None:
     publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
 
     async def stop_while_bridged(server: MachineServer) -> None:
-        client = await bridge.connect(bridge.ServerAccess(endpoint=server.endpoint))
+        client = await connection.connect(bridge.ServerAccess(endpoint=server.endpoint))
         try:
-            await bridge._subscribe(client, mapping.load(MAP), buffer, publisher)
+            await subscribing.subscribe(client, mapping.load(MAP), buffer, publisher)
             await asyncio.sleep(0.5)
             await asyncio.to_thread(server.stop)  # raised TimeoutError
         finally:
-            await bridge._goodbye(client, server.endpoint)
+            await connection.goodbye(client, server.endpoint)
 
     for _ in range(4):
         asyncio.run(stop_while_bridged(MachineServer(port=services.free_port()).start()))
@@ -391,7 +391,7 @@ def test_a_publish_refused_by_a_server_back_from_a_restart_is_one_line_not_a_tra
             (),
             sys.exc_info(),
         )
-    noise = bridge._ServerAwayNoise()
+    noise = asyncua_log.ServerAwayNoise()
     assert noise.filter(refused)
     assert refused.exc_info is None and refused.levelno == logging.WARNING
     assert refused.getMessage() == (

@@ -7,7 +7,7 @@ import asyncio
 from prometheus_client import REGISTRY
 
 from fleet.settings import MqttEndpoint
-from ingest.opcua import bridge, mapping
+from ingest.opcua import bridge, connection, mapping, subscribing
 from ingest.opcua.buffer import Buffer
 from ingest.opcua.publisher import Publisher
 from simulators.opcua_machine import MAP
@@ -32,10 +32,10 @@ def test_a_value_a_full_buffer_refused_is_buffered_when_asyncua_recreates_the_su
 
     async def scenario() -> None:
         publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
-        client = await bridge.connect(bridge.ServerAccess(endpoint=machine.endpoint))
+        client = await connection.connect(bridge.ServerAccess(endpoint=machine.endpoint))
         try:
             before = _values_notified()
-            await bridge._subscribe(client, mapping.load(MAP), buffer, publisher)
+            await subscribing.subscribe(client, mapping.load(MAP), buffer, publisher)
             initial = lambda: _values_notified() - before >= variables  # noqa: E731
             assert await until(initial, tries=40), "no initial values"
             await asyncio.sleep(0.5)  # the translator buffers a publish's values on the loop's next turn
