@@ -12,15 +12,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 Purpose = Literal["service", "offers", "product_improvement"]
 INT32_MAX = 2_147_483_647
 INT64_MAX = 9_223_372_036_854_775_807
-# Ids are bounded to their columns: a larger number would overflow the driver instead of answering 404.
-CustomerId = Annotated[int, Path(ge=1, le=INT32_MAX)]
-MachineId = Annotated[int, Path(ge=1, le=INT32_MAX)]
-AlertId = Annotated[int, Path(ge=1, le=INT64_MAX)]
-OfferId = Annotated[int, Path(ge=1, le=INT64_MAX)]
-CustomerFilter = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
 # The customer's declaration behind a consent change (a contract clause, a letter), kept in the audit trail.
 Reference = Annotated[str | None, Query(min_length=1, max_length=200)]
-MachineFilter = Annotated[int | None, Query(ge=1, le=INT32_MAX)]
 
 
 def _not_true_or_false(value: object) -> object:
@@ -28,6 +21,25 @@ def _not_true_or_false(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError("must be a number, not true or false")
     return value
+
+
+def _json_integer(value: object) -> object:
+    """Take an id only as a JSON integer: pydantic would read true, "1" and 1.0 as 1, and a float past 2**53
+    as another id than the one written (9007199254740993.0 is the float 9007199254740992.0)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError('must be a whole number (as 42, not 42.0, true, false or "42")')
+    return value
+
+
+def _plain_digits(value: object) -> object:
+    """Read an id of a path or query from plain decimal digits: int() would also read "1.0", " 1", "01", "+1",
+    "1_0" and other scripts' digits as an id."""
+    if not isinstance(value, str):
+        return value
+    if not (value.isascii() and value.isdigit()) or (value.startswith("0") and value != "0"):
+        raise ValueError('must be a whole number in plain digits (as 42, not 42.0, 042, +42 or " 42")')
+    # More digits than INT64_MAX has are past every id's bound; int() would refuse 4,300 and more.
+    return int(value) if len(value) <= len(str(INT64_MAX)) else INT64_MAX + 1
 
 
 def _whole_number(value: object) -> object:
@@ -47,10 +59,23 @@ def _true_or_false(value: object) -> object:
 
 # A yes/no in a request body: JSON true or false only.
 Flag = Annotated[bool, BeforeValidator(_true_or_false)]
-# Ids a body names: JSON numbers only (`true` would name offer, user or customer 1). The bounds come before
-# the validator so that they reach the OpenAPI schema as minimum/maximum (see Amount).
-BodyOfferId = Annotated[int, Field(ge=1, le=INT64_MAX), BeforeValidator(_whole_number)]
-BodyId = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(_whole_number)]
+# Ids a body names: JSON integers only (`true` would name offer, user or customer 1), bounded to their
+# columns: a larger number would overflow the driver instead of answering 404. The bounds come before the
+# validator so that they reach the OpenAPI schema as minimum/maximum (see Amount). Alert, offer and audit
+# event ids are 64-bit; the others 32-bit.
+BodyOfferId = Annotated[int, Field(ge=1, le=INT64_MAX), BeforeValidator(_json_integer)]
+BodyId = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(_json_integer)]
+# The same ids in a path or a query, where they come as text: plain digits only.
+_FromDigits = BeforeValidator(_plain_digits)
+CustomerId = Annotated[BodyId, Path(), _FromDigits]
+MachineId = Annotated[BodyId, Path(), _FromDigits]
+SubscriptionId = Annotated[BodyId, Path(), _FromDigits]
+CatalogVersion = Annotated[BodyId, Path(), _FromDigits]
+AlertId = Annotated[BodyOfferId, Path(), _FromDigits]
+OfferId = Annotated[BodyOfferId, Path(), _FromDigits]
+CustomerFilter = Annotated[BodyId | None, Query(), _FromDigits]
+MachineFilter = Annotated[BodyId | None, Query(), _FromDigits]
+SubjectFilter = Annotated[BodyOfferId | None, Query(), _FromDigits]
 
 # Money a customer paid, as an outcome reports it (hand-entered or from the CRM).
 # The bounds come before the validator so that they stay on the number and reach the OpenAPI schema as

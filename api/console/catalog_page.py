@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
 
 from api import catalog, catalog_versions
 from api.console.login import Actor, PageSession, Viewer, require
 from api.console.render import PageRoute, page, redirect
 from api.errors import Conflict
-from api.schemas import INT32_MAX
+from api.schemas import CatalogVersion
 from fleet import errors
 from fleet.tables import utcnow
 
@@ -78,7 +78,7 @@ def _words(problem) -> str:  # noqa: ANN001
 
 
 @router.post("/admin/catalog/{version}/activate")
-def activate(version: Annotated[int, Path(ge=1, le=INT32_MAX)], sess: PageSession, who: Actor):
+def activate(version: CatalogVersion, sess: PageSession, who: Actor):
     """Put a stored version in force for new offers (audited with the version it replaces)."""
     require(who, "admin")
     cat = catalog_versions.activate(sess, version=version, by=who, now=utcnow())

@@ -163,7 +163,7 @@ def export(
     who: Viewer,
     start: Day = None,
     end: Day = None,
-    account: Annotated[int | None, Query(ge=1, le=schemas.INT32_MAX)] = None,
+    account: schemas.CustomerFilter = None,
 ) -> Response:
     """The ledger as CSV: the rows of the page (the total last on the book), plain numbers."""
     require(who, "offers:read")

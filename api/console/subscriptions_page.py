@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
@@ -19,14 +19,13 @@ from api.console.login import Actor, PageSession, Viewer, require
 from api.console.render import PageRoute, confirm_page, page, redirect
 from api.errors import ConsentMissing
 from api.offers import risk_scope
-from api.schemas import INT32_MAX, SubscriptionIn
+from api.schemas import SubscriptionId, SubscriptionIn
 from api.scope import restrict
 from fleet import errors
 from fleet.tables import Customer, Site
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 _subscription = TypeAdapter(SubscriptionIn)
-SubscriptionId = Annotated[int, Path(ge=1, le=INT32_MAX)]
 ADDRESS_PROBLEM = {
     "email": "An e-mail address, e.g. tech@example.com.",
     "webhook": "The incoming webhook's address, starting with https:// (or http://).",

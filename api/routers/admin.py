@@ -80,7 +80,7 @@ def audit_trail(
     sess: SessionDep,
     who: Admin,
     subject: Annotated[str | None, Query(max_length=16)] = None,
-    subject_id: Annotated[int | None, Query(ge=0, le=schemas.INT64_MAX)] = None,
+    subject_id: schemas.SubjectFilter = None,
     action: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,

@@ -3,17 +3,16 @@ customer's segment and offer language."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 from fastapi import APIRouter
-from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import catalog_versions
 from api.audit import log_event
 from api.deps import Admin, OfferReader, SessionDep
 from api.errors import Conflict, Forbidden
-from api.schemas import INT32_MAX, CustomerId
+from api.schemas import CatalogVersion, CustomerId
 from api.scope import get_visible
 from fleet.tables import Customer, utcnow
 
@@ -33,9 +32,6 @@ class CatalogVersionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     yaml: str = Field(min_length=1, max_length=catalog_versions.MAX_SOURCE)
-
-
-VersionNumber = Annotated[int, PathParam(ge=1, le=INT32_MAX)]
 
 
 @router.get("")
@@ -59,7 +55,7 @@ def add_version(body: CatalogVersionIn, sess: SessionDep, who: Admin) -> dict:
 
 
 @router.post("/versions/{version}/activate")
-def activate_version(version: VersionNumber, sess: SessionDep, who: Admin) -> dict:
+def activate_version(version: CatalogVersion, sess: SessionDep, who: Admin) -> dict:
     """Put a stored version in force for new offers; audited with the version it replaces."""
     return catalog_versions.activate(sess, version=version, by=who, now=utcnow()).model_dump(mode="json")
 

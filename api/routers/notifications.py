@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter
-from fastapi import Path as PathParam
 
 from api import notifications
 from api.deps import AlertReader, SessionDep, SettingsDep
-from api.schemas import INT32_MAX, SubscriptionIn, SubscriptionOut
+from api.schemas import SubscriptionId, SubscriptionIn, SubscriptionOut
 from fleet.settings import Settings
 from fleet.tables import NotificationSubscription
 
@@ -33,9 +30,7 @@ def subscribe(body: SubscriptionIn, sess: SessionDep, who: AlertReader, settings
 
 
 @router.delete("/{subscription_id}", status_code=204)
-def unsubscribe(
-    subscription_id: Annotated[int, PathParam(ge=1, le=INT32_MAX)], sess: SessionDep, who: AlertReader
-) -> None:
+def unsubscribe(subscription_id: SubscriptionId, sess: SessionDep, who: AlertReader) -> None:
     """Delete one of the caller's subscriptions (an admin: anyone's); pending notifications are cancelled."""
     notifications.unsubscribe(sess, who, subscription_id)
 

@@ -169,7 +169,7 @@ def test_an_outcome_by_hand_takes_accepted_only_as_true_or_false(world, accepted
     assert _state(world, offer_id) == ("declined", None, 0)
 
 
-@pytest.mark.parametrize("offer_id", [True, False, "1"], ids=repr)
+@pytest.mark.parametrize("offer_id", [True, False, "1", 1.0], ids=repr)
 def test_a_crm_outcome_for_offer_true_is_422_not_offer_1(world, offer_id: object) -> None:
     first = world.offers["acme"][0]
     assert first == 1  # what true would have been read as
@@ -179,6 +179,6 @@ def test_a_crm_outcome_for_offer_true_is_422_not_offer_1(world, offer_id: object
     assert answer.status_code == 422, answer.text[:300]
     assert (
         answer.json()["detail"]
-        == 'offer_id: Value error, must be a whole number (as 42, not true, false or "42")'
+        == 'offer_id: Value error, must be a whole number (as 42, not 42.0, true, false or "42")'
     )
     assert _state(world, first) == ("sent", None, 0)
