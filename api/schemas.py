@@ -43,8 +43,8 @@ def _plain_digits(value: object) -> object:
 
 
 def _whole_number(value: object) -> object:
-    """Refuse true/false and text as an id: pydantic would read `true` and "1" as 1. A number without a
-    fraction (42.0) is the integer 42 to JSON Schema, which the OpenAPI schema speaks: pydantic takes it."""
+    """Refuse true/false and text as a file's whole number: pydantic would read `true` and "1" as 1. A number
+    without a fraction (2.0) is taken as 2: the catalog file's version and expiry days are no ids."""
     if isinstance(value, bool | str):
         raise ValueError('must be a whole number (as 42, not true, false or "42")')
     return value
