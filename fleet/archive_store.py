@@ -72,8 +72,7 @@ def checked(engine: Engine, where: Location) -> str:
         f"the archive folder {where.path(ours)} is in use by another database with this database's store id "
         "(a copy of it, such as a restored backup, or the one it was restored from): that database has "
         "archived there since this one did, and sweeping, expiring or erasing there would delete its files, "
-        "so nothing was done. Give a copy an archive of its own (SERVICECAST_ARCHIVE_URL, with a copy of the "
-        f"archive if it needs the files); if this database alone is in use now, delete {marker} and run again"
+        f"so nothing was done. {_remedy('this database alone is in use now')}"
     )
 
 
@@ -86,11 +85,20 @@ def _owned(engine: Engine, path: str) -> None:
     raise ArchiveStoreCopied(
         f"this database ({archive_owner.described(current)}) is a copy of the one that owns its archive "
         f"folder {path} ({archive_owner.described(owner)}): sweeping, expiring or erasing there could "
-        "delete that database's files, so nothing was done. If that database is still in use, give this one "
-        "an archive of its own (SERVICECAST_ARCHIVE_URL, with a copy of the archive if it needs the files) "
-        "and run `servicecast retention claim-archive`; if this database replaces it (restored after it was "
-        "lost, moved to another server or file system, upgraded by dump and restore), run "
-        "`servicecast retention claim-archive` alone"
+        "delete that database's files, so nothing was done. "
+        + _remedy(
+            "this database replaces it (restored after it was lost, moved to another server or file system, "
+            "upgraded by dump and restore)"
+        )
+    )
+
+
+def _remedy(alone: str) -> str:
+    """What to do about a folder another database uses: both ways end in `retention claim-archive`."""
+    return (
+        "If that database is still in use, give this one an archive of its own (SERVICECAST_ARCHIVE_URL, "
+        "with a copy of the archive if it needs the files) and run `servicecast retention claim-archive`; "
+        f"if {alone}, run `servicecast retention claim-archive` alone"
     )
 
 

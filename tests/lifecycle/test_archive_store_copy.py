@@ -5,17 +5,15 @@ once the original has archived since the copy (the folder's marker holds a token
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from fleet import archive, archive_store, erasure, retention
+from fleet import archive, erasure, retention
 from fleet.errors import ArchiveStoreCopied, ArchiveStoreTaken
 from fleet.settings import Settings
 from tests.data import REPO
@@ -34,11 +32,12 @@ def test_a_physical_copy_on_the_same_archive_stops_once_the_original_has_archive
     with support.restored_copy(engine, postgres, tmp_path, physical=True) as copy:
         archive.run(engine, url=url, before=support.START + timedelta(days=30))  # files the copy never saw
         before = support.read_machine(engine, ids["p1"][1], url)
-        marker = archive.location(url).path(f"{archive_store.folder(engine)}/{archive_store.MARKER}")
 
         # Before: the copy's run swept the original's new files as a killed run's leftovers, and its erasure
         # removed the whole store=<id>/tenant=acme; the original's reads then failed ("… is missing").
-        with pytest.raises(ArchiveStoreTaken, match=re.escape(f"delete {marker} and run again")):
+        with pytest.raises(
+            ArchiveStoreTaken, match="alone is in use now, run `servicecast retention claim-archive`"
+        ):
             archive.run(copy, url=url, before=support.START + timedelta(days=30))
         settings = Settings(archive_url=url, hot_days=365, retain_archive_days=1)  # expires every file
         with pytest.raises(ArchiveStoreTaken):
@@ -52,15 +51,17 @@ def test_a_physical_copy_on_the_same_archive_stops_once_the_original_has_archive
             "customers", "erase", "acme", "--confirm", "acme", SERVICECAST_ARCHIVE_URL=url, **env
         )
         assert erased.returncode == 1 and erased.stderr.count("\n") == 1, erased.stderr
-        assert f"delete {marker} and run again" in erased.stderr
+        assert "run `servicecast retention claim-archive`" in erased.stderr
         with copy.connect() as conn:  # stopped before the erasure began: not listed as unfinished
             assert not erasure.unfinished(conn, [ids["p1"][0]])
         pd.testing.assert_frame_equal(support.read_machine(engine, ids["p1"][1], url), before)
         archive.run(engine, url=url, before=support.START + timedelta(days=40))  # the original goes on
         assert len(support.read_machine(engine, ids["p1"][1], url)) == 40 * 24
 
-        # The original retired (the copy is the one in use now): deleting the marker hands the folder over.
-        Path(marker).unlink()
+        # The original retired (the copy is the one in use now): claiming the folder, as the error says,
+        # hands it over.
+        claimed = run_cli("retention", "claim-archive", SERVICECAST_ARCHIVE_URL=url, **env)
+        assert claimed.returncode == 0, claimed.stderr
         archive.run(copy, url=url, before=support.START + timedelta(days=40))
         assert len(support.read_machine(copy, ids["p1"][1], url)) == 40 * 24
         with pytest.raises(ArchiveStoreTaken):
