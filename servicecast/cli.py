@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,8 +13,24 @@ from fleet import errors
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, migration_errors, open_engine, ready_engine
 from servicecast import lazy_commands
 
+
+class _Group(lazy_commands.LazyGroup):
+    """The `servicecast` group: a types file read as a command starts (the simulator's, on import) that is
+    broken is one line naming the file, line and reason, and exit 2, as a bad setting is."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.InvalidInput as exc:
+            from fleet.type_files import TypesFileError
+
+            if not isinstance(exc, TypesFileError):
+                raise
+            raise fail(f"cannot read the machine types: {exc}") from None
+
+
 app = typer.Typer(
-    cls=lazy_commands.LazyGroup,
+    cls=_Group,
     help="servicecast: predictive maintenance from MQTT telemetry to service offers.",
     no_args_is_help=True,
     add_completion=False,
@@ -29,13 +45,8 @@ users_app = typer.Typer(help="API users and their keys.", no_args_is_help=True)
 # `lazy_commands` runs it only when one of them runs. The placeholders keep `--help` as it was: the same
 # names in the same order (commands first, then groups, each in registration order) and first help lines.
 def _mount_simulate(part: typer.Typer) -> None:
-    from fleet.type_files import TypesFileError
     from servicecast import market_cli
-
-    try:  # the simulator reads its types file on import
-        from simulators.cli import simulate_app
-    except TypesFileError as exc:
-        raise fail(f"the simulator's types file is wrong:\n{exc}", code=EXIT_ERROR) from None
+    from simulators.cli import simulate_app
 
     part.add_typer(simulate_app, name="simulate")
     market_cli.register(simulate_app)
