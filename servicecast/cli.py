@@ -119,7 +119,7 @@ def check_config() -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
     from fleet import migrate
 
