@@ -15,7 +15,7 @@ from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 history_app = typer.Typer(help="Service history (failures, replacements, maintenance) as labels.")
 File = Annotated[Path, typer.Argument(help="CSV file (gzip if it ends in .gz), one header line.")]
 MappingFile = Annotated[
-    Path | None, typer.Option("--mapping", help="TOML: tenant, kind, time_format, …, [columns], [kinds].")
+    Path | None, typer.Option("--mapping", help=r"TOML: tenant, kind, time_format, …, \[columns], \[kinds].")
 ]
 Columns = Annotated[
     list[str] | None, typer.Option("--column", help="FIELD=COLUMN, e.g. ts=datetime (repeatable).")
