@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from fleet import errors
+from fleet.type_checks import Problem, compose_yaml
 
 
 class NotUtf8(errors.InvalidInput):
@@ -20,3 +24,30 @@ def decode(raw: bytes) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise NotUtf8(raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
+
+
+class FileProblem(errors.InvalidInput):
+    """A file that cannot be read as text or YAML; `problem` names it, the line where known and why."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+def read(path: Path) -> str:
+    """The text of a file a person hands in, or `FileProblem`: missing, a folder, unreadable, not UTF-8."""
+    try:
+        return decode(path.read_bytes())
+    except OSError as exc:
+        raise FileProblem(Problem(str(path), None, "file", exc.strerror or str(exc))) from None
+    except NotUtf8 as exc:
+        raise FileProblem(Problem(str(path), exc.line, "file", exc.reason)) from None
+
+
+def read_yaml(path: Path) -> Any:
+    """The data of a YAML file a person hands in (a map), or `FileProblem` naming its first problem: the
+    ones of `read`, not YAML, a key given twice, nesting or aliases past the limits types files have."""
+    _, data, _, problems = compose_yaml(read(path), str(path))
+    if problems:
+        raise FileProblem(problems[0])
+    return data

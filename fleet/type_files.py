@@ -38,11 +38,9 @@ def read(path: str | Path) -> TypesFile:
     """Read and check a YAML (.yaml/.yml) or TOML (.toml) types file."""
     path = Path(path)
     try:
-        text = text_files.decode(path.read_bytes())
-    except OSError as exc:
-        raise TypesFileError([Problem(str(path), None, "file", exc.strerror or str(exc))]) from exc
-    except text_files.NotUtf8 as exc:
-        raise TypesFileError([Problem(str(path), exc.line, "file", exc.reason)]) from None
+        text = text_files.read(path)
+    except text_files.FileProblem as exc:
+        raise TypesFileError([exc.problem]) from None
     return parse(text, source=str(path), toml=path.suffix.lower() == ".toml")
 
 

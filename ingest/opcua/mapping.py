@@ -6,9 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from fleet import contract
+from fleet import contract, text_files
 from ingest.contract import CODE_PATTERN
 
 NODE_ID = re.compile(r"^(ns=\d+|nsu=[^;]+);[isgb]=.+$|^i=\d+$")
@@ -62,9 +60,9 @@ class Mapping:
 def load(path: Path) -> Mapping:
     """Read and check a map file."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise MapError(f"cannot read map {path}: {exc}") from None
+        raw = text_files.read_yaml(path)
+    except text_files.FileProblem as exc:
+        raise MapError(f"cannot read map {exc}") from None
     if not isinstance(raw, dict):
         raise MapError(f"map {path} must be a YAML mapping")
     return parse(raw)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from fleet import credentials, errors
+from fleet import credentials, errors, text_files
 from fleet.type_checks import SEVERITIES
 from ingest.sparkplug.decode import LONGEST
 
@@ -62,9 +60,9 @@ class Mapping:
     def load(cls, path: str | Path) -> Mapping:
         """Read and check a map file (YAML)."""
         try:
-            data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise MapError(f"cannot read the Sparkplug map {path}: {exc}") from exc
+            data = text_files.read_yaml(Path(path))
+        except text_files.FileProblem as exc:
+            raise MapError(f"cannot read the Sparkplug map {exc}") from None
         return cls.from_dict(data, where=str(path))
 
     @classmethod
