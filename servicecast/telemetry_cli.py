@@ -23,7 +23,9 @@ def register(app: typer.Typer) -> None:
 
 
 def telemetry_import_command(
-    file: history_cli.File,
+    file: Annotated[
+        Path, typer.Argument(help="CSV (gzip if it ends in .gz) with one header line, or Parquet (.parquet).")
+    ],
     mapping: history_cli.MappingFile = None,
     column: history_cli.Columns = None,
     tenant: history_cli.Tenant = None,
