@@ -174,7 +174,8 @@ class FleetModel(BaseEstimator):
         )
 
     def _hold_s(self) -> float:
-        """How long a sensor's last reading stands in the limit check: the features' hold at the step."""
+        """How long a sensor's last reading stands in the limit check at least: the features' hold at the
+        type's step (a machine slower than the step holds for its own interval, `limits._carry`)."""
         return limits.hold_seconds(self.features_.step_hours_)
 
     def _latest_readings(self, X: pd.DataFrame, prep: Prepared, which: np.ndarray) -> pd.DataFrame:

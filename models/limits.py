@@ -5,11 +5,12 @@ whatever a model says; a cold-start model also alerts at the warning limit (`WAR
 once the machine's readings have stayed beyond it for the sensor's on-delay (ISA-18.2; `ON_DELAY_S` unless
 the type gives `alarm_on_delay_s`): a single sample is not a process state (a spike of a faulty sensor).
 A message without a sensor's reading (a sensor sent apart, or one dropping out) reads the machine's last
-reading of it while that is at most `hold_seconds` old (the features' hold, `time_base.HOLD` steps at
-the type's step); an older one is missing. A carried reading says what it said when read: the on-delay
-counts time between readings, so a spike followed by silence is still one sample. Both paths, every row
-(backtests) and each machine's latest (the scorer), read the readings so carried: a replay of a window
-through the scorer opens the alerts a backtest counted."""
+reading of it while that is at most `time_base.HOLD` of the machine's usual interval between messages old
+(the features' hold), and at least `hold_seconds` (the hold at the type's step: a machine at its type's
+rate holds as at that step, a slower one through its own silence); an older one is missing. A carried
+reading says what it said when read: the on-delay counts time between readings, so a spike followed by
+silence is still one sample. Both paths, every row (backtests) and each machine's latest (the scorer),
+read the readings so carried: a replay of a window through the scorer opens the alerts a backtest counted."""
 
 from __future__ import annotations
 
@@ -27,11 +28,16 @@ WARNING_AND_ALARM = (("warning", WARNING_RISK), ("alarm", ALARM_RISK))
 # ISA-18.2's and EEMUA 191's suggested on-delay for temperature and level; at most one reading per minute
 # it asks for two readings in a row.
 ON_DELAY_S = 60.0
+# A machine's usual interval is the median of its intervals in the day before a row (at most the
+# `time_base.RATE_READINGS` latest readings'), so a reading is carried for 36 h at most: the scorer's read
+# (`scoring.history_hours`, a baseline day, a window and more: over two days at hourly steps) holds the
+# intervals and the reading a backtest reads at a machine's newest row.
+USUAL_WITHIN_S = 24 * 3600.0
 
 
 def hold_seconds(step_hours: float) -> float:
-    """How long a sensor's last reading stands for a message without it: the bound the features hold a
-    reading into later steps by (`time_base.HOLD` of a machine's usual interval), at the type's step."""
+    """How long a sensor's last reading stands for a message without it at a machine sending at the type's
+    step: the bound the features hold a reading into later steps by (`time_base.HOLD` of the interval)."""
     return time_base.HOLD * step_hours * 3600.0
 
 
@@ -58,10 +64,10 @@ def beyond(
     ts: str = "ts",
     hold_s: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row, the risk of the highest of `levels` its machine's readings (carried for up to `hold_s`) have
-    held beyond for the on-delay (0 if none), that sensor and the seconds they have been beyond. A missing
-    reading neither holds nor breaks a spell. For backtests; the scorer asks `beyond_latest`, the same at
-    each machine's latest row."""
+    """Per row, the risk of the highest of `levels` its machine's readings (carried for `hold_s`, longer at a
+    machine slower than that: `_carry`) have held beyond for the on-delay (0 if none), that sensor and the
+    seconds they have been beyond. A missing reading neither holds nor breaks a spell. For backtests; the
+    scorer asks `beyond_latest`, the same at each machine's latest row."""
     found = _rules(values, limits, levels)
     out = _nothing(len(values))
     if not found:
@@ -155,16 +161,37 @@ def _rules(
 
 def _carry(x: np.ndarray, new: np.ndarray, t: np.ndarray, hold_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Readings `x` by machine and time (`new` where a machine begins, `t` in seconds), each missing one the
-    machine's last reading if that is at most `hold_s` older (never another machine's), and when each
-    was read: a carried reading says what it said then, and does not stretch a spell."""
+    machine's last reading if that is at most `time_base.HOLD` of the machine's usual interval there, and
+    at least `hold_s` (0: none), older (never another machine's), and when each was read: a carried
+    reading says what it said then, and does not stretch a spell."""
     if hold_s <= 0 or not len(x):
         return x, t
     pos = np.arange(len(x))
     src = np.maximum.accumulate(np.where(np.isnan(x), -1, pos))
     begins = np.maximum.accumulate(np.where(new, pos, 0))
+    gap = np.flatnonzero(np.isnan(x) & (src >= begins))  # only these rows can take a reading
+    age = t[gap] - t[src[gap]]
+    take = np.zeros(len(x), dtype=bool)
+    take[gap] = age <= hold_s
+    longer = ~take[gap]  # only these need the machine's own interval
+    take[gap[longer]] = age[longer] <= time_base.HOLD * _usual_s(gap[longer], begins, t)
     src_ok = np.maximum(src, 0)
-    take = np.isnan(x) & (src >= begins) & (t - t[src_ok] <= hold_s)
     return np.where(take, x[src_ok], x), np.where(take, t[src_ok], t)
+
+
+def _usual_s(rows: np.ndarray, begins: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per row in `rows` (of rows by machine and time, `begins` each row's machine's first, `t` seconds),
+    the median of its machine's intervals between rows, up to it, within `USUAL_WITHIN_S` and at most the
+    `time_base.RATE_READINGS` latest rows' (NaN without one); repeated times are no interval."""
+    later = rows[:, None] - np.arange(time_base.RATE_READINGS - 1)
+    earlier = np.maximum(later - 1, 0)
+    gap = t[np.maximum(later, 0)] - t[earlier]
+    inside = (later - 1 >= begins[rows][:, None]) & (t[earlier] >= t[rows][:, None] - USUAL_WITHIN_S)
+    gap = np.sort(np.where(inside & (gap > 0), gap, np.nan), axis=1)  # NaN last
+    n = (~np.isnan(gap)).sum(axis=1)
+    at = np.arange(len(rows))
+    middle = (gap[at, np.maximum(n - 1, 0) // 2] + gap[at, n // 2]) / 2
+    return np.where(n > 0, middle, np.nan)
 
 
 def _nothing(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleet import machine_types, type_files
-from models import limits
+from models import limits, time_base
 from simulators.machine_types import TYPES_FILE
 from tests.models.fleet_support import PUMP, pump_model, pump_panel
 
@@ -78,9 +78,11 @@ def test_the_latest_row_check_equals_the_per_row_check_at_each_machines_latest_r
 @given(frames(), st.sampled_from(sorted(LEVELS)), HOLD_S)
 def test_a_carried_reading_says_what_it_said_when_read(drawn, levels, hold_s) -> None:
     """Per sensor, a row without the reading checks as the row of its machine's last reading (found with
-    pandas) if that is at most `hold_s` older, else as nothing; a row with one as without carrying."""
+    pandas) if that is at most `hold_s`, or `time_base.HOLD` of the machine's usual interval there if
+    longer, older, else as nothing; a row with one as without carrying."""
     frame, found = drawn
     by_time = frame.iloc[_sorted(frame)[0]]
+    hold = np.fmax(hold_s, time_base.HOLD * _usual_intervals(by_time).reindex(frame.index).to_numpy())
     for name, limit in found.items():
         if name not in frame:
             continue
@@ -89,7 +91,7 @@ def test_a_carried_reading_says_what_it_said_when_read(drawn, levels, hold_s) ->
         secs = (frame["ts"] - frame["ts"].min()).dt.total_seconds().to_numpy()  # by row, a RangeIndex
         src = source.fillna(-1).astype(int).to_numpy()
         age = secs - np.where(src >= 0, secs[src], np.nan)
-        source = source.where(frame[name].notna() | ((age <= hold_s) & (hold_s > 0)))  # 0: none
+        source = source.where(frame[name].notna() | ((age <= hold) & (hold_s > 0)))  # 0: none
         carried = limits.beyond(frame, {name: limit}, LEVELS[levels], hold_s=hold_s)
         alone = limits.beyond(frame, {name: limit}, LEVELS[levels])
         has = source.notna().to_numpy()
@@ -97,6 +99,20 @@ def test_a_carried_reading_says_what_it_said_when_read(drawn, levels, hold_s) ->
         for got, want in zip(carried, alone, strict=True):
             np.testing.assert_array_equal(got[has], want[at])
         assert (carried[0][~has] == 0).all()
+
+
+def _usual_intervals(by_time: pd.DataFrame) -> pd.Series:
+    """Per row of rows by machine and time, the median of the positive intervals between the machine's
+    rows among its latest `time_base.RATE_READINGS` up to it (those within a day of it), in seconds."""
+    usual = pd.Series(np.nan, index=by_time.index)
+    for _, rows in by_time.groupby("machine", sort=False):
+        ts = rows["ts"].reset_index(drop=True)
+        for k, row in enumerate(rows.index):
+            near = ts.iloc[max(0, k - time_base.RATE_READINGS + 1) : k + 1]
+            near = near[near >= ts.iloc[k] - pd.Timedelta(seconds=limits.USUAL_WITHIN_S)]
+            gaps = near.diff().dt.total_seconds().iloc[1:]
+            usual[row] = gaps[gaps > 0].median()
+    return usual
 
 
 def test_a_spell_walked_back_over_many_rows_and_gaps_is_measured_from_its_first_reading() -> None:
