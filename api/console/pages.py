@@ -124,7 +124,7 @@ def alert_queue(
     """The alert queue: severity first, then the shortest lead time."""
     require(who, "alerts:read")
     rows = views.alert_rows(sess, who, states=ALERT_TABS[status], severity=severity or None)
-    names = views.user_names(sess, {a.assignee_id for a, *_ in rows})
+    names = views.assignee_names(sess, rows)
     context = {"who": who, "rows": rows, "status": status, "severity": severity, "names": names}
     context["tabs"] = list(ALERT_TABS)
     context["type_specs"] = views.specs_by_type(sess, (m.machine_type for _, m, *_ in rows))
@@ -221,6 +221,7 @@ def machine_page(
         "rows": rows,
         "downsampled": downsampled,
         "alerts": alerts,
+        "names": views.assignee_names(sess, alerts),
         "offers": offers,
         "start": start,
         "end": end,
@@ -417,6 +418,7 @@ def account_page(request: Request, customer_id: schemas.CustomerId, sess: PageSe
         "purposes": registry.purposes_of(sess, customer.id),
         "rows": rows,
         "alerts": alerts,
+        "names": views.assignee_names(sess, alerts),
         "offers": views.offer_rows(sess, who, states=views.ALL_OFFER_STATES, customer_id=customer.id)
         if has_right(who, "offers:read")
         else [],

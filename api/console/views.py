@@ -215,6 +215,11 @@ def user_names(sess: Session, ids: set[int | None]) -> dict[int, str]:
     return dict(sess.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
 
 
+def assignee_names(sess: Session, alert_rows: list[tuple]) -> dict[int, str]:
+    """Display names of the users the alerts of these rows (alert first) are assigned to."""
+    return user_names(sess, {a.assignee_id for a, *_ in alert_rows})
+
+
 def last_message(sess: Session, machine_id: int) -> Telemetry | None:
     """The machine's newest telemetry row (by its readings' time)."""
     query = select(Telemetry).where(Telemetry.machine_id == machine_id).order_by(Telemetry.ts.desc())

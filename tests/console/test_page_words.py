@@ -1,0 +1,30 @@
+"""What a user reads on console pages: names, plain words and numbers, never internals or Python reprs."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from tests.api.support import World
+from tests.console.client import sign_in
+
+
+def row_text(html: str, attribute: str, value: int) -> str:
+    """The visible text of the table row marked `data-{attribute}="{value}"`."""
+    row = re.search(rf'<tr data-{attribute}="{value}">(.*?)</tr>', html, re.S).group(1)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+
+
+def test_an_assigned_alert_names_its_assignee_on_the_machine_and_account_pages(
+    client: TestClient, world: World
+) -> None:
+    alert_id = world.alerts["acme"][0]
+    sign_in(client, world, "tech")
+    assigned = client.post(f"/alerts/{alert_id}/assign", data={"assignee_id": str(world.users["tech"])})
+    assert assigned.status_code == 200
+    pages = ("/alerts", f"/machines/{world.machines['acme'][0]}", f"/accounts/{world.customers['acme']}")
+    for path in pages:
+        text = row_text(client.get(path).text, "alert", alert_id)
+        assert "assigned · tech" in text, (path, text)
+        assert "removed user" not in text, (path, text)
