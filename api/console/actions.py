@@ -15,7 +15,7 @@ from api import alerts, audit, auth, events, offers, schemas
 from api.console import sessions, views
 from api.console.login import Actor, PageSession, SameSite, now, require, safe_next
 from api.console.pages import admin_page
-from api.console.render import FLASH_COOKIE, PageRoute, confirm_page, page, redirect
+from api.console.render import FLASH_COOKIE, PageRoute, confirm_page, label_words, page, redirect
 from api.offers import revoke_consent
 from api.scope import get_visible
 from fleet import errors, registry
@@ -240,7 +240,7 @@ def change_grant(
         )
         return confirm_page(
             request,
-            title=f"Stop using {customer.name}'s data for {purpose.replace('_', ' ')}?",
+            title=f"Stop using {customer.name}'s data for {label_words(purpose)}?",
             detail=f"The customer's declaration is withdrawn from now on.{consequence}",
             button="Yes, revoke the consent",
             fields={"action": "revoke", "reference": reference},
@@ -250,10 +250,15 @@ def change_grant(
         registry.grant_purpose(
             sess, customer_id=customer.id, purpose=purpose, by=who, reference=reference.strip() or None
         )
-        return redirect("/admin", f"{customer.name} now allows '{purpose}'.")
+        return redirect(
+            "/admin", f"{customer.name} now allows its data to be used for {label_words(purpose)}."
+        )
     withdrawn = revoke_consent(sess, customer.id, purpose, who, reference=reference.strip() or None)
+    offers_word = "open offer" if withdrawn == 1 else "open offers"
     return redirect(
-        "/admin", f"{customer.name} no longer allows '{purpose}'; {withdrawn} open offers withdrawn."
+        "/admin",
+        f"{customer.name} no longer allows its data to be used for {label_words(purpose)}; "
+        f"{withdrawn} {offers_word} withdrawn.",
     )
 
 

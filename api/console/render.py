@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,8 +69,14 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f} %"
 
 
-def _label(value: str | None) -> str:
+def label_words(value: str | None) -> str:
+    """An internal word as a reader reads it: `product_improvement` → `product improvement`."""
     return "—" if not value else value.replace("_", " ")
+
+
+def _labels(values: Iterable[str], empty: str = "—") -> str:
+    """Internal words as a reader reads them, in the given order: `product_improvement, service`."""
+    return ", ".join(label_words(v) for v in values) or empty
 
 
 def sensor_label(name: str | None, specs: Mapping[str, SensorSpec] | None = None) -> str:
@@ -80,7 +86,7 @@ def sensor_label(name: str | None, specs: Mapping[str, SensorSpec] | None = None
     if not name:
         return "—"
     spec = (specs or {}).get(name)
-    return spec.label if spec is not None else _label(name)
+    return spec.label if spec is not None else label_words(name)
 
 
 def time_to_failure(prediction, now: datetime) -> Markup:  # noqa: ANN001
@@ -107,7 +113,8 @@ templates.env.filters.update(
     hours=_hours,
     money=_money,
     pct=_pct,
-    label=_label,
+    label=label_words,
+    labels=_labels,
     sensor=sensor_label,
     failure=modes.name,
     also_possible=modes.also_possible,

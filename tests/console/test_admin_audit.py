@@ -24,7 +24,7 @@ def test_admin_page_actions_are_audited_with_the_admin_and_the_declaration(datab
             f"/customers/{acme}/grants/product_improvement",
             data={"action": "grant", "reference": "DPA §4.2"},
         )
-        assert "now allows &#39;product_improvement&#39;" in flash(page.text)
+        assert flash(page.text) == "acme now allows its data to be used for product improvement."
         client.post("/admin/users", data={"name": "dana", "role": "field_service"})
         client.post("/admin/users/dana/revoke", data={"confirmed": "yes"})
         client.post(f"/admin/models/{second}/promote")

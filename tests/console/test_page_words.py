@@ -28,3 +28,25 @@ def test_an_assigned_alert_names_its_assignee_on_the_machine_and_account_pages(
         text = row_text(client.get(path).text, "alert", alert_id)
         assert "assigned · tech" in text, (path, text)
         assert "removed user" not in text, (path, text)
+
+
+def visible(html: str) -> str:
+    """The page's text as a reader sees it: no tags, attributes or markup, spaces collapsed."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#39;", "'")
+
+
+def test_data_use_purposes_and_catalog_words_read_as_words_not_identifiers(
+    client: TestClient, world: World
+) -> None:
+    acme = world.customers["acme"]
+    sign_in(client, world, "admin")
+    granted = client.post(f"/customers/{acme}/grants/product_improvement", data={"action": "grant"})
+    assert "now allows its data to be used for product improvement" in visible(granted.text)
+    account = visible(client.get(f"/accounts/{acme}").text)
+    assert "Data use allowed for: offers, product improvement, service" in account
+    admin = visible(client.get("/admin").text)
+    assert "offers, product improvement, service" in admin
+    catalog = visible(client.get("/admin/catalog").text)
+    assert "segments small, mid, key account" in catalog
+    for text in (account, admin, catalog):
+        assert "product_improvement" not in text and "key_account" not in text

@@ -135,7 +135,7 @@ def test_revoking_consent_in_the_admin_page_withdraws_offers_and_blocks_approval
     with session(world.engine) as sess:
         assert "offers" in registry.purposes_of(sess, acme)  # nothing happens before the confirmation
     page = client.post(f"/customers/{acme}/grants/offers", data={"action": "revoke", "confirmed": "yes"})
-    assert "1 open offers withdrawn" in flash(page.text)
+    assert flash(page.text) == "acme no longer allows its data to be used for offers; 1 open offer withdrawn."
     sign_in(client, world, "am-acme")
     offer_page = client.get(f"/offers/{world.offers['acme'][0]}").text
     assert "no offer consent" in offer_page and "withdrawn" in offer_page
