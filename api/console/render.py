@@ -69,6 +69,14 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f} %"
 
 
+def _signed(value: object) -> str:
+    """A contribution with its sign, to two places; one that rounds to zero reads `0.00`, never `-0.00`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—"
+    rounded = round(value, 2)
+    return f"{rounded:+.2f}" if rounded else "0.00"
+
+
 def label_words(value: str | None) -> str:
     """An internal word as a reader reads it: `product_improvement` → `product improvement`."""
     return "—" if not value else value.replace("_", " ")
@@ -113,6 +121,7 @@ templates.env.filters.update(
     hours=_hours,
     money=_money,
     pct=_pct,
+    signed=_signed,
     label=label_words,
     labels=_labels,
     sensor=sensor_label,

@@ -6,6 +6,8 @@ import re
 
 from fastapi.testclient import TestClient
 
+from fleet.db import session
+from fleet.tables import Alert
 from tests.api.support import World
 from tests.console.client import sign_in
 
@@ -50,3 +52,21 @@ def test_data_use_purposes_and_catalog_words_read_as_words_not_identifiers(
     assert "segments small, mid, key account" in catalog
     for text in (account, admin, catalog):
         assert "product_improvement" not in text and "key_account" not in text
+
+
+def test_a_contribution_that_rounds_to_zero_reads_0_00_not_minus_0_00(
+    client: TestClient, world: World
+) -> None:
+    alert_id = world.alerts["acme"][0]
+    contributions = [
+        {"sensor": "vibration_rms_mm_s", "contribution": 0.4213, "text": "vibration rose"},
+        {"sensor": "flow_m3_h", "contribution": -0.0012, "text": "flow fell"},
+        {"sensor": "temperature_c", "contribution": -0.1, "text": "temperature fell"},
+    ]
+    with session(world.engine) as sess:
+        alert = sess.get(Alert, alert_id)
+        alert.evidence = {**(alert.evidence or {}), "contributions": contributions}
+    sign_in(client, world, "tech")
+    html = client.get(f"/alerts/{alert_id}").text
+    table = re.search(r"<caption>Sensors behind the risk</caption>(.*?)</table>", html, re.S).group(1)
+    assert re.findall(r"</th><td>([^<]*)</td>", table) == ["+0.42", "0.00", "-0.10"]
