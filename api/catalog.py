@@ -23,6 +23,7 @@ from pydantic import (
 
 from api import estimate
 from api.schemas import FileNumber, FileWholeNumber
+from fleet import text_files
 from fleet.errors import InvalidInput
 from fleet.machine_types import SensorSpec
 from fleet.type_checks import Problem, compose_yaml, field_name, line_of
@@ -272,9 +273,9 @@ def _as_added_before(data: Any, exc: ValidationError) -> Any | None:
 def read(path: str | Path) -> Catalog:
     """Read and check a catalog file."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogFileError([Problem(str(path), None, "file", exc.strerror or str(exc))]) from exc
+        text = text_files.read(Path(path))
+    except text_files.FileProblem as exc:
+        raise CatalogFileError([exc.problem]) from None
     return parse(text, source=str(path))
 
 

@@ -23,10 +23,7 @@ def run(
 ) -> None:
     """Open and update alerts, propose offers and escalate overdue alerts from new predictions."""
     settings = bootstrap.load_settings()
-    try:
-        catalog.default()  # a broken catalog stops the start with every problem and its line
-    except catalog.CatalogFileError as exc:
-        raise bootstrap.fail(f"invalid catalog:\n{exc}") from None
+    catalog.default()  # a broken catalog stops the start with every problem and its line (exit 2)
     with bootstrap.engine_for(settings) as engine:
         if once:
             typer.echo(policy.run_once(engine=engine, settings=settings).summary())

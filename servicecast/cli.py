@@ -15,18 +15,25 @@ from servicecast import lazy_commands
 
 
 class _Group(lazy_commands.LazyGroup):
-    """The `servicecast` group: a types file read as a command starts (the simulator's, on import) that is
-    broken is one line naming the file, line and reason, and exit 2, as a bad setting is."""
+    """The `servicecast` group: a shipped file a command reads as it starts (the simulator's types file, on
+    import; the service catalog) that is broken is a line per problem naming the file, line and reason, and
+    exit 2, as a bad setting is."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except errors.InvalidInput as exc:
-            from fleet.type_files import TypesFileError
-
-            if not isinstance(exc, TypesFileError):
+            if (unread := _unread_file(exc)) is None:
                 raise
-            raise fail(f"cannot read the machine types: {exc}") from None
+            raise fail(f"cannot read {unread}: {exc}") from None
+
+
+def _unread_file(exc: errors.InvalidInput) -> str | None:
+    """Which shipped file `exc` refuses ("the catalog"), or None when it is another refusal."""
+    from api.catalog import CatalogFileError
+    from fleet.type_files import TypesFileError
+
+    return {TypesFileError: "the machine types", CatalogFileError: "the catalog"}.get(type(exc))
 
 
 app = typer.Typer(

@@ -11,7 +11,7 @@ import typer
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
-from api import alerts, auth, policy, routing
+from api import alerts, auth, catalog, policy, routing
 from api.alerts import OPEN_STATES
 from fleet import bootstrap, errors, registry
 from fleet.db import engine_from_settings, session
@@ -45,6 +45,7 @@ DEMO_USERS = (
 def run_demo(settings: Settings, *, serve: bool = True) -> int:
     """Backfill a fleet, train, publish live telemetry through a broker, act on predictions, serve the app."""
     started = time.monotonic()
+    catalog.default()  # a broken catalog stops the demo before it builds a fleet, not after training
     if "ingest_auto_register" not in settings.model_fields_set:
         settings = settings.model_copy(update={"ingest_auto_register": True})
     fresh = _fresh_database(settings)
