@@ -172,7 +172,9 @@ def _back(request: Request) -> str:
 def _first_problem(exc: ValidationError | RequestValidationError) -> str:
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
-    return f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg", "invalid input"))
+    # pydantic prefixes a validator's own message with its exception's name
+    what = str(first.get("msg", "invalid input")).removeprefix("Value error, ")
+    return f"{label_words(where)}: {what}" if where else what
 
 
 class PageRoute(APIRoute):

@@ -48,7 +48,7 @@ def test_a_nul_character_in_a_form_or_an_address_is_named_on_the_page_and_change
     client.cookies.clear()
     signed = client.post("/login", data={"api_key": world.tokens["tech"] + "\x00"})
     assert (signed.status_code, signed.url.path) == (200, "/login")
-    assert flash(signed.text) == "api_key: a NUL character is not allowed in text"
+    assert flash(signed.text) == "api key: a NUL character is not allowed in text"
     with session(world.engine) as sess:
         assert sess.scalar(select(User).where(User.name.like("eve%"))) is None
     assert _audit_rows(world) == before

@@ -70,3 +70,13 @@ def test_a_contribution_that_rounds_to_zero_reads_0_00_not_minus_0_00(
     html = client.get(f"/alerts/{alert_id}").text
     table = re.search(r"<caption>Sensors behind the risk</caption>(.*?)</table>", html, re.S).group(1)
     assert re.findall(r"</th><td>([^<]*)</td>", table) == ["+0.42", "0.00", "-0.10"]
+
+
+def test_a_mistyped_number_in_an_address_is_explained_without_internal_names(
+    client: TestClient, world: World
+) -> None:
+    sign_in(client, world, "tech")
+    answer = client.get("/alerts/4x")
+    assert answer.status_code == 400
+    detail = re.search(r"<h1>That did not work</h1>\s*<p>(.*?)</p>", answer.text, re.S).group(1)
+    assert detail.startswith("alert id: must be a whole number in plain digits"), detail
