@@ -16,9 +16,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from standardwebhooks import Webhook
 
+from fleet.redaction import redact_url
+
 DEFAULT_DATABASE_URL = "sqlite:///var/servicecast.db"
 MAX_DAYS = 36_525  # a century: more days than this before now fall out of the calendar (1e9 days)
-SECRET_FIELDS = frozenset({"mqtt_url", "database_url", "smtp_url", "webhook_url"})
+SECRET_FIELDS = frozenset({"mqtt_url", "database_url", "smtp_url", "webhook_url", "archive_url"})
 HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*")
 
 
@@ -262,7 +264,7 @@ class Settings(BaseSettings):
         return self.ingest_topic
 
     def redacted(self) -> dict[str, object]:
-        """Settings as printable values, with passwords masked."""
+        """Settings as printable values: secrets masked, URLs as `redact_url` shows them."""
         out: dict[str, object] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
@@ -341,20 +343,6 @@ def sqlite_url_from(base: Path, url: str) -> str:
     if Path(path).is_absolute():
         return url
     return parsed.set(database=str(base / path)).render_as_string(hide_password=False)
-
-
-def redact_url(url: str) -> str:
-    """Mask the password of a URL, keeping the rest readable.
-
-    Up to the last @, not where urlsplit ends the host: SQLAlchemy reads a # ? or / in a password as part
-    of it, and urlsplit would leave such a password in the text.
-    """
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    user, colon, _password = userinfo.partition(":")
-    if not (sep and at and colon) or "/" in user:
-        return url
-    return f"{scheme}://{user}:***@{host}"
 
 
 @lru_cache(maxsize=1)
