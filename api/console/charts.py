@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -13,6 +13,10 @@ from markupsafe import Markup, escape
 WIDTH, HEIGHT = 720, 220
 LEFT, RIGHT, TOP, BOTTOM = 58, 14, 14, 30
 DOT_POINTS = 60
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.0f}" if 1e4 <= abs(value) < 1e15 else f"{value:.3g}"
 
 
 @dataclass
@@ -50,6 +54,7 @@ class Chart:
     y_range: tuple[float, float] | None = None
     marks: list[tuple[datetime, str]] = field(default_factory=list)
     width: int = WIDTH
+    value_format: Callable[[float], str] = _fmt  # the y axis's numbers, e.g. a risk as `90 %`
 
 
 # Values up to ±1.8e308 are finite, but their differences are not: ranges are computed on halves.
@@ -73,10 +78,6 @@ def _ticks(low: float, high: float, count: int = 4) -> list[float]:
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= step)
     first = math.ceil(low / step) * step
     return [first + i * step for i in range(count + 2) if first + i * step <= high]
-
-
-def _fmt(value: float) -> str:
-    return f"{value:,.0f}" if 1e4 <= abs(value) < 1e15 else f"{value:.3g}"
 
 
 def _finite(value: float | None) -> bool:
@@ -124,7 +125,8 @@ def render(chart: Chart) -> Markup:
             f'<line class="grid" x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>'
         )
         parts.append(
-            f'<text class="tick" x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{_fmt(tick)}</text>'
+            f'<text class="tick" x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">'
+            f"{chart.value_format(tick)}</text>"
         )
     fmt = "%d %b" if span > 2 * 86400 else "%H:%M"
     for i in range(6):
@@ -188,10 +190,13 @@ def _path(points: Sequence[tuple[datetime, float | None]], x, y) -> str:  # noqa
 def _describe(chart: Chart, values: list[float]) -> str:
     n = sum(len(line.points) for line in chart.lines)
     text = f"{n} points from {chart.start:%Y-%m-%d %H:%M} to {chart.end:%Y-%m-%d %H:%M} UTC"
+    shown = chart.value_format
     if values:
-        text += f", values {_fmt(min(values))} to {_fmt(max(values))} {chart.unit}".rstrip()
+        text += f", values {shown(min(values))} to {shown(max(values))} {chart.unit}".rstrip()
     if chart.limit is not None:
-        text += f"; {chart.limit_label} at {_fmt(chart.limit)}"
+        at = shown(chart.limit)
+        # a label such as `alert threshold 90 %` already says where the line is
+        text += f"; {chart.limit_label}" + ("" if chart.limit_label.endswith(at) else f" at {at}")
     if chart.forecast is not None:
         text += f"; expected to reach it {chart.forecast.eta:%Y-%m-%d %H:%M} UTC"
     return text

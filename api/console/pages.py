@@ -15,7 +15,7 @@ from api import catalog, connectivity, policy, schemas, silence, telemetry_view
 from api.alerts import OPEN_STATES
 from api.console import admin_screens, charts, views
 from api.console.login import HOME, PageSession, Viewer, require, viewer
-from api.console.render import LoginRequired, PageRoute, page, sensor_label
+from api.console.render import LoginRequired, PageRoute, page, percent, sensor_label
 from api.deps import has_right
 from api.offers import get_visible_offer, risk_scope
 from api.scope import get_visible, restrict
@@ -204,7 +204,8 @@ def machine_page(
             end=end,
             y_range=(0.0, 1.0),
             limit=threshold,
-            limit_label=f"alert threshold {threshold:.2f}",
+            limit_label=f"alert threshold {percent(threshold)}",
+            value_format=percent,
             marks=[(a.first_seen, f"alert {a.id} opened") for a, *_ in alerts],
         )
     )
@@ -484,13 +485,13 @@ def _figures(metrics: dict, threshold: float) -> list[str]:
     alerts = metrics.get("train_alerts") or {}
     precursor = alerts.get("precursor") or {}
     figures = [
-        ("recall ≥ 24 h ahead", precursor.get("recall_min_lead"), "{:.2f}"),
-        ("precision", alerts.get("precision"), "{:.2f}"),
-        ("false alarms per machine-month", alerts.get("false_alarms_per_machine_month"), "{:.3f}"),
-        ("median lead", precursor.get("median_lead_hours"), "{:.0f} h"),
-        ("alert threshold", threshold, "{:.2f}"),
+        ("recall ≥ 24 h ahead", precursor.get("recall_min_lead"), "{:.2f}".format),
+        ("precision", alerts.get("precision"), "{:.2f}".format),
+        ("false alarms per machine-month", alerts.get("false_alarms_per_machine_month"), "{:.3f}".format),
+        ("median lead", precursor.get("median_lead_hours"), "{:.0f} h".format),
+        ("alert threshold", threshold, percent),
     ]
-    return [f"{name} {fmt.format(value)}" for name, value, fmt in figures if isinstance(value, int | float)]
+    return [f"{name} {fmt(value)}" for name, value, fmt in figures if isinstance(value, int | float)]
 
 
 def _comparison(v: model_versions.VersionInfo) -> str:

@@ -65,7 +65,8 @@ def _money(value: float | None, currency: str = "EUR") -> str:
     return "—" if value is None else catalog.format_money(value, currency)
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
+    """A share or probability as people read it: 0.9 → `90 %`."""
     return "—" if value is None else f"{value * 100:.0f} %"
 
 
@@ -120,7 +121,7 @@ templates.env.filters.update(
     when=_when,
     hours=_hours,
     money=_money,
-    pct=_pct,
+    pct=percent,
     signed=_signed,
     label=label_words,
     labels=_labels,

@@ -26,14 +26,23 @@ def risk_chart(page: str) -> tuple[str, str]:
     return html.unescape(label), html.unescape(description)
 
 
+def risk_axis(page: str) -> list[str]:
+    """The numbers on the risk chart's value axis, bottom to top (the texts aligned with its first one)."""
+    svg = re.search(r'<svg[^>]*aria-label="Failure risk of[^"]*".*?</svg>', page, re.S).group(0)
+    ticks = re.findall(r'<text class="tick" x="([^"]*)"[^>]*>([^<]*)</text>', svg)
+    return [html.unescape(text) for x, text in ticks if x == ticks[0][0]]
+
+
 def test_the_risk_chart_and_the_admin_page_show_the_versions_trained_threshold(database_url: str) -> None:
     world = build_world(database_url)
     scored, unscored = world.machines["acme"][2], world.machines["globex"][2]
     with ConsoleClient(create_app(world.settings)) as client:
         sign_in(client, world, "tech")
         # No model version stored yet (cold start): the policy's fallback.
-        label, description = risk_chart(client.get(f"/machines/{unscored}").text)
-        assert label == "alert threshold 0.50" and description.endswith("; alert threshold 0.50 at 0.5")
+        page = client.get(f"/machines/{unscored}").text
+        label, description = risk_chart(page)
+        assert label == "alert threshold 50 %" and description.endswith("; alert threshold 50 %")
+        assert risk_axis(page) == ["0 %", "25 %", "50 %", "75 %", "100 %"]  # as risks read everywhere
     with session(world.engine) as sess:
         machine_type = sess.get(Machine, scored).machine_type
         sess.add(
@@ -56,8 +65,8 @@ def test_the_risk_chart_and_the_admin_page_show_the_versions_trained_threshold(d
         sign_in(client, world, "tech")
         for machine_id in (scored, unscored):  # scored by test-1; the active test-1 scores it next
             label, description = risk_chart(client.get(f"/machines/{machine_id}").text)
-            assert label == "alert threshold 0.80", machine_id
-            assert description.endswith("; alert threshold 0.80 at 0.8"), machine_id
+            assert label == "alert threshold 80 %", machine_id
+            assert description.endswith("; alert threshold 80 %"), machine_id
         sign_in(client, world, "am-acme")
         accounts = client.get("/accounts").text
         sign_in(client, world, "admin")
@@ -69,4 +78,4 @@ def test_the_risk_chart_and_the_admin_page_show_the_versions_trained_threshold(d
         "1",
     ]
     row = re.search(r"<tr>(?:(?!</tr>).)*test-1.*?</tr>", admin, re.S).group(0)
-    assert "alert threshold 0.80" in row
+    assert "alert threshold 80 %" in row
