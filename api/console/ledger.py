@@ -239,6 +239,7 @@ def _context(who: Principal, ledger: Ledger, customer: Customer | None) -> dict:
         "action": "/ledger" if customer is None else f"/ledger/{customer.id}",
         "csv": f"/ledger.csv?{query}" + ("" if customer is None else f"&account={customer.id}"),
         "chart": month_chart(ledger),
+        "chart_title": chart_title(ledger),
         "section": "ledger",
     }
 
@@ -253,23 +254,30 @@ def _chart_amounts(fig: Figures, currency: str) -> dict[str, float]:
     return {"revenue": fig.revenue.get(currency, 0.0), "downtime_cost": fig.downtime_cost}
 
 
-def month_chart(ledger: Ledger) -> Markup:
-    """Revenue won and downtime avoided per month as bars, an SVG that keeps its aspect ratio."""
+def chart_title(ledger: Ledger) -> str:
+    """What the month chart shows, in which currency."""
+    title = f"Revenue won and downtime avoided per month, {ledger.currency}"
+    others = sorted({c for f in ledger.months.values() for c in f.revenue} - {ledger.currency})
+    return title + (f" (revenue in {', '.join(others)}: in the table)" if others else "")
+
+
+def month_chart(ledger: Ledger) -> Markup | None:
+    """Revenue won and downtime avoided per month as bars, an SVG that keeps its aspect ratio; None when
+    the period has neither, so the page says so instead of drawing an empty plot."""
     months, month = [], date(ledger.start.year, ledger.start.month, 1)
     while month <= ledger.end:
         months.append(month)
         month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
     values = {m: _chart_amounts(ledger.months.get(m, Figures()), ledger.currency) for m in months}
     top = max([amount for amounts in values.values() for amount in amounts.values()] + [0.0])
-    ticks = _ticks(0.0, top) if top > 0 else [0.0]
+    if top <= 0:
+        return None
+    ticks = _ticks(0.0, top)
     high = max(ticks[-1], top) or 1.0
     plot_w, plot_h = WIDTH - LEFT - 10, HEIGHT - TOP - BOTTOM
     slot = plot_w / len(months)
     bar = slot * 0.8 / len(SERIES)
-    title = f"Revenue won and downtime avoided per month, {ledger.currency}"
-    others = sorted({c for f in ledger.months.values() for c in f.revenue} - {ledger.currency})
-    if others:
-        title += f" (revenue in {', '.join(others)}: in the table)"
+    title = chart_title(ledger)
     parts = [
         f'<svg class="ledger-chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',

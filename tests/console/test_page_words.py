@@ -80,3 +80,16 @@ def test_a_mistyped_number_in_an_address_is_explained_without_internal_names(
     assert answer.status_code == 400
     detail = re.search(r"<h1>That did not work</h1>\s*<p>(.*?)</p>", answer.text, re.S).group(1)
     assert detail.startswith("alert id: must be a whole number in plain digits"), detail
+
+
+def test_the_ledger_chart_is_titled_and_says_when_there_is_nothing_to_chart(
+    client: TestClient, world: World
+) -> None:
+    sign_in(client, world, "admin")
+    html = client.get("/ledger?start=2026-01-01&end=2026-11-30").text
+    figure = re.search(r'<figure class="card" id="ledger-chart">(.*?)</figure>', html, re.S).group(1)
+    assert "<svg" not in figure  # no offer won, no failure confirmed: no empty plot
+    assert visible(figure).strip() == (
+        "Revenue won and downtime avoided per month, EUR "
+        "No revenue won and no downtime avoided from 2026-01-01 to 2026-11-30: nothing to chart yet."
+    )
