@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from servicecast.cli import app
+from tests import broken_files
 
 MAP = "tenant: acme\nmachine: press-7\nvariables:\n  - {node: 'ns=2;s=Temp', sensor: temperature_c}\n"
 COMMANDS = {
@@ -28,20 +29,11 @@ def _not_yaml(path: Path) -> str:
     return f"{path}:4: file: not valid YAML: expected ',' or ']', but got '}}'"
 
 
-def _a_folder(path: Path) -> str:
-    path.mkdir()
-    return f"{path}: file: Is a directory"
-
-
-def _missing(path: Path) -> str:
-    return f"{path}: file: No such file or directory"
-
-
 BROKEN: dict[str, Callable[[Path], str]] = {
     "not UTF-8": _not_utf8,
     "not YAML": _not_yaml,
-    "a folder": _a_folder,
-    "missing": _missing,
+    "a folder": broken_files.a_folder,
+    "missing": broken_files.missing,
 }
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from api.catalog import DEFAULT_FILE as CATALOG_FILE
 from simulators.machine_types import TYPES_FILE
+from tests import broken_files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,21 +79,12 @@ def _not_utf8(shipped: Shipped, path: Path) -> str:
     return f"{path}:{shipped.line_of(shipped.old)}: file: not UTF-8 (byte 0xff); save the file as UTF-8"
 
 
-def _a_folder(_shipped: Shipped, path: Path) -> str:
-    path.mkdir()
-    return f"{path}: file: Is a directory"
-
-
-def _missing(_shipped: Shipped, path: Path) -> str:
-    return f"{path}: file: No such file or directory"
-
-
 BROKEN: dict[str, Callable[[Shipped, Path], str]] = {
     "wrong value": _wrong_value,
     "not YAML": _not_yaml,
     "not UTF-8": _not_utf8,
-    "a folder": _a_folder,
-    "missing": _missing,
+    "a folder": lambda _shipped, path: broken_files.a_folder(path),
+    "missing": lambda _shipped, path: broken_files.missing(path),
 }
 
 
