@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import httpx
 from standardwebhooks import Webhook
 
+from fleet.redaction import redact_text
 from fleet.settings import Settings
 
 CONTENT_TYPE = "application/cloudevents+json"
@@ -165,31 +166,33 @@ def _post(
     try:
         with client.stream("POST", url, headers=headers, extensions={"trace": trace}, **body) as answer:
             if answer.status_code == 410:
-                raise Gone(f"HTTP 410: the endpoint is gone, not retried. {_start_of(answer)}".strip())
+                raise Gone(f"HTTP 410: the endpoint is gone, not retried. {_start_of(answer, url)}".strip())
             if not 200 <= answer.status_code < 300:
-                raise DeliveryError(f"HTTP {answer.status_code}: {_start_of(answer)}")
+                raise DeliveryError(f"HTTP {answer.status_code}: {_start_of(answer, url)}")
     except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a bad IDNA label
-        raise DeliveryError(f"invalid URL: {exc}") from exc
+        raise DeliveryError(f"invalid URL: {redact_text(str(exc), url)}") from exc
     except httpx.HTTPError as exc:
         if deadline.expired:
             raise DeliveryError(f"no complete answer within {deadline.seconds:g} s") from exc
-        raise DeliveryError(f"{type(exc).__name__}: {exc}"[:500]) from exc
+        raise DeliveryError(f"{type(exc).__name__}: {redact_text(str(exc), url)}"[:500]) from exc
     finally:
         deadline.cancel()
 
 
-def _start_of(answer: httpx.Response) -> str:
-    """The first `ERROR_TEXT` bytes of an error answer, as far as it arrives, as one line of text (a NUL
-    byte, which PostgreSQL cannot store, left the row pending for ever)."""
+def _start_of(answer: httpx.Response, url: str) -> str:
+    """The first `ERROR_TEXT` characters of an error answer, as far as it arrives, as one line of text (a
+    NUL byte, which PostgreSQL cannot store, left the row pending for ever), without the secrets of `url`
+    it may quote (masked before the cut, so that none is left cut in half)."""
+    limit = ERROR_TEXT + len(url.encode())
     data = b""
     try:
         for chunk in answer.iter_raw():
             data += chunk
-            if len(data) >= ERROR_TEXT:
+            if len(data) >= limit:
                 break
     except httpx.HTTPError:
         pass
-    return one_line(data[:ERROR_TEXT].decode("utf-8", "replace"))
+    return redact_text(one_line(data[:limit].decode("utf-8", "replace")), url)[:ERROR_TEXT]
 
 
 class _Deadline:
@@ -312,7 +315,7 @@ def send_email(
     except (smtplib.SMTPException, OSError) as exc:
         if deadline.expired:
             raise DeliveryError(f"SMTP: no complete answer within {deadline.seconds:g} s") from exc
-        raise DeliveryError(f"SMTP {type(exc).__name__}: {exc}"[:500]) from exc
+        raise DeliveryError(f"SMTP {type(exc).__name__}: {redact_text(str(exc), smtp_url)}"[:500]) from exc
     finally:
         deadline.cancel()
     if not refused:
@@ -358,7 +361,7 @@ def smtp_url_problem(smtp_url: str) -> str | None:
     try:
         parts.port  # noqa: B018 - parsing the port validates it
     except ValueError as exc:
-        return f"bad port in SMTP URL: {exc}"
+        return f"bad port in SMTP URL: {redact_text(str(exc), smtp_url)}"
     return None
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from api import audit, delivery, egress, events, notifications, offer_lifecycle, offers
 from fleet import dialect
 from fleet.db import session
+from fleet.redaction import redact_text
 from fleet.settings import Settings
 from fleet.tables import NotificationSubscription, Offer, OutboxMessage, utcnow
 
@@ -140,8 +142,11 @@ def deliver_due(
                 note = _send(claim, settings=settings, client=client, resolve=resolve)
             except Exception as exc:  # noqa: BLE001 - any failure is an attempt that counts toward the dead letter
                 if not isinstance(exc, delivery.DeliveryError):
-                    log.exception("unexpected error sending %s → %s", claim.event_id, claim.destination)
-                    exc = delivery.DeliveryError(f"internal {type(exc).__name__}: {exc}"[:500])
+                    secrets = (claim.address, settings.webhook_url, settings.smtp_url)
+                    told = redact_text("".join(traceback.format_exception(exc)), *secrets)
+                    log.error("unexpected error sending %s → %s: %s", claim.event_id, claim.destination, told)
+                    said = redact_text(f"{type(exc).__name__}: {exc}", *secrets)
+                    exc = delivery.DeliveryError(f"internal {said}"[:500])
                 if isinstance(exc, delivery.Gone) and claim.destination == "webhook":
                     _hold(engine, claim, at=at, settings=settings, holds=holds)
                     report.held += 1

@@ -54,8 +54,8 @@ def _split(url: str) -> tuple[str, list[str]]:
         host, tail = (after[: end.start()], after[end.start() :]) if end else (after, "")
     hidden: list[str] = []
     user, colon, password = userinfo.partition(":")
-    if colon:
-        hidden.append(password)
+    if colon:  # and its pieces: a parser that ends the host at a / ? # in it quotes what follows
+        hidden.extend([password, *_ENDS_HOST.split(password)])
         userinfo = f"{user}:{MASK}"
     name, colon, port = host.rpartition(":")
     if colon and "]" not in port and not port.isdigit():  # a password an unencoded / cut from its @

@@ -1,0 +1,109 @@
+"""A failed delivery to a URL that carries its secret (path, ?token=, password) says where it failed, and
+neither the outbox row, the audit trail nor the log repeats the secret, even when the receiver's error
+answer or the HTTP client's error quotes the URL."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import select
+
+from api import delivery, routing
+from fleet.db import session
+from fleet.tables import OutboxMessage, WorkflowEvent
+from tests.api.routing_support import SECRET, approved_offers, settings_for
+from tests.services import free_port
+
+
+class EchoingReceiver:
+    """Answers every POST 404 with the request's path and query in the body, as Express's default does,
+    after `pad` characters."""
+
+    def __init__(self, pad: int) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                body = f"{'x' * pad}<pre>Cannot POST {self.path}</pre>".encode()
+                self.send_response(404)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        self.port, self.pad = self.server.server_address[1], pad
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def echoing(request: pytest.FixtureRequest):
+    """A running receiver; parametrise indirectly with the padding before its echo."""
+    receiver = EchoingReceiver(getattr(request, "param", 0))
+    yield receiver
+    receiver.stop()
+
+
+def _deliver_twice(engine, settings) -> tuple[OutboxMessage, list[WorkflowEvent]]:
+    """Two passes: a retried attempt, then the dead letter; the row and its offer's audit lines."""
+    routing.deliver_due(engine=engine, settings=settings)
+    with session(engine) as sess:
+        sess.execute(OutboxMessage.__table__.update().values(next_attempt_at=OutboxMessage.created_at))
+    routing.deliver_due(engine=engine, settings=settings)
+    with session(engine) as sess:
+        row = sess.scalars(select(OutboxMessage)).one()
+        trail = list(sess.scalars(select(WorkflowEvent).where(WorkflowEvent.action == "delivery_failed")))
+        sess.expunge_all()
+    return row, trail
+
+
+@pytest.mark.expect_logged_errors  # the dead letter is logged as an error
+# 159: the kept 200 characters end inside the path's second secret segment, B0SE|CRETB.
+@pytest.mark.parametrize("echoing", [0, 159], indirect=True)
+def test_a_receiver_quoting_the_secret_path_and_token_is_not_repeated(engine, echoing, caplog):
+    url = f"http://127.0.0.1:{echoing.port}/services/T0SECRETA/B0SECRETB/XXXXslackSECRET?token=tok-SECRET-1"
+    settings = settings_for(webhook_url=url, webhook_secret=SECRET, route_max_attempts=2)
+    approved_offers(engine, settings)
+    with caplog.at_level(logging.INFO, logger="api"):
+        row, trail = _deliver_twice(engine, settings)
+
+    said = f"{'x' * echoing.pad}<pre>Cannot POST /services/***?token=***</pre>"[: delivery.ERROR_TEXT]
+    assert row.status == "dead" and row.last_error == f"HTTP 404: {said}"
+    assert [event.data["error"] for event in trail] == [row.last_error] * 2
+    assert "HTTP 404" in caplog.text
+    assert "SECRET" not in caplog.text
+
+
+@pytest.mark.expect_logged_errors
+def test_an_http_client_error_quoting_a_password_is_not_repeated(engine, echoing, caplog):
+    """An unencoded / ends the authority inside the password: httpx names the rest of it as a bad port."""
+    settings = settings_for(
+        webhook_url=f"http://crm:pw-SECRET/x@127.0.0.1:{echoing.port}/hook",
+        webhook_secret=SECRET,
+        route_max_attempts=2,
+    )
+    approved_offers(engine, settings)
+    with caplog.at_level(logging.INFO, logger="api"):
+        row, trail = _deliver_twice(engine, settings)
+
+    assert row.status == "dead" and row.last_error == "invalid URL: Invalid port: '***'"
+    assert [event.data["error"] for event in trail] == [row.last_error] * 2
+    assert "SECRET" not in caplog.text
+
+
+def test_an_smtp_url_whose_password_ends_its_host_is_refused_without_repeating_the_password():
+    """urlsplit ends the host at the / inside the password, and its error quotes the rest as the port."""
+    settings = settings_for(smtp_url="smtp://mailer:pw-SECRET/x@smtp.example:25", mail_to="crm@oem.example")
+    problem = delivery.config_problem(settings)
+    assert problem is not None and problem.startswith("invalid setting SERVICECAST_SMTP_URL: bad port")
+    assert "SECRET" not in problem
