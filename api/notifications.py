@@ -25,6 +25,7 @@ from api.offers import risk_scope
 from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
 from api.scope import get_visible
 from fleet import errors, machine_types, registry
+from fleet.redaction import redact_url
 from fleet.settings import Settings
 from fleet.tables import (
     Alert,
@@ -159,6 +160,11 @@ def disable_gone(sess: Session, dest: str, *, error: str, at: datetime) -> None:
     sub.disabled_at = at
     sub.disabled_reason = f"the webhook answered {error}"[:500]
     log.warning("notification subscription %d disabled: %s", sub.id, sub.disabled_reason)
+
+
+def shown_address(sub: NotificationSubscription) -> str:
+    """Where a subscription sends, as pages and API answers show it: a webhook URL carries its secret."""
+    return redact_url(sub.address) if sub.channel == "webhook" else sub.address
 
 
 def destination(sub: NotificationSubscription) -> str:

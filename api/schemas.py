@@ -355,7 +355,7 @@ class SubscriptionOut(Out):
     site_id: int | None
     min_severity: str
     channel: str
-    address: str
+    address: str  # a webhook's URL as fleet.redaction.redact_url shows it: scheme, host, route; secrets ***
     warning: str | None = None  # set when nothing can be sent by this channel (e-mail without SMTP)
     disabled_at: datetime | None = None  # set when its webhook answered 410 Gone: nothing is sent any more
     disabled_reason: str | None = None

@@ -44,6 +44,7 @@ def subscriptions_page(request: Request, sess, who, *, form: dict | None = None,
         "section": "notifications",
         "subs": subs,
         "users": views.user_names(sess, {s.user_id for s in subs}),
+        "addresses": {s.id: notifications.shown_address(s) for s in subs},
         "suspended": notifications.suspended(sess, subs),
         "customers": [c for c in customers if scope.sees(c.id)],
         "customer_names": {c.id: c.name for c in customers},
@@ -102,7 +103,8 @@ def add(
             "errors": {"site_id" if site_id and not customer_id else "customer_id": str(exc)},
         }
         return subscriptions_page(request, sess, who, form=form, status_code=422)
-    said = f"Subscribed: {sub.min_severity} alerts and up, by {sub.channel} to {sub.address}."
+    to = notifications.shown_address(sub)
+    said = f"Subscribed: {sub.min_severity} alerts and up, by {sub.channel} to {to}."
     unsent = notifications.unsent(request.app.state.settings, sub.channel)
     return redirect("/notifications", f"{said} {unsent}" if unsent else said)
 
@@ -128,7 +130,7 @@ def delete(
         if sub is not None:
             return confirm_page(
                 request,
-                title=f"Stop notifications to {sub.address}?",
+                title=f"Stop notifications to {notifications.shown_address(sub)}?",
                 detail=f"Subscription {sub.id} ({sub.min_severity} alerts and up, by {sub.channel}) is "
                 "deleted; notifications of it not yet sent are not sent.",
                 button="Yes, delete the subscription",
@@ -137,5 +139,6 @@ def delete(
             )
     sub = notifications.unsubscribe(sess, who, subscription_id)
     return redirect(
-        "/notifications", f"Subscription {sub.id} deleted: no more notifications to {sub.address}."
+        "/notifications",
+        f"Subscription {sub.id} deleted: no more notifications to {notifications.shown_address(sub)}.",
     )

@@ -37,5 +37,9 @@ def unsubscribe(subscription_id: SubscriptionId, sess: SessionDep, who: AlertRea
 
 def _out(sub: NotificationSubscription, settings: Settings, suspended: str | None = None) -> SubscriptionOut:
     return SubscriptionOut.model_validate(sub).model_copy(
-        update={"warning": notifications.unsent(settings, sub.channel), "suspended_reason": suspended}
+        update={
+            "address": notifications.shown_address(sub),
+            "warning": notifications.unsent(settings, sub.channel),
+            "suspended_reason": suspended,
+        }
     )

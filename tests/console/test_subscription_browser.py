@@ -27,15 +27,15 @@ def test_a_technician_subscribes_through_the_form_and_the_api_has_it(page: Page,
     form.get_by_role("button", name="Subscribe").click()
     page.wait_for_load_state()
     expect(page.locator(".flash")).to_have_text(
-        "Subscribed: high alerts and up, by webhook to https://hooks.example.com/tech."
+        "Subscribed: high alerts and up, by webhook to https://hooks.example.com/***."
     )
-    expect(page.locator("#subscriptions tbody")).to_contain_text("https://hooks.example.com/tech")
+    expect(page.locator("#subscriptions tbody")).to_contain_text("https://hooks.example.com/***")
     console.shoot(page, "notifications")
     listed = httpx.get(
         f"{console.url}/api/v1/notifications/subscriptions", headers=world.headers("tech"), timeout=10
     ).json()
     assert [(s["customer_id"], s["min_severity"], s["channel"], s["address"]) for s in listed] == [
-        (world.customers["acme"], "high", "webhook", "https://hooks.example.com/tech")
+        (world.customers["acme"], "high", "webhook", "https://hooks.example.com/***")
     ]
 
 

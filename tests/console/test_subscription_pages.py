@@ -55,14 +55,14 @@ def test_made_through_the_api_it_is_shown_and_deleted_in_the_console_once_confir
     body = {"channel": "webhook", "address": "https://hooks.example.com/T1", "min_severity": "critical"}
     sub_id = api.post(API, json=body, headers=world.headers("tech")).json()["id"]
     sign_in(client, world, "tech")
-    assert "https://hooks.example.com/T1" in rows(client.get("/notifications").text)[sub_id]
+    assert "https://hooks.example.com/***" in rows(client.get("/notifications").text)[sub_id]
     asked = client.post(f"/notifications/{sub_id}/delete")
-    assert "Stop notifications to https://hooks.example.com/T1?" in asked.text
+    assert "Stop notifications to https://hooks.example.com/***?" in asked.text
     assert len(api.get(API, headers=world.headers("tech")).json()) == 1  # not before it is confirmed
     done = client.post(f"/notifications/{sub_id}/delete", data={"confirmed": "yes"})
     assert (
         flash(done.text)
-        == f"Subscription {sub_id} deleted: no more notifications to https://hooks.example.com/T1."
+        == f"Subscription {sub_id} deleted: no more notifications to https://hooks.example.com/***."
     )
     assert api.get(API, headers=world.headers("tech")).json() == []
 
@@ -128,3 +128,34 @@ def test_a_webhook_on_the_local_network_is_refused_in_the_form_with_the_reason(
     assert response.status_code == 422
     assert 'id="address-error">169.254.169.254 is a link-local address, not allowed by' in response.text
     assert api.get(API, headers=world.headers("tech")).json() == []
+
+
+def test_a_webhook_url_is_listed_by_its_host_never_with_the_secret_it_carries(
+    client: ConsoleClient, world: World, api: TestClient
+) -> None:
+    """The incoming webhook's path is its credential: pages and API answers name the host and route only."""
+    secret = "T0SECRETA/B0SECRETB/XXXXslackSECRET"
+    shown = "https://hooks.slack.com/services/***"
+    sign_in(client, world, "tech")
+    made = client.post(
+        "/notifications", data={"channel": "webhook", "address": f"https://hooks.slack.com/services/{secret}"}
+    )
+    assert flash(made.text) == f"Subscribed: critical alerts and up, by webhook to {shown}."
+    body = {"channel": "webhook", "address": "https://crm.example.com/hook?token=tok-SECRET-1"}
+    answered = api.post(API, json=body, headers=world.headers("tech")).json()
+    assert answered["address"] == "https://crm.example.com/***?token=***"
+    page = client.get("/notifications").text
+    listed = {role: api.get(API, headers=world.headers(role)).json() for role in ("tech", "admin")}
+    assert (
+        [s["address"] for s in listed["tech"]]
+        == [shown, answered["address"]]
+        == [s["address"] for s in listed["admin"]]
+    )
+    sub_id = listed["tech"][0]["id"]
+    assert shown in rows(page)[sub_id]
+    asked = client.post(f"/notifications/{sub_id}/delete")
+    assert f"Stop notifications to {shown}?" in asked.text
+    done = client.post(f"/notifications/{sub_id}/delete", data={"confirmed": "yes"})
+    assert flash(done.text) == f"Subscription {sub_id} deleted: no more notifications to {shown}."
+    for text in (made.text, page, str(listed), asked.text, done.text):
+        assert "SECRET" not in text
