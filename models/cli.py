@@ -169,7 +169,7 @@ def evaluate_cmapss(
     train_path: Annotated[Path, _readable("--train", "C-MAPSS training file")],
     test_path: Annotated[Path, _readable("--test", "C-MAPSS test file")],
     rul_path: Annotated[Path, _readable("--rul", "true RUL file of the test units")],
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Evaluate the C-MAPSS RUL model on a train/test/RUL triple."""
     from models.cmapss import evaluate_cmapss as run
@@ -178,7 +178,11 @@ def evaluate_cmapss(
         result = run(train_path, test_path, rul_path)
     except ValueError as exc:  # each reader names its file and what is wrong in it
         raise bootstrap.fail(exc) from None
-    typer.echo(json.dumps(result, default=float) if as_json else str(result))
+    if as_json:
+        typer.echo(json.dumps(result, default=float))
+        return
+    for key, value in result.items():
+        typer.echo(f"{key:20} {value}")
 
 
 def register(app: typer.Typer) -> None:
