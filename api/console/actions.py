@@ -9,13 +9,22 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from api import alerts, audit, auth, events, offers, schemas
 from api.console import sessions, views
 from api.console.login import Actor, PageSession, SameSite, now, require, safe_next
-from api.console.pages import admin_page
-from api.console.render import FLASH_COOKIE, PageRoute, confirm_page, label_words, page, redirect
+from api.console.pages import admin_page, offer_view
+from api.console.render import (
+    FLASH_COOKIE,
+    PageRoute,
+    confirm_page,
+    label_words,
+    page,
+    problem_text,
+    redirect,
+)
+from api.errors import Conflict, ConsentMissing
 from api.offers import revoke_consent
 from api.scope import get_visible
 from fleet import errors, registry
@@ -150,23 +159,29 @@ def approve(
     """Approve, with the edits made in the form; the CRM hand-over is queued in the same commit."""
     require(who, "offers:write")
     offer = get_visible(sess, Offer, offer_id, who, "offer")
-    edits = schemas.ApproveIn(
-        price=price.strip() or None,
-        title=title.strip() if title.strip() and title.strip() != offer.title else None,
-        reason=reason.strip() if reason.strip() and reason.strip() != offer.reason else None,
-    )
-    if edits.price is not None and edits.price == offer.price:
-        edits.price = None
-    offers.approve(
-        sess,
-        offer,
-        by=who,
-        now=utcnow(),
-        settings=request.app.state.settings,
-        price=edits.price,
-        title=edits.title,
-        reason=edits.reason,
-    )
+    try:
+        edits = schemas.ApproveIn(
+            price=price.strip() or None,
+            title=title.strip() if title.strip() and title.strip() != offer.title else None,
+            reason=reason.strip() if reason.strip() and reason.strip() != offer.reason else None,
+        )
+        if edits.price is not None and edits.price == offer.price:
+            edits.price = None
+        offers.approve(
+            sess,
+            offer,
+            by=who,
+            now=utcnow(),
+            settings=request.app.state.settings,
+            price=edits.price,
+            title=edits.title,
+            reason=edits.reason,
+        )
+    except (errors.InvalidInput, Conflict, ConsentMissing, ValidationError) as exc:
+        sess.rollback()  # nothing of a refused approval is kept
+        sent = {"title": title, "price": price, "reason": reason}
+        offer = sess.get(Offer, offer_id)
+        return offer_view(request, sess, who, offer, approve_form=sent, problem=problem_text(exc))
     if not events.destinations(request.app.state.settings):
         return redirect(
             f"/offers/{offer.id}",

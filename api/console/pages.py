@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from api import catalog, connectivity, policy, schemas, silence, telemetry_view
 from api.alerts import OPEN_STATES
+from api.auth import Principal
 from api.console import admin_screens, charts, views
 from api.console.login import HOME, PageSession, Viewer, require, viewer
 from api.console.render import LoginRequired, PageRoute, page, percent, sensor_label
@@ -26,6 +27,7 @@ from fleet.tables import (
     ApiKey,
     Customer,
     Machine,
+    Offer,
     Prediction,
     Site,
     User,
@@ -370,12 +372,25 @@ def offer_inbox(
 def offer_page(request: Request, offer_id: schemas.OfferId, sess: PageSession, who: Viewer):
     """One offer: reason, price, value, evidence, consent; approve (with edits) or reject."""
     require(who, "offers:read")
-    offer = get_visible_offer(sess, offer_id, who)
+    return offer_view(request, sess, who, get_visible_offer(sess, offer_id, who))
+
+
+def offer_view(
+    request: Request,
+    sess: Session,
+    who: Principal,
+    offer: Offer,
+    *,
+    approve_form: dict[str, str] | None = None,
+    problem: str | None = None,
+) -> HTMLResponse:
+    """The offer page; after a refused approval (422), its form holds what was sent, the message says why."""
     history = _history(sess, "offer", offer.id)
     sees_risk = risk_scope(sess, who).sees(offer.customer_id)
     # The alert as it is now: only for who may open it (an account manager: with the `offers` grant).
     alert = sess.get(Alert, offer.alert_id) if offer.alert_id and sees_risk else None
     machine = sess.get(Machine, offer.machine_id)
+    places = catalog.decimals(offer.currency)
     context = {
         "who": who,
         "offer": offer,
@@ -389,9 +404,14 @@ def offer_page(request: Request, offer_id: schemas.OfferId, sess: PageSession, w
         "made_on": sess.get(Prediction, offer.prediction_id) if offer.prediction_id else None,
         "history": history,
         "names": views.user_names(sess, {e.actor_id for e in history} | {offer.decided_by}),
-        "places": catalog.decimals(offer.currency),  # the money fields' decimals
+        "places": places,  # the money fields' decimals
+        "approve_form": approve_form
+        or {"title": offer.title, "price": f"{offer.price:.{places}f}", "reason": offer.reason},
     }
-    return page(request, "offer.html", context)
+    if problem is None:
+        return page(request, "offer.html", context)
+    context["flash"] = {"kind": "error", "text": problem}
+    return page(request, "offer.html", context, status_code=422)
 
 
 @router.get("/accounts", response_class=HTMLResponse)

@@ -170,6 +170,11 @@ def _back(request: Request) -> str:
     return request.url.path
 
 
+def problem_text(exc: errors.ServicecastError | ValidationError | RequestValidationError) -> str:
+    """What was wrong with a request, in one line for the page or form that made it."""
+    return str(exc) if isinstance(exc, errors.ServicecastError) else _first_problem(exc)
+
+
 def _first_problem(exc: ValidationError | RequestValidationError) -> str:
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
@@ -200,7 +205,7 @@ class PageRoute(APIRoute):
                 log_fault(request, exc)
                 return error_page(request, 503, "Data unavailable", str(exc))
             except (errors.ServicecastError, ValidationError, RequestValidationError) as exc:
-                text = str(exc) if isinstance(exc, errors.ServicecastError) else _first_problem(exc)
+                text = problem_text(exc)
                 if request.method == "POST":
                     return redirect(_back(request), text, error=True)
                 return error_page(request, 400, "That did not work", text)

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from fleet.db import session
 from fleet.tables import Alert
 from tests.api.support import World
-from tests.console.client import sign_in
+from tests.console.client import flash, sign_in
 
 
 def row_text(html: str, attribute: str, value: int) -> str:
@@ -93,3 +93,26 @@ def test_the_ledger_chart_is_titled_and_says_when_there_is_nothing_to_chart(
         "Revenue won and downtime avoided per month, EUR "
         "No revenue won and no downtime avoided from 2026-01-01 to 2026-11-30: nothing to chart yet."
     )
+
+
+def test_an_approval_the_server_refuses_keeps_the_account_managers_edits(
+    client: TestClient, world: World
+) -> None:
+    offer_id = world.offers["acme"][0]
+    sign_in(client, world, "am-acme")
+    edits = {
+        "title": "Bearing kit, fitted this week",
+        "price": "0",
+        "reason": "We fit the kit at your next stop.",
+    }
+    offer_page = {"referer": f"http://testserver/offers/{offer_id}"}  # as a browser sends the form
+    refused = client.post(f"/offers/{offer_id}/approve", data=edits, headers=offer_page)
+    assert refused.status_code == 422
+    form = re.search(r'<form[^>]*id="approve-form".*?</form>', refused.text, re.S).group(0)
+    assert re.search(r'id="title"[^>]*value="([^"]*)"', form).group(1) == edits["title"]
+    assert re.search(r'id="price"[^>]*value="([^"]*)"', form).group(1) == "0"
+    assert re.search(r'<textarea id="reason"[^>]*>([^<]*)</textarea>', form).group(1) == edits["reason"]
+    assert flash(refused.text) == "price: Input should be greater than 0"
+    again = client.get(f"/offers/{offer_id}").text  # nothing was approved, and a fresh page shows the offer
+    assert 'id="offer-status"><span class="badge st-proposed">proposed' in again
+    assert edits["title"] not in again
