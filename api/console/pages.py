@@ -157,6 +157,7 @@ def alert_page(request: Request, alert_id: schemas.AlertId, sess: PageSession, w
         "specs": views.sensor_specs(sess, machine.machine_type),
         "prediction": sess.get(Prediction, alert.last_prediction_id) if alert.last_prediction_id else None,
         "about_messages": alert.failure_mode in connectivity.MODES,
+        "model": views.model_version(sess, alert.model_version),
     }
     return page(request, "alert.html", context)
 
@@ -216,6 +217,7 @@ def machine_page(
         "machine": machine,
         "customer": customer,
         "latest": latest,
+        "model": views.model_version(sess, latest.model_version if latest else None),
         "risk_hidden": risk_hidden,
         "days": days,
         "chart_days": CHART_DAYS,

@@ -15,7 +15,7 @@ from api.auth import Principal
 from api.offers import CUSTOMER_VISIBLE, risk_scope
 from api.scope import restrict
 from fleet import machine_types
-from fleet.tables import Alert, Customer, Machine, Offer, Prediction, Site, Telemetry, User
+from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, Prediction, Site, Telemetry, User
 from models import versions as model_versions
 
 OFFER_TABS = {
@@ -213,6 +213,13 @@ def user_names(sess: Session, ids: set[int | None]) -> dict[int, str]:
     if not ids:
         return {}
     return dict(sess.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
+
+
+def model_version(sess: Session, version: str | None) -> ModelVersion | None:
+    """The registry's row of a prediction's model version, to name it by its type and training time."""
+    if not version:
+        return None
+    return sess.scalar(select(ModelVersion).where(ModelVersion.version == version).limit(1))
 
 
 def assignee_names(sess: Session, alert_rows: list[tuple]) -> dict[int, str]:

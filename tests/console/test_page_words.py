@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pickle
 import re
+from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from fleet.db import session
-from fleet.tables import Alert
+from fleet.tables import Alert, ModelVersion, Prediction
 from tests.api.support import World
 from tests.console.client import flash, sign_in
 
@@ -116,3 +119,28 @@ def test_an_approval_the_server_refuses_keeps_the_account_managers_edits(
     again = client.get(f"/offers/{offer_id}").text  # nothing was approved, and a fresh page shows the offer
     assert 'id="offer-status"><span class="badge st-proposed">proposed' in again
     assert edits["title"] not in again
+
+
+def test_a_prediction_names_its_model_by_machine_type_and_training_time_not_its_version_id(
+    client: TestClient, world: World
+) -> None:
+    machine_id, alert_id = world.machines["acme"][0], world.alerts["acme"][0]
+    with session(world.engine) as sess:
+        version = sess.scalar(select(Prediction.model_version).where(Prediction.machine_id == machine_id))
+        sess.add(
+            ModelVersion(
+                version=version,
+                machine_type="centrifugal_pump",
+                kind="fleet",
+                created_at=datetime(2026, 11, 20, 6, 30, tzinfo=UTC),
+                artifact=pickle.dumps(None),
+                active=True,
+            )
+        )
+    sign_in(client, world, "cust-acme")
+    named = "centrifugal pump model trained 2026-11-20 06:30 UTC"
+    machine, alert = client.get(f"/machines/{machine_id}").text, client.get(f"/alerts/{alert_id}").text
+    assert version not in visible(machine) and version not in visible(alert)
+    shown = re.search(r'<dd id="machine-model">(.*?)</dd>', machine, re.S).group(1)
+    assert re.fullmatch(named + r", scored \d{4}-\d\d-\d\d \d\d:\d\d UTC", shown), shown
+    assert re.search(r'<dd id="alert-model">(.*?)</dd>', alert, re.S).group(1) == named
