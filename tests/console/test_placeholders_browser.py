@@ -8,13 +8,13 @@ from playwright.sync_api import Page
 from tests.console.conftest import Console
 from tests.console.test_browser import sign_in
 
-# The hint's width in the input's own font against the room inside its padding; only a browser knows both.
+# The hint laid out as the field's text (same font), measured against the field: only a browser knows both.
 MEASURE = """el => {
-  const style = getComputedStyle(el);
-  const pen = document.createElement("canvas").getContext("2d");
-  pen.font = style.font;
-  const room = el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
-  return [el.placeholder, Math.ceil(pen.measureText(el.placeholder).width), Math.floor(room)];
+  const typed = el.value;
+  el.value = el.placeholder;
+  const sizes = [el.placeholder, el.scrollWidth, el.clientWidth];
+  el.value = typed;
+  return sizes;
 }"""
 
 
