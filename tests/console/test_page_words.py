@@ -144,3 +144,6 @@ def test_a_prediction_names_its_model_by_machine_type_and_training_time_not_its_
     shown = re.search(r'<dd id="machine-model">(.*?)</dd>', machine, re.S).group(1)
     assert re.fullmatch(named + r", scored \d{4}-\d\d-\d\d \d\d:\d\d UTC", shown), shown
     assert re.search(r'<dd id="alert-model">(.*?)</dd>', alert, re.S).group(1) == named
+    sign_in(client, world, "admin")  # the admin finds that model among the versions by the same time
+    row = re.search(rf"<tr>\s*<th scope=\"row\">{version}<.*?</tr>", client.get("/admin").text, re.S).group(0)
+    assert "trained 2026-11-20 06:30 UTC" in visible(row)
