@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
@@ -13,6 +14,7 @@ from tests.api.support import build_world
 EXAMPLES = 50
 
 
+@pytest.mark.slow
 def test_every_operation_meets_its_schema(tmp_path):
     url = f"sqlite:///{tmp_path / 'fuzz.db'}"
     world = build_world(url)

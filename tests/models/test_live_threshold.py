@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from models import champion, versions
 from models.training import train_type
@@ -10,6 +11,7 @@ from tests.models import replay
 from tests.models.fleet_support import FAST, PUMP, fleet
 
 
+@pytest.mark.slow
 def test_replaying_a_backtest_window_opens_the_alerts_the_backtest_counted(engine) -> None:
     run = fleet(40, 30.0)
     full = run.telemetry()

@@ -6,6 +6,7 @@ import copy
 from dataclasses import replace
 
 import pandas as pd
+import pytest
 
 from fleet import machine_types, type_files
 from models import champion, limits, versions
@@ -79,6 +80,7 @@ def test_a_new_machine_beyond_the_alarm_limit_alerts_before_the_model_has_its_hi
     assert scored["explanation"].startswith("vibration 8 mm/s, beyond the OEM alarm limit 7.1 mm/s for 2 h; ")
 
 
+@pytest.mark.slow
 def test_live_scoring_opens_the_alarm_limit_alerts_the_backtest_counts(engine) -> None:
     run = fleet(40, 30.0)
     full = run.telemetry()

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -26,6 +28,7 @@ def _stored_reading(db: Path) -> bool:
         return bool(conn.execute("SELECT 1 FROM telemetry WHERE ts LIKE '2026-02-01%'").fetchall())
 
 
+@pytest.mark.slow
 def test_the_onboarding_walkthrough_runs_and_opens_a_cold_start_alert(tmp_path: Path, mosquitto) -> None:
     script = walkthrough()
     assert script.count("servicecast ") >= 12 and "mosquitto_pub" in script
