@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_text
 import re
 
 from fastapi.testclient import TestClient
@@ -35,3 +36,8 @@ def flash(html: str) -> str:
 def heading(html: str) -> str:
     """The page's h1 as text."""
     return re.sub(r"<[^>]+>", "", re.search(r"<h1>(.*?)</h1>", html, re.S).group(1)).strip()
+
+
+def visible(html: str) -> str:
+    """The text a reader sees: no tags or attributes, entities read, spaces collapsed."""
+    return re.sub(r"\s+", " ", html_text.unescape(re.sub(r"<[^>]+>", " ", html)))

@@ -12,13 +12,12 @@ from sqlalchemy import select
 from fleet.db import session
 from fleet.tables import Alert, ModelVersion, Prediction
 from tests.api.support import World
-from tests.console.client import flash, sign_in
+from tests.console.client import flash, sign_in, visible
 
 
 def row_text(html: str, attribute: str, value: int) -> str:
     """The visible text of the table row marked `data-{attribute}="{value}"`."""
-    row = re.search(rf'<tr data-{attribute}="{value}">(.*?)</tr>', html, re.S).group(1)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+    return visible(re.search(rf'<tr data-{attribute}="{value}">(.*?)</tr>', html, re.S).group(1)).strip()
 
 
 def test_an_assigned_alert_names_its_assignee_on_the_machine_and_account_pages(
@@ -33,11 +32,6 @@ def test_an_assigned_alert_names_its_assignee_on_the_machine_and_account_pages(
         text = row_text(client.get(path).text, "alert", alert_id)
         assert "assigned · tech" in text, (path, text)
         assert "removed user" not in text, (path, text)
-
-
-def visible(html: str) -> str:
-    """The page's text as a reader sees it: no tags, attributes or markup, spaces collapsed."""
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&#39;", "'")
 
 
 def test_data_use_purposes_and_catalog_words_read_as_words_not_identifiers(
