@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from fleet.db import session
-from fleet.tables import Alert, ModelVersion, Prediction
+from fleet.tables import Alert, Label, ModelVersion, Prediction
 from tests.api.support import World
 from tests.console.client import flash, sign_in, visible
 
@@ -141,3 +141,21 @@ def test_a_prediction_names_its_model_by_machine_type_and_training_time_not_its_
     sign_in(client, world, "admin")  # the admin finds that model among the versions by the same time
     row = re.search(rf"<tr>\s*<th scope=\"row\">{version}<.*?</tr>", client.get("/admin").text, re.S).group(0)
     assert "trained 2026-11-20 06:30 UTC" in visible(row)
+
+
+def test_the_resolve_form_names_the_alerts_failure_mode_in_words_and_keeps_it_when_left_empty(
+    client: TestClient, world: World
+) -> None:
+    alert_id = world.alerts["acme"][0]
+    sign_in(client, world, "tech")
+    client.post(f"/alerts/{alert_id}/ack")
+    form = re.search(
+        r'<form[^>]*id="resolve-form".*?</form>', client.get(f"/alerts/{alert_id}").text, re.S
+    ).group(0)
+    field = re.search(r'<input id="finding-mode"[^>]*>', form).group(0)
+    assert 'placeholder="bearing wear"' in field and 'value=""' in field, field
+    assert "bearing_wear" not in form
+    client.post(f"/alerts/{alert_id}/resolve", data={"finding": "confirmed_fault", "mode": ""})
+    with session(world.engine) as sess:
+        label = sess.scalar(select(Label).where(Label.ref == f"alert:{alert_id}"))
+    assert (label.kind, label.mode) == ("failure", "bearing_wear")  # the alert's mode, as before
