@@ -141,6 +141,8 @@ def test_a_prediction_names_its_model_by_machine_type_and_training_time_not_its_
     sign_in(client, world, "admin")  # the admin finds that model among the versions by the same time
     row = re.search(rf"<tr>\s*<th scope=\"row\">{version}<.*?</tr>", client.get("/admin").text, re.S).group(0)
     assert "trained 2026-11-20 06:30 UTC" in visible(row)
+    trained_on = re.findall(r"<td>(.*?)</td>", row, re.S)[1]
+    assert trained_on == "—"  # a version stored without its training window says so once, not '— – —'
 
 
 def test_the_resolve_form_names_the_alerts_failure_mode_in_words_and_keeps_it_when_left_empty(
