@@ -33,10 +33,12 @@ FATAL_CONNACK = {
     138: "the broker has banned this client",
     140: "the broker rejected the authentication method",
 }
-SESSION_TAKEN_OVER = 142
+SESSION_TAKEN_OVER = 142  # said by MQTT 5 brokers that follow 3.1.4-3; by Mosquitto from 2.0.15 on only
 # A connection the broker closes this soon after opening it, without a DISCONNECT saying why and while it
-# still accepts connections, counts towards a suspected client-id takeover: Mosquitto 2.0 closes the older of
-# two connections with one id that way. A broker that restarts closes its listener first (or says why).
+# still accepts connections, counts towards a suspected client-id takeover: Mosquitto closes the older of two
+# connections with one id that way under MQTT 3.1.1, and under MQTT 5 too before 2.0.15 (mosquitto#2607), so
+# the rule holds for both. A broker that restarts closes its listener first, but one back before the probe,
+# or a middlebox dropping the connection, looks the same.
 SHORT_SESSION_S = 10.0
 PROBE_TIMEOUT_S = 2.0
 TAKEOVERS_BEFORE_EXIT = 5
