@@ -32,8 +32,8 @@ def _json_integer(value: object) -> object:
 
 
 def _plain_digits(value: object) -> object:
-    """Read an id of a path or query from plain decimal digits: int() would also read "1.0", " 1", "01", "+1",
-    "1_0" and other scripts' digits as an id."""
+    """Read an id or a count of a path or query from plain decimal digits: int() would also read "1.0", " 1",
+    "01", "+1", "1_0" and other scripts' digits as a number."""
     if not isinstance(value, str):
         return value
     if not (value.isascii() and value.isdigit()) or (value.startswith("0") and value != "0"):
@@ -76,6 +76,14 @@ OfferId = Annotated[BodyOfferId, Path(), _FromDigits]
 CustomerFilter = Annotated[BodyId | None, Query(), _FromDigits]
 MachineFilter = Annotated[BodyId | None, Query(), _FromDigits]
 SubjectFilter = Annotated[BodyOfferId | None, Query(), _FromDigits]
+# Counts a query names, in the same plain digits, each within its own bounds (a count may be 0 where an id may
+# not): how many rows and from which, how many chart points, which console page, how many days.
+Limit = Annotated[int, Field(ge=1, le=1000), Query(), _FromDigits]
+Offset = Annotated[int, Field(ge=0, le=10_000_000), Query(), _FromDigits]
+# Its upper bound is a setting: telemetry_view.check_limits refuses more, document_limits publishes it.
+MaxPoints = Annotated[int, Field(ge=10), Query(), _FromDigits]
+PageNumber = Annotated[int, Field(ge=1, le=100_000), Query(alias="page"), _FromDigits]
+Days = Annotated[int, Field(ge=1, le=30), Query(), _FromDigits]
 
 # Money a customer paid, as an outcome reports it (hand-entered or from the CRM).
 # The bounds come before the validator so that they stay on the number and reach the OpenAPI schema as

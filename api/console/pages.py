@@ -83,7 +83,7 @@ def fleet(
     site: Annotated[str | None, Query(max_length=12)] = None,
     machine_type: Annotated[str | None, Query(alias="type", max_length=64)] = None,
     q: Annotated[str, Query(max_length=100)] = "",
-    page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+    page_no: schemas.PageNumber = 1,
 ):
     """Machines by risk, found by machine, serial, customer or site, filtered by customer, site and type."""
     require(who, "fleet:read")
@@ -168,7 +168,7 @@ def machine_page(
     machine_id: schemas.MachineId,
     sess: PageSession,
     who: Viewer,
-    days: Annotated[int, Query(ge=1, le=30)] = 7,
+    days: schemas.Days = 7,
 ):
     """A machine: sensor charts with the forecast to the limit, risk history, explanation, alerts, offers."""
     require(who, "fleet:read")

@@ -82,8 +82,8 @@ def audit_trail(
     subject: Annotated[str | None, Query(max_length=16)] = None,
     subject_id: schemas.SubjectFilter = None,
     action: Annotated[str | None, Query(max_length=32)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: schemas.Limit = 100,
+    offset: schemas.Offset = 0,
 ) -> list[WorkflowEvent]:
     """The audit trail, newest first, optionally of one subject (and object) or action."""
     query = select(WorkflowEvent)

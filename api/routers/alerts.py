@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import DBAPIError
 
@@ -70,8 +70,8 @@ def list_alerts(
     severity: Literal["critical", "high", "medium"] | None = None,
     customer_id: schemas.CustomerFilter = None,
     machine_id: schemas.MachineFilter = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: schemas.Limit = 100,
+    offset: schemas.Offset = 0,
 ):
     """Alerts by severity, then shortest lead time; `active` means not resolved."""
     who = risk_scope(conn, who)  # an alert carries risk: an account manager's only with consent

@@ -37,8 +37,6 @@ from fleet.settings import Settings
 from fleet.tables import Customer, Machine, Prediction, utcnow
 
 router = APIRouter(tags=["fleet"], route_class=ReadRoute)
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
 
 def _customer_out(sess, customer: Customer) -> schemas.CustomerOut:
@@ -51,7 +49,7 @@ def _customer_out(sess, customer: Customer) -> schemas.CustomerOut:
 
 # Every route that queries is a plain `def`: FastAPI runs it in its thread pool, off the event loop.
 @router.get("/customers", response_model=list[schemas.CustomerOut])
-def list_customers(sess: ReaderDep, who: FleetReader, limit: Limit = 100, offset: Offset = 0):
+def list_customers(sess: ReaderDep, who: FleetReader, limit: schemas.Limit = 100, offset: schemas.Offset = 0):
     """Customers the caller may see."""
     query = restrict(select(Customer), Customer.id, who).order_by(Customer.id).limit(limit).offset(offset)
     return [_customer_out(sess, c) for c in sess.scalars(query)]
@@ -111,8 +109,8 @@ def list_machines(
     who: FleetReader,
     customer_id: schemas.CustomerFilter = None,
     machine_type: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    limit: schemas.Limit = 100,
+    offset: schemas.Offset = 0,
 ):
     """Machines the caller may see, with their latest prediction (an account manager's only with consent)."""
     query = restrict(MACHINES, _M.c.customer_id, who)
@@ -151,7 +149,7 @@ def machine_telemetry(
     conn: TelemetryConnection,
     start: datetime | None = None,
     end: datetime | None = None,
-    max_points: Annotated[int, Query(ge=10)] = 500,
+    max_points: schemas.MaxPoints = 500,
 ):
     """Telemetry over [start, end) (default: 24 h), averaged into at most `max_points` buckets.
 
@@ -233,7 +231,9 @@ def fast_telemetry_route(prefix: str) -> Route:
 
 
 @router.get("/machines/{machine_id}/predictions", response_model=list[schemas.PredictionOut])
-def machine_predictions(machine_id: schemas.MachineId, sess: ReaderDep, who: FleetReader, limit: Limit = 100):
+def machine_predictions(
+    machine_id: schemas.MachineId, sess: ReaderDep, who: FleetReader, limit: schemas.Limit = 100
+):
     """The machine's prediction history, newest first."""
     machine = get_visible(sess, Machine, machine_id, who, "machine")
     if not risk_scope(sess, who).sees(machine.customer_id):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from sqlalchemy import select
 
 from api import offers, schemas
@@ -28,8 +28,8 @@ def list_offers(
     who: OfferReader,
     status: Status | None = None,
     customer_id: schemas.CustomerFilter = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: schemas.Limit = 100,
+    offset: schemas.Offset = 0,
 ):
     """Offers the caller may see, newest first."""
     query = restrict(select(*OFFER_COLUMNS), _O.c.customer_id, who)
