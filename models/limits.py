@@ -62,12 +62,13 @@ def beyond(
     *,
     machine: str = "machine",
     ts: str = "ts",
-    hold_s: float = 0.0,
+    hold_s: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row, the risk of the highest of `levels` its machine's readings (carried for `hold_s`, longer at a
     machine slower than that: `_carry`) have held beyond for the on-delay (0 if none), that sensor and the
-    seconds they have been beyond. A missing reading neither holds nor breaks a spell. For backtests; the
-    scorer asks `beyond_latest`, the same at each machine's latest row."""
+    seconds they have been beyond. A missing reading neither holds nor breaks a spell. `hold_s` has no
+    default (0 carries none): a caller that forgot it would read a sensor sent apart as missing. For
+    backtests; the scorer asks `beyond_latest`, the same at each machine's latest row."""
     found = _rules(values, limits, levels)
     out = _nothing(len(values))
     if not found:
@@ -97,7 +98,7 @@ def beyond_latest(
     order: np.ndarray,
     last: np.ndarray,
     ts: str = "ts",
-    hold_s: float = 0.0,
+    hold_s: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`beyond` at each machine's latest row, one row per machine, from the spell that row is in alone.
 

@@ -93,7 +93,7 @@ def test_a_carried_reading_says_what_it_said_when_read(drawn, levels, hold_s) ->
         age = secs - np.where(src >= 0, secs[src], np.nan)
         source = source.where(frame[name].notna() | ((age <= hold) & (hold_s > 0)))  # 0: none
         carried = limits.beyond(frame, {name: limit}, LEVELS[levels], hold_s=hold_s)
-        alone = limits.beyond(frame, {name: limit}, LEVELS[levels])
+        alone = limits.beyond(frame, {name: limit}, LEVELS[levels], hold_s=0.0)
         has = source.notna().to_numpy()
         at = frame.index.get_indexer(source[has].astype(int))
         for got, want in zip(carried, alone, strict=True):
@@ -131,7 +131,7 @@ def test_a_spell_walked_back_over_many_rows_and_gaps_is_measured_from_its_first_
     found = {"a": {"warning": None, "alarm": 7.0, "bad": "high", "on_delay_s": 60.0}}
     order, last = _sorted(frame)
 
-    risk, sensor, held = limits.beyond_latest(frame, found, order=order, last=last)
+    risk, sensor, held = limits.beyond_latest(frame, found, order=order, last=last, hold_s=0.0)
 
     assert (risk.tolist(), sensor.tolist(), held.tolist()) == ([1.0], ["a"], [(599 - 99) * 3600.0])
 
