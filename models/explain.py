@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from fleet import display
 from models.fleet_estimators import FailureClassifier
 
 
@@ -37,12 +38,12 @@ def describe(sensor: str, dev: float, slope: float, contribution: float, words: 
     `words` is the sensor's display name from its machine type; without one the name is spelled out."""
     name = words or sensor.replace("_", " ")
     if not np.isfinite(dev):
-        return f"{name}: no recent readings, {contribution:+.2f} risk"
+        return f"{name}: no recent readings, {display.signed(contribution)} risk"
     verb = "rose" if dev >= 0 else "fell"
     text = f"{name} {verb} {abs(dev) * 100:.0f} % against the same hours of earlier days"
     if np.isfinite(slope) and abs(slope) >= 0.02:
         text += f", trend {slope * 100:+.0f} %/day"
-    return f"{text}, {contribution:+.2f} risk"
+    return f"{text}, {display.signed(contribution)} risk"
 
 
 def explain_rows(

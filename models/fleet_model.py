@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from fleet import display
 from fleet.machine_types import SensorSpec
 from models import explain, limits, modes
 from models.fleet_estimators import AnomalyScorer, FailureClassifier, FleetRUL
@@ -381,7 +382,7 @@ def _sentence(
         return f"insufficient data: {history_h:.0f} h of readings, {needed_h:.0f} h needed"
     if status == INSUFFICIENT:
         return f"insufficient data: {coverage:.0%} of the last day's readings present (stopped or silent)"
-    head = f"risk {risk:.2f}" if np.isfinite(risk) else "no risk estimate"
+    head = f"risk {display.percent(risk)}" if np.isfinite(risk) else "no risk estimate"
     if status == FALLBACK:
         head += " (fallback: anomaly score, no failure model)"
     return f"{head}: {evidence}" if evidence else head

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -21,7 +21,8 @@ from api import catalog, connectivity, estimate
 from api.console import sessions
 from api.deps import has_right
 from api.errors import Forbidden, log_fault
-from fleet import errors
+from fleet import display, errors
+from fleet.display import percent
 from fleet.machine_types import SensorSpec
 from models import modes
 
@@ -47,14 +48,6 @@ class SessionEnded(LoginRequired):
     """A session cookie whose session was ended, expired or its key revoked: a 401 login page."""
 
 
-def _when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    if value is None:
-        return "—"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime(fmt) + " UTC"
-
-
 def _hours(value: float | None) -> str:
     if value is None:
         return "—"
@@ -63,19 +56,6 @@ def _hours(value: float | None) -> str:
 
 def _money(value: float | None, currency: str = "EUR") -> str:
     return "—" if value is None else catalog.format_money(value, currency)
-
-
-def percent(value: float | None) -> str:
-    """A share or probability as people read it: 0.9 → `90 %`."""
-    return "—" if value is None else f"{value * 100:.0f} %"
-
-
-def _signed(value: object) -> str:
-    """A contribution with its sign, to two places; one that rounds to zero reads `0.00`, never `-0.00`."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "—"
-    rounded = round(value, 2)
-    return f"{rounded:+.2f}" if rounded else "0.00"
 
 
 def label_words(value: str | None) -> str:
@@ -118,11 +98,11 @@ def link_state(found: connectivity.Connectivity) -> Markup:
 templates.env.globals["ttf"] = time_to_failure
 templates.env.globals["link_state"] = link_state
 templates.env.filters.update(
-    when=_when,
+    when=display.when,
     hours=_hours,
     money=_money,
     pct=percent,
-    signed=_signed,
+    signed=display.signed,
     label=label_words,
     labels=_labels,
     sensor=sensor_label,

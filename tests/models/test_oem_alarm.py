@@ -41,7 +41,7 @@ def test_a_reading_held_beyond_the_alarm_limit_alerts_though_the_model_sees_no_r
     assert scored["failure_mode"] == before["failure_mode"]  # the model's mode: one alert per machine
     assert scored["explanation"].startswith(
         "vibration 9 mm/s, beyond the OEM alarm limit 7.1 mm/s for 1 h; "
-        f"the model says risk {before['risk']:.2f}: "
+        f"the model says risk {before['risk'] * 100:.0f} %: "
     ), scored["explanation"]
 
 

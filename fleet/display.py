@@ -1,0 +1,27 @@
+"""How a figure or a time reads to people, one place for every package that writes text someone reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def percent(value: float | None) -> str:
+    """A share or probability as people read it: 0.9 → `90 %`."""
+    return "—" if value is None else f"{value * 100:.0f} %"
+
+
+def signed(value: object) -> str:
+    """A contribution with its sign, to two places; one that rounds to zero reads `0.00`, never `-0.00`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—"
+    rounded = round(value, 2)
+    return f"{rounded:+.2f}" if rounded else "0.00"
+
+
+def when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A time in UTC as pages show it: `2026-12-05 14:34 UTC` (naive times are taken as UTC)."""
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime(fmt) + " UTC"
