@@ -25,3 +25,8 @@ def when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime(fmt) + " UTC"
+
+
+def to_the_second(value: datetime | None) -> str:
+    """A time as `when` gives it with its seconds, for texts that compare times: `2026-12-05 14:34:20 UTC`."""
+    return when(value, "%Y-%m-%d %H:%M:%S")

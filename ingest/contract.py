@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from fleet import contract
+from fleet import contract, display
 from fleet.type_checks import SEVERITIES
 from ingest.schemas import Event, Reading, Rejection
 
@@ -100,16 +100,23 @@ def _in_range(
     """An aware timestamp from the floor to `latest` (now plus the margin by default), in UTC."""
     # Compared before any conversion: converting year 1 or 9999 with an offset to UTC overflows.
     if ts < limits.ts_floor:
-        shown = raw[:60] if raw is not None else ts.isoformat()
-        return Rejection("bad_timestamp", f"ts {shown!r} is before {limits.ts_floor.isoformat()}")
+        return Rejection(
+            "bad_timestamp", f"ts {_shown(ts, raw)} is before {display.to_the_second(limits.ts_floor)}"
+        )
     if latest is None:
         latest = latest_accepted(datetime.now(UTC), limits)
     if ts > latest:
-        shown = raw[:60] if raw is not None else ts.isoformat()
         return Rejection(
-            "bad_timestamp", f"ts {shown!r} is in the future (later than {latest.isoformat()} by our clock)"
+            "bad_timestamp",
+            f"ts {_shown(ts, raw)} is in the future "
+            f"(later than {display.to_the_second(latest)} by our clock)",
         )
     return ts if ts.tzinfo is UTC else ts.astimezone(UTC)
+
+
+def _shown(ts: datetime, raw: str | None) -> str:
+    """A refused ts as the machine sent it (its text, quoted), or as people read times if it sent no text."""
+    return repr(raw[:60]) if raw is not None else display.to_the_second(ts)
 
 
 def latest_accepted(now: datetime, limits: Limits) -> datetime:

@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from fleet import events_store, registration, registry, telemetry
+from fleet import display, events_store, registration, registry, telemetry
 from ingest import contract, metrics
 from ingest.contract import DEFAULT_LIMITS, Limits
 from ingest.schemas import Event, Outcome, Reading, Rejection
@@ -99,7 +99,8 @@ def conflict(row: dict, stored: dict) -> Rejection:
     return Rejection(
         "seq_conflict",
         f"seq {row['seq']} of this machine is stored already with other content (stored ts "
-        f"{stored['ts'].isoformat()}, this ts {row['ts'].isoformat()}); a restarted seq needs a new one",
+        f"{display.to_the_second(stored['ts'])}, this ts {display.to_the_second(row['ts'])}); "
+        "a restarted seq needs a new one",
     )
 
 
