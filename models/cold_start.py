@@ -84,6 +84,7 @@ class ColdStartModel(FleetModel):
             np.array([None if s is None else f"limit:{s}" for s in sensor], dtype=object),
             np.where(trend >= anomaly, "trend:" + out["eta_sensor"].fillna("").astype(str), "anomaly"),
         )
+        reads = self._trend_reads(X, prep, mode)
         # An OEM limit needs one reading, not the history the anomaly and trend features need.
         ok = (out["status"].to_numpy() != INSUFFICIENT) | (limit > 0)
         out.loc[ok, "risk"] = risk[ok]
@@ -92,11 +93,12 @@ class ColdStartModel(FleetModel):
         out.loc[ok, "failure_mode"] = mode[ok]
         specs = getattr(self, "sensor_specs_", {})
         out.loc[ok, "explanation"] = [
-            f"{NOTE}: {_reason(m, r, now, self._limits(), specs, e, h)}{SILENT if quiet else ''}{quiet}"
-            for m, r, now, e, h, (_, _, quiet) in zip(
+            f"{NOTE}: {_reason(m, r, now, read, self._limits(), specs, e, h)}{SILENT if quiet else ''}{quiet}"
+            for m, r, now, read, e, h, (_, _, quiet) in zip(
                 mode[ok],
                 risk[ok],
                 latest[ok].to_dict("records"),
+                reads[ok],
                 out.loc[ok, "eta_h"],
                 held[ok],
                 out.loc[ok, "explanation"].str.partition(SILENT).values,
@@ -105,21 +107,47 @@ class ColdStartModel(FleetModel):
         ]
         return out
 
+    def _trend_reads(self, X: pd.DataFrame, prep: Prepared, mode: np.ndarray) -> np.ndarray:
+        """Per machine whose risk is its trend, `limits.last_read` of the sensor forecast (else None)."""
+        reads = np.full(len(mode), None, dtype=object)
+        for sensor in {m.partition(":")[2] for m in mode if m is not None and m.startswith("trend:")}:
+            value, age_s, held = self._last_read(X, prep, sensor)
+            for i in np.flatnonzero(mode == f"trend:{sensor}"):
+                reads[i] = (value[i], age_s[i], held[i])
+        return reads
+
 
 def _reason(
-    mode: str, risk: float, latest: dict, found: dict, specs: dict, eta_h: float, held_s: float
+    mode: str,
+    risk: float,
+    latest: dict,
+    read: tuple | None,
+    found: dict,
+    specs: dict,
+    eta_h: float,
+    held_s: float,
 ) -> str:
-    """Why a cold-start risk is what it is, in one phrase; `latest` is the machine's latest readings."""
+    """Why a cold-start risk is what it is, in one phrase; `latest` is the machine's latest readings, `read`
+    the trend sensor's last reading as `limits.last_read` gives it."""
     kind, _, sensor = mode.partition(":")
     if kind == "limit":
         level = limits.level_of(risk)
         return limits.phrase(sensor, latest[sensor], level, found[sensor][level], specs, held_s)
     if kind == "trend":
         spec = limits.spec_of(specs, sensor)
-        now = float(latest.get(sensor, np.nan))
-        value = f" {spec.reading(now)}," if np.isfinite(now) else ""
-        return f"{spec.words}{value} forecast to cross its limit in {eta_h:.0f} h"
+        return f"{spec.words}{_as_read(spec, *read)} forecast to cross its limit in {eta_h:.0f} h"
     return f"anomaly score {risk:.2f}"
+
+
+def _as_read(spec: machine_types.SensorSpec, value: float, age_s: float, held: bool) -> str:
+    """The reading a trend starts from, as it stands: the machine's reading now while the limit check holds
+    it; an older one with its age (the sensor has gone quiet: a technician checks it before trusting the
+    forecast); none without one."""
+    if not np.isfinite(value):
+        return ""
+    if held:
+        return f" {spec.reading(value)},"
+    return f" last read {limits.span(age_s)} ago: {spec.reading(value)},"
 
 
 def oem_limits(engine: Engine, machine_type: str) -> dict[str, dict]:

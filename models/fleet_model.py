@@ -174,6 +174,14 @@ class FleetModel(BaseEstimator):
             hold_s=self._hold_s(),
         )
 
+    def _last_read(
+        self, X: pd.DataFrame, prep: Prepared, sensor: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`limits.last_read` of `sensor` on `X` sorted as `prep` sorts it: per machine (`prep.machines`)."""
+        return limits.last_read(
+            X, sensor, order=prep.order, last=prep.last, ts=self.features_.time_col, hold_s=self._hold_s()
+        )
+
     def _hold_s(self) -> float:
         """How long a sensor's last reading stands in the limit check at least: the features' hold at the
         type's step (a machine slower than the step holds for its own interval, `limits._carry`)."""

@@ -135,6 +135,26 @@ def beyond_latest(
     return out
 
 
+def last_read(
+    values: pd.DataFrame, sensor: str, *, order: np.ndarray, last: np.ndarray, ts: str = "ts", hold_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per machine (`order` and `last` as `beyond_latest` takes them), its last reading of `sensor` (NaN if
+    none), how many seconds before its latest row it was read, and whether the limit check still reads it
+    there (`_carry`): an older reading is no longer the machine's reading now."""
+    if not len(last):
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool)
+    first = np.r_[0, last[:-1] + 1]
+    new = np.zeros(len(order), dtype=bool)
+    new[first] = True
+    t = _stamps(values[ts])[order] / 1e9
+    x = values[sensor].to_numpy(dtype=float)[order] if sensor in values else np.full(len(order), np.nan)
+    carried, _ = _carry(x, new, t, hold_s)
+    src = np.maximum.accumulate(np.where(np.isnan(x), -1, np.arange(len(x))))[last]
+    has = src >= first  # never another machine's reading
+    at = np.where(has, src, 0)
+    return np.where(has, x[at], np.nan), np.where(has, t[last] - t[at], np.nan), ~np.isnan(carried[last])
+
+
 Rule = tuple[Callable[[np.ndarray], np.ndarray], float, float]
 
 
@@ -271,10 +291,10 @@ def phrase(
     """E.g. 'vibration 8.3 mm/s, beyond the OEM alarm limit 7.1 mm/s for 3 h'."""
     spec = spec_of(specs, sensor)
     said = f"{spec.words} {spec.reading(value)}, beyond the OEM {level} limit {spec.reading(limit)}"
-    return f"{said} for {_span(held_s)}" if held_s > 0 else said
+    return f"{said} for {span(held_s)}" if held_s > 0 else said
 
 
-def _span(seconds: float) -> str:
+def span(seconds: float) -> str:
     """A time beyond a limit as a person reads it: '3 h', '25 min', '40 s'."""
     if seconds >= 3600:
         return f"{seconds / 3600:.0f} h"
