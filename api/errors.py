@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from api import json_body
@@ -85,8 +86,10 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException) -> Response:
         if wants_page(request):
             # Imported here: the console's templates import this module.
+            from api.console.login import signed_in
             from api.console.render import http_error_page
 
+            await run_in_threadpool(signed_in, request)  # the page's menu and name; the lookup blocks
             return http_error_page(request, exc.status_code, exc.headers)
         if exc.status_code == 400 and (problem := json_body.problem(exc.__cause__)):  # FastAPI's reading
             return JSONResponse(body("invalid_request", f"body: {problem}"), status_code=422)

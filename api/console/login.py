@@ -67,6 +67,15 @@ def viewer(request: Request, sess: PageSession) -> auth.Principal:
 Viewer = Annotated[auth.Principal, Depends(viewer)]
 
 
+def signed_in(request: Request) -> auth.Principal | None:
+    """The caller of a request no console route took (an unknown address), or None when signed out."""
+    with session(request.app.state.engine) as sess:
+        try:
+            return viewer(request, sess)
+        except LoginRequired:  # and a session that ended: the page is the signed-out one
+            return None
+
+
 def same_site(request: Request) -> None:
     """403 for a request that another site's page sent, as its Origin or Sec-Fetch-Site header says."""
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
