@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ from api.app import API_PREFIX, create_app
 from fleet.settings import Settings
 from servicecast import demo_crm
 from tests.api.support import World, build_world
+from tests.console.client import visible
 from tests.services import free_port, wait_port
 
 
@@ -62,5 +64,8 @@ def test_an_approved_offer_reaches_the_demo_crm_and_an_admin_sees_it(served) -> 
         client.post("/login", data={"api_key": world.tokens["admin"]})
         inbox = client.get("/admin/crm")
     assert inbox.status_code == 200
-    assert f'<tr data-offer="{offer_id}">' in inbox.text and "offer.approved" in inbox.text
+    assert f'<tr data-offer="{offer_id}">' in inbox.text
+    received = re.search(r'<tr data-offer="\d+"><td>(.*?)</td>', inbox.text, re.S).group(1)
+    assert visible(received).strip().startswith("Offer approved offer.approved ·")  # words, then the type
+    assert '<code class="small">offer.approved</code>' in received  # the type for an integrator, small
     assert inbox.text.count("<tr data-offer=") == 1
