@@ -474,12 +474,12 @@ def admin_page(  # noqa: ANN201
             select(ApiKey.user_id, func.count()).where(ApiKey.revoked_at.is_(None)).group_by(ApiKey.user_id)
         ).all()
     )
-    accounts: dict[int, list[str]] = {}
-    names = {c.id: c.tenant for c in customers}
+    accounts: dict[int, list[Customer]] = {}
+    by_id = {c.id: c for c in customers}
     for user_id, customer_id in sess.execute(
         select(AccountAssignment.user_id, AccountAssignment.customer_id)
     ):
-        accounts.setdefault(user_id, []).append(names.get(customer_id, str(customer_id)))
+        accounts.setdefault(user_id, []).append(by_id[customer_id])
     context = {
         "who": who,
         "customers": customers,
@@ -489,7 +489,7 @@ def admin_page(  # noqa: ANN201
         "users": users,
         "active_keys": active_keys,
         "accounts": accounts,
-        "tenants": names,
+        "customers_by_id": by_id,
         "versions": versions,
         "figures": {
             v.version: _figures(v.metrics, policy.alert_threshold(sess, v.version)) for v in versions

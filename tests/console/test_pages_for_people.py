@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+import re
 
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from fleet.db import session
+from fleet.tables import Customer
 from tests.api.support import World
-from tests.console.client import sign_in, visible
+from tests.console.client import heading, sign_in, visible
 
 HTML = {"accept": "text/html"}
 
@@ -23,3 +28,29 @@ def test_an_unknown_address_offers_a_signed_out_visitor_the_sign_in_page(client:
     answer = client.get("/no-such-page", headers=HTML)
     assert answer.status_code == 404 and "Page not found" in visible(answer.text)
     assert "Sign out" not in answer.text and 'href="/login"' in answer.text
+
+
+def _name_acme(world: World) -> str:
+    """Give acme a name unlike its tenant id, as the demo's customers have."""
+    with session(world.engine) as sess:
+        sess.execute(update(Customer).where(Customer.tenant == "acme").values(name="Acme Pumps GmbH"))
+    return "Acme Pumps GmbH"
+
+
+def test_accounts_show_a_customers_name_and_the_tenant_id_only_where_an_admin_uses_it(
+    client: TestClient, world: World
+) -> None:
+    name, acme = _name_acme(world), world.customers["acme"]
+    for who in ("am-acme", "admin"):
+        sign_in(client, world, who)
+        listed = re.search(r'<tr>\s*<th scope="row">(.*?)</th>', client.get("/accounts").text, re.S).group(1)
+        assert visible(listed).strip() == name, who
+        assert heading(client.get(f"/accounts/{acme}").text) == name, who
+    admin = client.get("/admin").text
+    row = re.search(r'<tr data-customer="acme">(.*?)</tr>', admin, re.S).group(1)
+    cells = [visible(cell).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)[:2]]
+    assert cells == [name, "acme"]  # the id in its own column: the add-user form asks for it
+    users = admin[admin.index('id="users"') :]
+    for user in ("cust-acme", "am-acme"):
+        sees = re.search(rf'<th scope="row">{user}</th>\s*<td>[^<]*</td>\s*<td>(.*?)</td>', users, re.S)
+        assert visible(sees.group(1)).strip() == name, user
