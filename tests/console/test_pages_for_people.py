@@ -7,6 +7,7 @@ import re
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from fleet import registry
 from fleet.db import session
 from fleet.tables import Customer
 from tests.api.support import World
@@ -54,3 +55,25 @@ def test_accounts_show_a_customers_name_and_the_tenant_id_only_where_an_admin_us
     for user in ("cust-acme", "am-acme"):
         sees = re.search(rf'<th scope="row">{user}</th>\s*<td>[^<]*</td>\s*<td>(.*?)</td>', users, re.S)
         assert visible(sees.group(1)).strip() == name, user
+
+
+def _fleet_filters(client: TestClient) -> tuple[str, str]:
+    """The fleet page's filter form: its markup and its visible text."""
+    page = client.get("/fleet").text
+    form = re.search(r'<form method="get" action="/fleet".*?</form>', page, re.S).group(0)
+    return form, visible(form)
+
+
+def test_a_fleet_filter_with_one_choice_is_not_offered(client: TestClient, world: World) -> None:
+    fan = {"code": "acme-fan", "machine_type": "fan", "site": "Hall 2"}
+    registry.add_machine(engine=world.engine, tenant="acme", **fan)
+    sign_in(client, world, "cust-acme")
+    form, text = _fleet_filters(client)
+    assert 'name="customer"' not in form and "Customer" not in text  # its own name was the one choice
+    assert "Site all Hall 2" in text  # its unsited pumps are not in Hall 2
+    assert "Type all centrifugal pump fan" in text
+    sign_in(client, world, "cust-globex")
+    form, text = _fleet_filters(client)
+    assert not re.search(r'name="(customer|site|type)"', form), text  # pumps only, no site
+    sign_in(client, world, "admin")
+    assert "Customer all acme globex" in _fleet_filters(client)[1]
