@@ -173,7 +173,7 @@ def export(
     # RFC 4180 line ends: the writer then quotes a CR inside a name too, so it cannot start a new row.
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for row in ledger.rows + ([ledger.total] if account is None else []):
+    for row in ledger.rows + ([ledger.total] if shows_total(who, account) else []):
         writer.writerows(_csv_rows(row, ledger))
     name = f"ledger-{account or 'book'}-{start}-{end}.csv"
     headers = {**PAGE_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
@@ -230,12 +230,18 @@ def as_text(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
+def shows_total(who: Principal, account: int | None) -> bool:
+    """Whether a ledger ends with its total: a book of accounts does, a customer's own one account not."""
+    return account is None and who.role != "customer"
+
+
 def _context(who: Principal, ledger: Ledger, customer: Customer | None) -> dict:
     query = f"start={ledger.start}&end={ledger.end}"
     return {
         "who": who,
         "ledger": ledger,
         "customer": customer,
+        "total": shows_total(who, None if customer is None else customer.id),
         "action": "/ledger" if customer is None else f"/ledger/{customer.id}",
         "csv": f"/ledger.csv?{query}" + ("" if customer is None else f"&account={customer.id}"),
         "chart": month_chart(ledger),

@@ -12,6 +12,7 @@ from fleet.db import session
 from fleet.tables import Customer
 from tests.api.support import World
 from tests.console.client import heading, sign_in, visible
+from tests.console.test_ledger_pages import csv_rows, ledger_table
 
 HTML = {"accept": "text/html"}
 
@@ -77,3 +78,16 @@ def test_a_fleet_filter_with_one_choice_is_not_offered(client: TestClient, world
     assert not re.search(r'name="(customer|site|type)"', form), text  # pumps only, no site
     sign_in(client, world, "admin")
     assert "Customer all acme globex" in _fleet_filters(client)[1]
+
+
+def test_a_customers_ledger_is_its_own_account_not_a_book_with_a_total(
+    client: TestClient, world: World
+) -> None:
+    acme = str(world.customers["acme"])
+    sign_in(client, world, "cust-acme")
+    ledger = client.get("/ledger").text
+    assert heading(ledger) == "Ledger of your account"
+    assert "All accounts shown" not in visible(ledger) and list(ledger_table(ledger)) == [acme]
+    assert [row["account"] for row in csv_rows(client, "/ledger.csv")] == ["acme"]
+    sign_in(client, world, "admin")
+    assert list(ledger_table(client.get("/ledger").text))[-1] == "total"  # a book of accounts keeps it
