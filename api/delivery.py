@@ -182,7 +182,7 @@ def _post(
 def _start_of(answer: httpx.Response, url: str) -> str:
     """The first `ERROR_TEXT` characters of an error answer, as far as it arrives, as one line of text (a
     NUL byte, which PostgreSQL cannot store, left the row pending for ever), without the secrets of `url`
-    it may quote (masked before the cut, so that none is left cut in half)."""
+    it may quote (masked before the cut, so that none is left cut in half; one the read cut is dropped)."""
     limit = ERROR_TEXT + len(url.encode())
     data = b""
     try:
@@ -192,7 +192,8 @@ def _start_of(answer: httpx.Response, url: str) -> str:
                 break
     except httpx.HTTPError:
         pass
-    return redact_text(one_line(data[:limit].decode("utf-8", "replace")), url)[:ERROR_TEXT]
+    text = one_line(data[:limit].decode("utf-8", "replace"))
+    return redact_text(text, url, cut=len(data) >= limit)[:ERROR_TEXT]
 
 
 class _Deadline:

@@ -26,14 +26,24 @@ def redact_url(url: str) -> str:
     return _split(url)[0]
 
 
-def redact_text(text: str, *urls: str | None) -> str:
+def redact_text(text: str, *urls: str | None, cut: bool = False) -> str:
     """`text` (an error, a receiver's answer) with every part of `urls` that `redact_url` hides masked,
-    also percent-decoded: clients and receivers quote the URL they were given."""
+    also percent-decoded: clients and receivers quote the URL they were given. `cut`: the text was cut
+    short, so a hidden part it ends in the middle of is dropped from its end too."""
     hidden = {piece for url in urls if url for piece in _split(url)[1]}
     hidden |= {unquote(piece) for piece in hidden}
-    for piece in sorted((p for p in hidden if len(p) >= SHORTEST_SECRET), key=len, reverse=True):
+    hidden = {piece for piece in hidden if len(piece) >= SHORTEST_SECRET}
+    for piece in sorted(hidden, key=len, reverse=True):
         text = text.replace(piece, MASK)
-    return text
+    return text[: len(text) - _cut_piece(text, hidden)] if cut else text
+
+
+def _cut_piece(text: str, hidden: set[str]) -> int:
+    """How many characters at the end of `text` are the start of one of `hidden`."""
+    longest = 0
+    for piece in hidden:
+        longest = max(longest, *(n for n in range(1, len(piece)) if text.endswith(piece[:n])), 0)
+    return longest
 
 
 def _split(url: str) -> tuple[str, list[str]]:

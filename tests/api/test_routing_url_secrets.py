@@ -20,13 +20,15 @@ from tests.services import free_port
 
 class EchoingReceiver:
     """Answers every POST 404 with the request's path and query in the body, as Express's default does,
-    after `pad` characters."""
+    after `pad` characters (a number of x's, or the text itself)."""
 
-    def __init__(self, pad: int) -> None:
+    def __init__(self, pad: int | str) -> None:
+        fill = "x" * pad if isinstance(pad, int) else pad
+
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 self.rfile.read(int(self.headers.get("content-length", 0)))
-                body = f"{'x' * pad}<pre>Cannot POST {self.path}</pre>".encode()
+                body = f"{fill}<pre>Cannot POST {self.path}</pre>".encode()
                 self.send_response(404)
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
@@ -82,6 +84,22 @@ def test_a_receiver_quoting_the_secret_path_and_token_is_not_repeated(engine, ec
     assert [event.data["error"] for event in trail] == [row.last_error] * 2
     assert "HTTP 404" in caplog.text
     assert "SECRET" not in caplog.text
+
+
+@pytest.mark.expect_logged_errors
+# The answer is read to 200 characters past the URL's length in bytes, here inside the token's echo: blank
+# lines (an HTML page's indentation), which one_line makes one space, or characters of 3 bytes.
+@pytest.mark.parametrize("echoing", ["\n" + " " * 209, "€" * 70], indirect=True)
+def test_a_secret_the_read_cuts_in_half_is_not_repeated(engine, echoing, caplog):
+    url = f"http://127.0.0.1:{echoing.port}/services/T0SECRETA/B0SECRETB/XXXXslackSECRET?token=tok-SECRET-1"
+    settings = settings_for(webhook_url=url, webhook_secret=SECRET, route_max_attempts=2)
+    approved_offers(engine, settings)
+    with caplog.at_level(logging.INFO, logger="api"):
+        row, _ = _deliver_twice(engine, settings)
+
+    fill = echoing.pad.strip()
+    assert row.status == "dead" and row.last_error == f"HTTP 404: {fill}<pre>Cannot POST /services/***?token="
+    assert "tok-S" not in caplog.text
 
 
 @pytest.mark.expect_logged_errors
