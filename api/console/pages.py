@@ -20,7 +20,7 @@ from api.console.render import LoginRequired, PageRoute, page, percent, sensor_l
 from api.deps import has_right
 from api.offers import get_visible_offer, risk_scope
 from api.scope import get_visible, restrict
-from fleet import erasure, registry
+from fleet import display, erasure, registry
 from fleet.tables import (
     AccountAssignment,
     Alert,
@@ -34,6 +34,7 @@ from fleet.tables import (
     WorkflowEvent,
     utcnow,
 )
+from models import modes
 from models import versions as model_versions
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -162,6 +163,12 @@ def alert_page(request: Request, alert_id: schemas.AlertId, sess: PageSession, w
     return page(request, "alert.html", context)
 
 
+def _alert_mark(alert: Alert, machine: Machine, specs: dict) -> str:
+    """An alert's marker on a risk chart, in what a person knows: machine, failure mode, when raised."""
+    mode = f": {modes.name(alert.failure_mode, specs)}" if alert.failure_mode else ""
+    return f"Alert on {machine.code}{mode}, raised {display.when(alert.first_seen)}"
+
+
 @router.get("/machines/{machine_id}", response_class=HTMLResponse)
 def machine_page(
     request: Request,
@@ -209,7 +216,7 @@ def machine_page(
             limit=threshold,
             limit_label=f"alert threshold {percent(threshold)}",
             value_format=percent,
-            marks=[(a.first_seen, f"alert {a.id} opened") for a, *_ in alerts],
+            marks=[(a.first_seen, _alert_mark(a, machine, specs)) for a, *_ in alerts],
         )
     )
     context = {

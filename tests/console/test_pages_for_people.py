@@ -9,7 +9,8 @@ from sqlalchemy import update
 
 from fleet import registry
 from fleet.db import session
-from fleet.tables import Customer
+from fleet.display import when
+from fleet.tables import Alert, Customer
 from tests.api.support import World
 from tests.console.client import heading, sign_in, visible
 from tests.console.test_ledger_pages import csv_rows, ledger_table
@@ -91,3 +92,17 @@ def test_a_customers_ledger_is_its_own_account_not_a_book_with_a_total(
     assert [row["account"] for row in csv_rows(client, "/ledger.csv")] == ["acme"]
     sign_in(client, world, "admin")
     assert list(ledger_table(client.get("/ledger").text))[-1] == "total"  # a book of accounts keeps it
+
+
+def test_an_alerts_chart_marker_names_the_machine_its_failure_mode_and_when_it_was_raised(
+    client: TestClient, world: World
+) -> None:
+    machine = world.machines["acme"][0]
+    with session(world.engine) as sess:
+        alert = sess.get(Alert, world.alerts["acme"][0])
+        mode, raised = alert.failure_mode, alert.first_seen
+    sign_in(client, world, "tech")
+    page = client.get(f"/machines/{machine}?days=30").text  # the world's alerts were raised 11 days ago
+    marks = re.findall(r'<line class="mark"[^>]*><title>(.*?)</title>', page, re.S)
+    assert mode == "bearing_wear"
+    assert [visible(m) for m in marks] == [f"Alert on acme-pump-0: bearing wear, raised {when(raised)}"]
