@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.app import create_app
 from tests.api.support import World, build_world
-from tests.api.test_id_parameters import NOT_DIGITS, REFUSED, _id_parameters, _request
+from tests.api.test_id_parameters import NOT_DIGITS, REFUSED, id_parameters, send_value
 from tests.console.client import ConsoleClient, sign_in
 
 SPELLINGS = [value for value, message in REFUSED.items() if message == NOT_DIGITS]
@@ -29,7 +29,7 @@ def _api_counts(world: World) -> list[tuple[str, str, str, int]]:
     """(method, path, name, lowest value) of every integer query parameter of the API that is no id."""
     with world.client() as client:
         schema = client.get("/openapi.json").json()
-    ids = {(method, path, name) for method, path, _, name in _id_parameters(schema)}
+    ids = {(method, path, name) for method, path, _, name in id_parameters(schema)}
     found = []
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
@@ -69,7 +69,7 @@ def test_the_count_parameters_are_the_known_ones(world: World) -> None:
 def test_an_api_count_not_in_plain_digits_is_422_naming_the_parameter(world: World, value: str) -> None:
     wrong = {}
     for method, path, name, _ in _api_counts(world):
-        answer = _request(world, method, path, "query", name, value)
+        answer = send_value(world, method, path, "query", name, value)
         if answer["http"] != 422 or not answer["detail"].startswith(f"query.{name}: {NOT_DIGITS}"):
             wrong[f"{method} {path} {name}"] = answer
     assert wrong == {}
@@ -79,7 +79,7 @@ def test_an_api_count_in_plain_digits_passes_its_check_down_to_its_bound(world: 
     wrong = {}
     for method, path, name, low in _api_counts(world):
         for value in (str(low), str(low + 1)):
-            answer = _request(world, method, path, "query", name, value)
+            answer = send_value(world, method, path, "query", name, value)
             if answer["http"] != 200:
                 wrong[f"{method} {path} {name}={value}"] = answer
     assert wrong == {}

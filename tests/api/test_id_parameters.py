@@ -38,7 +38,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return build_world(f"sqlite:///{tmp_path_factory.mktemp('ids') / 'ids.db'}", api_docs="public")
 
 
-def _id_parameters(schema: dict) -> list[tuple[str, str, str, str]]:
+def id_parameters(schema: dict) -> list[tuple[str, str, str, str]]:
     """(method, path, where, name) of every integer path or query parameter that names an object."""
     found = []
     for path, operations in schema["paths"].items():
@@ -51,7 +51,7 @@ def _id_parameters(schema: dict) -> list[tuple[str, str, str, str]]:
     return found
 
 
-def _request(world: World, method: str, path: str, where: str, name: str, value: str) -> dict:
+def send_value(world: World, method: str, path: str, where: str, name: str, value: str) -> dict:
     """The answer to `method path` with `value` as the parameter and valid values for the others."""
     given = {name: value} if where == "path" else {}
     url = path.format(**{key: given.get(key, OTHER.get(key, "1")) for key in _path_names(path)})
@@ -68,7 +68,7 @@ def _path_names(path: str) -> list[str]:
 
 def test_the_id_parameters_are_the_known_ones(world: World) -> None:
     with world.client() as client:
-        found = _id_parameters(client.get("/openapi.json").json())
+        found = id_parameters(client.get("/openapi.json").json())
     names = {(where, name) for _, _, where, name in found}
     assert names == {
         ("path", "customer_id"),
@@ -89,10 +89,10 @@ def test_an_id_not_in_plain_digits_is_422_naming_the_parameter(
     world: World, value: str, message: str
 ) -> None:
     with world.client() as client:
-        found = _id_parameters(client.get("/openapi.json").json())
+        found = id_parameters(client.get("/openapi.json").json())
     wrong = {}
     for method, path, where, name in found:
-        answer = _request(world, method, path, where, name, value)
+        answer = send_value(world, method, path, where, name, value)
         if answer["http"] != 422 or not answer["detail"].startswith(f"{where}.{name}: {message}"):
             wrong[f"{method} {path} {where}.{name}"] = answer
     assert wrong == {}
@@ -100,10 +100,10 @@ def test_an_id_not_in_plain_digits_is_422_naming_the_parameter(
 
 def test_an_id_in_plain_digits_passes_its_check(world: World) -> None:
     with world.client() as client:
-        found = _id_parameters(client.get("/openapi.json").json())
+        found = id_parameters(client.get("/openapi.json").json())
     wrong = {}
     for method, path, where, name in found:
-        answer = _request(world, method, path, where, name, "1")
+        answer = send_value(world, method, path, where, name, "1")
         # A request without its body is still refused, by the body: never by the id.
         if answer["http"] >= 500 or f"{where}.{name}" in answer.get("detail", ""):
             wrong[f"{method} {path} {where}.{name}"] = answer

@@ -34,7 +34,7 @@ def _send(engine: Engine, machine_id: int, hours: range, readings: dict) -> None
         telemetry.insert_telemetry(conn, rows)
 
 
-def _latest(engine: Engine, machine_id: int) -> tuple:
+def latest_of(engine: Engine, machine_id: int) -> tuple:
     with engine.connect() as conn:
         return conn.execute(
             select(Prediction.status, Prediction.risk, Prediction.explanation)
@@ -61,7 +61,7 @@ def test_a_new_machine_beyond_an_oem_alarm_limit_alerts_before_it_has_a_days_his
 
     scoring.score_once(engine=sqlite_engine)
 
-    status, risk, why = _latest(sqlite_engine, new)
+    status, risk, why = latest_of(sqlite_engine, new)
     assert (status, risk) == (cold_start.STATUS, limits.ALARM_RISK), why
     # In the type's words and unit, with the reading that crossed the limit.
     assert why.startswith("no failure history yet: vibration 8 mm/s, beyond the OEM alarm limit 7.1 mm/s"), (
@@ -81,7 +81,7 @@ def test_a_sensor_renamed_in_the_types_file_keeps_its_oem_limit_alerts(sqlite_en
 
     scoring.score_once(engine=sqlite_engine)
 
-    status, risk, why = _latest(sqlite_engine, ids[0])
+    status, risk, why = latest_of(sqlite_engine, ids[0])
     assert (status, risk) == (cold_start.STATUS, limits.ALARM_RISK), why
     assert why.startswith("no failure history yet: vibration 8 mm/s, beyond the OEM alarm limit 7.1 mm/s"), (
         why
@@ -105,13 +105,13 @@ def test_a_sensor_dropped_from_its_type_no_longer_alerts_on_the_limits_it_had(
     ids = _store(sqlite_engine, machines=3, hours=240, readings=_miscalibrated)
     train_from_store(sqlite_engine, machine_type=PUMP, holdout_days=7.0, min_failures=5, **FAST)
     scoring.score_once(engine=sqlite_engine)
-    assert _latest(sqlite_engine, ids[0])[1] == limits.ALARM_RISK
+    assert latest_of(sqlite_engine, ids[0])[1] == limits.ALARM_RISK
 
     assert machine_types.apply_file(engine=sqlite_engine, path=v2)[0].changed
     _send(sqlite_engine, ids[0], range(240, 244), _miscalibrated(0, 240))
     scoring.score_once(engine=sqlite_engine)
 
-    status, risk, why = _latest(sqlite_engine, ids[0])
+    status, risk, why = latest_of(sqlite_engine, ids[0])
     assert status == cold_start.STATUS and risk < cold_start.THRESHOLD, why
     assert "limit" not in why
 

@@ -17,7 +17,7 @@ HOT = ONSET + pd.Timedelta(hours=96)  # and is 10 °C above its usual level
 HEALTHY = 10
 
 
-def _presses() -> pd.DataFrame:
+def presses() -> pd.DataFrame:
     """Ten healthy presses on clean 06:00-22:00 UTC shifts, hourly, and an eleventh whose temperature
     climbs by 10 °C over four days from `ONSET` (quadratically: slowly first, as wear does)."""
     rng = np.random.default_rng(1)
@@ -47,7 +47,7 @@ def _hourly_scores() -> pd.DataFrame:
     """The scorer's view, hour by hour for six days after training: each machine's last prediction from
     the history it reads (`scoring.history_hours`), of a cold-start model without OEM limits trained on
     the healthy presses."""
-    panel = _presses()
+    panel = presses()
     model = ColdStartModel(limits={}).fit(panel[(panel["ts"] < START) & (panel["machine"] < HEALTHY)])
     history = pd.Timedelta(hours=scoring.history_hours(model))
     frames = []

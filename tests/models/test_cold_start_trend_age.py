@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 from fleet import machine_types, registry, telemetry
 from models import champion, scoring, versions
 from models.cold_start import ColdStartModel
-from tests.models.test_cold_start_limits import _latest
-from tests.models.test_cold_start_trend import HEALTHY, ONSET, START, _presses
+from tests.models.test_cold_start_limits import latest_of
+from tests.models.test_cold_start_trend import HEALTHY, ONSET, START, presses
 
 TYPES = (
     "machine_types:\n  - name: press\n    sensors:\n"
@@ -33,7 +33,7 @@ SAID = {
 
 def _store_hot_press(engine: Engine, model: ColdStartModel, quiet: int) -> int:
     """The climbing press's rows of the scorer's window up to `NOW`, the last `quiet` without temperature."""
-    panel = _presses()
+    panel = presses()
     history = pd.Timedelta(hours=scoring.history_hours(model))
     rows = panel[(panel["machine"] == HEALTHY) & (panel["ts"] > NOW - history) & (panel["ts"] <= NOW)]
     registry.add_customer(engine=engine, tenant="acme", product_improvement=True)
@@ -61,13 +61,13 @@ def test_a_trend_named_by_a_reading_older_than_the_hold_says_when_it_was_read(
 ) -> None:
     (tmp_path / "types.yaml").write_text(TYPES, encoding="utf-8")
     machine_types.apply_file(engine=sqlite_engine, path=tmp_path / "types.yaml")
-    panel = _presses()
+    panel = presses()
     model = ColdStartModel(limits={}).fit(panel[(panel["ts"] < START) & (panel["machine"] < HEALTHY)])
     versions.register(sqlite_engine, model=model, machine_type="press", kind=champion.COLD_START_KIND)
     press = _store_hot_press(sqlite_engine, model, quiet)
 
     scoring.score_once(engine=sqlite_engine)
 
-    _, _, why = _latest(sqlite_engine, press)
+    _, _, why = latest_of(sqlite_engine, press)
     # Three messages quiet, it said "temperature 71.84 °C, forecast …": 17:00's reading as the press's now.
     assert re.fullmatch(f"no failure history yet: {SAID[quiet]}", why), why
