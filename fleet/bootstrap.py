@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from fleet.settings import EXIT_BAD_SETTING, Settings, describe_error, get_settings, redact_url
+from fleet.redaction import redact_url
+from fleet.settings import EXIT_BAD_SETTING, Settings, describe_error, get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -15,7 +15,8 @@ from api import alerts, auth, catalog, policy, routing
 from api.alerts import OPEN_STATES
 from fleet import bootstrap, errors, registry
 from fleet.db import engine_from_settings, session
-from fleet.settings import Settings, redact_url
+from fleet.redaction import redact_url
+from fleet.settings import Settings
 from fleet.tables import (
     Alert,
     Customer,
