@@ -69,15 +69,20 @@ def _deliver_twice(engine, settings) -> tuple[OutboxMessage, list[WorkflowEvent]
     return row, trail
 
 
-@pytest.mark.expect_logged_errors  # the dead letter is logged as an error
-# 159: the kept 200 characters end inside the path's second secret segment, B0SE|CRETB.
-@pytest.mark.parametrize("echoing", [0, 159], indirect=True)
-def test_a_receiver_quoting_the_secret_path_and_token_is_not_repeated(engine, echoing, caplog):
+def _deliver_to(echoing: EchoingReceiver, engine, caplog) -> tuple[OutboxMessage, list[WorkflowEvent]]:
+    """`_deliver_twice` to the receiver at a URL whose path and query carry secrets, the log captured."""
     url = f"http://127.0.0.1:{echoing.port}/services/T0SECRETA/B0SECRETB/XXXXslackSECRET?token=tok-SECRET-1"
     settings = settings_for(webhook_url=url, webhook_secret=SECRET, route_max_attempts=2)
     approved_offers(engine, settings)
     with caplog.at_level(logging.INFO, logger="api"):
-        row, trail = _deliver_twice(engine, settings)
+        return _deliver_twice(engine, settings)
+
+
+@pytest.mark.expect_logged_errors  # the dead letter is logged as an error
+# 159: the kept 200 characters end inside the path's second secret segment, B0SE|CRETB.
+@pytest.mark.parametrize("echoing", [0, 159], indirect=True)
+def test_a_receiver_quoting_the_secret_path_and_token_is_not_repeated(engine, echoing, caplog):
+    row, trail = _deliver_to(echoing, engine, caplog)
 
     said = f"{'x' * echoing.pad}<pre>Cannot POST /services/***?token=***</pre>"[: delivery.ERROR_TEXT]
     assert row.status == "dead" and row.last_error == f"HTTP 404: {said}"
@@ -91,11 +96,7 @@ def test_a_receiver_quoting_the_secret_path_and_token_is_not_repeated(engine, ec
 # lines (an HTML page's indentation), which one_line makes one space, or characters of 3 bytes.
 @pytest.mark.parametrize("echoing", ["\n" + " " * 209, "€" * 70], indirect=True)
 def test_a_secret_the_read_cuts_in_half_is_not_repeated(engine, echoing, caplog):
-    url = f"http://127.0.0.1:{echoing.port}/services/T0SECRETA/B0SECRETB/XXXXslackSECRET?token=tok-SECRET-1"
-    settings = settings_for(webhook_url=url, webhook_secret=SECRET, route_max_attempts=2)
-    approved_offers(engine, settings)
-    with caplog.at_level(logging.INFO, logger="api"):
-        row, _ = _deliver_twice(engine, settings)
+    row, _ = _deliver_to(echoing, engine, caplog)
 
     fill = echoing.pad.strip()
     assert row.status == "dead" and row.last_error == f"HTTP 404: {fill}<pre>Cannot POST /services/***?token="
