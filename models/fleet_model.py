@@ -184,7 +184,7 @@ class FleetModel(BaseEstimator):
 
     def _hold_s(self) -> float:
         """How long a sensor's last reading stands in the limit check at least: the features' hold at the
-        type's step (a machine slower than the step holds for its own interval, `limits._carry`)."""
+        type's step (a machine slower than the step holds for its own interval, as `limits.beyond` says)."""
         return limits.hold_seconds(self.features_.step_hours_)
 
     def _latest_readings(self, X: pd.DataFrame, prep: Prepared, which: np.ndarray) -> pd.DataFrame:

@@ -295,7 +295,7 @@ def phrase(
 
 
 def span(seconds: float) -> str:
-    """A time beyond a limit as a person reads it: '3 h', '25 min', '40 s'."""
+    """A length of time as a person reads it (beyond a limit, since a reading): '3 h', '25 min', '40 s'."""
     if seconds >= 3600:
         return f"{seconds / 3600:.0f} h"
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
