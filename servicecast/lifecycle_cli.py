@@ -62,8 +62,11 @@ def retention_run(
 def retention_claim_archive() -> None:
     """Make this database the owner of its folder in SERVICECAST_ARCHIVE_URL: a copy, a moved database."""
     settings = load_settings()
-    with database_errors(settings, doing="claim the archive folder in"):
-        path = archive_store.adopt(ready_engine(settings), archive.location(settings.archive_url))
+    try:
+        with database_errors(settings, doing="claim the archive folder in"):
+            path = archive_store.adopt(ready_engine(settings), archive.location(settings.archive_url))
+    except OSError as exc:  # the archive's storage (not writable, unreachable), as `retention run` says it
+        raise fail(f"cannot claim the archive folder: {exc}", code=EXIT_ERROR) from None
     typer.echo(
         f"this database owns the archive folder {path} now; a database that archived there before (the one "
         "this was copied from) stops at its next archive run, retention or erasure, touching nothing"

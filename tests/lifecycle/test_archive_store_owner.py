@@ -131,3 +131,19 @@ def test_migration_0026_makes_the_upgraded_database_its_stores_owner(engine, pos
     with support.restored_copy(engine, postgres, tmp_path) as copy:  # made after the upgrade
         with pytest.raises(ArchiveStoreCopied):
             archive.run(copy, url=url, before=support.START + timedelta(days=40))
+
+
+def test_claim_archive_on_an_archive_it_cannot_write_says_so_in_one_line(tmp_path):
+    """The archive's storage refusing the marker (here a file where its folder should be) is one line, exit 1,
+    as `retention run` says it."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    done = run_cli(
+        "retention",
+        "claim-archive",
+        SERVICECAST_DATABASE_URL=f"sqlite:///{tmp_path / 'servicecast.db'}",
+        SERVICECAST_ARCHIVE_URL=str(blocker / "archive"),
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("servicecast: cannot claim the archive folder: ") and str(blocker) in line
