@@ -28,5 +28,8 @@ def when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def to_the_second(value: datetime | None) -> str:
-    """A time as `when` gives it with its seconds, for texts that compare times: `2026-12-05 14:34:20 UTC`."""
-    return when(value, "%Y-%m-%d %H:%M:%S")
+    """A time as `when` gives it with its seconds, and their fraction where there is one, for texts that
+    compare times: `2026-12-05 14:34:20 UTC`, `2026-12-05 14:34:20.25 UTC` (two within one second differ)."""
+    if value is None or not value.microsecond:
+        return when(value, "%Y-%m-%d %H:%M:%S")
+    return when(value, f"%Y-%m-%d %H:%M:%S.{value.microsecond:06d}".rstrip("0"))

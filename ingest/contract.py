@@ -109,7 +109,7 @@ def _in_range(
         return Rejection(
             "bad_timestamp",
             f"ts {_shown(ts, raw)} is in the future "
-            f"(later than {display.to_the_second(latest)} by our clock)",
+            f"(later than {display.to_the_second(latest.replace(microsecond=0))} by our clock)",
         )
     return ts if ts.tzinfo is UTC else ts.astimezone(UTC)
 

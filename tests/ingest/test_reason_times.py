@@ -40,9 +40,8 @@ def test_a_timestamp_out_of_range_names_the_bound_as_people_read_times_and_keeps
 def test_a_bridges_timestamp_without_text_reads_as_a_time_too() -> None:
     result = reading_of(TOPIC, 1, NOW + timedelta(days=1), {"t": 1.0}, latest=NOW)
     assert isinstance(result, Rejection)
-    assert (
-        result.detail
-        == "ts 2026-11-24 09:00:00 UTC is in the future (later than 2026-11-23 09:00:00 UTC by our clock)"
+    assert result.detail == (
+        "ts 2026-11-24 09:00:00.132202 UTC is in the future (later than 2026-11-23 09:00:00 UTC by our clock)"
     )
 
 
@@ -50,10 +49,11 @@ def test_a_reused_seq_names_both_times_as_people_read_them(engine) -> None:
     register_fleet(engine, "acme", ["m-000"])
     pipeline = Pipeline(engine=engine)
     pipeline.store([(TOPIC, contract.encode_payload(1, START, {"t": 1.0}), time.time())])
-    later = START + timedelta(hours=1, seconds=0.25)
+    later = START + timedelta(seconds=0.25)  # within the same second: the fraction tells the two apart
     pipeline.store([(TOPIC, contract.encode_payload(1, later, {"t": 2.0}), time.time())])
     with engine.connect() as conn:
         reason, detail = conn.execute(select(Quarantine.reason, Quarantine.detail)).one()
     assert reason == "seq_conflict"
-    stored, this = (f"{t:%Y-%m-%d %H:%M:%S} UTC" for t in (START, later))
+    stored = f"{START:%Y-%m-%d %H:%M:%S} UTC"
+    this = f"{later:%Y-%m-%d %H:%M:%S}.25 UTC"
     assert f"(stored ts {stored}, this ts {this})" in detail, detail
