@@ -49,6 +49,11 @@ class ConsentMissing(errors.ServicecastError):
 STATUS.update({Unauthorized: 401, Forbidden: 403, Conflict: 409, ConsentMissing: 409})
 
 
+def status_of(exc: errors.ServicecastError) -> int:
+    """The HTTP status the API answers this error with."""
+    return next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+
+
 def wants_page(request: Request) -> bool:
     """A browser asking for something outside the JSON API (an unknown or mistyped console address)."""
     return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
@@ -69,7 +74,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(errors.ServicecastError)
     async def _domain(request: Request, exc: errors.ServicecastError) -> JSONResponse:
-        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+        status = status_of(exc)
         if status >= 500:
             log_fault(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

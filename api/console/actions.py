@@ -24,7 +24,7 @@ from api.console.render import (
     problem_text,
     redirect,
 )
-from api.errors import Conflict, ConsentMissing
+from api.errors import Conflict, ConsentMissing, status_of
 from api.offers import revoke_consent
 from api.scope import get_visible
 from fleet import errors, registry
@@ -181,7 +181,11 @@ def approve(
         sess.rollback()  # nothing of a refused approval is kept
         sent = {"title": title, "price": price, "reason": reason}
         offer = sess.get(Offer, offer_id)
-        return offer_view(request, sess, who, offer, approve_form=sent, problem=problem_text(exc))
+        # A refusal the API answers 409 (over the contact limit, the offer closed) is a 409 here too.
+        status = 422 if isinstance(exc, ValidationError) else status_of(exc)
+        return offer_view(
+            request, sess, who, offer, approve_form=sent, problem=problem_text(exc), status_code=status
+        )
     if not events.destinations(request.app.state.settings):
         return redirect(
             f"/offers/{offer.id}",

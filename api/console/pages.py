@@ -392,8 +392,10 @@ def offer_view(
     *,
     approve_form: dict[str, str] | None = None,
     problem: str | None = None,
+    status_code: int = 422,
 ) -> HTMLResponse:
-    """The offer page; after a refused approval (422), its form holds what was sent, the message says why."""
+    """The offer page; after a refused approval (422, or 409 as the API answers a conflict), its form holds
+    what was sent, the message says why."""
     history = _history(sess, "offer", offer.id)
     sees_risk = risk_scope(sess, who).sees(offer.customer_id)
     # The alert as it is now: only for who may open it (an account manager: with the `offers` grant).
@@ -420,7 +422,7 @@ def offer_view(
     if problem is None:
         return page(request, "offer.html", context)
     context["flash"] = {"kind": "error", "text": problem}
-    return page(request, "offer.html", context, status_code=422)
+    return page(request, "offer.html", context, status_code=status_code)
 
 
 @router.get("/accounts", response_class=HTMLResponse)
