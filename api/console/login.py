@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Form, Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api import auth
@@ -18,6 +20,7 @@ from api.deps import has_right
 from api.errors import Forbidden
 from fleet.db import for_writing, session
 
+log = logging.getLogger(__name__)
 HOME = {
     "admin": "/admin",
     "field_service": "/alerts",
@@ -68,12 +71,16 @@ Viewer = Annotated[auth.Principal, Depends(viewer)]
 
 
 def signed_in(request: Request) -> auth.Principal | None:
-    """The caller of a request no console route took (an unknown address), or None when signed out."""
-    with session(request.app.state.engine) as sess:
-        try:
+    """The caller of a request no console route took (an unknown address), or None when signed out or when
+    the store cannot say (the page is still a 404, not a 500 about something else)."""
+    try:
+        with session(request.app.state.engine) as sess:
             return viewer(request, sess)
-        except LoginRequired:  # and a session that ended: the page is the signed-out one
-            return None
+    except LoginRequired:  # and a session that ended: the page is the signed-out one
+        return None
+    except SQLAlchemyError as exc:
+        log.warning("the %s page could not look up who is signed in: %s", request.url.path, exc)
+        return None
 
 
 def same_site(request: Request) -> None:

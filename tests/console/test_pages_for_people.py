@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from fleet import registry
 from fleet.db import session
@@ -25,6 +25,17 @@ def test_an_unknown_address_keeps_the_menu_and_the_signed_in_name(client: TestCl
     assert answer.status_code == 404 and "Page not found" in text
     assert "tech · field service" in text and "Sign out" in text
     assert 'href="/alerts"' in answer.text and 'href="/fleet"' in answer.text
+
+
+def test_an_unknown_address_is_a_404_page_when_the_store_cannot_say_who_is_signed_in(
+    client: TestClient, world: World
+) -> None:
+    sign_in(client, world, "tech")
+    with world.engine.begin() as conn:  # the sessions' table gone: the lookup the page makes fails
+        conn.execute(text("ALTER TABLE console_sessions RENAME TO console_sessions_away"))
+    answer = client.get("/no-such-page", headers=HTML)
+    assert answer.status_code == 404 and "Page not found" in visible(answer.text)
+    assert "Sign out" not in visible(answer.text)  # the signed-out page: nobody could be looked up
 
 
 def test_an_unknown_address_offers_a_signed_out_visitor_the_sign_in_page(client: TestClient) -> None:
