@@ -488,7 +488,8 @@ def admin_page(  # noqa: ANN201
     for user_id, customer_id in sess.execute(
         select(AccountAssignment.user_id, AccountAssignment.customer_id)
     ):
-        accounts.setdefault(user_id, []).append(by_id[customer_id])
+        if customer_id in by_id:  # an assignment committed after the customers were read waits a reload
+            accounts.setdefault(user_id, []).append(by_id[customer_id])
     context = {
         "who": who,
         "customers": customers,
