@@ -4,9 +4,10 @@ copied SQLite file) is told from the database that owns the archive folder, thou
 PostgreSQL: the cluster's system identifier (`pg_control_system()`, open to every user since PostgreSQL 10;
 where a server refuses it, the identity goes without it), the database's OID and name. A restore into another
 database or server gets another OID or cluster; a physical copy of the whole cluster (a base backup, a disk
-snapshot, a promoted replica) keeps all three, as a failover must. SQLite: the file's device and inode, which
-a copy does not keep; a file renamed or moved within its file system keeps them and stays the owner (its path
-is recorded for the operator's messages only), a file moved to another file system is a copy.
+snapshot, a promoted replica) keeps all three, as a failover must. SQLite: the file's inode, which a copy does
+not keep; a file renamed or moved within its file system keeps it and stays the owner, a file moved to another
+file system is a copy. Its path and device are recorded for the operator's messages only: a device number is
+not stable (a reboot can renumber LVM and device-mapper volumes, NFS and container mounts).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def same(recorded: str, current: str) -> bool:
     database's name with its OID (an OID alone repeats from one fresh server to the next)."""
     a, b = json.loads(recorded), json.loads(current)
     if "inode" in a or "inode" in b:
-        return (a.get("device"), a.get("inode")) == (b.get("device"), b.get("inode"))
+        return a.get("inode") == b.get("inode")
     if a["cluster"] and b["cluster"]:
         return (a["cluster"], a["oid"]) == (b["cluster"], b["oid"])
     return (a["database"], a["oid"]) == (b["database"], b["oid"])

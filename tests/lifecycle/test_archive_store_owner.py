@@ -86,6 +86,17 @@ def test_a_sqlite_file_renamed_stays_the_owner_and_a_copied_one_does_not(sqlite_
         archive.run(make_engine(f"sqlite:///{copied}"), url=url, before=support.START + timedelta(days=40))
 
 
+def test_a_sqlite_file_whose_device_number_changed_stays_the_owner(sqlite_engine):
+    """A device number is not stable (a reboot renumbers LVM and device-mapper volumes, NFS and container
+    mounts); the inode is the file's own: a copy gets another, a reboot keeps it."""
+    with sqlite_engine.connect() as conn:
+        recorded = archive_owner.of(conn)
+    after_reboot = json.dumps(json.loads(recorded) | {"device": json.loads(recorded)["device"] + 7})
+    assert archive_owner.same(recorded, after_reboot)
+    elsewhere = json.dumps(json.loads(recorded) | {"inode": json.loads(recorded)["inode"] + 1})
+    assert not archive_owner.same(recorded, elsewhere)
+
+
 @pytest.mark.postgres
 def test_a_postgresql_user_refused_pg_control_system_tells_a_copy_by_the_databases_name_and_oid(
     postgres_url,
