@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from fleet import display
 from fleet.tables import Prediction
 
 
@@ -36,7 +37,7 @@ def of(prediction: Prediction | None) -> TimeToFailure | None:
 
 def stamp(value: datetime) -> str:
     """A time as every estimate shows it: `2026-11-24 08:00 UTC`."""
-    return _utc(value).strftime("%Y-%m-%d %H:%M UTC")
+    return display.when(value)
 
 
 def band(estimate: TimeToFailure, language: str = "en") -> str:

@@ -24,7 +24,7 @@ from api.errors import ConsentMissing, Forbidden
 from api.offers import risk_scope
 from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
 from api.scope import get_visible
-from fleet import errors, machine_types, registry
+from fleet import display, errors, machine_types, registry
 from fleet.redaction import redact_url
 from fleet.settings import Settings
 from fleet.tables import (
@@ -274,7 +274,7 @@ def _payload(
     failure = modes.name(named_mode(alert.failure_mode), specs, in_text=True)  # words for no mode too
     text = (
         f"{HEADLINE[event.action]}: {machine.code} of {customer.name} — {failure}, "
-        f"{alert.severity}, risk {alert.risk * 100:.0f} %{lead}. {link}"
+        f"{alert.severity}, risk {display.percent(alert.risk)}{lead}. {link}"
     )
     return {"id": event_id, "alert_id": alert.id, "action": event.action, "text": text, "link": link}
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from api import events
 from api.audit import log_event
+from fleet import display
 from fleet.settings import Settings
 from fleet.tables import Alert, Offer, OutboxMessage, Prediction
 
@@ -63,7 +64,8 @@ def follow_prediction(
     unsent = sess.scalars(
         select(Offer).where(Offer.machine_id == prediction.machine_id, Offer.status.in_(UNSENT))
     ).all()
-    why = f"risk fell to {prediction.risk:.0%}, below the alert threshold of {threshold:.0%}"
+    risk, bound = display.percent(prediction.risk), display.percent(threshold)
+    why = f"risk fell to {risk}, below the alert threshold of {bound}"
     for offer in unsent:
         withdraw(sess, offer, why=why, now=now, settings=settings)
     return len(unsent)

@@ -4,6 +4,7 @@ only when it has them; the contact budget counts real contacts only."""
 from __future__ import annotations
 
 import pickle
+import re
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from api import events, offer_lifecycle, offers, policy, routing
 from api.auth import Principal
 from fleet.audit import operator
 from fleet.db import session
-from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, OutboxMessage, utcnow
+from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, OutboxMessage, WorkflowEvent, utcnow
 from tests.api.routing_support import SECRET, WebhookReceiver, approved_offers, settings_for
 from tests.api.support import NOW, add_prediction, build_world
 
@@ -91,6 +92,9 @@ def test_falling_risk_withdraws_unsent_offers_of_the_machine(database_url) -> No
     report = policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
     assert report.offers_withdrawn == 1
     assert [o.status for o in _offers(world.engine, world.customers["acme"])] == ["withdrawn"]
+    with session(world.engine) as sess:  # the reason in the words every page gives a risk
+        why = sess.scalar(select(WorkflowEvent.data).where(WorkflowEvent.action == "withdrawn"))["why"]
+    assert re.fullmatch(r"risk fell to 20 %, below the alert threshold of \d+ %", why), why
 
 
 def test_expiry_tells_the_crm_only_of_the_offer_it_has(engine: Engine, receiver: WebhookReceiver) -> None:
