@@ -111,10 +111,7 @@ def beyond_latest(
     out = _nothing(len(last))
     if not found or not len(last):
         return out
-    first = np.r_[0, last[:-1] + 1]
-    new = np.zeros(len(order), dtype=bool)
-    new[first] = True
-    t_sorted = _stamps(values[ts])[order] / 1e9
+    first, new, t_sorted = _by_machine(values[ts], order, last)
     for name, readings, rules in found:
         x, read = _carry(readings[order], new, t_sorted, hold_s)  # by sorted position from here on
         valid = ~np.isnan(x)
@@ -143,10 +140,7 @@ def last_read(
     there (`_carry`): an older reading is no longer the machine's reading now."""
     if not len(last):
         return np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool)
-    first = np.r_[0, last[:-1] + 1]
-    new = np.zeros(len(order), dtype=bool)
-    new[first] = True
-    t = _stamps(values[ts])[order] / 1e9
+    first, new, t = _by_machine(values[ts], order, last)
     x = values[sensor].to_numpy(dtype=float)[order] if sensor in values else np.full(len(order), np.nan)
     carried, _ = _carry(x, new, t, hold_s)
     src = np.maximum.accumulate(np.where(np.isnan(x), -1, np.arange(len(x))))[last]
@@ -178,6 +172,15 @@ def _rules(
         if rules:
             found.append((name, values[name].to_numpy(dtype=float), rules))
     return found
+
+
+def _by_machine(stamps: pd.Series, order: np.ndarray, last: np.ndarray) -> tuple:
+    """Rows in `order` (by machine and time, `last` each machine's last position): each machine's first
+    position, a mask of those, and the times in seconds."""
+    first = np.r_[0, last[:-1] + 1]
+    new = np.zeros(len(order), dtype=bool)
+    new[first] = True
+    return first, new, _stamps(stamps)[order] / 1e9
 
 
 def _carry(x: np.ndarray, new: np.ndarray, t: np.ndarray, hold_s: float) -> tuple[np.ndarray, np.ndarray]:
