@@ -31,6 +31,22 @@ READING = 987.654321
 PERSON_EMAIL = "amy.account-manager@oem.example"
 
 
+def serve_http(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """An HTTP server on a free port of 127.0.0.1, serving in a thread of its own until `stop_http`."""
+    return _serve(ThreadingHTTPServer(("127.0.0.1", free_port()), handler))
+
+
+def _serve(server: ThreadingHTTPServer) -> ThreadingHTTPServer:
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def stop_http(server: ThreadingHTTPServer) -> None:
+    """Stop a server `serve_http` started and close its socket."""
+    server.shutdown()
+    server.server_close()
+
+
 @dataclass
 class Received:
     """One request as the receiver saw it."""
@@ -70,14 +86,11 @@ class WebhookReceiver:
         return f"http://127.0.0.1:{self.port}/crm/events"
 
     def start(self) -> WebhookReceiver:
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        _serve(self.server)
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_http(self.server)
 
     def attempts(self) -> Counter:
         """Requests per webhook-id."""

@@ -5,8 +5,7 @@ answer or the HTTP client's error quotes the URL."""
 from __future__ import annotations
 
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from sqlalchemy import select
@@ -14,8 +13,7 @@ from sqlalchemy import select
 from api import delivery, routing
 from fleet.db import session
 from fleet.tables import OutboxMessage, WorkflowEvent
-from tests.api.routing_support import SECRET, approved_offers, settings_for
-from tests.services import free_port
+from tests.api.routing_support import SECRET, approved_offers, serve_http, settings_for, stop_http
 
 
 class EchoingReceiver:
@@ -37,15 +35,11 @@ class EchoingReceiver:
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self.server = serve_http(Handler)
         self.port, self.pad = self.server.server_address[1], pad
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_http(self.server)
 
 
 @pytest.fixture

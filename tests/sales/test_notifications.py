@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -17,9 +17,8 @@ from fleet import machine_types
 from fleet.db import session
 from fleet.tables import Alert, OutboxMessage, utcnow
 from simulators.machine_types import TYPES_FILE
-from tests.api.routing_support import SmtpSink
+from tests.api.routing_support import SmtpSink, serve_http, stop_http
 from tests.api.support import add_prediction, build_world, served
-from tests.services import free_port
 
 SUBSCRIBE = f"{API_PREFIX}/notifications/subscriptions"
 
@@ -46,15 +45,11 @@ class IncomingWebhook:
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self.server = serve_http(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/abc"
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_http(self.server)
 
 
 @pytest.fixture
