@@ -16,7 +16,7 @@ from api.alerts import OPEN_STATES
 from api.auth import Principal
 from api.console import admin_screens, charts, views
 from api.console.login import HOME, PageSession, Viewer, require, viewer
-from api.console.render import LoginRequired, PageRoute, page, percent, sensor_label
+from api.console.render import LoginRequired, PageRoute, page, sensor_label
 from api.deps import has_right
 from api.offers import get_visible_offer, risk_scope
 from api.scope import get_visible, restrict
@@ -214,8 +214,8 @@ def machine_page(
             end=end,
             y_range=(0.0, 1.0),
             limit=threshold,
-            limit_label=f"alert threshold {percent(threshold)}",
-            value_format=percent,
+            limit_label=f"alert threshold {display.percent(threshold)}",
+            value_format=display.percent,
             marks=[(a.first_seen, _alert_mark(a, machine, specs)) for a, *_ in alerts],
         )
     )
@@ -521,7 +521,7 @@ def _figures(metrics: dict, threshold: float) -> list[str]:
         ("precision", alerts.get("precision"), "{:.2f}".format),
         ("false alarms per machine-month", alerts.get("false_alarms_per_machine_month"), "{:.3f}".format),
         ("median lead", precursor.get("median_lead_hours"), "{:.0f} h".format),
-        ("alert threshold", threshold, percent),
+        ("alert threshold", threshold, display.percent),
     ]
     return [f"{name} {fmt(value)}" for name, value, fmt in figures if isinstance(value, int | float)]
 
