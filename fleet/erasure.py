@@ -5,8 +5,9 @@ machines and through them telemetry, rollups, events, labels, credentials; predi
 outbox payloads, grants, users with their keys and sessions. Rows that only name the tenant (quarantined
 messages by topic or payload, Sparkplug node state, its edge nodes' broker credentials) are deleted by
 name. Audit lines stay, a legal record, with the customer's ids, codes and user names replaced by the
-receipt's pseudonym; model versions of its machines' types are marked as needing retraining and lose the
-tenant's codes from their metrics.
+receipt's pseudonym (in the lines about the customer also its name, serials, site names and addresses);
+model versions of its machines' types are marked as needing retraining and lose the tenant's codes from
+their metrics.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from fleet.tables import (
     ModelVersion,
     Offer,
     Quarantine,
+    Site,
     User,
     WorkflowEvent,
 )
@@ -57,17 +59,23 @@ class Erased:
     alert_ids: set[int]
     offer_ids: set[int]
     pseudonym: str
+    # Its company name, machine serials, site names and addresses: what people write about it (a consent's
+    # reference, an edited offer, a lost deal's reason). Scrubbed from the lines about the customer only: a
+    # site called "Hall 2" is no trace of it in another customer's lines.
+    described_by: set[str]
 
-    def scrub_text(self, text: str) -> str:
-        """The text with every code and name of the customer replaced by the pseudonym."""
-        words = sorted({self.tenant, *self.machine_codes, *self.user_names} - {""}, key=len, reverse=True)
+    def scrub_text(self, text: str, *, about: bool = False) -> str:
+        """The text with every code and name of the customer replaced by the pseudonym; `about`: a text
+        about the customer, which loses its descriptions too."""
+        words = {self.tenant, *self.machine_codes, *self.user_names, *(self.described_by if about else ())}
+        words = sorted(words - {""}, key=len, reverse=True)
         return re.sub("|".join(re.escape(w) for w in words), self.pseudonym, text) if words else text
 
-    def scrub(self, value: object) -> object:
+    def scrub(self, value: object, *, about: bool = False) -> object:
         """A JSON value with codes, names and the customer's ids under id keys replaced."""
         if value is None:
             return None
-        value = json.loads(self.scrub_text(json.dumps(value)))
+        value = json.loads(self.scrub_text(json.dumps(value), about=about))
         return self._ids(value)
 
     def _ids(self, value: object) -> object:
@@ -83,12 +91,17 @@ class Erased:
 
 
 def _gather(conn: Connection, tenant: str) -> Erased | None:
-    customer_id = conn.scalar(select(Customer.id).where(Customer.tenant == tenant))
-    if customer_id is None:
+    customer = conn.execute(select(Customer.id, Customer.name).where(Customer.tenant == tenant)).first()
+    if customer is None:
         return None
+    customer_id = customer.id
     machines = conn.execute(
-        select(Machine.id, Machine.code, Machine.machine_type).where(Machine.customer_id == customer_id)
+        select(Machine.id, Machine.code, Machine.machine_type, Machine.serial).where(
+            Machine.customer_id == customer_id
+        )
     ).all()
+    sites = conn.execute(select(Site.name, Site.location).where(Site.customer_id == customer_id)).all()
+    described = {customer.name, *(m.serial for m in machines), *(w for site in sites for w in site)}
     users = conn.execute(select(User.id, User.name, User.email).where(User.customer_id == customer_id)).all()
     return Erased(
         customer_id=customer_id,
@@ -101,6 +114,7 @@ def _gather(conn: Connection, tenant: str) -> Erased | None:
         alert_ids=set(conn.scalars(select(Alert.id).where(Alert.customer_id == customer_id))),
         offer_ids=set(conn.scalars(select(Offer.id).where(Offer.customer_id == customer_id))),
         pseudonym=f"erased-{secrets.token_hex(6)}",
+        described_by=described - {None},
     )
 
 
@@ -161,16 +175,17 @@ def _pseudonymise_audit(conn: Connection, who: Erased) -> int:
     named = set(mentions)
     with audit_maintenance.allowed(conn, "erasure"):
         for row in rows:
+            about = row.id in named
             texts = json.dumps([row.actor, row.data, row.before, row.after])
-            if row.id not in named and who.scrub_text(texts) == texts:
+            if not about and who.scrub_text(texts) == texts:
                 continue
             values = {
                 "actor": who.scrub_text(row.actor) if row.actor else row.actor,
-                "data": who.scrub(row.data) or {},
-                "before": who.scrub(row.before),
-                "after": who.scrub(row.after),
+                "data": who.scrub(row.data, about=about) or {},
+                "before": who.scrub(row.before, about=about),
+                "after": who.scrub(row.after, about=about),
             }
-            if row.id in named:
+            if about:
                 values.update(subject_id=None, actor_id=None)
             conn.execute(update(WorkflowEvent).where(w.id == row.id).values(**values))
             changed += 1
@@ -292,7 +307,7 @@ def _erase(engine: Engine, *, tenant: str, by: str, folder: str, archive_url: st
         conn.execute(WorkflowEvent.__table__.insert().values(**entry))
         kept = {
             "audit": "audit lines are a legal record: kept, with the customer's ids, codes and user names "
-            "replaced by the pseudonym"
+            "replaced by the pseudonym (in the lines about it also its name, serials and sites)"
         }
         if left:
             kept["archive_files"] = who.scrub_text(_left(left))
