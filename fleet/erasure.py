@@ -12,7 +12,6 @@ their metrics.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -72,22 +71,20 @@ class Erased:
         return re.sub("|".join(re.escape(w) for w in words), self.pseudonym, text) if words else text
 
     def scrub(self, value: object, *, about: bool = False) -> object:
-        """A JSON value with codes, names and the customer's ids under id keys replaced."""
-        if value is None:
-            return None
-        value = json.loads(self.scrub_text(json.dumps(value), about=about))
-        return self._ids(value)
-
-    def _ids(self, value: object) -> object:
+        """A JSON value with codes and names in its texts and keys, and the customer's ids under id keys,
+        replaced. Texts one by one, not the JSON text: that escapes quotes and non-ASCII letters, and holds
+        numbers a code of digits would match."""
         ids = {"customers": {self.customer_id}, "machines": self.machine_ids, "users": self.user_ids}
         if isinstance(value, dict):
             return {
-                k: self.pseudonym if k in _ID_KEYS and v in ids[_ID_KEYS[k]] else self._ids(v)
+                self.scrub_text(k, about=about): self.pseudonym
+                if k in _ID_KEYS and v in ids[_ID_KEYS[k]]
+                else self.scrub(v, about=about)
                 for k, v in value.items()
             }
         if isinstance(value, list):
-            return [self._ids(v) for v in value]
-        return value
+            return [self.scrub(v, about=about) for v in value]
+        return self.scrub_text(value, about=about) if isinstance(value, str) else value
 
 
 def _gather(conn: Connection, tenant: str) -> Erased | None:
@@ -176,17 +173,12 @@ def _pseudonymise_audit(conn: Connection, who: Erased) -> int:
     with audit_maintenance.allowed(conn, "erasure"):
         for row in rows:
             about = row.id in named
-            texts = json.dumps([row.actor, row.data, row.before, row.after])
-            if not about and who.scrub_text(texts) == texts:
-                continue
-            values = {
-                "actor": who.scrub_text(row.actor) if row.actor else row.actor,
-                "data": who.scrub(row.data, about=about) or {},
-                "before": who.scrub(row.before, about=about),
-                "after": who.scrub(row.after, about=about),
-            }
+            was = {"actor": row.actor, "data": row.data or {}, "before": row.before, "after": row.after}
+            values = {column: who.scrub(value, about=about) for column, value in was.items()}
             if about:
                 values.update(subject_id=None, actor_id=None)
+            elif values == was:
+                continue
             conn.execute(update(WorkflowEvent).where(w.id == row.id).values(**values))
             changed += 1
     return changed

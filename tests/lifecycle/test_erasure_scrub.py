@@ -1,0 +1,51 @@
+"""Erasure's pseudonymising of audit lines and model metrics: names in any script, codes that are numbers."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from fleet import erasure, registry
+from fleet.tables import ModelVersion, WorkflowEvent
+from tests.lifecycle import support
+
+
+def _erase(engine, tenant: str, tmp_path) -> dict:  # noqa: ANN001
+    url = str(tmp_path / "archive")
+    return erasure.erase(
+        engine, tenant=tenant, confirm=tenant, by="cli:dpo", archive_url=url, now=support.START
+    )
+
+
+def test_a_name_with_umlauts_and_quotes_leaves_the_audit_lines(engine, tmp_path) -> None:
+    name = 'Pumpen Müller "Süd" GmbH'
+    registry.add_customer(engine=engine, tenant="mueller", name=name)
+    registry.grant(
+        engine=engine, tenant="mueller", purpose="offers", by="cli:am", reference=f"Brief von {name}"
+    )
+
+    _erase(engine, "mueller", tmp_path)
+
+    with engine.connect() as conn:
+        lines = conn.execute(select(WorkflowEvent.data, WorkflowEvent.before, WorkflowEvent.after)).all()
+    assert lines and not [line for line in lines if "Müller" in repr(line)]
+
+
+def test_a_machine_numbered_7_is_erased_and_other_figures_stay(engine, tmp_path) -> None:
+    support.register(engine, "plant-7", ["7"])
+    with engine.begin() as conn:
+        conn.execute(
+            ModelVersion.__table__.insert().values(
+                version="pump-1",
+                machine_type="pump",
+                kind="test",
+                params={},
+                artifact=b"",
+                metrics={"auc": 0.7},
+            )
+        )
+
+    receipt = _erase(engine, "plant-7", tmp_path)
+
+    with engine.connect() as conn:
+        metrics = conn.scalar(select(ModelVersion.metrics))
+    assert receipt["counts"]["machines"] == 1 and metrics == {"auc": 0.7}
