@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 
 from api import json_body
 from fleet import errors
+from fleet.redaction import redact_text, redact_url
 
 STATUS = {
     errors.NotFound: 404,
@@ -83,9 +84,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()))
-        detail = f"{where}: {first.get('msg', 'invalid')}"
-        return JSONResponse(body("invalid_request", detail), status_code=422)
+        # A refused URL (a field's value, or an unknown field's name) is shown without its secrets.
+        where = ".".join(redact_url(str(part)) for part in first.get("loc", ()))
+        said = redact_text(first.get("msg", "invalid"), *_texts(first.get("input")))
+        return JSONResponse(body("invalid_request", f"{where}: {said}"), status_code=422)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
@@ -100,3 +102,15 @@ def install(app: FastAPI) -> None:
             return JSONResponse(body("invalid_request", f"body: {problem}"), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+
+def _texts(value: object) -> list[str]:
+    """The strings in a refused input (keys and values, at any depth): any may be a URL with a secret that
+    the error's message quotes."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for pair in value.items() for part in pair for text in _texts(part)]
+    if isinstance(value, list | tuple):
+        return [text for part in value for text in _texts(part)]
+    return []
