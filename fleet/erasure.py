@@ -3,11 +3,10 @@
 Deleting the customer's row cascades (every customer-owned table's foreign key says ON DELETE CASCADE):
 machines and through them telemetry, rollups, events, labels, credentials; predictions, alerts, offers,
 outbox payloads, grants, users with their keys and sessions. Rows that only name the tenant (quarantined
-messages by topic or payload, Sparkplug node state, its edge nodes' broker credentials) are deleted by
-name. Audit lines stay, a legal record, with the customer's ids, codes and user names replaced by the
-receipt's pseudonym (in the lines about the customer also its name, serials, site names and addresses);
-model versions of its machines' types are marked as needing retraining and lose the tenant's codes from
-their metrics.
+messages, Sparkplug node state, its edge nodes' broker credentials) are deleted by name. Audit lines stay,
+a legal record, with the customer's ids, codes and user names replaced by the receipt's pseudonym (in the
+lines about the customer also its name, serials, site names and addresses); model versions of its machines'
+types are marked as needing retraining and lose the tenant's codes from their metrics.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 
-from fleet import archive, archive_legacy, archive_store, audit, audit_maintenance, credentials
+from fleet import archive, archive_legacy, archive_store, audit, audit_maintenance, contract, credentials
 from fleet.db import for_writing
 from fleet.tables import (
     Alert,
@@ -136,9 +135,17 @@ def _counts(conn: Connection, who: Erased) -> dict[str, int]:
     return counts
 
 
+# Topics that name their tenant in the second level: ours, and Sparkplug's group.
+_TENANT_TOPICS = (contract.TOPIC_ROOT, "spBv1.0")
+_ID_CHARS = rb"A-Za-z0-9._-"  # what tenant ids and machine codes are made of (`contract`)
+
+
 def _quarantine_ids(conn: Connection, who: Erased) -> list[int]:
-    """Quarantined messages naming the tenant or its machines in their topic or payload."""
-    names = [w.encode() for w in {who.tenant, *who.machine_codes} if w]
+    """Quarantined messages of the tenant: by the tenant in their topic, or, a topic naming no tenant, by
+    the tenant or one of its machine codes as a whole word in topic or payload. Another tenant's messages
+    stay, whatever machine codes they share (they are its data, replayable)."""
+    names = b"|".join(re.escape(w.encode()) for w in sorted({who.tenant, *who.machine_codes} - {""}))
+    word = re.compile(rb"(?<![%s])(?:%s)(?![%s])" % (_ID_CHARS, names, _ID_CHARS))
     found, after = [], 0
     while True:
         page = conn.execute(
@@ -150,8 +157,12 @@ def _quarantine_ids(conn: Connection, who: Erased) -> list[int]:
         if not page:
             return found
         for qid, topic, payload in page:
-            raw = topic.encode() + b"\0" + bytes(payload or b"")
-            if any(n in raw for n in names):
+            levels = topic.split("/")
+            if len(levels) > 1 and levels[0] in _TENANT_TOPICS:
+                ours = levels[1] == who.tenant
+            else:
+                ours = word.search(topic.encode() + b"\0" + bytes(payload or b"")) is not None
+            if ours:
                 found.append(qid)
         after = page[-1].id
 
