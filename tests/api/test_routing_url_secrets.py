@@ -1,6 +1,7 @@
 """A failed delivery to a URL that carries its secret (path, ?token=, password) says where it failed, and
-neither the outbox row, the audit trail nor the log repeats the secret, even when the receiver's error
-answer or the HTTP client's error quotes the URL."""
+neither the outbox row, the audit trail, the log nor a disabled subscription's reason (API and console)
+repeats the secret, even when the receiver's error answer, the SMTP server's or the HTTP client's error
+quotes the URL."""
 
 from __future__ import annotations
 
@@ -8,26 +9,31 @@ import logging
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select
 
-from api import delivery, routing
+from api import delivery, policy, routing
+from api.app import API_PREFIX, create_app
 from fleet.db import session
-from fleet.tables import OutboxMessage, WorkflowEvent
-from tests.api.routing_support import SECRET, approved_offers, serve_http, settings_for, stop_http
+from fleet.tables import OutboxMessage, WorkflowEvent, utcnow
+from tests.api.routing_support import SECRET, SmtpSink, approved_offers, serve_http, settings_for, stop_http
+from tests.api.support import add_prediction, build_world
+from tests.console.client import ConsoleClient, sign_in
 
 
 class EchoingReceiver:
-    """Answers every POST 404 with the request's path and query in the body, as Express's default does,
-    after `pad` characters (a number of x's, or the text itself)."""
+    """Answers every POST `status` (404) with the request's path and query in the body, as Express's
+    default does, after `pad` characters (a number of x's, or the text itself)."""
 
-    def __init__(self, pad: int | str) -> None:
+    def __init__(self, pad: int | str, status: int = 404) -> None:
         fill = "x" * pad if isinstance(pad, int) else pad
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 self.rfile.read(int(self.headers.get("content-length", 0)))
                 body = f"{fill}<pre>Cannot POST {self.path}</pre>".encode()
-                self.send_response(404)
+                self.send_response(status)
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -120,3 +126,68 @@ def test_an_smtp_url_whose_password_ends_its_host_is_refused_without_repeating_t
     problem = delivery.config_problem(settings)
     assert problem is not None and problem.startswith("invalid setting SERVICECAST_SMTP_URL: bad port")
     assert "SECRET" not in problem
+
+
+def _quote_the_login(_server, _session, _envelope, _mechanism, auth: LoginPassword) -> AuthResult:  # noqa: ANN001
+    """An SMTP server refusing a login and naming it in its answer, password and all."""
+    said = f"535 5.7.8 {auth.login.decode()}:{auth.password.decode()} not accepted"
+    return AuthResult(success=False, handled=False, message=said)
+
+
+@pytest.mark.expect_logged_errors  # the dead letter
+def test_an_smtp_server_quoting_the_password_is_not_repeated(engine, caplog):
+    sink = SmtpSink()
+    sink.controller = Controller(
+        sink, hostname="127.0.0.1", port=sink.port, auth_require_tls=False, authenticator=_quote_the_login
+    )
+    sink.controller.start()
+    try:
+        # The password as the URL carries it, percent-encoded; the server quotes it decoded.
+        url = f"smtp://mailer:pw%2BSECRET@127.0.0.1:{sink.port}"
+        settings = settings_for(smtp_url=url, mail_to="crm@oem.example", route_max_attempts=2)
+        approved_offers(engine, settings)
+        with caplog.at_level(logging.INFO, logger="api"):
+            row, trail = _deliver_twice(engine, settings)
+    finally:
+        sink.controller.stop()
+
+    assert row.status == "dead"
+    assert row.last_error == "SMTP SMTPAuthenticationError: (535, b'5.7.8 mailer:*** not accepted')"
+    assert [event.data["error"] for event in trail] == [row.last_error] * 2
+    assert "SECRET" not in caplog.text
+
+
+@pytest.mark.expect_logged_errors  # the dead letter
+def test_a_gone_notification_webhook_quoting_its_token_is_not_repeated(database_url, caplog):
+    """The receiver's 410 quotes the subscription's URL: the dead row, the subscription's reason for being
+    disabled (API and console) and the log name it masked."""
+    echoing = EchoingReceiver(0, status=410)
+    world = build_world(
+        database_url, route_timeout_s=2.0, alert_escalate_after_min=10**6, webhook_allow_networks="127.0.0.1"
+    )
+    url = f"http://127.0.0.1:{echoing.port}/hooks/T0SECRETA/hookSECRET?token=tok-SECRET-1"
+    subscriptions = f"{API_PREFIX}/notifications/subscriptions"
+    tech = world.headers("tech")
+    try:
+        with world.client() as client:
+            body = {"channel": "webhook", "address": url}
+            assert client.post(subscriptions, json=body, headers=tech).status_code == 201
+        machine = world.machines["acme"][2]
+        add_prediction(world.engine, machine, risk=0.92, mode="seal_leak", hours_ahead=20)
+        policy.run_once(engine=world.engine, settings=world.settings, now=utcnow())
+        with caplog.at_level(logging.INFO, logger="api"):
+            routing.deliver_due(engine=world.engine, settings=world.settings)
+    finally:
+        echoing.stop()
+
+    said = "HTTP 410: the endpoint is gone, not retried. <pre>Cannot POST /hooks/***?token=***</pre>"
+    with session(world.engine) as sess:
+        assert sess.execute(select(OutboxMessage.status, OutboxMessage.last_error)).all() == [("dead", said)]
+    with world.client() as client:
+        [sub] = client.get(subscriptions, headers=tech).json()
+    assert sub["disabled_reason"] == f"the webhook answered {said}"
+    with ConsoleClient(create_app(world.settings)) as console:
+        sign_in(console, world, "tech")
+        page = console.get("/notifications").text
+    assert "Cannot POST /hooks/***?token=***" in page
+    assert "SECRET" not in page and "SECRET" not in caplog.text
