@@ -67,7 +67,11 @@ class Erased:
         about the customer, which loses its descriptions too."""
         words = {self.tenant, *self.machine_codes, *self.user_names, *(self.described_by if about else ())}
         words = sorted(words - {""}, key=len, reverse=True)
-        return re.sub("|".join(re.escape(w) for w in words), self.pseudonym, text) if words else text
+        if not words:
+            return text
+        # Whole words only: machine 7 is not in "2017", tenant plant-7 not in "plant-77" (another's lines).
+        alternatives = "|".join(re.escape(w) for w in words)
+        return re.sub(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", self.pseudonym, text)
 
     def scrub(self, value: object, *, about: bool = False) -> object:
         """A JSON value with codes and names in its texts and keys, and the customer's ids under id keys,

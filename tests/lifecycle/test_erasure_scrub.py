@@ -49,3 +49,16 @@ def test_a_machine_numbered_7_is_erased_and_other_figures_stay(engine, tmp_path)
     with engine.connect() as conn:
         metrics = conn.scalar(select(ModelVersion.metrics))
     assert receipt["counts"]["machines"] == 1 and metrics == {"auc": 0.7}
+
+
+def test_another_customers_lines_keep_words_that_only_contain_a_code(engine, tmp_path) -> None:
+    support.register(engine, "plant-7", ["7", "p1"])
+    support.register(engine, "globex", ["p12"])
+    reference = "contract 2017/7b, machines p12 and plant-77"
+    registry.grant(engine=engine, tenant="globex", purpose="offers", by="cli:am", reference=reference)
+
+    _erase(engine, "plant-7", tmp_path)
+
+    with engine.connect() as conn:
+        references = [data.get("reference") for data in conn.scalars(select(WorkflowEvent.data))]
+    assert reference in references
