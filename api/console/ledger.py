@@ -133,7 +133,7 @@ def _visible_customers(sess: Session, who: Principal, account: int | None) -> li
 
 @router.get("/ledger", response_class=HTMLResponse)
 def book(request: Request, sess: PageSession, who: Viewer, start: Day = None, end: Day = None):
-    """The whole book the caller may see: one row per account, the total, the months."""
+    """The whole book the caller may see: one row per account, the total (of several), the months."""
     require(who, "offers:read")
     start, end = _period(request, start, end)
     ledger = build(sess, who, _visible_customers(sess, who, None), start, end)
@@ -165,7 +165,7 @@ def export(
     end: Day = None,
     account: schemas.CustomerFilter = None,
 ) -> Response:
-    """The ledger as CSV: the rows of the page (the total last on the book), plain numbers."""
+    """The ledger as CSV: the rows of the page (the total last when it sums several), plain numbers."""
     require(who, "offers:read")
     start, end = _period(request, start, end)
     ledger = build(sess, who, _visible_customers(sess, who, account), start, end)
@@ -173,7 +173,7 @@ def export(
     # RFC 4180 line ends: the writer then quotes a CR inside a name too, so it cannot start a new row.
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for row in ledger.rows + ([ledger.total] if shows_total(who, account) else []):
+    for row in ledger.rows + ([ledger.total] if shows_total(ledger) else []):
         writer.writerows(_csv_rows(row, ledger))
     name = f"ledger-{account or 'book'}-{start}-{end}.csv"
     headers = {**PAGE_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
@@ -230,9 +230,10 @@ def as_text(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
-def shows_total(who: Principal, account: int | None) -> bool:
-    """Whether a ledger ends with its total: a book of accounts does, a customer's own one account not."""
-    return account is None and who.role != "customer"
+def shows_total(ledger: Ledger) -> bool:
+    """Whether a ledger ends with its total: only when it sums several accounts (over one it repeats the
+    row: one account's page, a customer's own account, an account manager's only one)."""
+    return len(ledger.rows) > 1
 
 
 def _context(who: Principal, ledger: Ledger, customer: Customer | None) -> dict:
@@ -241,7 +242,7 @@ def _context(who: Principal, ledger: Ledger, customer: Customer | None) -> dict:
         "who": who,
         "ledger": ledger,
         "customer": customer,
-        "total": shows_total(who, None if customer is None else customer.id),
+        "total": shows_total(ledger),
         "action": "/ledger" if customer is None else f"/ledger/{customer.id}",
         "csv": f"/ledger.csv?{query}" + ("" if customer is None else f"&account={customer.id}"),
         "chart": month_chart(ledger),
