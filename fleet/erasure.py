@@ -22,6 +22,7 @@ from fleet import archive, archive_legacy, archive_store, audit, audit_maintenan
 from fleet.db import for_writing
 from fleet.tables import (
     Alert,
+    ApiKey,
     ArchiveFile,
     Base,
     Customer,
@@ -53,6 +54,7 @@ class Erased:
     machine_codes: set[str]
     machine_types: set[str]
     user_ids: set[int]
+    key_ids: set[int]
     user_names: set[str]
     alert_ids: set[int]
     offer_ids: set[int]
@@ -110,6 +112,7 @@ def _gather(conn: Connection, tenant: str) -> Erased | None:
         machine_codes={m.code for m in machines},
         machine_types={m.machine_type for m in machines},
         user_ids={u.id for u in users},
+        key_ids=set(conn.scalars(select(ApiKey.id).where(ApiKey.user_id.in_([u.id for u in users] or [-1])))),
         user_names={u.name for u in users} | {u.email for u in users if u.email},
         alert_ids=set(conn.scalars(select(Alert.id).where(Alert.customer_id == customer_id))),
         offer_ids=set(conn.scalars(select(Offer.id).where(Offer.customer_id == customer_id))),
@@ -176,7 +179,8 @@ def _pseudonymise_audit(conn: Connection, who: Erased) -> int:
     by_subject = [
         (w.subject == "customer") & (w.subject_id == who.customer_id),
         w.subject.in_(["machine"]) & w.subject_id.in_(list(who.machine_ids) or [-1]),
-        w.subject.in_(["user", "api_key"]) & w.subject_id.in_(list(who.user_ids) or [-1]),
+        (w.subject == "user") & w.subject_id.in_(list(who.user_ids) or [-1]),
+        (w.subject == "api_key") & w.subject_id.in_(list(who.key_ids) or [-1]),
         (w.subject == "alert") & w.subject_id.in_(list(who.alert_ids) or [-1]),
         (w.subject == "offer") & w.subject_id.in_(list(who.offer_ids) or [-1]),
         w.actor_id.in_(list(who.user_ids) or [-1]),

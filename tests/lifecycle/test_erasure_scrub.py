@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from api import auth
 from fleet import erasure, registry
-from fleet.tables import ModelVersion, WorkflowEvent
+from fleet.tables import ApiKey, ModelVersion, WorkflowEvent
 from tests.lifecycle import support
 
 
@@ -62,3 +63,22 @@ def test_another_customers_lines_keep_words_that_only_contain_a_code(engine, tmp
     with engine.connect() as conn:
         references = [data.get("reference") for data in conn.scalars(select(WorkflowEvent.data))]
     assert reference in references
+
+
+def test_the_customers_key_lines_lose_their_key_ids_and_another_users_keep_theirs(engine, tmp_path) -> None:
+    ops, _ = auth.create_user(engine=engine, name="ops", role="admin")
+    auth.issue_key(engine=engine, name="ops")  # a second key: key ids and user ids part ways
+    registry.add_customer(engine=engine, tenant="acme")
+    customer, _ = auth.create_user(engine=engine, name="buyer", role="customer", customer="acme")
+    with engine.connect() as conn:
+        ops_keys, buyer_keys = (
+            list(conn.scalars(select(ApiKey.id).where(ApiKey.user_id == user.id).order_by(ApiKey.id)))
+            for user in (ops, customer)
+        )
+    assert customer.id in ops_keys  # the ops key whose id is the buyer's user id
+
+    _erase(engine, "acme", tmp_path)
+
+    with engine.connect() as conn:
+        keys = conn.scalars(select(WorkflowEvent.subject_id).where(WorkflowEvent.subject == "api_key")).all()
+    assert sorted(keys, key=lambda k: k or 0) == [None, *ops_keys] and buyer_keys
