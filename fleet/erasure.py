@@ -5,8 +5,8 @@ machines and through them telemetry, rollups, events, labels, credentials; predi
 outbox payloads, grants, users with their keys and sessions. Rows that only name the tenant (quarantined
 messages, Sparkplug node state, its edge nodes' broker credentials) are deleted by name. Audit lines stay,
 a legal record, with the customer's ids, codes and user names replaced by the receipt's pseudonym (in the
-lines about the customer also its name, serials, site names and addresses); model versions of its machines'
-types are marked as needing retraining and lose the tenant's codes from their metrics.
+lines about the customer also its name, serials, sites and its people's sign-in addresses); model versions
+of its machines' types are marked as needing retraining and lose the tenant's codes from their metrics.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from fleet.tables import (
 from fleet.tables.sparkplug import SparkplugCredential, SparkplugNode
 
 _ID_KEYS = {"customer_id": "customers", "machine_id": "machines", "user_id": "users"}
+# Values that say where its people were: a console sign-in's network address.
+_ADDRESS_KEYS = frozenset({"client"})
 
 
 class NotConfirmed(ValueError):
@@ -83,7 +85,7 @@ class Erased:
         if isinstance(value, dict):
             return {
                 self.scrub_text(k, about=about): self.pseudonym
-                if k in _ID_KEYS and v in ids[_ID_KEYS[k]]
+                if (k in _ID_KEYS and v in ids[_ID_KEYS[k]]) or (about and k in _ADDRESS_KEYS)
                 else self.scrub(v, about=about)
                 for k, v in value.items()
             }

@@ -5,8 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from api import auth
+from api.app import create_app
 from fleet import erasure, registry
 from fleet.tables import ApiKey, ModelVersion, WorkflowEvent
+from tests.api.support import build_world
+from tests.console.client import ConsoleClient, sign_in
 from tests.lifecycle import support
 
 
@@ -82,3 +85,20 @@ def test_the_customers_key_lines_lose_their_key_ids_and_another_users_keep_their
     with engine.connect() as conn:
         keys = conn.scalars(select(WorkflowEvent.subject_id).where(WorkflowEvent.subject == "api_key")).all()
     assert sorted(keys, key=lambda k: k or 0) == [None, *ops_keys] and buyer_keys
+
+
+def test_the_customers_sign_ins_lose_their_network_address(database_url, tmp_path) -> None:
+    world = build_world(database_url)
+    for who in ("cust-acme", "cust-globex"):
+        with ConsoleClient(create_app(world.settings)) as client:
+            sign_in(client, world, who)
+
+    _erase(world.engine, "acme", tmp_path)
+
+    with world.engine.connect() as conn:
+        sign_ins = conn.execute(
+            select(WorkflowEvent.actor, WorkflowEvent.data).where(WorkflowEvent.action == "sign_in")
+        ).all()
+    assert [data["client"] for actor, data in sign_ins if actor == "cust-globex"] == ["testclient"]
+    erased = [data["client"] for actor, data in sign_ins if actor != "cust-globex"]
+    assert erased and "testclient" not in erased
