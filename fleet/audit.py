@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from fleet import display
 from fleet.tables import WorkflowEvent, utcnow
 
 
@@ -61,7 +62,7 @@ def entry(
         "subject_id": subject_id,
         "action": action,
         "actor_id": by.user_id if by is not None else None,
-        "actor": by.name if by is not None else "system",
+        "actor": by.name if by is not None else display.SYSTEM_ACTOR,
         "at": at or utcnow(),
         "data": data or {},
         "before": before,

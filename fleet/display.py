@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+# What servicecast did on its own (the policy opening an alert, the router giving up): the audit trail's
+# actor name for it, and how pages name it to people.
+SYSTEM_ACTOR = "system"
+AUTOMATIC = "servicecast (automatic)"
+
 
 def percent(value: float | None) -> str:
     """A share or probability as people read it: 0.9 → `90 %`."""
@@ -33,3 +38,9 @@ def to_the_second(value: datetime | None) -> str:
     if value is None or not value.microsecond:
         return when(value, "%Y-%m-%d %H:%M:%S")
     return when(value, f"%Y-%m-%d %H:%M:%S.{value.microsecond:06d}".rstrip("0"))
+
+
+def actor(name: str | None) -> str:
+    """Who did something as pages name them: a user's or a tool's name, `servicecast (automatic)` for what
+    servicecast did on its own."""
+    return AUTOMATIC if name in (None, "", SYSTEM_ACTOR) else name

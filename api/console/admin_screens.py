@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from api.console.login import Actor, PageSession, Viewer, require
 from api.console.render import PageRoute, page, redirect
+from fleet import display
 from fleet.tables import Quarantine, WorkflowEvent
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -69,8 +70,9 @@ def audit(
     require(who, "admin")
     problems: dict[str, str] = {}
     query = select(WorkflowEvent).order_by(WorkflowEvent.id.desc()).limit(SHOWN)
-    if actor.strip():
-        query = query.where(WorkflowEvent.actor == actor.strip())
+    if actor.strip():  # as the page names them: servicecast's own actions are stored under another name
+        stored = display.SYSTEM_ACTOR if actor.strip() == display.AUTOMATIC else actor.strip()
+        query = query.where(WorkflowEvent.actor == stored)
     if subject:
         query = query.where(WorkflowEvent.subject == subject)
     if subject_id.strip():
