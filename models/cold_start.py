@@ -93,7 +93,8 @@ class ColdStartModel(FleetModel):
         out.loc[ok, "failure_mode"] = mode[ok]
         specs = getattr(self, "sensor_specs_", {})
         out.loc[ok, "explanation"] = [
-            f"{NOTE}: {_reason(m, r, now, read, self._limits(), specs, e, h)}{SILENT if quiet else ''}{quiet}"
+            f"{NOTE}: {_reason(m, r, now, read, self._limits(), specs, e, h, self.threshold_)}"
+            f"{SILENT if quiet else ''}{quiet}"
             for m, r, now, read, e, h, (_, _, quiet) in zip(
                 mode[ok],
                 risk[ok],
@@ -126,9 +127,10 @@ def _reason(
     specs: dict,
     eta_h: float,
     held_s: float,
+    threshold: float,
 ) -> str:
     """Why a cold-start risk is what it is, in one phrase; `latest` is the machine's latest readings, `read`
-    the trend sensor's last reading as `limits.last_read` gives it."""
+    the trend sensor's last reading as `limits.last_read` gives it, `threshold` the risk it alerts from."""
     kind, _, sensor = mode.partition(":")
     if kind == "limit":
         level = limits.level_of(risk)
@@ -136,7 +138,10 @@ def _reason(
     if kind == "trend":
         spec = limits.spec_of(specs, sensor)
         return f"{spec.words}{_as_read(spec, *read)} forecast to cross its limit in {eta_h:.0f} h"
-    return f"anomaly score {risk:.2f}"
+    # The score is the farthest sensor's robust deviation from the type's reference, squashed into [0, 1).
+    far = "unlike" if risk >= threshold else "not far enough to alert from"
+    score = f"anomaly score {risk:.2f} of 1; alerts from {threshold:.2f}"
+    return f"readings {far} its machine type's usual ones ({score})"
 
 
 def _as_read(spec: machine_types.SensorSpec, value: float, age_s: float, held: bool) -> str:
