@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 
-from fleet import archive, archive_legacy, archive_store, audit, audit_maintenance, contract, credentials
+from fleet import archive, archive_legacy, archive_store, audit, audit_maintenance, erasure_names
 from fleet.db import for_writing
 from fleet.tables import (
     Alert,
@@ -30,12 +30,10 @@ from fleet.tables import (
     Machine,
     ModelVersion,
     Offer,
-    Quarantine,
     Site,
     User,
     WorkflowEvent,
 )
-from fleet.tables.sparkplug import SparkplugCredential, SparkplugNode
 
 _ID_KEYS = {"customer_id": "customers", "machine_id": "machines", "user_id": "users"}
 # Values that say where its people were: a console sign-in's network address.
@@ -118,7 +116,7 @@ def _gather(conn: Connection, tenant: str) -> Erased | None:
         user_names={u.name for u in users} | {u.email for u in users if u.email},
         alert_ids=set(conn.scalars(select(Alert.id).where(Alert.customer_id == customer_id))),
         offer_ids=set(conn.scalars(select(Offer.id).where(Offer.customer_id == customer_id))),
-        pseudonym=f"erased-{secrets.token_hex(6)}",
+        pseudonym=_pseudonym(),
         described_by=described - {None},
     )
 
@@ -142,38 +140,6 @@ def _counts(conn: Connection, who: Erased) -> dict[str, int]:
         if n:
             counts[table.name] = n
     return counts
-
-
-# Topics that name their tenant in the second level: ours, and Sparkplug's group.
-_TENANT_TOPICS = (contract.TOPIC_ROOT, "spBv1.0")
-_ID_CHARS = rb"A-Za-z0-9._-"  # what tenant ids and machine codes are made of (`contract`)
-
-
-def _quarantine_ids(conn: Connection, who: Erased) -> list[int]:
-    """Quarantined messages of the tenant: by the tenant in their topic, or, a topic naming no tenant, by
-    the tenant or one of its machine codes as a whole word in topic or payload. Another tenant's messages
-    stay, whatever machine codes they share (they are its data, replayable)."""
-    names = b"|".join(re.escape(w.encode()) for w in sorted({who.tenant, *who.machine_codes} - {""}))
-    word = re.compile(rb"(?<![%s])(?:%s)(?![%s])" % (_ID_CHARS, names, _ID_CHARS))
-    found, after = [], 0
-    while True:
-        page = conn.execute(
-            select(Quarantine.id, Quarantine.topic, Quarantine.payload)
-            .where(Quarantine.id > after)
-            .order_by(Quarantine.id)
-            .limit(1000)
-        ).all()
-        if not page:
-            return found
-        for qid, topic, payload in page:
-            levels = topic.split("/")
-            if len(levels) > 1 and levels[0] in _TENANT_TOPICS:
-                ours = levels[1] == who.tenant
-            else:
-                ours = word.search(topic.encode() + b"\0" + bytes(payload or b"")) is not None
-            if ours:
-                found.append(qid)
-        after = page[-1].id
 
 
 def _pseudonymise_audit(conn: Connection, who: Erased) -> int:
@@ -203,15 +169,6 @@ def _pseudonymise_audit(conn: Connection, who: Erased) -> int:
             conn.execute(update(WorkflowEvent).where(w.id == row.id).values(**values))
             changed += 1
     return changed
-
-
-def _delete_edge_node_logins(conn: Connection, tenant: str) -> int:
-    """Delete the broker identities of the tenant's Sparkplug edge nodes: their group is the tenant."""
-    if tenant == "STATE":
-        return 0  # `credentials.edge_node_username` refuses this group: spBv1.0/STATE/ names the hosts
-    prefix = credentials.edge_node_username(tenant, "-").removesuffix("-")
-    doomed = SparkplugCredential.username.startswith(prefix, autoescape=True)  # '_' is a LIKE wildcard
-    return conn.execute(delete(SparkplugCredential).where(doomed)).rowcount
 
 
 def _mark_models(conn: Connection, who: Erased) -> int:
@@ -292,7 +249,7 @@ def _erase(engine: Engine, *, tenant: str, by: str, folder: str, archive_url: st
     with for_writing(engine).begin() as conn:  # gathers, then deletes: the write lock from BEGIN
         who = _gather(conn, tenant)
         if who is None:
-            raise LookupError(f"no customer {tenant!r}")
+            return {**_after_erasure(conn, tenant, by=by, now=now), "left_in_archive": []}
         counts = _counts(conn, who)
         files = list(conn.scalars(select(ArchiveFile.path).where(ArchiveFile.customer_id == who.customer_id)))
         archived_rows = conn.scalar(
@@ -302,35 +259,47 @@ def _erase(engine: Engine, *, tenant: str, by: str, folder: str, archive_url: st
         )
         owner = archive_legacy.Owner(who.customer_id, frozenset(who.machine_ids))
         unregistered, left = archive_legacy.sort(where, tenant, owner, registered=set(files))
-        quarantined = _quarantine_ids(conn, who)
-        conn.execute(delete(Quarantine).where(Quarantine.id.in_(quarantined)))
-        nodes = conn.execute(delete(SparkplugNode).where(SparkplugNode.group_id == tenant)).rowcount
-        node_logins = _delete_edge_node_logins(conn, tenant)
         counts.update(
             archive_files=len(files),
             archive_rows=int(archived_rows or 0),
-            quarantine=len(quarantined),
-            sparkplug_nodes=nodes,
-            sparkplug_credentials=node_logins,
+            **erasure_names.delete_named(conn, tenant, who.machine_codes),
             model_versions_marked=_mark_models(conn, who),
             audit_lines_pseudonymised=_pseudonymise_audit(conn, who),
         )
         conn.execute(delete(Customer).where(Customer.id == who.customer_id))  # the cascade
-        entry = audit.entry("customer", None, "erased", audit.as_actor(by), {"pseudonym": who.pseudonym}, now)
-        conn.execute(WorkflowEvent.__table__.insert().values(**entry))
         kept = {
             "audit": "audit lines are a legal record: kept, with the customer's ids, codes and user names "
             "replaced by the pseudonym (in the lines about it also its name, serials and sites)"
         }
         if left:
             kept["archive_files"] = who.scrub_text(_left(left))
-        receipt = {"pseudonym": who.pseudonym, "at": now, "by": by, "counts": counts, "kept": kept}
-        conn.execute(ErasureReceipt.__table__.insert().values(**receipt))
+        receipt = _receipt(conn, who.pseudonym, by=by, now=now, counts=counts, kept=kept)
         # The files go before the commit: a crash or a storage error until then rolls the rows back, the
         # customer stays (with fewer files), and `customers erase` again finishes; a receipt means no file.
         paths = [where.path(p) for p in files] + unregistered
         _remove_files(where, paths, where.path(folder), archive_legacy.folder(where, tenant))
     return {**receipt, "left_in_archive": [{"file": path, "why": why} for path, _, why in left]}
+
+
+def _after_erasure(conn: Connection, tenant: str, *, by: str, now: datetime) -> dict:
+    """Delete what names a tenant with no customer (an erased one's late messages); LookupError if nothing."""
+    counts = erasure_names.delete_named(conn, tenant, set())
+    if not any(counts.values()):
+        raise LookupError(f"no customer {tenant!r}")
+    return _receipt(conn, _pseudonym(), by=by, now=now, counts=counts, kept={})
+
+
+def _pseudonym() -> str:
+    return f"erased-{secrets.token_hex(6)}"
+
+
+def _receipt(conn: Connection, pseudonym: str, *, by: str, now: datetime, counts: dict, kept: dict) -> dict:
+    """Write the erasure's audit line (by the pseudonym) and receipt; returns the receipt."""
+    entry = audit.entry("customer", None, "erased", audit.as_actor(by), {"pseudonym": pseudonym}, now)
+    conn.execute(WorkflowEvent.__table__.insert().values(**entry))
+    receipt = {"pseudonym": pseudonym, "at": now, "by": by, "counts": counts, "kept": kept}
+    conn.execute(ErasureReceipt.__table__.insert().values(**receipt))
+    return receipt
 
 
 def _left(left: list[tuple[str, str, str]]) -> str:

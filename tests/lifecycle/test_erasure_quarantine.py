@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from sqlalchemy import select
 
 from fleet import erasure, telemetry
-from fleet.tables import Quarantine
+from fleet.tables import ErasureReceipt, Quarantine
 from tests.lifecycle import support
 
 ERASED = [
@@ -53,3 +54,38 @@ def test_erasure_removes_the_customers_quarantined_messages_and_no_one_elses(eng
         left = conn.execute(select(Quarantine.topic, Quarantine.payload).order_by(Quarantine.id)).all()
     assert [(topic, bytes(payload)) for topic, payload in left] == KEPT
     assert receipt["counts"]["quarantine"] == len(ERASED)
+
+
+def test_erasing_again_removes_what_arrived_after_the_erasure_and_then_says_there_is_nothing(
+    engine, tmp_path
+) -> None:
+    support.register(engine, "acme", ["pump-0"])
+    support.register(engine, "globex", ["pump-0"])
+    erase = dict(confirm="acme", by="cli:dpo", archive_url=str(tmp_path), now=support.START)
+    erasure.erase(engine, tenant="acme", **erase)
+    # A message the broker had queued for the ingester arrives late: no such customer any more.
+    late = [("fleet/acme/pump-0/telemetry", b'{"seq": 9}'), ("fleet/globex/pump-0/telemetry", b"{not json")]
+    with engine.begin() as conn:
+        telemetry.insert_quarantine(
+            conn,
+            [
+                {
+                    "topic": topic,
+                    "payload": payload,
+                    "reason": "unknown_customer",
+                    "detail": "test",
+                    "digest": hashlib.sha256(payload).hexdigest(),
+                    "received_at": support.START,
+                }
+                for topic, payload in late
+            ],
+        )
+
+    receipt = erasure.erase(engine, tenant="acme", **erase)
+
+    assert receipt["counts"]["quarantine"] == 1 and receipt["pseudonym"].startswith("erased-")
+    with engine.connect() as conn:
+        assert conn.scalars(select(Quarantine.topic)).all() == [late[1][0]]
+        assert len(conn.scalars(select(ErasureReceipt.pseudonym)).all()) == 2
+    with pytest.raises(LookupError, match="no customer 'acme'"):
+        erasure.erase(engine, tenant="acme", **erase)
