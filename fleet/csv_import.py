@@ -16,6 +16,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fleet import errors, text_files
 
 _SETTINGS = ("tenant", "kind", "time_format", "timezone", "delimiter", "age_at", "machine_type")
+# The fields each import reads (a column of the field's own name unless mapped). One mapping file may serve
+# several imports (docs/examples/azure_pdm/mapping.toml), so a field any of them reads is a known one.
+MACHINE_FIELDS = ("machine", "tenant", "machine_type", "installed", "age", "site", "site_timezone", "serial")
+MACHINE_FIELDS += ("customer_name", "contract_tier")
+HISTORY_FIELDS = ("ts", "machine", "tenant", "kind", "component", "mode", "activity", "ref")
+TELEMETRY_FIELDS = ("tenant", "machine", "ts", "seq")
+EVENT_FIELDS = ("code", "severity", "text")
+_KNOWN = {*MACHINE_FIELDS, *HISTORY_FIELDS, *TELEMETRY_FIELDS, *EVENT_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,9 @@ def parse_columns(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
-def read_rows(path: Path, mapping: ColumnMap, *, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+def read_rows(
+    path: Path, mapping: ColumnMap, *, required: tuple[str, ...], fields: tuple[str, ...]
+) -> Iterator[tuple[int, dict]]:
     """Rows of a CSV file (gzip if named .gz) as (line number, {column: text}); checks the header first.
 
     The whole file's quoting is checked before the first row: a broken file is refused before any write.
@@ -110,7 +120,7 @@ def read_rows(path: Path, mapping: ColumnMap, *, required: tuple[str, ...]) -> I
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     _check_quoting(path, text, mapping.delimiter)
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=mapping.delimiter)
-    check_header(path, reader.fieldnames or [], mapping, required=required)
+    check_header(path, reader.fieldnames or [], mapping, required=required, fields=fields)
     for row in reader:
         yield reader.line_num, row
 
@@ -127,15 +137,25 @@ def _check_quoting(path: Path, text: str, delimiter: str) -> None:
         raise errors.InvalidInput(f"{path}: line {start}: {reason}") from None
 
 
-def check_header(path: Path, header: list[str], mapping: ColumnMap, *, required: tuple[str, ...]) -> None:
-    """InvalidInput naming a column the header has twice or a required field whose column it lacks."""
+def check_header(
+    path: Path, header: list[str], mapping: ColumnMap, *, required: tuple[str, ...], fields: tuple[str, ...]
+) -> None:
+    """InvalidInput naming a column the header has twice, a mapped field no import reads, or the missing
+    column of a required field or of a mapped one of `fields` (this import's): a misspelt mapping fails."""
+    unknown = sorted(set(mapping.columns) - _KNOWN)
+    if unknown:
+        raise errors.InvalidInput(
+            f"{path}: the column mapping names no field {', '.join(map(repr, unknown))}; "
+            f"this import reads {', '.join(fields)}"
+        )
     twice = sorted({name for name in header if name and header.count(name) > 1})
     if twice:
         raise errors.InvalidInput(
             f"{path}: line 1: column {', '.join(map(repr, twice))} is in the header twice; "
             "rename one: a row would keep only the last value"
         )
-    missing = [f"{mapping.column(n)!r} ({n})" for n in required if mapping.column(n) not in header]
+    wanted = [*required, *(n for n in fields if n in mapping.columns and n not in required)]
+    missing = [f"{mapping.column(n)!r} ({n})" for n in wanted if mapping.column(n) not in header]
     if missing:
         raise errors.InvalidInput(
             f"{path}: no column {', '.join(missing)} in the header {header}; "

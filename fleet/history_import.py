@@ -76,7 +76,7 @@ def import_history(
     report = ImportReport()
     parsed: list[tuple[int, dict, dict]] = []
     latest = datetime.now(UTC) + FUTURE_MARGIN
-    for line, row in csv_import.read_rows(path, mapping, required=required):
+    for line, row in csv_import.read_rows(path, mapping, required=required, fields=csv_import.HISTORY_FIELDS):
         report.rows += 1
         try:
             parsed.append((line, row, _parse(line, row, mapping, Path(path).name, latest)))

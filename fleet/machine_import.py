@@ -97,7 +97,7 @@ def import_machines(
     report = ImportReport()
     good, first_line = [], {}
     required = ("machine",) + (() if mapping.tenant else ("tenant",))
-    for line, row in csv_import.read_rows(path, mapping, required=required):
+    for line, row in csv_import.read_rows(path, mapping, required=required, fields=csv_import.MACHINE_FIELDS):
         report.rows += 1
         try:
             parsed = _parse(row, mapping)

@@ -17,12 +17,12 @@ from ingest.pipeline import Pipeline, RawMessage
 from ingest.schemas import Rejection
 
 KINDS = ("telemetry", "events")
-KEYS = ("tenant", "machine", "ts", "seq")
-EVENT_FIELDS = ("code", "severity", "text")
 # A seq derived from the time leaves room for this many events of one machine at the same millisecond.
 EVENTS_PER_MS = 100
 # A row: line, cells, message, and why it is refused before the contract looks at it (None: it is not).
 _Row = tuple[int, dict, RawMessage, Rejection | None]
+# The fields a file must have and the fields the import reads (`csv_import.check_header`).
+_Header = tuple[tuple[str, ...], tuple[str, ...]]
 
 
 def import_file(
@@ -36,10 +36,11 @@ def import_file(
     required = ("machine", "ts") + (("code",) if kind == "events" else ())
     if mapping.tenant is None:
         required = ("tenant", *required)
+    fields = csv_import.TELEMETRY_FIELDS + (csv_import.EVENT_FIELDS if kind == "events" else ())
     pipeline = Pipeline(engine=engine, **({"limits": limits} if limits else {}))
     report = ImportReport(written=True)
     batch: list[_Row] = []
-    for row in _messages(path, mapping, kind, required):
+    for row in _messages(path, mapping, kind, (required, fields)):
         batch.append(row)
         if len(batch) >= batch_size:
             _store(pipeline, batch, report)
@@ -65,16 +66,16 @@ def _store(pipeline: Pipeline, batch: list[_Row], report: ImportReport) -> None:
             report.rejects.append(Reject(line, f"{result.reason}: {result.detail}", row))
 
 
-def _messages(path: Path, mapping: ColumnMap, kind: str, required: tuple[str, ...]) -> Iterator[_Row]:
+def _messages(path: Path, mapping: ColumnMap, kind: str, header: _Header) -> Iterator[_Row]:
     """Each row as (line, row, raw message, None), the message's JSON payload for the contract to check;
     a row refused before (fields that do not match the header, tenants that disagree, a time it cannot
     read) with its Rejection."""
-    own = {mapping.column(name) for name in (*KEYS, *EVENT_FIELDS)}
+    own = {mapping.column(name) for name in (*csv_import.TELEMETRY_FIELDS, *csv_import.EVENT_FIELDS)}
     same_ms: dict[tuple[str, str, int], int] = {}
     last: dict[tuple[str, str], datetime] = {}  # each machine's time in its row before
     received = time.time()
     topic_of = contract.events_topic if kind == "events" else contract.telemetry_topic
-    for line, row in _rows(path, mapping, required):
+    for line, row in _rows(path, mapping, header):
         tenant = mapping.tenant or csv_import.text(row, mapping, "tenant")
         machine = csv_import.text(row, mapping, "machine")
         topic = topic_of(tenant, machine)
@@ -111,16 +112,17 @@ def _check_unnamed(row: dict) -> None:
         raise ValueError("a value under a column without a name")
 
 
-def _rows(path: Path, mapping: ColumnMap, required: tuple[str, ...]) -> Iterator[tuple[int, dict]]:
+def _rows(path: Path, mapping: ColumnMap, header: _Header) -> Iterator[tuple[int, dict]]:
     """(line, {column: text}) of a CSV file, or (row number from 1, …) of a Parquet file."""
+    required, fields = header
     if Path(path).suffix.lower() != ".parquet":
-        yield from csv_import.read_rows(path, mapping, required=required)
+        yield from csv_import.read_rows(path, mapping, required=required, fields=fields)
         return
     from pyarrow import ArrowException, parquet  # only an import of Parquet pays for loading pyarrow
 
     try:
         table = parquet.ParquetFile(path)
-        csv_import.check_header(path, table.schema_arrow.names, mapping, required=required)
+        csv_import.check_header(path, table.schema_arrow.names, mapping, required=required, fields=fields)
         for _ in table.iter_batches(batch_size=10_000):
             pass  # every page decoded once before the first row is stored: a corrupt file stores nothing
     except (OSError, ArrowException) as exc:
