@@ -36,6 +36,8 @@ from fleet.tables import (
 )
 
 _ID_KEYS = {"customer_id": "customers", "machine_id": "machines", "user_id": "users"}
+# Subjects of audit lines that belong to one customer: its record, machines, alerts and offers.
+_CUSTOMERS_OBJECTS = frozenset({"customer", "machine", "alert", "offer"})
 # Values that say where its people were: a console sign-in's network address.
 _ADDRESS_KEYS = frozenset({"client"})
 
@@ -154,12 +156,14 @@ def _pseudonymise_audit(conn: Connection, who: Erased) -> int:
         w.actor_id.in_(list(who.user_ids) or [-1]),
     ]
     changed = 0
-    rows = conn.execute(select(w.id, w.subject_id, w.actor, w.data, w.before, w.after)).all()
+    rows = conn.execute(select(w.id, w.subject, w.subject_id, w.actor, w.data, w.before, w.after)).all()
     mentions = conn.execute(select(w.id).where(or_(*by_subject))).scalars().all()
     named = set(mentions)
     with audit_maintenance.allowed(conn, "erasure"):
         for row in rows:
             about = row.id in named
+            if not about and row.subject in _CUSTOMERS_OBJECTS and row.subject_id is not None:
+                continue  # another customer's line: a machine code both use is its own word there
             was = {"actor": row.actor, "data": row.data or {}, "before": row.before, "after": row.after}
             values = {column: who.scrub(value, about=about) for column, value in was.items()}
             if about:

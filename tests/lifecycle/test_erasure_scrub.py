@@ -102,3 +102,17 @@ def test_the_customers_sign_ins_lose_their_network_address(database_url, tmp_pat
     assert [data["client"] for actor, data in sign_ins if actor == "cust-globex"] == ["testclient"]
     erased = [data["client"] for actor, data in sign_ins if actor != "cust-globex"]
     assert erased and "testclient" not in erased
+
+
+def test_another_customers_lines_keep_a_machine_code_both_customers_use(engine, tmp_path) -> None:
+    for tenant in ("acme", "globex"):
+        support.register(engine, tenant, ["press-01"])
+    reference = "clause 4 covers press-01"
+    registry.grant(engine=engine, tenant="globex", purpose="offers", by="cli:am", reference=reference)
+    registry.grant(engine=engine, tenant="acme", purpose="offers", by="cli:am", reference=reference)
+
+    _erase(engine, "acme", tmp_path)
+
+    with engine.connect() as conn:
+        references = [data.get("reference") for data in conn.scalars(select(WorkflowEvent.data))]
+    assert references.count(reference) == 1  # globex's; acme's lost its code
