@@ -171,9 +171,10 @@ def get(sess: Session, name: str, version: int | None = None) -> TypeVersion:
             MachineTypeVersion.name == name, MachineTypeVersion.version == version
         )
         row = sess.scalar(query)
+    if row is None and version is not None and (newest := _latest_row(sess, name)) is not None:
+        raise MachineTypeNotFound(f"machine type {name!r} has versions 1 to {newest.version}, not {version}")
     if row is None:
-        asked = name if version is None else f"{name} version {version}"
-        raise MachineTypeNotFound(f"no machine type {asked!r}; apply a types file first")
+        raise MachineTypeNotFound(f"no machine type {name!r}; apply a types file first")
     return _version(row)
 
 
