@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from fleet import csv_import, labels, registration
+from fleet import csv_import, errors, labels, registration
 from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject
 from fleet.db import for_writing
 from fleet.tables.labels import LABEL_KINDS
@@ -71,6 +71,8 @@ def import_history(
     required = (
         ("ts", "machine") + (() if mapping.kind else ("kind",)) + (() if mapping.tenant else ("tenant",))
     )
+    if mapping.kind is not None and mapping.kinds.get(mapping.kind, mapping.kind) not in LABEL_KINDS:
+        raise errors.InvalidInput(f"--kind {mapping.kind!r} is not one of {', '.join(LABEL_KINDS)}")
     if reject_file is not None:
         csv_import.check_reject_file(reject_file, path)
     report = ImportReport()

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from fleet import history_import, labels, machine_import
+from fleet import errors, history_import, labels, machine_import
 from fleet.csv_import import ColumnMap, ImportRefused, load_map
 from fleet.tables import Customer, DataUseGrant, Label, Machine
 
@@ -193,6 +193,15 @@ def test_a_missing_column_refuses_the_file_before_any_row(tmp_path, engine, acme
         history_import.import_history(
             engine=engine, path=tmp_path / "h.csv", mapping=ColumnMap(tenant="acme")
         )
+
+
+def test_a_wrong_kind_for_the_whole_file_is_refused_once_before_any_row(tmp_path, engine, acme):
+    (tmp_path / "h.csv").write_text("ts,machine\n2026-01-01T06:00:00Z,1\n2026-01-02T06:00:00Z,1\n")
+    with pytest.raises(errors.InvalidInput, match=r"^--kind 'breakdown' is not one of failure, "):
+        history_import.import_history(
+            engine=engine, path=tmp_path / "h.csv", mapping=ColumnMap(tenant="acme", kind="breakdown")
+        )
+    assert _count(engine, Label) == 0
 
 
 def test_the_cli_imports_machines_and_history_and_refuses_a_bad_file_with_its_lines(
