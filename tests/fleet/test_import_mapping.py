@@ -22,35 +22,35 @@ def _count(engine, table) -> int:  # noqa: ANN001
         return conn.scalar(select(func.count()).select_from(table))
 
 
+def _file(tmp_path, name: str, body: str):  # noqa: ANN001, ANN202
+    (tmp_path / name).write_text(body)
+    return tmp_path / name
+
+
+def _import_machines(engine, tmp_path, **columns: str):  # noqa: ANN001, ANN202
+    """MACHINES imported with its id and model mapped, and these columns besides."""
+    cmap = ColumnMap(columns={"machine": "id", "machine_type": "model", **columns})
+    path = _file(tmp_path, "m.csv", MACHINES)
+    return machine_import.import_machines(engine=engine, path=path, mapping=cmap)
+
+
 def test_a_misspelt_field_refuses_the_machines_file_instead_of_dropping_its_column(engine, tmp_path):
-    path = tmp_path / "machines.csv"
-    path.write_text(MACHINES)
-    cmap = ColumnMap(columns={"machine": "id", "machine_type": "model", "instaled": "commissioned"})
     with pytest.raises(errors.InvalidInput, match=r"no field 'instaled'.*installed"):
-        machine_import.import_machines(engine=engine, path=path, mapping=cmap)
+        _import_machines(engine, tmp_path, instaled="commissioned")
     assert _count(engine, Machine) == 0
 
 
 def test_a_mapped_column_the_file_lacks_refuses_the_history_file(engine, tmp_path):
-    machines = tmp_path / "machines.csv"
-    machines.write_text(MACHINES)
-    machine_import.import_machines(
-        engine=engine, path=machines, mapping=ColumnMap(columns={"machine": "id", "machine_type": "model"})
-    )
-    path = tmp_path / "history.csv"
-    path.write_text(HISTORY)
+    _import_machines(engine, tmp_path)
     cmap = ColumnMap(columns={"component": "part"})  # the file calls it `component`
     with pytest.raises(errors.InvalidInput, match=r"no column 'part' \(component\)"):
-        history_import.import_history(engine=engine, path=path, mapping=cmap)
+        history_import.import_history(engine=engine, path=_file(tmp_path, "h.csv", HISTORY), mapping=cmap)
     assert _count(engine, Label) == 0
 
 
 def test_a_mapping_shared_by_imports_may_name_fields_this_import_does_not_read(engine, tmp_path):
-    path = tmp_path / "machines.csv"
-    path.write_text(MACHINES)
     # The Azure mapping serves machines, history and telemetry: ts and code are none of a machine's fields.
-    cmap = ColumnMap(columns={"machine": "id", "machine_type": "model", "ts": "datetime", "code": "errorID"})
-    report = machine_import.import_machines(engine=engine, path=path, mapping=cmap)
+    report = _import_machines(engine, tmp_path, ts="datetime", code="errorID")
     assert (report.new, report.written) == (1, True)
 
 
@@ -58,8 +58,7 @@ def test_a_misspelt_seq_mapping_refuses_the_readings_instead_of_storing_the_coun
     database_url, engine, tmp_path
 ):
     register_fleet(engine, "acme", ["1"])
-    path = tmp_path / "readings.csv"
-    path.write_text(READINGS)
+    path = _file(tmp_path, "readings.csv", READINGS)
     env = {"SERVICECAST_DATABASE_URL": database_url}
     result = CliRunner().invoke(
         app, ["telemetry", "import", str(path), "--column", "sequence=counter"], env=env
