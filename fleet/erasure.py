@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 
-from fleet import archive, archive_legacy, archive_store, audit, audit_maintenance, erasure_names
+from fleet import archive, archive_legacy, archive_store, audit, audit_maintenance, display, erasure_names
 from fleet.db import for_writing
 from fleet.tables import (
     Alert,
@@ -34,10 +34,14 @@ from fleet.tables import (
     User,
     WorkflowEvent,
 )
+from fleet.tables.register import PURPOSES
 
 _ID_KEYS = {"customer_id": "customers", "machine_id": "machines", "user_id": "users"}
 # Subjects of audit lines that belong to one customer: its record, machines, alerts and offers.
 _CUSTOMERS_OBJECTS = frozenset({"customer", "machine", "alert", "offer"})
+# The trail's own words: a tenant called "offers" or "system" cannot be told from them, and the consent it
+# gave (or what the system did) must stay legible.
+_TRAIL_WORDS = frozenset({display.SYSTEM_ACTOR, *PURPOSES})
 # Values that say where its people were: a console sign-in's network address.
 _ADDRESS_KEYS = frozenset({"client"})
 
@@ -70,12 +74,12 @@ class Erased:
         """The text with every code and name of the customer replaced by the pseudonym; `about`: a text
         about the customer, which loses its descriptions too."""
         words = {self.tenant, *self.machine_codes, *self.user_names, *(self.described_by if about else ())}
-        words = sorted(words - {""}, key=len, reverse=True)
+        words = sorted(words - _TRAIL_WORDS - {""}, key=len, reverse=True)
         if not words:
             return text
         # Whole words only: machine 7 is not in "2017", tenant plant-7 not in "plant-77" (another's lines).
         alternatives = "|".join(re.escape(w) for w in words)
-        return re.sub(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", self.pseudonym, text)
+        return re.sub(rf"(?<!\w)(?:{alternatives})(?!\w)", self.pseudonym, text)
 
     def scrub(self, value: object, *, about: bool = False) -> object:
         """A JSON value with codes and names in its texts and keys, and the customer's ids under id keys,

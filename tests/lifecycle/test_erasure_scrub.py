@@ -116,3 +116,20 @@ def test_another_customers_lines_keep_a_machine_code_both_customers_use(engine, 
     with engine.connect() as conn:
         references = [data.get("reference") for data in conn.scalars(select(WorkflowEvent.data))]
     assert references.count(reference) == 1  # globex's; acme's lost its code
+
+
+def test_a_tenant_named_like_a_word_of_the_trail_leaves_that_word(engine, tmp_path) -> None:
+    registry.add_customer(engine=engine, tenant="offers", offers=True)
+    registry.add_customer(engine=engine, tenant="system")
+    auth.create_user(engine=engine, name="ops", role="field_service")  # by no one: actor "system"
+
+    _erase(engine, "offers", tmp_path)
+    _erase(engine, "system", tmp_path)
+
+    with engine.connect() as conn:
+        lines = conn.execute(select(WorkflowEvent.action, WorkflowEvent.actor, WorkflowEvent.after)).all()
+    added = [after["purposes"] for action, _, after in lines if action == "customer_added"]
+    assert ["offers", "service"] in added  # what the erased customer consented to, still legible
+    assert [(actor, after["role"]) for action, actor, after in lines if action == "user_created"] == [
+        ("system", "field_service")
+    ]
