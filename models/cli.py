@@ -35,6 +35,7 @@ def train(
     ] = False,
 ) -> None:
     """Train one model per machine type; activate it only if it beats the active one on a held-out window."""
+    from fleet import machine_types
     from models import versions
     from models.training import train_from_store
 
@@ -64,14 +65,20 @@ def train(
         typer.echo("nothing to train: no pooled telemetry for that machine type", err=True)
         raise typer.Exit(1)
     live = versions.active_versions(engine)
+    with engine.connect() as conn:
+        undefined = set(report.cold_start) - machine_types.defined(conn, list(report.cold_start))
     for mtype, version in report.versions.items():
-        typer.echo(f"{mtype}: {version}  {_verdict(mtype, report, live.get(mtype))}")
+        typer.echo(f"{mtype}: {version}  {_verdict(mtype, report, live.get(mtype), mtype in undefined)}")
     typer.echo(f"peak memory {report.peak_rss_mib:.0f} MiB")
 
 
-def _verdict(mtype: str, report, live: str | None) -> str:  # noqa: ANN001
-    """What became of a type's new version (`live`: the type's active one now), and why."""
+def _verdict(mtype: str, report, live: str | None, undefined: bool) -> str:  # noqa: ANN001
+    """What became of a type's new version (`live`: the type's active one now; `undefined`: no types file
+    defines the type), and why."""
     state = "active" if live == report.versions[mtype] else f"not activated, active: {live or 'none'}"
+    if mtype in report.cold_start and undefined:
+        limits = f"no OEM limits: machine type {mtype!r} is not defined (servicecast types apply FILE)"
+        return f"cold start ({report.notes[mtype]}): trend and anomaly alerts, {limits}; {state}"
     if mtype in report.cold_start:
         return f"cold start ({report.notes[mtype]}): OEM limits, trend and anomaly alerts; {state}"
     c = report.comparisons[mtype]
