@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, make_url, select, update
+from sqlalchemy import Connection, Engine, make_url, select, update
 
 from fleet import archive, archive_owner, archive_store, history, registration, telemetry
-from fleet.tables import ArchiveFile, ArchiveStore, Customer, Machine
+from fleet.tables import ArchiveFile, ArchiveStore, Customer, Machine, ModelVersion
 from tests import services
 from tests.data import REPO
 
@@ -64,6 +64,15 @@ def rows(
             }
         )
     return out
+
+
+def pump_model(conn: Connection, metrics: dict) -> None:
+    """A registered model version `pump-1` for pumps with these metrics."""
+    conn.execute(
+        ModelVersion.__table__.insert().values(
+            version="pump-1", machine_type="pump", kind="test", params={}, artifact=b"", metrics=metrics
+        )
+    )
 
 
 def two_months(engine: Engine) -> tuple[int, int]:

@@ -57,16 +57,7 @@ def _setup(engine, url):
                 for t in TENANTS
             ],
         )
-        conn.execute(
-            ModelVersion.__table__.insert().values(
-                version="pump-1",
-                machine_type="pump",
-                kind="test",
-                params={},
-                artifact=b"",
-                metrics={"tenants": list(TENANTS), "per_machine": {"zeta-m1": 0.5}},
-            )
-        )
+        support.pump_model(conn, {"tenants": list(TENANTS), "per_machine": {"zeta-m1": 0.5}})
     rollups.refresh(engine, archive_url=url)
     archive.run(engine, url=url, before=support.START + timedelta(days=3))
     return ids

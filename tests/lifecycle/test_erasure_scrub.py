@@ -37,16 +37,7 @@ def test_a_name_with_umlauts_and_quotes_leaves_the_audit_lines(engine, tmp_path)
 def test_a_machine_numbered_7_is_erased_and_other_figures_stay(engine, tmp_path) -> None:
     support.register(engine, "plant-7", ["7"])
     with engine.begin() as conn:
-        conn.execute(
-            ModelVersion.__table__.insert().values(
-                version="pump-1",
-                machine_type="pump",
-                kind="test",
-                params={},
-                artifact=b"",
-                metrics={"auc": 0.7},
-            )
-        )
+        support.pump_model(conn, {"auc": 0.7})
 
     receipt = _erase(engine, "plant-7", tmp_path)
 
