@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from api import json_body, offers, schemas
-from api.errors import Conflict, Unauthorized
+from api.errors import Conflict, Unauthorized, invalid_detail
 from fleet import errors
 from fleet.tables import CrmOutcome, Offer
 
@@ -96,8 +96,7 @@ def _parse(body: bytes) -> OutcomeIn:
     except json_body.BadJson as exc:  # whatever its content type says
         raise errors.InvalidInput(f"body: {exc}") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise errors.InvalidInput(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise errors.InvalidInput(invalid_detail(exc.errors()[0])) from None
 
 
 def apply(

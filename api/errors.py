@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -70,6 +71,13 @@ def body(code: str, detail: str) -> dict:
     return {"error": code, "detail": detail}
 
 
+def invalid_detail(error: Mapping) -> str:
+    """A pydantic error as the 422's detail, `where: what`; a refused URL (a field's value, or an unknown
+    field's name) is shown without its secrets."""
+    where = ".".join(redact_url(str(part)) for part in error.get("loc", ()))
+    return f"{where}: {redact_text(error.get('msg', 'invalid'), *_texts(error.get('input')))}"
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on the app."""
 
@@ -83,11 +91,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        # A refused URL (a field's value, or an unknown field's name) is shown without its secrets.
-        where = ".".join(redact_url(str(part)) for part in first.get("loc", ()))
-        said = redact_text(first.get("msg", "invalid"), *_texts(first.get("input")))
-        return JSONResponse(body("invalid_request", f"{where}: {said}"), status_code=422)
+        detail = invalid_detail(exc.errors()[0] if exc.errors() else {})
+        return JSONResponse(body("invalid_request", detail), status_code=422)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
