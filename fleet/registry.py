@@ -99,11 +99,13 @@ def add_machine(
 
 
 def list_machines(*, engine: Engine, tenant: str | None = None) -> list[tuple[str, Machine]]:
-    """Machines with their tenant id, optionally of one customer."""
+    """Machines with their tenant id, optionally of one customer (CustomerNotFound if there is none)."""
     query = select(Customer.tenant, Machine).join(Customer, Machine.customer_id == Customer.id)
     if tenant:
         query = query.where(Customer.tenant == tenant)
     with session(engine) as sess:
+        if tenant and not known_tenants(sess.connection(), [tenant]):
+            raise errors.CustomerNotFound(f"no customer {tenant!r}")
         return [(row[0], row[1]) for row in sess.execute(query.order_by(Customer.tenant, Machine.code))]
 
 

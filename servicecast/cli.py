@@ -207,7 +207,11 @@ def machines_list(tenant: Annotated[str | None, typer.Option(help="Only this cus
     """List machines."""
     from fleet import registry
 
-    for owner, machine in registry.list_machines(engine=ready_engine(load_settings()), tenant=tenant):
+    try:
+        machines = registry.list_machines(engine=ready_engine(load_settings()), tenant=tenant)
+    except errors.ServicecastError as exc:
+        raise fail(exc, code=EXIT_ERROR) from None
+    for owner, machine in machines:
         typer.echo(f"{owner}/{machine.code}\t{machine.machine_type}\t{machine.contract_tier}")
 
 

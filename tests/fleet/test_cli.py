@@ -138,6 +138,8 @@ def test_customers_and_machines_are_registered_and_listed(monkeypatch, tmp_path)
     assert again.exit_code == 1 and "exists already" in again.output
     orphan = runner.invoke(app, ["machines", "add", "nobody", "m1"])
     assert orphan.exit_code == 1 and "no customer 'nobody'" in orphan.output
+    unknown = runner.invoke(app, ["machines", "list", "--tenant", "nobody"])  # not an empty list
+    assert unknown.exit_code == 1 and "no customer 'nobody'" in unknown.output
     bad_date = runner.invoke(app, ["machines", "add", "acme", "m2", "--installed", "March"])
     assert bad_date.exit_code == 2
     bad_id = runner.invoke(app, ["machines", "add", "acme", "pump/8"])
