@@ -68,7 +68,7 @@ def offer_event(
         "source": f"{base}/api/v1",
         "type": OFFER_APPROVED,
         "subject": f"offers/{offer.id}",
-        "time": _rfc3339(time),
+        "time": rfc3339(time),
         "datacontenttype": "application/json",
         "data": {
             "schema_version": DATA_SCHEMA_VERSION,
@@ -89,7 +89,7 @@ def offer_event(
             "price": {"amount": float(offer.price), "currency": offer.currency or "EUR"},
             "expected_value": {"amount": float(offer.expected_value), "currency": offer.currency or "EUR"},
             "reason": offer.reason,
-            "approved_at": _rfc3339(time),
+            "approved_at": rfc3339(time),
             "evidence_url": f"{base}/api/v1/offers/{offer.id}",
             "time_to_failure": _time_to_failure(prediction, time),
         },
@@ -102,7 +102,7 @@ def _time_to_failure(prediction: Prediction | None, at: datetime) -> dict | None
     if found is None:
         return None
     times = {
-        name: None if value is None else _rfc3339(value)
+        name: None if value is None else rfc3339(value)
         for name, value in (
             ("expected", found.expected),
             ("earliest", found.earliest),
@@ -144,7 +144,7 @@ def closing_event(
         "source": f"{base}/api/v1",
         "type": OFFER_CLOSED[kind],
         "subject": f"offers/{offer.id}",
-        "time": _rfc3339(at),
+        "time": rfc3339(at),
         "datacontenttype": "application/json",
         "data": data,
     }
@@ -221,5 +221,6 @@ def enqueue(
     return rows
 
 
-def _rfc3339(value: datetime) -> str:
+def rfc3339(value: datetime) -> str:
+    """A time as CloudEvents writes it: UTC, milliseconds, `Z`."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,4 +1,4 @@
-"""The router: delivers outbox rows (approved offers) to the CRM webhook and by e-mail.
+"""The router: delivers outbox rows (offer events, erasures) to the CRM webhook and by e-mail.
 
 Contract: delivery is at least once. A row is claimed with a lease (its `next_attempt_at` moves past
 the longest an attempt can take), sent outside any database transaction, then marked delivered. A
@@ -23,7 +23,7 @@ from sqlalchemy import Engine, exists, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from api import audit, delivery, egress, events, notifications, offer_lifecycle, offers
+from api import audit, delivery, egress, erasure_events, events, notifications, offer_lifecycle, offers
 from fleet import dialect
 from fleet.db import session
 from fleet.redaction import redact_text
@@ -121,6 +121,7 @@ def deliver_due(
     the receivers' names (the system's resolver; a test's own), each within the route timeout.
     """
     report, holds = RouteReport(), holds if holds is not None else Holds()
+    erasure_events.enqueue_notices(engine=engine, settings=settings)
     attempted: list[int] = []
     with egress.client(timeout_s=settings.route_timeout_s, resolve=resolve) as client:
         while report.claimed < limit and not (stop and stop.is_set()):
@@ -271,7 +272,7 @@ def _claim(
 
 
 def _cancel_reason(
-    sess: Session, *, customer_id: int, offer_id: int | None, event_type: str, at: datetime
+    sess: Session, *, customer_id: int | None, offer_id: int | None, event_type: str, at: datetime
 ) -> str | None:
     """Checked at send time: an approval goes out only while the consent and the offer still stand.
 
@@ -345,7 +346,12 @@ def _record_success(
         done = sess.execute(
             update(OUTBOX)
             .where(OUTBOX.c.id == claim.id, OUTBOX.c.status == "pending")
-            .values(status="delivered", delivered_at=at, last_error=note)
+            .values(
+                status="delivered",
+                delivered_at=at,
+                last_error=note,
+                **erasure_events.after_delivery(claim.payload),
+            )
         )
         if done.rowcount != 1:
             return

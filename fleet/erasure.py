@@ -7,6 +7,8 @@ messages, Sparkplug node state, its edge nodes' broker credentials) are deleted 
 a legal record, with the customer's ids, codes and user names replaced by the receipt's pseudonym (in the
 lines about the customer also its name, serials, sites and its people's sign-in addresses); model versions
 of its machines' types are marked as needing retraining and lose the tenant's codes from their metrics.
+A customer whose offer events were queued for the CRM leaves a notice with the receipt (`erasure_notices`):
+the CRM is told of the erasure by its ids.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 
-from fleet import archive, archive_legacy, archive_store, audit, audit_maintenance, display, erasure_names
+from fleet import (
+    archive,
+    archive_legacy,
+    archive_store,
+    audit,
+    audit_maintenance,
+    display,
+    erasure_names,
+    erasure_notices,
+)
 from fleet.db import for_writing
 from fleet.tables import (
     Alert,
@@ -274,6 +285,7 @@ def _erase(engine: Engine, *, tenant: str, by: str, folder: str, archive_url: st
             model_versions_marked=_mark_models(conn, who),
             audit_lines_pseudonymised=_pseudonymise_audit(conn, who),
         )
+        crm_knows = erasure_notices.crm_knows(conn, who.customer_id)  # its outbox rows go in the cascade
         conn.execute(delete(Customer).where(Customer.id == who.customer_id))  # the cascade
         kept = {
             "audit": "audit lines are a legal record: kept, with the customer's ids, codes and user names "
@@ -281,7 +293,11 @@ def _erase(engine: Engine, *, tenant: str, by: str, folder: str, archive_url: st
         }
         if left:
             kept["archive_files"] = who.scrub_text(_left(left))
-        receipt = _receipt(conn, who.pseudonym, by=by, now=now, counts=counts, kept=kept)
+        receipt_id, receipt = _receipt(conn, who.pseudonym, by=by, now=now, counts=counts, kept=kept)
+        if crm_knows:
+            erasure_notices.record(
+                conn, receipt_id=receipt_id, customer_id=who.customer_id, tenant=tenant, at=now
+            )
         # The files go before the commit: a crash or a storage error until then rolls the rows back, the
         # customer stays (with fewer files), and `customers erase` again finishes; a receipt means no file.
         paths = [where.path(p) for p in files] + unregistered
@@ -294,20 +310,22 @@ def _after_erasure(conn: Connection, tenant: str, *, by: str, now: datetime) -> 
     counts = erasure_names.delete_named(conn, tenant, set())
     if not any(counts.values()):
         raise LookupError(f"no customer {tenant!r}")
-    return _receipt(conn, _pseudonym(), by=by, now=now, counts=counts, kept={})
+    return _receipt(conn, _pseudonym(), by=by, now=now, counts=counts, kept={})[1]
 
 
 def _pseudonym() -> str:
     return f"erased-{secrets.token_hex(6)}"
 
 
-def _receipt(conn: Connection, pseudonym: str, *, by: str, now: datetime, counts: dict, kept: dict) -> dict:
-    """Write the erasure's audit line (by the pseudonym) and receipt; returns the receipt."""
+def _receipt(
+    conn: Connection, pseudonym: str, *, by: str, now: datetime, counts: dict, kept: dict
+) -> tuple[int, dict]:
+    """Write the erasure's audit line (by the pseudonym) and receipt; returns the receipt's id and it."""
     entry = audit.entry("customer", None, "erased", audit.as_actor(by), {"pseudonym": pseudonym}, now)
     conn.execute(WorkflowEvent.__table__.insert().values(**entry))
     receipt = {"pseudonym": pseudonym, "at": now, "by": by, "counts": counts, "kept": kept}
-    conn.execute(ErasureReceipt.__table__.insert().values(**receipt))
-    return receipt
+    receipt_id = conn.scalar(ErasureReceipt.__table__.insert().values(**receipt).returning(ErasureReceipt.id))
+    return receipt_id, receipt
 
 
 def _left(left: list[tuple[str, str, str]]) -> str:

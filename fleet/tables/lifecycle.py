@@ -103,5 +103,20 @@ class ErasureReceipt(Base):
     kept: Mapped[dict] = mapped_column(Json)  # what could not be erased, and why
 
 
+class ErasureNotice(Base):
+    """An erasure the CRM must be told of: the customer's offers reached it. Written with the receipt, in the
+    erasure's transaction; the router turns it into the `customer.erased` outbox row and deletes it."""
+
+    __tablename__ = "erasure_notices"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    receipt_id: Mapped[int] = mapped_column(
+        ForeignKey("erasure_receipts.id", ondelete="CASCADE"), unique=True
+    )
+    # The ids the CRM has of the account (from the offer events); no foreign key: the customer is gone.
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    tenant: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 # A row here, inserted and deleted by one SQLite transaction, lets it change audit rows (migration 0017).
 audit_maintenance = Table("audit_maintenance", Base.metadata, Column("reason", String(64), nullable=False))

@@ -167,7 +167,8 @@ class OutboxMessage(Base):
     event_id: Mapped[str] = mapped_column(String(64))
     event_type: Mapped[str] = mapped_column(String(128))
     destination: Mapped[str] = mapped_column(String(32))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    # None: the customer.erased event, which outlives its customer.
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     offer_id: Mapped[int | None] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
     payload: Mapped[dict] = mapped_column(Json)
     status: Mapped[str] = mapped_column(String(16), default="pending")

@@ -9,13 +9,13 @@ from datetime import timedelta
 
 from sqlalchemy import MetaData, insert, select, update
 
-from api import policy
+from api import policy, routing
 from api.app import API_PREFIX
 from api.delivery import signed_headers
 from fleet import archive, erasure, events_store, rollups, telemetry
 from fleet.db import session
-from fleet.tables import Customer, Machine, Offer, Site, utcnow
-from tests.api.routing_support import SECRET
+from fleet.tables import Customer, ErasureNotice, Machine, Offer, Site, utcnow
+from tests.api.routing_support import SECRET, WebhookReceiver
 from tests.api.support import NOW, add_prediction, build_world
 from tests.lifecycle import support
 
@@ -126,7 +126,16 @@ def _leaks(engine, needles: list[str], customer: int, machines: set[int]) -> lis
 
 def test_erasure_leaves_nothing_of_the_customer_in_any_table_or_file(database_url, tmp_path) -> None:
     url = str(tmp_path / "archive")
-    world = build_world(database_url, crm_inbound_secret=SECRET, crm_replay_window_s=300)
+    crm = WebhookReceiver().start()
+    try:
+        _erase_and_announce(database_url, url, crm)
+    finally:
+        crm.stop()
+
+
+def _erase_and_announce(database_url: str, url: str, crm: WebhookReceiver) -> None:
+    crm_link = {"webhook_url": crm.url, "webhook_secret": SECRET}  # the approval goes to the CRM
+    world = build_world(database_url, crm_inbound_secret=SECRET, crm_replay_window_s=300, **crm_link)
     _named_and_placed(world)
     _people_wrote_about_it(world)
     _stored_and_archived(world, url)
@@ -139,6 +148,11 @@ def test_erasure_leaves_nothing_of_the_customer_in_any_table_or_file(database_ur
     )
 
     assert receipt["counts"]["archive_files"] > 0 and receipt["counts"]["crm_outcomes"] == 1
+    # The CRM had the offer: until it is told of the erasure, one row keeps the ids it knows the account by.
+    (notice,) = _leaks(world.engine, needles, acme, machines)
+    assert notice.startswith(f"{ErasureNotice.__tablename__}: the customer's ids")
+    assert routing.deliver_due(engine=world.engine, settings=world.settings).delivered == 1
+    assert [e["type"] for e in crm.accepted.values()] == ["com.servicecast.customer.erased"]
     assert _leaks(world.engine, needles, acme, machines) == []
     files = support.archived_files(url)
     assert files  # globex's

@@ -1,0 +1,148 @@
+"""The CRM is told of an erasure (GDPR Art. 19): a real signed-webhook receiver, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from api import erasure_events, routing
+from fleet import erasure
+from fleet.db import session
+from fleet.tables import Customer, ErasureNotice, ErasureReceipt, OutboxMessage, utcnow
+from tests.api.routing_support import SECRET, WebhookReceiver, approved_offers, settings_for
+from tests.services import free_port
+
+
+@pytest.fixture
+def receiver():  # noqa: ANN201
+    recv = WebhookReceiver().start()
+    yield recv
+    recv.stop()
+
+
+def _erase(engine: Engine, tmp_path, tenant: str = "acme") -> dict:  # noqa: ANN001
+    archive = str(tmp_path / "archive")
+    return erasure.erase(
+        engine, tenant=tenant, confirm=tenant, by="cli:dpo", archive_url=archive, now=utcnow()
+    )
+
+
+def _customer_id(engine: Engine, tenant: str) -> int:
+    with session(engine) as sess:
+        return sess.scalar(select(Customer.id).where(Customer.tenant == tenant))
+
+
+def _rows(engine: Engine, table) -> list:  # noqa: ANN001
+    with session(engine) as sess:
+        return list(sess.scalars(select(table)))
+
+
+def _receipt_id(engine: Engine, pseudonym: str) -> int:
+    with session(engine) as sess:
+        return sess.scalar(select(ErasureReceipt.id).where(ErasureReceipt.pseudonym == pseudonym))
+
+
+def test_an_erased_customer_the_crm_knows_is_announced_once_by_ids_and_its_queued_offers_never_go(
+    engine: Engine, receiver: WebhookReceiver, tmp_path
+) -> None:
+    settings = settings_for(webhook_url=receiver.url, webhook_secret=SECRET)
+    sent, queued = approved_offers(engine, settings, count=2)
+    with session(engine) as sess:  # one offer reached the CRM, the other waits in the outbox
+        sess.get(OutboxMessage, _outbox_id(engine, f"offer-{queued}-approved")).next_attempt_at += timedelta(
+            days=1
+        )
+    assert routing.deliver_due(engine=engine, settings=settings).delivered == 1
+    acme = _customer_id(engine, "acme")
+
+    receipt = _erase(engine, tmp_path)
+
+    later = utcnow() + timedelta(days=2)  # the queued offer's row would be due by now
+    report = routing.deliver_due(engine=engine, settings=settings, now=later)
+    assert (
+        report.delivered == 1
+        and routing.deliver_due(engine=engine, settings=settings, now=later).claimed == 0
+    )
+    announced = f"erasure-{_receipt_id(engine, receipt['pseudonym'])}"
+    assert set(receiver.accepted) == {f"offer-{sent}-approved", announced}  # the queued offer never went
+    assert receiver.bad_signatures == 0 and not receiver.duplicates
+    event = receiver.accepted[announced]
+    assert event["type"] == "com.servicecast.customer.erased" and event["subject"] == f"customers/{acme}"
+    assert event["data"] == {
+        "schema_version": 1,
+        "account": {"customer_id": acme, "tenant": "acme"},
+        "erased_at": event["time"],
+    }
+    assert "Acme Industries" not in json.dumps(event) and "acme-pump" not in json.dumps(event)
+    # Delivered, the row forgets the account's ids; nothing waits to be announced again.
+    (row,) = _rows(engine, OutboxMessage)
+    assert row.status == "delivered" and row.customer_id is None
+    assert row.payload == {"id": announced, "type": event["type"], "time": event["time"]}
+    assert _rows(engine, ErasureNotice) == []
+
+
+def test_a_customer_whose_offers_never_went_to_the_crm_is_not_announced(
+    engine: Engine, receiver: WebhookReceiver, tmp_path
+) -> None:
+    settings = settings_for(webhook_url=receiver.url, webhook_secret=SECRET)
+    approved_offers(engine, settings, enqueue=False)
+
+    _erase(engine, tmp_path)
+
+    assert routing.deliver_due(engine=engine, settings=settings).claimed == 0
+    assert (
+        receiver.requests == [] and _rows(engine, ErasureNotice) == [] and _rows(engine, OutboxMessage) == []
+    )
+
+
+def test_the_announcement_waits_out_a_crm_that_is_down_and_goes_once(engine: Engine, tmp_path) -> None:
+    port = free_port()  # nothing listens here yet: the CRM is down
+    url = f"http://127.0.0.1:{port}/crm/events"
+    settings = settings_for(webhook_url=url, webhook_secret=SECRET)
+    approved_offers(engine, settings)
+    with session(engine) as sess:  # the offer is never sent: only the erasure goes to the receiver
+        sess.execute(OutboxMessage.__table__.update().values(next_attempt_at=utcnow() + timedelta(days=9)))
+    _erase(engine, tmp_path)
+
+    down = routing.deliver_due(engine=engine, settings=settings)
+    assert (down.claimed, down.retried) == (1, 1)
+    receiver = WebhookReceiver(port=port).start()
+    try:
+        later = utcnow() + timedelta(minutes=5)
+        assert routing.deliver_due(engine=engine, settings=settings, now=later).delivered == 1
+        assert routing.deliver_due(engine=engine, settings=settings, now=later).claimed == 0
+    finally:
+        receiver.stop()
+    assert len(receiver.accepted) == 1 and receiver.attempts() == {next(iter(receiver.accepted)): 1}
+    (row,) = _rows(engine, OutboxMessage)
+    assert (row.status, row.attempts) == ("delivered", 2)
+
+
+def test_an_erasure_is_announced_once_whatever_reruns_and_passes_follow(
+    engine: Engine, receiver: WebhookReceiver, tmp_path
+) -> None:
+    settings = settings_for(webhook_url=receiver.url, webhook_secret=SECRET)
+    approved_offers(engine, settings)
+    no_webhook = settings_for()
+    _erase(engine, tmp_path)
+    # The erasure committed; no router has run (or one without the CRM webhook): the notice waits.
+    assert routing.deliver_due(engine=engine, settings=no_webhook).claimed == 0
+    assert len(_rows(engine, ErasureNotice)) == 1
+
+    with pytest.raises(LookupError):  # the customer is gone: a rerun erases and announces nothing more
+        _erase(engine, tmp_path)
+    assert erasure_events.enqueue_notices(engine=engine, settings=settings) == 1
+    assert erasure_events.enqueue_notices(engine=engine, settings=settings) == 0
+    routing.deliver_due(engine=engine, settings=settings)
+    routing.deliver_due(engine=engine, settings=settings)
+
+    assert len(receiver.requests) == 1 and len(receiver.accepted) == 1
+    with session(engine) as sess:
+        assert sess.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+def _outbox_id(engine: Engine, event_id: str) -> int:
+    with session(engine) as sess:
+        return sess.scalar(select(OutboxMessage.id).where(OutboxMessage.event_id == event_id))
