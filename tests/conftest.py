@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from fleet.settings import get_settings
-from tests import services
+from tests import services, world_copies
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +54,7 @@ def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ser
     """Databases migrated once per session, copied for each test that asks for a migrated one."""
     templates = services.MigratedTemplates(tmp_path_factory.mktemp("templates"))
     yield templates
+    world_copies.close()
     templates.drop()
 
 
@@ -70,7 +71,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """A SQLAlchemy URL of a fresh database: a SQLite file, or a PostgreSQL database of the test's own.
 
     Empty, unless the test uses `engine` or `world` (which migrate it first thing): then it is a copy of one
-    migrated to the head.
+    migrated to the head. A PostgreSQL one for `world` alone is made by `build_world`, as a copy of its world.
     """
     migrated = any(name in request.fixturenames for name in ("engine", "world"))
     templates = request.getfixturevalue("migrated_templates") if migrated else None
@@ -83,11 +84,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if not services.postgres_available():
         services.unavailable(f"PostgreSQL at {services.POSTGRES_ADMIN_URL}")
     drops = request.getfixturevalue("postgres_drops")
-    db = services.PostgresDatabase().create(template=templates.postgres() if templates else None)
+    db = services.PostgresDatabase()
+    template = templates.postgres() if templates else None
+    if "world" in request.fixturenames and "engine" not in request.fixturenames:
+        world_copies.defer(db, template)  # build_world makes it, as a copy of a world built before if it can
+    else:
+        db.create(template=template)
     request.node.postgres = db
     try:
         yield db.url
     finally:
+        world_copies.discard(db.url)
         drops.drop(db)
 
 

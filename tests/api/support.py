@@ -21,7 +21,7 @@ from fleet import registry, telemetry
 from fleet.db import session
 from fleet.settings import Settings
 from fleet.tables import Alert, Machine, Offer, Prediction, Telemetry, utcnow
-from tests import services
+from tests import services, world_copies
 
 # The worlds' time: on the hour, 11 days before the code's own clock (`utcnow`), so that on any date their
 # offers are still open (they expire 30 days after NOW) and their forecasts of 24 h and 240 h already past.
@@ -83,6 +83,9 @@ def add_prediction(
 def build_world(database_url: str, **settings: object) -> World:
     """Customers acme (offers granted) and globex (offers granted), 3 machines each, one user per role."""
     world = World(Settings(database_url=database_url, **settings), None)  # type: ignore[arg-type]
+    claim = world_copies.claim(world, database_url, settings)
+    if claim.copied:
+        return world
     with world.client() as client:
         world.engine = client.app.state.engine
         for tenant in ("acme", "globex"):
@@ -121,6 +124,7 @@ def build_world(database_url: str, **settings: object) -> World:
             for tenant, cid in world.customers.items():
                 world.alerts[tenant] = list(sess.scalars(select(Alert.id).where(Alert.customer_id == cid)))
                 world.offers[tenant] = list(sess.scalars(select(Offer.id).where(Offer.customer_id == cid)))
+    claim.keep(world)
     return world
 
 
