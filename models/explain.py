@@ -14,6 +14,7 @@ import pandas as pd
 
 from fleet import display
 from models.fleet_estimators import FailureClassifier
+from models.fleet_features import FleetFeatures, Prepared, rolling_mean
 
 
 def contributions(classifier: FailureClassifier, table: pd.DataFrame, risk: np.ndarray) -> np.ndarray:
@@ -32,10 +33,26 @@ def contributions(classifier: FailureClassifier, table: pd.DataFrame, risk: np.n
     return out
 
 
+def reading_trend(features: FleetFeatures, prep: Prepared, at: np.ndarray) -> np.ndarray:
+    """Per row `at` and sensor: the change per day of the readings' mean over the deviation's window (24 h)
+    from the window before it, as a share of that earlier mean (NaN without a whole earlier window).
+
+    The readings, not the deviation: a climb lifts the reference days too, so the deviation of a sensor
+    that only rises can fall ("rose 147 %, trend -28 %/day"). Whole windows, not a slope within one: a
+    daily cycle cancels, where a 24 h slope read a healthy two-shift press as ±67 %/day by the hour."""
+    w = features.rows(features.window_hours)
+    now, _ = rolling_mean(prep.raw, prep.starts, w, at)
+    before, _ = rolling_mean(prep.raw, prep.starts, w, np.maximum(at - w, 0))
+    before[at - 2 * w + 1 < prep.starts[at]] = np.nan
+    per_day = features.rows(24.0) / w
+    return (now - before) * per_day / np.maximum(np.abs(before), features.floor_)
+
+
 def describe(sensor: str, dev: float, slope: float, contribution: float, words: str | None = None) -> str:
     """E.g. 'vibration rose 40 % against the same hours of earlier days, trend +12 %/day, +0.31 risk'.
 
-    `words` is the sensor's display name from its machine type; without one the name is spelled out."""
+    `slope` is the readings' trend as `reading_trend` gives it; `words` is the sensor's display name from
+    its machine type, without one the name is spelled out."""
     name = words or sensor.replace("_", " ")
     if not np.isfinite(dev):
         return f"{name}: no recent readings, {display.signed(contribution)} risk"
@@ -52,13 +69,13 @@ def explain_rows(
     contrib: np.ndarray,
     top: int = 3,
     *,
+    trend: np.ndarray,
     words: Mapping[str, str] | None = None,
 ) -> tuple[list[list[dict]], list[str]]:
-    """Per row: contributions as JSON-ready dicts (largest first) and the top sentences joined;
-    `words` names sensors as their machine type's display names do."""
+    """Per row: contributions as JSON-ready dicts (largest first) and the top sentences joined; `trend`
+    is `reading_trend` at the rows, `words` names sensors as their machine type's display names do."""
     words = words or {}
     dev = table.reindex(columns=[f"{s}__dev24" for s in sensors]).to_numpy(dtype=float)
-    slope = table.reindex(columns=[f"{s}__slope24" for s in sensors]).to_numpy(dtype=float)
     order = np.argsort(-np.abs(contrib), axis=1)
     records, texts = [], []
     for i in range(len(table)):
@@ -71,7 +88,7 @@ def explain_rows(
                     "sensor": sensors[j],
                     "contribution": round(c, 4),
                     "deviation": round(d, 4) if np.isfinite(d) else None,
-                    "text": describe(sensors[j], d, float(slope[i, j]), c, words.get(sensors[j])),
+                    "text": describe(sensors[j], d, float(trend[i, j]), c, words.get(sensors[j])),
                 }
             )
         records.append(items)

@@ -253,7 +253,8 @@ class FleetModel(BaseEstimator):
             out[col] = trend[col].to_numpy()
         out["trend_method"] = trend["method"].to_numpy()
         words = {s: spec.words for s, spec in getattr(self, "sensor_specs_", {}).items()}
-        records, texts = explain.explain_rows(feats.sensors_, table, contrib, words=words)
+        trend_now = explain.reading_trend(feats, prep, prep.grid[prep.last])
+        records, texts = explain.explain_rows(feats.sensors_, table, contrib, trend=trend_now, words=words)
         out["contributions"] = records
         out["explanation"] = [
             _sentence(s, r, _with_modes(t, m, likely), h, c, feats.min_history_hours)
