@@ -82,11 +82,12 @@ def explain_rows(
         items = []
         for j in order[i]:
             c, d = float(contrib[i, j]), float(dev[i, j])
-            c = c if np.isfinite(c) else 0.0
+            # The sentence says the stored figure: rounding it again from the raw value can differ.
+            c = round(c, 4) if np.isfinite(c) else 0.0
             items.append(
                 {
                     "sensor": sensors[j],
-                    "contribution": round(c, 4),
+                    "contribution": c,
                     "deviation": round(d, 4) if np.isfinite(d) else None,
                     "text": describe(sensors[j], d, float(trend[i, j]), c, words.get(sensors[j])),
                 }

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from fleet import machine_types
+from fleet import display, machine_types
 from fleet.db import session
 from fleet.tables import Prediction
 from models import explain, scoring, versions
@@ -56,3 +58,14 @@ def test_a_contribution_that_rounds_to_zero_reads_without_a_sign() -> None:
         == "flow: no recent readings, 0.00 risk"
     )
     assert explain.describe("flow_m3h", 0.4, 0.0, 0.31, "flow").endswith(", +0.31 risk")
+
+
+def test_a_contribution_reads_the_same_in_its_sentence_as_in_the_console_table() -> None:
+    # The console's table formats the stored (4-place) contribution to two places; the sentence must
+    # say the same figure, not one rounded from the unrounded value (-0.08496 → -0.08 vs -0.0850 → -0.09).
+    table = pd.DataFrame({"flow__dev24": [-0.04], "pressure__dev24": [0.2]})
+    records, _ = explain.explain_rows(
+        ["flow", "pressure"], table, np.array([[-0.08496, 0.3]]), trend=np.full((1, 2), np.nan)
+    )
+    for item in records[0]:
+        assert item["text"].endswith(f"{display.signed(item['contribution'])} risk"), item
