@@ -53,13 +53,29 @@ class Plan:
         )
 
 
+def _rollup_days(settings: Settings) -> dict[str, float | None]:
+    """Days each rollup width (a `rollups.WIDTHS` name) is kept."""
+    return {
+        "minute": settings.retain_rollup_minute_days,
+        "hour": settings.retain_rollup_hour_days,
+        "day": settings.retain_rollup_day_days,
+    }
+
+
+def rollup_horizons(settings: Settings, now: datetime) -> dict[int, datetime]:
+    """Per rollup width (seconds), the oldest bucket a retention run at `now` keeps (none: kept forever)."""
+    days = _rollup_days(settings)
+    return {rollups.WIDTHS[w]: now - timedelta(days=d) for w, d in days.items() if d is not None}
+
+
 def _classes(settings: Settings) -> list[tuple[str, float | None, type, ColumnElement, list]]:
     audit_days = max(settings.retain_audit_days or 0.0, settings.audit_floor_days)
     return [
         ("archive", settings.retain_archive_days, ArchiveFile, ArchiveFile.ts_max, []),
-        ("rollup_minute", settings.retain_rollup_minute_days, Rollup, Rollup.bucket, [Rollup.width_s == 60]),
-        ("rollup_hour", settings.retain_rollup_hour_days, Rollup, Rollup.bucket, [Rollup.width_s == 3600]),
-        ("rollup_day", settings.retain_rollup_day_days, Rollup, Rollup.bucket, [Rollup.width_s == 86_400]),
+        *(
+            (f"rollup_{w}", d, Rollup, Rollup.bucket, [Rollup.width_s == rollups.WIDTHS[w]])
+            for w, d in _rollup_days(settings).items()
+        ),
         ("quarantine", settings.retain_quarantine_days, Quarantine, Quarantine.received_at, []),
         ("predictions", settings.retain_predictions_days, Prediction, Prediction.ts, []),
         ("audit", audit_days if settings.retain_audit_days else None, WorkflowEvent, WorkflowEvent.at, []),
@@ -88,7 +104,7 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
     if not dry_run:
         partitions.maintain(engine, now=now)
     if not dry_run and hot:
-        rollups.refresh(engine, archive_url=settings.archive_url)
+        rollups.refresh(engine, archive_url=settings.archive_url, horizons=rollup_horizons(settings, now))
         archive.run(engine, url=settings.archive_url, before=hot_cutoff)
     plan.done.append("telemetry_hot")
     # Each class is counted, then deleted: on SQLite that transaction must hold the write lock from BEGIN.

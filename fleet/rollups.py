@@ -9,7 +9,7 @@ finer than a minute.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -137,26 +137,79 @@ def _marked(marks: dict[int, list[datetime]]) -> pd.MultiIndex:
     return _keys([m for m, _ in pairs], pd.to_datetime([h for _, h in pairs], utc=True))
 
 
-def _refresh_batch(conn: Connection, marks: dict[int, list[datetime]], archive_url: str) -> None:
-    rows = _rows(conn, marks, archive_url)
+def _past(horizons: Mapping[int, datetime], width_s: int, bucket: datetime) -> bool:
+    """Whether retention deletes a rollup of this width and bucket (`horizons`: width → oldest kept)."""
+    cutoff = horizons.get(width_s)
+    return cutoff is not None and bucket < cutoff
+
+
+def _day(hour: datetime) -> datetime:
+    return datetime(hour.year, hour.month, hour.day, tzinfo=UTC)
+
+
+def _older_hours(
+    marks: dict[int, list[datetime]], horizons: Mapping[int, datetime]
+) -> dict[int, list[datetime]]:
+    """Unmarked hours past the hour horizon in the kept days of the marks: their days need their rows."""
+    out: dict[int, list[datetime]] = {}
+    for m, hours in marks.items():
+        for d in sorted({_day(h) for h in hours if not _past(horizons, DAY, _day(h))}):
+            old = [d + timedelta(hours=i) for i in range(24)]
+            old = [h for h in old if _past(horizons, HOUR, h) and h not in hours]
+            if old:
+                out.setdefault(m, []).extend(old)
+    return out
+
+
+def _refresh_batch(
+    conn: Connection, marks: dict[int, list[datetime]], archive_url: str, horizons: Mapping[int, datetime]
+) -> None:
     spans = [(m, a, b) for m, hours in marks.items() for a, b in _runs(hours)]
+    days = {(m, _day(h)) for m, hours in marks.items() for h in hours}
     _replace(conn, HOUR, spans)
     _replace(conn, MINUTE, spans)
-    _insert(conn, aggregate(rows, HOUR), HOUR)
+    _replace(conn, DAY, [(m, d, d + timedelta(days=1)) for m, d in sorted(days)])
+    # Hours whose minute, hour and day buckets retention deletes anyway are not computed.
+    live = {
+        m: kept
+        for m, hours in marks.items()
+        if (
+            kept := [
+                h
+                for h in hours
+                if not _past(horizons, MINUTE, h + timedelta(seconds=HOUR - MINUTE))
+                or not _past(horizons, HOUR, h)
+                or not _past(horizons, DAY, _day(h))
+            ]
+        )
+    }
+    if not live:
+        return
+    rows = _rows(conn, live, archive_url)
+    older = _older_hours(live, horizons)
+    hourly = aggregate(pd.concat([rows, _rows(conn, older, archive_url)]) if older else rows, HOUR)
+    kept = hourly["bucket"] >= horizons[HOUR] if HOUR in horizons else np.ones(len(hourly), dtype=bool)
+    hourly, past_hours = hourly[kept], hourly[~kept]
+    _insert(conn, hourly, HOUR)
     # Minute rollups only for hours with at least two rows a minute: elsewhere they would copy the rows.
     per_hour = rows.groupby([rows["machine_id"], rows["ts"].dt.floor("3600s")])["seq"].transform("size")
     if (per_hour >= FINER_ROWS_PER_HOUR).any():
-        _insert(conn, aggregate(rows[per_hour >= FINER_ROWS_PER_HOUR], MINUTE), MINUTE)
-    days = {(m, datetime(h.year, h.month, h.day, tzinfo=UTC)) for m, hours in marks.items() for h in hours}
-    day_spans = [(m, d, d + timedelta(days=1)) for m, d in sorted(days)]
+        minutes = aggregate(rows[per_hour >= FINER_ROWS_PER_HOUR], MINUTE)
+        _insert(conn, minutes[minutes["bucket"] >= horizons.get(MINUTE, minutes["bucket"].min())], MINUTE)
+    days = {(m, _day(h)) for m, hours in live.items() for h in hours if not _past(horizons, DAY, _day(h))}
+    if not days:
+        return
     r = Rollup.__table__.c
     columns = ["machine_id", "customer_id", "sensor", "bucket", *_STATS]
     first, last = min(d for _, d in days), max(d for _, d in days) + timedelta(days=1)
+    # Hours past their horizon come from the rows just read, not from rollups retention has not deleted yet.
+    first_stored = max(first, horizons.get(HOUR, first))
     query = select(*(r[c] for c in columns)).where(
-        r.machine_id.in_(list(marks)), r.width_s == HOUR, r.bucket >= first, r.bucket < last
+        r.machine_id.in_(list(live)), r.width_s == HOUR, r.bucket >= first_stored, r.bucket < last
     )
-    found = pd.DataFrame(conn.execute(query).all(), columns=columns)
-    _replace(conn, DAY, day_spans)
+    # The past hours as a read of them stored would give: the same sums to the last bit.
+    past = [[rec[c] for c in columns] for rec in _records(past_hours, HOUR)]
+    found = pd.DataFrame(past + [list(row) for row in conn.execute(query).all()], columns=columns)
     if len(found):
         found["bucket"] = pd.to_datetime(found["bucket"], utc=True)
         found["last_ts"] = pd.to_datetime(found["last_ts"], utc=True)
@@ -165,8 +218,13 @@ def _refresh_batch(conn: Connection, marks: dict[int, list[datetime]], archive_u
         _insert(conn, _combine(found, DAY), DAY)
 
 
-def refresh(engine: Engine, *, archive_url: str, batch: int = 100) -> int:
+def refresh(
+    engine: Engine, *, archive_url: str, horizons: Mapping[int, datetime] | None = None, batch: int = 100
+) -> int:
     """Recompute the rollups of every dirty hour, `batch` marks a transaction; returns hours refreshed.
+
+    `horizons` (width → oldest bucket kept, `retention.rollup_horizons`): older buckets, which retention
+    would delete, are not made, and their marks go all the same.
 
     One sweep in (machine, hour) order: an hour that rows log again behind the sweep (a live machine's
     current hour) waits for the next run, so a run ends while ingest goes on. Each transaction holds
@@ -189,7 +247,7 @@ def refresh(engine: Engine, *, archive_url: str, batch: int = 100) -> int:
             by_machine: dict[int, list[datetime]] = {}
             for machine_id, hour in marks:
                 by_machine.setdefault(machine_id, []).append(hour)
-            _refresh_batch(conn, by_machine, archive_url)
+            _refresh_batch(conn, by_machine, archive_url, horizons or {})
             done += len(marks)
         after = tuple(marks[-1])
         give_way(engine)

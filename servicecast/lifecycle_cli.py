@@ -79,7 +79,10 @@ def rollups_refresh() -> None:
     settings = load_settings()
     try:
         with database_errors(settings, doing="refresh the rollups in"):
-            hours = rollups.refresh(ready_engine(settings), archive_url=settings.archive_url)
+            horizons = retention.rollup_horizons(settings, datetime.now(UTC))
+            hours = rollups.refresh(
+                ready_engine(settings), archive_url=settings.archive_url, horizons=horizons
+            )
     except errors.ArchiveUnreadable as exc:  # a late row's hour is archived in that file
         raise fail(_why(exc), code=EXIT_ERROR) from None
     typer.echo(f"refreshed {hours} machine-hour(s)")

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import event, func, select
 
-from fleet import history, rollups
+from fleet import history, retention, rollups
 from fleet.db import make_engine
+from fleet.settings import Settings
 from fleet.tables import RollupDirty
 from tests.lifecycle import support
 
@@ -113,3 +114,41 @@ def test_a_refresh_ends_after_one_sweep_while_rows_keep_arriving(engine, tmp_pat
         assert conn.scalar(select(func.count()).select_from(RollupDirty)) == 1  # hour 22, for the next run
     assert rollups.refresh(engine, archive_url=url) == 1
     _check(engine, [ids["p1"][1]])
+
+
+def test_a_refresh_makes_no_rollups_retention_deletes_and_the_kept_ones_as_before(engine, tmp_path):
+    """History past the horizons (a backfill) only has its marks consumed; younger buckets are exact."""
+    ids = support.register(engine, "acme", ["p1"])
+    now = support.START + timedelta(days=10)
+    settings = Settings(retain_rollup_minute_days=1, retain_rollup_hour_days=3, retain_rollup_day_days=6)
+    horizons = retention.rollup_horizons(settings, now)
+    batches = [  # past every horizon; a day across the hour horizon; fine rows past minutes; all kept
+        support.rows(ids["p1"], seqs=range(0, 100), start=now - timedelta(days=8)),
+        support.rows(ids["p1"], seqs=range(100, 300), start=now - timedelta(days=3, hours=2, seconds=6100)),
+        support.rows(
+            ids["p1"], seqs=range(300, 600), start=now - timedelta(days=2, seconds=2100), step_s=7.0
+        ),
+        support.rows(
+            ids["p1"], seqs=range(600, 1000), start=now - timedelta(hours=2, seconds=4200), step_s=7.0
+        ),
+    ]
+    support.write(engine, [row for batch in batches for row in batch])
+    rollups.refresh(engine, archive_url=str(tmp_path / "archive"), horizons=horizons, batch=3)  # a day split
+
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(RollupDirty)) == 0
+    machine_ids = [ids["p1"][1]]
+    for width in (rollups.MINUTE, rollups.HOUR, rollups.DAY):
+        got = _stored(engine, machine_ids, width)
+        assert len(got) and got["bucket"].min() >= horizons[width]
+        counts = got[got["sensor"] == rollups.MESSAGES]
+        messages = _messages(engine, machine_ids, width)
+        kept = {key: n for key, n in messages.items() if key[1] >= horizons[width]}
+        assert (
+            dict(zip(zip(counts["machine_id"], counts["bucket"], strict=True), counts["n"], strict=True))
+            == kept
+        )
+        expected = _expected(engine, machine_ids, width)
+        expected = expected[expected["bucket"] >= horizons[width]].reset_index(drop=True)
+        got = got[got["sensor"] != rollups.MESSAGES].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got[expected.columns], expected, check_dtype=False, rtol=1e-12)
