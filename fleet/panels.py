@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, bindparam, select, text
 
-from fleet import archive, dialect, history, windows
+from fleet import archive, dialect, history, retention, rollups, windows
 from fleet.settings import get_settings
 from fleet.tables import Machine, Site, Telemetry, utcnow
 
@@ -202,7 +202,7 @@ def _lifecycle_window(
             end=end,
             width=width,
             archive_url=archive_url,
-            rollups_since=_hour_rollups_kept_since(),
+            rollups_since=retention.rollup_horizons(get_settings(), utcnow()).get(rollups.HOUR),
         )
         if sums is not None and sums.rows <= max_points:
             sums = None  # few rows: every one of them, below
@@ -218,12 +218,3 @@ def _lifecycle_window(
         sums = windows.Sums(start, width, scale=2.0 ** -len(rows).bit_length())
         sums.add_rows(rows)
     return Window(rows=sums.rows, downsampled=True, sums=sums)
-
-
-def _hour_rollups_kept_since() -> datetime | None:
-    """The oldest time whose hour rollups retention keeps (SERVICECAST_RETAIN_ROLLUP_HOUR_DAYS), if any."""
-    days = get_settings().retain_rollup_hour_days
-    try:
-        return utcnow() - timedelta(days=days) if days else None
-    except OverflowError:  # more days than the calendar holds: kept for ever
-        return None
