@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 from fleet import audit, errors, registry
 from fleet.db import for_writing, session
 from fleet.tables import AccountAssignment, ApiKey, User, utcnow
+from fleet.tables.workflow import ROLES
 
 log = logging.getLogger(__name__)
 
-ROLES = ("admin", "field_service", "account_manager", "customer")
 KEY_PREFIX = "sc"
 # A key's last use is written at most this often: a busy key must not make every lookup a write.
 LAST_USED_EVERY = timedelta(minutes=1)

@@ -46,13 +46,14 @@ from fleet.tables import (
     WorkflowEvent,
 )
 from fleet.tables.register import PURPOSES
+from fleet.tables.workflow import ROLES
 
 _ID_KEYS = {"customer_id": "customers", "machine_id": "machines", "user_id": "users"}
 # Subjects of audit lines that belong to one customer: its record, machines, alerts and offers.
 _CUSTOMERS_OBJECTS = frozenset({"customer", "machine", "alert", "offer"})
-# The trail's own words: a tenant called "offers" or "system" cannot be told from them, and the consent it
-# gave (or what the system did) must stay legible.
-_TRAIL_WORDS = frozenset({display.SYSTEM_ACTOR, *PURPOSES})
+# The trail's own words: a tenant called "offers", "system" or "admin" cannot be told from them, and the
+# consent it gave (what the system did, the roles people were given) must stay legible.
+_TRAIL_WORDS = frozenset({display.SYSTEM_ACTOR, *PURPOSES, *ROLES})
 # Values that say where its people were: a console sign-in's network address.
 _ADDRESS_KEYS = frozenset({"client"})
 

@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet.tables.base import Base, BigId, Json, UtcDateTime, utcnow
 
+# What a user may do: staff roles see every customer (an account manager its accounts), `customer` its own.
+ROLES = ("admin", "field_service", "account_manager", "customer")
+
 
 class User(Base):
     """A person who uses the API; `customer_id` is set for the `customer` role only."""

@@ -124,3 +124,20 @@ def test_a_tenant_named_like_a_word_of_the_trail_leaves_that_word(engine, tmp_pa
     assert [(actor, after["role"]) for action, actor, after in lines if action == "user_created"] == [
         ("system", "field_service")
     ]
+
+
+def test_a_tenant_named_like_a_role_leaves_the_role_in_other_users_lines(engine, tmp_path) -> None:
+    roles = ("admin", "field_service", "account_manager", "customer")
+    registry.add_customer(engine=engine, tenant="globex")
+    for role in roles:
+        registry.add_customer(engine=engine, tenant=role)
+        customer = "globex" if role == "customer" else None
+        auth.create_user(engine=engine, name=f"user {len(role)}", role=role, customer=customer)
+
+    for role in roles:
+        _erase(engine, role, tmp_path)
+
+    with engine.connect() as conn:
+        lines = conn.execute(select(WorkflowEvent.action, WorkflowEvent.after)).all()
+    created = sorted((after["name"], after["role"]) for action, after in lines if action == "user_created")
+    assert created == sorted((f"user {len(role)}", role) for role in roles)
