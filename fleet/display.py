@@ -40,6 +40,16 @@ def to_the_second(value: datetime | None) -> str:
     return when(value, f"%Y-%m-%d %H:%M:%S.{value.microsecond:06d}".rstrip("0"))
 
 
+def unusual(score: float, threshold: float | None = None) -> str:
+    """How unlike its machine type's usual ones a machine's readings are, from the anomaly score in [0, 1):
+    against the score it alerts from where there is one (a cold start), else on the score's scale."""
+    usual = "its machine type's usual ones"
+    if threshold is None:
+        return f"{score:.2f} of 1 unlike {usual} (anomaly score; 0: as usual)"
+    far = "unlike" if score >= threshold else "not far enough to alert from"
+    return f"{far} {usual} (anomaly score {score:.2f} of 1; alerts from {threshold:.2f})"
+
+
 def actor(name: str | None) -> str:
     """Who did something as pages name them: a user's or a tool's name, `servicecast (automatic)` for what
     servicecast did on its own."""

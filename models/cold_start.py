@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from fleet import machine_types
+from fleet import display, machine_types
 from fleet.audit import Actor
 from models import champion, limits, versions
 from models.fleet_features import Prepared
@@ -139,9 +139,7 @@ def _reason(
         spec = limits.spec_of(specs, sensor)
         return f"{spec.words}{_as_read(spec, *read)} forecast to cross its limit in {eta_h:.0f} h"
     # The score is the farthest sensor's robust deviation from the type's reference, squashed into [0, 1).
-    far = "unlike" if risk >= threshold else "not far enough to alert from"
-    score = f"anomaly score {risk:.2f} of 1; alerts from {threshold:.2f}"
-    return f"readings {far} its machine type's usual ones ({score})"
+    return f"readings {display.unusual(risk, threshold)}"
 
 
 def _as_read(spec: machine_types.SensorSpec, value: float, age_s: float, held: bool) -> str:

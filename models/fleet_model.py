@@ -257,10 +257,11 @@ class FleetModel(BaseEstimator):
         records, texts = explain.explain_rows(feats.sensors_, table, contrib, trend=trend_now, words=words)
         out["contributions"] = records
         out["explanation"] = [
-            _sentence(s, r, _with_modes(t, m, likely), h, c, feats.min_history_hours)
-            for s, r, t, m, likely, h, c in zip(
+            _sentence(s, r, a, _with_modes(t, m, likely), h, c, feats.min_history_hours)
+            for s, r, a, t, m, likely, h, c in zip(
                 out["status"],
                 out["risk"],
+                out["anomaly_score"],
                 texts,
                 out["failure_mode"],
                 out["likely_modes"],
@@ -385,13 +386,14 @@ def _with_modes(evidence: str, primary: str | None, likely: list[dict] | None) -
 
 
 def _sentence(
-    status: str, risk: float, evidence: str, history_h: float, coverage: float, needed_h: float
+    status: str, risk: float, score: float, evidence: str, history_h: float, coverage: float, needed_h: float
 ) -> str:
     if status == INSUFFICIENT and history_h < needed_h:
         return f"insufficient data: {history_h:.0f} h of readings, {needed_h:.0f} h needed"
     if status == INSUFFICIENT:
         return f"insufficient data: {coverage:.0%} of the last day's readings present (stopped or silent)"
     head = f"risk {display.percent(risk)}" if np.isfinite(risk) else "no risk estimate"
-    if status == FALLBACK:
-        head += " (fallback: anomaly score, no failure model)"
+    if status == FALLBACK:  # the risk is learned from the anomaly score alone: the score is said first
+        head += f"{' from its readings alone' if np.isfinite(risk) else ''}, no failure model to use"
+        evidence = "; ".join(filter(None, [f"readings {display.unusual(score)}", evidence]))
     return f"{head}: {evidence}" if evidence else head

@@ -103,6 +103,7 @@ templates.env.filters.update(
     money=_money,
     pct=percent,
     signed=display.signed,
+    unusual=display.unusual,
     actor=display.actor,
     label=label_words,
     labels=_labels,

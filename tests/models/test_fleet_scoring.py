@@ -132,7 +132,7 @@ def test_a_failing_model_falls_back_to_the_anomaly_score(store) -> None:
     assert report.statuses["insufficient_data"] == store.pumps[1]
     with session(store) as sess:
         preds = sess.scalars(select(Prediction).where(Prediction.status == "fallback")).all()
-    assert all(p.anomaly_score is not None and "fallback" in p.explanation for p in preds)
+    assert all(p.anomaly_score is not None and "no failure model to use" in p.explanation for p in preds)
 
 
 @pytest.mark.parametrize("artifact", [b"", b"\x80\x05\x95truncated", b"not a pickle"])
