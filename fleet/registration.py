@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, Engine, or_, select, tuple_, update
 
-from fleet import audit, contract, csv_import, dialect, errors
+from fleet import audit, contract, csv_import, dialect, display, errors
 from fleet.tables import Customer, DataUseGrant, Machine, Site, WorkflowEvent
 from fleet.tables.register import PURPOSES
 
@@ -29,7 +29,7 @@ def register_machines(
     engine: Engine,
     machines: Iterable[Mapping[str, object]],
     purposes: Mapping[str, Collection[str]] | None = None,
-    granted_by: str = "system",
+    granted_by: str = display.SYSTEM_ACTOR,
     first_sight: bool = False,
 ) -> MachineIds:
     """Add the customers, sites and machines not registered yet, in one transaction; ids by (tenant, machine).

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import audit, contract, errors, registration
+from fleet import audit, contract, display, errors, registration
 from fleet.db import for_writing, session
 from fleet.registration import MachineKey
 from fleet.tables import Customer, DataUseGrant, Machine, utcnow
@@ -127,7 +127,7 @@ def auto_register(engine: Engine, keys: Iterable[MachineKey]) -> None:
 
 
 def _name(by: audit.Actor | None) -> str:
-    return by.name if by is not None else "system"
+    return by.name if by is not None else display.SYSTEM_ACTOR
 
 
 def grant(

@@ -8,8 +8,9 @@ import re
 from sqlalchemy import select
 
 from api import policy
+from fleet import display, registration
 from fleet.db import session
-from fleet.tables import Alert, utcnow
+from fleet.tables import Alert, DataUseGrant, utcnow
 from tests.api.support import World, add_prediction
 from tests.console.client import ConsoleClient, sign_in, visible
 
@@ -30,3 +31,23 @@ def test_an_alert_the_policy_opened_reads_as_opened_by_servicecast(
     rows = re.findall(r"<tr><td>.*?</td><td>(.*?)</td>", audit)
     assert rows and set(rows) == {"servicecast (automatic)"}, audit
     assert "system" not in history + visible(audit)
+
+
+def test_a_customer_servicecast_registered_on_its_own_reads_as_added_by_servicecast(
+    client: ConsoleClient, world: World
+) -> None:
+    """Registration without a named actor (the simulators') stores `display.SYSTEM_ACTOR`, the name rows
+    written before it had one carry too: the audit page names servicecast for both."""
+    ids = registration.register_machines(
+        engine=world.engine, machines=[{"tenant": "initech", "machine": "m1"}]
+    )
+    ((customer_id, _),) = ids.values()
+    with session(world.engine) as sess:
+        granted_by = sess.scalars(
+            select(DataUseGrant.granted_by).where(DataUseGrant.customer_id == customer_id)
+        )
+        assert set(granted_by) == {display.SYSTEM_ACTOR}
+    sign_in(client, world, "admin")
+
+    audit = client.get("/admin/audit", params={"subject": "customer", "subject_id": str(customer_id)}).text
+    assert re.findall(r"<tr><td>.*?</td><td>(.*?)</td>", audit) == ["servicecast (automatic)"], audit
