@@ -22,6 +22,7 @@ from api.offers import risk_scope
 from api.schemas import SubscriptionId, SubscriptionIn
 from api.scope import restrict
 from fleet import errors
+from fleet.redaction import redact_url
 from fleet.tables import Customer, Site
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -30,6 +31,7 @@ ADDRESS_PROBLEM = {
     "email": "An e-mail address, e.g. tech@example.com.",
     "webhook": "The incoming webhook's address, starting with https:// (or http://).",
 }
+RE_ENTER = "Enter the part shown as *** again: a secret is not sent back to the page."
 
 
 def subscriptions_page(request: Request, sess, who, *, form: dict | None = None, status_code: int = 200):  # noqa: ANN001, ANN201
@@ -90,23 +92,29 @@ def add(
         problems = {str(e["loc"][1]) if len(e["loc"]) > 1 else "address": e["msg"] for e in exc.errors()}
         if "address" in problems:
             problems["address"] = ADDRESS_PROBLEM[channel]
-        form = {"values": values, "errors": problems}
-        return subscriptions_page(request, sess, who, form=form, status_code=422)
+        return _refused(request, sess, who, values, problems)
     try:
         sub = notifications.subscribe(sess, who, body, settings=request.app.state.settings)
     except errors.InvalidInput as exc:  # an address the router would refuse
-        form = {"values": values, "errors": {"address": str(exc).removeprefix("address: ")}}
-        return subscriptions_page(request, sess, who, form=form, status_code=422)
+        return _refused(request, sess, who, values, {"address": str(exc).removeprefix("address: ")})
     except ConsentMissing as exc:  # an account of his whose alerts he may not read
-        form = {
-            "values": values,
-            "errors": {"site_id" if site_id and not customer_id else "customer_id": str(exc)},
-        }
-        return subscriptions_page(request, sess, who, form=form, status_code=422)
+        field = "site_id" if site_id and not customer_id else "customer_id"
+        return _refused(request, sess, who, values, {field: str(exc)})
     to = notifications.shown_address(sub)
     said = f"Subscribed: {sub.min_severity} alerts and up, by {sub.channel} to {to}."
     unsent = notifications.unsent(request.app.state.settings, sub.channel)
     return redirect("/notifications", f"{said} {unsent}" if unsent else said)
+
+
+def _refused(request: Request, sess, who, values: dict, problems: dict) -> HTMLResponse:  # noqa: ANN001
+    """The page again (422) with the form as sent for correcting, its address's secret masked as the API's
+    422 masks it (`redact_url`): the page would otherwise carry the secret back, into caches and history."""
+    shown = redact_url(values["address"])
+    if shown != values["address"]:
+        said = problems.get("address")
+        problems = problems | {"address": f"{said.rstrip('.')}. {RE_ENTER}" if said else RE_ENTER}
+    form = {"values": values | {"address": shown}, "errors": problems}
+    return subscriptions_page(request, sess, who, form=form, status_code=422)
 
 
 def _form_id(text: str) -> int | str | None:
