@@ -8,6 +8,10 @@ from datetime import UTC, datetime
 # actor name for it, and how pages name it to people.
 SYSTEM_ACTOR = "system"
 AUTOMATIC = "servicecast (automatic)"
+# Where a risk comes from that no failure model made: a cold start's, and one learned from the anomaly score
+# alone (the type's failure model is missing or failed); explanations and pages say it so.
+NO_FAILURE_HISTORY = "no failure history yet"
+READINGS_ALONE = "from its readings alone, no failure model to use"
 
 
 def percent(value: float | None) -> str:

@@ -23,7 +23,7 @@ from models.fleet_model import INSUFFICIENT, SILENT, FleetModel
 from models.labels import make_targets
 
 STATUS = champion.COLD_START_STATUS
-NOTE = "no failure history yet"
+NOTE = display.NO_FAILURE_HISTORY
 TREND_RISK, THRESHOLD = 0.85, 0.8
 TREND_HOURS = 72.0
 

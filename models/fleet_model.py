@@ -394,6 +394,6 @@ def _sentence(
         return f"insufficient data: {coverage:.0%} of the last day's readings present (stopped or silent)"
     head = f"risk {display.percent(risk)}" if np.isfinite(risk) else "no risk estimate"
     if status == FALLBACK:  # the risk is learned from the anomaly score alone: the score is said first
-        head += f"{' from its readings alone' if np.isfinite(risk) else ''}, no failure model to use"
+        head += f" {display.READINGS_ALONE}"
         evidence = "; ".join(filter(None, [f"readings {display.unusual(score)}", evidence]))
     return f"{head}: {evidence}" if evidence else head

@@ -24,7 +24,7 @@ from api.errors import Forbidden, log_fault
 from fleet import display, errors
 from fleet.display import percent
 from fleet.machine_types import SensorSpec
-from models import modes
+from models import champion, modes
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -112,6 +112,11 @@ templates.env.filters.update(
     also_possible=modes.also_possible,
 )
 templates.env.globals["can"] = has_right
+# A risk no failure model made, by its prediction's status: pages say where it comes from, as explanations do.
+templates.env.globals["risk_basis"] = {
+    champion.COLD_START_STATUS: display.NO_FAILURE_HISTORY,
+    "fallback": display.READINGS_ALONE,
+}
 
 
 def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
