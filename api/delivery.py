@@ -252,35 +252,39 @@ def render_email(*, event: dict, mail_from: str, mail_to: str, public_url: str) 
     data = event["data"]
     account, machine = data["account"], data["machine"]
     price, value = data["price"], data["expected_value"]
-    msg = EmailMessage()
-    msg["Subject"] = one_line(
-        f"Service offer approved: {data['recommendation']['title']} for {account['name']}"
+    lines = [
+        f"An account manager approved a service offer for {account['name']} ({account['tenant']}).",
+        "",
+        f"Offer:          {data['offer_id']} — {data['recommendation']['title']}"
+        f" ({data['recommendation']['catalog_item']})",
+        f"Machine:        {machine['code']} ({machine['type']}, serial {machine['serial'] or 'n/a'})",
+        f"Failure mode:   {data['failure_mode']}",
+        f"Risk:           {data['risk']:.0%}",
+        f"Price:          {price['amount']:.2f} {price['currency']}",
+        f"Expected value: {value['amount']:.2f} {value['currency']}",
+        f"Reason:         {data['reason']}",
+        f"Evidence:       {data['evidence_url']}",
+    ]
+    subject = f"Service offer approved: {data['recommendation']['title']} for {account['name']}"
+    return event_email(
+        event=event, subject=subject, lines=lines, mail_from=mail_from, mail_to=mail_to, public_url=public_url
     )
+
+
+def event_email(
+    *, event: dict, subject: str, lines: list[str], mail_from: str, mail_to: str, public_url: str
+) -> EmailMessage:
+    """An event's e-mail to the CRM: `lines` of plain text, the event's id in the headers (the same Message-ID
+    for every retry) and the CloudEvent attached as JSON."""
+    msg = EmailMessage()
+    msg["Subject"] = one_line(subject)
     msg["From"] = mail_from
     msg["To"] = ", ".join(_recipients(mail_to))
     msg["Message-ID"] = message_id(event["id"], public_url)
     msg["Date"] = format_datetime(datetime.fromisoformat(event["time"].replace("Z", "+00:00")))
     msg["X-Servicecast-Event-Id"] = event["id"]
-    msg.set_content(
-        "\n".join(
-            [
-                f"An account manager approved a service offer for {account['name']} ({account['tenant']}).",
-                "",
-                f"Offer:          {data['offer_id']} — {data['recommendation']['title']}"
-                f" ({data['recommendation']['catalog_item']})",
-                f"Machine:        {machine['code']} ({machine['type']}, serial {machine['serial'] or 'n/a'})",
-                f"Failure mode:   {data['failure_mode']}",
-                f"Risk:           {data['risk']:.0%}",
-                f"Price:          {price['amount']:.2f} {price['currency']}",
-                f"Expected value: {value['amount']:.2f} {value['currency']}",
-                f"Reason:         {data['reason']}",
-                f"Evidence:       {data['evidence_url']}",
-                "",
-                f"Event id {event['id']}; the CloudEvent is attached as event.json.",
-            ]
-        )
-        + "\n"
-    )
+    footer = ["", f"Event id {event['id']}; the CloudEvent is attached as event.json."]
+    msg.set_content("\n".join([*lines, *footer]) + "\n")
     msg.add_attachment(
         event_body(event).encode(), maintype="application", subtype="cloudevents+json", filename="event.json"
     )

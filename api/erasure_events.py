@@ -1,29 +1,29 @@
 """The `customer.erased` event: the CRM, which received the customer's offer events, is told of its erasure.
 
-`fleet.erasure` leaves a notice when the erased customer's offer events were queued for the CRM webhook;
-each router pass turns the notices into outbox rows (one transaction: the notice goes as the row comes, so
-an erasure is announced once), delivered, signed and retried like the offer events. The event carries the
-ids the CRM already has of the account (from `account` in the offer events) and the erasure's time; once
-delivered, the row keeps neither.
+`fleet.erasure` leaves a notice when the erased customer's offer events were queued for the CRM (webhook or
+e-mail); each router pass turns the notices into one outbox row per CRM destination it has (one transaction:
+the notice goes as the rows come, so an erasure is announced once), delivered, signed and retried like the
+offer events; the e-mail goes to SERVICECAST_MAIL_TO. The event carries the ids the CRM already has of the
+account (from `account` in the offer events) and the erasure's time; once delivered, the row keeps neither,
+and the audit trail records that the CRM was told, by the erasure's pseudonym.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from email.message import EmailMessage
+
 from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session
 
-from api import events
+from api import delivery, events
+from fleet import erasure_notices
 from fleet.db import session
-from fleet.erasure_notices import CRM_WEBHOOK
+from fleet.erasure_notices import CUSTOMER_ERASED, event_id
 from fleet.settings import Settings
-from fleet.tables import ErasureNotice, OutboxMessage, utcnow
+from fleet.tables import ErasureNotice, OutboxMessage, WorkflowEvent, utcnow
 
-CUSTOMER_ERASED = "com.servicecast.customer.erased"
 NOTICE = ErasureNotice.__table__
-
-
-def event_id(receipt_id: int) -> str:
-    """The event's id (also `webhook-id`): one per erasure receipt."""
-    return f"erasure-{receipt_id}"
 
 
 def erased_event(*, receipt_id: int, customer_id: int, tenant: str, at: str, public_url: str) -> dict:
@@ -45,9 +45,10 @@ def erased_event(*, receipt_id: int, customer_id: int, tenant: str, at: str, pub
 
 
 def enqueue_notices(*, engine: Engine, settings: Settings) -> int:
-    """Turn the erasure notices into outbox rows for the CRM webhook; returns how many. Without a webhook
-    configured the notices wait for a router that has one."""
-    if not settings.webhook_url:
+    """Turn the erasure notices into outbox rows for each CRM destination configured (webhook, e-mail);
+    returns how many notices. Without either the notices wait for a router that has one."""
+    destinations = events.destinations(settings)
+    if not destinations:
         return 0
     with session(engine) as sess:
         if sess.scalar(select(NOTICE.c.id).limit(1)) is None:
@@ -67,11 +68,11 @@ def enqueue_notices(*, engine: Engine, settings: Settings) -> int:
                 at=events.rfc3339(notice.at),
                 public_url=settings.public_url,
             )
-            sess.add(
+            sess.add_all(
                 OutboxMessage(
                     event_id=event["id"],
                     event_type=CUSTOMER_ERASED,
-                    destination=CRM_WEBHOOK,
+                    destination=destination,
                     customer_id=None,
                     offer_id=None,
                     payload=event,
@@ -80,12 +81,44 @@ def enqueue_notices(*, engine: Engine, settings: Settings) -> int:
                     next_attempt_at=now,
                     created_at=now,
                 )
+                for destination in destinations
             )
     return len(taken)
 
 
+def is_erased(payload: dict) -> bool:
+    """Whether an outbox row's payload is a `customer.erased` event."""
+    return payload.get("type") == CUSTOMER_ERASED
+
+
 def after_delivery(payload: dict) -> dict:
     """The outbox values that forget a delivered `customer.erased` event's account ids; {} for others."""
-    if payload.get("type") != CUSTOMER_ERASED:
+    if not is_erased(payload):
         return {}
-    return {"payload": {key: payload[key] for key in ("id", "type", "time")}}
+    return {"payload": erasure_notices.forgotten(payload)}
+
+
+def record_told(sess: Session, *, payload: dict, destination: str, at: datetime) -> None:
+    """Add the audit line that the CRM was told of the erasure (by its pseudonym), for a delivered
+    `customer.erased` event; nothing for others."""
+    if not is_erased(payload):
+        return
+    line = erasure_notices.audit_entry(
+        sess.connection(), "erasure_announced", event=payload["id"], destination=destination, at=at
+    )
+    sess.execute(WorkflowEvent.__table__.insert().values(**line))
+
+
+def render_email(*, event: dict, mail_from: str, mail_to: str, public_url: str) -> EmailMessage:
+    """The announcement for a CRM that takes offers by e-mail: the account's ids only, the event attached."""
+    account = event["data"]["account"]
+    who = f"customer id {account['customer_id']} (tenant {account['tenant']})"
+    text = [
+        f"servicecast erased the data of the customer with {who} at {event['data']['erased_at']}.",
+        "servicecast sent service offers for this account to your CRM: erase what it holds of the account",
+        "too (GDPR Art. 19).",
+    ]
+    subject = f"Customer erased: account {account['customer_id']} ({account['tenant']})"
+    return delivery.event_email(
+        event=event, subject=subject, lines=text, mail_from=mail_from, mail_to=mail_to, public_url=public_url
+    )

@@ -324,7 +324,10 @@ def _send(claim: Claim, *, settings: Settings, client: httpx.Client, resolve: de
     elif claim.destination == "email":
         if not settings.smtp_url or not settings.mail_to:
             raise delivery.DeliveryError("no SERVICECAST_SMTP_URL/SERVICECAST_MAIL_TO configured")
-        message = delivery.render_email(
+        render = (
+            erasure_events.render_email if erasure_events.is_erased(claim.payload) else delivery.render_email
+        )
+        message = render(
             event=claim.payload,
             mail_from=settings.mail_from,
             mail_to=settings.mail_to,
@@ -355,6 +358,7 @@ def _record_success(
         )
         if done.rowcount != 1:
             return
+        erasure_events.record_told(sess, payload=claim.payload, destination=claim.destination, at=at)
         _audit(
             sess,
             claim.offer_id,

@@ -11,8 +11,15 @@ from sqlalchemy import Engine, func, select
 from api import erasure_events, routing
 from fleet import erasure
 from fleet.db import session
-from fleet.tables import Customer, ErasureNotice, ErasureReceipt, OutboxMessage, utcnow
-from tests.api.routing_support import SECRET, WebhookReceiver, approved_offers, settings_for
+from fleet.tables import Customer, ErasureNotice, ErasureReceipt, OutboxMessage, WorkflowEvent, utcnow
+from tests.api.routing_support import (
+    PERSON_EMAIL,
+    SECRET,
+    SmtpSink,
+    WebhookReceiver,
+    approved_offers,
+    settings_for,
+)
 from tests.services import free_port
 
 
@@ -43,6 +50,14 @@ def _rows(engine: Engine, table) -> list:  # noqa: ANN001
 def _receipt_id(engine: Engine, pseudonym: str) -> int:
     with session(engine) as sess:
         return sess.scalar(select(ErasureReceipt.id).where(ErasureReceipt.pseudonym == pseudonym))
+
+
+def _audit(engine: Engine, action: str) -> list[tuple]:
+    """The audit lines of `action`: subject, subject id, actor and data."""
+    w = WorkflowEvent
+    with session(engine) as sess:
+        lines = sess.execute(select(w.subject, w.subject_id, w.actor, w.data).where(w.action == action))
+        return [tuple(line) for line in lines]
 
 
 def test_an_erased_customer_the_crm_knows_is_announced_once_by_ids_and_its_queued_offers_never_go(
@@ -81,6 +96,9 @@ def test_an_erased_customer_the_crm_knows_is_announced_once_by_ids_and_its_queue
     assert row.status == "delivered" and row.customer_id is None
     assert row.payload == {"id": announced, "type": event["type"], "time": event["time"]}
     assert _rows(engine, ErasureNotice) == []
+    # The audit trail records that the CRM was told, by the erasure's pseudonym, never by the account's ids.
+    told = {"pseudonym": receipt["pseudonym"], "destination": "webhook", "event_id": announced}
+    assert _audit(engine, "erasure_announced") == [("customer", None, "system", told)]
 
 
 def test_a_customer_whose_offers_never_went_to_the_crm_is_not_announced(
@@ -146,3 +164,38 @@ def test_an_erasure_is_announced_once_whatever_reruns_and_passes_follow(
 def _outbox_id(engine: Engine, event_id: str) -> int:
     with session(engine) as sess:
         return sess.scalar(select(OutboxMessage.id).where(OutboxMessage.event_id == event_id))
+
+
+def test_a_crm_that_takes_offers_by_e_mail_only_is_told_by_e_mail_with_ids_only(
+    engine: Engine, tmp_path
+) -> None:
+    sink = SmtpSink()
+    sink.controller.start()
+    try:
+        settings = settings_for(smtp_url=sink.url, mail_to="crm-inbox@oem.example")
+        approved_offers(engine, settings)
+        assert routing.deliver_due(engine=engine, settings=settings).delivered == 1  # the offer's e-mail
+        acme = _customer_id(engine, "acme")
+
+        receipt = _erase(engine, tmp_path)
+
+        assert routing.deliver_due(engine=engine, settings=settings).delivered == 1
+        assert routing.deliver_due(engine=engine, settings=settings).claimed == 0
+    finally:
+        sink.controller.stop()
+    announced = f"erasure-{_receipt_id(engine, receipt['pseudonym'])}"
+    assert len(sink.messages) == 2 and sink.envelopes[1] == ["crm-inbox@oem.example"]
+    mail = sink.messages[1]
+    assert mail["X-Servicecast-Event-Id"] == announced and str(acme) in mail["Subject"]
+    text = mail.get_body(("plain",)).get_content()
+    assert f"customer id {acme}" in text and "acme" in text
+    (attachment,) = list(mail.iter_attachments())
+    event = json.loads(attachment.get_content())
+    assert event["type"] == "com.servicecast.customer.erased" and event["id"] == announced
+    assert event["data"]["account"] == {"customer_id": acme, "tenant": "acme"}
+    raw = sink.raw[1].decode()
+    assert [n for n in ("Acme Industries", "acme-pump-1", "SN-7", "amy-acme", PERSON_EMAIL) if n in raw] == []
+    rows = [(r.event_id, r.destination, r.status, r.customer_id) for r in _rows(engine, OutboxMessage)]
+    assert rows == [(announced, "email", "delivered", None)]
+    told = {"pseudonym": receipt["pseudonym"], "destination": "email", "event_id": announced}
+    assert _audit(engine, "erasure_announced") == [("customer", None, "system", told)]

@@ -15,7 +15,7 @@ from api.delivery import signed_headers
 from fleet import archive, erasure, events_store, rollups, telemetry
 from fleet.db import session
 from fleet.tables import Customer, ErasureNotice, Machine, Offer, Site, utcnow
-from tests.api.routing_support import SECRET, WebhookReceiver
+from tests.api.routing_support import SECRET, SmtpSink, WebhookReceiver
 from tests.api.support import NOW, add_prediction, build_world
 from tests.lifecycle import support
 
@@ -126,15 +126,23 @@ def _leaks(engine, needles: list[str], customer: int, machines: set[int]) -> lis
 
 def test_erasure_leaves_nothing_of_the_customer_in_any_table_or_file(database_url, tmp_path) -> None:
     url = str(tmp_path / "archive")
-    crm = WebhookReceiver().start()
+    crm, mail = WebhookReceiver().start(), SmtpSink()
+    mail.controller.start()
     try:
-        _erase_and_announce(database_url, url, crm)
+        _erase_and_announce(database_url, url, crm, mail)
     finally:
         crm.stop()
+        mail.controller.stop()
 
 
-def _erase_and_announce(database_url: str, url: str, crm: WebhookReceiver) -> None:
-    crm_link = {"webhook_url": crm.url, "webhook_secret": SECRET}  # the approval goes to the CRM
+def _erase_and_announce(database_url: str, url: str, crm: WebhookReceiver, mail: SmtpSink) -> None:
+    # The approval goes to the CRM by webhook and by e-mail.
+    crm_link = {
+        "webhook_url": crm.url,
+        "webhook_secret": SECRET,
+        "smtp_url": mail.url,
+        "mail_to": "crm@oem.example",
+    }
     world = build_world(database_url, crm_inbound_secret=SECRET, crm_replay_window_s=300, **crm_link)
     _named_and_placed(world)
     _people_wrote_about_it(world)
@@ -151,8 +159,9 @@ def _erase_and_announce(database_url: str, url: str, crm: WebhookReceiver) -> No
     # The CRM had the offer: until it is told of the erasure, one row keeps the ids it knows the account by.
     (notice,) = _leaks(world.engine, needles, acme, machines)
     assert notice.startswith(f"{ErasureNotice.__tablename__}: the customer's ids")
-    assert routing.deliver_due(engine=world.engine, settings=world.settings).delivered == 1
+    assert routing.deliver_due(engine=world.engine, settings=world.settings).delivered == 2
     assert [e["type"] for e in crm.accepted.values()] == ["com.servicecast.customer.erased"]
+    assert [m["X-Servicecast-Event-Id"] for m in mail.messages] == list(crm.accepted)
     assert _leaks(world.engine, needles, acme, machines) == []
     files = support.archived_files(url)
     assert files  # globex's
