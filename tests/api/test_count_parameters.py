@@ -10,6 +10,7 @@ import html
 import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
 
 from api.app import create_app
 from tests.api.support import World, build_world
@@ -25,10 +26,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return build_world(f"sqlite:///{tmp_path_factory.mktemp('counts') / 'counts.db'}", api_docs="public")
 
 
-def _api_counts(world: World) -> list[tuple[str, str, str, int]]:
+def _api_counts(client: TestClient) -> list[tuple[str, str, str, int]]:
     """(method, path, name, lowest value) of every integer query parameter of the API that is no id."""
-    with world.client() as client:
-        schema = client.get("/openapi.json").json()
+    schema = client.get("/openapi.json").json()
     ids = {(method, path, name) for method, path, _, name in id_parameters(schema)}
     found = []
     for path, operations in schema["paths"].items():
@@ -58,28 +58,32 @@ def _query_params(dependant: Dependant) -> list:
     return dependant.query_params + [q for sub in dependant.dependencies for q in _query_params(sub)]
 
 
-def test_the_count_parameters_are_the_known_ones(world: World) -> None:
-    api = {name for _, _, name, _ in _api_counts(world)}
+def test_the_count_parameters_are_the_known_ones(module_client: TestClient, world: World) -> None:
+    api = {name for _, _, name, _ in _api_counts(module_client)}
     console = {(path, name) for path, name, _ in _console_counts(world)}
     assert api == {"limit", "offset", "max_points"}
     assert console == {("/fleet", "page"), ("/machines/{machine_id}", "days")}
 
 
 @pytest.mark.parametrize("value", SPELLINGS, ids=lambda v: repr(v)[:12])
-def test_an_api_count_not_in_plain_digits_is_422_naming_the_parameter(world: World, value: str) -> None:
+def test_an_api_count_not_in_plain_digits_is_422_naming_the_parameter(
+    module_client: TestClient, world: World, value: str
+) -> None:
     wrong = {}
-    for method, path, name, _ in _api_counts(world):
-        answer = send_value(world, method, path, "query", name, value)
+    for method, path, name, _ in _api_counts(module_client):
+        answer = send_value(module_client, world, method, path, "query", name, value)
         if answer["http"] != 422 or not answer["detail"].startswith(f"query.{name}: {NOT_DIGITS}"):
             wrong[f"{method} {path} {name}"] = answer
     assert wrong == {}
 
 
-def test_an_api_count_in_plain_digits_passes_its_check_down_to_its_bound(world: World) -> None:
+def test_an_api_count_in_plain_digits_passes_its_check_down_to_its_bound(
+    module_client: TestClient, world: World
+) -> None:
     wrong = {}
-    for method, path, name, low in _api_counts(world):
+    for method, path, name, low in _api_counts(module_client):
         for value in (str(low), str(low + 1)):
-            answer = send_value(world, method, path, "query", name, value)
+            answer = send_value(module_client, world, method, path, "query", name, value)
             if answer["http"] != 200:
                 wrong[f"{method} {path} {name}={value}"] = answer
     assert wrong == {}

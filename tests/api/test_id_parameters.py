@@ -5,6 +5,7 @@ else is a 422 naming the parameter; the id written in digits still passes."""
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 
 from api.app import API_PREFIX
 from tests.api.support import World, build_world
@@ -51,13 +52,14 @@ def id_parameters(schema: dict) -> list[tuple[str, str, str, str]]:
     return found
 
 
-def send_value(world: World, method: str, path: str, where: str, name: str, value: str) -> dict:
+def send_value(
+    client: TestClient, world: World, method: str, path: str, where: str, name: str, value: str
+) -> dict:
     """The answer to `method path` with `value` as the parameter and valid values for the others."""
     given = {name: value} if where == "path" else {}
     url = path.format(**{key: given.get(key, OTHER.get(key, "1")) for key in _path_names(path)})
     params = {name: value} if where == "query" else {}
-    with world.client() as client:
-        answer = client.request(method, url, params=params, headers=world.headers("admin"))
+    answer = client.request(method, url, params=params, headers=world.headers("admin"))
     body = answer.json() if answer.content else {}
     return {"http": answer.status_code, **(body if isinstance(body, dict) else {})}
 
@@ -66,9 +68,8 @@ def _path_names(path: str) -> list[str]:
     return [part[1:-1] for part in path.split("/") if part.startswith("{")]
 
 
-def test_the_id_parameters_are_the_known_ones(world: World) -> None:
-    with world.client() as client:
-        found = id_parameters(client.get("/openapi.json").json())
+def test_the_id_parameters_are_the_known_ones(module_client: TestClient) -> None:
+    found = id_parameters(module_client.get("/openapi.json").json())
     names = {(where, name) for _, _, where, name in found}
     assert names == {
         ("path", "customer_id"),
@@ -86,24 +87,22 @@ def test_the_id_parameters_are_the_known_ones(world: World) -> None:
 
 @pytest.mark.parametrize(("value", "message"), REFUSED.items(), ids=lambda v: repr(v)[:12])
 def test_an_id_not_in_plain_digits_is_422_naming_the_parameter(
-    world: World, value: str, message: str
+    module_client: TestClient, world: World, value: str, message: str
 ) -> None:
-    with world.client() as client:
-        found = id_parameters(client.get("/openapi.json").json())
+    found = id_parameters(module_client.get("/openapi.json").json())
     wrong = {}
     for method, path, where, name in found:
-        answer = send_value(world, method, path, where, name, value)
+        answer = send_value(module_client, world, method, path, where, name, value)
         if answer["http"] != 422 or not answer["detail"].startswith(f"{where}.{name}: {message}"):
             wrong[f"{method} {path} {where}.{name}"] = answer
     assert wrong == {}
 
 
-def test_an_id_in_plain_digits_passes_its_check(world: World) -> None:
-    with world.client() as client:
-        found = id_parameters(client.get("/openapi.json").json())
+def test_an_id_in_plain_digits_passes_its_check(module_client: TestClient, world: World) -> None:
+    found = id_parameters(module_client.get("/openapi.json").json())
     wrong = {}
     for method, path, where, name in found:
-        answer = send_value(world, method, path, where, name, "1")
+        answer = send_value(module_client, world, method, path, where, name, "1")
         # A request without its body is still refused, by the body: never by the id.
         if answer["http"] >= 500 or f"{where}.{name}" in answer.get("detail", ""):
             wrong[f"{method} {path} {where}.{name}"] = answer
