@@ -1,10 +1,11 @@
 """The Parquet archive: telemetry older than the hot window moves to files per tenant and month.
 
-A move writes the file first, then in one transaction registers it, records its keys as seq ranges in
-`archived_ranges` and deletes exactly those rows. A kill between the two leaves an unregistered file,
-which readers never list and the next run deletes; so a rerun loses and duplicates nothing. The insert
-trigger of migration 0015 skips a row whose key lies in an archived range: a re-sent message then counts
-as a duplicate, as it would while its row was hot.
+A move writes the file first, then in one transaction registers it, records its keys as runs of evenly
+stepped seqs in `archived_ranges` (`seq_runs`) and deletes exactly those rows. A kill between the two leaves
+an unregistered file, which readers never list and the next run deletes; so a rerun loses and duplicates
+nothing. The insert trigger (migrations 0015, 0028) skips a row whose seq is one of an archived run's: a
+re-sent message then counts as a duplicate, as it would while its row was hot; a seq between a run's steps
+(a message that never came) is stored when it comes.
 
 On PostgreSQL (telemetry partitioned by week, `fleet.partitions`) a week wholly older than the cutoff moves
 as one: its files are written, then one transaction registers them all and drops the partition instead of
@@ -77,14 +78,29 @@ class Report:
     seconds: float = 0.0
 
 
-def seq_ranges(machine_ids: np.ndarray, seqs: np.ndarray) -> list[tuple[int, int, int]]:
-    """(machine, first seq, last seq) of each run of consecutive seqs, per machine."""
+def seq_runs(machine_ids: np.ndarray, seqs: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """(machine, first seq, last seq, step) of each run of a machine's distinct seqs that step evenly.
+
+    From the lowest seq, a run takes the seqs after it while they keep the step to its second; the next
+    seq starts the next run. Seqs counted up by one make a run per unbroken stretch, as before migration
+    0028, and no seqs make more runs than such stretches; hourly seqs in milliseconds make one run until an
+    hour is missing.
+    """
     order = np.lexsort((seqs, machine_ids))
-    m, s = machine_ids[order], seqs[order]
-    breaks = np.flatnonzero((np.diff(m) != 0) | (np.diff(s) != 1)) + 1
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks, [len(s)]]) - 1
-    return [(int(m[a]), int(s[a]), int(s[b])) for a, b in zip(starts, ends, strict=True)]
+    m, s = machine_ids[order].astype(np.int64), seqs[order].astype(np.int64)
+    # 0 between two machines' seqs: a machine's distinct seqs step by 1 or more.
+    step = np.where(np.diff(m) == 0, np.diff(s), 0)
+    last = np.flatnonzero(np.append(step[1:] != step[:-1], True))  # where each stretch of one step ends
+    end = last[np.searchsorted(last, np.arange(len(step)))] + 1  # per seq: the last of the run it would start
+    runs, at = [], 0
+    while at < len(s):
+        if at == len(s) - 1 or step[at] == 0:
+            runs.append((int(m[at]), int(s[at]), int(s[at]), 1))
+            at += 1
+            continue
+        runs.append((int(m[at]), int(s[at]), int(s[end[at]]), int(step[at])))
+        at = int(end[at]) + 1
+    return runs
 
 
 def _month(ts: pd.Series) -> pd.Series:
@@ -223,7 +239,7 @@ class _File:
     bytes: int
     ts_min: datetime
     ts_max: datetime
-    ranges: list[tuple[int, int, int]]
+    runs: list[tuple[int, int, int, int]]
 
 
 def _files(engine: Engine, where: Location, *, before, start, max_rows, after_write):
@@ -250,12 +266,12 @@ def _files(engine: Engine, where: Location, *, before, start, max_rows, after_wr
                 bytes=size,
                 ts_min=part["ts"].min().to_pydatetime(),
                 ts_max=part["ts"].max().to_pydatetime(),
-                ranges=seq_ranges(part["machine_id"].to_numpy(), part["seq"].to_numpy()),
+                runs=seq_runs(part["machine_id"].to_numpy(), part["seq"].to_numpy()),
             )
 
 
 def _register(conn: Connection, file: _File) -> None:
-    """Register a written file and its keys as archived seq ranges."""
+    """Register a written file and its keys as archived seq runs."""
     file_id = conn.execute(
         insert(ArchiveFile)
         .values(
@@ -273,17 +289,25 @@ def _register(conn: Connection, file: _File) -> None:
     ).scalar_one()
     conn.execute(
         insert(ArchivedRange),
-        [{"machine_id": m, "seq_lo": lo, "seq_hi": hi, "file_id": file_id} for m, lo, hi in file.ranges],
+        [
+            {"machine_id": m, "seq_lo": lo, "seq_hi": hi, "seq_step": step, "file_id": file_id}
+            for m, lo, hi, step in file.runs
+        ],
     )
+
+
+# Only a run's own seqs: a row between its steps is not in the file (it came late, or is newer than the
+# cutoff) and stays hot.
+_DELETE_RUN = text(
+    "DELETE FROM telemetry WHERE machine_id = :m AND seq BETWEEN :lo AND :hi AND (seq - :lo) % :step = 0"
+)
 
 
 def _commit(conn: Connection, file: _File) -> None:
     """Register a file and delete exactly its rows from the hot table."""
     _register(conn, file)
-    # A run of consecutive seqs has no gap a late row could fill: these deletes take exactly the file's rows.
     deleted = conn.execute(
-        text("DELETE FROM telemetry WHERE machine_id = :m AND seq BETWEEN :lo AND :hi"),
-        [{"m": m, "lo": lo, "hi": hi} for m, lo, hi in file.ranges],
+        _DELETE_RUN, [{"m": m, "lo": lo, "hi": hi, "step": step} for m, lo, hi, step in file.runs]
     ).rowcount
     if deleted != file.rows:
         raise RuntimeError(f"archive move deleted {deleted} rows for a file of {file.rows}; rolled back")

@@ -194,13 +194,12 @@ def sample_machines(engine: Engine, ids: list[int], *, max_rows: int, seed: int 
                 ).all()
             )
         )
-        # An archived run of consecutive seqs holds one row per seq (`fleet.archive.seq_ranges`).
+        # An archived run holds one row per step from its first seq to its last (`fleet.archive.seq_runs`).
+        rows_in_run = (ArchivedRange.seq_hi - ArchivedRange.seq_lo) // ArchivedRange.seq_step + 1
         counts.update(
             dict(
                 conn.execute(
-                    select(
-                        ArchivedRange.machine_id, func.sum(ArchivedRange.seq_hi - ArchivedRange.seq_lo + 1)
-                    )
+                    select(ArchivedRange.machine_id, func.sum(rows_in_run))
                     .where(ArchivedRange.machine_id.in_(ids))
                     .group_by(ArchivedRange.machine_id)
                 ).all()

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -82,12 +83,16 @@ class ArchiveStore(Base):
 
 
 class ArchivedRange(Base):
-    """Seqs `seq_lo`..`seq_hi` of a machine, all archived: the idempotency keys of rows moved to Parquet."""
+    """Seqs `seq_lo`, `seq_lo + seq_step`, … `seq_hi` of a machine, all archived: the idempotency keys of rows
+    moved to Parquet; the seqs between them are not archived."""
 
     __tablename__ = "archived_ranges"
+    # The insert trigger looks for runs ending at or after a seq: none for a new message's.
+    __table_args__ = (Index("ix_archived_ranges_machine_id_seq_hi", "machine_id", "seq_hi"),)
     machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"), primary_key=True)
     seq_lo: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     seq_hi: Mapped[int] = mapped_column(BigInteger)
+    seq_step: Mapped[int] = mapped_column(BigInteger, server_default=text("1"))
     file_id: Mapped[int] = mapped_column(ForeignKey("archive_files.id", ondelete="CASCADE"), index=True)
 
 
