@@ -60,11 +60,16 @@ def compose_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, dict[Pa
     Aliases are counted before anything is built from them: a few lines of them can stand for 10^9 values.
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        too_big = _too_big(node) if node is not None else None
-        if too_big is not None:
-            return None, None, {}, [Problem(source, too_big[0].start_mark.line + 1, "file", too_big[1])]
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            too_big = _too_big(node) if node is not None else None
+            if too_big is not None:
+                return None, None, {}, [Problem(source, too_big[0].start_mark.line + 1, "file", too_big[1])]
+            # What yaml.safe_load would return, built from the nodes already parsed rather than parsing again.
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         return (
             None,
