@@ -27,7 +27,6 @@ from fleet import text_files
 from fleet.errors import InvalidInput
 from fleet.machine_types import SensorSpec
 from fleet.type_checks import Problem, compose_yaml, field_name, line_of
-from models import modes
 
 DEFAULT_FILE = Path(__file__).with_name("catalog.yaml")
 LANGUAGES = ("en", "de")
@@ -346,6 +345,8 @@ def render(
     `specs`, the machine type's sensors, name the sensor of an OEM-limit or trend failure mode; no mode
     (None) reads 'signs of a coming failure'. Failure modes and machine types the catalog does not word in
     `language` are spelled without underscores."""
+    from models import modes  # with pandas (~1 s of CPU), which `servicecast catalog` never needs
+
     catalog = catalog or default()
     language = language if language in item.text else "en"
     failures = catalog.failures.get(language, {})
