@@ -3,6 +3,8 @@
 Hot telemetry older than `hot_days` moves to the archive (rollups refreshed first); archive files,
 rollups per resolution, quarantine rows, predictions and audit rows past their days are deleted. Audit
 rows (the workflow events) are kept at least `audit_floor_days`, whatever `retain_audit_days` says.
+Dead-lettered erasure announcements lose the account's ids `erasure_notices.KEEP_DEAD_DAYS` after their
+last attempt.
 On PostgreSQL a run also makes the telemetry partitions of the coming weeks, and the archive step drops
 the partitions of weeks wholly past the hot window (`fleet.partitions`, `fleet.archive`).
 """
@@ -16,10 +18,20 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.sql import ColumnElement
 
-from fleet import archive, archive_legacy, archive_store, audit_maintenance, partitions, rollups
+from fleet import (
+    archive,
+    archive_legacy,
+    archive_store,
+    audit_maintenance,
+    erasure_notices,
+    partitions,
+    rollups,
+)
 from fleet.db import for_writing
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile, Prediction, Quarantine, Rollup, Telemetry, WorkflowEvent
+
+DEAD_ERASURE_EVENTS = "dead_erasure_events"
 
 
 @dataclass
@@ -29,7 +41,7 @@ class Step:
     data_class: str
     cutoff: datetime
     count: int
-    action: str  # "delete" or "archive"
+    action: str  # "delete", "archive" or "drop the account ids of"
 
 
 @dataclass
@@ -89,7 +101,8 @@ def run(engine: Engine, *, settings: Settings, now: datetime, dry_run: bool = Fa
     try:
         _run(engine, settings=settings, plan=plan)
     except Exception as exc:
-        names = ["telemetry_hot", *(name for name, days, *_ in _classes(settings) if days is not None)]
+        classes = (name for name, days, *_ in _classes(settings) if days is not None)
+        names = ["telemetry_hot", *classes, DEAD_ERASURE_EVENTS]
         exc.add_note(plan.stopped(names))
         raise
     return plan
@@ -128,6 +141,11 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
                 archive.remove_expired_orphans(engine, where_files, before=cutoff)
                 archive_legacy.remove_expired(engine, where_files, before=cutoff)
         plan.done.append(name)
+    cutoff = now - timedelta(days=erasure_notices.KEEP_DEAD_DAYS)
+    with deleter.begin() as conn:
+        dropped = erasure_notices.drop_dead(conn, before=cutoff, at=now, dry_run=dry_run)
+    plan.steps.append(Step(DEAD_ERASURE_EVENTS, cutoff, dropped, "drop the account ids of"))
+    plan.done.append(DEAD_ERASURE_EVENTS)
 
 
 def _delete(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, func, select
 
 from api import erasure_events, routing
-from fleet import erasure
+from fleet import erasure, retention
 from fleet.db import session
 from fleet.tables import Customer, ErasureNotice, ErasureReceipt, OutboxMessage, WorkflowEvent, utcnow
 from tests.api.routing_support import (
@@ -199,3 +200,36 @@ def test_a_crm_that_takes_offers_by_e_mail_only_is_told_by_e_mail_with_ids_only(
     assert rows == [(announced, "email", "delivered", None)]
     told = {"pseudonym": receipt["pseudonym"], "destination": "email", "event_id": announced}
     assert _audit(engine, "erasure_announced") == [("customer", None, "system", told)]
+
+
+@pytest.mark.expect_logged_errors  # the router's dead letter
+def test_a_dead_lettered_announcement_keeps_the_ids_30_days_then_retention_drops_them(
+    engine: Engine, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/crm/events"  # nothing listens: the CRM is down
+    settings = settings_for(
+        webhook_url=down, webhook_secret=SECRET, route_max_attempts=1, archive_url=str(tmp_path / "archive")
+    )
+    approved_offers(engine, settings)
+    with session(engine) as sess:  # the offer is never sent: only the erasure is attempted
+        sess.execute(OutboxMessage.__table__.update().values(next_attempt_at=utcnow() + timedelta(days=9)))
+    acme = {"customer_id": _customer_id(engine, "acme"), "tenant": "acme"}
+    receipt = _erase(engine, tmp_path)
+    assert routing.deliver_due(engine=engine, settings=settings).dead == 1
+    (dead,) = _rows(engine, OutboxMessage)
+    last_attempt = dead.next_attempt_at
+
+    retention.run(engine, settings=settings, now=last_attempt + timedelta(days=29))
+    (row,) = _rows(engine, OutboxMessage)
+    assert row.payload["data"]["account"] == acme  # an operator can still set it pending and send it
+
+    with caplog.at_level(logging.WARNING, logger="fleet"):
+        plan = retention.run(engine, settings=settings, now=last_attempt + timedelta(days=31))
+    (row,) = _rows(engine, OutboxMessage)
+    assert row.status == "dead" and row.customer_id is None
+    assert row.payload == {key: dead.payload[key] for key in ("id", "type", "time")}
+    assert "cannot be retried" in row.last_error
+    assert [s.count for s in plan.steps if s.data_class == "dead_erasure_events"] == [1]
+    assert [r for r in caplog.records if "customer.erased" in r.getMessage() and r.levelno == logging.WARNING]
+    dropped = {"pseudonym": receipt["pseudonym"], "destination": "webhook", "event_id": dead.event_id}
+    assert _audit(engine, "erasure_announcement_dropped") == [("customer", None, "system", dropped)]

@@ -152,7 +152,8 @@ def test_a_retention_run_that_fails_part_way_names_the_steps_done_and_a_rerun_fi
     assert "quarantine is kept for an investigation" in failed.stderr
     assert (
         "; retention steps done: telemetry_hot, rollup_minute, rollup_hour; "
-        "not done: quarantine (where it stopped), predictions; `servicecast retention run` again does them"
+        "not done: quarantine (where it stopped), predictions, dead_erasure_events; "
+        "`servicecast retention run` again does them"
     ) in failed.stderr
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Telemetry)) == 0  # archived: stays done
