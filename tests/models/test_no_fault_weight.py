@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from models import episodes
 from models.fleet_estimators import _thin_stably
@@ -11,13 +12,21 @@ from models.fleet_model import FleetModel
 from models.labels import make_targets
 from tests.models.fleet_support import FAST, fleet, pump_data
 
+PARAMS = {**FAST, "max_iter": 40}
 
-def test_rows_before_a_no_fault_finding_get_a_lower_risk_after_retraining() -> None:
+
+@pytest.fixture(scope="module")
+def risk_before() -> np.ndarray:
+    """Every pump row's risk from the model trained without findings (two tests start from it)."""
+    panel, y = pump_data(40, 30.0)
+    risk, _ = FleetModel(**PARAMS).fit(panel, y).risk_rows(panel)
+    return risk
+
+
+def test_rows_before_a_no_fault_finding_get_a_lower_risk_after_retraining(risk_before) -> None:
     run = fleet(40, 30.0)
     panel, y = pump_data(40, 30.0)
-    params = {**FAST, "max_iter": 40}
-    before = FleetModel(**params).fit(panel, y)
-    risk, _ = before.risk_rows(panel)
+    risk = risk_before.copy()
     ts = pd.to_datetime(panel["ts"], utc=True)
     alerts = episodes.alert_starts(panel["machine"].astype(str).to_numpy(), ts, risk, 0.5)
     wrong = alerts[~episodes.right_alerts(alerts, run.failures, run.maintenance, horizon_hours=168.0)]
@@ -33,7 +42,7 @@ def test_rows_before_a_no_fault_finding_get_a_lower_risk_after_retraining() -> N
     alerting = {}
     for name, weight in (("weighted", 5.0), ("unweighted", 1.0)):
         retrained, _ = (
-            FleetModel(**params, no_fault_weight=weight, finding_hours=None)
+            FleetModel(**PARAMS, no_fault_weight=weight, finding_hours=None)
             .fit(panel, taught)
             .risk_rows(panel)
         )
@@ -58,11 +67,10 @@ def test_findings_add_their_rows_without_redrawing_the_other_negatives() -> None
     assert set(before) - set(np.flatnonzero(kept)) <= set(after)
 
 
-def test_a_finding_weighs_the_rows_of_its_alert_episode_not_the_week_before() -> None:
+def test_a_finding_weighs_the_rows_of_its_alert_episode_not_the_week_before(risk_before) -> None:
     run = fleet(40, 30.0)
     panel, y = pump_data(40, 30.0)
-    params = {**FAST, "max_iter": 40}
-    risk, _ = FleetModel(**params).fit(panel, y).risk_rows(panel)
+    risk = risk_before.copy()
     ts = pd.to_datetime(panel["ts"], utc=True)
     alerts = episodes.alert_starts(panel["machine"].astype(str).to_numpy(), ts, risk, 0.5)
     wrong = alerts[~episodes.right_alerts(alerts, run.failures, run.maintenance, horizon_hours=168.0)]
@@ -74,7 +82,7 @@ def test_a_finding_weighs_the_rows_of_its_alert_episode_not_the_week_before() ->
     assert episode.sum() > 50
 
     def alerting(**finding: float | None) -> float:
-        retrained, _ = FleetModel(**params, **finding).fit(panel, taught).risk_rows(panel)
+        retrained, _ = FleetModel(**PARAMS, **finding).fit(panel, taught).risk_rows(panel)
         return float(np.mean(retrained[episode] >= 0.5))
 
     # The same weight spread over the whole horizon before the finding (mostly rows that never alerted)

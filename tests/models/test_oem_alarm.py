@@ -80,14 +80,23 @@ def test_a_new_machine_beyond_the_alarm_limit_alerts_before_the_model_has_its_hi
     assert scored["explanation"].startswith("vibration 8 mm/s, beyond the OEM alarm limit 7.1 mm/s for 2 h; ")
 
 
-@pytest.mark.slow
-def test_live_scoring_opens_the_alarm_limit_alerts_the_backtest_counts(engine) -> None:
+@pytest.fixture(scope="module")
+def trained() -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp, object]:
+    """The pumps' rows, the split a day before their end, and the model trained before it: the same for the
+    SQLite and the PostgreSQL case, so trained once (each case takes a copy: `use_types` changes a model)."""
     run = fleet(40, 30.0)
     full = run.telemetry()
     full = full[full["machine_type"] == PUMP].reset_index(drop=True)
     split = pd.to_datetime(full["ts"], utc=True).max() - pd.Timedelta(days=1)
     panel = full.dropna(axis=1, how="all").assign(machine=full["machine"].astype(str))
     model, _ = train_type(panel, run.failures, run.maintenance, until=split, **FAST)
+    return full, panel, split, model
+
+
+@pytest.mark.slow
+def test_live_scoring_opens_the_alarm_limit_alerts_the_backtest_counts(engine, trained) -> None:
+    run = fleet(40, 30.0)
+    full, panel, split, model = (copy.deepcopy(x) for x in trained)
     # The pumps on which the model alone opens no alert in the window, even with their vibration at
     # 9 mm/s for their seventh and eighth hours after the split (a bearing knocking), get those readings;
     # the next such pump gets the seventh hour's alone (a spike of its sensor).
