@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from fleet.settings import get_settings
-from tests import services, world_copies
+from tests import bytecode, services, world_copies
 
 
 @pytest.fixture(autouse=True)
@@ -156,8 +156,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker for tests that log errors on purpose; let the CLIs the tests start see Ctrl-C."""
+    """Register the marker for tests that log errors on purpose; let the CLIs the tests start see Ctrl-C;
+    compile the project's modules for the processes the tests start."""
     config.addinivalue_line("markers", "expect_logged_errors: the test provokes errors that get logged")
+    bytecode.compile_packages()
     # A shell starts a background job (`… &`, a CI runner's) with SIGINT ignored, and every process it
     # starts inherits that: a CLI the tests send SIGINT to would run to its end. Children get the default.
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
