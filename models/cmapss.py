@@ -5,6 +5,7 @@ and engine-wise cross-validation of the RUL model.
 from __future__ import annotations
 
 import time
+import warnings
 from os import PathLike
 from typing import Any
 
@@ -43,7 +44,10 @@ def write_cmapss(df: pd.DataFrame, path: Path) -> None:
 def read_rul(path: Path) -> np.ndarray:
     """A C-MAPSS RUL file: the true RUL at the last cycle of each test unit, in unit order."""
     try:
-        rul = np.loadtxt(path, dtype=float, ndmin=1)
+        with warnings.catch_warnings():
+            # An empty file is refused below in words; numpy's own warning would print ahead of them.
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)
+            rul = np.loadtxt(path, dtype=float, ndmin=1)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
     if rul.size == 0:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from models.cmapss import read_rul
 from servicecast.cli import app
 
 ROW = " ".join(["0.5"] * 24)
@@ -64,3 +65,12 @@ def test_replay_cmapss_names_the_file_that_is_wrong_in_one_line(bad, tmp_path):
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0], lines
+
+
+def test_an_empty_rul_file_is_refused_without_numpy_s_warning_before_the_one_line(tmp_path, recwarn):
+    """numpy's 'loadtxt: input contained no data' UserWarning reached the user's terminal (three lines of
+    it) before the one-line error that already says the file is empty."""
+    path = _empty(tmp_path)
+    with pytest.raises(ValueError, match="empty, expected one RUL per test unit"):
+        read_rul(path)
+    assert [str(w.message) for w in recwarn] == []
