@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 METRIC = "alert_episode_f1"
 COLD_START_KIND = "cold_start"  # the registry kind of a version that alerts without failure history
 COLD_START_STATUS = "cold_start"  # the status of its predictions (the API reads it without sklearn)
+# The status of a prediction whose risk is learned from the anomaly score alone (no failure model to use).
+FALLBACK_STATUS = "fallback"
 
 
 def window_alerts(

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from fleet import display
 from fleet.machine_types import SensorSpec
 from models import explain, limits, modes
+from models.champion import FALLBACK_STATUS
 from models.fleet_estimators import AnomalyScorer, FailureClassifier, FleetRUL
 from models.fleet_features import FleetFeatures, Prepared
 from models.labels import within
@@ -25,7 +26,7 @@ from models.trend import TrendForecaster
 
 log = logging.getLogger(__name__)
 
-OK, INSUFFICIENT, FALLBACK = "ok", "insufficient_data", "fallback"
+OK, INSUFFICIENT, FALLBACK = "ok", "insufficient_data", FALLBACK_STATUS
 SILENT = "; no readings in the last day of "  # ends an explanation: the model's sensors gone quiet
 SCORE_COLUMNS = [
     "machine",

@@ -115,7 +115,7 @@ templates.env.globals["can"] = has_right
 # A risk no failure model made, by its prediction's status: pages say where it comes from, as explanations do.
 templates.env.globals["risk_basis"] = {
     champion.COLD_START_STATUS: display.NO_FAILURE_HISTORY,
-    "fallback": display.READINGS_ALONE,
+    champion.FALLBACK_STATUS: display.READINGS_ALONE,
 }
 
 
