@@ -143,6 +143,16 @@ def _past(horizons: Mapping[int, datetime], width_s: int, bucket: datetime) -> b
     return cutoff is not None and bucket < cutoff
 
 
+def _kept_somewhere(horizons: Mapping[int, datetime], hour: datetime) -> bool:
+    """Whether retention keeps any of the hour's buckets (its last minute, the hour, its day): an hour whose
+    every bucket it deletes anyway is not computed."""
+    return (
+        not _past(horizons, MINUTE, hour + timedelta(seconds=HOUR - MINUTE))
+        or not _past(horizons, HOUR, hour)
+        or not _past(horizons, DAY, _day(hour))
+    )
+
+
 def _day(hour: datetime) -> datetime:
     return datetime(hour.year, hour.month, hour.day, tzinfo=UTC)
 
@@ -169,20 +179,8 @@ def _refresh_batch(
     _replace(conn, HOUR, spans)
     _replace(conn, MINUTE, spans)
     _replace(conn, DAY, [(m, d, d + timedelta(days=1)) for m, d in sorted(days)])
-    # Hours whose minute, hour and day buckets retention deletes anyway are not computed.
-    live = {
-        m: kept
-        for m, hours in marks.items()
-        if (
-            kept := [
-                h
-                for h in hours
-                if not _past(horizons, MINUTE, h + timedelta(seconds=HOUR - MINUTE))
-                or not _past(horizons, HOUR, h)
-                or not _past(horizons, DAY, _day(h))
-            ]
-        )
-    }
+    live = {m: [h for h in hours if _kept_somewhere(horizons, h)] for m, hours in marks.items()}
+    live = {m: hours for m, hours in live.items() if hours}
     if not live:
         return
     rows = _rows(conn, live, archive_url)
