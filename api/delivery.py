@@ -257,7 +257,7 @@ def render_email(*, event: dict, mail_from: str, mail_to: str, public_url: str) 
         "",
         f"Offer:          {data['offer_id']} — {data['recommendation']['title']}"
         f" ({data['recommendation']['catalog_item']})",
-        f"Machine:        {machine['code']} ({machine['type']}, serial {machine['serial'] or 'n/a'})",
+        f"Machine:        {machine_words(machine)}",
         f"Failure mode:   {data['failure_mode']}",
         f"Risk:           {data['risk']:.0%}",
         f"Price:          {price['amount']:.2f} {price['currency']}",
@@ -269,6 +269,38 @@ def render_email(*, event: dict, mail_from: str, mail_to: str, public_url: str) 
     return event_email(
         event=event, subject=subject, lines=lines, mail_from=mail_from, mail_to=mail_to, public_url=public_url
     )
+
+
+def render_closing_email(*, event: dict, mail_from: str, mail_to: str, public_url: str) -> EmailMessage:
+    """A plain-text note that an offer the CRM has is closed: the offer, its machine, what happened and why;
+    the ids alone when the event carries nothing else (consent to offers revoked)."""
+    data = event["data"]
+    status = data["status"]
+    if "machine" not in data:
+        subject = f"Service offer {data['offer_id']} {status}"
+        lines = [
+            f"Service offer {data['offer_id']} of customer id {data['customer_id']} is {status}: it may no "
+            "longer be sold. Close it in the CRM."
+        ]
+    else:
+        title, machine = data["recommendation"]["title"], data["machine"]
+        subject = f"Service offer {status}: {title} for {machine['code']} ({machine['type']})"
+        lines = [
+            f"The service offer below is {status}: {data['reason']}. It may no longer be sold; close it in "
+            "the CRM.",
+            "",
+            f"Offer:    {data['offer_id']} — {title} ({data['recommendation']['catalog_item']})",
+            f"Machine:  {machine_words(machine)}",
+            f"Evidence: {data['evidence_url']}",
+        ]
+    return event_email(
+        event=event, subject=subject, lines=lines, mail_from=mail_from, mail_to=mail_to, public_url=public_url
+    )
+
+
+def machine_words(machine: dict) -> str:
+    """An event's machine in words: its code, type and serial."""
+    return f"{machine['code']} ({machine['type']}, serial {machine['serial'] or 'n/a'})"
 
 
 def event_email(

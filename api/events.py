@@ -1,7 +1,8 @@
 """The offer event for the CRM (CloudEvents 1.0, JSON) and the outbox rows that carry it.
 
 An approved offer becomes one outbox row per configured destination, written in the approving
-transaction, so the decision and the promise to tell the CRM commit together or not at all.
+transaction, so the decision and the promise to tell the CRM commit together or not at all. An offer the
+CRM has that is closed later becomes one row per destination its approval was delivered to.
 `api.routing` then delivers the rows.
 """
 
@@ -76,16 +77,11 @@ def offer_event(
             "prediction_id": offer.prediction_id,
             "alert_id": offer.alert_id,
             "account": {"customer_id": customer.id, "tenant": customer.tenant, "name": customer.name},
-            "machine": {
-                "machine_id": machine.id,
-                "code": machine.code,
-                "type": machine.machine_type,
-                "serial": machine.serial,
-            },
+            "machine": _machine(machine),
             "failure_mode": offer.failure_mode,
             "risk": round(float(offer.risk), 4),
             "model_version": offer.model_version,
-            "recommendation": {"catalog_item": offer.catalog_item, "title": offer.title},
+            "recommendation": _recommendation(offer),
             "price": {"amount": float(offer.price), "currency": offer.currency or "EUR"},
             "expected_value": {"amount": float(offer.expected_value), "currency": offer.currency or "EUR"},
             "reason": offer.reason,
@@ -94,6 +90,21 @@ def offer_event(
             "time_to_failure": _time_to_failure(prediction, time),
         },
     }
+
+
+def _machine(machine: Machine) -> dict:
+    """The machine as the offer events name it to the CRM."""
+    return {
+        "machine_id": machine.id,
+        "code": machine.code,
+        "type": machine.machine_type,
+        "serial": machine.serial,
+    }
+
+
+def _recommendation(offer: Offer) -> dict:
+    """The service the offer recommends, as the offer events name it."""
+    return {"catalog_item": offer.catalog_item, "title": offer.title}
 
 
 def _time_to_failure(prediction: Prediction | None, at: datetime) -> dict | None:
@@ -113,18 +124,19 @@ def _time_to_failure(prediction: Prediction | None, at: datetime) -> dict | None
     return {**times, "text": estimate.words(found, at)}
 
 
-def crm_has(sess: Session, offer: Offer) -> bool:
-    """Whether the CRM received this offer: its approval reached the webhook (or e-mail without one)."""
-    delivered = select(OutboxMessage.id).where(
+def crm_destinations(sess: Session, offer: Offer) -> set[str]:
+    """The destinations the CRM received this offer by: those its approval was delivered to."""
+    delivered = select(OutboxMessage.destination).where(
         OutboxMessage.event_id == offer_event_id(offer), OutboxMessage.status == "delivered"
     )
-    return sess.scalar(delivered.limit(1)) is not None
+    return set(sess.scalars(delivered))
 
 
 def closing_event(
-    *, offer: Offer, kind: str, public_url: str, at: datetime, why: str, ids_only: bool
+    *, offer: Offer, machine: Machine | None, kind: str, public_url: str, at: datetime, why: str
 ) -> dict:
-    """The CloudEvent that tells the CRM an offer it has is closed; `ids_only` after consent was revoked."""
+    """The CloudEvent that tells the CRM an offer it has is closed; with no `machine`, ids only (after consent
+    was revoked)."""
     base = public_url.rstrip("/")
     data: dict = {
         "schema_version": DATA_SCHEMA_VERSION,
@@ -132,9 +144,11 @@ def closing_event(
         "customer_id": offer.customer_id,
         "status": kind,
     }
-    if not ids_only:
+    if machine is not None:
         data |= {
             "machine_id": offer.machine_id,
+            "machine": _machine(machine),
+            "recommendation": _recommendation(offer),
             "reason": why,
             "evidence_url": f"{base}/api/v1/offers/{offer.id}",
         }
@@ -150,6 +164,11 @@ def closing_event(
     }
 
 
+def is_closing(event: dict) -> bool:
+    """Whether an outbox payload tells the CRM that an offer was closed."""
+    return event.get("type") in OFFER_CLOSED.values()
+
+
 def enqueue_closing(
     sess: Session,
     *,
@@ -159,32 +178,34 @@ def enqueue_closing(
     at: datetime,
     why: str,
     ids_only: bool = False,
-) -> OutboxMessage | None:
-    """Tell the CRM an offer it has is closed (webhook only); an offer it never got stays unknown to it."""
-    if not settings.webhook_url or not crm_has(sess, offer):
-        return None
+) -> list[OutboxMessage]:
+    """Tell the CRM an offer it has is closed, by each configured destination it received the offer by
+    (webhook, e-mail), once per destination; an offer it never got stays unknown to it."""
+    told = crm_destinations(sess, offer).intersection(destinations(settings))
+    if not told:
+        return []
+    machine = None if ids_only else sess.get_one(Machine, offer.machine_id)
     event = closing_event(
-        offer=offer, kind=kind, public_url=settings.public_url, at=at, why=why, ids_only=ids_only
+        offer=offer, machine=machine, kind=kind, public_url=settings.public_url, at=at, why=why
     )
-    queued = select(OutboxMessage.id).where(
-        OutboxMessage.event_id == event["id"], OutboxMessage.destination == "webhook"
-    )
-    if sess.scalar(queued) is not None:
-        return None
-    row = OutboxMessage(
-        event_id=event["id"],
-        event_type=event["type"],
-        destination="webhook",
-        customer_id=offer.customer_id,
-        offer_id=offer.id,
-        payload=event,
-        status="pending",
-        attempts=0,
-        next_attempt_at=at,
-        created_at=at,
-    )
-    sess.add(row)
-    return row
+    queued = select(OutboxMessage.destination).where(OutboxMessage.event_id == event["id"])
+    rows = [
+        OutboxMessage(
+            event_id=event["id"],
+            event_type=event["type"],
+            destination=destination,
+            customer_id=offer.customer_id,
+            offer_id=offer.id,
+            payload=event,
+            status="pending",
+            attempts=0,
+            next_attempt_at=at,
+            created_at=at,
+        )
+        for destination in sorted(told - set(sess.scalars(queued)))
+    ]
+    sess.add_all(rows)
+    return rows
 
 
 def enqueue(

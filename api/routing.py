@@ -16,8 +16,10 @@ import logging
 import random
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
 import httpx
 from sqlalchemy import Engine, exists, func, select, update
@@ -332,10 +334,7 @@ def _send(claim: Claim, *, settings: Settings, client: httpx.Client, resolve: de
     elif claim.destination == "email":
         if not settings.smtp_url or not settings.mail_to:
             raise delivery.DeliveryError("no SERVICECAST_SMTP_URL/SERVICECAST_MAIL_TO configured")
-        render = (
-            erasure_events.render_email if erasure_events.is_erased(claim.payload) else delivery.render_email
-        )
-        message = render(
+        message = _crm_email(claim.payload)(
             event=claim.payload,
             mail_from=settings.mail_from,
             mail_to=settings.mail_to,
@@ -346,6 +345,13 @@ def _send(claim: Claim, *, settings: Settings, client: httpx.Client, resolve: de
         )
     else:
         raise delivery.DeliveryError(f"unknown destination {claim.destination!r}")
+
+
+def _crm_email(payload: dict) -> Callable[..., EmailMessage]:
+    """The renderer of an outbox event's e-mail to the CRM."""
+    if erasure_events.is_erased(payload):
+        return erasure_events.render_email
+    return delivery.render_closing_email if events.is_closing(payload) else delivery.render_email
 
 
 def _record_success(
@@ -382,6 +388,7 @@ def _record_success(
                 .where(Offer.id == claim.offer_id, Offer.status == "approved")
                 .values(status="sent")
             )
+        if claim.offer_id is not None:
             _close_if_gone_meanwhile(sess, claim, at=at, settings=settings)
     log.info("delivered %s → %s (attempt %d)", claim.event_id, claim.destination, claim.attempt)
     if note:
@@ -389,7 +396,8 @@ def _record_success(
 
 
 def _close_if_gone_meanwhile(sess: Session, claim: Claim, *, at: datetime, settings: Settings) -> None:
-    """An approval that was in flight while its offer was withdrawn or expired: tell the CRM it is closed."""
+    """An approval that was in flight while its offer was withdrawn or expired: tell the CRM it is closed (by
+    each destination that has the offer now, this one included)."""
     if claim.payload.get("type") != events.OFFER_APPROVED:
         return
     offer = sess.get(Offer, claim.offer_id)
