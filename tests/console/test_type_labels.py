@@ -58,7 +58,7 @@ def test_charts_and_evidence_name_sensors_and_limits_as_the_type_says(
     assert {"casing temperature (°C)", "flow m3 h"} <= set(_captions(page))  # flow: not in the type
     assert "OEM alarm limit 7.1 mm/s" in page and "limit (+60 % on its usual level)" not in page
     assert re.search(r"Forecast: vibration \(mm/s\) reaches its limit 7\.1 around", page)
-    assert "<dd>vibration (mm/s) around" in page
+    assert '<dd id="machine-crossing">vibration (mm/s) around' in page
     evidence = client.get(f"/alerts/{alert}").text
     assert '<th scope="row">vibration (mm/s)</th>' in evidence
     assert "<strong>vibration (mm/s)</strong> reaches its limit" in evidence
