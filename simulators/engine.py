@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,7 @@ class SimulationRun:
     maintenance: pd.DataFrame
     sensor_faults: pd.DataFrame
     bad_payloads: pd.DataFrame
+    repairs: pd.DataFrame  # alert visits that replaced a worn part (truth, never written as labels)
     _profiles: dict[str, np.ndarray] = field(repr=False)
     _timeline: timeline.Timeline = field(repr=False)
     _faults: list[list[faults.SensorFault]] = field(repr=False)
@@ -65,6 +67,39 @@ class SimulationRun:
         if rows > max_rows:
             raise ValueError(f"{rows:,} rows exceed max_rows={max_rows:,}; iterate with iter_panels()")
         return pd.concat(list(self.iter_panels(chunk_machines=len(self.machines))), ignore_index=True)
+
+    def with_visits(self, visits: Mapping[str, Sequence[pd.Timestamp]]) -> SimulationRun:
+        """The same fleet with technicians' alert visits (machine → their times), its events drawn again."""
+        events = timeline.build_timeline(self.config, self.machines, self._profiles, visits)
+        return dataclasses.replace(
+            self,
+            failures=events.failures,
+            maintenance=events.maintenance,
+            repairs=events.repairs,
+            _timeline=events,
+        )
+
+    def refresh(self, panel: pd.DataFrame, since: Mapping[str, pd.Timestamp]) -> None:
+        """Rewrite, in a panel from `telemetry()`, the rows of these machines from these times on."""
+        n, steps = len(self.machines), self.config.steps
+        codes = {name: i for i, name in enumerate(self.machines["machine"])}
+        step = pd.Timedelta(seconds=self.config.step_seconds)
+        chunks, positions = [], []
+        for name, at in since.items():
+            s0 = max(0, (pd.Timestamp(at) - pd.Timestamp(self.config.start)) // step)
+            if s0 < steps:
+                chunks.append(self._panel(np.array([codes[name]]), s0, steps))
+                positions.append(np.arange(s0, steps) * n + codes[name])
+        if not chunks:
+            return
+        rows, pos = pd.concat(chunks, ignore_index=True), np.concatenate(positions)
+        if (
+            len(panel) != n * steps
+            or (panel["machine"].cat.codes.to_numpy()[pos] != rows["machine"].cat.codes).any()
+        ):
+            raise ValueError("the panel is not this fleet's telemetry() in full")
+        for col in ("state", *SENSOR_COLUMNS):
+            panel.iloc[pos, panel.columns.get_loc(col)] = rows[col].to_numpy()
 
     def _block(self, idx: np.ndarray, s0: int, s1: int, with_faults: bool = True) -> tuple:
         """Readings (m, n) per sensor, state codes and clock skew in seconds for machines of one type."""
@@ -194,6 +229,7 @@ def simulate(config: FleetConfig) -> SimulationRun:
         maintenance=events.maintenance,
         sensor_faults=fault_table,
         bad_payloads=_bad_payloads(config, machines),
+        repairs=events.repairs,
         _profiles=profiles,
         _timeline=events,
         _faults=fault_lists,

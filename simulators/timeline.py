@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from simulators.machine_types import MACHINE_TYPES
 WARMUP_DAYS = 90.0
 RUNNING, FAILED, MAINTENANCE = 0, 1, 2
 STATES = ("running", "failed", "maintenance")
+ALERT_REPAIR = "alert_repair"  # a technician's visit after an alert replaced a worn part
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +48,17 @@ class Downtime:
 
 @dataclass(slots=True)
 class Timeline:
-    """Every machine's episodes and downtimes, plus the ground-truth tables for the run window."""
+    """Every machine's episodes and downtimes, plus the ground-truth tables for the run window.
+
+    `repairs` (maintenance columns, kind `ALERT_REPAIR`) are the alert visits that replaced a worn part:
+    truth of the world, not in `maintenance`, the labels the simulator writes (only a finding reports them).
+    """
 
     episodes: list[list[Episode]]
     downtime: list[list[Downtime]]
     failures: pd.DataFrame
     maintenance: pd.DataFrame
+    repairs: pd.DataFrame
 
 
 FAILURE_COLUMNS = ["tenant", "machine", "machine_type", "ts", "mode", "has_precursor", "onset", "repaired"]
@@ -64,8 +71,14 @@ def _next_pm(t: float, first: float, interval: float | None) -> float:
     return first + max(0, math.ceil((t - first) / interval)) * interval
 
 
-def _machine_events(config: FleetConfig, m: int, mtype_name: str, rate_mult: np.ndarray) -> tuple:
-    """Walk one machine from the warm-up to the end of the run; returns episodes, downtimes and records."""
+def _machine_events(
+    config: FleetConfig, m: int, mtype_name: str, rate_mult: np.ndarray, visits: Sequence[float] = ()
+) -> tuple:
+    """Walk one machine from the warm-up to the end of the run; returns episodes, downtimes and records.
+
+    `visits` (sorted days since the start) are technicians' alert visits: one while a wear episode is
+    under way replaces the part, so the episode ends there and the machine does not fail.
+    """
     mtype = MACHINE_TYPES[mtype_name]
     enabled = [i for i, md in enumerate(mtype.modes) if config.modes is None or md.name in config.modes]
     rng = randomness.stream(config.seed, randomness.TIMELINE, m)
@@ -85,6 +98,16 @@ def _machine_events(config: FleetConfig, m: int, mtype_name: str, rate_mult: np.
         rate = mtype.modes[mode_i].rate_per_day * rate_mult[mode_i] if not sudden else 0.0
         t_fail = t_init if sudden else t_init + mtype.modes[mode_i].days_to_failure(rate)
         pm = _next_pm(t, first_pm, interval)
+        visit = next((v for v in visits if v >= t_init), math.inf) if not sudden else math.inf
+        if visit < min(pm, t_fail):
+            v_s, v_e = math.ceil(visit * spd), math.ceil((visit + config.maintenance_hours / 24.0) * spd)
+            mode = mtype.modes[mode_i]
+            episodes.append(Episode(mode_i, t_init * spd, rate / spd, mode.threshold, v_s))
+            downtime.append(Downtime(v_s, v_e, MAINTENANCE))
+            if 0 <= v_s < config.steps:
+                maintenance.append((v_s, v_e, ALERT_REPAIR, mode.name))
+            t = visit + config.maintenance_hours / 24.0
+            continue
         if math.isinf(min(pm, t_fail)):
             break
         if pm < t_fail:
@@ -112,14 +135,24 @@ def _machine_events(config: FleetConfig, m: int, mtype_name: str, rate_mult: np.
     return episodes, downtime, failures, maintenance
 
 
-def build_timeline(config: FleetConfig, machines: pd.DataFrame, profiles: dict[str, np.ndarray]) -> Timeline:
-    """Draw every machine's history; ground truth covers events that start inside the run window."""
+def build_timeline(
+    config: FleetConfig,
+    machines: pd.DataFrame,
+    profiles: dict[str, np.ndarray],
+    visits: Mapping[str, Sequence[pd.Timestamp]] | None = None,
+) -> Timeline:
+    """Draw every machine's history; ground truth covers events that start inside the run window.
+
+    `visits` maps a machine to the times technicians visit it after alerts (see `_machine_events`).
+    """
     start = pd.Timestamp(config.start)
     step = pd.Timedelta(seconds=config.step_seconds)
+    visits = visits or {}
     all_episodes, all_downtime, fail_rows, maint_rows = [], [], [], []
     for m, row in enumerate(machines.itertuples(index=False)):
+        days = sorted((pd.Timestamp(v) - start) / pd.Timedelta(days=1) for v in visits.get(row.machine, ()))
         episodes, downtime, failures, maintenance = _machine_events(
-            config, m, row.machine_type, profiles["rate_mult"][m]
+            config, m, row.machine_type, profiles["rate_mult"][m], days
         )
         all_episodes.append(episodes)
         all_downtime.append(downtime)
@@ -139,4 +172,11 @@ def build_timeline(config: FleetConfig, machines: pd.DataFrame, profiles: dict[s
     failures_df["has_precursor"] = failures_df["has_precursor"].astype(bool)
     failures_df = failures_df.sort_values(["ts", "machine"], ignore_index=True)
     maintenance_df = maintenance_df.sort_values(["ts", "machine"], ignore_index=True)
-    return Timeline(all_episodes, all_downtime, failures_df, maintenance_df)
+    repaired = (maintenance_df["kind"] == ALERT_REPAIR).to_numpy()
+    return Timeline(
+        all_episodes,
+        all_downtime,
+        failures_df,
+        maintenance_df[~repaired].reset_index(drop=True),
+        maintenance_df[repaired].reset_index(drop=True),
+    )
