@@ -59,10 +59,23 @@ def _open_alerts(  # noqa: ANN001
         engine, model=model, machine_type=mtype, train_end=start.to_pydatetime(), metrics=metrics
     )
     risk, _ = model.risk_rows(part)
+    if not write_predictions(engine, version, model, part, risk, ids, start, end):
+        return
+    # The live policy's alert step at the version's threshold (its offer step needs grants these lack).
+    with session(engine) as sess:
+        query = select(Prediction).where(Prediction.model_version == version).order_by(Prediction.id)
+        for prediction in sess.scalars(query):
+            alert_workflow.apply_prediction(sess, prediction, prediction.ts, threshold=model.threshold_)
+
+
+def write_predictions(  # noqa: ANN001
+    engine: Engine, version: int, model, part: pd.DataFrame, risk: np.ndarray, ids: dict, start, end
+) -> bool:
+    """Store `version`'s alerting predictions on `part`'s rows in [start, end); False if there are none."""
     ts = pd.to_datetime(part["ts"], utc=True)
     rows = ((ts >= start) & (ts < end)).to_numpy() & (np.nan_to_num(risk, nan=-1.0) >= model.threshold_)
     if not rows.any():
-        return
+        return False
     keys = zip(part["tenant"].to_numpy()[rows], part["machine"].to_numpy()[rows], strict=True)
     pairs = [ids[(t, str(m))] for t, m in keys]
     due = pd.DataFrame({"customer_id": [c for c, _ in pairs], "machine_id": [m for _, m in pairs]})
@@ -80,11 +93,7 @@ def _open_alerts(  # noqa: ANN001
             Prediction.__table__.insert(),
             scoring.prediction_rows(scores, due.drop_duplicates(), version, model.horizon_hours),
         )
-    # The live policy's alert step at the version's threshold (its offer step needs grants these lack).
-    with session(engine) as sess:
-        query = select(Prediction).where(Prediction.model_version == version).order_by(Prediction.id)
-        for prediction in sess.scalars(query):
-            alert_workflow.apply_prediction(sess, prediction, prediction.ts, threshold=model.threshold_)
+    return True
 
 
 def _visit(  # noqa: ANN001

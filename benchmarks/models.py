@@ -24,6 +24,11 @@ It reports every pair, the mean precision difference (also judged only) and its 
 `--finding-memory`: one more retrained backtest that also reads each machine's memory of its findings
 (`models.event_features.no_fault_memory`, as `servicecast train --finding-memory` and then the scorer do):
 `after_memory`, `precision_delta_memory` and their paired summaries.
+`--repairs`: the pair in a world where the technicians' repairs change the machine
+(`benchmarks.repair_world`): a visit during wear replaces the part, so the failure never comes and only
+the finding ("replaced before failure", or "no fault found") records what was seen. Both arms train on
+that final world; "before" reads the simulator's labels alone, "after" with every finding, and
+`after_no_fault_only` with the "no fault found" findings alone (`precision_delta_no_fault_only`).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import findings
+from benchmarks import findings, repair_world
 from benchmarks.report import round_floats
 from fleet import machine_types, type_files
 from models import event_features
@@ -52,6 +57,12 @@ PAIRED_KEYS = (
     "precision_judged_delta",
     "precision_delta_memory",
     "precision_judged_delta_memory",
+)
+REPAIR_KEYS = (
+    "precision_delta",
+    "precision_judged_delta",
+    "precision_delta_no_fault_only",
+    "precision_judged_delta_no_fault_only",
 )
 
 
@@ -74,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sensor-health", action="store_true", help="features telling sensor faults")
     parser.add_argument("--finding-memory", action="store_true", help="per-machine no-fault memory")
     parser.add_argument("--review-every", type=float, default=None, help="days between review models")
+    parser.add_argument("--repairs", action="store_true", help="technicians' repairs change the machine")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -91,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     submit = pool.submit if pool else _Now
     memory = args.finding_memory
     review = {"review_days": args.review_days, "review_every": args.review_every}
-    jobs = [submit(_pair, config, seed, args.train_days, review, params, memory) for seed in seeds]
+    repairs = args.repairs
+    jobs = [submit(_pair, config, seed, args.train_days, review, params, memory, repairs) for seed in seeds]
     run = simulate(config)
     panel = run.telemetry(max_rows=50_000_000)
     sim_s = time.perf_counter() - started
@@ -108,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "random_state": args.random_state,
         "sensor_health": args.sensor_health,
         "finding_memory": args.finding_memory,
+        "repairs": args.repairs,
         "alert_definition": "risk >= per-type threshold chosen on the training period (out-of-fold); "
         "an alert is right if a failure or a maintenance visit finding wear follows within 7 days",
         "thresholds": _thresholds(result),
@@ -140,14 +154,17 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": time.perf_counter() - started,
     }
     if not args.no_findings:
-        report["findings"] = _with_findings(run, panel, split, result, review, params, memory)
+        if repairs:
+            report["findings"] = _with_repairs(run, panel, split, review, params)
+        else:
+            report["findings"] = _with_findings(run, panel, split, result, review, params, memory)
         if args.pairs > 1:
             pairs = [{"seed": args.seed, **report["findings"]}]
             for seed, pair in zip(seeds, (job.result() for job in jobs), strict=True):
                 pairs.append({"seed": seed, **pair})
             report["findings_paired"] = {
                 key: findings.paired_summary([p[key] for p in pairs])
-                for key in (PAIRED_KEYS if memory else PAIRED_KEYS[:2])
+                for key in (REPAIR_KEYS if repairs else PAIRED_KEYS if memory else PAIRED_KEYS[:2])
             } | {"pairs": pairs}
         report["seconds"] = time.perf_counter() - started
     if pool:
@@ -184,13 +201,21 @@ class _Now:
 
 
 def _pair(
-    config: FleetConfig, seed: int, train_days: float, review: dict, params: dict, memory: bool
+    config: FleetConfig,
+    seed: int,
+    train_days: float,
+    review: dict,
+    params: dict,
+    memory: bool,
+    repairs: bool = False,
 ) -> dict:
     """One more before/after findings pair, on a simulation of its own seed."""
     config = dataclasses.replace(config, seed=seed)
     run = simulate(config)
     panel = run.telemetry(max_rows=50_000_000)
     split = pd.Timestamp(config.start) + pd.Timedelta(days=train_days)
+    if repairs:
+        return _with_repairs(run, panel, split, review, params)
     before = backtest(panel, run.failures, run.maintenance, split=split, types=_types(), **params)
     return _with_findings(run, panel, split, before, review, params, memory)
 
@@ -249,6 +274,47 @@ def _with_findings(  # noqa: ANN001
             "precision_judged_delta_memory": _delta(before["pooled"], with_memory, "precision_judged"),
         }
     return out
+
+
+def _with_repairs(run, panel: pd.DataFrame, split: pd.Timestamp, review: dict, params: dict) -> dict:  # noqa: ANN001
+    """Before/after findings in the repair world: every arm trains on the world the repairs left."""
+    found = repair_world.review(run, panel, split=split, **review, **params)
+    world, seen = found.world, found.panel
+    maintenance = pd.concat([world.maintenance, found.replaced], ignore_index=True)
+
+    def trained(maint: pd.DataFrame, no_faults: pd.DataFrame | None) -> dict:
+        return backtest(
+            seen, world.failures, maint, split=split, no_faults=no_faults, types=_types(), **params
+        )
+
+    before = trained(world.maintenance, None)
+    after = trained(maintenance, found.no_faults)
+    no_fault_only = trained(world.maintenance, found.no_faults)
+    return {
+        **review,
+        "review_models": found.review_models,
+        "alerts_reviewed": found.alerts,
+        "alerts_visited": found.visited,
+        "no_fault_found": len(found.no_faults),
+        "replaced_before_failure": len(found.replaced),
+        "failures_without_repairs": len(run.failures),
+        "failures_with_repairs": len(world.failures),
+        "before": _alerting(before["pooled"]),
+        "after": _alerting(after["pooled"]),
+        "after_no_fault_only": _alerting(no_fault_only["pooled"]),
+        "thresholds_before": _thresholds(before),
+        "thresholds_after": _thresholds(after),
+        "thresholds_no_fault_only": _thresholds(no_fault_only),
+        "type_alerts": {
+            t: [v["test"]["alerts"], after["types"][t]["test"]["alerts"]] for t, v in before["types"].items()
+        },
+        "precision_delta": _delta(before["pooled"], after["pooled"], "precision"),
+        "precision_judged_delta": _delta(before["pooled"], after["pooled"], "precision_judged"),
+        "precision_delta_no_fault_only": _delta(before["pooled"], no_fault_only["pooled"], "precision"),
+        "precision_judged_delta_no_fault_only": _delta(
+            before["pooled"], no_fault_only["pooled"], "precision_judged"
+        ),
+    }
 
 
 def _thresholds(result: dict) -> dict:
