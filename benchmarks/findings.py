@@ -173,13 +173,18 @@ def review(
     store (migrated, without the run's machines), else in a temporary SQLite file.
     """
     days = {"review_days": review_days, "visit_hours": visit_hours, "review_every": review_every}
+    return in_store(engine, _review, run, panel, split=split, **days, **params)
+
+
+def in_store(engine: Engine | None, fn, *args: object, **kwargs: object):  # noqa: ANN001, ANN201
+    """`fn(engine, *args, **kwargs)`, else the same on a migrated temporary SQLite store."""
     if engine is not None:
-        return _review(engine, run, panel, split=split, **days, **params)
+        return fn(engine, *args, **kwargs)
     with TemporaryDirectory(prefix="servicecast-findings-") as folder:
         engine = make_engine(f"sqlite:///{Path(folder) / 'store.db'}")
         try:
             migrate.upgrade(engine)
-            return _review(engine, run, panel, split=split, **days, **params)
+            return fn(engine, *args, **kwargs)
         finally:
             engine.dispose()
 

@@ -17,17 +17,14 @@ scores the new world. Findings resolve in time order among the alerting predicti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from tempfile import TemporaryDirectory
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
 from api import alerts as alert_workflow
-from benchmarks.findings import TECHNICIAN, write_predictions
-from fleet import migrate
-from fleet.db import make_engine, session
+from benchmarks import findings
+from fleet.db import session
 from fleet.tables import Alert, Prediction
 from models import episodes, versions
 from models.training import ground_truth_by_id, train_type
@@ -63,32 +60,29 @@ def review(
     panel: pd.DataFrame,
     *,
     split: pd.Timestamp,
-    review_days: float = 60.0,
-    visit_hours: float = 24.0,
-    review_every: float | None = None,
     engine: Engine | None = None,
-    **params: object,
+    **options: object,
 ) -> RepairFindings:
     """Findings on the alerts of the `review_days` before `split`, in a world the repairs change.
 
-    `panel` is `run.telemetry()` (left as it is). The alerts and findings live in `engine`'s store
-    (migrated, without the run's machines), else in a temporary SQLite file.
+    `panel` is `run.telemetry()` (left as it is); `options` are `findings.review`'s review_days,
+    visit_hours and review_every, and the model's parameters. The alerts and findings live in `engine`'s
+    store (migrated, without the run's machines), else in a temporary SQLite file.
     """
-    days = {"review_days": review_days, "visit_hours": visit_hours, "review_every": review_every}
-    if engine is not None:
-        return _review(engine, run, panel.copy(), split=split, **days, **params)
-    with TemporaryDirectory(prefix="servicecast-repairs-") as folder:
-        engine = make_engine(f"sqlite:///{Path(folder) / 'store.db'}")
-        try:
-            migrate.upgrade(engine)
-            return _review(engine, run, panel.copy(), split=split, **days, **params)
-        finally:
-            engine.dispose()
+    return findings.in_store(engine, _review, run, panel.copy(), split=split, **options)
 
 
-def _review(
-    engine: Engine, world, panel: pd.DataFrame, *, split, review_days, visit_hours, review_every, **params
-) -> RepairFindings:  # noqa: ANN001
+def _review(  # noqa: ANN001
+    engine: Engine,
+    world,
+    panel: pd.DataFrame,
+    *,
+    split,
+    review_days: float = 60.0,
+    visit_hours: float = 24.0,
+    review_every: float | None = None,
+    **params,
+) -> RepairFindings:
     start = split - pd.Timedelta(days=review_days)
     every = split - start if review_every is None else pd.Timedelta(days=review_every)
     length = min(pd.Timedelta(hours=visit_hours), every)
@@ -108,7 +102,7 @@ def _review(
             models = _train(engine, world, panel, rows, names, t, **params)
             trainings, retrain = trainings + 1, t + every
         for model, version, part, risk in models.values():
-            write_predictions(engine, version, model, part, risk, ids, t, end)
+            findings.write_predictions(engine, version, model, part, risk, ids, t, end)
         _apply(engine, {m[1]: m[0].threshold_ for m in models.values()}, pending, t, end)
         opened = _opened(engine, names, t, end, split=split, horizon=horizon)
         visited += len(opened)
@@ -178,7 +172,7 @@ def _apply(engine: Engine, thresholds: dict, pending: list[_Visit], t, end) -> N
 def _resolve(sess, visit: _Visit) -> None:  # noqa: ANN001
     """The technician at the alert: acknowledged and resolved with the visit's finding."""
     alert, at = sess.get(Alert, visit.alert_id), visit.at.to_pydatetime()
-    alert_workflow.acknowledge(sess, alert, TECHNICIAN, at)
+    alert_workflow.acknowledge(sess, alert, findings.TECHNICIAN, at)
     parts = [] if visit.mode is None else [visit.mode]
     alert_workflow.resolve(
         sess,
@@ -186,7 +180,7 @@ def _resolve(sess, visit: _Visit) -> None:  # noqa: ANN001
         finding=visit.finding,
         text=None,
         parts_used=parts,
-        by=TECHNICIAN,
+        by=findings.TECHNICIAN,
         now=at,
         mode=visit.mode,
     )
