@@ -1,11 +1,12 @@
 """The `customer.erased` event: the CRM, which received the customer's offer events, is told of its erasure.
 
-`fleet.erasure` leaves a notice when the erased customer's offer events were queued for the CRM (webhook or
-e-mail); each router pass turns the notices into one outbox row per CRM destination it has (one transaction:
-the notice goes as the rows come, so an erasure is announced once), delivered, signed and retried like the
-offer events; the e-mail goes to SERVICECAST_MAIL_TO. The event carries the ids the CRM already has of the
-account (from `account` in the offer events) and the erasure's time; once delivered, the row keeps neither,
-and the audit trail records that the CRM was told, by the erasure's pseudonym.
+`fleet.erasure` leaves a notice for each CRM destination (webhook, e-mail) the erased customer's offer events
+were queued for; each router pass turns the notices of the destinations it has into outbox rows (one
+transaction: a notice goes as its row comes, so an erasure is announced once per destination), delivered,
+signed and retried like the offer events; the e-mail goes to SERVICECAST_MAIL_TO. The event carries the ids
+the CRM already has of the account (from `account` in the offer events) and the erasure's time; once
+delivered, the row keeps neither, and the audit trail records that the CRM was told, by the erasure's
+pseudonym.
 """
 
 from __future__ import annotations
@@ -45,19 +46,22 @@ def erased_event(*, receipt_id: int, customer_id: int, tenant: str, at: str, pub
 
 
 def enqueue_notices(*, engine: Engine, settings: Settings) -> int:
-    """Turn the erasure notices into outbox rows for each CRM destination configured (webhook, e-mail);
-    returns how many notices. Without either the notices wait for a router that has one."""
-    destinations = events.destinations(settings)
-    if not destinations:
-        return 0
+    """Turn the erasure notices of the CRM destinations configured (webhook, e-mail) into outbox rows; returns
+    how many. A notice for another destination waits for a router that has it (`erasure_notices.drop_dead`
+    bounds the wait)."""
+    mine = NOTICE.c.destination.in_(events.destinations(settings))
     with session(engine) as sess:
-        if sess.scalar(select(NOTICE.c.id).limit(1)) is None:
+        if sess.scalar(select(NOTICE.c.id).where(mine).limit(1)) is None:
             return 0  # the usual pass: no write lock taken
     with session(engine) as sess:
         # DELETE … RETURNING first: it takes SQLite's write lock up front, and a router running at the same
         # time gets none of these notices.
         taken = sess.execute(
-            delete(NOTICE).returning(NOTICE.c.receipt_id, NOTICE.c.customer_id, NOTICE.c.tenant, NOTICE.c.at)
+            delete(NOTICE)
+            .where(mine)
+            .returning(
+                NOTICE.c.receipt_id, NOTICE.c.destination, NOTICE.c.customer_id, NOTICE.c.tenant, NOTICE.c.at
+            )
         ).all()
         now = utcnow()
         for notice in taken:
@@ -68,11 +72,11 @@ def enqueue_notices(*, engine: Engine, settings: Settings) -> int:
                 at=events.rfc3339(notice.at),
                 public_url=settings.public_url,
             )
-            sess.add_all(
+            sess.add(
                 OutboxMessage(
                     event_id=event["id"],
                     event_type=CUSTOMER_ERASED,
-                    destination=destination,
+                    destination=notice.destination,
                     customer_id=None,
                     offer_id=None,
                     payload=event,
@@ -81,7 +85,6 @@ def enqueue_notices(*, engine: Engine, settings: Settings) -> int:
                     next_attempt_at=now,
                     created_at=now,
                 )
-                for destination in destinations
             )
     return len(taken)
 

@@ -7,8 +7,8 @@ messages, Sparkplug node state, its edge nodes' broker credentials) are deleted 
 a legal record, with the customer's ids, codes and user names replaced by the receipt's pseudonym (in the
 lines about the customer also its name, serials, sites and its people's sign-in addresses); model versions
 of its machines' types are marked as needing retraining and lose the tenant's codes from their metrics.
-A customer whose offer events were queued for the CRM leaves a notice with the receipt (`erasure_notices`):
-the CRM is told of the erasure by its ids.
+A customer whose offer events were queued for the CRM leaves a notice with the receipt per destination they
+were queued for (`erasure_notices`): the CRM is told of the erasure by its ids there.
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ def _erase(engine: Engine, *, tenant: str, by: str, folder: str, archive_url: st
             model_versions_marked=_mark_models(conn, who),
             audit_lines_pseudonymised=_pseudonymise_audit(conn, who),
         )
-        crm_knows = erasure_notices.crm_knows(conn, who.customer_id)  # its outbox rows go in the cascade
+        told = erasure_notices.crm_destinations(conn, who.customer_id)  # its outbox rows go in the cascade
         conn.execute(delete(Customer).where(Customer.id == who.customer_id))  # the cascade
         kept = {
             "audit": "audit lines are a legal record: kept, with the customer's ids, codes and user names "
@@ -295,10 +295,9 @@ def _erase(engine: Engine, *, tenant: str, by: str, folder: str, archive_url: st
         if left:
             kept["archive_files"] = who.scrub_text(_left(left))
         receipt_id, receipt = _receipt(conn, who.pseudonym, by=by, now=now, counts=counts, kept=kept)
-        if crm_knows:
-            erasure_notices.record(
-                conn, receipt_id=receipt_id, customer_id=who.customer_id, tenant=tenant, at=now
-            )
+        erasure_notices.record(
+            conn, receipt_id=receipt_id, customer_id=who.customer_id, tenant=tenant, at=now, destinations=told
+        )
         # The files go before the commit: a crash or a storage error until then rolls the rows back, the
         # customer stays (with fewer files), and `customers erase` again finishes; a receipt means no file.
         paths = [where.path(p) for p in files] + unregistered

@@ -1,9 +1,12 @@
-"""Which erasures the CRM must be told of (GDPR Art. 19): the customer's offer events were queued for it.
+"""Which erasures the CRM must be told of (GDPR Art. 19), and where: each destination (webhook, e-mail) the
+customer's offer events were queued for; a destination that never had the customer does not learn of it.
 
-The notice is written in the erasure's transaction, so an erasure that commits always leaves it behind, and
-one that does not leaves none; the router (`api.erasure_events`) turns it into the CRM event. The event's
-outbox rows keep the account's ids only while they can still be sent: a delivered row forgets them at once,
-a dead-lettered one `KEEP_DEAD_DAYS` after its last attempt (`drop_dead`, run by retention).
+The notices are written in the erasure's transaction, so an erasure that commits always leaves them behind,
+and one that does not leaves none; a router with the destination (`api.erasure_events`) turns each into the
+CRM event. The account's ids are kept only while the CRM can still be told: a notice no router with its
+destination took within `KEEP_DEAD_DAYS` of the erasure is dropped (`drop_dead`, run by retention); the
+event's outbox row forgets them once delivered, or `KEEP_DEAD_DAYS` after its last attempt when dead-lettered,
+its last error with them (a CRM's answer may quote the event).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from fleet import audit
 from fleet.tables import ErasureNotice, ErasureReceipt, OutboxMessage, WorkflowEvent
@@ -26,23 +29,28 @@ EVENT_PREFIX = "erasure-"
 # the row pending again (docs/routing.md); then the CRM can no longer be told by this row.
 KEEP_DEAD_DAYS = 30
 OUTBOX = OutboxMessage.__table__
+NOTICE = ErasureNotice.__table__
+DEAD_WHY = f"dead-lettered and not retried within {KEEP_DEAD_DAYS} days"
 
 
-def crm_knows(conn: Connection, customer_id: int) -> bool:
-    """Whether an offer event of the customer was ever queued for the CRM, by webhook or e-mail (delivered or
-    not): read before the customer's rows go, since its outbox rows go with them."""
-    queued = select(OutboxMessage.id).where(
+def crm_destinations(conn: Connection, customer_id: int) -> list[str]:
+    """The CRM destinations an offer event of the customer was ever queued for (delivered or not): read before
+    the customer's rows go, since its outbox rows go with them."""
+    queued = select(OutboxMessage.destination).where(
         OutboxMessage.customer_id == customer_id,
         OutboxMessage.offer_id.is_not(None),
         OutboxMessage.destination.in_(CRM_DESTINATIONS),
     )
-    return conn.scalar(queued.limit(1)) is not None
+    return sorted(set(conn.scalars(queued.distinct())))
 
 
-def record(conn: Connection, *, receipt_id: int, customer_id: int, tenant: str, at: datetime) -> None:
-    """Note that the erasure on receipt `receipt_id` is to be announced to the CRM."""
+def record(
+    conn: Connection, *, receipt_id: int, customer_id: int, tenant: str, at: datetime, destinations: list[str]
+) -> None:
+    """Note that the erasure on receipt `receipt_id` is to be announced at each of `destinations`."""
     values = {"receipt_id": receipt_id, "customer_id": customer_id, "tenant": tenant, "at": at}
-    conn.execute(insert(ErasureNotice).values(**values))
+    for destination in destinations:
+        conn.execute(insert(ErasureNotice).values(**values, destination=destination))
 
 
 def event_id(receipt_id: int) -> str:
@@ -55,41 +63,62 @@ def forgotten(payload: dict) -> dict:
     return {key: payload[key] for key in ("id", "type", "time")}
 
 
-def audit_entry(conn: Connection, action: str, *, event: str, destination: str, at: datetime) -> dict:
+def audit_entry(
+    conn: Connection, action: str, *, event: str, destination: str, at: datetime, why: str | None = None
+) -> dict:
     """The audit line of what became of an announcement: the erasure by its pseudonym, never the account's
     ids (the event id names the receipt)."""
     receipt_id = int(event.removeprefix(EVENT_PREFIX))
     pseudonym = conn.scalar(select(ErasureReceipt.pseudonym).where(ErasureReceipt.id == receipt_id))
     data = {"pseudonym": pseudonym, "destination": destination, "event_id": event}
-    return audit.entry("customer", None, action, None, data, at)
+    return audit.entry("customer", None, action, None, data | ({"why": why} if why else {}), at)
 
 
 def drop_dead(conn: Connection, *, before: datetime, at: datetime, dry_run: bool) -> int:
-    """Forget the account's ids in announcements dead-lettered with their last attempt before `before`, each
-    with an audit line and a warning; returns how many (`dry_run`: only counts)."""
+    """Forget the account's ids of the announcements that could not go by `before`: dead-lettered with their
+    last attempt before it (the row stays, without the ids and its last error), or waiting since an erasure
+    before it for a router with their destination (the notice goes); each with an audit line and a warning.
+    Returns how many (`dry_run`: only counts)."""
     dead = conn.execute(
-        select(
-            OUTBOX.c.id, OUTBOX.c.event_id, OUTBOX.c.destination, OUTBOX.c.payload, OUTBOX.c.last_error
-        ).where(
+        select(OUTBOX.c.id, OUTBOX.c.event_id, OUTBOX.c.destination, OUTBOX.c.payload).where(
             OUTBOX.c.event_type == CUSTOMER_ERASED,
             OUTBOX.c.status == "dead",
             OUTBOX.c.next_attempt_at < before,  # a claim's lease end: just after the last attempt
         )
     ).all()
     dead = [row for row in dead if row.payload != forgotten(row.payload)]
+    waiting = conn.execute(
+        select(NOTICE.c.id, NOTICE.c.receipt_id, NOTICE.c.destination).where(NOTICE.c.at < before)
+    ).all()
     if dry_run:
-        return len(dead)
+        return len(dead) + len(waiting)
     for row in dead:
+        # The last error goes too: a CRM answering with the body it refused quotes the account's ids.
         why = (
-            f"the account's ids dropped {KEEP_DEAD_DAYS} days after the last attempt, cannot be retried: the "
-            f"CRM was not told of this erasure; last error: {row.last_error}"
+            f"the account's ids and the last error dropped {KEEP_DEAD_DAYS} days after the last attempt: "
+            "cannot be retried, the CRM was not told of this erasure"
         )
         conn.execute(
             update(OUTBOX).where(OUTBOX.c.id == row.id).values(payload=forgotten(row.payload), last_error=why)
         )
-        line = audit_entry(
-            conn, "erasure_announcement_dropped", event=row.event_id, destination=row.destination, at=at
-        )
-        conn.execute(WorkflowEvent.__table__.insert().values(**line))
-        log.warning("dead-lettered %s %s → %s: %s", CUSTOMER_ERASED, row.event_id, row.destination, why)
-    return len(dead)
+        _dropped(conn, event=row.event_id, destination=row.destination, at=at, why=DEAD_WHY)
+    for notice in waiting:
+        conn.execute(delete(NOTICE).where(NOTICE.c.id == notice.id))
+        why = f"no router with this destination within {KEEP_DEAD_DAYS} days of the erasure"
+        _dropped(conn, event=event_id(notice.receipt_id), destination=notice.destination, at=at, why=why)
+    return len(dead) + len(waiting)
+
+
+def _dropped(conn: Connection, *, event: str, destination: str, at: datetime, why: str) -> None:
+    """The audit line and the warning of an announcement dropped unsent."""
+    line = audit_entry(
+        conn, "erasure_announcement_dropped", event=event, destination=destination, at=at, why=why
+    )
+    conn.execute(WorkflowEvent.__table__.insert().values(**line))
+    log.warning(
+        "%s %s → %s dropped, the CRM was not told of this erasure: %s",
+        CUSTOMER_ERASED,
+        event,
+        destination,
+        why,
+    )

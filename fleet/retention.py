@@ -4,7 +4,7 @@ Hot telemetry older than `hot_days` moves to the archive (rollups refreshed firs
 rollups per resolution, quarantine rows, predictions and audit rows past their days are deleted. Audit
 rows (the workflow events) are kept at least `audit_floor_days`, whatever `retain_audit_days` says.
 Dead-lettered erasure announcements lose the account's ids `erasure_notices.KEEP_DEAD_DAYS` after their
-last attempt.
+last attempt, notices no router with their CRM destination took as long after the erasure.
 On PostgreSQL a run also makes the telemetry partitions of the coming weeks, and the archive step drops
 the partitions of weeks wholly past the hot window (`fleet.partitions`, `fleet.archive`).
 """

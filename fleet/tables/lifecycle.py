@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -109,14 +110,17 @@ class ErasureReceipt(Base):
 
 
 class ErasureNotice(Base):
-    """An erasure the CRM must be told of: the customer's offers reached it. Written with the receipt, in the
-    erasure's transaction; the router turns it into the `customer.erased` outbox row and deletes it."""
+    """An erasure the CRM must be told of at one destination, which the customer's offer events were queued
+    for. Written with the receipt, in the erasure's transaction; a router with that destination turns it into
+    the `customer.erased` outbox row and deletes it."""
 
     __tablename__ = "erasure_notices"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    receipt_id: Mapped[int] = mapped_column(
-        ForeignKey("erasure_receipts.id", ondelete="CASCADE"), unique=True
+    __table_args__ = (
+        UniqueConstraint("receipt_id", "destination", name="uq_erasure_notices_receipt_id_destination"),
     )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    receipt_id: Mapped[int] = mapped_column(ForeignKey("erasure_receipts.id", ondelete="CASCADE"))
+    destination: Mapped[str] = mapped_column(String(32))  # `webhook` or `email`
     # The ids the CRM has of the account (from the offer events); no foreign key: the customer is gone.
     customer_id: Mapped[int] = mapped_column(BigInteger)
     tenant: Mapped[str] = mapped_column(String(64))

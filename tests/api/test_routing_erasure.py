@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from sqlalchemy import Engine, func, select
 
 from api import erasure_events, routing
-from fleet import erasure, retention
+from fleet import erasure, erasure_notices, retention
 from fleet.db import session
 from fleet.tables import Customer, ErasureNotice, ErasureReceipt, OutboxMessage, WorkflowEvent, utcnow
 from tests.api.routing_support import (
@@ -19,7 +20,9 @@ from tests.api.routing_support import (
     SmtpSink,
     WebhookReceiver,
     approved_offers,
+    serve_http,
     settings_for,
+    stop_http,
 )
 from tests.services import free_port
 
@@ -231,5 +234,124 @@ def test_a_dead_lettered_announcement_keeps_the_ids_30_days_then_retention_drops
     assert "cannot be retried" in row.last_error
     assert [s.count for s in plan.steps if s.data_class == "dead_erasure_events"] == [1]
     assert [r for r in caplog.records if "customer.erased" in r.getMessage() and r.levelno == logging.WARNING]
-    dropped = {"pseudonym": receipt["pseudonym"], "destination": "webhook", "event_id": dead.event_id}
+    dropped = {
+        "pseudonym": receipt["pseudonym"],
+        "destination": "webhook",
+        "event_id": dead.event_id,
+        "why": erasure_notices.DEAD_WHY,
+    }
     assert _audit(engine, "erasure_announcement_dropped") == [("customer", None, "system", dropped)]
+
+
+def test_a_crm_destination_that_never_had_the_customer_is_not_told_of_its_erasure(
+    engine: Engine, receiver: WebhookReceiver, tmp_path
+) -> None:
+    sink = SmtpSink()
+    sink.controller.start()
+    try:
+        by_webhook = settings_for(webhook_url=receiver.url, webhook_secret=SECRET)
+        approved_offers(engine, by_webhook)
+        assert routing.deliver_due(engine=engine, settings=by_webhook).delivered == 1
+        receipt = _erase(engine, tmp_path)
+        # The CRM's e-mail is configured after the erasure: it never had the customer's offers.
+        both = settings_for(
+            webhook_url=receiver.url, webhook_secret=SECRET, smtp_url=sink.url, mail_to="crm@x.example"
+        )
+
+        assert routing.deliver_due(engine=engine, settings=both).delivered == 1
+        assert routing.deliver_due(engine=engine, settings=both).claimed == 0
+    finally:
+        sink.controller.stop()
+    announced = f"erasure-{_receipt_id(engine, receipt['pseudonym'])}"
+    assert sink.messages == [] and announced in receiver.accepted
+    rows = [(r.event_id, r.destination, r.status) for r in _rows(engine, OutboxMessage)]
+    assert rows == [(announced, "webhook", "delivered")] and _rows(engine, ErasureNotice) == []
+
+
+def test_an_announcement_no_router_can_send_goes_30_days_after_the_erasure_with_an_audit_line(
+    engine: Engine, receiver: WebhookReceiver, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = SmtpSink()
+    sink.controller.start()
+    try:
+        by_mail = settings_for(smtp_url=sink.url, mail_to="crm@x.example")
+        approved_offers(engine, by_mail)
+        assert routing.deliver_due(engine=engine, settings=by_mail).delivered == 1
+    finally:
+        sink.controller.stop()
+    acme, erased_at = _customer_id(engine, "acme"), utcnow()
+    receipt = _erase(engine, tmp_path)
+    # From now on the routers have the webhook only (the e-mail to the CRM was given up): none can tell it.
+    by_webhook = settings_for(
+        webhook_url=receiver.url, webhook_secret=SECRET, archive_url=str(tmp_path / "archive")
+    )
+    assert routing.deliver_due(engine=engine, settings=by_webhook).claimed == 0
+    assert receiver.requests == [] and [n.destination for n in _rows(engine, ErasureNotice)] == ["email"]
+
+    retention.run(engine, settings=by_webhook, now=erased_at + timedelta(days=29))
+    assert [n.customer_id for n in _rows(engine, ErasureNotice)] == [acme]  # the e-mail may yet be configured
+
+    with caplog.at_level(logging.WARNING, logger="fleet"):
+        plan = retention.run(engine, settings=by_webhook, now=erased_at + timedelta(days=31))
+    assert _rows(engine, ErasureNotice) == [] and _rows(engine, OutboxMessage) == []
+    assert [s.count for s in plan.steps if s.data_class == "dead_erasure_events"] == [1]
+    assert [r for r in caplog.records if "customer.erased" in r.getMessage() and r.levelno == logging.WARNING]
+    dropped = {
+        "pseudonym": receipt["pseudonym"],
+        "destination": "email",
+        "event_id": f"erasure-{_receipt_id(engine, receipt['pseudonym'])}",
+        "why": "no router with this destination within 30 days of the erasure",
+    }
+    assert _audit(engine, "erasure_announcement_dropped") == [("customer", None, "system", dropped)]
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """A CRM that refuses the event and quotes the account it could not find."""
+
+    status = 422
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        event = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        body = json.dumps({"error": "unknown account", "account": event["data"]["account"]}).encode()
+        self.send_response(self.status)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.mark.expect_logged_errors  # the router's dead letter
+@pytest.mark.parametrize("status", [422, 500])
+def test_a_dead_lettered_announcement_drops_the_crm_s_error_text_quoting_the_ids_with_them(
+    engine: Engine, tmp_path, status: int
+) -> None:
+    server = serve_http(type("Echo", (_Echo,), {"status": status}))
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/crm/events"
+        settings = settings_for(
+            webhook_url=url,
+            webhook_secret=SECRET,
+            route_max_attempts=1,
+            archive_url=str(tmp_path / "archive"),
+        )
+        approved_offers(engine, settings)
+        with session(engine) as sess:  # the offer is never sent: only the erasure is attempted
+            sess.execute(
+                OutboxMessage.__table__.update().values(next_attempt_at=utcnow() + timedelta(days=9))
+            )
+        _erase(engine, tmp_path)
+        assert routing.deliver_due(engine=engine, settings=settings).dead == 1
+    finally:
+        stop_http(server)
+    (dead,) = _rows(engine, OutboxMessage)
+    assert dead.last_error.startswith(f"HTTP {status}: ") and '"tenant": "acme"' in dead.last_error
+
+    retention.run(engine, settings=settings, now=dead.next_attempt_at + timedelta(days=31))
+
+    (row,) = _rows(engine, OutboxMessage)
+    assert "cannot be retried" in row.last_error
+    assert [
+        word for word in ("acme", "customer_id", '"account"', f"HTTP {status}") if word in row.last_error
+    ] == []
