@@ -50,22 +50,18 @@ def choose_threshold(
     feats = model.features_
     machines = panel[feats.machine_col].astype(str).to_numpy()
     ts = pd.to_datetime(panel[feats.time_col], utc=True)
-    seen = np.unique(machines[~np.isnan(clf.oof_)])
+    code, names = pd.factorize(machines)
+    scored = np.unique(code[~np.isnan(clf.oof_)])
+    seen, mine = names[scored], np.isin(code, scored)
     f = failures[failures["machine"].astype(str).isin(seen)]
     m = None if maintenance is None else maintenance[maintenance["machine"].astype(str).isin(seen)]
-    mine = np.isin(machines, seen)
     months = episodes.machine_months(machines[mine], ts[mine])
+    table = episodes.RiskTable(machines, ts)
+    truth = episodes.GroundTruth(f, m, horizon_hours=model.horizon_hours)
     best, best_f1, chosen, tried = None, -1.0, None, []
     for thr in np.round(np.arange(0.1, 0.96, 0.05), 2):
-        alerts = episodes.alert_starts(machines, ts, clf.oof_, thr)
-        stats = episodes.alert_metrics(
-            alerts,
-            f,
-            m,
-            horizon_hours=model.horizon_hours,
-            machine_months=months,
-            min_lead_hours=min_lead_hours,
-        )
+        alerts = table.alerts(clf.oof_, thr)
+        stats = truth.metrics(alerts, machine_months=months, min_lead_hours=min_lead_hours)
         precision = stats["precision"] or 0.0
         recall = stats["precursor"]["recall_min_lead"] or 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
