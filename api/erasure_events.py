@@ -22,7 +22,7 @@ from fleet import erasure_notices
 from fleet.db import session
 from fleet.erasure_notices import CUSTOMER_ERASED, event_id
 from fleet.settings import Settings
-from fleet.tables import ErasureNotice, OutboxMessage, WorkflowEvent, utcnow
+from fleet.tables import ErasureNotice, WorkflowEvent, utcnow
 
 NOTICE = ErasureNotice.__table__
 
@@ -72,20 +72,7 @@ def enqueue_notices(*, engine: Engine, settings: Settings) -> int:
                 at=events.rfc3339(notice.at),
                 public_url=settings.public_url,
             )
-            sess.add(
-                OutboxMessage(
-                    event_id=event["id"],
-                    event_type=CUSTOMER_ERASED,
-                    destination=notice.destination,
-                    customer_id=None,
-                    offer_id=None,
-                    payload=event,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-            )
+            sess.add(events.outbox_row(event, notice.destination, customer_id=None, offer_id=None, at=now))
     return len(taken)
 
 

@@ -190,22 +190,29 @@ def enqueue_closing(
     )
     queued = select(OutboxMessage.destination).where(OutboxMessage.event_id == event["id"])
     rows = [
-        OutboxMessage(
-            event_id=event["id"],
-            event_type=event["type"],
-            destination=destination,
-            customer_id=offer.customer_id,
-            offer_id=offer.id,
-            payload=event,
-            status="pending",
-            attempts=0,
-            next_attempt_at=at,
-            created_at=at,
-        )
+        outbox_row(event, destination, customer_id=offer.customer_id, offer_id=offer.id, at=at)
         for destination in sorted(told - set(sess.scalars(queued)))
     ]
     sess.add_all(rows)
     return rows
+
+
+def outbox_row(
+    event: dict, destination: str, *, customer_id: int | None, offer_id: int | None, at: datetime
+) -> OutboxMessage:
+    """A pending outbox row that carries `event` to the CRM's `destination`, due at `at`."""
+    return OutboxMessage(
+        event_id=event["id"],
+        event_type=event["type"],
+        destination=destination,
+        customer_id=customer_id,
+        offer_id=offer_id,
+        payload=event,
+        status="pending",
+        attempts=0,
+        next_attempt_at=at,
+        created_at=at,
+    )
 
 
 def enqueue(
@@ -224,18 +231,7 @@ def enqueue(
     )
     now = utcnow()
     rows = [
-        OutboxMessage(
-            event_id=event["id"],
-            event_type=event["type"],
-            destination=destination,
-            customer_id=customer.id,
-            offer_id=offer.id,
-            payload=event,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+        outbox_row(event, destination, customer_id=customer.id, offer_id=offer.id, at=now)
         for destination in destinations(settings)
     ]
     sess.add_all(rows)

@@ -34,6 +34,20 @@ def receiver():  # noqa: ANN201
     recv.stop()
 
 
+@pytest.fixture
+def sink():  # noqa: ANN201
+    mail = SmtpSink()
+    mail.controller.start()
+    yield mail
+    mail.controller.stop()
+
+
+def _never_sent(engine: Engine) -> None:
+    """Put the queued offer events off for days: only the erasure's event is attempted."""
+    with session(engine) as sess:
+        sess.execute(OutboxMessage.__table__.update().values(next_attempt_at=utcnow() + timedelta(days=9)))
+
+
 def _erase(engine: Engine, tmp_path, tenant: str = "acme") -> dict:  # noqa: ANN001
     archive = str(tmp_path / "archive")
     return erasure.erase(
@@ -124,8 +138,7 @@ def test_the_announcement_waits_out_a_crm_that_is_down_and_goes_once(engine: Eng
     url = f"http://127.0.0.1:{port}/crm/events"
     settings = settings_for(webhook_url=url, webhook_secret=SECRET)
     approved_offers(engine, settings)
-    with session(engine) as sess:  # the offer is never sent: only the erasure goes to the receiver
-        sess.execute(OutboxMessage.__table__.update().values(next_attempt_at=utcnow() + timedelta(days=9)))
+    _never_sent(engine)
     _erase(engine, tmp_path)
 
     down = routing.deliver_due(engine=engine, settings=settings)
@@ -214,8 +227,7 @@ def test_a_dead_lettered_announcement_keeps_the_ids_30_days_then_retention_drops
         webhook_url=down, webhook_secret=SECRET, route_max_attempts=1, archive_url=str(tmp_path / "archive")
     )
     approved_offers(engine, settings)
-    with session(engine) as sess:  # the offer is never sent: only the erasure is attempted
-        sess.execute(OutboxMessage.__table__.update().values(next_attempt_at=utcnow() + timedelta(days=9)))
+    _never_sent(engine)
     acme = {"customer_id": _customer_id(engine, "acme"), "tenant": "acme"}
     receipt = _erase(engine, tmp_path)
     assert routing.deliver_due(engine=engine, settings=settings).dead == 1
@@ -244,24 +256,19 @@ def test_a_dead_lettered_announcement_keeps_the_ids_30_days_then_retention_drops
 
 
 def test_a_crm_destination_that_never_had_the_customer_is_not_told_of_its_erasure(
-    engine: Engine, receiver: WebhookReceiver, tmp_path
+    engine: Engine, receiver: WebhookReceiver, sink: SmtpSink, tmp_path
 ) -> None:
-    sink = SmtpSink()
-    sink.controller.start()
-    try:
-        by_webhook = settings_for(webhook_url=receiver.url, webhook_secret=SECRET)
-        approved_offers(engine, by_webhook)
-        assert routing.deliver_due(engine=engine, settings=by_webhook).delivered == 1
-        receipt = _erase(engine, tmp_path)
-        # The CRM's e-mail is configured after the erasure: it never had the customer's offers.
-        both = settings_for(
-            webhook_url=receiver.url, webhook_secret=SECRET, smtp_url=sink.url, mail_to="crm@x.example"
-        )
+    by_webhook = settings_for(webhook_url=receiver.url, webhook_secret=SECRET)
+    approved_offers(engine, by_webhook)
+    assert routing.deliver_due(engine=engine, settings=by_webhook).delivered == 1
+    receipt = _erase(engine, tmp_path)
+    # The CRM's e-mail is configured after the erasure: it never had the customer's offers.
+    both = settings_for(
+        webhook_url=receiver.url, webhook_secret=SECRET, smtp_url=sink.url, mail_to="crm@x.example"
+    )
 
-        assert routing.deliver_due(engine=engine, settings=both).delivered == 1
-        assert routing.deliver_due(engine=engine, settings=both).claimed == 0
-    finally:
-        sink.controller.stop()
+    assert routing.deliver_due(engine=engine, settings=both).delivered == 1
+    assert routing.deliver_due(engine=engine, settings=both).claimed == 0
     announced = f"erasure-{_receipt_id(engine, receipt['pseudonym'])}"
     assert sink.messages == [] and announced in receiver.accepted
     rows = [(r.event_id, r.destination, r.status) for r in _rows(engine, OutboxMessage)]
@@ -269,16 +276,11 @@ def test_a_crm_destination_that_never_had_the_customer_is_not_told_of_its_erasur
 
 
 def test_an_announcement_no_router_can_send_goes_30_days_after_the_erasure_with_an_audit_line(
-    engine: Engine, receiver: WebhookReceiver, tmp_path, caplog: pytest.LogCaptureFixture
+    engine: Engine, receiver: WebhookReceiver, sink: SmtpSink, tmp_path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sink = SmtpSink()
-    sink.controller.start()
-    try:
-        by_mail = settings_for(smtp_url=sink.url, mail_to="crm@x.example")
-        approved_offers(engine, by_mail)
-        assert routing.deliver_due(engine=engine, settings=by_mail).delivered == 1
-    finally:
-        sink.controller.stop()
+    by_mail = settings_for(smtp_url=sink.url, mail_to="crm@x.example")
+    approved_offers(engine, by_mail)
+    assert routing.deliver_due(engine=engine, settings=by_mail).delivered == 1
     acme, erased_at = _customer_id(engine, "acme"), utcnow()
     receipt = _erase(engine, tmp_path)
     # From now on the routers have the webhook only (the e-mail to the CRM was given up): none can tell it.
@@ -337,10 +339,7 @@ def test_a_dead_lettered_announcement_drops_the_crm_s_error_text_quoting_the_ids
             archive_url=str(tmp_path / "archive"),
         )
         approved_offers(engine, settings)
-        with session(engine) as sess:  # the offer is never sent: only the erasure is attempted
-            sess.execute(
-                OutboxMessage.__table__.update().values(next_attempt_at=utcnow() + timedelta(days=9))
-            )
+        _never_sent(engine)
         _erase(engine, tmp_path)
         assert routing.deliver_due(engine=engine, settings=settings).dead == 1
     finally:
