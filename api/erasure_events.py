@@ -11,10 +11,11 @@ pseudonym.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from email.message import EmailMessage
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from api import delivery, events
@@ -25,6 +26,9 @@ from fleet.settings import Settings
 from fleet.tables import ErasureNotice, WorkflowEvent, utcnow
 
 NOTICE = ErasureNotice.__table__
+# What enables a CRM destination (`events.destinations`).
+SETTING = {"webhook": "SERVICECAST_WEBHOOK_URL", "email": "SERVICECAST_SMTP_URL and SERVICECAST_MAIL_TO"}
+log = logging.getLogger(__name__)
 
 
 def erased_event(*, receipt_id: int, customer_id: int, tenant: str, at: str, public_url: str) -> dict:
@@ -74,6 +78,28 @@ def enqueue_notices(*, engine: Engine, settings: Settings) -> int:
             )
             sess.add(events.outbox_row(event, notice.destination, customer_id=None, offer_id=None, at=now))
     return len(taken)
+
+
+def warn_waiting(engine: Engine, settings: Settings) -> None:
+    """One warning per CRM destination this router lacks that erasure announcements wait for: configured
+    within `erasure_notices.KEEP_DEAD_DAYS` of the erasure, it is told; later, retention drops them."""
+    lacking = NOTICE.c.destination.not_in(events.destinations(settings))
+    with session(engine) as sess:
+        waiting = sess.execute(
+            select(NOTICE.c.destination, func.count(), func.min(NOTICE.c.at))
+            .where(lacking)
+            .group_by(NOTICE.c.destination)
+        ).all()
+    for destination, count, since in waiting:
+        log.warning(
+            "%d erasure announcement(s) wait for the CRM's %s, which this router does not have (%s); "
+            "unless it is configured within %d days of the erasure (the oldest: %s), they are dropped unsent",
+            count,
+            destination,
+            SETTING[destination],
+            erasure_notices.KEEP_DEAD_DAYS,
+            events.rfc3339(since),
+        )
 
 
 def is_erased(payload: dict) -> bool:

@@ -186,7 +186,7 @@ def deliver_due(
 def run_router(*, engine: Engine, settings: Settings, stop: threading.Event, poll_s: float = 1.0) -> None:
     """Deliver due rows until `stop` is set; database outages are waited out, never fatal."""
     log.info("router started (%s)", ", ".join(events.destinations(settings)) or "no destination")
-    _warn_unsent_email(engine, settings)
+    _warn_at_start(engine, settings)
     pause, holds = poll_s, Holds()
     while not stop.is_set():
         try:
@@ -208,11 +208,13 @@ def run_router(*, engine: Engine, settings: Settings, stop: threading.Event, pol
     log.info("router stopped")
 
 
-def _warn_unsent_email(engine: Engine, settings: Settings) -> None:
-    """One warning at start when people subscribed to e-mail that cannot be sent: each would dead-letter."""
-    if (why := notifications.unsent(settings, "email")) is None:
-        return
+def _warn_at_start(engine: Engine, settings: Settings) -> None:
+    """One warning at start when people subscribed to e-mail that cannot be sent: each would dead-letter;
+    another per CRM destination erasure announcements wait for that this router lacks."""
     try:
+        erasure_events.warn_waiting(engine, settings)
+        if (why := notifications.unsent(settings, "email")) is None:
+            return
         with session(engine) as sess:
             count = sess.scalar(select(func.count()).where(NotificationSubscription.channel == "email"))
     except OperationalError:

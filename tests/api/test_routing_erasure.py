@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 
@@ -287,8 +288,13 @@ def test_an_announcement_no_router_can_send_goes_30_days_after_the_erasure_with_
     by_webhook = settings_for(
         webhook_url=receiver.url, webhook_secret=SECRET, archive_url=str(tmp_path / "archive")
     )
+    with caplog.at_level(logging.WARNING, logger="api"):
+        routing.run_router(engine=engine, settings=by_webhook, stop=_stopped())  # its start only
     assert routing.deliver_due(engine=engine, settings=by_webhook).claimed == 0
     assert receiver.requests == [] and [n.destination for n in _rows(engine, ErasureNotice)] == ["email"]
+    (warned,) = [r.getMessage() for r in caplog.records if "erasure announcement" in r.getMessage()]
+    assert warned.startswith("1 erasure announcement(s) wait for the CRM's email, which this router does not")
+    caplog.clear()
 
     retention.run(engine, settings=by_webhook, now=erased_at + timedelta(days=29))
     assert [n.customer_id for n in _rows(engine, ErasureNotice)] == [acme]  # the e-mail may yet be configured
@@ -305,6 +311,12 @@ def test_an_announcement_no_router_can_send_goes_30_days_after_the_erasure_with_
         "why": "no router with this destination within 30 days of the erasure",
     }
     assert _audit(engine, "erasure_announcement_dropped") == [("customer", None, "system", dropped)]
+
+
+def _stopped() -> threading.Event:
+    stop = threading.Event()
+    stop.set()
+    return stop
 
 
 class _Echo(BaseHTTPRequestHandler):
