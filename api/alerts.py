@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api import connectivity
+from api import connectivity, estimate
 from api.audit import log_event, require_state
 from api.auth import Principal
 from api.errors import Conflict
@@ -29,10 +29,11 @@ NO_LEAD_TIME = 1e9
 
 
 def lead_time_hours(prediction: Prediction) -> float | None:
-    """Hours until the predicted failure: the forecast crossing if there is one, else the RUL."""
+    """Hours until the predicted failure: the forecast crossing if there is one, else the RUL if a failure
+    model made it (`estimate.made_by_failure_model`); None without either."""
     if prediction.eta is not None:
         return max(0.0, (prediction.eta - prediction.ts).total_seconds() / 3600)
-    return prediction.rul_hours
+    return prediction.rul_hours if estimate.made_by_failure_model(prediction) else None
 
 
 def severity_for(risk: float, lead_hours: float | None) -> str:

@@ -11,28 +11,43 @@ from fleet.tables import Prediction
 
 @dataclass(frozen=True, slots=True)
 class TimeToFailure:
-    """When the failure is expected (remaining useful life from the prediction's time), with its band."""
+    """When the failure is expected (remaining useful life from the prediction's time), with its band; or,
+    for a prediction without a failure model's remaining life, when a sensor's trend crosses its limit."""
 
     made_at: datetime
     expected: datetime
     earliest: datetime | None
     latest: datetime | None
+    crossing: bool = False  # the time is the trend forecast's limit crossing, not a remaining life
 
     def overdue(self, now: datetime) -> bool:
         """Whether the expected time has passed: it is then never shown as a time to come."""
         return self.expected <= now
 
 
+def made_by_failure_model(prediction: Prediction) -> bool:
+    """Whether a failure model made the prediction's risk: only then is its remaining life one (a cold start
+    or readings-alone row an older version stored carries the RUL model's cap: it is not read)."""
+    from models import champion  # with pandas, which `servicecast catalog` never needs
+
+    return prediction.status not in champion.NO_FAILURE_MODEL
+
+
 def of(prediction: Prediction | None) -> TimeToFailure | None:
-    """The prediction's estimate; None when it carries no remaining life."""
-    if prediction is None or prediction.rul_hours is None:
+    """The prediction's estimate: its remaining life, else its limit crossing; None without either."""
+    if prediction is None:
         return None
     made = _utc(prediction.ts)
+    if prediction.rul_hours is not None and made_by_failure_model(prediction):
 
-    def at(hours: float | None) -> datetime | None:
-        return None if hours is None else made + timedelta(hours=max(0.0, hours))
+        def at(hours: float | None) -> datetime | None:
+            return None if hours is None else made + timedelta(hours=max(0.0, hours))
 
-    return TimeToFailure(made, at(prediction.rul_hours), at(prediction.rul_low), at(prediction.rul_high))
+        return TimeToFailure(made, at(prediction.rul_hours), at(prediction.rul_low), at(prediction.rul_high))
+    if prediction.eta is None:
+        return None
+    low, high = (None if t is None else _utc(t) for t in (prediction.eta_low, prediction.eta_high))
+    return TimeToFailure(made, _utc(prediction.eta), low, high, crossing=True)
 
 
 def stamp(value: datetime) -> str:
@@ -47,31 +62,41 @@ def band(estimate: TimeToFailure, language: str = "en") -> str:
     return f"{_WORDS[_lang(language)]['band']} {stamp(estimate.earliest)} – {stamp(estimate.latest)}"
 
 
-def words(estimate: TimeToFailure | None, now: datetime, language: str = "en") -> str:
-    """The estimate in one line, the same on every page, in the offer and in the CRM event (en or de)."""
+def words(
+    estimate: TimeToFailure | None, now: datetime, language: str = "en", *, failure_model: bool = True
+) -> str:
+    """The estimate in one line, the same on every page, in the offer and in the CRM event (en or de);
+    without one, `failure_model` (`made_by_failure_model`) tells a model's "no failure" from no model."""
     say = _WORDS[_lang(language)]
     if estimate is None:
-        return say["none"]
+        return say["none"] if failure_model else say["no_model"]
     made = f"{say['made']} {stamp(estimate.made_at)}"
+    kind = "crossing_" if estimate.crossing else ""
     if estimate.overdue(now):
-        return f"{say['overdue']} {stamp(estimate.expected)} ({made})"
+        return f"{say[kind + 'overdue']} {stamp(estimate.expected)} ({made})"
     spread = band(estimate, language)
-    return f"{say['expected']} {stamp(estimate.expected)} ({spread + '; ' if spread else ''}{made})"
+    return f"{say[kind + 'expected']} {stamp(estimate.expected)} ({spread + '; ' if spread else ''}{made})"
 
 
 _WORDS = {
     "en": {
         "none": "no failure expected by the model",
+        "no_model": "no failure model yet",
         "made": "estimated",
         "overdue": "overdue since",
         "expected": "failure expected around",
+        "crossing_overdue": "limit forecast to be crossed by",
+        "crossing_expected": "limit crossing expected around",
         "band": "80 % band",
     },
     "de": {
         "none": "laut Modell kein Ausfall zu erwarten",
+        "no_model": "noch kein Ausfallmodell",
         "made": "geschätzt",
         "overdue": "überfällig seit",
         "expected": "Ausfall erwartet gegen",
+        "crossing_overdue": "Grenzwertüberschreitung vorhergesagt bis",
+        "crossing_expected": "Grenzwertüberschreitung erwartet gegen",
         "band": "80-%-Band",
     },
 }

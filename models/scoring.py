@@ -29,7 +29,7 @@ from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, cast, func
 
 from fleet import dialect, panels
 from fleet.tables import Machine, Prediction, ScoreState, Telemetry, utcnow
-from models import event_features, features, versions
+from models import champion, event_features, features, versions
 from models.fleet_model import FleetModel
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,12 @@ def _labels(values: pd.Series) -> list[str | None]:
     return [v if isinstance(v, str) else None for v in values.tolist()]
 
 
+def _remaining_life(scores: pd.DataFrame) -> dict[str, list[float | None]]:
+    """RUL and band per row, None on a row whose risk no failure model made (`champion.NO_FAILURE_MODEL`)."""
+    made = ~scores["status"].isin(champion.NO_FAILURE_MODEL)
+    return {col: _numbers(scores[col].where(made)) for col in ("rul_hours", "rul_low", "rul_high")}
+
+
 def prediction_rows(scores: pd.DataFrame, due: pd.DataFrame, version: str, horizon: float) -> list[dict]:
     """`predictions` rows from `FleetModel.predict_frame` output (machine = machine id)."""
     customers = dict(zip(due["machine_id"].tolist(), due["customer_id"].tolist(), strict=True))
@@ -187,9 +193,7 @@ def prediction_rows(scores: pd.DataFrame, due: pd.DataFrame, version: str, horiz
         "risk": _numbers(scores["risk"]),
         "failure_mode": _labels(scores["failure_mode"]),
         "likely_modes": scores["likely_modes"].tolist(),  # JSON-ready from modes.likely_modes
-        "rul_hours": _numbers(scores["rul_hours"]),
-        "rul_low": _numbers(scores["rul_low"]),
-        "rul_high": _numbers(scores["rul_high"]),
+        **_remaining_life(scores),
         "eta": _times(ts, scores["eta_h"]),
         "eta_low": _times(ts, scores["eta_low_h"]),
         "eta_high": _times(ts, scores["eta_high_h"]),
