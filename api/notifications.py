@@ -17,7 +17,7 @@ from functools import cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import auth, delivery, egress
+from api import auth, delivery, egress, estimate, events
 from api.alerts import SEVERITY_LEVEL
 from api.auth import Principal
 from api.errors import ConsentMissing, Forbidden
@@ -33,6 +33,7 @@ from fleet.tables import (
     Machine,
     NotificationSubscription,
     OutboxMessage,
+    Prediction,
     Site,
     User,
     Watermark,
@@ -235,21 +236,15 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
         )
         customer = sess.get(Customer, alert.customer_id)
         specs = specs_of(machine.machine_type)
-        payload = _payload(event_id, event, alert, machine, customer, public_url, specs)
+        prediction = sess.get(Prediction, alert.last_prediction_id) if alert.last_prediction_id else None
+        ttf = _time_to_failure(prediction, now)
+        payload = _payload(event_id, event, alert, machine, customer, public_url, specs, ttf)
         for sub in wanted:
             if destination(sub) in queued:
                 continue
             sess.add(
-                OutboxMessage(
-                    event_id=event_id,
-                    event_type=f"com.servicecast.alert.{event.action}",
-                    destination=destination(sub),
-                    customer_id=alert.customer_id,
-                    payload=payload,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
+                events.outbox_row(
+                    payload, destination(sub), customer_id=alert.customer_id, offer_id=None, at=now
                 )
             )
             added += 1
@@ -265,18 +260,37 @@ def _readers(sess: Session, subs: list[NotificationSubscription]) -> dict[int, P
 
 
 def _payload(
-    event_id: str, event: WorkflowEvent, alert: Alert, machine: Machine, customer: Customer, url: str, specs
+    event_id: str,
+    event: WorkflowEvent,
+    alert: Alert,
+    machine: Machine,
+    customer: Customer,
+    url: str,
+    specs,
+    ttf: str,
 ):
     link = f"{url.rstrip('/')}/alerts/{alert.id}"
-    lead = (
-        "" if alert.lead_time_hours is None else f", failure expected in about {alert.lead_time_hours:.0f} h"
-    )
     failure = modes.name(named_mode(alert.failure_mode), specs, in_text=True)  # words for no mode too
     text = (
         f"{HEADLINE[event.action]}: {machine.code} of {customer.name} — {failure}, "
-        f"{alert.severity}, risk {display.percent(alert.risk)}{lead}. {link}"
+        f"{alert.severity}, risk {display.percent(alert.risk)}{ttf}. {link}"
     )
-    return {"id": event_id, "alert_id": alert.id, "action": event.action, "text": text, "link": link}
+    return {
+        "id": event_id,
+        "type": f"com.servicecast.alert.{event.action}",  # the outbox row's event type
+        "alert_id": alert.id,
+        "action": event.action,
+        "text": text,
+        "link": link,
+    }
+
+
+def _time_to_failure(prediction: Prediction | None, now: datetime) -> str:
+    """The time to failure of the alert's prediction as a clause, in the alert pages' words; '' if none."""
+    if prediction is None:
+        return ""
+    found = estimate.of(prediction)
+    return ", " + estimate.words(found, now, failure_model=estimate.made_by_failure_model(prediction))
 
 
 def render_email(payload: dict, *, mail_from: str, mail_to: str, message_id: str) -> EmailMessage:
