@@ -7,51 +7,14 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from sqlalchemy import select, update
-
-from api import estimate, policy
+from api import estimate
 from api.app import create_app
-from fleet.db import session
-from fleet.tables import Alert, Prediction, utcnow
-from tests.api.support import World, add_prediction, build_world
+from fleet.tables import utcnow
 from tests.console.client import ConsoleClient, sign_in, visible
 from tests.sales import test_notifications
-from tests.sales.test_notifications import SUBSCRIBE, IncomingWebhook, _route_all
+from tests.sales.test_notifications import notified
 
 sink = test_notifications.sink  # a real SMTP server (aiosmtpd)
-
-
-def _notified(database_url: str, sink, **values: object) -> tuple[World, int, list[str]]:  # noqa: ANN001
-    """A prediction scored an hour ago on acme's third pump (`values` over the support's ok row) through the
-    policy and the router to an e-mail and a webhook subscriber: the world, the alert, the two texts."""
-    hook = IncomingWebhook()
-    try:
-        world = build_world(
-            database_url,
-            smtp_url=sink.url,
-            webhook_allow_networks="127.0.0.1",  # the local receiver
-            alert_escalate_after_min=10
-            ** 6,  # the world's alerts of last week would escalate now: not this test
-        )
-        with world.client() as client:
-            for channel, address in (("email", "tech@oem.example"), ("webhook", hook.url)):
-                body = {"channel": channel, "address": address}
-                assert client.post(SUBSCRIBE, json=body, headers=world.headers("tech")).status_code == 201
-        machine = world.machines["acme"][2]
-        prediction = add_prediction(world.engine, machine, risk=0.92, mode="trend:vibration_rms_mm_s")
-        with session(world.engine) as sess:
-            sess.execute(update(Prediction).where(Prediction.id == prediction).values(values))
-        policy.run_once(engine=world.engine, settings=world.settings, now=utcnow())
-        _route_all(world)
-    finally:
-        hook.stop()
-    with session(world.engine) as sess:
-        alert = sess.scalar(select(Alert.id).where(Alert.machine_id == machine))
-    [message] = sink.messages
-    [posted] = hook.bodies
-    assert message["Subject"] == "New critical alert: acme-pump-2 of acme"
-    assert "\n" not in posted["text"]
-    return world, alert, [message.get_content(), posted["text"]]
 
 
 def _ttf(html: str, pattern: str) -> str:
@@ -65,7 +28,7 @@ def test_an_ok_prediction_is_told_with_the_alert_page_s_time_to_failure(database
     # as it is within 72 h), while the page says the failure is expected 120 h after the scoring.
     scored = utcnow().replace(second=0, microsecond=0) - timedelta(hours=1)
     expected = scored + timedelta(hours=120)  # the support's remaining life
-    world, alert, texts = _notified(database_url, sink, ts=scored, eta=scored + timedelta(hours=40))
+    world, alert, texts = notified(database_url, sink, ts=scored, eta=scored + timedelta(hours=40))
     with ConsoleClient(create_app(world.settings)) as client:
         sign_in(client, world, "tech")
         page = client.get(f"/alerts/{alert}").text
@@ -79,7 +42,7 @@ def test_a_cold_start_alert_is_told_its_limit_crossing_not_a_failure(database_ur
     # It said "failure expected in about 30 h" of the trend's limit crossing.
     scored = utcnow().replace(second=0, microsecond=0) - timedelta(hours=1)
     crossing = scored + timedelta(hours=30)
-    world, alert, texts = _notified(
+    world, alert, texts = notified(
         database_url,
         sink,
         ts=scored,

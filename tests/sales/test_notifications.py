@@ -9,16 +9,16 @@ from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api import auth, policy, routing
 from api.app import API_PREFIX, create_app
 from fleet import machine_types
 from fleet.db import session
-from fleet.tables import Alert, OutboxMessage, utcnow
+from fleet.tables import Alert, OutboxMessage, Prediction, utcnow
 from simulators.machine_types import TYPES_FILE
 from tests.api.routing_support import SmtpSink, serve_http, stop_http
-from tests.api.support import add_prediction, build_world, served
+from tests.api.support import World, add_prediction, build_world, served
 
 SUBSCRIBE = f"{API_PREFIX}/notifications/subscriptions"
 
@@ -75,6 +75,48 @@ def _route_all(world) -> None:
                 return
         threading.Event().wait(0.1)
     raise AssertionError("notifications still pending")
+
+
+def notified(
+    database_url: str,
+    sink: SmtpSink,
+    *,
+    mode: str | None = "trend:vibration_rms_mm_s",
+    hours_ahead: float = 120.0,
+    **values,
+) -> tuple[World, int, list[str]]:
+    """A prediction at 92 % (`values` over the support's row; a critical alert) on acme's third pump through
+    the policy and the router to an e-mail and a webhook subscriber: the world, the alert and the two texts
+    (one line, the subject as ever)."""
+    hook = IncomingWebhook()
+    try:
+        # The local receiver allowed; the world's alerts of last week would escalate now: not these tests.
+        world = build_world(
+            database_url,
+            smtp_url=sink.url,
+            webhook_allow_networks="127.0.0.1",
+            alert_escalate_after_min=10**6,
+        )
+        with world.client() as client:
+            for channel, address in (("email", "tech@oem.example"), ("webhook", hook.url)):
+                body = {"channel": channel, "address": address}
+                assert client.post(SUBSCRIBE, json=body, headers=world.headers("tech")).status_code == 201
+        machine = world.machines["acme"][2]
+        prediction = add_prediction(world.engine, machine, risk=0.92, mode=mode, hours_ahead=hours_ahead)
+        if values:
+            with session(world.engine) as sess:
+                sess.execute(update(Prediction).where(Prediction.id == prediction).values(values))
+        policy.run_once(engine=world.engine, settings=world.settings, now=utcnow())
+        _route_all(world)
+    finally:
+        hook.stop()
+    with session(world.engine) as sess:
+        alert = sess.scalar(select(Alert.id).where(Alert.machine_id == machine))
+    [message] = sink.messages
+    [posted] = hook.bodies
+    assert message["Subject"] == "New critical alert: acme-pump-2 of acme"
+    assert "\n" not in posted["text"]
+    return world, alert, [message.get_content(), posted["text"]]
 
 
 def test_each_alert_event_notifies_each_subscriber_once_and_nobody_else(database_url, sink, hook) -> None:
