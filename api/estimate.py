@@ -78,6 +78,11 @@ def words(
     return f"{say[kind + 'expected']} {stamp(estimate.expected)} ({spread + '; ' if spread else ''}{made})"
 
 
+def words_of(prediction: Prediction, now: datetime, language: str = "en") -> str:
+    """The prediction's estimate in `words`, telling a failure model's "no failure" from no failure model."""
+    return words(of(prediction), now, language, failure_model=made_by_failure_model(prediction))
+
+
 _WORDS = {
     "en": {
         "none": "no failure expected by the model",

@@ -200,7 +200,7 @@ def enqueue_closing(
 def outbox_row(
     event: dict, destination: str, *, customer_id: int | None, offer_id: int | None, at: datetime
 ) -> OutboxMessage:
-    """A pending outbox row that carries `event` to the CRM's `destination`, due at `at`."""
+    """A pending outbox row carrying `event` to `destination` (the CRM's or a subscriber's), due at `at`."""
     return OutboxMessage(
         event_id=event["id"],
         event_type=event["type"],

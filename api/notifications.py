@@ -289,8 +289,7 @@ def _time_to_failure(prediction: Prediction | None, now: datetime) -> str:
     """The time to failure of the alert's prediction as a clause, in the alert pages' words; '' if none."""
     if prediction is None:
         return ""
-    found = estimate.of(prediction)
-    return ", " + estimate.words(found, now, failure_model=estimate.made_by_failure_model(prediction))
+    return ", " + estimate.words_of(prediction, now)
 
 
 def render_email(payload: dict, *, mail_from: str, mail_to: str, message_id: str) -> EmailMessage:

@@ -85,7 +85,7 @@ def time_to_failure(prediction, now: datetime) -> Markup:  # noqa: ANN001
     found = estimate.of(prediction)
     expected = "" if found is None else estimate.stamp(found.expected)
     css = "ttf overdue" if found is not None and found.overdue(now) else "ttf"
-    text = escape(estimate.words(found, now, failure_model=estimate.made_by_failure_model(prediction)))
+    text = escape(estimate.words_of(prediction, now))
     return Markup(f'<span class="{css}" data-expected="{expected}">{text}</span>')
 
 
