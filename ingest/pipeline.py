@@ -200,7 +200,7 @@ class Pipeline:
                 )
                 for row, i in zip(rows, origin, strict=True):
                     old = found.get((row["machine_id"], row["seq"]))
-                    # None: the seq lies in an archived run, whose trigger skipped it: a duplicate.
+                    # None: an archived run holds the seq on its step, so the trigger skipped it: a duplicate.
                     if old is not None and not same_content(old, row):
                         results[i] = conflict(row, old)
             stored += events.write(conn, results)
