@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select, tuple_
+from sqlalchemy import Connection, func, select
 
 from fleet import dialect
 from fleet.tables import Machine, MachineEvent, MachineTypeVersion
@@ -39,13 +39,17 @@ def insert_events(
     return dialect.insert_new(conn, table="machine_events", columns=COLUMNS, key=KEY, rows=params)
 
 
+_E = MachineEvent.__table__.c
+_STORED_EVENTS = {
+    name: select(_E.machine_id, _E.seq, _E.ts, _E.code, _E.severity, _E.text, _E.extra).where(keys)
+    for name, keys in dialect.in_key_triples(_E.customer_id, _E.machine_id, _E.seq).items()
+}
+
+
 def stored_events(conn: Connection, keys: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int], dict]:
     """Stored ts, code, severity, text and extra by (machine_id, seq), for (customer_id, machine_id, seq)."""
-    e = MachineEvent.__table__.c
-    query = select(e.machine_id, e.seq, e.ts, e.code, e.severity, e.text, e.extra).where(
-        tuple_(e.customer_id, e.machine_id, e.seq).in_(list(keys))
-    )
-    return {(row.machine_id, row.seq): row._asdict() for row in conn.execute(query)}
+    found = conn.execute(_STORED_EVENTS[conn.dialect.name], dialect.key_triples(conn, keys))
+    return {(row.machine_id, row.seq): row._asdict() for row in found}
 
 
 def undeclared_codes(conn: Connection, codes: dict[int, set[str]]) -> dict[int, set[str]]:

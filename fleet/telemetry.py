@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import Connection, Engine, event, func, select, text, tuple_, update
+from sqlalchemy import Connection, Engine, event, func, select, update
 from sqlalchemy.engine import Dialect
 
 from fleet import dialect
@@ -86,34 +86,16 @@ def insert_telemetry(
     return write_rows(conn, params)
 
 
-# The keys as one array parameter, not three bind parameters each: a batch's IN list of 15,000 parameters took
-# PostgreSQL 1.2 s a batch of 5,000 stored rows (55-77 ms this way), and over 65,535 it cannot be sent at all.
-_KEY_LISTS = {
-    "postgresql": text(
-        "SELECT * FROM unnest(CAST(:customers AS BIGINT[]), CAST(:machines AS BIGINT[]), "
-        "CAST(:seqs AS BIGINT[]))"
-    ),
-    "sqlite": text(
-        "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') "
-        "FROM json_each(:keys)"
-    ),
-}
 _T = Telemetry.__table__.c
 _STORED_ROWS = {
-    name: select(_T.machine_id, _T.seq, _T.ts, _T.readings, _T.fw, _T.extra).where(
-        tuple_(_T.customer_id, _T.machine_id, _T.seq).in_(keys.columns(_T.customer_id, _T.machine_id, _T.seq))
-    )
-    for name, keys in _KEY_LISTS.items()
+    name: select(_T.machine_id, _T.seq, _T.ts, _T.readings, _T.fw, _T.extra).where(keys)
+    for name, keys in dialect.in_key_triples(_T.customer_id, _T.machine_id, _T.seq).items()
 }
 
 
 def stored_rows(conn: Connection, keys: Sequence[tuple[int, int, int]]) -> dict[tuple[int, int], dict]:
     """Stored ts, readings, fw and extra by (machine_id, seq), for (customer_id, machine_id, seq) keys."""
-    if conn.dialect.name == "postgresql":
-        params = {name: [key[i] for key in keys] for i, name in enumerate(("customers", "machines", "seqs"))}
-    else:
-        params = {"keys": json.dumps([list(key) for key in keys])}
-    found = conn.execute(_STORED_ROWS[conn.dialect.name], params)
+    found = conn.execute(_STORED_ROWS[conn.dialect.name], dialect.key_triples(conn, keys))
     return {(row.machine_id, row.seq): row._asdict() for row in found}
 
 

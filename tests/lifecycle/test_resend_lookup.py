@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fleet import archive, telemetry
+from fleet import archive, events_store, telemetry
 from tests.fleet.test_telemetry_import import run as import_csv
 from tests.ingest.support import quarantine_reasons, register_fleet
 from tests.lifecycle import support
@@ -46,3 +46,28 @@ def test_stored_rows_gives_the_stored_rows_of_the_keys_asked_and_no_others(engin
     for row in written:
         stored = found[(row["machine_id"], row["seq"])]
         assert (stored["ts"], stored["readings"]) == (row["ts"], row["readings"])
+
+
+def test_stored_events_takes_a_batch_of_22_000_keys_and_gives_only_the_stored_ones(engine):
+    ids = support.register(engine, "acme", ["p1", "p2"])
+    (customer, p1), (_, p2) = ids["p1"], ids["p2"]
+    written = [
+        {
+            "customer_id": customer,
+            "machine_id": m,
+            "seq": s,
+            "ts": START + timedelta(hours=s),
+            "code": f"E{s}",
+            "received_at": START,
+        }
+        for m, seqs in ((p1, range(10)), (p2, range(5, 15)))
+        for s in seqs
+    ]
+    with engine.begin() as conn:
+        events_store.insert_events(conn, written)
+    keys = [(customer, m, s) for m in (p1, p2) for s in range(HOURS // 2)] + [(customer + 1, p1, 3)]
+    with engine.connect() as conn:
+        found = events_store.stored_events(conn, keys)
+        assert events_store.stored_events(conn, []) == {}
+    assert sorted(found) == sorted((e["machine_id"], e["seq"]) for e in written)
+    assert all(found[(e["machine_id"], e["seq"])]["code"] == e["code"] for e in written)
