@@ -1,5 +1,6 @@
 """A risk no failure model made carries no remaining life: the scorer stores none for a cold start or a
-readings-alone row, so no page, alert or queue order reads the RUL model's cap (336 h) as a time to failure."""
+readings-alone row, so no page, alert or queue order reads the RUL model's cap (336 h) as a time to
+failure."""
 
 from __future__ import annotations
 
