@@ -48,14 +48,15 @@ def severity_for(risk: float, lead_hours: float | None) -> str:
 
 def evidence_of(prediction: Prediction) -> dict:
     """What the technician sees next to the alert: drivers, forecast and model."""
+    life = estimate.made_by_failure_model(prediction)  # an older cold start's stored cap is no remaining life
     return {
         "prediction_id": prediction.id,
         "contributions": prediction.contributions or [],
         "explanation": prediction.explanation,
         # Every mode the model names, most likely first: the alert's own mode and what else may fail.
         "likely_modes": prediction.likely_modes or [],
-        "rul_hours": prediction.rul_hours,
-        "rul_interval": [prediction.rul_low, prediction.rul_high],
+        "rul_hours": prediction.rul_hours if life else None,
+        "rul_interval": [prediction.rul_low, prediction.rul_high] if life else [None, None],
         "eta": prediction.eta.isoformat() if prediction.eta else None,
         "eta_sensor": prediction.eta_sensor,
         "anomaly_score": prediction.anomaly_score,

@@ -73,6 +73,8 @@ def test_a_cold_start_alert_without_a_crossing_has_no_lead_time_and_says_no_fail
     # Severity by its risk alone (85 %: critical; 'high' when the cap made a lead time of 336 h), queued
     # after the critical alerts with a lead time and before every less severe one.
     assert (mine["lead_time_hours"], mine["severity"]) == (None, "critical")
+    # The evidence beside the alert carries no remaining life either (the stored cap is not read).
+    assert (mine["evidence"]["rul_hours"], mine["evidence"]["rul_interval"]) == (None, [None, None])
     order = [(a["severity"], a["lead_time_hours"] is None) for a in queue]
     assert order == sorted(order, key=lambda s: ({"critical": 1, "high": 2, "medium": 3}[s[0]], s[1]))
     assert [a["severity"] for a in queue[: queue.index(mine)]] == ["critical"] * queue.index(mine)
