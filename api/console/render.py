@@ -112,6 +112,7 @@ templates.env.filters.update(
     also_possible=modes.also_possible,
 )
 templates.env.globals["can"] = has_right
+templates.env.globals["made_by_failure_model"] = estimate.made_by_failure_model
 # A risk no failure model made, by its prediction's status: pages say where it comes from, as explanations do.
 templates.env.globals["risk_basis"] = {
     champion.COLD_START_STATUS: display.NO_FAILURE_HISTORY,
