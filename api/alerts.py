@@ -29,11 +29,11 @@ NO_LEAD_TIME = 1e9
 
 
 def lead_time_hours(prediction: Prediction) -> float | None:
-    """Hours until the predicted failure: the forecast crossing if there is one, else the RUL if a failure
-    model made it (`estimate.made_by_failure_model`); None without either."""
+    """Hours until the predicted failure: the forecast crossing if there is one, else the remaining life
+    (`estimate.remaining_life`: a failure model's only); None without either."""
     if prediction.eta is not None:
         return max(0.0, (prediction.eta - prediction.ts).total_seconds() / 3600)
-    return prediction.rul_hours if estimate.made_by_failure_model(prediction) else None
+    return estimate.remaining_life(prediction)[0]
 
 
 def severity_for(risk: float, lead_hours: float | None) -> str:
@@ -48,15 +48,15 @@ def severity_for(risk: float, lead_hours: float | None) -> str:
 
 def evidence_of(prediction: Prediction) -> dict:
     """What the technician sees next to the alert: drivers, forecast and model."""
-    life = estimate.made_by_failure_model(prediction)  # an older cold start's stored cap is no remaining life
+    hours, low, high = estimate.remaining_life(prediction)  # an older cold start's stored cap is none
     return {
         "prediction_id": prediction.id,
         "contributions": prediction.contributions or [],
         "explanation": prediction.explanation,
         # Every mode the model names, most likely first: the alert's own mode and what else may fail.
         "likely_modes": prediction.likely_modes or [],
-        "rul_hours": prediction.rul_hours if life else None,
-        "rul_interval": [prediction.rul_low, prediction.rul_high] if life else [None, None],
+        "rul_hours": hours,
+        "rul_interval": [low, high],
         "eta": prediction.eta.isoformat() if prediction.eta else None,
         "eta_sensor": prediction.eta_sensor,
         "anomaly_score": prediction.anomaly_score,

@@ -33,17 +33,26 @@ def made_by_failure_model(prediction: Prediction) -> bool:
     return prediction.status not in champion.NO_FAILURE_MODEL
 
 
+def remaining_life(prediction: Prediction) -> tuple[float | None, float | None, float | None]:
+    """The prediction's remaining life in hours with its 80 % band, as every page, alert and API answer
+    reads it: none unless a failure model made the risk (`made_by_failure_model`)."""
+    if not made_by_failure_model(prediction):
+        return None, None, None
+    return prediction.rul_hours, prediction.rul_low, prediction.rul_high
+
+
 def of(prediction: Prediction | None) -> TimeToFailure | None:
     """The prediction's estimate: its remaining life, else its limit crossing; None without either."""
     if prediction is None:
         return None
     made = _utc(prediction.ts)
-    if prediction.rul_hours is not None and made_by_failure_model(prediction):
+    hours, low, high = remaining_life(prediction)
+    if hours is not None:
 
         def at(hours: float | None) -> datetime | None:
             return None if hours is None else made + timedelta(hours=max(0.0, hours))
 
-        return TimeToFailure(made, at(prediction.rul_hours), at(prediction.rul_low), at(prediction.rul_high))
+        return TimeToFailure(made, at(hours), at(low), at(high))
     if prediction.eta is None:
         return None
     low, high = (None if t is None else _utc(t) for t in (prediction.eta_low, prediction.eta_high))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from types import SimpleNamespace
+from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import Path, Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from api import estimate
 
 Purpose = Literal["service", "offers", "product_improvement"]
 INT32_MAX = 2_147_483_647
@@ -165,6 +168,13 @@ class TelemetryOut(BaseModel):
     points: list[TelemetryPoint]
 
 
+# Why a stored prediction's remaining life may be null (`estimate.remaining_life`, as on every page).
+_LIFE = (
+    "; null unless a failure model made the risk: a cold start or a risk from readings alone (status "
+    "cold_start, fallback) has no remaining life, and a cap older versions stored for one is not shown"
+)
+
+
 class PredictionOut(Out):
     """One model output for a machine."""
 
@@ -174,15 +184,25 @@ class PredictionOut(Out):
     status: str
     risk: float | None
     failure_mode: str | None
-    rul_hours: float | None
-    rul_low: float | None
-    rul_high: float | None
+    rul_hours: float | None = Field(description="Remaining useful life in hours from `ts`" + _LIFE)
+    rul_low: float | None = Field(description="Lower end of the remaining life's 80 % band, hours" + _LIFE)
+    rul_high: float | None = Field(description="Upper end of the remaining life's 80 % band, hours" + _LIFE)
     eta: datetime | None
     eta_sensor: str | None
     anomaly_score: float | None
     contributions: list | None
     explanation: str | None
     model_version: str | None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _life_by_the_rule(cls, row: Any) -> dict:
+        """The row's fields, its remaining life as `estimate.remaining_life` reads it."""
+        values = {
+            name: row.get(name) if isinstance(row, dict) else getattr(row, name) for name in cls.model_fields
+        }
+        life = estimate.remaining_life(SimpleNamespace(**values))
+        return values | dict(zip(("rul_hours", "rul_low", "rul_high"), life, strict=True))
 
 
 class AlertOut(Out):
