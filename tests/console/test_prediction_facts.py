@@ -1,6 +1,7 @@
 """The machine page tells every fact a prediction of each kind carries, and no row for one it does not: a
 cold start's mode in words and its limit crossing, readings alone's anomaly score, the model and when it
-scored; the alert page says the cold start's the same way (`_macros.html` `risk_of`, `ttf_fact`)."""
+scored; the alert page says the cold start's the same way (`_macros.html` `risk_of`, `ttf_fact`,
+`crossing_fact`)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,7 @@ def test_a_cold_start_trend_shows_its_mode_in_words_and_its_limit_crossing(
     assert alert["alert-risk"] == "85 % (no failure history yet)"
     assert alert["alert-mode"] == "vibration trending to its limit"
     assert "alert-ttf" not in alert, alert
+    assert alert["alert-crossing"] == crossing  # the machine page's row, not only the trend line below
 
 
 def test_a_readings_alone_prediction_shows_its_readings_and_model(
