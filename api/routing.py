@@ -152,8 +152,8 @@ def deliver_due(
             try:
                 note = _send(claim, settings=settings, client=client, resolve=resolve)
             except Exception as exc:  # noqa: BLE001 - any failure is an attempt that counts toward the dead letter
+                secrets = (claim.address, settings.webhook_url, settings.smtp_url)
                 if not isinstance(exc, delivery.DeliveryError):
-                    secrets = (claim.address, settings.webhook_url, settings.smtp_url)
                     told = redact_text("".join(traceback.format_exception(exc)), *secrets)
                     log.error("unexpected error sending %s → %s: %s", claim.event_id, claim.destination, told)
                     said = redact_text(f"{type(exc).__name__}: {exc}", *secrets)
@@ -162,15 +162,18 @@ def deliver_due(
                     _hold(engine, claim, at=at, settings=settings, holds=holds)
                     report.held += 1
                     continue
+                # A name's resolver says why in text of its own (`delivery.addresses` keeps it as the reason),
+                # unmasked: every reason is masked before it is stored, shown or logged.
+                error = redact_text(str(exc), *secrets)
                 dead = exc.final or claim.attempt >= settings.route_max_attempts
                 _record_failure(
-                    engine, claim, error=str(exc), dead=dead, at=at, now=now, settings=settings, rng=rng
+                    engine, claim, error=error, dead=dead, at=at, now=now, settings=settings, rng=rng
                 )
                 if isinstance(exc, delivery.Gone):
                     # The endpoint asked not to be sent to again: its later events must not go there either.
                     with session(engine) as sess:
-                        notifications.disable_gone(sess, claim.destination, error=str(exc), at=at)
-                report.errors.append(f"{claim.event_id} → {claim.destination}: {exc}")
+                        notifications.disable_gone(sess, claim.destination, error=error, at=at)
+                report.errors.append(f"{claim.event_id} → {claim.destination}: {error}")
                 if dead:
                     report.dead += 1
                 else:
