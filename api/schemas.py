@@ -215,7 +215,11 @@ class AlertOut(Out):
     severity: str
     status: str
     risk: float
-    lead_time_hours: float | None
+    lead_time_hours: float | None = Field(
+        description="Hours from the latest prediction the alert took to its trend's limit crossing, else to "
+        "the end of its remaining life (PredictionOut's `rul_hours`), as worked out when it took it; null "
+        "without either (a cold start without a crossing)"
+    )
     eta: datetime | None
     evidence: dict
     count: int
