@@ -132,6 +132,7 @@ def test_router_killed_mid_delivery_redelivers_with_same_id(
     env = router_env(
         database_url, webhook_url=receiver.url, webhook_secret=SECRET, route_timeout_s="3", log_level="INFO"
     )
+    lease = timedelta(seconds=routing.lease_seconds(settings_for(route_timeout_s=3.0)))
     command = [sys.executable, "-c", ROUTER_SCRIPT, "route", "--poll", "0.05"]
     log = (tmp_path / "router.log").open("wb")
     first = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
@@ -145,6 +146,9 @@ def test_router_killed_mid_delivery_redelivers_with_same_id(
         row = sess.scalar(select(OutboxMessage).where(OutboxMessage.event_id == first_event))
         assert (row.status, row.attempts, row.delivered_at) == ("pending", 1, None)
         assert row.next_attempt_at > utcnow()  # leased: nobody resends it before the lease ends
+        assert row.next_attempt_at <= utcnow() + lease  # … which ends within a lease of the claim
+        # The lease runs out: the row is due again, as it is once the clock passes its end (20 s here).
+        sess.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(next_attempt_at=utcnow()))
 
     second = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
     try:
