@@ -26,6 +26,8 @@ MESSAGES = "*"  # the rollup "sensor" counting messages (sensor names are [A-Za-
 WIDTHS = {"minute": MINUTE, "hour": HOUR, "day": DAY}
 _STATS = ["n", "total", "lo", "hi", "last_ts", "last"]
 _MARK = tuple_(RollupDirty.machine_id, RollupDirty.hour)
+Marks = dict[int, list[datetime]]  # machine id → marked (dirty) hours
+Horizons = Mapping[int, datetime]  # width → oldest bucket retention keeps
 
 
 def aggregate(frame: pd.DataFrame, width_s: int) -> pd.DataFrame:
@@ -114,7 +116,7 @@ def _insert(conn: Connection, frame: pd.DataFrame, width_s: int) -> None:
         conn.execute(insert(Rollup), _records(frame, width_s))
 
 
-def _rows(conn: Connection, marks: dict[int, list[datetime]], archive_url: str) -> pd.DataFrame:
+def _rows(conn: Connection, marks: Marks, archive_url: str) -> pd.DataFrame:
     """Rows of the marked hours: one read per distinct span (steady state: every machine, the same hour)."""
     by_span: dict[tuple[datetime, datetime], list[int]] = {}
     for machine_id, hours in marks.items():
@@ -132,18 +134,18 @@ def _keys(machine_ids, times) -> pd.MultiIndex:  # noqa: ANN001
     return pd.MultiIndex.from_arrays([np.asarray(machine_ids, dtype=np.int64), pd.DatetimeIndex(times)])
 
 
-def _marked(marks: dict[int, list[datetime]]) -> pd.MultiIndex:
+def _marked(marks: Marks) -> pd.MultiIndex:
     pairs = [(m, h) for m, hours in marks.items() for h in hours]
     return _keys([m for m, _ in pairs], pd.to_datetime([h for _, h in pairs], utc=True))
 
 
-def _past(horizons: Mapping[int, datetime], width_s: int, bucket: datetime) -> bool:
+def _past(horizons: Horizons, width_s: int, bucket: datetime) -> bool:
     """Whether retention deletes a rollup of this width and bucket (`horizons`: width → oldest kept)."""
     cutoff = horizons.get(width_s)
     return cutoff is not None and bucket < cutoff
 
 
-def _kept_somewhere(horizons: Mapping[int, datetime], hour: datetime) -> bool:
+def _kept_somewhere(horizons: Horizons, hour: datetime) -> bool:
     """Whether retention keeps any of the hour's buckets (its last minute, the hour, its day): an hour whose
     every bucket it deletes anyway is not computed."""
     return (
@@ -157,9 +159,7 @@ def _day(hour: datetime) -> datetime:
     return datetime(hour.year, hour.month, hour.day, tzinfo=UTC)
 
 
-def _older_hours(
-    marks: dict[int, list[datetime]], horizons: Mapping[int, datetime]
-) -> dict[int, list[datetime]]:
+def _older_hours(marks: Marks, horizons: Horizons) -> Marks:
     """Unmarked hours past the hour horizon in the kept days of the marks: their days need their rows."""
     out: dict[int, list[datetime]] = {}
     for m, hours in marks.items():
@@ -171,39 +171,79 @@ def _older_hours(
     return out
 
 
-def _refresh_batch(
-    conn: Connection, marks: dict[int, list[datetime]], archive_url: str, horizons: Mapping[int, datetime]
-) -> None:
+def _refresh_batch(conn: Connection, marks: Marks, archive_url: str, horizons: Horizons) -> None:
+    """The rollups of the marked hours and of their days, recomputed from the rows."""
+    _delete_marked(conn, marks)
+    live = _live(marks, horizons)
+    if not live:
+        return
+    rows = _rows(conn, live, archive_url)
+    past_hours = _refresh_hours(conn, rows, live, archive_url, horizons)
+    _refresh_minutes(conn, rows, horizons)
+    _refresh_days(conn, live, past_hours, horizons)
+
+
+def _delete_marked(conn: Connection, marks: Marks) -> None:
+    """Delete the rollups of every width in the marked hours, and those of their days."""
     spans = [(m, a, b) for m, hours in marks.items() for a, b in _runs(hours)]
     days = {(m, _day(h)) for m, hours in marks.items() for h in hours}
     _replace(conn, HOUR, spans)
     _replace(conn, MINUTE, spans)
     _replace(conn, DAY, [(m, d, d + timedelta(days=1)) for m, d in sorted(days)])
+
+
+def _live(marks: Marks, horizons: Horizons) -> Marks:
+    """The marked hours retention keeps a bucket of, by machine; machines with none are left out."""
     live = {m: [h for h in hours if _kept_somewhere(horizons, h)] for m, hours in marks.items()}
-    live = {m: hours for m, hours in live.items() if hours}
-    if not live:
-        return
-    rows = _rows(conn, live, archive_url)
+    return {m: hours for m, hours in live.items() if hours}
+
+
+def _refresh_hours(
+    conn: Connection, rows: pd.DataFrame, live: Marks, archive_url: str, horizons: Horizons
+) -> pd.DataFrame:
+    """Insert the hour rollups of `rows` within the hour horizon; returns those past it, their days' input.
+
+    The hours past it are aggregated with the unmarked ones of their kept days (`_older_hours`).
+    """
     older = _older_hours(live, horizons)
     hourly = aggregate(pd.concat([rows, _rows(conn, older, archive_url)]) if older else rows, HOUR)
     kept = hourly["bucket"] >= horizons[HOUR] if HOUR in horizons else np.ones(len(hourly), dtype=bool)
-    hourly, past_hours = hourly[kept], hourly[~kept]
-    _insert(conn, hourly, HOUR)
+    _insert(conn, hourly[kept], HOUR)
+    return hourly[~kept]
+
+
+def _refresh_minutes(conn: Connection, rows: pd.DataFrame, horizons: Horizons) -> None:
+    """Insert the minute rollups within the minute horizon of the hours with finer rows than a minute."""
     # Minute rollups only for hours with at least two rows a minute: elsewhere they would copy the rows.
     per_hour = rows.groupby([rows["machine_id"], rows["ts"].dt.floor("3600s")])["seq"].transform("size")
     if (per_hour >= FINER_ROWS_PER_HOUR).any():
         minutes = aggregate(rows[per_hour >= FINER_ROWS_PER_HOUR], MINUTE)
         _insert(conn, minutes[minutes["bucket"] >= horizons.get(MINUTE, minutes["bucket"].min())], MINUTE)
+
+
+def _refresh_days(conn: Connection, live: Marks, past_hours: pd.DataFrame, horizons: Horizons) -> None:
+    """Insert the day rollups of the live hours' kept days, combined from their hour rollups."""
     days = {(m, _day(h)) for m, hours in live.items() for h in hours if not _past(horizons, DAY, _day(h))}
     if not days:
         return
+    found = _day_hours(conn, list(live), days, past_hours, horizons)
+    if len(found):
+        touched = _keys([m for m, _ in days], pd.to_datetime([d for _, d in days], utc=True))
+        found = found[_keys(found["machine_id"], found["bucket"].dt.floor("86400s")).isin(touched)]
+        _insert(conn, _combine(found, DAY), DAY)
+
+
+def _day_hours(
+    conn: Connection, machine_ids: list[int], days: set, past_hours: pd.DataFrame, horizons: Horizons
+) -> pd.DataFrame:
+    """The hour rollups from the first to the last of `days`: stored ones and `past_hours`."""
     r = Rollup.__table__.c
     columns = ["machine_id", "customer_id", "sensor", "bucket", *_STATS]
     first, last = min(d for _, d in days), max(d for _, d in days) + timedelta(days=1)
     # Hours past their horizon come from the rows just read, not from rollups retention has not deleted yet.
     first_stored = max(first, horizons.get(HOUR, first))
     query = select(*(r[c] for c in columns)).where(
-        r.machine_id.in_(list(live)), r.width_s == HOUR, r.bucket >= first_stored, r.bucket < last
+        r.machine_id.in_(machine_ids), r.width_s == HOUR, r.bucket >= first_stored, r.bucket < last
     )
     # The past hours as a read of them stored would give: the same sums to the last bit.
     past = [[rec[c] for c in columns] for rec in _records(past_hours, HOUR)]
@@ -211,14 +251,10 @@ def _refresh_batch(
     if len(found):
         found["bucket"] = pd.to_datetime(found["bucket"], utc=True)
         found["last_ts"] = pd.to_datetime(found["last_ts"], utc=True)
-        touched = _keys([m for m, _ in days], pd.to_datetime([d for _, d in days], utc=True))
-        found = found[_keys(found["machine_id"], found["bucket"].dt.floor("86400s")).isin(touched)]
-        _insert(conn, _combine(found, DAY), DAY)
+    return found
 
 
-def refresh(
-    engine: Engine, *, archive_url: str, horizons: Mapping[int, datetime] | None = None, batch: int = 100
-) -> int:
+def refresh(engine: Engine, *, archive_url: str, horizons: Horizons | None = None, batch: int = 100) -> int:
     """Recompute the rollups of every dirty hour, `batch` marks a transaction; returns hours refreshed.
 
     `horizons` (width → oldest bucket kept, `retention.rollup_horizons`): older buckets, which retention
