@@ -24,7 +24,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from fleet.redaction import redact_text
-from fleet.settings import Settings
+from fleet.settings import Settings, env_name
 
 CONTENT_TYPE = "application/cloudevents+json"
 USER_AGENT = "servicecast-router/1"
@@ -408,19 +408,18 @@ def _recipients(mail_to: str) -> list[str]:
 
 def config_problem(settings: Settings) -> str | None:
     """Why the router cannot run with these settings (one line naming the variable), or None."""
+    webhook, secret = env_name("webhook_url"), env_name("webhook_secret")
+    smtp, mail_to = env_name("smtp_url"), env_name("mail_to")
     if not settings.webhook_url and not settings.smtp_url:
-        return (
-            "nothing to route to: set SERVICECAST_WEBHOOK_URL (with SERVICECAST_WEBHOOK_SECRET) "
-            "or SERVICECAST_SMTP_URL and SERVICECAST_MAIL_TO"
-        )
+        return f"nothing to route to: set {webhook} (with {secret}) or {smtp} and {mail_to}"
     if settings.webhook_url:
         if not settings.webhook_url.startswith(("http://", "https://")):
-            return "invalid setting SERVICECAST_WEBHOOK_URL: must be an http:// or https:// URL"
+            return f"invalid setting {webhook}: must be an http:// or https:// URL"
         if settings.webhook_secret is None:  # a bad one is refused when the settings load
-            return "SERVICECAST_WEBHOOK_SECRET is required with SERVICECAST_WEBHOOK_URL (webhooks are signed)"
+            return f"{secret} is required with {webhook} (webhooks are signed)"
     if settings.smtp_url:
         if problem := smtp_url_problem(settings.smtp_url):
-            return f"invalid setting SERVICECAST_SMTP_URL: {problem}"
+            return f"invalid setting {smtp}: {problem}"
         if not settings.mail_to:
-            return "SERVICECAST_MAIL_TO is required with SERVICECAST_SMTP_URL"
+            return f"{mail_to} is required with {smtp}"
     return None

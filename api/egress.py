@@ -16,9 +16,10 @@ import httpcore
 import httpx
 
 from api import delivery
+from fleet.settings import env_name
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-SETTING = "SERVICECAST_WEBHOOK_ALLOW_NETWORKS"
+SETTING = env_name("webhook_allow_networks")
 
 
 class _Backend(httpcore.SyncBackend):

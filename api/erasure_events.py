@@ -22,12 +22,12 @@ from api import delivery, events
 from fleet import erasure_notices
 from fleet.db import session
 from fleet.erasure_notices import CUSTOMER_ERASED, event_id
-from fleet.settings import Settings
+from fleet.settings import Settings, env_name
 from fleet.tables import ErasureNotice, WorkflowEvent, utcnow
 
 NOTICE = ErasureNotice.__table__
 # What enables a CRM destination (`events.destinations`).
-SETTING = {"webhook": "SERVICECAST_WEBHOOK_URL", "email": "SERVICECAST_SMTP_URL and SERVICECAST_MAIL_TO"}
+SETTING = {"webhook": env_name("webhook_url"), "email": f"{env_name('smtp_url')} and {env_name('mail_to')}"}
 log = logging.getLogger(__name__)
 
 

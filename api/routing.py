@@ -30,7 +30,7 @@ from api import audit, delivery, egress, erasure_events, events, notifications, 
 from fleet import dialect
 from fleet.db import session
 from fleet.redaction import redact_text
-from fleet.settings import Settings
+from fleet.settings import Settings, env_name
 from fleet.tables import NotificationSubscription, Offer, OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
@@ -329,7 +329,8 @@ def _send(claim: Claim, *, settings: Settings, client: httpx.Client, resolve: de
         )
     elif claim.destination == "webhook":
         if not settings.webhook_url or settings.webhook_secret is None:
-            raise delivery.DeliveryError("no SERVICECAST_WEBHOOK_URL/SERVICECAST_WEBHOOK_SECRET configured")
+            names = f"{env_name('webhook_url')}/{env_name('webhook_secret')}"
+            raise delivery.DeliveryError(f"no {names} configured")
         delivery.post_webhook(
             client,
             url=settings.webhook_url,
@@ -338,7 +339,7 @@ def _send(claim: Claim, *, settings: Settings, client: httpx.Client, resolve: de
         )
     elif claim.destination == "email":
         if not settings.smtp_url or not settings.mail_to:
-            raise delivery.DeliveryError("no SERVICECAST_SMTP_URL/SERVICECAST_MAIL_TO configured")
+            raise delivery.DeliveryError(f"no {env_name('smtp_url')}/{env_name('mail_to')} configured")
         message = _crm_email(claim.payload)(
             event=claim.payload,
             mail_from=settings.mail_from,
@@ -429,7 +430,7 @@ def _hold(engine: Engine, claim: Claim, *, at: datetime, settings: Settings, hol
     claim no more rows for it a while, and say so once (not again while it stays gone)."""
     why = (
         "held: the CRM webhook answered HTTP 410 Gone, its endpoint is removed; sent once "
-        "SERVICECAST_WEBHOOK_URL names the CRM's current endpoint (restart the router)"
+        f"{env_name('webhook_url')} names the CRM's current endpoint (restart the router)"
     )
     with session(engine) as sess:
         fenced = sess.execute(
@@ -441,9 +442,11 @@ def _hold(engine: Engine, claim: Claim, *, at: datetime, settings: Settings, hol
             _audit(sess, claim.offer_id, "delivery_held", at, destination=claim.destination, reason=why)
     if claim.destination not in holds.until:
         log.error(
-            "the CRM webhook (SERVICECAST_WEBHOOK_URL) answered 410 Gone: its endpoint is removed. Offers "
-            "are held, not sent and not dead-lettered, until SERVICECAST_WEBHOOK_URL names the CRM's "
-            "current endpoint and the router is restarted (the old one is asked again every %g s)",
+            "the CRM webhook (%s) answered 410 Gone: its endpoint is removed. Offers are held, not sent "
+            "and not dead-lettered, until %s names the CRM's current endpoint and the router is restarted "
+            "(the old one is asked again every %g s)",
+            env_name("webhook_url"),
+            env_name("webhook_url"),
             settings.route_backoff_max_s,
         )
     holds.until[claim.destination] = at + timedelta(seconds=settings.route_backoff_max_s)

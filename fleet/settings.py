@@ -18,6 +18,7 @@ from standardwebhooks import Webhook
 
 from fleet.redaction import redact_url
 
+ENV_PREFIX = "SERVICECAST_"
 DEFAULT_DATABASE_URL = "sqlite:///var/servicecast.db"
 MAX_DAYS = 36_525  # a century: more days than this before now fall out of the calendar (1e9 days)
 SECRET_FIELDS = frozenset({"mqtt_url", "database_url", "smtp_url", "webhook_url", "archive_url"})
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
     """Effective configuration; validated once at start-up."""
 
     # inf and nan would reach timedeltas: an OverflowError in `retention run` or at ingest start.
-    model_config = SettingsConfigDict(env_prefix="SERVICECAST_", extra="ignore", allow_inf_nan=False)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", allow_inf_nan=False)
 
     log_level: str = "INFO"
     # The folder relative paths of the database and archive are read against, once at start; unset: the
@@ -354,8 +355,15 @@ def get_settings() -> Settings:
 EXIT_BAD_SETTING = 2
 
 
+def env_name(field: str) -> str:
+    """The variable that sets the `Settings` field `field`, as messages name it; KeyError if none does."""
+    if field not in Settings.model_fields:
+        raise KeyError(f"no setting {field!r}")
+    return ENV_PREFIX + field.upper()
+
+
 def describe_error(exc: ValidationError) -> str:
     """One line naming the first bad variable and what is wrong with it."""
     first = exc.errors()[0]
-    name = "SERVICECAST_" + str(first["loc"][0]).upper() if first["loc"] else "SERVICECAST_*"
+    name = ENV_PREFIX + str(first["loc"][0]).upper() if first["loc"] else ENV_PREFIX + "*"
     return f"invalid setting {name}: {first['msg'].removeprefix('Value error, ')}"

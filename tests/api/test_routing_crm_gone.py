@@ -51,9 +51,16 @@ def test_a_gone_crm_endpoint_holds_the_offers_until_the_new_url_delivers_them(
     said = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(said) == 1, [r.getMessage() for r in said]
     line = said[0].getMessage()
-    assert "410 Gone" in line and "SERVICECAST_WEBHOOK_URL" in line and "held" in line, line
+    assert line == (
+        "the CRM webhook (SERVICECAST_WEBHOOK_URL) answered 410 Gone: its endpoint is removed. Offers are "
+        "held, not sent and not dead-lettered, until SERVICECAST_WEBHOOK_URL names the CRM's current "
+        "endpoint and the router is restarted (the old one is asked again every 3600 s)"
+    )
     assert "/crm/events" not in line  # the URL may carry a token: the setting is named, not printed
-    assert rows[0].last_error.startswith("held: the CRM webhook answered HTTP 410"), rows[0].last_error
+    assert rows[0].last_error == (
+        "held: the CRM webhook answered HTTP 410 Gone, its endpoint is removed; sent once "
+        "SERVICECAST_WEBHOOK_URL names the CRM's current endpoint (restart the router)"
+    )
 
     fixed = settings_for(webhook_url=moved.url, webhook_secret=SECRET, route_max_attempts=3)
     report = routing.deliver_due(engine=engine, settings=fixed, holds=routing.Holds())
