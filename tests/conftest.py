@@ -157,9 +157,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker for tests that log errors on purpose; let the CLIs the tests start see Ctrl-C;
-    compile the project's modules for the processes the tests start."""
+    compile the project's modules for the processes the tests start, and the test modules for the workers."""
     config.addinivalue_line("markers", "expect_logged_errors: the test provokes errors that get logged")
     bytecode.compile_packages()
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        bytecode.write_rewritten(config)  # the xdist controller, before it starts its workers
     # A shell starts a background job (`… &`, a CI runner's) with SIGINT ignored, and every process it
     # starts inherits that: a CLI the tests send SIGINT to would run to its end. Children get the default.
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
