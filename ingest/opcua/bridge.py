@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 
 from asyncua import Client, ua
 
-from ingest.opcua.asyncua_log import SERVER_AWAY_NOISE
+from ingest.opcua.asyncua_log import NOISY_LOGGERS, SERVER_AWAY_NOISE
 from ingest.opcua.buffer import Buffer
 from ingest.opcua.connection import RETRY_MAX_S, ServerAccess, connect, goodbye, warn_lost
 from ingest.opcua.mapping import Mapping
@@ -43,7 +43,8 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
     about 2 x GOODBYE_S, then the publisher sends what the buffer holds for at most FLUSH_S; what the
     broker has not acknowledged by then stays in the buffer for the next start.
     """
-    logging.getLogger("asyncua.client.ua_session.UaSession").addFilter(SERVER_AWAY_NOISE)  # added once
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).addFilter(SERVER_AWAY_NOISE)  # added once
     sender = asyncio.create_task(publisher.run(), name="publisher")
     client = resubscribe = None
     delay = 1.0
@@ -52,7 +53,7 @@ async def run(*, access: ServerAccess, mapping: Mapping, buffer: Buffer, publish
         while not sender.done():
             client = await _unless_sender_ended(connect(access), sender)
             try:
-                resolved, subscription = await subscribe(client, mapping, buffer, publisher)
+                resolved, subscription = await subscribe(client, mapping, buffer, publisher, access.timeout_s)
             except (SubscriptionRefused, OSError, TimeoutError, ua.UaStatusCodeError) as exc:
                 if isinstance(exc, SubscriptionRefused):  # a full or busy server: another client may leave
                     log.log(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
@@ -11,11 +12,13 @@ from asyncua.common.subscription import Subscription
 from asyncua.observer import Observer
 
 from ingest.opcua.buffer import Buffer
-from ingest.opcua.connection import RETRY_MAX_S, count_refusal, lost
+from ingest.opcua.connection import RETRY_MAX_S, ServerAccess, count_refusal, lost
 from ingest.opcua.mapping import Mapping
 from ingest.opcua.metrics import log
 from ingest.opcua.publisher import Publisher
 from ingest.opcua.translator import Translator, text_of
+
+KEEPALIVE_COUNT = 10  # publishing intervals without a change after which the server sends a keep-alive
 
 
 class NodesMissing(RuntimeError):
@@ -51,15 +54,33 @@ async def resolve(client: Client, mapping: Mapping) -> dict[str, str]:
     return resolved
 
 
+def _stale_after(client: Client, mapping: Mapping, patience_s: float) -> None:
+    """Let asyncua's stale-subscription watchdog re-create the subscription only once the server has sent
+    nothing, not even a keep-alive, for a keep-alive period and `patience_s` more (math.inf: never)."""
+    # Its own bound, 1.5 keep-alive periods (7.5 s with a 0.5 s publishing interval), is shorter than a busy
+    # server may take to answer a request: it deleted and re-created the subscription under a bridge still
+    # subscribing (a connection lost meanwhile failed the re-creation with a traceback) and under one
+    # bridging (whose publish loop then ended: nothing more was sent).
+    keepalive_s = mapping.publishing_interval_ms / 1000 * KEEPALIVE_COUNT
+    client._stale_check_margin = 1 + patience_s / keepalive_s  # asyncua has no public setting for it
+
+
 async def subscribe(
-    client: Client, mapping: Mapping, buffer: Buffer, publisher: Publisher
+    client: Client,
+    mapping: Mapping,
+    buffer: Buffer,
+    publisher: Publisher,
+    timeout_s: float = ServerAccess.timeout_s,
 ) -> tuple[dict[str, str], Subscription]:
     """Check the map, subscribe to values and alarms, buffer the identification; the node ids resolved and
     the subscription.
 
     The identification is buffered last: an attempt that loses the server half-way leaves none behind, so
-    the next one's is the only one.
+    the next one's is the only one. Until the subscription is whole, asyncua's stale-subscription watchdog
+    keeps off it: a server that stops answering fails a request here instead (`timeout_s`, the client's),
+    and the caller starts over.
     """
+    _stale_after(client, mapping, math.inf)
     resolved = await resolve(client, mapping)
     nodes = {resolved[v.node]: v for v in mapping.variables}
     translator = Translator(mapping=mapping, buffer=buffer, publisher=publisher, nodes=nodes)
@@ -69,7 +90,7 @@ async def subscribe(
     params = ua.CreateSubscriptionParameters(
         RequestedPublishingInterval=mapping.publishing_interval_ms,
         RequestedLifetimeCount=10_000,
-        RequestedMaxKeepAliveCount=10,
+        RequestedMaxKeepAliveCount=KEEPALIVE_COUNT,
         MaxNotificationsPerPublish=0,
         PublishingEnabled=True,
         Priority=0,
@@ -95,6 +116,7 @@ async def subscribe(
         raise SubscriptionRefused(count_refusal(exc.code) + item) from exc
     if values:
         translator.identification(values)
+    _stale_after(client, mapping, timeout_s)
     return resolved, subscription
 
 

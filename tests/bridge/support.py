@@ -67,7 +67,8 @@ def interrupt(server: MachineServer, at: str, how: str) -> list[str]:
     """Once, on the server's own loop, when the bridge first reaches `at` of its start-up ("map check": the
     first node it checks, "alarm subscription": the alarm's monitored item), do `how`: "drop" closes the
     server's side of every connection, "end session" ends the bridge's session and keeps the connection,
-    "stall" keeps the server's loop busy for STALL_S. What fired is listed in the list returned."""
+    "stall" keeps the server's loop busy for STALL_S, "stall, then drop" does both in turn. What fired is
+    listed in the list returned."""
     fired: list[str] = []
 
     def reached(request: object) -> bool:
@@ -81,14 +82,14 @@ def interrupt(server: MachineServer, at: str, how: str) -> list[str]:
         if fired or not event.is_external or not reached(event.request_params):
             return
         fired.append(f"{how} at the {at}")
-        if how == "drop":
+        if how.startswith("stall"):
+            time.sleep(STALL_S)  # blocks the loop as a starved process would
+        if how.endswith("drop"):
             for transport in list(server.server.iserver.asyncio_transports):
                 transport.close()
         elif how == "end session":
             for connection in list(server.server.bserver.clients):
                 await connection.processor.session.close_session(True)
-        else:
-            time.sleep(STALL_S)  # blocks the loop as a starved process would
 
     kind = CallbackType.PreRead if at == "map check" else CallbackType.ItemSubscriptionCreated
     server.server.subscribe_server_callback(kind, act)
@@ -106,10 +107,18 @@ def bridge_command(endpoint: str, map_file: Path, mqtt_url: str, buffer: Path, *
 class BridgeProcess:
     """`servicecast bridge opcua` as a real process, so that it can be killed with SIGKILL."""
 
-    def __init__(self, workdir: Path, server: MachineServer, mqtt_url: str, *args: str, **env: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        server: MachineServer,
+        mqtt_url: str,
+        *args: str,
+        map_file: Path = EXAMPLE_MAP,
+        **env: str,
+    ) -> None:
         self.workdir = workdir
         self.command = bridge_command(
-            server.endpoint, EXAMPLE_MAP, mqtt_url, workdir / "bridge-buffer.db", *args
+            server.endpoint, map_file, mqtt_url, workdir / "bridge-buffer.db", *args
         )
         self.env = {**os.environ, "SERVICECAST_LOG_LEVEL": "INFO", **env}
         self.process: subprocess.Popen | None = None

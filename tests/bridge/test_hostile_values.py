@@ -398,3 +398,28 @@ def test_a_publish_refused_by_a_server_back_from_a_restart_is_one_line_not_a_tra
         "the OPC UA server refused a publish request (BadUserAccessDenied); asyncua retries in 1 s"
     )
     assert not noise.filter(away)
+
+
+def logged_with(error: Exception, logger: str, msg: str, *args: object) -> logging.LogRecord:
+    """The record asyncua logs with `logger.exception(msg, *args)` while handling `error`."""
+    try:
+        raise error
+    except Exception:
+        return logging.LogRecord(logger, logging.ERROR, __file__, 1, msg, args, sys.exc_info())
+
+
+def test_a_connection_lost_under_asyncuas_stale_subscription_watchdog_is_one_line_not_a_traceback() -> None:
+    """asyncua escalates a re-creation of a stale subscription that lost the connection to a reconnection,
+    and logged the loss as a traceback: the one that failed a CI run of the bridge's "drop" test."""
+    escalated = "Subscription %s recreate failed; escalating to reconnect"
+    lost = logged_with(ConnectionError("client is disconnected"), "asyncua.client.client", escalated, 78)
+    other = logged_with(ValueError("a bug"), "asyncua.client.client", escalated, 78)
+    noise = asyncua_log.ServerAwayNoise()
+    assert noise.filter(lost) and noise.filter(other)
+    assert lost.exc_info is None and lost.levelno == logging.WARNING
+    assert lost.getMessage() == (
+        "lost the OPC UA server re-creating a stale subscription (ConnectionError: client is disconnected); "
+        "asyncua reconnects"
+    )
+    assert other.exc_info is not None and other.levelno == logging.ERROR, "anything else keeps its traceback"
+    assert "asyncua.client.client" in asyncua_log.NOISY_LOGGERS, "the bridge quiets the watchdog's logger"
