@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fleet import errors, text_files
+from fleet import errors, file_values, text_files
 
 _SETTINGS = ("tenant", "kind", "time_format", "timezone", "delimiter", "age_at", "machine_type")
 # The fields each import reads (a column of the field's own name unless mapped). One mapping file may serve
@@ -57,9 +57,14 @@ def load_map(path: Path | None) -> ColumnMap:
     if path is None:
         return ColumnMap()
     try:
-        data = tomllib.loads(text_files.decode(Path(path).read_bytes()))
+        text = text_files.decode(Path(path).read_bytes())
+        data = tomllib.loads(text)
     except (OSError, tomllib.TOMLDecodeError, text_files.NotUtf8) as exc:
         raise errors.InvalidInput(f"mapping file {path}: {exc}") from None
+    except ValueError:  # tomllib leaves Python's limit on the digits of a number to int()
+        found = file_values.long_number(text)
+        reason = f"line {found[0]}: {found[1]}" if found else "a number too large to read"
+        raise errors.InvalidInput(f"mapping file {path}: {reason}") from None
     except RecursionError:
         raise errors.InvalidInput(f"mapping file {path}: not valid TOML: nested too deep") from None
     unknown = set(data) - {*_SETTINGS, "columns", "kinds"}

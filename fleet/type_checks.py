@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from fleet import type_simulation
+from fleet import file_values, type_simulation
 
 SEVERITIES = ("info", "warning", "error", "critical")
 BAD_DIRECTIONS = ("high", "low")
@@ -67,7 +68,14 @@ def compose_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, dict[Pa
             if too_big is not None:
                 return None, None, {}, [Problem(source, too_big[0].start_mark.line + 1, "file", too_big[1])]
             # What yaml.safe_load would return, built from the nodes already parsed rather than parsing again.
-            data = loader.construct_document(node) if node is not None else None
+            try:
+                data = loader.construct_document(node) if node is not None else None
+            except (ValueError, TypeError, AttributeError, OverflowError):  # a scalar YAML cannot build
+                found = file_values.unbuildable(node)
+                if found is None:
+                    raise
+                path, bad, reason = found
+                return None, None, {}, [Problem(source, bad.start_mark.line + 1, field_name(path), reason)]
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
@@ -251,6 +259,9 @@ class Checker:
             self.bad(path, "must be text")
 
     def number(self, path: Path_, value: Any) -> bool:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
+            self.bad(path, file_values.too_large(len(str(abs(value)))))
+            return False
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             self.bad(path, f"{value!r} is not a finite number")
             return False

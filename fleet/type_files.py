@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from fleet import text_files
+from fleet import file_values, text_files
 from fleet.errors import InvalidInput
 from fleet.type_checks import SIMULATION, Checker, Path_, Problem, compose_yaml, unstorable
 
@@ -105,6 +105,9 @@ def _load_toml(text: str, source: str) -> tuple[Any, dict[Path_, int], list[Prob
         return None, {}, [Problem(source, line, "file", f"not valid TOML: {exc}")]
     except RecursionError:
         return None, {}, [Problem(source, None, "file", "not valid TOML: nested too deep")]
+    except ValueError:  # tomllib leaves Python's limit on the digits of a number to int()
+        line, reason = file_values.long_number(text) or (None, "a number too large to read")
+        return None, {}, [Problem(source, line, "file", reason)]
     lines = _toml_lines(text)
     return data, lines, unstorable(data, lines, source)
 

@@ -341,6 +341,7 @@ def test_a_damaged_gzip_file_is_refused_by_name(cli, sqlite_engine, tmp_path, da
         ('columns = "ts"\n', "columns must be a table of field = column"),
         ("[columns]\nmachine = {x = 1}\n", "columns.machine must be text"),
         ('tenant = ["acme"]\n', "tenant must be text"),
+        ('tenant = "acme"\nage_at = ' + "1" * 5000 + "\n", "line 2: a number of 5000 digits is too large"),
     ],
 )
 def test_a_mapping_file_with_values_of_the_wrong_type_is_refused_by_key(cli, tmp_path, mapping, problem):

@@ -384,3 +384,40 @@ def test_each_new_version_is_in_the_audit_trail_with_who_applied_it(engine, tmp_
         ("applied", "cli:alice", "press", 1, str(path)),
         ("applied", "cli:bob", "press", 2, str(path)),
     ]
+
+
+@pytest.mark.parametrize("digits", [400, 5000])
+@pytest.mark.parametrize("toml", [False, True])
+def test_a_limit_too_large_for_a_float_is_a_problem_with_its_line_not_a_crash(
+    digits: int, toml: bool
+) -> None:
+    # 400 digits: past the largest float; 5000: past the 4,300 digits Python turns into an int at all
+    huge = "9" * digits
+    text = (SMALL_TOML.replace("alarm = 80", f"alarm = {huge}") if toml else SMALL).replace(
+        "alarm: 80", f"alarm: {huge}"
+    )
+    source = "f.toml" if toml else "f.yaml"
+    with pytest.raises(type_files.TypesFileError) as caught:
+        type_files.parse(text, source=source, toml=toml)
+    [problem] = caught.value.problems
+    field = "file" if toml and digits == 5000 else f"{S0}.alarm"  # tomllib says nothing of where
+    assert str(problem) == f"{source}:{11 if toml else 10}: {field}: a number of {digits} digits is too large"
+
+
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        ("2026-02-30", "'2026-02-30' is not a valid timestamp (day is out of range for month); quote it if"),
+        ("2026-13-01 10:00:00", "'2026-13-01 10:00:00' is not a valid timestamp (month must be in 1..12)"),
+        ('!!int "abc"', "'abc' is not a valid int (invalid literal for int() with base 10: 'abc')"),
+        ('!!timestamp "soon"', "'soon' is not a valid timestamp"),
+    ],
+)
+def test_a_value_yaml_parses_but_cannot_build_is_a_problem_with_its_line_and_field(
+    written: str, reason: str
+) -> None:
+    text = SMALL.replace("display_name: Hydraulic press", f"display_name: {written}")
+    with pytest.raises(type_files.TypesFileError) as caught:
+        type_files.parse(text, source="f.yaml")
+    [problem] = caught.value.problems
+    assert str(problem).startswith(f"f.yaml:3: {T}.display_name: {reason}")
