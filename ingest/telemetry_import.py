@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from fleet import contract, csv_import, errors
 from fleet.csv_import import ColumnMap, ImportReport, Reject
-from ingest.contract import Limits, parse_message
+from ingest.contract import MAX_SEQ, Limits, parse_message
 from ingest.pipeline import Pipeline, RawMessage
 from ingest.schemas import Rejection
 
@@ -96,6 +96,8 @@ def _messages(path: Path, mapping: ColumnMap, kind: str, header: _Header) -> Ite
         body: dict = {"v": contract.PAYLOAD_VERSION, "seq": _seq(row, mapping), "ts": _ts_text(ts, raw_ts)}
         if body["seq"] is None:
             body["seq"] = _derived_seq(ts, kind, (tenant, machine), same_ms)
+        elif bad is None and _out_of_range(body["seq"]):
+            bad = Rejection("bad_value", f"seq {body['seq'][:40]} is outside 0..2^63-1")
         if kind == "events":
             body["code"] = csv_import.text(row, mapping, "code")
             for name in ("severity", "text"):
@@ -148,9 +150,16 @@ def _seq(row: dict, mapping: ColumnMap) -> object:
     if not value:
         return None
     try:
-        return int(value)
+        seq = int(value)
     except ValueError:
         return value  # the contract refuses it as wrong_type, with the line
+    # JSON is written with 64-bit integers at most: a larger one goes as text, refused as bad_value below
+    return seq if -MAX_SEQ <= seq <= MAX_SEQ else value
+
+
+def _out_of_range(seq: object) -> bool:
+    """A seq the file gives as a whole number too large for `_seq` to keep as one."""
+    return isinstance(seq, str) and seq.lstrip("+-").isdigit()
 
 
 def _derived_seq(ts: datetime | None, kind: str, key: tuple[str, str], same_ms: dict) -> int:

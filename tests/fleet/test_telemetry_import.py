@@ -134,3 +134,20 @@ def test_parquet_rows_take_the_same_path_and_a_bad_row_is_named_by_its_number(da
         rows = conn.execute(select(Telemetry.ts, Telemetry.readings).order_by(Telemetry.ts)).all()
     assert [tuple(r) for r in rows] == [(at(6), {"volt": 170.5}), (at(8), {"volt": 172.25})]
     assert quarantine_reasons(engine) == ["wrong_type"]
+
+
+def test_a_seq_past_64_bits_is_a_bad_row_and_the_rows_around_it_are_stored(database_url, engine, tmp_path):
+    register_fleet(engine, "acme", ["1"])
+    path = tmp_path / "telemetry.csv"
+    huge = "9" * 30  # an int to Python, past what JSON is written with
+    path.write_text(
+        f"datetime,machineID,seq,volt\n2015-01-01 06:00:00,1,1,170.5\n2015-01-01 07:00:00,1,{huge},171\n"
+        "2015-01-01 08:00:00,1,3,172\n"
+    )
+    result = run(database_url, path, "--batch-size", "1")
+    assert result.exit_code == 0, result.output
+    assert "3 rows: imported 2 new messages, 0 stored already, 1 rejected" in result.stdout
+    assert f"line 3: bad_value: seq {huge} is outside 0..2^63-1" in result.stderr
+    with engine.connect() as conn:
+        assert conn.execute(select(Telemetry.seq).order_by(Telemetry.seq)).scalars().all() == [1, 3]
+    assert quarantine_reasons(engine) == ["bad_value"]
