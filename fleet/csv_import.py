@@ -255,6 +255,7 @@ class ImportReport:
     existing: int = 0
     rejects: list[Reject] = field(default_factory=list)
     written: bool = False
+    notes: list[str] = field(default_factory=list)  # what the operator should know though nothing is wrong
 
     def summary(self, noun: str) -> str:
         """One line for the operator."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-from fleet import contract, csv_import, errors, registration
+from fleet import contract, csv_import, errors, machine_types, registration
 from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject
 from fleet.tables import Customer, DataUseGrant, Machine, Site
 
@@ -87,6 +88,7 @@ def import_machines(
 
     Bad rows refuse the whole file (ImportRefused) unless `reject_file` is given, as for history imports.
     """
+    registration.check_purposes(purposes)  # a dry run refuses what the import would
     if mapping.age_at:
         try:
             date.fromisoformat(mapping.age_at)
@@ -114,6 +116,7 @@ def import_machines(
         raise ImportRefused(path, report)
     with engine.connect() as conn:
         report.existing = len(registration.lookup_machines(conn, list(first_line)))
+        report.notes += undefined_types(conn, good)
     report.new = len(good) - report.existing
     if dry_run:
         return report
@@ -128,3 +131,15 @@ def import_machines(
     )
     report.written = True
     return report
+
+
+def undefined_types(conn: Connection, machines: list[dict]) -> list[str]:
+    """A note per machine type of `machines` that has no definition yet (a typo, or types not applied)."""
+    counts = Counter(m["machine_type"] for m in machines if m.get("machine_type"))
+    known = machine_types.defined(conn, list(counts))
+    return [
+        f"note: machine type {name!r}{f' ({n} machines)' if n > 1 else ''} is not defined yet: "
+        "servicecast types apply FILE gives its sensors' names, units and limits"
+        for name, n in sorted(counts.items())
+        if name not in known
+    ]

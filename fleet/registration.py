@@ -24,6 +24,13 @@ def check_key(tenant: str, code: str) -> None:
         raise errors.InvalidInput(f"machine id {code!r} must match {contract.MACHINE_PATTERN.pattern}")
 
 
+def check_purposes(purposes: Iterable[str]) -> None:
+    """InvalidInput naming a purpose no customer can grant."""
+    unknown = sorted(set(purposes) - set(PURPOSES))
+    if unknown:
+        raise errors.InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}, not {unknown[0]!r}")
+
+
 def register_machines(
     *,
     engine: Engine,
@@ -45,9 +52,7 @@ def register_machines(
         check_key(str(row["tenant"]), str(row["machine"]))
     zones = site_zones(records)
     purposes = purposes or {}
-    unknown = {p for wanted in purposes.values() for p in wanted} - set(PURPOSES)
-    if unknown:
-        raise errors.InvalidInput(f"purpose must be one of {', '.join(PURPOSES)}")
+    check_purposes(p for wanted in purposes.values() for p in wanted)
     tenants = sorted({str(row["tenant"]) for row in records})
     with engine.begin() as conn:
         names = {str(r["tenant"]): str(r["customer_name"]) for r in records if r.get("customer_name")}

@@ -173,7 +173,7 @@ def machines_add(
     ] = None,
 ) -> None:
     """Register MACHINE (its id in MQTT topics) for customer TENANT."""
-    from fleet import machine_types, registry
+    from fleet import machine_import, registry
 
     try:
         installed_on = date.fromisoformat(installed) if installed else None
@@ -196,11 +196,8 @@ def machines_add(
         raise fail(exc, code=EXIT_ERROR) from None
     typer.echo(f"machine {tenant}/{machine} added")
     with engine.connect() as conn:
-        if not machine_types.defined(conn, [machine_type]):
-            typer.echo(
-                f"note: machine type {machine_type!r} is not defined yet: servicecast types apply FILE "
-                "gives its sensors' names, units and limits"
-            )
+        for note in machine_import.undefined_types(conn, [{"machine_type": machine_type}]):
+            typer.echo(note)
 
 
 def machines_list(tenant: Annotated[str | None, typer.Option(help="Only this customer.")] = None) -> None:

@@ -56,6 +56,8 @@ def _run(
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
     typer.echo(report.summary(noun))
+    for note in report.notes:
+        typer.echo(note)
     if report.rejects and report.written:
         typer.echo(f"{len(report.rejects)} bad rows written to {reject_file}")
 

@@ -257,3 +257,44 @@ def test_a_machines_file_with_bad_rows_is_refused_whole_or_imported_without_them
     assert (report.new, len(report.rejects)) == (1, 3) and _count(engine, Machine) == 1
     with open(tmp_path / "r.csv", newline="") as f:
         assert [(int(r["line"]), r["reason"]) for r in csv.DictReader(f)] == reasons
+
+
+def test_a_purpose_nobody_grants_refuses_the_machines_file_in_a_dry_run_as_in_the_import(
+    tmp_path, database_url, engine, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from servicecast.cli import app
+
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", database_url)
+    (tmp_path / "m.csv").write_text("tenant,machine,machine_type\nacme,1,pump\n")
+    command = ["machines", "import", str(tmp_path / "m.csv"), "--purpose", "sales"]
+    for dry in (["--dry-run"], []):
+        result = CliRunner().invoke(app, command + dry)
+        assert result.exit_code == 1, result.output
+        assert "purpose must be one of service, offers, product_improvement, not 'sales'" in result.stderr
+        assert "would import" not in result.output
+    assert _count(engine, Machine) == 0 and _count(engine, Customer) == 0
+
+
+def test_a_machines_import_names_the_machine_types_not_defined_yet(
+    tmp_path, database_url, engine, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from servicecast.cli import app
+
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", database_url)
+    (tmp_path / "types.yaml").write_text(
+        "machine_types:\n  - {name: pump, sensors: [{name: t, unit: C}]}\n", encoding="utf-8"
+    )
+    assert CliRunner().invoke(app, ["types", "apply", str(tmp_path / "types.yaml")]).exit_code == 0
+    (tmp_path / "m.csv").write_text("tenant,machine,machine_type\nacme,1,pump\nacme,2,pmup\nacme,3,pmup\n")
+    for dry in (["--dry-run"], []):
+        result = CliRunner().invoke(app, ["machines", "import", str(tmp_path / "m.csv"), *dry])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[1:] == [
+            "note: machine type 'pmup' (2 machines) is not defined yet: servicecast types apply FILE gives "
+            "its sensors' names, units and limits"
+        ]
+    assert _count(engine, Machine) == 3
