@@ -11,6 +11,7 @@ from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import Subscription
 from asyncua.observer import Observer
 
+from ingest.opcua import restore
 from ingest.opcua.buffer import Buffer
 from ingest.opcua.connection import RETRY_MAX_S, ServerAccess, count_refusal, lost
 from ingest.opcua.mapping import Mapping
@@ -208,6 +209,7 @@ async def until_resubscribe(
     nodes anew; SubscriptionRefused if it refused asyncua's re-creation of the subscription, NodesMissing if
     the nodes are gone. An item it refused is asked for again meanwhile, alone."""
     recreation = _Recreation(client, resolved)
+    unguard = restore.guard(client, subscription)
     renumbered = asyncio.ensure_future(_until_renumbered(client, mapping, resolved))
     asking = asyncio.ensure_future(_ask_again(subscription, recreation, endpoint))
     try:
@@ -217,6 +219,7 @@ async def until_resubscribe(
         asking.cancel()
         await asyncio.wait({renumbered, asking})
         recreation.close()
+        unguard()
     if recreation.refused.done():
         raise SubscriptionRefused(recreation.refused.result())
     renumbered.result()  # NodesMissing: the restarted server lacks some

@@ -121,39 +121,70 @@ def _dropped(status: str) -> float:
 
 class Forwarder:
     """A port in front of an OPC UA server; `switch` drops every connection and sends new ones to another
-    server, as a machine restarted behind its address would look to a client."""
+    server, as a machine restarted behind its address would look to a client (None: closes them, as one
+    switched off would); `delay_s` holds back each chunk each way, as a slow network would."""
 
-    def __init__(self, target: int) -> None:
+    def __init__(self, target: int | None) -> None:
         self.target = target
+        self.delay_s = 0.0
         self.writers: list[asyncio.StreamWriter] = []
+        self.forwarding: set[asyncio.Task] = set()
 
     async def start(self) -> str:
         """Listen; the endpoint a client connects to."""
         self.server = await asyncio.start_server(self._forward, "127.0.0.1", 0)
         return f"opc.tcp://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
+    async def close(self) -> None:
+        """Stop listening and end every connection."""
+        self.server.close()
+        self.switch(None)
+        if self.forwarding:
+            await asyncio.wait(self.forwarding)
+
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.forwarding.add(asyncio.current_task())
+        if self.target is None:
+            writer.close()
+            return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
         self.writers += [writer, up_writer]
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
 
-    def switch(self, target: int) -> None:
+    def switch(self, target: int | None) -> None:
         """Send new connections to `target`, and end the current ones."""
         self.target = target
         for writer in self.writers:
             writer.close()
         self.writers.clear()
 
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+        sending = asyncio.ensure_future(_send(chunks, writer))
+        try:
+            while data := await reader.read(65536):
+                chunks.put_nowait((loop.time() + self.delay_s, data))  # each due `delay_s` after it came
+        except OSError:
+            pass
+        finally:
+            chunks.put_nowait(None)
+            await sending
+            writer.close()
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+
+async def _send(chunks: asyncio.Queue[tuple[float, bytes] | None], writer: asyncio.StreamWriter) -> None:
+    """Write each chunk at its time, in order, until None; a closed connection drops the rest."""
+    loop = asyncio.get_running_loop()
     try:
-        while data := await reader.read(65536):
+        while (chunk := await chunks.get()) is not None:
+            due, data = chunk
+            await asyncio.sleep(max(0.0, due - loop.time()))
             writer.write(data)
             await writer.drain()
     except OSError:
-        pass
-    finally:
-        writer.close()
+        while await chunks.get() is not None:
+            pass
 
 
 async def until_sent(buffer: Buffer, *, tries: int) -> None:

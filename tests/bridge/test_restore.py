@@ -1,0 +1,103 @@
+"""asyncua's restore of the bridge's subscription after a reconnection: every change once, and no silence."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fleet.contract import format_ts
+from fleet.settings import MqttEndpoint
+from ingest.opcua import bridge, mapping
+from ingest.opcua.buffer import Buffer
+from ingest.opcua.publisher import Publisher
+from simulators.opcua_machine import MAP, MachineServer
+from tests import services
+from tests.bridge.test_hostile_values import Forwarder, readings, step_until_sent, until_sent
+
+# With a keep-alive every second (100 ms publishing), the bridge lets asyncua's stale-subscription watchdog
+# re-create a subscription that has sent nothing for 1 + TIMEOUT_S s.
+TIMEOUT_S = 2.0
+OUTAGE_STEPS = 3  # changes made while the bridge is cut off, 1.5 s apart: past that bound
+
+
+@pytest.fixture
+def machine() -> Iterator[MachineServer]:
+    """The example press on a free port."""
+    server = MachineServer(port=services.free_port()).start()
+    yield server
+    server.stop()
+
+
+def brisk_map(tmp_path: Path) -> mapping.Mapping:
+    """The example map, publishing every 100 ms."""
+    path = tmp_path / "brisk-map.yaml"
+    path.write_text(MAP.read_text().replace("publishing_interval_ms: 500", "publishing_interval_ms: 100"))
+    return mapping.load(path)
+
+
+def subscriptions(server: MachineServer) -> set[int]:
+    """The ids of the subscriptions the server holds."""
+    return set(server.server.iserver.subscription_service.subscriptions)
+
+
+def unsent_and_twice(server: MachineServer, buffer: Buffer) -> tuple[list, list]:
+    """The machine's changes the bridge did not buffer, and those it buffered more than once."""
+    sent = Counter(
+        (sensor, value, ts)
+        for sensor in {c.sensor for c in server.changes}
+        for ts, value in readings(buffer, sensor)
+    )
+    unsent = [c for c in server.changes if not sent[(c.sensor, c.value, format_ts(c.ts))]]
+    return unsent, [key for key, n in sent.items() if n > 1]
+
+
+async def cut_off(forwarder: Forwarder, server: MachineServer) -> None:
+    """Cut the bridge off from the server while it changes past asyncua's bound of staleness, then let it
+    back over a slow network: asyncua's restore of the subscription then takes past a watchdog tick."""
+    forwarder.switch(None)
+    for _ in range(OUTAGE_STEPS):
+        await asyncio.to_thread(server.step)
+        await asyncio.sleep(1.5)
+    forwarder.delay_s = 0.5
+    forwarder.switch(server.port)
+
+
+def test_a_stale_subscription_is_restored_after_a_reconnection_not_recreated_under_the_restore(
+    machine: MachineServer, tmp_path, caplog
+) -> None:
+    """asyncua's watchdog found the subscription stale between the reconnection and the end of its restore:
+    it deleted it on the server, with the changes the server had kept for it."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
+
+    async def scenario() -> None:
+        forwarder = Forwarder(machine.port)
+        access = bridge.ServerAccess(endpoint=await forwarder.start(), timeout_s=TIMEOUT_S)
+        running = asyncio.create_task(
+            bridge.run(access=access, mapping=brisk_map(tmp_path), buffer=buffer, publisher=publisher)
+        )
+        await until_sent(buffer, tries=120)
+        held = subscriptions(machine)
+        await cut_off(forwarder, machine)
+        for _ in range(40):
+            if not unsent_and_twice(machine, buffer)[0]:
+                break
+            await asyncio.sleep(0.5)
+        forwarder.delay_s = 0.0
+        await step_until_sent(machine, buffer, len(readings(buffer, "spindle_temp_c")), tries=20)
+        assert subscriptions(machine) == held, "the subscription was deleted and made anew"
+        running.cancel()
+        await asyncio.wait({running})
+        await forwarder.close()
+
+    with caplog.at_level("INFO", logger="asyncua"):
+        asyncio.run(scenario())
+    unsent, twice = unsent_and_twice(machine, buffer)
+    assert not unsent, f"{len(unsent)} of {len(machine.changes)} change(s) never sent, e.g. {unsent[:3]}"
+    assert not twice, f"sent more than once: {twice[:3]}"
+    assert any("Reconnected successfully" in r.getMessage() for r in caplog.records)
+    assert not [r.getMessage() for r in caplog.records if "stale" in r.getMessage()]
