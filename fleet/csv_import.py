@@ -147,6 +147,8 @@ def check_header(
 ) -> None:
     """InvalidInput naming a column the header has twice, a mapped field no import reads, or the missing
     column of a required field or of a mapped one of `fields` (this import's): a misspelt mapping fails."""
+    if not header:
+        raise errors.InvalidInput(f"{path}: the file is empty: the first line must name the columns")
     unknown = sorted(set(mapping.columns) - _KNOWN)
     if unknown:
         raise errors.InvalidInput(
@@ -164,8 +166,19 @@ def check_header(
     if missing:
         raise errors.InvalidInput(
             f"{path}: no column {', '.join(missing)} in the header {header}; "
-            "map them with --column or a mapping file"
+            f"map them with --column or a mapping file{_header_hint(header, mapping, wanted)}"
         )
+
+
+def _header_hint(header: list[str], mapping: ColumnMap, wanted: list[str]) -> str:
+    """What else may be wrong with a header that lacks columns: another separator, or no --tenant."""
+    if len(header) == 1:
+        for sep, name, option in ((";", "';' separates", "';'"), ("\t", "tabs separate", "$'\\t'")):
+            if sep in header[0]:
+                return f"; if {name} the columns, give --delimiter {option}"
+    if "tenant" in wanted and mapping.column("tenant") not in header:
+        return "; or give every row's tenant with --tenant"
+    return ""
 
 
 def check_row(row: Mapping[str | None, object]) -> None:

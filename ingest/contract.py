@@ -148,7 +148,8 @@ def _check_readings(raw: object, max_readings: int) -> dict | Rejection:
             if not -FLOAT_MAX <= value <= FLOAT_MAX:
                 return Rejection("bad_value", f"readings.{name} is an integer outside the float range")
         elif value is not None:
-            return Rejection("wrong_type", f"readings.{name} must be a number, got {kind.__name__}")
+            shown = f" {value[:40]!r}" if kind is str else ""  # "61,5" or "NaN" says what to fix
+            return Rejection("wrong_type", f"readings.{name} must be a number, got {kind.__name__}{shown}")
     return raw
 
 

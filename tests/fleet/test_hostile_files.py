@@ -460,3 +460,41 @@ def test_a_commissioning_date_with_trailing_text_is_a_bad_row_not_cut_to_a_date(
         "line 4: installed '2024-01-01 oops' is not a date",
     )
     assert count(sqlite_engine, Machine) == 2
+
+
+@pytest.mark.parametrize(
+    ("command", "body", "problem"),
+    [
+        (["telemetry", "import"], "", "the file is empty: the first line must name the columns"),
+        (["history", "import"], "\n\n", "the file is empty: the first line must name the columns"),
+        (
+            ["telemetry", "import"],
+            "ts;tenant;machine;temp\n2024-01-01T00:00Z;acme;m1;61,5\n",
+            "if ';' separates the columns, give --delimiter ';'",
+        ),
+        (
+            ["machines", "import"],
+            "machine\tmachine_type\nm3\tpump\n",
+            "if tabs separate the columns, give --delimiter $'\\t'",
+        ),
+        (
+            ["machines", "import"],
+            "machine,machine_type\nm3,pump\n",
+            "or give every row's tenant with --tenant",
+        ),
+    ],
+)
+def test_a_header_the_import_cannot_read_says_what_to_do(
+    cli, sqlite_engine, tmp_path, command, body, problem
+):
+    path = write(tmp_path, "f.csv", body)
+    refused(cli(*command, path), f"{path}: ", problem)
+    assert count(sqlite_engine, Machine) == 2 and count(sqlite_engine, Telemetry) == 0
+
+
+def test_a_reading_that_is_not_a_number_is_quoted_in_its_reason(cli, sqlite_engine, tmp_path):
+    body = 'ts,tenant,machine,temp\n2024-01-01T00:00Z,acme,m1,"61,5"\n2024-01-01T01:00Z,acme,m1,NaN\n'
+    result = cli("telemetry", "import", write(tmp_path, "t.csv", body))
+    assert result.exit_code == 0, result.output
+    assert "line 2: wrong_type: readings.temp must be a number, got str '61,5'" in result.stderr
+    assert "line 3: wrong_type: readings.temp must be a number, got str 'NaN'" in result.stderr
