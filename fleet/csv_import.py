@@ -14,6 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fleet import errors, file_values, text_files
+from fleet.tables.labels import LABEL_KINDS
 
 _SETTINGS = ("tenant", "kind", "time_format", "timezone", "delimiter", "age_at", "machine_type")
 # The fields each import reads (a column of the field's own name unless mapped). One mapping file may serve
@@ -40,6 +41,9 @@ class ColumnMap:
     age_at: str | None = None
     machine_type: str | None = None  # every machine of the file is of this type (no type column)
 
+    def __post_init__(self) -> None:
+        check_time_format(self.time_format)
+
     def column(self, name: str) -> str:
         """The file's column for field `name`."""
         return self.columns.get(name, name)
@@ -50,6 +54,17 @@ class ColumnMap:
         values.update({k: v for k, v in overrides.items() if k in _SETTINGS and v is not None})
         columns = self.columns | dict(overrides.get("columns") or {})
         return ColumnMap(columns=columns, kinds=self.kinds, **values)  # type: ignore[arg-type]
+
+
+def check_time_format(fmt: str | None) -> None:
+    """InvalidInput for a strptime format with a directive it lacks: every row would be refused."""
+    if not fmt:
+        return
+    try:
+        datetime.strptime("", fmt)
+    except ValueError as exc:
+        if "directive" in str(exc) or "stray %" in str(exc):  # not "does not match": the format itself
+            raise errors.InvalidInput(f"time_format {fmt!r}: {exc}") from None
 
 
 def load_map(path: Path | None) -> ColumnMap:
@@ -88,6 +103,11 @@ def _check_types(path: Path, data: dict) -> None:
     wrong = [k for k, v in (settings | entries).items() if isinstance(v, list | dict)]
     if wrong:
         raise errors.InvalidInput(f"mapping file {path}: {wrong[0]} must be text")
+    for value, kind in data.get("kinds", {}).items():
+        if kind not in LABEL_KINDS:
+            raise errors.InvalidInput(
+                f"mapping file {path}: kinds.{value}: {kind!r} is not one of {', '.join(LABEL_KINDS)}"
+            )
 
 
 def parse_columns(pairs: list[str] | None) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from api import catalog
 from fleet import type_checks
-from fleet.tables import Label, Machine, MachineTypeVersion, Telemetry
+from fleet.tables import Label, Machine, MachineTypeVersion, Quarantine, Telemetry
 from servicecast.cli import app
 from tests import services
 from tests.ingest.support import register_fleet
@@ -498,3 +498,34 @@ def test_a_reading_that_is_not_a_number_is_quoted_in_its_reason(cli, sqlite_engi
     assert result.exit_code == 0, result.output
     assert "line 2: wrong_type: readings.temp must be a number, got str '61,5'" in result.stderr
     assert "line 3: wrong_type: readings.temp must be a number, got str 'NaN'" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["telemetry", "import"], ["history", "import", "--kind", "failure"]])
+def test_a_time_format_with_a_directive_strptime_lacks_is_refused_before_any_row(
+    cli, sqlite_engine, tmp_path, command
+):
+    path = write(tmp_path, "t.csv", "ts,tenant,machine,component,temp\n2024-01-01 06:00,acme,m1,pump,1\n")
+    refused(
+        cli(*command, path, "--time-format", "%d.%m.%Y %Q"),
+        "time_format '%d.%m.%Y %Q': 'Q' is a bad directive",
+    )
+    assert (
+        count(sqlite_engine, Telemetry)
+        == count(sqlite_engine, Quarantine)
+        == count(sqlite_engine, Label)
+        == 0
+    )
+
+
+def test_a_kind_mapping_to_no_label_kind_is_refused_by_its_key_not_blamed_on_the_row(
+    cli, sqlite_engine, tmp_path
+):
+    path = write(
+        tmp_path, "h.csv", "ts,tenant,machine,kind,component\n2024-01-01T06:00Z,acme,m1,Breakdown,pump\n"
+    )
+    mapping = write(tmp_path, "map.toml", '[kinds]\nBreakdown = "explode"\n')
+    refused(
+        cli("history", "import", path, "--mapping", mapping),
+        f"mapping file {mapping}: kinds.Breakdown: 'explode' is not one of failure, replacement, maintenance",
+    )
+    assert count(sqlite_engine, Label) == 0
