@@ -67,6 +67,12 @@ def compose_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, dict[Pa
             too_big = _too_big(node) if node is not None else None
             if too_big is not None:
                 return None, None, {}, [Problem(source, too_big[0].start_mark.line + 1, "file", too_big[1])]
+            # Keys given twice are seen before construction flattens merge keys (`<<: *a`), whose values
+            # a mapping's own keys may override.
+            lines: dict[Path_, int] = {}
+            problems: list[Problem] = []
+            if node is not None:
+                _yaml_lines(node, (), lines, problems, source)
             # What yaml.safe_load would return, built from the nodes already parsed rather than parsing again.
             try:
                 data = loader.construct_document(node) if node is not None else None
@@ -87,10 +93,6 @@ def compose_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any, dict[Pa
         )
     except RecursionError:
         return None, None, {}, [Problem(source, None, "file", f"nested more than {MAX_DEPTH} levels deep")]
-    lines: dict[Path_, int] = {}
-    problems: list[Problem] = []
-    if node is not None:
-        _yaml_lines(node, (), lines, problems, source)
     return node, data, lines, problems + unstorable(data, lines, source)
 
 
@@ -181,6 +183,8 @@ def _yaml_lines(node: yaml.Node, path: Path_, lines: dict, problems: list, sourc
         seen = set()
         for key, value in node.value:
             name = key.value
+            if not isinstance(key, yaml.ScalarNode):
+                continue  # a list or mapping as a key: construction refuses it
             if name in seen:
                 problems.append(
                     Problem(source, key.start_mark.line + 1, field_name(path + (name,)), "given twice")

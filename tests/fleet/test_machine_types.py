@@ -421,3 +421,19 @@ def test_a_value_yaml_parses_but_cannot_build_is_a_problem_with_its_line_and_fie
         type_files.parse(text, source="f.yaml")
     [problem] = caught.value.problems
     assert str(problem).startswith(f"f.yaml:3: {T}.display_name: {reason}")
+
+
+def test_a_yaml_merge_key_s_values_may_be_overridden_but_a_key_given_twice_is_still_a_problem() -> None:
+    text = SMALL.replace(
+        "      - {name: pressure_bar, unit: bar, range: [0, 400]}",
+        "      - &gauge {name: pressure_bar, unit: bar, range: [0, 400]}\n"
+        "      - {<<: *gauge, name: return_pressure_bar, range: [0, 40]}",
+    )
+    sensors = type_files.parse(text, source="f.yaml").definitions["press"]["sensors"]
+    assert sensors[2] == {"name": "return_pressure_bar", "unit": "bar", "range": [0, 40]}
+    with pytest.raises(
+        type_files.TypesFileError, match=r"^f.yaml:13: machine_types\[0\]\.sensors\[2\]\.unit: given"
+    ):
+        type_files.parse(
+            text.replace("range: [0, 40]}", "range: [0, 40], unit: mbar, unit: Pa}"), source="f.yaml"
+        )
