@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 from asyncua.common.subscription import Subscription
+
+from ingest.opcua.connection import lost
+from ingest.opcua.metrics import log
 
 
 def guard(client: Client, subscription: Subscription) -> Callable[[], None]:
     """Guard asyncua's restores of `subscription` (see below) until the call returned is made."""
     forget = _fresh_on_reconnection(client, subscription)
     session = subscription.server
+    subscription.restore = _kept_whole(client, subscription, subscription.restore)
     republish = session.republish
 
     async def republish_or_end(subscription_id: int, sequence_number: int) -> ua.NotificationMessage:
@@ -30,9 +34,44 @@ def guard(client: Client, subscription: Subscription) -> Callable[[], None]:
 
     def stop() -> None:
         forget()
-        del session.republish
+        del session.republish, subscription.restore
 
     return stop
+
+
+def _kept_whole(
+    client: Client, subscription: Subscription, restore: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    """`restore`, put back as it was when a lost connection fails it, and told in one warning line.
+
+    asyncua's restore falls back to re-creating the subscription (when the transfer fails), which forgets its
+    number and its items before asking the server: a connection lost then failed it with a traceback, and
+    the next reconnection's restore made a subscription of nothing, so nothing more was sent. Put back, the
+    next restore transfers the server's subscription, with the changes kept for it, or re-creates it whole.
+    A request that timed out leaves the client connected: it is made to reconnect, as asyncua's watchdog
+    does when its re-creation fails, so that a restore comes again.
+    """
+
+    async def restore_or_keep() -> None:
+        number, items = subscription.subscription_id, dict(subscription._monitored_items)
+        try:
+            await restore()
+        except Exception as exc:
+            if not lost(exc):
+                raise
+            subscription.subscription_id, subscription._monitored_items = number, items
+            if number is not None:  # the re-creation forgot whom the server's publishes of it are for
+                subscription.server._subscription_callbacks[number] = subscription.publish_callback
+            if client.uaclient.state is UaClientState.CONNECTED:
+                client.uaclient.notify_transport_lost()
+            log.warning(
+                "lost the OPC UA server restoring the subscription after a reconnection (%s: %s); asyncua "
+                "reconnects and restores it again",
+                type(exc).__name__,
+                exc,
+            )
+
+    return restore_or_keep
 
 
 def _fresh_on_reconnection(client: Client, subscription: Subscription) -> Callable[[], None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,10 +56,29 @@ def unsent_and_twice(server: MachineServer, buffer: Buffer) -> tuple[list, list]
     return unsent, [key for key, n in sent.items() if n > 1]
 
 
+async def until_all_sent(server: MachineServer, buffer: Buffer) -> None:
+    """Wait (0.5 s a try, 20 s at most) until the bridge has buffered every change of the machine."""
+    for _ in range(40):
+        if not unsent_and_twice(server, buffer)[0]:
+            return
+        await asyncio.sleep(0.5)
+
+
+async def cut(forwarder: Forwarder, server: MachineServer) -> None:
+    """Cut the bridge off, and wait until the server knows."""
+    forwarder.switch(None)
+    # Until then it answers the bridge's pending publish request onto the closed connection: a message that
+    # asyncua's restore may not ask for again (see the report of this test's commit), a loss of its own.
+    for _ in range(40):
+        if not server.server.iserver.asyncio_transports:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def cut_off(forwarder: Forwarder, server: MachineServer) -> None:
     """Cut the bridge off from the server while it changes past asyncua's bound of staleness, then let it
     back over a slow network: asyncua's restore of the subscription then takes past a watchdog tick."""
-    forwarder.switch(None)
+    await cut(forwarder, server)
     for _ in range(OUTAGE_STEPS):
         await asyncio.to_thread(server.step)
         await asyncio.sleep(1.5)
@@ -83,10 +103,7 @@ def test_a_stale_subscription_is_restored_after_a_reconnection_not_recreated_und
         await until_sent(buffer, tries=120)
         held = subscriptions(machine)
         await cut_off(forwarder, machine)
-        for _ in range(40):
-            if not unsent_and_twice(machine, buffer)[0]:
-                break
-            await asyncio.sleep(0.5)
+        await until_all_sent(machine, buffer)
         forwarder.delay_s = 0.0
         await step_until_sent(machine, buffer, len(readings(buffer, "spindle_temp_c")), tries=20)
         assert subscriptions(machine) == held, "the subscription was deleted and made anew"
@@ -101,3 +118,63 @@ def test_a_stale_subscription_is_restored_after_a_reconnection_not_recreated_und
     assert not twice, f"sent more than once: {twice[:3]}"
     assert any("Reconnected successfully" in r.getMessage() for r in caplog.records)
     assert not [r.getMessage() for r in caplog.records if "stale" in r.getMessage()]
+
+
+def drop_at_transfer(server: MachineServer) -> list[str]:
+    """Once, when a client asks the server to transfer its subscription (asyncua's restore after a
+    reconnection), close the server's side of every connection before answering; what fired is listed."""
+    service = server.server.iserver.subscription_service
+    transfer = service.transfer_subscriptions
+    fired: list[str] = []
+
+    async def dropping(*args: object, **kwargs: object) -> object:
+        if not fired:
+            fired.append("drop at the transfer")
+            for transport in list(server.server.iserver.asyncio_transports):
+                transport.close()
+        return await transfer(*args, **kwargs)
+
+    service.transfer_subscriptions = dropping
+    return fired
+
+
+def test_a_connection_lost_under_asyncuas_restore_is_restored_again_without_a_traceback(
+    machine: MachineServer, tmp_path, caplog
+) -> None:
+    """asyncua's restore fell back to re-creating the subscription, whose items it cleared before the lost
+    connection failed it: a traceback, and the next restore made a subscription of nothing (silence)."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
+
+    async def scenario() -> None:
+        forwarder = Forwarder(machine.port)
+        access = bridge.ServerAccess(endpoint=await forwarder.start(), timeout_s=TIMEOUT_S)
+        running = asyncio.create_task(
+            bridge.run(access=access, mapping=brisk_map(tmp_path), buffer=buffer, publisher=publisher)
+        )
+        await until_sent(buffer, tries=120)
+        held = subscriptions(machine)
+        await cut(forwarder, machine)
+        await asyncio.to_thread(machine.step)
+        fired = drop_at_transfer(machine)
+        forwarder.switch(machine.port)
+        await until_all_sent(machine, buffer)
+        assert fired, "the bridge was restored without meeting the drop"
+        await step_until_sent(machine, buffer, len(readings(buffer, "spindle_temp_c")), tries=20)
+        assert subscriptions(machine) == held, "the subscription was not transferred but made anew"
+        running.cancel()
+        await asyncio.wait({running})
+        await forwarder.close()
+
+    with caplog.at_level("INFO", logger="asyncua"):
+        asyncio.run(scenario())
+    unsent, twice = unsent_and_twice(machine, buffer)
+    assert not unsent, f"{len(unsent)} of {len(machine.changes)} change(s) never sent, e.g. {unsent[:3]}"
+    assert not twice, f"sent more than once: {twice[:3]}"
+    tracebacks = [r.getMessage() for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING]
+    assert not tracebacks, tracebacks
+    said = [r.getMessage() for r in caplog.records if "restoring" in r.getMessage()]
+    assert said == [
+        "lost the OPC UA server restoring the subscription after a reconnection "
+        "(ConnectionError: Connection is closed); asyncua reconnects and restores it again"
+    ]
