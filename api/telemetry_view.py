@@ -35,11 +35,14 @@ def aware(ts: datetime) -> datetime:
 
 
 def check_limits(*, start: datetime, end: datetime, max_points: int, settings: Settings) -> None:
-    """Refuse (422) a window or a point count beyond the limits: a read's cost grows with both."""
+    """Refuse (422) a reversed window, or a window or a point count beyond the limits (a read's cost grows
+    with both)."""
     if not (EARLIEST <= start <= LATEST and EARLIEST <= end <= LATEST):
         raise errors.InvalidInput(
             f"a window must lie between {EARLIEST.date().isoformat()} and {LATEST.date().isoformat()} (UTC)"
         )
+    if start > end:  # an empty answer would read as a machine that sent nothing
+        raise errors.InvalidInput("the window's start must not be after its end")
     if max_points > settings.api_telemetry_max_points:
         raise errors.InvalidInput(
             f"max_points is above {settings.api_telemetry_max_points} (SERVICECAST_API_TELEMETRY_MAX_POINTS)"

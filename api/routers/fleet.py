@@ -151,7 +151,8 @@ def machine_telemetry(
     end: datetime | None = None,
     max_points: schemas.MaxPoints = 500,
 ):
-    """Telemetry over [start, end) (default: 24 h), averaged into at most `max_points` buckets.
+    """Telemetry over [start, end) (default: 24 h), averaged into at most `max_points` buckets; a start
+    after the end is refused (422).
 
     The window and `max_points` are limited by SERVICECAST_API_TELEMETRY_MAX_WINDOW_DAYS and
     SERVICECAST_API_TELEMETRY_MAX_POINTS (422 beyond them).

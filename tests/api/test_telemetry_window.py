@@ -189,6 +189,22 @@ def test_a_window_or_a_point_count_beyond_the_limits_is_refused_with_422(world: 
         assert {p["name"]: p["schema"].get("maximum") for p in parameters}["max_points"] == 100
 
 
+def test_a_window_whose_start_is_after_its_end_is_refused_with_422(world: World) -> None:
+    path = f"/api/v1/machines/{world.machines['acme'][0]}/telemetry?max_points=100"
+    with world.client() as client:
+        get = lambda query: client.get(f"{path}&{query}", headers=world.headers("tech"))  # noqa: E731
+        reversed_ = get("start=2026-11-01T05:00:00Z&end=2026-11-01T01:00:00Z")
+        assert reversed_.status_code == 422
+        assert reversed_.json() == {
+            "error": "invalid_input",
+            "detail": "the window's start must not be after its end",
+        }
+        # compared as instants: 05:00+02:00 is 03:00Z, before the end
+        assert get("start=2026-11-01T05:00:00%2B02:00&end=2026-11-01T04:00:00Z").status_code == 200
+        empty = get("start=2026-11-01T05:00:00Z&end=2026-11-01T05:00:00Z")  # an empty window, not reversed
+        assert empty.status_code == 200 and empty.json()["rows"] == 0
+
+
 def _http_window(world: World, minutes: int, points: int, readings_of) -> tuple[dict, bytes, list[dict]]:
     machine = world.machines["acme"][0]
     rows = store_minutes(world, START, minutes, readings_of)
