@@ -80,12 +80,17 @@ def audit(
             query = query.where(WorkflowEvent.subject_id == int(subject_id))
         else:
             problems["subject_id"] = "A number, e.g. 42."
+    days: dict[str, date] = {}
     for name, value, compare in (("since", since, "__ge__"), ("until", until, "__lt__")):
         if value:
             try:
                 day = datetime.fromisoformat(value).replace(tzinfo=UTC)  # a day, read in UTC
             except ValueError:
                 problems[name] = "A date like 2026-11-23."
+                continue
+            days[name] = day.date()
+            if name == "until" and "since" in days and days["until"] < days["since"]:
+                problems[name] = "Not before the From day."  # else an empty page reads as no events
                 continue
             if name == "until":
                 if day.date() == date.max:  # until the calendar's last day: no bound

@@ -20,3 +20,13 @@ def test_an_audit_period_until_the_last_day_of_the_calendar_shows_everything(
         page = client.get(f"/admin/audit?since=2000-01-01&until={until}")
         assert page.status_code == 200, page.text
         assert re.findall(r"<tr>.*?</tr>", page.text, re.S) == rows
+
+
+def test_an_audit_period_ending_before_it_starts_is_a_problem_of_its_to_day(
+    client: ConsoleClient, world: World
+) -> None:
+    sign_in(client, world, "admin")
+    page = client.get("/admin/audit?since=2026-11-10&until=2026-11-09")
+    assert page.status_code == 422
+    assert '<span class="field-error">Not before the From day.</span>' in page.text
+    assert client.get("/admin/audit?since=2026-11-10&until=2026-11-10").status_code == 200  # one day
