@@ -269,6 +269,7 @@ class _Events:
         self.rows: list[dict] = []
         self.origin: list[int] = []
         self.seen: dict[tuple[int, int], dict] = {}
+        self.keys: dict[int, registration.MachineKey] = {}  # (tenant, machine) by machine id, for the log
 
     def add(self, i: int, event: Event, ids: tuple[int, int], received: float, results: list) -> None:
         """Take the event of message `i`, or mark it a conflict with an earlier one of the batch."""
@@ -283,6 +284,7 @@ class _Events:
             "extra": event.extra,
             "received_at": datetime.fromtimestamp(received, UTC),
         }
+        self.keys[ids[1]] = (event.tenant, event.machine)
         first = self.seen.get((ids[1], event.seq))
         if first is None:
             self.seen[(ids[1], event.seq)] = row
@@ -315,5 +317,7 @@ class _Events:
                 sum(r["machine_id"] == machine_id and r["code"] in unknown for r in self.rows)
             )
             log.warning(
-                "machine %d sent codes its type does not declare (stored): %s", machine_id, sorted(unknown)
+                "machine %s/%s sent codes its type does not declare (stored): %s",
+                *self.keys[machine_id],
+                sorted(unknown),
             )

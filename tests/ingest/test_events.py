@@ -110,7 +110,8 @@ def test_a_code_its_type_does_not_declare_is_stored_and_logged(engine, caplog):
         )
     assert outcome.stored == 2
     assert [e[2] for e in stored_events(engine)] == ["P101", "X999"]
-    assert "does not declare (stored): ['X999']" in caplog.text
+    # named as the contract addresses the machine, not by its row id
+    assert "machine acme/m-000 sent codes its type does not declare (stored): ['X999']" in caplog.text
     assert REGISTRY.get_sample_value("servicecast_ingest_undeclared_codes_total") == before + 1
 
 
