@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fleet import errors, file_values, text_files
+from fleet import display, errors, file_values, text_files
 from fleet.tables.labels import LABEL_KINDS
 
 _SETTINGS = ("tenant", "kind", "time_format", "timezone", "delimiter", "age_at", "machine_type")
@@ -291,11 +291,11 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)  # what the operator should know though nothing is wrong
 
     def summary(self, noun: str) -> str:
-        """One line for the operator."""
+        """One line for the operator; `noun`: what a new row makes, in the singular (`machine`)."""
         verb = "imported" if self.written else "would import (dry run)"
         return (
-            f"{self.rows} rows: {verb} {self.new} new {noun}, {self.existing} stored already, "
-            f"{len(self.rejects)} rejected"
+            f"{display.count(self.rows, 'row')}: {verb} {display.count(self.new, 'new ' + noun)}, "
+            f"{self.existing} stored already, {len(self.rejects)} rejected"
         )
 
 
@@ -305,7 +305,9 @@ class ImportRefused(errors.InvalidInput):
     def __init__(self, path: Path, report: ImportReport) -> None:
         lines = "; ".join(f"line {r.line}: {r.reason}" for r in report.rejects[:20])
         more = f"; and {len(report.rejects) - 20} more" if len(report.rejects) > 20 else ""
-        super().__init__(f"{path}: {len(report.rejects)} bad rows, nothing imported: {lines}{more}")
+        super().__init__(
+            f"{path}: {display.count(len(report.rejects), 'bad row')}, nothing imported: {lines}{more}"
+        )
         self.report = report
 
 

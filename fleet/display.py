@@ -14,6 +14,11 @@ NO_FAILURE_HISTORY = "no failure history yet"
 READINGS_ALONE = "from its readings alone, no failure model to use"
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """A number with its noun as people read it: `1 row`, `0 rows` (`plural` where it is not noun + s)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def percent(value: float | None) -> str:
     """A share or probability as people read it: 0.9 → `90 %`."""
     return "—" if value is None else f"{value * 100:.0f} %"

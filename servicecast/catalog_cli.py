@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from api import catalog, catalog_versions
-from fleet import audit, errors, text_files
+from fleet import audit, display, errors, text_files
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import for_writing, session
 from fleet.tables import CatalogVersion, utcnow
@@ -35,7 +35,9 @@ def catalog_list() -> None:
     for v in listed:
         origin = "shipped file" if v.shipped else f"added {v.added_at:%Y-%m-%d %H:%M} UTC by {v.added_by}"
         mark = "in force" if v.active else ""
-        typer.echo(f"version {v.version}\t{v.currency}\t{v.items} items\t{origin}\t{mark}".rstrip())
+        typer.echo(
+            f"version {v.version}\t{v.currency}\t{display.count(v.items, 'item')}\t{origin}\t{mark}".rstrip()
+        )
 
 
 @catalog_app.command("add")
@@ -60,7 +62,8 @@ def catalog_add(
     finally:
         engine.dispose()
     state = "in force for new offers" if activate else "stored, not in force (`servicecast catalog activate`)"
-    typer.echo(f"catalog version {added.version}: {len(added.items)} items, {added.currency}, {state}")
+    items = display.count(len(added.items), "item")
+    typer.echo(f"catalog version {added.version}: {items}, {added.currency}, {state}")
 
 
 @catalog_app.command("activate")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleet import errors
+from fleet import display, errors
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, migration_errors, open_engine, ready_engine
 from servicecast import lazy_commands
 
@@ -247,7 +247,7 @@ def quarantine_list(
             f"{row.id}\t{row.received_at:%Y-%m-%dT%H:%M:%SZ}\t{row.reason}\t{_printable(row.topic)}"
             f"\t{_printable(row.detail)}\t{preview}{replayed}"
         )
-    typer.echo(f"{len(rows)} row(s)", err=True)
+    typer.echo(display.count(len(rows), "row"), err=True)
 
 
 def _printable(text: str) -> str:
@@ -277,10 +277,12 @@ def quarantine_replay(
     )
     if report.not_replayable:
         typer.echo(
-            f"{report.not_replayable} row(s) keep only a prefix of a too-large payload and cannot be replayed"
+            f"{display.count(report.not_replayable, 'row')} with only a prefix of a too-large payload kept: "
+            "cannot be replayed"
         )
     if report.sparkplug:
-        typer.echo(f"{report.sparkplug} row(s) from the Sparkplug host hold protobuf, not JSON: not replayed")
+        rows = display.count(report.sparkplug, "row")
+        typer.echo(f"{rows} from the Sparkplug host with protobuf, not JSON: not replayed")
 
 
 @app.command("demo")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from fleet import audit, errors, registry
+from fleet import audit, display, errors, registry
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import for_writing, session
 
@@ -86,7 +86,8 @@ def customers_revoke(tenant: str, purpose: Purpose, reference: Reference = None)
             withdrawn = revoke_consent(sess, customer.id, purpose, audit.operator(), reference=reference)
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
-    typer.echo(f"customer {tenant} allows: {_purposes(engine, tenant)}; {withdrawn} open offers withdrawn")
+    offers = display.count(withdrawn, "open offer")
+    typer.echo(f"customer {tenant} allows: {_purposes(engine, tenant)}; {offers} withdrawn")
 
 
 @customers_app.command("list")

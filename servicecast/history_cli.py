@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from fleet import csv_import, errors, history_import, machine_import
+from fleet import csv_import, display, errors, history_import, machine_import
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 
 history_app = typer.Typer(help="Service history (failures, replacements, maintenance) as labels.")
@@ -52,14 +52,16 @@ def _run(
     except csv_import.ImportRefused as exc:
         for reject in exc.report.rejects:
             typer.echo(f"line {reject.line}: {reject.reason}", err=True)
-        raise fail(f"{len(exc.report.rejects)} bad rows: nothing imported", code=EXIT_ERROR) from None
+        raise fail(
+            f"{display.count(len(exc.report.rejects), 'bad row')}: nothing imported", code=EXIT_ERROR
+        ) from None
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
     typer.echo(report.summary(noun))
     for note in report.notes:
         typer.echo(note)
     if report.rejects and report.written:
-        typer.echo(f"{len(report.rejects)} bad rows written to {reject_file}")
+        typer.echo(f"{display.count(len(report.rejects), 'bad row')} written to {reject_file}")
 
 
 def history_import_command(
@@ -85,7 +87,7 @@ def history_import_command(
             engine=engine, path=file, mapping=cmap, dry_run=dry_run, reject_file=reject_file
         )
 
-    _run(load, noun="labels", column=column, reject_file=reject_file)
+    _run(load, noun="label", column=column, reject_file=reject_file)
 
 
 def machines_import_command(
@@ -119,4 +121,4 @@ def machines_import_command(
             reject_file=reject_file,
         )
 
-    _run(load, noun="machines", column=column, reject_file=reject_file)
+    _run(load, noun="machine", column=column, reject_file=reject_file)

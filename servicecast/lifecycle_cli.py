@@ -11,7 +11,7 @@ import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from fleet import archive, archive_store, audit, erasure, errors, export, retention, rollups
+from fleet import archive, archive_store, audit, display, erasure, errors, export, retention, rollups
 from fleet.bootstrap import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -85,7 +85,7 @@ def rollups_refresh() -> None:
             )
     except errors.ArchiveUnreadable as exc:  # a late row's hour is archived in that file
         raise fail(_why(exc), code=EXIT_ERROR) from None
-    typer.echo(f"refreshed {hours} machine-hour(s)")
+    typer.echo(f"refreshed {display.count(hours, 'machine-hour')}")
 
 
 def customers_erase(

@@ -68,4 +68,4 @@ def telemetry_import_command(
                 f"{exc}; the rows were imported and the rejected ones quarantined", code=EXIT_ERROR
             ) from None
     quarantined = "; the rejected rows are quarantined" if report.rejects else ""
-    typer.echo(report.summary("messages") + quarantined)
+    typer.echo(report.summary("message") + quarantined)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fleet import audit, errors, machine_types
+from fleet import audit, display, errors, machine_types
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import session
 
@@ -45,7 +45,8 @@ def types_list() -> None:
         for t in machine_types.list_types(engine=engine):
             modes = len(t.definition.get("failure_modes", []))
             typer.echo(
-                f"{t.name}\tversion {t.version}\t{len(t.sensors)} sensors\t{modes} failure modes\t"
+                f"{t.name}\tversion {t.version}\t{display.count(len(t.sensors), 'sensor')}\t"
+                f"{display.count(modes, 'failure mode')}\t"
                 f"applied {t.applied_at:%Y-%m-%d %H:%M} UTC"
             )
     finally:

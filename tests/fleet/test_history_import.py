@@ -233,7 +233,8 @@ def test_the_cli_imports_machines_and_history_and_refuses_a_bad_file_with_its_li
     )
     bad = runner.invoke(app, [*history[:2], str(tmp_path / "bad.csv"), *history[3:]])
     assert bad.exit_code == 1
-    assert "line 3: time 'never' is not ISO 8601" in bad.output and "nothing imported" in bad.output
+    assert "line 3: time 'never' is not ISO 8601" in bad.output
+    assert "1 bad row: nothing imported" in bad.output
     assert _count(engine, Label) == 4
 
 

@@ -119,7 +119,7 @@ def test_a_cell_longer_than_the_csv_modules_field_limit_is_a_bad_row(cli, sqlite
     )
     result = cli("telemetry", "import", write(tmp_path, "t.csv", telemetry))
     assert result.exit_code == 0, result.output
-    assert "2 rows: imported 1 new messages, 0 stored already, 1 rejected" in result.stdout
+    assert "2 rows: imported 1 new message, 0 stored already, 1 rejected" in result.stdout
     assert "line 3: " in result.stderr
 
 
@@ -432,7 +432,7 @@ def test_a_telemetry_column_without_a_name_is_ignored_while_empty(cli, sqlite_en
     body += "acme,m1,2024-01-01T07:00Z,2.5,oops\r\n"
     result = cli("telemetry", "import", write(tmp_path, "t.csv", body))
     assert result.exit_code == 0, result.output
-    assert "2 rows: imported 1 new messages, 0 stored already, 1 rejected" in result.stdout
+    assert "2 rows: imported 1 new message, 0 stored already, 1 rejected" in result.stdout
     assert "line 3: bad_row: a value under a column without a name" in result.stderr
     with sqlite_engine.connect() as conn:
         assert [r for (r,) in conn.execute(select(Telemetry.readings))] == [{"temp": 1.5}]

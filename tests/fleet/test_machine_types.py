@@ -310,7 +310,7 @@ def test_the_types_commands_apply_list_show_and_refuse_a_bad_file(
     refused = run("apply", str(bad))
     assert refused.exit_code == 1
     assert f"{bad}:11: {S0}.bad: 'up' must be one of high, low" in refused.output
-    assert "press\tversion 1\t2 sensors\t1 failure modes" in run("list").output
+    assert "press\tversion 1\t2 sensors\t1 failure mode" in run("list").output
     shown = run("show", "press")
     assert shown.exit_code == 0
     assert type_files.parse(shown.output, source="show").definitions == _as_file(yaml.safe_load(SMALL))

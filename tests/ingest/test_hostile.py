@@ -160,4 +160,4 @@ def test_cli_replay_says_which_rows_it_cannot_replay(engine, database_url, monke
     Pipeline(engine=engine).store([(TOPIC, raw(note=json.dumps("z" * 70_000)), time.time())])
     replayed = CliRunner().invoke(app, ["quarantine", "replay"])
     assert replayed.exit_code == 0, replayed.output
-    assert "1 row(s) keep only a prefix of a too-large payload and cannot be replayed" in replayed.output
+    assert "1 row with only a prefix of a too-large payload kept: cannot be replayed" in replayed.output

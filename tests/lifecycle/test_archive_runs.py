@@ -56,7 +56,7 @@ def test_an_hourly_import_with_millisecond_seqs_archives_as_a_run_per_machine_fi
 
     _csv(tmp_path / "late.csv", [(1, MISSING)])
     late = import_csv(database_url, tmp_path / "late.csv")
-    assert "imported 1 new messages, 0 stored already" in late.stdout, late.stdout
+    assert "imported 1 new message, 0 stored already" in late.stdout, late.stdout
     archive.run(engine, url=url, before=START + timedelta(days=60))  # its run lies inside January's
     for path in ("late.csv", "telemetry.csv"):
         replay = import_csv(database_url, tmp_path / path)
