@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -86,36 +87,51 @@ async def cut_off(forwarder: Forwarder, server: MachineServer) -> None:
     forwarder.switch(server.port)
 
 
+@asynccontextmanager
+async def bridged(server: MachineServer, buffer: Buffer, tmp_path: Path) -> AsyncIterator[Forwarder]:
+    """The bridge (100 ms publishing, TIMEOUT_S) to `server` through a Forwarder, once it has sent the
+    identification and a value; ended after."""
+    publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
+    forwarder = Forwarder(server.port)
+    access = bridge.ServerAccess(endpoint=await forwarder.start(), timeout_s=TIMEOUT_S)
+    running = asyncio.create_task(
+        bridge.run(access=access, mapping=brisk_map(tmp_path), buffer=buffer, publisher=publisher)
+    )
+    try:
+        await until_sent(buffer, tries=120)
+        yield forwarder
+    finally:
+        running.cancel()
+        await asyncio.wait({running})
+        await forwarder.close()
+
+
+def assert_each_change_sent_once(server: MachineServer, buffer: Buffer) -> None:
+    """Every change of the machine in the buffer, once."""
+    unsent, twice = unsent_and_twice(server, buffer)
+    assert not unsent, f"{len(unsent)} of {len(server.changes)} change(s) never sent, e.g. {unsent[:3]}"
+    assert not twice, f"sent more than once: {twice[:3]}"
+
+
 def test_a_stale_subscription_is_restored_after_a_reconnection_not_recreated_under_the_restore(
     machine: MachineServer, tmp_path, caplog
 ) -> None:
     """asyncua's watchdog found the subscription stale between the reconnection and the end of its restore:
     it deleted it on the server, with the changes the server had kept for it."""
     buffer = Buffer(tmp_path / "b.db", max_messages=1000)
-    publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
 
     async def scenario() -> None:
-        forwarder = Forwarder(machine.port)
-        access = bridge.ServerAccess(endpoint=await forwarder.start(), timeout_s=TIMEOUT_S)
-        running = asyncio.create_task(
-            bridge.run(access=access, mapping=brisk_map(tmp_path), buffer=buffer, publisher=publisher)
-        )
-        await until_sent(buffer, tries=120)
-        held = subscriptions(machine)
-        await cut_off(forwarder, machine)
-        await until_all_sent(machine, buffer)
-        forwarder.delay_s = 0.0
-        await step_until_sent(machine, buffer, len(readings(buffer, "spindle_temp_c")), tries=20)
-        assert subscriptions(machine) == held, "the subscription was deleted and made anew"
-        running.cancel()
-        await asyncio.wait({running})
-        await forwarder.close()
+        async with bridged(machine, buffer, tmp_path) as forwarder:
+            held = subscriptions(machine)
+            await cut_off(forwarder, machine)
+            await until_all_sent(machine, buffer)
+            forwarder.delay_s = 0.0
+            await step_until_sent(machine, buffer, len(readings(buffer, "spindle_temp_c")), tries=20)
+            assert subscriptions(machine) == held, "the subscription was deleted and made anew"
 
     with caplog.at_level("INFO", logger="asyncua"):
         asyncio.run(scenario())
-    unsent, twice = unsent_and_twice(machine, buffer)
-    assert not unsent, f"{len(unsent)} of {len(machine.changes)} change(s) never sent, e.g. {unsent[:3]}"
-    assert not twice, f"sent more than once: {twice[:3]}"
+    assert_each_change_sent_once(machine, buffer)
     assert any("Reconnected successfully" in r.getMessage() for r in caplog.records)
     assert not [r.getMessage() for r in caplog.records if "stale" in r.getMessage()]
 
@@ -144,33 +160,22 @@ def test_a_connection_lost_under_asyncuas_restore_is_restored_again_without_a_tr
     """asyncua's restore fell back to re-creating the subscription, whose items it cleared before the lost
     connection failed it: a traceback, and the next restore made a subscription of nothing (silence)."""
     buffer = Buffer(tmp_path / "b.db", max_messages=1000)
-    publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
 
     async def scenario() -> None:
-        forwarder = Forwarder(machine.port)
-        access = bridge.ServerAccess(endpoint=await forwarder.start(), timeout_s=TIMEOUT_S)
-        running = asyncio.create_task(
-            bridge.run(access=access, mapping=brisk_map(tmp_path), buffer=buffer, publisher=publisher)
-        )
-        await until_sent(buffer, tries=120)
-        held = subscriptions(machine)
-        await cut(forwarder, machine)
-        await asyncio.to_thread(machine.step)
-        fired = drop_at_transfer(machine)
-        forwarder.switch(machine.port)
-        await until_all_sent(machine, buffer)
-        assert fired, "the bridge was restored without meeting the drop"
-        await step_until_sent(machine, buffer, len(readings(buffer, "spindle_temp_c")), tries=20)
-        assert subscriptions(machine) == held, "the subscription was not transferred but made anew"
-        running.cancel()
-        await asyncio.wait({running})
-        await forwarder.close()
+        async with bridged(machine, buffer, tmp_path) as forwarder:
+            held = subscriptions(machine)
+            await cut(forwarder, machine)
+            await asyncio.to_thread(machine.step)
+            fired = drop_at_transfer(machine)
+            forwarder.switch(machine.port)
+            await until_all_sent(machine, buffer)
+            assert fired, "the bridge was restored without meeting the drop"
+            await step_until_sent(machine, buffer, len(readings(buffer, "spindle_temp_c")), tries=20)
+            assert subscriptions(machine) == held, "the subscription was not transferred but made anew"
 
     with caplog.at_level("INFO", logger="asyncua"):
         asyncio.run(scenario())
-    unsent, twice = unsent_and_twice(machine, buffer)
-    assert not unsent, f"{len(unsent)} of {len(machine.changes)} change(s) never sent, e.g. {unsent[:3]}"
-    assert not twice, f"sent more than once: {twice[:3]}"
+    assert_each_change_sent_once(machine, buffer)
     tracebacks = [r.getMessage() for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING]
     assert not tracebacks, tracebacks
     said = [r.getMessage() for r in caplog.records if "restoring" in r.getMessage()]
