@@ -26,7 +26,7 @@ from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
 from api.scope import get_visible
 from fleet import display, errors, machine_types, registry
 from fleet.redaction import redact_url
-from fleet.settings import Settings
+from fleet.settings import Settings, env_name
 from fleet.tables import (
     Alert,
     Customer,
@@ -49,7 +49,7 @@ LOOK_BACK = 500
 CHANNELS = ("email", "webhook")
 PREFIX = "notify-"
 NO_SMTP = (
-    "E-mail is not configured (SERVICECAST_SMTP_URL is unset): nothing is sent by e-mail until the admin "
+    f"E-mail is not configured ({env_name('smtp_url')} is unset): nothing is sent by e-mail until the admin "
     "sets it."
 )
 HEADLINE = {

@@ -17,7 +17,7 @@ from api.errors import Conflict, ConsentMissing
 from api.scope import get_visible
 from fleet import errors, machine_types, registry
 from fleet.audit import Actor
-from fleet.settings import Settings, get_settings
+from fleet.settings import Settings, env_name, get_settings
 from fleet.tables import UNNAMED_MODE, Alert, Customer, Machine, Offer, Prediction, named_mode, utcnow
 
 LIVE_STATES = ("proposed", "approved", "sent")
@@ -92,7 +92,7 @@ def contact_limit(sess: Session, customer_id: int, *, settings: Settings, now: d
         f" in 7 days, at most {limit}"
     )
     if limit == 0:
-        return why + "; offers are switched off (SERVICECAST_OFFERS_PER_ACCOUNT_PER_WEEK=0)"
+        return why + f"; offers are switched off ({env_name('offers_per_account_per_week')}=0)"
     # The (len - limit + 1)-th oldest contact leaving the 7 days frees a slot; pending ones have no date.
     freeing = times[len(times) - limit]
     if freeing is None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from api import schemas
 from fleet import errors, panels, windows
-from fleet.settings import Settings, get_settings
+from fleet.settings import Settings, env_name, get_settings
 
 _EPOCH = datetime(1970, 1, 1)
 # The window a query may name: in UTC, and with the hour the store looks back before its start, it stays
@@ -44,13 +44,12 @@ def check_limits(*, start: datetime, end: datetime, max_points: int, settings: S
     if start > end:  # an empty answer would read as a machine that sent nothing
         raise errors.InvalidInput("the window's start must not be after its end")
     if max_points > settings.api_telemetry_max_points:
-        raise errors.InvalidInput(
-            f"max_points is above {settings.api_telemetry_max_points} (SERVICECAST_API_TELEMETRY_MAX_POINTS)"
-        )
+        limit = settings.api_telemetry_max_points
+        raise errors.InvalidInput(f"max_points is above {limit} ({env_name('api_telemetry_max_points')})")
     if end - start > timedelta(days=settings.api_telemetry_max_window_days):
         raise errors.InvalidInput(
             f"the window is longer than {settings.api_telemetry_max_window_days:g} days "
-            "(SERVICECAST_API_TELEMETRY_MAX_WINDOW_DAYS)"
+            f"({env_name('api_telemetry_max_window_days')})"
         )
 
 

@@ -28,6 +28,7 @@ from api.errors import Conflict, ConsentMissing, status_of
 from api.offers import revoke_consent
 from api.scope import get_visible
 from fleet import errors, registry
+from fleet.settings import env_name
 from fleet.tables import Alert, Customer, Offer, utcnow
 from models import versions as model_versions
 
@@ -190,7 +191,7 @@ def approve(
         return redirect(
             f"/offers/{offer.id}",
             f"Offer {offer.id} approved, but it is not sent: no CRM destination is configured"
-            " (SERVICECAST_WEBHOOK_URL, or SERVICECAST_SMTP_URL with SERVICECAST_MAIL_TO).",
+            f" ({env_name('webhook_url')}, or {env_name('smtp_url')} with {env_name('mail_to')}).",
         )
     return redirect(f"/offers/{offer.id}", f"Offer {offer.id} approved; it goes to the CRM.")
 

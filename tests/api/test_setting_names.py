@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from api import delivery, egress, erasure_events, routing
+from api import delivery, egress, erasure_events, notifications, offers, routing
+from fleet.db import session
 from fleet.settings import Settings, env_name
+from fleet.tables import utcnow
 from tests.api.routing_support import SECRET, settings_for
+from tests.api.support import build_world
 
 
 def test_a_settings_field_is_named_by_the_variable_the_settings_read(monkeypatch) -> None:
@@ -80,3 +83,17 @@ def test_the_settings_named_for_erasure_announcements_and_webhook_egress() -> No
         "email": "SERVICECAST_SMTP_URL and SERVICECAST_MAIL_TO",
     }
     assert egress.SETTING == "SERVICECAST_WEBHOOK_ALLOW_NETWORKS"
+
+
+def test_the_settings_named_for_unsent_e_mail_and_switched_off_offers(database_url: str) -> None:
+    assert notifications.NO_SMTP == (
+        "E-mail is not configured (SERVICECAST_SMTP_URL is unset): nothing is sent by e-mail until the admin "
+        "sets it."
+    )
+    world = build_world(database_url, offers_per_account_per_week=0)
+    with session(world.engine) as sess:
+        why = offers.contact_limit(sess, world.customers["acme"], settings=world.settings, now=utcnow())
+    assert why == (
+        "contact limit: 0 contacts (offers sent or about to be, field visits) with this account in 7 days, "
+        "at most 0; offers are switched off (SERVICECAST_OFFERS_PER_ACCOUNT_PER_WEEK=0)"
+    )

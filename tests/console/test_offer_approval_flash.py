@@ -13,7 +13,11 @@ from tests.console.client import ConsoleClient, flash, sign_in
     ("settings", "said"),
     [
         ({"webhook_url": "http://127.0.0.1:9/crm"}, "it goes to the CRM"),
-        ({}, "it is not sent: no CRM destination is configured (SERVICECAST_WEBHOOK_URL"),
+        (
+            {},
+            "it is not sent: no CRM destination is configured"
+            " (SERVICECAST_WEBHOOK_URL, or SERVICECAST_SMTP_URL with SERVICECAST_MAIL_TO).",
+        ),
     ],
 )
 def test_the_approval_message_says_whether_the_offer_goes_anywhere(database_url, settings, said) -> None:
