@@ -22,6 +22,7 @@ from api import (
     offers,
     silence,
 )
+from fleet import display
 from fleet.db import for_writing, give_way, session
 from fleet.settings import Settings
 from fleet.tables import Prediction, Watermark, utcnow
@@ -49,13 +50,14 @@ class PolicyReport:
 
     def summary(self) -> str:
         """One line for logs and `servicecast policy --once`."""
+        n = display.count
         return (
-            f"{self.predictions} predictions: {self.alerts_opened_or_updated} alerts opened or updated, "
-            f"{self.offers_proposed} offers proposed, {self.offers_withdrawn} withdrawn, "
-            f"{self.offers_expired} expired, {self.escalated} alerts escalated, "
-            f"{self.notifications} notifications queued, {self.no_data_opened} no-data alerts opened, "
-            f"{self.no_data_resolved} resolved, {self.low_rate_opened} low-data-rate alerts opened, "
-            f"{self.low_rate_resolved} resolved"
+            f"{n(self.predictions, 'prediction')}: {n(self.alerts_opened_or_updated, 'alert')} opened or "
+            f"updated, {n(self.offers_proposed, 'offer')} proposed, {self.offers_withdrawn} withdrawn, "
+            f"{self.offers_expired} expired, {n(self.escalated, 'alert')} escalated, "
+            f"{n(self.notifications, 'notification')} queued, {n(self.no_data_opened, 'no-data alert')} "
+            f"opened, {self.no_data_resolved} resolved, {n(self.low_rate_opened, 'low-data-rate alert')} "
+            f"opened, {self.low_rate_resolved} resolved"
         )
 
 

@@ -100,5 +100,5 @@ def test_policy_once_processes_waiting_predictions_and_prints_a_summary(
         get_settings.cache_clear()
         world.engine.dispose()
     assert first.exit_code == 0, first.output
-    assert first.output.startswith("1 predictions: 1 alerts opened or updated, 1 offers proposed")
+    assert first.output.startswith("1 prediction: 1 alert opened or updated, 1 offer proposed")
     assert again.output.startswith("0 predictions: 0 alerts opened or updated, 0 offers proposed")

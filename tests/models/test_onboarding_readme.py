@@ -62,4 +62,4 @@ def test_the_onboarding_walkthrough_runs_and_opens_a_cold_start_alert(tmp_path: 
             pass
     assert "imported 2 new labels" in out
     assert "cold start (too few failure labels: 1 of 5)" in out
-    assert "3 predictions: 1 alerts opened or updated" in out
+    assert "3 predictions: 1 alert opened or updated" in out
