@@ -12,31 +12,110 @@ from asyncua.common.subscription import Subscription
 from ingest.opcua.connection import lost
 from ingest.opcua.metrics import log
 
+KEPT_NUMBERS = 10_000  # per subscription, for a server that does not list what it keeps for republishing
+KEPT_SUBSCRIPTIONS = 2  # a re-created subscription's numbers, and those of the one it may be put back to
+NOT_AVAILABLE = ua.StatusCodes.BadMessageNotAvailable
+
+
+def track(subscription: Subscription) -> None:
+    """Note, from now on, which of `subscription`'s messages with data the bridge received (see Received)."""
+    received = Received(subscription.publish_callback)
+    subscription.publish_callback = received
+    if subscription.subscription_id is not None:
+        subscription.server._subscription_callbacks[subscription.subscription_id] = received
+
+
+class Received:
+    """A subscription's publish callback that notes the sequence numbers of the messages with data it passes
+    on, and drops one it passed on already.
+
+    A keep-alive carries the next sequence number, and asyncua's client counts it as received: after a
+    reconnection its restore asked again only for the messages after that number, so a change the server had
+    published onto a connection already dead (kept for republishing under that very number) was lost.
+    """
+
+    def __init__(self, callback: Callable[[ua.PublishResult], Awaitable[None]]) -> None:
+        self.callback = callback
+        self.numbers: dict[int, set[int]] = {}  # subscription id -> numbers received, the newest ids last
+
+    def has(self, subscription_id: int, number: int) -> bool:
+        """Whether the message `number` of that subscription came with data."""
+        return number in self.numbers.get(subscription_id, ())
+
+    async def __call__(self, result: ua.PublishResult) -> None:
+        message = result.NotificationMessage
+        number, subscription_id = message.SequenceNumber, result.SubscriptionId
+        if message.NotificationData and number:  # 0: asyncua's own status messages, never republished
+            if self.has(subscription_id, number):
+                log.debug("dropped message %s of subscription %s: received already", number, subscription_id)
+                return
+            self._note(subscription_id, number, result.AvailableSequenceNumbers)
+        await self.callback(result)
+
+    def _note(self, subscription_id: int, number: int, available: list[int] | None) -> None:
+        numbers = self.numbers.pop(subscription_id, set())
+        self.numbers[subscription_id] = numbers
+        while len(self.numbers) > KEPT_SUBSCRIPTIONS:  # a re-created subscription numbers from 1 again
+            del self.numbers[next(iter(self.numbers))]
+        if available:  # the others were acknowledged: the server holds them no more
+            numbers.intersection_update(available)
+        numbers.add(number)
+        if len(numbers) > KEPT_NUMBERS:
+            numbers.remove(min(numbers))
+
 
 def guard(client: Client, subscription: Subscription) -> Callable[[], None]:
     """Guard asyncua's restores of `subscription` (see below) until the call returned is made."""
     forget = _fresh_on_reconnection(client, subscription)
-    session = subscription.server
     subscription.restore = _kept_whole(client, subscription, subscription.restore)
-    republish = session.republish
-
-    async def republish_or_end(subscription_id: int, sequence_number: int) -> ua.NotificationMessage:
-        message = await republish(subscription_id, sequence_number)
-        if message.SequenceNumber != sequence_number:
-            raise ua.UaStatusCodeError(ua.StatusCodes.BadMessageNotAvailable)
-        return message
-
-    # asyncua's restore asks again for every message after the last it had, until the server says one is not
-    # available (BadMessageNotAvailable); asyncua's server answers an empty message instead: the restore
-    # asked without end, as fast as the server answered, and its reconnection never went back to watching
-    # the connection, so a later loss went unnoticed.
-    session.republish = republish_or_end
+    if not isinstance(subscription.publish_callback, Received):
+        track(subscription)  # late: what it received before counts as never received
+    subscription._republish_gaps = _republishing_unreceived(subscription, subscription.publish_callback)
 
     def stop() -> None:
         forget()
-        del session.republish, subscription.restore
+        del subscription.restore
+        subscription.__dict__.pop("_republish_gaps", None)
 
     return stop
+
+
+def _republishing_unreceived(
+    subscription: Subscription, received: Received
+) -> Callable[[list[int]], Awaitable[bool]]:
+    """In place of asyncua's republishing after a transfer: each message the server still holds that the
+    bridge did not receive, asked for once, in order; False (asyncua re-creates) if the server fails.
+
+    asyncua's asks from the number after the last it counted as received (a keep-alive's, see Received) until
+    the server says one is not available; asyncua's server answers an empty message instead of
+    BadMessageNotAvailable, so it asked without end and its reconnection never went back to watching.
+    """
+
+    async def republish(available: list[int]) -> bool:
+        session, subscription_id = subscription.server, subscription.subscription_id
+        subscription._replaying = True
+        try:
+            for number in sorted(available):
+                if received.has(subscription_id, number):
+                    continue
+                try:
+                    message = await session.republish(subscription_id, number)
+                except Exception as exc:
+                    if lost(exc):
+                        raise  # put back whole (below), and the next restore asks for it again
+                    if isinstance(exc, ua.UaStatusCodeError) and exc.code == NOT_AVAILABLE:
+                        continue
+                    log.warning(
+                        "the OPC UA server did not republish message %s (%s); re-creating", number, exc
+                    )
+                    return False
+                if message.SequenceNumber == number:  # else asyncua's server no longer had it
+                    await received(ua.PublishResult(subscription_id, NotificationMessage=message))
+        finally:
+            subscription._replaying = False
+        return True
+
+    return republish
 
 
 def _kept_whole(

@@ -99,6 +99,7 @@ async def subscribe(
     item = ""  # the node whose monitored item is being created, named in a refusal
     try:
         subscription = await client.create_subscription(params, translator)
+        restore.track(subscription)
         for variable in mapping.variables:
             item = f" for {variable.node}"
             await subscription.subscribe_data_change(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -183,3 +183,51 @@ def test_a_connection_lost_under_asyncuas_restore_is_restored_again_without_a_tr
         "lost the OPC UA server restoring the subscription after a reconnection "
         "(ConnectionError: Connection is closed); asyncua reconnects and restores it again"
     ]
+
+
+def published(server: MachineServer) -> list[bool]:
+    """From now on, whether each message the server publishes to the bridge carries data (False: a
+    keep-alive), listed as it publishes it."""
+    (subscription,) = server.server.iserver.subscription_service.subscriptions.values()
+    sent: list[bool] = []
+    publish = subscription.pub_result_callback
+
+    async def noting(result: object, *args: object) -> object:
+        sent.append(bool(result.NotificationMessage.NotificationData))
+        return await publish(result, *args)
+
+    subscription.pub_result_callback = noting
+    return sent
+
+
+async def until(condition: Callable[[], object]) -> None:
+    """Wait (0.05 s a try, 10 s at most) until `condition()` holds."""
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+
+
+def test_a_change_published_onto_a_connection_already_cut_is_restored_after_the_reconnection(
+    machine: MachineServer, tmp_path
+) -> None:
+    """asyncua's client took a keep-alive's number (the next one) as received: the change the server then
+    published onto the cut connection, kept for republishing, was never asked for again."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+
+    async def scenario() -> None:
+        async with bridged(machine, buffer, tmp_path) as forwarder:
+            sent = published(machine)
+            await until(lambda: sent and not sent[-1])  # the server's last to the bridge: a keep-alive
+            await asyncio.sleep(0.2)  # through the forwarder before it holds chunks back
+            forwarder.delay_s = 5.0
+            await asyncio.to_thread(machine.step)
+            await until(lambda: sent[-1])
+            assert sent[-2:] == [False, True], "the change was not published right after a keep-alive"
+            forwarder.switch(None)  # drops the change held back, as a network would before the server knows
+            forwarder.delay_s = 0.0
+            forwarder.switch(machine.port)
+            await until_all_sent(machine, buffer)
+
+    asyncio.run(scenario())
+    assert_each_change_sent_once(machine, buffer)
