@@ -68,8 +68,8 @@ async def until_all_sent(server: MachineServer, buffer: Buffer) -> None:
 async def cut(forwarder: Forwarder, server: MachineServer) -> None:
     """Cut the bridge off, and wait until the server knows."""
     forwarder.switch(None)
-    # Until then it answers the bridge's pending publish request onto the closed connection: a message that
-    # asyncua's restore may not ask for again (see the report of this test's commit), a loss of its own.
+    # Until then it answers the bridge's pending publish request onto the closed connection: a case of its own
+    # (test_a_change_published_onto_a_connection_already_cut_is_restored_after_the_reconnection).
     for _ in range(40):
         if not server.server.iserver.asyncio_transports:
             return
