@@ -65,11 +65,10 @@ class Received:
 
 
 def guard(client: Client, subscription: Subscription) -> Callable[[], None]:
-    """Guard asyncua's restores of `subscription` (see below) until the call returned is made."""
+    """Guard asyncua's restores of `subscription`, tracked since it was made (`track`), until the call
+    returned is made."""
     forget = _fresh_on_reconnection(client, subscription)
     subscription.restore = _kept_whole(client, subscription, subscription.restore)
-    if not isinstance(subscription.publish_callback, Received):
-        track(subscription)  # late: what it received before counts as never received
     subscription._republish_gaps = _republishing_unreceived(subscription, subscription.publish_callback)
 
     def stop() -> None:
