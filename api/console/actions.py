@@ -27,7 +27,7 @@ from api.console.render import (
 from api.errors import Conflict, ConsentMissing, status_of
 from api.offers import revoke_consent
 from api.scope import get_visible
-from fleet import errors, registry
+from fleet import display, errors, registry
 from fleet.settings import env_name
 from fleet.tables import Alert, Customer, Offer, utcnow
 from models import versions as model_versions
@@ -274,11 +274,10 @@ def change_grant(
             "/admin", f"{customer.name} now allows its data to be used for {label_words(purpose)}."
         )
     withdrawn = revoke_consent(sess, customer.id, purpose, who, reference=reference.strip() or None)
-    offers_word = "open offer" if withdrawn == 1 else "open offers"
     return redirect(
         "/admin",
         f"{customer.name} no longer allows its data to be used for {label_words(purpose)}; "
-        f"{withdrawn} {offers_word} withdrawn.",
+        f"{display.count(withdrawn, 'open offer')} withdrawn.",
     )
 
 
