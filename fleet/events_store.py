@@ -8,8 +8,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select
 
-from fleet import dialect
-from fleet.tables import Machine, MachineEvent, MachineTypeVersion
+from fleet import dialect, machine_types
+from fleet.tables import MachineEvent
 
 COLUMNS = ("customer_id", "machine_id", "seq", "ts", "code", "severity", "text", "extra", "received_at")
 KEY = ("customer_id", "machine_id", "seq")
@@ -54,21 +54,11 @@ def stored_events(conn: Connection, keys: Sequence[tuple[int, int, int]]) -> dic
 
 def undeclared_codes(conn: Connection, codes: dict[int, set[str]]) -> dict[int, set[str]]:
     """Of each machine's codes, those its type declares codes yet not this one (any version of the type)."""
-    types = dict(
-        conn.execute(select(Machine.id, Machine.machine_type).where(Machine.id.in_(list(codes)))).all()
-    )
-    query = select(MachineTypeVersion.name, MachineTypeVersion.definition).where(
-        MachineTypeVersion.name.in_(set(types.values()))
-    )
-    declared: dict[str, set[str]] = {}
-    for name, definition in conn.execute(query):
-        for item in definition.get("codes") or []:
-            declared.setdefault(name, set()).add(str(item["code"]))
     out = {}
-    for machine_id, seen in codes.items():
-        known = declared.get(types.get(machine_id))
-        if known and seen - known:
-            out[machine_id] = seen - known
+    for machine_id, (_, found) in machine_types.declared_for(conn, list(codes)).items():
+        known = set(found.codes) if found else set()
+        if known and codes[machine_id] - known:
+            out[machine_id] = codes[machine_id] - known
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,9 @@ from sqlalchemy.orm import Session
 from fleet import audit, type_files
 from fleet.db import for_writing, session
 from fleet.errors import AlreadyExists, NotFound
-from fleet.tables import MachineTypeVersion
+from fleet.tables import Machine, MachineTypeVersion
+
+_CHUNK = 2000  # machine ids per statement, below SQLite's bound-parameter limit
 
 
 class MachineTypeNotFound(NotFound):
@@ -196,6 +199,58 @@ def defined(conn: Session | Connection, names: list[str]) -> set[str]:
     """Which of these type names have a stored definition."""
     query = select(MachineTypeVersion.name).where(MachineTypeVersion.name.in_(names)).distinct()
     return set(conn.execute(query).scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """The components, failure modes and codes of a type's versions, each in the order first declared.
+
+    Any version counts: a type change never makes a name wrong that data stored before it may carry.
+    """
+
+    components: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+
+    def problem(self, type_name: str, *, component: str | None, mode: str | None) -> str | None:
+        """Why a component or failure mode is not this type's ('comp9 is not a component of …'), or None."""
+        reasons = [
+            f"{value} is not a {what} of {type_name} ({', '.join(names) or 'it declares none'})"
+            for value, names, what in (
+                (component, self.components, "component"),
+                (mode, self.modes, "failure mode"),
+            )
+            if value and value not in names
+        ]
+        return "; ".join(reasons) or None
+
+
+def declared(conn: Session | Connection, names: Collection[str]) -> dict[str, Declared]:
+    """What each defined type among `names` declares (a name no types file defines is left out)."""
+    query = (
+        select(MachineTypeVersion.name, MachineTypeVersion.definition)
+        .where(MachineTypeVersion.name.in_(list(names)))
+        .order_by(MachineTypeVersion.name, MachineTypeVersion.version)
+    )
+    found: dict[str, dict[str, dict[str, None]]] = {}
+    for name, definition in conn.execute(query):
+        seen = found.setdefault(name, {"components": {}, "failure_modes": {}, "codes": {}})
+        for key, field in (("components", "name"), ("failure_modes", "name"), ("codes", "code")):
+            seen[key].update((str(item[field]), None) for item in definition.get(key) or [])
+    return {name: Declared(*(tuple(names) for names in seen.values())) for name, seen in found.items()}
+
+
+def declared_for(
+    conn: Session | Connection, machine_ids: Collection[int]
+) -> dict[int, tuple[str, Declared | None]]:
+    """Each machine's type name and what it declares (None: no types file defines that type yet)."""
+    ids = sorted(set(machine_ids))
+    types: dict[int, str] = {}
+    for i in range(0, len(ids), _CHUNK):
+        query = select(Machine.id, Machine.machine_type).where(Machine.id.in_(ids[i : i + _CHUNK]))
+        types.update((machine_id, name) for machine_id, name in conn.execute(query))
+    found = declared(conn, set(types.values()))
+    return {machine_id: (name, found.get(name)) for machine_id, name in types.items()}
 
 
 def sensor_specs(conn: Session | Connection, name: str) -> dict[str, SensorSpec]:
