@@ -55,6 +55,22 @@ def _bd_seq(metrics: list[Metric]) -> int | None:
     return None
 
 
+def _alias_clash(metrics: list[Metric]) -> str | None:
+    """Which alias a birth gives to two metrics, or None: data by that alias could be either."""
+    named: dict[int, str] = {}
+    for name, alias, _, _, _, _ in metrics:
+        if alias is None or name is None:
+            continue
+        other = named.setdefault(alias, name)
+        if other != name:
+            return f"alias {alias} names both {other[:100]!r} and {name[:100]!r}"
+    return None
+
+
+def _where(topic: Topic) -> str:
+    return "/".join(p for p in (topic.group, topic.edge_node, topic.device) if p)
+
+
 def _control(name: str) -> bool:
     """Metrics every node sends about itself, which need no machine: bdSeq, controls, properties."""
     return name == "bdSeq" or name.startswith(("Node Control/", "Device Control/", "Properties/"))
@@ -170,8 +186,7 @@ class Sessions:
         if kind == "DDATA" and not state["devices"].get(topic.device) and not redelivered:
             rebirth = rebirth or not state["rebirth_pending"]
             state["rebirth_pending"] = True
-            where = f"{topic.group}/{topic.edge_node}/{topic.device}"
-            why = f"DDATA from {where} before its DBIRTH (or after its DDEATH)"
+            why = f"DDATA from {_where(topic)} before its DBIRTH (or after its DDEATH)"
             return state, Translation(rejection=Rejection("sparkplug_no_birth", why), rebirth=rebirth)
         aliases, signed = state["aliases"], state.setdefault("signed", {})
         if topic.device is not None:
@@ -184,6 +199,16 @@ class Sessions:
             if mine is not None:
                 aliases, signed = mine["aliases"], mine["signed"]
         if kind in ("NBIRTH", "DBIRTH"):
+            clash = _alias_clash(metrics)
+            if clash is not None:
+                # Unborn until a birth without the clash. Not asked for one: the same birth would come back.
+                state["rebirth_pending"] = True
+                if topic.device is None:
+                    state["online"] = False
+                else:
+                    state["devices"][topic.device] = False
+                why = f"{kind} of {_where(topic)}: {clash}; its data is quarantined until a birth without it"
+                return state, Translation(rejection=Rejection("sparkplug_bad_payload", why), rebirth=rebirth)
             self._declare(aliases, signed, metrics)
         named = []
         for m in metrics:
@@ -206,8 +231,7 @@ class Sessions:
         if target is None and all(_control(name) for name, _ in named):
             return state, Translation(rebirth=rebirth)
         if target is None:
-            where = "/".join(p for p in (topic.group, topic.edge_node, topic.device) if p)
-            why = f"the Sparkplug map names no machine for {where}"
+            why = f"the Sparkplug map names no machine for {_where(topic)}"
             return state, Translation(rejection=Rejection("sparkplug_unmapped", why), rebirth=rebirth)
         out = translate(target, text, ts, seq, named)
         if type(out) is Rejection:

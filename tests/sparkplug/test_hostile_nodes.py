@@ -6,7 +6,7 @@ import pysparkplug as spb
 from sqlalchemy import select
 
 from fleet.settings import Settings
-from fleet.tables import Machine, Telemetry
+from fleet.tables import Machine, Quarantine, Telemetry
 from ingest.contract import Limits
 from ingest.pipeline import Pipeline
 from ingest.sparkplug import sparkplug_b_pb2 as pb
@@ -137,3 +137,51 @@ def test_a_future_margin_past_the_calendar_means_no_limit_here_too(engine):
     pipeline.store(edge.take())
     assert quarantine_reasons(engine) == []
     assert [r["temperature_c"] for r in readings(engine)] == [60.0, 61.0]
+
+
+def test_a_birth_giving_one_alias_to_two_metrics_is_quarantined_not_guessed(engine):
+    """Alias 10 names the temperature and the vibration: which one DDATA by alias 10 carries is unknowable."""
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, rebirths = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    edge.birth(T0)
+    edge.sent.pop()  # its DBIRTH, made again with the clash
+    edge.seq = 1
+    metrics = (
+        spb.Metric(T0, "Spindle/Temperature", spb.DataType.DOUBLE, value=60.0, alias=TEMPERATURE),
+        spb.Metric(T0, "Spindle/Vibration", spb.DataType.DOUBLE, value=2.0, alias=TEMPERATURE),
+    )
+    birth = spb.DBirth(timestamp=T0, seq=edge._next(), metrics=metrics)
+    edge._send(f"spBv1.0/{GROUP}/DBIRTH/{NODE}/{DEVICE}", birth.encode())
+    edge.data(T0 + 10, 77.0)
+    pipeline.store(edge.take())
+    assert readings(engine) == []
+    assert quarantine_reasons(engine) == ["sparkplug_bad_payload", "sparkplug_no_birth"]
+    with engine.connect() as conn:
+        detail = conn.scalars(select(Quarantine.detail).order_by(Quarantine.id)).first()
+    assert "alias 10 names both 'Spindle/Temperature' and 'Spindle/Vibration'" in detail
+    assert rebirths == []  # a rebirth would bring the same clash back
+
+
+def test_a_node_birth_with_an_alias_clash_leaves_the_node_unborn(engine):
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, rebirths = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    node = spb.NBirth(
+        timestamp=T0,
+        seq=edge._next(),
+        metrics=(
+            spb.Metric(T0, "bdSeq", spb.DataType.INT64, value=0, alias=1),
+            spb.Metric(T0, "Node Control/Rebirth", spb.DataType.BOOLEAN, value=False, alias=1),
+        ),
+    )
+    edge._send(f"spBv1.0/{GROUP}/NBIRTH/{NODE}", node.encode())
+    edge.seq = 1
+    edge.birth(T0 + 1)
+    edge.sent.pop(1)  # the well-formed NBIRTH; its DBIRTH stays
+    edge.seq = 2
+    edge.data(T0 + 10, 61.0)
+    pipeline.store(edge.take())
+    assert readings(engine) == []
+    assert quarantine_reasons(engine) == ["sparkplug_bad_payload", "sparkplug_no_birth", "sparkplug_no_birth"]
+    assert rebirths == []
