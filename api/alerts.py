@@ -11,7 +11,7 @@ from api import connectivity, estimate
 from api.audit import log_event, require_state
 from api.auth import Principal
 from api.errors import Conflict
-from fleet import errors, labels
+from fleet import errors, labels, machine_types
 from fleet.tables import UNNAMED_MODE, Alert, Prediction, User
 from models import champion, episodes
 
@@ -195,6 +195,9 @@ def resolve(
             "this alert is about the machine's messages, not about a part: resolve it with "
             "'no fault found' or 'other' and say what stopped the data"
         )
+    type_name, declared = machine_types.declared_for(sess, [alert.machine_id])[alert.machine_id]
+    if declared and (problem := declared.problem(type_name, component=component, mode=mode)):
+        raise errors.InvalidInput(problem)
     alert.status, alert.resolved_at = "resolved", now
     alert.finding, alert.finding_text, alert.parts_used = finding, text, parts_used
     labelled = not about_messages and labels.record_finding(

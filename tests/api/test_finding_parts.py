@@ -1,0 +1,64 @@
+"""A finding names a component and failure mode of the machine's type, or the resolve is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from api.app import API_PREFIX, create_app
+from fleet import labels, machine_types
+from fleet.db import session
+from fleet.tables import Alert
+from tests.api.support import build_world
+from tests.console.client import ConsoleClient, flash, sign_in
+
+FLEET_TYPES = Path(__file__).parents[2] / "simulators" / "fleet_types.yaml"
+NOT_A_PART = "impeller9 is not a component of centrifugal_pump (bearing, seal, impeller, coupling)"
+
+
+def _unresolved(world, alert_id: int) -> None:  # noqa: ANN001
+    with session(world.engine) as sess:
+        assert sess.scalar(select(Alert.status).where(Alert.id == alert_id)) == "acknowledged"
+    with world.engine.connect() as conn:
+        assert labels.read(conn, ref=f"alert:{alert_id}").empty
+
+
+def test_the_api_refuses_a_finding_naming_a_part_or_mode_the_machines_type_does_not_declare(database_url):
+    world = build_world(database_url)
+    machine_types.apply_file(engine=world.engine, path=FLEET_TYPES)
+    alert_id, tech = world.alerts["acme"][0], world.headers("tech")
+    resolve = f"{API_PREFIX}/alerts/{alert_id}/resolve"
+    with world.client() as client:
+        client.post(f"{API_PREFIX}/alerts/{alert_id}/ack", headers=tech).raise_for_status()
+        part = client.post(
+            resolve, json={"finding": "confirmed_fault", "component": "impeller9"}, headers=tech
+        )
+        mode = client.post(resolve, json={"finding": "replaced_before_failure", "mode": "rust"}, headers=tech)
+        assert (part.status_code, part.json()) == (422, {"error": "invalid_input", "detail": NOT_A_PART})
+        assert mode.status_code == 422
+        assert mode.json()["detail"] == (
+            "rust is not a failure mode of centrifugal_pump (bearing_wear, seal_leak, impeller_fouling, "
+            "coupling_failure)"
+        )
+        _unresolved(world, alert_id)
+        done = client.post(
+            resolve, json={"finding": "confirmed_fault", "component": "impeller"}, headers=tech
+        )
+        assert done.status_code == 200, done.text
+
+
+def test_the_console_resolve_form_shows_an_undeclared_part_as_its_error(database_url):
+    world = build_world(database_url)
+    machine_types.apply_file(engine=world.engine, path=FLEET_TYPES)
+    alert_id = world.alerts["acme"][0]
+    page = f"/alerts/{alert_id}"
+    referer = {"referer": f"http://testserver{page}"}
+    with ConsoleClient(create_app(world.settings)) as client:
+        sign_in(client, world, "tech")
+        client.post(f"{page}/ack", headers=referer)
+        done = client.post(
+            f"{page}/resolve", data={"finding": "confirmed_fault", "component": "impeller9"}, headers=referer
+        )
+    assert flash(done.text) == NOT_A_PART and 'class="flash error"' in done.text
+    _unresolved(world, alert_id)
