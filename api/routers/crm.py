@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.routing import APIRoute
 
 from api import crm_inbound
 from api.deps import SessionDep, SettingsDep
 from api.errors import Unauthorized
 from fleet.tables import utcnow
 
-router = APIRouter(prefix="/crm", tags=["crm"])
+
+class _BodyFirst(APIRoute):
+    """A route whose body is read before the app's dependencies, so that the signed bytes stay readable."""
+
+    # With a form content type (what `curl -d` says) `refuse_nul` parsed the stream away first: a 500.
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, with the body read (and kept on the request) first."""
+        handle = super().get_route_handler()
+
+        async def body_first(request: Request) -> Response:
+            await request.body()
+            return await handle(request)
+
+        return body_first
+
+
+router = APIRouter(prefix="/crm", tags=["crm"], route_class=_BodyFirst)
 
 
 async def _raw_body(request: Request) -> bytes:

@@ -138,3 +138,31 @@ def test_a_body_far_larger_than_an_outcome_is_413_before_it_is_read_whole(world)
         streamed = client.post(URL, content=chunks(), headers=headers)  # chunked: no content-length
         assert (declared.status_code, streamed.status_code) == (413, 413)
     assert _state(world, offer_id) == ("sent", None, 0)
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "answer", "applied"),
+    [(FORM, (200, None), 1), ("multipart/form-data; boundary=x", (400, "Invalid multipart data."), 0)],
+)
+def test_an_outcome_sent_with_a_form_content_type_is_answered_not_a_500(
+    world, content_type: str, answer: tuple, applied: int
+) -> None:
+    """`curl -d` without `-H` says it is a form (urlencoded): the signed bytes are still the outcome."""
+    offer_id = world.offers["acme"][0]
+    text = json.dumps({**LOST, "offer_id": offer_id})
+    headers = signed_headers(secret=SECRET, event_id="msg_form", body=text, at=utcnow())
+    headers["content-type"] = content_type
+    with served(create_app(world.settings)) as base:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            signed = client.post(URL, content=text.encode(), headers=headers)
+        assert (signed.status_code, signed.json().get("detail")) == answer
+        with httpx.Client(base_url=base, timeout=30) as client:
+            unsigned = client.post(URL, content=b"offer_id=1&outcome=won", headers={"content-type": FORM})
+        assert (unsigned.status_code, unsigned.json()["error"]) == (401, "bad_signature")
+        with httpx.Client(base_url=base, timeout=30) as client:
+            padded = client.post(URL, content=b"a=" + b"x" * 300_000, headers={"content-type": content_type})
+        assert padded.status_code == 413
+    assert _state(world, offer_id) == (("declined", None, 1) if applied else ("sent", None, 0))
