@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import tomllib
 import zlib
 from collections.abc import Iterator, Mapping
@@ -25,6 +24,9 @@ HISTORY_FIELDS = ("ts", "machine", "tenant", "kind", "component", "mode", "activ
 TELEMETRY_FIELDS = ("tenant", "machine", "ts", "seq")
 EVENT_FIELDS = ("code", "severity", "text")
 _KNOWN = {*MACHINE_FIELDS, *HISTORY_FIELDS, *TELEMETRY_FIELDS, *EVENT_FIELDS}
+# Characters of a line (or of a quoted field over lines) an import reads: a longer line's row is refused
+# unread, so that a hostile or broken file cannot take the memory of the process.
+MAX_LINE = 2**20
 
 
 @dataclass(frozen=True)
@@ -122,41 +124,99 @@ def parse_columns(pairs: list[str] | None) -> dict[str, str]:
 
 
 def read_rows(
-    path: Path, mapping: ColumnMap, *, required: tuple[str, ...], fields: tuple[str, ...]
+    path: Path,
+    mapping: ColumnMap,
+    *,
+    required: tuple[str, ...],
+    fields: tuple[str, ...],
+    max_line: int = MAX_LINE,
 ) -> Iterator[tuple[int, dict]]:
     """Rows of a CSV file (gzip if named .gz) as (line number, {column: text}); checks the header first.
 
-    The whole file's quoting is checked before the first row: a broken file is refused before any write.
+    The file is read twice, a line at a time: first its quoting, so that a broken file is refused before any
+    write. A row with a line longer than `max_line` characters is `Unread`; one that long over lines refuses
+    the file (`_Lines`): memory stays within `max_line` however long the file or its lines.
     """
-    opener = gzip.open if str(path).endswith(".gz") else open
-    try:
-        raw = opener(path, "rb").read()  # type: ignore[operator]
-    except (OSError, EOFError, zlib.error) as exc:  # EOFError: a gzip file cut short
-        raise errors.InvalidInput(f"cannot read {path}: {exc}") from None
-    try:
-        text = text_files.decode(raw)
-    except text_files.NotUtf8 as exc:
-        raise errors.InvalidInput(f"{path}: {exc}") from None
     if len(mapping.delimiter) != 1 or mapping.delimiter in '"\r\n':
         raise errors.InvalidInput(
             f"delimiter {mapping.delimiter!r} is not one character other than quote or newline"
         )
-    # The text is in memory already: a long cell is a bad row for the import's checks, not a csv.Error.
-    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
-    _check_quoting(path, text, mapping.delimiter)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=mapping.delimiter)
-    check_header(path, reader.fieldnames or [], mapping, required=required, fields=fields)
-    for row in reader:
-        yield reader.line_num, row
+    # A long cell is for the import's checks, not a csv.Error; `_Lines` bounds what the csv module holds.
+    csv.field_size_limit(max(csv.field_size_limit(), max_line))
+    _check_quoting(path, _Lines(path, max_line), mapping.delimiter)
+    lines = _Lines(path, max_line)
+    reader = csv.reader(lines, delimiter=mapping.delimiter)
+    header = next(reader, [])
+    if lines.long:
+        raise errors.InvalidInput(f"{path}: line 1: the header is longer than {max_line} characters")
+    check_header(path, header, mapping, required=required, fields=fields)
+    lines.next_row()
+    for cells in reader:
+        if lines.long:
+            yield reader.line_num, Unread(f"a line longer than {max_line} characters, not read")
+        elif cells:  # a blank line is no row
+            yield reader.line_num, _row(header, cells)
+        lines.next_row()
 
 
-def _check_quoting(path: Path, text: str, delimiter: str) -> None:
+def _row(header: list[str], cells: list[str]) -> dict:
+    """{column: text} as `csv.DictReader` makes it: surplus cells under None, missing ones None."""
+    row: dict = dict(zip(header, cells, strict=False))
+    if len(cells) > len(header):
+        row[None] = cells[len(header) :]
+    return row | dict.fromkeys(header[len(cells) :])
+
+
+class Unread(dict):
+    """A row not read, for the reason `check_row` gives (a line too long to hold)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class _Lines:
+    """A CSV file's lines for the csv module: one longer than `limit` characters as '' (its number in
+    `long`); InvalidInput when the row being read grows past `limit` over several lines (a quoted field)."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self.path, self.limit = path, limit
+        self.long: list[int] = []  # of the row being read
+        self.size = 0  # characters of the row being read
+        self.first = 0  # its first line, once read
+
+    def next_row(self) -> None:
+        """The csv module has returned a row: the next line begins another."""
+        self.long, self.size, self.first = [], 0, 0
+
+    def __iter__(self) -> Iterator[str]:
+        opener = gzip.open if str(self.path).endswith(".gz") else open
+        try:
+            for number, line in enumerate(text_files.lines(opener(self.path, "rb"), self.limit), 1):  # type: ignore[operator]
+                self.first = self.first or number
+                if line is None:
+                    self.long.append(number)
+                self.size += len(line or "")
+                if self.size > self.limit:
+                    raise errors.InvalidInput(
+                        f"{self.path}: line {self.first}: a row longer than {self.limit} characters "
+                        "over several lines (a quoted field): where the next row begins is not known"
+                    )
+                yield line or ""
+        except (OSError, EOFError, zlib.error) as exc:  # EOFError: a gzip file cut short
+            raise errors.InvalidInput(f"cannot read {self.path}: {exc}") from None
+        except text_files.NotUtf8 as exc:
+            raise errors.InvalidInput(f"{self.path}: {exc}") from None
+
+
+def _check_quoting(path: Path, lines: _Lines, delimiter: str) -> None:
     """InvalidInput naming the line of a quote never closed or followed by more text (csv would guess)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     start = 1
     try:
         for _ in reader:
             start = reader.line_num + 1
+            lines.next_row()
     except csv.Error as exc:
         reason = "a quoted field is never closed" if "unexpected end of data" in str(exc) else str(exc)
         raise errors.InvalidInput(f"{path}: line {start}: {reason}") from None
@@ -202,7 +262,10 @@ def _header_hint(header: list[str], mapping: ColumnMap, wanted: list[str]) -> st
 
 
 def check_row(row: Mapping[str | None, object]) -> None:
-    """ValueError for a row with values in the wrong columns, or a NUL (PostgreSQL text cannot hold one)."""
+    """ValueError for a row not read, with values in the wrong columns, or with a NUL (PostgreSQL text cannot
+    hold one)."""
+    if isinstance(row, Unread):
+        raise ValueError(row.reason)
     if None in row:
         raise ValueError("more fields than the header has")
     if None in row.values():

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from fleet import errors
 from fleet.type_checks import Problem, compose_yaml
@@ -24,6 +26,22 @@ def decode(raw: bytes) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise NotUtf8(raw[: exc.start].count(b"\n") + 1, raw[exc.start]) from None
+
+
+def lines(stream: BinaryIO, limit: int) -> Iterator[str | None]:
+    """Each line of a UTF-8 stream with its line end (a byte order mark dropped), or None for one longer than
+    `limit` characters, read in pieces and dropped: memory stays within `limit`. Closes the stream."""
+    number = 0  # lines read whole
+    with io.TextIOWrapper(stream, encoding="utf-8-sig", newline="") as text:
+        try:
+            while line := text.readline(limit + 1):
+                long = len(line) > limit
+                while long and not line.endswith(("\n", "\r")) and (line := text.readline(limit)):
+                    pass
+                yield None if long else line
+                number += 1
+        except UnicodeDecodeError as exc:  # the bytes it could not decode begin after the lines read
+            raise NotUtf8(number + 1 + exc.object[: exc.start].count(b"\n"), exc.object[exc.start]) from None
 
 
 class FileProblem(errors.InvalidInput):

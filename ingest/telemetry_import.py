@@ -26,9 +26,18 @@ _Header = tuple[tuple[str, ...], tuple[str, ...]]
 
 
 def import_file(
-    *, engine: Engine, path: Path, mapping: ColumnMap, batch_size: int = 5000, limits: Limits | None = None
+    *,
+    engine: Engine,
+    path: Path,
+    mapping: ColumnMap,
+    batch_size: int = 5000,
+    limits: Limits | None = None,
+    max_line: int = csv_import.MAX_LINE,
 ) -> ImportReport:
-    """Store FILE's rows as telemetry or events (`mapping.kind`); a bad row is quarantined and reported."""
+    """Store FILE's rows as telemetry or events (`mapping.kind`); a bad row is quarantined and reported.
+
+    The file is read `batch_size` rows at a time (a Parquet file in batches of that many), a row with a line
+    or value longer than `max_line` characters refused (a line unread): memory does not grow with the file."""
     kind = mapping.kind or "telemetry"
     if kind not in KINDS:
         raise errors.InvalidInput(f"kind {kind!r} is not one of {', '.join(KINDS)}")
@@ -40,7 +49,7 @@ def import_file(
     pipeline = Pipeline(engine=engine, **({"limits": limits} if limits else {}))
     report = ImportReport(written=True)
     batch: list[_Row] = []
-    for row in _messages(path, mapping, kind, (required, fields)):
+    for row in _messages(_rows(path, mapping, (required, fields), max_line, batch_size), mapping, kind):
         batch.append(row)
         if len(batch) >= batch_size:
             _store(pipeline, batch, report)
@@ -66,7 +75,7 @@ def _store(pipeline: Pipeline, batch: list[_Row], report: ImportReport) -> None:
             report.rejects.append(Reject(line, f"{result.reason}: {result.detail}", row))
 
 
-def _messages(path: Path, mapping: ColumnMap, kind: str, header: _Header) -> Iterator[_Row]:
+def _messages(rows: Iterator[tuple[int, dict]], mapping: ColumnMap, kind: str) -> Iterator[_Row]:
     """Each row as (line, row, raw message, None), the message's JSON payload for the contract to check;
     a row refused before (fields that do not match the header, tenants that disagree, a time it cannot
     read) with its Rejection."""
@@ -75,7 +84,7 @@ def _messages(path: Path, mapping: ColumnMap, kind: str, header: _Header) -> Ite
     last: dict[tuple[str, str], datetime] = {}  # each machine's time in its row before
     received = time.time()
     topic_of = contract.events_topic if kind == "events" else contract.telemetry_topic
-    for line, row in _rows(path, mapping, header):
+    for line, row in rows:
         tenant = mapping.tenant or csv_import.text(row, mapping, "tenant")
         machine = csv_import.text(row, mapping, "machine")
         topic = topic_of(tenant, machine)
@@ -114,26 +123,31 @@ def _check_unnamed(row: dict) -> None:
         raise ValueError("a value under a column without a name")
 
 
-def _rows(path: Path, mapping: ColumnMap, header: _Header) -> Iterator[tuple[int, dict]]:
-    """(line, {column: text}) of a CSV file, or (row number from 1, …) of a Parquet file."""
+def _rows(
+    path: Path, mapping: ColumnMap, header: _Header, max_line: int, chunk: int
+) -> Iterator[tuple[int, dict]]:
+    """(line, {column: text}) of a CSV file, or (row number from 1, …) of a Parquet file, `chunk` rows at a
+    time; a Parquet row with a value longer than `max_line` characters is `csv_import.Unread`."""
     required, fields = header
     if Path(path).suffix.lower() != ".parquet":
-        yield from csv_import.read_rows(path, mapping, required=required, fields=fields)
+        yield from csv_import.read_rows(path, mapping, required=required, fields=fields, max_line=max_line)
         return
     from pyarrow import ArrowException, parquet  # only an import of Parquet pays for loading pyarrow
 
     try:
         table = parquet.ParquetFile(path)
         csv_import.check_header(path, table.schema_arrow.names, mapping, required=required, fields=fields)
-        for _ in table.iter_batches(batch_size=10_000):
+        for _ in table.iter_batches(batch_size=chunk):
             pass  # every page decoded once before the first row is stored: a corrupt file stores nothing
     except (OSError, ArrowException) as exc:
         raise errors.InvalidInput(f"cannot read {path} as Parquet: {exc}") from None
     number = 0
-    for batch in table.iter_batches(batch_size=10_000):
+    long = csv_import.Unread(f"a value longer than {max_line} characters")
+    for batch in table.iter_batches(batch_size=chunk):
         for row in batch.to_pylist():
             number += 1
-            yield number, {k: _cell_text(v) for k, v in row.items()}
+            cells = {k: _cell_text(v) for k, v in row.items()}
+            yield number, long if any(len(v) > max_line for v in cells.values()) else cells
 
 
 def _cell_text(value: object) -> str:

@@ -1,0 +1,184 @@
+"""Imports with bounded memory: a line past the bound is refused unread; chunk sizes change nothing stored."""
+
+from __future__ import annotations
+
+import csv
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+from typer.testing import CliRunner
+
+from fleet import csv_import
+from fleet.csv_import import ColumnMap
+from fleet.tables import Customer, Label, Machine, Quarantine, Telemetry
+from ingest import telemetry_import
+from servicecast.cli import app
+from tests.fleet.test_hostile_files import count, refused
+from tests.ingest.support import register_fleet
+
+LONG = 4 * csv_import.MAX_LINE  # characters of the hostile cell: a few MB, four times the bound
+BOUND = 2**16  # a bound far below the line's length: what the reader holds is seen apart from the line
+
+
+def write(path: Path, *lines: str) -> Path:
+    """A CSV file of these lines, each ended by a newline."""
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        for line in lines:
+            out.write(line + "\n")
+    return path
+
+
+def test_a_line_past_the_bound_is_refused_by_its_line_without_holding_it(tmp_path):
+    path = write(
+        tmp_path / "t.csv", "machine,ts,temp", "m1,2024-01-01T06:00Z,1", f"m1,2024-01-01T07:00Z,{'9' * LONG}"
+    )
+    with open(path, "a", encoding="utf-8") as out:
+        out.write("m1,2024-01-01T08:00Z,2\n")
+    tracemalloc.start()
+    try:
+        rows = list(csv_import.read_rows(path, ColumnMap(), required=("machine",), fields=(), max_line=BOUND))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < LONG / 4, f"{peak:,} bytes at the peak, for a line of {LONG:,} characters"
+    assert [line for line, _ in rows] == [2, 3, 4]
+    assert rows[2][1] == {"machine": "m1", "ts": "2024-01-01T08:00Z", "temp": "2"}
+    with pytest.raises(ValueError, match=f"line longer than {BOUND} characters, not read"):
+        csv_import.check_row(rows[1][1])
+
+
+def test_each_import_refuses_a_line_past_the_bound_by_its_line_and_reads_the_rest(
+    sqlite_engine, tmp_path, monkeypatch
+):
+    register_fleet(sqlite_engine, "acme", ["m1"])
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    cli = CliRunner()
+    reason = f"line 3: a line longer than {csv_import.MAX_LINE} characters, not read"
+
+    history = write(
+        tmp_path / "h.csv",
+        "machine,ts,kind,component",
+        "m1,2024-01-01T06:00Z,failure,pump",
+        f"m1,2024-01-02T06:00Z,failure,{'p' * LONG}",
+        "m1,2024-01-03T06:00Z,failure,valve",
+    )
+    refused(cli.invoke(app, ["history", "import", str(history), "--tenant", "acme"]), reason)
+    assert count(sqlite_engine, Label) == 0
+    rejects = tmp_path / "rejects.csv"
+    done = cli.invoke(
+        app, ["history", "import", str(history), "--tenant", "acme", "--reject-file", str(rejects)]
+    )
+    assert done.exit_code == 0, done.output
+    assert count(sqlite_engine, Label) == 2
+    with open(rejects, newline="") as f:
+        assert [(r["line"], r["reason"]) for r in csv.DictReader(f)] == [
+            ("3", reason.removeprefix("line 3: "))
+        ]
+
+    machines = write(tmp_path / "m.csv", "machine,serial", "m2,s2", f"m3,{'s' * LONG}", "m4,s4")
+    refused(cli.invoke(app, ["machines", "import", str(machines), "--tenant", "acme"]), reason)
+    assert count(sqlite_engine, Machine) == 1
+
+    telemetry = write(
+        tmp_path / "t.csv",
+        "machine,ts,temp",
+        "m1,2024-01-01T06:00Z,1",
+        f"m1,2024-01-01T07:00Z,{'9' * LONG}",
+        "m1,2024-01-01T08:00Z,2",
+    )
+    done = cli.invoke(app, ["telemetry", "import", str(telemetry), "--tenant", "acme"])
+    assert done.exit_code == 0, done.output
+    assert "3 rows: imported 2 new messages, 0 stored already, 1 rejected" in done.stdout
+    assert reason.replace("line 3: ", "line 3: bad_row: ") in done.stderr
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(select(Quarantine.reason, Quarantine.payload)).all() == [("bad_row", b"[]")]
+
+
+def test_a_quoted_field_over_many_lines_past_the_bound_refuses_the_file_before_anything_is_stored(
+    sqlite_engine, tmp_path
+):
+    register_fleet(sqlite_engine, "acme", ["m1"])
+    field = '"' + "note\n" * 100 + '"'
+    path = write(
+        tmp_path / "t.csv",
+        "machine,ts,temp,text",
+        "m1,2024-01-01T06:00Z,1,",
+        f"m1,2024-01-01T07:00Z,2,{field}",
+    )
+    with pytest.raises(
+        csv_import.errors.InvalidInput, match="line 3: a row longer than 200 characters over several lines"
+    ):
+        telemetry_import.import_file(
+            engine=sqlite_engine, path=path, mapping=ColumnMap(tenant="acme"), max_line=200
+        )
+    assert count(sqlite_engine, Telemetry) == 0
+
+
+ROWS = [
+    "m1,2024-01-01T06:00Z,1",
+    "m2,2024-01-01T06:00Z,2",
+    "m1,2024-01-01T06:00Z,1",  # the same message again
+    "m1,2024-01-01T06:00Z,5",  # another at the same time: a seq conflict
+    "m1,yesterday,3",
+    "m9,2024-01-01T07:00Z,3",  # not registered
+    f"m1,2024-01-01T08:00Z,{'7' * 300}",  # past the bound of 200
+    "m2,2024-01-01T07:00Z,oops",
+    "m2,2024-01-01T08:00Z,4",
+    "m2,2024-01-01T08:00Z,4",
+    "m1,2024-01-01T09:00Z,6",
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_chunks_of_any_size_store_and_quarantine_what_one_chunk_does(database_url, engine, tmp_path, chunk):
+    path = write(tmp_path / "t.csv", "machine,ts,temp", *ROWS)
+    parquet_path = tmp_path / "t.parquet"
+    _parquet(path, parquet_path, row_group=2)  # Parquet is read in batches of `chunk` rows too
+    results = {}
+    runs = [("csv", path, 1000), ("csv_chunks", path, chunk)]
+    runs += [("parquet", parquet_path, 1000), ("parquet_chunks", parquet_path, chunk)]
+    for tenant, file, size in runs:
+        register_fleet(engine, tenant, ["m1", "m2"])
+        report = telemetry_import.import_file(
+            engine=engine, path=file, mapping=ColumnMap(tenant=tenant), batch_size=size, max_line=200
+        )
+        rejects = [(r.line, r.reason.replace(repr(tenant), "TENANT")) for r in report.rejects]
+        results[tenant] = ((report.rows, report.new, report.existing, rejects), *_stored(engine, tenant))
+    assert results["csv"][0][:3] == (11, 4, 2)
+    assert len(results["csv"][2]) == 5
+    assert results["csv_chunks"] == results["csv"]
+    assert results["parquet_chunks"] == results["parquet"]
+    assert results["parquet"][1] == results["csv"][1]  # the rows stored; a Parquet row has no line
+
+
+def _parquet(source: Path, target: Path, *, row_group: int) -> None:
+    """The CSV file's rows as a Parquet file of text columns, `row_group` rows a group."""
+    import pyarrow as pa
+    from pyarrow import parquet
+
+    with open(source, newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = {name: [r[name] for r in rows] for name in rows[0]}
+    parquet.write_table(pa.table(columns), target, row_group_size=row_group)
+
+
+def _stored(engine: Engine, tenant: str) -> tuple[list, list]:
+    """Tenant's telemetry (machine, seq, ts, readings) and quarantine (topic without tenant, payload, …)."""
+    with engine.connect() as conn:
+        telemetry = conn.execute(
+            select(Machine.code, Telemetry.seq, Telemetry.ts, Telemetry.readings)
+            .join(Machine, Machine.id == Telemetry.machine_id)
+            .join(Customer, Customer.id == Machine.customer_id)
+            .where(Customer.tenant == tenant)
+            .order_by(Machine.code, Telemetry.seq)
+        ).all()
+        quarantine = conn.execute(
+            select(Quarantine.topic, Quarantine.payload, Quarantine.reason, Quarantine.detail).where(
+                Quarantine.topic.like(f"fleet/{tenant}/%")
+            )
+        ).all()
+    return [tuple(r) for r in telemetry], sorted(
+        (t.replace(f"/{tenant}/", "/"), p, r, d.replace(repr(tenant), "TENANT")) for t, p, r, d in quarantine
+    )
