@@ -239,6 +239,18 @@ def one_line(text: str) -> str:
     return " ".join(CONTROL.sub(" ", text).split())
 
 
+def recipient_problem(address: str) -> str | None:
+    """Why a To header of `address` would not name exactly that one mailbox, or None."""
+    # The header reads commas, groups, comments and encoded words in it: two recipients hide in one address.
+    header = EmailMessage()
+    try:
+        header["To"] = address
+        found = [mailbox.addr_spec for mailbox in header["To"].addresses]
+    except Exception as exc:  # its parser meets hostile text with IndexError, AttributeError, TypeError…
+        return f"a mail header cannot carry it ({type(exc).__name__} in Python's email package)"
+    return None if found == [address] else f"a mail to it would go to {', '.join(found) or 'nobody'}"
+
+
 def message_id(event_id: str, public_url: str) -> str:
     """The Message-ID of an event's e-mail: the same for every retry, so mail systems can dedupe."""
     domain = urlsplit(public_url).hostname or "servicecast.local"

@@ -318,6 +318,9 @@ def _send(claim: Claim, *, settings: Settings, client: httpx.Client, resolve: de
     elif claim.destination.startswith(notifications.PREFIX + "email"):
         if (why := notifications.unsent(settings, "email")) is not None:
             raise delivery.DeliveryError(why)
+        # An address subscribed before the API checked it so.
+        if (why := delivery.recipient_problem(claim.address)) is not None:
+            raise delivery.DeliveryError(f"address: {why}")
         message = notifications.render_email(
             claim.payload,
             mail_from=settings.mail_from,

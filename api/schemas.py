@@ -10,7 +10,7 @@ import httpx
 from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from api import estimate
+from api import delivery, estimate
 
 Purpose = Literal["service", "offers", "product_improvement"]
 INT32_MAX = 2_147_483_647
@@ -355,6 +355,13 @@ class EmailSubscriptionIn(_SubscriptionScope):
     channel: Literal["email"]
     # No whitespace or control character: a mail header cannot carry them.
     address: str = Field(pattern=r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$", max_length=320)
+
+    @field_validator("address")
+    @classmethod
+    def _one_recipient(cls, value: str) -> str:
+        if problem := delivery.recipient_problem(value):
+            raise ValueError(problem)
+        return value
 
 
 class WebhookSubscriptionIn(_SubscriptionScope):

@@ -55,6 +55,9 @@ def test_every_operation_meets_its_schema(tmp_path):
             # Nor that a webhook address is a URL an HTTP client can parse (its host, port, IDNA labels).
             if response.status_code == 422 and "address: Value error, not a URL" in response.text:
                 return
+            # Nor that an e-mail address is one mailbox to Python's mail header (no comma, group, comment…).
+            if response.status_code == 422 and "address: Value error, a mail " in response.text:
+                return
             # Nor that an id is written as an integer: 42.0 is the integer 42 to JSON Schema, not to the API.
             if response.status_code == 422 and "not 42.0" in response.text and _holds_a_whole_float(case):
                 return

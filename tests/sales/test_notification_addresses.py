@@ -18,6 +18,17 @@ BAD = [
     ("email", "tech@oem.example\u2028bcc"),
     ("email", "te\x00ch@oem.example"),  # PostgreSQL cannot store NUL: it was a 500 there
     ("email", "tech@oem.example\x0b"),
+    # One address each to the eye, more than one (or another) in the To header the router writes.
+    ("email", "tech@oem.example,ops"),
+    ("email", "=?utf-8?q?ops=40evil.example=2C?=tech@oem.example"),  # ops@evil.example, tech@oem.example
+    ("email", "crew:tech@oem.example;"),
+    ("email", "(ops@evil.example)tech@oem.example"),
+    (
+        "email",
+        ":*c;!@ee-'2",
+    ),  # Python's header parser fails on these with AttributeError, IndexError, TypeError
+    ("email", "d{=_^@0,c<"),
+    ("email", "(}/)..)@;"),
     ("webhook", "http://[::1/hooks"),
     ("webhook", "http://256.1.1.1/hooks"),
     ("webhook", "http://exa\x85mple.com/hooks"),
@@ -71,3 +82,35 @@ def test_a_stored_url_the_client_cannot_parse_fails_with_a_reason(world) -> None
     with session(world.engine) as sess:
         [row] = sess.scalars(select(OutboxMessage))
         assert (row.status, row.last_error) == ("pending", "invalid URL: Invalid port: ':1'")
+
+
+@pytest.mark.parametrize(
+    ("address", "error"),
+    [
+        (
+            "=?utf-8?q?ops=40evil.example=2C?=tech@oem.example",
+            "a mail to it would go to ops@evil.example, tech@oem.example",
+        ),
+        (":*c;!@ee-'2", "a mail header cannot carry it (AttributeError in Python's email package)"),
+    ],
+)
+def test_a_stored_address_naming_more_than_one_recipient_is_not_sent_to(database_url, address, error) -> None:
+    world = build_world(database_url, smtp_url="smtp://127.0.0.1:9", alert_escalate_after_min=10**6)
+    with session(world.engine) as sess:  # subscribed before addresses were checked so
+        sess.add(
+            NotificationSubscription(
+                user_id=world.users["tech"],
+                customer_id=world.customers["acme"],
+                channel="email",
+                address=address,
+            )
+        )
+    add_prediction(world.engine, world.machines["acme"][2], risk=0.92, mode="seal_leak", hours_ahead=20)
+    policy.run_once(engine=world.engine, settings=world.settings, now=utcnow())
+
+    report = routing.deliver_due(engine=world.engine, settings=world.settings)
+
+    assert (report.claimed, report.retried) == (1, 1)
+    with session(world.engine) as sess:
+        [row] = sess.scalars(select(OutboxMessage))
+        assert row.last_error == f"address: {error}"
