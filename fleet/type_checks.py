@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from fleet import file_values, type_simulation
+from fleet import contract, file_values, type_simulation
+from fleet.tables import MachineEvent
 
 SEVERITIES = ("info", "warning", "error", "critical")
 BAD_DIRECTIONS = ("high", "low")
@@ -24,6 +25,12 @@ MODE_KEYS = {"name", "component", "description"}
 CODE_KEYS = {"code", "severity", "text"}
 MAX_VALUES = 100_000  # values aliases may add by repeating others; the shipped files have none
 MAX_DEPTH = 32  # levels of nesting; the shipped files have up to 9
+# Characters of free text: a display name as the store's other names (customers, sites, users, offer
+# titles), a description as the API's free texts (a finding, a reason), a unit as a reading's suffix.
+DISPLAY_NAME_MAX = 200
+TEXT_MAX = 4000
+UNIT_MAX = 32
+CODE_MAX = MachineEvent.code.type.length  # an event's code: a longer one no machine can send
 
 Path_ = tuple[str | int, ...]
 
@@ -219,8 +226,10 @@ class Checker:
             if not self.mapping(path, item, TYPE_KEYS | {SIMULATION}, required=("name", "sensors")):
                 continue
             self.unique(path + ("name",), item.get("name"), names)
-            for key in ("display_name", "description"):
-                self.text(path + (key,), item.get(key), optional=True)
+            self.text(
+                path + ("display_name",), item.get("display_name"), optional=True, limit=DISPLAY_NAME_MAX
+            )
+            self.text(path + ("description",), item.get("description"), optional=True)
             if item.get(SIMULATION) not in (None, {}):  # none: the type is not simulated
                 type_simulation.check(self, path + (SIMULATION,), item[SIMULATION], item)
             self.sensors(path + ("sensors",), item.get("sensors"))
@@ -256,11 +265,13 @@ class Checker:
             self.bad(path, f"{value!r} is defined twice")
         seen.add(value)
 
-    def text(self, path: Path_, value: Any, *, optional: bool = False) -> None:
+    def text(self, path: Path_, value: Any, *, optional: bool = False, limit: int = TEXT_MAX) -> None:
         if value is None and optional:
             return
         if not isinstance(value, str) or (not value.strip() and not optional):
             self.bad(path, "must be text")
+        elif len(value) > limit:
+            self.bad(path, f"has {len(value):,} characters, more than {limit:,}")
 
     def number(self, path: Path_, value: Any) -> bool:
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
@@ -291,12 +302,20 @@ class Checker:
         self.items(path, values, SENSOR_KEYS, self.sensor)
 
     def sensor(self, path: Path_, s: dict) -> None:
+        name = s.get("name")
+        if isinstance(name, str) and NAME.match(name) and not contract.SENSOR_PATTERN.match(name):
+            self.bad(
+                path + ("name",),
+                f"{name!r} is not a sensor name the telemetry contract takes: letters, digits and _ only",
+            )
         if "unit" not in s:
             self.bad(path + ("unit",), 'is required (use "" for a number without unit)')
         elif not isinstance(s["unit"], str):
             self.bad(path + ("unit",), "must be text")
-        self.text(path + ("display_name",), s.get("display_name"), optional=True)
-        rng = s.get("range")
+        else:
+            self.text(path + ("unit",), s["unit"], optional=True, limit=UNIT_MAX)
+        self.text(path + ("display_name",), s.get("display_name"), optional=True, limit=DISPLAY_NAME_MAX)
+        rng, expected = s.get("range"), None
         if rng is not None:
             ok = isinstance(rng, list) and len(rng) == 2
             if not ok or not all(self.number(path + ("range", i), v) for i, v in enumerate(rng)):
@@ -304,7 +323,14 @@ class Checker:
                     self.bad(path + ("range",), "must be [low, high]")
             elif rng[0] >= rng[1]:
                 self.bad(path + ("range",), f"low {rng[0]} must be below high {rng[1]}")
+            else:
+                expected = rng
         limits = {k: s[k] for k in ("warning", "alarm") if k in s and self.number(path + (k,), s[k])}
+        for key, value in limits.items():
+            if expected and not expected[0] <= value <= expected[1]:
+                self.bad(
+                    path + (key,), f"{value} lies outside the expected range [{expected[0]}, {expected[1]}]"
+                )
         bad = s.get("bad")
         if bad is not None and bad not in BAD_DIRECTIONS:
             self.bad(path + ("bad",), f"{bad!r} must be one of {', '.join(BAD_DIRECTIONS)}")
@@ -326,7 +352,7 @@ class Checker:
                 self.bad(path + ("alarm_on_delay_s",), "delays a warning or alarm limit: give one")
 
     def component(self, path: Path_, c: dict) -> None:
-        self.text(path + ("display_name",), c.get("display_name"), optional=True)
+        self.text(path + ("display_name",), c.get("display_name"), optional=True, limit=DISPLAY_NAME_MAX)
 
     def mode(self, path: Path_, m: dict, components: set) -> None:
         if "component" not in m:
@@ -345,6 +371,8 @@ class Checker:
             or isinstance(c.get("code"), bool)
         ):
             self.bad(path + ("code",), "must be text or a whole number")
+        elif len(str(c.get("code", ""))) > CODE_MAX:
+            self.bad(path + ("code",), f"has more than {CODE_MAX} characters: no event's code can")
         if "severity" in c and c["severity"] not in SEVERITIES:
             self.bad(path + ("severity",), f"{c['severity']!r} must be one of {', '.join(SEVERITIES)}")
         if "text" in c:
