@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fsspec.implementations.memory import MemoryFileSystem
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, text
 
 from fleet import archive_format, archive_store, db, errors, partitions
@@ -360,6 +361,11 @@ def run(
 def _run(engine: Engine, *, url: str, before: datetime, max_rows: int, after_write) -> Report:
     started = time.perf_counter()
     where = location(url)
+    if isinstance(where.fs, MemoryFileSystem):  # its files end with this process, the rows moved there too
+        raise errors.InvalidInput(
+            f"the archive URL {url} keeps files in this process's memory only: rows archived there would be "
+            "lost when it ends, so nothing was archived; set a folder or object storage (s3://…)"
+        )
     archive_store.claim(engine, where)  # a copy of this database sharing the folder stops here
     report = Report(orphans_removed=_sweep(engine, where))
     how = {"max_rows": max_rows, "after_write": after_write}

@@ -47,9 +47,9 @@ def retention_run(
             plan = retention.run(
                 ready_engine(settings), settings=settings, now=datetime.now(UTC), dry_run=dry_run
             )
-    # The rollup refresh of a late row's archived hour, or the archive's storage (full, not writable):
-    # one line, with the steps done and not done.
-    except (errors.ArchiveUnreadable, errors.ArchiveStoreTaken, OSError) as exc:
+    # The rollup refresh of a late row's archived hour, or the archive's storage (full, not writable, in
+    # memory): one line, with the steps done and not done.
+    except (errors.ArchiveUnreadable, errors.ArchiveStoreTaken, errors.InvalidInput, OSError) as exc:
         raise fail(with_notes(_why(exc), exc), code=EXIT_ERROR) from None
     verb = "would" if dry_run else "did"
     for step in plan.steps:
