@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,6 +57,23 @@ def _parse(line: int, row: dict, mapping: ColumnMap, source: str, latest: dateti
     }
 
 
+def _labels(
+    path: Path, mapping: ColumnMap, required: tuple[str, ...], latest: datetime, report: ImportReport | None
+) -> Iterator[tuple[int, dict, dict]]:
+    """(line, row, label) of each row that reads as a label; given `report`, each row is counted there and a
+    bad one rejected (the first of the import's two reads of the file)."""
+    for line, row in csv_import.read_rows(path, mapping, required=required, fields=csv_import.HISTORY_FIELDS):
+        if report is not None:
+            report.rows += 1
+        try:
+            label = _parse(line, row, mapping, Path(path).name, latest)
+        except ValueError as exc:
+            if report is not None:
+                report.rejects.append(Reject(line, str(exc), row))
+            continue
+        yield line, row, label
+
+
 def import_history(
     *,
     engine: Engine,
@@ -63,11 +81,13 @@ def import_history(
     mapping: ColumnMap,
     dry_run: bool = False,
     reject_file: Path | None = None,
+    batch_size: int = 5000,
 ) -> ImportReport:
     """Import a history file as labels (source `import`), idempotent on tenant, machine, time, kind, part.
 
     A file with bad rows is refused whole (ImportRefused lists every line and reason) unless `reject_file`
     is given: then the good rows are imported and the bad ones written there. A dry run writes nothing.
+    The file is read twice rather than held, and written `batch_size` labels at a time in one transaction.
     """
     required = (
         ("ts", "machine") + (() if mapping.kind else ("kind",)) + (() if mapping.tenant else ("tenant",))
@@ -77,21 +97,15 @@ def import_history(
     if reject_file is not None:
         csv_import.check_reject_file(reject_file, path)
     report = ImportReport()
-    parsed: list[tuple[int, dict, dict]] = []
     latest = datetime.now(UTC) + FUTURE_MARGIN
-    for line, row in csv_import.read_rows(path, mapping, required=required, fields=csv_import.HISTORY_FIELDS):
-        report.rows += 1
-        try:
-            parsed.append((line, row, _parse(line, row, mapping, Path(path).name, latest)))
-        except ValueError as exc:
-            report.rejects.append(Reject(line, str(exc), row))
+    machines = {p["key"] for _, _, p in _labels(path, mapping, required, latest, report)}
     # Looks the machines up, then writes: on SQLite the transaction holds the write lock from BEGIN.
     with (engine if dry_run else for_writing(engine)).begin() as conn:
-        ids = registration.lookup_machines(conn, {p["key"] for _, _, p in parsed})
+        ids = registration.lookup_machines(conn, machines)
         types = machine_types.declared_for(conn, [machine_id for _, machine_id in ids.values()])
         unchecked: Counter[str] = Counter()
-        good, first_line = [], {}
-        for line, row, p in parsed:
+        good, first_line, new = [], {}, 0
+        for line, row, p in _labels(path, mapping, required, latest, None):  # read again: rows are not held
             if p["key"] not in ids:
                 tenant, code = p["key"]
                 reason = f"machine {tenant}/{code} is not registered (servicecast machines import)"
@@ -110,7 +124,10 @@ def import_history(
                 report.rejects.append(Reject(line, reason, row))
                 continue
             first_line[key] = line
-            good.append(p | {"customer_id": customer_id, "machine_id": machine_id})
+            if not dry_run:  # written in batches: a refusal below rolls them back with the transaction
+                good.append(p | {"customer_id": customer_id, "machine_id": machine_id})
+            if len(good) >= batch_size:
+                new, good = new + labels.write(conn, good), []
         report.rejects.sort(key=lambda r: r.line)
         report.notes += [
             f"note: machine type {name!r} ({display.count(n, 'row')}) is not defined yet: its components and "
@@ -121,11 +138,11 @@ def import_history(
             raise ImportRefused(path, report)
         if dry_run:
             report.existing = len(labels.stored_keys(conn, list(first_line)))
-            report.new = len(good) - report.existing
+            report.new = len(first_line) - report.existing
             return report
         if report.rejects:
             csv_import.write_rejects(reject_file, report.rejects)  # before the commit: no silent half-import
-        report.new = labels.write(conn, good)
-        report.existing = len(good) - report.new
+        report.new = new + labels.write(conn, good)
+        report.existing = len(first_line) - report.new
         report.written = True
     return report

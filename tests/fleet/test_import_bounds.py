@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
-from fleet import csv_import
-from fleet.csv_import import ColumnMap
+from fleet import csv_import, history_import, labels
+from fleet.csv_import import ColumnMap, ImportRefused
 from fleet.tables import Customer, Label, Machine, Quarantine, Telemetry
 from ingest import telemetry_import
 from servicecast.cli import app
@@ -182,3 +182,43 @@ def _stored(engine: Engine, tenant: str) -> tuple[list, list]:
     return [tuple(r) for r in telemetry], sorted(
         (t.replace(f"/{tenant}/", "/"), p, r, d.replace(repr(tenant), "TENANT")) for t, p, r, d in quarantine
     )
+
+
+HISTORY = [f"1,2026-01-0{day}T06:00:00Z,failure,pump" for day in range(1, 8)]
+
+
+def test_history_in_batches_stores_what_one_batch_does_and_a_bad_row_after_them_rolls_them_back(
+    database_url, engine, tmp_path
+):
+    path = write(
+        tmp_path / "h.csv", "machine,ts,kind,component", *HISTORY, HISTORY[1]
+    )  # line 9: line 3's again
+    refusals = []
+    for tenant, size in (("one", 1000), ("many", 2)):
+        register_fleet(engine, tenant, ["1"])
+        with pytest.raises(ImportRefused) as refused:
+            history_import.import_history(
+                engine=engine, path=path, mapping=ColumnMap(tenant=tenant), batch_size=size
+            )
+        refusals.append([(r.line, r.reason) for r in refused.value.report.rejects])
+    assert refusals[0] == refusals[1] == [(9, "same machine, time, kind and component as line 3")]
+    assert count(engine, Label) == 0  # the batches of two written before line 9: rolled back
+
+    stored = []
+    for tenant, size in (("one", 1000), ("many", 2)):
+        report = history_import.import_history(
+            engine=engine,
+            path=path,
+            mapping=ColumnMap(tenant=tenant),
+            batch_size=size,
+            reject_file=tmp_path / "r",
+        )
+        assert (report.rows, report.new, report.existing, len(report.rejects)) == (8, 7, 0, 1)
+        with engine.connect() as conn:
+            found = labels.read(conn)
+        stored.append(
+            found[found["tenant"] == tenant]
+            .drop(columns=["label_id", "tenant", "machine_id"])
+            .reset_index(drop=True)
+        )
+    assert stored[0].equals(stored[1]) and len(stored[0]) == 7
