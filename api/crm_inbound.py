@@ -43,6 +43,8 @@ class OutcomeIn(BaseModel):
     offer_id: schemas.BodyOfferId
     outcome: Literal["won", "lost"]
     amount: schemas.Amount | None = None
+    # The offer's currency, if the CRM says which: an amount in another is refused, not taken as the offer's.
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     reason: str | None = Field(default=None, max_length=2000)
     date: AwareDatetime
 
@@ -114,14 +116,21 @@ def apply(
     skew = timedelta(seconds=window_s)
     if data.date > now + skew:
         raise errors.InvalidInput(f"date: {data.date} is in the future (now {now:%Y-%m-%d %H:%M:%S} UTC)")
+    # Without a currency, as outcomes were stored before it could be given.
+    payload = data.model_dump(mode="json", exclude={"currency"} if data.currency is None else None)
     seen = sess.query(CrmOutcome).filter_by(webhook_id=webhook_id).one_or_none()
     if seen is not None:
-        if seen.payload != data.model_dump(mode="json"):
+        if seen.payload != payload:
             raise Conflict(f"webhook-id {webhook_id} was applied before with a different outcome")
         return seen, False
     offer = sess.get(Offer, data.offer_id)
     if offer is None:
         raise errors.NotFound(f"offer {data.offer_id} not found")
+    currency = offer.currency or "EUR"
+    if data.currency not in (None, currency):
+        raise errors.InvalidInput(
+            f"currency: {data.currency} is not the currency of offer {offer.id} ({currency})"
+        )
     if data.date < offer.created_at - skew:
         made = f"{offer.created_at:%Y-%m-%d %H:%M:%S} UTC"
         raise errors.InvalidInput(f"date: {data.date} is before offer {offer.id} was made ({made})")
@@ -144,7 +153,7 @@ def apply(
         reason=data.reason,
         occurred_at=data.date,
         received_at=now,
-        payload=data.model_dump(mode="json"),
+        payload=payload,
     )
     try:
         with sess.begin_nested():

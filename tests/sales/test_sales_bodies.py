@@ -90,8 +90,20 @@ def test_an_ambiguous_or_malformed_crm_body_is_422_and_changes_nothing(
         ({"amount": True}, "amount: Value error, must be a number, not true or false"),
         ({"date": "9000-01-01T00:00:00Z"}, "date: 9000-01-01 00:00:00+00:00 is in the future"),
         ({"date": "2000-01-01T00:00:00Z"}, "date: 2000-01-01 00:00:00+00:00 is before offer 1 was made"),
+        ({"currency": "USD"}, "currency: USD is not the currency of offer 1 (EUR)"),
+        ({"currency": "eur"}, "currency: String should match pattern"),
     ],
-    ids=["three-decimals", "tiny", "negative", "absurd", "true", "far-future", "before-the-offer"],
+    ids=[
+        "three-decimals",
+        "tiny",
+        "negative",
+        "absurd",
+        "true",
+        "far-future",
+        "before-the-offer",
+        "usd",
+        "eur",
+    ],
 )
 def test_an_outcome_no_offer_can_have_is_422_and_changes_nothing(world, fields: dict, problem: str) -> None:
     offer_id = world.offers["acme"][0]
@@ -182,3 +194,15 @@ def test_a_crm_outcome_for_offer_true_is_422_not_offer_1(world, offer_id: object
         == 'offer_id: Value error, must be a whole number (as 42, not 42.0, true, false or "42")'
     )
     assert _state(world, first) == ("sent", None, 0)
+
+
+def test_an_outcome_naming_its_offers_currency_is_applied_and_a_retry_without_it_is_the_same(world) -> None:
+    offer_id = world.offers["acme"][0]
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        named = _signed(client, json.dumps(_outcome(offer_id, currency="EUR")).encode(), webhook_id="eur")
+        assert (named.status_code, named.json()["applied"]) == (200, True)
+        again = _signed(client, json.dumps(_outcome(offer_id, currency="EUR")).encode(), webhook_id="eur")
+        assert (again.status_code, again.json()["applied"]) == (200, False)
+        other = _signed(client, json.dumps(_outcome(offer_id, currency="USD")).encode(), webhook_id="eur")
+        assert (other.status_code, other.json()["error"]) == (409, "conflict")
+    assert _state(world, offer_id) == ("accepted", 2100, 1)
