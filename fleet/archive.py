@@ -430,7 +430,9 @@ def _read_table(conn: Connection, where: Location, relative: str, filters: list)
     """One registered file's rows; None when retention or an erasure removed it since it was listed."""
     try:
         with _reading(conn, where, relative):
-            return pq.read_table(where.path(relative), filesystem=where.fs, filters=filters, **VERIFY)
+            table = pq.read_table(where.path(relative), filesystem=where.fs, filters=filters, **VERIFY)
+            archive_format.check(table.schema)
+            return table
     except _Unregistered:
         return None
 
@@ -445,6 +447,7 @@ def check_readable(conn: Connection, *, customer_id: int, url: str) -> None:
         try:
             with _reading(conn, where, relative), where.fs.open(where.path(relative), "rb") as raw:
                 parquet = pq.ParquetFile(raw, **VERIFY)
+                archive_format.check(parquet.schema_arrow)
                 rows = sum(parquet.read_row_group(i).num_rows for i in range(parquet.num_row_groups))
                 if rows != registered:
                     raise OSError(f"it holds {rows} rows, {registered} were archived into it")

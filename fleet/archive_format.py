@@ -82,6 +82,36 @@ def encode(frame: pd.DataFrame) -> pa.Table:
     return table.replace_schema_metadata({"servicecast.archive": FORMAT_VERSION})
 
 
+# Every column but the readings, as `encode` makes them; the readings are a struct of numbers.
+_COLUMNS = {
+    "customer_id": pa.int32(),
+    "machine_id": pa.int32(),
+    "seq": pa.int64(),
+    "ts": TS,
+    "received_at": TS,
+    "fw": pa.string(),
+    "extra": pa.string(),
+    "null_keys": pa.string(),
+}
+
+
+def check(schema: pa.Schema) -> None:
+    """pa.ArrowTypeError naming the first column that differs from the layout `encode` writes: a file another
+    tool wrote, or a wrong backup, in a registered file's place."""
+    found = dict(zip(schema.names, schema.types, strict=True))
+    for name, expected in {**_COLUMNS, "readings": None}.items():
+        if name not in found:
+            raise pa.ArrowTypeError(f"not an archive file: it has no column {name!r}")
+        if expected is not None and found[name] != expected:
+            raise pa.ArrowTypeError(f"not an archive file: column {name!r} is {found[name]}, not {expected}")
+    readings = found["readings"]
+    if not pa.types.is_struct(readings):
+        raise pa.ArrowTypeError(f"not an archive file: column 'readings' is {readings}, not a struct")
+    for field in readings:
+        if not (pa.types.is_floating(field.type) or pa.types.is_decimal(field.type)):
+            raise pa.ArrowTypeError(f"not an archive file: sensor readings.{field.name} is {field.type}")
+
+
 def write_options(table: pa.Table) -> dict:
     """`pyarrow.parquet.write_table` options for an `encode`d table."""
     encoding = {c: "DELTA_BINARY_PACKED" for c in ("seq", "ts", "received_at")}
