@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
-from fleet import contract, csv_import, errors, machine_types, registration
+from fleet import contract, csv_import, errors, machine_types, registration, type_checks
 from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject
 from fleet.tables import Customer, DataUseGrant, Machine, Site
 
@@ -72,6 +72,8 @@ def _parse(row: dict, mapping: ColumnMap) -> dict:
         out["site_timezone"] = zone
     if "machine_type" not in out and mapping.machine_type:
         out["machine_type"] = mapping.machine_type
+    if "machine_type" in out and (problem := type_checks.name_problem(out["machine_type"])):
+        raise ValueError(f"machine_type {problem}: no types file can define it")
     return out
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import audit, contract, display, errors, registration
+from fleet import audit, contract, display, errors, registration, type_checks
 from fleet.db import for_writing, session
 from fleet.registration import MachineKey
 from fleet.tables import Customer, DataUseGrant, Machine, utcnow
@@ -79,6 +79,8 @@ def add_machine(
 ) -> Machine:
     """Register a machine of an existing customer; `site_timezone` (IANA name) sets its site's zone."""
     registration.check_key(tenant, code)
+    if problem := type_checks.name_problem(machine_type):
+        raise errors.InvalidInput(f"machine type {problem}: no types file can define it")
     with session(engine) as sess:
         customer = get_customer(sess, tenant)
         if sess.scalar(select(Machine.id).where(Machine.customer_id == customer.id, Machine.code == code)):

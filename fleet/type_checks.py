@@ -35,6 +35,13 @@ CODE_MAX = MachineEvent.code.type.length  # an event's code: a longer one no mac
 Path_ = tuple[str | int, ...]
 
 
+def name_problem(value: Any) -> str | None:
+    """Why `value` cannot name a type, sensor, component or failure mode, or None."""
+    if isinstance(value, str) and NAME.match(value):
+        return None
+    return f"{value!r} is not a name (letters, digits, _ . -; starting with a letter)"
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong in a types file, with where it is."""
@@ -255,9 +262,9 @@ class Checker:
         return True
 
     def unique(self, path: Path_, value: Any, seen: set, *, pattern: bool = True) -> None:
-        if pattern and (not isinstance(value, str) or not NAME.match(value)):
+        if pattern and (problem := name_problem(value)):
             if value is not None:
-                self.bad(path, f"{value!r} is not a name (letters, digits, _ . -; starting with a letter)")
+                self.bad(path, problem)
             return
         if isinstance(value, list | dict):
             return  # not a code either: the field's own check says so

@@ -299,3 +299,32 @@ def test_a_machines_import_names_the_machine_types_not_defined_yet(
             "its sensors' names, units and limits"
         ]
     assert _count(engine, Machine) == 3
+
+
+def test_a_machine_type_no_types_file_can_define_is_a_bad_row(tmp_path, engine):
+    (tmp_path / "m.csv").write_text("tenant,machine,machine_type\nacme,1,CP 200\nacme,2,cp-200\n")
+    with pytest.raises(ImportRefused) as refused:
+        machine_import.import_machines(engine=engine, path=tmp_path / "m.csv", mapping=ColumnMap())
+    assert [(r.line, r.reason) for r in refused.value.report.rejects] == [
+        (
+            2,
+            "machine_type 'CP 200' is not a name (letters, digits, _ . -; starting with a letter): "
+            "no types file can define it",
+        )
+    ]
+    assert _count(engine, Machine) == 0
+
+
+def test_machines_add_refuses_a_type_no_types_file_can_define(tmp_path, database_url, engine, monkeypatch):
+    from typer.testing import CliRunner
+
+    from servicecast.cli import app
+
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", database_url)
+    runner = CliRunner()
+    assert runner.invoke(app, ["customers", "add", "acme"]).exit_code == 0
+    result = runner.invoke(app, ["machines", "add", "acme", "1", "--type", "CP 200"])
+    assert result.exit_code == 1
+    refused = "machine type 'CP 200' is not a name (letters, digits, _ . -; starting with a letter)"
+    assert refused in result.stderr
+    assert _count(engine, Machine) == 0
