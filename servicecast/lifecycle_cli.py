@@ -141,8 +141,8 @@ def _export(engine: Engine, tenant: str, directory: Path, *, archive_url: str) -
             for chunk in chunks:
                 out.write(chunk)
         partial.replace(path)
-    # The target, an archive file that cannot be read, the database, or Ctrl-C.
-    except (OSError, errors.ArchiveUnreadable, DBAPIError, KeyboardInterrupt) as exc:
+    # The target, an archive file that cannot be read, the customer's erasure, the database, or Ctrl-C.
+    except (OSError, errors.ArchiveUnreadable, LookupError, DBAPIError, KeyboardInterrupt) as exc:
         if partial.exists():
             partial.unlink()
         if isinstance(exc, DBAPIError):
