@@ -98,7 +98,9 @@ class SparkplugPipeline:
             results.append(rejection)
             if rejection is not None:
                 at = datetime.fromtimestamp(received, UTC)
-                rejected.append(quarantine_row(text, payload, rejection, at))
+                # Births of any size are read; of a refused payload past the JSON limit a prefix is kept.
+                keep = self.pipeline.keep_bytes if len(payload) > limits.max_bytes else None
+                rejected.append(quarantine_row(text, payload, rejection, at, keep_bytes=keep))
 
         def also(conn: Connection) -> None:
             sparkplug_state.save(conn, self.host_id, {k: working[k] for k in touched if working[k]})

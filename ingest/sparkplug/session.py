@@ -16,6 +16,7 @@ from ingest.sparkplug.mapping import Mapping, Target
 # two different messages collide only if they share a millisecond and seq mod 256.
 _TS_LIMIT = 1 << 42  # ms, the year 2109
 _INDEX_LIMIT = 1 << 13
+_TEXT_KEPT = 100  # characters of a text value or metric name that a quarantine row shows
 
 
 class Values(NamedTuple):
@@ -63,7 +64,7 @@ def _alias_clash(metrics: list[Metric]) -> str | None:
             continue
         other = named.setdefault(alias, name)
         if other != name:
-            return f"alias {alias} names both {other[:100]!r} and {name[:100]!r}"
+            return f"alias {alias} names both {other[:_TEXT_KEPT]!r} and {name[:_TEXT_KEPT]!r}"
     return None
 
 
@@ -83,6 +84,8 @@ def _number(value: object) -> object:
         return None  # a Float or Double NaN or infinity is a missing value (the JSON contract refuses them)
     if isinstance(value, bytes):
         return "<bytes>"  # the contract refuses it by name: a map pointing a sensor at a Bytes metric
+    if type(value) is str and len(value) > _TEXT_KEPT:
+        return f"{value[:_TEXT_KEPT]}… ({len(value)} characters)"  # refused as text all the same, smaller
     return value
 
 
@@ -99,7 +102,8 @@ def translate(
     for name, (_, _, ms, historical, value, _) in metrics:
         ms = ms if ms is not None else ts
         if ms >= _TS_LIMIT:
-            return Rejection("sparkplug_bad_payload", f"metric {name!r} has timestamp {ms}, beyond 2109")
+            why = f"metric {name[:_TEXT_KEPT]!r} has timestamp {ms}, beyond 2109"
+            return Rejection("sparkplug_bad_payload", why)
         sensor = target.sensors.get(name)
         if sensor is not None:
             group = groups.get((ms, historical))

@@ -185,3 +185,28 @@ def test_a_node_birth_with_an_alias_clash_leaves_the_node_unborn(engine):
     assert readings(engine) == []
     assert quarantine_reasons(engine) == ["sparkplug_bad_payload", "sparkplug_no_birth", "sparkplug_no_birth"]
     assert rebirths == []
+
+
+def test_a_huge_rejected_message_leaves_a_bounded_quarantine_row(engine):
+    """Quarantine keeps bounded raw bytes: a prefix of a payload past the limit, no 10 MB text in a row."""
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, _ = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    edge.birth(T0)
+    huge = 1_000_000
+    metric = spb.Metric(T0 + 10, None, spb.DataType.STRING, value="x" * huge, alias=TEMPERATURE)
+    data = spb.DData(timestamp=T0 + 10, seq=edge._next(), metrics=(metric,))
+    edge._send(f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}", data.encode())
+    named = pb.Payload(timestamp=T0 + 20, seq=edge._next())
+    far = named.metrics.add()
+    far.name, far.timestamp, far.datatype, far.double_value = "n" * huge, YEAR_2099 * 10, pb.Double, 1.0
+    edge._send(f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}", named.SerializeToString())
+    edge._send(f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}", b"\xff" * huge)
+    pipeline.store(edge.take())
+    with engine.connect() as conn:
+        rows = conn.execute(select(Quarantine).order_by(Quarantine.id)).all()
+    assert [row.reason for row in rows] == ["wrong_type", "sparkplug_bad_payload", "sparkplug_bad_payload"]
+    assert all(len(row.payload) <= 1024 and len(row.detail) <= 1000 for row in rows), [
+        (len(row.payload), len(row.detail)) for row in rows
+    ]
+    assert rows[2].original_size == huge
