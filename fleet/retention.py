@@ -23,6 +23,7 @@ from fleet import (
     archive_legacy,
     archive_store,
     audit_maintenance,
+    display,
     erasure_notices,
     partitions,
     rollups,
@@ -42,6 +43,7 @@ class Step:
     cutoff: datetime
     count: int
     action: str  # "delete", "archive" or "drop the account ids of"
+    note: str = ""  # what else the step did: the files a killed run left, which it removed
 
 
 @dataclass
@@ -113,12 +115,19 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
     hot_cutoff = now - timedelta(days=settings.hot_days)
     with engine.connect() as conn:
         hot = conn.scalar(select(func.count()).select_from(Telemetry).where(Telemetry.ts < hot_cutoff)) or 0
-    plan.steps.append(Step("telemetry_hot", hot_cutoff, hot, "archive"))
+    step = Step("telemetry_hot", hot_cutoff, hot, "archive")
+    plan.steps.append(step)
     if not dry_run:
         partitions.maintain(engine, now=now)
     if not dry_run and hot:
         rollups.refresh(engine, archive_url=settings.archive_url, horizons=rollup_horizons(settings, now))
-        archive.run(engine, url=settings.archive_url, before=hot_cutoff)
+        # What it moved, not what was counted before its lock: another run may have moved them meanwhile.
+        moved = archive.run(engine, url=settings.archive_url, before=hot_cutoff)
+        step.count = moved.rows
+        if moved.orphans_removed:
+            step.note = (
+                f"removed {display.count(moved.orphans_removed, 'file')} a killed run left unregistered"
+            )
     plan.done.append("telemetry_hot")
     # Each class is counted, then deleted: on SQLite that transaction must hold the write lock from BEGIN.
     deleter = engine if dry_run else for_writing(engine)

@@ -53,9 +53,9 @@ def retention_run(
         raise fail(with_notes(_why(exc), exc), code=EXIT_ERROR) from None
     verb = "would" if dry_run else "did"
     for step in plan.steps:
-        typer.echo(
-            f"{step.data_class}: {verb} {step.action} {step.count} older than {step.cutoff:%Y-%m-%d %H:%M}"
-        )
+        note = f"; {step.note}" if step.note else ""
+        cutoff = f"{step.cutoff:%Y-%m-%d %H:%M}"
+        typer.echo(f"{step.data_class}: {verb} {step.action} {step.count} older than {cutoff}{note}")
 
 
 @retention_app.command("claim-archive")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, make_url, select, update
+from sqlalchemy import Connection, Engine, make_url, select, text, update
 
 from fleet import archive, archive_owner, archive_store, history, registration, telemetry
 from fleet.tables import ArchiveFile, ArchiveStore, Customer, Machine, ModelVersion
@@ -159,6 +159,16 @@ def quarantine_daily(engine: Engine, first: datetime, days: int) -> None:
                 for day in range(days)
             ],
         )
+
+
+def waiting_for_locks(engine: Engine) -> int:
+    """Sessions of the PostgreSQL database waiting for a lock (a row's or the archive's advisory lock)."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as conn:
+        return conn.scalar(text(query))
 
 
 def killed_erasure(database_url: str, archive_url: str, tenant: str) -> None:

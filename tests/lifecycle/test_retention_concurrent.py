@@ -6,23 +6,13 @@ import threading
 import time
 from datetime import timedelta
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import func, select
 
 from fleet import archive, retention
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile
 from tests import services
 from tests.lifecycle import support
-
-
-def _waiting(engine: Engine) -> int:
-    """How many sessions of the database wait for a lock (a row's or the archive's advisory lock)."""
-    query = (
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    with engine.connect() as conn:
-        return conn.scalar(text(query))
 
 
 def test_two_runs_delete_each_expired_archive_file_once(postgres_url, tmp_path):
@@ -51,7 +41,7 @@ def test_two_runs_delete_each_expired_archive_file_once(postgres_url, tmp_path):
             holder.execute(select(ArchiveFile.id).with_for_update())
             for thread in runs:
                 thread.start()
-            while _waiting(pg) < 2 and all(t.is_alive() for t in runs):
+            while support.waiting_for_locks(pg) < 2 and all(t.is_alive() for t in runs):
                 time.sleep(0.05)
         for thread in runs:
             thread.join()
