@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     ingest_retry_max_s: float = Field(default=10.0, gt=0)
     # Parse, check and store in a writer process of its own, so that the receiving process only receives.
     ingest_writer_process: bool = True
+    # A Sparkplug host asks one edge node for a rebirth at most once in this time: a node whose every rebirth
+    # brings its fault back (a device without DBIRTH, an alias not in the birth) is not asked in a loop.
+    sparkplug_rebirth_interval_s: float = Field(default=60.0, ge=0)
     metrics_port: int | None = Field(default=None, ge=0, le=65_535)
     metrics_host: str = "127.0.0.1"
     public_url: str = "http://127.0.0.1:8000"

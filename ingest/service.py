@@ -39,7 +39,7 @@ class Ingester:
         engine: Engine,
         endpoint: MqttEndpoint,
         client_id: str | None = None,
-        sparkplug: tuple[Mapping, str] | None = None,
+        sparkplug: tuple[Mapping, str, float] | None = None,
     ) -> None:
         self.settings = settings
         self.inbox = Inbox(max_messages=settings.ingest_queue_size, max_bytes=settings.ingest_queue_bytes)
@@ -63,7 +63,7 @@ class Ingester:
         metrics.QUEUE_DEPTH.set_function(self.inbox.qsize)
 
     @staticmethod
-    def _committer(settings: Settings, engine: Engine, sparkplug: tuple[Mapping, str] | None):
+    def _committer(settings: Settings, engine: Engine, sparkplug: tuple[Mapping, str, float] | None):
         """Where batches are committed: a writer process (the default) or this process."""
         recipe = Recipe(
             database_url=engine.url.render_as_string(hide_password=False),

@@ -51,7 +51,7 @@ class Recipe:
     keep_bytes: int = 1024
     retry_max_s: float = 10.0
     give_up_s: float = 10.0
-    sparkplug: tuple[Mapping, str] | None = None  # the map and the host id of a Sparkplug host
+    sparkplug: tuple[Mapping, str, float] | None = None  # a Sparkplug host's map, id and rebirth interval (s)
     keepalive: Keepalive = Keepalive()
 
     def pipeline(self, engine=None):
@@ -68,8 +68,10 @@ class Recipe:
             return pipeline
         from ingest.sparkplug.pipeline import SparkplugPipeline  # only a Sparkplug host pays its imports
 
-        mapping, host_id = self.sparkplug
-        return SparkplugPipeline(pipeline=pipeline, mapping=mapping, host_id=host_id)
+        mapping, host_id, interval_s = self.sparkplug
+        return SparkplugPipeline(
+            pipeline=pipeline, mapping=mapping, host_id=host_id, rebirth_interval_s=interval_s
+        )
 
     def committer(self, engine=None) -> Committer:
         """A committer in this process."""

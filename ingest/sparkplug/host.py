@@ -111,7 +111,7 @@ class SparkplugHost(Ingester):
             engine=engine,
             endpoint=endpoint,
             client_id=client_id,
-            sparkplug=(mapping, host_id),
+            sparkplug=(mapping, host_id, settings.sparkplug_rebirth_interval_s),
         )
         self.source = SparkplugSource(
             host_id=host_id,

@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import Connection
 
 from fleet import sparkplug_state, telemetry
+from fleet.settings import Settings
 from ingest.contract import Limits, latest_accepted, parse_body, reading_of
 from ingest.pipeline import Pipeline, RawMessage, quarantine_row
 from ingest.schemas import Event, Outcome, Reading, Rejection
@@ -46,12 +47,13 @@ class SparkplugPipeline:
         mapping: Mapping,
         host_id: str,
         on_rebirth: Callable[[str, str], None] | None = None,
+        rebirth_interval_s: float = Settings.model_fields["sparkplug_rebirth_interval_s"].default,
     ) -> None:
         self.pipeline = pipeline
         self.engine = pipeline.engine
         self.host_id = host_id
         self.on_rebirth = on_rebirth
-        self.sessions = Sessions(mapping)
+        self.sessions = Sessions(mapping, rebirth_interval_ms=int(rebirth_interval_s * 1000))
         self.rebirths_requested = 0
         self._states: dict[NodeKey, dict | None] = {}
 
@@ -71,7 +73,7 @@ class SparkplugPipeline:
         parsed: list[Reading | Event | Rejection] = []
         now, limits = datetime.now(UTC), self.pipeline.limits
         latest = latest_accepted(now, limits)
-        latest_ms = int(latest.timestamp() * 1000)
+        latest_ms, now_ms = int(latest.timestamp() * 1000), int(now.timestamp() * 1000)
         rejected: list[dict] = []
         results: list[Rejection | None] = []
         for (topic, text, payload), (_, _, received) in zip(decoded, messages, strict=True):
@@ -86,7 +88,7 @@ class SparkplugPipeline:
                         touched.add(node)
                         working[node] = own(working.get(node))
                     working[node], out = self.sessions.handle(
-                        working[node], topic, text, *body, latest_ms=latest_ms
+                        working[node], topic, text, *body, latest_ms=latest_ms, now_ms=now_ms
                     )
                     if out.rebirth:
                         rebirths.append(node)

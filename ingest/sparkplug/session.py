@@ -147,8 +147,9 @@ def own(state: dict | None) -> dict | None:
 class Sessions:
     """Applies messages to node states (plain JSON-able dicts, so that they can be stored as they are)."""
 
-    def __init__(self, mapping: Mapping) -> None:
+    def __init__(self, mapping: Mapping, *, rebirth_interval_ms: int) -> None:
         self.mapping = mapping
+        self.rebirth_interval_ms = rebirth_interval_ms
 
     def handle(
         self,
@@ -160,10 +161,11 @@ class Sessions:
         metrics: list,
         *,
         latest_ms: int,
+        now_ms: int,
     ) -> tuple[dict | None, Translation]:
         """The node's new state and what the message becomes; `state` may be changed in place, so the caller
         hands in its own copy (`own`) once per batch. A time after `latest_ms` (the contract refuses it) is
-        not kept as the node's last."""
+        not kept as the node's last; `now_ms` is the host's clock, for the rebirth requests' interval."""
         kind = topic.kind
         if kind in ("NCMD", "DCMD", "STATE"):
             return state, Translation()
@@ -174,22 +176,23 @@ class Sessions:
             return state, Translation(rejection=Rejection("sparkplug_bad_payload", why))
         if kind == "NBIRTH":
             known = ts if ts <= latest_ms else 0
+            asked = (state or {}).get("rebirth_ms")  # a new birth does not restart the requests' interval
             state = {"bd_seq": _bd_seq(metrics), "online": True, "seq": seq, "ts": known, "aliases": {}}
-            state["rebirth_pending"] = False
+            state["rebirth_pending"] = state["rebirth_sent"] = False
+            if asked is not None:
+                state["rebirth_ms"] = asked
             state["devices"] = {}  # device → online; every device is reborn after its node
         elif state is None or not state.get("online"):
             state = dict(state or {"online": False, "seq": 0, "ts": 0, "aliases": {}, "bd_seq": None})
-            rebirth = not state.get("rebirth_pending")
-            state["rebirth_pending"] = True
+            rebirth = self._ask(state, now_ms)
             why = f"{kind} from {topic.group}/{topic.edge_node} before its NBIRTH (or after its NDEATH)"
             return state, Translation(rejection=Rejection("sparkplug_no_birth", why), rebirth=rebirth)
         else:
             state.setdefault("devices", {})
         redelivered = kind != "NBIRTH" and ts <= state["ts"]  # see _check_seq
-        rebirth = kind != "NBIRTH" and self._check_seq(state, seq, ts, latest_ms)
+        rebirth = kind != "NBIRTH" and self._check_seq(state, seq, ts, latest_ms, now_ms)
         if kind == "DDATA" and not state["devices"].get(topic.device) and not redelivered:
-            rebirth = rebirth or not state["rebirth_pending"]
-            state["rebirth_pending"] = True
+            rebirth = self._ask(state, now_ms) or rebirth
             why = f"DDATA from {_where(topic)} before its DBIRTH (or after its DDEATH)"
             return state, Translation(rejection=Rejection("sparkplug_no_birth", why), rebirth=rebirth)
         aliases, signed = state["aliases"], state.setdefault("signed", {})
@@ -206,7 +209,7 @@ class Sessions:
             clash = _alias_clash(metrics)
             if clash is not None:
                 # Unborn until a birth without the clash. Not asked for one: the same birth would come back.
-                state["rebirth_pending"] = True
+                state["rebirth_pending"] = state["rebirth_sent"] = True
                 if topic.device is None:
                     state["online"] = False
                 else:
@@ -218,8 +221,7 @@ class Sessions:
         for m in metrics:
             name = m[0] if m[0] is not None else aliases.get(str(m[1]))
             if name is None:
-                rebirth = rebirth or not state["rebirth_pending"]
-                state["rebirth_pending"] = True
+                rebirth = self._ask(state, now_ms) or rebirth
                 why = f"{kind} metric alias {m[1]} was not in the birth of {topic.group}/{topic.edge_node}"
                 rejection = Rejection("sparkplug_unknown_alias", why)
                 return state, Translation(rejection=rejection, rebirth=rebirth)
@@ -253,8 +255,19 @@ class Sessions:
             if is_signed(datatype):
                 signed[name] = datatype
 
-    @staticmethod
-    def _check_seq(state: dict, seq: int, ts: int, latest_ms: int) -> bool:
+    def _ask(self, state: dict, now_ms: int) -> bool:
+        """Mark the node as waiting for a rebirth; True when the request goes out now: none has since its
+        birth, and none within the interval (a fault that each rebirth brings back would ask in a loop)."""
+        sent = state.get("rebirth_sent", state.get("rebirth_pending", False))  # a state saved before the key
+        state["rebirth_pending"] = True
+        last = state.get("rebirth_ms")
+        if sent or (last is not None and abs(now_ms - last) < self.rebirth_interval_ms):
+            state["rebirth_sent"] = sent
+            return False
+        state["rebirth_sent"], state["rebirth_ms"] = True, now_ms
+        return True
+
+    def _check_seq(self, state: dict, seq: int, ts: int, latest_ms: int, now_ms: int) -> bool:
         """Advance the node's seq; True when a gap calls for a rebirth request (one per gap)."""
         # A clock gone wrong once must not make every later message look redelivered (no gap seen again).
         known = ts if ts <= latest_ms else state["ts"]
@@ -265,10 +278,8 @@ class Sessions:
             # An earlier message again: the broker redelivers what a killed host had not acknowledged.
             # Its key is made from the message, so storing it again is a duplicate; the state stays.
             return False
-        rebirth = not state["rebirth_pending"]
-        state["rebirth_pending"] = True
         state["seq"], state["ts"] = seq, known
-        return rebirth
+        return self._ask(state, now_ms)
 
     @staticmethod
     def _death(state: dict | None, metrics: list[Metric]) -> dict | None:

@@ -210,3 +210,39 @@ def test_a_huge_rejected_message_leaves_a_bounded_quarantine_row(engine):
         (len(row.payload), len(row.detail)) for row in rows
     ]
     assert rows[2].original_size == huge
+
+
+def _ghost_cycles(pipeline, edge: RecordingEdgeNode, cycles: int) -> None:
+    """A node that answers each rebirth request with its births, then sends DDATA of a device never born."""
+    for cycle in range(cycles):
+        ts = T0 + 100 * cycle
+        edge.birth(ts)
+        ghost = spb.DData(
+            timestamp=ts + 1,
+            seq=edge._next(),
+            metrics=(spb.Metric(ts + 1, None, spb.DataType.DOUBLE, value=1.0, alias=TEMPERATURE),),
+        )
+        edge._send(f"spBv1.0/{GROUP}/DDATA/{NODE}/ghost", ghost.encode())
+        pipeline.store(edge.take())
+
+
+def test_a_fault_that_every_rebirth_brings_back_asks_at_most_once_an_interval(engine):
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, rebirths = sparkplug_pipeline(engine)  # SERVICECAST_SPARKPLUG_REBIRTH_INTERVAL_S: 60 s
+    _ghost_cycles(pipeline, RecordingEdgeNode(), 5)
+    assert quarantine_reasons(engine) == ["sparkplug_no_birth"] * 5
+    assert rebirths == [(GROUP, NODE)]
+
+
+def test_no_interval_asks_after_every_birth(engine):
+    register_fleet(engine, "acme", ["m-000"])
+    rebirths: list = []
+    pipeline = SparkplugPipeline(
+        pipeline=Pipeline(engine=engine),
+        mapping=Mapping.from_dict(MAP),
+        host_id="scada",
+        on_rebirth=lambda group, node: rebirths.append((group, node)),
+        rebirth_interval_s=0,
+    )
+    _ghost_cycles(pipeline, RecordingEdgeNode(), 5)
+    assert rebirths == [(GROUP, NODE)] * 5
