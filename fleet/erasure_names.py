@@ -8,7 +8,7 @@ import re
 
 from sqlalchemy import Connection, delete, select
 
-from fleet import contract, credentials
+from fleet import contract, credentials, errors
 from fleet.tables import Quarantine
 from fleet.tables.sparkplug import SparkplugCredential, SparkplugNode
 
@@ -60,8 +60,9 @@ def _quarantine_ids(conn: Connection, tenant: str, codes: set[str]) -> list[int]
 
 def _delete_edge_node_logins(conn: Connection, tenant: str) -> int:
     """Delete the broker identities of the tenant's Sparkplug edge nodes: their group is the tenant."""
-    if tenant == "STATE":
-        return 0  # `credentials.edge_node_username` refuses this group: spBv1.0/STATE/ names the hosts
-    prefix = credentials.edge_node_username(tenant, "-").removesuffix("-")
+    try:
+        prefix = credentials.edge_node_username(tenant, "-").removesuffix("-")
+    except errors.InvalidInput:  # no edge node's group: STATE (spBv1.0/STATE/ names the hosts), '', 'a b'
+        return 0
     doomed = SparkplugCredential.username.startswith(prefix, autoescape=True)  # '_' is a LIKE wildcard
     return conn.execute(delete(SparkplugCredential).where(doomed)).rowcount

@@ -186,3 +186,10 @@ def test_an_archive_that_cannot_be_written_stops_retention_with_one_line_naming_
         "; retention steps done: none; not done: telemetry_hot (where it stopped), rollup_minute"
         in out.stderr
     )
+
+
+@pytest.mark.parametrize("tenant", ["", "a b", "../acme", "plant:7"])
+def test_erasing_a_tenant_id_no_customer_can_have_says_no_customer(sqlite_engine, tmp_path, tenant):
+    env = {"SERVICECAST_DATABASE_URL": str(sqlite_engine.url), "SERVICECAST_ARCHIVE_URL": str(tmp_path / "a")}
+    out = run_cli("customers", "erase", tenant, "--confirm", tenant, **env)
+    assert (out.returncode, out.stderr) == (1, f"servicecast: no customer {tenant!r}\n")
