@@ -34,6 +34,18 @@ def state_payload(online: bool, timestamp_ms: int) -> bytes:
     return orjson.dumps({"online": online, "timestamp": timestamp_ms})
 
 
+def _offline_since(payload: bytes) -> int:
+    """The timestamp of an offline STATE payload; -1 for an online one or one that is not a STATE."""
+    try:
+        state = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return -1
+    if not isinstance(state, dict) or state.get("online") is not False:
+        return -1
+    stamp = state.get("timestamp")
+    return stamp if type(stamp) is int else -1
+
+
 class SparkplugSource(MqttSource):
     """An MQTT source that is also a primary host: STATE online when connected, offline as its will."""
 
@@ -47,6 +59,7 @@ class SparkplugSource(MqttSource):
         self._state_lock = threading.Lock()
         self._closing = False
         self.client.on_pre_connect = self._on_pre_connect
+        self._own_state = state_topic(host_id).encode()
 
     def _on_pre_connect(self, client, _userdata) -> None:
         # Each connection has a new STATE timestamp, carried by its will and its online STATE alike.
@@ -70,6 +83,22 @@ class SparkplugSource(MqttSource):
                 return
             for group, edge_node in pending:
                 self.request_rebirth(group, edge_node)
+
+    def _on_message(self, client, userdata, message) -> None:
+        if message._topic == self._own_state and (since := _offline_since(message.payload)) >= self.state_ts:
+            self._online_again(client, since)
+        super()._on_message(client, userdata, message)
+
+    def _online_again(self, client, since: int) -> None:
+        """Say online again, later than an offline STATE on our id (Sparkplug 3.0 asks for it)."""
+        # Another host run with our id that stopped, or a client abusing the topic: edge nodes would hold
+        # their data for a host that is here. An older one (a will of an earlier connection) is no news.
+        with self._state_lock:
+            if self._closing or not self.connected.is_set():
+                return
+            self.state_ts = max(int(time.time() * 1000), self.state_ts + 1, since + 1)
+            client.publish(state_topic(self.host_id), state_payload(True, self.state_ts), qos=1, retain=True)
+        log.warning("%s said offline while this host is connected: online again", state_topic(self.host_id))
 
     def request_rebirth(self, group: str, edge_node: str) -> None:
         """NCMD `Node Control/Rebirth` = true to one edge node."""

@@ -212,6 +212,40 @@ def test_kill9_of_the_host_mid_stream_loses_and_duplicates_nothing(mosquitto, da
         edge.close()
 
 
+def test_an_offline_state_on_the_hosts_id_while_it_runs_is_answered_online(mosquitto, database_url, fleet):
+    """Another host run with our id that stopped, or a client abusing the topic: edge nodes would hold their
+    data for a host that is here, so the host says online again, later (Sparkplug 3.0)."""
+    host = in_process_host(database_url, fleet, mosquitto.url, host_id="scada-4")
+    edge = EdgeNode(mosquitto.url)
+
+    def states() -> list[dict]:
+        return [json.loads(p) for _, p, _ in list(edge.states)]
+
+    try:
+        wait_until(lambda: len(states()) == 1, 10, "the online STATE")
+        later = states()[0]["timestamp"] + 1000
+        rogue = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="rogue")
+        endpoint = MqttEndpoint(mosquitto.url)
+        rogue.connect(endpoint.host, endpoint.port)
+        rogue.loop_start()
+        offline = json.dumps({"online": False, "timestamp": later})
+        rogue.publish("spBv1.0/STATE/scada-4", offline, qos=1, retain=True).wait_for_publish(10)
+        rogue.disconnect()
+        rogue.loop_stop()
+        wait_until(lambda: len(states()) == 3, 10, "the host's answer to the offline STATE")
+        assert [s["online"] for s in states()] == [True, False, True]
+        assert states()[2]["timestamp"] > later
+        newcomer = EdgeNode(mosquitto.url)  # what a node connecting now reads: the retained STATE
+        try:
+            wait_until(lambda: len(newcomer.states) == 1, 10, "the retained STATE")
+            assert json.loads(newcomer.states[0][1]) == states()[2] and newcomer.states[0][2]
+        finally:
+            newcomer.close()
+    finally:
+        host.stop()
+        edge.close()
+
+
 def take_over(url: str, client_id: str) -> None:
     """Connect with another client's id: the broker drops that client as if its network failed."""
     endpoint = MqttEndpoint(url)
