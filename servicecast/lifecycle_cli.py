@@ -11,7 +11,18 @@ import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from fleet import archive, archive_store, audit, display, erasure, errors, export, retention, rollups
+from fleet import (
+    archive,
+    archive_store,
+    audit,
+    display,
+    erasure,
+    errors,
+    export,
+    export_files,
+    retention,
+    rollups,
+)
 from fleet.bootstrap import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -131,20 +142,21 @@ def _export(engine: Engine, tenant: str, directory: Path, *, archive_url: str) -
         first = next(chunks)  # looks the customer up and checks its archive files: no file named yet
     except (LookupError, errors.ArchiveUnreadable) as exc:
         raise fail(_why(exc), code=EXIT_ERROR) from None
-    path = directory / f"servicecast-export-{tenant}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.zip"
-    # Written under a hidden name and renamed when complete: a failed export leaves no ZIP that looks whole.
-    partial = path.with_name(f".{path.name}.partial")
+    stem = f"servicecast-export-{tenant}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with partial.open("wb") as out:
+        for name in export_files.remove_killed(directory):
+            typer.echo(
+                f"servicecast: removed {directory / name}, left by an export that was killed", err=True
+            )
+        # A hidden file until complete: a failed export leaves no ZIP that looks whole.
+        with export_files.writing(directory) as out:
             out.write(first)
             for chunk in chunks:
                 out.write(chunk)
-        partial.replace(path)
+            path = export_files.publish(out, directory, stem)
     # The target, an archive file that cannot be read, the customer's erasure, the database, or Ctrl-C.
     except (OSError, errors.ArchiveUnreadable, LookupError, DBAPIError, KeyboardInterrupt) as exc:
-        if partial.exists():
-            partial.unlink()
         if isinstance(exc, DBAPIError):
             raise
         if isinstance(exc, KeyboardInterrupt):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import sys
-from datetime import timedelta
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from fleet import archive
 from tests.fleet.test_cli import run_cli
@@ -70,3 +73,43 @@ def test_ctrl_c_during_an_export_leaves_no_partial_file_and_no_traceback(sqlite_
     assert export_cli.returncode != 0, stdout
     assert list(out.iterdir()) == []
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) <= 1, stderr
+
+
+def _env(engine, tmp_path) -> dict[str, str]:
+    return {"SERVICECAST_DATABASE_URL": str(engine.url), "SERVICECAST_ARCHIVE_URL": str(tmp_path / "archive")}
+
+
+def test_an_export_takes_a_free_name_and_never_replaces_a_file(sqlite_engine, tmp_path):
+    _archived(sqlite_engine, str(tmp_path / "archive"))
+    out = tmp_path / "out"
+    out.mkdir()
+    now = datetime.now(UTC)
+    # The names of exports started in the next ten minutes: another export of the same second wrote them.
+    taken = [
+        out / f"servicecast-export-acme-{now + timedelta(seconds=s):%Y%m%dT%H%M%SZ}.zip" for s in range(600)
+    ]
+    for path in taken:
+        path.write_bytes(b"another export")
+    done = run_cli("customers", "export", "acme", str(out), **_env(sqlite_engine, tmp_path))
+    assert done.returncode == 0, done.stderr
+    written = Path(done.stdout.strip())
+    assert written.name.endswith("-2.zip") and written.with_name(written.name[:-6] + ".zip") in taken
+    assert zipfile.ZipFile(written).testzip() is None
+    assert all(path.read_bytes() == b"another export" for path in taken)
+
+
+def test_the_next_export_removes_what_a_killed_one_left_and_not_a_running_ones_file(sqlite_engine, tmp_path):
+    _archived(sqlite_engine, str(tmp_path / "archive"))
+    out = tmp_path / "out"
+    out.mkdir()
+    killed = out / ".servicecast-export-acme-20261206T044211Z.zip.partial"  # the name before this round
+    killed.write_bytes(b"PK\x03\x04 half an export")
+    running = out / ".servicecast-export-k2j3h4.partial"
+    running.write_bytes(b"PK\x03\x04 an export being written")
+    with running.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as its writer holds it
+        done = run_cli("customers", "export", "acme", str(out), **_env(sqlite_engine, tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == f"servicecast: removed {killed}, left by an export that was killed\n"
+    assert not killed.exists() and running.exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted([running.name, Path(done.stdout.strip()).name])
