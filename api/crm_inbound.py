@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hmac
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -34,6 +35,7 @@ class StaleTimestamp(Unauthorized):
 # Unix seconds as ASCII digits; eleven reach the year 5138, more overflow `datetime`.
 UNIX_SECONDS = re.compile(r"[0-9]{1,11}")
 MAX_ID = CrmOutcome.__table__.c.webhook_id.type.length
+SIGNED = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
 class OutcomeIn(BaseModel):
@@ -65,11 +67,23 @@ class OutcomeIn(BaseModel):
         return value
 
 
+def signature_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Headers by lower-case name; raises `BadSignature` for a Standard Webhooks header given twice."""
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        name = name.lower()
+        if name in SIGNED and name in headers:  # which id was signed, which one applied?
+            raise BadSignature(
+                f"{name} header given more than once; send one (several signatures go in one "
+                "webhook-signature, separated by spaces)"
+            )
+        headers[name] = value
+    return headers
+
+
 def verify(*, secret: str, body: bytes, headers: dict[str, str], now: datetime, window_s: int) -> str:
     """The webhook id of a correctly signed, fresh delivery; raises `BadSignature` or `StaleTimestamp`."""
-    webhook_id, stamp, signatures = (
-        headers.get(k, "") for k in ("webhook-id", "webhook-timestamp", "webhook-signature")
-    )
+    webhook_id, stamp, signatures = (headers.get(k, "") for k in SIGNED)
     if not webhook_id or not UNIX_SECONDS.fullmatch(stamp) or not signatures:
         raise BadSignature(
             "webhook-id, webhook-timestamp (Unix seconds) and webhook-signature headers are required"
@@ -94,11 +108,17 @@ def _b64(value: str) -> bytes:
 
 def _parse(body: bytes) -> OutcomeIn:
     try:
-        return OutcomeIn.model_validate(json_body.loads(body))
+        return OutcomeIn.model_validate(_object(json_body.loads(body)))
     except json_body.BadJson as exc:  # whatever its content type says
         raise errors.InvalidInput(f"body: {exc}") from None
     except ValidationError as exc:
         raise errors.InvalidInput(invalid_detail(exc.errors()[0])) from None
+
+
+def _object(value: object) -> object:
+    if not isinstance(value, dict):
+        raise errors.InvalidInput("body: must be a JSON object (an outcome)")
+    return value
 
 
 def apply(

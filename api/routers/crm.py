@@ -54,7 +54,7 @@ def receive_outcome(request: Request, body: RawBody, sess: SessionDep, settings:
     webhook_id = crm_inbound.verify(
         secret=settings.crm_inbound_secret.get_secret_value(),
         body=body,
-        headers={k.lower(): v for k, v in request.headers.items()},
+        headers=crm_inbound.signature_headers(request.headers.items()),
         now=now,
         window_s=settings.crm_replay_window_s,
     )

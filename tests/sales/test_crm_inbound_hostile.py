@@ -166,3 +166,24 @@ def test_an_outcome_sent_with_a_form_content_type_is_answered_not_a_500(
             padded = client.post(URL, content=b"a=" + b"x" * 300_000, headers={"content-type": content_type})
         assert padded.status_code == 413
     assert _state(world, offer_id) == (("declined", None, 1) if applied else ("sent", None, 0))
+
+
+@pytest.mark.parametrize("name", ["webhook-id", "webhook-timestamp", "webhook-signature"])
+def test_a_signature_header_given_twice_is_refused_by_name(world, name: str) -> None:
+    """Which of two webhook-ids was signed, or applied? The answer names the header, not a mismatch."""
+    offer_id = world.offers["acme"][0]
+    text = json.dumps({**LOST, "offer_id": offer_id})
+    headers = signed_headers(secret=SECRET, event_id="msg_twice", body=text, at=utcnow())
+    pairs = [*headers.items(), (name, headers[name])]  # even the same value twice
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
+        answer = client.post(URL, content=text.encode(), headers=pairs)
+    assert (answer.status_code, answer.json()["error"]) == (401, "bad_signature")
+    assert answer.json()["detail"].startswith(f"{name} header given more than once")
+    assert _state(world, offer_id) == ("sent", None, 0)
+
+
+@pytest.mark.parametrize("body", [[1, 2], "won", 3, None], ids=repr)
+def test_a_body_that_is_no_json_object_says_body(world, body: object) -> None:
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
+        answer = _post(client, body, webhook_id="msg_array")
+    assert (answer.status_code, answer.json()["detail"]) == (422, "body: must be a JSON object (an outcome)")
