@@ -38,7 +38,7 @@ ERROR_RESPONSES = {
         (403, "The role may not do this"),
         (404, "No such object for this caller (missing or another tenant's)"),
         (409, "The object's state does not allow this, or consent is missing"),
-        (422, "The request does not meet the schema"),
+        (422, "The request does not meet the schema or a rule its operation states"),
     )
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -12,10 +14,12 @@ from fleet.db import make_engine
 from tests.api.support import build_world
 
 EXAMPLES = 50
+HYPOTHESIS = {"deadline": None, "suppress_health_check": list(HealthCheck), "database": None}
 
 
-@pytest.mark.slow
-def test_every_operation_meets_its_schema(tmp_path):
+@pytest.fixture
+def target(tmp_path):
+    """The app's schema as schemathesis reads it, and an admin's headers."""
     url = f"sqlite:///{tmp_path / 'fuzz.db'}"
     world = build_world(url)
     app = create_app(world.settings)
@@ -23,9 +27,15 @@ def test_every_operation_meets_its_schema(tmp_path):
     migrate.ensure_schema(engine)
     # schemathesis calls the ASGI app without its lifespan; give the app what the lifespan would.
     app.state.engine, app.state.settings = engine, world.settings
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    headers = world.headers("admin")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    yield SimpleNamespace(
+        schema=schemathesis.openapi.from_asgi("/openapi.json", app), headers=world.headers("admin")
+    )
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_every_operation_meets_its_schema(target):
+    operations = [result.ok() for result in target.schema.get_all_operations()]
     assert len(operations) >= 15
     calls = {}
 
@@ -34,42 +44,63 @@ def test_every_operation_meets_its_schema(tmp_path):
         calls[label] = 0
 
         @given(case=operation.as_strategy())
-        @settings(
-            max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
-        )
+        @settings(max_examples=EXAMPLES, **HYPOTHESIS)
         def check(case) -> None:
             calls[label] += 1
-            response = case.call(headers=headers)
-            # The one limit OpenAPI cannot state, as it spans two parameters: start and end too far apart.
-            if response.status_code == 422 and "SERVICECAST_API_TELEMETRY_MAX_WINDOW_DAYS" in response.text:
-                return
-            # Nor that a window lies inside the calendar in UTC (year 1 or 9999 with an offset may not).
-            if response.status_code == 422 and "a window must lie between" in response.text:
-                return
-            # Nor can it state what a catalog version's YAML must hold: it is checked as the catalog file is.
-            if response.status_code == 422 and '"error":"invalid_catalog_file"' in response.text:
-                return
-            # Nor how many decimals the currency of the offer being approved has (2 for EUR, 0 for JPY).
-            if response.status_code == 422 and "more decimals than" in response.text:
-                return
-            # Nor that a webhook address is a URL an HTTP client can parse (its host, port, IDNA labels).
-            if response.status_code == 422 and "address: Value error, not a URL" in response.text:
-                return
-            # Nor that an e-mail address is one mailbox to Python's mail header (no comma, group, comment…).
-            if response.status_code == 422 and "address: Value error, a mail " in response.text:
-                return
-            # Nor that an id is written as an integer: 42.0 is the integer 42 to JSON Schema, not to the API.
-            if response.status_code == 422 and "not 42.0" in response.text and _holds_a_whole_float(case):
-                return
-            case.validate_response(response)
+            meets_its_schema(case, case.call(headers=target.headers))
 
         check()
 
     for operation in operations:
         fuzz(operation)
-    engine.dispose()
     # Operations whose inputs allow fewer distinct examples (no parameters) run fewer; the rest run 50.
     assert sum(1 for n in calls.values() if n >= EXAMPLES) >= len(calls) // 2, calls
+
+
+def test_a_reversed_telemetry_window_meets_the_schema(target):
+    """A start after the end is valid to the schema (it cannot relate two parameters); its 422 must pass."""
+    operation = target.schema["/api/v1/machines/{machine_id}/telemetry"]["GET"]
+
+    def reversed_window(case):  # noqa: ANN001, ANN202
+        case.query = {"start": "2026-11-02T00:00:00Z", "end": "2026-11-01T00:00:00Z"}
+        return case
+
+    @given(case=operation.as_strategy().map(reversed_window))
+    @settings(max_examples=1, **HYPOTHESIS)
+    def check(case) -> None:
+        response = case.call(headers=target.headers)
+        assert response.status_code == 422, response.text
+        meets_its_schema(case, response)
+
+    check()
+
+
+def meets_its_schema(case, response) -> None:  # noqa: ANN001
+    """Validate a response, letting through the refusals of rules the OpenAPI schema cannot state."""
+    # The limits OpenAPI cannot state, as they span two parameters: start and end too far apart, or reversed.
+    if response.status_code == 422 and "SERVICECAST_API_TELEMETRY_MAX_WINDOW_DAYS" in response.text:
+        return
+    if response.status_code == 422 and "the window's start must not be after its end" in response.text:
+        return
+    # Nor that a window lies inside the calendar in UTC (year 1 or 9999 with an offset may not).
+    if response.status_code == 422 and "a window must lie between" in response.text:
+        return
+    # Nor can it state what a catalog version's YAML must hold: it is checked as the catalog file is.
+    if response.status_code == 422 and '"error":"invalid_catalog_file"' in response.text:
+        return
+    # Nor how many decimals the currency of the offer being approved has (2 for EUR, 0 for JPY).
+    if response.status_code == 422 and "more decimals than" in response.text:
+        return
+    # Nor that a webhook address is a URL an HTTP client can parse (its host, port, IDNA labels).
+    if response.status_code == 422 and "address: Value error, not a URL" in response.text:
+        return
+    # Nor that an e-mail address is one mailbox to Python's mail header (no comma, group, comment…).
+    if response.status_code == 422 and "address: Value error, a mail " in response.text:
+        return
+    # Nor that an id is written as an integer: 42.0 is the integer 42 to JSON Schema, not to the API.
+    if response.status_code == 422 and "not 42.0" in response.text and _holds_a_whole_float(case):
+        return
+    case.validate_response(response)
 
 
 def _holds_a_whole_float(case) -> bool:  # noqa: ANN001
