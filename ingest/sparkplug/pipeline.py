@@ -40,6 +40,10 @@ def _check(
 class SparkplugPipeline:
     """Same interface as `Pipeline` (`engine`, `store`), so the batch writer and its acks work unchanged."""
 
+    # Node states kept in memory between batches; past it only the last batch's stay (the others are in the
+    # store, read again when their node sends), so that a flood of node names cannot grow the writer.
+    state_cache = 10_000
+
     def __init__(
         self,
         *,
@@ -113,7 +117,7 @@ class SparkplugPipeline:
             return orjson.dumps(item.body() if type(item) is Values else item[1])
 
         outcome, _ = self.pipeline.store(translated, also=also, parsed=parsed, payload_of=payload_of)
-        self._states = working
+        self._states = working if len(working) <= self.state_cache else {k: working[k] for k in touched}
         for reason in (r.reason for r in results if r is not None):
             outcome.add_reason(reason)
         outcome.quarantined += len(rejected)

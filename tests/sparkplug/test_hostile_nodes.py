@@ -246,3 +246,23 @@ def test_no_interval_asks_after_every_birth(engine):
     )
     _ghost_cycles(pipeline, RecordingEdgeNode(), 5)
     assert rebirths == [(GROUP, NODE)] * 5
+
+
+def test_a_flood_of_node_names_keeps_a_bounded_state_cache_and_no_node_loses_its_birth(engine):
+    """Each Sparkplug topic names its node: without a bound, every name ever seen stays in the writer's memory
+    (and its dict is copied for each batch). States left out are read again from the store when needed."""
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, _ = sparkplug_pipeline(engine)
+    pipeline.state_cache = 50
+    edge = RecordingEdgeNode()
+    edge.birth(T0)
+    pipeline.store(edge.take())
+    probe = spb.NData(timestamp=T0 + 5, seq=0, metrics=()).encode()
+    flood = [(f"spBv1.0/{GROUP}/NDATA/ghost-{i}", probe, 0.0) for i in range(200)]
+    for start in range(0, len(flood), 20):
+        pipeline.store(flood[start : start + 20])
+        assert len(pipeline._states) <= 50
+    edge.data(T0 + 10, 61.0)
+    pipeline.store(edge.take())
+    assert [r["temperature_c"] for r in readings(engine)] == [60.0, 61.0]
+    assert quarantine_reasons(engine) == ["sparkplug_no_birth"] * 200
