@@ -36,9 +36,6 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Text = Annotated[str, Form(max_length=4000)]
 # A destructive form comes back as a confirmation page unless it carries confirmed=yes.
 Confirmed = Annotated[str, Form(max_length=3)]
-OptionalText = Annotated[str, Form(max_length=4000)]
-# A destructive form comes back as a confirmation page unless it carries confirmed=yes.
-Confirmed = Annotated[str, Form(max_length=3)]
 _resolve = TypeAdapter(schemas.ResolveIn)
 
 
@@ -125,8 +122,8 @@ def resolve(
     finding: Annotated[
         Literal["confirmed_fault", "replaced_before_failure", "no_fault_found", "other"], Form()
     ],
-    text: OptionalText = "",
-    parts_used: OptionalText = "",
+    text: Text = "",
+    parts_used: Text = "",
     component: Annotated[str, Form(max_length=64)] = "",
     mode: Annotated[str, Form(max_length=64)] = "",
 ):
@@ -155,7 +152,7 @@ def approve(
     who: Actor,
     price: Annotated[str, Form(max_length=32)] = "",
     title: Annotated[str, Form(max_length=400)] = "",
-    reason: OptionalText = "",
+    reason: Text = "",
 ):
     """Approve, with the edits made in the form; the CRM hand-over is queued in the same commit."""
     require(who, "offers:write")
