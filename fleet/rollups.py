@@ -16,12 +16,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, tuple_
 
-from fleet import history
+from fleet import dialect, history
 from fleet.db import for_writing, give_way
 from fleet.tables import Rollup, RollupDirty
 
 MINUTE, HOUR, DAY = 60, 3600, 86_400
 FINER_ROWS_PER_HOUR = 120
+# Refresh batches run one at a time (PostgreSQL; SQLite's write lock does it there): two at once, each
+# recomputing a day the other has hours of, insert its rollup twice. migrate: 7_214_001, partitions: _002.
+REFRESH_LOCK = 7_214_003
 MESSAGES = "*"  # the rollup "sensor" counting messages (sensor names are [A-Za-z0-9_]+)
 WIDTHS = {"minute": MINUTE, "hour": HOUR, "day": DAY}
 _STATS = ["n", "total", "lo", "hi", "last_ts", "last"]
@@ -273,6 +276,7 @@ def refresh(engine: Engine, *, archive_url: str, horizons: Horizons | None = Non
         query = marks_in_order if after is None else marks_in_order.where(_MARK > after)
         # Reads the marks, then deletes them: on SQLite the transaction holds the write lock from BEGIN.
         with for_writing(engine).begin() as conn:
+            dialect.serialize(conn, REFRESH_LOCK)  # before the marks are read: another batch's are gone then
             marks = conn.execute(query.limit(batch)).all()
             if not marks:
                 return done
