@@ -1,0 +1,169 @@
+"""Import memory and speed: peak RSS and rows/s of `servicecast telemetry import` and `history import`.
+
+    python -m benchmarks.imports --rows 2000000 --json                         # this checkout's code
+    python -m benchmarks.imports --code old=/tmp/old --code new=. --json       # each checkout, same files
+
+Each case runs the CLI in a child process under `/usr/bin/time -v` (its peak RSS) on a fresh SQLite file
+where tenant acme's machines are registered: a large valid telemetry CSV, the same rows as Parquet in row
+groups, history rows, and hostile files (one 100 MB line; one 100 MB quoted field over many lines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+MACHINES = 20
+START = datetime(2020, 1, 1, tzinfo=UTC)
+BIG = 100 * 2**20  # characters of the hostile line or field
+
+
+def telemetry_csv(path: Path, rows: int, *, hostile: str | None = None) -> Path:
+    """`rows` readings, one a minute per machine; `hostile`: 'line' or 'field' puts a 100 MB cell in row 2,
+    'text' makes every temperature a text (every row rejected)."""
+    with open(path, "w", newline="") as out:
+        out.write("machine,ts,temperature_c,vibration_mm_s,pressure_bar\n")
+        for i in range(rows):
+            ts = START + timedelta(minutes=i // MACHINES)
+            temperature = "n/a" if hostile == "text" else 60 + i % 7 * 0.5
+            out.write(f"m{i % MACHINES},{ts:%Y-%m-%dT%H:%M:%SZ},{temperature},{2 + i % 5 * 0.1},3.5\n")
+            if i == 0 and hostile == "line":
+                out.write(f"m0,{ts:%Y-%m-%dT%H:%M:%SZ},{'9' * BIG},1,1\n")
+            elif i == 0 and hostile == "field":
+                out.write(f'm0,{ts:%Y-%m-%dT%H:%M:%SZ},"' + ("x" * 99 + "\n") * (BIG // 100) + '",1,1\n')
+    return path
+
+
+def telemetry_parquet(path: Path, rows: int, row_group: int) -> Path:
+    """The rows of `telemetry_csv` as Parquet, `row_group` rows a group."""
+    import pyarrow as pa
+    from pyarrow import parquet
+
+    n = range(rows)
+    table = pa.table(
+        {
+            "machine": [f"m{i % MACHINES}" for i in n],
+            "ts": [f"{START + timedelta(minutes=i // MACHINES):%Y-%m-%dT%H:%M:%SZ}" for i in n],
+            "temperature_c": [60 + i % 7 * 0.5 for i in n],
+            "vibration_mm_s": [2 + i % 5 * 0.1 for i in n],
+            "pressure_bar": [3.5] * rows,
+        }
+    )
+    parquet.write_table(table, path, row_group_size=row_group)
+    return path
+
+
+def history_csv(path: Path, rows: int, *, hostile: bool = False) -> Path:
+    """`rows` maintenance visits, one an hour per machine; `hostile`: a 100 MB component in row 2."""
+    with open(path, "w", newline="") as out:
+        out.write("machine,ts,kind,component\n")
+        for i in range(rows):
+            ts = START + timedelta(hours=i // MACHINES)
+            out.write(f"m{i % MACHINES},{ts:%Y-%m-%dT%H:%M:%SZ},maintenance,pump\n")
+            if i == 0 and hostile:
+                out.write(f"m0,{ts:%Y-%m-%dT%H:%M:%SZ},maintenance,{'p' * BIG}\n")
+    return path
+
+
+def run(code: Path, folder: Path, *args: str) -> dict:
+    """`servicecast ARGS` of checkout `code` on a fresh database: seconds, peak RSS (MB), exit, output."""
+    database = folder / f"{os.getpid()}-{len(list(folder.glob('*.db')))}.db"
+    env = os.environ | {"SERVICECAST_DATABASE_URL": f"sqlite:///{database}"}
+    machines = folder / "machines.csv"
+    machines.write_text("machine\n" + "".join(f"m{i}\n" for i in range(MACHINES)))
+    cli = [sys.executable, "-m", "servicecast"]
+    subprocess.run(
+        [*cli, "machines", "import", str(machines), "--tenant", "acme"], cwd=code, env=env, check=True
+    )
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", *cli, *args, "--tenant", "acme"],
+        cwd=code,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    database.unlink()
+    seconds = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", done.stderr)
+    h, m, s = seconds.groups()
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
+    summary = [line for line in done.stdout.splitlines() if "rows" in line or "row:" in line]
+    said = re.split(r"Command exited with|\tCommand being timed", done.stderr)[0].strip().splitlines()[-1:]
+    return {
+        "seconds": round(int(h or 0) * 3600 + int(m) * 60 + float(s), 1),
+        "peak_rss_mb": round(rss / 1024),
+        "exit": done.returncode,
+        "said": (summary or said or [""])[0][:160],
+    }
+
+
+def main() -> None:
+    """Build the files once, run every case with each checkout's code, print the figures."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--history-rows", type=int, default=200_000)
+    parser.add_argument("--bad-rows", type=int, default=200_000, help="rows of the file every row of is bad")
+    parser.add_argument("--row-group", type=int, default=100_000)
+    parser.add_argument(
+        "--code", action="append", help="NAME=CHECKOUT to run (e.g. a `git worktree` of an older commit)"
+    )
+    parser.add_argument("--cases", default="csv,parquet,line,field,bad,history,history_line")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    here = f"new={Path(__file__).resolve().parents[1]}"
+    codes = {name: Path(path).resolve() for name, _, path in (c.partition("=") for c in args.code or [here])}
+    with tempfile.TemporaryDirectory(prefix="imports-") as tmp:
+        folder = Path(tmp)
+        makers = {
+            "csv": lambda: (telemetry_csv(folder / "t.csv", args.rows), args.rows, "telemetry"),
+            "parquet": lambda: (
+                telemetry_parquet(folder / "t.parquet", args.rows, args.row_group),
+                args.rows,
+                "telemetry",
+            ),
+            "line": lambda: (telemetry_csv(folder / "line.csv", 1000, hostile="line"), 1001, "telemetry"),
+            "field": lambda: (telemetry_csv(folder / "field.csv", 1000, hostile="field"), 1001, "telemetry"),
+            "bad": lambda: (
+                telemetry_csv(folder / "bad.csv", args.bad_rows, hostile="text"),
+                args.bad_rows,
+                "telemetry",
+            ),
+            "history": lambda: (
+                history_csv(folder / "h.csv", args.history_rows),
+                args.history_rows,
+                "history",
+            ),
+            "history_line": lambda: (
+                history_csv(folder / "hl.csv", 1000, hostile=True),
+                1001,
+                "history",
+            ),
+        }
+        results = []
+        for case in args.cases.split(","):
+            path, rows, command = makers[case]()
+            extra = ["--reject-file", str(folder / "rejects.csv")] if command == "history" else []
+            for name, code in codes.items():
+                figures = run(code, folder, command, "import", str(path), *extra)
+                figures |= {
+                    "case": case,
+                    "code": name,
+                    "rows": rows,
+                    "mb": round(path.stat().st_size / 2**20),
+                }
+                figures["rows_per_s"] = round(rows / figures["seconds"]) if figures["seconds"] else None
+                results.append(figures)
+                print(json.dumps(figures) if args.json else figures, flush=True)
+            path.unlink()
+
+
+if __name__ == "__main__":
+    main()
