@@ -8,8 +8,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +19,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, make_url, select, text, update
 
-from fleet import archive, archive_owner, archive_store, history, registration, telemetry
+from fleet import archive, archive_owner, archive_store, history, registration, retention, telemetry
+from fleet.settings import Settings
 from fleet.tables import ArchiveFile, ArchiveStore, Customer, Machine, ModelVersion
 from tests import services
 from tests.data import REPO
@@ -169,6 +172,32 @@ def waiting_for_locks(engine: Engine) -> int:
     )
     with engine.connect() as conn:
         return conn.scalar(text(query))
+
+
+def two_retention_runs(
+    engine: Engine, settings: Settings, now: datetime, holding: AbstractContextManager
+) -> list[retention.Plan]:
+    """The plans of two retention runs started while `holding` holds a lock, which it lets go once both wait
+    for a lock (PostgreSQL)."""
+    plans: list[retention.Plan] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            plans.append(retention.run(engine, settings=settings, now=now))
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            failures.append(exc)
+
+    runs = [threading.Thread(target=run) for _ in range(2)]
+    with holding:
+        for thread in runs:
+            thread.start()
+        while waiting_for_locks(engine) < 2 and all(t.is_alive() for t in runs):
+            time.sleep(0.05)
+    for thread in runs:
+        thread.join()
+    assert failures == []
+    return plans
 
 
 def killed_erasure(database_url: str, archive_url: str, tenant: str) -> None:

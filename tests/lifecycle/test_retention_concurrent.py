@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import threading
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
-from fleet import archive, retention
+from fleet import archive
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile
 from tests import services
 from tests.lifecycle import support
+
+
+@contextmanager
+def _holding_file_rows(engine: Engine) -> Iterator[None]:
+    """A third session holds the file rows, as a slow transaction would: both runs reach their delete."""
+    with engine.connect() as holder, holder.begin():
+        holder.execute(select(ArchiveFile.id).with_for_update())
+        yield
 
 
 def test_two_runs_delete_each_expired_archive_file_once(postgres_url, tmp_path):
@@ -26,26 +34,7 @@ def test_two_runs_delete_each_expired_archive_file_once(postgres_url, tmp_path):
         assert files > 1
         settings = Settings(archive_url=url, hot_days=365, retain_archive_days=1)
         now = support.START + timedelta(days=90)
-        plans: list[retention.Plan] = []
-        failures: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                plans.append(retention.run(pg, settings=settings, now=now))
-            except BaseException as exc:  # noqa: BLE001 - the test reports it
-                failures.append(exc)
-
-        runs = [threading.Thread(target=run) for _ in range(2)]
-        with pg.connect() as holder, holder.begin():
-            # A third session holds the file rows, as a slow transaction would: both runs reach their delete.
-            holder.execute(select(ArchiveFile.id).with_for_update())
-            for thread in runs:
-                thread.start()
-            while support.waiting_for_locks(pg) < 2 and all(t.is_alive() for t in runs):
-                time.sleep(0.05)
-        for thread in runs:
-            thread.join()
-        assert failures == []
+        plans = support.two_retention_runs(pg, settings, now, _holding_file_rows(pg))
         deleted = [s.count for plan in plans for s in plan.steps if s.data_class == "archive"]
         assert sorted(deleted) == [0, files]  # each file deleted, and reported, by one run
         with pg.connect() as conn:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
-import time
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -46,24 +44,8 @@ def test_two_runs_at_once_report_each_row_archived_once(postgres_url, tmp_path):
         url = str(tmp_path / "archive")
         rollups.refresh(pg, archive_url=url)  # the runs meet at the archive, not at the rollups
         settings = Settings(archive_url=url, **SETTINGS)
-        plans: list[retention.Plan] = []
-        failures: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                plans.append(retention.run(pg, settings=settings, now=NOW))
-            except BaseException as exc:  # noqa: BLE001 - the test reports it
-                failures.append(exc)
-
-        runs = [threading.Thread(target=run) for _ in range(2)]
-        with archive.exclusive(pg, wait=True):  # both count the 900 hot rows, then wait for the lock
-            for thread in runs:
-                thread.start()
-            while support.waiting_for_locks(pg) < 2 and all(t.is_alive() for t in runs):
-                time.sleep(0.05)
-        for thread in runs:
-            thread.join()
-        assert failures == []
+        # Both count the 900 hot rows, then wait for the archive lock.
+        plans = support.two_retention_runs(pg, settings, NOW, archive.exclusive(pg, wait=True))
         assert sorted(step.count for step in _hot_steps(plans)) == [0, 900]  # the old code: [900, 900]
         with pg.connect() as conn:
             assert conn.scalar(select(func.count()).select_from(Telemetry)) == 0
