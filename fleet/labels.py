@@ -8,7 +8,7 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Connection, select, tuple_
 
-from fleet import dialect, errors
+from fleet import dialect, errors, machine_types
 from fleet.tables import Alert, Customer, Label, Machine, named_mode, utcnow
 from fleet.tables.labels import LABEL_KINDS, LABEL_SOURCES
 
@@ -153,18 +153,22 @@ def record_finding(
 ) -> bool:
     """Store a resolved alert's finding as a label (source `finding`, ref `alert:ID`); False if it makes none.
 
-    The failure mode defaults to the alert's; the component to the mode (a no-fault finding names none).
+    The failure mode defaults to the alert's; the component to the one the machine's type says that mode
+    belongs to, else none (a type no file defines, a mode it does not declare, a no-fault finding).
     """
     kind = FINDING_KINDS.get(finding)
     if kind is None:
         return False
     mode = mode or named_mode(alert.failure_mode)
+    if not component and kind != "no_fault":
+        declared = machine_types.declared_for(conn, [alert.machine_id])[alert.machine_id][1]
+        component = declared and declared.component_of(mode)
     row = {
         "customer_id": alert.customer_id,
         "machine_id": alert.machine_id,
         "ts": at,
         "kind": kind,
-        "component": component or ("" if kind == "no_fault" else mode or ""),
+        "component": component or "",
         "mode": mode,
         "source": "finding",
         "ref": f"alert:{alert.id}",

@@ -211,6 +211,11 @@ class Declared:
     components: tuple[str, ...] = ()
     modes: tuple[str, ...] = ()
     codes: tuple[str, ...] = ()
+    parts: tuple[tuple[str, str], ...] = ()  # (failure mode, its component) as the newest version says
+
+    def component_of(self, mode: str | None) -> str | None:
+        """The component a failure mode of this type belongs to (None: not a mode of the type)."""
+        return dict(self.parts).get(mode)
 
     def problem(self, type_name: str, *, component: str | None, mode: str | None) -> str | None:
         """Why a component or failure mode is not this type's ('comp9 is not a component of …'), or None."""
@@ -233,11 +238,17 @@ def declared(conn: Session | Connection, names: Collection[str]) -> dict[str, De
         .order_by(MachineTypeVersion.name, MachineTypeVersion.version)
     )
     found: dict[str, dict[str, dict[str, None]]] = {}
+    parts: dict[str, dict[str, str]] = {}
     for name, definition in conn.execute(query):
         seen = found.setdefault(name, {"components": {}, "failure_modes": {}, "codes": {}})
         for key, field in (("components", "name"), ("failure_modes", "name"), ("codes", "code")):
             seen[key].update((str(item[field]), None) for item in definition.get(key) or [])
-    return {name: Declared(*(tuple(names) for names in seen.values())) for name, seen in found.items()}
+        modes = definition.get("failure_modes") or []
+        parts.setdefault(name, {}).update((str(m["name"]), str(m["component"])) for m in modes)
+    return {
+        name: Declared(*(tuple(names) for names in seen.values()), parts=tuple(parts[name].items()))
+        for name, seen in found.items()
+    }
 
 
 def declared_for(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import select
 
 from api.app import API_PREFIX, create_app
 from fleet import labels, machine_types
 from fleet.db import session
 from fleet.tables import Alert
+from models import event_features
 from tests.api.support import build_world
 from tests.console.client import ConsoleClient, flash, sign_in
 
@@ -62,3 +65,35 @@ def test_the_console_resolve_form_shows_an_undeclared_part_as_its_error(database
         )
     assert flash(done.text) == NOT_A_PART and 'class="flash error"' in done.text
     _unresolved(world, alert_id)
+
+
+def _resolve_naming_no_part(world, finding: str) -> pd.DataFrame:  # noqa: ANN001
+    """Resolve acme's first alert with `finding` and no component; its labels."""
+    alert_id, tech = world.alerts["acme"][0], world.headers("tech")
+    with world.client() as client:
+        client.post(f"{API_PREFIX}/alerts/{alert_id}/ack", headers=tech).raise_for_status()
+        client.post(
+            f"{API_PREFIX}/alerts/{alert_id}/resolve", json={"finding": finding}, headers=tech
+        ).raise_for_status()
+    with world.engine.connect() as conn:
+        return labels.read(conn, ref=f"alert:{alert_id}")
+
+
+def test_a_finding_naming_no_part_is_a_visit_to_the_part_its_mode_belongs_to(database_url):
+    world = build_world(database_url)
+    machine_types.apply_file(engine=world.engine, path=FLEET_TYPES)
+    found = _resolve_naming_no_part(world, "replaced_before_failure")
+    # The alert's bearing_wear is the bearing's failure mode in centrifugal_pump, not a component of it.
+    assert found[["kind", "component", "mode"]].values.tolist() == [
+        ["replacement", "bearing", "bearing_wear"]
+    ]
+    visit = found.iloc[0]
+    panel = pd.DataFrame({"machine": [visit["machine_id"]], "ts": [visit["ts"] + timedelta(hours=2)]})
+    with world.engine.connect() as conn:
+        hours = event_features.add(conn, panel, ["ev:replaced:bearing"])["ev:replaced:bearing"]
+    assert hours.tolist() == [2.0]
+
+
+def test_a_finding_naming_no_part_on_a_type_no_file_defines_names_no_part(database_url):
+    found = _resolve_naming_no_part(build_world(database_url), "confirmed_fault")
+    assert found[["kind", "component", "mode"]].values.tolist() == [["failure", "", "bearing_wear"]]
