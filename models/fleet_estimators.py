@@ -14,6 +14,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from models import part_evidence
 from models.fleet_features import FleetFeatures
 from models.labels import split_modes, within
 
@@ -120,6 +121,8 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
     own false alarms: they are never thinned; those within `finding_hours` before the finding (the alert
     episode: the rows that alerted until the technician came) weigh `no_fault_weight` in the boosting,
     the earlier ones 1 (`finding_hours=None`: every cleared row weighs `no_fault_weight`).
+    With `part_evidence`, the boosting also reads each part's code and sensor together, learned from the
+    training labels (`models.part_evidence`), and strong evidence of a part names it.
     """
 
     def __init__(
@@ -134,6 +137,7 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         max_leaf_nodes: int = 31,
         no_fault_weight: float = 20.0,
         finding_hours: float | None = 48.0,
+        part_evidence: bool = False,
         random_state: int = 0,
     ):
         self.features = features
@@ -145,6 +149,7 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         self.max_leaf_nodes = max_leaf_nodes
         self.no_fault_weight = no_fault_weight
         self.finding_hours = finding_hours
+        self.part_evidence = part_evidence
         self.random_state = random_state
 
     def _booster(self, seed: int) -> HistGradientBoostingClassifier:
@@ -176,7 +181,11 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         episode = hard & (
             cleared <= (self.horizon_hours if self.finding_hours is None else self.finding_hours)
         )
-        x = table.to_numpy(dtype=float)
+        modes = y["modes" if "modes" in y else "mode"].to_numpy(dtype=object)
+        self.parts_ = {}
+        if self.part_evidence:
+            self.parts_ = part_evidence.learn(table, modes, positive, usable, features.sensors_)
+        x, x_risk = table.to_numpy(dtype=float), self._risk_x(table)
         self.classes_ = np.array([False, True])
         self.models_, self.calibrators_ = [], []
         self.oof_ = np.full(len(table), np.nan)
@@ -200,9 +209,9 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
                 held = usable & (row_fold == k)
                 weight = np.where(episode[train], self.no_fault_weight, 1.0) if episode.any() else None
                 model = self._booster(self.random_state + k).fit(
-                    _readable(x[train]), positive[train], sample_weight=weight
+                    _readable(x_risk[train]), positive[train], sample_weight=weight
                 )
-                raw = model.predict_proba(x[held])[:, 1]
+                raw = model.predict_proba(x_risk[held])[:, 1]
                 # Served: calibrated on all the fold's held-out machines, none of which it will score.
                 self.calibrators_.append(_calibrator(raw, positive[held]))
                 self.oof_[held] = _cross_calibrated(raw, positive[held], machines[held])
@@ -210,6 +219,11 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         self.reference_ = table.loc[usable & ~positive].median().reindex(self.columns_).to_numpy()
         self._fit_modes(x, y, positive & usable)
         return self
+
+    def _risk_x(self, table: pd.DataFrame) -> np.ndarray:
+        """The boosters' input: the feature table, and the part evidence column when parts were learned."""
+        parts = getattr(self, "parts_", {})  # a model pickled before part evidence has none
+        return (part_evidence.add(table, parts) if parts else table).to_numpy(dtype=float)
 
     def _fit_modes(self, x: np.ndarray, y: pd.DataFrame, rows: np.ndarray) -> None:
         # A class per mode, or per set of modes that failed at once (`labels.make_targets`' `modes`).
@@ -232,7 +246,7 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         check_is_fitted(self, "models_")
         if not self.models_:
             return np.full(len(table), self.base_rate_)
-        x = table.reindex(columns=self.columns_).to_numpy(dtype=float)
+        x = self._risk_x(table.reindex(columns=self.columns_))
         risks = [
             iso.predict(m.predict_proba(x)[:, 1])
             for m, iso in zip(self.models_, self.calibrators_, strict=True)
@@ -243,15 +257,22 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         """Per row and failure mode: the probability that this mode fails, given that a failure comes.
 
         Modes that failed together in training share their rows' probability, so a coming pair of
-        failures gives both modes a high share; over the modes the shares sum to one or more.
+        failures gives both modes a high share; over the modes the shares sum to one or more. Where a
+        learned part's evidence is strong (`part_evidence.name`), that part alone is named.
         """
         check_is_fitted(self, "models_")
+        table = table.reindex(columns=self.columns_)
+        shares = self._mode_model_shares(table)
+        parts = getattr(self, "parts_", {})  # a model pickled before part evidence has none
+        return part_evidence.name(shares, table, parts) if parts else shares
+
+    def _mode_model_shares(self, table: pd.DataFrame) -> pd.DataFrame:
         modes = list(self.modes_)
         if self.mode_model_ is None:
             # One class seen in training (or a model pickled before pairs): every mode it names.
             names = split_modes(getattr(self, "single_class_", None) or (modes[0] if modes else ""))
             return pd.DataFrame({m: float(m in names) for m in modes}, index=table.index, columns=modes)
-        proba = self.mode_model_.predict_proba(table.reindex(columns=self.columns_).to_numpy(dtype=float))
+        proba = self.mode_model_.predict_proba(table.to_numpy(dtype=float))
         shares = np.zeros((len(table), len(modes)))
         for k, label in enumerate(self.mode_model_.classes_):
             for m in split_modes(label):

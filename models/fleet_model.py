@@ -57,7 +57,8 @@ class FleetModel(BaseEstimator):
     alerts on the training period (`models.training.choose_threshold`). With `statsmodels_top` > 0 the
     trend of the riskiest machines of a batch is refitted with statsmodels Holt; the rest use the
     vectorised Holt. A reading beyond an OEM alarm limit its type gives (`use_types`) is a risk of
-    `limits.ALARM_RISK` whatever the classifier says, in `risk_rows` as in `predict_frame`.
+    `limits.ALARM_RISK` whatever the classifier says, in `risk_rows` as in `predict_frame`. With
+    `part_evidence` the classifier reads each part's own code and sensor together (`models.part_evidence`).
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class FleetModel(BaseEstimator):
         max_iter: int = 150,
         no_fault_weight: float = 20.0,
         finding_hours: float | None = 48.0,
+        part_evidence: bool = False,
         statsmodels_top: int = 5,
         n_threads: int | None = 1,
         random_state: int = 0,
@@ -83,6 +85,7 @@ class FleetModel(BaseEstimator):
         self.max_iter = max_iter
         self.no_fault_weight = no_fault_weight
         self.finding_hours = finding_hours
+        self.part_evidence = part_evidence
         self.statsmodels_top = statsmodels_top
         self.n_threads = n_threads
         self.random_state = random_state
@@ -108,6 +111,7 @@ class FleetModel(BaseEstimator):
                 max_iter=self.max_iter,
                 no_fault_weight=self.no_fault_weight,
                 finding_hours=self.finding_hours,
+                part_evidence=self.part_evidence,
                 random_state=self.random_state,
             ).fit_table(table, y, self.features_, machines)
         rul = FleetRUL(
