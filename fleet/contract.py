@@ -14,6 +14,9 @@ TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MACHINE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Sensor names become JSON paths in the scorer's queries, so they stay identifiers.
 SENSOR_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
+# An alarm or error code as a machine sends it on its events topic, and so as a types file may declare it.
+CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
+CODE_RULE = "1 to 64 of [A-Za-z0-9._:-], first a letter or digit"
 
 
 def telemetry_topic(tenant: str, machine: str) -> str:

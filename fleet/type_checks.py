@@ -380,6 +380,12 @@ class Checker:
             self.bad(path + ("code",), "must be text or a whole number")
         elif len(str(c.get("code", ""))) > CODE_MAX:
             self.bad(path + ("code",), f"has more than {CODE_MAX} characters: no event's code can")
+        elif "code" in c and not contract.CODE_PATTERN.match(code := str(c["code"])):
+            self.bad(
+                path + ("code",),
+                f"{code!r} is not a code the events contract takes ({contract.CODE_RULE}): "
+                "every event with it would be quarantined",
+            )
         if "severity" in c and c["severity"] not in SEVERITIES:
             self.bad(path + ("severity",), f"{c['severity']!r} must be one of {', '.join(SEVERITIES)}")
         if "text" in c:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,6 @@ EVENT_FIELDS = frozenset({"v", "seq", "ts", "code", "severity", "text"})
 MAX_SEQ = 2**63 - 1
 MAX_FW = 64
 MAX_EVENT_TEXT = 1024
-CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 FLOAT_MAX = sys.float_info.max
 # The ingester writes what it accepted through orjson, which writes no JSON nested deeper (it reads 1024).
 MAX_DEPTH = 254
@@ -245,8 +243,8 @@ def parse_event(
     seq, ts, code = head
     if type(code) is not str:
         return Rejection("wrong_type", f"code must be a string, got {type(code).__name__}")
-    if not CODE_PATTERN.match(code):
-        return Rejection("bad_value", f"code {code[:80]!r} is not 1 to 64 of [A-Za-z0-9._:-]")
+    if not contract.CODE_PATTERN.match(code):
+        return Rejection("bad_value", f"code {code[:80]!r} is not {contract.CODE_RULE}")
     severity = body.get("severity")
     if severity is not None and severity not in SEVERITIES:
         allowed = ", ".join(SEVERITIES)

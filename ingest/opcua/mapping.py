@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fleet import contract, text_files
-from ingest.contract import CODE_PATTERN
 
 NODE_ID = re.compile(r"^(ns=\d+|nsu=[^;]+);[isgb]=.+$|^i=\d+$")
 DEFAULT_SAMPLING_MS = 1000.0
@@ -135,6 +134,6 @@ def _alarms(entry: object, i: int) -> Alarms:
         raise MapError(f"alarms[{i}] must be a mapping with source")
     codes = {str(k): str(v) for k, v in (entry.get("codes") or {}).items()}
     for condition, code in codes.items():
-        if not CODE_PATTERN.match(code):
-            raise MapError(f"alarms[{i}].codes.{condition} {code!r} is not 1 to 64 of [A-Za-z0-9._:-]")
+        if not contract.CODE_PATTERN.match(code):
+            raise MapError(f"alarms[{i}].codes.{condition} {code!r} is not {contract.CODE_RULE}")
     return Alarms(source=_node(entry.get("source"), f"alarms[{i}].source"), codes=codes)

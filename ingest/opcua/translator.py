@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from asyncua import ua
 
 from fleet import contract
-from ingest.contract import CODE_PATTERN, parse_message
+from ingest.contract import parse_message
 from ingest.opcua import metrics
 from ingest.opcua.buffer import Buffer, Seen
 from ingest.opcua.mapping import Mapping, Variable
@@ -198,7 +198,7 @@ class Translator:
             if condition in alarm.codes:
                 return alarm.codes[condition]
         cleaned = re.sub(r"[^A-Za-z0-9._:-]", "_", condition)[:64]
-        return cleaned if CODE_PATTERN.match(cleaned) else "alarm"
+        return cleaned if contract.CODE_PATTERN.match(cleaned) else "alarm"
 
     def identification(self, values: dict[str, object]) -> None:
         """The machine's identification as read at start, as one info event."""
