@@ -90,6 +90,8 @@ def test_an_ambiguous_or_malformed_crm_body_is_422_and_changes_nothing(
         ({"amount": True}, "amount: Value error, must be a number, not true or false"),
         ({"date": "9000-01-01T00:00:00Z"}, "date: 9000-01-01 00:00:00+00:00 is in the future"),
         ({"date": "2000-01-01T00:00:00Z"}, "date: 2000-01-01 00:00:00+00:00 is before offer 1 was made"),
+        ({"amount": "NaN"}, "amount: Input should be a finite number"),  # text: JSON's NaN is refused earlier
+        ({"amount": "-Infinity"}, "amount: Input should be a finite number"),
         ({"currency": "USD"}, "currency: USD is not the currency of offer 1 (EUR)"),
         ({"currency": "eur"}, "currency: String should match pattern"),
     ],
@@ -101,6 +103,8 @@ def test_an_ambiguous_or_malformed_crm_body_is_422_and_changes_nothing(
         "true",
         "far-future",
         "before-the-offer",
+        "nan-text",
+        "infinity-text",
         "usd",
         "eur",
     ],
