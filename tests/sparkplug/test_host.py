@@ -212,18 +212,20 @@ def test_kill9_of_the_host_mid_stream_loses_and_duplicates_nothing(mosquitto, da
         edge.close()
 
 
+def states(edge: EdgeNode) -> list[dict]:
+    """The STATE payloads the edge node has read, decoded."""
+    return [json.loads(p) for _, p, _ in list(edge.states)]
+
+
 def test_an_offline_state_on_the_hosts_id_while_it_runs_is_answered_online(mosquitto, database_url, fleet):
     """Another host run with our id that stopped, or a client abusing the topic: edge nodes would hold their
     data for a host that is here, so the host says online again, later (Sparkplug 3.0)."""
     host = in_process_host(database_url, fleet, mosquitto.url, host_id="scada-4")
     edge = EdgeNode(mosquitto.url)
 
-    def states() -> list[dict]:
-        return [json.loads(p) for _, p, _ in list(edge.states)]
-
     try:
-        wait_until(lambda: len(states()) == 1, 10, "the online STATE")
-        later = states()[0]["timestamp"] + 1000
+        wait_until(lambda: len(states(edge)) == 1, 10, "the online STATE")
+        later = states(edge)[0]["timestamp"] + 1000
         rogue = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="rogue")
         endpoint = MqttEndpoint(mosquitto.url)
         rogue.connect(endpoint.host, endpoint.port)
@@ -232,13 +234,13 @@ def test_an_offline_state_on_the_hosts_id_while_it_runs_is_answered_online(mosqu
         rogue.publish("spBv1.0/STATE/scada-4", offline, qos=1, retain=True).wait_for_publish(10)
         rogue.disconnect()
         rogue.loop_stop()
-        wait_until(lambda: len(states()) == 3, 10, "the host's answer to the offline STATE")
-        assert [s["online"] for s in states()] == [True, False, True]
-        assert states()[2]["timestamp"] > later
+        wait_until(lambda: len(states(edge)) == 3, 10, "the host's answer to the offline STATE")
+        assert [s["online"] for s in states(edge)] == [True, False, True]
+        assert states(edge)[2]["timestamp"] > later
         newcomer = EdgeNode(mosquitto.url)  # what a node connecting now reads: the retained STATE
         try:
             wait_until(lambda: len(newcomer.states) == 1, 10, "the retained STATE")
-            assert json.loads(newcomer.states[0][1]) == states()[2] and newcomer.states[0][2]
+            assert json.loads(newcomer.states[0][1]) == states(edge)[2] and newcomer.states[0][2]
         finally:
             newcomer.close()
     finally:
@@ -265,15 +267,12 @@ def test_each_connection_has_a_new_state_timestamp_shared_by_its_birth_and_will(
     host = in_process_host(database_url, fleet, mosquitto.url, host_id="scada-3")
     edge = EdgeNode(mosquitto.url)
 
-    def states() -> list[dict]:
-        return [json.loads(p) for _, p, _ in list(edge.states)]
-
     try:
-        wait_until(lambda: len(states()) == 1, 10, "the first online STATE")
+        wait_until(lambda: len(states(edge)) == 1, 10, "the first online STATE")
         for expected in (3, 5):
             take_over(mosquitto.url, "sparkplug-scada-3")
-            wait_until(lambda n=expected: len(states()) >= n, 20, "offline, then online again")
-        seen = states()
+            wait_until(lambda n=expected: len(states(edge)) >= n, 20, "offline, then online again")
+        seen = states(edge)
         assert [s["online"] for s in seen] == [True, False, True, False, True]
         stamps = [s["timestamp"] for s in seen]
         # The will of each connection carries that connection's online timestamp; each connection a new one.
