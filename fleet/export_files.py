@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,14 +17,14 @@ PREFIX = "servicecast-export-"
 @contextmanager
 def writing(directory: Path) -> Iterator[BinaryIO]:
     """A new hidden file, locked while this export writes it, removed unless `publish`ed."""
-    fd, name = tempfile.mkstemp(dir=directory, prefix=f".{PREFIX}", suffix=".partial")
+    # Named before it exists: a Ctrl-C at any point, even as it is made, finds the file to remove.
+    partial = directory / f".{PREFIX}{secrets.token_hex(8)}.partial"
     try:
-        os.close(fd)
-        with open(name, "wb") as out:
+        with partial.open("xb") as out:
             fcntl.flock(out, fcntl.LOCK_EX)  # held until closed: `remove_killed` leaves a live export's file
             yield out
-    except BaseException:  # Ctrl-C too
-        Path(name).unlink(missing_ok=True)
+    except BaseException:
+        partial.unlink(missing_ok=True)
         raise
 
 
