@@ -72,7 +72,7 @@ class Policy:
         if any(ip in network for network in self.networks):
             return None
         kind = _kind(ip)
-        return None if kind is None else f"a {kind} address"
+        return None if kind is None else f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} address"
 
     def guard(
         self, url: str | None, *, within_s: float, resolve: delivery.Resolve = delivery.system_resolve

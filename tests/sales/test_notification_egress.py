@@ -71,6 +71,7 @@ def test_literal_local_addresses_are_refused_when_subscribing(database_url) -> N
             assert answer.status_code == 422, address
             assert answer.json()["error"] == "invalid_input"
             assert "SERVICECAST_WEBHOOK_ALLOW_NETWORKS" in answer.json()["detail"], answer.json()
+            assert " a unspecified " not in answer.json()["detail"]  # 0.0.0.0 is "an unspecified address"
     with session(world.engine) as sess:
         assert sess.scalars(select(NotificationSubscription)).all() == []
 
