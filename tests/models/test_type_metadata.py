@@ -81,7 +81,7 @@ def test_a_loaded_model_explains_and_forecasts_with_its_stored_type(engine, tmp_
     for s in pump["sensors"]:
         s["display_name"] = f"Sensor {s['name'].upper()}"
         if s["name"] == "bearing_temp_c":
-            s.update(warning=-50.0, alarm=-45.0, bad="high")
+            s.update(warning=-35.0, alarm=-30.0, bad="high")  # inside its range [-40, 200]
     changed = tmp_path / "types.yaml"
     changed.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     assert machine_types.apply_file(engine=engine, path=changed)[0] == machine_types.Applied(PUMP, 2, True)
