@@ -65,9 +65,15 @@ def _broker_url(settings: Settings, mqtt_url: str | None) -> str:
     return url
 
 
-def _ground_truth_store(settings: Settings) -> str:
-    """SERVICECAST_DATABASE_URL once it opens and is migrated (else one line, before publishing)."""
-    bootstrap.ready_engine(settings).dispose()
+def _ground_truth_store(settings: Settings, *, types: bool = False) -> str:
+    """SERVICECAST_DATABASE_URL once it opens and is migrated (else one line, before publishing); `types`:
+    with the simulated fleet's types applied as a backfill applies them (its labels name their parts)."""
+    engine = bootstrap.ready_engine(settings)
+    try:
+        if types:
+            typer.echo(simulated_types.apply_to_store(engine, audit.operator()))
+    finally:
+        engine.dispose()
     return settings.database_url
 
 
@@ -176,7 +182,7 @@ def fleet(
             f"{report.readings_per_s:,.0f} readings/s"
         )
     else:
-        database_url = _ground_truth_store(settings) if ground_truth else None
+        database_url = _ground_truth_store(settings, types=True) if ground_truth else None
         total = machines * config.steps
         with _progress(total, "publish") as progress:
             try:

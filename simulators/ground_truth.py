@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
-from fleet import labels
+from fleet import labels, machine_types
 from fleet.db import for_writing
 from fleet.registration import MachineIds
 from fleet.tables import SimulationRunRecord, utcnow
@@ -62,15 +63,28 @@ def run_ref(run_id: int) -> str:
     return f"run:{run_id}"
 
 
-def _failure(f: dict, ids: MachineIds, ref: str) -> dict:
+Parts = Callable[[int, str | None], str]
+
+
+def _parts_of(conn: Connection, ids: MachineIds) -> Parts:
+    """(machine id, failure mode) → the component the machine's type says that mode belongs to, else ''."""
+    declared = machine_types.declared_for(conn, [machine_id for _, machine_id in ids.values()])
+
+    def component(machine_id: int, mode: str | None) -> str:
+        found = declared[machine_id][1]
+        return (found and found.component_of(mode)) or ""
+
+    return component
+
+
+def _failure(f: dict, ids: MachineIds, ref: str, parts: Parts) -> dict:
     customer_id, machine_id = ids[(f["tenant"], f["machine"])]
-    # A simulated failure mode names the one part it wears, so it is the component too.
     return {
         "customer_id": customer_id,
         "machine_id": machine_id,
         "ts": _when(f["ts"]),
         "kind": "failure",
-        "component": f["mode"],
+        "component": parts(machine_id, f["mode"]),
         "mode": f["mode"],
         "source": "simulator",
         "ref": ref,
@@ -80,7 +94,7 @@ def _failure(f: dict, ids: MachineIds, ref: str) -> dict:
     }
 
 
-def _visit(m: dict, ids: MachineIds, ref: str) -> dict:
+def _visit(m: dict, ids: MachineIds, ref: str, parts: Parts) -> dict:
     customer_id, machine_id = ids[(m["tenant"], m["machine"])]
     found = None if m["found_mode"] is None or pd.isna(m["found_mode"]) else m["found_mode"]
     return {
@@ -88,7 +102,7 @@ def _visit(m: dict, ids: MachineIds, ref: str) -> dict:
         "machine_id": machine_id,
         "ts": _when(m["ts"]),
         "kind": "maintenance" if found is None else "replacement",
-        "component": found or "",
+        "component": parts(machine_id, found),
         "mode": found,
         "source": "simulator",
         "ref": ref,
@@ -107,15 +121,20 @@ def write_events(
     failures: pd.DataFrame,
     maintenance: pd.DataFrame | None = None,
 ) -> int:
-    """Store a run record and its events as labels (source `simulator`) of registered machines, once."""
+    """Store a run record and its events as labels (source `simulator`) of registered machines, once.
+
+    A failure's or found wear's component is the one the machine's type says its mode belongs to, else none
+    (a type no types file defines yet: apply the types first, as `simulate fleet` does).
+    """
     with for_writing(engine).begin() as conn:  # finds the run record, then writes
         run_id = record_run(conn, kind=kind, seed=seed, config=config)
         ref = run_ref(run_id)
         if labels.any_with_ref(conn, ref):
             return run_id
-        rows = [_failure(f, ids, ref) for f in failures.to_dict("records")]
+        parts = _parts_of(conn, ids)
+        rows = [_failure(f, ids, ref, parts) for f in failures.to_dict("records")]
         if maintenance is not None:
-            rows += [_visit(m, ids, ref) for m in maintenance.to_dict("records")]
+            rows += [_visit(m, ids, ref, parts) for m in maintenance.to_dict("records")]
         labels.write(conn, rows)
     return run_id
 

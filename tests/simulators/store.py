@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
+from fleet import machine_types
 from fleet.tables import Machine, Telemetry
 from simulators.machine_types import SENSOR_COLUMNS
 
@@ -42,3 +43,12 @@ def expected_telemetry(panel: pd.DataFrame) -> dict[tuple[str, int], tuple]:
 def readings_in(panel: pd.DataFrame) -> int:
     """Sensor values in a panel."""
     return int(np.isfinite(panel[list(SENSOR_COLUMNS)].to_numpy()).sum())
+
+
+def declared_parts(conn: Connection, stored: pd.DataFrame) -> list[str | None]:
+    """Per label, the component its machine's type says the label's mode belongs to."""
+    declared = machine_types.declared_for(conn, stored["machine_id"].astype(int).tolist())
+    return [
+        declared[int(m)][1].component_of(mode)
+        for m, mode in zip(stored["machine_id"], stored["mode"], strict=True)
+    ]

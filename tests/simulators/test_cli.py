@@ -16,7 +16,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
-from fleet import machine_types, migrate
+from fleet import labels, machine_types, migrate
 from fleet.db import make_engine
 from fleet.settings import get_settings
 from servicecast.cli import app  # mounts `simulate market` too
@@ -24,7 +24,7 @@ from simulators import ground_truth
 from simulators.cli import simulate_app
 from tests import services
 from tests.ingest.support import REPO, wait_until
-from tests.simulators.store import stored_telemetry
+from tests.simulators.store import declared_parts, stored_telemetry
 
 TINY = ["fleet", "--machines", "6", "--days", "1", "--step-seconds", "600", "--failure-rate", "200"]
 
@@ -71,6 +71,15 @@ def test_live_mode_publishes_to_the_broker_it_is_given(monkeypatch, tmp_path, mo
     assert result.exit_code == 0, result.output
     assert "864 valid + 0 invalid messages, 864 acked" in result.stdout
     assert "ground truth: run 1" in result.stdout
+    assert "types: centrifugal_pump v1, air_compressor v1, cnc_spindle v1" in result.stdout
+    engine = make_engine(f"sqlite:///{tmp_path / 'truth.db'}")
+    try:
+        with engine.connect() as conn:
+            worn = labels.read(conn, kinds=("failure", "replacement"))
+            # Its labels name parts of the machines' types, as a backfill's do (types applied first).
+            assert len(worn) >= 1 and worn["component"].tolist() == declared_parts(conn, worn)
+    finally:
+        engine.dispose()
 
 
 def test_backfill_applies_the_simulated_fleets_types_file_as_types_apply_does(monkeypatch, tmp_path):
