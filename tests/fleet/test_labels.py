@@ -86,7 +86,7 @@ def test_migration_moves_the_simulators_ground_truth_into_labels_and_back(databa
     try:
         migrate.upgrade(engine, "0011")
         _old_ground_truth(engine)
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, "0012")  # 0030 renames parts: tests/simulators/test_label_parts_migration
         with engine.connect() as conn:
             moved = labels.read(conn)
         cols = moved[["machine", "ts", "kind", "component", "mode", "source", "ref", "activity"]]
