@@ -145,7 +145,9 @@ class Settings(BaseSettings):
     demo_live_hours: float = Field(default=6.0, gt=0, le=720)
     # Data lifecycle (fleet/archive.py, fleet/retention.py): telemetry older than hot_days moves to Parquet.
     hot_days: float = Field(default=14.0, gt=0, le=MAX_DAYS)
-    archive_url: str = "var/archive"  # a folder, or any fsspec URL (s3://bucket/prefix, memory://…)
+    # A folder, file://, or an fsspec URL whose package is installed (s3://bucket/prefix needs s3fs). memory://
+    # passes here but an archive run refuses it: its files would end with the process.
+    archive_url: str = "var/archive"
     # Retention per data class in days; None keeps forever. Audit lines are kept at least audit_floor_days.
     retain_archive_days: float | None = Field(default=None, gt=0, le=MAX_DAYS)
     retain_rollup_minute_days: float | None = Field(default=30.0, gt=0, le=MAX_DAYS)
@@ -208,6 +210,12 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a SQLAlchemy URL for sqlite:/// or postgresql+psycopg://")
         check_database_url(value)
+        return value
+
+    @field_validator("archive_url")
+    @classmethod
+    def _archive_url(cls, value: str) -> str:
+        check_archive_url(value)
         return value
 
     @field_validator("mqtt_url")
@@ -336,6 +344,23 @@ def check_database_url(url: str) -> None:
             f"needs the driver {parsed.get_driver_name()}, which is not installed; "
             "servicecast ships sqlite:/// and postgresql+psycopg://"
         ) from None
+
+
+def check_archive_url(url: str) -> None:
+    """ValueError unless `archive.location` can open `url`: a path, or an fsspec URL (chained by ::) whose
+    every scheme's filesystem imports."""
+    if "://" not in url:
+        return
+    import fsspec  # here: most processes that load settings never touch the archive
+
+    for scheme in (part.split("://", 1)[0] for part in url.split("::")):
+        try:
+            fsspec.get_filesystem_class(scheme)
+        except (ImportError, ValueError) as exc:
+            raise ValueError(  # not the URL: it may hold a storage key
+                f"cannot use the scheme {scheme}:// ({exc}); the archive takes a folder, file:// or an "
+                "fsspec URL whose package is installed (s3:// needs s3fs, gs:// gcsfs, abfs:// adlfs)"
+            ) from None
 
 
 def sqlite_url_from(base: Path, url: str) -> str:

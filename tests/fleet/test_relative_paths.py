@@ -33,7 +33,7 @@ def test_without_a_home_the_defaults_are_fixed_to_the_start_directory(tmp_path, 
     ("database_url", "archive_url"),
     [
         ("sqlite:////srv/servicecast/fleet.db", "/srv/servicecast/archive"),
-        ("postgresql+psycopg://app@db.example:5432/servicecast", "s3://bucket/prefix"),
+        ("postgresql+psycopg://app@db.example:5432/servicecast", "ftp://files.example/prefix"),
         ("sqlite:////srv/fleet.db", "memory://archive"),
     ],
 )
