@@ -88,14 +88,15 @@ MaxPoints = Annotated[int, Field(ge=10), Query(), _FromDigits]
 PageNumber = Annotated[int, Field(ge=1, le=100_000), Query(alias="page"), _FromDigits]
 Days = Annotated[int, Field(ge=1, le=30), Query(), _FromDigits]
 
+# Money in a body is finite: pydantic reads the text "NaN" or "-Infinity" as a float, which a bound would
+# then refuse for a wrong reason.
+_Money = Annotated[float, Field(allow_inf_nan=False)]
 # Money a customer paid, as an outcome reports it (hand-entered or from the CRM).
 # The bounds come before the validator so that they stay on the number and reach the OpenAPI schema as
 # minimum/maximum; after it pydantic publishes them as unknown `ge`/`le` keywords.
-Amount = Annotated[
-    float, Field(ge=0, le=100_000_000, allow_inf_nan=False), BeforeValidator(_not_true_or_false)
-]
+Amount = Annotated[_Money, Field(ge=0, le=100_000_000), BeforeValidator(_not_true_or_false)]
 # An offer's price as the account manager edits it (`true` would approve it at 1.00).
-Price = Annotated[float, Field(gt=0, le=10_000_000), BeforeValidator(_not_true_or_false)]
+Price = Annotated[_Money, Field(gt=0, le=10_000_000), BeforeValidator(_not_true_or_false)]
 # Numbers in a file an admin adds (the catalog's YAML): the same checks, and text ("12", "0.8") and .inf/.nan
 # are refused too, never read as 12 or an endless figure. Bounds are the using field's own.
 FileWholeNumber = Annotated[int, BeforeValidator(_whole_number)]

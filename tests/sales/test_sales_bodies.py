@@ -129,10 +129,13 @@ def test_an_outcome_no_offer_can_have_is_422_and_changes_nothing(world, fields: 
     [
         (b'{"price": 1200, "price": 90}', "body: duplicate key 'price'"),
         (b'{"price": NaN}', "body: NaN is not a JSON number"),
+        (b'{"price": "NaN"}', "body.price: Input should be a finite number"),  # text, read as a float
+        (b'{"price": "-Infinity"}', "body.price: Input should be a finite number"),
+        (b'{"price": "Infinity"}', "body.price: Input should be a finite number"),
         (b'{"title": "x", "reason": ' + DEEP + b"}", "body: nested deeper than 32 levels"),
         ('{"title": "f\xfcr"}'.encode("latin-1"), "body: not UTF-8"),
     ],
-    ids=["duplicate-key", "nan", "deep", "latin-1"],
+    ids=["duplicate-key", "nan", "nan-text", "minus-infinity-text", "infinity-text", "deep", "latin-1"],
 )
 def test_an_ambiguous_or_malformed_approval_is_422_and_the_offer_stays_proposed(
     world, raw: bytes, problem: str
