@@ -25,6 +25,20 @@ LONGEST = {"group": _NODE_KEY.group_id.type.length, "edge node": _NODE_KEY.edge_
 
 
 @dataclass(frozen=True, slots=True)
+class Structured:
+    """A DataSet, Template or extension value: no number, so no reading and no event."""
+
+    kind: str
+
+
+_STRUCTURED = {
+    "dataset_value": Structured("DataSet"),
+    "template_value": Structured("Template"),
+    "extension_value": Structured("extension"),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class Topic:
     """`spBv1.0/{group}/{kind}/{edge node}[/{device}]`, or `spBv1.0/STATE/{host}` (kind STATE)."""
 
@@ -81,9 +95,7 @@ def _value(metric: pb.Payload.Metric, datatype: int) -> object:
     value = getattr(metric, which)
     if which in ("int_value", "long_value"):
         return as_signed(value, datatype)
-    if which in ("dataset_value", "template_value", "extension_value"):
-        return None  # structured values have no place among a machine's numeric sensors
-    return value
+    return _STRUCTURED.get(which, value)
 
 
 def decode_payload(payload: bytes) -> tuple[int | None, int | None, list[Metric]] | Rejection:

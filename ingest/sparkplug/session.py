@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from fleet import contract
 from ingest.schemas import Rejection
-from ingest.sparkplug.decode import Metric, Topic, as_signed, is_signed
+from ingest.sparkplug.decode import Metric, Structured, Topic, as_signed, is_signed
 from ingest.sparkplug.mapping import Mapping, Target
 
 # The idempotency key of a row: (metric ms << 21) | (Sparkplug seq << 13) | index. It is made from the
@@ -84,6 +84,8 @@ def _number(value: object) -> object:
         return None  # a Float or Double NaN or infinity is a missing value (the JSON contract refuses them)
     if isinstance(value, bytes):
         return "<bytes>"  # the contract refuses it by name: a map pointing a sensor at a Bytes metric
+    if type(value) is Structured:
+        return f"<{value.kind}>"  # as Bytes: a wrong type, not a missing value
     if type(value) is str and len(value) > _TEXT_KEPT:
         return f"{value[:_TEXT_KEPT]}… ({len(value)} characters)"  # refused as text all the same, smaller
     return value
@@ -113,7 +115,7 @@ def translate(
             group[sensor] = value if finite else _number(value)
             continue
         rule = target.events.get(name)
-        if rule is not None and value not in (None, False, 0, 0.0, ""):
+        if rule is not None and value not in (None, False, 0, 0.0, "") and type(value) is not Structured:
             events.append((ms, rule.code, rule.severity))
     if len(events) >= _INDEX_LIMIT:
         return Rejection("sparkplug_bad_payload", f"{len(events)} event metrics in one message")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pysparkplug as spb
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fleet import sparkplug_state
-from fleet.tables import Machine, Quarantine, SparkplugNode, Telemetry
+from fleet.tables import Machine, MachineEvent, Quarantine, SparkplugNode, Telemetry
 from ingest.quarantine import replay
+from ingest.sparkplug import sparkplug_b_pb2 as pb
 from tests.ingest.support import quarantine_reasons, register_fleet
 from tests.sparkplug.support import DEVICE, GROUP, NODE, T0, RecordingEdgeNode, sparkplug_pipeline
 
@@ -97,6 +98,45 @@ def test_values_go_through_the_contract_checks_and_nan_is_a_missing_value(engine
     body = json.loads(payload)
     assert body["readings"] == {"temperature_c": "hot"} and body["ts"].startswith("2026-11-18T")
     assert body["sparkplug"]["topic"] == f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}"
+
+
+def _structured_data(edge: RecordingEdgeNode, ts: int, alias: int, kind: str) -> None:
+    """DDATA whose one metric (by alias) carries a DataSet or a Template, which pysparkplug cannot encode:
+    built with the specification's schema."""
+    message = pb.Payload(timestamp=ts, seq=edge._next())
+    metric = message.metrics.add()
+    metric.alias, metric.timestamp = alias, ts
+    if kind == "DataSet":
+        metric.datatype = pb.DataSet
+        table = metric.dataset_value
+        table.num_of_columns = 1
+        table.columns.append("temperature")
+        table.types.append(pb.Double)
+        table.rows.add().elements.add().double_value = 61.0
+    else:
+        metric.datatype = pb.Template
+        metric.template_value.metrics.add(name="temperature", datatype=pb.Double, double_value=61.0)
+    edge._send(f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}", message.SerializeToString())
+
+
+def test_a_dataset_or_template_on_a_sensor_is_quarantined_as_a_wrong_type(engine):
+    """Without the rule both were stored as a null reading, with no trace; on an event metric no event."""
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, _ = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    edge.birth(T0)
+    _structured_data(edge, T0 + 10, 10, "DataSet")
+    _structured_data(edge, T0 + 20, 10, "Template")
+    _structured_data(edge, T0 + 30, 12, "DataSet")  # the overtemperature alarm's metric
+    pipeline.store(edge.take())
+    assert [r["temperature_c"] for r in readings(engine)] == [60.0]
+    with engine.connect() as conn:
+        rows = conn.execute(select(Quarantine.reason, Quarantine.detail).order_by(Quarantine.id)).all()
+        assert conn.scalar(select(func.count()).select_from(MachineEvent)) == 0
+    assert rows == [
+        ("wrong_type", "readings.temperature_c must be a number, got str '<DataSet>'"),
+        ("wrong_type", "readings.temperature_c must be a number, got str '<Template>'"),
+    ]
 
 
 def test_an_id_longer_than_the_node_states_key_is_quarantined_alone_in_its_batch(engine):
