@@ -19,6 +19,7 @@ import fcntl
 import io
 import re
 import time
+import traceback
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -445,14 +446,23 @@ def check_readable(conn: Connection, *, customer_id: int, url: str) -> None:
     query = select(ArchiveFile.path, ArchiveFile.rows).where(ArchiveFile.customer_id == customer_id)
     for relative, registered in conn.execute(query).all():
         try:
-            with _reading(conn, where, relative), where.fs.open(where.path(relative), "rb") as raw:
-                parquet = pq.ParquetFile(raw, **VERIFY)
-                archive_format.check(parquet.schema_arrow)
-                rows = sum(parquet.read_row_group(i).num_rows for i in range(parquet.num_row_groups))
+            with _reading(conn, where, relative):
+                rows = _rows_read(where, relative)
                 if rows != registered:
                     raise OSError(f"it holds {rows} rows, {registered} were archived into it")
         except _Unregistered:
             continue
+
+
+def _rows_read(where: Location, relative: str) -> int:
+    """A file's rows, read whole a row group at a time; its reader ends with this call, even on an error."""
+    with where.fs.open(where.path(relative), "rb") as raw:
+        parquet = pq.ParquetFile(raw, **VERIFY)
+        archive_format.check(parquet.schema_arrow)
+        rows = 0
+        for i in range(parquet.num_row_groups):  # not a generator: its closure would keep the reader alive
+            rows += parquet.read_row_group(i).num_rows
+        return rows
 
 
 class _Unregistered(Exception):
@@ -467,6 +477,10 @@ def _reading(conn: Connection, where: Location, relative: str) -> Iterator[None]
         yield
     except (OSError, pa.ArrowException) as exc:
         from fleet import erasure  # erasure removes files through this module
+
+        # The reader's frames hold its half-open ParquetFile and file: released now, not when the interpreter
+        # finalizes (a CLI keeps the error to its exit), where pyarrow objects torn down late can abort.
+        traceback.clear_frames(exc.__traceback__)
 
         # A new connection: the reader's own transaction (SQLite's snapshot) may predate the expiry. It only
         # reads: a reader that holds SQLite's write lock (a rollup refresh) would wait on itself for another.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, make_url, select, text, update
 
 from fleet import archive, archive_owner, archive_store, history, registration, retention, telemetry
@@ -219,3 +220,29 @@ def killed_retention(database_url: str, archive_url: str, now: datetime) -> None
         timeout=120,
     )
     assert child.returncode == -signal.SIGKILL
+
+
+def archived_file(engine: Engine, tmp_path: Path) -> tuple[str, list[int], Path]:
+    """acme's pump with 3000 rows archived: the archive URL, [machine id], and the path of its first file."""
+    ids = register(engine, "acme", ["p1"])
+    write(engine, rows(ids["p1"], seqs=range(3000)))
+    url = str(tmp_path / "archive")
+    archive.run(engine, url=url, before=START + timedelta(days=30))
+    with engine.connect() as conn:
+        relative = conn.scalar(select(ArchiveFile.path).order_by(ArchiveFile.id))
+    return url, [ids["p1"][1]], Path(url) / relative
+
+
+def flip_a_byte_of_the_vibration_column(path: Path) -> None:
+    """One byte inside the float sensor's compressed values: the footer and every page header stay sound."""
+    meta = pq.read_metadata(path).row_group(0)
+    chunk = next(
+        meta.column(i)
+        for i in range(meta.num_columns)
+        if meta.column(i).path_in_schema.endswith("vibration_mm_s")
+    )
+    with open(path, "r+b") as f:
+        f.seek(chunk.data_page_offset + chunk.total_compressed_size - 40)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0x10]))
