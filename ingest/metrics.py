@@ -31,6 +31,11 @@ SUSPECTED_TAKEOVERS = Counter(
     "servicecast_ingest_suspected_takeovers",
     "Connections the broker closed within seconds of opening them or as taken over (another client's id?)",
 )
+SPARKPLUG_IGNORED_DEATHS = Counter(
+    "servicecast_ingest_sparkplug_ignored_deaths",
+    "Sparkplug NDEATHs that ended no session, by cause (never_born, stale_bd_seq); redeliveries count",
+    ["cause"],
+)
 DB_ERRORS = Counter("servicecast_ingest_db_errors", "Failed batch commits (retried)")
 QUEUE_DEPTH = Gauge("servicecast_ingest_queue_depth", "Messages received and not yet committed")
 

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from fleet import sparkplug_state, telemetry
 from fleet.settings import Settings
+from ingest import metrics
 from ingest.contract import Limits, latest_accepted, parse_body, reading_of
 from ingest.pipeline import Pipeline, RawMessage, quarantine_row
 from ingest.schemas import Event, Outcome, Reading, Rejection
@@ -60,6 +61,7 @@ class SparkplugPipeline:
         self.sessions = Sessions(mapping, rebirth_interval_ms=int(rebirth_interval_s * 1000))
         self.rebirths_requested = 0
         self._states: dict[NodeKey, dict | None] = {}
+        self._logged: set[tuple[NodeKey, str]] = set()  # (node, cause) of ignored NDEATHs already logged
 
     def store(self, messages: Sequence[RawMessage]) -> tuple[Outcome, list[Rejection | None]]:
         """Decode, apply to node states, write values, rejections and states in one transaction."""
@@ -70,6 +72,7 @@ class SparkplugPipeline:
         working = dict(self._states)
         touched: set[NodeKey] = set()
         rebirths: list[NodeKey] = []
+        ignored_deaths: list[tuple[NodeKey, str, str]] = []
         # What the messages become in the contract: (topic, no payload, received at), their values or event
         # bodies (made JSON text only for a quarantine row), and what the contract's checks made of each.
         translated: list[RawMessage] = []
@@ -96,6 +99,8 @@ class SparkplugPipeline:
                     )
                     if out.rebirth:
                         rebirths.append(node)
+                    if out.ignored_death is not None:
+                        ignored_deaths.append((node, *out.ignored_death))
                     rejection = out.rejection
                     for item in out.messages:
                         parsed.append(_check(item, limits, now, latest))
@@ -121,6 +126,7 @@ class SparkplugPipeline:
         for reason in (r.reason for r in results if r is not None):
             outcome.add_reason(reason)
         outcome.quarantined += len(rejected)
+        self._note_ignored_deaths(ignored_deaths)
         # The host asks for them once the batch is committed (its writer may run in another process).
         outcome.rebirths += rebirths
         for group, edge_node in rebirths:
@@ -128,6 +134,17 @@ class SparkplugPipeline:
             if self.on_rebirth is not None:
                 self.on_rebirth(group, edge_node)
         return outcome, results
+
+    def _note_ignored_deaths(self, deaths: list[tuple[NodeKey, str, str]]) -> None:
+        """Count committed NDEATHs that ended no session; log each node's cause once, so that a storm of them
+        from one node is one line (the set is bounded like the state cache)."""
+        for node, cause, detail in deaths:
+            metrics.SPARKPLUG_IGNORED_DEATHS.labels(cause).inc()
+            if (node, cause) not in self._logged:
+                if len(self._logged) >= self.state_cache:
+                    self._logged.clear()
+                self._logged.add((node, cause))
+                log.warning("ignored %s (logged once per node and cause)", detail)
 
     def _load(self, keys: set[NodeKey]) -> None:
         missing = keys - self._states.keys()

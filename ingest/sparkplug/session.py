@@ -42,6 +42,7 @@ class Translation:
     messages: list[Values | tuple[str, dict]] = field(default_factory=list)
     rejection: Rejection | None = None
     rebirth: bool = False
+    ignored_death: tuple[str, str] | None = None  # (cause, detail) of an NDEATH that ended no session
 
 
 def key(ms: int, seq: int, index: int = 0) -> int:
@@ -172,7 +173,7 @@ class Sessions:
         if kind in ("NCMD", "DCMD", "STATE"):
             return state, Translation()
         if kind == "NDEATH":
-            return self._death(state, metrics), Translation()
+            return self._death(state, topic, metrics)
         if ts is None or seq is None or not 0 <= seq <= 255:
             why = f"{kind} without a timestamp or with seq {seq} outside 0-255"
             return state, Translation(rejection=Rejection("sparkplug_bad_payload", why))
@@ -284,8 +285,14 @@ class Sessions:
         return self._ask(state, now_ms)
 
     @staticmethod
-    def _death(state: dict | None, metrics: list[Metric]) -> dict | None:
-        """An NDEATH ends the session only when its bdSeq is the current birth's (else it is stale)."""
-        if state is None or not state.get("online") or _bd_seq(metrics) != state.get("bd_seq"):
-            return state
-        return {**state, "online": False}
+    def _death(state: dict | None, topic: Topic, metrics: list[Metric]) -> tuple[dict | None, Translation]:
+        """An NDEATH ends the session only when its bdSeq is the current birth's; any other changes nothing,
+        and says why (`never_born`, `stale_bd_seq`)."""
+        bd_seq, born = _bd_seq(metrics), (state or {}).get("bd_seq")
+        if state is not None and bd_seq == born:
+            # The same death again (a redelivery) finds the session ended already.
+            return ({**state, "online": False} if state.get("online") else state), Translation()
+        said = f"NDEATH of {_where(topic)} with bdSeq {bd_seq}"
+        if born is None:  # no state, one that data before any birth left, or a birth without bdSeq
+            return state, Translation(ignored_death=("never_born", f"{said}: no birth with a bdSeq seen"))
+        return state, Translation(ignored_death=("stale_bd_seq", f"{said}, not its birth's {born}: stale"))

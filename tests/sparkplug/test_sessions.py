@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pysparkplug as spb
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from fleet import sparkplug_state
@@ -137,6 +139,43 @@ def test_a_dataset_or_template_on_a_sensor_is_quarantined_as_a_wrong_type(engine
         ("wrong_type", "readings.temperature_c must be a number, got str '<DataSet>'"),
         ("wrong_type", "readings.temperature_c must be a number, got str '<Template>'"),
     ]
+
+
+def ignored_deaths(cause: str) -> float:
+    """servicecast_ingest_sparkplug_ignored_deaths_total for this cause."""
+    sample = "servicecast_ingest_sparkplug_ignored_deaths_total"
+    return REGISTRY.get_sample_value(sample, {"cause": cause}) or 0.0
+
+
+def test_an_ndeath_that_ends_no_session_is_counted_and_logged_once_per_node_and_cause(engine, caplog):
+    """Without the rule both kinds were ignored with no trace: no log line, no counter."""
+    register_fleet(engine, "acme", ["m-000"])
+    pipeline, _ = sparkplug_pipeline(engine)
+    edge = RecordingEdgeNode()
+    before = {cause: ignored_deaths(cause) for cause in ("never_born", "stale_bd_seq")}
+    with caplog.at_level(logging.WARNING, logger="ingest.sparkplug.pipeline"):
+        edge.death(3)
+        edge.death(3)
+        pipeline.store(edge.take())
+        edge.bd_seq = 4
+        edge.birth(T0)
+        edge.death(3)  # the will of the connection before: its birth is gone
+        pipeline.store(edge.take())
+        edge.death(2)
+        edge.data(T0 + 10, 61.0)
+        edge.death(4)  # ends the session: no trace
+        edge.death(4)  # the same death again
+        pipeline.store(edge.take())
+    after = {cause: ignored_deaths(cause) - before[cause] for cause in before}
+    assert after == {"never_born": 2.0, "stale_bd_seq": 2.0}
+    once = "(logged once per node and cause)"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ignored NDEATH of {GROUP}/{NODE} with bdSeq 3: no birth with a bdSeq seen {once}",
+        f"ignored NDEATH of {GROUP}/{NODE} with bdSeq 3, not its birth's 4: stale {once}",
+    ]
+    assert [r["temperature_c"] for r in readings(engine)] == [60.0, 61.0]  # the stale deaths ended nothing
+    with engine.connect() as conn:
+        assert not sparkplug_state.load(conn, "scada", [(GROUP, NODE)])[(GROUP, NODE)]["online"]
 
 
 def test_an_id_longer_than_the_node_states_key_is_quarantined_alone_in_its_batch(engine):
