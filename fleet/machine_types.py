@@ -18,6 +18,7 @@ from fleet import audit, type_files
 from fleet.db import for_writing, session
 from fleet.errors import AlreadyExists, NotFound
 from fleet.tables import Machine, MachineTypeVersion
+from fleet.type_checks import TRAINING
 
 _CHUNK = 2000  # machine ids per statement, below SQLite's bound-parameter limit
 
@@ -282,20 +283,31 @@ def sensor_specs(conn: Session | Connection, name: str) -> dict[str, SensorSpec]
     return specs
 
 
-def model_specs(conn: Session | Connection, name: str) -> dict[str, SensorSpec]:
-    """`sensor_specs` as a model reads them: a sensor the newest version dropped keeps its words and
-    unit, not its OEM limits (the OEM no longer gives them: no alert or forecast is made to them)."""
+def _newest_definition(conn: Session | Connection, name: str) -> dict:
+    """The newest version's definition of a type ({} for a type no types file defines)."""
     newest = conn.execute(
         select(MachineTypeVersion.definition)
         .where(MachineTypeVersion.name == name)
         .order_by(MachineTypeVersion.version.desc())
         .limit(1)
     ).scalar()
-    kept = {s["name"] for s in (newest or {}).get("sensors", [])}
+    return newest or {}
+
+
+def model_specs(conn: Session | Connection, name: str) -> dict[str, SensorSpec]:
+    """`sensor_specs` as a model reads them: a sensor the newest version dropped keeps its words and
+    unit, not its OEM limits (the OEM no longer gives them: no alert or forecast is made to them)."""
+    kept = {s["name"] for s in _newest_definition(conn, name).get("sensors", [])}
     return {
         n: s if n in kept else replace(s, warning=None, alarm=None)
         for n, s in sensor_specs(conn, name).items()
     }
+
+
+def training_settings(conn: Session | Connection, name: str) -> dict:
+    """How the type's newest version says to train it (its `training:` block; a key it leaves out, or a
+    type no types file defines: the fleet-wide default)."""
+    return dict(_newest_definition(conn, name).get(TRAINING) or {})
 
 
 def to_yaml(definition: dict) -> str:

@@ -10,15 +10,25 @@ from typing import Any
 
 import yaml
 
-from fleet import contract, file_values, type_simulation
+from fleet import contract, file_values, type_simulation, type_training
 from fleet.tables import MachineEvent
 
 SEVERITIES = ("info", "warning", "error", "critical")
 BAD_DIRECTIONS = ("high", "low")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-# Keys the store keeps per level; `simulation` is read by the simulator only and never stored.
-TYPE_KEYS = {"name", "display_name", "description", "sensors", "components", "failure_modes", "codes"}
-SIMULATION = "simulation"
+# Keys the store keeps per level (`training` too: `servicecast train` reads it from the store, and a change
+# to it is the type's next version); `simulation` is read by the simulator only and never stored.
+TYPE_KEYS = {
+    "name",
+    "display_name",
+    "description",
+    "sensors",
+    "components",
+    "failure_modes",
+    "codes",
+    "training",
+}
+SIMULATION, TRAINING = "simulation", "training"
 SENSOR_KEYS = {"name", "unit", "display_name", "range", "warning", "alarm", "bad", "alarm_on_delay_s"}
 COMPONENT_KEYS = {"name", "display_name"}
 MODE_KEYS = {"name", "component", "description"}
@@ -239,6 +249,8 @@ class Checker:
             self.text(path + ("description",), item.get("description"), optional=True)
             if item.get(SIMULATION) not in (None, {}):  # none: the type is not simulated
                 type_simulation.check(self, path + (SIMULATION,), item[SIMULATION], item)
+            if TRAINING in item:
+                type_training.check(self, path + (TRAINING,), item[TRAINING])
             self.sensors(path + ("sensors",), item.get("sensors"))
             comps = self.items(path + ("components",), item.get("components"), COMPONENT_KEYS, self.component)
             self.items(

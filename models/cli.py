@@ -23,18 +23,24 @@ def train(
         bool, typer.Option("--force", help="activate even if worse than the active version (audited)")
     ] = False,
     event_features: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--event-features",
-            help="add the codes and components the type declares as features (events, history)",
+            "--event-features/--no-event-features",
+            help="add the codes and components the type declares as features (events, history); "
+            "default: the type's training settings (events), else off",
+            show_default=False,
         ),
-    ] = False,
+    ] = None,
     finding_memory: Annotated[
         bool,
         typer.Option("--finding-memory", help="remember each machine's no-fault findings as features"),
     ] = False,
 ) -> None:
-    """Train one model per machine type; activate it only if it beats the active one on a held-out window."""
+    """Train one model per machine type; activate it only if it beats the active one on a held-out window.
+
+    Each type trains with its types file's `training:` settings; a key it leaves out takes the fleet-wide
+    setting (SERVICECAST_MODEL_PRECISION_TARGET, SERVICECAST_MODEL_MAX_FALSE_ALARMS) or default.
+    """
     from fleet import machine_types
     from models import versions
     from models.training import train_from_store

@@ -17,6 +17,7 @@ from fleet import registry as fleet_registry
 from fleet.audit import Actor
 from fleet.tables import ArchivedRange, Machine, Telemetry
 from models import champion, cold_start, episodes, event_features, features
+from models.fleet_features import FleetFeatures
 from models.fleet_model import FleetModel
 from models.labels import make_targets, within
 
@@ -24,6 +25,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK_MACHINES = 50
 MAX_TYPE_ROWS = 500_000  # rows of one type trained on (peak memory measured in docs/benchmarks.md)
 MAX_FALSE_ALARMS = 0.08  # per machine-month, of the training alerts a threshold may open
+MIN_LEAD_HOURS = 24.0  # an alert counts for a failure only this far ahead
 
 
 def choose_threshold(
@@ -34,7 +36,7 @@ def choose_threshold(
     *,
     min_precision: float = 0.85,
     max_false_alarms: float = MAX_FALSE_ALARMS,
-    min_lead_hours: float = 24.0,
+    min_lead_hours: float = MIN_LEAD_HOURS,
     plateau_middle: bool = False,
 ) -> tuple[float, dict]:
     """Lowest threshold whose out-of-fold training alerts keep precision and false alarms in bounds.
@@ -93,7 +95,7 @@ def train_type(
     until: pd.Timestamp | None = None,
     precision_target: float = 0.85,
     max_false_alarms: float = MAX_FALSE_ALARMS,
-    min_lead_hours: float = 24.0,
+    min_lead_hours: float = MIN_LEAD_HOURS,
     plateau_middle: bool = False,
     **params: object,
 ) -> tuple[FleetModel, dict]:
@@ -127,6 +129,7 @@ def train_type(
         "threshold": threshold,
         "precision_target": precision_target,
         "max_false_alarms": max_false_alarms,
+        "min_lead_hours": min_lead_hours,
         "train_alerts": stats,
         "rows": int(len(panel)),
         "machines": machines,
@@ -276,6 +279,34 @@ class TrainingReport:
         )
 
 
+def type_arguments(
+    own: dict,
+    *,
+    precision_target: float,
+    max_false_alarms: float,
+    min_lead_hours: float | None,
+    events: bool | None,
+    params: dict,
+) -> dict:
+    """`train_type`'s arguments and `events` for a type whose `training:` block is `own`
+    (`fleet.machine_types.training_settings`).
+
+    The type's precision target and false-alarm bound replace the fleet-wide ones given here (the
+    settings); `min_lead_hours`, `events` and model `params` given (not None) win over the type's.
+    """
+    model = {k: own[k] for k in ("horizon_hours", "part_evidence") if k in own} | params
+    features = {k: own[k] for k in ("min_history_hours", "extremes") if k in own}
+    if features and "features" not in params:
+        model["features"] = FleetFeatures(**features)
+    lead = own.get("min_lead_hours", MIN_LEAD_HOURS) if min_lead_hours is None else min_lead_hours
+    return model | {
+        "precision_target": own.get("precision_target", precision_target),
+        "max_false_alarms": own.get("max_false_alarms", max_false_alarms),
+        "min_lead_hours": lead,
+        "events": own.get("events", False) if events is None else events,
+    }
+
+
 def train_from_store(
     engine: Engine,
     *,
@@ -289,9 +320,9 @@ def train_from_store(
     min_failures: int = 1,
     max_type_rows: int = MAX_TYPE_ROWS,
     machine_ids: Collection[int] | None = None,
-    events: bool = False,
+    events: bool | None = None,
     finding_memory: bool = False,
-    min_lead_hours: float = 24.0,
+    min_lead_hours: float | None = None,
     plateau_middle: bool = False,
     **params: object,
 ) -> TrainingReport:
@@ -304,7 +335,8 @@ def train_from_store(
     A type with more than `max_type_rows` rows trains on a seeded sample of whole machines within it.
     The threshold counts a failure as alerted only `min_lead_hours` ahead and opens at most
     `max_false_alarms` false training alerts per machine-month (`choose_threshold`, also for
-    `plateau_middle`). `machine_ids` limits training to those machines; `events` adds the event features
+    `plateau_middle`); each type's `training:` settings take part as `type_arguments` says.
+    `machine_ids` limits training to those machines; `events` adds the event features
     its type declares (`models.event_features`: code counts, time since each code, time since each
     component's last visit); `finding_memory` each machine's memory of its "no fault found" findings
     (`event_features.no_fault_memory`), which the scorer then reads from the label store.
@@ -335,8 +367,16 @@ def train_from_store(
             notes[mtype] = f"no telemetry from its {len(ids)} pooled machines yet"
             continue
         panel = panel.dropna(axis=1, how="all").assign(machine_type=mtype)  # picks the reference days
-        if events:
-            with engine.connect() as conn:
+        with engine.connect() as conn:
+            args = type_arguments(
+                machine_types.training_settings(conn, mtype),
+                precision_target=precision_target,
+                max_false_alarms=max_false_alarms,
+                min_lead_hours=min_lead_hours,
+                events=events,
+                params=params,
+            )
+            if args.pop("events"):
                 panel = event_features.add(conn, panel, event_features.columns_of_type(conn, mtype))
         if finding_memory:
             panel = event_features.no_fault_memory(panel, of_type.no_faults)
@@ -349,11 +389,8 @@ def train_from_store(
                 of_type.maintenance,
                 no_faults=of_type.no_faults,
                 until=start,
-                precision_target=precision_target,
-                max_false_alarms=max_false_alarms,
-                min_lead_hours=min_lead_hours,
                 plateau_middle=plateau_middle,
-                **params,
+                **args,
             )
             reason = None if model.has_failure_model() else _no_failure_model(failures, start)
         if reason is not None:
