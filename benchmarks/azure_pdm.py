@@ -1,13 +1,13 @@
 """`python -m benchmarks.azure_pdm --data DIR --json`: the product against a pinned reference, Azure PdM.
 
 Onboards DIR into a fresh SQLite store through the product's imports (`benchmarks.azure_onboard`), then per
-fold of machines: `train_from_store` (what `servicecast train` runs) on the training machines with event
-features, and the held-out machines' whole window scored at every hour by the registered version
-(`FleetModel.risk_rows`, the backtest path that the threshold-replay test holds equal to the live scorer
-and policy) at its own trained threshold. An alerting hour counts for every failure mode the version's mode
-model names (`models.modes.likely`, the rule by which a live prediction's `likely_modes` and its alert name
-them). The reference (`benchmarks.azure_reference`) runs on the same folds; both are scored by
-`benchmarks.azure_scores`.
+fold of machines: `train_from_store` (what `servicecast train` runs) on the training machines, with the
+settings the types file gives the type (docs/examples/azure_pdm/types.yaml, `training:`), and the held-out
+machines' whole window scored at every hour by the registered version (`FleetModel.risk_rows`, the backtest
+path that the threshold-replay test holds equal to the live scorer and policy) at its own trained
+threshold. An alerting hour counts for every failure mode the version's mode model names
+(`models.modes.likely`, the rule by which a live prediction's `likely_modes` and its alert name them). The
+reference (`benchmarks.azure_reference`) runs on the same folds; both are scored by `benchmarks.azure_scores`.
 """
 
 from __future__ import annotations
@@ -29,30 +29,8 @@ from fleet.db import make_engine
 from fleet.migrate import ensure_schema
 from fleet.tables import Machine
 from models import event_features, modes, training, versions
-from models.fleet_features import FleetFeatures
 
 FOLDS = 5
-# The product's settings for this fleet: the reference's 24 h horizon, alerts worth having from 2 h ahead
-# (the benchmark's minimum lead), the issue's precision target, and the lowest threshold whose training
-# alerts reach it with at most 0.1 false alarms per machine-month (the project's false-alarm target; the
-# default bound 0.08 is three false alarms in 36 machine-months here, and 0.083 kept one fold's threshold
-# off the failures it would have caught; docs/models.md says which of these were chosen after seeing
-# results); `min_history_hours` 12 instead of 72, since this
-# fleet's machines can fail within days of their first reading (with the coverage rule a machine is then
-# scored from about 36 h of readings; docs/models.md); `extremes`: the most abnormal sensor's level and
-# deviation as features of their own, since comp3 and comp4 (3 and 4 failures) each show in one sensor;
-# `part_evidence`: each part's own code and sensor together, learned from the training machines' labels, so
-# comp3 and comp4 borrow what comp1 and comp2 teach, and strong evidence names its part (chosen after
-# seeing the folds, docs/models.md "Part evidence").
-PRODUCT = {
-    "horizon_hours": 24.0,
-    "min_lead_hours": 2.0,
-    "precision_target": 0.75,
-    "max_false_alarms": 0.1,
-    "folds": 3,
-    "features": FleetFeatures(min_history_hours=12.0, extremes=True),
-    "part_evidence": True,
-}
 
 
 def folds(machines: list[str], k: int, holdout: list[str] | None) -> list[list[str]]:
@@ -69,9 +47,7 @@ def folds(machines: list[str], k: int, holdout: list[str] | None) -> list[list[s
 
 def product_alerts(engine, ids: dict[str, int], train: list[str], test: list[str]) -> pd.DataFrame:  # noqa: ANN001
     """Train on `train` through the product, return the held-out machines' alerts (machine, component, ts)."""
-    report = training.train_from_store(
-        engine, machine_ids=[ids[m] for m in train], events=True, force=True, **PRODUCT
-    )
+    report = training.train_from_store(engine, machine_ids=[ids[m] for m in train], force=True)
     if not report.versions:
         raise errors.InvalidInput("training registered no version (no telemetry or labels on the machines)")
     parts = []
