@@ -65,15 +65,16 @@ class Received:
 
 
 def guard(client: Client, subscription: Subscription) -> Callable[[], None]:
-    """Guard asyncua's restores of `subscription`, tracked since it was made (`track`), until the call
-    returned is made."""
+    """Guard asyncua's restores and re-creations of `subscription`, tracked since it was made (`track`), until
+    the call returned is made."""
     forget = _fresh_on_reconnection(client, subscription)
-    subscription.restore = _kept_whole(client, subscription, subscription.restore)
+    subscription.recreate = _put_back_when_lost(subscription, subscription.recreate)
+    subscription.restore = _kept_whole(client, subscription.restore)
     subscription._republish_gaps = _republishing_unreceived(subscription, subscription.publish_callback)
 
     def stop() -> None:
         forget()
-        del subscription.restore
+        del subscription.restore, subscription.recreate
         subscription.__dict__.pop("_republish_gaps", None)
 
     return stop
@@ -117,29 +118,46 @@ def _republishing_unreceived(
     return republish
 
 
-def _kept_whole(
-    client: Client, subscription: Subscription, restore: Callable[[], Awaitable[None]]
+def _put_back_when_lost(
+    subscription: Subscription, recreate: Callable[[], Awaitable[None]]
 ) -> Callable[[], Awaitable[None]]:
-    """`restore`, put back as it was when a lost connection fails it, and told in one warning line.
+    """`recreate`, leaving the subscription as it was when a lost connection fails it.
 
-    asyncua's restore falls back to re-creating the subscription (when the transfer fails), which forgets its
-    number and its items before asking the server: a connection lost then failed it with a traceback, and
-    the next reconnection's restore made a subscription of nothing, so nothing more was sent. Put back, the
-    next restore transfers the server's subscription, with the changes kept for it, or re-creates it whole.
+    asyncua's re-creation (its stale-subscription watchdog's, or its restore's when a transfer fails) forgets
+    the subscription's number and items before asking the server: a connection lost then left a subscription
+    of nothing, which the next reconnection's restore made anew, so nothing more was sent, while the server's,
+    its delete lost with the connection, still held the changes kept for it. Put back, the next restore
+    transfers that one, with what it kept, or re-creates it whole.
+    """
+
+    async def recreate_or_keep() -> None:
+        number, items = subscription.subscription_id, dict(subscription._monitored_items)
+        try:
+            await recreate()
+        except Exception as exc:
+            if lost(exc):
+                subscription.subscription_id, subscription._monitored_items = number, items
+                if number is not None:  # the re-creation forgot whom the server's publishes of it are for
+                    subscription.server._subscription_callbacks[number] = subscription.publish_callback
+            raise
+
+    return recreate_or_keep
+
+
+def _kept_whole(client: Client, restore: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """`restore`, told in one warning line when a lost connection fails it (the subscription is put back
+    whole, `_put_back_when_lost`).
+
     A request that timed out leaves the client connected: it is made to reconnect, as asyncua's watchdog
     does when its re-creation fails, so that a restore comes again.
     """
 
     async def restore_or_keep() -> None:
-        number, items = subscription.subscription_id, dict(subscription._monitored_items)
         try:
             await restore()
         except Exception as exc:
             if not lost(exc):
                 raise
-            subscription.subscription_id, subscription._monitored_items = number, items
-            if number is not None:  # the re-creation forgot whom the server's publishes of it are for
-                subscription.server._subscription_callbacks[number] = subscription.publish_callback
             if client.uaclient.state is UaClientState.CONNECTED:
                 client.uaclient.notify_transport_lost()
             log.warning(

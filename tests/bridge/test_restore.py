@@ -13,7 +13,7 @@ import pytest
 
 from fleet.contract import format_ts
 from fleet.settings import MqttEndpoint
-from ingest.opcua import bridge, mapping
+from ingest.opcua import bridge, connection, mapping, restore, subscribing
 from ingest.opcua.buffer import Buffer
 from ingest.opcua.publisher import Publisher
 from simulators.opcua_machine import MAP, MachineServer
@@ -230,4 +230,35 @@ def test_a_change_published_onto_a_connection_already_cut_is_restored_after_the_
             await until_all_sent(machine, buffer)
 
     asyncio.run(scenario())
+    assert_each_change_sent_once(machine, buffer)
+
+
+def test_a_connection_lost_under_the_watchdogs_recreation_leaves_the_subscription_to_restore(
+    machine: MachineServer, tmp_path
+) -> None:
+    """asyncua's stale-subscription watchdog re-creates a subscription the server fell silent on (a loaded
+    machine); a connection lost under it failed the re-creation once it had forgotten the subscription's
+    number and items: the reconnection's restore made a subscription of nothing, and nothing more was sent."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
+
+    async def scenario() -> None:
+        forwarder = Forwarder(machine.port)
+        access = connection.ServerAccess(endpoint=await forwarder.start(), timeout_s=TIMEOUT_S)
+        client = await connection.connect(access)
+        _, subscription = await subscribing.subscribe(client, brisk_map(tmp_path), buffer, publisher)
+        unguard = restore.guard(client, subscription)
+        try:
+            forwarder.switch(None)
+            with pytest.raises(ConnectionError):
+                await subscription.recreate()  # as the watchdog does with a subscription it finds stale
+            forwarder.switch(machine.port)
+            await step_until_sent(machine, buffer, len(readings(buffer, "spindle_temp_c")), tries=20)
+        finally:
+            unguard()
+            await connection.goodbye(client, access.endpoint)
+            await forwarder.close()
+
+    asyncio.run(scenario())
+    assert machine.changes, "the machine did not change"
     assert_each_change_sent_once(machine, buffer)
