@@ -11,11 +11,12 @@ from tests import services
 
 def test_a_hung_server_fails_the_call_naming_it_and_where_its_loop_hangs() -> None:
     server = MachineServer(port=services.free_port()).start()
-    server.call_s = 0.5  # the start was given the default: on a loaded machine it takes seconds
+    default, server.call_s = server.call_s, 0.5  # start and stop keep the default: each may take seconds
     try:
         with server.paused(), pytest.raises(TimeoutError) as raised:
             server.step()
     finally:
+        server.call_s = default
         server.stop()
     message = str(raised.value)
     assert "_change" in message and server.endpoint in message
