@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from asyncua import Client, ua
+from asyncua.client.ua_client import UaClientState
 
 from ingest.opcua import metrics
 from ingest.opcua.metrics import log
@@ -88,6 +89,21 @@ async def connect(access: ServerAccess) -> Client:
                 count_refusal(exc.code)
         await asyncio.sleep(delay)
         delay = min(delay * 2, RETRY_MAX_S)
+
+
+async def keep_watching(client: Client) -> None:
+    """Start asyncua's stale-subscription watchdog again each time it ends, once the client is connected;
+    until cancelled.
+
+    After a re-creation of a stale subscription that fails it asks for a reconnection and returns for good: a
+    subscription that fell silent later was never re-created, and the bridge sat connected sending nothing.
+    """
+    while True:
+        await asyncio.wait({client._stale_watchdog_task})
+        async with client.uaclient.subscribe_state() as states:
+            await states.wait_for_state(UaClientState.CONNECTED)
+        client._stale_watchdog_task = asyncio.create_task(client._stale_watchdog_loop())
+        log.info("watching the OPC UA subscription for silence again")
 
 
 async def goodbye(client: Client, endpoint: str) -> None:

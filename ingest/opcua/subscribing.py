@@ -13,7 +13,7 @@ from asyncua.observer import Observer
 
 from ingest.opcua import restore
 from ingest.opcua.buffer import Buffer
-from ingest.opcua.connection import RETRY_MAX_S, ServerAccess, count_refusal, lost
+from ingest.opcua.connection import RETRY_MAX_S, ServerAccess, count_refusal, keep_watching, lost
 from ingest.opcua.mapping import Mapping
 from ingest.opcua.metrics import log
 from ingest.opcua.publisher import Publisher
@@ -213,14 +213,19 @@ async def until_resubscribe(
     unguard = restore.guard(client, subscription)
     renumbered = asyncio.ensure_future(_until_renumbered(client, mapping, resolved))
     asking = asyncio.ensure_future(_ask_again(subscription, recreation, endpoint))
+    watching = asyncio.ensure_future(keep_watching(client))
+    helpers = {asking, watching}  # they run until cancelled: one that ends has failed, and ends the bridge
     try:
-        await asyncio.wait({renumbered, recreation.refused}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({renumbered, recreation.refused, *helpers}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        renumbered.cancel()
-        asking.cancel()
-        await asyncio.wait({renumbered, asking})
+        for task in (renumbered, *helpers):
+            task.cancel()
+        await asyncio.wait({renumbered, *helpers})
         recreation.close()
         unguard()
+    for task in helpers:
+        if not task.cancelled():  # ended by itself
+            raise task.exception() or RuntimeError(f"{task.get_coro().__name__} of the bridge ended")
     if recreation.refused.done():
         raise SubscriptionRefused(recreation.refused.result())
     renumbered.result()  # NodesMissing: the restarted server lacks some
