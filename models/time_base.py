@@ -89,7 +89,8 @@ def _usual(keys: np.ndarray, ratio: np.ndarray) -> np.ndarray:
     of them are at the type's rate (the median is then too: only readings near an off-rate one are read)."""
     off = (ratio < ON_RATE[0]) | (ratio > ON_RATE[1])
     half = RATE_READINGS // 2
-    near = np.flatnonzero(np.convolve(off, np.ones(2 * half + 1), mode="same") > 0)
+    # "full", cut to the readings: "same" gives max(len, 2 * half + 1) values, past the end of a short window.
+    near = np.flatnonzero(np.convolve(off, np.ones(2 * half + 1))[half : half + len(off)] > 0)
     pos = near[:, None] + np.arange(-half, half + 1)
     inside = (pos >= 0) & (pos < len(ratio))
     pos = np.clip(pos, 0, len(ratio) - 1)
