@@ -1,16 +1,20 @@
 """Strict JSON for request bodies: one reading for every parser on the way, so nothing ambiguous is stored.
 
-Python's `json` takes the last of duplicate keys, NaN and Infinity, and any depth its stack allows (a
-RecursionError, a 500, past it); a proxy or the CRM's own tooling may read the same bytes otherwise.
+Python's `json` takes the last of duplicate keys, NaN and Infinity, a number too small for a float as 0, and
+any depth its stack allows (a RecursionError, a 500, past it); a proxy or the CRM's own tooling may read the
+same bytes otherwise.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 
 # The API's bodies nest three levels at most; a CRM's extra fields get room.
 MAX_DEPTH = 32
+# int() refuses more digits than sys.get_int_max_str_digits() (4,300) with a plain ValueError.
+LONG_INTEGER = re.compile(r"integer string conversion: value has ([0-9]+) digits")
 
 
 class BadJson(ValueError):
@@ -22,8 +26,8 @@ class NotJson(BadJson):
 
 
 def loads(body: bytes) -> object:
-    """The body parsed: UTF-8, no duplicate keys, no NaN or Infinity (written or by overflow), nested at
-    most MAX_DEPTH levels."""
+    """The body parsed: UTF-8, no duplicate keys, no NaN or Infinity (written or by overflow), no number
+    beyond a float's range or int()'s digits, nested at most MAX_DEPTH levels."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -34,6 +38,8 @@ def loads(body: bytes) -> object:
         raise BadJson(problem(exc)) from None
     except json.JSONDecodeError as exc:
         raise NotJson(f"not JSON: {exc}") from None
+    except ValueError as exc:
+        raise BadJson(problem(exc) or str(exc)) from None
     if _depth(value) > MAX_DEPTH:
         raise BadJson(problem(RecursionError()))
     return value
@@ -45,6 +51,8 @@ def problem(exc: BaseException | None) -> str | None:
         return f"not UTF-8 (byte {exc.start})"
     if isinstance(exc, RecursionError):
         return f"nested deeper than {MAX_DEPTH} levels"
+    if isinstance(exc, ValueError) and (digits := LONG_INTEGER.search(str(exc))):
+        return f"a whole number of {digits[1]} digits is out of range"
     return None
 
 
@@ -62,7 +70,9 @@ def _no_constant(name: str) -> object:
 
 
 def _finite(text: str) -> float:
-    if math.isinf(value := float(text)):
+    value = float(text)
+    # Too small for a float, 1e-400 becomes 0.0: a won amount of nothing.
+    if math.isinf(value) or (value == 0 and text.lower().partition("e")[0].strip("-0.")):
         raise BadJson(f"{text} is out of range")
     return value
 

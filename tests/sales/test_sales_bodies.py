@@ -53,6 +53,14 @@ def _outcome(offer_id: int, **fields: object) -> dict:
             b'{"offer_id": %d, "outcome": "won", "amount": 1e400, "date": "2026-11-30T10:00:00Z"}',
             "body: 1e400 is out of range",
         ),
+        (  # 0.0 as a float: a won amount of nothing
+            b'{"offer_id": %d, "outcome": "won", "amount": 1e-400, "date": "2026-11-30T10:00:00Z"}',
+            "body: 1e-400 is out of range",
+        ),
+        (  # Python's int() refuses more than 4,300 digits: a 500
+            b'{"offer_id": %d, "outcome": "won", "amount": ' + b"9" * 5000 + b', "date": "2026-11-30"}',
+            "body: a whole number of 5000 digits is out of range",
+        ),
         (
             b'{"offer_id": %d, "outcome": "lost", "date": "2026-11-30T10:00:00Z", "x": ' + DEEP + b"}",
             "body: nested deeper than 32 levels",
@@ -64,7 +72,7 @@ def _outcome(offer_id: int, **fields: object) -> dict:
             "body: not UTF-8",
         ),
     ],
-    ids=["duplicate-key", "nan", "infinity", "overflow", "deep", "latin-1"],
+    ids=["duplicate-key", "nan", "infinity", "overflow", "underflow", "long-integer", "deep", "latin-1"],
 )
 def test_an_ambiguous_or_malformed_crm_body_is_422_and_changes_nothing(
     world, raw: bytes, problem: str
@@ -132,10 +140,22 @@ def test_an_outcome_no_offer_can_have_is_422_and_changes_nothing(world, fields: 
         (b'{"price": "NaN"}', "body.price: Input should be a finite number"),  # text, read as a float
         (b'{"price": "-Infinity"}', "body.price: Input should be a finite number"),
         (b'{"price": "Infinity"}', "body.price: Input should be a finite number"),
+        (b'{"price": 1e-999}', "body: 1e-999 is out of range"),
+        (b'{"price": ' + b"1" * 4301 + b"}", "body: a whole number of 4301 digits is out of range"),
         (b'{"title": "x", "reason": ' + DEEP + b"}", "body: nested deeper than 32 levels"),
         ('{"title": "f\xfcr"}'.encode("latin-1"), "body: not UTF-8"),
     ],
-    ids=["duplicate-key", "nan", "nan-text", "minus-infinity-text", "infinity-text", "deep", "latin-1"],
+    ids=[
+        "duplicate-key",
+        "nan",
+        "nan-text",
+        "minus-infinity-text",
+        "infinity-text",
+        "underflow",
+        "long-integer",
+        "deep",
+        "latin-1",
+    ],
 )
 def test_an_ambiguous_or_malformed_approval_is_422_and_the_offer_stays_proposed(
     world, raw: bytes, problem: str
