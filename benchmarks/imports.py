@@ -5,7 +5,8 @@
 
 Each case runs the CLI in a child process under `/usr/bin/time -v` (its peak RSS) on a fresh SQLite file
 where tenant acme's machines are registered: a large valid telemetry CSV, the same rows as Parquet in row
-groups, history rows, and hostile files (one 100 MB line; one 100 MB quoted field over many lines).
+groups, history rows, and hostile files (one 100 MB line; one 100 MB quoted field over many lines; every
+row rejected, `bad_file` with `--reject-file`).
 """
 
 from __future__ import annotations
@@ -136,6 +137,11 @@ def main() -> None:
                 args.bad_rows,
                 "telemetry",
             ),
+            "bad_file": lambda: (
+                telemetry_csv(folder / "bad.csv", args.bad_rows, hostile="text"),
+                args.bad_rows,
+                "telemetry",
+            ),
             "history": lambda: (
                 history_csv(folder / "h.csv", args.history_rows),
                 args.history_rows,
@@ -150,7 +156,8 @@ def main() -> None:
         results = []
         for case in args.cases.split(","):
             path, rows, command = makers[case]()
-            extra = ["--reject-file", str(folder / "rejects.csv")] if command == "history" else []
+            with_file = command == "history" or case == "bad_file"
+            extra = ["--reject-file", str(folder / "rejects.csv")] if with_file else []
             for name, code in codes.items():
                 figures = run(code, folder, command, "import", str(path), *extra)
                 figures |= {

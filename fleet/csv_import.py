@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import gzip
+import tempfile
 import tomllib
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
 
 from fleet import display, errors, file_values, text_files
 from fleet.tables.labels import LABEL_KINDS
@@ -350,6 +353,7 @@ class ImportReport:
     new: int = 0
     existing: int = 0
     rejects: list[Reject] = field(default_factory=list)
+    passed_on: int = 0  # rejects handed to the caller as they were found, not kept in `rejects`
     written: bool = False
     notes: list[str] = field(default_factory=list)  # what the operator should know though nothing is wrong
 
@@ -358,7 +362,7 @@ class ImportReport:
         verb = "imported" if self.written else "would import (dry run)"
         return (
             f"{display.count(self.rows, 'row')}: {verb} {display.count(self.new, 'new ' + noun)}, "
-            f"{self.existing} stored already, {len(self.rejects)} rejected"
+            f"{self.existing} stored already, {len(self.rejects) + self.passed_on} rejected"
         )
 
 
@@ -389,11 +393,13 @@ def check_reject_file(path: Path, source: Path) -> None:
         raise errors.InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def write_rejects(path: Path, rejects: list[Reject]) -> None:
-    """The refused rows as CSV: line, reason, then the row's own columns (InvalidInput if it cannot)."""
-    columns: list[str] = []
-    for r in rejects:
-        columns += [c for c in r.row if c not in columns and c is not None]
+def write_rejects(path: Path, rejects: Iterable[Reject], columns: Iterable[str] | None = None) -> None:
+    """The refused rows as CSV: line, reason, then the rows' own columns (`columns`: known already, so that
+    `rejects` is read once) (InvalidInput if it cannot)."""
+    if columns is None:
+        rejects = list(rejects)
+        columns = dict.fromkeys(c for r in rejects for c in r.row if c is not None)
+    columns = list(columns)
     try:
         with open(path, "w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
@@ -402,3 +408,29 @@ def write_rejects(path: Path, rejects: list[Reject]) -> None:
                 writer.writerow([r.line, r.reason, *(r.row.get(c, "") for c in columns)])
     except OSError as exc:
         raise errors.InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+class RejectSpool:
+    """Rejects kept in a temporary file as they come, for `write_rejects` once the import is done: memory
+    holds their columns, not their rows."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()
+        self.columns: dict[str, None] = {}
+
+    def add(self, reject: Reject) -> None:
+        """Keep one more reject."""
+        row = {k: v for k, v in reject.row.items() if k is not None}
+        self.columns.update(dict.fromkeys(row))
+        self._file.write(orjson.dumps([reject.line, reject.reason, row]) + b"\n")
+
+    def write(self, path: Path) -> None:
+        """The rejects so far as `write_rejects` writes them, to `path`."""
+        self._file.seek(0)
+        rejects = (Reject(*orjson.loads(line)) for line in self._file)
+        write_rejects(path, rejects, self.columns)
+        self._file.seek(0, 2)
+
+    def close(self) -> None:
+        """Drop the temporary file."""
+        self._file.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,11 +33,13 @@ def import_file(
     batch_size: int = 5000,
     limits: Limits | None = None,
     max_line: int = csv_import.MAX_LINE,
+    on_reject: Callable[[Reject], None] | None = None,
 ) -> ImportReport:
     """Store FILE's rows as telemetry or events (`mapping.kind`); a bad row is quarantined and reported.
 
     The file is read `batch_size` rows at a time (a Parquet file in batches of that many), a row with a line
-    or value longer than `max_line` characters refused (a line unread): memory does not grow with the file."""
+    or value longer than `max_line` characters refused (a line unread). Given `on_reject`, each bad row goes
+    there once its batch is stored and is only counted in the report: memory does not grow with the file."""
     kind = mapping.kind or "telemetry"
     if kind not in KINDS:
         raise errors.InvalidInput(f"kind {kind!r} is not one of {', '.join(KINDS)}")
@@ -52,13 +54,15 @@ def import_file(
     for row in _messages(_rows(path, mapping, (required, fields), max_line, batch_size), mapping, kind):
         batch.append(row)
         if len(batch) >= batch_size:
-            _store(pipeline, batch, report)
+            _store(pipeline, batch, report, on_reject)
             batch = []
-    _store(pipeline, batch, report)
+    _store(pipeline, batch, report, on_reject)
     return report
 
 
-def _store(pipeline: Pipeline, batch: list[_Row], report: ImportReport) -> None:
+def _store(
+    pipeline: Pipeline, batch: list[_Row], report: ImportReport, on_reject: Callable[[Reject], None] | None
+) -> None:
     if not batch:
         return
     now = datetime.now(UTC)
@@ -71,8 +75,14 @@ def _store(pipeline: Pipeline, batch: list[_Row], report: ImportReport) -> None:
     report.new += outcome.stored
     report.existing += outcome.duplicates
     for (line, row, _, _), result in zip(batch, results, strict=True):
-        if type(result) is Rejection:
-            report.rejects.append(Reject(line, f"{result.reason}: {result.detail}", row))
+        if type(result) is not Rejection:
+            continue
+        reject = Reject(line, f"{result.reason}: {result.detail}", row)
+        if on_reject is None:
+            report.rejects.append(reject)
+        else:
+            on_reject(reject)
+            report.passed_on += 1
 
 
 def _messages(rows: Iterator[tuple[int, dict]], mapping: ColumnMap, kind: str) -> Iterator[_Row]:

@@ -13,6 +13,8 @@ from ingest import telemetry_import
 from ingest.contract import Limits
 from servicecast import history_cli
 
+# Rejected rows the command lists by line; the rest are counted (all are in the quarantine and reject file).
+LISTED = 50
 telemetry_app = typer.Typer(help="Readings and events from files.", no_args_is_help=True)
 
 
@@ -41,6 +43,15 @@ def telemetry_import_command(
     """Store FILE's rows as the messages machines would send; bad rows are quarantined and listed by line."""
     settings = load_settings()
     engine = ready_engine(settings)
+    spool = csv_import.RejectSpool() if reject_file else None  # dropped with the process
+    listed: list[csv_import.Reject] = []
+
+    def on_reject(reject: csv_import.Reject) -> None:
+        if len(listed) < LISTED:
+            listed.append(reject)
+        if spool is not None:
+            spool.add(reject)
+
     try:
         if reject_file:  # fails here rather than after the rows are stored
             csv_import.check_reject_file(reject_file, file)
@@ -53,19 +64,21 @@ def telemetry_import_command(
             mapping=cmap,
             batch_size=batch_size,
             limits=Limits.from_settings(settings),
+            on_reject=on_reject,
         )
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
-    for reject in report.rejects[:50]:
+    for reject in listed:
         typer.echo(f"line {reject.line}: {reject.reason}", err=True)
-    if len(report.rejects) > 50:
-        typer.echo(f"… and {len(report.rejects) - 50} more (see `servicecast quarantine list`)", err=True)
-    if reject_file and report.rejects:
+    more = report.passed_on - len(listed)
+    if more:
+        typer.echo(f"… and {more} more (see `servicecast quarantine list`)", err=True)
+    if spool is not None and report.passed_on:
         try:
-            csv_import.write_rejects(reject_file, report.rejects)
+            spool.write(reject_file)
         except errors.InvalidInput as exc:
             raise fail(
                 f"{exc}; the rows were imported and the rejected ones quarantined", code=EXIT_ERROR
             ) from None
-    quarantined = "; the rejected rows are quarantined" if report.rejects else ""
+    quarantined = "; the rejected rows are quarantined" if report.passed_on else ""
     typer.echo(report.summary("message") + quarantined)

@@ -224,3 +224,48 @@ def test_history_in_batches_stores_what_one_batch_does_and_a_bad_row_after_them_
             .reset_index(drop=True)
         )
     assert stored[0].equals(stored[1]) and len(stored[0]) == 7
+
+
+def _bad_rows_peak(cli: CliRunner, folder: Path, rows: int) -> tuple[int, object]:
+    """Peak traced bytes of a telemetry import (with a reject file) of `rows` rows, each one rejected."""
+    path = write(
+        folder / f"bad{rows}.csv",
+        "machine,ts,temp",
+        *(f"m1,2024-01-{1 + i % 28:02}T06:00Z,n/a" for i in range(rows)),
+    )
+    rejects = folder / f"rejects{rows}.csv"
+    args = ["telemetry", "import", str(path), "--tenant", "acme", "--batch-size", "500"]
+    tracemalloc.start()
+    try:
+        done = cli.invoke(app, [*args, "--reject-file", str(rejects)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert done.exit_code == 0, done.output
+    return peak, done
+
+
+def test_a_telemetry_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_reject_file(
+    sqlite_engine, tmp_path, monkeypatch
+):
+    register_fleet(sqlite_engine, "acme", ["m1"])
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    cli = CliRunner()
+    _bad_rows_peak(cli, tmp_path, 200)  # caches and imports warmed up
+    few, _ = _bad_rows_peak(cli, tmp_path, 1000)
+    many, done = _bad_rows_peak(cli, tmp_path, 4000)
+    # A rejected row kept costs about 600 traced bytes: 3,000 more would be 1.8 MB more at the peak.
+    assert many - few < 1_000_000, f"{few:,} bytes at the peak for 1,000 bad rows, {many:,} for 4,000"
+    assert "4000 rows: imported 0 new messages, 0 stored already, 4000 rejected" in done.stdout
+    assert "line 51: wrong_type: readings.temp must be a number, got str 'n/a'" in done.stderr
+    assert "line 52:" not in done.stderr and "… and 3950 more" in done.stderr
+    with open(tmp_path / "rejects4000.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["line"] for r in rows] == [str(n) for n in range(2, 4002)]
+    assert rows[-1] == {
+        "line": "4001",
+        "reason": "wrong_type: readings.temp must be a number, got str 'n/a'",
+        "machine": "m1",
+        "ts": "2024-01-24T06:00Z",
+        "temp": "n/a",
+    }
