@@ -1,11 +1,12 @@
 """The Parquet archive: telemetry older than the hot window moves to files per tenant and month.
 
-A move writes the file first, then in one transaction registers it, records its keys as runs of evenly
-stepped seqs in `archived_ranges` (`seq_runs`) and deletes exactly those rows. A kill between the two leaves
-an unregistered file, which readers never list and the next run deletes; so a rerun loses and duplicates
-nothing. The insert trigger (migrations 0015, 0028) skips a row whose seq is one of an archived run's: a
-re-sent message then counts as a duplicate, as it would while its row was hot; a seq between a run's steps
-(a message that never came) is stored when it comes.
+A move writes the file first (`durable`: fsynced, so a power loss after the delete cannot take it), then in
+one transaction registers it, records its keys as runs of evenly stepped seqs in `archived_ranges`
+(`seq_runs`) and deletes exactly those rows. A kill between the two leaves an unregistered file, which readers
+never list and the next run deletes; so a rerun loses and duplicates nothing. The insert trigger (migrations
+0015, 0028) skips a row whose seq is one of an archived run's: a re-sent message then counts as a duplicate,
+as it would while its row was hot; a seq between a run's steps (a message that never came) is stored when it
+comes.
 
 On PostgreSQL (telemetry partitioned by week, `fleet.partitions`) a week wholly older than the cutoff moves
 as one: its files are written, then one transaction registers them all and drops the partition instead of
@@ -38,7 +39,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.memory import MemoryFileSystem
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, text
 
-from fleet import archive_format, archive_store, db, errors, partitions
+from fleet import archive_format, archive_store, db, durable, errors, partitions
 from fleet.tables import ArchivedRange, ArchiveFile, Customer, Telemetry
 
 FILES_PER_BATCH_ROWS = 500_000
@@ -224,8 +225,7 @@ def _write(where: Location, relative: str, table: pa.Table) -> int:
     buffer = io.BytesIO()
     pq.write_table(table, buffer, **archive_format.write_options(table))
     data = buffer.getvalue()
-    where.fs.makedirs(where.path(relative).rsplit("/", 1)[0], exist_ok=True)
-    where.fs.pipe_file(where.path(relative), data)
+    durable.write(where.fs, where.path(relative), data, root=where.root)  # before its rows are deleted
     return len(data)
 
 

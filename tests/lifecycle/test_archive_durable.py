@@ -1,0 +1,66 @@
+"""An archive file is on disk (fsynced, with its folders) before the transaction that deletes its rows."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from fleet import archive, history
+from fleet.tables import ArchiveFile
+from tests import services
+from tests.data import REPO
+from tests.lifecycle import support
+
+_FSYNC = re.compile(r"^\d+ f(?:data)?sync\(\d+<(?P<path>[^>]+)>\)\s+= 0$")
+
+
+def _fsynced_before_the_kill(log: Path) -> list[str]:
+    """The paths the traced child fsynced before it killed itself (between a file's write and its commit)."""
+    synced = []
+    for line in log.read_text().splitlines():
+        if " kill(" in line and "SIGKILL" in line:
+            return synced
+        if found := _FSYNC.match(line):
+            synced.append(found["path"])
+    raise AssertionError(f"the child never reached its kill:\n{log.read_text()[-2000:]}")
+
+
+def test_a_file_and_its_folders_are_fsynced_before_its_rows_are_deleted(engine, database_url, tmp_path):
+    strace = shutil.which("strace")
+    if strace is None:
+        services.unavailable("strace (the system call tracer)")
+    ids = support.register(engine, "acme", ["p1", "p2"])
+    machines = [pair[1] for pair in ids.values()]
+    for n, pair in enumerate(ids.values()):
+        support.write(engine, support.rows(pair, seqs=range(400), seed=n))
+    with engine.connect() as conn:
+        before_move = history.read_hot(conn, machine_ids=machines)
+    url, log = tmp_path / "archive", tmp_path / "strace.log"
+    cutoff = support.START + timedelta(days=1)
+    child_args = [sys.executable, "-m", "tests.lifecycle.archive_child", database_url, str(url)]
+    trace = [strace, "-f", "-qq", "-y", "-e", "trace=fsync,fdatasync,kill", "-o", str(log)]
+    # Killed at its first file's `after_write`: written, not yet registered, its rows not yet deleted.
+    child = subprocess.run([*trace, *child_args, cutoff.isoformat(), "1"], cwd=REPO, timeout=120)
+    assert child.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), child
+    synced = _fsynced_before_the_kill(log)
+    written = [p for p in synced if p.endswith(".parquet")]
+    assert len(written) == 1, synced
+    folders = [str(p) for p in Path(written[0]).parents if p == url.parent or url.parent in p.parents]
+    after_the_file = synced[synced.index(written[0]) + 1 :]  # its folders' entries: its name, theirs
+    assert [f for f in folders if f not in after_the_file] == [], synced  # month, tenant, store, archive, ..
+    # Resumed: every row once, in the archive or hot.
+    report = archive.run(engine, url=str(url), before=cutoff, max_rows=300)
+    with engine.connect() as conn:
+        after = history.read_rows(conn, machine_ids=machines, archive_url=str(url))
+        registered = conn.scalar(select(func.count()).select_from(ArchiveFile))
+    assert report.orphans_removed == 1 and registered == report.files > 0
+    assert after[["machine_id", "seq"]].duplicated().sum() == 0
+    for column in history.ROW_COLUMNS:
+        assert after[column].tolist() == before_move[column].tolist(), column
