@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
@@ -15,6 +17,10 @@ from api import delivery, estimate
 Purpose = Literal["service", "offers", "product_improvement"]
 INT32_MAX = 2_147_483_647
 INT64_MAX = 9_223_372_036_854_775_807
+# Money as text: 1850.50, 0.5, 12 (no sign, exponent, separator, space or leading zero); 15 significant digits
+# are as many as every float keeps exactly (DBL_DIG).
+DECIMAL_TEXT = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?")
+FLOAT_DIGITS = 15
 # The customer's declaration behind a consent change (a contract clause, a letter), kept in the audit trail.
 Reference = Annotated[str | None, Query(min_length=1, max_length=200)]
 
@@ -24,6 +30,20 @@ def _not_true_or_false(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError("must be a number, not true or false")
     return value
+
+
+def _money(value: object) -> object:
+    """An amount of money as a JSON number or as decimal text (many CRMs send money so, to keep it exact):
+    the text is read exactly, as plain digits with at most a fraction, and no more significant digits than a
+    float keeps (`float("2100.5000000000000001")` is 2100.5, which has no decimals too many). -0 is 0."""
+    if isinstance(value, str):
+        if not DECIMAL_TEXT.fullmatch(value):
+            raise ValueError('must be a number, or decimal text in plain digits (as "1850.50")')
+        exact = Decimal(value)
+        if len(exact.normalize().as_tuple().digits) > FLOAT_DIGITS:
+            raise ValueError(f"{value} has more than {FLOAT_DIGITS} significant digits")
+        return float(exact)
+    return _not_true_or_false(value) + 0.0 if isinstance(value, float) else _not_true_or_false(value)
 
 
 def _json_integer(value: object) -> object:
@@ -88,15 +108,14 @@ MaxPoints = Annotated[int, Field(ge=10), Query(), _FromDigits]
 PageNumber = Annotated[int, Field(ge=1, le=100_000), Query(alias="page"), _FromDigits]
 Days = Annotated[int, Field(ge=1, le=30), Query(), _FromDigits]
 
-# Money in a body is finite: pydantic reads the text "NaN" or "-Infinity" as a float, which a bound would
-# then refuse for a wrong reason.
+# Money in a body is finite (JSON's NaN is refused when the body is read, the text "NaN" by `_money`).
 _Money = Annotated[float, Field(allow_inf_nan=False)]
 # Money a customer paid, as an outcome reports it (hand-entered or from the CRM).
 # The bounds come before the validator so that they stay on the number and reach the OpenAPI schema as
 # minimum/maximum; after it pydantic publishes them as unknown `ge`/`le` keywords.
-Amount = Annotated[_Money, Field(ge=0, le=100_000_000), BeforeValidator(_not_true_or_false)]
+Amount = Annotated[_Money, Field(ge=0, le=100_000_000), BeforeValidator(_money)]
 # An offer's price as the account manager edits it (`true` would approve it at 1.00).
-Price = Annotated[_Money, Field(gt=0, le=10_000_000), BeforeValidator(_not_true_or_false)]
+Price = Annotated[_Money, Field(gt=0, le=10_000_000), BeforeValidator(_money)]
 # Numbers in a file an admin adds (the catalog's YAML): the same checks, and text ("12", "0.8") and .inf/.nan
 # are refused too, never read as 12 or an endless figure. Bounds are the using field's own.
 FileWholeNumber = Annotated[int, BeforeValidator(_whole_number)]

@@ -4,6 +4,7 @@ HTTP: each is a 4xx naming the problem, never a 500, and nothing is stored."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
 
 import httpx
@@ -19,6 +20,7 @@ from tests.sales.test_crm_inbound import DATE, URL, _state
 
 world = test_crm_inbound.world  # a sent offer of acme; inbound webhooks on
 DEEP = b"[" * 100_000 + b"]" * 100_000
+MONEY_TEXT = 'must be a number, or decimal text in plain digits (as "1850.50")'
 
 
 def _signed(
@@ -98,8 +100,8 @@ def test_an_ambiguous_or_malformed_crm_body_is_422_and_changes_nothing(
         ({"amount": True}, "amount: Value error, must be a number, not true or false"),
         ({"date": "9000-01-01T00:00:00Z"}, "date: 9000-01-01 00:00:00+00:00 is in the future"),
         ({"date": "2000-01-01T00:00:00Z"}, "date: 2000-01-01 00:00:00+00:00 is before offer 1 was made"),
-        ({"amount": "NaN"}, "amount: Input should be a finite number"),  # text: JSON's NaN is refused earlier
-        ({"amount": "-Infinity"}, "amount: Input should be a finite number"),
+        ({"amount": "NaN"}, f"amount: Value error, {MONEY_TEXT}"),  # text: JSON's NaN is refused earlier
+        ({"amount": "-Infinity"}, f"amount: Value error, {MONEY_TEXT}"),
         ({"currency": "USD"}, "currency: USD is not the currency of offer 1 (EUR)"),
         ({"currency": "eur"}, "currency: String should match pattern"),
     ],
@@ -137,9 +139,9 @@ def test_an_outcome_no_offer_can_have_is_422_and_changes_nothing(world, fields: 
     [
         (b'{"price": 1200, "price": 90}', "body: duplicate key 'price'"),
         (b'{"price": NaN}', "body: NaN is not a JSON number"),
-        (b'{"price": "NaN"}', "body.price: Input should be a finite number"),  # text, read as a float
-        (b'{"price": "-Infinity"}', "body.price: Input should be a finite number"),
-        (b'{"price": "Infinity"}', "body.price: Input should be a finite number"),
+        (b'{"price": "NaN"}', f"body.price: Value error, {MONEY_TEXT}"),  # no float's text
+        (b'{"price": "-Infinity"}', f"body.price: Value error, {MONEY_TEXT}"),
+        (b'{"price": "Infinity"}', f"body.price: Value error, {MONEY_TEXT}"),
         (b'{"price": 1e-999}', "body: 1e-999 is out of range"),
         (b'{"price": ' + b"1" * 4301 + b"}", "body: a whole number of 4301 digits is out of range"),
         (b'{"title": "x", "reason": ' + DEEP + b"}", "body: nested deeper than 32 levels"),
@@ -167,6 +169,44 @@ def test_an_ambiguous_or_malformed_approval_is_422_and_the_offer_stays_proposed(
         assert answer.status_code == 422, answer.text[:300]
         assert answer.json()["detail"].startswith(problem), answer.json()
         assert client.get(f"{API_PREFIX}/offers/{offer_id}", headers=headers).json()["status"] == "proposed"
+
+
+def test_an_amount_as_decimal_text_is_read_exactly_and_is_the_same_outcome_as_the_number(world) -> None:
+    """Many CRMs send money as text, so that no float rounds it; read as a float, "2100.5000000000000001" was
+    2100.5 and applied, where 2100.505 has decimals too many."""
+    offer_id = world.offers["acme"][0]
+    refused = {
+        "2100.5000000000000001": "amount: Value error, 2100.5000000000000001 has more than 15 significant "
+        "digits",
+        "1_850.50": f"amount: Value error, {MONEY_TEXT}",  # Python's float() reads it as 1850.5
+        "1e3": f"amount: Value error, {MONEY_TEXT}",
+        " 1850.50": f"amount: Value error, {MONEY_TEXT}",
+        "2100.505": "cannot record the outcome of offer 1: revenue 2100.505 has more decimals than EUR has "
+        "(2)",
+    }
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        for text, problem in refused.items():
+            answer = _signed(client, json.dumps(_outcome(offer_id, amount=text)).encode(), webhook_id="t")
+            assert (answer.status_code, answer.json()["detail"]) == (422, problem), text
+        assert _state(world, offer_id) == ("sent", None, 0)
+        as_text = _signed(client, json.dumps(_outcome(offer_id, amount="1850.50")).encode(), webhook_id="t")
+        assert (as_text.status_code, as_text.json()["applied"]) == (200, True), as_text.text[:300]
+        as_number = _signed(client, json.dumps(_outcome(offer_id, amount=1850.5)).encode(), webhook_id="t")
+        assert (as_number.status_code, as_number.json()["applied"]) == (200, False), as_number.text[:300]
+    assert _state(world, offer_id) == ("accepted", 1850.5, 1)
+
+
+def test_a_won_amount_of_minus_zero_is_stored_as_zero(world) -> None:
+    """PostgreSQL keeps the sign of -0.0: the won revenue read "-0.0" in the API and the ledger."""
+    offer_id = world.offers["acme"][0]
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        raw = json.dumps(_outcome(offer_id)).replace('"amount": 2100', '"amount": -0.0').encode()
+        answer = _signed(client, raw, webhook_id="msg_minus_zero")
+        assert answer.status_code == 200, answer.text[:300]
+        shown = client.get(f"{API_PREFIX}/offers/{offer_id}", headers=world.headers("am-acme")).json()
+    assert _state(world, offer_id) == ("accepted", 0.0, 1)
+    assert (math.copysign(1, _state(world, offer_id)[1]), shown["revenue"]) == (1, 0.0)
+    assert '"revenue":0.0' in json.dumps(shown, separators=(",", ":"))
 
 
 def test_a_revenue_finer_than_the_currency_is_422_by_hand_too(world) -> None:
