@@ -214,8 +214,8 @@ class Settings(BaseSettings):
 
     @field_validator("archive_url")
     @classmethod
-    def _archive_url(cls, value: str) -> str:
-        check_archive_url(value)
+    def _archive_url(cls, value: str, info: ValidationInfo) -> str:
+        check_archive_url(value, base=info.data.get("home") or Path.cwd())
         return value
 
     @field_validator("mqtt_url")
@@ -346,10 +346,11 @@ def check_database_url(url: str) -> None:
         ) from None
 
 
-def check_archive_url(url: str) -> None:
-    """ValueError unless `archive.location` can open `url`: a path, or an fsspec URL (chained by ::) whose
-    every scheme's filesystem imports."""
-    if "://" not in url:
+def check_archive_url(url: str, *, base: Path) -> None:
+    """ValueError unless `archive.location` can open `url`: a path (read against `base`) that is a folder or
+    can be made one, or an fsspec URL (chained by ::) whose every scheme's filesystem imports."""
+    if "://" not in url or url.startswith("file://"):
+        _check_folder(base / url.removeprefix("file://"))
         return
     import fsspec  # here: most processes that load settings never touch the archive
 
@@ -361,6 +362,16 @@ def check_archive_url(url: str) -> None:
                 f"cannot use the scheme {scheme}:// ({exc}); the archive takes a folder, file:// or an "
                 "fsspec URL whose package is installed (s3:// needs s3fs, gs:// gcsfs, abfs:// adlfs)"
             ) from None
+
+
+def _check_folder(path: Path) -> None:
+    """ValueError when `path`, or the nearest of its parents that exists, is not a folder: a file there would
+    fail every archive write, and every read as a damaged archive month."""
+    for at in [path, *path.parents]:
+        if at.exists():
+            if not at.is_dir():
+                raise ValueError(f"{at} is not a folder; the archive is a folder of Parquet files")
+            return
 
 
 def sqlite_url_from(base: Path, url: str) -> str:

@@ -58,3 +58,27 @@ def test_an_archive_url_whose_package_is_missing_names_the_package(monkeypatch):
 @pytest.mark.parametrize("url", ["var/archive", "/srv/archive", "file:///srv/archive", "memory://archive"])
 def test_folders_and_installed_schemes_are_accepted(url, tmp_path):
     assert Settings(home=tmp_path, archive_url=url).archive_url.endswith("archive")
+
+
+@pytest.mark.parametrize("where", ["archive", "archive/below", "file://{home}/archive"])
+def test_an_archive_url_naming_a_regular_file_is_refused_at_start(where, tmp_path):
+    (tmp_path / "archive").write_bytes(b"not a folder")
+    with pytest.raises(ValidationError) as raised:
+        Settings(home=tmp_path, archive_url=where.format(home=tmp_path))
+    line = describe_error(raised.value)
+    assert line.startswith("invalid setting SERVICECAST_ARCHIVE_URL: "), line
+    assert "not a folder" in line and str(tmp_path / "archive") in line, line
+
+
+def test_an_archive_url_naming_a_file_stops_retention_before_it_moves_a_row(engine, database_url, tmp_path):
+    # Before: exit 1, `[Errno 20] Not a directory: '…/archive/store=…'`; reads took it for a damaged month.
+    ids = support.register(engine, "acme", ["p1"])
+    support.write(engine, support.rows(ids["p1"], seqs=range(300), step_s=600.0))
+    (tmp_path / "archive").write_bytes(b"")
+    env = {"SERVICECAST_DATABASE_URL": database_url, "SERVICECAST_ARCHIVE_URL": str(tmp_path / "archive")}
+    out = run_cli("retention", "run", **env)
+    assert out.returncode == EXIT_BAD_SETTING, out
+    assert out.stderr.startswith("servicecast: invalid setting SERVICECAST_ARCHIVE_URL: "), out.stderr
+    assert out.stderr.count("\n") == 1 and "not a folder" in out.stderr, out.stderr
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Telemetry)) == 300
