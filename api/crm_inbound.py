@@ -146,10 +146,9 @@ def apply(
     offer = sess.get(Offer, data.offer_id)
     if offer is None:
         raise errors.NotFound(f"offer {data.offer_id} not found")
-    currency = offer.currency or "EUR"
-    if data.currency not in (None, currency):
+    if data.currency not in (None, offer.currency):
         raise errors.InvalidInput(
-            f"currency: {data.currency} is not the currency of offer {offer.id} ({currency})"
+            f"currency: {data.currency} is not the currency of offer {offer.id} ({offer.currency})"
         )
     if data.date < offer.created_at - skew:
         made = f"{offer.created_at:%Y-%m-%d %H:%M:%S} UTC"

@@ -321,7 +321,7 @@ def approve(
 ) -> Offer:
     """proposed → approved (optionally edited); the outbox row is written in the same transaction."""
     require_state("offer", offer, ("proposed",), "approve")
-    if price is not None and (problem := catalog.money_problem(price, offer.currency or "EUR")):
+    if price is not None and (problem := catalog.money_problem(price, offer.currency)):
         raise errors.InvalidInput(f"cannot approve offer {offer.id} at {price}: {problem}")
     if not has_offers_grant(sess, offer.customer_id):
         raise ConsentMissing("the customer has withdrawn its consent to offers")
@@ -379,7 +379,7 @@ def record_outcome(
     An acceptance without a revenue figure earned the approved price: the ledger learns a win, not a 0.
     """
     require_state("offer", offer, ("approved", "sent"), "record the outcome of")
-    if revenue is not None and (problem := catalog.finer_than_unit(revenue, offer.currency or "EUR")):
+    if revenue is not None and (problem := catalog.finer_than_unit(revenue, offer.currency)):
         raise errors.InvalidInput(f"cannot record the outcome of offer {offer.id}: revenue {problem}")
     offer.status = "accepted" if accepted else "declined"
     earned = offer.price if revenue is None else revenue
