@@ -51,10 +51,18 @@ class Mapping:
     """Targets by (group, edge node, device or None for the node's own metrics)."""
 
     targets: dict[tuple[str, str, str | None], Target]
+    nodes: frozenset[tuple[str, str]] = field(init=False)  # (group, edge node) of every target
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", frozenset((group, node) for group, node, _ in self.targets))
 
     def target(self, group: str, edge_node: str, device: str | None) -> Target | None:
         """The target of these metrics, or None when the map does not name them."""
         return self.targets.get((group, edge_node, device))
+
+    def knows(self, group: str, edge_node: str) -> bool:
+        """Whether the map names this edge node (itself or one of its devices)."""
+        return (group, edge_node) in self.nodes
 
     @classmethod
     def load(cls, path: str | Path) -> Mapping:

@@ -15,7 +15,7 @@ from ingest import metrics
 from ingest.contract import Limits, latest_accepted, parse_body, reading_of
 from ingest.pipeline import Pipeline, RawMessage, quarantine_row
 from ingest.schemas import Event, Outcome, Reading, Rejection
-from ingest.sparkplug.decode import decode_payload, parse_topic
+from ingest.sparkplug.decode import DEVICE_KINDS, NODE_KINDS, Topic, decode_payload, parse_topic
 from ingest.sparkplug.mapping import Mapping
 from ingest.sparkplug.session import Sessions, Values, own
 
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 NodeKey = sparkplug_state.NodeKey
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What an edge node sends: from one the map does not name, quarantined with no node state kept (a made-up id
+# each time would grow sparkplug_nodes for good). Commands are other hosts' business.
+_NODE_DATA = (NODE_KINDS | DEVICE_KINDS) - {"NCMD", "DCMD"}
 
 
 def _check(
@@ -56,6 +59,7 @@ class SparkplugPipeline:
     ) -> None:
         self.pipeline = pipeline
         self.engine = pipeline.engine
+        self.mapping = mapping
         self.host_id = host_id
         self.on_rebirth = on_rebirth
         self.sessions = Sessions(mapping, rebirth_interval_ms=int(rebirth_interval_s * 1000))
@@ -65,7 +69,7 @@ class SparkplugPipeline:
 
     def store(self, messages: Sequence[RawMessage]) -> tuple[Outcome, list[Rejection | None]]:
         """Decode, apply to node states, write values, rejections and states in one transaction."""
-        decoded = [(parse_topic(topic), topic, payload) for topic, payload, _ in messages]
+        decoded = [(self._parse(topic), topic, payload) for topic, payload, _ in messages]
         self._load({(t.group, t.edge_node) for t, _, _ in decoded if type(t) is not Rejection and t.group})
         # Each node's state is copied once per batch and changed in place by the session step; a batch that
         # fails leaves the committed ones intact.
@@ -134,6 +138,18 @@ class SparkplugPipeline:
             if self.on_rebirth is not None:
                 self.on_rebirth(group, edge_node)
         return outcome, results
+
+    def _parse(self, text: str) -> Topic | Rejection:
+        """The topic's parts; a node the map does not name is refused before any state is made for it."""
+        topic = parse_topic(text)
+        if (
+            type(topic) is Topic
+            and topic.kind in _NODE_DATA
+            and not self.mapping.knows(topic.group, topic.edge_node)
+        ):
+            why = f"{topic.kind} from {topic.group}/{topic.edge_node}, an edge node the map does not name"
+            return Rejection("sparkplug_unknown_node", why)
+        return topic
 
     def _note_ignored_deaths(self, deaths: list[tuple[NodeKey, str, str]]) -> None:
         """Count committed NDEATHs that ended no session; log each node's cause once, so that a storm of them

@@ -73,6 +73,10 @@ def _where(topic: Topic) -> str:
     return "/".join(p for p in (topic.group, topic.edge_node, topic.device) if p)
 
 
+def _unmapped(topic: Topic) -> Rejection:
+    return Rejection("sparkplug_unmapped", f"the Sparkplug map names no machine for {_where(topic)}")
+
+
 def _control(name: str) -> bool:
     """Metrics every node sends about itself, which need no machine: bdSeq, controls, properties."""
     return name == "bdSeq" or name.startswith(("Node Control/", "Device Control/", "Properties/"))
@@ -194,6 +198,14 @@ class Sessions:
             state.setdefault("devices", {})
         redelivered = kind != "NBIRTH" and ts <= state["ts"]  # see _check_seq
         rebirth = kind != "NBIRTH" and self._check_seq(state, seq, ts, latest_ms, now_ms)
+        if (
+            topic.device is not None
+            and self.mapping.target(topic.group, topic.edge_node, topic.device) is None
+        ):
+            # In the node's seq, kept nowhere: each made-up device id would grow the node's state for good.
+            return state, Translation(
+                rejection=None if kind == "DDEATH" else _unmapped(topic), rebirth=rebirth
+            )
         if kind == "DDATA" and not state["devices"].get(topic.device) and not redelivered:
             rebirth = self._ask(state, now_ms) or rebirth
             why = f"DDATA from {_where(topic)} before its DBIRTH (or after its DDEATH)"
@@ -240,8 +252,7 @@ class Sessions:
         if target is None and all(_control(name) for name, _ in named):
             return state, Translation(rebirth=rebirth)
         if target is None:
-            why = f"the Sparkplug map names no machine for {_where(topic)}"
-            return state, Translation(rejection=Rejection("sparkplug_unmapped", why), rebirth=rebirth)
+            return state, Translation(rejection=_unmapped(topic), rebirth=rebirth)
         out = translate(target, text, ts, seq, named)
         if type(out) is Rejection:
             return state, Translation(rejection=out, rebirth=rebirth)

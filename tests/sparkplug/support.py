@@ -148,12 +148,15 @@ class RecordingEdgeNode(EdgeNode):
         return out
 
 
-def sparkplug_pipeline(engine, host_id: str = "scada") -> tuple[SparkplugPipeline, list[tuple[str, str]]]:
-    """A Sparkplug pipeline on this store with the test map; the list receives its rebirth requests."""
+def sparkplug_pipeline(
+    engine, host_id: str = "scada", *, also: list[dict] = ()
+) -> tuple[SparkplugPipeline, list[tuple[str, str]]]:
+    """A Sparkplug pipeline on this store with the test map (and the entries `also`); the list receives its
+    rebirth requests."""
     rebirths: list[tuple[str, str]] = []
     pipeline = SparkplugPipeline(
         pipeline=Pipeline(engine=engine),
-        mapping=Mapping.from_dict(MAP),
+        mapping=Mapping.from_dict({"machines": [*MAP["machines"], *also]}),
         host_id=host_id,
         on_rebirth=lambda group, node: rebirths.append((group, node)),
     )

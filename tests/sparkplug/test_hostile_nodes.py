@@ -212,8 +212,13 @@ def test_a_huge_rejected_message_leaves_a_bounded_quarantine_row(engine):
     assert rows[2].original_size == huge
 
 
+# A device of the node in the map, which the node never bears.
+GHOST = {**MAP["machines"][0], "device": "ghost", "machine": "m-001"}
+
+
 def _ghost_cycles(pipeline, edge: RecordingEdgeNode, cycles: int) -> None:
-    """A node that answers each rebirth request with its births, then sends DDATA of a device never born."""
+    """A node that answers each rebirth request with its births, then sends DDATA of a mapped device that it
+    never bears."""
     for cycle in range(cycles):
         ts = T0 + 100 * cycle
         edge.birth(ts)
@@ -228,7 +233,9 @@ def _ghost_cycles(pipeline, edge: RecordingEdgeNode, cycles: int) -> None:
 
 def test_a_fault_that_every_rebirth_brings_back_asks_at_most_once_an_interval(engine):
     register_fleet(engine, "acme", ["m-000"])
-    pipeline, rebirths = sparkplug_pipeline(engine)  # SERVICECAST_SPARKPLUG_REBIRTH_INTERVAL_S: 60 s
+    pipeline, rebirths = sparkplug_pipeline(
+        engine, also=[GHOST]
+    )  # SERVICECAST_SPARKPLUG_REBIRTH_INTERVAL_S: 60 s
     _ghost_cycles(pipeline, RecordingEdgeNode(), 5)
     assert quarantine_reasons(engine) == ["sparkplug_no_birth"] * 5
     assert rebirths == [(GROUP, NODE)]
@@ -239,7 +246,7 @@ def test_no_interval_asks_after_every_birth(engine):
     rebirths: list = []
     pipeline = SparkplugPipeline(
         pipeline=Pipeline(engine=engine),
-        mapping=Mapping.from_dict(MAP),
+        mapping=Mapping.from_dict({"machines": [*MAP["machines"], GHOST]}),
         host_id="scada",
         on_rebirth=lambda group, node: rebirths.append((group, node)),
         rebirth_interval_s=0,
@@ -250,9 +257,11 @@ def test_no_interval_asks_after_every_birth(engine):
 
 def test_a_flood_of_node_names_keeps_a_bounded_state_cache_and_no_node_loses_its_birth(engine):
     """Each Sparkplug topic names its node: without a bound, every name ever seen stays in the writer's memory
-    (and its dict is copied for each batch). States left out are read again from the store when needed."""
+    (and its dict is copied for each batch). States left out are read again from the store when needed. (Nodes
+    the map does not name keep no state: these are in the map.)"""
     register_fleet(engine, "acme", ["m-000"])
-    pipeline, _ = sparkplug_pipeline(engine)
+    ghosts = [{**MAP["machines"][0], "edge_node": f"ghost-{i}", "device": None} for i in range(200)]
+    pipeline, _ = sparkplug_pipeline(engine, also=ghosts)
     pipeline.state_cache = 50
     edge = RecordingEdgeNode()
     edge.birth(T0)

@@ -14,7 +14,7 @@ from fleet.tables import Machine, MachineEvent, Quarantine, SparkplugNode, Telem
 from ingest.quarantine import replay
 from ingest.sparkplug import sparkplug_b_pb2 as pb
 from tests.ingest.support import quarantine_reasons, register_fleet
-from tests.sparkplug.support import DEVICE, GROUP, NODE, T0, RecordingEdgeNode, sparkplug_pipeline
+from tests.sparkplug.support import DEVICE, GROUP, MAP, NODE, T0, RecordingEdgeNode, sparkplug_pipeline
 
 
 def readings(engine) -> list[dict]:
@@ -183,10 +183,11 @@ def test_an_id_longer_than_the_node_states_key_is_quarantined_alone_in_its_batch
     PostgreSQL the batch failed on sparkplug_nodes' varchar(128) (the writer then stored it message by
     message, the long ones as db_rejected); on SQLite their node states were stored under those ids."""
     register_fleet(engine, "acme", ["m-000"])
-    pipeline, rebirths = sparkplug_pipeline(engine)
+    longest, long = "g" * 128, "g" * 200
+    at_the_limit = {**MAP["machines"][0], "group": longest, "edge_node": longest, "device": None}
+    pipeline, rebirths = sparkplug_pipeline(engine, also=[at_the_limit])
     edge = RecordingEdgeNode()
     edge.birth(T0)
-    longest, long = "g" * 128, "g" * 200
     bd_seq = (spb.Metric(T0, "bdSeq", spb.DataType.INT64, value=0),)
     birth = spb.NBirth(timestamp=T0, seq=0, metrics=bd_seq).encode()
     data = spb.NData(timestamp=T0 + 1, seq=1, metrics=bd_seq).encode()
