@@ -32,13 +32,14 @@ def _stored_reading(db: Path) -> bool:
 def test_the_onboarding_walkthrough_runs_and_opens_a_cold_start_alert(tmp_path: Path, mosquitto) -> None:
     script = walkthrough()
     assert script.count("servicecast ") >= 12 and "mosquitto_pub" in script
+    # Only the broker's port: the walkthrough itself says which broker the ingester uses.
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "SERVICECAST_MQTT_URL": f"mqtt://127.0.0.1:{mosquitto.port}",
         "MQTT_PORT": str(mosquitto.port),
     }
     env.pop("SERVICECAST_DATABASE_URL", None)
+    env.pop("SERVICECAST_MQTT_URL", None)
     proc = subprocess.Popen(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=tmp_path,
@@ -55,6 +56,17 @@ def test_the_onboarding_walkthrough_runs_and_opens_a_cold_start_alert(tmp_path: 
         while not _stored_reading(tmp_path / "fleet.db") and time.monotonic() < deadline:
             time.sleep(0.5)
         assert _stored_reading(tmp_path / "fleet.db"), (tmp_path / "ingest.log").read_text()
+        # "Then run `servicecast score`": its first pass after the live message.
+        scored = subprocess.run(
+            [sys.executable, "-m", "servicecast", "score", "--once"],
+            cwd=tmp_path,
+            env={**env, "SERVICECAST_DATABASE_URL": f"sqlite:///{tmp_path / 'fleet.db'}"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert scored.returncode == 0, scored.stderr
+        assert "scored 1 machines" in scored.stdout
     finally:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
