@@ -143,14 +143,11 @@ def test_a_body_far_larger_than_an_outcome_is_413_before_it_is_read_whole(world)
 FORM = "application/x-www-form-urlencoded"
 
 
-@pytest.mark.parametrize(
-    ("content_type", "answer", "applied"),
-    [(FORM, (200, None), 1), ("multipart/form-data; boundary=x", (400, "Invalid multipart data."), 0)],
-)
-def test_an_outcome_sent_with_a_form_content_type_is_answered_not_a_500(
-    world, content_type: str, answer: tuple, applied: int
-) -> None:
-    """`curl -d` without `-H` says it is a form (urlencoded): the signed bytes are still the outcome."""
+@pytest.mark.parametrize("content_type", [FORM, "multipart/form-data; boundary=x", "multipart/form-data"])
+def test_an_outcome_sent_with_a_form_content_type_is_answered_not_a_500(world, content_type: str) -> None:
+    """`curl -d` without `-H` says it is a form (urlencoded): the signed bytes are still the outcome. So
+    they are when a client calls them multipart: answered 400 'Invalid multipart data.' before, by the
+    NUL check's reading of a form the route never reads."""
     offer_id = world.offers["acme"][0]
     text = json.dumps({**LOST, "offer_id": offer_id})
     headers = signed_headers(secret=SECRET, event_id="msg_form", body=text, at=utcnow())
@@ -158,14 +155,14 @@ def test_an_outcome_sent_with_a_form_content_type_is_answered_not_a_500(
     with served(create_app(world.settings)) as base:
         with httpx.Client(base_url=base, timeout=30) as client:
             signed = client.post(URL, content=text.encode(), headers=headers)
-        assert (signed.status_code, signed.json().get("detail")) == answer
+        assert (signed.status_code, signed.json().get("applied")) == (200, True), signed.text[:300]
         with httpx.Client(base_url=base, timeout=30) as client:
             unsigned = client.post(URL, content=b"offer_id=1&outcome=won", headers={"content-type": FORM})
         assert (unsigned.status_code, unsigned.json()["error"]) == (401, "bad_signature")
         with httpx.Client(base_url=base, timeout=30) as client:
             padded = client.post(URL, content=b"a=" + b"x" * 300_000, headers={"content-type": content_type})
         assert padded.status_code == 413
-    assert _state(world, offer_id) == (("declined", None, 1) if applied else ("sent", None, 0))
+    assert _state(world, offer_id) == ("declined", None, 1)
 
 
 @pytest.mark.parametrize("name", ["webhook-id", "webhook-timestamp", "webhook-signature"])
