@@ -12,15 +12,15 @@ from sqlalchemy import Engine
 
 from fleet import contract, csv_import, errors
 from fleet.csv_import import ColumnMap, ImportReport, Reject
+from ingest import event_slots
 from ingest.contract import MAX_SEQ, Limits, parse_message
 from ingest.pipeline import Pipeline, RawMessage
-from ingest.schemas import Rejection
+from ingest.schemas import Event, Rejection
 
 KINDS = ("telemetry", "events")
-# A seq derived from the time leaves room for this many events of one machine at the same millisecond.
-EVENTS_PER_MS = 100
-# A row: line, cells, message, and why it is refused before the contract looks at it (None: it is not).
-_Row = tuple[int, dict, RawMessage, Rejection | None]
+# A row: line, cells, message, why it is refused before the contract looks at it (None: it is not), and
+# whether its seq is to be placed (`event_slots`: an event the file gives no seq).
+_Row = tuple[int, dict, RawMessage, Rejection | None, bool]
 # The fields a file must have and the fields the import reads (`csv_import.check_header`).
 _Header = tuple[tuple[str, ...], tuple[str, ...]]
 
@@ -68,13 +68,20 @@ def _store(
     now = datetime.now(UTC)
     parsed = [
         bad or parse_message(topic, payload, limits=pipeline.limits, now=now)
-        for _, _, (topic, payload, _), bad in batch
+        for _, _, (topic, payload, _), bad, _ in batch
     ]
-    outcome, results = pipeline.store([message for _, _, message, _ in batch], parsed=parsed)
+    messages = [message for _, _, message, _, _ in batch]
+    unplaced = {i: p for i, (p, r) in enumerate(zip(parsed, batch, strict=True)) if r[4] and type(p) is Event}
+    for i, placed in (event_slots.place(pipeline.engine, unplaced) if unplaced else {}).items():
+        parsed[i] = placed
+        if type(placed) is Event and placed.seq != unplaced[i].seq:  # what a replay of its quarantine reads
+            topic, payload, received = messages[i]
+            messages[i] = topic, orjson.dumps(orjson.loads(payload) | {"seq": placed.seq}), received
+    outcome, results = pipeline.store(messages, parsed=parsed)
     report.rows += len(batch)
     report.new += outcome.stored
     report.existing += outcome.duplicates
-    for (line, row, _, _), result in zip(batch, results, strict=True):
+    for (line, row, _, _, _), result in zip(batch, results, strict=True):
         if type(result) is not Rejection:
             continue
         reject = Reject(line, f"{result.reason}: {result.detail}", row)
@@ -90,7 +97,6 @@ def _messages(rows: Iterator[tuple[int, dict]], mapping: ColumnMap, kind: str) -
     a row refused before (fields that do not match the header, tenants that disagree, a time it cannot
     read) with its Rejection."""
     own = {mapping.column(name) for name in (*csv_import.TELEMETRY_FIELDS, *csv_import.EVENT_FIELDS)}
-    same_ms: dict[tuple[str, str, int], int] = {}
     last: dict[tuple[str, str], datetime] = {}  # each machine's time in its row before
     received = time.time()
     topic_of = contract.events_topic if kind == "events" else contract.telemetry_topic
@@ -104,7 +110,7 @@ def _messages(rows: Iterator[tuple[int, dict]], mapping: ColumnMap, kind: str) -
             csv_import.tenant(row, mapping)
         except ValueError as exc:  # kept as the cells it has: a replay must not store shifted values
             cells = [v for k, v in row.items() if k is not None and v is not None] + row.get(None, [])
-            yield line, row, (topic, orjson.dumps(cells), received), Rejection("bad_row", str(exc))
+            yield line, row, (topic, orjson.dumps(cells), received), Rejection("bad_row", str(exc)), False
             continue
         raw_ts, bad = csv_import.text(row, mapping, "ts"), None
         try:
@@ -113,8 +119,9 @@ def _messages(rows: Iterator[tuple[int, dict]], mapping: ColumnMap, kind: str) -
         except ValueError as exc:
             ts, bad = None, Rejection("bad_timestamp", str(exc))  # the message keeps the raw text
         body: dict = {"v": contract.PAYLOAD_VERSION, "seq": _seq(row, mapping), "ts": _ts_text(ts, raw_ts)}
-        if body["seq"] is None:
-            body["seq"] = _derived_seq(ts, kind, (tenant, machine), same_ms)
+        derived = body["seq"] is None
+        if derived:
+            body["seq"] = _derived_seq(ts, kind)
         elif bad is None and _out_of_range(body["seq"]):
             bad = Rejection("bad_value", f"seq {body['seq'][:40]} is outside 0..2^63-1")
         if kind == "events":
@@ -124,7 +131,7 @@ def _messages(rows: Iterator[tuple[int, dict]], mapping: ColumnMap, kind: str) -
                     body[name] = value
         else:
             body["readings"] = {k: _number(v) for k, v in row.items() if k not in own and k.strip()}
-        yield line, row, (topic, orjson.dumps(body), received), bad
+        yield line, row, (topic, orjson.dumps(body), received), bad, derived and kind == "events"
 
 
 def _check_unnamed(row: dict) -> None:
@@ -186,16 +193,13 @@ def _out_of_range(seq: object) -> bool:
     return isinstance(seq, str) and seq.lstrip("+-").isdigit()
 
 
-def _derived_seq(ts: datetime | None, kind: str, key: tuple[str, str], same_ms: dict) -> int:
-    """Milliseconds since 1970 (telemetry) or that times EVENTS_PER_MS plus the row's rank at that time."""
+def _derived_seq(ts: datetime | None, kind: str) -> int:
+    """Milliseconds since 1970 (telemetry), or an event's first slot at its millisecond (`event_slots`)."""
     if ts is None:
         return 0
-    ms = int((ts - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
-    if kind == "telemetry":
-        return ms
-    rank = same_ms.get((*key, ms), 0)
-    same_ms[(*key, ms)] = rank + 1
-    return ms * EVENTS_PER_MS + min(rank, EVENTS_PER_MS - 1)
+    if kind == "events":
+        return event_slots.first_slot(ts)
+    return int((ts - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
 
 
 def _ts_text(ts: datetime | None, raw: str) -> str:

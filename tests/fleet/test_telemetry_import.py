@@ -151,3 +151,41 @@ def test_a_seq_past_64_bits_is_a_bad_row_and_the_rows_around_it_are_stored(datab
     with engine.connect() as conn:
         assert conn.execute(select(Telemetry.seq).order_by(Telemetry.seq)).scalars().all() == [1, 3]
     assert quarantine_reasons(engine) == ["bad_value"]
+
+
+def test_an_events_export_imported_again_with_one_more_at_a_time_stores_that_one_and_no_duplicate(
+    database_url, engine, tmp_path
+):
+    register_fleet(engine, "acme", ["1"])
+    path = tmp_path / "errors.csv"
+    path.write_text(
+        "datetime,machineID,errorID\n" + "".join(f"2015-01-01 06:00:00,1,{c}\n" for c in ("error1", "error2"))
+    )
+    first = run(database_url, path, "--kind", "events", "--column", "code=errorID")
+    assert "2 rows: imported 2 new messages, 0 stored already, 0 rejected" in first.stdout, first.output
+    # The same export a month later: one more code at that time, listed first, and a row given twice.
+    rows = ["error0", "error1", "error2", "error2"]
+    path.write_text("datetime,machineID,errorID\n" + "".join(f"2015-01-01 06:00:00,1,{r}\n" for r in rows))
+    again = run(database_url, path, "--kind", "events", "--column", "code=errorID")
+    assert "4 rows: imported 1 new message, 3 stored already, 0 rejected" in again.stdout, again.output
+    with engine.connect() as conn:
+        rows = conn.execute(select(MachineEvent.ts, MachineEvent.code).order_by(MachineEvent.code)).all()
+    assert [tuple(r) for r in rows] == [(at(6), "error0"), (at(6), "error1"), (at(6), "error2")]
+    assert quarantine_reasons(engine) == []
+
+
+def test_events_at_one_millisecond_past_the_room_of_a_derived_seq_are_refused_by_line(
+    database_url, engine, tmp_path
+):
+    register_fleet(engine, "acme", ["1"])
+    path = tmp_path / "errors.csv"
+    codes = [f"E{n}" for n in range(101)]
+    path.write_text("datetime,machineID,errorID\n" + "".join(f"2015-01-01 06:00:00,1,{c}\n" for c in codes))
+    for stored in (0, 100):
+        done = run(database_url, path, "--kind", "events", "--column", "code=errorID")
+        assert f"101 rows: imported {100 - stored} new messages, {stored} stored already, 1 rejected" in (
+            done.stdout
+        ), done.output
+        assert "line 102: bad_value: 100 other events of machine 1 at 2015-01-01 06:00:00 UTC" in done.stderr
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(MachineEvent.code)).scalars()) == sorted(codes[:100])
