@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 import smtplib
 import socket
@@ -16,7 +17,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -45,6 +46,10 @@ class DeliveryError(Exception):
     """The destination did not take the event; the message says why (it becomes `last_error`)."""
 
     final = False  # True: another attempt cannot help, the row is dead-lettered at once
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # how long the receiver asked us to wait (its Retry-After)
 
 
 class Gone(DeliveryError):
@@ -168,7 +173,10 @@ def _post(
             if answer.status_code == 410:
                 raise Gone(f"HTTP 410: the endpoint is gone, not retried. {_start_of(answer, url)}".strip())
             if not 200 <= answer.status_code < 300:
-                raise DeliveryError(f"HTTP {answer.status_code}: {_start_of(answer, url)}")
+                wait = retry_after_s(answer.headers.get("retry-after"), now=datetime.now(UTC))
+                raise DeliveryError(
+                    f"HTTP {answer.status_code}: {_start_of(answer, url)}", retry_after_s=wait
+                )
     except (httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a bad IDNA label
         raise DeliveryError(f"invalid URL: {redact_text(str(exc), url)}") from exc
     except httpx.HTTPError as exc:
@@ -177,6 +185,19 @@ def _post(
         raise DeliveryError(f"{type(exc).__name__}: {redact_text(str(exc), url)}"[:500]) from exc
     finally:
         deadline.cancel()
+
+
+def retry_after_s(value: str | None, *, now: datetime) -> float | None:
+    """The seconds a Retry-After header asks to wait (RFC 9110: whole seconds or an HTTP date), or None when
+    it says nothing usable."""
+    value = (value or "").strip()
+    if value.isascii() and value.isdigit():
+        return float(value) if len(value) <= 12 else math.inf  # int() refuses 4,300 digits and more
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, (when.replace(tzinfo=when.tzinfo or UTC) - now).total_seconds())
 
 
 def _start_of(answer: httpx.Response, url: str) -> str:

@@ -167,7 +167,15 @@ def deliver_due(
                 error = redact_text(str(exc), *secrets)
                 dead = exc.final or claim.attempt >= settings.route_max_attempts
                 _record_failure(
-                    engine, claim, error=error, dead=dead, at=at, now=now, settings=settings, rng=rng
+                    engine,
+                    claim,
+                    error=error,
+                    dead=dead,
+                    at=at,
+                    now=now,
+                    settings=settings,
+                    rng=rng,
+                    asked_s=exc.retry_after_s,
                 )
                 if isinstance(exc, delivery.Gone):
                     # The endpoint asked not to be sent to again: its later events must not go there either.
@@ -465,8 +473,10 @@ def _record_failure(
     now: datetime | None,
     settings: Settings,
     rng: random.Random | None,
+    asked_s: float | None = None,
 ) -> None:
-    """Schedule the retry, or dead-letter (`dead`); ignored if another router re-claimed."""
+    """Schedule the retry, not before the receiver `asked_s` (its Retry-After) up to the longest backoff, or
+    dead-letter (`dead`); ignored if another router re-claimed."""
     done_at = now or utcnow()
     delay = None
     if dead:
@@ -476,6 +486,7 @@ def _record_failure(
         delay = backoff_delay(
             claim.attempt, base_s=settings.route_backoff_base_s, max_s=settings.route_backoff_max_s, rng=rng
         )
+        delay = max(delay, min(asked_s or 0.0, settings.route_backoff_max_s))
         retry_at = done_at + timedelta(seconds=delay)
         values = {"next_attempt_at": retry_at, "last_error": error}
     with session(engine) as sess:

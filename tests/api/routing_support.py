@@ -60,13 +60,15 @@ class Received:
 class WebhookReceiver:
     """A CRM stand-in: verifies Standard Webhooks signatures and applies each `webhook-id` once.
 
-    `fail_first` answers `fail_status` (500) to the first N requests of each event; `slow_first_s` makes the
+    `fail_first` answers `fail_status` (500) to the first N requests of each event (with `retry_after`, if
+    given, as its Retry-After header); `slow_first_s` makes the
     very first accepted request wait that long before answering (after it has been applied, as a real CRM
     would).
     """
 
     fail_first: int = 0
     fail_status: int = 500
+    retry_after: str | None = None  # the Retry-After header of each failed answer
     slow_first_s: float = 0.0
     port: int = field(default_factory=free_port)
     requests: list[Received] = field(default_factory=list)
@@ -131,6 +133,8 @@ class WebhookReceiver:
                 try:
                     self.send_response(status)
                     self.send_header("content-length", "0")
+                    if status != 200 and receiver.retry_after is not None:
+                        self.send_header("retry-after", receiver.retry_after)
                     self.end_headers()
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the router died while we were slow; it will redeliver
