@@ -23,7 +23,17 @@ import pyarrow.parquet as pq
 from sqlalchemy import Engine, func, select
 
 from fleet import archive, export_csv, history
-from fleet.tables import Alert, Customer, DataUseGrant, Label, Machine, MachineEvent, Telemetry
+from fleet.tables import (
+    Alert,
+    ArchivedRange,
+    ArchiveFile,
+    Customer,
+    DataUseGrant,
+    Label,
+    Machine,
+    MachineEvent,
+    Telemetry,
+)
 
 _TABLES = {
     "machines": Machine,
@@ -87,7 +97,7 @@ def _entries(engine: Engine, customer_id: int, archive_url: str) -> Iterator[tup
         )
     for machine_id in machines:
         with engine.connect() as conn:
-            months = _months(conn, machine_id, customer_id, archive_url)
+            months = _months(conn, machine_id, customer_id)
         for start, end in months:
             with engine.connect() as conn:
                 rows = history.read_rows(
@@ -98,28 +108,23 @@ def _entries(engine: Engine, customer_id: int, archive_url: str) -> Iterator[tup
                 yield f"telemetry/machine={machine_id}/{start:%Y-%m}", _telemetry_flat(rows)
 
 
-def _months(conn, machine_id: int, customer_id: int, archive_url: str) -> list[tuple[datetime, datetime]]:  # noqa: ANN001
-    """Month spans from the machine's first to its last row, hot or archived."""
-    from fleet.tables import ArchiveFile
+def _months(conn, machine_id: int, customer_id: int) -> list[tuple[datetime, datetime]]:  # noqa: ANN001
+    """Month spans holding the machine's rows, hot or archived: only those, however far apart they are (a
+    clock reset to 2000 once made an export read every month since)."""
+    in_file = ArchiveFile.id.in_(select(ArchivedRange.file_id).where(ArchivedRange.machine_id == machine_id))
+    archived = conn.scalars(select(ArchiveFile.month).where(ArchiveFile.customer_id == customer_id, in_file))
+    months = {datetime.strptime(m, "%Y-%m").replace(tzinfo=UTC) for m in archived}
+    hot = select(func.min(Telemetry.ts)).where(Telemetry.machine_id == machine_id)
+    first = conn.scalar(hot)
+    while first is not None:  # one read of the (machine, ts) index a month with hot rows
+        month = datetime(first.year, first.month, 1, tzinfo=UTC)
+        months.add(month)
+        first = conn.scalar(hot.where(Telemetry.ts >= _following(month)))
+    return [(month, _following(month)) for month in sorted(months)]
 
-    lo, hi = conn.execute(
-        select(func.min(Telemetry.ts), func.max(Telemetry.ts)).where(Telemetry.machine_id == machine_id)
-    ).one()
-    alo, ahi = conn.execute(
-        select(func.min(ArchiveFile.ts_min), func.max(ArchiveFile.ts_max)).where(
-            ArchiveFile.customer_id == customer_id
-        )
-    ).one()
-    bounds = [t for t in (lo, hi, alo, ahi) if t is not None]
-    if not bounds:
-        return []
-    first, last = min(bounds), max(bounds)
-    spans, month = [], datetime(first.year, first.month, 1, tzinfo=UTC)
-    while month <= last:
-        following = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
-        spans.append((month, following))
-        month = following
-    return spans
+
+def _following(month: datetime) -> datetime:
+    return datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
 
 
 def checksum(frame: pd.DataFrame) -> dict[str, list[float]]:
