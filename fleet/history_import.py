@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import Engine
 
 from fleet import csv_import, display, errors, labels, machine_types, registration
@@ -57,6 +59,16 @@ def _parse(line: int, row: dict, mapping: ColumnMap, source: str, latest: dateti
     }
 
 
+def _twice(hashes: array) -> set[int]:
+    """The hashes that stand more than once in `hashes`: the keys that may be given twice (or collide)."""
+    ordered = np.sort(np.frombuffer(hashes, dtype=np.int64))
+    return set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+
+
+def _key(label: dict) -> tuple:
+    return (label["key"], label["ts"], label["kind"], label["component"])
+
+
 def _labels(
     path: Path, mapping: ColumnMap, required: tuple[str, ...], latest: datetime, report: ImportReport | None
 ) -> Iterator[tuple[int, dict, dict]]:
@@ -98,19 +110,27 @@ def import_history(
         csv_import.check_reject_file(reject_file, path)
     report = ImportReport()
     latest = datetime.now(UTC) + FUTURE_MARGIN
-    machines = {p["key"] for _, _, p in _labels(path, mapping, required, latest, report)}
+    machines: set[tuple[str, str]] = set()
+    hashes = array("q")  # of each label's key: 8 bytes a label, not the key, to find the ones given twice
+    for _, _, p in _labels(path, mapping, required, latest, report):
+        machines.add(p["key"])
+        hashes.append(hash(_key(p)))
+    twice, hashes = _twice(hashes), array("q")
     # Looks the machines up, then writes: on SQLite the transaction holds the write lock from BEGIN.
     with (engine if dry_run else for_writing(engine)).begin() as conn:
         ids = registration.lookup_machines(conn, machines)
         types = machine_types.declared_for(conn, [machine_id for _, machine_id in ids.values()])
         unchecked: Counter[str] = Counter()
-        good, first_line, new = [], {}, 0
+        good: list[dict] = []
+        first_line: dict[tuple, int] = {}  # of the keys whose hash stands twice only
+        new = existing = 0
         for line, row, p in _labels(path, mapping, required, latest, None):  # read again: rows are not held
             if p["key"] not in ids:
                 tenant, code = p["key"]
                 reason = f"machine {tenant}/{code} is not registered (servicecast machines import)"
                 report.rejects.append(Reject(line, reason, row))
                 continue
+            key = _key(p)
             customer_id, machine_id = ids[p.pop("key")]
             type_name, declared = types[machine_id]
             if declared is None:
@@ -118,16 +138,16 @@ def import_history(
             elif reason := declared.problem(type_name, component=p["component"], mode=p["mode"]):
                 report.rejects.append(Reject(line, reason, row))
                 continue
-            key = (machine_id, p["ts"], p["kind"], p["component"])
             if key in first_line:
                 reason = f"same machine, time, kind and component as line {first_line[key]}"
                 report.rejects.append(Reject(line, reason, row))
                 continue
-            first_line[key] = line
-            if not dry_run:  # written in batches: a refusal below rolls them back with the transaction
-                good.append(p | {"customer_id": customer_id, "machine_id": machine_id})
+            if hash(key) in twice:
+                first_line[key] = line
+            # Written in batches: a refusal below rolls them back with the transaction. A dry run counts.
+            good.append(p | {"customer_id": customer_id, "machine_id": machine_id})
             if len(good) >= batch_size:
-                new, good = new + labels.write(conn, good), []
+                new, existing, good = (*_flush(conn, good, dry_run, (new, existing)), [])
         report.rejects.sort(key=lambda r: r.line)
         report.notes += [
             f"note: machine type {name!r} ({display.count(n, 'row')}) is not defined yet: its components and "
@@ -136,13 +156,18 @@ def import_history(
         ]
         if report.rejects and reject_file is None:
             raise ImportRefused(path, report)
-        if dry_run:
-            report.existing = len(labels.stored_keys(conn, list(first_line)))
-            report.new = len(first_line) - report.existing
-            return report
-        if report.rejects:
+        if report.rejects and not dry_run:
             csv_import.write_rejects(reject_file, report.rejects)  # before the commit: no silent half-import
-        report.new = new + labels.write(conn, good)
-        report.existing = len(first_line) - report.new
-        report.written = True
+        report.new, report.existing = _flush(conn, good, dry_run, (new, existing))
+        report.written = not dry_run
     return report
+
+
+def _flush(conn, good: list[dict], dry_run: bool, counts: tuple[int, int]) -> tuple[int, int]:
+    """(new, stored already) counts with a batch of labels, which a dry run only looks up."""
+    if dry_run:
+        keys = [(p["machine_id"], p["ts"], p["kind"], p["component"]) for p in good]
+        found = len(labels.stored_keys(conn, keys))
+        return counts[0] + len(good) - found, counts[1] + found
+    added = labels.write(conn, good)
+    return counts[0] + added, counts[1] + len(good) - added
