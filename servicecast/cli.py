@@ -122,7 +122,18 @@ for _name, _help, _mount in (
 def check_config() -> None:
     """Print the effective settings, secrets redacted."""
     for name, value in load_settings().redacted().items():
-        typer.echo(f"{name}={'' if value is None else value}")
+        typer.echo(f"{name}={_as_variable(value)}")
+
+
+def _as_variable(value: object) -> str:
+    """`value` written as its variable takes it: a list comma-separated, a switch `true` or `false`."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 @db_app.command("upgrade")

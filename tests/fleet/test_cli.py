@@ -48,6 +48,19 @@ def test_check_config_prints_settings_with_secrets_redacted(monkeypatch):
     assert "SERVICECAST_INGEST_BATCH_SIZE=500" in result.output
 
 
+def test_check_config_prints_each_value_as_its_variable_takes_it():
+    """A line of check-config set as the variable gives the same setting (a list was a Python tuple)."""
+    env = {"SERVICECAST_WEBHOOK_ALLOW_NETWORKS": "10.20.0.0/16,chat.corp.example"}
+    shown = run_cli("check-config", **env)
+    assert shown.returncode == 0, shown.stderr
+    assert "SERVICECAST_WEBHOOK_ALLOW_NETWORKS=10.20.0.0/16,chat.corp.example" in shown.stdout
+    assert "SERVICECAST_INGEST_AUTO_REGISTER=false" in shown.stdout
+    lines = dict(line.split("=", 1) for line in shown.stdout.splitlines())
+    again = run_cli("check-config", **{k: v for k, v in lines.items() if v})
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == shown.stdout
+
+
 @pytest.mark.parametrize("password", ["hun#ter2", "hun?ter2", "hun/ter2", "hun%40ter2"])
 def test_check_config_masks_a_database_password_holding_url_delimiters(password, monkeypatch):
     """SQLAlchemy reads these passwords whole; the mask split the URL where urlsplit does and printed them."""
