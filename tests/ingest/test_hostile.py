@@ -11,7 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from fleet import contract, registry
-from fleet.tables import Quarantine
+from fleet.tables import Quarantine, Telemetry
 from ingest.pipeline import Pipeline
 from ingest.quarantine import replay
 from servicecast.cli import app
@@ -49,6 +49,7 @@ HOSTILE = [
     (raw(seq="107", note='["\\udfff"]'), "bad_value"),
     (b"{" * 5000 + b"}" * 5000, "malformed_json"),
     (raw(seq="109", note="[" * 300 + "]" * 300), "bad_value"),
+    (raw(seq="110", serial="123456789012345678901234567890"), "bad_value"),  # kept, it would be rounded
 ]
 
 
@@ -122,6 +123,30 @@ def test_numbers_the_store_rewrites_still_count_as_the_same_content(engine):
     Pipeline(engine=engine).store(message)
     outcome, _ = Pipeline(engine=engine).store(message)
     assert (outcome.duplicates, outcome.quarantined) == (1, 0)
+
+
+def test_an_integer_past_64_bits_is_refused_where_it_would_be_kept_and_an_escaped_backslash_u0000_is_text(
+    engine,
+):
+    register_fleet(engine, "acme", ["m-000"])
+    wide = "123456789012345678901234567890"
+    events = contract.events_topic("acme", "m-000")
+    event = b'{"seq": 1, "ts": "2026-11-23T08:00:00Z", "code": "E1", "job": [' + wide.encode() + b"]}"
+    batch = [
+        (TOPIC, raw(seq="1", serial=wide), time.time()),
+        (TOPIC, raw(seq="2", serial=f'"{wide}"', note=str(2**64 - 1)), time.time()),  # as text; the u64 max
+        (TOPIC, raw(seq="3", readings='{"t": ' + wide + "}"), time.time()),  # a reading is a float anyway
+        (TOPIC, raw(seq="4", fw=r'"C:\\u0000"'), time.time()),  # a backslash, then u0000: no NUL
+        (events, event, time.time()),
+    ]
+    outcome, results = Pipeline(engine=engine).store(batch)
+    assert [getattr(r, "reason", None) for r in results] == ["bad_value", None, None, None, "bad_value"]
+    assert f"serial is an integer past 64 bits ({wide[:20]}…)" in results[0].detail
+    assert "job[0] is an integer past 64 bits" in results[4].detail
+    assert (outcome.stored, outcome.quarantined) == (3, 2)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(Telemetry.seq, Telemetry.fw)).all())
+    assert stored[4] == "C:\\u0000"
 
 
 def test_too_large_rows_keep_a_prefix_and_replay_says_it_cannot_replay_them(engine):
