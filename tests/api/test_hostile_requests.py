@@ -110,6 +110,23 @@ def test_a_nul_character_in_text_is_refused_and_changes_nothing(
     assert _rows(world) == before
 
 
+def test_a_nul_character_behind_a_byte_order_mark_is_refused_too(client: TestClient, world: World) -> None:
+    """FastAPI's reading skips a UTF-8 byte order mark (as RFC 8259 allows); the NUL check called such a body
+    no JSON and let it through: a reason with NUL stored on SQLite, a 500 on PostgreSQL."""
+    offer_id = world.offers["acme"][0]
+    before = _rows(world)
+    headers = {"content-type": "application/json", **world.headers("admin")}
+    url = f"/api/v1/offers/{offer_id}/reject"
+    refused = client.post(url, content=b'\xef\xbb\xbf{"reason": "no\\u0000"}', headers=headers)
+    assert (refused.status_code, refused.json()) == (
+        422,
+        {"error": "invalid_request", "detail": "body.reason: a NUL character is not allowed in text"},
+    )
+    assert _rows(world) == before
+    taken = client.post(url, content=b'\xef\xbb\xbf{"reason": "not now"}', headers=headers)
+    assert (taken.status_code, taken.json()["reject_reason"]) == (200, "not now")
+
+
 BIG = 5 * 1024 * 1024
 
 
