@@ -5,7 +5,8 @@ policy's alert step (`api.alerts.apply_prediction`) opens its alerts in a store 
 technician visits each alert `visit_hours` after it opened and resolves it through the alert workflow
 (`api.alerts.resolve`): "no fault found" when the machine neither failed nor had wear found within the
 horizon after the alert opened and no wear was under way at the visit (`_wearing`: a technician sees a
-degradation that fails later than the horizon; such an alert is resolved "other", which makes no label);
+degradation that fails later than the horizon; such an alert is resolved "other", a `visit` label this
+review does not hand to training, as its visits change nothing here);
 alerts that were right stay with the simulator's failure labels. Only alerts whose horizon ends before
 `split` are visited, so no finding knows the test period. The findings come back from the label store
 as training reads them.

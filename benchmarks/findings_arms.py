@@ -29,6 +29,7 @@ REPAIR_KEYS = (
     "precision_judged_delta",
     "precision_delta_no_fault_only",
     "precision_judged_delta_no_fault_only",
+    "precision_delta_labels_only",
 )
 
 
@@ -115,19 +116,36 @@ def with_findings(  # noqa: ANN001
 
 
 def with_repairs(run, panel: pd.DataFrame, split: pd.Timestamp, review: dict, params: dict) -> dict:  # noqa: ANN001
-    """Before/after findings in the repair world: every arm trains on the world the repairs left."""
+    """Before/after findings in the repair world: every arm trains on the world the repairs left.
+
+    "before" knows the visits but not what they found (each resolved "other": `make_targets`' `visits`);
+    "after" every finding; "after_no_fault_only" the "no fault found" ones, the repairs' visits without
+    finding; "before_labels_only" neither findings nor visits (the simulator's labels alone).
+    """
     found = repair_world.review(run, panel, split=split, **review, **params)
     world, seen = found.world, found.panel
     maintenance = pd.concat([world.maintenance, found.replaced], ignore_index=True)
+    marks = ["machine", "ts", "machine_type"]
+    repaired = found.replaced[marks]
 
-    def trained(maint: pd.DataFrame, no_faults: pd.DataFrame | None) -> dict:
+    def trained(maint: pd.DataFrame, no_faults: pd.DataFrame | None, visits: pd.DataFrame | None) -> dict:
         return backtest(
-            seen, world.failures, maint, split=split, no_faults=no_faults, types=types(), **params
+            seen,
+            world.failures,
+            maint,
+            split=split,
+            no_faults=no_faults,
+            visits=visits,
+            types=types(),
+            **params,
         )
 
-    before = trained(world.maintenance, None)
-    after = trained(maintenance, found.no_faults)
-    no_fault_only = trained(world.maintenance, found.no_faults)
+    labels_only = trained(world.maintenance, None, None)
+    before = trained(
+        world.maintenance, None, pd.concat([found.no_faults[marks], repaired], ignore_index=True)
+    )
+    after = trained(maintenance, found.no_faults, None)
+    no_fault_only = trained(world.maintenance, found.no_faults, repaired)
     return {
         **review,
         "review_models": found.review_models,
@@ -137,9 +155,11 @@ def with_repairs(run, panel: pd.DataFrame, split: pd.Timestamp, review: dict, pa
         "replaced_before_failure": len(found.replaced),
         "failures_without_repairs": len(run.failures),
         "failures_with_repairs": len(world.failures),
+        "before_labels_only": alerting(labels_only["pooled"]),
         "before": alerting(before["pooled"]),
         "after": alerting(after["pooled"]),
         "after_no_fault_only": alerting(no_fault_only["pooled"]),
+        "thresholds_before_labels_only": thresholds(labels_only),
         "thresholds_before": thresholds(before),
         "thresholds_after": thresholds(after),
         "thresholds_no_fault_only": thresholds(no_fault_only),
@@ -152,4 +172,5 @@ def with_repairs(run, panel: pd.DataFrame, split: pd.Timestamp, review: dict, pa
         "precision_judged_delta_no_fault_only": delta(
             before["pooled"], no_fault_only["pooled"], "precision_judged"
         ),
+        "precision_delta_labels_only": delta(labels_only["pooled"], after["pooled"], "precision"),
     }

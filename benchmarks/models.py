@@ -26,9 +26,11 @@ It reports every pair, the mean precision difference (also judged only) and its 
 `after_memory`, `precision_delta_memory` and their paired summaries.
 `--repairs`: the pair in a world where the technicians' repairs change the machine
 (`benchmarks.repair_world`): a visit during wear replaces the part, so the failure never comes and only
-the finding ("replaced before failure", or "no fault found") records what was seen. Both arms train on
-that final world; "before" reads the simulator's labels alone, "after" with every finding, and
-`after_no_fault_only` with the "no fault found" findings alone (`precision_delta_no_fault_only`).
+the finding ("replaced before failure", or "no fault found") records what was seen. Every arm trains on
+that final world; "before" knows the visits but not their findings (as if each were resolved "other": the
+rows whose horizon holds a visit are unknown), "after" reads every finding, `after_no_fault_only` the
+"no fault found" findings alone (`precision_delta_no_fault_only`), and `before_labels_only` the
+simulator's labels alone, visits unknown (`precision_delta_labels_only`: after minus it).
 """
 
 from __future__ import annotations

@@ -132,14 +132,16 @@ def any_with_ref(conn: Connection, ref: str) -> bool:
     return conn.scalar(select(Label.id).where(Label.ref == ref).limit(1)) is not None
 
 
-# A technician's finding on a resolved alert, as the label kind it becomes ('other' becomes none).
+# A technician's finding on a resolved alert, as the label kind it becomes. 'other' is a visit that says
+# neither fault nor no fault: it may have repaired the machine unrecorded, so training knows nothing past it.
 FINDING_KINDS = {
     "confirmed_fault": "failure",
     "replaced_before_failure": "replacement",
     "no_fault_found": "no_fault",
+    "other": "visit",
 }
 # Findings that prove an alert right (the ledger's alert precision counts them).
-RIGHT_ALERT_FINDINGS = tuple(f for f, kind in FINDING_KINDS.items() if kind != "no_fault")
+RIGHT_ALERT_FINDINGS = tuple(f for f, kind in FINDING_KINDS.items() if kind in ("failure", "replacement"))
 
 
 def record_finding(
@@ -154,13 +156,13 @@ def record_finding(
     """Store a resolved alert's finding as a label (source `finding`, ref `alert:ID`); False if it makes none.
 
     The failure mode defaults to the alert's; the component to the one the machine's type says that mode
-    belongs to, else none (a type no file defines, a mode it does not declare, a no-fault finding).
+    belongs to, else none (a type no file defines, a mode it does not declare, a no-fault finding, a visit).
     """
     kind = FINDING_KINDS.get(finding)
     if kind is None:
         return False
     mode = mode or named_mode(alert.failure_mode)
-    if not component and kind != "no_fault":
+    if not component and kind in ("failure", "replacement"):
         declared = machine_types.declared_for(conn, [alert.machine_id])[alert.machine_id][1]
         component = declared and declared.component_of(mode)
     row = {

@@ -30,6 +30,7 @@ def backtest(
     *,
     split: pd.Timestamp,
     no_faults: pd.DataFrame | None = None,
+    visits: pd.DataFrame | None = None,
     min_lead_hours: float = 24.0,
     chunk_machines: int = CHUNK_MACHINES,
     types: Mapping[str, Mapping[str, SensorSpec]] | None = None,
@@ -37,7 +38,8 @@ def backtest(
 ) -> dict:
     """Per machine type and pooled: alert precision/recall, lead time, false alarms, Brier, RUL RMSE.
 
-    `no_faults` (machine, ts, machine_type) are technicians' findings; training sees those before `split`.
+    `no_faults` (machine, ts, machine_type) are technicians' findings and `visits` their visits without
+    finding (`make_targets`); training sees those before `split`.
     `types` (type: its sensor specs) gives the models what the scorer's get at load (`use_types`): the
     OEM alarm limits then alert as they do live.
     """
@@ -51,8 +53,10 @@ def backtest(
         f_type = failures[failures["machine_type"] == mtype]
         m_type = None if maintenance is None else maintenance[maintenance["machine_type"] == mtype]
         started = time.perf_counter()
-        nf_type = None if no_faults is None else no_faults[no_faults["machine_type"] == mtype]
-        model, train_metrics = train_type(part, f_type, m_type, no_faults=nf_type, until=split, **params)
+        nf_type, v_type = (None if m is None else m[m["machine_type"] == mtype] for m in (no_faults, visits))
+        model, train_metrics = train_type(
+            part, f_type, m_type, no_faults=nf_type, visits=v_type, until=split, **params
+        )
         if types and mtype in types:
             model.use_types(types[mtype])
         fit_s = time.perf_counter() - started

@@ -18,6 +18,7 @@ def make_targets(
     maintenance: pd.DataFrame | None = None,
     *,
     no_faults: pd.DataFrame | None = None,
+    visits: pd.DataFrame | None = None,
     until: pd.Timestamp | None = None,
     machine_col: str = "machine",
     time_col: str = "ts",
@@ -31,7 +32,9 @@ def make_targets(
     the horizon ends before `until`). `modes` names every mode of the next event when parts of the
     machine failed at the same time (e.g. "comp1+comp3"), `mode` the first of them. `no_faults` are
     technicians' "no fault found" findings (machine, ts): `cleared_h` is the time from the row to the
-    next one (up to `until` if given), which `within` reads.
+    next one (up to `until` if given), which `within` reads. `visits` (machine, ts) are visits that
+    recorded no finding (an alert resolved "other"): the visit may have repaired the machine unrecorded,
+    so nothing is known past it, as past `until`: `censor_h` ends at the machine's next one.
     """
     ts = _utc(panel[time_col])
     end = pd.Timestamp(until).tz_convert("UTC") if until is not None else ts.max()
@@ -69,6 +72,10 @@ def make_targets(
     hours = (merged["event_ts"] - merged["t"]).dt.total_seconds().to_numpy() / 3600.0
     # A finding made after the last row still clears the rows before it; only a backtest's `until` hides it.
     cleared = _hours_to_next(left, no_faults, machine_col=machine_col, end=None if until is None else end)
+    censor = np.fmin(
+        ((end - merged["t"]).dt.total_seconds() / 3600.0).to_numpy(),
+        _hours_to_next(left, visits, machine_col=machine_col, end=end),
+    )
     return pd.DataFrame(
         {
             "ttf_h": hours,
@@ -77,7 +84,7 @@ def make_targets(
             "modes": merged["modes"].to_numpy(dtype=object),
             "precursor": merged["precursor"].fillna(False).astype(bool).to_numpy(),
             "caught": merged["caught"].fillna(False).astype(bool).to_numpy(),
-            "censor_h": ((end - merged["t"]).dt.total_seconds() / 3600.0).to_numpy(),
+            "censor_h": censor,
         },
         index=panel.index,
     )
@@ -130,8 +137,8 @@ def within(y: pd.DataFrame, horizon_hours: float) -> tuple[np.ndarray, np.ndarra
     """Binary label (an event within the horizon) and whether that label is known (not censored).
 
     A row within the horizon before a "no fault found" finding is a known negative even where the end of
-    the data would censor it, unless an event within its horizon makes it positive: the finding is what
-    a technician saw, a later failure is what happened.
+    the data or a visit without finding would censor it, unless an event within its horizon makes it
+    positive: the finding is what a technician saw, a later failure is what happened.
     """
     ttf = y["ttf_h"].to_numpy(dtype=float)
     positive = ttf <= horizon_hours
@@ -139,3 +146,14 @@ def within(y: pd.DataFrame, horizon_hours: float) -> tuple[np.ndarray, np.ndarra
     if "cleared_h" in y:
         known |= y["cleared_h"].to_numpy(dtype=float) <= horizon_hours
     return positive, known
+
+
+def unjudged(alerts: pd.DataFrame, visits: pd.DataFrame | None, horizon_hours: float) -> np.ndarray:
+    """Per alert (machine, start): whether a visit without finding falls within its horizon, so that a
+    failure-free horizon proves nothing (the visit may have repaired what the alert saw)."""
+    if not len(alerts):
+        return np.zeros(0, dtype=bool)
+    machines, starts = alerts["machine"].astype(str).to_numpy(), _utc(alerts["start"]).to_numpy()
+    left = pd.DataFrame({"machine": machines, "t": starts})
+    left = left.assign(pos=np.arange(len(left))).sort_values("t", kind="mergesort")
+    return _hours_to_next(left, visits, machine_col="machine", end=None) <= horizon_hours

@@ -19,7 +19,7 @@ from fleet.tables import ArchivedRange, Machine, Telemetry
 from models import champion, cold_start, episodes, event_features, features
 from models.fleet_features import FleetFeatures
 from models.fleet_model import FleetModel
-from models.labels import make_targets, within
+from models.labels import make_targets, unjudged, within
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK_MACHINES = 50
@@ -38,10 +38,13 @@ def choose_threshold(
     max_false_alarms: float = MAX_FALSE_ALARMS,
     min_lead_hours: float = MIN_LEAD_HOURS,
     plateau_middle: bool = False,
+    visits: pd.DataFrame | None = None,
 ) -> tuple[float, dict]:
     """Lowest threshold whose out-of-fold training alerts keep precision and false alarms in bounds.
 
-    Falls back to the best F1 (precursor recall at the minimum lead vs precision) when none does. With
+    Falls back to the best F1 (precursor recall at the minimum lead vs precision) when none does. An
+    alert with a visit without finding (`visits`) within its horizon and no failure or found wear is left
+    out: neither right nor wrong, the visit may have repaired what it saw (`labels.unjudged`). With
     `plateau_middle`, the middle of the run of higher thresholds that open the very same training alerts:
     where out-of-fold risks are nearly 0 or 1, the lowest of them sits at the edge of the noise that a
     model averaged over folds shows on new machines.
@@ -63,6 +66,8 @@ def choose_threshold(
     best, best_f1, chosen, tried = None, -1.0, None, []
     for thr in np.round(np.arange(0.1, 0.96, 0.05), 2):
         alerts = table.alerts(clf.oof_, thr)
+        if visits is not None and len(visits):
+            alerts = alerts[~(unjudged(alerts, visits, model.horizon_hours) & ~truth.right(alerts))]
         stats = truth.metrics(alerts, machine_months=months, min_lead_hours=min_lead_hours)
         precision = stats["precision"] or 0.0
         recall = stats["precursor"]["recall_min_lead"] or 0.0
@@ -92,6 +97,7 @@ def train_type(
     maintenance: pd.DataFrame | None,
     *,
     no_faults: pd.DataFrame | None = None,
+    visits: pd.DataFrame | None = None,
     until: pd.Timestamp | None = None,
     precision_target: float = 0.85,
     max_false_alarms: float = MAX_FALSE_ALARMS,
@@ -99,7 +105,11 @@ def train_type(
     plateau_middle: bool = False,
     **params: object,
 ) -> tuple[FleetModel, dict]:
-    """Fit on one type's rows before `until` (later ground truth unseen); threshold from OOF alerts."""
+    """Fit on one type's rows before `until` (later ground truth unseen); threshold from OOF alerts.
+
+    `no_faults` and `visits` (machine, ts): "no fault found" findings and visits without finding, as
+    `make_targets` reads them.
+    """
     ts = pd.to_datetime(panel["ts"], utc=True)
     if until is not None:
         panel = panel[ts < until].reset_index(drop=True)
@@ -108,7 +118,9 @@ def train_type(
             maintenance = maintenance[pd.to_datetime(maintenance["ts"], utc=True) < until]
         if no_faults is not None:
             no_faults = no_faults[pd.to_datetime(no_faults["ts"], utc=True) < until]
-    y = make_targets(panel, failures, maintenance, no_faults=no_faults, until=until)
+        if visits is not None:
+            visits = visits[pd.to_datetime(visits["ts"], utc=True) < until]
+    y = make_targets(panel, failures, maintenance, no_faults=no_faults, visits=visits, until=until)
     model = FleetModel(**params).fit(panel, y)
     threshold, stats = choose_threshold(
         model,
@@ -119,6 +131,7 @@ def train_type(
         max_false_alarms=max_false_alarms,
         min_lead_hours=min_lead_hours,
         plateau_middle=plateau_middle,
+        visits=visits,
     )
     model.threshold_ = threshold
     if model.classifier_ is not None:
@@ -145,12 +158,12 @@ class GroundTruth:
     failures: pd.DataFrame  # machine, ts, mode, has_precursor, machine_type
     maintenance: pd.DataFrame  # machine, ts, kind, found_mode, machine_type
     no_faults: pd.DataFrame  # machine, ts, machine_type
+    visits: pd.DataFrame  # machine, ts, machine_type: visits that recorded no finding
 
     def of_type(self, machine_type: str) -> GroundTruth:
         """Only the events of one machine type."""
-        return GroundTruth(
-            *(f[f["machine_type"] == machine_type] for f in (self.failures, self.maintenance, self.no_faults))
-        )
+        frames = (self.failures, self.maintenance, self.no_faults, self.visits)
+        return GroundTruth(*(f[f["machine_type"] == machine_type] for f in frames))
 
 
 def ground_truth_by_id(engine: Engine) -> GroundTruth:
@@ -169,10 +182,14 @@ def ground_truth_by_id(engine: Engine) -> GroundTruth:
         maintenance=visits.assign(kind=visits["activity"].fillna(visits["kind"]))[
             ["machine", "ts", "kind", "found_mode", "machine_type"]
         ].reset_index(drop=True),
-        no_faults=frame[frame["kind"] == "no_fault"][["machine", "ts", "machine_type"]].reset_index(
-            drop=True
-        ),
+        no_faults=_marks(frame, "no_fault"),
+        visits=_marks(frame, "visit"),
     )
+
+
+def _marks(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """The labels of one kind as times of a machine (machine, ts, machine_type)."""
+    return frame[frame["kind"] == kind][["machine", "ts", "machine_type"]].reset_index(drop=True)
 
 
 def sample_machines(engine: Engine, ids: list[int], *, max_rows: int, seed: int = 0) -> list[int]:
@@ -388,6 +405,7 @@ def train_from_store(
                 of_type.failures,
                 of_type.maintenance,
                 no_faults=of_type.no_faults,
+                visits=of_type.visits,
                 until=start,
                 plateau_middle=plateau_middle,
                 **args,

@@ -1,4 +1,4 @@
-"""The one label store: failures, replacements, maintenance and no-fault findings, whatever their source."""
+"""The one label store: failures, replacements, maintenance, no-fault findings, visits; from any source."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet.tables.base import Base, BigId, UtcDateTime, utcnow
 
-LABEL_KINDS = ("failure", "replacement", "maintenance", "no_fault")
+LABEL_KINDS = ("failure", "replacement", "maintenance", "no_fault", "visit")
 LABEL_SOURCES = ("simulator", "import", "finding")
 
 

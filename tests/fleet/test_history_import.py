@@ -112,7 +112,7 @@ REASONS = [
     (4, "machine acme/9 is not registered (servicecast machines import)"),
     (
         5,
-        "kind 'breakdown' is not one of failure, replacement, maintenance, no_fault "
+        "kind 'breakdown' is not one of failure, replacement, maintenance, no_fault, visit "
         "(map the file's values under [kinds])",
     ),
     (7, "same machine, time, kind and component as line 6"),

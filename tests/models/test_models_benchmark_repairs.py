@@ -21,7 +21,7 @@ ARM_FIGURES = {
 
 
 @pytest.mark.slow
-def test_repairs_with_a_review_period_retrain_every_period_and_report_three_arms_of_the_new_world() -> None:
+def test_repairs_with_a_review_period_retrain_every_period_and_report_four_arms_of_the_new_world() -> None:
     argv = "--machines 8 --days 32 --train-days 24 --review-days 8 --review-every 4 --repairs --seed 2 --json"
     args = models.argument_parser().parse_args(argv.split())
     # One machine type failing often: the few machines fail enough for alerts and repairs in 8 days.
@@ -39,11 +39,15 @@ def test_repairs_with_a_review_period_retrain_every_period_and_report_three_arms
     assert found["replaced_before_failure"] >= 1
     assert found["failures_with_repairs"] < found["failures_without_repairs"]
     assert found["alerts_visited"] <= found["alerts_reviewed"]
-    # The three arms, each with its alerting figures and thresholds, and the differences between them.
-    for arm in ("before", "after", "after_no_fault_only"):
+    # The four arms, each with its alerting figures and thresholds, and the differences between them.
+    for arm in ("before_labels_only", "before", "after", "after_no_fault_only"):
         assert set(found[arm]) == ARM_FIGURES
     assert set(found["thresholds_before"]) == set(found["thresholds_after"]) == {"centrifugal_pump"}
-    assert set(found["thresholds_no_fault_only"]) == {"centrifugal_pump"}
+    assert (
+        set(found["thresholds_no_fault_only"])
+        == set(found["thresholds_before_labels_only"])
+        == {"centrifugal_pump"}
+    )
     arms = report["findings"]
     for key, arm in (("precision_delta", "after"), ("precision_delta_no_fault_only", "after_no_fault_only")):
         before, after = arms["before"]["precision"], arms[arm]["precision"]
