@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, select
 from fleet import labels, machine_types, panels
 from fleet import registry as fleet_registry
 from fleet.audit import Actor
+from fleet.display import count
 from fleet.tables import ArchivedRange, Machine, Telemetry
 from models import champion, cold_start, episodes, event_features, features
 from models.fleet_features import FleetFeatures
@@ -289,10 +290,12 @@ class TrainingReport:
 
     def pooling(self) -> str:
         """Whose machines the run used, in one line."""
+        used, left = self.customers_used, self.customers_left_out
         return (
-            f"pooled {self.machines_used} machines of {self.customers_used} customers that grant "
-            f"product_improvement; left out {self.machines_left_out} machines of "
-            f"{self.customers_left_out} customers that do not"
+            f"pooled {count(self.machines_used, 'machine')} of {count(used, 'customer')} that "
+            f"{'grants' if used == 1 else 'grant'} product_improvement; left out "
+            f"{count(self.machines_left_out, 'machine')} of {count(left, 'customer')} that "
+            f"{'does' if left == 1 else 'do'} not"
         )
 
 

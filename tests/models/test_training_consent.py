@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from fleet import audit, registry
 from fleet.tables import Machine, Telemetry, WorkflowEvent
 from models import versions as model_versions
-from models.training import train_from_store
+from models.training import TrainingReport, train_from_store
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
 from simulators.engine import simulate
@@ -43,3 +43,11 @@ def test_training_leaves_out_the_machines_of_customers_without_product_improveme
     with engine.connect() as conn:
         promoted = conn.execute(select(WorkflowEvent).where(WorkflowEvent.action == "promoted")).one()
     assert (promoted.actor, promoted.after) == ("cli:test", {"active": version})
+
+
+def test_the_pooling_line_counts_one_customer_in_the_singular():
+    report = TrainingReport(customers_used=1, machines_used=3, customers_left_out=1, machines_left_out=1)
+    assert report.pooling() == (
+        "pooled 3 machines of 1 customer that grants product_improvement; "
+        "left out 1 machine of 1 customer that does not"
+    )
