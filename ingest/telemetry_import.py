@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -15,14 +16,19 @@ from fleet.csv_import import ColumnMap, ImportReport, Reject
 from ingest import event_slots
 from ingest.contract import MAX_SEQ, Limits, parse_message
 from ingest.pipeline import Pipeline, RawMessage
-from ingest.schemas import Event, Rejection
+from ingest.schemas import Event, Outcome, Reading, Rejection
+from ingest.writer import UNAVAILABLE
 
 KINDS = ("telemetry", "events")
+# Tries of a batch the database refuses (a session the server cut, a failover) before the import gives up.
+TRIES = 5
 # A row: line, cells, message, why it is refused before the contract looks at it (None: it is not), and
 # whether its seq is to be placed (`event_slots`: an event the file gives no seq).
 _Row = tuple[int, dict, RawMessage, Rejection | None, bool]
 # The fields a file must have and the fields the import reads (`csv_import.check_header`).
 _Header = tuple[tuple[str, ...], tuple[str, ...]]
+
+log = logging.getLogger(__name__)
 
 
 def import_file(
@@ -65,19 +71,19 @@ def _store(
 ) -> None:
     if not batch:
         return
-    now = datetime.now(UTC)
-    parsed = [
-        bad or parse_message(topic, payload, limits=pipeline.limits, now=now)
-        for _, _, (topic, payload, _), bad, _ in batch
-    ]
-    messages = [message for _, _, message, _, _ in batch]
-    unplaced = {i: p for i, (p, r) in enumerate(zip(parsed, batch, strict=True)) if r[4] and type(p) is Event}
-    for i, placed in (event_slots.place(pipeline.engine, unplaced) if unplaced else {}).items():
-        parsed[i] = placed
-        if type(placed) is Event and placed.seq != unplaced[i].seq:  # what a replay of its quarantine reads
-            topic, payload, received = messages[i]
-            messages[i] = topic, orjson.dumps(orjson.loads(payload) | {"seq": placed.seq}), received
-    outcome, results = pipeline.store(messages, parsed=parsed)
+    for tries in range(1, TRIES + 1):
+        try:
+            outcome, results = _write(pipeline, batch)
+            break
+        except UNAVAILABLE as exc:
+            if tries == TRIES:
+                exc.add_note(
+                    f"the rows before line {batch[0][0]} are stored; the same import again stores none twice"
+                )
+                raise
+            log.warning("database refused a batch (try %d of %d): %s", tries, TRIES, str(exc).split("\n")[0])
+            pipeline.engine.dispose()  # a new session: the server may have cut them all (restart, failover)
+            time.sleep(0.2 * 2**tries)
     report.rows += len(batch)
     report.new += outcome.stored
     report.existing += outcome.duplicates
@@ -90,6 +96,23 @@ def _store(
         else:
             on_reject(reject)
             report.passed_on += 1
+
+
+def _write(pipeline: Pipeline, batch: list[_Row]) -> tuple[Outcome, list[Reading | Event | Rejection]]:
+    """Check, place and store one batch in one transaction (`Pipeline.store`)."""
+    now = datetime.now(UTC)
+    parsed = [
+        bad or parse_message(topic, payload, limits=pipeline.limits, now=now)
+        for _, _, (topic, payload, _), bad, _ in batch
+    ]
+    messages = [message for _, _, message, _, _ in batch]
+    unplaced = {i: p for i, (p, r) in enumerate(zip(parsed, batch, strict=True)) if r[4] and type(p) is Event}
+    for i, placed in (event_slots.place(pipeline.engine, unplaced) if unplaced else {}).items():
+        parsed[i] = placed
+        if type(placed) is Event and placed.seq != unplaced[i].seq:  # what a replay of its quarantine reads
+            topic, payload, received = messages[i]
+            messages[i] = topic, orjson.dumps(orjson.loads(payload) | {"seq": placed.seq}), received
+    return pipeline.store(messages, parsed=parsed)
 
 
 def _messages(rows: Iterator[tuple[int, dict]], mapping: ColumnMap, kind: str) -> Iterator[_Row]:

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
 from fleet import csv_import, errors
-from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
+from fleet.bootstrap import EXIT_ERROR, database_failure, fail, load_settings, ready_engine
 from ingest import telemetry_import
 from ingest.contract import Limits
 from servicecast import history_cli
@@ -68,6 +69,8 @@ def telemetry_import_command(
         )
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
+    except DBAPIError as exc:  # still refused after the import's tries; its note says what is stored
+        raise database_failure(settings, exc, doing="import into") from None
     for reject in listed:
         typer.echo(f"line {reject.line}: {reject.reason}", err=True)
     more = report.passed_on - len(listed)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 from typer.testing import CliRunner
 
 from fleet.tables import MachineEvent, Telemetry
 from servicecast.cli import app
+from tests import services
 from tests.ingest.support import quarantine_reasons, register_fleet
 
 TELEMETRY = """datetime,machineID,volt,rotate
@@ -189,3 +190,56 @@ def test_events_at_one_millisecond_past_the_room_of_a_derived_seq_are_refused_by
         assert "line 102: bad_value: 100 other events of machine 1 at 2015-01-01 06:00:00 UTC" in done.stderr
     with engine.connect() as conn:
         assert sorted(conn.execute(select(MachineEvent.code)).scalars()) == sorted(codes[:100])
+
+
+CUT_ONCE = """
+CREATE SEQUENCE cut_once;
+CREATE FUNCTION cut_once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.code = 'E3' AND nextval('cut_once') = 1 THEN
+        PERFORM pg_terminate_backend(pg_backend_pid());
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER cut_once BEFORE INSERT ON machine_events FOR EACH ROW EXECUTE FUNCTION cut_once();
+"""
+
+
+def test_a_session_the_server_cuts_inside_a_batch_is_opened_again_and_the_import_stores_every_row_once(
+    postgres_url, tmp_path
+):
+    with services.migrated_engine(postgres_url) as engine:
+        register_fleet(engine, "acme", ["1"])
+        with engine.begin() as conn:  # the server ends the importer's session in its second batch, once
+            conn.exec_driver_sql(CUT_ONCE)
+        path = tmp_path / "errors.csv"
+        codes = [f"E{n}" for n in range(1, 7)]
+        path.write_text(
+            "datetime,machineID,errorID\n"
+            + "".join(f"2015-01-01 06:0{n}:00,1,{c}\n" for n, c in enumerate(codes))
+        )
+        done = run(postgres_url, path, "--kind", "events", "--column", "code=errorID", "--batch-size", "2")
+        assert done.exit_code == 0, done.output
+        assert "6 rows: imported 6 new messages, 0 stored already, 0 rejected" in done.stdout
+        with engine.connect() as conn:
+            assert sorted(conn.execute(select(MachineEvent.code)).scalars()) == codes
+            assert conn.exec_driver_sql("SELECT last_value FROM cut_once").scalar() == 2
+
+
+def test_a_database_that_keeps_refusing_ends_the_import_with_one_line_saying_what_is_stored(
+    postgres_url, tmp_path
+):
+    with services.migrated_engine(postgres_url) as engine:
+        register_fleet(engine, "acme", ["1"])
+        path = tmp_path / "errors.csv"
+        path.write_text("datetime,machineID,errorID\n2015-01-01 06:00:00,1,E1\n2015-01-01 07:00:00,1,E2\n")
+        database = make_url(postgres_url).database
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+        done = run(postgres_url, path, "--kind", "events", "--column", "code=errorID", "--batch-size", "1")
+    assert done.exit_code == 1
+    assert "cannot import into the database SERVICECAST_DATABASE_URL=" in done.stderr
+    assert (
+        "in a read-only transaction; the rows before line 2 are stored; the same import again" in done.stderr
+    )
+    assert "Traceback" not in done.output
