@@ -10,16 +10,13 @@ from sqlalchemy import select
 
 from api import policy
 from api.app import API_PREFIX
-from fleet import audit, labels, registry
+from fleet import audit, labels
 from fleet.db import session
-from fleet.tables import Alert, Machine, Telemetry
-from models import versions as model_versions
+from fleet.tables import Alert, Telemetry
 from models.labels import make_targets, within
 from models.training import train_from_store
-from simulators.backfill import backfill
-from simulators.config import FleetConfig
-from simulators.engine import simulate
 from tests.api.support import add_prediction, build_world
+from tests.models.findings_support import backfilled_world, labelled_rows, pooled_pump_without_labels
 from tests.models.fleet_support import FAST, PUMP
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -45,34 +42,13 @@ def test_a_no_fault_finding_makes_the_censored_rows_before_it_known_negatives():
     assert not (hidden[1] & (panel["machine"] == "a").to_numpy() & (panel["ts"] > ts[5]).to_numpy()).any()
 
 
-def _pooled_pump_without_recent_failure(engine, end: datetime, horizon: timedelta) -> int:  # noqa: ANN001
-    with engine.connect() as conn:
-        pooled = registry.customers_granting(conn, "product_improvement")
-        pumps = conn.execute(
-            select(Machine.id).where(Machine.machine_type == PUMP, Machine.customer_id.in_(pooled))
-        ).scalars()
-        stored = labels.read(conn)
-    recent = stored[stored["ts"] >= pd.Timestamp(end - 2 * horizon)]
-    return next(m for m in pumps if m not in set(recent["machine_id"]))
-
-
 def test_a_finding_through_the_api_becomes_a_label_that_the_next_training_reads(database_url):
-    world = build_world(database_url)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    config = FleetConfig(
-        machines=12,
-        days=20,
-        seed=5,
-        step_seconds=3600,
-        failure_rate=20.0,
-        tenants=("north", "south"),
-        start=now - timedelta(days=20),
-    )
-    backfill(simulate(config), world.engine)
+    world = backfilled_world(database_url, now)
     operator = audit.Operator("cli:test")
     first = train_from_store(world.engine, machine_type=PUMP, by=operator, **FAST)
     horizon = timedelta(hours=168)
-    machine = _pooled_pump_without_recent_failure(world.engine, now, horizon)
+    machine = pooled_pump_without_labels(world.engine, now - 2 * horizon, now)
     add_prediction(world.engine, machine, risk=0.9, mode="seal_leak", hours_ahead=48)
     policy.run_once(engine=world.engine, settings=world.settings, now=now)
     with session(world.engine) as sess:
@@ -96,9 +72,7 @@ def test_a_finding_through_the_api_becomes_a_label_that_the_next_training_reads(
 
     second = train_from_store(world.engine, machine_type=PUMP, by=operator, **FAST)
 
-    metrics = {v.version: v.metrics for v in model_versions.list_versions(world.engine)}
-    before = metrics[first.versions[PUMP]]["labelled_rows"]
-    after = metrics[second.versions[PUMP]]["labelled_rows"]
+    before, after = labelled_rows(world.engine, first, second)
     # The machine's rows within the horizon before the finding were censored (the data ends there); the
     # finding makes each of them a known negative, and nothing else changes.
     assert len(window) > 100

@@ -9,16 +9,13 @@ import pandas as pd
 from sqlalchemy import select
 
 from api import alerts, auth, policy
-from fleet import audit, labels, registry
+from fleet import audit, labels
 from fleet.db import session
-from fleet.tables import Alert, Machine, Telemetry
-from models import versions as model_versions
+from fleet.tables import Alert, Telemetry
 from models.labels import make_targets, unjudged, within
 from models.training import train_from_store
-from simulators.backfill import backfill
-from simulators.config import FleetConfig
-from simulators.engine import simulate
-from tests.api.support import add_prediction, build_world
+from tests.api.support import add_prediction
+from tests.models.findings_support import backfilled_world, labelled_rows, pooled_pump_without_labels
 from tests.models.fleet_support import FAST, PUMP
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -55,35 +52,13 @@ def test_an_alert_with_a_visit_without_finding_in_its_horizon_is_not_judged():
     assert unjudged(found.iloc[:0], visits, 168.0).tolist() == []
 
 
-def _pump_without_labels(engine, since: datetime, until: datetime) -> int:  # noqa: ANN001
-    """A pooled pump with no label between the two times, so its rows there are known negatives."""
-    with engine.connect() as conn:
-        pooled = registry.customers_granting(conn, "product_improvement")
-        pumps = conn.execute(
-            select(Machine.id).where(Machine.machine_type == PUMP, Machine.customer_id.in_(pooled))
-        ).scalars()
-        stored = labels.read(conn)
-    near = stored[(stored["ts"] >= pd.Timestamp(since)) & (stored["ts"] <= pd.Timestamp(until))]
-    return next(m for m in pumps if m not in set(near["machine_id"]))
-
-
 def test_an_alert_resolved_other_is_a_visit_label_that_the_next_training_reads(database_url):
-    world = build_world(database_url)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    config = FleetConfig(
-        machines=12,
-        days=20,
-        seed=5,
-        step_seconds=3600,
-        failure_rate=20.0,
-        tenants=("north", "south"),
-        start=now - timedelta(days=20),
-    )
-    backfill(simulate(config), world.engine)
+    world = backfilled_world(database_url, now)
     operator = audit.Operator("cli:test")
     first = train_from_store(world.engine, machine_type=PUMP, by=operator, **FAST)
     horizon, visit = timedelta(hours=168), now - timedelta(days=9)
-    machine = _pump_without_labels(world.engine, visit - 2 * horizon, visit + 2 * horizon)
+    machine = pooled_pump_without_labels(world.engine, visit - 2 * horizon, visit + 2 * horizon)
     add_prediction(world.engine, machine, risk=0.9, mode="seal_leak", hours_ahead=48)
     policy.run_once(engine=world.engine, settings=world.settings, now=visit)
     user, _ = auth.create_user(engine=world.engine, name="visiting tech", role="field_service")
@@ -107,9 +82,7 @@ def test_an_alert_resolved_other_is_a_visit_label_that_the_next_training_reads(d
 
     second = train_from_store(world.engine, machine_type=PUMP, by=operator, **FAST)
 
-    metrics = {v.version: v.metrics for v in model_versions.list_versions(world.engine)}
-    before = metrics[first.versions[PUMP]]["labelled_rows"]
-    after = metrics[second.versions[PUMP]]["labelled_rows"]
+    before, after = labelled_rows(world.engine, first, second)
     # The machine's rows whose horizon held the visit were known negatives (its horizon ended days before
     # the data did); the visit may have repaired what the alert saw, so each of them is unknown now.
     assert len(window) == 168
