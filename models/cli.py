@@ -141,7 +141,11 @@ models_app = typer.Typer(help="Registered model versions.", no_args_is_help=True
 
 
 @models_app.command("list")
-def list_models(machine_type: Annotated[str | None, typer.Option("--machine-type")] = None) -> None:
+def list_models(
+    machine_type: Annotated[
+        str | None, typer.Option("--machine-type", help="Only this machine type.")
+    ] = None,
+) -> None:
     """Registered versions, newest first; * marks the active one of each type."""
     from models import versions
 
@@ -151,7 +155,9 @@ def list_models(machine_type: Annotated[str | None, typer.Option("--machine-type
 
 
 @models_app.command("promote")
-def promote(version: str) -> None:
+def promote(
+    version: Annotated[str, typer.Argument(metavar="VERSION", help="A version as `models list` names it.")],
+) -> None:
     """Make a version the active one of its machine type."""
     from models import versions
 
@@ -163,8 +169,12 @@ def promote(version: str) -> None:
 
 
 @models_app.command("rollback")
-def rollback(machine_type: str) -> None:
-    """Re-activate the version promoted before the current one."""
+def rollback(
+    machine_type: Annotated[
+        str, typer.Argument(metavar="TYPE", help="The machine type, e.g. centrifugal_pump.")
+    ],
+) -> None:
+    """Re-activate the version of TYPE promoted before the current one."""
     from models import versions
 
     try:

@@ -43,7 +43,10 @@ app = typer.Typer(
     add_completion=False,
 )
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
-machines_app = typer.Typer(help="Register and list machines.", no_args_is_help=True)
+machines_app = typer.Typer(
+    help="Register machines (one by one or from a CSV file), list them, issue their broker identities.",
+    no_args_is_help=True,
+)
 quarantine_app = typer.Typer(help="Inspect and replay quarantined messages.", no_args_is_help=True)
 users_app = typer.Typer(help="API users and their keys.", no_args_is_help=True)
 
@@ -104,7 +107,8 @@ app.add_typer(users_app, name="users")
 for _name, _help, _mount in (
     ("simulate", "Simulate a fleet with known failures (live over MQTT or backfilled), or replay C-MAPSS.",
      _mount_simulate),
-    ("customers", "Register and list customers (tenants).", _mount_customers),
+    ("customers", "Register customers (tenants), record their data uses, erase or export their data.",
+     _mount_customers),
     ("models", "Registered model versions.", "models.cli"),
     ("types", "Machine types as data: sensors, limits, failure modes, codes.", "servicecast.types_cli"),
     ("catalog", "Service catalog versions: offer types, prices, texts, downtime economics.",
@@ -227,7 +231,7 @@ def machines_list(tenant: Annotated[str | None, typer.Option(help="Only this cus
 def ingest(
     client_id: Annotated[str | None, typer.Option(help="MQTT client id (default from settings).")] = None,
 ) -> None:
-    """Subscribe to fleet telemetry and store it until SIGTERM."""
+    """Subscribe to fleet telemetry and events and store them until SIGTERM."""
     from ingest.service import Ingester
 
     settings = load_settings()

@@ -11,7 +11,10 @@ from fleet import audit, display, errors, registry
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import for_writing, session
 
-customers_app = typer.Typer(help="Register and list customers (tenants).", no_args_is_help=True)
+customers_app = typer.Typer(
+    help="Register customers (tenants), record their data uses, erase or export their data.",
+    no_args_is_help=True,
+)
 Purpose = Annotated[str, typer.Argument(help="service, offers or product_improvement.")]
 Reference = Annotated[
     str | None,
