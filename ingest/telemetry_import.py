@@ -20,6 +20,9 @@ from ingest.schemas import Event, Outcome, Reading, Rejection
 from ingest.writer import UNAVAILABLE
 
 KINDS = ("telemetry", "events")
+# Bytes of messages a batch holds at most: rows near the line bound (1 MB) must not make a batch of
+# `batch_size` of them (a message costs several times its size until it is stored).
+BATCH_BYTES = 8 * 2**20
 # Tries of a batch the database refuses (a session the server cut, a failover) before the import gives up.
 TRIES = 5
 # A row: line, cells, message, why it is refused before the contract looks at it (None: it is not), and
@@ -43,7 +46,8 @@ def import_file(
 ) -> ImportReport:
     """Store FILE's rows as telemetry or events (`mapping.kind`); a bad row is quarantined and reported.
 
-    The file is read `batch_size` rows at a time (a Parquet file in batches of that many), a row with a line
+    The file is read `batch_size` rows (or BATCH_BYTES of messages) at a time (a Parquet file in batches of
+    `batch_size`), a row with a line
     or value longer than `max_line` characters refused (a line unread). Given `on_reject`, each bad row goes
     there once its batch is stored and is only counted in the report: memory does not grow with the file."""
     kind = mapping.kind or "telemetry"
@@ -57,11 +61,13 @@ def import_file(
     pipeline = Pipeline(engine=engine, **({"limits": limits} if limits else {}))
     report = ImportReport(written=True)
     batch: list[_Row] = []
+    size = 0  # bytes of the batch's messages
     for row in _messages(_rows(path, mapping, (required, fields), max_line, batch_size), mapping, kind):
         batch.append(row)
-        if len(batch) >= batch_size:
+        size += len(row[2][1])
+        if len(batch) >= batch_size or size >= BATCH_BYTES:
             _store(pipeline, batch, report, on_reject)
-            batch = []
+            batch, size = [], 0
     _store(pipeline, batch, report, on_reject)
     return report
 

@@ -304,3 +304,29 @@ def test_a_history_import_holds_no_key_per_label(sqlite_engine, tmp_path, dry_ru
     existing = 0 if dry_run else 1000  # the first 1,000 are the file imported before
     assert (report.rows, report.new, report.existing, report.rejects) == (4000, 4000 - existing, existing, [])
     assert count(sqlite_engine, Label) == (0 if dry_run else 4000)
+
+
+def _long_rows_peak(engine: Engine, folder: Path, rows: int) -> int:
+    """Peak traced bytes of a telemetry import of `rows` rows of 200,000 characters, each too_large."""
+    wide = "x" * 200_000  # under the line bound, far past a message's 64 kB
+    lines = (f"m1,2024-01-01T{h // 60:02}:{h % 60:02}Z,{wide}" for h in range(rows))
+    path = write(folder / f"t{rows}.csv", "machine,ts,note", *lines)
+    tracemalloc.start()
+    try:
+        report = telemetry_import.import_file(engine=engine, path=path, mapping=ColumnMap(tenant="acme"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (report.rows, {r.reason.split(":")[0] for r in report.rejects}) == (rows, {"too_large"})
+    return peak
+
+
+def test_a_telemetry_import_of_long_rows_holds_a_batch_of_bounded_bytes_not_batch_size_rows(
+    sqlite_engine, tmp_path, monkeypatch
+):
+    register_fleet(sqlite_engine, "acme", ["m1"])
+    # 1 MB instead of 8, so that a small file shows it: 5 messages of 200 kB a batch, not 5,000.
+    monkeypatch.setattr(telemetry_import, "BATCH_BYTES", 2**20, raising=False)
+    few = _long_rows_peak(sqlite_engine, tmp_path, 12)
+    many = _long_rows_peak(sqlite_engine, tmp_path, 36)
+    assert many < few * 1.5, f"{few:,} bytes at the peak for 12 rows of 200 kB, {many:,} for 36"
