@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from fleet import csv_import, display, errors, history_import, machine_import
-from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
+from fleet.bootstrap import EXIT_ERROR, database_failure, fail, load_settings, ready_engine
 
 history_app = typer.Typer(help="Service history (failures, replacements, maintenance) as labels.")
 File = Annotated[Path, typer.Argument(help="CSV file (gzip if it ends in .gz), one header line.")]
@@ -46,7 +47,8 @@ def _run(
     reject_file: Path | None,
 ) -> None:
     """Open the store, import with `load(engine, columns)`, report; bad rows refuse the file or go aside."""
-    engine = ready_engine(load_settings())
+    settings = load_settings()
+    engine = ready_engine(settings)
     try:
         report = load(engine, csv_import.parse_columns(column))
     except csv_import.ImportRefused as exc:
@@ -57,6 +59,9 @@ def _run(
         ) from None
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
+    except DBAPIError as exc:  # the file is written in one transaction, rolled back by the server
+        exc.add_note("nothing of the file is stored; import it again")
+        raise database_failure(settings, exc, doing="import into") from None
     typer.echo(report.summary(noun))
     for note in report.notes:
         typer.echo(note)

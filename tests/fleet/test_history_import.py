@@ -7,11 +7,15 @@ import gzip
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
+from typer.testing import CliRunner
 
 from fleet import errors, history_import, labels, machine_import
 from fleet.csv_import import ColumnMap, ImportRefused, load_map
 from fleet.tables import Customer, DataUseGrant, Label, Machine
+from servicecast.cli import app
+from tests import services
+from tests.ingest.support import register_fleet
 
 # The shape of the Azure predictive-maintenance files (PdM_machines, PdM_failures, PdM_maint).
 MACHINES = "machineID,model,age\n1,model3,18\n2,model4,7\n3,model3,8\n"
@@ -328,3 +332,23 @@ def test_machines_add_refuses_a_type_no_types_file_can_define(tmp_path, database
     refused = "machine type 'CP 200' is not a name (letters, digits, _ . -; starting with a letter)"
     assert refused in result.stderr
     assert _count(engine, Machine) == 0
+
+
+@pytest.mark.parametrize("command", ["history", "machines"])
+def test_a_database_refusing_the_write_ends_the_import_with_one_line(postgres_url, tmp_path, command):
+    with services.migrated_engine(postgres_url) as engine:
+        register_fleet(engine, "acme", ["m1"])
+        path = tmp_path / "f.csv"
+        path.write_text(
+            "machine,ts,kind,component\nm1,2015-01-05T06:00:00Z,failure,pump\n"
+            if command == "history"
+            else "machine\nm2\n"
+        )
+        database = make_url(postgres_url).database
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+        env = {"SERVICECAST_DATABASE_URL": postgres_url}
+        done = CliRunner().invoke(app, [command, "import", str(path), "--tenant", "acme"], env=env)
+    assert done.exit_code == 1, done.output
+    assert "cannot import into the database SERVICECAST_DATABASE_URL=" in done.stderr
+    assert "read-only transaction; nothing of the file is stored; import it again" in done.stderr
