@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, make_url, select, text
 
-from fleet import archive, registration
+from fleet import archive, archive_store, registration
 from fleet.tables import Customer, Telemetry
 from tests import services
 from tests.fleet.test_cli import run_cli
@@ -174,11 +174,10 @@ def test_an_archive_that_cannot_be_written_stops_retention_with_one_line_naming_
 ):
     ids = support.register(sqlite_engine, "acme", ["p1"])
     support.write(sqlite_engine, support.rows(ids["p1"], seqs=range(0, 300), step_s=600.0))
-    (tmp_path / "a-file").write_text("")
-    env = {
-        "SERVICECAST_DATABASE_URL": str(sqlite_engine.url),
-        "SERVICECAST_ARCHIVE_URL": str(tmp_path / "a-file" / "archive"),  # a folder under a file
-    }
+    ours = tmp_path / "archive" / archive_store.folder(sqlite_engine)
+    ours.mkdir(parents=True)
+    (ours / "tenant=acme").write_text("")  # a file as its tenant folder (a URL below a file: exit 2)
+    env = {"SERVICECAST_DATABASE_URL": str(sqlite_engine.url), "SERVICECAST_ARCHIVE_URL": str(ours.parent)}
     out = run_cli("retention", "run", **env)
     assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
     assert out.stderr.startswith("servicecast: [Errno 20] Not a directory: ")
