@@ -145,16 +145,17 @@ def test_migration_0026_makes_the_upgraded_database_its_stores_owner(engine, pos
 
 
 def test_claim_archive_on_an_archive_it_cannot_write_says_so_in_one_line(tmp_path):
-    """The archive's storage refusing the marker (here a file where its folder should be) is one line, exit 1,
-    as `retention run` says it."""
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("")
-    done = run_cli(
-        "retention",
-        "claim-archive",
-        SERVICECAST_DATABASE_URL=f"sqlite:///{tmp_path / 'servicecast.db'}",
-        SERVICECAST_ARCHIVE_URL=str(blocker / "archive"),
-    )
+    """The archive's storage refusing the marker (here a folder where its file should be) is one line, exit 1,
+    as `retention run` says it. (An archive URL below a file is refused at start, exit 2.)"""
+    env = {
+        "SERVICECAST_DATABASE_URL": f"sqlite:///{tmp_path / 'servicecast.db'}",
+        "SERVICECAST_ARCHIVE_URL": str(tmp_path / "archive"),
+    }
+    assert run_cli("retention", "claim-archive", **env).returncode == 0
+    (blocker,) = (tmp_path / "archive").glob(f"store=*/{archive_store.MARKER}")
+    blocker.unlink()
+    blocker.mkdir()
+    done = run_cli("retention", "claim-archive", **env)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("servicecast: cannot claim the archive folder: ") and str(blocker) in line
