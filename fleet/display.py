@@ -63,3 +63,8 @@ def actor(name: str | None) -> str:
     """Who did something as pages name them: a user's or a tool's name, `servicecast (automatic)` for what
     servicecast did on its own."""
     return AUTOMATIC if name in (None, "", SYSTEM_ACTOR) else name
+
+
+def printable(text: str) -> str:
+    """Text from a device or a file as one safe terminal field: control and format characters as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -257,17 +257,12 @@ def quarantine_list(
     rows = telemetry.pending_quarantine(engine, reason=reason, include_replayed=all_rows, limit=limit)
     for row in rows:
         replayed = f"\treplayed {row.replayed_at:%Y-%m-%dT%H:%M:%SZ}" if row.replayed_at else ""
-        preview = _printable(row.payload[:80].decode("utf-8", "replace"))
+        preview = display.printable(row.payload[:80].decode("utf-8", "replace"))
         typer.echo(
-            f"{row.id}\t{row.received_at:%Y-%m-%dT%H:%M:%SZ}\t{row.reason}\t{_printable(row.topic)}"
-            f"\t{_printable(row.detail)}\t{preview}{replayed}"
+            f"{row.id}\t{row.received_at:%Y-%m-%dT%H:%M:%SZ}\t{row.reason}\t{display.printable(row.topic)}"
+            f"\t{display.printable(row.detail)}\t{preview}{replayed}"
         )
     typer.echo(display.count(len(rows), "row"), err=True)
-
-
-def _printable(text: str) -> str:
-    """A device's text as one safe terminal field: control and format characters shown as escapes."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @quarantine_app.command("replay")

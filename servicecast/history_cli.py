@@ -53,7 +53,7 @@ def _run(
         report = load(engine, csv_import.parse_columns(column))
     except csv_import.ImportRefused as exc:
         for reject in exc.report.rejects:
-            typer.echo(f"line {reject.line}: {reject.reason}", err=True)
+            typer.echo(f"line {reject.line}: {display.printable(reject.reason)}", err=True)
         raise fail(
             f"{display.count(len(exc.report.rejects), 'bad row')}: nothing imported", code=EXIT_ERROR
         ) from None

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import DBAPIError
 
-from fleet import csv_import, errors
+from fleet import csv_import, display, errors
 from fleet.bootstrap import EXIT_ERROR, database_failure, fail, load_settings, ready_engine
 from ingest import telemetry_import
 from ingest.contract import Limits
@@ -72,7 +72,7 @@ def telemetry_import_command(
     except DBAPIError as exc:  # still refused after the import's tries; its note says what is stored
         raise database_failure(settings, exc, doing="import into") from None
     for reject in listed:
-        typer.echo(f"line {reject.line}: {reject.reason}", err=True)
+        typer.echo(f"line {reject.line}: {display.printable(reject.reason)}", err=True)
     more = report.passed_on - len(listed)
     if more:
         typer.echo(f"… and {more} more (see `servicecast quarantine list`)", err=True)

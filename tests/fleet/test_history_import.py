@@ -352,3 +352,18 @@ def test_a_database_refusing_the_write_ends_the_import_with_one_line(postgres_ur
     assert done.exit_code == 1, done.output
     assert "cannot import into the database SERVICECAST_DATABASE_URL=" in done.stderr
     assert "read-only transaction; nothing of the file is stored; import it again" in done.stderr
+
+
+def test_a_reason_quoting_a_files_text_reaches_the_terminal_without_its_control_characters(
+    tmp_path, database_url, engine
+):
+    register_fleet(engine, "acme", ["m1"])
+    path = tmp_path / "h.csv"
+    path.write_text(
+        "machine,ts,kind,component\n\x1b]0;owned\x07m9\x1b[2J,2015-01-05T06:00:00Z,failure,pump\n"
+    )
+    env = {"SERVICECAST_DATABASE_URL": database_url}
+    done = CliRunner().invoke(app, ["history", "import", str(path), "--tenant", "acme"], env=env)
+    assert done.exit_code == 1
+    assert "line 2: machine acme/\\x1b]0;owned\\x07m9\\x1b[2J is not registered" in done.stderr
+    assert "\x1b" not in done.output and "\x07" not in done.output
