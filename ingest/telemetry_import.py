@@ -209,6 +209,8 @@ def _seq(row: dict, mapping: ColumnMap) -> object:
     value = csv_import.text(row, mapping, "seq")
     if not value:
         return None
+    if "_" in value:  # Python reads 1_0 as 10: no file means that
+        return value
     try:
         seq = int(value)
     except ValueError:
@@ -241,6 +243,8 @@ def _number(value: str | None) -> object:
     """A cell as a reading: a number, None when empty, the text itself when it is not a number."""
     if value is None or not value.strip():
         return None
+    if "_" in value:  # Python reads 1_5 as 15: no file means that
+        return value.strip()
     try:
         number = float(value)
     except ValueError:

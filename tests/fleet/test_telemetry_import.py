@@ -243,3 +243,15 @@ def test_a_database_that_keeps_refusing_ends_the_import_with_one_line_saying_wha
         "in a read-only transaction; the rows before line 2 are stored; the same import again" in done.stderr
     )
     assert "Traceback" not in done.output
+
+
+def test_digits_with_underscores_are_text_not_a_number_python_would_read(database_url, engine, tmp_path):
+    register_fleet(engine, "acme", ["1"])
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "datetime,machineID,seq,volt\n2015-01-01 06:00:00,1,1_0,1.5\n2015-01-01 07:00:00,1,11,1_5\n"
+    )
+    done = run(database_url, path)
+    assert "2 rows: imported 0 new messages, 0 stored already, 2 rejected" in done.stdout, done.output
+    assert "line 2: wrong_type: seq must be an integer, got str" in done.stderr
+    assert "line 3: wrong_type: readings.volt must be a number, got str '1_5'" in done.stderr
