@@ -43,6 +43,7 @@ class Step:
     cutoff: datetime
     count: int
     action: str  # "delete", "archive" or "drop the account ids of"
+    noun: str = "row"  # what `count` counts, as the command's line names it
     note: str = ""  # what else the step did: the files a killed run left, which it removed
 
 
@@ -80,6 +81,11 @@ def rollup_horizons(settings: Settings, now: datetime) -> dict[int, datetime]:
     """Per rollup width (seconds), the oldest bucket a retention run at `now` keeps (none: kept forever)."""
     days = _rollup_days(settings)
     return {rollups.WIDTHS[w]: now - timedelta(days=d) for w, d in days.items() if d is not None}
+
+
+# What a class's count counts: "would archive 2017 older than …" read as a year.
+NOUNS = {ArchiveFile: "file", Rollup: "rollup row", Quarantine: "message", Prediction: "prediction",
+         WorkflowEvent: "audit line"}  # fmt: skip
 
 
 def _classes(settings: Settings) -> list[tuple[str, float | None, type, ColumnElement, list]]:
@@ -153,7 +159,7 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
     cutoff = now - timedelta(days=erasure_notices.KEEP_DEAD_DAYS)
     with deleter.begin() as conn:
         dropped = erasure_notices.drop_dead(conn, before=cutoff, at=now, dry_run=dry_run)
-    plan.steps.append(Step(DEAD_ERASURE_EVENTS, cutoff, dropped, "drop the account ids of"))
+    plan.steps.append(Step(DEAD_ERASURE_EVENTS, cutoff, dropped, "drop the account ids of", "announcement"))
     plan.done.append(DEAD_ERASURE_EVENTS)
 
 
@@ -163,7 +169,7 @@ def _delete(
     """Count (and unless dry, delete) one class's rows in one transaction; the archive paths deleted."""
     with deleter.begin() as conn:
         count = conn.scalar(select(func.count()).select_from(table).where(*where)) or 0
-        plan.steps.append(Step(name, cutoff, count, "delete"))
+        plan.steps.append(Step(name, cutoff, count, "delete", NOUNS[table]))
         if dry_run or not count:
             return []
         paths = list(conn.scalars(select(ArchiveFile.path).where(*where))) if table is ArchiveFile else []

@@ -66,7 +66,8 @@ def retention_run(
     for step in plan.steps:
         note = f"; {step.note}" if step.note else ""
         cutoff = f"{step.cutoff:%Y-%m-%d %H:%M}"
-        typer.echo(f"{step.data_class}: {verb} {step.action} {step.count} older than {cutoff}{note}")
+        counted = display.count(step.count, step.noun)
+        typer.echo(f"{step.data_class}: {verb} {step.action} {counted} older than {cutoff}{note}")
 
 
 @retention_app.command("claim-archive")
