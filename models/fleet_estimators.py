@@ -14,7 +14,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from models import part_evidence
+from models import binning, part_evidence
 from models.fleet_features import FleetFeatures
 from models.labels import split_modes, within
 
@@ -172,6 +172,7 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         its fold's model did not train on the machine, its calibrator was fitted on the fold's other
         machines (`_cross_calibrated`).
         """
+        binning.install()
         self.features_ = features
         self.columns_ = list(table.columns)
         positive, known = within(y, self.horizon_hours)
@@ -202,7 +203,7 @@ class FailureClassifier(ClassifierMixin, _TableEstimator):
         if positive[usable].sum() >= 2 and len(names) >= self.folds:
             for k in range(self.folds):
                 # The thinning is not undone by weights on purpose: the isotonic step, fitted on all
-                # held-out rows, restores the base rate, and weighted binning costs more than the boosting.
+                # held-out rows, restores the base rate.
                 train = _thin_stably(
                     usable & (row_fold != k), positive, hard, self.max_rows, self.random_state + k
                 )
