@@ -75,7 +75,7 @@ def history_import_command(
     column: Columns = None,
     tenant: Tenant = None,
     kind: Annotated[
-        str | None, typer.Option(help="Kind of every row: failure, replacement, maintenance or no_fault.")
+        str | None, typer.Option(help="Every row's kind: failure, replacement, maintenance, no_fault, visit.")
     ] = None,
     time_format: TimeFormat = None,
     timezone: TimeZone = None,
