@@ -63,7 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         version="1.0.0",
         description="Failure predictions turned into field-service alerts and proactive service offers.",
         lifespan=lifespan,
-        dependencies=[Depends(deps.refuse_nul)],
+        dependencies=[Depends(deps.refuse_nul), Depends(deps.refuse_repeated_query)],
         max_body_size=MAX_BODY,
         # Served by api.exposure, publicly, to admins only or not at all (SERVICECAST_API_DOCS).
         docs_url=None,

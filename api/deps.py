@@ -184,7 +184,9 @@ async def _authenticate_once(
 
 
 async def get_principal(request: Request, credentials: Credentials) -> auth.Principal:
-    """The caller behind the bearer token; 401 for a missing, garbage, expired or revoked key."""
+    """The caller behind the bearer token; 401 for a missing, garbage, expired or revoked key, or for two."""
+    if len(request.headers.getlist("authorization")) > 1:  # we read the first, a proxy may read the last
+        raise Unauthorized("Authorization header given more than once; send one key")
     if credentials is None:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
     token = credentials.credentials
@@ -240,6 +242,26 @@ async def refuse_nul(request: Request) -> None:
     if where:
         problem = {"type": "value_error", "loc": where[0], "msg": "a NUL character is not allowed in text"}
         raise RequestValidationError([problem])
+
+
+async def refuse_repeated_query(request: Request) -> None:
+    """Refuse (422) a query parameter given more than once, on every route: FastAPI takes the last, so a
+    list sent as `customer_id=1&customer_id=2` was answered for one customer as if for both."""
+    if name := repeated_query(request):
+        problem = {"type": "value_error", "loc": ("query", name), "msg": "given more than once; send it once"}
+        raise RequestValidationError([problem])
+
+
+def repeated_query(request: Request) -> str | None:
+    """The first query parameter the request gives more than once, or None."""
+    if b"&" not in request.scope["query_string"]:
+        return None
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
 
 
 async def _body_nul(request: Request) -> list[tuple]:

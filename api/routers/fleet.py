@@ -26,6 +26,7 @@ from api.deps import (
     TelemetryConnection,
     TelemetryReader,
     bearer,
+    refuse_repeated_query,
     releasing,
     telemetry_connection,
 )
@@ -217,6 +218,7 @@ def _telemetry_arguments(request: Request) -> dict:
 
 async def fast_machine_telemetry(request: Request) -> Response:
     """GET {prefix}/machines/{machine_id}/telemetry, answered as the FastAPI route answers it."""
+    await refuse_repeated_query(request)  # the app's dependency, first as there
     who = await _TELEMETRY_READER(request, await bearer(request))
     arguments = _telemetry_arguments(request)
     settings = request.app.state.settings

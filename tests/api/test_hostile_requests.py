@@ -127,6 +127,45 @@ def test_a_nul_character_behind_a_byte_order_mark_is_refused_too(client: TestCli
     assert (taken.status_code, taken.json()["reject_reason"]) == (200, "not now")
 
 
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/offers?limit=1&limit=1000", "limit"),
+        ("/alerts?customer_id={acme}&status=open&customer_id={globex}", "customer_id"),
+        ("/audit?subject=offer&subject=alert", "subject"),
+        ("/machines/{machine}/telemetry?max_points=10&max_points=20", "max_points"),  # the fast route
+    ],
+)
+def test_a_query_parameter_given_twice_is_refused_by_name(
+    client: TestClient, world: World, path: str, name: str
+) -> None:
+    """FastAPI takes the last of them: a client sending a list (customer_id=1&customer_id=2) got one
+    customer's rows as if they were all; a cache or proxy may key on the first."""
+    ids = {"acme": world.customers["acme"], "globex": world.customers["globex"]}
+    url = "/api/v1" + path.format(machine=world.machines["acme"][0], **ids)
+    answer = client.get(url, headers=world.headers("admin"))
+    assert (answer.status_code, answer.json()) == (
+        422,
+        {"error": "invalid_request", "detail": f"query.{name}: given more than once; send it once"},
+    )
+
+
+@pytest.mark.parametrize("order", ["key-first", "junk-first", "two-keys"])
+def test_an_authorization_header_given_twice_is_401_whichever_comes_first(
+    client: TestClient, world: World, order: str
+) -> None:
+    """Which key is the caller? The app read the first, a proxy in front may read the last."""
+    key, other = world.headers("am-acme")["Authorization"], world.headers("admin")["Authorization"]
+    pairs = {"key-first": [key, "Bearer junk"], "junk-first": ["Bearer junk", key], "two-keys": [key, other]}
+    headers = [("Authorization", value) for value in pairs[order]]
+    for path in ("/api/v1/me", f"/api/v1/machines/{world.machines['acme'][0]}/telemetry"):
+        answer = client.get(path, headers=headers)
+        assert (answer.status_code, answer.json()) == (
+            401,
+            {"error": "unauthorized", "detail": "Authorization header given more than once; send one key"},
+        ), path
+
+
 BIG = 5 * 1024 * 1024
 
 
