@@ -98,13 +98,16 @@ def audit_trail(
 health = APIRouter(tags=["health"])
 
 
+# HEAD too (undocumented, as HTTP implies it): uptime monitors often ask so, and a 405 reads as "down".
 @health.get("/healthz")
+@health.head("/healthz", include_in_schema=False)
 async def healthz() -> dict:
     """The process answers."""
     return {"status": "ok"}
 
 
 @health.get("/readyz", responses={503: {"model": schemas.ErrorOut}})
+@health.head("/readyz", include_in_schema=False)
 def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is current."""
     try:

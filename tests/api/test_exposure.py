@@ -27,6 +27,17 @@ def test_readyz_answers_503_without_the_exception_text(world, caplog) -> None:
     assert "127.0.0.1" in caplog.text  # the cause goes to the log, for the operator
 
 
+def test_health_and_readiness_answer_head_as_get(world) -> None:
+    """Uptime monitors and load balancers often ask with HEAD: a 405 read as the service being down."""
+    with world.client() as client:
+        for path in ("/healthz", "/readyz"):
+            got, head = client.get(path), client.head(path)
+            assert (head.status_code, head.content) == (200, b""), path
+            assert head.headers["content-length"] == got.headers["content-length"], path
+        client.app.state.engine = create_engine("postgresql+psycopg://scott:tiger-s3cret@127.0.0.1:1/nowhere")
+        assert client.head("/readyz").status_code == 503
+
+
 @pytest.mark.parametrize(
     ("docs", "metrics"),
     [("public", "public"), ("admin", "admin"), ("off", "off")],
