@@ -110,16 +110,18 @@ def _entries(engine: Engine, customer_id: int, archive_url: str) -> Iterator[tup
 
 def _months(conn, machine_id: int, customer_id: int) -> list[tuple[datetime, datetime]]:  # noqa: ANN001
     """Month spans holding the machine's rows, hot or archived: only those, however far apart they are (a
-    clock reset to 2000 once made an export read every month since)."""
-    in_file = ArchiveFile.id.in_(select(ArchivedRange.file_id).where(ArchivedRange.machine_id == machine_id))
-    archived = conn.scalars(select(ArchiveFile.month).where(ArchiveFile.customer_id == customer_id, in_file))
-    months = {datetime.strptime(m, "%Y-%m").replace(tzinfo=UTC) for m in archived}
+    clock reset to 2000 once made an export read every month since). The hot rows are looked at first: rows
+    an archive run moves meanwhile are then found in its files."""
+    months = set()
     hot = select(func.min(Telemetry.ts)).where(Telemetry.machine_id == machine_id)
     first = conn.scalar(hot)
     while first is not None:  # one read of the (machine, ts) index a month with hot rows
         month = datetime(first.year, first.month, 1, tzinfo=UTC)
         months.add(month)
         first = conn.scalar(hot.where(Telemetry.ts >= _following(month)))
+    in_file = ArchiveFile.id.in_(select(ArchivedRange.file_id).where(ArchivedRange.machine_id == machine_id))
+    archived = conn.scalars(select(ArchiveFile.month).where(ArchiveFile.customer_id == customer_id, in_file))
+    months.update(datetime.strptime(m, "%Y-%m").replace(tzinfo=UTC) for m in archived)
     return [(month, _following(month)) for month in sorted(months)]
 
 

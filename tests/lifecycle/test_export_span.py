@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import event
 
-from fleet import archive, export
+from fleet import archive, export, partitions
 from tests.lifecycle import support
 
 
@@ -46,3 +46,25 @@ def test_rows_years_apart_cost_the_months_they_are_in(engine, tmp_path):
     ]
     assert json.loads(zipped.read("manifest.json"))["telemetry"]["rows"] == 501
     assert len(statements) < 80, len(statements)  # before: 2,000 and more
+
+
+def test_rows_an_archive_run_moves_while_the_export_finds_their_months_are_exported(engine, tmp_path):
+    ids = support.register(engine, "acme", ["p1"])
+    url = str(tmp_path / "archive")
+    support.write(engine, support.rows(ids["p1"], seqs=range(100), step_s=3600.0))  # 2026-09 and -10
+    partitions.split_default(engine)  # PostgreSQL: the week's partition, made before the export reads
+    moved = []
+
+    def move_once(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        # Right after the export first looks for the machine's months, hot or archived: every row moves,
+        # by key (its week is not wholly past the cutoff: no partition drop, which would wait on the read).
+        if not moved and ("min(telemetry.ts)" in statement or "archive_files.month" in statement):
+            moved.append(archive.run(engine, url=url, before=support.START + timedelta(days=5)).rows)
+
+    event.listen(engine, "after_cursor_execute", move_once)
+    data = b"".join(export.stream(engine, tenant="acme", archive_url=url))
+    event.remove(engine, "after_cursor_execute", move_once)
+    assert moved == [100]
+    # Before, on PostgreSQL (each statement sees what committed before it): the archived months were looked
+    # at first (none yet), then the hot ones (moved by then): an export without telemetry.
+    assert json.loads(zipfile.ZipFile(io.BytesIO(data)).read("manifest.json"))["telemetry"]["rows"] == 100
