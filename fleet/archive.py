@@ -176,10 +176,17 @@ def _sweep(engine: Engine, where: Location, *, rows_before: datetime | None = No
     return len(orphans)
 
 
+def read_file(where: Location, path: str, **how) -> pa.Table:
+    """`pyarrow.parquet.read_table` of one file (`how`: columns, filters), once its footer shows no
+    decompression bomb (`archive_format.check_inflation`); page checksums verified."""
+    archive_format.check_inflation(pq.read_metadata(path, filesystem=where.fs))
+    return pq.read_table(path, filesystem=where.fs, **how, **VERIFY)
+
+
 def all_before(where: Location, path: str, before: datetime) -> bool:
     """Whether every row of this file is older than `before`; False when it cannot be read."""
     try:
-        newest = pq.read_table(path, columns=["ts"], filesystem=where.fs, **VERIFY).column("ts")
+        newest = read_file(where, path, columns=["ts"]).column("ts")
     except (OSError, pa.ArrowException):
         return False  # an unreadable orphan is an archive run's to sweep
     return len(newest) > 0 and pc.max(newest).as_py() < before
@@ -431,7 +438,7 @@ def _read_table(conn: Connection, where: Location, relative: str, filters: list)
     """One registered file's rows; None when retention or an erasure removed it since it was listed."""
     try:
         with _reading(conn, where, relative):
-            table = pq.read_table(where.path(relative), filesystem=where.fs, filters=filters, **VERIFY)
+            table = read_file(where, where.path(relative), filters=filters)
             archive_format.check(table.schema)
             return table
     except _Unregistered:
@@ -459,6 +466,7 @@ def _rows_read(where: Location, relative: str) -> int:
     with where.fs.open(where.path(relative), "rb") as raw:
         parquet = pq.ParquetFile(raw, **VERIFY)
         archive_format.check(parquet.schema_arrow)
+        archive_format.check_inflation(parquet.metadata)
         rows = 0
         for i in range(parquet.num_row_groups):  # not a generator: its closure would keep the reader alive
             rows += parquet.read_row_group(i).num_rows

@@ -19,7 +19,6 @@ from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, select
 
 from fleet import archive
@@ -47,9 +46,7 @@ def why_not_ours(where: archive.Location, path: str, name: str, owner: Owner) ->
     if not _NAME.match(name):
         return "not a file the archive writes (its name)"
     try:
-        table = pq.read_table(
-            path, columns=["customer_id", "machine_id"], filesystem=where.fs, **archive.VERIFY
-        )
+        table = archive.read_file(where, path, columns=["customer_id", "machine_id"])
     except (OSError, pa.ArrowException, KeyError) as exc:
         return f"cannot be read as an archive file ({type(exc).__name__})"
     if b"servicecast.archive" not in (table.schema.metadata or {}):
