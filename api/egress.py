@@ -11,6 +11,7 @@ Every name a webhook delivery connects to is resolved by `delivery.addresses`, w
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import httpcore
 import httpx
@@ -101,12 +102,24 @@ class Policy:
     def literal_problem(self, url: str) -> str | None:
         """Why a URL whose host is an IP literal is refused, or None (a name is checked at send time)."""
         host = httpx.URL(url).host
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
+        if (address := _literal(host)) is None:
             return None
-        problem = self.problem(host)
-        return problem and f"{host} is {problem}, not allowed by {SETTING}"
+        problem = self.problem(address)
+        said = host if address == host else f"{host} ({address})"
+        return problem and f"{said} is {problem}, not allowed by {SETTING}"
+
+
+def _literal(host: str) -> str | None:
+    """The address `host` writes, or None for a name. The resolver reads IPv4's old forms as addresses too
+    (2130706433, 0x7f000001 and 127.1 are 127.0.0.1): refused at send time, so they are when subscribing."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except (OSError, ValueError):  # ValueError: a NUL in it
+        return None
 
 
 def _is_network(entry: str) -> bool:

@@ -27,6 +27,11 @@ REFUSED_LITERALS = [
     "http://[::ffff:127.0.0.1]:9/hooks",
     "http://[2002:7f00:1::1]:9/hooks",  # 6to4: IPv6 packets carried to the IPv4 address inside, 127.0.0.1
     "http://[2002:a9fe:a9fe::]/latest/meta-data/",  # 6to4 of 169.254.169.254
+    # IPv4's old forms, which the resolver reads as addresses: subscribed, they were refused only when sent.
+    "http://2130706433:9/hooks",
+    "http://0x7f000001:9/hooks",
+    "http://127.1:9/hooks",
+    "http://169.254.43518/latest/meta-data/",
 ]
 
 
