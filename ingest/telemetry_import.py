@@ -190,10 +190,38 @@ def _rows(
     number = 0
     long = csv_import.Unread(f"a value longer than {max_line} characters")
     for batch in table.iter_batches(batch_size=chunk):
-        for row in batch.to_pylist():
+        for row in _pylist(batch):
             number += 1
+            if isinstance(row, csv_import.Unread):
+                yield number, row
+                continue
             cells = {k: _cell_text(v) for k, v in row.items()}
             yield number, long if any(len(v) > max_line for v in cells.values()) else cells
+
+
+def _pylist(batch) -> list[dict]:
+    """The rows of a Parquet batch; one with text that is not UTF-8 (the format does not check it, a writer
+    may not) as `csv_import.Unread`, so that the rows around it are still read."""
+    try:
+        return batch.to_pylist()
+    except UnicodeDecodeError:
+        pass
+    rows: list[dict] = []
+    for i in range(batch.num_rows):
+        try:
+            rows.append(batch.slice(i, 1).to_pylist()[0])
+        except UnicodeDecodeError as exc:
+            name = next((n for n in batch.schema.names if _undecodable(batch.column(n).slice(i, 1))), "?")
+            rows.append(csv_import.Unread(f"column {name!r} holds text that is not UTF-8 ({exc.reason})"))
+    return rows
+
+
+def _undecodable(column) -> bool:
+    try:
+        column.to_pylist()
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _cell_text(value: object) -> str:

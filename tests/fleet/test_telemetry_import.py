@@ -255,3 +255,27 @@ def test_digits_with_underscores_are_text_not_a_number_python_would_read(databas
     assert "2 rows: imported 0 new messages, 0 stored already, 2 rejected" in done.stdout, done.output
     assert "line 2: wrong_type: seq must be an integer, got str" in done.stderr
     assert "line 3: wrong_type: readings.volt must be a number, got str '1_5'" in done.stderr
+
+
+def test_a_parquet_row_with_text_that_is_not_utf8_is_a_bad_row_and_the_others_are_stored(
+    database_url, engine, tmp_path
+):
+    import pyarrow as pa
+    from pyarrow import parquet
+
+    register_fleet(engine, "acme", ["1"])
+    path = tmp_path / "telemetry.parquet"
+    # A writer that does not check its strings (the format does not) can leave bytes that are not UTF-8.
+    machines = pa.array([b"1", b"1\xff", b"1"], pa.binary()).view(pa.string())
+    times = pa.array([at(6), at(7), at(8)], type=pa.timestamp("us"))
+    parquet.write_table(pa.table({"datetime": times, "machineID": machines, "volt": [1.0, 2.0, 3.0]}), path)
+
+    done = run(database_url, path)
+    assert done.exit_code == 0, done.output
+    assert "3 rows: imported 2 new messages, 0 stored already, 1 rejected" in done.stdout
+    assert (
+        "line 2: bad_row: column 'machineID' holds text that is not UTF-8 (invalid start byte)" in done.stderr
+    )
+    with engine.connect() as conn:
+        assert conn.execute(select(Telemetry.ts).order_by(Telemetry.ts)).scalars().all() == [at(6), at(8)]
+    assert quarantine_reasons(engine) == ["bad_row"]
