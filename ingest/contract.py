@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ import orjson
 
 from fleet import contract, display
 from fleet.type_checks import SEVERITIES
+from ingest import json_values
 from ingest.schemas import Event, Reading, Rejection
 
 KNOWN_FIELDS = frozenset({"v", "seq", "ts", "readings", "fw"})
@@ -27,9 +27,6 @@ _CACHE_LIMIT = 100_000
 _END = datetime.max.replace(tzinfo=UTC)
 _ID_RULE = "is not 1 to {} of [A-Za-z0-9._-] beginning with a letter or digit"
 _KINDS = frozenset({contract.TOPIC_LEAF, contract.EVENTS_LEAF})
-# 20 digits in a row: maybe an integer past 64 bits, which orjson reads as a float (looked for with extra
-# fields only: a reading is a float anyway).
-_DIGITS = re.compile(rb"[0-9]{20}")
 _topics: dict[str, tuple[str, str, str]] = {}
 _sensor_names: set[str] = set()
 
@@ -157,7 +154,7 @@ def _check_readings(raw: object, max_readings: int) -> dict | Rejection:
 
 def _unicode_problem(payload: bytes, body: object) -> Rejection | None:
     """A NUL or a lone surrogate from a JSON escape: text neither store can hold."""
-    if b"\\u0000" in payload and _has_nul(body):
+    if b"\\u0000" in payload and json_values.has_nul(body):
         # PostgreSQL text and JSONB cannot hold NUL; refusing here keeps one message from blocking a batch.
         return Rejection("bad_value", "payload contains a NUL character (\\u0000)")
     try:
@@ -294,54 +291,16 @@ def parse_message(
         body = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         return _parse_strictly(where, payload, limits, now, exc)
-    if b"\\u0000" in payload and _has_nul(body):
+    if b"\\u0000" in payload and json_values.has_nul(body):
         # PostgreSQL text and JSONB cannot hold NUL; refusing here keeps one message from blocking a batch.
         return Rejection("bad_value", "payload contains a NUL character (\\u0000)")
     problem = _depth_problem(payload, body)
     if problem is not None:
         return problem
     result = _reading(where, body, limits, now)
-    if type(result) is not Rejection and result.extra is not None and _DIGITS.search(payload):
-        return _wide_int(payload, skip="readings" if type(result) is Reading else None) or result
+    if type(result) is not Rejection and result.extra is not None and json_values.may_be_wide(payload):
+        return json_values.wide_int(payload, skip="readings" if type(result) is Reading else None) or result
     return result
-
-
-def _has_nul(body: object) -> bool:
-    """Whether a text or a key of `body` holds a NUL (the bytes may only escape a backslash before u0000)."""
-    stack = [body]
-    while stack:
-        value = stack.pop()
-        if type(value) is str:
-            if "\x00" in value:
-                return True
-        elif type(value) is dict:
-            stack.extend(value)
-            stack.extend(value.values())
-        elif type(value) is list:
-            stack.extend(value)
-    return False
-
-
-def _wide_int(payload: bytes, skip: str | None) -> Rejection | None:
-    """An integer past 64 bits, which orjson reads as a rounded float: kept as an unknown field, it would be
-    stored changed. Python's parser keeps it whole, to name it; top-level field `skip` (`readings`: floats)
-    is left alone."""
-    stack: list[tuple[str, object]] = [("", json.loads(payload))]
-    while stack:
-        where, value = stack.pop()
-        if type(value) is int and not -(2**63) <= value < 2**64:
-            return Rejection(
-                "bad_value",
-                f"{where} is an integer past 64 bits ({str(value)[:20]}…), which the store would round; "
-                "send it as a string",
-            )
-        if type(value) is dict:
-            stack.extend(
-                (f"{where}.{k}" if where else k, v) for k, v in value.items() if k != "readings" or where
-            )
-        elif type(value) is list:
-            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
-    return None
 
 
 def parse_body(

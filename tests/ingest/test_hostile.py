@@ -138,12 +138,14 @@ def test_an_integer_past_64_bits_is_refused_where_it_would_be_kept_and_an_escape
         (TOPIC, raw(seq="3", readings='{"t": ' + wide + "}"), time.time()),  # a reading is a float anyway
         (TOPIC, raw(seq="4", fw=r'"C:\\u0000"'), time.time()),  # a backslash, then u0000: no NUL
         (events, event, time.time()),
+        (events, event.replace(b'"seq": 1', b'"seq": 2').replace(b'"job"', b'"readings"'), time.time()),
     ]
     outcome, results = Pipeline(engine=engine).store(batch)
-    assert [getattr(r, "reason", None) for r in results] == ["bad_value", None, None, None, "bad_value"]
+    reasons = [getattr(r, "reason", None) for r in results]
+    assert reasons == ["bad_value", None, None, None, "bad_value", "bad_value"]  # an event has no readings
     assert f"serial is an integer past 64 bits ({wide[:20]}…)" in results[0].detail
     assert "job[0] is an integer past 64 bits" in results[4].detail
-    assert (outcome.stored, outcome.quarantined) == (3, 2)
+    assert (outcome.stored, outcome.quarantined) == (3, 3)
     with engine.connect() as conn:
         stored = dict(conn.execute(select(Telemetry.seq, Telemetry.fw)).all())
     assert stored[4] == "C:\\u0000"
