@@ -10,7 +10,7 @@ from sqlalchemy import Connection, delete, select
 
 from fleet import contract, credentials, errors
 from fleet.tables import Quarantine
-from fleet.tables.sparkplug import SparkplugCredential, SparkplugNode
+from fleet.tables.sparkplug import SparkplugBirths, SparkplugCredential, SparkplugNode
 
 
 def delete_named(conn: Connection, tenant: str, codes: set[str]) -> dict[str, int]:
@@ -21,6 +21,9 @@ def delete_named(conn: Connection, tenant: str, codes: set[str]) -> dict[str, in
         "quarantine": len(quarantined),
         "sparkplug_nodes": conn.execute(
             delete(SparkplugNode).where(SparkplugNode.group_id == tenant)
+        ).rowcount,
+        "sparkplug_births": conn.execute(
+            delete(SparkplugBirths).where(SparkplugBirths.group_id == tenant)
         ).rowcount,
         "sparkplug_credentials": _delete_edge_node_logins(conn, tenant),
     }

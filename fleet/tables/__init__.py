@@ -19,7 +19,7 @@ from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
 from fleet.tables.register import Customer, DataUseGrant, Machine, MachineCredential, Sensor, Site
 from fleet.tables.sales import CatalogVersion, CrmOutcome, NotificationSubscription
 from fleet.tables.sessions import ConsoleSession
-from fleet.tables.sparkplug import SparkplugCredential, SparkplugNode
+from fleet.tables.sparkplug import SparkplugBirths, SparkplugCredential, SparkplugNode
 from fleet.tables.telemetry import Quarantine, Telemetry
 from fleet.tables.workflow import (
     UNNAMED_MODE,
@@ -60,6 +60,7 @@ __all__ = [
     "ConsoleSession",
     "SparkplugCredential",
     "SparkplugNode",
+    "SparkplugBirths",
     "CrmOutcome",
     "Customer",
     "DataUseGrant",

@@ -21,6 +21,18 @@ class SparkplugNode(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class SparkplugBirths(Base):
+    """What one edge node's births declared to one host (aliases, signed metrics, each device's): written only
+    with a birth, not with each batch of data as the node's state is."""
+
+    __tablename__ = "sparkplug_births"
+    host_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    edge_node: Mapped[str] = mapped_column(String(128), primary_key=True)
+    births: Mapped[dict] = mapped_column(Json)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class SparkplugCredential(Base):
     """Broker identity of an edge node (`spBv1.0/{group}/{edge node}`) or a host (`spBv1.0/STATE/{host}`)."""
 

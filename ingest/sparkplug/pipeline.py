@@ -26,6 +26,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # What an edge node sends: from one the map does not name, quarantined with no node state kept (a made-up id
 # each time would grow sparkplug_nodes for good). Commands are other hosts' business.
 _NODE_DATA = (NODE_KINDS | DEVICE_KINDS) - {"NCMD", "DCMD"}
+_BIRTHS = frozenset({"NBIRTH", "DBIRTH"})  # what changes a node's declarations (sparkplug_state.BIRTH_KEYS)
 
 
 def _check(
@@ -75,6 +76,7 @@ class SparkplugPipeline:
         # fails leaves the committed ones intact.
         working = dict(self._states)
         touched: set[NodeKey] = set()
+        born: set[NodeKey] = set()  # nodes whose births' declarations this batch changed
         rebirths: list[NodeKey] = []
         ignored_deaths: list[tuple[NodeKey, str, str]] = []
         # What the messages become in the contract: (topic, no payload, received at), their values or event
@@ -98,6 +100,8 @@ class SparkplugPipeline:
                     if node not in touched:
                         touched.add(node)
                         working[node] = own(working.get(node))
+                    if topic.kind in _BIRTHS:
+                        born.add(node)
                     working[node], out = self.sessions.handle(
                         working[node], topic, text, *body, latest_ms=latest_ms, now_ms=now_ms
                     )
@@ -118,7 +122,7 @@ class SparkplugPipeline:
                 rejected.append(quarantine_row(text, payload, rejection, at, keep_bytes=keep))
 
         def also(conn: Connection) -> None:
-            sparkplug_state.save(conn, self.host_id, {k: working[k] for k in touched if working[k]})
+            sparkplug_state.save(conn, self.host_id, {k: working[k] for k in touched if working[k]}, born)
             telemetry.insert_quarantine(conn, rejected)
 
         def payload_of(i: int) -> bytes:
