@@ -81,7 +81,9 @@ def subscribe(
         site = sess.get(Site, body.site_id)
         if site is None or not who.sees(site.customer_id):
             raise errors.NotFound(f"site {body.site_id} not found")
-        customer_id = customer_id or site.customer_id
+        if customer_id not in (None, site.customer_id):  # no alert is of both: it would never notify
+            raise errors.InvalidInput(f"site_id: site {site.id} is not a site of customer {customer_id}")
+        customer_id = site.customer_id
     if customer_id is not None:
         get_visible(sess, Customer, customer_id, who, "customer")
         if not risk_scope(sess, who).sees(customer_id):
