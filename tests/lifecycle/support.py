@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
 from sqlalchemy import Connection, Engine, make_url, select, text, update
 
-from fleet import archive, archive_owner, archive_store, history, registration, retention, telemetry
+from fleet import archive, archive_owner, archive_store, errors, history, registration, retention, telemetry
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile, ArchiveStore, Customer, Machine, ModelVersion
 from tests import services
@@ -231,6 +232,27 @@ def archived_file(engine: Engine, tmp_path: Path) -> tuple[str, list[int], Path]
     with engine.connect() as conn:
         relative = conn.scalar(select(ArchiveFile.path).order_by(ArchiveFile.id))
     return url, [ids["p1"][1]], Path(url) / relative
+
+
+def reads_refuse(engine: Engine, url: str, machines: list[int], path: Path, *, saying: str) -> None:
+    """The machines' reads and the customer's readability check fail naming the file, the reader's words
+    (`ArchiveUnreadable.one_line`) holding `saying`."""
+    with engine.connect() as conn:
+        with pytest.raises(errors.ArchiveUnreadable, match=path.name) as read:
+            history.read_rows(conn, machine_ids=machines, archive_url=url)
+        assert saying in read.value.one_line()
+        with pytest.raises(errors.ArchiveUnreadable, match=path.name):
+            archive.check_readable(conn, customer_id=1, url=url)
+
+
+def two_pumps(engine: Engine) -> tuple[list[int], pd.DataFrame]:
+    """acme's pumps p1 and p2 with 400 rows each: their machine ids and their rows as read hot."""
+    ids = register(engine, "acme", ["p1", "p2"])
+    machines = [pair[1] for pair in ids.values()]
+    for n, pair in enumerate(ids.values()):
+        write(engine, rows(pair, seqs=range(400), seed=n))
+    with engine.connect() as conn:
+        return machines, history.read_hot(conn, machine_ids=machines)
 
 
 def flip_a_byte_of_the_vibration_column(path: Path) -> None:

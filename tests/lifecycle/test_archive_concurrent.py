@@ -15,12 +15,7 @@ from tests.lifecycle import support
 
 
 def test_a_sweep_during_a_move_leaves_the_file_being_committed(engine, tmp_path):
-    ids = support.register(engine, "acme", ["p1", "p2"])
-    machines = [i[1] for i in ids.values()]
-    for n, pair in enumerate(ids.values()):
-        support.write(engine, support.rows(pair, seqs=range(400), seed=n))
-    with engine.connect() as conn:
-        before_move = history.read_hot(conn, machine_ids=machines)
+    machines, before_move = support.two_pumps(engine)
     url = str(tmp_path / "archive")
     swept = []
 

@@ -18,7 +18,7 @@ from tests import services
 from tests.data import REPO
 from tests.lifecycle import support
 
-_FSYNC = re.compile(r"^\d+ f(?:data)?sync\(\d+<(?P<path>[^>]+)>\)\s+= 0$")
+_FSYNC = re.compile(r"^\d+\s+f(?:data)?sync\(\d+<(?P<path>[^>]+)>\)\s+= 0$")  # strace pads the pid
 
 
 def _fsynced_before_the_kill(log: Path) -> list[str]:
@@ -36,12 +36,7 @@ def test_a_file_and_its_folders_are_fsynced_before_its_rows_are_deleted(engine, 
     strace = shutil.which("strace")
     if strace is None:
         services.unavailable("strace (the system call tracer)")
-    ids = support.register(engine, "acme", ["p1", "p2"])
-    machines = [pair[1] for pair in ids.values()]
-    for n, pair in enumerate(ids.values()):
-        support.write(engine, support.rows(pair, seqs=range(400), seed=n))
-    with engine.connect() as conn:
-        before_move = history.read_hot(conn, machine_ids=machines)
+    machines, before_move = support.two_pumps(engine)
     url, log = tmp_path / "archive", tmp_path / "strace.log"
     cutoff = support.START + timedelta(days=1)
     child_args = [sys.executable, "-m", "tests.lifecycle.archive_child", database_url, str(url)]
