@@ -95,8 +95,9 @@ def add(
         return _refused(request, sess, who, values, problems)
     try:
         sub = notifications.subscribe(sess, who, body, settings=request.app.state.settings)
-    except errors.InvalidInput as exc:  # an address the router would refuse
-        return _refused(request, sess, who, values, {"address": str(exc).removeprefix("address: ")})
+    except errors.InvalidInput as exc:  # an address the router would refuse, a site not the customer's
+        field, _, said = str(exc).partition(": ")
+        return _refused(request, sess, who, values, {field if field in values else "address": said})
     except ConsentMissing as exc:  # an account of his whose alerts he may not read
         field = "site_id" if site_id and not customer_id else "customer_id"
         return _refused(request, sess, who, values, {field: str(exc)})
