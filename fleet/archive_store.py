@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from fleet import archive_owner
+from fleet import archive_owner, durable
 from fleet.db import for_writing
 from fleet.errors import ArchiveStoreCopied, ArchiveStoreTaken
 from fleet.tables import ArchiveStore
@@ -128,7 +128,7 @@ def _mark(engine: Engine, where: Location, ours: str) -> None:
     token = uuid.uuid4().hex
     with for_writing(engine).begin() as conn:
         conn.execute(update(ArchiveStore).values(pending=token))
-    where.fs.makedirs(where.path(ours), exist_ok=True)
-    where.fs.pipe_file(where.path(f"{ours}/{MARKER}"), token.encode())
+    # Durable before the database takes the token: one lost to a power cut would read as another database's.
+    durable.write(where.fs, where.path(f"{ours}/{MARKER}"), token.encode(), root=where.root)
     with for_writing(engine).begin() as conn:
         conn.execute(update(ArchiveStore).values(token=token, pending=None))

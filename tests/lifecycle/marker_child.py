@@ -8,22 +8,21 @@ import signal
 import sys
 from datetime import datetime
 
-from fleet import archive, archive_store
+from fleet import archive, archive_store, durable
 from fleet.db import make_engine
 
 
 def main(database_url: str, archive_url: str, before: str, when: str) -> None:
-    fs = archive.location(archive_url).fs  # the cached filesystem the run writes through
-    write = fs.pipe_file
+    write = durable.write  # how the run writes the marker
 
-    def pipe_file(path: str, *args, **kwargs):
+    def write_then_die(fs, path: str, *args, **kwargs):  # noqa: ANN001
         if path.endswith(f"/{archive_store.MARKER}") and when == "after":
-            write(path, *args, **kwargs)
+            write(fs, path, *args, **kwargs)
         if path.endswith(f"/{archive_store.MARKER}"):
             os.kill(os.getpid(), signal.SIGKILL)
-        return write(path, *args, **kwargs)
+        return write(fs, path, *args, **kwargs)
 
-    fs.pipe_file = pipe_file
+    durable.write = write_then_die
     archive.run(make_engine(database_url), url=archive_url, before=datetime.fromisoformat(before))
 
 
