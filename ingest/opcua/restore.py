@@ -121,7 +121,8 @@ def _republishing_unreceived(
 def _put_back_when_lost(
     subscription: Subscription, recreate: Callable[[], Awaitable[None]]
 ) -> Callable[[], Awaitable[None]]:
-    """`recreate`, leaving the subscription as it was when a lost connection fails it.
+    """`recreate`, leaving the subscription as it was when a lost connection fails it; the numbers received of
+    the one it replaces are forgotten.
 
     asyncua's re-creation (its stale-subscription watchdog's, or its restore's when a transfer fails) forgets
     the subscription's number and items before asking the server: a connection lost then left a subscription
@@ -132,6 +133,9 @@ def _put_back_when_lost(
 
     async def recreate_or_keep() -> None:
         number, items = subscription.subscription_id, dict(subscription._monitored_items)
+        # The old one's received numbers go with it: a restarted server may give the new one its id, and
+        # number its messages from 1 again (asyncua's, open62541), which Received would drop as had.
+        received = subscription.publish_callback.numbers.pop(number, None)
         try:
             await recreate()
         except Exception as exc:
@@ -139,6 +143,8 @@ def _put_back_when_lost(
                 subscription.subscription_id, subscription._monitored_items = number, items
                 if number is not None:  # the re-creation forgot whom the server's publishes of it are for
                     subscription.server._subscription_callbacks[number] = subscription.publish_callback
+                if received is not None:
+                    subscription.publish_callback.numbers[number] = received
             raise
 
     return recreate_or_keep

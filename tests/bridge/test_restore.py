@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fleet.contract import format_ts
 from fleet.settings import MqttEndpoint
@@ -34,10 +35,15 @@ def machine() -> Iterator[MachineServer]:
     server.stop()
 
 
-def brisk_map(tmp_path: Path) -> mapping.Mapping:
-    """The example map, publishing every 100 ms."""
+def brisk_map(tmp_path: Path, *, whole: bool = True) -> mapping.Mapping:
+    """The example map, publishing every 100 ms (not whole: its spindle temperature only, no alarms)."""
+    data = yaml.safe_load(MAP.read_text())
+    data["publishing_interval_ms"] = 100
+    if not whole:
+        data["variables"] = [v for v in data["variables"] if v["sensor"] == "spindle_temp_c"]
+        del data["alarms"]
     path = tmp_path / "brisk-map.yaml"
-    path.write_text(MAP.read_text().replace("publishing_interval_ms: 500", "publishing_interval_ms: 100"))
+    path.write_text(yaml.safe_dump(data))
     return mapping.load(path)
 
 
@@ -88,14 +94,18 @@ async def cut_off(forwarder: Forwarder, server: MachineServer) -> None:
 
 
 @asynccontextmanager
-async def bridged(server: MachineServer, buffer: Buffer, tmp_path: Path) -> AsyncIterator[Forwarder]:
-    """The bridge (100 ms publishing, TIMEOUT_S) to `server` through a Forwarder, once it has sent the
-    identification and a value; ended after."""
+async def bridged(
+    server: MachineServer, buffer: Buffer, tmp_path: Path, *, whole: bool = True
+) -> AsyncIterator[Forwarder]:
+    """The bridge (100 ms publishing, TIMEOUT_S; `whole` as brisk_map) to `server` through a Forwarder, once
+    it has sent the identification and a value; ended after."""
     publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
     forwarder = Forwarder(server.port)
     access = bridge.ServerAccess(endpoint=await forwarder.start(), timeout_s=TIMEOUT_S)
     running = asyncio.create_task(
-        bridge.run(access=access, mapping=brisk_map(tmp_path), buffer=buffer, publisher=publisher)
+        bridge.run(
+            access=access, mapping=brisk_map(tmp_path, whole=whole), buffer=buffer, publisher=publisher
+        )
     )
     try:
         await until_sent(buffer, tries=120)
@@ -200,9 +210,9 @@ def published(server: MachineServer) -> list[bool]:
     return sent
 
 
-async def until(condition: Callable[[], object]) -> None:
-    """Wait (0.05 s a try, 10 s at most) until `condition()` holds."""
-    for _ in range(200):
+async def until(condition: Callable[[], object], tries: int = 200) -> None:
+    """Wait (0.05 s a try, 10 s at most unless told) until `condition()` holds."""
+    for _ in range(tries):
         if condition():
             return
         await asyncio.sleep(0.05)
@@ -262,3 +272,28 @@ def test_a_connection_lost_under_the_watchdogs_recreation_leaves_the_subscriptio
     asyncio.run(scenario())
     assert machine.changes, "the machine did not change"
     assert_each_change_sent_once(machine, buffer)
+
+
+def test_a_restarted_server_that_numbers_the_new_subscription_as_the_old_one_has_its_messages_kept(
+    tmp_path,
+) -> None:
+    """A restarted server (asyncua's, open62541) numbers subscriptions and their messages from the start
+    again: the re-created subscription had the old one's id, and its first message the number of the old
+    one's only message (the initial value of a map of one variable), so it was dropped as received already."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    first = MachineServer(port=services.free_port()).start()
+    restarted = MachineServer(port=services.free_port()).start()
+
+    async def scenario() -> None:
+        async with bridged(first, buffer, tmp_path, whole=False) as forwarder:
+            await asyncio.to_thread(restarted.step)  # its values differ from the first server's
+            forwarder.switch(restarted.port)
+            await until(lambda: len(readings(buffer, "spindle_temp_c")) > 1, tries=400)
+
+    try:
+        asyncio.run(scenario())
+        (change,) = [c for c in restarted.changes if c.sensor == "spindle_temp_c"]
+        assert readings(buffer, "spindle_temp_c")[1:] == [(format_ts(change.ts), change.value)]
+    finally:
+        first.stop()
+        restarted.stop()
