@@ -10,25 +10,27 @@ from sqlalchemy.orm import Mapped, mapped_column
 from fleet.tables.base import Base, Json, UtcDateTime, utcnow
 
 
-class SparkplugNode(Base):
-    """One host's state of one edge node, written in the transaction that stores that node's data."""
+class _OneHostsNode:
+    """Keyed by host and edge node."""
 
-    __tablename__ = "sparkplug_nodes"
     host_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     group_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     edge_node: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class SparkplugNode(_OneHostsNode, Base):
+    """One host's state of one edge node, written in the transaction that stores that node's data."""
+
+    __tablename__ = "sparkplug_nodes"
     state: Mapped[dict] = mapped_column(Json)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-class SparkplugBirths(Base):
+class SparkplugBirths(_OneHostsNode, Base):
     """What one edge node's births declared to one host (aliases, signed metrics, each device's): written only
     with a birth, not with each batch of data as the node's state is."""
 
     __tablename__ = "sparkplug_births"
-    host_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    group_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    edge_node: Mapped[str] = mapped_column(String(128), primary_key=True)
     births: Mapped[dict] = mapped_column(Json)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
