@@ -144,7 +144,7 @@ class SparkplugHost(Ingester):
         )
         self.source = SparkplugSource(
             host_id=host_id,
-            pending=lambda: self._rebirth_pending(engine, host_id),
+            pending=lambda: self._rebirth_pending(engine, host_id, mapping),
             endpoint=endpoint,
             inbox=self.inbox,
             client_id=client_id or f"servicecast-sparkplug-{host_id}",
@@ -157,6 +157,7 @@ class SparkplugHost(Ingester):
         self.writer.on_rebirth = self.source.request_rebirth
 
     @staticmethod
-    def _rebirth_pending(engine: Engine, host_id: str) -> list[NodeKey]:
+    def _rebirth_pending(engine: Engine, host_id: str, mapping: Mapping) -> list[NodeKey]:
+        """Those of the map: a node since taken out of it (its state stays) is asked for nothing."""
         with engine.connect() as conn:
-            return sparkplug_state.rebirth_pending(conn, host_id)
+            return [node for node in sparkplug_state.rebirth_pending(conn, host_id) if mapping.knows(*node)]
