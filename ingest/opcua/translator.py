@@ -23,7 +23,7 @@ SEVERITY_BANDS = ((801, "critical"), (601, "error"), (401, "warning"), (0, "info
 IDENTIFICATION_CODE = "opcua.identification"
 ZERO_TIME = datetime(1601, 1, 1, tzinfo=UTC)  # a DateTime of 0: OPC UA's "no time"
 STATUS_CODE_BITS = 0xFFFF0000  # a StatusCode's code; the low 16 bits are info bits (limits, overflow)
-SHOWN_CHARS = 200  # of a value's repr, kept per node to tell a new change from a repeated one
+SHOWN_CHARS = 200  # of a value's repr, kept per node to tell a new change from a repeated one, and logged
 
 
 def severity(value: object) -> str:
@@ -147,12 +147,15 @@ class Translator:
         if isinstance(val, int | float) and val - val == 0:
             return val
         metrics.SKIPPED.labels(reason="not_a_number").inc()
+        shown = repr(val)
+        if len(shown) > SHOWN_CHARS:  # an array or a text of any size is a line of any size
+            shown = f"{shown[:SHOWN_CHARS]}… ({len(shown)} characters)"
         self._warn_once(
             (variable.node, "not_a_number"),
-            "%s (%s) sent %r, not a number the map knows; stored as null (logged once, counted each time)",
+            "%s (%s) sent %s, not a number the map knows; stored as null (logged once, counted each time)",
             variable.node,
             variable.sensor,
-            val,
+            shown,
         )
         return None
 

@@ -454,3 +454,17 @@ def test_a_connection_lost_under_asyncuas_stale_subscription_watchdog_is_one_lin
     )
     assert other.exc_info is not None and other.levelno == logging.ERROR, "anything else keeps its traceback"
     assert "asyncua.client.client" in asyncua_log.NOISY_LOGGERS, "the bridge quiets the watchdog's logger"
+
+
+def test_a_huge_value_that_is_not_a_number_is_logged_bounded(
+    machine: MachineServer, tmp_path, caplog
+) -> None:
+    """An array of 50,000 Doubles on a scalar variable: its whole repr (~450 KB) was the warning line."""
+    buffer = Buffer(tmp_path / "b.db", max_messages=1000)
+    huge = [float(i) for i in range(50_000)]
+    changes = [lambda: write(machine, "vibration_mm_s", at(datetime.now(UTC), huge))]
+    with caplog.at_level("WARNING", logger="ingest.opcua.bridge"):
+        asyncio.run(bridged(machine, buffer, changes))
+    said = [r.getMessage() for r in caplog.records if "not a number" in r.getMessage()]
+    assert len(said) == 1 and len(said[0]) < 600, (len(said), [len(line) for line in said])
+    assert "[0.0, 1.0, 2.0" in said[0] and "characters)" in said[0]
