@@ -5,8 +5,8 @@
 
 Each case runs the CLI in a child process under `/usr/bin/time -v` (its peak RSS) on a fresh SQLite file
 where tenant acme's machines are registered: a large valid telemetry CSV, the same rows as Parquet in row
-groups, history rows, and hostile files (one 100 MB line; one 100 MB quoted field over many lines; every
-row rejected, `bad_file` with `--reject-file`).
+groups, error codes (`events`), history rows, and hostile files (one 100 MB line; one 100 MB quoted field
+over many lines; every row rejected, `bad_file` with `--reject-file`).
 """
 
 from __future__ import annotations
@@ -61,6 +61,16 @@ def telemetry_parquet(path: Path, rows: int, row_group: int) -> Path:
     return path
 
 
+def events_csv(path: Path, rows: int) -> Path:
+    """`rows` error codes, two at each minute of a machine (seq derived from the time and the code)."""
+    with open(path, "w", newline="") as out:
+        out.write("machine,ts,code\n")
+        for i in range(rows):
+            ts = START + timedelta(minutes=i // (2 * MACHINES))
+            out.write(f"m{i // 2 % MACHINES},{ts:%Y-%m-%dT%H:%M:%SZ},E{i % 2}\n")
+    return path
+
+
 def history_csv(path: Path, rows: int, *, hostile: bool = False) -> Path:
     """`rows` maintenance visits, one an hour per machine; `hostile`: a 100 MB component in row 2."""
     with open(path, "w", newline="") as out:
@@ -111,6 +121,7 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--history-rows", type=int, default=200_000)
+    parser.add_argument("--events-rows", type=int, default=200_000)
     parser.add_argument("--bad-rows", type=int, default=200_000, help="rows of the file every row of is bad")
     parser.add_argument("--row-group", type=int, default=100_000)
     parser.add_argument(
@@ -142,6 +153,7 @@ def main() -> None:
                 args.bad_rows,
                 "telemetry",
             ),
+            "events": lambda: (events_csv(folder / "e.csv", args.events_rows), args.events_rows, "telemetry"),
             "history": lambda: (
                 history_csv(folder / "h.csv", args.history_rows),
                 args.history_rows,
@@ -158,6 +170,7 @@ def main() -> None:
             path, rows, command = makers[case]()
             with_file = command == "history" or case == "bad_file"
             extra = ["--reject-file", str(folder / "rejects.csv")] if with_file else []
+            extra += ["--kind", "events"] if case == "events" else []
             for name, code in codes.items():
                 figures = run(code, folder, command, "import", str(path), *extra)
                 figures |= {
