@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from api import connectivity, estimate
@@ -64,6 +64,23 @@ def evidence_of(prediction: Prediction) -> dict:
     }
 
 
+def _alert_to_update() -> Select:
+    """The open alert a prediction updates: its machine's, of its mode or still in its episode, first."""
+    ongoing = func.coalesce(Prediction.ts >= bindparam("since"), False)
+    same_mode = Alert.failure_mode == bindparam("mode")
+    return (
+        select(Alert, Prediction.ts)
+        .outerjoin(Prediction, Prediction.id == Alert.last_prediction_id)
+        .where(Alert.machine_id == bindparam("machine"), Alert.status.in_(OPEN_STATES), same_mode | ongoing)
+        .order_by(ongoing.desc(), same_mode.desc(), Alert.id.desc())
+        .limit(1)
+    )
+
+
+# Built once: building it took about as long as running it, once per prediction the policy applies.
+_ALERT_TO_UPDATE = _alert_to_update()
+
+
 def apply_prediction(
     sess: Session, prediction: Prediction, now: datetime, *, threshold: float = ALERT_MIN_RISK
 ) -> Alert | None:
@@ -80,17 +97,9 @@ def apply_prediction(
     mode = prediction.failure_mode or UNNAMED_MODE
     lead = lead_time_hours(prediction)
     severity = severity_for(prediction.risk, lead)
-    ongoing = func.coalesce(Prediction.ts >= prediction.ts - timedelta(hours=episodes.RESET_HOURS), False)
+    since = prediction.ts - timedelta(hours=episodes.RESET_HOURS)
     row = sess.execute(
-        select(Alert, Prediction.ts)
-        .outerjoin(Prediction, Prediction.id == Alert.last_prediction_id)
-        .where(
-            Alert.machine_id == prediction.machine_id,
-            Alert.status.in_(OPEN_STATES),
-            (Alert.failure_mode == mode) | ongoing,
-        )
-        .order_by(ongoing.desc(), (Alert.failure_mode == mode).desc(), Alert.id.desc())
-        .limit(1)
+        _ALERT_TO_UPDATE, {"machine": prediction.machine_id, "mode": mode, "since": since}
     ).first()
     alert = row[0] if row else None
     if row and row[1] is not None and prediction.ts - row[1] > timedelta(hours=episodes.RESET_HOURS):
