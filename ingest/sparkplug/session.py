@@ -298,8 +298,11 @@ class Sessions:
     @staticmethod
     def _death(state: dict | None, topic: Topic, metrics: list[Metric]) -> tuple[dict | None, Translation]:
         """An NDEATH ends the session only when its bdSeq is the current birth's; any other changes nothing,
-        and says why (`never_born`, `stale_bd_seq`)."""
+        and says why (`never_born`, `stale_bd_seq`); one without a bdSeq names no birth: quarantined."""
         bd_seq, born = _bd_seq(metrics), (state or {}).get("bd_seq")
+        if bd_seq is None:  # not even of a node born without one (the specification asks both for it)
+            why = f"NDEATH of {_where(topic)} without a bdSeq: it names no birth to end; the session stays"
+            return state, Translation(rejection=Rejection("sparkplug_bad_payload", why))
         if state is not None and bd_seq == born:
             # The same death again (a redelivery) finds the session ended already.
             return ({**state, "online": False} if state.get("online") else state), Translation()

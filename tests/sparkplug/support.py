@@ -81,16 +81,14 @@ class EdgeNode:
         return seq
 
     def birth(self, ts: int, values: dict[str, float] | None = None) -> None:
-        """NBIRTH (seq 0, bdSeq, rebirth control) then DBIRTH with every metric named and aliased."""
+        """NBIRTH (seq 0, bdSeq unless it is None, rebirth control) then DBIRTH with every metric named and
+        aliased."""
         self.seq = 0
-        node = spb.NBirth(
-            timestamp=ts,
-            seq=self._next(),
-            metrics=(
-                spb.Metric(ts, "bdSeq", spb.DataType.INT64, value=self.bd_seq),
-                spb.Metric(ts, "Node Control/Rebirth", spb.DataType.BOOLEAN, value=False),
-            ),
+        control = spb.Metric(ts, "Node Control/Rebirth", spb.DataType.BOOLEAN, value=False)
+        bd_seq = (
+            () if self.bd_seq is None else (spb.Metric(ts, "bdSeq", spb.DataType.INT64, value=self.bd_seq),)
         )
+        node = spb.NBirth(timestamp=ts, seq=self._next(), metrics=(*bd_seq, control))
         self._send(f"spBv1.0/{GROUP}/NBIRTH/{NODE}", node.encode())
         values = values or {"Spindle/Temperature": 60.0, "Spindle/Vibration": 2.0}
         metrics = [
@@ -118,12 +116,12 @@ class EdgeNode:
         payload = spb.DDeath(timestamp=ts, seq=self._next())
         self._send(f"spBv1.0/{GROUP}/DDEATH/{NODE}/{DEVICE}", payload.encode())
 
-    def death(self, bd_seq: int) -> None:
-        """NDEATH with this bdSeq (the broker would send it as the node's will)."""
-        payload = spb.NDeath(
-            timestamp=None, bd_seq_metric=spb.Metric(None, "bdSeq", spb.DataType.INT64, value=bd_seq)
-        )
-        self._send(f"spBv1.0/{GROUP}/NDEATH/{NODE}", payload.encode())
+    def death(self, bd_seq: int | None) -> None:
+        """NDEATH with this bdSeq (the broker would send it as the node's will); None: without one (an empty
+        protobuf, which pysparkplug cannot make)."""
+        metric = spb.Metric(None, "bdSeq", spb.DataType.INT64, value=bd_seq)
+        payload = b"" if bd_seq is None else spb.NDeath(timestamp=None, bd_seq_metric=metric).encode()
+        self._send(f"spBv1.0/{GROUP}/NDEATH/{NODE}", payload)
 
     def close(self) -> None:
         """Disconnect."""

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from fleet import sparkplug_state
 from fleet.settings import MqttEndpoint
-from fleet.tables import Machine, MachineEvent, SparkplugNode, Telemetry
+from fleet.tables import Machine, MachineEvent, Quarantine, SparkplugNode, Telemetry
 from ingest.inbox import Inbox
 from ingest.sparkplug.host import REBIRTHS, SparkplugSource
 from ingest.sparkplug.session import key
@@ -114,6 +114,29 @@ def test_ndeath_with_a_stale_bdseq_is_ignored(host, edge, fleet):
     edge.data(T0 + 20, 62.0)
     wait_until(lambda: quarantine_reasons(fleet) == ["sparkplug_no_birth"], 20, "data after the real death")
     assert len(rows(fleet)) == 2
+
+
+def test_an_ndeath_without_a_bdseq_is_quarantined_and_ends_no_session(host, edge, fleet):
+    """Sparkplug asks the host to end a session only for the death whose bdSeq is its birth's. A node born
+    without one (as the specification forbids) had its session ended by any death without one: both None."""
+    edge.bd_seq = None
+    edge.birth(T0)
+    edge.death(None)  # names no birth: a will of another connection as much as of this one
+    edge.data(T0 + 10, 61.0)
+    edge.bd_seq = 4
+    edge.birth(T0 + 20)
+    edge.death(None)
+    edge.data(T0 + 30, 62.0)
+
+    def temperatures() -> list[float]:
+        return [r["temperature_c"] for _, r, _ in rows(fleet)]
+
+    wait_until(lambda: 62.0 in temperatures(), 20, "the last data (in order: all before it too)")
+    assert temperatures() == [60.0, 61.0, 60.0, 62.0]
+    assert quarantine_reasons(fleet) == ["sparkplug_bad_payload"]  # the same raw death twice: kept once
+    with fleet.connect() as conn:
+        assert "without a bdSeq" in conn.scalars(select(Quarantine.detail)).first()
+        assert sparkplug_state.load(conn, "scada", [(GROUP, NODE)])[(GROUP, NODE)]["online"]
 
 
 def test_host_state_is_a_retained_qos1_json_birth_with_its_will(mosquitto, database_url, fleet):
