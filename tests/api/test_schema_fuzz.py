@@ -28,6 +28,8 @@ UNSTATED = (
     "more decimals than",
     # That a webhook address is a URL an HTTP client can parse (its host, port, IDNA labels).
     "address: Value error, not a URL",
+    # That it is no local address (http://0 is 0.0.0.0 to the resolver) unless the admin allows it.
+    "not allowed by SERVICECAST_WEBHOOK_ALLOW_NETWORKS",
     # That an e-mail address is one mailbox to Python's mail header (no comma, group, comment…).
     "address: Value error, a mail ",
 )
