@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -23,18 +24,23 @@ def write(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, root: str) -
         return
     with open(path, "wb") as out:
         out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    top = Path(root).parent
-    for at in [Path(folder), *Path(folder).parents]:
-        _sync_folder(at)
+        sync(out)
+    sync_folders(Path(folder), top=Path(root).parent)
+
+
+def sync(out: BinaryIO) -> None:
+    """Flush and fsync an open local file: its bytes stay, its name not yet (`sync_folders`)."""
+    out.flush()
+    os.fsync(out.fileno())
+
+
+def sync_folders(folder: Path, *, top: Path) -> None:
+    """Fsync `folder` and each of its parents up to `top`: the names they hold stay."""
+    for at in [folder, *folder.parents]:
+        handle = os.open(at, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
         if at == top or top not in at.parents:
             break
-
-
-def _sync_folder(folder: Path) -> None:
-    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from fleet import durable
+
 PREFIX = "servicecast-export-"
 
 
@@ -29,8 +31,12 @@ def writing(directory: Path) -> Iterator[BinaryIO]:
 
 
 def publish(out: BinaryIO, directory: Path, stem: str) -> Path:
-    """Give the written file the first free name of `stem`.zip, `stem`-2.zip, …: never another's file."""
-    out.flush()
+    """Give the written file the first free name of `stem`.zip, `stem`-2.zip, …: never another's file.
+
+    Durable on return, its bytes and its name (the caller reports it complete): fsynced, renamed, then the
+    folder fsynced, and its parent, which holds the folder's own name if the export made it.
+    """
+    durable.sync(out)
     n = 1
     while True:
         path = directory / (f"{stem}.zip" if n == 1 else f"{stem}-{n}.zip")
@@ -44,6 +50,7 @@ def publish(out: BinaryIO, directory: Path, stem: str) -> Path:
         except BaseException:
             path.unlink()
             raise
+        durable.sync_folders(directory, top=directory.parent)
         return path
 
 

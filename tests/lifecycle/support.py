@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import signal
 import sqlite3
@@ -28,6 +29,15 @@ from tests import services
 from tests.data import REPO
 
 START = datetime(2026, 9, 28, 22, 0, tzinfo=UTC)
+FSYNC = re.compile(r"^\d+\s+f(?:data)?sync\(\d+<(?P<path>[^>]+)>\)\s+= 0$")  # strace pads the pid
+
+
+def tracer(log: Path, calls: str) -> list[str]:
+    """strace tracing these system calls of a child and its threads, fds shown as paths, into `log`."""
+    strace = shutil.which("strace")
+    if strace is None:
+        services.unavailable("strace (the system call tracer)")
+    return [strace, "-f", "-qq", "-y", "-e", f"trace={calls}", "-o", str(log)]
 
 
 def register(engine: Engine, tenant: str, codes: list[str]) -> dict[str, tuple[int, int]]:

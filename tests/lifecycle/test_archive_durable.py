@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,11 +12,8 @@ from sqlalchemy import func, select
 
 from fleet import archive, archive_store, history
 from fleet.tables import ArchiveFile
-from tests import services
 from tests.data import REPO
 from tests.lifecycle import support
-
-_FSYNC = re.compile(r"^\d+\s+f(?:data)?sync\(\d+<(?P<path>[^>]+)>\)\s+= 0$")  # strace pads the pid
 
 
 def _fsynced_before_the_kill(log: Path) -> list[str]:
@@ -27,20 +22,17 @@ def _fsynced_before_the_kill(log: Path) -> list[str]:
     for line in log.read_text().splitlines():
         if " kill(" in line and "SIGKILL" in line:
             return synced
-        if found := _FSYNC.match(line):
+        if found := support.FSYNC.match(line):
             synced.append(found["path"])
     raise AssertionError(f"the child never reached its kill:\n{log.read_text()[-2000:]}")
 
 
 def test_a_file_and_its_folders_are_fsynced_before_its_rows_are_deleted(engine, database_url, tmp_path):
-    strace = shutil.which("strace")
-    if strace is None:
-        services.unavailable("strace (the system call tracer)")
     machines, before_move = support.two_pumps(engine)
     url, log = tmp_path / "archive", tmp_path / "strace.log"
     cutoff = support.START + timedelta(days=1)
     child_args = [sys.executable, "-m", "tests.lifecycle.archive_child", database_url, str(url)]
-    trace = [strace, "-f", "-qq", "-y", "-e", "trace=fsync,fdatasync,kill", "-o", str(log)]
+    trace = support.tracer(log, "fsync,fdatasync,kill")
     # Killed at its first file's `after_write`: written, not yet registered, its rows not yet deleted.
     child = subprocess.run([*trace, *child_args, cutoff.isoformat(), "1"], cwd=REPO, timeout=120)
     assert child.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), child
