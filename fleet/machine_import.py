@@ -39,6 +39,8 @@ def _installed(row: dict, mapping: ColumnMap) -> date | None:
     if not age:
         return None
     try:
+        if "_" in age:  # Python reads 1_5 as 15: no file means that
+            raise ValueError
         years = float(age)
     except ValueError:
         raise ValueError(f"age {age!r} is not a number of years") from None

@@ -367,3 +367,13 @@ def test_a_reason_quoting_a_files_text_reaches_the_terminal_without_its_control_
     assert done.exit_code == 1
     assert "line 2: machine acme/\\x1b]0;owned\\x07m9\\x1b[2J is not registered" in done.stderr
     assert "\x1b" not in done.output and "\x07" not in done.output
+
+
+def test_an_age_written_with_an_underscore_is_a_bad_row_not_a_number_python_would_read(tmp_path, engine):
+    path = tmp_path / "m.csv"
+    path.write_text("machine,age\nm1,1_5\nm2,1.5\n")
+    with pytest.raises(ImportRefused) as refused:
+        machine_import.import_machines(engine=engine, path=path, mapping=ColumnMap(tenant="acme"))
+    assert [(r.line, r.reason) for r in refused.value.report.rejects] == [
+        (2, "age '1_5' is not a number of years")
+    ]
