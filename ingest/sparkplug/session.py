@@ -104,7 +104,9 @@ def translate(
     target: Target, topic_text: str, ts: int, seq: int, metrics: list[tuple[str, Metric]]
 ) -> list[Values | tuple[str, dict]] | Rejection:
     """Named metrics of one message → telemetry values (one per metric time) and event messages."""
-    groups: dict[tuple[int, bool], dict] = {}
+    groups: dict[int, dict] = {}  # ms → readings: one row, its key, whether its values are live or backfill
+    backfill: dict[int, set[str]] = {}  # ms → the sensors of its row that came as is_historical
+    again: list[tuple[int, str, object, bool]] = []  # a second, other value of a sensor at one ms
     events: list[tuple[int, str, str | None]] = []
     for name, (_, _, ms, historical, value, _) in metrics:
         ms = ms if ms is not None else ts
@@ -113,11 +115,18 @@ def translate(
             return Rejection("sparkplug_bad_payload", why)
         sensor = target.sensors.get(name)
         if sensor is not None:
-            group = groups.get((ms, historical))
+            group = groups.get(ms)
             if group is None:
-                group = groups[(ms, historical)] = {}
+                group = groups[ms] = {}
             finite = type(value) is float and value - value == 0.0  # the common case, without a call
-            group[sensor] = value if finite else _number(value)
+            value = value if finite else _number(value)
+            if sensor in group:
+                if group[sensor] != value:
+                    again.append((ms, sensor, value, historical))
+            else:
+                group[sensor] = value
+                if historical:
+                    backfill.setdefault(ms, set()).add(sensor)
             continue
         rule = target.events.get(name)
         if rule is not None and value not in (None, False, 0, 0.0, "") and type(value) is not Structured:
@@ -126,9 +135,16 @@ def translate(
         return Rejection("sparkplug_bad_payload", f"{len(events)} event metrics in one message")
     out: list[Values | tuple[str, dict]] = []
     telemetry_topic = contract.telemetry_topic(target.tenant, target.machine)
-    for (ms, historical), readings in groups.items():
+    for ms, readings in groups.items():
+        past = backfill.get(ms, ())
+        # True or False when its values are all of one kind; with both, the sensors that came as backfill.
+        historical = len(past) == len(readings) if len(past) in (0, len(readings)) else sorted(past)
         origin = {"topic": topic_text, "seq": seq, "historical": historical}
         out.append(Values(telemetry_topic, key(ms, seq), ms, readings, {"sparkplug": origin}))
+    for ms, sensor, value, historical in again:
+        # Under its row's key with other content: the store quarantines it as seq_conflict, not lost.
+        origin = {"topic": topic_text, "seq": seq, "historical": historical}
+        out.append(Values(telemetry_topic, key(ms, seq), ms, {sensor: value}, {"sparkplug": origin}))
     if not events:
         return out
     events_topic = f"{contract.TOPIC_ROOT}/{target.tenant}/{target.machine}/{contract.EVENTS_LEAF}"

@@ -108,6 +108,10 @@ class EdgeNode:
         ]
         if alarm:
             metrics.append(spb.Metric(ts, None, spb.DataType.BOOLEAN, value=True, alias=12))
+        self.ddata(ts, metrics)
+
+    def ddata(self, ts: int, metrics: list[spb.Metric]) -> None:
+        """DDATA of the device with these metrics, in the node's seq."""
         payload = spb.DData(timestamp=ts, seq=self._next(), metrics=tuple(metrics))
         self._send(f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}", payload.encode())
 

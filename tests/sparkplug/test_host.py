@@ -139,6 +139,36 @@ def test_an_ndeath_without_a_bdseq_is_quarantined_and_ends_no_session(host, edge
         assert sparkplug_state.load(conn, "scada", [(GROUP, NODE)])[(GROUP, NODE)]["online"]
 
 
+def test_historical_and_live_values_of_one_millisecond_are_one_row_unless_of_the_same_metric(
+    host, edge, fleet
+):
+    """Backfill and live values at one time in one message had one key and two rows: the second was
+    quarantined as seq_conflict, though a row holds one time's readings and they were of different metrics."""
+    edge.birth(T0)
+    double = spb.DataType.DOUBLE
+    edge.ddata(
+        T0 + 20,
+        [
+            spb.Metric(T0 + 10, None, double, value=61.0, alias=10, is_historical=True),
+            spb.Metric(T0 + 10, None, double, value=2.5, alias=11),
+            spb.Metric(T0 + 20, None, double, value=62.0, alias=10),
+            spb.Metric(T0 + 20, None, double, value=63.0, alias=10, is_historical=True),  # a second value
+            spb.Metric(T0 + 20, None, double, value=62.0, alias=10),  # the same value again: nothing new
+        ],
+    )
+    wait_until(lambda: quarantine_reasons(fleet), 20, "the message stored")
+    (_, _, birth), (ten, at_ten, extra_ten), (twenty, at_twenty, extra_twenty) = rows(fleet)
+    assert (at_ten, at_twenty) == ({"temperature_c": 61.0, "vibration_mm_s": 2.5}, {"temperature_c": 62.0})
+    assert (ten, twenty) == (key(T0 + 10, 2), key(T0 + 20, 2))  # DDATA after NBIRTH 0, DBIRTH 1
+    # The row says which of its values were backfill when it holds both kinds.
+    assert extra_ten["sparkplug"]["historical"] == ["temperature_c"]
+    assert (birth["sparkplug"]["historical"], extra_twenty["sparkplug"]["historical"]) == (False, False)
+    assert quarantine_reasons(fleet) == ["seq_conflict"]
+    with fleet.connect() as conn:
+        kept = json.loads(conn.scalar(select(Quarantine.payload)))
+    assert (kept["readings"], kept["sparkplug"]["historical"]) == ({"temperature_c": 63.0}, True)
+
+
 def test_host_state_is_a_retained_qos1_json_birth_with_its_will(mosquitto, database_url, fleet):
     host = in_process_host(database_url, fleet, mosquitto.url, host_id="scada-2")
     edge = EdgeNode(mosquitto.url)
