@@ -8,13 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
-from fleet import registry
-from fleet.db import session
-from fleet.tables import Machine
 from tests.api.support import World
 from tests.console.client import ConsoleClient, flash, sign_in
+from tests.sales.test_notification_sites import globex_site
 
 API = "/api/v1/notifications/subscriptions"
 
@@ -137,15 +134,7 @@ def test_a_webhook_on_the_local_network_is_refused_in_the_form_with_the_reason(
 def test_a_site_not_of_the_customer_chosen_is_refused_at_the_site(
     client: ConsoleClient, world: World, api: TestClient
 ) -> None:
-    registry.add_machine(
-        engine=world.engine,
-        tenant="globex",
-        code="globex-press-9",
-        machine_type="centrifugal_pump",
-        site="plant-9",
-    )
-    with session(world.engine) as sess:
-        site_id = sess.scalars(select(Machine.site_id).where(Machine.code == "globex-press-9")).one()
+    site_id = globex_site(world)
     sign_in(client, world, "tech")
     acme = world.customers["acme"]
     form = {"customer_id": str(acme), "site_id": str(site_id), "channel": "email", "address": "t@example.com"}

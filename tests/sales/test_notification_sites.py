@@ -9,13 +9,13 @@ from api.app import API_PREFIX
 from fleet import registry
 from fleet.db import session
 from fleet.tables import Machine, NotificationSubscription
-from tests.api.support import build_world
+from tests.api.support import World, build_world
 
 SUBSCRIBE = f"{API_PREFIX}/notifications/subscriptions"
 
 
-def test_a_site_of_another_customer_than_the_one_named_is_422_and_nothing_is_stored(database_url) -> None:
-    world = build_world(database_url)
+def globex_site(world: World) -> int:
+    """A site of globex's (with a machine of its own); its id."""
     registry.add_machine(
         engine=world.engine,
         tenant="globex",
@@ -24,7 +24,12 @@ def test_a_site_of_another_customer_than_the_one_named_is_422_and_nothing_is_sto
         site="plant-9",
     )
     with session(world.engine) as sess:
-        site_id = sess.scalars(select(Machine.site_id).where(Machine.code == "globex-press-9")).one()
+        return sess.scalars(select(Machine.site_id).where(Machine.code == "globex-press-9")).one()
+
+
+def test_a_site_of_another_customer_than_the_one_named_is_422_and_nothing_is_stored(database_url) -> None:
+    world = build_world(database_url)
+    site_id = globex_site(world)
     acme, globex = world.customers["acme"], world.customers["globex"]
     body = {"customer_id": acme, "site_id": site_id, "channel": "email", "address": "tom@example.com"}
     with world.client() as client:
