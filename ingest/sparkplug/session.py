@@ -212,8 +212,9 @@ class Sessions:
             return state, Translation(rejection=Rejection("sparkplug_no_birth", why), rebirth=rebirth)
         else:
             state.setdefault("devices", {})
-        redelivered = kind != "NBIRTH" and ts <= state["ts"]  # see _check_seq
-        rebirth = kind != "NBIRTH" and self._check_seq(state, seq, ts, latest_ms, now_ms)
+        redelivered = rebirth = False
+        if kind != "NBIRTH":
+            redelivered, rebirth = self._check_seq(state, seq, ts, latest_ms, now_ms)
         if (
             topic.device is not None
             and self.mapping.target(topic.group, topic.edge_node, topic.device) is None
@@ -297,19 +298,23 @@ class Sessions:
         state["rebirth_sent"], state["rebirth_ms"] = True, now_ms
         return True
 
-    def _check_seq(self, state: dict, seq: int, ts: int, latest_ms: int, now_ms: int) -> bool:
-        """Advance the node's seq; True when a gap calls for a rebirth request (one per gap)."""
+    def _check_seq(self, state: dict, seq: int, ts: int, latest_ms: int, now_ms: int) -> tuple[bool, bool]:
+        """Advance the node's seq: (redelivered, rebirth), the latter when a gap calls for a rebirth request
+        (one per gap)."""
         # A clock gone wrong once must not make every later message look redelivered (no gap seen again).
         known = ts if ts <= latest_ms else state["ts"]
         if seq == (state["seq"] + 1) % 256:
-            state["seq"], state["ts"] = seq, max(state["ts"], known)
-            return False
+            # The seq orders a session, not the clock: the next message's time is the node's, also when its
+            # clock stepped back (kept at the old high mark, every message after it looked redelivered).
+            state["seq"], state["ts"] = seq, known
+            return False, False
         if ts <= state["ts"]:
-            # An earlier message again: the broker redelivers what a killed host had not acknowledged.
-            # Its key is made from the message, so storing it again is a duplicate; the state stays.
-            return False
+            # An earlier message again: the broker redelivers what a killed host had not acknowledged (a
+            # batch may hold more than 256 of one node: the seq alone cannot tell). Its key is made from the
+            # message, so storing it again is a duplicate; the state stays.
+            return True, False
         state["seq"], state["ts"] = seq, known
-        return self._ask(state, now_ms)
+        return False, self._ask(state, now_ms)
 
     @staticmethod
     def _death(state: dict | None, topic: Topic, metrics: list[Metric]) -> tuple[dict | None, Translation]:

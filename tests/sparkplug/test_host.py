@@ -94,6 +94,23 @@ def test_a_gap_asks_for_exactly_one_rebirth_until_the_birth_arrives(host, edge, 
     assert edge.rebirth_requests() == 1  # SERVICECAST_SPARKPLUG_REBIRTH_INTERVAL_S (test_hostile_nodes: 0)
 
 
+def test_a_node_clock_stepped_back_in_a_session_leaves_gaps_and_dead_devices_seen(host, edge, fleet):
+    """The seq orders a session: every message after the step looked like a redelivery (its time not after
+    the last), until the clock passed the old times again: no gap was seen, no device's death."""
+    edge.birth(T0 + 60_000)
+    edge.data(T0 + 60_010, 61.0)
+    edge.data(T0, 62.0)  # the next message, after NTP set the clock a minute back
+    edge.seq += 3  # three messages lost on the way
+    edge.data(T0 + 10, 63.0)
+    edge.device_death(T0 + 20)
+    edge.data(T0 + 30, 64.0)  # of a dead device
+    wait_until(lambda: quarantine_reasons(fleet) or len(rows(fleet)) == 5, 20, "the last data stored")
+    assert sorted(r["temperature_c"] for _, r, _ in rows(fleet)) == [60.0, 61.0, 62.0, 63.0]
+    assert quarantine_reasons(fleet) == ["sparkplug_no_birth"]
+    wait_until(lambda: edge.rebirth_requests() >= 1, 10, "a rebirth request for the gap")
+    assert edge.rebirth_requests() == 1  # the dead device's data asks no more before the next birth
+
+
 def test_data_before_birth_is_quarantined_and_asks_for_a_rebirth(host, edge, fleet):
     edge.seq = 17
     edge.data(T0, 61.0)
