@@ -104,7 +104,7 @@ def translate(
     target: Target, topic_text: str, ts: int, seq: int, metrics: list[tuple[str, Metric]]
 ) -> list[Values | tuple[str, dict]] | Rejection:
     """Named metrics of one message → telemetry values (one per metric time) and event messages."""
-    groups: dict[int, dict] = {}  # ms → readings: one row, its key, whether its values are live or backfill
+    groups: dict[int, dict] = {}  # ms → readings: one row (one key) a time, of live and backfill values alike
     backfill: dict[int, set[str]] = {}  # ms → the sensors of its row that came as is_historical
     again: list[tuple[int, str, object, bool]] = []  # a second, other value of a sensor at one ms
     events: list[tuple[int, str, str | None]] = []
