@@ -6,7 +6,8 @@
 Each case runs the CLI in a child process under `/usr/bin/time -v` (its peak RSS) on a fresh SQLite file
 where tenant acme's machines are registered: a large valid telemetry CSV, the same rows as Parquet in row
 groups, error codes (`events`), history rows, and hostile files (one 100 MB line; one 100 MB quoted field
-over many lines; every row rejected, `bad_file` with `--reject-file`).
+over many lines; every row rejected, `bad_file` with `--reject-file`; `bomb`, a Parquet file of a few KB
+holding a 300 MiB text).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 MACHINES = 20
 START = datetime(2020, 1, 1, tzinfo=UTC)
 BIG = 100 * 2**20  # characters of the hostile line or field
+BOMB = 300 * 2**20  # characters of the hostile Parquet value
 
 
 def telemetry_csv(path: Path, rows: int, *, hostile: str | None = None) -> Path:
@@ -42,8 +44,9 @@ def telemetry_csv(path: Path, rows: int, *, hostile: str | None = None) -> Path:
     return path
 
 
-def telemetry_parquet(path: Path, rows: int, row_group: int) -> Path:
-    """The rows of `telemetry_csv` as Parquet, `row_group` rows a group."""
+def telemetry_parquet(path: Path, rows: int, row_group: int, *, bomb: bool = False) -> Path:
+    """The rows of `telemetry_csv` as Parquet, `row_group` rows a group; `bomb`: a column `note` (zstd)
+    holding a 300 MiB text in row 2 (a few KB packed), empty elsewhere."""
     import pyarrow as pa
     from pyarrow import parquet
 
@@ -57,7 +60,9 @@ def telemetry_parquet(path: Path, rows: int, row_group: int) -> Path:
             "pressure_bar": [3.5] * rows,
         }
     )
-    parquet.write_table(table, path, row_group_size=row_group)
+    if bomb:
+        table = table.append_column("note", pa.array([None, "x" * BOMB, *[None] * (rows - 2)], pa.string()))
+    parquet.write_table(table, path, row_group_size=row_group, compression="zstd" if bomb else "snappy")
     return path
 
 
@@ -139,6 +144,11 @@ def main() -> None:
             "parquet": lambda: (
                 telemetry_parquet(folder / "t.parquet", args.rows, args.row_group),
                 args.rows,
+                "telemetry",
+            ),
+            "bomb": lambda: (
+                telemetry_parquet(folder / "b.parquet", 1000, 100, bomb=True),
+                1000,
                 "telemetry",
             ),
             "line": lambda: (telemetry_csv(folder / "line.csv", 1000, hostile="line"), 1001, "telemetry"),

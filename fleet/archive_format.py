@@ -17,6 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fleet import parquet_bounds
+
 FORMAT_VERSION = "1"
 _MAX_PLACES = 9
 _DECIMAL_LIMIT = 10.0**18
@@ -113,32 +115,11 @@ def check(schema: pa.Schema) -> None:
             raise pa.ArrowTypeError(f"not an archive file: sensor readings.{field.name} is {field.type}")
 
 
-# A decompression bomb: a few KB of zstd that inflate to GBs (a 10 KB file, one 300 MB text value: 1 GB read).
-# The archive's own files stay far below both bounds at once: a constant float sensor packs 1:~1000 in
-# 800 KB a row group, and the chunks past 64 MB are long distinct texts, which pack a few to one.
-MAX_INFLATED_BYTES = 64 * 2**20
-MAX_INFLATION = 1000
-
-
 def check_inflation(metadata: pq.FileMetaData) -> None:
-    """pa.ArrowInvalid for a file whose footer says a column chunk, or the whole, inflates to more than
-    MAX_INFLATED_BYTES at more than MAX_INFLATION times its packed size: refused before a page is read."""
-    total = packed = 0
-    for g in range(metadata.num_row_groups):
-        group = metadata.row_group(g)
-        for c in range(group.num_columns):
-            chunk = group.column(c)
-            size, stored = chunk.total_uncompressed_size, chunk.total_compressed_size
-            _check_inflation(size, stored, f"column {chunk.path_in_schema} of row group {g}")
-            total, packed = total + size, packed + stored
-    _check_inflation(total, packed, "the file's columns")
-
-
-def _check_inflation(size: int, stored: int, what: str) -> None:
-    if size > MAX_INFLATED_BYTES and size > MAX_INFLATION * max(stored, 1):
-        raise pa.ArrowInvalid(
-            f"not an archive file: {what} would decompress {stored:,} bytes to {size:,} (a zip bomb)"
-        )
+    """pa.ArrowInvalid for a file whose footer shows a decompression bomb (`parquet_bounds.bomb`): refused
+    before a page is read."""
+    if why := parquet_bounds.bomb(metadata):
+        raise pa.ArrowInvalid(f"not an archive file: {why} (a zip bomb)")
 
 
 def write_options(table: pa.Table) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Engine
 
-from fleet import contract, csv_import, errors
+from fleet import contract, csv_import, errors, parquet_bounds
 from fleet.csv_import import ColumnMap, ImportReport, Reject
 from ingest import event_slots
 from ingest.contract import MAX_SEQ, Limits, parse_message
@@ -173,7 +173,8 @@ def _rows(
     path: Path, mapping: ColumnMap, header: _Header, max_line: int, chunk: int
 ) -> Iterator[tuple[int, dict]]:
     """(line, {column: text}) of a CSV file, or (row number from 1, …) of a Parquet file, `chunk` rows at a
-    time; a Parquet row with a value longer than `max_line` characters is `csv_import.Unread`."""
+    time; a Parquet row with a value longer than `max_line` characters, or in a row group whose footer shows a
+    decompression bomb (`parquet_bounds.bomb`, left unread), is `csv_import.Unread`."""
     required, fields = header
     if Path(path).suffix.lower() != ".parquet":
         yield from csv_import.read_rows(path, mapping, required=required, fields=fields, max_line=max_line)
@@ -183,20 +184,30 @@ def _rows(
     try:
         table = parquet.ParquetFile(path)
         csv_import.check_header(path, table.schema_arrow.names, mapping, required=required, fields=fields)
-        for _ in table.iter_batches(batch_size=chunk):
+        groups = range(table.metadata.num_row_groups)
+        bombs = {g: why for g in groups if (why := parquet_bounds.bomb(table.metadata, [g]))}
+        sound = [g for g in groups if g not in bombs]
+        for _ in table.iter_batches(batch_size=chunk, row_groups=sound):
             pass  # every page decoded once before the first row is stored: a corrupt file stores nothing
     except (OSError, ArrowException) as exc:
         raise errors.InvalidInput(f"cannot read {path} as Parquet: {exc}") from None
     number = 0
     long = csv_import.Unread(f"a value longer than {max_line} characters")
-    for batch in table.iter_batches(batch_size=chunk):
-        for row in _pylist(batch):
-            number += 1
-            if isinstance(row, csv_import.Unread):
-                yield number, row
-                continue
-            cells = {k: _cell_text(v) for k, v in row.items()}
-            yield number, long if any(len(v) > max_line for v in cells.values()) else cells
+    for g in groups:
+        if g in bombs:  # refused from the footer, unread: its rows are numbered, not decoded
+            unread = csv_import.Unread(f"{bombs[g]} (a decompression bomb): not read")
+            for _ in range(table.metadata.row_group(g).num_rows):
+                number += 1
+                yield number, unread
+            continue
+        for batch in table.iter_batches(batch_size=chunk, row_groups=[g]):
+            for row in _pylist(batch):
+                number += 1
+                if isinstance(row, csv_import.Unread):
+                    yield number, row
+                    continue
+                cells = {k: _cell_text(v) for k, v in row.items()}
+                yield number, long if any(len(v) > max_line for v in cells.values()) else cells
 
 
 def _pylist(batch) -> list[dict]:

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fleet import archive_format
+from fleet import archive_format, parquet_bounds
 from tests.lifecycle import support
 
 
@@ -14,7 +14,7 @@ from tests.lifecycle import support
 def test_a_file_with_one_huge_compressible_value_is_refused_before_it_is_inflated(sqlite_engine, tmp_path):
     url, machines, path = support.archived_file(sqlite_engine, tmp_path)
     table = pq.read_table(path)
-    huge = ["x" * (archive_format.MAX_INFLATED_BYTES + 1), *table.column("fw").to_pylist()[1:]]
+    huge = ["x" * (parquet_bounds.MAX_INFLATED_BYTES + 1), *table.column("fw").to_pylist()[1:]]
     table = table.set_column(table.schema.get_field_index("fw"), "fw", pa.array(huge, pa.string()))
     pq.write_table(table, path, **archive_format.write_options(table))
     assert path.stat().st_size < 2**20  # far less than what it decompresses to
