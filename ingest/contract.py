@@ -196,9 +196,12 @@ def _shape(body: object) -> Rejection | None:
     return None
 
 
-def _check_seq(seq: object) -> int | Rejection:
+def check_seq(seq: object) -> int | Rejection:
+    """A seq as an integer in 0..MAX_SEQ, or why not; a float or a text is named with its value."""
     if type(seq) is not int:
-        return Rejection("wrong_type", f"seq must be an integer, got {type(seq).__name__}")
+        kind = type(seq)
+        shown = f" {seq!r}" if kind is float else f" {seq[:40]!r}" if kind is str else ""
+        return Rejection("wrong_type", f"seq must be an integer, got {kind.__name__}{shown}")
     if not 0 <= seq <= MAX_SEQ:
         return Rejection("bad_value", f"seq {str(seq)[:40]} is outside 0..2^63-1")
     return seq
@@ -225,7 +228,7 @@ def _common_head(
         seq, ts, own = body["seq"], body["ts"], body[payload_field]
     except KeyError as exc:
         return Rejection("missing_field", f"{exc.args[0]} is required")
-    seq = _check_seq(seq)
+    seq = check_seq(seq)
     if type(seq) is Rejection:
         return seq
     ts = parse_ts(ts, limits, latest)
@@ -333,7 +336,7 @@ def reading_of(
         return where
     if where[2] != contract.TOPIC_LEAF:
         return Rejection("bad_topic", f"topic {topic[:200]!r} is not a telemetry topic")
-    checked_seq = _check_seq(seq)
+    checked_seq = check_seq(seq)
     if type(checked_seq) is Rejection:
         return checked_seq
     checked_ts = _in_range(ts, limits, latest)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from fleet import contract, csv_import, errors, parquet_bounds
 from fleet.csv_import import ColumnMap, ImportReport, Reject
 from ingest import event_slots
-from ingest.contract import MAX_SEQ, Limits, parse_message
+from ingest.contract import MAX_SEQ, Limits, check_seq, parse_message
 from ingest.pipeline import Pipeline, RawMessage
 from ingest.schemas import Event, Outcome, Reading, Rejection
 from ingest.writer import UNAVAILABLE
@@ -153,6 +153,9 @@ def _messages(rows: Iterator[tuple[int, dict]], mapping: ColumnMap, kind: str) -
             body["seq"] = _derived_seq(ts, kind)
         elif bad is None and _out_of_range(body["seq"]):
             bad = Rejection("bad_value", f"seq {body['seq'][:40]} is outside 0..2^63-1")
+        elif type(body["seq"]) is float:  # JSON holds no NaN: the contract judges it here, the text goes on
+            bad = bad or check_seq(body["seq"])
+            body["seq"] = csv_import.text(row, mapping, "seq")
         if kind == "events":
             body["code"] = csv_import.text(row, mapping, "code")
             for name in ("severity", "text"):
@@ -253,7 +256,10 @@ def _seq(row: dict, mapping: ColumnMap) -> object:
     try:
         seq = int(value)
     except ValueError:
-        return value  # the contract refuses it as wrong_type, with the line
+        try:
+            return float(value)  # 5.0, NaN: a float (Parquet's, or a CSV's text), as the contract names it
+        except ValueError:
+            return value  # the contract refuses it as wrong_type, with the line
     # JSON is written with 64-bit integers at most: a larger one goes as text, refused as bad_value below
     return seq if -MAX_SEQ <= seq <= MAX_SEQ else value
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from fleet import parquet_bounds
 from fleet.tables import Telemetry
+from ingest.contract import parse_message
 from tests.fleet.test_telemetry_import import at, run
 from tests.ingest.support import quarantine_reasons, register_fleet
 
@@ -50,3 +51,31 @@ def test_a_parquet_row_group_that_would_inflate_past_the_bound_is_refused_unread
             at(9),
         ]
     assert quarantine_reasons(engine) == ["bad_row"]
+
+
+def test_a_float_seq_is_refused_as_the_float_the_file_holds_as_over_mqtt(database_url, engine, tmp_path):
+    register_fleet(engine, "acme", ["1"])
+    parquet_path, csv_path = tmp_path / "telemetry.parquet", tmp_path / "telemetry.csv"
+    times = pa.array([at(6), at(7), at(8)], type=pa.timestamp("us"))
+    seqs = pa.array([5.0, float("nan"), 7.0], pa.float64())  # pandas writes an int column with a gap so
+    parquet.write_table(pa.table({"datetime": times, "machineID": ["1"] * 3, "seq": seqs}), parquet_path)
+    csv_path.write_text("datetime,machineID,seq\n2015-01-01 09:00:00,1,5.0\n2015-01-01 10:00:00,1,NaN\n")
+    # The contract decides: over MQTT a seq of 5.0 is a float, refused, and JSON holds no NaN.
+    mqtt = parse_message(
+        "fleet/acme/1/telemetry", b'{"v":1,"seq":5.0,"ts":"2015-01-01T06:00:00Z","readings":{}}'
+    )
+    assert mqtt.detail == "seq must be an integer, got float 5.0"
+
+    done = run(database_url, parquet_path)
+    # Before: "seq must be an integer, got str": the file's float went to the contract as its text.
+    assert "3 rows: imported 0 new messages, 0 stored already, 3 rejected" in done.stdout, done.output
+    assert f"line 1: wrong_type: {mqtt.detail}\n" in done.stderr
+    assert "line 2: wrong_type: seq must be an integer, got float nan\n" in done.stderr
+    assert "line 3: wrong_type: seq must be an integer, got float 7.0\n" in done.stderr
+    done = run(database_url, csv_path)
+    assert "2 rows: imported 0 new messages, 0 stored already, 2 rejected" in done.stdout, done.output
+    assert f"line 2: wrong_type: {mqtt.detail}\n" in done.stderr
+    assert "line 3: wrong_type: seq must be an integer, got float nan\n" in done.stderr
+    with engine.connect() as conn:
+        assert conn.execute(select(Telemetry.ts)).scalars().all() == []
+    assert quarantine_reasons(engine) == ["wrong_type"] * 5
