@@ -25,7 +25,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -78,6 +78,8 @@ class Report:
     bytes: int = 0
     orphans_removed: int = 0
     partitions_dropped: int = 0
+    # Weeks a transaction held past partitions.LOCK_TIMEOUT: left as they were, their rows moved by key.
+    partitions_busy: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -334,6 +336,9 @@ def _move_partition(
 ) -> None:
     """Move a whole week: write its files, then register them and drop the partition in one transaction."""
     mark = partitions.watch(engine, part)
+    if mark is None:
+        report.partitions_busy.append(part.name)
+        return
     written = list(_files(engine, where, before=part.hi, start=part.lo, **how))
     with engine.begin() as conn:
         dropped = partitions.drop_unchanged(conn, part, mark=mark)
@@ -377,7 +382,9 @@ def _run(engine: Engine, *, url: str, before: datetime, max_rows: int, after_wri
     archive_store.claim(engine, where)  # a copy of this database sharing the folder stops here
     report = Report(orphans_removed=_sweep(engine, where))
     how = {"max_rows": max_rows, "after_write": after_write}
-    partitions.split_default(engine)  # PostgreSQL: old rows get their weeks, which may then move whole
+    partitions.split_default(
+        engine, busy=report.partitions_busy
+    )  # PostgreSQL: old rows get their weeks, which may then move whole
     for part in partitions.whole_before(engine, before):
         _move_partition(engine, where, part, report, **how)
     for file in _files(engine, where, before=before, start=None, **how):

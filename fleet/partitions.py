@@ -21,8 +21,11 @@ WEEK = timedelta(days=7)
 AHEAD_WEEKS = 4
 DEFAULT = "telemetry_default"
 MAKING_LOCK = 7_214_002  # advisory lock key (fleet.migrate holds 7_214_001)
-# Longer than this waiting for the table (a long read holds it) and the move falls back to deletes by key.
+# Longer than this waiting for a table (a long read or write holds it) and the DDL gives up: the week stays
+# where it is and the archive moves its rows by key. Waiting longer would also queue every later reader and
+# writer of that table behind the waiting DDL.
 LOCK_TIMEOUT = "5s"
+_LOCK_NOT_AVAILABLE = "55P03"
 _BOUNDS = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 _NAME = re.compile(r"telemetry_(p\d{8}|default)")
 
@@ -87,25 +90,41 @@ def _attach_week(conn: Connection, lo: datetime) -> None:
     )
 
 
-def ensure_in(conn: Connection, weeks: set[datetime]) -> list[str]:
-    """`ensure` inside the caller's transaction."""
+def ensure_in(conn: Connection, weeks: set[datetime], *, busy: list[str] | None = None) -> list[str]:
+    """`ensure` inside the caller's transaction; a week busy past `LOCK_TIMEOUT` is skipped (into `busy`)."""
     dialect.serialize(conn, MAKING_LOCK)  # two processes making one week: the second then finds it made
+    conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))  # after the wait for the other maker
     made = []
     have = {p.lo for p in listing(conn)}
     for lo in sorted(weeks - have):
-        _attach_week(conn, lo)
-        made.append(f"telemetry_p{lo:%Y%m%d}")
+        name = f"telemetry_p{lo:%Y%m%d}"
+        try:
+            with conn.begin_nested():
+                _attach_week(conn, lo)
+        except OperationalError as exc:
+            if not _lock_busy(exc):
+                raise
+            if busy is not None:
+                busy.append(name)
+            continue
+        made.append(name)
     return made
 
 
-def ensure(engine: Engine, weeks: set[datetime]) -> list[str]:
+def _lock_busy(exc: OperationalError) -> bool:
+    """Whether the statement gave up waiting for a lock (`lock_timeout`)."""
+    return getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE
+
+
+def ensure(engine: Engine, weeks: set[datetime], *, busy: list[str] | None = None) -> list[str]:
     """Partitions for these weeks (Mondays 00:00 UTC) where none exists yet; returns the new names."""
     with engine.begin() as conn:
-        return ensure_in(conn, weeks)
+        return ensure_in(conn, weeks, busy=busy)
 
 
-def split_default(engine: Engine) -> list[str]:
-    """A partition for every week with rows in the default partition; returns the new names."""
+def split_default(engine: Engine, *, busy: list[str] | None = None) -> list[str]:
+    """A partition for every week with rows in the default partition; returns the new names. A week whose
+    rows a transaction holds past `LOCK_TIMEOUT` stays in the default partition, named in `busy`."""
     with engine.connect() as conn:
         if not partitioned(conn):
             return []
@@ -113,7 +132,7 @@ def split_default(engine: Engine) -> list[str]:
             text(f"SELECT DISTINCT date_trunc('week', ts AT TIME ZONE 'UTC') FROM {DEFAULT}")
         ).scalars()
         found = {w.replace(tzinfo=UTC) for w in weeks}
-    return ensure(engine, found) if found else []
+    return ensure(engine, found, busy=busy) if found else []
 
 
 def maintain(engine: Engine, *, now: datetime) -> list[str]:
@@ -137,18 +156,26 @@ def _changes(conn: Connection) -> int:
     return conn.scalar(text("SELECT last_value FROM telemetry_partition_changes"))
 
 
-def watch(engine: Engine, part: Partition) -> int:
+def watch(engine: Engine, part: Partition) -> int | None:
     """Count every later row change in `part` (a trigger); returns the count so far, for `drop_unchanged`.
 
     Creating the trigger waits for transactions writing to the partition: a read after it sees them all.
+    None when one still writes after `LOCK_TIMEOUT`: the partition is not watched, nor can it be dropped.
     """
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                f"CREATE OR REPLACE TRIGGER telemetry_moving AFTER INSERT OR UPDATE OR DELETE ON {part.name} "
-                "FOR EACH ROW EXECUTE FUNCTION telemetry_note_change()"
-            )
-        )
+        conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    text(
+                        f"CREATE OR REPLACE TRIGGER telemetry_moving AFTER INSERT OR UPDATE OR DELETE ON "
+                        f"{part.name} FOR EACH ROW EXECUTE FUNCTION telemetry_note_change()"
+                    )
+                )
+        except OperationalError as exc:
+            if not _lock_busy(exc):
+                raise
+            return None
         # A value of our own: `last_value` reads the same before and after a new sequence's first nextval.
         return conn.scalar(text("SELECT nextval('telemetry_partition_changes')"))
 

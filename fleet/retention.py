@@ -130,10 +130,14 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
         # What it moved, not what was counted before its lock: another run may have moved them meanwhile.
         moved = archive.run(engine, url=settings.archive_url, before=hot_cutoff)
         step.count = moved.rows
+        notes = []
         if moved.orphans_removed:
-            step.note = (
+            notes.append(
                 f"removed {display.count(moved.orphans_removed, 'file')} a killed run left unregistered"
             )
+        if moved.partitions_busy:
+            notes.append(_busy_note(moved.partitions_busy))
+        step.note = "; ".join(notes)
     plan.done.append("telemetry_hot")
     # Each class is counted, then deleted: on SQLite that transaction must hold the write lock from BEGIN.
     deleter = engine if dry_run else for_writing(engine)
@@ -161,6 +165,14 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
         dropped = erasure_notices.drop_dead(conn, before=cutoff, at=now, dry_run=dry_run)
     plan.steps.append(Step(DEAD_ERASURE_EVENTS, cutoff, dropped, "drop the account ids of", "announcement"))
     plan.done.append(DEAD_ERASURE_EVENTS)
+
+
+def _busy_note(names: list[str]) -> str:
+    """The weeks another transaction held: their rows moved by key, their partitions left to a later run."""
+    return (
+        f"{', '.join(names)} held by another transaction past {partitions.LOCK_TIMEOUT}: rows moved by key, "
+        "the partition left for a later run"
+    )
 
 
 def _delete(

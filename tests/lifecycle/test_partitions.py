@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 
 from benchmarks import storage
 from fleet import archive, contract, history, migrate, partitions, retention, telemetry
@@ -288,3 +288,53 @@ def test_the_storage_benchmark_counts_the_bytes_of_every_partition(pg):
             )
         )
     assert storage.hot_bytes(pg) == partitions_bytes > 0
+
+
+def _archived_while(pg: Engine, url: str, held_by: Callable[[Connection], None]) -> archive.Report:
+    """An archive run of weeks 1 and 2 while another connection, after `held_by`, keeps its transaction
+    open (then rolled back); that transaction must still be open when the run ends."""
+    done: list[archive.Report] = []
+    runner = threading.Thread(target=lambda: done.append(archive.run(pg, url=url, before=WEEK3)))
+    with pg.connect() as holder, holder.begin() as held:
+        held_by(holder)
+        runner.start()
+        runner.join(120)  # a bound for the old code, which waited for this transaction: not a speed check
+        ended_while_held = not runner.is_alive()
+        assert held.is_active
+        held.rollback()
+    runner.join()
+    assert ended_while_held, "the archive run waited for the open transaction"
+    return done[0]
+
+
+def test_a_writer_holding_a_week_leaves_its_partition_and_the_run_moves_its_rows_by_key(pg, tmp_path):
+    ids = support.register(pg, "acme", ["p1"])
+    rows = support.rows(ids["p1"], seqs=range(2000), step_s=600.0)
+    late = rows.pop(100)  # week 1's, written by a transaction still open as the archive runs
+    support.write(pg, rows)
+    partitions.split_default(pg)
+    url = str(tmp_path / "archive")
+
+    report = _archived_while(pg, url, lambda holder: telemetry.insert_telemetry(holder, [late]))
+    # Week 2 is kept too: the writer holds the table against the drop's lock (`drop_unchanged`).
+    assert report.partitions_busy == [f"telemetry_p{WEEK1:%Y%m%d}"] and report.partitions_dropped == 0
+    assert f"telemetry_p{WEEK1:%Y%m%d}" in _names(pg)
+    assert _count(pg, Telemetry.ts < WEEK3) == 0 and report.rows == sum(r["ts"] < WEEK3 for r in rows)
+    support.write(pg, [late])
+    assert archive.run(pg, url=url, before=WEEK3).partitions_dropped == 2  # free now: both weeks go whole
+    with pg.connect() as conn:
+        stored = history.read_rows(conn, machine_ids=[ids["p1"][1]], archive_url=url)
+    assert list(stored["seq"]) == list(range(2000))
+
+
+def test_a_reader_of_the_default_partition_leaves_its_weeks_there_and_the_run_moves_them_by_key(pg, tmp_path):
+    ids = support.register(pg, "acme", ["p1"])
+    support.write(pg, support.rows(ids["p1"], seqs=range(2000), step_s=600.0))  # weeks 1-3, in the default
+    url = str(tmp_path / "archive")
+
+    report = _archived_while(pg, url, lambda holder: holder.execute(text("SELECT count(*) FROM telemetry")))
+    assert report.partitions_busy == [f"telemetry_p{w:%Y%m%d}" for w in (WEEK1, WEEK2, WEEK3)]
+    assert _count(pg, Telemetry.ts < WEEK3) == 0 and report.rows > 0
+    with pg.connect() as conn:
+        stored = history.read_rows(conn, machine_ids=[ids["p1"][1]], archive_url=url)
+    assert list(stored["seq"]) == list(range(2000))
