@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -78,7 +79,11 @@ class DemoFleet:
 
 
 def plan(settings: Settings, now: datetime | None = None) -> DemoFleet:
-    """The demo fleet from the SERVICECAST_DEMO_* sizes, its last live step at the current hour."""
+    """The demo fleet from the SERVICECAST_DEMO_* sizes, its last live step at the current hour or before.
+
+    Before by the whole steps that keep every reading stamped by now: a simulated clock running ahead (a
+    clock-skew fault over the last steps) stamps past the hour, and the ingester refuses a future `ts`.
+    """
     step = settings.demo_step_s
     per_day = 86_400 // step
     history = max(1, round(settings.demo_days * per_day))
@@ -95,7 +100,12 @@ def plan(settings: Settings, now: datetime | None = None) -> DemoFleet:
         bad_payload_rate=BAD_PAYLOAD_RATE,
         tenants=tuple(tenant for tenant, *_ in CUSTOMERS),
     )
-    return DemoFleet(simulate(config), history)
+    run = simulate(config)
+    ahead = run.ts_bound() - pd.Timestamp(now)
+    if ahead > pd.Timedelta(0):  # faults are drawn by step, so the same fleet ends that much earlier
+        back = math.ceil(ahead / pd.Timedelta(seconds=step)) * step
+        run = simulate(dataclasses.replace(config, start=config.start - timedelta(seconds=back)))
+    return DemoFleet(run, history)
 
 
 def register_customers(engine: Engine) -> None:

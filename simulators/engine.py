@@ -52,6 +52,16 @@ class SimulationRun:
         """Sensor values the whole fleet produces per step when nothing is down or dropped."""
         return int(sum(len(MACHINE_TYPES[t].sensors) for t in self.machines["machine_type"]))
 
+    def ts_bound(self) -> pd.Timestamp:
+        """No message of the run is stamped later: its last step's time, or later where a clock runs ahead."""
+        step_ns = self.config.step_seconds * _NS
+        latest = self._start_ns + (self.config.steps - 1) * step_ns
+        for fault in (f for machine in self._faults for f in machine if f.kind == "clock_skew"):
+            # rounded to the millisecond as in _panel
+            ahead = round(fault.magnitude * 1e3) * 1_000_000
+            latest = max(latest, self._start_ns + (fault.end - 1) * step_ns + ahead)
+        return pd.Timestamp(latest, tz="UTC")
+
     def iter_panels(self, chunk_machines: int = 250, chunk_steps: int = 1440) -> Iterator[pd.DataFrame]:
         """Long-panel chunks, time blocks outer and machine blocks inner; rows ordered by (seq, machine)."""
         n, steps = len(self.machines), self.config.steps

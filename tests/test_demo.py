@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 from api.alerts import OPEN_STATES
 from fleet import registry
 from fleet.db import make_engine
-from fleet.settings import get_settings
+from fleet.settings import Settings, get_settings
 from fleet.tables import (
     Alert,
     Customer,
@@ -30,6 +31,8 @@ from fleet.tables import (
     Telemetry,
     User,
 )
+from ingest import contract
+from ingest.schemas import Rejection
 from models import versions as model_versions
 from servicecast import demo_fleet, screenshots
 from servicecast.cli import app
@@ -71,6 +74,29 @@ def _counts(url: str) -> dict[str, int]:
         counts["press_events"] = conn.scalar(select(func.count()).where(MachineEvent.machine_id == press))
     engine.dispose()
     return counts
+
+
+def test_the_demo_fleet_stamps_no_live_reading_after_now():
+    # On the hour the nominal last step is now itself; this fleet has a device clock 28 min fast (a simulated
+    # clock-skew fault) over its last steps: its readings were stamped after now and quarantined as
+    # bad_timestamp, or not, by the minute the demo started.
+    now = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    settings = Settings(
+        demo_machines=150, demo_days=1, demo_step_s=3600, demo_live_hours=6, ingest_future_margin_s=300
+    )
+    fleet = demo_fleet.plan(settings, now=now)
+    config, limits = fleet.run.config, contract.Limits.from_settings(settings)
+    step = timedelta(seconds=config.step_seconds)
+    refused, ahead = [], []
+    for message in fleet.live_messages():
+        if message.valid:
+            raw = json.loads(message.payload)["ts"]
+            if type(contract.parse_ts(raw, limits, contract.latest_accepted(now, limits))) is Rejection:
+                refused.append((message.machine, raw))
+            if datetime.fromisoformat(raw) - (config.start + (message.seq - 1) * step) > limits.future_margin:
+                ahead.append(message.machine)
+    assert ahead  # the fleet still shows the fault live
+    assert refused == []
 
 
 def test_tiny_demo_backfills_trains_publishes_live_and_hands_out_keys(tmp_path, monkeypatch):

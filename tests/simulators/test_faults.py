@@ -70,3 +70,13 @@ def test_each_fault_kind_has_its_signature():
             assert 1 <= (got[f.sensor] != ref[f.sensor]).sum() <= 5
         seen.add(f.kind)
     assert seen == {"stuck", "drift", "dropout", "spike", "clock_skew"}
+
+
+def test_ts_bound_is_the_last_step_or_later_by_a_clock_running_ahead():
+    run, faulty, clean = _pair()
+    last = pd.Timestamp(run.config.start) + pd.Timedelta(
+        seconds=(run.config.steps - 1) * run.config.step_seconds
+    )
+    assert clean["ts"].max() == simulate(FleetConfig(**BASE, fault_rate=0.0)).ts_bound() == last
+    assert faulty["ts"].max() <= run.ts_bound()
+    assert faulty["ts"].max() > last  # a clock runs ahead at some step late enough to pass the last one
