@@ -77,9 +77,11 @@ def load_map(path: Path | None) -> ColumnMap:
     if path is None:
         return ColumnMap()
     try:
-        text = text_files.decode(Path(path).read_bytes())
+        text = text_files.read(Path(path))
         data = tomllib.loads(text)
-    except (OSError, tomllib.TOMLDecodeError, text_files.NotUtf8) as exc:
+    except text_files.FileProblem as exc:
+        raise errors.InvalidInput(f"mapping file {path}: {exc.reason}") from None
+    except tomllib.TOMLDecodeError as exc:
         raise errors.InvalidInput(f"mapping file {path}: {exc}") from None
     except ValueError:  # tomllib leaves Python's limit on the digits of a number to int()
         found = file_values.long_number(text)

@@ -10,6 +10,9 @@ from typing import Any, BinaryIO
 from fleet import errors
 from fleet.type_checks import Problem, compose_yaml
 
+# Types, catalog, mapping and map files are settings a person writes: the shipped ones are under 10 kB.
+MAX_BYTES = 16 * 2**20
+
 
 class NotUtf8(errors.InvalidInput):
     """A file that is not UTF-8 text; `line` is where its first byte that is not UTF-8 is."""
@@ -51,13 +54,25 @@ class FileProblem(errors.InvalidInput):
         self.problem = problem
         super().__init__(str(problem))
 
+    @property
+    def reason(self) -> str:
+        """What is wrong, with its line where known, for a message that names the file itself."""
+        line = self.problem.line
+        return f"line {line}: {self.problem.message}" if line else self.problem.message
 
-def read(path: Path) -> str:
-    """The text of a file a person hands in, or `FileProblem`: missing, a folder, unreadable, not UTF-8."""
+
+def read(path: Path, limit: int = MAX_BYTES) -> str:
+    """The text of a file a person hands in, or `FileProblem`: missing, a folder, unreadable, larger than
+    `limit` bytes (read no further: /dev/zero or a wrong file would fill the memory), not UTF-8."""
     try:
-        return decode(path.read_bytes())
+        with Path(path).open("rb") as stream:
+            raw = stream.read(limit + 1)
     except OSError as exc:
         raise FileProblem(Problem(str(path), None, "file", exc.strerror or str(exc))) from None
+    if len(raw) > limit:
+        raise FileProblem(Problem(str(path), None, "file", f"larger than {limit:,} bytes, not read"))
+    try:
+        return decode(raw)
     except NotUtf8 as exc:
         raise FileProblem(Problem(str(path), exc.line, "file", exc.reason)) from None
 

@@ -47,9 +47,9 @@ def catalog_add(
 ) -> None:
     """Check FILE as the console does and store it as a new version (inactive unless --activate)."""
     try:
-        source = text_files.decode(file.read_bytes())
-    except (OSError, text_files.NotUtf8) as exc:
-        raise fail(f"{file} cannot be read: {exc}", code=EXIT_ERROR) from None
+        source = text_files.read(file)
+    except text_files.FileProblem as exc:
+        raise fail(f"{file} cannot be read: {exc.reason}", code=EXIT_ERROR) from None
     engine = ready_engine(load_settings())
     by = audit.operator()
     try:

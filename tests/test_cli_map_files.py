@@ -34,6 +34,7 @@ BROKEN: dict[str, Callable[[Path], str]] = {
     "not YAML": _not_yaml,
     "a folder": broken_files.a_folder,
     "missing": broken_files.missing,
+    "too large": broken_files.too_large,
 }
 
 
