@@ -87,7 +87,7 @@ class DemoOpcUaMachine:
         """Messages the broker has acknowledged from the press so far."""
         return self.publisher.published
 
-    def stop(self, deadline_s: float = 10.0) -> None:
+    def stop(self, deadline_s: float = 60.0) -> None:
         """Wait until the broker has taken every message, then stop the bridge and the server."""
         self._shift.join(timeout=deadline_s)
         end = time.monotonic() + deadline_s
