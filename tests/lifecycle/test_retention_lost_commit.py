@@ -1,5 +1,5 @@
-"""SQLite (synchronous=NORMAL) after a power cut that lost retention's last commit, its files removed: the
-expired files' reads fail until the next run, which unregisters them again; no other row is lost."""
+"""SQLite put back from a copy taken before retention's last commit (what a lost commit leaves), its files
+removed: the expired files' reads fail until the next run, which unregisters them again; no row is lost."""
 
 from __future__ import annotations
 
