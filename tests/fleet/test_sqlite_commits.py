@@ -1,5 +1,5 @@
 """SQLite commits that survive a power cut: the ingester acknowledges a message to the broker once its commit
-returns, and the archive removes or registers files after its commits, so a commit that returned must be on disk."""
+returns, and the archive removes or registers files after its commits, so a returned commit is on disk."""
 
 from __future__ import annotations
 
