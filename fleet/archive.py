@@ -40,6 +40,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, text
 
 from fleet import archive_format, archive_store, db, durable, errors, partitions
+from fleet.settings import PARTITION_LOCK_TIMEOUT_S
 from fleet.tables import ArchivedRange, ArchiveFile, Customer, Telemetry
 
 FILES_PER_BATCH_ROWS = 500_000
@@ -78,7 +79,7 @@ class Report:
     bytes: int = 0
     orphans_removed: int = 0
     partitions_dropped: int = 0
-    # Weeks a transaction held past partitions.LOCK_TIMEOUT: left as they were, their rows moved by key.
+    # Weeks a transaction held past the run's lock timeout: left as they were, their rows moved by key.
     partitions_busy: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -332,16 +333,16 @@ def _count(report: Report, file: _File) -> None:
 
 
 def _move_partition(
-    engine: Engine, where: Location, part: partitions.Partition, report: Report, **how
+    engine: Engine, where: Location, part: partitions.Partition, report: Report, lock_timeout_s: float, **how
 ) -> None:
     """Move a whole week: write its files, then register them and drop the partition in one transaction."""
-    mark = partitions.watch(engine, part)
+    mark = partitions.watch(engine, part, lock_timeout_s=lock_timeout_s)
     if mark is None:
         report.partitions_busy.append(part.name)
         return
     written = list(_files(engine, where, before=part.hi, start=part.lo, **how))
     with engine.begin() as conn:
-        dropped = partitions.drop_unchanged(conn, part, mark=mark)
+        dropped = partitions.drop_unchanged(conn, part, mark=mark, lock_timeout_s=lock_timeout_s)
         if dropped:
             for file in written:
                 _register(conn, file)
@@ -361,17 +362,22 @@ def run(
     before: datetime,
     max_rows: int = FILES_PER_BATCH_ROWS,
     after_write: Callable[[str], None] | None = None,
+    lock_timeout_s: float = PARTITION_LOCK_TIMEOUT_S,
 ) -> Report:
     """Move hot rows with ts < `before` to Parquet; idempotent, and safe to kill and rerun.
 
     A second run at once waits for the first (`exclusive`): each deletes files no move registered.
     `after_write` is called between a file's write and its commit (the crash test kills the process there).
+    PostgreSQL: a week whose table a transaction holds past `lock_timeout_s` is left in `partitions_busy`.
     """
     with exclusive(engine, wait=True):
-        return _run(engine, url=url, before=before, max_rows=max_rows, after_write=after_write)
+        how = {"max_rows": max_rows, "after_write": after_write}
+        return _run(engine, url=url, before=before, lock_timeout_s=lock_timeout_s, **how)
 
 
-def _run(engine: Engine, *, url: str, before: datetime, max_rows: int, after_write) -> Report:
+def _run(
+    engine: Engine, *, url: str, before: datetime, max_rows: int, after_write, lock_timeout_s: float
+) -> Report:
     started = time.perf_counter()
     where = location(url)
     if isinstance(where.fs, MemoryFileSystem):  # its files end with this process, the rows moved there too
@@ -382,11 +388,10 @@ def _run(engine: Engine, *, url: str, before: datetime, max_rows: int, after_wri
     archive_store.claim(engine, where)  # a copy of this database sharing the folder stops here
     report = Report(orphans_removed=_sweep(engine, where))
     how = {"max_rows": max_rows, "after_write": after_write}
-    partitions.split_default(
-        engine, busy=report.partitions_busy
-    )  # PostgreSQL: old rows get their weeks, which may then move whole
+    # PostgreSQL: old rows get their weeks, which may then move whole
+    partitions.split_default(engine, busy=report.partitions_busy, lock_timeout_s=lock_timeout_s)
     for part in partitions.whole_before(engine, before):
-        _move_partition(engine, where, part, report, **how)
+        _move_partition(engine, where, part, report, lock_timeout_s, **how)
     for file in _files(engine, where, before=before, start=None, **how):
         with engine.begin() as conn:
             _commit(conn, file)

@@ -16,15 +16,12 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
 from fleet import dialect
+from fleet.settings import PARTITION_LOCK_TIMEOUT_S
 
 WEEK = timedelta(days=7)
 AHEAD_WEEKS = 4
 DEFAULT = "telemetry_default"
 MAKING_LOCK = 7_214_002  # advisory lock key (fleet.migrate holds 7_214_001)
-# Longer than this waiting for a table (a long read or write holds it) and the DDL gives up: the week stays
-# where it is and the archive moves its rows by key. Waiting longer would also queue every later reader and
-# writer of that table behind the waiting DDL.
-LOCK_TIMEOUT = "5s"
 _LOCK_NOT_AVAILABLE = "55P03"
 _BOUNDS = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 _NAME = re.compile(r"telemetry_(p\d{8}|default)")
@@ -90,10 +87,23 @@ def _attach_week(conn: Connection, lo: datetime) -> None:
     )
 
 
-def ensure_in(conn: Connection, weeks: set[datetime], *, busy: list[str] | None = None) -> list[str]:
-    """`ensure` inside the caller's transaction; a week busy past `LOCK_TIMEOUT` is skipped (into `busy`)."""
+def wait_at_most(conn: Connection, seconds: float) -> None:
+    """Longer than `seconds` waiting for a table (a long read or write holds it) and this transaction's next
+    DDL gives up: the week stays where it is and the archive moves its rows by key. Waiting longer would also
+    queue every later reader and writer of that table behind the waiting DDL."""
+    conn.execute(text(f"SET LOCAL lock_timeout = '{round(seconds * 1000)}ms'"))
+
+
+def ensure_in(
+    conn: Connection,
+    weeks: set[datetime],
+    *,
+    busy: list[str] | None = None,
+    lock_timeout_s: float = PARTITION_LOCK_TIMEOUT_S,
+) -> list[str]:
+    """`ensure` inside the caller's transaction; a week busy past `lock_timeout_s` is skipped, into `busy`."""
     dialect.serialize(conn, MAKING_LOCK)  # two processes making one week: the second then finds it made
-    conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))  # after the wait for the other maker
+    wait_at_most(conn, lock_timeout_s)  # after the wait for the other maker
     made = []
     have = {p.lo for p in listing(conn)}
     for lo in sorted(weeks - have):
@@ -116,15 +126,23 @@ def _lock_busy(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE
 
 
-def ensure(engine: Engine, weeks: set[datetime], *, busy: list[str] | None = None) -> list[str]:
+def ensure(
+    engine: Engine,
+    weeks: set[datetime],
+    *,
+    busy: list[str] | None = None,
+    lock_timeout_s: float = PARTITION_LOCK_TIMEOUT_S,
+) -> list[str]:
     """Partitions for these weeks (Mondays 00:00 UTC) where none exists yet; returns the new names."""
     with engine.begin() as conn:
-        return ensure_in(conn, weeks, busy=busy)
+        return ensure_in(conn, weeks, busy=busy, lock_timeout_s=lock_timeout_s)
 
 
-def split_default(engine: Engine, *, busy: list[str] | None = None) -> list[str]:
+def split_default(
+    engine: Engine, *, busy: list[str] | None = None, lock_timeout_s: float = PARTITION_LOCK_TIMEOUT_S
+) -> list[str]:
     """A partition for every week with rows in the default partition; returns the new names. A week whose
-    rows a transaction holds past `LOCK_TIMEOUT` stays in the default partition, named in `busy`."""
+    rows a transaction holds past `lock_timeout_s` stays in the default partition, named in `busy`."""
     with engine.connect() as conn:
         if not partitioned(conn):
             return []
@@ -132,16 +150,19 @@ def split_default(engine: Engine, *, busy: list[str] | None = None) -> list[str]
             text(f"SELECT DISTINCT date_trunc('week', ts AT TIME ZONE 'UTC') FROM {DEFAULT}")
         ).scalars()
         found = {w.replace(tzinfo=UTC) for w in weeks}
-    return ensure(engine, found, busy=busy) if found else []
+    return ensure(engine, found, busy=busy, lock_timeout_s=lock_timeout_s) if found else []
 
 
-def maintain(engine: Engine, *, now: datetime) -> list[str]:
+def maintain(engine: Engine, *, now: datetime, lock_timeout_s: float = PARTITION_LOCK_TIMEOUT_S) -> list[str]:
     """Partitions ahead (this week and `AHEAD_WEEKS` more) and for the rows in the default partition."""
     with engine.connect() as conn:
         if not partitioned(conn):
             return []
     this_week = week_of(now)
-    return split_default(engine) + ensure(engine, {this_week + i * WEEK for i in range(AHEAD_WEEKS + 1)})
+    ahead = {this_week + i * WEEK for i in range(AHEAD_WEEKS + 1)}
+    return split_default(engine, lock_timeout_s=lock_timeout_s) + ensure(
+        engine, ahead, lock_timeout_s=lock_timeout_s
+    )
 
 
 def whole_before(engine: Engine, before: datetime) -> list[Partition]:
@@ -156,14 +177,14 @@ def _changes(conn: Connection) -> int:
     return conn.scalar(text("SELECT last_value FROM telemetry_partition_changes"))
 
 
-def watch(engine: Engine, part: Partition) -> int | None:
+def watch(engine: Engine, part: Partition, *, lock_timeout_s: float = PARTITION_LOCK_TIMEOUT_S) -> int | None:
     """Count every later row change in `part` (a trigger); returns the count so far, for `drop_unchanged`.
 
     Creating the trigger waits for transactions writing to the partition: a read after it sees them all.
-    None when one still writes after `LOCK_TIMEOUT`: the partition is not watched, nor can it be dropped.
+    None when one still writes after `lock_timeout_s`: the partition is not watched, nor can it be dropped.
     """
     with engine.begin() as conn:
-        conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+        wait_at_most(conn, lock_timeout_s)
         try:
             with conn.begin_nested():
                 conn.execute(
@@ -180,13 +201,15 @@ def watch(engine: Engine, part: Partition) -> int | None:
         return conn.scalar(text("SELECT nextval('telemetry_partition_changes')"))
 
 
-def drop_unchanged(conn: Connection, part: Partition, *, mark: int) -> bool:
+def drop_unchanged(
+    conn: Connection, part: Partition, *, mark: int, lock_timeout_s: float = PARTITION_LOCK_TIMEOUT_S
+) -> bool:
     """Detach and drop `part` in this transaction if no row of it changed since `watch` returned `mark`.
 
-    False (nothing done) when a row changed or the table stayed busy past `LOCK_TIMEOUT`. The lock is
+    False (nothing done) when a row changed or the table stayed busy past `lock_timeout_s`. The lock is
     taken on the parent first, as every writer takes it, so waiting here cannot deadlock with a writer.
     """
-    conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    wait_at_most(conn, lock_timeout_s)
     try:
         with conn.begin_nested():
             conn.execute(text("LOCK TABLE telemetry IN ACCESS EXCLUSIVE MODE"))

@@ -124,11 +124,16 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
     step = Step("telemetry_hot", hot_cutoff, hot, "archive")
     plan.steps.append(step)
     if not dry_run:
-        partitions.maintain(engine, now=now)
+        partitions.maintain(engine, now=now, lock_timeout_s=settings.partition_lock_timeout_s)
     if not dry_run and hot:
         rollups.refresh(engine, archive_url=settings.archive_url, horizons=rollup_horizons(settings, now))
         # What it moved, not what was counted before its lock: another run may have moved them meanwhile.
-        moved = archive.run(engine, url=settings.archive_url, before=hot_cutoff)
+        moved = archive.run(
+            engine,
+            url=settings.archive_url,
+            before=hot_cutoff,
+            lock_timeout_s=settings.partition_lock_timeout_s,
+        )
         step.count = moved.rows
         notes = []
         if moved.orphans_removed:
@@ -136,7 +141,7 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
                 f"removed {display.count(moved.orphans_removed, 'file')} a killed run left unregistered"
             )
         if moved.partitions_busy:
-            notes.append(_busy_note(moved.partitions_busy))
+            notes.append(_busy_note(moved.partitions_busy, settings.partition_lock_timeout_s))
         step.note = "; ".join(notes)
     plan.done.append("telemetry_hot")
     # Each class is counted, then deleted: on SQLite that transaction must hold the write lock from BEGIN.
@@ -167,10 +172,10 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
     plan.done.append(DEAD_ERASURE_EVENTS)
 
 
-def _busy_note(names: list[str]) -> str:
+def _busy_note(names: list[str], lock_timeout_s: float) -> str:
     """The weeks another transaction held: their rows moved by key, their partitions left to a later run."""
     return (
-        f"{', '.join(names)} held by another transaction past {partitions.LOCK_TIMEOUT}: rows moved by key, "
+        f"{', '.join(names)} held by another transaction past {lock_timeout_s:g} s: rows moved by key, "
         "the partition left for a later run"
     )
 

@@ -21,6 +21,7 @@ from fleet.redaction import redact_url
 ENV_PREFIX = "SERVICECAST_"
 DEFAULT_DATABASE_URL = "sqlite:///var/servicecast.db"
 MAX_DAYS = 36_525  # a century: more days than this before now fall out of the calendar (1e9 days)
+PARTITION_LOCK_TIMEOUT_S = 5.0  # the default of `partition_lock_timeout_s`, for callers without settings
 SECRET_FIELDS = frozenset({"mqtt_url", "database_url", "smtp_url", "webhook_url", "archive_url"})
 HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*")
 
@@ -148,6 +149,9 @@ class Settings(BaseSettings):
     # A folder, file://, or an fsspec URL whose package is installed (s3://bucket/prefix needs s3fs). memory://
     # passes here but an archive run refuses it: its files would end with the process.
     archive_url: str = "var/archive"
+    # PostgreSQL: how long an archive or retention run's partition DDL waits for a table a writer or reader
+    # holds before it leaves that week to a later run (meanwhile later readers and writers queue behind it).
+    partition_lock_timeout_s: float = Field(default=PARTITION_LOCK_TIMEOUT_S, ge=0.1, le=600)
     # Retention per data class in days; None keeps forever. Audit lines are kept at least audit_floor_days.
     retain_archive_days: float | None = Field(default=None, gt=0, le=MAX_DAYS)
     retain_rollup_minute_days: float | None = Field(default=30.0, gt=0, le=MAX_DAYS)

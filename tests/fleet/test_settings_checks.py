@@ -85,3 +85,41 @@ def test_ingest_with_a_bad_topic_filter_exits_at_start_with_the_bad_setting_code
         "servicecast: invalid setting SERVICECAST_INGEST_TOPIC: '#' must be a whole level and the last one"
         " (as in fleet/#), got 'fleet/#/telemetry'"
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("0.05", "greater than or equal to 0.1"),
+        ("601", "less than or equal to 600"),
+        ("inf", "finite number"),
+        ("5s", "a valid number"),
+    ],
+)
+def test_a_partition_lock_timeout_out_of_its_bounds_is_refused_naming_the_setting(monkeypatch, value, reason):
+    monkeypatch.setenv("SERVICECAST_PARTITION_LOCK_TIMEOUT_S", value)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    message = describe_error(refused.value)
+    assert message.startswith("invalid setting SERVICECAST_PARTITION_LOCK_TIMEOUT_S: ") and reason in message
+
+
+def test_a_partition_lock_timeout_of_zero_stops_retention_at_start(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
+    env = {
+        **clean,
+        "SERVICECAST_DATABASE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "SERVICECAST_PARTITION_LOCK_TIMEOUT_S": "0",
+    }
+    command = [sys.executable, "-m", "servicecast", "retention", "run"]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == EXIT_BAD_SETTING, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [
+        "servicecast: invalid setting SERVICECAST_PARTITION_LOCK_TIMEOUT_S: "
+        "Input should be greater than or equal to 0.1"
+    ]
+
+
+def test_a_partition_lock_timeout_within_its_bounds_is_read_in_seconds(monkeypatch):
+    monkeypatch.setenv("SERVICECAST_PARTITION_LOCK_TIMEOUT_S", "0.25")
+    assert Settings().partition_lock_timeout_s == 0.25

@@ -7,12 +7,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import Connection, Engine, func, select, text
 
 from benchmarks import storage
-from fleet import archive, contract, history, migrate, partitions, retention, telemetry
+from fleet import archive, contract, history, migrate, partitions, retention, rollups, telemetry
 from fleet.db import make_engine
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile, RollupDirty, Telemetry
@@ -24,6 +25,10 @@ pytestmark = pytest.mark.postgres
 
 WEEK1 = datetime(2026, 9, 28, tzinfo=UTC)  # the Monday of support.START
 WEEK2, WEEK3 = WEEK1 + partitions.WEEK, WEEK1 + 2 * partitions.WEEK
+# The runs below wait this long for a held table: past PostgreSQL's deadlock_timeout (1 s), after which an
+# autovacuum holding the table yields to the DDL, so only the test's own transaction makes a week busy.
+QUICK_S = 1.5
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -293,8 +298,14 @@ def test_the_storage_benchmark_counts_the_bytes_of_every_partition(pg):
 def _archived_while(pg: Engine, url: str, held_by: Callable[[Connection], None]) -> archive.Report:
     """An archive run of weeks 1 and 2 while another connection, after `held_by`, keeps its transaction
     open (then rolled back); that transaction must still be open when the run ends."""
-    done: list[archive.Report] = []
-    runner = threading.Thread(target=lambda: done.append(archive.run(pg, url=url, before=WEEK3)))
+    return _ran_while(lambda: archive.run(pg, url=url, before=WEEK3, lock_timeout_s=QUICK_S), pg, held_by)
+
+
+def _ran_while(run: Callable[[], T], pg: Engine, held_by: Callable[[Connection], None]) -> T:
+    """What `run` returned, run while another connection, after `held_by`, keeps its transaction open (then
+    rolled back); that transaction must still be open when the run ends."""
+    done: list[T] = []
+    runner = threading.Thread(target=lambda: done.append(run()))
     with pg.connect() as holder, holder.begin() as held:
         held_by(holder)
         runner.start()
@@ -303,7 +314,7 @@ def _archived_while(pg: Engine, url: str, held_by: Callable[[Connection], None])
         assert held.is_active
         held.rollback()
     runner.join()
-    assert ended_while_held, "the archive run waited for the open transaction"
+    assert ended_while_held, "the run waited for the open transaction"
     return done[0]
 
 
@@ -338,3 +349,26 @@ def test_a_reader_of_the_default_partition_leaves_its_weeks_there_and_the_run_mo
     with pg.connect() as conn:
         stored = history.read_rows(conn, machine_ids=[ids["p1"][1]], archive_url=url)
     assert list(stored["seq"]) == list(range(2000))
+
+
+def test_retention_waits_for_a_held_week_as_long_as_the_setting_says_and_names_it(pg, tmp_path):
+    ids = support.register(pg, "acme", ["p1"])
+    rows = support.rows(ids["p1"], seqs=range(2000), step_s=600.0)  # weeks 1 and 2
+    late = rows.pop(100)  # week 1's, written by a transaction still open as retention runs
+    support.write(pg, rows)
+    partitions.split_default(pg)
+    settings = Settings(archive_url=str(tmp_path / "archive"), hot_days=14, partition_lock_timeout_s=QUICK_S)
+    now = WEEK2 + timedelta(days=14)  # the cutoff: week 2's Monday, so week 1 alone is wholly past it
+    rollups.refresh(pg, archive_url=settings.archive_url)  # the run meets the writer at the partition alone
+
+    plan = _ran_while(
+        lambda: retention.run(pg, settings=settings, now=now),
+        pg,
+        lambda holder: telemetry.insert_telemetry(holder, [late]),
+    )
+    [step] = [s for s in plan.steps if s.data_class == "telemetry_hot"]
+    assert step.note == (
+        f"telemetry_p{WEEK1:%Y%m%d} held by another transaction past 1.5 s: rows moved by key, the partition "
+        "left for a later run"
+    )  # the old code: "past 5s", the setting unknown
+    assert f"telemetry_p{WEEK1:%Y%m%d}" in _names(pg) and _count(pg, Telemetry.ts < WEEK2) == 0
