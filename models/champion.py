@@ -2,9 +2,10 @@
 
 Metric: alert-episode F1 on the window, the harmonic mean of episode precision (an alert is right when a
 failure or found wear follows within the horizon) and recall of precursor failures alerted at least
-`min_lead_hours` ahead; ties are broken by fewer false alarms per machine-month. Each model alerts at its
-own operating threshold, so the figures are the ones a technician would have seen. A window without such
-a failure is no evidence: the champion stays (unless forced).
+`min_lead_hours` ahead; ties are broken by fewer false alarms per machine-month. An alert with neither but
+a visit without finding within its horizon is unjudged (`episodes.GroundTruth.unjudged`), counted apart.
+Each model alerts at its own operating threshold, so the figures are the ones a technician would have seen.
+A window without such a failure is no evidence: the champion stays (unless forced).
 """
 
 from __future__ import annotations
@@ -61,15 +62,23 @@ def window_figures(
     *,
     start: pd.Timestamp,
     min_lead_hours: float = 24.0,
+    visits: pd.DataFrame | None = None,
 ) -> dict:
-    """F1, precision, recall and false alarms of `model`'s alerts on the rows from `start` on."""
+    """F1, precision, recall and false alarms of `model`'s alerts on the rows from `start` on, and how many
+    of them a visit without finding (`visits`: machine, ts) left unjudged."""
     _, alerts = window_alerts(model, panel, start)
     end = pd.to_datetime(panel["ts"], utc=True).max()
     f = failures[pd.to_datetime(failures["ts"], utc=True) >= start + pd.Timedelta(hours=min_lead_hours)]
     m = None if maintenance is None else maintenance[pd.to_datetime(maintenance["ts"], utc=True) >= start]
     months = panel["machine"].nunique() * (end - start).total_seconds() / 86400.0 / 30.0
     stats = episodes.alert_metrics(
-        alerts, f, m, horizon_hours=model.horizon_hours, machine_months=months, min_lead_hours=min_lead_hours
+        alerts,
+        f,
+        m,
+        horizon_hours=model.horizon_hours,
+        machine_months=months,
+        min_lead_hours=min_lead_hours,
+        visits=visits,
     )
     precision = stats["precision"] or 0.0
     recall = stats["precursor"]["recall_min_lead"] or 0.0
@@ -78,6 +87,7 @@ def window_figures(
         "precision": stats["precision"],
         "recall": stats["precursor"]["recall_min_lead"],
         "alerts": stats["alerts"],
+        "unjudged_alerts": stats.get("unjudged_alerts", 0),  # none without visits
         "failures": stats["precursor"]["failures"],
         "false_alarms_per_machine_month": stats["false_alarms_per_machine_month"] or 0.0,
         "threshold": float(model.threshold_),
@@ -93,9 +103,16 @@ def compare(
     failures: pd.DataFrame,
     maintenance: pd.DataFrame | None,
     start: pd.Timestamp,
+    visits: pd.DataFrame | None = None,
 ) -> dict:
     """Both models' figures on the same window, and whether the candidate is at least as good."""
-    args = {"panel": panel, "failures": failures, "maintenance": maintenance, "start": start}
+    args = {
+        "panel": panel,
+        "failures": failures,
+        "maintenance": maintenance,
+        "start": start,
+        "visits": visits,
+    }
     mine = window_figures(candidate, **args)
     theirs = None if champion is None else window_figures(champion, **args) | {"version": champion_version}
     good, reason = _verdict(mine, theirs)
@@ -137,11 +154,14 @@ def register_candidate(
     failures: pd.DataFrame,
     maintenance: pd.DataFrame | None,
     start: pd.Timestamp | None,
+    visits: pd.DataFrame | None = None,
     activate: bool = True,
     force: bool = False,
     by: Actor | None = None,
 ) -> tuple[str, dict | None]:
     """Register a candidate trained before `start`; activate it if it beats the champion there (or forced).
+
+    `visits` (machine, ts) are visits without finding: the window's alerts they leave unjudged count apart.
 
     A cold-start champion (no failure history) is replaced without comparison: labels now exist. With
     no `start` (no window held out) there is nothing to compare on and the candidate goes live.
@@ -162,6 +182,7 @@ def register_candidate(
         failures=failures,
         maintenance=maintenance,
         start=start,
+        visits=visits,
     )
     if damage:
         comparison["reason"] = f"{damage}; the candidate replaces it without comparison"

@@ -4,7 +4,9 @@ An alert starts at a machine's first row whose risk reaches the threshold; rows 
 belong to the same alert until the risk stays below it for `reset_hours`. An alert is right when the
 machine fails, or a maintenance visit finds a wear mode (`caught`), within the horizon after it starts.
 A failure is detected with at least `min_lead_hours` when an alert started between `horizon` and
-`min_lead_hours` before it; lead time = failure time - the earliest such alert start.
+`min_lead_hours` before it; lead time = failure time - the earliest such alert start. An alert that is not
+right but has a visit without finding within its horizon is unjudged (`models.labels.unjudged`): the visit
+may have repaired what it saw, so it is counted apart, neither right nor false.
 
 `RiskTable` and `GroundTruth` do the sorting and indexing once, so that a threshold search judges many
 thresholds' alerts at the cost of a few array operations each; the functions below are their one-shot use.
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from models import labels
 
 RESET_HOURS = 24.0  # the live policy opens a new alert after the same quiet time
 _NO_EVENT = np.iinfo(np.int64).max
@@ -119,6 +123,12 @@ class GroundTruth:
         """Per alert (machine, start): whether its machine fails, or wear is found, within the horizon."""
         return self._caught.followed(self._codes(alerts["machine"]), _ns(alerts["start"]), self.horizon_hours)
 
+    def unjudged(self, alerts: pd.DataFrame, visits: pd.DataFrame | None) -> np.ndarray:
+        """Per alert: not right, but a visit without finding falls within its horizon (`labels.unjudged`)."""
+        if visits is None or not len(visits) or not len(alerts):
+            return np.zeros(len(alerts), dtype=bool)
+        return labels.unjudged(alerts, visits, self.horizon_hours) & ~self.right(alerts)
+
     def _lead_times(self, codes: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Per failure: hours between the earliest alert in its horizon and the failure (NaN if none)."""
         by_machine = _Events(codes, starts, len(self._vocabulary))
@@ -136,8 +146,11 @@ class GroundTruth:
         machine_months: float,
         min_lead_hours: float = 24.0,
         end: pd.Timestamp | None = None,
+        visits: pd.DataFrame | None = None,
     ) -> dict:
         """`alert_metrics` of these alerts."""
+        left_out = self.unjudged(alerts, visits)
+        alerts = alerts[~left_out]
         codes, starts = self._codes(alerts["machine"]), _ns(alerts["start"])
         right = self._caught.followed(codes, starts, self.horizon_hours)
         strict = self._failed.followed(codes, starts, self.horizon_hours)
@@ -152,6 +165,8 @@ class GroundTruth:
             if machine_months
             else None,
         }
+        if visits is not None:
+            out["unjudged_alerts"] = int(left_out.sum())
         if end is not None:
             start = pd.to_datetime(alerts["start"], utc=True).dt.as_unit("ns")
             judged = (start + pd.Timedelta(hours=self.horizon_hours) <= end).to_numpy()
@@ -208,12 +223,17 @@ def alert_metrics(
     machine_months: float,
     min_lead_hours: float = 24.0,
     end: pd.Timestamp | None = None,
+    visits: pd.DataFrame | None = None,
 ) -> dict:
     """Precision, false alarms per machine-month, recall at the minimum lead and median lead, per kind.
 
     With `end` (the last time the ground truth covers), also `precision_judged`: the precision of the
     alerts whose horizon ends by `end` (`judged_alerts`); a later one is counted false without a failure
-    but cannot be judged, the machine may fail after `end`.
+    but cannot be judged, the machine may fail after `end`. With `visits` (machine, ts: visits without
+    finding), the alerts `GroundTruth.unjudged` names are left out of every figure and counted in
+    `unjudged_alerts`.
     """
     truth = GroundTruth(failures, maintenance, horizon_hours=horizon_hours)
-    return truth.metrics(alerts, machine_months=machine_months, min_lead_hours=min_lead_hours, end=end)
+    return truth.metrics(
+        alerts, machine_months=machine_months, min_lead_hours=min_lead_hours, end=end, visits=visits
+    )

@@ -39,10 +39,14 @@ def backtest(
     """Per machine type and pooled: alert precision/recall, lead time, false alarms, Brier, RUL RMSE.
 
     `no_faults` (machine, ts, machine_type) are technicians' findings and `visits` their visits without
-    finding (`make_targets`); training sees those before `split`.
+    finding (`make_targets`); training sees those before `split`. A test alert with such a visit within its
+    horizon and no failure or found wear is unjudged (`episodes.alert_metrics`): counted in
+    `unjudged_alerts`, left out of precision and false alarms.
     `types` (type: its sensor specs) gives the models what the scorer's get at load (`use_types`): the
     OEM alarm limits then alert as they do live.
     """
+    if visits is None:  # none known: every test alert is judged, and the figures say so
+        visits = pd.DataFrame(columns=["machine", "ts", "machine_type"])
     ts_all = pd.to_datetime(panel["ts"], utc=True)
     end = ts_all.max()
     out: dict = {"split": split.isoformat(), "end": end.isoformat(), "types": {}}
@@ -80,6 +84,7 @@ def backtest(
             machine_months=months,
             min_lead_hours=min_lead_hours,
             end=end,
+            visits=v_type,
         )
         positive, known = within(y, model.horizon_hours)
         scored = test & known & ~np.isnan(risk)
@@ -115,6 +120,7 @@ def backtest(
         machine_months=months_total,
         min_lead_hours=min_lead_hours,
         end=end,
+        visits=visits,
     )
     r = np.concatenate([b[0] for b in briers]) if briers else np.zeros(0)
     p = np.concatenate([b[1] for b in briers]) if briers else np.zeros(0)
@@ -197,6 +203,7 @@ def write_report(result: dict, folder: Path) -> Path:
         "| metric | pooled |",
         "|---|---|",
         f"| alerts | {p['alerts']} |",
+        f"| unjudged: a visit without finding within the horizon, no failure | {p['unjudged_alerts']} |",
         f"| precision (failure or found wear within horizon) | {_fmt(p['precision'])} |",
         f"| precision (failures only) | {_fmt(p['precision_failures_only'])} |",
         f"| false alarms per machine-month | {_fmt(p['false_alarms_per_machine_month'])} |",

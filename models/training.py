@@ -20,7 +20,7 @@ from fleet.tables import ArchivedRange, Machine, Telemetry
 from models import champion, cold_start, episodes, event_features, features
 from models.fleet_features import FleetFeatures
 from models.fleet_model import FleetModel
-from models.labels import make_targets, unjudged, within
+from models.labels import make_targets, within
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK_MACHINES = 50
@@ -45,8 +45,8 @@ def choose_threshold(
 
     Falls back to the best F1 (precursor recall at the minimum lead vs precision) when none does. An
     alert with a visit without finding (`visits`) within its horizon and no failure or found wear is left
-    out: neither right nor wrong, the visit may have repaired what it saw (`labels.unjudged`). With
-    `plateau_middle`, the middle of the run of higher thresholds that open the very same training alerts:
+    out: neither right nor wrong, the visit may have repaired what it saw (`episodes.GroundTruth.unjudged`).
+    With `plateau_middle`, the middle of the run of higher thresholds that open the very same training alerts:
     where out-of-fold risks are nearly 0 or 1, the lowest of them sits at the edge of the noise that a
     model averaged over folds shows on new machines.
     """
@@ -67,9 +67,7 @@ def choose_threshold(
     best, best_f1, chosen, tried = None, -1.0, None, []
     for thr in np.round(np.arange(0.1, 0.96, 0.05), 2):
         alerts = table.alerts(clf.oof_, thr)
-        if visits is not None and len(visits):
-            alerts = alerts[~(unjudged(alerts, visits, model.horizon_hours) & ~truth.right(alerts))]
-        stats = truth.metrics(alerts, machine_months=months, min_lead_hours=min_lead_hours)
+        stats = truth.metrics(alerts, machine_months=months, min_lead_hours=min_lead_hours, visits=visits)
         precision = stats["precision"] or 0.0
         recall = stats["precursor"]["recall_min_lead"] or 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -431,6 +429,7 @@ def train_from_store(
             panel=panel,
             failures=of_type.failures,
             maintenance=of_type.maintenance,
+            visits=of_type.visits,
             start=start,
             activate=activate,
             force=force,
