@@ -10,8 +10,9 @@ comes.
 
 On PostgreSQL (telemetry partitioned by week, `fleet.partitions`) a week wholly older than the cutoff moves
 as one: its files are written, then one transaction registers them all and drops the partition instead of
-deleting its rows. If a row of that week changed meanwhile (a late message) the drop is skipped and its
-files discarded, and the rows move by key like those of the week the cutoff falls in.
+deleting its rows. If a row of that week changed meanwhile (a late message), or a transaction holds the table
+past the lock timeout (the week is then named in `Report.partitions_busy`), the drop is skipped and its files
+discarded, and the rows move by key like those of the week the cutoff falls in.
 """
 
 from __future__ import annotations
@@ -342,7 +343,8 @@ def _move_partition(
         return
     written = list(_files(engine, where, before=part.hi, start=part.lo, **how))
     with engine.begin() as conn:
-        dropped = partitions.drop_unchanged(conn, part, mark=mark, lock_timeout_s=lock_timeout_s)
+        busy = report.partitions_busy
+        dropped = partitions.drop_unchanged(conn, part, mark=mark, busy=busy, lock_timeout_s=lock_timeout_s)
         if dropped:
             for file in written:
                 _register(conn, file)

@@ -202,18 +202,28 @@ def watch(engine: Engine, part: Partition, *, lock_timeout_s: float = PARTITION_
 
 
 def drop_unchanged(
-    conn: Connection, part: Partition, *, mark: int, lock_timeout_s: float = PARTITION_LOCK_TIMEOUT_S
+    conn: Connection,
+    part: Partition,
+    *,
+    mark: int,
+    busy: list[str] | None = None,
+    lock_timeout_s: float = PARTITION_LOCK_TIMEOUT_S,
 ) -> bool:
     """Detach and drop `part` in this transaction if no row of it changed since `watch` returned `mark`.
 
-    False (nothing done) when a row changed or the table stayed busy past `lock_timeout_s`. The lock is
-    taken on the parent first, as every writer takes it, so waiting here cannot deadlock with a writer.
+    False (nothing done) when a row changed or the table stayed busy past `lock_timeout_s` (then `part` is
+    named in `busy`). The lock is taken on the parent first, as every writer takes it, so waiting here cannot
+    deadlock with a writer.
     """
     wait_at_most(conn, lock_timeout_s)
     try:
         with conn.begin_nested():
             conn.execute(text("LOCK TABLE telemetry IN ACCESS EXCLUSIVE MODE"))
-    except OperationalError:
+    except OperationalError as exc:
+        if not _lock_busy(exc):
+            raise
+        if busy is not None:
+            busy.append(part.name)
         return False
     if _changes(conn) != mark:
         return False

@@ -328,7 +328,8 @@ def test_a_writer_holding_a_week_leaves_its_partition_and_the_run_moves_its_rows
 
     report = _archived_while(pg, url, lambda holder: telemetry.insert_telemetry(holder, [late]))
     # Week 2 is kept too: the writer holds the table against the drop's lock (`drop_unchanged`).
-    assert report.partitions_busy == [f"telemetry_p{WEEK1:%Y%m%d}"] and report.partitions_dropped == 0
+    assert report.partitions_busy == [f"telemetry_p{w:%Y%m%d}" for w in (WEEK1, WEEK2)]
+    assert report.partitions_dropped == 0
     assert f"telemetry_p{WEEK1:%Y%m%d}" in _names(pg)
     assert _count(pg, Telemetry.ts < WEEK3) == 0 and report.rows == sum(r["ts"] < WEEK3 for r in rows)
     support.write(pg, [late])
@@ -372,3 +373,28 @@ def test_retention_waits_for_a_held_week_as_long_as_the_setting_says_and_names_i
         "left for a later run"
     )  # the old code: "past 5s", the setting unknown
     assert f"telemetry_p{WEEK1:%Y%m%d}" in _names(pg) and _count(pg, Telemetry.ts < WEEK2) == 0
+
+
+def test_a_reader_holding_a_week_at_its_drop_is_named_busy_in_retentions_line(pg, tmp_path):
+    """The reader's lock lets the week be watched and its files written; the drop's lock then times out."""
+    ids = support.register(pg, "acme", ["p1"])
+    support.write(pg, support.rows(ids["p1"], seqs=range(2000), step_s=600.0))  # weeks 1 and 2
+    partitions.split_default(pg)
+    settings = Settings(archive_url=str(tmp_path / "archive"), hot_days=14, partition_lock_timeout_s=QUICK_S)
+    now = WEEK2 + timedelta(days=14)  # the cutoff: week 2's Monday, so week 1 alone is wholly past it
+    week1 = f"telemetry_p{WEEK1:%Y%m%d}"
+
+    plan = _ran_while(
+        lambda: retention.run(pg, settings=settings, now=now),
+        pg,
+        lambda holder: holder.execute(text(f"SELECT count(*) FROM {week1}")),
+    )
+    [step] = [s for s in plan.steps if s.data_class == "telemetry_hot"]
+    assert step.note == (
+        f"{week1} held by another transaction past 1.5 s: rows moved by key, the partition left for a "
+        "later run"
+    )  # the old code: "", the week left out silently
+    assert week1 in _names(pg) and _count(pg, Telemetry.ts < WEEK2) == 0
+    with pg.connect() as conn:
+        stored = history.read_rows(conn, machine_ids=[ids["p1"][1]], archive_url=settings.archive_url)
+    assert list(stored["seq"]) == list(range(2000))
