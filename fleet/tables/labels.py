@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from fleet.tables.base import Base, BigId, UtcDateTime, utcnow
 
 LABEL_KINDS = ("failure", "replacement", "maintenance", "no_fault", "visit")
-LABEL_SOURCES = ("simulator", "import", "finding")
+LABEL_SOURCES = ("simulator", "import", "finding", "migration")  # migration: 0032's visit labels
 
 
 class Label(Base):
