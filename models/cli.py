@@ -10,6 +10,7 @@ import typer
 from sqlalchemy import Engine
 
 from fleet import audit, bootstrap, errors
+from fleet.display import count
 
 
 def _engine() -> Engine:
@@ -75,6 +76,12 @@ def train(
         undefined = set(report.cold_start) - machine_types.defined(conn, list(report.cold_start))
     for mtype, version in report.versions.items():
         typer.echo(f"{mtype}: {version}  {_verdict(mtype, report, live.get(mtype), mtype in undefined)}")
+    for mtype, read in sorted(report.maintenance_labels.items()):
+        if read:
+            typer.echo(
+                f"{mtype}: read {count(read, 'maintenance label')} (visits that found no wear): they change "
+                "no row's label (docs/models.md)"
+            )
     typer.echo(f"peak memory {report.peak_rss_mib:.0f} MiB")
 
 

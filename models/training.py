@@ -284,6 +284,9 @@ class TrainingReport:
     comparisons: dict[str, dict] = field(default_factory=dict)  # champion/challenger per type
     cold_start: tuple[str, ...] = ()  # types too short of failure labels for the supervised model
     notes: dict[str, str] = field(default_factory=dict)  # why a type got a cold-start version, or none
+    # Per type: the pooled machines' maintenance labels (visits that found no wear); they change no row's
+    # label (docs/models.md, "A visit without finding"): the count shows they were read nonetheless.
+    maintenance_labels: dict[str, int] = field(default_factory=dict)
     peak_rss_mib: float = 0.0  # the process's peak resident memory when the run ended
 
     def pooling(self) -> str:
@@ -373,11 +376,14 @@ def train_from_store(
     granted = machines["customer"].isin(pooled)
     left_out = machines[~granted]
     machines = machines[granted]
-    versions, comparisons, cold, notes = {}, {}, [], {}
+    versions, comparisons, cold, notes, maintenance = {}, {}, [], {}, {}
     for mtype, group in machines.groupby("type"):
         ids = group["id"].tolist()
         of_type = truth.of_type(mtype)
-        failures = int(of_type.failures["machine"].isin({str(i) for i in ids}).sum())
+        named = {str(i) for i in ids}
+        found_nothing = of_type.maintenance[of_type.maintenance["found_mode"].isna()]
+        maintenance[mtype] = int(found_nothing["machine"].isin(named).sum())
+        failures = int(of_type.failures["machine"].isin(named).sum())
         panel = read_type_panel(
             engine, sample_machines(engine, ids, max_rows=max_type_rows), machine_type=mtype
         )
@@ -444,5 +450,6 @@ def train_from_store(
         comparisons=comparisons,
         cold_start=tuple(cold),
         notes=notes,
+        maintenance_labels=maintenance,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
     )
