@@ -1,8 +1,9 @@
 """Technician notifications: alert events (new critical, escalated, assigned) to the people who subscribe.
 
 Each pass reads the alert events of the audit trail past a watermark and writes one outbox row per
-matching subscription, keyed by the event and the subscription, so an event notifies each person once
-(the outbox's unique (event id, destination) holds that even when a pass repeats). The router delivers
+recipient (channel and address) of the matching subscriptions, keyed by the event and the oldest such
+subscription, so an event reaches each address once, however many subscriptions cover it (the outbox's
+unique (event id, destination) holds that even when a pass repeats). The router delivers
 the rows by e-mail or incoming webhook (Teams/Slack style) with the offers' retries and backoff; a row
 whose subscription was deleted or whose user was disabled meanwhile is cancelled at send time.
 """
@@ -69,10 +70,12 @@ def subscriptions_of(sess: Session, who: Principal) -> list[NotificationSubscrip
 
 def subscribe(
     sess: Session, who: Principal, body: EmailSubscriptionIn | WebhookSubscriptionIn, *, settings: Settings
-) -> NotificationSubscription:
-    """Subscribe the caller; a customer or site must be one the caller may see (a customer: its own) and
-    whose alerts it may read (an account manager: an account granting `offers`, as `_readers` sends them),
-    a webhook's address one the router may send to (a name is checked when it is sent to)."""
+) -> tuple[NotificationSubscription, bool]:
+    """Subscribe the caller, and whether a subscription was added: the caller's same subscription in force
+    (`recipient`, scope, severity) is answered instead, so a request sent again changes nothing. A customer
+    or site must be one the caller may see (a customer: its own) and whose alerts it may read (an account
+    manager: an account granting `offers`, as `_readers` sends them), a webhook's address one the router may
+    send to (a name is checked when it is sent to)."""
     if body.channel == "webhook":
         if problem := egress.Policy(settings.webhook_allow_networks).literal_problem(body.address):
             raise errors.InvalidInput(f"address: {problem}")
@@ -93,10 +96,42 @@ def subscribe(
             )
     elif who.customers is not None:
         raise Forbidden("name a customer_id: you see only some customers")
-    sub = NotificationSubscription(user_id=who.user_id, **(body.model_dump() | {"customer_id": customer_id}))
+    fields = body.model_dump() | {"customer_id": customer_id}
+    if (same := _same(sess, who, fields)) is not None:
+        return same, False
+    sub = NotificationSubscription(user_id=who.user_id, **fields)
     sess.add(sub)
     sess.flush()
-    return sub
+    return sub, True
+
+
+def _same(sess: Session, who: Principal, fields: dict) -> NotificationSubscription | None:
+    """The caller's subscription in force that these fields would make again, or None."""
+    scope = [
+        getattr(NotificationSubscription, name).is_(None)
+        if fields[name] is None
+        else getattr(NotificationSubscription, name) == fields[name]
+        for name in ("customer_id", "site_id")
+    ]
+    found = sess.scalars(
+        select(NotificationSubscription)
+        .where(
+            NotificationSubscription.user_id == who.user_id,
+            NotificationSubscription.channel == fields["channel"],
+            NotificationSubscription.min_severity == fields["min_severity"],
+            NotificationSubscription.disabled_at.is_(None),
+            *scope,
+        )
+        .order_by(NotificationSubscription.id)
+    )
+    wanted = recipient(fields["channel"], fields["address"])
+    return next((sub for sub in found if recipient(sub.channel, sub.address) == wanted), None)
+
+
+def recipient(channel: str, address: str) -> tuple[str, str]:
+    """Who receives what a subscription sends: an e-mail address regardless of case (mail hosts do not tell
+    `Team@OEM.example` from `team@oem.example`), a webhook URL as it is."""
+    return channel, address.lower() if channel == "email" else address
 
 
 def unsent(settings: Settings, channel: str) -> str | None:
@@ -236,14 +271,13 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
         queued = set(
             sess.scalars(select(OutboxMessage.destination).where(OutboxMessage.event_id == event_id))
         )
+        wanted = _one_per_recipient(wanted, queued)
         customer = sess.get(Customer, alert.customer_id)
         specs = specs_of(machine.machine_type)
         prediction = sess.get(Prediction, alert.last_prediction_id) if alert.last_prediction_id else None
         ttf = _time_to_failure(prediction, now)
         payload = _payload(event_id, event, alert, machine, customer, public_url, specs, ttf)
         for sub in wanted:
-            if destination(sub) in queued:
-                continue
             sess.add(
                 events.outbox_row(
                     payload, destination(sub), customer_id=alert.customer_id, offer_id=None, at=now
@@ -252,6 +286,20 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
             added += 1
     mark.updated_at = now
     return added
+
+
+def _one_per_recipient(
+    wanted: list[NotificationSubscription], queued: set[str]
+) -> list[NotificationSubscription]:
+    """Of the subscriptions an event matches, the oldest per `recipient` whose recipient has no row of the
+    event queued yet (by one of these subscriptions): overlapping subscriptions to one address send once."""
+    done = {recipient(s.channel, s.address) for s in wanted if destination(s) in queued}
+    chosen: dict[tuple[str, str], NotificationSubscription] = {}
+    for sub in sorted(wanted, key=lambda s: s.id):
+        to = recipient(sub.channel, sub.address)
+        if to not in done:
+            chosen.setdefault(to, sub)
+    return list(chosen.values())
 
 
 def _readers(sess: Session, subs: list[NotificationSubscription]) -> dict[int, Principal]:

@@ -94,7 +94,7 @@ def add(
             problems["address"] = ADDRESS_PROBLEM[channel]
         return _refused(request, sess, who, values, problems)
     try:
-        sub = notifications.subscribe(sess, who, body, settings=request.app.state.settings)
+        sub, added = notifications.subscribe(sess, who, body, settings=request.app.state.settings)
     except errors.InvalidInput as exc:  # an address the router would refuse, a site not the customer's
         field, _, said = str(exc).partition(": ")
         return _refused(request, sess, who, values, {field if field in values else "address": said})
@@ -102,7 +102,8 @@ def add(
         field = "site_id" if site_id and not customer_id else "customer_id"
         return _refused(request, sess, who, values, {field: str(exc)})
     to = notifications.shown_address(sub)
-    said = f"Subscribed: {sub.min_severity} alerts and up, by {sub.channel} to {to}."
+    done = "Subscribed" if added else "Already subscribed"
+    said = f"{done}: {sub.min_severity} alerts and up, by {sub.channel} to {to}."
     unsent = notifications.unsent(request.app.state.settings, sub.channel)
     return redirect("/notifications", f"{said} {unsent}" if unsent else said)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from api import notifications
 from api.deps import AlertReader, SessionDep, SettingsDep
@@ -21,12 +21,26 @@ def list_subscriptions(sess: SessionDep, who: AlertReader, settings: SettingsDep
     return [_out(sub, settings, suspended.get(sub.id)) for sub in subs]
 
 
-@router.post("", response_model=SubscriptionOut, status_code=201)
-def subscribe(body: SubscriptionIn, sess: SessionDep, who: AlertReader, settings: SettingsDep):
+@router.post(
+    "",
+    response_model=SubscriptionOut,
+    status_code=201,
+    responses={
+        200: {"model": SubscriptionOut, "description": "The same subscription exists: it is answered"}
+    },
+)
+def subscribe(
+    body: SubscriptionIn, sess: SessionDep, who: AlertReader, settings: SettingsDep, response: Response
+):
     """Subscribe the caller; a customer or site must be one the caller may see (a customer: its own).
 
-    Accepted even when its channel cannot send yet (e-mail without SMTP); `warning` then says so."""
-    return _out(notifications.subscribe(sess, who, body, settings=settings), settings)
+    The caller's same subscription (channel, address, customer, site, severity) again answers the existing
+    one with 200: a request repeated after a lost answer subscribes once. Accepted even when its channel
+    cannot send yet (e-mail without SMTP); `warning` then says so."""
+    sub, added = notifications.subscribe(sess, who, body, settings=settings)
+    if not added:
+        response.status_code = 200
+    return _out(sub, settings)
 
 
 @router.delete("/{subscription_id}", status_code=204)
