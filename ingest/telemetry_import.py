@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -163,7 +164,16 @@ def _messages(rows: Iterator[tuple[int, dict]], mapping: ColumnMap, kind: str) -
                     body[name] = value
         else:
             body["readings"] = {k: _number(v) for k, v in row.items() if k not in own and k.strip()}
-        yield line, row, (topic, orjson.dumps(body), received), bad, derived and kind == "events"
+        yield line, row, (topic, _payload(body), received), bad, derived and kind == "events"
+
+
+def _payload(body: dict) -> bytes:
+    """The row's message as a machine would send it: a NaN or infinite reading as JSON's `NaN` or `Infinity`
+    (orjson would write null), for the contract to refuse as it refuses that value from MQTT."""
+    readings = body.get("readings")
+    if readings and any(type(v) is float and v - v != 0.0 for v in readings.values()):
+        return json.dumps(body, allow_nan=True).encode()
+    return orjson.dumps(body)
 
 
 def _check_unnamed(row: dict) -> None:
@@ -285,14 +295,13 @@ def _ts_text(ts: datetime | None, raw: str) -> str:
 
 
 def _number(value: str | None) -> object:
-    """A cell as a reading: a number, None when empty, the text itself when it is not a number."""
+    """A cell as a reading: a number (NaN and infinities too: `_payload`), None when empty, the text itself
+    when it is not a number."""
     if value is None or not value.strip():
         return None
     if "_" in value:  # Python reads 1_5 as 15: no file means that
         return value.strip()
     try:
-        number = float(value)
+        return float(value)
     except ValueError:
         return value.strip()
-    # JSON has no NaN or infinity (orjson would write null): the text goes on, and the contract refuses it.
-    return number if number - number == 0.0 else value.strip()

@@ -492,12 +492,12 @@ def test_a_header_the_import_cannot_read_says_what_to_do(
     assert count(sqlite_engine, Machine) == 2 and count(sqlite_engine, Telemetry) == 0
 
 
-def test_a_reading_that_is_not_a_number_is_quoted_in_its_reason(cli, sqlite_engine, tmp_path):
+def test_a_reading_that_is_not_a_number_is_quoted_and_a_nan_is_no_finite_number(cli, sqlite_engine, tmp_path):
     body = 'ts,tenant,machine,temp\n2024-01-01T00:00Z,acme,m1,"61,5"\n2024-01-01T01:00Z,acme,m1,NaN\n'
     result = cli("telemetry", "import", write(tmp_path, "t.csv", body))
     assert result.exit_code == 0, result.output
     assert "line 2: wrong_type: readings.temp must be a number, got str '61,5'" in result.stderr
-    assert "line 3: wrong_type: readings.temp must be a number, got str 'NaN'" in result.stderr
+    assert "line 3: bad_value: readings.temp is nan, not a finite number" in result.stderr
 
 
 @pytest.mark.parametrize("command", [["telemetry", "import"], ["history", "import", "--kind", "failure"]])

@@ -8,6 +8,7 @@ from sqlalchemy import make_url, select
 from typer.testing import CliRunner
 
 from fleet.tables import MachineEvent, Telemetry
+from ingest.contract import parse_message
 from servicecast.cli import app
 from tests import services
 from tests.ingest.support import quarantine_reasons, register_fleet
@@ -57,7 +58,7 @@ def test_readings_import_quarantines_bad_rows_by_line_and_stores_the_rest_once(
         (5, "seq_conflict"),
         (6, "bad_timestamp"),
         (7, "unknown_machine"),
-        (8, "wrong_type: readings.volt must be a number, got str"),
+        (8, "bad_value: readings.volt is nan, not a finite number"),
     ]:
         assert f"line {line}: {reason}" in first.stderr
     with engine.connect() as conn:
@@ -69,9 +70,9 @@ def test_readings_import_quarantines_bad_rows_by_line_and_stores_the_rest_once(
     ]
     assert sorted(quarantine_reasons(engine)) == [
         "bad_timestamp",
+        "bad_value",
         "seq_conflict",
         "unknown_machine",
-        "wrong_type",
         "wrong_type",
     ]
 
@@ -128,13 +129,38 @@ def test_parquet_rows_take_the_same_path_and_a_bad_row_is_named_by_its_number(da
     first = run(database_url, path)
     assert first.exit_code == 0, first.output
     assert "3 rows: imported 2 new messages, 0 stored already, 1 rejected" in first.stdout
-    assert "line 2: wrong_type: readings.volt must be a number, got str" in first.stderr
+    assert "line 2: bad_value: readings.volt is nan, not a finite number" in first.stderr
     again = run(database_url, path)
     assert "3 rows: imported 0 new messages, 2 stored already, 1 rejected" in again.stdout
     with engine.connect() as conn:
         rows = conn.execute(select(Telemetry.ts, Telemetry.readings).order_by(Telemetry.ts)).all()
     assert [tuple(r) for r in rows] == [(at(6), {"volt": 170.5}), (at(8), {"volt": 172.25})]
-    assert quarantine_reasons(engine) == ["wrong_type"]
+    assert quarantine_reasons(engine) == ["bad_value"]
+
+
+def test_a_reading_that_is_no_finite_number_is_refused_as_the_mqtt_path_refuses_it(
+    database_url, engine, tmp_path
+):
+    """Before: the import called a NaN cell `wrong_type: … got str 'nan'`, MQTT a NaN reading `bad_value`."""
+    register_fleet(engine, "acme", ["1"])
+    cells = {"nan": "NaN", "NaN": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # cell → JSON's token
+    path = tmp_path / "telemetry.csv"
+    path.write_text("datetime,machineID,volt\n" + "".join(f"{at(h)},1,{c}\n" for h, c in enumerate(cells)))
+
+    result = run(database_url, path)
+
+    assert result.exit_code == 0, result.output
+    assert "4 rows: imported 0 new messages, 0 stored already, 4 rejected" in result.stdout
+    for line, (cell, token) in enumerate(cells.items(), start=2):
+        payload = f'{{"seq": 1, "ts": "{at(0).isoformat()}", "readings": {{"volt": {token}}}}}'
+        by_mqtt = parse_message("fleet/acme/1/telemetry", payload.encode())
+        assert f"line {line}: {by_mqtt.reason}: {by_mqtt.detail}\n" in result.stderr, cell
+        shown = "nan" if token == "NaN" else cell
+        assert (by_mqtt.reason, by_mqtt.detail) == (
+            "bad_value",
+            f"readings.volt is {shown}, not a finite number",
+        )
+    assert quarantine_reasons(engine) == ["bad_value"] * 4
 
 
 def test_a_seq_past_64_bits_is_a_bad_row_and_the_rows_around_it_are_stored(database_url, engine, tmp_path):
