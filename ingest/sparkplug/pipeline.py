@@ -17,7 +17,8 @@ from ingest.pipeline import Pipeline, RawMessage, quarantine_row
 from ingest.schemas import Event, Outcome, Reading, Rejection
 from ingest.sparkplug.decode import DEVICE_KINDS, NODE_KINDS, Topic, decode_payload, parse_topic
 from ingest.sparkplug.mapping import Mapping
-from ingest.sparkplug.session import Sessions, Values, own
+from ingest.sparkplug.rows import Values
+from ingest.sparkplug.session import Sessions, own
 
 log = logging.getLogger(__name__)
 

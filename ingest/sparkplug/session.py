@@ -3,35 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import NamedTuple
 
-from fleet import contract
 from ingest.schemas import Rejection
-from ingest.sparkplug.decode import Metric, Structured, Topic, as_signed, is_signed
-from ingest.sparkplug.mapping import Mapping, Target
-
-# The idempotency key of a row: (metric ms << 21) | (Sparkplug seq << 13) | index. It is made from the
-# message alone, so a redelivery after a crash, a second host or a seq wrap (0-255) gives the same key;
-# two different messages collide only if they share a millisecond and seq mod 256.
-_TS_LIMIT = 1 << 42  # ms, the year 2109
-_INDEX_LIMIT = 1 << 13
-_TEXT_KEPT = 100  # characters of a text value or metric name that a quarantine row shows
-
-
-class Values(NamedTuple):
-    """The telemetry of one metric time of a message: its topic in the contract, the row's `seq` (`key`),
-    the time in ms, readings by sensor and the row's extra fields (`sparkplug`: where it came from)."""
-
-    topic: str
-    seq: int
-    ms: int
-    readings: dict
-    extra: dict
-
-    def body(self) -> dict:
-        """The contract v1 body these values stand for (the JSON text of a quarantined one)."""
-        return {"v": 1, "seq": self.seq, "ts": _iso(self.ms), "readings": self.readings, **self.extra}
+from ingest.sparkplug.decode import Metric, Topic, as_signed, is_signed
+from ingest.sparkplug.mapping import Mapping
+from ingest.sparkplug.rows import TEXT_KEPT, Values, translate
 
 
 @dataclass(slots=True)
@@ -43,11 +19,6 @@ class Translation:
     rejection: Rejection | None = None
     rebirth: bool = False
     ignored_death: tuple[str, str] | None = None  # (cause, detail) of an NDEATH that ended no session
-
-
-def key(ms: int, seq: int, index: int = 0) -> int:
-    """The per-machine `seq` the store keys a Sparkplug-born row by."""
-    return (ms << 21) | (seq << 13) | index
 
 
 def _bd_seq(metrics: list[Metric]) -> int | None:
@@ -65,7 +36,7 @@ def _alias_clash(metrics: list[Metric]) -> str | None:
             continue
         other = named.setdefault(alias, name)
         if other != name:
-            return f"alias {alias} names both {other[:_TEXT_KEPT]!r} and {name[:_TEXT_KEPT]!r}"
+            return f"alias {alias} names both {other[:TEXT_KEPT]!r} and {name[:TEXT_KEPT]!r}"
     return None
 
 
@@ -80,81 +51,6 @@ def _unmapped(topic: Topic) -> Rejection:
 def _control(name: str) -> bool:
     """Metrics every node sends about itself, which need no machine: bdSeq, controls, properties."""
     return name == "bdSeq" or name.startswith(("Node Control/", "Device Control/", "Properties/"))
-
-
-def _number(value: object) -> object:
-    if type(value) is bool:
-        return 1.0 if value else 0.0
-    if type(value) is float and value - value != 0.0:
-        return None  # a Float or Double NaN or infinity is a missing value (the JSON contract refuses them)
-    if isinstance(value, bytes):
-        return "<bytes>"  # the contract refuses it by name: a map pointing a sensor at a Bytes metric
-    if type(value) is Structured:
-        return f"<{value.kind}>"  # as Bytes: a wrong type, not a missing value
-    if type(value) is str and len(value) > _TEXT_KEPT:
-        return f"{value[:_TEXT_KEPT]}… ({len(value)} characters)"  # refused as text all the same, smaller
-    return value
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-
-
-def translate(
-    target: Target, topic_text: str, ts: int, seq: int, metrics: list[tuple[str, Metric]]
-) -> list[Values | tuple[str, dict]] | Rejection:
-    """Named metrics of one message → telemetry values (one per metric time) and event messages."""
-    groups: dict[int, dict] = {}  # ms → readings: one row (one key) a time, of live and backfill values alike
-    backfill: dict[int, set[str]] = {}  # ms → the sensors of its row that came as is_historical
-    again: list[tuple[int, str, object, bool]] = []  # a second, other value of a sensor at one ms
-    events: list[tuple[int, str, str | None]] = []
-    for name, (_, _, ms, historical, value, _) in metrics:
-        ms = ms if ms is not None else ts
-        if ms >= _TS_LIMIT:
-            why = f"metric {name[:_TEXT_KEPT]!r} has timestamp {ms}, beyond 2109"
-            return Rejection("sparkplug_bad_payload", why)
-        sensor = target.sensors.get(name)
-        if sensor is not None:
-            group = groups.get(ms)
-            if group is None:
-                group = groups[ms] = {}
-            finite = type(value) is float and value - value == 0.0  # the common case, without a call
-            value = value if finite else _number(value)
-            if sensor in group:
-                if group[sensor] != value:
-                    again.append((ms, sensor, value, historical))
-            else:
-                group[sensor] = value
-                if historical:
-                    backfill.setdefault(ms, set()).add(sensor)
-            continue
-        rule = target.events.get(name)
-        if rule is not None and value not in (None, False, 0, 0.0, "") and type(value) is not Structured:
-            events.append((ms, rule.code, rule.severity))
-    if len(events) >= _INDEX_LIMIT:
-        return Rejection("sparkplug_bad_payload", f"{len(events)} event metrics in one message")
-    out: list[Values | tuple[str, dict]] = []
-    telemetry_topic = contract.telemetry_topic(target.tenant, target.machine)
-    for ms, readings in groups.items():
-        past = backfill.get(ms, ())
-        # True or False when its values are all of one kind; with both, the sensors that came as backfill.
-        historical = len(past) == len(readings) if len(past) in (0, len(readings)) else sorted(past)
-        origin = {"topic": topic_text, "seq": seq, "historical": historical}
-        out.append(Values(telemetry_topic, key(ms, seq), ms, readings, {"sparkplug": origin}))
-    for ms, sensor, value, historical in again:
-        # Under its row's key with other content: the store quarantines it as seq_conflict, not lost.
-        origin = {"topic": topic_text, "seq": seq, "historical": historical}
-        out.append(Values(telemetry_topic, key(ms, seq), ms, {sensor: value}, {"sparkplug": origin}))
-    if not events:
-        return out
-    events_topic = f"{contract.TOPIC_ROOT}/{target.tenant}/{target.machine}/{contract.EVENTS_LEAF}"
-    for i, (ms, code, severity) in enumerate(events, start=1):
-        body = {"v": 1, "seq": key(ms, seq, i), "ts": _iso(ms), "code": code}
-        body["sparkplug"] = {"topic": topic_text, "seq": seq}
-        if severity:
-            body["severity"] = severity
-        out.append((events_topic, body))
-    return out
 
 
 def own(state: dict | None) -> dict | None:
@@ -200,11 +96,18 @@ class Sessions:
         if kind == "NBIRTH":
             known = ts if ts <= latest_ms else 0
             asked = (state or {}).get("rebirth_ms")  # a new birth does not restart the requests' interval
-            state = {"bd_seq": _bd_seq(metrics), "online": True, "seq": seq, "ts": known, "aliases": {}}
+            bd_seq = _bd_seq(metrics)
+            state = {"bd_seq": bd_seq, "online": bd_seq is not None, "seq": seq, "ts": known, "aliases": {}}
             state["rebirth_pending"] = state["rebirth_sent"] = False
             if asked is not None:
                 state["rebirth_ms"] = asked
             state["devices"] = {}  # device → online; every device is reborn after its node
+            if bd_seq is None:  # no NDEATH could name its session: unborn, so its data asks for a rebirth
+                why = (
+                    f"NBIRTH of {_where(topic)} without a bdSeq metric, which Sparkplug B requires: the node "
+                    "stays unborn (its data quarantined) until a birth with one"
+                )
+                return state, Translation(rejection=Rejection("sparkplug_birth_without_bdseq", why))
         elif state is None or not state.get("online"):
             state = dict(state or {"online": False, "seq": 0, "ts": 0, "aliases": {}, "bd_seq": None})
             rebirth = self._ask(state, now_ms)
@@ -321,13 +224,13 @@ class Sessions:
         """An NDEATH ends the session only when its bdSeq is the current birth's; any other changes nothing,
         and says why (`never_born`, `stale_bd_seq`); one without a bdSeq names no birth: quarantined."""
         bd_seq, born = _bd_seq(metrics), (state or {}).get("bd_seq")
-        if bd_seq is None:  # not even of a node born without one (the specification asks both for it)
+        if bd_seq is None:  # a birth without one is refused: no session is ended by it
             why = f"NDEATH of {_where(topic)} without a bdSeq: it names no birth to end; the session stays"
             return state, Translation(rejection=Rejection("sparkplug_bad_payload", why))
         if state is not None and bd_seq == born:
             # The same death again (a redelivery) finds the session ended already.
             return ({**state, "online": False} if state.get("online") else state), Translation()
         said = f"NDEATH of {_where(topic)} with bdSeq {bd_seq}"
-        if born is None:  # no state, one that data before any birth left, or a birth without bdSeq
+        if born is None:  # no state, one that data before any birth left, or a refused birth's
             return state, Translation(ignored_death=("never_born", f"{said}: no birth with a bdSeq seen"))
         return state, Translation(ignored_death=("stale_bd_seq", f"{said}, not its birth's {born}: stale"))

@@ -115,6 +115,11 @@ class EdgeNode:
         payload = spb.DData(timestamp=ts, seq=self._next(), metrics=tuple(metrics))
         self._send(f"spBv1.0/{GROUP}/DDATA/{NODE}/{DEVICE}", payload.encode())
 
+    def ndata(self, ts: int, metrics: list[spb.Metric]) -> None:
+        """NDATA of the node itself with these metrics, in the node's seq."""
+        payload = spb.NData(timestamp=ts, seq=self._next(), metrics=tuple(metrics))
+        self._send(f"spBv1.0/{GROUP}/NDATA/{NODE}", payload.encode())
+
     def device_death(self, ts: int) -> None:
         """DDEATH of the device (in the node's seq)."""
         payload = spb.DDeath(timestamp=ts, seq=self._next())

@@ -17,7 +17,7 @@ from fleet.settings import MqttEndpoint
 from fleet.tables import Machine, MachineEvent, Quarantine, SparkplugNode, Telemetry
 from ingest.inbox import Inbox
 from ingest.sparkplug.host import REBIRTHS, SparkplugSource
-from ingest.sparkplug.session import key
+from ingest.sparkplug.rows import key
 from tests.ingest.support import quarantine_reasons, register_fleet, wait_until
 from tests.sparkplug.support import GROUP, MAP, NODE, T0, EdgeNode, HostProcess, in_process_host
 
@@ -121,6 +121,36 @@ def test_data_before_birth_is_quarantined_and_asks_for_a_rebirth(host, edge, fle
     assert rows(fleet) == []
 
 
+def test_a_birth_without_a_bdseq_is_quarantined_and_its_node_stays_unborn_until_one_with_it(
+    host, edge, fleet
+):
+    """Sparkplug B 3.0 requires a bdSeq in NBIRTH (tck-id-payloads-nbirth-bdseq): without one no NDEATH can
+    name the session. Before, such a birth was taken and its node's data stored."""
+    edge.bd_seq = None
+    edge.birth(T0)  # NBIRTH, then its device's DBIRTH
+    edge.ndata(T0 + 10, [spb.Metric(T0 + 10, "Node Control/Rebirth", spb.DataType.BOOLEAN, value=False)])
+    edge.data(T0 + 20, 61.0)
+    wait_until(
+        lambda: len(quarantine_reasons(fleet)) == 4, 20, "the birth and what followed it in quarantine"
+    )
+    assert quarantine_reasons(fleet) == ["sparkplug_birth_without_bdseq"] + ["sparkplug_no_birth"] * 3
+    with fleet.connect() as conn:
+        assert conn.scalars(select(Quarantine.detail)).first() == (
+            f"NBIRTH of {GROUP}/{NODE} without a bdSeq metric, which Sparkplug B requires: the node stays "
+            "unborn (its data quarantined) until a birth with one"
+        )
+        assert not sparkplug_state.load(conn, "scada", [(GROUP, NODE)])[(GROUP, NODE)]["online"]
+    wait_until(lambda: edge.rebirth_requests() == 1, 10, "a rebirth request, as for data before any birth")
+    assert rows(fleet) == []
+
+    edge.bd_seq = 5
+    edge.birth(T0 + 30)
+    edge.data(T0 + 40, 62.0)
+    wait_until(lambda: len(rows(fleet)) == 2, 20, "the birth with a bdSeq and its data")
+    assert [r["temperature_c"] for _, r, _ in rows(fleet)] == [60.0, 62.0]
+    assert len(quarantine_reasons(fleet)) == 4
+
+
 def test_ndeath_with_a_stale_bdseq_is_ignored(host, edge, fleet):
     edge.bd_seq = 4
     edge.birth(T0)
@@ -134,22 +164,20 @@ def test_ndeath_with_a_stale_bdseq_is_ignored(host, edge, fleet):
 
 
 def test_an_ndeath_without_a_bdseq_is_quarantined_and_ends_no_session(host, edge, fleet):
-    """Sparkplug asks the host to end a session only for the death whose bdSeq is its birth's. A node born
-    without one (as the specification forbids) had its session ended by any death without one: both None."""
-    edge.bd_seq = None
+    """Sparkplug asks the host to end a session only for the death whose bdSeq is its birth's: one without
+    a bdSeq names no birth."""
+    edge.bd_seq = 4
     edge.birth(T0)
     edge.death(None)  # names no birth: a will of another connection as much as of this one
     edge.data(T0 + 10, 61.0)
-    edge.bd_seq = 4
-    edge.birth(T0 + 20)
     edge.death(None)
-    edge.data(T0 + 30, 62.0)
+    edge.data(T0 + 20, 62.0)
 
     def temperatures() -> list[float]:
         return [r["temperature_c"] for _, r, _ in rows(fleet)]
 
     wait_until(lambda: 62.0 in temperatures(), 20, "the last data (in order: all before it too)")
-    assert temperatures() == [60.0, 61.0, 60.0, 62.0]
+    assert temperatures() == [60.0, 61.0, 62.0]
     assert quarantine_reasons(fleet) == ["sparkplug_bad_payload"]  # the same raw death twice: kept once
     with fleet.connect() as conn:
         assert "without a bdSeq" in conn.scalars(select(Quarantine.detail)).first()
