@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from fsspec.implementations.memory import MemoryFileSystem
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, text
 
-from fleet import archive_format, archive_store, db, durable, errors, partitions
+from fleet import archive_format, archive_store, db, durable, erasure_ledger, errors, partitions
 from fleet.settings import PARTITION_LOCK_TIMEOUT_S
 from fleet.tables import ArchivedRange, ArchiveFile, Customer, Telemetry
 
@@ -388,6 +388,7 @@ def _run(
             "lost when it ends, so nothing was archived; set a folder or object storage (s3://…)"
         )
     archive_store.claim(engine, where)  # a copy of this database sharing the folder stops here
+    erasure_ledger.check(engine, where)  # put back from before an erasure: its rows must not archive again
     report = Report(orphans_removed=_sweep(engine, where))
     how = {"max_rows": max_rows, "after_write": after_write}
     # PostgreSQL: old rows get their weeks, which may then move whole
@@ -515,14 +516,20 @@ def _reading(conn: Connection, where: Location, relative: str) -> Iterator[None]
             if owner is None:
                 raise _Unregistered(relative) from exc
             erasing = erasure.to_finish(now, [owner]).get(owner.id)
+            store = archive_store.folder_in(now)
+            erased = dict(erasure_ledger.restored(now, where, store)).get(owner.tenant) if store else None
         kind = {FileNotFoundError: "missing", PermissionError: "not permitted"}.get(type(exc), "damaged")
         month = next((part[6:] for part in relative.split("/") if part.startswith("month=")), "?")
-        # Restoring a file an unfinished erasure removed would bring back data the customer had erased.
-        fix = (
-            f"the customer's erasure began and did not complete: `{erasing}` completes it"
-            if erasing
-            else "restore it from a backup; other months read as before"
-        )
+        # Restoring a file an erasure removed would bring back data the customer had erased.
+        if erasing:
+            fix = f"the customer's erasure began and did not complete: `{erasing}` completes it"
+        elif erased:
+            fix = (
+                f"the customer was erased {erased.at} as {erased.pseudonym} and this database put back from "
+                f"a copy older than that: `{erasure_ledger.REAPPLY}` erases it again"
+            )
+        else:
+            fix = "restore it from a backup; other months read as before"
         raise errors.ArchiveUnreadable(
             f"archive month {month} cannot be read: its file {relative} is {kind} ({fix})",
             path=where.path(relative),

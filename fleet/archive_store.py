@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fleet import archive_owner, durable
@@ -34,6 +34,12 @@ MARKER = ".servicecast-store"
 def folder(engine: Engine) -> str:
     """`store=<id>`: the folder under the archive root that only this database writes, sweeps, erases in."""
     return f"store={_store_id(engine)}"
+
+
+def folder_in(conn: Connection) -> str | None:
+    """`folder` as this connection reads it, drawing nothing: None before the database's first archive use."""
+    found = conn.scalar(select(ArchiveStore.store))
+    return None if found is None else f"store={found}"
 
 
 def _store_id(engine: Engine) -> str:

@@ -27,6 +27,7 @@ from fleet import (
     audit,
     audit_maintenance,
     display,
+    erasure_ledger,
     erasure_names,
     erasure_notices,
 )
@@ -222,9 +223,18 @@ def erase(engine: Engine, *, tenant: str, confirm: str, by: str, archive_url: st
         # Before anything is noted or removed: a copy of this database sharing the store folder stops here.
         store = archive_store.checked(engine, archive.location(archive_url))  # may draw the store's id
         _note_start(engine, tenant=tenant, by=by, now=now)
-        return _erase(
-            engine, tenant=tenant, by=by, folder=f"{store}/tenant={tenant}", archive_url=archive_url, now=now
-        )
+        return _erase(engine, tenant=tenant, by=by, store=store, archive_url=archive_url, now=now)
+
+
+def reapply(engine: Engine, *, by: str, archive_url: str, now: datetime) -> list[dict]:
+    """Erase again each customer the database holds though the archive's erasure ledger lists it as erased (a
+    database put back from a copy older than the erasure); their receipts."""
+    where = archive.location(archive_url)
+    with archive.exclusive(engine, wait=True):
+        store = archive_store.checked(engine, where)
+        with engine.connect() as conn:
+            tenants = [tenant for tenant, _ in erasure_ledger.restored(conn, where, store)]
+    return [erase(engine, tenant=t, confirm=t, by=by, archive_url=archive_url, now=now) for t in tenants]
 
 
 STARTED = "erasure_started"
@@ -261,11 +271,12 @@ def to_finish(conn: Connection, customers: list[Customer]) -> dict[int, str]:
     return {c.id: rerun(c.tenant) for c in customers if c.id in erasing}
 
 
-def _erase(engine: Engine, *, tenant: str, by: str, folder: str, archive_url: str, now: datetime) -> dict:
-    """Delete the customer's rows and its archive files (its `folder` in the store among them), in one
-    transaction; the caller holds the archive lock. The receipt returned also lists, by path, the files left
-    in its folder at the archive root."""
+def _erase(engine: Engine, *, tenant: str, by: str, store: str, archive_url: str, now: datetime) -> dict:
+    """Delete the customer's rows and its archive files (its folder in the `store` folder among them), in one
+    transaction, and record it in the erasure ledger; the caller holds the archive lock. The receipt returned
+    also lists, by path, the files left in its folder at the archive root."""
     where = archive.location(archive_url)
+    folder = f"{store}/tenant={tenant}"
     with for_writing(engine).begin() as conn:  # gathers, then deletes: the write lock from BEGIN
         who = _gather(conn, tenant)
         if who is None:
@@ -300,6 +311,9 @@ def _erase(engine: Engine, *, tenant: str, by: str, folder: str, archive_url: st
         )
         # The files go before the commit: a crash or a storage error until then rolls the rows back, the
         # customer stays (with fewer files), and `customers erase` again finishes; a receipt means no file.
+        # The ledger entry first: a database put back from before this commit is then told by it.
+        ledger = {"customer_id": who.customer_id, "tenant": tenant, "pseudonym": who.pseudonym, "at": now}
+        erasure_ledger.write(where, store, **ledger)
         paths = [where.path(p) for p in files] + unregistered
         _remove_files(where, paths, where.path(folder), archive_legacy.folder(where, tenant))
     return {**receipt, "left_in_archive": [{"file": path, "why": why} for path, _, why in left]}

@@ -63,3 +63,10 @@ class ArchiveStoreCopied(ArchiveStoreTaken):
     sweeps, expiries and erasures would delete the owner's files."""
 
     code = "archive_store_copied"
+
+
+class ErasureUndone(ServicecastError):
+    """The database holds a customer the archive's erasure ledger lists as erased: it was put back from a copy
+    older than the erasure (or the erasure did not complete); archiving its rows would bring them back."""
+
+    code = "erasure_undone"

@@ -24,6 +24,7 @@ from fleet import (
     archive_store,
     audit_maintenance,
     display,
+    erasure_ledger,
     erasure_notices,
     partitions,
     rollups,
@@ -118,6 +119,8 @@ def run(engine: Engine, *, settings: Settings, now: datetime, dry_run: bool = Fa
 
 def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
     now, dry_run = plan.now, plan.dry_run
+    if not dry_run:  # put back from before an erasure: nothing runs until it is applied again
+        erasure_ledger.check(engine, archive.location(settings.archive_url))
     hot_cutoff = now - timedelta(days=settings.hot_days)
     with engine.connect() as conn:
         hot = conn.scalar(select(func.count()).select_from(Telemetry).where(Telemetry.ts < hot_cutoff)) or 0

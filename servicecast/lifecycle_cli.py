@@ -60,7 +60,13 @@ def retention_run(
             )
     # The rollup refresh of a late row's archived hour, or the archive's storage (full, not writable, in
     # memory): one line, with the steps done and not done.
-    except (errors.ArchiveUnreadable, errors.ArchiveStoreTaken, errors.InvalidInput, OSError) as exc:
+    except (
+        errors.ArchiveUnreadable,
+        errors.ArchiveStoreTaken,
+        errors.ErasureUndone,
+        errors.InvalidInput,
+        OSError,
+    ) as exc:
         raise fail(with_notes(_why(exc), exc), code=EXIT_ERROR) from None
     verb = "would" if dry_run else "did"
     for step in plan.steps:
@@ -101,33 +107,48 @@ def rollups_refresh() -> None:
 
 
 def customers_erase(
-    tenant: str,
-    confirm: Annotated[str, typer.Option("--confirm", help="The tenant id again.")],
+    tenant: Annotated[str | None, typer.Argument(help="The customer's tenant id.")] = None,
+    confirm: Annotated[str | None, typer.Option("--confirm", help="The tenant id again.")] = None,
+    reapply: Annotated[
+        bool,
+        typer.Option(
+            "--reapply",
+            help="Erase again every customer the archive's erasure ledger lists as erased (after a restore).",
+        ),
+    ] = False,
 ) -> None:
-    """Erase every trace of TENANT (rows, archive files); audit lines keep a pseudonym; prints the receipt."""
+    """Erase every trace of TENANT (rows, archive files); audit lines keep a pseudonym; prints the receipt.
+
+    --reapply: erase again the customers a database put back from an older copy holds though erased.
+    """
     settings = load_settings()
+    if reapply == (tenant is not None):
+        raise fail("give a TENANT with --confirm TENANT, or --reapply alone", code=EXIT_ERROR)
+    doing = "erase again the customers erased before in" if reapply else f"erase {tenant!r} in"
     try:
         # The rows go in one transaction: a database lost before its commit leaves the customer whole.
-        with database_errors(settings, doing=f"erase {tenant!r} in"):
-            receipt = erasure.erase(
-                ready_engine(settings),
-                tenant=tenant,
-                confirm=confirm,
-                by=audit.operator().name,
-                archive_url=settings.archive_url,
-                now=datetime.now(UTC),
-            )
+        with database_errors(settings, doing=doing):
+            engine, url = ready_engine(settings), settings.archive_url
+            by, now = audit.operator().name, datetime.now(UTC)
+            if reapply:
+                receipts = erasure.reapply(engine, by=by, archive_url=url, now=now)
+            else:
+                receipts = [
+                    erasure.erase(engine, tenant=tenant, confirm=confirm, by=by, archive_url=url, now=now)
+                ]
     except (erasure.NotConfirmed, LookupError, errors.ArchiveStoreTaken) as exc:
         raise fail(exc, code=EXIT_ERROR) from None
     except OSError as exc:  # the archive's storage: the rows were rolled back, some files may be gone
-        why = (
-            f"cannot erase {tenant!r}: {exc}; nothing committed, `{erasure.rerun(tenant)}` again completes it"
-        )
+        again = "`servicecast customers erase --reapply`" if reapply else f"`{erasure.rerun(tenant)}`"
+        why = f"cannot erase {tenant or 'again'!r}: {exc}; nothing committed, {again} again completes it"
         raise fail(why, code=EXIT_ERROR) from None
-    typer.echo(json.dumps(receipt, default=str, indent=2))
-    for left in receipt["left_in_archive"]:  # also in the receipt; a line each, so that none goes unseen
-        note = f"servicecast: left in the archive, check it by hand: {left['file']} ({left['why']})"
-        typer.echo(note, err=True)
+    if reapply and not receipts:
+        typer.echo("no customer of this database is listed as erased: nothing to erase again")
+    for receipt in receipts:
+        typer.echo(json.dumps(receipt, default=str, indent=2))
+        for left in receipt["left_in_archive"]:  # also in the receipt; a line each, so that none goes unseen
+            note = f"servicecast: left in the archive, check it by hand: {left['file']} ({left['why']})"
+            typer.echo(note, err=True)
 
 
 def customers_export(tenant: str, directory: Path) -> None:

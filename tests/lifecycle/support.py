@@ -22,7 +22,17 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Connection, Engine, make_url, select, text, update
 
-from fleet import archive, archive_owner, archive_store, errors, history, registration, retention, telemetry
+from fleet import (
+    archive,
+    archive_owner,
+    archive_store,
+    erasure_ledger,
+    errors,
+    history,
+    registration,
+    retention,
+    telemetry,
+)
 from fleet.settings import Settings
 from fleet.tables import ArchiveFile, ArchiveStore, Customer, Machine, ModelVersion
 from tests import services
@@ -132,9 +142,10 @@ def read_machine(engine: Engine, machine: int, url: str) -> pd.DataFrame:
 
 
 def archived_files(url: str) -> list[str]:
-    """The paths of every file under the archive root but the store folders' markers."""
+    """The paths of every file under the archive root but the store folders' markers and erasure ledgers."""
     where = archive.location(url)
-    return [p for p in where.fs.find(where.root) if not p.endswith(f"/{archive_store.MARKER}")]
+    found = where.fs.find(where.root)
+    return [p for p in found if not p.endswith(f"/{archive_store.MARKER}") and erasure_ledger.FOLDER not in p]
 
 
 def to_legacy_layout(engine: Engine, url: str) -> list[str]:

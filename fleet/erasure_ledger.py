@@ -1,0 +1,85 @@
+"""The erasure ledger: a file per erasure in this database's archive folder, outside the database.
+
+A database put back from a copy older than an erasure (a restored backup) holds the erased customer again, and
+nothing in it says so. The ledger outlives such a restore: an erasure writes its entry (durable, as archive
+files are) before its commit, naming the customer by its id and a hash of its tenant id salted with the store
+folder, not by the tenant id itself. While the database holds a customer the ledger lists, archive runs and
+retention stop (`check`), so its rows never reach new archive files, and `customers erase --reapply` erases
+it again (`restored`). Parquet readers skip the hidden folder, and no sweep looks in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, select
+
+from fleet import archive_store, durable, errors
+from fleet.tables import Customer
+
+if TYPE_CHECKING:
+    from fleet.archive import Location  # archive stops through this module
+
+FOLDER = ".servicecast-erasures"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One erasure as the ledger keeps it."""
+
+    customer_id: int
+    tenant_sha256: str
+    pseudonym: str
+    at: str
+
+
+def _digest(store: str, tenant: str) -> str:
+    return hashlib.sha256(f"{store}\0{tenant}".encode()).hexdigest()
+
+
+def write(
+    where: Location, store: str, *, customer_id: int, tenant: str, pseudonym: str, at: datetime
+) -> None:
+    """Record an erasure of the customer in the ledger of the database's `store` folder; durable on return."""
+    entry = Entry(customer_id, _digest(store, tenant), pseudonym, at.isoformat())
+    path = where.path(f"{store}/{FOLDER}/.{pseudonym}.json")  # hidden as its folder, to every Parquet reader
+    durable.write(where.fs, path, json.dumps(entry.__dict__).encode(), root=where.root)
+
+
+def entries(where: Location, store: str) -> list[Entry]:
+    """The erasures the ledger of `store` records, oldest first."""
+    folder = where.path(f"{store}/{FOLDER}")
+    if not where.fs.exists(folder):
+        return []
+    found = [Entry(**json.loads(where.fs.cat_file(p))) for p in where.fs.find(folder) if p.endswith(".json")]
+    return sorted(found, key=lambda e: e.at)
+
+
+def restored(conn: Connection, where: Location, store: str) -> list[tuple[str, Entry]]:
+    """(tenant, ledger entry) of each customer in the database that the ledger lists as erased."""
+    listed = {e.customer_id: e for e in entries(where, store)}
+    if not listed:
+        return []
+    found = conn.execute(select(Customer.id, Customer.tenant).where(Customer.id.in_(list(listed))))
+    return [(tenant, listed[i]) for i, tenant in found if listed[i].tenant_sha256 == _digest(store, tenant)]
+
+
+REAPPLY = "servicecast customers erase --reapply"
+
+
+def check(engine: Engine, where: Location) -> None:
+    """ErasureUndone naming the customers the database holds though the ledger lists them as erased."""
+    store = archive_store.folder(engine)
+    with engine.connect() as conn:
+        found = restored(conn, where, store)
+    if found:
+        named = ", ".join(f"{tenant} (erased {entry.at} as {entry.pseudonym})" for tenant, entry in found)
+        raise errors.ErasureUndone(
+            f"this database holds customers the archive's erasure ledger lists as erased: {named}; it was "
+            "put back from a copy older than the erasure, or the erasure did not complete. Nothing was "
+            f"archived or deleted: `{REAPPLY}` erases them again"
+        )
