@@ -297,6 +297,9 @@ def _erase(engine: Engine, *, tenant: str, by: str, store: str, archive_url: str
             model_versions_marked=_mark_models(conn, who),
             audit_lines_pseudonymised=_pseudonymise_audit(conn, who),
         )
+        # Written before the commit (and its files): a database put back from before it is then told by it.
+        ledger = {"customer_id": who.customer_id, "pseudonym": who.pseudonym, "at": now}
+        erasure_ledger.write(conn, where, store, **ledger)
         told = erasure_notices.crm_destinations(conn, who.customer_id)  # its outbox rows go in the cascade
         conn.execute(delete(Customer).where(Customer.id == who.customer_id))  # the cascade
         kept = {
@@ -311,9 +314,6 @@ def _erase(engine: Engine, *, tenant: str, by: str, store: str, archive_url: str
         )
         # The files go before the commit: a crash or a storage error until then rolls the rows back, the
         # customer stays (with fewer files), and `customers erase` again finishes; a receipt means no file.
-        # The ledger entry first: a database put back from before this commit is then told by it.
-        ledger = {"customer_id": who.customer_id, "tenant": tenant, "pseudonym": who.pseudonym, "at": now}
-        erasure_ledger.write(where, store, **ledger)
         paths = [where.path(p) for p in files] + unregistered
         _remove_files(where, paths, where.path(folder), archive_legacy.folder(where, tenant))
     return {**receipt, "left_in_archive": [{"file": path, "why": why} for path, _, why in left]}

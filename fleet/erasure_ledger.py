@@ -2,8 +2,9 @@
 
 A database put back from a copy older than an erasure (a restored backup) holds the erased customer again, and
 nothing in it says so. The ledger outlives such a restore: an erasure writes its entry (durable, as archive
-files are) before its commit, naming the customer by its id and a hash of its tenant id salted with the store
-folder, not by the tenant id itself. While the database holds a customer the ledger lists, archive runs and
+files are) before its commit, naming the customer by its id, its registration time and a hash of its tenant id
+salted with the store folder, not by the tenant id itself (a customer registered anew under that tenant id
+after the erasure is another customer). While the database holds a customer the ledger lists, archive runs and
 retention stop (`check`), so its rows never reach new archive files, and `customers erase --reapply` erases
 it again (`restored`). Parquet readers skip the hidden folder, and no sweep looks in it.
 """
@@ -32,6 +33,7 @@ class Entry:
     """One erasure as the ledger keeps it."""
 
     customer_id: int
+    created_at: str
     tenant_sha256: str
     pseudonym: str
     at: str
@@ -41,11 +43,19 @@ def _digest(store: str, tenant: str) -> str:
     return hashlib.sha256(f"{store}\0{tenant}".encode()).hexdigest()
 
 
+def _registered(conn: Connection, customer_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """Per customer id: its tenant id and when it was registered, as the ledger writes it."""
+    query = select(Customer.id, Customer.tenant, Customer.created_at).where(Customer.id.in_(customer_ids))
+    return {i: (tenant, created.isoformat()) for i, tenant, created in conn.execute(query)}
+
+
 def write(
-    where: Location, store: str, *, customer_id: int, tenant: str, pseudonym: str, at: datetime
+    conn: Connection, where: Location, store: str, *, customer_id: int, pseudonym: str, at: datetime
 ) -> None:
-    """Record an erasure of the customer in the ledger of the database's `store` folder; durable on return."""
-    entry = Entry(customer_id, _digest(store, tenant), pseudonym, at.isoformat())
+    """Record an erasure of the customer (still in `conn`) in the ledger of the database's `store` folder;
+    durable on return."""
+    tenant, created_at = _registered(conn, [customer_id])[customer_id]
+    entry = Entry(customer_id, created_at, _digest(store, tenant), pseudonym, at.isoformat())
     path = where.path(f"{store}/{FOLDER}/.{pseudonym}.json")  # hidden as its folder, to every Parquet reader
     durable.write(where.fs, path, json.dumps(entry.__dict__).encode(), root=where.root)
 
@@ -61,11 +71,12 @@ def entries(where: Location, store: str) -> list[Entry]:
 
 def restored(conn: Connection, where: Location, store: str) -> list[tuple[str, Entry]]:
     """(tenant, ledger entry) of each customer in the database that the ledger lists as erased."""
-    listed = {e.customer_id: e for e in entries(where, store)}
+    listed = {(e.customer_id, e.created_at, e.tenant_sha256): e for e in entries(where, store)}
     if not listed:
         return []
-    found = conn.execute(select(Customer.id, Customer.tenant).where(Customer.id.in_(list(listed))))
-    return [(tenant, listed[i]) for i, tenant in found if listed[i].tenant_sha256 == _digest(store, tenant)]
+    found = _registered(conn, [i for i, _, _ in listed]).items()
+    keys = ((tenant, (i, created, _digest(store, tenant))) for i, (tenant, created) in found)
+    return [(tenant, listed[key]) for tenant, key in keys if key in listed]
 
 
 REAPPLY = "servicecast customers erase --reapply"

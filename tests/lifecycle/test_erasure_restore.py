@@ -71,3 +71,17 @@ def test_a_database_put_back_from_before_an_erasure_stops_until_the_erasure_is_a
         assert len(support.read_machine(restored, beta[1], url)) == 600
         nothing = CliRunner().invoke(app, ["customers", "erase", "--reapply"])
         assert nothing.exit_code == 0 and "nothing to erase again" in nothing.output
+
+
+def test_a_customer_registered_anew_under_an_erased_tenant_id_is_not_taken_for_the_erased_one(
+    engine, tmp_path
+):
+    erased = support.register(engine, "acme", ["p1"])["p1"]
+    url = str(tmp_path / "archive")
+    erasure.erase(engine, tenant="acme", confirm="acme", by="cli:test", archive_url=url, now=support.START)
+    anew = support.register(engine, "acme", ["p1"])["p1"]  # the company signs up again
+    assert anew[0] == erased[0] or engine.dialect.name == "postgresql"  # SQLite gives the freed id again
+    support.write(engine, support.rows(anew, seqs=range(300), step_s=600.0))
+
+    report = archive.run(engine, url=url, before=support.START + timedelta(days=5))  # the old code: stopped
+    assert report.rows == 300 and _tenants(engine) == ["acme"]
