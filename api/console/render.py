@@ -54,8 +54,14 @@ def _hours(value: float | None) -> str:
     return f"{value:.0f} h" if value < 72 else f"{value / 24:.1f} d"
 
 
-def _money(value: float | None, currency: str = "EUR") -> str:
-    return "—" if value is None else catalog.format_money(value, currency)
+def _money(value: float | None, currency: str | None) -> str:
+    """An amount in its currency, which every page names (the offer's, the catalog's): an amount whose
+    currency is unknown is shown without one, never in a currency it may not be in."""
+    if value is None:
+        return "—"
+    if not currency:
+        return f"{value:,.2f} (currency unknown)"
+    return catalog.format_money(value, currency)
 
 
 def label_words(value: str | None) -> str:

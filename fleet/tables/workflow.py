@@ -114,7 +114,7 @@ class Offer(Base):
     title: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     price: Mapped[float] = mapped_column(Float)
-    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    currency: Mapped[str] = mapped_column(String(3))  # the offer's catalog's, always given: never assumed
     expected_value: Mapped[float] = mapped_column(Float)
     risk: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), default="proposed")

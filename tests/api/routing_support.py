@@ -215,6 +215,7 @@ def approved_offers(
                 title=f"Bearing inspection #{i}",
                 reason="vibration rose 40 % in 3 days",
                 price=480.0,
+                currency="EUR",
                 expected_value=2150.0,
                 risk=0.73,
                 status="approved",
