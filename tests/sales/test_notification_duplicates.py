@@ -13,9 +13,11 @@ from fleet.tables import NotificationSubscription, utcnow
 from tests.api.routing_support import SmtpSink
 from tests.api.support import World, add_prediction, build_world
 from tests.console.client import ConsoleClient, flash, sign_in
+from tests.sales import test_notifications
 from tests.sales.test_notifications import IncomingWebhook, _route_all
 
 SUBSCRIBE = f"{API_PREFIX}/notifications/subscriptions"
+sink = test_notifications.sink  # a real SMTP server (aiosmtpd)
 
 
 @pytest.fixture

@@ -53,6 +53,14 @@ class IncomingWebhook:
 
 
 @pytest.fixture
+def sink():
+    smtp = SmtpSink()
+    smtp.controller.start()
+    yield smtp
+    smtp.controller.stop()
+
+
+@pytest.fixture
 def hook():
     receiver = IncomingWebhook(fail_first=2)
     yield receiver
