@@ -65,8 +65,25 @@ def entries(where: Location, store: str) -> list[Entry]:
     folder = where.path(f"{store}/{FOLDER}")
     if not where.fs.exists(folder):
         return []
-    found = [Entry(**json.loads(where.fs.cat_file(p))) for p in where.fs.find(folder) if p.endswith(".json")]
+    found = [_read(where, p) for p in where.fs.find(folder) if p.endswith(".json")]
     return sorted(found, key=lambda e: e.at)
+
+
+def _read(where: Location, path: str) -> Entry:
+    """One ledger file's entry; ErasureLedgerUnreadable naming it when it is not one."""
+    try:
+        entry = Entry(**json.loads(where.fs.cat_file(path)))
+        if not isinstance(entry.customer_id, int) or not all(
+            isinstance(v, str) for v in (entry.created_at, entry.tenant_sha256, entry.pseudonym, entry.at)
+        ):
+            raise TypeError("a field of the wrong type")
+    except (ValueError, TypeError) as exc:  # not JSON, not UTF-8, or not an entry's fields
+        # Fails closed: the erasure it records cannot be checked, so nothing may archive past it.
+        raise errors.ErasureLedgerUnreadable(
+            f"the erasure ledger file {path} cannot be read ({exc}); nothing was archived or deleted: put it "
+            "back from a backup of the archive folder"
+        ) from exc
+    return entry
 
 
 def restored(conn: Connection, where: Location, store: str) -> list[tuple[str, Entry]]:

@@ -70,3 +70,10 @@ class ErasureUndone(ServicecastError):
     older than the erasure (or the erasure did not complete); archiving its rows would bring them back."""
 
     code = "erasure_undone"
+
+
+class ErasureLedgerUnreadable(ErasureUndone):
+    """A file of the archive's erasure ledger that is not an entry (corrupt, truncated, edited): whether the
+    database holds an erased customer cannot be told, so archiving stops as for one it holds."""
+
+    code = "erasure_ledger_unreadable"

@@ -85,3 +85,34 @@ def test_a_customer_registered_anew_under_an_erased_tenant_id_is_not_taken_for_t
 
     report = archive.run(engine, url=url, before=support.START + timedelta(days=5))  # the old code: stopped
     assert report.rows == 300 and _tenants(engine) == ["acme"]
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"{not json",
+        b"\xff\xfe",
+        b'{"customer_id": 1}',
+        b"[]",
+        b'{"customer_id": "1", "created_at": 0, "tenant_sha256": "x", "pseudonym": "p", "at": "t"}',
+    ],
+)
+def test_an_unreadable_erasure_ledger_file_stops_archive_runs_with_its_path(engine, tmp_path, garbage):
+    acme = support.register(engine, "acme", ["p1"])["p1"]
+    support.register(engine, "beta", ["q1"])
+    support.write(engine, support.rows(acme, seqs=range(300), step_s=600.0))
+    url = str(tmp_path / "archive")
+    erasure.erase(engine, tenant="beta", confirm="beta", by="cli:test", archive_url=url, now=support.START)
+    (ledger_file,) = (tmp_path / "archive").rglob(".servicecast-erasures/*.json")
+    ledger_file.write_bytes(garbage)
+
+    later = support.START + timedelta(days=5)
+    with pytest.raises(
+        errors.ErasureLedgerUnreadable, match=f"{ledger_file.name}.*put it back from a backup"
+    ):
+        archive.run(
+            engine, url=url, before=later
+        )  # the old code: a bare JSONDecodeError, KeyError or TypeError
+    with pytest.raises(errors.ErasureUndone, match="cannot be read"):  # retention's one-line handler takes it
+        retention.run(engine, settings=Settings(archive_url=url, hot_days=1), now=later)
+    assert not list((tmp_path / "archive").rglob("*.parquet"))
