@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -171,7 +172,7 @@ def _payload(body: dict) -> bytes:
     """The row's message as a machine would send it: a NaN or infinite reading as JSON's `NaN` or `Infinity`
     (orjson would write null), for the contract to refuse as it refuses that value from MQTT."""
     readings = body.get("readings")
-    if readings and any(type(v) is float and v - v != 0.0 for v in readings.values()):
+    if readings and any(type(v) is float and not math.isfinite(v) for v in readings.values()):
         return json.dumps(body, allow_nan=True).encode()
     return orjson.dumps(body)
 

@@ -17,6 +17,7 @@ from fleet import (
     audit,
     display,
     erasure,
+    erasure_ledger,
     errors,
     export,
     export_files,
@@ -139,7 +140,7 @@ def customers_erase(
     except (erasure.NotConfirmed, LookupError, errors.ArchiveStoreTaken) as exc:
         raise fail(exc, code=EXIT_ERROR) from None
     except OSError as exc:  # the archive's storage: the rows were rolled back, some files may be gone
-        again = "`servicecast customers erase --reapply`" if reapply else f"`{erasure.rerun(tenant)}`"
+        again = f"`{erasure_ledger.REAPPLY}`" if reapply else f"`{erasure.rerun(tenant)}`"
         why = f"cannot erase {tenant or 'again'!r}: {exc}; nothing committed, {again} again completes it"
         raise fail(why, code=EXIT_ERROR) from None
     if reapply and not receipts:
