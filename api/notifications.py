@@ -15,7 +15,8 @@ from datetime import datetime
 from email.message import EmailMessage
 from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import auth, delivery, egress, estimate, events
@@ -40,6 +41,7 @@ from fleet.tables import (
     Watermark,
     WorkflowEvent,
     named_mode,
+    subscription_address_key,
 )
 from models import modes
 
@@ -100,32 +102,38 @@ def subscribe(
     if (same := _same(sess, who, fields)) is not None:
         return same, False
     sub = NotificationSubscription(user_id=who.user_id, **fields)
-    sess.add(sub)
-    sess.flush()
+    try:
+        with sess.begin_nested():
+            sess.add(sub)
+    except IntegrityError:
+        # A request sent at the same time stored it since `_same` looked: its row holds the unique index.
+        if (same := _same(sess, who, fields)) is not None:
+            return same, False
+        raise
     return sub, True
 
 
 def _same(sess: Session, who: Principal, fields: dict) -> NotificationSubscription | None:
-    """The caller's subscription in force that these fields would make again, or None."""
+    """The caller's subscription in force that these fields would make again (as the unique index
+    `uq_notification_subscriptions_in_force` compares them), or None."""
+    table = NotificationSubscription
     scope = [
-        getattr(NotificationSubscription, name).is_(None)
-        if fields[name] is None
-        else getattr(NotificationSubscription, name) == fields[name]
+        getattr(table, name).is_(None) if fields[name] is None else getattr(table, name) == fields[name]
         for name in ("customer_id", "site_id")
     ]
-    found = sess.scalars(
-        select(NotificationSubscription)
+    address = subscription_address_key(literal(fields["channel"]), literal(fields["address"]))
+    return sess.scalars(
+        select(table)
         .where(
-            NotificationSubscription.user_id == who.user_id,
-            NotificationSubscription.channel == fields["channel"],
-            NotificationSubscription.min_severity == fields["min_severity"],
-            NotificationSubscription.disabled_at.is_(None),
+            table.user_id == who.user_id,
+            table.channel == fields["channel"],
+            subscription_address_key(table.channel, table.address) == address,
+            table.min_severity == fields["min_severity"],
+            table.disabled_at.is_(None),
             *scope,
         )
-        .order_by(NotificationSubscription.id)
-    )
-    wanted = recipient(fields["channel"], fields["address"])
-    return next((sub for sub in found if recipient(sub.channel, sub.address) == wanted), None)
+        .order_by(table.id)
+    ).first()
 
 
 def recipient(channel: str, address: str) -> tuple[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -224,11 +225,20 @@ def waiting_on_advisory_lock(engine: Engine) -> bool:
     return waiting_on_lock(engine, "advisory")
 
 
+# Expression indexes alembic cannot compare (SQLite does not reflect them, PostgreSQL gives their text back
+# with casts): their tests check what they refuse (tests/sales/test_subscription_index_migration.py).
+UNCOMPARED_INDEXES = {"uq_notification_subscriptions_in_force"}
+
+
 def schema_differences(conn) -> list:
     """What alembic finds between the migrated database and the ORM tables; telemetry's partitions aside."""
     opts = {
         "compare_type": True,
         # telemetry's partitions (PostgreSQL) are not tables of their own to the ORM
         "include_name": lambda name, kind, _: kind != "table" or not partitions.is_partition(name),
+        "include_object": lambda _obj, name, kind, *_: kind != "index" or name not in UNCOMPARED_INDEXES,
     }
-    return compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
+    with warnings.catch_warnings():  # SQLite's reflection and alembic each warn that they skip those
+        for name in UNCOMPARED_INDEXES:
+            warnings.filterwarnings("ignore", message=f".*expression-based index '?{name}")
+        return compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text
+from sqlalchemy import ColumnElement, Float, ForeignKey, Index, Integer, String, Text, case, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet.tables.base import Base, BigId, Json, UtcDateTime, utcnow
@@ -41,6 +41,28 @@ class NotificationSubscription(Base):
     # Set when the endpoint said it is gone (HTTP 410): nothing is sent to it from then on.
     disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+def subscription_address_key(channel: ColumnElement, address: ColumnElement) -> ColumnElement:
+    """A subscription's address as its unique index compares it: an e-mail address in the database's lower
+    case, a webhook URL as it is."""
+    return case((channel == "email", func.lower(address)), else_=address)
+
+
+# One subscription in force per person, channel, address, scope and severity, however many requests send it
+# at once (migration 0033); no customer or site is 0, as NULLs are never equal in a unique index.
+Index(
+    "uq_notification_subscriptions_in_force",
+    NotificationSubscription.user_id,
+    NotificationSubscription.channel,
+    subscription_address_key(NotificationSubscription.channel, NotificationSubscription.address),
+    func.coalesce(NotificationSubscription.customer_id, 0),
+    func.coalesce(NotificationSubscription.site_id, 0),
+    NotificationSubscription.min_severity,
+    unique=True,
+    sqlite_where=NotificationSubscription.disabled_at.is_(None),
+    postgresql_where=NotificationSubscription.disabled_at.is_(None),
+)
 
 
 class CatalogVersion(Base):
