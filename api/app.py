@@ -21,7 +21,8 @@ from api.console.throttle import SignInThrottle
 from api.page_cache import VersionedPages
 from api.routers import admin, alerts, catalog, crm, export, fleet, notifications, offers
 from api.schemas import ErrorOut
-from fleet import bootstrap
+from fleet import bootstrap, erasure_ledger
+from fleet import errors as fleet_errors
 from fleet.db import engine_from_settings
 from fleet.settings import Settings
 from fleet.tables import utcnow
@@ -49,6 +50,11 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = bootstrap.ready_engine(settings)
+        try:  # a worker started on its own (`servicecast api` checks before starting any)
+            erasure_ledger.check_start(engine, settings.archive_url, process="api")
+        except fleet_errors.ErasureUndone:
+            engine.dispose()
+            raise
         app.state.engine, app.state.settings = engine, settings
         app.state.reader = engine_from_settings(settings, read_only=True)
         app.state.alert_pages = VersionedPages("alerts", settings.api_page_cache_bytes)

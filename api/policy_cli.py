@@ -24,7 +24,7 @@ def run(
     """Open and update alerts, propose offers and escalate overdue alerts from new predictions."""
     settings = bootstrap.load_settings()
     catalog.default()  # a broken catalog stops the start with every problem and its line (exit 2)
-    with bootstrap.engine_for(settings) as engine:
+    with bootstrap.engine_for(settings, process="policy") as engine:
         if once:
             typer.echo(policy.run_once(engine=engine, settings=settings).summary())
             return

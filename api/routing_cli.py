@@ -29,7 +29,7 @@ def route(
     settings = bootstrap.load_settings()
     if problem := delivery.config_problem(settings):
         raise bootstrap.fail(problem)
-    with bootstrap.engine_for(settings) as engine:
+    with bootstrap.engine_for(settings, process="route") as engine:
         if once:
             typer.echo(_drain(engine, settings).summary())
             return

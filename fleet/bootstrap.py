@@ -64,6 +64,20 @@ def ready_engine(settings: Settings) -> Engine:
     return engine
 
 
+def serving_engine(settings: Settings, *, process: str) -> Engine:
+    """`ready_engine` for a process that serves, scores, alerts on or routes customer data: exit 1 with one
+    line while the database holds a customer the archive's erasure ledger lists as erased (a backup)."""
+    from fleet import erasure_ledger, errors
+
+    engine = ready_engine(settings)
+    try:
+        erasure_ledger.check_start(engine, settings.archive_url, process=process)
+    except errors.ErasureUndone as exc:
+        engine.dispose()
+        raise fail(exc, code=EXIT_ERROR) from None
+    return engine
+
+
 @contextmanager
 def migration_errors(settings: Settings) -> Iterator[None]:
     """Alembic's refusal (a revision unknown here, e.g. from a newer servicecast) as one line and exit 1."""
@@ -122,9 +136,9 @@ def database_errors(settings: Settings, *, doing: str) -> Iterator[None]:
 
 
 @contextmanager
-def engine_for(settings: Settings) -> Iterator[Engine]:
-    """`ready_engine`, disposed when the block ends."""
-    engine = ready_engine(settings)
+def engine_for(settings: Settings, *, process: str | None = None) -> Iterator[Engine]:
+    """`ready_engine` (`serving_engine` for a `process`), disposed when the block ends."""
+    engine = ready_engine(settings) if process is None else serving_engine(settings, process=process)
     try:
         yield engine
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from fleet.archive import Location  # archive stops through this module
 
 FOLDER = ".servicecast-erasures"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,12 @@ def write(
     """Record an erasure of the customer (still in `conn`) in the ledger of the database's `store` folder;
     durable on return."""
     tenant, created_at = _registered(conn, [customer_id])[customer_id]
-    entry = Entry(customer_id, created_at, _digest(store, tenant), pseudonym, at.isoformat())
-    path = where.path(f"{store}/{FOLDER}/.{pseudonym}.json")  # hidden as its folder, to every Parquet reader
+    _put(where, store, Entry(customer_id, created_at, _digest(store, tenant), pseudonym, at.isoformat()))
+
+
+def _put(where: Location, store: str, entry: Entry) -> None:
+    """Write `entry` into the ledger of `store`; durable on return."""
+    path = where.path(f"{store}/{FOLDER}/.{entry.pseudonym}.json")  # hidden as its folder, to Parquet readers
     durable.write(where.fs, path, json.dumps(entry.__dict__).encode(), root=where.root)
 
 
@@ -86,28 +92,53 @@ def _read(where: Location, path: str) -> Entry:
     return entry
 
 
-def restored(conn: Connection, where: Location, store: str) -> list[tuple[str, Entry]]:
-    """(tenant, ledger entry) of each customer in the database that the ledger lists as erased."""
-    listed = {(e.customer_id, e.created_at, e.tenant_sha256): e for e in entries(where, store)}
+def restored(conn: Connection, where: Location, store: str | None) -> list[tuple[str, Entry]]:
+    """(tenant, ledger entry) of each customer in the database that the ledger of `store` lists as erased;
+    with no `store` (before the database's first archive use), that the ledger of any store folder lists."""
+    stores = [store] if store is not None else _stores(where)
+    listed = {(e.customer_id, e.created_at, e.tenant_sha256): e for s in stores for e in entries(where, s)}
     if not listed:
         return []
-    found = _registered(conn, [i for i, _, _ in listed]).items()
-    keys = ((tenant, (i, created, _digest(store, tenant))) for i, (tenant, created) in found)
-    return [(tenant, listed[key]) for tenant, key in keys if key in listed]
+    found = _registered(conn, sorted({i for i, _, _ in listed})).items()
+    keys = ((tenant, (i, created, _digest(s, tenant))) for i, (tenant, created) in found for s in stores)
+    return list({tenant: listed[key] for tenant, key in keys if key in listed}.items())
+
+
+def _stores(where: Location) -> list[str]:
+    """The store folders at the archive root (this database's, a copy's, other deployments')."""
+    if not where.fs.isdir(where.root):
+        return []
+    names = (path.rstrip("/").rsplit("/", 1)[-1] for path in where.fs.ls(where.root, detail=False))
+    return sorted(name for name in names if name.startswith("store="))
 
 
 REAPPLY = "servicecast customers erase --reapply"
 
 
-def check(engine: Engine, where: Location) -> None:
-    """ErasureUndone naming the customers the database holds though the ledger lists them as erased."""
-    store = archive_store.folder(engine)
+def check(engine: Engine, where: Location, *, stopped: str = "Nothing was archived or deleted") -> None:
+    """ErasureUndone naming the customers the database holds though the ledger lists them as erased, and what
+    was `stopped` for it. Draws no store id: before the first archive use, any store's ledger counts."""
     with engine.connect() as conn:
-        found = restored(conn, where, store)
+        found = restored(conn, where, archive_store.folder_in(conn))
     if found:
         named = ", ".join(f"{tenant} (erased {entry.at} as {entry.pseudonym})" for tenant, entry in found)
         raise errors.ErasureUndone(
             f"this database holds customers the archive's erasure ledger lists as erased: {named}; it was "
-            "put back from a copy older than the erasure, or the erasure did not complete. Nothing was "
-            f"archived or deleted: `{REAPPLY}` erases them again"
+            f"put back from a copy older than the erasure, or the erasure did not complete. {stopped}: "
+            f"`{REAPPLY}` erases them again"
         )
+
+
+def check_start(engine: Engine, archive_url: str, *, process: str) -> None:
+    """`check` at the start of `process`, one that serves, scores, alerts on or routes customer data:
+    ErasureUndone (it must not start) while the database holds a customer the ledger lists. A ledger that
+    cannot be read (its storage away, a damaged file) is a warning, not a refusal: archive runs and retention
+    stop on it already, and storage away for a while must not keep every process from starting."""
+    from fleet import archive  # archive runs check through this module
+
+    try:
+        check(engine, archive.location(archive_url), stopped="Nothing of theirs was served, scored or routed")
+    except (errors.ErasureLedgerUnreadable, OSError) as exc:
+        log.warning("%s starts without the erasure ledger checked: %s", process, exc)
+    except errors.ErasureUndone as exc:
+        raise errors.ErasureUndone(f"`servicecast {process}` did not start: {exc}, then start it") from None

@@ -133,7 +133,7 @@ def score(
     part = _shard(shard)
     from models import scoring
 
-    engine = _engine()
+    engine = bootstrap.serving_engine(bootstrap.load_settings(), process="score")
     if once:
         report = scoring.score_once(engine=engine, shard=part)
         typer.echo(

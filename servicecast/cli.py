@@ -10,7 +10,15 @@ from typing import Annotated, Any
 import typer
 
 from fleet import display, errors
-from fleet.bootstrap import EXIT_ERROR, fail, load_settings, migration_errors, open_engine, ready_engine
+from fleet.bootstrap import (
+    EXIT_ERROR,
+    fail,
+    load_settings,
+    migration_errors,
+    open_engine,
+    ready_engine,
+    serving_engine,
+)
 from servicecast import lazy_commands
 
 
@@ -239,7 +247,10 @@ def ingest(
     if endpoint is None:
         raise fail("invalid setting SERVICECAST_MQTT_URL: required for ingest")
     ingester = Ingester(
-        settings=settings, engine=ready_engine(settings), endpoint=endpoint, client_id=client_id
+        settings=settings,
+        engine=serving_engine(settings, process="ingest"),
+        endpoint=endpoint,
+        client_id=client_id,
     )
     raise typer.Exit(ingester.run())
 
@@ -398,7 +409,7 @@ def api_server() -> None:
     from servicecast import serve
 
     settings = load_settings()
-    ready_engine(settings).dispose()
+    serving_engine(settings, process="api").dispose()
     options = serve.ServeOptions(
         host=settings.api_host,
         port=settings.api_port,

@@ -1,0 +1,135 @@
+"""A database put back from a copy older than an erasure holds the erased customer again: the processes that
+serve, score, alert on or route customer data do not start on it (one line naming the customer and
+`customers erase --reapply`, exit 1) until that command has erased it again."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from api.app import create_app
+from fleet import archive, erasure, errors
+from fleet.settings import Settings, get_settings
+from servicecast.cli import app
+from tests.api.routing_support import SECRET
+from tests.lifecycle import support
+from tests.services import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+UNDONE = (
+    r"acme \(erased 2026-09-28T22:00:00\+00:00 as erased-[0-9a-f]{12}\).*"
+    r"`servicecast customers erase --reapply`"
+)
+# What each process is started with; the runs with --once end by themselves on the old code.
+COMMANDS = {
+    "score": ["score", "--once"],
+    "policy": ["policy", "--once"],
+    "route": ["route", "--once"],
+    "ingest": ["ingest"],
+    "api": ["api"],
+}
+
+
+@contextmanager
+def put_back(engine: Engine, postgres, tmp_path: Path, *, archived: bool) -> Iterator[tuple[Engine, str]]:
+    """acme and beta with rows; a backup taken (after an archive run if `archived`, else before the
+    database's first archive use); acme erased in the database in use; yields the backup put back and the
+    archive URL."""
+    acme = support.register(engine, "acme", ["p1"])["p1"]
+    beta = support.register(engine, "beta", ["q1"])["q1"]
+    support.write(engine, support.rows(acme, seqs=range(300), step_s=600.0))
+    support.write(engine, support.rows(beta, seqs=range(300), step_s=600.0, seed=1))
+    url = str(tmp_path / "archive")
+    if archived:
+        archive.run(engine, url=url, before=support.START + timedelta(days=1))
+    with support.restored_copy(engine, postgres, tmp_path, physical=archived) as restored:
+        erasure.erase(
+            engine, tenant="acme", confirm="acme", by="cli:test", archive_url=url, now=support.START
+        )
+        yield restored, url
+
+
+def environment(restored: Engine, url: str, **extra: str) -> dict[str, str]:
+    """The process environment for the restored database and the archive, without the test's own settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
+    database = restored.url.render_as_string(hide_password=False)
+    return env | {"SERVICECAST_DATABASE_URL": database, "SERVICECAST_ARCHIVE_URL": url, **extra}
+
+
+def reapply(restored: Engine, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`servicecast customers erase --reapply` on the restored database."""
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", restored.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("SERVICECAST_ARCHIVE_URL", url)
+    get_settings.cache_clear()
+    again = CliRunner().invoke(app, ["customers", "erase", "--reapply"])
+    assert again.exit_code == 0 and '"customers": 1' in again.output, again.output
+
+
+def test_no_process_that_touches_customer_data_starts_on_a_database_put_back_from_before_an_erasure(
+    engine, postgres, tmp_path, mosquitto, monkeypatch
+):
+    with put_back(engine, postgres, tmp_path, archived=True) as (restored, url):
+        env = environment(
+            restored,
+            url,
+            SERVICECAST_MQTT_URL=mosquitto.url,
+            SERVICECAST_API_PORT=str(free_port()),
+            SERVICECAST_WEBHOOK_URL="http://127.0.0.1:9/crm",
+            SERVICECAST_WEBHOOK_SECRET=SECRET,
+        )
+        started = {
+            name: subprocess.Popen(
+                [sys.executable, "-m", "servicecast", *args],
+                env=env,
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name, args in COMMANDS.items()
+        }
+        try:
+            for name, process in started.items():
+                # The old code: score, policy and route ran their pass (exit 0), ingest and the API served on.
+                _, err = process.communicate(timeout=90)
+                assert process.returncode == 1, (name, err)
+                line = f"servicecast: `servicecast {name}` did not start: this database holds customers"
+                assert line in err and re.search(UNDONE, err), (name, err)
+        finally:
+            for process in started.values():
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+
+        # The app as a uvicorn worker builds it, over HTTP: its start refuses too.
+        settings = Settings(database_url=restored.url.render_as_string(hide_password=False), archive_url=url)
+        with pytest.raises(
+            errors.ErasureUndone,
+            match=f"`servicecast api` did not start.*{UNDONE} erases them again, then start it",
+        ):
+            with TestClient(create_app(settings)):
+                pass
+
+        reapply(restored, url, monkeypatch)
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/healthz").status_code == 200
+        scored = subprocess.run(
+            [sys.executable, "-m", "servicecast", "score", "--once"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert scored.returncode == 0, scored.stderr
