@@ -42,14 +42,21 @@ def folder_in(conn: Connection) -> str | None:
     return None if found is None else f"store={found}"
 
 
-def _store_id(engine: Engine) -> str:
-    """This database's archive id, drawn on first use (a copy of a fresh database gets an id of its own)."""
+def _store_id(engine: Engine, where: Location | None = None) -> str:
+    """This database's archive id, drawn on first use (a copy of a fresh database gets an id of its own); with
+    the archive (`where`), the erasures other store folders' ledgers record of its customers carried over."""
     with engine.connect() as conn:
         found = conn.scalar(select(ArchiveStore.store))
     if found is None:
+        store = uuid.uuid4().hex[:16]
+        if where is not None:  # before the id commits: a crash in between leaves the database without one
+            from fleet import erasure_ledger  # it reads this module's store folders
+
+            with engine.connect() as conn:
+                erasure_ledger.carry_over(conn, where, f"store={store}")
         try:
             with for_writing(engine).begin() as conn:
-                drawn = {"store": uuid.uuid4().hex[:16], "owner": archive_owner.of(conn)}
+                drawn = {"store": store, "owner": archive_owner.of(conn)}
                 conn.execute(insert(ArchiveStore).values(id=1, **drawn))
         except IntegrityError:
             pass  # another process drew it first: theirs is the id
@@ -62,7 +69,7 @@ def checked(engine: Engine, where: Location) -> str:
     """This database's folder, unless it is a copy of the store's owner (ArchiveStoreCopied) or another
     database with the same store id has written the folder's marker since this database's last archive run
     (ArchiveStoreTaken): raised before any file is touched. The caller holds `archive.exclusive`."""
-    ours = folder(engine)
+    ours = f"store={_store_id(engine, where)}"
     _owned(engine, where.path(ours))
     marker = where.path(f"{ours}/{MARKER}")
     if not where.fs.exists(marker):
@@ -120,7 +127,7 @@ def adopt(engine: Engine, where: Location) -> str:
     folder before (the one this was copied from) stops at its next run. Returns the folder's full path."""
     from fleet import archive  # archive runs call this module
 
-    ours = folder(engine)
+    ours = f"store={_store_id(engine, where)}"
     with archive.exclusive(engine, wait=True):
         with for_writing(engine).begin() as conn:
             conn.execute(update(ArchiveStore).values(owner=archive_owner.of(conn)))

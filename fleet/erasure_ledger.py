@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -64,6 +64,15 @@ def _put(where: Location, store: str, entry: Entry) -> None:
     """Write `entry` into the ledger of `store`; durable on return."""
     path = where.path(f"{store}/{FOLDER}/.{entry.pseudonym}.json")  # hidden as its folder, to Parquet readers
     durable.write(where.fs, path, json.dumps(entry.__dict__).encode(), root=where.root)
+
+
+def carry_over(conn: Connection, where: Location, store: str) -> None:
+    """Write into the ledger of `store`, this database's store folder being drawn, the entries of the other
+    store folders at the root that list its customers: a database put back from a copy older than its first
+    archive use draws a store id of its own, and the erasures the ledger of its original's id records must
+    still be told (it could archive, erase another customer or be reapplied first)."""
+    for tenant, entry in restored(conn, where, None):
+        _put(where, store, replace(entry, tenant_sha256=_digest(store, tenant)))
 
 
 def entries(where: Location, store: str) -> list[Entry]:

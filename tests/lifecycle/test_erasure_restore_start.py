@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from api.app import create_app
-from fleet import archive, erasure, errors
+from fleet import archive, archive_store, erasure, errors, retention
 from fleet.settings import Settings, get_settings
 from servicecast.cli import app
 from tests.api.routing_support import SECRET
@@ -133,3 +133,33 @@ def test_no_process_that_touches_customer_data_starts_on_a_database_put_back_fro
             timeout=90,
         )
         assert scored.returncode == 0, scored.stderr
+
+
+def test_a_database_put_back_from_before_its_first_archive_use_is_told_by_its_originals_ledger(
+    engine, postgres, tmp_path, monkeypatch
+):
+    with put_back(engine, postgres, tmp_path, archived=False) as (restored, url):
+        settings = Settings(
+            database_url=restored.url.render_as_string(hide_password=False), archive_url=url, hot_days=1
+        )
+        # No store id of its own yet: the ledger of every store folder at the root is read, none drawn.
+        with pytest.raises(errors.ErasureUndone, match=UNDONE), TestClient(create_app(settings)):
+            pass
+        with restored.connect() as conn:
+            assert archive_store.folder_in(conn) is None
+
+        # Its first archive use draws a store id of its own (the old code: acme's rows went to files there)
+        # and takes over the entries that list its customers, so retention, reads and --reapply know them.
+        later = support.START + timedelta(days=5)
+        with pytest.raises(errors.ErasureUndone, match=UNDONE):
+            archive.run(restored, url=url, before=later)
+        with restored.connect() as conn:
+            ours = archive_store.folder_in(conn)
+        assert ours is not None and ours != archive_store.folder(engine)
+        with pytest.raises(errors.ErasureUndone, match=UNDONE):
+            retention.run(restored, settings=settings, now=later)
+
+        reapply(restored, url, monkeypatch)
+        report = archive.run(restored, url=url, before=later)
+        assert report.rows == 300  # beta's; nothing of acme
+        assert not (tmp_path / "archive" / ours / "tenant=acme").exists()
