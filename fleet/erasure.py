@@ -299,7 +299,7 @@ def _erase(engine: Engine, *, tenant: str, by: str, store: str, archive_url: str
         )
         # Written before the commit (and its files): a database put back from before it is then told by it.
         ledger = {"customer_id": who.customer_id, "pseudonym": who.pseudonym, "at": now}
-        erasure_ledger.write(conn, where, store, **ledger)
+        ledger = erasure_ledger.write(conn, where, store, **ledger)
         told = erasure_notices.crm_destinations(conn, who.customer_id)  # its outbox rows go in the cascade
         conn.execute(delete(Customer).where(Customer.id == who.customer_id))  # the cascade
         kept = {
@@ -308,7 +308,9 @@ def _erase(engine: Engine, *, tenant: str, by: str, store: str, archive_url: str
         }
         if left:
             kept["archive_files"] = who.scrub_text(_left(left))
-        receipt_id, receipt = _receipt(conn, who.pseudonym, by=by, now=now, counts=counts, kept=kept)
+        receipt_id, receipt = _receipt(
+            conn, who.pseudonym, by=by, now=now, counts=counts, kept=kept, ledger=ledger
+        )
         erasure_notices.record(
             conn, receipt_id=receipt_id, customer_id=who.customer_id, tenant=tenant, at=now, destinations=told
         )
@@ -332,13 +334,22 @@ def _pseudonym() -> str:
 
 
 def _receipt(
-    conn: Connection, pseudonym: str, *, by: str, now: datetime, counts: dict, kept: dict
+    conn: Connection,
+    pseudonym: str,
+    *,
+    by: str,
+    now: datetime,
+    counts: dict,
+    kept: dict,
+    ledger: dict | None = None,
 ) -> tuple[int, dict]:
-    """Write the erasure's audit line (by the pseudonym) and receipt; returns the receipt's id and it."""
+    """Write the erasure's audit line (by the pseudonym) and receipt, with its `ledger` entry (not printed);
+    returns the receipt's id and it."""
     entry = audit.entry("customer", None, "erased", audit.as_actor(by), {"pseudonym": pseudonym}, now)
     conn.execute(WorkflowEvent.__table__.insert().values(**entry))
     receipt = {"pseudonym": pseudonym, "at": now, "by": by, "counts": counts, "kept": kept}
-    receipt_id = conn.scalar(ErasureReceipt.__table__.insert().values(**receipt).returning(ErasureReceipt.id))
+    insert = ErasureReceipt.__table__.insert().values(**receipt, ledger=ledger)
+    receipt_id = conn.scalar(insert.returning(ErasureReceipt.id))
     return receipt_id, receipt
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, select
 
 from fleet import archive_store, durable, errors
-from fleet.tables import Customer
+from fleet.tables import Customer, ErasureReceipt
 
 if TYPE_CHECKING:
     from fleet.archive import Location  # archive stops through this module
@@ -53,17 +53,37 @@ def _registered(conn: Connection, customer_ids: list[int]) -> dict[int, tuple[st
 
 def write(
     conn: Connection, where: Location, store: str, *, customer_id: int, pseudonym: str, at: datetime
-) -> None:
-    """Record an erasure of the customer (still in `conn`) in the ledger of the database's `store` folder;
-    durable on return."""
+) -> dict:
+    """Record an erasure of the customer (still in `conn`) in the ledger of the database's `store` folder,
+    durable on return; the entry and its store, for the receipt to keep (`write_back`)."""
     tenant, created_at = _registered(conn, [customer_id])[customer_id]
-    _put(where, store, Entry(customer_id, created_at, _digest(store, tenant), pseudonym, at.isoformat()))
+    entry = Entry(customer_id, created_at, _digest(store, tenant), pseudonym, at.isoformat())
+    _put(where, store, entry)
+    return {"store": store, **entry.__dict__}
 
 
 def _put(where: Location, store: str, entry: Entry) -> None:
     """Write `entry` into the ledger of `store`; durable on return."""
-    path = where.path(f"{store}/{FOLDER}/.{entry.pseudonym}.json")  # hidden as its folder, to Parquet readers
-    durable.write(where.fs, path, json.dumps(entry.__dict__).encode(), root=where.root)
+    durable.write(where.fs, _path(where, store, entry), json.dumps(entry.__dict__).encode(), root=where.root)
+
+
+def _path(where: Location, store: str, entry: Entry) -> str:
+    return where.path(f"{store}/{FOLDER}/.{entry.pseudonym}.json")  # hidden as its folder, to Parquet readers
+
+
+def write_back(conn: Connection, where: Location, store: str) -> list[str]:
+    """Write again the entries of this database's erasures that the ledger of `store` lacks (its archive
+    folder put back from a copy older than them); their pseudonyms."""
+    kept = [k for k in conn.scalars(select(ErasureReceipt.ledger)) if k and k["store"] == store]
+    if not kept:
+        return []
+    folder = where.path(f"{store}/{FOLDER}")
+    present = set(where.fs.find(folder)) if where.fs.exists(folder) else set()
+    lost = [Entry(**{k: v for k, v in e.items() if k != "store"}) for e in kept]
+    lost = [e for e in lost if _path(where, store, e) not in present]
+    for entry in lost:
+        _put(where, store, entry)
+    return [entry.pseudonym for entry in lost]
 
 
 def carry_over(conn: Connection, where: Location, store: str) -> None:
@@ -128,7 +148,16 @@ def check(engine: Engine, where: Location, *, stopped: str = "Nothing was archiv
     """ErasureUndone naming the customers the database holds though the ledger lists them as erased, and what
     was `stopped` for it. Draws no store id: before the first archive use, any store's ledger counts."""
     with engine.connect() as conn:
-        found = restored(conn, where, archive_store.folder_in(conn))
+        store = archive_store.folder_in(conn)
+        found = restored(conn, where, store)
+        lost = write_back(conn, where, store) if store else []
+    if lost:
+        log.warning(
+            "the archive's erasure ledger %s lacked the entries of erasures %s (the archive folder put back "
+            "from an older copy?): written again from this database's receipts",
+            where.path(f"{store}/{FOLDER}"),
+            ", ".join(lost),
+        )
     if found:
         named = ", ".join(f"{tenant} (erased {entry.at} as {entry.pseudonym})" for tenant, entry in found)
         raise errors.ErasureUndone(

@@ -107,6 +107,9 @@ class ErasureReceipt(Base):
     by: Mapped[str] = mapped_column(String(200))
     counts: Mapped[dict] = mapped_column(Json)
     kept: Mapped[dict] = mapped_column(Json)  # what could not be erased, and why
+    # The erasure ledger's entry and its store folder (erasure_ledger.write): an archive folder put back from
+    # an older copy gets it back. None for an erasure of late messages only, and before migration 0034.
+    ledger: Mapped[dict | None] = mapped_column(Json, nullable=True)
 
 
 class ErasureNotice(Base):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -163,3 +164,40 @@ def test_a_database_put_back_from_before_its_first_archive_use_is_told_by_its_or
         report = archive.run(restored, url=url, before=later)
         assert report.rows == 300  # beta's; nothing of acme
         assert not (tmp_path / "archive" / ours / "tenant=acme").exists()
+
+
+def test_an_archive_folder_put_back_from_before_an_erasure_gets_its_ledger_entry_again_from_the_database(
+    engine, postgres, tmp_path
+):
+    acme = support.register(engine, "acme", ["p1"])["p1"]
+    support.write(engine, support.rows(acme, seqs=range(300), step_s=600.0))
+    url, root = str(tmp_path / "archive"), tmp_path / "archive"
+    archive.run(engine, url=url, before=support.START + timedelta(days=1))
+    shutil.copytree(root, tmp_path / "archive-backup")
+    with support.restored_copy(engine, postgres, tmp_path, physical=True) as restored:
+        erasure.erase(
+            engine, tenant="acme", confirm="acme", by="cli:test", archive_url=url, now=support.START
+        )
+        (ledger_file,) = root.rglob(".servicecast-erasures/*.json")
+        written = ledger_file.read_bytes()
+        shutil.rmtree(root)  # the archive folder put back from its backup; the database in use is not
+        shutil.copytree(tmp_path / "archive-backup", root)
+        assert not ledger_file.exists() and list(root.rglob("tenant=acme/*/*.parquet"))
+
+        # The database in use keeps each entry it wrote: a process's start writes a lost one back.
+        with TestClient(create_app(_settings(engine, url))) as client:  # it holds no erased customer
+            assert client.get("/healthz").status_code == 200
+        assert ledger_file.read_bytes() == written  # the old code: the entry stayed lost
+        with (
+            pytest.raises(errors.ErasureUndone, match=UNDONE),
+            TestClient(create_app(_settings(restored, url))),
+        ):
+            pass  # so a database put back later from before the erasure is told again
+
+        # acme's files came back with the folder: unregistered, the next archive run removes them.
+        assert archive.run(engine, url=url, before=support.START + timedelta(days=5)).orphans_removed > 0
+        assert not list(root.rglob("tenant=acme/*/*.parquet"))
+
+
+def _settings(engine: Engine, url: str) -> Settings:
+    return Settings(database_url=engine.url.render_as_string(hide_password=False), archive_url=url)
