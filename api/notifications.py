@@ -2,10 +2,11 @@
 
 Each pass reads the alert events of the audit trail past a watermark and writes one outbox row per
 recipient (channel and address) of the matching subscriptions, keyed by the event and the oldest such
-subscription, so an event reaches each address once, however many subscriptions cover it (the outbox's
-unique (event id, destination) holds that even when a pass repeats). The router delivers
-the rows by e-mail or incoming webhook (Teams/Slack style) with the offers' retries and backoff; a row
-whose subscription was deleted or whose user was disabled meanwhile is cancelled at send time.
+subscription and recording the recipient, so an event reaches each address once, however many
+subscriptions cover it, also when a pass repeats. The router delivers the rows by e-mail or incoming webhook
+(Teams/Slack style) with the offers' retries and backoff. A row whose subscription was deleted, disabled or
+suspended meanwhile, or whose user was disabled, goes out by the oldest other live subscription of its
+recipient that covers the event (its destination rewritten to it), and is cancelled when none does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import auth, delivery, egress, estimate, events
-from api.alerts import SEVERITY_LEVEL
+from api import notification_cover as cover
 from api.auth import Principal
 from api.errors import ConsentMissing, Forbidden
 from api.offers import risk_scope
@@ -136,20 +137,14 @@ def _same(sess: Session, who: Principal, fields: dict) -> NotificationSubscripti
     ).first()
 
 
-def recipient(channel: str, address: str) -> tuple[str, str]:
-    """Who receives what a subscription sends: an e-mail address regardless of case (mail hosts do not tell
-    `Team@OEM.example` from `team@oem.example`), a webhook URL as it is."""
-    return channel, address.lower() if channel == "email" else address
-
-
 def unsent(settings: Settings, channel: str) -> str | None:
     """Why notifications by `channel` cannot go out with these settings (one sentence), or None."""
     return NO_SMTP if channel == "email" and not settings.smtp_url else None
 
 
 def unsubscribe(sess: Session, who: Principal, subscription_id: int) -> NotificationSubscription:
-    """Delete one of the caller's subscriptions (an admin: anyone's); its pending rows are cancelled when
-    the router meets them."""
+    """Delete one of the caller's subscriptions (an admin: anyone's); the router cancels its pending rows
+    unless another live subscription of their address covers them (`sender`)."""
     sub = sess.get(NotificationSubscription, subscription_id)
     if sub is None or (who.role != "admin" and sub.user_id != who.user_id):
         raise errors.NotFound(f"subscription {subscription_id} not found")
@@ -197,6 +192,20 @@ def stopped(sess: Session, sub: NotificationSubscription | None) -> str | None:
     return None
 
 
+def sender(
+    sess: Session, sub_id: int, *, event_id: str, payload: dict
+) -> tuple[NotificationSubscription | None, str | None]:
+    """The subscription a queued notification goes out by, or why it does not: its own; or, when that one
+    was deleted or stopped since (`stopped`), the oldest other live subscription of its recipient that covers
+    the event and has no row of it: unsubscribing one rule does not silence another that wants the alert."""
+    sub = sess.get(NotificationSubscription, sub_id)
+    if (why := stopped(sess, sub)) is None:
+        return sub, None
+    taken = set(sess.scalars(select(OutboxMessage.destination).where(OutboxMessage.event_id == event_id)))
+    stand_in = next((s for s in cover.covering_now(sess, payload) if destination(s) not in taken), None)
+    return (stand_in, None) if stand_in is not None else (sub, why)
+
+
 def disable_gone(sess: Session, dest: str, *, error: str, at: datetime) -> None:
     """Disable the subscription behind `dest`, whose endpoint answered 410 Gone, saying so to its owner."""
     sub_id = subscription_id(dest)
@@ -225,17 +234,6 @@ def subscription_id(dest: str) -> int | None:
     return int(dest.rsplit(":", 1)[1])
 
 
-def matches(sub: NotificationSubscription, event: WorkflowEvent, alert: Alert, site_id: int | None) -> bool:
-    """Whether the subscription covers this alert event (made since it exists; customer, site, severity)."""
-    if event.at < sub.created_at:
-        return False
-    if sub.customer_id is not None and sub.customer_id != alert.customer_id:
-        return False
-    if sub.site_id is not None and sub.site_id != site_id:
-        return False
-    return SEVERITY_LEVEL[alert.severity] >= SEVERITY_LEVEL[sub.min_severity]
-
-
 def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
     """Queue notifications for alert events past the watermark; returns how many rows were added."""
     mark = sess.get(Watermark, WATERMARK, with_for_update=True) or Watermark(name=WATERMARK, value=0)
@@ -249,14 +247,8 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
         )
         .order_by(WorkflowEvent.id)
     ).all()
-    active = select(User.id).where(User.disabled_at.is_(None))
-    subs = sess.scalars(
-        select(NotificationSubscription).where(
-            NotificationSubscription.user_id.in_(active), NotificationSubscription.disabled_at.is_(None)
-        )
-    ).all()
-    readers = _readers(sess, subs) if found else {}
-    # An account manager hears of no event from before the customer's `offers` grant in force (a suspension).
+    subs = cover.live(sess)
+    readers = cover.readers(sess, subs) if found else {}
     offers_since = registry.granted_since(sess, "offers") if found else {}
     specs_of = cache(lambda name: machine_types.sensor_specs(sess, name))  # once per type, not per alert
     added = 0
@@ -266,19 +258,15 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
         if alert is None or (event.action == "opened" and (event.data or {}).get("severity") != "critical"):
             continue
         machine = sess.get(Machine, alert.machine_id)
-        wanted = [
-            s
-            for s in subs
-            if readers[s.user_id].sees(alert.customer_id)
-            and (readers[s.user_id].role != "account_manager" or event.at >= offers_since[alert.customer_id])
-            and matches(s, event, alert, machine.site_id)
-        ]
+        wanted = cover.covering(
+            subs, event, alert, machine.site_id, readers=readers, offers_since=offers_since
+        )
         if not wanted:
             continue
         event_id = f"alert-{alert.id}-{event.action}-{event.id}"
-        queued = set(
-            sess.scalars(select(OutboxMessage.destination).where(OutboxMessage.event_id == event_id))
-        )
+        queued = sess.execute(
+            select(OutboxMessage.destination, OutboxMessage.payload).where(OutboxMessage.event_id == event_id)
+        ).all()
         wanted = _one_per_recipient(wanted, queued)
         customer = sess.get(Customer, alert.customer_id)
         specs = specs_of(machine.machine_type)
@@ -286,10 +274,9 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
         ttf = _time_to_failure(prediction, now)
         payload = _payload(event_id, event, alert, machine, customer, public_url, specs, ttf)
         for sub in wanted:
+            row = payload | {"to": cover.recipient_key(sub)}
             sess.add(
-                events.outbox_row(
-                    payload, destination(sub), customer_id=alert.customer_id, offer_id=None, at=now
-                )
+                events.outbox_row(row, destination(sub), customer_id=alert.customer_id, offer_id=None, at=now)
             )
             added += 1
     mark.updated_at = now
@@ -297,24 +284,19 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
 
 
 def _one_per_recipient(
-    wanted: list[NotificationSubscription], queued: set[str]
+    wanted: list[NotificationSubscription], queued: list
 ) -> list[NotificationSubscription]:
-    """Of the subscriptions an event matches, the oldest per `recipient` whose recipient has no row of the
-    event queued yet (by one of these subscriptions): overlapping subscriptions to one address send once."""
-    done = {recipient(s.channel, s.address) for s in wanted if destination(s) in queued}
-    chosen: dict[tuple[str, str], NotificationSubscription] = {}
+    """Of the subscriptions an event matches, the oldest per recipient who has no row of the event queued
+    yet (`queued`: its rows' destinations and payloads): overlapping subscriptions to one address send once,
+    and a row stays its recipient's when the subscription it was queued by is deleted."""
+    dests = {dest for dest, _ in queued}
+    done = {payload.get("to") for _, payload in queued}  # rows queued before the recipient was recorded:
+    done |= {cover.recipient_key(s) for s in wanted if destination(s) in dests}  # by their subscription
+    chosen: dict[str, NotificationSubscription] = {}
     for sub in sorted(wanted, key=lambda s: s.id):
-        to = recipient(sub.channel, sub.address)
-        if to not in done:
+        if (to := cover.recipient_key(sub)) not in done:
             chosen.setdefault(to, sub)
     return list(chosen.values())
-
-
-def _readers(sess: Session, subs: list[NotificationSubscription]) -> dict[int, Principal]:
-    """Each subscriber as the API reads alerts for it now: a notification carries the alert's risk, so it
-    goes only to who may read the alert (an account manager: his accounts that grant `offers`)."""
-    users = sess.scalars(select(User).where(User.id.in_({s.user_id for s in subs}))).all()
-    return {user.id: risk_scope(sess, auth.principal_of_user(sess, user)) for user in users}
 
 
 def _payload(
@@ -337,6 +319,7 @@ def _payload(
         "id": event_id,
         "type": f"com.servicecast.alert.{event.action}",  # the outbox row's event type
         "alert_id": alert.id,
+        "event": event.id,
         "action": event.action,
         "text": text,
         "link": link,

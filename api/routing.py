@@ -273,10 +273,19 @@ def _claim(
         why = _cancel_reason(
             sess, customer_id=row.customer_id, offer_id=row.offer_id, event_type=row.event_type, at=at
         )
-        address = None
-        if (sub_id := notifications.subscription_id(row.destination)) is not None:
-            sub = sess.get(NotificationSubscription, sub_id)
-            why, address = why or notifications.stopped(sess, sub), sub and sub.address
+        address, dest = None, row.destination
+        if why is None and (sub_id := notifications.subscription_id(dest)) is not None:
+            sub, why = notifications.sender(sess, sub_id, event_id=row.event_id, payload=row.payload)
+            address = sub and sub.address
+            if why is None and (dest := notifications.destination(sub)) != row.destination:
+                sess.execute(update(OUTBOX).where(OUTBOX.c.id == row.id).values(destination=dest))
+                log.info(
+                    "outbox %s (%s): %s stopped, sent by %s instead",
+                    row.id,
+                    row.event_id,
+                    row.destination,
+                    dest,
+                )
         if why is not None:
             sess.execute(
                 update(OUTBOX)
@@ -289,9 +298,7 @@ def _claim(
             return Claim(
                 row.id, row.attempts, row.destination, row.event_id, row.offer_id, {}, cancelled=True
             )
-        return Claim(
-            row.id, row.attempts, row.destination, row.event_id, row.offer_id, row.payload, address=address
-        )
+        return Claim(row.id, row.attempts, dest, row.event_id, row.offer_id, row.payload, address=address)
 
 
 def _cancel_reason(

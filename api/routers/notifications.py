@@ -45,7 +45,8 @@ def subscribe(
 
 @router.delete("/{subscription_id}", status_code=204)
 def unsubscribe(subscription_id: SubscriptionId, sess: SessionDep, who: AlertReader) -> None:
-    """Delete one of the caller's subscriptions (an admin: anyone's); pending notifications are cancelled."""
+    """Delete one of the caller's subscriptions (an admin: anyone's); its pending notifications are cancelled
+    unless another live subscription of their address covers them."""
     notifications.unsubscribe(sess, who, subscription_id)
 
 
