@@ -422,3 +422,5 @@ class SubscriptionOut(Out):
     disabled_reason: str | None = None
     # set while its customer's alerts are not the owner's to read (`offers` withdrawn, account taken off)
     suspended_reason: str | None = None
+    # set while its newest notification tried is being retried or was given up (api.notification_failures)
+    delivery_problem: str | None = None

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 
-from api import notifications
+from api import notification_failures, notifications
 from api.console import views
 from api.console.login import Actor, PageSession, Viewer, require
 from api.console.render import PageRoute, confirm_page, page, redirect
@@ -41,6 +41,7 @@ def subscriptions_page(request: Request, sess, who, *, form: dict | None = None,
     customers = sess.scalars(restrict(select(Customer).order_by(Customer.name), Customer.id, who)).all()
     sites = sess.scalars(restrict(select(Site).order_by(Site.name), Site.customer_id, who)).all()
     scope = risk_scope(sess, who)  # the form offers the customers whose alerts the caller reads
+    settings = request.app.state.settings
     context = {
         "who": who,
         "section": "notifications",
@@ -48,12 +49,13 @@ def subscriptions_page(request: Request, sess, who, *, form: dict | None = None,
         "users": views.user_names(sess, {s.user_id for s in subs}),
         "addresses": {s.id: notifications.shown_address(s) for s in subs},
         "suspended": notifications.suspended(sess, subs),
+        "failing": notification_failures.problems(sess, subs, max_attempts=settings.route_max_attempts),
         "customers": [c for c in customers if scope.sees(c.id)],
         "customer_names": {c.id: c.name for c in customers},
         "sites": [s for s in sites if scope.sees(s.customer_id)],
         "site_names": {s.id: s.name for s in sites},
         "form": form or {"values": {"min_severity": "critical", "channel": "email"}, "errors": {}},
-        "email_unsent": notifications.unsent(request.app.state.settings, "email"),
+        "email_unsent": notifications.unsent(settings, "email"),
     }
     return page(request, "subscriptions.html", context, status_code=status_code)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api import notifications
+from api import notification_failures, notifications
 from api.deps import AlertReader, SessionDep, SettingsDep
 from api.schemas import SubscriptionId, SubscriptionIn, SubscriptionOut
 from fleet.settings import Settings
@@ -15,10 +15,12 @@ router = APIRouter(prefix="/notifications/subscriptions", tags=["notifications"]
 
 @router.get("", response_model=list[SubscriptionOut])
 def list_subscriptions(sess: SessionDep, who: AlertReader, settings: SettingsDep):
-    """The caller's subscriptions (an admin sees everyone's), each suspended one with the reason."""
+    """The caller's subscriptions (an admin sees everyone's), each suspended one with the reason, each whose
+    newest notification is being retried or was given up with what went wrong."""
     subs = notifications.subscriptions_of(sess, who)
     suspended = notifications.suspended(sess, subs)
-    return [_out(sub, settings, suspended.get(sub.id)) for sub in subs]
+    failing = notification_failures.problems(sess, subs, max_attempts=settings.route_max_attempts)
+    return [_out(sub, settings, suspended.get(sub.id), failing.get(sub.id)) for sub in subs]
 
 
 @router.post(
@@ -50,11 +52,17 @@ def unsubscribe(subscription_id: SubscriptionId, sess: SessionDep, who: AlertRea
     notifications.unsubscribe(sess, who, subscription_id)
 
 
-def _out(sub: NotificationSubscription, settings: Settings, suspended: str | None = None) -> SubscriptionOut:
+def _out(
+    sub: NotificationSubscription,
+    settings: Settings,
+    suspended: str | None = None,
+    failing: str | None = None,
+) -> SubscriptionOut:
     return SubscriptionOut.model_validate(sub).model_copy(
         update={
             "address": notifications.shown_address(sub),
             "warning": notifications.unsent(settings, sub.channel),
             "suspended_reason": suspended,
+            "delivery_problem": failing,
         }
     )
