@@ -5,8 +5,14 @@ nothing in it says so. The ledger outlives such a restore: an erasure writes its
 files are) before its commit, naming the customer by its id, its registration time and a hash of its tenant id
 salted with the store folder, not by the tenant id itself (a customer registered anew under that tenant id
 after the erasure is another customer). While the database holds a customer the ledger lists, archive runs and
-retention stop (`check`), so its rows never reach new archive files, and `customers erase --reapply` erases
-it again (`restored`). Parquet readers skip the hidden folder, and no sweep looks in it.
+retention stop (`check`), so its rows never reach new archive files, the processes that serve, score or route
+customer data do not start (`check_start`), and `customers erase --reapply` erases it again (`restored`).
+Parquet readers skip the hidden folder, and no sweep looks in it.
+
+A database with no store folder yet (put back from before its first archive use) is checked against every
+store folder's ledger, and the folder it draws starts with the entries that list its customers (`carry_over`).
+Each receipt keeps its erasure's entry, so an archive folder put back from an older copy gets the entries
+written since back (`write_back`). Both put back together from before an erasure: nothing can tell.
 """
 
 from __future__ import annotations
