@@ -201,3 +201,19 @@ def test_an_archive_folder_put_back_from_before_an_erasure_gets_its_ledger_entry
 
 def _settings(engine: Engine, url: str) -> Settings:
     return Settings(database_url=engine.url.render_as_string(hide_password=False), archive_url=url)
+
+
+def test_a_damaged_ledger_file_is_a_warning_at_start_not_a_refusal(engine, tmp_path, caplog):
+    support.register(engine, "acme", ["p1"])
+    url = str(tmp_path / "archive")
+    erasure.erase(engine, tenant="acme", confirm="acme", by="cli:test", archive_url=url, now=support.START)
+    (ledger_file,) = (tmp_path / "archive").rglob(".servicecast-erasures/*.json")
+    ledger_file.write_bytes(b"{not json")
+
+    with TestClient(create_app(_settings(engine, url))) as client:  # archive runs stop on it, the API serves
+        assert client.get("/healthz").status_code == 200
+    assert (
+        f"api starts without the erasure ledger checked: the erasure ledger file {ledger_file}" in caplog.text
+    )
+    with pytest.raises(errors.ErasureLedgerUnreadable):
+        archive.run(engine, url=url, before=support.START + timedelta(days=5))
