@@ -17,7 +17,7 @@ from fleet import registry as fleet_registry
 from fleet.audit import Actor
 from fleet.display import count
 from fleet.tables import ArchivedRange, Machine, Telemetry
-from models import champion, cold_start, episodes, event_features, features
+from models import champion, cold_start, episodes, event_features, features, steady_threshold
 from models.fleet_features import FleetFeatures
 from models.fleet_model import FleetModel
 from models.labels import make_targets, within
@@ -40,12 +40,16 @@ def choose_threshold(
     min_lead_hours: float = MIN_LEAD_HOURS,
     plateau_middle: bool = False,
     visits: pd.DataFrame | None = None,
+    resamples: int = steady_threshold.RESAMPLES,
 ) -> tuple[float, dict]:
     """Lowest threshold whose out-of-fold training alerts keep precision and false alarms in bounds.
 
-    Falls back to the best F1 (precursor recall at the minimum lead vs precision) when none does. An
-    alert with a visit without finding (`visits`) within its horizon and no failure or found wear is left
-    out: neither right nor wrong, the visit may have repaired what it saw (`episodes.GroundTruth.unjudged`).
+    When none does, the lowest that keeps the false alarms in bounds (the highest notch if none does):
+    the precision target out of reach, the technicians' budget of false alarms still holds. With
+    `resamples` (default), that rule's median choice over bootstrap resamples of the training machines
+    (`models.steady_threshold`); 0 judges the machines once. An alert with a visit without finding
+    (`visits`) within its horizon and no failure or found wear is left out: neither right nor wrong, the
+    visit may have repaired what it saw (`episodes.GroundTruth.unjudged`).
     With `plateau_middle`, the middle of the run of higher thresholds that open the very same training alerts:
     where out-of-fold risks are nearly 0 or 1, the lowest of them sits at the edge of the noise that a
     model averaged over folds shows on new machines.
@@ -64,20 +68,29 @@ def choose_threshold(
     months = episodes.machine_months(machines[mine], ts[mine])
     table = episodes.RiskTable(machines, ts)
     truth = episodes.GroundTruth(f, m, horizon_hours=model.horizon_hours)
-    best, best_f1, chosen, tried = None, -1.0, None, []
+    by_machine = steady_threshold.Sweep(seen, machines[mine], ts[mine], truth)
+    chosen, budget, tried = None, None, []
     for thr in np.round(np.arange(0.1, 0.96, 0.05), 2):
         alerts = table.alerts(clf.oof_, thr)
         stats = truth.metrics(alerts, machine_months=months, min_lead_hours=min_lead_hours, visits=visits)
+        if resamples:
+            by_machine.add(alerts[~truth.unjudged(alerts, visits)])
         precision = stats["precision"] or 0.0
-        recall = stats["precursor"]["recall_min_lead"] or 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        if f1 > best_f1:
-            best, best_f1 = (float(thr), stats), f1
         fa = stats["false_alarms_per_machine_month"] or 0.0
+        if budget is None and fa <= max_false_alarms:
+            budget = (float(thr), stats)
         if chosen is None and precision >= min_precision and fa <= max_false_alarms:
             chosen = (float(thr), stats)
         tried.append((float(thr), stats))
-    picked = chosen or best
+    picked = chosen or budget or tried[-1]
+    if resamples:
+        notch = steady_threshold.steady_notch(
+            by_machine.counts(),
+            min_precision=min_precision,
+            max_false_alarms=max_false_alarms,
+            resamples=resamples,
+        )
+        picked = tried[notch]
     if not plateau_middle:
         return picked
     same = [t for t, st in tried if t >= picked[0] and _opens(st) == _opens(picked[1])]

@@ -13,6 +13,10 @@ from simulators.engine import SimulationRun, simulate
 
 PUMP = "centrifugal_pump"
 FAST = {"folds": 2, "max_rows": 4000, "max_iter": 15, "statsmodels_top": 3}
+# Review models on these small fleets: no threshold keeps 0.08 false alarms a machine-month there, so with
+# that budget they alert only at the highest notch and leave the technicians next to nothing to visit. A
+# bound no notch breaks instead (finite: the version's metrics are stored as JSON).
+REVIEW_FAST = {**FAST, "max_false_alarms": 1e6}
 
 
 @lru_cache(maxsize=4)

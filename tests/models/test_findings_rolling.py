@@ -9,7 +9,7 @@ from sqlalchemy import select
 from benchmarks import findings
 from fleet.tables import Alert, ModelVersion, Prediction
 from tests.models.findings_support import reviewed_run
-from tests.models.fleet_support import FAST
+from tests.models.fleet_support import REVIEW_FAST
 
 
 @pytest.mark.slow
@@ -18,7 +18,7 @@ def test_a_rolling_review_retrains_every_period_and_visits_no_alert_whose_horizo
 ) -> None:
     run, split = reviewed_run()
     found = findings.review(
-        run, run.telemetry(), split=split, review_days=25, review_every=10, engine=engine, **FAST
+        run, run.telemetry(), split=split, review_days=25, review_every=10, engine=engine, **REVIEW_FAST
     )
 
     with engine.connect() as conn:

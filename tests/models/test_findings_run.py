@@ -11,13 +11,13 @@ from fleet import labels
 from fleet.tables import Alert
 from models import episodes
 from tests.models.findings_support import reviewed_run
-from tests.models.fleet_support import FAST
+from tests.models.fleet_support import REVIEW_FAST
 
 
 @pytest.mark.slow
 def test_wrong_alerts_of_the_training_period_become_no_fault_labels_through_the_workflow(engine) -> None:
     run, split = reviewed_run()
-    found = findings.review(run, run.telemetry(), split=split, review_days=25, engine=engine, **FAST)
+    found = findings.review(run, run.telemetry(), split=split, review_days=25, engine=engine, **REVIEW_FAST)
 
     with engine.connect() as conn:
         stored = labels.read(conn)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from benchmarks import models
-from tests.models.fleet_support import FAST
+from tests.models.fleet_support import REVIEW_FAST
 
 ARM_FIGURES = {
     "precision",
@@ -28,7 +28,7 @@ def test_repairs_with_a_review_period_retrain_every_period_and_report_four_arms_
     config = dataclasses.replace(
         models.fleet_config(args), type_mix=(("centrifugal_pump", 1.0),), failure_rate=20.0
     )
-    report = models.measure(args, {**models.model_params(args), **FAST}, config=config)
+    report = models.measure(args, {**models.model_params(args), **REVIEW_FAST}, config=config)
     printed = json.loads(models.render(report, as_json=True))
     found = printed["findings"]
 

@@ -11,7 +11,7 @@ from models.training import ground_truth_by_id
 from simulators import ground_truth, timeline
 from simulators.registration import register_machines
 from tests.models.findings_support import reviewed_run
-from tests.models.fleet_support import FAST
+from tests.models.fleet_support import REVIEW_FAST
 
 
 @pytest.mark.slow
@@ -20,7 +20,7 @@ def test_a_review_in_the_repair_world_replaces_worn_parts_and_reports_them_only_
 ) -> None:
     run, split = reviewed_run()
     panel = run.telemetry()
-    found = repair_world.review(run, panel, split=split, review_days=25, engine=sqlite_engine, **FAST)
+    found = repair_world.review(run, panel, split=split, review_days=25, engine=sqlite_engine, **REVIEW_FAST)
     world = found.world
 
     # Repairs happened: each ended a wear episode whose failure the world without visits has.

@@ -148,7 +148,7 @@ def test_the_threshold_and_its_stats_are_the_old_search_s(fitted) -> None:
         model, panel, run = fitted[fleet_k]
         variant = _variants(model, panel)[variant_k]
         args = (variant, panel, run.failures, run.maintenance if with_visits else None)
-        got = training.choose_threshold(*args, plateau_middle=plateau)
+        got = training.choose_threshold(*args, plateau_middle=plateau, resamples=0)
         assert got == reference.choose_threshold(*args, plateau_middle=plateau)
         chosen.add(got[0])
     assert len(chosen) > 1  # the fleets and variants do not all land on one threshold

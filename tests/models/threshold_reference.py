@@ -146,7 +146,7 @@ def choose_threshold(
 ) -> tuple[float, dict]:
     """Lowest threshold whose out-of-fold training alerts keep precision and false alarms in bounds.
 
-    Falls back to the best F1 (precursor recall at the minimum lead vs precision) when none does. With
+    When none does, the lowest that keeps the false alarms in bounds (the highest notch if none does). With
     `plateau_middle`, the middle of the run of higher thresholds that open the very same training alerts:
     where out-of-fold risks are nearly 0 or 1, the lowest of them sits at the edge of the noise that a
     model averaged over folds shows on new machines.
@@ -162,7 +162,7 @@ def choose_threshold(
     m = None if maintenance is None else maintenance[maintenance["machine"].astype(str).isin(seen)]
     mine = np.isin(machines, seen)
     months = machine_months(machines[mine], ts[mine])
-    best, best_f1, chosen, tried = None, -1.0, None, []
+    chosen, budget, tried = None, None, []
     for thr in np.round(np.arange(0.1, 0.96, 0.05), 2):
         alerts = alert_starts(machines, ts, clf.oof_, thr)
         stats = alert_metrics(
@@ -174,15 +174,13 @@ def choose_threshold(
             min_lead_hours=min_lead_hours,
         )
         precision = stats["precision"] or 0.0
-        recall = stats["precursor"]["recall_min_lead"] or 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        if f1 > best_f1:
-            best, best_f1 = (float(thr), stats), f1
         fa = stats["false_alarms_per_machine_month"] or 0.0
+        if budget is None and fa <= max_false_alarms:
+            budget = (float(thr), stats)
         if chosen is None and precision >= min_precision and fa <= max_false_alarms:
             chosen = (float(thr), stats)
         tried.append((float(thr), stats))
-    picked = chosen or best
+    picked = chosen or budget or tried[-1]
     if not plateau_middle:
         return picked
     same = [t for t, st in tried if t >= picked[0] and _opens(st) == _opens(picked[1])]
