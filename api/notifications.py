@@ -290,8 +290,9 @@ def _one_per_recipient(
     yet (`queued`: its rows' destinations and payloads): overlapping subscriptions to one address send once,
     and a row stays its recipient's when the subscription it was queued by is deleted."""
     dests = {dest for dest, _ in queued}
-    done = {payload.get("to") for _, payload in queued}  # rows queued before the recipient was recorded:
-    done |= {cover.recipient_key(s) for s in wanted if destination(s) in dests}  # by their subscription
+    done = {payload.get("to") for _, payload in queued}
+    # A row queued before rows recorded their recipient stands for its subscription's.
+    done |= {cover.recipient_key(s) for s in wanted if destination(s) in dests}
     chosen: dict[str, NotificationSubscription] = {}
     for sub in sorted(wanted, key=lambda s: s.id):
         if (to := cover.recipient_key(sub)) not in done:
