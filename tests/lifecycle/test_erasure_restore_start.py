@@ -103,7 +103,7 @@ def test_no_process_that_touches_customer_data_starts_on_a_database_put_back_fro
         try:
             for name, process in started.items():
                 # The old code: score, policy and route ran their pass (exit 0), ingest and the API served on.
-                _, err = process.communicate(timeout=90)
+                _, err = process.communicate(timeout=240)
                 assert process.returncode == 1, (name, err)
                 line = f"servicecast: `servicecast {name}` did not start: this database holds customers"
                 assert line in err and re.search(UNDONE, err), (name, err)
@@ -131,7 +131,7 @@ def test_no_process_that_touches_customer_data_starts_on_a_database_put_back_fro
             cwd=REPO,
             capture_output=True,
             text=True,
-            timeout=90,
+            timeout=240,
         )
         assert scored.returncode == 0, scored.stderr
 
