@@ -31,6 +31,7 @@ from fleet.bootstrap import (
     fail,
     load_settings,
     ready_engine,
+    serving_engine,
     with_notes,
 )
 
@@ -156,7 +157,8 @@ def customers_export(tenant: str, directory: Path) -> None:
     """Write TENANT's data (Parquet, CSV, manifest) as one ZIP into DIRECTORY."""
     settings = load_settings()
     with database_errors(settings, doing=f"export {tenant!r} from"):
-        _export(ready_engine(settings), tenant, directory, archive_url=settings.archive_url)
+        engine = serving_engine(settings, process="customers export")  # none of an erased customer's data
+        _export(engine, tenant, directory, archive_url=settings.archive_url)
 
 
 def _export(engine: Engine, tenant: str, directory: Path, *, archive_url: str) -> None:

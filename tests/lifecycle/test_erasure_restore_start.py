@@ -217,3 +217,21 @@ def test_a_damaged_ledger_file_is_a_warning_at_start_not_a_refusal(engine, tmp_p
     )
     with pytest.raises(errors.ErasureLedgerUnreadable):
         archive.run(engine, url=url, before=support.START + timedelta(days=5))
+
+
+def test_customers_export_does_not_write_a_customer_the_ledger_lists_as_erased(
+    engine, postgres, tmp_path, monkeypatch
+):
+    with put_back(engine, postgres, tmp_path, archived=False) as (restored, url):
+        monkeypatch.setenv("SERVICECAST_DATABASE_URL", restored.url.render_as_string(hide_password=False))
+        monkeypatch.setenv("SERVICECAST_ARCHIVE_URL", url)
+        get_settings.cache_clear()
+        out = tmp_path / "exports"
+        exported = CliRunner().invoke(app, ["customers", "export", "acme", str(out)])
+        assert exported.exit_code == 1, exported.output  # the old code: acme's rows in a ZIP, exit 0
+        assert "`servicecast customers export` did not start" in exported.output
+        assert re.search(UNDONE, exported.output) and not list(out.glob("*.zip"))
+
+        reapply(restored, url, monkeypatch)
+        assert CliRunner().invoke(app, ["customers", "export", "beta", str(out)]).exit_code == 0
+        assert [p.name.startswith("servicecast-export-beta-") for p in out.glob("*.zip")] == [True]
