@@ -150,13 +150,22 @@ def _stores(where: Location) -> list[str]:
 REAPPLY = "servicecast customers erase --reapply"
 
 
-def check(engine: Engine, where: Location, *, stopped: str = "Nothing was archived or deleted") -> None:
+def check(
+    engine: Engine,
+    where: Location,
+    *,
+    stopped: str = "Nothing was archived or deleted",
+    unfinished_ok: bool = False,
+) -> None:
     """ErasureUndone naming the customers the database holds though the ledger lists them as erased, and what
-    was `stopped` for it. Draws no store id: before the first archive use, any store's ledger counts."""
+    was `stopped` for it; `unfinished_ok`: those whose erasure the database knows began (killed or failed)
+    only warned of. Draws no store id: before the first archive use, any store's ledger counts."""
     with engine.connect() as conn:
         store = archive_store.folder_in(conn)
         found = restored(conn, where, store)
         lost = write_back(conn, where, store) if store else []
+        begun = _begun(conn, found) if unfinished_ok else set()
+    found = [(tenant, entry) for tenant, entry in found if tenant not in begun]
     if lost:
         log.warning(
             "the archive's erasure ledger %s lacked the entries of erasures %s (the archive folder put back "
@@ -173,15 +182,36 @@ def check(engine: Engine, where: Location, *, stopped: str = "Nothing was archiv
         )
 
 
+def _begun(conn: Connection, found: list[tuple[str, Entry]]) -> set[str]:
+    """The tenants of `found` whose erasure the database knows began and did not complete, each warned of
+    with the command that completes it (the admin page and `customers list` show it too)."""
+    from fleet import erasure  # it writes the ledger through this module
+
+    unfinished = erasure.unfinished(conn, [entry.customer_id for _, entry in found])
+    begun = sorted(tenant for tenant, entry in found if entry.customer_id in unfinished)
+    for tenant in begun:
+        log.warning(
+            "the erasure of %s began and did not complete: `%s` completes it", tenant, erasure.rerun(tenant)
+        )
+    return set(begun)
+
+
 def check_start(engine: Engine, archive_url: str, *, process: str) -> None:
     """`check` at the start of `process`, one that serves, scores, alerts on or routes customer data:
-    ErasureUndone (it must not start) while the database holds a customer the ledger lists. A ledger that
-    cannot be read (its storage away, a damaged file) is a warning, not a refusal: archive runs and retention
-    stop on it already, and storage away for a while must not keep every process from starting."""
+    ErasureUndone (it must not start) while the database holds a customer the ledger lists, unless the
+    database knows that customer's erasure began (killed or failed: a warning, and the API shows it). A
+    ledger that cannot be read (its storage away, a damaged file) is a warning, not a refusal: archive runs
+    and retention stop on it already, and storage away for a while must not keep every process from
+    starting."""
     from fleet import archive  # archive runs check through this module
 
     try:
-        check(engine, archive.location(archive_url), stopped="Nothing of theirs was served, scored or routed")
+        check(
+            engine,
+            archive.location(archive_url),
+            stopped="Nothing of theirs was served, scored or routed",
+            unfinished_ok=True,
+        )
     except (errors.ErasureLedgerUnreadable, OSError) as exc:
         log.warning("%s starts without the erasure ledger checked: %s", process, exc)
     except errors.ErasureUndone as exc:
