@@ -98,14 +98,20 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             print(f"servers.log of the console app:\n{text[-20_000:]}")
 
 
+EXPECT_TIMEOUT_MS = 30_000  # as long as Playwright's own default for an action
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """Headless Chromium driven by Playwright; CI must have it (`make test` installs Debian's)."""
     path = chromium_path()
     if path is None:
         unavailable("Chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Playwright's 5 s for a web-first assertion is a wait, not a figure under test: in the clean-clone CI of
+    # 49438cd (-n 2 on 2 cores) Swagger UI's page had not rendered its title after 5 s (1.7 s here alone).
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
         yield browser
