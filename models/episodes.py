@@ -209,9 +209,19 @@ def right_alerts(
 def machine_months(machines: np.ndarray, ts: pd.Series | np.ndarray) -> float:
     """Months of rows summed over machines, each from its first row to its last: a fleet that grew, or
     machines that fell silent, count the time their machines sent, not the whole fleet's span."""
+    return float(as_months(seconds_sent(machines, ts).sum()))
+
+
+def as_months(seconds: float | pd.Series) -> float | pd.Series:
+    """Seconds as months of 30 days."""
+    return seconds / 86400.0 / 30.0
+
+
+def seconds_sent(machines: np.ndarray, ts: pd.Series | np.ndarray) -> pd.Series:
+    """Per machine, the seconds from its first row to its last (`machine_months` sums them)."""
     frame = pd.DataFrame({"machine": np.asarray(machines), "ts": pd.to_datetime(ts, utc=True)})
     span = frame.groupby("machine", sort=False)["ts"].agg(["min", "max"])
-    return float((span["max"] - span["min"]).dt.total_seconds().sum() / 86400.0 / 30.0)
+    return (span["max"] - span["min"]).dt.total_seconds()
 
 
 def alert_metrics(

@@ -71,9 +71,8 @@ class Sweep:
         self, seen: pd.Index, machines: np.ndarray, ts: pd.Series, truth: episodes.GroundTruth
     ) -> None:
         self._seen, self._truth = pd.Index(seen), truth
-        span = pd.DataFrame({"machine": machines, "ts": ts}).groupby("machine")["ts"].agg(["min", "max"])
-        span = span.reindex(self._seen)
-        self._months = ((span["max"] - span["min"]).dt.total_seconds() / 86400.0 / 30.0).to_numpy()
+        sent = episodes.seconds_sent(machines, ts).reindex(self._seen)
+        self._months = episodes.as_months(sent).to_numpy()
         self._alerts: list[np.ndarray] = []
         self._right: list[np.ndarray] = []
 
