@@ -164,7 +164,7 @@ def check(
         store = archive_store.folder_in(conn)
         found = restored(conn, where, store)
         lost = write_back(conn, where, store) if store else []
-        begun = _begun(conn, found) if unfinished_ok else set()
+        begun = _begun(conn, found) if unfinished_ok and found else set()
     found = [(tenant, entry) for tenant, entry in found if tenant not in begun]
     if lost:
         log.warning(
