@@ -363,6 +363,7 @@ def test_fleet_search_by_machine_serial_customer_and_site_and_paging_past_200_ma
         if not following.count():
             break
         following.click()
+        page.wait_for_load_state()  # the click returns once the next page starts loading, rows half-parsed
     assert len(codes) == len(set(codes)) == 256  # 250 and the world's 6
     expect(page.locator("#fleet-count")).to_have_text("Machines 201–256, highest risk first.")
 
@@ -370,6 +371,7 @@ def test_fleet_search_by_machine_serial_customer_and_site_and_paging_past_200_ma
         page.goto(f"{console.url}/fleet")
         page.get_by_label("Search").fill(words)
         page.get_by_role("button", name="Filter").click()
+        page.wait_for_load_state()
         return page.locator("#fleet tbody th").all_inner_texts()
 
     assert search("SN-00042") == ["initech-0042"]
@@ -377,6 +379,7 @@ def test_fleet_search_by_machine_serial_customer_and_site_and_paging_past_200_ma
     assert sorted(search("globex")) == [f"globex-pump-{i}" for i in range(3)]
     north = search("plant north")
     page.get_by_role("link", name="Next page").click()
+    page.wait_for_load_state()
     north += page.locator("#fleet tbody th").all_inner_texts()
     assert len(north) == 125 and all(int(code[-4:]) % 2 for code in north)
     expect(page.get_by_label("Search")).to_have_value("plant north")  # kept across pages
