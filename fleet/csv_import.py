@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
 import tempfile
 import tomllib
 import zlib
@@ -30,6 +31,8 @@ _KNOWN = {*MACHINE_FIELDS, *HISTORY_FIELDS, *TELEMETRY_FIELDS, *EVENT_FIELDS}
 # Characters of a line (or of a quoted field over lines) an import reads: a longer line's row is refused
 # unread, so that a hostile or broken file cannot take the memory of the process.
 MAX_LINE = 2**20
+# Rejected rows an import keeps to list by line; the rest are counted (and spooled for a reject file).
+LISTED = 50
 
 
 @dataclass(frozen=True)
@@ -355,27 +358,42 @@ class ImportReport:
     new: int = 0
     existing: int = 0
     rejects: list[Reject] = field(default_factory=list)
-    passed_on: int = 0  # rejects handed to the caller as they were found, not kept in `rejects`
+    passed_on: int = 0  # rejects counted but not kept in `rejects` (handed on as they were found)
     written: bool = False
     notes: list[str] = field(default_factory=list)  # what the operator should know though nothing is wrong
+
+    @property
+    def rejected(self) -> int:
+        """Rows rejected: kept in `rejects` or passed on."""
+        return len(self.rejects) + self.passed_on
+
+    def add_reject(self, reject: Reject, spool: RejectSpool | None) -> None:
+        """One more bad row: the first LISTED kept in `rejects`, the rest counted; each to `spool`, if any."""
+        if len(self.rejects) < LISTED:
+            self.rejects.append(reject)
+        else:
+            self.passed_on += 1
+        if spool is not None:
+            spool.add(reject)
 
     def summary(self, noun: str) -> str:
         """One line for the operator; `noun`: what a new row makes, in the singular (`machine`)."""
         verb = "imported" if self.written else "would import (dry run)"
         return (
             f"{display.count(self.rows, 'row')}: {verb} {display.count(self.new, 'new ' + noun)}, "
-            f"{self.existing} stored already, {len(self.rejects) + self.passed_on} rejected"
+            f"{self.existing} stored already, {self.rejected} rejected"
         )
 
 
 class ImportRefused(errors.InvalidInput):
-    """A file with bad rows, refused whole: nothing was written; `report.rejects` says every line and why."""
+    """A file with bad rows, refused whole: nothing was written; `report.rejects` says the lines and why (of
+    a history import, the first LISTED)."""
 
     def __init__(self, path: Path, report: ImportReport) -> None:
         lines = "; ".join(f"line {r.line}: {r.reason}" for r in report.rejects[:20])
-        more = f"; and {len(report.rejects) - 20} more" if len(report.rejects) > 20 else ""
+        more = f"; and {report.rejected - 20} more" if report.rejected > 20 else ""
         super().__init__(
-            f"{path}: {display.count(len(report.rejects), 'bad row')}, nothing imported: {lines}{more}"
+            f"{path}: {display.count(report.rejected, 'bad row')}, nothing imported: {lines}{more}"
         )
         self.report = report
 
@@ -395,21 +413,31 @@ def check_reject_file(path: Path, source: Path) -> None:
         raise errors.InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def write_rejects(path: Path, rejects: Iterable[Reject], columns: Iterable[str] | None = None) -> None:
+def write_rejects(
+    path: Path, rejects: Iterable[Reject], columns: Iterable[str] | None = None, *, whole: bool = False
+) -> None:
     """The refused rows as CSV: line, reason, then the rows' own columns (`columns`: known already, so that
-    `rejects` is read once) (InvalidInput if it cannot)."""
+    `rejects` is read once) (InvalidInput if it cannot). `whole`: written to a temporary file beside `path`
+    and moved over it once complete, so that a failure leaves `path` as it was."""
     if columns is None:
         rejects = list(rejects)
         columns = dict.fromkeys(c for r in rejects for c in r.row if c is not None)
     columns = list(columns)
+    target = Path(os.path.realpath(path)) if whole else Path(path)  # a link's target, not the link
+    part = target.with_name(f".{target.name}.{os.getpid()}.part") if whole else target
     try:
-        with open(path, "w", newline="", encoding="utf-8") as out:
+        with open(part, "w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(["line", "reason", *columns])
             for r in rejects:
                 writer.writerow([r.line, r.reason, *(r.row.get(c, "") for c in columns)])
+        if whole:
+            os.replace(part, target)
     except OSError as exc:
         raise errors.InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if whole:
+            part.unlink(missing_ok=True)  # gone once moved
 
 
 class RejectSpool:
@@ -426,11 +454,11 @@ class RejectSpool:
         self.columns.update(dict.fromkeys(row))
         self._file.write(orjson.dumps([reject.line, reject.reason, row]) + b"\n")
 
-    def write(self, path: Path) -> None:
-        """The rejects so far as `write_rejects` writes them, to `path`."""
+    def write(self, path: Path, *, whole: bool = False) -> None:
+        """The rejects so far as `write_rejects` writes them, to `path` (`whole`: moved there when done)."""
         self._file.seek(0)
         rejects = (Reject(*orjson.loads(line)) for line in self._file)
-        write_rejects(path, rejects, self.columns)
+        write_rejects(path, rejects, self.columns, whole=whole)
         self._file.seek(0, 2)
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from array import array
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from fleet import csv_import, display, errors, labels, machine_types, registration
-from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject
+from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject, RejectSpool
 from fleet.db import for_writing
 from fleet.tables.labels import LABEL_KINDS
 
@@ -70,20 +71,14 @@ def _key(label: dict) -> tuple:
 
 
 def _labels(
-    path: Path, mapping: ColumnMap, required: tuple[str, ...], latest: datetime, report: ImportReport | None
-) -> Iterator[tuple[int, dict, dict]]:
-    """(line, row, label) of each row that reads as a label; given `report`, each row is counted there and a
-    bad one rejected (the first of the import's two reads of the file)."""
+    path: Path, mapping: ColumnMap, required: tuple[str, ...], latest: datetime
+) -> Iterator[tuple[int, dict, dict | str]]:
+    """(line, row, label) of each row of the file; for a bad row the reason instead of the label."""
     for line, row in csv_import.read_rows(path, mapping, required=required, fields=csv_import.HISTORY_FIELDS):
-        if report is not None:
-            report.rows += 1
         try:
-            label = _parse(line, row, mapping, Path(path).name, latest)
+            yield line, row, _parse(line, row, mapping, Path(path).name, latest)
         except ValueError as exc:
-            if report is not None:
-                report.rejects.append(Reject(line, str(exc), row))
-            continue
-        yield line, row, label
+            yield line, row, str(exc)
 
 
 def import_history(
@@ -97,9 +92,10 @@ def import_history(
 ) -> ImportReport:
     """Import a history file as labels (source `import`), idempotent on tenant, machine, time, kind, part.
 
-    A file with bad rows is refused whole (ImportRefused lists every line and reason) unless `reject_file`
-    is given: then the good rows are imported and the bad ones written there. A dry run writes nothing.
-    The file is read twice rather than held, and written `batch_size` labels at a time in one transaction.
+    A file with bad rows is refused whole (ImportRefused: their count, the first LISTED lines and reasons)
+    unless `reject_file` is given: then the good rows are imported and the bad ones written there, in line
+    order, before the commit. A dry run writes nothing. The file is read twice rather than held, labels are
+    written `batch_size` at a time in one transaction, and bad rows wait in a temporary file (RejectSpool).
     """
     required = (
         ("ts", "machine") + (() if mapping.kind else ("kind",)) + (() if mapping.tenant else ("tenant",))
@@ -112,55 +108,68 @@ def import_history(
     latest = datetime.now(UTC) + FUTURE_MARGIN
     machines: set[tuple[str, str]] = set()
     hashes = array("q")  # of each label's key: 8 bytes a label, not the key, to find the ones given twice
-    for _, _, p in _labels(path, mapping, required, latest, report):
-        machines.add(p["key"])
-        hashes.append(hash(_key(p)))
+    for _, _, p in _labels(path, mapping, required, latest):
+        report.rows += 1
+        if isinstance(p, dict):
+            machines.add(p["key"])
+            hashes.append(hash(_key(p)))
     twice, hashes = _twice(hashes), array("q")
     # Looks the machines up, then writes: on SQLite the transaction holds the write lock from BEGIN.
-    with (engine if dry_run else for_writing(engine)).begin() as conn:
+    with (
+        closing(RejectSpool()) if reject_file is not None and not dry_run else nullcontext() as spool,
+        (engine if dry_run else for_writing(engine)).begin() as conn,
+    ):
         ids = registration.lookup_machines(conn, machines)
         types = machine_types.declared_for(conn, [machine_id for _, machine_id in ids.values()])
         unchecked: Counter[str] = Counter()
         good: list[dict] = []
         first_line: dict[tuple, int] = {}  # of the keys whose hash stands twice only
         new = existing = 0
-        for line, row, p in _labels(path, mapping, required, latest, None):  # read again: rows are not held
-            if p["key"] not in ids:
-                tenant, code = p["key"]
-                reason = f"machine {tenant}/{code} is not registered (servicecast machines import)"
-                report.rejects.append(Reject(line, reason, row))
+        for line, row, p in _labels(path, mapping, required, latest):  # read again: rows are not held
+            reason = p if isinstance(p, str) else _problem(p, ids, types, unchecked, first_line)
+            if reason is not None:
+                report.add_reject(Reject(line, reason, row), spool)  # in line order
                 continue
             key = _key(p)
-            customer_id, machine_id = ids[p.pop("key")]
-            type_name, declared = types[machine_id]
-            if declared is None:
-                unchecked[type_name] += 1
-            elif reason := declared.problem(type_name, component=p["component"], mode=p["mode"]):
-                report.rejects.append(Reject(line, reason, row))
-                continue
-            if key in first_line:
-                reason = f"same machine, time, kind and component as line {first_line[key]}"
-                report.rejects.append(Reject(line, reason, row))
-                continue
             if hash(key) in twice:
                 first_line[key] = line
+            customer_id, machine_id = ids[p.pop("key")]
             # Written in batches: a refusal below rolls them back with the transaction. A dry run counts.
             good.append(p | {"customer_id": customer_id, "machine_id": machine_id})
             if len(good) >= batch_size:
                 new, existing, good = (*_flush(conn, good, dry_run, (new, existing)), [])
-        report.rejects.sort(key=lambda r: r.line)
         report.notes += [
             f"note: machine type {name!r} ({display.count(n, 'row')}) is not defined yet: its components and "
             "failure modes are not checked"
             for name, n in sorted(unchecked.items())
         ]
-        if report.rejects and reject_file is None:
+        if report.rejected and reject_file is None:
             raise ImportRefused(path, report)
-        if report.rejects and not dry_run:
-            csv_import.write_rejects(reject_file, report.rejects)  # before the commit: no silent half-import
         report.new, report.existing = _flush(conn, good, dry_run, (new, existing))
+        if spool is not None and report.rejected:
+            # Once the labels are written, before the commit: no silent half-import; a write refused
+            # before this point leaves the reject file as it was.
+            spool.write(reject_file, whole=True)
         report.written = not dry_run
     return report
+
+
+def _problem(
+    label: dict, ids: dict, types: dict, unchecked: Counter[str], first_line: dict[tuple, int]
+) -> str | None:
+    """Why a label read from the file is not stored (an unregistered machine, a part its type does not
+    declare, a key given before), or None; a label of a type not defined is counted in `unchecked`."""
+    if label["key"] not in ids:
+        tenant, code = label["key"]
+        return f"machine {tenant}/{code} is not registered (servicecast machines import)"
+    type_name, declared = types[ids[label["key"]][1]]
+    if declared is None:
+        unchecked[type_name] += 1
+    elif reason := declared.problem(type_name, component=label["component"], mode=label["mode"]):
+        return reason
+    if (key := _key(label)) in first_line:
+        return f"same machine, time, kind and component as line {first_line[key]}"
+    return None
 
 
 def _flush(conn, good: list[dict], dry_run: bool, counts: tuple[int, int]) -> tuple[int, int]:

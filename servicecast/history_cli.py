@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from fleet import csv_import, display, errors, history_import, machine_import
-from fleet.bootstrap import EXIT_ERROR, database_failure, fail, load_settings, ready_engine
+from fleet.bootstrap import EXIT_ERROR, database_failure, fail, load_settings, serving_engine
 
 history_app = typer.Typer(help="Service history (failures, replacements, maintenance) as labels.")
 File = Annotated[Path, typer.Argument(help="CSV file (gzip if it ends in .gz), one header line.")]
@@ -42,20 +42,24 @@ def register(app: typer.Typer, machines_app: typer.Typer) -> None:
 def _run(
     load: Callable[[Engine, dict[str, str]], csv_import.ImportReport],
     *,
+    process: str,
     noun: str,
     column: list[str] | None,
     reject_file: Path | None,
 ) -> None:
-    """Open the store, import with `load(engine, columns)`, report; bad rows refuse the file or go aside."""
+    """Open the store as `process`, import with `load(engine, columns)`, report; bad rows refuse the file or
+    go aside."""
     settings = load_settings()
-    engine = ready_engine(settings)
+    engine = serving_engine(settings, process=process)
     try:
         report = load(engine, csv_import.parse_columns(column))
     except csv_import.ImportRefused as exc:
         for reject in exc.report.rejects:
             typer.echo(f"line {reject.line}: {display.printable(reject.reason)}", err=True)
+        if exc.report.passed_on:
+            typer.echo(f"… and {exc.report.passed_on} more", err=True)
         raise fail(
-            f"{display.count(len(exc.report.rejects), 'bad row')}: nothing imported", code=EXIT_ERROR
+            f"{display.count(exc.report.rejected, 'bad row')}: nothing imported", code=EXIT_ERROR
         ) from None
     except errors.ServicecastError as exc:
         raise fail(exc, code=EXIT_ERROR) from None
@@ -65,8 +69,8 @@ def _run(
     typer.echo(report.summary(noun))
     for note in report.notes:
         typer.echo(note)
-    if report.rejects and report.written:
-        typer.echo(f"{display.count(len(report.rejects), 'bad row')} written to {reject_file}")
+    if report.rejected and report.written:
+        typer.echo(f"{display.count(report.rejected, 'bad row')} written to {reject_file}")
 
 
 def history_import_command(
@@ -92,7 +96,7 @@ def history_import_command(
             engine=engine, path=file, mapping=cmap, dry_run=dry_run, reject_file=reject_file
         )
 
-    _run(load, noun="label", column=column, reject_file=reject_file)
+    _run(load, process="history import", noun="label", column=column, reject_file=reject_file)
 
 
 def machines_import_command(
@@ -126,4 +130,4 @@ def machines_import_command(
             reject_file=reject_file,
         )
 
-    _run(load, noun="machine", column=column, reject_file=reject_file)
+    _run(load, process="machines import", noun="machine", column=column, reject_file=reject_file)

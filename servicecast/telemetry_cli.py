@@ -9,13 +9,11 @@ import typer
 from sqlalchemy.exc import DBAPIError
 
 from fleet import csv_import, display, errors
-from fleet.bootstrap import EXIT_ERROR, database_failure, fail, load_settings, ready_engine
+from fleet.bootstrap import EXIT_ERROR, database_failure, fail, load_settings, serving_engine
 from ingest import telemetry_import
 from ingest.contract import Limits
 from servicecast import history_cli
 
-# Rejected rows the command lists by line; the rest are counted (all are in the quarantine and reject file).
-LISTED = 50
 telemetry_app = typer.Typer(help="Readings and events from files.", no_args_is_help=True)
 
 
@@ -43,12 +41,13 @@ def telemetry_import_command(
 ) -> None:
     """Store FILE's rows as the messages machines would send; bad rows are quarantined and listed by line."""
     settings = load_settings()
-    engine = ready_engine(settings)
+    engine = serving_engine(settings, process="telemetry import")
     spool = csv_import.RejectSpool() if reject_file else None  # dropped with the process
     listed: list[csv_import.Reject] = []
 
     def on_reject(reject: csv_import.Reject) -> None:
-        if len(listed) < LISTED:
+        # The rest are counted; all are in the quarantine (and the reject file).
+        if len(listed) < csv_import.LISTED:
             listed.append(reject)
         if spool is not None:
             spool.add(reject)

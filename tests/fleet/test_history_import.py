@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, make_url, select
@@ -352,6 +353,74 @@ def test_a_database_refusing_the_write_ends_the_import_with_one_line(postgres_ur
     assert done.exit_code == 1, done.output
     assert "cannot import into the database SERVICECAST_DATABASE_URL=" in done.stderr
     assert "read-only transaction; nothing of the file is stored; import it again" in done.stderr
+
+
+def test_a_database_refusing_the_write_leaves_the_reject_file_as_it_was(postgres_url, tmp_path):
+    rejects = tmp_path / "rejects.csv"
+    rejects.write_text("the last import's rejects\n")
+    with services.migrated_engine(postgres_url) as engine:
+        register_fleet(engine, "acme", ["m1"])
+        path = tmp_path / "h.csv"
+        rows = [f"{machine},2015-01-05T06:00:00Z,failure,pump" for machine in ("m1", "m9")]
+        path.write_text("\n".join(["machine,ts,kind,component", *rows]) + "\n")
+        database = make_url(postgres_url).database
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+        args = ["history", "import", str(path), "--tenant", "acme", "--reject-file", str(rejects)]
+        done = CliRunner().invoke(app, args, env={"SERVICECAST_DATABASE_URL": postgres_url})
+    assert done.exit_code == 1, done.output
+    assert "read-only transaction; nothing of the file is stored; import it again" in done.stderr
+    assert rejects.read_text() == "the last import's rejects\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.csv", "rejects.csv"]  # no temporary file left
+
+
+def _many_bad_rows(tmp_path) -> tuple[Path, list[tuple[int, str]]]:  # noqa: ANN001
+    """A file of 60 good rows of machine m1 and 120 bad ones among them, and the bad rows' lines and reasons:
+    by turns a time that is none (found in the import's first read) and a machine not registered (second)."""
+    rows, bad = ["machine,ts,kind,component"], []
+    for i in range(180):
+        if i % 3 == 0:
+            rows.append(f"m1,2020-01-01T{i // 3 // 60:02}:{i // 3 % 60:02}:00Z,failure,pump")
+        elif i % 3 == 1:
+            rows.append("m1,never,failure,pump")
+            bad.append((i + 2, "time 'never' is not ISO 8601, e.g. 2015-01-05 06:00:00"))
+        else:
+            rows.append("m9,2020-01-01T06:00:00Z,failure,pump")
+            bad.append((i + 2, "machine acme/m9 is not registered (servicecast machines import)"))
+    path = tmp_path / "h.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path, bad
+
+
+def test_many_bad_rows_refuse_the_file_whole_keeping_the_first_50_or_go_to_the_reject_file_in_line_order(
+    tmp_path, engine
+):
+    register_fleet(engine, "acme", ["m1"])
+    path, bad = _many_bad_rows(tmp_path)
+    acme = ColumnMap(tenant="acme")
+    with pytest.raises(ImportRefused) as refused:  # batches of 10 good rows written before: rolled back
+        history_import.import_history(engine=engine, path=path, mapping=acme, batch_size=10)
+    report = refused.value.report
+    assert (report.rows, report.rejected, report.written) == (180, 120, False)
+    assert [(r.line, r.reason) for r in report.rejects] == bad[:50]
+    assert "120 bad rows, nothing imported: line 3: time 'never'" in str(refused.value)
+    assert str(refused.value).endswith("; and 100 more")
+    assert _count(engine, Label) == 0
+
+    rejects = tmp_path / "rejects.csv"
+    dry = history_import.import_history(
+        engine=engine, path=path, mapping=acme, batch_size=10, dry_run=True, reject_file=rejects
+    )
+    assert (dry.rows, dry.new, dry.rejected, dry.written) == (180, 60, 120, False)
+    assert rejects.read_text() == "" and _count(engine, Label) == 0
+
+    report = history_import.import_history(
+        engine=engine, path=path, mapping=acme, batch_size=10, reject_file=rejects
+    )
+    assert (report.rows, report.new, report.rejected, report.written) == (180, 60, 120, True)
+    with open(rejects, newline="") as f:
+        assert [(int(r["line"]), r["reason"]) for r in csv.DictReader(f)] == bad
+    assert _count(engine, Label) == 60
 
 
 def test_a_reason_quoting_a_files_text_reaches_the_terminal_without_its_control_characters(

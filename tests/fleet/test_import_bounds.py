@@ -6,6 +6,7 @@ import csv
 import gzip
 import multiprocessing
 import tracemalloc
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -228,6 +229,17 @@ def test_history_in_batches_stores_what_one_batch_does_and_a_bad_row_after_them_
     assert stored[0].equals(stored[1]) and len(stored[0]) == 7
 
 
+def _cli_peak(cli: CliRunner, args: list[str]) -> tuple[int, object]:
+    """Peak traced bytes of a command, and its result."""
+    tracemalloc.start()
+    try:
+        done = cli.invoke(app, args)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, done
+
+
 def _bad_rows_peak(cli: CliRunner, folder: Path, rows: int) -> tuple[int, object]:
     """Peak traced bytes of a telemetry import (with a reject file) of `rows` rows, each one rejected."""
     path = write(
@@ -237,12 +249,7 @@ def _bad_rows_peak(cli: CliRunner, folder: Path, rows: int) -> tuple[int, object
     )
     rejects = folder / f"rejects{rows}.csv"
     args = ["telemetry", "import", str(path), "--tenant", "acme", "--batch-size", "500"]
-    tracemalloc.start()
-    try:
-        done = cli.invoke(app, [*args, "--reject-file", str(rejects)])
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak, done = _cli_peak(cli, [*args, "--reject-file", str(rejects)])
     assert done.exit_code == 0, done.output
     return peak, done
 
@@ -254,17 +261,24 @@ def _bad_rows_peaks(folder: Path, sizes: tuple[int, ...]) -> list[tuple[int, str
     return [(peak, done.stdout, done.stderr) for peak, done in runs]
 
 
-def test_a_telemetry_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_reject_file(
-    sqlite_engine, tmp_path, monkeypatch
-):
-    register_fleet(sqlite_engine, "acme", ["m1"])
-    monkeypatch.setenv("SERVICECAST_DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
+def _apart(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, measure: Callable[..., list], folder: Path
+) -> list:
+    """What `measure(folder, sizes)` gives for 1,000 and 4,000 bad rows of tenant acme's machine m1, run in a
+    process of its own on `engine`'s database."""
+    register_fleet(engine, "acme", ["m1"])
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     # tracemalloc counts what every thread of the process allocates: in a pytest worker of a clean-clone CI
     # the peak of 4,000 rows once came out 7.6 MB above its usual 3.7 MB. A process of its own holds only the
     # import. The first import (200 rows) warms up caches and imports.
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        measured = pool.submit(_bad_rows_peaks, tmp_path, (200, 1000, 4000)).result()
-    (few, _, _), (many, stdout, stderr) = measured[1:]
+        return pool.submit(measure, folder, (200, 1000, 4000)).result()[1:]
+
+
+def test_a_telemetry_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_reject_file(
+    sqlite_engine, tmp_path, monkeypatch
+):
+    (few, _, _), (many, stdout, stderr) = _apart(sqlite_engine, monkeypatch, _bad_rows_peaks, tmp_path)
     # A rejected row kept costs about 600 traced bytes: 3,000 more would be 1.8 MB more at the peak.
     assert many - few < 1_000_000, f"{few:,} bytes at the peak for 1,000 bad rows, {many:,} for 4,000"
     assert "4000 rows: imported 0 new messages, 0 stored already, 4000 rejected" in stdout
@@ -280,6 +294,68 @@ def test_a_telemetry_import_of_bad_rows_holds_none_of_them_and_writes_each_to_th
         "ts": "2024-01-24T06:00Z",
         "temp": "n/a",
     }
+
+
+BAD_TIME = "time 'never' is not ISO 8601, e.g. 2015-01-05 06:00:00"
+NOT_REGISTERED = "machine acme/m9 is not registered (servicecast machines import)"
+
+
+def _history_bad_rows_peaks(folder: Path, sizes: tuple[int, ...]) -> list[tuple[int, int, object, object]]:
+    """Peak traced bytes and result of a history import of each number of bad rows, refused (no reject
+    file) and with a reject file: by turns a time that is none (found in the first read) and a machine not
+    registered (found in the second)."""
+    cli = CliRunner()
+    measured = []
+    for rows in sizes:
+        lines = (
+            "m1,never,failure,pump" if i % 2 == 0 else f"m9,2024-01-{1 + i % 28:02}T06:00Z,failure,pump"
+            for i in range(rows)
+        )
+        path = write(folder / f"h{rows}.csv", "machine,ts,kind,component", *lines)
+        args = ["history", "import", str(path), "--tenant", "acme"]
+        refused_peak, refusal = _cli_peak(cli, args)
+        peak, done = _cli_peak(cli, [*args, "--reject-file", str(folder / f"h_rejects{rows}.csv")])
+        measured.append((refused_peak, peak, refusal, done))
+    return [
+        (a, b, (r.exit_code, r.stdout, r.stderr), (d.exit_code, d.stdout, d.stderr))
+        for a, b, r, d in measured
+    ]
+
+
+def test_a_history_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_reject_file_in_line_order(
+    sqlite_engine, tmp_path, monkeypatch
+):
+    measured = _apart(sqlite_engine, monkeypatch, _history_bad_rows_peaks, tmp_path)
+    (few_refused, few, _, _), (many_refused, many, refusal, done) = measured
+    # A rejected row kept costs about 600 traced bytes: 3,000 more would be 1.8 MB more at the peak.
+    assert max(many_refused - few_refused, many - few) < 1_000_000, (
+        f"{few_refused:,} and {few:,} bytes at the peak for 1,000 bad rows (refused; with a reject file), "
+        f"{many_refused:,} and {many:,} for 4,000"
+    )
+
+    exit_code, stdout, stderr = refusal
+    assert exit_code == 1, stdout + stderr
+    assert f"line 2: {BAD_TIME}\nline 3: {NOT_REGISTERED}\n" in stderr
+    assert f"line 51: {NOT_REGISTERED}\n" in stderr and "line 52:" not in stderr
+    assert "… and 3950 more" in stderr and "4000 bad rows: nothing imported" in stderr
+    exit_code, stdout, stderr = done
+    assert exit_code == 0, stdout + stderr
+    assert "4000 rows: imported 0 new labels, 0 stored already, 4000 rejected" in stdout
+    assert f"4000 bad rows written to {tmp_path / 'h_rejects4000.csv'}" in stdout
+    with open(tmp_path / "h_rejects4000.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["line"], r["reason"]) for r in rows] == [
+        (str(line), BAD_TIME if line % 2 == 0 else NOT_REGISTERED) for line in range(2, 4002)
+    ]
+    assert rows[-1] == {
+        "line": "4001",
+        "reason": NOT_REGISTERED,
+        "machine": "m9",
+        "ts": "2024-01-24T06:00Z",
+        "kind": "failure",
+        "component": "pump",
+    }
+    assert count(sqlite_engine, Label) == 0
 
 
 def _history_peak(engine: Engine, folder: Path, rows: int, **options: object) -> tuple[int, object]:
