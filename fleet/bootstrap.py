@@ -65,8 +65,9 @@ def ready_engine(settings: Settings) -> Engine:
 
 
 def serving_engine(settings: Settings, *, process: str) -> Engine:
-    """`ready_engine` for a process that serves, scores, alerts on or routes customer data: exit 1 with one
-    line while the database holds a customer the archive's erasure ledger lists as erased (a backup)."""
+    """`ready_engine` for a command that reads or writes customer data (serves, scores, alerts on, routes,
+    trains on, imports, replays, exports them): exit 1 with one line while the database holds a customer the
+    archive's erasure ledger lists as erased (a backup)."""
     from fleet import erasure_ledger, errors
 
     engine = ready_engine(settings)

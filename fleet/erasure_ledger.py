@@ -5,8 +5,8 @@ nothing in it says so. The ledger outlives such a restore: an erasure writes its
 files are) before its commit, naming the customer by its id, its registration time and a hash of its tenant id
 salted with the store folder, not by the tenant id itself (a customer registered anew under that tenant id
 after the erasure is another customer). While the database holds a customer the ledger lists, archive runs and
-retention stop (`check`), so its rows never reach new archive files, the processes that serve, score or route
-customer data do not start (`check_start`), and `customers erase --reapply` erases it again (`restored`).
+retention stop (`check`), so its rows never reach new archive files, the commands that read or write customer
+data do not start (`check_start`), and `customers erase --reapply` erases it again (`restored`).
 Parquet readers skip the hidden folder, and no sweep looks in it.
 
 A database with no store folder yet (put back from before its first archive use) is checked against every
@@ -197,7 +197,7 @@ def _begun(conn: Connection, found: list[tuple[str, Entry]]) -> set[str]:
 
 
 def check_start(engine: Engine, archive_url: str, *, process: str) -> None:
-    """`check` at the start of `process`, one that serves, scores, alerts on or routes customer data:
+    """`check` at the start of `process`, one that reads or writes customer data (`bootstrap.serving_engine`):
     ErasureUndone (it must not start) while the database holds a customer the ledger lists, unless the
     database knows that customer's erasure began (killed or failed: a warning, and the API shows it). A
     ledger that cannot be read (its storage away, a damaged file) is a warning, not a refusal: archive runs
@@ -209,7 +209,7 @@ def check_start(engine: Engine, archive_url: str, *, process: str) -> None:
         check(
             engine,
             archive.location(archive_url),
-            stopped="Nothing of theirs was served, scored or routed",
+            stopped="Nothing of theirs was read or written",
             unfinished_ok=True,
         )
     except (errors.ErasureLedgerUnreadable, OSError) as exc:

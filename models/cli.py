@@ -47,7 +47,7 @@ def train(
     from models.training import train_from_store
 
     settings = bootstrap.load_settings()
-    engine = bootstrap.ready_engine(settings)
+    engine = bootstrap.serving_engine(settings, process="train")
     try:
         report = train_from_store(
             engine,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fleet import credentials, errors
-from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
+from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine, serving_engine
 
 APPLY = "apply it with `servicecast machines broker-config --out DIR` and a Mosquitto reload (SIGHUP)"
 
@@ -81,7 +81,7 @@ def broker_config(
         )
     try:
         paths = credentials.write_broker_config(
-            engine=ready_engine(settings),
+            engine=serving_engine(settings, process="machines broker-config"),
             out=out,
             ingest_user=endpoint.username,
             ingest_password=endpoint.password,

@@ -286,7 +286,7 @@ def quarantine_replay(
 
     settings = load_settings()
     report = replay(
-        engine=ready_engine(settings),
+        engine=serving_engine(settings, process="quarantine replay"),
         reason=reason,
         auto_register=settings.ingest_auto_register,
         limits=Limits.from_settings(settings),

@@ -50,7 +50,7 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
     if "ingest_auto_register" not in settings.model_fields_set:
         settings = settings.model_copy(update={"ingest_auto_register": True})
     fresh = _fresh_database(settings)
-    engine = bootstrap.ready_engine(settings)
+    engine = bootstrap.serving_engine(settings, process="demo")
     typer.echo(f"database: {redact_url(settings.database_url)}{' (new for this run)' if fresh else ''}")
     try:
         fleet = demo_fleet.plan(settings)

@@ -101,7 +101,9 @@ def rollups_refresh() -> None:
         with database_errors(settings, doing="refresh the rollups in"):
             horizons = retention.rollup_horizons(settings, datetime.now(UTC))
             hours = rollups.refresh(
-                ready_engine(settings), archive_url=settings.archive_url, horizons=horizons
+                serving_engine(settings, process="rollups refresh"),
+                archive_url=settings.archive_url,
+                horizons=horizons,
             )
     except errors.ArchiveUnreadable as exc:  # a late row's hour is archived in that file
         raise fail(_why(exc), code=EXIT_ERROR) from None

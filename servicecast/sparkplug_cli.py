@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fleet import credentials, errors, tables
-from fleet.bootstrap import fail, load_settings, ready_engine
+from fleet.bootstrap import fail, load_settings, serving_engine
 
 
 def sparkplug(
@@ -39,7 +39,7 @@ def sparkplug(
         raise fail(str(exc)) from exc
     host = SparkplugHost(
         settings=settings,
-        engine=ready_engine(settings),
+        engine=serving_engine(settings, process="sparkplug"),
         endpoint=endpoint,
         mapping=mapping,
         host_id=host_id,

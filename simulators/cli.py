@@ -164,7 +164,7 @@ def fleet(
     if backfill:
         try:  # from opening the database on: a start that waits (migrating, under load) is Ctrl-C'd too
             with (
-                bootstrap.engine_for(settings) as engine,
+                bootstrap.engine_for(settings, process="simulate fleet") as engine,
                 _progress(machines * config.steps, "backfill") as progress,
             ):
                 typer.echo(simulated_types.apply_to_store(engine, audit.operator()))

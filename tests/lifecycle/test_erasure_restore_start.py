@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, func, select
 from typer.testing import CliRunner
 
 from api.app import create_app
 from fleet import archive, archive_store, erasure, errors, retention
 from fleet.settings import Settings, get_settings
+from fleet.tables import Base
 from servicecast.cli import app
 from tests.api.routing_support import SECRET
 from tests.lifecycle import support
@@ -39,6 +40,24 @@ COMMANDS = {
     "route": ["route", "--once"],
     "ingest": ["ingest"],
     "api": ["api"],
+    "sparkplug": ["sparkplug", "--map", str(REPO / "docs" / "examples" / "sparkplug-map.yaml")],
+    "demo": ["demo", "--no-serve"],  # on a configured database the demo reuses its customers' telemetry
+}
+# The commands that read or write customer data in the process they run in, each with what they read.
+IN_PROCESS = {
+    "train": lambda files: ["train"],
+    "quarantine replay": lambda files: ["quarantine", "replay"],
+    "telemetry import": lambda files: ["telemetry", "import", str(files["telemetry.csv"])],
+    "history import": lambda files: ["history", "import", str(files["history.csv"])],
+    "machines import": lambda files: ["machines", "import", str(files["machines.csv"])],
+    "rollups refresh": lambda files: ["rollups", "refresh"],
+    "machines broker-config": lambda files: ["machines", "broker-config", "--out", str(files["broker"])],
+    "simulate fleet": lambda files: ["simulate", "fleet", "--backfill", "--machines", "1", "--days", "1"],
+}
+FILES = {
+    "telemetry.csv": "tenant,machine,ts,bearing_temp_c\nacme,p1,2026-10-01T00:00:00Z,51.0\n",
+    "history.csv": "tenant,machine,ts,kind\nacme,p1,2026-10-01T00:00:00Z,failure\n",
+    "machines.csv": "tenant,machine,machine_type\nacme,p9,centrifugal_pump\n",
 }
 
 
@@ -134,6 +153,38 @@ def test_no_process_that_touches_customer_data_starts_on_a_database_put_back_fro
             timeout=240,
         )
         assert scored.returncode == 0, scored.stderr
+
+
+def test_no_command_that_reads_or_writes_customer_data_runs_on_a_database_put_back_from_before_an_erasure(
+    engine, postgres, tmp_path, monkeypatch
+):
+    files = {name: tmp_path / name for name in (*FILES, "broker")}
+    for name, text in FILES.items():
+        files[name].write_text(text)
+    with put_back(engine, postgres, tmp_path, archived=True) as (restored, url):
+        monkeypatch.setenv("SERVICECAST_DATABASE_URL", restored.url.render_as_string(hide_password=False))
+        monkeypatch.setenv("SERVICECAST_ARCHIVE_URL", url)
+        monkeypatch.setenv("SERVICECAST_MQTT_URL", "mqtt://ingest:secret@127.0.0.1:9")  # never connected
+        get_settings.cache_clear()
+        with restored.connect() as conn:
+            before = _row_counts(conn)
+        for name, args in IN_PROCESS.items():
+            # The old code: train and the imports read and wrote acme's rows, broker-config let its machines
+            # in again, the backfill wrote telemetry under acme; each exit 0 or refused a row.
+            ran = CliRunner().invoke(app, args(files))
+            assert ran.exit_code == 1, (name, ran.output)
+            line = f"servicecast: `servicecast {name}` did not start: this database holds customers"
+            assert line in ran.output and re.search(UNDONE, ran.output), (name, ran.output)
+        with restored.connect() as conn:
+            assert _row_counts(conn) == before
+        assert not files["broker"].exists()
+
+        reapply(restored, url, monkeypatch)
+        assert CliRunner().invoke(app, IN_PROCESS["rollups refresh"](files)).exit_code == 0
+
+
+def _row_counts(conn: Connection) -> dict[str, int]:
+    return {t.name: conn.scalar(select(func.count()).select_from(t)) for t in Base.metadata.sorted_tables}
 
 
 def test_a_database_put_back_from_before_its_first_archive_use_is_told_by_its_originals_ledger(
