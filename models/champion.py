@@ -140,6 +140,16 @@ def _verdict(mine: dict, theirs: dict | None) -> tuple[bool, str]:
     return False, "worse on the held-out window"
 
 
+def unjudged(comparison: dict) -> str | None:
+    """How many of the window's alerts were left unjudged (a visit without finding within the horizon, no
+    failure after it; out of precision and false alarms), the candidate's then the champion's, in words; None
+    for a comparison stored before they were counted."""
+    counts = [f.get("unjudged_alerts") for f in (comparison["candidate"], comparison["champion"]) if f]
+    if None in counts:
+        return None
+    return f"unjudged alerts {' vs '.join(map(str, counts))}"
+
+
 def _rank(figures: dict) -> tuple[float, float]:
     return (round(figures["f1"], 6), -round(figures["false_alarms_per_machine_month"], 6))
 

@@ -88,6 +88,8 @@ def train(
 def _verdict(mtype: str, report, live: str | None, undefined: bool) -> str:  # noqa: ANN001
     """What became of a type's new version (`live`: the type's active one now; `undefined`: no types file
     defines the type), and why."""
+    from models import champion  # with pandas, loaded by training already
+
     state = "active" if live == report.versions[mtype] else f"not activated, active: {live or 'none'}"
     if mtype in report.cold_start and undefined:
         limits = f"no OEM limits: machine type {mtype!r} is not defined (servicecast types apply FILE)"
@@ -101,9 +103,12 @@ def _verdict(mtype: str, report, live: str | None, undefined: bool) -> str:  # n
     figures = f"{c['metric']} {c['candidate']['f1']:.3f}"
     if champ is not None:
         figures += f" vs {champ['f1']:.3f} of {champ['version']}"
+    figures += f" on {c['window']['start'][:10]}..{c['window']['end'][:10]}"
+    if (unjudged := champion.unjudged(c)) is not None:
+        figures += f"; {unjudged}"
     why = "activated by --force" if c["forced"] else c["reason"]
     hint = "" if c["at_least_as_good"] or c["forced"] else " (--force activates it)"
-    return f"{state}; {why}{hint} ({figures} on {c['window']['start'][:10]}..{c['window']['end'][:10]})"
+    return f"{state}; {why}{hint} ({figures})"
 
 
 def _shard(text: str | None):  # noqa: ANN202 - a scoring.Shard; models.scoring loads on demand

@@ -34,7 +34,7 @@ from fleet.tables import (
     WorkflowEvent,
     utcnow,
 )
-from models import modes
+from models import champion, modes
 from models import versions as model_versions
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -519,6 +519,8 @@ def _figures(metrics: dict, threshold: float) -> list[str]:
     figures = [
         ("recall ≥ 24 h ahead", precursor.get("recall_min_lead"), "{:.2f}".format),
         ("precision", alerts.get("precision"), "{:.2f}".format),
+        # A visit without finding within the horizon, no failure: out of precision and false alarms.
+        ("unjudged alerts", alerts.get("unjudged_alerts"), str),
         ("false alarms per machine-month", alerts.get("false_alarms_per_machine_month"), "{:.3f}".format),
         ("median lead", precursor.get("median_lead_hours"), "{:.0f} h".format),
         ("alert threshold", threshold, display.percent),
@@ -537,6 +539,8 @@ def _comparison(v: model_versions.VersionInfo) -> str:
     text = f"{c['metric'].replace('_', ' ')} {c['candidate']['f1']:.2f}"
     text += " (no champion)" if champ is None else f" vs {champ['f1']:.2f} of {champ['version']}"
     text += f", {c['window']['start'][:10]} – {c['window']['end'][:10]}"
+    if (unjudged := champion.unjudged(c)) is not None:
+        text += f", {unjudged}"
     verdict = "at least as good" if c["at_least_as_good"] else "worse: refused"
     verdict = "no failure in the window: refused" if c.get("evidence") is False and champ else verdict
     verdict = "worse: activated by --force" if c.get("forced") else verdict

@@ -1,6 +1,6 @@
-"""A database put back from a copy older than an erasure holds the erased customer again: the processes that
-serve, score, alert on or route customer data do not start on it (one line naming the customer and
-`customers erase --reapply`, exit 1) until that command has erased it again."""
+"""A database put back from a copy older than an erasure holds the erased customer again: the commands that
+read or write customer data do not start on it (one line naming the customer and `customers erase --reapply`,
+exit 1) until that command has erased it again."""
 
 from __future__ import annotations
 
