@@ -28,10 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
-from pathlib import Path
 
-import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -41,33 +38,13 @@ from fsspec.implementations.memory import MemoryFileSystem
 from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, select, text
 
 from fleet import archive_format, archive_store, db, durable, erasure_ledger, errors, partitions
+from fleet.archive_location import Location, location  # `archive.location` to its callers
 from fleet.settings import PARTITION_LOCK_TIMEOUT_S
 from fleet.tables import ArchivedRange, ArchiveFile, Customer, Telemetry
 
 FILES_PER_BATCH_ROWS = 500_000
 # Pages written with a CRC (`archive_format.write_options`) are checked as they are read.
 VERIFY = {"page_checksum_verification": True}
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where archive files live: an fsspec filesystem and the root path within it."""
-
-    fs: fsspec.AbstractFileSystem
-    root: str
-
-    def path(self, relative: str) -> str:
-        """The filesystem path of a file registered by its `relative` path."""
-        return f"{self.root.rstrip('/')}/{relative}"
-
-
-@lru_cache(maxsize=8)
-def location(url: str) -> Location:
-    """The archive at `url`: a folder (relative to the working directory) or any fsspec URL."""
-    if "://" not in url:
-        url = str(Path(url).resolve())
-    fs, root = fsspec.core.url_to_fs(url)
-    return Location(fs, root)
 
 
 @dataclass

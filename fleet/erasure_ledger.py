@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, select
 
-from fleet import archive_store, durable, errors
+from fleet import archive_location, archive_store, durable, errors
 from fleet.tables import Customer, ErasureReceipt
 
 if TYPE_CHECKING:
-    from fleet.archive import Location  # archive stops through this module
+    from fleet.archive_location import Location
 
 FOLDER = ".servicecast-erasures"
 log = logging.getLogger(__name__)
@@ -203,12 +203,10 @@ def check_start(engine: Engine, archive_url: str, *, process: str) -> None:
     ledger that cannot be read (its storage away, a damaged file) is a warning, not a refusal: archive runs
     and retention stop on it already, and storage away for a while must not keep every process from
     starting."""
-    from fleet import archive  # archive runs check through this module
-
     try:
         check(
             engine,
-            archive.location(archive_url),
+            archive_location.location(archive_url),
             stopped="Nothing of theirs was read or written",
             unfinished_ok=True,
         )

@@ -4,6 +4,7 @@ exit 1) until that command has erased it again."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -286,3 +287,32 @@ def test_customers_export_does_not_write_a_customer_the_ledger_lists_as_erased(
         reapply(restored, url, monkeypatch)
         assert CliRunner().invoke(app, ["customers", "export", "beta", str(out)]).exit_code == 0
         assert [p.name.startswith("servicecast-export-beta-") for p in out.glob("*.zip")] == [True]
+
+
+IMPORTED = """
+import json, sys
+from servicecast.cli import app
+try:
+    app(sys.argv[1:], prog_name="servicecast")
+except SystemExit as exc:
+    loaded = {name.split(".")[0] for name in sys.modules}
+    print(json.dumps([exc.code, sorted(loaded & {"pandas", "pyarrow"})]))
+"""
+
+
+def test_reading_the_ledger_at_start_loads_neither_pandas_nor_pyarrow(engine, tmp_path):
+    # quarantine replay, like the ingester, needs neither: the old start check took them in with fleet.archive
+    # (some 100 MB and 0.4 s a start; docs/benchmarks.md).
+    support.register(engine, "acme", ["p1"])
+    support.register(engine, "beta", ["q1"])
+    url = str(tmp_path / "archive")
+    erasure.erase(engine, tenant="acme", confirm="acme", by="cli:test", archive_url=url, now=support.START)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTED, "quarantine", "replay"],
+        env=environment(engine, url),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [0, []], done.stderr
