@@ -7,7 +7,8 @@ Each case runs the CLI in a child process under `/usr/bin/time -v` (its peak RSS
 where tenant acme's machines are registered: a large valid telemetry CSV, the same rows as Parquet in row
 groups, error codes (`events`), history rows, and hostile files (one 100 MB line; one 100 MB quoted field
 over many lines; every row rejected, `bad_file` with `--reject-file`; `bomb`, a Parquet file of a few KB
-holding a 300 MiB text).
+holding a 300 MiB text; history rows all rejected, `history_bad` with `--reject-file` as every history
+case, `history_refused` without: the file refused).
 """
 
 from __future__ import annotations
@@ -76,14 +77,18 @@ def events_csv(path: Path, rows: int) -> Path:
     return path
 
 
-def history_csv(path: Path, rows: int, *, hostile: bool = False) -> Path:
-    """`rows` maintenance visits, one an hour per machine; `hostile`: a 100 MB component in row 2."""
+def history_csv(path: Path, rows: int, *, hostile: str | None = None) -> Path:
+    """`rows` maintenance visits, one an hour per machine; `hostile`: 'line' puts a 100 MB component in row 2,
+    'bad' makes every row bad (by turns a time that is none and a machine not registered)."""
     with open(path, "w", newline="") as out:
         out.write("machine,ts,kind,component\n")
         for i in range(rows):
             ts = START + timedelta(hours=i // MACHINES)
-            out.write(f"m{i % MACHINES},{ts:%Y-%m-%dT%H:%M:%SZ},maintenance,pump\n")
-            if i == 0 and hostile:
+            machine, when = f"m{i % MACHINES}", f"{ts:%Y-%m-%dT%H:%M:%SZ}"
+            if hostile == "bad":
+                machine, when = ("m0", "never") if i % 2 == 0 else (f"x{i % MACHINES}", when)
+            out.write(f"{machine},{when},maintenance,pump\n")
+            if i == 0 and hostile == "line":
                 out.write(f"m0,{ts:%Y-%m-%dT%H:%M:%SZ},maintenance,{'p' * BIG}\n")
     return path
 
@@ -170,15 +175,19 @@ def main() -> None:
                 "history",
             ),
             "history_line": lambda: (
-                history_csv(folder / "hl.csv", 1000, hostile=True),
+                history_csv(folder / "hl.csv", 1000, hostile="line"),
                 1001,
                 "history",
             ),
         }
+        makers |= dict.fromkeys(  # the same file, with a reject file and without
+            ("history_bad", "history_refused"),
+            lambda: (history_csv(folder / "hb.csv", args.bad_rows, hostile="bad"), args.bad_rows, "history"),
+        )
         results = []
         for case in args.cases.split(","):
             path, rows, command = makers[case]()
-            with_file = command == "history" or case == "bad_file"
+            with_file = command == "history" and case != "history_refused" or case == "bad_file"
             extra = ["--reject-file", str(folder / "rejects.csv")] if with_file else []
             extra += ["--kind", "events"] if case == "events" else []
             for name, code in codes.items():
