@@ -70,11 +70,23 @@ def _open_alerts(  # noqa: ANN001
 
 
 def write_predictions(  # noqa: ANN001
-    engine: Engine, version: int, model, part: pd.DataFrame, risk: np.ndarray, ids: dict, start, end
+    engine: Engine,
+    version: int,
+    model,
+    part: pd.DataFrame,
+    risk: np.ndarray,
+    ids: dict,
+    start,
+    end,
+    threshold: float | None = None,
 ) -> bool:
-    """Store `version`'s alerting predictions on `part`'s rows in [start, end); False if there are none."""
+    """Store `version`'s alerting predictions on `part`'s rows in [start, end); False if there are none.
+
+    Alerting: a risk at or above `threshold`, the model's own threshold if none is given.
+    """
+    threshold = model.threshold_ if threshold is None else threshold
     ts = pd.to_datetime(part["ts"], utc=True)
-    rows = ((ts >= start) & (ts < end)).to_numpy() & (np.nan_to_num(risk, nan=-1.0) >= model.threshold_)
+    rows = ((ts >= start) & (ts < end)).to_numpy() & (np.nan_to_num(risk, nan=-1.0) >= threshold)
     if not rows.any():
         return False
     keys = zip(part["tenant"].to_numpy()[rows], part["machine"].to_numpy()[rows], strict=True)

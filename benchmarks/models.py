@@ -3,6 +3,7 @@
 python -m benchmarks.models --machines 500 --json [--days 150] [--train-days 90] [--seed 7]
     [--step-seconds 3600] [--report DIR] [--review-days 60] [--pairs N] [--jobs N] [--random-state 0]
     [--no-fault-weight W] [--finding-hours H] [--sensor-health] [--finding-memory] [--review-every D]
+    [--repairs [--review-capacity K]]
 
 "Alerted" = the risk reaches the alert threshold chosen on the training period (out-of-fold alerts:
 the lowest threshold with precision >= 0.85 and <= 0.08 false alarms per machine-month there). Recall
@@ -31,6 +32,9 @@ that final world; "before" knows the visits but not their findings (as if each w
 rows whose horizon holds a visit are unknown), "after" reads every finding, `after_no_fault_only` the
 "no fault found" findings alone (`precision_delta_no_fault_only`), and `before_labels_only` the
 simulator's labels alone, visits unknown (`precision_delta_labels_only`: after minus it).
+`--review-capacity K` (with --repairs): the team visits K alerts per machine-month, each round those of
+the machines whose review risk peaked highest (`benchmarks.repair_world`), instead of every alert the
+review model's own threshold opens; the arms are the same.
 """
 
 from __future__ import annotations
@@ -53,7 +57,10 @@ from simulators.engine import simulate
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark the options describe and print its report."""
-    args = argument_parser().parse_args(argv)
+    parser = argument_parser()
+    args = parser.parse_args(argv)
+    if args.review_capacity is not None and not args.repairs:
+        parser.error("--review-capacity needs --repairs")
     print(render(measure(args, model_params(args), config=fleet_config(args)), as_json=args.json))
     return 0
 
@@ -76,6 +83,8 @@ def measure(args: argparse.Namespace, params: dict, *, config: FleetConfig) -> d
     submit = pool.submit if pool else _Now
     memory = args.finding_memory
     review = {"review_days": args.review_days, "review_every": args.review_every}
+    if args.review_capacity is not None:
+        review["capacity"] = args.review_capacity
     repairs = args.repairs
     jobs = [
         submit(findings_arms.pair, config, seed, args.train_days, review, params, memory, repairs)
@@ -143,6 +152,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--finding-memory", action="store_true", help="per-machine no-fault memory")
     parser.add_argument("--review-every", type=float, default=None, help="days between review models")
     parser.add_argument("--repairs", action="store_true", help="technicians' repairs change the machine")
+    parser.add_argument(
+        "--review-capacity", type=float, default=None, help="with --repairs: visits per machine-month"
+    )
     return parser
 
 

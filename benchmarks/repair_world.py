@@ -12,6 +12,14 @@ simulator's labels never hold these repairs: only the findings report them.
 The window goes in rounds no longer than `visit_hours`, so an alert opened in a round is visited after
 it; after each round the machines visited are simulated again from the visit on, and the next round
 scores the new world. Findings resolve in time order among the alerting predictions.
+
+With `capacity` (visits per machine-month) the field-service team, not the review model's threshold,
+sets the review's size: each round a type's fleet gets the visits its machine-months of that round add
+up to (whole visits, counted from the window's start; a slot not used is lost), and they go to the
+machines whose risk peaked highest in the round, among peaks at or above `CANDIDATE_RISK` and machines
+without a visit still to come. Their alerts open through the policy at the lowest of those peaks, at the
+first reading that reaches it (the dispatcher ranks the round's peaks once the round is over: a look
+within the round, inside the training window only).
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ from models.training import ground_truth_by_id, train_type
 from simulators.registration import register_machines
 
 REPLACED, NO_FAULT = "replaced_before_failure", "no_fault_found"
+# The lowest notch of the trainer's threshold grid (`training.choose_threshold`): no threshold it can
+# choose alerts on a lower risk, so with a capacity no visit goes to one.
+CANDIDATE_RISK = 0.10
 
 
 @dataclass(frozen=True)
@@ -66,8 +77,9 @@ def review(
     """Findings on the alerts of the `review_days` before `split`, in a world the repairs change.
 
     `panel` is `run.telemetry()` (left as it is); `options` are `findings.review`'s review_days,
-    visit_hours and review_every, and the model's parameters. The alerts and findings live in `engine`'s
-    store (migrated, without the run's machines), else in a temporary SQLite file.
+    visit_hours and review_every, the team's `capacity` (visits per machine-month, else every alert at
+    the review model's threshold is visited), and the model's parameters. The alerts and findings live
+    in `engine`'s store (migrated, without the run's machines), else in a temporary SQLite file.
     """
     return findings.in_store(engine, _review, run, panel.copy(), split=split, **options)
 
@@ -81,6 +93,7 @@ def _review(  # noqa: ANN001
     review_days: float = 60.0,
     visit_hours: float = 24.0,
     review_every: float | None = None,
+    capacity: float | None = None,
     **params,
 ) -> RepairFindings:
     start = split - pd.Timedelta(days=review_days)
@@ -101,9 +114,16 @@ def _review(  # noqa: ANN001
             # Trained as the product would: on the world so far, with the findings recorded before t.
             models = _train(engine, world, panel, rows, names, t, **params)
             trainings, retrain = trainings + 1, t + every
+        cutoffs = {}
         for model, version, part, risk in models.values():
-            findings.write_predictions(engine, version, model, part, risk, ids, t, end)
-        _apply(engine, {m[1]: m[0].threshold_ for m in models.values()}, pending, t, end)
+            cutoffs[version] = model.threshold_
+            if capacity is not None:
+                booked = {m for m, at in visits.items() if max(at) >= t}
+                risk, cutoffs[version] = _dispatch(
+                    part, risk, t, end, start=start, capacity=capacity, booked=booked
+                )
+            findings.write_predictions(engine, version, model, part, risk, ids, t, end, cutoffs[version])
+        _apply(engine, cutoffs, pending, t, end)
         opened = _opened(engine, names, t, end, split=split, horizon=horizon)
         visited += len(opened)
         for machine, _, started in opened:
@@ -147,6 +167,38 @@ def _train(engine: Engine, world, panel: pd.DataFrame, rows: dict, names: dict, 
         )
         out[mtype] = (model, version, part, model.risk_rows(part)[0])
     return out
+
+
+def slots(machines: int, capacity: float, start: pd.Timestamp, t: pd.Timestamp, end: pd.Timestamp) -> int:
+    """The whole visits `machines` machines get in [t, end) at `capacity` a machine-month, from `start` on."""
+
+    def used(at: pd.Timestamp) -> int:
+        return int(np.floor(capacity * machines * episodes.as_months((at - start).total_seconds()) + 1e-9))
+
+    return used(end) - used(t)
+
+
+def _dispatch(  # noqa: ANN001
+    part: pd.DataFrame, risk: np.ndarray, t, end, *, start, capacity: float, booked: set
+) -> tuple:
+    """The round's visits: `risk` kept only on the machines that get one, and the lowest of their peaks.
+
+    Machines rank by their peak risk in [t, end), ties by the first time they reached it; a machine
+    `booked` (its visit still to come) gets none. The cutoff is inf when no machine gets a visit.
+    """
+    ts = pd.to_datetime(part["ts"], utc=True)
+    machines = part["machine"].astype(str).to_numpy()
+    inside = ((ts >= t) & (ts < end)).to_numpy() & ~np.isnan(risk) & (risk >= CANDIDATE_RISK)
+    inside &= ~np.isin(machines, list(booked))
+    rows = pd.DataFrame({"machine": machines[inside], "risk": risk[inside], "ts": ts[inside].to_numpy()})
+    peaks = rows.sort_values(["risk", "ts"], ascending=[False, True], kind="mergesort")
+    peaks = peaks.drop_duplicates("machine")
+    n = slots(len(np.unique(machines)), capacity, start, t, end)
+    chosen = peaks.head(n)
+    if not len(chosen):
+        return np.full_like(risk, np.nan), float("inf")
+    kept = np.where(np.isin(machines, chosen["machine"].to_numpy()), risk, np.nan)
+    return kept, float(chosen["risk"].min())
 
 
 def _apply(engine: Engine, thresholds: dict, pending: list[_Visit], t, end) -> None:  # noqa: ANN001

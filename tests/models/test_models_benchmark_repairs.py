@@ -53,3 +53,26 @@ def test_repairs_with_a_review_period_retrain_every_period_and_report_four_arms_
         before, after = arms["before"]["precision"], arms[arm]["precision"]
         assert arms[key] == (None if None in (before, after) else after - before)
     assert "findings_paired" not in printed
+
+
+def test_a_review_capacity_needs_the_repair_world() -> None:
+    with pytest.raises(SystemExit) as stop:
+        models.main(["--review-capacity", "1", "--json"])
+    assert stop.value.code == 2
+
+
+@pytest.mark.slow
+def test_a_review_capacity_bounds_the_alerts_the_repair_worlds_review_opens() -> None:
+    argv = (
+        "--machines 8 --days 32 --train-days 24 --review-days 8 --repairs --review-capacity 3 --seed 2 --json"
+    )
+    args = models.argument_parser().parse_args(argv.split())
+    config = dataclasses.replace(
+        models.fleet_config(args), type_mix=(("centrifugal_pump", 1.0),), failure_rate=20.0
+    )
+    found = json.loads(
+        models.render(models.measure(args, models.model_params(args), config=config), as_json=True)
+    )["findings"]
+    # 8 pumps at 3 visits a machine-month over 8 days: 6 whole visits in all.
+    assert found["capacity"] == 3.0 and 1 <= found["alerts_reviewed"] <= 6
+    assert found["alerts_visited"] <= found["alerts_reviewed"]

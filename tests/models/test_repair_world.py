@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 
 from benchmarks import repair_world
 from fleet import labels
+from fleet.tables import Alert, ModelVersion, Prediction
 from models.training import ground_truth_by_id
 from simulators import ground_truth, timeline
 from simulators.registration import register_machines
@@ -61,3 +63,49 @@ def test_a_review_in_the_repair_world_replaces_worn_parts_and_reports_them_only_
     found_rows = visits[visits["kind"] == "replacement"].sort_values(["machine", "ts"]).reset_index(drop=True)
     assert list(found_rows["machine"]) == list(replaced["machine"])
     assert list(found_rows["found_mode"]) == list(replaced["found_mode"])
+
+
+def test_slots_give_a_fleet_its_capacity_in_whole_visits_without_carrying_unused_ones() -> None:
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    days = [start + pd.Timedelta(days=d) for d in range(31)]
+    daily = [repair_world.slots(20, 1.5, start, a, b) for a, b in zip(days, days[1:], strict=False)]
+    assert sum(daily) == 30 and set(daily) == {1} and len(daily) == 30  # 20 machines × 1.5 a month
+    daily = [repair_world.slots(8, 0.5, start, a, b) for a, b in zip(days, days[1:], strict=False)]
+    assert sum(daily) == 4 and set(daily) == {0, 1}  # one visit every 7.5 days
+    assert repair_world.slots(8, 0.5, start, days[3], days[11]) == 1  # 8 days: the slot of day 7.5 only
+
+
+@pytest.mark.slow
+def test_a_review_with_a_capacity_visits_the_highest_risks_whatever_the_review_models_threshold(
+    sqlite_engine,
+) -> None:
+    run, split = reviewed_run()
+    panel = run.telemetry()
+    review = {"review_days": 25, "capacity": 2.0}
+    loose = repair_world.review(run, panel, split=split, engine=sqlite_engine, **review, **REVIEW_FAST)
+    strict_params = {**REVIEW_FAST, "max_false_alarms": 0.0}
+    strict = repair_world.review(run, panel, split=split, **review, **strict_params)
+    # Without a capacity the strict review models' threshold opens no alert at all on this run.
+    assert repair_world.review(run, panel, split=split, review_days=25, **strict_params).alerts == 0
+
+    # The same visits and findings, whichever threshold the review models chose.
+    assert (loose.alerts, loose.visited) == (strict.alerts, strict.visited)
+    assert loose.visited >= 20 and len(loose.no_faults) >= 10
+    pd.testing.assert_frame_equal(loose.no_faults, strict.no_faults)
+    pd.testing.assert_frame_equal(loose.replaced, strict.replaced)
+
+    # Each day a type's alerts open on at most its slots, on the machines whose risk peaked highest.
+    start = split - pd.Timedelta(days=25)
+    with sqlite_engine.connect() as conn:
+        opened = pd.read_sql(
+            select(Alert.machine_id, Prediction.ts, ModelVersion.machine_type)
+            .join(Prediction, Prediction.id == Alert.first_prediction_id)
+            .join(ModelVersion, ModelVersion.version == Prediction.model_version),
+            conn,
+        )
+    opened["day"] = (pd.to_datetime(opened["ts"], utc=True) - start) // pd.Timedelta(days=1)
+    machines = panel.groupby("machine_type")["machine"].nunique()
+    for (mtype, day), n in opened.groupby(["machine_type", "day"]).size().items():
+        at = start + pd.Timedelta(days=int(day))
+        assert n <= repair_world.slots(int(machines[mtype]), 2.0, start, at, at + pd.Timedelta(days=1))
+    assert len(opened) == loose.alerts
