@@ -386,8 +386,8 @@ class ImportReport:
 
 
 class ImportRefused(errors.InvalidInput):
-    """A file with bad rows, refused whole: nothing was written; `report.rejects` says the lines and why (of
-    a history import, the first LISTED)."""
+    """A file with bad rows, refused whole: nothing was written; `report.rejects` says the first LISTED lines
+    and why, `report.rejected` how many."""
 
     def __init__(self, path: Path, report: ImportReport) -> None:
         lines = "; ".join(f"line {r.line}: {r.reason}" for r in report.rejects[:20])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection
+from contextlib import closing, nullcontext
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
 from fleet import contract, csv_import, errors, machine_types, registration, type_checks
-from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject
+from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject, RejectSpool
 from fleet.tables import Customer, DataUseGrant, Machine, Site
 
 _DAYS_PER_YEAR = 365.25
@@ -90,7 +91,10 @@ def import_machines(
 ) -> ImportReport:
     """Register the file's machines (idempotent on tenant and machine); customers it creates grant `purposes`.
 
-    Bad rows refuse the whole file (ImportRefused) unless `reject_file` is given, as for history imports.
+    Bad rows refuse the whole file (ImportRefused: their count, the first LISTED lines and reasons) unless
+    `reject_file` is given, as for history imports: then the good rows are registered and the bad ones written
+    there in line order, before the registration. A dry run writes nothing. Bad rows wait in a temporary file
+    (RejectSpool), not in memory.
     """
     registration.check_purposes(purposes)  # a dry run refuses what the import would
     if mapping.age_at:
@@ -101,31 +105,18 @@ def import_machines(
     if reject_file is not None:
         csv_import.check_reject_file(reject_file, path)
     report = ImportReport()
-    good, first_line = [], {}
-    required = ("machine",) + (() if mapping.tenant else ("tenant",))
-    for line, row in csv_import.read_rows(path, mapping, required=required, fields=csv_import.MACHINE_FIELDS):
-        report.rows += 1
-        try:
-            parsed = _parse(row, mapping)
-        except ValueError as exc:
-            report.rejects.append(Reject(line, str(exc), row))
-            continue
-        key = (parsed["tenant"], parsed["machine"])
-        if key in first_line:
-            report.rejects.append(Reject(line, f"same tenant and machine as line {first_line[key]}", row))
-            continue
-        first_line[key] = line
-        good.append(parsed)
-    if report.rejects and reject_file is None:
-        raise ImportRefused(path, report)
-    with engine.connect() as conn:
-        report.existing = len(registration.lookup_machines(conn, list(first_line)))
-        report.notes += undefined_types(conn, good)
-    report.new = len(good) - report.existing
-    if dry_run:
-        return report
-    if report.rejects:
-        csv_import.write_rejects(reject_file, report.rejects)
+    with closing(RejectSpool()) if reject_file is not None and not dry_run else nullcontext() as spool:
+        good, first_line = _read(path, mapping, report, spool)
+        if report.rejected and reject_file is None:
+            raise ImportRefused(path, report)
+        with engine.connect() as conn:
+            report.existing = len(registration.lookup_machines(conn, list(first_line)))
+            report.notes += undefined_types(conn, good)
+        report.new = len(good) - report.existing
+        if dry_run:
+            return report
+        if report.rejected:
+            spool.write(reject_file, whole=True)
     tenants = {row["tenant"] for row in good}
     registration.register_machines(
         engine=engine,
@@ -135,6 +126,30 @@ def import_machines(
     )
     report.written = True
     return report
+
+
+def _read(
+    path: Path, mapping: ColumnMap, report: ImportReport, spool: RejectSpool | None
+) -> tuple[list[dict], dict[tuple[str, str], int]]:
+    """The file's good machines and the line of each (tenant, machine); each row counted in `report`, each
+    bad one rejected there (and to `spool`) in line order."""
+    good, first_line = [], {}
+    required = ("machine",) + (() if mapping.tenant else ("tenant",))
+    for line, row in csv_import.read_rows(path, mapping, required=required, fields=csv_import.MACHINE_FIELDS):
+        report.rows += 1
+        try:
+            parsed = _parse(row, mapping)
+        except ValueError as exc:
+            report.add_reject(Reject(line, str(exc), row), spool)
+            continue
+        key = (parsed["tenant"], parsed["machine"])
+        if key in first_line:
+            reason = f"same tenant and machine as line {first_line[key]}"
+            report.add_reject(Reject(line, reason, row), spool)
+            continue
+        first_line[key] = line
+        good.append(parsed)
+    return good, first_line
 
 
 def undefined_types(conn: Connection, machines: list[dict]) -> list[str]:

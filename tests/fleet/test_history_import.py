@@ -423,6 +423,62 @@ def test_many_bad_rows_refuse_the_file_whole_keeping_the_first_50_or_go_to_the_r
     assert _count(engine, Label) == 60
 
 
+def _many_bad_machines(folder: Path) -> tuple[Path, list[tuple[int, str]]]:
+    """A machines file of 60 good rows and 120 bad ones among them, and the bad rows' lines and reasons: by
+    turns a commissioning date that is none and the machine of the row before it again."""
+    rows, bad = ["machine,installed"], []
+    for i in range(180):
+        if i % 3 == 0:
+            rows.append(f"m{i},2020-01-01")
+        elif i % 3 == 1:
+            rows.append(f"m{i},never")
+            bad.append((i + 2, "installed 'never' is not a date (YYYY-MM-DD)"))
+        else:
+            rows.append(f"m{i - 2},2021-01-01")
+            bad.append((i + 2, f"same tenant and machine as line {i}"))
+    path = folder / "m.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path, bad
+
+
+def test_many_bad_machine_rows_refuse_the_file_whole_keeping_the_first_50_or_go_to_the_reject_file_in_order(
+    tmp_path, engine
+):
+    folder = tmp_path / "import"  # of the files alone (the SQLite database is beside it)
+    folder.mkdir()
+    path, bad = _many_bad_machines(folder)
+    acme = ColumnMap(tenant="acme")
+    with pytest.raises(ImportRefused) as refused:
+        machine_import.import_machines(engine=engine, path=path, mapping=acme)
+    report = refused.value.report
+    assert (report.rows, report.rejected, report.written) == (180, 120, False)
+    assert [(r.line, r.reason) for r in report.rejects] == bad[:50]
+    assert "120 bad rows, nothing imported: line 3: installed 'never'" in str(refused.value)
+    assert str(refused.value).endswith("; and 100 more")
+    assert _count(engine, Machine) == 0 and _count(engine, Customer) == 0
+
+    rejects = folder / "rejects.csv"
+    dry = machine_import.import_machines(
+        engine=engine, path=path, mapping=acme, dry_run=True, reject_file=rejects
+    )
+    assert (dry.rows, dry.new, dry.rejected, dry.written) == (180, 60, 120, False)
+    assert rejects.read_text() == "" and _count(engine, Machine) == 0
+
+    report = machine_import.import_machines(engine=engine, path=path, mapping=acme, reject_file=rejects)
+    assert (report.rows, report.new, report.rejected, report.written) == (180, 60, 120, True)
+    with open(rejects, newline="") as f:
+        written = list(csv.DictReader(f))
+    assert [(int(r["line"]), r["reason"]) for r in written] == bad
+    assert written[-1] == {
+        "line": "181",
+        "reason": "same tenant and machine as line 179",
+        "machine": "m177",
+        "installed": "2021-01-01",
+    }
+    assert sorted(p.name for p in folder.iterdir()) == ["m.csv", "rejects.csv"]  # no temporary file left
+    assert _count(engine, Machine) == 60
+
+
 def test_a_reason_quoting_a_files_text_reaches_the_terminal_without_its_control_characters(
     tmp_path, database_url, engine
 ):

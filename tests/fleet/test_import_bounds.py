@@ -8,6 +8,7 @@ import multiprocessing
 import tracemalloc
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -300,21 +301,47 @@ BAD_TIME = "time 'never' is not ISO 8601, e.g. 2015-01-05 06:00:00"
 NOT_REGISTERED = "machine acme/m9 is not registered (servicecast machines import)"
 
 
-def _history_bad_rows_peaks(folder: Path, sizes: tuple[int, ...]) -> list[tuple[int, int, object, object]]:
-    """Peak traced bytes and result of a history import of each number of bad rows, refused (no reject
-    file) and with a reject file: by turns a time that is none (found in the first read) and a machine not
-    registered (found in the second)."""
+def _history_bad_lines(rows: int) -> list[str]:
+    """A history file of `rows` bad rows: by turns a time that is none (found in the import's first read) and
+    a machine not registered (found in the second)."""
+    return [
+        "machine,ts,kind,component",
+        *(
+            "m1,never,failure,pump" if i % 2 == 0 else f"m9,2024-01-{1 + i % 28:02}T06:00Z,failure,pump"
+            for i in range(rows)
+        ),
+    ]
+
+
+BAD_DATE = "installed 'never' is not a date (YYYY-MM-DD)"
+TWICE = "same tenant and machine as line 2"
+
+
+def _machines_bad_lines(rows: int) -> list[str]:
+    """A machines file of machine m1 (registered already), then `rows` bad rows: by turns a commissioning
+    date that is none and machine m1 again."""
+    return [
+        "machine,installed",
+        "m1,2020-01-01",
+        *(f"m{i},never" if i % 2 == 0 else "m1,2021-01-01" for i in range(rows)),
+    ]
+
+
+BAD_LINES = {"history": _history_bad_lines, "machines": _machines_bad_lines}
+
+
+def _refused_and_rejected_peaks(
+    command: str, folder: Path, sizes: tuple[int, ...]
+) -> list[tuple[int, int, object, object]]:
+    """Peak traced bytes and result of a `command` import (history, machines) of each number of bad rows
+    (BAD_LINES), refused (no reject file) and with a reject file."""
     cli = CliRunner()
     measured = []
     for rows in sizes:
-        lines = (
-            "m1,never,failure,pump" if i % 2 == 0 else f"m9,2024-01-{1 + i % 28:02}T06:00Z,failure,pump"
-            for i in range(rows)
-        )
-        path = write(folder / f"h{rows}.csv", "machine,ts,kind,component", *lines)
-        args = ["history", "import", str(path), "--tenant", "acme"]
+        path = write(folder / f"{command}{rows}.csv", *BAD_LINES[command](rows))
+        args = [command, "import", str(path), "--tenant", "acme"]
         refused_peak, refusal = _cli_peak(cli, args)
-        peak, done = _cli_peak(cli, [*args, "--reject-file", str(folder / f"h_rejects{rows}.csv")])
+        peak, done = _cli_peak(cli, [*args, "--reject-file", str(folder / f"{command}_rejects{rows}.csv")])
         measured.append((refused_peak, peak, refusal, done))
     return [
         (a, b, (r.exit_code, r.stdout, r.stderr), (d.exit_code, d.stdout, d.stderr))
@@ -322,10 +349,13 @@ def _history_bad_rows_peaks(folder: Path, sizes: tuple[int, ...]) -> list[tuple[
     ]
 
 
-def test_a_history_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_reject_file_in_line_order(
-    sqlite_engine, tmp_path, monkeypatch
-):
-    measured = _apart(sqlite_engine, monkeypatch, _history_bad_rows_peaks, tmp_path)
+def _bad_rows_apart(
+    command: str, engine: Engine, monkeypatch: pytest.MonkeyPatch, folder: Path, bad: list, summary: str
+) -> list[dict]:
+    """The rows of the reject file of a `command` import of 4,000 bad rows (BAD_LINES; `bad`: each one's line
+    and reason), once the peaks of 4,000 are seen to stay within 1 MB of those of 1,000, the refusal to list
+    the first 50 and count the rest, and the import with the reject file to say `summary`."""
+    measured = _apart(engine, monkeypatch, partial(_refused_and_rejected_peaks, command), folder)
     (few_refused, few, _, _), (many_refused, many, refusal, done) = measured
     # A rejected row kept costs about 600 traced bytes: 3,000 more would be 1.8 MB more at the peak.
     assert max(many_refused - few_refused, many - few) < 1_000_000, (
@@ -335,18 +365,25 @@ def test_a_history_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_
 
     exit_code, stdout, stderr = refusal
     assert exit_code == 1, stdout + stderr
-    assert f"line 2: {BAD_TIME}\nline 3: {NOT_REGISTERED}\n" in stderr
-    assert f"line 51: {NOT_REGISTERED}\n" in stderr and "line 52:" not in stderr
-    assert "… and 3950 more" in stderr and "4000 bad rows: nothing imported" in stderr
+    listed = "".join(f"line {line}: {reason}\n" for line, reason in bad[:50])
+    assert listed + "… and 3950 more\n" in stderr and f"line {bad[50][0]}:" not in stderr
+    assert "4000 bad rows: nothing imported" in stderr
     exit_code, stdout, stderr = done
+    rejects = folder / f"{command}_rejects4000.csv"
     assert exit_code == 0, stdout + stderr
-    assert "4000 rows: imported 0 new labels, 0 stored already, 4000 rejected" in stdout
-    assert f"4000 bad rows written to {tmp_path / 'h_rejects4000.csv'}" in stdout
-    with open(tmp_path / "h_rejects4000.csv", newline="") as f:
+    assert summary in stdout and f"4000 bad rows written to {rejects}" in stdout
+    with open(rejects, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["line"], r["reason"]) for r in rows] == [
-        (str(line), BAD_TIME if line % 2 == 0 else NOT_REGISTERED) for line in range(2, 4002)
-    ]
+    assert [(int(r["line"]), r["reason"]) for r in rows] == bad
+    return rows
+
+
+def test_a_history_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_reject_file_in_line_order(
+    sqlite_engine, tmp_path, monkeypatch
+):
+    bad = [(line, BAD_TIME if line % 2 == 0 else NOT_REGISTERED) for line in range(2, 4002)]
+    summary = "4000 rows: imported 0 new labels, 0 stored already, 4000 rejected"
+    rows = _bad_rows_apart("history", sqlite_engine, monkeypatch, tmp_path, bad, summary)
     assert rows[-1] == {
         "line": "4001",
         "reason": NOT_REGISTERED,
@@ -356,6 +393,19 @@ def test_a_history_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_
         "component": "pump",
     }
     assert count(sqlite_engine, Label) == 0
+
+
+def test_a_machines_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_reject_file_in_line_order(
+    sqlite_engine, tmp_path, monkeypatch
+):
+    bad = [(line, BAD_DATE if line % 2 == 1 else TWICE) for line in range(3, 4003)]
+    summary = "4001 rows: imported 0 new machines, 1 stored already, 4000 rejected"
+    rows = _bad_rows_apart("machines", sqlite_engine, monkeypatch, tmp_path, bad, summary)
+    assert rows[-2:] == [
+        {"line": "4001", "reason": BAD_DATE, "machine": "m3998", "installed": "never"},
+        {"line": "4002", "reason": TWICE, "machine": "m1", "installed": "2021-01-01"},
+    ]
+    assert count(sqlite_engine, Machine) == 1 and count(sqlite_engine, Customer) == 1
 
 
 def _history_peak(engine: Engine, folder: Path, rows: int, **options: object) -> tuple[int, object]:
