@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Collection
 from contextlib import closing, nullcontext
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
@@ -93,8 +94,8 @@ def import_machines(
 
     Bad rows refuse the whole file (ImportRefused: their count, the first LISTED lines and reasons) unless
     `reject_file` is given, as for history imports: then the good rows are registered and the bad ones written
-    there in line order, before the registration. A dry run writes nothing. Bad rows wait in a temporary file
-    (RejectSpool), not in memory.
+    there in line order, before the registration commits. A dry run writes nothing. Bad rows wait in a
+    temporary file (RejectSpool), not in memory.
     """
     registration.check_purposes(purposes)  # a dry run refuses what the import would
     if mapping.age_at:
@@ -115,15 +116,16 @@ def import_machines(
         report.new = len(good) - report.existing
         if dry_run:
             return report
-        if report.rejected:
-            spool.write(reject_file, whole=True)
-    tenants = {row["tenant"] for row in good}
-    registration.register_machines(
-        engine=engine,
-        machines=good,
-        purposes={t: tuple(purposes) for t in tenants},
-        granted_by=f"import:{Path(path).name}"[: DataUseGrant.granted_by.type.length],
-    )
+        tenants = {row["tenant"] for row in good}
+        registration.register_machines(
+            engine=engine,
+            machines=good,
+            purposes={t: tuple(purposes) for t in tenants},
+            granted_by=f"import:{Path(path).name}"[: DataUseGrant.granted_by.type.length],
+            # Once the machines are written, before the commit: no silent half-import; a write refused
+            # before this point leaves the reject file as it was.
+            before_commit=partial(spool.write, reject_file, whole=True) if report.rejected else None,
+        )
     report.written = True
     return report
 

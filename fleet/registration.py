@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import date, datetime
 
 from sqlalchemy import Connection, Engine, or_, select, tuple_, update
@@ -38,6 +38,7 @@ def register_machines(
     purposes: Mapping[str, Collection[str]] | None = None,
     granted_by: str = display.SYSTEM_ACTOR,
     first_sight: bool = False,
+    before_commit: Callable[[], object] | None = None,
 ) -> MachineIds:
     """Add the customers, sites and machines not registered yet, in one transaction; ids by (tenant, machine).
 
@@ -45,7 +46,8 @@ def register_machines(
     contract_tier, site, site_timezone (the site's IANA time zone) and customer_name (default: the tenant
     id). A new customer grants `service` and `purposes[tenant]`. `first_sight` (auto-registration) marks
     what it adds as auto-registered and its grants as assumed: nobody declared them. Rows registered
-    already are left as they are, grants too; a site_timezone given sets its site's zone.
+    already are left as they are, grants too; a site_timezone given sets its site's zone. `before_commit`
+    runs once all is written, before the commit: if it raises, nothing is stored.
     """
     records = list(machines)
     for row in records:
@@ -74,7 +76,10 @@ def register_machines(
         rows = [_machine(row, customer_ids, site_ids, first_sight) for row in records]
         for i in range(0, len(rows), _CHUNK):
             _insert_missing(conn, Machine, rows[i : i + _CHUNK], ["customer_id", "code"])
-        return lookup_machines(conn, [(str(r["tenant"]), str(r["machine"])) for r in records])
+        ids = lookup_machines(conn, [(str(r["tenant"]), str(r["machine"])) for r in records])
+        if before_commit is not None:
+            before_commit()
+        return ids
 
 
 def _audit_rows(

@@ -355,18 +355,22 @@ def test_a_database_refusing_the_write_ends_the_import_with_one_line(postgres_ur
     assert "read-only transaction; nothing of the file is stored; import it again" in done.stderr
 
 
-def test_a_database_refusing_the_write_leaves_the_reject_file_as_it_was(postgres_url, tmp_path):
+@pytest.mark.parametrize("command", ["history", "machines"])
+def test_a_database_refusing_the_write_leaves_the_reject_file_as_it_was(postgres_url, tmp_path, command):
     rejects = tmp_path / "rejects.csv"
     rejects.write_text("the last import's rejects\n")
     with services.migrated_engine(postgres_url) as engine:
         register_fleet(engine, "acme", ["m1"])
         path = tmp_path / "h.csv"
-        rows = [f"{machine},2015-01-05T06:00:00Z,failure,pump" for machine in ("m1", "m9")]
-        path.write_text("\n".join(["machine,ts,kind,component", *rows]) + "\n")
+        if command == "history":
+            rows = [f"{machine},2015-01-05T06:00:00Z,failure,pump" for machine in ("m1", "m9")]
+            path.write_text("\n".join(["machine,ts,kind,component", *rows]) + "\n")
+        else:
+            path.write_text("machine\nm2\nbad/id\n")
         database = make_url(postgres_url).database
         with engine.begin() as conn:
             conn.exec_driver_sql(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
-        args = ["history", "import", str(path), "--tenant", "acme", "--reject-file", str(rejects)]
+        args = [command, "import", str(path), "--tenant", "acme", "--reject-file", str(rejects)]
         done = CliRunner().invoke(app, args, env={"SERVICECAST_DATABASE_URL": postgres_url})
     assert done.exit_code == 1, done.output
     assert "read-only transaction; nothing of the file is stored; import it again" in done.stderr
