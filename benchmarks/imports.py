@@ -1,4 +1,5 @@
-"""Import memory and speed: peak RSS and rows/s of `servicecast telemetry import` and `history import`.
+"""Import memory and speed: peak RSS and rows/s of `servicecast telemetry import`, `history import` and
+`machines import`.
 
     python -m benchmarks.imports --rows 2000000 --json                         # this checkout's code
     python -m benchmarks.imports --code old=/tmp/old --code new=. --json       # each checkout, same files
@@ -8,7 +9,8 @@ where tenant acme's machines are registered: a large valid telemetry CSV, the sa
 groups, error codes (`events`), history rows, and hostile files (one 100 MB line; one 100 MB quoted field
 over many lines; every row rejected, `bad_file` with `--reject-file`; `bomb`, a Parquet file of a few KB
 holding a 300 MiB text; history rows all rejected, `history_bad` with `--reject-file` as every history
-case, `history_refused` without: the file refused).
+case, `history_refused` without: the file refused; machine rows all rejected but the first, `machines_bad`
+with `--reject-file`, `machines_refused` without).
 """
 
 from __future__ import annotations
@@ -124,6 +126,16 @@ def run(code: Path, folder: Path, *args: str) -> dict:
     }
 
 
+def machines_csv(path: Path, rows: int) -> Path:
+    """Machine m0 (registered already), then `rows` bad rows: by turns a commissioning date that is none and
+    machine m0 again."""
+    with open(path, "w", newline="") as out:
+        out.write("machine,installed\nm0,2020-01-01\n")
+        for i in range(rows):
+            out.write(f"m{i},never\n" if i % 2 == 0 else "m0,2021-01-01\n")
+    return path
+
+
 def main() -> None:
     """Build the files once, run every case with each checkout's code, print the figures."""
     parser = argparse.ArgumentParser(
@@ -184,10 +196,16 @@ def main() -> None:
             ("history_bad", "history_refused"),
             lambda: (history_csv(folder / "hb.csv", args.bad_rows, hostile="bad"), args.bad_rows, "history"),
         )
+        makers |= dict.fromkeys(  # the same file, with a reject file and without
+            ("machines_bad", "machines_refused"),
+            lambda: (machines_csv(folder / "mb.csv", args.bad_rows), args.bad_rows + 1, "machines"),
+        )
         results = []
         for case in args.cases.split(","):
             path, rows, command = makers[case]()
-            with_file = command == "history" and case != "history_refused" or case == "bad_file"
+            with_file = (
+                command == "history" and case != "history_refused" or case in ("bad_file", "machines_bad")
+            )
             extra = ["--reject-file", str(folder / "rejects.csv")] if with_file else []
             extra += ["--kind", "events"] if case == "events" else []
             for name, code in codes.items():
