@@ -33,10 +33,11 @@ from fleet.tables import Base
 from tests import drop_watch
 
 # A DROP DATABASE waits for the checkpoint it forces: about a second, but on the shared server under load
-# one took 86 s (fsyncing the 37,437 files of the databases created since the one before). A drop still
-# waiting after this long is cancelled and says what it waited for, before pytest's 300 s timeout would
-# stop the run without saying it.
-DROP_WAIT_S = 120.0
+# one took 86 s (fsyncing the 37,437 files of the databases created since the one before), and a drop that
+# comes while one runs waits for two: in a clean-clone CI run alone, 41 s and then 84 s (43,578 files), and
+# the drops were cancelled at 120 s, 5 s before their checkpoint ended. A drop still waiting after this
+# long is cancelled and says what it waited for, before pytest's 300 s timeout would stop the run silently.
+DROP_WAIT_S = 240.0
 DROP_WORKERS = 4  # an admin session each while it drops: the server's slots are shared by every run
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get(
