@@ -43,14 +43,11 @@ def telemetry_import_command(
     settings = load_settings()
     engine = serving_engine(settings, process="telemetry import")
     spool = csv_import.RejectSpool() if reject_file else None  # dropped with the process
-    listed: list[csv_import.Reject] = []
+    # The first LISTED bad rows to list by line, the rest counted; all are in the quarantine (and the spool).
+    aside = csv_import.ImportReport()
 
     def on_reject(reject: csv_import.Reject) -> None:
-        # The rest are counted; all are in the quarantine (and the reject file).
-        if len(listed) < csv_import.LISTED:
-            listed.append(reject)
-        if spool is not None:
-            spool.add(reject)
+        aside.add_reject(reject, spool)
 
     try:
         if reject_file:  # fails here rather than after the rows are stored
@@ -70,11 +67,10 @@ def telemetry_import_command(
         raise fail(exc, code=EXIT_ERROR) from None
     except DBAPIError as exc:  # still refused after the import's tries; its note says what is stored
         raise database_failure(settings, exc, doing="import into") from None
-    for reject in listed:
+    for reject in aside.rejects:
         typer.echo(f"line {reject.line}: {display.printable(reject.reason)}", err=True)
-    more = report.passed_on - len(listed)
-    if more:
-        typer.echo(f"… and {more} more (see `servicecast quarantine list`)", err=True)
+    if aside.passed_on:
+        typer.echo(f"… and {aside.passed_on} more (see `servicecast quarantine list`)", err=True)
     if spool is not None and report.passed_on:
         try:
             spool.write(reject_file)
