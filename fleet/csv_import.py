@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import os
 import tempfile
@@ -398,19 +399,33 @@ class ImportRefused(errors.InvalidInput):
         self.report = report
 
 
-def check_reject_file(path: Path, source: Path) -> None:
-    """InvalidInput unless `path` can take the rejects of `source` without losing it; before the import."""
+def check_reject_file(path: Path, source: Path, *, whole: bool = True) -> None:
+    """InvalidInput unless `path` can take the rejects of `source` without losing it; before the import, and
+    without creating or touching it. `whole`: to be written as `write_rejects` writes it whole, beside its
+    target (so that folder must take a new file even when the target exists)."""
     try:
         same = Path(path).samefile(source)
     except OSError:  # one of them does not exist (yet)
         same = False
     if same:
         raise errors.InvalidInput(f"reject file {path} is the file being imported: name another")
-    try:
-        with open(path, "a", encoding="utf-8"):
-            pass
-    except OSError as exc:
-        raise errors.InvalidInput(f"cannot write {path}: {exc.strerror or exc}") from None
+    target = Path(os.path.realpath(path))  # a link's target, existing or not, is what gets written
+    problem = _unwritable(target) if target.exists() else None
+    if problem is None and (whole or not target.exists()):
+        folder = target.parent
+        problem = _unwritable(folder, folder=True) if folder.exists() else errno.ENOENT
+    if problem is not None:
+        raise errors.InvalidInput(f"cannot write {path}: {os.strerror(problem)}")
+
+
+def _unwritable(path: Path, *, folder: bool = False) -> int | None:
+    """The errno writing the file `path` (`folder`: a new file in the folder `path`) would meet, or None."""
+    if path.is_dir() != folder:
+        return errno.ENOTDIR if folder else errno.EISDIR
+    mode = os.W_OK | os.X_OK if folder else os.W_OK
+    # access(2) says whether open(2) would succeed for this user (root included) and on a read-only mount.
+    writable = os.access(path, mode, effective_ids=os.access in os.supports_effective_ids)
+    return None if writable else errno.EACCES
 
 
 def write_rejects(

@@ -51,7 +51,7 @@ def telemetry_import_command(
 
     try:
         if reject_file:  # fails here rather than after the rows are stored
-            csv_import.check_reject_file(reject_file, file)
+            csv_import.check_reject_file(reject_file, file, whole=False)
         columns = csv_import.parse_columns(column)
         overrides = dict(tenant=tenant, kind=kind, time_format=time_format, timezone=timezone)
         cmap = csv_import.load_map(mapping).merged(columns=columns, delimiter=delimiter, **overrides)

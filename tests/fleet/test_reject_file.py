@@ -1,0 +1,80 @@
+"""The reject file of the import CLIs: checked before the import without being created or touched."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from servicecast.cli import app
+from tests.ingest.support import register_fleet
+
+# Each command with a file of one good row and one bad row, and with one whose quoting refuses it whole.
+FILES = {
+    "history": ("tenant,machine,ts,kind,component\n", "acme,m1,2024-01-01T06:00:00Z,failure,pump\n"),
+    "machines": ("tenant,machine\n", "acme,m3\n"),
+    "telemetry": ("tenant,machine,ts,temp\n", "acme,m1,2024-01-01T06:00:00Z,1\n"),
+}
+BAD = {"history": "acme,zz,2024-01-01,failure,p\n", "machines": "acme,bad/id\n", "telemetry": "acme,m1,x,1\n"}
+
+
+@pytest.fixture
+def cli(sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """`servicecast …` on a migrated SQLite file where tenant acme has machines m1 and m2."""
+    register_fleet(sqlite_engine, "acme", ["m1", "m2"])
+    monkeypatch.setenv("SERVICECAST_DATABASE_URL", sqlite_engine.url.render_as_string(hide_password=False))
+    return lambda *args: CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _file(tmp_path, command: str, last: str):  # noqa: ANN001, ANN202
+    header, good = FILES[command]
+    path = tmp_path / f"{command}.csv"
+    path.write_text(header + good + last)
+    return path
+
+
+@pytest.mark.parametrize("command", ["history", "machines"])
+def test_a_dry_run_does_not_create_the_reject_file(cli, tmp_path, command):
+    rejects = tmp_path / "rejects.csv"
+    path = _file(tmp_path, command, BAD[command])
+    done = cli(command, "import", path, "--dry-run", "--reject-file", rejects)
+    assert done.exit_code == 0, done.output
+    assert "1 rejected" in done.stdout
+    assert not rejects.exists()
+
+
+@pytest.mark.parametrize("command", ["history", "machines", "telemetry"])
+def test_a_file_refused_whole_neither_creates_nor_changes_the_reject_file(cli, tmp_path, command):
+    path = _file(tmp_path, command, 'acme,"m2\n')
+    rejects, kept = tmp_path / "rejects.csv", tmp_path / "kept.csv"
+    kept.write_text("the last import's rejects\n")
+    for target in (rejects, kept):
+        done = cli(command, "import", path, "--reject-file", target)
+        assert done.exit_code == 1 and "a quoted field is never closed" in done.stderr, done.output
+    assert not rejects.exists()
+    assert kept.read_text() == "the last import's rejects\n"
+
+
+@pytest.mark.parametrize("command", ["history", "machines", "telemetry"])
+def test_a_reject_file_that_is_a_folder_or_a_link_to_the_imported_file_is_refused(cli, tmp_path, command):
+    path = _file(tmp_path, command, BAD[command])
+    body = path.read_text()
+    done = cli(command, "import", path, "--reject-file", tmp_path)
+    assert done.exit_code == 1 and f"cannot write {tmp_path}: Is a directory" in done.stderr, done.output
+    link = tmp_path / "rejects.csv"
+    link.symlink_to(path)
+    done = cli(command, "import", path, "--reject-file", link)
+    assert done.exit_code == 1 and "is the file being imported" in done.stderr, done.output
+    assert path.read_text() == body
+
+
+@pytest.mark.parametrize("command", ["history", "machines", "telemetry"])
+def test_a_dangling_link_as_reject_file_gets_the_rejects_at_its_target(cli, tmp_path, command):
+    target = tmp_path / "out" / "rejects.csv"
+    target.parent.mkdir()
+    link = tmp_path / "rejects.csv"
+    link.symlink_to(target)
+    done = cli(command, "import", _file(tmp_path, command, BAD[command]), "--reject-file", link)
+    assert done.exit_code == 0, done.output
+    assert target.read_text().startswith("line,reason,")
+    assert link.is_symlink()
