@@ -54,10 +54,7 @@ def _run(
     try:
         report = load(engine, csv_import.parse_columns(column))
     except csv_import.ImportRefused as exc:
-        for reject in exc.report.rejects:
-            typer.echo(f"line {reject.line}: {display.printable(reject.reason)}", err=True)
-        if exc.report.passed_on:
-            typer.echo(f"… and {exc.report.passed_on} more", err=True)
+        echo_rejects(exc.report)
         raise fail(
             f"{display.count(exc.report.rejected, 'bad row')}: nothing imported", code=EXIT_ERROR
         ) from None
@@ -71,6 +68,14 @@ def _run(
         typer.echo(note)
     if report.rejected and report.written:
         typer.echo(f"{display.count(report.rejected, 'bad row')} written to {reject_file}")
+
+
+def echo_rejects(report: csv_import.ImportReport, more: str = "") -> None:
+    """The bad rows `report` keeps, a stderr line each by line number, then how many more (and `more`)."""
+    for reject in report.rejects:
+        typer.echo(f"line {reject.line}: {display.printable(reject.reason)}", err=True)
+    if report.passed_on:
+        typer.echo(f"… and {report.passed_on} more{more}", err=True)
 
 
 def history_import_command(

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import DBAPIError
 
-from fleet import csv_import, display, errors
+from fleet import csv_import, errors
 from fleet.bootstrap import EXIT_ERROR, database_failure, fail, load_settings, serving_engine
 from ingest import telemetry_import
 from ingest.contract import Limits
@@ -67,10 +67,7 @@ def telemetry_import_command(
         raise fail(exc, code=EXIT_ERROR) from None
     except DBAPIError as exc:  # still refused after the import's tries; its note says what is stored
         raise database_failure(settings, exc, doing="import into") from None
-    for reject in aside.rejects:
-        typer.echo(f"line {reject.line}: {display.printable(reject.reason)}", err=True)
-    if aside.passed_on:
-        typer.echo(f"… and {aside.passed_on} more (see `servicecast quarantine list`)", err=True)
+    history_cli.echo_rejects(aside, " (see `servicecast quarantine list`)")
     if spool is not None and report.passed_on:
         try:
             spool.write(reject_file)

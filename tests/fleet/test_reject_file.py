@@ -1,4 +1,5 @@
-"""The reject file of the import CLIs: checked before the import without being created or touched."""
+"""The bad rows of the import CLIs: listed by line, and written to a reject file checked before the import
+without being created or touched."""
 
 from __future__ import annotations
 
@@ -78,3 +79,26 @@ def test_a_dangling_link_as_reject_file_gets_the_rejects_at_its_target(cli, tmp_
     assert done.exit_code == 0, done.output
     assert target.read_text().startswith("line,reason,")
     assert link.is_symlink()
+
+
+@pytest.mark.parametrize(
+    ("command", "more"),
+    [("history", ""), ("machines", ""), ("telemetry", " (see `servicecast quarantine list`)")],
+)
+def test_the_first_50_bad_rows_are_listed_by_line_and_the_rest_counted(cli, tmp_path, command, more):
+    header, good = FILES[command]
+    bad = {
+        "history": "acme,m\x1b{n},2024-01-01T06:00:00Z,failure,pump\n",
+        "machines": "acme,bad/{n}\n",
+        "telemetry": "acme,m1,2024-01-01T06:{n:02}:00Z,n/a\n",
+    }[command]
+    reason = {
+        "history": "machine acme/m\\x1b{n} is not registered (servicecast machines import)",
+        "machines": "machine 'bad/{n}' must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$",
+        "telemetry": "wrong_type: readings.temp must be a number, got str 'n/a'",
+    }[command]
+    path = tmp_path / f"{command}.csv"
+    path.write_text(header + good + "".join(bad.format(n=n) for n in range(52)))
+    done = cli(command, "import", path)
+    listed = "".join(f"line {n + 3}: {reason.format(n=n)}\n" for n in range(50))
+    assert done.stderr.startswith(listed + f"… and 2 more{more}\n"), done.stderr
