@@ -10,7 +10,7 @@ import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from fleet import csv_import, display, errors, history_import, machine_import
+from fleet import csv_import, display, errors
 from fleet.bootstrap import EXIT_ERROR, database_failure, fail, load_settings, serving_engine
 
 history_app = typer.Typer(help="Service history (failures, replacements, maintenance) as labels.")
@@ -95,6 +95,8 @@ def history_import_command(
     """Import FILE's failures, part replacements and maintenance visits as labels (source `import`)."""
 
     def load(engine: Engine, columns: dict[str, str]) -> csv_import.ImportReport:
+        from fleet import history_import  # numpy and pandas: not for the other `machines` commands
+
         overrides = dict(tenant=tenant, kind=kind, time_format=time_format, timezone=timezone)
         cmap = csv_import.load_map(mapping).merged(columns=columns, delimiter=delimiter, **overrides)
         return history_import.import_history(
@@ -123,6 +125,8 @@ def machines_import_command(
     """Register FILE's machines: machine, tenant, machine_type (model), installed or age, site, serial."""
 
     def load(engine: Engine, columns: dict[str, str]) -> csv_import.ImportReport:
+        from fleet import machine_import  # numpy: not for the other `machines` commands
+
         cmap = csv_import.load_map(mapping).merged(
             columns=columns, tenant=tenant, age_at=age_at, delimiter=delimiter
         )

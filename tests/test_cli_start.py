@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import typer
 
+from fleet import credentials
 from servicecast import cli, lazy_commands
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,15 +28,27 @@ print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in {h
 """
 
 
-@pytest.mark.parametrize("command", [["--help"], [], ["check-config"], ["users", "--help"]])
-def test_listing_the_commands_imports_no_library_that_only_some_command_needs(command: list[str]) -> None:
+def _imported(
+    command: list[str], env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, set]:
+    """`servicecast COMMAND` run in a process of its own, and the HEAVY libraries it imported."""
     script = IMPORTED_BY.format(heavy=set(HEAVY))
     done = subprocess.run(
-        [sys.executable, "-c", script, *command], cwd=REPO, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script, *command],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    imported = json.loads(done.stdout.strip().splitlines()[-1])
-    assert imported == [], imported
+    return done, {name.split(".")[0] for name in json.loads(done.stdout.strip().splitlines()[-1])}
+
+
+@pytest.mark.parametrize("command", [["--help"], [], ["check-config"], ["users", "--help"]])
+def test_listing_the_commands_imports_no_library_that_only_some_command_needs(command: list[str]) -> None:
+    _, imported = _imported(command)
+    assert imported == set(), imported
 
 
 def test_the_help_lists_each_lazy_command_as_its_real_command_would(capsys: pytest.CaptureFixture) -> None:
@@ -49,3 +62,14 @@ def test_the_help_lists_each_lazy_command_as_its_real_command_would(capsys: pyte
         shown.append(capsys.readouterr().out)
     assert "customers" in shown[0] and "retention" in shown[0]
     assert shown[0] == shown[1]
+
+
+def test_writing_the_broker_config_imports_no_table_or_array_library(sqlite_engine, tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SERVICECAST_DATABASE_URL": sqlite_engine.url.render_as_string(hide_password=False),
+        "SERVICECAST_MQTT_URL": "mqtt://ingest:secret@127.0.0.1:1883",
+    }
+    done, imported = _imported(["machines", "broker-config", "--out", str(tmp_path / "broker")], env)
+    assert "wrote " in done.stdout and (tmp_path / "broker" / credentials.ACL_FILE).exists(), done.stderr
+    assert not imported & {"pandas", "pyarrow", "numpy"}, sorted(imported)
