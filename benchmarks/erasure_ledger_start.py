@@ -1,14 +1,16 @@
 """What the erasure ledger's check costs each process start, by the number of entries the ledger holds.
 
-nice .venv/bin/python -m benchmarks.erasure_ledger_start 0 100 1000
+nice .venv/bin/python -m benchmarks.erasure_ledger_start 0 100 1000 [--copy]
 
 A migrated SQLite database and a local archive folder whose ledger holds N entries of customers the database
 does not hold (the usual case: every erasure listed, none restored); prints the median of five checks.
+--copy: the same entries in the ledger's copy too (SERVICECAST_ERASURE_LEDGER_COPY, a local folder).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -18,22 +20,27 @@ from pathlib import Path
 
 from fleet import archive, archive_store, erasure_ledger, migrate
 from fleet.db import make_engine
+from fleet.settings import get_settings
 
 
-def median_ms(entries: int) -> float:
+def median_ms(entries: int, *, copy: bool) -> float:
     """The median wall time of `erasure_ledger.check_start` over five runs, in milliseconds."""
     with tempfile.TemporaryDirectory() as tmp:
+        if copy:
+            os.environ["SERVICECAST_ERASURE_LEDGER_COPY"] = str(Path(tmp) / "ledger-copy")
+        get_settings.cache_clear()
         engine = make_engine(f"sqlite:///{tmp}/ledger.db")
         migrate.upgrade(engine)
         root = str(Path(tmp) / "archive")
         where = archive.location(root)
         store = archive_store.checked(engine, where)
-        ledger = Path(where.path(f"{store}/{erasure_ledger.FOLDER}"))
-        ledger.mkdir(parents=True)
         at = datetime.now(UTC).isoformat()
-        for i in range(entries):
-            entry = erasure_ledger.Entry(10_000 + i, at, "0" * 64, f"erased-{i:012x}", at)
-            (ledger / f".{entry.pseudonym}.json").write_text(json.dumps(entry.__dict__))
+        for folder in [Path(tmp) / "archive", Path(tmp) / "ledger-copy"][: 1 + copy]:
+            ledger = folder / store / erasure_ledger.FOLDER
+            ledger.mkdir(parents=True)
+            for i in range(entries):
+                entry = erasure_ledger.Entry(10_000 + i, at, "0" * 64, f"erased-{i:012x}", at)
+                (ledger / f".{entry.pseudonym}.json").write_text(json.dumps(entry.__dict__))
         times = []
         for _ in range(5):
             started = time.perf_counter()
@@ -44,5 +51,7 @@ def median_ms(entries: int) -> float:
 
 
 if __name__ == "__main__":
-    for n in [int(arg) for arg in sys.argv[1:]] or [0, 100, 1000]:
-        print(f"{n} entries: check at start, median of 5: {median_ms(n):.1f} ms")
+    copied = "--copy" in sys.argv
+    for n in [int(arg) for arg in sys.argv[1:] if arg != "--copy"] or [0, 100, 1000]:
+        print(f"{n} entries{' (and the copy)' if copied else ''}: check at start, median of 5: ", end="")
+        print(f"{median_ms(n, copy=copied):.1f} ms")

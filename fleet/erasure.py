@@ -233,6 +233,7 @@ def reapply(engine: Engine, *, by: str, archive_url: str, now: datetime) -> list
     with archive.exclusive(engine, wait=True):
         store = archive_store.checked(engine, where)
         with engine.connect() as conn:
+            erasure_ledger.write_back(conn, where, store)  # each ledger then holds what the other does
             tenants = [tenant for tenant, _ in erasure_ledger.restored(conn, where, store)]
     return [erase(engine, tenant=t, confirm=t, by=by, archive_url=archive_url, now=now) for t in tenants]
 

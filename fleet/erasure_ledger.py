@@ -12,7 +12,14 @@ Parquet readers skip the hidden folder, and no sweep looks in it.
 A database with no store folder yet (put back from before its first archive use) is checked against every
 store folder's ledger, and the folder it draws starts with the entries that list its customers (`carry_over`).
 Each receipt keeps its erasure's entry, so an archive folder put back from an older copy gets the entries
-written since back (`write_back`). Both put back together from before an erasure: nothing can tell.
+written since back (`write_back`).
+
+The database and the archive folder put back together from before an erasure: the archive's ledger cannot
+tell. So the ledger can have a copy, the same folders under SERVICECAST_ERASURE_LEDGER_COPY (a place kept out
+of those backups), written first (an erasure whose copy cannot be written fails before its commit), read with
+it, and each ledger given back the entries the other holds. Still not told: that copy put back too, or lost
+with the others, or unset when the erasure was made (the entries of erasures before it was set come to it from
+the archive's ledger at the next check).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, select
 
 from fleet import archive_location, archive_store, durable, errors
+from fleet.settings import env_name, get_settings
 from fleet.tables import Customer, ErasureReceipt
 
 if TYPE_CHECKING:
@@ -64,50 +72,91 @@ def write(
     durable on return; the entry and its store, for the receipt to keep (`write_back`)."""
     tenant, created_at = _registered(conn, [customer_id])[customer_id]
     entry = Entry(customer_id, created_at, _digest(store, tenant), pseudonym, at.isoformat())
-    _put(where, store, entry)
+    _put_each(where, store, entry)
     return {"store": store, **entry.__dict__}
 
 
-def _put(where: Location, store: str, entry: Entry) -> None:
-    """Write `entry` into the ledger of `store`; durable on return."""
-    durable.write(where.fs, _path(where, store, entry), json.dumps(entry.__dict__).encode(), root=where.root)
+def _ledgers(where: Location) -> list[Location]:
+    """The ledgers beside the archive at `where`: the copy first when set, so that an erasure whose copy
+    cannot be written fails before the archive's ledger names it."""
+    copy = get_settings().erasure_ledger_copy
+    return [where] if copy is None else [archive_location.location(copy), where]
+
+
+def _put_each(where: Location, store: str, entry: Entry) -> None:
+    """Write `entry` into every ledger of `store`; durable on return."""
+    for ledger in _ledgers(where):
+        _put(ledger, store, entry, archive=where)
+
+
+def _put(ledger: Location, store: str, entry: Entry, *, archive: Location) -> None:
+    """Write `entry` into the ledger of `store` at `ledger` (the archive's or the copy); durable on return."""
+    path = _path(ledger, store, entry)
+    try:
+        durable.write(ledger.fs, path, json.dumps(entry.__dict__).encode(), root=ledger.root)
+    except OSError as exc:
+        if ledger is archive:
+            raise
+        # Its storage is not the archive's: the reader's words seldom say which setting names it.
+        raise OSError(
+            f"the erasure ledger's copy ({env_name('erasure_ledger_copy')}) cannot be written at {path}: "
+            f"{exc.strerror or exc}"
+        ) from exc
 
 
 def _path(where: Location, store: str, entry: Entry) -> str:
-    return where.path(f"{store}/{FOLDER}/.{entry.pseudonym}.json")  # hidden as its folder, to Parquet readers
+    return where.path(f"{store}/{FOLDER}/{_name(entry)}")
 
 
-def write_back(conn: Connection, where: Location, store: str) -> list[str]:
-    """Write again the entries of this database's erasures that the ledger of `store` lacks (its archive
-    folder put back from a copy older than them); their pseudonyms."""
-    kept = [k for k in conn.scalars(select(ErasureReceipt.ledger)) if k and k["store"] == store]
-    if not kept:
-        return []
-    folder = where.path(f"{store}/{FOLDER}")
-    present = set(where.fs.find(folder)) if where.fs.exists(folder) else set()
-    lost = [Entry(**{k: v for k, v in e.items() if k != "store"}) for e in kept]
-    lost = [e for e in lost if _path(where, store, e) not in present]
-    for entry in lost:
-        _put(where, store, entry)
-    return [entry.pseudonym for entry in lost]
+def _name(entry: Entry) -> str:
+    """The file name of an erasure's entry, the same in every store folder and ledger."""
+    return f".{entry.pseudonym}.json"  # hidden as its folder, to Parquet readers
+
+
+def write_back(conn: Connection, where: Location, store: str) -> None:
+    """Write again into each ledger of `store` the entries of this database's erasures it lacks (its folder
+    put back from a copy older than them) and those the other ledger holds (a copy newly set, or one ledger
+    put back alone), each ledger with a warning naming them."""
+    ledgers = _ledgers(where)
+    held = {ledger: _held(ledger, store) for ledger in ledgers}
+    kept = [_entry(e) for e in conn.scalars(select(ErasureReceipt.ledger)) if e and e["store"] == store]
+    for ledger in ledgers:
+        lost = {_name(entry): entry for entry in kept if _name(entry) not in held[ledger]}
+        for other in ledgers:  # read only the files this one lacks
+            missing = held[other].keys() - held[ledger].keys() - lost.keys()
+            lost |= {name: _read(other, held[other][name]) for name in sorted(missing)}
+        for entry in lost.values():
+            _put(ledger, store, entry, archive=where)
+        if lost:
+            log.warning(
+                "the erasure ledger %s lacked the entries of erasures %s (put back from an older copy, or "
+                "set since?): written again from this database's receipts%s",
+                ledger.path(f"{store}/{FOLDER}"),
+                ", ".join(entry.pseudonym for entry in lost.values()),
+                " and the other ledger" if len(ledgers) > 1 else "",
+            )
+
+
+def _entry(kept: dict) -> Entry:
+    """The entry a receipt keeps (`write`'s dict, without its store)."""
+    return Entry(**{k: v for k, v in kept.items() if k != "store"})
 
 
 def carry_over(conn: Connection, where: Location, store: str) -> None:
-    """Write into the ledger of `store`, this database's store folder being drawn, the entries of the other
-    store folders at the root that list its customers: a database put back from a copy older than its first
+    """Write into the ledgers of `store`, this database's store folder being drawn, the entries of the other
+    store folders at their roots that list its customers: a database put back from a copy older than its first
     archive use draws a store id of its own, and the erasures the ledger of its original's id records must
     still be told (it could archive, erase another customer or be reapplied first)."""
     for tenant, entry in restored(conn, where, None):
-        _put(where, store, replace(entry, tenant_sha256=_digest(store, tenant)))
+        _put_each(where, store, replace(entry, tenant_sha256=_digest(store, tenant)))
 
 
-def entries(where: Location, store: str) -> list[Entry]:
-    """The erasures the ledger of `store` records, oldest first."""
+def _held(where: Location, store: str) -> dict[str, str]:
+    """The path of each entry in the ledger of `store` at `where`, by its file name."""
     folder = where.path(f"{store}/{FOLDER}")
     if not where.fs.exists(folder):
-        return []
-    found = [_read(where, p) for p in where.fs.find(folder) if p.endswith(".json")]
-    return sorted(found, key=lambda e: e.at)
+        return {}
+    return {path.rsplit("/", 1)[-1]: path for path in where.fs.find(folder) if path.endswith(".json")}
 
 
 def _read(where: Location, path: str) -> Entry:
@@ -122,16 +171,23 @@ def _read(where: Location, path: str) -> Entry:
         # Fails closed: the erasure it records cannot be checked, so nothing may archive past it.
         raise errors.ErasureLedgerUnreadable(
             f"the erasure ledger file {path} cannot be read ({exc}); nothing was archived or deleted: put it "
-            "back from a backup of the archive folder"
+            "back from a backup of its folder"
         ) from exc
     return entry
 
 
 def restored(conn: Connection, where: Location, store: str | None) -> list[tuple[str, Entry]]:
     """(tenant, ledger entry) of each customer in the database that the ledger of `store` lists as erased;
-    with no `store` (before the database's first archive use), that the ledger of any store folder lists."""
-    stores = [store] if store is not None else _stores(where)
-    listed = {(e.customer_id, e.created_at, e.tenant_sha256): e for s in stores for e in entries(where, s)}
+    with no `store` (before the database's first archive use), that the ledger of any store folder lists; the
+    copy's ledgers are read too."""
+    ledgers = _ledgers(where)
+    stores = [store] if store is not None else sorted({s for ledger in ledgers for s in _stores(ledger)})
+    files = {}  # each erasure's file once: the archive's, else the copy's (`write_back` makes them one)
+    for s in stores:
+        for ledger in reversed(ledgers):
+            files |= {(s, n): (ledger, path) for n, path in _held(ledger, s).items() if (s, n) not in files}
+    read = sorted((_read(ledger, path) for ledger, path in files.values()), key=lambda e: e.at)
+    listed = {(e.customer_id, e.created_at, e.tenant_sha256): e for e in read}  # the newest per customer
     if not listed:
         return []
     found = _registered(conn, sorted({i for i, _, _ in listed})).items()
@@ -163,16 +219,10 @@ def check(
     with engine.connect() as conn:
         store = archive_store.folder_in(conn)
         found = restored(conn, where, store)
-        lost = write_back(conn, where, store) if store else []
+        if store:
+            write_back(conn, where, store)
         begun = _begun(conn, found) if unfinished_ok and found else set()
     found = [(tenant, entry) for tenant, entry in found if tenant not in begun]
-    if lost:
-        log.warning(
-            "the archive's erasure ledger %s lacked the entries of erasures %s (the archive folder put back "
-            "from an older copy?): written again from this database's receipts",
-            where.path(f"{store}/{FOLDER}"),
-            ", ".join(lost),
-        )
     if found:
         named = ", ".join(f"{tenant} (erased {entry.at} as {entry.pseudonym})" for tenant, entry in found)
         raise errors.ErasureUndone(

@@ -22,7 +22,9 @@ ENV_PREFIX = "SERVICECAST_"
 DEFAULT_DATABASE_URL = "sqlite:///var/servicecast.db"
 MAX_DAYS = 36_525  # a century: more days than this before now fall out of the calendar (1e9 days)
 PARTITION_LOCK_TIMEOUT_S = 5.0  # the default of `partition_lock_timeout_s`, for callers without settings
-SECRET_FIELDS = frozenset({"mqtt_url", "database_url", "smtp_url", "webhook_url", "archive_url"})
+SECRET_FIELDS = frozenset(
+    {"mqtt_url", "database_url", "smtp_url", "webhook_url", "archive_url", "erasure_ledger_copy"}
+)
 HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*")
 
 
@@ -149,6 +151,9 @@ class Settings(BaseSettings):
     # A folder, file://, or an fsspec URL whose package is installed (s3://bucket/prefix needs s3fs). memory://
     # passes here but an archive run refuses it: its files would end with the process.
     archive_url: str = "var/archive"
+    # A second erasure ledger (fleet/erasure_ledger.py), a folder or a URL as the archive takes, kept out of
+    # the backups of the database and the archive: erasures outlive restoring both from one old backup.
+    erasure_ledger_copy: str | None = None
     # PostgreSQL: how long an archive or retention run's partition DDL waits for a table a writer or reader
     # holds before it leaves that week to a later run (meanwhile later readers and writers queue behind it).
     partition_lock_timeout_s: float = Field(default=PARTITION_LOCK_TIMEOUT_S, ge=0.1, le=600)
@@ -175,8 +180,10 @@ class Settings(BaseSettings):
         base = self.home or Path.cwd()
         # Through __dict__: the demo tells a database it was given from its own by `model_fields_set`.
         self.__dict__["database_url"] = sqlite_url_from(base, self.database_url)
-        if "://" not in self.archive_url and not Path(self.archive_url).is_absolute():
-            self.__dict__["archive_url"] = str(base / self.archive_url)
+        for name in ("archive_url", "erasure_ledger_copy"):
+            url = getattr(self, name)
+            if url and "://" not in url and not Path(url).is_absolute():
+                self.__dict__[name] = str(base / url)
         return self
 
     @field_validator("demo_step_s")
@@ -220,6 +227,17 @@ class Settings(BaseSettings):
     @classmethod
     def _archive_url(cls, value: str, info: ValidationInfo) -> str:
         check_archive_url(value, base=info.data.get("home") or Path.cwd())
+        return value
+
+    @field_validator("erasure_ledger_copy")
+    @classmethod
+    def _erasure_ledger_copy(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:
+            return None
+        base = info.data.get("home") or Path.cwd()
+        check_archive_url(value, base=base, what="the erasure ledger's copy")
+        if "archive_url" in info.data:  # else that one is reported
+            _check_outside(value, info.data["archive_url"], base=base)
         return value
 
     @field_validator("mqtt_url")
@@ -350,11 +368,11 @@ def check_database_url(url: str) -> None:
         ) from None
 
 
-def check_archive_url(url: str, *, base: Path) -> None:
-    """ValueError unless `archive.location` can open `url`: a path (read against `base`) that is a folder or
-    can be made one, or an fsspec URL (chained by ::) whose every scheme's filesystem imports."""
+def check_archive_url(url: str, *, base: Path, what: str = "the archive") -> None:
+    """ValueError unless `archive.location` can open `url` (`what`): a path (read against `base`) that is
+    a folder or can be made one, or an fsspec URL (chained by ::) whose every scheme's filesystem imports."""
     if "://" not in url or url.startswith("file://"):
-        _check_folder(base / url.removeprefix("file://"))
+        _check_folder(base / url.removeprefix("file://"), what=what)
         return
     import fsspec  # here: most processes that load settings never touch the archive
 
@@ -363,19 +381,37 @@ def check_archive_url(url: str, *, base: Path) -> None:
             fsspec.get_filesystem_class(scheme)
         except (ImportError, ValueError) as exc:
             raise ValueError(  # not the URL: it may hold a storage key
-                f"cannot use the scheme {scheme}:// ({exc}); the archive takes a folder, file:// or an "
+                f"cannot use the scheme {scheme}:// ({exc}); {what} takes a folder, file:// or an "
                 "fsspec URL whose package is installed (s3:// needs s3fs, gs:// gcsfs, abfs:// adlfs)"
             ) from None
 
 
-def _check_folder(path: Path) -> None:
+def _check_folder(path: Path, *, what: str) -> None:
     """ValueError when `path`, or the nearest of its parents that exists, is not a folder: a file there would
     fail every archive write, and every read as a damaged archive month."""
     for at in [path, *path.parents]:
         if at.exists():
             if not at.is_dir():
-                raise ValueError(f"{at} is not a folder; the archive is a folder of Parquet files")
+                raise ValueError(f"{at} is not a folder; {what} must be a folder")
             return
+
+
+def _check_outside(copy: str, archive_url: str, *, base: Path) -> None:
+    """ValueError when the erasure ledger's copy is the archive or lies in it: a restore of the archive would
+    put the copy back with it, and then it would tell nothing."""
+    inner, outer = (_where(url, base) for url in (copy, archive_url))
+    if inner == outer or inner.startswith(outer.rstrip("/") + "/"):
+        raise ValueError(
+            f"is the archive or a folder in it ({redact_url(archive_url)}): keep it outside the backups of "
+            "the archive and the database, or a restore puts it back with them"
+        )
+
+
+def _where(url: str, base: Path) -> str:
+    """`url` as a comparable place: a local path resolved against `base`, any other URL as it is."""
+    if "://" not in url or url.startswith("file://"):
+        return str((base / url.removeprefix("file://")).resolve())
+    return url.rstrip("/")
 
 
 def sqlite_url_from(base: Path, url: str) -> str:
