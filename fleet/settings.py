@@ -236,6 +236,10 @@ class Settings(BaseSettings):
             return None
         base = info.data.get("home") or Path.cwd()
         check_archive_url(value, base=base, what="the erasure ledger's copy")
+        if value.startswith("memory://"):
+            raise ValueError(
+                "memory:// keeps files in each process's memory only, and a copy there tells nothing"
+            )
         if "archive_url" in info.data:  # else that one is reported
             _check_outside(value, info.data["archive_url"], base=base)
         return value

@@ -172,10 +172,18 @@ def test_unset_the_erasure_writes_nowhere_but_the_archive(engine, database_url, 
     assert len(list(url.rglob(f"{erasure_ledger.FOLDER}/*.json"))) == 1
 
 
-@pytest.mark.parametrize("copy", ["{archive}", "{archive}/ledger", "file://{archive}/x/../ledger"])
-def test_a_copy_in_the_archive_is_refused_at_start(tmp_path, copy):
+@pytest.mark.parametrize(
+    ("copy", "why"),
+    [
+        ("{archive}", "is the archive or a folder in it"),
+        ("{archive}/ledger", "is the archive or a folder in it"),
+        ("file://{archive}/x/../ledger", "is the archive or a folder in it"),
+        ("memory://ledger", "keeps files in each process's memory only"),
+    ],
+)
+def test_a_copy_in_the_archive_or_in_memory_is_refused_at_start(tmp_path, copy, why):
     archive_url = str(tmp_path / "archive")
-    with pytest.raises(ValidationError, match="is the archive or a folder in it"):
+    with pytest.raises(ValidationError, match=why):
         Settings(archive_url=archive_url, erasure_ledger_copy=copy.format(archive=archive_url))
     beside = Settings(archive_url=archive_url, erasure_ledger_copy="ledger", home=tmp_path)
     assert beside.erasure_ledger_copy == str(tmp_path / "ledger")
