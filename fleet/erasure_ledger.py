@@ -156,7 +156,9 @@ def _held(where: Location, store: str) -> dict[str, str]:
     folder = where.path(f"{store}/{FOLDER}")
     if not where.fs.exists(folder):
         return {}
-    return {path.rsplit("/", 1)[-1]: path for path in where.fs.find(folder) if path.endswith(".json")}
+    # A flat folder: its names without a stat each (`find` stats every file, 10,000 of them at each start).
+    names = where.fs.ls(folder, detail=False)
+    return {path.rsplit("/", 1)[-1]: path for path in names if path.endswith(".json")}
 
 
 def _read(where: Location, path: str) -> Entry:
