@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, func, make_url, select
 from typer.testing import CliRunner
 
-from fleet import archive, archive_store, erasure, erasure_ledger, retention
+from fleet import archive, archive_store, erasure, erasure_ledger, errors, retention
 from fleet.settings import Settings, get_settings
 from fleet.tables import Base, Customer, WorkflowEvent
 from servicecast.cli import app
@@ -89,6 +89,12 @@ def test_a_database_and_archive_put_back_together_from_before_an_erasure_are_tol
         assert ran.exit_code == 1 and len(refused) == 1 and re.search(UNDONE, refused[0]), ran.output
         with restored.connect() as conn:
             assert _counts(conn) == before
+        assert support.archived_files(str(url)) == files
+        later = support.START + timedelta(days=5)
+        with pytest.raises(errors.ErasureUndone, match=UNDONE):  # the old code: acme's rows archived again
+            archive.run(restored, url=str(url), before=later)
+        with pytest.raises(errors.ErasureUndone, match=UNDONE):
+            retention.run(restored, settings=get_settings(), now=later)
         assert support.archived_files(str(url)) == files
 
         again = CliRunner().invoke(app, ["customers", "erase", "--reapply"])
