@@ -10,7 +10,7 @@ groups, error codes (`events`), history rows, and hostile files (one 100 MB line
 over many lines; every row rejected, `bad_file` with `--reject-file`; `bomb`, a Parquet file of a few KB
 holding a 300 MiB text; history rows all rejected, `history_bad` with `--reject-file` as every history
 case, `history_refused` without: the file refused; machine rows all rejected but the first, `machines_bad`
-with `--reject-file`, `machines_refused` without).
+with `--reject-file`, `machines_refused` without; `machines`, every machine row good).
 """
 
 from __future__ import annotations
@@ -136,6 +136,16 @@ def machines_csv(path: Path, rows: int) -> Path:
     return path
 
 
+def good_machines_csv(path: Path, rows: int) -> Path:
+    """`rows` machines (m0 … registered already among them), each with a commissioning date, type, site and
+    serial: what `machines import` holds until it registers them."""
+    with open(path, "w", newline="") as out:
+        out.write("machine,installed,machine_type,site,serial\n")
+        for i in range(rows):
+            out.write(f"m{i},2020-01-{i % 28 + 1:02},model{i % 4},site{i % 50},SN{i:09}\n")
+    return path
+
+
 def main() -> None:
     """Build the files once, run every case with each checkout's code, print the figures."""
     parser = argparse.ArgumentParser(
@@ -145,6 +155,7 @@ def main() -> None:
     parser.add_argument("--history-rows", type=int, default=200_000)
     parser.add_argument("--events-rows", type=int, default=200_000)
     parser.add_argument("--bad-rows", type=int, default=200_000, help="rows of the file every row of is bad")
+    parser.add_argument("--machine-rows", type=int, default=200_000, help="rows of the file of good machines")
     parser.add_argument("--row-group", type=int, default=100_000)
     parser.add_argument(
         "--code", action="append", help="NAME=CHECKOUT to run (e.g. a `git worktree` of an older commit)"
@@ -199,6 +210,11 @@ def main() -> None:
         makers |= dict.fromkeys(  # the same file, with a reject file and without
             ("machines_bad", "machines_refused"),
             lambda: (machines_csv(folder / "mb.csv", args.bad_rows), args.bad_rows + 1, "machines"),
+        )
+        makers["machines"] = lambda: (
+            good_machines_csv(folder / "m.csv", args.machine_rows),
+            args.machine_rows,
+            "machines",
         )
         results = []
         for case in args.cases.split(","):

@@ -9,6 +9,7 @@ import os
 import tempfile
 import tomllib
 import zlib
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -340,6 +341,15 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise errors.InvalidInput(f"unknown time zone {name!r}") from None
+
+
+def repeated(hashes: array) -> set[int]:
+    """The hashes that stand more than once in `hashes` (of an import's keys, 8 bytes each rather than the
+    key): the keys that may be given twice, or collide, and so are the only ones to keep by line."""
+    import numpy as np  # here: the `machines` commands import this module, most of them with no file to read
+
+    ordered = np.sort(np.frombuffer(hashes, dtype=np.int64))
+    return set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from contextlib import closing, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import Engine
 
 from fleet import csv_import, display, errors, labels, machine_types, registration
@@ -60,12 +59,6 @@ def _parse(line: int, row: dict, mapping: ColumnMap, source: str, latest: dateti
     }
 
 
-def _twice(hashes: array) -> set[int]:
-    """The hashes that stand more than once in `hashes`: the keys that may be given twice (or collide)."""
-    ordered = np.sort(np.frombuffer(hashes, dtype=np.int64))
-    return set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
-
-
 def _key(label: dict) -> tuple:
     return (label["key"], label["ts"], label["kind"], label["component"])
 
@@ -113,7 +106,7 @@ def import_history(
         if isinstance(p, dict):
             machines.add(p["key"])
             hashes.append(hash(_key(p)))
-    twice, hashes = _twice(hashes), array("q")
+    twice, hashes = csv_import.repeated(hashes), array("q")
     # Looks the machines up, then writes: on SQLite the transaction holds the write lock from BEGIN.
     with (
         closing(RejectSpool()) if reject_file is not None and not dry_run else nullcontext() as spool,

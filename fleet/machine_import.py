@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
 from contextlib import closing, nullcontext
 from datetime import date, datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
 from fleet import contract, csv_import, errors, machine_types, registration, type_checks
 from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject, RejectSpool
+from fleet.db import for_writing
 from fleet.tables import Customer, DataUseGrant, Machine, Site
 
 _DAYS_PER_YEAR = 365.25
+BATCH = 5000  # machines held at once: looked up and registered together
 # Characters each optional field may have: 64, or less where the column is narrower (PostgreSQL refuses more).
 _WIDTHS = {
     name: min(64, column.type.length)
@@ -94,8 +96,10 @@ def import_machines(
 
     Bad rows refuse the whole file (ImportRefused: their count, the first LISTED lines and reasons) unless
     `reject_file` is given, as for history imports: then the good rows are registered and the bad ones written
-    there in line order, before the registration commits. A dry run writes nothing. Bad rows wait in a
-    temporary file (RejectSpool), not in memory.
+    there in line order, before the registration commits. A dry run writes nothing. The file is read twice
+    rather than held: for its customers and sites, then for its machines, registered BATCH at a time in one
+    transaction, bad rows waiting in a temporary file (RejectSpool); a file to refuse is refused before
+    anything is written.
     """
     registration.check_purposes(purposes)  # a dry run refuses what the import would
     if mapping.age_at:
@@ -105,58 +109,120 @@ def import_machines(
             raise errors.InvalidInput(f"age_at {mapping.age_at!r} is not a date") from None
     if reject_file is not None:
         csv_import.check_reject_file(reject_file, path)
+    first_read = ImportReport()  # of the rows the first read finds bad
+    owners, twice = _survey(path, mapping, first_read)
+    registration.site_zones(owners)  # two zones for one site refuse the file, a dry run too
+    if reject_file is None and first_read.rejected and not twice:  # no machine given again: all known
+        raise ImportRefused(path, first_read)
+    if reject_file is None and twice:
+        _refuse_bad_rows(path, mapping, twice)  # before anything is written
     report = ImportReport()
-    with closing(RejectSpool()) if reject_file is not None and not dry_run else nullcontext() as spool:
-        good, first_line = _read(path, mapping, report, spool)
-        if report.rejected and reject_file is None:
+    with (
+        closing(RejectSpool()) if reject_file is not None and not dry_run else nullcontext() as spool,
+        (engine if dry_run else for_writing(engine)).begin() as conn,
+    ):
+        add = None
+        if not dry_run:
+            add = registration.registrar(
+                conn,
+                owners,
+                purposes={owner["tenant"]: tuple(purposes) for owner in owners},
+                granted_by=f"import:{Path(path).name}"[: DataUseGrant.granted_by.type.length],
+            )
+        batch: list[dict] = []
+        types: Counter[str] = Counter()
+        for line, row, machine in _machines(path, mapping, twice):
+            report.rows += 1
+            if isinstance(machine, str):
+                report.add_reject(Reject(line, machine, row), spool)  # in line order
+                continue
+            batch.append(machine)
+            types.update([machine["machine_type"]] if machine.get("machine_type") else [])
+            if len(batch) == BATCH:
+                report.existing += _register(conn, batch, add)
+                batch = []
+        report.existing += _register(conn, batch, add)
+        if report.rejected and reject_file is None:  # the file changed since: rolled back
             raise ImportRefused(path, report)
-        with engine.connect() as conn:
-            report.existing = len(registration.lookup_machines(conn, list(first_line)))
-            report.notes += undefined_types(conn, good)
-        report.new = len(good) - report.existing
-        if dry_run:
-            return report
-        tenants = {row["tenant"] for row in good}
-        registration.register_machines(
-            engine=engine,
-            machines=good,
-            purposes={t: tuple(purposes) for t in tenants},
-            granted_by=f"import:{Path(path).name}"[: DataUseGrant.granted_by.type.length],
+        report.notes += type_notes(conn, types)
+        if spool is not None and report.rejected:
             # Once the machines are written, before the commit: no silent half-import; a write refused
             # before this point leaves the reject file as it was.
-            before_commit=partial(spool.write, reject_file, whole=True) if report.rejected else None,
-        )
-    report.written = True
+            spool.write(reject_file, whole=True)
+    report.new = report.rows - report.rejected - report.existing
+    report.written = not dry_run
     return report
 
 
-def _read(
-    path: Path, mapping: ColumnMap, report: ImportReport, spool: RejectSpool | None
-) -> tuple[list[dict], dict[tuple[str, str], int]]:
-    """The file's good machines and the line of each (tenant, machine); each row counted in `report`, each
-    bad one rejected there (and to `spool`) in line order."""
-    good, first_line = [], {}
-    required = ("machine",) + (() if mapping.tenant else ("tenant",))
-    for line, row in csv_import.read_rows(path, mapping, required=required, fields=csv_import.MACHINE_FIELDS):
+def _refuse_bad_rows(path: Path, mapping: ColumnMap, twice: set[int]) -> None:
+    """ImportRefused if the file has a bad row or a machine given again (the first LISTED by line)."""
+    report = ImportReport()
+    for line, row, machine in _machines(path, mapping, twice):
         report.rows += 1
+        if isinstance(machine, str):
+            report.add_reject(Reject(line, machine, row), None)
+    if report.rejected:
+        raise ImportRefused(path, report)
+
+
+def _register(conn: Connection, batch: list[dict], add: Callable[[list], None] | None) -> int:
+    """How many of `batch` are registered already; `add` registers the others (None: a dry run)."""
+    existing = len(registration.lookup_machines(conn, [(m["tenant"], m["machine"]) for m in batch]))
+    if add is not None and batch:
+        add(batch)
+    return existing
+
+
+def _survey(path: Path, mapping: ColumnMap, first_read: ImportReport) -> tuple[list[dict], set[int]]:
+    """What the file's good rows share rather than each machine: their customers and sites (the owners that
+    `registration.registrar` takes), and the hashes of the (tenant, machine) keys that stand twice; each
+    row counted in `first_read`, each bad one rejected there."""
+    owners: dict[tuple, dict] = {}
+    hashes = array("q")
+    for line, row in _rows(path, mapping):
+        first_read.rows += 1
         try:
-            parsed = _parse(row, mapping)
+            machine = _parse(row, mapping)
         except ValueError as exc:
-            report.add_reject(Reject(line, str(exc), row), spool)
+            first_read.add_reject(Reject(line, str(exc), row), None)
             continue
-        key = (parsed["tenant"], parsed["machine"])
+        owner = {k: machine[k] for k in ("tenant", "customer_name", "site", "site_timezone") if k in machine}
+        key = tuple(owner.items())
+        owners[key] = owners.pop(key, owner)  # moved to the end: the last customer_name given wins
+        hashes.append(hash((machine["tenant"], machine["machine"])))
+    return list(owners.values()), csv_import.repeated(hashes)
+
+
+def _machines(path: Path, mapping: ColumnMap, twice: set[int]) -> Iterator[tuple[int, dict, dict | str]]:
+    """(line, row, machine) of each row of the file; for a bad row, or a machine given again, the reason."""
+    first_line: dict[tuple[str, str], int] = {}  # of the keys whose hash stands twice only
+    for line, row in _rows(path, mapping):
+        try:
+            machine = _parse(row, mapping)
+        except ValueError as exc:
+            yield line, row, str(exc)
+            continue
+        key = (machine["tenant"], machine["machine"])
         if key in first_line:
-            reason = f"same tenant and machine as line {first_line[key]}"
-            report.add_reject(Reject(line, reason, row), spool)
+            yield line, row, f"same tenant and machine as line {first_line[key]}"
             continue
-        first_line[key] = line
-        good.append(parsed)
-    return good, first_line
+        if hash(key) in twice:
+            first_line[key] = line
+        yield line, row, machine
+
+
+def _rows(path: Path, mapping: ColumnMap) -> Iterator[tuple[int, dict]]:
+    required = ("machine",) + (() if mapping.tenant else ("tenant",))
+    return csv_import.read_rows(path, mapping, required=required, fields=csv_import.MACHINE_FIELDS)
 
 
 def undefined_types(conn: Connection, machines: list[dict]) -> list[str]:
     """A note per machine type of `machines` that has no definition yet (a typo, or types not applied)."""
-    counts = Counter(m["machine_type"] for m in machines if m.get("machine_type"))
+    return type_notes(conn, Counter(m["machine_type"] for m in machines if m.get("machine_type")))
+
+
+def type_notes(conn: Connection, counts: Counter[str]) -> list[str]:
+    """A note per machine type counted in `counts` (machines of it) that has no definition yet."""
     known = machine_types.defined(conn, list(counts))
     return [
         f"note: machine type {name!r}{f' ({n} machines)' if n > 1 else ''} is not defined yet: "

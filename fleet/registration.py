@@ -52,34 +52,53 @@ def register_machines(
     records = list(machines)
     for row in records:
         check_key(str(row["tenant"]), str(row["machine"]))
-    zones = site_zones(records)
-    purposes = purposes or {}
-    check_purposes(p for wanted in purposes.values() for p in wanted)
-    tenants = sorted({str(row["tenant"]) for row in records})
     with engine.begin() as conn:
-        names = {str(r["tenant"]): str(r["customer_name"]) for r in records if r.get("customer_name")}
-        new = _customers(conn, tenants, names, first_sight)
-        customer_ids = _customer_ids(conn, tenants)
-        grants = [
-            {"customer_id": customer_ids[t], "purpose": p, "granted_by": granted_by, "assumed": first_sight}
-            for t in sorted(new)
-            for p in PURPOSES
-            if p == "service" or p in purposes.get(t, ())
-        ]
-        if grants:
-            conn.execute(DataUseGrant.__table__.insert(), grants)
-            conn.execute(
-                WorkflowEvent.__table__.insert(),
-                _audit_rows(new, customer_ids, grants, granted_by, first_sight),
-            )
-        site_ids = _sites(conn, records, customer_ids, zones)
-        rows = [_machine(row, customer_ids, site_ids, first_sight) for row in records]
-        for i in range(0, len(rows), _CHUNK):
-            _insert_missing(conn, Machine, rows[i : i + _CHUNK], ["customer_id", "code"])
+        add = registrar(conn, records, purposes=purposes, granted_by=granted_by, first_sight=first_sight)
+        add(records)
         ids = lookup_machines(conn, [(str(r["tenant"]), str(r["machine"])) for r in records])
         if before_commit is not None:
             before_commit()
         return ids
+
+
+def registrar(
+    conn: Connection,
+    owners: list[Mapping[str, object]],
+    *,
+    purposes: Mapping[str, Collection[str]] | None = None,
+    granted_by: str = display.SYSTEM_ACTOR,
+    first_sight: bool = False,
+) -> Callable[[list[Mapping[str, object]]], None]:
+    """Add on `conn` the customers and sites that `owners` name (rows as `register_machines` takes, of which
+    tenant, customer_name, site and site_timezone are read) and return what adds their machines, a batch at
+    a time, in the same transaction: a file's machines need not be held at once."""
+    zones = site_zones(owners)
+    purposes = purposes or {}
+    check_purposes(p for wanted in purposes.values() for p in wanted)
+    tenants = sorted({str(row["tenant"]) for row in owners})
+    names = {str(r["tenant"]): str(r["customer_name"]) for r in owners if r.get("customer_name")}
+    new = _customers(conn, tenants, names, first_sight)
+    customer_ids = _customer_ids(conn, tenants)
+    grants = [
+        {"customer_id": customer_ids[t], "purpose": p, "granted_by": granted_by, "assumed": first_sight}
+        for t in sorted(new)
+        for p in PURPOSES
+        if p == "service" or p in purposes.get(t, ())
+    ]
+    if grants:
+        conn.execute(DataUseGrant.__table__.insert(), grants)
+        conn.execute(
+            WorkflowEvent.__table__.insert(),
+            _audit_rows(new, customer_ids, grants, granted_by, first_sight),
+        )
+    site_ids = _sites(conn, owners, customer_ids, zones)
+
+    def add(machines: list[Mapping[str, object]]) -> None:
+        rows = [_machine(row, customer_ids, site_ids, first_sight) for row in machines]
+        for i in range(0, len(rows), _CHUNK):
+            _insert_missing(conn, Machine, rows[i : i + _CHUNK], ["customer_id", "code"])
+
+    return add
 
 
 def _audit_rows(

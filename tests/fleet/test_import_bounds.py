@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import Engine, select
@@ -25,6 +26,7 @@ from tests.ingest.support import register_fleet
 
 LONG = 4 * csv_import.MAX_LINE  # characters of the hostile cell: a few MB, four times the bound
 BOUND = 2**16  # a bound far below the line's length: what the reader holds is seen apart from the line
+T = TypeVar("T")
 
 
 def write(path: Path, *lines: str) -> Path:
@@ -230,15 +232,28 @@ def test_history_in_batches_stores_what_one_batch_does_and_a_bad_row_after_them_
     assert stored[0].equals(stored[1]) and len(stored[0]) == 7
 
 
-def _cli_peak(cli: CliRunner, args: list[str]) -> tuple[int, object]:
-    """Peak traced bytes of a command, and its result."""
+def traced(call: Callable[[], T]) -> tuple[int, T]:
+    """Peak traced bytes of `call()`, and what it returned."""
     tracemalloc.start()
     try:
-        done = cli.invoke(app, args)
-        peak = tracemalloc.get_traced_memory()[1]
+        result = call()
+        return tracemalloc.get_traced_memory()[1], result
     finally:
         tracemalloc.stop()
-    return peak, done
+
+
+def peaks(measure: Callable[[int], tuple[int, T]]) -> tuple[int, int, T]:
+    """The peaks `measure(rows)` gives for 1,000 and 4,000 rows (200 before them: caches and imports warmed
+    up), and what it gave for the 4,000."""
+    measure(200)
+    few, _ = measure(1000)
+    many, result = measure(4000)
+    return few, many, result
+
+
+def _cli_peak(cli: CliRunner, args: list[str]) -> tuple[int, object]:
+    """Peak traced bytes of a command, and its result."""
+    return traced(partial(cli.invoke, app, args))
 
 
 def _bad_rows_peak(cli: CliRunner, folder: Path, rows: int) -> tuple[int, object]:
@@ -419,23 +434,22 @@ def _history_peak(engine: Engine, folder: Path, rows: int, **options: object) ->
         ),
     )
     mapping = ColumnMap(tenant="acme")
-    tracemalloc.start()
-    try:
-        report = history_import.import_history(
-            engine=engine, path=path, mapping=mapping, batch_size=500, **options
+    return traced(
+        partial(
+            history_import.import_history,
+            engine=engine,
+            path=path,
+            mapping=mapping,
+            batch_size=500,
+            **options,
         )
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return peak, report
+    )
 
 
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_a_history_import_holds_no_key_per_label(sqlite_engine, tmp_path, dry_run):
     register_fleet(sqlite_engine, "acme", ["m1"])
-    _history_peak(sqlite_engine, tmp_path, 200, dry_run=dry_run)  # caches and imports warmed up
-    few, _ = _history_peak(sqlite_engine, tmp_path, 1000, dry_run=dry_run)
-    many, report = _history_peak(sqlite_engine, tmp_path, 4000, dry_run=dry_run)
+    few, many, report = peaks(partial(_history_peak, sqlite_engine, tmp_path, dry_run=dry_run))
     # A key kept per label costs about 300 traced bytes: 3,000 more would be 0.9 MB more at the peak.
     assert many - few < 300_000, f"{few:,} bytes at the peak for 1,000 labels, {many:,} for 4,000"
     existing = 0 if dry_run else 1000  # the first 1,000 are the file imported before
