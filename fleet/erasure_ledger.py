@@ -17,9 +17,9 @@ written since back (`write_back`).
 The database and the archive folder put back together from before an erasure: the archive's ledger cannot
 tell. So the ledger can have a copy, the same folders under SERVICECAST_ERASURE_LEDGER_COPY (a place kept out
 of those backups), written first (an erasure whose copy cannot be written fails before its commit), read with
-it, and each ledger given back the entries the other holds. Still not told: that copy put back too, or lost
-with the others, or unset when the erasure was made (the entries of erasures before it was set come to it from
-the archive's ledger at the next check).
+it, and each ledger given back the entries the other holds. Still not told: the copy put back or lost with
+them, and an erasure made before the copy was set, when both are put back before a check has written its
+entry into the copy.
 """
 
 from __future__ import annotations
@@ -118,8 +118,10 @@ def write_back(conn: Connection, where: Location, store: str) -> None:
     put back from a copy older than them) and those the other ledger holds (a copy newly set, or one ledger
     put back alone), each ledger with a warning naming them."""
     ledgers = _ledgers(where)
-    held = {ledger: _held(ledger, store) for ledger in ledgers}
     kept = [_entry(e) for e in conn.scalars(select(ErasureReceipt.ledger)) if e and e["store"] == store]
+    if not kept and len(ledgers) == 1:
+        return
+    held = {ledger: _held(ledger, store) for ledger in ledgers}
     for ledger in ledgers:
         lost = {_name(entry): entry for entry in kept if _name(entry) not in held[ledger]}
         for other in ledgers:  # read only the files this one lacks
@@ -180,8 +182,8 @@ def _read(where: Location, path: str) -> Entry:
 
 def restored(conn: Connection, where: Location, store: str | None) -> list[tuple[str, Entry]]:
     """(tenant, ledger entry) of each customer in the database that the ledger of `store` lists as erased;
-    with no `store` (before the database's first archive use), that the ledger of any store folder lists; the
-    copy's ledgers are read too."""
+    with no `store` (before the database's first archive use), that the ledger of any store folder lists; in
+    the archive and in the copy."""
     ledgers = _ledgers(where)
     stores = [store] if store is not None else sorted({s for ledger in ledgers for s in _stores(ledger)})
     files = {}  # each erasure's file once: the archive's, else the copy's (`write_back` makes them one)
