@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=200)
     parser.add_argument("--minutes", type=int, default=1000)
     args = parser.parse_args()
+    if not args.db.is_file():  # else SQLite makes an empty file, and the first query fails on a missing table
+        parser.error(f"no database {args.db}: fill one with python -m benchmarks.api --db {args.db}")
     engine = make_engine(f"sqlite:///{args.db}", read_only=True)
     end = START + timedelta(minutes=args.minutes)
     with engine.connect() as conn:
