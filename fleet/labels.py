@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import Connection, select, tuple_
 
 from fleet import dialect, errors, machine_types
 from fleet.tables import Alert, Customer, Label, Machine, named_mode, utcnow
 from fleet.tables.labels import LABEL_KINDS, LABEL_SOURCES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KEY = ("machine_id", "ts", "kind", "component")
 COLUMNS = [
@@ -93,6 +96,8 @@ def read(
     ref: str | None = None,
 ) -> pd.DataFrame:
     """Labels (columns `COLUMNS`, by time then machine), optionally of some machines, kinds or one ref."""
+    import pandas as pd  # here, not at the top: the history and machines imports write labels without it
+
     query = (
         select(
             Label.id,

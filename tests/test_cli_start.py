@@ -12,6 +12,7 @@ import typer
 
 from fleet import credentials
 from servicecast import cli, lazy_commands
+from tests.ingest.support import register_fleet
 
 REPO = Path(__file__).resolve().parents[1]
 # Libraries a subcommand needs when it runs, never to list the commands.
@@ -73,3 +74,13 @@ def test_writing_the_broker_config_imports_no_table_or_array_library(sqlite_engi
     done, imported = _imported(["machines", "broker-config", "--out", str(tmp_path / "broker")], env)
     assert "wrote " in done.stdout and (tmp_path / "broker" / credentials.ACL_FILE).exists(), done.stderr
     assert not imported & {"pandas", "pyarrow", "numpy"}, sorted(imported)
+
+
+def test_a_history_import_imports_no_table_library(sqlite_engine, tmp_path: Path) -> None:
+    register_fleet(sqlite_engine, "acme", ["m1"])
+    history = tmp_path / "history.csv"
+    history.write_text("tenant,machine,ts,kind,component\nacme,m1,2024-01-01T06:00:00Z,failure,pump\n")
+    env = {"PATH": "/usr/bin:/bin", "SERVICECAST_DATABASE_URL": sqlite_engine.url.render_as_string()}
+    done, imported = _imported(["history", "import", str(history)], env)
+    assert "imported 1 new label" in done.stdout, done.stdout + done.stderr
+    assert not imported & {"pandas", "pyarrow"}, sorted(imported)
