@@ -17,7 +17,7 @@ from fleet.settings import get_settings
 from servicecast.cli import app
 from tests.api.support import add_prediction, build_world
 from tests.api.test_serve import worker_pids
-from tests.ingest.support import wait_until
+from tests.ingest.support import START_S, wait_until
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def test_policy_process_beside_two_api_workers_makes_alerts_and_offers_seen_over
     )
     policy = None
     try:
-        wait_until(lambda: len(worker_pids(port)) == 2, 60, "two API workers")
+        wait_until(lambda: len(worker_pids(port)) == 2, START_S, "two API workers")
         machine = world.machines["globex"][2]
         add_prediction(world.engine, machine, risk=0.75, hours_ahead=240)
         time.sleep(3)  # longer than a policy pass takes to poll (2 s): the API itself runs none

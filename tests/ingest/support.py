@@ -25,6 +25,9 @@ from simulators.publisher import Publisher
 
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
+# How long a servicecast process may take to start (imports, connect, subscribe): at load 14 on two cores an
+# ingester took over 30 s (2026-12-06), the CI's runs never did; a wait that ends early costs nothing.
+START_S = 120
 
 
 def machine_codes(n: int) -> list[str]:
@@ -158,7 +161,7 @@ class IngestProcess:
             )
         if wait_subscribed:
             wait_until(
-                lambda: "subscribed to" in self.log() or self.process.poll() is not None, 30, "subscribe"
+                lambda: "subscribed to" in self.log() or self.process.poll() is not None, START_S, "subscribe"
             )
             assert self.process.poll() is None, f"ingester exited early:\n{self.log()}"
         return self

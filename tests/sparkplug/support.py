@@ -19,7 +19,7 @@ from ingest.pipeline import Pipeline
 from ingest.sparkplug.host import SparkplugHost
 from ingest.sparkplug.mapping import Mapping
 from ingest.sparkplug.pipeline import SparkplugPipeline
-from tests.ingest.support import REPO, wait_until
+from tests.ingest.support import REPO, START_S, wait_until
 
 GROUP, NODE, DEVICE = "plant1", "line4", "press-7"
 MAP = {
@@ -208,7 +208,9 @@ class HostProcess:
             self.process = subprocess.Popen(
                 [*command, "--host-id", "scada"], cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
-        wait_until(lambda: "subscribed to" in self.log() or self.process.poll() is not None, 30, "subscribe")
+        wait_until(
+            lambda: "subscribed to" in self.log() or self.process.poll() is not None, START_S, "subscribe"
+        )
         assert self.process.poll() is None, self.log()
 
     def kill9(self) -> None:
