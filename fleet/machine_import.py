@@ -110,12 +110,12 @@ def import_machines(
     if reject_file is not None:
         csv_import.check_reject_file(reject_file, path)
     first_read = ImportReport()  # of the rows the first read finds bad
-    owners, twice = _survey(path, mapping, first_read)
+    owners, twice, read = _survey(path, mapping, first_read)
     registration.site_zones(owners)  # two zones for one site refuse the file, a dry run too
     if reject_file is None and first_read.rejected and not twice:  # no machine given again: all known
         raise ImportRefused(path, first_read)
     if reject_file is None and twice:
-        _refuse_bad_rows(path, mapping, twice)  # before anything is written
+        _refuse_bad_rows(path, mapping, twice, read)  # before anything is written
     report = ImportReport()
     with (
         closing(RejectSpool()) if reject_file is not None and not dry_run else nullcontext() as spool,
@@ -131,7 +131,7 @@ def import_machines(
             )
         batch: list[dict] = []
         types: Counter[str] = Counter()
-        for line, row, machine in _machines(path, mapping, twice):
+        for line, row, machine in _machines(path, mapping, twice, read):
             report.rows += 1
             if isinstance(machine, str):
                 report.add_reject(Reject(line, machine, row), spool)  # in line order
@@ -154,10 +154,10 @@ def import_machines(
     return report
 
 
-def _refuse_bad_rows(path: Path, mapping: ColumnMap, twice: set[int]) -> None:
+def _refuse_bad_rows(path: Path, mapping: ColumnMap, twice: set[int], read: array) -> None:
     """ImportRefused if the file has a bad row or a machine given again (the first LISTED by line)."""
     report = ImportReport()
-    for line, row, machine in _machines(path, mapping, twice):
+    for line, row, machine in _machines(path, mapping, twice, read):
         report.rows += 1
         if isinstance(machine, str):
             report.add_reject(Reject(line, machine, row), None)
@@ -173,14 +173,17 @@ def _register(conn: Connection, batch: list[dict], add: Callable[[list], None] |
     return existing
 
 
-def _survey(path: Path, mapping: ColumnMap, first_read: ImportReport) -> tuple[list[dict], set[int]]:
+def _survey(path: Path, mapping: ColumnMap, first_read: ImportReport) -> tuple[list[dict], set[int], array]:
     """What the file's good rows share rather than each machine: their customers and sites (the owners that
-    `registration.registrar` takes), and the hashes of the (tenant, machine) keys that stand twice; each
-    row counted in `first_read`, each bad one rejected there."""
+    `registration.registrar` takes), the hashes of the (tenant, machine) keys that stand twice, and a hash
+    of each row as read (`_machines` meets the same rows); each row counted in `first_read`, each bad one
+    rejected there."""
     owners: dict[tuple, dict] = {}
     hashes = array("q")
+    read = array("q")
     for line, row in _rows(path, mapping):
         first_read.rows += 1
+        read.append(_as_read(line, row))
         try:
             machine = _parse(row, mapping)
         except ValueError as exc:
@@ -190,13 +193,27 @@ def _survey(path: Path, mapping: ColumnMap, first_read: ImportReport) -> tuple[l
         key = tuple(owner.items())
         owners[key] = owners.pop(key, owner)  # moved to the end: the last customer_name given wins
         hashes.append(hash((machine["tenant"], machine["machine"])))
-    return list(owners.values()), csv_import.repeated(hashes)
+    return list(owners.values()), csv_import.repeated(hashes), read
 
 
-def _machines(path: Path, mapping: ColumnMap, twice: set[int]) -> Iterator[tuple[int, dict, dict | str]]:
-    """(line, row, machine) of each row of the file; for a bad row, or a machine given again, the reason."""
+def _as_read(line: int, row: dict) -> int:
+    """A row's hash as read, to tell the second read met the first's row."""
+    return hash((line, repr(row)))
+
+
+def _machines(
+    path: Path, mapping: ColumnMap, twice: set[int], read: array
+) -> Iterator[tuple[int, dict, dict | str]]:
+    """(line, row, machine) of each row of the file; for a bad row, or a machine given again, the reason.
+    InvalidInput when a row is not the one the first read found (`_survey`)."""
     first_line: dict[tuple[str, str], int] = {}  # of the keys whose hash stands twice only
+    rows = 0
     for line, row in _rows(path, mapping):
+        # What the first read found (owners, keys given twice) must hold: a row it did not see could name a
+        # site not added, or a machine given twice as new.
+        if rows == len(read) or read[rows] != _as_read(line, row):
+            raise _changed(path, f"line {line}")
+        rows += 1
         try:
             machine = _parse(row, mapping)
         except ValueError as exc:
@@ -209,6 +226,16 @@ def _machines(path: Path, mapping: ColumnMap, twice: set[int]) -> Iterator[tuple
         if hash(key) in twice:
             first_line[key] = line
         yield line, row, machine
+    if rows < len(read):
+        raise _changed(path, "its end")
+
+
+def _changed(path: Path, where: str) -> errors.InvalidInput:
+    """The error of a file found changed at `where` by the second read."""
+    return errors.InvalidInput(
+        f"{path} changed while it was imported (at {where}): nothing was written; import it again once "
+        "nothing writes to it"
+    )
 
 
 def _rows(path: Path, mapping: ColumnMap) -> Iterator[tuple[int, dict]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from fleet import machine_import
+from fleet import errors, machine_import
 from fleet.csv_import import ColumnMap, ImportRefused, ImportReport
 from fleet.tables import Customer, Machine, Site
 from tests.fleet.test_hostile_files import count
@@ -62,3 +62,32 @@ def test_a_machine_given_again_at_the_end_of_a_file_of_many_batches_refuses_it_w
     again = machine_import.import_machines(engine=engine, path=path, mapping=ACME, reject_file=rejects)
     assert (again.rows, again.new, again.existing, again.rejected) == (1201, 0, 1200, 1)
     assert count(engine, Machine) == 1200 and rejects.read_text().count("\n") == 2
+
+
+_CHANGES = {
+    "a machine at a site the first read did not see": "m5,2020-01-01,model0,site-new,SN5",
+    "a machine given twice that the first read saw once": "m0,2021-01-01,model1,site1,SN1",
+}
+
+
+@pytest.mark.parametrize("change", [*_CHANGES, "a row removed"])
+@pytest.mark.parametrize("rejects", [False, True])
+def test_a_file_changed_between_its_two_reads_is_refused_with_nothing_written(
+    sqlite_engine, tmp_path, monkeypatch, change, rejects
+):
+    path = _machines(tmp_path, 3)
+    survey = machine_import._survey
+
+    def survey_then_change(*args: object) -> object:
+        found = survey(*args)  # the first read done: a writer changes the file before the second
+        lines = path.read_text().splitlines()
+        changed = lines[:-1] if change == "a row removed" else [*lines, _CHANGES[change]]
+        write(path, *changed)
+        return found
+
+    monkeypatch.setattr(machine_import, "_survey", survey_then_change)
+    reject_file = tmp_path / "rejects.csv" if rejects else None
+    with pytest.raises(errors.InvalidInput, match=f"{path} changed while it was imported"):
+        machine_import.import_machines(engine=sqlite_engine, path=path, mapping=ACME, reject_file=reject_file)
+    assert count(sqlite_engine, Machine) == count(sqlite_engine, Customer) == count(sqlite_engine, Site) == 0
+    assert not (tmp_path / "rejects.csv").exists()
