@@ -420,10 +420,13 @@ def check_reject_file(path: Path, source: Path, *, whole: bool = True) -> None:
     if same:
         raise errors.InvalidInput(f"reject file {path} is the file being imported: name another")
     target = Path(os.path.realpath(path))  # a link's target, existing or not, is what gets written
-    problem = _unwritable(target) if target.exists() else None
-    if problem is None and (whole or not target.exists()):
-        folder = target.parent
-        problem = _unwritable(folder, folder=True) if folder.exists() else errno.ENOENT
+    try:
+        problem = _unwritable(target) if target.exists() else None
+        if problem is None and (whole or not target.exists()):
+            folder = target.parent
+            problem = _unwritable(folder, folder=True) if folder.exists() else errno.ENOENT
+    except OSError as exc:  # exists() is False only when not there: a folder not searchable, a name too long
+        problem = exc.errno
     if problem is not None:
         raise errors.InvalidInput(f"cannot write {path}: {os.strerror(problem)}")
 

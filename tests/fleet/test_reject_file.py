@@ -102,3 +102,12 @@ def test_the_first_50_bad_rows_are_listed_by_line_and_the_rest_counted(cli, tmp_
     done = cli(command, "import", path)
     listed = "".join(f"line {n + 3}: {reason.format(n=n)}\n" for n in range(50))
     assert done.stderr.startswith(listed + f"… and 2 more{more}\n"), done.stderr
+
+
+@pytest.mark.parametrize("command", ["history", "machines", "telemetry"])
+def test_a_reject_file_whose_name_cannot_be_looked_up_is_refused_in_one_line(cli, tmp_path, command):
+    # A name too long fails stat(2) as a folder a non-root user cannot search does (EACCES): not "not there".
+    rejects = tmp_path / ("x" * 300) / "rejects.csv"
+    done = cli(command, "import", _file(tmp_path, command, BAD[command]), "--reject-file", rejects)
+    assert done.exit_code == 1 and f"cannot write {rejects}: File name too long" in done.stderr, done.output
+    assert done.exception is None or isinstance(done.exception, SystemExit)
