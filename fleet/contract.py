@@ -17,6 +17,17 @@ SENSOR_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
 # An alarm or error code as a machine sends it on its events topic, and so as a types file may declare it.
 CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 CODE_RULE = "1 to 64 of [A-Za-z0-9._:-], first a letter or digit"
+# Every reason a quarantine row is stored with (README's table, docs/sparkplug.md); ingest's Rejection takes
+# no other.
+QUARANTINE_REASONS = frozenset(
+    {
+        "bad_topic", "malformed_json", "too_large", "missing_field", "wrong_type", "bad_value",
+        "bad_timestamp", "seq_conflict", "unsupported_version", "unknown_customer", "unknown_machine",
+        "db_rejected", "internal_error", "bad_row", "sparkplug_bad_topic", "sparkplug_bad_payload",
+        "sparkplug_unmapped", "sparkplug_unknown_node", "sparkplug_no_birth", "sparkplug_birth_without_bdseq",
+        "sparkplug_unknown_alias",
+    }
+)  # fmt: skip
 
 
 def telemetry_topic(tenant: str, machine: str) -> str:

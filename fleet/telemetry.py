@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, event, func, select, update
 from sqlalchemy.engine import Dialect
 
-from fleet import dialect
+from fleet import contract, dialect, errors
 from fleet.db import session
 from fleet.tables import Customer, Machine, Quarantine, Telemetry
 
@@ -112,6 +112,17 @@ def mark_replayed(conn: Connection, *, ids: Sequence[int], at: datetime) -> None
     """Record that these quarantine rows were re-ingested."""
     if ids:
         conn.execute(update(Quarantine).where(Quarantine.id.in_(list(ids))).values(replayed_at=at))
+
+
+def check_quarantine_reason(engine: Engine, reason: str | None) -> None:
+    """Refuse (InvalidInput naming the known ones) a reason no quarantine row has or can be given."""
+    if not reason or reason in contract.QUARANTINE_REASONS:
+        return
+    with engine.connect() as conn:  # a row an older version held under a code since retired
+        if conn.scalar(select(Quarantine.id).where(Quarantine.reason == reason).limit(1)) is not None:
+            return
+    known = ", ".join(sorted(contract.QUARANTINE_REASONS))
+    raise errors.InvalidInput(f"unknown quarantine reason {reason!r}: the reasons are {known}")
 
 
 def pending_quarantine(

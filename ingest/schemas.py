@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from fleet.contract import QUARANTINE_REASONS
+
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
@@ -51,6 +53,12 @@ class Rejection:
 
     reason: str
     detail: str
+
+    def __post_init__(self) -> None:
+        if self.reason not in QUARANTINE_REASONS:
+            raise ValueError(
+                f"unknown quarantine reason {self.reason!r}: add it to contract.QUARANTINE_REASONS"
+            )
 
 
 @dataclass(slots=True)

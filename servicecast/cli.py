@@ -255,6 +255,16 @@ def ingest(
     raise typer.Exit(ingester.run())
 
 
+def _check_reason(engine: Any, reason: str | None) -> None:
+    """Exit 2 with one line naming the known reasons for a `--reason` no quarantine row can have."""
+    from fleet import telemetry
+
+    try:
+        telemetry.check_quarantine_reason(engine, reason)
+    except errors.InvalidInput as exc:
+        raise fail(f"--reason: {exc}") from None
+
+
 @quarantine_app.command("list")
 def quarantine_list(
     reason: Annotated[str | None, typer.Option(help="Only this reason code.")] = None,
@@ -265,6 +275,7 @@ def quarantine_list(
     from fleet import telemetry
 
     engine = ready_engine(load_settings())
+    _check_reason(engine, reason)
     rows = telemetry.pending_quarantine(engine, reason=reason, include_replayed=all_rows, limit=limit)
     for row in rows:
         replayed = f"\treplayed {row.replayed_at:%Y-%m-%dT%H:%M:%SZ}" if row.replayed_at else ""
@@ -285,8 +296,10 @@ def quarantine_replay(
     from ingest.quarantine import replay
 
     settings = load_settings()
+    engine = serving_engine(settings, process="quarantine replay")
+    _check_reason(engine, reason)
     report = replay(
-        engine=serving_engine(settings, process="quarantine replay"),
+        engine=engine,
         reason=reason,
         auto_register=settings.ingest_auto_register,
         limits=Limits.from_settings(settings),

@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 
 from api.console.login import Actor, PageSession, Viewer, require
-from api.console.render import PageRoute, page, redirect
-from fleet import display
+from api.console.render import PageRoute, error_page, page, redirect
+from fleet import display, errors, telemetry
 from fleet.tables import Quarantine, WorkflowEvent
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -25,6 +25,10 @@ def quarantine(
 ):
     """Messages held back, newest first, by reason; replay once the cause is fixed."""
     require(who, "admin")
+    try:
+        telemetry.check_quarantine_reason(request.app.state.engine, reason)
+    except errors.InvalidInput as exc:
+        return error_page(request, 422, "Unknown reason", str(exc))
     waiting = Quarantine.replayed_at.is_(None)
     by_reason = select(Quarantine.reason, func.count()).where(waiting).group_by(Quarantine.reason)
     counts = dict(sess.execute(by_reason).all())
@@ -43,6 +47,10 @@ def replay(request: Request, who: Actor, reason: Annotated[str, Form(max_length=
     run = getattr(request.app.state, "replay_quarantine", None)
     if run is None:  # the app was built without ingest (e.g. in a test): say what to run instead
         return redirect("/admin/quarantine", "Replay is not available here.", error=True)
+    try:
+        telemetry.check_quarantine_reason(request.app.state.engine, reason)
+    except errors.InvalidInput as exc:
+        return redirect("/admin/quarantine", str(exc), error=True)
     report = run(engine=request.app.state.engine, reason=reason or None)
     left = sum(report.still_quarantined.values()) + report.not_replayable + report.sparkplug
     text = f"Replayed {report.examined} messages: {report.stored} stored, {report.duplicates} already stored"

@@ -7,6 +7,7 @@ import html
 from datetime import UTC, datetime
 
 from fleet import telemetry
+from fleet.contract import QUARANTINE_REASONS as REASONS
 from ingest import quarantine
 from tests.api.support import World
 from tests.console.client import ConsoleClient, flash, sign_in
@@ -63,3 +64,22 @@ def test_a_replay_counts_the_messages_it_cannot_replay_as_still_held(
         "Replayed 1 messages: 0 stored, 0 already stored, 1 still held "
         "(1 kept only in part cannot be replayed)."
     )
+
+
+def test_an_unknown_reason_answers_422_naming_the_known_ones_and_replays_nothing(
+    client: ConsoleClient, world: World
+) -> None:
+    client.app.state.replay_quarantine = quarantine.replay
+    sign_in(client, world, "admin")
+    response = client.get("/admin/quarantine", params={"reason": "unknown_machin"})
+    assert response.status_code == 422
+    page = html.unescape(response.text)
+    assert "'unknown_machin'" in page and all(reason in page for reason in REASONS)
+    replayed = client.post("/admin/quarantine/replay", data={"reason": "unknown_machin"})
+    assert "'unknown_machin'" in html.unescape(flash(replayed.text)) and "Replayed" not in replayed.text
+
+
+def test_a_known_reason_without_rows_is_an_empty_list(client: ConsoleClient, world: World) -> None:
+    sign_in(client, world, "admin")
+    response = client.get("/admin/quarantine", params={"reason": "too_large"})
+    assert response.status_code == 200 and "Nothing held back." in response.text
