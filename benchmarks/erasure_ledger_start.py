@@ -10,10 +10,10 @@ time and this process's CPU time (steadier on a machine other work keeps busy).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -52,9 +52,33 @@ def median_ms(entries: int, *, copy: bool) -> tuple[float, float]:
     return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
 
 
-if __name__ == "__main__":
-    copied = "--copy" in sys.argv
-    for n in [int(arg) for arg in sys.argv[1:] if arg != "--copy"] or [0, 100, 1000]:
-        print(f"{n} entries{' (and the copy)' if copied else ''}: check at start, median of 5: ", end="")
-        wall, cpu = median_ms(n, copy=copied)
+def entries_count(text: str) -> int:
+    """A number of ledger entries as given on the command line: a whole number, 0 or more."""
+    if not (text.isascii() and text.isdigit()):  # "²" is a digit to str.isdigit, not to int()
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of entries (0 or more)")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the check for each number of entries asked for (0, 100 and 1000 when none is)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.erasure_ledger_start", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "entries",
+        metavar="ENTRIES",
+        nargs="*",
+        type=entries_count,
+        default=[0, 100, 1000],
+        help="numbers of ledger entries to measure with (default: 0 100 1000)",
+    )
+    parser.add_argument("--copy", action="store_true", help="the same entries in the ledger's copy too")
+    args = parser.parse_args(argv)
+    for n in args.entries:
+        print(f"{n} entries{' (and the copy)' if args.copy else ''}: check at start, median of 5: ", end="")
+        wall, cpu = median_ms(n, copy=args.copy)
         print(f"{wall:.1f} ms wall, {cpu:.1f} ms CPU")
+
+
+if __name__ == "__main__":
+    main()
