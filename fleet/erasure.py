@@ -242,14 +242,16 @@ STARTED = "erasure_started"
 
 
 def _note_start(engine: Engine, *, tenant: str, by: str, now: datetime) -> None:
-    """Commit an audit line that the erasure began, when the customer has archive files: the file step runs
-    before the rows' commit, so a crash there leaves the customer with some files gone, and `unfinished`
-    names it until a rerun completes (and pseudonymises this line like the others)."""
+    """Commit an audit line that the erasure began, when the customer has archive files or the ledger a
+    copy: the file step runs before the rows' commit, so a crash there leaves the customer with some files
+    gone, and a failure after the copy's entry leaves it naming the customer; `unfinished` names it until a
+    rerun completes (and pseudonymises this line like the others)."""
     with for_writing(engine).begin() as conn:
         customer_id = conn.scalar(select(Customer.id).where(Customer.tenant == tenant))
         if customer_id is None or unfinished(conn, [customer_id]):
             return
-        if conn.scalar(select(ArchiveFile.id).where(ArchiveFile.customer_id == customer_id).limit(1)):
+        has_files = select(ArchiveFile.id).where(ArchiveFile.customer_id == customer_id).limit(1)
+        if erasure_ledger.copied() or conn.scalar(has_files):
             entry = audit.entry("customer", customer_id, STARTED, audit.as_actor(by), {}, now)
             conn.execute(WorkflowEvent.__table__.insert().values(**entry))
 

@@ -76,6 +76,11 @@ def write(
     return {"store": store, **entry.__dict__}
 
 
+def copied() -> bool:
+    """Whether the ledger has a copy: written before the archive's, it names an erasure that fails between."""
+    return get_settings().erasure_ledger_copy is not None
+
+
 def _ledgers(where: Location) -> list[Location]:
     """The ledgers beside the archive at `where`: the copy first when set, so that an erasure whose copy
     cannot be written fails before the archive's ledger names it."""

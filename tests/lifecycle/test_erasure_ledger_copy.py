@@ -193,3 +193,24 @@ def test_a_copy_in_the_archive_or_in_memory_is_refused_at_start(tmp_path, copy, 
         Settings(archive_url=archive_url, erasure_ledger_copy=copy.format(archive=archive_url))
     beside = Settings(archive_url=archive_url, erasure_ledger_copy="ledger", home=tmp_path)
     assert beside.erasure_ledger_copy == str(tmp_path / "ledger")
+
+
+def test_an_erasure_whose_archive_ledger_fails_after_the_copy_is_an_unfinished_one_not_a_restore(
+    engine, tmp_path, monkeypatch
+):
+    copy, url = tmp_path / "ledger-copy", tmp_path / "archive"
+    _fleet(engine)  # never archived: acme has no archive files
+    _use(monkeypatch, engine, str(url), copy)
+    assert CliRunner().invoke(app, ["customers", "erase", "beta", "--confirm", "beta"]).exit_code == 0
+    ledger = url / archive_store.folder(engine) / erasure_ledger.FOLDER
+
+    with _undeletable(ledger):  # the copy's entry written, the archive's refused: its storage failing, say
+        ran = CliRunner().invoke(app, ["customers", "erase", "acme", "--confirm", "acme"])
+    assert ran.exit_code == 1 and "cannot erase 'acme'" in ran.output, ran.output
+    assert _tenants(engine) == ["acme"]
+
+    # The old code: every process that reads customer data refused to start, as if the database were restored.
+    started = CliRunner().invoke(app, ["rollups", "refresh"])
+    assert started.exit_code == 0, started.output
+    done = CliRunner().invoke(app, ["customers", "erase", "acme", "--confirm", "acme"])
+    assert done.exit_code == 0 and _tenants(engine) == [], done.output
