@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from api import estimate
-from fleet.settings import Settings
+from fleet.settings import Settings, env_name
 from fleet.tables import Customer, Machine, Offer, OutboxMessage, Prediction, utcnow
 
 SPEC_VERSION = "1.0"
@@ -22,6 +22,10 @@ OFFER_APPROVED = "com.servicecast.offer.approved"
 # An offer the CRM already has was closed on our side: it must stop selling it.
 OFFER_CLOSED = {kind: f"com.servicecast.offer.{kind}" for kind in ("rejected", "withdrawn", "expired")}
 DATA_SCHEMA_VERSION = 1
+NO_DESTINATION = (
+    f"No CRM destination is configured ({env_name('webhook_url')}, or {env_name('smtp_url')} with "
+    f"{env_name('mail_to')}): nothing was queued for the CRM and this approval is never sent."
+)
 
 
 def crm_hand_off() -> ColumnElement[bool]:
@@ -45,6 +49,11 @@ def destinations(settings: Settings) -> list[str]:
     if settings.smtp_url and settings.mail_to:
         out.append("email")
     return out
+
+
+def unsent(settings: Settings) -> str | None:
+    """Why an offer approved with these settings never reaches the CRM (one sentence), or None."""
+    return None if destinations(settings) else NO_DESTINATION
 
 
 def offer_event(

@@ -311,6 +311,12 @@ class OfferOut(Out):
     expires_at: datetime | None
 
 
+class ApprovalOut(OfferOut):
+    """An offer just approved."""
+
+    warning: str | None = None  # set when no CRM destination is configured: nothing queued, never sent
+
+
 class ApproveIn(BaseModel):
     """An approval, optionally with edits."""
 

@@ -28,7 +28,6 @@ from api.errors import Conflict, ConsentMissing, status_of
 from api.offers import revoke_consent
 from api.scope import get_visible
 from fleet import display, errors, registry
-from fleet.settings import env_name
 from fleet.tables import Alert, Customer, Offer, utcnow
 from models import versions as model_versions
 
@@ -184,12 +183,8 @@ def approve(
         return offer_view(
             request, sess, who, offer, approve_form=sent, problem=problem_text(exc), status_code=status
         )
-    if not events.destinations(request.app.state.settings):
-        return redirect(
-            f"/offers/{offer.id}",
-            f"Offer {offer.id} approved, but it is not sent: no CRM destination is configured"
-            f" ({env_name('webhook_url')}, or {env_name('smtp_url')} with {env_name('mail_to')}).",
-        )
+    if (warning := events.unsent(request.app.state.settings)) is not None:
+        return redirect(f"/offers/{offer.id}", f"Offer {offer.id} approved. {warning}")
     return redirect(f"/offers/{offer.id}", f"Offer {offer.id} approved; it goes to the CRM.")
 
 

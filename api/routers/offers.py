@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from api import offers, schemas
+from api import events, offers, schemas
 from api.deps import OfferReader, OfferWriter, ReaderDep, ReadRoute, SessionDep, SettingsDep
 from api.routers import columns
 from api.scope import get_visible, restrict
@@ -49,7 +49,7 @@ def get_offer(offer_id: schemas.OfferId, sess: ReaderDep, who: OfferReader):
     return offers.get_visible_offer(sess, offer_id, who)
 
 
-@router.post("/{offer_id}/approve", response_model=schemas.OfferOut)
+@router.post("/{offer_id}/approve", response_model=schemas.ApprovalOut)
 def approve(
     offer_id: schemas.OfferId,
     body: schemas.ApproveIn,
@@ -59,10 +59,11 @@ def approve(
 ):
     """Approve (optionally editing price, title, reason); the CRM hand-over is queued in the same commit.
 
-    409 when the consent is gone or the contact budget is used up (the offer then stays proposed).
+    409 when the consent is gone or the contact budget is used up (the offer then stays proposed). Approved
+    even when this process has no CRM destination configured; `warning` then says it is never sent.
     """
     offer = get_visible(sess, Offer, offer_id, who, "offer")
-    return offers.approve(
+    approved = offers.approve(
         sess,
         offer,
         by=who,
@@ -71,6 +72,9 @@ def approve(
         price=body.price,
         title=body.title,
         reason=body.reason,
+    )
+    return schemas.ApprovalOut.model_validate(approved).model_copy(
+        update={"warning": events.unsent(settings)}
     )
 
 

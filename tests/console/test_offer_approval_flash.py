@@ -15,8 +15,8 @@ from tests.console.client import ConsoleClient, flash, sign_in
         ({"webhook_url": "http://127.0.0.1:9/crm"}, "it goes to the CRM"),
         (
             {},
-            "it is not sent: no CRM destination is configured"
-            " (SERVICECAST_WEBHOOK_URL, or SERVICECAST_SMTP_URL with SERVICECAST_MAIL_TO).",
+            "approved. No CRM destination is configured (SERVICECAST_WEBHOOK_URL, or SERVICECAST_SMTP_URL"
+            " with SERVICECAST_MAIL_TO): nothing was queued for the CRM and this approval is never sent.",
         ),
     ],
 )
