@@ -10,21 +10,31 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 
-def write(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, root: str) -> None:
+def write(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, root: str, whole: bool = False) -> None:
     """Write `data` at `path` under `root`, making its folders; durable on return.
 
     On a local disk the file is fsynced, then each folder from its own up to `root`'s parent (a folder's
     fsync makes its entries stay: the file's name, a new folder's). An object store's PUT is durable when it
-    returns.
+    returns, and whole. `whole`: on a local disk too — written under a hidden name beside `path` and renamed
+    over it once fsynced, so that a full disk or a crash leaves no part of it at `path`.
     """
     folder = path.rsplit("/", 1)[0]
     fs.makedirs(folder, exist_ok=True)
     if not isinstance(fs, LocalFileSystem):
         fs.pipe_file(path, data)
         return
-    with open(path, "wb") as out:
-        out.write(data)
-        sync(out)
+    name = path.rsplit("/", 1)[1]
+    part = f"{folder}/.{name}.{os.getpid()}.part" if whole else path
+    try:
+        with open(part, "wb") as out:
+            out.write(data)
+            sync(out)
+        if whole:
+            os.replace(part, path)
+    except BaseException:
+        if whole:
+            Path(part).unlink(missing_ok=True)
+        raise
     sync_folders(Path(folder), top=Path(root).parent)
 
 
