@@ -53,6 +53,18 @@ def refuse_creation_once(server: MachineServer, status: int) -> list[str]:
     return fired
 
 
+def monitored(server: MachineServer, ids: set[int]) -> int:
+    """How many monitored items the server's subscriptions `ids` hold."""
+    held = server.server.iserver.subscription_service.subscriptions
+    return sum(len(held[i].monitored_item_srv._monitored_items) for i in ids if i in held)
+
+
+def recreated(server: MachineServer, silent: set[int], items: int) -> bool:
+    """A subscription other than the silent ones holds their items again: only then does the server report
+    a change (one made before its items exist reaches no client; it failed the test once at CI load)."""
+    return monitored(server, subscriptions(server) - silent) >= items
+
+
 async def until(condition: Callable[[], object], what: str) -> None:
     """Wait (0.1 s a try, 60 s at most) until `condition()` holds; fail naming `what` if it never does."""
     for _ in range(600):
@@ -74,10 +86,12 @@ def test_a_stale_subscription_whose_recreation_the_server_refused_once_is_recrea
             # "Cannot take us now": a refusal the bridge retries as a lost connection.
             fired = refuse_creation_once(machine, ua.StatusCodes.BadResourceUnavailable)
             silent = silence(machine)
-            await until(lambda: fired and subscriptions(machine) - silent, "recreated after the refusal")
+            items = monitored(machine, silent)
+            assert items > 0, "the silenced subscription held no items"
+            await until(lambda: fired and recreated(machine, silent, items), "recreated after the refusal")
             await step_until_sent(machine, buffer, len(readings(buffer, "spindle_temp_c")), tries=20)
             silent = silence(machine)
-            await until(lambda: subscriptions(machine) - silent, "recreated when stale again")
+            await until(lambda: recreated(machine, silent, items), "recreated when stale again")
             await step_until_sent(machine, buffer, len(readings(buffer, "spindle_temp_c")), tries=20)
 
     asyncio.run(scenario())
