@@ -38,7 +38,6 @@ def register_machines(
     purposes: Mapping[str, Collection[str]] | None = None,
     granted_by: str = display.SYSTEM_ACTOR,
     first_sight: bool = False,
-    before_commit: Callable[[], object] | None = None,
 ) -> MachineIds:
     """Add the customers, sites and machines not registered yet, in one transaction; ids by (tenant, machine).
 
@@ -46,8 +45,7 @@ def register_machines(
     contract_tier, site, site_timezone (the site's IANA time zone) and customer_name (default: the tenant
     id). A new customer grants `service` and `purposes[tenant]`. `first_sight` (auto-registration) marks
     what it adds as auto-registered and its grants as assumed: nobody declared them. Rows registered
-    already are left as they are, grants too; a site_timezone given sets its site's zone. `before_commit`
-    runs once all is written, before the commit: if it raises, nothing is stored.
+    already are left as they are, grants too; a site_timezone given sets its site's zone.
     """
     records = list(machines)
     for row in records:
@@ -55,10 +53,7 @@ def register_machines(
     with engine.begin() as conn:
         add = registrar(conn, records, purposes=purposes, granted_by=granted_by, first_sight=first_sight)
         add(records)
-        ids = lookup_machines(conn, [(str(r["tenant"]), str(r["machine"])) for r in records])
-        if before_commit is not None:
-            before_commit()
-        return ids
+        return lookup_machines(conn, [(str(r["tenant"]), str(r["machine"])) for r in records])
 
 
 def registrar(
