@@ -95,7 +95,7 @@ def history_import_command(
     """Import FILE's failures, part replacements and maintenance visits as labels (source `import`)."""
 
     def load(engine: Engine, columns: dict[str, str]) -> csv_import.ImportReport:
-        from fleet import history_import  # numpy and pandas: not for the other `machines` commands
+        from fleet import history_import  # numpy: not for the other `machines` commands
 
         overrides = dict(tenant=tenant, kind=kind, time_format=time_format, timezone=timezone)
         cmap = csv_import.load_map(mapping).merged(columns=columns, delimiter=delimiter, **overrides)
