@@ -9,6 +9,7 @@ import typer
 
 from fleet import credentials, errors
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine, serving_engine
+from servicecast import cli_args
 
 APPLY = "apply it with `servicecast machines broker-config --out DIR` and a Mosquitto reload (SIGHUP)"
 
@@ -21,8 +22,8 @@ def register(machines_app: typer.Typer) -> None:
 
 
 def machine_credentials(
-    tenant: str,
-    machine: str,
+    tenant: cli_args.Tenant,
+    machine: cli_args.Machine,
     revoke: Annotated[bool, typer.Option("--revoke", help="Revoke the machine's credential.")] = False,
 ) -> None:
     """Issue or rotate MACHINE's broker credential (the password is printed once), or --revoke it."""

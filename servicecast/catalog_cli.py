@@ -67,7 +67,9 @@ def catalog_add(
 
 
 @catalog_app.command("activate")
-def catalog_activate(version: int) -> None:
+def catalog_activate(
+    version: Annotated[int, typer.Argument(help="A stored version's number (`catalog list`).")],
+) -> None:
     """Put a stored version in force for new offers from now on; offers already made keep theirs."""
     engine = ready_engine(load_settings())
     try:

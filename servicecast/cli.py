@@ -19,7 +19,7 @@ from fleet.bootstrap import (
     ready_engine,
     serving_engine,
 )
-from servicecast import lazy_commands
+from servicecast import cli_args, lazy_commands
 
 
 class _Group(lazy_commands.LazyGroup):
@@ -149,7 +149,9 @@ def _as_variable(value: object) -> str:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Revision id, e.g. 0034, or head.")] = "head",
+) -> None:
     """Apply migrations up to REVISION (default: head)."""
     from fleet import migrate
 
@@ -161,7 +163,9 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: str) -> None:
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Revision id to step back to, or base.")],
+) -> None:
     """Step the schema back to REVISION ('base' removes every table)."""
     from fleet import migrate
 
@@ -182,12 +186,12 @@ def db_current() -> None:
 
 
 def machines_add(
-    tenant: str,
-    machine: str,
+    tenant: cli_args.Tenant,
+    machine: cli_args.Machine,
     machine_type: Annotated[
         str, typer.Option("--type", help="Machine type, as defined by `servicecast types apply`.")
     ] = "unknown",
-    serial: Annotated[str | None, typer.Option()] = None,
+    serial: Annotated[str | None, typer.Option(help="The maker's serial number.")] = None,
     installed: Annotated[str | None, typer.Option(help="Installation date, YYYY-MM-DD.")] = None,
     tier: Annotated[str, typer.Option(help="Service contract tier.")] = "basic",
     site: Annotated[str | None, typer.Option(help="Site name (created if new).")] = None,
@@ -333,13 +337,13 @@ def demo(
 
 @users_app.command("add")
 def users_add(
-    name: str,
+    name: cli_args.UserName,
     role: Annotated[str, typer.Option(help="admin, field_service, account_manager or customer.")],
     customer: Annotated[str | None, typer.Option(help="Tenant id; required for the customer role.")] = None,
     account: Annotated[
         list[str] | None, typer.Option(help="Tenant id an account manager looks after.")
     ] = None,
-    email: Annotated[str | None, typer.Option()] = None,
+    email: Annotated[str | None, typer.Option(help="The user's e-mail address, kept on its record.")] = None,
     expires_days: Annotated[int | None, typer.Option(help="The key expires after this many days.")] = None,
 ) -> None:
     """Create a user and print its API key (shown once, stored hashed)."""
@@ -365,7 +369,7 @@ def users_add(
 
 @users_app.command("key")
 def users_key(
-    name: str, expires_days: Annotated[int | None, typer.Option(help="Expiry in days.")] = None
+    name: cli_args.UserName, expires_days: Annotated[int | None, typer.Option(help="Expiry in days.")] = None
 ) -> None:
     """Issue another API key for a user."""
     from api import auth
@@ -379,7 +383,7 @@ def users_key(
 
 
 @users_app.command("revoke")
-def users_revoke(name: str) -> None:
+def users_revoke(name: cli_args.UserName) -> None:
     """Revoke every API key of a user."""
     from api import auth
     from fleet import audit
@@ -389,13 +393,13 @@ def users_revoke(name: str) -> None:
 
 
 @users_app.command("disable")
-def users_disable(name: str) -> None:
+def users_disable(name: cli_args.UserName) -> None:
     """Disable a user: its keys and console sessions stop working (`users enable` undoes it)."""
     _set_disabled(name, disabled=True)
 
 
 @users_app.command("enable")
-def users_enable(name: str) -> None:
+def users_enable(name: cli_args.UserName) -> None:
     """Let a disabled user in again."""
     _set_disabled(name, disabled=False)
 

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from fleet import audit, display, errors, registry
 from fleet.bootstrap import EXIT_ERROR, fail, load_settings, ready_engine
 from fleet.db import for_writing, session
+from servicecast import cli_args
 
 customers_app = typer.Typer(
     help="Register customers (tenants), record their data uses, erase or export their data.",
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
 @customers_app.command("add")
 def customers_add(
-    tenant: str,
+    tenant: cli_args.Tenant,
     name: Annotated[str | None, typer.Option(help="Display name (default: the tenant id).")] = None,
     offers: Annotated[
         bool, typer.Option("--offers", help="The customer allows sales use of its data.")
@@ -65,7 +66,7 @@ def _purposes(engine: Engine, tenant: str) -> str:
 
 
 @customers_app.command("grant")
-def customers_grant(tenant: str, purpose: Purpose, reference: Reference = None) -> None:
+def customers_grant(tenant: cli_args.Tenant, purpose: Purpose, reference: Reference = None) -> None:
     """Record that customer TENANT allows PURPOSE (offers, product_improvement, service)."""
     engine = ready_engine(load_settings())
     try:
@@ -78,7 +79,7 @@ def customers_grant(tenant: str, purpose: Purpose, reference: Reference = None) 
 
 
 @customers_app.command("revoke")
-def customers_revoke(tenant: str, purpose: Purpose, reference: Reference = None) -> None:
+def customers_revoke(tenant: cli_args.Tenant, purpose: Purpose, reference: Reference = None) -> None:
     """Revoke PURPOSE of customer TENANT; revoking offers withdraws its open offers."""
     from api.offers import revoke_consent
 

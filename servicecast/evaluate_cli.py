@@ -20,8 +20,8 @@ def evaluate(
     machines: Annotated[int, typer.Option(help="simulated fleet size")] = 200,
     days: Annotated[float, typer.Option(help="simulated days")] = 150.0,
     train_days: Annotated[float, typer.Option(help="days of the training period")] = 90.0,
-    seed: Annotated[int, typer.Option()] = 7,
-    step_seconds: Annotated[int, typer.Option()] = 3600,
+    seed: Annotated[int, typer.Option(help="same seed, same fleet, values and failures")] = 7,
+    step_seconds: Annotated[int, typer.Option(help="seconds between a machine's readings")] = 3600,
     out: Annotated[Path, typer.Option(help="report folder", file_okay=False)] = Path("var/reports/models"),
 ) -> None:
     """Backtest on a seeded simulated fleet (train early, test later) and write report.md + backtest.json."""

@@ -17,7 +17,6 @@ from fleet import (
     audit,
     display,
     erasure,
-    erasure_ledger,
     errors,
     export,
     export_files,
@@ -34,6 +33,7 @@ from fleet.bootstrap import (
     serving_engine,
     with_notes,
 )
+from servicecast import cli_args
 
 retention_app = typer.Typer(
     help="Retention per data class (settings SERVICECAST_RETAIN_*).", no_args_is_help=True
@@ -142,10 +142,8 @@ def customers_erase(
                 ]
     except (erasure.NotConfirmed, LookupError, errors.ArchiveStoreTaken) as exc:
         raise fail(exc, code=EXIT_ERROR) from None
-    except OSError as exc:  # the archive's storage: the rows were rolled back, some files may be gone
-        again = f"`{erasure_ledger.REAPPLY}`" if reapply else f"`{erasure.rerun(tenant)}`"
-        why = f"cannot erase {tenant or 'again'!r}: {exc}; nothing committed, {again} again completes it"
-        raise fail(why, code=EXIT_ERROR) from None
+    except OSError as exc:  # the archive's storage: the rows were rolled back; its notes say what is left
+        raise fail(with_notes(f"cannot erase {tenant or 'again'!r}: {exc}", exc), code=EXIT_ERROR) from None
     if reapply and not receipts:
         typer.echo("no customer of this database is listed as erased: nothing to erase again")
     for receipt in receipts:
@@ -155,7 +153,10 @@ def customers_erase(
             typer.echo(note, err=True)
 
 
-def customers_export(tenant: str, directory: Path) -> None:
+def customers_export(
+    tenant: cli_args.Tenant,
+    directory: Annotated[Path, typer.Argument(help="Folder the ZIP is written into (made if missing).")],
+) -> None:
     """Write TENANT's data (Parquet, CSV, manifest) as one ZIP into DIRECTORY."""
     settings = load_settings()
     with database_errors(settings, doing=f"export {tenant!r} from"):

@@ -22,8 +22,8 @@ def register(simulate_app: typer.Typer) -> None:
 
 def market_command(
     seed: Annotated[int, typer.Option(help="Market seed (customers, machines, faults).", min=0)] = 1,
-    machines: Annotated[int, typer.Option(min=1, max=100_000)] = 500,
-    customers: Annotated[int, typer.Option(min=1, max=10_000)] = 60,
+    machines: Annotated[int, typer.Option(help="Machines in the market.", min=1, max=100_000)] = 500,
+    customers: Annotated[int, typer.Option(help="Customers owning them.", min=1, max=10_000)] = 60,
     policy: Annotated[str, typer.Option(help="first_fit, learning or epsilon_greedy.")] = "learning",
     budget: Annotated[int, typer.Option(help="Real contacts per customer in any 7 days.", min=0)] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,

@@ -55,7 +55,7 @@ def types_list() -> None:
 
 @types_app.command("show")
 def types_show(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The machine type's name.")],
     version: Annotated[int | None, typer.Option(help="An earlier version (default: the newest).")] = None,
 ) -> None:
     """Print a type's definition as a types file (applying it again changes nothing)."""

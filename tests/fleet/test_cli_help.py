@@ -1,4 +1,5 @@
-"""Every command's `--help` shows each option's help whole (Rich takes `[word]` for markup and drops it)."""
+"""Every command's `--help` says what each option and argument is for (`users add --email` said nothing), and
+shows each help whole (Rich takes `[word]` for markup and drops it)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,15 @@ def test_every_options_help_is_shown_whole():
             if written not in shown:
                 missing.append(f"servicecast {' '.join(path)} --{param.name}: {written!r}")
     assert not missing, "\n".join(missing)
+
+
+def test_every_option_and_argument_has_a_help_text():
+    commands = list(_commands(typer.main.get_command(app), []))
+    assert len(commands) > 40
+    silent = [
+        f"servicecast {' '.join(path)}: {param.opts[0] if param.param_type_name == 'option' else param.name}"
+        for path, command in commands
+        for param in command.params
+        if not (getattr(param, "help", None) or "").strip()
+    ]
+    assert silent == []
