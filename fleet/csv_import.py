@@ -352,6 +352,45 @@ def repeated(hashes: array) -> set[int]:
     return set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
 
 
+class Reread:
+    """What an import that reads `path` twice, rather than hold it, keeps of its first read: an 8-byte hash of
+    each row as read, so that a later read can tell it meets the same rows. What the first read found (the
+    keys given twice, the machines, sites or owners to look up) holds for the file it read only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._read = array("q")
+
+    def first(self, rows: Iterable[tuple[int, dict]]) -> Iterator[tuple[int, dict]]:
+        """`rows` of the first read, each noted as it goes by."""
+        for line, row in rows:
+            self._read.append(_as_read(line, row))
+            yield line, row
+
+    def again(self, rows: Iterable[tuple[int, dict]]) -> Iterator[tuple[int, dict]]:
+        """`rows` of a later read; InvalidInput at the first that is not the row the first read found there,
+        or at the end when there are fewer: the file changed in between."""
+        count = 0
+        for line, row in rows:
+            if count == len(self._read) or self._read[count] != _as_read(line, row):
+                raise self._changed(f"line {line}")
+            count += 1
+            yield line, row
+        if count < len(self._read):
+            raise self._changed("its end")
+
+    def _changed(self, where: str) -> errors.InvalidInput:
+        return errors.InvalidInput(
+            f"{self.path} changed while it was imported (at {where}): nothing was written; import it again "
+            "once nothing writes to it"
+        )
+
+
+def _as_read(line: int, row: dict) -> int:
+    """A row's hash as read (its line and cells)."""
+    return hash((line, repr(row)))
+
+
 @dataclass(frozen=True)
 class Reject:
     """A bad line of the file and why."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from fleet import csv_import, display, errors, labels, machine_types, registration
-from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject, RejectSpool
+from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject, RejectSpool, Reread
 from fleet.db import for_writing
 from fleet.tables.labels import LABEL_KINDS
 
@@ -64,10 +64,16 @@ def _key(label: dict) -> tuple:
 
 
 def _labels(
-    path: Path, mapping: ColumnMap, required: tuple[str, ...], latest: datetime
+    path: Path,
+    mapping: ColumnMap,
+    required: tuple[str, ...],
+    latest: datetime,
+    through: Callable[[Iterator[tuple[int, dict]]], Iterator[tuple[int, dict]]],
 ) -> Iterator[tuple[int, dict, dict | str]]:
-    """(line, row, label) of each row of the file; for a bad row the reason instead of the label."""
-    for line, row in csv_import.read_rows(path, mapping, required=required, fields=csv_import.HISTORY_FIELDS):
+    """(line, row, label) of each row of the file, its rows read `through` the first or a later read
+    (`csv_import.Reread`); for a bad row the reason instead of the label."""
+    rows = csv_import.read_rows(path, mapping, required=required, fields=csv_import.HISTORY_FIELDS)
+    for line, row in through(rows):
         try:
             yield line, row, _parse(line, row, mapping, Path(path).name, latest)
         except ValueError as exc:
@@ -87,8 +93,9 @@ def import_history(
 
     A file with bad rows is refused whole (ImportRefused: their count, the first LISTED lines and reasons)
     unless `reject_file` is given: then the good rows are imported and the bad ones written there, in line
-    order, before the commit. A dry run writes nothing. The file is read twice rather than held, labels are
-    written `batch_size` at a time in one transaction, and bad rows wait in a temporary file (RejectSpool).
+    order, before the commit. A dry run writes nothing. The file is read twice rather than held (a file
+    changed between the reads is refused, InvalidInput), labels are written `batch_size` at a time in one
+    transaction, and bad rows wait in a temporary file (RejectSpool).
     """
     required = (
         ("ts", "machine") + (() if mapping.kind else ("kind",)) + (() if mapping.tenant else ("tenant",))
@@ -101,7 +108,8 @@ def import_history(
     latest = datetime.now(UTC) + FUTURE_MARGIN
     machines: set[tuple[str, str]] = set()
     hashes = array("q")  # of each label's key: 8 bytes a label, not the key, to find the ones given twice
-    for _, _, p in _labels(path, mapping, required, latest):
+    read = Reread(path)  # what the first read found holds for the file it read: the second checks it
+    for _, _, p in _labels(path, mapping, required, latest, read.first):
         report.rows += 1
         if isinstance(p, dict):
             machines.add(p["key"])
@@ -118,7 +126,7 @@ def import_history(
         good: list[dict] = []
         first_line: dict[tuple, int] = {}  # of the keys whose hash stands twice only
         new = existing = 0
-        for line, row, p in _labels(path, mapping, required, latest):  # read again: rows are not held
+        for line, row, p in _labels(path, mapping, required, latest, read.again):  # rows are not held
             reason = p if isinstance(p, str) else _problem(p, ids, types, unchecked, first_line)
             if reason is not None:
                 report.add_reject(Reject(line, reason, row), spool)  # in line order

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from fleet import contract, csv_import, errors, machine_types, registration, type_checks
-from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject, RejectSpool
+from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject, RejectSpool, Reread
 from fleet.db import for_writing
 from fleet.tables import Customer, DataUseGrant, Machine, Site
 
@@ -154,7 +154,7 @@ def import_machines(
     return report
 
 
-def _refuse_bad_rows(path: Path, mapping: ColumnMap, twice: set[int], read: array) -> None:
+def _refuse_bad_rows(path: Path, mapping: ColumnMap, twice: set[int], read: Reread) -> None:
     """ImportRefused if the file has a bad row or a machine given again (the first LISTED by line)."""
     report = ImportReport()
     for line, row, machine in _machines(path, mapping, twice, read):
@@ -173,17 +173,15 @@ def _register(conn: Connection, batch: list[dict], add: Callable[[list], None] |
     return existing
 
 
-def _survey(path: Path, mapping: ColumnMap, first_read: ImportReport) -> tuple[list[dict], set[int], array]:
+def _survey(path: Path, mapping: ColumnMap, first_read: ImportReport) -> tuple[list[dict], set[int], Reread]:
     """What the file's good rows share rather than each machine: their customers and sites (the owners that
-    `registration.registrar` takes), the hashes of the (tenant, machine) keys that stand twice, and a hash
-    of each row as read (`_machines` meets the same rows); each row counted in `first_read`, each bad one
-    rejected there."""
+    `registration.registrar` takes), the hashes of the (tenant, machine) keys that stand twice, and the read
+    (`_machines` meets the same rows); each row counted in `first_read`, each bad one rejected there."""
     owners: dict[tuple, dict] = {}
     hashes = array("q")
-    read = array("q")
-    for line, row in _rows(path, mapping):
+    read = Reread(path)
+    for line, row in read.first(_rows(path, mapping)):
         first_read.rows += 1
-        read.append(_as_read(line, row))
         try:
             machine = _parse(row, mapping)
         except ValueError as exc:
@@ -196,24 +194,14 @@ def _survey(path: Path, mapping: ColumnMap, first_read: ImportReport) -> tuple[l
     return list(owners.values()), csv_import.repeated(hashes), read
 
 
-def _as_read(line: int, row: dict) -> int:
-    """A row's hash as read, to tell the second read met the first's row."""
-    return hash((line, repr(row)))
-
-
 def _machines(
-    path: Path, mapping: ColumnMap, twice: set[int], read: array
+    path: Path, mapping: ColumnMap, twice: set[int], read: Reread
 ) -> Iterator[tuple[int, dict, dict | str]]:
     """(line, row, machine) of each row of the file; for a bad row, or a machine given again, the reason.
-    InvalidInput when a row is not the one the first read found (`_survey`)."""
+    InvalidInput when a row is not the one the first read found (`_survey`): it could name a site not added,
+    or a machine given twice as new."""
     first_line: dict[tuple[str, str], int] = {}  # of the keys whose hash stands twice only
-    rows = 0
-    for line, row in _rows(path, mapping):
-        # What the first read found (owners, keys given twice) must hold: a row it did not see could name a
-        # site not added, or a machine given twice as new.
-        if rows == len(read) or read[rows] != _as_read(line, row):
-            raise _changed(path, f"line {line}")
-        rows += 1
+    for line, row in read.again(_rows(path, mapping)):
         try:
             machine = _parse(row, mapping)
         except ValueError as exc:
@@ -226,16 +214,6 @@ def _machines(
         if hash(key) in twice:
             first_line[key] = line
         yield line, row, machine
-    if rows < len(read):
-        raise _changed(path, "its end")
-
-
-def _changed(path: Path, where: str) -> errors.InvalidInput:
-    """The error of a file found changed at `where` by the second read."""
-    return errors.InvalidInput(
-        f"{path} changed while it was imported (at {where}): nothing was written; import it again once "
-        "nothing writes to it"
-    )
 
 
 def _rows(path: Path, mapping: ColumnMap) -> Iterator[tuple[int, dict]]:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from fleet import errors, machine_import
 from fleet.csv_import import ColumnMap, ImportRefused, ImportReport
 from fleet.tables import Customer, Machine, Site
+from tests.fleet.file_changes import change_after_first_read
 from tests.fleet.test_hostile_files import count
 from tests.fleet.test_import_bounds import peaks, traced, write
 
@@ -76,16 +77,11 @@ def test_a_file_changed_between_its_two_reads_is_refused_with_nothing_written(
     sqlite_engine, tmp_path, monkeypatch, change, rejects
 ):
     path = _machines(tmp_path, 3)
-    survey = machine_import._survey
 
-    def survey_then_change(*args: object) -> object:
-        found = survey(*args)  # the first read done: a writer changes the file before the second
-        lines = path.read_text().splitlines()
-        changed = lines[:-1] if change == "a row removed" else [*lines, _CHANGES[change]]
-        write(path, *changed)
-        return found
+    def changed(lines: list[str]) -> list[str]:
+        return lines[:-1] if change == "a row removed" else [*lines, _CHANGES[change]]
 
-    monkeypatch.setattr(machine_import, "_survey", survey_then_change)
+    change_after_first_read(monkeypatch, machine_import, "_survey", path, changed)
     reject_file = tmp_path / "rejects.csv" if rejects else None
     with pytest.raises(errors.InvalidInput, match=f"{path} changed while it was imported"):
         machine_import.import_machines(engine=sqlite_engine, path=path, mapping=ACME, reject_file=reject_file)
