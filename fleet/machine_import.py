@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
-from fleet import contract, csv_import, errors, machine_types, registration, type_checks
+from fleet import csv_import, errors, machine_types, registration, type_checks
 from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject, RejectSpool, Reread
 from fleet.db import for_writing
 from fleet.tables import Customer, DataUseGrant, Machine, Site
@@ -58,10 +58,10 @@ def _parse(row: dict, mapping: ColumnMap) -> dict:
     csv_import.check_row(row)
     tenant = csv_import.tenant(row, mapping)
     machine = csv_import.text(row, mapping, "machine")
-    if not contract.TENANT_PATTERN.fullmatch(tenant):
-        raise ValueError(f"tenant {tenant!r} must match {contract.TENANT_PATTERN.pattern}")
-    if not contract.MACHINE_PATTERN.fullmatch(machine):
-        raise ValueError(f"machine {machine!r} must match {contract.MACHINE_PATTERN.pattern}")
+    try:
+        registration.check_key(tenant, machine)  # the words of every registration's refusal
+    except errors.InvalidInput as exc:
+        raise ValueError(str(exc)) from None
     out = {"tenant": tenant, "machine": machine, "installed": _installed(row, mapping)}
     for name, limit in _WIDTHS.items():
         value = csv_import.text(row, mapping, name)

@@ -249,7 +249,7 @@ def test_a_machines_file_with_bad_rows_is_refused_whole_or_imported_without_them
         "acme,2,pump,spring\nacme,1,pump,\n"
     )
     reasons = [
-        (3, "machine 'bad/id' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+        (3, "machine id 'bad/id' must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
         (4, "installed 'spring' is not a date (YYYY-MM-DD)"),
         (5, "same tenant and machine as line 2"),
     ]

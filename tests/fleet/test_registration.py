@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from fleet import errors, registration, registry
+from fleet import errors, machine_import, registration, registry
+from fleet.csv_import import ColumnMap, ImportRefused
 from fleet.tables import Customer, DataUseGrant, Machine, Site
 
 FLEET = [
@@ -109,3 +110,19 @@ def test_an_id_ending_in_a_line_break_is_refused(engine, key):
 def test_a_customer_id_ending_in_a_line_break_is_refused(engine):
     with pytest.raises(errors.InvalidInput):
         registry.add_customer(engine=engine, tenant="acme\n")
+
+
+@pytest.mark.parametrize(("tenant", "code"), [("acme corp", "p-1"), ("acme", "p/1"), ("", "p-1")])
+def test_a_bad_id_reads_the_same_in_a_machines_import_as_in_every_registration(
+    sqlite_engine, tmp_path, tenant, code
+):
+    with pytest.raises(errors.InvalidInput) as registered:
+        registration.register_machines(engine=sqlite_engine, machines=[{"tenant": tenant, "machine": code}])
+    with pytest.raises(errors.InvalidInput) as added:
+        registry.add_machine(engine=sqlite_engine, tenant=tenant, code=code)
+    path = tmp_path / "machines.csv"
+    path.write_text(f"tenant,machine\nacme,p-0\n{tenant},{code}\n")
+    with pytest.raises(ImportRefused) as refused:
+        machine_import.import_machines(engine=sqlite_engine, path=path, mapping=ColumnMap())
+    assert str(added.value) == str(registered.value)
+    assert [(r.line, r.reason) for r in refused.value.report.rejects] == [(3, str(registered.value))]

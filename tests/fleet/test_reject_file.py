@@ -94,7 +94,7 @@ def test_the_first_50_bad_rows_are_listed_by_line_and_the_rest_counted(cli, tmp_
     }[command]
     reason = {
         "history": "machine acme/m\\x1b{n} is not registered (servicecast machines import)",
-        "machines": "machine 'bad/{n}' must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$",
+        "machines": "machine id 'bad/{n}' must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$",
         "telemetry": "wrong_type: readings.temp must be a number, got str 'n/a'",
     }[command]
     path = tmp_path / f"{command}.csv"
