@@ -38,6 +38,8 @@ def _parse(line: int, row: dict, mapping: ColumnMap, source: str, latest: dateti
     machine = csv_import.text(row, mapping, "machine")
     if not tenant or not machine:
         raise ValueError("no tenant" if not tenant else "no machine")
+    if problem := registration.key_problem(tenant, machine):  # not "not registered": it never can be
+        raise ValueError(problem)
     component = csv_import.text(row, mapping, "component")
     mode = csv_import.text(row, mapping, "mode") or None
     for name, value in (("component", component), ("mode", mode or "")):

@@ -58,10 +58,8 @@ def _parse(row: dict, mapping: ColumnMap) -> dict:
     csv_import.check_row(row)
     tenant = csv_import.tenant(row, mapping)
     machine = csv_import.text(row, mapping, "machine")
-    try:
-        registration.check_key(tenant, machine)  # the words of every registration's refusal
-    except errors.InvalidInput as exc:
-        raise ValueError(str(exc)) from None
+    if problem := registration.key_problem(tenant, machine):  # the words of every registration's refusal
+        raise ValueError(problem)
     out = {"tenant": tenant, "machine": machine, "installed": _installed(row, mapping)}
     for name, limit in _WIDTHS.items():
         value = csv_import.text(row, mapping, name)

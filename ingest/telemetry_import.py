@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Engine
 
-from fleet import contract, csv_import, errors, parquet_bounds
+from fleet import contract, csv_import, errors, parquet_bounds, registration
 from fleet.csv_import import ColumnMap, ImportReport, Reject
 from ingest import event_slots
 from ingest.contract import MAX_SEQ, Limits, check_seq, parse_message
@@ -143,12 +143,14 @@ def _messages(rows: Iterator[tuple[int, dict]], mapping: ColumnMap, kind: str) -
             cells = [v for k, v in row.items() if k is not None and v is not None] + row.get(None, [])
             yield line, row, (topic, orjson.dumps(cells), received), Rejection("bad_row", str(exc)), False
             continue
-        raw_ts, bad = csv_import.text(row, mapping, "ts"), None
+        problem = registration.key_problem(tenant, machine)  # in registration's words, not the topic's
+        bad = Rejection("bad_topic", problem) if problem else None
+        raw_ts = csv_import.text(row, mapping, "ts")
         try:
             ts: datetime | None = csv_import.parse_time(raw_ts, mapping, after=last.get((tenant, machine)))
             last[(tenant, machine)] = ts
         except ValueError as exc:
-            ts, bad = None, Rejection("bad_timestamp", str(exc))  # the message keeps the raw text
+            ts, bad = None, bad or Rejection("bad_timestamp", str(exc))  # the message keeps the raw text
         body: dict = {"v": contract.PAYLOAD_VERSION, "seq": _seq(row, mapping), "ts": _ts_text(ts, raw_ts)}
         derived = body["seq"] is None
         if derived:

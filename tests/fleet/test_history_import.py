@@ -494,7 +494,7 @@ def test_a_reason_quoting_a_files_text_reaches_the_terminal_without_its_control_
     env = {"SERVICECAST_DATABASE_URL": database_url}
     done = CliRunner().invoke(app, ["history", "import", str(path), "--tenant", "acme"], env=env)
     assert done.exit_code == 1
-    assert "line 2: machine acme/\\x1b]0;owned\\x07m9\\x1b[2J is not registered" in done.stderr
+    assert "line 2: machine id '\\x1b]0;owned\\x07m9\\x1b[2J' must match" in done.stderr
     assert "\x1b" not in done.output and "\x07" not in done.output
 
 

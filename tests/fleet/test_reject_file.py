@@ -3,10 +3,13 @@ without being created or touched."""
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from fleet import errors, registration
 from servicecast.cli import app
 from tests.ingest.support import register_fleet
 
@@ -93,7 +96,7 @@ def test_the_first_50_bad_rows_are_listed_by_line_and_the_rest_counted(cli, tmp_
         "telemetry": "acme,m1,2024-01-01T06:{n:02}:00Z,n/a\n",
     }[command]
     reason = {
-        "history": "machine acme/m\\x1b{n} is not registered (servicecast machines import)",
+        "history": "machine id 'm\\x1b{n}' must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$",
         "machines": "machine id 'bad/{n}' must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$",
         "telemetry": "wrong_type: readings.temp must be a number, got str 'n/a'",
     }[command]
@@ -111,3 +114,23 @@ def test_a_reject_file_whose_name_cannot_be_looked_up_is_refused_in_one_line(cli
     done = cli(command, "import", _file(tmp_path, command, BAD[command]), "--reject-file", rejects)
     assert done.exit_code == 1 and f"cannot write {rejects}: File name too long" in done.stderr, done.output
     assert done.exception is None or isinstance(done.exception, SystemExit)
+
+
+@pytest.mark.parametrize("key", [("acme", "bad/id"), ("bad/t", "m1")])
+@pytest.mark.parametrize("command", ["history", "machines", "telemetry"])
+def test_a_bad_tenant_or_machine_id_has_registrations_words_in_every_import(cli, tmp_path, command, key):
+    with pytest.raises(errors.InvalidInput) as refused:
+        registration.check_key(*key)
+    rows = {
+        "history": "{},{},2024-01-01T06:00:00Z,failure,pump\n",
+        "machines": "{},{}\n",
+        "telemetry": "{},{},2024-01-01T06:00:00Z,1\n",
+    }
+    rejects = tmp_path / "rejects.csv"
+    done = cli(
+        command, "import", _file(tmp_path, command, rows[command].format(*key)), "--reject-file", rejects
+    )
+    assert done.exit_code == 0, done.output
+    code = "bad_topic: " if command == "telemetry" else ""  # the quarantine's reason, as for each of its rows
+    with open(rejects, newline="") as f:
+        assert [(r["line"], r["reason"]) for r in csv.DictReader(f)] == [("3", f"{code}{refused.value}")]
