@@ -27,6 +27,7 @@ from fleet import (
     erasure_ledger,
     erasure_notices,
     partitions,
+    progress,
     rollups,
 )
 from fleet.db import for_writing
@@ -103,12 +104,20 @@ def _classes(settings: Settings) -> list[tuple[str, float | None, type, ColumnEl
     ]
 
 
-def run(engine: Engine, *, settings: Settings, now: datetime, dry_run: bool = False) -> Plan:
+def run(
+    engine: Engine,
+    *,
+    settings: Settings,
+    now: datetime,
+    dry_run: bool = False,
+    report: progress.Report | None = None,
+) -> Plan:
     """Apply (or, dry, count) every data class's retention as of `now`. Each step commits on its own: an
-    error carries a note naming the steps done and not done, and a rerun does the rest."""
+    error carries a note naming the steps done and not done, and a rerun does the rest. `report` is told how
+    far the rollup refresh before the archive got (`rollups.refresh`)."""
     plan = Plan(now=now, dry_run=dry_run)
     try:
-        _run(engine, settings=settings, plan=plan)
+        _run(engine, settings=settings, plan=plan, report=report)
     except Exception as exc:
         classes = (name for name, days, *_ in _classes(settings) if days is not None)
         names = ["telemetry_hot", *classes, DEAD_ERASURE_EVENTS]
@@ -117,7 +126,7 @@ def run(engine: Engine, *, settings: Settings, now: datetime, dry_run: bool = Fa
     return plan
 
 
-def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
+def _run(engine: Engine, *, settings: Settings, plan: Plan, report: progress.Report | None) -> None:
     now, dry_run = plan.now, plan.dry_run
     if not dry_run:  # put back from before an erasure: nothing runs until it is applied again
         erasure_ledger.check(engine, archive.location(settings.archive_url))
@@ -129,7 +138,8 @@ def _run(engine: Engine, *, settings: Settings, plan: Plan) -> None:
     if not dry_run:
         partitions.maintain(engine, now=now, lock_timeout_s=settings.partition_lock_timeout_s)
     if not dry_run and hot:
-        rollups.refresh(engine, archive_url=settings.archive_url, horizons=rollup_horizons(settings, now))
+        horizons = rollup_horizons(settings, now)
+        rollups.refresh(engine, archive_url=settings.archive_url, horizons=horizons, report=report)
         # What it moved, not what was counted before its lock: another run may have moved them meanwhile.
         moved = archive.run(
             engine,

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, tuple_
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, tuple_
 
-from fleet import dialect, history
+from fleet import dialect, history, progress
 from fleet.db import for_writing, give_way
 from fleet.tables import Rollup, RollupDirty
 
@@ -257,11 +257,19 @@ def _day_hours(
     return found
 
 
-def refresh(engine: Engine, *, archive_url: str, horizons: Horizons | None = None, batch: int = 100) -> int:
+def refresh(
+    engine: Engine,
+    *,
+    archive_url: str,
+    horizons: Horizons | None = None,
+    batch: int = 100,
+    report: progress.Report | None = None,
+) -> int:
     """Recompute the rollups of every dirty hour, `batch` marks a transaction; returns hours refreshed.
 
     `horizons` (width → oldest bucket kept, `retention.rollup_horizons`): older buckets, which retention
-    would delete, are not made, and their marks go all the same.
+    would delete, are not made, and their marks go all the same. `report` is told after each batch the
+    hours done and the total: the marks found at the start, or more when hours are marked meanwhile.
 
     One sweep in (machine, hour) order: an hour that rows log again behind the sweep (a live machine's
     current hour) waits for the next run, so a run ends while ingest goes on. Each transaction holds
@@ -269,6 +277,9 @@ def refresh(engine: Engine, *, archive_url: str, horizons: Horizons | None = Non
     writers get their turn between them.
     """
     done, after = 0, None
+    if report is not None:
+        with engine.connect() as conn:
+            total = conn.scalar(select(func.count()).select_from(RollupDirty)) or 0
     marks_in_order = select(RollupDirty.machine_id, RollupDirty.hour).order_by(
         RollupDirty.machine_id, RollupDirty.hour
     )
@@ -287,6 +298,9 @@ def refresh(engine: Engine, *, archive_url: str, horizons: Horizons | None = Non
                 by_machine.setdefault(machine_id, []).append(hour)
             _refresh_batch(conn, by_machine, archive_url, horizons or {})
             done += len(marks)
+        if report is not None:
+            total = max(total, done)
+            report(done, total)
         after = tuple(marks[-1])
         give_way(engine)
 

@@ -157,6 +157,9 @@ class Settings(BaseSettings):
     # PostgreSQL: how long an archive or retention run's partition DDL waits for a table a writer or reader
     # holds before it leaves that week to a later run (meanwhile later readers and writers queue behind it).
     partition_lock_timeout_s: float = Field(default=PARTITION_LOCK_TIMEOUT_S, ge=0.1, le=600)
+    # A long step of a command (a rollup refresh) says how far it got on stderr once it has run this long,
+    # then at most this often; 0: after every batch.
+    progress_every_s: float = Field(default=5.0, ge=0, le=3600)
     # Retention per data class in days; None keeps forever. Audit lines are kept at least audit_floor_days.
     retain_archive_days: float | None = Field(default=None, gt=0, le=MAX_DAYS)
     retain_rollup_minute_days: float | None = Field(default=30.0, gt=0, le=MAX_DAYS)

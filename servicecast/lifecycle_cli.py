@@ -20,6 +20,7 @@ from fleet import (
     errors,
     export,
     export_files,
+    progress,
     retention,
     rollups,
 )
@@ -33,6 +34,7 @@ from fleet.bootstrap import (
     serving_engine,
     with_notes,
 )
+from fleet.settings import Settings
 from servicecast import cli_args
 
 retention_app = typer.Typer(
@@ -58,7 +60,11 @@ def retention_run(
     try:
         with database_errors(settings, doing="run retention in"):  # the line names the steps done
             plan = retention.run(
-                ready_engine(settings), settings=settings, now=datetime.now(UTC), dry_run=dry_run
+                ready_engine(settings),
+                settings=settings,
+                now=datetime.now(UTC),
+                dry_run=dry_run,
+                report=_refreshing(settings),
             )
     # The rollup refresh of a late row's archived hour, or the archive's storage (full, not writable, in
     # memory): one line, with the steps done and not done.
@@ -76,6 +82,11 @@ def retention_run(
         cutoff = f"{step.cutoff:%Y-%m-%d %H:%M}"
         counted = display.count(step.count, step.noun)
         typer.echo(f"{step.data_class}: {verb} {step.action} {counted} older than {cutoff}{note}")
+
+
+def _refreshing(settings: Settings) -> progress.Progress:
+    """The rollup refresh's progress lines on stderr (stdout keeps the command's result only)."""
+    return progress.Progress("rollup refresh", "machine-hour", every_s=settings.progress_every_s)
 
 
 @retention_app.command("claim-archive")
@@ -104,6 +115,7 @@ def rollups_refresh() -> None:
                 serving_engine(settings, process="rollups refresh"),
                 archive_url=settings.archive_url,
                 horizons=horizons,
+                report=_refreshing(settings),
             )
     except errors.ArchiveUnreadable as exc:  # a late row's hour is archived in that file
         raise fail(_why(exc), code=EXIT_ERROR) from None
