@@ -484,8 +484,9 @@ def write_rejects(
     path: Path, rejects: Iterable[Reject], columns: Iterable[str] | None = None, *, whole: bool = False
 ) -> None:
     """The refused rows as CSV: line, reason, then the rows' own columns (`columns`: known already, so that
-    `rejects` is read once) (InvalidInput if it cannot). `whole`: written to a temporary file beside `path`
-    and moved over it once complete, so that a failure leaves `path` as it was."""
+    `rejects` is read once) and a row's cells past the header, if any (InvalidInput if it cannot). `whole`:
+    written to a temporary file beside `path` and moved over it once complete, so that a failure leaves
+    `path` as it was."""
     if columns is None:
         rejects = list(rejects)
         columns = dict.fromkeys(c for r in rejects for c in r.row if c is not None)
@@ -497,7 +498,9 @@ def write_rejects(
             writer = csv.writer(out)
             writer.writerow(["line", "reason", *columns])
             for r in rejects:
-                writer.writerow([r.line, r.reason, *(r.row.get(c, "") for c in columns)])
+                writer.writerow(
+                    [r.line, r.reason, *(r.row.get(c, "") for c in columns), *r.row.get(None, ())]
+                )
         if whole:
             os.replace(part, target)
     except OSError as exc:
@@ -519,12 +522,16 @@ class RejectSpool:
         """Keep one more reject."""
         row = {k: v for k, v in reject.row.items() if k is not None}
         self.columns.update(dict.fromkeys(row))
-        self._file.write(orjson.dumps([reject.line, reject.reason, row]) + b"\n")
+        past = reject.row.get(None, [])  # cells past the header (`read_rows`)
+        self._file.write(orjson.dumps([reject.line, reject.reason, row, past]) + b"\n")
 
     def write(self, path: Path, *, whole: bool = False) -> None:
         """The rejects so far as `write_rejects` writes them, to `path` (`whole`: moved there when done)."""
         self._file.seek(0)
-        rejects = (Reject(*orjson.loads(line)) for line in self._file)
+        rejects = (
+            Reject(n, why, row | ({None: past} if past else {}))
+            for n, why, row, past in map(orjson.loads, self._file)
+        )
         write_rejects(path, rejects, self.columns, whole=whole)
         self._file.seek(0, 2)
 

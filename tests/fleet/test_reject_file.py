@@ -134,3 +134,18 @@ def test_a_bad_tenant_or_machine_id_has_registrations_words_in_every_import(cli,
     code = "bad_topic: " if command == "telemetry" else ""  # the quarantine's reason, as for each of its rows
     with open(rejects, newline="") as f:
         assert [(r["line"], r["reason"]) for r in csv.DictReader(f)] == [("3", f"{code}{refused.value}")]
+
+
+@pytest.mark.parametrize("command", ["history", "machines", "telemetry"])
+def test_a_row_with_more_fields_than_the_header_keeps_them_all_in_the_reject_file(cli, tmp_path, command):
+    cells = {
+        "history": ["acme", "m2", "2024-01-02T06:00:00Z", "failure", "pump", "valve", "seal"],
+        "machines": ["acme", "m4", "pump"],
+        "telemetry": ["acme", "m2", "2024-01-02T06:00:00Z", "1", "2"],
+    }[command]
+    rejects = tmp_path / "rejects.csv"
+    done = cli(command, "import", _file(tmp_path, command, ",".join(cells) + "\n"), "--reject-file", rejects)
+    assert done.exit_code == 0, done.output
+    code = "bad_row: " if command == "telemetry" else ""
+    with open(rejects, newline="") as f:
+        assert list(csv.reader(f))[1:] == [["3", f"{code}more fields than the header has", *cells]]
