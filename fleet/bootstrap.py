@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
+from fleet import errors
 from fleet.redaction import redact_url
 from fleet.settings import EXIT_BAD_SETTING, Settings, describe_error, get_settings
 
@@ -68,7 +69,7 @@ def serving_engine(settings: Settings, *, process: str) -> Engine:
     """`ready_engine` for a command that reads or writes customer data (serves, scores, alerts on, routes,
     trains on, imports, replays, exports them): exit 1 with one line while the database holds a customer the
     archive's erasure ledger lists as erased (a backup)."""
-    from fleet import erasure_ledger, errors
+    from fleet import erasure_ledger
 
     engine = ready_engine(settings)
     try:
@@ -111,8 +112,7 @@ def open_engine(settings: Settings) -> Engine:
 
 def database_failure(settings: Settings, exc: Exception, *, doing: str) -> SystemExit:
     """`cannot DOING the database SERVICECAST_DATABASE_URL=…: why` as one line; the exit 1 to raise."""
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    line = f"cannot {doing} the database {database_setting(settings)}: {reason}"
+    line = f"cannot {doing} the database {database_setting(settings)}: {errors.reason(exc)}"
     return fail(with_notes(line, exc), code=EXIT_ERROR)
 
 

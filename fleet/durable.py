@@ -54,3 +54,17 @@ def sync_folders(folder: Path, *, top: Path) -> None:
             os.close(handle)
         if at == top or top not in at.parents:
             break
+
+
+def remove(fs: fsspec.AbstractFileSystem, path: str, *, root: str) -> None:
+    """Remove the file at `path` under `root` if it is there; on a local disk its folder is fsynced, so that
+    the name does not come back after a power loss."""
+    if not isinstance(fs, LocalFileSystem):
+        if fs.exists(path):
+            fs.rm_file(path)
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    sync_folders(Path(path).parent, top=Path(root).parent)

@@ -13,12 +13,14 @@ were queued for (`erasure_notices`): the CRM is told of the erasure by its ids t
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from fleet import (
     archive,
@@ -30,6 +32,7 @@ from fleet import (
     erasure_ledger,
     erasure_names,
     erasure_notices,
+    errors,
 )
 from fleet.db import for_writing
 from fleet.tables import (
@@ -49,6 +52,7 @@ from fleet.tables import (
 from fleet.tables.register import PURPOSES
 from fleet.tables.workflow import ROLES
 
+log = logging.getLogger(__name__)
 _ID_KEYS = {"customer_id": "customers", "machine_id": "machines", "user_id": "users"}
 # Subjects of audit lines that belong to one customer: its record, machines, alerts and offers.
 _CUSTOMERS_OBJECTS = frozenset({"customer", "machine", "alert", "offer"})
@@ -218,42 +222,111 @@ def erase(engine: Engine, *, tenant: str, confirm: str, by: str, archive_url: st
     """Erase one customer; returns the receipt (pseudonym, counts per class, what was kept and why)."""
     if confirm != tenant:
         raise NotConfirmed("--confirm must repeat the tenant id")
+    where = archive.location(archive_url)
     # An archive run meanwhile could write the customer's rows to a file after its folder is removed.
     with archive.exclusive(engine, wait=True):
         # Before anything is noted or removed: a copy of this database sharing the store folder stops here.
-        store = archive_store.checked(engine, archive.location(archive_url))  # may draw the store's id
-        _note_start(engine, tenant=tenant, by=by, now=now)
-        return _erase(engine, tenant=tenant, by=by, store=store, archive_url=archive_url, now=now)
+        store = archive_store.checked(engine, where)  # may draw the store's id
+        customer_id = _note_start(engine, tenant=tenant, by=by, now=now)
+        done = _Done(where, store)
+        try:
+            return _erase(engine, tenant=tenant, by=by, now=now, done=done)
+        except Exception as exc:
+            if customer_id is not None:
+                _note_failure(engine, exc, customer_id, tenant=tenant, done=done, by=by, now=now)
+            raise
 
 
 def reapply(engine: Engine, *, by: str, archive_url: str, now: datetime) -> list[dict]:
     """Erase again each customer the database holds though the archive's erasure ledger lists it as erased (a
-    database put back from a copy older than the erasure); their receipts."""
+    database put back from a copy older than the erasure), and complete each unfinished erasure; their
+    receipts."""
     where = archive.location(archive_url)
     with archive.exclusive(engine, wait=True):
         store = archive_store.checked(engine, where)
         with engine.connect() as conn:
             erasure_ledger.write_back(conn, where, store)  # each ledger then holds what the other does
             tenants = [tenant for tenant, _ in erasure_ledger.restored(conn, where, store)]
+            begun = select(Customer.tenant).where(
+                Customer.id.in_(unfinished(conn)), Customer.tenant.not_in(tenants)
+            )
+            tenants += conn.scalars(begun.order_by(Customer.id))  # killed (before its ledger entry, say)
     return [erase(engine, tenant=t, confirm=t, by=by, archive_url=archive_url, now=now) for t in tenants]
 
 
 STARTED = "erasure_started"
+# Ends of an erasure that raised: nothing erased (no longer unfinished), or stopped after something was.
+FAILED = "erasure_failed"
+INTERRUPTED = "erasure_interrupted"
 
 
-def _note_start(engine: Engine, *, tenant: str, by: str, now: datetime) -> None:
-    """Commit an audit line that the erasure began, when the customer has archive files or the ledger a
-    copy: the file step runs before the rows' commit, so a crash there leaves the customer with some files
-    gone, and a failure after the copy's entry leaves it naming the customer; `unfinished` names it until a
-    rerun completes (and pseudonymises this line like the others)."""
+@dataclass
+class _Done:
+    """How far an erasure went before it raised: what it leaves behind."""
+
+    where: archive.Location
+    store: str
+    pseudonym: str | None = None  # its ledger entries' name, once it may have written them
+    removed: int = 0  # archive files (or folders) removed, or being removed when it raised
+    committing: bool = False  # its commit was sent: done or not, the database alone can tell
+
+    def left(self) -> str | None:
+        """What of the erasure is done for good, if anything (its ledger entries taken back first)."""
+        if self.committing:
+            return (
+                "its commit failed, its erasure ledger entry written and its archive files, if any, removed"
+            )
+        if self.removed:
+            return "some of its archive files are gone"
+        if self.pseudonym is not None and not erasure_ledger.withdrawn(
+            self.where, self.store, self.pseudonym
+        ):
+            return "its erasure ledger entry could not be taken back"
+        return None
+
+
+def _note_start(engine: Engine, *, tenant: str, by: str, now: datetime) -> int | None:
+    """Commit an audit line that the erasure of the customer began (its id; None: no such customer): from its
+    ledger entry and first file removal on, what a crash leaves names or lacks the customer, and `unfinished`
+    names it until a rerun completes (and pseudonymises this line like the others), or its end is noted
+    (`_note_failure`)."""
     with for_writing(engine).begin() as conn:
         customer_id = conn.scalar(select(Customer.id).where(Customer.tenant == tenant))
-        if customer_id is None or unfinished(conn, [customer_id]):
-            return
-        has_files = select(ArchiveFile.id).where(ArchiveFile.customer_id == customer_id).limit(1)
-        if erasure_ledger.copied() or conn.scalar(has_files):
+        if customer_id is not None and not unfinished(conn, [customer_id]):
             entry = audit.entry("customer", customer_id, STARTED, audit.as_actor(by), {}, now)
             conn.execute(WorkflowEvent.__table__.insert().values(**entry))
+    return customer_id
+
+
+def _note_failure(
+    engine: Engine, exc: Exception, customer_id: int, *, tenant: str, done: _Done, by: str, now: datetime
+) -> None:
+    """Say how the erasure that raised `exc` ended, as a note on it (the command prints it) and an audit line
+    with the reason: FAILED when nothing was erased (its ledger entries taken back), so it is no longer
+    unfinished; else INTERRUPTED, and unfinished until `rerun` or `--reapply` completes it. A database that
+    takes no line (gone, full) leaves the erasure unfinished."""
+    left = done.left()
+    if left is None:
+        action, note = FAILED, f"nothing was erased: once that is mended, `{rerun(tenant)}` again"
+    else:
+        action = INTERRUPTED
+        note = (
+            f"the erasure did not complete ({left}): `{rerun(tenant)}` again, or `{erasure_ledger.REAPPLY}`, "
+            "completes it"
+        )
+    exc.add_note(note)
+    try:
+        with for_writing(engine).begin() as conn:
+            if conn.scalar(select(Customer.id).where(Customer.id == customer_id)) is None:
+                exc.add_note(
+                    f"yet no customer {tenant!r} is left: the database committed its erasure after all"
+                )
+                return
+            line = {"reason": "; ".join([errors.reason(exc), *exc.__notes__])}
+            entry = audit.entry("customer", customer_id, action, audit.as_actor(by), line, now)
+            conn.execute(WorkflowEvent.__table__.insert().values(**entry))
+    except SQLAlchemyError as second:
+        log.warning("the erasure of %s failed, and the audit trail could not record it: %s", tenant, second)
 
 
 def rerun(tenant: str) -> str:
@@ -261,11 +334,18 @@ def rerun(tenant: str) -> str:
     return f"servicecast customers erase {tenant} --confirm {tenant}"
 
 
-def unfinished(conn: Connection, customer_ids: list[int]) -> set[int]:
-    """Those of these customers whose erasure began and did not complete (killed or failed)."""
+def unfinished(conn: Connection, customer_ids: list[int] | None = None) -> set[int]:
+    """Those of these customers (None: of all) whose erasure began and did not complete: killed, or stopped
+    after it erased something (not one that failed with nothing erased, `FAILED`)."""
     w = WorkflowEvent.__table__.c
-    started = (w.subject == "customer") & (w.action == STARTED) & w.subject_id.in_(customer_ids or [-1])
-    return set(conn.scalars(select(w.subject_id).where(started).distinct()))
+    among = w.subject_id.is_not(None) if customer_ids is None else w.subject_id.in_(customer_ids or [-1])
+
+    def last(action: str) -> dict[int, int]:
+        query = select(w.subject_id, func.max(w.id)).where(w.subject == "customer", w.action == action, among)
+        return {customer: at for customer, at in conn.execute(query.group_by(w.subject_id))}
+
+    failed = last(FAILED)
+    return {customer for customer, at in last(STARTED).items() if at > failed.get(customer, 0)}
 
 
 def to_finish(conn: Connection, customers: list[Customer]) -> dict[int, str]:
@@ -274,11 +354,11 @@ def to_finish(conn: Connection, customers: list[Customer]) -> dict[int, str]:
     return {c.id: rerun(c.tenant) for c in customers if c.id in erasing}
 
 
-def _erase(engine: Engine, *, tenant: str, by: str, store: str, archive_url: str, now: datetime) -> dict:
-    """Delete the customer's rows and its archive files (its folder in the `store` folder among them), in one
+def _erase(engine: Engine, *, tenant: str, by: str, now: datetime, done: _Done) -> dict:
+    """Delete the customer's rows and its archive files (its folder in the store folder among them), in one
     transaction, and record it in the erasure ledger; the caller holds the archive lock. The receipt returned
-    also lists, by path, the files left in its folder at the archive root."""
-    where = archive.location(archive_url)
+    also lists, by path, the files left in its folder at the archive root. `done` says how far it went."""
+    where, store = done.where, done.store
     folder = f"{store}/tenant={tenant}"
     with for_writing(engine).begin() as conn:  # gathers, then deletes: the write lock from BEGIN
         who = _gather(conn, tenant)
@@ -302,6 +382,7 @@ def _erase(engine: Engine, *, tenant: str, by: str, store: str, archive_url: str
         )
         # Written before the commit (and its files): a database put back from before it is then told by it.
         ledger = {"customer_id": who.customer_id, "pseudonym": who.pseudonym, "at": now}
+        done.pseudonym = who.pseudonym
         ledger = erasure_ledger.write(conn, where, store, **ledger)
         told = erasure_notices.crm_destinations(conn, who.customer_id)  # its outbox rows go in the cascade
         conn.execute(delete(Customer).where(Customer.id == who.customer_id))  # the cascade
@@ -320,7 +401,8 @@ def _erase(engine: Engine, *, tenant: str, by: str, store: str, archive_url: str
         # The files go before the commit: a crash or a storage error until then rolls the rows back, the
         # customer stays (with fewer files), and `customers erase` again finishes; a receipt means no file.
         paths = [where.path(p) for p in files] + unregistered
-        _remove_files(where, paths, where.path(folder), archive_legacy.folder(where, tenant))
+        _remove_files(where, paths, where.path(folder), archive_legacy.folder(where, tenant), done=done)
+        done.committing = True
     return {**receipt, "left_in_archive": [{"file": path, "why": why} for path, _, why in left]}
 
 
@@ -366,13 +448,18 @@ def _left(left: list[tuple[str, str, str]]) -> str:
     )
 
 
-def _remove_files(where: archive.Location, paths: list[str], folder: str, legacy: str) -> None:
+def _remove_files(
+    where: archive.Location, paths: list[str], folder: str, legacy: str, *, done: _Done
+) -> None:
     """Remove the customer's archive files, then its folder in this database's store (with a killed run's
     leftovers); files already gone are skipped. Its folder at the root (`archive_legacy`) goes once empty: the
     files left there are named on the receipt."""
     for path in [*paths, folder, legacy]:
         try:
             if where.fs.exists(path) and (path != legacy or not where.fs.find(legacy)):
-                where.fs.rm(path, recursive=path in (folder, legacy))
+                recursive = path in (folder, legacy)
+                done.removed += recursive  # a folder's files may be partly gone when it raises
+                where.fs.rm(path, recursive=recursive)
+                done.removed += not recursive
         except OSError as exc:  # not permitted, storage gone: the reader's words seldom name the file
             raise OSError(f"archive file {path} cannot be removed: {exc.strerror or exc}") from exc

@@ -76,11 +76,6 @@ def write(
     return {"store": store, **entry.__dict__}
 
 
-def copied() -> bool:
-    """Whether the ledger has a copy: written before the archive's, it names an erasure that fails between."""
-    return get_settings().erasure_ledger_copy is not None
-
-
 def _ledgers(where: Location) -> list[Location]:
     """The ledgers beside the archive at `where`: the copy first when set, so that an erasure whose copy
     cannot be written fails before the archive's ledger names it."""
@@ -110,13 +105,25 @@ def _put(ledger: Location, store: str, entry: Entry, *, archive: Location) -> No
         ) from exc
 
 
+def withdrawn(where: Location, store: str, pseudonym: str) -> bool:
+    """Whether the entries of the erasure `pseudonym` are gone from every ledger of `store` (removed durably,
+    if written): an erasure that failed before its commit, having erased nothing, takes them back."""
+    try:
+        for ledger in _ledgers(where):
+            durable.remove(ledger.fs, ledger.path(f"{store}/{FOLDER}/{_name(pseudonym)}"), root=ledger.root)
+    except OSError as exc:
+        log.warning("the erasure ledger entry of %s could not be taken back: %s", pseudonym, exc)
+        return False
+    return True
+
+
 def _path(where: Location, store: str, entry: Entry) -> str:
-    return where.path(f"{store}/{FOLDER}/{_name(entry)}")
+    return where.path(f"{store}/{FOLDER}/{_name(entry.pseudonym)}")
 
 
-def _name(entry: Entry) -> str:
+def _name(pseudonym: str) -> str:
     """The file name of an erasure's entry, the same in every store folder and ledger."""
-    return f".{entry.pseudonym}.json"  # hidden as its folder, to Parquet readers
+    return f".{pseudonym}.json"  # hidden as its folder, to Parquet readers
 
 
 def write_back(conn: Connection, where: Location, store: str) -> None:
@@ -129,7 +136,7 @@ def write_back(conn: Connection, where: Location, store: str) -> None:
         return
     held = {ledger: _held(ledger, store) for ledger in ledgers}
     for ledger in ledgers:
-        lost = {_name(entry): entry for entry in kept if _name(entry) not in held[ledger]}
+        lost = {_name(entry.pseudonym): entry for entry in kept if _name(entry.pseudonym) not in held[ledger]}
         for other in ledgers:  # read only the files this one lacks
             missing = held[other].keys() - held[ledger].keys() - lost.keys()
             lost |= {name: _read(other, held[other][name]) for name in sorted(missing)}

@@ -77,3 +77,8 @@ class ErasureLedgerUnreadable(ErasureUndone):
     database holds an erased customer cannot be told, so archiving stops as for one it holds."""
 
     code = "erasure_ledger_unreadable"
+
+
+def reason(exc: BaseException) -> str:
+    """An error's reason in one line: a database error's driver message, without its SQL and parameters."""
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

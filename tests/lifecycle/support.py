@@ -223,14 +223,28 @@ def two_retention_runs(
     return plans
 
 
-def killed_erasure(database_url: str, archive_url: str, tenant: str) -> None:
-    """Erase the tenant in a child process killed (SIGKILL) at its first archive file removal."""
+def killed_erasure(database_url: str, archive_url: str, tenant: str, *, at: str = "rm") -> None:
+    """Erase the tenant in a child process killed (SIGKILL) at its first archive file removal (`at` another
+    step: `erase_child`)."""
     child = subprocess.run(
-        [sys.executable, "-m", "tests.lifecycle.erase_child", database_url, archive_url, tenant],
+        [sys.executable, "-m", "tests.lifecycle.erase_child", database_url, archive_url, tenant, at],
         cwd=REPO,
         timeout=120,
     )
     assert child.returncode == -signal.SIGKILL
+
+
+def failed_erasure(database_url: str, archive_url: str, tenant: str) -> str:
+    """Erase the tenant in a child process whose erasure's commit is refused (`erase_child`); what it says."""
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.lifecycle.erase_child", database_url, archive_url, tenant, "commit"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0 and child.stdout.startswith("failed: "), child.stdout + child.stderr
+    return child.stdout
 
 
 def killed_retention(database_url: str, archive_url: str, now: datetime) -> None:
