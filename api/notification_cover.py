@@ -17,13 +17,13 @@ from api.alerts import SEVERITY_LEVEL
 from api.auth import Principal
 from api.offers import risk_scope
 from fleet import registry
-from fleet.tables import Alert, Machine, NotificationSubscription, User, WorkflowEvent
+from fleet.tables import Alert, Machine, NotificationSubscription, User, WorkflowEvent, subscription_address
 
 
 def recipient(channel: str, address: str) -> tuple[str, str]:
     """Who receives what a subscription sends: an e-mail address regardless of case (mail hosts do not tell
-    `Team@OEM.example` from `team@oem.example`), a webhook URL as it is."""
-    return channel, address.lower() if channel == "email" else address
+    `Team@OEM.example` from `team@oem.example`), a webhook URL as it is (`subscription_address`)."""
+    return channel, subscription_address(channel, address)
 
 
 def recipient_key(sub: NotificationSubscription) -> str:

@@ -16,7 +16,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from functools import cache
 
-from sqlalchemy import literal, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,7 +42,7 @@ from fleet.tables import (
     Watermark,
     WorkflowEvent,
     named_mode,
-    subscription_address_key,
+    subscription_address,
 )
 from models import modes
 
@@ -100,6 +100,7 @@ def subscribe(
     elif who.customers is not None:
         raise Forbidden("name a customer_id: you see only some customers")
     fields = body.model_dump() | {"customer_id": customer_id}
+    fields["address"] = subscription_address(body.channel, body.address)
     if (same := _same(sess, who, fields)) is not None:
         return same, False
     sub = NotificationSubscription(user_id=who.user_id, **fields)
@@ -122,13 +123,12 @@ def _same(sess: Session, who: Principal, fields: dict) -> NotificationSubscripti
         getattr(table, name).is_(None) if fields[name] is None else getattr(table, name) == fields[name]
         for name in ("customer_id", "site_id")
     ]
-    address = subscription_address_key(literal(fields["channel"]), literal(fields["address"]))
     return sess.scalars(
         select(table)
         .where(
             table.user_id == who.user_id,
             table.channel == fields["channel"],
-            subscription_address_key(table.channel, table.address) == address,
+            table.address == fields["address"],
             table.min_severity == fields["min_severity"],
             table.disabled_at.is_(None),
             *scope,

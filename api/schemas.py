@@ -13,6 +13,7 @@ from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from api import delivery, estimate
+from fleet.tables import subscription_address
 
 Purpose = Literal["service", "offers", "product_improvement"]
 INT32_MAX = 2_147_483_647
@@ -387,6 +388,9 @@ class EmailSubscriptionIn(_SubscriptionScope):
     @field_validator("address")
     @classmethod
     def _one_recipient(cls, value: str) -> str:
+        value = subscription_address("email", value)  # as it is stored, compared and sent to
+        if len(value) > 320:
+            raise ValueError("longer than 320 characters in lower case")
         if problem := delivery.recipient_problem(value):
             raise ValueError(problem)
         return value

@@ -17,7 +17,7 @@ from fleet.tables.lifecycle import (
 from fleet.tables.machine_types import MachineTypeVersion
 from fleet.tables.predictions import ModelVersion, Prediction, ScoreState
 from fleet.tables.register import Customer, DataUseGrant, Machine, MachineCredential, Sensor, Site
-from fleet.tables.sales import CatalogVersion, CrmOutcome, NotificationSubscription, subscription_address_key
+from fleet.tables.sales import CatalogVersion, CrmOutcome, NotificationSubscription, subscription_address
 from fleet.tables.sessions import ConsoleSession
 from fleet.tables.sparkplug import SparkplugBirths, SparkplugCredential, SparkplugNode
 from fleet.tables.telemetry import Quarantine, Telemetry
@@ -36,7 +36,7 @@ from fleet.tables.workflow import (
 
 __all__ = [
     "named_mode",
-    "subscription_address_key",
+    "subscription_address",
     "UNNAMED_MODE",
     "AccountAssignment",
     "Alert",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Float, ForeignKey, Index, Integer, String, Text, case, func
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, event, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet.tables.base import Base, BigId, Json, UtcDateTime, utcnow
@@ -43,19 +43,26 @@ class NotificationSubscription(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
 
 
-def subscription_address_key(channel: ColumnElement, address: ColumnElement) -> ColumnElement:
-    """A subscription's address as its unique index compares it: an e-mail address in the database's lower
-    case, a webhook URL as it is."""
-    return case((channel == "email", func.lower(address)), else_=address)
+def subscription_address(channel: str, address: str) -> str:
+    """A subscription's address as it is stored and compared: an e-mail address in lower case (Python's, so
+    SQLite and PostgreSQL agree: SQL lower() folds ASCII only on SQLite), a webhook URL as it is."""
+    return address.lower() if channel == "email" else address
+
+
+@event.listens_for(NotificationSubscription, "before_insert")
+@event.listens_for(NotificationSubscription, "before_update")
+def _stored_address(_mapper, _conn, sub: NotificationSubscription) -> None:
+    """Every subscription written through the ORM holds its address as `subscription_address` gives it."""
+    sub.address = subscription_address(sub.channel, sub.address)
 
 
 # One subscription in force per person, channel, address, scope and severity, however many requests send it
-# at once (migration 0033); no customer or site is 0, as NULLs are never equal in a unique index.
+# at once (migrations 0033, 0035); no customer or site is 0, as NULLs are never equal in a unique index.
 Index(
     "uq_notification_subscriptions_in_force",
     NotificationSubscription.user_id,
     NotificationSubscription.channel,
-    subscription_address_key(NotificationSubscription.channel, NotificationSubscription.address),
+    NotificationSubscription.address,
     func.coalesce(NotificationSubscription.customer_id, 0),
     func.coalesce(NotificationSubscription.site_id, 0),
     NotificationSubscription.min_severity,
