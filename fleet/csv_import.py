@@ -155,18 +155,25 @@ def read_rows(
     csv.field_size_limit(max(csv.field_size_limit(), max_line))
     _check_quoting(path, _Lines(path, max_line), mapping.delimiter)
     lines = _Lines(path, max_line)
-    reader = csv.reader(lines, delimiter=mapping.delimiter)
+    reader = csv.reader(lines, delimiter=mapping.delimiter, strict=True)  # as the check read it
     header = next(reader, [])
     if lines.long:
         raise errors.InvalidInput(f"{path}: line 1: the header is longer than {max_line} characters")
     check_header(path, header, mapping, required=required, fields=fields)
     lines.next_row()
-    for cells in reader:
-        if lines.long:
-            yield reader.line_num, Unread(f"a line longer than {max_line} characters, not read")
-        elif cells:  # a blank line is no row
-            yield reader.line_num, _row(header, cells)
-        lines.next_row()
+    start = reader.line_num + 1
+    try:
+        for cells in reader:
+            if lines.long:
+                yield reader.line_num, Unread(f"a line longer than {max_line} characters, not read")
+            elif cells:  # a blank line is no row
+                yield reader.line_num, _row(header, cells)
+            lines.next_row()
+            start = reader.line_num + 1
+    except csv.Error as exc:  # not guessed as the csv module would: what the check refuses
+        raise errors.InvalidInput(
+            f"{path}: line {start}: {_quoting(exc)}: the file changed after its quoting was checked"
+        ) from None
 
 
 def _row(header: list[str], cells: list[str]) -> dict:
@@ -228,8 +235,12 @@ def _check_quoting(path: Path, lines: _Lines, delimiter: str) -> None:
             start = reader.line_num + 1
             lines.next_row()
     except csv.Error as exc:
-        reason = "a quoted field is never closed" if "unexpected end of data" in str(exc) else str(exc)
-        raise errors.InvalidInput(f"{path}: line {start}: {reason}") from None
+        raise errors.InvalidInput(f"{path}: line {start}: {_quoting(exc)}") from None
+
+
+def _quoting(exc: csv.Error) -> str:
+    """What is wrong with a file's quoting, from the csv module's error."""
+    return "a quoted field is never closed" if "unexpected end of data" in str(exc) else str(exc)
 
 
 def check_header(

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Engine
 
-from fleet import contract, csv_import, errors, parquet_bounds, registration
+from fleet import contract, csv_import, display, errors, parquet_bounds, registration
 from fleet.csv_import import ColumnMap, ImportReport, Reject
 from ingest import event_slots
 from ingest.contract import MAX_SEQ, Limits, check_seq, parse_message
@@ -64,14 +64,25 @@ def import_file(
     report = ImportReport(written=True)
     batch: list[_Row] = []
     size = 0  # bytes of the batch's messages
-    for row in _messages(_rows(path, mapping, (required, fields), max_line, batch_size), mapping, kind):
-        batch.append(row)
-        size += len(row[2][1])
-        if len(batch) >= batch_size or size >= BATCH_BYTES:
-            _store(pipeline, batch, report, on_reject)
-            batch, size = [], 0
+    try:
+        for row in _messages(_rows(path, mapping, (required, fields), max_line, batch_size), mapping, kind):
+            batch.append(row)
+            size += len(row[2][1])
+            if len(batch) >= batch_size or size >= BATCH_BYTES:
+                _store(pipeline, batch, report, on_reject)
+                batch, size = [], 0
+    except errors.InvalidInput as exc:  # met past the first row (a file changed as it was read)
+        raise errors.InvalidInput(f"{exc}; {_stored(report.rows)}") from None
     _store(pipeline, batch, report, on_reject)
     return report
+
+
+def _stored(rows: int) -> str:
+    """What an import stopped by a bad file stored of it, `rows` rows in batches."""
+    if not rows:
+        return "nothing of it is stored"
+    first = "first row of the file is" if rows == 1 else f"first {display.count(rows, 'row')} of the file are"
+    return f"the {first} stored (the same import again stores none twice)"
 
 
 def _store(
