@@ -1,7 +1,7 @@
 """The Parquet archive: telemetry older than the hot window moves to files per tenant and month.
 
-A move writes the file first (`durable`: fsynced, so a power loss after the delete cannot take it), then in
-one transaction registers it, records its keys as runs of evenly stepped seqs in `archived_ranges`
+A move writes the file first (`durable`: whole and fsynced, so a power loss after the delete cannot take it),
+then in one transaction registers it, records its keys as runs of evenly stepped seqs in `archived_ranges`
 (`seq_runs`) and deletes exactly those rows. A kill between the two leaves an unregistered file, which readers
 never list and the next run deletes; so a rerun loses and duplicates nothing. The insert trigger (migrations
 0015, 0028) skips a row whose seq is one of an archived run's: a re-sent message then counts as a duplicate,
@@ -137,8 +137,13 @@ def remove_orphans(engine: Engine, where: Location) -> int:
         return _sweep(engine, where) if alone else 0
 
 
-# The names `_files` gives: another Parquet file under the root (an analyst's, a copy) is not ours to delete.
-_WRITTEN = re.compile(r"(^|/)tenant=[^/]+/month=\d{4}-\d{2}/part-[0-9a-f]{32}\.parquet$")
+# The names `_files` gives, and the parts of them a run killed as it wrote leaves (`durable.left`), and of the
+# store's marker: another Parquet file under the root (an analyst's, a copy) is not ours to delete.
+_PART = r"part-[0-9a-f]{32}\.parquet"
+_WRITTEN = re.compile(
+    rf"(^|/)(tenant=[^/]+/month=\d{{4}}-\d{{2}}/({_PART}|{durable.left(_PART)})"
+    rf"|store=[^/]+/{durable.left(re.escape(archive_store.MARKER))})$"
+)
 
 
 def _sweep(engine: Engine, where: Location, *, rows_before: datetime | None = None) -> int:
@@ -213,7 +218,8 @@ def _write(where: Location, relative: str, table: pa.Table) -> int:
     buffer = io.BytesIO()
     pq.write_table(table, buffer, **archive_format.write_options(table))
     data = buffer.getvalue()
-    durable.write(where.fs, where.path(relative), data, root=where.root)  # before its rows are deleted
+    # Before its rows are deleted; whole: a full disk leaves no truncated file for a reader of the folder.
+    durable.write(where.fs, where.path(relative), data, root=where.root)
     return len(data)
 
 

@@ -141,7 +141,8 @@ def _mark(engine: Engine, where: Location, ours: str) -> None:
     token = uuid.uuid4().hex
     with for_writing(engine).begin() as conn:
         conn.execute(update(ArchiveStore).values(pending=token))
-    # Durable before the database takes the token: one lost to a power cut would read as another database's.
+    # Durable before the database takes the token: one lost to a power cut would read as another database's;
+    # whole: a full disk leaves the marker as it was (a token the database still accepts), not empty.
     durable.write(where.fs, where.path(f"{ours}/{MARKER}"), token.encode(), root=where.root)
     with for_writing(engine).begin() as conn:
         conn.execute(update(ArchiveStore).values(token=token, pending=None))

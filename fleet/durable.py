@@ -10,30 +10,34 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 
-def write(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, root: str, whole: bool = False) -> None:
-    """Write `data` at `path` under `root`, making its folders; durable on return.
+def left(name: str) -> str:
+    """A regular expression of the part `write` leaves of a file whose name `name` (a regular expression)
+    matches, when its process dies while it writes: nobody renames it, and only a sweep that no writer of
+    such files runs beside may remove it."""
+    return rf"\.{name}\.\d+\.part"
 
-    On a local disk the file is fsynced, then each folder from its own up to `root`'s parent (a folder's
-    fsync makes its entries stay: the file's name, a new folder's). An object store's PUT is durable when it
-    returns, and whole. `whole`: on a local disk too — written under a hidden name beside `path` and renamed
-    over it once fsynced, so that a full disk or a crash leaves no part of it at `path`.
+
+def write(fs: fsspec.AbstractFileSystem, path: str, data: bytes, *, root: str) -> None:
+    """Write `data` at `path` under `root`, making its folders; durable and whole on return.
+
+    On a local disk it is written under a hidden name beside `path` (`left`), fsynced and renamed over it,
+    then each folder from its own up to `root`'s parent is fsynced (a folder's fsync makes its entries stay:
+    the file's name, a new folder's); so a full disk or a crash leaves no part of it at `path`, and an older
+    file there as it was. An object store's PUT is durable when it returns, and whole.
     """
-    folder = path.rsplit("/", 1)[0]
+    folder, name = path.rsplit("/", 1)
     fs.makedirs(folder, exist_ok=True)
     if not isinstance(fs, LocalFileSystem):
         fs.pipe_file(path, data)
         return
-    name = path.rsplit("/", 1)[1]
-    part = f"{folder}/.{name}.{os.getpid()}.part" if whole else path
+    part = f"{folder}/.{name}.{os.getpid()}.part"
     try:
         with open(part, "wb") as out:
             out.write(data)
             sync(out)
-        if whole:
-            os.replace(part, path)
+        os.replace(part, path)
     except BaseException:
-        if whole:
-            Path(part).unlink(missing_ok=True)
+        Path(part).unlink(missing_ok=True)
         raise
     sync_folders(Path(folder), top=Path(root).parent)
 

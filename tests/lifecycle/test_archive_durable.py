@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from fleet import archive, archive_store, history
+from fleet import archive, archive_store, durable, history
 from fleet.tables import ArchiveFile
 from tests.data import REPO
 from tests.lifecycle import support
@@ -37,13 +38,16 @@ def test_a_file_and_its_folders_are_fsynced_before_its_rows_are_deleted(engine, 
     child = subprocess.run([*trace, *child_args, cutoff.isoformat(), "1"], cwd=REPO, timeout=120)
     assert child.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), child
     synced = _fsynced_before_the_kill(log)
-    written = [p for p in synced if p.endswith(".parquet")]
+    # Written whole: under its hidden name (`durable.left`), fsynced, then renamed.
+    part = "/" + durable.left(r"part-[0-9a-f]{32}\.parquet") + "$"
+    written = [p for p in synced if re.search(part, p)]
     assert len(written) == 1, synced
     folders = [str(p) for p in Path(written[0]).parents if p == url.parent or url.parent in p.parents]
     after_the_file = synced[synced.index(written[0]) + 1 :]  # its folders' entries: its name, theirs
     assert [f for f in folders if f not in after_the_file] == [], synced  # month, tenant, store, archive, ..
     # The store's marker, the run's first write: an empty one after a power cut reads as another database's.
-    assert [p for p in synced[: synced.index(written[0])] if p.endswith(archive_store.MARKER)], synced
+    marker = "/" + durable.left(re.escape(archive_store.MARKER)) + "$"
+    assert [p for p in synced[: synced.index(written[0])] if re.search(marker, p)], synced
     # Resumed: every row once, in the archive or hot.
     report = archive.run(engine, url=str(url), before=cutoff, max_rows=300)
     with engine.connect() as conn:
