@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from fleet.settings import get_settings
-from tests import bytecode, database_pool, services, world_copies
+from tests import bytecode, services, world_copies
 
 
 @pytest.fixture(autouse=True)
@@ -67,14 +67,6 @@ def postgres_drops() -> Iterator[services.BackgroundDrops]:
     drops.finish()
 
 
-@pytest.fixture(scope="session")
-def postgres_pool(postgres_drops: services.BackgroundDrops) -> Iterator[database_pool.DatabasePool]:
-    """Test databases reset and used again instead of dropped: each drop forces a checkpoint."""
-    pool = database_pool.DatabasePool(postgres_drops)
-    yield pool
-    pool.close()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """A SQLAlchemy URL of a fresh database: a SQLite file, or a PostgreSQL database of the test's own.
@@ -93,35 +85,30 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if not services.postgres_available():
         services.unavailable(f"PostgreSQL at {services.POSTGRES_ADMIN_URL}")
     drops = request.getfixturevalue("postgres_drops")
-    pool = request.getfixturevalue("postgres_pool")
+    db = services.PostgresDatabase()
     template = templates.postgres() if templates else None
-    deferred = "world" in request.fixturenames and "engine" not in request.fixturenames
-    if deferred:
-        db = services.PostgresDatabase()
+    if "world" in request.fixturenames and "engine" not in request.fixturenames:
         world_copies.defer(db, template)  # build_world makes it, as a copy of a world built before if it can
     else:
-        db = pool.take(template)
+        db.create(template=template)
     request.node.postgres = db
     try:
         yield db.url
     finally:
-        if deferred:
-            world_copies.discard(db.url)
-            drops.drop(db)
-        else:
-            pool.give_back(db)
+        world_copies.discard(db.url)
+        drops.drop(db)
 
 
 @pytest.fixture
-def postgres_url(postgres_pool: database_pool.DatabasePool) -> Iterator[str]:
+def postgres_url(postgres_drops: services.BackgroundDrops) -> Iterator[str]:
     """The URL of an empty PostgreSQL database of the test's own, for behaviour only PostgreSQL has."""
     if not services.postgres_available():
         services.unavailable(f"PostgreSQL at {services.POSTGRES_ADMIN_URL}")
-    db = postgres_pool.take(None)
+    db = services.PostgresDatabase().create()
     try:
         yield db.url
     finally:
-        postgres_pool.give_back(db)
+        postgres_drops.drop(db)
 
 
 @pytest.fixture

@@ -85,12 +85,10 @@ class PostgresDatabase:
         self.drop_wait_s = DROP_WAIT_S
         self.admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
         self.url = make_url(POSTGRES_ADMIN_URL).set(database=self.name).render_as_string(hide_password=False)
-        self.template: str | None = None  # the database it was copied from
 
     def create(self, template: str | None = None) -> PostgresDatabase:
         """CREATE DATABASE, empty or as a copy of the database named `template`."""
         copy = f' TEMPLATE "{template}"' if template else ""
-        self.template = template
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"{copy}'))
             # A commit then returns before its WAL reaches the disk: behind the fsyncs of the checkpoints
@@ -99,22 +97,6 @@ class PostgresDatabase:
             conn.execute(text(f'ALTER DATABASE "{self.name}" SET synchronous_commit = off'))
         self.admin.dispose()  # no idle admin session for the test's whole run: the server's slots are few
         return self
-
-    def rename(self, name: str) -> None:
-        """Rename the database once its sessions are cut: a session of its last user connecting again finds
-        none."""
-        with self.admin.connect() as conn:
-            for attempt in range(3):
-                self.terminate_connections()
-                try:
-                    conn.execute(text(f'ALTER DATABASE "{self.name}" RENAME TO "{name}"'))
-                    break
-                except DBAPIError:
-                    if attempt == 2:
-                        raise  # a session that keeps connecting again: the database is dropped instead
-        self.admin.dispose()
-        self.name = name
-        self.url = make_url(self.url).set(database=name).render_as_string(hide_password=False)
 
     def execute(self, sql: str) -> None:
         """Run admin SQL (e.g. ALTER DATABASE) on the server."""
