@@ -91,7 +91,7 @@ def _put_each(where: Location, store: str, entry: Entry) -> None:
 
 def _put(ledger: Location, store: str, entry: Entry, *, archive: Location) -> None:
     """Write `entry` into the ledger of `store` at `ledger` (the archive's or the copy); durable on return."""
-    path = _path(ledger, store, entry)
+    path = _path(ledger, store, entry.pseudonym)
     try:
         # Whole: an empty or partial entry (full disk, crash) would read as a damaged ledger, stopping checks.
         durable.write(ledger.fs, path, json.dumps(entry.__dict__).encode(), root=ledger.root)
@@ -110,15 +110,16 @@ def withdrawn(where: Location, store: str, pseudonym: str) -> bool:
     if written): an erasure that failed before its commit, having erased nothing, takes them back."""
     try:
         for ledger in _ledgers(where):
-            durable.remove(ledger.fs, ledger.path(f"{store}/{FOLDER}/{_name(pseudonym)}"), root=ledger.root)
+            durable.remove(ledger.fs, _path(ledger, store, pseudonym), root=ledger.root)
     except OSError as exc:
         log.warning("the erasure ledger entry of %s could not be taken back: %s", pseudonym, exc)
         return False
     return True
 
 
-def _path(where: Location, store: str, entry: Entry) -> str:
-    return where.path(f"{store}/{FOLDER}/{_name(entry.pseudonym)}")
+def _path(where: Location, store: str, pseudonym: str) -> str:
+    """Where the entry of the erasure `pseudonym` lies in the ledger of `store` at `where`."""
+    return where.path(f"{store}/{FOLDER}/{_name(pseudonym)}")
 
 
 def _name(pseudonym: str) -> str:
