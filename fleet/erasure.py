@@ -48,6 +48,7 @@ from fleet.tables import (
     Site,
     User,
     WorkflowEvent,
+    subscription_address,
 )
 from fleet.tables.register import PURPOSES
 from fleet.tables.workflow import ROLES
@@ -79,6 +80,7 @@ class Erased:
     user_ids: set[int]
     key_ids: set[int]
     user_names: set[str]
+    addresses: set[str]  # its people's e-mail addresses, which match in any case (`subscription_address`)
     alert_ids: set[int]
     offer_ids: set[int]
     pseudonym: str
@@ -91,12 +93,8 @@ class Erased:
         """The text with every code and name of the customer replaced by the pseudonym; `about`: a text
         about the customer, which loses its descriptions too."""
         words = {self.tenant, *self.machine_codes, *self.user_names, *(self.described_by if about else ())}
-        words = sorted(words - _TRAIL_WORDS - {""}, key=len, reverse=True)
-        if not words:
-            return text
-        # Whole words only: machine 7 is not in "2017", tenant plant-7 not in "plant-77" (another's lines).
-        alternatives = "|".join(re.escape(w) for w in words)
-        return re.sub(rf"(?<!\w)(?:{alternatives})(?!\w)", self.pseudonym, text)
+        addresses = {subscription_address("email", a) for a in self.addresses}
+        return _replace(text, words - _TRAIL_WORDS - {""}, addresses - {""}, self.pseudonym)
 
     def scrub(self, value: object, *, about: bool = False) -> object:
         """A JSON value with codes and names in its texts and keys, and the customer's ids under id keys,
@@ -113,6 +111,31 @@ class Erased:
         if isinstance(value, list):
             return [self.scrub(v, about=about) for v in value]
         return self.scrub_text(value, about=about) if isinstance(value, str) else value
+
+
+def _replace(text: str, words: set[str], addresses: set[str], pseudonym: str) -> str:
+    """The text with each of these words, and each text that lowers to one of the lowered addresses, replaced
+    by the pseudonym."""
+    patterns = [(w, re.escape(w)) for w in words] + [(a, _any_case(a)) for a in addresses]
+    if not patterns:
+        return text
+    # Whole words only: machine 7 is not in "2017", tenant plant-7 not in "plant-77" (another's lines).
+    alternatives = "|".join(p for _, p in sorted(patterns, key=lambda wp: len(wp[0]), reverse=True))
+
+    def replaced(match: re.Match) -> str:
+        found = match.group()
+        if found in words or subscription_address("email", found) in addresses:
+            return pseudonym
+        # re folds case wider than lower() (ſ is an s to it): no address, yet it may hold a word.
+        return _replace(found, words, set(), pseudonym)
+
+    return re.sub(rf"(?<!\w)(?:{alternatives})(?!\w)", replaced, text)
+
+
+def _any_case(lowered: str) -> str:
+    """A pattern of the texts that may lower() to this lowered address: İ, the one character lowered to two
+    (i and a combining dot above), included."""
+    return "(?i:" + re.escape(lowered).replace("i\u0307", "(?:i\u0307|\u0130)") + ")"
 
 
 def _gather(conn: Connection, tenant: str) -> Erased | None:
@@ -136,7 +159,8 @@ def _gather(conn: Connection, tenant: str) -> Erased | None:
         machine_types={m.machine_type for m in machines},
         user_ids={u.id for u in users},
         key_ids=set(conn.scalars(select(ApiKey.id).where(ApiKey.user_id.in_([u.id for u in users] or [-1])))),
-        user_names={u.name for u in users} | {u.email for u in users if u.email},
+        user_names={u.name for u in users},
+        addresses={u.email for u in users if u.email},
         alert_ids=set(conn.scalars(select(Alert.id).where(Alert.customer_id == customer_id))),
         offer_ids=set(conn.scalars(select(Offer.id).where(Offer.customer_id == customer_id))),
         pseudonym=_pseudonym(),

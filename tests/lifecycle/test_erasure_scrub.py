@@ -141,3 +141,25 @@ def test_a_tenant_named_like_a_role_leaves_the_role_in_other_users_lines(engine,
         lines = conn.execute(select(WorkflowEvent.action, WorkflowEvent.after)).all()
     created = sorted((after["name"], after["role"]) for action, after in lines if action == "user_created")
     assert created == sorted((f"user {len(role)}", role) for role in roles)
+
+
+def test_its_peoples_addresses_leave_the_lines_in_any_case(engine, tmp_path) -> None:
+    registry.add_customer(engine=engine, tenant="acme")
+    # Stored as written; İ lowers to two characters (i and a combining dot above).
+    for name, email in (
+        ("anna", "anna.smith@x.example"),
+        ("aenne", "Änne@oem.example"),
+        ("ilk", "i\u0307lk@x.example"),
+    ):
+        auth.create_user(engine=engine, name=name, role="customer", customer="acme", email=email)
+    reference = (
+        "mails from Anna.Smith@X.Example, änne@OEM.example, \u0130LK@x.example; not anna.ſmith@x.example"
+    )
+    registry.grant(engine=engine, tenant="acme", purpose="offers", by="cli:am", reference=reference)
+
+    pseudonym = _erase(engine, "acme", tmp_path)["pseudonym"]
+
+    with engine.connect() as conn:
+        references = [data.get("reference") for data in conn.scalars(select(WorkflowEvent.data))]
+    p = pseudonym  # ſ is no s to lower(): not anna's address, yet user anna's name
+    assert f"mails from {p}, {p}, {p}; not {p}.ſmith@x.example" in references
