@@ -269,7 +269,11 @@ def reapply(engine: Engine, *, by: str, archive_url: str, now: datetime) -> list
     with archive.exclusive(engine, wait=True):
         store = archive_store.checked(engine, where)
         with engine.connect() as conn:
-            erasure_ledger.write_back(conn, where, store)  # each ledger then holds what the other does
+            try:
+                erasure_ledger.write_back(conn, where, store)  # each ledger then holds what the other does
+            except OSError as exc:
+                exc.add_note(f"nothing was erased: once that is mended, `{erasure_ledger.REAPPLY}` again")
+                raise
             tenants = [tenant for tenant, _ in erasure_ledger.restored(conn, where, store)]
             begun = select(Customer.tenant).where(
                 Customer.id.in_(unfinished(conn)), Customer.tenant.not_in(tenants)

@@ -141,16 +141,25 @@ def write_back(conn: Connection, where: Location, store: str) -> None:
         for other in ledgers:  # read only the files this one lacks
             missing = held[other].keys() - held[ledger].keys() - lost.keys()
             lost |= {name: _read(other, held[other][name]) for name in sorted(missing)}
-        for entry in lost.values():
-            _put(ledger, store, entry, archive=where)
-        if lost:
-            log.warning(
-                "the erasure ledger %s lacked the entries of erasures %s (put back from an older copy, or "
-                "set since?): written again from this database's receipts%s",
-                ledger.path(f"{store}/{FOLDER}"),
-                ", ".join(entry.pseudonym for entry in lost.values()),
-                " and the other ledger" if len(ledgers) > 1 else "",
-            )
+        if not lost:
+            continue
+        folder = ledger.path(f"{store}/{FOLDER}")
+        names = ", ".join(entry.pseudonym for entry in lost.values())
+        entries = f"the entries of erasures {names} (put back from an older copy, or set since?)"
+        try:
+            for entry in lost.values():
+                _put(ledger, store, entry, archive=where)
+        except OSError as exc:
+            raise OSError(
+                f"the erasure ledger {folder} lacks {entries}, and they cannot be written back: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        log.warning(
+            "the erasure ledger %s lacked %s: written again from this database's receipts%s",
+            folder,
+            entries,
+            " and the other ledger" if len(ledgers) > 1 else "",
+        )
 
 
 def _entry(kept: dict) -> Entry:

@@ -155,3 +155,28 @@ def test_an_erasure_whose_commit_fails_is_unfinished_and_completed_by_reapply(
     assert _entries(url)
     assert _trail(engine, "acme")[0][0] == erasure.STARTED
     _unfinished_then_reapplied(engine, "acme")
+
+
+@pytest.mark.parametrize("copied", [True, False], ids=["with-copy", "no-copy"])
+def test_a_reapply_whose_ledger_cannot_be_written_back_says_so_and_that_a_rerun_finishes_it(
+    engine, tmp_path, monkeypatch, copied
+):
+    copy, url = tmp_path / "ledger-copy", tmp_path / "archive"
+    _fleet(engine, url, archived=False)
+    _use(monkeypatch, engine, url, copy if copied else None)
+    assert CliRunner().invoke(app, ["customers", "erase", "beta", "--confirm", "beta"]).exit_code == 0
+    ledger = url / archive_store.folder(engine) / erasure_ledger.FOLDER
+    (entry,) = _entries(url)
+    entry.unlink()  # the archive folder put back from a copy older than beta's erasure
+
+    with _undeletable(ledger):
+        ran = CliRunner().invoke(app, ["customers", "erase", "--reapply"])
+    said = ran.output
+    assert ran.exit_code == 1 and len(said.strip().splitlines()) == 1, said
+    # The old code: "cannot erase 'again': [Errno 1] Operation not permitted: '…/.erased-….json.…'" alone.
+    assert f"the erasure ledger {ledger} lacks the entries of erasures erased-" in said, said
+    assert f"nothing was erased: once that is mended, `{erasure_ledger.REAPPLY}` again" in said, said
+
+    again = CliRunner().invoke(app, ["customers", "erase", "--reapply"])
+    assert again.exit_code == 0 and "nothing to erase again" in again.output, again.output
+    assert entry.exists()
