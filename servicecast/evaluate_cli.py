@@ -25,7 +25,8 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="report folder", file_okay=False)] = Path("var/reports/models"),
 ) -> None:
     """Backtest on a seeded simulated fleet (train early, test later) and write report.md + backtest.json."""
-    from models.evaluate import backtest, summary, write_report
+    # The simulator first: it reads the shipped types file on import, so a broken one (or a bad option) stops
+    # the command before the models' imports.
     from simulators.config import FleetConfig
     from simulators.engine import simulate
 
@@ -45,6 +46,8 @@ def evaluate(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise typer.BadParameter(f"cannot make the folder: {exc.strerror}", param_hint="--out") from None
+    from models.evaluate import backtest, summary, write_report
+
     run = simulate(config)
     split = pd.Timestamp(config.start) + pd.Timedelta(days=train_days)
     result = backtest(run.telemetry(max_rows=MAX_ROWS), run.failures, run.maintenance, split=split)
