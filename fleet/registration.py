@@ -16,18 +16,19 @@ MachineIds = dict[MachineKey, tuple[int, int]]
 _CHUNK = 5000  # rows per statement, below SQLite's bound-parameter limit
 
 
-def check_key(tenant: str, code: str) -> None:
-    """Refuse (InvalidInput) a tenant or machine id that could not appear in an MQTT topic."""
+def check_key(tenant: str, code: str | None = None) -> None:
+    """Refuse (InvalidInput) a tenant or machine id (None: a tenant's alone) that could not appear in an MQTT
+    topic."""
     if problem := key_problem(tenant, code):
         raise errors.InvalidInput(problem)
 
 
-def key_problem(tenant: str, code: str) -> str | None:
-    """Why a tenant or machine id could not appear in an MQTT topic, or None: `check_key`'s words, which an
-    import gives a bad row."""
+def key_problem(tenant: str, code: str | None = None) -> str | None:
+    """Why a tenant or machine id (None: a tenant's alone) could not appear in an MQTT topic, or None:
+    `check_key`'s words, which an import gives a bad row."""
     if not contract.TENANT_PATTERN.fullmatch(tenant):
         return f"tenant id {tenant!r} must match {contract.TENANT_PATTERN.pattern}"
-    if not contract.MACHINE_PATTERN.fullmatch(code):
+    if code is not None and not contract.MACHINE_PATTERN.fullmatch(code):
         return f"machine id {code!r} must match {contract.MACHINE_PATTERN.pattern}"
     return None
 

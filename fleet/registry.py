@@ -9,7 +9,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet import audit, contract, display, errors, registration, type_checks
+from fleet import audit, display, errors, registration, type_checks
 from fleet.db import for_writing, session
 from fleet.registration import MachineKey
 from fleet.tables import Customer, DataUseGrant, Machine, utcnow
@@ -30,8 +30,7 @@ def add_customer(
 
     `reference` names the customer's declaration (contract clause, letter) in the audit trail.
     """
-    if not contract.TENANT_PATTERN.fullmatch(tenant):
-        raise errors.InvalidInput(f"tenant id {tenant!r} must match {contract.TENANT_PATTERN.pattern}")
+    registration.check_key(tenant)  # the words every import gives a bad tenant id
     try:
         with session(engine) as sess:
             customer = Customer(tenant=tenant, name=name or tenant)

@@ -136,6 +136,18 @@ def test_a_bad_tenant_or_machine_id_has_registrations_words_in_every_import(cli,
         assert [(r["line"], r["reason"]) for r in csv.DictReader(f)] == [("3", f"{code}{refused.value}")]
 
 
+@pytest.mark.parametrize("tenant", ["bad/t", "_lead", "t" * 65])
+def test_customers_add_refuses_a_bad_tenant_id_in_the_imports_words(cli, tmp_path, tenant):
+    rejects = tmp_path / "rejects.csv"
+    done = cli("machines", "import", _file(tmp_path, "machines", f"{tenant},m9\n"), "--reject-file", rejects)
+    assert done.exit_code == 0, done.output
+    with open(rejects, newline="") as f:
+        ((reason,),) = [[r["reason"]] for r in csv.DictReader(f)]
+
+    added = cli("customers", "add", tenant)
+    assert added.exit_code == 1 and added.output == f"servicecast: {reason}\n", added.output
+
+
 @pytest.mark.parametrize("command", ["history", "machines", "telemetry"])
 def test_a_row_with_more_fields_than_the_header_keeps_them_all_in_the_reject_file(cli, tmp_path, command):
     cells = {
