@@ -7,7 +7,8 @@ import hashlib
 import json
 from datetime import timedelta
 
-from sqlalchemy import MetaData, insert, select, update
+import pytest
+from sqlalchemy import insert, inspect, literal_column, select, table, update
 
 from api import policy, routing
 from api.app import API_PREFIX
@@ -23,6 +24,7 @@ NAME = "Pumpwerke Brandt GmbH"  # the customer's company name
 SERIAL = "SN-77-BRANDT-"  # its machines' serials: SN-77-BRANDT-0, -1, -2
 SITE, PLACE = "Werk Sued Halle 4", "Industriestrasse 9, Ulm"
 MARKER = 987654.321  # a reading only this customer sent
+pytestmark = pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")  # a reflection it skips, say
 
 
 def _signed_post(client, body: dict, webhook_id: str):  # noqa: ANN001
@@ -112,15 +114,15 @@ def _needles(world) -> list[str]:  # noqa: ANN001
 def _leaks(engine, needles: list[str], customer: int, machines: set[int]) -> list[str]:  # noqa: ANN001
     """Every row of every table the database holds that names the customer or carries its ids."""
     found = []
-    tables = MetaData()
-    tables.reflect(engine)
     with engine.connect() as conn:
-        for table in tables.sorted_tables:
-            for row in conn.execute(select(table)).mappings():
+        # The tables by the database's list, their rows as stored: no reflection of their columns and indexes,
+        # which the rows do not need (and SQLite's skips an expression index with a warning).
+        for name in inspect(conn).get_table_names():
+            for row in conn.execute(select(literal_column("*")).select_from(table(name))).mappings():
                 text = repr(dict(row))
-                found += [f"{table.name}: {n!r} in {text[:200]}" for n in needles if n in text]
+                found += [f"{name}: {n!r} in {text[:200]}" for n in needles if n in text]
                 if row.get("customer_id") == customer or row.get("machine_id") in machines:
-                    found.append(f"{table.name}: the customer's ids in {text[:200]}")
+                    found.append(f"{name}: the customer's ids in {text[:200]}")
     return found
 
 
