@@ -97,9 +97,14 @@ class Publisher:
         return [_acknowledged(info) for info in self.sent]
 
     def wait(self, timeout: float = 60.0) -> bool:
-        """Block until the broker acknowledged everything published; False on timeout."""
+        """Block until the broker acknowledged everything published, and `acked()` says so; False on
+        timeout."""
+        deadline = time.monotonic() + timeout
         with self._acks:
-            return self._acks.wait_for(lambda: self._acked >= self._published, timeout)
+            if not self._acks.wait_for(lambda: self._acked >= self._published, timeout):
+                return False
+        # paho calls on_publish before it marks the message acknowledged: the last may not be marked yet.
+        return all(_acknowledged(info, wait_s=max(0.0, deadline - time.monotonic())) for info in self.sent)
 
     def _acquire_window(self) -> None:
         # In slices: a broker that refuses the reconnect (password changed, client banned) ends the wait.
@@ -139,9 +144,10 @@ class Publisher:
         self.close()
 
 
-def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+def _acknowledged(info: mqtt.MQTTMessageInfo, *, wait_s: float = 0.0) -> bool:
+    """Whether paho marked the message acknowledged, waiting up to `wait_s` for it."""
     # is_published() raises for a message queued while disconnected, though paho sends it after reconnecting.
     if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
         raise ValueError("paho refused the message: its queue is full")
     with info._condition:
-        return info._published
+        return info._condition.wait_for(lambda: info._published, wait_s)
