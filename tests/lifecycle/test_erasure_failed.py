@@ -95,15 +95,23 @@ def test_an_erasure_whose_ledger_copy_cannot_be_written_is_a_failed_one(
     assert "acme" not in CliRunner().invoke(app, ["customers", "list"]).output
 
 
-@pytest.mark.parametrize("copied", [True, False], ids=["with-copy", "no-copy"])
-def test_an_erasure_whose_archive_ledger_cannot_be_written_is_a_failed_one(
-    engine, tmp_path, monkeypatch, copied
-):
+def _beta_erased(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, copied: bool
+) -> tuple[Path, Path, Path]:
+    """acme and beta (`_fleet`, not archived), beta erased by the command; the ledger copy's folder (set when
+    `copied`), the archive's and its ledger's."""
     copy, url = tmp_path / "ledger-copy", tmp_path / "archive"
     _fleet(engine, url, archived=False)
     _use(monkeypatch, engine, url, copy if copied else None)
     assert CliRunner().invoke(app, ["customers", "erase", "beta", "--confirm", "beta"]).exit_code == 0
-    ledger = url / archive_store.folder(engine) / erasure_ledger.FOLDER
+    return copy, url, url / archive_store.folder(engine) / erasure_ledger.FOLDER
+
+
+@pytest.mark.parametrize("copied", [True, False], ids=["with-copy", "no-copy"])
+def test_an_erasure_whose_archive_ledger_cannot_be_written_is_a_failed_one(
+    engine, tmp_path, monkeypatch, copied
+):
+    copy, url, ledger = _beta_erased(engine, tmp_path, monkeypatch, copied=copied)
     held = set(_entries(url, copy))
 
     with _undeletable(ledger):  # with the copy: its entry written, then the archive's refused
@@ -161,11 +169,7 @@ def test_an_erasure_whose_commit_fails_is_unfinished_and_completed_by_reapply(
 def test_a_reapply_whose_ledger_cannot_be_written_back_says_so_and_that_a_rerun_finishes_it(
     engine, tmp_path, monkeypatch, copied
 ):
-    copy, url = tmp_path / "ledger-copy", tmp_path / "archive"
-    _fleet(engine, url, archived=False)
-    _use(monkeypatch, engine, url, copy if copied else None)
-    assert CliRunner().invoke(app, ["customers", "erase", "beta", "--confirm", "beta"]).exit_code == 0
-    ledger = url / archive_store.folder(engine) / erasure_ledger.FOLDER
+    _, url, ledger = _beta_erased(engine, tmp_path, monkeypatch, copied=copied)
     (entry,) = _entries(url)
     entry.unlink()  # the archive folder put back from a copy older than beta's erasure
 
