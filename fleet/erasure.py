@@ -80,7 +80,7 @@ class Erased:
     user_ids: set[int]
     key_ids: set[int]
     user_names: set[str]
-    addresses: set[str]  # its people's e-mail addresses, which match in any case (`subscription_address`)
+    addresses: set[str]  # its people's e-mail addresses, lowered (`subscription_address`): match in any case
     alert_ids: set[int]
     offer_ids: set[int]
     pseudonym: str
@@ -93,8 +93,7 @@ class Erased:
         """The text with every code and name of the customer replaced by the pseudonym; `about`: a text
         about the customer, which loses its descriptions too."""
         words = {self.tenant, *self.machine_codes, *self.user_names, *(self.described_by if about else ())}
-        addresses = {subscription_address("email", a) for a in self.addresses}
-        return _replace(text, words - _TRAIL_WORDS - {""}, addresses - {""}, self.pseudonym)
+        return _replace(text, words - _TRAIL_WORDS - {""}, self.addresses, self.pseudonym)
 
     def scrub(self, value: object, *, about: bool = False) -> object:
         """A JSON value with codes and names in its texts and keys, and the customer's ids under id keys,
@@ -160,7 +159,7 @@ def _gather(conn: Connection, tenant: str) -> Erased | None:
         user_ids={u.id for u in users},
         key_ids=set(conn.scalars(select(ApiKey.id).where(ApiKey.user_id.in_([u.id for u in users] or [-1])))),
         user_names={u.name for u in users},
-        addresses={u.email for u in users if u.email},
+        addresses={subscription_address("email", u.email) for u in users if u.email},
         alert_ids=set(conn.scalars(select(Alert.id).where(Alert.customer_id == customer_id))),
         offer_ids=set(conn.scalars(select(Offer.id).where(Offer.customer_id == customer_id))),
         pseudonym=_pseudonym(),
