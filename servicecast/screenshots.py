@@ -104,9 +104,9 @@ def sign_in(page, url: str, key: str) -> None:  # noqa: ANN001 - a Playwright pa
     page.wait_for_load_state()
 
 
-def offer_on_an_alert(database_url: str) -> dict[str, int]:
-    """The demo's first offer still proposed on an alert of an account demo-am looks after (it approves it),
-    with its alert, machine and customer ids."""
+def offer_on_an_alert(database_url: str, states: tuple[str, ...] = ("proposed",)) -> dict[str, int]:
+    """The demo's first offer in one of `states` (by default still proposed, so demo-am can approve it) on an
+    alert of an account demo-am looks after, with its alert, machine and customer ids."""
     from sqlalchemy import select
 
     from fleet.db import make_engine
@@ -120,15 +120,15 @@ def offer_on_an_alert(database_url: str) -> dict[str, int]:
             found = conn.execute(
                 select(Offer.id, Offer.alert_id, Offer.machine_id, Offer.customer_id)
                 .join(Customer, Customer.id == Offer.customer_id)
-                # Still proposed: the live policy withdraws an unsent offer when its machine's risk falls.
-                .where(Offer.alert_id.is_not(None), Offer.status == "proposed", Customer.tenant.in_(accounts))
+                # Not any offer: the live policy withdraws an unsent offer when its machine's risk falls.
+                .where(Offer.alert_id.is_not(None), Offer.status.in_(states), Customer.tenant.in_(accounts))
                 .order_by(Offer.id)
                 .limit(1)
             ).first()
     finally:
         engine.dispose()
     if found is None:
-        raise LookupError(f"the demo has no proposed offer on an alert of {', '.join(accounts)}")
+        raise LookupError(f"the demo has no {' or '.join(states)} offer on an alert of {', '.join(accounts)}")
     return dict(zip(("offer", "alert", "machine", "customer"), found, strict=True))
 
 
