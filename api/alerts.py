@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from api import connectivity, estimate
@@ -64,21 +64,105 @@ def evidence_of(prediction: Prediction) -> dict:
     }
 
 
-def _alert_to_update() -> Select:
-    """The open alert a prediction updates: its machine's, of its mode or still in its episode, first."""
-    ongoing = func.coalesce(Prediction.ts >= bindparam("since"), False)
-    same_mode = Alert.failure_mode == bindparam("mode")
+def _open_alerts() -> Select:
+    """A machine's open alerts, each with the time of its latest prediction (None without one)."""
     return (
         select(Alert, Prediction.ts)
         .outerjoin(Prediction, Prediction.id == Alert.last_prediction_id)
-        .where(Alert.machine_id == bindparam("machine"), Alert.status.in_(OPEN_STATES), same_mode | ongoing)
-        .order_by(ongoing.desc(), same_mode.desc(), Alert.id.desc())
-        .limit(1)
+        .where(Alert.machine_id == bindparam("machine"), Alert.status.in_(OPEN_STATES))
     )
 
 
 # Built once: building it took about as long as running it, once per prediction the policy applies.
-_ALERT_TO_UPDATE = _alert_to_update()
+_OPEN_ALERTS = _open_alerts()
+
+
+class AlertBook:
+    """The open alerts of the machines a session applies predictions to, each read once per book.
+
+    One book applies a run of predictions in one transaction with one SELECT per machine, and a flush only
+    where an alert opens (its audit event needs its id). It sees what the session changes on its alerts (a
+    resolve in between), not alerts opened other than through it: a book lives within one run.
+    """
+
+    def __init__(self, sess: Session) -> None:
+        self._sess = sess
+        self._open: dict[int, list[list]] = {}  # machine id -> [alert, time of its latest prediction]
+
+    def apply(self, prediction: Prediction, now: datetime, *, threshold: float) -> Alert | None:
+        """`apply_prediction` without its flush of an updated alert: the session's next flush writes it."""
+        if prediction.status not in ALERTING or prediction.risk is None or prediction.risk < threshold:
+            return None
+        mode = prediction.failure_mode or UNNAMED_MODE
+        lead = lead_time_hours(prediction)
+        severity = severity_for(prediction.risk, lead)
+        entries = self._machine(prediction.machine_id)
+        entry = _episode_alert(entries, prediction.ts, mode)
+        if entry is None:
+            alert = Alert(
+                customer_id=prediction.customer_id,
+                machine_id=prediction.machine_id,
+                failure_mode=mode,
+                severity=severity,
+                status="open",
+                risk=prediction.risk,
+                count=1,
+                first_prediction_id=prediction.id,
+                first_seen=now,
+            )
+            self._sess.add(alert)
+            entry = [alert, prediction.ts]
+            entries.append(entry)
+        else:
+            alert = entry[0]
+            alert.count += 1
+            # Severity only rises while an alert is open; a lull does not quietly downgrade it.
+            if SEVERITY_LEVEL[severity] > SEVERITY_LEVEL[alert.severity]:
+                alert.severity = severity
+        entry[1] = prediction.ts
+        alert.failure_mode = mode
+        alert.risk = prediction.risk
+        alert.lead_time_hours = lead
+        alert.queue_rank = QUEUE_RANK[alert.severity]
+        alert.lead_rank = NO_LEAD_TIME if lead is None else lead
+        alert.eta = prediction.eta
+        alert.evidence = evidence_of(prediction)
+        alert.last_prediction_id = prediction.id
+        alert.model_version = prediction.model_version
+        alert.last_seen = now
+        if alert.id is None:
+            self._sess.flush()
+            log_event(
+                self._sess, "alert", alert.id, "opened", None, {"severity": severity, "risk": prediction.risk}
+            )
+        return alert
+
+    def _machine(self, machine_id: int) -> list[list]:
+        """The machine's open alerts as read at its first prediction in this book, and those opened since."""
+        if machine_id not in self._open:
+            rows = self._sess.execute(_OPEN_ALERTS, {"machine": machine_id}).all()
+            self._open[machine_id] = [[alert, ts] for alert, ts in rows]
+        return self._open[machine_id]
+
+
+def _episode_alert(entries: list[list], ts: datetime, mode: str) -> list | None:
+    """The entry of the open alert a prediction at `ts` naming `mode` updates; None to open a new one.
+
+    An alert still in its episode (its latest prediction at most `episodes.RESET_HOURS` before) comes
+    first, then one of the same mode, the newest first; a same-mode alert whose episode ended is not updated.
+    """
+    reset = timedelta(hours=episodes.RESET_HOURS)
+
+    def rank(entry: list) -> tuple[bool, bool, int]:
+        alert, last = entry
+        return last is not None and ts - last <= reset, alert.failure_mode == mode, alert.id
+
+    ranked = [(rank(e), e) for e in entries if e[0].status in OPEN_STATES]
+    ranked = [(r, e) for r, e in ranked if r[0] or r[1]]
+    if not ranked:
+        return None
+    (ongoing, _, _), entry = max(ranked, key=lambda pair: pair[0])
+    return entry if ongoing or entry[1] is None else None
 
 
 def apply_prediction(
@@ -90,53 +174,12 @@ def apply_prediction(
     a new alert (the backtest counts alerts the same way); the earlier alert stays for its finding. Within
     an episode the machine's alert goes on though the mode named changes (e.g. an OEM alarm limit's alert
     took the model's mode of that moment), as the backtest counts one episode per machine; it names the
-    mode its latest prediction names, as its evidence is that prediction's.
+    mode its latest prediction names, as its evidence is that prediction's. A run of predictions in one
+    transaction goes through one `AlertBook` instead.
     """
-    if prediction.status not in ALERTING or prediction.risk is None or prediction.risk < threshold:
-        return None
-    mode = prediction.failure_mode or UNNAMED_MODE
-    lead = lead_time_hours(prediction)
-    severity = severity_for(prediction.risk, lead)
-    since = prediction.ts - timedelta(hours=episodes.RESET_HOURS)
-    row = sess.execute(
-        _ALERT_TO_UPDATE, {"machine": prediction.machine_id, "mode": mode, "since": since}
-    ).first()
-    alert = row[0] if row else None
-    if row and row[1] is not None and prediction.ts - row[1] > timedelta(hours=episodes.RESET_HOURS):
-        alert = None
-    if alert is None:
-        alert = Alert(
-            customer_id=prediction.customer_id,
-            machine_id=prediction.machine_id,
-            failure_mode=mode,
-            severity=severity,
-            status="open",
-            risk=prediction.risk,
-            count=1,
-            first_prediction_id=prediction.id,
-            first_seen=now,
-        )
-        sess.add(alert)
-        action = "opened"
-    else:
-        alert.count += 1
-        # Severity only rises while an alert is open; a lull does not quietly downgrade it.
-        if SEVERITY_LEVEL[severity] > SEVERITY_LEVEL[alert.severity]:
-            alert.severity = severity
-        action = "updated"
-    alert.failure_mode = mode
-    alert.risk = prediction.risk
-    alert.lead_time_hours = lead
-    alert.queue_rank = QUEUE_RANK[alert.severity]
-    alert.lead_rank = NO_LEAD_TIME if lead is None else lead
-    alert.eta = prediction.eta
-    alert.evidence = evidence_of(prediction)
-    alert.last_prediction_id = prediction.id
-    alert.model_version = prediction.model_version
-    alert.last_seen = now
-    sess.flush()
-    if action == "opened":
-        log_event(sess, "alert", alert.id, "opened", None, {"severity": severity, "risk": prediction.risk})
+    alert = AlertBook(sess).apply(prediction, now, threshold=threshold)
+    if alert is not None:
+        sess.flush()
     return alert
 
 

@@ -1,7 +1,7 @@
 """Technicians in a simulated run: an earlier model's alerts resolved with findings through the product path.
 
 An earlier model, trained before `review_start`, scores the training period from then on; the live
-policy's alert step (`api.alerts.apply_prediction`) opens its alerts in a store of their own. A
+policy's alert step (`api.alerts.AlertBook`, one per run) opens its alerts in a store of their own. A
 technician visits each alert `visit_hours` after it opened and resolves it through the alert workflow
 (`api.alerts.resolve`): "no fault found" when the machine neither failed nor had wear found within the
 horizon after the alert opened and no wear was under way at the visit (`_wearing`: a technician sees a
@@ -65,8 +65,9 @@ def _open_alerts(  # noqa: ANN001
     # The live policy's alert step at the version's threshold (its offer step needs grants these lack).
     with session(engine) as sess:
         query = select(Prediction).where(Prediction.model_version == version).order_by(Prediction.id)
+        book = alert_workflow.AlertBook(sess)
         for prediction in sess.scalars(query):
-            alert_workflow.apply_prediction(sess, prediction, prediction.ts, threshold=model.threshold_)
+            book.apply(prediction, prediction.ts, threshold=model.threshold_)
 
 
 def write_predictions(  # noqa: ANN001

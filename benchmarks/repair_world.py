@@ -212,11 +212,12 @@ def _apply(engine: Engine, thresholds: dict, pending: list[_Visit], t, end) -> N
                 .where(Prediction.ts >= t.to_pydatetime(), Prediction.ts < end.to_pydatetime())
                 .order_by(Prediction.ts, Prediction.id)
             ).all()
+        book = alert_workflow.AlertBook(sess)
         for prediction in predictions:
             while pending and pending[0].at <= _utc(prediction.ts):
                 _resolve(sess, pending.pop(0))
             threshold = thresholds[prediction.model_version]
-            alert_workflow.apply_prediction(sess, prediction, prediction.ts, threshold=threshold)
+            book.apply(prediction, prediction.ts, threshold=threshold)
         while pending and pending[0].at < end:
             _resolve(sess, pending.pop(0))
 
