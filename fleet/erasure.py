@@ -18,6 +18,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -68,9 +69,10 @@ class NotConfirmed(ValueError):
     """The confirmation does not repeat the tenant id."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Erased:
-    """Ids, codes and names of one customer, gathered before its rows go."""
+    """Ids, codes and names of one customer, gathered before its rows go (and never changed after: its
+    scrubs are built once, on first use)."""
 
     customer_id: int
     tenant: str
@@ -92,8 +94,16 @@ class Erased:
     def scrub_text(self, text: str, *, about: bool = False) -> str:
         """The text with every code and name of the customer replaced by the pseudonym; `about`: a text
         about the customer, which loses its descriptions too."""
-        words = {self.tenant, *self.machine_codes, *self.user_names, *(self.described_by if about else ())}
-        return _replace(text, words - _TRAIL_WORDS - {""}, self.addresses, self.pseudonym)
+        return self._scrubs[about](text)
+
+    @cached_property
+    def _scrubs(self) -> dict[bool, _Scrub]:
+        """Per `about`: the scrub of its texts."""
+        words = {self.tenant, *self.machine_codes, *self.user_names}
+        return {
+            about: _Scrub(frozenset(named - _TRAIL_WORDS - {""}), frozenset(self.addresses), self.pseudonym)
+            for about, named in ((False, words), (True, words | self.described_by))
+        }
 
     def scrub(self, value: object, *, about: bool = False) -> object:
         """A JSON value with codes and names in its texts and keys, and the customer's ids under id keys,
@@ -112,23 +122,37 @@ class Erased:
         return self.scrub_text(value, about=about) if isinstance(value, str) else value
 
 
-def _replace(text: str, words: set[str], addresses: set[str], pseudonym: str) -> str:
-    """The text with each of these words, and each text that lowers to one of the lowered addresses, replaced
-    by the pseudonym."""
-    patterns = [(w, re.escape(w)) for w in words] + [(a, _any_case(a)) for a in addresses]
-    if not patterns:
-        return text
-    # Whole words only: machine 7 is not in "2017", tenant plant-7 not in "plant-77" (another's lines).
-    alternatives = "|".join(p for _, p in sorted(patterns, key=lambda wp: len(wp[0]), reverse=True))
+@dataclass(frozen=True)
+class _Scrub:
+    """Replaces each of these words, and each text that lowers to one of the lowered addresses, by the
+    pseudonym; its pattern compiled once."""
 
-    def replaced(match: re.Match) -> str:
+    words: frozenset[str]
+    addresses: frozenset[str]
+    pseudonym: str
+
+    def __call__(self, text: str) -> str:
+        return text if self._pattern is None else self._pattern.sub(self._replaced, text)
+
+    @cached_property
+    def _pattern(self) -> re.Pattern | None:
+        patterns = [(w, re.escape(w)) for w in self.words] + [(a, _any_case(a)) for a in self.addresses]
+        if not patterns:
+            return None
+        # Whole words only: machine 7 is not in "2017", tenant plant-7 not in "plant-77" (another's lines).
+        alternatives = "|".join(p for _, p in sorted(patterns, key=lambda wp: len(wp[0]), reverse=True))
+        return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+
+    @cached_property
+    def _words_only(self) -> _Scrub:
+        return _Scrub(self.words, frozenset(), self.pseudonym)
+
+    def _replaced(self, match: re.Match) -> str:
         found = match.group()
-        if found in words or subscription_address("email", found) in addresses:
-            return pseudonym
+        if found in self.words or subscription_address("email", found) in self.addresses:
+            return self.pseudonym
         # re folds case wider than lower() (ſ is an s to it): no address, yet it may hold a word.
-        return _replace(found, words, set(), pseudonym)
-
-    return re.sub(rf"(?<!\w)(?:{alternatives})(?!\w)", replaced, text)
+        return self._words_only(found)
 
 
 def _any_case(lowered: str) -> str:
