@@ -7,18 +7,16 @@ rows, SQL, quarantine, Sparkplug decoding) runs here, on its own core and its ow
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
 import pickle
 import signal
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fleet import telemetry
+from fleet import subprocesses, telemetry
 from fleet.db import Keepalive, make_engine
 from ingest import metrics
 from ingest.contract import Limits
@@ -34,7 +32,6 @@ log = logging.getLogger(__name__)
 # before its network and metrics threads (see Ingester.start); the writer opens database connections of its
 # own and never touches the inherited ones, which stay with the receiver.
 _CONTEXT = multiprocessing.get_context("fork")
-_PR_SET_PDEATHSIG = 1
 
 
 class WriterDied(RuntimeError):
@@ -143,19 +140,11 @@ class WriterProcess:
             self._process.join(5)
 
 
-def _die_with(receiver_pid: int) -> None:
-    """Be killed with the receiving process, as a writer thread would be (Linux): a kill -9 of the ingester
-    stops its commits at once. The kernel ties this to the thread that forked: `Ingester.start` runs on one
-    that lives as long as the ingester (the main thread of every command)."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != receiver_pid:  # it died before the line above took effect
-        os._exit(1)
-
-
 def _serve(conn, receiver_end, recipe: Recipe, stop, receiver_pid: int) -> None:
     """The writer process: answer each batch with what committing it did, until the pipe closes."""
-    _die_with(receiver_pid)
+    # Killed with the receiving process, as a writer thread would be: a kill -9 of the ingester stops its
+    # commits at once. `Ingester.start` forks from a thread that lives as long as the ingester.
+    subprocesses.die_with_parent(receiver_pid, signal.SIGKILL)
     receiver_end.close()  # inherited by fork; only the receiver holds it, so that its exit reads as EOF here
     # The receiving process decides when to stop; a terminal's Ctrl-C reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

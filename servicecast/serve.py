@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import time
 from dataclasses import dataclass
 
 import uvicorn
+
+from fleet import subprocesses
 
 log = logging.getLogger(__name__)
 APP = "servicecast.serve:app_from_env"
@@ -36,8 +39,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_worker(options: ServeOptions) -> None:
-    """One worker: its own socket in the port's SO_REUSEPORT group, one uvicorn server on it."""
+def run_worker(options: ServeOptions, supervisor_pid: int) -> None:
+    """One worker: its own socket in the port's SO_REUSEPORT group, one uvicorn server on it.
+
+    It ends with the supervisor, even one killed with SIGKILL, instead of serving on alone; `serve` starts
+    workers from the thread it runs on, the command's main thread.
+    """
+    subprocesses.die_with_parent(supervisor_pid)
     config = uvicorn.Config(
         APP, factory=True, log_level=options.log_level, access_log=options.access_log, workers=1
     )
@@ -56,7 +64,9 @@ def serve(options: ServeOptions, workers: int) -> None:
     stopping = False
 
     def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=run_worker, args=(options,), name="servicecast-api-worker")
+        process = context.Process(
+            target=run_worker, args=(options, os.getpid()), name="servicecast-api-worker"
+        )
         process.start()
         return process
 

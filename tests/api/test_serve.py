@@ -11,9 +11,10 @@ from pathlib import Path
 
 import httpx
 
-from fleet import migrate
+from fleet import migrate, subprocesses
 from fleet.db import make_engine
 from tests.ingest.support import wait_until
+from tests.processes import Watched, children
 from tests.services import connections_by_pid, free_port, listeners
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +26,8 @@ def worker_pids(port: int) -> set[int]:
     return set().union(*sockets) if sockets and all(len(pids) == 1 for pids in sockets) else set()
 
 
-def test_two_workers_each_listen_share_connections_and_are_replaced_when_killed(tmp_path: Path) -> None:
+def _two_workers(tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """`servicecast api` with two workers on a migrated SQLite file: the process and its port."""
     database_url = f"sqlite:///{tmp_path / 'api.db'}"
     engine = make_engine(database_url)
     migrate.upgrade(engine)
@@ -35,16 +37,11 @@ def test_two_workers_each_listen_share_connections_and_are_replaced_when_killed(
     env.update(
         SERVICECAST_DATABASE_URL=database_url, SERVICECAST_API_PORT=str(port), SERVICECAST_API_WORKERS="2"
     )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "servicecast",
-            "api",
-        ],
-        env=env,
-        cwd=ROOT,
-    )
+    return subprocesses.popen([sys.executable, "-m", "servicecast", "api"], env=env, cwd=ROOT), port
+
+
+def test_two_workers_each_listen_share_connections_and_are_replaced_when_killed(tmp_path: Path) -> None:
+    server, port = _two_workers(tmp_path)
     try:
         wait_until(lambda: len(worker_pids(port)) == 2, 60, "two workers, a listening socket each")
         # 40 clients connecting at once: the kernel spreads them over both workers' sockets.
@@ -71,6 +68,24 @@ def test_two_workers_each_listen_share_connections_and_are_replaced_when_killed(
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=40) == 0
         assert not listeners(port) and not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+
+
+def test_the_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    server, port = _two_workers(tmp_path)
+    try:
+        wait_until(lambda: len(worker_pids(port)) == 2, 60, "two workers, a listening socket each")
+        spawned = Watched(children(server.pid))  # the workers and multiprocessing's resource tracker
+        server.kill()
+        server.wait(10)
+        try:
+            spawned.wait_ended(60, "the processes of a supervisor killed with SIGKILL to end")
+        finally:
+            spawned.kill()
+        assert not listeners(port)
     finally:
         if server.poll() is None:
             server.kill()
