@@ -11,6 +11,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from fleet import subprocesses
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
@@ -103,7 +105,11 @@ class Mosquitto:
     def start(self) -> Mosquitto:
         """Start and wait for the listener."""
         log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
+        # Killed outright with the process that started it: it can miss a SIGTERM (see stop), and a broker
+        # whose test is gone has nothing to persist.
+        self.process = subprocesses.popen(
+            [self.binary, "-c", str(self.config)], death_signal=signal.SIGKILL, stdout=log, stderr=log
+        )
         try:
             wait_port(self.port)
         except TimeoutError:

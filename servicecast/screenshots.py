@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib import error, request
 
+from fleet import subprocesses
+
 ROOT = Path(__file__).resolve().parents[1]
 VIEWPORT = {"width": 1366, "height": 768}
 # Debian's Chromium run as root in a container: no sandbox, and none of the background calls to Google.
@@ -64,7 +66,7 @@ def served_demo(folder: Path, *, timeout_s: float = 600.0) -> Iterator[DemoServe
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     log = folder / "demo.log"
     with log.open("wb") as out:
-        demo = subprocess.Popen(
+        demo = subprocesses.popen(
             [sys.executable, "-m", "servicecast", "demo"], cwd=folder, env=env, stdout=out, stderr=out
         )
         try:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from api.alerts import OPEN_STATES
-from fleet import registry
+from fleet import registry, subprocesses
 from fleet.db import make_engine
 from fleet.settings import Settings, get_settings
 from fleet.tables import (
@@ -221,7 +221,7 @@ def test_demo_serves_the_app_until_interrupted(tmp_path):
         "SERVICECAST_DEMO_LIVE_HOURS": "2",
         "SERVICECAST_API_PORT": str(port),
     }
-    demo = subprocess.Popen(
+    demo = subprocesses.popen(
         [sys.executable, "-m", "servicecast", "demo"],
         cwd=tmp_path,
         env=env,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
 from benchmarks.services import Mosquitto
+from fleet import subprocesses
 
 # Stands in for a broker that missed the first SIGTERM: the real one does so too rarely to test on.
 MISSES_FIRST_SIGTERM = """
@@ -24,8 +26,11 @@ while True:
 
 def test_a_broker_that_missed_the_first_sigterm_is_stopped_by_the_next(tmp_path):
     broker = Mosquitto(tmp_path)
-    broker.process = subprocess.Popen(
-        [sys.executable, "-c", MISSES_FIRST_SIGTERM], stdout=subprocess.PIPE, text=True
+    broker.process = subprocesses.popen(  # as Mosquitto.start, it is killed outright with its starter
+        [sys.executable, "-c", MISSES_FIRST_SIGTERM],
+        death_signal=signal.SIGKILL,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert broker.process.stdout.readline().strip() == "ready"
     broker.stop()

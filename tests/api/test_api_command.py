@@ -13,6 +13,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from fleet import subprocesses
 from fleet.settings import get_settings
 from servicecast.cli import app
 from tests.api.support import add_prediction, build_world
@@ -46,7 +47,7 @@ def test_policy_process_beside_two_api_workers_makes_alerts_and_offers_seen_over
     world = build_world(database_url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    api = subprocess.Popen(
+    api = subprocesses.popen(
         [sys.executable, "-m", "servicecast", "api"],
         env=_env(database_url, SERVICECAST_API_PORT=str(port), SERVICECAST_API_WORKERS="2"),
         cwd=ROOT,
@@ -59,7 +60,7 @@ def test_policy_process_beside_two_api_workers_makes_alerts_and_offers_seen_over
         time.sleep(3)  # longer than a policy pass takes to poll (2 s): the API itself runs none
         assert not any(machine in seen for seen in _machines_listed(base, "alerts", world.tokens["tech"]))
 
-        policy = subprocess.Popen(
+        policy = subprocesses.popen(
             [sys.executable, "-m", "servicecast", "policy", "--poll", "0.2"],
             env=_env(database_url),
             cwd=ROOT,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import subprocess
 import sys
 import threading
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from sqlalchemy import Engine, select, update
 from typer.testing import CliRunner
 
 from api import events, routing, routing_cli
+from fleet import subprocesses
 from fleet.db import session
 from fleet.tables import DataUseGrant, Offer, OutboxMessage, WorkflowEvent, utcnow
 from tests.api.routing_support import (
@@ -135,7 +135,7 @@ def test_router_killed_mid_delivery_redelivers_with_same_id(
     lease = timedelta(seconds=routing.lease_seconds(settings_for(route_timeout_s=3.0)))
     command = [sys.executable, "-c", ROUTER_SCRIPT, "route", "--poll", "0.05"]
     log = (tmp_path / "router.log").open("wb")
-    first = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
+    first = subprocesses.popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
     try:
         assert receiver.in_flight.wait(30), (tmp_path / "router.log").read_text()
     finally:
@@ -150,7 +150,7 @@ def test_router_killed_mid_delivery_redelivers_with_same_id(
         # The lease runs out: the row is due again, as it is once the clock passes its end (20 s here).
         sess.execute(update(OutboxMessage).where(OutboxMessage.id == row.id).values(next_attempt_at=utcnow()))
 
-    second = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
+    second = subprocesses.popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
     try:
         wait_for(lambda: all(r.status == "delivered" for r in outbox(engine)), timeout=40, what="redelivery")
     finally:

@@ -14,7 +14,7 @@ from asyncua import ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 from sqlalchemy import Engine, select
 
-from fleet import credentials, registration
+from fleet import credentials, registration, subprocesses
 from fleet.tables import Machine, MachineEvent, Telemetry
 from simulators.opcua_machine import MAP as EXAMPLE_MAP
 from simulators.opcua_machine import MachineServer
@@ -137,7 +137,7 @@ class BridgeProcess:
         """Start; by default wait until it has subscribed to the machine's nodes."""
         self.runs += 1
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
+            self.process = subprocesses.popen(
                 self.command,
                 cwd=REPO,
                 env=self.env,

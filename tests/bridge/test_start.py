@@ -17,6 +17,7 @@ from asyncua.crypto import cert_gen
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from paho.mqtt.enums import CallbackAPIVersion
 
+from fleet import subprocesses
 from fleet.settings import MqttEndpoint
 from ingest.opcua import bridge, mapping
 from ingest.opcua.buffer import Buffer
@@ -129,7 +130,7 @@ def published_events(
     subscriber.connect("127.0.0.1", broker.port)
     subscriber.subscribe("fleet/acme/press-7/events", qos=1)
     subscriber.loop_start()
-    process = subprocess.Popen(
+    process = subprocesses.popen(
         bridge_command(server.endpoint, EXAMPLE_MAP, broker.url, tmp_path / "buffer.db", *args),
         cwd=REPO,
         env={**os.environ, **env},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from api.app import create_app
+from fleet import subprocesses
 from servicecast.screenshots import CHROMIUM_ARGS, VIEWPORT, chromium_path
 from tests.api.routing_support import SECRET, WebhookReceiver
 from tests.api.support import World, build_world
@@ -78,7 +78,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     # The router polls the outbox for the module's whole life: every 0.1 s cost 3.4 % of a core idle, every
     # 0.5 s 0.7 %; a test waits up to 30 s for a delivery.
     servers = [
-        subprocess.Popen(
+        subprocesses.popen(
             [sys.executable, "-m", "servicecast", cmd, *args], env=env, cwd=ROOT, stdout=log, stderr=log
         )
         for cmd, args in (("api", ()), ("route", ("--poll", "0.5")))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fleet import bootstrap
+from fleet import bootstrap, subprocesses
 from servicecast.cli import app
 from tests import services
 
@@ -61,7 +61,7 @@ sys.exit(bootstrap.run_until_stopped(wait_for_a_lock_that_never_comes, name="stu
 def test_a_loop_that_does_not_stop_when_asked_does_not_keep_the_process_alive(tmp_path: Path) -> None:
     log_path = tmp_path / "stuck.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
+        process = subprocesses.popen(
             [sys.executable, "-c", STUCK_LOOP],
             cwd=Path(__file__).resolve().parents[2],
             stdout=log,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select, text
 
-from fleet import contract, registration
+from fleet import contract, registration, subprocesses
 from fleet.settings import MqttEndpoint, Settings
 from fleet.tables import Machine, Quarantine, Telemetry
 from ingest.inbox import Inbox
@@ -152,7 +152,7 @@ class IngestProcess:
         """Start the process; by default wait until it has subscribed."""
         self.runs += 1
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
+            self.process = subprocesses.popen(
                 self.command,
                 cwd=REPO,
                 env=self.env,

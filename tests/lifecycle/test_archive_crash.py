@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from fleet import archive, history
+from fleet import archive, history, subprocesses
 from fleet.tables import ArchiveFile
 from tests.data import REPO
 from tests.lifecycle import support
@@ -20,7 +20,7 @@ from tests.lifecycle import support
 
 def _child(database_url: str, url: str, before, kill_after_file: int) -> subprocess.Popen:
     args = [sys.executable, "-m", "tests.lifecycle.archive_child", database_url, url, before.isoformat()]
-    return subprocess.Popen([*args, str(kill_after_file)], cwd=REPO)
+    return subprocesses.popen([*args, str(kill_after_file)], cwd=REPO)
 
 
 @pytest.mark.parametrize("kill", ["between_write_and_commit", "at_a_random_time"])

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, func, select
 from typer.testing import CliRunner
 
 from api.app import create_app
-from fleet import archive, archive_store, erasure, errors, retention
+from fleet import archive, archive_store, erasure, errors, retention, subprocesses
 from fleet.settings import Settings, get_settings
 from fleet.tables import Base
 from servicecast.cli import app
@@ -110,7 +110,7 @@ def test_no_process_that_touches_customer_data_starts_on_a_database_put_back_fro
             SERVICECAST_WEBHOOK_SECRET=SECRET,
         )
         started = {
-            name: subprocess.Popen(
+            name: subprocesses.popen(
                 [sys.executable, "-m", "servicecast", *args],
                 env=env,
                 cwd=REPO,

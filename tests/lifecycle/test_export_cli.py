@@ -11,7 +11,7 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from fleet import archive
+from fleet import archive, subprocesses
 from tests.fleet.test_cli import run_cli
 from tests.ingest.support import REPO, wait_until
 from tests.lifecycle import support
@@ -59,7 +59,7 @@ def test_ctrl_c_during_an_export_leaves_no_partial_file_and_no_traceback(sqlite_
         support.write(sqlite_engine, support.rows(pair, seqs=range(7200), step_s=60.0, seed=n))
     url = str(sqlite_engine.url)
     out = tmp_path / "out"
-    export_cli = subprocess.Popen(
+    export_cli = subprocesses.popen(
         [sys.executable, "-m", "servicecast", "customers", "export", "acme", str(out)],
         cwd=REPO,
         env={**os.environ, "SERVICECAST_DATABASE_URL": url, "SERVICECAST_ARCHIVE_URL": str(tmp_path / "a")},

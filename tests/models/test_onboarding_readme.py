@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from fleet import subprocesses
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -40,7 +42,7 @@ def test_the_onboarding_walkthrough_runs_and_opens_a_cold_start_alert(tmp_path: 
     }
     env.pop("SERVICECAST_DATABASE_URL", None)
     env.pop("SERVICECAST_MQTT_URL", None)
-    proc = subprocess.Popen(
+    proc = subprocesses.popen(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=tmp_path,
         env=env,

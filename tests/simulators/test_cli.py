@@ -16,7 +16,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
-from fleet import labels, machine_types, migrate
+from fleet import labels, machine_types, migrate, subprocesses
 from fleet.db import make_engine
 from fleet.settings import get_settings
 from servicecast.cli import app  # mounts `simulate market` too
@@ -165,7 +165,7 @@ def test_ctrl_c_during_a_backfill_says_so_in_one_line_and_the_same_command_store
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
     command = [sys.executable, "-m", "servicecast", *args]
     env = {**clean, "SERVICECAST_DATABASE_URL": url}
-    first = subprocess.Popen(
+    first = subprocesses.popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     engine = make_engine(url)
@@ -197,7 +197,7 @@ def _servicecast(args: list[str], database_url: str | None = None) -> subprocess
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
     if database_url:
         env["SERVICECAST_DATABASE_URL"] = database_url
-    return subprocess.Popen(
+    return subprocesses.popen(
         [sys.executable, "-m", "servicecast", *args],
         cwd=REPO,
         env=env,

@@ -14,6 +14,7 @@ import paho.mqtt.client as mqtt
 import pysparkplug as spb
 from paho.mqtt.enums import CallbackAPIVersion
 
+from fleet import subprocesses
 from fleet.settings import MqttEndpoint, Settings
 from ingest.pipeline import Pipeline
 from ingest.sparkplug.host import SparkplugHost
@@ -205,7 +206,7 @@ class HostProcess:
         self.runs += 1
         command = [sys.executable, "-m", "servicecast.sparkplug_cli", "--map", str(self.map_file)]
         with open(self.workdir / f"host-{self.runs}.log", "wb") as out:
-            self.process = subprocess.Popen(
+            self.process = subprocesses.popen(
                 [*command, "--host-id", "scada"], cwd=REPO, env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
         wait_until(

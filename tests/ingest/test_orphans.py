@@ -1,0 +1,48 @@
+"""The broker and ingester a test starts end when its process is killed with SIGKILL (a stopped run)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import services
+from tests.data import REPO
+from tests.processes import Watched, children
+
+# As a test would: a Mosquitto and `servicecast ingest` through their fixture helpers; then it waits.
+STARTER = """
+import sys, time
+from pathlib import Path
+from benchmarks.services import Mosquitto
+from tests.ingest.support import IngestProcess
+work = Path(sys.argv[1])
+broker = Mosquitto(work).start()
+database_url = f"sqlite:///{work / 'fleet.db'}"
+ingester = IngestProcess(work, database_url=database_url, mqtt_url=broker.url, client_id="orphan").start()
+print(broker.process.pid, ingester.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.mosquitto
+def test_the_broker_and_the_ingester_with_its_writer_end_with_a_killed_test_process(tmp_path: Path) -> None:
+    if not services.mosquitto_available():
+        services.unavailable("the mosquitto binary")
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        broker, ingester = (int(pid) for pid in starter.stdout.readline().split())
+        started = Watched([broker, ingester, *children(ingester)])  # the ingester's writer process
+        assert len(started.started) == 3, started.started
+    finally:
+        starter.kill()
+        starter.wait(10)
+        starter.stdout.close()
+    try:
+        started.wait_ended(60, "the processes a killed test started to end")
+    finally:
+        started.kill()
