@@ -83,13 +83,15 @@ def serving_engine(settings: Settings, *, process: str) -> Engine:
 @contextmanager
 def migration_errors(settings: Settings) -> Iterator[None]:
     """Alembic's refusal (a revision unknown here, e.g. from a newer servicecast) as one line and exit 1."""
-    from alembic.util import CommandError
-
     from fleet import migrate
 
     try:
         yield
-    except CommandError as exc:
+    except Exception as exc:
+        from alembic.util import CommandError  # only now: a database at head is checked without Alembic
+
+        if not isinstance(exc, CommandError):
+            raise
         message = f"cannot migrate the database {database_setting(settings)}: {exc}"
         raise fail(
             f"{message} (this code's newest revision is {migrate.head_revision()})", code=EXIT_ERROR

@@ -84,3 +84,10 @@ def test_a_history_import_imports_no_table_library(sqlite_engine, tmp_path: Path
     done, imported = _imported(["history", "import", str(history)], env)
     assert "imported 1 new label" in done.stdout, done.stdout + done.stderr
     assert not imported & {"pandas", "pyarrow"}, sorted(imported)
+
+
+def test_a_command_on_a_database_at_head_imports_no_alembic(sqlite_engine) -> None:
+    env = {"PATH": "/usr/bin:/bin", "SERVICECAST_DATABASE_URL": sqlite_engine.url.render_as_string()}
+    done, imported = _imported(["models", "list"], env)
+    assert done.stderr == "", done.stderr
+    assert "alembic" not in imported, sorted(imported)
