@@ -10,6 +10,7 @@ import pytest
 
 from tests import services
 from tests.data import REPO
+from tests.ingest.support import IngestProcess
 from tests.processes import Watched, children
 
 # As a test would: a Mosquitto and `servicecast ingest` through their fixture helpers; then it waits.
@@ -46,3 +47,22 @@ def test_the_broker_and_the_ingester_with_its_writer_end_with_a_killed_test_proc
         started.wait_ended(60, "the processes a killed test started to end")
     finally:
         started.kill()
+
+
+@pytest.mark.mosquitto
+def test_the_writer_process_ends_with_an_ingester_killed_with_sigkill(
+    tmp_path: Path, mosquitto: services.Mosquitto
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    ingester = IngestProcess(tmp_path, database_url=database_url, mqtt_url=mosquitto.url, client_id="w")
+    try:
+        ingester.start()
+        writer = Watched(children(ingester.process.pid))
+        assert len(writer.started) == 1, writer.started
+        ingester.kill9()
+        try:
+            writer.wait_ended(60, "the writer of an ingester killed with SIGKILL to end")
+        finally:
+            writer.kill()
+    finally:
+        ingester.stop_quietly()
