@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlalchemy import ColumnElement, Connection, Select, Table, Text, cast, func, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -15,6 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from fleet.tables import UtcDateTime
+
+if TYPE_CHECKING:  # numpy is imported where it is used: registering machines or labels needs none of it
+    import numpy as np
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _TS = UtcDateTime()
@@ -78,6 +81,8 @@ def ts_param(ts: datetime, dialect: Dialect) -> object:
 
 def ts_texts(values: np.ndarray, dialect: Dialect) -> list[str]:
     """UTC datetime64 values as text input for the column: what `ts_binder` stores, vectorised."""
+    import numpy as np
+
     text = np.datetime_as_string(np.asarray(values, dtype="datetime64[us]"), unit="us").tolist()
     suffix = "" if dialect.name == "sqlite" else "+00"
     return [s.replace("T", " ") + suffix for s in text]
@@ -88,6 +93,8 @@ def ms_of_texts(joined: str, count: int) -> np.ndarray:
 
     Parsed by numpy in one call: fixed-width texts are cut from one buffer, without a string per row.
     """
+    import numpy as np
+
     width = len("2026-01-01 00:00:00.000000")
     if len(joined) == (width + 1) * count - 1:
         cells = np.frombuffer((joined + ",").encode(), dtype=np.uint8).reshape(count, width + 1)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import pyarrow.parquet as pq
+if TYPE_CHECKING:  # a hint only: a CSV import that loads this module pays nothing for pyarrow
+    import pyarrow.parquet as pq
 
 # A decompression bomb: a few KB of zstd that inflate to GBs (a 10 KB file, one 300 MB text value: 1 GB read).
 # The archive's own files stay far below both bounds at once: a constant float sensor packs 1:~1000 in

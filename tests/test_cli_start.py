@@ -91,3 +91,21 @@ def test_a_command_on_a_database_at_head_imports_no_alembic(sqlite_engine) -> No
     done, imported = _imported(["models", "list"], env)
     assert done.stderr == "", done.stderr
     assert "alembic" not in imported, sorted(imported)
+
+
+def test_adding_a_machine_imports_no_array_library(sqlite_engine) -> None:
+    register_fleet(sqlite_engine, "acme", ["m1"])
+    env = {"PATH": "/usr/bin:/bin", "SERVICECAST_DATABASE_URL": sqlite_engine.url.render_as_string()}
+    done, imported = _imported(["machines", "add", "acme", "m2", "--type", "pump"], env)
+    assert done.stderr == "", done.stderr
+    assert not imported & {"numpy", "pandas", "pyarrow"}, sorted(imported)
+
+
+def test_a_csv_telemetry_import_imports_no_parquet_library(sqlite_engine, tmp_path: Path) -> None:
+    register_fleet(sqlite_engine, "acme", ["m1"])
+    readings = tmp_path / "readings.csv"
+    readings.write_text("ts,tenant,machine,temperature_c\n2024-01-01T06:00:00Z,acme,m1,61.5\n")
+    env = {"PATH": "/usr/bin:/bin", "SERVICECAST_DATABASE_URL": sqlite_engine.url.render_as_string()}
+    done, imported = _imported(["telemetry", "import", str(readings)], env)
+    assert "imported 1 new message" in done.stdout, done.stdout + done.stderr
+    assert "pyarrow" not in imported, sorted(imported)
