@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from tests.data import REPO
 from tests.ingest.support import wait_until
 
 
@@ -36,20 +41,37 @@ class Watched:
         return [pid for pid, started in self.started.items() if start_time(pid) == started]
 
     def wait_ended(self, timeout: float, what: str) -> None:
-        """Poll until none runs (a bound, not a timing assertion); fail naming those that still do."""
+        """Poll until none runs (a bound, not a timing assertion); fail naming those that still do, and kill
+        them (a failed test leaves no orphans either)."""
         try:
             wait_until(lambda: not self.running(), timeout, what)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; still running: {self.describe()}") from None
+            still = self.describe()
+            self.kill()
+            raise AssertionError(f"{exc}; still running: {still}") from None
 
     def describe(self) -> str:
         """The command line of each one still running."""
         return "; ".join(f"{pid}: {_command_line(pid)}" for pid in self.running())
 
     def kill(self) -> None:
-        """SIGKILL those still running (a failed test leaves no orphans either)."""
+        """SIGKILL those still running."""
         for pid in self.running():
             os.kill(pid, signal.SIGKILL)
+
+
+@contextmanager
+def killed_after(script: str, *args: str) -> Iterator[list[int]]:
+    """Run `python -c script ARGS`, give the pids it prints on its first line, then SIGKILL it."""
+    starter = subprocess.Popen(
+        [sys.executable, "-c", script, *args], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield [int(pid) for pid in starter.stdout.readline().split()]
+    finally:
+        starter.kill()
+        starter.wait(10)
+        starter.stdout.close()
 
 
 def _command_line(pid: int) -> str:

@@ -81,10 +81,7 @@ def test_the_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
         spawned = Watched(children(server.pid))  # the workers and multiprocessing's resource tracker
         server.kill()
         server.wait(10)
-        try:
-            spawned.wait_ended(60, "the processes of a supervisor killed with SIGKILL to end")
-        finally:
-            spawned.kill()
+        spawned.wait_ended(60, "the processes of a supervisor killed with SIGKILL to end")
         assert not listeners(port)
     finally:
         if server.poll() is None:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests import services
-from tests.data import REPO
 from tests.ingest.support import IngestProcess
-from tests.processes import Watched, children
+from tests.processes import Watched, children, killed_after
 
 # As a test would: a Mosquitto and `servicecast ingest` through their fixture helpers; then it waits.
 STARTER = """
@@ -32,21 +29,10 @@ time.sleep(600)
 def test_the_broker_and_the_ingester_with_its_writer_end_with_a_killed_test_process(tmp_path: Path) -> None:
     if not services.mosquitto_available():
         services.unavailable("the mosquitto binary")
-    starter = subprocess.Popen(
-        [sys.executable, "-c", STARTER, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        broker, ingester = (int(pid) for pid in starter.stdout.readline().split())
+    with killed_after(STARTER, str(tmp_path)) as (broker, ingester):
         started = Watched([broker, ingester, *children(ingester)])  # the ingester's writer process
         assert len(started.started) == 3, started.started
-    finally:
-        starter.kill()
-        starter.wait(10)
-        starter.stdout.close()
-    try:
-        started.wait_ended(60, "the processes a killed test started to end")
-    finally:
-        started.kill()
+    started.wait_ended(60, "the processes a killed test started to end")
 
 
 @pytest.mark.mosquitto
@@ -60,9 +46,6 @@ def test_the_writer_process_ends_with_an_ingester_killed_with_sigkill(
         writer = Watched(children(ingester.process.pid))
         assert len(writer.started) == 1, writer.started
         ingester.kill9()
-        try:
-            writer.wait_ended(60, "the writer of an ingester killed with SIGKILL to end")
-        finally:
-            writer.kill()
+        writer.wait_ended(60, "the writer of an ingester killed with SIGKILL to end")
     finally:
         ingester.stop_quietly()
