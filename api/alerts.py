@@ -13,12 +13,12 @@ from api.auth import Principal
 from api.errors import Conflict
 from fleet import errors, labels, machine_types
 from fleet.tables import UNNAMED_MODE, Alert, Prediction, User
-from models import champion, episodes
+from models import statuses
 
 # Risk that opens an alert when the prediction's model version has no stored threshold.
 ALERT_MIN_RISK = 0.5
 OPEN_STATES = ("open", "acknowledged", "assigned")
-ALERTING = ("ok", champion.COLD_START_STATUS)  # prediction statuses that carry a risk to alert on
+ALERTING = ("ok", statuses.COLD_START_STATUS)  # prediction statuses that carry a risk to alert on
 # The queue: most severe first, then the nearest failure (index ix_alerts_queue walks it in this order).
 QUEUE_ORDER = (Alert.queue_rank, Alert.lead_rank, Alert.id)
 SEVERITY_LEVEL = {"medium": 1, "high": 2, "critical": 3}  # higher is more severe
@@ -60,7 +60,7 @@ def evidence_of(prediction: Prediction) -> dict:
         "eta": prediction.eta.isoformat() if prediction.eta else None,
         "eta_sensor": prediction.eta_sensor,
         "anomaly_score": prediction.anomaly_score,
-        "no_failure_history": prediction.status == champion.COLD_START_STATUS,
+        "no_failure_history": prediction.status == statuses.COLD_START_STATUS,
     }
 
 
@@ -151,6 +151,8 @@ def _episode_alert(entries: list[list], ts: datetime, mode: str) -> list | None:
     An alert still in its episode (its latest prediction at most `episodes.RESET_HOURS` before) comes
     first, then one of the same mode, the newest first; a same-mode alert whose episode ended is not updated.
     """
+    from models import episodes  # with pandas, which `servicecast route` and `policy` need not load to start
+
     reset = timedelta(hours=episodes.RESET_HOURS)
 
     def rank(entry: list) -> tuple[bool, bool, int]:

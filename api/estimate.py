@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from fleet import display
 from fleet.tables import Prediction
+from models import statuses
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +29,7 @@ class TimeToFailure:
 def made_by_failure_model(prediction: Prediction) -> bool:
     """Whether a failure model made the prediction's risk: only then is its remaining life one (a cold start
     or readings-alone row an older version stored carries the RUL model's cap: it is not read)."""
-    from models import champion  # with pandas, which `servicecast catalog` never needs
-
-    return prediction.status not in champion.NO_FAILURE_MODEL
+    return prediction.status not in statuses.NO_FAILURE_MODEL
 
 
 def remaining_life(prediction: Prediction) -> tuple[float | None, float | None, float | None]:

@@ -44,7 +44,6 @@ from fleet.tables import (
     named_mode,
     subscription_address,
 )
-from models import modes
 
 log = logging.getLogger(__name__)
 WATERMARK = "notify.alert_events"
@@ -310,6 +309,8 @@ def _payload(
     specs,
     ttf: str,
 ):
+    from models import modes  # with pandas, which `servicecast route` and `policy` need not load to start
+
     link = f"{url.rstrip('/')}/alerts/{alert.id}"
     failure = modes.name(named_mode(alert.failure_mode), specs, in_text=True)  # words for no mode too
     text = (

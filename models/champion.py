@@ -22,13 +22,6 @@ from models import episodes, versions
 log = logging.getLogger(__name__)
 METRIC = "alert_episode_f1"
 COLD_START_KIND = "cold_start"  # the registry kind of a version that alerts without failure history
-COLD_START_STATUS = "cold_start"  # the status of its predictions (the API reads it without sklearn)
-# The status of a prediction whose risk is learned from the anomaly score alone (no failure model to use).
-FALLBACK_STATUS = "fallback"
-# Statuses whose risk no failure model made: their predictions carry no remaining life. A cold start's RUL
-# model learned from no failure (its figure is its cap); a readings-alone row cannot say whether its RUL model
-# did, and a time to failure beside a risk "from its readings alone" would claim a failure model's view.
-NO_FAILURE_MODEL = (COLD_START_STATUS, FALLBACK_STATUS)
 
 
 def window_alerts(

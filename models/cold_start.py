@@ -17,12 +17,12 @@ from sqlalchemy import Engine
 
 from fleet import display, machine_types
 from fleet.audit import Actor
-from models import champion, limits, versions
+from models import champion, limits, statuses, versions
 from models.fleet_features import Prepared
 from models.fleet_model import INSUFFICIENT, SILENT, FleetModel
 from models.labels import make_targets
 
-STATUS = champion.COLD_START_STATUS
+STATUS = statuses.COLD_START_STATUS
 NOTE = display.NO_FAILURE_HISTORY
 TREND_RISK, THRESHOLD = 0.85, 0.8
 TREND_HOURS = 72.0

@@ -18,10 +18,10 @@ from threadpoolctl import threadpool_limits
 from fleet import display
 from fleet.machine_types import SensorSpec
 from models import explain, limits, modes
-from models.champion import FALLBACK_STATUS
 from models.fleet_estimators import AnomalyScorer, FailureClassifier, FleetRUL
 from models.fleet_features import FleetFeatures, Prepared
 from models.labels import within
+from models.statuses import FALLBACK_STATUS
 from models.trend import TrendForecaster
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from sqlalchemy import BigInteger, ColumnElement, Connection, Engine, cast, func
 
 from fleet import dialect, panels
 from fleet.tables import Machine, Prediction, ScoreState, Telemetry, utcnow
-from models import champion, event_features, features, versions
+from models import event_features, features, statuses, versions
 from models.fleet_model import FleetModel
 
 log = logging.getLogger(__name__)
@@ -176,8 +176,8 @@ def _labels(values: pd.Series) -> list[str | None]:
 
 
 def _remaining_life(scores: pd.DataFrame) -> dict[str, list[float | None]]:
-    """RUL and band per row, None on a row whose risk no failure model made (`champion.NO_FAILURE_MODEL`)."""
-    made = ~scores["status"].isin(champion.NO_FAILURE_MODEL)
+    """RUL and band per row, None on a row whose risk no failure model made (`statuses.NO_FAILURE_MODEL`)."""
+    made = ~scores["status"].isin(statuses.NO_FAILURE_MODEL)
     return {col: _numbers(scores[col].where(made)) for col in ("rul_hours", "rul_low", "rul_high")}
 
 

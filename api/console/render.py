@@ -24,7 +24,7 @@ from api.errors import Forbidden, log_fault
 from fleet import display, errors
 from fleet.display import percent
 from fleet.machine_types import SensorSpec
-from models import champion, modes
+from models import modes, statuses
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -121,8 +121,8 @@ templates.env.globals["can"] = has_right
 templates.env.globals["made_by_failure_model"] = estimate.made_by_failure_model
 # A risk no failure model made, by its prediction's status: pages say where it comes from, as explanations do.
 templates.env.globals["risk_basis"] = {
-    champion.COLD_START_STATUS: display.NO_FAILURE_HISTORY,
-    champion.FALLBACK_STATUS: display.READINGS_ALONE,
+    statuses.COLD_START_STATUS: display.NO_FAILURE_HISTORY,
+    statuses.FALLBACK_STATUS: display.READINGS_ALONE,
 }
 
 

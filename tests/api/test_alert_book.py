@@ -11,7 +11,7 @@ from api.auth import Principal
 from fleet import registry
 from fleet.db import session
 from fleet.tables import UNNAMED_MODE, Alert, Prediction, WorkflowEvent
-from models import champion
+from models import statuses
 from tests.api.support import NOW
 from tests.lifecycle.support import restored_copy
 
@@ -23,7 +23,7 @@ RUN_1 = [
     (0, 2, "ok", 0.55, "seal_leak", 120, 0.5),  # A, still in its episode, names the new mode; stays high
     (1, 2, "ok", 0.85, "bearing_wear", 10, 0.5),  # opens E on the other machine, critical
     (0, 3, "ok", 0.3, "bearing_wear", 120, 0.5),  # below the threshold: nothing
-    (1, 5, champion.COLD_START_STATUS, 0.7, "bearing_wear", None, 0.5),  # a cold start's risk updates E
+    (1, 5, statuses.COLD_START_STATUS, 0.7, "bearing_wear", None, 0.5),  # a cold start's risk updates E
     (1, 6, "insufficient_data", 0.9, "bearing_wear", 10, 0.5),  # no risk to alert on
     "resolve E",
     (1, 8, "ok", 0.7, "bearing_wear", 120, 0.5),  # E resolved: opens F
