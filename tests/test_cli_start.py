@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from sqlalchemy import Engine
 
 from fleet import credentials
 from servicecast import cli, lazy_commands
@@ -46,6 +47,11 @@ def _imported(
     return done, {name.split(".")[0] for name in json.loads(done.stdout.strip().splitlines()[-1])}
 
 
+def _on(engine: Engine) -> dict[str, str]:
+    """The environment of a command run on this database, with no other setting."""
+    return {"PATH": "/usr/bin:/bin", "SERVICECAST_DATABASE_URL": engine.url.render_as_string()}
+
+
 @pytest.mark.parametrize("command", [["--help"], [], ["check-config"], ["users", "--help"]])
 def test_listing_the_commands_imports_no_library_that_only_some_command_needs(command: list[str]) -> None:
     _, imported = _imported(command)
@@ -76,36 +82,42 @@ def test_writing_the_broker_config_imports_no_table_or_array_library(sqlite_engi
     assert not imported & {"pandas", "pyarrow", "numpy"}, sorted(imported)
 
 
-def test_a_history_import_imports_no_table_library(sqlite_engine, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "text", "said", "unused"),
+    [
+        (
+            ["history", "import"],
+            "tenant,machine,ts,kind,component\nacme,m1,2024-01-01T06:00:00Z,failure,pump\n",
+            "imported 1 new label",
+            {"pandas", "pyarrow"},
+        ),
+        (
+            ["telemetry", "import"],
+            "ts,tenant,machine,temperature_c\n2024-01-01T06:00:00Z,acme,m1,61.5\n",
+            "imported 1 new message",
+            {"pyarrow"},
+        ),
+    ],
+    ids=["history", "telemetry"],
+)
+def test_a_csv_import_imports_no_table_or_parquet_library_it_does_not_use(
+    sqlite_engine, tmp_path: Path, command: list[str], text: str, said: str, unused: set[str]
+) -> None:
     register_fleet(sqlite_engine, "acme", ["m1"])
-    history = tmp_path / "history.csv"
-    history.write_text("tenant,machine,ts,kind,component\nacme,m1,2024-01-01T06:00:00Z,failure,pump\n")
-    env = {"PATH": "/usr/bin:/bin", "SERVICECAST_DATABASE_URL": sqlite_engine.url.render_as_string()}
-    done, imported = _imported(["history", "import", str(history)], env)
-    assert "imported 1 new label" in done.stdout, done.stdout + done.stderr
-    assert not imported & {"pandas", "pyarrow"}, sorted(imported)
+    (tmp_path / "rows.csv").write_text(text)
+    done, imported = _imported([*command, str(tmp_path / "rows.csv")], _on(sqlite_engine))
+    assert said in done.stdout, done.stdout + done.stderr
+    assert not imported & unused, sorted(imported)
 
 
 def test_a_command_on_a_database_at_head_imports_no_alembic(sqlite_engine) -> None:
-    env = {"PATH": "/usr/bin:/bin", "SERVICECAST_DATABASE_URL": sqlite_engine.url.render_as_string()}
-    done, imported = _imported(["models", "list"], env)
+    done, imported = _imported(["models", "list"], _on(sqlite_engine))
     assert done.stderr == "", done.stderr
     assert "alembic" not in imported, sorted(imported)
 
 
 def test_adding_a_machine_imports_no_array_library(sqlite_engine) -> None:
     register_fleet(sqlite_engine, "acme", ["m1"])
-    env = {"PATH": "/usr/bin:/bin", "SERVICECAST_DATABASE_URL": sqlite_engine.url.render_as_string()}
-    done, imported = _imported(["machines", "add", "acme", "m2", "--type", "pump"], env)
+    done, imported = _imported(["machines", "add", "acme", "m2", "--type", "pump"], _on(sqlite_engine))
     assert done.stderr == "", done.stderr
     assert not imported & {"numpy", "pandas", "pyarrow"}, sorted(imported)
-
-
-def test_a_csv_telemetry_import_imports_no_parquet_library(sqlite_engine, tmp_path: Path) -> None:
-    register_fleet(sqlite_engine, "acme", ["m1"])
-    readings = tmp_path / "readings.csv"
-    readings.write_text("ts,tenant,machine,temperature_c\n2024-01-01T06:00:00Z,acme,m1,61.5\n")
-    env = {"PATH": "/usr/bin:/bin", "SERVICECAST_DATABASE_URL": sqlite_engine.url.render_as_string()}
-    done, imported = _imported(["telemetry", "import", str(readings)], env)
-    assert "imported 1 new message" in done.stdout, done.stdout + done.stderr
-    assert "pyarrow" not in imported, sorted(imported)

@@ -56,7 +56,7 @@ def test_the_onboarding_walkthrough_runs_and_opens_a_cold_start_alert(tmp_path: 
         assert proc.returncode == 0, out
         deadline = time.monotonic() + 120  # a wait for the ingester, not a timing assertion
         while not _stored_reading(tmp_path / "fleet.db") and time.monotonic() < deadline:
-            time.sleep(0.5)
+            time.sleep(0.1)
         assert _stored_reading(tmp_path / "fleet.db"), (tmp_path / "ingest.log").read_text()
         # "Then run `servicecast score`": its first pass after the live message.
         scored = subprocess.run(
