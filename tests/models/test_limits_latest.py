@@ -106,12 +106,14 @@ def _usual_intervals(by_time: pd.DataFrame) -> pd.Series:
     rows among its latest `time_base.RATE_READINGS` up to it (those within a day of it), in seconds."""
     usual = pd.Series(np.nan, index=by_time.index)
     for _, rows in by_time.groupby("machine", sort=False):
-        ts = rows["ts"].reset_index(drop=True)
-        for k, row in enumerate(rows.index):
-            near = ts.iloc[max(0, k - time_base.RATE_READINGS + 1) : k + 1]
-            near = near[near >= ts.iloc[k] - pd.Timedelta(seconds=limits.USUAL_WITHIN_S)]
-            gaps = near.diff().dt.total_seconds().iloc[1:]
-            usual[row] = gaps[gaps > 0].median()
+        # In seconds as numbers: pandas per row was most of this test's CPU.
+        ts = (rows["ts"] - rows["ts"].iloc[0]).dt.total_seconds().to_numpy()
+        medians = []
+        for k in range(len(ts)):
+            near = ts[max(0, k - time_base.RATE_READINGS + 1) : k + 1]
+            gaps = np.diff(near[near >= ts[k] - limits.USUAL_WITHIN_S])
+            medians.append(np.median(gaps[gaps > 0]) if (gaps > 0).any() else np.nan)
+        usual[rows.index] = medians
     return usual
 
 
