@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import weakref
 from collections.abc import Sequence
 
@@ -43,8 +44,11 @@ def popen(args: Sequence[str], *, death_signal: int = signal.SIGTERM, **kwargs) 
     """`subprocess.Popen` of a child that gets `death_signal` when this process ends, even by SIGKILL.
 
     With `start_new_session=True` the child's whole process group gets SIGTERM then, so that what the child
-    leaves running (a shell's background jobs) goes too.
+    leaves running (a shell's background jobs) goes too. Only from the main thread: the kernel signals the
+    child when the thread that started it ends.
     """
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("start a child from the main thread: it would end with the thread that started it")
     if sys.platform == "linux":
         _prctl()  # looked up here: the forked child only calls it
     tie = functools.partial(die_with_parent, os.getpid(), death_signal)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
+from fleet import subprocesses
 from tests.processes import Watched, killed_after
 
 # Starts a child through the helper, prints its pid (or what it printed) and waits to be killed.
@@ -33,3 +35,9 @@ def test_what_a_child_in_a_session_of_its_own_leaves_running_ends_with_the_paren
         left = Watched(pids)
         assert left.running()
     left.wait_ended(30, "the background job of a killed parent's child to end")
+
+
+def test_a_child_is_not_started_from_another_thread_which_would_take_it_along_when_it_ends() -> None:
+    with ThreadPoolExecutor(1) as pool:
+        refused = pool.submit(subprocesses.popen, ["true"]).exception()
+    assert isinstance(refused, RuntimeError) and "main thread" in str(refused)
