@@ -24,8 +24,7 @@ from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet import (
-    archive,
-    archive_legacy,
+    archive_location,
     archive_store,
     audit,
     audit_maintenance,
@@ -54,6 +53,8 @@ from fleet.tables import (
 from fleet.tables.register import PURPOSES
 from fleet.tables.workflow import ROLES
 
+# fleet.archive and archive_legacy (pandas, pyarrow) are imported where an erasure runs: a process's start
+# check reads `unfinished` here, and a refusal must not pay for them.
 log = logging.getLogger(__name__)
 _ID_KEYS = {"customer_id": "customers", "machine_id": "machines", "user_id": "users"}
 # Subjects of audit lines that belong to one customer: its record, machines, alerts and offers.
@@ -267,9 +268,11 @@ def _mark_models(conn: Connection, who: Erased) -> int:
 
 def erase(engine: Engine, *, tenant: str, confirm: str, by: str, archive_url: str, now: datetime) -> dict:
     """Erase one customer; returns the receipt (pseudonym, counts per class, what was kept and why)."""
+    from fleet import archive
+
     if confirm != tenant:
         raise NotConfirmed("--confirm must repeat the tenant id")
-    where = archive.location(archive_url)
+    where = archive_location.location(archive_url)
     # An archive run meanwhile could write the customer's rows to a file after its folder is removed.
     with archive.exclusive(engine, wait=True):
         # Before anything is noted or removed: a copy of this database sharing the store folder stops here.
@@ -288,7 +291,9 @@ def reapply(engine: Engine, *, by: str, archive_url: str, now: datetime) -> list
     """Erase again each customer the database holds though the archive's erasure ledger lists it as erased (a
     database put back from a copy older than the erasure), and complete each unfinished erasure; their
     receipts."""
-    where = archive.location(archive_url)
+    from fleet import archive
+
+    where = archive_location.location(archive_url)
     with archive.exclusive(engine, wait=True):
         store = archive_store.checked(engine, where)
         with engine.connect() as conn:
@@ -315,7 +320,7 @@ INTERRUPTED = "erasure_interrupted"
 class _Done:
     """How far an erasure went before it raised: what it leaves behind."""
 
-    where: archive.Location
+    where: archive_location.Location
     store: str
     pseudonym: str | None = None  # its ledger entries' name, once it may have written them
     removed: int = 0  # archive files (or folders) removed, or being removed when it raised
@@ -409,6 +414,8 @@ def _erase(engine: Engine, *, tenant: str, by: str, now: datetime, done: _Done) 
     """Delete the customer's rows and its archive files (its folder in the store folder among them), in one
     transaction, and record it in the erasure ledger; the caller holds the archive lock. The receipt returned
     also lists, by path, the files left in its folder at the archive root. `done` says how far it went."""
+    from fleet import archive_legacy
+
     where, store = done.where, done.store
     folder = f"{store}/tenant={tenant}"
     with for_writing(engine).begin() as conn:  # gathers, then deletes: the write lock from BEGIN
@@ -500,7 +507,7 @@ def _left(left: list[tuple[str, str, str]]) -> str:
 
 
 def _remove_files(
-    where: archive.Location, paths: list[str], folder: str, legacy: str, *, done: _Done
+    where: archive_location.Location, paths: list[str], folder: str, legacy: str, *, done: _Done
 ) -> None:
     """Remove the customer's archive files, then its folder in this database's store (with a killed run's
     leftovers); files already gone are skipped. Its folder at the root (`archive_legacy`) goes once empty: the

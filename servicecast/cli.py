@@ -333,13 +333,15 @@ def demo(
     # The shipped files first (the types file is read on import), in the order the demo's own imports and
     # start read them: a broken one stops it before the ~3 s of CPU that importing models and the API take.
     from api import catalog
+    from servicecast import demo_database
     from simulators import machine_types  # noqa: F401
 
     settings = load_settings()
     catalog.default()
+    engine, fresh = demo_database.opened(settings)
     from servicecast.demo import run_demo
 
-    raise typer.Exit(run_demo(settings, serve=serve))
+    raise typer.Exit(run_demo(settings, engine, fresh=fresh, serve=serve))
 
 
 @users_app.command("add")

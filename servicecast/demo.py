@@ -9,11 +9,10 @@ from pathlib import Path
 
 import typer
 from sqlalchemy import Engine, func, select
-from sqlalchemy.engine import make_url
 
 from api import alerts, auth, catalog, policy, routing
 from api.alerts import OPEN_STATES
-from fleet import bootstrap, errors, registry
+from fleet import errors, registry
 from fleet.db import engine_from_settings, session
 from fleet.redaction import redact_url
 from fleet.settings import Settings
@@ -43,14 +42,13 @@ DEMO_USERS = (
 )
 
 
-def run_demo(settings: Settings, *, serve: bool = True) -> int:
-    """Backfill a fleet, train, publish live telemetry through a broker, act on predictions, serve the app."""
+def run_demo(settings: Settings, engine: Engine, *, fresh: bool, serve: bool = True) -> int:
+    """Backfill a fleet, train, publish live telemetry through a broker, act on predictions, serve the app;
+    on `engine` (`demo_database.opened`, new for this run if `fresh`), disposed before the app serves."""
     started = time.monotonic()
     catalog.default()  # a broken catalog stops the demo before it builds a fleet, not after training
     if "ingest_auto_register" not in settings.model_fields_set:
         settings = settings.model_copy(update={"ingest_auto_register": True})
-    fresh = _fresh_database(settings)
-    engine = bootstrap.serving_engine(settings, process="demo")
     typer.echo(f"database: {redact_url(settings.database_url)}{' (new for this run)' if fresh else ''}")
     try:
         fleet = demo_fleet.plan(settings)
@@ -88,19 +86,6 @@ def run_demo(settings: Settings, *, serve: bool = True) -> int:
     if stopping:
         stopping.join(timeout=30)
     return 0
-
-
-def _fresh_database(settings: Settings) -> bool:
-    """Delete the default SQLite file so each run starts clean; a configured database is never touched."""
-    if "database_url" in settings.model_fields_set:
-        return False
-    path = Path(make_url(settings.database_url).database or "")
-    if not path.name:
-        return False
-    for stale in (path, *(path.with_name(path.name + tail) for tail in ("-wal", "-shm", "-journal"))):
-        stale.unlink(missing_ok=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return True
 
 
 def _score_and_act(engine: Engine, settings: Settings) -> None:
