@@ -23,10 +23,11 @@ HOURS = 45 * 24  # January and half of February: two files a machine
 MISSING = 300  # the hour machine 1 never sent (in January)
 
 
-def _csv(path, hours) -> None:
-    """Azure PdM's telemetry layout: no seq column, so each message's seq is its time in milliseconds."""
+def _csv(path, hours, *, step=timedelta(hours=1)) -> None:
+    """Azure PdM's telemetry layout: no seq column, so each message's seq is its time in milliseconds; a
+    message every `step`."""
     lines = ["datetime,machineID,volt"]
-    lines += [f"{(START + timedelta(hours=h)):%Y-%m-%d %H:%M:%S},{m},{170 + h % 7}.5" for m, h in hours]
+    lines += [f"{(START + h * step):%Y-%m-%d %H:%M:%S},{m},{170 + h % 7}.5" for m, h in hours]
     path.write_text("\n".join(lines) + "\n")
 
 

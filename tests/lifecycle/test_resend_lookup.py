@@ -11,25 +11,28 @@ from tests.ingest.support import quarantine_reasons, register_fleet
 from tests.lifecycle import support
 from tests.lifecycle.test_archive_runs import START, _csv
 
-HOURS = 22_000  # 66,000 keys' values: more than the 65,535 parameters a PostgreSQL statement can carry
-ARCHIVED_DAYS = 400
+MESSAGES = 22_000  # 66,000 keys' values: more than the 65,535 parameters a PostgreSQL statement can carry
+# A message every 10 minutes: 153 days, 22 weekly partitions on PostgreSQL (every hour: 917 days, 132 of them,
+# each made and archived one by one: half the test's time, and nothing the lookup needs).
+STEP = timedelta(minutes=10)
+ARCHIVED_DAYS = 100
 
 
 def test_a_re_sent_file_in_one_batch_of_22_000_counts_duplicates_and_a_changed_hot_row_as_a_conflict(
     database_url, engine, tmp_path
 ):
     register_fleet(engine, "acme", ["1"])
-    _csv(tmp_path / "telemetry.csv", [(1, h) for h in range(HOURS)])
+    _csv(tmp_path / "telemetry.csv", [(1, h) for h in range(MESSAGES)], step=STEP)
     assert import_csv(database_url, tmp_path / "telemetry.csv").exit_code == 0
     archive.run(engine, url=str(tmp_path / "archive"), before=START + timedelta(days=ARCHIVED_DAYS))
     lines = (tmp_path / "telemetry.csv").read_text().splitlines()
     lines[-1] = lines[-1].rsplit(",", 1)[0] + ",1.5"  # the last (hot) hour sent again with another value
     (tmp_path / "again.csv").write_text("\n".join(lines) + "\n")
 
-    again = import_csv(database_url, tmp_path / "again.csv", "--batch-size", str(HOURS))
+    again = import_csv(database_url, tmp_path / "again.csv", "--batch-size", str(MESSAGES))
     assert again.exit_code == 0, again.output
-    assert f"imported 0 new messages, {HOURS - 1} stored already, 1 rejected" in again.stdout, again.stdout
-    assert f"line {HOURS + 1}: seq_conflict" in again.stderr
+    assert f"imported 0 new messages, {MESSAGES - 1} stored already, 1 rejected" in again.stdout, again.stdout
+    assert f"line {MESSAGES + 1}: seq_conflict" in again.stderr
     assert quarantine_reasons(engine) == ["seq_conflict"]
 
 
@@ -65,7 +68,7 @@ def test_stored_events_takes_a_batch_of_22_000_keys_and_gives_only_the_stored_on
     ]
     with engine.begin() as conn:
         events_store.insert_events(conn, written)
-    keys = [(customer, m, s) for m in (p1, p2) for s in range(HOURS // 2)] + [(customer + 1, p1, 3)]
+    keys = [(customer, m, s) for m in (p1, p2) for s in range(MESSAGES // 2)] + [(customer + 1, p1, 3)]
     with engine.connect() as conn:
         found = events_store.stored_events(conn, keys)
         assert events_store.stored_events(conn, []) == {}
