@@ -1,5 +1,5 @@
 """The demo's database, opened before the demo's own imports: a database put back from before an erasure is
-refused without the ~3 s of CPU that importing models and the API take."""
+refused without the ~2 CPU-s that importing models and the API take (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
