@@ -69,12 +69,12 @@ def guard(client: Client, subscription: Subscription) -> Callable[[], None]:
     the call returned is made."""
     forget = _fresh_on_reconnection(client, subscription)
     subscription.recreate = _put_back_when_lost(subscription, subscription.recreate)
-    subscription.restore = _kept_whole(client, subscription.restore)
+    subscription.restore = _unwatched(subscription, _kept_whole(client, subscription.restore))
     subscription._republish_gaps = _republishing_unreceived(subscription, subscription.publish_callback)
 
     def stop() -> None:
         forget()
-        del subscription.restore, subscription.recreate
+        del subscription.restore, subscription.recreate, subscription.is_stale
         subscription.__dict__.pop("_republish_gaps", None)
 
     return stop
@@ -176,13 +176,42 @@ def _kept_whole(client: Client, restore: Callable[[], Awaitable[None]]) -> Calla
     return restore_or_keep
 
 
+def _unwatched(
+    subscription: Subscription, restore: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    """`restore`, during which asyncua's stale-subscription watchdog leaves the subscription alone.
+
+    The restore's transfer and republish requests are each a round trip: over a slow link on a loaded
+    machine the watchdog found the subscription stale between the transfer and the end of the restore (the
+    clean-clone CI of fe7881e) and deleted it on the server, with the changes the server kept for it. Each
+    request has the client's timeout, so the restore holds the watchdog off no longer than its requests;
+    asyncua's restore counts the subscription as heard from when it succeeds.
+    """
+    restoring = False
+    is_stale = subscription.is_stale
+
+    def stale(margin: float) -> bool:
+        return not restoring and is_stale(margin)
+
+    async def restore_unwatched() -> None:
+        nonlocal restoring
+        restoring = True
+        try:
+            await restore()
+        finally:
+            restoring = False
+
+    subscription.is_stale = stale
+    return restore_unwatched
+
+
 def _fresh_on_reconnection(client: Client, subscription: Subscription) -> Callable[[], None]:
     """Count the subscription as just heard from whenever a reconnection is made; the call that stops it.
 
     asyncua's stale-subscription watchdog skips a client that is not CONNECTED, but the client is CONNECTED
     again before asyncua's restore has transferred the subscription and asked for what it missed: a
     subscription silent through an outage was found stale in that window and deleted on the server, with
-    the changes the server kept for it. The restore now has the watchdog's whole bound to finish in.
+    the changes the server kept for it. Counted from here, the restore itself is left alone (`_unwatched`).
     """
 
     def heard(state: UaClientState) -> None:
