@@ -62,7 +62,12 @@ class PolicyReport:
 
 
 def run_once(
-    *, engine: Engine, settings: Settings, now: datetime | None = None, batch: int = 50
+    *,
+    engine: Engine,
+    settings: Settings,
+    now: datetime | None = None,
+    batch: int = 50,
+    rng: np.random.Generator | None = None,
 ) -> PolicyReport:
     """Process predictions past the watermark in one transaction per batch; safe to repeat after a crash.
 
@@ -73,7 +78,7 @@ def run_once(
     # Each pass reads, then writes: on SQLite it must hold the write lock from BEGIN (see `for_writing`).
     writer = for_writing(engine)
     now = now or utcnow()
-    rng = np.random.default_rng()
+    rng = rng or np.random.default_rng()
     while True:
         with session(writer) as sess:
             mark = sess.get(Watermark, WATERMARK, with_for_update=True) or Watermark(name=WATERMARK, value=0)
