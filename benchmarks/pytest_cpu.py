@@ -4,7 +4,8 @@ CI=true SERVICECAST_TEST_CPU_DIR=/tmp/cpu .venv/bin/python -m pytest -p benchmar
 python -m benchmarks.pytest_cpu /tmp/cpu: CPU and wall per module and the slowest tests
 
 pytest's --durations shows wall time only; on a loaded machine that is mostly other processes' turn. A line
-per test (setup, call and teardown) goes to DIR/<worker>.jsonl. The PostgreSQL server's work is not in it.
+per test (setup, call and teardown; its start as epoch seconds) goes to DIR/<worker>.jsonl. The PostgreSQL
+server's work is not in it.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ def _cpu() -> tuple[float, float]:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     """Time the test's whole protocol and append its line."""
-    wall, (own, children) = time.monotonic(), _cpu()
+    started, wall, (own, children) = time.time(), time.monotonic(), _cpu()
     yield
     after_own, after_children = _cpu()
     folder = Path(os.environ.get("SERVICECAST_TEST_CPU_DIR", "var/test-cpu"))
     folder.mkdir(parents=True, exist_ok=True)
     line = {
         "id": item.nodeid,
+        "start": started,
         "wall": time.monotonic() - wall,
         "own": after_own - own,
         "children": after_children - children,
