@@ -20,13 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from fleet import spreadsheet_cells
+
 _UNITS = (("s", 10**9), ("ms", 10**6), ("us", 10**3))
 _NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 _SPECIAL = r'[,"\r\n]'
-# What a spreadsheet runs as a formula when a cell starts with it (OWASP's CSV injection list), unless the
-# cell is a plain number.
-_FORMULA = r"^[=+\-@\t\r]"
-_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
 def as_text(table: pa.Table) -> pa.Table:
@@ -35,10 +33,10 @@ def as_text(table: pa.Table) -> pa.Table:
     for i, column in enumerate(table.columns):
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
             continue
-        starts = pc.match_substring_regex(column, _FORMULA)
+        starts = pc.match_substring_regex(column, spreadsheet_cells.FORMULA_START)
         if not pc.any(starts).as_py():
             continue
-        formula = pc.and_(starts, pc.invert(pc.match_substring_regex(column, _NUMBER)))
+        formula = pc.and_(starts, pc.invert(pc.match_substring_regex(column, spreadsheet_cells.PLAIN_NUMBER)))
         if pc.any(formula).as_py():
             quoted = pc.binary_join_element_wise(
                 pa.scalar("'", column.type), column, pa.scalar("", column.type)

@@ -23,6 +23,7 @@ from api.console.render import PAGE_HEADERS, PageRoute, page
 from api.offers import risk_scope
 from api.scope import get_visible, restrict
 from fleet import errors
+from fleet.spreadsheet_cells import as_text
 from fleet.tables import Customer
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -220,14 +221,6 @@ def _csv_row(row: Row, ledger: Ledger, revenue: tuple[str, float]) -> list[str]:
         alert(f.downtime_cost, "{:.2f}"),
         as_text(revenue[0]),
     ]
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def as_text(cell: str) -> str:
-    """A text cell a spreadsheet shows as text: one starting like a formula gets a leading quote (OWASP)."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def shows_total(ledger: Ledger) -> bool:
