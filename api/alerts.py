@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, bindparam, select
@@ -64,12 +65,19 @@ def evidence_of(prediction: Prediction) -> dict:
     }
 
 
+def alerting(prediction: Prediction, threshold: float) -> bool:
+    """Whether the prediction opens or updates an alert: a risk to alert on, at the threshold or above."""
+    return prediction.status in ALERTING and prediction.risk is not None and prediction.risk >= threshold
+
+
 def _open_alerts() -> Select:
-    """A machine's open alerts, each with the time of its latest prediction (None without one)."""
+    """Some machines' open alerts, each with the time of its latest prediction (None without one), locked:
+    a technician's acknowledgement or resolve waits for the run's commit rather than be read over."""
     return (
         select(Alert, Prediction.ts)
         .outerjoin(Prediction, Prediction.id == Alert.last_prediction_id)
-        .where(Alert.machine_id == bindparam("machine"), Alert.status.in_(OPEN_STATES))
+        .where(Alert.machine_id.in_(bindparam("machines", expanding=True)), Alert.status.in_(OPEN_STATES))
+        .with_for_update(of=Alert)
     )
 
 
@@ -91,7 +99,7 @@ class AlertBook:
 
     def apply(self, prediction: Prediction, now: datetime, *, threshold: float) -> Alert | None:
         """`apply_prediction` without its flush of an updated alert: the session's next flush writes it."""
-        if prediction.status not in ALERTING or prediction.risk is None or prediction.risk < threshold:
+        if not alerting(prediction, threshold):
             return None
         mode = prediction.failure_mode or UNNAMED_MODE
         lead = lead_time_hours(prediction)
@@ -137,11 +145,18 @@ class AlertBook:
             )
         return alert
 
+    def read(self, machine_ids: Iterable[int]) -> None:
+        """Read the open alerts of those of these machines the book has not read yet, in one query."""
+        unread = sorted(set(machine_ids) - set(self._open))
+        if unread:
+            for machine_id in unread:
+                self._open[machine_id] = []
+            for alert, ts in self._sess.execute(_OPEN_ALERTS, {"machines": unread}):
+                self._open[alert.machine_id].append([alert, ts])
+
     def _machine(self, machine_id: int) -> list[list]:
         """The machine's open alerts as read at its first prediction in this book, and those opened since."""
-        if machine_id not in self._open:
-            rows = self._sess.execute(_OPEN_ALERTS, {"machine": machine_id}).all()
-            self._open[machine_id] = [[alert, ts] for alert, ts in rows]
+        self.read([machine_id])
         return self._open[machine_id]
 
 

@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session
 
 from api import events
 from api.audit import log_event
+from api.offer_book import OPEN, OfferBook
 from fleet import display
 from fleet.settings import Settings
 from fleet.tables import Alert, Offer, OutboxMessage, Prediction
 
 UNSENT = ("proposed", "approved")
-OPEN = ("proposed", "approved", "sent")
 # A visit is an alert a technician resolved, with a finding; the policy resolves "no data" and "low data
 # rate" alerts itself, without one, when the data returns: nobody went there.
 VISITED = Alert.finding.is_not(None)
@@ -56,14 +56,22 @@ def withdraw_for_customer(
 
 
 def follow_prediction(
-    sess: Session, prediction: Prediction, *, threshold: float, now: datetime, settings: Settings
+    sess: Session,
+    prediction: Prediction,
+    *,
+    threshold: float,
+    now: datetime,
+    settings: Settings,
+    book: OfferBook | None = None,
 ) -> int:
-    """Withdraw the machine's unsent offers once its risk fell below the alert threshold; returns how many."""
+    """Withdraw the machine's unsent offers once its risk fell below the alert threshold; returns how many.
+
+    `book`: the run's open offers (`OfferBook`), else the machine's are read now.
+    """
     if prediction.status != "ok" or prediction.risk is None or prediction.risk >= threshold:
         return 0
-    unsent = sess.scalars(
-        select(Offer).where(Offer.machine_id == prediction.machine_id, Offer.status.in_(UNSENT))
-    ).all()
+    book = book or OfferBook(sess, [prediction.machine_id])
+    unsent = book.open_offers(prediction.machine_id, UNSENT)
     risk, bound = display.percent(prediction.risk), display.percent(threshold)
     why = f"risk fell to {risk}, below the alert threshold of {bound}"
     for offer in unsent:

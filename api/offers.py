@@ -14,13 +14,14 @@ from api.alerts import lead_time_hours
 from api.audit import log_event, require_state
 from api.auth import Principal
 from api.errors import Conflict, ConsentMissing
+from api.offer_book import OPEN, OfferBook
 from api.scope import get_visible
 from fleet import errors, machine_types, registry
 from fleet.audit import Actor
 from fleet.settings import Settings, env_name, get_settings
 from fleet.tables import UNNAMED_MODE, Alert, Customer, Machine, Offer, Prediction, named_mode, utcnow
 
-LIVE_STATES = ("proposed", "approved", "sent")
+LIVE_STATES = OPEN
 # A customer sees what was actually sent to it, not the OEM's internal drafts.
 CUSTOMER_VISIBLE = ("sent", "accepted", "declined")
 
@@ -54,9 +55,15 @@ def hide_risk(machine: dict, scope: Principal) -> dict:
 
 
 def blocking_reason(
-    sess: Session, prediction: Prediction, item: catalog.CatalogItem, settings: Settings, now: datetime
+    sess: Session,
+    prediction: Prediction,
+    item: catalog.CatalogItem,
+    settings: Settings,
+    now: datetime,
+    *,
+    book: OfferBook | None = None,
 ) -> str | None:
-    """Why no offer may be made now, or None when every gate is open."""
+    """Why no offer may be made now, or None when every gate is open (`book`: the run's open offers)."""
     if not has_offers_grant(sess, prediction.customer_id):
         return "consent: the customer has not granted 'offers'"
     unassigned_critical = sess.scalar(
@@ -71,7 +78,7 @@ def blocking_reason(
     over_limit = contact_limit(sess, prediction.customer_id, settings=settings, now=now)
     if over_limit is not None:
         return over_limit
-    duplicate = _live_duplicate(sess, prediction.machine_id, item.key)
+    duplicate = _live_duplicate(sess, prediction.machine_id, item.key, book)
     if duplicate is not None:
         return f"duplicate: offer {duplicate} for the same machine and need is still live"
     return None
@@ -100,12 +107,10 @@ def contact_limit(sess: Session, customer_id: int, *, settings: Settings, now: d
     return why + f"; the next frees on {(freeing + timedelta(days=7)):%Y-%m-%d %H:%M} UTC"
 
 
-def _live_duplicate(sess: Session, machine_id: int, item_key: str) -> int | None:
-    return sess.scalar(
-        select(Offer.id).where(
-            Offer.machine_id == machine_id, Offer.catalog_item == item_key, Offer.status.in_(LIVE_STATES)
-        )
-    )
+def _live_duplicate(sess: Session, machine_id: int, item_key: str, book: OfferBook | None) -> int | None:
+    """The oldest live offer of the machine for the item, if any."""
+    book = book or OfferBook(sess, [machine_id])
+    return next((o.id for o in book.open_offers(machine_id) if o.catalog_item == item_key), None)
 
 
 def offer_context(sess: Session, prediction: Prediction, machine: Machine, customer: Customer, now: datetime):
@@ -161,17 +166,21 @@ def _texts(
     )
 
 
-def follow_estimate(sess: Session, prediction: Prediction, now: datetime) -> int:
-    """Offers nobody approved yet take the machine's newest estimate; returns how many were updated."""
+def follow_estimate(
+    sess: Session, prediction: Prediction, now: datetime, *, book: OfferBook | None = None
+) -> int:
+    """Offers nobody approved yet take the machine's newest estimate; returns how many were updated.
+
+    `book`: the run's open offers (`OfferBook`), else the machine's are read now.
+    """
     if prediction.status != "ok" or prediction.risk is None:
         return 0
-    proposed = sess.scalars(
-        select(Offer).where(
-            Offer.machine_id == prediction.machine_id,
-            Offer.status == "proposed",
-            Offer.prediction_id != prediction.id,
-        )
-    ).all()
+    book = book or OfferBook(sess, [prediction.machine_id])
+    proposed = [
+        offer
+        for offer in book.open_offers(prediction.machine_id, ("proposed",))
+        if offer.prediction_id is not None and offer.prediction_id != prediction.id
+    ]
     if not proposed:
         return 0
     machine = sess.get(Machine, prediction.machine_id)
@@ -218,12 +227,14 @@ def propose(
     *,
     policy: offer_policy.OfferPolicy | None = None,
     rng: np.random.Generator | None = None,
+    book: OfferBook | None = None,
 ) -> Offer | None:
     """An offer for a risky prediction when the catalog has a fitting item and every gate is open.
 
     `policy` chooses the item and price point among the fitting ones (first fit at list price when None);
     the context, the alternatives and the choice's probability are kept with the offer. A policy that
-    holds (no offer) proposes nothing; its choice is kept in the audit trail with the same log.
+    holds (no offer) proposes nothing; its choice is kept in the audit trail with the same log. `book`:
+    the run's open offers (`OfferBook`), which the new offer joins; else the machine's are read now.
     """
     if prediction.status != "ok" or prediction.risk is None:
         return None
@@ -235,9 +246,12 @@ def propose(
     fits = catalog.eligible(
         mode=mode, risk=prediction.risk, tier=machine.contract_tier, lead_hours=lead, catalog=cat
     )
-    if not fits or blocking_reason(sess, prediction, fits[0], settings, now) is not None:
+    if not fits:
         return None
-    fits = [item for item in fits if _live_duplicate(sess, machine.id, item.key) is None]
+    book = book or OfferBook(sess, [machine.id])
+    if blocking_reason(sess, prediction, fits[0], settings, now, book=book) is not None:
+        return None
+    fits = [item for item in fits if _live_duplicate(sess, machine.id, item.key, book) is None]
     if not fits:
         return None
     ctx = offer_context(sess, prediction, machine, customer, now)
@@ -292,6 +306,7 @@ def propose(
     )
     sess.add(offer)
     sess.flush()
+    book.add(offer)
     log_event(
         sess,
         "offer",

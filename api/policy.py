@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +22,7 @@ from api import (
     offers,
     silence,
 )
+from api.offer_book import OfferBook
 from fleet import display
 from fleet.db import for_writing, give_way, session
 from fleet.settings import Settings
@@ -30,6 +31,8 @@ from models import versions
 
 log = logging.getLogger(__name__)
 WATERMARK = "policy.predictions"
+# Predictions a transaction applies: SQLite's writer lock is held meanwhile (measured in docs/benchmarks.md).
+BATCH = 500
 
 
 @dataclass
@@ -66,7 +69,7 @@ def run_once(
     engine: Engine,
     settings: Settings,
     now: datetime | None = None,
-    batch: int = 50,
+    batch: int = BATCH,
     rng: np.random.Generator | None = None,
 ) -> PolicyReport:
     """Process predictions past the watermark in one transaction per batch; safe to repeat after a crash.
@@ -79,6 +82,7 @@ def run_once(
     writer = for_writing(engine)
     now = now or utcnow()
     rng = rng or np.random.default_rng()
+    chooser = _Chooser(settings)
     while True:
         with session(writer) as sess:
             mark = sess.get(Watermark, WATERMARK, with_for_update=True) or Watermark(name=WATERMARK, value=0)
@@ -86,21 +90,8 @@ def run_once(
             new = sess.scalars(
                 select(Prediction).where(Prediction.id > mark.value).order_by(Prediction.id).limit(batch)
             ).all()
-            trained = versions.thresholds(sess, {p.model_version for p in new if p.model_version})
-            chooser = _offer_policy(sess, settings) if new else None
-            for prediction in new:
-                threshold = _threshold(trained, prediction.model_version)
-                alert = alerts.apply_prediction(sess, prediction, now, threshold=threshold)
-                report.alerts_opened_or_updated += alert is not None
-                report.offers_withdrawn += offer_lifecycle.follow_prediction(
-                    sess, prediction, threshold=threshold, now=now, settings=settings
-                )
-                offers.follow_estimate(sess, prediction, now)
-                # Only on an alert: below the threshold `follow_prediction` withdraws it on the next pass.
-                if alert is not None:
-                    offer = offers.propose(sess, prediction, settings, now, alert, policy=chooser, rng=rng)
-                    report.offers_proposed += offer is not None
             if new:
+                _apply(sess, new, now=now, settings=settings, chooser=chooser, rng=rng, report=report)
                 mark.value, mark.updated_at = new[-1].id, now
             report.predictions += len(new)
         if len(new) < batch:
@@ -122,6 +113,39 @@ def run_once(
     with session(writer) as sess:
         report.notifications = notifications.enqueue_due(sess, now=now, public_url=settings.public_url)
     return report
+
+
+def _apply(
+    sess: Session,
+    predictions: Sequence[Prediction],
+    *,
+    now: datetime,
+    settings: Settings,
+    chooser: _Chooser,
+    rng: np.random.Generator,
+    report: PolicyReport,
+) -> None:
+    """A batch's predictions in id order; its machines' alerts and open offers read once for all of them."""
+    trained = versions.thresholds(sess, {p.model_version for p in predictions if p.model_version})
+    thresholds = [_threshold(trained, p.model_version) for p in predictions]
+    risky = {p.machine_id for p, t in zip(predictions, thresholds, strict=True) if alerts.alerting(p, t)}
+    alert_book, offer_book = alerts.AlertBook(sess), OfferBook(sess, [p.machine_id for p in predictions])
+    alert_book.read(risky)
+    offer_book.read_owners(risky)
+    policy = chooser.get(sess) if risky else None
+    for prediction, threshold in zip(predictions, thresholds, strict=True):
+        alert = alert_book.apply(prediction, now, threshold=threshold)
+        report.alerts_opened_or_updated += alert is not None
+        report.offers_withdrawn += offer_lifecycle.follow_prediction(
+            sess, prediction, threshold=threshold, now=now, settings=settings, book=offer_book
+        )
+        offers.follow_estimate(sess, prediction, now, book=offer_book)
+        # Only on an alert: below the threshold `follow_prediction` withdraws it on the next pass.
+        if alert is not None:
+            offer = offers.propose(
+                sess, prediction, settings, now, alert, policy=policy, rng=rng, book=offer_book
+            )
+            report.offers_proposed += offer is not None
 
 
 def alert_threshold(sess: Session, version: str | None) -> float:
@@ -147,6 +171,27 @@ def _offer_policy(sess, settings: Settings) -> offer_policy.OfferPolicy:
         rows=rows,
         items=[item.key for item in cat.items],
     )
+
+
+@dataclass
+class _Chooser:
+    """A pass's offer policy: trained on the ledger once, and again only if another catalog came in force.
+
+    The ledger holds decided offers; a pass only proposes and withdraws, so it cannot add to it (its
+    expiry sweep runs after its predictions). An outcome another process records meanwhile is learned by
+    the next pass, seconds later, as one recorded while a batch ran always was.
+    """
+
+    settings: Settings
+    policy: offer_policy.OfferPolicy | None = None
+    version: int | None = None
+
+    def get(self, sess: Session) -> offer_policy.OfferPolicy:
+        """The policy for the catalog in force."""
+        version = catalog_versions.in_force(sess).version
+        if self.policy is None or version != self.version:
+            self.policy, self.version = _offer_policy(sess, self.settings), version
+        return self.policy
 
 
 def run_forever(*, engine: Engine, settings: Settings, stop: threading.Event, every_s: float = 2.0) -> None:
