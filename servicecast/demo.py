@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -35,23 +37,29 @@ KEYS_FILE = Path("var/demo-keys.txt")
 DEMO_USERS = (
     ("demo-admin", "admin", None, (), "everything: customers, grants, models"),
     ("demo-tech", "field_service", None, (), "alerts queue: ack, assign, resolve"),
-    # Every account: which accounts have an offer on an alert to approve varies with the hour the demo starts
-    # (the machines whose risk stays above the threshold through the live hours).
+    # Every account: acme's, globex's and umbrella's offers on alerts to approve (at any start hour, see
+    # `python -m benchmarks.demo_offers`), and initech's alerts without one: it grants no offers.
     ("demo-am", "account_manager", None, ("acme", "globex", "initech", "umbrella"), "offers of all accounts"),
     ("demo-customer", "customer", "acme", (), "acme's own machines"),
 )
 
 
-def run_demo(settings: Settings, engine: Engine, *, fresh: bool, serve: bool = True) -> int:
+def run_demo(
+    settings: Settings, engine: Engine, *, fresh: bool, serve: bool = True, now: datetime | None = None
+) -> int:
     """Backfill a fleet, train, publish live telemetry through a broker, act on predictions, serve the app;
-    on `engine` (`demo_database.opened`, new for this run if `fresh`), disposed before the app serves."""
+    on `engine` (`demo_database.opened`, new for this run if `fresh`), disposed before the app serves.
+
+    now: the demo's clock, where its fleet ends and its policy acts (default: the current time).
+    """
     started = time.monotonic()
     catalog.default()  # a broken catalog stops the demo before it builds a fleet, not after training
     if "ingest_auto_register" not in settings.model_fields_set:
         settings = settings.model_copy(update={"ingest_auto_register": True})
     typer.echo(f"database: {redact_url(settings.database_url)}{' (new for this run)' if fresh else ''}")
     try:
-        fleet = demo_fleet.plan(settings)
+        now = now or utcnow()
+        fleet = demo_fleet.plan(settings, now)
         demo_fleet.register_customers(engine)
         demo_fleet.apply_types(engine)
         if demo_fleet.has_telemetry(engine):
@@ -64,18 +72,18 @@ def run_demo(settings: Settings, engine: Engine, *, fresh: bool, serve: bool = T
             demo_fleet.store_history(fleet, engine)
             demo_fleet.train(engine)
         keys = _demo_keys(engine, KEYS_FILE)
-        # The history's last hour is scored first and field service takes the critical alerts it opens:
-        # offers wait until a critical alert is assigned ("service first"), so the live hours' predictions
-        # can then propose offers on those alerts.
-        _score_and_act(engine, settings)
-        _assign_critical(engine, keys["demo-tech"])
+        # All but the last live hour are scored first and field service takes the critical alerts that
+        # opens: offers wait until a critical alert is assigned ("service first"), so the last hour's
+        # predictions can then propose offers on those alerts. One hour apart, not the whole live part: a
+        # machine that fails in between (repaired, its risk gone) has nothing left to sell.
+        first = functools.partial(_score_and_assign, engine, settings, now, keys["demo-tech"])
         live_settings, broker = demo_fleet.start_broker(settings)
         try:
-            if not demo_fleet.publish_live(fleet, live_settings, engine):
+            if not demo_fleet.publish_live(fleet, live_settings, engine, before_last=first):
                 return 1
         finally:
             stopping = demo_fleet.stop_broker(broker)
-        _score_and_act(engine, settings)
+        _score_and_act(engine, settings, now)
         _print_summary(engine)
     finally:
         engine.dispose()
@@ -88,7 +96,7 @@ def run_demo(settings: Settings, engine: Engine, *, fresh: bool, serve: bool = T
     return 0
 
 
-def _score_and_act(engine: Engine, settings: Settings) -> None:
+def _score_and_act(engine: Engine, settings: Settings, now: datetime) -> None:
     """Score every machine with new telemetry, then turn the predictions into alerts and offers."""
     scored = scoring.score_once(engine=engine)
     statuses = ", ".join(f"{n} {status}" for status, n in scored.statuses.most_common()) or "none"
@@ -96,14 +104,20 @@ def _score_and_act(engine: Engine, settings: Settings) -> None:
         f"scored {scored.machines} machines in {scored.seconds:.1f} s ({statuses}); "
         f"{scored.skipped_no_model} without a model"
     )
-    report = policy.run_once(engine=engine, settings=settings)
+    report = policy.run_once(engine=engine, settings=settings, now=now)
     typer.echo(
         f"policy: {report.predictions} predictions → {report.alerts_opened_or_updated} alerts opened or "
         f"updated, {report.offers_proposed} offers proposed"
     )
 
 
-def _assign_critical(engine: Engine, key: str) -> None:
+def _score_and_assign(engine: Engine, settings: Settings, now: datetime, tech_key: str) -> None:
+    """Score and act, then field service takes the critical alerts that opened."""
+    _score_and_act(engine, settings, now)
+    _assign_critical(engine, tech_key, now)
+
+
+def _assign_critical(engine: Engine, key: str, now: datetime) -> None:
     """The technician with `key` assigns every open critical alert to themself, as the console's "assign"."""
     with session(engine) as sess:
         tech = auth.authenticate(sess, key)
@@ -111,7 +125,7 @@ def _assign_critical(engine: Engine, key: str) -> None:
             select(Alert).where(Alert.severity == "critical", Alert.status.in_(("open", "acknowledged")))
         ).all()
         for alert in critical:
-            alerts.assign(sess, alert, tech.user_id, tech, utcnow())
+            alerts.assign(sess, alert, tech.user_id, tech, now)
     typer.echo(f"field service: {tech.name} took the {len(critical)} critical alerts")
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -27,7 +27,7 @@ from simulators import machine_types as simulated_types
 from simulators.backfill import backfill
 from simulators.config import FleetConfig
 from simulators.engine import SimulationRun, simulate
-from simulators.live import publish_messages
+from simulators.live import PublishReport, publish_messages
 from simulators.messages import Message, iter_messages
 
 # tenant, display name, whether it grants `offers` and `product_improvement` (initech does not allow
@@ -39,7 +39,7 @@ CUSTOMERS = (
     ("umbrella", "Umbrella Manufacturing", True, False),
 )
 SEED = 7
-FAILURE_RATE = 12.0  # failure initiations per machine-year: a busy fleet, so there is something to act on
+FAILURE_RATE = 18.0  # failure initiations per machine-year: a busy fleet, so there is something to act on
 BAD_PAYLOAD_RATE = 0.005  # a few invalid messages in the live part, to show the quarantine
 # Lighter boosting than `servicecast train` (150 iterations, 3 folds): the demo trains in seconds.
 TRAINING = {"max_iter": 60, "folds": 2}
@@ -70,12 +70,22 @@ class DemoFleet:
 
     def live_messages(self) -> Iterator[Message]:
         """Messages after the history, bad payloads included (each follows the valid one it mimics)."""
+        return (message for _, message in self._live())
+
+    def live_parts(self) -> tuple[list[Message], list[Message]]:
+        """The live messages before the last step, and those of the last step."""
+        parts: tuple[list[Message], list[Message]] = ([], [])
+        for step, message in self._live():
+            parts[step == self.run.config.steps].append(message)
+        return parts
+
+    def _live(self) -> Iterator[tuple[int, Message]]:
         step = 0
         for message in iter_messages(self.run):
             if message.valid:
                 step = message.seq
             if step > self.history_steps:
-                yield message
+                yield step, message
 
 
 def plan(settings: Settings, now: datetime | None = None) -> DemoFleet:
@@ -190,8 +200,11 @@ def stop_broker(broker: EmbeddedBroker | None) -> threading.Thread | None:
     return stopping
 
 
-def publish_live(fleet: DemoFleet, settings: Settings, engine: Engine) -> bool:
-    """Publish the live steps to the broker the ingester listens on; False if it cannot subscribe."""
+def publish_live(
+    fleet: DemoFleet, settings: Settings, engine: Engine, *, before_last: Callable[[], None] = lambda: None
+) -> bool:
+    """Publish the live steps to the broker the ingester listens on, calling `before_last` once all but the
+    last step are stored; False if the ingester cannot subscribe."""
     url = settings.mqtt_url.get_secret_value()
     ingester = Ingester(
         settings=settings, engine=engine, endpoint=MqttEndpoint(url), client_id="servicecast-demo-ingest"
@@ -203,20 +216,19 @@ def publish_live(fleet: DemoFleet, settings: Settings, engine: Engine) -> bool:
             return False
         started = time.monotonic()
         press = DemoOpcUaMachine(url, settings.mqtt_protocol).start()
-        sent = publish_messages(
-            fleet.live_messages(),
-            url=url,
-            period_s=fleet.run.config.step_seconds,
-            client_id="servicecast-demo-publisher",
-            protocol=settings.mqtt_protocol,
-        )
+        earlier, last = fleet.live_parts()
+        parts = [_publish(earlier, url, fleet, settings)]
+        press.stop()
+        # The press's messages count too: waiting for the fleet's alone can go on before the last are in.
+        _wait_for(ingester, press.published + parts[0].sent, deadline=time.monotonic() + 120)
+        before_last()
+        parts.append(_publish(last, url, fleet, settings))
+        _wait_for(ingester, press.published + sum(p.sent for p in parts), deadline=time.monotonic() + 120)
+        valid, invalid = sum(p.valid for p in parts), sum(p.invalid for p in parts)
         typer.echo(
-            f"live: published {sent.valid} messages (+{sent.invalid} deliberately bad) from "
+            f"live: published {valid} messages (+{invalid} deliberately bad) from "
             f"{fleet.run.config.machines} machines, the last {fleet.live_steps} steps, over MQTT QoS 1"
         )
-        press.stop()
-        # The press's messages count too: waiting for the fleet's alone can print before the last are in.
-        _wait_for(ingester, sent.sent + press.published, deadline=time.monotonic() + 120)
         stats = ingester.stats
         typer.echo(
             f"ingested in {time.monotonic() - started:.1f} s: {stats.stored} stored, "
@@ -225,6 +237,17 @@ def publish_live(fleet: DemoFleet, settings: Settings, engine: Engine) -> bool:
     finally:
         ingester.stop()
     return True
+
+
+def _publish(messages: list[Message], url: str, fleet: DemoFleet, settings: Settings) -> PublishReport:
+    """Publish these live messages as the fleet's devices do."""
+    return publish_messages(
+        messages,
+        url=url,
+        period_s=fleet.run.config.step_seconds,
+        client_id="servicecast-demo-publisher",
+        protocol=settings.mqtt_protocol,
+    )
 
 
 def _wait_for(ingester: Ingester, messages: int, *, deadline: float) -> None:
