@@ -83,6 +83,10 @@ def run_once(
     now = now or utcnow()
     rng = rng or np.random.default_rng()
     chooser = _Chooser(settings)
+    with session(engine) as read:  # trained before a batch takes SQLite's write lock, not while it holds it
+        mark = read.get(Watermark, WATERMARK)
+        if read.scalar(select(Prediction.id).where(Prediction.id > (mark.value if mark else 0)).limit(1)):
+            chooser.get(read)
     while True:
         with session(writer) as sess:
             mark = sess.get(Watermark, WATERMARK, with_for_update=True) or Watermark(name=WATERMARK, value=0)

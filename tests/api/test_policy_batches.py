@@ -236,19 +236,21 @@ def test_a_pass_that_crashed_mid_way_resumes_without_loss_or_duplicates(
     _world(engine, settings, exploration=0.0, temperature=0.0)  # a choice that needs no draws: repeatable
     with restored_copy(engine, postgres, tmp_path) as twin:
         unbroken = policy.run_once(engine=twin, settings=settings, now=NOW, batch=4)
-        commits = []
+        batches: list[str] = []
 
-        def crash_on_a_commit(conn) -> None:  # noqa: ANN001
-            commits.append(1)
-            if len(commits) == crash_at:
-                raise Crash(f"commit {crash_at}")
+        def crash_at_a_batch_end(conn, cursor, statement, parameters, *args) -> None:  # noqa: ANN001
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            if statement.lstrip().upper().startswith("UPDATE WATERMARKS") and policy.WATERMARK in values:
+                batches.append(statement)
+                if len(batches) == crash_at:
+                    raise Crash(f"batch {crash_at}, before its commit")
 
-        event.listen(engine, "commit", crash_on_a_commit)
+        event.listen(engine, "before_cursor_execute", crash_at_a_batch_end)
         try:
             with pytest.raises(Crash):
                 policy.run_once(engine=engine, settings=settings, now=NOW, batch=4)
         finally:
-            event.remove(engine, "commit", crash_on_a_commit)
+            event.remove(engine, "before_cursor_execute", crash_at_a_batch_end)
         with session(engine) as sess:
             done = sess.get(Watermark, policy.WATERMARK).value
         resumed = policy.run_once(engine=engine, settings=settings, now=NOW, batch=4)
