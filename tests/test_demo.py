@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -173,8 +172,8 @@ def test_rerun_rebuilds_the_default_database_and_reuses_a_configured_one(tmp_pat
 @pytest.mark.slow
 def test_populated_demo_has_models_predictions_alerts_and_offers_only_where_granted(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    # The simulated history ends at the current hour; pin the clock so the fleet is the same on every run.
-    monkeypatch.setattr(demo_fleet, "plan", functools.partial(demo_fleet.plan, now=PINNED_NOW))
+    # The simulated history ends at the current hour; pin the demo's clock so the fleet is the same every run.
+    monkeypatch.setattr("servicecast.demo.utcnow", lambda: PINNED_NOW)
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     env = {
         "SERVICECAST_DEMO_MACHINES": "100",
