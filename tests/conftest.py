@@ -144,6 +144,24 @@ def mosquitto(tmp_path) -> Iterator[services.Mosquitto]:
     broker.stop()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Iterator[object]:
+    """Collect without the cyclic garbage collector, then set what it imported aside for good (gc.freeze).
+
+    Importing every test module and what it imports grows a worker's heap to ~0.4 M objects: each growth
+    by a quarter set off a full collection, ~3 CPU-s of a worker's ~13 collecting, with nothing to free.
+    Frozen, those objects are not traversed again by the collections the tests set off.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(0)  # not gc.disable(): a test module may turn it off for its own run
+    try:
+        return (yield)
+    finally:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*thresholds)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Put the modules with `slow` tests first, then the larger ones."""
