@@ -27,8 +27,8 @@ def test_a_commit_by_another_process_between_its_read_and_its_write_does_not_fai
 
 def test_the_pass_holds_the_lock_for_at_most_a_batch_of_predictions_at_a_time(tmp_path) -> None:
     """Each batch holds SQLite's write lock while it works, ingest takes its turn between them. A batch of
-    50 held it about 1.2 s when the pass trained its offer chooser for each batch (docs/benchmarks.md);
-    now a batch of `policy.BATCH` holds it a fraction of that."""
+    50 held it 2.6 s (median; up to 5.0 s) beside a ledger of 3,000 offers while the pass trained its offer
+    chooser for each batch; a batch of `policy.BATCH` holds it 0.2–0.4 s (docs/benchmarks.md, H3)."""
     world = build_world(f"sqlite:///{tmp_path / 'servicecast.db'}")
     machines = world.machines["acme"]
     first = add_prediction(world.engine, machines[0], risk=0.5)
