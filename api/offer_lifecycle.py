@@ -47,9 +47,11 @@ def withdraw_for_customer(
     sess: Session, customer_id: int, *, why: str, now: datetime, settings: Settings, ids_only: bool
 ) -> int:
     """Withdraw every open offer of a customer (e.g. consent revoked); returns how many."""
-    pending = sess.scalars(
-        select(Offer).where(Offer.customer_id == customer_id, Offer.status.in_(OPEN))
-    ).all()
+    query = select(Offer).where(Offer.customer_id == customer_id, Offer.status.in_(OPEN)).order_by(Offer.id)
+    # A policy batch that locked some of them (`OfferBook`) may propose more before it commits: wait for
+    # it (PostgreSQL), then read them again, so that its new ones are withdrawn too.
+    sess.execute(query.with_for_update()).all()
+    pending = sess.scalars(query).all()
     for offer in pending:
         withdraw(sess, offer, why=why, now=now, settings=settings, ids_only=ids_only)
     return len(pending)
