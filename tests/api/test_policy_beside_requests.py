@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -40,6 +41,32 @@ def _wait_for_a_lock_wait(world: World, request: threading.Thread) -> None:
     pytest.fail("the revocation neither finished nor waited for a lock")
 
 
+def _pass_with_a_request_after_its_offers_read(
+    world: World, send: Callable[[httpx.Client], httpx.Response]
+) -> policy.PolicyReport:
+    """A policy pass that, right after its batch read (and locked) the open offers, has the request sent over
+    HTTP and goes on once the request waits for a lock or is done; the request must succeed."""
+    answers: list[httpx.Response] = []
+    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        assert client.get(f"{API_PREFIX}/me", headers=world.headers("admin")).is_success  # the app warmed
+        request = threading.Thread(target=lambda: answers.append(send(client)))
+
+        def send_after_the_offers_read(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+            # The batch's alert read comes right after its locked read of the open offers.
+            if "FOR UPDATE OF alerts" in statement and not request.is_alive() and not answers:
+                request.start()
+                _wait_for_a_lock_wait(world, request)
+
+        event.listen(world.engine, "before_cursor_execute", send_after_the_offers_read)
+        try:
+            report = policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
+        finally:
+            event.remove(world.engine, "before_cursor_execute", send_after_the_offers_read)
+        request.join(timeout=60)
+    assert [r.status_code for r in answers] == [200], [r.text for r in answers]
+    return report
+
+
 def test_consent_revoked_while_a_batch_holds_the_customers_offers_leaves_no_open_offer(world: World) -> None:
     """Revoking `offers` withdraws every open offer of the customer, those the batch proposes meanwhile too.
 
@@ -49,27 +76,10 @@ def test_consent_revoked_while_a_batch_holds_the_customers_offers_leaves_no_open
     acme, machines = world.customers["acme"], world.machines["acme"]
     add_prediction(world.engine, machines[1], risk=0.8, hours_ahead=240)  # its offer, locked by the batch
     add_prediction(world.engine, machines[2], risk=0.8, hours_ahead=240)  # a new offer
-    answers: list[httpx.Response] = []
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
-        url = f"{API_PREFIX}/customers/{acme}/grants/offers"
-        assert client.get(f"{API_PREFIX}/me", headers=world.headers("admin")).is_success  # the key cached
-        revocation = threading.Thread(
-            target=lambda: answers.append(client.delete(url, headers=world.headers("admin")))
-        )
-
-        def revoke_after_the_offers_read(conn, cursor, statement, *args) -> None:  # noqa: ANN001
-            # The batch's alert read comes right after its locked read of the open offers.
-            if "FOR UPDATE OF alerts" in statement and not revocation.is_alive() and not answers:
-                revocation.start()
-                _wait_for_a_lock_wait(world, revocation)
-
-        event.listen(world.engine, "before_cursor_execute", revoke_after_the_offers_read)
-        try:
-            report = policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
-        finally:
-            event.remove(world.engine, "before_cursor_execute", revoke_after_the_offers_read)
-        revocation.join(timeout=60)
-    assert [r.status_code for r in answers] == [200], [r.text for r in answers]
+    url = f"{API_PREFIX}/customers/{acme}/grants/offers"
+    report = _pass_with_a_request_after_its_offers_read(
+        world, lambda client: client.delete(url, headers=world.headers("admin"))
+    )
     assert report.offers_proposed >= 1  # the batch read the grant before the revocation committed
     with session(world.engine) as sess:
         still = sess.execute(
@@ -78,3 +88,18 @@ def test_consent_revoked_while_a_batch_holds_the_customers_offers_leaves_no_open
             )
         ).all()
     assert still == []
+
+
+def test_an_approval_while_a_batch_rewrites_the_offers_text_keeps_the_managers_edit(world: World) -> None:
+    """The batch gives a proposed offer its machine's newest estimate (its text); an approval with an edited
+    text that arrives after the batch read the offer waits for it, and the approved offer keeps the edit."""
+    offer_id = world.offers["acme"][0]
+    add_prediction(world.engine, world.machines["acme"][1], risk=0.8, hours_ahead=200)  # a new text
+    url, edit = f"{API_PREFIX}/offers/{offer_id}/approve", {"reason": "Agreed by phone: the seal kit."}
+    report = _pass_with_a_request_after_its_offers_read(
+        world, lambda client: client.post(url, json=edit, headers=world.headers("am-acme"))
+    )
+    assert report.alerts_opened_or_updated == 1
+    with session(world.engine) as sess:
+        offer = sess.get(Offer, offer_id)
+        assert (offer.status, offer.reason) == ("approved", edit["reason"])
