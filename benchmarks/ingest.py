@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 from sqlalchemy.engine import make_url
 
 from benchmarks.services import Mosquitto
-from fleet import contract, migrate
+from fleet import contract, migrate, mqtt_loop
 from fleet.db import make_engine
 from fleet.settings import MqttEndpoint, Settings
 from ingest.service import Ingester
@@ -133,7 +133,7 @@ def drain_bare(
     client.loop_start()
     subscribed.wait(10)
     client.disconnect()
-    client.loop_stop()
+    mqtt_loop.stop(client)
     queue_backlog(url, batch)
 
     received = 0
@@ -155,7 +155,7 @@ def drain_bare(
         raise RuntimeError(f"bare subscriber got {received} of {len(batch)}")
     elapsed = time.perf_counter() - started
     client.disconnect()
-    client.loop_stop()
+    mqtt_loop.stop(client)
     return len(batch) / elapsed
 
 

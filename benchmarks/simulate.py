@@ -16,7 +16,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from fleet import migrate
+from fleet import migrate, mqtt_loop
 from fleet.db import make_engine
 from fleet.settings import MqttEndpoint
 from simulators.backfill import backfill
@@ -102,7 +102,7 @@ def bare_paho(url: str, messages: list[tuple[str, bytes]]) -> float:
     done.wait(300)
     seconds = time.perf_counter() - t0
     client.disconnect()
-    client.loop_stop()
+    mqtt_loop.stop(client)
     return seconds
 
 

@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from fleet import mqtt_loop
 from fleet.settings import MqttEndpoint
 from ingest import metrics
 from ingest.inbox import Inbox
@@ -129,7 +130,7 @@ class MqttSource:
     def close(self) -> None:
         """Send what acks are pending, disconnect cleanly and stop the network thread."""
         self.client.disconnect()
-        self.client.loop_stop()
+        mqtt_loop.stop(self.client)
 
     def ack(self, batch: list[Envelope]) -> None:
         """Acknowledge committed messages that arrived on the current connection."""

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from fleet import mqtt_loop
 from fleet.settings import MqttEndpoint
 
 WINDOW_TIMEOUT_S = 300.0  # how long the broker may acknowledge nothing before the publisher gives up
@@ -61,7 +62,7 @@ class Publisher:
         self.client.loop_start()
         answered = self._answered.wait(15)
         if not answered or self.refusal:
-            self.client.loop_stop()
+            mqtt_loop.stop(self.client)
             where = self.where
             raise ConnectionError(f"{where} {self.refusal}" if answered else f"cannot connect to {where}")
 
@@ -135,7 +136,7 @@ class Publisher:
     def close(self) -> None:
         """Disconnect and stop the network thread."""
         self.client.disconnect()
-        self.client.loop_stop()
+        mqtt_loop.stop(self.client)
 
     def __enter__(self) -> Publisher:
         return self

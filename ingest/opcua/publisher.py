@@ -12,6 +12,7 @@ from collections import deque
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from fleet import mqtt_loop
 from fleet.settings import MqttEndpoint
 from ingest.client import FATAL_CONNACK
 from ingest.opcua import metrics
@@ -86,7 +87,7 @@ class Publisher:
         finally:
             self._stopping = True
             self.client.disconnect()
-            self.client.loop_stop()
+            mqtt_loop.stop(self.client)
             metrics.BROKER_UP.set(0)
 
     async def _send(self) -> None:

@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from fleet import contract, credentials, registry
+from fleet import contract, credentials, mqtt_loop, registry
 from fleet.settings import get_settings
 from servicecast.cli import app
 from tests import services
@@ -72,7 +72,7 @@ class Client:
 
     def close(self) -> None:
         self.client.disconnect()
-        self.client.loop_stop()
+        mqtt_loop.stop(self.client)
 
 
 @dataclass

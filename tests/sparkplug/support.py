@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import pysparkplug as spb
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fleet import subprocesses
+from fleet import mqtt_loop, subprocesses
 from fleet.settings import MqttEndpoint, Settings
 from ingest.pipeline import Pipeline
 from ingest.sparkplug.host import SparkplugHost
@@ -136,7 +136,7 @@ class EdgeNode:
     def close(self) -> None:
         """Disconnect."""
         self.client.disconnect()
-        self.client.loop_stop()
+        mqtt_loop.stop(self.client)
 
 
 class RecordingEdgeNode(EdgeNode):

@@ -12,7 +12,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import select
 
-from fleet import sparkplug_state
+from fleet import mqtt_loop, sparkplug_state
 from fleet.settings import MqttEndpoint
 from fleet.tables import Machine, MachineEvent, Quarantine, SparkplugNode, Telemetry
 from ingest.inbox import Inbox
@@ -331,7 +331,7 @@ def test_an_offline_state_on_the_hosts_id_while_it_runs_is_answered_online(mosqu
         offline = json.dumps({"online": False, "timestamp": later})
         rogue.publish("spBv1.0/STATE/scada-4", offline, qos=1, retain=True).wait_for_publish(10)
         rogue.disconnect()
-        rogue.loop_stop()
+        mqtt_loop.stop(rogue)
         wait_until(lambda: len(states(edge)) == 3, 10, "the host's answer to the offline STATE")
         assert [s["online"] for s in states(edge)] == [True, False, True]
         assert states(edge)[2]["timestamp"] > later
@@ -356,7 +356,7 @@ def take_over(url: str, client_id: str) -> None:
     intruder.loop_start()
     wait_until(intruder.is_connected, 10, "the intruder's connection")
     intruder.disconnect()
-    intruder.loop_stop()
+    mqtt_loop.stop(intruder)
 
 
 def test_each_connection_has_a_new_state_timestamp_shared_by_its_birth_and_will(
