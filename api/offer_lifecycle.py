@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from api import events
 from api.audit import log_event
 from api.offer_book import OPEN, OfferBook
-from fleet import display
+from fleet import display, registry
 from fleet.settings import Settings
 from fleet.tables import Alert, Offer, OutboxMessage, Prediction
 
@@ -25,6 +25,7 @@ UNSENT = ("proposed", "approved")
 VISITED = Alert.finding.is_not(None)
 NO_FAULT_FOUND = (Alert.status == "resolved") & (Alert.finding == "no_fault_found")
 NO_FAULT_WHY = "the technician found no fault"
+UNGRANTED_WHY = "the customer no longer grants 'offers'"
 
 
 def past_expiry(now: datetime):  # noqa: ANN201
@@ -82,7 +83,8 @@ def follow_prediction(
 
 
 def sweep(sess: Session, *, now: datetime, settings: Settings) -> tuple[int, int]:
-    """Withdraw unsent offers whose alert was resolved "no fault found"; expire unanswered ones.
+    """Withdraw unsent offers whose alert was resolved "no fault found" and open offers of customers that no
+    longer grant `offers`; expire unanswered ones.
 
     Returns (withdrawn, expired).
     """
@@ -91,6 +93,16 @@ def sweep(sess: Session, *, now: datetime, settings: Settings) -> tuple[int, int
     ).all()
     for offer in no_fault:
         withdraw(sess, offer, why=NO_FAULT_WHY, now=now, settings=settings)
+    # A revocation withdraws the customer's open offers itself; one a policy batch proposed on the grant it
+    # read just before the revocation committed is left for this sweep.
+    ungranted = sess.scalars(
+        select(Offer)
+        .where(Offer.status.in_(OPEN), Offer.customer_id.not_in(registry.granting("offers")))
+        .order_by(Offer.id)
+        .with_for_update()
+    ).all()
+    for offer in ungranted:
+        withdraw(sess, offer, why=UNGRANTED_WHY, now=now, settings=settings, ids_only=True)
     due = sess.scalars(select(Offer).where(Offer.status.in_(OPEN), past_expiry(now))).all()
     for offer in due:
         offer.status = "expired"
@@ -101,7 +113,7 @@ def sweep(sess: Session, *, now: datetime, settings: Settings) -> tuple[int, int
         events.enqueue_closing(
             sess, offer=offer, kind="expired", settings=settings, at=now, why="no answer in time"
         )
-    return len(no_fault), len(due)
+    return len(no_fault) + len(ungranted), len(due)
 
 
 def closing_reason(sess: Session, offer: Offer, now: datetime) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -227,10 +227,14 @@ def purposes_of(sess: Session, customer_id: int) -> set[str]:
 
 def customers_granting(conn: Connection | Session, purpose: str) -> set[int]:
     """Ids of the customers that currently allow `purpose`."""
-    query = select(DataUseGrant.customer_id).where(
+    return set(conn.scalars(granting(purpose)))
+
+
+def granting(purpose: str) -> Select:
+    """The query of the ids of the customers that currently allow `purpose` (for use in another query)."""
+    return select(DataUseGrant.customer_id).where(
         DataUseGrant.purpose == purpose, DataUseGrant.revoked_at.is_(None)
     )
-    return set(conn.scalars(query))
 
 
 def granted_since(sess: Session, purpose: str) -> dict[int, datetime]:

@@ -16,6 +16,7 @@ from sqlalchemy import event, select, text
 
 from api import policy
 from api.app import API_PREFIX, create_app
+from api.offer_book import OPEN
 from fleet.db import session
 from fleet.tables import Offer
 from tests.api.support import NOW, World, add_prediction, build_world, served
@@ -42,18 +43,18 @@ def _wait_for_a_lock_wait(world: World, request: threading.Thread) -> None:
 
 
 def _pass_with_a_request_after_its_offers_read(
-    world: World, send: Callable[[httpx.Client], httpx.Response]
+    world: World, send: Callable[[httpx.Client], httpx.Response], *, before: str = "FOR UPDATE OF alerts"
 ) -> policy.PolicyReport:
     """A policy pass that, right after its batch read (and locked) the open offers, has the request sent over
-    HTTP and goes on once the request waits for a lock or is done; the request must succeed."""
+    HTTP and goes on once the request waits for a lock or is done; the request must succeed. `before`: the
+    statement the request is sent before (default: the batch's alert read, right after its offers read)."""
     answers: list[httpx.Response] = []
     with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
         assert client.get(f"{API_PREFIX}/me", headers=world.headers("admin")).is_success  # the app warmed
         request = threading.Thread(target=lambda: answers.append(send(client)))
 
         def send_after_the_offers_read(conn, cursor, statement, *args) -> None:  # noqa: ANN001
-            # The batch's alert read comes right after its locked read of the open offers.
-            if "FOR UPDATE OF alerts" in statement and not request.is_alive() and not answers:
+            if before in statement and not request.is_alive() and not answers:
                 request.start()
                 _wait_for_a_lock_wait(world, request)
 
@@ -103,3 +104,21 @@ def test_an_approval_while_a_batch_rewrites_the_offers_text_keeps_the_managers_e
     with session(world.engine) as sess:
         offer = sess.get(Offer, offer_id)
         assert (offer.status, offer.reason) == ("approved", edit["reason"])
+
+
+def test_consent_revoked_between_the_batchs_grant_read_and_its_offer_leaves_no_open_offer(
+    world: World,
+) -> None:
+    """The revocation commits after the batch read the grant and before it inserts the offer, waiting for no
+    lock (the batch holds none of acme's offers): the pass's sweep withdraws the offer made on that grant."""
+    acme, machines = world.customers["acme"], world.machines["acme"]
+    add_prediction(world.engine, machines[2], risk=0.8, hours_ahead=240)  # a new offer
+    url = f"{API_PREFIX}/customers/{acme}/grants/offers"
+    report = _pass_with_a_request_after_its_offers_read(
+        world, lambda client: client.delete(url, headers=world.headers("admin")), before="INSERT INTO offers"
+    )
+    assert report.offers_proposed == 1  # on the grant the batch read before the revocation committed
+    with session(world.engine) as sess:
+        made = sess.scalars(select(Offer.status).where(Offer.machine_id == machines[2])).all()
+        still = sess.scalars(select(Offer.id).where(Offer.customer_id == acme, Offer.status.in_(OPEN))).all()
+    assert (made, still) == (["withdrawn"], [])

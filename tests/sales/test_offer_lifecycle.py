@@ -12,6 +12,7 @@ from sqlalchemy import Engine, func, select
 
 from api import events, offer_lifecycle, offers, policy, routing
 from api.auth import Principal
+from fleet import registry
 from fleet.audit import operator
 from fleet.db import session
 from fleet.tables import Alert, Customer, Machine, ModelVersion, Offer, OutboxMessage, WorkflowEvent, utcnow
@@ -164,8 +165,11 @@ def test_an_approval_still_queued_when_its_alert_is_found_no_fault_never_reaches
     assert receiver.requests == []
 
 
+# "sweep": what a policy batch leaves when a revocation commits between its grant read and its offer (the
+# grant gone, an offer still open); the policy's sweep withdraws such offers as the revocation does.
+@pytest.mark.parametrize("by", ["revocation", "sweep"])
 def test_consent_revocation_withdraws_with_ids_only_and_unsent_offers_stay_unknown(
-    engine: Engine, receiver: WebhookReceiver
+    engine: Engine, receiver: WebhookReceiver, by: str
 ) -> None:
     settings = settings_for(webhook_url=receiver.url, webhook_secret=SECRET)
     sent, unsent = approved_offers(engine, settings, count=2, enqueue=False)
@@ -179,7 +183,14 @@ def test_consent_revocation_withdraws_with_ids_only_and_unsent_offers_stay_unkno
         customer_id = customer.id
     routing.deliver_due(engine=engine, settings=settings)
     with session(engine) as sess:
-        assert offers.revoke_consent(sess, customer_id, "offers", operator(), settings=settings) == 2
+        if by == "revocation":
+            assert offers.revoke_consent(sess, customer_id, "offers", operator(), settings=settings) == 2
+        else:
+            registry.revoke_purpose(sess, customer_id=customer_id, purpose="offers", by=None)
+    if by == "sweep":
+        with session(engine) as sess:
+            assert offer_lifecycle.sweep(sess, now=utcnow(), settings=settings) == (2, 0)
+            assert offer_lifecycle.sweep(sess, now=utcnow(), settings=settings) == (0, 0)
     routing.deliver_due(engine=engine, settings=settings)
     assert set(receiver.accepted) == {f"offer-{sent}-approved", f"offer-{sent}-withdrawn"}
     withdrawn = receiver.accepted[f"offer-{sent}-withdrawn"]["data"]
