@@ -257,7 +257,9 @@ def test_a_connection_lost_under_the_watchdogs_recreation_leaves_the_subscriptio
 
     async def scenario() -> None:
         forwarder = Forwarder(machine.port)
-        access = connection.ServerAccess(endpoint=await forwarder.start(), timeout_s=TIMEOUT_S)
+        # The recreate is called here, not left to the watchdog: a timeout as short as TIMEOUT_S buys nothing
+        # and failed the subscription's browsing on a loaded machine (a clean-clone CI of da2b2b2: a timeout).
+        access = connection.ServerAccess(endpoint=await forwarder.start(), timeout_s=SLOW_TIMEOUT_S)
         client = await connection.connect(access)
         _, subscription = await subscribing.subscribe(client, brisk_map(tmp_path), buffer, publisher)
         unguard = restore.guard(client, subscription)
