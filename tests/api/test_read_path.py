@@ -21,7 +21,6 @@ from api.page_cache import VersionedPages, approximate_bytes
 from fleet import changes
 from fleet.db import session
 from fleet.tables import AccountAssignment, Alert, Customer, User
-from tests import services
 from tests.api.support import build_world, served
 
 
@@ -53,15 +52,9 @@ def test_every_write_to_alerts_raises_the_change_counter(world):
 
 
 @pytest.fixture
-def pg_world():
-    """The world on a fresh PostgreSQL database only."""
-    if not services.postgres_available():
-        services.unavailable(f"PostgreSQL at {services.POSTGRES_ADMIN_URL}")
-    db = services.PostgresDatabase().create()
-    try:
-        yield build_world(db.url)
-    finally:
-        db.drop()
+def pg_world(postgres_url):
+    """The world on a fresh PostgreSQL database only (dropped in the background, as `postgres_url` does)."""
+    return build_world(postgres_url)
 
 
 @pytest.mark.postgres
