@@ -113,3 +113,29 @@ def test_the_next_export_removes_what_a_killed_one_left_and_not_a_running_ones_f
     assert done.stderr == f"servicecast: removed {killed}, left by an export that was killed\n"
     assert not killed.exists() and running.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted([running.name, Path(done.stdout.strip()).name])
+
+
+def test_an_export_killed_as_its_zip_is_named_leaves_it_whole_and_the_next_one_removes_the_rest(
+    sqlite_engine, tmp_path
+):
+    _archived(sqlite_engine, str(tmp_path / "archive"))
+    out = tmp_path / "out"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SERVICECAST_")}
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.lifecycle.export_child", "acme", str(out)],
+        cwd=REPO,
+        env={**clean, **_env(sqlite_engine, tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [named] = out.glob("*.zip")
+    assert named.stat().st_size > 0  # not a name claimed for an export that never came
+    assert zipfile.ZipFile(named).testzip() is None and "manifest.json" in zipfile.ZipFile(named).namelist()
+    whole = named.read_bytes()
+    [left] = out.glob(".*.partial")  # the hidden name, not yet removed when the child was killed
+    done = run_cli("customers", "export", "acme", str(out), **_env(sqlite_engine, tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == f"servicecast: removed {left}, left by an export that was killed\n"
+    assert sorted(out.iterdir()) == sorted([named, Path(done.stdout.strip())]) and named.read_bytes() == whole
