@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from fleet import audit, bootstrap, errors
 from fleet.display import count
+from models import shards
 
 
 def _engine() -> Engine:
@@ -111,13 +112,12 @@ def _verdict(mtype: str, report, live: str | None, undefined: bool) -> str:  # n
     return f"{state}; {why}{hint} ({figures})"
 
 
-def _shard(text: str | None):  # noqa: ANN202 - a scoring.Shard; models.scoring loads on demand
-    from models.scoring import ALL, Shard
-
+def _shard(text: str | None) -> shards.Shard:
+    """The shard `--shard` names, all machines without it; a bad one is a usage error."""
     if text is None:
-        return ALL
+        return shards.ALL
     try:
-        return Shard.parse(text)
+        return shards.Shard.parse(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -136,9 +136,9 @@ def score(
 ) -> None:
     """Rescore machines with new telemetry using the active model of their type."""
     part = _shard(shard)
-    from models import scoring
-
     engine = bootstrap.serving_engine(bootstrap.load_settings(), process="score")
+    from models import scoring  # after the check: a refused start does not pay for pandas and scikit-learn
+
     if once:
         report = scoring.score_once(engine=engine, shard=part)
         typer.echo(
