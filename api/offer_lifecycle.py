@@ -1,15 +1,14 @@
 """Offers follow the machine and the clock: withdrawn when the need is gone, expired when unanswered.
 
 The CRM hears of a closed offer only if it already has it (`events.enqueue_closing`); after consent to
-offers was revoked that event carries ids only. The contact budget counts real contacts: offers that
-reached the customer or are about to (approved, delivery pending) and technicians' visits, never proposals.
+offers was revoked that event carries ids only.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import events
@@ -17,12 +16,9 @@ from api.audit import log_event
 from api.offer_book import OPEN, OfferBook
 from fleet import display, registry
 from fleet.settings import Settings
-from fleet.tables import Alert, Offer, OutboxMessage, Prediction
+from fleet.tables import Alert, Offer, Prediction
 
 UNSENT = ("proposed", "approved")
-# A visit is an alert a technician resolved, with a finding; the policy resolves "no data" and "low data
-# rate" alerts itself, without one, when the data returns: nobody went there.
-VISITED = Alert.finding.is_not(None)
 NO_FAULT_FOUND = (Alert.status == "resolved") & (Alert.finding == "no_fault_found")
 NO_FAULT_WHY = "the technician found no fault"
 UNGRANTED_WHY = "the customer no longer grants 'offers'"
@@ -124,60 +120,3 @@ def closing_reason(sess: Session, offer: Offer, now: datetime) -> str | None:
     if offer.alert_id is not None and sess.scalar(alert) is not None:
         return f"{NO_FAULT_WHY} (alert {offer.alert_id})"
     return None
-
-
-def contact_times(
-    sess: Session, customer_id: int, now: datetime, *, days: int = 7, pending: bool = False
-) -> list[datetime | None]:
-    """When each real contact with the customer in the last `days` days happened, oldest first.
-
-    Contacts are offers delivered to the customer (their approval's CRM hand-off delivered: an e-mail copy
-    beside a webhook is none) and technicians' visits (alerts resolved with a finding), never mere
-    proposals. With `pending`, offers approved but not yet delivered count too (their hand-off still pending,
-    held for a gone CRM included, and the offer still approved), as None: they are about to reach the
-    customer.
-    """
-    since = now - timedelta(days=days)
-    delivered = (OutboxMessage.status == "delivered") & (OutboxMessage.delivered_at > since)
-    if pending:
-        still_approved = select(Offer.id).where(Offer.customer_id == customer_id, Offer.status == "approved")
-        delivered |= (OutboxMessage.status == "pending") & OutboxMessage.offer_id.in_(still_approved)
-    # One contact per approval event, whatever the number of destinations it goes to.
-    rows = sess.execute(
-        select(OutboxMessage.event_id, func.min(OutboxMessage.delivered_at))
-        .where(
-            OutboxMessage.customer_id == customer_id,
-            OutboxMessage.event_type == events.OFFER_APPROVED,
-            events.crm_hand_off(),
-            delivered,
-        )
-        .group_by(OutboxMessage.event_id)
-    ).all()
-    visits = sess.scalars(
-        select(Alert.resolved_at).where(
-            Alert.customer_id == customer_id, VISITED, Alert.resolved_at > since, Alert.resolved_at <= now
-        )
-    ).all()
-    dated = sorted([at for _, at in rows if at is not None] + list(visits))
-    return dated + [None] * sum(1 for _, at in rows if at is None)
-
-
-def recent_contacts(
-    sess: Session, customer_id: int, now: datetime, *, days: int = 7, pending: bool = False
-) -> int:
-    """How many real contacts the customer had in the last `days` days (see `contact_times`)."""
-    return len(contact_times(sess, customer_id, now, days=days, pending=pending))
-
-
-def last_contact(sess: Session, customer_id: int) -> datetime | None:
-    """When the customer was last contacted for real: an offer delivered or a technician's visit."""
-    sent = sess.scalar(
-        select(func.max(OutboxMessage.delivered_at)).where(
-            OutboxMessage.customer_id == customer_id,
-            OutboxMessage.event_type == events.OFFER_APPROVED,
-            OutboxMessage.status == "delivered",
-            events.crm_hand_off(),
-        )
-    )
-    visit = sess.scalar(select(func.max(Alert.resolved_at)).where(Alert.customer_id == customer_id, VISITED))
-    return max((t for t in (sent, visit) if t is not None), default=None)

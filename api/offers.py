@@ -6,10 +6,10 @@ import dataclasses
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import catalog, catalog_versions, estimate, events, offer_ledger, offer_lifecycle, offer_policy
+from api import catalog, catalog_versions, contacts, estimate, events, offer_lifecycle, offer_policy
 from api.alerts import lead_time_hours
 from api.audit import log_event, require_state
 from api.auth import Principal
@@ -62,8 +62,10 @@ def blocking_reason(
     now: datetime,
     *,
     book: OfferBook | None = None,
+    contact_book: contacts.ContactBook | None = None,
 ) -> str | None:
-    """Why no offer may be made now, or None when every gate is open (`book`: the run's open offers)."""
+    """Why no offer may be made now, or None when every gate is open (`book`: the run's open offers,
+    `contact_book`: its customers' contacts)."""
     if not has_offers_grant(sess, prediction.customer_id):
         return "consent: the customer has not granted 'offers'"
     unassigned_critical = sess.scalar(
@@ -75,7 +77,7 @@ def blocking_reason(
     )
     if unassigned_critical is not None:
         return "service first: a critical alert on this machine is not assigned yet"
-    over_limit = contact_limit(sess, prediction.customer_id, settings=settings, now=now)
+    over_limit = contact_limit(sess, prediction.customer_id, settings=settings, now=now, book=contact_book)
     if over_limit is not None:
         return over_limit
     duplicate = _live_duplicate(sess, prediction.machine_id, item.key, book)
@@ -84,13 +86,24 @@ def blocking_reason(
     return None
 
 
-def contact_limit(sess: Session, customer_id: int, *, settings: Settings, now: datetime) -> str | None:
+def contact_limit(
+    sess: Session,
+    customer_id: int,
+    *,
+    settings: Settings,
+    now: datetime,
+    book: contacts.ContactBook | None = None,
+) -> str | None:
     """Why the contact budget allows no further contact with the customer now, or None while it does.
 
     Offers sent or about to be (approved, their delivery pending) and technicians' visits in 7 days
-    count; proposals do not. Checked when an offer is proposed and again when it is approved.
+    count; proposals do not. Checked when an offer is proposed and again when it is approved. `book`: the
+    run's contacts (read at `now`), else the customer's are read now.
     """
-    times = offer_lifecycle.contact_times(sess, customer_id, now, pending=True)
+    if book is None:
+        times = contacts.contact_times(sess, customer_id, now, pending=True)
+    else:
+        times = book.times(customer_id, pending=True)
     limit = settings.offers_per_account_per_week
     if len(times) < limit:
         return None
@@ -113,14 +126,20 @@ def _live_duplicate(sess: Session, machine_id: int, item_key: str, book: OfferBo
     return next((o.id for o in book.open_offers(machine_id) if o.catalog_item == item_key), None)
 
 
-def offer_context(sess: Session, prediction: Prediction, machine: Machine, customer: Customer, now: datetime):
-    """What the offer policy may know about this prediction's customer and machine."""
-    decided = sess.execute(
-        select(func.count(), func.count(Offer.revenue)).where(
-            Offer.customer_id == customer.id, Offer.status.in_(offer_ledger.DECIDED)
-        )
-    ).one()
-    last = offer_lifecycle.last_contact(sess, customer.id)
+def offer_context(
+    sess: Session,
+    prediction: Prediction,
+    machine: Machine,
+    customer: Customer,
+    now: datetime,
+    *,
+    book: contacts.ContactBook | None = None,
+):
+    """What the offer policy may know about this prediction's customer and machine (`book`: the run's
+    contacts, read at `now`; else the customer's are read now)."""
+    book = book or contacts.ContactBook(sess, [customer.id], now)
+    decided = book.decided(customer.id)
+    last = book.last(customer.id)
     return offer_policy.Context(
         machine_type=machine.machine_type,
         mode=prediction.failure_mode or UNNAMED_MODE,
@@ -133,7 +152,7 @@ def offer_context(sess: Session, prediction: Prediction, machine: Machine, custo
         offers_before=int(decided[0]),
         accepted_before=int(decided[1]),
         account=customer.id,
-        contacts_30d=offer_lifecycle.recent_contacts(sess, customer.id, now, days=30),
+        contacts_30d=len(book.times(customer.id, days=contacts.CONTEXT_DAYS)),
     )
 
 
@@ -228,13 +247,15 @@ def propose(
     policy: offer_policy.OfferPolicy | None = None,
     rng: np.random.Generator | None = None,
     book: OfferBook | None = None,
+    contact_book: contacts.ContactBook | None = None,
 ) -> Offer | None:
     """An offer for a risky prediction when the catalog has a fitting item and every gate is open.
 
     `policy` chooses the item and price point among the fitting ones (first fit at list price when None);
     the context, the alternatives and the choice's probability are kept with the offer. A policy that
     holds (no offer) proposes nothing; its choice is kept in the audit trail with the same log. `book`:
-    the run's open offers (`OfferBook`), which the new offer joins; else the machine's are read now.
+    the run's open offers (`OfferBook`), which the new offer joins, and `contact_book` its customers'
+    contacts (`contacts.ContactBook`); else the machine's and the customer's are read now.
     """
     if prediction.status != "ok" or prediction.risk is None:
         return None
@@ -249,12 +270,14 @@ def propose(
     if not fits:
         return None
     book = book or OfferBook(sess, [machine.id])
-    if blocking_reason(sess, prediction, fits[0], settings, now, book=book) is not None:
+    contact_book = contact_book or contacts.ContactBook(sess, [customer.id], now)
+    reason = blocking_reason(sess, prediction, fits[0], settings, now, book=book, contact_book=contact_book)
+    if reason is not None:
         return None
     fits = [item for item in fits if _live_duplicate(sess, machine.id, item.key, book) is None]
     if not fits:
         return None
-    ctx = offer_context(sess, prediction, machine, customer, now)
+    ctx = offer_context(sess, prediction, machine, customer, now, book=contact_book)
     proposal = (policy or offer_policy.FirstFit()).propose(
         ctx, offer_policy.arms_for(fits, customer.segment), rng or np.random.default_rng()
     )

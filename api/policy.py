@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from api import (
     alerts,
     catalog_versions,
+    contacts,
     notifications,
     offer_ledger,
     offer_lifecycle,
@@ -136,16 +137,18 @@ def _apply(
     report: PolicyReport,
 ) -> Sequence[Prediction]:
     """A batch's predictions in id order, up to its `AT_RISK`-th at risk; returns those it applied. Their
-    machines' alerts and open offers are read once for all of them."""
+    machines' alerts and open offers, and the at-risk ones' customers' contacts, are read once for all."""
     trained = versions.thresholds(sess, {p.model_version for p in predictions if p.model_version})
     thresholds = [_threshold(trained, p.model_version) for p in predictions]
     flags = [alerts.alerting(p, t) for p, t in zip(predictions, thresholds, strict=True)]
     end = next((i + 1 for i, n in enumerate(itertools.accumulate(flags)) if n == AT_RISK), len(flags))
     predictions, thresholds = predictions[:end], thresholds[:end]
-    risky = {p.machine_id for p, at_risk in zip(predictions, flags[:end], strict=True) if at_risk}
+    at_risk = [p for p, flag in zip(predictions, flags[:end], strict=True) if flag]
+    risky = {p.machine_id for p in at_risk}
     alert_book, offer_book = alerts.AlertBook(sess), OfferBook(sess, [p.machine_id for p in predictions])
     alert_book.read(risky)
     offer_book.read_owners(risky)
+    contact_book = contacts.ContactBook(sess, {p.customer_id for p in at_risk}, now)
     policy = chooser.get(sess) if risky else None
     for prediction, threshold in zip(predictions, thresholds, strict=True):
         alert = alert_book.apply(prediction, now, threshold=threshold)
@@ -157,7 +160,15 @@ def _apply(
         # Only on an alert: below the threshold `follow_prediction` withdraws it on the next pass.
         if alert is not None:
             offer = offers.propose(
-                sess, prediction, settings, now, alert, policy=policy, rng=rng, book=offer_book
+                sess,
+                prediction,
+                settings,
+                now,
+                alert,
+                policy=policy,
+                rng=rng,
+                book=offer_book,
+                contact_book=contact_book,
             )
             report.offers_proposed += offer is not None
     return predictions

@@ -1,8 +1,9 @@
 """A policy pass in batches decides as one prediction at a time did, and a pass that crashed resumes.
 
 The pass builds its offer chooser once and reads each batch's alerts, offers, machines, customers and
-consent once; applying the predictions one by one, each in a transaction of its own that reads afresh and
-builds the chooser anew, must leave the same alerts, offers, audit trail, outbox and watermark.
+their contacts once; applying the predictions one by one, each in a transaction of its own that reads afresh
+and builds the chooser anew, must leave the same alerts, offers, audit trail, outbox and watermark, also
+where a batch withdraws an approved offer and so frees its customer's contact budget for a later proposal.
 """
 
 from __future__ import annotations
@@ -46,9 +47,15 @@ STREAM = [
     ("globex", 1, 0.95, None, 200, "ok", None),  # unnamed mode
     ("acme", 0, 0.8, "bearing_wear", 200, "ok", None),  # contact budget spent: no offer
     ("initech", 0, 0.9, "bearing_wear", 200, "ok", None),  # no consent to offers
+    # One batch of 4: hooli's budget of one contact spent by machine 0's approved offer, its hand-off pending.
+    ("hooli", 1, 0.8, "bearing_wear", 200, "ok", None),  # the budget spent: no offer
+    ("hooli", 0, 0.2, "bearing_wear", 200, "ok", None),  # its approved offer withdrawn: contact taken back
+    ("hooli", 1, 0.82, "bearing_wear", 200, "ok", None),  # the budget free again: an offer
+    ("hooli", 2, 0.8, "seal_leak", 200, "ok", None),  # an offer too: a proposal is no contact
     ("umbrella", 0, 0.9, "bearing_wear", 300, "ok", None),
     ("globex", 0, 0.4, "seal_leak", 200, "ok", None),  # its offers withdrawn
 ]
+HOOLI_BATCH = (16, 20)  # where hooli's four stand in the stream: one batch of `policy.run_once(batch=4)`
 
 
 def _learning_catalog(sess, *, exploration: float, temperature: float) -> None:  # noqa: ANN001
@@ -77,6 +84,7 @@ def _world(engine: Engine, settings: Settings, *, exploration: float, temperatur
         ("globex", True, "key_account", 2),
         ("umbrella", True, "mid", 3),
         ("initech", False, None, 1),
+        ("hooli", True, "small", 3),
     ):
         registry.add_customer(engine=engine, tenant=tenant, offers=grants)
         for i in range(count):
@@ -115,6 +123,13 @@ def _world(engine: Engine, settings: Settings, *, exploration: float, temperatur
         sess.execute(acme.values(delivered_at=NOW - timedelta(days=3)))
         for alert in sess.scalars(select(Alert)):
             alert.status, alert.resolved_at = "resolved", past + timedelta(days=1)
+    # hooli's approved offer of yesterday, its hand-off to the CRM still pending: a contact about to be made.
+    yesterday = NOW - timedelta(days=1)
+    _predict(engine, machines[("hooli", 0)], 0.85, "bearing_wear", 200, "ok", None, at=yesterday)
+    policy.run_once(engine=engine, settings=settings, now=yesterday, rng=np.random.default_rng(2))
+    with session(engine) as sess:
+        (offer,) = sess.scalars(select(Offer).where(Offer.machine_id == machines[("hooli", 0)])).all()
+        offers.approve(sess, offer, by=by, now=yesterday, settings=settings)
     ids = []
     for minute, (tenant, i, risk, mode, hours, status, version) in enumerate(STREAM):
         at = NOW + timedelta(minutes=minute)
@@ -221,6 +236,17 @@ def test_a_pass_in_batches_leaves_what_one_prediction_at_a_time_left(engine, pos
     offered = {o["machine_id"] for o in new}
     assert machines[("acme", 0)] not in offered and machines[("initech", 0)] not in offered
     assert machines[("umbrella", 1)] not in offered
+    # Inside one batch, hooli's budget bound, was freed by a withdrawal, and two machines had offers.
+    stream, first, end = world["predictions"], *HOOLI_BATCH
+    assert [STREAM[i][0] for i in range(first, end)] == ["hooli"] * 4 and first % 4 == 0
+    hooli = [machines[("hooli", i)] for i in range(3)]
+    made = [
+        (o["machine_id"], o["status"], o["prediction_id"])
+        for o in one_by_one["offers"]
+        if o["machine_id"] in hooli
+    ]
+    assert made[0][:2] == (hooli[0], "withdrawn")
+    assert made[1:] == [(hooli[1], "proposed", stream[first + 2]), (hooli[2], "proposed", stream[first + 3])]
 
 
 class Crash(Exception):

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from api import alerts, events, offer_lifecycle, offers, policy, routing, silence
+from api import alerts, contacts, events, offer_lifecycle, offers, policy, routing, silence
 from api.app import API_PREFIX, create_app
 from api.auth import Principal
 from api.errors import Conflict
@@ -119,8 +119,8 @@ def test_no_data_alerts_the_policy_resolved_itself_are_no_visits(database_url) -
         _link_drops(world, world.machines["acme"][2], at=NOW - timedelta(days=day), seq=10 * day)
 
     with session(world.engine) as sess:
-        assert offer_lifecycle.recent_contacts(sess, acme, NOW) == 0
-        assert offer_lifecycle.last_contact(sess, acme) is None
+        assert contacts.recent_contacts(sess, acme, NOW) == 0
+        assert contacts.last_contact(sess, acme) is None
     _approve(world, world.offers["acme"][0])  # not refused by a contact limit nobody used
     assert _statuses(world.engine, world.offers["acme"][:1]) == ["approved"]
 
@@ -131,7 +131,7 @@ def test_three_proposals_with_two_contacts_this_week_one_approval_passes(databas
     proposed = _propose_for_three_machines(world)
     assert len(proposed) == 3, "proposals do not use the budget: each saw 2 contacts"
     with session(world.engine) as sess:
-        assert offer_lifecycle.recent_contacts(sess, world.customers["acme"], NOW) == 2
+        assert contacts.recent_contacts(sess, world.customers["acme"], NOW) == 2
     _approve(world, proposed[0])
     for offer_id in proposed[1:]:
         with pytest.raises(Conflict) as refused:
@@ -144,8 +144,8 @@ def test_three_proposals_with_two_contacts_this_week_one_approval_passes(databas
     assert _approval_rows(world.engine, "pending") == 1
     with session(world.engine) as sess:
         acme = world.customers["acme"]
-        assert offer_lifecycle.recent_contacts(sess, acme, NOW) == 2, "the pending one is not sent yet"
-        assert offer_lifecycle.recent_contacts(sess, acme, NOW, pending=True) == 3
+        assert contacts.recent_contacts(sess, acme, NOW) == 2, "the pending one is not sent yet"
+        assert contacts.recent_contacts(sess, acme, NOW, pending=True) == 3
     # Once the delivered offer of last week leaves the 7 days, the next approval passes.
     _approve(world, proposed[1], now=NOW + timedelta(days=4, minutes=1))
     assert _statuses(world.engine, proposed) == ["approved", "approved", "proposed"]
@@ -156,7 +156,7 @@ def test_a_visit_recorded_after_the_proposal_blocks_the_approval(database_url) -
     _plant_contacts(world, at=NOW, visit=False)
     (offer_id,) = world.offers["acme"]
     with session(world.engine) as sess:
-        assert offer_lifecycle.recent_contacts(sess, world.customers["acme"], NOW) == 1
+        assert contacts.recent_contacts(sess, world.customers["acme"], NOW) == 1
     # A second delivered offer, then the technician's visit, both after the offer was proposed.
     with session(world.engine) as sess:
         sess.add(
@@ -229,8 +229,8 @@ def test_an_approval_e_mailed_but_not_taken_by_the_crm_is_no_sent_contact(databa
         routing.deliver_due(engine=world.engine, settings=world.settings)
         assert len(sink.messages) == 1 and _statuses(world.engine, [first]) == ["approved"]
         with session(world.engine) as sess:
-            counted = offer_lifecycle.contact_times(sess, world.customers["acme"], NOW, pending=True)
-            last = offer_lifecycle.last_contact(sess, world.customers["acme"])
+            counted = contacts.contact_times(sess, world.customers["acme"], NOW, pending=True)
+            last = contacts.last_contact(sess, world.customers["acme"])
         planted = [NOW - timedelta(days=3), NOW - timedelta(days=1)]
         assert counted == (planted if crm == "refused" else [*planted, None])
         assert last == planted[-1]

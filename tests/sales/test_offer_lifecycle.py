@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
-from api import events, offer_lifecycle, offers, policy, routing
+from api import contacts, events, offer_lifecycle, offers, policy, routing
 from api.auth import Principal
 from fleet import registry
 from fleet.audit import operator
@@ -48,7 +48,7 @@ def test_proposals_are_not_contacts_but_sent_offers_and_visits_are(database_url)
     policy.run_once(engine=world.engine, settings=world.settings, now=NOW)
     assert len(_offers(world.engine, acme)) == 5  # without a single contact yet
     with session(world.engine) as sess:
-        assert offer_lifecycle.recent_contacts(sess, acme, NOW) == 0
+        assert contacts.recent_contacts(sess, acme, NOW) == 0
         # A technician's visit (an alert resolved with a finding) and a delivered offer are contacts.
         visited = sess.scalars(select(Alert).where(Alert.customer_id == acme)).first()
         visited.resolved_at, visited.finding = NOW - timedelta(days=1), "confirmed_fault"
@@ -65,8 +65,8 @@ def test_proposals_are_not_contacts_but_sent_offers_and_visits_are(database_url)
             )
         )
     with session(world.engine) as sess:
-        assert offer_lifecycle.recent_contacts(sess, acme, NOW) == 2
-        assert offer_lifecycle.recent_contacts(sess, acme, NOW + timedelta(days=6, hours=23)) == 0
+        assert contacts.recent_contacts(sess, acme, NOW) == 2
+        assert contacts.recent_contacts(sess, acme, NOW + timedelta(days=6, hours=23)) == 0
 
 
 def test_no_fault_found_withdraws_the_unsent_offer_and_the_crm_never_hears_of_it(
