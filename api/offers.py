@@ -248,14 +248,15 @@ def propose(
     rng: np.random.Generator | None = None,
     book: OfferBook | None = None,
     contact_book: contacts.ContactBook | None = None,
+    in_force: catalog.Catalog | None = None,
 ) -> Offer | None:
     """An offer for a risky prediction when the catalog has a fitting item and every gate is open.
 
     `policy` chooses the item and price point among the fitting ones (first fit at list price when None);
     the context, the alternatives and the choice's probability are kept with the offer. A policy that
     holds (no offer) proposes nothing; its choice is kept in the audit trail with the same log. `book`:
-    the run's open offers (`OfferBook`), which the new offer joins, and `contact_book` its customers'
-    contacts (`contacts.ContactBook`); else the machine's and the customer's are read now.
+    the run's open offers (`OfferBook`), which the new offer joins, `contact_book` its customers' contacts
+    (`contacts.ContactBook`) and `in_force` the catalog its `policy` was trained for; else they are read now.
     """
     if prediction.status != "ok" or prediction.risk is None:
         return None
@@ -263,7 +264,7 @@ def propose(
     customer = sess.get(Customer, prediction.customer_id)
     lead = lead_time_hours(prediction)
     mode = prediction.failure_mode or None
-    cat = catalog_versions.in_force(sess)
+    cat = in_force or catalog_versions.in_force(sess)
     fits = catalog.eligible(
         mode=mode, risk=prediction.risk, tier=machine.contract_tier, lead_hours=lead, catalog=cat
     )

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from api import (
     alerts,
+    catalog,
     catalog_versions,
     contacts,
     notifications,
@@ -169,6 +170,7 @@ def _apply(
                 rng=rng,
                 book=offer_book,
                 contact_book=contact_book,
+                in_force=chooser.in_force,
             )
             report.offers_proposed += offer is not None
     return predictions
@@ -184,9 +186,10 @@ def _threshold(trained: Mapping[str, float], version: str | None) -> float:
     return trained.get(version or "", alerts.ALERT_MIN_RISK)
 
 
-def _offer_policy(sess, settings: Settings) -> offer_policy.OfferPolicy:
-    """The configured offer policy, trained on the outcome ledger as it stands."""
-    cat = catalog_versions.in_force(sess)
+def _offer_policy(sess, settings: Settings, cat: catalog.Catalog | None = None) -> offer_policy.OfferPolicy:
+    """The configured offer policy of the catalog in force (`cat`, else read now), trained on the outcome
+    ledger as it stands."""
+    cat = cat or catalog_versions.in_force(sess)
     chosen = cat.policy
     rows = offer_ledger.from_offers(sess).rows() if chosen.name != "first_fit" else ()
     return offer_policy.build(
@@ -210,13 +213,14 @@ class _Chooser:
 
     settings: Settings
     policy: offer_policy.OfferPolicy | None = None
-    version: int | None = None
+    in_force: catalog.Catalog | None = None  # the catalog in force at the last `get`: the policy's
 
     def get(self, sess: Session) -> offer_policy.OfferPolicy:
         """The policy for the catalog in force."""
-        version = catalog_versions.in_force(sess).version
-        if self.policy is None or version != self.version:
-            self.policy, self.version = _offer_policy(sess, self.settings), version
+        cat = catalog_versions.in_force(sess)
+        if self.policy is None or self.in_force is None or cat.version != self.in_force.version:
+            self.policy = _offer_policy(sess, self.settings, cat)
+        self.in_force = cat
         return self.policy
 
 
