@@ -1,7 +1,7 @@
 """Policy throughput: one `policy.run_once` over a scoring pass's worth of predictions, one per machine.
 
 python -m benchmarks.policy [--machines 10000] [--database-url URL] [--json] [--profile 20] [--score]
-    [--keep-store DIR | --from-store DIR]
+    [--keep-store DIR | --from-store DIR] [--closed-offers N]
 
 The store (`benchmarks.policy_store`): `--machines` machines of three types, 20 to a customer, 80 % of
 customers granting `offers`, a quarter each in no/small/mid/key-account segment; one model per type
@@ -15,7 +15,8 @@ other half fall below it: their unsent offers are withdrawn); 1 % without a risk
 the rest below the threshold. `--score` runs
 `benchmarks.score` on as many machines in the same run for the ratio against a scorer's pass.
 `--keep-store DIR` keeps the built store; `--from-store DIR` times a pass on a copy of it, so that two
-versions of the code meet the same store.
+versions of the code meet the same store. `--closed-offers N` adds N closed offers to the store before the
+pass (`benchmarks.policy_sweep`: a ledger grown by a year of passes); the sweep is then timed alone too.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import pandas as pd
 from sqlalchemy import event
 
 from api import policy
-from benchmarks import policy_store
+from benchmarks import policy_store, policy_sweep
 from benchmarks.report import round_floats
 from fleet import migrate
 from fleet.db import make_engine
@@ -57,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         url = args.database_url or f"sqlite:///{Path(tmp.name) / 'policy.db'}"
     engine = make_engine(url)
     settings = Settings(database_url=url)
+    migrate.upgrade(engine)  # a kept store too: the code under test meets its own schema
     if not args.from_store:
-        migrate.upgrade(engine)
         shape = policy_store.Shape(
             machines=args.machines, at_risk=args.at_risk, ledger=args.ledger, seed=args.seed
         )
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep_store:
             engine.dispose()
             policy_store.keep(url, store, Path(args.keep_store))
+    if args.closed_offers:
+        policy_sweep.add_closed_offers(engine, args.closed_offers)
     result = {
         "benchmark": "policy",
         "database": engine.dialect.name,
@@ -77,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         "setup_seconds": time.perf_counter() - started,
         **measure(engine, settings, store, top=args.profile),
     }
+    if args.closed_offers:
+        result.update(policy_sweep.time_sweep(engine, settings, store.now))
     engine.dispose()
     if args.from_store:
         policy_store.drop_copy(url)
@@ -164,6 +169,7 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--score", action="store_true", help="run benchmarks.score for the ratio")
     parser.add_argument("--keep-store", default=None, help="a folder: keep the built store there, to reuse")
     parser.add_argument("--from-store", default=None, help="a kept store's folder: time a pass on a copy")
+    parser.add_argument("--closed-offers", type=int, default=0, help="closed offers added before the pass")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 

@@ -103,6 +103,7 @@ class Offer(Base):
     __table_args__ = (
         Index("ix_offers_customer_status", "customer_id", "status"),
         Index("ix_offers_machine_item_status", "machine_id", "catalog_item", "status"),
+        Index("ix_offers_status_expires", "status", "expires_at"),  # the policy's sweep of open offers
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
