@@ -96,10 +96,12 @@ class MachineServer:
         return self
 
     def stop(self) -> None:
-        """Stop the server and its thread."""
+        """Stop the server, what it left running, and its thread; close its loop."""
         self._call(self._stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -197,6 +199,13 @@ class MachineServer:
         if listening is not None:
             listening.close()
         await self.server.stop()
+        # asyncua's stop closes the sessions of open connections only: one whose client went away keeps its
+        # timeout and subscription tasks, which a stopped loop left pending until the collector destroyed
+        # them inside some later test ("Task was destroyed but it is pending!", logged as an error).
+        left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
 
     async def _change(self) -> None:
         self._step += 1
