@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 from models import cmapss
 from tests import services
 from tests.data import FD001
+from tests.models.training_memo import TrainingMemo
 
 # Variables the OpenMP and BLAS pools of a child process (a CLI the test runs) read when they start.
 _POOL_SIZES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -29,6 +30,19 @@ def one_thread_pools() -> Iterator[None]:
         mp.setenv(name, "1")
     with threadpool_limits(limits=1):
         yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def trainings_once() -> Iterator[TrainingMemo]:
+    """The module's reviews (benchmarks.findings, benchmarks.repair_world) fit each distinct input once."""
+    from benchmarks import findings, repair_world
+    from models.training import train_type
+
+    memo, mp = TrainingMemo(train_type), pytest.MonkeyPatch()
+    for module in (findings, repair_world):
+        mp.setattr(module, "train_type", memo)
+    yield memo
     mp.undo()
 
 

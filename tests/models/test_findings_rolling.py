@@ -11,6 +11,9 @@ from fleet.tables import Alert, ModelVersion, Prediction
 from tests.models.findings_support import reviewed_run
 from tests.models.fleet_support import REVIEW_FAST
 
+# The SQLite and PostgreSQL cases (and reviews that start alike) train the same models: fitted once.
+pytestmark = pytest.mark.usefixtures("trainings_once")
+
 
 @pytest.mark.slow
 def test_a_rolling_review_retrains_every_period_and_visits_no_alert_whose_horizon_crosses_the_split(

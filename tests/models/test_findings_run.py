@@ -13,6 +13,9 @@ from models import episodes
 from tests.models.findings_support import reviewed_run
 from tests.models.fleet_support import REVIEW_FAST
 
+# The SQLite and PostgreSQL cases (and reviews that start alike) train the same models: fitted once.
+pytestmark = pytest.mark.usefixtures("trainings_once")
+
 
 @pytest.mark.slow
 def test_wrong_alerts_of_the_training_period_become_no_fault_labels_through_the_workflow(engine) -> None:

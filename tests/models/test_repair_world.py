@@ -15,6 +15,9 @@ from simulators.registration import register_machines
 from tests.models.findings_support import reviewed_run
 from tests.models.fleet_support import REVIEW_FAST
 
+# Reviews that start alike train the same first models: fitted once (training is deterministic).
+pytestmark = pytest.mark.usefixtures("trainings_once")
+
 
 @pytest.mark.slow
 def test_a_review_in_the_repair_world_replaces_worn_parts_and_reports_them_only_as_findings(
