@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import gzip
 import multiprocessing
+import os
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from fleet import csv_import, history_import, labels
 from fleet.csv_import import ColumnMap, ImportRefused
+from fleet.settings import get_settings
 from fleet.tables import Customer, Label, Machine, Quarantine, Telemetry
 from ingest import telemetry_import
 from servicecast.cli import app
@@ -277,24 +279,37 @@ def _bad_rows_peaks(folder: Path, sizes: tuple[int, ...]) -> list[tuple[int, str
     return [(peak, done.stdout, done.stderr) for peak, done in runs]
 
 
-def _apart(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch, measure: Callable[..., list], folder: Path
-) -> list:
-    """What `measure(folder, sizes)` gives for 1,000 and 4,000 bad rows of tenant acme's machine m1, run in a
-    process of its own on `engine`'s database."""
-    register_fleet(engine, "acme", ["m1"])
-    monkeypatch.setenv("SERVICECAST_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+@pytest.fixture(scope="module")
+def apart() -> Iterator[ProcessPoolExecutor]:
+    """A process of the module's own for its traced imports, started once (a start imports this module, the
+    CLI and their packages: ~2 CPU-s)."""
     # tracemalloc counts what every thread of the process allocates: in a pytest worker of a clean-clone CI
     # the peak of 4,000 rows once came out 7.6 MB above its usual 3.7 MB. A process of its own holds only the
-    # import. The first import (200 rows) warms up caches and imports.
+    # import.
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(measure, folder, (200, 1000, 4000)).result()[1:]
+        yield pool
+
+
+def _on(url: str, measure: Callable[..., list], folder: Path, sizes: tuple[int, ...]) -> list:
+    """`measure(folder, sizes)` with the settings naming the database at `url` (in the module's process)."""
+    os.environ["SERVICECAST_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    return measure(folder, sizes)
+
+
+def _apart(engine: Engine, apart: ProcessPoolExecutor, measure: Callable[..., list], folder: Path) -> list:
+    """What `measure(folder, sizes)` gives for 1,000 and 4,000 bad rows of tenant acme's machine m1, run in
+    the module's process on `engine`'s database."""
+    register_fleet(engine, "acme", ["m1"])
+    url = engine.url.render_as_string(hide_password=False)
+    # Each measure's first import (200 rows) warms up caches and imports.
+    return apart.submit(_on, url, measure, folder, (200, 1000, 4000)).result()[1:]
 
 
 def test_a_telemetry_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_reject_file(
-    sqlite_engine, tmp_path, monkeypatch
+    sqlite_engine, tmp_path, apart
 ):
-    (few, _, _), (many, stdout, stderr) = _apart(sqlite_engine, monkeypatch, _bad_rows_peaks, tmp_path)
+    (few, _, _), (many, stdout, stderr) = _apart(sqlite_engine, apart, _bad_rows_peaks, tmp_path)
     # A rejected row kept costs about 600 traced bytes: 3,000 more would be 1.8 MB more at the peak.
     assert many - few < 1_000_000, f"{few:,} bytes at the peak for 1,000 bad rows, {many:,} for 4,000"
     assert "4000 rows: imported 0 new messages, 0 stored already, 4000 rejected" in stdout
@@ -365,12 +380,12 @@ def _refused_and_rejected_peaks(
 
 
 def _bad_rows_apart(
-    command: str, engine: Engine, monkeypatch: pytest.MonkeyPatch, folder: Path, bad: list, summary: str
+    command: str, engine: Engine, apart: ProcessPoolExecutor, folder: Path, bad: list, summary: str
 ) -> list[dict]:
     """The rows of the reject file of a `command` import of 4,000 bad rows (BAD_LINES; `bad`: each one's line
     and reason), once the peaks of 4,000 are seen to stay within 1 MB of those of 1,000, the refusal to list
     the first 50 and count the rest, and the import with the reject file to say `summary`."""
-    measured = _apart(engine, monkeypatch, partial(_refused_and_rejected_peaks, command), folder)
+    measured = _apart(engine, apart, partial(_refused_and_rejected_peaks, command), folder)
     (few_refused, few, _, _), (many_refused, many, refusal, done) = measured
     # A rejected row kept costs about 600 traced bytes: 3,000 more would be 1.8 MB more at the peak.
     assert max(many_refused - few_refused, many - few) < 1_000_000, (
@@ -394,11 +409,11 @@ def _bad_rows_apart(
 
 
 def test_a_history_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_reject_file_in_line_order(
-    sqlite_engine, tmp_path, monkeypatch
+    sqlite_engine, tmp_path, apart
 ):
     bad = [(line, BAD_TIME if line % 2 == 0 else NOT_REGISTERED) for line in range(2, 4002)]
     summary = "4000 rows: imported 0 new labels, 0 stored already, 4000 rejected"
-    rows = _bad_rows_apart("history", sqlite_engine, monkeypatch, tmp_path, bad, summary)
+    rows = _bad_rows_apart("history", sqlite_engine, apart, tmp_path, bad, summary)
     assert rows[-1] == {
         "line": "4001",
         "reason": NOT_REGISTERED,
@@ -411,11 +426,11 @@ def test_a_history_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_
 
 
 def test_a_machines_import_of_bad_rows_holds_none_of_them_and_writes_each_to_the_reject_file_in_line_order(
-    sqlite_engine, tmp_path, monkeypatch
+    sqlite_engine, tmp_path, apart
 ):
     bad = [(line, BAD_DATE if line % 2 == 1 else TWICE) for line in range(3, 4003)]
     summary = "4001 rows: imported 0 new machines, 1 stored already, 4000 rejected"
-    rows = _bad_rows_apart("machines", sqlite_engine, monkeypatch, tmp_path, bad, summary)
+    rows = _bad_rows_apart("machines", sqlite_engine, apart, tmp_path, bad, summary)
     assert rows[-2:] == [
         {"line": "4001", "reason": BAD_DATE, "machine": "m3998", "installed": "never"},
         {"line": "4002", "reason": TWICE, "machine": "m1", "installed": "2021-01-01"},
