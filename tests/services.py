@@ -61,7 +61,7 @@ def shipped_auth(config: Path, workdir: Path) -> list[str]:
 def migrated_engine(url: str) -> Iterator[Engine]:
     """An engine on the database at `url`, migrated to the head, disposed of at the end."""
     engine = make_engine(url)
-    migrate.upgrade(engine)
+    migrate.ensure_schema(engine)  # most are copies of a migrated template: Alembic's no-op costs ~20 ms
     yield engine
     engine.dispose()
 
