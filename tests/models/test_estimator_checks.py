@@ -49,9 +49,22 @@ def data() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def fitted(data) -> dict[str, object]:
+def pristine() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The data drawn again: as they were before any fit or prediction."""
+    return pump_data()
+
+
+@pytest.fixture(scope="module")
+def fitted_on(data) -> dict[str, tuple[object, pd.DataFrame, pd.DataFrame]]:
+    """Each estimator fitted once on its own copy of the data, with that copy as the fit left it."""
     X, y = data
-    return {name: make().fit(X, y) for name, make in FACTORIES.items()}
+    copies = {name: (X.copy(), y.copy()) for name in FACTORIES}
+    return {name: (make().fit(*copies[name]), *copies[name]) for name, make in FACTORIES.items()}
+
+
+@pytest.fixture(scope="module")
+def fitted(fitted_on) -> dict[str, object]:
+    return {name: est for name, (est, _, _) in fitted_on.items()}
 
 
 @pytest.mark.parametrize("name", FACTORIES)
@@ -123,10 +136,9 @@ def test_the_trend_forecast_without_a_sensor_is_the_forecast_of_the_others(data,
 
 
 @pytest.mark.parametrize("name", FACTORIES)
-def test_inputs_are_not_mutated(name: str, data, fitted) -> None:
-    X, y = data
-    X0, y0 = X.copy(), y.copy()
-    FACTORIES[name]().fit(X, y)
-    _output(fitted[name], X)
-    pd.testing.assert_frame_equal(X, X0)
-    pd.testing.assert_frame_equal(y, y0)
+def test_inputs_are_not_mutated(name: str, pristine, fitted_on) -> None:
+    X, y = pristine
+    est, X_fit, y_fit = fitted_on[name]  # the copies it was fitted on, as the fit left them
+    _output(est, X_fit)
+    pd.testing.assert_frame_equal(X_fit, X)
+    pd.testing.assert_frame_equal(y_fit, y)

@@ -55,15 +55,28 @@ def make(request: pytest.FixtureRequest) -> Callable[[], BaseEstimator]:
     return request.param
 
 
-_FITTED: dict[str, BaseEstimator] = {}
+# Per estimator: the instance fitted on a copy of the data, the data as they were before that fit, the copy
+# and its targets as the fit left them, and the targets as they were before it.
+_FITTED: dict[str, tuple[BaseEstimator, pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]] = {}
 
 
 @pytest.fixture
-def fitted(make: Callable[[], BaseEstimator], small: pd.DataFrame) -> BaseEstimator:
-    """One fitted instance per estimator, shared by the checks that only read it."""
+def fitted_on(
+    make: Callable[[], BaseEstimator], small: pd.DataFrame
+) -> tuple[BaseEstimator, pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+    """One instance per estimator fitted on its own copy of the data, and the inputs it was given."""
     if make.__name__ not in _FITTED:
-        _FITTED[make.__name__] = _fit(make(), small)
+        before, X = small.copy(), small.copy()
+        y = run_to_failure_rul(X)
+        y_copy = y.copy()
+        _FITTED[make.__name__] = (make().fit(X, y), before, X, y, y_copy)
     return _FITTED[make.__name__]
+
+
+@pytest.fixture
+def fitted(fitted_on) -> BaseEstimator:
+    """The fitted instance, shared by the checks that only read it."""
+    return fitted_on[0]
 
 
 def test_init_stores_parameters_only(make: Callable[[], BaseEstimator]) -> None:
@@ -85,8 +98,8 @@ def test_predicting_before_fit_raises(make, small: pd.DataFrame) -> None:
         _output(make(), small)
 
 
-def test_same_seed_same_output(make, small: pd.DataFrame) -> None:
-    a = _output(_fit(make(), small), small)
+def test_same_seed_same_output(make, fitted: BaseEstimator, small: pd.DataFrame) -> None:
+    a = _output(fitted, small)
     b = _output(_fit(make(), small), small)
     np.testing.assert_array_equal(a, b)
 
@@ -112,13 +125,10 @@ def test_nan_readings_are_survived(fitted: BaseEstimator, small: pd.DataFrame) -
     assert np.isfinite(_output(est, holes)).all()
 
 
-def test_inputs_are_not_mutated(make, small: pd.DataFrame) -> None:
-    X = small.copy()
-    y = run_to_failure_rul(X)
-    y_copy = y.copy()
-    est = make().fit(X, y)
+def test_inputs_are_not_mutated(fitted_on) -> None:
+    est, before, X, y, y_copy = fitted_on
     _output(est, X)
-    pd.testing.assert_frame_equal(X, small)
+    pd.testing.assert_frame_equal(X, before)
     np.testing.assert_array_equal(y, y_copy)
 
 
