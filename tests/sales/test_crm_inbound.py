@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import httpx
@@ -14,21 +15,38 @@ from api.delivery import signed_headers
 from fleet.db import session
 from fleet.tables import CrmOutcome, Offer, utcnow
 from tests.api.routing_support import SECRET
-from tests.api.support import NOW, build_world
-from tests.api.test_read_path import served
+from tests.api.support import NOW, World, build_world, client_of, served
 
 OTHER_SECRET = "whsec_" + "b3RoZXItc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmchIQ=="
 URL = f"{API_PREFIX}/crm/outcomes"
 DATE = f"{NOW + timedelta(days=1):%Y-%m-%dT%H:%M:%SZ}"  # after the offers were made, not in the future
 
 
-@pytest.fixture
-def world(database_url):
+def _sent_offer_world(database_url: str) -> World:
+    """A world whose first offer of acme is sent; inbound webhooks on."""
     world = build_world(database_url, crm_inbound_secret=SECRET, crm_replay_window_s=300)
     with session(world.engine) as sess:  # the account manager approved it and the router sent it
         offer = sess.get(Offer, world.offers["acme"][0])
         offer.status = "sent"
     return world
+
+
+@pytest.fixture
+def world(database_url):
+    return _sent_offer_world(database_url)
+
+
+@pytest.fixture(scope="module")
+def unchanged_world(module_database_url: str) -> World:
+    """The same world, built once a module for its requests that are refused and change nothing."""
+    return _sent_offer_world(module_database_url)
+
+
+@pytest.fixture(scope="module")
+def unchanged_url(unchanged_world: World) -> Iterator[str]:
+    """The unchanged world's app, served for the whole module."""
+    with served(create_app(unchanged_world.settings)) as base:
+        yield base
 
 
 def _post(
@@ -50,7 +68,7 @@ def _state(world, offer_id: int) -> tuple[str, float | None, int]:
 def test_bad_signature_401_replay_counted_once_stale_refused(world) -> None:
     offer_id = world.offers["acme"][0]
     won = {"offer_id": offer_id, "outcome": "won", "amount": 1850.5, "date": DATE}
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
+    with served(create_app(world.settings)) as base, client_of(base, timeout=30) as client:
         forged = _post(client, won, webhook_id="msg_forged", secret=OTHER_SECRET)
         assert (forged.status_code, forged.json()["error"]) == (401, "bad_signature")
         unsigned = client.post(URL, json=won)
@@ -76,7 +94,7 @@ def test_a_lost_offer_keeps_its_reason_and_an_unknown_offer_is_404(world) -> Non
         "reason": "budget frozen",
         "date": DATE,
     }
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=30) as client:
+    with served(create_app(world.settings)) as base, client_of(base, timeout=30) as client:
         assert _post(client, lost, webhook_id="msg_2").status_code == 200
         missing = _post(client, {**lost, "offer_id": 999_999}, webhook_id="msg_3")
         assert missing.status_code == 404

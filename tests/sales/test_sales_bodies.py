@@ -14,11 +14,12 @@ from api.app import API_PREFIX, create_app
 from api.delivery import signed_headers
 from fleet.tables import utcnow
 from tests.api.routing_support import SECRET
-from tests.api.test_read_path import served
+from tests.api.support import client_of, served
 from tests.sales import test_crm_inbound
 from tests.sales.test_crm_inbound import DATE, URL, _state
 
 world = test_crm_inbound.world  # a sent offer of acme; inbound webhooks on
+unchanged_world, unchanged_url = test_crm_inbound.unchanged_world, test_crm_inbound.unchanged_url
 DEEP = b"[" * 100_000 + b"]" * 100_000
 MONEY_TEXT = 'must be a number, or decimal text in plain digits (as "1850.50")'
 
@@ -77,17 +78,17 @@ def _outcome(offer_id: int, **fields: object) -> dict:
     ids=["duplicate-key", "nan", "infinity", "overflow", "underflow", "long-integer", "deep", "latin-1"],
 )
 def test_an_ambiguous_or_malformed_crm_body_is_422_and_changes_nothing(
-    world, raw: bytes, problem: str
+    unchanged_world, unchanged_url, raw: bytes, problem: str
 ) -> None:
-    offer_id = world.offers["acme"][0]
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+    offer_id = unchanged_world.offers["acme"][0]
+    with client_of(unchanged_url, timeout=60) as client:
         body = raw.replace(b"%d", str(offer_id).encode())
         answer = _signed(client, body, webhook_id="msg_odd")
         as_text = _signed(client, body, webhook_id="msg_odd_text", kind="text/plain")  # parsed by the route
     for response in (answer, as_text):
         assert response.status_code == 422, response.text[:300]
         assert response.json()["detail"].startswith(problem), response.json()
-    assert _state(world, offer_id) == ("sent", None, 0)
+    assert _state(unchanged_world, offer_id) == ("sent", None, 0)
 
 
 @pytest.mark.parametrize(
@@ -121,7 +122,7 @@ def test_an_ambiguous_or_malformed_crm_body_is_422_and_changes_nothing(
 )
 def test_an_outcome_no_offer_can_have_is_422_and_changes_nothing(world, fields: dict, problem: str) -> None:
     offer_id = world.offers["acme"][0]
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+    with served(create_app(world.settings)) as base, client_of(base, timeout=60) as client:
         answer = _signed(client, json.dumps(_outcome(offer_id, **fields)).encode(), webhook_id="msg_money")
         assert answer.status_code == 422, answer.text[:300]
         assert answer.json()["detail"].startswith(problem), answer.json()
@@ -160,11 +161,11 @@ def test_an_outcome_no_offer_can_have_is_422_and_changes_nothing(world, fields: 
     ],
 )
 def test_an_ambiguous_or_malformed_approval_is_422_and_the_offer_stays_proposed(
-    world, raw: bytes, problem: str
+    unchanged_world, unchanged_url, raw: bytes, problem: str
 ) -> None:
-    offer_id = world.offers["globex"][0]
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
-        headers = {"content-type": "application/json", **world.headers("am-globex")}
+    offer_id = unchanged_world.offers["globex"][0]
+    with client_of(unchanged_url, timeout=60) as client:
+        headers = {"content-type": "application/json", **unchanged_world.headers("am-globex")}
         answer = client.post(f"{API_PREFIX}/offers/{offer_id}/approve", content=raw, headers=headers)
         assert answer.status_code == 422, answer.text[:300]
         assert answer.json()["detail"].startswith(problem), answer.json()
@@ -184,7 +185,7 @@ def test_an_amount_as_decimal_text_is_read_exactly_and_is_the_same_outcome_as_th
         "2100.505": "cannot record the outcome of offer 1: revenue 2100.505 has more decimals than EUR has "
         "(2)",
     }
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+    with served(create_app(world.settings)) as base, client_of(base, timeout=60) as client:
         for text, problem in refused.items():
             answer = _signed(client, json.dumps(_outcome(offer_id, amount=text)).encode(), webhook_id="t")
             assert (answer.status_code, answer.json()["detail"]) == (422, problem), text
@@ -199,7 +200,7 @@ def test_an_amount_as_decimal_text_is_read_exactly_and_is_the_same_outcome_as_th
 def test_a_won_amount_of_minus_zero_is_stored_as_zero(world) -> None:
     """PostgreSQL keeps the sign of -0.0: the won revenue read "-0.0" in the API and the ledger."""
     offer_id = world.offers["acme"][0]
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+    with served(create_app(world.settings)) as base, client_of(base, timeout=60) as client:
         raw = json.dumps(_outcome(offer_id)).replace('"amount": 2100', '"amount": -0.0').encode()
         answer = _signed(client, raw, webhook_id="msg_minus_zero")
         assert answer.status_code == 200, answer.text[:300]
@@ -209,32 +210,32 @@ def test_a_won_amount_of_minus_zero_is_stored_as_zero(world) -> None:
     assert '"revenue":0.0' in json.dumps(shown, separators=(",", ":"))
 
 
-def test_a_revenue_finer_than_the_currency_is_422_by_hand_too(world) -> None:
-    offer_id = world.offers["acme"][0]
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+def test_a_revenue_finer_than_the_currency_is_422_by_hand_too(unchanged_world, unchanged_url) -> None:
+    offer_id = unchanged_world.offers["acme"][0]
+    with client_of(unchanged_url, timeout=60) as client:
         outcome = f"{API_PREFIX}/offers/{offer_id}/outcome"
         body = {"accepted": True, "revenue": 99.999}
-        answer = client.post(outcome, json=body, headers=world.headers("am-acme"))
+        answer = client.post(outcome, json=body, headers=unchanged_world.headers("am-acme"))
     assert answer.status_code == 422, answer.text[:300]
     assert answer.json()["detail"].endswith("revenue 99.999 has more decimals than EUR has (2)")
-    assert _state(world, offer_id) == ("sent", None, 0)
+    assert _state(unchanged_world, offer_id) == ("sent", None, 0)
 
 
-def test_a_revenue_of_true_is_422_by_hand_too(world) -> None:
-    offer_id = world.offers["acme"][0]
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+def test_a_revenue_of_true_is_422_by_hand_too(unchanged_world, unchanged_url) -> None:
+    offer_id = unchanged_world.offers["acme"][0]
+    with client_of(unchanged_url, timeout=60) as client:
         outcome = f"{API_PREFIX}/offers/{offer_id}/outcome"
         body = {"accepted": True, "revenue": True}
-        answer = client.post(outcome, json=body, headers=world.headers("am-acme"))
+        answer = client.post(outcome, json=body, headers=unchanged_world.headers("am-acme"))
     assert answer.status_code == 422, answer.text[:300]
     assert "must be a number, not true or false" in answer.json()["detail"]
-    assert _state(world, offer_id) == ("sent", None, 0)
+    assert _state(unchanged_world, offer_id) == ("sent", None, 0)
 
 
 @pytest.mark.parametrize("accepted", [1, 0, 1.0, "yes", "true", "no", "on", None], ids=repr)
 def test_an_outcome_by_hand_takes_accepted_only_as_true_or_false(world, accepted: object) -> None:
     offer_id = world.offers["acme"][0]
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+    with served(create_app(world.settings)) as base, client_of(base, timeout=60) as client:
         outcome = f"{API_PREFIX}/offers/{offer_id}/outcome"
         answer = client.post(outcome, json={"accepted": accepted}, headers=world.headers("am-acme"))
         assert answer.status_code == 422, answer.text[:300]
@@ -249,10 +250,12 @@ def test_an_outcome_by_hand_takes_accepted_only_as_true_or_false(world, accepted
 
 
 @pytest.mark.parametrize("offer_id", [True, False, "1", 1.0], ids=repr)
-def test_a_crm_outcome_for_offer_true_is_422_not_offer_1(world, offer_id: object) -> None:
-    first = world.offers["acme"][0]
+def test_a_crm_outcome_for_offer_true_is_422_not_offer_1(
+    unchanged_world, unchanged_url, offer_id: object
+) -> None:
+    first = unchanged_world.offers["acme"][0]
     assert first == 1  # what true would have been read as
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+    with client_of(unchanged_url, timeout=60) as client:
         body = json.dumps(_outcome(first) | {"offer_id": offer_id}).encode()
         answer = _signed(client, body, webhook_id="msg_bool_id")
     assert answer.status_code == 422, answer.text[:300]
@@ -260,12 +263,12 @@ def test_a_crm_outcome_for_offer_true_is_422_not_offer_1(world, offer_id: object
         answer.json()["detail"]
         == 'offer_id: Value error, must be a whole number (as 42, not 42.0, true, false or "42")'
     )
-    assert _state(world, first) == ("sent", None, 0)
+    assert _state(unchanged_world, first) == ("sent", None, 0)
 
 
 def test_an_outcome_naming_its_offers_currency_is_applied_and_a_retry_without_it_is_the_same(world) -> None:
     offer_id = world.offers["acme"][0]
-    with served(create_app(world.settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+    with served(create_app(world.settings)) as base, client_of(base, timeout=60) as client:
         named = _signed(client, json.dumps(_outcome(offer_id, currency="EUR")).encode(), webhook_id="eur")
         assert (named.status_code, named.json()["applied"]) == (200, True)
         again = _signed(client, json.dumps(_outcome(offer_id, currency="EUR")).encode(), webhook_id="eur")
