@@ -28,6 +28,19 @@ def client(world: World) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def unchanged_world(module_database_url: str) -> World:
+    """The same world, built once a module for its requests that are refused or only read."""
+    return build_world(module_database_url)
+
+
+@pytest.fixture(scope="module")
+def unchanged_client(unchanged_world: World) -> Iterator[TestClient]:
+    """`client` on the unchanged world, for the whole module."""
+    with TestClient(create_app(unchanged_world.settings), raise_server_exceptions=False) as client:
+        yield client
+
+
 @pytest.mark.parametrize(
     "window",
     [
@@ -38,10 +51,10 @@ def client(world: World) -> Iterator[TestClient]:
     ],
 )
 def test_a_telemetry_window_at_the_ends_of_the_calendar_is_refused(
-    client: TestClient, world: World, window: str
+    unchanged_client: TestClient, unchanged_world: World, window: str
 ) -> None:
-    path = f"/api/v1/machines/{world.machines['acme'][0]}/telemetry?{window}"
-    response = client.get(path, headers=world.headers("tech"))
+    path = f"/api/v1/machines/{unchanged_world.machines['acme'][0]}/telemetry?{window}"
+    response = unchanged_client.get(path, headers=unchanged_world.headers("tech"))
     assert response.status_code == 422, response.text
     assert response.json() == {
         "error": "invalid_input",
@@ -58,10 +71,10 @@ def test_a_telemetry_window_at_the_ends_of_the_calendar_is_refused(
     ],
 )
 def test_a_default_window_end_is_cut_to_the_calendar(
-    client: TestClient, world: World, window: str, start: str, end: str
+    unchanged_client: TestClient, unchanged_world: World, window: str, start: str, end: str
 ) -> None:
-    path = f"/api/v1/machines/{world.machines['acme'][0]}/telemetry?{window}"
-    response = client.get(path, headers=world.headers("tech"))
+    path = f"/api/v1/machines/{unchanged_world.machines['acme'][0]}/telemetry?{window}"
+    response = unchanged_client.get(path, headers=unchanged_world.headers("tech"))
     assert response.status_code == 200, response.text
     assert (response.json()["start"], response.json()["end"], response.json()["rows"]) == (start, end, 0)
 
@@ -137,13 +150,13 @@ def test_a_nul_character_behind_a_byte_order_mark_is_refused_too(client: TestCli
     ],
 )
 def test_a_query_parameter_given_twice_is_refused_by_name(
-    client: TestClient, world: World, path: str, name: str
+    unchanged_client: TestClient, unchanged_world: World, path: str, name: str
 ) -> None:
     """FastAPI takes the last of them: a client sending a list (customer_id=1&customer_id=2) got one
     customer's rows as if they were all; a cache or proxy may key on the first."""
-    ids = {"acme": world.customers["acme"], "globex": world.customers["globex"]}
-    url = "/api/v1" + path.format(machine=world.machines["acme"][0], **ids)
-    answer = client.get(url, headers=world.headers("admin"))
+    ids = {"acme": unchanged_world.customers["acme"], "globex": unchanged_world.customers["globex"]}
+    url = "/api/v1" + path.format(machine=unchanged_world.machines["acme"][0], **ids)
+    answer = unchanged_client.get(url, headers=unchanged_world.headers("admin"))
     assert (answer.status_code, answer.json()) == (
         422,
         {"error": "invalid_request", "detail": f"query.{name}: given more than once; send it once"},
@@ -152,14 +165,15 @@ def test_a_query_parameter_given_twice_is_refused_by_name(
 
 @pytest.mark.parametrize("order", ["key-first", "junk-first", "two-keys"])
 def test_an_authorization_header_given_twice_is_401_whichever_comes_first(
-    client: TestClient, world: World, order: str
+    unchanged_client: TestClient, unchanged_world: World, order: str
 ) -> None:
     """Which key is the caller? The app read the first, a proxy in front may read the last."""
-    key, other = world.headers("am-acme")["Authorization"], world.headers("admin")["Authorization"]
+    key = unchanged_world.headers("am-acme")["Authorization"]
+    other = unchanged_world.headers("admin")["Authorization"]
     pairs = {"key-first": [key, "Bearer junk"], "junk-first": ["Bearer junk", key], "two-keys": [key, other]}
     headers = [("Authorization", value) for value in pairs[order]]
-    for path in ("/api/v1/me", f"/api/v1/machines/{world.machines['acme'][0]}/telemetry"):
-        answer = client.get(path, headers=headers)
+    for path in ("/api/v1/me", f"/api/v1/machines/{unchanged_world.machines['acme'][0]}/telemetry"):
+        answer = unchanged_client.get(path, headers=headers)
         assert (answer.status_code, answer.json()) == (
             401,
             {"error": "unauthorized", "detail": "Authorization header given more than once; send one key"},
@@ -178,26 +192,28 @@ BIG = 5 * 1024 * 1024
     ],
 )
 def test_a_body_larger_than_any_request_needs_is_refused_with_413(
-    client: TestClient, world: World, path: str, who: str | None, kind: str, body: bytes
+    unchanged_client: TestClient, unchanged_world: World, path: str, who: str | None, kind: str, body: bytes
 ) -> None:
     """Read to its end before any check (the caller's key too), a body of any size had to fit in memory."""
-    headers = {"Content-Type": kind, **(world.headers(who) if who else {})}
-    before = _rows(world)
-    url = path.format(offer=world.offers["acme"][0], alert=world.alerts["acme"][0])
-    response = client.post(url, content=body % (b"x" * BIG), headers=headers)
+    headers = {"Content-Type": kind, **(unchanged_world.headers(who) if who else {})}
+    before = _rows(unchanged_world)
+    url = path.format(offer=unchanged_world.offers["acme"][0], alert=unchanged_world.alerts["acme"][0])
+    response = unchanged_client.post(url, content=body % (b"x" * BIG), headers=headers)
     assert response.status_code == 413, response.text[:300]
-    assert _rows(world) == before
+    assert _rows(unchanged_world) == before
 
 
-def test_the_largest_catalog_a_client_may_send_fits(client: TestClient, world: World) -> None:
+def test_the_largest_catalog_a_client_may_send_fits(
+    unchanged_client: TestClient, unchanged_world: World
+) -> None:
     """A catalog's YAML is the largest body: at its length limit, every character escaped, it is read."""
     yaml = "\u00e9" * catalog_versions.MAX_SOURCE
     body = json.dumps({"yaml": yaml}, ensure_ascii=True).encode()
     assert len(body) > 1_000_000
-    response = client.post(
+    response = unchanged_client.post(
         "/api/v1/catalog/versions",
         content=body,
-        headers={"Content-Type": "application/json", **world.headers("admin")},
+        headers={"Content-Type": "application/json", **unchanged_world.headers("admin")},
     )
     assert response.status_code == 422 and response.json()["error"] == "invalid_catalog_file", response.text[
         :300
