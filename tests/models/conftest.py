@@ -35,12 +35,15 @@ def one_thread_pools() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def trainings_once() -> Iterator[TrainingMemo]:
-    """The module's reviews (benchmarks.findings, benchmarks.repair_world) fit each distinct input once."""
-    from benchmarks import findings, repair_world
-    from models.training import train_type
+    """The module's trainings (models.training.train_type wherever it is called) fit each distinct input once.
 
-    memo, mp = TrainingMemo(train_type), pytest.MonkeyPatch()
-    for module in (findings, repair_world):
+    For modules that change nothing train_type reads besides its arguments (no patched constants).
+    """
+    from benchmarks import findings, repair_world
+    from models import evaluate, training
+
+    memo, mp = TrainingMemo(training.train_type), pytest.MonkeyPatch()
+    for module in (training, evaluate, findings, repair_world):
         mp.setattr(module, "train_type", memo)
     yield memo
     mp.undo()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select, update
 
 from api.app import create_app
@@ -13,6 +14,9 @@ from simulators.backfill import backfill
 from tests.api.support import build_world
 from tests.console.client import ConsoleClient, sign_in
 from tests.models.fleet_support import FAST, PUMP, fleet
+
+# Tests (and their SQLite and PostgreSQL cases) that store the same fleet train the same models: fitted once.
+pytestmark = pytest.mark.usefixtures("trainings_once")
 
 # A 2-hour horizon alerts too late to reach the 24 h lead that the comparison's recall asks for.
 WORSE = FAST | {"horizon_hours": 2.0}

@@ -24,6 +24,9 @@ from tests.api.support import build_world
 from tests.console.client import ConsoleClient, sign_in
 from tests.models.fleet_support import FAST, PUMP
 
+# Tests (and their SQLite and PostgreSQL cases) that store the same fleet train the same models: fitted once.
+pytestmark = pytest.mark.usefixtures("trainings_once")
+
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 Readings = Callable[[int, int], dict | None]  # None: no message that hour
 
