@@ -7,8 +7,8 @@ from tests.api.support import alert_naming, build_world
 LIKELY = [{"mode": "seal_leak", "share": 0.55}, {"mode": "bearing_wear", "share": 0.41}]
 
 
-def test_the_alert_json_lists_every_likely_mode(database_url: str) -> None:
-    world = build_world(database_url)
+def test_the_alert_json_lists_every_likely_mode(world_url: str) -> None:
+    world = build_world(world_url)
     machine = world.machines["acme"][2]
     alert_id = alert_naming(world, machine, LIKELY)
     with world.client() as client:

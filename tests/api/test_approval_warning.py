@@ -19,8 +19,8 @@ EMAIL = {"smtp_url": "smtp://127.0.0.1:9", "mail_to": "crm-inbox@oem.example"}
     [({}, 0), ({"smtp_url": "smtp://127.0.0.1:9"}, 0), (WEBHOOK, 1), (EMAIL, 1), ({**WEBHOOK, **EMAIL}, 2)],
     ids=["none", "smtp-without-recipient", "webhook", "email", "both"],
 )
-def test_the_approve_answer_warns_exactly_when_nothing_is_queued(database_url, settings, queued) -> None:
-    world = build_world(database_url, **settings)
+def test_the_approve_answer_warns_exactly_when_nothing_is_queued(world_url, settings, queued) -> None:
+    world = build_world(world_url, **settings)
     offer_id = world.offers["acme"][0]
     with world.client() as client:
         approved = client.post(

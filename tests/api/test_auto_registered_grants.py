@@ -15,8 +15,8 @@ from tests.api.support import World, build_world
 from tests.console.client import sign_in
 
 
-def test_auto_registration_assumes_service_only_and_admins_see_it(database_url: str) -> None:
-    world: World = build_world(database_url)
+def test_auto_registration_assumes_service_only_and_admins_see_it(world_url: str) -> None:
+    world: World = build_world(world_url)
     registry.auto_register(world.engine, [("newco", "press-1"), ("newco", "press-2")])
     with session(world.engine) as sess:
         newco = registry.get_customer(sess, "newco").id
@@ -38,8 +38,8 @@ def test_auto_registration_assumes_service_only_and_admins_see_it(database_url: 
     assert "assumed" not in acme_row
 
 
-def test_a_declared_grant_replaces_the_assumed_one(database_url: str) -> None:
-    world: World = build_world(database_url)
+def test_a_declared_grant_replaces_the_assumed_one(world_url: str) -> None:
+    world: World = build_world(world_url)
     registry.auto_register(world.engine, [("newco", "press-1")])
     registry.grant(engine=world.engine, tenant="newco", purpose="offers", by="admin")
     with session(world.engine) as sess:

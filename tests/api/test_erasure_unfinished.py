@@ -10,12 +10,12 @@ from tests.api.support import build_world
 from tests.lifecycle import support
 
 
-def test_the_customers_answer_names_an_unfinished_erasure_and_its_command(database_url, tmp_path, caplog):
-    world = build_world(database_url, archive_url=str(tmp_path / "archive"))
+def test_the_customers_answer_names_an_unfinished_erasure_and_its_command(world_url, tmp_path, caplog):
+    world = build_world(world_url, archive_url=str(tmp_path / "archive"))
     pair = (world.customers["acme"], world.machines["acme"][0])
     support.write(world.engine, support.rows(pair, seqs=range(300), step_s=600.0))
     archive.run(world.engine, url=world.settings.archive_url, before=support.START + timedelta(days=3))
-    support.killed_erasure(database_url, world.settings.archive_url, "acme")
+    support.killed_erasure(world_url, world.settings.archive_url, "acme")
 
     with caplog.at_level("WARNING", logger="fleet.erasure_ledger"), world.client() as client:
         listed = client.get(f"{API_PREFIX}/customers", headers=world.headers("admin")).json()

@@ -27,8 +27,8 @@ def _unresolved(world, alert_id: int) -> None:  # noqa: ANN001
         assert labels.read(conn, ref=f"alert:{alert_id}").empty
 
 
-def test_the_api_refuses_a_finding_naming_a_part_or_mode_the_machines_type_does_not_declare(database_url):
-    world = build_world(database_url)
+def test_the_api_refuses_a_finding_naming_a_part_or_mode_the_machines_type_does_not_declare(world_url):
+    world = build_world(world_url)
     machine_types.apply_file(engine=world.engine, path=FLEET_TYPES)
     alert_id, tech = world.alerts["acme"][0], world.headers("tech")
     resolve = f"{API_PREFIX}/alerts/{alert_id}/resolve"
@@ -51,8 +51,8 @@ def test_the_api_refuses_a_finding_naming_a_part_or_mode_the_machines_type_does_
         assert done.status_code == 200, done.text
 
 
-def test_the_console_resolve_form_shows_an_undeclared_part_as_its_error(database_url):
-    world = build_world(database_url)
+def test_the_console_resolve_form_shows_an_undeclared_part_as_its_error(world_url):
+    world = build_world(world_url)
     machine_types.apply_file(engine=world.engine, path=FLEET_TYPES)
     alert_id = world.alerts["acme"][0]
     page = f"/alerts/{alert_id}"
@@ -79,8 +79,8 @@ def _resolve_naming_no_part(world, finding: str) -> pd.DataFrame:  # noqa: ANN00
         return labels.read(conn, ref=f"alert:{alert_id}")
 
 
-def test_a_finding_naming_no_part_is_a_visit_to_the_part_its_mode_belongs_to(database_url):
-    world = build_world(database_url)
+def test_a_finding_naming_no_part_is_a_visit_to_the_part_its_mode_belongs_to(world_url):
+    world = build_world(world_url)
     machine_types.apply_file(engine=world.engine, path=FLEET_TYPES)
     found = _resolve_naming_no_part(world, "replaced_before_failure")
     # The alert's bearing_wear is the bearing's failure mode in centrifugal_pump, not a component of it.
@@ -94,6 +94,6 @@ def test_a_finding_naming_no_part_is_a_visit_to_the_part_its_mode_belongs_to(dat
     assert hours.tolist() == [2.0]
 
 
-def test_a_finding_naming_no_part_on_a_type_no_file_defines_names_no_part(database_url):
-    found = _resolve_naming_no_part(build_world(database_url), "confirmed_fault")
+def test_a_finding_naming_no_part_on_a_type_no_file_defines_names_no_part(world_url):
+    found = _resolve_naming_no_part(build_world(world_url), "confirmed_fault")
     assert found[["kind", "component", "mode"]].values.tolist() == [["failure", "", "bearing_wear"]]

@@ -18,8 +18,8 @@ from tests.api.support import build_world
         ("outcome", {"accepted": True, "amount": 2100}, "amount"),  # the CRM's name for the revenue
     ],
 )
-def test_an_unknown_field_is_refused_and_the_offer_is_unchanged(database_url, action, body, field) -> None:
-    world = build_world(database_url)
+def test_an_unknown_field_is_refused_and_the_offer_is_unchanged(world_url, action, body, field) -> None:
+    world = build_world(world_url)
     offer_id, am = world.offers["acme"][0], world.headers("am-acme")
     with world.client() as client:
         if action == "outcome":

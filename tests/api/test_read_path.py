@@ -201,10 +201,10 @@ def test_requests_that_saw_an_earlier_version_wait_for_a_later_read_under_way():
     assert pages.get("k", 6) == b"at 6", "the read at 5, finished last, did not replace the newer page"
 
 
-def test_the_alert_page_cache_stays_within_its_byte_budget(database_url):
+def test_the_alert_page_cache_stays_within_its_byte_budget(world_url):
     # 256 pages of up to 1,000 alerts each were kept whatever their size: hundreds of MB per worker.
     budget = 200_000
-    world = build_world(database_url, api_page_cache_bytes=budget)
+    world = build_world(world_url, api_page_cache_bytes=budget)
     machine, customer = world.machines["acme"][0], world.customers["acme"]
     with session(world.engine) as sess:
         sess.add_all(

@@ -37,9 +37,9 @@ def _assert_not_injected(smtp: SmtpSink, recipients: list[str]) -> None:
 
 
 def test_an_offer_title_and_account_name_with_line_breaks_still_email_on_one_subject_line(
-    database_url, sink: SmtpSink
+    world_url, sink: SmtpSink
 ) -> None:
-    world = build_world(database_url, smtp_url=sink.url, mail_to="crm-inbox@oem.example", route_timeout_s=5.0)
+    world = build_world(world_url, smtp_url=sink.url, mail_to="crm-inbox@oem.example", route_timeout_s=5.0)
     offer_id = world.offers["acme"][0]
     with session(world.engine) as sess:
         sess.get(Customer, world.customers["acme"]).name = NAME
@@ -62,9 +62,9 @@ def test_an_offer_title_and_account_name_with_line_breaks_still_email_on_one_sub
 
 
 def test_an_alert_notification_for_a_customer_named_with_line_breaks_still_goes_out(
-    database_url, sink: SmtpSink
+    world_url, sink: SmtpSink
 ) -> None:
-    world = build_world(database_url, smtp_url=sink.url, route_timeout_s=5.0, alert_escalate_after_min=10**6)
+    world = build_world(world_url, smtp_url=sink.url, route_timeout_s=5.0, alert_escalate_after_min=10**6)
     with session(world.engine) as sess:
         sess.get(Customer, world.customers["acme"]).name = NAME
     with world.client() as client:

@@ -85,12 +85,12 @@ def test_the_settings_named_for_erasure_announcements_and_webhook_egress() -> No
     assert egress.SETTING == "SERVICECAST_WEBHOOK_ALLOW_NETWORKS"
 
 
-def test_the_settings_named_for_unsent_e_mail_and_switched_off_offers(database_url: str) -> None:
+def test_the_settings_named_for_unsent_e_mail_and_switched_off_offers(world_url: str) -> None:
     assert notifications.NO_SMTP == (
         "E-mail is not configured (SERVICECAST_SMTP_URL is unset): nothing is sent by e-mail until the admin "
         "sets it."
     )
-    world = build_world(database_url, offers_per_account_per_week=0)
+    world = build_world(world_url, offers_per_account_per_week=0)
     with session(world.engine) as sess:
         why = offers.contact_limit(sess, world.customers["acme"], settings=world.settings, now=utcnow())
     assert why == (
