@@ -10,8 +10,8 @@ from fleet.db import session
 from tests.api.support import build_world
 
 
-def test_account_manager_pages_hide_risk_without_offers_consent(database_url) -> None:
-    world = build_world(database_url)
+def test_account_manager_pages_hide_risk_without_offers_consent(world_url) -> None:
+    world = build_world(world_url)
     globex = world.customers["globex"]
     with world.client() as client:
         revoked = client.delete(

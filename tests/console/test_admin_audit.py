@@ -12,8 +12,8 @@ from tests.api.support import build_world
 from tests.console.client import ConsoleClient, flash, sign_in
 
 
-def test_admin_page_actions_are_audited_with_the_admin_and_the_declaration(database_url) -> None:
-    world = build_world(database_url)
+def test_admin_page_actions_are_audited_with_the_admin_and_the_declaration(world_url) -> None:
+    world = build_world(world_url)
     acme = world.customers["acme"]
     first = model_versions.register(world.engine, model={"w": 1}, machine_type="pump")
     second = model_versions.register(world.engine, model={"w": 2}, machine_type="pump", activate=False)

@@ -114,9 +114,9 @@ def test_an_extreme_limit_and_forecast_are_drawn_and_an_infinite_one_is_left_out
     assert 'class="limit"' not in svg and 'class="forecast"' not in svg
 
 
-def test_a_machine_page_with_the_largest_finite_readings_is_drawn(database_url: str) -> None:
+def test_a_machine_page_with_the_largest_finite_readings_is_drawn(world_url: str) -> None:
     # One reading of ±1.7e308 made the machine page answer 500 (OverflowError in the chart's ticks).
-    world = build_world(database_url)
+    world = build_world(world_url)
     machine = world.machines["acme"][0]
     now = datetime.now(UTC).replace(microsecond=0)
     with session(world.engine) as sess:

@@ -20,9 +20,9 @@ LATER = NOW + silence.RATE_EVERY  # the world's own policy pass checked rates at
 
 
 def test_a_machine_at_a_quarter_of_its_rate_reads_degraded_and_its_alert_offers_no_part_finding(
-    database_url: str,
+    world_url: str,
 ) -> None:
-    world = build_world(database_url)
+    world = build_world(world_url)
     machine_id, customer_id = world.machines["acme"][0], world.customers["acme"]
     # a day of readings once a minute, then in the last hour one in four (arrival = reading time)
     day_before = [LATER - timedelta(hours=1, minutes=m) for m in range(24 * 60)]

@@ -42,8 +42,8 @@ def _comparison(candidate: dict, champion: dict, version: str) -> dict:
     }
 
 
-def test_the_admin_page_shows_each_versions_unjudged_alerts_beside_its_precision(database_url) -> None:
-    world = build_world(database_url)
+def test_the_admin_page_shows_each_versions_unjudged_alerts_beside_its_precision(world_url) -> None:
+    world = build_world(world_url)
     train_alerts = {
         "precision": 0.8,
         "unjudged_alerts": 4,

@@ -20,8 +20,8 @@ from tests.console.client import ConsoleClient, flash, sign_in
         ),
     ],
 )
-def test_the_approval_message_says_whether_the_offer_goes_anywhere(database_url, settings, said) -> None:
-    world = build_world(database_url, **settings)
+def test_the_approval_message_says_whether_the_offer_goes_anywhere(world_url, settings, said) -> None:
+    world = build_world(world_url, **settings)
     offer_id = world.offers["acme"][0]
     with ConsoleClient(create_app(world.settings)) as client:
         sign_in(client, world, "am-acme")

@@ -23,8 +23,8 @@ USD = (
 )
 
 
-def test_an_offer_of_a_usd_catalog_is_shown_in_usd_wherever_it_is_listed(database_url) -> None:
-    world = build_world(database_url)
+def test_an_offer_of_a_usd_catalog_is_shown_in_usd_wherever_it_is_listed(world_url) -> None:
+    world = build_world(world_url)
     with session(world.engine) as sess:
         catalog_versions.add(sess, source=USD, by=operator(), now=NOW)
         catalog_versions.activate(sess, version=3, by=operator(), now=NOW)

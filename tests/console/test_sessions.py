@@ -202,8 +202,8 @@ def test_revoking_keys_with_the_cli_ends_the_users_sessions(
     assert client.get("/offers", follow_redirects=False).status_code == 401
 
 
-def test_an_https_public_url_gives_a_secure_host_prefixed_cookie(database_url: str) -> None:
-    world = build_world(database_url, public_url="https://console.example")
+def test_an_https_public_url_gives_a_secure_host_prefixed_cookie(world_url: str) -> None:
+    world = build_world(world_url, public_url="https://console.example")
     with TestClient(create_app(world.settings), base_url="https://console.example") as client:
         response = client.post("/login", data={"api_key": world.tokens["tech"]}, follow_redirects=False)
         name, _, rest = response.headers["set-cookie"].partition("=")

@@ -33,8 +33,8 @@ def risk_axis(page: str) -> list[str]:
     return [html.unescape(text) for x, text in ticks if x == ticks[0][0]]
 
 
-def test_the_risk_chart_and_the_admin_page_show_the_versions_trained_threshold(database_url: str) -> None:
-    world = build_world(database_url)
+def test_the_risk_chart_and_the_admin_page_show_the_versions_trained_threshold(world_url: str) -> None:
+    world = build_world(world_url)
     scored, unscored = world.machines["acme"][2], world.machines["globex"][2]
     with ConsoleClient(create_app(world.settings)) as client:
         sign_in(client, world, "tech")
