@@ -180,7 +180,8 @@ def pytest_collection(session: pytest.Session) -> Iterator[object]:
     Importing every test module and what it imports grows a worker's heap to ~0.4 M objects: each growth
     by a quarter set off a full collection, ~3 CPU-s of a worker's ~13 collecting, with nothing to free.
     Not gc.freeze(): it makes the tests' full collections come sooner (a smaller long-lived heap); in a full
-    run one then freed test_restore's leftover asyncua tasks inside the next test, which counts logged errors.
+    run one then freed test_restore's leftover asyncua tasks inside the next test, which counts logged errors
+    (the OPC UA test server now stops its tasks; the freeze's gain was not shown, so it stays off).
     """
     thresholds = gc.get_threshold()
     gc.set_threshold(0)  # not gc.disable(): a test module may turn it off for its own run
