@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from api import estimate
-from api.schemas import FileNumber, FileWholeNumber
+from api.number_checks import FileNumber, FileWholeNumber
 from fleet import text_files
 from fleet.errors import InvalidInput
 from fleet.machine_types import SensorSpec

@@ -15,6 +15,7 @@ import logging
 from datetime import datetime
 from email.message import EmailMessage
 from functools import cache
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +26,6 @@ from api import notification_cover as cover
 from api.auth import Principal
 from api.errors import ConsentMissing, Forbidden
 from api.offers import risk_scope
-from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
 from api.scope import get_visible
 from fleet import display, errors, machine_types, registry
 from fleet.redaction import redact_url
@@ -44,6 +44,9 @@ from fleet.tables import (
     named_mode,
     subscription_address,
 )
+
+if TYPE_CHECKING:  # api.schemas imports FastAPI: not for `servicecast policy` or `route`, which serve no HTTP
+    from api.schemas import EmailSubscriptionIn, WebhookSubscriptionIn
 
 log = logging.getLogger(__name__)
 WATERMARK = "notify.alert_events"

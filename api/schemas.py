@@ -13,6 +13,7 @@ from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from api import delivery, estimate
+from api.number_checks import not_true_or_false
 from fleet.tables import subscription_address
 
 Purpose = Literal["service", "offers", "product_improvement"]
@@ -26,13 +27,6 @@ FLOAT_DIGITS = 15
 Reference = Annotated[str | None, Query(min_length=1, max_length=200)]
 
 
-def _not_true_or_false(value: object) -> object:
-    """Refuse JSON true/false as an amount (a bool is an int to pydantic: `true` would read as 1.0)."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number, not true or false")
-    return value
-
-
 def _money(value: object) -> object:
     """An amount of money as a JSON number or as decimal text (many CRMs send money so, to keep it exact):
     the text is read exactly, as plain digits with at most a fraction, and no more significant digits than a
@@ -44,7 +38,7 @@ def _money(value: object) -> object:
         if len(exact.normalize().as_tuple().digits) > FLOAT_DIGITS:
             raise ValueError(f"{value} has more than {FLOAT_DIGITS} significant digits")
         return float(exact)
-    return _not_true_or_false(value) + 0.0 if isinstance(value, float) else _not_true_or_false(value)
+    return not_true_or_false(value) + 0.0 if isinstance(value, float) else not_true_or_false(value)
 
 
 def _json_integer(value: object) -> object:
@@ -64,14 +58,6 @@ def _plain_digits(value: object) -> object:
         raise ValueError('must be a whole number in plain digits (as 42, not 42.0, 042, +42 or " 42")')
     # More digits than INT64_MAX has are past every id's bound; int() would refuse 4,300 and more.
     return int(value) if len(value) <= len(str(INT64_MAX)) else INT64_MAX + 1
-
-
-def _whole_number(value: object) -> object:
-    """Refuse true/false and text as a file's whole number: pydantic would read `true` and "1" as 1. A number
-    without a fraction (2.0) is taken as 2: the catalog file's version and expiry days are no ids."""
-    if isinstance(value, bool | str):
-        raise ValueError('must be a whole number (as 42, not true, false or "42")')
-    return value
 
 
 def _true_or_false(value: object) -> object:
@@ -117,10 +103,6 @@ _Money = Annotated[float, Field(allow_inf_nan=False)]
 Amount = Annotated[_Money, Field(ge=0, le=100_000_000), BeforeValidator(_money)]
 # An offer's price as the account manager edits it (`true` would approve it at 1.00).
 Price = Annotated[_Money, Field(gt=0, le=10_000_000), BeforeValidator(_money)]
-# Numbers in a file an admin adds (the catalog's YAML): the same checks, and text ("12", "0.8") and .inf/.nan
-# are refused too, never read as 12 or an endless figure. Bounds are the using field's own.
-FileWholeNumber = Annotated[int, BeforeValidator(_whole_number)]
-FileNumber = Annotated[float, Field(strict=True, allow_inf_nan=False), BeforeValidator(_not_true_or_false)]
 
 
 class Out(BaseModel):

@@ -121,3 +121,11 @@ def test_adding_a_machine_imports_no_array_library(sqlite_engine) -> None:
     done, imported = _imported(["machines", "add", "acme", "m2", "--type", "pump"], _on(sqlite_engine))
     assert done.stderr == "", done.stderr
     assert not imported & {"numpy", "pandas", "pyarrow"}, sorted(imported)
+
+
+def test_a_policy_pass_imports_no_web_framework(sqlite_engine) -> None:
+    # It reads the catalog and raises the API's domain errors, and serves no HTTP: FastAPI (~0.5 CPU-s a
+    # start) came in with the catalog's number types, the domain errors' module and the subscription bodies.
+    done, imported = _imported(["policy", "--once"], _on(sqlite_engine))
+    assert done.stderr == "", done.stderr
+    assert "fastapi" not in imported, sorted(imported)
