@@ -51,7 +51,9 @@ class EmbeddedBroker:
         return Broker(config, loop=self._loop)
 
     def stop(self) -> None:
-        """Shut the broker down and end its thread."""
+        """Shut the broker down, end its thread and close its loop (once; a second stop does nothing)."""
+        if self._loop.is_closed():
+            return
         if self._broker is not None:
             # amqtt reports its own cancelled tasks as errors while shutting down; they are not ours.
             logging.getLogger("amqtt").setLevel(logging.CRITICAL)
@@ -59,6 +61,8 @@ class EmbeddedBroker:
             asyncio.run_coroutine_threadsafe(_cancel_leftovers(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

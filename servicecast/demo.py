@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -52,6 +55,26 @@ def run_demo(
 
     now: the demo's clock, where its fleet ends and its policy acts (default: the current time).
     """
+    with sigterm_as_ctrl_c():
+        return _run_demo(settings, engine, fresh=fresh, serve=serve, now=now)
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM stops the demo as Ctrl-C does: what it started is stopped on the way out (the OPC UA press,
+    the ingester, the broker; while serving, uvicorn's graceful shutdown, then exit 0), not killed as it runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # raises KeyboardInterrupt
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_demo(settings: Settings, engine: Engine, *, fresh: bool, serve: bool, now: datetime | None) -> int:
     started = time.monotonic()
     catalog.default()  # a broken catalog stops the demo before it builds a fleet, not after training
     if "ingest_auto_register" not in settings.model_fields_set:

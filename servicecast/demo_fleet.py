@@ -215,10 +215,9 @@ def publish_live(
             typer.echo("could not subscribe the ingester at the broker", err=True)
             return False
         started = time.monotonic()
-        press = DemoOpcUaMachine(url, settings.mqtt_protocol).start()
-        earlier, last = fleet.live_parts()
-        parts = [_publish(earlier, url, fleet, settings)]
-        press.stop()
+        with DemoOpcUaMachine(url, settings.mqtt_protocol) as press:  # stopped at once if interrupted
+            earlier, last = fleet.live_parts()
+            parts = [_publish(earlier, url, fleet, settings)]
         # The press's messages count too: waiting for the fleet's alone can go on before the last are in.
         _wait_for(ingester, press.published + parts[0].sent, deadline=time.monotonic() + 120)
         before_last()

@@ -40,13 +40,29 @@ class DemoOpcUaMachine:
             target=self._loop.run_forever, name="servicecast-demo-opcua", daemon=True
         )
         self._shift = threading.Thread(target=self._run_shift, name="servicecast-demo-press", daemon=True)
+        self._ended = threading.Event()  # set when the demo stops early: the shift ends at its next step
+        self._serving = False
+        self.buffer: Buffer | None = None
+        self._task: asyncio.Task | None = None
+
+    def __enter__(self) -> DemoOpcUaMachine:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        # Interrupted (Ctrl-C, SIGTERM) or failed: stop at once rather than wait for the shift and the broker.
+        self.stop(drain=exc_type is None)
 
     def start(self) -> DemoOpcUaMachine:
         """Serve the press, bridge it, and let it work a short shift in the background."""
-        self.server.start()
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._setup(), self._loop).result(timeout=10)
-        self._shift.start()
+        try:
+            self.server.start()
+            self._serving = True
+            self._thread.start()
+            asyncio.run_coroutine_threadsafe(self._setup(), self._loop).result(timeout=10)
+            self._shift.start()
+        except BaseException:
+            self.stop(drain=False)
+            raise
         return self
 
     async def _setup(self) -> None:
@@ -68,12 +84,14 @@ class DemoOpcUaMachine:
         # per node), so the press waits for both (a fixed 1 s was too short at load 26).
         end = time.monotonic() + 60
         while self.buffer.added_to.total() < 2 and time.monotonic() < end:
-            time.sleep(0.05)
+            if self._ended.wait(0.05):
+                return
         for i in range(self.steps):
             self.server.step()
             if i == self.steps // 2:
                 self.server.alarm(active=True)
-            time.sleep(self.period_s)
+            if self._ended.wait(self.period_s):
+                return
         self.server.alarm(active=False)
 
     def _all_buffered(self) -> bool:
@@ -87,9 +105,36 @@ class DemoOpcUaMachine:
         """Messages the broker has acknowledged from the press so far."""
         return self.publisher.published
 
-    def stop(self, deadline_s: float = 60.0) -> None:
-        """Wait until the broker has taken every message, then stop the bridge and the server."""
-        self._shift.join(timeout=deadline_s)
+    def stop(self, deadline_s: float = 60.0, *, drain: bool = True) -> None:
+        """Stop the bridge and the server, leaving no thread, task, open loop, port or buffer file behind.
+
+        drain: first wait until the broker has taken every message of the whole shift; without, stop now.
+        """
+        try:
+            if drain and self._shift.is_alive():
+                self._shift.join(timeout=deadline_s)
+            if drain and self.buffer is not None:
+                self._drain(deadline_s)
+        finally:  # a Ctrl-C while it drains still stops the rest
+            self._ended.set()
+            if self._shift.is_alive():
+                self._shift.join(timeout=deadline_s)
+            self._shut()
+
+    def _shut(self) -> None:
+        """End the bridge and what it left on its loop, the loop and its thread, the server, the folder."""
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=15)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
+        if self._serving:
+            self.server.stop()
+            self._serving = False
+        self._dir.cleanup()
+
+    def _drain(self, deadline_s: float) -> None:
         end = time.monotonic() + deadline_s
         # The press's last change and alarm event reach the buffer a publishing interval later, longer on a
         # loaded machine (a fixed 1 s could close the bridge before them: a rerun's press came out one event
@@ -103,14 +148,17 @@ class DemoOpcUaMachine:
             f"{len(self.server.changes)} value changes and {self.server.alarms} alarm events over MQTT"
             + (f", {self.buffer.count} left unsent" if self.buffer.count else "")
         )
-        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=15)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self.server.stop()
-        self._dir.cleanup()
 
     async def _close(self) -> None:
         # The bridge's stop says goodbye to the server and flushes, each bounded; then the buffer may close.
-        self._task.cancel()
-        await asyncio.wait({self._task})
-        self.buffer.close()
+        # Whatever asyncua's client left on the loop goes too: a task pending on a closed loop is destroyed
+        # later with "Task was destroyed but it is pending!".
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task})
+        left = [other for other in asyncio.all_tasks() if other is not asyncio.current_task()]
+        for other in left:
+            other.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        if self.buffer is not None:
+            self.buffer.close()
