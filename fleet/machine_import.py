@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import closing, nullcontext
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
-from fleet import csv_import, errors, machine_types, registration, type_checks
+from fleet import csv_import, errors, machine_staging, machine_types, registration, type_checks
 from fleet.csv_import import ColumnMap, ImportRefused, ImportReport, Reject, RejectSpool, Reread
-from fleet.db import for_writing
+from fleet.db import WRITE_LOCK_OPTION
 from fleet.tables import Customer, DataUseGrant, Machine, Site
 
 _DAYS_PER_YEAR = 365.25
-BATCH = 5000  # machines held at once: looked up and registered together
+BATCH = 5000  # machines held at once: staged together
 # Characters each optional field may have: 64, or less where the column is narrower (PostgreSQL refuses more).
 _WIDTHS = {
     name: min(64, column.type.length)
@@ -95,9 +95,10 @@ def import_machines(
     Bad rows refuse the whole file (ImportRefused: their count, the first LISTED lines and reasons) unless
     `reject_file` is given, as for history imports: then the good rows are registered and the bad ones written
     there in line order, before the registration commits. A dry run writes nothing. The file is read twice
-    rather than held: for its customers and sites, then for its machines, registered BATCH at a time in one
-    transaction, bad rows waiting in a temporary file (RejectSpool); a file to refuse is refused before
-    anything is written.
+    rather than held: for its customers and sites, then for its machines, staged BATCH at a time in a
+    temporary table (machine_staging: no lock on the store while the file is read), bad rows waiting in a
+    temporary file (RejectSpool); a file to refuse is refused before anything is written. Then one write
+    transaction registers the customers, sites and every staged machine: all of the file's good rows or none.
     """
     registration.check_purposes(purposes)  # a dry run refuses what the import would
     if mapping.age_at:
@@ -115,20 +116,13 @@ def import_machines(
     if reject_file is None and twice:
         _refuse_bad_rows(path, mapping, twice, read)  # before anything is written
     report = ImportReport()
+    types: Counter[str] = Counter()
     with (
         closing(RejectSpool()) if reject_file is not None and not dry_run else nullcontext() as spool,
-        (engine if dry_run else for_writing(engine)).begin() as conn,
+        engine.connect() as conn,
+        machine_staging.staged(conn),
     ):
-        add = None
-        if not dry_run:
-            add = registration.registrar(
-                conn,
-                owners,
-                purposes={owner["tenant"]: tuple(purposes) for owner in owners},
-                granted_by=f"import:{Path(path).name}"[: DataUseGrant.granted_by.type.length],
-            )
         batch: list[dict] = []
-        types: Counter[str] = Counter()
         for line, row, machine in _machines(path, mapping, twice, read):
             report.rows += 1
             if isinstance(machine, str):
@@ -137,16 +131,29 @@ def import_machines(
             batch.append(machine)
             types.update([machine["machine_type"]] if machine.get("machine_type") else [])
             if len(batch) == BATCH:
-                report.existing += _register(conn, batch, add)
+                machine_staging.stage(conn, batch)
                 batch = []
-        report.existing += _register(conn, batch, add)
-        if report.rejected and reject_file is None:  # the file changed since: rolled back
+        machine_staging.stage(conn, batch)
+        conn.commit()  # the staging table only: the store is not locked yet
+        if report.rejected and reject_file is None:  # the file changed since
             raise ImportRefused(path, report)
-        report.notes += type_notes(conn, types)
-        if spool is not None and report.rejected:
-            # Once the machines are written, before the commit: no silent half-import; a write refused
-            # before this point leaves the reject file as it was.
-            spool.write(reject_file, whole=True)
+        if not dry_run:
+            conn.execution_options(**{WRITE_LOCK_OPTION: True})  # SQLite's write lock from BEGIN
+        with conn.begin():
+            report.existing = machine_staging.existing(conn)
+            if not dry_run:
+                registration.registrar(
+                    conn,
+                    owners,
+                    purposes={owner["tenant"]: tuple(purposes) for owner in owners},
+                    granted_by=f"import:{Path(path).name}"[: DataUseGrant.granted_by.type.length],
+                )
+                machine_staging.register(conn)
+            report.notes += type_notes(conn, types)
+            if spool is not None and report.rejected:
+                # Once the machines are written, before the commit: no silent half-import; a write refused
+                # before this point leaves the reject file as it was.
+                spool.write(reject_file, whole=True)
     report.new = report.rows - report.rejected - report.existing
     report.written = not dry_run
     return report
@@ -161,14 +168,6 @@ def _refuse_bad_rows(path: Path, mapping: ColumnMap, twice: set[int], read: Rere
             report.add_reject(Reject(line, machine, row), None)
     if report.rejected:
         raise ImportRefused(path, report)
-
-
-def _register(conn: Connection, batch: list[dict], add: Callable[[list], None] | None) -> int:
-    """How many of `batch` are registered already; `add` registers the others (None: a dry run)."""
-    existing = len(registration.lookup_machines(conn, [(m["tenant"], m["machine"]) for m in batch]))
-    if add is not None and batch:
-        add(batch)
-    return existing
 
 
 def _survey(path: Path, mapping: ColumnMap, first_read: ImportReport) -> tuple[list[dict], set[int], Reread]:
