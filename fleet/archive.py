@@ -17,13 +17,11 @@ discarded, and the rows move by key like those of the week the cutoff falls in.
 
 from __future__ import annotations
 
-import fcntl
 import io
 import re
 import time
 import traceback
 import uuid
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from sqlalchemy import Connection, Engine, Select, bindparam, func, insert, sele
 
 from fleet import archive_format, archive_store, db, durable, erasure_ledger, errors, partitions
 from fleet.archive_location import Location, location  # `archive.location` to its callers
+from fleet.archive_lock import exclusive  # `archive.exclusive` to its callers
 from fleet.settings import PARTITION_LOCK_TIMEOUT_S
 from fleet.tables import ArchivedRange, ArchiveFile, Customer, Telemetry
 
@@ -94,41 +93,6 @@ def _month(ts: pd.Series) -> pd.Series:
 def _registered(engine: Engine) -> set[str]:
     with engine.connect() as conn:
         return set(conn.scalars(select(ArchiveFile.path)))
-
-
-# pg_advisory_lock(_RUN_LOCK): held by the one archive run of a PostgreSQL database.
-_RUN_LOCK = zlib.crc32(b"servicecast.archive.run")
-
-
-@contextmanager
-def exclusive(engine: Engine, *, wait: bool) -> Iterator[bool]:
-    """Whether this block holds the database's archive lock (waiting for it when `wait`), until it ends.
-
-    An archive run holds it throughout: a file it wrote and has not yet registered looks like a killed
-    run's orphan, and another run's sweep must not delete it. Erasure takes it too. PostgreSQL: a session
-    advisory lock; SQLite: an flock on a file beside the database.
-    """
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            take = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
-            held = conn.scalar(text(f"SELECT {take}(:key)"), {"key": _RUN_LOCK}) is not False
-            try:
-                yield held
-            finally:
-                if held:
-                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _RUN_LOCK})
-        return
-    database = engine.url.database
-    if not database or database == ":memory:":
-        yield True  # one connection, one process: nobody else can run
-        return
-    with open(f"{database}.archive-lock", "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True  # closing the file releases the lock
 
 
 def remove_orphans(engine: Engine, where: Location) -> int:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fleet import (
     archive_location,
+    archive_lock,
     archive_store,
     audit,
     audit_maintenance,
@@ -53,8 +54,8 @@ from fleet.tables import (
 from fleet.tables.register import PURPOSES
 from fleet.tables.workflow import ROLES
 
-# fleet.archive and archive_legacy (pandas, pyarrow) are imported where an erasure runs: a process's start
-# check reads `unfinished` here, and a refusal must not pay for them.
+# fleet.archive_legacy (pyarrow) is imported where an erasure meets a customer: a process's start check reads
+# `unfinished` here, and a refusal, or the erasure of a tenant id no customer has, must not pay for it.
 log = logging.getLogger(__name__)
 _ID_KEYS = {"customer_id": "customers", "machine_id": "machines", "user_id": "users"}
 # Subjects of audit lines that belong to one customer: its record, machines, alerts and offers.
@@ -268,13 +269,11 @@ def _mark_models(conn: Connection, who: Erased) -> int:
 
 def erase(engine: Engine, *, tenant: str, confirm: str, by: str, archive_url: str, now: datetime) -> dict:
     """Erase one customer; returns the receipt (pseudonym, counts per class, what was kept and why)."""
-    from fleet import archive
-
     if confirm != tenant:
         raise NotConfirmed("--confirm must repeat the tenant id")
     where = archive_location.location(archive_url)
     # An archive run meanwhile could write the customer's rows to a file after its folder is removed.
-    with archive.exclusive(engine, wait=True):
+    with archive_lock.exclusive(engine, wait=True):
         # Before anything is noted or removed: a copy of this database sharing the store folder stops here.
         store = archive_store.checked(engine, where)  # may draw the store's id
         customer_id = _note_start(engine, tenant=tenant, by=by, now=now)
@@ -291,10 +290,8 @@ def reapply(engine: Engine, *, by: str, archive_url: str, now: datetime) -> list
     """Erase again each customer the database holds though the archive's erasure ledger lists it as erased (a
     database put back from a copy older than the erasure), and complete each unfinished erasure; their
     receipts."""
-    from fleet import archive
-
     where = archive_location.location(archive_url)
-    with archive.exclusive(engine, wait=True):
+    with archive_lock.exclusive(engine, wait=True):
         store = archive_store.checked(engine, where)
         with engine.connect() as conn:
             try:
@@ -414,14 +411,14 @@ def _erase(engine: Engine, *, tenant: str, by: str, now: datetime, done: _Done) 
     """Delete the customer's rows and its archive files (its folder in the store folder among them), in one
     transaction, and record it in the erasure ledger; the caller holds the archive lock. The receipt returned
     also lists, by path, the files left in its folder at the archive root. `done` says how far it went."""
-    from fleet import archive_legacy
-
     where, store = done.where, done.store
     folder = f"{store}/tenant={tenant}"
     with for_writing(engine).begin() as conn:  # gathers, then deletes: the write lock from BEGIN
         who = _gather(conn, tenant)
         if who is None:
             return {**_after_erasure(conn, tenant, by=by, now=now), "left_in_archive": []}
+        from fleet import archive_legacy  # pyarrow: for a customer there is
+
         counts = _counts(conn, who)
         files = list(conn.scalars(select(ArchiveFile.path).where(ArchiveFile.customer_id == who.customer_id)))
         archived_rows = conn.scalar(

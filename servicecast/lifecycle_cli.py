@@ -11,19 +11,7 @@ import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-from fleet import (
-    archive,
-    archive_store,
-    audit,
-    display,
-    erasure,
-    errors,
-    export,
-    export_files,
-    progress,
-    retention,
-    rollups,
-)
+from fleet import archive_store, audit, display, erasure, errors, export_files, progress
 from fleet.bootstrap import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -56,6 +44,8 @@ def retention_run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
 ) -> None:
     """Archive hot telemetry past SERVICECAST_HOT_DAYS and delete what is past each class's days."""
+    from fleet import retention  # the archive's pandas and pyarrow: imported by the commands that read it
+
     settings = load_settings()
     try:
         with database_errors(settings, doing="run retention in"):  # the line names the steps done
@@ -92,6 +82,8 @@ def _refreshing(settings: Settings) -> progress.Progress:
 @retention_app.command("claim-archive")
 def retention_claim_archive() -> None:
     """Make this database the owner of its folder in SERVICECAST_ARCHIVE_URL: a copy, a moved database."""
+    from fleet import archive
+
     settings = load_settings()
     try:
         with database_errors(settings, doing="claim the archive folder in"):
@@ -107,6 +99,8 @@ def retention_claim_archive() -> None:
 @rollups_app.command("refresh")
 def rollups_refresh() -> None:
     """Recompute the rollups of every hour that got rows since the last refresh."""
+    from fleet import retention, rollups
+
     settings = load_settings()
     try:
         with database_errors(settings, doing="refresh the rollups in"):
@@ -177,6 +171,8 @@ def customers_export(
 
 
 def _export(engine: Engine, tenant: str, directory: Path, *, archive_url: str) -> None:
+    from fleet import export
+
     chunks = export.stream(engine, tenant=tenant, archive_url=archive_url)
     try:
         first = next(chunks)  # looks the customer up and checks its archive files: no file named yet

@@ -129,3 +129,11 @@ def test_a_policy_pass_imports_no_web_framework(sqlite_engine) -> None:
     done, imported = _imported(["policy", "--once"], _on(sqlite_engine))
     assert done.stderr == "", done.stderr
     assert "fastapi" not in imported, sorted(imported)
+
+
+def test_erasing_a_tenant_id_no_customer_has_imports_no_table_or_parquet_library(sqlite_engine) -> None:
+    # The archive's lock was taken through fleet.archive, and the lifecycle commands imported the archive,
+    # export, retention and rollups modules as they were mounted: ~0.6 CPU-s of pandas and pyarrow a start.
+    done, imported = _imported(["customers", "erase", "plant:7", "--confirm", "plant:7"], _on(sqlite_engine))
+    assert done.stderr == "servicecast: no customer 'plant:7'\n", done.stderr
+    assert not imported & {"pandas", "pyarrow", "numpy"}, sorted(imported)
