@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, event, func
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, event, func, inspect
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet.tables.base import Base, BigId, Json, UtcDateTime, utcnow
@@ -52,7 +52,13 @@ def subscription_address(channel: str, address: str) -> str:
 @event.listens_for(NotificationSubscription, "before_insert")
 @event.listens_for(NotificationSubscription, "before_update")
 def _stored_address(_mapper, _conn, sub: NotificationSubscription) -> None:
-    """Every subscription written through the ORM holds its address as `subscription_address` gives it."""
+    """Every address written through the ORM is stored as `subscription_address` gives it; an update that
+    leaves address and channel alone leaves the address as stored (one migration 0035 could not lower within
+    the column: lowering it again would make the row's every update, an unsubscribe, too long to store)."""
+    state = inspect(sub)
+    changed = state.attrs.address.history.has_changes() or state.attrs.channel.history.has_changes()
+    if state.has_identity and not changed:
+        return
     sub.address = subscription_address(sub.channel, sub.address)
 
 
