@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 
 from fleet import dialect
+from fleet.registration import machine_details
 from fleet.tables import Customer, Machine, Site, utcnow
 from fleet.tables.base import UtcDateTime
 
@@ -64,15 +65,7 @@ def stage(conn: Connection, machines: list[dict]) -> None:
         conn.execute(
             STAGED.insert(),
             [
-                {
-                    "tenant": m["tenant"],
-                    "machine": m["machine"],
-                    "site": m.get("site"),
-                    "machine_type": m.get("machine_type") or "unknown",
-                    "serial": m.get("serial"),
-                    "installed": m.get("installed"),
-                    "contract_tier": m.get("contract_tier") or "basic",
-                }
+                {"tenant": m["tenant"], "machine": m["machine"], "site": m.get("site"), **machine_details(m)}
                 for m in machines
             ],
         )

@@ -194,11 +194,18 @@ def _machine(
         "customer_id": customer_id,
         "site_id": site_ids.get((customer_id, str(site))) if site else None,
         "code": str(row["machine"]),
+        **machine_details(row),
+        "auto_registered": first_sight,
+    }
+
+
+def machine_details(row: Mapping) -> dict:
+    """A machine's own fields as registered, the defaults where the row leaves them out."""
+    return {
         "machine_type": row.get("machine_type") or "unknown",
         "serial": row.get("serial"),
         "installed": _day(row.get("installed")),
         "contract_tier": row.get("contract_tier") or "basic",
-        "auto_registered": first_sight,
     }
 
 
