@@ -19,6 +19,7 @@ from models import statuses
 # Risk that opens an alert when the prediction's model version has no stored threshold.
 ALERT_MIN_RISK = 0.5
 OPEN_STATES = ("open", "acknowledged", "assigned")
+UNASSIGNED = ("open", "acknowledged")  # open states no technician has yet: a critical one puts service first
 ALERTING = ("ok", statuses.COLD_START_STATUS)  # prediction statuses that carry a risk to alert on
 # The queue: most severe first, then the nearest failure (index ix_alerts_queue walks it in this order).
 QUEUE_ORDER = (Alert.queue_rank, Alert.lead_rank, Alert.id)
@@ -144,6 +145,11 @@ class AlertBook:
                 self._sess, "alert", alert.id, "opened", None, {"severity": severity, "risk": prediction.risk}
             )
         return alert
+
+    def critical_unassigned(self, machine_id: int) -> bool:
+        """Whether a critical alert of the machine waits for a technician (open or acknowledged), as the
+        book holds it now: one it opened or raised to critical for an earlier prediction counts at once."""
+        return any(a.severity == "critical" and a.status in UNASSIGNED for a, _ in self._machine(machine_id))
 
     def read(self, machine_ids: Iterable[int]) -> None:
         """Read the open alerts of those of these machines the book has not read yet, in one query."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from email.message import EmailMessage
-from functools import cache
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -252,7 +251,7 @@ def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
     subs = cover.live(sess)
     readers = cover.readers(sess, subs) if found else {}
     offers_since = registry.granted_since(sess, "offers") if found else {}
-    specs_of = cache(lambda name: machine_types.sensor_specs(sess, name))  # once per type, not per alert
+    specs_of = machine_types.specs_by_type(sess)  # once per type, not per alert
     added = 0
     for event in found:
         mark.value = max(mark.value, event.id)

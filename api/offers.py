@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import catalog, catalog_versions, contacts, estimate, events, offer_lifecycle, offer_policy
-from api.alerts import lead_time_hours
+from api.alerts import AlertBook, lead_time_hours
 from api.audit import log_event, require_state
 from api.auth import Principal
 from api.errors import Conflict, ConsentMissing
@@ -63,19 +63,16 @@ def blocking_reason(
     *,
     book: OfferBook | None = None,
     contact_book: contacts.ContactBook | None = None,
+    alert_book: AlertBook | None = None,
 ) -> str | None:
     """Why no offer may be made now, or None when every gate is open (`book`: the run's open offers,
-    `contact_book`: its customers' contacts)."""
+    `contact_book`: its customers' contacts, `alert_book`: its machines' open alerts; else read now).
+
+    Consent is read afresh each time: a revocation committed while a run goes on is heeded at once.
+    """
     if not has_offers_grant(sess, prediction.customer_id):
         return "consent: the customer has not granted 'offers'"
-    unassigned_critical = sess.scalar(
-        select(Alert.id).where(
-            Alert.machine_id == prediction.machine_id,
-            Alert.severity == "critical",
-            Alert.status.in_(("open", "acknowledged")),
-        )
-    )
-    if unassigned_critical is not None:
+    if (alert_book or AlertBook(sess)).critical_unassigned(prediction.machine_id):
         return "service first: a critical alert on this machine is not assigned yet"
     over_limit = contact_limit(sess, prediction.customer_id, settings=settings, now=now, book=contact_book)
     if over_limit is not None:
@@ -186,11 +183,17 @@ def _texts(
 
 
 def follow_estimate(
-    sess: Session, prediction: Prediction, now: datetime, *, book: OfferBook | None = None
+    sess: Session,
+    prediction: Prediction,
+    now: datetime,
+    *,
+    book: OfferBook | None = None,
+    specs_of: Callable[[str], dict] | None = None,
 ) -> int:
     """Offers nobody approved yet take the machine's newest estimate; returns how many were updated.
 
-    `book`: the run's open offers (`OfferBook`), else the machine's are read now.
+    `book`: the run's open offers (`OfferBook`), `specs_of` its machine types' sensors
+    (`machine_types.specs_by_type`); else they are read now.
     """
     if prediction.status != "ok" or prediction.risk is None:
         return 0
@@ -203,7 +206,7 @@ def follow_estimate(
     if not proposed:
         return 0
     machine = sess.get(Machine, prediction.machine_id)
-    specs = machine_types.sensor_specs(sess, machine.machine_type)
+    specs = (specs_of or machine_types.specs_by_type(sess))(machine.machine_type)
     updated = 0
     for offer in proposed:
         if _rewrite(sess, offer, prediction, machine, now, specs):
@@ -249,6 +252,8 @@ def propose(
     book: OfferBook | None = None,
     contact_book: contacts.ContactBook | None = None,
     in_force: catalog.Catalog | None = None,
+    alert_book: AlertBook | None = None,
+    specs_of: Callable[[str], dict] | None = None,
 ) -> Offer | None:
     """An offer for a risky prediction when the catalog has a fitting item and every gate is open.
 
@@ -256,7 +261,9 @@ def propose(
     the context, the alternatives and the choice's probability are kept with the offer. A policy that
     holds (no offer) proposes nothing; its choice is kept in the audit trail with the same log. `book`:
     the run's open offers (`OfferBook`), which the new offer joins, `contact_book` its customers' contacts
-    (`contacts.ContactBook`) and `in_force` the catalog its `policy` was trained for; else they are read now.
+    (`contacts.ContactBook`), `in_force` the catalog its `policy` was trained for, `alert_book` its machines'
+    open alerts (`alerts.AlertBook`, the prediction's applied) and `specs_of` their types' sensors
+    (`machine_types.specs_by_type`); else they are read now.
     """
     if prediction.status != "ok" or prediction.risk is None:
         return None
@@ -272,7 +279,9 @@ def propose(
         return None
     book = book or OfferBook(sess, [machine.id])
     contact_book = contact_book or contacts.ContactBook(sess, [customer.id], now)
-    reason = blocking_reason(sess, prediction, fits[0], settings, now, book=book, contact_book=contact_book)
+    reason = blocking_reason(
+        sess, prediction, fits[0], settings, now, book=book, contact_book=contact_book, alert_book=alert_book
+    )
     if reason is not None:
         return None
     fits = [item for item in fits if _live_duplicate(sess, machine.id, item.key, book) is None]
@@ -290,7 +299,7 @@ def propose(
     arm, item = proposal.arm, cat.item(proposal.arm.item)
     value = catalog.expected_value(risk=prediction.risk, machine_type=machine.machine_type, catalog=cat)
     language = customer.language or "en"
-    specs = machine_types.sensor_specs(sess, machine.machine_type)
+    specs = (specs_of or machine_types.specs_by_type(sess))(machine.machine_type)
     title, text = _texts(
         item,
         prediction,

@@ -26,7 +26,7 @@ from api import (
     silence,
 )
 from api.offer_book import OfferBook
-from fleet import display
+from fleet import display, machine_types
 from fleet.db import for_writing, give_way, session
 from fleet.settings import Settings
 from fleet.tables import Prediction, Watermark, utcnow
@@ -138,7 +138,8 @@ def _apply(
     report: PolicyReport,
 ) -> Sequence[Prediction]:
     """A batch's predictions in id order, up to its `AT_RISK`-th at risk; returns those it applied. Their
-    machines' alerts and open offers, and the at-risk ones' customers' contacts, are read once for all."""
+    machines' alerts and open offers, the at-risk ones' customers' contacts and the machine types' sensors are
+    read once for all; each proposal reads its customer's consent afresh."""
     trained = versions.thresholds(sess, {p.model_version for p in predictions if p.model_version})
     thresholds = [_threshold(trained, p.model_version) for p in predictions]
     flags = [alerts.alerting(p, t) for p, t in zip(predictions, thresholds, strict=True)]
@@ -150,6 +151,7 @@ def _apply(
     alert_book.read(risky)
     offer_book.read_owners(risky)
     contact_book = contacts.ContactBook(sess, {p.customer_id for p in at_risk}, now)
+    specs_of = machine_types.specs_by_type(sess)
     policy = chooser.get(sess) if risky else None
     for prediction, threshold in zip(predictions, thresholds, strict=True):
         alert = alert_book.apply(prediction, now, threshold=threshold)
@@ -157,7 +159,7 @@ def _apply(
         report.offers_withdrawn += offer_lifecycle.follow_prediction(
             sess, prediction, threshold=threshold, now=now, settings=settings, book=offer_book
         )
-        offers.follow_estimate(sess, prediction, now, book=offer_book)
+        offers.follow_estimate(sess, prediction, now, book=offer_book, specs_of=specs_of)
         # Only on an alert: below the threshold `follow_prediction` withdraws it on the next pass.
         if alert is not None:
             offer = offers.propose(
@@ -171,6 +173,8 @@ def _apply(
                 book=offer_book,
                 contact_book=contact_book,
                 in_force=chooser.in_force,
+                alert_book=alert_book,
+                specs_of=specs_of,
             )
             report.offers_proposed += offer is not None
     return predictions

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -281,6 +282,11 @@ def sensor_specs(conn: Session | Connection, name: str) -> dict[str, SensorSpec]
         for s in definition.get("sensors", []):
             specs[s["name"]] = SensorSpec.from_definition(s)
     return specs
+
+
+def specs_by_type(conn: Session | Connection) -> Callable[[str], dict[str, SensorSpec]]:
+    """`sensor_specs` for a run over many machines: each type read once, at its first ask (not to mutate)."""
+    return functools.cache(lambda name: sensor_specs(conn, name))
 
 
 def _newest_definition(conn: Session | Connection, name: str) -> dict:
