@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from asyncua import ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, select
 
 from fleet import credentials, registration, subprocesses
@@ -23,6 +26,23 @@ from tests.ingest.support import REPO, wait_until
 
 TENANT, MACHINE = "acme", "press-7"
 INGEST_USER, INGEST_PASSWORD = credentials.DEFAULT_INGEST_USER, "ingest-secret"
+
+
+LOADED_TIMEOUT_S = 60.0  # a test client's request timeout where what is tested is what is sent, not how soon
+
+
+def values_notified() -> float:
+    """Data change notifications the bridge's translators were handed in this process."""
+    return REGISTRY.get_sample_value("servicecast_bridge_opcua_notifications_total", {"kind": "data"}) or 0.0
+
+
+async def until(condition: Callable[[], object], what: str) -> None:
+    """Wait (0.1 s a try, 60 s at most) until `condition()` holds; fail naming `what` if it never does."""
+    for _ in range(600):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never: {what}")
 
 
 @dataclass

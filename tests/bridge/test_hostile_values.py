@@ -20,6 +20,7 @@ from ingest.opcua.buffer import Buffer
 from ingest.opcua.publisher import Publisher
 from simulators.opcua_machine import MAP, MachineServer
 from tests import services
+from tests.bridge.support import LOADED_TIMEOUT_S, until, values_notified
 
 
 @pytest.fixture
@@ -30,10 +31,11 @@ def machine() -> Iterator[MachineServer]:
     server.stop()
 
 
-def write(machine: MachineServer, sensor: str, value: ua.DataValue) -> None:
-    """Set one of the press's monitoring variables to this data value, on the server's own loop."""
+def write(machine: MachineServer, sensor: str, value: ua.DataValue) -> int:
+    """Set one of the press's monitoring variables to this data value, on the server's own loop; 1 value."""
     node, _ = machine.variables[sensor]
     machine._call(node.write_value(value))
+    return 1
 
 
 def readings(buffer: Buffer, sensor: str) -> list[tuple[str, object]]:
@@ -43,16 +45,26 @@ def readings(buffer: Buffer, sensor: str) -> list[tuple[str, object]]:
 
 
 async def bridged(machine: MachineServer, buffer: Buffer, changes) -> None:  # noqa: ANN001
-    """Subscribe as the bridge does, make the changes on the server, and give them time to arrive."""
+    """Subscribe as the bridge does, then make each change (a callable returning how many values it wrote)
+    once every value before it has reached the bridge: one publish each, the last one in before the end."""
     publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
-    # The bridge's own connect: a plain Client's 1 s health probe dropped a loaded machine's server.
-    client = await connection.connect(bridge.ServerAccess(endpoint=machine.endpoint))
+    the_map = mapping.load(MAP)
+    # The bridge's own connect: a plain Client's 1 s health probe dropped a loaded machine's server, and a
+    # loaded CI's requests took past the default 10 s (test_sent_values).
+    client = await connection.connect(
+        bridge.ServerAccess(endpoint=machine.endpoint, timeout_s=LOADED_TIMEOUT_S)
+    )
+
+    async def notified(count: float) -> None:
+        await until(lambda: values_notified() >= count, f"{count:g} value notifications")
+
     try:
-        await subscribing.subscribe(client, mapping.load(MAP), buffer, publisher)
+        expected = values_notified() + len(the_map.variables)  # each variable's initial value
+        await subscribing.subscribe(client, the_map, buffer, publisher)
         for change in changes:
-            await asyncio.sleep(0.3)  # one publish each: the sampling interval is 1 s, the publishing 0.5 s
-            await asyncio.to_thread(change)
-            await asyncio.sleep(1.2)
+            await notified(expected)
+            expected += await asyncio.to_thread(change)
+        await notified(expected)  # the translator buffers it on the loop's next turn, within the goodbye
     finally:
         await client.disconnect()
 
@@ -290,7 +302,8 @@ def test_a_server_stops_though_the_bridge_reconnects_at_once(tmp_path) -> None:
     publisher = Publisher(endpoint=MqttEndpoint("mqtt://127.0.0.1:1"), client_id="unused", buffer=buffer)
 
     async def stop_while_bridged(server: MachineServer) -> None:
-        client = await connection.connect(bridge.ServerAccess(endpoint=server.endpoint))
+        access = bridge.ServerAccess(endpoint=server.endpoint, timeout_s=LOADED_TIMEOUT_S)
+        client = await connection.connect(access)
         try:
             await subscribing.subscribe(client, mapping.load(MAP), buffer, publisher)
             await asyncio.sleep(0.5)
@@ -383,7 +396,7 @@ def test_changes_that_share_their_source_time_are_all_sent_once(machine: Machine
     second = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
 
     def spindle(*values: float):  # noqa: ANN202
-        return lambda: [write(machine, "spindle_temp_c", at(second, v)) for v in values]
+        return lambda: sum(write(machine, "spindle_temp_c", at(second, v)) for v in values)
 
     # The last two in one publish, as two changes within one publishing interval arrive.
     asyncio.run(bridged(machine, buffer, [spindle(41.0), spindle(41.5), spindle(42.0), spindle(43.0, 43.5)]))

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from prometheus_client import REGISTRY
-
 from fleet.settings import MqttEndpoint
 from ingest.opcua import bridge, connection, mapping, subscribing
 from ingest.opcua.buffer import Buffer
 from ingest.opcua.publisher import Publisher
 from simulators.opcua_machine import MAP
+from tests.bridge.support import LOADED_TIMEOUT_S, until, values_notified
 from tests.bridge.test_hostile_values import machine, readings  # noqa: F401 (machine: the fixture)
-from tests.bridge.test_refused_subscription import until
-
-LOADED_TIMEOUT_S = 60.0
-
-
-def _values_notified() -> float:
-    return REGISTRY.get_sample_value("servicecast_bridge_opcua_notifications_total", {"kind": "data"}) or 0.0
 
 
 def test_a_value_a_full_buffer_refused_is_buffered_when_asyncua_recreates_the_subscription(
@@ -39,16 +31,18 @@ def test_a_value_a_full_buffer_refused_is_buffered_when_asyncua_recreates_the_su
         access = bridge.ServerAccess(endpoint=machine.endpoint, timeout_s=LOADED_TIMEOUT_S)
         client = await connection.connect(access)
         try:
-            before = _values_notified()
+            before = values_notified()
             await subscribing.subscribe(client, mapping.load(MAP), buffer, publisher)
-            initial = lambda: _values_notified() - before >= variables  # noqa: E731
-            assert await until(initial, tries=40), "no initial values"
+            initial = lambda: values_notified() - before >= variables  # noqa: E731
+            await until(initial, "the initial values")
             await asyncio.sleep(0.5)  # the translator buffers a publish's values on the loop's next turn
             assert not readings(buffer, "spindle_temp_c"), "the full buffer took a value"
             buffer.delete([row for row, _, _ in buffer.pending(0, 100)])  # the broker is back and took it
             (subscription,) = client._subscriptions
             await subscription.recreate()  # as asyncua's reconnection does when the old session is gone
-            await until(lambda: bool(readings(buffer, "spindle_temp_c")), tries=20)
+            await until(
+                lambda: bool(readings(buffer, "spindle_temp_c")), "the value sent after the re-creation"
+            )
         finally:
             await client.disconnect()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from asyncua import ua
@@ -12,6 +12,7 @@ from asyncua.common.utils import ServiceError
 from ingest.opcua.buffer import Buffer
 from simulators.opcua_machine import MachineServer
 from tests import services
+from tests.bridge.support import until
 from tests.bridge.test_hostile_values import readings, step_until_sent
 from tests.bridge.test_restore import assert_each_change_sent_once, bridged, subscriptions
 
@@ -63,15 +64,6 @@ def recreated(server: MachineServer, silent: set[int], items: int) -> bool:
     """A subscription other than the silent ones holds their items again: only then does the server report
     a change (one made before its items exist reaches no client; it failed the test once at CI load)."""
     return monitored(server, subscriptions(server) - silent) >= items
-
-
-async def until(condition: Callable[[], object], what: str) -> None:
-    """Wait (0.1 s a try, 60 s at most) until `condition()` holds; fail naming `what` if it never does."""
-    for _ in range(600):
-        if condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never: {what}")
 
 
 def test_a_stale_subscription_whose_recreation_the_server_refused_once_is_recreated_when_stale_again(
