@@ -69,14 +69,14 @@ def test_policy_process_beside_two_api_workers_makes_alerts_and_offers_seen_over
         )
         wait_until(
             lambda: all(machine in seen for seen in _machines_listed(base, "alerts", world.tokens["tech"])),
-            30,
+            START_S,  # the policy process's start and first pass: past 30 s on a loaded machine
             "the new alert from both workers",
         )
         offers = _machines_listed(base, "offers", world.tokens["am-globex"])
         assert all(machine in seen for seen in offers), offers
 
         policy.send_signal(signal.SIGTERM)
-        assert policy.wait(timeout=15) == 0
+        assert policy.wait(timeout=60) == 0  # a guard: its stop is one poll away, on a loaded machine too
         assert "policy stopped" in policy.stderr.read()
     finally:
         for process in (policy, api):

@@ -62,11 +62,11 @@ def test_two_workers_each_listen_share_connections_and_are_replaced_when_killed(
             30,
             "a new worker in place of the killed one",
         )
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=60).status_code == 200
 
         workers = worker_pids(port)
         server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=40) == 0
+        assert server.wait(timeout=120) == 0  # a guard for a hung stop, not its speed: CI is loaded
         assert not listeners(port) and not any(Path(f"/proc/{pid}").exists() for pid in workers)
     finally:
         if server.poll() is None:

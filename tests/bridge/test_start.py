@@ -142,7 +142,7 @@ def published_events(
         wait_until(lambda: got or process.poll() is not None, 30, "the identification event")
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=15)
+        _, stderr = process.communicate(timeout=60)
         subscriber.loop_stop()
         subscriber.disconnect()
     assert got, stderr
