@@ -209,8 +209,9 @@ async def until_sent(buffer: Buffer, *, tries: int) -> None:
         await asyncio.sleep(0.5)
 
 
-async def step_until_sent(server: MachineServer, buffer: Buffer, sent: int, *, tries: int) -> None:
-    """Change the machine every 0.5 s until the buffer holds more than `sent` spindle temperatures."""
+async def step_until_sent(server: MachineServer, buffer: Buffer, sent: int, *, tries: int = 120) -> None:
+    """Change the machine every 0.5 s until the buffer holds more than `sent` spindle temperatures (60 s at
+    most unless told: a reconnection on a loaded machine takes past 10-15 s)."""
     for _ in range(tries):
         await asyncio.to_thread(server.step)
         await asyncio.sleep(0.5)
@@ -233,7 +234,7 @@ def test_a_server_restarted_with_its_namespaces_renumbered_is_bridged_again(tmp_
         )
         await until_sent(buffer, tries=120)  # a fixed 2 s was too short on a loaded machine
         forwarder.switch(after.port)
-        await step_until_sent(after, buffer, 1, tries=30)
+        await step_until_sent(after, buffer, 1)
         running.cancel()
         await asyncio.wait({running})
         forwarder.server.close()
