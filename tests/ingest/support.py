@@ -28,6 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 # How long a servicecast process may take to start (imports, connect, subscribe): at load 14 on two cores an
 # ingester took over 30 s (2026-12-06), the CI's runs never did; a wait that ends early costs nothing.
 START_S = 120
+# How long a test waits for something to happen (a row stored, a message received) when how soon is not what
+# it checks: 10-20 s were outlasted on a loaded machine, and a wait that ends early costs nothing.
+LOADED_S = 60
 
 
 def machine_codes(n: int) -> list[str]:
@@ -116,7 +119,7 @@ def in_process_ingester(
         settings=settings, engine=engine, endpoint=MqttEndpoint(mqtt_url), client_id=client_id
     )
     ingester.start()
-    wait_until(ingester.source.subscribed.is_set, 15, "the ingester to subscribe")
+    wait_until(ingester.source.subscribed.is_set, LOADED_S, "the ingester to subscribe")
     return ingester
 
 

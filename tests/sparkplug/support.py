@@ -20,7 +20,7 @@ from ingest.pipeline import Pipeline
 from ingest.sparkplug.host import SparkplugHost
 from ingest.sparkplug.mapping import Mapping
 from ingest.sparkplug.pipeline import SparkplugPipeline
-from tests.ingest.support import REPO, START_S, wait_until
+from tests.ingest.support import LOADED_S, REPO, START_S, wait_until
 
 GROUP, NODE, DEVICE = "plant1", "line4", "press-7"
 MAP = {
@@ -183,7 +183,7 @@ def in_process_host(database_url: str, engine, mqtt_url: str, host_id: str = "sc
         client_id=f"sparkplug-{host_id}",
     )
     host.start()
-    wait_until(host.source.subscribed.is_set, 15, "the Sparkplug host to subscribe")
+    wait_until(host.source.subscribed.is_set, LOADED_S, "the Sparkplug host to subscribe")
     return host
 
 

@@ -10,7 +10,7 @@ from fleet import credentials
 from fleet.settings import get_settings
 from servicecast.cli import app
 from tests import services
-from tests.ingest.support import REPO, wait_until
+from tests.ingest.support import LOADED_S, REPO, wait_until
 from tests.ingest.test_broker_acl import Client
 
 pytestmark = pytest.mark.mosquitto
@@ -65,11 +65,11 @@ def test_an_edge_node_publishes_and_reads_only_its_own_topics_and_the_host_reads
         assert not host.publish("spBv1.0/STATE/scada", b'{"online": true, "timestamp": 1}').is_failure
         assert not host.publish("spBv1.0/plant1/NCMD/line5", b"\x08\x02").is_failure
         assert not host.publish("spBv1.0/plant1/DCMD/line4/press-7", b"\x08\x03").is_failure
-        wait_until(lambda: len(host.received) == 9, 10, "node A's six messages and the host's three")
-        wait_until(lambda: "spBv1.0/plant1/NCMD/line5" in b.received, 10, "node B's command")
+        wait_until(lambda: len(host.received) == 9, LOADED_S, "node A's six messages and the host's three")
+        wait_until(lambda: "spBv1.0/plant1/NCMD/line5" in b.received, LOADED_S, "node B's command")
         # The host sent B's command before A's, and a client's deliveries keep that order: had A been given
         # B's command, it would be among A's messages by now.
-        wait_until(lambda: "spBv1.0/plant1/DCMD/line4/press-7" in a.received, 10, "node A's command")
+        wait_until(lambda: "spBv1.0/plant1/DCMD/line4/press-7" in a.received, LOADED_S, "node A's command")
     finally:
         for client in (a, b, host):
             client.close()

@@ -18,7 +18,7 @@ from fleet.tables import Machine, MachineEvent, Quarantine, SparkplugNode, Telem
 from ingest.inbox import Inbox
 from ingest.sparkplug.host import REBIRTHS, SparkplugSource
 from ingest.sparkplug.rows import key
-from tests.ingest.support import quarantine_reasons, register_fleet, wait_until
+from tests.ingest.support import LOADED_S, quarantine_reasons, register_fleet, wait_until
 from tests.sparkplug.support import GROUP, MAP, NODE, T0, EdgeNode, HostProcess, in_process_host
 
 pytestmark = pytest.mark.mosquitto
@@ -54,7 +54,7 @@ def host(mosquitto, database_url, fleet):
 def test_birth_then_data_by_alias_stored_under_the_mapped_machine_and_sensors(host, edge, fleet):
     edge.birth(T0)
     edge.data(T0 + 1000, 71.5, alarm=True)
-    wait_until(lambda: len(rows(fleet)) == 2, 20, "the birth's values and the data")
+    wait_until(lambda: len(rows(fleet)) == 2, LOADED_S, "the birth's values and the data")
     (birth_seq, birth, _), (data_seq, data, extra) = rows(fleet)
     assert birth == {"temperature_c": 60.0, "vibration_mm_s": 2.0}
     assert data == {"temperature_c": 71.5, "vibration_mm_s": 2.5}
@@ -70,7 +70,7 @@ def test_seq_wraps_at_255_without_a_rebirth(host, edge, fleet):
     edge.birth(T0)
     for i in range(300):
         edge.data(T0 + 10 * (i + 1), 60.0 + i % 7)
-    wait_until(lambda: len(rows(fleet)) == 301, 30, "all 301 rows")
+    wait_until(lambda: len(rows(fleet)) == 301, LOADED_S, "all 301 rows")
     assert edge.rebirth_requests() == 0
     assert quarantine_reasons(fleet) == []
 
@@ -81,16 +81,18 @@ def test_a_gap_asks_for_exactly_one_rebirth_until_the_birth_arrives(host, edge, 
     edge.seq += 5  # five messages lost before the broker
     for i in range(3):
         edge.data(T0 + 20 + i, 62.0)
-    wait_until(lambda: len(rows(fleet)) == 5, 20, "rows of the data on both sides of the gap")
-    wait_until(lambda: edge.rebirth_requests() >= 1, 10, "a rebirth request")
+    wait_until(lambda: len(rows(fleet)) == 5, LOADED_S, "rows of the data on both sides of the gap")
+    wait_until(lambda: edge.rebirth_requests() >= 1, LOADED_S, "a rebirth request")
     edge.seq += 2  # a second gap before the rebirth: no second request
     edge.data(T0 + 40, 63.0)
-    wait_until(lambda: len(rows(fleet)) == 6, 20, "the row after the second gap")
+    wait_until(lambda: len(rows(fleet)) == 6, LOADED_S, "the row after the second gap")
     assert edge.rebirth_requests() == 1
     edge.birth(T0 + 50)
     edge.seq += 3  # a gap after the rebirth is a new gap, but the last request was less than a minute ago
     edge.data(T0 + 60, 64.0)
-    wait_until(lambda: len(rows(fleet)) == 8, 20, "the rebirth's values and the row after the third gap")
+    wait_until(
+        lambda: len(rows(fleet)) == 8, LOADED_S, "the rebirth's values and the row after the third gap"
+    )
     assert edge.rebirth_requests() == 1  # SERVICECAST_SPARKPLUG_REBIRTH_INTERVAL_S (test_hostile_nodes: 0)
 
 
@@ -104,10 +106,10 @@ def test_a_node_clock_stepped_back_in_a_session_leaves_gaps_and_dead_devices_see
     edge.data(T0 + 10, 63.0)
     edge.device_death(T0 + 20)
     edge.data(T0 + 30, 64.0)  # of a dead device
-    wait_until(lambda: quarantine_reasons(fleet) or len(rows(fleet)) == 5, 20, "the last data stored")
+    wait_until(lambda: quarantine_reasons(fleet) or len(rows(fleet)) == 5, LOADED_S, "the last data stored")
     assert sorted(r["temperature_c"] for _, r, _ in rows(fleet)) == [60.0, 61.0, 62.0, 63.0]
     assert quarantine_reasons(fleet) == ["sparkplug_no_birth"]
-    wait_until(lambda: edge.rebirth_requests() >= 1, 10, "a rebirth request for the gap")
+    wait_until(lambda: edge.rebirth_requests() >= 1, LOADED_S, "a rebirth request for the gap")
     assert edge.rebirth_requests() == 1  # the dead device's data asks no more before the next birth
 
 
@@ -115,9 +117,9 @@ def test_data_before_birth_is_quarantined_and_asks_for_a_rebirth(host, edge, fle
     edge.seq = 17
     edge.data(T0, 61.0)
     edge.data(T0 + 1, 61.0)
-    wait_until(lambda: len(quarantine_reasons(fleet)) == 2, 20, "the data in quarantine")
+    wait_until(lambda: len(quarantine_reasons(fleet)) == 2, LOADED_S, "the data in quarantine")
     assert quarantine_reasons(fleet) == ["sparkplug_no_birth", "sparkplug_no_birth"]
-    wait_until(lambda: edge.rebirth_requests() == 1, 10, "one rebirth request")
+    wait_until(lambda: edge.rebirth_requests() == 1, LOADED_S, "one rebirth request")
     assert rows(fleet) == []
 
 
@@ -131,7 +133,7 @@ def test_a_birth_without_a_bdseq_is_quarantined_and_its_node_stays_unborn_until_
     edge.ndata(T0 + 10, [spb.Metric(T0 + 10, "Node Control/Rebirth", spb.DataType.BOOLEAN, value=False)])
     edge.data(T0 + 20, 61.0)
     wait_until(
-        lambda: len(quarantine_reasons(fleet)) == 4, 20, "the birth and what followed it in quarantine"
+        lambda: len(quarantine_reasons(fleet)) == 4, LOADED_S, "the birth and what followed it in quarantine"
     )
     assert quarantine_reasons(fleet) == ["sparkplug_birth_without_bdseq"] + ["sparkplug_no_birth"] * 3
     with fleet.connect() as conn:
@@ -140,13 +142,15 @@ def test_a_birth_without_a_bdseq_is_quarantined_and_its_node_stays_unborn_until_
             "unborn (its data quarantined) until a birth with one"
         )
         assert not sparkplug_state.load(conn, "scada", [(GROUP, NODE)])[(GROUP, NODE)]["online"]
-    wait_until(lambda: edge.rebirth_requests() == 1, 10, "a rebirth request, as for data before any birth")
+    wait_until(
+        lambda: edge.rebirth_requests() == 1, LOADED_S, "a rebirth request, as for data before any birth"
+    )
     assert rows(fleet) == []
 
     edge.bd_seq = 5
     edge.birth(T0 + 30)
     edge.data(T0 + 40, 62.0)
-    wait_until(lambda: len(rows(fleet)) == 2, 20, "the birth with a bdSeq and its data")
+    wait_until(lambda: len(rows(fleet)) == 2, LOADED_S, "the birth with a bdSeq and its data")
     assert [r["temperature_c"] for _, r, _ in rows(fleet)] == [60.0, 62.0]
     assert len(quarantine_reasons(fleet)) == 4
 
@@ -156,10 +160,12 @@ def test_ndeath_with_a_stale_bdseq_is_ignored(host, edge, fleet):
     edge.birth(T0)
     edge.death(3)  # the will of an earlier connection, delivered late
     edge.data(T0 + 10, 61.0)
-    wait_until(lambda: len(rows(fleet)) == 2, 20, "data after the stale death")
+    wait_until(lambda: len(rows(fleet)) == 2, LOADED_S, "data after the stale death")
     edge.death(4)
     edge.data(T0 + 20, 62.0)
-    wait_until(lambda: quarantine_reasons(fleet) == ["sparkplug_no_birth"], 20, "data after the real death")
+    wait_until(
+        lambda: quarantine_reasons(fleet) == ["sparkplug_no_birth"], LOADED_S, "data after the real death"
+    )
     assert len(rows(fleet)) == 2
 
 
@@ -176,7 +182,7 @@ def test_an_ndeath_without_a_bdseq_is_quarantined_and_ends_no_session(host, edge
     def temperatures() -> list[float]:
         return [r["temperature_c"] for _, r, _ in rows(fleet)]
 
-    wait_until(lambda: 62.0 in temperatures(), 20, "the last data (in order: all before it too)")
+    wait_until(lambda: 62.0 in temperatures(), LOADED_S, "the last data (in order: all before it too)")
     assert temperatures() == [60.0, 61.0, 62.0]
     assert quarantine_reasons(fleet) == ["sparkplug_bad_payload"]  # the same raw death twice: kept once
     with fleet.connect() as conn:
@@ -201,7 +207,7 @@ def test_historical_and_live_values_of_one_millisecond_are_one_row_unless_of_the
             spb.Metric(T0 + 20, None, double, value=62.0, alias=10),  # the same value again: nothing new
         ],
     )
-    wait_until(lambda: quarantine_reasons(fleet), 20, "the message stored")
+    wait_until(lambda: quarantine_reasons(fleet), LOADED_S, "the message stored")
     (_, _, birth), (ten, at_ten, extra_ten), (twenty, at_twenty, extra_twenty) = rows(fleet)
     assert (at_ten, at_twenty) == ({"temperature_c": 61.0, "vibration_mm_s": 2.5}, {"temperature_c": 62.0})
     assert (ten, twenty) == (key(T0 + 10, 2), key(T0 + 20, 2))  # DDATA after NBIRTH 0, DBIRTH 1
@@ -218,13 +224,17 @@ def test_host_state_is_a_retained_qos1_json_birth_with_its_will(mosquitto, datab
     host = in_process_host(database_url, fleet, mosquitto.url, host_id="scada-2")
     edge = EdgeNode(mosquitto.url)
     try:
-        wait_until(lambda: any(b'"online":true' in p for _, p, _ in edge.states), 10, "the online STATE")
+        wait_until(
+            lambda: any(b'"online":true' in p for _, p, _ in edge.states), LOADED_S, "the online STATE"
+        )
         topic, payload, retained = next(s for s in edge.states if b'"online":true' in s[1])
         assert topic == "spBv1.0/STATE/scada-2" and retained
         online = json.loads(payload)
         assert set(online) == {"online", "timestamp"} and type(online["timestamp"]) is int
         host.stop()
-        wait_until(lambda: any(b'"online":false' in p for _, p, _ in edge.states), 10, "the offline STATE")
+        wait_until(
+            lambda: any(b'"online":false' in p for _, p, _ in edge.states), LOADED_S, "the offline STATE"
+        )
         offline = json.loads(next(p for _, p, _ in edge.states if b'"online":false' in p))
         assert offline == {"online": False, "timestamp": online["timestamp"]}
     finally:
@@ -255,7 +265,7 @@ def test_a_host_closed_while_it_connects_leaves_its_state_offline(mosquitto):
         sys.setswitchinterval(interval)
     edge = EdgeNode(mosquitto.url)
     try:
-        wait_until(lambda: len(edge.states) == len(hosts), 10, "every host's retained STATE")
+        wait_until(lambda: len(edge.states) == len(hosts), LOADED_S, "every host's retained STATE")
         online = sorted(topic for topic, payload, _ in edge.states if json.loads(payload)["online"])
         assert online == [], f"{len(online)} of {len(hosts)} closed hosts are still online for the broker"
     finally:
@@ -278,7 +288,7 @@ def test_a_host_closed_as_its_broker_goes_away_closes_without_an_error(mosquitto
     assert source.connected.wait(10), "the host did not connect"
     source.stop_receiving()
     mosquitto.stop()
-    wait_until(lambda: not source.connected.is_set(), 10, "the host to see its broker gone")
+    wait_until(lambda: not source.connected.is_set(), LOADED_S, "the host to see its broker gone")
     source.connected.set()
     source.close()
     assert not source.client.is_connected()
@@ -296,7 +306,7 @@ def test_kill9_of_the_host_mid_stream_loses_and_duplicates_nothing(mosquitto, da
         for i in range(total):
             edge.data(T0 + i + 1, 60.0 + i % 9)
             if i == 600:
-                wait_until(lambda: len(rows(fleet)) > 200, 30, "rows before the kill")
+                wait_until(lambda: len(rows(fleet)) > 200, LOADED_S, "rows before the kill")
                 host.kill9()
         assert len(rows(fleet)) < total, "the kill came too late to test anything"
         host.start()
@@ -322,7 +332,7 @@ def test_an_offline_state_on_the_hosts_id_while_it_runs_is_answered_online(mosqu
     edge = EdgeNode(mosquitto.url)
 
     try:
-        wait_until(lambda: len(states(edge)) == 1, 10, "the online STATE")
+        wait_until(lambda: len(states(edge)) == 1, LOADED_S, "the online STATE")
         later = states(edge)[0]["timestamp"] + 1000
         rogue = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="rogue")
         endpoint = MqttEndpoint(mosquitto.url)
@@ -332,12 +342,12 @@ def test_an_offline_state_on_the_hosts_id_while_it_runs_is_answered_online(mosqu
         rogue.publish("spBv1.0/STATE/scada-4", offline, qos=1, retain=True).wait_for_publish(10)
         rogue.disconnect()
         mqtt_loop.stop(rogue)
-        wait_until(lambda: len(states(edge)) == 3, 10, "the host's answer to the offline STATE")
+        wait_until(lambda: len(states(edge)) == 3, LOADED_S, "the host's answer to the offline STATE")
         assert [s["online"] for s in states(edge)] == [True, False, True]
         assert states(edge)[2]["timestamp"] > later
         newcomer = EdgeNode(mosquitto.url)  # what a node connecting now reads: the retained STATE
         try:
-            wait_until(lambda: len(newcomer.states) == 1, 10, "the retained STATE")
+            wait_until(lambda: len(newcomer.states) == 1, LOADED_S, "the retained STATE")
             assert json.loads(newcomer.states[0][1]) == states(edge)[2] and newcomer.states[0][2]
         finally:
             newcomer.close()
@@ -354,7 +364,7 @@ def take_over(url: str, client_id: str) -> None:
     )
     intruder.connect(endpoint.host, endpoint.port)
     intruder.loop_start()
-    wait_until(intruder.is_connected, 10, "the intruder's connection")
+    wait_until(intruder.is_connected, LOADED_S, "the intruder's connection")
     intruder.disconnect()
     mqtt_loop.stop(intruder)
 
@@ -366,10 +376,10 @@ def test_each_connection_has_a_new_state_timestamp_shared_by_its_birth_and_will(
     edge = EdgeNode(mosquitto.url)
 
     try:
-        wait_until(lambda: len(states(edge)) == 1, 10, "the first online STATE")
+        wait_until(lambda: len(states(edge)) == 1, LOADED_S, "the first online STATE")
         for expected in (3, 5):
             take_over(mosquitto.url, "sparkplug-scada-3")
-            wait_until(lambda n=expected: len(states(edge)) >= n, 20, "offline, then online again")
+            wait_until(lambda n=expected: len(states(edge)) >= n, LOADED_S, "offline, then online again")
         seen = states(edge)
         assert [s["online"] for s in seen] == [True, False, True, False, True]
         stamps = [s["timestamp"] for s in seen]
@@ -392,10 +402,10 @@ def test_a_rebirth_committed_as_pending_is_sent_when_the_host_connects(mosquitto
     edge = EdgeNode(mosquitto.url)
     host = in_process_host(database_url, fleet, mosquitto.url)
     try:
-        wait_until(lambda: edge.rebirth_requests() == 1, 10, "the pending rebirth request")
+        wait_until(lambda: edge.rebirth_requests() == 1, LOADED_S, "the pending rebirth request")
         edge.birth(T0 + 10)
         edge.data(T0 + 20, 61.0)
-        wait_until(lambda: len(rows(fleet)) == 2, 20, "the rebirth's values and data")
+        wait_until(lambda: len(rows(fleet)) == 2, LOADED_S, "the rebirth's values and data")
         assert edge.rebirth_requests() == 1
         assert REBIRTHS._value.get() - sent == 1  # none to line5 (no rebirth pending), none to line9
     finally:
@@ -410,7 +420,9 @@ def test_a_node_id_too_long_for_the_node_states_is_quarantined_and_the_stream_go
     birth = spb.NBirth(timestamp=T0, seq=0, metrics=(spb.Metric(T0, "bdSeq", spb.DataType.INT64, value=0),))
     edge._send(f"spBv1.0/{'g' * 129}/NBIRTH/{NODE}", birth.encode())
     edge.data(T0 + 1000, 71.5)
-    wait_until(lambda: len(rows(fleet)) == 2 and quarantine_reasons(fleet), 20, "the data and the quarantine")
+    wait_until(
+        lambda: len(rows(fleet)) == 2 and quarantine_reasons(fleet), LOADED_S, "the data and the quarantine"
+    )
     assert quarantine_reasons(fleet) == ["sparkplug_bad_topic"]
     with fleet.connect() as conn:
         assert list(conn.scalars(select(SparkplugNode.group_id))) == [GROUP]
