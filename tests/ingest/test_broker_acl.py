@@ -17,7 +17,15 @@ from fleet import contract, credentials, mqtt_loop, registry
 from fleet.settings import get_settings
 from servicecast.cli import app
 from tests import services
-from tests.ingest.support import REPO, START, in_process_ingester, quarantine_reasons, stored_keys, wait_until
+from tests.ingest.support import (
+    LOADED_S,
+    REPO,
+    START,
+    in_process_ingester,
+    quarantine_reasons,
+    stored_keys,
+    wait_until,
+)
 
 pytestmark = pytest.mark.mosquitto
 INGEST_USER, INGEST_PASSWORD = credentials.DEFAULT_INGEST_USER, "ingest-secret"
@@ -151,12 +159,12 @@ def test_a_machine_publishes_only_on_its_own_topics_and_reads_none(secured: Secu
         assert not m1.publish(contract.telemetry_topic("acme", "m1"), payload(1, 50.0)).is_failure
         # The broker handles one connection's packets in order: once the watcher has m1's last message,
         # none of the refused ones can still arrive.
-        wait_until(lambda: len(watcher.received) == 2, 10, "m1's own messages at the watcher")
+        wait_until(lambda: len(watcher.received) == 2, LOADED_S, "m1's own messages at the watcher")
         assert not m2.publish(contract.telemetry_topic("acme", "m2"), payload(1, 60.0)).is_failure
-        wait_until(lambda: len(watcher.received) == 3, 10, "m2's message at the watcher")
+        wait_until(lambda: len(watcher.received) == 3, LOADED_S, "m2's message at the watcher")
         # A delivery of m2's message to m1 would be queued ahead of this acknowledgement.
         assert not m1.publish(contract.telemetry_topic("acme", "m1"), payload(2, 50.0)).is_failure
-        wait_until(lambda: len(stored_keys(secured.engine)) == 3, 15, "the readings in the store")
+        wait_until(lambda: len(stored_keys(secured.engine)) == 3, LOADED_S, "the readings in the store")
     finally:
         for client in (m1, m2, watcher):
             client.close()

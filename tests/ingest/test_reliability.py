@@ -18,6 +18,7 @@ from ingest.inbox import Inbox
 from simulators.publisher import Publisher
 from tests import services
 from tests.ingest.support import (
+    LOADED_S,
     START,
     IngestProcess,
     count_rows,
@@ -54,10 +55,10 @@ def test_closing_the_source_returns_while_its_network_thread_waits_on_a_full_que
     source.start()
     closer = threading.Thread(target=source.close, daemon=True)
     try:
-        wait_until(source.subscribed.is_set, 15, "the source to subscribe")
+        wait_until(source.subscribed.is_set, LOADED_S, "the source to subscribe")
         publish_acked(mosquitto.url, [(topic(f"m-{i:03d}"), b"x" * 20_000) for i in range(10)])
         # Three 20 kB messages fill the 64 kB bound; the fourth waits on the queue's condition.
-        wait_until(lambda: len(inbox._not_full._waiters) == 1, 15, "paho's thread waiting in put")  # noqa: SLF001
+        wait_until(lambda: len(inbox._not_full._waiters) == 1, LOADED_S, "paho's thread waiting in put")  # noqa: SLF001
         source.stop_receiving()
         closer.start()
         closer.join(15)
@@ -81,7 +82,9 @@ def test_kill9_midstream_then_restart_stores_every_message_once(mosquitto, datab
     def kill() -> None:
         ingester.kill9()
         if engine.dialect.name == "postgresql":  # the commit it had sent may land after the kill
-            wait_until(lambda: not services.other_sessions_busy(engine), 10, "the killed ingester's backend")
+            wait_until(
+                lambda: not services.other_sessions_busy(engine), LOADED_S, "the killed ingester's backend"
+            )
         killed_at.append(count_rows(engine))
 
     crash_and_restart(
