@@ -171,9 +171,11 @@ def sparkplug_pipeline(
     return pipeline, rebirths
 
 
-def in_process_host(database_url: str, engine, mqtt_url: str, host_id: str = "scada") -> SparkplugHost:
-    """A Sparkplug host in this process, subscribed."""
-    settings = Settings(database_url=database_url, mqtt_url=mqtt_url)
+def in_process_host(
+    database_url: str, engine, mqtt_url: str, host_id: str = "scada", **overrides: object
+) -> SparkplugHost:
+    """A Sparkplug host in this process, subscribed (`overrides`: Settings fields beside the URLs)."""
+    settings = Settings(database_url=database_url, mqtt_url=mqtt_url, **overrides)
     host = SparkplugHost(
         settings=settings,
         engine=engine,
