@@ -189,7 +189,15 @@ def test_a_connection_lost_under_asyncuas_restore_is_restored_again_without_a_tr
     with caplog.at_level("INFO", logger="asyncua"):
         asyncio.run(scenario())
     assert_each_change_sent_once(machine, buffer)
-    tracebacks = [r.getMessage() for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING]
+    # The bridge's and asyncua's client's records, not the simulated machine's: in a loaded run (the
+    # clean-clone CI of a2e6418) asyncua's client, its re-activation timed out, sent on a new connection what
+    # belonged to the old one, which the server logged ('Exception raised while processing message from
+    # client') with a traceback.
+    tracebacks = [
+        r.getMessage()
+        for r in caplog.records
+        if r.exc_info and r.levelno >= logging.WARNING and not r.name.startswith("asyncua.server")
+    ]
     assert not tracebacks, tracebacks
     said = [r.getMessage() for r in caplog.records if "restoring" in r.getMessage()]
     assert said == [
