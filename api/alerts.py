@@ -207,14 +207,16 @@ def apply_prediction(
 
 
 def escalate_overdue(sess: Session, *, now: datetime, after: timedelta) -> list[Alert]:
-    """Escalate critical alerts nobody acknowledged within `after`."""
+    """Escalate critical alerts nobody acknowledged within `after`, oldest first (on every database)."""
     overdue = sess.scalars(
-        select(Alert).where(
+        select(Alert)
+        .where(
             Alert.status == "open",
             Alert.severity == "critical",
             Alert.escalated_at.is_(None),
             Alert.first_seen <= now - after,
         )
+        .order_by(Alert.first_seen, Alert.id)
     ).all()
     for alert in overdue:
         alert.escalated_at = now

@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -109,22 +110,32 @@ def run_once(
         if len(done) == len(new) < batch:
             break
         give_way(engine)
-    with session(writer) as sess:
+    with _sweeping(writer) as sess:
         withdrawn, report.offers_expired = offer_lifecycle.sweep(sess, now=now, settings=settings)
         report.offers_withdrawn += withdrawn
-    with session(writer) as sess:
+    with _sweeping(writer) as sess:
         quiet = timedelta(minutes=settings.machine_silent_after_min)
         report.no_data_opened, report.no_data_resolved = silence.sweep(sess, now=now, silent_after=quiet)
-    with session(writer) as sess:
+    with session(writer) as sess:  # takes turns on its own mark (`silence.RATE_MARK`)
         below = settings.machine_degraded_below
         rates = silence.sweep_rates(sess, now=now, silent_after=quiet, degraded_below=below)
         report.low_rate_opened, report.low_rate_resolved = rates
-    with session(writer) as sess:
+    with _sweeping(writer) as sess:
         after = timedelta(minutes=settings.alert_escalate_after_min)
         report.escalated = len(alerts.escalate_overdue(sess, now=now, after=after))
-    with session(writer) as sess:
+    with session(writer) as sess:  # takes turns on its own mark (`notifications.WATERMARK`)
         report.notifications = notifications.enqueue_due(sess, now=now, public_url=settings.public_url)
     return report
+
+
+@contextmanager
+def _sweeping(writer: Engine) -> Iterator[Session]:
+    """A sweep's transaction under the batches' lock (the watermark row, which the first batch wrote): two
+    passes at once (a worker and a manual `servicecast policy`) sweep in turn, the second reading what the
+    first committed, not what it read before that commit (PostgreSQL; SQLite's write lock already does it)."""
+    with session(writer) as sess:
+        sess.get(Watermark, WATERMARK, with_for_update=True)
+        yield sess
 
 
 def _apply(

@@ -1,0 +1,209 @@
+"""Two policy passes at once (a worker and a manual `servicecast policy`): each sweep acts once.
+
+The first pass is held at the commit of its first transaction that writes to the audit trail (the sweep
+under test); the second runs meanwhile until it waits for a lock or ends, then the first goes on. On
+PostgreSQL (READ COMMITTED) a sweep of the second pass that read before that commit would act again; on
+SQLite the write lock already makes the passes' transactions take turns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import event, func, select, update
+
+from api import alerts, policy
+from api.auth import Principal
+from fleet import registry, telemetry
+from fleet.db import session
+from fleet.tables import Alert, Offer, WorkflowEvent
+from tests import services
+from tests.api.support import NOW, World, build_world
+
+TECH = Principal(user_id=None, name="dispatcher", role="admin", customers=None)  # type: ignore[arg-type]
+GUARD_S = 120  # a guard against a hang only: each wait ends at its condition
+
+
+def _world(url: str) -> World:
+    # The second pass waits for SQLite's write lock while the first is held: more than the 5 s default.
+    return build_world(url, database_busy_timeout_ms=GUARD_S * 1000)
+
+
+def _until(done: Callable[[], bool], what: str, thread: threading.Thread) -> None:
+    deadline = time.monotonic() + GUARD_S
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        thread.join(0.05)
+
+
+def _two_passes(world: World, now: datetime) -> list[policy.PolicyReport]:
+    """Pass 1 held at the commit of its first audited transaction while pass 2 runs until it waits or ends."""
+    reports: list[policy.PolicyReport] = []
+    failures: list[BaseException] = []
+    held, go_on, begun = threading.Event(), threading.Event(), threading.Event()
+    audited: set[int] = set()  # connections of the first pass that wrote an audit event
+
+    def run() -> None:
+        try:
+            reports.append(policy.run_once(engine=world.engine, settings=world.settings, now=now))
+        except BaseException as exc:  # reported by the test's thread
+            failures.append(exc)
+
+    first, second = threading.Thread(target=run), threading.Thread(target=run)
+
+    def watch(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        me = threading.current_thread()
+        if me is first and statement.startswith("INSERT INTO workflow_events"):
+            audited.add(id(conn.connection.dbapi_connection))
+        if me is second and statement == "BEGIN IMMEDIATE":  # SQLite: it waits for the write lock next
+            begun.set()
+
+    def hold(conn) -> None:  # noqa: ANN001
+        mine = threading.current_thread() is first and id(conn.connection.dbapi_connection) in audited
+        if mine and not held.is_set():
+            held.set()
+            go_on.wait()
+
+    event.listen(world.engine, "before_cursor_execute", watch)
+    event.listen(world.engine, "commit", hold)
+    try:
+        first.start()
+        _until(lambda: held.is_set() or not first.is_alive(), "the first pass's audited commit", first)
+        assert held.is_set(), failures or "the first pass wrote no audit event"
+        second.start()
+        if world.engine.dialect.name == "postgresql":
+            waiting = lambda: services.waiting_on_lock(world.engine) > 0  # noqa: E731
+        else:
+            waiting = begun.is_set
+        _until(lambda: waiting() or not second.is_alive(), "the second pass to wait or end", second)
+        go_on.set()
+        first.join(GUARD_S)
+        second.join(GUARD_S)
+    finally:
+        go_on.set()
+        event.remove(world.engine, "before_cursor_execute", watch)
+        event.remove(world.engine, "commit", hold)
+    assert not failures, failures
+    assert len(reports) == 2
+    return reports
+
+
+def _live_machine(world: World, last: datetime) -> int:
+    """acme's third machine (no alert, no offer), two readings a minute apart, sent live up to `last`."""
+    machine = world.machines["acme"][2]
+    rows = [
+        {
+            "customer_id": world.customers["acme"],
+            "machine_id": machine,
+            "seq": seq,
+            "ts": last - timedelta(minutes=2 - seq),
+            "readings": {"temperature_c": 60.0},
+            "received_at": last - timedelta(minutes=2 - seq),
+        }
+        for seq in (1, 2)
+    ]
+    with world.engine.begin() as conn:
+        telemetry.insert_telemetry(conn, rows)
+    return machine
+
+
+def _escalated(world: World) -> datetime:
+    return NOW + timedelta(minutes=world.settings.alert_escalate_after_min + 1)  # both critical alerts
+
+
+def _expired(world: World) -> datetime:
+    with session(world.engine) as sess:
+        sess.execute(update(Offer).values(expires_at=NOW + timedelta(minutes=10)))
+    return NOW + timedelta(minutes=20)
+
+
+def _no_fault(world: World) -> datetime:
+    with session(world.engine) as sess:
+        for offer in sess.scalars(select(Offer)):
+            alert = sess.get_one(Alert, offer.alert_id)
+            alerts.acknowledge(sess, alert, TECH, NOW)
+            alerts.resolve(sess, alert, finding="no_fault_found", text=None, parts_used=[], by=TECH, now=NOW)
+    return NOW + timedelta(minutes=20)
+
+
+def _ungranted(world: World) -> datetime:
+    with session(world.engine) as sess:
+        registry.revoke_purpose(sess, customer_id=world.customers["acme"], purpose="offers", by=None)
+    return NOW + timedelta(minutes=20)
+
+
+def _no_data(world: World) -> datetime:
+    _live_machine(world, NOW - timedelta(hours=1))
+    return NOW
+
+
+def _data_back(world: World) -> datetime:
+    _live_machine(world, NOW - timedelta(hours=1))
+    assert policy.run_once(engine=world.engine, settings=world.settings, now=NOW).no_data_opened == 1
+    machine = world.machines["acme"][2]
+    back = NOW + timedelta(minutes=10)
+    row = {"customer_id": world.customers["acme"], "machine_id": machine, "seq": 3, "ts": back}
+    with world.engine.begin() as conn:
+        telemetry.insert_telemetry(conn, [row | {"readings": {"temperature_c": 60.0}, "received_at": back}])
+    return back + timedelta(minutes=1)
+
+
+# What makes the sweep act, and what it should do: each action once per subject.
+CASES = {
+    "escalated": (_escalated, {"escalated": 2}),
+    "expired": (_expired, {"expired": 2}),
+    "withdrawn, no fault found": (_no_fault, {"withdrawn": 2}),
+    "withdrawn, consent revoked": (_ungranted, {"withdrawn": 1}),
+    "no data": (_no_data, {"opened": 1}),
+    "data back": (_data_back, {"resolved": 1}),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_passes_at_once_act_once(world_url: str, case: str) -> None:
+    world = _world(world_url)
+    prepare, expected = CASES[case]
+    now = prepare(world)
+    with session(world.engine) as sess:
+        before = sess.scalar(select(func.max(WorkflowEvent.id)))
+    reports = _two_passes(world, now)
+    with session(world.engine) as sess:
+        trail = sess.execute(
+            select(WorkflowEvent.subject, WorkflowEvent.subject_id, WorkflowEvent.action).where(
+                WorkflowEvent.id > before
+            )
+        ).all()
+        no_data = sess.scalars(select(Alert.machine_id).where(Alert.failure_mode == "no_data")).all()
+    acts = Counter(tuple(row) for row in trail)
+    assert Counter(action for _, _, action in acts.elements()) == expected, acts
+    assert set(acts.values()) == {1}, acts
+    assert len(no_data) == len(set(no_data))
+    counted = {
+        "escalated": sum(r.escalated for r in reports),
+        "expired": sum(r.offers_expired for r in reports),
+        "withdrawn": sum(r.offers_withdrawn for r in reports),
+        "opened": sum(r.no_data_opened for r in reports),
+        "resolved": sum(r.no_data_resolved for r in reports),
+    }
+    assert {action: counted[action] for action in expected} == expected
+
+
+def test_overdue_alerts_escalate_oldest_first(world_url: str) -> None:
+    """By first seen, then id, on either database (PostgreSQL read them in no order: here its heap's)."""
+    world = _world(world_url)
+    with session(world.engine) as sess:
+        critical = select(Alert.id).where(Alert.severity == "critical").order_by(Alert.id)
+        acme, globex = sess.scalars(critical).all()  # the customers' first machines', in that order
+        sess.get_one(Alert, globex).first_seen = NOW - timedelta(minutes=30)
+    report = policy.run_once(engine=world.engine, settings=world.settings, now=_escalated(world))
+    assert report.escalated == 2
+    with session(world.engine) as sess:
+        escalated = select(WorkflowEvent.subject_id).where(WorkflowEvent.action == "escalated")
+        order = sess.scalars(escalated.order_by(WorkflowEvent.id)).all()
+    assert order == [globex, acme]
