@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import event, func, select, update
 
-from api import alerts, policy
+from api import alerts, offers, policy
 from api.auth import Principal
 from fleet import registry, telemetry
 from fleet.db import session
-from fleet.tables import Alert, Offer, WorkflowEvent
+from fleet.tables import Alert, Offer, OutboxMessage, WorkflowEvent
 from tests import services
 from tests.api.support import NOW, World, build_world
 
@@ -31,7 +31,7 @@ GUARD_S = 120  # a guard against a hang only: each wait ends at its condition
 
 def _world(url: str) -> World:
     # The second pass waits for SQLite's write lock while the first is held: more than the 5 s default.
-    return build_world(url, database_busy_timeout_ms=GUARD_S * 1000)
+    return build_world(url, database_busy_timeout_ms=GUARD_S * 1000, webhook_url="http://127.0.0.1:9/hook")
 
 
 def _until(done: Callable[[], bool], what: str, thread: threading.Thread) -> None:
@@ -118,8 +118,15 @@ def _escalated(world: World) -> datetime:
 
 
 def _expired(world: World) -> datetime:
+    """Both offers expire; the CRM has acme's (approved, delivered): its expiry is queued for the CRM."""
+    acme, offer_id = world.customers["acme"], world.offers["acme"][0]
+    manager = Principal(world.users["am-acme"], "am-acme", "account_manager", frozenset({acme}))
     with session(world.engine) as sess:
         sess.execute(update(Offer).values(expires_at=NOW + timedelta(minutes=10)))
+        offers.approve(sess, sess.get_one(Offer, offer_id), by=manager, now=NOW, settings=world.settings)
+    with session(world.engine) as sess:
+        sess.execute(update(OutboxMessage).values(status="delivered"))
+        sess.execute(update(Offer).where(Offer.id == offer_id).values(status="sent"))
     return NOW + timedelta(minutes=20)
 
 
@@ -180,10 +187,13 @@ def test_two_passes_at_once_act_once(world_url: str, case: str) -> None:
             )
         ).all()
         no_data = sess.scalars(select(Alert.machine_id).where(Alert.failure_mode == "no_data")).all()
+        outbox = sess.scalars(select(OutboxMessage.event_id).where(OutboxMessage.status == "pending")).all()
     acts = Counter(tuple(row) for row in trail)
     assert Counter(action for _, _, action in acts.elements()) == expected, acts
     assert set(acts.values()) == {1}, acts
     assert len(no_data) == len(set(no_data))
+    crm = [f"offer-{world.offers['acme'][0]}-expired"] if case == "expired" else []
+    assert outbox == crm  # the CRM is told once of an offer it has; the others it never got
     counted = {
         "escalated": sum(r.escalated for r in reports),
         "expired": sum(r.offers_expired for r in reports),
