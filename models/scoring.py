@@ -11,7 +11,9 @@ Shards: `Shard(i, n)` scores the machines whose id hashes to bucket i of n, so n
 the fleet without overlap. The watermark is per machine, hence per shard too: shards never write the same
 `score_state` row, a restarted shard resumes from its machines' watermarks, and a fleet re-split into
 another n keeps every watermark. The policy reads predictions by id: shards write their batches in turn
-(`dialect.serialize`), so a prediction id never becomes visible after a larger one.
+(`dialect.serialize`), so a prediction id never becomes visible after a larger one. Two passes over the same
+machines (a worker and a manual `servicecast score --once`) each read them as due: the second to write
+drops those the first scored meanwhile, so a machine gets one prediction per arrival scored.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, func, or_, select, true
 
 from fleet import dialect, panels
+from fleet.db import for_writing
 from fleet.tables import Machine, Prediction, ScoreState, Telemetry, utcnow
 from models import event_features, features, statuses, versions
 from models.fleet_model import FleetModel
@@ -214,11 +217,35 @@ def _read_batch(engine: Engine, job: Job) -> pd.DataFrame:
         return event_features.add(conn, panel, getattr(model.features_, "extras_", []))
 
 
-def write_batch(conn: Connection, rows: list[dict], batch: pd.DataFrame) -> None:
-    """Insert a batch's predictions and move its watermarks in the caller's transaction, shards in turn."""
+def _unscored(conn: Connection, batch: pd.DataFrame) -> pd.Series:
+    """Per machine of the batch, whether no other pass scored what it read: its watermark, as committed
+    now, is still older than the newest arrival the batch saw."""
+    ids = [int(m) for m in batch["machine_id"].tolist()]
+    query = select(ScoreState.machine_id, ScoreState.last_received_at).where(ScoreState.machine_id.in_(ids))
+    marks = dict(conn.execute(query).all())
+    seen = [pd.Timestamp(at).to_pydatetime() for at in batch["max_received"].tolist()]
+    return pd.Series(
+        [marks.get(m) is None or marks[m] < at for m, at in zip(ids, seen, strict=True)], index=batch.index
+    )
+
+
+def write_batch(conn: Connection, rows: list[dict], batch: pd.DataFrame) -> list[dict]:
+    """Insert a batch's predictions and move its watermarks in the caller's transaction, shards in turn;
+    returns the rows written.
+
+    Two passes over the same machines (a worker and a manual `servicecast score --once`) both read them as
+    due: the one that writes second drops the machines the other scored meanwhile, read after its turn
+    came (SQLite: the caller's transaction holds the write lock from BEGIN, `fleet.db.for_writing`).
+    """
     dialect.serialize(conn, PREDICTIONS_LOCK)
-    conn.execute(Prediction.__table__.insert(), rows)
-    _advance(conn, batch)
+    unscored = _unscored(conn, batch)
+    batch = batch[unscored]
+    kept = set(batch["machine_id"].tolist())
+    rows = [row for row in rows if row["machine_id"] in kept]
+    if rows:
+        conn.execute(Prediction.__table__.insert(), rows)
+        _advance(conn, batch)
+    return rows
 
 
 def score_once(
@@ -254,11 +281,11 @@ def score_once(
                 continue
             scores = model.predict_frame(panel)
             rows = prediction_rows(scores, batch, version, model.horizon_hours)
-            with engine.begin() as conn:
-                write_batch(conn, rows, batch)
-            report.machines += len(scores)
+            with for_writing(engine).begin() as conn:
+                rows = write_batch(conn, rows, batch)
+            report.machines += len(rows)
             report.predictions += len(rows)
-            report.statuses.update(scores["status"])
+            report.statuses.update(row["status"] for row in rows)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -8,90 +8,38 @@ SQLite the write lock already makes the passes' transactions take turns.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 
 from api import alerts, offers, policy
 from api.auth import Principal
 from fleet import registry, telemetry
 from fleet.db import session
 from fleet.tables import Alert, Offer, OutboxMessage, WorkflowEvent
-from tests import services
+from tests import overlap
 from tests.api.support import NOW, World, build_world
 
 TECH = Principal(user_id=None, name="dispatcher", role="admin", customers=None)  # type: ignore[arg-type]
-GUARD_S = 120  # a guard against a hang only: each wait ends at its condition
 
 
 def _world(url: str) -> World:
     # The second pass waits for SQLite's write lock while the first is held: more than the 5 s default.
-    return build_world(url, database_busy_timeout_ms=GUARD_S * 1000, webhook_url="http://127.0.0.1:9/hook")
-
-
-def _until(done: Callable[[], bool], what: str, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + GUARD_S
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        thread.join(0.05)
+    return build_world(
+        url, database_busy_timeout_ms=overlap.GUARD_S * 1000, webhook_url="http://127.0.0.1:9/hook"
+    )
 
 
 def _two_passes(world: World, now: datetime) -> list[policy.PolicyReport]:
     """Pass 1 held at the commit of its first audited transaction while pass 2 runs until it waits or ends."""
-    reports: list[policy.PolicyReport] = []
-    failures: list[BaseException] = []
-    held, go_on, begun = threading.Event(), threading.Event(), threading.Event()
-    audited: set[int] = set()  # connections of the first pass that wrote an audit event
-
-    def run() -> None:
-        try:
-            reports.append(policy.run_once(engine=world.engine, settings=world.settings, now=now))
-        except BaseException as exc:  # reported by the test's thread
-            failures.append(exc)
-
-    first, second = threading.Thread(target=run), threading.Thread(target=run)
-
-    def watch(conn, cursor, statement, *args) -> None:  # noqa: ANN001
-        me = threading.current_thread()
-        if me is first and statement.startswith("INSERT INTO workflow_events"):
-            audited.add(id(conn.connection.dbapi_connection))
-        if me is second and statement == "BEGIN IMMEDIATE":  # SQLite: it waits for the write lock next
-            begun.set()
-
-    def hold(conn) -> None:  # noqa: ANN001
-        mine = threading.current_thread() is first and id(conn.connection.dbapi_connection) in audited
-        if mine and not held.is_set():
-            held.set()
-            go_on.wait()
-
-    event.listen(world.engine, "before_cursor_execute", watch)
-    event.listen(world.engine, "commit", hold)
-    try:
-        first.start()
-        _until(lambda: held.is_set() or not first.is_alive(), "the first pass's audited commit", first)
-        assert held.is_set(), failures or "the first pass wrote no audit event"
-        second.start()
-        if world.engine.dialect.name == "postgresql":
-            waiting = lambda: services.waiting_on_lock(world.engine) > 0  # noqa: E731
-        else:
-            waiting = begun.is_set
-        _until(lambda: waiting() or not second.is_alive(), "the second pass to wait or end", second)
-        go_on.set()
-        first.join(GUARD_S)
-        second.join(GUARD_S)
-    finally:
-        go_on.set()
-        event.remove(world.engine, "before_cursor_execute", watch)
-        event.remove(world.engine, "commit", hold)
-    assert not failures, failures
-    assert len(reports) == 2
-    return reports
+    return overlap.two_at_once(
+        world.engine,
+        lambda: policy.run_once(engine=world.engine, settings=world.settings, now=now),
+        held_after=lambda statement: statement.startswith("INSERT INTO workflow_events"),
+        waits_after=lambda statement: statement == "BEGIN IMMEDIATE",  # SQLite: waits for the write lock next
+    )
 
 
 def _live_machine(world: World, last: datetime) -> int:
