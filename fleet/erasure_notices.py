@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Select, delete, insert, select, update
 
 from fleet import audit
 from fleet.tables import ErasureNotice, ErasureReceipt, OutboxMessage, WorkflowEvent
@@ -78,17 +78,27 @@ def drop_dead(conn: Connection, *, before: datetime, at: datetime, dry_run: bool
     """Forget the account's ids of the announcements that could not go by `before`: dead-lettered with their
     last attempt before it (the row stays, without the ids and its last error), or waiting since an erasure
     before it for a router with their destination (the notice goes); each with an audit line and a warning.
-    Returns how many (`dry_run`: only counts)."""
+    Returns how many (`dry_run`: only counts).
+
+    Unless dry, the rows are read locked (PostgreSQL; SQLite's write lock holds them all): a retention run at
+    the same time, or a router taking a notice, commits first, and this one then reads the payload that run
+    left, or no notice, instead of dropping it again with a second audit line."""
     dead = conn.execute(
-        select(OUTBOX.c.id, OUTBOX.c.event_id, OUTBOX.c.destination, OUTBOX.c.payload).where(
-            OUTBOX.c.event_type == CUSTOMER_ERASED,
-            OUTBOX.c.status == "dead",
-            OUTBOX.c.next_attempt_at < before,  # a claim's lease end: just after the last attempt
+        _locked(
+            select(OUTBOX.c.id, OUTBOX.c.event_id, OUTBOX.c.destination, OUTBOX.c.payload).where(
+                OUTBOX.c.event_type == CUSTOMER_ERASED,
+                OUTBOX.c.status == "dead",
+                OUTBOX.c.next_attempt_at < before,  # a claim's lease end: just after the last attempt
+            ),
+            dry_run,
         )
     ).all()
     dead = [row for row in dead if row.payload != forgotten(row.payload)]
     waiting = conn.execute(
-        select(NOTICE.c.id, NOTICE.c.receipt_id, NOTICE.c.destination).where(NOTICE.c.at < before)
+        _locked(
+            select(NOTICE.c.id, NOTICE.c.receipt_id, NOTICE.c.destination).where(NOTICE.c.at < before),
+            dry_run,
+        )
     ).all()
     if dry_run:
         return len(dead) + len(waiting)
@@ -107,6 +117,10 @@ def drop_dead(conn: Connection, *, before: datetime, at: datetime, dry_run: bool
         why = f"no router with this destination within {KEEP_DEAD_DAYS} days of the erasure"
         _dropped(conn, event=event_id(notice.receipt_id), destination=notice.destination, at=at, why=why)
     return len(dead) + len(waiting)
+
+
+def _locked(query: Select, dry_run: bool) -> Select:
+    return query if dry_run else query.with_for_update()
 
 
 def _dropped(conn: Connection, *, event: str, destination: str, at: datetime, why: str) -> None:

@@ -9,17 +9,30 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import pytest
 from sqlalchemy import Engine, event
 
+from fleet import migrate
+from fleet.db import make_engine
 from tests import services
 
 GUARD_S = 120  # a guard against a hang only: each wait ends at its condition
 T = TypeVar("T")
 Statement = Callable[[str], bool]
+
+
+@contextmanager
+def waiting_engine(url: str) -> Iterator[Engine]:
+    """An engine on the migrated database at `url` whose SQLite connections wait for the write lock while the
+    first run is held: longer than the 5 s default."""
+    engine = make_engine(url, busy_timeout_ms=GUARD_S * 1000)
+    migrate.ensure_schema(engine)
+    yield engine
+    engine.dispose()
 
 
 def _until(done: Callable[[], bool], what: str, thread: threading.Thread) -> None:

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, func, select
 
-from fleet import migrate
-from fleet.db import make_engine
 from fleet.tables import Prediction
 from models import scoring, versions
 from simulators.backfill import backfill
@@ -28,15 +26,12 @@ INSERT = "INSERT INTO predictions"
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Engine]:
-    """Four pumps with 8 days of hourly telemetry and an active pump model; the second pass waits for
-    SQLite's write lock while the first is held, longer than the 5 s default."""
-    engine = make_engine(database_url, busy_timeout_ms=overlap.GUARD_S * 1000)
-    migrate.ensure_schema(engine)
-    pumps = FleetConfig(machines=4, days=8, seed=7, step_seconds=3600, type_mix=((PUMP, 1.0),))
-    backfill(simulate(pumps), engine)
-    versions.register(engine, model=pump_model(), machine_type=PUMP)
-    yield engine
-    engine.dispose()
+    """Four pumps with 8 days of hourly telemetry and an active pump model."""
+    with overlap.waiting_engine(database_url) as engine:
+        pumps = FleetConfig(machines=4, days=8, seed=7, step_seconds=3600, type_mix=((PUMP, 1.0),))
+        backfill(simulate(pumps), engine)
+        versions.register(engine, model=pump_model(), machine_type=PUMP)
+        yield engine
 
 
 def _two_passes(engine: Engine) -> list[scoring.ScoreReport]:

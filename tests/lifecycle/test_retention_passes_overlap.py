@@ -1,0 +1,71 @@
+"""Two retention runs at once (a cron job and a manual `servicecast retention run`): each erasure announcement
+the CRM can no longer be told of is dropped once, with one audit line.
+
+The first run is held at the commit of the transaction that dropped them (`erasure_notices.drop_dead`); the
+second runs meanwhile until it waits for a lock or ends (`tests.overlap`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+
+from api import routing
+from fleet import erasure, erasure_notices, retention
+from fleet.db import session
+from fleet.settings import Settings
+from fleet.tables import ErasureNotice, OutboxMessage, WorkflowEvent, utcnow
+from tests import overlap
+from tests.api.routing_support import SECRET, approved_offers, settings_for
+from tests.services import free_port
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    with overlap.waiting_engine(database_url) as eng:
+        yield eng
+
+
+def _erase(engine: Engine, settings: Settings, tenant: str) -> None:
+    erasure.erase(
+        engine, tenant=tenant, confirm=tenant, by="cli:dpo", archive_url=settings.archive_url, now=utcnow()
+    )
+
+
+@pytest.mark.expect_logged_errors  # the router's dead letter
+def test_two_runs_at_once_drop_each_announcement_once(engine: Engine, tmp_path) -> None:
+    down = f"http://127.0.0.1:{free_port()}/crm/events"  # nothing listens: the CRM is down
+    settings = settings_for(
+        webhook_url=down, webhook_secret=SECRET, route_max_attempts=1, archive_url=str(tmp_path / "archive")
+    )
+    for tenant in ("acme", "globex"):
+        approved_offers(engine, settings, tenant=tenant)
+    with session(engine) as sess:  # the offer events put off for days: only acme's announcement is tried
+        sess.execute(OutboxMessage.__table__.update().values(next_attempt_at=utcnow() + timedelta(days=9)))
+    _erase(engine, settings, "acme")
+    assert routing.deliver_due(engine=engine, settings=settings).dead == 1  # acme's: dead-lettered
+    _erase(engine, settings, "globex")  # no router runs after it: its notice waits
+    with session(engine) as sess:
+        waiting = erasure_notices.event_id(sess.scalars(select(ErasureNotice.receipt_id)).one())
+        (dead,) = sess.scalars(select(OutboxMessage.event_id).where(OutboxMessage.status == "dead")).all()
+
+    now = utcnow() + timedelta(days=erasure_notices.KEEP_DEAD_DAYS + 1)
+    plans = overlap.two_at_once(
+        engine,
+        lambda: retention.run(engine, settings=settings, now=now),
+        held_after=lambda statement: statement.startswith("INSERT INTO workflow_events"),
+        waits_after=lambda statement: statement == "BEGIN IMMEDIATE",  # SQLite: waits for the write lock next
+    )
+
+    with session(engine) as sess:
+        dropped = sess.scalars(
+            select(WorkflowEvent.data).where(WorkflowEvent.action == "erasure_announcement_dropped")
+        ).all()
+        assert sess.scalars(select(ErasureNotice)).all() == []
+    assert Counter(line["event_id"] for line in dropped) == Counter({dead: 1, waiting: 1})
+    counts = [s.count for plan in plans for s in plan.steps if s.data_class == retention.DEAD_ERASURE_EVENTS]
+    assert counts == [2, 0]  # each dropped, and reported, by one run
