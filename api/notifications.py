@@ -26,7 +26,7 @@ from api.auth import Principal
 from api.errors import ConsentMissing, Forbidden
 from api.offers import risk_scope
 from api.scope import get_visible
-from fleet import display, errors, machine_types, registry
+from fleet import display, errors, machine_types, registry, watermarks
 from fleet.redaction import redact_url
 from fleet.settings import Settings, env_name
 from fleet.tables import (
@@ -38,7 +38,6 @@ from fleet.tables import (
     Prediction,
     Site,
     User,
-    Watermark,
     WorkflowEvent,
     named_mode,
     subscription_address,
@@ -237,8 +236,7 @@ def subscription_id(dest: str) -> int | None:
 
 def enqueue_due(sess: Session, *, now: datetime, public_url: str) -> int:
     """Queue notifications for alert events past the watermark; returns how many rows were added."""
-    mark = sess.get(Watermark, WATERMARK, with_for_update=True) or Watermark(name=WATERMARK, value=0)
-    sess.add(mark)
+    mark = watermarks.locked(sess, WATERMARK)
     found = sess.scalars(
         select(WorkflowEvent)
         .where(

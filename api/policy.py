@@ -27,7 +27,7 @@ from api import (
     silence,
 )
 from api.offer_book import OfferBook
-from fleet import display, machine_types
+from fleet import display, machine_types, watermarks
 from fleet.db import for_writing, give_way, session
 from fleet.settings import Settings
 from fleet.tables import Prediction, Watermark, utcnow
@@ -97,8 +97,7 @@ def run_once(
             chooser.get(read)
     while True:
         with session(writer) as sess:
-            mark = sess.get(Watermark, WATERMARK, with_for_update=True) or Watermark(name=WATERMARK, value=0)
-            sess.add(mark)
+            mark = watermarks.locked(sess, WATERMARK)
             new = sess.scalars(
                 select(Prediction).where(Prediction.id > mark.value).order_by(Prediction.id).limit(batch)
             ).all()
@@ -134,7 +133,7 @@ def _sweeping(writer: Engine) -> Iterator[Session]:
     passes at once (a worker and a manual `servicecast policy`) sweep in turn, the second reading what the
     first committed, not what it read before that commit (PostgreSQL; SQLite's write lock already does it)."""
     with session(writer) as sess:
-        sess.get(Watermark, WATERMARK, with_for_update=True)
+        watermarks.locked(sess, WATERMARK)
         yield sess
 
 

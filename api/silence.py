@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from api import alerts, connectivity, estimate
 from api.audit import log_event
 from api.connectivity import LOW_DATA_RATE, NO_DATA, last_arrival
-from fleet.tables import Alert, Machine, Telemetry, Watermark
+from fleet import watermarks
+from fleet.tables import Alert, Machine, Telemetry
 
 MODE = NO_DATA
 SEVERITY = "high"
@@ -54,12 +55,9 @@ def sweep_rates(
     At most every RATE_EVERY (judged on `now`); a silent machine is left to the "no data" alert.
     """
     stamp = int(now.timestamp())
-    mark = sess.get(Watermark, RATE_MARK, with_for_update=True)
-    if mark is not None and 0 <= stamp - mark.value < RATE_EVERY.total_seconds():
+    mark = watermarks.locked(sess, RATE_MARK)
+    if 0 <= stamp - mark.value < RATE_EVERY.total_seconds():
         return 0, 0
-    if mark is None:
-        mark = Watermark(name=RATE_MARK)
-        sess.add(mark)
     mark.value, mark.updated_at = stamp, now
     pending = (Alert.failure_mode == LOW_DATA_RATE, Alert.status.in_(alerts.OPEN_STATES))
     open_ = dict(sess.execute(select(Alert.machine_id, Alert).where(*pending)).all())
