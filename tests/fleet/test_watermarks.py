@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from fleet import watermarks
-from fleet.db import for_writing, make_engine, session
+from fleet.db import for_writing, session
 from fleet.tables import Watermark
 from tests import overlap
 
@@ -18,12 +18,10 @@ AT = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def patient(engine: Engine) -> Iterator[Engine]:
-    """The database's engine with a busy timeout above the hold (SQLite), so the second waits, not fails."""
-    url = engine.url.render_as_string(hide_password=False)
-    eng = make_engine(url, busy_timeout_ms=overlap.GUARD_S * 1000)
-    yield eng
-    eng.dispose()
+def patient(database_url: str) -> Iterator[Engine]:
+    """A migrated empty database whose SQLite connections wait out the first's hold."""
+    with overlap.waiting_engine(database_url) as engine:
+        yield engine
 
 
 def _advance(engine: Engine) -> int:
@@ -50,9 +48,9 @@ def test_the_second_waits_for_the_first_creation_and_reads_its_value(patient: En
         assert sess.execute(select(Watermark.name, Watermark.value)).all() == [(NAME, 14)]
 
 
-def test_a_stored_row_is_locked_as_it_is(engine: Engine) -> None:
-    with session(engine) as sess:
+def test_a_stored_row_is_locked_as_it_is(patient: Engine) -> None:
+    with session(patient) as sess:
         sess.add(Watermark(name=NAME, value=41, updated_at=AT))
-    with session(for_writing(engine)) as sess:
+    with session(for_writing(patient)) as sess:
         mark = watermarks.locked(sess, NAME)
         assert (mark.value, mark.updated_at) == (41, AT)
