@@ -196,16 +196,18 @@ def _busy_note(names: list[str], lock_timeout_s: float) -> str:
 def _delete(
     deleter: Engine, plan: Plan, name: str, cutoff: datetime, table: type, where: list, dry_run: bool
 ) -> list[str]:
-    """Count (and unless dry, delete) one class's rows in one transaction; the archive paths deleted."""
+    """Count (and unless dry, delete) one class's rows in one transaction; the archive paths deleted.
+
+    The step reports the rows the DELETE removed: another run at once counted the same rows before its commit
+    (PostgreSQL), and its DELETE, which waited for it, finds them gone."""
     with deleter.begin() as conn:
         count = conn.scalar(select(func.count()).select_from(table).where(*where)) or 0
-        plan.steps.append(Step(name, cutoff, count, "delete", NOUNS[table]))
+        step = Step(name, cutoff, count, "delete", NOUNS[table])
+        plan.steps.append(step)
         if dry_run or not count:
             return []
         paths = list(conn.scalars(select(ArchiveFile.path).where(*where))) if table is ArchiveFile else []
-        if table is WorkflowEvent:
-            with audit_maintenance.allowed(conn, "retention"):
-                conn.execute(delete(table).where(*where))
-        else:
-            conn.execute(delete(table).where(*where))
+        allowed = audit_maintenance.allowed(conn, "retention") if table is WorkflowEvent else nullcontext()
+        with allowed:
+            step.count = conn.execute(delete(table).where(*where)).rowcount
     return paths

@@ -1,8 +1,9 @@
 """Two retention runs at once (a cron job and a manual `servicecast retention run`): each erasure announcement
-the CRM can no longer be told of is dropped once, with one audit line.
+the CRM can no longer be told of is dropped once, with one audit line; each expired row is reported by the run
+that deleted it.
 
-The first run is held at the commit of the transaction that dropped them (`erasure_notices.drop_dead`); the
-second runs meanwhile until it waits for a lock or ends (`tests.overlap`).
+The first run is held at the commit of the transaction under test; the second runs meanwhile until it waits
+for a lock or ends (`tests.overlap`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from api import routing
 from fleet import erasure, erasure_notices, retention
 from fleet.db import session
 from fleet.settings import Settings
-from fleet.tables import ErasureNotice, OutboxMessage, WorkflowEvent, utcnow
+from fleet.tables import ErasureNotice, OutboxMessage, Prediction, WorkflowEvent, utcnow
 from tests import overlap
 from tests.api.routing_support import SECRET, approved_offers, settings_for
+from tests.lifecycle import support
 from tests.services import free_port
 
 
@@ -69,3 +71,25 @@ def test_two_runs_at_once_drop_each_announcement_once(engine: Engine, tmp_path) 
     assert Counter(line["event_id"] for line in dropped) == Counter({dead: 1, waiting: 1})
     counts = [s.count for plan in plans for s in plan.steps if s.data_class == retention.DEAD_ERASURE_EVENTS]
     assert counts == [2, 0]  # each dropped, and reported, by one run
+
+
+def test_two_runs_at_once_report_each_expired_prediction_once(engine: Engine, tmp_path) -> None:
+    customer_id, machine_id = support.register(engine, "acme", ["p1"])["p1"]
+    old = support.START
+    with session(engine) as sess:
+        for hours in range(3):
+            sess.add(
+                Prediction(customer_id=customer_id, machine_id=machine_id, ts=old + timedelta(hours=hours))
+            )
+    settings = Settings(archive_url=str(tmp_path / "archive"), retain_predictions_days=30)
+    now = old + timedelta(days=31)
+    plans = overlap.two_at_once(
+        engine,
+        lambda: retention.run(engine, settings=settings, now=now),
+        held_after=lambda statement: statement.startswith("DELETE FROM predictions"),
+        waits_after=lambda statement: statement == "BEGIN IMMEDIATE",  # SQLite: waits for the write lock next
+    )
+    with session(engine) as sess:
+        assert sess.scalars(select(Prediction)).all() == []
+    counts = [s.count for plan in plans for s in plan.steps if s.data_class == "predictions"]
+    assert counts == [3, 0]  # the second counted them before the first's commit, and deleted none
