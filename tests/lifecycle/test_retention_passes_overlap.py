@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, select
@@ -38,6 +38,22 @@ def _erase(engine: Engine, settings: Settings, tenant: str) -> None:
     )
 
 
+def _two_runs(engine: Engine, settings: Settings, now: datetime, *, held_after: str) -> dict[str, list[int]]:
+    """Per data class, the counts of the two runs' steps, the held one's first: it is held at the commit of
+    the transaction that executed a statement starting with `held_after`."""
+    plans = overlap.two_at_once(
+        engine,
+        lambda: retention.run(engine, settings=settings, now=now),
+        held_after=lambda statement: statement.startswith(held_after),
+        waits_after=lambda statement: statement == "BEGIN IMMEDIATE",  # SQLite: waits for the write lock next
+    )
+    counts: dict[str, list[int]] = {}
+    for plan in plans:
+        for step in plan.steps:
+            counts.setdefault(step.data_class, []).append(step.count)
+    return counts
+
+
 @pytest.mark.expect_logged_errors  # the router's dead letter
 def test_two_runs_at_once_drop_each_announcement_once(engine: Engine, tmp_path) -> None:
     down = f"http://127.0.0.1:{free_port()}/crm/events"  # nothing listens: the CRM is down
@@ -56,12 +72,7 @@ def test_two_runs_at_once_drop_each_announcement_once(engine: Engine, tmp_path) 
         (dead,) = sess.scalars(select(OutboxMessage.event_id).where(OutboxMessage.status == "dead")).all()
 
     now = utcnow() + timedelta(days=erasure_notices.KEEP_DEAD_DAYS + 1)
-    plans = overlap.two_at_once(
-        engine,
-        lambda: retention.run(engine, settings=settings, now=now),
-        held_after=lambda statement: statement.startswith("INSERT INTO workflow_events"),
-        waits_after=lambda statement: statement == "BEGIN IMMEDIATE",  # SQLite: waits for the write lock next
-    )
+    counts = _two_runs(engine, settings, now, held_after="INSERT INTO workflow_events")
 
     with session(engine) as sess:
         dropped = sess.scalars(
@@ -69,8 +80,7 @@ def test_two_runs_at_once_drop_each_announcement_once(engine: Engine, tmp_path) 
         ).all()
         assert sess.scalars(select(ErasureNotice)).all() == []
     assert Counter(line["event_id"] for line in dropped) == Counter({dead: 1, waiting: 1})
-    counts = [s.count for plan in plans for s in plan.steps if s.data_class == retention.DEAD_ERASURE_EVENTS]
-    assert counts == [2, 0]  # each dropped, and reported, by one run
+    assert counts[retention.DEAD_ERASURE_EVENTS] == [2, 0]  # each dropped, and reported, by one run
 
 
 def test_two_runs_at_once_report_each_expired_prediction_once(engine: Engine, tmp_path) -> None:
@@ -83,13 +93,10 @@ def test_two_runs_at_once_report_each_expired_prediction_once(engine: Engine, tm
             )
     settings = Settings(archive_url=str(tmp_path / "archive"), retain_predictions_days=30)
     now = old + timedelta(days=31)
-    plans = overlap.two_at_once(
-        engine,
-        lambda: retention.run(engine, settings=settings, now=now),
-        held_after=lambda statement: statement.startswith("DELETE FROM predictions"),
-        waits_after=lambda statement: statement == "BEGIN IMMEDIATE",  # SQLite: waits for the write lock next
-    )
+    counts = _two_runs(engine, settings, now, held_after="DELETE FROM predictions")
     with session(engine) as sess:
         assert sess.scalars(select(Prediction)).all() == []
-    counts = [s.count for plan in plans for s in plan.steps if s.data_class == "predictions"]
-    assert counts == [3, 0]  # the second counted them before the first's commit, and deleted none
+    assert counts["predictions"] == [
+        3,
+        0,
+    ]  # the second counted them before the first's commit, and deleted none
